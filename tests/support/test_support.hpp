@@ -1,0 +1,32 @@
+// Shared test helpers: temporary directories, file reading, paths of the source tree and binary.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace mxgw::test {
+
+/// A fresh directory under the system temp dir, removed when the object goes out of scope.
+class temp_dir {
+ public:
+  temp_dir();
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+std::string read_file(const std::filesystem::path& path);
+void write_file(const std::filesystem::path& path, const std::string& contents);
+
+/// The repository root (for config/schema, config/mappings and the example messages).
+std::filesystem::path source_dir();
+
+/// The built mxgw executable.
+std::filesystem::path mxgw_binary();
+
+}  // namespace mxgw::test

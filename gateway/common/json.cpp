@@ -1,1 +1,182 @@
-// placeholder: being written
+// Untrusted-JSON parsing: RapidJSON's SAX reader feeding a Document through a guard that enforces
+// the nesting limit and refuses duplicate member names (RapidJSON itself accepts both).
+#include "gateway/common/json.hpp"
+
+#include <rapidjson/error/en.h>
+#include <rapidjson/memorystream.h>
+#include <rapidjson/reader.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+namespace mxgw::json {
+namespace {
+
+constexpr unsigned untrusted_flags = rapidjson::kParseValidateEncodingFlag |
+                                     rapidjson::kParseIterativeFlag |
+                                     rapidjson::kParseFullPrecisionFlag;
+
+// Forwards SAX events to the document's own handler, refusing what RapidJSON would let through.
+class guarded_handler {
+ public:
+  guarded_handler(rapidjson::Document& doc, std::size_t max_depth)
+      : doc_(doc), max_depth_(max_depth) {}
+
+  bool Null() { return doc_.Null(); }
+  bool Bool(bool b) { return doc_.Bool(b); }
+  bool Int(int i) { return doc_.Int(i); }
+  bool Uint(unsigned u) { return doc_.Uint(u); }
+  bool Int64(int64_t i) { return doc_.Int64(i); }
+  bool Uint64(uint64_t u) { return doc_.Uint64(u); }
+  bool Double(double d) { return doc_.Double(d); }
+  bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
+    return doc_.RawNumber(s, n, copy);
+  }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc_.String(s, n, copy); }
+
+  bool StartObject() {
+    if (!enter()) {
+      return false;
+    }
+    keys_.emplace_back();
+    return doc_.StartObject();
+  }
+  bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+    if (!keys_.back().emplace(s, n).second) {
+      failure_ = "duplicate member name";
+      return false;
+    }
+    return doc_.Key(s, n, copy);
+  }
+  bool EndObject(rapidjson::SizeType members) {
+    keys_.pop_back();
+    --depth_;
+    return doc_.EndObject(members);
+  }
+  bool StartArray() { return enter() && doc_.StartArray(); }
+  bool EndArray(rapidjson::SizeType elements) {
+    --depth_;
+    return doc_.EndArray(elements);
+  }
+
+  const char* failure() const { return failure_; }
+
+ private:
+  bool enter() {
+    if (++depth_ > max_depth_) {
+      failure_ = "nesting deeper than the limit";
+      return false;
+    }
+    return true;
+  }
+
+  rapidjson::Document& doc_;
+  std::size_t max_depth_;
+  std::size_t depth_ = 0;
+  std::vector<std::unordered_set<std::string>> keys_;
+  const char* failure_ = nullptr;
+};
+
+// Runs the reader for Document::Populate and remembers the outcome.
+template <unsigned Flags>
+struct guarded_generator {
+  std::string_view text;
+  std::size_t max_depth;
+  rapidjson::ParseResult result{};
+  const char* failure = nullptr;
+
+  bool operator()(rapidjson::Document& doc) {
+    rapidjson::MemoryStream stream(text.data(), text.size());
+    rapidjson::EncodedInputStream<rapidjson::UTF8<>, rapidjson::MemoryStream> input(stream);
+    guarded_handler handler(doc, max_depth);
+    rapidjson::Reader reader;
+    result = reader.Parse<Flags>(input, handler);
+    failure = handler.failure();
+    return !result.IsError();
+  }
+};
+
+template <unsigned Flags>
+std::optional<parse_error> parse_with(std::string_view text, rapidjson::Document& out,
+                                      std::size_t max_depth) {
+  guarded_generator<Flags> generator{text, max_depth};
+  out.SetNull();
+  out.Populate(generator);
+  if (!generator.result.IsError()) {
+    return std::nullopt;
+  }
+  out.SetNull();
+  parse_error error;
+  error.offset = generator.result.Offset();
+  error.reason = generator.failure != nullptr
+                     ? generator.failure
+                     : rapidjson::GetParseError_En(generator.result.Code());
+  return error;
+}
+
+}  // namespace
+
+std::optional<parse_error> parse_untrusted(std::string_view text, rapidjson::Document& out,
+                                           const parse_limits& limits) {
+  if (text.empty()) {
+    return parse_error{0, "The document is empty."};
+  }
+  return parse_with<untrusted_flags>(text, out, limits.max_depth);
+}
+
+rapidjson::Document parse_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw std::runtime_error(path + ": cannot be read");
+  }
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  const std::string text = buffer.str();
+  rapidjson::Document doc;
+  if (auto error = parse_with<untrusted_flags>(text, doc, 256)) {
+    throw std::runtime_error(path + ": invalid JSON at offset " + std::to_string(error->offset) +
+                             ": " + error->reason);
+  }
+  return doc;
+}
+
+std::string to_string(const rapidjson::Value& value) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  value.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string escape_pointer_token(std::string_view token) {
+  std::string out;
+  out.reserve(token.size());
+  for (char c : token) {
+    if (c == '~') {
+      out += "~0";
+    } else if (c == '/') {
+      out += "~1";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+std::string_view get_string(const rapidjson::Value& object, const char* name) {
+  if (!object.IsObject()) {
+    return {};
+  }
+  auto it = object.FindMember(name);
+  if (it == object.MemberEnd() || !it->value.IsString()) {
+    return {};
+  }
+  return {it->value.GetString(), it->value.GetStringLength()};
+}
+
+}  // namespace mxgw::json

@@ -1,1 +1,100 @@
-// placeholder: being written
+// Loads and checks the code tables.
+#include "gateway/pipeline/code_tables.hpp"
+
+#include <algorithm>
+
+#include "gateway/common/json.hpp"
+
+namespace mxgw::pipeline {
+
+code_tables code_tables::load(const std::filesystem::path& dir,
+                              std::vector<config_problem>& problems) {
+  code_tables result;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    problems.push_back({dir.string(), "", "is not a directory of code tables"});
+    return result;
+  }
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() == ".json") {
+      files.push_back(entry.path());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  for (const auto& path : files) {
+    const std::string file = path.string();
+    rapidjson::Document doc;
+    try {
+      doc = json::parse_file(file);
+    } catch (const std::exception& e) {
+      problems.push_back({file, "", e.what()});
+      continue;
+    }
+    code_table table;
+    table.name = std::string(json::get_string(doc, "table"));
+    table.version = std::string(json::get_string(doc, "version"));
+    if (table.name.empty()) {
+      problems.push_back({file, "/table", "is required (the table's name)"});
+      continue;
+    }
+    if (result.tables_.contains(table.name)) {
+      problems.push_back({file, "/table", "names table '" + table.name + "' a second time"});
+      continue;
+    }
+    if (!doc.HasMember("entries") || !doc["entries"].IsArray()) {
+      problems.push_back({file, "/entries", "must be an array"});
+      continue;
+    }
+    const auto& entries = doc["entries"];
+    for (rapidjson::SizeType i = 0; i < entries.Size(); ++i) {
+      const std::string at = "/entries/" + std::to_string(i);
+      std::string code(json::get_string(entries[i], "code"));
+      if (code.empty()) {
+        problems.push_back({file, at + "/code", "is required"});
+        continue;
+      }
+      std::vector<std::string> successors;
+      if (entries[i].HasMember("successors") && entries[i]["successors"].IsArray()) {
+        for (const auto& s : entries[i]["successors"].GetArray()) {
+          if (s.IsString()) {
+            successors.emplace_back(s.GetString());
+          }
+        }
+      }
+      if (!table.codes.emplace(code, std::move(successors)).second) {
+        problems.push_back({file, at + "/code", "duplicates code '" + code + "'"});
+      }
+    }
+    for (const auto& [code, successors] : table.codes) {
+      for (const auto& s : successors) {
+        if (!table.codes.contains(s)) {
+          problems.push_back({file, "", "code '" + code + "' names unknown successor '" + s + "'"});
+        }
+      }
+    }
+    std::string name = table.name;
+    result.tables_.emplace(std::move(name), std::move(table));
+  }
+  return result;
+}
+
+const code_table* code_tables::find(std::string_view table) const {
+  auto it = tables_.find(table);
+  return it == tables_.end() ? nullptr : &it->second;
+}
+
+bool code_tables::has(std::string_view table, std::string_view code) const {
+  const code_table* t = find(table);
+  return t != nullptr && t->contains(code);
+}
+
+std::vector<std::string> code_tables::names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, table] : tables_) {
+    out.push_back(name);
+  }
+  return out;
+}
+
+}  // namespace mxgw::pipeline

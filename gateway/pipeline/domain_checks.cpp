@@ -1,1 +1,141 @@
-// placeholder: being written
+// Domain rules checked by walking the message once. Fields are recognised by member name, the
+// same way everywhere in the model (a `birthDate` is a partial date wherever it appears).
+#include "gateway/pipeline/domain_checks.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "gateway/common/json.hpp"
+#include "gateway/common/time.hpp"
+
+namespace mxgw::pipeline {
+namespace {
+
+// Members that hold a PartialDate ("YYYY", "YYYY-MM" or "YYYY-MM-DD").
+constexpr std::string_view partial_date_members[] = {"birthDate", "issued", "expires", "date",
+                                                     "reviewDate", "effective", "deadline"};
+// Members that hold an RFC 3339 UTC timestamp.
+constexpr std::string_view timestamp_members[] = {"created", "receivedAt", "received"};
+// Members holding ISO 3166-1 alpha-2 codes (one or an array).
+constexpr std::string_view country_members[] = {"nationalities", "issuingCountry", "country",
+                                                "countriesLikelyToBeVisited", "jurisdiction"};
+// Members holding ISO 639-3 codes (one or an array).
+constexpr std::string_view language_members[] = {"languages", "lang"};
+// Members whose object value is a Region ({code, asRecorded}).
+constexpr std::string_view region_members[] = {"homeRegion", "region"};
+
+template <std::size_t N>
+bool among(const std::string_view (&list)[N], std::string_view name) {
+  return std::find(std::begin(list), std::end(list), name) != std::end(list);
+}
+
+struct walker {
+  const code_tables& tables;
+  std::vector<field_error>& errors;
+
+  void code(const rapidjson::Value& v, const std::string& at, std::string_view table,
+            std::string_view what) {
+    if (!v.IsString() || tables.find(table) == nullptr) {
+      return;
+    }
+    if (!tables.has(table, std::string_view(v.GetString(), v.GetStringLength()))) {
+      errors.push_back({at, "is not a known " + std::string(what) + " code (table '" +
+                                std::string(table) + "')"});
+    }
+  }
+
+  void codes(const rapidjson::Value& v, const std::string& at, std::string_view table,
+             std::string_view what) {
+    if (v.IsArray()) {
+      for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+        code(v[i], at + "/" + std::to_string(i), table, what);
+      }
+    } else {
+      code(v, at, table, what);
+    }
+  }
+
+  void member(std::string_view name, const rapidjson::Value& v, const std::string& at) {
+    if (v.IsString() && among(partial_date_members, name) &&
+        !is_valid_partial_date({v.GetString(), v.GetStringLength()})) {
+      errors.push_back({at, "is not a real date (YYYY, YYYY-MM or YYYY-MM-DD)"});
+    }
+    if (v.IsString() && among(timestamp_members, name)) {
+      std::string_view text(v.GetString(), v.GetStringLength());
+      if (!parse_rfc3339(text) || (text.back() != 'Z' && text.back() != 'z')) {
+        errors.push_back({at, "is not an RFC 3339 timestamp in UTC (ending in Z)"});
+      }
+    }
+    if (among(country_members, name)) {
+      codes(v, at, "country", "country");
+    }
+    if (among(language_members, name)) {
+      codes(v, at, "language", "language");
+    }
+    if (name == "script") {
+      code(v, at, "script", "script");
+    }
+    if (among(region_members, name) && v.IsObject() && v.HasMember("code")) {
+      code(v["code"], at + "/code", "region", "region");
+    }
+    if (name == "releasableTo" && v.IsArray()) {
+      // Either a partner id (lower case) or a country (two upper-case letters).
+      for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+        if (v[i].IsString() && v[i].GetStringLength() == 2 &&
+            std::isupper(static_cast<unsigned char>(v[i].GetString()[0]))) {
+          code(v[i], at + "/" + std::to_string(i), "country", "country");
+        }
+      }
+    }
+    walk(v, at);
+  }
+
+  void walk(const rapidjson::Value& v, const std::string& at) {
+    if (v.IsObject()) {
+      for (const auto& m : v.GetObject()) {
+        std::string_view name(m.name.GetString(), m.name.GetStringLength());
+        if (name == "unmapped") {
+          continue;  // verbatim partner values, deliberately not canonical
+        }
+        member(name, m.value, at + "/" + json::escape_pointer_token(name));
+      }
+    } else if (v.IsArray()) {
+      for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
+        walk(v[i], at + "/" + std::to_string(i));
+      }
+    }
+  }
+};
+
+}  // namespace
+
+bool is_uuid(std::string_view text) {
+  if (text.size() != 36) {
+    return false;
+  }
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (text[i] != '-') {
+        return false;
+      }
+    } else if (!std::isxdigit(static_cast<unsigned char>(text[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void check_domain_rules(const rapidjson::Value& message, const code_tables& tables,
+                        std::vector<field_error>& errors) {
+  const auto id = json::get_string(message, "id");
+  if (!is_uuid(id)) {
+    errors.push_back({"/id", "is not a UUID"});
+  }
+  if (json::get_string(message, "type") == "hotline.tip" && !message.HasMember("evaluation")) {
+    errors.push_back({"/evaluation", "is required on hotline.tip (source reliability and "
+                                     "information accuracy)"});
+  }
+  walker{tables, errors}.walk(message, "");
+}
+
+}  // namespace mxgw::pipeline

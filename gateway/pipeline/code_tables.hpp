@@ -1,0 +1,43 @@
+// Code tables loaded from config/mappings/: which canonical codes exist (country, region, ...).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/identity/partner_registry.hpp"
+
+namespace mxgw::pipeline {
+
+using identity::config_problem;
+
+/// One table: its codes, each with the successors that replace it when it is no longer valid.
+struct code_table {
+  std::string name;
+  std::string version;
+  std::map<std::string, std::vector<std::string>, std::less<>> codes;  // code -> successors
+  bool contains(std::string_view code) const { return codes.find(code) != codes.end(); }
+};
+
+class code_tables {
+ public:
+  /// Loads every *.json in `dir`. Duplicate codes, unknown successors, a missing `table` name and
+  /// two files naming the same table are reported in `problems` with file and entry.
+  static code_tables load(const std::filesystem::path& dir, std::vector<config_problem>& problems);
+
+  /// The named table, or nullptr.
+  const code_table* find(std::string_view table) const;
+
+  /// True when `table` exists and holds `code` (current or historical).
+  bool has(std::string_view table, std::string_view code) const;
+
+  std::vector<std::string> names() const;
+
+ private:
+  std::map<std::string, code_table, std::less<>> tables_;
+};
+
+}  // namespace mxgw::pipeline

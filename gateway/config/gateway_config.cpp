@@ -1,1 +1,230 @@
-// placeholder: being written
+// gateway.json loader: strict (unknown members are errors, so typos do not become silent defaults).
+#include "gateway/config/gateway_config.hpp"
+
+#include <set>
+
+#include "gateway/common/json.hpp"
+
+namespace mxgw::config {
+namespace {
+
+class reader {
+ public:
+  reader(std::string file, std::vector<config_problem>& problems, std::filesystem::path base)
+      : file_(std::move(file)), problems_(problems), base_(std::move(base)) {}
+
+  void problem(const std::string& at, const std::string& reason) {
+    problems_.push_back({file_, at, reason});
+  }
+
+  // Reports members of `object` that are not in `known`.
+  void only(const rapidjson::Value& object, const std::string& at,
+            std::initializer_list<std::string_view> known) {
+    std::set<std::string_view> names(known);
+    for (const auto& m : object.GetObject()) {
+      if (!names.contains(std::string_view(m.name.GetString(), m.name.GetStringLength()))) {
+        problem(at + "/" + json::escape_pointer_token(m.name.GetString()), "is not a known setting");
+      }
+    }
+  }
+
+  const rapidjson::Value* object(const rapidjson::Value& parent, const char* name,
+                                 const std::string& at) {
+    auto it = parent.FindMember(name);
+    if (it == parent.MemberEnd()) {
+      return nullptr;
+    }
+    if (!it->value.IsObject()) {
+      problem(at + "/" + name, "must be an object");
+      return nullptr;
+    }
+    return &it->value;
+  }
+
+  void string(const rapidjson::Value& parent, const char* name, const std::string& at,
+              std::string& out) {
+    auto it = parent.FindMember(name);
+    if (it == parent.MemberEnd()) {
+      return;
+    }
+    if (!it->value.IsString()) {
+      problem(at + "/" + name, "must be a string");
+      return;
+    }
+    out = it->value.GetString();
+  }
+
+  void path(const rapidjson::Value& parent, const char* name, const std::string& at,
+            std::filesystem::path& out, bool must_exist) {
+    std::string text;
+    string(parent, name, at, text);
+    if (text.empty()) {
+      return;
+    }
+    out = resolve(text);
+    if (must_exist && !std::filesystem::exists(out)) {
+      problem(at + "/" + name, "names " + out.string() + ", which does not exist");
+    }
+  }
+
+  void paths(const rapidjson::Value& parent, const char* name, const std::string& at,
+             std::vector<std::filesystem::path>& out) {
+    auto it = parent.FindMember(name);
+    if (it == parent.MemberEnd()) {
+      return;
+    }
+    if (!it->value.IsArray()) {
+      problem(at + "/" + name, "must be an array of file names");
+      return;
+    }
+    out.clear();
+    for (rapidjson::SizeType i = 0; i < it->value.Size(); ++i) {
+      const std::string item_at = at + "/" + name + "/" + std::to_string(i);
+      if (!it->value[i].IsString()) {
+        problem(item_at, "must be a string");
+        continue;
+      }
+      auto p = resolve(it->value[i].GetString());
+      if (!std::filesystem::exists(p)) {
+        problem(item_at, "names " + p.string() + ", which does not exist");
+      }
+      out.push_back(std::move(p));
+    }
+  }
+
+  template <typename Int>
+  void number(const rapidjson::Value& parent, const char* name, const std::string& at, Int& out,
+              std::uint64_t min, std::uint64_t max) {
+    auto it = parent.FindMember(name);
+    if (it == parent.MemberEnd()) {
+      return;
+    }
+    if (!it->value.IsUint64() || it->value.GetUint64() < min || it->value.GetUint64() > max) {
+      problem(at + "/" + name,
+              "must be a whole number from " + std::to_string(min) + " to " + std::to_string(max));
+      return;
+    }
+    out = static_cast<Int>(it->value.GetUint64());
+  }
+
+  std::filesystem::path resolve(const std::string& text) const {
+    std::filesystem::path p(text);
+    return p.is_absolute() ? p : (base_ / p).lexically_normal();
+  }
+
+ private:
+  std::string file_;
+  std::vector<config_problem>& problems_;
+  std::filesystem::path base_;
+};
+
+}  // namespace
+
+gateway_config load_gateway_config(const std::filesystem::path& file,
+                                   std::vector<config_problem>& problems) {
+  gateway_config config;
+  config.source = file;
+  rapidjson::Document doc;
+  try {
+    doc = json::parse_file(file.string());
+  } catch (const std::exception& e) {
+    problems.push_back({file.string(), "", e.what()});
+    return config;
+  }
+  if (!doc.IsObject()) {
+    problems.push_back({file.string(), "", "must be a JSON object"});
+    return config;
+  }
+  const auto base = std::filesystem::absolute(file).parent_path();
+  reader r(file.string(), problems, base);
+  r.only(doc, "", {"threads", "listener", "store", "partners", "schema_dir", "mappings_dir", "log",
+                   "description"});
+  r.number(doc, "threads", "", config.threads, 0, 256);
+
+  if (const auto* l = r.object(doc, "listener", "")) {
+    const std::string at = "/listener";
+    r.only(*l, at, {"address", "port", "tls", "limits"});
+    r.string(*l, "address", at, config.listener.address);
+    r.number(*l, "port", at, config.listener.port, 0, 65535);
+    if (const auto* t = r.object(*l, "tls", at)) {
+      const std::string tat = at + "/tls";
+      auto& tls = config.listener.tls;
+      r.only(*t, tat, {"certificate", "private_key", "partner_ca", "crl", "min_version"});
+      r.path(*t, "certificate", tat, tls.certificate, true);
+      r.path(*t, "private_key", tat, tls.private_key, true);
+      r.paths(*t, "partner_ca", tat, tls.partner_cas);
+      r.paths(*t, "crl", tat, tls.crls);
+      r.string(*t, "min_version", tat, tls.min_version);
+      if (tls.min_version != "1.3" && tls.min_version != "1.2") {
+        r.problem(tat + "/min_version", "must be \"1.3\" or \"1.2\"");
+      }
+      if (tls.certificate.empty()) {
+        r.problem(tat + "/certificate", "is required");
+      }
+      if (tls.private_key.empty()) {
+        r.problem(tat + "/private_key", "is required");
+      }
+      if (tls.partner_cas.empty()) {
+        r.problem(tat + "/partner_ca", "needs at least one trust anchor");
+      }
+    } else {
+      r.problem(at + "/tls", "is required");
+    }
+    if (const auto* m = r.object(*l, "limits", at)) {
+      const std::string mat = at + "/limits";
+      auto& lim = config.listener.limits;
+      r.only(*m, mat, {"max_body_bytes", "max_header_bytes", "max_connections",
+                       "handshake_timeout_ms", "header_timeout_ms", "body_timeout_ms",
+                       "idle_timeout_ms", "write_timeout_ms", "max_json_depth"});
+      r.number(*m, "max_body_bytes", mat, lim.max_body_bytes, 1024, 64ULL * 1024 * 1024);
+      r.number(*m, "max_header_bytes", mat, lim.max_header_bytes, 1024, 1024 * 1024);
+      r.number(*m, "max_connections", mat, lim.max_connections, 1, 1'000'000);
+      r.number(*m, "handshake_timeout_ms", mat, lim.handshake_timeout_ms, 100, 600'000);
+      r.number(*m, "header_timeout_ms", mat, lim.header_timeout_ms, 100, 600'000);
+      r.number(*m, "body_timeout_ms", mat, lim.body_timeout_ms, 100, 3'600'000);
+      r.number(*m, "idle_timeout_ms", mat, lim.idle_timeout_ms, 100, 3'600'000);
+      r.number(*m, "write_timeout_ms", mat, lim.write_timeout_ms, 100, 3'600'000);
+      r.number(*m, "max_json_depth", mat, lim.max_json_depth, 8, 256);
+    }
+  } else {
+    r.problem("/listener", "is required");
+  }
+
+  if (const auto* s = r.object(doc, "store", "")) {
+    r.only(*s, "/store", {"kind", "path", "max_batch", "max_size_bytes"});
+    r.string(*s, "kind", "/store", config.store.kind);
+    if (config.store.kind != "sqlite") {
+      r.problem("/store/kind", "must be \"sqlite\" (PostgreSQL is not available yet)");
+    }
+    r.path(*s, "path", "/store", config.store.path, false);
+    r.number(*s, "max_batch", "/store", config.store.max_batch, 1, 100'000);
+    r.number(*s, "max_size_bytes", "/store", config.store.max_size_bytes, 0, UINT64_MAX);
+  }
+  if (config.store.path.empty()) {
+    r.problem("/store/path", "is required");
+  }
+
+  r.path(doc, "partners", "", config.partners_file, true);
+  r.path(doc, "schema_dir", "", config.schema_dir, true);
+  r.path(doc, "mappings_dir", "", config.mappings_dir, true);
+  for (auto [name, value] : {std::pair{"/partners", &config.partners_file},
+                             std::pair{"/schema_dir", &config.schema_dir},
+                             std::pair{"/mappings_dir", &config.mappings_dir}}) {
+    if (value->empty()) {
+      r.problem(name, "is required");
+    }
+  }
+
+  if (const auto* lg = r.object(doc, "log", "")) {
+    r.only(*lg, "/log", {"level", "file"});
+    r.string(*lg, "level", "/log", config.log.level);
+    if (config.log.level != "debug" && config.log.level != "info" && config.log.level != "warn" &&
+        config.log.level != "error") {
+      r.problem("/log/level", "must be one of debug, info, warn, error");
+    }
+    r.path(*lg, "file", "/log", config.log.file, false);
+  }
+  return config;
+}
+
+}  // namespace mxgw::config

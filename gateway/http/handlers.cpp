@@ -1,1 +1,255 @@
-// placeholder: being written
+// Partner API handlers: check, store, answer. Logs carry metadata only.
+#include "gateway/http/handlers.hpp"
+
+#include <boost/url/parse.hpp>
+#include <openssl/evp.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "gateway/common/json.hpp"
+#include "gateway/common/log.hpp"
+#include "gateway/pipeline/canonical_check.hpp"
+#include "gateway/pipeline/domain_checks.hpp"
+#include "gateway/store/message_store.hpp"
+
+namespace mxgw::http {
+namespace {
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+    s.remove_suffix(1);
+  }
+  return std::string(s);
+}
+
+// application/json, optionally with charset=utf-8 and nothing else.
+bool is_json_media_type(std::string_view value) {
+  const std::string v = lower(value);
+  const auto semicolon = v.find(';');
+  if (trim(std::string_view(v).substr(0, semicolon)) != "application/json") {
+    return false;
+  }
+  if (semicolon == std::string::npos) {
+    return true;
+  }
+  const std::string parameter = trim(std::string_view(v).substr(semicolon + 1));
+  return parameter == "charset=utf-8" || parameter == "charset=\"utf-8\"";
+}
+
+std::string sha256_hex(std::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length; ++i) {
+    out += hex[digest[i] >> 4];
+    out += hex[digest[i] & 0xF];
+  }
+  return out;
+}
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+}
+
+response json_response(int status, const std::function<void(rapidjson::Writer<rapidjson::StringBuffer>&)>& fill) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  fill(w);
+  response r;
+  r.status = status;
+  r.body.assign(buffer.GetString(), buffer.GetSize());
+  return r;
+}
+
+void put(rapidjson::Writer<rapidjson::StringBuffer>& w, const char* key, std::string_view value) {
+  w.Key(key);
+  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+}
+
+response accepted_response(std::string_view id, std::string_view accepted_at) {
+  auto r = json_response(202, [&](auto& w) {
+    w.StartObject();
+    put(w, "id", id);
+    put(w, "status", "accepted");
+    put(w, "acceptedAt", accepted_at);
+    w.EndObject();
+  });
+  r.headers.emplace_back("Location", "/v1/messages/" + std::string(id));
+  return r;
+}
+
+response method_not_allowed(std::string_view allow) {
+  auto r = problem(405, "method-not-allowed", "Method not allowed",
+                   "This resource answers " + std::string(allow) + " only.");
+  r.headers.emplace_back("Allow", std::string(allow));
+  return r;
+}
+
+}  // namespace
+
+partner_api::partner_api(std::shared_ptr<const pipeline::canonical_checker> checker,
+                         std::shared_ptr<store::message_store> store, api_limits limits)
+    : checker_(std::move(checker)), store_(std::move(store)), limits_(limits) {}
+
+void partner_api::handle(const request& req, std::function<void(response)> done) const {
+  const auto start = std::chrono::steady_clock::now();
+  auto url = boost::urls::parse_origin_form(req.target);
+  if (!url) {
+    done(problem(400, "bad-target", "Bad request target", "The request target is not a valid path."));
+    return;
+  }
+  std::vector<std::string> segments;
+  for (auto segment : url->segments()) {
+    segments.emplace_back(segment);
+  }
+  if (segments == std::vector<std::string>{"healthz"}) {
+    if (req.method != "GET") {
+      done(method_not_allowed("GET"));
+      return;
+    }
+    const bool ok = store_->healthy();
+    done(json_response(ok ? 200 : 503, [&](auto& w) {
+      w.StartObject();
+      put(w, "status", ok ? "ok" : "store-failed");
+      w.EndObject();
+    }));
+    return;
+  }
+  if (segments.size() == 2 && segments[0] == "v1" && segments[1] == "messages") {
+    if (req.method != "POST") {
+      done(method_not_allowed("POST"));
+      return;
+    }
+    submit(req, start, std::move(done));
+    return;
+  }
+  if (segments.size() == 3 && segments[0] == "v1" && segments[1] == "messages") {
+    if (req.method != "GET") {
+      done(method_not_allowed("GET"));
+      return;
+    }
+    status(req, segments[2], std::move(done));
+    return;
+  }
+  done(problem(404, "not-found", "Not found", "There is no such resource."));
+}
+
+void partner_api::submit(const request& req, std::chrono::steady_clock::time_point start,
+                         std::function<void(response)> done) const {
+  std::string partner(req.partner);
+  auto refuse = [&](response r, std::string_view reason, std::string_view message_id) {
+    log::info({.event = "message.refused", .message_id = message_id, .partner = partner,
+               .outcome = "refused", .reason = reason, .peer = req.peer, .status = r.status,
+               .latency_ms = ms_since(start)});
+    done(std::move(r));
+  };
+  if (!is_json_media_type(req.content_type)) {
+    refuse(problem(415, "unsupported-media-type", "Unsupported media type",
+                   "POST /v1/messages takes application/json (UTF-8)."),
+           "unsupported-media-type", {});
+    return;
+  }
+  rapidjson::Document doc;
+  auto verdict = checker_->check(req.body, req.partner, doc, {limits_.max_json_depth});
+  if (verdict.status != 0) {
+    const auto claimed_id = json::get_string(doc, "id");
+    const std::string titles[] = {"Malformed JSON", "Sender mismatch", "Invalid message"};
+    const std::string& title = verdict.status == 400   ? titles[0]
+                               : verdict.status == 403 ? titles[1]
+                                                       : titles[2];
+    refuse(problem(verdict.status, verdict.problem, title, verdict.detail, verdict.errors),
+           verdict.problem, pipeline::is_uuid(claimed_id) ? claimed_id : std::string_view{});
+    return;
+  }
+  store::message_record record{verdict.id, partner, verdict.type, verdict.created,
+                               sha256_hex(req.body), std::string(req.body)};
+  std::string peer(req.peer);
+  store_->accept(std::move(record), [done = std::move(done), id = verdict.id, type = verdict.type,
+                                     partner, peer, start](store::accept_result result) {
+    log::fields f{.event = "message.accepted", .message_id = id, .partner = partner,
+                  .message_type = type, .peer = peer};
+    response r;
+    switch (result.outcome) {
+      case store::accept_outcome::stored:
+        f.outcome = "accepted";
+        r = accepted_response(id, result.accepted_at);
+        break;
+      case store::accept_outcome::duplicate:
+        f.event = "message.duplicate";
+        f.outcome = "duplicate";
+        r = accepted_response(id, result.accepted_at);
+        break;
+      case store::accept_outcome::conflict:
+        f.event = "message.refused";
+        f.outcome = "refused";
+        f.reason = "id-conflict";
+        r = problem(409, "id-conflict", "Message id already used",
+                    "A different message with this id was accepted before; a new message needs "
+                    "a new id.");
+        break;
+      case store::accept_outcome::unavailable:
+        f.event = "message.refused";
+        f.outcome = "unavailable";
+        f.reason = result.reason;
+        r = problem(503, "store-unavailable", "Store unavailable",
+                    "The message could not be stored durably and was not accepted; try again later.");
+        r.headers.emplace_back("Retry-After", "5");
+        break;
+    }
+    f.status = r.status;
+    f.latency_ms = ms_since(start);
+    log::write(r.status >= 500 ? log::level::error : log::level::info, f);
+    done(std::move(r));
+  });
+}
+
+void partner_api::status(const request& req, std::string_view id,
+                         std::function<void(response)> done) const {
+  const std::string wanted = lower(id);
+  std::string partner(req.partner);
+  if (!pipeline::is_uuid(wanted)) {
+    done(problem(404, "not-found", "Not found", "There is no such message for this partner."));
+    return;
+  }
+  store_->find(wanted, [done = std::move(done), partner](std::optional<store::message_status> s,
+                                                         bool ok) {
+    if (!ok) {
+      auto r = problem(503, "store-unavailable", "Store unavailable", "Try again later.");
+      r.headers.emplace_back("Retry-After", "5");
+      done(std::move(r));
+      return;
+    }
+    // Another partner's message answers exactly like an unknown id: existence is not revealed.
+    if (!s || s->sender != partner) {
+      done(problem(404, "not-found", "Not found", "There is no such message for this partner."));
+      return;
+    }
+    done(json_response(200, [&](auto& w) {
+      w.StartObject();
+      put(w, "id", s->id);
+      put(w, "type", s->type);
+      put(w, "sender", s->sender);
+      put(w, "created", s->created);
+      put(w, "acceptedAt", s->accepted_at);
+      put(w, "status", s->state);
+      w.EndObject();
+    }));
+  });
+}
+
+}  // namespace mxgw::http

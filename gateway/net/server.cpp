@@ -1,1 +1,430 @@
-// placeholder: being written
+// Listener and sessions, after Beast's advanced server: one session per connection on its own
+// strand, a deadline before every asynchronous step, a fresh parser with explicit limits per
+// request, one response in flight at a time.
+#include "gateway/net/server.hpp"
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <atomic>
+#include <list>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "gateway/common/log.hpp"
+#include "gateway/http/handlers.hpp"
+#include "gateway/identity/peer_identity.hpp"
+#include "gateway/net/tls_context.hpp"
+
+namespace mxgw::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+class session;
+
+struct server::impl : std::enable_shared_from_this<server::impl> {
+  config::listener_settings settings;
+  std::size_t threads;
+  std::shared_ptr<const identity::partner_registry> partners;
+  std::shared_ptr<const http::partner_api> api;
+  asio::io_context ioc;
+  std::shared_ptr<asio::ssl::context> tls;
+  tcp::acceptor acceptor;
+  std::atomic<bool> stopping{false};
+  std::atomic<std::size_t> connections{0};
+  std::atomic<std::uint64_t> handshakes_failed{0}, connections_refused{0}, timeouts{0},
+      requests{0};
+  std::mutex sessions_mutex;
+  std::list<std::weak_ptr<session>> sessions;  // for stop(): close idle connections
+
+  impl(const config::listener_settings& s, std::size_t n,
+       std::shared_ptr<const identity::partner_registry> p, std::shared_ptr<const http::partner_api> a)
+      : settings(s),
+        threads(n == 0 ? std::max(1u, std::thread::hardware_concurrency()) : n),
+        partners(std::move(p)),
+        api(std::move(a)),
+        ioc(static_cast<int>(threads)),
+        tls(make_server_context(s.tls, partners)),
+        acceptor(asio::make_strand(ioc)) {}
+
+  void do_accept();
+  void on_accept(beast::error_code ec, tcp::socket socket);
+  std::list<std::weak_ptr<session>>::iterator enrol(const std::shared_ptr<session>& s);
+  void forget(std::list<std::weak_ptr<session>>::iterator it);
+};
+
+namespace {
+
+std::chrono::milliseconds ms(std::uint32_t value) { return std::chrono::milliseconds(value); }
+
+bool is_quiet_close(const beast::error_code& ec) {
+  return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+         ec == asio::ssl::error::stream_truncated || ec == asio::error::connection_reset ||
+         ec == asio::error::operation_aborted;
+}
+
+}  // namespace
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(tcp::socket&& socket, std::shared_ptr<server::impl> server)
+      : stream_(std::move(socket), *server->tls), server_(std::move(server)) {
+    beast::error_code ec;
+    auto endpoint = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    if (!ec) {
+      peer_ = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
+    }
+  }
+
+  ~session() {
+    if (registered_) {
+      server_->forget(registration_);
+    }
+    server_->connections.fetch_sub(1);
+  }
+
+  void start() {
+    registration_ = server_->enrol(shared_from_this());
+    registered_ = true;
+    asio::dispatch(stream_.get_executor(),
+                   beast::bind_front_handler(&session::on_start, shared_from_this()));
+  }
+
+  // Called on stop(): a connection waiting for its next request is closed now; one in the middle
+  // of a request finishes it and then closes.
+  void stop() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->idle_) {
+        beast::get_lowest_layer(self->stream_).cancel();
+      }
+    });
+  }
+
+ private:
+  void on_start() {
+    // The whole TLS handshake, including the client certificate check, within one deadline.
+    beast::get_lowest_layer(stream_).expires_after(ms(limits().handshake_timeout_ms));
+    stream_.async_handshake(asio::ssl::stream_base::server,
+                            beast::bind_front_handler(&session::on_handshake, shared_from_this()));
+  }
+
+  void on_handshake(beast::error_code ec) {
+    if (ec) {
+      ++server_->handshakes_failed;
+      if (ec == beast::error::timeout) {
+        ++server_->timeouts;
+      }
+      log::warn({.event = "tls.handshake_failed", .reason = ec == beast::error::timeout
+                                                                ? "timeout"
+                                                                : "handshake-error",
+                 .peer = peer_, .detail = ec.message()});
+      return;
+    }
+    // The verify callback already required exactly one enabled partner; read it back here.
+    X509* cert = SSL_get0_peer_certificate(stream_.native_handle());
+    const auto decision = cert != nullptr ? server_->partners->identify(identity::facts_of(cert))
+                                          : identity::identity_decision{
+                                                identity::identity_refusal::no_partner_identity, {}};
+    if (decision.refusal != identity::identity_refusal::none) {
+      log::warn({.event = "tls.client_refused", .reason = identity::to_string(decision.refusal),
+                 .peer = peer_});
+      return;
+    }
+    partner_ = decision.partner_id;
+    read_header();
+  }
+
+  // Keep-alive: wait for the first bytes of the next request within the idle timeout, then give
+  // the request head its own deadline (a slow head cannot hide inside the idle allowance).
+  void wait_for_next_request() {
+    if (buffer_.size() > 0) {
+      read_header();
+      return;
+    }
+    idle_ = true;
+    if (server_->stopping) {
+      idle_ = false;
+      do_shutdown();
+      return;
+    }
+    beast::get_lowest_layer(stream_).expires_after(ms(limits().idle_timeout_ms));
+    stream_.async_read_some(buffer_.prepare(4096),
+                            beast::bind_front_handler(&session::on_idle_read, shared_from_this()));
+  }
+
+  void on_idle_read(beast::error_code ec, std::size_t bytes) {
+    idle_ = false;
+    if (ec) {
+      if (ec == beast::error::timeout || ec == asio::error::operation_aborted) {
+        do_shutdown();
+      }
+      return;
+    }
+    buffer_.commit(bytes);
+    read_header();
+  }
+
+  void read_header() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
+    parser_->body_limit(limits().max_body_bytes);
+    beast::get_lowest_layer(stream_).expires_after(ms(limits().header_timeout_ms));
+    bhttp::async_read_header(stream_, buffer_, *parser_,
+                             beast::bind_front_handler(&session::on_header, shared_from_this()));
+  }
+
+  void on_header(beast::error_code ec, std::size_t) {
+    if (ec) {
+      return on_read_error(ec, "header");
+    }
+    beast::get_lowest_layer(stream_).expires_after(ms(limits().body_timeout_ms));
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      beast::bind_front_handler(&session::on_body, shared_from_this()));
+  }
+
+  void on_body(beast::error_code ec, std::size_t) {
+    if (ec) {
+      return on_read_error(ec, "body");
+    }
+    ++server_->requests;
+    handle();
+  }
+
+  void on_read_error(beast::error_code ec, std::string_view phase) {
+    if (ec == bhttp::error::body_limit) {
+      return send_error(http::problem(413, "body-too-large", "Body too large",
+                                      "The body exceeds max_body_bytes (" +
+                                          std::to_string(limits().max_body_bytes) + ")."));
+    }
+    if (ec == bhttp::error::header_limit) {
+      return send_error(http::problem(431, "header-too-large", "Request header too large",
+                                      "The request head exceeds max_header_bytes."));
+    }
+    if (ec == beast::error::timeout) {
+      ++server_->timeouts;
+      log::warn({.event = "http.timeout", .partner = partner_,
+                 .reason = phase == "header" ? "header-timeout" : "body-timeout", .peer = peer_});
+      return;  // the deadline already closed the socket; nothing can be sent
+    }
+    if (is_quiet_close(ec)) {
+      return;
+    }
+    if (ec.category() == beast::error_code(bhttp::error::end_of_stream).category() ||
+        ec == bhttp::error::bad_method || ec == bhttp::error::bad_target) {
+      return send_error(http::problem(400, "bad-request", "Bad request",
+                                      "The request is not valid HTTP/1.1."));
+    }
+    log::warn({.event = "http.read_failed", .partner = partner_, .peer = peer_,
+               .detail = ec.message()});
+  }
+
+  void send_error(http::response r) {
+    r.close = true;
+    write(std::move(r), 11, false);
+  }
+
+  void handle() {
+    const auto& req = parser_->get();
+    http::request view{
+        .method = {req.method_string().data(), req.method_string().size()},
+        .target = {req.target().data(), req.target().size()},
+        .content_type = {req[bhttp::field::content_type].data(),
+                         req[bhttp::field::content_type].size()},
+        .body = req.body(),
+        .partner = partner_,
+        .peer = peer_,
+    };
+    const unsigned version = req.version();
+    const bool keep_alive = req.keep_alive();
+    // The answer may come from a store thread: hop back onto this connection's strand, and keep
+    // the event loop alive while we wait for it.
+    auto guard = asio::make_work_guard(stream_.get_executor());
+    server_->api->handle(view, [self = shared_from_this(), guard = std::move(guard), version,
+                                keep_alive](http::response r) mutable {
+      asio::post(self->stream_.get_executor(),
+                 [self, r = std::move(r), version, keep_alive, guard = std::move(guard)]() mutable {
+                   self->write(std::move(r), version, keep_alive);
+                 });
+    });
+  }
+
+  void write(http::response r, unsigned version, bool keep_alive) {
+    response_.emplace(static_cast<bhttp::status>(r.status), version);
+    response_->set(bhttp::field::server, "mxgw");
+    response_->set(bhttp::field::content_type, r.content_type);
+    response_->set(bhttp::field::cache_control, "no-store");
+    for (auto& [name, value] : r.headers) {
+      response_->set(name, value);
+    }
+    response_->body() = std::move(r.body);
+    response_->keep_alive(keep_alive && !r.close && !server_->stopping);
+    response_->prepare_payload();
+    beast::get_lowest_layer(stream_).expires_after(ms(limits().write_timeout_ms));
+    bhttp::async_write(stream_, *response_,
+                       beast::bind_front_handler(&session::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    if (ec) {
+      if (ec == beast::error::timeout) {
+        ++server_->timeouts;
+        log::warn({.event = "http.timeout", .partner = partner_, .reason = "write-timeout",
+                   .peer = peer_});
+      }
+      return;
+    }
+    const bool keep_alive = response_->keep_alive();
+    response_.reset();
+    if (!keep_alive) {
+      return do_shutdown();
+    }
+    wait_for_next_request();
+  }
+
+  void do_shutdown() {
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(2));
+    stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
+      beast::error_code ignored;
+      beast::get_lowest_layer(self->stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    });
+  }
+
+  const config::listener_limits& limits() const { return server_->settings.limits; }
+
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  std::shared_ptr<server::impl> server_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::response<bhttp::string_body>> response_;
+  std::string partner_;
+  std::string peer_;
+  bool idle_ = false;
+  bool registered_ = false;
+  std::list<std::weak_ptr<session>>::iterator registration_;
+};
+
+std::list<std::weak_ptr<session>>::iterator server::impl::enrol(const std::shared_ptr<session>& s) {
+  std::lock_guard lock(sessions_mutex);
+  return sessions.insert(sessions.end(), s);
+}
+
+void server::impl::forget(std::list<std::weak_ptr<session>>::iterator it) {
+  std::lock_guard lock(sessions_mutex);
+  sessions.erase(it);
+}
+
+void server::impl::do_accept() {
+  acceptor.async_accept(asio::make_strand(ioc),
+                        beast::bind_front_handler(&impl::on_accept, shared_from_this()));
+}
+
+void server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
+  if (ec) {
+    if (ec == asio::error::operation_aborted || stopping) {
+      return;
+    }
+    log::warn({.event = "net.accept_failed", .detail = ec.message()});
+  } else if (connections.load() >= settings.limits.max_connections) {
+    // Over the limit: close at once, before any TLS work, so a flood costs us almost nothing.
+    ++connections_refused;
+    log::warn({.event = "net.connection_refused", .reason = "max-connections"});
+    beast::error_code ignored;
+    socket.close(ignored);
+  } else {
+    connections.fetch_add(1);
+    std::make_shared<session>(std::move(socket), shared_from_this())->start();
+  }
+  if (!stopping) {
+    do_accept();
+  }
+}
+
+server::server(const config::listener_settings& settings, std::size_t threads,
+               std::shared_ptr<const identity::partner_registry> partners,
+               std::shared_ptr<const http::partner_api> api)
+    : impl_(std::make_shared<impl>(settings, threads, std::move(partners), std::move(api))) {
+  beast::error_code ec;
+  const auto address = asio::ip::make_address(settings.address, ec);
+  if (ec) {
+    throw std::runtime_error("listener address '" + settings.address + "' is not an IP address");
+  }
+  const tcp::endpoint endpoint(address, settings.port);
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) {
+    acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  }
+  if (!ec) {
+    acceptor.bind(endpoint, ec);
+  }
+  if (!ec) {
+    acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  }
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + settings.address + ":" +
+                             std::to_string(settings.port) + ": " + ec.message());
+  }
+  impl_->do_accept();
+}
+
+server::~server() {
+  stop();
+}
+
+std::uint16_t server::port() const {
+  beast::error_code ec;
+  return impl_->acceptor.local_endpoint(ec).port();
+}
+
+void server::run() {
+  std::vector<std::thread> extra;
+  for (std::size_t i = 1; i < impl_->threads; ++i) {
+    extra.emplace_back([this] { impl_->ioc.run(); });
+  }
+  impl_->ioc.run();
+  for (auto& t : extra) {
+    t.join();
+  }
+}
+
+void server::stop() {
+  if (impl_->stopping.exchange(true)) {
+    return;
+  }
+  asio::dispatch(impl_->acceptor.get_executor(), [impl = impl_] {
+    beast::error_code ignored;
+    impl->acceptor.close(ignored);
+  });
+  std::vector<std::shared_ptr<session>> live;
+  {
+    std::lock_guard lock(impl_->sessions_mutex);
+    for (auto& weak : impl_->sessions) {
+      if (auto s = weak.lock()) {
+        live.push_back(std::move(s));
+      }
+    }
+  }
+  for (auto& s : live) {
+    s->stop();
+  }
+}
+
+listener_counters server::counters() const {
+  return {impl_->handshakes_failed.load(), impl_->connections_refused.load(),
+          impl_->timeouts.load(), impl_->requests.load()};
+}
+
+}  // namespace mxgw::net

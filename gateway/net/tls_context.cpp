@@ -1,1 +1,134 @@
-// placeholder: being written
+// Server TLS context (see tls_context.hpp).
+#include "gateway/net/tls_context.hpp"
+
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/verify_context.hpp>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <stdexcept>
+
+#include "gateway/common/log.hpp"
+#include "gateway/identity/peer_identity.hpp"
+
+namespace mxgw::net {
+namespace {
+
+namespace ssl = boost::asio::ssl;
+
+// TLS 1.2 suites allowed when a listener opts into 1.2: forward secret (ECDHE) and AEAD only.
+constexpr const char* tls12_ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+std::string openssl_error() {
+  char buffer[256] = "unknown OpenSSL error";
+  if (unsigned long code = ERR_get_error(); code != 0) {
+    ERR_error_string_n(code, buffer, sizeof buffer);
+  }
+  ERR_clear_error();
+  return buffer;
+}
+
+void load_crls(X509_STORE* store, const std::filesystem::path& file) {
+  using bio_ptr = std::unique_ptr<BIO, decltype(&BIO_free)>;
+  bio_ptr bio(BIO_new_file(file.c_str(), "r"), &BIO_free);
+  if (!bio) {
+    throw std::runtime_error(file.string() + ": cannot open CRL file");
+  }
+  int count = 0;
+  while (X509_CRL* crl = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) {
+    X509_STORE_add_crl(store, crl);
+    X509_CRL_free(crl);
+    ++count;
+  }
+  ERR_clear_error();  // the loop ends on "no start line"
+  if (count == 0) {
+    throw std::runtime_error(file.string() + ": holds no CRL");
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<ssl::context> make_server_context(
+    const config::tls_settings& tls, std::shared_ptr<const identity::partner_registry> partners) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
+  SSL_CTX* native = ctx->native_handle();
+
+  SSL_CTX_set_min_proto_version(native, tls.min_version == "1.2" ? TLS1_2_VERSION : TLS1_3_VERSION);
+  // No compression (CRIME), no renegotiation, no session tickets or cache: every connection does
+  // a full handshake with a fresh certificate check, so a revocation applies at once.
+  SSL_CTX_set_options(native, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET |
+                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
+  SSL_CTX_set_num_tickets(native, 0);
+  SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
+  if (SSL_CTX_set_cipher_list(native, tls12_ciphers) != 1 ||
+      SSL_CTX_set1_groups_list(native, "X25519:P-256:P-384") != 1) {
+    throw std::runtime_error("cannot set the TLS cipher profile: " + openssl_error());
+  }
+  static const unsigned char session_context[] = "mxgw-partner";
+  SSL_CTX_set_session_id_context(native, session_context, sizeof session_context - 1);
+
+  if (SSL_CTX_use_certificate_chain_file(native, tls.certificate.c_str()) != 1) {
+    throw std::runtime_error(tls.certificate.string() + ": cannot load the server certificate: " +
+                             openssl_error());
+  }
+  if (SSL_CTX_use_PrivateKey_file(native, tls.private_key.c_str(), SSL_FILETYPE_PEM) != 1 ||
+      SSL_CTX_check_private_key(native) != 1) {
+    throw std::runtime_error(tls.private_key.string() +
+                             ": cannot load the server key or it does not match the certificate: " +
+                             openssl_error());
+  }
+  for (const auto& ca : tls.partner_cas) {
+    if (SSL_CTX_load_verify_locations(native, ca.c_str(), nullptr) != 1) {
+      throw std::runtime_error(ca.string() + ": cannot load the partner trust anchor: " +
+                               openssl_error());
+    }
+  }
+  X509_STORE* store = SSL_CTX_get_cert_store(native);
+  if (!tls.crls.empty()) {
+    for (const auto& crl : tls.crls) {
+      load_crls(store, crl);
+    }
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+  }
+  // Client certificates are verified for the TLS client purpose.
+  X509_STORE_set_purpose(store, X509_PURPOSE_SSL_CLIENT);
+  SSL_CTX_set_verify_depth(native, 4);
+
+  ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
+  ctx->set_verify_callback([partners](bool preverified, ssl::verify_context& vctx) {
+    X509_STORE_CTX* store_ctx = vctx.native_handle();
+    const int depth = X509_STORE_CTX_get_error_depth(store_ctx);
+    if (!preverified) {
+      const int error = X509_STORE_CTX_get_error(store_ctx);
+      log::warn({.event = "tls.client_refused", .reason = "certificate-invalid",
+                 .detail = X509_verify_cert_error_string(error)});
+      return false;
+    }
+    if (depth != 0) {
+      return true;
+    }
+    X509* cert = X509_STORE_CTX_get_current_cert(store_ctx);
+    // The purpose check lets a certificate without any EKU through; we require clientAuth.
+    if ((X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) == 0 ||
+        (X509_get_extended_key_usage(cert) & XKU_SSL_CLIENT) == 0) {
+      log::warn({.event = "tls.client_refused", .reason = "no-client-auth-usage"});
+      X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_INVALID_PURPOSE);
+      return false;
+    }
+    const auto decision = partners->identify(identity::facts_of(cert));
+    if (decision.refusal != identity::identity_refusal::none) {
+      log::warn({.event = "tls.client_refused", .reason = identity::to_string(decision.refusal)});
+      X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_APPLICATION_VERIFICATION);
+      return false;
+    }
+    return true;
+  });
+  return ctx;
+}
+
+}  // namespace mxgw::net

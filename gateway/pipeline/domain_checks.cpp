@@ -14,7 +14,7 @@ namespace {
 // Members that hold a PartialDate ("YYYY", "YYYY-MM" or "YYYY-MM-DD").
 constexpr std::string_view partial_date_members[] = {"birthDate", "issued", "expires", "date",
                                                      "reviewDate", "effective", "deadline"};
-// Members that hold an RFC 3339 UTC timestamp.
+// Members that hold an RFC 3339 timestamp; the envelope's `created` must moreover be in UTC.
 constexpr std::string_view timestamp_members[] = {"created", "receivedAt", "received"};
 // Members holding ISO 3166-1 alpha-2 codes (one or an array).
 constexpr std::string_view country_members[] = {"nationalities", "issuingCountry", "country",
@@ -62,8 +62,10 @@ struct walker {
     }
     if (v.IsString() && among(timestamp_members, name)) {
       std::string_view text(v.GetString(), v.GetStringLength());
-      if (!parse_rfc3339(text) || (text.back() != 'Z' && text.back() != 'z')) {
-        errors.push_back({at, "is not an RFC 3339 timestamp in UTC (ending in Z)"});
+      if (!parse_rfc3339(text)) {
+        errors.push_back({at, "is not a real RFC 3339 timestamp"});
+      } else if (at == "/created" && text.back() != 'Z' && text.back() != 'z') {
+        errors.push_back({at, "must be in UTC (ending in Z)"});
       }
     }
     if (among(country_members, name)) {

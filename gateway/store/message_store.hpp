@@ -2,6 +2,8 @@
 // embedded default; PostgreSQL comes behind the same interface.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -59,10 +61,14 @@ class message_store {
   /// Queues a record for durable commit. Concurrent accepts are committed together (group commit:
   /// one transaction and one fsync per batch). The handler is called exactly once, on a store
   /// thread, after the outcome is final (for `stored`: after the commit is durable). Never throws.
+  /// Exception: once the store is stopped or has failed, the handler runs at once on the calling
+  /// thread with `unavailable` ("stopped" or "io-error"), so callers must not hold a lock the
+  /// handler needs. Handlers should be quick (post the work elsewhere): the next batch waits.
   virtual void accept(message_record record, accept_handler handler) = 0;
 
   /// Looks a message up by id; handler(nullopt, true) when unknown, handler(nullopt, false) when the
-  /// store failed. Called on a store thread. Never throws.
+  /// store failed. Called on a store thread (at once on the calling thread once the store is
+  /// stopped or has failed). Never throws.
   virtual void find(std::string id, find_handler handler) = 0;
 
   /// True until the store hit a fatal error (failed fsync or I/O error: fail-stop, never retried).

@@ -1,0 +1,34 @@
+// A small mutual-TLS HTTPS client: `mxgw send`, the demo and the tests use it as a real partner.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace mxgw::cli {
+
+struct client_tls {
+  std::filesystem::path ca;    ///< trust anchor for the gateway's server certificate
+  std::filesystem::path cert;  ///< client certificate (PEM); empty: none is presented
+  std::filesystem::path key;   ///< its private key
+};
+
+struct client_result {
+  int status = 0;     ///< HTTP status; 0 when no response was read
+  std::string body;
+  std::map<std::string, std::string> headers;  ///< lower-case names
+  std::string error;  ///< why no response was read (connection, handshake, timeout)
+};
+
+/// One request on a fresh connection (TLS 1.2 or 1.3, server certificate verified against `ca`
+/// and the host name). Never throws: failures are reported in `error`.
+client_result https_request(const std::string& host, std::uint16_t port, const client_tls& tls,
+                            std::string_view method, std::string_view target,
+                            std::string_view body = {},
+                            std::string_view content_type = "application/json",
+                            std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+}  // namespace mxgw::cli

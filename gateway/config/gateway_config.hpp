@@ -1,0 +1,73 @@
+// gateway.json: listener, TLS, limits, store, partners, schemas and tables. Loaded once at start;
+// every problem is reported with the file and the field, not just the first.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "gateway/identity/partner_registry.hpp"
+
+namespace mxgw::config {
+
+using identity::config_problem;
+
+/// Limits of the partner listener. Every one is a named knob with its unit in the name.
+struct listener_limits {
+  std::size_t max_body_bytes = 1024 * 1024;       ///< larger bodies: 413
+  std::size_t max_header_bytes = 16 * 1024;       ///< larger request heads: 431
+  std::size_t max_connections = 1024;             ///< more concurrent connections are closed at once
+  std::uint32_t handshake_timeout_ms = 10'000;    ///< TLS handshake must finish within this
+  std::uint32_t header_timeout_ms = 10'000;       ///< the whole request head must arrive within this
+  std::uint32_t body_timeout_ms = 30'000;         ///< the whole body must arrive within this
+  std::uint32_t idle_timeout_ms = 60'000;         ///< keep-alive wait for the next request
+  std::uint32_t write_timeout_ms = 30'000;        ///< the response must be taken within this
+  std::size_t max_json_depth = 64;                ///< deepest nesting accepted in a message
+};
+
+struct tls_settings {
+  std::filesystem::path certificate;               ///< the gateway's server certificate (PEM chain)
+  std::filesystem::path private_key;               ///< its key (PEM), readable by the gateway only
+  std::vector<std::filesystem::path> partner_cas;  ///< trust anchors for partner certificates
+  std::vector<std::filesystem::path> crls;         ///< CRLs checked for every client certificate
+  std::string min_version = "1.3";                 ///< "1.3" (default) or "1.2"
+};
+
+struct listener_settings {
+  std::string address = "127.0.0.1";
+  std::uint16_t port = 8443;  ///< 0: any free port (tests)
+  tls_settings tls;
+  listener_limits limits;
+};
+
+struct store_settings {
+  std::string kind = "sqlite";
+  std::filesystem::path path;           ///< SQLite file
+  std::size_t max_batch = 512;
+  std::uint64_t max_size_bytes = 0;     ///< 0: no cap
+};
+
+struct log_settings {
+  std::string level = "info";
+  std::filesystem::path file;  ///< empty: standard error
+};
+
+struct gateway_config {
+  std::filesystem::path source;   ///< the file this came from
+  std::size_t threads = 0;        ///< 0: one per hardware core
+  listener_settings listener;
+  store_settings store;
+  std::filesystem::path partners_file;
+  std::filesystem::path schema_dir;
+  std::filesystem::path mappings_dir;
+  log_settings log;
+};
+
+/// Reads `file`. Relative paths inside it are resolved against the file's directory. Unknown
+/// members, wrong types, out-of-range values and missing files are appended to `problems`.
+gateway_config load_gateway_config(const std::filesystem::path& file,
+                                   std::vector<config_problem>& problems);
+
+}  // namespace mxgw::config

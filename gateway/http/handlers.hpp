@@ -1,0 +1,56 @@
+// The partner API's routes: POST /v1/messages, GET /v1/messages/<id>, GET /healthz.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "gateway/http/problem.hpp"
+
+namespace mxgw::pipeline {
+class canonical_checker;
+}
+namespace mxgw::store {
+class message_store;
+}
+
+namespace mxgw::http {
+
+/// One request as the network layer read it. `partner` is the id established from the client
+/// certificate; it is never taken from the request.
+struct request {
+  std::string_view method;
+  std::string_view target;
+  std::string_view content_type;
+  std::string_view body;
+  std::string_view partner;
+  std::string_view peer;
+};
+
+struct api_limits {
+  std::size_t max_json_depth = 64;
+};
+
+class partner_api {
+ public:
+  partner_api(std::shared_ptr<const pipeline::canonical_checker> checker,
+              std::shared_ptr<store::message_store> store, api_limits limits = {});
+
+  /// Routes and answers one request. `done` is called exactly once, possibly on a store thread,
+  /// after the request has been fully handled (for an accepted message: after the durable commit).
+  /// The request's string views must stay valid until `done` is called.
+  void handle(const request& req, std::function<void(response)> done) const;
+
+ private:
+  void submit(const request& req, std::chrono::steady_clock::time_point start,
+              std::function<void(response)> done) const;
+  void status(const request& req, std::string_view id, std::function<void(response)> done) const;
+
+  std::shared_ptr<const pipeline::canonical_checker> checker_;
+  std::shared_ptr<store::message_store> store_;
+  api_limits limits_;
+};
+
+}  // namespace mxgw::http

@@ -1,0 +1,70 @@
+// The SQLite message store: one group-committing writer thread and one reader thread.
+#pragma once
+
+#include "gateway/store/message_store.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace mxgw::store {
+
+/// The schema version this build creates and understands (kept in `PRAGMA user_version`).
+/// A database carrying a higher number was written by a newer mxgw and is refused at open.
+inline constexpr int sqlite_schema_version = 1;
+
+/// Counters of the writer thread, for tests and operators (queue depth, group-commit sizes).
+struct sqlite_store_stats {
+  std::uint64_t commits = 0;            ///< transactions that committed (one fsync each)
+  std::uint64_t records_committed = 0;  ///< records answered stored/duplicate/conflict
+  std::uint64_t failed_batches = 0;     ///< batches rolled back and answered `unavailable`
+  std::size_t largest_batch = 0;        ///< most records one transaction carried so far
+  std::size_t queued = 0;               ///< accepts waiting for the writer right now
+};
+
+/// The SQLite implementation of message_store. Each of its two connections is used by exactly one
+/// thread: the writer thread (group commit of accepts) and the reader thread (find), so a status
+/// look-up never waits behind a commit's fsync.
+class sqlite_store final : public message_store {
+ public:
+  /// Opens (creating or migrating) the database; see open_sqlite_store. Throws store_error.
+  explicit sqlite_store(const sqlite_options& options);
+
+  /// Calls stop(). Must not run on a store thread (from inside a handler).
+  ~sqlite_store() override;
+
+  sqlite_store(const sqlite_store&) = delete;
+  sqlite_store& operator=(const sqlite_store&) = delete;
+
+  /// Queues the record for the writer thread; see message_store::accept. After stop() or a fatal
+  /// error the handler runs at once, on the calling thread, with `unavailable`.
+  void accept(message_record record, accept_handler handler) override;
+
+  /// Queues the look-up for the reader thread; see message_store::find. After stop() or a fatal
+  /// error the handler runs at once, on the calling thread, with (nullopt, false).
+  void find(std::string id, find_handler handler) override;
+
+  /// False once an I/O error or corruption was seen on either connection (fail-stop).
+  bool healthy() const override;
+
+  /// Commits everything already queued, answers queued look-ups, joins both threads and closes
+  /// both connections. Idempotent and safe to call from several threads. Called from inside a
+  /// handler it only refuses new work (it cannot wait for its own thread); the owner's stop() or
+  /// the destructor then drains and joins.
+  void stop() override;
+
+  /// A snapshot of the writer's counters.
+  sqlite_store_stats stats() const;
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+/// Opens the database file read-only and counts the rows of `messages` (synchronous; for tests
+/// and tooling). Throws store_error when the file cannot be opened or read.
+std::size_t count_messages(const std::filesystem::path& db);
+
+}  // namespace mxgw::store

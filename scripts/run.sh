@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The README's run command: install, build, create development certificates, start the gateway
+# with the embedded SQLite store on 127.0.0.1:8443, and run a short demo exchange against it.
+# The gateway keeps running afterwards until Ctrl-C (set MXGW_DEMO_EXIT=1 to stop after the demo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+mxgw=build/mxgw
+certs=certs/dev
+config=config/gateway.json
+partners=(vn-gialai vn-thanhhoa kh-ratanakiri kh-stungtreng la-houaphanh)
+
+# Development certificates: generated here, never committed (certs/dev is git-ignored).
+if [ ! -f "$certs/ca.key" ]; then
+  "$mxgw" certs init --dir "$certs"
+fi
+for partner in "${partners[@]}"; do
+  if [ ! -f "$certs/$partner.pem" ]; then
+    "$mxgw" certs issue --dir "$certs" --partner "$partner" --out "$certs/$partner" > /dev/null
+  fi
+done
+"$mxgw" config check --config "$config"
+
+mkdir -p var
+log=var/gateway.log
+"$mxgw" serve --config "$config" 2> >(tee "$log" >&2) &
+gateway_pid=$!
+trap 'kill -TERM $gateway_pid 2>/dev/null || true; wait $gateway_pid 2>/dev/null || true' EXIT
+
+send() {  # send PARTNER [mxgw send options...]
+  local partner=$1
+  shift
+  "$mxgw" send --cert "$certs/$partner.pem" --key "$certs/$partner.key" --ca "$certs/ca.pem" "$@" || true
+}
+
+for _ in $(seq 1 50); do
+  if send vn-gialai --method GET --url https://localhost:8443/healthz > /dev/null 2>&1; then
+    break
+  fi
+  sleep 0.2
+done
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+# A fresh id each run, so the demo shows a first accept and then the idempotent repeat.
+id=$(cat /proc/sys/kernel/random/uuid)
+message=$(mktemp)
+sed "s/\"id\": \"[0-9a-f-]*\"/\"id\": \"$id\"/" config/examples/victim.identification.json > "$message"
+
+step "Gia Lai's liaison desk submits a victim identification (expect 202 Accepted)"
+send vn-gialai --url https://localhost:8443/v1/messages "$message"
+step "The same message again, e.g. after a lost answer (expect the same 202, nothing new stored)"
+send vn-gialai --url https://localhost:8443/v1/messages "$message"
+step "Ratanakiri's commissariat tries to send it as Gia Lai (expect 403 sender mismatch)"
+send kh-ratanakiri --url https://localhost:8443/v1/messages "$message"
+step "A message that breaks the schema (expect 422 naming the field)"
+sed 's/"status": "identified"/"status": "found"/' "$message" > "$message.bad"
+sed -i "s/$id/$(cat /proc/sys/kernel/random/uuid)/" "$message.bad"
+send vn-gialai --url https://localhost:8443/v1/messages "$message.bad"
+step "Gia Lai asks for the status of its message (expect 200)"
+send vn-gialai --method GET --url "https://localhost:8443/v1/messages/$id"
+step "Ratanakiri asks for the same message (expect 404: another partner's message is not revealed)"
+send kh-ratanakiri --method GET --url "https://localhost:8443/v1/messages/$id"
+step "Houaphanh's certificate is valid but its partner is disabled (expect no service)"
+send la-houaphanh --method GET --url https://localhost:8443/healthz
+rm -f "$message" "$message.bad"
+
+step "Where to look"
+echo "  log (JSON lines, metadata only): $log"
+echo "  store (SQLite, WAL):             var/mxgw.db"
+echo "  status of a message:             $mxgw send --method GET --url https://localhost:8443/v1/messages/<id> --cert $certs/vn-gialai.pem --key $certs/vn-gialai.key --ca $certs/ca.pem"
+
+if [ "${MXGW_DEMO_EXIT:-0}" = "1" ] || [ "${CI:-}" = "true" ]; then
+  exit 0
+fi
+echo
+echo "The gateway keeps running on https://localhost:8443; Ctrl-C stops it."
+wait $gateway_pid

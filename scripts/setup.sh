@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what mxgw needs from Debian 12 packages (only what is missing) and builds it in build/.
+# Called by scripts/run.sh and scripts/test.sh; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build ccache pkg-config  # toolchain and build cache
+  libboost1.81-dev libboost-url1.81-dev                # Asio, Beast, URL
+  libssl-dev                                           # OpenSSL 3: TLS and certificates
+  rapidjson-dev                                        # JSON parsing and JSON Schema validation
+  libsqlite3-dev                                       # the embedded store
+  libspdlog-dev libfmt-dev                             # log sink
+  libcli11-dev                                         # command line
+  libgtest-dev libgmock-dev                            # tests
+)
+
+missing=()
+for package in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+  fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+build_type="${MXGW_BUILD_TYPE:-RelWithDebInfo}"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE="$build_type" -DMXGW_WERROR=ON > /dev/null
+cmake --build build -j "$(nproc)"

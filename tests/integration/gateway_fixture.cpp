@@ -1,0 +1,116 @@
+// The in-process gateway fixture (see gateway_fixture.hpp).
+#include "tests/integration/gateway_fixture.hpp"
+
+#include <chrono>
+#include <regex>
+
+#include "gateway/common/log.hpp"
+#include "gateway/store/sqlite_store.hpp"
+
+namespace mxgw::test {
+
+void gateway_fixture::SetUp() {
+  const auto now = std::chrono::system_clock::now();
+  ca_ = std::make_unique<identity::cert_authority>(identity::cert_authority::create(
+      "mxgw test CA", now - std::chrono::hours(1), now + std::chrono::hours(24 * 30)));
+  write_file(dir_ / "ca.pem", ca_->cert_pem());
+  identity::certificate_request server_req;
+  server_req.common_name = "localhost";
+  server_req.san_dns = {"localhost"};
+  server_req.san_ips = {"127.0.0.1"};
+  server_req.server_auth = true;
+  auto server_cert = ca_->issue(server_req);
+  write_file(dir_ / "server.pem", server_cert.cert_pem);
+  identity::write_file_with_mode(dir_ / "server.key", server_cert.key_pem, 0600);
+  write_file(dir_ / "crl.pem", ca_->make_crl({}));
+  write_file(dir_ / "partners.json", R"({"partners":[
+    {"id":"vn-gialai","name":"Gia Lai liaison desk","country":"VN"},
+    {"id":"kh-ratanakiri","name":"Ratanakiri commissariat","country":"KH"},
+    {"id":"la-houaphanh","name":"Houaphanh police","country":"LA","enabled":false}]})");
+
+  config_.threads = 2;
+  config_.listener.address = "127.0.0.1";
+  config_.listener.port = 0;
+  config_.listener.tls.certificate = dir_ / "server.pem";
+  config_.listener.tls.private_key = dir_ / "server.key";
+  config_.listener.tls.partner_cas = {dir_ / "ca.pem"};
+  config_.listener.tls.crls = {dir_ / "crl.pem"};
+  config_.store.path = dir_ / "store" / "mxgw.db";
+  config_.partners_file = dir_ / "partners.json";
+  config_.schema_dir = source_dir() / "config" / "schema";
+  config_.mappings_dir = source_dir() / "config" / "mappings";
+  config_.log.file = dir_ / "gateway.log";
+  configure(config_);
+  start();
+}
+
+void gateway_fixture::TearDown() {
+  stop();
+  log::init({});
+}
+
+void gateway_fixture::start() {
+  log::init({log::level::info, config_.log.file});
+  gateway_ = std::make_unique<cli::gateway_instance>(config_);
+  port_ = gateway_->port();
+  gateway_thread_ = std::thread([this] { gateway_->run(); });
+}
+
+void gateway_fixture::stop() {
+  if (gateway_) {
+    gateway_->stop();
+    gateway_thread_.join();
+    gateway_.reset();
+  }
+}
+
+void gateway_fixture::restart() {
+  stop();
+  start();
+}
+
+cli::client_tls gateway_fixture::make_client(const std::string& name,
+                                             const identity::certificate_request& req,
+                                             const identity::cert_authority* other_ca) {
+  const auto issued = (other_ca != nullptr ? *other_ca : *ca_).issue(req);
+  write_file(dir_ / (name + ".pem"), issued.cert_pem);
+  identity::write_file_with_mode(dir_ / (name + ".key"), issued.key_pem, 0600);
+  return {dir_ / "ca.pem", dir_ / (name + ".pem"), dir_ / (name + ".key")};
+}
+
+cli::client_tls gateway_fixture::partner_client(const std::string& id) {
+  identity::certificate_request req;
+  req.common_name = id;
+  req.san_uris = {"urn:mxgw:partner:" + id};
+  return make_client(id, req);
+}
+
+cli::client_result gateway_fixture::post(const cli::client_tls& tls, const std::string& body,
+                                         const std::string& target,
+                                         const std::string& content_type) {
+  return cli::https_request("localhost", port_, tls, "POST", target, body, content_type);
+}
+
+cli::client_result gateway_fixture::get(const cli::client_tls& tls, const std::string& target) {
+  return cli::https_request("localhost", port_, tls, "GET", target);
+}
+
+std::size_t gateway_fixture::stored_messages() const {
+  return store::count_messages(config_.store.path);
+}
+
+std::string gateway_fixture::log_text() const {
+  log::flush();
+  return read_file(config_.log.file);
+}
+
+std::string gateway_fixture::example(const std::string& type, const std::string& id) {
+  std::string text = read_file(source_dir() / "config" / "examples" / (type + ".json"));
+  if (!id.empty()) {
+    text = std::regex_replace(text, std::regex(R"re("id": "[0-9a-fA-F-]{36}")re"),
+                              "\"id\": \"" + id + "\"", std::regex_constants::format_first_only);
+  }
+  return text;
+}
+
+}  // namespace mxgw::test

@@ -1,0 +1,65 @@
+// A real gateway in-process on 127.0.0.1 (port 0) with certificates made for the test, the
+// repository's schemas and code tables, a fresh SQLite file and a log file per test.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "gateway/cli/client.hpp"
+#include "gateway/cli/gateway_instance.hpp"
+#include "gateway/config/gateway_config.hpp"
+#include "gateway/identity/cert_authority.hpp"
+#include "tests/support/test_support.hpp"
+
+namespace mxgw::test {
+
+class gateway_fixture : public ::testing::Test {
+ protected:
+  /// Override to change the configuration before the gateway starts.
+  virtual void configure(config::gateway_config&) {}
+
+  void SetUp() override;
+  void TearDown() override;
+
+  /// Writes a client certificate signed by the test CA (or `other_ca`) to files; returns the TLS
+  /// settings a client uses with it.
+  cli::client_tls make_client(const std::string& name, const identity::certificate_request& req,
+                              const identity::cert_authority* other_ca = nullptr);
+  /// A valid client certificate for partner `id`.
+  cli::client_tls partner_client(const std::string& id);
+
+  cli::client_result post(const cli::client_tls& tls, const std::string& body,
+                          const std::string& target = "/v1/messages",
+                          const std::string& content_type = "application/json");
+  cli::client_result get(const cli::client_tls& tls, const std::string& target);
+
+  /// Restarts the gateway (same configuration), e.g. after rewriting the CRL.
+  void restart();
+
+  /// Rows in the messages table right now.
+  std::size_t stored_messages() const;
+
+  /// The log written so far.
+  std::string log_text() const;
+
+  /// An example message from config/examples/, with `id` replaced when given.
+  static std::string example(const std::string& type, const std::string& id = {});
+
+  temp_dir dir_;
+  std::unique_ptr<identity::cert_authority> ca_;
+  config::gateway_config config_;
+  std::unique_ptr<cli::gateway_instance> gateway_;
+  std::thread gateway_thread_;
+  std::uint16_t port_ = 0;
+
+ private:
+  void start();
+  void stop();
+};
+
+}  // namespace mxgw::test

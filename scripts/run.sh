@@ -24,7 +24,7 @@ done
 
 mkdir -p var
 log=var/gateway.log
-"$mxgw" serve --config "$config" 2> >(tee "$log" >&2) &
+"$mxgw" serve --config "$config" 2> "$log" &
 gateway_pid=$!
 trap 'kill -TERM $gateway_pid 2>/dev/null || true; wait $gateway_pid 2>/dev/null || true' EXIT
 
@@ -34,12 +34,23 @@ send() {  # send PARTNER [mxgw send options...]
   "$mxgw" send --cert "$certs/$partner.pem" --key "$certs/$partner.key" --ca "$certs/ca.pem" "$@" || true
 }
 
+ready=0
 for _ in $(seq 1 50); do
-  if send vn-gialai --method GET --url https://localhost:8443/healthz > /dev/null 2>&1; then
+  if "$mxgw" send --cert "$certs/vn-gialai.pem" --key "$certs/vn-gialai.key" --ca "$certs/ca.pem" \
+       --method GET --url https://localhost:8443/healthz > /dev/null 2>&1; then
+    ready=1
+    break
+  fi
+  if ! kill -0 $gateway_pid 2>/dev/null; then
     break
   fi
   sleep 0.2
 done
+if [ $ready -ne 1 ]; then
+  echo "the gateway did not start; its log says:" >&2
+  cat "$log" >&2
+  exit 1
+fi
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -65,6 +76,9 @@ send kh-ratanakiri --method GET --url "https://localhost:8443/v1/messages/$id"
 step "Houaphanh's certificate is valid but its partner is disabled (expect no service)"
 send la-houaphanh --method GET --url https://localhost:8443/healthz
 rm -f "$message" "$message.bad"
+
+step "What the gateway logged (metadata only: ids, partners, outcomes; never content)"
+cat "$log"
 
 step "Where to look"
 echo "  log (JSON lines, metadata only): $log"

@@ -62,10 +62,11 @@ int serve(const std::filesystem::path& config_file) {
     return 2;
   }
   log::init({parse_level(config.log.level), config.log.file});
-  gateway_instance gateway(config);
-  // SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush the store, exit 0.
+  // SIGINT/SIGTERM: stop accepting, finish in-flight requests, flush the store, exit 0. The
+  // signal set exists before the listener does, so a signal that comes early is queued, not fatal.
   boost::asio::io_context signals_ioc;
   boost::asio::signal_set signals(signals_ioc, SIGINT, SIGTERM);
+  gateway_instance gateway(config);
   signals.async_wait([&](const boost::system::error_code& ec, int signal) {
     if (!ec) {
       log::info({.event = "gateway.stopping", .detail = signal == SIGINT ? "SIGINT" : "SIGTERM"});

@@ -41,6 +41,9 @@ class gateway_fixture : public ::testing::Test {
   /// Restarts the gateway (same configuration), e.g. after rewriting the CRL.
   void restart();
 
+  /// Stops the gateway and waits until every handler has run (so the log is complete).
+  void stop();
+
   /// Rows in the messages table right now.
   std::size_t stored_messages() const;
 
@@ -59,7 +62,6 @@ class gateway_fixture : public ::testing::Test {
 
  private:
   void start();
-  void stop();
 };
 
 }  // namespace mxgw::test

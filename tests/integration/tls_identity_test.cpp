@@ -107,6 +107,7 @@ TEST_F(TlsIdentity, CertificateWithoutPartnerIdentityGetsNoService) {
 
 TEST_F(TlsIdentity, RefusalsAreLoggedWithAReason) {
   expect_no_service(make_client("stranger", partner_request("th-nobody")));
+  stop();
   EXPECT_NE(log_text().find("\"reason\":\"unknown-partner\""), std::string::npos);
 }
 

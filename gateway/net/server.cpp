@@ -14,6 +14,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include <array>
 #include <atomic>
 #include <list>
 #include <mutex>
@@ -233,6 +234,7 @@ class session : public std::enable_shared_from_this<session> {
 
   void send_error(http::response r) {
     r.close = true;
+    linger_after_write_ = true;
     write(std::move(r), 11, false);
   }
 
@@ -288,10 +290,34 @@ class session : public std::enable_shared_from_this<session> {
     }
     const bool keep_alive = response_->keep_alive();
     response_.reset();
+    if (linger_after_write_) {
+      return linger();
+    }
     if (!keep_alive) {
       return do_shutdown();
     }
     wait_for_next_request();
+  }
+
+  // After refusing a request early (413, 431, 400) the client may still be sending its body.
+  // Closing now would reset the connection and the client would lose our answer, so read and
+  // discard for a bounded time and amount first (a "lingering close", as nginx does).
+  void linger() {
+    if (lingered_bytes_ >= max_linger_bytes) {
+      return do_shutdown();
+    }
+    if (!lingering_) {
+      lingering_ = true;
+      beast::get_lowest_layer(stream_).expires_after(linger_time);
+    }
+    stream_.async_read_some(asio::buffer(discard_), [self = shared_from_this()](
+                                                        beast::error_code ec, std::size_t bytes) {
+      if (ec) {
+        return self->do_shutdown();
+      }
+      self->lingered_bytes_ += bytes;
+      self->linger();
+    });
   }
 
   void do_shutdown() {
@@ -311,8 +337,15 @@ class session : public std::enable_shared_from_this<session> {
   std::optional<bhttp::response<bhttp::string_body>> response_;
   std::string partner_;
   std::string peer_;
+  static constexpr std::size_t max_linger_bytes = 8 * 1024 * 1024;
+  static constexpr std::chrono::seconds linger_time{2};
+
   bool idle_ = false;
   bool registered_ = false;
+  bool linger_after_write_ = false;
+  bool lingering_ = false;
+  std::size_t lingered_bytes_ = 0;
+  std::array<char, 16 * 1024> discard_{};
   std::list<std::weak_ptr<session>>::iterator registration_;
 };
 

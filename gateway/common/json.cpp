@@ -133,14 +133,14 @@ std::optional<parse_error> parse_untrusted(std::string_view text, rapidjson::Doc
 rapidjson::Document parse_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    throw std::runtime_error(path + ": cannot be read");
+    throw std::runtime_error("cannot be read");
   }
   std::ostringstream buffer;
   buffer << in.rdbuf();
   const std::string text = buffer.str();
   rapidjson::Document doc;
   if (auto error = parse_with<untrusted_flags>(text, doc, 256)) {
-    throw std::runtime_error(path + ": invalid JSON at offset " + std::to_string(error->offset) +
+    throw std::runtime_error("invalid JSON at byte offset " + std::to_string(error->offset) +
                              ": " + error->reason);
   }
   return doc;

@@ -26,8 +26,8 @@ struct parse_error {
 std::optional<parse_error> parse_untrusted(std::string_view text, rapidjson::Document& out,
                                            const parse_limits& limits = {});
 
-/// Parses a trusted file (config, schema, table); throws std::runtime_error naming the file, the
-/// offset and the reason. Duplicate member names are refused here too.
+/// Parses a trusted file (config, schema, table); throws std::runtime_error with the reason and the
+/// byte offset (callers add the file name). Duplicate member names are refused here too.
 rapidjson::Document parse_file(const std::string& path);
 
 /// Serialises a value compactly.

@@ -66,10 +66,18 @@ code_tables code_tables::load(const std::filesystem::path& dir,
         problems.push_back({file, at + "/code", "duplicates code '" + code + "'"});
       }
     }
-    for (const auto& [code, successors] : table.codes) {
-      for (const auto& s : successors) {
-        if (!table.codes.contains(s)) {
-          problems.push_back({file, "", "code '" + code + "' names unknown successor '" + s + "'"});
+    for (rapidjson::SizeType i = 0; i < entries.Size(); ++i) {
+      if (!entries[i].IsObject() || !entries[i].HasMember("successors") ||
+          !entries[i]["successors"].IsArray()) {
+        continue;
+      }
+      const auto& successors = entries[i]["successors"];
+      for (rapidjson::SizeType k = 0; k < successors.Size(); ++k) {
+        if (successors[k].IsString() && !table.contains(successors[k].GetString())) {
+          problems.push_back({file, "/entries/" + std::to_string(i) + "/successors/" +
+                                        std::to_string(k),
+                              "names unknown successor '" +
+                                  std::string(successors[k].GetString()) + "'"});
         }
       }
     }

@@ -3,6 +3,13 @@
 // member itself, not just its parent object) and a readable reason.
 #include "gateway/pipeline/schema_set.hpp"
 
+// RapidJSON 1.1.0's own regex engine keeps its search state inside the compiled pattern, so threads
+// validating against one SchemaDocument at once corrupt each other (and it stops at an embedded
+// NUL); std::regex matching is const and takes the string's length. In 1.1.0, defining
+// RAPIDJSON_SCHEMA_USE_INTERNALREGEX (to anything) selects std::regex; defining
+// RAPIDJSON_SCHEMA_USE_STDREGEX as well would switch patterns off altogether.
+#define RAPIDJSON_SCHEMA_USE_INTERNALREGEX 0
+
 #include <rapidjson/pointer.h>
 #include <rapidjson/schema.h>
 #include <rapidjson/stringbuffer.h>
@@ -12,6 +19,8 @@
 #include <stdexcept>
 
 #include "gateway/common/json.hpp"
+
+static_assert(RAPIDJSON_SCHEMA_USE_STDREGEX == 1, "schema patterns must be checked by std::regex");
 
 namespace mxgw::pipeline {
 
@@ -64,7 +73,9 @@ struct ref_resolver {
       const rapidjson::Document* doc = file(target_file);
       const rapidjson::Value* target = nullptr;
       if (doc != nullptr) {
-        target = pointer.empty() ? doc : rapidjson::Pointer(pointer.c_str()).Get(*doc);
+        // An invalid pointer (no leading "/") has no tokens and would resolve to the whole file.
+        const rapidjson::Pointer parsed(pointer.c_str());
+        target = pointer.empty() ? doc : parsed.IsValid() ? parsed.Get(*doc) : nullptr;
       }
       if (target == nullptr) {
         problems.push_back({(dir / file_name).string(), "", "unresolvable $ref '" + ref + "'"});
@@ -116,6 +127,7 @@ std::string reason_for(std::string_view keyword, const rapidjson::Value* schema)
     const auto& t = (*schema)["type"];
     return "has the wrong type (expected " + (t.IsString() ? std::string(t.GetString()) : json::to_string(t)) + ")";
   }
+  if (keyword == "additionalProperties") return "is not a known member";
   if (keyword == "enum") return "is not one of the allowed values";
   if (keyword == "pattern") return "does not have the required form";
   if (keyword == "minLength") return "is shorter than " + number("minLength") + " characters";
@@ -171,12 +183,21 @@ bool validate(const schema_set::compiled& c, const rapidjson::Value& instance,
         errors.push_back({at + "/" + json::escape_pointer_token(name.GetString()), "is required"});
       }
     }
-  } else if (keyword == "additionalProperties" && schema != nullptr && object != nullptr &&
-             object->IsObject()) {
-    for (const auto& m : object->GetObject()) {
-      const std::string name(m.name.GetString(), m.name.GetStringLength());
-      if (!member_declared(*schema, name)) {
-        errors.push_back({at + "/" + json::escape_pointer_token(name), "is not a known member"});
+  } else if (keyword == "additionalProperties" && schema != nullptr &&
+             validator.GetInvalidDocumentPointer().GetTokenCount() > 0) {
+    // RapidJSON appends a member's name to the pointer before it checks the name: the pointer
+    // names the first unexpected member. List every undeclared member of its object.
+    const auto member = validator.GetInvalidDocumentPointer();
+    const rapidjson::Pointer parent(member.GetTokens(), member.GetTokenCount() - 1);
+    const rapidjson::Value* object_value = parent.Get(instance);
+    if (object_value != nullptr && object_value->IsObject()) {
+      const std::string parent_at = prefix + stringify(parent);
+      for (const auto& m : object_value->GetObject()) {
+        const std::string name(m.name.GetString(), m.name.GetStringLength());
+        if (!member_declared(*schema, name)) {
+          errors.push_back({parent_at + "/" + json::escape_pointer_token(name),
+                            "is not a known member"});
+        }
       }
     }
   }

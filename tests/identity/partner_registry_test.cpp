@@ -1,0 +1,448 @@
+// The partners file and the rule that maps a verified certificate to exactly one enabled partner,
+// including the facts read from a real certificate.
+#include "gateway/identity/partner_registry.hpp"
+
+#include <gtest/gtest.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gateway/identity/cert_authority.hpp"
+#include "gateway/identity/peer_identity.hpp"
+#include "tests/support/test_support.hpp"
+
+namespace mxgw::identity {
+namespace {
+
+using test::temp_dir;
+using test::write_file;
+
+// 64 hex digits each; pin_a_colons is pin_a written the way `openssl x509 -fingerprint` prints it.
+const std::string pin_a = "3b1e4c0f9a7d2e6b8c5a1f0e9d8c7b6a5f4e3d2c1b0a99887766554433221100";
+const std::string pin_b = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const std::string pin_a_colons =
+    "3B:1E:4C:0F:9A:7D:2E:6B:8C:5A:1F:0E:9D:8C:7B:6A:5F:4E:3D:2C:1B:0A:99:88:77:66:55:44:33:22:11:"
+    "00";
+
+std::string describe(const std::vector<config_problem>& problems) {
+  std::string out;
+  for (const auto& p : problems) {
+    out += "\n  " + p.file + ": " + p.field + ": " + p.reason;
+  }
+  return out;
+}
+
+class PartnerRegistryLoad : public ::testing::Test {
+ protected:
+  partner_registry load(const std::string& text) {
+    write_file(file(), text);
+    return partner_registry::load(file(), problems_);
+  }
+
+  /// Loads a file with the valid partner kh-ratanakiri first and `entry` second.
+  partner_registry load_second(const std::string& entry) {
+    return load(R"({"partners": [
+      {"id": "kh-ratanakiri", "name": "Ratanakiri Provincial Police", "country": "KH"},)" +
+                entry + "]}");
+  }
+
+  /// Expects exactly one problem, naming the file and `field`.
+  void expect_only_problem_at(const std::string& field) {
+    ASSERT_EQ(problems_.size(), 1u) << describe(problems_);
+    EXPECT_EQ(problems_[0].file, file().string());
+    EXPECT_EQ(problems_[0].field, field) << problems_[0].reason;
+    EXPECT_FALSE(problems_[0].reason.empty());
+  }
+
+  std::filesystem::path file() const { return dir_ / "partners.json"; }
+
+  temp_dir dir_;
+  std::vector<config_problem> problems_;
+};
+
+TEST_F(PartnerRegistryLoad, ValidFileLoadsWithDefaults) {
+  const auto registry = load(R"({"partners": [
+    {"id": "vn-gialai", "name": "Gia Lai Provincial Police", "country": "VN", "adapter": "mx",
+     "description": "free text"},
+    {"id": "la-houaphanh", "name": "Houaphanh Provincial Police", "country": "LA",
+     "enabled": false, "pinnedSha256": [")" +
+                             pin_a + R"("]}]})");
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_EQ(registry.size(), 2u);
+  const partner* gialai = registry.find("vn-gialai");
+  ASSERT_NE(gialai, nullptr);
+  EXPECT_EQ(gialai->name, "Gia Lai Provincial Police");
+  EXPECT_EQ(gialai->country, "VN");
+  EXPECT_EQ(gialai->adapter, "mx");
+  EXPECT_TRUE(gialai->enabled) << "enabled unless disabled";
+  EXPECT_TRUE(gialai->pinned_sha256.empty());
+  const partner* houaphanh = registry.find("la-houaphanh");
+  ASSERT_NE(houaphanh, nullptr);
+  EXPECT_FALSE(houaphanh->enabled);
+  EXPECT_EQ(houaphanh->pinned_sha256, std::vector<std::string>{pin_a});
+  EXPECT_EQ(registry.find("kh-ratanakiri"), nullptr);
+}
+
+TEST_F(PartnerRegistryLoad, RepositoryPartnersFileLoads) {
+  std::vector<config_problem> problems;
+  const auto registry =
+      partner_registry::load(test::source_dir() / "config" / "partners.json", problems);
+  EXPECT_TRUE(problems.empty()) << describe(problems);
+  EXPECT_GE(registry.size(), 3u);
+  EXPECT_NE(registry.find("vn-gialai"), nullptr);
+  EXPECT_NE(registry.find("kh-ratanakiri"), nullptr);
+}
+
+TEST_F(PartnerRegistryLoad, UnknownMember) {
+  const auto registry =
+      load_second(R"({"id": "vn-gialai", "name": "Gia Lai", "country": "VN", "pinnedSha265": []})");
+  expect_only_problem_at("/partners/1/pinnedSha265");
+  EXPECT_EQ(registry.find("vn-gialai"), nullptr) << "an entry with a problem is not kept";
+  EXPECT_NE(registry.find("kh-ratanakiri"), nullptr) << "valid entries are kept";
+}
+
+TEST_F(PartnerRegistryLoad, InvalidIds) {
+  for (const char* id : {"KH-ratanakiri", "kh_ratanakiri", "-kh", "k", "kh ratanakiri", ""}) {
+    SCOPED_TRACE(id);
+    problems_.clear();
+    load_second(R"({"id": ")" + std::string(id) + R"(", "name": "X", "country": "KH"})");
+    expect_only_problem_at("/partners/1/id");
+  }
+  problems_.clear();
+  load_second(R"({"id": 7, "name": "X", "country": "KH"})");
+  expect_only_problem_at("/partners/1/id");
+  problems_.clear();
+  load_second(R"({"name": "X", "country": "KH"})");
+  expect_only_problem_at("/partners/1/id");
+}
+
+TEST_F(PartnerRegistryLoad, DuplicateId) {
+  const auto registry =
+      load_second(R"({"id": "kh-ratanakiri", "name": "Someone else", "country": "KH"})");
+  expect_only_problem_at("/partners/1/id");
+  ASSERT_NE(registry.find("kh-ratanakiri"), nullptr);
+  EXPECT_EQ(registry.find("kh-ratanakiri")->name, "Ratanakiri Provincial Police")
+      << "the first definition stands";
+}
+
+TEST_F(PartnerRegistryLoad, BadCountry) {
+  for (const char* country : {"kh", "KHM", "K", "", "K1"}) {
+    SCOPED_TRACE(country);
+    problems_.clear();
+    load_second(R"({"id": "kh-stungtreng", "name": "X", "country": ")" + std::string(country) +
+                R"("})");
+    expect_only_problem_at("/partners/1/country");
+  }
+}
+
+TEST_F(PartnerRegistryLoad, MissingName) {
+  load_second(R"({"id": "kh-stungtreng", "country": "KH"})");
+  expect_only_problem_at("/partners/1/name");
+}
+
+TEST_F(PartnerRegistryLoad, UnknownAdapter) {
+  const auto registry =
+      load_second(R"({"id": "kh-cnp", "name": "X", "country": "KH", "adapter": "kh-cnp-xml"})");
+  expect_only_problem_at("/partners/1/adapter");
+  EXPECT_EQ(registry.find("kh-cnp"), nullptr);
+}
+
+TEST_F(PartnerRegistryLoad, EnabledMustBeABoolean) {
+  for (const char* value : {R"("false")", "0", "null"}) {
+    SCOPED_TRACE(value);
+    problems_.clear();
+    const auto registry = load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH",
+                                          "enabled": )" +
+                                      std::string(value) + "}");
+    expect_only_problem_at("/partners/1/enabled");
+    EXPECT_EQ(registry.find("kh-stungtreng"), nullptr) << "never served by accident";
+  }
+}
+
+TEST_F(PartnerRegistryLoad, BadFingerprint) {
+  for (const std::string& pin :
+       {pin_a.substr(1), pin_a + "0", "zz" + pin_a.substr(2), std::string("sha256:") + pin_a}) {
+    SCOPED_TRACE(pin);
+    problems_.clear();
+    load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH", "pinnedSha256": [")" +
+                pin_b + R"(", ")" + pin + R"("]})");
+    expect_only_problem_at("/partners/1/pinnedSha256/1");
+  }
+  problems_.clear();
+  load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH", "pinnedSha256": [1]})");
+  expect_only_problem_at("/partners/1/pinnedSha256/0");
+  problems_.clear();
+  load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH", "pinnedSha256": ")" + pin_a +
+              R"("})");
+  expect_only_problem_at("/partners/1/pinnedSha256");
+}
+
+TEST_F(PartnerRegistryLoad, SamePinForTwoPartners) {
+  const auto registry = load(R"({"partners": [
+    {"id": "kh-ratanakiri", "name": "A", "country": "KH", "pinnedSha256": [")" +
+                             pin_a + R"("]},
+    {"id": "kh-stungtreng", "name": "B", "country": "KH", "pinnedSha256": [")" +
+                             pin_a_colons + R"("]}]})");
+  expect_only_problem_at("/partners/1/pinnedSha256/0");
+  EXPECT_EQ(registry.find("kh-stungtreng"), nullptr);
+  // The pin still names the first partner only.
+  EXPECT_EQ(registry.identify({{}, pin_a}).partner_id, "kh-ratanakiri");
+}
+
+TEST_F(PartnerRegistryLoad, ColonSeparatedUpperCaseFingerprintIsNormalised) {
+  const auto registry = load(R"({"partners": [
+    {"id": "kh-ratanakiri", "name": "A", "country": "KH", "pinnedSha256": [")" +
+                             pin_a_colons + R"("]}]})");
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  ASSERT_NE(registry.find("kh-ratanakiri"), nullptr);
+  EXPECT_EQ(registry.find("kh-ratanakiri")->pinned_sha256, std::vector<std::string>{pin_a});
+  const auto decision = registry.identify({{}, pin_a});
+  EXPECT_EQ(decision.refusal, identity_refusal::none);
+  EXPECT_EQ(decision.partner_id, "kh-ratanakiri");
+}
+
+TEST_F(PartnerRegistryLoad, EveryProblemInTheFileIsReported) {
+  load(R"({"partners": [
+    {"id": "KH", "name": "", "country": "kh", "adapter": "x", "enabled": "yes", "extra": 1},
+    "not an object",
+    {"id": "vn-gialai", "name": "Gia Lai", "country": "VN", "pinnedSha256": ["abc"]}]})");
+  std::multiset<std::string> fields;
+  for (const auto& p : problems_) {
+    EXPECT_EQ(p.file, file().string());
+    fields.insert(p.field);
+  }
+  EXPECT_EQ(fields, (std::multiset<std::string>{"/partners/0/extra", "/partners/0/id",
+                                                "/partners/0/name", "/partners/0/country",
+                                                "/partners/0/adapter", "/partners/0/enabled",
+                                                "/partners/1", "/partners/2/pinnedSha256/0"}))
+      << describe(problems_);
+}
+
+TEST_F(PartnerRegistryLoad, FileThatIsNotJsonOrHasNoListIsOneProblem) {
+  load(R"({"partners": [)");
+  ASSERT_EQ(problems_.size(), 1u) << describe(problems_);
+  EXPECT_EQ(problems_[0].file, file().string());
+
+  problems_.clear();
+  load(R"({"partner": []})");
+  expect_only_problem_at("/partners");
+
+  problems_.clear();
+  load(R"([])");
+  expect_only_problem_at("/partners");
+
+  problems_.clear();
+  const auto registry = partner_registry::load(dir_ / "absent.json", problems_);
+  ASSERT_EQ(problems_.size(), 1u);
+  EXPECT_EQ(problems_[0].file, (dir_ / "absent.json").string());
+  EXPECT_EQ(registry.size(), 0u);
+}
+
+// --- identify() --------------------------------------------------------------------------------
+
+class PartnerIdentify : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(registry_.add({.id = "kh-ratanakiri", .name = "A", .country = "KH"}));
+    ASSERT_TRUE(
+        registry_.add({.id = "vn-gialai", .name = "B", .country = "VN", .pinned_sha256 = {pin_a}}));
+    ASSERT_TRUE(registry_.add({.id = "la-houaphanh",
+                               .name = "C",
+                               .country = "LA",
+                               .enabled = false,
+                               .pinned_sha256 = {pin_b}}));
+  }
+
+  identity_decision identify(std::vector<std::string> uris, std::string fingerprint = {}) const {
+    return registry_.identify({std::move(uris), std::move(fingerprint)});
+  }
+
+  partner_registry registry_;
+};
+
+TEST_F(PartnerIdentify, SanUriMaps) {
+  const auto d = identify({"kh-ratanakiri"}, std::string(64, 'e'));  // fingerprint not pinned
+  EXPECT_EQ(d.refusal, identity_refusal::none);
+  EXPECT_EQ(d.partner_id, "kh-ratanakiri");
+}
+
+TEST_F(PartnerIdentify, PinMaps) {
+  const auto d = identify({}, pin_a);
+  EXPECT_EQ(d.refusal, identity_refusal::none);
+  EXPECT_EQ(d.partner_id, "vn-gialai");
+}
+
+TEST_F(PartnerIdentify, SanAndPinAgreeing) {
+  const auto d = identify({"vn-gialai"}, pin_a);
+  EXPECT_EQ(d.refusal, identity_refusal::none);
+  EXPECT_EQ(d.partner_id, "vn-gialai");
+}
+
+TEST_F(PartnerIdentify, SanAndPinDisagreeingIsAmbiguous) {
+  const auto d = identify({"kh-ratanakiri"}, pin_a);
+  EXPECT_EQ(d.refusal, identity_refusal::ambiguous);
+  EXPECT_TRUE(d.partner_id.empty());
+}
+
+TEST_F(PartnerIdentify, TwoSanUrisAreAmbiguous) {
+  EXPECT_EQ(identify({"kh-ratanakiri", "vn-gialai"}).refusal, identity_refusal::ambiguous);
+  // Even when one of them names no partner: the certificate claims two identities.
+  EXPECT_EQ(identify({"kh-ratanakiri", "kh-unknown"}).refusal, identity_refusal::ambiguous);
+}
+
+TEST_F(PartnerIdentify, NoIdentity) {
+  EXPECT_EQ(identify({}).refusal, identity_refusal::no_partner_identity);
+  EXPECT_EQ(identify({}, std::string(64, 'e')).refusal, identity_refusal::no_partner_identity)
+      << "a fingerprint that is not pinned is no identity";
+}
+
+TEST_F(PartnerIdentify, UnknownId) {
+  EXPECT_EQ(identify({"kh-stungtreng"}).refusal, identity_refusal::unknown_partner);
+  EXPECT_EQ(identify({"KH-RATANAKIRI"}).refusal, identity_refusal::unknown_partner)
+      << "ids are compared exactly";
+  EXPECT_EQ(identify({""}).refusal, identity_refusal::unknown_partner);
+}
+
+TEST_F(PartnerIdentify, DisabledPartner) {
+  EXPECT_EQ(identify({"la-houaphanh"}).refusal, identity_refusal::disabled_partner);
+  EXPECT_EQ(identify({}, pin_b).refusal, identity_refusal::disabled_partner);
+  EXPECT_TRUE(identify({"la-houaphanh"}).partner_id.empty());
+}
+
+TEST_F(PartnerIdentify, RefusalCodesAreStable) {
+  EXPECT_EQ(to_string(identity_refusal::none), "none");
+  EXPECT_EQ(to_string(identity_refusal::no_partner_identity), "no-partner-identity");
+  EXPECT_EQ(to_string(identity_refusal::ambiguous), "ambiguous-identity");
+  EXPECT_EQ(to_string(identity_refusal::unknown_partner), "unknown-partner");
+  EXPECT_EQ(to_string(identity_refusal::disabled_partner), "disabled-partner");
+}
+
+TEST_F(PartnerIdentify, AddRefusesDuplicateIdsAndPinsWithoutChangingAnything) {
+  EXPECT_FALSE(registry_.add({.id = "kh-ratanakiri", .name = "again", .country = "KH"}));
+  EXPECT_EQ(registry_.find("kh-ratanakiri")->name, "A");
+  EXPECT_FALSE(registry_.add({.id = "kh-stungtreng",
+                              .name = "D",
+                              .country = "KH",
+                              .pinned_sha256 = {pin_b.substr(0, 63) + "0", pin_a}}));
+  EXPECT_EQ(registry_.find("kh-stungtreng"), nullptr);
+  EXPECT_EQ(registry_.size(), 3u);
+  // Neither of its pins was registered.
+  EXPECT_EQ(identify({}, pin_b.substr(0, 63) + "0").refusal, identity_refusal::no_partner_identity);
+  EXPECT_EQ(identify({}, pin_a).partner_id, "vn-gialai");
+}
+
+TEST(PartnerId, Syntax) {
+  EXPECT_TRUE(is_valid_partner_id("vn-gialai"));
+  EXPECT_TRUE(is_valid_partner_id("ab"));
+  EXPECT_TRUE(is_valid_partner_id("0a-"));
+  EXPECT_TRUE(is_valid_partner_id(std::string(63, 'a')));
+  EXPECT_FALSE(is_valid_partner_id(std::string(64, 'a')));
+  EXPECT_FALSE(is_valid_partner_id("a"));
+  EXPECT_FALSE(is_valid_partner_id(""));
+  EXPECT_FALSE(is_valid_partner_id("-ab"));
+  EXPECT_FALSE(is_valid_partner_id("Ab"));
+  EXPECT_FALSE(is_valid_partner_id("a_b"));
+  EXPECT_FALSE(is_valid_partner_id("a.b"));
+  EXPECT_FALSE(is_valid_partner_id(std::string("ab\0c", 4)));
+}
+
+// --- facts_of() on real certificates ------------------------------------------------------------
+
+template <auto free_fn>
+struct openssl_deleter {
+  template <typename T>
+  void operator()(T* p) const noexcept {
+    free_fn(p);
+  }
+};
+using x509_ptr = std::unique_ptr<X509, openssl_deleter<&X509_free>>;
+using bio_ptr = std::unique_ptr<BIO, openssl_deleter<&BIO_free>>;
+
+x509_ptr parse_cert(const std::string& pem) {
+  bio_ptr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  x509_ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  EXPECT_NE(cert, nullptr) << "not a PEM certificate";
+  return cert;
+}
+
+class PeerIdentity : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    const auto now = std::chrono::system_clock::now();
+    ca_ = std::make_unique<cert_authority>(cert_authority::create(
+        "mxgw test CA", now - std::chrono::hours(1), now + std::chrono::hours(24)));
+  }
+  static void TearDownTestSuite() { ca_.reset(); }
+
+  static issued_certificate issue(std::vector<std::string> uris,
+                                  std::vector<std::string> dns = {}) {
+    certificate_request request;
+    request.common_name = "kh-ratanakiri";
+    request.san_uris = std::move(uris);
+    request.san_dns = std::move(dns);
+    return ca_->issue(request);
+  }
+
+  static inline std::unique_ptr<cert_authority> ca_;
+};
+
+TEST_F(PeerIdentity, PartnerUrisAndFingerprint) {
+  const auto issued = issue({"urn:mxgw:partner:kh-ratanakiri", "https://example.org/other"});
+  const auto cert = parse_cert(issued.cert_pem);
+  ASSERT_NE(cert, nullptr);
+  const auto facts = facts_of(cert.get());
+  EXPECT_EQ(facts.partner_uris, std::vector<std::string>{"kh-ratanakiri"});
+  EXPECT_EQ(facts.sha256_fingerprint, sha256_fingerprint_of_pem(issued.cert_pem));
+  EXPECT_EQ(facts.sha256_fingerprint, issued.sha256_fingerprint);
+  EXPECT_EQ(facts.sha256_fingerprint.size(), 64u);
+  EXPECT_EQ(facts.sha256_fingerprint.find_first_not_of("0123456789abcdef"), std::string::npos);
+}
+
+TEST_F(PeerIdentity, EveryPartnerUriIsReturnedAsWritten) {
+  const auto issued = issue({"urn:mxgw:partner:vn-gialai", "urn:mxgw:partner:kh-ratanakiri",
+                             "urn:mxgw:partner:Not_Valid", "urn:mxgw:partnerx:vn-thanhhoa"});
+  const auto cert = parse_cert(issued.cert_pem);
+  ASSERT_NE(cert, nullptr);
+  EXPECT_EQ(facts_of(cert.get()).partner_uris,
+            (std::vector<std::string>{"vn-gialai", "kh-ratanakiri", "Not_Valid"}));
+}
+
+TEST_F(PeerIdentity, CertificateWithoutPartnerUriHasOnlyAFingerprint) {
+  const auto issued = issue({}, {"kh-ratanakiri.example.org"});
+  const auto cert = parse_cert(issued.cert_pem);
+  ASSERT_NE(cert, nullptr);
+  const auto facts = facts_of(cert.get());
+  EXPECT_TRUE(facts.partner_uris.empty());
+  EXPECT_EQ(facts.sha256_fingerprint, issued.sha256_fingerprint);
+}
+
+TEST_F(PeerIdentity, FactsOfARealCertificateIdentifyItsPartner) {
+  partner_registry registry;
+  ASSERT_TRUE(registry.add({.id = "kh-ratanakiri", .name = "A", .country = "KH"}));
+  ASSERT_TRUE(registry.add({.id = "vn-gialai", .name = "B", .country = "VN"}));
+
+  const auto by_san = issue({"urn:mxgw:partner:kh-ratanakiri"});
+  EXPECT_EQ(registry.identify(facts_of(parse_cert(by_san.cert_pem).get())).partner_id,
+            "kh-ratanakiri");
+
+  const auto two = issue({"urn:mxgw:partner:kh-ratanakiri", "urn:mxgw:partner:vn-gialai"});
+  EXPECT_EQ(registry.identify(facts_of(parse_cert(two.cert_pem).get())).refusal,
+            identity_refusal::ambiguous);
+
+  // A certificate without a partner URI, pinned by its fingerprint.
+  const auto pinned = issue({});
+  ASSERT_TRUE(registry.add({.id = "la-houaphanh",
+                            .name = "C",
+                            .country = "LA",
+                            .pinned_sha256 = {pinned.sha256_fingerprint}}));
+  EXPECT_EQ(registry.identify(facts_of(parse_cert(pinned.cert_pem).get())).partner_id,
+            "la-houaphanh");
+}
+
+}  // namespace
+}  // namespace mxgw::identity

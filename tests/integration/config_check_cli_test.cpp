@@ -1,0 +1,177 @@
+// `mxgw config check --config FILE` run as a real process: exit status 0 and "ok" for a good
+// configuration, 2 and one "FILE: POINTER: REASON" line per problem for a bad one.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gateway/identity/cert_authority.hpp"
+#include "tests/support/test_support.hpp"
+
+extern char** environ;
+
+namespace mxgw::test {
+namespace {
+
+struct run_result {
+  int exit_status = -1;  ///< -1 when the process did not exit normally
+  std::string out;
+  std::string err;
+};
+
+/// Runs the mxgw binary with `args`, standard output and error captured through files in `scratch`.
+run_result run_mxgw(const std::vector<std::string>& args, const std::filesystem::path& scratch) {
+  const auto out_file = scratch / "stdout.txt";
+  const auto err_file = scratch / "stderr.txt";
+  std::vector<std::string> words = {mxgw_binary().string()};
+  words.insert(words.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& w : words) {
+    argv.push_back(w.data());
+  }
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  posix_spawn_file_actions_addopen(&actions, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  run_result result;
+  if (spawned != 0) {
+    ADD_FAILURE() << "cannot run " << argv[0];
+    return result;
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) {
+    result.exit_status = WEXITSTATUS(status);
+  }
+  result.out = read_file(out_file);
+  result.err = read_file(err_file);
+  return result;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    out.push_back(line);
+  }
+  return out;
+}
+
+class ConfigCheckCli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    identity::certs_init({.dir = dir_ / "certs"});
+    write_file(dir_ / "partners.json", R"({"partners": [
+      {"id": "vn-gialai", "name": "Gia Lai Provincial Police", "country": "VN"},
+      {"id": "kh-ratanakiri", "name": "Ratanakiri Provincial Police", "country": "KH"}]})");
+  }
+
+  /// A complete configuration with the certificates made above; `listener_extra` and
+  /// `store_kind` let a test break it.
+  std::string config_text(const std::string& listener_extra = "",
+                          const std::string& store_kind = "sqlite") const {
+    return R"({
+      "listener": {
+        "address": "127.0.0.1",
+        "port": 0,)" +
+           listener_extra + R"(
+        "tls": {
+          "certificate": "certs/server.pem",
+          "private_key": "certs/server.key",
+          "partner_ca": ["certs/ca.pem"],
+          "crl": ["certs/crl.pem"]
+        }
+      },
+      "store": {"kind": ")" +
+           store_kind + R"(", "path": "var/mxgw.db"},
+      "partners": "partners.json",
+      "schema_dir": ")" +
+           (source_dir() / "config" / "schema").string() + R"(",
+      "mappings_dir": ")" +
+           (source_dir() / "config" / "mappings").string() + R"("
+    })";
+  }
+
+  std::filesystem::path config_file() const { return dir_ / "gateway.json"; }
+
+  temp_dir dir_;
+};
+
+TEST_F(ConfigCheckCli, ValidConfigIsOk) {
+  write_file(config_file(), config_text());
+  const auto r = run_mxgw({"config", "check", "--config", config_file().string()}, dir_.path());
+  EXPECT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_EQ(r.out, config_file().string() + ": ok\n");
+  EXPECT_EQ(r.err, "");
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "var" / "mxgw.db")) << "a check creates no store";
+}
+
+TEST_F(ConfigCheckCli, EveryProblemIsListedAsFilePointerReason) {
+  write_file(config_file(), config_text(R"( "limits": {"max_body_byte": 1048576},)", "postgres"));
+  // The third problem: a port out of range.
+  std::string text = read_file(config_file());
+  text.replace(text.find(R"("port": 0)"), 9, R"("port": 70000)");
+  write_file(config_file(), text);
+
+  const auto r = run_mxgw({"config", "check", "--config", config_file().string()}, dir_.path());
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_EQ(r.out, "");
+  const auto lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 3u) << r.err;
+  std::set<std::string> pointers;
+  const std::string prefix = config_file().string() + ": ";
+  for (const auto& line : lines) {
+    ASSERT_EQ(line.rfind(prefix, 0), 0u) << line;
+    const auto rest = line.substr(prefix.size());
+    const auto colon = rest.find(": ");
+    ASSERT_NE(colon, std::string::npos) << line;
+    pointers.insert(rest.substr(0, colon));
+    EXPECT_GT(rest.size(), colon + 2) << "a reason follows the pointer: " << line;
+  }
+  EXPECT_EQ(pointers, (std::set<std::string>{"/listener/port", "/listener/limits/max_body_byte",
+                                             "/store/kind"}))
+      << r.err;
+}
+
+TEST_F(ConfigCheckCli, ProblemsInThePartnersFileNameThatFile) {
+  write_file(config_file(), config_text());
+  write_file(dir_ / "partners.json", R"({"partners": [
+      {"id": "vn-gialai", "name": "Gia Lai", "country": "VN"},
+      {"id": "vn-gialai", "name": "Gia Lai again", "country": "VN"}]})");
+  const auto r = run_mxgw({"config", "check", "--config", config_file().string()}, dir_.path());
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_EQ(lines_of(r.err),
+            std::vector<std::string>{(dir_ / "partners.json").string() +
+                                     ": /partners/1/id: duplicates an earlier partner"})
+      << r.err;
+}
+
+TEST_F(ConfigCheckCli, MissingConfigFileIsExitStatus2NamingIt) {
+  const auto missing = dir_ / "absent.json";
+  const auto r = run_mxgw({"config", "check", "--config", missing.string()}, dir_.path());
+  EXPECT_EQ(r.exit_status, 2);
+  const auto lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 1u) << r.err;
+  EXPECT_EQ(lines[0].rfind(missing.string() + ": ", 0), 0u) << lines[0];
+}
+
+TEST_F(ConfigCheckCli, MissingConfigOptionIsAUsageError) {
+  const auto r = run_mxgw({"config", "check"}, dir_.path());
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_NE(r.err.find("--config"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace mxgw::test

@@ -18,9 +18,8 @@ namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
 client_result https_request(const std::string& host, std::uint16_t port, const client_tls& tls,
-                            std::string_view method, std::string_view target,
-                            std::string_view body, std::string_view content_type,
-                            std::chrono::milliseconds timeout) {
+                            std::string_view method, std::string_view target, std::string_view body,
+                            std::string_view content_type, std::chrono::milliseconds timeout) {
   client_result result;
   try {
     asio::io_context ioc;

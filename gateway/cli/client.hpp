@@ -17,7 +17,7 @@ struct client_tls {
 };
 
 struct client_result {
-  int status = 0;     ///< HTTP status; 0 when no response was read
+  int status = 0;  ///< HTTP status; 0 when no response was read
   std::string body;
   std::map<std::string, std::string> headers;  ///< lower-case names
   std::string error;  ///< why no response was read (connection, handshake, timeout)

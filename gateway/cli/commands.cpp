@@ -25,9 +25,12 @@ namespace mxgw::cli {
 namespace {
 
 log::level parse_level(const std::string& name) {
-  if (name == "debug") return log::level::debug;
-  if (name == "warn") return log::level::warn;
-  if (name == "error") return log::level::error;
+  if (name == "debug")
+    return log::level::debug;
+  if (name == "warn")
+    return log::level::warn;
+  if (name == "error")
+    return log::level::error;
   return log::level::info;
 }
 
@@ -107,7 +110,8 @@ int run(int argc, char** argv) {
   // config check
   auto* config_cmd = app.add_subcommand("config", "Configuration tools");
   config_cmd->require_subcommand(1);
-  auto* check_cmd = config_cmd->add_subcommand("check", "Load and check a configuration; list every problem");
+  auto* check_cmd =
+      config_cmd->add_subcommand("check", "Load and check a configuration; list every problem");
   check_cmd->add_option("--config", config_file, "gateway.json")->required();
 
   // certs
@@ -115,7 +119,8 @@ int run(int argc, char** argv) {
   certs_cmd->require_subcommand(1);
   std::filesystem::path certs_dir;
   bool force = false;
-  auto* init_cmd = certs_cmd->add_subcommand("init", "Create a development CA and a localhost server certificate");
+  auto* init_cmd = certs_cmd->add_subcommand(
+      "init", "Create a development CA and a localhost server certificate");
   init_cmd->add_option("--dir", certs_dir, "certificate directory")->required();
   init_cmd->add_flag("--force", force, "replace an existing CA");
   std::string partner_id;
@@ -127,7 +132,8 @@ int run(int argc, char** argv) {
   issue_cmd->add_option("--out", out_prefix, "writes PREFIX.pem and PREFIX.key")->required();
   issue_cmd->add_option("--days", days, "validity in days")->check(CLI::Range(1, 825));
   std::string serial, cert_file;
-  auto* revoke_cmd = certs_cmd->add_subcommand("revoke", "Revoke a certificate and rewrite crl.pem");
+  auto* revoke_cmd =
+      certs_cmd->add_subcommand("revoke", "Revoke a certificate and rewrite crl.pem");
   revoke_cmd->add_option("--dir", certs_dir, "certificate directory")->required();
   auto* serial_opt = revoke_cmd->add_option("--serial", serial, "serial number (hex)");
   revoke_cmd->add_option("--cert", cert_file, "certificate file")->excludes(serial_opt);
@@ -139,9 +145,13 @@ int run(int argc, char** argv) {
   client_tls tls;
   auto* send_cmd = app.add_subcommand("send", "Send a message (or GET a status) over mutual TLS");
   send_cmd->add_option("--url", url, "e.g. https://localhost:8443/v1/messages")->required();
-  send_cmd->add_option("--cert", tls.cert, "client certificate")->required()->check(CLI::ExistingFile);
+  send_cmd->add_option("--cert", tls.cert, "client certificate")
+      ->required()
+      ->check(CLI::ExistingFile);
   send_cmd->add_option("--key", tls.key, "client key")->required()->check(CLI::ExistingFile);
-  send_cmd->add_option("--ca", tls.ca, "CA of the gateway's certificate")->required()->check(CLI::ExistingFile);
+  send_cmd->add_option("--ca", tls.ca, "CA of the gateway's certificate")
+      ->required()
+      ->check(CLI::ExistingFile);
   send_cmd->add_option("--method", method, "HTTP method")->check(CLI::IsMember({"GET", "POST"}));
   send_cmd->add_option("file", input, "message file, or - for standard input");
 
@@ -167,7 +177,8 @@ int run(int argc, char** argv) {
     }
     if (*init_cmd) {
       identity::certs_init({.dir = certs_dir, .force = force});
-      std::cout << "development CA and server certificate written to " << certs_dir.string() << "\n";
+      std::cout << "development CA and server certificate written to " << certs_dir.string()
+                << "\n";
       return 0;
     }
     if (*issue_cmd) {

@@ -61,7 +61,9 @@ gateway_instance::~gateway_instance() {
   parts_->store->stop();
 }
 
-std::uint16_t gateway_instance::port() const { return parts_->server->port(); }
+std::uint16_t gateway_instance::port() const {
+  return parts_->server->port();
+}
 
 void gateway_instance::run() {
   parts_->server->run();
@@ -70,6 +72,8 @@ void gateway_instance::run() {
   log::info({.event = "gateway.stopped"});
 }
 
-void gateway_instance::stop() { parts_->server->stop(); }
+void gateway_instance::stop() {
+  parts_->server->stop();
+}
 
 }  // namespace mxgw::cli

@@ -140,8 +140,8 @@ rapidjson::Document parse_file(const std::string& path) {
   const std::string text = buffer.str();
   rapidjson::Document doc;
   if (auto error = parse_with<untrusted_flags>(text, doc, 256)) {
-    throw std::runtime_error("invalid JSON at byte offset " + std::to_string(error->offset) +
-                             ": " + error->reason);
+    throw std::runtime_error("invalid JSON at byte offset " + std::to_string(error->offset) + ": " +
+                             error->reason);
   }
   return doc;
 }

@@ -25,7 +25,8 @@ std::atomic<int> min_level{static_cast<int>(level::info)};
 std::shared_ptr<spdlog::logger> current() {
   std::lock_guard lock(sink_mutex);
   if (!sink) {
-    sink = std::make_shared<spdlog::logger>("mxgw", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    sink =
+        std::make_shared<spdlog::logger>("mxgw", std::make_shared<spdlog::sinks::stderr_sink_mt>());
     sink->set_pattern("%v");
     sink->flush_on(spdlog::level::trace);
   }
@@ -98,10 +99,11 @@ void write(level lvl, const fields& f) {
     w.Double(static_cast<double>(static_cast<long long>(f.latency_ms * 1000.0)) / 1000.0);
   }
   w.EndObject();
-  current()->log(spdlog::level::info,
-                 spdlog::string_view_t(buffer.GetString(), buffer.GetSize()));
+  current()->log(spdlog::level::info, spdlog::string_view_t(buffer.GetString(), buffer.GetSize()));
 }
 
-void flush() { current()->flush(); }
+void flush() {
+  current()->flush();
+}
 
 }  // namespace mxgw::log

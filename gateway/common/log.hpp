@@ -12,9 +12,9 @@ enum class level { debug, info, warn, error, critical };
 /// or validated (a message id is logged only once it is known to be a UUID); there is deliberately
 /// no field for message content, so personal data cannot reach the log through this API.
 struct fields {
-  std::string_view event;         ///< what happened, e.g. "message.accepted", "tls.handshake_failed"
-  std::string_view message_id;    ///< a validated UUID, or empty
-  std::string_view partner;       ///< an authenticated partner id, or empty
+  std::string_view event;       ///< what happened, e.g. "message.accepted", "tls.handshake_failed"
+  std::string_view message_id;  ///< a validated UUID, or empty
+  std::string_view partner;     ///< an authenticated partner id, or empty
   std::string_view message_type;  ///< a validated canonical type, or empty
   std::string_view outcome;       ///< e.g. "accepted", "refused", "duplicate"
   std::string_view reason;        ///< a fixed reason code chosen by our code
@@ -36,9 +36,15 @@ void init(const options& opts);
 /// Writes one JSON line: {"time":..., "level":..., "event":..., ...}; empty members are left out.
 void write(level lvl, const fields& f);
 
-inline void info(const fields& f) { write(level::info, f); }
-inline void warn(const fields& f) { write(level::warn, f); }
-inline void error(const fields& f) { write(level::error, f); }
+inline void info(const fields& f) {
+  write(level::info, f);
+}
+inline void warn(const fields& f) {
+  write(level::warn, f);
+}
+inline void error(const fields& f) {
+  write(level::error, f);
+}
 
 /// Flushes buffered lines (called at shutdown and by tests before reading the file).
 void flush();

@@ -23,7 +23,8 @@ class reader {
     std::set<std::string_view> names(known);
     for (const auto& m : object.GetObject()) {
       if (!names.contains(std::string_view(m.name.GetString(), m.name.GetStringLength()))) {
-        problem(at + "/" + json::escape_pointer_token(m.name.GetString()), "is not a known setting");
+        problem(at + "/" + json::escape_pointer_token(m.name.GetString()),
+                "is not a known setting");
       }
     }
   }
@@ -137,8 +138,9 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   }
   const auto base = std::filesystem::absolute(file).parent_path();
   reader r(file.string(), problems, base);
-  r.only(doc, "", {"threads", "listener", "store", "partners", "schema_dir", "mappings_dir", "log",
-                   "description"});
+  r.only(doc, "",
+         {"threads", "listener", "store", "partners", "schema_dir", "mappings_dir", "log",
+          "description"});
   r.number(doc, "threads", "", config.threads, 0, 256);
 
   if (const auto* l = r.object(doc, "listener", "")) {
@@ -173,9 +175,10 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
     if (const auto* m = r.object(*l, "limits", at)) {
       const std::string mat = at + "/limits";
       auto& lim = config.listener.limits;
-      r.only(*m, mat, {"max_body_bytes", "max_header_bytes", "max_connections",
-                       "handshake_timeout_ms", "header_timeout_ms", "body_timeout_ms",
-                       "idle_timeout_ms", "write_timeout_ms", "max_json_depth"});
+      r.only(*m, mat,
+             {"max_body_bytes", "max_header_bytes", "max_connections", "handshake_timeout_ms",
+              "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms", "write_timeout_ms",
+              "max_json_depth"});
       r.number(*m, "max_body_bytes", mat, lim.max_body_bytes, 1024, 64ULL * 1024 * 1024);
       r.number(*m, "max_header_bytes", mat, lim.max_header_bytes, 1024, 1024 * 1024);
       r.number(*m, "max_connections", mat, lim.max_connections, 1, 1'000'000);
@@ -207,9 +210,9 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   r.path(doc, "partners", "", config.partners_file, true);
   r.path(doc, "schema_dir", "", config.schema_dir, true);
   r.path(doc, "mappings_dir", "", config.mappings_dir, true);
-  for (auto [name, value] : {std::pair{"/partners", &config.partners_file},
-                             std::pair{"/schema_dir", &config.schema_dir},
-                             std::pair{"/mappings_dir", &config.mappings_dir}}) {
+  for (auto [name, value] :
+       {std::pair{"/partners", &config.partners_file}, std::pair{"/schema_dir", &config.schema_dir},
+        std::pair{"/mappings_dir", &config.mappings_dir}}) {
     if (value->empty()) {
       r.problem(name, "is required");
     }

@@ -16,15 +16,15 @@ using identity::config_problem;
 
 /// Limits of the partner listener. Every one is a named knob with its unit in the name.
 struct listener_limits {
-  std::size_t max_body_bytes = 1024 * 1024;       ///< larger bodies: 413
-  std::size_t max_header_bytes = 16 * 1024;       ///< larger request heads: 431
-  std::size_t max_connections = 1024;             ///< more concurrent connections are closed at once
-  std::uint32_t handshake_timeout_ms = 10'000;    ///< TLS handshake must finish within this
-  std::uint32_t header_timeout_ms = 10'000;       ///< the whole request head must arrive within this
-  std::uint32_t body_timeout_ms = 30'000;         ///< the whole body must arrive within this
-  std::uint32_t idle_timeout_ms = 60'000;         ///< keep-alive wait for the next request
-  std::uint32_t write_timeout_ms = 30'000;        ///< the response must be taken within this
-  std::size_t max_json_depth = 64;                ///< deepest nesting accepted in a message
+  std::size_t max_body_bytes = 1024 * 1024;     ///< larger bodies: 413
+  std::size_t max_header_bytes = 16 * 1024;     ///< larger request heads: 431
+  std::size_t max_connections = 1024;           ///< more concurrent connections are closed at once
+  std::uint32_t handshake_timeout_ms = 10'000;  ///< TLS handshake must finish within this
+  std::uint32_t header_timeout_ms = 10'000;     ///< the whole request head must arrive within this
+  std::uint32_t body_timeout_ms = 30'000;       ///< the whole body must arrive within this
+  std::uint32_t idle_timeout_ms = 60'000;       ///< keep-alive wait for the next request
+  std::uint32_t write_timeout_ms = 30'000;      ///< the response must be taken within this
+  std::size_t max_json_depth = 64;              ///< deepest nesting accepted in a message
 };
 
 struct tls_settings {
@@ -44,9 +44,9 @@ struct listener_settings {
 
 struct store_settings {
   std::string kind = "sqlite";
-  std::filesystem::path path;           ///< SQLite file
+  std::filesystem::path path;  ///< SQLite file
   std::size_t max_batch = 512;
-  std::uint64_t max_size_bytes = 0;     ///< 0: no cap
+  std::uint64_t max_size_bytes = 0;  ///< 0: no cap
 };
 
 struct log_settings {
@@ -55,8 +55,8 @@ struct log_settings {
 };
 
 struct gateway_config {
-  std::filesystem::path source;   ///< the file this came from
-  std::size_t threads = 0;        ///< 0: one per hardware core
+  std::filesystem::path source;  ///< the file this came from
+  std::size_t threads = 0;       ///< 0: one per hardware core
   listener_settings listener;
   store_settings store;
   std::filesystem::path partners_file;

@@ -1,10 +1,10 @@
 // Partner API handlers: check, store, answer. Logs carry metadata only.
 #include "gateway/http/handlers.hpp"
 
-#include <boost/url/parse.hpp>
 #include <openssl/evp.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+#include <boost/url/parse.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -63,10 +63,12 @@ std::string sha256_hex(std::string_view data) {
 }
 
 double ms_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
 }
 
-response json_response(int status, const std::function<void(rapidjson::Writer<rapidjson::StringBuffer>&)>& fill) {
+response json_response(
+    int status, const std::function<void(rapidjson::Writer<rapidjson::StringBuffer>&)>& fill) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
   fill(w);
@@ -110,7 +112,8 @@ void partner_api::handle(const request& req, std::function<void(response)> done)
   const auto start = std::chrono::steady_clock::now();
   auto url = boost::urls::parse_origin_form(req.target);
   if (!url) {
-    done(problem(400, "bad-target", "Bad request target", "The request target is not a valid path."));
+    done(problem(400, "bad-target", "Bad request target",
+                 "The request target is not a valid path."));
     return;
   }
   std::vector<std::string> segments;
@@ -153,8 +156,13 @@ void partner_api::submit(const request& req, std::chrono::steady_clock::time_poi
                          std::function<void(response)> done) const {
   std::string partner(req.partner);
   auto refuse = [&](response r, std::string_view reason, std::string_view message_id) {
-    log::info({.event = "message.refused", .message_id = message_id, .partner = partner,
-               .outcome = "refused", .reason = reason, .peer = req.peer, .status = r.status,
+    log::info({.event = "message.refused",
+               .message_id = message_id,
+               .partner = partner,
+               .outcome = "refused",
+               .reason = reason,
+               .peer = req.peer,
+               .status = r.status,
                .latency_ms = ms_since(start)});
     done(std::move(r));
   };
@@ -176,13 +184,17 @@ void partner_api::submit(const request& req, std::chrono::steady_clock::time_poi
            verdict.problem, pipeline::is_uuid(claimed_id) ? claimed_id : std::string_view{});
     return;
   }
-  store::message_record record{verdict.id, partner, verdict.type, verdict.created,
+  store::message_record record{verdict.id,           partner,
+                               verdict.type,         verdict.created,
                                sha256_hex(req.body), std::string(req.body)};
   std::string peer(req.peer);
   store_->accept(std::move(record), [done = std::move(done), id = verdict.id, type = verdict.type,
                                      partner, peer, start](store::accept_result result) {
-    log::fields f{.event = "message.accepted", .message_id = id, .partner = partner,
-                  .message_type = type, .peer = peer};
+    log::fields f{.event = "message.accepted",
+                  .message_id = id,
+                  .partner = partner,
+                  .message_type = type,
+                  .peer = peer};
     response r;
     switch (result.outcome) {
       case store::accept_outcome::stored:
@@ -206,8 +218,9 @@ void partner_api::submit(const request& req, std::chrono::steady_clock::time_poi
         f.event = "message.refused";
         f.outcome = "unavailable";
         f.reason = result.reason;
-        r = problem(503, "store-unavailable", "Store unavailable",
-                    "The message could not be stored durably and was not accepted; try again later.");
+        r = problem(
+            503, "store-unavailable", "Store unavailable",
+            "The message could not be stored durably and was not accepted; try again later.");
         r.headers.emplace_back("Retry-After", "5");
         break;
     }

@@ -16,7 +16,7 @@ struct response {
   std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  ///< extra header fields
-  bool close = false;  ///< close the connection after sending
+  bool close = false;                                        ///< close the connection after sending
 };
 
 /// The URI naming a problem type: "urn:mxgw:problem:<code>" (see docs/api.md for the list).

@@ -67,7 +67,9 @@ using general_names_ptr = std::unique_ptr<GENERAL_NAMES, openssl_deleter<&GENERA
 using akid_ptr = std::unique_ptr<AUTHORITY_KEYID, openssl_deleter<&AUTHORITY_KEYID_free>>;
 using bignum_ptr = std::unique_ptr<BIGNUM, openssl_deleter<&BN_free>>;
 
-void free_openssl_string(char* p) noexcept { OPENSSL_free(p); }
+void free_openssl_string(char* p) noexcept {
+  OPENSSL_free(p);
+}
 using openssl_string_ptr = std::unique_ptr<char, openssl_deleter<&free_openssl_string>>;
 
 // ---------------------------------------------------------------------------------------------
@@ -118,7 +120,9 @@ std::string bio_contents(BIO* bio) {
   return std::string(data == nullptr ? "" : data, static_cast<std::size_t>(size));
 }
 
-bio_ptr memory_bio() { return bio_ptr(check(BIO_new(BIO_s_mem()), "BIO_new")); }
+bio_ptr memory_bio() {
+  return bio_ptr(check(BIO_new(BIO_s_mem()), "BIO_new"));
+}
 
 bio_ptr memory_bio_of(const std::string& text) {
   if (text.size() > static_cast<std::size_t>(std::numeric_limits<int>::max())) {
@@ -400,7 +404,9 @@ std::string read_text_file(const std::filesystem::path& path) {
   return out.str();
 }
 
-std::string errno_text(int err) { return std::system_category().message(err); }
+std::string errno_text(int err) {
+  return std::system_category().message(err);
+}
 
 /// Flushes a directory entry (the rename) to disk; best effort.
 void fsync_directory(const std::filesystem::path& dir) {
@@ -730,9 +736,13 @@ std::string cert_authority::make_crl(const std::vector<revoked_entry>& revoked,
   return to_pem(crl.get());
 }
 
-std::string cert_authority::cert_pem() const { return to_pem(impl_->cert_.get()); }
+std::string cert_authority::cert_pem() const {
+  return to_pem(impl_->cert_.get());
+}
 
-std::string cert_authority::key_pem() const { return to_pem(impl_->key_.get()); }
+std::string cert_authority::key_pem() const {
+  return to_pem(impl_->key_.get());
+}
 
 // -----------------------------------------------------------------------------------------------
 // Free functions

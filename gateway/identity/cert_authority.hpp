@@ -18,23 +18,23 @@ struct cert_error : std::runtime_error {
 /// What to put into a certificate. Defaults give a one-year client certificate.
 struct certificate_request {
   std::string common_name;
-  std::vector<std::string> san_uris;   ///< e.g. "urn:mxgw:partner:kh-ratanakiri"
-  std::vector<std::string> san_dns;    ///< e.g. "localhost"
-  std::vector<std::string> san_ips;    ///< e.g. "127.0.0.1", "::1"
-  bool client_auth = true;             ///< extendedKeyUsage clientAuth
-  bool server_auth = false;            ///< extendedKeyUsage serverAuth
+  std::vector<std::string> san_uris;     ///< e.g. "urn:mxgw:partner:kh-ratanakiri"
+  std::vector<std::string> san_dns;      ///< e.g. "localhost"
+  std::vector<std::string> san_ips;      ///< e.g. "127.0.0.1", "::1"
+  bool client_auth = true;               ///< extendedKeyUsage clientAuth
+  bool server_auth = false;              ///< extendedKeyUsage serverAuth
   bool omit_extended_key_usage = false;  ///< no EKU extension at all (tests of refusal)
-  std::chrono::system_clock::time_point not_before = std::chrono::system_clock::now() -
-                                                      std::chrono::minutes(5);
-  std::chrono::system_clock::time_point not_after = std::chrono::system_clock::now() +
-                                                     std::chrono::hours(24 * 365);
+  std::chrono::system_clock::time_point not_before =
+      std::chrono::system_clock::now() - std::chrono::minutes(5);
+  std::chrono::system_clock::time_point not_after =
+      std::chrono::system_clock::now() + std::chrono::hours(24 * 365);
 };
 
 struct issued_certificate {
   std::string cert_pem;
-  std::string key_pem;              ///< PKCS#8 PEM of a fresh ECDSA P-256 key
-  std::string serial_hex;           ///< upper-case hex, no separators
-  std::string sha256_fingerprint;   ///< lower-case hex of SHA-256 over the DER certificate
+  std::string key_pem;             ///< PKCS#8 PEM of a fresh ECDSA P-256 key
+  std::string serial_hex;          ///< upper-case hex, no separators
+  std::string sha256_fingerprint;  ///< lower-case hex of SHA-256 over the DER certificate
 };
 
 struct revoked_entry {
@@ -86,9 +86,10 @@ void write_file_with_mode(const std::filesystem::path& path, const std::string& 
 
 /// The on-disk development/enrolment directory used by `mxgw certs`:
 ///   DIR/ca.pem, DIR/ca.key (0600)          the CA
-///   DIR/server.pem, DIR/server.key (0600)  the gateway's server certificate (localhost, 127.0.0.1, ::1)
-///   DIR/crl.pem                            the current CRL (empty list at init)
-///   DIR/issued.json                        serial, subject, SAN, not-after, fingerprint, revoked flag
+///   DIR/server.pem, DIR/server.key (0600)  the gateway's server certificate (localhost, 127.0.0.1,
+///   ::1) DIR/crl.pem                            the current CRL (empty list at init)
+///   DIR/issued.json                        serial, subject, SAN, not-after, fingerprint, revoked
+///   flag
 /// init refuses to overwrite an existing CA unless `force` is set.
 struct certs_dir_options {
   std::filesystem::path dir;
@@ -99,7 +100,8 @@ void certs_init(const certs_dir_options& options);
 
 /// Issues DIR-signed client certificate for partner `partner_id` (SAN URI urn:mxgw:partner:<id>)
 /// into PREFIX.pem and PREFIX.key (0600); records it in issued.json. Returns the result.
-issued_certificate certs_issue_partner(const std::filesystem::path& dir, const std::string& partner_id,
+issued_certificate certs_issue_partner(const std::filesystem::path& dir,
+                                       const std::string& partner_id,
                                        const std::filesystem::path& out_prefix,
                                        std::chrono::hours validity = std::chrono::hours(24 * 365));
 

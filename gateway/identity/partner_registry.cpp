@@ -81,7 +81,8 @@ partner_registry partner_registry::load(const std::filesystem::path& file,
     };
     for (const auto& member : entry.GetObject()) {
       if (!known.contains(std::string_view(member.name.GetString()))) {
-        problem("/" + json::escape_pointer_token(member.name.GetString()), "is not a known setting");
+        problem("/" + json::escape_pointer_token(member.name.GetString()),
+                "is not a known setting");
       }
     }
     partner p;

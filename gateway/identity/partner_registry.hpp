@@ -11,12 +11,12 @@ namespace mxgw::identity {
 
 /// One partner agency, as defined in the partners file.
 struct partner {
-  std::string id;       ///< e.g. "kh-ratanakiri"; pattern ^[a-z0-9][a-z0-9-]{1,62}$
-  std::string name;     ///< display name of the agency (not personal data)
-  std::string country;  ///< ISO 3166-1 alpha-2
-  std::string adapter = "mx";                   ///< wire format of this partner
+  std::string id;              ///< e.g. "kh-ratanakiri"; pattern ^[a-z0-9][a-z0-9-]{1,62}$
+  std::string name;            ///< display name of the agency (not personal data)
+  std::string country;         ///< ISO 3166-1 alpha-2
+  std::string adapter = "mx";  ///< wire format of this partner
   bool enabled = true;
-  std::vector<std::string> pinned_sha256;       ///< lower-case hex certificate fingerprints
+  std::vector<std::string> pinned_sha256;  ///< lower-case hex certificate fingerprints
 };
 
 /// A problem found while loading configuration: which file, which field, what is wrong.

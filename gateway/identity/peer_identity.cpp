@@ -21,9 +21,9 @@ certificate_facts facts_of(X509* cert) {
     }
   }
   using names_ptr = std::unique_ptr<GENERAL_NAMES, decltype(&GENERAL_NAMES_free)>;
-  names_ptr names(static_cast<GENERAL_NAMES*>(
-                      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)),
-                  &GENERAL_NAMES_free);
+  names_ptr names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr)),
+      &GENERAL_NAMES_free);
   if (!names) {
     return facts;
   }

@@ -46,13 +46,13 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   tcp::acceptor acceptor;
   std::atomic<bool> stopping{false};
   std::atomic<std::size_t> connections{0};
-  std::atomic<std::uint64_t> handshakes_failed{0}, connections_refused{0}, timeouts{0},
-      requests{0};
+  std::atomic<std::uint64_t> handshakes_failed{0}, connections_refused{0}, timeouts{0}, requests{0};
   std::mutex sessions_mutex;
   std::list<std::weak_ptr<session>> sessions;  // for stop(): close idle connections
 
   impl(const config::listener_settings& s, std::size_t n,
-       std::shared_ptr<const identity::partner_registry> p, std::shared_ptr<const http::partner_api> a)
+       std::shared_ptr<const identity::partner_registry> p,
+       std::shared_ptr<const http::partner_api> a)
       : settings(s),
         threads(n == 0 ? std::max(1u, std::thread::hardware_concurrency()) : n),
         partners(std::move(p)),
@@ -69,7 +69,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
 namespace {
 
-std::chrono::milliseconds ms(std::uint32_t value) { return std::chrono::milliseconds(value); }
+std::chrono::milliseconds ms(std::uint32_t value) {
+  return std::chrono::milliseconds(value);
+}
 
 bool is_quiet_close(const beast::error_code& ec) {
   return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
@@ -128,19 +130,21 @@ class session : public std::enable_shared_from_this<session> {
       if (ec == beast::error::timeout) {
         ++server_->timeouts;
       }
-      log::warn({.event = "tls.handshake_failed", .reason = ec == beast::error::timeout
-                                                                ? "timeout"
-                                                                : "handshake-error",
-                 .peer = peer_, .detail = ec.message()});
+      log::warn({.event = "tls.handshake_failed",
+                 .reason = ec == beast::error::timeout ? "timeout" : "handshake-error",
+                 .peer = peer_,
+                 .detail = ec.message()});
       return;
     }
     // The verify callback already required exactly one enabled partner; read it back here.
     X509* cert = SSL_get0_peer_certificate(stream_.native_handle());
-    const auto decision = cert != nullptr ? server_->partners->identify(identity::facts_of(cert))
-                                          : identity::identity_decision{
-                                                identity::identity_refusal::no_partner_identity, {}};
+    const auto decision =
+        cert != nullptr
+            ? server_->partners->identify(identity::facts_of(cert))
+            : identity::identity_decision{identity::identity_refusal::no_partner_identity, {}};
     if (decision.refusal != identity::identity_refusal::none) {
-      log::warn({.event = "tls.client_refused", .reason = identity::to_string(decision.refusal),
+      log::warn({.event = "tls.client_refused",
+                 .reason = identity::to_string(decision.refusal),
                  .peer = peer_});
       return;
     }
@@ -206,9 +210,9 @@ class session : public std::enable_shared_from_this<session> {
 
   void on_read_error(beast::error_code ec, std::string_view phase) {
     if (ec == bhttp::error::body_limit) {
-      return send_error(http::problem(413, "body-too-large", "Body too large",
-                                      "The body exceeds max_body_bytes (" +
-                                          std::to_string(limits().max_body_bytes) + ")."));
+      return send_error(http::problem(
+          413, "body-too-large", "Body too large",
+          "The body exceeds max_body_bytes (" + std::to_string(limits().max_body_bytes) + ")."));
     }
     if (ec == bhttp::error::header_limit) {
       return send_error(http::problem(431, "header-too-large", "Request header too large",
@@ -216,8 +220,10 @@ class session : public std::enable_shared_from_this<session> {
     }
     if (ec == beast::error::timeout) {
       ++server_->timeouts;
-      log::warn({.event = "http.timeout", .partner = partner_,
-                 .reason = phase == "header" ? "header-timeout" : "body-timeout", .peer = peer_});
+      log::warn({.event = "http.timeout",
+                 .partner = partner_,
+                 .reason = phase == "header" ? "header-timeout" : "body-timeout",
+                 .peer = peer_});
       return;  // the deadline already closed the socket; nothing can be sent
     }
     if (is_quiet_close(ec)) {
@@ -225,11 +231,11 @@ class session : public std::enable_shared_from_this<session> {
     }
     if (ec.category() == beast::error_code(bhttp::error::end_of_stream).category() ||
         ec == bhttp::error::bad_method || ec == bhttp::error::bad_target) {
-      return send_error(http::problem(400, "bad-request", "Bad request",
-                                      "The request is not valid HTTP/1.1."));
+      return send_error(
+          http::problem(400, "bad-request", "Bad request", "The request is not valid HTTP/1.1."));
     }
-    log::warn({.event = "http.read_failed", .partner = partner_, .peer = peer_,
-               .detail = ec.message()});
+    log::warn(
+        {.event = "http.read_failed", .partner = partner_, .peer = peer_, .detail = ec.message()});
   }
 
   void send_error(http::response r) {
@@ -283,7 +289,9 @@ class session : public std::enable_shared_from_this<session> {
     if (ec) {
       if (ec == beast::error::timeout) {
         ++server_->timeouts;
-        log::warn({.event = "http.timeout", .partner = partner_, .reason = "write-timeout",
+        log::warn({.event = "http.timeout",
+                   .partner = partner_,
+                   .reason = "write-timeout",
                    .peer = peer_});
       }
       return;
@@ -310,14 +318,14 @@ class session : public std::enable_shared_from_this<session> {
       lingering_ = true;
       beast::get_lowest_layer(stream_).expires_after(linger_time);
     }
-    stream_.async_read_some(asio::buffer(discard_), [self = shared_from_this()](
-                                                        beast::error_code ec, std::size_t bytes) {
-      if (ec) {
-        return self->do_shutdown();
-      }
-      self->lingered_bytes_ += bytes;
-      self->linger();
-    });
+    stream_.async_read_some(asio::buffer(discard_),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
+                              if (ec) {
+                                return self->do_shutdown();
+                              }
+                              self->lingered_bytes_ += bytes;
+                              self->linger();
+                            });
   }
 
   void do_shutdown() {

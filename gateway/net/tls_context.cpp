@@ -1,12 +1,12 @@
 // Server TLS context (see tls_context.hpp).
 #include "gateway/net/tls_context.hpp"
 
-#include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/verify_context.hpp>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/verify_context.hpp>
 
 #include <stdexcept>
 
@@ -73,19 +73,19 @@ std::shared_ptr<ssl::context> make_server_context(
   SSL_CTX_set_session_id_context(native, session_context, sizeof session_context - 1);
 
   if (SSL_CTX_use_certificate_chain_file(native, tls.certificate.c_str()) != 1) {
-    throw std::runtime_error(tls.certificate.string() + ": cannot load the server certificate: " +
-                             openssl_error());
+    throw std::runtime_error(tls.certificate.string() +
+                             ": cannot load the server certificate: " + openssl_error());
   }
   if (SSL_CTX_use_PrivateKey_file(native, tls.private_key.c_str(), SSL_FILETYPE_PEM) != 1 ||
       SSL_CTX_check_private_key(native) != 1) {
-    throw std::runtime_error(tls.private_key.string() +
-                             ": cannot load the server key or it does not match the certificate: " +
-                             openssl_error());
+    throw std::runtime_error(
+        tls.private_key.string() +
+        ": cannot load the server key or it does not match the certificate: " + openssl_error());
   }
   for (const auto& ca : tls.partner_cas) {
     if (SSL_CTX_load_verify_locations(native, ca.c_str(), nullptr) != 1) {
-      throw std::runtime_error(ca.string() + ": cannot load the partner trust anchor: " +
-                               openssl_error());
+      throw std::runtime_error(ca.string() +
+                               ": cannot load the partner trust anchor: " + openssl_error());
     }
   }
   X509_STORE* store = SSL_CTX_get_cert_store(native);
@@ -105,7 +105,8 @@ std::shared_ptr<ssl::context> make_server_context(
     const int depth = X509_STORE_CTX_get_error_depth(store_ctx);
     if (!preverified) {
       const int error = X509_STORE_CTX_get_error(store_ctx);
-      log::warn({.event = "tls.client_refused", .reason = "certificate-invalid",
+      log::warn({.event = "tls.client_refused",
+                 .reason = "certificate-invalid",
                  .detail = X509_verify_cert_error_string(error)});
       return false;
     }

@@ -1,5 +1,6 @@
 // The partner listener's TLS profile: TLS 1.3 (1.2 with ECDHE+AEAD only when configured), mutual
-// authentication, CRL checks, clientAuth usage and the certificate-to-partner rule in the handshake.
+// authentication, CRL checks, clientAuth usage and the certificate-to-partner rule in the
+// handshake.
 #pragma once
 
 #include <memory>

@@ -16,8 +16,9 @@ canonical_checker canonical_checker::load(const std::filesystem::path& schema_di
   auto tables = code_tables::load(mappings_dir, problems);
   for (const char* required : {"country", "region", "language", "script"}) {
     if (tables.find(required) == nullptr) {
-      problems.push_back({mappings_dir.string(), "", std::string("has no '") + required +
-                                                         "' table, which message checks need"});
+      problems.push_back(
+          {mappings_dir.string(), "",
+           std::string("has no '") + required + "' table, which message checks need"});
     }
   }
   return canonical_checker(std::move(schemas), std::move(tables));

@@ -15,12 +15,13 @@ namespace mxgw::pipeline {
 
 /// The verdict on one submitted message.
 struct check_result {
-  int status = 0;       ///< 0 = acceptable; else the HTTP status of the refusal (400, 403, 422)
-  std::string problem;  ///< short problem type: "malformed-json", "sender-mismatch", "invalid-message"
-  std::string detail;   ///< a sentence for humans (never echoes message content)
+  int status = 0;  ///< 0 = acceptable; else the HTTP status of the refusal (400, 403, 422)
+  std::string
+      problem;  ///< short problem type: "malformed-json", "sender-mismatch", "invalid-message"
+  std::string detail;  ///< a sentence for humans (never echoes message content)
   std::vector<field_error> errors;
   // Set when status == 0:
-  std::string id;    ///< lower-case UUID
+  std::string id;  ///< lower-case UUID
   std::string type;
   std::string created;
 };

@@ -74,10 +74,9 @@ code_tables code_tables::load(const std::filesystem::path& dir,
       const auto& successors = entries[i]["successors"];
       for (rapidjson::SizeType k = 0; k < successors.Size(); ++k) {
         if (successors[k].IsString() && !table.contains(successors[k].GetString())) {
-          problems.push_back({file, "/entries/" + std::to_string(i) + "/successors/" +
-                                        std::to_string(k),
-                              "names unknown successor '" +
-                                  std::string(successors[k].GetString()) + "'"});
+          problems.push_back(
+              {file, "/entries/" + std::to_string(i) + "/successors/" + std::to_string(k),
+               "names unknown successor '" + std::string(successors[k].GetString()) + "'"});
         }
       }
     }

@@ -12,7 +12,7 @@ namespace mxgw::pipeline {
 namespace {
 
 // Members that hold a PartialDate ("YYYY", "YYYY-MM" or "YYYY-MM-DD").
-constexpr std::string_view partial_date_members[] = {"birthDate", "issued", "expires", "date",
+constexpr std::string_view partial_date_members[] = {"birthDate",  "issued",    "expires", "date",
                                                      "reviewDate", "effective", "deadline"};
 // Members that hold an RFC 3339 timestamp; the envelope's `created` must moreover be in UTC.
 constexpr std::string_view timestamp_members[] = {"created", "receivedAt", "received"};
@@ -134,8 +134,9 @@ void check_domain_rules(const rapidjson::Value& message, const code_tables& tabl
     errors.push_back({"/id", "is not a UUID"});
   }
   if (json::get_string(message, "type") == "hotline.tip" && !message.HasMember("evaluation")) {
-    errors.push_back({"/evaluation", "is required on hotline.tip (source reliability and "
-                                     "information accuracy)"});
+    errors.push_back({"/evaluation",
+                      "is required on hotline.tip (source reliability and "
+                      "information accuracy)"});
   }
   walker{tables, errors}.walk(message, "");
 }

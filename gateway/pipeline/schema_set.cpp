@@ -125,23 +125,39 @@ std::string reason_for(std::string_view keyword, const rapidjson::Value* schema)
   };
   if (keyword == "type" && schema != nullptr && schema->HasMember("type")) {
     const auto& t = (*schema)["type"];
-    return "has the wrong type (expected " + (t.IsString() ? std::string(t.GetString()) : json::to_string(t)) + ")";
+    return "has the wrong type (expected " +
+           (t.IsString() ? std::string(t.GetString()) : json::to_string(t)) + ")";
   }
-  if (keyword == "additionalProperties") return "is not a known member";
-  if (keyword == "enum") return "is not one of the allowed values";
-  if (keyword == "pattern") return "does not have the required form";
-  if (keyword == "minLength") return "is shorter than " + number("minLength") + " characters";
-  if (keyword == "maxLength") return "is longer than " + number("maxLength") + " characters";
-  if (keyword == "minItems") return "has fewer than " + number("minItems") + " items";
-  if (keyword == "maxItems") return "has more than " + number("maxItems") + " items";
-  if (keyword == "minimum") return "is below the minimum " + number("minimum");
-  if (keyword == "maximum") return "is above the maximum " + number("maximum");
-  if (keyword == "uniqueItems") return "has repeated items";
-  if (keyword == "minProperties") return "has too few members";
-  if (keyword == "maxProperties") return "has too many members";
-  if (keyword == "oneOf" || keyword == "anyOf") return "matches none of the allowed forms";
-  if (keyword == "not") return "has a form that is not allowed";
-  if (keyword == "dependencies") return "lacks a member that another member requires";
+  if (keyword == "additionalProperties")
+    return "is not a known member";
+  if (keyword == "enum")
+    return "is not one of the allowed values";
+  if (keyword == "pattern")
+    return "does not have the required form";
+  if (keyword == "minLength")
+    return "is shorter than " + number("minLength") + " characters";
+  if (keyword == "maxLength")
+    return "is longer than " + number("maxLength") + " characters";
+  if (keyword == "minItems")
+    return "has fewer than " + number("minItems") + " items";
+  if (keyword == "maxItems")
+    return "has more than " + number("maxItems") + " items";
+  if (keyword == "minimum")
+    return "is below the minimum " + number("minimum");
+  if (keyword == "maximum")
+    return "is above the maximum " + number("maximum");
+  if (keyword == "uniqueItems")
+    return "has repeated items";
+  if (keyword == "minProperties")
+    return "has too few members";
+  if (keyword == "maxProperties")
+    return "has too many members";
+  if (keyword == "oneOf" || keyword == "anyOf")
+    return "matches none of the allowed forms";
+  if (keyword == "not")
+    return "has a form that is not allowed";
+  if (keyword == "dependencies")
+    return "lacks a member that another member requires";
   return "breaks the schema rule '" + std::string(keyword) + "'";
 }
 
@@ -195,8 +211,8 @@ bool validate(const schema_set::compiled& c, const rapidjson::Value& instance,
       for (const auto& m : object_value->GetObject()) {
         const std::string name(m.name.GetString(), m.name.GetStringLength());
         if (!member_declared(*schema, name)) {
-          errors.push_back({parent_at + "/" + json::escape_pointer_token(name),
-                            "is not a known member"});
+          errors.push_back(
+              {parent_at + "/" + json::escape_pointer_token(name), "is not a known member"});
         }
       }
     }
@@ -210,7 +226,8 @@ bool validate(const schema_set::compiled& c, const rapidjson::Value& instance,
 std::unique_ptr<schema_set::compiled> compile(ref_resolver& resolver, const std::string& name) {
   const rapidjson::Document* raw = resolver.file(name);
   if (raw == nullptr) {
-    if (resolver.problems.empty() || resolver.problems.back().file != (resolver.dir / name).string()) {
+    if (resolver.problems.empty() ||
+        resolver.problems.back().file != (resolver.dir / name).string()) {
       resolver.problems.push_back({(resolver.dir / name).string(), "", "is missing"});
     }
     return nullptr;
@@ -230,7 +247,8 @@ schema_set::~schema_set() = default;
 schema_set::schema_set(schema_set&&) noexcept = default;
 schema_set& schema_set::operator=(schema_set&&) noexcept = default;
 
-schema_set schema_set::load(const std::filesystem::path& dir, std::vector<config_problem>& problems) {
+schema_set schema_set::load(const std::filesystem::path& dir,
+                            std::vector<config_problem>& problems) {
   schema_set set;
   ref_resolver resolver{dir, {}, problems};
   set.envelope_ = compile(resolver, "envelope.json");
@@ -260,7 +278,9 @@ std::vector<std::string> schema_set::types() const {
   return out;
 }
 
-bool schema_set::has_type(std::string_view type) const { return bodies_.find(type) != bodies_.end(); }
+bool schema_set::has_type(std::string_view type) const {
+  return bodies_.find(type) != bodies_.end();
+}
 
 bool schema_set::validate_envelope(const rapidjson::Value& message,
                                    std::vector<field_error>& errors) const {

@@ -66,8 +66,8 @@ class message_store {
   /// handler needs. Handlers should be quick (post the work elsewhere): the next batch waits.
   virtual void accept(message_record record, accept_handler handler) = 0;
 
-  /// Looks a message up by id; handler(nullopt, true) when unknown, handler(nullopt, false) when the
-  /// store failed. Called on a store thread (at once on the calling thread once the store is
+  /// Looks a message up by id; handler(nullopt, true) when unknown, handler(nullopt, false) when
+  /// the store failed. Called on a store thread (at once on the calling thread once the store is
   /// stopped or has failed). Never throws.
   virtual void find(std::string id, find_handler handler) = 0;
 
@@ -79,9 +79,9 @@ class message_store {
 };
 
 struct sqlite_options {
-  std::filesystem::path path;           ///< database file; parent directory created if missing
-  std::size_t max_batch = 512;          ///< most records in one group commit
-  std::uint64_t max_size_bytes = 0;     ///< cap on the database size (0: no cap); past it: disk-full
+  std::filesystem::path path;        ///< database file; parent directory created if missing
+  std::size_t max_batch = 512;       ///< most records in one group commit
+  std::uint64_t max_size_bytes = 0;  ///< cap on the database size (0: no cap); past it: disk-full
   int busy_timeout_ms = 5000;
 };
 

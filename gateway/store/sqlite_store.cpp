@@ -141,7 +141,9 @@ connection open_connection(const std::filesystem::path& path, int flags, int bus
   return db;
 }
 
-int exec(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
+int exec(sqlite3* db, const char* sql) {
+  return sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+}
 
 void exec_or_throw(sqlite3* db, const char* sql, const std::filesystem::path& path) {
   const int rc = exec(db, sql);
@@ -287,9 +289,8 @@ void migrate(sqlite3* db, const std::filesystem::path& path) {
 void apply_size_cap(sqlite3* db, std::uint64_t max_size_bytes, const std::filesystem::path& path) {
   const auto page_size = static_cast<std::uint64_t>(query_int(db, "PRAGMA page_size", path));
   constexpr std::uint64_t most_pages = 0xfffffffe;  // SQLite's own upper bound
-  const std::uint64_t pages =
-      std::clamp<std::uint64_t>(max_size_bytes / std::max<std::uint64_t>(page_size, 1), 1,
-                                most_pages);
+  const std::uint64_t pages = std::clamp<std::uint64_t>(
+      max_size_bytes / std::max<std::uint64_t>(page_size, 1), 1, most_pages);
   // SQLite never sets the cap below the current size; a store already past it simply cannot grow.
   query_int(db, "PRAGMA max_page_count = " + std::to_string(pages), path);
 }
@@ -410,9 +411,9 @@ sqlite_store::impl::impl(const sqlite_options& options)
 
   // SQLITE_OPEN_NOMUTEX: SQLite's per-connection mutex is not needed, because each connection is
   // handed to exactly one thread once this constructor is done.
-  writer_db_ = open_connection(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                          SQLITE_OPEN_NOMUTEX,
-                               options.busy_timeout_ms);
+  writer_db_ =
+      open_connection(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      options.busy_timeout_ms);
   sqlite3* db = writer_db_.get();
   if (sqlite3_db_readonly(db, "main") == 1) {
     throw store_error(path_.string() + ": the database file is read-only");
@@ -434,8 +435,8 @@ sqlite_store::impl::impl(const sqlite_options& options)
   select_existing_ = prepare(db, select_existing_sql, path_);
   insert_message_ = prepare(db, insert_message_sql, path_);
 
-  reader_db_ = open_connection(path_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX,
-                               options.busy_timeout_ms);
+  reader_db_ =
+      open_connection(path_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, options.busy_timeout_ms);
   select_status_ = prepare(reader_db_.get(), select_status_sql, path_);
 }
 
@@ -690,9 +691,8 @@ int sqlite_store::impl::write_record(const message_record& record, const std::st
 int sqlite_store::impl::insert_message(const message_record& record,
                                        const std::string& accepted_at) {
   statement_use use(insert_message_.get());
-  const std::array<std::string_view, 6> texts = {record.id,      record.sender,
-                                                 record.type,    record.created,
-                                                 accepted_at,    record.body_sha256};
+  const std::array<std::string_view, 6> texts = {record.id,      record.sender, record.type,
+                                                 record.created, accepted_at,   record.body_sha256};
   for (std::size_t i = 0; i < texts.size(); ++i) {
     const int rc = use.bind_text(static_cast<int>(i + 1), texts[i]);
     if (rc != SQLITE_OK) {
@@ -763,12 +763,13 @@ void sqlite_store::impl::answer_find(const pending_find& job) {
 // ---------------------------------------------------------------------------------------------
 // The public faces
 
-sqlite_store::sqlite_store(const sqlite_options& options)
-    : impl_(std::make_unique<impl>(options)) {
+sqlite_store::sqlite_store(const sqlite_options& options) : impl_(std::make_unique<impl>(options)) {
   impl_->start();
 }
 
-sqlite_store::~sqlite_store() { stop(); }
+sqlite_store::~sqlite_store() {
+  stop();
+}
 
 void sqlite_store::accept(message_record record, accept_handler handler) {
   impl_->accept(std::move(record), std::move(handler));
@@ -778,11 +779,17 @@ void sqlite_store::find(std::string id, find_handler handler) {
   impl_->find(std::move(id), std::move(handler));
 }
 
-bool sqlite_store::healthy() const { return impl_->healthy_.load(); }
+bool sqlite_store::healthy() const {
+  return impl_->healthy_.load();
+}
 
-void sqlite_store::stop() { impl_->stop(); }
+void sqlite_store::stop() {
+  impl_->stop();
+}
 
-sqlite_store_stats sqlite_store::stats() const { return impl_->stats(); }
+sqlite_store_stats sqlite_store::stats() const {
+  return impl_->stats();
+}
 
 std::unique_ptr<message_store> open_sqlite_store(const sqlite_options& options) {
   return std::make_unique<sqlite_store>(options);

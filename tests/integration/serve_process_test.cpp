@@ -92,11 +92,14 @@ TEST(ServeProcess, AcceptsThenStopsCleanlyOnSigterm) {
               "partner_ca": ["certs/ca.pem"], "crl": ["certs/crl.pem"]}},
     "store": {"path": "var/mxgw.db"},
     "partners": "partners.json",
-    "schema_dir": ")" + (source_dir() / "config" / "schema").string() + R"(",
-    "mappings_dir": ")" + (source_dir() / "config" / "mappings").string() + R"("})";
+    "schema_dir": ")" + (source_dir() / "config" / "schema").string() +
+                             R"(",
+    "mappings_dir": ")" + (source_dir() / "config" / "mappings").string() +
+                             R"("})";
   write_file(dir / "gateway.json", config);
 
-  child_process gateway({mxgw_binary().string(), "serve", "--config", (dir / "gateway.json").string()});
+  child_process gateway(
+      {mxgw_binary().string(), "serve", "--config", (dir / "gateway.json").string()});
   const std::string started = gateway.wait_for_line("gateway.started");
   std::smatch match;
   ASSERT_TRUE(std::regex_search(started, match, std::regex(R"(127\.0\.0\.1:([0-9]+))"))) << started;
@@ -117,7 +120,8 @@ TEST(ServeProcess, AcceptsThenStopsCleanlyOnSigterm) {
 TEST(ServeProcess, RefusesToStartOnABrokenConfig) {
   temp_dir dir;
   write_file(dir / "gateway.json", R"({"listener": {"port": 99999}, "stray": true})");
-  child_process gateway({mxgw_binary().string(), "serve", "--config", (dir / "gateway.json").string()});
+  child_process gateway(
+      {mxgw_binary().string(), "serve", "--config", (dir / "gateway.json").string()});
   const std::string line = gateway.wait_for_line("/listener/port");
   EXPECT_NE(line.find("gateway.json"), std::string::npos) << line;
   EXPECT_EQ(gateway.wait(), 2);

@@ -20,9 +20,7 @@ namespace asio = boost::asio;
 
 class SlowClient : public gateway_fixture {
  protected:
-  void configure(config::gateway_config& c) override {
-    c.listener.limits.header_timeout_ms = 2000;
-  }
+  void configure(config::gateway_config& c) override { c.listener.limits.header_timeout_ms = 2000; }
 };
 
 TEST_F(SlowClient, OneBytePerSecondHeaderIsCutOffWhileOthersAreServed) {

@@ -80,9 +80,9 @@ TEST_F(Submit, AnotherPartnerCannotSeeTheMessage) {
 }
 
 TEST_F(Submit, EveryExampleMessageIsAccepted) {
-  for (const char* type : {"victim.identification", "person.wanted", "hotline.tip",
-                           "verification.request", "verification.result", "case.status",
-                           "receipt"}) {
+  for (const char* type :
+       {"victim.identification", "person.wanted", "hotline.tip", "verification.request",
+        "verification.result", "case.status", "receipt"}) {
     auto r = post(gialai_, example(type));
     EXPECT_EQ(r.status, 202) << type << ": " << r.body << r.error;
   }
@@ -120,9 +120,9 @@ TEST_F(Submit, SchemaBreachNamesTheField) {
   expect_problem(r, 422, "invalid-message");
   EXPECT_EQ(pointers(r.body), std::vector<std::string>{"/body/person/sex"});
 
-  std::string unknown_member = std::regex_replace(example("victim.identification", id_a),
-                                                  std::regex(R"("mx": "1",)"),
-                                                  R"("mx": "1", "priority": "high",)");
+  std::string unknown_member =
+      std::regex_replace(example("victim.identification", id_a), std::regex(R"("mx": "1",)"),
+                         R"("mx": "1", "priority": "high",)");
   r = post(gialai_, unknown_member);
   expect_problem(r, 422, "invalid-message");
   EXPECT_EQ(pointers(r.body), std::vector<std::string>{"/priority"});
@@ -197,9 +197,9 @@ class SubmitSmallLimits : public Submit {
 };
 
 TEST_F(SubmitSmallLimits, BodyOverTheLimitIsTooLarge) {
-  std::string big = std::regex_replace(example("victim.identification", id_a),
-                                       std::regex(R"("text": ")"),
-                                       "\"text\": \"" + std::string(70 * 1024, 'x'));
+  std::string big =
+      std::regex_replace(example("victim.identification", id_a), std::regex(R"("text": ")"),
+                         "\"text\": \"" + std::string(70 * 1024, 'x'));
   auto r = post(gialai_, big);
   expect_problem(r, 413, "body-too-large");
   EXPECT_EQ(stored_messages(), 0u);
@@ -219,8 +219,8 @@ TEST_F(SubmitFullStore, FullStoreAnswers503AndKeepsWhatItHad) {
   for (int i = 0; i < 40 && r.status != 503; ++i) {
     char id[37];
     std::snprintf(id, sizeof id, "0b7f6a52-3c1d-4e8f-9a2b-%012d", i + 1);
-    auto text = std::regex_replace(example("victim.identification", id),
-                                   std::regex(R"("text": ")"), "\"text\": \"" + padding);
+    auto text = std::regex_replace(example("victim.identification", id), std::regex(R"("text": ")"),
+                                   "\"text\": \"" + padding);
     r = post(gialai_, text);
     ASSERT_TRUE(r.status == 202 || r.status == 503) << r.status << r.body;
   }

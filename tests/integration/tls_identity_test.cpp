@@ -21,8 +21,8 @@ class TlsIdentity : public gateway_fixture {
   // A refused client: no HTTP answer at all, and nothing reached the store.
   void expect_no_service(const cli::client_tls& tls) {
     const auto before = stored_messages();
-    auto result = post(tls, example("victim.identification",
-                                    "11111111-2222-4333-8444-555555555555"));
+    auto result =
+        post(tls, example("victim.identification", "11111111-2222-4333-8444-555555555555"));
     EXPECT_EQ(result.status, 0) << result.body;
     EXPECT_FALSE(result.error.empty());
     EXPECT_EQ(stored_messages(), before);

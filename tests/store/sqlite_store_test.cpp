@@ -46,8 +46,8 @@ std::string fingerprint(const std::string& body) {
 
 message_record make_record(const std::string& id, const std::string& sender = "kh-cnp",
                            const std::string& body = R"({"case":"one"})") {
-  return message_record{id,   sender, "victim.identification", "2026-11-22T04:38:47Z",
-                        fingerprint(body), body};
+  return message_record{
+      id, sender, "victim.identification", "2026-11-22T04:38:47Z", fingerprint(body), body};
 }
 
 message_record big_record(int n, std::size_t size = 8 * 1024) {
@@ -560,9 +560,13 @@ struct fault_file {
   sqlite3_file* real;  // the real VFS's file, stored right after this struct
 };
 
-sqlite3_file* real_of(sqlite3_file* file) { return reinterpret_cast<fault_file*>(file)->real; }
+sqlite3_file* real_of(sqlite3_file* file) {
+  return reinterpret_cast<fault_file*>(file)->real;
+}
 
-int fault_close(sqlite3_file* f) { return real_of(f)->pMethods->xClose(real_of(f)); }
+int fault_close(sqlite3_file* f) {
+  return real_of(f)->pMethods->xClose(real_of(f));
+}
 int fault_read(sqlite3_file* f, void* buffer, int size, sqlite3_int64 offset) {
   return real_of(f)->pMethods->xRead(real_of(f), buffer, size, offset);
 }
@@ -593,7 +597,9 @@ int fault_check_reserved_lock(sqlite3_file* f, int* out) {
 int fault_file_control(sqlite3_file* f, int op, void* arg) {
   return real_of(f)->pMethods->xFileControl(real_of(f), op, arg);
 }
-int fault_sector_size(sqlite3_file* f) { return real_of(f)->pMethods->xSectorSize(real_of(f)); }
+int fault_sector_size(sqlite3_file* f) {
+  return real_of(f)->pMethods->xSectorSize(real_of(f));
+}
 int fault_device_characteristics(sqlite3_file* f) {
   return real_of(f)->pMethods->xDeviceCharacteristics(real_of(f));
 }
@@ -603,7 +609,9 @@ int fault_shm_map(sqlite3_file* f, int page, int page_size, int extend, void vol
 int fault_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
   return real_of(f)->pMethods->xShmLock(real_of(f), offset, n, flags);
 }
-void fault_shm_barrier(sqlite3_file* f) { real_of(f)->pMethods->xShmBarrier(real_of(f)); }
+void fault_shm_barrier(sqlite3_file* f) {
+  real_of(f)->pMethods->xShmBarrier(real_of(f));
+}
 int fault_shm_unmap(sqlite3_file* f, int delete_flag) {
   return real_of(f)->pMethods->xShmUnmap(real_of(f), delete_flag);
 }
@@ -650,7 +658,9 @@ int fault_full_pathname(sqlite3_vfs*, const char* name, int size, char* out) {
 int fault_randomness(sqlite3_vfs*, int size, char* out) {
   return real_vfs->xRandomness(real_vfs, size, out);
 }
-int fault_sleep(sqlite3_vfs*, int micros) { return real_vfs->xSleep(real_vfs, micros); }
+int fault_sleep(sqlite3_vfs*, int micros) {
+  return real_vfs->xSleep(real_vfs, micros);
+}
 int fault_current_time(sqlite3_vfs*, double* out) {
   return real_vfs->xCurrentTime(real_vfs, out);
 }
@@ -742,8 +752,7 @@ TEST(SqliteStore, NewerSchemaVersionIsRefused) {
   } catch (const store_error& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find(path.string()), std::string::npos) << what;
-    EXPECT_NE(what.find("version " + std::to_string(sqlite_schema_version + 1)),
-              std::string::npos)
+    EXPECT_NE(what.find("version " + std::to_string(sqlite_schema_version + 1)), std::string::npos)
         << what;
     EXPECT_NE(what.find("(" + std::to_string(sqlite_schema_version) + ")"), std::string::npos)
         << what;

@@ -44,8 +44,12 @@ void write_file(const std::filesystem::path& path, const std::string& contents) 
   out << contents;
 }
 
-std::filesystem::path source_dir() { return MXGW_SOURCE_DIR; }
+std::filesystem::path source_dir() {
+  return MXGW_SOURCE_DIR;
+}
 
-std::filesystem::path mxgw_binary() { return MXGW_BINARY; }
+std::filesystem::path mxgw_binary() {
+  return MXGW_BINARY;
+}
 
 }  // namespace mxgw::test

@@ -160,13 +160,14 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
       if (tls.min_version != "1.3" && tls.min_version != "1.2") {
         r.problem(tat + "/min_version", "must be \"1.3\" or \"1.2\"");
       }
-      if (tls.certificate.empty()) {
+      if (!t->HasMember("certificate")) {
         r.problem(tat + "/certificate", "is required");
       }
-      if (tls.private_key.empty()) {
+      if (!t->HasMember("private_key")) {
         r.problem(tat + "/private_key", "is required");
       }
-      if (tls.partner_cas.empty()) {
+      if (tls.partner_cas.empty() &&
+          (!t->HasMember("partner_ca") || t->FindMember("partner_ca")->value.IsArray())) {
         r.problem(tat + "/partner_ca", "needs at least one trust anchor");
       }
     } else {

@@ -1,7 +1,6 @@
 // Partner API handlers: check, store, answer. Logs carry metadata only.
 #include "gateway/http/handlers.hpp"
 
-#include <openssl/evp.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <boost/url/parse.hpp>
@@ -9,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "gateway/common/digest.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/common/log.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
@@ -47,19 +47,6 @@ bool is_json_media_type(std::string_view value) {
   }
   const std::string parameter = trim(std::string_view(v).substr(semicolon + 1));
   return parameter == "charset=utf-8" || parameter == "charset=\"utf-8\"";
-}
-
-std::string sha256_hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 0xF];
-  }
-  return out;
 }
 
 double ms_since(std::chrono::steady_clock::time_point start) {

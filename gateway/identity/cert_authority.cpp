@@ -31,6 +31,7 @@
 #include <system_error>
 #include <utility>
 
+#include "gateway/common/digest.hpp"
 #include "gateway/common/time.hpp"
 #include "gateway/identity/partner_registry.hpp"
 #include "gateway/identity/peer_identity.hpp"
@@ -168,17 +169,6 @@ pkey_ptr key_from_pem(const std::string& pem, std::string_view origin) {
     fail_openssl("no PEM private key in " + std::string(origin));
   }
   return pkey_ptr(key);
-}
-
-std::string lower_hex(const unsigned char* data, std::size_t size) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(size * 2);
-  for (std::size_t i = 0; i < size; ++i) {
-    out += digits[data[i] >> 4];
-    out += digits[data[i] & 0x0f];
-  }
-  return out;
 }
 
 std::string bignum_hex(const BIGNUM* bn) {

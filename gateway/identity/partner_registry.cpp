@@ -122,10 +122,11 @@ partner_registry partner_registry::load(const std::filesystem::path& file,
           std::string fp = pins[k].IsString() ? normalise_fingerprint(pins[k].GetString()) : "";
           if (!is_hex_sha256(fp)) {
             problem(field, "must be 64 hex digits (colons allowed)");
-          } else if (registry.pins_.contains(fp) ||
-                     std::find(p.pinned_sha256.begin(), p.pinned_sha256.end(), fp) !=
-                         p.pinned_sha256.end()) {
+          } else if (registry.pins_.contains(fp)) {
             problem(field, "is pinned for another partner already");
+          } else if (std::find(p.pinned_sha256.begin(), p.pinned_sha256.end(), fp) !=
+                     p.pinned_sha256.end()) {
+            problem(field, "repeats a fingerprint listed before");
           } else {
             p.pinned_sha256.push_back(fp);
           }

@@ -7,6 +7,8 @@
 
 #include <memory>
 
+#include "gateway/common/digest.hpp"
+
 namespace mxgw::identity {
 
 certificate_facts facts_of(X509* cert) {
@@ -14,11 +16,7 @@ certificate_facts facts_of(X509* cert) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   if (X509_digest(cert, EVP_sha256(), digest, &length) == 1) {
-    static constexpr char hex[] = "0123456789abcdef";
-    for (unsigned int i = 0; i < length; ++i) {
-      facts.sha256_fingerprint += hex[digest[i] >> 4];
-      facts.sha256_fingerprint += hex[digest[i] & 0xF];
-    }
+    facts.sha256_fingerprint = lower_hex(digest, length);
   }
   using names_ptr = std::unique_ptr<GENERAL_NAMES, decltype(&GENERAL_NAMES_free)>;
   names_ptr names(

@@ -53,6 +53,7 @@ client_result https_request(const std::string& host, std::uint16_t port, const c
       result.error = "connect: " + ec.message();
       return result;
     }
+    lowest.socket().set_option(asio::ip::tcp::no_delay(true), ec);
     stream.async_handshake(asio::ssl::stream_base::client, [&](beast::error_code e) { ec = e; });
     ioc.run();
     ioc.restart();

@@ -6,8 +6,10 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <iterator>
 #include <thread>
@@ -15,11 +17,15 @@
 #include "gateway/cli/client.hpp"
 #include "gateway/cli/gateway_instance.hpp"
 #include "gateway/common/log.hpp"
+#include "gateway/common/time.hpp"
 #include "gateway/config/gateway_config.hpp"
 #include "gateway/identity/cert_authority.hpp"
 #include "gateway/identity/partner_registry.hpp"
 #include "gateway/net/tls_context.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
+#include "gateway/pipeline/routing.hpp"
+#include "gateway/sim/partner_sim.hpp"
+#include "gateway/store/message_store.hpp"
 
 namespace mxgw::cli {
 namespace {
@@ -52,7 +58,12 @@ std::vector<config::config_problem> check_config(const std::filesystem::path& fi
     }
   }
   if (!out.schema_dir.empty() && !out.mappings_dir.empty()) {
-    pipeline::canonical_checker::load(out.schema_dir, out.mappings_dir, problems);
+    auto checker = pipeline::canonical_checker::load(out.schema_dir, out.mappings_dir, problems);
+    if (!out.routing_file.empty() && !out.partners_file.empty()) {
+      std::vector<config::config_problem> ignored;  // partner problems are reported above
+      auto partners = identity::partner_registry::load(out.partners_file, ignored);
+      pipeline::routing_rules::load(out.routing_file, problems, partners, checker.tables());
+    }
   }
   return problems;
 }
@@ -93,6 +104,54 @@ std::string read_input(const std::string& file) {
     throw std::runtime_error(file + ": cannot be read");
   }
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// `mxgw queue dead|replay`: opens the configured store directly (SQLite allows the running
+// gateway and this command at once).
+int run_queue_command(const std::filesystem::path& config_file, bool replay,
+                      const std::string& message_id, const std::string& recipient) {
+  std::vector<config::config_problem> problems;
+  auto config = config::load_gateway_config(config_file, problems);
+  if (config.store.path.empty()) {
+    std::cerr << format_problems(problems);
+    return 2;
+  }
+  auto store = store::open_sqlite_store({.path = config.store.path});
+  std::promise<int> result;
+  if (replay) {
+    std::string id = message_id;
+    std::transform(id.begin(), id.end(), id.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    store->replay(id, recipient, [&](bool found, bool ok) {
+      if (!ok) {
+        std::cerr << "queue replay: the store failed\n";
+        result.set_value(1);
+      } else if (!found) {
+        std::cerr << "queue replay: no dead delivery of " << id << " to " << recipient << "\n";
+        result.set_value(1);
+      } else {
+        std::cout << "replaying " << id << " to " << recipient << "\n";
+        result.set_value(0);
+      }
+    });
+  } else {
+    store->list_dead(1000, [&](std::vector<store::dead_letter> dead, bool ok) {
+      if (!ok) {
+        std::cerr << "queue dead: the store failed\n";
+        result.set_value(1);
+        return;
+      }
+      for (const auto& d : dead) {
+        std::cout << d.message_id << "  " << d.recipient << "  " << d.type << "  from " << d.sender
+                  << "  attempts " << d.attempts << "  since " << format_rfc3339_ms(d.dead_since)
+                  << "  " << d.last_error << "\n";
+      }
+      result.set_value(0);
+    });
+  }
+  const int status = result.get_future().get();
+  store->stop();
+  return status;
 }
 
 }  // namespace
@@ -155,6 +214,54 @@ int run(int argc, char** argv) {
   send_cmd->add_option("--method", method, "HTTP method")->check(CLI::IsMember({"GET", "POST"}));
   send_cmd->add_option("file", input, "message file, or - for standard input");
 
+  // partner-sim
+  sim::partner_sim_options sim_options;
+  std::string sim_listen;
+  auto* sim_cmd = app.add_subcommand(
+      "partner-sim", "Run a stand-in partner endpoint: receipts, deduplication, fault switches");
+  sim_cmd->add_option("--listen", sim_listen, "ADDR:PORT, or [V6ADDR]:PORT (port 0: any free)")
+      ->required()
+      ->check([](const std::string& value) {
+        return sim::parse_listen(value) ? std::string()
+                                        : std::string("expected ADDR:PORT, e.g. 127.0.0.1:9443");
+      });
+  sim_cmd->add_option("--format", sim_options.format, "message format")
+      ->check(CLI::IsMember({"mx"}));
+  sim_cmd->add_option("--cert", sim_options.cert, "server certificate")
+      ->required()
+      ->check(CLI::ExistingFile);
+  sim_cmd->add_option("--key", sim_options.key, "server key")->required()->check(CLI::ExistingFile);
+  sim_cmd->add_option("--ca", sim_options.ca, "CA that client certificates must chain to")
+      ->required()
+      ->check(CLI::ExistingFile);
+  sim_cmd->add_option("--fail-first", sim_options.faults.fail_first,
+                      "answer 503 to the first N POSTs");
+  sim_cmd
+      ->add_option("--fail-rate", sim_options.faults.fail_rate,
+                   "answer 503 with this probability (0..1)")
+      ->check(CLI::Range(0.0, 1.0));
+  sim_cmd->add_option("--latency-ms", sim_options.faults.latency_ms, "delay every answer");
+  sim_cmd
+      ->add_option("--always-status", sim_options.faults.always_status,
+                   "answer this status to every POST, recording nothing (e.g. 400)")
+      ->check(CLI::Range(200, 599));
+  sim_cmd->add_option("--down-for-ms", sim_options.faults.down_for_ms,
+                      "refuse connections for this long after start");
+  sim_cmd->add_option("--seed", sim_options.faults.seed, "seed of the --fail-rate generator");
+  sim_cmd->add_flag("--verbose", sim_options.verbose,
+                    "one line per request (id and outcome, never content) on stderr");
+
+  // queue: dead letters on the local store (the running gateway picks replays up at its next poll)
+  auto* queue_cmd = app.add_subcommand("queue", "Delivery queue and dead letters");
+  queue_cmd->require_subcommand(1);
+  auto* dead_cmd = queue_cmd->add_subcommand("dead", "List dead letters (metadata only)");
+  dead_cmd->add_option("--config", config_file, "gateway.json")->required();
+  std::string replay_id, replay_recipient;
+  auto* replay_cmd = queue_cmd->add_subcommand("replay", "Deliver a dead letter again");
+  replay_cmd->add_option("--config", config_file, "gateway.json")->required();
+  replay_cmd->add_option("--message", replay_id, "message id")->required();
+  replay_cmd->add_option("--recipient", replay_recipient, "recipient partner id")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -205,6 +312,15 @@ int run(int argc, char** argv) {
                   << r.not_after << "  " << r.subject << "  " << r.san_uri << "\n";
       }
       return 0;
+    }
+    if (*sim_cmd) {
+      const auto listen = *sim::parse_listen(sim_listen);  // checked by the option's validator
+      sim_options.address = listen.address;
+      sim_options.port = listen.port;
+      return sim::run_partner_sim_command(sim_options);
+    }
+    if (*dead_cmd || *replay_cmd) {
+      return run_queue_command(config_file, replay_cmd->parsed(), replay_id, replay_recipient);
     }
     if (*send_cmd) {
       auto parsed = boost::urls::parse_absolute_uri(url);

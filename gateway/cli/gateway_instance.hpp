@@ -7,6 +7,10 @@
 
 #include "gateway/config/gateway_config.hpp"
 
+namespace mxgw::delivery {
+class delivery_service;
+}
+
 namespace mxgw::cli {
 
 class gateway_instance {
@@ -23,6 +27,9 @@ class gateway_instance {
 
   /// Thread-safe and idempotent.
   void stop();
+
+  /// The delivery workers (nullptr when delivery is disabled), for counters and circuit states.
+  delivery::delivery_service* delivery() const;
 
  private:
   struct parts;

@@ -139,8 +139,8 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   const auto base = std::filesystem::absolute(file).parent_path();
   reader r(file.string(), problems, base);
   r.only(doc, "",
-         {"threads", "listener", "store", "partners", "schema_dir", "mappings_dir", "log",
-          "description"});
+         {"threads", "listener", "store", "delivery", "partners", "routing", "schema_dir",
+          "mappings_dir", "log", "description"});
   r.number(doc, "threads", "", config.threads, 0, 256);
 
   if (const auto* l = r.object(doc, "listener", "")) {
@@ -208,6 +208,39 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
     r.problem("/store/path", "is required");
   }
 
+  {
+    auto& d = config.delivery;
+    d.client_certificate = config.listener.tls.certificate;
+    d.client_key = config.listener.tls.private_key;
+    d.partner_server_ca = config.listener.tls.partner_cas;
+    if (const auto* o = r.object(doc, "delivery", "")) {
+      const std::string at = "/delivery";
+      r.only(
+          *o, at,
+          {"enabled", "client_certificate", "client_key", "partner_server_ca", "instance",
+           "lease_ms", "poll_interval_ms", "max_in_flight", "breaker_failures", "breaker_open_ms"});
+      if (auto it = o->FindMember("enabled"); it != o->MemberEnd()) {
+        if (it->value.IsBool()) {
+          d.enabled = it->value.GetBool();
+        } else {
+          r.problem(at + "/enabled", "must be true or false");
+        }
+      }
+      r.path(*o, "client_certificate", at, d.client_certificate, true);
+      r.path(*o, "client_key", at, d.client_key, true);
+      r.paths(*o, "partner_server_ca", at, d.partner_server_ca);
+      r.string(*o, "instance", at, d.instance);
+      if (d.instance.empty()) {
+        r.problem(at + "/instance", "must not be empty");
+      }
+      r.number(*o, "lease_ms", at, d.lease_ms, 1000, 3'600'000);
+      r.number(*o, "poll_interval_ms", at, d.poll_interval_ms, 10, 600'000);
+      r.number(*o, "max_in_flight", at, d.max_in_flight, 1, 100'000);
+      r.number(*o, "breaker_failures", at, d.breaker_failures, 1, 1000);
+      r.number(*o, "breaker_open_ms", at, d.breaker_open_ms, 100, 3'600'000);
+    }
+  }
+  r.path(doc, "routing", "", config.routing_file, true);
   r.path(doc, "partners", "", config.partners_file, true);
   r.path(doc, "schema_dir", "", config.schema_dir, true);
   r.path(doc, "mappings_dir", "", config.mappings_dir, true);

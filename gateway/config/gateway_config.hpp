@@ -49,6 +49,21 @@ struct store_settings {
   std::uint64_t max_size_bytes = 0;  ///< 0: no cap
 };
 
+/// Outbound delivery to partners. Absent members default to the listener's certificate, key and
+/// partner trust anchors (the gateway is the same party in both directions).
+struct delivery_settings {
+  std::filesystem::path client_certificate;              ///< the gateway's client certificate
+  std::filesystem::path client_key;                      ///< its key
+  std::vector<std::filesystem::path> partner_server_ca;  ///< trust anchors for partner endpoints
+  std::string instance = "mxgw";                         ///< lease owner name of this instance
+  std::uint32_t lease_ms = 120'000;        ///< a claimed delivery is retaken after this
+  std::uint32_t poll_interval_ms = 1'000;  ///< due retries are looked for at least this often
+  std::size_t max_in_flight = 64;          ///< deliveries in progress at once
+  std::uint32_t breaker_failures = 5;      ///< consecutive failures that open a circuit
+  std::uint32_t breaker_open_ms = 30'000;  ///< how long an open circuit stays open
+  bool enabled = true;                     ///< false: accept and store only (no workers)
+};
+
 struct log_settings {
   std::string level = "info";
   std::filesystem::path file;  ///< empty: standard error
@@ -59,7 +74,9 @@ struct gateway_config {
   std::size_t threads = 0;       ///< 0: one per hardware core
   listener_settings listener;
   store_settings store;
+  delivery_settings delivery;
   std::filesystem::path partners_file;
+  std::filesystem::path routing_file;  ///< routing rules; empty: explicit recipients only
   std::filesystem::path schema_dir;
   std::filesystem::path mappings_dir;
   log_settings log;

@@ -11,8 +11,10 @@
 #include "gateway/common/digest.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/common/log.hpp"
+#include "gateway/common/time.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/domain_checks.hpp"
+#include "gateway/pipeline/routing.hpp"
 #include "gateway/store/message_store.hpp"
 
 namespace mxgw::http {
@@ -70,6 +72,53 @@ void put(rapidjson::Writer<rapidjson::StringBuffer>& w, const char* key, std::st
   w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
 }
 
+std::string rfc3339(const store::time_point& t) {
+  return format_rfc3339_ms(t);
+}
+
+// One recipient's delivery state in a status answer.
+void write_recipient(rapidjson::Writer<rapidjson::StringBuffer>& w,
+                     const store::recipient_status& r) {
+  w.StartObject();
+  put(w, "partner", r.recipient);
+  put(w, "decidedBy", r.decided_by);
+  put(w, "state", r.state);
+  w.Key("attempts");
+  w.Int(r.attempts);
+  if (r.next_attempt_at && (r.state == "retrying" || r.state == "pending")) {
+    put(w, "nextAttemptAt", rfc3339(*r.next_attempt_at));
+  }
+  if (!r.last_error.empty() && r.state != "delivered") {
+    put(w, "lastError", r.last_error);
+  }
+  if (r.delivered_at) {
+    put(w, "deliveredAt", rfc3339(*r.delivered_at));
+  }
+  if (!r.withheld.empty() && r.withheld != "[]") {
+    rapidjson::Document withheld;
+    withheld.Parse(r.withheld.c_str());
+    if (!withheld.HasParseError()) {
+      w.Key("withheld");
+      withheld.Accept(w);
+    }
+  }
+  w.EndObject();
+}
+
+std::string withheld_json(const pipeline::recipient_plan& plan) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.StartArray();
+  for (const auto& f : plan.withheld) {
+    w.StartObject();
+    put(w, "pointer", f.pointer);
+    put(w, "reason", f.reason);
+    w.EndObject();
+  }
+  w.EndArray();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
 response accepted_response(std::string_view id, std::string_view accepted_at) {
   auto r = json_response(202, [&](auto& w) {
     w.StartObject();
@@ -92,8 +141,14 @@ response method_not_allowed(std::string_view allow) {
 }  // namespace
 
 partner_api::partner_api(std::shared_ptr<const pipeline::canonical_checker> checker,
+                         std::shared_ptr<const identity::partner_registry> partners,
+                         std::shared_ptr<const pipeline::routing_rules> rules,
                          std::shared_ptr<store::message_store> store, api_limits limits)
-    : checker_(std::move(checker)), store_(std::move(store)), limits_(limits) {}
+    : checker_(std::move(checker)),
+      partners_(std::move(partners)),
+      rules_(std::move(rules)),
+      store_(std::move(store)),
+      limits_(limits) {}
 
 void partner_api::handle(const request& req, std::function<void(response)> done) const {
   const auto start = std::chrono::steady_clock::now();
@@ -171,9 +226,26 @@ void partner_api::submit(const request& req, std::chrono::steady_clock::time_poi
            verdict.problem, pipeline::is_uuid(claimed_id) ? claimed_id : std::string_view{});
     return;
   }
+  // Decide who receives it (routing rules, then policy per recipient) before storing, so the
+  // message and its delivery rows are committed together.
+  const auto decision = pipeline::route(doc, req.partner, *partners_, *rules_, checker_->tables());
+  if (!decision.error.empty()) {
+    refuse(problem(403, "not-permitted", "Not permitted",
+                   "This partner may not send messages of this type through the gateway.",
+                   {{"/type", "is not among the types this partner may send"}}),
+           decision.error, verdict.id);
+    return;
+  }
   store::message_record record{verdict.id,           partner,
                                verdict.type,         verdict.created,
                                sha256_hex(req.body), std::string(req.body)};
+  for (const auto& plan : decision.recipients) {
+    record.deliveries.push_back(
+        {plan.partner_id, plan.decided_by, pipeline::render_for(doc, plan), withheld_json(plan)});
+  }
+  for (const auto& e : decision.excluded) {
+    record.exclusions.push_back({e.partner_id, e.considered, e.reason});
+  }
   std::string peer(req.peer);
   store_->accept(std::move(record), [done = std::move(done), id = verdict.id, type = verdict.type,
                                      partner, peer, start](store::accept_result result) {
@@ -234,8 +306,19 @@ void partner_api::status(const request& req, std::string_view id,
       done(std::move(r));
       return;
     }
-    // Another partner's message answers exactly like an unknown id: existence is not revealed.
-    if (!s || s->sender != partner) {
+    // Visible to its sender (every recipient, and why others were left out) and to each
+    // recipient (its own row only). Anyone else gets exactly the answer of an unknown id, so the
+    // endpoint does not reveal that the message exists.
+    const bool is_sender = s && s->sender == partner;
+    const store::recipient_status* own_row = nullptr;
+    if (s && !is_sender) {
+      for (const auto& r : s->recipients) {
+        if (r.recipient == partner) {
+          own_row = &r;
+        }
+      }
+    }
+    if (!s || (!is_sender && own_row == nullptr)) {
       done(problem(404, "not-found", "Not found", "There is no such message for this partner."));
       return;
     }
@@ -247,6 +330,26 @@ void partner_api::status(const request& req, std::string_view id,
       put(w, "created", s->created);
       put(w, "acceptedAt", s->accepted_at);
       put(w, "status", s->state);
+      w.Key("recipients");
+      w.StartArray();
+      for (const auto& r : s->recipients) {
+        if (is_sender || &r == own_row) {
+          write_recipient(w, r);
+        }
+      }
+      w.EndArray();
+      if (is_sender) {
+        w.Key("excluded");
+        w.StartArray();
+        for (const auto& e : s->exclusions) {
+          w.StartObject();
+          put(w, "partner", e.partner);
+          put(w, "considered", e.considered);
+          put(w, "reason", e.reason);
+          w.EndObject();
+        }
+        w.EndArray();
+      }
       w.EndObject();
     }));
   });

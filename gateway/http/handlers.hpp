@@ -11,6 +11,10 @@
 
 namespace mxgw::pipeline {
 class canonical_checker;
+class routing_rules;
+}  // namespace mxgw::pipeline
+namespace mxgw::identity {
+class partner_registry;
 }
 namespace mxgw::store {
 class message_store;
@@ -36,6 +40,8 @@ struct api_limits {
 class partner_api {
  public:
   partner_api(std::shared_ptr<const pipeline::canonical_checker> checker,
+              std::shared_ptr<const identity::partner_registry> partners,
+              std::shared_ptr<const pipeline::routing_rules> rules,
               std::shared_ptr<store::message_store> store, api_limits limits = {});
 
   /// Routes and answers one request. `done` is called exactly once, possibly on a store thread,
@@ -49,6 +55,8 @@ class partner_api {
   void status(const request& req, std::string_view id, std::function<void(response)> done) const;
 
   std::shared_ptr<const pipeline::canonical_checker> checker_;
+  std::shared_ptr<const identity::partner_registry> partners_;
+  std::shared_ptr<const pipeline::routing_rules> rules_;
   std::shared_ptr<store::message_store> store_;
   api_limits limits_;
 };

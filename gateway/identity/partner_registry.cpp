@@ -2,9 +2,14 @@
 #include "gateway/identity/partner_registry.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
+#include <cstdint>
+#include <functional>
 #include <set>
 #include <stdexcept>
+
+#include <boost/url/parse.hpp>
 
 #include "gateway/common/json.hpp"
 
@@ -28,7 +33,167 @@ std::string normalise_fingerprint(std::string_view s) {
   return out;
 }
 
+constexpr std::array<std::string_view, 7> message_types = {
+    "victim.identification", "person.wanted", "hotline.tip", "verification.request",
+    "verification.result",   "case.status",   "receipt"};
+constexpr std::array<std::string_view, 5> purposes = {
+    "investigation", "victim-protection", "repatriation", "identity-verification", "statistics"};
+constexpr std::array<std::string_view, 1> agreements = {"victim-data"};
+
+bool contains(std::span<const std::string_view> list, std::string_view value) {
+  return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+std::string joined(std::span<const std::string_view> list) {
+  std::string out;
+  for (auto item : list) {
+    out += (out.empty() ? "" : ", ") + std::string(item);
+  }
+  return out;
+}
+
+using problem_fn = std::function<void(const std::string& field, const std::string& reason)>;
+
+// Why `text` is not acceptable as a partner endpoint, or empty when it is.
+std::string endpoint_problem(std::string_view text) {
+  auto url = boost::urls::parse_absolute_uri(text);
+  if (!url) {
+    return "must be an absolute https URL, e.g. https://127.0.0.1:9101/v1/messages";
+  }
+  if (url->scheme_id() != boost::urls::scheme::https) {
+    return "must use https (deliveries go over mutual TLS)";
+  }
+  if (!url->has_authority() || url->encoded_host().empty()) {
+    return "must name a host";
+  }
+  if (url->has_userinfo()) {
+    return "must not carry user information (partners authenticate by certificate)";
+  }
+  if (url->has_port()) {
+    const auto port = url->port();
+    unsigned long value = 0;
+    const bool digits =
+        !port.empty() && port.size() <= 5 &&
+        std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (digits) {
+      value = std::stoul(std::string(port));
+    }
+    if (!digits || value == 0 || value > 65535) {
+      return "has an invalid port";
+    }
+  }
+  if (url->has_fragment()) {
+    return "must not have a fragment";
+  }
+  return {};
+}
+
+// Reads an array of unique strings, each one of `allowed`; returns false after reporting.
+bool read_codes(const rapidjson::Value& value, const std::string& field,
+                std::span<const std::string_view> allowed, std::string_view what,
+                const problem_fn& problem, std::vector<std::string>& out) {
+  if (!value.IsArray()) {
+    problem(field, "must be an array of " + std::string(what) + "s");
+    return false;
+  }
+  bool ok = true;
+  for (rapidjson::SizeType k = 0; k < value.Size(); ++k) {
+    const std::string at = field + "/" + std::to_string(k);
+    if (!value[k].IsString()) {
+      problem(at, "must be a string");
+      ok = false;
+      continue;
+    }
+    std::string_view code(value[k].GetString(), value[k].GetStringLength());
+    if (!contains(allowed, code)) {
+      problem(at, "is not a known " + std::string(what) + " (known: " + joined(allowed) + ")");
+      ok = false;
+    } else if (std::find(out.begin(), out.end(), code) != out.end()) {
+      problem(at, "repeats a " + std::string(what) + " listed before");
+      ok = false;
+    } else {
+      out.emplace_back(code);
+    }
+  }
+  return ok;
+}
+
+// Reads one integer delivery setting within [min, max].
+void read_setting(const rapidjson::Value& object, const char* name, std::int64_t min,
+                  std::int64_t max, const std::string& at, const problem_fn& problem,
+                  const std::function<void(std::int64_t)>& store) {
+  if (!object.HasMember(name)) {
+    return;
+  }
+  const auto& value = object[name];
+  if (!value.IsInt64() || value.GetInt64() < min || value.GetInt64() > max) {
+    problem(at + "/" + name,
+            "must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
+    return;
+  }
+  store(value.GetInt64());
+}
+
+void read_delivery(const rapidjson::Value& value, const std::string& at, const problem_fn& problem,
+                   delivery_settings& out) {
+  if (!value.IsObject()) {
+    problem(at, "must be an object of delivery settings");
+    return;
+  }
+  static const std::set<std::string, std::less<>> known = {"timeout_ms",     "max_attempts",
+                                                           "max_age_s",      "backoff_base_ms",
+                                                           "backoff_cap_ms", "concurrency"};
+  for (const auto& member : value.GetObject()) {
+    if (!known.contains(std::string_view(member.name.GetString()))) {
+      problem(at + "/" + json::escape_pointer_token(member.name.GetString()),
+              "is not a known delivery setting");
+    }
+  }
+  using std::chrono::milliseconds;
+  using std::chrono::seconds;
+  read_setting(value, "timeout_ms", 100, 600000, at, problem,
+               [&](std::int64_t v) { out.timeout = milliseconds(v); });
+  read_setting(value, "max_attempts", 1, 1000, at, problem,
+               [&](std::int64_t v) { out.max_attempts = static_cast<int>(v); });
+  read_setting(value, "max_age_s", 1, 90 * 86400, at, problem,
+               [&](std::int64_t v) { out.max_age = seconds(v); });
+  read_setting(value, "backoff_base_ms", 1, 3600000, at, problem,
+               [&](std::int64_t v) { out.backoff_base = milliseconds(v); });
+  read_setting(value, "backoff_cap_ms", 1, 86400000, at, problem,
+               [&](std::int64_t v) { out.backoff_cap = milliseconds(v); });
+  read_setting(value, "concurrency", 1, 256, at, problem,
+               [&](std::int64_t v) { out.concurrency = static_cast<int>(v); });
+  if (out.backoff_cap < out.backoff_base) {
+    problem(at + (value.HasMember("backoff_cap_ms") ? "/backoff_cap_ms" : "/backoff_base_ms"),
+            "the backoff cap must not be below the backoff base");
+  }
+}
+
 }  // namespace
+
+std::span<const std::string_view> canonical_message_types() {
+  return message_types;
+}
+
+std::span<const std::string_view> canonical_purposes() {
+  return purposes;
+}
+
+std::span<const std::string_view> known_agreements() {
+  return agreements;
+}
+
+bool partner::may_send(std::string_view type) const {
+  return !sends || std::find(sends->begin(), sends->end(), type) != sends->end();
+}
+
+bool partner::may_receive(std::string_view type) const {
+  return !receives || std::find(receives->begin(), receives->end(), type) != receives->end();
+}
+
+bool partner::has_agreement(std::string_view agreement) const {
+  return std::find(agreements.begin(), agreements.end(), agreement) != agreements.end();
+}
 
 std::string_view to_string(identity_refusal refusal) {
   switch (refusal) {
@@ -65,7 +230,8 @@ partner_registry partner_registry::load(const std::filesystem::path& file,
     return registry;
   }
   static const std::set<std::string, std::less<>> known = {
-      "id", "name", "country", "adapter", "enabled", "pinnedSha256", "description"};
+      "id",    "name",     "country",  "adapter",  "enabled",  "pinnedSha256", "description",
+      "sends", "receives", "endpoint", "purposes", "delivery", "agreements"};
   const auto& list = doc["partners"];
   for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
     const std::string at = "/partners/" + std::to_string(i);
@@ -133,6 +299,36 @@ partner_registry partner_registry::load(const std::filesystem::path& file,
         }
       }
     }
+    if (entry.HasMember("endpoint")) {
+      const auto& endpoint = entry["endpoint"];
+      std::string why = endpoint.IsString()
+                            ? endpoint_problem({endpoint.GetString(), endpoint.GetStringLength()})
+                            : "must be an https URL string";
+      if (!why.empty()) {
+        problem("/endpoint", why);
+      } else {
+        p.endpoint.assign(endpoint.GetString(), endpoint.GetStringLength());
+      }
+    }
+    for (const char* direction : {"sends", "receives"}) {
+      if (entry.HasMember(direction)) {
+        std::vector<std::string> types;
+        if (read_codes(entry[direction], std::string("/") + direction, message_types,
+                       "message type", problem, types)) {
+          (std::string_view(direction) == "sends" ? p.sends : p.receives) = std::move(types);
+        }
+      }
+    }
+    if (entry.HasMember("agreements")) {
+      read_codes(entry["agreements"], "/agreements", agreements, "agreement", problem,
+                 p.agreements);
+    }
+    if (entry.HasMember("purposes")) {
+      read_codes(entry["purposes"], "/purposes", purposes, "purpose", problem, p.purposes);
+    }
+    if (entry.HasMember("delivery")) {
+      read_delivery(entry["delivery"], "/delivery", problem, p.delivery);
+    }
     if (valid && !registry.add(p)) {
       problem("/id", "duplicates an earlier partner");
     }
@@ -160,6 +356,15 @@ bool partner_registry::add(partner p) {
 const partner* partner_registry::find(std::string_view id) const {
   auto it = partners_.find(id);
   return it == partners_.end() ? nullptr : &it->second;
+}
+
+std::vector<const partner*> partner_registry::all() const {
+  std::vector<const partner*> out;
+  out.reserve(partners_.size());
+  for (const auto& [id, p] : partners_) {
+    out.push_back(&p);
+  }
+  return out;
 }
 
 identity_decision partner_registry::identify(const certificate_facts& facts) const {

@@ -1,13 +1,36 @@
 // Partner definitions and the rule that maps a verified client certificate to exactly one partner.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace mxgw::identity {
+
+/// The canonical message types (envelope `type`), in the order of the model.
+std::span<const std::string_view> canonical_message_types();
+
+/// The purposes data may be processed for (handling.purposes, consent.scope, partner purposes).
+std::span<const std::string_view> canonical_purposes();
+
+/// The agreements a partner definition may name ("victim-data").
+std::span<const std::string_view> known_agreements();
+
+/// How the gateway delivers to one partner (the partner's `delivery` object).
+struct delivery_settings {
+  std::chrono::milliseconds timeout{10000};  ///< whole exchange (`timeout_ms`)
+  int max_attempts = 12;                     ///< then the dead letters
+  std::chrono::seconds max_age{86400};       ///< since accept (`max_age_s`)
+  std::chrono::milliseconds backoff_base{
+      1000};  ///< backoff before the 1st retry (`backoff_base_ms`)
+  std::chrono::milliseconds backoff_cap{300000};  ///< largest retry delay (`backoff_cap_ms`)
+  int concurrency = 4;                            ///< deliveries in flight at once
+};
 
 /// One partner agency, as defined in the partners file.
 struct partner {
@@ -17,6 +40,19 @@ struct partner {
   std::string adapter = "mx";  ///< wire format of this partner
   bool enabled = true;
   std::vector<std::string> pinned_sha256;  ///< lower-case hex certificate fingerprints
+  std::string endpoint;  ///< https URL deliveries are POSTed to; empty = cannot be a recipient
+  std::optional<std::vector<std::string>> sends;     ///< message types; nullopt = every type
+  std::optional<std::vector<std::string>> receives;  ///< message types; nullopt = every type
+  std::vector<std::string> agreements;               ///< e.g. "victim-data"
+  std::vector<std::string> purposes;                 ///< purposes the partner processes data for
+  delivery_settings delivery;
+
+  /// True when the partner may send messages of `type` (`sends` absent = every type).
+  bool may_send(std::string_view type) const;
+  /// True when the partner accepts messages of `type` (`receives` absent = every type).
+  bool may_receive(std::string_view type) const;
+  /// True when the partner definition names `agreement`.
+  bool has_agreement(std::string_view agreement) const;
 };
 
 /// A problem found while loading configuration: which file, which field, what is wrong.
@@ -53,15 +89,21 @@ class partner_registry {
   partner_registry() = default;
 
   /// Loads {"partners":[...]} from `file`. Every problem (unknown member, bad id, duplicate id,
-  /// duplicate pin, bad fingerprint) is appended to `problems`; valid partners are kept.
+  /// duplicate pin, bad fingerprint, endpoint that is not an https URL, unknown message type,
+  /// agreement or purpose, bad delivery setting) is appended to `problems` with the file and a
+  /// JSON Pointer; valid partners are kept.
   static partner_registry load(const std::filesystem::path& file,
                                std::vector<config_problem>& problems);
 
   /// Adds one partner (tests and programmatic set-up). Returns false on a duplicate id.
   bool add(partner p);
 
+  /// The partner with `id`, or nullptr.
   const partner* find(std::string_view id) const;
   std::size_t size() const { return partners_.size(); }
+
+  /// Every partner, ordered by id.
+  std::vector<const partner*> all() const;
 
   /// Decides which partner a verified certificate belongs to: exactly one id, from the SAN URI or
   /// from a pinned fingerprint (when both are present they must agree), enabled.

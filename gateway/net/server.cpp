@@ -385,6 +385,8 @@ void server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
     beast::error_code ignored;
     socket.close(ignored);
   } else {
+    beast::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);  // answers must not wait for delayed ACKs
     connections.fetch_add(1);
     std::make_shared<session>(std::move(socket), shared_from_this())->start();
   }

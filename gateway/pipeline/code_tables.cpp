@@ -86,6 +86,32 @@ code_tables code_tables::load(const std::filesystem::path& dir,
   return result;
 }
 
+std::vector<std::string> code_table::current_units(std::string_view code) const {
+  std::set<std::string, std::less<>> current;
+  std::set<std::string, std::less<>> seen;
+  std::vector<std::string> pending;
+  if (contains(code)) {
+    pending.emplace_back(code);
+  }
+  while (!pending.empty()) {
+    std::string next = std::move(pending.back());
+    pending.pop_back();
+    if (!seen.insert(next).second) {
+      continue;
+    }
+    auto it = codes.find(next);
+    if (it == codes.end()) {
+      continue;
+    }
+    if (it->second.empty()) {
+      current.insert(next);
+    } else {
+      pending.insert(pending.end(), it->second.begin(), it->second.end());
+    }
+  }
+  return {current.begin(), current.end()};
+}
+
 const code_table* code_tables::find(std::string_view table) const {
   auto it = tables_.find(table);
   return it == tables_.end() ? nullptr : &it->second;

@@ -20,6 +20,11 @@ struct code_table {
   std::string version;
   std::map<std::string, std::vector<std::string>, std::less<>> codes;  // code -> successors
   bool contains(std::string_view code) const { return codes.find(code) != codes.end(); }
+
+  /// The codes in force that `code` stands for today: `code` itself when it has no successors,
+  /// else its successors' current units, followed transitively (cycles are cut). Sorted, unique;
+  /// empty when the table does not hold `code`.
+  std::vector<std::string> current_units(std::string_view code) const;
 };
 
 class code_tables {

@@ -2,6 +2,7 @@
 // embedded default; PostgreSQL comes behind the same interface.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -10,8 +11,24 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace mxgw::store {
+
+/// One recipient the message must be delivered to, decided by routing and policy at accept time.
+struct delivery_plan {
+  std::string recipient;   ///< partner id
+  std::string decided_by;  ///< "explicit" (named in `recipients`) or the routing rule's id
+  std::string payload;     ///< the bytes to deliver to this recipient (withheld fields removed)
+  std::string withheld;    ///< JSON array of {"pointer","reason"} withheld from this recipient
+};
+
+/// Why a partner considered by routing does not receive the message (explainability).
+struct route_exclusion {
+  std::string partner;     ///< partner id
+  std::string considered;  ///< "explicit" or the rule id that would have added it
+  std::string reason;      ///< stable code, e.g. "not-releasable", "does-not-receive-type"
+};
 
 /// One accepted canonical message, as the pipeline hands it to the store.
 struct message_record {
@@ -21,6 +38,8 @@ struct message_record {
   std::string created;      ///< the envelope's `created` (RFC 3339), as sent
   std::string body_sha256;  ///< lower-case hex SHA-256 of the submitted bytes (duplicate check)
   std::string body;         ///< the submitted canonical JSON bytes
+  std::vector<delivery_plan> deliveries;    ///< one delivery row each, in the same transaction
+  std::vector<route_exclusion> exclusions;  ///< kept for the status endpoint and the audit
 };
 
 enum class accept_outcome {
@@ -36,6 +55,21 @@ struct accept_result {
   std::string reason;       ///< for unavailable: a short code ("disk-full", "io-error", "stopped")
 };
 
+using time_point = std::chrono::system_clock::time_point;
+
+/// The delivery state of one recipient of a message.
+struct recipient_status {
+  std::string recipient;
+  std::string decided_by;
+  std::string state;  ///< "pending", "delivering", "delivered", "retrying", "dead"
+  int attempts = 0;
+  std::optional<time_point> next_attempt_at;  ///< for pending and retrying
+  std::string last_error;                     ///< short, for retrying and dead
+  std::optional<time_point> delivered_at;     ///< when the receipt came
+  std::string receipt;                        ///< the recipient's receipt body (bounded)
+  std::string withheld;                       ///< JSON array withheld from this recipient
+};
+
 /// What the status endpoint shows. Never holds the body.
 struct message_status {
   std::string id;
@@ -43,7 +77,47 @@ struct message_status {
   std::string type;
   std::string created;
   std::string accepted_at;
-  std::string state;  ///< "accepted" for now; delivery states arrive with the delivery issue
+  std::string state;  ///< "accepted"; "undeliverable" when routing found no recipient
+  std::vector<recipient_status> recipients;
+  std::vector<route_exclusion> exclusions;
+};
+
+/// One delivery a worker must attempt now (claimed with a lease).
+struct delivery_job {
+  std::string message_id;
+  std::string recipient;
+  std::string sender;
+  std::string type;
+  std::string payload;  ///< the bytes to POST
+  int attempt = 1;      ///< the number of this attempt (1 for the first)
+  time_point accepted_at;
+};
+
+enum class attempt_result {
+  delivered,  ///< the recipient answered 2xx with a receipt
+  retry,      ///< transient failure; try again at next_attempt_at
+  dead,       ///< permanent failure or limits reached: a dead letter until replayed
+};
+
+struct attempt_report {
+  std::string message_id;
+  std::string recipient;
+  std::string owner;  ///< the claimer; a report from a worker whose lease was taken over is ignored
+  attempt_result result = attempt_result::retry;
+  time_point next_attempt_at;  ///< for retry
+  std::string error;           ///< short reason for retry/dead (status code, "timeout", ...)
+  std::string receipt;         ///< for delivered (at most 4 KiB kept)
+};
+
+/// One dead letter, for operators (metadata only).
+struct dead_letter {
+  std::string message_id;
+  std::string recipient;
+  std::string sender;
+  std::string type;
+  int attempts = 0;
+  std::string last_error;
+  time_point dead_since;
 };
 
 /// Thrown at open time only (bad path, unreadable file, newer schema version).
@@ -71,6 +145,33 @@ class message_store {
   /// stopped or has failed). Never throws.
   virtual void find(std::string id, find_handler handler) = 0;
 
+  using claim_handler = std::function<void(std::vector<delivery_job>, bool ok)>;
+  using report_handler = std::function<void(bool ok)>;
+  using replay_handler = std::function<void(bool found, bool ok)>;
+  using dead_handler = std::function<void(std::vector<dead_letter>, bool ok)>;
+
+  /// Claims up to `max_jobs` due deliveries for `owner` with a lease of `lease`: rows that are
+  /// pending or retrying with next_attempt_at <= now, or delivering with an expired lease (a
+  /// crashed worker's). Recipients in `skip` (open circuit breakers, full concurrency) are left
+  /// alone. Each claimed row becomes "delivering" with attempts + 1 in one transaction.
+  virtual void claim_due(std::string owner, std::size_t max_jobs, std::chrono::milliseconds lease,
+                         std::vector<std::string> skip, claim_handler handler) = 0;
+
+  /// Records the outcome of an attempt (durably, before the handler runs). Ignored (handler
+  /// called with ok=true) when the row is no longer leased to report.owner.
+  virtual void report(attempt_report report, report_handler handler) = 0;
+
+  /// Moves a dead letter back to pending (attempts reset to 0, due now). found=false when there
+  /// is no dead delivery for that message and recipient.
+  virtual void replay(std::string message_id, std::string recipient, replay_handler handler) = 0;
+
+  /// Dead letters, oldest first, at most `limit`.
+  virtual void list_dead(std::size_t limit, dead_handler handler) = 0;
+
+  /// Called (on a store thread) after a commit that created due deliveries, so workers can wake
+  /// up instead of polling. Set once, before use.
+  virtual void on_deliveries_due(std::function<void()> callback) = 0;
+
   /// True until the store hit a fatal error (failed fsync or I/O error: fail-stop, never retried).
   virtual bool healthy() const = 0;
 
@@ -83,6 +184,9 @@ struct sqlite_options {
   std::size_t max_batch = 512;       ///< most records in one group commit
   std::uint64_t max_size_bytes = 0;  ///< cap on the database size (0: no cap); past it: disk-full
   int busy_timeout_ms = 5000;
+  /// The time source for accepted_at, due times, leases and delivered_at/dead_since; empty: the
+  /// system clock. Tests inject one to expire leases and make retries due without sleeping.
+  std::function<std::chrono::system_clock::time_point()> clock;
 };
 
 /// Opens (creating or migrating) the SQLite store in WAL mode with synchronous=FULL, so every

@@ -1,5 +1,6 @@
-// The SQLite store: WAL + synchronous=FULL, a versioned schema, group commit on one writer thread
-// and look-ups on a reader thread with its own read-only connection.
+// The SQLite store: WAL + synchronous=FULL, a versioned schema, group commit of accepts and
+// delivery bookkeeping on one writer thread, and look-ups on a reader thread with its own
+// read-only connection.
 #include "gateway/store/sqlite_store.hpp"
 
 #include "gateway/common/log.hpp"
@@ -19,11 +20,16 @@
 #include <deque>
 #include <iterator>
 #include <limits>
+#include <map>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace mxgw::store {
@@ -49,6 +55,36 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
       );
       CREATE INDEX messages_by_sender ON messages (sender);
     )sql",
+    // 2: one delivery row per recipient (the outbox the delivery workers claim from, times in ms
+    // since the epoch), and the partners routing considered but excluded (for the status view).
+    // Messages stored by version 1 keep their state and get no delivery rows.
+    R"sql(
+      CREATE TABLE deliveries (
+        message_id      TEXT NOT NULL REFERENCES messages (id),
+        recipient       TEXT NOT NULL,
+        decided_by      TEXT NOT NULL,
+        payload         BLOB NOT NULL,
+        withheld        TEXT NOT NULL DEFAULT '[]',
+        state           TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        lease_owner     TEXT,
+        lease_expires   INTEGER,
+        last_error      TEXT NOT NULL DEFAULT '',
+        receipt         TEXT NOT NULL DEFAULT '',
+        delivered_at    INTEGER,
+        dead_since      INTEGER,
+        PRIMARY KEY (message_id, recipient)
+      );
+      CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+      CREATE TABLE exclusions (
+        message_id TEXT NOT NULL REFERENCES messages (id),
+        partner    TEXT NOT NULL,
+        considered TEXT NOT NULL,
+        reason     TEXT NOT NULL
+      );
+      CREATE INDEX exclusions_by_message ON exclusions (message_id);
+    )sql",
 };
 
 // Raising sqlite_schema_version without writing its migration must not compile.
@@ -56,13 +92,90 @@ static_assert(std::none_of(migrations.begin(), migrations.end(),
                            [](const char* sql) { return sql == nullptr; }),
               "every schema version needs its migration");
 
+/// The most bytes of a receipt and of an error text kept with a delivery row.
+constexpr std::size_t max_receipt_bytes = 4096;
+constexpr std::size_t max_error_bytes = 512;
+
+// Writer statements.
 constexpr const char* select_existing_sql =
     "SELECT sender, body_sha256, accepted_at FROM messages WHERE id = ?1";
 constexpr const char* insert_message_sql =
-    "INSERT INTO messages (id, sender, type, created, accepted_at, body_sha256, body) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+    "INSERT INTO messages (id, sender, type, created, accepted_at, body_sha256, body, state) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+constexpr const char* insert_delivery_sql =
+    "INSERT INTO deliveries (message_id, recipient, decided_by, payload, withheld, state, "
+    "next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)";
+constexpr const char* insert_exclusion_sql =
+    "INSERT INTO exclusions (message_id, partner, considered, reason) VALUES (?1, ?2, ?3, ?4)";
+constexpr const char* lease_sql =
+    "UPDATE deliveries SET state = 'delivering', attempts = attempts + 1, lease_owner = ?2, "
+    "lease_expires = ?3 WHERE rowid = ?1";
+// A report counts only while the row is still leased to its sender: once another worker took an
+// expired lease over, the late report of the first one is ignored (the row changes nothing).
+constexpr const char* report_delivered_sql =
+    "UPDATE deliveries SET state = 'delivered', delivered_at = ?4, receipt = ?5, "
+    "lease_owner = NULL, lease_expires = NULL "
+    "WHERE message_id = ?1 AND recipient = ?2 AND state = 'delivering' AND lease_owner = ?3";
+constexpr const char* report_retry_sql =
+    "UPDATE deliveries SET state = 'retrying', next_attempt_at = ?4, last_error = ?5, "
+    "lease_owner = NULL, lease_expires = NULL "
+    "WHERE message_id = ?1 AND recipient = ?2 AND state = 'delivering' AND lease_owner = ?3";
+constexpr const char* report_dead_sql =
+    "UPDATE deliveries SET state = 'dead', dead_since = ?4, last_error = ?5, "
+    "lease_owner = NULL, lease_expires = NULL "
+    "WHERE message_id = ?1 AND recipient = ?2 AND state = 'delivering' AND lease_owner = ?3";
+constexpr const char* replay_sql =
+    "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?3, "
+    "dead_since = NULL WHERE message_id = ?1 AND recipient = ?2 AND state = 'dead'";
+
+/// The claim query for `skip_count` skipped recipients (?1 now, ?2 the most rows, ?3... the
+/// skipped recipients). Due rows are numbered per recipient, oldest first, and taken by that
+/// number: every due recipient's oldest row, then every one's second oldest, and so on (round
+/// robin), so a recipient with a deep queue cannot take all slots while others wait.
+std::string claim_sql(std::size_t skip_count) {
+  std::string not_skipped;
+  for (std::size_t i = 0; i < skip_count; ++i) {
+    not_skipped += (i == 0 ? " AND recipient NOT IN (?" : ", ?") + std::to_string(i + 3);
+  }
+  if (skip_count > 0) {
+    not_skipped += ")";
+  }
+  return R"sql(
+    WITH due AS (
+      SELECT rowid AS rid, recipient, next_attempt_at FROM deliveries
+       WHERE ((state IN ('pending', 'retrying') AND next_attempt_at <= ?1)
+              OR (state = 'delivering' AND lease_expires <= ?1)))sql" +
+         not_skipped + R"sql(
+    ),
+    ranked AS (
+      SELECT rid, next_attempt_at,
+             row_number() OVER (PARTITION BY recipient ORDER BY next_attempt_at, rid) AS turn
+        FROM due
+    ),
+    picked AS (
+      SELECT rid, turn, next_attempt_at FROM ranked ORDER BY turn, next_attempt_at, rid LIMIT ?2
+    )
+    SELECT d.rowid, d.message_id, d.recipient, d.payload, d.attempts,
+           m.sender, m.type, m.accepted_at
+      FROM picked
+      JOIN deliveries AS d ON d.rowid = picked.rid
+      JOIN messages AS m ON m.id = d.message_id
+     ORDER BY picked.turn, picked.next_attempt_at, picked.rid
+  )sql";
+}
+
+// Reader statements.
 constexpr const char* select_status_sql =
     "SELECT id, sender, type, created, accepted_at, state FROM messages WHERE id = ?1";
+constexpr const char* select_recipients_sql =
+    "SELECT recipient, decided_by, state, attempts, next_attempt_at, last_error, delivered_at, "
+    "receipt, withheld FROM deliveries WHERE message_id = ?1 ORDER BY recipient";
+constexpr const char* select_exclusions_sql =
+    "SELECT partner, considered, reason FROM exclusions WHERE message_id = ?1 ORDER BY rowid";
+constexpr const char* select_dead_sql =
+    "SELECT d.message_id, d.recipient, m.sender, m.type, d.attempts, d.last_error, d.dead_since "
+    "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id "
+    "WHERE d.state = 'dead' ORDER BY d.dead_since, d.message_id, d.recipient LIMIT ?1";
 
 // ---------------------------------------------------------------------------------------------
 // RAII over the C API
@@ -76,6 +189,11 @@ struct statement_finalizer {
   void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
 };
 using statement = std::unique_ptr<sqlite3_stmt, statement_finalizer>;
+
+/// Bytes to bind as a BLOB (a plain string_view binds as TEXT).
+struct blob_value {
+  std::string_view bytes;
+};
 
 /// One execution of a prepared statement. Resets it and clears its bindings at scope exit, so a
 /// SELECT never keeps its read snapshot open (which would hold back WAL checkpoints) and no binding
@@ -102,6 +220,24 @@ class statement_use {
     return sqlite3_bind_blob64(stmt_, index, data, bytes.size(), nullptr);
   }
 
+  int bind_int64(int index, std::int64_t value) { return sqlite3_bind_int64(stmt_, index, value); }
+
+  /// Binds the values to ?1, ?2, ... in order (std::int64_t, text, blob_value); stops at the
+  /// first error and returns it.
+  template <typename... Values>
+  int bind(const Values&... values) {
+    // Views only, made by the caller from strings that outlive the step: the bytes are bound
+    // without copying, so a view of a temporary std::string would dangle.
+    static_assert(
+        ((std::is_same_v<Values, std::int64_t> || std::is_same_v<Values, std::string_view> ||
+          std::is_same_v<Values, blob_value>)&&...),
+        "bind takes std::int64_t, std::string_view or blob_value");
+    int index = 0;
+    int rc = SQLITE_OK;
+    ((rc = rc == SQLITE_OK ? bind_one(++index, values) : rc), ...);
+    return rc;
+  }
+
   int step() { return sqlite3_step(stmt_); }
 
   std::string column_text(int index) const {
@@ -113,7 +249,24 @@ class statement_use {
     return std::string(reinterpret_cast<const char*>(text), static_cast<std::size_t>(size));
   }
 
+  std::string column_blob(int index) const {
+    const void* bytes = sqlite3_column_blob(stmt_, index);
+    if (bytes == nullptr) {
+      return {};
+    }
+    const int size = sqlite3_column_bytes(stmt_, index);
+    return std::string(static_cast<const char*>(bytes), static_cast<std::size_t>(size));
+  }
+
+  std::int64_t column_int64(int index) const { return sqlite3_column_int64(stmt_, index); }
+
+  bool column_is_null(int index) const { return sqlite3_column_type(stmt_, index) == SQLITE_NULL; }
+
  private:
+  int bind_one(int index, std::int64_t value) { return bind_int64(index, value); }
+  int bind_one(int index, std::string_view text) { return bind_text(index, text); }
+  int bind_one(int index, const blob_value& blob) { return bind_blob(index, blob.bytes); }
+
   sqlite3_stmt* stmt_;
 };
 
@@ -295,18 +448,93 @@ void apply_size_cap(sqlite3* db, std::uint64_t max_size_bytes, const std::filesy
   query_int(db, "PRAGMA max_page_count = " + std::to_string(pages), path);
 }
 
+/// Prepares a statement while the store runs (no throwing: the caller fails the batch).
+int prepare_quietly(sqlite3* db, const std::string& sql, statement& out) {
+  sqlite3_stmt* raw = nullptr;
+  const int rc = sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+  out.reset(raw);
+  return rc;
+}
+
+/// Times are kept as milliseconds since the epoch (UTC), the precision of accepted_at.
+std::int64_t to_ms(time_point t) {
+  return std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+time_point from_ms(std::int64_t ms) {
+  return time_point(std::chrono::milliseconds(ms));
+}
+
+std::int64_t clamp_to_int64(std::size_t n) {
+  constexpr auto most = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  return static_cast<std::int64_t>(std::min(n, most));
+}
+
+/// At most max_bytes of text, cut before a UTF-8 character rather than through it.
+std::string_view cut_utf8(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) {
+    return text;
+  }
+  std::size_t end = max_bytes;
+  // text[end] is the first byte left out: while it continues a character, leave that whole
+  // character out (at most 3 steps back; invalid UTF-8 is cut where the limit falls).
+  for (int step = 0; step < 3 && end > 0; ++step) {
+    if ((static_cast<unsigned char>(text[end]) & 0xc0U) != 0x80U) {
+      break;
+    }
+    --end;
+  }
+  return text.substr(0, end);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Queued work and handler calls
 
-struct pending_accept {
+struct accept_write {
   message_record record;
   message_store::accept_handler handler;
+  accept_result result;
 };
 
-struct pending_find {
+struct claim_write {
+  std::string owner;
+  std::size_t max_jobs = 0;
+  std::chrono::milliseconds lease{0};
+  std::vector<std::string> skip;  // sorted, without repeats
+  message_store::claim_handler handler;
+  std::vector<delivery_job> jobs;
+};
+
+struct report_write {
+  attempt_report report;
+  message_store::report_handler handler;
+};
+
+struct replay_write {
+  std::string message_id;
+  std::string recipient;
+  message_store::replay_handler handler;
+  bool found = false;
+};
+
+/// One piece of work for the writer thread. Accepts and the delivery bookkeeping (claims,
+/// reports, replays) share the queue and the group commit: one transaction, one fsync.
+struct pending_write {
+  std::variant<accept_write, claim_write, report_write, replay_write> work;
+  bool committed = false;  ///< the transaction that carried it committed
+};
+
+struct find_read {
   std::string id;
   message_store::find_handler handler;
 };
+
+struct dead_read {
+  std::size_t limit = 0;
+  message_store::dead_handler handler;
+};
+
+using pending_read = std::variant<find_read, dead_read>;
 
 accept_result unavailable(const char* reason) {
   return accept_result{accept_outcome::unavailable, {}, reason};
@@ -314,25 +542,57 @@ accept_result unavailable(const char* reason) {
 
 // Handlers run on the store's own threads. One that throws must not take the thread (and every
 // later accept or look-up) down with it; the outcome it was told is final, so nothing is undone.
-void deliver(const message_store::accept_handler& handler, accept_result result) noexcept {
+template <typename Handler, typename... Args>
+void call_quietly(const Handler& handler, Args&&... args) noexcept {
   if (!handler) {
     return;
   }
   try {
-    handler(std::move(result));
+    handler(std::forward<Args>(args)...);
   } catch (...) {
   }
 }
 
-void deliver(const message_store::find_handler& handler, std::optional<message_status> status,
-             bool ok) noexcept {
-  if (!handler) {
-    return;
+/// Calls the handler of a write with its outcome: the result when its transaction committed,
+/// otherwise the failure (for an accept, `unavailable` with `failure` as the reason).
+void answer(pending_write& write, const char* failure) noexcept {
+  const bool committed = write.committed;
+  failure = failure != nullptr ? failure : "store-error";
+  std::visit(
+      [&](auto& w) {
+        using kind = std::decay_t<decltype(w)>;
+        if constexpr (std::is_same_v<kind, accept_write>) {
+          call_quietly(w.handler, committed ? std::move(w.result) : unavailable(failure));
+        } else if constexpr (std::is_same_v<kind, claim_write>) {
+          call_quietly(w.handler, committed ? std::move(w.jobs) : std::vector<delivery_job>{},
+                       committed);
+        } else if constexpr (std::is_same_v<kind, report_write>) {
+          call_quietly(w.handler, committed);
+        } else {
+          call_quietly(w.handler, committed && w.found, committed);
+        }
+      },
+      write.work);
+}
+
+bool is_accept(const pending_write& write) {
+  return std::holds_alternative<accept_write>(write.work);
+}
+
+/// Why a new record cannot be stored as given (a bug upstream, not the partner's doing), or null.
+/// Checked before anything is written, so one bad record never fails the records it is batched
+/// with (a second delivery row for a recipient would break the primary key mid-batch).
+const char* invalid_record(const message_record& record) {
+  std::set<std::string_view> recipients;
+  for (const auto& plan : record.deliveries) {
+    if (plan.recipient.empty()) {
+      return "empty-recipient";
+    }
+    if (!recipients.insert(plan.recipient).second) {
+      return "duplicate-recipient";
+    }
   }
-  try {
-    handler(std::move(status), ok);
-  } catch (...) {
-  }
+  return nullptr;
 }
 
 }  // namespace
@@ -344,48 +604,83 @@ struct sqlite_store::impl {
   explicit impl(const sqlite_options& options);
 
   void start();
-  void accept(message_record record, accept_handler handler);
-  void find(std::string id, find_handler handler);
+  void submit(pending_write write);
+  void submit_read(pending_read read);
+  void set_deliveries_due(std::function<void()> callback);
   void stop();
   sqlite_store_stats stats() const;
 
   // Writer thread.
   void writer_loop();
-  void commit_batch(std::vector<pending_accept>& batch);
-  int write_batch(const std::vector<pending_accept>& batch, std::vector<accept_result>& results);
-  int write_record(const message_record& record, const std::string& accepted_at,
-                   accept_result& result);
+  void commit_batch(std::vector<pending_write>& batch);
+  const char* try_transaction(std::vector<pending_write>& batch, bool bookkeeping_only);
+  int write_batch(std::vector<pending_write>& batch, bool bookkeeping_only);
+  int write_record(accept_write& write, const std::string& accepted_at, std::int64_t now_ms);
   int insert_message(const message_record& record, const std::string& accepted_at);
+  int write_claim(claim_write& write, std::int64_t now_ms);
+  int write_report(const report_write& write, std::int64_t now_ms);
+  int write_replay(replay_write& write, std::int64_t now_ms);
+  int claim_statement(std::size_t skip_count, sqlite3_stmt*& out);
   const char* failure_reason(int rc);
+  void notify_deliveries_due();
+  time_point now() const;
 
   // Reader thread.
   void reader_loop();
-  void answer_find(const pending_find& job);
+  void answer_find(const find_read& job);
+  int read_status(const std::string& id, std::optional<message_status>& status);
+  void answer_dead(const dead_read& job);
+  void reader_failed(int rc);
 
   void close_queues();
 
   const std::filesystem::path path_;
   const std::size_t max_batch_;
+  const std::function<time_point()> clock_;  // empty: the system clock
+
+  /// The writer connection's prepared statements (only the writer thread uses them).
+  struct writer_statements {
+    statement select_existing;
+    statement insert_message;
+    statement insert_delivery;
+    statement insert_exclusion;
+    statement lease;
+    statement report_delivered;
+    statement report_retry;
+    statement report_dead;
+    statement replay;
+    std::map<std::size_t, statement> claims;  // by the number of skipped recipients
+  };
+
+  /// The reader connection's prepared statements (only the reader thread uses them).
+  struct reader_statements {
+    statement select_status;
+    statement select_recipients;
+    statement select_exclusions;
+    statement select_dead;
+  };
 
   // Connections are declared before their statements so the statements are finalized first.
   connection writer_db_;  // used only by the constructor, then only by the writer thread
-  statement select_existing_;
-  statement insert_message_;
+  std::optional<writer_statements> writer_sql_;
   connection reader_db_;  // used only by the constructor, then only by the reader thread
-  statement select_status_;
+  std::optional<reader_statements> reader_sql_;
 
   // Cleared on the first I/O error or corruption seen by either thread; never set again.
   std::atomic<bool> healthy_{true};
 
-  mutable std::mutex accept_mutex_;  // guards accepts_ and accepts_closed_
-  std::condition_variable accept_cv_;
-  std::deque<pending_accept> accepts_;
-  bool accepts_closed_ = false;
+  mutable std::mutex write_mutex_;  // guards writes_ and writes_closed_
+  std::condition_variable write_cv_;
+  std::deque<pending_write> writes_;
+  bool writes_closed_ = false;
 
-  std::mutex find_mutex_;  // guards finds_ and finds_closed_
-  std::condition_variable find_cv_;
-  std::deque<pending_find> finds_;
-  bool finds_closed_ = false;
+  std::mutex read_mutex_;  // guards reads_ and reads_closed_
+  std::condition_variable read_cv_;
+  std::deque<pending_read> reads_;
+  bool reads_closed_ = false;
+
+  std::mutex due_mutex_;  // guards deliveries_due_
+  std::function<void()> deliveries_due_;
 
   std::mutex stop_mutex_;  // serialises stop(); guards stopped_ and the joins
   bool stopped_ = false;
@@ -401,7 +696,9 @@ struct sqlite_store::impl {
 };
 
 sqlite_store::impl::impl(const sqlite_options& options)
-    : path_(options.path), max_batch_(std::max<std::size_t>(options.max_batch, 1)) {
+    : path_(options.path),
+      max_batch_(std::max<std::size_t>(options.max_batch, 1)),
+      clock_(options.clock) {
   if (path_.empty()) {
     throw store_error("the store path is empty");
   }
@@ -432,12 +729,26 @@ sqlite_store::impl::impl(const sqlite_options& options)
   if (options.max_size_bytes > 0) {
     apply_size_cap(db, options.max_size_bytes, path_);
   }
-  select_existing_ = prepare(db, select_existing_sql, path_);
-  insert_message_ = prepare(db, insert_message_sql, path_);
+  writer_sql_.emplace();
+  writer_sql_->select_existing = prepare(db, select_existing_sql, path_);
+  writer_sql_->insert_message = prepare(db, insert_message_sql, path_);
+  writer_sql_->insert_delivery = prepare(db, insert_delivery_sql, path_);
+  writer_sql_->insert_exclusion = prepare(db, insert_exclusion_sql, path_);
+  writer_sql_->lease = prepare(db, lease_sql, path_);
+  writer_sql_->report_delivered = prepare(db, report_delivered_sql, path_);
+  writer_sql_->report_retry = prepare(db, report_retry_sql, path_);
+  writer_sql_->report_dead = prepare(db, report_dead_sql, path_);
+  writer_sql_->replay = prepare(db, replay_sql, path_);
+  writer_sql_->claims.emplace(0, prepare(db, claim_sql(0).c_str(), path_));
 
   reader_db_ =
       open_connection(path_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, options.busy_timeout_ms);
-  select_status_ = prepare(reader_db_.get(), select_status_sql, path_);
+  sqlite3* rdb = reader_db_.get();
+  reader_sql_.emplace();
+  reader_sql_->select_status = prepare(rdb, select_status_sql, path_);
+  reader_sql_->select_recipients = prepare(rdb, select_recipients_sql, path_);
+  reader_sql_->select_exclusions = prepare(rdb, select_exclusions_sql, path_);
+  reader_sql_->select_dead = prepare(rdb, select_dead_sql, path_);
 }
 
 void sqlite_store::impl::start() {
@@ -453,61 +764,72 @@ void sqlite_store::impl::start() {
   }
 }
 
-void sqlite_store::impl::accept(message_record record, accept_handler handler) {
-  pending_accept pending{std::move(record), std::move(handler)};
+void sqlite_store::impl::submit(pending_write write) {
   const char* refusal = nullptr;
   {
-    const std::lock_guard lock(accept_mutex_);
-    if (accepts_closed_) {
+    const std::lock_guard lock(write_mutex_);
+    if (writes_closed_) {
       refusal = "stopped";
     } else if (!healthy_) {
       refusal = "io-error";
     } else {
       try {
-        accepts_.push_back(std::move(pending));  // strong guarantee: on failure, pending is intact
+        writes_.push_back(std::move(write));  // strong guarantee: on failure, write is intact
       } catch (...) {
         refusal = "store-error";
       }
     }
   }
   if (refusal == nullptr) {
-    accept_cv_.notify_one();
+    write_cv_.notify_one();
     return;
   }
-  deliver(pending.handler, unavailable(refusal));
+  answer(write, refusal);
 }
 
-void sqlite_store::impl::find(std::string id, find_handler handler) {
-  pending_find pending{std::move(id), std::move(handler)};
+void sqlite_store::impl::submit_read(pending_read read) {
   bool queued = false;
   {
-    const std::lock_guard lock(find_mutex_);
-    if (!finds_closed_ && healthy_) {
+    const std::lock_guard lock(read_mutex_);
+    if (!reads_closed_ && healthy_) {
       try {
-        finds_.push_back(std::move(pending));
+        reads_.push_back(std::move(read));
         queued = true;
       } catch (...) {
       }
     }
   }
   if (queued) {
-    find_cv_.notify_one();
+    read_cv_.notify_one();
     return;
   }
-  deliver(pending.handler, std::nullopt, false);
+  std::visit(
+      [](auto& r) {
+        if constexpr (std::is_same_v<std::decay_t<decltype(r)>, find_read>) {
+          call_quietly(r.handler, std::nullopt, false);
+        } else {
+          call_quietly(r.handler, std::vector<dead_letter>{}, false);
+        }
+      },
+      read);
+}
+
+void sqlite_store::impl::set_deliveries_due(std::function<void()> callback) {
+  const std::lock_guard lock(due_mutex_);
+  deliveries_due_ = std::move(callback);
 }
 
 void sqlite_store::impl::close_queues() {
   {
-    const std::lock_guard lock(accept_mutex_);
-    accepts_closed_ = true;
+    const std::lock_guard lock(write_mutex_);
+    writes_closed_ = true;
   }
-  accept_cv_.notify_all();
+  write_cv_.notify_all();
   {
-    const std::lock_guard lock(find_mutex_);
-    finds_closed_ = true;
+    const std::lock_guard lock(read_mutex_);
+    reads_closed_ = true;
   }
-  find_cv_.notify_all();
+  read_cv_.notify_all();
 }
 
 void sqlite_store::impl::stop() {
@@ -534,10 +856,9 @@ void sqlite_store::impl::stop() {
   }
   // The threads are gone, so the connections are ours again. The writer closes last: the last
   // connection to close checkpoints the WAL into the database file and removes it.
-  select_status_.reset();
+  reader_sql_.reset();
   reader_db_.reset();
-  select_existing_.reset();
-  insert_message_.reset();
+  writer_sql_.reset();
   writer_db_.reset();
 }
 
@@ -547,76 +868,113 @@ sqlite_store_stats sqlite_store::impl::stats() const {
   s.records_committed = records_committed_.load();
   s.failed_batches = failed_batches_.load();
   s.largest_batch = largest_batch_.load();
-  const std::lock_guard lock(accept_mutex_);
-  s.queued = accepts_.size();
+  const std::lock_guard lock(write_mutex_);
+  s.queued = writes_.size();
   return s;
+}
+
+time_point sqlite_store::impl::now() const {
+  return clock_ ? clock_() : std::chrono::system_clock::now();
 }
 
 // ---- writer thread ----
 
 void sqlite_store::impl::writer_loop() {
-  std::vector<pending_accept> batch;
+  std::vector<pending_write> batch;
   for (;;) {
     {
-      std::unique_lock lock(accept_mutex_);
+      std::unique_lock lock(write_mutex_);
       // Sleep only while there is nothing to write. There is no timer: a lone record on an idle
-      // store is committed at once. Under load, records pile up in the queue while the previous
+      // store is committed at once. Under load, writes pile up in the queue while the previous
       // batch waits for its fsync, and the next round takes them all (up to max_batch) into one
-      // transaction: that is the group commit, one fsync for many records.
-      accept_cv_.wait(lock, [this] { return !accepts_.empty() || accepts_closed_; });
-      if (accepts_.empty()) {
+      // transaction: that is the group commit, one fsync for many accepts and reports.
+      write_cv_.wait(lock, [this] { return !writes_.empty() || writes_closed_; });
+      if (writes_.empty()) {
         return;  // closed, and everything queued before the close has been answered
       }
-      const auto take = static_cast<std::ptrdiff_t>(std::min(accepts_.size(), max_batch_));
-      std::move(accepts_.begin(), accepts_.begin() + take, std::back_inserter(batch));
-      accepts_.erase(accepts_.begin(), accepts_.begin() + take);
+      const auto take = static_cast<std::ptrdiff_t>(std::min(writes_.size(), max_batch_));
+      std::move(writes_.begin(), writes_.begin() + take, std::back_inserter(batch));
+      writes_.erase(writes_.begin(), writes_.begin() + take);
     }
-    // The lock is released here, so accept() never waits for SQLite, only for a queue push.
+    // The lock is released here, so submitters never wait for SQLite, only for a queue push.
     commit_batch(batch);
     batch.clear();
   }
 }
 
-void sqlite_store::impl::commit_batch(std::vector<pending_accept>& batch) {
-  std::vector<accept_result> results(batch.size());
+void sqlite_store::impl::commit_batch(std::vector<pending_write>& batch) {
   const char* failure = nullptr;
   if (!healthy_) {
     // Fail-stop: after an I/O error the writer connection is never used again.
     failure = "io-error";
   } else {
-    int rc = SQLITE_ERROR;
-    try {
-      rc = write_batch(batch, results);
-    } catch (...) {
-      rc = SQLITE_NOMEM;  // only allocation can throw in there
-    }
-    if (rc != SQLITE_OK) {
-      const std::string detail = describe_failure(writer_db_.get(), rc, path_);
-      // Nothing of a failed batch may stay behind, whichever statement failed (also COMMIT).
-      rollback_if_open(writer_db_.get());
-      failure = failure_reason(rc);
-      const bool fatal = !healthy_;
-      log_quietly(fatal ? log::level::critical : log::level::error,
-                  {.event = fatal ? "store.fail_stop" : "store.batch_failed",
-                   .outcome = "unavailable",
-                   .reason = failure,
-                   .detail = detail});
-    }
-  }
-  if (failure != nullptr) {
-    failed_batches_.fetch_add(1);
-    std::fill(results.begin(), results.end(), unavailable(failure));
-  } else {
-    commits_.fetch_add(1);
-    records_committed_.fetch_add(batch.size());
-    std::size_t largest = largest_batch_.load();
-    while (batch.size() > largest && !largest_batch_.compare_exchange_weak(largest, batch.size())) {
+    failure = try_transaction(batch, false);
+    const bool disk_full = failure != nullptr && std::strcmp(failure, "disk-full") == 0;
+    if (disk_full && std::any_of(batch.begin(), batch.end(), is_accept) &&
+        !std::all_of(batch.begin(), batch.end(), is_accept)) {
+      // The whole batch was rolled back and its accepts are refused. Its claims, reports and
+      // replays only update rows in place, so they get one more transaction of their own: a
+      // full disk must not also stall deliveries (every unrecorded receipt means a redelivery).
+      try_transaction(batch, true);
     }
   }
   // Handlers run only now: for `stored`, COMMIT has returned SQLITE_OK, so the row is durable.
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    deliver(batch[i].handler, std::move(results[i]));
+  bool due = false;
+  for (auto& write : batch) {
+    if (write.committed) {
+      if (const auto* a = std::get_if<accept_write>(&write.work)) {
+        due = due || (a->result.outcome == accept_outcome::stored && !a->record.deliveries.empty());
+      } else if (const auto* r = std::get_if<replay_write>(&write.work)) {
+        due = due || r->found;
+      }
+    }
+    answer(write, failure);
   }
+  if (due) {
+    notify_deliveries_due();
+  }
+}
+
+const char* sqlite_store::impl::try_transaction(std::vector<pending_write>& batch,
+                                                bool bookkeeping_only) {
+  int rc = SQLITE_ERROR;
+  try {
+    rc = write_batch(batch, bookkeeping_only);
+  } catch (...) {
+    rc = SQLITE_NOMEM;  // only allocation (or an injected clock) can throw in there
+  }
+  if (rc != SQLITE_OK) {
+    const std::string detail = describe_failure(writer_db_.get(), rc, path_);
+    // Nothing of a failed batch may stay behind, whichever statement failed (also COMMIT).
+    rollback_if_open(writer_db_.get());
+    const char* failure = failure_reason(rc);
+    const bool fatal = !healthy_;
+    log_quietly(fatal ? log::level::critical : log::level::error,
+                {.event = fatal ? "store.fail_stop" : "store.batch_failed",
+                 .outcome = "unavailable",
+                 .reason = failure,
+                 .detail = detail});
+    failed_batches_.fetch_add(1);
+    return failure;
+  }
+  std::size_t carried = 0;
+  std::uint64_t answered = 0;
+  for (auto& write : batch) {
+    if (bookkeeping_only && is_accept(write)) {
+      continue;
+    }
+    write.committed = true;
+    ++carried;
+    if (const auto* a = std::get_if<accept_write>(&write.work)) {
+      answered += a->result.outcome != accept_outcome::unavailable ? 1 : 0;
+    }
+  }
+  commits_.fetch_add(1);
+  records_committed_.fetch_add(answered);
+  std::size_t largest = largest_batch_.load();
+  while (carried > largest && !largest_batch_.compare_exchange_weak(largest, carried)) {
+  }
+  return nullptr;
 }
 
 const char* sqlite_store::impl::failure_reason(int rc) {
@@ -632,8 +990,16 @@ const char* sqlite_store::impl::failure_reason(int rc) {
   return "store-error";
 }
 
-int sqlite_store::impl::write_batch(const std::vector<pending_accept>& batch,
-                                    std::vector<accept_result>& results) {
+void sqlite_store::impl::notify_deliveries_due() {
+  std::function<void()> callback;
+  {
+    const std::lock_guard lock(due_mutex_);
+    callback = deliveries_due_;
+  }
+  call_quietly(callback);
+}
+
+int sqlite_store::impl::write_batch(std::vector<pending_write>& batch, bool bookkeeping_only) {
   sqlite3* db = writer_db_.get();
   // IMMEDIATE takes the write lock up front, so no statement in the batch can hit SQLITE_BUSY
   // half-way (another process could hold the file; busy_timeout covers the wait here).
@@ -641,10 +1007,30 @@ int sqlite_store::impl::write_batch(const std::vector<pending_accept>& batch,
   if (rc != SQLITE_OK) {
     return rc;
   }
-  // One timestamp for the batch: all of its records become durable at the same commit.
-  const std::string accepted_at = format_rfc3339_ms(std::chrono::system_clock::now());
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    rc = write_record(batch[i].record, accepted_at, results[i]);
+  // One time for the batch: all of its records become durable at the same commit, and claims
+  // judge due times and leases against the same instant.
+  const time_point batch_time = now();
+  const std::string accepted_at = format_rfc3339_ms(batch_time);
+  const std::int64_t now_ms = to_ms(batch_time);
+  // Queue order: a claim sees the rows of accepts and reports queued before it.
+  for (auto& write : batch) {
+    if (bookkeeping_only && is_accept(write)) {
+      continue;
+    }
+    rc = std::visit(
+        [&](auto& w) {
+          using kind = std::decay_t<decltype(w)>;
+          if constexpr (std::is_same_v<kind, accept_write>) {
+            return write_record(w, accepted_at, now_ms);
+          } else if constexpr (std::is_same_v<kind, claim_write>) {
+            return write_claim(w, now_ms);
+          } else if constexpr (std::is_same_v<kind, report_write>) {
+            return write_report(w, now_ms);
+          } else {
+            return write_replay(w, now_ms);
+          }
+        },
+        write.work);
     if (rc != SQLITE_OK) {
       return rc;
     }
@@ -652,13 +1038,14 @@ int sqlite_store::impl::write_batch(const std::vector<pending_accept>& batch,
   return exec(db, "COMMIT");
 }
 
-int sqlite_store::impl::write_record(const message_record& record, const std::string& accepted_at,
-                                     accept_result& result) {
+int sqlite_store::impl::write_record(accept_write& write, const std::string& accepted_at,
+                                     std::int64_t now_ms) {
+  const message_record& record = write.record;
   {
     // This connection sees the rows inserted earlier in the same (still open) transaction, so a
     // second copy of an id within one batch is judged against the first, exactly as it would be
     // against a row from an earlier batch.
-    statement_use use(select_existing_.get());
+    statement_use use(writer_sql_->select_existing.get());
     int rc = use.bind_text(1, record.id);
     if (rc != SQLITE_OK) {
       return rc;
@@ -668,9 +1055,10 @@ int sqlite_store::impl::write_record(const message_record& record, const std::st
       const bool same =
           use.column_text(0) == record.sender && use.column_text(1) == record.body_sha256;
       if (same) {
-        result = accept_result{accept_outcome::duplicate, use.column_text(2), {}};
+        // A duplicate writes nothing: its delivery rows exist since the first accept.
+        write.result = accept_result{accept_outcome::duplicate, use.column_text(2), {}};
       } else {
-        result = accept_result{accept_outcome::conflict, {}, {}};
+        write.result = accept_result{accept_outcome::conflict, {}, {}};
       }
       return SQLITE_OK;
     }
@@ -678,28 +1066,55 @@ int sqlite_store::impl::write_record(const message_record& record, const std::st
       return rc;
     }
   }
-  // Every row of a new record is written here, inside the batch's transaction (the recipient and
-  // delivery rows of later issues join as further statements): all of them commit or none does.
-  const int rc = insert_message(record, accepted_at);
+  if (const char* invalid = invalid_record(record)) {
+    log_quietly(log::level::error,
+                {.event = "store.invalid_record", .outcome = "unavailable", .reason = invalid});
+    write.result = unavailable("invalid-record");
+    return SQLITE_OK;
+  }
+  // Every row of a new record is written here, inside the batch's transaction: the message, one
+  // delivery row per recipient (due at once) and the exclusions. All of them commit or none does.
+  int rc = insert_message(record, accepted_at);
   if (rc != SQLITE_OK) {
     return rc;
   }
-  result = accept_result{accept_outcome::stored, accepted_at, {}};
+  for (const auto& plan : record.deliveries) {
+    statement_use use(writer_sql_->insert_delivery.get());
+    rc = use.bind(std::string_view(record.id), std::string_view(plan.recipient),
+                  std::string_view(plan.decided_by), blob_value{plan.payload},
+                  plan.withheld.empty() ? std::string_view("[]") : std::string_view(plan.withheld),
+                  now_ms);
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
+  }
+  for (const auto& exclusion : record.exclusions) {
+    statement_use use(writer_sql_->insert_exclusion.get());
+    rc = use.bind(std::string_view(record.id), std::string_view(exclusion.partner),
+                  std::string_view(exclusion.considered), std::string_view(exclusion.reason));
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
+  }
+  write.result = accept_result{accept_outcome::stored, accepted_at, {}};
   return SQLITE_OK;
 }
 
 int sqlite_store::impl::insert_message(const message_record& record,
                                        const std::string& accepted_at) {
-  statement_use use(insert_message_.get());
-  const std::array<std::string_view, 6> texts = {record.id,      record.sender, record.type,
-                                                 record.created, accepted_at,   record.body_sha256};
-  for (std::size_t i = 0; i < texts.size(); ++i) {
-    const int rc = use.bind_text(static_cast<int>(i + 1), texts[i]);
-    if (rc != SQLITE_OK) {
-      return rc;
-    }
-  }
-  int rc = use.bind_blob(7, record.body);
+  statement_use use(writer_sql_->insert_message.get());
+  // A message routing found no recipient for is kept (lose nothing) but marked for operators.
+  const std::string_view state = record.deliveries.empty() ? "undeliverable" : "accepted";
+  int rc = use.bind(std::string_view(record.id), std::string_view(record.sender),
+                    std::string_view(record.type), std::string_view(record.created),
+                    std::string_view(accepted_at), std::string_view(record.body_sha256),
+                    blob_value{record.body}, state);
   if (rc != SQLITE_OK) {
     return rc;
   }
@@ -707,49 +1122,290 @@ int sqlite_store::impl::insert_message(const message_record& record,
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+int sqlite_store::impl::claim_statement(std::size_t skip_count, sqlite3_stmt*& out) {
+  auto& claims = writer_sql_->claims;
+  auto found = claims.find(skip_count);
+  if (found == claims.end()) {
+    // One statement per skip-list length, prepared once: the list is bound, never spliced in.
+    statement stmt;
+    const int rc = prepare_quietly(writer_db_.get(), claim_sql(skip_count), stmt);
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+    found = claims.emplace(skip_count, std::move(stmt)).first;
+  }
+  out = found->second.get();
+  return SQLITE_OK;
+}
+
+int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
+  write.jobs.clear();  // a batch may run twice (the disk-full retry)
+  if (write.max_jobs == 0) {
+    return SQLITE_OK;
+  }
+  sqlite3_stmt* stmt = nullptr;
+  int rc = claim_statement(write.skip.size(), stmt);
+  if (rc != SQLITE_OK) {
+    return rc;
+  }
+  std::vector<std::int64_t> rowids;
+  {
+    // Read the due rows first, then lease them: no row is updated under a running SELECT.
+    statement_use use(stmt);
+    rc = use.bind(now_ms, clamp_to_int64(write.max_jobs));
+    for (std::size_t i = 0; rc == SQLITE_OK && i < write.skip.size(); ++i) {
+      rc = use.bind_text(static_cast<int>(i + 3), write.skip[i]);
+    }
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+    while ((rc = use.step()) == SQLITE_ROW) {
+      rowids.push_back(use.column_int64(0));
+      delivery_job job;
+      job.message_id = use.column_text(1);
+      job.recipient = use.column_text(2);
+      job.payload = use.column_blob(3);
+      job.attempt = static_cast<int>(use.column_int64(4)) + 1;
+      job.sender = use.column_text(5);
+      job.type = use.column_text(6);
+      job.accepted_at = parse_rfc3339(use.column_text(7)).value_or(time_point{});
+      write.jobs.push_back(std::move(job));
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
+  }
+  // Saturating: an absurdly long lease must not overflow into the past.
+  const std::int64_t lease_ms = std::max<std::int64_t>(write.lease.count(), 0);
+  const std::int64_t lease_expires = lease_ms > std::numeric_limits<std::int64_t>::max() - now_ms
+                                         ? std::numeric_limits<std::int64_t>::max()
+                                         : now_ms + lease_ms;
+  for (const std::int64_t rowid : rowids) {
+    statement_use use(writer_sql_->lease.get());
+    rc = use.bind(rowid, std::string_view(write.owner), lease_expires);
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
+  }
+  return SQLITE_OK;
+}
+
+int sqlite_store::impl::write_report(const report_write& write, std::int64_t now_ms) {
+  const attempt_report& report = write.report;
+  sqlite3_stmt* stmt = nullptr;
+  std::int64_t when = now_ms;
+  std::string_view text = cut_utf8(report.error, max_error_bytes);
+  switch (report.result) {
+    case attempt_result::delivered:
+      stmt = writer_sql_->report_delivered.get();
+      text = cut_utf8(report.receipt, max_receipt_bytes);
+      break;
+    case attempt_result::retry:
+      stmt = writer_sql_->report_retry.get();
+      when = to_ms(report.next_attempt_at);
+      break;
+    case attempt_result::dead: stmt = writer_sql_->report_dead.get(); break;
+  }
+  if (stmt == nullptr) {
+    return SQLITE_MISUSE;  // not an attempt_result this build knows
+  }
+  statement_use use(stmt);
+  // No row changes when the lease moved on: the report is ignored, and that is not an error.
+  int rc = use.bind(std::string_view(report.message_id), std::string_view(report.recipient),
+                    std::string_view(report.owner), when, text);
+  if (rc == SQLITE_OK) {
+    rc = use.step();
+  }
+  return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+int sqlite_store::impl::write_replay(replay_write& write, std::int64_t now_ms) {
+  write.found = false;
+  statement_use use(writer_sql_->replay.get());
+  int rc = use.bind(std::string_view(write.message_id), std::string_view(write.recipient), now_ms);
+  if (rc == SQLITE_OK) {
+    rc = use.step();
+  }
+  if (rc != SQLITE_DONE) {
+    return rc;
+  }
+  write.found = sqlite3_changes(writer_db_.get()) > 0;
+  return SQLITE_OK;
+}
+
 // ---- reader thread ----
 
 void sqlite_store::impl::reader_loop() {
   for (;;) {
-    pending_find job;
+    std::optional<pending_read> job;
     {
-      std::unique_lock lock(find_mutex_);
-      find_cv_.wait(lock, [this] { return !finds_.empty() || finds_closed_; });
-      if (finds_.empty()) {
+      std::unique_lock lock(read_mutex_);
+      read_cv_.wait(lock, [this] { return !reads_.empty() || reads_closed_; });
+      if (reads_.empty()) {
         return;  // closed and drained
       }
-      job = std::move(finds_.front());
-      finds_.pop_front();
+      job.emplace(std::move(reads_.front()));
+      reads_.pop_front();
     }
-    answer_find(job);
+    std::visit(
+        [this](const auto& r) {
+          if constexpr (std::is_same_v<std::decay_t<decltype(r)>, find_read>) {
+            answer_find(r);
+          } else {
+            answer_dead(r);
+          }
+        },
+        *job);
   }
 }
 
-void sqlite_store::impl::answer_find(const pending_find& job) {
+void sqlite_store::impl::answer_find(const find_read& job) {
   if (!healthy_) {
-    deliver(job.handler, std::nullopt, false);
+    call_quietly(job.handler, std::nullopt, false);
     return;
   }
   std::optional<message_status> status;
   int rc = SQLITE_ERROR;
   try {
-    // Scoped so the read snapshot ends before the handler runs.
-    statement_use use(select_status_.get());
-    rc = use.bind_text(1, job.id);
+    rc = read_status(job.id, status);
+  } catch (...) {
+    rollback_if_open(reader_db_.get());
+    rc = SQLITE_NOMEM;
+  }
+  if (rc == SQLITE_OK) {
+    call_quietly(job.handler, std::move(status), true);
+    return;
+  }
+  reader_failed(rc);
+  call_quietly(job.handler, std::nullopt, false);
+}
+
+int sqlite_store::impl::read_status(const std::string& id, std::optional<message_status>& status) {
+  sqlite3* db = reader_db_.get();
+  // One read transaction, so the message, its delivery rows and its exclusions come from the same
+  // commit. It ends before the handler runs (a held snapshot would hold back WAL checkpoints).
+  int rc = exec(db, "BEGIN");
+  if (rc != SQLITE_OK) {
+    return rc;
+  }
+  const auto finish = [db](int result) {
+    if (result == SQLITE_OK) {
+      result = exec(db, "COMMIT");
+    }
+    if (result != SQLITE_OK) {
+      rollback_if_open(db);
+    }
+    return result;
+  };
+  {
+    statement_use use(reader_sql_->select_status.get());
+    rc = use.bind_text(1, id);
     if (rc == SQLITE_OK) {
       rc = use.step();
     }
-    if (rc == SQLITE_ROW) {
-      status = message_status{use.column_text(0), use.column_text(1), use.column_text(2),
-                              use.column_text(3), use.column_text(4), use.column_text(5)};
+    if (rc == SQLITE_DONE) {
+      return finish(SQLITE_OK);  // unknown id
+    }
+    if (rc != SQLITE_ROW) {
+      return finish(rc);
+    }
+    status.emplace();
+    status->id = use.column_text(0);
+    status->sender = use.column_text(1);
+    status->type = use.column_text(2);
+    status->created = use.column_text(3);
+    status->accepted_at = use.column_text(4);
+    status->state = use.column_text(5);
+  }
+  {
+    statement_use use(reader_sql_->select_recipients.get());
+    rc = use.bind_text(1, id);
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+      rc = use.step();
+      if (rc != SQLITE_ROW) {
+        break;
+      }
+      recipient_status r;
+      r.recipient = use.column_text(0);
+      r.decided_by = use.column_text(1);
+      r.state = use.column_text(2);
+      r.attempts = static_cast<int>(use.column_int64(3));
+      if (r.state == "pending" || r.state == "retrying") {
+        r.next_attempt_at = from_ms(use.column_int64(4));
+      }
+      r.last_error = use.column_text(5);
+      if (!use.column_is_null(6)) {
+        r.delivered_at = from_ms(use.column_int64(6));
+      }
+      r.receipt = use.column_text(7);
+      r.withheld = use.column_text(8);
+      status->recipients.push_back(std::move(r));
+    }
+    if (rc != SQLITE_DONE) {
+      status.reset();
+      return finish(rc);
+    }
+  }
+  {
+    statement_use use(reader_sql_->select_exclusions.get());
+    rc = use.bind_text(1, id);
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+      rc = use.step();
+      if (rc != SQLITE_ROW) {
+        break;
+      }
+      status->exclusions.push_back(
+          route_exclusion{use.column_text(0), use.column_text(1), use.column_text(2)});
+    }
+    if (rc != SQLITE_DONE) {
+      status.reset();
+      return finish(rc);
+    }
+  }
+  return finish(SQLITE_OK);
+}
+
+void sqlite_store::impl::answer_dead(const dead_read& job) {
+  if (!healthy_) {
+    call_quietly(job.handler, std::vector<dead_letter>{}, false);
+    return;
+  }
+  std::vector<dead_letter> dead;
+  int rc = SQLITE_ERROR;
+  try {
+    // Scoped so the read snapshot ends before the handler runs.
+    statement_use use(reader_sql_->select_dead.get());
+    rc = use.bind_int64(1, clamp_to_int64(job.limit));
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+      rc = use.step();
+      if (rc != SQLITE_ROW) {
+        break;
+      }
+      dead_letter letter;
+      letter.message_id = use.column_text(0);
+      letter.recipient = use.column_text(1);
+      letter.sender = use.column_text(2);
+      letter.type = use.column_text(3);
+      letter.attempts = static_cast<int>(use.column_int64(4));
+      letter.last_error = use.column_text(5);
+      letter.dead_since = from_ms(use.column_int64(6));
+      dead.push_back(std::move(letter));
     }
   } catch (...) {
     rc = SQLITE_NOMEM;
   }
-  if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
-    deliver(job.handler, std::move(status), true);
+  if (rc == SQLITE_DONE) {
+    call_quietly(job.handler, std::move(dead), true);
     return;
   }
+  reader_failed(rc);
+  call_quietly(job.handler, std::vector<dead_letter>{}, false);
+}
+
+void sqlite_store::impl::reader_failed(int rc) {
   if (is_fatal(rc)) {
     // The same disk as the writer's: an I/O error or corruption here stops the whole store.
     healthy_ = false;
@@ -757,7 +1413,6 @@ void sqlite_store::impl::answer_find(const pending_find& job) {
                                        .reason = "io-error",
                                        .detail = describe_failure(reader_db_.get(), rc, path_)});
   }
-  deliver(job.handler, std::nullopt, false);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -772,11 +1427,37 @@ sqlite_store::~sqlite_store() {
 }
 
 void sqlite_store::accept(message_record record, accept_handler handler) {
-  impl_->accept(std::move(record), std::move(handler));
+  impl_->submit(pending_write{accept_write{std::move(record), std::move(handler), {}}});
 }
 
 void sqlite_store::find(std::string id, find_handler handler) {
-  impl_->find(std::move(id), std::move(handler));
+  impl_->submit_read(find_read{std::move(id), std::move(handler)});
+}
+
+void sqlite_store::claim_due(std::string owner, std::size_t max_jobs,
+                             std::chrono::milliseconds lease, std::vector<std::string> skip,
+                             claim_handler handler) {
+  std::sort(skip.begin(), skip.end());
+  skip.erase(std::unique(skip.begin(), skip.end()), skip.end());
+  impl_->submit(pending_write{
+      claim_write{std::move(owner), max_jobs, lease, std::move(skip), std::move(handler), {}}});
+}
+
+void sqlite_store::report(attempt_report report, report_handler handler) {
+  impl_->submit(pending_write{report_write{std::move(report), std::move(handler)}});
+}
+
+void sqlite_store::replay(std::string message_id, std::string recipient, replay_handler handler) {
+  impl_->submit(pending_write{
+      replay_write{std::move(message_id), std::move(recipient), std::move(handler), false}});
+}
+
+void sqlite_store::list_dead(std::size_t limit, dead_handler handler) {
+  impl_->submit_read(dead_read{limit, std::move(handler)});
+}
+
+void sqlite_store::on_deliveries_due(std::function<void()> callback) {
+  impl_->set_deliveries_due(std::move(callback));
 }
 
 bool sqlite_store::healthy() const {

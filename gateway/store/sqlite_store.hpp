@@ -3,30 +3,34 @@
 
 #include "gateway/store/message_store.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace mxgw::store {
 
 /// The schema version this build creates and understands (kept in `PRAGMA user_version`).
 /// A database carrying a higher number was written by a newer mxgw and is refused at open.
-inline constexpr int sqlite_schema_version = 1;
+inline constexpr int sqlite_schema_version = 2;
 
 /// Counters of the writer thread, for tests and operators (queue depth, group-commit sizes).
+/// A "write" is one queued accept, claim, report or replay; they share the group commit.
 struct sqlite_store_stats {
   std::uint64_t commits = 0;            ///< transactions that committed (one fsync each)
-  std::uint64_t records_committed = 0;  ///< records answered stored/duplicate/conflict
-  std::uint64_t failed_batches = 0;     ///< batches rolled back and answered `unavailable`
-  std::size_t largest_batch = 0;        ///< most records one transaction carried so far
-  std::size_t queued = 0;               ///< accepts waiting for the writer right now
+  std::uint64_t records_committed = 0;  ///< accepts answered stored/duplicate/conflict
+  std::uint64_t failed_batches = 0;     ///< batches rolled back (their accepts: `unavailable`)
+  std::size_t largest_batch = 0;        ///< most writes one transaction carried so far
+  std::size_t queued = 0;               ///< writes waiting for the writer right now
 };
 
 /// The SQLite implementation of message_store. Each of its two connections is used by exactly one
-/// thread: the writer thread (group commit of accepts) and the reader thread (find), so a status
-/// look-up never waits behind a commit's fsync.
+/// thread: the writer thread (group commit of accepts, claims, reports and replays) and the reader
+/// thread (find, list_dead), so a status look-up never waits behind a commit's fsync.
 class sqlite_store final : public message_store {
  public:
   /// Opens (creating or migrating) the database; see open_sqlite_store. Throws store_error.
@@ -45,6 +49,31 @@ class sqlite_store final : public message_store {
   /// Queues the look-up for the reader thread; see message_store::find. After stop() or a fatal
   /// error the handler runs at once, on the calling thread, with (nullopt, false).
   void find(std::string id, find_handler handler) override;
+
+  /// Queues a claim for the writer thread (it writes the leases); see message_store::claim_due.
+  /// Due recipients take turns (round robin, oldest due first within a turn), so one recipient
+  /// with a deep queue cannot take every slot while others wait. The handler runs after the
+  /// leases are durable; with ({}, false) when the batch failed, at once after stop() or a fatal
+  /// error.
+  void claim_due(std::string owner, std::size_t max_jobs, std::chrono::milliseconds lease,
+                 std::vector<std::string> skip, claim_handler handler) override;
+
+  /// Queues the outcome of an attempt for the writer thread, in the same group commit as accepts;
+  /// see message_store::report. The receipt is cut to 4096 bytes and the error to 512 (at UTF-8
+  /// character boundaries). handler(false) when the batch failed, at once after stop().
+  void report(attempt_report report, report_handler handler) override;
+
+  /// Queues a replay for the writer thread; see message_store::replay. handler(false, false) when
+  /// the batch failed, at once after stop() or a fatal error.
+  void replay(std::string message_id, std::string recipient, replay_handler handler) override;
+
+  /// Queues the listing for the reader thread; see message_store::list_dead. Oldest dead_since
+  /// first. handler({}, false) on failure, at once after stop() or a fatal error.
+  void list_dead(std::size_t limit, dead_handler handler) override;
+
+  /// Sets the callback the writer thread calls, after the handlers of a commit that created due
+  /// deliveries (an accept stored with deliveries, a replay). Set it before use; it must not block.
+  void on_deliveries_due(std::function<void()> callback) override;
 
   /// False once an I/O error or corruption was seen on either connection (fail-stop).
   bool healthy() const override;

@@ -9,7 +9,9 @@
 
 #include <chrono>
 #include <memory>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gateway/identity/cert_authority.hpp"
@@ -241,6 +243,193 @@ TEST_F(PartnerRegistryLoad, FileThatIsNotJsonOrHasNoListIsOneProblem) {
   ASSERT_EQ(problems_.size(), 1u);
   EXPECT_EQ(problems_[0].file, (dir_ / "absent.json").string());
   EXPECT_EQ(registry.size(), 0u);
+}
+
+// --- endpoint, message types, agreements, purposes, delivery -----------------------------------
+
+TEST_F(PartnerRegistryLoad, RoutingFieldsLoad) {
+  const auto registry = load(R"({"partners": [
+    {"id": "kh-stungtreng", "name": "Stung Treng", "country": "KH",
+     "endpoint": "https://127.0.0.1:9102/v1/messages",
+     "sends": ["hotline.tip", "receipt"],
+     "receives": ["victim.identification", "person.wanted"],
+     "agreements": ["victim-data"],
+     "purposes": ["investigation", "victim-protection"],
+     "delivery": {"timeout_ms": 5000, "max_attempts": 3, "max_age_s": 3600,
+                  "backoff_base_ms": 200, "backoff_cap_ms": 60000, "concurrency": 2}}]})");
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  const partner* p = registry.find("kh-stungtreng");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->endpoint, "https://127.0.0.1:9102/v1/messages");
+  ASSERT_TRUE(p->sends.has_value());
+  EXPECT_EQ(*p->sends, (std::vector<std::string>{"hotline.tip", "receipt"}));
+  EXPECT_TRUE(p->may_send("receipt"));
+  EXPECT_FALSE(p->may_send("person.wanted"));
+  EXPECT_TRUE(p->may_receive("person.wanted"));
+  EXPECT_FALSE(p->may_receive("hotline.tip"));
+  EXPECT_TRUE(p->has_agreement("victim-data"));
+  EXPECT_FALSE(p->has_agreement("other"));
+  EXPECT_EQ(p->purposes, (std::vector<std::string>{"investigation", "victim-protection"}));
+  EXPECT_EQ(p->delivery.timeout, std::chrono::milliseconds(5000));
+  EXPECT_EQ(p->delivery.max_attempts, 3);
+  EXPECT_EQ(p->delivery.max_age, std::chrono::seconds(3600));
+  EXPECT_EQ(p->delivery.backoff_base, std::chrono::milliseconds(200));
+  EXPECT_EQ(p->delivery.backoff_cap, std::chrono::milliseconds(60000));
+  EXPECT_EQ(p->delivery.concurrency, 2);
+}
+
+TEST_F(PartnerRegistryLoad, RoutingFieldsDefaults) {
+  const auto registry = load_second(R"({"id": "vn-gialai", "name": "Gia Lai", "country": "VN",
+                                        "delivery": {"max_attempts": 5}})");
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  for (const char* id : {"kh-ratanakiri", "vn-gialai"}) {
+    SCOPED_TRACE(id);
+    const partner* p = registry.find(id);
+    ASSERT_NE(p, nullptr);
+    EXPECT_TRUE(p->endpoint.empty()) << "no endpoint: can send, cannot be a recipient";
+    EXPECT_FALSE(p->sends.has_value());
+    EXPECT_FALSE(p->receives.has_value());
+    for (auto type : canonical_message_types()) {
+      EXPECT_TRUE(p->may_send(type)) << "absent = every type";
+      EXPECT_TRUE(p->may_receive(type)) << "absent = every type";
+    }
+    EXPECT_TRUE(p->agreements.empty());
+    EXPECT_TRUE(p->purposes.empty());
+    EXPECT_EQ(p->delivery.timeout, std::chrono::milliseconds(10000));
+    EXPECT_EQ(p->delivery.max_age, std::chrono::seconds(86400));
+    EXPECT_EQ(p->delivery.backoff_base, std::chrono::milliseconds(1000));
+    EXPECT_EQ(p->delivery.backoff_cap, std::chrono::milliseconds(300000));
+    EXPECT_EQ(p->delivery.concurrency, 4);
+  }
+  EXPECT_EQ(registry.find("kh-ratanakiri")->delivery.max_attempts, 12);
+  EXPECT_EQ(registry.find("vn-gialai")->delivery.max_attempts, 5) << "one setting, others default";
+}
+
+TEST_F(PartnerRegistryLoad, EmptyReceivesMeansNothing) {
+  const auto registry = load_second(
+      R"({"id": "vn-gialai", "name": "Gia Lai", "country": "VN", "receives": [], "sends": []})");
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  ASSERT_NE(registry.find("vn-gialai"), nullptr);
+  EXPECT_FALSE(registry.find("vn-gialai")->may_receive("receipt"));
+  EXPECT_FALSE(registry.find("vn-gialai")->may_send("receipt"));
+}
+
+TEST_F(PartnerRegistryLoad, EnabledPartnerThatReceivesWithoutEndpointIsFine) {
+  const auto registry = load_second(R"({"id": "vn-gialai", "name": "Gia Lai", "country": "VN",
+                                        "enabled": true, "receives": ["receipt"]})");
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  ASSERT_NE(registry.find("vn-gialai"), nullptr);
+  EXPECT_TRUE(registry.find("vn-gialai")->endpoint.empty());
+}
+
+TEST_F(PartnerRegistryLoad, EndpointMustBeAnHttpsUrl) {
+  for (const char* endpoint :
+       {R"("http://127.0.0.1:9101/v1/messages")", R"("ftp://example.org/")", R"("not a url")",
+        R"("/v1/messages")", R"("127.0.0.1:9101")", R"("https://user:secret@example.org/")",
+        R"("https://example.org/v1#part")", R"("https://example.org:99999/")", R"("https:/x")",
+        R"("")", "7", "null", R"(["https://example.org/"])"}) {
+    SCOPED_TRACE(endpoint);
+    problems_.clear();
+    const auto registry = load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH",
+                                          "endpoint": )" +
+                                      std::string(endpoint) + "}");
+    expect_only_problem_at("/partners/1/endpoint");
+    EXPECT_EQ(registry.find("kh-stungtreng"), nullptr);
+  }
+  for (const char* endpoint : {"https://127.0.0.1:9101/v1/messages", "HTTPS://example.org",
+                               "https://[::1]:8443/v1/messages", "https://kh.example.org/in?x=1"}) {
+    SCOPED_TRACE(endpoint);
+    problems_.clear();
+    const auto registry = load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH",
+                                          "endpoint": ")" +
+                                      std::string(endpoint) + R"("})");
+    EXPECT_TRUE(problems_.empty()) << describe(problems_);
+    ASSERT_NE(registry.find("kh-stungtreng"), nullptr);
+    EXPECT_EQ(registry.find("kh-stungtreng")->endpoint, endpoint);
+  }
+}
+
+TEST_F(PartnerRegistryLoad, MessageTypesMustBeCanonical) {
+  load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH",
+                  "sends": ["receipt", "victim-identification"]})");
+  expect_only_problem_at("/partners/1/sends/1");
+  problems_.clear();
+  load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH",
+                  "receives": ["receipt", "receipt"]})");
+  expect_only_problem_at("/partners/1/receives/1");
+  problems_.clear();
+  load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH", "receives": "receipt"})");
+  expect_only_problem_at("/partners/1/receives");
+  problems_.clear();
+  load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH", "sends": [1]})");
+  expect_only_problem_at("/partners/1/sends/0");
+}
+
+TEST_F(PartnerRegistryLoad, AgreementsAndPurposesMustBeKnown) {
+  load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH",
+                  "agreements": ["victim-data", "victim_data"]})");
+  expect_only_problem_at("/partners/1/agreements/1");
+  problems_.clear();
+  load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH",
+                  "purposes": ["investigation", "marketing"]})");
+  expect_only_problem_at("/partners/1/purposes/1");
+  problems_.clear();
+  load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH", "agreements": {}})");
+  expect_only_problem_at("/partners/1/agreements");
+}
+
+TEST_F(PartnerRegistryLoad, DeliverySettingsAreChecked) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"retries": 3})", "/partners/1/delivery/retries"},
+      {R"({"timeout_ms": 0})", "/partners/1/delivery/timeout_ms"},
+      {R"({"timeout_ms": "10000"})", "/partners/1/delivery/timeout_ms"},
+      {R"({"timeout_ms": 1.5})", "/partners/1/delivery/timeout_ms"},
+      {R"({"max_attempts": 0})", "/partners/1/delivery/max_attempts"},
+      {R"({"max_age_s": -1})", "/partners/1/delivery/max_age_s"},
+      {R"({"backoff_base_ms": 0})", "/partners/1/delivery/backoff_base_ms"},
+      {R"({"backoff_cap_ms": 500, "backoff_base_ms": 1000})",
+       "/partners/1/delivery/backoff_cap_ms"},
+      {R"({"backoff_base_ms": 400000})", "/partners/1/delivery/backoff_base_ms"},
+      {R"({"concurrency": 0})", "/partners/1/delivery/concurrency"},
+      {R"({"concurrency": true})", "/partners/1/delivery/concurrency"},
+      {R"([])", "/partners/1/delivery"},
+  };
+  for (const auto& [delivery, field] : cases) {
+    SCOPED_TRACE(delivery);
+    problems_.clear();
+    const auto registry = load_second(
+        R"({"id": "kh-stungtreng", "name": "X", "country": "KH", "delivery": )" + delivery + "}");
+    expect_only_problem_at(field);
+    EXPECT_EQ(registry.find("kh-stungtreng"), nullptr);
+  }
+}
+
+TEST_F(PartnerRegistryLoad, RepositoryPartnersFileHasEndpointsAndAgreements) {
+  std::vector<config_problem> problems;
+  const auto registry =
+      partner_registry::load(test::source_dir() / "config" / "partners.json", problems);
+  ASSERT_TRUE(problems.empty()) << describe(problems);
+  const partner* ratanakiri = registry.find("kh-ratanakiri");
+  const partner* stungtreng = registry.find("kh-stungtreng");
+  const partner* thanhhoa = registry.find("vn-thanhhoa");
+  const partner* gialai = registry.find("vn-gialai");
+  ASSERT_TRUE(ratanakiri && stungtreng && thanhhoa && gialai);
+  EXPECT_EQ(ratanakiri->endpoint, "https://127.0.0.1:9101/v1/messages");
+  EXPECT_EQ(stungtreng->endpoint, "https://127.0.0.1:9102/v1/messages");
+  EXPECT_EQ(thanhhoa->endpoint, "https://127.0.0.1:9103/v1/messages");
+  EXPECT_TRUE(gialai->endpoint.empty()) << "the local sender is never a recipient";
+  EXPECT_TRUE(ratanakiri->has_agreement("victim-data"));
+  EXPECT_FALSE(stungtreng->has_agreement("victim-data")) << "the demo shows withholding";
+  EXPECT_TRUE(thanhhoa->has_agreement("victim-data"));
+}
+
+TEST_F(PartnerRegistryLoad, AllListsPartnersById) {
+  const auto registry = load_second(R"({"id": "kh-banteay", "name": "X", "country": "KH"})");
+  std::vector<std::string> ids;
+  for (const partner* p : registry.all()) {
+    ids.push_back(p->id);
+  }
+  EXPECT_EQ(ids, (std::vector<std::string>{"kh-banteay", "kh-ratanakiri"}));
 }
 
 // --- identify() --------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 // Tests of the SQLite store: outcomes, idempotency, group commit, durability across reopen,
-// disk full, fail-stop on a failed fsync, schema versions.
+// disk full, fail-stop on a failed fsync, schema versions (delivery rows: delivery_test.cpp).
 #include "gateway/store/sqlite_store.hpp"
 
+#include "tests/store/store_test_helpers.hpp"
 #include "tests/support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -27,22 +28,10 @@ namespace mxgw::store {
 namespace {
 
 using namespace std::chrono_literals;
-
-constexpr auto wait_limit = 60s;  // a bound for waits on handlers, so a bug fails instead of hangs
+using namespace mxgw::store::test_helpers;
 
 // ---------------------------------------------------------------------------------------------
 // Records and synchronous wrappers
-
-std::string make_id(int n) {
-  std::array<char, 40> text{};
-  std::snprintf(text.data(), text.size(), "00000000-0000-4000-8000-%012d", n);
-  return text.data();
-}
-
-/// The store treats body_sha256 as an opaque key; a stand-in derived from the body is enough.
-std::string fingerprint(const std::string& body) {
-  return "sha-" + std::to_string(std::hash<std::string>{}(body));
-}
 
 message_record make_record(const std::string& id, const std::string& sender = "kh-cnp",
                            const std::string& body = R"({"case":"one"})") {
@@ -111,81 +100,6 @@ class answers {
   std::future<void> done_future_ = done_.get_future();
 };
 
-// ---------------------------------------------------------------------------------------------
-// Direct access to the file, from outside the store
-
-/// A plain SQLite connection of the test's own, to look at or tamper with the file.
-class raw_db {
- public:
-  explicit raw_db(const std::filesystem::path& path) {
-    if (sqlite3_open(path.string().c_str(), &db_) != SQLITE_OK) {
-      ADD_FAILURE() << "cannot open " << path << ": " << sqlite3_errmsg(db_);
-    }
-    sqlite3_busy_timeout(db_, 60000);
-  }
-  ~raw_db() { sqlite3_close(db_); }
-  raw_db(const raw_db&) = delete;
-  raw_db& operator=(const raw_db&) = delete;
-
-  void exec(const std::string& sql) {
-    char* error = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-      ADD_FAILURE() << sql << ": " << (error != nullptr ? error : "?");
-    }
-    sqlite3_free(error);
-  }
-
-  /// The first column of the first row as text ("" when there is no row).
-  std::string text(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    std::string out;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
-      ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db_);
-      return out;
-    }
-    if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr) {
-      out = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-    }
-    sqlite3_finalize(stmt);
-    return out;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
-/// Holds the database's write lock from a second connection, so the store's writer waits in its
-/// BEGIN IMMEDIATE while the test queues records: they then form batches deterministically.
-class writer_gate {
- public:
-  explicit writer_gate(const std::filesystem::path& path) : db_(path) {
-    db_.exec("BEGIN IMMEDIATE");
-  }
-  ~writer_gate() { release(); }
-  writer_gate(const writer_gate&) = delete;
-  writer_gate& operator=(const writer_gate&) = delete;
-
-  void release() {
-    if (held_) {
-      held_ = false;
-      db_.exec("COMMIT");
-    }
-  }
-
- private:
-  raw_db db_;
-  bool held_ = true;
-};
-
-/// Waits (without sleeping) until the writer has taken every queued record into its batch.
-void wait_until_writer_took_all(const sqlite_store& store) {
-  const auto deadline = std::chrono::steady_clock::now() + wait_limit;
-  while (store.stats().queued != 0) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the writer never took the queue";
-    std::this_thread::yield();
-  }
-}
-
 sqlite_options options_for(const std::filesystem::path& path) {
   sqlite_options options;
   options.path = path;
@@ -216,7 +130,8 @@ TEST(SqliteStore, StoredThenFindShowsIt) {
   EXPECT_EQ(status->type, record.type);
   EXPECT_EQ(status->created, record.created);
   EXPECT_EQ(status->accepted_at, result.accepted_at);
-  EXPECT_EQ(status->state, "accepted");
+  EXPECT_EQ(status->state, "undeliverable");  // kept, but routing gave it no recipient
+  EXPECT_TRUE(status->recipients.empty());
   EXPECT_EQ(count_messages(dir / "store.db"), 1U);
   EXPECT_TRUE(store.healthy());
 }

@@ -1,0 +1,271 @@
+// The delivery loop (see delivery_service.hpp). Everything runs on one strand of a dedicated
+// io_context, so the listener's threads never wait for partners and the bookkeeping (in-flight
+// counts, claiming) needs no locks.
+#include "gateway/delivery/delivery_service.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <atomic>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "gateway/common/log.hpp"
+#include "gateway/store/message_store.hpp"
+
+namespace mxgw::delivery {
+
+namespace asio = boost::asio;
+
+struct delivery_service::impl : std::enable_shared_from_this<delivery_service::impl> {
+  impl(delivery_options opts, std::shared_ptr<store::message_store> s, lookup l)
+      : options(std::move(opts)),
+        store(std::move(s)),
+        recipients(std::move(l)),
+        strand(asio::make_strand(ioc)),
+        timer(strand),
+        client(ioc, options.identity),
+        breakers(options.breaker_failures, options.breaker_open),
+        rng(options.seed != 0 ? options.seed : std::random_device{}()) {}
+
+  delivery_options options;
+  std::shared_ptr<store::message_store> store;
+  lookup recipients;
+  asio::io_context ioc;
+  asio::strand<asio::io_context::executor_type> strand;
+  asio::steady_timer timer;
+  partner_client client;
+  circuit_breakers breakers;
+  std::mt19937_64 rng;
+  std::thread thread;
+
+  // Strand-only state.
+  bool stopping = false;
+  bool claiming = false;
+  bool claim_again = false;
+  std::size_t in_flight = 0;
+  std::map<std::string, std::size_t, std::less<>> in_flight_by_partner;
+
+  std::atomic<std::uint64_t> attempts{0}, delivered{0}, retries{0}, dead{0};
+
+  // Looks for due work unless a claim is already under way (then it claims again afterwards).
+  void pump() {
+    if (stopping) {
+      return;
+    }
+    if (claiming) {
+      claim_again = true;
+      return;
+    }
+    const std::size_t free_slots =
+        options.max_in_flight > in_flight ? options.max_in_flight - in_flight : 0;
+    if (free_slots == 0) {
+      return;  // a finishing delivery pumps again
+    }
+    // Partners that may not take more now: open circuits and full concurrency.
+    std::vector<std::string> skip;
+    for (const auto& [partner, count] : in_flight_by_partner) {
+      auto info = recipients(partner);
+      if (info && count >= std::max<std::size_t>(1, info->concurrency)) {
+        skip.push_back(partner);
+      }
+    }
+    for (const auto& partner : known_blocked) {
+      if (breakers.blocked(partner)) {
+        skip.push_back(partner);
+      }
+    }
+    claiming = true;
+    store->claim_due(
+        options.owner, free_slots, options.lease, std::move(skip),
+        [self = shared_from_this(), free_slots](std::vector<store::delivery_job> jobs, bool ok) {
+          asio::post(self->strand, [self, jobs = std::move(jobs), ok, free_slots]() mutable {
+            self->on_claimed(std::move(jobs), ok, free_slots);
+          });
+        });
+  }
+
+  void on_claimed(std::vector<store::delivery_job> jobs, bool ok, std::size_t asked) {
+    claiming = false;
+    if (!ok) {
+      log::error({.event = "delivery.claim_failed", .reason = "store"});
+    }
+    const bool full_batch = ok && jobs.size() == asked;
+    for (auto& job : jobs) {
+      attempt(std::move(job));
+    }
+    if (claim_again || full_batch) {
+      claim_again = false;
+      pump();
+    }
+  }
+
+  void attempt(store::delivery_job job) {
+    auto info = recipients(job.recipient);
+    if (!info || info->endpoint.empty()) {
+      // The recipient was removed or lost its endpoint after routing: an operator must act.
+      finish(std::move(job), store::attempt_result::dead, {}, "recipient-not-deliverable", {});
+      return;
+    }
+    if (!breakers.allow(job.recipient)) {
+      // Circuit open: give the delivery back for later without counting it as a failure.
+      known_blocked.insert(job.recipient);
+      finish(std::move(job), store::attempt_result::retry,
+             store::time_point(std::chrono::system_clock::now() + options.breaker_open),
+             "circuit-open", {}, false);
+      return;
+    }
+    ++in_flight;
+    ++in_flight_by_partner[job.recipient];
+    ++attempts;
+    const auto started = std::chrono::steady_clock::now();
+    auto endpoint = info->endpoint;
+    auto timeout = info->timeout;
+    auto payload = job.payload;
+    client.post(job.recipient, endpoint, std::move(payload), timeout,
+                [self = shared_from_this(), job = std::move(job), info = *info,
+                 started](post_result result) mutable {
+                  asio::post(self->strand, [self, job = std::move(job), info = std::move(info),
+                                            result = std::move(result), started]() mutable {
+                    self->on_result(std::move(job), info, std::move(result), started);
+                  });
+                });
+  }
+
+  void on_result(store::delivery_job job, const recipient_info& info, post_result result,
+                 std::chrono::steady_clock::time_point started) {
+    --in_flight;
+    if (--in_flight_by_partner[job.recipient] == 0) {
+      in_flight_by_partner.erase(job.recipient);
+    }
+    const auto kind = classify_status(result.status);
+    breakers.record(job.recipient, kind);
+    if (kind == failure_kind::transient) {
+      known_blocked.insert(job.recipient);
+    }
+    const double latency =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+            .count();
+    const std::string error =
+        result.status == 0 ? result.error : "http-" + std::to_string(result.status);
+    log::fields f{.event = "delivery.attempt",
+                  .message_id = job.message_id,
+                  .partner = job.recipient,
+                  .message_type = job.type,
+                  .status = result.status,
+                  .latency_ms = latency};
+    if (kind == failure_kind::none) {
+      f.outcome = "delivered";
+      log::info(f);
+      finish(std::move(job), store::attempt_result::delivered, {}, {}, std::move(result.body));
+      return;
+    }
+    if (kind == failure_kind::permanent) {
+      // The partner's reason is kept with the dead letter (store), not in the log.
+      f.outcome = "dead";
+      f.reason = "refused-by-recipient";
+      log::warn(f);
+      std::string reason = error;
+      if (!result.body.empty()) {
+        reason += ": " + result.body.substr(0, 400);
+      }
+      finish(std::move(job), store::attempt_result::dead, {}, reason, {});
+      return;
+    }
+    auto next = next_attempt(info.limits, job.attempt, job.accepted_at,
+                             std::chrono::system_clock::now(), rng);
+    f.reason = error;
+    if (!next) {
+      f.outcome = "dead";
+      log::warn(f);
+      finish(std::move(job), store::attempt_result::dead, {}, error + " (retry limits reached)",
+             {});
+      return;
+    }
+    f.outcome = "retrying";
+    log::info(f);
+    finish(std::move(job), store::attempt_result::retry, *next, error, {});
+  }
+
+  void finish(store::delivery_job job, store::attempt_result result, store::time_point next,
+              std::string error, std::string receipt, bool count = true) {
+    if (count) {
+      switch (result) {
+        case store::attempt_result::delivered: ++delivered; break;
+        case store::attempt_result::retry: ++retries; break;
+        case store::attempt_result::dead: ++dead; break;
+      }
+    }
+    store::attempt_report report{job.message_id, job.recipient,    options.owner,     result,
+                                 next,           std::move(error), std::move(receipt)};
+    store->report(std::move(report), [self = shared_from_this()](bool ok) {
+      if (!ok) {
+        log::error({.event = "delivery.report_failed", .reason = "store"});
+      }
+      asio::post(self->strand, [self] { self->pump(); });
+    });
+  }
+
+  void schedule_poll() {
+    if (stopping) {
+      return;
+    }
+    timer.expires_after(options.poll_interval);
+    timer.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (!ec) {
+        self->pump();
+        self->schedule_poll();
+      }
+    });
+  }
+
+  std::set<std::string, std::less<>> known_blocked;  // partners whose circuit may be open
+};
+
+delivery_service::delivery_service(delivery_options options,
+                                   std::shared_ptr<store::message_store> store, lookup recipients)
+    : impl_(std::make_shared<impl>(std::move(options), std::move(store), std::move(recipients))) {}
+
+delivery_service::~delivery_service() {
+  stop();
+}
+
+void delivery_service::start() {
+  asio::post(impl_->strand, [self = impl_] {
+    self->pump();
+    self->schedule_poll();
+  });
+  impl_->thread = std::thread([self = impl_] { self->ioc.run(); });
+}
+
+void delivery_service::stop() {
+  if (!impl_->thread.joinable()) {
+    return;
+  }
+  asio::post(impl_->strand, [self = impl_] {
+    self->stopping = true;
+    self->timer.cancel();
+    self->client.close_idle();
+  });
+  // In-flight deliveries finish (each is bounded by its timeout); then run() runs out of work.
+  impl_->thread.join();
+}
+
+void delivery_service::wake() {
+  asio::post(impl_->strand, [self = impl_] { self->pump(); });
+}
+
+delivery_counters delivery_service::counters() const {
+  return {impl_->attempts.load(), impl_->delivered.load(), impl_->retries.load(),
+          impl_->dead.load()};
+}
+
+std::string delivery_service::circuit_state(std::string_view partner) const {
+  return impl_->breakers.state_of(partner);
+}
+
+}  // namespace mxgw::delivery

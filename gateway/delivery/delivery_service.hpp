@@ -1,0 +1,79 @@
+// Delivery workers: claim due deliveries from the store, POST them to each recipient over mutual
+// TLS, and record the outcome (delivered with its receipt, retry with backoff, or dead letter).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "gateway/delivery/partner_client.hpp"
+#include "gateway/delivery/retry_policy.hpp"
+
+namespace mxgw::store {
+class message_store;
+}
+
+namespace mxgw::delivery {
+
+/// What the workers need to know about one recipient.
+struct recipient_info {
+  std::string endpoint;  ///< https URL; empty: cannot be delivered to
+  std::chrono::milliseconds timeout{10000};
+  retry_limits limits;
+  std::size_t concurrency = 4;
+};
+
+struct delivery_options {
+  client_identity identity;
+  std::string owner = "mxgw";                     ///< lease owner name of this instance
+  std::chrono::milliseconds lease{120000};        ///< a claimed delivery is retaken after this
+  std::chrono::milliseconds poll_interval{1000};  ///< look for due retries at least this often
+  std::size_t max_in_flight = 64;                 ///< deliveries in progress at once
+  int breaker_failures = 5;                       ///< consecutive failures that open a circuit
+  std::chrono::milliseconds breaker_open{30000};  ///< how long it stays open
+  std::uint64_t seed = 0;                         ///< jitter seed (0: random)
+};
+
+struct delivery_counters {
+  std::uint64_t attempts = 0;
+  std::uint64_t delivered = 0;
+  std::uint64_t retries = 0;
+  std::uint64_t dead = 0;
+};
+
+class delivery_service {
+ public:
+  using lookup = std::function<std::optional<recipient_info>(std::string_view partner)>;
+
+  /// Builds the client (throws std::runtime_error when the identity cannot be loaded).
+  delivery_service(delivery_options options, std::shared_ptr<store::message_store> store,
+                   lookup recipients);
+  ~delivery_service();
+  delivery_service(const delivery_service&) = delete;
+  delivery_service& operator=(const delivery_service&) = delete;
+
+  /// Starts the worker thread; deliveries begin at once.
+  void start();
+
+  /// Stops claiming, lets deliveries in flight finish (each bounded by its timeout) and joins.
+  void stop();
+
+  /// Looks for due deliveries now (the store calls this after committing new ones).
+  void wake();
+
+  delivery_counters counters() const;
+
+  /// "closed", "open" or "half-open".
+  std::string circuit_state(std::string_view partner) const;
+
+  struct impl;
+
+ private:
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace mxgw::delivery

@@ -1,0 +1,268 @@
+// Pooled outbound HTTPS (see partner_client.hpp). One exchange = resolve, connect, handshake (for
+// a new connection), write, read, each bounded by the exchange's deadline.
+#include "gateway/delivery/partner_client.hpp"
+
+#include <openssl/ssl.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
+
+#include <deque>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+namespace mxgw::delivery {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+struct connection {
+  connection(asio::io_context& ioc, asio::ssl::context& ctx) : stream(ioc, ctx) {}
+  beast::ssl_stream<beast::tcp_stream> stream;
+  beast::flat_buffer buffer;
+  std::string host_port;  // the pool key part that must match
+};
+
+}  // namespace
+
+struct partner_client::impl : std::enable_shared_from_this<partner_client::impl> {
+  impl(asio::io_context& io, const client_identity& identity, std::size_t max_idle)
+      : ioc(io), ctx(asio::ssl::context::tls_client), max_idle_per_partner(max_idle) {
+    SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx.native_handle(), SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    try {
+      ctx.use_certificate_chain_file(identity.certificate.string());
+      ctx.use_private_key_file(identity.private_key.string(), asio::ssl::context::pem);
+      for (const auto& ca : identity.server_cas) {
+        ctx.load_verify_file(ca.string());
+      }
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("delivery client identity: ") + e.what());
+    }
+    ctx.set_verify_mode(asio::ssl::verify_peer);
+  }
+
+  asio::io_context& ioc;
+  asio::ssl::context ctx;
+  std::size_t max_idle_per_partner;
+  std::mutex pool_mutex;
+  std::map<std::string, std::deque<std::shared_ptr<connection>>> idle;  // partner -> connections
+
+  std::shared_ptr<connection> take_idle(const std::string& partner, const std::string& host_port) {
+    std::lock_guard lock(pool_mutex);
+    auto& list = idle[partner];
+    while (!list.empty()) {
+      auto c = std::move(list.front());
+      list.pop_front();
+      if (c->host_port == host_port) {
+        return c;
+      }
+    }
+    return nullptr;
+  }
+
+  void give_back(const std::string& partner, std::shared_ptr<connection> c) {
+    std::lock_guard lock(pool_mutex);
+    auto& list = idle[partner];
+    if (list.size() < max_idle_per_partner) {
+      list.push_back(std::move(c));
+    }
+  }
+};
+
+namespace {
+
+// One exchange; keeps itself alive through its handlers.
+class exchange : public std::enable_shared_from_this<exchange> {
+ public:
+  exchange(std::shared_ptr<partner_client::impl> client, std::string partner, std::string host,
+           std::string port, std::string target, std::string body,
+           std::chrono::milliseconds timeout, std::function<void(post_result)> done)
+      : client_(std::move(client)),
+        partner_(std::move(partner)),
+        host_(std::move(host)),
+        port_(std::move(port)),
+        target_(std::move(target)),
+        body_(std::move(body)),
+        deadline_(std::chrono::steady_clock::now() + timeout),
+        done_(std::move(done)),
+        resolver_(client_->ioc) {}
+
+  void start(bool allow_reuse) {
+    if (allow_reuse) {
+      conn_ = client_->take_idle(partner_, host_ + ":" + port_);
+    }
+    if (conn_) {
+      reused_ = true;
+      return send();
+    }
+    conn_ = std::make_shared<connection>(client_->ioc, client_->ctx);
+    conn_->host_port = host_ + ":" + port_;
+    // SNI and host name verification against the endpoint's host.
+    SSL_ctrl(conn_->stream.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(host_.c_str()));
+    conn_->stream.set_verify_callback(asio::ssl::host_name_verification(host_));
+    resolver_.async_resolve(host_, port_,
+                            beast::bind_front_handler(&exchange::on_resolve, shared_from_this()));
+  }
+
+ private:
+  void on_resolve(beast::error_code ec, tcp::resolver::results_type results) {
+    if (ec) {
+      return finish_error("resolve");
+    }
+    lowest().expires_at(deadline_);
+    lowest().async_connect(results,
+                           beast::bind_front_handler(&exchange::on_connect, shared_from_this()));
+  }
+
+  void on_connect(beast::error_code ec, const tcp::endpoint&) {
+    if (ec) {
+      return finish_error(ec == beast::error::timeout ? "timeout" : "connect");
+    }
+    // Without it the request waits behind the delayed ACK of the handshake (no session tickets).
+    beast::error_code ignored;
+    lowest().socket().set_option(tcp::no_delay(true), ignored);
+    lowest().expires_at(deadline_);
+    conn_->stream.async_handshake(
+        asio::ssl::stream_base::client,
+        beast::bind_front_handler(&exchange::on_handshake, shared_from_this()));
+  }
+
+  void on_handshake(beast::error_code ec) {
+    if (ec) {
+      return finish_error(ec == beast::error::timeout ? "timeout" : "tls");
+    }
+    send();
+  }
+
+  void send() {
+    request_.method(bhttp::verb::post);
+    request_.target(target_);
+    request_.version(11);
+    request_.set(bhttp::field::host, host_);
+    request_.set(bhttp::field::user_agent, "mxgw");
+    request_.set(bhttp::field::content_type, "application/json");
+    request_.body() = body_;
+    request_.keep_alive(true);
+    request_.prepare_payload();
+    lowest().expires_at(deadline_);
+    bhttp::async_write(conn_->stream, request_,
+                       beast::bind_front_handler(&exchange::on_write, shared_from_this()));
+  }
+
+  void on_write(beast::error_code ec, std::size_t) {
+    if (ec) {
+      return stale_or_fail(ec, "write");
+    }
+    parser_.emplace();
+    parser_->body_limit(64 * 1024);
+    lowest().expires_at(deadline_);
+    bhttp::async_read(conn_->stream, conn_->buffer, *parser_,
+                      beast::bind_front_handler(&exchange::on_read, shared_from_this()));
+  }
+
+  void on_read(beast::error_code ec, std::size_t) {
+    if (ec) {
+      return stale_or_fail(ec, "read");
+    }
+    const auto& res = parser_->get();
+    post_result result;
+    result.status = static_cast<int>(res.result_int());
+    result.body = res.body();
+    result.reused = reused_;
+    if (res.keep_alive()) {
+      lowest().expires_never();
+      client_->give_back(partner_, std::move(conn_));
+    }
+    done_(std::move(result));
+  }
+
+  // A kept-alive connection the peer had closed fails on first use: try once on a new one, as
+  // long as nothing of the response was read (the partner has not processed anything we know of;
+  // and receivers deduplicate by id anyway).
+  void stale_or_fail(beast::error_code ec, const char* phase) {
+    if (reused_ && ec != beast::error::timeout && std::chrono::steady_clock::now() < deadline_) {
+      auto fresh =
+          std::make_shared<exchange>(client_, partner_, host_, port_, target_, std::move(body_),
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         deadline_ - std::chrono::steady_clock::now()),
+                                     std::move(done_));
+      fresh->start(false);
+      return;
+    }
+    finish_error(ec == beast::error::timeout ? "timeout" : phase);
+  }
+
+  void finish_error(const char* what) {
+    post_result result;
+    result.error = what;
+    result.reused = reused_;
+    done_(std::move(result));
+  }
+
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(conn_->stream); }
+
+  std::shared_ptr<partner_client::impl> client_;
+  std::string partner_, host_, port_, target_, body_;
+  std::chrono::steady_clock::time_point deadline_;
+  std::function<void(post_result)> done_;
+  tcp::resolver resolver_;
+  std::shared_ptr<connection> conn_;
+  bool reused_ = false;
+  bhttp::request<bhttp::string_body> request_;
+  std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
+};
+
+}  // namespace
+
+partner_client::partner_client(asio::io_context& ioc, const client_identity& identity,
+                               std::size_t max_idle_per_partner)
+    : impl_(std::make_shared<impl>(ioc, identity, max_idle_per_partner)) {}
+
+partner_client::~partner_client() {
+  close_idle();
+}
+
+void partner_client::post(const std::string& partner, const std::string& endpoint, std::string body,
+                          std::chrono::milliseconds timeout,
+                          std::function<void(post_result)> done) {
+  auto url = boost::urls::parse_absolute_uri(endpoint);
+  if (!url || url->scheme() != "https" || !url->has_authority()) {
+    post_result result;
+    result.error = "bad-endpoint";
+    done(std::move(result));
+    return;
+  }
+  std::string host(url->encoded_host());
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const std::string port = url->has_port() ? std::string(url->port()) : "443";
+  std::string target(url->encoded_path());
+  if (target.empty()) {
+    target = "/";
+  }
+  if (url->has_query()) {
+    target += "?" + std::string(url->encoded_query());
+  }
+  std::make_shared<exchange>(impl_, partner, std::move(host), port, std::move(target),
+                             std::move(body), timeout, std::move(done))
+      ->start(true);
+}
+
+void partner_client::close_idle() {
+  std::lock_guard lock(impl_->pool_mutex);
+  impl_->idle.clear();
+}
+
+}  // namespace mxgw::delivery

@@ -118,10 +118,11 @@ int run_queue_command(const std::filesystem::path& config_file, bool replay,
   }
   auto store = store::open_sqlite_store({.path = config.store.path});
   std::promise<int> result;
+  // Outlives the store's handler, which runs on a store thread while we wait below.
+  std::string id = message_id;
+  std::transform(id.begin(), id.end(), id.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (replay) {
-    std::string id = message_id;
-    std::transform(id.begin(), id.end(), id.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     store->replay(id, recipient, [&](bool found, bool ok) {
       if (!ok) {
         std::cerr << "queue replay: the store failed\n";

@@ -23,6 +23,7 @@
 #include <array>
 #include <atomic>
 #include <cctype>
+#include <condition_variable>
 #include <csignal>
 #include <functional>
 #include <future>
@@ -217,7 +218,8 @@ struct partner_sim::impl : std::enable_shared_from_this<partner_sim::impl> {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::vector<std::thread> threads;
 
-  mutable std::mutex state_mutex;  // everything below
+  mutable std::mutex state_mutex;           // everything below
+  mutable std::condition_variable changed;  // notified after every POST was counted
   faults current;
   std::uint32_t fail_first_left = 0;
   std::mt19937_64 rng;
@@ -370,6 +372,7 @@ class sim_session : public std::enable_shared_from_this<sim_session> {
     if (target == "/v1/messages") {
       if (req.method() == bhttp::verb::post) {
         reply = sim_->receive_message(req.body());
+        sim_->changed.notify_all();
       } else {
         reply = {.status = 405, .body = error_body("POST only")};
       }
@@ -803,6 +806,12 @@ faults partner_sim::current_faults() const {
 sim_stats partner_sim::stats() const {
   std::lock_guard lock(impl_->state_mutex);
   return impl_->counters;
+}
+
+bool partner_sim::wait_until(const std::function<bool(const sim_stats&)>& predicate,
+                             std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(impl_->state_mutex);
+  return impl_->changed.wait_for(lock, timeout, [&] { return predicate(impl_->counters); });
 }
 
 bool partner_sim::has(const std::string& id) const {

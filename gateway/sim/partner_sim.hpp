@@ -2,8 +2,10 @@
 // receipts, deduplicates by message id, and injects faults on demand (demos and tests).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -86,6 +88,11 @@ class partner_sim {
 
   /// True when a message with this id was recorded.
   bool has(const std::string& id) const;
+
+  /// Waits until `predicate(stats())` holds (checked after every POST) or `timeout` passes;
+  /// returns whether it holds. For tests that must wait for deliveries without sleeping.
+  bool wait_until(const std::function<bool(const sim_stats&)>& predicate,
+                  std::chrono::milliseconds timeout) const;
 
   /// Recorded ids in order of first receipt.
   std::vector<std::string> ids() const;

@@ -1,0 +1,250 @@
+// Store-and-forward end to end: a real gateway delivers over mutual TLS to stand-in partners
+// (partner-sim) that answer receipts, fail, go down and come back.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <sys/wait.h>
+
+#include <regex>
+#include <thread>
+
+#include "gateway/delivery/delivery_service.hpp"
+#include "gateway/sim/partner_sim.hpp"
+#include "tests/integration/gateway_fixture.hpp"
+
+namespace mxgw::test {
+namespace {
+
+constexpr auto patience = std::chrono::seconds(20);
+
+rapidjson::Document parse(const std::string& body) {
+  rapidjson::Document doc;
+  doc.Parse(body.c_str());
+  return doc;
+}
+
+class Delivery : public gateway_fixture {
+ protected:
+  void configure(config::gateway_config& c) override {
+    for (auto* sim : {&ratanakiri_, &stungtreng_}) {
+      sim::partner_sim_options options;
+      options.cert = dir_ / "server.pem";
+      options.key = dir_ / "server.key";
+      options.ca = dir_ / "ca.pem";
+      *sim = std::make_unique<sim::partner_sim>(options);
+      (*sim)->start();
+    }
+    const std::string delivery = R"("delivery": {"timeout_ms": 2000, "max_attempts": 5,
+        "max_age_s": 3600, "backoff_base_ms": 20, "backoff_cap_ms": 100, "concurrency": 4})";
+    write_file(dir_ / "partners.json", R"({"partners":[
+      {"id":"vn-gialai","name":"Gia Lai liaison desk","country":"VN"},
+      {"id":"kh-ratanakiri","name":"Ratanakiri commissariat","country":"KH",
+       "agreements":["victim-data"],
+       "endpoint":"https://127.0.0.1:)" + std::to_string(ratanakiri_->port()) +
+                                           R"(/v1/messages",)" + delivery + R"(},
+      {"id":"kh-stungtreng","name":"Stung Treng commissariat","country":"KH",
+       "endpoint":"https://127.0.0.1:)" + std::to_string(stungtreng_->port()) +
+                                           R"(/v1/messages",)" + delivery + R"(}]})");
+    c.delivery.poll_interval_ms = 20;
+    c.delivery.breaker_failures = 3;
+    c.delivery.breaker_open_ms = breaker_open_ms();
+  }
+
+  // Short by default, so a partner that comes back is tried again soon.
+  virtual std::uint32_t breaker_open_ms() const { return 200; }
+
+  void TearDown() override {
+    gateway_fixture::TearDown();
+    ratanakiri_.reset();
+    stungtreng_.reset();
+  }
+
+  // The status of message `id` as its sender sees it.
+  rapidjson::Document status(const std::string& id) {
+    return parse(get(gialai_, "/v1/messages/" + id).body);
+  }
+
+  // The state of one recipient's delivery in a status document.
+  static std::string state_of(const rapidjson::Document& s, const std::string& partner) {
+    if (!s.IsObject() || !s.HasMember("recipients")) {
+      return {};
+    }
+    for (const auto& r : s["recipients"].GetArray()) {
+      if (r["partner"].GetString() == partner) {
+        return r["state"].GetString();
+      }
+    }
+    return {};
+  }
+
+  // Polls the status endpoint (a real HTTPS request each time) until `done` holds; bounded.
+  rapidjson::Document status_when(const std::string& id,
+                                  const std::function<bool(const rapidjson::Document&)>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + patience;
+    for (;;) {
+      auto s = status(id);
+      if (done(s) || std::chrono::steady_clock::now() > deadline) {
+        return s;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
+  std::string submit_victim(const std::string& id) {
+    auto r = post(gialai_, example("victim.identification", id));
+    EXPECT_EQ(r.status, 202) << r.body << r.error;
+    return id;
+  }
+
+  std::unique_ptr<sim::partner_sim> ratanakiri_, stungtreng_;
+  cli::client_tls gialai_;
+
+  void SetUp() override {
+    gateway_fixture::SetUp();
+    gialai_ = partner_client("vn-gialai");
+  }
+};
+
+TEST_F(Delivery, EachRecipientGetsItOnceWithVictimFieldsWithheldWhereThereIsNoAgreement) {
+  const auto id = submit_victim("6a1f0c2e-9b8d-4c7a-8e5f-1d2c3b4a5f60");
+  ASSERT_TRUE(ratanakiri_->wait_until([](const auto& s) { return s.unique_ids == 1; }, patience));
+  ASSERT_TRUE(stungtreng_->wait_until([](const auto& s) { return s.unique_ids == 1; }, patience));
+  EXPECT_TRUE(ratanakiri_->has(id));
+  EXPECT_TRUE(stungtreng_->has(id));
+
+  auto s = status_when(id, [](const auto& d) {
+    return state_of(d, "kh-ratanakiri") == "delivered" &&
+           state_of(d, "kh-stungtreng") == "delivered";
+  });
+  ASSERT_EQ(state_of(s, "kh-ratanakiri"), "delivered");
+  ASSERT_EQ(state_of(s, "kh-stungtreng"), "delivered");
+  for (const auto& r : s["recipients"].GetArray()) {
+    EXPECT_TRUE(r.HasMember("deliveredAt"));
+    EXPECT_EQ(r["attempts"].GetInt(), 1);
+    EXPECT_EQ(std::string(r["decidedBy"].GetString()), "explicit");
+    // Stung Treng has no victim-data agreement: the document number and narrative were withheld
+    // from its copy, and the status says so. Ratanakiri got everything.
+    if (std::string(r["partner"].GetString()) == "kh-stungtreng") {
+      ASSERT_TRUE(r.HasMember("withheld"));
+      std::vector<std::string> pointers;
+      for (const auto& w : r["withheld"].GetArray()) {
+        pointers.emplace_back(w["pointer"].GetString());
+        EXPECT_EQ(std::string(w["reason"].GetString()), "no-victim-data-agreement");
+      }
+      EXPECT_NE(std::find(pointers.begin(), pointers.end(), "/body/person/documents/0/number"),
+                pointers.end());
+      EXPECT_NE(std::find(pointers.begin(), pointers.end(), "/body/narrative"), pointers.end());
+    } else {
+      EXPECT_FALSE(r.HasMember("withheld"));
+    }
+  }
+  // A recipient sees its own row only, and not the routing of others.
+  auto own = parse(get(partner_client("kh-stungtreng"), "/v1/messages/" + id).body);
+  ASSERT_TRUE(own.IsObject());
+  ASSERT_EQ(own["recipients"].Size(), 1u);
+  EXPECT_EQ(std::string(own["recipients"][0]["partner"].GetString()), "kh-stungtreng");
+  EXPECT_FALSE(own.HasMember("excluded"));
+}
+
+TEST_F(Delivery, TransientFailuresAreRetriedWithBackoffUntilDelivered) {
+  // Two failures: below the circuit breaker's threshold (3), so this is plain retrying.
+  ratanakiri_->set_faults({.fail_first = 2});
+  const auto id = submit_victim("7b2e1d3f-0a9c-4d8b-9f6e-2e3d4c5b6a71");
+  ASSERT_TRUE(ratanakiri_->wait_until(
+      [](const auto& s) { return s.unique_ids == 1 && s.failures_sent == 2; }, patience));
+  auto s =
+      status_when(id, [](const auto& d) { return state_of(d, "kh-ratanakiri") == "delivered"; });
+  ASSERT_EQ(state_of(s, "kh-ratanakiri"), "delivered");
+  for (const auto& r : s["recipients"].GetArray()) {
+    if (std::string(r["partner"].GetString()) == "kh-ratanakiri") {
+      EXPECT_EQ(r["attempts"].GetInt(), 3);  // two 503s, then the receipt
+    }
+  }
+  EXPECT_EQ(ratanakiri_->stats().unique_ids, 1u);
+}
+
+TEST_F(Delivery, PartnerDownThenUpIsDeliveredWhenItComesBack) {
+  ratanakiri_->set_faults({.down_for_ms = 600'000});
+  const auto id = submit_victim("8c3f2e4a-1b0d-4e9c-8a7f-3f4e5d6c7b82");
+  // While it is down the sender sees the retries, their error and the next attempt.
+  auto s = status_when(id, [](const auto& d) {
+    if (state_of(d, "kh-ratanakiri") != "retrying") {
+      return false;
+    }
+    for (const auto& r : d["recipients"].GetArray()) {
+      if (std::string(r["partner"].GetString()) == "kh-ratanakiri") {
+        return r["attempts"].GetInt() >= 2;
+      }
+    }
+    return false;
+  });
+  ASSERT_EQ(state_of(s, "kh-ratanakiri"), "retrying");
+  for (const auto& r : s["recipients"].GetArray()) {
+    if (std::string(r["partner"].GetString()) == "kh-ratanakiri") {
+      EXPECT_TRUE(r.HasMember("nextAttemptAt"));
+      EXPECT_TRUE(r.HasMember("lastError"));
+    }
+  }
+  EXPECT_EQ(state_of(s, "kh-stungtreng"), "delivered");  // the other recipient was not held up
+  ratanakiri_->set_faults({});                           // back up
+  ASSERT_TRUE(ratanakiri_->wait_until([](const auto& st) { return st.unique_ids == 1; }, patience));
+  s = status_when(id, [](const auto& d) { return state_of(d, "kh-ratanakiri") == "delivered"; });
+  EXPECT_EQ(state_of(s, "kh-ratanakiri"), "delivered");
+}
+
+TEST_F(Delivery, PermanentRefusalIsADeadLetterUntilReplayed) {
+  stungtreng_->set_faults({.always_status = 400});
+  const auto id = submit_victim("9d4a3f5b-2c1e-4f0d-9b8a-4a5f6e7d8c93");
+  auto s = status_when(id, [](const auto& d) { return state_of(d, "kh-stungtreng") == "dead"; });
+  ASSERT_EQ(state_of(s, "kh-stungtreng"), "dead");
+  for (const auto& r : s["recipients"].GetArray()) {
+    if (std::string(r["partner"].GetString()) == "kh-stungtreng") {
+      EXPECT_EQ(r["attempts"].GetInt(), 1);  // a permanent refusal is not retried
+      const std::string error = r["lastError"].GetString();
+      EXPECT_NE(error.find("http-400"), std::string::npos) << error;
+      EXPECT_NE(error.find("simulated permanent failure"), std::string::npos) << error;
+    }
+  }
+  EXPECT_EQ(stungtreng_->stats().unique_ids, 0u);
+
+  // The partner fixes its side; an operator replays the dead letter with the CLI.
+  stungtreng_->set_faults({});
+  write_file(dir_ / "replay.json",
+             R"({"store": {"path": ")" + config_.store.path.string() + R"("}})");
+  const std::string command = mxgw_binary().string() + " queue replay --config " +
+                              (dir_ / "replay.json").string() + " --message " + id +
+                              " --recipient kh-stungtreng > /dev/null";
+  ASSERT_EQ(WEXITSTATUS(std::system(command.c_str())), 0);
+  ASSERT_TRUE(stungtreng_->wait_until([](const auto& st) { return st.unique_ids == 1; }, patience));
+  s = status_when(id, [](const auto& d) { return state_of(d, "kh-stungtreng") == "delivered"; });
+  EXPECT_EQ(state_of(s, "kh-stungtreng"), "delivered");
+  // Replaying what is not dead is refused.
+  ASSERT_NE(WEXITSTATUS(std::system(command.c_str())), 0);
+}
+
+class DeliveryLongBreaker : public Delivery {
+ protected:
+  std::uint32_t breaker_open_ms() const override { return 60'000; }
+};
+
+TEST_F(DeliveryLongBreaker, ACircuitBrokenPartnerDoesNotHoldUpAHealthyOne) {
+  ratanakiri_->set_faults({.fail_rate = 1.0, .seed = 1});  // every POST answered 503
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i) {
+    char id[37];
+    std::snprintf(id, sizeof id, "ad5b4a6c-3d2f-4a1e-8c9b-%012d", i);
+    ids.push_back(submit_victim(id));
+  }
+  // Every message reaches the healthy partner while the other one keeps failing.
+  ASSERT_TRUE(stungtreng_->wait_until([](const auto& s) { return s.unique_ids == 12; }, patience));
+  auto* delivery = gateway_->delivery();
+  ASSERT_NE(delivery, nullptr);
+  EXPECT_EQ(delivery->circuit_state("kh-ratanakiri"), "open");
+  EXPECT_EQ(delivery->circuit_state("kh-stungtreng"), "closed");
+  // With the circuit open the failing partner is not hammered: far fewer requests than
+  // 12 messages x 5 attempts.
+  EXPECT_LT(ratanakiri_->stats().requests, 12u);
+  EXPECT_EQ(ratanakiri_->stats().unique_ids, 0u);
+}
+
+}  // namespace
+}  // namespace mxgw::test

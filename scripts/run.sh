@@ -23,10 +23,30 @@ done
 "$mxgw" config check --config "$config"
 
 mkdir -p var
+# Stand-ins for the partners' own systems (config/partners.json names their endpoints):
+# Ratanakiri fails twice before it answers (retries), Thanh Hoa refuses everything with 400
+# (a dead letter) until it "fixes its side" below.
+pids=()
+sim() {  # sim NAME PORT [fault options...]
+  local name=$1 port=$2
+  shift 2
+  "$mxgw" partner-sim --listen "127.0.0.1:$port" --format mx --cert "$certs/server.pem" \
+    --key "$certs/server.key" --ca "$certs/ca.pem" --verbose "$@" > /dev/null 2> "var/sim-$name.log" &
+  pids+=($!)
+}
+sim kh-ratanakiri 9101 --fail-first 2
+sim kh-stungtreng 9102
+sim vn-thanhhoa 9103 --always-status 400
+thanhhoa_pid=${pids[2]}
+
 log=var/gateway.log
 "$mxgw" serve --config "$config" 2> "$log" &
 gateway_pid=$!
-trap 'kill -TERM $gateway_pid 2>/dev/null || true; wait $gateway_pid 2>/dev/null || true' EXIT
+cleanup() {
+  kill -TERM "$gateway_pid" "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
 
 send() {  # send PARTNER [mxgw send options...]
   local partner=$1
@@ -59,8 +79,17 @@ id=$(cat /proc/sys/kernel/random/uuid)
 message=$(mktemp)
 sed "s/\"id\": \"[0-9a-f-]*\"/\"id\": \"$id\"/" config/examples/victim.identification.json > "$message"
 
-step "Gia Lai's liaison desk submits a victim identification (expect 202 Accepted)"
+sed -i 's/"recipients": \["kh-ratanakiri", "kh-stungtreng"\]/"recipients": ["kh-ratanakiri", "kh-stungtreng", "vn-thanhhoa"]/; s/"releasableTo": \["kh-ratanakiri", "kh-stungtreng"\]/"releasableTo": ["kh-ratanakiri", "kh-stungtreng", "vn-thanhhoa"]/' "$message"
+
+status() {  # the sender's view of the message: every recipient's delivery state
+  send vn-gialai --method GET --url "https://localhost:8443/v1/messages/$id"
+}
+
+step "Gia Lai's liaison desk submits a victim identification for Ratanakiri, Stung Treng and Thanh Hoa (expect 202 Accepted)"
 send vn-gialai --url https://localhost:8443/v1/messages "$message"
+sleep 2
+step "Its delivery: Ratanakiri after two retries, Stung Treng without the victim data it has no agreement for, Thanh Hoa refused it (400: a dead letter)"
+status
 step "The same message again, e.g. after a lost answer (expect the same 202, nothing new stored)"
 send vn-gialai --url https://localhost:8443/v1/messages "$message"
 step "Ratanakiri's commissariat tries to send it as Gia Lai (expect 403 sender mismatch)"
@@ -69,16 +98,26 @@ step "A message that breaks the schema (expect 422 naming the field)"
 sed 's/"status": "identified"/"status": "found"/' "$message" > "$message.bad"
 sed -i "s/$id/$(cat /proc/sys/kernel/random/uuid)/" "$message.bad"
 send vn-gialai --url https://localhost:8443/v1/messages "$message.bad"
-step "Gia Lai asks for the status of its message (expect 200)"
-send vn-gialai --method GET --url "https://localhost:8443/v1/messages/$id"
-step "Ratanakiri asks for the same message (expect 404: another partner's message is not revealed)"
+step "Thanh Hoa fixes its side; the administrator lists the dead letters and replays ours"
+kill -TERM "$thanhhoa_pid" 2>/dev/null || true
+wait "$thanhhoa_pid" 2>/dev/null || true
+sim vn-thanhhoa 9103
+"$mxgw" queue dead --config "$config"
+"$mxgw" queue replay --config "$config" --message "$id" --recipient vn-thanhhoa
+sleep 2
+status
+step "Ratanakiri, a recipient, sees its own delivery only (expect 200)"
 send kh-ratanakiri --method GET --url "https://localhost:8443/v1/messages/$id"
+
 step "Houaphanh's certificate is valid but its partner is disabled (expect no service)"
 send la-houaphanh --method GET --url https://localhost:8443/healthz
 rm -f "$message" "$message.bad"
 
 step "What the gateway logged (metadata only: ids, partners, outcomes; never content)"
 cat "$log"
+
+step "What the partner stand-ins received (ids and outcomes only)"
+tail -n 5 var/sim-*.log
 
 step "Where to look"
 echo "  log (JSON lines, metadata only): $log"

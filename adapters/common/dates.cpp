@@ -1,0 +1,192 @@
+// Partner dates and derived ids (see dates.hpp).
+#include "adapters/common/dates.hpp"
+
+#include <openssl/evp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+#include "gateway/common/digest.hpp"
+#include "gateway/common/time.hpp"
+
+namespace mxgw::adapters {
+namespace {
+
+constexpr int be_offset = 543;
+
+bool read_int(std::string_view text, std::size_t pos, std::size_t width, int& out) {
+  if (pos + width > text.size()) {
+    return false;
+  }
+  out = 0;
+  for (std::size_t i = pos; i < pos + width; ++i) {
+    if (text[i] < '0' || text[i] > '9') {
+      return false;
+    }
+    out = out * 10 + (text[i] - '0');
+  }
+  return true;
+}
+
+std::string two(int v) {
+  char b[16];
+  std::snprintf(b, sizeof b, "%02d", v);
+  return b;
+}
+
+std::string four(int v) {
+  char b[16];
+  std::snprintf(b, sizeof b, "%04d", v);
+  return b;
+}
+
+}  // namespace
+
+std::optional<std::string> dmy_to_partial(std::string_view text, era calendar, std::string& error) {
+  int day = 0, month = 0, year = 0;
+  if (text.size() != 10 || text[2] != '/' || text[5] != '/' || !read_int(text, 0, 2, day) ||
+      !read_int(text, 3, 2, month) || !read_int(text, 6, 4, year)) {
+    error = "is not a DD/MM/YYYY date";
+    return std::nullopt;
+  }
+  if (calendar == era::buddhist) {
+    year -= be_offset;
+  }
+  std::string partial = four(year);
+  if (month == 0) {
+    if (day != 0) {
+      error = "has a day but no month";
+      return std::nullopt;
+    }
+  } else {
+    partial += "-" + two(month);
+    if (day != 0) {
+      partial += "-" + two(day);
+    }
+  }
+  if (!is_valid_partial_date(partial)) {
+    error = "is not a real date";
+    return std::nullopt;
+  }
+  return partial;
+}
+
+std::string partial_to_dmy(std::string_view partial, era calendar) {
+  int year = 0, month = 0, day = 0;
+  read_int(partial, 0, 4, year);
+  if (partial.size() >= 7) {
+    read_int(partial, 5, 2, month);
+  }
+  if (partial.size() >= 10) {
+    read_int(partial, 8, 2, day);
+  }
+  if (calendar == era::buddhist) {
+    year += be_offset;
+  }
+  return two(day) + "/" + two(month) + "/" + four(year);
+}
+
+std::optional<std::string> local_to_utc(std::string_view text, era calendar, std::string& error) {
+  // DD/MM/YYYY HH:MM[:SS] +HH:MM
+  const auto space = text.find(' ');
+  if (space != 10) {
+    error = "is not a DD/MM/YYYY HH:MM:SS +HH:MM time";
+    return std::nullopt;
+  }
+  auto date = dmy_to_partial(text.substr(0, 10), calendar, error);
+  if (!date || date->size() != 10) {
+    if (date) {
+      error = "needs a full date";
+    }
+    return std::nullopt;
+  }
+  std::string_view rest = text.substr(11);
+  const auto offset_at = rest.find(' ');
+  if (offset_at == std::string_view::npos) {
+    error = "needs a UTC offset (+HH:MM)";
+    return std::nullopt;
+  }
+  std::string time(rest.substr(0, offset_at));
+  if (time.size() == 5) {
+    time += ":00";
+  }
+  const std::string candidate = *date + "T" + time + std::string(rest.substr(offset_at + 1));
+  const auto parsed = parse_rfc3339(candidate);
+  if (!parsed) {
+    error = "is not a real time with a +HH:MM offset";
+    return std::nullopt;
+  }
+  const auto seconds = std::chrono::time_point_cast<std::chrono::seconds>(*parsed);
+  const std::time_t t = std::chrono::system_clock::to_time_t(seconds);
+  std::tm utc{};
+  gmtime_r(&t, &utc);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
+  return std::string(buffer);
+}
+
+namespace {
+
+std::optional<std::tm> local_tm(std::string_view rfc3339, int offset_minutes) {
+  const auto parsed = parse_rfc3339(rfc3339);
+  if (!parsed) {
+    return std::nullopt;
+  }
+  const auto shifted = *parsed + std::chrono::minutes(offset_minutes);
+  const std::time_t t = std::chrono::system_clock::to_time_t(
+      std::chrono::time_point_cast<std::chrono::seconds>(shifted));
+  std::tm local{};
+  gmtime_r(&t, &local);
+  return local;
+}
+
+std::string offset_text(int offset_minutes) {
+  const int a = offset_minutes < 0 ? -offset_minutes : offset_minutes;
+  return std::string(offset_minutes < 0 ? "-" : "+") + two(a / 60) + ":" + two(a % 60);
+}
+
+}  // namespace
+
+std::string utc_to_local_date(std::string_view rfc3339, int offset_minutes, era calendar) {
+  const auto tm = local_tm(rfc3339, offset_minutes);
+  if (!tm) {
+    return {};
+  }
+  const int year = tm->tm_year + 1900 + (calendar == era::buddhist ? be_offset : 0);
+  return two(tm->tm_mday) + "/" + two(tm->tm_mon + 1) + "/" + four(year);
+}
+
+std::string utc_to_local_hm(std::string_view rfc3339, int offset_minutes) {
+  const auto tm = local_tm(rfc3339, offset_minutes);
+  return tm ? two(tm->tm_hour) + ":" + two(tm->tm_min) : std::string();
+}
+
+std::string utc_to_local(std::string_view rfc3339, int offset_minutes, era calendar) {
+  const auto tm = local_tm(rfc3339, offset_minutes);
+  if (!tm) {
+    return {};
+  }
+  return utc_to_local_date(rfc3339, offset_minutes, calendar) + " " + two(tm->tm_hour) + ":" +
+         two(tm->tm_min) + ":" + two(tm->tm_sec) + " " + offset_text(offset_minutes);
+}
+
+std::string message_uuid(std::string_view sender, std::string_view reference) {
+  // RFC 4122 version 5: SHA-1 over namespace + name. Namespace: mxgw's own, fixed forever.
+  static constexpr unsigned char ns[16] = {0x6d, 0x78, 0x67, 0x77, 0x2d, 0x72, 0x65, 0x66,
+                                           0x8a, 0x1c, 0x4e, 0x5b, 0x9d, 0x2f, 0x30, 0x41};
+  std::string name(reinterpret_cast<const char*>(ns), sizeof ns);
+  name += sender;
+  name += '\n';
+  name += reference;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(name.data(), name.size(), digest, &length, EVP_sha1(), nullptr);
+  digest[6] = static_cast<unsigned char>((digest[6] & 0x0F) | 0x50);  // version 5
+  digest[8] = static_cast<unsigned char>((digest[8] & 0x3F) | 0x80);  // RFC 4122 variant
+  const std::string hex = lower_hex(digest, 16);
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+         hex.substr(16, 4) + "-" + hex.substr(20, 12);
+}
+
+}  // namespace mxgw::adapters

@@ -1,0 +1,63 @@
+// The adapter registry and the shared partner-date helpers.
+#include <gtest/gtest.h>
+
+#include "adapters/adapter.hpp"
+#include "adapters/common/dates.hpp"
+
+namespace mxgw::adapters {
+namespace {
+
+TEST(AdapterRegistry, ListsTheLinkedAdaptersAndRefusesASecondRegistration) {
+  const auto ids = adapter_ids();
+  EXPECT_NE(std::find(ids.begin(), ids.end(), "mx"), ids.end());
+  ASSERT_NE(find_adapter("mx"), nullptr);
+  EXPECT_EQ(find_adapter("mx")->id(), "mx");
+  EXPECT_EQ(find_adapter("no-such-format"), nullptr);
+  EXPECT_TRUE(registry_problems().empty());
+  EXPECT_FALSE(register_adapter("mx", [] { return std::unique_ptr<adapter>(); }));
+  EXPECT_EQ(registry_problems(), std::vector<std::string>{"mx"});
+}
+
+TEST(PartnerDates, DayMonthYearWithUnknownParts) {
+  std::string error;
+  EXPECT_EQ(dmy_to_partial("14/02/1988", era::common, error), "1988-02-14");
+  EXPECT_EQ(dmy_to_partial("00/05/2007", era::common, error), "2007-05");
+  EXPECT_EQ(dmy_to_partial("00/00/2007", era::common, error), "2007");
+  EXPECT_FALSE(dmy_to_partial("12/00/2007", era::common, error));
+  EXPECT_FALSE(dmy_to_partial("31/02/2026", era::common, error));
+  EXPECT_FALSE(dmy_to_partial("1/2/2026", era::common, error));
+  EXPECT_EQ(partial_to_dmy("2007-05", era::common), "00/05/2007");
+  EXPECT_EQ(partial_to_dmy("1988-02-14", era::common), "14/02/1988");
+}
+
+TEST(PartnerDates, BuddhistEraIncludingLeapDays) {
+  std::string error;
+  EXPECT_EQ(dmy_to_partial("29/02/2567", era::buddhist, error), "2024-02-29");  // 2024 is leap
+  EXPECT_FALSE(dmy_to_partial("29/02/2569", era::buddhist, error));             // 2026 is not
+  EXPECT_FALSE(dmy_to_partial("31/02/2569", era::buddhist, error));
+  EXPECT_EQ(partial_to_dmy("2026-11-21", era::buddhist), "21/11/2569");
+  EXPECT_EQ(partial_to_dmy("2001", era::buddhist), "00/00/2544");
+}
+
+TEST(PartnerDates, LocalTimesWithOffsetsAndBack) {
+  std::string error;
+  EXPECT_EQ(local_to_utc("21/11/2026 09:42:10 +07:00", era::common, error), "2026-11-21T02:42:10Z");
+  EXPECT_EQ(local_to_utc("01/01/2027 05:00 +07:00", era::common, error), "2026-12-31T22:00:00Z");
+  EXPECT_FALSE(local_to_utc("21/11/2026 09:42:10", era::common, error));  // no offset
+  EXPECT_FALSE(local_to_utc("00/11/2026 09:42:10 +07:00", era::common, error));
+  EXPECT_EQ(utc_to_local("2026-12-31T22:00:00Z", 420, era::common), "01/01/2027 05:00:00 +07:00");
+  EXPECT_EQ(utc_to_local_date("2026-12-31T22:00:00Z", 420, era::buddhist), "01/01/2570");
+  EXPECT_EQ(utc_to_local_hm("2026-12-31T22:00:00Z", 420), "05:00");
+}
+
+TEST(MessageUuid, IsStablePerSenderAndReference) {
+  const auto a = message_uuid("kh-ratanakiri", "RTK-2026-000123");
+  EXPECT_EQ(a, message_uuid("kh-ratanakiri", "RTK-2026-000123"));
+  EXPECT_NE(a, message_uuid("kh-stungtreng", "RTK-2026-000123"));
+  EXPECT_NE(a, message_uuid("kh-ratanakiri", "RTK-2026-000124"));
+  ASSERT_EQ(a.size(), 36u);
+  EXPECT_EQ(a[14], '5');  // version 5
+}
+
+}  // namespace
+}  // namespace mxgw::adapters

@@ -14,6 +14,7 @@
 #include <iterator>
 #include <thread>
 
+#include "adapters/adapter.hpp"
 #include "gateway/cli/client.hpp"
 #include "gateway/cli/gateway_instance.hpp"
 #include "gateway/common/log.hpp"
@@ -46,8 +47,9 @@ std::vector<config::config_problem> check_config(const std::filesystem::path& fi
   std::vector<config::config_problem> problems;
   out = config::load_gateway_config(file, problems);
   if (!out.partners_file.empty()) {
+    const auto formats = adapters::adapter_ids();
     auto partners = std::make_shared<identity::partner_registry>(
-        identity::partner_registry::load(out.partners_file, problems));
+        identity::partner_registry::load(out.partners_file, problems, &formats));
     if (!out.listener.tls.certificate.empty() && !out.listener.tls.private_key.empty() &&
         problems.empty()) {
       try {

@@ -3,6 +3,7 @@
 
 #include <stdexcept>
 
+#include "adapters/adapter.hpp"
 #include "gateway/common/log.hpp"
 #include "gateway/delivery/delivery_service.hpp"
 #include "gateway/http/handlers.hpp"
@@ -35,8 +36,12 @@ std::string format_problems(const std::vector<config::config_problem>& problems)
 gateway_instance::gateway_instance(const config::gateway_config& config)
     : parts_(std::make_unique<parts>()) {
   std::vector<config::config_problem> problems;
+  for (const auto& clash : adapters::registry_problems()) {
+    problems.push_back({"(build)", "", "adapter '" + clash + "' is registered twice"});
+  }
+  const auto formats = adapters::adapter_ids();
   auto partners = std::make_shared<identity::partner_registry>(
-      identity::partner_registry::load(config.partners_file, problems));
+      identity::partner_registry::load(config.partners_file, problems, &formats));
   auto checker = std::make_shared<pipeline::canonical_checker>(
       pipeline::canonical_checker::load(config.schema_dir, config.mappings_dir, problems));
   auto rules = std::make_shared<pipeline::routing_rules>();
@@ -75,8 +80,11 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
       if (p == nullptr || !p->enabled) {
         return std::nullopt;
       }
+      const auto* format = adapters::find_adapter(p->adapter);
       return delivery::recipient_info{
           .endpoint = p->endpoint,
+          .content_type = format != nullptr ? std::string(format->content_type())
+                                            : std::string("application/json"),
           .timeout = p->delivery.timeout,
           .limits = {p->delivery.max_attempts, p->delivery.max_age, p->delivery.backoff_base,
                      p->delivery.backoff_cap},

@@ -126,7 +126,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     auto endpoint = info->endpoint;
     auto timeout = info->timeout;
     auto payload = job.payload;
-    client.post(job.recipient, endpoint, std::move(payload), timeout,
+    client.post(job.recipient, endpoint, std::move(payload), info->content_type, timeout,
                 [self = shared_from_this(), job = std::move(job), info = *info,
                  started](post_result result) mutable {
                   asio::post(self->strand, [self, job = std::move(job), info = std::move(info),

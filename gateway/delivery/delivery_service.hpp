@@ -21,7 +21,8 @@ namespace mxgw::delivery {
 
 /// What the workers need to know about one recipient.
 struct recipient_info {
-  std::string endpoint;  ///< https URL; empty: cannot be delivered to
+  std::string endpoint;                           ///< https URL; empty: cannot be delivered to
+  std::string content_type = "application/json";  ///< media type of the recipient's format
   std::chrono::milliseconds timeout{10000};
   retry_limits limits;
   std::size_t concurrency = 4;

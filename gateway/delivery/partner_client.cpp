@@ -85,7 +85,7 @@ namespace {
 class exchange : public std::enable_shared_from_this<exchange> {
  public:
   exchange(std::shared_ptr<partner_client::impl> client, std::string partner, std::string host,
-           std::string port, std::string target, std::string body,
+           std::string port, std::string target, std::string body, std::string content_type,
            std::chrono::milliseconds timeout, std::function<void(post_result)> done)
       : client_(std::move(client)),
         partner_(std::move(partner)),
@@ -93,6 +93,7 @@ class exchange : public std::enable_shared_from_this<exchange> {
         port_(std::move(port)),
         target_(std::move(target)),
         body_(std::move(body)),
+        content_type_(std::move(content_type)),
         deadline_(std::chrono::steady_clock::now() + timeout),
         done_(std::move(done)),
         resolver_(client_->ioc) {}
@@ -151,7 +152,7 @@ class exchange : public std::enable_shared_from_this<exchange> {
     request_.version(11);
     request_.set(bhttp::field::host, host_);
     request_.set(bhttp::field::user_agent, "mxgw");
-    request_.set(bhttp::field::content_type, "application/json");
+    request_.set(bhttp::field::content_type, content_type_);
     request_.body() = body_;
     request_.keep_alive(true);
     request_.prepare_payload();
@@ -192,11 +193,11 @@ class exchange : public std::enable_shared_from_this<exchange> {
   // and receivers deduplicate by id anyway).
   void stale_or_fail(beast::error_code ec, const char* phase) {
     if (reused_ && ec != beast::error::timeout && std::chrono::steady_clock::now() < deadline_) {
-      auto fresh =
-          std::make_shared<exchange>(client_, partner_, host_, port_, target_, std::move(body_),
-                                     std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         deadline_ - std::chrono::steady_clock::now()),
-                                     std::move(done_));
+      auto fresh = std::make_shared<exchange>(client_, partner_, host_, port_, target_,
+                                              std::move(body_), std::move(content_type_),
+                                              std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  deadline_ - std::chrono::steady_clock::now()),
+                                              std::move(done_));
       fresh->start(false);
       return;
     }
@@ -213,7 +214,7 @@ class exchange : public std::enable_shared_from_this<exchange> {
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(conn_->stream); }
 
   std::shared_ptr<partner_client::impl> client_;
-  std::string partner_, host_, port_, target_, body_;
+  std::string partner_, host_, port_, target_, body_, content_type_;
   std::chrono::steady_clock::time_point deadline_;
   std::function<void(post_result)> done_;
   tcp::resolver resolver_;
@@ -234,7 +235,7 @@ partner_client::~partner_client() {
 }
 
 void partner_client::post(const std::string& partner, const std::string& endpoint, std::string body,
-                          std::chrono::milliseconds timeout,
+                          std::string content_type, std::chrono::milliseconds timeout,
                           std::function<void(post_result)> done) {
   auto url = boost::urls::parse_absolute_uri(endpoint);
   if (!url || url->scheme() != "https" || !url->has_authority()) {
@@ -256,7 +257,7 @@ void partner_client::post(const std::string& partner, const std::string& endpoin
     target += "?" + std::string(url->encoded_query());
   }
   std::make_shared<exchange>(impl_, partner, std::move(host), port, std::move(target),
-                             std::move(body), timeout, std::move(done))
+                             std::move(body), std::move(content_type), timeout, std::move(done))
       ->start(true);
 }
 

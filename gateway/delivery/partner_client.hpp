@@ -39,11 +39,12 @@ class partner_client {
   partner_client(const partner_client&) = delete;
   partner_client& operator=(const partner_client&) = delete;
 
-  /// POSTs `body` (application/json) to `endpoint` (an https URL) within `timeout` for the whole
+  /// POSTs `body` (of `content_type`) to `endpoint` (an https URL) within `timeout` for the whole
   /// exchange. `done` runs on the io_context. Idle connections to the same partner are reused; a
   /// reused connection found closed by the peer is replaced once, transparently.
   void post(const std::string& partner, const std::string& endpoint, std::string body,
-            std::chrono::milliseconds timeout, std::function<void(post_result)> done);
+            std::string content_type, std::chrono::milliseconds timeout,
+            std::function<void(post_result)> done);
 
   /// Closes every idle connection (on shutdown).
   void close_idle();

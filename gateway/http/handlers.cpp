@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "adapters/adapter.hpp"
 #include "gateway/common/digest.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/common/log.hpp"
@@ -37,11 +38,15 @@ std::string trim(std::string_view s) {
   return std::string(s);
 }
 
-// application/json, optionally with charset=utf-8 and nothing else.
-bool is_json_media_type(std::string_view value) {
+const char* title_of(int status) {
+  return status == 400 ? "Malformed JSON" : status == 403 ? "Sender mismatch" : "Invalid message";
+}
+
+// `expected`, optionally with charset=utf-8 and nothing else.
+bool is_media_type(std::string_view value, std::string_view expected) {
   const std::string v = lower(value);
   const auto semicolon = v.find(';');
-  if (trim(std::string_view(v).substr(0, semicolon)) != "application/json") {
+  if (trim(std::string_view(v).substr(0, semicolon)) != expected) {
     return false;
   }
   if (semicolon == std::string::npos) {
@@ -49,6 +54,10 @@ bool is_json_media_type(std::string_view value) {
   }
   const std::string parameter = trim(std::string_view(v).substr(semicolon + 1));
   return parameter == "charset=utf-8" || parameter == "charset=\"utf-8\"";
+}
+
+bool is_json_media_type(std::string_view value) {
+  return is_media_type(value, "application/json");
 }
 
 double ms_since(std::chrono::steady_clock::time_point start) {
@@ -183,6 +192,14 @@ void partner_api::handle(const request& req, std::function<void(response)> done)
     submit(req, start, std::move(done));
     return;
   }
+  if (segments.size() == 3 && segments[0] == "v1" && segments[1] == "inbound") {
+    if (req.method != "POST") {
+      done(method_not_allowed("POST"));
+      return;
+    }
+    inbound(req, segments[2], start, std::move(done));
+    return;
+  }
   if (segments.size() == 3 && segments[0] == "v1" && segments[1] == "messages") {
     if (req.method != "GET") {
       done(method_not_allowed("GET"));
@@ -194,100 +211,221 @@ void partner_api::handle(const request& req, std::function<void(response)> done)
   done(problem(404, "not-found", "Not found", "There is no such resource."));
 }
 
+namespace {
+
+// A refusal in the sender's own format: problem documents for canonical senders, the partner
+// format's error body otherwise.
+response refusal(const adapters::adapter* format, int status, std::string_view code,
+                 std::string_view title, std::string_view detail,
+                 const std::vector<pipeline::field_error>& errors = {}) {
+  if (format == nullptr || format->id() == "mx") {
+    return problem(status, code, title, detail, errors);
+  }
+  response r;
+  r.status = status;
+  r.content_type = std::string(format->content_type());
+  r.body = format->encode_error(status, title, errors);
+  return r;
+}
+
+}  // namespace
+
 void partner_api::submit(const request& req, std::chrono::steady_clock::time_point start,
                          std::function<void(response)> done) const {
-  std::string partner(req.partner);
-  auto refuse = [&](response r, std::string_view reason, std::string_view message_id) {
-    log::info({.event = "message.refused",
-               .message_id = message_id,
-               .partner = partner,
-               .outcome = "refused",
-               .reason = reason,
-               .peer = req.peer,
-               .status = r.status,
-               .latency_ms = ms_since(start)});
-    done(std::move(r));
-  };
   if (!is_json_media_type(req.content_type)) {
-    refuse(problem(415, "unsupported-media-type", "Unsupported media type",
+    refuse(req, start, done,
+           problem(415, "unsupported-media-type", "Unsupported media type",
                    "POST /v1/messages takes application/json (UTF-8)."),
            "unsupported-media-type", {});
     return;
   }
-  rapidjson::Document doc;
-  auto verdict = checker_->check(req.body, req.partner, doc, {limits_.max_json_depth});
+  auto doc = std::make_shared<rapidjson::Document>();
+  auto verdict = checker_->check(req.body, req.partner, *doc, {limits_.max_json_depth});
   if (verdict.status != 0) {
-    const auto claimed_id = json::get_string(doc, "id");
-    const std::string titles[] = {"Malformed JSON", "Sender mismatch", "Invalid message"};
-    const std::string& title = verdict.status == 400   ? titles[0]
-                               : verdict.status == 403 ? titles[1]
-                                                       : titles[2];
-    refuse(problem(verdict.status, verdict.problem, title, verdict.detail, verdict.errors),
+    const auto claimed_id = json::get_string(*doc, "id");
+    refuse(req, start, done,
+           problem(verdict.status, verdict.problem, title_of(verdict.status), verdict.detail,
+                   verdict.errors),
            verdict.problem, pipeline::is_uuid(claimed_id) ? claimed_id : std::string_view{});
     return;
   }
+  accept(req, start, std::move(done), std::move(doc), std::move(verdict), nullptr,
+         std::string(req.body), {});
+}
+
+void partner_api::inbound(const request& req, std::string_view format_id,
+                          std::chrono::steady_clock::time_point start,
+                          std::function<void(response)> done) const {
+  const adapters::adapter* format = adapters::find_adapter(format_id);
+  if (format == nullptr || format->id() == "mx") {
+    done(problem(404, "not-found", "Not found",
+                 "There is no such inbound format; canonical messages go to /v1/messages."));
+    return;
+  }
+  const identity::partner* sender = partners_->find(req.partner);
+  if (sender == nullptr || sender->adapter != format->id()) {
+    refuse(req, start, done,
+           problem(403, "wrong-format", "Wrong format for this partner",
+                   "This partner is not set up to send this format."),
+           "wrong-format", {});
+    return;
+  }
+  if (!is_media_type(req.content_type, format->content_type())) {
+    refuse(req, start, done,
+           refusal(format, 415, "unsupported-media-type", "Unsupported media type",
+                   "This format is sent as " + std::string(format->content_type()) + " (UTF-8)."),
+           "unsupported-media-type", {});
+    return;
+  }
+  // Partner bytes -> canonical; then exactly the checks a canonical message gets.
+  const adapters::adapter_context ctx{.tables = &checker_->tables(),
+                                      .sender = std::string(req.partner),
+                                      .carry_unmapped = sender->carry_unmapped};
+  auto decoded = format->decode(req.body, ctx);
+  if (decoded.status != 0) {
+    refuse(req, start, done,
+           refusal(format, decoded.status,
+                   decoded.status == 400 ? "malformed-message" : "unmappable-message",
+                   decoded.status == 400 ? "Malformed message" : "Message cannot be translated",
+                   "See errors.", decoded.errors),
+           decoded.status == 400 ? "malformed-message" : "unmappable-message", {});
+    return;
+  }
+  std::string canonical = json::to_string(decoded.message);
+  auto doc = std::make_shared<rapidjson::Document>();
+  auto verdict = checker_->check(canonical, req.partner, *doc, {limits_.max_json_depth});
+  if (verdict.status != 0) {
+    refuse(req, start, done,
+           refusal(format, verdict.status, verdict.problem, title_of(verdict.status),
+                   verdict.detail, verdict.errors),
+           verdict.problem, {});
+    return;
+  }
+  accept(req, start, std::move(done), std::move(doc), std::move(verdict), format,
+         std::move(canonical), json::get_string(decoded.message, "ref"));
+}
+
+void partner_api::refuse(const request& req, std::chrono::steady_clock::time_point start,
+                         const std::function<void(response)>& done, response r,
+                         std::string_view reason, std::string_view message_id) const {
+  log::info({.event = "message.refused",
+             .message_id = message_id,
+             .partner = req.partner,
+             .outcome = "refused",
+             .reason = reason,
+             .peer = req.peer,
+             .status = r.status,
+             .latency_ms = ms_since(start)});
+  done(std::move(r));
+}
+
+void partner_api::accept(const request& req, std::chrono::steady_clock::time_point start,
+                         std::function<void(response)> done,
+                         std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
+                         const adapters::adapter* format, std::string canonical,
+                         std::string_view reference) const {
   // Decide who receives it (routing rules, then policy per recipient) before storing, so the
   // message and its delivery rows are committed together.
-  const auto decision = pipeline::route(doc, req.partner, *partners_, *rules_, checker_->tables());
+  const auto decision = pipeline::route(*doc, req.partner, *partners_, *rules_, checker_->tables());
   if (!decision.error.empty()) {
-    refuse(problem(403, "not-permitted", "Not permitted",
+    refuse(req, start, done,
+           refusal(format, 403, "not-permitted", "Not permitted",
                    "This partner may not send messages of this type through the gateway.",
                    {{"/type", "is not among the types this partner may send"}}),
            decision.error, verdict.id);
     return;
   }
+  const std::string partner(req.partner);
   store::message_record record{verdict.id,           partner,
                                verdict.type,         verdict.created,
-                               sha256_hex(req.body), std::string(req.body)};
+                               sha256_hex(req.body), std::move(canonical)};
   for (const auto& plan : decision.recipients) {
+    // Each recipient gets its own copy (withheld fields removed), in its own format.
+    auto payload = encode_for(*doc, plan);
+    if (!payload) {
+      record.exclusions.push_back({plan.partner_id, plan.decided_by, "format-cannot-express"});
+      continue;
+    }
     record.deliveries.push_back(
-        {plan.partner_id, plan.decided_by, pipeline::render_for(doc, plan), withheld_json(plan)});
+        {plan.partner_id, plan.decided_by, std::move(*payload), withheld_json(plan)});
   }
   for (const auto& e : decision.excluded) {
     record.exclusions.push_back({e.partner_id, e.considered, e.reason});
   }
   std::string peer(req.peer);
-  store_->accept(std::move(record), [done = std::move(done), id = verdict.id, type = verdict.type,
-                                     partner, peer, start](store::accept_result result) {
-    log::fields f{.event = "message.accepted",
-                  .message_id = id,
-                  .partner = partner,
-                  .message_type = type,
-                  .peer = peer};
-    response r;
-    switch (result.outcome) {
-      case store::accept_outcome::stored:
-        f.outcome = "accepted";
-        r = accepted_response(id, result.accepted_at);
-        break;
-      case store::accept_outcome::duplicate:
-        f.event = "message.duplicate";
-        f.outcome = "duplicate";
-        r = accepted_response(id, result.accepted_at);
-        break;
-      case store::accept_outcome::conflict:
-        f.event = "message.refused";
-        f.outcome = "refused";
-        f.reason = "id-conflict";
-        r = problem(409, "id-conflict", "Message id already used",
-                    "A different message with this id was accepted before; a new message needs "
-                    "a new id.");
-        break;
-      case store::accept_outcome::unavailable:
-        f.event = "message.refused";
-        f.outcome = "unavailable";
-        f.reason = result.reason;
-        r = problem(
-            503, "store-unavailable", "Store unavailable",
-            "The message could not be stored durably and was not accepted; try again later.");
-        r.headers.emplace_back("Retry-After", "5");
-        break;
-    }
-    f.status = r.status;
-    f.latency_ms = ms_since(start);
-    log::write(r.status >= 500 ? log::level::error : log::level::info, f);
-    done(std::move(r));
-  });
+  adapters::receipt_info receipt{verdict.id, std::string(reference), {}, partner};
+  store_->accept(
+      std::move(record),
+      [done = std::move(done), id = verdict.id, type = verdict.type, partner, peer, start, format,
+       receipt, tables = &checker_->tables()](store::accept_result result) mutable {
+        log::fields f{.event = "message.accepted",
+                      .message_id = id,
+                      .partner = partner,
+                      .message_type = type,
+                      .peer = peer};
+        response r;
+        switch (result.outcome) {
+          case store::accept_outcome::stored:
+          case store::accept_outcome::duplicate:
+            if (result.outcome == store::accept_outcome::duplicate) {
+              f.event = "message.duplicate";
+              f.outcome = "duplicate";
+            } else {
+              f.outcome = "accepted";
+            }
+            if (format == nullptr) {
+              r = accepted_response(id, result.accepted_at);
+            } else {
+              // Partner formats answer 200 with a receipt in their own format.
+              receipt.accepted_at = result.accepted_at;
+              r.status = 200;
+              r.content_type = std::string(format->content_type());
+              r.body = format->encode_receipt(receipt, {.tables = tables, .recipient = partner});
+            }
+            break;
+          case store::accept_outcome::conflict:
+            f.event = "message.refused";
+            f.outcome = "refused";
+            f.reason = "id-conflict";
+            r = refusal(format, 409, "id-conflict", "Message id already used",
+                        "A different message with this id was accepted before; a new message needs "
+                        "a new id.");
+            break;
+          case store::accept_outcome::unavailable:
+            f.event = "message.refused";
+            f.outcome = "unavailable";
+            f.reason = result.reason;
+            r = refusal(
+                format, 503, "store-unavailable", "Store unavailable",
+                "The message could not be stored durably and was not accepted; try again later.");
+            r.headers.emplace_back("Retry-After", "5");
+            break;
+        }
+        f.status = r.status;
+        f.latency_ms = ms_since(start);
+        log::write(r.status >= 500 ? log::level::error : log::level::info, f);
+        done(std::move(r));
+      });
+}
+
+std::optional<std::string> partner_api::encode_for(const rapidjson::Value& message,
+                                                   const pipeline::recipient_plan& plan) const {
+  std::string canonical = pipeline::render_for(message, plan);
+  const identity::partner* recipient = partners_->find(plan.partner_id);
+  const adapters::adapter* format =
+      recipient == nullptr ? nullptr : adapters::find_adapter(recipient->adapter);
+  if (format == nullptr || format->id() == "mx") {
+    return canonical;
+  }
+  rapidjson::Document copy;
+  copy.Parse(canonical.c_str(), canonical.size());
+  auto encoded = format->encode(copy, {.tables = &checker_->tables(),
+                                       .sender = json::get_string(message, "sender").data(),
+                                       .recipient = plan.partner_id});
+  if (encoded.status != 0) {
+    return std::nullopt;
+  }
+  return std::move(encoded.bytes);
 }
 
 void partner_api::status(const request& req, std::string_view id,

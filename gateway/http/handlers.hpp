@@ -7,12 +7,21 @@
 #include <string>
 #include <string_view>
 
+#include <rapidjson/document.h>
+
+#include <optional>
+
 #include "gateway/http/problem.hpp"
+#include "gateway/pipeline/canonical_check.hpp"
 
 namespace mxgw::pipeline {
 class canonical_checker;
 class routing_rules;
+struct recipient_plan;
 }  // namespace mxgw::pipeline
+namespace mxgw::adapters {
+class adapter;
+}
 namespace mxgw::identity {
 class partner_registry;
 }
@@ -52,6 +61,18 @@ class partner_api {
  private:
   void submit(const request& req, std::chrono::steady_clock::time_point start,
               std::function<void(response)> done) const;
+  void inbound(const request& req, std::string_view format_id,
+               std::chrono::steady_clock::time_point start,
+               std::function<void(response)> done) const;
+  void accept(const request& req, std::chrono::steady_clock::time_point start,
+              std::function<void(response)> done, std::shared_ptr<rapidjson::Document> doc,
+              pipeline::check_result verdict, const adapters::adapter* format,
+              std::string canonical, std::string_view reference) const;
+  void refuse(const request& req, std::chrono::steady_clock::time_point start,
+              const std::function<void(response)>& done, response r, std::string_view reason,
+              std::string_view message_id) const;
+  std::optional<std::string> encode_for(const rapidjson::Value& message,
+                                        const pipeline::recipient_plan& plan) const;
   void status(const request& req, std::string_view id, std::function<void(response)> done) const;
 
   std::shared_ptr<const pipeline::canonical_checker> checker_;

@@ -215,7 +215,8 @@ bool is_valid_partner_id(std::string_view id) {
 }
 
 partner_registry partner_registry::load(const std::filesystem::path& file,
-                                        std::vector<config_problem>& problems) {
+                                        std::vector<config_problem>& problems,
+                                        const std::vector<std::string>* known_adapters) {
   partner_registry registry;
   const std::string name = file.string();
   rapidjson::Document doc;
@@ -231,7 +232,7 @@ partner_registry partner_registry::load(const std::filesystem::path& file,
   }
   static const std::set<std::string, std::less<>> known = {
       "id",    "name",     "country",  "adapter",  "enabled",  "pinnedSha256", "description",
-      "sends", "receives", "endpoint", "purposes", "delivery", "agreements"};
+      "sends", "receives", "endpoint", "purposes", "delivery", "agreements",   "carryUnmapped"};
   const auto& list = doc["partners"];
   for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
     const std::string at = "/partners/" + std::to_string(i);
@@ -267,8 +268,22 @@ partner_registry partner_registry::load(const std::filesystem::path& file,
     }
     if (entry.HasMember("adapter")) {
       p.adapter = std::string(json::get_string(entry, "adapter"));
-      if (p.adapter != "mx") {
-        problem("/adapter", "names an unknown adapter (known: mx)");
+      if (known_adapters != nullptr && std::find(known_adapters->begin(), known_adapters->end(),
+                                                 p.adapter) == known_adapters->end()) {
+        std::string listed;
+        for (const auto& a : *known_adapters) {
+          listed += (listed.empty() ? "" : ", ") + a;
+        }
+        problem("/adapter", "names an unknown adapter (known: " + listed + ")");
+      } else if (!is_valid_partner_id(p.adapter)) {
+        problem("/adapter", "is not a valid adapter id");
+      }
+    }
+    if (entry.HasMember("carryUnmapped")) {
+      if (!entry["carryUnmapped"].IsBool()) {
+        problem("/carryUnmapped", "must be true or false");
+      } else {
+        p.carry_unmapped = entry["carryUnmapped"].GetBool();
       }
     }
     if (entry.HasMember("enabled")) {

@@ -46,6 +46,7 @@ struct partner {
   std::vector<std::string> agreements;               ///< e.g. "victim-data"
   std::vector<std::string> purposes;                 ///< purposes the partner processes data for
   delivery_settings delivery;
+  bool carry_unmapped = false;  ///< keep partner values without a mapping in `unmapped`
 
   /// True when the partner may send messages of `type` (`sends` absent = every type).
   bool may_send(std::string_view type) const;
@@ -91,9 +92,11 @@ class partner_registry {
   /// Loads {"partners":[...]} from `file`. Every problem (unknown member, bad id, duplicate id,
   /// duplicate pin, bad fingerprint, endpoint that is not an https URL, unknown message type,
   /// agreement or purpose, bad delivery setting) is appended to `problems` with the file and a
-  /// JSON Pointer; valid partners are kept.
+  /// JSON Pointer; valid partners are kept. With `known_adapters`, an `adapter` not in the list is
+  /// a problem too (the gateway passes the adapter registry's ids).
   static partner_registry load(const std::filesystem::path& file,
-                               std::vector<config_problem>& problems);
+                               std::vector<config_problem>& problems,
+                               const std::vector<std::string>* known_adapters = nullptr);
 
   /// Adds one partner (tests and programmatic set-up). Returns false on a duplicate id.
   bool add(partner p);

@@ -80,6 +80,7 @@ code_tables code_tables::load(const std::filesystem::path& dir,
         }
       }
     }
+    table.attach(std::make_shared<const rapidjson::Document>(std::move(doc)));
     std::string name = table.name;
     result.tables_.emplace(std::move(name), std::move(table));
   }
@@ -112,6 +113,29 @@ std::vector<std::string> code_table::current_units(std::string_view code) const 
   return {current.begin(), current.end()};
 }
 
+void code_table::attach(std::shared_ptr<const rapidjson::Document> document) {
+  document_ = std::move(document);
+  entries_.clear();
+  by_code_.clear();
+  if (!document_ || !document_->IsObject() || !document_->HasMember("entries") ||
+      !(*document_)["entries"].IsArray()) {
+    return;
+  }
+  for (const auto& item : (*document_)["entries"].GetArray()) {
+    const auto code = json::get_string(item, "code");
+    if (!item.IsObject() || code.empty()) {
+      continue;
+    }
+    entries_.push_back(&item);
+    by_code_.emplace(std::string(code), &item);  // the first of duplicates (load reports them)
+  }
+}
+
+const rapidjson::Value* code_table::entry(std::string_view code) const {
+  auto it = by_code_.find(code);
+  return it == by_code_.end() ? nullptr : it->second;
+}
+
 const code_table* code_tables::find(std::string_view table) const {
   auto it = tables_.find(table);
   return it == tables_.end() ? nullptr : &it->second;
@@ -120,6 +144,11 @@ const code_table* code_tables::find(std::string_view table) const {
 bool code_tables::has(std::string_view table, std::string_view code) const {
   const code_table* t = find(table);
   return t != nullptr && t->contains(code);
+}
+
+const rapidjson::Value* code_tables::entry(std::string_view table, std::string_view code) const {
+  const code_table* t = find(table);
+  return t == nullptr ? nullptr : t->entry(code);
 }
 
 std::vector<std::string> code_tables::names() const {

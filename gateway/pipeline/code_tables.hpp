@@ -3,10 +3,13 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <rapidjson/document.h>
 
 #include "gateway/identity/partner_registry.hpp"
 
@@ -25,6 +28,23 @@ struct code_table {
   /// else its successors' current units, followed transitively (cycles are cut). Sorted, unique;
   /// empty when the table does not hold `code`.
   std::vector<std::string> current_units(std::string_view code) const;
+
+  /// The entry object for `code` as the table file has it (`code`, `labels`, `alpha3`,
+  /// `iso639_1`, `partnerCode`, `partnerCodes`, ...), or nullptr when the table does not hold
+  /// `code` or was not loaded from a file. Adapters read the partner columns from here.
+  const rapidjson::Value* entry(std::string_view code) const;
+
+  /// Every entry object in file order (for reverse lookups by a partner column); empty when the
+  /// table was not loaded from a file.
+  const std::vector<const rapidjson::Value*>& entries() const { return entries_; }
+
+  /// Keeps `document` (the parsed file) alive and indexes its valid entries; used by load().
+  void attach(std::shared_ptr<const rapidjson::Document> document);
+
+ private:
+  std::shared_ptr<const rapidjson::Document> document_;  // shared: copies stay cheap and valid
+  std::vector<const rapidjson::Value*> entries_;         // into *document_
+  std::map<std::string, const rapidjson::Value*, std::less<>> by_code_;
 };
 
 class code_tables {
@@ -38,6 +58,9 @@ class code_tables {
 
   /// True when `table` exists and holds `code` (current or historical).
   bool has(std::string_view table, std::string_view code) const;
+
+  /// The raw entry for `code` in `table` (see code_table::entry), or nullptr.
+  const rapidjson::Value* entry(std::string_view table, std::string_view code) const;
 
   std::vector<std::string> names() const;
 

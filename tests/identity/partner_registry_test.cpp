@@ -148,10 +148,19 @@ TEST_F(PartnerRegistryLoad, MissingName) {
 }
 
 TEST_F(PartnerRegistryLoad, UnknownAdapter) {
-  const auto registry =
-      load_second(R"({"id": "kh-cnp", "name": "X", "country": "KH", "adapter": "kh-cnp-xml"})");
+  write_file(file(), R"({"partners": [
+      {"id": "kh-ratanakiri", "name": "Ratanakiri Provincial Police", "country": "KH"},
+      {"id": "kh-cnp", "name": "X", "country": "KH", "adapter": "kh-cnp-xml"}]})");
+  const std::vector<std::string> known = {"kh-cnp", "mx"};
+  const auto registry = partner_registry::load(file(), problems_, &known);
   expect_only_problem_at("/partners/1/adapter");
+  EXPECT_NE(problems_[0].reason.find("known: kh-cnp, mx"), std::string::npos);
   EXPECT_EQ(registry.find("kh-cnp"), nullptr);
+}
+
+TEST_F(PartnerRegistryLoad, AdapterMustAtLeastBeAnIdWithoutTheRegistry) {
+  load_second(R"({"id": "kh-cnp", "name": "X", "country": "KH", "adapter": "KH CNP"})");
+  expect_only_problem_at("/partners/1/adapter");
 }
 
 TEST_F(PartnerRegistryLoad, EnabledMustBeABoolean) {

@@ -74,6 +74,11 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
         .max_in_flight = d.max_in_flight,
         .breaker_failures = static_cast<int>(d.breaker_failures),
         .breaker_open = std::chrono::milliseconds(d.breaker_open_ms)};
+    for (const auto* p : partners->all()) {
+      if (!p->endpoint.empty()) {
+        options.recipients.push_back(p->id);
+      }
+    }
     // The registry is immutable while the gateway runs, so the workers may read it freely.
     auto lookup = [partners](std::string_view id) -> std::optional<delivery::recipient_info> {
       const auto* p = partners->find(id);

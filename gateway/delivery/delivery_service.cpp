@@ -66,22 +66,23 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     if (free_slots == 0) {
       return;  // a finishing delivery pumps again
     }
-    // Partners that may not take more now: open circuits and full concurrency.
-    std::vector<std::string> skip;
-    for (const auto& [partner, count] : in_flight_by_partner) {
-      auto info = recipients(partner);
-      if (info && count >= std::max<std::size_t>(1, info->concurrency)) {
-        skip.push_back(partner);
+    // What each partner may take now: its concurrency less what it has in flight, nothing while
+    // its circuit is open. Partners the workers were not told about are bounded by free_slots.
+    std::vector<store::recipient_cap> caps;
+    for (const auto& partner : options.recipients) {
+      std::size_t cap = 0;
+      if (!breakers.blocked(partner)) {
+        auto info = recipients(partner);
+        const std::size_t limit = info ? std::max<std::size_t>(1, info->concurrency) : 0;
+        auto flying = in_flight_by_partner.find(partner);
+        const std::size_t busy = flying == in_flight_by_partner.end() ? 0 : flying->second;
+        cap = limit > busy ? limit - busy : 0;
       }
-    }
-    for (const auto& partner : known_blocked) {
-      if (breakers.blocked(partner)) {
-        skip.push_back(partner);
-      }
+      caps.push_back({partner, cap});
     }
     claiming = true;
     store->claim_due(
-        options.owner, free_slots, options.lease, std::move(skip),
+        options.owner, free_slots, options.lease, std::move(caps),
         [self = shared_from_this(), free_slots](std::vector<store::delivery_job> jobs, bool ok) {
           asio::post(self->strand, [self, jobs = std::move(jobs), ok, free_slots]() mutable {
             self->on_claimed(std::move(jobs), ok, free_slots);
@@ -113,7 +114,6 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     }
     if (!breakers.allow(job.recipient)) {
       // Circuit open: give the delivery back for later without counting it as a failure.
-      known_blocked.insert(job.recipient);
       finish(std::move(job), store::attempt_result::retry,
              store::time_point(std::chrono::system_clock::now() + options.breaker_open),
              "circuit-open", {}, false);
@@ -145,7 +145,6 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     const auto kind = classify_status(result.status);
     breakers.record(job.recipient, kind);
     if (kind == failure_kind::transient) {
-      known_blocked.insert(job.recipient);
     }
     const double latency =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
@@ -222,8 +221,6 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
       }
     });
   }
-
-  std::set<std::string, std::less<>> known_blocked;  // partners whose circuit may be open
 };
 
 delivery_service::delivery_service(delivery_options options,

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "gateway/delivery/partner_client.hpp"
 #include "gateway/delivery/retry_policy.hpp"
@@ -37,6 +38,7 @@ struct delivery_options {
   int breaker_failures = 5;                       ///< consecutive failures that open a circuit
   std::chrono::milliseconds breaker_open{30000};  ///< how long it stays open
   std::uint64_t seed = 0;                         ///< jitter seed (0: random)
+  std::vector<std::string> recipients;  ///< every partner id that can receive (for their caps)
 };
 
 struct delivery_counters {

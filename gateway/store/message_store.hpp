@@ -109,6 +109,12 @@ struct attempt_report {
   std::string receipt;         ///< for delivered (at most 4 KiB kept)
 };
 
+/// How many deliveries one recipient may be given in a claim.
+struct recipient_cap {
+  std::string recipient;
+  std::size_t max_jobs = 0;
+};
+
 /// One dead letter, for operators (metadata only).
 struct dead_letter {
   std::string message_id;
@@ -152,10 +158,12 @@ class message_store {
 
   /// Claims up to `max_jobs` due deliveries for `owner` with a lease of `lease`: rows that are
   /// pending or retrying with next_attempt_at <= now, or delivering with an expired lease (a
-  /// crashed worker's). Recipients in `skip` (open circuit breakers, full concurrency) are left
-  /// alone. Each claimed row becomes "delivering" with attempts + 1 in one transaction.
+  /// crashed worker's). A recipient named in `caps` gets at most its `max_jobs` rows (0: none, e.g.
+  /// an open circuit breaker, or a partner at its concurrency limit); others are bounded only by
+  /// `max_jobs`. Rows are taken round-robin across recipients, oldest first. Each claimed row
+  /// becomes "delivering" with attempts + 1 in one transaction.
   virtual void claim_due(std::string owner, std::size_t max_jobs, std::chrono::milliseconds lease,
-                         std::vector<std::string> skip, claim_handler handler) = 0;
+                         std::vector<recipient_cap> caps, claim_handler handler) = 0;
 
   /// Records the outcome of an attempt (durably, before the handler runs). Ignored (handler
   /// called with ok=true) when the row is no longer leased to report.owner.

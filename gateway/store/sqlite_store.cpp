@@ -128,32 +128,41 @@ constexpr const char* replay_sql =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?3, "
     "dead_since = NULL WHERE message_id = ?1 AND recipient = ?2 AND state = 'dead'";
 
-/// The claim query for `skip_count` skipped recipients (?1 now, ?2 the most rows, ?3... the
-/// skipped recipients). Due rows are numbered per recipient, oldest first, and taken by that
-/// number: every due recipient's oldest row, then every one's second oldest, and so on (round
-/// robin), so a recipient with a deep queue cannot take all slots while others wait.
-std::string claim_sql(std::size_t skip_count) {
-  std::string not_skipped;
-  for (std::size_t i = 0; i < skip_count; ++i) {
-    not_skipped += (i == 0 ? " AND recipient NOT IN (?" : ", ?") + std::to_string(i + 3);
+/// The claim query for `cap_count` capped recipients (?1 now, ?2 the most rows, then a
+/// (recipient, cap) pair per capped recipient from ?3 on). Due rows are numbered per recipient,
+/// oldest first, and taken by that number: every due recipient's oldest row, then every one's
+/// second oldest, and so on (round robin), so a recipient with a deep queue cannot take all slots
+/// while others wait; a capped recipient's rows beyond its cap are left for a later claim.
+std::string claim_sql(std::size_t cap_count) {
+  std::string caps;
+  for (std::size_t i = 0; i < cap_count; ++i) {
+    caps += (i == 0 ? "caps(recipient, cap) AS (VALUES (?" : ", (?") + std::to_string(3 + 2 * i) +
+            ", ?" + std::to_string(4 + 2 * i) + ")";
   }
-  if (skip_count > 0) {
-    not_skipped += ")";
+  if (cap_count > 0) {
+    caps += "),";
   }
-  return R"sql(
-    WITH due AS (
+  const std::string capped =
+      cap_count == 0
+          ? "capped AS (SELECT rid, turn, next_attempt_at FROM ranked),"
+          : "capped AS (SELECT ranked.rid, ranked.turn, ranked.next_attempt_at FROM ranked "
+            "LEFT JOIN caps ON caps.recipient = ranked.recipient "
+            "WHERE caps.cap IS NULL OR ranked.turn <= caps.cap),";
+  return "WITH " + caps + R"sql(
+    due AS (
       SELECT rowid AS rid, recipient, next_attempt_at FROM deliveries
        WHERE ((state IN ('pending', 'retrying') AND next_attempt_at <= ?1)
-              OR (state = 'delivering' AND lease_expires <= ?1)))sql" +
-         not_skipped + R"sql(
+              OR (state = 'delivering' AND lease_expires <= ?1))
     ),
     ranked AS (
-      SELECT rid, next_attempt_at,
+      SELECT rid, recipient, next_attempt_at,
              row_number() OVER (PARTITION BY recipient ORDER BY next_attempt_at, rid) AS turn
         FROM due
     ),
+    )sql" +
+         capped + R"sql(
     picked AS (
-      SELECT rid, turn, next_attempt_at FROM ranked ORDER BY turn, next_attempt_at, rid LIMIT ?2
+      SELECT rid, turn, next_attempt_at FROM capped ORDER BY turn, next_attempt_at, rid LIMIT ?2
     )
     SELECT d.rowid, d.message_id, d.recipient, d.payload, d.attempts,
            m.sender, m.type, m.accepted_at
@@ -500,7 +509,7 @@ struct claim_write {
   std::string owner;
   std::size_t max_jobs = 0;
   std::chrono::milliseconds lease{0};
-  std::vector<std::string> skip;  // sorted, without repeats
+  std::vector<recipient_cap> caps;  // sorted by recipient, without repeats
   message_store::claim_handler handler;
   std::vector<delivery_job> jobs;
 };
@@ -620,7 +629,7 @@ struct sqlite_store::impl {
   int write_claim(claim_write& write, std::int64_t now_ms);
   int write_report(const report_write& write, std::int64_t now_ms);
   int write_replay(replay_write& write, std::int64_t now_ms);
-  int claim_statement(std::size_t skip_count, sqlite3_stmt*& out);
+  int claim_statement(std::size_t cap_count, sqlite3_stmt*& out);
   const char* failure_reason(int rc);
   void notify_deliveries_due();
   time_point now() const;
@@ -1122,17 +1131,17 @@ int sqlite_store::impl::insert_message(const message_record& record,
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-int sqlite_store::impl::claim_statement(std::size_t skip_count, sqlite3_stmt*& out) {
+int sqlite_store::impl::claim_statement(std::size_t cap_count, sqlite3_stmt*& out) {
   auto& claims = writer_sql_->claims;
-  auto found = claims.find(skip_count);
+  auto found = claims.find(cap_count);
   if (found == claims.end()) {
-    // One statement per skip-list length, prepared once: the list is bound, never spliced in.
+    // One statement per cap-list length, prepared once: the list is bound, never spliced in.
     statement stmt;
-    const int rc = prepare_quietly(writer_db_.get(), claim_sql(skip_count), stmt);
+    const int rc = prepare_quietly(writer_db_.get(), claim_sql(cap_count), stmt);
     if (rc != SQLITE_OK) {
       return rc;
     }
-    found = claims.emplace(skip_count, std::move(stmt)).first;
+    found = claims.emplace(cap_count, std::move(stmt)).first;
   }
   out = found->second.get();
   return SQLITE_OK;
@@ -1144,7 +1153,7 @@ int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
     return SQLITE_OK;
   }
   sqlite3_stmt* stmt = nullptr;
-  int rc = claim_statement(write.skip.size(), stmt);
+  int rc = claim_statement(write.caps.size(), stmt);
   if (rc != SQLITE_OK) {
     return rc;
   }
@@ -1153,8 +1162,11 @@ int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
     // Read the due rows first, then lease them: no row is updated under a running SELECT.
     statement_use use(stmt);
     rc = use.bind(now_ms, clamp_to_int64(write.max_jobs));
-    for (std::size_t i = 0; rc == SQLITE_OK && i < write.skip.size(); ++i) {
-      rc = use.bind_text(static_cast<int>(i + 3), write.skip[i]);
+    for (std::size_t i = 0; rc == SQLITE_OK && i < write.caps.size(); ++i) {
+      rc = use.bind_text(static_cast<int>(3 + 2 * i), write.caps[i].recipient);
+      if (rc == SQLITE_OK) {
+        rc = use.bind_int64(static_cast<int>(4 + 2 * i), clamp_to_int64(write.caps[i].max_jobs));
+      }
     }
     if (rc != SQLITE_OK) {
       return rc;
@@ -1435,12 +1447,19 @@ void sqlite_store::find(std::string id, find_handler handler) {
 }
 
 void sqlite_store::claim_due(std::string owner, std::size_t max_jobs,
-                             std::chrono::milliseconds lease, std::vector<std::string> skip,
+                             std::chrono::milliseconds lease, std::vector<recipient_cap> caps,
                              claim_handler handler) {
-  std::sort(skip.begin(), skip.end());
-  skip.erase(std::unique(skip.begin(), skip.end()), skip.end());
+  // One cap per recipient (the smallest when named twice), in a stable order.
+  std::sort(caps.begin(), caps.end(), [](const recipient_cap& a, const recipient_cap& b) {
+    return a.recipient != b.recipient ? a.recipient < b.recipient : a.max_jobs < b.max_jobs;
+  });
+  caps.erase(std::unique(caps.begin(), caps.end(),
+                         [](const recipient_cap& a, const recipient_cap& b) {
+                           return a.recipient == b.recipient;
+                         }),
+             caps.end());
   impl_->submit(pending_write{
-      claim_write{std::move(owner), max_jobs, lease, std::move(skip), std::move(handler), {}}});
+      claim_write{std::move(owner), max_jobs, lease, std::move(caps), std::move(handler), {}}});
 }
 
 void sqlite_store::report(attempt_report report, report_handler handler) {

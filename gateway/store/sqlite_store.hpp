@@ -56,7 +56,7 @@ class sqlite_store final : public message_store {
   /// leases are durable; with ({}, false) when the batch failed, at once after stop() or a fatal
   /// error.
   void claim_due(std::string owner, std::size_t max_jobs, std::chrono::milliseconds lease,
-                 std::vector<std::string> skip, claim_handler handler) override;
+                 std::vector<recipient_cap> caps, claim_handler handler) override;
 
   /// Queues the outcome of an attempt for the writer thread, in the same group commit as accepts;
   /// see message_store::report. The receipt is cut to 4096 bytes and the error to 512 (at UTF-8

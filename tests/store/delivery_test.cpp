@@ -118,10 +118,14 @@ struct claimed {
 };
 
 claimed claim_now(message_store& store, const std::string& owner, std::size_t max_jobs,
-                  std::chrono::milliseconds lease = 30s, std::vector<std::string> skip = {}) {
+                  std::chrono::milliseconds lease = 30s, std::vector<std::string> skip = {},
+                  std::vector<recipient_cap> caps = {}) {
   std::promise<claimed> promise;
   auto future = promise.get_future();
-  store.claim_due(owner, max_jobs, lease, std::move(skip),
+  for (auto& recipient : skip) {
+    caps.push_back({std::move(recipient), 0});  // skipped: no row for it
+  }
+  store.claim_due(owner, max_jobs, lease, std::move(caps),
                   [&promise](std::vector<delivery_job> jobs, bool ok) {
                     promise.set_value({std::move(jobs), ok});
                   });
@@ -419,6 +423,29 @@ TEST(SqliteDelivery, SkippedRecipientsAreLeftAlone) {
   const claimed rest = claim_now(store, "w", 10, 30s, {"kh-cnp"});
   ASSERT_EQ(rest.jobs.size(), 1U);
   EXPECT_EQ(rest.jobs[0].recipient, "la-mps");
+}
+
+TEST(SqliteDelivery, ACappedRecipientGetsNoMoreThanItsCap) {
+  test::temp_dir dir;
+  manual_clock clock;
+  sqlite_store store(options_for(dir / "store.db", clock));
+  for (int n = 0; n < 10; ++n) {
+    ASSERT_EQ(accept_now(store, record_for(n, {"slow"})).outcome, accept_outcome::stored);
+    ASSERT_EQ(accept_now(store, record_for(100 + n, {"fast"})).outcome, accept_outcome::stored);
+  }
+  // "slow" may take 2 more (its concurrency less what is in flight); "fast" is not capped.
+  const claimed first = claim_now(store, "w", 50, 30s, {}, {{"slow", 2}});
+  std::map<std::string, int> per_recipient;
+  for (const auto& job : first.jobs) {
+    ++per_recipient[job.recipient];
+  }
+  EXPECT_EQ(per_recipient, (std::map<std::string, int>{{"fast", 10}, {"slow", 2}}));
+  // The rest of "slow" is still due for a later claim, oldest first.
+  const claimed second = claim_now(store, "w", 50, 30s, {}, {{"slow", 3}});
+  ASSERT_EQ(second.jobs.size(), 3U);
+  EXPECT_EQ(second.jobs[0].message_id, make_id(2));
+  // A cap of 0 is a skip.
+  EXPECT_TRUE(claim_now(store, "w", 50, 30s, {}, {{"slow", 0}}).jobs.empty());
 }
 
 TEST(SqliteDelivery, ADeepQueueDoesNotStarveOtherRecipients) {

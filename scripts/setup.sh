@@ -12,6 +12,7 @@ packages=(
   libsqlite3-dev                                       # the embedded store
   libspdlog-dev libfmt-dev                             # log sink
   libcli11-dev                                         # command line
+  libxml2-dev                                          # LA-MPS XML adapter
   libgtest-dev libgmock-dev                            # tests
 )
 

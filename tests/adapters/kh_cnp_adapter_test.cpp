@@ -1,0 +1,658 @@
+// The kh-cnp adapter: golden examples, refusals with located errors, ids, receipts and errors.
+#include <gtest/gtest.h>
+#include <rapidjson/pointer.h>
+
+#include "adapters/adapter.hpp"
+#include "adapters/common/dates.hpp"
+#include "gateway/common/digest.hpp"
+#include "gateway/common/json.hpp"
+#include "gateway/pipeline/canonical_check.hpp"
+#include "tests/support/test_support.hpp"
+
+namespace mxgw::adapters {
+namespace {
+
+using test::source_dir;
+
+const std::filesystem::path golden_dir() {
+  return source_dir() / "tests" / "adapters" / "golden" / "kh-cnp";
+}
+
+rapidjson::Document parse(const std::string& text) {
+  rapidjson::Document doc;
+  doc.Parse(text.c_str(), text.size());
+  EXPECT_FALSE(doc.HasParseError()) << text.substr(0, 200);
+  return doc;
+}
+
+rapidjson::Document golden(const std::string& name) {
+  return parse(test::read_file(golden_dir() / name));
+}
+
+std::string describe(const std::vector<field_error>& errors) {
+  std::string out;
+  for (const auto& e : errors) {
+    out += "[" + e.pointer + "] " + e.reason + "\n";
+  }
+  return out;
+}
+
+bool has_error(const std::vector<field_error>& errors, std::string_view pointer,
+               std::string_view words = "") {
+  return std::any_of(errors.begin(), errors.end(), [&](const field_error& e) {
+    return e.pointer == pointer && e.reason.find(words) != std::string::npos;
+  });
+}
+
+class KhCnp : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::vector<pipeline::config_problem> problems;
+    checker_ = std::make_unique<pipeline::canonical_checker>(pipeline::canonical_checker::load(
+        source_dir() / "config" / "schema", source_dir() / "config" / "mappings", problems));
+    problems_ = problems.size();
+  }
+  static void TearDownTestSuite() { checker_.reset(); }
+
+  void SetUp() override {
+    ASSERT_EQ(problems_, 0u);
+    ASSERT_NE(kh(), nullptr) << "kh-cnp is not registered";
+  }
+
+  static const adapter* kh() { return find_adapter("kh-cnp"); }
+
+  static adapter_context ctx(std::string sender = "kh-ratanakiri", bool carry = false) {
+    return {.tables = &checker_->tables(), .sender = std::move(sender), .carry_unmapped = carry};
+  }
+
+  /// The real canonical check, as the gateway runs it after decoding.
+  static pipeline::check_result check(const rapidjson::Value& message, std::string_view sender) {
+    rapidjson::Document parsed;
+    return checker_->check(json::to_string(message), sender, parsed);
+  }
+
+  static decode_result decode(const rapidjson::Value& kh_doc, const adapter_context& c = ctx()) {
+    return kh()->decode(json::to_string(kh_doc), c);
+  }
+
+  /// The victim-referral example with `pointer` set to `v` (or removed when `v` is null).
+  static rapidjson::Document victim_with(const char* pointer, const rapidjson::Value& v) {
+    auto doc = golden("victim-referral.kh.json");
+    if (v.IsNull()) {
+      rapidjson::Pointer(pointer).Erase(doc);
+    } else {
+      rapidjson::Pointer(pointer).Set(doc, v);
+    }
+    return doc;
+  }
+  static rapidjson::Document victim_with(const char* pointer, const char* text) {
+    return victim_with(pointer, rapidjson::Value(rapidjson::StringRef(text)));
+  }
+
+  static inline std::unique_ptr<pipeline::canonical_checker> checker_;
+  static inline std::size_t problems_ = 0;
+};
+
+// --- registration and tables ---------------------------------------------------------------------
+
+TEST_F(KhCnp, IsRegisteredAsJson) {
+  const auto ids = adapter_ids();
+  EXPECT_NE(std::find(ids.begin(), ids.end(), "kh-cnp"), ids.end());
+  EXPECT_EQ(kh()->id(), "kh-cnp");
+  EXPECT_EQ(kh()->content_type(), "application/json");
+}
+
+TEST_F(KhCnp, CodeTablesKeepEachEntrysPartnerColumns) {
+  const auto& tables = checker_->tables();
+  const rapidjson::Value* kh_entry = tables.entry("country", "KH");
+  ASSERT_NE(kh_entry, nullptr);
+  EXPECT_EQ(json::get_string(*kh_entry, "alpha3"), "KHM");
+  EXPECT_EQ(tables.entry("country", "ZZ"), nullptr);
+  EXPECT_EQ(tables.entry("no-such-table", "KH"), nullptr);
+  ASSERT_NE(tables.find("region"), nullptr);
+  EXPECT_EQ(tables.find("region")->entries().size(), tables.find("region")->codes.size());
+  const rapidjson::Value* ratanakiri = tables.entry("region", "KH-16");
+  ASSERT_NE(ratanakiri, nullptr);
+  EXPECT_EQ((*ratanakiri)["partnerCode"].GetInt(), 16);
+  pipeline::code_table built_in_code;
+  EXPECT_EQ(built_in_code.entry("KH"), nullptr);
+  EXPECT_TRUE(built_in_code.entries().empty());
+}
+
+// --- golden: the partner's own examples ----------------------------------------------------------
+
+TEST_F(KhCnp, VictimReferralExampleDecodesToTheExpectedCanonicalMessage) {
+  const auto result =
+      kh()->decode(test::read_file(golden_dir() / "victim-referral.kh.json"), ctx("kh-ratanakiri"));
+  ASSERT_EQ(result.status, 0) << describe(result.errors);
+  EXPECT_EQ(result.message, golden("victim-referral.expected.json"))
+      << json::to_string(result.message);
+  const auto verdict = check(result.message, "kh-ratanakiri");
+  EXPECT_EQ(verdict.status, 0) << verdict.detail << "\n" << describe(verdict.errors);
+}
+
+TEST_F(KhCnp, WantedPersonExampleDecodesToTheExpectedCanonicalMessage) {
+  const auto result =
+      kh()->decode(test::read_file(golden_dir() / "wanted-person.kh.json"), ctx("kh-stungtreng"));
+  ASSERT_EQ(result.status, 0) << describe(result.errors);
+  EXPECT_EQ(result.message, golden("wanted-person.expected.json"))
+      << json::to_string(result.message);
+  const auto verdict = check(result.message, "kh-stungtreng");
+  EXPECT_EQ(verdict.status, 0) << verdict.detail << "\n" << describe(verdict.errors);
+}
+
+TEST_F(KhCnp, ExamplesSurviveDecodeEncodeDecode) {
+  for (const auto& [file, sender] : {std::pair{"victim-referral.kh.json", "kh-ratanakiri"},
+                                     std::pair{"wanted-person.kh.json", "kh-stungtreng"}}) {
+    SCOPED_TRACE(file);
+    const auto first = kh()->decode(test::read_file(golden_dir() / file), ctx(sender));
+    ASSERT_EQ(first.status, 0) << describe(first.errors);
+    adapter_context out = ctx(sender);
+    out.recipient = "vn-gialai";
+    const auto bytes = kh()->encode(first.message, out);
+    ASSERT_EQ(bytes.status, 0) << describe(bytes.errors);
+    const auto second = kh()->decode(bytes.bytes, ctx(sender));
+    ASSERT_EQ(second.status, 0) << describe(second.errors) << bytes.bytes;
+    EXPECT_EQ(second.message, first.message) << json::to_string(second.message);
+  }
+}
+
+TEST_F(KhCnp, RepositoryExamplesEncodeToTheExpectedKhMessages) {
+  for (const std::string type : {"victim.identification", "person.wanted", "hotline.tip",
+                                 "verification.request", "verification.result", "receipt"}) {
+    SCOPED_TRACE(type);
+    const auto canonical =
+        parse(test::read_file(source_dir() / "config" / "examples" / (type + ".json")));
+    adapter_context c = ctx("vn-gialai");
+    c.recipient = type == "person.wanted" ? "kh-stungtreng" : "kh-ratanakiri";
+    const auto encoded = kh()->encode(canonical, c);
+    ASSERT_EQ(encoded.status, 0) << describe(encoded.errors);
+    EXPECT_EQ(parse(encoded.bytes), golden("encode-" + type + ".kh.json")) << encoded.bytes;
+    // What comes back is a valid canonical message from the same sender.
+    const auto back = kh()->decode(encoded.bytes, ctx("vn-gialai"));
+    ASSERT_EQ(back.status, 0) << describe(back.errors);
+    const auto verdict = check(back.message, "vn-gialai");
+    EXPECT_EQ(verdict.status, 0) << verdict.detail << "\n" << describe(verdict.errors);
+  }
+}
+
+TEST_F(KhCnp, VictimExampleBackFromKhKeepsWhatKhCanCarry) {
+  const auto canonical =
+      parse(test::read_file(source_dir() / "config" / "examples" / "victim.identification.json"));
+  adapter_context c = ctx("vn-gialai");
+  c.recipient = "kh-ratanakiri";
+  const auto encoded = kh()->encode(canonical, c);
+  ASSERT_EQ(encoded.status, 0) << describe(encoded.errors);
+  const auto back = kh()->decode(encoded.bytes, ctx("vn-gialai"));
+  ASSERT_EQ(back.status, 0) << describe(back.errors);
+  EXPECT_EQ(back.message, golden("roundtrip-victim.identification.json"))
+      << json::to_string(back.message);
+}
+
+TEST_F(KhCnp, CaseStatusHasNoKhMessageKind) {
+  const auto canonical =
+      parse(test::read_file(source_dir() / "config" / "examples" / "case.status.json"));
+  adapter_context c = ctx("vn-gialai");
+  c.recipient = "kh-ratanakiri";
+  const auto encoded = kh()->encode(canonical, c);
+  EXPECT_EQ(encoded.status, 422);
+  EXPECT_TRUE(has_error(encoded.errors, "/type", "case.status")) << describe(encoded.errors);
+  EXPECT_TRUE(encoded.bytes.empty());
+}
+
+// --- ids -----------------------------------------------------------------------------------------
+
+TEST_F(KhCnp, TheSameMsgNoFromTheSameSenderIsTheSameMessage) {
+  const std::string bytes = test::read_file(golden_dir() / "victim-referral.kh.json");
+  const auto a = kh()->decode(bytes, ctx("kh-ratanakiri"));
+  const auto again = kh()->decode(bytes, ctx("kh-ratanakiri"));
+  const auto other = kh()->decode(bytes, ctx("kh-stungtreng"));
+  ASSERT_EQ(a.status, 0);
+  ASSERT_EQ(other.status, 0);
+  const auto id = json::get_string(a.message, "id");
+  EXPECT_EQ(id, json::get_string(again.message, "id"));
+  EXPECT_NE(id, json::get_string(other.message, "id"));
+  EXPECT_EQ(id, message_uuid("kh-ratanakiri", "RTK-2026-000123"));
+  EXPECT_EQ(json::get_string(other.message, "sender"), "kh-stungtreng")
+      << "the sender is the authenticated partner, never from_unit";
+}
+
+// --- refusals ------------------------------------------------------------------------------------
+
+TEST_F(KhCnp, UnknownExploitationCodeNamesThePointerTheValueAndTheTable) {
+  const auto result = decode(victim_with("/case/exploitation/1", "DEBT_SLAVERY"));
+  EXPECT_EQ(result.status, 422);
+  ASSERT_EQ(result.errors.size(), 1u) << describe(result.errors);
+  EXPECT_EQ(result.errors[0].pointer, "/case/exploitation/1");
+  EXPECT_NE(result.errors[0].reason.find("'DEBT_SLAVERY'"), std::string::npos);
+  EXPECT_NE(result.errors[0].reason.find("table exploitation"), std::string::npos);
+  EXPECT_TRUE(result.message.IsNull()) << "nothing half-translated is returned";
+}
+
+TEST_F(KhCnp, UnknownSexIsRefused) {
+  const auto result = decode(victim_with("/subject/sex", "Q"));
+  EXPECT_EQ(result.status, 422);
+  EXPECT_TRUE(has_error(result.errors, "/subject/sex", "'Q' (table sex)"))
+      << describe(result.errors);
+}
+
+TEST_F(KhCnp, KhmerSexWordsAreUnderstood) {
+  for (const auto& [word, code] :
+       {std::pair{"ប្រុស", "M"}, std::pair{"ស្រី", "F"}, std::pair{"U", "U"}}) {
+    const auto result = decode(victim_with("/subject/sex", word));
+    ASSERT_EQ(result.status, 0) << describe(result.errors);
+    EXPECT_EQ(json::get_string(result.message["body"]["person"], "sex"), code);
+  }
+}
+
+TEST_F(KhCnp, ImpossibleDatesAreRefusedAtTheirLocation) {
+  for (const char* pointer : {"/subject/dob", "/case/found_date"}) {
+    const auto result = decode(victim_with(pointer, "31/02/2026"));
+    EXPECT_EQ(result.status, 422);
+    EXPECT_TRUE(has_error(result.errors, pointer, "not a real date")) << describe(result.errors);
+  }
+  const auto leap = decode(victim_with("/subject/dob", "29/02/2008"));
+  ASSERT_EQ(leap.status, 0) << describe(leap.errors);
+  EXPECT_EQ(json::get_string(leap.message["body"]["person"], "birthDate"), "2008-02-29");
+  EXPECT_EQ(decode(victim_with("/subject/dob", "29/02/2007")).status, 422);
+  const auto year_only = decode(victim_with("/subject/dob", "00/00/2007"));
+  ASSERT_EQ(year_only.status, 0);
+  EXPECT_EQ(json::get_string(year_only.message["body"]["person"], "birthDate"), "2007");
+  EXPECT_TRUE(has_error(decode(victim_with("/subject/dob", "12/00/2007")).errors, "/subject/dob"));
+}
+
+TEST_F(KhCnp, AnotherFormatIsNotThisFormat) {
+  const auto wrong = decode(victim_with("/format", "KH-CNP-XCHG/1"));
+  EXPECT_EQ(wrong.status, 400);
+  EXPECT_TRUE(has_error(wrong.errors, "/format", "'KH-CNP-XCHG/1'")) << describe(wrong.errors);
+  const auto missing = decode(victim_with("/format", rapidjson::Value()));
+  EXPECT_EQ(missing.status, 400);
+  EXPECT_TRUE(has_error(missing.errors, "/format", "is required"));
+  EXPECT_EQ(kh()->decode("[1, 2]", ctx()).status, 400);
+  EXPECT_EQ(kh()->decode("\"KH-CNP-XCHG/2\"", ctx()).status, 400);
+}
+
+TEST_F(KhCnp, MissingEnvelopeFieldsAreNamed) {
+  for (const char* pointer : {"/msg_no", "/msg_kind", "/sent_at", "/classification", "/from_unit",
+                              "/to_unit", "/subject", "/case", "/case/status", "/to_unit/code"}) {
+    SCOPED_TRACE(pointer);
+    const auto result = decode(victim_with(pointer, rapidjson::Value()));
+    EXPECT_EQ(result.status, 422);
+    EXPECT_TRUE(has_error(result.errors, pointer, "is required")) << describe(result.errors);
+  }
+  const auto empty = decode(victim_with("/msg_no", ""));
+  EXPECT_TRUE(has_error(empty.errors, "/msg_no", "is required")) << "an empty msg_no is none";
+}
+
+TEST_F(KhCnp, SentAtNeedsAnOffset) {
+  const auto result = decode(victim_with("/sent_at", "21/11/2026 09:42:10"));
+  EXPECT_EQ(result.status, 422);
+  EXPECT_TRUE(has_error(result.errors, "/sent_at", "offset")) << describe(result.errors);
+  const auto other_offset = decode(victim_with("/sent_at", "21/11/2026 10:42:10 +08:00"));
+  ASSERT_EQ(other_offset.status, 0);
+  EXPECT_EQ(json::get_string(other_offset.message, "created"), "2026-11-21T02:42:10Z");
+}
+
+TEST_F(KhCnp, InvalidUtf8AndDeepNestingAreNotThisFormat) {
+  std::string bytes = test::read_file(golden_dir() / "victim-referral.kh.json");
+  const auto at = bytes.find("Banlung");
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 1] = '\xC3';  // a lead byte followed by an ASCII letter: broken UTF-8
+  const auto broken = kh()->decode(bytes, ctx());
+  EXPECT_EQ(broken.status, 400);
+  ASSERT_FALSE(broken.errors.empty());
+  EXPECT_EQ(broken.errors[0].reason.find("Banlung"), std::string::npos) << "no content echoed";
+
+  std::string deep = R"({"format": "KH-CNP-XCHG/2", "narrative_en": )";
+  deep += std::string(100, '[') + std::string(100, ']') + "}";
+  EXPECT_EQ(kh()->decode(deep, ctx()).status, 400);
+  EXPECT_EQ(kh()->decode("{\"format\": \"KH-CNP-XCHG/2\",", ctx()).status, 400);
+}
+
+TEST_F(KhCnp, NamesMustBeInTheScriptTheirFieldSays) {
+  const auto latin_in_khmer = decode(victim_with("/subject/family_name_kh", "SOK"));
+  EXPECT_EQ(latin_in_khmer.status, 422);
+  EXPECT_TRUE(has_error(latin_in_khmer.errors, "/subject/family_name_kh", "Khmer script"))
+      << describe(latin_in_khmer.errors);
+  const auto khmer_in_latin = decode(victim_with("/subject/given_name_lat", "វិចិត្រ"));
+  EXPECT_TRUE(has_error(khmer_in_latin.errors, "/subject/given_name_lat", "Latin script"));
+}
+
+TEST_F(KhCnp, AliasesGetTheScriptTheyAreWrittenIn) {
+  rapidjson::Document aliases(rapidjson::kArrayType);
+  for (const char* a : {"ស្រីហួ", "Hoa", "ສົມພອນ", "Hoa ស្រី", "123"}) {
+    aliases.PushBack(rapidjson::StringRef(a), aliases.GetAllocator());
+  }
+  const auto result = decode(victim_with("/subject/aliases", aliases));
+  ASSERT_EQ(result.status, 0) << describe(result.errors);
+  const auto& names = result.message["body"]["person"]["names"];
+  ASSERT_EQ(names.Size(), 6u);
+  const char* scripts[] = {"Latn", "Khmr", "Latn", "Laoo", "Zyyy", "Zyyy"};
+  for (rapidjson::SizeType i = 0; i < names.Size(); ++i) {
+    EXPECT_EQ(json::get_string(names[i], "script"), scripts[i]) << i;
+  }
+  EXPECT_EQ(check(result.message, "kh-ratanakiri").status, 0);
+}
+
+TEST_F(KhCnp, ASubjectWithoutAnyNameIsRefused) {
+  auto doc = golden("victim-referral.kh.json");
+  rapidjson::Pointer("/subject/family_name_lat").Erase(doc);
+  rapidjson::Pointer("/subject/given_name_lat").Erase(doc);
+  rapidjson::Pointer("/subject/aliases").Erase(doc);
+  const auto result = decode(doc);
+  EXPECT_EQ(result.status, 422);
+  EXPECT_TRUE(has_error(result.errors, "/subject", "needs a name")) << describe(result.errors);
+}
+
+TEST_F(KhCnp, UnknownFieldsAndValuesAreRefusedUnlessThePartnerMayCarryThem) {
+  auto doc = victim_with("/case/exploitation/1", "DEBT_SLAVERY");
+  auto& a = doc.GetAllocator();
+  rapidjson::Pointer("/subject/eye_colour").Set(doc, "brown");
+  rapidjson::Pointer("/subject/languages/0").Set(doc, "xx");
+  rapidjson::Value scan(rapidjson::kObjectType);
+  scan.AddMember("kind", "DOCUMENT_SCAN", a);
+  scan.AddMember("mime", "image/jpeg", a);
+  scan.AddMember("b64", "AAAA", a);
+  rapidjson::Value attachments(rapidjson::kArrayType);
+  attachments.PushBack(scan, a);
+  doc.AddMember("attachments", attachments, a);
+
+  const auto refused = decode(doc);
+  EXPECT_EQ(refused.status, 422);
+  EXPECT_TRUE(has_error(refused.errors, "/case/exploitation/1", "'DEBT_SLAVERY'"));
+  EXPECT_TRUE(has_error(refused.errors, "/subject/eye_colour", "not a field"));
+  EXPECT_TRUE(has_error(refused.errors, "/subject/languages/0", "(table language)"));
+  EXPECT_TRUE(has_error(refused.errors, "/attachments/0/kind", "document scan"))
+      << describe(refused.errors);
+
+  const auto carried = decode(doc, ctx("kh-ratanakiri", true));
+  ASSERT_EQ(carried.status, 0) << describe(carried.errors);
+  const auto& unmapped = carried.message["unmapped"];
+  EXPECT_EQ(json::to_string(unmapped["/case/exploitation/1"]), "\"DEBT_SLAVERY\"");
+  EXPECT_EQ(json::to_string(unmapped["/subject/eye_colour"]), "\"brown\"");
+  EXPECT_EQ(json::to_string(unmapped["/subject/languages/0"]), "\"xx\"");
+  EXPECT_EQ(unmapped["/attachments/0"], doc["attachments"][0]);
+  const auto& body = carried.message["body"];
+  EXPECT_EQ(json::to_string(body["exploitation"]), R"(["forced-criminality"])")
+      << "the known code stays, the unknown one is left out";
+  EXPECT_FALSE(body["person"].HasMember("languages"));
+  const auto verdict = check(carried.message, "kh-ratanakiri");
+  EXPECT_EQ(verdict.status, 0) << verdict.detail << describe(verdict.errors);
+}
+
+TEST_F(KhCnp, RequiredCodesCannotBeCarried) {
+  const auto result = decode(victim_with("/case/status", "MISSING"), ctx("kh-ratanakiri", true));
+  EXPECT_EQ(result.status, 422);
+  EXPECT_TRUE(has_error(result.errors, "/case/status", "'MISSING' (table victim-status)"));
+  const auto kind = decode(victim_with("/msg_kind", "CASE_UPDATE"), ctx("kh-ratanakiri", true));
+  EXPECT_TRUE(has_error(kind.errors, "/msg_kind", "'CASE_UPDATE'"));
+}
+
+TEST_F(KhCnp, FieldsOfAnotherKindAreNotSilentlyDropped) {
+  auto doc = golden("wanted-person.kh.json");
+  rapidjson::Pointer("/narrative_en").Set(doc, "Seen with two trucks.");
+  rapidjson::Pointer("/case/status").Set(doc, "RESCUED");
+  const auto result = decode(doc, ctx("kh-stungtreng"));
+  EXPECT_EQ(result.status, 422);
+  EXPECT_TRUE(has_error(result.errors, "/narrative_en", "WANTED_PERSON"));
+  EXPECT_TRUE(has_error(result.errors, "/case", "not used on a WANTED_PERSON"));
+}
+
+// --- the other message kinds ---------------------------------------------------------------------
+
+rapidjson::Document kh_message(const std::string& kind, const std::string& extra) {
+  return parse(R"({"format": "KH-CNP-XCHG/2", "msg_no": "KEP-2026-000009", "msg_kind": ")" + kind +
+               R"(", "sent_at": "01/12/2026 07:00:00 +07:00", "from_unit": {"code": "KH-23-PC"},
+               "to_unit": {"code": "VN-30-CA"}, "classification": "NORMAL")" +
+               (extra.empty() ? "" : ", " + extra) + "}");
+}
+
+constexpr const char* subject_json =
+    R"("subject": {"family_name_lat": "KEO", "given_name_lat": "DARA", "sex": "F",
+       "age_est": 16, "home_province": 23, "languages": ["km", "vi"]})";
+
+TEST_F(KhCnp, HotlineTipGetsAnEvaluationAndKeepsTheLocalReceivedTime) {
+  const auto doc = kh_message("HOTLINE_TIP", std::string(subject_json) + R"(,
+      "tip": {"line": "1288", "received_at": "30/11/2026 22:15 +07:00", "anonymous": true,
+              "urgency": "HIGH", "place": {"province": 23, "detail": "Kep market"},
+              "summary_kh": "ក្មេងស្រីម្នាក់ត្រូវបានគេនាំទៅព្រំដែន",
+              "summary_en": "A girl was taken to the border"})");
+  const auto result = decode(doc, ctx("kh-kep"));
+  ASSERT_EQ(result.status, 0) << describe(result.errors);
+  const auto expected = parse(R"({
+    "receivedAt": "2026-11-30T22:15:00+07:00", "channel": "hotline-1288",
+    "reporterType": "anonymous", "urgency": "high",
+    "subjects": [{"role": "possible-victim", "person": {
+      "names": [{"family": ["KEO"], "given": ["DARA"], "script": "Latn", "kind": "primary",
+                 "order": "family-first"}],
+      "sex": "F", "ageEstimate": {"min": 16, "max": 16},
+      "homeRegion": {"code": "KH-23", "asRecorded": "23"}, "languages": ["khm", "vie"]}}],
+    "places": [{"country": "KH", "region": {"code": "KH-23", "asRecorded": "23"},
+                "detail": "Kep market"}],
+    "summary": {"text": "ក្មេងស្រីម្នាក់ត្រូវបានគេនាំទៅព្រំដែន", "lang": "khm",
+                "translations": [{"text": "A girl was taken to the border", "lang": "eng"}]}})");
+  EXPECT_EQ(result.message["body"], expected) << json::to_string(result.message["body"]);
+  EXPECT_EQ(json::to_string(result.message["evaluation"]),
+            R"({"sourceReliability":"X","informationAccuracy":4})");
+  EXPECT_EQ(check(result.message, "kh-kep").status, 0);
+
+  const auto without_summary = kh_message("HOTLINE_TIP", std::string(subject_json) + R"(,
+      "tip": {"received_at": "30/11/2026 22:15 +07:00", "urgency": "HIGH", "summary_en": ""})");
+  EXPECT_TRUE(has_error(decode(without_summary).errors, "/tip/summary_en", "is required"));
+}
+
+TEST_F(KhCnp, VerificationRequestTakesItsPurposeFromTheFirstQuestion) {
+  const auto doc = kh_message("VERIFY_REQUEST", std::string(subject_json) + R"(,
+      "questions": ["ADDRESS", "FAMILY_TRACING"],
+      "narrative_en": "Does her mother still live in Kep?\r\n\nWho is her guardian?")");
+  const auto result = decode(doc, ctx("kh-kep"));
+  ASSERT_EQ(result.status, 0) << describe(result.errors);
+  const auto& body = result.message["body"];
+  EXPECT_EQ(json::get_string(body, "purpose"), "identity");
+  EXPECT_EQ(json::to_string(body["questions"]),
+            R"(["ADDRESS","FAMILY_TRACING","Does her mother still live in Kep?",)"
+            R"("Who is her guardian?"])");
+  EXPECT_EQ(check(result.message, "kh-kep").status, 0);
+
+  const auto unknown = kh_message(
+      "VERIFY_REQUEST", std::string(subject_json) + R"(, "questions": ["CRIMINAL_RECORD"])");
+  const auto refused = decode(unknown);
+  EXPECT_TRUE(has_error(refused.errors, "/questions/0", "'CRIMINAL_RECORD'"));
+  EXPECT_TRUE(has_error(refused.errors, "/questions", "needs one of"));
+}
+
+TEST_F(KhCnp, ReplyToIsTheAnsweredIdOrElseTheThread) {
+  const auto by_id = kh_message("VERIFY_REPLY", std::string(subject_json) + R"(,
+      "reply_to": "5D0E9B27-8C6F-4A13-A2D4-7E3B1F6C9085",
+      "answer": {"result": "PARTIAL", "note_en": "Family found; identity card not on record."})");
+  const auto result = decode(by_id, ctx("kh-kep"));
+  ASSERT_EQ(result.status, 0) << describe(result.errors);
+  EXPECT_EQ(json::get_string(result.message, "inReplyTo"), "5d0e9b27-8c6f-4a13-a2d4-7e3b1f6c9085");
+  EXPECT_EQ(json::get_string(result.message["body"], "result"), "partial");
+  EXPECT_EQ(json::get_string(result.message["body"]["notes"], "lang"), "eng");
+  EXPECT_TRUE(result.message["body"].HasMember("matched"));
+  EXPECT_EQ(check(result.message, "kh-kep").status, 0);
+
+  auto by_reference = parse(json::to_string(by_id));
+  rapidjson::Pointer("/reply_to").Set(by_reference, "VN30-VR-2026-000088");
+  const auto thread = decode(by_reference, ctx("kh-kep"));
+  ASSERT_EQ(thread.status, 0);
+  EXPECT_FALSE(thread.message.HasMember("inReplyTo"));
+  EXPECT_EQ(json::get_string(thread.message, "caseRef"), "VN30-VR-2026-000088");
+
+  rapidjson::Pointer("/reply_to").Erase(by_reference);
+  EXPECT_TRUE(has_error(decode(by_reference).errors, "/reply_to", "is required"));
+}
+
+TEST_F(KhCnp, AReferenceOnAnotherKindIsKeptAsTheThreadButNotSentBack) {
+  // A referral following up a tip by its msg_no: the reference is kept (caseRef); going out,
+  // caseRef becomes reply_to only on a VERIFY_REPLY, where KH-CNP needs one.
+  const auto result = decode(victim_with("/reply_to", "RTK-2026-000101"));
+  ASSERT_EQ(result.status, 0) << describe(result.errors);
+  EXPECT_EQ(json::get_string(result.message, "caseRef"), "RTK-2026-000101");
+  adapter_context c = ctx();
+  c.recipient = "kh-stungtreng";
+  const auto encoded = kh()->encode(result.message, c);
+  ASSERT_EQ(encoded.status, 0) << describe(encoded.errors);
+  EXPECT_FALSE(parse(encoded.bytes).HasMember("reply_to"));
+}
+
+TEST_F(KhCnp, ReceiptsAnswerAGatewayId) {
+  const auto rejected = kh_message("RECEIPT", R"("reply_to": "3f2b8c1e-7d4a-4e2b-9c61-0a5d2e8f4b17",
+      "status": "REJECTED", "reason": "subject unknown to this commissariat")");
+  const auto result = decode(rejected, ctx("kh-kep"));
+  ASSERT_EQ(result.status, 0) << describe(result.errors);
+  const auto expected = parse(R"({"inReplyTo": "3f2b8c1e-7d4a-4e2b-9c61-0a5d2e8f4b17",
+      "status": "rejected", "received": "2026-12-01T00:00:00Z",
+      "errors": [{"reason": "subject unknown to this commissariat"}]})");
+  EXPECT_EQ(result.message["body"], expected) << json::to_string(result.message["body"]);
+  EXPECT_EQ(json::get_string(result.message, "inReplyTo"), "3f2b8c1e-7d4a-4e2b-9c61-0a5d2e8f4b17");
+  EXPECT_EQ(check(result.message, "kh-kep").status, 0);
+
+  const auto by_msg_no =
+      kh_message("RECEIPT", R"("reply_to": "VN30-2026-000457", "status": "RECEIVED")");
+  EXPECT_TRUE(has_error(decode(by_msg_no).errors, "/reply_to", "UUID"));
+  const auto with_subject = kh_message(
+      "RECEIPT",
+      std::string(subject_json) +
+          R"(, "reply_to": "3f2b8c1e-7d4a-4e2b-9c61-0a5d2e8f4b17", "status": "RECEIVED")");
+  EXPECT_TRUE(has_error(decode(with_subject).errors, "/subject", "not used on a RECEIPT"));
+}
+
+TEST_F(KhCnp, PhotosAreCheckedAgainstTheirDigest) {
+  const std::string image = "\xFF\xD8\xFF\xE0 not really a jpeg";
+  const std::string b64 = "/9j/4CBub3QgcmVhbGx5IGEganBlZw==";
+  auto doc = golden("victim-referral.kh.json");
+  auto& a = doc.GetAllocator();
+  rapidjson::Value photo(rapidjson::kObjectType);
+  photo.AddMember("kind", "PHOTO", a);
+  photo.AddMember("mime", "image/jpeg", a);
+  photo.AddMember("b64", rapidjson::Value(b64.c_str(), a), a);
+  rapidjson::Value attachments(rapidjson::kArrayType);
+  attachments.PushBack(photo, a);
+  doc.AddMember("attachments", attachments, a);
+
+  const auto computed = decode(doc);
+  ASSERT_EQ(computed.status, 0) << describe(computed.errors);
+  const auto& photos = computed.message["body"]["person"]["photos"];
+  ASSERT_EQ(photos.Size(), 1u);
+  EXPECT_EQ(json::get_string(photos[0], "sha256"), sha256_hex(image));
+  EXPECT_EQ(json::get_string(photos[0], "data"), b64);
+
+  std::string upper = sha256_hex(image);
+  std::transform(upper.begin(), upper.end(), upper.begin(), ::toupper);
+  rapidjson::Pointer("/attachments/0/sha256").Set(doc, upper.c_str());
+  EXPECT_EQ(decode(doc).status, 0) << "upper-case hex is the same digest";
+  rapidjson::Pointer("/attachments/0/sha256").Set(doc, std::string(64, '0').c_str());
+  EXPECT_TRUE(has_error(decode(doc).errors, "/attachments/0/sha256", "not the SHA-256"));
+  rapidjson::Pointer("/attachments/0/b64").Set(doc, "not base64!");
+  EXPECT_TRUE(has_error(decode(doc).errors, "/attachments/0/b64", "base64"));
+}
+
+// --- encode refusals -----------------------------------------------------------------------------
+
+rapidjson::Document example(const std::string& type) {
+  return parse(test::read_file(source_dir() / "config" / "examples" / (type + ".json")));
+}
+
+TEST_F(KhCnp, WhatKhRequiresButCannotBeProducedIsA422NamingTheCanonicalField) {
+  adapter_context c = ctx("vn-gialai");
+  c.recipient = "kh-ratanakiri";
+  struct refusal {
+    std::string type;
+    const char* pointer;
+    const char* erase_or_set;
+    const char* value;
+  };
+  const refusal cases[] = {
+      {"victim.identification", "/body/status", "/body/status", "not-a-victim"},
+      {"victim.identification", "/body/person", "/body/person", nullptr},
+      {"person.wanted", "/body/warrants", "/body/warrants", nullptr},
+      {"verification.request", "/body/purpose", "/body/purpose", "criminal-record"},
+      {"verification.result", "/body/matched", "/body/matched", nullptr},
+      {"verification.result", "/inReplyTo", "/inReplyTo", nullptr},
+      {"hotline.tip", "/body/subjects", "/body/subjects/0/person", nullptr},
+  };
+  for (const auto& r : cases) {
+    SCOPED_TRACE(r.type + " " + r.pointer);
+    auto m = example(r.type);
+    if (r.value == nullptr) {
+      rapidjson::Pointer(r.erase_or_set).Erase(m);
+    } else {
+      rapidjson::Pointer(r.erase_or_set).Set(m, r.value);
+    }
+    if (r.type == "hotline.tip") {
+      rapidjson::Pointer("/body/subjects/0/description").Set(m, "A girl of about 15");
+    }
+    if (std::string_view(r.pointer) == "/inReplyTo") {
+      rapidjson::Pointer("/caseRef").Erase(m);
+    }
+    const auto encoded = kh()->encode(m, c);
+    EXPECT_EQ(encoded.status, 422);
+    EXPECT_TRUE(has_error(encoded.errors, r.pointer)) << describe(encoded.errors);
+  }
+}
+
+TEST_F(KhCnp, AWithheldCopyEncodesNormally) {
+  auto m = example("hotline.tip");
+  auto& a = m.GetAllocator();
+  m["body"]["summary"].SetObject();
+  m["body"]["summary"].AddMember("text", "[withheld]", a);
+  rapidjson::Value entry(rapidjson::kObjectType);
+  entry.AddMember("pointer", "/body/summary", a);
+  entry.AddMember("reason", "no-victim-data-agreement", a);
+  rapidjson::Value withheld(rapidjson::kArrayType);
+  withheld.PushBack(entry, a);
+  m.AddMember("withheld", withheld, a);
+  adapter_context c = ctx("vn-gialai");
+  c.recipient = "kh-stungtreng";
+  const auto encoded = kh()->encode(m, c);
+  ASSERT_EQ(encoded.status, 0) << describe(encoded.errors);
+  const auto kh_doc = parse(encoded.bytes);
+  EXPECT_EQ(json::get_string(kh_doc["tip"], "summary_en"), "[withheld]");
+  EXPECT_FALSE(kh_doc.HasMember("withheld"));
+  EXPECT_EQ(json::get_string(kh_doc["to_unit"], "code"), "kh-stungtreng");
+}
+
+// --- receipts and error bodies -------------------------------------------------------------------
+
+TEST_F(KhCnp, TheReceiptNamesThePartnersOwnMsgNo) {
+  // As the inbound route asks for it: the partner as recipient, no sender.
+  receipt_info info{"f40ec925-ef3a-59db-9e2f-d67d0cc8236f", "RTK-2026-000123",
+                    "2026-11-21T02:42:11.250Z", "kh-ratanakiri"};
+  const adapter_context c{.tables = &checker_->tables(), .recipient = "kh-ratanakiri"};
+  const auto receipt = parse(kh()->encode_receipt(info, c));
+  const auto expected = parse(R"({"format": "KH-CNP-XCHG/2", "msg_kind": "RECEIPT",
+      "sent_at": "21/11/2026 09:42:11 +07:00", "from_unit": {"code": "mxgw"},
+      "to_unit": {"code": "kh-ratanakiri"}, "reply_to": "RTK-2026-000123",
+      "classification": "NORMAL", "status": "RECEIVED"})");
+  EXPECT_EQ(json::get_string(receipt, "msg_no"), message_uuid("mxgw-receipt", info.message_id))
+      << "the same accepted message always gets the same receipt";
+  rapidjson::Document without_msg_no;
+  without_msg_no.CopyFrom(receipt, without_msg_no.GetAllocator());
+  without_msg_no.RemoveMember("msg_no");
+  EXPECT_EQ(without_msg_no, expected) << json::to_string(receipt);
+
+  info.reference.clear();
+  info.accepted_at.clear();
+  adapter_context at_noon = c;
+  at_noon.now = std::chrono::sys_days{std::chrono::year{2026} / 11 / 21} + std::chrono::hours{5};
+  const auto by_id = parse(kh()->encode_receipt(info, at_noon));
+  EXPECT_EQ(json::get_string(by_id, "reply_to"), info.message_id);
+  EXPECT_EQ(json::get_string(by_id, "sent_at"), "21/11/2026 12:00:00 +07:00");
+}
+
+TEST_F(KhCnp, ErrorBodiesListEveryLocatedProblem) {
+  const auto body = kh()->encode_error(
+      422, "Message cannot be translated",
+      {{"/case/exploitation/1", "unknown code 'X' (table exploitation)"}, {"/sent_at", "bad"}});
+  EXPECT_EQ(parse(body), parse(R"({"error": "Message cannot be translated: /case/exploitation/1 )"
+                               R"(unknown code 'X' (table exploitation); /sent_at bad"})"));
+  EXPECT_EQ(parse(kh()->encode_error(400, "Malformed message", {})),
+            parse(R"({"error": "Malformed message"})"));
+  EXPECT_EQ(parse(kh()->encode_error(400, "Malformed message", {{"", "not JSON \"x\""}})),
+            parse(R"({"error": "Malformed message: not JSON \"x\""})"));
+}
+
+}  // namespace
+}  // namespace mxgw::adapters

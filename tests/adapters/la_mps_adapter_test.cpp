@@ -1,0 +1,1158 @@
+// Tests of the LA-MPS-XML/1.3 adapter: golden files, round trips (golden, config examples and
+// generated messages), the XML hardening and every refusal.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "adapters/adapter.hpp"
+#include "adapters/common/dates.hpp"
+#include "gateway/common/json.hpp"
+#include "gateway/pipeline/canonical_check.hpp"
+#include "tests/support/test_support.hpp"
+
+namespace mxgw::adapters {
+namespace {
+
+namespace fs = std::filesystem;
+using json_value = rapidjson::Value;
+
+const std::string la_sender = "la-houaphanh";
+
+fs::path golden_dir() {
+  return test::source_dir() / "tests/adapters/golden/la-mps";
+}
+
+std::string pretty(const json_value& v) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(buffer);
+  writer.SetIndent(' ', 2);
+  v.Accept(writer);
+  return std::string(buffer.GetString(), buffer.GetSize()) + "\n";
+}
+
+rapidjson::Document parse_json(const std::string& text) {
+  rapidjson::Document doc;
+  const auto error = json::parse_untrusted(text, doc);
+  EXPECT_FALSE(error) << (error ? error->reason : "");
+  return doc;
+}
+
+std::string errors_text(const std::vector<field_error>& errors) {
+  std::string out;
+  for (const auto& e : errors) {
+    out += "[" + e.pointer + "] " + e.reason + "\n";
+  }
+  return out;
+}
+
+/// Shared fixture: the real canonical checker (config/schema, config/mappings) and the adapter.
+class LaMps : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::vector<pipeline::config_problem> problems;
+    checker_ = std::make_unique<pipeline::canonical_checker>(pipeline::canonical_checker::load(
+        test::source_dir() / "config/schema", test::source_dir() / "config/mappings", problems));
+    ASSERT_TRUE(problems.empty());
+  }
+  static void TearDownTestSuite() { checker_.reset(); }
+
+  static const adapter& la() {
+    const adapter* a = find_adapter("la-mps");
+    EXPECT_NE(a, nullptr);
+    return *a;
+  }
+
+  static adapter_context context(const std::string& sender = la_sender, bool carry = false) {
+    adapter_context ctx;
+    ctx.tables = &checker_->tables();
+    ctx.sender = sender;
+    ctx.recipient = "la-attapeu";
+    ctx.carry_unmapped = carry;
+    return ctx;
+  }
+
+  /// Runs the real canonical checker on `message` as sent by `sender`; returns its verdict.
+  static pipeline::check_result check(const json_value& message, const std::string& sender) {
+    rapidjson::Document parsed;
+    return checker_->check(json::to_string(message), sender, parsed);
+  }
+
+  static void expect_canonical(const json_value& message, const std::string& sender) {
+    const auto verdict = check(message, sender);
+    EXPECT_EQ(verdict.status, 0) << verdict.detail << "\n"
+                                 << errors_text(verdict.errors) << pretty(message);
+  }
+
+  static decode_result decode_ok(const std::string& xml, const std::string& sender = la_sender,
+                                 bool carry = false) {
+    auto result = la().decode(xml, context(sender, carry));
+    EXPECT_EQ(result.status, 0) << errors_text(result.errors) << xml;
+    return result;
+  }
+
+  static std::string encode_ok(const json_value& message) {
+    auto result = la().encode(message, context());
+    EXPECT_EQ(result.status, 0) << errors_text(result.errors) << pretty(message);
+    return result.bytes;
+  }
+
+  static void expect_refused(const std::string& xml, int status, const std::string& pointer,
+                             const std::string& reason_part, bool carry = false) {
+    const auto result = la().decode(xml, context(la_sender, carry));
+    EXPECT_EQ(result.status, status) << xml;
+    EXPECT_TRUE(result.message.IsNull());
+    bool found = false;
+    for (const auto& e : result.errors) {
+      found = found || (e.pointer == pointer && e.reason.find(reason_part) != std::string::npos);
+    }
+    EXPECT_TRUE(found) << "wanted [" << pointer << "] ..." << reason_part << "... in\n"
+                       << errors_text(result.errors);
+  }
+
+  static std::unique_ptr<pipeline::canonical_checker> checker_;
+};
+
+std::unique_ptr<pipeline::canonical_checker> LaMps::checker_;
+
+// A minimal valid victim message around `person` and `victim` fragments.
+std::string victim_xml(const std::string& person, const std::string& victim,
+                       const std::string& root_extra = "") {
+  return R"(<?xml version="1.0" encoding="UTF-8"?>
+<LaoPoliceMessage version="1.3" type="victim" ref="HP-2569-0099" date="20/11/2569" )"
+         R"(time="14:05" classification="ລັບ")" +
+         root_extra + ">\n<Person role=\"victim\">" + person +
+         "</Person>\n<Victim status=\"identified\">" + victim + "</Victim>\n</LaoPoliceMessage>\n";
+}
+
+// The start and end of a hotline message, for documents that attack the parser through its text.
+const std::string hotline_head =
+    R"(<LaoPoliceMessage version="1.3" type="hotline" ref="X" date="20/11/2569" time="14:05" )"
+    R"(classification="general"><Hotline line="1300" received="20/11/2569 14:00" )"
+    R"(urgency="high">)";
+const std::string hotline_tail = "</Hotline></LaoPoliceMessage>";
+const std::string xinclude_ns = R"( xmlns:xi="http://www.w3.org/2001/XInclude")";
+
+const std::string plain_person = R"(<Name script="latin" family="PHOMMAVONG" given="KHAMLA"/>)";
+
+// ---------------------------------------------------------------------------------------------
+
+TEST_F(LaMps, IsRegisteredAsXml) {
+  const auto ids = adapter_ids();
+  EXPECT_NE(std::find(ids.begin(), ids.end(), "la-mps"), ids.end());
+  EXPECT_EQ(la().id(), "la-mps");
+  EXPECT_EQ(la().content_type(), "application/xml");
+}
+
+// Golden files: <name>.xml decodes to <name>.json (compared as parsed documents), passes the
+// real canonical checker, and survives decode -> encode -> decode. MXGW_UPDATE_GOLDEN=1 rewrites
+// the .json files from the adapter's output, for review in the diff.
+class LaMpsGolden : public LaMps, public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(LaMpsGolden, DecodesToTheExpectedCanonicalMessage) {
+  const std::string name = GetParam();
+  const std::string xml = test::read_file(golden_dir() / (name + ".xml"));
+  auto decoded = decode_ok(xml);
+  ASSERT_TRUE(decoded.message.IsObject());
+  const fs::path expected_path = golden_dir() / (name + ".json");
+  if (std::getenv("MXGW_UPDATE_GOLDEN") != nullptr) {
+    test::write_file(expected_path, pretty(decoded.message));
+  }
+  const auto expected = parse_json(test::read_file(expected_path));
+  EXPECT_TRUE(decoded.message == expected) << "decoded:\n"
+                                           << pretty(decoded.message) << "expected:\n"
+                                           << pretty(expected);
+  expect_canonical(decoded.message, la_sender);
+
+  const std::string again = encode_ok(decoded.message);
+  auto redecoded = decode_ok(again);
+  EXPECT_TRUE(redecoded.message == decoded.message) << again << pretty(redecoded.message);
+  EXPECT_EQ(encode_ok(redecoded.message), again);  // a fixpoint after one round
+}
+
+INSTANTIATE_TEST_SUITE_P(Examples, LaMpsGolden,
+                         ::testing::Values("victim", "receipt", "wanted", "hotline",
+                                           "verify-request", "verify-reply"),
+                         [](const auto& param_info) {
+                           std::string n = param_info.param;
+                           std::replace(n.begin(), n.end(), '-', '_');
+                           return n;
+                         });
+
+// The two golden files victim.xml and receipt.xml are the examples of the partner description,
+// byte for byte (checked when ../shared/partners/la-mps.md is present).
+TEST_F(LaMps, GoldenFilesAreThePartnerDescriptionExamples) {
+  const fs::path description = test::source_dir().parent_path() / "shared/partners/la-mps.md";
+  if (!fs::exists(description)) {
+    GTEST_SKIP() << "no " << description;
+  }
+  const std::string md = test::read_file(description);
+  const std::regex block("```xml\\n([\\s\\S]*?)```");
+  std::vector<std::string> examples;
+  for (auto it = std::sregex_iterator(md.begin(), md.end(), block); it != std::sregex_iterator();
+       ++it) {
+    examples.push_back((*it)[1].str());
+  }
+  ASSERT_EQ(examples.size(), 2u);
+  EXPECT_EQ(examples[0], test::read_file(golden_dir() / "victim.xml"));
+  EXPECT_EQ(examples[1], test::read_file(golden_dir() / "receipt.xml"));
+}
+
+TEST_F(LaMps, VictimExampleMapsTheDocumentedFields) {
+  auto d = decode_ok(test::read_file(golden_dir() / "victim.xml"));
+  const auto& m = d.message;
+  EXPECT_EQ(std::string(m["id"].GetString()), message_uuid(la_sender, "HP-2569-0042"));
+  EXPECT_STREQ(m["created"].GetString(), "2026-11-20T07:05:00Z");  // 14:05 at UTC+07:00
+  EXPECT_STREQ(m["legalBasis"].GetString(), "consent");
+  EXPECT_STREQ(m["handling"]["confidentiality"].GetString(), "confidential");
+  EXPECT_STREQ(m["body"]["person"]["birthDate"].GetString(), "2008-08-15");  // BE 2551
+  EXPECT_STREQ(m["body"]["person"]["names"][0]["script"].GetString(), "Laoo");
+  EXPECT_STREQ(m["body"]["person"]["nationalities"][0].GetString(), "LA");
+  EXPECT_STREQ(m["body"]["person"]["languages"][0].GetString(), "lao");
+  EXPECT_STREQ(m["body"]["exploitation"][0].GetString(), "forced-marriage");
+  EXPECT_STREQ(m["body"]["events"][0]["date"].GetString(), "2026-11-18");
+  EXPECT_STREQ(m["unmapped"]["/LaoPoliceMessage/Person/Home/@village"].GetString(), "Ban Na Meo");
+}
+
+// ---------------------------------------------------------------------------------------------
+// canonical -> LA-MPS -> canonical for config/examples
+
+class LaMpsExamples : public LaMps {
+ protected:
+  static rapidjson::Document example(const std::string& type) {
+    return parse_json(test::read_file(test::source_dir() / "config/examples" / (type + ".json")));
+  }
+
+  /// Encodes the example, decodes the XML as if its sender had sent it and checks the result;
+  /// from then on a round changes nothing. Returns the decoded message.
+  static rapidjson::Document round_trip(const std::string& type) {
+    const auto original = example(type);
+    const std::string sender = original["sender"].GetString();
+    const std::string xml = encode_ok(original);
+    auto decoded = decode_ok(xml, sender);
+    expect_canonical(decoded.message, sender);
+    const std::string second = encode_ok(decoded.message);
+    auto again = decode_ok(second, sender);
+    EXPECT_TRUE(again.message == decoded.message) << pretty(again.message);
+    EXPECT_EQ(encode_ok(again.message), second);
+    EXPECT_STREQ(decoded.message["ref"].GetString(), original["ref"].IsString()
+                                                         ? original["ref"].GetString()
+                                                         : original["id"].GetString());
+    EXPECT_STREQ(decoded.message["handling"]["confidentiality"].GetString(),
+                 original["handling"]["confidentiality"].GetString());
+    rapidjson::Document out;
+    out.CopyFrom(decoded.message, out.GetAllocator());
+    return out;
+  }
+};
+
+TEST_F(LaMpsExamples, VictimIdentificationKeepsWhatLaMpsCarries) {
+  const auto original = example("victim.identification");
+  const auto m = round_trip("victim.identification");
+  const auto& b = m["body"];
+  const auto& p = b["person"];
+  // Latin primary name kept; the Khmer name and the alias travel as <Alias>.
+  EXPECT_TRUE(p["names"][0] == original["body"]["person"]["names"][1]);
+  EXPECT_STREQ(p["names"][1]["given"][0].GetString(), "គំរូ សុភា");
+  EXPECT_STREQ(p["names"][1]["script"].GetString(), "Khmr");
+  EXPECT_STREQ(p["names"][2]["given"][0].GetString(), "Phia");
+  EXPECT_TRUE(p["sex"] == original["body"]["person"]["sex"]);
+  EXPECT_TRUE(p["birthDate"] == original["body"]["person"]["birthDate"]);
+  EXPECT_TRUE(p["birthDateApprox"] == original["body"]["person"]["birthDateApprox"]);
+  EXPECT_TRUE(p["nationalities"] == original["body"]["person"]["nationalities"]);
+  EXPECT_STREQ(p["documents"][0]["type"].GetString(), "other");  // border-pass has no LA code
+  EXPECT_STREQ(p["documents"][0]["number"].GetString(), "EXAMPLE-0001");
+  EXPECT_STREQ(p["homeRegion"]["code"].GetString(), "KH-16");
+  EXPECT_EQ(p["languages"].Size(), 1u);  // jra has no ISO 639-1 code
+  EXPECT_TRUE(b["status"] == original["body"]["status"]);
+  EXPECT_TRUE(b["exploitation"] == original["body"]["exploitation"]);
+  EXPECT_TRUE(b["needs"] == original["body"]["needs"]);
+  EXPECT_TRUE(b["accompanyingMinors"] == original["body"]["accompanyingMinors"]);
+  EXPECT_TRUE(b["repatriationRequested"] == original["body"]["repatriationRequested"]);
+  EXPECT_TRUE(b["consent"]["given"].GetBool());
+  EXPECT_STREQ(b["events"][0]["date"].GetString(), "2026-11-18");
+  EXPECT_STREQ(b["events"][0]["place"]["region"]["code"].GetString(), "VN-30");
+  EXPECT_TRUE(b["narrative"]["text"] == original["body"]["narrative"]["text"]);
+  EXPECT_STREQ(b["narrative"]["lang"].GetString(), "vie");
+}
+
+TEST_F(LaMpsExamples, PersonWantedKeepsTheWarrant) {
+  const auto original = example("person.wanted");
+  const auto m = round_trip("person.wanted");
+  const auto& w = m["body"]["warrants"][0];
+  const auto& ow = original["body"]["warrants"][0];
+  EXPECT_TRUE(w["number"] == ow["number"]);
+  EXPECT_TRUE(w["issuingAuthority"] == ow["issuingAuthority"]);
+  EXPECT_TRUE(w["issued"] == ow["issued"]);
+  EXPECT_TRUE(w["charges"][0]["text"] == ow["charges"][0]["text"]);
+  EXPECT_TRUE(w["charges"][0]["statute"]["code"] == ow["charges"][0]["statute"]["code"]);
+  EXPECT_STREQ(m["body"]["requestedAction"].GetString(), "locate-and-arrest");
+  EXPECT_STREQ(m["body"]["lastSeen"]["region"]["code"].GetString(), "KH-16");
+  EXPECT_STREQ(m["body"]["lastSeen"]["date"].GetString(), "2026-11-10");
+  EXPECT_FALSE(m["body"].HasMember("warnings"));  // escape-risk is not "dangerous"
+}
+
+TEST_F(LaMpsExamples, HotlineTipKeepsSummaryUrgencyAndSubject) {
+  const auto original = example("hotline.tip");
+  const auto m = round_trip("hotline.tip");
+  const auto& b = m["body"];
+  EXPECT_STREQ(b["receivedAt"].GetString(), "2026-11-23T12:58:00Z");
+  EXPECT_STREQ(b["channel"].GetString(), "phone");  // hotline-111 is written as line="province"
+  EXPECT_TRUE(b["urgency"] == original["body"]["urgency"]);
+  EXPECT_TRUE(b["summary"]["text"] == original["body"]["summary"]["text"]);
+  EXPECT_TRUE(b["summary"]["translations"][0] == original["body"]["summary"]["translations"][0]);
+  EXPECT_STREQ(b["subjects"][0]["role"].GetString(), "possible-victim");
+  EXPECT_EQ(b["subjects"][0]["person"]["ageEstimate"]["max"].GetInt(), 15);  // the lower bound
+  EXPECT_STREQ(b["places"][0]["region"]["code"].GetString(), "KH-16");
+  EXPECT_STREQ(m["evaluation"]["sourceReliability"].GetString(), "X");
+}
+
+TEST_F(LaMpsExamples, VerificationRequestKeepsPurposeQuestionsDeadline) {
+  const auto original = example("verification.request");
+  const auto m = round_trip("verification.request");
+  EXPECT_TRUE(m["body"]["purpose"] == original["body"]["purpose"]);
+  EXPECT_TRUE(m["body"]["questions"] == original["body"]["questions"]);
+  EXPECT_TRUE(m["body"]["deadline"] == original["body"]["deadline"]);
+  EXPECT_TRUE(m["body"]["urgency"] == original["body"]["urgency"]);
+}
+
+TEST_F(LaMpsExamples, VerificationResultAndReceiptKeepTheirReplyLink) {
+  const auto result = example("verification.result");
+  const auto r = round_trip("verification.result");
+  EXPECT_TRUE(r["inReplyTo"] == result["inReplyTo"]);
+  EXPECT_TRUE(r["body"]["result"] == result["body"]["result"]);
+  EXPECT_TRUE(r["body"]["notes"] == result["body"]["notes"]);
+  const auto receipt = example("receipt");
+  const auto c = round_trip("receipt");
+  EXPECT_TRUE(c["body"]["inReplyTo"] == receipt["body"]["inReplyTo"]);
+  EXPECT_TRUE(c["inReplyTo"] == receipt["inReplyTo"]);
+  EXPECT_STREQ(c["body"]["status"].GetString(), "received");
+}
+
+TEST_F(LaMpsExamples, CaseStatusHasNoLaMpsType) {
+  const auto result = la().encode(example("case.status"), context());
+  EXPECT_EQ(result.status, 422);
+  ASSERT_FALSE(result.errors.empty());
+  EXPECT_EQ(result.errors[0].pointer, "/type");
+  EXPECT_TRUE(result.bytes.empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generated messages: canonical -> LA-MPS -> canonical gives the message back exactly.
+
+class message_generator {
+ public:
+  message_generator(const pipeline::code_tables& tables, unsigned seed) : rng_(seed) {
+    for (const auto* e : tables.find("region")->entries()) {
+      regions_.push_back((*e)["code"].GetString());
+    }
+    for (const auto* e : tables.find("country")->entries()) {
+      countries_.push_back((*e)["code"].GetString());
+    }
+    for (const auto* e : tables.find("language")->entries()) {
+      if (e->HasMember("iso639_1")) {
+        languages_.push_back((*e)["code"].GetString());
+      }
+    }
+  }
+
+  /// Message number `i` of type `i % 6`, in the form LA-MPS carries exactly.
+  rapidjson::Document make(int i, const std::string& sender) {
+    rapidjson::Document m(rapidjson::kObjectType);
+    a_ = &m.GetAllocator();
+    static const char* types[] = {"victim.identification", "person.wanted",       "hotline.tip",
+                                  "verification.request",  "verification.result", "receipt"};
+    static const char* levels[] = {"restricted", "confidential", "secret"};
+    const std::string type = types[i % 6];
+    const std::string ref = "GEN-" + std::to_string(i) + (i % 7 == 0 ? "/ລາວ" : "");
+    const std::string created = i % 50 == 3 ? "2024-02-28T17:30:00Z" : instant();  // BE 29/02
+    m.AddMember("mx", "1", *a_);
+    m.AddMember("id", s(message_uuid(sender, ref)), *a_);
+    m.AddMember("type", s(type), *a_);
+    m.AddMember("created", s(created), *a_);
+    m.AddMember("sender", s(sender), *a_);
+    m.AddMember("ref", s(ref), *a_);
+    json_value body(rapidjson::kObjectType);
+    std::string legal_basis = "crime-prevention";
+    if (type == "victim.identification") {
+      victim(body, i, legal_basis);
+    } else if (type == "person.wanted") {
+      wanted(body);
+    } else if (type == "hotline.tip") {
+      hotline(body, i);
+      json_value evaluation(rapidjson::kObjectType);
+      evaluation.AddMember("sourceReliability", "X", *a_);
+      evaluation.AddMember("informationAccuracy", 4, *a_);
+      m.AddMember("evaluation", evaluation, *a_);
+    } else if (type == "verification.request") {
+      request(body, i);
+    } else if (type == "verification.result") {
+      m.AddMember("inReplyTo", s(uuid()), *a_);
+      result(body, i);
+    } else {
+      const std::string reply = uuid();
+      m.AddMember("inReplyTo", s(reply), *a_);
+      body.AddMember("inReplyTo", s(reply), *a_);
+      const bool rejected = i % 4 == 1;
+      body.AddMember("status", rejected ? "rejected" : "received", *a_);
+      body.AddMember("received", s(created), *a_);
+      if (rejected) {
+        json_value error(rapidjson::kObjectType);
+        error.AddMember("reason", s(pick(texts())), *a_);
+        json_value errors(rapidjson::kArrayType);
+        errors.PushBack(error, *a_);
+        body.AddMember("errors", errors, *a_);
+      }
+    }
+    m.AddMember("legalBasis", s(legal_basis), *a_);
+    json_value handling(rapidjson::kObjectType);
+    handling.AddMember("confidentiality", s(levels[(i / 6) % 3]), *a_);
+    json_value codes(rapidjson::kArrayType);
+    codes.PushBack("H0", *a_);
+    handling.AddMember("codes", codes, *a_);
+    m.AddMember("handling", handling, *a_);
+    m.AddMember("body", body, *a_);
+    return m;
+  }
+
+ private:
+  using strings = std::vector<std::string>;
+
+  json_value s(const std::string& text) { return json_value(text.c_str(), *a_); }
+  bool chance(int percent) { return static_cast<int>(rng_() % 100) < percent; }
+  const std::string& pick(const strings& list) { return list[rng_() % list.size()]; }
+
+  static const strings& texts() {
+    static const strings t = {
+        "Plain text.",
+        "Markup <b>bold</b> & \"quotes\" 'apostrophes' ]]> end",
+        "Two lines\r\nwith CRLF\tand a tab",
+        "ຜູ້ເຄາະຮ້າຍຖືກພົບຢູ່ບ້ານນາແມວ.",
+        "Nạn nhân được phát hiện tại Mường Lát, Thanh Hóa.",
+        "Emoji outside the BMP: \xF0\x9F\x98\x80 and </Narrative><Injected/>",
+    };
+    return t;
+  }
+
+  std::string uuid() {
+    static const char* hex = "0123456789abcdef";
+    std::string u;
+    for (int k = 0; k < 32; ++k) {
+      if (k == 8 || k == 12 || k == 16 || k == 20) {
+        u += '-';
+      }
+      u += hex[rng_() % 16];
+    }
+    return u;
+  }
+
+  std::string instant() {
+    using namespace std::chrono;
+    const auto t = sys_days{year{2024} / 1 / 1} + days(rng_() % 1500) + minutes(rng_() % 1440);
+    const std::time_t c = system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&c, &tm);
+    char b[32];
+    std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:00Z", &tm);
+    return b;
+  }
+
+  /// A partial date: year only, year-month, a full date, or a leap day (BE 29/02/25xx).
+  std::string partial(int from, int span) {
+    static const int leap_years[] = {1996, 2000, 2004, 2008, 2012, 2016, 2020, 2024};
+    char b[16];
+    const int form = static_cast<int>(rng_() % 4);
+    const int y = from + static_cast<int>(rng_() % span);
+    if (form == 0) {
+      std::snprintf(b, sizeof b, "%04d", y);
+    } else if (form == 1) {
+      std::snprintf(b, sizeof b, "%04d-%02d", y, 1 + static_cast<int>(rng_() % 12));
+    } else if (form == 2) {
+      std::snprintf(b, sizeof b, "%04d-%02d-%02d", y, 1 + static_cast<int>(rng_() % 12),
+                    1 + static_cast<int>(rng_() % 28));
+    } else {
+      std::snprintf(b, sizeof b, "%04d-02-29", leap_years[rng_() % 8]);
+    }
+    return b;
+  }
+
+  json_value parts(const std::string& text) {
+    json_value out(rapidjson::kArrayType);
+    std::size_t start = 0;
+    while (start <= text.size()) {
+      std::size_t end = text.find(' ', start);
+      end = end == std::string::npos ? text.size() : end;
+      out.PushBack(s(text.substr(start, end - start)), *a_);
+      start = end + 1;
+    }
+    return out;
+  }
+
+  json_value name(const std::string& family, const std::string& given, const char* script) {
+    json_value n(rapidjson::kObjectType);
+    if (!family.empty()) {
+      n.AddMember("family", parts(family), *a_);
+    }
+    if (!given.empty()) {
+      n.AddMember("given", parts(given), *a_);
+    }
+    n.AddMember("script", json_value(script, *a_), *a_);
+    n.AddMember("kind", "primary", *a_);
+    n.AddMember("order", "family-first", *a_);
+    return n;
+  }
+
+  void unique_codes(json_value& target, const char* member, const strings& from, int max) {
+    json_value list(rapidjson::kArrayType);
+    strings used;
+    const int n = static_cast<int>(rng_() % (max + 1));
+    for (int k = 0; k < n; ++k) {
+      const std::string& c = pick(from);
+      if (std::find(used.begin(), used.end(), c) == used.end()) {
+        used.push_back(c);
+        list.PushBack(s(c), *a_);
+      }
+    }
+    if (!list.Empty()) {
+      target.AddMember(json_value(member, *a_), list, *a_);
+    }
+  }
+
+  json_value person() {
+    static const strings lao_family = {"ພົມມະວົງ", "ສີສຸວັນ", "ແກ້ວມະນີ", "ວົງສາ", "ໄຊຍະວົງ"};
+    static const strings lao_given = {"ຄຳລາ", "ບຸນມີ", "ສົມພອນ", "ນ້ອຍ", "ບົວພັນ", "ແສງ ດາວ"};
+    static const strings latin_family = {"PHOMMAVONG", "SISOUVANH", "KEOMANY",
+                                         "VONGSA",     "NGUYEN",    "A<B&C\"D"};
+    static const strings latin_given = {"KHAMLA",  "BOUNMY", "SOMPHONE",
+                                        "THI HOA", "VAN AN", "X\r\nY"};
+    static const strings aliases = {"Noy", "Mr Boun", "ນ້ອຍ", "ທ້າວບຸນ", "Bee & Co"};
+    static const strings sexes = {"M", "F", "U"};
+    static const strings document_types = {"passport", "national-id", "birth-certificate",
+                                           "family-book", "other"};
+    json_value p(rapidjson::kObjectType);
+    json_value names(rapidjson::kArrayType);
+    const bool lao = chance(70);
+    const bool latin = !lao || chance(80);
+    if (lao) {
+      names.PushBack(name(chance(90) ? pick(lao_family) : "", pick(lao_given), "Laoo"), *a_);
+    }
+    if (latin) {
+      names.PushBack(name(pick(latin_family), chance(90) ? pick(latin_given) : "", "Latn"), *a_);
+    }
+    for (int k = static_cast<int>(rng_() % 3); k > 0; --k) {
+      const std::string& alias = pick(aliases);
+      json_value n(rapidjson::kObjectType);
+      json_value given(rapidjson::kArrayType);
+      given.PushBack(s(alias), *a_);
+      n.AddMember("given", given, *a_);
+      n.AddMember("script", alias[0] < 0 ? "Laoo" : "Latn", *a_);
+      n.AddMember("kind", "alias", *a_);
+      names.PushBack(n, *a_);
+    }
+    p.AddMember("names", names, *a_);
+    if (chance(80)) {
+      p.AddMember("sex", s(pick(sexes)), *a_);
+    }
+    if (chance(60)) {
+      p.AddMember("birthDate", s(partial(1950, 70)), *a_);
+      if (chance(50)) {
+        p.AddMember("birthDateApprox", chance(50), *a_);
+      }
+    } else if (chance(50)) {
+      json_value age(rapidjson::kObjectType);
+      const int n = static_cast<int>(rng_() % 80);
+      age.AddMember("min", n, *a_);
+      age.AddMember("max", n, *a_);
+      p.AddMember("ageEstimate", age, *a_);
+    }
+    unique_codes(p, "nationalities", countries_, 2);
+    if (chance(60)) {
+      json_value documents(rapidjson::kArrayType);
+      for (int k = 1 + static_cast<int>(rng_() % 2); k > 0; --k) {
+        json_value d(rapidjson::kObjectType);
+        d.AddMember("type", s(pick(document_types)), *a_);
+        if (chance(80)) {
+          d.AddMember("number", s("N-" + std::to_string(rng_() % 1000000)), *a_);
+        }
+        if (chance(70)) {
+          d.AddMember("issuingCountry", s(pick(countries_)), *a_);
+        }
+        documents.PushBack(d, *a_);
+      }
+      p.AddMember("documents", documents, *a_);
+    }
+    if (chance(50)) {
+      json_value home(rapidjson::kObjectType);
+      home.AddMember("code", s(pick(regions_)), *a_);
+      p.AddMember("homeRegion", home, *a_);
+    }
+    unique_codes(p, "languages", languages_, 2);
+    return p;
+  }
+
+  json_value text(bool with_lang) {
+    static const strings langs = {"lao", "eng", "vie"};
+    json_value t(rapidjson::kObjectType);
+    t.AddMember("text", s(pick(texts())), *a_);
+    if (with_lang && chance(75)) {
+      t.AddMember("lang", s(pick(langs)), *a_);
+    }
+    return t;
+  }
+
+  void victim(json_value& body, int i, std::string& legal_basis) {
+    static const strings statuses = {"possible", "identified", "rescued", "returned"};
+    static const strings exploitation = {
+        "sexual",        "forced-labour",  "forced-marriage", "forced-criminality",
+        "organ-removal", "forced-begging", "forced-adoption", "surrogacy",
+        "other"};
+    static const strings needs = {"medical", "shelter",     "psychological",
+                                  "legal",   "interpreter", "travel-document"};
+    body.AddMember("person", person(), *a_);
+    body.AddMember("status", s(statuses[(i / 6) % 4]), *a_);
+    json_value kinds(rapidjson::kArrayType);
+    kinds.PushBack(s(exploitation[(i / 6) % 9]), *a_);
+    body.AddMember("exploitation", kinds, *a_);
+    if (chance(60)) {
+      json_value event(rapidjson::kObjectType);
+      event.AddMember("type", "identification", *a_);
+      if (chance(70)) {
+        event.AddMember("date", s(partial(2020, 8)), *a_);
+      }
+      json_value place(rapidjson::kObjectType);
+      if (chance(70)) {
+        json_value region(rapidjson::kObjectType);
+        region.AddMember("code", s(pick(regions_)), *a_);
+        place.AddMember("region", region, *a_);
+      }
+      if (chance(60)) {
+        place.AddMember("detail", s(pick(texts())), *a_);
+      }
+      if (place.MemberCount() > 0) {
+        event.AddMember("place", place, *a_);
+      }
+      json_value events(rapidjson::kArrayType);
+      events.PushBack(event, *a_);
+      body.AddMember("events", events, *a_);
+    }
+    if (chance(50)) {
+      body.AddMember("accompanyingMinors", static_cast<int>(rng_() % 5), *a_);
+    }
+    unique_codes(body, "needs", needs, 4);
+    if (chance(50)) {
+      body.AddMember("repatriationRequested", chance(50), *a_);
+    }
+    const int consent = static_cast<int>(rng_() % 3);
+    if (consent > 0) {
+      json_value c(rapidjson::kObjectType);
+      c.AddMember("given", consent == 1, *a_);
+      if (consent == 1) {
+        json_value scope(rapidjson::kArrayType);
+        scope.PushBack("victim-protection", *a_);
+        scope.PushBack("repatriation", *a_);
+        c.AddMember("scope", scope, *a_);
+        legal_basis = "consent";
+      }
+      body.AddMember("consent", c, *a_);
+    }
+    if (chance(60)) {
+      body.AddMember("narrative", text(true), *a_);
+    }
+  }
+
+  void wanted(json_value& body) {
+    body.AddMember("person", person(), *a_);
+    json_value w(rapidjson::kObjectType);
+    w.AddMember("number", s("W/" + std::to_string(rng_() % 10000)), *a_);
+    w.AddMember("issuingCountry", "LA", *a_);
+    w.AddMember("issuingAuthority", s(chance(50) ? "Houaphanh People's Court" : "ສານປະຊາຊົນ"), *a_);
+    w.AddMember("issued", s(partial(2015, 12)), *a_);
+    if (chance(40)) {
+      w.AddMember("expires", s(partial(2027, 5)), *a_);
+    }
+    json_value charges(rapidjson::kArrayType);
+    for (int k = 1 + static_cast<int>(rng_() % 3); k > 0; --k) {
+      json_value c(rapidjson::kObjectType);
+      c.AddMember("text", s(pick(texts())), *a_);
+      if (chance(50)) {
+        json_value statute(rapidjson::kObjectType);
+        statute.AddMember("jurisdiction", "LA", *a_);
+        statute.AddMember("code", s("LA-ATIP-2015-ART" + std::to_string(80 + rng_() % 20)), *a_);
+        c.AddMember("statute", statute, *a_);
+      }
+      charges.PushBack(c, *a_);
+    }
+    w.AddMember("charges", charges, *a_);
+    json_value warrants(rapidjson::kArrayType);
+    warrants.PushBack(w, *a_);
+    body.AddMember("warrants", warrants, *a_);
+    body.AddMember("requestedAction", "locate-and-arrest", *a_);
+    if (chance(50)) {
+      json_value warnings(rapidjson::kArrayType);
+      warnings.PushBack("violent", *a_);
+      body.AddMember("warnings", warnings, *a_);
+    }
+    if (chance(60)) {
+      json_value seen(rapidjson::kObjectType);
+      const bool with_region = chance(70);
+      if (with_region) {
+        json_value region(rapidjson::kObjectType);
+        region.AddMember("code", s(pick(regions_)), *a_);
+        seen.AddMember("region", region, *a_);
+      }
+      if (!with_region || chance(50)) {
+        seen.AddMember("detail", s(pick(texts())), *a_);
+      }
+      if (chance(60)) {
+        seen.AddMember("date", s(partial(2024, 3)), *a_);
+      }
+      body.AddMember("lastSeen", seen, *a_);
+    }
+  }
+
+  void hotline(json_value& body, int i) {
+    static const strings channels = {"hotline-1300", "phone", "web", "walk-in"};
+    static const strings urgency = {"immediate", "high", "normal"};
+    static const strings roles = {"possible-victim", "suspected-trafficker", "witness"};
+    body.AddMember("receivedAt", s(instant()), *a_);
+    body.AddMember("channel", s(channels[(i / 6) % 4]), *a_);
+    if (chance(40)) {
+      body.AddMember("reporterType", "anonymous", *a_);
+    }
+    body.AddMember("urgency", s(urgency[(i / 6) % 3]), *a_);
+    if (chance(60)) {
+      json_value subject(rapidjson::kObjectType);
+      subject.AddMember("role", s(roles[(i / 6) % 3]), *a_);
+      subject.AddMember("person", person(), *a_);
+      json_value subjects(rapidjson::kArrayType);
+      subjects.PushBack(subject, *a_);
+      body.AddMember("subjects", subjects, *a_);
+    }
+    if (chance(50)) {
+      json_value region(rapidjson::kObjectType);
+      region.AddMember("code", s(pick(regions_)), *a_);
+      json_value place(rapidjson::kObjectType);
+      place.AddMember("region", region, *a_);
+      json_value places(rapidjson::kArrayType);
+      places.PushBack(place, *a_);
+      body.AddMember("places", places, *a_);
+    }
+    json_value summary = text(false);
+    if (chance(50)) {
+      json_value translations(rapidjson::kArrayType);
+      translations.PushBack(text(true), *a_);
+      summary.AddMember("translations", translations, *a_);
+    }
+    body.AddMember("summary", summary, *a_);
+  }
+
+  void request(json_value& body, int i) {
+    static const strings purposes = {"nationality", "identity", "family-tracing",
+                                     "document-authenticity", "criminal-record"};
+    static const strings urgency = {"immediate", "high", "normal"};
+    body.AddMember("purpose", s(purposes[(i / 6) % 5]), *a_);
+    body.AddMember("subject", person(), *a_);
+    json_value questions(rapidjson::kArrayType);
+    for (int k = static_cast<int>(rng_() % 3); k > 0; --k) {
+      questions.PushBack(s(pick(texts())), *a_);
+    }
+    if (!questions.Empty()) {
+      body.AddMember("questions", questions, *a_);
+    }
+    if (chance(50)) {
+      char b[16];
+      std::snprintf(b, sizeof b, "2026-%02d-%02d", 1 + static_cast<int>(rng_() % 12),
+                    1 + static_cast<int>(rng_() % 28));
+      body.AddMember("deadline", s(b), *a_);
+    }
+    if (chance(50)) {
+      body.AddMember("urgency", s(pick(urgency)), *a_);
+    }
+  }
+
+  void result(json_value& body, int i) {
+    static const strings results = {"confirmed", "not-confirmed", "partial", "no-record",
+                                    "refused"};
+    body.AddMember("result", s(results[(i / 6) % 5]), *a_);
+    if (chance(60)) {
+      body.AddMember("matched", person(), *a_);
+    }
+    if (chance(60)) {
+      body.AddMember("notes", text(true), *a_);
+    }
+  }
+
+  std::mt19937 rng_;
+  rapidjson::Document::AllocatorType* a_ = nullptr;
+  strings regions_;
+  strings countries_;
+  strings languages_;
+};
+
+TEST_F(LaMps, TwoHundredFortyGeneratedMessagesSurviveCanonicalToLaMpsToCanonical) {
+  message_generator generator(checker_->tables(), 20261120u);
+  const std::vector<std::string> senders = {"la-houaphanh", "la-attapeu", "vn-thanhhoa"};
+  int checked = 0;
+  for (int i = 0; i < 240; ++i) {
+    const std::string& sender = senders[i % senders.size()];
+    const auto original = generator.make(i, sender);
+    SCOPED_TRACE("message " + std::to_string(i));
+    expect_canonical(original, sender);
+    const auto encoded = la().encode(original, context(sender));
+    ASSERT_EQ(encoded.status, 0) << errors_text(encoded.errors) << pretty(original);
+    const auto decoded = la().decode(encoded.bytes, context(sender));
+    ASSERT_EQ(decoded.status, 0) << errors_text(decoded.errors) << encoded.bytes;
+    EXPECT_TRUE(decoded.message == original) << "original:\n"
+                                             << pretty(original) << "xml:\n"
+                                             << encoded.bytes << "decoded:\n"
+                                             << pretty(decoded.message);
+    expect_canonical(decoded.message, sender);
+    ++checked;
+  }
+  EXPECT_EQ(checked, 240);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hardening: every refusal is a 400 (not this format) and nothing of the input leaks.
+
+TEST_F(LaMps, RefusesADoctype) {
+  expect_refused(R"(<?xml version="1.0"?><!DOCTYPE LaoPoliceMessage><LaoPoliceMessage/>)", 400, "",
+                 "DOCTYPE");
+}
+
+TEST_F(LaMps, RefusesBillionLaughs) {
+  const std::string bomb = R"(<?xml version="1.0"?>
+<!DOCTYPE lolz [
+ <!ENTITY lol "lol">
+ <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+ <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+ <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+ <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+ <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+ <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+ <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+ <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+ <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>)" + hotline_head + "&lol9;" +
+                           hotline_tail;
+  const auto started = std::chrono::steady_clock::now();
+  expect_refused(bomb, 400, "", "DOCTYPE");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(1));
+}
+
+TEST_F(LaMps, RefusesExternalEntitiesAndLeaksNothingOfTheFile) {
+  const std::string secret_marker = "root:";
+  const std::vector<std::string> attacks = {
+      // classic XXE: an external entity in the internal subset
+      R"(<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>)" +
+          hotline_head + "&xxe;" + hotline_tail,
+      // an external DTD
+      R"(<?xml version="1.0"?><!DOCTYPE LaoPoliceMessage SYSTEM "file:///etc/passwd">)"
+      R"(<LaoPoliceMessage/>)",
+      // a parameter entity
+      R"(<?xml version="1.0"?><!DOCTYPE r [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]><r/>)",
+      // an entity reference with no declaration at all
+      R"(<?xml version="1.0"?>)" + hotline_head + "&xxe;" + hotline_tail,
+      // XInclude is not processed: the element is simply not LA-MPS
+      R"(<?xml version="1.0"?>)" + std::string(hotline_head).replace(17, 0, xinclude_ns) +
+          R"(<xi:include href="file:///etc/passwd" parse="text"/>)" + hotline_tail,
+  };
+  for (std::size_t i = 0; i < attacks.size(); ++i) {
+    SCOPED_TRACE("attack " + std::to_string(i));
+    const auto result = la().decode(attacks[i], context());
+    EXPECT_NE(result.status, 0);
+    EXPECT_TRUE(i == 4 ? result.status == 422 : result.status == 400);
+    EXPECT_TRUE(result.message.IsNull());
+    const std::string everything =
+        errors_text(result.errors) + la().encode_error(result.status, "refused", result.errors);
+    EXPECT_EQ(everything.find(secret_marker), std::string::npos) << everything;
+    EXPECT_EQ(everything.find("/bin/"), std::string::npos) << everything;
+  }
+}
+
+TEST_F(LaMps, RefusesInvalidUtf8) {
+  const std::string good = test::read_file(golden_dir() / "receipt.xml");
+  for (const std::string bad :
+       {"\x80", "\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE2\x82"}) {
+    std::string xml = good;
+    xml.insert(xml.find("</LaoPoliceMessage>"), "<!-- " + bad + " -->");
+    expect_refused(xml, 400, "", "not valid UTF-8");
+  }
+}
+
+TEST_F(LaMps, RefusesOtherDeclaredEncodings) {
+  expect_refused(R"(<?xml version="1.0" encoding="ISO-8859-1"?><LaoPoliceMessage/>)", 400, "",
+                 "not UTF-8");
+}
+
+TEST_F(LaMps, RefusesDeepNesting) {
+  std::string deep = "<LaoPoliceMessage>";
+  for (int i = 0; i < 40; ++i) {
+    deep += "<a>";
+  }
+  for (int i = 0; i < 40; ++i) {
+    deep += "</a>";
+  }
+  deep += "</LaoPoliceMessage>";
+  expect_refused(deep, 400, "", "nested deeper than 32");
+}
+
+TEST_F(LaMps, RefusesOversizedAndMalformedInput) {
+  expect_refused(std::string(1024 * 1024 + 1, ' '), 400, "", "larger than");
+  expect_refused("", 400, "", "empty");
+  expect_refused("{\"mx\":\"1\"}", 400, "", "not well-formed");
+  expect_refused("<LaoPoliceMessage><Person></LaoPoliceMessage>", 400, "", "not well-formed");
+}
+
+TEST_F(LaMps, RefusesTooManyElements) {
+  std::string wide = "<LaoPoliceMessage>";
+  for (int i = 0; i < 6000; ++i) {
+    wide += "<a/>";
+  }
+  wide += "</LaoPoliceMessage>";
+  expect_refused(wide, 400, "", "more than 5000 elements");
+}
+
+TEST_F(LaMps, ListsAtMostAHundredErrors) {
+  std::string attributes;
+  for (int i = 0; i < 500; ++i) {
+    attributes += " x" + std::to_string(i) + "=\"1\"";
+  }
+  const auto result = la().decode(victim_xml(plain_person, "", attributes), context());
+  EXPECT_EQ(result.status, 422);
+  EXPECT_EQ(result.errors.size(), 101u);
+  EXPECT_EQ(result.errors.back().reason, "more errors were found and are not listed");
+}
+
+TEST_F(LaMps, RefusesAWrongRootElement) {
+  expect_refused(R"(<KhmerPoliceMessage version="1.3"/>)", 400, "/KhmerPoliceMessage",
+                 "root element");
+  expect_refused(R"(<LaoPoliceMessage xmlns="urn:other" version="1.3"/>)", 400,
+                 "/{urn:other}LaoPoliceMessage", "root element");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mapping errors: 422 with the location in the partner's bytes.
+
+TEST_F(LaMps, RefusesAWrongVersion) {
+  std::string xml = test::read_file(golden_dir() / "receipt.xml");
+  xml.replace(xml.find("version=\"1.3\""), 13, "version=\"1.2\"");
+  expect_refused(xml, 422, "/LaoPoliceMessage/@version", "'1.2'");
+}
+
+TEST_F(LaMps, RefusesAnUnknownCodeNamingPlaceValueAndTable) {
+  const std::string xml = victim_xml(
+      plain_person, "<Exploitation>sexual</Exploitation><Exploitation>trafficking</Exploitation>");
+  expect_refused(xml, 422, "/LaoPoliceMessage/Victim/Exploitation[2]",
+                 "'trafficking' is not in table 'exploitation'");
+  expect_refused(victim_xml(plain_person + "<Nationality>XYZ</Nationality>", ""), 422,
+                 "/LaoPoliceMessage/Person/Nationality[1]", "'XYZ' is not in table 'country'");
+  expect_refused(victim_xml(plain_person + "<Gender>ຍິງຊາຍ</Gender>", ""), 422,
+                 "/LaoPoliceMessage/Person/Gender", "is not in table 'sex'");
+  expect_refused(victim_xml(plain_person + R"(<Home province="LA-ZZ"/>)", ""), 422,
+                 "/LaoPoliceMessage/Person/Home/@province", "'LA-ZZ' is not in table 'region'");
+}
+
+TEST_F(LaMps, CarriesUnknownCodesInUnmappedWhenThePartnerAllowsIt) {
+  const std::string xml = victim_xml(
+      plain_person + R"(<Language>xx</Language><Document type="driving-licence">D-1</Document>)",
+      "<Exploitation>sexual</Exploitation><Exploitation>trafficking</Exploitation>");
+  auto d = decode_ok(xml, la_sender, true);
+  const auto& u = d.message["unmapped"];
+  EXPECT_STREQ(u["/LaoPoliceMessage/Victim/Exploitation[2]"].GetString(), "trafficking");
+  EXPECT_STREQ(u["/LaoPoliceMessage/Person/Language[1]"].GetString(), "xx");
+  EXPECT_STREQ(u["/LaoPoliceMessage/Person/Document[1]/@type"].GetString(), "driving-licence");
+  EXPECT_STREQ(d.message["body"]["person"]["documents"][0]["type"].GetString(), "other");
+  EXPECT_EQ(d.message["body"]["exploitation"].Size(), 1u);
+  expect_canonical(d.message, la_sender);
+  // A required code cannot be left out, so it is refused even then.
+  std::string status = victim_xml(plain_person, "");
+  status.replace(status.find("status=\"identified\""), 19, "status=\"trafficked\"");
+  expect_refused(status, 422, "/LaoPoliceMessage/Victim/@status", "'trafficked'", true);
+}
+
+TEST_F(LaMps, RefusesDatesThatDoNotExist) {
+  expect_refused(victim_xml(plain_person + "<BirthDate>31/02/2569</BirthDate>", ""), 422,
+                 "/LaoPoliceMessage/Person/BirthDate", "'31/02/2569' is not a real date");
+  expect_refused(victim_xml(plain_person + "<BirthDate>29/02/2569</BirthDate>", ""), 422,
+                 "/LaoPoliceMessage/Person/BirthDate", "is not a real date");  // 2026: no leap
+  expect_refused(victim_xml(plain_person, R"(<Found date="31/02/2569"/>)"), 422,
+                 "/LaoPoliceMessage/Victim/Found/@date", "'31/02/2569'");
+  std::string bad_time = test::read_file(golden_dir() / "receipt.xml");
+  bad_time.replace(bad_time.find("14:06"), 5, "24:30");
+  expect_refused(bad_time, 422, "/LaoPoliceMessage/@time", "'24:30'");
+  // the BE leap day is fine
+  auto d = decode_ok(victim_xml(plain_person + "<BirthDate>29/02/2567</BirthDate>", ""));
+  EXPECT_STREQ(d.message["body"]["person"]["birthDate"].GetString(), "2024-02-29");
+}
+
+TEST_F(LaMps, RefusesMissingRequiredAttributesAndElements) {
+  std::string no_ref = test::read_file(golden_dir() / "receipt.xml");
+  no_ref.replace(no_ref.find(" ref=\"HP-2569-0043\""), 19, "");
+  expect_refused(no_ref, 422, "/LaoPoliceMessage/@ref", "is required");
+  std::string no_reply = test::read_file(golden_dir() / "receipt.xml");
+  no_reply.replace(no_reply.find(" replyTo=\"VN21-2026-000031\""), 27, "");
+  expect_refused(no_reply, 422, "/LaoPoliceMessage/@replyTo", "is required");
+  expect_refused(victim_xml(R"(<Name family="X"/>)", ""), 422,
+                 "/LaoPoliceMessage/Person/Name[1]/@script", "is required");
+  expect_refused(victim_xml(R"(<Name script="latin"/>)", ""), 422,
+                 "/LaoPoliceMessage/Person/Name[1]", "needs a family or a given name");
+  expect_refused(victim_xml("", ""), 422, "/LaoPoliceMessage/Person",
+                 "needs at least one <Name> or <Alias>");
+  std::string no_victim = victim_xml(plain_person, "");
+  no_victim.erase(no_victim.find("<Victim"),
+                  no_victim.find("</Victim>") + 9 - no_victim.find("<Victim"));
+  expect_refused(no_victim, 422, "/LaoPoliceMessage/Victim", "is required");
+}
+
+TEST_F(LaMps, RefusesWhatLaMpsDoesNotDefine) {
+  expect_refused(victim_xml(plain_person + "<Tattoo>dragon</Tattoo>", ""), 422,
+                 "/LaoPoliceMessage/Person/Tattoo", "is not an element");
+  expect_refused(victim_xml(plain_person, "", R"( priority="1")"), 422,
+                 "/LaoPoliceMessage/@priority", "is not an attribute");
+  expect_refused(victim_xml(plain_person + "<Gender>F</Gender><Gender>M</Gender>", ""), 422,
+                 "/LaoPoliceMessage/Person/Gender[2]", "may appear only once");
+  std::string warrant_in_victim = victim_xml(plain_person, "");
+  warrant_in_victim.insert(warrant_in_victim.find("</LaoPoliceMessage>"),
+                           R"(<Warrant number="1"/>)");
+  expect_refused(warrant_in_victim, 422, "/LaoPoliceMessage/Warrant", "is not an element");
+  expect_refused(victim_xml(plain_person, "text here"), 422, "/LaoPoliceMessage/Victim",
+                 "holds text");
+}
+
+TEST_F(LaMps, RefusesAnUnknownClassificationEvenWhenCarrying) {
+  std::string xml = test::read_file(golden_dir() / "receipt.xml");
+  xml.replace(xml.find("classification=\"general\""), 24, "classification=\"top\"");
+  expect_refused(xml, 422, "/LaoPoliceMessage/@classification",
+                 "'top' is not in table 'classification'", true);
+}
+
+TEST_F(LaMps, LongPartnerValuesAreQuotedShortInErrors) {
+  const std::string long_value(5000, 'Q');
+  const auto result =
+      la().decode(victim_xml(plain_person + "<Gender>" + long_value + "</Gender>", ""), context());
+  ASSERT_EQ(result.status, 422);
+  EXPECT_LT(result.errors[0].reason.size(), 200u);
+}
+
+TEST_F(LaMps, ReplyToThatIsNotAUuidGetsAPlaceholderAndIsKept) {
+  auto d = decode_ok(test::read_file(golden_dir() / "receipt.xml"));
+  EXPECT_EQ(std::string(d.message["inReplyTo"].GetString()),
+            message_uuid("la-mps:reply-to", "VN21-2026-000031"));
+  EXPECT_STREQ(d.message["unmapped"]["/LaoPoliceMessage/@replyTo"].GetString(), "VN21-2026-000031");
+  EXPECT_NE(encode_ok(d.message).find(R"(replyTo="VN21-2026-000031")"), std::string::npos);
+}
+
+TEST_F(LaMps, TheSenderComesFromTheContextNeverFromTheBytes) {
+  auto a = decode_ok(test::read_file(golden_dir() / "victim.xml"), "la-houaphanh");
+  auto b = decode_ok(test::read_file(golden_dir() / "victim.xml"), "la-attapeu");
+  EXPECT_STREQ(a.message["sender"].GetString(), "la-houaphanh");
+  EXPECT_STREQ(b.message["sender"].GetString(), "la-attapeu");
+  EXPECT_STRNE(a.message["id"].GetString(), b.message["id"].GetString());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+
+TEST_F(LaMps, EncodingEscapesMarkupQuotesAndLineBreaks) {
+  auto m = parse_json(test::read_file(golden_dir() / "victim.json"));
+  auto& a = m.GetAllocator();
+  auto& latin = m["body"]["person"]["names"][1];
+  latin["family"][0].SetString("A<B&C\"D\r\nE'F", a);
+  m["body"]["narrative"]["text"].SetString("</Narrative><Injected/> & ]]> <!-- -->", a);
+  const std::string xml = encode_ok(m);
+  EXPECT_NE(xml.find(R"(family="A&lt;B&amp;C&quot;D&#13;&#10;E'F")"), std::string::npos) << xml;
+  EXPECT_EQ(xml.find("<Injected"), std::string::npos) << xml;
+  EXPECT_EQ(xml.find("<B&"), std::string::npos) << xml;
+  auto back = decode_ok(xml);
+  EXPECT_STREQ(back.message["body"]["person"]["names"][1]["family"][0].GetString(),
+               "A<B&C\"D\r\nE'F");
+  EXPECT_STREQ(back.message["body"]["narrative"]["text"].GetString(),
+               "</Narrative><Injected/> & ]]> <!-- -->");
+}
+
+TEST_F(LaMps, EncodingWritesBuddhistEraDatesAndLaoTime) {
+  auto m = parse_json(test::read_file(golden_dir() / "verify-reply.json"));
+  const std::string xml = encode_ok(m);
+  EXPECT_NE(xml.find(R"(date="29/02/2567" time="16:20" calendar="BE")"), std::string::npos) << xml;
+  EXPECT_NE(xml.find(R"(<BirthDate calendar="BE">29/02/2547</BirthDate>)"), std::string::npos)
+      << xml;
+  EXPECT_NE(xml.find(R"(<Nationality>LAO</Nationality>)"), std::string::npos) << xml;
+  EXPECT_EQ(xml.rfind(R"(<?xml version="1.0" encoding="UTF-8"?>)", 0), 0u) << xml;
+}
+
+TEST_F(LaMps, EncodingRefusesWhatLaMpsCannotSay) {
+  auto victim = parse_json(test::read_file(golden_dir() / "victim.json"));
+  victim["body"]["status"].SetString("not-a-victim");
+  auto r = la().encode(victim, context());
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.errors.at(0).pointer, "/body/status");
+
+  auto wanted = parse_json(test::read_file(golden_dir() / "wanted.json"));
+  wanted["body"]["requestedAction"].SetString("monitor");
+  r = la().encode(wanted, context());
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.errors.at(0).pointer, "/body/requestedAction");
+  wanted["body"]["requestedAction"].SetString("locate-and-arrest");
+  wanted["body"]["warrants"][0].RemoveMember("number");
+  r = la().encode(wanted, context());
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.errors.at(0).pointer, "/body/warrants/0/number");
+
+  auto tip = parse_json(test::read_file(golden_dir() / "hotline.json"));
+  tip["body"]["channel"].SetString("ngo-referral");
+  r = la().encode(tip, context());
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.errors.at(0).pointer, "/body/channel");
+
+  auto control = parse_json(test::read_file(golden_dir() / "victim.json"));
+  control["body"]["narrative"]["text"].SetString("bell \x07 character");
+  r = la().encode(control, context());
+  EXPECT_EQ(r.status, 422);
+  EXPECT_EQ(r.errors.at(0).pointer, "/body/narrative/text");
+  EXPECT_TRUE(r.bytes.empty());
+}
+
+TEST_F(LaMps, ReceiptIsTheDocumentedLaMpsReceipt) {
+  receipt_info info;
+  info.message_id = "0b7c8f1e-2d3a-5b4c-8d9e-0f1a2b3c4d5e";
+  info.reference = "HP-2569-0042";
+  info.accepted_at = "2026-11-20T07:05:31.250Z";
+  info.recipient = la_sender;
+  const std::string xml = la().encode_receipt(info, context());
+  EXPECT_EQ(xml,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<LaoPoliceMessage version=\"1.3\" type=\"receipt\" "
+            "ref=\"0b7c8f1e-2d3a-5b4c-8d9e-0f1a2b3c4d5e\" replyTo=\"HP-2569-0042\" "
+            "date=\"20/11/2569\" time=\"14:05\" classification=\"general\">\n"
+            "  <Receipt status=\"received\"/>\n"
+            "</LaoPoliceMessage>\n");
+  // Our own receipt is itself a valid LA-MPS receipt.
+  auto d = decode_ok(xml);
+  EXPECT_STREQ(d.message["body"]["status"].GetString(), "received");
+  expect_canonical(d.message, la_sender);
+}
+
+TEST_F(LaMps, ErrorBodyIsEscapedXml) {
+  const std::string body = la().encode_error(
+      422, "cannot be mapped", {{"/LaoPoliceMessage/Victim/Exploitation[2]", "'<x>&' is bad"}});
+  EXPECT_EQ(body,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+            "<Error>cannot be mapped\n"
+            "/LaoPoliceMessage/Victim/Exploitation[2]: '&lt;x&gt;&amp;' is bad</Error>\n");
+  const std::string odd = la().encode_error(400, std::string("bad \x01 byte \xFF"), {});
+  EXPECT_NE(odd.find("bad ? byte ?"), std::string::npos) << odd;
+}
+
+}  // namespace
+}  // namespace mxgw::adapters

@@ -7,13 +7,13 @@
 
 #include <rapidjson/document.h>
 
+#include "gateway/common/uuid.hpp"
 #include "gateway/pipeline/code_tables.hpp"
 #include "gateway/pipeline/schema_set.hpp"
 
 namespace mxgw::pipeline {
 
-/// True for an RFC 4122 textual UUID (8-4-4-4-12 hex digits, either case).
-bool is_uuid(std::string_view text);
+using mxgw::is_uuid;  // RFC 4122 textual UUID (gateway/common/uuid.hpp)
 
 /// Checks a schema-valid message and appends every breach (all of them, not just the first).
 /// Tables that are not loaded are not checked (config check reports missing tables).

@@ -39,6 +39,7 @@
 
 #include "gateway/common/json.hpp"
 #include "gateway/common/time.hpp"
+#include "gateway/common/uuid.hpp"
 
 namespace mxgw::sim {
 
@@ -68,22 +69,6 @@ constexpr const char* tls12_ciphers =
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-
-bool is_uuid(std::string_view text) {
-  if (text.size() != 36) {
-    return false;
-  }
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (text[i] != '-') {
-        return false;
-      }
-    } else if (!std::isxdigit(static_cast<unsigned char>(text[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
 
 using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
 

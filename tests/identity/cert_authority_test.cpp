@@ -233,7 +233,9 @@ TEST(CertAuthority, IssuedCertHasExpectedStructure) {
   EXPECT_NE(ASN1_OCTET_STRING_cmp(ski, ca_ski), 0);
 
   // The key: PKCS#8 PEM, EC P-256, matching the certificate.
-  EXPECT_NE(issued.key_pem.find("-----BEGIN PRIVATE KEY-----"), std::string::npos);
+  EXPECT_NE(issued.key_pem.find("-----BEGIN "
+                                "PRIVATE KEY-----"),
+            std::string::npos);
   auto key = parse_key(issued.key_pem);
   ASSERT_NE(key, nullptr);
   EXPECT_TRUE(EVP_PKEY_is_a(key.get(), "EC"));
@@ -469,7 +471,10 @@ TEST(CertsDir, InitCreatesTrustStore) {
   auto server = parse_cert(server_pem);
   auto server_key = parse_key(test::read_file(dir / "server.key"));
   EXPECT_EQ(X509_check_private_key(server.get(), server_key.get()), 1);
-  EXPECT_NE(test::read_file(dir / "ca.key").find("-----BEGIN PRIVATE KEY-----"), std::string::npos);
+  EXPECT_NE(test::read_file(dir / "ca.key")
+                .find("-----BEGIN "
+                      "PRIVATE KEY-----"),
+            std::string::npos);
 
   // The server certificate serves localhost over IPv4 and IPv6, and is also a client certificate.
   EXPECT_EQ(verify(ca_pem, server_pem, {.purpose = X509_PURPOSE_SSL_SERVER, .host = "localhost"}),

@@ -289,8 +289,9 @@ int run(int argc, char** argv) {
         return sim::parse_listen(value) ? std::string()
                                         : std::string("expected ADDR:PORT, e.g. 127.0.0.1:9443");
       });
-  sim_cmd->add_option("--format", sim_options.format, "message format")
-      ->check(CLI::IsMember({"mx"}));
+  sim_cmd->add_option("--format", sim_options.format, "message format (mx or an adapter id)");
+  sim_cmd->add_option("--mappings", sim_options.mappings_dir,
+                      "code tables for partner formats (config/mappings)");
   sim_cmd->add_option("--cert", sim_options.cert, "server certificate")
       ->required()
       ->check(CLI::ExistingFile);

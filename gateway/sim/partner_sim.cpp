@@ -37,9 +37,11 @@
 #include <unordered_map>
 #include <utility>
 
+#include "adapters/adapter.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/common/time.hpp"
 #include "gateway/common/uuid.hpp"
+#include "gateway/pipeline/code_tables.hpp"
 
 namespace mxgw::sim {
 
@@ -152,6 +154,7 @@ struct sim_reply {
   int status = 200;
   std::string body;
   std::string location;  ///< Location header when not empty
+  std::string content_type = "application/json";
   std::chrono::milliseconds delay{0};
   bool drop = false;  ///< close without answering (the sim went down meanwhile)
 };
@@ -166,7 +169,30 @@ struct partner_sim::impl : std::enable_shared_from_this<partner_sim::impl> {
         down_timer(control),
         current(o.faults),
         fail_first_left(o.faults.fail_first),
-        rng(o.faults.seed) {}
+        rng(o.faults.seed) {
+    if (o.format != "mx") {
+      // A partner format: decode with the gateway's own adapter to find the message id.
+      format = adapters::find_adapter(o.format);
+      if (format == nullptr) {
+        std::string known;
+        for (const auto& id : adapters::adapter_ids()) {
+          known += (known.empty() ? "" : ", ") + id;
+        }
+        throw std::invalid_argument("partner-sim: unknown format '" + o.format +
+                                    "' (known: " + known + ")");
+      }
+      std::vector<identity::config_problem> problems;
+      tables = std::make_unique<pipeline::code_tables>(
+          pipeline::code_tables::load(o.mappings_dir, problems));
+      if (!problems.empty()) {
+        throw std::invalid_argument("partner-sim: the code tables in '" + o.mappings_dir.string() +
+                                    "' (--mappings) cannot be loaded: " + problems.front().reason);
+      }
+    }
+  }
+
+  const adapters::adapter* format = nullptr;      // null: canonical mx
+  std::unique_ptr<pipeline::code_tables> tables;  // for partner formats
 
   // Run time (the control strand owns the acceptor, the down timer and the session list walk).
   beast::error_code open_listener();
@@ -394,7 +420,7 @@ class sim_session : public std::enable_shared_from_this<sim_session> {
     }
     response_.emplace(static_cast<bhttp::status>(reply.status), version);
     response_->set(bhttp::field::server, "mxgw-partner-sim");
-    response_->set(bhttp::field::content_type, "application/json");
+    response_->set(bhttp::field::content_type, reply.content_type);
     response_->set(bhttp::field::cache_control, "no-store");
     if (!reply.location.empty()) {
       response_->set(bhttp::field::location, reply.location);
@@ -632,7 +658,20 @@ sim_reply partner_sim::impl::receive_message(const std::string& body) {
   // Only the id is read; the rest of the message is neither kept nor logged.
   rapidjson::Document doc;
   std::string_view id;
-  if (json::parse_untrusted(body, doc)) {
+  std::string reference;
+  if (format != nullptr) {
+    auto decoded = format->decode(body, {.tables = tables.get(), .sender = "mxgw"});
+    if (decoded.status != 0) {
+      reply.status = 400;
+      reply.content_type = std::string(format->content_type());
+      reply.body = format->encode_error(400, "not a valid message", decoded.errors);
+      say("POST /v1/messages -> 400 invalid");
+      return reply;
+    }
+    doc = std::move(decoded.message);
+    reference = std::string(json::get_string(doc, "ref"));
+    id = json::get_string(doc, "id");
+  } else if (json::parse_untrusted(body, doc)) {
     reply.status = 400;
     reply.body = error_body("body is not valid JSON");
   } else {
@@ -652,15 +691,28 @@ sim_reply partner_sim::impl::receive_message(const std::string& body) {
   std::lock_guard lock(state_mutex);
   if (auto it = receipts.find(key); it != receipts.end()) {
     ++counters.duplicates;
+    if (format != nullptr) {
+      reply.status = 200;
+      reply.content_type = std::string(format->content_type());
+    }
     reply.body = it->second;
     say("POST /v1/messages id=" + key + " -> 202 duplicate");
     return reply;
   }
-  reply.body = json_object([&](json_writer& w) {
-    put(w, "id", key);
-    put(w, "status", "accepted");
-    put(w, "acceptedAt", format_rfc3339_ms(std::chrono::system_clock::now()));
-  });
+  const std::string accepted_at = format_rfc3339_ms(std::chrono::system_clock::now());
+  if (format != nullptr) {
+    // Partner formats answer 200 with a receipt in their own format.
+    reply.status = 200;
+    reply.content_type = std::string(format->content_type());
+    reply.body = format->encode_receipt({key, reference, accepted_at, "mxgw"},
+                                        {.tables = tables.get(), .recipient = "mxgw"});
+  } else {
+    reply.body = json_object([&](json_writer& w) {
+      put(w, "id", key);
+      put(w, "status", "accepted");
+      put(w, "acceptedAt", accepted_at);
+    });
+  }
   receipts.emplace(key, reply.body);
   order.push_back(key);
   ++counters.unique_ids;
@@ -693,10 +745,6 @@ void partner_sim::impl::say(const std::string& line) {
 // ---- partner_sim ----
 
 partner_sim::partner_sim(const partner_sim_options& options) {
-  if (options.format != "mx") {
-    throw std::invalid_argument("partner-sim: unknown format '" + options.format +
-                                "' (supported: mx)");
-  }
   check_faults(options.faults);
   beast::error_code ec;
   const auto address = asio::ip::make_address(options.address, ec);

@@ -31,10 +31,11 @@ struct partner_sim_options {
   std::filesystem::path cert;  ///< the sim's server certificate chain (PEM)
   std::filesystem::path key;   ///< its private key (PEM)
   std::filesystem::path ca;    ///< trust anchor(s) that client certificates must chain to
-  std::string format = "mx";   ///< wire format of received messages; only "mx" (canonical) for now
-  sim::faults faults;          ///< initial fault switches
-  bool verbose = false;        ///< one line per request (id and outcome, never content) to stderr
-  std::size_t threads = 1;     ///< io_context threads
+  std::string format = "mx";   ///< wire format of received messages: mx or a registered adapter id
+  std::filesystem::path mappings_dir;  ///< code tables (config/mappings), for partner formats
+  sim::faults faults;                  ///< initial fault switches
+  bool verbose = false;     ///< one line per request (id and outcome, never content) to stderr
+  std::size_t threads = 1;  ///< io_context threads
 };
 
 /// What the sim has seen so far.

@@ -1,0 +1,95 @@
+// End to end across formats: Ratanakiri posts KH-CNP, Houaphanh receives LA-MPS XML and Thanh Hoa
+// receives canonical mx/1, all over mutual TLS, each answering receipts in its own format.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <thread>
+
+#include "adapters/common/dates.hpp"
+#include "gateway/sim/partner_sim.hpp"
+#include "tests/integration/gateway_fixture.hpp"
+
+namespace mxgw::test {
+namespace {
+
+class CrossFormat : public gateway_fixture {
+ protected:
+  void configure(config::gateway_config& c) override {
+    auto start_sim = [&](const std::string& format) {
+      sim::partner_sim_options options;
+      options.cert = dir_ / "server.pem";
+      options.key = dir_ / "server.key";
+      options.ca = dir_ / "ca.pem";
+      options.format = format;
+      options.mappings_dir = source_dir() / "config" / "mappings";
+      auto s = std::make_unique<sim::partner_sim>(options);
+      s->start();
+      return s;
+    };
+    houaphanh_ = start_sim("la-mps");
+    thanhhoa_ = start_sim("mx");
+    const std::string common = R"("agreements":["victim-data"],
+        "purposes":["victim-protection","repatriation"],
+        "delivery":{"backoff_base_ms":20,"backoff_cap_ms":100})";
+    write_file(dir_ / "partners.json", R"({"partners":[
+      {"id":"kh-ratanakiri","name":"Ratanakiri commissariat","country":"KH","adapter":"kh-cnp"},
+      {"id":"la-houaphanh","name":"Houaphanh police","country":"LA","adapter":"la-mps",
+       "endpoint":"https://127.0.0.1:)" + std::to_string(houaphanh_->port()) +
+                                           R"(/v1/messages",)" + common + R"(},
+      {"id":"vn-thanhhoa","name":"Thanh Hoa liaison office","country":"VN",
+       "endpoint":"https://127.0.0.1:)" + std::to_string(thanhhoa_->port()) +
+                                           R"(/v1/messages",)" + common + R"(}]})");
+    write_file(dir_ / "routing.json", R"({"rules":[
+      {"id":"kh-victims-onward","match":{"types":["victim.identification"],
+       "senders":["kh-ratanakiri"]},"add":["la-houaphanh","vn-thanhhoa"]}]})");
+    c.routing_file = dir_ / "routing.json";
+    c.delivery.poll_interval_ms = 20;
+  }
+
+  void TearDown() override {
+    gateway_fixture::TearDown();
+    houaphanh_.reset();
+    thanhhoa_.reset();
+  }
+
+  std::unique_ptr<sim::partner_sim> houaphanh_, thanhhoa_;
+};
+
+TEST_F(CrossFormat, KhInLaAndCanonicalOutEachWithItsReceipt) {
+  const auto ratanakiri = partner_client("kh-ratanakiri");
+  const auto body = read_file(source_dir() / "tests" / "adapters" / "golden" / "kh-cnp" /
+                              "victim-referral.kh.json");
+  auto r = post(ratanakiri, body, "/v1/inbound/kh-cnp");
+  ASSERT_EQ(r.status, 200) << r.body << r.error;
+  const auto id = adapters::message_uuid("kh-ratanakiri", "RTK-2026-000123");
+
+  // Houaphanh decoded LA-MPS XML and Thanh Hoa canonical JSON, and both recorded the message.
+  const auto patience = std::chrono::seconds(20);
+  ASSERT_TRUE(houaphanh_->wait_until([](const auto& s) { return s.unique_ids == 1; }, patience));
+  ASSERT_TRUE(thanhhoa_->wait_until([](const auto& s) { return s.unique_ids == 1; }, patience));
+  EXPECT_TRUE(thanhhoa_->has(id));
+  EXPECT_EQ(houaphanh_->stats().failures_sent, 0u);
+
+  // The sender sees both deliveries, routed by the rule, with their receipts' times.
+  rapidjson::Document s;
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  for (;;) {
+    s.Parse(get(ratanakiri, "/v1/messages/" + id).body.c_str());
+    bool all = s.IsObject() && s["recipients"].Size() == 2;
+    for (const auto& rec : s["recipients"].GetArray()) {
+      all = all && std::string(rec["state"].GetString()) == "delivered";
+    }
+    if (all || std::chrono::steady_clock::now() > deadline) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(s["recipients"].Size(), 2u) << get(ratanakiri, "/v1/messages/" + id).body;
+  for (const auto& rec : s["recipients"].GetArray()) {
+    EXPECT_EQ(std::string(rec["state"].GetString()), "delivered") << rec["partner"].GetString();
+    EXPECT_EQ(std::string(rec["decidedBy"].GetString()), "kh-victims-onward");
+  }
+}
+
+}  // namespace
+}  // namespace mxgw::test

@@ -15,20 +15,6 @@ namespace {
 
 constexpr int be_offset = 543;
 
-bool read_int(std::string_view text, std::size_t pos, std::size_t width, int& out) {
-  if (pos + width > text.size()) {
-    return false;
-  }
-  out = 0;
-  for (std::size_t i = pos; i < pos + width; ++i) {
-    if (text[i] < '0' || text[i] > '9') {
-      return false;
-    }
-    out = out * 10 + (text[i] - '0');
-  }
-  return true;
-}
-
 std::string two(int v) {
   char b[16];
   std::snprintf(b, sizeof b, "%02d", v);
@@ -45,8 +31,9 @@ std::string four(int v) {
 
 std::optional<std::string> dmy_to_partial(std::string_view text, era calendar, std::string& error) {
   int day = 0, month = 0, year = 0;
-  if (text.size() != 10 || text[2] != '/' || text[5] != '/' || !read_int(text, 0, 2, day) ||
-      !read_int(text, 3, 2, month) || !read_int(text, 6, 4, year)) {
+  if (text.size() != 10 || text[2] != '/' || text[5] != '/' ||
+      !read_fixed_digits(text, 0, 2, day) || !read_fixed_digits(text, 3, 2, month) ||
+      !read_fixed_digits(text, 6, 4, year)) {
     error = "is not a DD/MM/YYYY date";
     return std::nullopt;
   }
@@ -74,12 +61,12 @@ std::optional<std::string> dmy_to_partial(std::string_view text, era calendar, s
 
 std::string partial_to_dmy(std::string_view partial, era calendar) {
   int year = 0, month = 0, day = 0;
-  read_int(partial, 0, 4, year);
+  read_fixed_digits(partial, 0, 4, year);
   if (partial.size() >= 7) {
-    read_int(partial, 5, 2, month);
+    read_fixed_digits(partial, 5, 2, month);
   }
   if (partial.size() >= 10) {
-    read_int(partial, 8, 2, day);
+    read_fixed_digits(partial, 8, 2, day);
   }
   if (calendar == era::buddhist) {
     year += be_offset;

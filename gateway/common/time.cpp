@@ -17,8 +17,19 @@ int days_in_month(int year, int month) {
   return month == 2 && is_leap(year) ? 29 : days[month - 1];
 }
 
-// Reads exactly `width` decimal digits at text[pos].
-bool digits(std::string_view text, std::size_t pos, std::size_t width, int& out) {
+// Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
+long long days_from_civil(int y, int m, int d) {
+  y -= m <= 2 ? 1 : 0;
+  const long long era = (y >= 0 ? y : y - 399) / 400;
+  const unsigned yoe = static_cast<unsigned>(y - era * 400);
+  const unsigned doy = static_cast<unsigned>((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
+  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + static_cast<long long>(doe) - 719468;
+}
+
+}  // namespace
+
+bool read_fixed_digits(std::string_view text, std::size_t pos, std::size_t width, int& out) {
   if (pos + width > text.size()) {
     return false;
   }
@@ -31,18 +42,6 @@ bool digits(std::string_view text, std::size_t pos, std::size_t width, int& out)
   }
   return true;
 }
-
-// Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
-long long days_from_civil(int y, int m, int d) {
-  y -= m <= 2 ? 1 : 0;
-  const long long era = (y >= 0 ? y : y - 399) / 400;
-  const unsigned yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = static_cast<unsigned>((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1);
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<long long>(doe) - 719468;
-}
-
-}  // namespace
 
 std::string format_rfc3339_ms(std::chrono::system_clock::time_point t) {
   const auto ms =
@@ -60,10 +59,12 @@ std::string format_rfc3339_ms(std::chrono::system_clock::time_point t) {
 std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text) {
   // YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)
   int year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0;
-  if (text.size() < 20 || !digits(text, 0, 4, year) || text[4] != '-' ||
-      !digits(text, 5, 2, month) || text[7] != '-' || !digits(text, 8, 2, day) ||
-      (text[10] != 'T' && text[10] != 't') || !digits(text, 11, 2, hour) || text[13] != ':' ||
-      !digits(text, 14, 2, minute) || text[16] != ':' || !digits(text, 17, 2, second)) {
+  if (text.size() < 20 || !read_fixed_digits(text, 0, 4, year) || text[4] != '-' ||
+      !read_fixed_digits(text, 5, 2, month) || text[7] != '-' ||
+      !read_fixed_digits(text, 8, 2, day) || (text[10] != 'T' && text[10] != 't') ||
+      !read_fixed_digits(text, 11, 2, hour) || text[13] != ':' ||
+      !read_fixed_digits(text, 14, 2, minute) || text[16] != ':' ||
+      !read_fixed_digits(text, 17, 2, second)) {
     return std::nullopt;
   }
   if (year < 1000 || month < 1 || month > 12 || day < 1 || day > days_in_month(year, month) ||
@@ -90,8 +91,8 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
     ++pos;
   } else if (pos < text.size() && (text[pos] == '+' || text[pos] == '-')) {
     int oh = 0, om = 0;
-    if (!digits(text, pos + 1, 2, oh) || pos + 3 >= text.size() || text[pos + 3] != ':' ||
-        !digits(text, pos + 4, 2, om) || oh > 23 || om > 59) {
+    if (!read_fixed_digits(text, pos + 1, 2, oh) || pos + 3 >= text.size() ||
+        text[pos + 3] != ':' || !read_fixed_digits(text, pos + 4, 2, om) || oh > 23 || om > 59) {
       return std::nullopt;
     }
     offset_minutes = (oh * 60 + om) * (text[pos] == '-' ? -1 : 1);
@@ -111,19 +112,20 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
 
 bool is_valid_partial_date(std::string_view text) {
   int year = 0, month = 0, day = 0;
-  if (!digits(text, 0, 4, year) || year < 1000) {
+  if (!read_fixed_digits(text, 0, 4, year) || year < 1000) {
     return false;
   }
   if (text.size() == 4) {
     return true;
   }
-  if (text.size() < 7 || text[4] != '-' || !digits(text, 5, 2, month) || month < 1 || month > 12) {
+  if (text.size() < 7 || text[4] != '-' || !read_fixed_digits(text, 5, 2, month) || month < 1 ||
+      month > 12) {
     return false;
   }
   if (text.size() == 7) {
     return true;
   }
-  return text.size() == 10 && text[7] == '-' && digits(text, 8, 2, day) && day >= 1 &&
+  return text.size() == 10 && text[7] == '-' && read_fixed_digits(text, 8, 2, day) && day >= 1 &&
          day <= days_in_month(year, month);
 }
 

@@ -8,6 +8,10 @@
 
 namespace mxgw {
 
+/// Reads exactly `width` decimal digits at text[pos] into `out`; false when any is missing or not
+/// a digit. The building block of every fixed-width date format we read.
+bool read_fixed_digits(std::string_view text, std::size_t pos, std::size_t width, int& out);
+
 /// "2026-11-22T04:38:47.123Z" (UTC, millisecond precision).
 std::string format_rfc3339_ms(std::chrono::system_clock::time_point t);
 

@@ -7,6 +7,7 @@
 #include <boost/url/parse.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <csignal>
 #include <fstream>
 #include <future>
@@ -126,7 +127,16 @@ int run_queue_command(const std::filesystem::path& config_file, bool replay,
   std::transform(id.begin(), id.end(), id.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (replay) {
-    store->replay(id, recipient, [&](bool found, bool ok) {
+    // The operator as the system knows them (no authentication here: whoever can open the store
+    // file is trusted; the admin API is the authenticated path).
+    const char* user = std::getenv("USER");
+    std::vector<audit::audit_record> audit{
+        {.event = "delivery.replayed",
+         .actor = std::string("cli:") + (user != nullptr && *user != '\0' ? user : "unknown"),
+         .partner = recipient,
+         .message_id = id,
+         .details = {}}};
+    store->replay(id, recipient, std::move(audit), [&](bool found, bool ok) {
       if (!ok) {
         std::cerr << "queue replay: the store failed\n";
         result.set_value(1);

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "gateway/audit/audit.hpp"
+
 namespace mxgw::store {
 
 /// One recipient the message must be delivered to, decided by routing and policy at accept time.
@@ -40,6 +42,8 @@ struct message_record {
   std::string body;         ///< the submitted canonical JSON bytes
   std::vector<delivery_plan> deliveries;    ///< one delivery row each, in the same transaction
   std::vector<route_exclusion> exclusions;  ///< kept for the status endpoint and the audit
+  /// Appended to the audit chain in the same transaction, only when the outcome is `stored`.
+  std::vector<audit::audit_record> audit;
 };
 
 enum class accept_outcome {
@@ -107,12 +111,26 @@ struct attempt_report {
   time_point next_attempt_at;  ///< for retry
   std::string error;           ///< short reason for retry/dead (status code, "timeout", ...)
   std::string receipt;         ///< for delivered (at most 4 KiB kept)
+  /// Appended to the audit chain in the same transaction, only when the report took effect.
+  std::vector<audit::audit_record> audit;
 };
 
 /// How many deliveries one recipient may be given in a claim.
 struct recipient_cap {
   std::string recipient;
   std::size_t max_jobs = 0;
+};
+
+/// The delivery queue of one recipient, for operators.
+struct queue_stat {
+  std::string recipient;
+  std::size_t pending = 0;
+  std::size_t delivering = 0;
+  std::size_t retrying = 0;
+  std::size_t dead = 0;
+  std::size_t delivered = 0;
+  std::size_t discarded = 0;
+  std::string oldest_waiting;  ///< accepted_at of the oldest pending/delivering/retrying row, or ""
 };
 
 /// One dead letter, for operators (metadata only).
@@ -124,6 +142,25 @@ struct dead_letter {
   int attempts = 0;
   std::string last_error;
   time_point dead_since;
+};
+
+/// One piece of administrative state (a partner definition, a certificate record, the routing
+/// rules, a feed's position): the configuration files are the seed, these rows the changes made
+/// since. Every put gets the next value of one store-wide version sequence, so instances find
+/// each other's changes by polling list_state(after_version).
+struct state_item {
+  std::string kind;        ///< "partner", "certificate", "routing", "feed", ...
+  std::string key;         ///< unique within kind (partner id, certificate serial, ...)
+  std::string value;       ///< a JSON document; empty: the item was deleted
+  std::int64_t version = 0;  ///< assigned by the store (store-wide, increasing)
+  std::string changed_at;  ///< RFC 3339 UTC, assigned by the store
+  std::string changed_by;  ///< the actor (audit::audit_record::actor form)
+};
+
+enum class put_outcome {
+  applied,   ///< stored with a new version (handler's version)
+  conflict,  ///< expected_version did not match the item's current version; nothing changed
+  failed,    ///< the store could not commit; nothing changed
 };
 
 /// Thrown at open time only (bad path, unreadable file, newer schema version).
@@ -170,11 +207,64 @@ class message_store {
   virtual void report(attempt_report report, report_handler handler) = 0;
 
   /// Moves a dead letter back to pending (attempts reset to 0, due now). found=false when there
-  /// is no dead delivery for that message and recipient.
-  virtual void replay(std::string message_id, std::string recipient, replay_handler handler) = 0;
+  /// is no dead delivery for that message and recipient. The audit records are appended in the
+  /// same transaction when it was found.
+  virtual void replay(std::string message_id, std::string recipient,
+                      std::vector<audit::audit_record> audit, replay_handler handler) = 0;
+
+  /// Gives a dead letter up for good: state "discarded", `reason` kept as its last error; it is
+  /// never delivered (a replay no longer finds it). found=false when there is no dead delivery for
+  /// that message and recipient. Audit records as for replay.
+  virtual void discard(std::string message_id, std::string recipient, std::string reason,
+                       std::vector<audit::audit_record> audit, replay_handler handler) = 0;
+
+  using queue_handler = std::function<void(std::vector<queue_stat>, bool ok)>;
+
+  /// Per-recipient delivery counts by state, ordered by recipient.
+  virtual void queue_stats(queue_handler handler) = 0;
 
   /// Dead letters, oldest first, at most `limit`.
   virtual void list_dead(std::size_t limit, dead_handler handler) = 0;
+
+  // ---- audit chain (see gateway/audit/audit.hpp) ----
+
+  using audit_handler = std::function<void(std::vector<audit::audit_row>, bool ok)>;
+  using head_handler = std::function<void(std::optional<audit::audit_row>, bool ok)>;
+  using checkpoints_handler = std::function<void(std::vector<audit::checkpoint>, bool ok)>;
+
+  /// Appends records to the chain, in order, group-committed with other writes; the handler runs
+  /// after the commit is durable. Used for events that change nothing else (refusals, reads by
+  /// administrators, feed polls); changes that do carry their records with the change.
+  virtual void append_audit(std::vector<audit::audit_record> records, report_handler handler) = 0;
+
+  /// Entries with seq > after_seq, in seq order, at most `limit`.
+  virtual void read_audit(std::int64_t after_seq, std::size_t limit, audit_handler handler) = 0;
+
+  /// The last entry (nullopt when the chain is empty).
+  virtual void audit_head(head_handler handler) = 0;
+
+  /// Stores a signed checkpoint (one per seq; a second for the same seq is refused: ok=false).
+  virtual void add_checkpoint(audit::checkpoint checkpoint, report_handler handler) = 0;
+
+  /// All checkpoints in seq order.
+  virtual void read_checkpoints(checkpoints_handler handler) = 0;
+
+  // ---- administrative state ----
+
+  using put_handler = std::function<void(put_outcome, std::int64_t version)>;
+  using state_handler = std::function<void(std::vector<state_item>, bool ok)>;
+
+  /// Creates, replaces or (empty value) deletes item (kind, key). When expected_version is set,
+  /// the put applies only if the item's current version equals it (0: the item must not exist or
+  /// be deleted); on conflict the handler gets the current version.
+  /// The audit records are appended in the same transaction. item.version/changed_at are
+  /// assigned by the store.
+  virtual void put_state(state_item item, std::optional<std::int64_t> expected_version,
+                         std::vector<audit::audit_record> audit, put_handler handler) = 0;
+
+  /// Items (latest version of each, deleted ones included with empty value) with
+  /// version > after_version, in version order; kind empty: every kind.
+  virtual void list_state(std::string kind, std::int64_t after_version, state_handler handler) = 0;
 
   /// Called (on a store thread) after a commit that created due deliveries, so workers can wake
   /// up instead of polling. Set once, before use.

@@ -85,6 +85,43 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
       );
       CREATE INDEX exclusions_by_message ON exclusions (message_id);
     )sql",
+    // 3: the audit chain (append-only: the triggers stop the gateway itself from ever changing
+    // an entry; the hash chain is what exposes anyone else who does), its signed checkpoints,
+    // and the administrative state (changes made since the configuration files were read).
+    R"sql(
+      CREATE TABLE audit (
+        seq        INTEGER PRIMARY KEY,
+        at         TEXT NOT NULL,
+        event      TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        partner    TEXT NOT NULL,
+        message_id TEXT NOT NULL,
+        entry      TEXT NOT NULL,
+        hash       TEXT NOT NULL
+      );
+      CREATE INDEX audit_by_message ON audit (message_id) WHERE message_id <> '';
+      CREATE INDEX audit_by_partner ON audit (partner, seq) WHERE partner <> '';
+      CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+      CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+      CREATE TABLE audit_checkpoints (
+        seq       INTEGER PRIMARY KEY,
+        hash      TEXT NOT NULL,
+        at        TEXT NOT NULL,
+        signer    TEXT NOT NULL,
+        signature TEXT NOT NULL
+      );
+      CREATE TABLE state (
+        kind       TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        version    INTEGER NOT NULL UNIQUE,
+        changed_at TEXT NOT NULL,
+        changed_by TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+      );
+    )sql",
 };
 
 // Raising sqlite_schema_version without writing its migration must not compile.
@@ -127,6 +164,9 @@ constexpr const char* report_dead_sql =
 constexpr const char* replay_sql =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?3, "
     "dead_since = NULL WHERE message_id = ?1 AND recipient = ?2 AND state = 'dead'";
+constexpr const char* discard_sql =
+    "UPDATE deliveries SET state = 'discarded', last_error = ?3 "
+    "WHERE message_id = ?1 AND recipient = ?2 AND state = 'dead'";
 
 /// The claim query for `cap_count` capped recipients (?1 now, ?2 the most rows, then a
 /// (recipient, cap) pair per capped recipient from ?3 on). Due rows are numbered per recipient,
@@ -173,7 +213,41 @@ std::string claim_sql(std::size_t cap_count) {
   )sql";
 }
 
+constexpr const char* select_audit_head_sql =
+    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+constexpr const char* insert_audit_sql =
+    "INSERT INTO audit (seq, at, event, actor, partner, message_id, entry, hash) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+constexpr const char* insert_checkpoint_sql =
+    "INSERT INTO audit_checkpoints (seq, hash, at, signer, signature) VALUES (?1, ?2, ?3, ?4, ?5)";
+constexpr const char* select_state_version_sql =
+    "SELECT version, value = '' FROM state WHERE kind = ?1 AND key = ?2";
+constexpr const char* select_max_state_version_sql = "SELECT coalesce(max(version), 0) FROM state";
+constexpr const char* upsert_state_sql =
+    "INSERT INTO state (kind, key, value, version, changed_at, changed_by) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (kind, key) DO UPDATE SET "
+    "value = excluded.value, version = excluded.version, changed_at = excluded.changed_at, "
+    "changed_by = excluded.changed_by";
+
 // Reader statements.
+constexpr const char* select_queue_stats_sql =
+    "SELECT d.recipient, sum(d.state = 'pending'), sum(d.state = 'delivering'), "
+    "sum(d.state = 'retrying'), sum(d.state = 'dead'), sum(d.state = 'delivered'), "
+    "sum(d.state = 'discarded'), "
+    "min(CASE WHEN d.state IN ('pending', 'delivering', 'retrying') THEN m.accepted_at END) "
+    "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id "
+    "GROUP BY d.recipient ORDER BY d.recipient";
+constexpr const char* select_audit_sql =
+    "SELECT seq, at, event, actor, partner, message_id, entry, hash FROM audit "
+    "WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+constexpr const char* select_audit_last_sql =
+    "SELECT seq, at, event, actor, partner, message_id, entry, hash FROM audit "
+    "ORDER BY seq DESC LIMIT 1";
+constexpr const char* select_checkpoints_sql =
+    "SELECT seq, hash, at, signer, signature FROM audit_checkpoints ORDER BY seq";
+constexpr const char* select_state_sql =
+    "SELECT kind, key, value, version, changed_at, changed_by FROM state "
+    "WHERE version > ?1 AND (?2 = '' OR kind = ?2) ORDER BY version";
 constexpr const char* select_status_sql =
     "SELECT id, sender, type, created, accepted_at, state FROM messages WHERE id = ?1";
 constexpr const char* select_recipients_sql =
@@ -522,14 +596,38 @@ struct report_write {
 struct replay_write {
   std::string message_id;
   std::string recipient;
+  std::vector<audit::audit_record> audit;
   message_store::replay_handler handler;
   bool found = false;
+  std::optional<std::string> discard_reason;  ///< set: a discard, not a replay
 };
 
-/// One piece of work for the writer thread. Accepts and the delivery bookkeeping (claims,
-/// reports, replays) share the queue and the group commit: one transaction, one fsync.
+struct audit_write {
+  std::vector<audit::audit_record> records;
+  message_store::report_handler handler;
+};
+
+struct checkpoint_write {
+  audit::checkpoint checkpoint;
+  message_store::report_handler handler;
+  bool added = false;  // false: a checkpoint for that seq exists (refused, not a store failure)
+};
+
+struct state_write {
+  state_item item;
+  std::optional<std::int64_t> expected_version;
+  std::vector<audit::audit_record> audit;
+  message_store::put_handler handler;
+  put_outcome outcome = put_outcome::failed;
+};
+
+/// One piece of work for the writer thread. Accepts, the delivery bookkeeping (claims, reports,
+/// replays), audit entries and state changes share the queue and the group commit: one
+/// transaction, one fsync.
 struct pending_write {
-  std::variant<accept_write, claim_write, report_write, replay_write> work;
+  std::variant<accept_write, claim_write, report_write, replay_write, audit_write,
+               checkpoint_write, state_write>
+      work;
   bool committed = false;  ///< the transaction that carried it committed
 };
 
@@ -543,7 +641,33 @@ struct dead_read {
   message_store::dead_handler handler;
 };
 
-using pending_read = std::variant<find_read, dead_read>;
+struct audit_read {
+  std::int64_t after_seq = 0;
+  std::size_t limit = 0;
+  message_store::audit_handler handler;
+};
+
+struct queue_read {
+  message_store::queue_handler handler;
+};
+
+struct head_read {
+  message_store::head_handler handler;
+};
+
+struct checkpoints_read {
+  message_store::checkpoints_handler handler;
+};
+
+struct state_read {
+  std::string kind;
+  std::int64_t after_version = 0;
+  message_store::state_handler handler;
+};
+
+using pending_read =
+    std::variant<find_read, dead_read, audit_read, head_read, checkpoints_read, state_read,
+                 queue_read>;
 
 accept_result unavailable(const char* reason) {
   return accept_result{accept_outcome::unavailable, {}, reason};
@@ -562,6 +686,28 @@ void call_quietly(const Handler& handler, Args&&... args) noexcept {
   }
 }
 
+/// Answers a read that could not be served (store stopped or failed).
+void fail_read(pending_read& read) noexcept {
+  std::visit(
+      [](auto& r) {
+        using kind = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<kind, find_read> || std::is_same_v<kind, head_read>) {
+          call_quietly(r.handler, std::nullopt, false);
+        } else if constexpr (std::is_same_v<kind, dead_read>) {
+          call_quietly(r.handler, std::vector<dead_letter>{}, false);
+        } else if constexpr (std::is_same_v<kind, audit_read>) {
+          call_quietly(r.handler, std::vector<audit::audit_row>{}, false);
+        } else if constexpr (std::is_same_v<kind, checkpoints_read>) {
+          call_quietly(r.handler, std::vector<audit::checkpoint>{}, false);
+        } else if constexpr (std::is_same_v<kind, queue_read>) {
+          call_quietly(r.handler, std::vector<queue_stat>{}, false);
+        } else {
+          call_quietly(r.handler, std::vector<state_item>{}, false);
+        }
+      },
+      read);
+}
+
 /// Calls the handler of a write with its outcome: the result when its transaction committed,
 /// otherwise the failure (for an accept, `unavailable` with `failure` as the reason).
 void answer(pending_write& write, const char* failure) noexcept {
@@ -575,8 +721,14 @@ void answer(pending_write& write, const char* failure) noexcept {
         } else if constexpr (std::is_same_v<kind, claim_write>) {
           call_quietly(w.handler, committed ? std::move(w.jobs) : std::vector<delivery_job>{},
                        committed);
-        } else if constexpr (std::is_same_v<kind, report_write>) {
+        } else if constexpr (std::is_same_v<kind, report_write> ||
+                             std::is_same_v<kind, audit_write>) {
           call_quietly(w.handler, committed);
+        } else if constexpr (std::is_same_v<kind, checkpoint_write>) {
+          call_quietly(w.handler, committed && w.added);
+        } else if constexpr (std::is_same_v<kind, state_write>) {
+          call_quietly(w.handler, committed ? w.outcome : put_outcome::failed,
+                       committed ? w.item.version : std::int64_t{0});
         } else {
           call_quietly(w.handler, committed && w.found, committed);
         }
@@ -586,6 +738,14 @@ void answer(pending_write& write, const char* failure) noexcept {
 
 bool is_accept(const pending_write& write) {
   return std::holds_alternative<accept_write>(write.work);
+}
+
+/// Writes that only add rows (new messages, audit entries, checkpoints, state): on a full disk
+/// they are refused, while the bookkeeping of deliveries gets a transaction of its own.
+bool adds_rows(const pending_write& write) {
+  return is_accept(write) || std::holds_alternative<audit_write>(write.work) ||
+         std::holds_alternative<checkpoint_write>(write.work) ||
+         std::holds_alternative<state_write>(write.work);
 }
 
 /// Why a new record cannot be stored as given (a bug upstream, not the partner's doing), or null.
@@ -627,8 +787,11 @@ struct sqlite_store::impl {
   int write_record(accept_write& write, const std::string& accepted_at, std::int64_t now_ms);
   int insert_message(const message_record& record, const std::string& accepted_at);
   int write_claim(claim_write& write, std::int64_t now_ms);
-  int write_report(const report_write& write, std::int64_t now_ms);
-  int write_replay(replay_write& write, std::int64_t now_ms);
+  int write_report(const report_write& write, std::int64_t now_ms, const std::string& at);
+  int write_replay(replay_write& write, std::int64_t now_ms, const std::string& at);
+  int append_audit_rows(const std::vector<audit::audit_record>& records, const std::string& at);
+  int write_checkpoint(checkpoint_write& write);
+  int write_state(state_write& write, const std::string& at);
   int claim_statement(std::size_t cap_count, sqlite3_stmt*& out);
   const char* failure_reason(int rc);
   void notify_deliveries_due();
@@ -639,6 +802,12 @@ struct sqlite_store::impl {
   void answer_find(const find_read& job);
   int read_status(const std::string& id, std::optional<message_status>& status);
   void answer_dead(const dead_read& job);
+  void answer_audit(const audit_read& job);
+  void answer_head(const head_read& job);
+  void answer_checkpoints(const checkpoints_read& job);
+  void answer_state(const state_read& job);
+  void answer_queue(const queue_read& job);
+  int read_audit_rows(sqlite3_stmt* stmt, std::vector<audit::audit_row>& rows);
   void reader_failed(int rc);
 
   void close_queues();
@@ -658,6 +827,13 @@ struct sqlite_store::impl {
     statement report_retry;
     statement report_dead;
     statement replay;
+    statement discard;
+    statement select_audit_head;
+    statement insert_audit;
+    statement insert_checkpoint;
+    statement select_state_version;
+    statement select_max_state_version;
+    statement upsert_state;
     std::map<std::size_t, statement> claims;  // by the number of skipped recipients
   };
 
@@ -667,7 +843,16 @@ struct sqlite_store::impl {
     statement select_recipients;
     statement select_exclusions;
     statement select_dead;
+    statement select_queue_stats;
+    statement select_audit;
+    statement select_audit_last;
+    statement select_checkpoints;
+    statement select_state;
   };
+
+  /// The chain's last (seq, hash) as seen inside the open transaction; read at the first append
+  /// of each transaction (so a rolled-back batch leaves nothing stale behind).
+  std::optional<std::pair<std::int64_t, std::string>> chain_head_;
 
   // Connections are declared before their statements so the statements are finalized first.
   connection writer_db_;  // used only by the constructor, then only by the writer thread
@@ -748,6 +933,13 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->report_retry = prepare(db, report_retry_sql, path_);
   writer_sql_->report_dead = prepare(db, report_dead_sql, path_);
   writer_sql_->replay = prepare(db, replay_sql, path_);
+  writer_sql_->discard = prepare(db, discard_sql, path_);
+  writer_sql_->select_audit_head = prepare(db, select_audit_head_sql, path_);
+  writer_sql_->insert_audit = prepare(db, insert_audit_sql, path_);
+  writer_sql_->insert_checkpoint = prepare(db, insert_checkpoint_sql, path_);
+  writer_sql_->select_state_version = prepare(db, select_state_version_sql, path_);
+  writer_sql_->select_max_state_version = prepare(db, select_max_state_version_sql, path_);
+  writer_sql_->upsert_state = prepare(db, upsert_state_sql, path_);
   writer_sql_->claims.emplace(0, prepare(db, claim_sql(0).c_str(), path_));
 
   reader_db_ =
@@ -758,6 +950,11 @@ sqlite_store::impl::impl(const sqlite_options& options)
   reader_sql_->select_recipients = prepare(rdb, select_recipients_sql, path_);
   reader_sql_->select_exclusions = prepare(rdb, select_exclusions_sql, path_);
   reader_sql_->select_dead = prepare(rdb, select_dead_sql, path_);
+  reader_sql_->select_audit = prepare(rdb, select_audit_sql, path_);
+  reader_sql_->select_queue_stats = prepare(rdb, select_queue_stats_sql, path_);
+  reader_sql_->select_audit_last = prepare(rdb, select_audit_last_sql, path_);
+  reader_sql_->select_checkpoints = prepare(rdb, select_checkpoints_sql, path_);
+  reader_sql_->select_state = prepare(rdb, select_state_sql, path_);
 }
 
 void sqlite_store::impl::start() {
@@ -812,15 +1009,7 @@ void sqlite_store::impl::submit_read(pending_read read) {
     read_cv_.notify_one();
     return;
   }
-  std::visit(
-      [](auto& r) {
-        if constexpr (std::is_same_v<std::decay_t<decltype(r)>, find_read>) {
-          call_quietly(r.handler, std::nullopt, false);
-        } else {
-          call_quietly(r.handler, std::vector<dead_letter>{}, false);
-        }
-      },
-      read);
+  fail_read(read);
 }
 
 void sqlite_store::impl::set_deliveries_due(std::function<void()> callback) {
@@ -919,8 +1108,8 @@ void sqlite_store::impl::commit_batch(std::vector<pending_write>& batch) {
   } else {
     failure = try_transaction(batch, false);
     const bool disk_full = failure != nullptr && std::strcmp(failure, "disk-full") == 0;
-    if (disk_full && std::any_of(batch.begin(), batch.end(), is_accept) &&
-        !std::all_of(batch.begin(), batch.end(), is_accept)) {
+    if (disk_full && std::any_of(batch.begin(), batch.end(), adds_rows) &&
+        !std::all_of(batch.begin(), batch.end(), adds_rows)) {
       // The whole batch was rolled back and its accepts are refused. Its claims, reports and
       // replays only update rows in place, so they get one more transaction of their own: a
       // full disk must not also stall deliveries (every unrecorded receipt means a redelivery).
@@ -969,7 +1158,7 @@ const char* sqlite_store::impl::try_transaction(std::vector<pending_write>& batc
   std::size_t carried = 0;
   std::uint64_t answered = 0;
   for (auto& write : batch) {
-    if (bookkeeping_only && is_accept(write)) {
+    if (bookkeeping_only && adds_rows(write)) {
       continue;
     }
     write.committed = true;
@@ -1021,9 +1210,10 @@ int sqlite_store::impl::write_batch(std::vector<pending_write>& batch, bool book
   const time_point batch_time = now();
   const std::string accepted_at = format_rfc3339_ms(batch_time);
   const std::int64_t now_ms = to_ms(batch_time);
+  chain_head_.reset();
   // Queue order: a claim sees the rows of accepts and reports queued before it.
   for (auto& write : batch) {
-    if (bookkeeping_only && is_accept(write)) {
+    if (bookkeeping_only && adds_rows(write)) {
       continue;
     }
     rc = std::visit(
@@ -1034,9 +1224,15 @@ int sqlite_store::impl::write_batch(std::vector<pending_write>& batch, bool book
           } else if constexpr (std::is_same_v<kind, claim_write>) {
             return write_claim(w, now_ms);
           } else if constexpr (std::is_same_v<kind, report_write>) {
-            return write_report(w, now_ms);
+            return write_report(w, now_ms, accepted_at);
+          } else if constexpr (std::is_same_v<kind, replay_write>) {
+            return write_replay(w, now_ms, accepted_at);
+          } else if constexpr (std::is_same_v<kind, audit_write>) {
+            return append_audit_rows(w.records, accepted_at);
+          } else if constexpr (std::is_same_v<kind, checkpoint_write>) {
+            return write_checkpoint(w);
           } else {
-            return write_replay(w, now_ms);
+            return write_state(w, accepted_at);
           }
         },
         write.work);
@@ -1112,7 +1308,7 @@ int sqlite_store::impl::write_record(accept_write& write, const std::string& acc
     }
   }
   write.result = accept_result{accept_outcome::stored, accepted_at, {}};
-  return SQLITE_OK;
+  return append_audit_rows(record.audit, accepted_at);
 }
 
 int sqlite_store::impl::insert_message(const message_record& record,
@@ -1205,7 +1401,8 @@ int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
   return SQLITE_OK;
 }
 
-int sqlite_store::impl::write_report(const report_write& write, std::int64_t now_ms) {
+int sqlite_store::impl::write_report(const report_write& write, std::int64_t now_ms,
+                                     const std::string& at) {
   const attempt_report& report = write.report;
   sqlite3_stmt* stmt = nullptr;
   std::int64_t when = now_ms;
@@ -1231,21 +1428,138 @@ int sqlite_store::impl::write_report(const report_write& write, std::int64_t now
   if (rc == SQLITE_OK) {
     rc = use.step();
   }
+  if (rc != SQLITE_DONE) {
+    return rc;
+  }
+  // The outcome's audit entries only when it took effect (not for a report of a lost lease).
+  if (sqlite3_changes(writer_db_.get()) > 0) {
+    return append_audit_rows(report.audit, at);
+  }
+  return SQLITE_OK;
+}
+
+int sqlite_store::impl::write_replay(replay_write& write, std::int64_t now_ms,
+                                     const std::string& at) {
+  write.found = false;
+  int rc = SQLITE_OK;
+  if (write.discard_reason) {
+    statement_use use(writer_sql_->discard.get());
+    rc = use.bind(std::string_view(write.message_id), std::string_view(write.recipient),
+                  cut_utf8(*write.discard_reason, max_error_bytes));
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+  } else {
+    statement_use use(writer_sql_->replay.get());
+    rc = use.bind(std::string_view(write.message_id), std::string_view(write.recipient), now_ms);
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    return rc;
+  }
+  write.found = sqlite3_changes(writer_db_.get()) > 0;
+  return write.found ? append_audit_rows(write.audit, at) : SQLITE_OK;
+}
+
+int sqlite_store::impl::append_audit_rows(const std::vector<audit::audit_record>& records,
+                                          const std::string& at) {
+  if (records.empty()) {
+    return SQLITE_OK;
+  }
+  if (!chain_head_) {
+    statement_use use(writer_sql_->select_audit_head.get());
+    const int rc = use.step();
+    if (rc == SQLITE_ROW) {
+      chain_head_.emplace(use.column_int64(0), use.column_text(1));
+    } else if (rc == SQLITE_DONE) {
+      chain_head_.emplace(0, std::string(audit::genesis_hash()));
+    } else {
+      return rc;
+    }
+  }
+  for (const auto& record : records) {
+    const audit::audit_row row =
+        audit::make_row(chain_head_->first + 1, at, record, chain_head_->second);
+    statement_use use(writer_sql_->insert_audit.get());
+    int rc = use.bind(row.seq, std::string_view(row.at), std::string_view(row.event),
+                      std::string_view(row.actor), std::string_view(row.partner),
+                      std::string_view(row.message_id), std::string_view(row.entry),
+                      std::string_view(row.hash));
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
+    chain_head_.emplace(row.seq, row.hash);
+  }
+  return SQLITE_OK;
+}
+
+int sqlite_store::impl::write_checkpoint(checkpoint_write& write) {
+  const audit::checkpoint& c = write.checkpoint;
+  statement_use use(writer_sql_->insert_checkpoint.get());
+  int rc = use.bind(c.seq, std::string_view(c.hash), std::string_view(c.at),
+                    std::string_view(c.signer), std::string_view(c.signature));
+  if (rc == SQLITE_OK) {
+    rc = use.step();
+  }
+  if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+    write.added = false;  // one checkpoint per seq; the batch goes on
+    return SQLITE_OK;
+  }
+  write.added = rc == SQLITE_DONE;
   return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-int sqlite_store::impl::write_replay(replay_write& write, std::int64_t now_ms) {
-  write.found = false;
-  statement_use use(writer_sql_->replay.get());
-  int rc = use.bind(std::string_view(write.message_id), std::string_view(write.recipient), now_ms);
+int sqlite_store::impl::write_state(state_write& write, const std::string& at) {
+  std::int64_t current = 0;
+  bool exists = false;
+  {
+    statement_use use(writer_sql_->select_state_version.get());
+    int rc = use.bind(std::string_view(write.item.kind), std::string_view(write.item.key));
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc == SQLITE_ROW) {
+      current = use.column_int64(0);
+      exists = use.column_int64(1) == 0;  // a deleted item keeps an empty tombstone row
+    } else if (rc != SQLITE_DONE) {
+      return rc;
+    }
+  }
+  const bool matches = write.expected_version &&
+                       (*write.expected_version == 0 ? !exists : *write.expected_version == current);
+  if (write.expected_version && !matches) {
+    write.outcome = put_outcome::conflict;
+    write.item.version = current;
+    return SQLITE_OK;
+  }
+  std::int64_t next = 0;
+  {
+    statement_use use(writer_sql_->select_max_state_version.get());
+    const int rc = use.step();
+    if (rc != SQLITE_ROW) {
+      return rc;
+    }
+    next = use.column_int64(0) + 1;
+  }
+  statement_use use(writer_sql_->upsert_state.get());
+  int rc = use.bind(std::string_view(write.item.kind), std::string_view(write.item.key),
+                    std::string_view(write.item.value), next, std::string_view(at),
+                    std::string_view(write.item.changed_by));
   if (rc == SQLITE_OK) {
     rc = use.step();
   }
   if (rc != SQLITE_DONE) {
     return rc;
   }
-  write.found = sqlite3_changes(writer_db_.get()) > 0;
-  return SQLITE_OK;
+  write.item.version = next;
+  write.item.changed_at = at;
+  write.outcome = put_outcome::applied;
+  return append_audit_rows(write.audit, at);
 }
 
 // ---- reader thread ----
@@ -1264,10 +1578,21 @@ void sqlite_store::impl::reader_loop() {
     }
     std::visit(
         [this](const auto& r) {
-          if constexpr (std::is_same_v<std::decay_t<decltype(r)>, find_read>) {
+          using kind = std::decay_t<decltype(r)>;
+          if constexpr (std::is_same_v<kind, find_read>) {
             answer_find(r);
-          } else {
+          } else if constexpr (std::is_same_v<kind, dead_read>) {
             answer_dead(r);
+          } else if constexpr (std::is_same_v<kind, audit_read>) {
+            answer_audit(r);
+          } else if constexpr (std::is_same_v<kind, head_read>) {
+            answer_head(r);
+          } else if constexpr (std::is_same_v<kind, checkpoints_read>) {
+            answer_checkpoints(r);
+          } else if constexpr (std::is_same_v<kind, queue_read>) {
+            answer_queue(r);
+          } else {
+            answer_state(r);
           }
         },
         *job);
@@ -1417,6 +1742,159 @@ void sqlite_store::impl::answer_dead(const dead_read& job) {
   call_quietly(job.handler, std::vector<dead_letter>{}, false);
 }
 
+int sqlite_store::impl::read_audit_rows(sqlite3_stmt* stmt, std::vector<audit::audit_row>& rows) {
+  for (;;) {
+    const int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+      return rc;
+    }
+    audit::audit_row row;
+    const auto text = [stmt](int i) {
+      const unsigned char* t = sqlite3_column_text(stmt, i);
+      return t == nullptr ? std::string()
+                          : std::string(reinterpret_cast<const char*>(t),
+                                        static_cast<std::size_t>(sqlite3_column_bytes(stmt, i)));
+    };
+    row.seq = sqlite3_column_int64(stmt, 0);
+    row.at = text(1);
+    row.event = text(2);
+    row.actor = text(3);
+    row.partner = text(4);
+    row.message_id = text(5);
+    row.entry = text(6);
+    row.hash = text(7);
+    rows.push_back(std::move(row));
+  }
+}
+
+void sqlite_store::impl::answer_audit(const audit_read& job) {
+  std::vector<audit::audit_row> rows;
+  int rc = SQLITE_ERROR;
+  try {
+    statement_use use(reader_sql_->select_audit.get());
+    rc = use.bind(job.after_seq, clamp_to_int64(job.limit));
+    if (rc == SQLITE_OK) {
+      rc = read_audit_rows(reader_sql_->select_audit.get(), rows);
+    }
+  } catch (...) {
+    rc = SQLITE_NOMEM;
+  }
+  if (rc == SQLITE_DONE && healthy_) {
+    call_quietly(job.handler, std::move(rows), true);
+    return;
+  }
+  reader_failed(rc);
+  call_quietly(job.handler, std::vector<audit::audit_row>{}, false);
+}
+
+void sqlite_store::impl::answer_head(const head_read& job) {
+  std::vector<audit::audit_row> rows;
+  int rc = SQLITE_ERROR;
+  try {
+    statement_use use(reader_sql_->select_audit_last.get());
+    rc = read_audit_rows(reader_sql_->select_audit_last.get(), rows);
+  } catch (...) {
+    rc = SQLITE_NOMEM;
+  }
+  if (rc == SQLITE_DONE && healthy_) {
+    std::optional<audit::audit_row> head;
+    if (!rows.empty()) {
+      head = std::move(rows.front());
+    }
+    call_quietly(job.handler, std::move(head), true);
+    return;
+  }
+  reader_failed(rc);
+  call_quietly(job.handler, std::nullopt, false);
+}
+
+void sqlite_store::impl::answer_checkpoints(const checkpoints_read& job) {
+  std::vector<audit::checkpoint> checkpoints;
+  int rc = SQLITE_ERROR;
+  try {
+    statement_use use(reader_sql_->select_checkpoints.get());
+    for (;;) {
+      rc = use.step();
+      if (rc != SQLITE_ROW) {
+        break;
+      }
+      checkpoints.push_back({.seq = use.column_int64(0),
+                             .hash = use.column_text(1),
+                             .at = use.column_text(2),
+                             .signer = use.column_text(3),
+                             .signature = use.column_text(4)});
+    }
+  } catch (...) {
+    rc = SQLITE_NOMEM;
+  }
+  if (rc == SQLITE_DONE && healthy_) {
+    call_quietly(job.handler, std::move(checkpoints), true);
+    return;
+  }
+  reader_failed(rc);
+  call_quietly(job.handler, std::vector<audit::checkpoint>{}, false);
+}
+
+void sqlite_store::impl::answer_state(const state_read& job) {
+  std::vector<state_item> items;
+  int rc = SQLITE_ERROR;
+  try {
+    statement_use use(reader_sql_->select_state.get());
+    rc = use.bind(job.after_version, std::string_view(job.kind));
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+      rc = use.step();
+      if (rc != SQLITE_ROW) {
+        break;
+      }
+      items.push_back({.kind = use.column_text(0),
+                       .key = use.column_text(1),
+                       .value = use.column_text(2),
+                       .version = use.column_int64(3),
+                       .changed_at = use.column_text(4),
+                       .changed_by = use.column_text(5)});
+    }
+  } catch (...) {
+    rc = SQLITE_NOMEM;
+  }
+  if (rc == SQLITE_DONE && healthy_) {
+    call_quietly(job.handler, std::move(items), true);
+    return;
+  }
+  reader_failed(rc);
+  call_quietly(job.handler, std::vector<state_item>{}, false);
+}
+
+void sqlite_store::impl::answer_queue(const queue_read& job) {
+  std::vector<queue_stat> stats;
+  int rc = SQLITE_ERROR;
+  try {
+    statement_use use(reader_sql_->select_queue_stats.get());
+    for (;;) {
+      rc = use.step();
+      if (rc != SQLITE_ROW) {
+        break;
+      }
+      const auto count = [&use](int i) { return static_cast<std::size_t>(use.column_int64(i)); };
+      stats.push_back({.recipient = use.column_text(0),
+                       .pending = count(1),
+                       .delivering = count(2),
+                       .retrying = count(3),
+                       .dead = count(4),
+                       .delivered = count(5),
+                       .discarded = count(6),
+                       .oldest_waiting = use.column_text(7)});
+    }
+  } catch (...) {
+    rc = SQLITE_NOMEM;
+  }
+  if (rc == SQLITE_DONE && healthy_) {
+    call_quietly(job.handler, std::move(stats), true);
+    return;
+  }
+  reader_failed(rc);
+  call_quietly(job.handler, std::vector<queue_stat>{}, false);
+}
+
 void sqlite_store::impl::reader_failed(int rc) {
   if (is_fatal(rc)) {
     // The same disk as the writer's: an I/O error or corruption here stops the whole store.
@@ -1466,9 +1944,21 @@ void sqlite_store::report(attempt_report report, report_handler handler) {
   impl_->submit(pending_write{report_write{std::move(report), std::move(handler)}});
 }
 
-void sqlite_store::replay(std::string message_id, std::string recipient, replay_handler handler) {
-  impl_->submit(pending_write{
-      replay_write{std::move(message_id), std::move(recipient), std::move(handler), false}});
+void sqlite_store::replay(std::string message_id, std::string recipient,
+                          std::vector<audit::audit_record> audit, replay_handler handler) {
+  impl_->submit(pending_write{replay_write{std::move(message_id), std::move(recipient),
+                                           std::move(audit), std::move(handler), false, {}}});
+}
+
+void sqlite_store::discard(std::string message_id, std::string recipient, std::string reason,
+                           std::vector<audit::audit_record> audit, replay_handler handler) {
+  impl_->submit(pending_write{replay_write{std::move(message_id), std::move(recipient),
+                                           std::move(audit), std::move(handler), false,
+                                           std::move(reason)}});
+}
+
+void sqlite_store::queue_stats(queue_handler handler) {
+  impl_->submit_read(queue_read{std::move(handler)});
 }
 
 void sqlite_store::list_dead(std::size_t limit, dead_handler handler) {
@@ -1489,6 +1979,38 @@ void sqlite_store::stop() {
 
 sqlite_store_stats sqlite_store::stats() const {
   return impl_->stats();
+}
+
+void sqlite_store::append_audit(std::vector<audit::audit_record> records,
+                                report_handler handler) {
+  impl_->submit(pending_write{audit_write{std::move(records), std::move(handler)}});
+}
+
+void sqlite_store::read_audit(std::int64_t after_seq, std::size_t limit, audit_handler handler) {
+  impl_->submit_read(audit_read{after_seq, limit, std::move(handler)});
+}
+
+void sqlite_store::audit_head(head_handler handler) {
+  impl_->submit_read(head_read{std::move(handler)});
+}
+
+void sqlite_store::add_checkpoint(audit::checkpoint checkpoint, report_handler handler) {
+  impl_->submit(pending_write{checkpoint_write{std::move(checkpoint), std::move(handler), false}});
+}
+
+void sqlite_store::read_checkpoints(checkpoints_handler handler) {
+  impl_->submit_read(checkpoints_read{std::move(handler)});
+}
+
+void sqlite_store::put_state(state_item item, std::optional<std::int64_t> expected_version,
+                             std::vector<audit::audit_record> audit, put_handler handler) {
+  impl_->submit(pending_write{state_write{std::move(item), expected_version, std::move(audit),
+                                          std::move(handler), put_outcome::failed}});
+}
+
+void sqlite_store::list_state(std::string kind, std::int64_t after_version,
+                              state_handler handler) {
+  impl_->submit_read(state_read{std::move(kind), after_version, std::move(handler)});
 }
 
 std::unique_ptr<message_store> open_sqlite_store(const sqlite_options& options) {

@@ -16,7 +16,7 @@ namespace mxgw::store {
 
 /// The schema version this build creates and understands (kept in `PRAGMA user_version`).
 /// A database carrying a higher number was written by a newer mxgw and is refused at open.
-inline constexpr int sqlite_schema_version = 2;
+inline constexpr int sqlite_schema_version = 3;
 
 /// Counters of the writer thread, for tests and operators (queue depth, group-commit sizes).
 /// A "write" is one queued accept, claim, report or replay; they share the group commit.
@@ -65,7 +65,15 @@ class sqlite_store final : public message_store {
 
   /// Queues a replay for the writer thread; see message_store::replay. handler(false, false) when
   /// the batch failed, at once after stop() or a fatal error.
-  void replay(std::string message_id, std::string recipient, replay_handler handler) override;
+  void replay(std::string message_id, std::string recipient,
+              std::vector<audit::audit_record> audit, replay_handler handler) override;
+
+  /// Queues a discard for the writer thread; see message_store::discard.
+  void discard(std::string message_id, std::string recipient, std::string reason,
+               std::vector<audit::audit_record> audit, replay_handler handler) override;
+
+  /// Queues the counting for the reader thread; see message_store::queue_stats.
+  void queue_stats(queue_handler handler) override;
 
   /// Queues the listing for the reader thread; see message_store::list_dead. Oldest dead_since
   /// first. handler({}, false) on failure, at once after stop() or a fatal error.
@@ -77,6 +85,17 @@ class sqlite_store final : public message_store {
 
   /// False once an I/O error or corruption was seen on either connection (fail-stop).
   bool healthy() const override;
+
+  // The audit chain and the administrative state: writes share the writer thread's group commit,
+  // reads the reader thread. On failure the handlers get ok=false (put: `failed`).
+  void append_audit(std::vector<audit::audit_record> records, report_handler handler) override;
+  void read_audit(std::int64_t after_seq, std::size_t limit, audit_handler handler) override;
+  void audit_head(head_handler handler) override;
+  void add_checkpoint(audit::checkpoint checkpoint, report_handler handler) override;
+  void read_checkpoints(checkpoints_handler handler) override;
+  void put_state(state_item item, std::optional<std::int64_t> expected_version,
+                 std::vector<audit::audit_record> audit, put_handler handler) override;
+  void list_state(std::string kind, std::int64_t after_version, state_handler handler) override;
 
   /// Commits everything already queued, answers queued look-ups, joins both threads and closes
   /// both connections. Idempotent and safe to call from several threads. Called from inside a

@@ -165,7 +165,7 @@ std::pair<bool, bool> replay_now(message_store& store, const std::string& id,
                                  const std::string& recipient) {
   std::promise<std::pair<bool, bool>> promise;
   auto future = promise.get_future();
-  store.replay(id, recipient, [&promise](bool found, bool ok) { promise.set_value({found, ok}); });
+  store.replay(id, recipient, {}, [&promise](bool found, bool ok) { promise.set_value({found, ok}); });
   return wait_for(future, "replay");
 }
 
@@ -805,7 +805,7 @@ TEST(SqliteDelivery, AfterStopBookkeepingIsAnsweredAtOnce) {
   std::optional<bool> report_ok;
   store.report(attempt_report{make_id(1), "la-mps", "w"}, [&](bool ok) { report_ok = ok; });
   std::optional<std::pair<bool, bool>> replayed;
-  store.replay(make_id(1), "la-mps", [&](bool found, bool ok) { replayed = {found, ok}; });
+  store.replay(make_id(1), "la-mps", {}, [&](bool found, bool ok) { replayed = {found, ok}; });
   std::optional<bool> dead_ok;
   store.list_dead(10, [&](std::vector<dead_letter>, bool ok) { dead_ok = ok; });
 
@@ -894,8 +894,8 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
         old.body_sha256 + "', '" + old.body + "')");
   }
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "2");
-  EXPECT_EQ(std::to_string(sqlite_schema_version), "2");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "3");
+  EXPECT_EQ(std::to_string(sqlite_schema_version), "3");
 
   const message_status status = find_now(store, old.id);
   EXPECT_EQ(status.accepted_at, "2026-01-02T03:04:05.678Z");

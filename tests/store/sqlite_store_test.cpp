@@ -390,7 +390,7 @@ TEST(SqliteStore, DiskFullAnswersUnavailableAndKeepsWhatWasStored) {
   test::temp_dir dir;
   const auto path = dir / "store.db";
   sqlite_options options = options_for(path);
-  options.max_size_bytes = 64 * 1024;
+  options.max_size_bytes = 128 * 1024;
   std::vector<std::string> stored_ids;
   message_record refused;
   {
@@ -437,7 +437,7 @@ TEST(SqliteStore, DiskFullRollsBackTheWholeBatch) {
   test::temp_dir dir;
   const auto path = dir / "store.db";
   sqlite_options options = options_for(path);
-  options.max_size_bytes = 64 * 1024;
+  options.max_size_bytes = 128 * 1024;
   sqlite_store store(options);
 
   answers got(11);
@@ -656,6 +656,30 @@ TEST(SqliteStore, FailedFsyncStopsTheStoreForGood) {
 
 // ---------------------------------------------------------------------------------------------
 // Opening
+
+TEST(SqliteStore, TheAuditTableRefusesUpdatesAndDeletes) {
+  test::temp_dir dir;
+  {
+    sqlite_store store(options_for(dir / "store.db"));
+    std::promise<bool> p;
+    auto f = p.get_future();
+    store.append_audit({{.event = "cert.revoked", .actor = "admin:an"}},
+                       [&p](bool ok) { p.set_value(ok); });
+    ASSERT_TRUE(f.get());
+  }
+  raw_db db(dir / "store.db");
+  char* error = nullptr;
+  sqlite3* handle = nullptr;
+  ASSERT_EQ(sqlite3_open((dir / "store.db").string().c_str(), &handle), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(handle, "UPDATE audit SET event = 'x'", nullptr, nullptr, &error),
+            SQLITE_CONSTRAINT);
+  sqlite3_free(error);
+  error = nullptr;
+  EXPECT_EQ(sqlite3_exec(handle, "DELETE FROM audit", nullptr, nullptr, &error), SQLITE_CONSTRAINT);
+  sqlite3_free(error);
+  sqlite3_close(handle);
+  EXPECT_EQ(db.text("SELECT event FROM audit WHERE seq = 1"), "cert.revoked");
+}
 
 TEST(SqliteStore, NewerSchemaVersionIsRefused) {
   test::temp_dir dir;

@@ -1,0 +1,406 @@
+// The store contract: behaviour every message_store must show, whichever database is behind it.
+// Each test runs once per backend (SQLite always; other backends register themselves in
+// contract_backends() when their test server is available).
+#include "gateway/store/message_store.hpp"
+
+#include "gateway/audit/audit.hpp"
+#include "gateway/common/digest.hpp"
+#include "gateway/store/sqlite_store.hpp"
+#include "tests/store/store_test_helpers.hpp"
+#include "tests/support/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mxgw::store {
+namespace {
+
+using namespace mxgw::store::test_helpers;
+
+/// A database a test can open the store on, more than once (reopen tests).
+struct backend {
+  std::string name;
+  std::function<std::unique_ptr<message_store>(const std::filesystem::path& dir)> open;
+};
+
+std::vector<backend> contract_backends() {
+  std::vector<backend> all;
+  all.push_back({"sqlite", [](const std::filesystem::path& dir) {
+                   sqlite_options options;
+                   options.path = dir / "store.db";
+                   return open_sqlite_store(options);
+                 }});
+  return all;
+}
+
+template <typename T>
+T wait_for(std::future<T>& future, const char* what) {
+  if (future.wait_for(wait_limit) != std::future_status::ready) {
+    ADD_FAILURE() << what << ": handler not called";
+    return T{};
+  }
+  return future.get();
+}
+
+class StoreContract : public ::testing::TestWithParam<backend> {
+ protected:
+  void SetUp() override { store_ = GetParam().open(dir_.path()); }
+  void reopen() {
+    store_->stop();
+    store_.reset();
+    store_ = GetParam().open(dir_.path());
+  }
+
+  accept_result accept(message_record record) {
+    std::promise<accept_result> p;
+    auto f = p.get_future();
+    store_->accept(std::move(record), [&p](accept_result r) { p.set_value(std::move(r)); });
+    return wait_for(f, "accept");
+  }
+  bool append(std::vector<audit::audit_record> records) {
+    std::promise<bool> p;
+    auto f = p.get_future();
+    store_->append_audit(std::move(records), [&p](bool ok) { p.set_value(ok); });
+    return wait_for(f, "append_audit");
+  }
+  std::vector<audit::audit_row> read(std::int64_t after = 0, std::size_t limit = 1000) {
+    std::promise<std::pair<std::vector<audit::audit_row>, bool>> p;
+    auto f = p.get_future();
+    store_->read_audit(after, limit, [&p](std::vector<audit::audit_row> rows, bool ok) {
+      p.set_value({std::move(rows), ok});
+    });
+    auto [rows, ok] = wait_for(f, "read_audit");
+    EXPECT_TRUE(ok);
+    return rows;
+  }
+  std::pair<put_outcome, std::int64_t> put(state_item item, std::optional<std::int64_t> expected,
+                                           std::vector<audit::audit_record> audit = {}) {
+    std::promise<std::pair<put_outcome, std::int64_t>> p;
+    auto f = p.get_future();
+    store_->put_state(std::move(item), expected, std::move(audit),
+                      [&p](put_outcome o, std::int64_t v) { p.set_value({o, v}); });
+    return wait_for(f, "put_state");
+  }
+  std::vector<state_item> list(const std::string& kind, std::int64_t after = 0) {
+    std::promise<std::pair<std::vector<state_item>, bool>> p;
+    auto f = p.get_future();
+    store_->list_state(kind, after, [&p](std::vector<state_item> items, bool ok) {
+      p.set_value({std::move(items), ok});
+    });
+    auto [items, ok] = wait_for(f, "list_state");
+    EXPECT_TRUE(ok);
+    return items;
+  }
+
+  test::temp_dir dir_;
+  std::unique_ptr<message_store> store_;
+};
+
+audit::audit_record event(std::string name, std::string message = {}) {
+  return {.event = std::move(name),
+          .actor = "partner:kh-ratanakiri",
+          .partner = "kh-ratanakiri",
+          .message_id = std::move(message),
+          .details = {{"type", "victim.identification"}, {"recipients", "2"}}};
+}
+
+message_record record_with_audit(const std::string& id, const std::string& body) {
+  message_record r{id, "kh-ratanakiri", "victim.identification", "2026-11-22T04:38:47Z",
+                   fingerprint(body), body};
+  r.deliveries.push_back({"vn-thanhhoa", "explicit", body, "[]"});
+  r.audit.push_back(event("message.accepted", id));
+  return r;
+}
+
+/// Every row hashes its own bytes and names the previous row's hash; seqs run 1, 2, 3, ...
+void expect_linked(const std::vector<audit::audit_row>& rows) {
+  std::string prev(audit::genesis_hash());
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const auto& row = rows[i];
+    EXPECT_EQ(row.seq, static_cast<std::int64_t>(i + 1));
+    EXPECT_EQ(row.hash, sha256_hex(row.entry)) << "entry " << row.seq;
+    EXPECT_NE(row.entry.find("\"prev\":\"" + prev + "\""), std::string::npos) << row.entry;
+    EXPECT_NE(row.entry.find("\"seq\":" + std::to_string(row.seq) + ","), std::string::npos);
+    prev = row.hash;
+  }
+}
+
+TEST_P(StoreContract, AuditEntriesFormOneChainInOrder) {
+  ASSERT_TRUE(append({event("message.refused"), event("admin.login")}));
+  ASSERT_TRUE(append({event("cert.revoked")}));
+  const auto rows = read();
+  ASSERT_EQ(rows.size(), 3U);
+  EXPECT_EQ(rows[0].event, "message.refused");
+  EXPECT_EQ(rows[1].event, "admin.login");
+  EXPECT_EQ(rows[2].event, "cert.revoked");
+  EXPECT_EQ(rows[2].actor, "partner:kh-ratanakiri");
+  EXPECT_EQ(rows[2].partner, "kh-ratanakiri");
+  EXPECT_EQ(rows[0].entry,
+            audit::entry_bytes(1, rows[0].at, event("message.refused"), audit::genesis_hash()));
+  expect_linked(rows);
+  // Paging.
+  const auto tail = read(1, 1);
+  ASSERT_EQ(tail.size(), 1U);
+  EXPECT_EQ(tail[0].seq, 2);
+}
+
+TEST_P(StoreContract, AcceptCarriesItsAuditOnlyWhenStored) {
+  const std::string id = make_id(1);
+  EXPECT_EQ(accept(record_with_audit(id, "{\"a\":1}")).outcome, accept_outcome::stored);
+  EXPECT_EQ(accept(record_with_audit(id, "{\"a\":1}")).outcome, accept_outcome::duplicate);
+  EXPECT_EQ(accept(record_with_audit(id, "{\"a\":2}")).outcome, accept_outcome::conflict);
+  const auto rows = read();
+  ASSERT_EQ(rows.size(), 1U);
+  EXPECT_EQ(rows[0].event, "message.accepted");
+  EXPECT_EQ(rows[0].message_id, id);
+}
+
+TEST_P(StoreContract, ReportCarriesItsAuditOnlyWhenItTookEffect) {
+  const std::string id = make_id(2);
+  ASSERT_EQ(accept(record_with_audit(id, "{}")).outcome, accept_outcome::stored);
+  std::promise<std::vector<delivery_job>> claimed;
+  auto cf = claimed.get_future();
+  store_->claim_due("worker-a", 10, std::chrono::minutes(1), {},
+                    [&claimed](std::vector<delivery_job> jobs, bool) {
+                      claimed.set_value(std::move(jobs));
+                    });
+  ASSERT_EQ(wait_for(cf, "claim").size(), 1U);
+
+  const auto report = [&](const std::string& owner) {
+    attempt_report r;
+    r.message_id = id;
+    r.recipient = "vn-thanhhoa";
+    r.owner = owner;
+    r.result = attempt_result::delivered;
+    r.receipt = "{}";
+    r.audit.push_back(event("delivery.delivered", id));
+    std::promise<bool> p;
+    auto f = p.get_future();
+    store_->report(std::move(r), [&p](bool ok) { p.set_value(ok); });
+    return wait_for(f, "report");
+  };
+  EXPECT_TRUE(report("worker-b"));  // not the lease holder: ignored, and not audited
+  EXPECT_EQ(read().size(), 1U);
+  EXPECT_TRUE(report("worker-a"));
+  const auto rows = read();
+  ASSERT_EQ(rows.size(), 2U);
+  EXPECT_EQ(rows[1].event, "delivery.delivered");
+  expect_linked(rows);
+}
+
+TEST_P(StoreContract, AuditHeadAndChainSurviveReopen) {
+  ASSERT_TRUE(append({event("one"), event("two")}));
+  reopen();
+  ASSERT_TRUE(append({event("three")}));
+  const auto rows = read();
+  ASSERT_EQ(rows.size(), 3U);
+  expect_linked(rows);
+
+  std::promise<std::optional<audit::audit_row>> p;
+  auto f = p.get_future();
+  store_->audit_head([&p](std::optional<audit::audit_row> head, bool ok) {
+    EXPECT_TRUE(ok);
+    p.set_value(std::move(head));
+  });
+  const auto head = wait_for(f, "audit_head");
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->seq, 3);
+  EXPECT_EQ(head->hash, rows[2].hash);
+}
+
+TEST_P(StoreContract, EmptyChainHasNoHead) {
+  std::promise<std::pair<bool, bool>> p;
+  auto f = p.get_future();
+  store_->audit_head([&p](std::optional<audit::audit_row> head, bool ok) {
+    p.set_value({head.has_value(), ok});
+  });
+  const auto [has, ok] = wait_for(f, "audit_head");
+  EXPECT_TRUE(ok);
+  EXPECT_FALSE(has);
+}
+
+TEST_P(StoreContract, OneCheckpointPerSeq) {
+  ASSERT_TRUE(append({event("one")}));
+  const auto add = [&](std::string signature) {
+    std::promise<bool> p;
+    auto f = p.get_future();
+    store_->add_checkpoint({1, read()[0].hash, "2026-11-22T00:00:00.000Z", "ab", signature},
+                           [&p](bool ok) { p.set_value(ok); });
+    return wait_for(f, "add_checkpoint");
+  };
+  EXPECT_TRUE(add("c2lnbmF0dXJl"));
+  EXPECT_FALSE(add("b3RoZXI="));
+  std::promise<std::vector<audit::checkpoint>> p;
+  auto f = p.get_future();
+  store_->read_checkpoints([&p](std::vector<audit::checkpoint> c, bool ok) {
+    EXPECT_TRUE(ok);
+    p.set_value(std::move(c));
+  });
+  const auto checkpoints = wait_for(f, "read_checkpoints");
+  ASSERT_EQ(checkpoints.size(), 1U);
+  EXPECT_EQ(checkpoints[0].signature, "c2lnbmF0dXJl");
+  EXPECT_TRUE(append({event("two")}));  // the refused checkpoint did not break the writer
+}
+
+TEST_P(StoreContract, StateVersionsAreStoreWideAndIncreasing) {
+  const auto [o1, v1] = put({"partner", "kh-stungtreng", R"({"enabled":true})", 0, "", "admin:an"},
+                            std::nullopt);
+  const auto [o2, v2] = put({"certificate", "0a1b", R"({"state":"active"})", 0, "", "admin:an"},
+                            std::nullopt);
+  const auto [o3, v3] = put({"partner", "kh-stungtreng", R"({"enabled":false})", 0, "", "admin:an"},
+                            std::nullopt);
+  EXPECT_EQ(o1, put_outcome::applied);
+  EXPECT_EQ(o2, put_outcome::applied);
+  EXPECT_EQ(o3, put_outcome::applied);
+  EXPECT_LT(v1, v2);
+  EXPECT_LT(v2, v3);
+
+  const auto partners = list("partner");
+  ASSERT_EQ(partners.size(), 1U);  // the latest of each item only
+  EXPECT_EQ(partners[0].value, R"({"enabled":false})");
+  EXPECT_EQ(partners[0].version, v3);
+  EXPECT_EQ(partners[0].changed_by, "admin:an");
+  EXPECT_FALSE(partners[0].changed_at.empty());
+
+  const auto since = list("", v1);
+  ASSERT_EQ(since.size(), 2U);
+  EXPECT_EQ(since[0].kind, "certificate");
+  EXPECT_EQ(since[1].kind, "partner");
+  EXPECT_TRUE(list("", v3).empty());
+}
+
+TEST_P(StoreContract, StateCompareAndSet) {
+  const auto [created, v1] =
+      put({"partner", "la-houaphanh", "{}", 0, "", "admin:an"}, std::int64_t{0});
+  ASSERT_EQ(created, put_outcome::applied);
+  // Creating again with "must not exist" conflicts and reports the current version.
+  const auto [again, current] =
+      put({"partner", "la-houaphanh", R"({"x":1})", 0, "", "admin:bo"}, std::int64_t{0});
+  EXPECT_EQ(again, put_outcome::conflict);
+  EXPECT_EQ(current, v1);
+  // A stale version conflicts; the right one applies.
+  EXPECT_EQ(put({"partner", "la-houaphanh", "{}", 0, "", "admin:bo"}, v1 + 100).first,
+            put_outcome::conflict);
+  const auto [updated, v2] = put({"partner", "la-houaphanh", R"({"y":2})", 0, "", "admin:bo"}, v1,
+                                 {event("partner.updated")});
+  EXPECT_EQ(updated, put_outcome::applied);
+  EXPECT_EQ(list("partner")[0].value, R"({"y":2})");
+  // Deleting leaves a tombstone (empty value) that pollers see; "must not exist" matches it.
+  EXPECT_EQ(put({"partner", "la-houaphanh", "", 0, "", "admin:bo"}, v2).first,
+            put_outcome::applied);
+  const auto after_delete = list("partner", v2);
+  ASSERT_EQ(after_delete.size(), 1U);
+  EXPECT_TRUE(after_delete[0].value.empty());
+  EXPECT_EQ(put({"partner", "la-houaphanh", "{}", 0, "", "admin:bo"}, std::int64_t{0}).first,
+            put_outcome::applied);
+  // Only the applied update carried an audit entry (a conflict writes nothing).
+  const auto rows = read();
+  ASSERT_EQ(rows.size(), 1U);
+  EXPECT_EQ(rows[0].event, "partner.updated");
+}
+
+TEST_P(StoreContract, StateSurvivesReopen) {
+  ASSERT_EQ(put({"routing", "rules", R"({"rules":[]})", 0, "", "admin:an"}, std::nullopt).first,
+            put_outcome::applied);
+  reopen();
+  const auto items = list("routing");
+  ASSERT_EQ(items.size(), 1U);
+  EXPECT_EQ(items[0].value, R"({"rules":[]})");
+}
+
+TEST_P(StoreContract, AfterStopAuditAndStateFail) {
+  store_->stop();
+  EXPECT_FALSE(append({event("late")}));
+  EXPECT_EQ(put({"partner", "x", "{}", 0, "", "admin:an"}, std::nullopt).first,
+            put_outcome::failed);
+  std::promise<bool> p;
+  auto f = p.get_future();
+  store_->read_audit(0, 10, [&p](std::vector<audit::audit_row>, bool ok) { p.set_value(ok); });
+  EXPECT_FALSE(wait_for(f, "read_audit"));
+}
+
+TEST_P(StoreContract, DeadLettersReplayDiscardAndQueueStats) {
+  // Two messages to vn-thanhhoa; both attempts end dead.
+  for (int n : {10, 11}) {
+    ASSERT_EQ(accept(record_with_audit(make_id(n), "{}")).outcome, accept_outcome::stored);
+  }
+  std::promise<std::vector<delivery_job>> claimed;
+  auto cf = claimed.get_future();
+  store_->claim_due("w", 10, std::chrono::minutes(1), {},
+                    [&claimed](std::vector<delivery_job> jobs, bool) {
+                      claimed.set_value(std::move(jobs));
+                    });
+  const auto jobs = wait_for(cf, "claim");
+  ASSERT_EQ(jobs.size(), 2U);
+  for (const auto& job : jobs) {
+    attempt_report r;
+    r.message_id = job.message_id;
+    r.recipient = job.recipient;
+    r.owner = "w";
+    r.result = attempt_result::dead;
+    r.error = "http-400";
+    std::promise<bool> p;
+    auto f = p.get_future();
+    store_->report(std::move(r), [&p](bool ok) { p.set_value(ok); });
+    ASSERT_TRUE(wait_for(f, "report"));
+  }
+  const auto stats = [&] {
+    std::promise<std::vector<queue_stat>> p;
+    auto f = p.get_future();
+    store_->queue_stats([&p](std::vector<queue_stat> s, bool ok) {
+      EXPECT_TRUE(ok);
+      p.set_value(std::move(s));
+    });
+    return wait_for(f, "queue_stats");
+  };
+  auto before = stats();
+  ASSERT_EQ(before.size(), 1U);
+  EXPECT_EQ(before[0].recipient, "vn-thanhhoa");
+  EXPECT_EQ(before[0].dead, 2U);
+  EXPECT_EQ(before[0].pending, 0U);
+  EXPECT_TRUE(before[0].oldest_waiting.empty());
+
+  const auto replay_or_discard = [&](bool discard, const std::string& id) {
+    std::promise<std::pair<bool, bool>> p;
+    auto f = p.get_future();
+    std::vector<audit::audit_record> audit{event(discard ? "delivery.discarded" : "delivery.replayed", id)};
+    auto handler = [&p](bool found, bool ok) { p.set_value({found, ok}); };
+    if (discard) {
+      store_->discard(id, "vn-thanhhoa", "wrong recipient", std::move(audit), handler);
+    } else {
+      store_->replay(id, "vn-thanhhoa", std::move(audit), handler);
+    }
+    return wait_for(f, "replay/discard");
+  };
+  EXPECT_EQ(replay_or_discard(false, make_id(10)), std::make_pair(true, true));
+  EXPECT_EQ(replay_or_discard(true, make_id(11)), std::make_pair(true, true));
+  // Neither is dead any more: a second replay or discard finds nothing and audits nothing.
+  EXPECT_EQ(replay_or_discard(false, make_id(11)), std::make_pair(false, true));
+  EXPECT_EQ(replay_or_discard(true, make_id(10)), std::make_pair(false, true));
+
+  auto after = stats();
+  ASSERT_EQ(after.size(), 1U);
+  EXPECT_EQ(after[0].dead, 0U);
+  EXPECT_EQ(after[0].pending, 1U);
+  EXPECT_EQ(after[0].discarded, 1U);
+  EXPECT_FALSE(after[0].oldest_waiting.empty());
+
+  std::vector<std::string> events;
+  for (const auto& row : read()) {
+    events.push_back(row.event);
+  }
+  EXPECT_EQ(events, (std::vector<std::string>{"message.accepted", "message.accepted",
+                                              "delivery.replayed", "delivery.discarded"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::ValuesIn(contract_backends()),
+                         [](const auto& param_info) { return param_info.param.name; });
+
+}  // namespace
+}  // namespace mxgw::store

@@ -20,6 +20,10 @@ for partner in "${partners[@]}"; do
     "$mxgw" certs issue --dir "$certs" --partner "$partner" --out "$certs/$partner" > /dev/null
   fi
 done
+# The data key for encryption of the store at rest (development only; generated, never committed).
+if [ ! -f "$certs/store-key.hex" ]; then
+  "$mxgw" keys generate --out "$certs/store-key.hex" > /dev/null
+fi
 "$mxgw" config check --config "$config"
 
 mkdir -p var

@@ -29,6 +29,7 @@
 #include "gateway/pipeline/routing.hpp"
 #include "gateway/sim/partner_sim.hpp"
 #include "gateway/store/message_store.hpp"
+#include "gateway/store/sealed.hpp"
 
 namespace mxgw::cli {
 namespace {
@@ -273,6 +274,14 @@ int run(int argc, char** argv) {
   auto* list_cmd = certs_cmd->add_subcommand("list", "List issued certificates");
   list_cmd->add_option("--dir", certs_dir, "certificate directory")->required();
 
+  // keys: data keys for encryption at rest
+  auto* keys_cmd = app.add_subcommand("keys", "Data keys for encryption of the store at rest");
+  keys_cmd->require_subcommand(1);
+  std::filesystem::path key_out;
+  auto* keygen_cmd = keys_cmd->add_subcommand(
+      "generate", "Write a new random AES-256 key (64 hex digits, mode 0600); never overwrites");
+  keygen_cmd->add_option("--out", key_out, "key file")->required();
+
   // send
   std::string url, method = "POST", input;
   client_tls tls;
@@ -399,6 +408,12 @@ int run(int argc, char** argv) {
         std::cout << r.serial_hex << "  " << (r.revoked ? "revoked" : "valid  ") << "  "
                   << r.not_after << "  " << r.subject << "  " << r.san_uri << "\n";
       }
+      return 0;
+    }
+    if (*keygen_cmd) {
+      store::generate_key_file(key_out);
+      std::cout << "store key written to " << key_out.string()
+                << " (add it to store.encryption.keys in gateway.json)\n";
       return 0;
     }
     if (*sim_cmd) {

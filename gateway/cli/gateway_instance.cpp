@@ -12,6 +12,7 @@
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/routing.hpp"
 #include "gateway/store/message_store.hpp"
+#include "gateway/store/sealed.hpp"
 
 namespace mxgw::cli {
 
@@ -33,6 +34,30 @@ std::string format_problems(const std::vector<config::config_problem>& problems)
   return out;
 }
 
+namespace {
+
+/// The key ring for encryption at rest, or nullptr (with a warning) when no keys are configured.
+/// Loaded before the store is opened, so a bad key stops the start-up before anything is touched.
+std::shared_ptr<const store::key_ring> load_store_keys(const config::store_settings& settings) {
+  if (settings.keys.empty()) {
+    log::warn({.event = "store.encryption_off",
+               .detail = "no store.encryption keys: bodies are stored in clear text"});
+    return nullptr;
+  }
+  std::vector<store::key_source> sources;
+  for (const auto& k : settings.keys) {
+    sources.push_back({k.id, k.file, k.env});
+  }
+  try {
+    return std::make_shared<const store::key_ring>(
+        store::key_ring::load(sources, settings.active_key));
+  } catch (const store::key_error& e) {
+    throw std::runtime_error(std::string("store: ") + e.what());
+  }
+}
+
+}  // namespace
+
 gateway_instance::gateway_instance(const config::gateway_config& config)
     : parts_(std::make_unique<parts>()) {
   std::vector<config::config_problem> problems;
@@ -52,12 +77,16 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
   if (!problems.empty()) {
     throw std::runtime_error("configuration problems:\n" + format_problems(problems));
   }
+  const auto keys = load_store_keys(config.store);
   try {
     parts_->store = store::open_sqlite_store({.path = config.store.path,
                                               .max_batch = config.store.max_batch,
                                               .max_size_bytes = config.store.max_size_bytes});
   } catch (const store::store_error& e) {
     throw std::runtime_error(std::string("store: ") + e.what());
+  }
+  if (keys) {
+    parts_->store = store::encrypt_at_rest(std::move(parts_->store), keys);
   }
   if (config.delivery.enabled) {
     const auto& d = config.delivery;

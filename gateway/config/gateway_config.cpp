@@ -195,7 +195,7 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   }
 
   if (const auto* s = r.object(doc, "store", "")) {
-    r.only(*s, "/store", {"kind", "path", "max_batch", "max_size_bytes"});
+    r.only(*s, "/store", {"kind", "path", "max_batch", "max_size_bytes", "encryption"});
     r.string(*s, "kind", "/store", config.store.kind);
     if (config.store.kind != "sqlite") {
       r.problem("/store/kind", "must be \"sqlite\" (PostgreSQL is not available yet)");
@@ -203,6 +203,49 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
     r.path(*s, "path", "/store", config.store.path, false);
     r.number(*s, "max_batch", "/store", config.store.max_batch, 1, 100'000);
     r.number(*s, "max_size_bytes", "/store", config.store.max_size_bytes, 0, UINT64_MAX);
+  }
+  if (const auto* s = r.object(doc, "store", "")) {
+    if (const auto* e = r.object(*s, "encryption", "/store")) {
+      r.only(*e, "/store/encryption", {"active", "keys"});
+      r.string(*e, "active", "/store/encryption", config.store.active_key);
+      const auto keys = e->FindMember("keys");
+      if (keys == e->MemberEnd() || !keys->value.IsArray() || keys->value.Empty()) {
+        r.problem("/store/encryption/keys", "must be a non-empty array of {id, file | env}");
+      } else {
+        for (rapidjson::SizeType i = 0; i < keys->value.Size(); ++i) {
+          const std::string at = "/store/encryption/keys/" + std::to_string(i);
+          const auto& k = keys->value[i];
+          if (!k.IsObject()) {
+            r.problem(at, "must be an object {id, file | env}");
+            continue;
+          }
+          r.only(k, at, {"id", "file", "env"});
+          store_key key;
+          r.string(k, "id", at, key.id);
+          r.path(k, "file", at, key.file, true);
+          r.string(k, "env", at, key.env);
+          if (key.id.empty()) {
+            r.problem(at + "/id", "is required");
+          }
+          if (key.file.empty() == key.env.empty()) {
+            r.problem(at, "needs exactly one of \"file\" and \"env\"");
+          }
+          for (const auto& other : config.store.keys) {
+            if (!key.id.empty() && other.id == key.id) {
+              r.problem(at + "/id", "'" + key.id + "' is listed twice");
+            }
+          }
+          config.store.keys.push_back(std::move(key));
+        }
+        bool active_known = false;
+        for (const auto& key : config.store.keys) {
+          active_known = active_known || key.id == config.store.active_key;
+        }
+        if (!active_known) {
+          r.problem("/store/encryption/active", "must name one of the keys");
+        }
+      }
+    }
   }
   if (config.store.path.empty()) {
     r.problem("/store/path", "is required");

@@ -42,8 +42,19 @@ struct listener_settings {
   listener_limits limits;
 };
 
+/// A data key for encryption at rest: 64 hex digits in a file (mode 0600) or an environment variable.
+struct store_key {
+  std::string id;
+  std::filesystem::path file;
+  std::string env;
+};
+
 struct store_settings {
   std::string kind = "sqlite";
+  /// Encryption at rest (AES-256-GCM) of bodies and payloads: the keys that can be read with and
+  /// the one new records are sealed with. No keys: bodies are stored in clear (a warning at start).
+  std::vector<store_key> keys;
+  std::string active_key;
   std::filesystem::path path;  ///< SQLite file
   std::size_t max_batch = 512;
   std::uint64_t max_size_bytes = 0;  ///< 0: no cap

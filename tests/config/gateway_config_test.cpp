@@ -400,17 +400,45 @@ TEST_F(GatewayConfig, MissingFileIsOneProblem) {
   EXPECT_EQ(problems[0].file, (dir_ / "etc" / "absent.json").string());
 }
 
+TEST_F(GatewayConfig, StoreEncryptionKeysAreChecked) {
+  write_file(dir_ / "etc" / "k1.hex", std::string(64, 'a'));
+  set("/store/encryption", R"({"active": "k1", "keys": [{"id": "k1", "file": "k1.hex"}]})");
+  const gateway_config good = load();
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  ASSERT_EQ(good.store.keys.size(), 1U);
+  EXPECT_EQ(good.store.keys[0].file, dir_ / "etc" / "k1.hex");
+  EXPECT_EQ(good.store.active_key, "k1");
+
+  set("/store/encryption", R"({"active": "k9", "keys": [
+      {"id": "k1", "file": "k1.hex"},
+      {"id": "k1", "env": "MXGW_K"},
+      {"id": "k2", "file": "k1.hex", "env": "MXGW_K"},
+      {"file": "absent.hex"},
+      "k3"]})");
+  load();
+  EXPECT_EQ(problem_fields(),
+            (std::multiset<std::string>{"/store/encryption/keys/1/id", "/store/encryption/keys/2",
+                                        "/store/encryption/keys/3/id",
+                                        "/store/encryption/keys/3/file",
+                                        "/store/encryption/keys/4", "/store/encryption/active"}))
+      << describe(problems_);
+}
+
 TEST(RepositoryGatewayConfig, ShippedConfigHasNoProblemsBeyondUncreatedDevCertificates) {
-  // config/gateway.json names certificates that scripts/run.sh creates (for the listener and for
-  // delivery); apart from those being
+  // config/gateway.json names certificates and a store key that scripts/run.sh creates (for the
+  // listener, for delivery, for encryption at rest); apart from those being
   // absent in a fresh checkout, the shipped file must be clean.
   std::vector<config_problem> problems;
   const auto config = load_gateway_config(test::source_dir() / "config" / "gateway.json", problems);
   for (const auto& p : problems) {
     EXPECT_NE(p.reason.find("does not exist"), std::string::npos) << p.field << ": " << p.reason;
-    EXPECT_TRUE(p.field.rfind("/listener/tls/", 0) == 0 || p.field.rfind("/delivery/", 0) == 0)
+    EXPECT_TRUE(p.field.rfind("/listener/tls/", 0) == 0 || p.field.rfind("/delivery/", 0) == 0 ||
+                p.field == "/store/encryption/keys/0/file")
         << p.field << ": " << p.reason;
   }
+  // The shipped configuration encrypts the store at rest.
+  ASSERT_EQ(config.store.keys.size(), 1U);
+  EXPECT_EQ(config.store.active_key, config.store.keys[0].id);
   EXPECT_EQ(config.listener.address, "127.0.0.1");
   EXPECT_EQ(config.listener.tls.min_version, "1.3");
   EXPECT_EQ(config.schema_dir, (test::source_dir() / "config" / "schema").lexically_normal());

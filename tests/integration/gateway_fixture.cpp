@@ -1,6 +1,8 @@
 // The in-process gateway fixture (see gateway_fixture.hpp).
 #include "tests/integration/gateway_fixture.hpp"
 
+#include "gateway/store/sealed.hpp"
+
 #include <chrono>
 #include <regex>
 
@@ -36,6 +38,10 @@ void gateway_fixture::SetUp() {
   config_.listener.tls.partner_cas = {dir_ / "ca.pem"};
   config_.listener.tls.crls = {dir_ / "crl.pem"};
   config_.store.path = dir_ / "store" / "mxgw.db";
+  // As shipped: the store is encrypted at rest (a test may clear the keys to see clear text).
+  store::generate_key_file(dir_ / "store-key.hex");
+  config_.store.keys = {{"test-1", dir_ / "store-key.hex", ""}};
+  config_.store.active_key = "test-1";
   config_.partners_file = dir_ / "partners.json";
   config_.schema_dir = source_dir() / "config" / "schema";
   config_.mappings_dir = source_dir() / "config" / "mappings";

@@ -1,4 +1,5 @@
-// Messages full of personal data, accepted and refused in every way, leave none of it in the log.
+// Messages full of personal data, accepted and refused in every way, leave none of it in the log
+// (and none in clear text in the store's files).
 #include <gtest/gtest.h>
 
 #include <regex>
@@ -45,6 +46,15 @@ TEST_F(NoPersonalDataInLogs, NamesDatesDocumentsAndNarrativesNeverReachTheLog) {
   for (const char* marker : {"PIIFAMILYNAMEQX", "PIIGIVENNAMEQX", "PIIDOCNUMBERQX", "1987-06-15",
                              "PIINARRATIVEQX", "PIISEXQX", "PIIKEYNAMEQX", "គំរូ", "សុភា"}) {
     EXPECT_EQ(log.find(marker), std::string::npos) << "found in the log: " << marker;
+  }
+  // Nor the store's files in clear text: bodies and payloads are sealed at rest.
+  ASSERT_EQ(stored_messages(), 1U);
+  for (const auto& entry : std::filesystem::directory_iterator(config_.store.path.parent_path())) {
+    const std::string bytes = read_file(entry.path());
+    for (const char* marker : {"PIIFAMILYNAMEQX", "PIIGIVENNAMEQX", "PIIDOCNUMBERQX",
+                               "PIINARRATIVEQX"}) {
+      EXPECT_EQ(bytes.find(marker), std::string::npos) << marker << " in " << entry.path();
+    }
   }
 }
 

@@ -1,0 +1,400 @@
+// AES-256-GCM sealing of bodies and payloads (see sealed.hpp).
+#include "gateway/store/sealed.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+
+#include <cctype>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "gateway/common/digest.hpp"
+#include "gateway/common/log.hpp"
+
+namespace mxgw::store {
+namespace {
+
+constexpr std::string_view magic = "MXE1";
+constexpr std::size_t nonce_size = 12;
+constexpr std::size_t tag_size = 16;
+
+struct cipher_ctx {
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  ~cipher_ctx() { EVP_CIPHER_CTX_free(ctx); }
+  cipher_ctx() = default;
+  cipher_ctx(const cipher_ctx&) = delete;
+  cipher_ctx& operator=(const cipher_ctx&) = delete;
+};
+
+bool valid_id(std::string_view id) {
+  if (id.empty() || id.size() > 64) {
+    return false;
+  }
+  for (const char c : id) {
+    if (std::isalnum(static_cast<unsigned char>(c)) == 0 && c != '.' && c != '_' && c != '-') {
+      return false;
+    }
+  }
+  return true;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
+  return -1;
+}
+
+/// 64 hex digits (surrounding white space ignored) -> 32 bytes; false otherwise.
+bool parse_key(std::string text, std::array<unsigned char, 32>& out) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
+    text.pop_back();
+  }
+  std::size_t start = 0;
+  while (start < text.size() && std::isspace(static_cast<unsigned char>(text[start])) != 0) {
+    ++start;
+  }
+  const std::string_view digits = std::string_view(text).substr(start);
+  if (digits.size() != 64) {
+    return false;
+  }
+  for (std::size_t i = 0; i < 32; ++i) {
+    const int hi = hex_value(digits[2 * i]);
+    const int lo = hex_value(digits[2 * i + 1]);
+    if (hi < 0 || lo < 0) {
+      return false;
+    }
+    out[i] = static_cast<unsigned char>(hi * 16 + lo);
+  }
+  return true;
+}
+
+data_key load_one(const key_source& source) {
+  if (!valid_id(source.id)) {
+    throw key_error("store key id '" + source.id +
+                    "' must be 1 to 64 letters, digits, '.', '_' or '-'");
+  }
+  data_key key;
+  key.id = source.id;
+  std::string text;
+  if (!source.file.empty()) {
+    struct stat st {};
+    if (::stat(source.file.c_str(), &st) != 0) {
+      throw key_error("store key '" + source.id + "': cannot read " + source.file.string());
+    }
+    if ((st.st_mode & 077) != 0) {
+      throw key_error("store key '" + source.id + "': " + source.file.string() +
+                      " is readable by others (mode must be 0600 or stricter)");
+    }
+    std::ifstream in(source.file, std::ios::binary);
+    std::ostringstream content;
+    content << in.rdbuf();
+    if (!in) {
+      throw key_error("store key '" + source.id + "': cannot read " + source.file.string());
+    }
+    text = content.str();
+  } else if (!source.env.empty()) {
+    const char* value = std::getenv(source.env.c_str());
+    if (value == nullptr) {
+      throw key_error("store key '" + source.id + "': environment variable " + source.env +
+                      " is not set");
+    }
+    text = value;
+  } else {
+    throw key_error("store key '" + source.id + "' names neither a file nor an environment variable");
+  }
+  if (!parse_key(std::move(text), key.bytes)) {
+    throw key_error("store key '" + source.id + "' is not 64 hexadecimal digits (32 bytes)");
+  }
+  return key;
+}
+
+}  // namespace
+
+key_ring key_ring::load(const std::vector<key_source>& sources, const std::string& active) {
+  key_ring ring;
+  for (const auto& source : sources) {
+    ring.add(load_one(source));
+  }
+  ring.set_active(active);
+  return ring;
+}
+
+void key_ring::add(data_key key) {
+  if (!valid_id(key.id)) {
+    throw key_error("store key id '" + key.id + "' is not valid");
+  }
+  if (keys_.contains(key.id)) {
+    throw key_error("store key id '" + key.id + "' is listed twice");
+  }
+  std::string id = key.id;
+  keys_.emplace(std::move(id), std::move(key));
+}
+
+void key_ring::set_active(const std::string& id) {
+  if (!keys_.contains(id)) {
+    throw key_error("the active store key '" + id + "' is not among the keys");
+  }
+  active_ = id;
+}
+
+const data_key& key_ring::active() const {
+  return keys_.at(active_);
+}
+
+const data_key* key_ring::find(std::string_view id) const {
+  auto it = keys_.find(id);
+  return it == keys_.end() ? nullptr : &it->second;
+}
+
+std::string seal_context(std::string_view message_id, std::string_view purpose) {
+  std::string out = "mxgw-store/1";
+  out += '\0';
+  out += message_id;
+  out += '\0';
+  out += purpose;
+  return out;
+}
+
+bool is_sealed(std::string_view bytes) {
+  return bytes.substr(0, magic.size()) == magic;
+}
+
+std::string seal(const key_ring& ring, std::string_view plain, std::string_view context) {
+  const data_key& key = ring.active();
+  std::string out;
+  out.reserve(magic.size() + 1 + key.id.size() + nonce_size + plain.size() + tag_size);
+  out += magic;
+  out += static_cast<char>(key.id.size());
+  out += key.id;
+  unsigned char nonce[nonce_size];
+  if (RAND_bytes(nonce, sizeof nonce) != 1) {
+    throw std::runtime_error("no random bytes for a nonce");
+  }
+  out.append(reinterpret_cast<const char*>(nonce), sizeof nonce);
+  const std::size_t body_at = out.size();
+  out.resize(body_at + plain.size() + tag_size);
+  auto* body = reinterpret_cast<unsigned char*>(out.data() + body_at);
+
+  cipher_ctx c;
+  int len = 0;
+  int total = 0;
+  const bool ok =
+      c.ctx != nullptr &&
+      EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, nonce_size, nullptr) == 1 &&
+      EVP_EncryptInit_ex(c.ctx, nullptr, nullptr, key.bytes.data(), nonce) == 1 &&
+      EVP_EncryptUpdate(c.ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(context.data()),
+                        static_cast<int>(context.size())) == 1 &&
+      EVP_EncryptUpdate(c.ctx, body, &len, reinterpret_cast<const unsigned char*>(plain.data()),
+                        static_cast<int>(plain.size())) == 1 &&
+      (total = len, EVP_EncryptFinal_ex(c.ctx, body + total, &len) == 1) &&
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_GET_TAG, tag_size, body + total + len) == 1;
+  if (!ok || static_cast<std::size_t>(total + len) != plain.size()) {
+    throw std::runtime_error("AES-256-GCM encryption failed");
+  }
+  return out;
+}
+
+std::optional<std::string> open_sealed(const key_ring& ring, std::string_view sealed,
+                                       std::string_view context, std::string* why) {
+  const auto fail = [why](const char* reason) -> std::optional<std::string> {
+    if (why != nullptr) {
+      *why = reason;
+    }
+    return std::nullopt;
+  };
+  if (!is_sealed(sealed) || sealed.size() < magic.size() + 1) {
+    return fail("not-sealed");
+  }
+  const std::size_t id_size = static_cast<unsigned char>(sealed[magic.size()]);
+  const std::size_t header = magic.size() + 1 + id_size + nonce_size;
+  if (sealed.size() < header + tag_size) {
+    return fail("payload-corrupt");
+  }
+  const data_key* key = ring.find(sealed.substr(magic.size() + 1, id_size));
+  if (key == nullptr) {
+    return fail("key-unavailable");
+  }
+  const auto* nonce = reinterpret_cast<const unsigned char*>(sealed.data() + header - nonce_size);
+  const std::size_t cipher_size = sealed.size() - header - tag_size;
+  const auto* cipher = reinterpret_cast<const unsigned char*>(sealed.data() + header);
+  std::string tag(sealed.substr(header + cipher_size, tag_size));
+  std::string plain(cipher_size, '\0');
+
+  cipher_ctx c;
+  int len = 0;
+  int total = 0;
+  const bool ok =
+      c.ctx != nullptr &&
+      EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+      EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, nonce_size, nullptr) == 1 &&
+      EVP_DecryptInit_ex(c.ctx, nullptr, nullptr, key->bytes.data(), nonce) == 1 &&
+      EVP_DecryptUpdate(c.ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(context.data()),
+                        static_cast<int>(context.size())) == 1 &&
+      EVP_DecryptUpdate(c.ctx, reinterpret_cast<unsigned char*>(plain.data()), &len, cipher,
+                        static_cast<int>(cipher_size)) == 1 &&
+      (total = len,
+       EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_TAG, tag_size, tag.data()) == 1) &&
+      EVP_DecryptFinal_ex(c.ctx, reinterpret_cast<unsigned char*>(plain.data()) + total, &len) == 1;
+  if (!ok) {
+    return fail("payload-corrupt");
+  }
+  return plain;
+}
+
+void generate_key_file(const std::filesystem::path& file) {
+  if (std::filesystem::exists(file)) {
+    throw key_error(file.string() + " exists; a store key is never overwritten");
+  }
+  unsigned char bytes[32];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {
+    throw key_error("no random bytes for a key");
+  }
+  const std::string hex = lower_hex(bytes, sizeof bytes) + "\n";
+  if (!file.parent_path().empty()) {
+    std::filesystem::create_directories(file.parent_path());
+  }
+  // Created with 0600 from the start: the key is never readable by others, not even briefly.
+  const mode_t old = ::umask(077);
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  ::umask(old);
+  out << hex;
+  out.close();
+  if (!out) {
+    throw key_error("cannot write " + file.string());
+  }
+  std::filesystem::permissions(file, std::filesystem::perms::owner_read |
+                                         std::filesystem::perms::owner_write);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store decorator
+
+namespace {
+
+class encrypting_store final : public message_store {
+ public:
+  encrypting_store(std::shared_ptr<message_store> inner, std::shared_ptr<const key_ring> ring)
+      : inner_(std::move(inner)), ring_(std::move(ring)) {}
+
+  void accept(message_record record, accept_handler handler) override {
+    try {
+      record.body = seal(*ring_, record.body, seal_context(record.id, "body"));
+      for (auto& plan : record.deliveries) {
+        plan.payload = seal(*ring_, plan.payload, seal_context(record.id, "to:" + plan.recipient));
+      }
+    } catch (const std::exception&) {
+      handler(accept_result{accept_outcome::unavailable, {}, "encryption-failed"});
+      return;
+    }
+    inner_->accept(std::move(record), std::move(handler));
+  }
+
+  void find(std::string id, find_handler handler) override {
+    inner_->find(std::move(id), std::move(handler));
+  }
+
+  void claim_due(std::string owner, std::size_t max_jobs, std::chrono::milliseconds lease,
+                 std::vector<recipient_cap> caps, claim_handler handler) override {
+    inner_->claim_due(
+        owner, max_jobs, lease, std::move(caps),
+        [this, owner, handler = std::move(handler)](std::vector<delivery_job> jobs, bool ok) {
+          std::vector<delivery_job> usable;
+          usable.reserve(jobs.size());
+          for (auto& job : jobs) {
+            if (!is_sealed(job.payload)) {
+              usable.push_back(std::move(job));  // stored before encryption was turned on
+              continue;
+            }
+            std::string why;
+            auto plain = open_sealed(*ring_, job.payload,
+                                     seal_context(job.message_id, "to:" + job.recipient), &why);
+            if (plain) {
+              job.payload = std::move(*plain);
+              usable.push_back(std::move(job));
+              continue;
+            }
+            log::write(log::level::critical, {.event = "store.unseal_failed",
+                                              .message_id = job.message_id,
+                                              .partner = job.recipient,
+                                              .reason = why});
+            attempt_report back;
+            back.message_id = job.message_id;
+            back.recipient = job.recipient;
+            back.owner = owner;
+            back.result = attempt_result::retry;
+            back.next_attempt_at = std::chrono::system_clock::now() + std::chrono::minutes(5);
+            back.error = why;
+            inner_->report(std::move(back), [](bool) {});
+          }
+          handler(std::move(usable), ok);
+        });
+  }
+
+  void report(attempt_report report, report_handler handler) override {
+    inner_->report(std::move(report), std::move(handler));
+  }
+  void replay(std::string message_id, std::string recipient,
+              std::vector<audit::audit_record> audit, replay_handler handler) override {
+    inner_->replay(std::move(message_id), std::move(recipient), std::move(audit),
+                   std::move(handler));
+  }
+  void discard(std::string message_id, std::string recipient, std::string reason,
+               std::vector<audit::audit_record> audit, replay_handler handler) override {
+    inner_->discard(std::move(message_id), std::move(recipient), std::move(reason),
+                    std::move(audit), std::move(handler));
+  }
+  void queue_stats(queue_handler handler) override { inner_->queue_stats(std::move(handler)); }
+  void list_dead(std::size_t limit, dead_handler handler) override {
+    inner_->list_dead(limit, std::move(handler));
+  }
+  void append_audit(std::vector<audit::audit_record> records, report_handler handler) override {
+    inner_->append_audit(std::move(records), std::move(handler));
+  }
+  void read_audit(std::int64_t after_seq, std::size_t limit, audit_handler handler) override {
+    inner_->read_audit(after_seq, limit, std::move(handler));
+  }
+  void audit_head(head_handler handler) override { inner_->audit_head(std::move(handler)); }
+  void add_checkpoint(audit::checkpoint checkpoint, report_handler handler) override {
+    inner_->add_checkpoint(std::move(checkpoint), std::move(handler));
+  }
+  void read_checkpoints(checkpoints_handler handler) override {
+    inner_->read_checkpoints(std::move(handler));
+  }
+  void put_state(state_item item, std::optional<std::int64_t> expected_version,
+                 std::vector<audit::audit_record> audit, put_handler handler) override {
+    inner_->put_state(std::move(item), expected_version, std::move(audit), std::move(handler));
+  }
+  void list_state(std::string kind, std::int64_t after_version, state_handler handler) override {
+    inner_->list_state(std::move(kind), after_version, std::move(handler));
+  }
+  void on_deliveries_due(std::function<void()> callback) override {
+    inner_->on_deliveries_due(std::move(callback));
+  }
+  bool healthy() const override { return inner_->healthy(); }
+  void stop() override { inner_->stop(); }
+
+ private:
+  std::shared_ptr<message_store> inner_;
+  std::shared_ptr<const key_ring> ring_;
+};
+
+}  // namespace
+
+std::shared_ptr<message_store> encrypt_at_rest(std::shared_ptr<message_store> inner,
+                                               std::shared_ptr<const key_ring> ring) {
+  return std::make_shared<encrypting_store>(std::move(inner), std::move(ring));
+}
+
+}  // namespace mxgw::store

@@ -1,0 +1,223 @@
+// Encryption at rest: AES-256-GCM sealing, the key ring (files, environment, rotation), and the
+// store decorator (bodies and payloads never reach the database file in clear text).
+#include "gateway/store/sealed.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <future>
+#include <string>
+
+#include "gateway/store/sqlite_store.hpp"
+#include "tests/store/store_test_helpers.hpp"
+#include "tests/support/test_support.hpp"
+
+namespace mxgw::store {
+namespace {
+
+using namespace mxgw::store::test_helpers;
+
+data_key key_of(const std::string& id, unsigned char fill) {
+  data_key key;
+  key.id = id;
+  key.bytes.fill(fill);
+  return key;
+}
+
+key_ring ring_with(std::initializer_list<std::pair<const char*, unsigned char>> keys,
+                   const std::string& active) {
+  key_ring ring;
+  for (const auto& [id, fill] : keys) {
+    ring.add(key_of(id, fill));
+  }
+  ring.set_active(active);
+  return ring;
+}
+
+TEST(Sealing, RoundTripsAndHidesThePlainText) {
+  const key_ring ring = ring_with({{"k1", 1}}, "k1");
+  const std::string plain = R"({"name":"CANARY-NAME-7731"})";
+  const std::string sealed = seal(ring, plain, seal_context("id-1", "body"));
+  EXPECT_TRUE(is_sealed(sealed));
+  EXPECT_EQ(sealed.find("CANARY"), std::string::npos);
+  EXPECT_EQ(open_sealed(ring, sealed, seal_context("id-1", "body")), plain);
+  // A fresh nonce each time: the same plain text never seals to the same bytes.
+  EXPECT_NE(seal(ring, plain, seal_context("id-1", "body")), sealed);
+  EXPECT_EQ(open_sealed(ring, seal(ring, "", seal_context("id-1", "body")),
+                        seal_context("id-1", "body")),
+            "");
+}
+
+TEST(Sealing, AnotherPlaceOrAnyAlteredByteDoesNotOpen) {
+  const key_ring ring = ring_with({{"k1", 1}}, "k1");
+  const std::string sealed = seal(ring, "payload for Thanh Hoa", seal_context("id-1", "to:vn-th"));
+  std::string why;
+  EXPECT_FALSE(open_sealed(ring, sealed, seal_context("id-2", "to:vn-th"), &why));
+  EXPECT_EQ(why, "payload-corrupt");
+  EXPECT_FALSE(open_sealed(ring, sealed, seal_context("id-1", "to:kh-rt")));
+  for (std::size_t i = 4 + 1 + 2; i < sealed.size(); i += 3) {
+    std::string altered = sealed;
+    altered[i] = static_cast<char>(altered[i] ^ 0x01);
+    EXPECT_FALSE(open_sealed(ring, altered, seal_context("id-1", "to:vn-th"))) << "byte " << i;
+  }
+  EXPECT_FALSE(open_sealed(ring, sealed.substr(0, 20), seal_context("id-1", "to:vn-th"), &why));
+  EXPECT_EQ(why, "payload-corrupt");
+  EXPECT_FALSE(open_sealed(ring, "{\"plain\":1}", seal_context("id-1", "to:vn-th"), &why));
+  EXPECT_EQ(why, "not-sealed");
+}
+
+TEST(Sealing, RotationKeepsOldRecordsReadable) {
+  const key_ring before = ring_with({{"2026a", 1}}, "2026a");
+  const std::string old_record = seal(before, "old", seal_context("m", "body"));
+  const key_ring after = ring_with({{"2026a", 1}, {"2026b", 2}}, "2026b");
+  const std::string new_record = seal(after, "new", seal_context("m", "body"));
+  EXPECT_EQ(open_sealed(after, old_record, seal_context("m", "body")), "old");
+  EXPECT_EQ(open_sealed(after, new_record, seal_context("m", "body")), "new");
+  // The new record names the new key: a ring without it cannot read it (and says why).
+  std::string why;
+  EXPECT_FALSE(open_sealed(before, new_record, seal_context("m", "body"), &why));
+  EXPECT_EQ(why, "key-unavailable");
+}
+
+TEST(KeyRing, LoadsFilesAndEnvironmentAndRefusesBadKeys) {
+  test::temp_dir dir;
+  generate_key_file(dir / "k1.hex");
+  struct stat st {};
+  ASSERT_EQ(::stat((dir / "k1.hex").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
+  EXPECT_THROW(generate_key_file(dir / "k1.hex"), key_error);  // never overwritten
+
+  ::setenv("MXGW_TEST_STORE_KEY", std::string(64, 'B').c_str(), 1);
+  const key_ring ring =
+      key_ring::load({{"k1", dir / "k1.hex", ""}, {"k2", "", "MXGW_TEST_STORE_KEY"}}, "k2");
+  EXPECT_EQ(ring.active().id, "k2");
+  EXPECT_EQ(ring.active().bytes[0], 0xBB);
+  EXPECT_NE(ring.find("k1"), nullptr);
+
+  const auto error_of = [](const std::vector<key_source>& sources, const std::string& active) {
+    try {
+      key_ring::load(sources, active);
+    } catch (const key_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(loaded)");
+  };
+  test::write_file(dir / "open.hex", std::string(64, 'a'));
+  ::chmod((dir / "open.hex").c_str(), 0644);
+  EXPECT_NE(error_of({{"k", dir / "open.hex", ""}}, "k").find("readable by others"),
+            std::string::npos);
+  test::write_file(dir / "short.hex", std::string(63, 'a'));
+  ::chmod((dir / "short.hex").c_str(), 0600);
+  const std::string short_error = error_of({{"k", dir / "short.hex", ""}}, "k");
+  EXPECT_NE(short_error.find("64 hexadecimal digits"), std::string::npos);
+  EXPECT_EQ(short_error.find("aaaa"), std::string::npos);  // the key never appears in errors
+  EXPECT_NE(error_of({{"k", "", "MXGW_TEST_UNSET_KEY"}}, "k").find("not set"), std::string::npos);
+  EXPECT_NE(error_of({{"k1", dir / "k1.hex", ""}}, "k2").find("not among the keys"),
+            std::string::npos);
+  EXPECT_NE(error_of({{"bad id", dir / "k1.hex", ""}}, "bad id").find("must be"),
+            std::string::npos);
+  ::unsetenv("MXGW_TEST_STORE_KEY");
+}
+
+/// The decorator over a real SQLite store.
+class SealedStore : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ring_ = std::make_shared<key_ring>(ring_with({{"k1", 7}}, "k1"));
+    open();
+  }
+  void open() {
+    sqlite_options options;
+    options.path = dir_ / "store.db";
+    store_ = encrypt_at_rest(open_sqlite_store(options), ring_);
+  }
+  accept_result accept(message_record record) {
+    std::promise<accept_result> p;
+    auto f = p.get_future();
+    store_->accept(std::move(record), [&p](accept_result r) { p.set_value(std::move(r)); });
+    return f.get();
+  }
+  std::vector<delivery_job> claim() {
+    std::promise<std::vector<delivery_job>> p;
+    auto f = p.get_future();
+    store_->claim_due("w", 10, std::chrono::minutes(1), {},
+                      [&p](std::vector<delivery_job> jobs, bool) { p.set_value(std::move(jobs)); });
+    return f.get();
+  }
+
+  test::temp_dir dir_;
+  std::shared_ptr<key_ring> ring_;
+  std::shared_ptr<message_store> store_;
+};
+
+message_record canary_record(const std::string& id) {
+  const std::string body = R"({"names":[{"family":["CANARY-FAMILY-1"]}]})";
+  message_record r{id, "kh-ratanakiri", "victim.identification", "2026-11-22T04:38:47Z",
+                   fingerprint(body), body};
+  r.deliveries.push_back({"vn-thanhhoa", "explicit", R"({"to":"CANARY-PAYLOAD-TH"})", "[]"});
+  r.deliveries.push_back({"la-houaphanh", "rule-1", "<m>CANARY-PAYLOAD-LA</m>", "[]"});
+  return r;
+}
+
+TEST_F(SealedStore, TheFileHoldsNoClearTextAndWorkersGetThePayload) {
+  ASSERT_EQ(accept(canary_record(make_id(1))).outcome, accept_outcome::stored);
+  auto jobs = claim();
+  ASSERT_EQ(jobs.size(), 2U);
+  std::map<std::string, std::string> payloads;
+  for (const auto& job : jobs) {
+    payloads[job.recipient] = job.payload;
+  }
+  EXPECT_EQ(payloads["vn-thanhhoa"], R"({"to":"CANARY-PAYLOAD-TH"})");
+  EXPECT_EQ(payloads["la-houaphanh"], "<m>CANARY-PAYLOAD-LA</m>");
+  store_->stop();
+  // Every byte of the database (and of a WAL, if one were left) is free of the canaries.
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    const std::string bytes = test::read_file(entry.path());
+    EXPECT_EQ(bytes.find("CANARY"), std::string::npos) << entry.path();
+  }
+  raw_db db(dir_ / "store.db");
+  EXPECT_EQ(db.text("SELECT substr(body, 1, 4) FROM messages"), "MXE1");
+}
+
+TEST_F(SealedStore, AnIdenticalResendIsStillADuplicate) {
+  ASSERT_EQ(accept(canary_record(make_id(2))).outcome, accept_outcome::stored);
+  // Sealing is randomised, but the duplicate check uses the plain text's SHA-256.
+  EXPECT_EQ(accept(canary_record(make_id(2))).outcome, accept_outcome::duplicate);
+}
+
+TEST_F(SealedStore, APayloadMovedToAnotherRowIsNotDelivered) {
+  ASSERT_EQ(accept(canary_record(make_id(3))).outcome, accept_outcome::stored);
+  {
+    raw_db db(dir_ / "store.db");
+    // An attacker with the file swaps the two recipients' payloads.
+    db.exec(
+        "UPDATE deliveries SET payload = (SELECT payload FROM deliveries WHERE recipient = "
+        "'la-houaphanh') WHERE recipient = 'vn-thanhhoa'");
+  }
+  const auto jobs = claim();
+  ASSERT_EQ(jobs.size(), 1U);  // only the untouched row goes out
+  EXPECT_EQ(jobs[0].recipient, "la-houaphanh");
+  store_->stop();
+  raw_db db(dir_ / "store.db");
+  EXPECT_EQ(db.text("SELECT state || ' ' || last_error FROM deliveries WHERE recipient = "
+                    "'vn-thanhhoa'"),
+            "retrying payload-corrupt");
+}
+
+TEST_F(SealedStore, RecordsFromBeforeEncryptionStillDeliver) {
+  store_->stop();
+  {
+    sqlite_options options;
+    options.path = dir_ / "store.db";
+    auto plain = open_sqlite_store(options);
+    std::promise<accept_result> p;
+    plain->accept(canary_record(make_id(4)), [&p](accept_result r) { p.set_value(r); });
+    ASSERT_EQ(p.get_future().get().outcome, accept_outcome::stored);
+  }
+  open();
+  EXPECT_EQ(claim().size(), 2U);
+}
+
+}  // namespace
+}  // namespace mxgw::store

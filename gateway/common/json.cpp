@@ -38,7 +38,9 @@ class guarded_handler {
   bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
     return doc_.RawNumber(s, n, copy);
   }
-  bool String(const char* s, rapidjson::SizeType n, bool copy) { return doc_.String(s, n, copy); }
+  bool String(const char* s, rapidjson::SizeType n, bool copy) {
+    return no_surrogate(s, n) && doc_.String(s, n, copy);
+  }
 
   bool StartObject() {
     if (!enter()) {
@@ -48,6 +50,9 @@ class guarded_handler {
     return doc_.StartObject();
   }
   bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+    if (!no_surrogate(s, n)) {
+      return false;
+    }
     if (!keys_.back().emplace(s, n).second) {
       failure_ = "duplicate member name";
       return false;
@@ -68,6 +73,19 @@ class guarded_handler {
   const char* failure() const { return failure_; }
 
  private:
+  // RapidJSON validates the input's UTF-8 and pairs \uD8xx\uDCxx escapes, but turns a lone low
+  // surrogate escape (\uDC00) into the bytes ED B0 80, which are not UTF-8: refuse it here. (A
+  // surrogate's UTF-8-like form is the only way ED A0..ED BF can appear in a decoded string.)
+  bool no_surrogate(const char* s, rapidjson::SizeType n) {
+    for (rapidjson::SizeType i = 0; i + 1 < n; ++i) {
+      if (static_cast<unsigned char>(s[i]) == 0xED && static_cast<unsigned char>(s[i + 1]) >= 0xA0) {
+        failure_ = "a lone UTF-16 surrogate escape";
+        return false;
+      }
+    }
+    return true;
+  }
+
   bool enter() {
     if (++depth_ > max_depth_) {
       failure_ = "nesting deeper than the limit";

@@ -50,6 +50,18 @@ TEST(JsonParse, RefusesInvalidUtf8) {
   EXPECT_TRUE(parse("{\"a\":\"\xED\xA0\x80\"}"));  // an encoded lone surrogate
 }
 
+TEST(JsonParse, RefusesLoneSurrogateEscapesButKeepsPairs) {
+  rapidjson::Document doc;
+  for (const char* text : {R"({"a":"\udc00"})", R"({"a":"x\udfffy"})", R"({"\udc00":1})",
+                           R"({"a":"\ud800"})", R"({"a":"\ud800\u0041"})"}) {
+    const auto error = mxgw::json::parse_untrusted(text, doc);
+    EXPECT_TRUE(error.has_value()) << text;
+  }
+  const auto error = mxgw::json::parse_untrusted(R"({"a":"\ud83d\ude00"})", doc);  // a pair: U+1F600
+  ASSERT_FALSE(error.has_value()) << error->reason;
+  EXPECT_STREQ(doc["a"].GetString(), "\xF0\x9F\x98\x80");
+}
+
 TEST(JsonParse, RefusesNumbersBeyondDoubleRangeAndNaN) {
   EXPECT_TRUE(parse(R"({"a":1e400})"));
   EXPECT_TRUE(parse(R"({"a":NaN})"));

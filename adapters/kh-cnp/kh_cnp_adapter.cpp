@@ -29,7 +29,7 @@ class kh_cnp_adapter final : public adapter {
     rapidjson::Document doc(rapidjson::kObjectType);
     auto& a = doc.GetAllocator();
     const auto text = [&](std::string_view s) {
-      return rapidjson::Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a);
+      return rapidjson::Value(mxgw::json::non_null(s), static_cast<rapidjson::SizeType>(s.size()), a);
     };
     std::string sent_at =
         utc_to_local(receipt.accepted_at, kh_cnp::local_offset_minutes, era::common);
@@ -66,7 +66,7 @@ class kh_cnp_adapter final : public adapter {
     }
     rapidjson::Document doc(rapidjson::kObjectType);
     doc.AddMember("error",
-                  rapidjson::Value(text.data(), static_cast<rapidjson::SizeType>(text.size()),
+                  rapidjson::Value(mxgw::json::non_null(text), static_cast<rapidjson::SizeType>(text.size()),
                                    doc.GetAllocator()),
                   doc.GetAllocator());
     return json::to_string(doc);

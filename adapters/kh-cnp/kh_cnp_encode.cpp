@@ -188,7 +188,7 @@ class encoder {
   }
 
   value str(std::string_view s) {
-    return value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a_);
+    return value(mxgw::json::non_null(s), static_cast<rapidjson::SizeType>(s.size()), a_);
   }
   void put(value& object, const char* name, value v) {
     object.AddMember(rapidjson::StringRef(name), v, a_);

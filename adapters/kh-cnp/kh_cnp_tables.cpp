@@ -22,7 +22,7 @@ const rapidjson::Value* kh_codes(const rapidjson::Value& entry) {
   if (codes == entry.MemberEnd() || !codes->value.IsObject()) {
     return nullptr;
   }
-  auto kh = codes->value.FindMember(rapidjson::StringRef(partner_key.data(), partner_key.size()));
+  auto kh = codes->value.FindMember(rapidjson::StringRef(mxgw::json::non_null(partner_key), partner_key.size()));
   if (kh == codes->value.MemberEnd() || !kh->value.IsArray()) {
     return nullptr;
   }

@@ -1,6 +1,7 @@
 // LA-MPS-XML/1.3 -> canonical mx/1: the decoder over a parsed document (docs/adapters/la-mps.md).
 #pragma once
 
+#include "gateway/common/json.hpp"
 #include <array>
 #include <initializer_list>
 #include <map>
@@ -193,7 +194,7 @@ class decoder {
   }
 
   json_value str(std::string_view s) {
-    return json_value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a_);
+    return json_value(mxgw::json::non_null(s), static_cast<rapidjson::SizeType>(s.size()), a_);
   }
 
   /// Keeps a value the canonical model has no field for under its LA-MPS location.

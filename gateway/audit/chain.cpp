@@ -1,4 +1,5 @@
 // The audit chain's canonical bytes and hashes (see audit.hpp).
+#include "gateway/common/json.hpp"
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -10,8 +11,8 @@ namespace {
 
 void put(rapidjson::Writer<rapidjson::StringBuffer>& w, std::string_view key,
          std::string_view value) {
-  w.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
-  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  w.Key(json::non_null(key), static_cast<rapidjson::SizeType>(key.size()));
+  w.String(json::non_null(value), static_cast<rapidjson::SizeType>(value.size()));
 }
 
 }  // namespace

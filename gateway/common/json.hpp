@@ -10,6 +10,12 @@
 
 namespace mxgw::json {
 
+/// The characters of `s` for RapidJSON's (pointer, length) calls, which assert a non-null pointer
+/// even for length 0 (an empty std::string_view may hold nullptr).
+inline const char* non_null(std::string_view s) {
+  return s.data() != nullptr ? s.data() : "";
+}
+
 struct parse_limits {
   std::size_t max_depth = 64;  ///< deepest allowed nesting of objects and arrays
 };

@@ -1,4 +1,5 @@
 // JSON-lines log sink on top of spdlog; lines are built with RapidJSON so every value is escaped.
+#include "gateway/common/json.hpp"
 #include "gateway/common/log.hpp"
 
 #include <rapidjson/stringbuffer.h>
@@ -49,7 +50,7 @@ void put(rapidjson::Writer<rapidjson::StringBuffer>& w, const char* key, std::st
     return;
   }
   w.Key(key);
-  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  w.String(json::non_null(value), static_cast<rapidjson::SizeType>(value.size()));
 }
 
 }  // namespace

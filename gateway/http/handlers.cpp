@@ -78,7 +78,7 @@ response json_response(
 
 void put(rapidjson::Writer<rapidjson::StringBuffer>& w, const char* key, std::string_view value) {
   w.Key(key);
-  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  w.String(json::non_null(value), static_cast<rapidjson::SizeType>(value.size()));
 }
 
 std::string rfc3339(const store::time_point& t) {

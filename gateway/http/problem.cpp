@@ -1,4 +1,5 @@
 // Problem documents (RFC 9457).
+#include "gateway/common/json.hpp"
 #include "gateway/http/problem.hpp"
 
 #include <rapidjson/stringbuffer.h>
@@ -15,7 +16,7 @@ response problem(int status, std::string_view code, std::string_view title, std:
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
   auto str = [&](std::string_view s) {
-    w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+    w.String(json::non_null(s), static_cast<rapidjson::SizeType>(s.size()));
   };
   w.StartObject();
   w.Key("type");

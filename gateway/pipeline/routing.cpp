@@ -324,7 +324,7 @@ std::vector<sensitive_field> sensitive_fields(const rapidjson::Value& message) {
 }
 
 rapidjson::Value string_value(std::string_view text, rapidjson::Document::AllocatorType& alloc) {
-  return rapidjson::Value(text.data(), static_cast<rapidjson::SizeType>(text.size()), alloc);
+  return rapidjson::Value(json::non_null(text), static_cast<rapidjson::SizeType>(text.size()), alloc);
 }
 
 }  // namespace

@@ -85,7 +85,7 @@ std::string json_object(const std::function<void(json_writer&)>& fill) {
 
 void put(json_writer& w, const char* key, std::string_view value) {
   w.Key(key);
-  w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  w.String(json::non_null(value), static_cast<rapidjson::SizeType>(value.size()));
 }
 
 void put(json_writer& w, const char* key, std::uint64_t value) {

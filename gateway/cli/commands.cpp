@@ -13,6 +13,7 @@
 #include <future>
 #include <iostream>
 #include <iterator>
+#include <regex>
 #include <thread>
 
 #include "adapters/adapter.hpp"
@@ -170,6 +171,41 @@ int run_queue_command(const std::filesystem::path& config_file, bool replay,
 }
 
 // `mxgw translate`: decode with one adapter, check as the gateway would, encode with another.
+// `mxgw register`: the transfer register (per partner, month, direction and type: counts only),
+// for the cross-border transfer assessment the data-protection law requires.
+int run_register_command(const std::filesystem::path& config_file, const std::string& from,
+                         const std::string& to) {
+  static const std::regex month(R"(\d{4}-(0[1-9]|1[0-2]))");
+  if (!std::regex_match(from, month) || !std::regex_match(to, month)) {
+    std::cerr << "register: --from and --to are months, YYYY-MM\n";
+    return 2;
+  }
+  std::vector<config::config_problem> problems;
+  auto config = config::load_gateway_config(config_file, problems);
+  if (config.store.path.empty()) {
+    std::cerr << format_problems(problems);
+    return 2;
+  }
+  auto store = store::open_sqlite_store({.path = config.store.path});
+  std::promise<int> result;
+  store->transfer_register(from, to, [&](std::vector<store::transfer_count> rows, bool ok) {
+    if (!ok) {
+      std::cerr << "register: the store failed\n";
+      result.set_value(1);
+      return;
+    }
+    std::cout << "partner\tdirection\tmonth\ttype\tcount\n";
+    for (const auto& r : rows) {
+      std::cout << r.partner << "\t" << r.direction << "\t" << r.month << "\t" << r.type << "\t"
+                << r.count << "\n";
+    }
+    result.set_value(0);
+  });
+  const int status = result.get_future().get();
+  store->stop();
+  return status;
+}
+
 int run_translate(const std::filesystem::path& config_file, const std::string& from,
                   const std::string& to, const std::string& sender, const std::string& recipient,
                   const std::string& input) {
@@ -348,6 +384,14 @@ int run(int argc, char** argv) {
   translate_cmd->add_option("--recipient", translate_recipient, "partner id the output is for");
   translate_cmd->add_option("file", translate_input, "input file, or - for standard input");
 
+  // register: the transfer register
+  std::string register_from = "2000-01", register_to = "9999-12";
+  auto* register_cmd = app.add_subcommand(
+      "register", "Transfer register: messages per partner, month, direction and type (counts)");
+  register_cmd->add_option("--config", config_file, "gateway.json")->required();
+  register_cmd->add_option("--from", register_from, "first month, YYYY-MM");
+  register_cmd->add_option("--to", register_to, "last month, YYYY-MM");
+
   // queue: dead letters on the local store (the running gateway picks replays up at its next poll)
   auto* queue_cmd = app.add_subcommand("queue", "Delivery queue and dead letters");
   queue_cmd->require_subcommand(1);
@@ -425,6 +469,9 @@ int run(int argc, char** argv) {
     if (*translate_cmd) {
       return run_translate(config_file, from_format, to_format, translate_sender,
                            translate_recipient, read_input(translate_input));
+    }
+    if (*register_cmd) {
+      return run_register_command(config_file, register_from, register_to);
     }
     if (*dead_cmd || *replay_cmd) {
       return run_queue_command(config_file, replay_cmd->parsed(), replay_id, replay_recipient);

@@ -1,6 +1,7 @@
 // Assembly of a gateway (see gateway_instance.hpp).
 #include "gateway/cli/gateway_instance.hpp"
 
+#include <chrono>
 #include <stdexcept>
 
 #include "adapters/adapter.hpp"
@@ -12,6 +13,7 @@
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/routing.hpp"
 #include "gateway/store/message_store.hpp"
+#include "gateway/store/retention.hpp"
 #include "gateway/store/sealed.hpp"
 
 namespace mxgw::cli {
@@ -20,6 +22,7 @@ struct gateway_instance::parts {
   std::shared_ptr<store::message_store> store;
   std::unique_ptr<delivery::delivery_service> delivery;
   std::unique_ptr<net::server> server;
+  std::unique_ptr<store::retention_sweeper> retention;
 };
 
 std::string format_problems(const std::vector<config::config_problem>& problems) {
@@ -88,6 +91,14 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
   if (keys) {
     parts_->store = store::encrypt_at_rest(std::move(parts_->store), keys);
   }
+  parts_->retention = std::make_unique<store::retention_sweeper>(
+      parts_->store,
+      store::retention_settings{
+          .delivered_after = std::chrono::hours(24) * config.store.retention_delivered_days,
+          .dead_after = std::chrono::hours(24) * config.store.retention_dead_days,
+          .interval = std::chrono::seconds(config.store.retention_sweep_interval_s),
+          .actor = "gateway:" + config.delivery.instance,
+          .clock = {}});
   if (config.delivery.enabled) {
     const auto& d = config.delivery;
     // Unset: the gateway is the same party in both directions (its listener identity).
@@ -144,6 +155,7 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
 
 gateway_instance::~gateway_instance() {
   stop();
+  parts_->retention.reset();
   parts_->server.reset();
   if (parts_->delivery) {
     parts_->delivery->stop();
@@ -162,6 +174,7 @@ void gateway_instance::run() {
   if (parts_->delivery) {
     parts_->delivery->stop();
   }
+  parts_->retention->stop();
   parts_->store->stop();
   log::info({.event = "gateway.stopped"});
 }

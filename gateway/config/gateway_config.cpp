@@ -195,7 +195,16 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   }
 
   if (const auto* s = r.object(doc, "store", "")) {
-    r.only(*s, "/store", {"kind", "path", "max_batch", "max_size_bytes", "encryption"});
+    r.only(*s, "/store",
+           {"kind", "path", "max_batch", "max_size_bytes", "encryption", "retention"});
+    if (const auto* t = r.object(*s, "retention", "/store")) {
+      r.only(*t, "/store/retention", {"delivered_days", "dead_days", "sweep_interval_s"});
+      r.number(*t, "delivered_days", "/store/retention", config.store.retention_delivered_days, 1,
+               36'500);
+      r.number(*t, "dead_days", "/store/retention", config.store.retention_dead_days, 1, 36'500);
+      r.number(*t, "sweep_interval_s", "/store/retention",
+               config.store.retention_sweep_interval_s, 1, 86'400);
+    }
     r.string(*s, "kind", "/store", config.store.kind);
     if (config.store.kind != "sqlite") {
       r.problem("/store/kind", "must be \"sqlite\" (PostgreSQL is not available yet)");

@@ -55,6 +55,11 @@ struct store_settings {
   /// the one new records are sealed with. No keys: bodies are stored in clear (a warning at start).
   std::vector<store_key> keys;
   std::string active_key;
+  /// Retention: a delivered copy's bytes are purged this many days after delivery, a dead (or
+  /// discarded) one this many days after it died; a message's body once no copy needs it.
+  std::uint32_t retention_delivered_days = 30;
+  std::uint32_t retention_dead_days = 90;
+  std::uint32_t retention_sweep_interval_s = 3600;
   std::filesystem::path path;  ///< SQLite file
   std::size_t max_batch = 512;
   std::uint64_t max_size_bytes = 0;  ///< 0: no cap

@@ -133,6 +133,31 @@ struct queue_stat {
   std::string oldest_waiting;  ///< accepted_at of the oldest pending/delivering/retrying row, or ""
 };
 
+/// What the retention sweep may purge now.
+struct retention_cut {
+  time_point delivered_before;  ///< payloads of rows delivered before this; bodies of messages
+                                ///< whose every copy is delivered (or gone) and that were accepted
+                                ///< before this when routing found no recipient
+  time_point dead_before;       ///< payloads of rows dead (or discarded) since before this
+  std::size_t max_rows = 1000;  ///< at most this many rows of each kind in one transaction
+  std::string actor;            ///< who runs the sweep, for the audit entry
+};
+
+struct purge_result {
+  std::size_t payloads = 0;  ///< delivery payloads emptied (a dead one becomes "expired")
+  std::size_t bodies = 0;    ///< message bodies emptied (the message's `purged_at` set)
+};
+
+/// One line of the transfer register: how many messages of a type crossed to or from a partner
+/// in a month. No ids, no content.
+struct transfer_count {
+  std::string partner;
+  std::string direction;  ///< "received-from" (the partner sent it) or "sent-to" (delivered to it)
+  std::string month;      ///< "YYYY-MM" (UTC; accepted_at for received, delivered_at for sent)
+  std::string type;
+  std::size_t count = 0;
+};
+
 /// One dead letter, for operators (metadata only).
 struct dead_letter {
   std::string message_id;
@@ -217,6 +242,21 @@ class message_store {
   /// that message and recipient. Audit records as for replay.
   virtual void discard(std::string message_id, std::string recipient, std::string reason,
                        std::vector<audit::audit_record> audit, replay_handler handler) = 0;
+
+  using purge_handler = std::function<void(purge_result, bool ok)>;
+  using register_handler = std::function<void(std::vector<transfer_count>, bool ok)>;
+
+  /// Retention: empties payloads and bodies that are past their time (metadata, status and audit
+  /// stay). A dead row whose payload is purged becomes "expired" and can no longer be replayed.
+  /// Pending, retrying and delivering rows are never touched. When anything was purged, one audit
+  /// entry "retention.purged" (with the counts) is appended in the same transaction. Call again
+  /// while a kind reached max_rows.
+  virtual void purge(retention_cut cut, purge_handler handler) = 0;
+
+  /// The transfer register for months [from_month, to_month] ("YYYY-MM", inclusive), ordered by
+  /// partner, direction, month, type.
+  virtual void transfer_register(std::string from_month, std::string to_month,
+                                 register_handler handler) = 0;
 
   using queue_handler = std::function<void(std::vector<queue_stat>, bool ok)>;
 

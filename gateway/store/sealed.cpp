@@ -356,6 +356,13 @@ class encrypting_store final : public message_store {
                     std::move(audit), std::move(handler));
   }
   void queue_stats(queue_handler handler) override { inner_->queue_stats(std::move(handler)); }
+  void purge(retention_cut cut, purge_handler handler) override {
+    inner_->purge(std::move(cut), std::move(handler));
+  }
+  void transfer_register(std::string from_month, std::string to_month,
+                         register_handler handler) override {
+    inner_->transfer_register(std::move(from_month), std::move(to_month), std::move(handler));
+  }
   void list_dead(std::size_t limit, dead_handler handler) override {
     inner_->list_dead(limit, std::move(handler));
   }

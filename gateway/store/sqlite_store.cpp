@@ -122,6 +122,12 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
         PRIMARY KEY (kind, key)
       );
     )sql",
+    // 4: retention. A message whose body was purged keeps its row (metadata, status, audit) with
+    // the time of the purge.
+    R"sql(
+      ALTER TABLE messages ADD COLUMN purged_at INTEGER;
+      CREATE INDEX messages_unpurged ON messages (accepted_at) WHERE purged_at IS NULL;
+    )sql",
 };
 
 // Raising sqlite_schema_version without writing its migration must not compile.
@@ -229,7 +235,32 @@ constexpr const char* upsert_state_sql =
     "value = excluded.value, version = excluded.version, changed_at = excluded.changed_at, "
     "changed_by = excluded.changed_by";
 
+// Retention: payloads past their time, then bodies none of whose copies still needs them.
+constexpr const char* purge_payloads_sql =
+    "UPDATE deliveries SET payload = x'', "
+    "state = CASE WHEN state = 'dead' THEN 'expired' ELSE state END "
+    "WHERE rowid IN (SELECT rowid FROM deliveries WHERE length(payload) > 0 AND "
+    "((state = 'delivered' AND delivered_at < ?1) OR "
+    "(state IN ('dead', 'discarded') AND dead_since < ?2)) LIMIT ?3)";
+constexpr const char* purge_bodies_sql =
+    "UPDATE messages SET body = x'', purged_at = ?3 WHERE rowid IN ("
+    "SELECT m.rowid FROM messages AS m WHERE m.purged_at IS NULL AND ("
+    "(EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id) AND "
+    "NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id AND "
+    "(length(d.payload) > 0 OR d.state IN ('pending', 'retrying', 'delivering')))) OR "
+    "(NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id) AND "
+    "m.accepted_at < ?1)) LIMIT ?2)";
+
 // Reader statements.
+constexpr const char* select_register_sql =
+    "SELECT partner, direction, month, type, count(*) FROM ("
+    "SELECT sender AS partner, 'received-from' AS direction, substr(accepted_at, 1, 7) AS month, "
+    "type FROM messages WHERE substr(accepted_at, 1, 7) BETWEEN ?1 AND ?2 "
+    "UNION ALL "
+    "SELECT d.recipient, 'sent-to', strftime('%Y-%m', d.delivered_at / 1000, 'unixepoch'), m.type "
+    "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id WHERE d.state = 'delivered' "
+    "AND strftime('%Y-%m', d.delivered_at / 1000, 'unixepoch') BETWEEN ?1 AND ?2) "
+    "GROUP BY partner, direction, month, type ORDER BY partner, direction, month, type";
 constexpr const char* select_queue_stats_sql =
     "SELECT d.recipient, sum(d.state = 'pending'), sum(d.state = 'delivering'), "
     "sum(d.state = 'retrying'), sum(d.state = 'dead'), sum(d.state = 'delivered'), "
@@ -613,6 +644,12 @@ struct checkpoint_write {
   bool added = false;  // false: a checkpoint for that seq exists (refused, not a store failure)
 };
 
+struct purge_write {
+  retention_cut cut;
+  message_store::purge_handler handler;
+  purge_result result;
+};
+
 struct state_write {
   state_item item;
   std::optional<std::int64_t> expected_version;
@@ -626,7 +663,7 @@ struct state_write {
 /// transaction, one fsync.
 struct pending_write {
   std::variant<accept_write, claim_write, report_write, replay_write, audit_write,
-               checkpoint_write, state_write>
+               checkpoint_write, state_write, purge_write>
       work;
   bool committed = false;  ///< the transaction that carried it committed
 };
@@ -645,6 +682,12 @@ struct audit_read {
   std::int64_t after_seq = 0;
   std::size_t limit = 0;
   message_store::audit_handler handler;
+};
+
+struct register_read {
+  std::string from_month;
+  std::string to_month;
+  message_store::register_handler handler;
 };
 
 struct queue_read {
@@ -667,7 +710,7 @@ struct state_read {
 
 using pending_read =
     std::variant<find_read, dead_read, audit_read, head_read, checkpoints_read, state_read,
-                 queue_read>;
+                 queue_read, register_read>;
 
 accept_result unavailable(const char* reason) {
   return accept_result{accept_outcome::unavailable, {}, reason};
@@ -701,6 +744,8 @@ void fail_read(pending_read& read) noexcept {
           call_quietly(r.handler, std::vector<audit::checkpoint>{}, false);
         } else if constexpr (std::is_same_v<kind, queue_read>) {
           call_quietly(r.handler, std::vector<queue_stat>{}, false);
+        } else if constexpr (std::is_same_v<kind, register_read>) {
+          call_quietly(r.handler, std::vector<transfer_count>{}, false);
         } else {
           call_quietly(r.handler, std::vector<state_item>{}, false);
         }
@@ -729,6 +774,8 @@ void answer(pending_write& write, const char* failure) noexcept {
         } else if constexpr (std::is_same_v<kind, state_write>) {
           call_quietly(w.handler, committed ? w.outcome : put_outcome::failed,
                        committed ? w.item.version : std::int64_t{0});
+        } else if constexpr (std::is_same_v<kind, purge_write>) {
+          call_quietly(w.handler, committed ? w.result : purge_result{}, committed);
         } else {
           call_quietly(w.handler, committed && w.found, committed);
         }
@@ -792,6 +839,7 @@ struct sqlite_store::impl {
   int append_audit_rows(const std::vector<audit::audit_record>& records, const std::string& at);
   int write_checkpoint(checkpoint_write& write);
   int write_state(state_write& write, const std::string& at);
+  int write_purge(purge_write& write, std::int64_t now_ms, const std::string& at);
   int claim_statement(std::size_t cap_count, sqlite3_stmt*& out);
   const char* failure_reason(int rc);
   void notify_deliveries_due();
@@ -807,6 +855,7 @@ struct sqlite_store::impl {
   void answer_checkpoints(const checkpoints_read& job);
   void answer_state(const state_read& job);
   void answer_queue(const queue_read& job);
+  void answer_register(const register_read& job);
   int read_audit_rows(sqlite3_stmt* stmt, std::vector<audit::audit_row>& rows);
   void reader_failed(int rc);
 
@@ -828,6 +877,8 @@ struct sqlite_store::impl {
     statement report_dead;
     statement replay;
     statement discard;
+    statement purge_payloads;
+    statement purge_bodies;
     statement select_audit_head;
     statement insert_audit;
     statement insert_checkpoint;
@@ -844,6 +895,7 @@ struct sqlite_store::impl {
     statement select_exclusions;
     statement select_dead;
     statement select_queue_stats;
+    statement select_register;
     statement select_audit;
     statement select_audit_last;
     statement select_checkpoints;
@@ -934,6 +986,8 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->report_dead = prepare(db, report_dead_sql, path_);
   writer_sql_->replay = prepare(db, replay_sql, path_);
   writer_sql_->discard = prepare(db, discard_sql, path_);
+  writer_sql_->purge_payloads = prepare(db, purge_payloads_sql, path_);
+  writer_sql_->purge_bodies = prepare(db, purge_bodies_sql, path_);
   writer_sql_->select_audit_head = prepare(db, select_audit_head_sql, path_);
   writer_sql_->insert_audit = prepare(db, insert_audit_sql, path_);
   writer_sql_->insert_checkpoint = prepare(db, insert_checkpoint_sql, path_);
@@ -952,6 +1006,7 @@ sqlite_store::impl::impl(const sqlite_options& options)
   reader_sql_->select_dead = prepare(rdb, select_dead_sql, path_);
   reader_sql_->select_audit = prepare(rdb, select_audit_sql, path_);
   reader_sql_->select_queue_stats = prepare(rdb, select_queue_stats_sql, path_);
+  reader_sql_->select_register = prepare(rdb, select_register_sql, path_);
   reader_sql_->select_audit_last = prepare(rdb, select_audit_last_sql, path_);
   reader_sql_->select_checkpoints = prepare(rdb, select_checkpoints_sql, path_);
   reader_sql_->select_state = prepare(rdb, select_state_sql, path_);
@@ -1231,6 +1286,8 @@ int sqlite_store::impl::write_batch(std::vector<pending_write>& batch, bool book
             return append_audit_rows(w.records, accepted_at);
           } else if constexpr (std::is_same_v<kind, checkpoint_write>) {
             return write_checkpoint(w);
+          } else if constexpr (std::is_same_v<kind, purge_write>) {
+            return write_purge(w, now_ms, accepted_at);
           } else {
             return write_state(w, accepted_at);
           }
@@ -1562,6 +1619,48 @@ int sqlite_store::impl::write_state(state_write& write, const std::string& at) {
   return append_audit_rows(write.audit, at);
 }
 
+int sqlite_store::impl::write_purge(purge_write& write, std::int64_t now_ms,
+                                    const std::string& at) {
+  const retention_cut& cut = write.cut;
+  const std::int64_t max_rows = clamp_to_int64(std::max<std::size_t>(cut.max_rows, 1));
+  {
+    statement_use use(writer_sql_->purge_payloads.get());
+    int rc = use.bind(to_ms(cut.delivered_before), to_ms(cut.dead_before), max_rows);
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
+    write.result.payloads = static_cast<std::size_t>(sqlite3_changes(writer_db_.get()));
+  }
+  {
+    const std::string delivered_before = format_rfc3339_ms(cut.delivered_before);
+    statement_use use(writer_sql_->purge_bodies.get());
+    int rc = use.bind(std::string_view(delivered_before), max_rows, now_ms);
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
+    write.result.bodies = static_cast<std::size_t>(sqlite3_changes(writer_db_.get()));
+  }
+  if (write.result.payloads == 0 && write.result.bodies == 0) {
+    return SQLITE_OK;
+  }
+  return append_audit_rows(
+      {{.event = "retention.purged",
+        .actor = cut.actor,
+        .partner = {},
+        .message_id = {},
+        .details = {{"payloads", std::to_string(write.result.payloads)},
+                    {"bodies", std::to_string(write.result.bodies)},
+                    {"deliveredBefore", format_rfc3339_ms(cut.delivered_before)},
+                    {"deadBefore", format_rfc3339_ms(cut.dead_before)}}}},
+      at);
+}
+
 // ---- reader thread ----
 
 void sqlite_store::impl::reader_loop() {
@@ -1591,6 +1690,8 @@ void sqlite_store::impl::reader_loop() {
             answer_checkpoints(r);
           } else if constexpr (std::is_same_v<kind, queue_read>) {
             answer_queue(r);
+          } else if constexpr (std::is_same_v<kind, register_read>) {
+            answer_register(r);
           } else {
             answer_state(r);
           }
@@ -1895,6 +1996,34 @@ void sqlite_store::impl::answer_queue(const queue_read& job) {
   call_quietly(job.handler, std::vector<queue_stat>{}, false);
 }
 
+void sqlite_store::impl::answer_register(const register_read& job) {
+  std::vector<transfer_count> rows;
+  int rc = SQLITE_ERROR;
+  try {
+    statement_use use(reader_sql_->select_register.get());
+    rc = use.bind(std::string_view(job.from_month), std::string_view(job.to_month));
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+      rc = use.step();
+      if (rc != SQLITE_ROW) {
+        break;
+      }
+      rows.push_back({.partner = use.column_text(0),
+                      .direction = use.column_text(1),
+                      .month = use.column_text(2),
+                      .type = use.column_text(3),
+                      .count = static_cast<std::size_t>(use.column_int64(4))});
+    }
+  } catch (...) {
+    rc = SQLITE_NOMEM;
+  }
+  if (rc == SQLITE_DONE && healthy_) {
+    call_quietly(job.handler, std::move(rows), true);
+    return;
+  }
+  reader_failed(rc);
+  call_quietly(job.handler, std::vector<transfer_count>{}, false);
+}
+
 void sqlite_store::impl::reader_failed(int rc) {
   if (is_fatal(rc)) {
     // The same disk as the writer's: an I/O error or corruption here stops the whole store.
@@ -1955,6 +2084,16 @@ void sqlite_store::discard(std::string message_id, std::string recipient, std::s
   impl_->submit(pending_write{replay_write{std::move(message_id), std::move(recipient),
                                            std::move(audit), std::move(handler), false,
                                            std::move(reason)}});
+}
+
+void sqlite_store::purge(retention_cut cut, purge_handler handler) {
+  impl_->submit(pending_write{purge_write{std::move(cut), std::move(handler), {}}});
+}
+
+void sqlite_store::transfer_register(std::string from_month, std::string to_month,
+                                     register_handler handler) {
+  impl_->submit_read(
+      register_read{std::move(from_month), std::move(to_month), std::move(handler)});
 }
 
 void sqlite_store::queue_stats(queue_handler handler) {

@@ -16,7 +16,7 @@ namespace mxgw::store {
 
 /// The schema version this build creates and understands (kept in `PRAGMA user_version`).
 /// A database carrying a higher number was written by a newer mxgw and is refused at open.
-inline constexpr int sqlite_schema_version = 3;
+inline constexpr int sqlite_schema_version = 4;
 
 /// Counters of the writer thread, for tests and operators (queue depth, group-commit sizes).
 /// A "write" is one queued accept, claim, report or replay; they share the group commit.
@@ -71,6 +71,13 @@ class sqlite_store final : public message_store {
   /// Queues a discard for the writer thread; see message_store::discard.
   void discard(std::string message_id, std::string recipient, std::string reason,
                std::vector<audit::audit_record> audit, replay_handler handler) override;
+
+  /// Queues a retention sweep for the writer thread; see message_store::purge.
+  void purge(retention_cut cut, purge_handler handler) override;
+
+  /// Queues the counting for the reader thread; see message_store::transfer_register.
+  void transfer_register(std::string from_month, std::string to_month,
+                         register_handler handler) override;
 
   /// Queues the counting for the reader thread; see message_store::queue_stats.
   void queue_stats(queue_handler handler) override;

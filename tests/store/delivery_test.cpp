@@ -894,8 +894,8 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
         old.body_sha256 + "', '" + old.body + "')");
   }
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "3");
-  EXPECT_EQ(std::to_string(sqlite_schema_version), "3");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "4");
+  EXPECT_EQ(std::to_string(sqlite_schema_version), "4");
 
   const message_status status = find_now(store, old.id);
   EXPECT_EQ(status.accepted_at, "2026-01-02T03:04:05.678Z");

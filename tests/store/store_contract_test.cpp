@@ -11,7 +11,9 @@
 
 #include <gtest/gtest.h>
 
+#include <ctime>
 #include <future>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -397,6 +399,151 @@ TEST_P(StoreContract, DeadLettersReplayDiscardAndQueueStats) {
   }
   EXPECT_EQ(events, (std::vector<std::string>{"message.accepted", "message.accepted",
                                               "delivery.replayed", "delivery.discarded"}));
+}
+
+TEST_P(StoreContract, RetentionPurgesWhatIsPastItsTimeAndKeepsTheRest) {
+  const auto now = std::chrono::system_clock::now();
+  const auto day = std::chrono::hours(24);
+  // A: two recipients (one delivered, one dead); B: one recipient still retrying; C: no recipient.
+  message_record a = record_with_audit(make_id(20), "{\"a\":1}");
+  a.deliveries.push_back({"kh-stungtreng", "rule-1", "{\"to\":\"st\"}", "[]"});
+  ASSERT_EQ(accept(std::move(a)).outcome, accept_outcome::stored);
+  ASSERT_EQ(accept(record_with_audit(make_id(21), "{\"b\":1}")).outcome, accept_outcome::stored);
+  message_record c = record_with_audit(make_id(22), "{\"c\":1}");
+  c.deliveries.clear();
+  ASSERT_EQ(accept(std::move(c)).outcome, accept_outcome::stored);
+
+  std::promise<std::vector<delivery_job>> claimed;
+  auto cf = claimed.get_future();
+  store_->claim_due("w", 10, std::chrono::minutes(1), {},
+                    [&claimed](std::vector<delivery_job> jobs, bool) {
+                      claimed.set_value(std::move(jobs));
+                    });
+  ASSERT_EQ(wait_for(cf, "claim").size(), 3U);
+  const auto report = [&](const std::string& id, const std::string& recipient,
+                          attempt_result result) {
+    attempt_report r;
+    r.message_id = id;
+    r.recipient = recipient;
+    r.owner = "w";
+    r.result = result;
+    r.next_attempt_at = now + day;
+    r.error = "x";
+    std::promise<bool> p;
+    auto f = p.get_future();
+    store_->report(std::move(r), [&p](bool ok) { p.set_value(ok); });
+    ASSERT_TRUE(wait_for(f, "report"));
+  };
+  report(make_id(20), "vn-thanhhoa", attempt_result::delivered);
+  report(make_id(20), "kh-stungtreng", attempt_result::dead);
+  report(make_id(21), "vn-thanhhoa", attempt_result::retry);
+
+  const auto purge = [&](retention_cut cut) {
+    std::promise<std::pair<purge_result, bool>> p;
+    auto f = p.get_future();
+    store_->purge(std::move(cut), [&p](purge_result r, bool ok) { p.set_value({r, ok}); });
+    auto [result, ok] = wait_for(f, "purge");
+    EXPECT_TRUE(ok);
+    return result;
+  };
+  // Delivered copies are past their time, dead ones not yet: A's delivered payload and C's body go;
+  // A's body stays (its dead copy may still be replayed), B is untouched.
+  auto first = purge({now + day, now - day, 1000, "gateway:test"});
+  EXPECT_EQ(first.payloads, 1U);
+  EXPECT_EQ(first.bodies, 1U);
+  // Nothing more to do at the same cut: no second audit entry.
+  auto again = purge({now + day, now - day, 1000, "gateway:test"});
+  EXPECT_EQ(again.payloads, 0U);
+  EXPECT_EQ(again.bodies, 0U);
+  // Later the dead copy is past its time too: it expires, and A's body goes with it.
+  auto second = purge({now + day, now + day, 1000, "gateway:test"});
+  EXPECT_EQ(second.payloads, 1U);
+  EXPECT_EQ(second.bodies, 1U);
+
+  std::promise<std::pair<bool, bool>> replayed;
+  auto rf = replayed.get_future();
+  store_->replay(make_id(20), "kh-stungtreng", {},
+                 [&replayed](bool found, bool ok) { replayed.set_value({found, ok}); });
+  EXPECT_EQ(wait_for(rf, "replay"), std::make_pair(false, true));  // expired: nothing to replay
+
+  std::promise<std::optional<message_status>> found;
+  auto ff = found.get_future();
+  store_->find(make_id(20), [&found](std::optional<message_status> s, bool) {
+    found.set_value(std::move(s));
+  });
+  const auto status = wait_for(ff, "find");
+  ASSERT_TRUE(status.has_value());  // the metadata stays
+  std::map<std::string, std::string> states;
+  for (const auto& r : status->recipients) {
+    states[r.recipient] = r.state;
+  }
+  EXPECT_EQ(states["vn-thanhhoa"], "delivered");
+  EXPECT_EQ(states["kh-stungtreng"], "expired");
+
+  std::vector<audit::audit_row> purges;
+  for (auto& row : read()) {
+    if (row.event == "retention.purged") {
+      purges.push_back(row);
+    }
+  }
+  ASSERT_EQ(purges.size(), 2U);
+  EXPECT_NE(purges[0].entry.find("\"payloads\":\"1\""), std::string::npos) << purges[0].entry;
+  EXPECT_EQ(purges[0].actor, "gateway:test");
+}
+
+TEST_P(StoreContract, TransferRegisterCountsByPartnerMonthAndType) {
+  ASSERT_EQ(accept(record_with_audit(make_id(30), "{}")).outcome, accept_outcome::stored);
+  ASSERT_EQ(accept(record_with_audit(make_id(31), "{\"x\":1}")).outcome, accept_outcome::stored);
+  std::promise<std::vector<delivery_job>> claimed;
+  auto cf = claimed.get_future();
+  store_->claim_due("w", 1, std::chrono::minutes(1), {},
+                    [&claimed](std::vector<delivery_job> jobs, bool) {
+                      claimed.set_value(std::move(jobs));
+                    });
+  const auto jobs = wait_for(cf, "claim");
+  ASSERT_EQ(jobs.size(), 1U);
+  attempt_report r;
+  r.message_id = jobs[0].message_id;
+  r.recipient = jobs[0].recipient;
+  r.owner = "w";
+  r.result = attempt_result::delivered;
+  std::promise<bool> p;
+  auto f = p.get_future();
+  store_->report(std::move(r), [&p](bool ok) { p.set_value(ok); });
+  ASSERT_TRUE(wait_for(f, "report"));
+
+  const auto month_now = [] {
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char text[8];
+    std::strftime(text, sizeof text, "%Y-%m", &tm);
+    return std::string(text);
+  }();
+  std::promise<std::vector<transfer_count>> reg;
+  auto regf = reg.get_future();
+  store_->transfer_register("2000-01", "2999-12", [&reg](std::vector<transfer_count> rows, bool ok) {
+    EXPECT_TRUE(ok);
+    reg.set_value(std::move(rows));
+  });
+  const auto rows = wait_for(regf, "transfer_register");
+  ASSERT_EQ(rows.size(), 2U);
+  EXPECT_EQ(rows[0].partner, "kh-ratanakiri");
+  EXPECT_EQ(rows[0].direction, "received-from");
+  EXPECT_EQ(rows[0].month, month_now);
+  EXPECT_EQ(rows[0].type, "victim.identification");
+  EXPECT_EQ(rows[0].count, 2U);
+  EXPECT_EQ(rows[1].partner, "vn-thanhhoa");
+  EXPECT_EQ(rows[1].direction, "sent-to");
+  EXPECT_EQ(rows[1].count, 1U);
+
+  std::promise<std::vector<transfer_count>> none;
+  auto nonef = none.get_future();
+  store_->transfer_register("2000-01", "2000-12",
+                            [&none](std::vector<transfer_count> old, bool) {
+                              none.set_value(std::move(old));
+                            });
+  EXPECT_TRUE(wait_for(nonef, "transfer_register").empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::ValuesIn(contract_backends()),

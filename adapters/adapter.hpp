@@ -16,7 +16,7 @@
 namespace mxgw::pipeline {
 class code_tables;
 class transliterators;
-}
+}  // namespace mxgw::pipeline
 
 namespace mxgw::adapters {
 

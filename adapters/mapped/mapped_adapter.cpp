@@ -356,8 +356,7 @@ class decoder {
           fail(at, error);
           return std::nullopt;
         }
-        return value(converted->c_str(), static_cast<rapidjson::SizeType>(converted->size()),
-                     a());
+        return value(converted->c_str(), static_cast<rapidjson::SizeType>(converted->size()), a());
       }
       case transform::code: {
         std::string code_text;
@@ -530,8 +529,7 @@ class decoder {
     }
     if (v.IsObject() && prefixes.contains(at)) {
       for (const auto& m : v.GetObject()) {
-        walk(m.value, at + "/" + json::escape_pointer_token(view_of(m.name)), now, other,
-             prefixes);
+        walk(m.value, at + "/" + json::escape_pointer_token(view_of(m.name)), now, other, prefixes);
       }
       return;
     }
@@ -630,8 +628,8 @@ class encoder {
         }
         break;
       case transform::date:
-        if (v.IsString() && (v.GetStringLength() == 4 || v.GetStringLength() == 7 ||
-                             v.GetStringLength() == 10)) {
+        if (v.IsString() &&
+            (v.GetStringLength() == 4 || v.GetStringLength() == 7 || v.GetStringLength() == 10)) {
           return text(partial_to_dmy(view_of(v), rule.calendar));
         }
         break;
@@ -657,8 +655,8 @@ class encoder {
           return std::nullopt;
         }
         const rapidjson::Value* entry = ctx_.tables->entry(rule.table, view_of(v));
-        const auto values = entry == nullptr ? std::vector<std::string>{}
-                                             : column_values(*entry, rule.column);
+        const auto values =
+            entry == nullptr ? std::vector<std::string>{} : column_values(*entry, rule.column);
         if (values.empty()) {
           fail(at, "has no " + spec_.format_name + " code (table " + rule.table + ")");
           return std::nullopt;
@@ -691,8 +689,8 @@ class encoder {
     const value* v = find_canonical(message, rule.canonical, rule.select.get());
     if (v == nullptr || v->IsNull()) {
       if (rule.required) {
-        fail(rule.canonical.text, "is required by " + spec_.format_name + " (" +
-                                      rule.partner.text + ") and the message has none");
+        fail(rule.canonical.text, "is required by " + spec_.format_name + " (" + rule.partner.text +
+                                      ") and the message has none");
       }
       return;
     }
@@ -786,10 +784,10 @@ class mapped_adapter final : public adapter {
           errors[i].pointer.empty() ? errors[i].reason : errors[i].pointer + " " + errors[i].reason;
     }
     rapidjson::Document doc(rapidjson::kObjectType);
-    doc.AddMember("error",
-                  value(message.data(), static_cast<rapidjson::SizeType>(message.size()),
-                        doc.GetAllocator()),
-                  doc.GetAllocator());
+    doc.AddMember(
+        "error",
+        value(message.data(), static_cast<rapidjson::SizeType>(message.size()), doc.GetAllocator()),
+        doc.GetAllocator());
     return json::to_string(doc);
   }
 
@@ -836,8 +834,7 @@ std::string receipt_with(const mapping_spec& spec, const receipt_info& receipt,
   if (spec.receipt.present) {
     put(spec.kind_pointer, text(spec.receipt.kind));
   }
-  std::string accepted =
-      utc_to_local(receipt.accepted_at, spec.offset_minutes, spec.calendar);
+  std::string accepted = utc_to_local(receipt.accepted_at, spec.offset_minutes, spec.calendar);
   if (accepted.empty()) {
     accepted = utc_to_local(format_rfc3339_ms(ctx.now), spec.offset_minutes, spec.calendar);
   }

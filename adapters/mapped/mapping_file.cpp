@@ -22,8 +22,8 @@ bool parse_pointer(std::string_view text, pointer_path& out) {
   std::size_t start = 1;
   while (true) {
     const auto slash = text.find('/', start);
-    const auto raw = text.substr(start, slash == std::string_view::npos ? std::string_view::npos
-                                                                        : slash - start);
+    const auto raw = text.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
     std::string token;
     for (std::size_t i = 0; i < raw.size(); ++i) {
       if (raw[i] != '~') {
@@ -201,8 +201,8 @@ struct checker {
       }
     }
     const std::string& first = p.tokens.front();
-    if (p.tokens.size() == 1 &&
-        (first == "mx" || first == "id" || first == "type" || first == "sender" || first == "ref")) {
+    if (p.tokens.size() == 1 && (first == "mx" || first == "id" || first == "type" ||
+                                 first == "sender" || first == "ref")) {
       problem(at, "names '" + text +
                       "', which the adapter sets itself (sender from the certificate, id from "
                       "the reference, type from the kind)");
@@ -240,8 +240,8 @@ struct checker {
       }
     }
     if (!any) {
-      problem(at + "/column", "names a column no entry of table '" + table_name + "' has ('" +
-                                  column + "')");
+      problem(at + "/column",
+              "names a column no entry of table '" + table_name + "' has ('" + column + "')");
     }
   }
 };
@@ -270,7 +270,8 @@ bool mapping_set::add(const rapidjson::Value& doc, const std::string& file,
   spec->id = c.string(doc, "id", "", true);
   if (!spec->id.empty()) {
     const bool well_formed =
-        spec->id.size() <= max_id_length && std::all_of(spec->id.begin(), spec->id.end(), [](char ch) {
+        spec->id.size() <= max_id_length &&
+        std::all_of(spec->id.begin(), spec->id.end(), [](char ch) {
           return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
         });
     if (!well_formed) {
@@ -285,8 +286,8 @@ bool mapping_set::add(const rapidjson::Value& doc, const std::string& file,
     c.only(it->value, "/format", {"pointer", "value"});
     constant_rule format;
     format.at = "/format";
-    format.pointer = c.partner_pointer(c.string(it->value, "pointer", "/format", true),
-                                       "/format/pointer");
+    format.pointer =
+        c.partner_pointer(c.string(it->value, "pointer", "/format", true), "/format/pointer");
     spec->format_name = c.string(it->value, "value", "/format", true);
     format.value = copy_of(rapidjson::Value(rapidjson::StringRef(spec->format_name.c_str())));
     spec->partner_constants.push_back(std::move(format));
@@ -363,8 +364,8 @@ bool mapping_set::add(const rapidjson::Value& doc, const std::string& file,
           continue;
         }
         c.only(item, at, {"partner", "value", "types"});
-        constant_rule rule{at, c.partner_pointer(c.string(item, "partner", at, true),
-                                                 at + "/partner"),
+        constant_rule rule{at,
+                           c.partner_pointer(c.string(item, "partner", at, true), at + "/partner"),
                            copy_of(item["value"]), c.types(item, at)};
         spec->partner_constants.push_back(std::move(rule));
       }
@@ -404,8 +405,8 @@ bool mapping_set::add(const rapidjson::Value& doc, const std::string& file,
         continue;
       }
       c.only(item, at,
-             {"partner", "canonical", "transform", "table", "column", "values", "era", "list", "wrap",
-              "required", "direction", "types", "select", "init", "note"});
+             {"partner", "canonical", "transform", "table", "column", "values", "era", "list",
+              "wrap", "required", "direction", "types", "select", "init", "note"});
       field_rule rule;
       rule.at = at;
       rule.types = c.types(item, at);
@@ -427,8 +428,8 @@ bool mapping_set::add(const rapidjson::Value& doc, const std::string& file,
         }
       }
       const std::string canonical = c.string(item, "canonical", at, true);
-      rule.canonical = c.canonical_pointer(canonical, at + "/canonical",
-                                           types_or_all(rule.types), rule.select != nullptr);
+      rule.canonical = c.canonical_pointer(canonical, at + "/canonical", types_or_all(rule.types),
+                                           rule.select != nullptr);
       if (rule.select &&
           std::count(rule.canonical.tokens.begin(), rule.canonical.tokens.end(), "*") != 1) {
         c.problem(at + "/select", "needs exactly one '*' in the canonical pointer");
@@ -438,9 +439,12 @@ bool mapping_set::add(const rapidjson::Value& doc, const std::string& file,
       }
       const std::string kind = c.string(item, "transform", at, false);
       static const std::map<std::string, transform, std::less<>> transforms{
-          {"text", transform::text},         {"integer", transform::integer},
-          {"boolean", transform::boolean},   {"date", transform::date},
-          {"datetime", transform::datetime}, {"code", transform::code},
+          {"text", transform::text},
+          {"integer", transform::integer},
+          {"boolean", transform::boolean},
+          {"date", transform::date},
+          {"datetime", transform::datetime},
+          {"code", transform::code},
           {"name-parts", transform::name_parts}};
       if (!kind.empty()) {
         auto t = transforms.find(kind);
@@ -525,8 +529,8 @@ bool mapping_set::add(const rapidjson::Value& doc, const std::string& file,
       receipt.accepted_at =
           c.partner_pointer(c.string(r, "acceptedAt", "/receipt", true), "/receipt/acceptedAt");
       if (r.HasMember("recipient")) {
-        receipt.recipient = c.partner_pointer(c.string(r, "recipient", "/receipt", true),
-                                              "/receipt/recipient");
+        receipt.recipient =
+            c.partner_pointer(c.string(r, "recipient", "/receipt", true), "/receipt/recipient");
       }
       if (r.HasMember("sender")) {
         receipt.sender =
@@ -545,7 +549,8 @@ bool mapping_set::add(const rapidjson::Value& doc, const std::string& file,
             }
             c.only(item, at, {"partner", "value"});
             receipt.constants.push_back(
-                {at, c.partner_pointer(c.string(item, "partner", at, true), at + "/partner"),
+                {at,
+                 c.partner_pointer(c.string(item, "partner", at, true), at + "/partner"),
                  copy_of(item["value"]),
                  {}});
           }
@@ -560,8 +565,7 @@ bool mapping_set::add(const rapidjson::Value& doc, const std::string& file,
   return true;
 }
 
-mapping_set mapping_set::load(const std::filesystem::path& dir,
-                              const pipeline::code_tables& tables,
+mapping_set mapping_set::load(const std::filesystem::path& dir, const pipeline::code_tables& tables,
                               const pipeline::schema_set& schemas,
                               std::vector<config_problem>& problems) {
   mapping_set result;

@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <csignal>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <iterator>

@@ -174,9 +174,9 @@ std::vector<config::config_problem> gateway_instance::reload() {
   }
   for (const auto& id : adapters::adapter_ids()) {
     if (adapters::mapped::installed(id) && !next.mappings->find(id)) {
-      problems.push_back({config.adapters_dir.string(), "",
-                          "no longer has a mapping file for adapter '" + id +
-                              "'; removing one needs a restart"});
+      problems.push_back(
+          {config.adapters_dir.string(), "",
+           "no longer has a mapping file for adapter '" + id + "'; removing one needs a restart"});
     }
   }
   // The routing rules stay; they must still agree with the new tables.

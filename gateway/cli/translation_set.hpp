@@ -18,7 +18,7 @@ class mapping_set;
 namespace mxgw::cli {
 
 struct translation_set {
-  std::shared_ptr<const pipeline::canonical_checker> checker;       ///< schemas + code tables
+  std::shared_ptr<const pipeline::canonical_checker> checker;        ///< schemas + code tables
   std::shared_ptr<const pipeline::transliterators> transliterators;  ///< null: none configured
   std::shared_ptr<const adapters::mapped::mapping_set> mappings;     ///< empty set: none
 };

@@ -382,9 +382,8 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
   std::string peer(req.peer);
   adapters::receipt_info receipt{verdict.id, std::string(reference), {}, partner};
   store_->accept(
-      std::move(record),
-      [done = std::move(done), id = verdict.id, type = verdict.type, partner, peer, start, format,
-       receipt, t](store::accept_result result) mutable {
+      std::move(record), [done = std::move(done), id = verdict.id, type = verdict.type, partner,
+                          peer, start, format, receipt, t](store::accept_result result) mutable {
         log::fields f{.event = "message.accepted",
                       .message_id = id,
                       .partner = partner,
@@ -407,8 +406,8 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
               receipt.accepted_at = result.accepted_at;
               r.status = 200;
               r.content_type = std::string(format->content_type());
-              r.body = format->encode_receipt(receipt,
-                                              {.tables = &t->checker->tables(), .recipient = partner});
+              r.body = format->encode_receipt(
+                  receipt, {.tables = &t->checker->tables(), .recipient = partner});
             }
             break;
           case store::accept_outcome::conflict:

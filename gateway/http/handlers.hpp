@@ -81,9 +81,9 @@ class partner_api {
                std::function<void(response)> done) const;
   void accept(const request& req, std::chrono::steady_clock::time_point start,
               std::function<void(response)> done, std::shared_ptr<const translation> t,
-              std::shared_ptr<rapidjson::Document> doc,
-              pipeline::check_result verdict, const adapters::adapter* format,
-              std::string canonical, std::string_view reference) const;
+              std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
+              const adapters::adapter* format, std::string canonical,
+              std::string_view reference) const;
   void refuse(const request& req, std::chrono::steady_clock::time_point start,
               const std::function<void(response)>& done, response r, std::string_view reason,
               std::string_view message_id) const;

@@ -20,7 +20,7 @@
 namespace mxgw::pipeline {
 namespace {
 
-constexpr std::size_t max_names = 50;       // common.json person.names maxItems
+constexpr std::size_t max_names = 50;        // common.json person.names maxItems
 constexpr std::size_t max_part_bytes = 256;  // common.json name part maxLength (code points)
 
 icu::UnicodeString from_utf8(std::string_view text) {
@@ -210,28 +210,19 @@ std::string icao_latin(std::string_view text) {
         out.append(icu::UnicodeString("SS"));
         break;
       case 0x00C6:  // Æ
-      case 0x00E6:
-        out.append(icu::UnicodeString("AE"));
-        break;
+      case 0x00E6: out.append(icu::UnicodeString("AE")); break;
       case 0x00D8:  // Ø
       case 0x00F8:
       case 0x0152:  // Œ
-      case 0x0153:
-        out.append(icu::UnicodeString("OE"));
-        break;
+      case 0x0153: out.append(icu::UnicodeString("OE")); break;
       case 0x00DE:  // Þ
-      case 0x00FE:
-        out.append(icu::UnicodeString("TH"));
-        break;
+      case 0x00FE: out.append(icu::UnicodeString("TH")); break;
       case 0x0141:  // Ł
-      case 0x0142:
-        out.append(static_cast<UChar>('L'));
-        break;
+      case 0x0142: out.append(static_cast<UChar>('L')); break;
       case 0x0131:  // dotless i
         out.append(static_cast<UChar>('I'));
         break;
-      default:
-        out.append(c);
+      default: out.append(c);
     }
   }
   out.toUpper(icu::Locale::getRoot());
@@ -317,10 +308,9 @@ bool transliterators::add(std::string_view script, std::string_view rule_text,
         c = ' ';
       }
     }
-    problems.push_back({name, "line " + std::to_string(line) + ", column " +
-                                  std::to_string(column),
-                        std::string("ICU refuses the rules: ") + u_errorName(status) +
-                            " near '" + near + "'"});
+    problems.push_back(
+        {name, "line " + std::to_string(line) + ", column " + std::to_string(column),
+         std::string("ICU refuses the rules: ") + u_errorName(status) + " near '" + near + "'"});
     return false;
   }
   auto entry = std::make_shared<rules>();
@@ -348,8 +338,8 @@ transliterators transliterators::load(const std::filesystem::path& dir,
     const std::string stem = path.stem().string();
     const auto dash = stem.find('-');
     if (stem.size() != 9 || dash != 4 || stem.substr(5) != "Latn") {
-      problems.push_back({path.string(), "",
-                          "must be named <Script>-Latn.txt with an ISO 15924 script code"});
+      problems.push_back(
+          {path.string(), "", "must be named <Script>-Latn.txt with an ISO 15924 script code"});
       continue;
     }
     std::string text;

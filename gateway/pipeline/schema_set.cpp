@@ -314,8 +314,7 @@ bool schema_knows(const rapidjson::Value& schema, const std::vector<std::string>
     return false;
   }
   for (const char* combinator : {"allOf", "anyOf", "oneOf"}) {
-    if (auto it = schema.FindMember(combinator);
-        it != schema.MemberEnd() && it->value.IsArray()) {
+    if (auto it = schema.FindMember(combinator); it != schema.MemberEnd() && it->value.IsArray()) {
       for (const auto& branch : it->value.GetArray()) {
         if (schema_knows(branch, tokens, at, depth + 1)) {
           return true;
@@ -329,10 +328,10 @@ bool schema_knows(const rapidjson::Value& schema, const std::vector<std::string>
       return schema_knows(p->value, tokens, at + 1, depth + 1);
     }
   }
-  const bool index = token == "*" || (!token.empty() && std::all_of(token.begin(), token.end(),
-                                                                    [](unsigned char c) {
-                                                                      return std::isdigit(c) != 0;
-                                                                    }));
+  const bool index =
+      token == "*" ||
+      (!token.empty() && std::all_of(token.begin(), token.end(),
+                                     [](unsigned char c) { return std::isdigit(c) != 0; }));
   if (auto it = schema.FindMember("items"); index && it != schema.MemberEnd()) {
     return schema_knows(it->value, tokens, at + 1, depth + 1);
   }
@@ -353,8 +352,8 @@ bool schema_set::knows_pointer(std::string_view type, std::string_view pointer) 
   std::size_t start = 1;
   while (true) {
     const auto slash = pointer.find('/', start);
-    std::string token(pointer.substr(start, slash == std::string_view::npos ? std::string_view::npos
-                                                                            : slash - start));
+    std::string token(pointer.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start));
     std::string unescaped;
     for (std::size_t i = 0; i < token.size(); ++i) {
       if (token[i] == '~' && i + 1 < token.size() && (token[i + 1] == '0' || token[i + 1] == '1')) {

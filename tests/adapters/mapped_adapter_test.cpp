@@ -122,13 +122,13 @@ TEST_F(MappedAdapter, IsRegisteredUnderTheFilesIdAndInstallingAgainIsNoClash) {
 TEST_F(MappedAdapter, GoldenDecodeOfTheShippedExample) {
   const auto decoded = stt()->decode(example_text(), ctx());
   ASSERT_EQ(decoded.status, 0) << describe(decoded.errors);
-  EXPECT_EQ(json::to_string(decoded.message),
-            json::to_string(parse(test::read_file(golden_dir() / "victim-referral.expected.json"))));
+  EXPECT_EQ(
+      json::to_string(decoded.message),
+      json::to_string(parse(test::read_file(golden_dir() / "victim-referral.expected.json"))));
   const auto verdict = check(decoded.message, "kh-sesan");
   EXPECT_EQ(verdict.status, 0) << describe(verdict.errors);
   // The id comes from the sender and the partner's number.
-  EXPECT_EQ(json::get_string(decoded.message, "id"),
-            message_uuid("kh-sesan", "STT-2569-000045"));
+  EXPECT_EQ(json::get_string(decoded.message, "id"), message_uuid("kh-sesan", "STT-2569-000045"));
 }
 
 TEST_F(MappedAdapter, GoldenEncodeOfACanonicalCaseStatus) {
@@ -194,8 +194,7 @@ TEST_F(MappedAdapter, RoundTripKeepsEverythingTheFormatCarries) {
 }
 
 TEST_F(MappedAdapter, BuddhistEraDatesAreWrittenAndReadAsSuch) {
-  const auto decoded =
-      stt()->decode(example_with("/victim/born", "\"29/02/2567\""), ctx());
+  const auto decoded = stt()->decode(example_with("/victim/born", "\"29/02/2567\""), ctx());
   ASSERT_EQ(decoded.status, 0) << describe(decoded.errors);
   EXPECT_EQ(json::get_string(decoded.message["body"]["person"], "birthDate"), "2024-02-29");
   const auto encoded = stt()->encode(decoded.message, ctx());
@@ -205,8 +204,8 @@ TEST_F(MappedAdapter, BuddhistEraDatesAreWrittenAndReadAsSuch) {
 
 TEST_F(MappedAdapter, DecomposedTextComesOutInNfc) {
   // Latin names written with combining marks (as some keyboards send them).
-  const auto decoded = stt()->decode(
-      example_with("/victim/surname_lat", "\"Nguye\\u0302\\u0303n\""), ctx());
+  const auto decoded =
+      stt()->decode(example_with("/victim/surname_lat", "\"Nguye\\u0302\\u0303n\""), ctx());
   ASSERT_EQ(decoded.status, 0) << describe(decoded.errors);
   EXPECT_EQ(pipeline::first_non_nfc(decoded.message), std::nullopt);
   const auto& names = decoded.message["body"]["person"]["names"];
@@ -243,8 +242,7 @@ TEST_F(MappedAdapter, RefusalsNameThePlaceInThePartnersDocument) {
       {example_with("/victim/born", "\"31/02/2569\""), 422, "/victim/born", ""},
       {example_with("/case/exploitation/1", "\"DEBT_SLAVERY\""), 422, "/case/exploitation/1",
        "unknown code 'DEBT_SLAVERY' (table exploitation)"},
-      {example_with("/victim/home_province", "99"), 422, "/victim/home_province",
-       "(table region)"},
+      {example_with("/victim/home_province", "99"), 422, "/victim/home_province", "(table region)"},
       {example_with("/victim/born_approx", "\"yes\""), 422, "/victim/born_approx",
        "must be true or false"},
       {example_with("/victim/languages", "\"km\""), 422, "/victim/languages", "must be an array"},
@@ -295,7 +293,7 @@ TEST_F(MappedAdapter, EncodeRefusesWhatTheFormatCannotExpress) {
   auto victim = stt()->decode(example_text(), ctx());
   ASSERT_EQ(victim.status, 0);
   victim.message["body"]["person"]["sex"].SetString("X");  // KH-CNP has no code for X
-  victim.message.RemoveMember("created");                   // `sent` is required
+  victim.message.RemoveMember("created");                  // `sent` is required
   r = stt()->encode(victim.message, ctx());
   EXPECT_EQ(r.status, 422);
   EXPECT_TRUE(has_error(r.errors, "/body/person/sex", "has no KH-CNP-XCHG/2-STT code (table sex)"))
@@ -306,17 +304,18 @@ TEST_F(MappedAdapter, EncodeRefusesWhatTheFormatCannotExpress) {
 }
 
 TEST_F(MappedAdapter, ReceiptInThePartnersOwnStyle) {
-  const std::string body = stt()->encode_receipt(
-      {.message_id = "88d03a7a-1d07-547c-bcb5-35f24a45e599",
-       .reference = "STT-2569-000045",
-       .accepted_at = "2026-11-21T02:42:11.250Z",
-       .recipient = "kh-sesan"},
-      ctx());
-  EXPECT_EQ(body, "{\"format\":\"KH-CNP-XCHG/2-STT\",\"status\":\"RECEIVED\",\"kind\":\"RECEIPT\","
-                  "\"number\":\"" +
-                      message_uuid("mxgw-receipt", "88d03a7a-1d07-547c-bcb5-35f24a45e599") +
-                      "\",\"reply_to\":\"STT-2569-000045\",\"sent\":\"21/11/2569 09:42:11 "
-                      "+07:00\",\"to_unit\":\"kh-sesan\",\"from_unit\":\"kh-sesan\"}");
+  const std::string body =
+      stt()->encode_receipt({.message_id = "88d03a7a-1d07-547c-bcb5-35f24a45e599",
+                             .reference = "STT-2569-000045",
+                             .accepted_at = "2026-11-21T02:42:11.250Z",
+                             .recipient = "kh-sesan"},
+                            ctx());
+  EXPECT_EQ(body,
+            "{\"format\":\"KH-CNP-XCHG/2-STT\",\"status\":\"RECEIVED\",\"kind\":\"RECEIPT\","
+            "\"number\":\"" +
+                message_uuid("mxgw-receipt", "88d03a7a-1d07-547c-bcb5-35f24a45e599") +
+                "\",\"reply_to\":\"STT-2569-000045\",\"sent\":\"21/11/2569 09:42:11 "
+                "+07:00\",\"to_unit\":\"kh-sesan\",\"from_unit\":\"kh-sesan\"}");
 }
 
 // --- mapping files with mistakes ---------------------------------------------------------------
@@ -409,8 +408,8 @@ TEST_F(MappingFiles, TwoFilesWithOneIdAndAClashWithABuiltInAreProblems) {
   test::temp_dir other;
   test::write_file(other.path() / "kh-cnp.json", shipped_with("/id", "\"kh-cnp\""));
   std::vector<pipeline::config_problem> clash;
-  auto set = mapped::mapping_set::load(other.path(), checker_->tables(), checker_->schemas(),
-                                       clash);
+  auto set =
+      mapped::mapping_set::load(other.path(), checker_->tables(), checker_->schemas(), clash);
   ASSERT_TRUE(clash.empty());
   mapped::install(set, clash);
   ASSERT_EQ(clash.size(), 1u);
@@ -425,8 +424,7 @@ TEST_F(MappingFiles, BadJsonAndAMissingDirectoryAreProblems) {
   ASSERT_EQ(problems.size(), 1u);
   EXPECT_EQ(problems[0].file, (dir_.path() / "partner.json").string());
   std::vector<pipeline::config_problem> missing;
-  mapped::mapping_set::load(dir_.path() / "nope", checker_->tables(), checker_->schemas(),
-                            missing);
+  mapped::mapping_set::load(dir_.path() / "nope", checker_->tables(), checker_->schemas(), missing);
   EXPECT_EQ(missing.size(), 1u);
 }
 

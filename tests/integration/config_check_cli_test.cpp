@@ -187,8 +187,7 @@ TEST_F(ConfigCheckCli, MistakesInMappingFilesAndRuleFilesNameFileAndEntry) {
   EXPECT_EQ(r.exit_status, 2);
   const auto lines = lines_of(r.err);
   ASSERT_EQ(lines.size(), 2u) << r.err;
-  EXPECT_EQ(lines[0].rfind((dir_ / "translit" / "Khmr-Latn.txt").string() + ": line 3, column ",
-                           0),
+  EXPECT_EQ(lines[0].rfind((dir_ / "translit" / "Khmr-Latn.txt").string() + ": line 3, column ", 0),
             0u)
       << lines[0];
   EXPECT_EQ(lines[1], (dir_ / "adapters" / "kh-stt.json").string() +

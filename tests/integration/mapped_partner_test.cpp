@@ -19,8 +19,8 @@ std::string stored_body(const std::filesystem::path& db, const std::string& id) 
   std::string body;
   if (sqlite3_open_v2(db.c_str(), &handle, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
     sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(handle, "SELECT body FROM messages WHERE id = ?", -1, &stmt,
-                           nullptr) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(handle, "SELECT body FROM messages WHERE id = ?", -1, &stmt, nullptr) ==
+        SQLITE_OK) {
       sqlite3_bind_text(stmt, 1, id.c_str(), -1, SQLITE_TRANSIENT);
       if (sqlite3_step(stmt) == SQLITE_ROW) {
         body.assign(static_cast<const char*>(sqlite3_column_blob(stmt, 0)),

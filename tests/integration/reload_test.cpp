@@ -22,9 +22,9 @@ namespace {
 
 void copy_dir(const std::filesystem::path& from, const std::filesystem::path& to) {
   std::filesystem::create_directories(to);
-  std::filesystem::copy(from, to,
-                        std::filesystem::copy_options::recursive |
-                            std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy(
+      from, to,
+      std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing);
 }
 
 // The Stung Treng example with its first exploitation code replaced.
@@ -219,12 +219,12 @@ TEST(ReloadProcess, SighupReloadsTablesAndRefusesABrokenOne) {
     "delivery": {"enabled": false},
     "partners": "partners.json",
     "schema_dir": ")" + (source_dir() / "config" / "schema").string() +
-                                         R"(",
+                                       R"(",
     "mappings_dir": "mappings",
     "adapters_dir": ")" + (source_dir() / "config" / "adapters").string() +
-                                         R"(",
+                                       R"(",
     "translit_dir": ")" + (source_dir() / "config" / "translit").string() +
-                                         R"("})");
+                                       R"("})");
 
   child_process gateway(
       {mxgw_binary().string(), "serve", "--config", (dir / "gateway.json").string()});

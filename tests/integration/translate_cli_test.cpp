@@ -70,8 +70,8 @@ TEST_F(TranslateCli, AnUnknownAdapterIsAUsageError) {
 TEST_F(TranslateCli, AConfigOnlyPartnersFormatTranslatesLikeABuiltInOne) {
   const auto example =
       (source_dir() / "config" / "examples" / "partners" / "kh-stt.victim-referral.json").string();
-  auto r = run("translate --from kh-stt --to mx --sender kh-sesan --config " + config() + " " +
-               example);
+  auto r =
+      run("translate --from kh-stt --to mx --sender kh-sesan --config " + config() + " " + example);
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("\"birthDate\":\"2007-05\""), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("\"kind\":\"transliteration\""), std::string::npos) << r.output;

@@ -173,8 +173,9 @@ TEST(Names, AddsATransliterationWhenThePersonHasNoLatinName) {
   EXPECT_EQ(add_transliterations(doc, &shipped()), 1u);
   const auto& names = doc["body"]["person"]["names"];
   ASSERT_EQ(names.Size(), 2u);
-  EXPECT_EQ(json::to_string(names[1]),
-            R"({"family":["SOK"],"given":["CHANTHA"],"script":"Latn","kind":"transliteration","order":"family-first"})");
+  EXPECT_EQ(
+      json::to_string(names[1]),
+      R"({"family":["SOK"],"given":["CHANTHA"],"script":"Latn","kind":"transliteration","order":"family-first"})");
   // Idempotent.
   EXPECT_EQ(add_transliterations(doc, &shipped()), 0u);
   EXPECT_EQ(doc["body"]["person"]["names"].Size(), 2u);
@@ -184,8 +185,9 @@ TEST(Names, VietnameseWithDiacriticsGetsItsIcaoForm) {
   auto doc = message_with(
       R"([{"family":["Đặng"],"given":["Thị","Ngọc","Hân"],"script":"Latn","kind":"primary"}])");
   EXPECT_EQ(add_transliterations(doc, nullptr), 1u);
-  EXPECT_EQ(json::to_string(doc["body"]["person"]["names"][1]),
-            R"({"family":["DANG"],"given":["THI","NGOC","HAN"],"script":"Latn","kind":"transliteration"})");
+  EXPECT_EQ(
+      json::to_string(doc["body"]["person"]["names"][1]),
+      R"({"family":["DANG"],"given":["THI","NGOC","HAN"],"script":"Latn","kind":"transliteration"})");
 }
 
 TEST(Names, APartnersLatinSpellingIsNeverReplacedNorSupplemented) {

@@ -188,10 +188,12 @@ std::vector<config::config_problem> gateway_instance::reload() {
     adapters::mapped::install(*next.mappings, problems);
   }
   if (!problems.empty()) {
+    // File and entry only: reasons can quote configuration text; `mxgw config check` and the
+    // returned problems carry them.
     for (const auto& p : problems) {
       log::warn({.event = "config.reload_refused",
                  .reason = "config-problem",
-                 .detail = p.file + (p.field.empty() ? "" : ": " + p.field) + ": " + p.reason});
+                 .detail = p.file + (p.field.empty() ? "" : ": " + p.field)});
     }
     return problems;
   }

@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include "adapters/common/dates.hpp"
+#include "gateway/common/json.hpp"
 #include "tests/integration/gateway_fixture.hpp"
 
 namespace mxgw::test {
@@ -128,6 +129,30 @@ TEST_F(MappedPartner, CanonicalSendersMustSendNfc) {
   EXPECT_NE(r.body.find("Normalization Form C"), std::string::npos) << r.body;
   EXPECT_NE(r.body.find("/body/person/names/0/given/0"), std::string::npos) << r.body;
   EXPECT_EQ(stored_messages(), 0u);
+}
+
+TEST_F(MappedPartner, CanonicalMessagesNamedOnlyInKhmerGetATransliterationToo) {
+  const std::string id = "6c1d5b2f-3a4e-4d6c-9b7f-8e9a0b1c2d3e";
+  rapidjson::Document doc;
+  doc.Parse(example("victim.identification", id).c_str());
+  ASSERT_TRUE(doc.IsObject());
+  auto& names = doc["body"]["person"]["names"];
+  names.Erase(names.Begin() + 1, names.End());  // only the Khmer name is left
+  const std::string body = json::to_string(doc);
+  const auto gialai = partner_client("vn-gialai");
+  auto r = post(gialai, body);
+  ASSERT_EQ(r.status, 202) << r.body;
+  rapidjson::Document stored;
+  stored.Parse(stored_body(config_.store.path, id).c_str());
+  ASSERT_TRUE(stored.IsObject());
+  const auto& kept = stored["body"]["person"]["names"];
+  ASSERT_EQ(kept.Size(), 2u);
+  EXPECT_EQ(
+      json::to_string(kept[1]),
+      R"({"family":["KUMROU"],"given":["SOPHEA"],"script":"Latn","kind":"transliteration","order":"family-first"})");
+  // The same bytes again are the same message.
+  EXPECT_EQ(post(gialai, body).status, 202);
+  EXPECT_EQ(stored_messages(), 1u);
 }
 
 }  // namespace

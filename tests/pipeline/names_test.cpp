@@ -131,6 +131,8 @@ TEST(Names, ComparisonKeyEquatesTheRegionsSpellings) {
   // Lao script meets a partner's French-era spelling through the transliteration.
   EXPECT_EQ(comparison_key(*shipped().to_latin("Laoo", "ຫົວພັນ")), comparison_key("Houaphanh"));
   EXPECT_EQ(comparison_key(*shipped().to_latin("Laoo", "ສົມພອນ")), comparison_key("Somphone"));
+  // Khmer too: the rules write ូ as OU (KUMROU), the partner wrote KUMRU.
+  EXPECT_EQ(comparison_key(*shipped().to_latin("Khmr", "គំរូ")), comparison_key("Kumru"));
   // Where they must stay apart.
   EXPECT_NE(comparison_key("Sok"), comparison_key("Sak"));
   EXPECT_NE(comparison_key("Chan"), comparison_key("Chanthy"));

@@ -15,7 +15,8 @@
 
 namespace mxgw::pipeline {
 class code_tables;
-}
+class transliterators;
+}  // namespace mxgw::pipeline
 
 namespace mxgw::adapters {
 
@@ -27,6 +28,9 @@ struct adapter_context {
   std::string sender;           ///< the authenticated partner id (decode) or the canonical sender
   std::string recipient;        ///< the partner the bytes are for (encode)
   bool carry_unmapped = false;  ///< keep unknown partner values in `unmapped` instead of refusing
+  /// config/translit rules; when set, decoding adds a gateway transliteration to persons without
+  /// a plain-Latin name (pipeline::add_transliterations). Null: no transliteration.
+  const pipeline::transliterators* transliterators = nullptr;
   std::chrono::system_clock::time_point now = std::chrono::system_clock::now();
 };
 
@@ -63,6 +67,8 @@ class adapter {
   /// Partner bytes -> canonical message. The canonical `sender` is ctx.sender (never taken from
   /// the bytes); the canonical `id` is derived deterministically from the sender and the
   /// partner's own reference, so a message sent twice is the same message. Never throws.
+  /// Through the registry, every partner format's result is put into Unicode NFC and, with
+  /// ctx.transliterators, given transliterations (see registry.cpp); `mx` is left as sent.
   virtual decode_result decode(std::string_view bytes, const adapter_context& ctx) const = 0;
 
   /// Canonical message -> partner bytes. Never throws.
@@ -86,7 +92,9 @@ using adapter_factory = std::function<std::unique_ptr<adapter>()>;
 /// returns false and the registry remembers the clash for `registry_problems()`).
 bool register_adapter(std::string id, adapter_factory factory);
 
-/// The adapter registered as `id`, or nullptr. Instances are created once and shared.
+/// The adapter registered as `id`, or nullptr. Instances are created once and shared; every
+/// adapter but `mx` comes wrapped so that its decode results are NFC (and transliterated when
+/// the context carries transliterators).
 const adapter* find_adapter(std::string_view id);
 
 /// Registered ids, sorted.

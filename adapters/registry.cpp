@@ -5,9 +5,49 @@
 #include <mutex>
 
 #include "adapters/adapter.hpp"
+#include "gateway/pipeline/names.hpp"
 
 namespace mxgw::adapters {
 namespace {
+
+/// A partner format as the gateway uses it: the adapter's own decoding, then every string put
+/// into NFC (partners send decomposed text too) and, when the context has the rules, a Latin
+/// transliteration added to persons who have none (never replacing the partner's spelling).
+class normalising_adapter final : public adapter {
+ public:
+  explicit normalising_adapter(std::unique_ptr<adapter> inner) : inner_(std::move(inner)) {}
+
+  std::string_view id() const override { return inner_->id(); }
+  std::string_view content_type() const override { return inner_->content_type(); }
+
+  decode_result decode(std::string_view bytes, const adapter_context& ctx) const override {
+    auto result = inner_->decode(bytes, ctx);
+    if (result.status == 0 && result.message.IsObject()) {
+      pipeline::normalise_strings(result.message, result.message.GetAllocator());
+      if (ctx.transliterators != nullptr) {
+        pipeline::add_transliterations(result.message, ctx.transliterators);
+      }
+    }
+    return result;
+  }
+
+  encode_result encode(const rapidjson::Value& message, const adapter_context& ctx) const override {
+    return inner_->encode(message, ctx);
+  }
+
+  std::string encode_receipt(const receipt_info& receipt,
+                             const adapter_context& ctx) const override {
+    return inner_->encode_receipt(receipt, ctx);
+  }
+
+  std::string encode_error(int status, std::string_view title,
+                           const std::vector<field_error>& errors) const override {
+    return inner_->encode_error(status, title, errors);
+  }
+
+ private:
+  std::unique_ptr<adapter> inner_;
+};
 
 struct registry {
   std::mutex mutex;
@@ -44,7 +84,11 @@ const adapter* find_adapter(std::string_view id) {
   if (f == r.factories.end()) {
     return nullptr;
   }
-  auto [it, added] = r.instances.emplace(std::string(id), f->second());
+  auto made = f->second();
+  if (made && made->id() != "mx") {
+    made = std::make_unique<normalising_adapter>(std::move(made));
+  }
+  auto [it, added] = r.instances.emplace(std::string(id), std::move(made));
   return it->second.get();
 }
 

@@ -13,6 +13,7 @@ packages=(
   libspdlog-dev libfmt-dev                             # log sink
   libcli11-dev                                         # command line
   libxml2-dev                                          # LA-MPS XML adapter
+  libicu-dev                                           # names: NFC, ICAO Latin, Khmer/Lao rules
   libgtest-dev libgmock-dev                            # tests
   sslscan                                              # TLS profile check (tests/tls)
 )

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <csignal>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <iostream>
 #include <iterator>
@@ -17,8 +18,10 @@
 #include <thread>
 
 #include "adapters/adapter.hpp"
+#include "adapters/mapped/mapped.hpp"
 #include "gateway/cli/client.hpp"
 #include "gateway/cli/gateway_instance.hpp"
+#include "gateway/cli/translation_set.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/common/log.hpp"
 #include "gateway/common/time.hpp"
@@ -50,6 +53,14 @@ std::vector<config::config_problem> check_config(const std::filesystem::path& fi
                                                  config::gateway_config& out) {
   std::vector<config::config_problem> problems;
   out = config::load_gateway_config(file, problems);
+  // Tables, schemas, transliteration rules and mapping files; the config-only partners' adapters
+  // are installed (process-wide) so that partners.json may name them.
+  translation_set translation;
+  if (!out.schema_dir.empty() && !out.mappings_dir.empty()) {
+    translation = load_translation_set(out, problems);
+    std::vector<config::config_problem> reported;  // clashes were reported by the load
+    adapters::mapped::install(*translation.mappings, reported);
+  }
   if (!out.partners_file.empty()) {
     const auto formats = adapters::adapter_ids();
     auto partners = std::make_shared<identity::partner_registry>(
@@ -63,13 +74,11 @@ std::vector<config::config_problem> check_config(const std::filesystem::path& fi
       }
     }
   }
-  if (!out.schema_dir.empty() && !out.mappings_dir.empty()) {
-    auto checker = pipeline::canonical_checker::load(out.schema_dir, out.mappings_dir, problems);
-    if (!out.routing_file.empty() && !out.partners_file.empty()) {
-      std::vector<config::config_problem> ignored;  // partner problems are reported above
-      auto partners = identity::partner_registry::load(out.partners_file, ignored);
-      pipeline::routing_rules::load(out.routing_file, problems, partners, checker.tables());
-    }
+  if (translation.checker && !out.routing_file.empty() && !out.partners_file.empty()) {
+    std::vector<config::config_problem> ignored;  // partner problems are reported above
+    auto partners = identity::partner_registry::load(out.partners_file, ignored);
+    pipeline::routing_rules::load(out.routing_file, problems, partners,
+                                  translation.checker->tables());
   }
   return problems;
 }
@@ -93,6 +102,19 @@ int serve(const std::filesystem::path& config_file) {
       gateway.stop();
     }
   });
+  // SIGHUP: reload code tables, schemas, transliteration rules and mapping files; a refused
+  // reload keeps the running set and is logged (gateway_instance::reload).
+  boost::asio::signal_set hangups(signals_ioc, SIGHUP);
+  std::function<void()> await_hangup = [&] {
+    hangups.async_wait([&](const boost::system::error_code& ec, int) {
+      if (!ec) {
+        log::info({.event = "config.reloading", .detail = "SIGHUP"});
+        gateway.reload();
+        await_hangup();
+      }
+    });
+  };
+  await_hangup();
   std::thread signal_thread([&] { signals_ioc.run(); });
   gateway.run();
   signals_ioc.stop();
@@ -209,6 +231,23 @@ int run_register_command(const std::filesystem::path& config_file, const std::st
 int run_translate(const std::filesystem::path& config_file, const std::string& from,
                   const std::string& to, const std::string& sender, const std::string& recipient,
                   const std::string& input) {
+  std::vector<config::config_problem> problems;
+  auto config = config::load_gateway_config(config_file, problems);
+  if (config.schema_dir.empty() || config.mappings_dir.empty()) {
+    std::cerr << format_problems(problems);
+    return 2;
+  }
+  problems.clear();
+  // Mapping files first: a config-only partner's format is an adapter like any other.
+  auto translation = load_translation_set(config, problems);
+  if (problems.empty()) {
+    adapters::mapped::install(*translation.mappings, problems);
+  }
+  if (!problems.empty()) {
+    std::cerr << format_problems(problems);
+    return 2;
+  }
+  const auto& checker = *translation.checker;
   const auto* decoder = adapters::find_adapter(from);
   const auto* encoder = adapters::find_adapter(to);
   if (decoder == nullptr || encoder == nullptr) {
@@ -220,19 +259,6 @@ int run_translate(const std::filesystem::path& config_file, const std::string& f
               << "' (known: " << known << ")\n";
     return 2;
   }
-  std::vector<config::config_problem> problems;
-  auto config = config::load_gateway_config(config_file, problems);
-  if (config.schema_dir.empty() || config.mappings_dir.empty()) {
-    std::cerr << format_problems(problems);
-    return 2;
-  }
-  problems.clear();
-  auto checker =
-      pipeline::canonical_checker::load(config.schema_dir, config.mappings_dir, problems);
-  if (!problems.empty()) {
-    std::cerr << format_problems(problems);
-    return 2;
-  }
   auto print_errors = [](std::string_view what, const std::vector<pipeline::field_error>& errors) {
     std::cerr << "translate: " << what << "\n";
     for (const auto& e : errors) {
@@ -240,7 +266,9 @@ int run_translate(const std::filesystem::path& config_file, const std::string& f
                 << "\n";
     }
   };
-  const adapters::adapter_context in_ctx{.tables = &checker.tables(), .sender = sender};
+  const adapters::adapter_context in_ctx{.tables = &checker.tables(),
+                                         .sender = sender,
+                                         .transliterators = translation.transliterators.get()};
   auto decoded = decoder->decode(input, in_ctx);
   if (decoded.status != 0) {
     print_errors("the input cannot be read as " + from, decoded.errors);

@@ -2,9 +2,12 @@
 #include "gateway/cli/gateway_instance.hpp"
 
 #include <chrono>
+#include <mutex>
 #include <stdexcept>
 
 #include "adapters/adapter.hpp"
+#include "adapters/mapped/mapped.hpp"
+#include "gateway/cli/translation_set.hpp"
 #include "gateway/common/log.hpp"
 #include "gateway/delivery/delivery_service.hpp"
 #include "gateway/http/handlers.hpp"
@@ -19,6 +22,10 @@
 namespace mxgw::cli {
 
 struct gateway_instance::parts {
+  config::gateway_config config;
+  std::mutex reload_mutex;
+  std::shared_ptr<http::partner_api> api;
+  std::shared_ptr<identity::partner_registry> partners;
   std::shared_ptr<store::message_store> store;
   std::unique_ptr<delivery::delivery_service> delivery;
   std::unique_ptr<net::server> server;
@@ -67,11 +74,18 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
   for (const auto& clash : adapters::registry_problems()) {
     problems.push_back({"(build)", "", "adapter '" + clash + "' is registered twice"});
   }
+  // Tables, schemas, transliteration rules and mapping files first: config-only partners'
+  // adapters must be registered before partners.json names them.
+  parts_->config = config;
+  auto translation = load_translation_set(config, problems);
+  if (problems.empty()) {
+    adapters::mapped::install(*translation.mappings, problems);
+  }
+  const auto& checker = translation.checker;
   const auto formats = adapters::adapter_ids();
   auto partners = std::make_shared<identity::partner_registry>(
       identity::partner_registry::load(config.partners_file, problems, &formats));
-  auto checker = std::make_shared<pipeline::canonical_checker>(
-      pipeline::canonical_checker::load(config.schema_dir, config.mappings_dir, problems));
+  parts_->partners = partners;
   auto rules = std::make_shared<pipeline::routing_rules>();
   if (!config.routing_file.empty()) {
     *rules =
@@ -139,9 +153,10 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
         std::make_unique<delivery::delivery_service>(options, parts_->store, std::move(lookup));
     parts_->store->on_deliveries_due([service = parts_->delivery.get()] { service->wake(); });
   }
-  auto api =
-      std::make_shared<http::partner_api>(checker, partners, rules, parts_->store,
-                                          http::api_limits{config.listener.limits.max_json_depth});
+  auto api = std::make_shared<http::partner_api>(
+      checker, partners, rules, parts_->store,
+      http::api_limits{config.listener.limits.max_json_depth}, translation.transliterators);
+  parts_->api = api;
   parts_->server = std::make_unique<net::server>(config.listener, config.threads, partners, api);
   if (parts_->delivery) {
     parts_->delivery->start();
@@ -185,6 +200,50 @@ void gateway_instance::stop() {
 
 delivery::delivery_service* gateway_instance::delivery() const {
   return parts_->delivery.get();
+}
+
+std::vector<config::config_problem> gateway_instance::reload() {
+  std::lock_guard lock(parts_->reload_mutex);
+  const auto& config = parts_->config;
+  std::vector<config::config_problem> problems;
+  auto next = load_translation_set(config, problems);
+  // The mapping files must still be the ones partners.json was checked against.
+  for (const auto& id : next.mappings->ids()) {
+    if (!adapters::mapped::installed(id)) {
+      problems.push_back({next.mappings->find(id)->file, "/id",
+                          "adds adapter '" + id + "'; a new mapping file needs a restart"});
+    }
+  }
+  for (const auto& id : adapters::adapter_ids()) {
+    if (adapters::mapped::installed(id) && !next.mappings->find(id)) {
+      problems.push_back(
+          {config.adapters_dir.string(), "",
+           "no longer has a mapping file for adapter '" + id + "'; removing one needs a restart"});
+    }
+  }
+  // The routing rules stay; they must still agree with the new tables.
+  if (!config.routing_file.empty() && next.checker) {
+    pipeline::routing_rules::load(config.routing_file, problems, *parts_->partners,
+                                  next.checker->tables());
+  }
+  if (problems.empty()) {
+    adapters::mapped::install(*next.mappings, problems);
+  }
+  if (!problems.empty()) {
+    // File and entry only: reasons can quote configuration text; `mxgw config check` and the
+    // returned problems carry them.
+    for (const auto& p : problems) {
+      log::warn({.event = "config.reload_refused",
+                 .reason = "config-problem",
+                 .detail = p.file + (p.field.empty() ? "" : ": " + p.field)});
+    }
+    return problems;
+  }
+  parts_->api->replace_translation(next.checker, next.transliterators);
+  log::info({.event = "config.reloaded",
+             .detail = std::to_string(next.checker->tables().names().size()) + " code tables, " +
+                       std::to_string(next.mappings->size()) + " mapping files"});
+  return problems;
 }
 
 }  // namespace mxgw::cli

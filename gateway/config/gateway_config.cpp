@@ -140,7 +140,7 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   reader r(file.string(), problems, base);
   r.only(doc, "",
          {"threads", "listener", "store", "delivery", "partners", "routing", "schema_dir",
-          "mappings_dir", "log", "description"});
+          "mappings_dir", "translit_dir", "adapters_dir", "log", "description"});
   r.number(doc, "threads", "", config.threads, 0, 256);
 
   if (const auto* l = r.object(doc, "listener", "")) {
@@ -296,6 +296,8 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   r.path(doc, "partners", "", config.partners_file, true);
   r.path(doc, "schema_dir", "", config.schema_dir, true);
   r.path(doc, "mappings_dir", "", config.mappings_dir, true);
+  r.path(doc, "translit_dir", "", config.translit_dir, true);
+  r.path(doc, "adapters_dir", "", config.adapters_dir, true);
   for (auto [name, value] :
        {std::pair{"/partners", &config.partners_file}, std::pair{"/schema_dir", &config.schema_dir},
         std::pair{"/mappings_dir", &config.mappings_dir}}) {

@@ -95,6 +95,8 @@ struct gateway_config {
   std::filesystem::path routing_file;  ///< routing rules; empty: explicit recipients only
   std::filesystem::path schema_dir;
   std::filesystem::path mappings_dir;
+  std::filesystem::path translit_dir;  ///< <Script>-Latn.txt ICU rules; empty: no transliteration
+  std::filesystem::path adapters_dir;  ///< mapping files of config-only partners; empty: none
   log_settings log;
 };
 

@@ -15,6 +15,7 @@
 #include "gateway/common/time.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/domain_checks.hpp"
+#include "gateway/pipeline/names.hpp"
 #include "gateway/pipeline/routing.hpp"
 #include "gateway/store/message_store.hpp"
 
@@ -152,12 +153,28 @@ response method_not_allowed(std::string_view allow) {
 partner_api::partner_api(std::shared_ptr<const pipeline::canonical_checker> checker,
                          std::shared_ptr<const identity::partner_registry> partners,
                          std::shared_ptr<const pipeline::routing_rules> rules,
-                         std::shared_ptr<store::message_store> store, api_limits limits)
-    : checker_(std::move(checker)),
+                         std::shared_ptr<store::message_store> store, api_limits limits,
+                         std::shared_ptr<const pipeline::transliterators> transliterators)
+    : translation_(std::make_shared<const translation>(
+          translation{std::move(checker), std::move(transliterators)})),
       partners_(std::move(partners)),
       rules_(std::move(rules)),
       store_(std::move(store)),
       limits_(limits) {}
+
+void partner_api::replace_translation(
+    std::shared_ptr<const pipeline::canonical_checker> checker,
+    std::shared_ptr<const pipeline::transliterators> transliterators) {
+  auto next = std::make_shared<const translation>(
+      translation{std::move(checker), std::move(transliterators)});
+  std::lock_guard lock(translation_mutex_);
+  translation_.swap(next);
+}
+
+std::shared_ptr<const partner_api::translation> partner_api::current_translation() const {
+  std::lock_guard lock(translation_mutex_);
+  return translation_;
+}
 
 void partner_api::handle(const request& req, std::function<void(response)> done) const {
   const auto start = std::chrono::steady_clock::now();
@@ -239,8 +256,9 @@ void partner_api::submit(const request& req, std::chrono::steady_clock::time_poi
            "unsupported-media-type", {});
     return;
   }
+  const auto t = current_translation();
   auto doc = std::make_shared<rapidjson::Document>();
-  auto verdict = checker_->check(req.body, req.partner, *doc, {limits_.max_json_depth});
+  auto verdict = t->checker->check(req.body, req.partner, *doc, {limits_.max_json_depth});
   if (verdict.status != 0) {
     const auto claimed_id = json::get_string(*doc, "id");
     refuse(req, start, done,
@@ -249,8 +267,14 @@ void partner_api::submit(const request& req, std::chrono::steady_clock::time_poi
            verdict.problem, pipeline::is_uuid(claimed_id) ? claimed_id : std::string_view{});
     return;
   }
-  accept(req, start, std::move(done), std::move(doc), std::move(verdict), nullptr,
-         std::string(req.body), {});
+  // A person named only in Khmer or Lao, or in Vietnamese with diacritics, gets a Latin
+  // transliteration (docs/canonical.md, "Names"); the message is stored as enriched.
+  std::string canonical(req.body);
+  if (t->transliterators && pipeline::add_transliterations(*doc, t->transliterators.get()) > 0) {
+    canonical = json::to_string(*doc);
+  }
+  accept(req, start, std::move(done), t, std::move(doc), std::move(verdict), nullptr,
+         std::move(canonical), {});
 }
 
 void partner_api::inbound(const request& req, std::string_view format_id,
@@ -277,10 +301,12 @@ void partner_api::inbound(const request& req, std::string_view format_id,
            "unsupported-media-type", {});
     return;
   }
-  // Partner bytes -> canonical; then exactly the checks a canonical message gets.
-  const adapters::adapter_context ctx{.tables = &checker_->tables(),
+  // Partner bytes -> canonical (NFC, transliterated); then exactly the canonical checks.
+  const auto t = current_translation();
+  const adapters::adapter_context ctx{.tables = &t->checker->tables(),
                                       .sender = std::string(req.partner),
-                                      .carry_unmapped = sender->carry_unmapped};
+                                      .carry_unmapped = sender->carry_unmapped,
+                                      .transliterators = t->transliterators.get()};
   auto decoded = format->decode(req.body, ctx);
   if (decoded.status != 0) {
     refuse(req, start, done,
@@ -293,7 +319,7 @@ void partner_api::inbound(const request& req, std::string_view format_id,
   }
   std::string canonical = json::to_string(decoded.message);
   auto doc = std::make_shared<rapidjson::Document>();
-  auto verdict = checker_->check(canonical, req.partner, *doc, {limits_.max_json_depth});
+  auto verdict = t->checker->check(canonical, req.partner, *doc, {limits_.max_json_depth});
   if (verdict.status != 0) {
     refuse(req, start, done,
            refusal(format, verdict.status, verdict.problem, title_of(verdict.status),
@@ -301,7 +327,7 @@ void partner_api::inbound(const request& req, std::string_view format_id,
            verdict.problem, {});
     return;
   }
-  accept(req, start, std::move(done), std::move(doc), std::move(verdict), format,
+  accept(req, start, std::move(done), t, std::move(doc), std::move(verdict), format,
          std::move(canonical), json::get_string(decoded.message, "ref"));
 }
 
@@ -320,13 +346,14 @@ void partner_api::refuse(const request& req, std::chrono::steady_clock::time_poi
 }
 
 void partner_api::accept(const request& req, std::chrono::steady_clock::time_point start,
-                         std::function<void(response)> done,
+                         std::function<void(response)> done, std::shared_ptr<const translation> t,
                          std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
                          const adapters::adapter* format, std::string canonical,
                          std::string_view reference) const {
   // Decide who receives it (routing rules, then policy per recipient) before storing, so the
   // message and its delivery rows are committed together.
-  const auto decision = pipeline::route(*doc, req.partner, *partners_, *rules_, checker_->tables());
+  const auto decision =
+      pipeline::route(*doc, req.partner, *partners_, *rules_, t->checker->tables());
   if (!decision.error.empty()) {
     refuse(req, start, done,
            refusal(format, 403, "not-permitted", "Not permitted",
@@ -341,7 +368,7 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
                                sha256_hex(req.body), std::move(canonical)};
   for (const auto& plan : decision.recipients) {
     // Each recipient gets its own copy (withheld fields removed), in its own format.
-    auto payload = encode_for(*doc, plan);
+    auto payload = encode_for(*doc, plan, *t);
     if (!payload) {
       record.exclusions.push_back({plan.partner_id, plan.decided_by, "format-cannot-express"});
       continue;
@@ -355,9 +382,8 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
   std::string peer(req.peer);
   adapters::receipt_info receipt{verdict.id, std::string(reference), {}, partner};
   store_->accept(
-      std::move(record),
-      [done = std::move(done), id = verdict.id, type = verdict.type, partner, peer, start, format,
-       receipt, tables = &checker_->tables()](store::accept_result result) mutable {
+      std::move(record), [done = std::move(done), id = verdict.id, type = verdict.type, partner,
+                          peer, start, format, receipt, t](store::accept_result result) mutable {
         log::fields f{.event = "message.accepted",
                       .message_id = id,
                       .partner = partner,
@@ -380,7 +406,8 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
               receipt.accepted_at = result.accepted_at;
               r.status = 200;
               r.content_type = std::string(format->content_type());
-              r.body = format->encode_receipt(receipt, {.tables = tables, .recipient = partner});
+              r.body = format->encode_receipt(
+                  receipt, {.tables = &t->checker->tables(), .recipient = partner});
             }
             break;
           case store::accept_outcome::conflict:
@@ -409,7 +436,8 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
 }
 
 std::optional<std::string> partner_api::encode_for(const rapidjson::Value& message,
-                                                   const pipeline::recipient_plan& plan) const {
+                                                   const pipeline::recipient_plan& plan,
+                                                   const translation& t) const {
   std::string canonical = pipeline::render_for(message, plan);
   const identity::partner* recipient = partners_->find(plan.partner_id);
   const adapters::adapter* format =
@@ -419,7 +447,7 @@ std::optional<std::string> partner_api::encode_for(const rapidjson::Value& messa
   }
   rapidjson::Document copy;
   copy.Parse(canonical.c_str(), canonical.size());
-  auto encoded = format->encode(copy, {.tables = &checker_->tables(),
+  auto encoded = format->encode(copy, {.tables = &t.checker->tables(),
                                        .sender = json::get_string(message, "sender").data(),
                                        .recipient = plan.partner_id});
   if (encoded.status != 0) {

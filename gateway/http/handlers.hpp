@@ -4,6 +4,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,7 @@
 namespace mxgw::pipeline {
 class canonical_checker;
 class routing_rules;
+class transliterators;
 struct recipient_plan;
 }  // namespace mxgw::pipeline
 namespace mxgw::adapters {
@@ -51,7 +53,13 @@ class partner_api {
   partner_api(std::shared_ptr<const pipeline::canonical_checker> checker,
               std::shared_ptr<const identity::partner_registry> partners,
               std::shared_ptr<const pipeline::routing_rules> rules,
-              std::shared_ptr<store::message_store> store, api_limits limits = {});
+              std::shared_ptr<store::message_store> store, api_limits limits = {},
+              std::shared_ptr<const pipeline::transliterators> transliterators = nullptr);
+
+  /// Replaces the checker (schemas, code tables) and the transliteration rules for requests that
+  /// start from now on; requests in flight finish with the ones they started with. Thread-safe.
+  void replace_translation(std::shared_ptr<const pipeline::canonical_checker> checker,
+                           std::shared_ptr<const pipeline::transliterators> transliterators);
 
   /// Routes and answers one request. `done` is called exactly once, possibly on a store thread,
   /// after the request has been fully handled (for an accepted message: after the durable commit).
@@ -59,23 +67,33 @@ class partner_api {
   void handle(const request& req, std::function<void(response)> done) const;
 
  private:
+  /// What one request translates and checks with: taken once when it starts (see reload).
+  struct translation {
+    std::shared_ptr<const pipeline::canonical_checker> checker;
+    std::shared_ptr<const pipeline::transliterators> transliterators;
+  };
+  std::shared_ptr<const translation> current_translation() const;
+
   void submit(const request& req, std::chrono::steady_clock::time_point start,
               std::function<void(response)> done) const;
   void inbound(const request& req, std::string_view format_id,
                std::chrono::steady_clock::time_point start,
                std::function<void(response)> done) const;
   void accept(const request& req, std::chrono::steady_clock::time_point start,
-              std::function<void(response)> done, std::shared_ptr<rapidjson::Document> doc,
-              pipeline::check_result verdict, const adapters::adapter* format,
-              std::string canonical, std::string_view reference) const;
+              std::function<void(response)> done, std::shared_ptr<const translation> t,
+              std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
+              const adapters::adapter* format, std::string canonical,
+              std::string_view reference) const;
   void refuse(const request& req, std::chrono::steady_clock::time_point start,
               const std::function<void(response)>& done, response r, std::string_view reason,
               std::string_view message_id) const;
   std::optional<std::string> encode_for(const rapidjson::Value& message,
-                                        const pipeline::recipient_plan& plan) const;
+                                        const pipeline::recipient_plan& plan,
+                                        const translation& t) const;
   void status(const request& req, std::string_view id, std::function<void(response)> done) const;
 
-  std::shared_ptr<const pipeline::canonical_checker> checker_;
+  mutable std::mutex translation_mutex_;
+  std::shared_ptr<const translation> translation_;  // guarded by translation_mutex_
   std::shared_ptr<const identity::partner_registry> partners_;
   std::shared_ptr<const pipeline::routing_rules> rules_;
   std::shared_ptr<store::message_store> store_;

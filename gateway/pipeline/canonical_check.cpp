@@ -1,6 +1,8 @@
 // Canonical message check (see canonical_check.hpp).
 #include "gateway/pipeline/canonical_check.hpp"
 
+#include "gateway/pipeline/names.hpp"
+
 #include <algorithm>
 #include <cctype>
 
@@ -51,6 +53,11 @@ check_result canonical_checker::check(std::string_view body, std::string_view pa
     return result;
   }
   std::vector<field_error> errors;
+  // mx/1 text is NFC (docs/canonical.md): a canonical sender normalises, the gateway does not
+  // rewrite what it was given; partner adapters normalise while decoding.
+  if (auto at = first_non_nfc(doc)) {
+    errors.push_back({*at, "is not in Unicode Normalization Form C (NFC)"});
+  }
   if (schemas_.validate_envelope(doc, errors)) {
     schemas_.validate_body(json::get_string(doc, "type"), doc["body"], errors);
   }

@@ -15,6 +15,7 @@
 #include <rapidjson/stringbuffer.h>
 
 #include <algorithm>
+#include <cctype>
 #include <regex>
 #include <stdexcept>
 
@@ -299,6 +300,80 @@ bool schema_set::validate_body(std::string_view type, const rapidjson::Value& bo
     return false;
   }
   return validate(*it->second, body, "/body", errors);
+}
+
+namespace {
+
+// Does `schema` (self-contained, references inlined) define the member path `tokens[at...]`?
+bool schema_knows(const rapidjson::Value& schema, const std::vector<std::string>& tokens,
+                  std::size_t at, int depth) {
+  if (at == tokens.size()) {
+    return true;
+  }
+  if (!schema.IsObject() || depth > 64) {
+    return false;
+  }
+  for (const char* combinator : {"allOf", "anyOf", "oneOf"}) {
+    if (auto it = schema.FindMember(combinator); it != schema.MemberEnd() && it->value.IsArray()) {
+      for (const auto& branch : it->value.GetArray()) {
+        if (schema_knows(branch, tokens, at, depth + 1)) {
+          return true;
+        }
+      }
+    }
+  }
+  const std::string& token = tokens[at];
+  if (auto it = schema.FindMember("properties"); it != schema.MemberEnd() && it->value.IsObject()) {
+    if (auto p = it->value.FindMember(token.c_str()); p != it->value.MemberEnd()) {
+      return schema_knows(p->value, tokens, at + 1, depth + 1);
+    }
+  }
+  const bool index =
+      token == "*" ||
+      (!token.empty() && std::all_of(token.begin(), token.end(),
+                                     [](unsigned char c) { return std::isdigit(c) != 0; }));
+  if (auto it = schema.FindMember("items"); index && it != schema.MemberEnd()) {
+    return schema_knows(it->value, tokens, at + 1, depth + 1);
+  }
+  if (auto it = schema.FindMember("additionalProperties");
+      it != schema.MemberEnd() && it->value.IsObject()) {
+    return schema_knows(it->value, tokens, at + 1, depth + 1);
+  }
+  return false;
+}
+
+}  // namespace
+
+bool schema_set::knows_pointer(std::string_view type, std::string_view pointer) const {
+  std::vector<std::string> tokens;
+  if (pointer.empty() || pointer.front() != '/') {
+    return false;
+  }
+  std::size_t start = 1;
+  while (true) {
+    const auto slash = pointer.find('/', start);
+    std::string token(pointer.substr(
+        start, slash == std::string_view::npos ? std::string_view::npos : slash - start));
+    std::string unescaped;
+    for (std::size_t i = 0; i < token.size(); ++i) {
+      if (token[i] == '~' && i + 1 < token.size() && (token[i + 1] == '0' || token[i + 1] == '1')) {
+        unescaped += token[i + 1] == '0' ? '~' : '/';
+        ++i;
+      } else {
+        unescaped += token[i];
+      }
+    }
+    tokens.push_back(std::move(unescaped));
+    if (slash == std::string_view::npos) {
+      break;
+    }
+    start = slash + 1;
+  }
+  if (tokens.front() == "body") {
+    auto it = bodies_.find(type);
+    return it != bodies_.end() && schema_knows(it->second->source, tokens, 1, 0);
+  }
+  return envelope_ && schema_knows(envelope_->source, tokens, 0, 0);
 }
 
 }  // namespace mxgw::pipeline

@@ -45,6 +45,11 @@ class schema_set {
   bool validate_body(std::string_view type, const rapidjson::Value& body,
                      std::vector<field_error>& errors) const;
 
+  /// True when `pointer` (a JSON Pointer into a canonical message of `type`) names a member the
+  /// schemas define: "/body/..." in the body schema of `type`, anything else in the envelope.
+  /// An array index, or "*" (any element), steps into `items`. Used to check mapping files.
+  bool knows_pointer(std::string_view type, std::string_view pointer) const;
+
   struct compiled;  ///< a self-contained schema ready for validation (opaque)
 
  private:

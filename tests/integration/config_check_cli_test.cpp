@@ -173,5 +173,28 @@ TEST_F(ConfigCheckCli, MissingConfigOptionIsAUsageError) {
   EXPECT_NE(r.err.find("--config"), std::string::npos) << r.err;
 }
 
+TEST_F(ConfigCheckCli, MistakesInMappingFilesAndRuleFilesNameFileAndEntry) {
+  std::string text = config_text();
+  text.insert(text.rfind('}'), R"(, "adapters_dir": "adapters", "translit_dir": "translit")");
+  write_file(config_file(), text);
+  std::string mapping = read_file(source_dir() / "config" / "adapters" / "kh-stt.json");
+  mapping.replace(mapping.find("\"/body/person/sex\""), 18, "\"/body/person/gender\"");
+  std::filesystem::create_directories(dir_ / "adapters");
+  std::filesystem::create_directories(dir_ / "translit");
+  write_file(dir_ / "adapters" / "kh-stt.json", mapping);
+  write_file(dir_ / "translit" / "Khmr-Latn.txt", "\u1780 > k ;\n\u1781 > ;\n($bad) > x ;\n");
+  const auto r = run_mxgw({"config", "check", "--config", config_file().string()}, dir_.path());
+  EXPECT_EQ(r.exit_status, 2);
+  const auto lines = lines_of(r.err);
+  ASSERT_EQ(lines.size(), 2u) << r.err;
+  EXPECT_EQ(lines[0].rfind((dir_ / "translit" / "Khmr-Latn.txt").string() + ": line 3, column ", 0),
+            0u)
+      << lines[0];
+  EXPECT_EQ(lines[1], (dir_ / "adapters" / "kh-stt.json").string() +
+                          ": /fields/7/canonical: names unknown canonical field "
+                          "'/body/person/gender' (message type victim.identification)")
+      << r.err;
+}
+
 }  // namespace
 }  // namespace mxgw::test

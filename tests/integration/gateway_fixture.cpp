@@ -3,6 +3,8 @@
 
 #include "gateway/store/sealed.hpp"
 
+#include <sqlite3.h>
+
 #include <chrono>
 #include <regex>
 
@@ -103,6 +105,34 @@ cli::client_result gateway_fixture::get(const cli::client_tls& tls, const std::s
 
 std::size_t gateway_fixture::stored_messages() const {
   return store::count_messages(config_.store.path);
+}
+
+std::string gateway_fixture::stored_body(const std::string& id) const {
+  sqlite3* handle = nullptr;
+  std::string body;
+  if (sqlite3_open_v2(config_.store.path.c_str(), &handle, SQLITE_OPEN_READONLY, nullptr) ==
+      SQLITE_OK) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(handle, "SELECT body FROM messages WHERE id = ?", -1, &stmt, nullptr) ==
+        SQLITE_OK) {
+      sqlite3_bind_text(stmt, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+      if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) > 0) {
+        body.assign(static_cast<const char*>(sqlite3_column_blob(stmt, 0)),
+                    static_cast<std::size_t>(sqlite3_column_bytes(stmt, 0)));
+      }
+    }
+    sqlite3_finalize(stmt);
+  }
+  sqlite3_close(handle);
+  if (!store::is_sealed(body) || config_.store.keys.empty()) {
+    return body;
+  }
+  std::vector<store::key_source> sources;
+  for (const auto& k : config_.store.keys) {
+    sources.push_back({k.id, k.file, k.env});
+  }
+  const auto ring = store::key_ring::load(sources, config_.store.active_key);
+  return store::open_sealed(ring, body, store::seal_context(id, "body")).value_or("");
 }
 
 std::string gateway_fixture::log_text() const {

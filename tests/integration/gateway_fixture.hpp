@@ -47,6 +47,10 @@ class gateway_fixture : public ::testing::Test {
   /// Rows in the messages table right now.
   std::size_t stored_messages() const;
 
+  /// The canonical body the store holds for message `id`, opened with the test's store key when
+  /// it is sealed ("" when there is no such message or it does not open).
+  std::string stored_body(const std::string& id) const;
+
   /// The log written so far.
   std::string log_text() const;
 

@@ -67,5 +67,28 @@ TEST_F(TranslateCli, AnUnknownAdapterIsAUsageError) {
   EXPECT_NE(r.output.find("unknown adapter 'no-such-format'"), std::string::npos) << r.output;
 }
 
+TEST_F(TranslateCli, AConfigOnlyPartnersFormatTranslatesLikeABuiltInOne) {
+  const auto example =
+      (source_dir() / "config" / "examples" / "partners" / "kh-stt.victim-referral.json").string();
+  auto r =
+      run("translate --from kh-stt --to mx --sender kh-sesan --config " + config() + " " + example);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"birthDate\":\"2007-05\""), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\"kind\":\"transliteration\""), std::string::npos) << r.output;
+
+  r = run("translate --from mx --to kh-stt --config " + config() + " " +
+          (source_dir() / "config" / "examples" / "case.status.json").string());
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("\"effective\":\"02/12/2569\""), std::string::npos) << r.output;
+
+  std::string text = read_file(example);
+  text.replace(text.find("19/11/2569"), 10, "31/02/2569");
+  write_file(dir_ / "bad-date.json", text);
+  r = run("translate --from kh-stt --to mx --sender kh-sesan --config " + config() + " " +
+          (dir_ / "bad-date.json").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.output.find("/case/found_on"), std::string::npos) << r.output;
+}
+
 }  // namespace
 }  // namespace mxgw::test

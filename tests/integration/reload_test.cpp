@@ -1,0 +1,262 @@
+// Reloading code tables, mapping files and transliteration rules without a restart: a changed
+// table serves its new code after reload(); a broken table, mapping file or rule file is refused
+// (named by file and entry) and the old set keeps serving; `mxgw serve` reloads on SIGHUP.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <rapidjson/pointer.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <regex>
+
+#include "gateway/cli/client.hpp"
+#include "gateway/common/json.hpp"
+#include "gateway/identity/cert_authority.hpp"
+#include "tests/integration/gateway_fixture.hpp"
+
+namespace mxgw::test {
+namespace {
+
+void copy_dir(const std::filesystem::path& from, const std::filesystem::path& to) {
+  std::filesystem::create_directories(to);
+  std::filesystem::copy(
+      from, to,
+      std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing);
+}
+
+// The Stung Treng example with its first exploitation code replaced.
+std::string example_with_exploitation(const std::string& code) {
+  std::string body =
+      read_file(source_dir() / "config" / "examples" / "partners" / "kh-stt.victim-referral.json");
+  body.replace(body.find("\"SCAM_COMPOUND\""), 15, "\"" + code + "\"");
+  return body;
+}
+
+// Adds `kh_code` to the KH-CNP codes of `canonical` in the exploitation table under `mappings`.
+void add_exploitation_code(const std::filesystem::path& mappings, const std::string& canonical,
+                           const std::string& kh_code) {
+  const auto file = mappings / "exploitation.json";
+  auto doc = json::parse_file(file.string());
+  bool added = false;
+  for (auto& entry : doc["entries"].GetArray()) {
+    if (json::get_string(entry, "code") == canonical) {
+      auto& codes = entry["partnerCodes"]["kh-cnp"];
+      codes.PushBack(rapidjson::Value(kh_code.c_str(), doc.GetAllocator()), doc.GetAllocator());
+      added = true;
+    }
+  }
+  ASSERT_TRUE(added);
+  write_file(file, json::to_string(doc));
+}
+
+bool names(const std::vector<config::config_problem>& problems, const std::filesystem::path& file,
+           const std::string& field = {}) {
+  return std::any_of(problems.begin(), problems.end(), [&](const auto& p) {
+    return p.file == file.string() && (field.empty() || p.field == field);
+  });
+}
+
+class Reload : public gateway_fixture {
+ protected:
+  void configure(config::gateway_config& c) override {
+    write_file(dir_ / "partners.json", R"({"partners":[
+      {"id":"vn-gialai","name":"Gia Lai liaison desk","country":"VN"},
+      {"id":"kh-sesan","name":"Sesan district, Stung Treng","country":"KH","adapter":"kh-stt"}]})");
+    copy_dir(source_dir() / "config" / "mappings", dir_ / "mappings");
+    copy_dir(source_dir() / "config" / "adapters", dir_ / "adapters");
+    copy_dir(source_dir() / "config" / "translit", dir_ / "translit");
+    c.mappings_dir = dir_ / "mappings";
+    c.adapters_dir = dir_ / "adapters";
+    c.translit_dir = dir_ / "translit";
+    c.delivery.enabled = false;
+  }
+
+  int post_stt(const std::string& body) {
+    return post(partner_client("kh-sesan"), body, "/v1/inbound/kh-stt").status;
+  }
+};
+
+TEST_F(Reload, AChangedTableServesItsNewCodeAfterReload) {
+  EXPECT_EQ(post_stt(example_with_exploitation("DEBT_BONDAGE")), 422);
+  add_exploitation_code(dir_ / "mappings", "forced-labour", "DEBT_BONDAGE");
+  EXPECT_EQ(post_stt(example_with_exploitation("DEBT_BONDAGE")), 422) << "not before reload";
+  const auto problems = gateway_->reload();
+  ASSERT_TRUE(problems.empty()) << problems.front().file << ": " << problems.front().reason;
+  EXPECT_EQ(post_stt(example_with_exploitation("DEBT_BONDAGE")), 200);
+  EXPECT_NE(log_text().find("config.reloaded"), std::string::npos);
+}
+
+TEST_F(Reload, ABrokenTableIsRefusedAndTheOldTablesStillServe) {
+  add_exploitation_code(dir_ / "mappings", "forced-labour", "DEBT_BONDAGE");
+  write_file(dir_ / "mappings" / "sex.json", "{\"table\": \"sex\", ");
+  const auto problems = gateway_->reload();
+  ASSERT_FALSE(problems.empty());
+  EXPECT_TRUE(names(problems, dir_ / "mappings" / "sex.json"));
+  // Nothing changed: the new code is still unknown, the old ones still work.
+  EXPECT_EQ(post_stt(example_with_exploitation("DEBT_BONDAGE")), 422);
+  EXPECT_EQ(post_stt(example_with_exploitation("SCAM_COMPOUND")), 200);
+  const auto log = log_text();
+  EXPECT_NE(log.find("config.reload_refused"), std::string::npos);
+  EXPECT_NE(log.find("sex.json"), std::string::npos);
+  EXPECT_EQ(log.find("config.reloaded"), std::string::npos);
+}
+
+TEST_F(Reload, AMappingFileChangeTakesEffectAndABrokenOneIsRefusedByEntry) {
+  // Rename `story_en` to `story` in the mapping.
+  const auto file = dir_ / "adapters" / "kh-stt.json";
+  const std::string original = read_file(file);
+  std::string renamed = original;
+  renamed.replace(renamed.find("\"/story_en\""), 11, "\"/story\"");
+  write_file(file, renamed);
+  ASSERT_TRUE(gateway_->reload().empty());
+  const std::string example = example_with_exploitation("SCAM_COMPOUND");
+  EXPECT_EQ(post_stt(example), 422);  // story_en is no longer a field
+  std::string story = example;
+  story.replace(story.find("\"story_en\""), 10, "\"story\"");
+  EXPECT_EQ(post_stt(story), 200);
+
+  // An unknown table in the mapping: refused by file and entry, the renamed mapping stays.
+  std::string broken = renamed;
+  broken.replace(broken.find("\"classification\""), 16, "\"secrecy-levels\"");
+  write_file(file, broken);
+  const auto problems = gateway_->reload();
+  EXPECT_TRUE(names(problems, file, "/fields/1/table")) << problems.front().field;
+  story.replace(story.find("STT-2569-000045"), 15, "STT-2569-000046");
+  EXPECT_EQ(post_stt(story), 200);
+
+  // A new mapping file needs a restart (partners.json was checked against the old set).
+  write_file(file, renamed);
+  auto extra = rapidjson::Document();
+  extra.Parse(renamed.c_str());
+  extra["id"].SetString("kh-extra");
+  write_file(dir_ / "adapters" / "kh-extra.json", json::to_string(extra));
+  const auto added = gateway_->reload();
+  EXPECT_TRUE(names(added, dir_ / "adapters" / "kh-extra.json", "/id"));
+}
+
+TEST_F(Reload, ABrokenRuleFileIsRefusedNamingFileAndLine) {
+  write_file(dir_ / "translit" / "Laoo-Latn.txt", "ກ > k ;\n$nothing > x ;\n");
+  const auto problems = gateway_->reload();
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0].file, (dir_ / "translit" / "Laoo-Latn.txt").string());
+  EXPECT_EQ(problems[0].field, "line 2, column 1");
+  EXPECT_EQ(post_stt(example_with_exploitation("SCAM_COMPOUND")), 200);
+}
+
+// --- the real process, SIGHUP ------------------------------------------------------------------
+
+// A child process whose standard error we read line by line.
+class child_process {
+ public:
+  explicit child_process(const std::vector<std::string>& args) {
+    int fds[2];
+    if (pipe(fds) != 0) {
+      throw std::runtime_error("pipe failed");
+    }
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], STDERR_FILENO);
+      close(fds[0]);
+      close(fds[1]);
+      std::vector<char*> argv;
+      for (const auto& a : args) {
+        argv.push_back(const_cast<char*>(a.c_str()));
+      }
+      argv.push_back(nullptr);
+      execv(argv[0], argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    stderr_ = fdopen(fds[0], "r");
+  }
+  ~child_process() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (stderr_ != nullptr) {
+      fclose(stderr_);
+    }
+  }
+  std::string wait_for_line(const std::string& needle) {
+    char line[4096];
+    while (fgets(line, sizeof line, stderr_) != nullptr) {
+      if (std::string(line).find(needle) != std::string::npos) {
+        return line;
+      }
+    }
+    return {};
+  }
+  void signal(int sig) { kill(pid_, sig); }
+  int wait() {
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* stderr_ = nullptr;
+};
+
+TEST(ReloadProcess, SighupReloadsTablesAndRefusesABrokenOne) {
+  temp_dir dir;
+  identity::certs_init({.dir = dir / "certs"});
+  identity::certs_issue_partner(dir / "certs", "kh-sesan", dir / "certs" / "kh-sesan");
+  write_file(dir / "partners.json", R"({"partners":[
+    {"id":"kh-sesan","name":"Sesan district","country":"KH","adapter":"kh-stt"}]})");
+  copy_dir(source_dir() / "config" / "mappings", dir / "mappings");
+  write_file(dir / "gateway.json", R"({
+    "threads": 2,
+    "listener": {"address": "127.0.0.1", "port": 0,
+      "tls": {"certificate": "certs/server.pem", "private_key": "certs/server.key",
+              "partner_ca": ["certs/ca.pem"], "crl": ["certs/crl.pem"]}},
+    "store": {"path": "var/mxgw.db"},
+    "delivery": {"enabled": false},
+    "partners": "partners.json",
+    "schema_dir": ")" + (source_dir() / "config" / "schema").string() +
+                                       R"(",
+    "mappings_dir": "mappings",
+    "adapters_dir": ")" + (source_dir() / "config" / "adapters").string() +
+                                       R"(",
+    "translit_dir": ")" + (source_dir() / "config" / "translit").string() +
+                                       R"("})");
+
+  child_process gateway(
+      {mxgw_binary().string(), "serve", "--config", (dir / "gateway.json").string()});
+  const std::string started = gateway.wait_for_line("gateway.started");
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(started, match, std::regex(R"(127\.0\.0\.1:([0-9]+))"))) << started;
+  const auto port = static_cast<std::uint16_t>(std::stoi(match[1]));
+  const cli::client_tls tls{dir / "certs" / "ca.pem", dir / "certs" / "kh-sesan.pem",
+                            dir / "certs" / "kh-sesan.key"};
+  const auto post = [&](const std::string& body) {
+    return cli::https_request("localhost", port, tls, "POST", "/v1/inbound/kh-stt", body,
+                              "application/json")
+        .status;
+  };
+  EXPECT_EQ(post(example_with_exploitation("DEBT_BONDAGE")), 422);
+
+  add_exploitation_code(dir / "mappings", "forced-labour", "DEBT_BONDAGE");
+  gateway.signal(SIGHUP);
+  EXPECT_FALSE(gateway.wait_for_line("config.reloaded").empty());
+  EXPECT_EQ(post(example_with_exploitation("DEBT_BONDAGE")), 200);
+
+  write_file(dir / "mappings" / "needs.json", "not json");
+  gateway.signal(SIGHUP);
+  const auto refused = gateway.wait_for_line("config.reload_refused");
+  EXPECT_NE(refused.find("needs.json"), std::string::npos) << refused;
+  std::string other = example_with_exploitation("DEBT_BONDAGE");
+  other.replace(other.find("STT-2569-000045"), 15, "STT-2569-000046");
+  EXPECT_EQ(post(other), 200);  // the reloaded (good) tables still serve
+
+  gateway.signal(SIGTERM);
+  EXPECT_EQ(gateway.wait(), 0);
+}
+
+}  // namespace
+}  // namespace mxgw::test

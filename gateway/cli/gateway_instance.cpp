@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "adapters/adapter.hpp"
+#include "gateway/audit/checkpointer.hpp"
 #include "gateway/common/log.hpp"
 #include "gateway/delivery/delivery_service.hpp"
 #include "gateway/http/handlers.hpp"
@@ -18,6 +19,7 @@ namespace mxgw::cli {
 struct gateway_instance::parts {
   std::shared_ptr<store::message_store> store;
   std::unique_ptr<delivery::delivery_service> delivery;
+  std::unique_ptr<audit::checkpointer> checkpoints;  // signs the audit chain head (docs/audit.md)
   std::unique_ptr<net::server> server;
 };
 
@@ -58,6 +60,18 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
                                               .max_size_bytes = config.store.max_size_bytes});
   } catch (const store::store_error& e) {
     throw std::runtime_error(std::string("store: ") + e.what());
+  }
+  // Audit checkpoints are signed with the listener's key; its certificate identifies the signer.
+  try {
+    parts_->checkpoints = std::make_unique<audit::checkpointer>(
+        parts_->store,
+        audit::checkpoint_signer::load(config.listener.tls.certificate,
+                                       config.listener.tls.private_key),
+        audit::checkpoint_options{
+            .every_entries = config.audit.checkpoint_every_entries,
+            .interval = std::chrono::seconds(config.audit.checkpoint_interval_s)});
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("audit checkpoints: ") + e.what());
   }
   if (config.delivery.enabled) {
     const auto& d = config.delivery;
@@ -101,11 +115,13 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
   }
   auto api =
       std::make_shared<http::partner_api>(checker, partners, rules, parts_->store,
-                                          http::api_limits{config.listener.limits.max_json_depth});
+                                          http::api_limits{.max_json_depth = config.listener.limits.max_json_depth,
+                       .audit_refusals_per_minute = config.audit.refusals_per_minute});
   parts_->server = std::make_unique<net::server>(config.listener, config.threads, partners, api);
   if (parts_->delivery) {
     parts_->delivery->start();
   }
+  parts_->checkpoints->start();
   log::info({.event = "gateway.started",
              .detail = "listening on " + config.listener.address + ":" +
                        std::to_string(parts_->server->port()) + " with " +
@@ -119,6 +135,7 @@ gateway_instance::~gateway_instance() {
   if (parts_->delivery) {
     parts_->delivery->stop();
   }
+  parts_->checkpoints->stop();
   parts_->store->stop();
 }
 
@@ -133,6 +150,7 @@ void gateway_instance::run() {
   if (parts_->delivery) {
     parts_->delivery->stop();
   }
+  parts_->checkpoints->stop();  // the last checkpoint vouches for everything written
   parts_->store->stop();
   log::info({.event = "gateway.stopped"});
 }

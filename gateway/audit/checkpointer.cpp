@@ -29,8 +29,8 @@ std::string read_text(const std::filesystem::path& file) {
 
 std::string base64(const unsigned char* data, std::size_t size) {
   std::string out((size + 2) / 3 * 4 + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data,
-                                static_cast<int>(size));
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
   out.resize(static_cast<std::size_t>(n));
   return out;
 }
@@ -75,9 +75,10 @@ checkpoint_signer checkpoint_signer::load(const std::filesystem::path& certifica
   std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
       BIO_new_mem_buf(key_text.data(), static_cast<int>(key_text.size())), &BIO_free);
   // An empty passphrase callback: an encrypted key fails here instead of prompting.
-  p->key.reset(key_bio ? PEM_read_bio_PrivateKey(key_bio.get(), nullptr,
-                                                 [](char*, int, int, void*) { return 0; }, nullptr)
-                       : nullptr);
+  p->key.reset(key_bio
+                   ? PEM_read_bio_PrivateKey(
+                         key_bio.get(), nullptr, [](char*, int, int, void*) { return 0; }, nullptr)
+                   : nullptr);
   if (!p->key) {
     throw std::runtime_error(private_key.string() + ": holds no unencrypted PEM private key");
   }
@@ -182,8 +183,9 @@ std::optional<checkpoint> checkpointer::checkpoint_now() {
 bool checkpointer::load_anchor() {
   std::promise<std::pair<std::vector<checkpoint>, bool>> p;
   auto f = p.get_future();
-  store_->read_checkpoints(
-      [&p](std::vector<checkpoint> c, bool ok) { p.set_value({std::move(c), ok}); });
+  store_->read_checkpoints([&p](std::vector<checkpoint> c, bool ok) {
+    p.set_value({std::move(c), ok});
+  });
   auto [checkpoints, ok] = wait(f);
   if (!ok) {
     return false;
@@ -224,8 +226,9 @@ std::optional<checkpoint> checkpointer::run_once(bool forced) {
   // Is a checkpoint due? The head is one indexed read.
   std::promise<std::pair<std::optional<audit_row>, bool>> hp;
   auto hf = hp.get_future();
-  store_->audit_head(
-      [&hp](std::optional<audit_row> head, bool ok) { hp.set_value({std::move(head), ok}); });
+  store_->audit_head([&hp](std::optional<audit_row> head, bool ok) {
+    hp.set_value({std::move(head), ok});
+  });
   auto [head, ok] = wait(hf);
   if (!ok || !head || head->seq <= last_seq_) {
     return std::nullopt;
@@ -300,8 +303,7 @@ std::optional<checkpoint> checkpointer::run_once(bool forced) {
   last_time_ = std::chrono::steady_clock::now();
   // The log is a second, external copy of what was vouched for.
   log::info({.event = "audit.checkpoint",
-             .detail = "seq " + std::to_string(c.seq) + " hash " + c.hash + " signer " +
-                       c.signer});
+             .detail = "seq " + std::to_string(c.seq) + " hash " + c.hash + " signer " + c.signer});
   return c;
 }
 

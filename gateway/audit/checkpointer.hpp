@@ -52,10 +52,10 @@ class checkpoint_signer {
 };
 
 struct checkpoint_options {
-  std::uint64_t every_entries = 1000;      ///< sign once the head is this many entries ahead
-  std::chrono::seconds interval{300};      ///< ... or this long after the last checkpoint
+  std::uint64_t every_entries = 1000;             ///< sign once the head is this many entries ahead
+  std::chrono::seconds interval{300};             ///< ... or this long after the last checkpoint
   std::chrono::milliseconds look_interval{1000};  ///< how often the chain head is looked at
-  std::size_t page_size = 1000;            ///< entries read at once when checking the links
+  std::size_t page_size = 1000;                   ///< entries read at once when checking the links
 };
 
 /// Runs the checkpoints of one gateway on a thread of its own. Store calls are waited for on that
@@ -91,10 +91,10 @@ class checkpointer {
 
   std::mutex run_mutex_;  // one checkpoint round at a time
   bool anchored_ = false;
-  std::int64_t last_seq_ = 0;    // the last checkpoint (0: none yet)
+  std::int64_t last_seq_ = 0;  // the last checkpoint (0: none yet)
   std::string last_hash_;
   std::chrono::steady_clock::time_point last_time_;
-  bool broken_ = false;          // reported once; no checkpoint is signed while broken
+  bool broken_ = false;  // reported once; no checkpoint is signed while broken
 
   std::mutex wait_mutex_;
   std::condition_variable wake_;

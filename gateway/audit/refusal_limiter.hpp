@@ -23,7 +23,8 @@ class refusal_limiter {
   /// Whether the refusal of `partner` at `now` is recorded: nullopt when not (it is counted);
   /// otherwise how many of this partner's refusals were not recorded since its last recorded one.
   /// Thread-safe. Memory grows with the number of partners (authenticated ids), not requests.
-  std::optional<std::uint64_t> admit(std::string_view partner, clock::time_point now = clock::now());
+  std::optional<std::uint64_t> admit(std::string_view partner,
+                                     clock::time_point now = clock::now());
 
  private:
   struct window {

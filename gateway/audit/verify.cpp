@@ -269,8 +269,7 @@ bool chain_verifier::check_checkpoint(const checkpoint& c, const audit_row* row)
   }
   if (row != nullptr && row->hash != c.hash) {
     return fail("checkpoint-mismatch", c.seq,
-                "checkpoint at " + at + " does not match entry " + at +
-                    ": an entry after " +
+                "checkpoint at " + at + " does not match entry " + at + ": an entry after " +
                     (matched_ == 0 ? std::string("the start of the chain")
                                    : "entry " + std::to_string(matched_) +
                                          " (the last checkpoint that matched)") +
@@ -299,9 +298,9 @@ bool chain_verifier::judge_gap(const parsed_entry* next) {
                     " are out of order: entry " + std::to_string(gap_seq_) + " stands where " +
                     std::to_string(expected) + " belongs");
   }
-  return fail("missing", expected,
-              range_text(expected, gap_seq_ - 1) + " missing (" + before +
-                  std::to_string(gap_seq_) + ")");
+  return fail(
+      "missing", expected,
+      range_text(expected, gap_seq_ - 1) + " missing (" + before + std::to_string(gap_seq_) + ")");
 }
 
 verify_report chain_verifier::finish() {

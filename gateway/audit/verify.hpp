@@ -23,11 +23,11 @@ namespace mxgw::audit {
 /// e.g. "entry 17 was altered: its bytes no longer match its hash".
 struct verify_report {
   bool intact = false;
-  std::int64_t entries = 0;     ///< rows read
-  std::int64_t head_seq = 0;    ///< the last entry read (0: empty chain)
-  std::string head_hash;        ///< its hash (genesis for an empty chain)
-  std::int64_t checkpoints = 0;       ///< checkpoints whose signature and hash were verified
-  std::int64_t last_checkpoint = 0;   ///< seq of the last verified checkpoint (0: none)
+  std::int64_t entries = 0;          ///< rows read
+  std::int64_t head_seq = 0;         ///< the last entry read (0: empty chain)
+  std::string head_hash;             ///< its hash (genesis for an empty chain)
+  std::int64_t checkpoints = 0;      ///< checkpoints whose signature and hash were verified
+  std::int64_t last_checkpoint = 0;  ///< seq of the last verified checkpoint (0: none)
 
   /// "altered", "missing", "out-of-order", "checkpoint-mismatch", "checkpoint-signature",
   /// "checkpoint-signer", "truncated" or "unreadable" (the store could not be read); empty when
@@ -104,12 +104,12 @@ class chain_verifier {
   std::map<std::int64_t, checkpoint> checkpoints_;
   const signer_keys& keys_;
   verify_report report_;
-  std::int64_t seq_ = 0;          // the last good entry
-  std::int64_t anchor_ = 0;       // where checking started (0, or resume_after's entry)
-  std::string hash_;              // its hash
-  std::int64_t matched_ = 0;      // the last checkpoint that matched its entry
-  bool gap_ = false;              // the last row skipped ahead; judged at the next row
-  std::int64_t gap_seq_ = 0;      // that row's entry seq
+  std::int64_t seq_ = 0;      // the last good entry
+  std::int64_t anchor_ = 0;   // where checking started (0, or resume_after's entry)
+  std::string hash_;          // its hash
+  std::int64_t matched_ = 0;  // the last checkpoint that matched its entry
+  bool gap_ = false;          // the last row skipped ahead; judged at the next row
+  std::int64_t gap_seq_ = 0;  // that row's entry seq
   bool failed_ = false;
 };
 
@@ -117,6 +117,5 @@ class chain_verifier {
 /// verifies them. The store's handlers are waited for on the calling thread.
 verify_report verify_store(store::message_store& store, const signer_keys& keys,
                            std::size_t page_size = 1000);
-
 
 }  // namespace mxgw::audit

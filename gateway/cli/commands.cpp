@@ -1,16 +1,16 @@
 // Subcommands of `mxgw`, all declared with CLI11 in one style.
 #include "gateway/cli/commands.hpp"
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/url/parse.hpp>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -232,8 +232,8 @@ int run_audit_verify(const std::filesystem::path& config_file,
               << report.head_seq << ")\n";
     return 1;
   }
-  std::cout << "audit log intact: " << report.entries << " entries, head " << report.head_seq
-            << " " << report.head_hash << "\n"
+  std::cout << "audit log intact: " << report.entries << " entries, head " << report.head_seq << " "
+            << report.head_hash << "\n"
             << report.checkpoints << " signed checkpoints verified";
   if (report.last_checkpoint > 0) {
     std::cout << ", the last at " << report.last_checkpoint;

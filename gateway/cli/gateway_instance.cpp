@@ -113,9 +113,9 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
         std::make_unique<delivery::delivery_service>(options, parts_->store, std::move(lookup));
     parts_->store->on_deliveries_due([service = parts_->delivery.get()] { service->wake(); });
   }
-  auto api =
-      std::make_shared<http::partner_api>(checker, partners, rules, parts_->store,
-                                          http::api_limits{.max_json_depth = config.listener.limits.max_json_depth,
+  auto api = std::make_shared<http::partner_api>(
+      checker, partners, rules, parts_->store,
+      http::api_limits{.max_json_depth = config.listener.limits.max_json_depth,
                        .audit_refusals_per_minute = config.audit.refusals_per_minute});
   parts_->server = std::make_unique<net::server>(config.listener, config.threads, partners, api);
   if (parts_->delivery) {

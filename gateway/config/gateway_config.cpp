@@ -245,8 +245,7 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
            {"checkpoint_every_entries", "checkpoint_interval_s", "refusals_per_minute"});
     r.number(*a, "checkpoint_every_entries", "/audit", config.audit.checkpoint_every_entries, 1,
              100'000'000);
-    r.number(*a, "checkpoint_interval_s", "/audit", config.audit.checkpoint_interval_s, 1,
-             86'400);
+    r.number(*a, "checkpoint_interval_s", "/audit", config.audit.checkpoint_interval_s, 1, 86'400);
     r.number(*a, "refusals_per_minute", "/audit", config.audit.refusals_per_minute, 1, 100'000);
   }
   r.path(doc, "routing", "", config.routing_file, true);

@@ -172,8 +172,8 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     if (kind == failure_kind::none) {
       f.outcome = "delivered";
       log::info(f);
-      finish(std::move(job), store::attempt_result::delivered, {}, {}, std::move(result.body),
-             true, {{}, result.status});
+      finish(std::move(job), store::attempt_result::delivered, {}, {}, std::move(result.body), true,
+             {{}, result.status});
       return;
     }
     if (kind == failure_kind::permanent) {
@@ -195,8 +195,8 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     if (!next) {
       f.outcome = "dead";
       log::warn(f);
-      finish(std::move(job), store::attempt_result::dead, {}, error + " (retry limits reached)",
-             {}, true, {error, result.status, "retry-limits-reached"});
+      finish(std::move(job), store::attempt_result::dead, {}, error + " (retry limits reached)", {},
+             true, {error, result.status, "retry-limits-reached"});
       return;
     }
     f.outcome = "retrying";

@@ -243,12 +243,12 @@ void audit_refusal(store::message_store& store, audit::refusal_limiter& limiter,
   if (!suppressed) {
     return;
   }
-  audit::audit_record record{.event = "message.refused",
-                             .actor = "partner:" + std::string(partner),
-                             .partner = std::string(partner),
-                             .message_id = std::string(message_id),
-                             .details = {{"status", std::to_string(status)},
-                                         {"reason", std::string(reason)}}};
+  audit::audit_record record{
+      .event = "message.refused",
+      .actor = "partner:" + std::string(partner),
+      .partner = std::string(partner),
+      .message_id = std::string(message_id),
+      .details = {{"status", std::to_string(status)}, {"reason", std::string(reason)}}};
   if (*suppressed > 0) {
     record.details.emplace_back("suppressed", std::to_string(*suppressed));
   }

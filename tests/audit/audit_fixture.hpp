@@ -109,8 +109,7 @@ class audit_fixture : public ::testing::Test {
   std::vector<checkpoint> checkpoints() {
     std::promise<std::vector<checkpoint>> p;
     auto f = p.get_future();
-    store_->read_checkpoints(
-        [&p](std::vector<checkpoint> c, bool) { p.set_value(std::move(c)); });
+    store_->read_checkpoints([&p](std::vector<checkpoint> c, bool) { p.set_value(std::move(c)); });
     return wait_for(f, "read_checkpoints");
   }
 

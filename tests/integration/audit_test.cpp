@@ -44,8 +44,7 @@ const std::vector<std::pair<std::string, std::string>> markers = {
 
 // What must never appear in the audit (the markers and the untouched Khmer names).
 std::vector<std::string> forbidden() {
-  std::vector<std::string> out = {"គំរូ", "សុភា", "រតនគិរី", "1983-07", "Qx", "QX", "marker",
-                                  "MARKER"};
+  std::vector<std::string> out = {"គំរូ", "សុភា", "រតនគិរី", "1983-07", "Qx", "QX", "marker", "MARKER"};
   return out;
 }
 
@@ -88,7 +87,7 @@ class AuditEndToEnd : public gateway_fixture {
       *sim = std::make_unique<sim::partner_sim>(options);
       (*sim)->start();
     }
-    ratanakiri_->set_faults({.fail_first = 1});     // one retry, then delivered
+    ratanakiri_->set_faults({.fail_first = 1});       // one retry, then delivered
     stungtreng_->set_faults({.always_status = 400});  // refused for good: a dead letter
     const std::string delivery = R"("delivery": {"timeout_ms": 2000, "max_attempts": 5,
         "max_age_s": 3600, "backoff_base_ms": 20, "backoff_cap_ms": 100, "concurrency": 4})";
@@ -125,8 +124,7 @@ class AuditEndToEnd : public gateway_fixture {
     return {};
   }
 
-  bool wait_for_state(const std::string& id, const std::string& partner,
-                      const std::string& state) {
+  bool wait_for_state(const std::string& id, const std::string& partner, const std::string& state) {
     const auto deadline = std::chrono::steady_clock::now() + patience;
     while (std::chrono::steady_clock::now() < deadline) {
       if (state_of(id, partner) == state) {
@@ -266,8 +264,8 @@ TEST_F(AuditEndToEnd, RecordsDecisionsAndOutcomesButNoPersonalData) {
       << verify.out;
 
   // `mxgw audit query`: JSON lines, filtered.
-  auto query = run_mxgw("audit query --config " + config.string() + " --message " + id,
-                        dir_.path());
+  auto query =
+      run_mxgw("audit query --config " + config.string() + " --message " + id, dir_.path());
   EXPECT_EQ(query.exit_status, 0) << query.err;
   std::size_t lines = 0;
   for (auto pos = query.out.find('\n'); pos != std::string::npos;
@@ -275,8 +273,8 @@ TEST_F(AuditEndToEnd, RecordsDecisionsAndOutcomesButNoPersonalData) {
     ++lines;
   }
   EXPECT_EQ(lines, 4U) << query.out;  // accepted, retry, delivered, dead
-  query = run_mxgw("audit query --config " + config.string() + " --event delivery.dead",
-                   dir_.path());
+  query =
+      run_mxgw("audit query --config " + config.string() + " --event delivery.dead", dir_.path());
   rapidjson::Document line;
   line.Parse(query.out.c_str());
   ASSERT_TRUE(line.IsObject()) << query.out;

@@ -7,6 +7,7 @@
 
 #include "adapters/adapter.hpp"
 #include "adapters/mapped/mapped.hpp"
+#include "gateway/audit/checkpointer.hpp"
 #include "gateway/cli/translation_set.hpp"
 #include "gateway/common/log.hpp"
 #include "gateway/delivery/delivery_service.hpp"
@@ -28,6 +29,7 @@ struct gateway_instance::parts {
   std::shared_ptr<identity::partner_registry> partners;
   std::shared_ptr<store::message_store> store;
   std::unique_ptr<delivery::delivery_service> delivery;
+  std::unique_ptr<audit::checkpointer> checkpoints;  // signs the audit chain head (docs/audit.md)
   std::unique_ptr<net::server> server;
   std::unique_ptr<store::retention_sweeper> retention;
 };
@@ -113,6 +115,18 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
           .interval = std::chrono::seconds(config.store.retention_sweep_interval_s),
           .actor = "gateway:" + config.delivery.instance,
           .clock = {}});
+  // Audit checkpoints are signed with the listener's key; its certificate identifies the signer.
+  try {
+    parts_->checkpoints = std::make_unique<audit::checkpointer>(
+        parts_->store,
+        audit::checkpoint_signer::load(config.listener.tls.certificate,
+                                       config.listener.tls.private_key),
+        audit::checkpoint_options{
+            .every_entries = config.audit.checkpoint_every_entries,
+            .interval = std::chrono::seconds(config.audit.checkpoint_interval_s)});
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(std::string("audit checkpoints: ") + e.what());
+  }
   if (config.delivery.enabled) {
     const auto& d = config.delivery;
     // Unset: the gateway is the same party in both directions (its listener identity).
@@ -155,12 +169,15 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
   }
   auto api = std::make_shared<http::partner_api>(
       checker, partners, rules, parts_->store,
-      http::api_limits{config.listener.limits.max_json_depth}, translation.transliterators);
+      http::api_limits{.max_json_depth = config.listener.limits.max_json_depth,
+                       .audit_refusals_per_minute = config.audit.refusals_per_minute},
+      translation.transliterators);
   parts_->api = api;
   parts_->server = std::make_unique<net::server>(config.listener, config.threads, partners, api);
   if (parts_->delivery) {
     parts_->delivery->start();
   }
+  parts_->checkpoints->start();
   log::info({.event = "gateway.started",
              .detail = "listening on " + config.listener.address + ":" +
                        std::to_string(parts_->server->port()) + " with " +
@@ -175,6 +192,7 @@ gateway_instance::~gateway_instance() {
   if (parts_->delivery) {
     parts_->delivery->stop();
   }
+  parts_->checkpoints->stop();
   parts_->store->stop();
 }
 
@@ -190,6 +208,7 @@ void gateway_instance::run() {
     parts_->delivery->stop();
   }
   parts_->retention->stop();
+  parts_->checkpoints->stop();  // the last checkpoint vouches for everything written
   parts_->store->stop();
   log::info({.event = "gateway.stopped"});
 }

@@ -139,7 +139,7 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   const auto base = std::filesystem::absolute(file).parent_path();
   reader r(file.string(), problems, base);
   r.only(doc, "",
-         {"threads", "listener", "store", "delivery", "partners", "routing", "schema_dir",
+         {"threads", "listener", "store", "delivery", "audit", "partners", "routing", "schema_dir",
           "mappings_dir", "translit_dir", "adapters_dir", "log", "description"});
   r.number(doc, "threads", "", config.threads, 0, 256);
 
@@ -291,6 +291,14 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
       r.number(*o, "breaker_failures", at, d.breaker_failures, 1, 1000);
       r.number(*o, "breaker_open_ms", at, d.breaker_open_ms, 100, 3'600'000);
     }
+  }
+  if (const auto* a = r.object(doc, "audit", "")) {
+    r.only(*a, "/audit",
+           {"checkpoint_every_entries", "checkpoint_interval_s", "refusals_per_minute"});
+    r.number(*a, "checkpoint_every_entries", "/audit", config.audit.checkpoint_every_entries, 1,
+             100'000'000);
+    r.number(*a, "checkpoint_interval_s", "/audit", config.audit.checkpoint_interval_s, 1, 86'400);
+    r.number(*a, "refusals_per_minute", "/audit", config.audit.refusals_per_minute, 1, 100'000);
   }
   r.path(doc, "routing", "", config.routing_file, true);
   r.path(doc, "partners", "", config.partners_file, true);

@@ -80,6 +80,13 @@ struct delivery_settings {
   bool enabled = true;                     ///< false: accept and store only (no workers)
 };
 
+/// The audit chain's checkpoints and limits (docs/audit.md).
+struct audit_settings {
+  std::uint64_t checkpoint_every_entries = 1000;  ///< sign the head once this many entries are new
+  std::uint32_t checkpoint_interval_s = 300;      ///< ... or this long after the last checkpoint
+  std::uint32_t refusals_per_minute = 60;         ///< refusal entries per partner a minute
+};
+
 struct log_settings {
   std::string level = "info";
   std::filesystem::path file;  ///< empty: standard error
@@ -91,6 +98,7 @@ struct gateway_config {
   listener_settings listener;
   store_settings store;
   delivery_settings delivery;
+  audit_settings audit;
   std::filesystem::path partners_file;
   std::filesystem::path routing_file;  ///< routing rules; empty: explicit recipients only
   std::filesystem::path schema_dir;

@@ -15,11 +15,23 @@
 #include <thread>
 
 #include "gateway/common/log.hpp"
+#include "gateway/common/time.hpp"
 #include "gateway/store/message_store.hpp"
 
 namespace mxgw::delivery {
 
 namespace asio = boost::asio;
+
+namespace {
+
+// What the audit entry of an outcome says: codes only, never the partner's answer body.
+struct audit_outcome {
+  std::string error;  // empty, or a code: "http-503", "timeout", "circuit-open", ...
+  int status = 0;     // the recipient's HTTP status, 0 when there was none
+  std::string limit;  // "retry-limits-reached" when that made it dead
+};
+
+}  // namespace
 
 struct delivery_service::impl : std::enable_shared_from_this<delivery_service::impl> {
   impl(delivery_options opts, std::shared_ptr<store::message_store> s, lookup l)
@@ -160,7 +172,8 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     if (kind == failure_kind::none) {
       f.outcome = "delivered";
       log::info(f);
-      finish(std::move(job), store::attempt_result::delivered, {}, {}, std::move(result.body));
+      finish(std::move(job), store::attempt_result::delivered, {}, {}, std::move(result.body), true,
+             {{}, result.status});
       return;
     }
     if (kind == failure_kind::permanent) {
@@ -172,7 +185,8 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
       if (!result.body.empty()) {
         reason += ": " + result.body.substr(0, 400);
       }
-      finish(std::move(job), store::attempt_result::dead, {}, reason, {});
+      finish(std::move(job), store::attempt_result::dead, {}, reason, {}, true,
+             {error, result.status});
       return;
     }
     auto next = next_attempt(info.limits, job.attempt, job.accepted_at,
@@ -181,17 +195,19 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     if (!next) {
       f.outcome = "dead";
       log::warn(f);
-      finish(std::move(job), store::attempt_result::dead, {}, error + " (retry limits reached)",
-             {});
+      finish(std::move(job), store::attempt_result::dead, {}, error + " (retry limits reached)", {},
+             true, {error, result.status, "retry-limits-reached"});
       return;
     }
     f.outcome = "retrying";
     log::info(f);
-    finish(std::move(job), store::attempt_result::retry, *next, error, {});
+    finish(std::move(job), store::attempt_result::retry, *next, error, {}, true,
+           {error, result.status});
   }
 
   void finish(store::delivery_job job, store::attempt_result result, store::time_point next,
-              std::string error, std::string receipt, bool count = true) {
+              std::string error, std::string receipt, bool count = true,
+              audit_outcome outcome = audit_outcome()) {
     if (count) {
       switch (result) {
         case store::attempt_result::delivered: ++delivered; break;
@@ -199,14 +215,44 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
         case store::attempt_result::dead: ++dead; break;
       }
     }
+    // The error given to the store may carry the partner's answer; the audit gets the code.
+    if (outcome.error.empty() && result != store::attempt_result::delivered) {
+      outcome.error = error;
+    }
     store::attempt_report report{job.message_id, job.recipient,    options.owner,     result,
                                  next,           std::move(error), std::move(receipt)};
+    report.audit.push_back(outcome_audit(job, result, next, outcome));
     store->report(std::move(report), [self = shared_from_this()](bool ok) {
       if (!ok) {
         log::error({.event = "delivery.report_failed", .reason = "store"});
       }
       asio::post(self->strand, [self] { self->pump(); });
     });
+  }
+
+  audit::audit_record outcome_audit(const store::delivery_job& job, store::attempt_result result,
+                                    store::time_point next, const audit_outcome& outcome) const {
+    audit::audit_record record{
+        .event = result == store::attempt_result::delivered ? "delivery.delivered"
+                 : result == store::attempt_result::retry   ? "delivery.retry"
+                                                            : "delivery.dead",
+        .actor = "gateway:" + options.owner,
+        .partner = job.recipient,
+        .message_id = job.message_id,
+        .details = {{"sender", job.sender}, {"attempt", std::to_string(job.attempt)}}};
+    if (outcome.status != 0) {
+      record.details.emplace_back("status", std::to_string(outcome.status));
+    }
+    if (!outcome.error.empty()) {
+      record.details.emplace_back("error", outcome.error);
+    }
+    if (!outcome.limit.empty()) {
+      record.details.emplace_back("limit", outcome.limit);
+    }
+    if (result == store::attempt_result::retry) {
+      record.details.emplace_back("nextAttemptAt", format_rfc3339_ms(next));
+    }
+    return record;
   }
 
   void schedule_poll() {

@@ -9,6 +9,7 @@
 #include <cctype>
 
 #include "adapters/adapter.hpp"
+#include "gateway/audit/refusal_limiter.hpp"
 #include "gateway/common/digest.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/common/log.hpp"
@@ -160,7 +161,9 @@ partner_api::partner_api(std::shared_ptr<const pipeline::canonical_checker> chec
       partners_(std::move(partners)),
       rules_(std::move(rules)),
       store_(std::move(store)),
-      limits_(limits) {}
+      limits_(limits),
+      refusal_audit_(std::make_shared<audit::refusal_limiter>(
+          std::max<std::uint32_t>(1, limits.audit_refusals_per_minute))) {}
 
 void partner_api::replace_translation(
     std::shared_ptr<const pipeline::canonical_checker> checker,
@@ -243,6 +246,81 @@ response refusal(const adapters::adapter* format, int status, std::string_view c
   r.content_type = std::string(format->content_type());
   r.body = format->encode_error(status, title, errors);
   return r;
+}
+
+// ---- audit entries: metadata only (ids, codes, partner ids, JSON Pointers), never content ----
+
+// Records a refusal unless the partner has used up its allowance this minute (then it is only
+// counted, and the count rides on its next recorded refusal). Nothing else changes, so the entry
+// is appended on its own; the answer does not wait for it.
+void audit_refusal(store::message_store& store, audit::refusal_limiter& limiter,
+                   std::string_view partner, std::string_view message_id, int status,
+                   std::string_view reason) {
+  const auto suppressed = limiter.admit(partner);
+  if (!suppressed) {
+    return;
+  }
+  audit::audit_record record{
+      .event = "message.refused",
+      .actor = "partner:" + std::string(partner),
+      .partner = std::string(partner),
+      .message_id = std::string(message_id),
+      .details = {{"status", std::to_string(status)}, {"reason", std::string(reason)}}};
+  if (*suppressed > 0) {
+    record.details.emplace_back("suppressed", std::to_string(*suppressed));
+  }
+  store.append_audit({std::move(record)}, [](bool ok) {
+    if (!ok) {
+      log::error({.event = "audit.append_failed", .reason = "store"});
+    }
+  });
+}
+
+// The accept's entry: enough to explain the routing decision (rules matched, each recipient and
+// what decided it and what was withheld, each exclusion and why), committed with the message.
+audit::audit_record accepted_audit(const store::message_record& record,
+                                   const adapters::adapter* format,
+                                   const std::vector<std::string>& matched_rules) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.StartObject();
+  w.Key("matchedRules");
+  w.StartArray();
+  for (const auto& rule : matched_rules) {
+    w.String(rule.data(), static_cast<rapidjson::SizeType>(rule.size()));
+  }
+  w.EndArray();
+  w.Key("recipients");
+  w.StartArray();
+  for (const auto& d : record.deliveries) {
+    w.StartObject();
+    put(w, "partner", d.recipient);
+    put(w, "decidedBy", d.decided_by);
+    w.Key("withheld");
+    const std::string withheld = d.withheld.empty() ? "[]" : d.withheld;  // our own JSON
+    w.RawValue(withheld.data(), withheld.size(), rapidjson::kArrayType);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("excluded");
+  w.StartArray();
+  for (const auto& e : record.exclusions) {
+    w.StartObject();
+    put(w, "partner", e.partner);
+    put(w, "considered", e.considered);
+    put(w, "reason", e.reason);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return {.event = "message.accepted",
+          .actor = "partner:" + record.sender,
+          .partner = record.sender,
+          .message_id = record.id,
+          .details = {{"type", record.type},
+                      {"format", format == nullptr ? "mx" : std::string(format->id())},
+                      {"sha256", record.body_sha256},
+                      {"routing", std::string(buffer.GetString(), buffer.GetSize())}}};
 }
 
 }  // namespace
@@ -342,6 +420,7 @@ void partner_api::refuse(const request& req, std::chrono::steady_clock::time_poi
              .peer = req.peer,
              .status = r.status,
              .latency_ms = ms_since(start)});
+  audit_refusal(*store_, *refusal_audit_, req.partner, message_id, r.status, reason);
   done(std::move(r));
 }
 
@@ -379,11 +458,13 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
   for (const auto& e : decision.excluded) {
     record.exclusions.push_back({e.partner_id, e.considered, e.reason});
   }
+  record.audit.push_back(accepted_audit(record, format, decision.matched_rules));
   std::string peer(req.peer);
   adapters::receipt_info receipt{verdict.id, std::string(reference), {}, partner};
   store_->accept(
-      std::move(record), [done = std::move(done), id = verdict.id, type = verdict.type, partner,
-                          peer, start, format, receipt, t](store::accept_result result) mutable {
+      std::move(record),
+      [done = std::move(done), id = verdict.id, type = verdict.type, partner, peer, start, format,
+       receipt, t, store = store_, refusals = refusal_audit_](store::accept_result result) mutable {
         log::fields f{.event = "message.accepted",
                       .message_id = id,
                       .partner = partner,
@@ -417,6 +498,7 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
             r = refusal(format, 409, "id-conflict", "Message id already used",
                         "A different message with this id was accepted before; a new message needs "
                         "a new id.");
+            audit_refusal(*store, *refusals, partner, id, 409, "id-conflict");
             break;
           case store::accept_outcome::unavailable:
             f.event = "message.refused";

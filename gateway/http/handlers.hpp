@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -30,6 +31,9 @@ class partner_registry;
 namespace mxgw::store {
 class message_store;
 }
+namespace mxgw::audit {
+class refusal_limiter;
+}
 
 namespace mxgw::http {
 
@@ -46,6 +50,7 @@ struct request {
 
 struct api_limits {
   std::size_t max_json_depth = 64;
+  std::uint32_t audit_refusals_per_minute = 60;  ///< refusal audit entries per partner a minute
 };
 
 class partner_api {
@@ -98,6 +103,7 @@ class partner_api {
   std::shared_ptr<const pipeline::routing_rules> rules_;
   std::shared_ptr<store::message_store> store_;
   api_limits limits_;
+  std::shared_ptr<audit::refusal_limiter> refusal_audit_;  // caps refusal entries (docs/audit.md)
 };
 
 }  // namespace mxgw::http

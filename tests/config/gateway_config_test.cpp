@@ -444,5 +444,35 @@ TEST(RepositoryGatewayConfig, ShippedConfigHasNoProblemsBeyondUncreatedDevCertif
   EXPECT_EQ(config.schema_dir, (test::source_dir() / "config" / "schema").lexically_normal());
 }
 
+TEST_F(GatewayConfig, AuditKnobsHaveDefaultsAndAreChecked) {
+  auto config = load();
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_EQ(config.audit.checkpoint_every_entries, 1000u);
+  EXPECT_EQ(config.audit.checkpoint_interval_s, 300u);
+  EXPECT_EQ(config.audit.refusals_per_minute, 60u);
+  set("/audit", R"({"checkpoint_every_entries": 50, "checkpoint_interval_s": 10,
+      "refusals_per_minute": 5})");
+  config = load();
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_EQ(config.audit.checkpoint_every_entries, 50u);
+  EXPECT_EQ(config.audit.checkpoint_interval_s, 10u);
+  EXPECT_EQ(config.audit.refusals_per_minute, 5u);
+  for (const auto& [pointer, value] :
+       std::vector<std::pair<std::string, std::string>>{{"/audit/checkpoint_every_entries", "0"},
+                                                        {"/audit/checkpoint_interval_s", "0"},
+                                                        {"/audit/refusals_per_minute", "0"},
+                                                        {"/audit/checkpoint_interval_s", "\"5\""}}) {
+    SCOPED_TRACE(pointer + " = " + value);
+    reset();
+    set(pointer, value);
+    config = load();
+    EXPECT_EQ(only_problem_at(pointer).rfind("must be a whole number from ", 0), 0u);
+  }
+  reset();
+  set("/audit/checkpoint_every", "5");
+  load();
+  EXPECT_EQ(only_problem_at("/audit/checkpoint_every"), "is not a known setting");
+}
+
 }  // namespace
 }  // namespace mxgw::config

@@ -28,6 +28,7 @@
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/routing.hpp"
 #include "gateway/sim/partner_sim.hpp"
+#include "gateway/cli/open_store.hpp"
 #include "gateway/store/message_store.hpp"
 
 namespace mxgw::cli {
@@ -110,17 +111,23 @@ std::string read_input(const std::string& file) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// `mxgw queue dead|replay`: opens the configured store directly (SQLite allows the running
-// gateway and this command at once).
+// `mxgw queue dead|replay`: opens the configured store directly (SQLite and PostgreSQL both allow
+// the running gateway and this command at once).
 int run_queue_command(const std::filesystem::path& config_file, bool replay,
                       const std::string& message_id, const std::string& recipient) {
   std::vector<config::config_problem> problems;
   auto config = config::load_gateway_config(config_file, problems);
-  if (config.store.path.empty()) {
+  if (config.store.kind == "sqlite" ? config.store.path.empty() : config.store.dsn.empty()) {
     std::cerr << format_problems(problems);
     return 2;
   }
-  auto store = store::open_sqlite_store({.path = config.store.path});
+  std::unique_ptr<store::message_store> store;
+  try {
+    store = open_configured_store(config.store);
+  } catch (const std::runtime_error& e) {
+    std::cerr << "queue: " << e.what() << "\n";
+    return 1;
+  }
   std::promise<int> result;
   // Outlives the store's handler, which runs on a store thread while we wait below.
   std::string id = message_id;

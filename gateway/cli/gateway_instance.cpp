@@ -11,6 +11,7 @@
 #include "gateway/net/server.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/routing.hpp"
+#include "gateway/cli/open_store.hpp"
 #include "gateway/store/message_store.hpp"
 
 namespace mxgw::cli {
@@ -52,13 +53,7 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
   if (!problems.empty()) {
     throw std::runtime_error("configuration problems:\n" + format_problems(problems));
   }
-  try {
-    parts_->store = store::open_sqlite_store({.path = config.store.path,
-                                              .max_batch = config.store.max_batch,
-                                              .max_size_bytes = config.store.max_size_bytes});
-  } catch (const store::store_error& e) {
-    throw std::runtime_error(std::string("store: ") + e.what());
-  }
+  parts_->store = open_configured_store(config.store);  // store.kind: sqlite or postgres
   if (config.delivery.enabled) {
     const auto& d = config.delivery;
     // Unset: the gateway is the same party in both directions (its listener identity).

@@ -43,11 +43,22 @@ struct listener_settings {
 };
 
 struct store_settings {
-  std::string kind = "sqlite";
-  std::filesystem::path path;  ///< SQLite file
+  std::string kind = "sqlite";  ///< "sqlite" (embedded, one file) or "postgres" (shared server)
+  std::filesystem::path path;   ///< SQLite file
   std::size_t max_batch = 512;
-  std::uint64_t max_size_bytes = 0;  ///< 0: no cap
+  std::uint64_t max_size_bytes = 0;  ///< SQLite only; 0: no cap
+  // PostgreSQL only.
+  std::string dsn;                      ///< libpq connection string or URI, without a password
+  std::filesystem::path password_file;  ///< the password, in a file of mode 0600 (or stricter)
+  std::string password_env;             ///< or: the environment variable holding it
+  std::string schema;                   ///< schema of mxgw's tables; empty: the default
 };
+
+/// The PostgreSQL password named by `store` (password_file, trailing newline removed, or
+/// password_env); empty when neither is set. Throws std::runtime_error naming the file or variable
+/// (never the password) when the file cannot be read or is open to group or others, or the
+/// variable is not set.
+std::string read_store_password(const store_settings& store);
 
 /// Outbound delivery to partners. Absent members default to the listener's certificate, key and
 /// partner trust anchors (the gateway is the same party in both directions).

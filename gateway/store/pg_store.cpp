@@ -438,11 +438,11 @@ class pg_connection {
     } else {
       error.message = first_line(PQerrorMessage(conn_.get()));
     }
-    // Class 08 (connection exception) and 57 (operator intervention: the server shut down or
-    // this backend was terminated) mean this connection is gone, not that the statement was bad.
+    // Class 08 (connection exception) and 57P (the server shut down, or this backend was
+    // terminated) mean this connection is gone, not that the statement was bad.
     error.connection_lost = PQstatus(conn_.get()) != CONNECTION_OK ||
                             error.sqlstate.rfind("08", 0) == 0 ||
-                            error.sqlstate.rfind("57", 0) == 0;
+                            error.sqlstate.rfind("57P", 0) == 0;
     return false;
   }
 
@@ -894,7 +894,7 @@ class postgres_store final : public message_store {
   const std::chrono::milliseconds reconnect_min_;
   const std::chrono::milliseconds reconnect_max_;
   const std::function<time_point()> clock_;
-  const std::int64_t chain_lock_;
+  std::int64_t chain_lock_ = 0;  // set at open, from the schema the tables are in
 
   link writer_link_;
   link reader_link_;
@@ -974,7 +974,6 @@ postgres_store::postgres_store(const postgres_options& options)
       reconnect_min_(std::max(options.reconnect_min, std::chrono::milliseconds(1))),
       reconnect_max_(std::max(options.reconnect_max, options.reconnect_min)),
       clock_(options.clock),
-      chain_lock_(lock_key(options.schema, lock_chain)),
       writer_link_{pg_connection({}, {}, {}), {}, {}, false},
       reader_link_{pg_connection({}, {}, {}), {}, {}, false} {
   const connection_settings s = settings_for(options);
@@ -990,30 +989,33 @@ postgres_store::postgres_store(const postgres_options& options)
   const auto fail = [&w](const std::string& what, const db_error& e) {
     db_error ignored;
     w.exec_simple("ROLLBACK", ignored);
-    throw store_error(what + ": " + e.message + (e.sqlstate.empty() ? "" : " (" + e.sqlstate + ")"));
+    throw store_error(what + ": " + e.message +
+                      (e.sqlstate.empty() ? "" : " (" + e.sqlstate + ")"));
   };
+  // Migrations run in one transaction under an advisory lock, so instances starting together
+  // create the schema and migrate once; the version is read under the lock.
+  if (!w.exec_simple("BEGIN", error) ||
+      !w.exec("SELECT pg_advisory_xact_lock($1)", {number(lock_key(schema_, lock_migrate))},
+              error)) {
+    fail("cannot lock the schema for migration", error);
+  }
   if (!schema_.empty()) {
     // Created only when missing, so a role that may use but not create schemas still works.
-    const result_ptr r = w.exec("SELECT 1 FROM pg_namespace WHERE nspname = $1", {text(schema_)},
-                                error);
+    const result_ptr r =
+        w.exec("SELECT 1 FROM pg_namespace WHERE nspname = $1", {text(schema_)}, error);
     if (!r) {
       fail("cannot look the schema up", error);
     }
     if (PQntuples(r.get()) == 0) {
       char* quoted = PQescapeIdentifier(w.raw(), schema_.c_str(), schema_.size());
-      const std::string create = std::string("CREATE SCHEMA IF NOT EXISTS ") + quoted;
+      const std::string create = std::string("CREATE SCHEMA ") + (quoted != nullptr ? quoted : "");
       PQfreemem(quoted);
       if (!w.exec_simple(create, error)) {
         fail("cannot create the schema " + schema_, error);
       }
     }
   }
-  // Migrations run in one transaction under an advisory lock, so instances starting together
-  // migrate once; the version is read under the lock.
-  if (!w.exec_simple("BEGIN", error) ||
-      !w.exec("SELECT pg_advisory_xact_lock($1)",
-              {number(lock_key(schema_, lock_migrate))}, error) ||
-      !w.exec_simple("CREATE TABLE IF NOT EXISTS mxgw_schema (version integer NOT NULL)", error)) {
+  if (!w.exec_simple("CREATE TABLE IF NOT EXISTS mxgw_schema (version integer NOT NULL)", error)) {
     fail("cannot prepare the schema", error);
   }
   const result_ptr found = w.exec("SELECT max(version) FROM mxgw_schema", {}, error);
@@ -1044,6 +1046,13 @@ postgres_store::postgres_store(const postgres_options& options)
   if (!w.exec_simple("COMMIT", error)) {
     fail("cannot commit the migration", error);
   }
+  // The chain's lock is named after the schema the tables really are in (an empty store.schema
+  // and "public" are the same tables, so they must be the same lock).
+  const result_ptr current = w.exec("SELECT current_schema()", {}, error);
+  if (!current) {
+    fail("cannot read the current schema", error);
+  }
+  chain_lock_ = lock_key(get_text(current.get(), 0, 0), lock_chain);
   if (!reader_link_.conn.connect(error)) {
     throw store_error("cannot connect to PostgreSQL: " + error.message);
   }

@@ -213,6 +213,11 @@ void make_dead(message_store& store, int n, const std::string& recipient,
 
 class StoreDelivery : public ::testing::TestWithParam<backend> {
  protected:
+  void SetUp() override {
+    if (const auto reason = unavailable_reason(GetParam()); !reason.empty()) {
+      GTEST_SKIP() << reason;
+    }
+  }
   /// Opens (or reopens) the store of `dir` with the test's clock.
   std::unique_ptr<message_store> open(const test::temp_dir& dir, manual_clock& clock) {
     dirs_.push_back(dir.path());

@@ -40,10 +40,15 @@ T wait_for(std::future<T>& future, const char* what) {
 
 class StoreContract : public ::testing::TestWithParam<backend> {
  protected:
-  void SetUp() override { store_ = GetParam().open(dir_.path(), {}); }
+  void SetUp() override {
+    if (const auto reason = unavailable_reason(GetParam()); !reason.empty()) {
+      GTEST_SKIP() << reason;
+    }
+    store_ = GetParam().open(dir_.path(), {});
+  }
   void TearDown() override {
     store_.reset();
-    if (GetParam().cleanup) {
+    if (GetParam().cleanup && unavailable_reason(GetParam()).empty()) {
       GetParam().cleanup(dir_.path());
     }
   }

@@ -343,7 +343,8 @@ class pg_connection {
       return false;
     }
     // Server notices ("relation already exists, skipping") are not for the log or stderr.
-    PQsetNoticeProcessor(conn_.get(), [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        conn_.get(), [](void*, const char*) {}, nullptr);
     // Durable commits: COMMIT returns only once the WAL is flushed (and, when the server has
     // synchronous standbys, once they have it too), so every `stored` survives a crash of the
     // server. The server default could have been lowered; the session says what mxgw needs.
@@ -408,9 +409,8 @@ class pg_connection {
       lengths.push_back(static_cast<int>(p.value.size()));
       formats.push_back(p.binary ? 1 : 0);
     }
-    result_ptr r(PQexecPrepared(conn_.get(), found->second.c_str(),
-                                static_cast<int>(params.size()), values.data(), lengths.data(),
-                                formats.data(), 0));
+    result_ptr r(PQexecPrepared(conn_.get(), found->second.c_str(), static_cast<int>(params.size()),
+                                values.data(), lengths.data(), formats.data(), 0));
     if (!check(r, error)) {
       return nullptr;
     }
@@ -628,8 +628,8 @@ struct state_write {
 };
 
 struct pending_write {
-  std::variant<accept_write, claim_write, report_write, replay_write, audit_write,
-               checkpoint_write, state_write>
+  std::variant<accept_write, claim_write, report_write, replay_write, audit_write, checkpoint_write,
+               state_write>
       work;
   bool committed = false;
   /// The audit records this write appends in the chain phase (set by the first phase).
@@ -803,20 +803,21 @@ class postgres_store final : public message_store {
   void report(attempt_report report, report_handler handler) override {
     submit(pending_write{report_write{std::move(report), std::move(handler)}});
   }
-  void replay(std::string message_id, std::string recipient,
-              std::vector<audit::audit_record> audit, replay_handler handler) override {
-    submit(pending_write{replay_write{std::move(message_id), std::move(recipient),
-                                      std::move(audit), std::move(handler), false, {}}});
+  void replay(std::string message_id, std::string recipient, std::vector<audit::audit_record> audit,
+              replay_handler handler) override {
+    submit(pending_write{replay_write{std::move(message_id),
+                                      std::move(recipient),
+                                      std::move(audit),
+                                      std::move(handler),
+                                      false,
+                                      {}}});
   }
   void discard(std::string message_id, std::string recipient, std::string reason,
                std::vector<audit::audit_record> audit, replay_handler handler) override {
-    submit(pending_write{replay_write{std::move(message_id), std::move(recipient),
-                                      std::move(audit), std::move(handler), false,
-                                      std::move(reason)}});
+    submit(pending_write{replay_write{std::move(message_id), std::move(recipient), std::move(audit),
+                                      std::move(handler), false, std::move(reason)}});
   }
-  void queue_stats(queue_handler handler) override {
-    submit_read(queue_read{std::move(handler)});
-  }
+  void queue_stats(queue_handler handler) override { submit_read(queue_read{std::move(handler)}); }
   void list_dead(std::size_t limit, dead_handler handler) override {
     submit_read(dead_read{limit, std::move(handler)});
   }
@@ -994,9 +995,8 @@ postgres_store::postgres_store(const postgres_options& options)
   };
   // Migrations run in one transaction under an advisory lock, so instances starting together
   // create the schema and migrate once; the version is read under the lock.
-  if (!w.exec_simple("BEGIN", error) ||
-      !w.exec("SELECT pg_advisory_xact_lock($1)", {number(lock_key(schema_, lock_migrate))},
-              error)) {
+  if (!w.exec_simple("BEGIN", error) || !w.exec("SELECT pg_advisory_xact_lock($1)",
+                                                {number(lock_key(schema_, lock_migrate))}, error)) {
     fail("cannot lock the schema for migration", error);
   }
   if (!schema_.empty()) {
@@ -1038,8 +1038,8 @@ postgres_store::postgres_store(const postgres_options& options)
   }
   if (version < postgres_schema_version) {
     if (!w.exec_simple("DELETE FROM mxgw_schema", error) ||
-        !w.exec("INSERT INTO mxgw_schema (version) VALUES ($1)",
-                {number(postgres_schema_version)}, error)) {
+        !w.exec("INSERT INTO mxgw_schema (version) VALUES ($1)", {number(postgres_schema_version)},
+                error)) {
       fail("cannot record the schema version", error);
     }
   }
@@ -1362,15 +1362,14 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
   } else {
     const std::string_view state = record.deliveries.empty() ? "undeliverable" : "accepted";
     const result_ptr inserted =
-        run(insert_message_sql, {text(record.id), text(record.sender), text(record.type),
-                                 text(record.created), text(at), text(record.body_sha256),
-                                 bytes(record.body), text(state)});
+        run(insert_message_sql,
+            {text(record.id), text(record.sender), text(record.type), text(record.created),
+             text(at), text(record.body_sha256), bytes(record.body), text(state)});
     if (PQntuples(inserted.get()) == 1) {
       for (const auto& plan : record.deliveries) {
         run(insert_delivery_sql,
             {text(record.id), text(plan.recipient), text(plan.decided_by), bytes(plan.payload),
-             text(plan.withheld.empty() ? std::string_view("[]") : plan.withheld),
-             number(now_ms)});
+             text(plan.withheld.empty() ? std::string_view("[]") : plan.withheld), number(now_ms)});
       }
       for (const auto& e : record.exclusions) {
         run(insert_exclusion_sql,
@@ -1475,10 +1474,9 @@ void postgres_store::write_report(pending_write& write, report_write& w, std::in
 void postgres_store::write_replay(pending_write& write, replay_write& w, std::int64_t now_ms) {
   w.found = false;
   const result_ptr r =
-      w.discard_reason
-          ? run(discard_sql, {text(w.message_id), text(w.recipient),
-                              bytes(cut_utf8(*w.discard_reason, max_error_bytes))})
-          : run(replay_sql, {text(w.message_id), text(w.recipient), number(now_ms)});
+      w.discard_reason ? run(discard_sql, {text(w.message_id), text(w.recipient),
+                                           bytes(cut_utf8(*w.discard_reason, max_error_bytes))})
+                       : run(replay_sql, {text(w.message_id), text(w.recipient), number(now_ms)});
   w.found = affected(r) > 0;
   if (w.found) {
     write.audit = &w.audit;
@@ -1528,9 +1526,8 @@ void postgres_store::write_chain_phase(std::vector<pending_write>& batch, const 
           exists = !get_bool(r.get(), 0, 1);  // a deleted item keeps an empty tombstone
         }
       }
-      const bool matches =
-          s->expected_version &&
-          (*s->expected_version == 0 ? !exists : *s->expected_version == current);
+      const bool matches = s->expected_version &&
+                           (*s->expected_version == 0 ? !exists : *s->expected_version == current);
       if (s->expected_version && !matches) {
         s->outcome = put_outcome::conflict;
         s->item.version = current;
@@ -1559,9 +1556,9 @@ void postgres_store::append_rows(const std::vector<audit::audit_record>& records
                                  std::pair<std::int64_t, std::string>& head) {
   for (const auto& record : records) {
     const audit::audit_row row = audit::make_row(head.first + 1, at, record, head.second);
-    run(insert_audit_sql, {number(row.seq), text(row.at), text(row.event), text(row.actor),
-                           text(row.partner), text(row.message_id), bytes(row.entry),
-                           text(row.hash)});
+    run(insert_audit_sql,
+        {number(row.seq), text(row.at), text(row.event), text(row.actor), text(row.partner),
+         text(row.message_id), bytes(row.entry), text(row.hash)});
     head = {row.seq, row.hash};
   }
 }
@@ -1700,9 +1697,11 @@ void postgres_store::serve(pending_read& read) {
             std::vector<queue_stat> stats;
             for (int i = 0; i < PQntuples(res.get()); ++i) {
               const PGresult* p = res.get();
-              const auto count = [p, i](int c) { return static_cast<std::size_t>(get_int(p, i, c)); };
-              stats.push_back({get_text(p, i, 0), count(1), count(2), count(3), count(4),
-                               count(5), count(6), get_text(p, i, 7)});
+              const auto count = [p, i](int c) {
+                return static_cast<std::size_t>(get_int(p, i, c));
+              };
+              stats.push_back({get_text(p, i, 0), count(1), count(2), count(3), count(4), count(5),
+                               count(6), get_text(p, i, 7)});
             }
             call_quietly(r.handler, std::move(stats), true);
           } else {

@@ -43,7 +43,8 @@ std::string pg_dsn() {
 /// Runs SQL in `schema` from a connection of the test's own; the first column of the first row.
 std::string pg_query(const std::string& schema, const std::string& sql) {
   PGconn* conn = PQconnectdb(pg_dsn().c_str());
-  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
   const std::string full = "SET search_path TO " + schema + "; " + sql;
   PGresult* r = PQexec(conn, full.c_str());
   std::string out;
@@ -120,15 +121,16 @@ class MultiInstance : public ::testing::Test {
         "listener": {"address": "127.0.0.1", "port": 0,
           "tls": {"certificate": "certs/server.pem", "private_key": "certs/server.key",
                   "partner_ca": ["certs/ca.pem"]}},
-        "store": {"kind": "postgres", "dsn": ")" + pg_dsn() + R"(", "schema": ")" + schema_ +
-                                                                R"("},
+        "store": {"kind": "postgres", "dsn": ")" + pg_dsn() + R"(", "schema": ")" +
+                                                                        schema_ +
+                                                                        R"("},
         "delivery": {"instance": "gw-)" + std::to_string(i) + R"(", "lease_ms": 2000,
                      "poll_interval_ms": 50, "breaker_open_ms": 200},
         "partners": "partners.json",
         "schema_dir": ")" + (source_dir() / "config" / "schema").string() +
-                                                                   R"(",
+                                                                        R"(",
         "mappings_dir": ")" + (source_dir() / "config" / "mappings").string() +
-                                                                   R"("})");
+                                                                        R"("})");
     }
     const auto example = read_file(source_dir() / "config" / "examples" / "hotline.tip.json");
     const auto at = example.find(example_id);
@@ -194,8 +196,8 @@ TEST_F(MultiInstance, ThreeInstancesOneKilledDeliverEachMessageOnceInEffect) {
     }
     const std::size_t instance = live[i % live.size()];
     const auto result = submit(instance, i);
-    ASSERT_EQ(result.status, 202) << "instance " << instance << ": " << result.body
-                                  << result.error << "\n"
+    ASSERT_EQ(result.status, 202) << "instance " << instance << ": " << result.body << result.error
+                                  << "\n"
                                   << gateways_[instance]->tail();
   }
   // The same message submitted to another instance: the same answer, nothing new stored.

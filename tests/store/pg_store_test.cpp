@@ -69,7 +69,7 @@ std::vector<audit::audit_row> read_all_audit(message_store& store) {
 message_record record_for(int n, const std::vector<std::string>& recipients,
                           const std::string& body_suffix = "") {
   const std::string body = R"({"case":)" + std::to_string(n) + body_suffix + "}";
-  message_record r{make_id(n), "kh-cnp", "victim.identification", "2026-11-22T04:38:47Z",
+  message_record r{make_id(n),        "kh-cnp", "victim.identification", "2026-11-22T04:38:47Z",
                    fingerprint(body), body};
   for (const auto& recipient : recipients) {
     r.deliveries.push_back({recipient, "explicit", "payload", "[]"});
@@ -281,8 +281,8 @@ TEST_F(PgStore, APasswordInTheDsnIsRefusedWithoutRepeatingIt) {
   EXPECT_TRUE(dsn_has_password("postgresql://mxgw:Hunter2-secret@127.0.0.1/db"));
   EXPECT_FALSE(dsn_has_password("host=127.0.0.1 dbname=mxgw"));
   for (const std::string& dsn : {pg_test_dsn() + " password=Hunter2-secret",
-                                std::string("postgresql://mxgw:Hunter2-secret@127.0.0.1:1/db"),
-                                std::string("host=127.0.0.1 password='Hunter2-secret")}) {
+                                 std::string("postgresql://mxgw:Hunter2-secret@127.0.0.1:1/db"),
+                                 std::string("host=127.0.0.1 password='Hunter2-secret")}) {
     postgres_options options = pg_options_for(dir_.path(), {});
     options.dsn = dsn;
     try {
@@ -315,8 +315,9 @@ TEST_F(PgStore, ThePasswordIsNeverLoggedNorInErrors) {
   options.reconnect_min = 10ms;
   auto store = open_postgres_store(options);
   ASSERT_EQ(accept_now(*store, record_for(1, {"la-mps"})).outcome, accept_outcome::stored);
-  pg_exec("SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity "
-          "WHERE application_name = 'mxgw-pw-test'");
+  pg_exec(
+      "SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity "
+      "WHERE application_name = 'mxgw-pw-test'");
   accept_result r;
   for (int n = 2; n < 200 && r.outcome != accept_outcome::stored; ++n) {
     r = accept_now(*store, record_for(n, {"la-mps"}));
@@ -335,8 +336,9 @@ TEST_F(PgStore, ThePasswordIsNeverLoggedNorInErrors) {
 TEST_F(PgStore, ALostConnectionAnswersUnavailableThenReconnects) {
   auto store = instance("mxgw-loss-test");
   ASSERT_EQ(accept_now(*store, record_for(1, {"la-mps"})).outcome, accept_outcome::stored);
-  pg_exec("SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity "
-          "WHERE application_name = 'mxgw-loss-test'");
+  pg_exec(
+      "SELECT pg_terminate_backend(pid, 30000) FROM pg_stat_activity "
+      "WHERE application_name = 'mxgw-loss-test'");
   // The next batch finds the connection gone: answered unavailable, nothing half-written.
   const accept_result lost = accept_now(*store, record_for(2, {"la-mps"}));
   EXPECT_EQ(lost.outcome, accept_outcome::unavailable);

@@ -25,7 +25,7 @@ struct backend {
   std::string name;
   /// Opens (or reopens) the store belonging to the test directory `dir`.
   std::function<std::unique_ptr<message_store>(const std::filesystem::path& dir,
-                                                clock_function clock)>
+                                               clock_function clock)>
       open;
   /// Removes what open() left outside `dir` (PostgreSQL: the schema); may be empty.
   std::function<void(const std::filesystem::path& dir)> cleanup;
@@ -52,7 +52,8 @@ inline std::string pg_exec(const std::string& sql, const std::string& dsn = pg_t
     PQfinish(conn);
     return out;
   }
-  PQsetNoticeProcessor(conn, [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      conn, [](void*, const char*) {}, nullptr);
   PGresult* r = PQexec(conn, sql.c_str());
   const ExecStatusType status = PQresultStatus(r);
   if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {

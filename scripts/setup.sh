@@ -10,6 +10,8 @@ packages=(
   libssl-dev                                           # OpenSSL 3: TLS and certificates
   rapidjson-dev                                        # JSON parsing and JSON Schema validation
   libsqlite3-dev                                       # the embedded store
+  libpq-dev                                            # the PostgreSQL store (libpq)
+  postgresql                                           # server for the tests' throwaway cluster
   libspdlog-dev libfmt-dev                             # log sink
   libcli11-dev                                         # command line
   libxml2-dev                                          # LA-MPS XML adapter
@@ -31,6 +33,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     sudo="sudo"
   fi
   $sudo apt-get update -qq
+  # The postgresql package may create (and, under systemd, start) a default cluster; nothing of
+  # mxgw uses it: the tests start their own (scripts/pg_test_cluster.sh).
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 

@@ -1,21 +1,25 @@
 #!/usr/bin/env bash
 # The README's test command: install, build, run the whole test suite (real TLS over loopback,
-# real SQLite files, certificates made by the tests), then the same suite again in a second build
-# under AddressSanitizer + UndefinedBehaviorSanitizer (CMake preset "asan", build-asan/).
-# MXGW_SANITIZERS=0 skips the second run (quicker local iterations; CI always runs it).
-# Extra arguments go to both ctest runs (e.g. -R Delivery).
+# real SQLite files, a throwaway PostgreSQL cluster started for the run, certificates made by the
+# tests), then the same suite again in a second build under AddressSanitizer +
+# UndefinedBehaviorSanitizer (CMake preset "asan", build-asan/). Fails when PostgreSQL cannot be
+# started: the PostgreSQL store's tests are never skipped. MXGW_SANITIZERS=0 skips the sanitizer
+# run (quicker local iterations; CI always runs it). Extra arguments go to both ctest runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-jobs="$(nproc)"
-ctest --test-dir build --output-on-failure -j "$jobs" "$@"
-
-if [ "${MXGW_SANITIZERS:-1}" != "0" ]; then
-  echo "test: the same suite under ASan + UBSan (build-asan/)"
-  cmake --preset asan > /dev/null
-  cmake --build build-asan -j "$jobs"
-  # Leaks, overflows and undefined behaviour all fail the test that caused them.
-  ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1" \
-  UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-    ctest --test-dir build-asan --output-on-failure -j "$jobs" "$@"
-fi
+export MXGW_JOBS="$(nproc)"
+# shellcheck disable=SC2016 # expanded by the inner shell
+exec scripts/pg_test_cluster.sh bash -c '
+  set -euo pipefail
+  ctest --test-dir build --output-on-failure -j "$MXGW_JOBS" "$@"
+  if [ "${MXGW_SANITIZERS:-1}" != "0" ]; then
+    echo "test: the same suite under ASan + UBSan (build-asan/)"
+    cmake --preset asan > /dev/null
+    cmake --build build-asan -j "$MXGW_JOBS"
+    # Leaks, overflows and undefined behaviour all fail the test that caused them.
+    ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+      ctest --test-dir build-asan --output-on-failure -j "$MXGW_JOBS" "$@"
+  fi
+' mxgw-test "$@"

@@ -35,6 +35,7 @@
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/routing.hpp"
 #include "gateway/sim/partner_sim.hpp"
+#include "gateway/cli/open_store.hpp"
 #include "gateway/store/message_store.hpp"
 #include "gateway/store/sealed.hpp"
 
@@ -137,17 +138,23 @@ std::string read_input(const std::string& file) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-// `mxgw queue dead|replay`: opens the configured store directly (SQLite allows the running
-// gateway and this command at once).
+// `mxgw queue dead|replay`: opens the configured store directly (SQLite and PostgreSQL both allow
+// the running gateway and this command at once).
 int run_queue_command(const std::filesystem::path& config_file, bool replay,
                       const std::string& message_id, const std::string& recipient) {
   std::vector<config::config_problem> problems;
   auto config = config::load_gateway_config(config_file, problems);
-  if (config.store.path.empty()) {
+  if (config.store.kind == "sqlite" ? config.store.path.empty() : config.store.dsn.empty()) {
     std::cerr << format_problems(problems);
     return 2;
   }
-  auto store = store::open_sqlite_store({.path = config.store.path});
+  std::unique_ptr<store::message_store> store;
+  try {
+    store = open_configured_store(config.store);
+  } catch (const std::runtime_error& e) {
+    std::cerr << "queue: " << e.what() << "\n";
+    return 1;
+  }
   std::promise<int> result;
   // Outlives the store's handler, which runs on a store thread while we wait below.
   std::string id = message_id;
@@ -201,27 +208,28 @@ struct audit_query {
   std::size_t limit = 1000;  // 0: no limit
 };
 
-std::unique_ptr<store::message_store> open_configured_store(const std::filesystem::path& file,
-                                                            config::gateway_config& config,
-                                                            const char* command) {
+std::unique_ptr<store::message_store> open_existing_store(const std::filesystem::path& file,
+                                                          config::gateway_config& config,
+                                                          const char* command) {
   std::vector<config::config_problem> problems;
   config = config::load_gateway_config(file, problems);
-  if (config.store.path.empty()) {
+  const bool sqlite = config.store.kind == "sqlite";
+  if ((sqlite && config.store.path.empty()) || (!sqlite && config.store.dsn.empty())) {
     std::cerr << format_problems(problems);
     return nullptr;
   }
   // Opening a missing file would create an empty store that "verifies": refuse instead.
-  if (!std::filesystem::is_regular_file(config.store.path)) {
+  if (sqlite && !std::filesystem::is_regular_file(config.store.path)) {
     std::cerr << command << ": there is no store at " << config.store.path.string() << "\n";
     return nullptr;
   }
-  return store::open_sqlite_store({.path = config.store.path});
+  return open_configured_store(config.store);
 }
 
 int run_audit_verify(const std::filesystem::path& config_file,
                      const std::vector<std::string>& certificates) {
   config::gateway_config config;
-  auto store = open_configured_store(config_file, config, "audit verify");
+  auto store = open_existing_store(config_file, config, "audit verify");
   if (!store) {
     return 2;
   }
@@ -325,7 +333,7 @@ int run_audit_query(const std::filesystem::path& config_file, audit_query query)
   std::transform(query.message_id.begin(), query.message_id.end(), query.message_id.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   config::gateway_config config;
-  auto store = open_configured_store(config_file, config, "audit query");
+  auto store = open_existing_store(config_file, config, "audit query");
   if (!store) {
     return 2;
   }
@@ -379,13 +387,11 @@ int run_register_command(const std::filesystem::path& config_file, const std::st
     std::cerr << "register: --from and --to are months, YYYY-MM\n";
     return 2;
   }
-  std::vector<config::config_problem> problems;
-  auto config = config::load_gateway_config(config_file, problems);
-  if (config.store.path.empty()) {
-    std::cerr << format_problems(problems);
+  config::gateway_config config;
+  auto store = open_existing_store(config_file, config, "register");
+  if (!store) {
     return 2;
   }
-  auto store = store::open_sqlite_store({.path = config.store.path});
   std::promise<int> result;
   store->transfer_register(from, to, [&](std::vector<store::transfer_count> rows, bool ok) {
     if (!ok) {

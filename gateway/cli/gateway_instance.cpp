@@ -16,6 +16,7 @@
 #include "gateway/net/server.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/routing.hpp"
+#include "gateway/cli/open_store.hpp"
 #include "gateway/store/message_store.hpp"
 #include "gateway/store/retention.hpp"
 #include "gateway/store/sealed.hpp"
@@ -97,13 +98,7 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
     throw std::runtime_error("configuration problems:\n" + format_problems(problems));
   }
   const auto keys = load_store_keys(config.store);
-  try {
-    parts_->store = store::open_sqlite_store({.path = config.store.path,
-                                              .max_batch = config.store.max_batch,
-                                              .max_size_bytes = config.store.max_size_bytes});
-  } catch (const store::store_error& e) {
-    throw std::runtime_error(std::string("store: ") + e.what());
-  }
+  parts_->store = open_configured_store(config.store);  // store.kind: sqlite or postgres
   if (keys) {
     parts_->store = store::encrypt_at_rest(std::move(parts_->store), keys);
   }

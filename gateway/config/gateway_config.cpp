@@ -1,9 +1,16 @@
 // gateway.json loader: strict (unknown members are errors, so typos do not become silent defaults).
 #include "gateway/config/gateway_config.hpp"
 
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <set>
+#include <stdexcept>
 
 #include "gateway/common/json.hpp"
+#include "gateway/store/pg_store.hpp"
 
 namespace mxgw::config {
 namespace {
@@ -195,8 +202,9 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   }
 
   if (const auto* s = r.object(doc, "store", "")) {
-    r.only(*s, "/store",
-           {"kind", "path", "max_batch", "max_size_bytes", "encryption", "retention"});
+    auto& st = config.store;
+    r.only(*s, "/store", {"kind", "path", "max_batch", "max_size_bytes", "dsn", "password_file",
+                          "password_env", "schema", "encryption", "retention"});
     if (const auto* t = r.object(*s, "retention", "/store")) {
       r.only(*t, "/store/retention", {"delivered_days", "dead_days", "sweep_interval_s"});
       r.number(*t, "delivered_days", "/store/retention", config.store.retention_delivered_days, 1,
@@ -205,13 +213,31 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
       r.number(*t, "sweep_interval_s", "/store/retention",
                config.store.retention_sweep_interval_s, 1, 86'400);
     }
-    r.string(*s, "kind", "/store", config.store.kind);
-    if (config.store.kind != "sqlite") {
-      r.problem("/store/kind", "must be \"sqlite\" (PostgreSQL is not available yet)");
+    r.string(*s, "kind", "/store", st.kind);
+    r.path(*s, "path", "/store", st.path, false);
+    r.number(*s, "max_batch", "/store", st.max_batch, 1, 100'000);
+    r.number(*s, "max_size_bytes", "/store", st.max_size_bytes, 0, UINT64_MAX);
+    r.string(*s, "dsn", "/store", st.dsn);
+    r.path(*s, "password_file", "/store", st.password_file, false);
+    r.string(*s, "password_env", "/store", st.password_env);
+    r.string(*s, "schema", "/store", st.schema);
+    const auto only_for = [&](const char* member, const char* kind) {
+      if (s->HasMember(member)) {
+        r.problem(std::string("/store/") + member,
+                  std::string("is a setting of kind \"") + kind + "\" only");
+      }
+    };
+    if (st.kind == "sqlite") {
+      for (const char* member : {"dsn", "password_file", "password_env", "schema"}) {
+        only_for(member, "postgres");
+      }
+    } else if (st.kind == "postgres") {
+      for (const char* member : {"path", "max_size_bytes"}) {
+        only_for(member, "sqlite");
+      }
+    } else {
+      r.problem("/store/kind", "must be \"sqlite\" or \"postgres\"");
     }
-    r.path(*s, "path", "/store", config.store.path, false);
-    r.number(*s, "max_batch", "/store", config.store.max_batch, 1, 100'000);
-    r.number(*s, "max_size_bytes", "/store", config.store.max_size_bytes, 0, UINT64_MAX);
   }
   if (const auto* s = r.object(doc, "store", "")) {
     if (const auto* e = r.object(*s, "encryption", "/store")) {
@@ -256,8 +282,34 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
       }
     }
   }
-  if (config.store.path.empty()) {
+  if (config.store.kind == "sqlite" && config.store.path.empty()) {
     r.problem("/store/path", "is required");
+  }
+  if (config.store.kind == "postgres") {
+    // Problems name the member, never the DSN's text or the password.
+    const auto& st = config.store;
+    if (st.dsn.empty()) {
+      r.problem("/store/dsn", "is required");
+    } else {
+      try {
+        if (store::dsn_has_password(st.dsn)) {
+          r.problem("/store/dsn",
+                    "must not carry a password; use store.password_file or store.password_env");
+        }
+      } catch (const store::store_error& e) {
+        r.problem("/store/dsn", e.what());
+      }
+    }
+    if (!st.password_file.empty() && !st.password_env.empty()) {
+      r.problem("/store/password_env", "and store.password_file exclude each other");
+    } else {
+      try {
+        read_store_password(st);
+      } catch (const std::runtime_error& e) {
+        r.problem(st.password_file.empty() ? "/store/password_env" : "/store/password_file",
+                  e.what());
+      }
+    }
   }
 
   {
@@ -324,6 +376,38 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
     r.path(*lg, "file", "/log", config.log.file, false);
   }
   return config;
+}
+
+std::string read_store_password(const store_settings& store) {
+  if (!store.password_env.empty()) {
+    const char* value = std::getenv(store.password_env.c_str());
+    if (value == nullptr) {
+      throw std::runtime_error("names the environment variable " + store.password_env +
+                               ", which is not set");
+    }
+    return value;
+  }
+  if (store.password_file.empty()) {
+    return {};
+  }
+  const std::string name = store.password_file.string();
+  struct stat info {};
+  if (::stat(name.c_str(), &info) != 0) {
+    throw std::runtime_error("names " + name + ", which cannot be read");
+  }
+  if ((info.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+    throw std::runtime_error("names " + name +
+                             ", which group or others may read or write (chmod 0600 it)");
+  }
+  std::ifstream in(store.password_file, std::ios::binary);
+  if (!in) {
+    throw std::runtime_error("names " + name + ", which cannot be read");
+  }
+  std::string password(std::istreambuf_iterator<char>(in), {});
+  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+    password.pop_back();
+  }
+  return password;
 }
 
 }  // namespace mxgw::config

@@ -50,7 +50,7 @@ struct store_key {
 };
 
 struct store_settings {
-  std::string kind = "sqlite";
+  std::string kind = "sqlite";  ///< "sqlite" (embedded, one file) or "postgres" (shared server)
   /// Encryption at rest (AES-256-GCM) of bodies and payloads: the keys that can be read with and
   /// the one new records are sealed with. No keys: bodies are stored in clear (a warning at start).
   std::vector<store_key> keys;
@@ -60,10 +60,21 @@ struct store_settings {
   std::uint32_t retention_delivered_days = 30;
   std::uint32_t retention_dead_days = 90;
   std::uint32_t retention_sweep_interval_s = 3600;
-  std::filesystem::path path;  ///< SQLite file
+  std::filesystem::path path;   ///< SQLite file
   std::size_t max_batch = 512;
-  std::uint64_t max_size_bytes = 0;  ///< 0: no cap
+  std::uint64_t max_size_bytes = 0;  ///< SQLite only; 0: no cap
+  // PostgreSQL only.
+  std::string dsn;                      ///< libpq connection string or URI, without a password
+  std::filesystem::path password_file;  ///< the password, in a file of mode 0600 (or stricter)
+  std::string password_env;             ///< or: the environment variable holding it
+  std::string schema;                   ///< schema of mxgw's tables; empty: the default
 };
+
+/// The PostgreSQL password named by `store` (password_file, trailing newline removed, or
+/// password_env); empty when neither is set. Throws std::runtime_error naming the file or variable
+/// (never the password) when the file cannot be read or is open to group or others, or the
+/// variable is not set.
+std::string read_store_password(const store_settings& store);
 
 /// Outbound delivery to partners. Absent members default to the listener's certificate, key and
 /// partner trust anchors (the gateway is the same party in both directions).

@@ -6,6 +6,7 @@
 #include <rapidjson/pointer.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 #include <string>
@@ -344,10 +345,93 @@ TEST_F(GatewayConfig, StoreFileAndLogFileNeedNotExistYet) {
   EXPECT_TRUE(problems_.empty()) << describe(problems_);
 }
 
-TEST_F(GatewayConfig, OnlySqliteStore) {
-  set("/store/kind", R"("postgres")");
+TEST_F(GatewayConfig, StoreKindIsSqliteOrPostgres) {
+  set("/store/kind", R"("mysql")");
   load();
   only_problem_at("/store/kind");
+}
+
+TEST_F(GatewayConfig, PostgresStoreNeedsADsnAndNoSqliteSettings) {
+  set("/store", R"({"kind": "postgres", "path": "../var/mxgw.db", "max_size_bytes": 1})");
+  load();
+  EXPECT_EQ(problem_fields(),
+            (std::multiset<std::string>{"/store/dsn", "/store/max_size_bytes", "/store/path"}))
+      << describe(problems_);
+
+  reset();
+  set("/store", R"({"kind": "postgres", "dsn": "host=db1 dbname=mxgw user=mxgw",
+                    "schema": "mxgw", "max_batch": 64})");
+  const auto config = load();
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_EQ(config.store.kind, "postgres");
+  EXPECT_EQ(config.store.dsn, "host=db1 dbname=mxgw user=mxgw");
+  EXPECT_EQ(config.store.schema, "mxgw");
+  EXPECT_EQ(config.store.max_batch, 64U);
+  EXPECT_EQ(read_store_password(config.store), "");
+
+  reset();
+  set("/store/dsn", R"("host=db1")");  // a PostgreSQL setting under the SQLite store
+  load();
+  only_problem_at("/store/dsn");
+}
+
+TEST_F(GatewayConfig, APasswordInTheDsnIsAProblemThatDoesNotRepeatIt) {
+  for (const char* dsn : {R"("host=db1 user=mxgw password=Hunter2-secret")",
+                          R"("postgresql://mxgw:Hunter2-secret@db1/mxgw")",
+                          R"("host=db1 password='Hunter2-secret")"}) {
+    reset();
+    set("/store", R"({"kind": "postgres"})");
+    set("/store/dsn", dsn);
+    load();
+    const std::string reason = only_problem_at("/store/dsn");
+    EXPECT_EQ(reason.find("Hunter2"), std::string::npos) << reason;
+  }
+}
+
+TEST_F(GatewayConfig, ThePasswordFileMustBeClosedToGroupAndOthers) {
+  const auto secret = dir_ / "etc" / "pg-password";
+  write_file(secret, "Hunter2-secret\n");
+  std::filesystem::permissions(secret, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::owner_write |
+                                           std::filesystem::perms::group_read);
+  set("/store", R"({"kind": "postgres", "dsn": "host=db1", "password_file": "pg-password"})");
+  auto config = load();
+  std::string reason = only_problem_at("/store/password_file");
+  EXPECT_NE(reason.find("0600"), std::string::npos) << reason;
+  EXPECT_EQ(reason.find("Hunter2"), std::string::npos) << reason;
+
+  std::filesystem::permissions(secret, std::filesystem::perms::owner_read |
+                                           std::filesystem::perms::owner_write);
+  reset();
+  set("/store", R"({"kind": "postgres", "dsn": "host=db1", "password_file": "pg-password"})");
+  config = load();
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_EQ(read_store_password(config.store), "Hunter2-secret");  // without the newline
+
+  reset();
+  set("/store", R"({"kind": "postgres", "dsn": "host=db1", "password_file": "missing"})");
+  load();
+  only_problem_at("/store/password_file");
+}
+
+TEST_F(GatewayConfig, ThePasswordComesFromAFileOrTheEnvironmentNotBoth) {
+  set("/store", R"({"kind": "postgres", "dsn": "host=db1", "password_env": "MXGW_TEST_UNSET_PW"})");
+  load();
+  EXPECT_NE(only_problem_at("/store/password_env").find("not set"), std::string::npos);
+
+  ::setenv("MXGW_TEST_PG_PW", "from-the-environment", 1);
+  reset();
+  set("/store", R"({"kind": "postgres", "dsn": "host=db1", "password_env": "MXGW_TEST_PG_PW"})");
+  const auto config = load();
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_EQ(read_store_password(config.store), "from-the-environment");
+  ::unsetenv("MXGW_TEST_PG_PW");
+
+  reset();
+  set("/store", R"({"kind": "postgres", "dsn": "host=db1", "password_env": "X",
+                    "password_file": "pg-password"})");
+  load();
+  only_problem_at("/store/password_env");
 }
 
 TEST_F(GatewayConfig, UnknownLogLevel) {
@@ -362,7 +446,7 @@ TEST_F(GatewayConfig, EveryProblemInOneFileIsReported) {
   set("/listener/limits", R"({"max_body_byte": 1, "max_body_bytes": 10})");
   set("/listener/tls/min_version", R"("1.1")");
   set("/listener/tls/certificate", R"("../certs/missing.pem")");
-  set("/store/kind", R"("postgres")");
+  set("/store/kind", R"("mysql")");
   set("/log", R"({"level": "loud"})");
   load();
   EXPECT_EQ(problem_fields(), (std::multiset<std::string>{

@@ -119,7 +119,7 @@ TEST_F(ConfigCheckCli, ValidConfigIsOk) {
 }
 
 TEST_F(ConfigCheckCli, EveryProblemIsListedAsFilePointerReason) {
-  write_file(config_file(), config_text(R"( "limits": {"max_body_byte": 1048576},)", "postgres"));
+  write_file(config_file(), config_text(R"( "limits": {"max_body_byte": 1048576},)", "mysql"));
   // The third problem: a port out of range.
   std::string text = read_file(config_file());
   text.replace(text.find(R"("port": 0)"), 9, R"("port": 70000)");
@@ -143,6 +143,20 @@ TEST_F(ConfigCheckCli, EveryProblemIsListedAsFilePointerReason) {
   EXPECT_EQ(pointers, (std::set<std::string>{"/listener/port", "/listener/limits/max_body_byte",
                                              "/store/kind"}))
       << r.err;
+}
+
+TEST_F(ConfigCheckCli, APostgresDsnWithAPasswordIsNamedButNeverPrinted) {
+  std::string text = config_text();
+  const std::string sqlite_store = R"("store": {"kind": "sqlite", "path": "var/mxgw.db"})";
+  ASSERT_NE(text.find(sqlite_store), std::string::npos);
+  text.replace(text.find(sqlite_store), sqlite_store.size(),
+               R"("store": {"kind": "postgres", "dsn": "host=db1 user=mxgw password=Hunter2-pw"})");
+  write_file(config_file(), text);
+  const auto r = run_mxgw({"config", "check", "--config", config_file().string()}, dir_.path());
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_NE(r.err.find(": /store/dsn: must not carry a password"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("Hunter2"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("Hunter2"), std::string::npos) << r.out;
 }
 
 TEST_F(ConfigCheckCli, ProblemsInThePartnersFileNameThatFile) {

@@ -1,8 +1,10 @@
-// Tests of the SQLite store's delivery rows: accept with recipients, claiming with leases and
-// fairness, reports, dead letters and replay, the due callback, migration from version 1, reopen.
+// Tests of delivery rows: accept with recipients, claiming with leases and fairness, reports, dead
+// letters and replay, the due callback, reopen, on every backend (StoreDelivery); SQLite's own
+// batching, disk-full and migration from version 1 (SqliteDelivery).
 #include "gateway/store/sqlite_store.hpp"
 
 #include "gateway/common/time.hpp"
+#include "tests/store/store_backends.hpp"
 #include "tests/store/store_test_helpers.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -207,12 +209,50 @@ void make_dead(message_store& store, int n, const std::string& recipient,
 }
 
 // ---------------------------------------------------------------------------------------------
+// Every backend (store_backends.hpp): the same tests against SQLite and PostgreSQL
+
+class StoreDelivery : public ::testing::TestWithParam<backend> {
+ protected:
+  void SetUp() override {
+    if (const auto reason = unavailable_reason(GetParam()); !reason.empty()) {
+      GTEST_SKIP() << reason;
+    }
+  }
+  /// Opens (or reopens) the store of `dir` with the test's clock.
+  std::unique_ptr<message_store> open(const test::temp_dir& dir, manual_clock& clock) {
+    dirs_.push_back(dir.path());
+    return GetParam().open(dir.path(), clock.function());
+  }
+  /// The first column of the first row of `sql`, run on the backend's database directly.
+  std::string query(const test::temp_dir& dir, const std::string& sql) {
+    if (GetParam().name == "sqlite") {
+      return raw_db(dir / "store.db").text(sql);
+    }
+    return pg_exec("SET search_path TO " + pg_schema_for(dir.path()) + "; " + sql);
+  }
+  void TearDown() override {
+    if (GetParam().cleanup) {
+      for (const auto& dir : dirs_) {
+        GetParam().cleanup(dir);
+      }
+    }
+  }
+
+ private:
+  std::vector<std::filesystem::path> dirs_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreDelivery, ::testing::ValuesIn(contract_backends()),
+                         [](const auto& param_info) { return param_info.param.name; });
+
+// ---------------------------------------------------------------------------------------------
 // Accept
 
-TEST(SqliteDelivery, AcceptWritesDeliveriesAndExclusionsTogether) {
+TEST_P(StoreDelivery, AcceptWritesDeliveriesAndExclusionsTogether) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   const route_exclusion excluded{"th-dsi", "rule-asean", "not-releasable"};
   const message_record record = record_for(1, {"la-mps", "interpol"}, {excluded});
 
@@ -239,23 +279,24 @@ TEST(SqliteDelivery, AcceptWritesDeliveriesAndExclusionsTogether) {
   EXPECT_EQ(status.exclusions[0].partner, "th-dsi");
   EXPECT_EQ(status.exclusions[0].considered, "rule-asean");
   EXPECT_EQ(status.exclusions[0].reason, "not-releasable");
-  EXPECT_EQ(store.stats().commits, 1U);  // message, deliveries and exclusion: one transaction
 }
 
-TEST(SqliteDelivery, EmptyWithheldIsStoredAsAnEmptyArray) {
+TEST_P(StoreDelivery, EmptyWithheldIsStoredAsAnEmptyArray) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   message_record record = record_for(1, {"la-mps"});
   record.deliveries[0].withheld.clear();
   ASSERT_EQ(accept_now(store, record).outcome, accept_outcome::stored);
   EXPECT_EQ(find_now(store, record.id).recipients.at(0).withheld, "[]");
 }
 
-TEST(SqliteDelivery, NoDeliveriesMeansUndeliverable) {
+TEST_P(StoreDelivery, NoDeliveriesMeansUndeliverable) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   const message_record record =
       record_for(1, {}, {{"la-mps", "explicit", "does-not-receive-type"}});
   ASSERT_EQ(accept_now(store, record).outcome, accept_outcome::stored);
@@ -268,11 +309,11 @@ TEST(SqliteDelivery, NoDeliveriesMeansUndeliverable) {
   EXPECT_TRUE(claim_now(store, "w", 10).jobs.empty());
 }
 
-TEST(SqliteDelivery, DuplicateAcceptCreatesNothing) {
+TEST_P(StoreDelivery, DuplicateAcceptCreatesNothing) {
   test::temp_dir dir;
   manual_clock clock;
-  const auto path = dir / "store.db";
-  sqlite_store store(options_for(path, clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   const message_record record = record_for(1, {"la-mps", "interpol"}, {{"th-dsi", "r", "x"}});
   const accept_result first = accept_now(store, record);
   ASSERT_EQ(first.outcome, accept_outcome::stored);
@@ -281,13 +322,13 @@ TEST(SqliteDelivery, DuplicateAcceptCreatesNothing) {
   const accept_result again = accept_now(store, record);
   EXPECT_EQ(again.outcome, accept_outcome::duplicate);
   EXPECT_EQ(again.accepted_at, first.accepted_at);
-  EXPECT_EQ(count_rows(path, "deliveries"), "2");
-  EXPECT_EQ(count_rows(path, "exclusions"), "1");
+  EXPECT_EQ(query(dir, "SELECT count(*) FROM deliveries"), "2");
+  EXPECT_EQ(query(dir, "SELECT count(*) FROM exclusions"), "1");
   // A conflicting copy adds nothing either.
   message_record other = record_for(1, {"kh-cnp"});
   other.body_sha256 = "other";
   EXPECT_EQ(accept_now(store, other).outcome, accept_outcome::conflict);
-  EXPECT_EQ(count_rows(path, "deliveries"), "2");
+  EXPECT_EQ(query(dir, "SELECT count(*) FROM deliveries"), "2");
 }
 
 TEST(SqliteDelivery, AnInvalidRecordFailsAloneNotItsBatch) {
@@ -320,11 +361,11 @@ TEST(SqliteDelivery, AnInvalidRecordFailsAloneNotItsBatch) {
 // ---------------------------------------------------------------------------------------------
 // Claim
 
-TEST(SqliteDelivery, ClaimLeasesDueRowsAndCountsTheAttempt) {
+TEST_P(StoreDelivery, ClaimLeasesDueRowsAndCountsTheAttempt) {
   test::temp_dir dir;
   manual_clock clock;
-  const auto path = dir / "store.db";
-  sqlite_store store(options_for(path, clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   const accept_result accepted = accept_now(store, record_for(1, {"la-mps", "interpol"}));
   ASSERT_EQ(accepted.outcome, accept_outcome::stored);
 
@@ -344,15 +385,18 @@ TEST(SqliteDelivery, ClaimLeasesDueRowsAndCountsTheAttempt) {
     EXPECT_EQ(r.attempts, 1);
     EXPECT_FALSE(r.next_attempt_at.has_value());
   }
-  raw_db raw(path);
-  EXPECT_EQ(raw.text("SELECT group_concat(DISTINCT lease_owner) FROM deliveries"), "worker-a");
-  EXPECT_EQ(raw.text("SELECT DISTINCT lease_expires - next_attempt_at FROM deliveries"), "30000");
+  EXPECT_EQ(query(dir, "SELECT count(DISTINCT lease_owner) || ' ' || min(lease_owner) "
+                       "FROM deliveries"),
+            "1 worker-a");
+  EXPECT_EQ(query(dir, "SELECT DISTINCT lease_expires - next_attempt_at FROM deliveries"),
+            "30000");
 }
 
-TEST(SqliteDelivery, RowsNotYetDueAreNotClaimed) {
+TEST_P(StoreDelivery, RowsNotYetDueAreNotClaimed) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   ASSERT_EQ(accept_now(store, record_for(1, {"la-mps"})).outcome, accept_outcome::stored);
   clock.advance(-1ms);  // next_attempt_at is one millisecond in the future now
   EXPECT_TRUE(claim_now(store, "w", 10).jobs.empty());
@@ -360,10 +404,11 @@ TEST(SqliteDelivery, RowsNotYetDueAreNotClaimed) {
   EXPECT_EQ(claim_now(store, "w", 10).jobs.size(), 1U);
 }
 
-TEST(SqliteDelivery, RetryIsClaimedAgainOnlyWhenDue) {
+TEST_P(StoreDelivery, RetryIsClaimedAgainOnlyWhenDue) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   ASSERT_EQ(accept_now(store, record_for(1, {"la-mps"})).outcome, accept_outcome::stored);
   const claimed first = claim_now(store, "w", 10);
   ASSERT_EQ(first.jobs.size(), 1U);
@@ -377,10 +422,11 @@ TEST(SqliteDelivery, RetryIsClaimedAgainOnlyWhenDue) {
   EXPECT_EQ(second.jobs[0].attempt, 2);
 }
 
-TEST(SqliteDelivery, LeasedRowsAreNotClaimedTwiceUntilTheLeaseExpires) {
+TEST_P(StoreDelivery, LeasedRowsAreNotClaimedTwiceUntilTheLeaseExpires) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   ASSERT_EQ(accept_now(store, record_for(1, {"la-mps", "interpol"})).outcome,
             accept_outcome::stored);
   ASSERT_EQ(claim_now(store, "worker-a", 10, 30s).jobs.size(), 2U);
@@ -399,20 +445,22 @@ TEST(SqliteDelivery, LeasedRowsAreNotClaimedTwiceUntilTheLeaseExpires) {
   EXPECT_TRUE(claim_now(store, "worker-c", 10, 30s).jobs.empty());  // leased to b now
 }
 
-TEST(SqliteDelivery, AHugeLeaseDoesNotWrapAround) {
+TEST_P(StoreDelivery, AHugeLeaseDoesNotWrapAround) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   ASSERT_EQ(accept_now(store, record_for(1, {"la-mps"})).outcome, accept_outcome::stored);
   ASSERT_EQ(claim_now(store, "a", 10, std::chrono::milliseconds::max()).jobs.size(), 1U);
   clock.advance(24h * 365 * 100);
   EXPECT_TRUE(claim_now(store, "b", 10).jobs.empty());
 }
 
-TEST(SqliteDelivery, SkippedRecipientsAreLeftAlone) {
+TEST_P(StoreDelivery, SkippedRecipientsAreLeftAlone) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   ASSERT_EQ(accept_now(store, record_for(1, {"la-mps", "interpol", "kh-cnp"})).outcome,
             accept_outcome::stored);
 
@@ -425,10 +473,11 @@ TEST(SqliteDelivery, SkippedRecipientsAreLeftAlone) {
   EXPECT_EQ(rest.jobs[0].recipient, "la-mps");
 }
 
-TEST(SqliteDelivery, ACappedRecipientGetsNoMoreThanItsCap) {
+TEST_P(StoreDelivery, ACappedRecipientGetsNoMoreThanItsCap) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   for (int n = 0; n < 10; ++n) {
     ASSERT_EQ(accept_now(store, record_for(n, {"slow"})).outcome, accept_outcome::stored);
     ASSERT_EQ(accept_now(store, record_for(100 + n, {"fast"})).outcome, accept_outcome::stored);
@@ -448,10 +497,11 @@ TEST(SqliteDelivery, ACappedRecipientGetsNoMoreThanItsCap) {
   EXPECT_TRUE(claim_now(store, "w", 50, 30s, {}, {{"slow", 0}}).jobs.empty());
 }
 
-TEST(SqliteDelivery, ADeepQueueDoesNotStarveOtherRecipients) {
+TEST_P(StoreDelivery, ADeepQueueDoesNotStarveOtherRecipients) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   // 50 older messages for one recipient, then one each for three others.
   for (int n = 0; n < 50; ++n) {
     ASSERT_EQ(accept_now(store, record_for(n, {"deep"})).outcome, accept_outcome::stored);
@@ -494,10 +544,11 @@ TEST(SqliteDelivery, ADeepQueueDoesNotStarveOtherRecipients) {
             2);
 }
 
-TEST(SqliteDelivery, ClaimOfNothingIsEmptyAndOk) {
+TEST_P(StoreDelivery, ClaimOfNothingIsEmptyAndOk) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   const claimed none = claim_now(store, "w", 10);
   EXPECT_TRUE(none.ok);
   EXPECT_TRUE(none.jobs.empty());
@@ -511,10 +562,11 @@ TEST(SqliteDelivery, ClaimOfNothingIsEmptyAndOk) {
 // ---------------------------------------------------------------------------------------------
 // Report
 
-TEST(SqliteDelivery, ReportsUpdateTheRowsFindShows) {
+TEST_P(StoreDelivery, ReportsUpdateTheRowsFindShows) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   ASSERT_EQ(accept_now(store, record_for(1, {"a-ok", "b-retry", "c-dead"})).outcome,
             accept_outcome::stored);
   const claimed got = claim_now(store, "w", 10);
@@ -554,16 +606,16 @@ TEST(SqliteDelivery, ReportsUpdateTheRowsFindShows) {
 
   // Nothing delivered or dead is claimed again; the retry waits for its time.
   EXPECT_TRUE(claim_now(store, "w", 10).jobs.empty());
-  raw_db raw(dir / "store.db");
-  EXPECT_EQ(raw.text("SELECT count(*) FROM deliveries WHERE lease_owner IS NOT NULL "
-                     "OR lease_expires IS NOT NULL"),
+  EXPECT_EQ(query(dir, "SELECT count(*) FROM deliveries WHERE lease_owner IS NOT NULL "
+                       "OR lease_expires IS NOT NULL"),
             "0");
 }
 
-TEST(SqliteDelivery, ReceiptAndErrorAreBounded) {
+TEST_P(StoreDelivery, ReceiptAndErrorAreBounded) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   ASSERT_EQ(accept_now(store, record_for(1, {"a", "b", "c"})).outcome, accept_outcome::stored);
   const claimed got = claim_now(store, "w", 10);
   ASSERT_EQ(got.jobs.size(), 3U);
@@ -583,10 +635,11 @@ TEST(SqliteDelivery, ReceiptAndErrorAreBounded) {
   EXPECT_EQ(recipient_of(status, "c")->receipt, std::string(4096, 'x'));
 }
 
-TEST(SqliteDelivery, ReportsFromAStaleOwnerAreIgnored) {
+TEST_P(StoreDelivery, ReportsFromAStaleOwnerAreIgnored) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   ASSERT_EQ(accept_now(store, record_for(1, {"la-mps"})).outcome, accept_outcome::stored);
   const claimed by_a = claim_now(store, "worker-a", 10, 30s);
   ASSERT_EQ(by_a.jobs.size(), 1U);
@@ -662,10 +715,11 @@ TEST(SqliteDelivery, ReportsAndClaimsShareTheGroupCommitWithAccepts) {
 // ---------------------------------------------------------------------------------------------
 // Dead letters and replay
 
-TEST(SqliteDelivery, ReplayMakesADeadLetterPendingAgain) {
+TEST_P(StoreDelivery, ReplayMakesADeadLetterPendingAgain) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   make_dead(store, 1, "la-mps", "http-422: refused");
   ASSERT_EQ(find_now(store, make_id(1)).recipients.at(0).attempts, 1);
 
@@ -683,10 +737,11 @@ TEST(SqliteDelivery, ReplayMakesADeadLetterPendingAgain) {
   EXPECT_EQ(again.jobs[0].attempt, 1);
 }
 
-TEST(SqliteDelivery, ReplayOfAnythingButADeadLetterIsNotFound) {
+TEST_P(StoreDelivery, ReplayOfAnythingButADeadLetterIsNotFound) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   ASSERT_EQ(accept_now(store, record_for(1, {"la-mps", "interpol"})).outcome,
             accept_outcome::stored);
   EXPECT_EQ(replay_now(store, make_id(1), "la-mps"), std::make_pair(false, true));  // pending
@@ -701,10 +756,11 @@ TEST(SqliteDelivery, ReplayOfAnythingButADeadLetterIsNotFound) {
   EXPECT_EQ(find_now(store, make_id(1)).recipients.size(), 2U);
 }
 
-TEST(SqliteDelivery, ListDeadIsOldestFirstAndBounded) {
+TEST_P(StoreDelivery, ListDeadIsOldestFirstAndBounded) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   const time_point start = clock.now();
   make_dead(store, 3, "zz-last-name", "e3");
   clock.advance(1min);
@@ -735,10 +791,11 @@ TEST(SqliteDelivery, ListDeadIsOldestFirstAndBounded) {
 // ---------------------------------------------------------------------------------------------
 // The due callback
 
-TEST(SqliteDelivery, DeliveriesDueIsCalledAfterCommitsThatCreateDueRows) {
+TEST_P(StoreDelivery, DeliveriesDueIsCalledAfterCommitsThatCreateDueRows) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   std::atomic<int> calls{0};
   store.on_deliveries_due([&calls] { ++calls; });
   // The writer calls it after the batch's handlers; a later write's handler comes after it.
@@ -765,10 +822,11 @@ TEST(SqliteDelivery, DeliveriesDueIsCalledAfterCommitsThatCreateDueRows) {
   EXPECT_EQ(calls_after_next_batch(), 2);  // nothing was replayed
 }
 
-TEST(SqliteDelivery, DeliveriesDueRunsAfterTheHandlersAndMayClaimAtOnce) {
+TEST_P(StoreDelivery, DeliveriesDueRunsAfterTheHandlersAndMayClaimAtOnce) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   std::atomic<bool> handler_ran{false};
   std::promise<std::pair<bool, std::size_t>> claimed_from_callback;
   // What the delivery service does: the callback claims (it only queues work for the writer).
@@ -791,10 +849,11 @@ TEST(SqliteDelivery, DeliveriesDueRunsAfterTheHandlersAndMayClaimAtOnce) {
 // ---------------------------------------------------------------------------------------------
 // Failures
 
-TEST(SqliteDelivery, AfterStopBookkeepingIsAnsweredAtOnce) {
+TEST_P(StoreDelivery, AfterStopBookkeepingIsAnsweredAtOnce) {
   test::temp_dir dir;
   manual_clock clock;
-  sqlite_store store(options_for(dir / "store.db", clock));
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
   store.stop();
 
   std::optional<bool> claim_ok;
@@ -910,13 +969,13 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
   EXPECT_EQ(count_messages(path), 2U);
 }
 
-TEST(SqliteDelivery, EverythingSurvivesReopen) {
+TEST_P(StoreDelivery, EverythingSurvivesReopen) {
   test::temp_dir dir;
   manual_clock clock;
-  const auto path = dir / "store.db";
   const time_point accepted_at = clock.now();
   {
-    sqlite_store store(options_for(path, clock));
+    auto opened = open(dir, clock);
+  message_store& store = *opened;
     ASSERT_EQ(
         accept_now(store, record_for(1, {"a", "b", "c", "d"}, {{"x", "rule-1", "no"}})).outcome,
         accept_outcome::stored);
@@ -932,7 +991,8 @@ TEST(SqliteDelivery, EverythingSurvivesReopen) {
   }
   manual_clock later;
   later.set(accepted_at + 30s);  // c's lease has just run out
-  sqlite_store store(options_for(path, later));
+  auto opened = open(dir, later);
+  message_store& store = *opened;
   const message_status status = find_now(store, make_id(1));
   EXPECT_EQ(status.state, "accepted");
   ASSERT_EQ(status.recipients.size(), 4U);

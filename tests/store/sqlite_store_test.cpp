@@ -1,5 +1,6 @@
-// Tests of the SQLite store: outcomes, idempotency, group commit, durability across reopen,
-// disk full, fail-stop on a failed fsync, schema versions (delivery rows: delivery_test.cpp).
+// Tests of what is SQLite's own: batches formed behind a held write lock, the file on disk, disk
+// full, fail-stop on a failed fsync, schema versions. The behaviour every store shares is in
+// store_contract_test.cpp and delivery_test.cpp, run against each backend.
 #include "gateway/store/sqlite_store.hpp"
 
 #include "tests/store/store_test_helpers.hpp"
@@ -112,51 +113,6 @@ const std::regex rfc3339_ms(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z)");
 // ---------------------------------------------------------------------------------------------
 // Outcomes and idempotency
 
-TEST(SqliteStore, StoredThenFindShowsIt) {
-  test::temp_dir dir;
-  sqlite_store store(options_for(dir / "store.db"));
-  const message_record record = make_record(make_id(1));
-
-  const accept_result result = accept_now(store, record);
-  EXPECT_EQ(result.outcome, accept_outcome::stored);
-  EXPECT_TRUE(std::regex_match(result.accepted_at, rfc3339_ms)) << result.accepted_at;
-  EXPECT_TRUE(result.reason.empty());
-
-  const auto [status, ok] = find_now(store, record.id);
-  ASSERT_TRUE(ok);
-  ASSERT_TRUE(status.has_value());
-  EXPECT_EQ(status->id, record.id);
-  EXPECT_EQ(status->sender, record.sender);
-  EXPECT_EQ(status->type, record.type);
-  EXPECT_EQ(status->created, record.created);
-  EXPECT_EQ(status->accepted_at, result.accepted_at);
-  EXPECT_EQ(status->state, "undeliverable");  // kept, but routing gave it no recipient
-  EXPECT_TRUE(status->recipients.empty());
-  EXPECT_EQ(count_messages(dir / "store.db"), 1U);
-  EXPECT_TRUE(store.healthy());
-}
-
-TEST(SqliteStore, FindUnknownIsNotAnError) {
-  test::temp_dir dir;
-  sqlite_store store(options_for(dir / "store.db"));
-  const auto [status, ok] = find_now(store, make_id(404));
-  EXPECT_TRUE(ok);
-  EXPECT_FALSE(status.has_value());
-}
-
-TEST(SqliteStore, DuplicateKeepsTheFirstAcceptedAt) {
-  test::temp_dir dir;
-  sqlite_store store(options_for(dir / "store.db"));
-  const message_record record = make_record(make_id(1));
-
-  const accept_result first = accept_now(store, record);
-  ASSERT_EQ(first.outcome, accept_outcome::stored);
-  const accept_result again = accept_now(store, record);
-  EXPECT_EQ(again.outcome, accept_outcome::duplicate);
-  EXPECT_EQ(again.accepted_at, first.accepted_at);
-  EXPECT_EQ(count_messages(dir / "store.db"), 1U);
-}
-
 TEST(SqliteStore, SameIdOtherBodyIsConflictAndTheRowStays) {
   test::temp_dir dir;
   sqlite_store store(options_for(dir / "store.db"));
@@ -172,20 +128,6 @@ TEST(SqliteStore, SameIdOtherBodyIsConflictAndTheRowStays) {
   raw_db raw(dir / "store.db");
   EXPECT_EQ(raw.text("SELECT body_sha256 FROM messages"), original.body_sha256);
   EXPECT_EQ(raw.text("SELECT body FROM messages"), original.body);
-}
-
-TEST(SqliteStore, SameIdOtherSenderIsConflict) {
-  test::temp_dir dir;
-  sqlite_store store(options_for(dir / "store.db"));
-  const message_record original = make_record(make_id(1), "kh-cnp");
-  const message_record other = make_record(make_id(1), "th-dsi");  // same body, same sha
-
-  ASSERT_EQ(accept_now(store, original).outcome, accept_outcome::stored);
-  EXPECT_EQ(accept_now(store, other).outcome, accept_outcome::conflict);
-  const auto [status, ok] = find_now(store, original.id);
-  ASSERT_TRUE(ok && status.has_value());
-  EXPECT_EQ(status->sender, "kh-cnp");
-  EXPECT_EQ(count_messages(dir / "store.db"), 1U);
 }
 
 TEST(SqliteStore, SameIdTwiceInOneBatchIsJudgedAgainstTheFirst) {
@@ -216,18 +158,6 @@ TEST(SqliteStore, SameIdTwiceInOneBatchIsJudgedAgainstTheFirst) {
   EXPECT_EQ(store.stats().commits, 2U);
   EXPECT_EQ(store.stats().largest_batch, 3U);
   EXPECT_EQ(count_messages(dir / "store.db"), 2U);
-}
-
-TEST(SqliteStore, AThrowingHandlerDoesNotStopTheWriter) {
-  test::temp_dir dir;
-  sqlite_store store(options_for(dir / "store.db"));
-  std::promise<void> called;
-  store.accept(make_record(make_id(1)), [&called](accept_result) {
-    called.set_value();
-    throw std::runtime_error("handler failure");
-  });
-  ASSERT_EQ(called.get_future().wait_for(wait_limit), std::future_status::ready);
-  EXPECT_EQ(accept_now(store, make_record(make_id(2))).outcome, accept_outcome::stored);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,27 +257,6 @@ TEST(SqliteStore, StopCommitsWhatIsQueued) {
     EXPECT_EQ(stored.load(), 50);  // every handler ran before stop() returned
   }
   EXPECT_EQ(count_messages(dir / "store.db"), 50U);
-}
-
-TEST(SqliteStore, AfterStopEverythingIsUnavailable) {
-  test::temp_dir dir;
-  sqlite_store store(options_for(dir / "store.db"));
-  store.stop();
-  store.stop();  // idempotent
-
-  std::optional<accept_result> accepted;
-  store.accept(make_record(make_id(1)), [&](accept_result r) { accepted = std::move(r); });
-  ASSERT_TRUE(accepted.has_value());  // answered at once, on this thread
-  EXPECT_EQ(accepted->outcome, accept_outcome::unavailable);
-  EXPECT_EQ(accepted->reason, "stopped");
-
-  std::optional<bool> found_ok;
-  store.find(make_id(1), [&](std::optional<message_status> status, bool ok) {
-    EXPECT_FALSE(status.has_value());
-    found_ok = ok;
-  });
-  ASSERT_TRUE(found_ok.has_value());
-  EXPECT_FALSE(*found_ok);
 }
 
 TEST(SqliteStore, ReopenAfterStopKeepsEverything) {

@@ -1,19 +1,24 @@
 // The store contract: behaviour every message_store must show, whichever database is behind it.
-// Each test runs once per backend (SQLite always; other backends register themselves in
-// contract_backends() when their test server is available).
+// Each test runs once per backend (SQLite always; PostgreSQL when MXGW_TEST_PG_DSN is set, see
+// store_backends.hpp). Delivery-row behaviour is in delivery_test.cpp, run per backend the same way.
 #include "gateway/store/message_store.hpp"
 
 #include "gateway/audit/audit.hpp"
 #include "gateway/common/digest.hpp"
 #include "gateway/store/sqlite_store.hpp"
+#include "tests/store/store_backends.hpp"
 #include "tests/store/store_test_helpers.hpp"
 #include "tests/support/test_support.hpp"
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <ctime>
 #include <future>
 #include <map>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
 #include <memory>
 #include <optional>
 #include <string>
@@ -24,22 +29,6 @@ namespace mxgw::store {
 namespace {
 
 using namespace mxgw::store::test_helpers;
-
-/// A database a test can open the store on, more than once (reopen tests).
-struct backend {
-  std::string name;
-  std::function<std::unique_ptr<message_store>(const std::filesystem::path& dir)> open;
-};
-
-std::vector<backend> contract_backends() {
-  std::vector<backend> all;
-  all.push_back({"sqlite", [](const std::filesystem::path& dir) {
-                   sqlite_options options;
-                   options.path = dir / "store.db";
-                   return open_sqlite_store(options);
-                 }});
-  return all;
-}
 
 template <typename T>
 T wait_for(std::future<T>& future, const char* what) {
@@ -52,11 +41,30 @@ T wait_for(std::future<T>& future, const char* what) {
 
 class StoreContract : public ::testing::TestWithParam<backend> {
  protected:
-  void SetUp() override { store_ = GetParam().open(dir_.path()); }
+  void SetUp() override {
+    if (const auto reason = unavailable_reason(GetParam()); !reason.empty()) {
+      GTEST_SKIP() << reason;
+    }
+    store_ = GetParam().open(dir_.path(), {});
+  }
+  void TearDown() override {
+    store_.reset();
+    if (GetParam().cleanup && unavailable_reason(GetParam()).empty()) {
+      GetParam().cleanup(dir_.path());
+    }
+  }
   void reopen() {
     store_->stop();
     store_.reset();
-    store_ = GetParam().open(dir_.path());
+    store_ = GetParam().open(dir_.path(), {});
+  }
+  std::pair<std::optional<message_status>, bool> find(const std::string& id) {
+    std::promise<std::pair<std::optional<message_status>, bool>> p;
+    auto f = p.get_future();
+    store_->find(id, [&p](std::optional<message_status> status, bool ok) {
+      p.set_value({std::move(status), ok});
+    });
+    return wait_for(f, "find");
   }
 
   accept_result accept(message_record record) {
@@ -399,6 +407,204 @@ TEST_P(StoreContract, DeadLettersReplayDiscardAndQueueStats) {
   }
   EXPECT_EQ(events, (std::vector<std::string>{"message.accepted", "message.accepted",
                                               "delivery.replayed", "delivery.discarded"}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outcomes and idempotency (moved here from sqlite_store_test.cpp: every backend must show them)
+
+message_record plain_record(const std::string& id, const std::string& sender = "kh-cnp",
+                            const std::string& body = R"({"case":"one"})") {
+  return message_record{
+      id, sender, "victim.identification", "2026-11-22T04:38:47Z", fingerprint(body), body};
+}
+
+TEST_P(StoreContract, StoredThenFindShowsIt) {
+  const message_record record = plain_record(make_id(1));
+  const accept_result result = accept(record);
+  EXPECT_EQ(result.outcome, accept_outcome::stored);
+  EXPECT_EQ(result.accepted_at.size(), 24U) << result.accepted_at;  // 2026-11-22T04:38:47.123Z
+  EXPECT_TRUE(result.reason.empty());
+
+  const auto [status, ok] = find(record.id);
+  ASSERT_TRUE(ok);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->id, record.id);
+  EXPECT_EQ(status->sender, record.sender);
+  EXPECT_EQ(status->type, record.type);
+  EXPECT_EQ(status->created, record.created);
+  EXPECT_EQ(status->accepted_at, result.accepted_at);
+  EXPECT_EQ(status->state, "undeliverable");  // kept, but routing gave it no recipient
+  EXPECT_TRUE(status->recipients.empty());
+  EXPECT_TRUE(store_->healthy());
+}
+
+TEST_P(StoreContract, FindUnknownIsNotAnError) {
+  const auto [status, ok] = find(make_id(404));
+  EXPECT_TRUE(ok);
+  EXPECT_FALSE(status.has_value());
+}
+
+TEST_P(StoreContract, DuplicateKeepsTheFirstAcceptedAt) {
+  const message_record record = plain_record(make_id(1));
+  const accept_result first = accept(record);
+  ASSERT_EQ(first.outcome, accept_outcome::stored);
+  const accept_result again = accept(record);
+  EXPECT_EQ(again.outcome, accept_outcome::duplicate);
+  EXPECT_EQ(again.accepted_at, first.accepted_at);
+}
+
+TEST_P(StoreContract, SameIdOtherBodyOrSenderIsConflictAndTheRowStays) {
+  const message_record original = plain_record(make_id(1), "kh-cnp", R"({"case":"one"})");
+  ASSERT_EQ(accept(original).outcome, accept_outcome::stored);
+  const accept_result other_body = accept(plain_record(make_id(1), "kh-cnp", R"({"case":"two"})"));
+  EXPECT_EQ(other_body.outcome, accept_outcome::conflict);
+  EXPECT_TRUE(other_body.accepted_at.empty());
+  EXPECT_EQ(accept(plain_record(make_id(1), "th-dsi")).outcome, accept_outcome::conflict);
+  const auto [status, ok] = find(original.id);
+  ASSERT_TRUE(ok && status.has_value());
+  EXPECT_EQ(status->sender, "kh-cnp");
+  // The original is still judged the same: its exact copy is a duplicate.
+  EXPECT_EQ(accept(original).outcome, accept_outcome::duplicate);
+}
+
+TEST_P(StoreContract, SameIdTwiceQueuedTogetherIsJudgedAgainstTheFirst) {
+  const message_record record = plain_record(make_id(1), "kh-cnp", R"({"case":"one"})");
+  const message_record changed = plain_record(make_id(1), "kh-cnp", R"({"case":"two"})");
+  std::promise<accept_result> a, b, c;
+  // Queued back to back: whether they share a batch or not, the answers are the same.
+  store_->accept(record, [&a](accept_result r) { a.set_value(std::move(r)); });
+  store_->accept(record, [&b](accept_result r) { b.set_value(std::move(r)); });
+  store_->accept(changed, [&c](accept_result r) { c.set_value(std::move(r)); });
+  auto fa = a.get_future(), fb = b.get_future(), fc = c.get_future();
+  const accept_result first = wait_for(fa, "accept");
+  const accept_result copy = wait_for(fb, "accept");
+  EXPECT_EQ(first.outcome, accept_outcome::stored);
+  EXPECT_EQ(copy.outcome, accept_outcome::duplicate);
+  EXPECT_EQ(copy.accepted_at, first.accepted_at);
+  EXPECT_EQ(wait_for(fc, "accept").outcome, accept_outcome::conflict);
+}
+
+TEST_P(StoreContract, AThrowingHandlerDoesNotStopTheWriter) {
+  std::promise<void> called;
+  store_->accept(plain_record(make_id(1)), [&called](accept_result) {
+    called.set_value();
+    throw std::runtime_error("handler failure");
+  });
+  ASSERT_EQ(called.get_future().wait_for(wait_limit), std::future_status::ready);
+  EXPECT_EQ(accept(plain_record(make_id(2))).outcome, accept_outcome::stored);
+}
+
+TEST_P(StoreContract, ConcurrentAcceptsAreEachStoredOnce) {
+  constexpr int count = 200;
+  std::mutex mutex;
+  std::map<std::string, int> stored;
+  std::promise<void> done;
+  std::atomic<int> answered{0};
+  std::vector<std::thread> threads;
+  std::atomic<int> next{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int n = next++; n < count; n = next++) {
+        store_->accept(plain_record(make_id(n)), [&, n](accept_result r) {
+          {
+            const std::lock_guard lock(mutex);
+            stored[make_id(n)] += r.outcome == accept_outcome::stored ? 1 : 0;
+          }
+          if (++answered == count) {
+            done.set_value();
+          }
+        });
+      }
+    });
+  }
+  for (auto& thread : threads) {
+    thread.join();
+  }
+  ASSERT_EQ(done.get_future().wait_for(wait_limit), std::future_status::ready);
+  ASSERT_EQ(stored.size(), static_cast<std::size_t>(count));
+  for (const auto& [id, n] : stored) {
+    EXPECT_EQ(n, 1) << id;
+  }
+  EXPECT_EQ(accept(plain_record(make_id(7))).outcome, accept_outcome::duplicate);
+}
+
+TEST_P(StoreContract, StopCommitsWhatIsQueued) {
+  std::atomic<int> stored{0};
+  for (int n = 0; n < 50; ++n) {
+    store_->accept(plain_record(make_id(n)), [&stored](accept_result result) {
+      if (result.outcome == accept_outcome::stored) {
+        ++stored;
+      }
+    });
+  }
+  store_->stop();
+  EXPECT_EQ(stored.load(), 50);  // every handler ran before stop() returned
+  reopen();
+  for (int n = 0; n < 50; n += 7) {
+    const auto [status, ok] = find(make_id(n));
+    EXPECT_TRUE(ok && status.has_value()) << n;
+  }
+}
+
+TEST_P(StoreContract, AfterStopEverythingIsUnavailable) {
+  store_->stop();
+  store_->stop();  // idempotent
+  std::optional<accept_result> accepted;
+  store_->accept(plain_record(make_id(1)), [&](accept_result r) { accepted = std::move(r); });
+  ASSERT_TRUE(accepted.has_value());  // answered at once, on this thread
+  EXPECT_EQ(accepted->outcome, accept_outcome::unavailable);
+  EXPECT_EQ(accepted->reason, "stopped");
+  std::optional<bool> found_ok;
+  store_->find(make_id(1), [&](std::optional<message_status> status, bool ok) {
+    EXPECT_FALSE(status.has_value());
+    found_ok = ok;
+  });
+  ASSERT_TRUE(found_ok.has_value());
+  EXPECT_FALSE(*found_ok);
+}
+
+TEST_P(StoreContract, ReopenKeepsEverything) {
+  std::vector<std::string> accepted_at;
+  for (int n = 0; n < 3; ++n) {
+    const accept_result result = accept(plain_record(make_id(n)));
+    ASSERT_EQ(result.outcome, accept_outcome::stored);
+    accepted_at.push_back(result.accepted_at);
+  }
+  reopen();
+  for (int n = 0; n < 3; ++n) {
+    const auto [status, ok] = find(make_id(n));
+    ASSERT_TRUE(ok && status.has_value());
+    EXPECT_EQ(status->accepted_at, accepted_at[static_cast<std::size_t>(n)]);
+  }
+  const accept_result again = accept(plain_record(make_id(0)));
+  EXPECT_EQ(again.outcome, accept_outcome::duplicate);
+  EXPECT_EQ(again.accepted_at, accepted_at[0]);
+}
+
+TEST_P(StoreContract, ReceiptsAndErrorsKeepTheirBytes) {
+  // A partner's receipt is untrusted bytes: invalid UTF-8 and NUL must be kept, not fail a batch.
+  const std::string id = make_id(30);
+  ASSERT_EQ(accept(record_with_audit(id, "{}")).outcome, accept_outcome::stored);
+  std::promise<std::vector<delivery_job>> claimed;
+  auto cf = claimed.get_future();
+  store_->claim_due("w", 10, std::chrono::minutes(1), {},
+                    [&claimed](std::vector<delivery_job> jobs, bool) {
+                      claimed.set_value(std::move(jobs));
+                    });
+  ASSERT_EQ(wait_for(cf, "claim").size(), 1U);
+  const std::string receipt("ok\xff\xfe\0end", 9);
+  attempt_report r{id, "vn-thanhhoa", "w", attempt_result::delivered};
+  r.receipt = receipt;
+  std::promise<bool> p;
+  auto f = p.get_future();
+  store_->report(std::move(r), [&p](bool ok) { p.set_value(ok); });
+  ASSERT_TRUE(wait_for(f, "report"));
+  EXPECT_EQ(accept(plain_record(make_id(31))).outcome, accept_outcome::stored);
+  const auto [status, ok] = find(id);
+  ASSERT_TRUE(ok && status.has_value());
+  ASSERT_EQ(status->recipients.size(), 1U);
+  EXPECT_EQ(status->recipients[0].state, "delivered");
+  EXPECT_EQ(status->recipients[0].receipt, receipt);
 }
 
 TEST_P(StoreContract, RetentionPurgesWhatIsPastItsTimeAndKeepsTheRest) {

@@ -1,0 +1,1871 @@
+// The PostgreSQL store (libpq): versioned schema in `mxgw_schema`, group commit of every write on
+// one writer connection, look-ups on a reader connection, claims with FOR UPDATE SKIP LOCKED, the
+// audit chain and state versions serialised across instances by a transaction-level advisory
+// lock, and reconnection with backoff when the server goes away.
+#include "gateway/store/pg_store.hpp"
+
+#include "gateway/common/log.hpp"
+#include "gateway/common/time.hpp"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string_view>
+#include <thread>
+#include <type_traits>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace mxgw::store {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Schema
+
+/// migrations[N - 1] brings a database from version N - 1 to N. Append only: a shipped migration
+/// is never edited. Version 1 is the SQLite schema version 3 in PostgreSQL's types: times in ms
+/// since the epoch as bigint, bodies and payloads as bytea, and every text a partner can influence
+/// (receipts, error texts) as bytea too, because PostgreSQL's text refuses invalid UTF-8 and NUL
+/// bytes (a hostile receipt must not fail the batch it is committed with).
+constexpr std::array<const char*, postgres_schema_version> migrations = {
+    R"sql(
+      CREATE TABLE messages (
+        id          text PRIMARY KEY,
+        sender      text NOT NULL,
+        type        text NOT NULL,
+        created     text NOT NULL,
+        accepted_at text NOT NULL,
+        body_sha256 text NOT NULL,
+        body        bytea NOT NULL,
+        state       text NOT NULL DEFAULT 'accepted'
+      );
+      CREATE INDEX messages_by_sender ON messages (sender);
+      CREATE TABLE deliveries (
+        rid             bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
+        message_id      text NOT NULL REFERENCES messages (id),
+        recipient       text NOT NULL,
+        decided_by      text NOT NULL,
+        payload         bytea NOT NULL,
+        withheld        text NOT NULL DEFAULT '[]',
+        state           text NOT NULL,
+        attempts        integer NOT NULL DEFAULT 0,
+        next_attempt_at bigint NOT NULL,
+        lease_owner     text,
+        lease_expires   bigint,
+        last_error      bytea NOT NULL DEFAULT '',
+        receipt         bytea NOT NULL DEFAULT '',
+        delivered_at    bigint,
+        dead_since      bigint,
+        PRIMARY KEY (message_id, recipient)
+      );
+      CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+      CREATE TABLE exclusions (
+        pos        bigint GENERATED ALWAYS AS IDENTITY,
+        message_id text NOT NULL REFERENCES messages (id),
+        partner    text NOT NULL,
+        considered text NOT NULL,
+        reason     text NOT NULL
+      );
+      CREATE INDEX exclusions_by_message ON exclusions (message_id, pos);
+      CREATE TABLE audit (
+        seq        bigint PRIMARY KEY,
+        at         text NOT NULL,
+        event      text NOT NULL,
+        actor      text NOT NULL,
+        partner    text NOT NULL,
+        message_id text NOT NULL,
+        entry      bytea NOT NULL,
+        hash       text NOT NULL
+      );
+      CREATE INDEX audit_by_message ON audit (message_id) WHERE message_id <> '';
+      CREATE INDEX audit_by_partner ON audit (partner, seq) WHERE partner <> '';
+      CREATE FUNCTION mxgw_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+        $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+      CREATE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION mxgw_audit_append_only();
+      CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+        FOR EACH STATEMENT EXECUTE FUNCTION mxgw_audit_append_only();
+      CREATE TABLE audit_checkpoints (
+        seq       bigint PRIMARY KEY,
+        hash      text NOT NULL,
+        at        text NOT NULL,
+        signer    text NOT NULL,
+        signature text NOT NULL
+      );
+      CREATE TABLE state (
+        kind       text NOT NULL,
+        key        text NOT NULL,
+        value      text NOT NULL,
+        version    bigint NOT NULL UNIQUE,
+        changed_at text NOT NULL,
+        changed_by text NOT NULL,
+        PRIMARY KEY (kind, key)
+      );
+    )sql",
+    // 2: retention. A message whose body was purged keeps its row with the time of the purge.
+    R"sql(
+      ALTER TABLE messages ADD COLUMN purged_at bigint;
+      CREATE INDEX messages_unpurged ON messages (accepted_at) WHERE purged_at IS NULL;
+    )sql",
+};
+
+static_assert(std::none_of(migrations.begin(), migrations.end(),
+                           [](const char* sql) { return sql == nullptr; }),
+              "every schema version needs its migration");
+
+constexpr std::size_t max_receipt_bytes = 4096;
+constexpr std::size_t max_error_bytes = 512;
+
+// Advisory lock purposes; the key also depends on the schema, so two mxgw schemas in one database
+// (the tests) do not serialise each other.
+constexpr std::string_view lock_migrate = "migrate";
+constexpr std::string_view lock_chain = "chain";
+
+// Writer statements.
+// ON CONFLICT DO NOTHING: when another instance inserted the same id and has not committed yet,
+// this waits for it and then does nothing, so a race between instances ends in duplicate or
+// conflict, never in a unique-violation error that would abort the whole batch.
+constexpr const char* insert_message_sql =
+    "INSERT INTO messages (id, sender, type, created, accepted_at, body_sha256, body, state) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING 1";
+constexpr const char* select_existing_sql =
+    "SELECT sender, body_sha256, accepted_at FROM messages WHERE id = $1";
+constexpr const char* insert_delivery_sql =
+    "INSERT INTO deliveries (message_id, recipient, decided_by, payload, withheld, state, "
+    "next_attempt_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6)";
+constexpr const char* insert_exclusion_sql =
+    "INSERT INTO exclusions (message_id, partner, considered, reason) VALUES ($1, $2, $3, $4)";
+
+/// Due rows, numbered per recipient oldest first and taken by that number (round robin), capped
+/// recipients bounded by their caps; read without locks. $1 now, $2 the most rows, $3/$4 the
+/// capped recipients and their caps as arrays.
+constexpr const char* claim_candidates_sql = R"sql(
+    WITH caps AS (
+      SELECT * FROM unnest($3::text[], $4::bigint[]) AS c (recipient, cap)
+    ),
+    ranked AS (
+      SELECT rid, recipient, next_attempt_at,
+             row_number() OVER (PARTITION BY recipient ORDER BY next_attempt_at, rid) AS turn
+        FROM deliveries
+       WHERE (state IN ('pending', 'retrying') AND next_attempt_at <= $1)
+          OR (state = 'delivering' AND lease_expires <= $1)
+    )
+    SELECT ranked.rid FROM ranked LEFT JOIN caps ON caps.recipient = ranked.recipient
+     WHERE caps.cap IS NULL OR ranked.turn <= caps.cap
+     ORDER BY ranked.turn, ranked.next_attempt_at, ranked.rid
+     LIMIT $2
+  )sql";
+
+/// Leases the candidates that are still claimable and not locked by another instance's claim in
+/// flight (SKIP LOCKED: two instances never lease the same row; a skipped row is simply left for
+/// the next claim). $1 the candidate rids, $2 now, $3 owner, $4 lease expiry.
+constexpr const char* claim_lease_sql = R"sql(
+    WITH locked AS (
+      SELECT rid FROM deliveries
+       WHERE rid = ANY ($1::bigint[])
+         AND ((state IN ('pending', 'retrying') AND next_attempt_at <= $2)
+              OR (state = 'delivering' AND lease_expires <= $2))
+         FOR UPDATE SKIP LOCKED
+    )
+    UPDATE deliveries AS d
+       SET state = 'delivering', attempts = d.attempts + 1, lease_owner = $3, lease_expires = $4
+      FROM locked, messages AS m
+     WHERE d.rid = locked.rid AND m.id = d.message_id
+    RETURNING d.rid, d.message_id, d.recipient, d.payload, d.attempts, m.sender, m.type,
+              m.accepted_at
+  )sql";
+
+constexpr const char* report_delivered_sql =
+    "UPDATE deliveries SET state = 'delivered', delivered_at = $4, receipt = $5, "
+    "lease_owner = NULL, lease_expires = NULL "
+    "WHERE message_id = $1 AND recipient = $2 AND state = 'delivering' AND lease_owner = $3";
+constexpr const char* report_retry_sql =
+    "UPDATE deliveries SET state = 'retrying', next_attempt_at = $4, last_error = $5, "
+    "lease_owner = NULL, lease_expires = NULL "
+    "WHERE message_id = $1 AND recipient = $2 AND state = 'delivering' AND lease_owner = $3";
+constexpr const char* report_dead_sql =
+    "UPDATE deliveries SET state = 'dead', dead_since = $4, last_error = $5, "
+    "lease_owner = NULL, lease_expires = NULL "
+    "WHERE message_id = $1 AND recipient = $2 AND state = 'delivering' AND lease_owner = $3";
+constexpr const char* replay_sql =
+    "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $3, "
+    "dead_since = NULL WHERE message_id = $1 AND recipient = $2 AND state = 'dead'";
+constexpr const char* discard_sql =
+    "UPDATE deliveries SET state = 'discarded', last_error = $3 "
+    "WHERE message_id = $1 AND recipient = $2 AND state = 'dead'";
+
+// Retention: payloads past their time, then bodies none of whose copies still needs them. Rows
+// another instance holds are skipped (the next sweep takes them).
+constexpr const char* purge_payloads_sql = R"sql(
+    UPDATE deliveries SET payload = ''::bytea,
+           state = CASE WHEN state = 'dead' THEN 'expired' ELSE state END
+     WHERE rid IN (SELECT rid FROM deliveries
+                    WHERE length(payload) > 0
+                      AND ((state = 'delivered' AND delivered_at < $1)
+                           OR (state IN ('dead', 'discarded') AND dead_since < $2))
+                    LIMIT $3 FOR UPDATE SKIP LOCKED)
+  )sql";
+constexpr const char* purge_bodies_sql = R"sql(
+    UPDATE messages SET body = ''::bytea, purged_at = $3
+     WHERE id IN (SELECT m.id FROM messages AS m
+                   WHERE m.purged_at IS NULL
+                     AND ((EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id)
+                           AND NOT EXISTS (SELECT 1 FROM deliveries AS d
+                                            WHERE d.message_id = m.id
+                                              AND (length(d.payload) > 0
+                                                   OR d.state IN ('pending', 'retrying',
+                                                                  'delivering'))))
+                          OR (NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id)
+                              AND m.accepted_at < $1))
+                   LIMIT $2 FOR UPDATE OF m SKIP LOCKED)
+  )sql";
+
+constexpr const char* lock_sql = "SELECT pg_advisory_xact_lock($1)";
+constexpr const char* select_audit_head_sql =
+    "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+constexpr const char* insert_audit_sql =
+    "INSERT INTO audit (seq, at, event, actor, partner, message_id, entry, hash) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+constexpr const char* insert_checkpoint_sql =
+    "INSERT INTO audit_checkpoints (seq, hash, at, signer, signature) VALUES ($1, $2, $3, $4, $5) "
+    "ON CONFLICT (seq) DO NOTHING";
+constexpr const char* select_state_version_sql =
+    "SELECT version, value = '' FROM state WHERE kind = $1 AND key = $2";
+constexpr const char* select_max_state_version_sql = "SELECT coalesce(max(version), 0) FROM state";
+constexpr const char* upsert_state_sql =
+    "INSERT INTO state (kind, key, value, version, changed_at, changed_by) "
+    "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kind, key) DO UPDATE SET "
+    "value = excluded.value, version = excluded.version, changed_at = excluded.changed_at, "
+    "changed_by = excluded.changed_by";
+
+// Reader statements.
+constexpr const char* select_status_sql =
+    "SELECT id, sender, type, created, accepted_at, state FROM messages WHERE id = $1";
+constexpr const char* select_recipients_sql =
+    "SELECT recipient, decided_by, state, attempts, next_attempt_at, last_error, delivered_at, "
+    "receipt, withheld FROM deliveries WHERE message_id = $1 ORDER BY recipient";
+constexpr const char* select_exclusions_sql =
+    "SELECT partner, considered, reason FROM exclusions WHERE message_id = $1 ORDER BY pos";
+constexpr const char* select_dead_sql =
+    "SELECT d.message_id, d.recipient, m.sender, m.type, d.attempts, d.last_error, d.dead_since "
+    "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id "
+    "WHERE d.state = 'dead' ORDER BY d.dead_since, d.message_id, d.recipient LIMIT $1";
+constexpr const char* select_queue_stats_sql =
+    "SELECT d.recipient, count(*) FILTER (WHERE d.state = 'pending'), "
+    "count(*) FILTER (WHERE d.state = 'delivering'), "
+    "count(*) FILTER (WHERE d.state = 'retrying'), count(*) FILTER (WHERE d.state = 'dead'), "
+    "count(*) FILTER (WHERE d.state = 'delivered'), "
+    "count(*) FILTER (WHERE d.state = 'discarded'), "
+    "coalesce(min(m.accepted_at) FILTER (WHERE d.state IN ('pending', 'delivering', "
+    "'retrying')), '') "
+    "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id "
+    "GROUP BY d.recipient ORDER BY d.recipient";
+constexpr const char* select_register_sql = R"sql(
+    SELECT partner, direction, month, type, count(*) FROM (
+      SELECT sender AS partner, 'received-from' AS direction, substr(accepted_at, 1, 7) AS month,
+             type
+        FROM messages WHERE substr(accepted_at, 1, 7) BETWEEN $1 AND $2
+      UNION ALL
+      SELECT d.recipient, 'sent-to',
+             to_char(to_timestamp(d.delivered_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM'), m.type
+        FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id
+       WHERE d.state = 'delivered'
+         AND to_char(to_timestamp(d.delivered_at / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM')
+             BETWEEN $1 AND $2) AS t
+     GROUP BY partner, direction, month, type
+     ORDER BY partner COLLATE "C", direction COLLATE "C", month COLLATE "C", type COLLATE "C"
+  )sql";
+constexpr const char* select_audit_sql =
+    "SELECT seq, at, event, actor, partner, message_id, entry, hash FROM audit "
+    "WHERE seq > $1 ORDER BY seq LIMIT $2";
+constexpr const char* select_audit_last_sql =
+    "SELECT seq, at, event, actor, partner, message_id, entry, hash FROM audit "
+    "ORDER BY seq DESC LIMIT 1";
+constexpr const char* select_checkpoints_sql =
+    "SELECT seq, hash, at, signer, signature FROM audit_checkpoints ORDER BY seq";
+constexpr const char* select_state_sql =
+    "SELECT kind, key, value, version, changed_at, changed_by FROM state "
+    "WHERE version > $1 AND ($2 = '' OR kind = $2) ORDER BY version";
+
+// ---------------------------------------------------------------------------------------------
+// libpq, wrapped
+
+struct result_clear {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using result_ptr = std::unique_ptr<PGresult, result_clear>;
+
+struct conn_finish {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+using conn_ptr = std::unique_ptr<PGconn, conn_finish>;
+
+/// One statement parameter: text, binary bytes (bytea) or NULL.
+struct param {
+  std::string value;
+  bool binary = false;
+  bool null = false;
+};
+
+param text(std::string_view v) {
+  return {std::string(v), false, false};
+}
+param bytes(std::string_view v) {
+  return {std::string(v), true, false};
+}
+param number(std::int64_t v) {
+  return {std::to_string(v), false, false};
+}
+
+/// How a failed statement is to be treated. Only SQLSTATE and PostgreSQL's primary message are
+/// kept: the DETAIL of an error may quote row values (message content), which must not be logged.
+struct db_error {
+  std::string sqlstate;  ///< five characters, or empty when the connection failed
+  std::string message;   ///< the primary message (never the DETAIL)
+  bool connection_lost = false;
+};
+
+/// A text array literal for $n::text[] ("{"a","b"}"), every element quoted and escaped.
+std::string text_array(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    out += i == 0 ? "\"" : ",\"";
+    for (const char c : values[i]) {
+      if (c == '"' || c == '\\') {
+        out += '\\';
+      }
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+std::string int_array(const std::vector<std::int64_t>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    out += (i == 0 ? "" : ",") + std::to_string(values[i]);
+  }
+  return out + "}";
+}
+
+/// A connection used by exactly one thread, with its statements prepared on first use.
+class pg_connection {
+ public:
+  pg_connection(std::vector<std::string> keywords, std::vector<std::string> values,
+                std::string schema)
+      : keywords_(std::move(keywords)), values_(std::move(values)), schema_(std::move(schema)) {}
+
+  /// Connects and sets the session up. Returns false (error in `error`) when that fails.
+  bool connect(db_error& error) {
+    conn_.reset();
+    prepared_.clear();
+    std::vector<const char*> k;
+    std::vector<const char*> v;
+    for (std::size_t i = 0; i < keywords_.size(); ++i) {
+      k.push_back(keywords_[i].c_str());
+      v.push_back(values_[i].c_str());
+    }
+    k.push_back(nullptr);
+    v.push_back(nullptr);
+    conn_.reset(PQconnectdbParams(k.data(), v.data(), 0));
+    if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
+      error = {"", conn_ ? first_line(PQerrorMessage(conn_.get())) : "out of memory", true};
+      conn_.reset();
+      return false;
+    }
+    // Server notices ("relation already exists, skipping") are not for the log or stderr.
+    PQsetNoticeProcessor(
+        conn_.get(), [](void*, const char*) {}, nullptr);
+    // Durable commits: COMMIT returns only once the WAL is flushed (and, when the server has
+    // synchronous standbys, once they have it too), so every `stored` survives a crash of the
+    // server. The server default could have been lowered; the session says what mxgw needs.
+    if (!exec_simple("SET synchronous_commit = on", error) ||
+        !exec_simple("SET default_transaction_isolation = 'read committed'", error) ||
+        !exec_simple("SET client_encoding = 'UTF8'", error)) {
+      conn_.reset();
+      return false;
+    }
+    if (!schema_.empty()) {
+      // The schema name is bound as a quoted identifier, never spliced in raw.
+      char* quoted = PQescapeIdentifier(conn_.get(), schema_.c_str(), schema_.size());
+      if (quoted == nullptr) {
+        error = {"", "cannot quote the schema name", false};
+        conn_.reset();
+        return false;
+      }
+      const std::string set = std::string("SET search_path TO ") + quoted;
+      PQfreemem(quoted);
+      if (!exec_simple(set, error)) {
+        conn_.reset();
+        return false;
+      }
+    }
+    return true;
+  }
+
+  bool connected() const { return conn_ && PQstatus(conn_.get()) == CONNECTION_OK; }
+  void drop() {
+    conn_.reset();
+    prepared_.clear();
+  }
+  PGconn* raw() const { return conn_.get(); }
+
+  /// Runs a statement without parameters (several allowed; the migrations).
+  bool exec_simple(const std::string& sql, db_error& error) {
+    result_ptr r(PQexec(conn_.get(), sql.c_str()));
+    return check(r, error);
+  }
+
+  /// Runs a prepared statement (prepared on this connection the first time it is used). Returns
+  /// nullptr with `error` set when it fails.
+  result_ptr exec(const char* sql, const std::vector<param>& params, db_error& error) {
+    if (!conn_) {
+      error = {"", "not connected", true};
+      return nullptr;
+    }
+    auto found = prepared_.find(sql);
+    if (found == prepared_.end()) {
+      const std::string name = "s" + std::to_string(prepared_.size());
+      result_ptr p(PQprepare(conn_.get(), name.c_str(), sql, 0, nullptr));
+      if (!check(p, error)) {
+        return nullptr;
+      }
+      found = prepared_.emplace(sql, name).first;
+    }
+    std::vector<const char*> values;
+    std::vector<int> lengths;
+    std::vector<int> formats;
+    for (const auto& p : params) {
+      values.push_back(p.null ? nullptr : p.value.data());
+      lengths.push_back(static_cast<int>(p.value.size()));
+      formats.push_back(p.binary ? 1 : 0);
+    }
+    result_ptr r(PQexecPrepared(conn_.get(), found->second.c_str(), static_cast<int>(params.size()),
+                                values.data(), lengths.data(), formats.data(), 0));
+    if (!check(r, error)) {
+      return nullptr;
+    }
+    return r;
+  }
+
+ private:
+  static std::string first_line(const char* message) {
+    std::string text = message != nullptr ? message : "";
+    const auto end = text.find('\n');
+    return end == std::string::npos ? text : text.substr(0, end);
+  }
+
+  bool check(const result_ptr& r, db_error& error) {
+    const ExecStatusType status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+      return true;
+    }
+    error = {};
+    if (r) {
+      const char* state = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
+      const char* primary = PQresultErrorField(r.get(), PG_DIAG_MESSAGE_PRIMARY);
+      error.sqlstate = state != nullptr ? state : "";
+      error.message = primary != nullptr ? primary : first_line(PQerrorMessage(conn_.get()));
+    } else {
+      error.message = first_line(PQerrorMessage(conn_.get()));
+    }
+    // Class 08 (connection exception) and 57P (the server shut down, or this backend was
+    // terminated) mean this connection is gone, not that the statement was bad.
+    error.connection_lost = PQstatus(conn_.get()) != CONNECTION_OK ||
+                            error.sqlstate.rfind("08", 0) == 0 ||
+                            error.sqlstate.rfind("57P", 0) == 0;
+    return false;
+  }
+
+  std::vector<std::string> keywords_;
+  std::vector<std::string> values_;  // may hold the password: never logged
+  std::string schema_;
+  conn_ptr conn_;
+  std::unordered_map<const char*, std::string> prepared_;  // by the SQL text's address
+};
+
+std::string get_text(const PGresult* r, int row, int col) {
+  if (PQgetisnull(r, row, col) != 0) {
+    return {};
+  }
+  return std::string(PQgetvalue(r, row, col), static_cast<std::size_t>(PQgetlength(r, row, col)));
+}
+
+std::string get_bytes(const PGresult* r, int row, int col) {
+  if (PQgetisnull(r, row, col) != 0) {
+    return {};
+  }
+  std::size_t size = 0;
+  unsigned char* raw =
+      PQunescapeBytea(reinterpret_cast<const unsigned char*>(PQgetvalue(r, row, col)), &size);
+  if (raw == nullptr) {
+    throw std::bad_alloc();
+  }
+  std::string out(reinterpret_cast<const char*>(raw), size);
+  PQfreemem(raw);
+  return out;
+}
+
+std::int64_t get_int(const PGresult* r, int row, int col) {
+  const char* v = PQgetvalue(r, row, col);
+  std::int64_t out = 0;
+  std::from_chars(v, v + PQgetlength(r, row, col), out);
+  return out;
+}
+
+bool get_bool(const PGresult* r, int row, int col) {
+  return PQgetvalue(r, row, col)[0] == 't';
+}
+
+std::int64_t affected(const result_ptr& r) {
+  const char* n = PQcmdTuples(r.get());
+  std::int64_t out = 0;
+  std::from_chars(n, n + std::strlen(n), out);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers shared with the SQLite store's semantics
+
+std::int64_t to_ms(time_point t) {
+  return std::chrono::floor<std::chrono::milliseconds>(t.time_since_epoch()).count();
+}
+
+time_point from_ms(std::int64_t ms) {
+  return time_point(std::chrono::milliseconds(ms));
+}
+
+std::int64_t clamp_to_int64(std::size_t n) {
+  constexpr auto most = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+  return static_cast<std::int64_t>(std::min(n, most));
+}
+
+std::string_view cut_utf8(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) {
+    return text;
+  }
+  std::size_t end = max_bytes;
+  for (int step = 0; step < 3 && end > 0; ++step) {
+    if ((static_cast<unsigned char>(text[end]) & 0xc0U) != 0x80U) {
+      break;
+    }
+    --end;
+  }
+  return text.substr(0, end);
+}
+
+void log_quietly(log::level lvl, const log::fields& fields) noexcept {
+  try {
+    log::write(lvl, fields);
+  } catch (...) {
+  }
+}
+
+/// A 64-bit advisory lock key for `purpose` within `schema` (FNV-1a; stable across builds).
+std::int64_t lock_key(std::string_view schema, std::string_view purpose) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  const auto mix = [&h](std::string_view s) {
+    for (const char c : s) {
+      h ^= static_cast<unsigned char>(c);
+      h *= 0x100000001b3ULL;
+    }
+  };
+  mix("mxgw/");
+  mix(schema);
+  mix("/");
+  mix(purpose);
+  return static_cast<std::int64_t>(h);
+}
+
+/// Splits a DSN into libpq keywords and values (URI or key=value form). Throws store_error with
+/// libpq's reason, never with the string itself (it could carry a password by mistake).
+void parse_dsn(const std::string& dsn, std::vector<std::string>& keywords,
+               std::vector<std::string>& values, bool& has_password) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(dsn.c_str(), &error);
+  if (options == nullptr) {
+    std::string reason = error != nullptr ? error : "out of memory";
+    PQfreemem(error);
+    while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) {
+      reason.pop_back();
+    }
+    // libpq quotes the offending keyword at most, never the value.
+    throw store_error("the PostgreSQL DSN does not parse: " + reason);
+  }
+  has_password = false;
+  for (PQconninfoOption* o = options; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) {
+      continue;
+    }
+    if (std::strcmp(o->keyword, "password") == 0) {
+      has_password = o->val[0] != '\0';
+      continue;
+    }
+    keywords.emplace_back(o->keyword);
+    values.emplace_back(o->val);
+  }
+  PQconninfoFree(options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queued work (the same shapes as the SQLite store's)
+
+struct accept_write {
+  message_record record;
+  message_store::accept_handler handler;
+  accept_result result;
+};
+
+struct claim_write {
+  std::string owner;
+  std::size_t max_jobs = 0;
+  std::chrono::milliseconds lease{0};
+  std::vector<recipient_cap> caps;  // sorted by recipient, without repeats
+  message_store::claim_handler handler;
+  std::vector<delivery_job> jobs;
+};
+
+struct report_write {
+  attempt_report report;
+  message_store::report_handler handler;
+};
+
+struct replay_write {
+  std::string message_id;
+  std::string recipient;
+  std::vector<audit::audit_record> audit;
+  message_store::replay_handler handler;
+  bool found = false;
+  std::optional<std::string> discard_reason;
+};
+
+struct audit_write {
+  std::vector<audit::audit_record> records;
+  message_store::report_handler handler;
+};
+
+struct checkpoint_write {
+  audit::checkpoint checkpoint;
+  message_store::report_handler handler;
+  bool added = false;
+};
+
+struct state_write {
+  state_item item;
+  std::optional<std::int64_t> expected_version;
+  std::vector<audit::audit_record> audit;
+  message_store::put_handler handler;
+  put_outcome outcome = put_outcome::failed;
+};
+
+struct purge_write {
+  retention_cut cut;
+  message_store::purge_handler handler;
+  purge_result result;
+  std::vector<audit::audit_record> audit;  // built once the counts are known
+};
+
+struct pending_write {
+  std::variant<accept_write, claim_write, report_write, replay_write, audit_write, checkpoint_write,
+               state_write, purge_write>
+      work;
+  bool committed = false;
+  /// The audit records this write appends in the chain phase (set by the first phase).
+  const std::vector<audit::audit_record>* audit = nullptr;
+};
+
+struct find_read {
+  std::string id;
+  message_store::find_handler handler;
+};
+struct dead_read {
+  std::size_t limit = 0;
+  message_store::dead_handler handler;
+};
+struct audit_read {
+  std::int64_t after_seq = 0;
+  std::size_t limit = 0;
+  message_store::audit_handler handler;
+};
+struct queue_read {
+  message_store::queue_handler handler;
+};
+struct head_read {
+  message_store::head_handler handler;
+};
+struct checkpoints_read {
+  message_store::checkpoints_handler handler;
+};
+struct state_read {
+  std::string kind;
+  std::int64_t after_version = 0;
+  message_store::state_handler handler;
+};
+struct register_read {
+  std::string from_month;
+  std::string to_month;
+  message_store::register_handler handler;
+};
+
+using pending_read = std::variant<find_read, dead_read, audit_read, head_read, checkpoints_read,
+                                  state_read, queue_read, register_read>;
+
+accept_result unavailable(const char* reason) {
+  return accept_result{accept_outcome::unavailable, {}, reason};
+}
+
+template <typename Handler, typename... Args>
+void call_quietly(const Handler& handler, Args&&... args) noexcept {
+  if (!handler) {
+    return;
+  }
+  try {
+    handler(std::forward<Args>(args)...);
+  } catch (...) {
+  }
+}
+
+void fail_read(pending_read& read) noexcept {
+  std::visit(
+      [](auto& r) {
+        using kind = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<kind, find_read> || std::is_same_v<kind, head_read>) {
+          call_quietly(r.handler, std::nullopt, false);
+        } else if constexpr (std::is_same_v<kind, dead_read>) {
+          call_quietly(r.handler, std::vector<dead_letter>{}, false);
+        } else if constexpr (std::is_same_v<kind, audit_read>) {
+          call_quietly(r.handler, std::vector<audit::audit_row>{}, false);
+        } else if constexpr (std::is_same_v<kind, checkpoints_read>) {
+          call_quietly(r.handler, std::vector<audit::checkpoint>{}, false);
+        } else if constexpr (std::is_same_v<kind, queue_read>) {
+          call_quietly(r.handler, std::vector<queue_stat>{}, false);
+        } else if constexpr (std::is_same_v<kind, register_read>) {
+          call_quietly(r.handler, std::vector<transfer_count>{}, false);
+        } else {
+          call_quietly(r.handler, std::vector<state_item>{}, false);
+        }
+      },
+      read);
+}
+
+void answer(pending_write& write, const char* failure) noexcept {
+  const bool committed = write.committed;
+  failure = failure != nullptr ? failure : "store-error";
+  std::visit(
+      [&](auto& w) {
+        using kind = std::decay_t<decltype(w)>;
+        if constexpr (std::is_same_v<kind, accept_write>) {
+          call_quietly(w.handler, committed ? std::move(w.result) : unavailable(failure));
+        } else if constexpr (std::is_same_v<kind, claim_write>) {
+          call_quietly(w.handler, committed ? std::move(w.jobs) : std::vector<delivery_job>{},
+                       committed);
+        } else if constexpr (std::is_same_v<kind, report_write> ||
+                             std::is_same_v<kind, audit_write>) {
+          call_quietly(w.handler, committed);
+        } else if constexpr (std::is_same_v<kind, checkpoint_write>) {
+          call_quietly(w.handler, committed && w.added);
+        } else if constexpr (std::is_same_v<kind, state_write>) {
+          call_quietly(w.handler, committed ? w.outcome : put_outcome::failed,
+                       committed ? w.item.version : std::int64_t{0});
+        } else if constexpr (std::is_same_v<kind, purge_write>) {
+          call_quietly(w.handler, committed ? w.result : purge_result{}, committed);
+        } else {
+          call_quietly(w.handler, committed && w.found, committed);
+        }
+      },
+      write.work);
+}
+
+const char* invalid_record(const message_record& record) {
+  std::set<std::string_view> recipients;
+  for (const auto& plan : record.deliveries) {
+    if (plan.recipient.empty()) {
+      return "empty-recipient";
+    }
+    if (!recipients.insert(plan.recipient).second) {
+      return "duplicate-recipient";
+    }
+  }
+  return nullptr;
+}
+
+/// Thrown inside a batch when a statement failed; carries the error out of the nested helpers.
+struct batch_failure {
+  db_error error;
+};
+
+/// A deadlock between instances (or a serialisation failure): the batch is run again.
+bool is_retryable(const db_error& e) {
+  return e.sqlstate == "40P01" || e.sqlstate == "40001";
+}
+
+/// The reason code a failed batch's accepts get (`unavailable`).
+const char* failure_reason(const db_error& e) {
+  if (e.connection_lost) {
+    return "store-unreachable";
+  }
+  if (e.sqlstate == "53100") {
+    return "disk-full";
+  }
+  return "store-error";
+}
+
+/// Data corruption reported by the server: the only error that stops this store for good (the
+/// server's own fsync failures make it PANIC and restart, which is a connection loss here).
+bool is_fatal(const db_error& e) {
+  return e.sqlstate == "XX001" || e.sqlstate == "XX002";
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The implementation
+
+class postgres_store final : public message_store {
+ public:
+  explicit postgres_store(const postgres_options& options);
+  ~postgres_store() override { stop(); }
+  postgres_store(const postgres_store&) = delete;
+  postgres_store& operator=(const postgres_store&) = delete;
+
+  void accept(message_record record, accept_handler handler) override {
+    submit(pending_write{accept_write{std::move(record), std::move(handler), {}}});
+  }
+  void find(std::string id, find_handler handler) override {
+    submit_read(find_read{std::move(id), std::move(handler)});
+  }
+  void claim_due(std::string owner, std::size_t max_jobs, std::chrono::milliseconds lease,
+                 std::vector<recipient_cap> caps, claim_handler handler) override {
+    std::sort(caps.begin(), caps.end(), [](const recipient_cap& a, const recipient_cap& b) {
+      return a.recipient != b.recipient ? a.recipient < b.recipient : a.max_jobs < b.max_jobs;
+    });
+    caps.erase(std::unique(caps.begin(), caps.end(),
+                           [](const recipient_cap& a, const recipient_cap& b) {
+                             return a.recipient == b.recipient;
+                           }),
+               caps.end());
+    submit(pending_write{
+        claim_write{std::move(owner), max_jobs, lease, std::move(caps), std::move(handler), {}}});
+  }
+  void report(attempt_report report, report_handler handler) override {
+    submit(pending_write{report_write{std::move(report), std::move(handler)}});
+  }
+  void replay(std::string message_id, std::string recipient, std::vector<audit::audit_record> audit,
+              replay_handler handler) override {
+    submit(pending_write{replay_write{std::move(message_id),
+                                      std::move(recipient),
+                                      std::move(audit),
+                                      std::move(handler),
+                                      false,
+                                      {}}});
+  }
+  void discard(std::string message_id, std::string recipient, std::string reason,
+               std::vector<audit::audit_record> audit, replay_handler handler) override {
+    submit(pending_write{replay_write{std::move(message_id), std::move(recipient), std::move(audit),
+                                      std::move(handler), false, std::move(reason)}});
+  }
+  void queue_stats(queue_handler handler) override { submit_read(queue_read{std::move(handler)}); }
+  void purge(retention_cut cut, purge_handler handler) override {
+    submit(pending_write{purge_write{std::move(cut), std::move(handler), {}, {}}});
+  }
+  void transfer_register(std::string from_month, std::string to_month,
+                         register_handler handler) override {
+    submit_read(register_read{std::move(from_month), std::move(to_month), std::move(handler)});
+  }
+  void list_dead(std::size_t limit, dead_handler handler) override {
+    submit_read(dead_read{limit, std::move(handler)});
+  }
+  void append_audit(std::vector<audit::audit_record> records, report_handler handler) override {
+    submit(pending_write{audit_write{std::move(records), std::move(handler)}});
+  }
+  void read_audit(std::int64_t after_seq, std::size_t limit, audit_handler handler) override {
+    submit_read(audit_read{after_seq, limit, std::move(handler)});
+  }
+  void audit_head(head_handler handler) override { submit_read(head_read{std::move(handler)}); }
+  void add_checkpoint(audit::checkpoint checkpoint, report_handler handler) override {
+    submit(pending_write{checkpoint_write{std::move(checkpoint), std::move(handler), false}});
+  }
+  void read_checkpoints(checkpoints_handler handler) override {
+    submit_read(checkpoints_read{std::move(handler)});
+  }
+  void put_state(state_item item, std::optional<std::int64_t> expected_version,
+                 std::vector<audit::audit_record> audit, put_handler handler) override {
+    submit(pending_write{state_write{std::move(item), expected_version, std::move(audit),
+                                     std::move(handler), put_outcome::failed}});
+  }
+  void list_state(std::string kind, std::int64_t after_version, state_handler handler) override {
+    submit_read(state_read{std::move(kind), after_version, std::move(handler)});
+  }
+  void on_deliveries_due(std::function<void()> callback) override {
+    const std::lock_guard lock(due_mutex_);
+    deliveries_due_ = std::move(callback);
+  }
+  bool healthy() const override { return healthy_.load(); }
+  void stop() override;
+
+  postgres_store_stats stats() const;
+
+ private:
+  /// Reconnection state of one connection (each used by one thread only).
+  struct link {
+    pg_connection conn;
+    std::chrono::steady_clock::time_point next_attempt{};
+    std::chrono::milliseconds backoff{0};
+    bool lost = false;  ///< the loss was logged; the next success logs the reconnect
+  };
+
+  void start();
+  void submit(pending_write write);
+  void submit_read(pending_read read);
+  void close_queues();
+  time_point now() const { return clock_ ? clock_() : std::chrono::system_clock::now(); }
+  bool ensure_connected(link& l, const char* which);
+  void connection_failed(link& l, const db_error& e, const char* which);
+
+  // Writer thread.
+  void writer_loop();
+  void commit_batch(std::vector<pending_write>& batch);
+  void write_batch(std::vector<pending_write>& batch);
+  result_ptr run(const char* sql, const std::vector<param>& params);
+  void write_record(pending_write& write, accept_write& w, const std::string& at,
+                    std::int64_t now_ms);
+  void write_claim(claim_write& w, std::int64_t now_ms);
+  void write_report(pending_write& write, report_write& w, std::int64_t now_ms);
+  void write_replay(pending_write& write, replay_write& w, std::int64_t now_ms);
+  void write_purge(pending_write& write, purge_write& w, std::int64_t now_ms);
+  void write_chain_phase(std::vector<pending_write>& batch, const std::string& at);
+  void append_rows(const std::vector<audit::audit_record>& records, const std::string& at,
+                   std::pair<std::int64_t, std::string>& head);
+  void notify_deliveries_due();
+
+  // Reader thread.
+  void reader_loop();
+  void serve(pending_read& read);
+  result_ptr read_query(const char* sql, const std::vector<param>& params);
+  std::optional<message_status> read_status(const std::string& id);
+  static std::vector<audit::audit_row> audit_rows(const PGresult* r);
+
+  const std::string schema_;
+  const std::size_t max_batch_;
+  const std::chrono::milliseconds reconnect_min_;
+  const std::chrono::milliseconds reconnect_max_;
+  const std::function<time_point()> clock_;
+  std::int64_t chain_lock_ = 0;  // set at open, from the schema the tables are in
+
+  link writer_link_;
+  link reader_link_;
+
+  std::atomic<bool> healthy_{true};
+
+  mutable std::mutex write_mutex_;
+  std::condition_variable write_cv_;
+  std::deque<pending_write> writes_;
+  bool writes_closed_ = false;
+
+  std::mutex read_mutex_;
+  std::condition_variable read_cv_;
+  std::deque<pending_read> reads_;
+  bool reads_closed_ = false;
+
+  std::mutex due_mutex_;
+  std::function<void()> deliveries_due_;
+
+  std::mutex stop_mutex_;
+  bool stopped_ = false;
+  std::thread writer_;
+  std::thread reader_;
+  std::thread::id writer_id_;
+  std::thread::id reader_id_;
+
+  std::atomic<std::uint64_t> commits_{0};
+  std::atomic<std::uint64_t> records_committed_{0};
+  std::atomic<std::uint64_t> failed_batches_{0};
+  std::atomic<std::uint64_t> retried_batches_{0};
+  std::atomic<std::uint64_t> reconnects_{0};
+  std::atomic<std::size_t> largest_batch_{0};
+};
+
+namespace {
+
+struct connection_settings {
+  std::vector<std::string> keywords;
+  std::vector<std::string> values;
+};
+
+connection_settings settings_for(const postgres_options& options) {
+  connection_settings s;
+  bool has_password = false;
+  parse_dsn(options.dsn, s.keywords, s.values, has_password);
+  if (has_password) {
+    throw store_error(
+        "the PostgreSQL DSN carries a password; give it in store.password_file or "
+        "store.password_env instead");
+  }
+  const auto set = [&s](const std::string& key, const std::string& value) {
+    const auto at = std::find(s.keywords.begin(), s.keywords.end(), key);
+    if (at == s.keywords.end()) {
+      s.keywords.push_back(key);
+      s.values.push_back(value);
+    } else {
+      s.values[static_cast<std::size_t>(at - s.keywords.begin())] = value;
+    }
+  };
+  if (!options.password.empty()) {
+    set("password", options.password);
+  }
+  if (std::find(s.keywords.begin(), s.keywords.end(), "connect_timeout") == s.keywords.end()) {
+    set("connect_timeout", std::to_string(std::max(options.connect_timeout_s, 1)));
+  }
+  if (std::find(s.keywords.begin(), s.keywords.end(), "application_name") == s.keywords.end()) {
+    set("application_name", "mxgw");
+  }
+  return s;
+}
+
+}  // namespace
+
+postgres_store::postgres_store(const postgres_options& options)
+    : schema_(options.schema),
+      max_batch_(std::max<std::size_t>(options.max_batch, 1)),
+      reconnect_min_(std::max(options.reconnect_min, std::chrono::milliseconds(1))),
+      reconnect_max_(std::max(options.reconnect_max, options.reconnect_min)),
+      clock_(options.clock),
+      writer_link_{pg_connection({}, {}, {}), {}, {}, false},
+      reader_link_{pg_connection({}, {}, {}), {}, {}, false} {
+  const connection_settings s = settings_for(options);
+  writer_link_.conn = pg_connection(s.keywords, s.values, schema_);
+  reader_link_.conn = pg_connection(s.keywords, s.values, schema_);
+
+  // The writer's connection first: it creates the schema and runs the migrations.
+  pg_connection& w = writer_link_.conn;
+  db_error error;
+  if (!w.connect(error)) {
+    throw store_error("cannot connect to PostgreSQL: " + error.message);
+  }
+  const auto fail = [&w](const std::string& what, const db_error& e) {
+    db_error ignored;
+    w.exec_simple("ROLLBACK", ignored);
+    throw store_error(what + ": " + e.message +
+                      (e.sqlstate.empty() ? "" : " (" + e.sqlstate + ")"));
+  };
+  // Migrations run in one transaction under an advisory lock, so instances starting together
+  // create the schema and migrate once; the version is read under the lock.
+  if (!w.exec_simple("BEGIN", error) || !w.exec("SELECT pg_advisory_xact_lock($1)",
+                                                {number(lock_key(schema_, lock_migrate))}, error)) {
+    fail("cannot lock the schema for migration", error);
+  }
+  if (!schema_.empty()) {
+    // Created only when missing, so a role that may use but not create schemas still works.
+    const result_ptr r =
+        w.exec("SELECT 1 FROM pg_namespace WHERE nspname = $1", {text(schema_)}, error);
+    if (!r) {
+      fail("cannot look the schema up", error);
+    }
+    if (PQntuples(r.get()) == 0) {
+      char* quoted = PQescapeIdentifier(w.raw(), schema_.c_str(), schema_.size());
+      const std::string create = std::string("CREATE SCHEMA ") + (quoted != nullptr ? quoted : "");
+      PQfreemem(quoted);
+      if (!w.exec_simple(create, error)) {
+        fail("cannot create the schema " + schema_, error);
+      }
+    }
+  }
+  if (!w.exec_simple("CREATE TABLE IF NOT EXISTS mxgw_schema (version integer NOT NULL)", error)) {
+    fail("cannot prepare the schema", error);
+  }
+  const result_ptr found = w.exec("SELECT max(version) FROM mxgw_schema", {}, error);
+  if (!found) {
+    fail("cannot read the schema version", error);
+  }
+  const std::int64_t version = PQgetisnull(found.get(), 0, 0) != 0 ? 0 : get_int(found.get(), 0, 0);
+  if (version > postgres_schema_version) {
+    db_error ignored;
+    w.exec_simple("ROLLBACK", ignored);
+    throw store_error("PostgreSQL schema version " + std::to_string(version) +
+                      " is newer than this build of mxgw knows (" +
+                      std::to_string(postgres_schema_version) +
+                      "); run a newer mxgw or restore a matching database");
+  }
+  for (std::int64_t v = version + 1; v <= postgres_schema_version; ++v) {
+    if (!w.exec_simple(migrations.at(static_cast<std::size_t>(v - 1)), error)) {
+      fail("migration to schema version " + std::to_string(v) + " failed", error);
+    }
+  }
+  if (version < postgres_schema_version) {
+    if (!w.exec_simple("DELETE FROM mxgw_schema", error) ||
+        !w.exec("INSERT INTO mxgw_schema (version) VALUES ($1)", {number(postgres_schema_version)},
+                error)) {
+      fail("cannot record the schema version", error);
+    }
+  }
+  if (!w.exec_simple("COMMIT", error)) {
+    fail("cannot commit the migration", error);
+  }
+  // The chain's lock is named after the schema the tables really are in (an empty store.schema
+  // and "public" are the same tables, so they must be the same lock).
+  const result_ptr current = w.exec("SELECT current_schema()", {}, error);
+  if (!current) {
+    fail("cannot read the current schema", error);
+  }
+  chain_lock_ = lock_key(get_text(current.get(), 0, 0), lock_chain);
+  if (!reader_link_.conn.connect(error)) {
+    throw store_error("cannot connect to PostgreSQL: " + error.message);
+  }
+  start();
+}
+
+void postgres_store::start() {
+  writer_ = std::thread([this] { writer_loop(); });
+  writer_id_ = writer_.get_id();
+  try {
+    reader_ = std::thread([this] { reader_loop(); });
+    reader_id_ = reader_.get_id();
+  } catch (const std::system_error& e) {
+    close_queues();
+    writer_.join();
+    throw store_error(std::string("cannot start the reader thread: ") + e.what());
+  }
+}
+
+void postgres_store::submit(pending_write write) {
+  const char* refusal = nullptr;
+  {
+    const std::lock_guard lock(write_mutex_);
+    if (writes_closed_) {
+      refusal = "stopped";
+    } else if (!healthy_) {
+      refusal = "io-error";
+    } else {
+      try {
+        writes_.push_back(std::move(write));
+      } catch (...) {
+        refusal = "store-error";
+      }
+    }
+  }
+  if (refusal == nullptr) {
+    write_cv_.notify_one();
+    return;
+  }
+  answer(write, refusal);
+}
+
+void postgres_store::submit_read(pending_read read) {
+  bool queued = false;
+  {
+    const std::lock_guard lock(read_mutex_);
+    if (!reads_closed_ && healthy_) {
+      try {
+        reads_.push_back(std::move(read));
+        queued = true;
+      } catch (...) {
+      }
+    }
+  }
+  if (queued) {
+    read_cv_.notify_one();
+    return;
+  }
+  fail_read(read);
+}
+
+void postgres_store::close_queues() {
+  {
+    const std::lock_guard lock(write_mutex_);
+    writes_closed_ = true;
+  }
+  write_cv_.notify_all();
+  {
+    const std::lock_guard lock(read_mutex_);
+    reads_closed_ = true;
+  }
+  read_cv_.notify_all();
+}
+
+void postgres_store::stop() {
+  const std::thread::id self = std::this_thread::get_id();
+  if (self == writer_id_ || self == reader_id_) {
+    close_queues();
+    return;
+  }
+  const std::lock_guard lock(stop_mutex_);
+  if (stopped_) {
+    return;
+  }
+  stopped_ = true;
+  close_queues();
+  if (writer_.joinable()) {
+    writer_.join();
+  }
+  if (reader_.joinable()) {
+    reader_.join();
+  }
+  writer_link_.conn.drop();
+  reader_link_.conn.drop();
+}
+
+postgres_store_stats postgres_store::stats() const {
+  postgres_store_stats s;
+  s.commits = commits_.load();
+  s.records_committed = records_committed_.load();
+  s.failed_batches = failed_batches_.load();
+  s.retried_batches = retried_batches_.load();
+  s.reconnects = reconnects_.load();
+  s.largest_batch = largest_batch_.load();
+  const std::lock_guard lock(write_mutex_);
+  s.queued = writes_.size();
+  return s;
+}
+
+bool postgres_store::ensure_connected(link& l, const char* which) {
+  if (l.conn.connected()) {
+    return true;
+  }
+  const auto t = std::chrono::steady_clock::now();
+  if (t < l.next_attempt) {
+    return false;  // backing off: answer `unavailable` at once instead of waiting
+  }
+  db_error error;
+  if (l.conn.connect(error)) {
+    l.backoff = std::chrono::milliseconds(0);
+    if (l.lost) {
+      l.lost = false;
+      reconnects_.fetch_add(1);
+      log_quietly(log::level::warn, {.event = "store.reconnected", .detail = which});
+    }
+    return true;
+  }
+  connection_failed(l, error, which);
+  return false;
+}
+
+void postgres_store::connection_failed(link& l, const db_error& e, const char* which) {
+  l.conn.drop();
+  l.backoff = l.backoff.count() == 0 ? reconnect_min_ : std::min(l.backoff * 2, reconnect_max_);
+  l.next_attempt = std::chrono::steady_clock::now() + l.backoff;
+  if (!l.lost) {
+    // Logged once per loss: libpq's first line names host and port, never the password.
+    l.lost = true;
+    log_quietly(log::level::error, {.event = "store.connection_lost",
+                                    .outcome = "unavailable",
+                                    .reason = which,
+                                    .detail = e.message});
+  }
+}
+
+// ---- writer thread ----
+
+void postgres_store::writer_loop() {
+  std::vector<pending_write> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(write_mutex_);
+      write_cv_.wait(lock, [this] { return !writes_.empty() || writes_closed_; });
+      if (writes_.empty()) {
+        return;
+      }
+      const auto take = static_cast<std::ptrdiff_t>(std::min(writes_.size(), max_batch_));
+      std::move(writes_.begin(), writes_.begin() + take, std::back_inserter(batch));
+      writes_.erase(writes_.begin(), writes_.begin() + take);
+    }
+    commit_batch(batch);
+    batch.clear();
+  }
+}
+
+result_ptr postgres_store::run(const char* sql, const std::vector<param>& params) {
+  db_error error;
+  result_ptr r = writer_link_.conn.exec(sql, params, error);
+  if (!r) {
+    throw batch_failure{std::move(error)};
+  }
+  return r;
+}
+
+void postgres_store::commit_batch(std::vector<pending_write>& batch) {
+  const char* failure = nullptr;
+  if (!healthy_) {
+    failure = "io-error";
+  } else if (!ensure_connected(writer_link_, "writer")) {
+    failure = "store-unreachable";
+  } else {
+    // A deadlock with another instance's batch is not an error of this batch: run it again.
+    constexpr int most_runs = 4;
+    for (int run_no = 1;; ++run_no) {
+      db_error error;
+      try {
+        write_batch(batch);
+        break;
+      } catch (const batch_failure& f) {
+        error = f.error;
+      } catch (...) {
+        error = {"", "out of memory", false};
+      }
+      for (auto& write : batch) {
+        write.committed = false;
+      }
+      if (!error.connection_lost) {
+        db_error ignored;
+        writer_link_.conn.exec_simple("ROLLBACK", ignored);
+      }
+      if (is_retryable(error) && run_no < most_runs) {
+        retried_batches_.fetch_add(1);
+        continue;
+      }
+      failure = failure_reason(error);
+      if (is_fatal(error)) {
+        healthy_ = false;
+      }
+      failed_batches_.fetch_add(1);
+      if (error.connection_lost) {
+        // A COMMIT cut off may or may not have happened: the batch is answered `unavailable`,
+        // and a resent message is then `stored` or `duplicate` with its first acceptedAt.
+        connection_failed(writer_link_, error, "writer");
+      } else {
+        log_quietly(healthy_ ? log::level::error : log::level::critical,
+                    {.event = healthy_ ? "store.batch_failed" : "store.fail_stop",
+                     .outcome = "unavailable",
+                     .reason = failure,
+                     .detail = error.sqlstate + ": " + error.message});
+      }
+      break;
+    }
+  }
+  bool due = false;
+  for (auto& write : batch) {
+    if (write.committed) {
+      if (const auto* a = std::get_if<accept_write>(&write.work)) {
+        due = due || (a->result.outcome == accept_outcome::stored && !a->record.deliveries.empty());
+      } else if (const auto* r = std::get_if<replay_write>(&write.work)) {
+        due = due || (r->found && !r->discard_reason);
+      }
+    }
+    answer(write, failure);
+  }
+  if (due) {
+    notify_deliveries_due();
+  }
+}
+
+void postgres_store::notify_deliveries_due() {
+  std::function<void()> callback;
+  {
+    const std::lock_guard lock(due_mutex_);
+    callback = deliveries_due_;
+  }
+  call_quietly(callback);
+}
+
+void postgres_store::write_batch(std::vector<pending_write>& batch) {
+  run("BEGIN", {});
+  const time_point batch_time = now();
+  const std::string at = format_rfc3339_ms(batch_time);
+  const std::int64_t now_ms = to_ms(batch_time);
+  // First phase, in queue order: everything that touches messages and deliveries. The audit
+  // records of writes that took effect are only noted here.
+  for (auto& write : batch) {
+    write.audit = nullptr;
+    std::visit(
+        [&](auto& w) {
+          using kind = std::decay_t<decltype(w)>;
+          if constexpr (std::is_same_v<kind, accept_write>) {
+            write_record(write, w, at, now_ms);
+          } else if constexpr (std::is_same_v<kind, claim_write>) {
+            write_claim(w, now_ms);
+          } else if constexpr (std::is_same_v<kind, report_write>) {
+            write_report(write, w, now_ms);
+          } else if constexpr (std::is_same_v<kind, replay_write>) {
+            write_replay(write, w, now_ms);
+          } else if constexpr (std::is_same_v<kind, audit_write>) {
+            write.audit = &w.records;
+          } else if constexpr (std::is_same_v<kind, purge_write>) {
+            write_purge(write, w, now_ms);
+          }
+        },
+        write.work);
+  }
+  // Second phase: the chain, checkpoints and state, under the advisory lock (see
+  // write_chain_phase), then COMMIT, which releases the lock.
+  write_chain_phase(batch, at);
+  run("COMMIT", {});
+
+  std::size_t carried = batch.size();
+  std::uint64_t answered = 0;
+  for (auto& write : batch) {
+    write.committed = true;
+    if (const auto* a = std::get_if<accept_write>(&write.work)) {
+      answered += a->result.outcome != accept_outcome::unavailable ? 1 : 0;
+    }
+  }
+  commits_.fetch_add(1);
+  records_committed_.fetch_add(answered);
+  std::size_t largest = largest_batch_.load();
+  while (carried > largest && !largest_batch_.compare_exchange_weak(largest, carried)) {
+  }
+}
+
+void postgres_store::write_record(pending_write& write, accept_write& w, const std::string& at,
+                                  std::int64_t now_ms) {
+  const message_record& record = w.record;
+  if (const char* invalid = invalid_record(record)) {
+    // Judge the id first as SQLite does: a duplicate of a stored message stays a duplicate.
+    const result_ptr r = run(select_existing_sql, {text(record.id)});
+    if (PQntuples(r.get()) == 0) {
+      log_quietly(log::level::error,
+                  {.event = "store.invalid_record", .outcome = "unavailable", .reason = invalid});
+      w.result = unavailable("invalid-record");
+      return;
+    }
+  } else {
+    const std::string_view state = record.deliveries.empty() ? "undeliverable" : "accepted";
+    const result_ptr inserted =
+        run(insert_message_sql,
+            {text(record.id), text(record.sender), text(record.type), text(record.created),
+             text(at), text(record.body_sha256), bytes(record.body), text(state)});
+    if (PQntuples(inserted.get()) == 1) {
+      for (const auto& plan : record.deliveries) {
+        run(insert_delivery_sql,
+            {text(record.id), text(plan.recipient), text(plan.decided_by), bytes(plan.payload),
+             text(plan.withheld.empty() ? std::string_view("[]") : plan.withheld), number(now_ms)});
+      }
+      for (const auto& e : record.exclusions) {
+        run(insert_exclusion_sql,
+            {text(record.id), text(e.partner), text(e.considered), text(e.reason)});
+      }
+      w.result = accept_result{accept_outcome::stored, at, {}};
+      write.audit = &record.audit;
+      return;
+    }
+  }
+  // The id exists: committed by an earlier batch or another instance (ON CONFLICT waited for
+  // it), or inserted earlier in this very transaction. Judge the record against that row.
+  const result_ptr r = run(select_existing_sql, {text(record.id)});
+  if (PQntuples(r.get()) == 0) {
+    // Cannot happen under READ COMMITTED (the conflicting row committed); fail safe.
+    throw batch_failure{{"", "the conflicting message row vanished", false}};
+  }
+  if (get_text(r.get(), 0, 0) == record.sender && get_text(r.get(), 0, 1) == record.body_sha256) {
+    w.result = accept_result{accept_outcome::duplicate, get_text(r.get(), 0, 2), {}};
+  } else {
+    w.result = accept_result{accept_outcome::conflict, {}, {}};
+  }
+}
+
+void postgres_store::write_claim(claim_write& w, std::int64_t now_ms) {
+  w.jobs.clear();  // a batch may run again (deadlock retry)
+  if (w.max_jobs == 0) {
+    return;
+  }
+  std::vector<std::string> capped;
+  std::vector<std::int64_t> caps;
+  for (const auto& c : w.caps) {
+    capped.push_back(c.recipient);
+    caps.push_back(clamp_to_int64(c.max_jobs));
+  }
+  const result_ptr candidates =
+      run(claim_candidates_sql, {number(now_ms), number(clamp_to_int64(w.max_jobs)),
+                                 text(text_array(capped)), text(int_array(caps))});
+  const int n = PQntuples(candidates.get());
+  if (n == 0) {
+    return;
+  }
+  std::vector<std::int64_t> rids;
+  std::map<std::int64_t, std::size_t> order;  // rid -> position in the fair order
+  for (int i = 0; i < n; ++i) {
+    rids.push_back(get_int(candidates.get(), i, 0));
+    order.emplace(rids.back(), static_cast<std::size_t>(i));
+  }
+  const std::int64_t lease_ms = std::max<std::int64_t>(w.lease.count(), 0);
+  const std::int64_t lease_expires = lease_ms > std::numeric_limits<std::int64_t>::max() - now_ms
+                                         ? std::numeric_limits<std::int64_t>::max()
+                                         : now_ms + lease_ms;
+  const result_ptr leased = run(claim_lease_sql, {text(int_array(rids)), number(now_ms),
+                                                  text(w.owner), number(lease_expires)});
+  std::vector<std::pair<std::size_t, delivery_job>> jobs;
+  const int m = PQntuples(leased.get());
+  for (int i = 0; i < m; ++i) {
+    const PGresult* r = leased.get();
+    delivery_job job;
+    job.message_id = get_text(r, i, 1);
+    job.recipient = get_text(r, i, 2);
+    job.payload = get_bytes(r, i, 3);
+    job.attempt = static_cast<int>(get_int(r, i, 4));  // already attempts + 1
+    job.sender = get_text(r, i, 5);
+    job.type = get_text(r, i, 6);
+    job.accepted_at = parse_rfc3339(get_text(r, i, 7)).value_or(time_point{});
+    jobs.emplace_back(order[get_int(r, i, 0)], std::move(job));
+  }
+  std::sort(jobs.begin(), jobs.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [position, job] : jobs) {
+    w.jobs.push_back(std::move(job));
+  }
+}
+
+void postgres_store::write_report(pending_write& write, report_write& w, std::int64_t now_ms) {
+  const attempt_report& report = w.report;
+  const char* sql = nullptr;
+  std::int64_t when = now_ms;
+  std::string_view detail = cut_utf8(report.error, max_error_bytes);
+  switch (report.result) {
+    case attempt_result::delivered:
+      sql = report_delivered_sql;
+      detail = cut_utf8(report.receipt, max_receipt_bytes);
+      break;
+    case attempt_result::retry:
+      sql = report_retry_sql;
+      when = to_ms(report.next_attempt_at);
+      break;
+    case attempt_result::dead: sql = report_dead_sql; break;
+  }
+  if (sql == nullptr) {
+    throw batch_failure{{"", "unknown attempt result", false}};
+  }
+  const result_ptr r = run(sql, {text(report.message_id), text(report.recipient),
+                                 text(report.owner), number(when), bytes(detail)});
+  if (affected(r) > 0) {
+    write.audit = &report.audit;  // only a report that took effect is audited
+  }
+}
+
+void postgres_store::write_replay(pending_write& write, replay_write& w, std::int64_t now_ms) {
+  w.found = false;
+  const result_ptr r =
+      w.discard_reason ? run(discard_sql, {text(w.message_id), text(w.recipient),
+                                           bytes(cut_utf8(*w.discard_reason, max_error_bytes))})
+                       : run(replay_sql, {text(w.message_id), text(w.recipient), number(now_ms)});
+  w.found = affected(r) > 0;
+  if (w.found) {
+    write.audit = &w.audit;
+  }
+}
+
+void postgres_store::write_purge(pending_write& write, purge_write& w, std::int64_t now_ms) {
+  w.result = {};  // a batch may run again (deadlock retry)
+  w.audit.clear();
+  const std::int64_t max_rows = clamp_to_int64(std::max<std::size_t>(w.cut.max_rows, 1));
+  const result_ptr payloads = run(purge_payloads_sql, {number(to_ms(w.cut.delivered_before)),
+                                                       number(to_ms(w.cut.dead_before)),
+                                                       number(max_rows)});
+  w.result.payloads = static_cast<std::size_t>(affected(payloads));
+  const std::string delivered_before = format_rfc3339_ms(w.cut.delivered_before);
+  const result_ptr bodies =
+      run(purge_bodies_sql, {text(delivered_before), number(max_rows), number(now_ms)});
+  w.result.bodies = static_cast<std::size_t>(affected(bodies));
+  if (w.result.payloads == 0 && w.result.bodies == 0) {
+    return;
+  }
+  w.audit.push_back({.event = "retention.purged",
+                     .actor = w.cut.actor,
+                     .partner = {},
+                     .message_id = {},
+                     .details = {{"payloads", std::to_string(w.result.payloads)},
+                                 {"bodies", std::to_string(w.result.bodies)},
+                                 {"deliveredBefore", delivered_before},
+                                 {"deadBefore", format_rfc3339_ms(w.cut.dead_before)}}});
+  write.audit = &w.audit;
+}
+
+void postgres_store::write_chain_phase(std::vector<pending_write>& batch, const std::string& at) {
+  const bool needed = std::any_of(batch.begin(), batch.end(), [](const pending_write& w) {
+    return (w.audit != nullptr && !w.audit->empty()) ||
+           std::holds_alternative<checkpoint_write>(w.work) ||
+           std::holds_alternative<state_write>(w.work);
+  });
+  if (!needed) {
+    return;
+  }
+  // One lock for the chain and the state versions, taken only now, after every row lock of the
+  // first phase: a transaction that holds it never waits for another instance's rows, so it
+  // cannot take part in a deadlock. It is held until COMMIT, so the next instance reads the head
+  // (and the highest state version) this transaction committed: one chain, versions committed
+  // in order (a poller of list_state never skips a version that commits late).
+  run(lock_sql, {number(chain_lock_)});
+  std::optional<std::pair<std::int64_t, std::string>> head;
+  const auto chain_head = [&]() -> std::pair<std::int64_t, std::string>& {
+    if (!head) {
+      const result_ptr r = run(select_audit_head_sql, {});
+      head = PQntuples(r.get()) == 1
+                 ? std::make_pair(get_int(r.get(), 0, 0), get_text(r.get(), 0, 1))
+                 : std::make_pair(std::int64_t{0}, std::string(audit::genesis_hash()));
+    }
+    return *head;
+  };
+  for (auto& write : batch) {
+    if (auto* c = std::get_if<checkpoint_write>(&write.work)) {
+      const audit::checkpoint& k = c->checkpoint;
+      const result_ptr r = run(insert_checkpoint_sql, {number(k.seq), text(k.hash), text(k.at),
+                                                       text(k.signer), text(k.signature)});
+      c->added = affected(r) > 0;  // one checkpoint per seq; a second is refused, not an error
+      continue;
+    }
+    if (auto* s = std::get_if<state_write>(&write.work)) {
+      std::int64_t current = 0;
+      bool exists = false;
+      {
+        const result_ptr r = run(select_state_version_sql, {text(s->item.kind), text(s->item.key)});
+        if (PQntuples(r.get()) == 1) {
+          current = get_int(r.get(), 0, 0);
+          exists = !get_bool(r.get(), 0, 1);  // a deleted item keeps an empty tombstone
+        }
+      }
+      const bool matches = s->expected_version &&
+                           (*s->expected_version == 0 ? !exists : *s->expected_version == current);
+      if (s->expected_version && !matches) {
+        s->outcome = put_outcome::conflict;
+        s->item.version = current;
+        continue;
+      }
+      const result_ptr max = run(select_max_state_version_sql, {});
+      const std::int64_t next = get_int(max.get(), 0, 0) + 1;
+      run(upsert_state_sql, {text(s->item.kind), text(s->item.key), text(s->item.value),
+                             number(next), text(at), text(s->item.changed_by)});
+      s->item.version = next;
+      s->item.changed_at = at;
+      s->outcome = put_outcome::applied;
+      if (!s->audit.empty()) {
+        append_rows(s->audit, at, chain_head());
+      }
+      continue;
+    }
+    if (write.audit != nullptr && !write.audit->empty()) {
+      append_rows(*write.audit, at, chain_head());
+    }
+  }
+}
+
+void postgres_store::append_rows(const std::vector<audit::audit_record>& records,
+                                 const std::string& at,
+                                 std::pair<std::int64_t, std::string>& head) {
+  for (const auto& record : records) {
+    const audit::audit_row row = audit::make_row(head.first + 1, at, record, head.second);
+    run(insert_audit_sql,
+        {number(row.seq), text(row.at), text(row.event), text(row.actor), text(row.partner),
+         text(row.message_id), bytes(row.entry), text(row.hash)});
+    head = {row.seq, row.hash};
+  }
+}
+
+// ---- reader thread ----
+
+void postgres_store::reader_loop() {
+  for (;;) {
+    std::optional<pending_read> job;
+    {
+      std::unique_lock lock(read_mutex_);
+      read_cv_.wait(lock, [this] { return !reads_.empty() || reads_closed_; });
+      if (reads_.empty()) {
+        return;
+      }
+      job.emplace(std::move(reads_.front()));
+      reads_.pop_front();
+    }
+    serve(*job);
+  }
+}
+
+result_ptr postgres_store::read_query(const char* sql, const std::vector<param>& params) {
+  db_error error;
+  result_ptr r = reader_link_.conn.exec(sql, params, error);
+  if (!r) {
+    throw batch_failure{std::move(error)};
+  }
+  return r;
+}
+
+std::vector<audit::audit_row> postgres_store::audit_rows(const PGresult* r) {
+  std::vector<audit::audit_row> rows;
+  for (int i = 0; i < PQntuples(r); ++i) {
+    audit::audit_row row;
+    row.seq = get_int(r, i, 0);
+    row.at = get_text(r, i, 1);
+    row.event = get_text(r, i, 2);
+    row.actor = get_text(r, i, 3);
+    row.partner = get_text(r, i, 4);
+    row.message_id = get_text(r, i, 5);
+    row.entry = get_bytes(r, i, 6);
+    row.hash = get_text(r, i, 7);
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+std::optional<message_status> postgres_store::read_status(const std::string& id) {
+  // One snapshot for the message, its delivery rows and its exclusions.
+  read_query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", {});
+  std::optional<message_status> status;
+  const result_ptr m = read_query(select_status_sql, {text(id)});
+  if (PQntuples(m.get()) == 1) {
+    status.emplace();
+    status->id = get_text(m.get(), 0, 0);
+    status->sender = get_text(m.get(), 0, 1);
+    status->type = get_text(m.get(), 0, 2);
+    status->created = get_text(m.get(), 0, 3);
+    status->accepted_at = get_text(m.get(), 0, 4);
+    status->state = get_text(m.get(), 0, 5);
+    const result_ptr d = read_query(select_recipients_sql, {text(id)});
+    for (int i = 0; i < PQntuples(d.get()); ++i) {
+      const PGresult* r = d.get();
+      recipient_status s;
+      s.recipient = get_text(r, i, 0);
+      s.decided_by = get_text(r, i, 1);
+      s.state = get_text(r, i, 2);
+      s.attempts = static_cast<int>(get_int(r, i, 3));
+      if (s.state == "pending" || s.state == "retrying") {
+        s.next_attempt_at = from_ms(get_int(r, i, 4));
+      }
+      s.last_error = get_bytes(r, i, 5);
+      if (PQgetisnull(r, i, 6) == 0) {
+        s.delivered_at = from_ms(get_int(r, i, 6));
+      }
+      s.receipt = get_bytes(r, i, 7);
+      s.withheld = get_text(r, i, 8);
+      status->recipients.push_back(std::move(s));
+    }
+    const result_ptr x = read_query(select_exclusions_sql, {text(id)});
+    for (int i = 0; i < PQntuples(x.get()); ++i) {
+      status->exclusions.push_back(
+          {get_text(x.get(), i, 0), get_text(x.get(), i, 1), get_text(x.get(), i, 2)});
+    }
+  }
+  read_query("COMMIT", {});
+  return status;
+}
+
+void postgres_store::serve(pending_read& read) {
+  if (!healthy_ || !ensure_connected(reader_link_, "reader")) {
+    fail_read(read);
+    return;
+  }
+  try {
+    std::visit(
+        [this](auto& r) {
+          using kind = std::decay_t<decltype(r)>;
+          if constexpr (std::is_same_v<kind, find_read>) {
+            auto status = read_status(r.id);
+            call_quietly(r.handler, std::move(status), true);
+          } else if constexpr (std::is_same_v<kind, dead_read>) {
+            const result_ptr res = read_query(select_dead_sql, {number(clamp_to_int64(r.limit))});
+            std::vector<dead_letter> dead;
+            for (int i = 0; i < PQntuples(res.get()); ++i) {
+              const PGresult* p = res.get();
+              dead.push_back({get_text(p, i, 0), get_text(p, i, 1), get_text(p, i, 2),
+                              get_text(p, i, 3), static_cast<int>(get_int(p, i, 4)),
+                              get_bytes(p, i, 5), from_ms(get_int(p, i, 6))});
+            }
+            call_quietly(r.handler, std::move(dead), true);
+          } else if constexpr (std::is_same_v<kind, audit_read>) {
+            const result_ptr res = read_query(
+                select_audit_sql, {number(r.after_seq), number(clamp_to_int64(r.limit))});
+            call_quietly(r.handler, audit_rows(res.get()), true);
+          } else if constexpr (std::is_same_v<kind, head_read>) {
+            const result_ptr res = read_query(select_audit_last_sql, {});
+            auto rows = audit_rows(res.get());
+            std::optional<audit::audit_row> head;
+            if (!rows.empty()) {
+              head = std::move(rows.front());
+            }
+            call_quietly(r.handler, std::move(head), true);
+          } else if constexpr (std::is_same_v<kind, checkpoints_read>) {
+            const result_ptr res = read_query(select_checkpoints_sql, {});
+            std::vector<audit::checkpoint> checkpoints;
+            for (int i = 0; i < PQntuples(res.get()); ++i) {
+              const PGresult* p = res.get();
+              checkpoints.push_back({get_int(p, i, 0), get_text(p, i, 1), get_text(p, i, 2),
+                                     get_text(p, i, 3), get_text(p, i, 4)});
+            }
+            call_quietly(r.handler, std::move(checkpoints), true);
+          } else if constexpr (std::is_same_v<kind, register_read>) {
+            const result_ptr res =
+                read_query(select_register_sql, {text(r.from_month), text(r.to_month)});
+            std::vector<transfer_count> rows;
+            for (int i = 0; i < PQntuples(res.get()); ++i) {
+              const PGresult* p = res.get();
+              rows.push_back({get_text(p, i, 0), get_text(p, i, 1), get_text(p, i, 2),
+                              get_text(p, i, 3), static_cast<std::size_t>(get_int(p, i, 4))});
+            }
+            call_quietly(r.handler, std::move(rows), true);
+          } else if constexpr (std::is_same_v<kind, queue_read>) {
+            const result_ptr res = read_query(select_queue_stats_sql, {});
+            std::vector<queue_stat> stats;
+            for (int i = 0; i < PQntuples(res.get()); ++i) {
+              const PGresult* p = res.get();
+              const auto count = [p, i](int c) {
+                return static_cast<std::size_t>(get_int(p, i, c));
+              };
+              stats.push_back({get_text(p, i, 0), count(1), count(2), count(3), count(4), count(5),
+                               count(6), get_text(p, i, 7)});
+            }
+            call_quietly(r.handler, std::move(stats), true);
+          } else {
+            const result_ptr res =
+                read_query(select_state_sql, {number(r.after_version), text(r.kind)});
+            std::vector<state_item> items;
+            for (int i = 0; i < PQntuples(res.get()); ++i) {
+              const PGresult* p = res.get();
+              items.push_back({get_text(p, i, 0), get_text(p, i, 1), get_text(p, i, 2),
+                               get_int(p, i, 3), get_text(p, i, 4), get_text(p, i, 5)});
+            }
+            call_quietly(r.handler, std::move(items), true);
+          }
+        },
+        read);
+  } catch (const batch_failure& f) {
+    if (f.error.connection_lost) {
+      connection_failed(reader_link_, f.error, "reader");
+    } else {
+      db_error ignored;
+      reader_link_.conn.exec_simple("ROLLBACK", ignored);
+      if (is_fatal(f.error)) {
+        healthy_ = false;
+      }
+      log_quietly(log::level::error, {.event = "store.read_failed",
+                                      .reason = failure_reason(f.error),
+                                      .detail = f.error.sqlstate + ": " + f.error.message});
+    }
+    fail_read(read);
+  } catch (...) {
+    db_error ignored;
+    reader_link_.conn.exec_simple("ROLLBACK", ignored);
+    fail_read(read);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public functions
+
+std::unique_ptr<message_store> open_postgres_store(const postgres_options& options) {
+  return std::make_unique<postgres_store>(options);
+}
+
+postgres_store_stats postgres_stats(const message_store& store) {
+  if (const auto* pg = dynamic_cast<const postgres_store*>(&store)) {
+    return pg->stats();
+  }
+  return {};
+}
+
+bool dsn_has_password(const std::string& dsn) {
+  std::vector<std::string> keywords;
+  std::vector<std::string> values;
+  bool has_password = false;
+  parse_dsn(dsn, keywords, values, has_password);
+  return has_password;
+}
+
+}  // namespace mxgw::store

@@ -54,10 +54,18 @@ std::vector<config::config_problem> check_config(const std::filesystem::path& fi
         identity::partner_registry::load(out.partners_file, problems, &formats));
     if (!out.listener.tls.certificate.empty() && !out.listener.tls.private_key.empty() &&
         problems.empty()) {
+      auto accept_all = [](X509*) { return std::string(); };
       try {
-        net::make_server_context(out.listener.tls, partners);
+        net::make_server_context(out.listener.tls, accept_all);
       } catch (const std::exception& e) {
         problems.push_back({file.string(), "/listener/tls", e.what()});
+      }
+      if (out.admin.enabled) {
+        try {
+          net::make_server_context(out.admin.listener.tls, accept_all, {}, "mxgw-admin");
+        } catch (const std::exception& e) {
+          problems.push_back({file.string(), "/admin", e.what()});
+        }
       }
     }
   }

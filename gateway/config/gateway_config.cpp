@@ -1,9 +1,12 @@
 // gateway.json loader: strict (unknown members are errors, so typos do not become silent defaults).
 #include "gateway/config/gateway_config.hpp"
 
+#include <fstream>
 #include <set>
+#include <sstream>
 
 #include "gateway/common/json.hpp"
+#include "gateway/identity/cert_authority.hpp"
 
 namespace mxgw::config {
 namespace {
@@ -139,8 +142,8 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   const auto base = std::filesystem::absolute(file).parent_path();
   reader r(file.string(), problems, base);
   r.only(doc, "",
-         {"threads", "listener", "store", "delivery", "partners", "routing", "schema_dir",
-          "mappings_dir", "log", "description"});
+         {"threads", "listener", "store", "delivery", "admin", "partners", "routing",
+          "schema_dir", "mappings_dir", "log", "description"});
   r.number(doc, "threads", "", config.threads, 0, 256);
 
   if (const auto* l = r.object(doc, "listener", "")) {
@@ -238,6 +241,62 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
       r.number(*o, "max_in_flight", at, d.max_in_flight, 1, 100'000);
       r.number(*o, "breaker_failures", at, d.breaker_failures, 1, 1000);
       r.number(*o, "breaker_open_ms", at, d.breaker_open_ms, 100, 3'600'000);
+    }
+  }
+  if (const auto* a = r.object(doc, "admin", "")) {
+    const std::string at = "/admin";
+    auto& admin = config.admin;
+    admin.enabled = true;
+    admin.listener.port = 9443;
+    admin.listener.tls.certificate = config.listener.tls.certificate;
+    admin.listener.tls.private_key = config.listener.tls.private_key;
+    admin.listener.limits = listener_limits{};
+    r.only(*a, at,
+           {"address", "port", "certificate", "private_key", "admin_cas", "crl", "signing_dir",
+            "state_poll_ms", "default_overlap_days", "default_validity_days", "description"});
+    r.string(*a, "address", at, admin.listener.address);
+    r.number(*a, "port", at, admin.listener.port, 0, 65535);
+    r.path(*a, "certificate", at, admin.listener.tls.certificate, true);
+    r.path(*a, "private_key", at, admin.listener.tls.private_key, true);
+    r.paths(*a, "admin_cas", at, admin.listener.tls.partner_cas);
+    r.paths(*a, "crl", at, admin.listener.tls.crls);
+    r.path(*a, "signing_dir", at, admin.signing_dir, true);
+    r.number(*a, "state_poll_ms", at, admin.state_poll_ms, 100, 600'000);
+    r.number(*a, "default_overlap_days", at, admin.default_overlap_days, 0, 365);
+    r.number(*a, "default_validity_days", at, admin.default_validity_days, 1, 825);
+    if (admin.listener.tls.partner_cas.empty()) {
+      r.problem(at + "/admin_cas", "needs at least one administrators' trust anchor");
+    }
+    if (config.listener.port != 0 && admin.listener.port == config.listener.port &&
+        admin.listener.address == config.listener.address) {
+      r.problem(at + "/port", "must differ from the partner listener's port");
+    }
+    // The admin anchors must not also be partner anchors: a partner's certificate would then
+    // chain on the admin port, and an admin's on the partner port.
+    auto fingerprint = [](const std::filesystem::path& pem_file) -> std::string {
+      try {
+        std::ifstream in(pem_file, std::ios::binary);
+        std::ostringstream text;
+        text << in.rdbuf();
+        return identity::sha256_fingerprint_of_pem(text.str());
+      } catch (const std::exception&) {
+        return {};
+      }
+    };
+    const auto& admin_cas = admin.listener.tls.partner_cas;
+    for (std::size_t i = 0; i < admin_cas.size(); ++i) {
+      const auto admin_fp = fingerprint(admin_cas[i]);
+      if (std::filesystem::exists(admin_cas[i]) && admin_fp.empty()) {
+        r.problem(at + "/admin_cas/" + std::to_string(i), "holds no PEM certificate");
+      }
+      for (const auto& partner_ca : config.listener.tls.partner_cas) {
+        if (admin_cas[i].lexically_normal() == partner_ca.lexically_normal() ||
+            (!admin_fp.empty() && admin_fp == fingerprint(partner_ca))) {
+          r.problem(at + "/admin_cas/" + std::to_string(i),
+                    "is also a partner trust anchor (" + partner_ca.string() +
+                        "); administrators need their own CA");
+        }
+      }
     }
   }
   r.path(doc, "routing", "", config.routing_file, true);

@@ -11,7 +11,10 @@
 #include "adapters/adapter.hpp"
 #include "gateway/common/digest.hpp"
 #include "gateway/common/json.hpp"
+#include "gateway/common/live.hpp"
 #include "gateway/common/log.hpp"
+#include "gateway/common/metrics.hpp"
+#include "gateway/identity/trust_state.hpp"
 #include "gateway/common/time.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/domain_checks.hpp"
@@ -150,12 +153,14 @@ response method_not_allowed(std::string_view allow) {
 }  // namespace
 
 partner_api::partner_api(std::shared_ptr<const pipeline::canonical_checker> checker,
-                         std::shared_ptr<const identity::partner_registry> partners,
-                         std::shared_ptr<const pipeline::routing_rules> rules,
-                         std::shared_ptr<store::message_store> store, api_limits limits)
+                         std::shared_ptr<const identity::trust_store> trust,
+                         std::shared_ptr<const live<pipeline::routing_rules>> rules,
+                         std::shared_ptr<store::message_store> store, api_limits limits,
+                         std::shared_ptr<metrics> counters)
     : checker_(std::move(checker)),
-      partners_(std::move(partners)),
+      trust_(std::move(trust)),
       rules_(std::move(rules)),
+      metrics_(std::move(counters)),
       store_(std::move(store)),
       limits_(limits) {}
 
@@ -262,7 +267,8 @@ void partner_api::inbound(const request& req, std::string_view format_id,
                  "There is no such inbound format; canonical messages go to /v1/messages."));
     return;
   }
-  const identity::partner* sender = partners_->find(req.partner);
+  const auto trust = trust_->current();
+  const identity::partner* sender = trust->partners.find(req.partner);
   if (sender == nullptr || sender->adapter != format->id()) {
     refuse(req, start, done,
            problem(403, "wrong-format", "Wrong format for this partner",
@@ -308,6 +314,10 @@ void partner_api::inbound(const request& req, std::string_view format_id,
 void partner_api::refuse(const request& req, std::chrono::steady_clock::time_point start,
                          const std::function<void(response)>& done, response r,
                          std::string_view reason, std::string_view message_id) const {
+  if (metrics_) {
+    metrics_->add("mxgw_messages_refused_total",
+                  "reason=\"" + prometheus_label_value(reason) + "\"");
+  }
   log::info({.event = "message.refused",
              .message_id = message_id,
              .partner = req.partner,
@@ -326,7 +336,10 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
                          std::string_view reference) const {
   // Decide who receives it (routing rules, then policy per recipient) before storing, so the
   // message and its delivery rows are committed together.
-  const auto decision = pipeline::route(*doc, req.partner, *partners_, *rules_, checker_->tables());
+  const auto trust = trust_->current();
+  const auto rules = rules_->get();
+  const auto decision =
+      pipeline::route(*doc, req.partner, trust->partners, *rules, checker_->tables());
   if (!decision.error.empty()) {
     refuse(req, start, done,
            refusal(format, 403, "not-permitted", "Not permitted",
@@ -341,7 +354,7 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
                                sha256_hex(req.body), std::move(canonical)};
   for (const auto& plan : decision.recipients) {
     // Each recipient gets its own copy (withheld fields removed), in its own format.
-    auto payload = encode_for(*doc, plan);
+    auto payload = encode_for(*doc, plan, trust->partners);
     if (!payload) {
       record.exclusions.push_back({plan.partner_id, plan.decided_by, "format-cannot-express"});
       continue;
@@ -357,7 +370,8 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
   store_->accept(
       std::move(record),
       [done = std::move(done), id = verdict.id, type = verdict.type, partner, peer, start, format,
-       receipt, tables = &checker_->tables()](store::accept_result result) mutable {
+       receipt, tables = &checker_->tables(),
+       counters = metrics_](store::accept_result result) mutable {
         log::fields f{.event = "message.accepted",
                       .message_id = id,
                       .partner = partner,
@@ -403,15 +417,24 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
         }
         f.status = r.status;
         f.latency_ms = ms_since(start);
+        if (counters) {
+          if (result.outcome == store::accept_outcome::stored) {
+            counters->add("mxgw_messages_accepted_total");
+          } else if (result.outcome != store::accept_outcome::duplicate) {
+            counters->add("mxgw_messages_refused_total",
+                          "reason=\"" + std::string(f.reason) + "\"");
+          }
+        }
         log::write(r.status >= 500 ? log::level::error : log::level::info, f);
         done(std::move(r));
       });
 }
 
-std::optional<std::string> partner_api::encode_for(const rapidjson::Value& message,
-                                                   const pipeline::recipient_plan& plan) const {
+std::optional<std::string> partner_api::encode_for(
+    const rapidjson::Value& message, const pipeline::recipient_plan& plan,
+    const identity::partner_registry& partners) const {
   std::string canonical = pipeline::render_for(message, plan);
-  const identity::partner* recipient = partners_->find(plan.partner_id);
+  const identity::partner* recipient = partners.find(plan.partner_id);
   const adapters::adapter* format =
       recipient == nullptr ? nullptr : adapters::find_adapter(recipient->adapter);
   if (format == nullptr || format->id() == "mx") {

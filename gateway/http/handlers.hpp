@@ -23,8 +23,14 @@ namespace mxgw::adapters {
 class adapter;
 }
 namespace mxgw::identity {
+class trust_store;
 class partner_registry;
-}
+}  // namespace mxgw::identity
+namespace mxgw {
+class metrics;
+template <typename T>
+class live;
+}  // namespace mxgw
 namespace mxgw::store {
 class message_store;
 }
@@ -38,8 +44,9 @@ struct request {
   std::string_view target;
   std::string_view content_type;
   std::string_view body;
-  std::string_view partner;
+  std::string_view partner;  ///< the principal: partner id (partner listener) or admin name
   std::string_view peer;
+  std::string_view if_match;  ///< the If-Match header, when sent (admin API)
 };
 
 struct api_limits {
@@ -48,10 +55,13 @@ struct api_limits {
 
 class partner_api {
  public:
+  /// `trust` and `rules` are live: every request reads the snapshot in force when it arrives.
+  /// `counters` may be null.
   partner_api(std::shared_ptr<const pipeline::canonical_checker> checker,
-              std::shared_ptr<const identity::partner_registry> partners,
-              std::shared_ptr<const pipeline::routing_rules> rules,
-              std::shared_ptr<store::message_store> store, api_limits limits = {});
+              std::shared_ptr<const identity::trust_store> trust,
+              std::shared_ptr<const live<pipeline::routing_rules>> rules,
+              std::shared_ptr<store::message_store> store, api_limits limits = {},
+              std::shared_ptr<metrics> counters = nullptr);
 
   /// Routes and answers one request. `done` is called exactly once, possibly on a store thread,
   /// after the request has been fully handled (for an accepted message: after the durable commit).
@@ -72,12 +82,14 @@ class partner_api {
               const std::function<void(response)>& done, response r, std::string_view reason,
               std::string_view message_id) const;
   std::optional<std::string> encode_for(const rapidjson::Value& message,
-                                        const pipeline::recipient_plan& plan) const;
+                                        const pipeline::recipient_plan& plan,
+                                        const identity::partner_registry& partners) const;
   void status(const request& req, std::string_view id, std::function<void(response)> done) const;
 
   std::shared_ptr<const pipeline::canonical_checker> checker_;
-  std::shared_ptr<const identity::partner_registry> partners_;
-  std::shared_ptr<const pipeline::routing_rules> rules_;
+  std::shared_ptr<const identity::trust_store> trust_;
+  std::shared_ptr<const live<pipeline::routing_rules>> rules_;
+  std::shared_ptr<metrics> metrics_;
   std::shared_ptr<store::message_store> store_;
   api_limits limits_;
 };

@@ -503,7 +503,10 @@ void store_records(call c, std::vector<identity::certificate_record> records,
                          .changed_at = {},
                          .changed_by = c.actor};
   auto state = c.ctx.state;
-  state->change(std::move(item), expected[index], {audit[index]},
+  // Copied before the handler below takes the vectors over.
+  const auto expected_version = expected[index];
+  std::vector<audit::audit_record> this_audit{audit[index]};
+  state->change(std::move(item), expected_version, std::move(this_audit),
                 [c, records = std::move(records), expected = std::move(expected),
                  audit = std::move(audit), index,
                  finish = std::move(finish)](store::put_outcome outcome, std::int64_t) mutable {

@@ -121,8 +121,8 @@ class session : public std::enable_shared_from_this<session> {
   // Called after a revocation or a partner was disabled: the connection is closed now, whatever
   // it is doing (an answer being computed is dropped with it).
   void close_now() {
+    closed_ = true;  // at once: a request that arrives from now on is not answered
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
-      self->closed_ = true;
       beast::error_code ignored;
       beast::get_lowest_layer(self->stream_).socket().shutdown(tcp::socket::shutdown_both,
                                                                ignored);
@@ -198,7 +198,7 @@ class session : public std::enable_shared_from_this<session> {
 
   void on_idle_read(beast::error_code ec, std::size_t bytes) {
     idle_ = false;
-    if (ec) {
+    if (ec || closed_) {
       if (ec == beast::error::timeout || ec == asio::error::operation_aborted) {
         do_shutdown();
       }
@@ -229,6 +229,9 @@ class session : public std::enable_shared_from_this<session> {
   void on_body(beast::error_code ec, std::size_t) {
     if (ec) {
       return on_read_error(ec, "body");
+    }
+    if (closed_) {
+      return;  // trust was withdrawn while the request arrived
     }
     ++server_->requests;
     handle();
@@ -380,7 +383,7 @@ class session : public std::enable_shared_from_this<session> {
 
   connected_peer peer_info_;
   bool idle_ = false;
-  bool closed_ = false;
+  std::atomic<bool> closed_{false};
   bool registered_ = false;
   bool linger_after_write_ = false;
   bool lingering_ = false;

@@ -7,9 +7,9 @@
 
 #include <algorithm>
 #include <array>
-#include <map>
 #include <cctype>
 #include <charconv>
+#include <map>
 
 #include "gateway/admin/admin_state.hpp"
 #include "gateway/common/json.hpp"
@@ -118,7 +118,8 @@ std::optional<std::int64_t> if_match_version(std::string_view header) {
 response precondition_failed(std::int64_t current) {
   auto r = problem(412, "precondition-failed", "Precondition failed",
                    "The item changed since the version in If-Match; read it again (current "
-                   "version " + std::to_string(current) + ").");
+                   "version " +
+                       std::to_string(current) + ").");
   r.headers.emplace_back("ETag", etag(current));
   return r;
 }
@@ -130,8 +131,8 @@ bool is_reason_code(std::string_view s) {
 }
 
 constexpr std::array<std::string_view, 8> revocation_reasons = {
-    "unspecified",          "keyCompromise",   "cACompromise",     "affiliationChanged",
-    "superseded",           "cessationOfOperation", "certificateHold", "privilegeWithdrawn"};
+    "unspecified", "keyCompromise",        "cACompromise",    "affiliationChanged",
+    "superseded",  "cessationOfOperation", "certificateHold", "privilegeWithdrawn"};
 
 std::optional<std::int64_t> int_param(const query_map& query, const char* name,
                                       std::int64_t fallback, std::int64_t min, std::int64_t max) {
@@ -140,8 +141,7 @@ std::optional<std::int64_t> int_param(const query_map& query, const char* name,
     return fallback;
   }
   std::int64_t value = 0;
-  auto [end, ec] =
-      std::from_chars(it->second.data(), it->second.data() + it->second.size(), value);
+  auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), value);
   if (ec != std::errc() || end != it->second.data() + it->second.size() || value < min ||
       value > max) {
     return std::nullopt;
@@ -240,8 +240,12 @@ struct call {
   }
 
   void log_change(std::string_view event, std::string_view partner, int status) const {
-    log::info({.event = event, .partner = partner, .outcome = "admin", .peer = req.peer,
-               .detail = actor, .status = status});
+    log::info({.event = event,
+               .partner = partner,
+               .outcome = "admin",
+               .peer = req.peer,
+               .detail = actor,
+               .status = status});
   }
 };
 
@@ -297,15 +301,15 @@ void store_partner(const call& c, identity::partner p, std::optional<std::int64_
   auto audit = std::vector<audit::audit_record>{c.record(event, id, std::move(details))};
   c.state().change(std::move(item), expected, std::move(audit),
                    [c, id, event, status, body = identity::to_json(p)](store::put_outcome outcome,
-                                                                     std::int64_t version) {
+                                                                       std::int64_t version) {
                      if (outcome == store::put_outcome::failed) {
                        return c.done(store_failed());
                      }
                      if (outcome == store::put_outcome::conflict) {
-                       return c.done(status == 201 ? problem(409, "partner-exists",
-                                                             "Partner exists",
-                                                             "A partner with this id exists.")
-                                                   : precondition_failed(version));
+                       return c.done(status == 201
+                                         ? problem(409, "partner-exists", "Partner exists",
+                                                   "A partner with this id exists.")
+                                         : precondition_failed(version));
                      }
                      c.log_change(event, id, status);
                      auto r = json_response(status, [&](writer& w) {
@@ -331,8 +335,8 @@ std::optional<identity::partner> partner_from_body(const call& c) {
     return std::nullopt;
   }
   std::vector<identity::config_problem> problems;
-  auto p = identity::partner_registry::parse_partner(doc, "", problems, "body",
-                                                     &c.state().adapters());
+  auto p =
+      identity::partner_registry::parse_partner(doc, "", problems, "body", &c.state().adapters());
   if (!p) {
     c.done(invalid("The partner definition has problems; see errors.", field_errors(problems)));
     return std::nullopt;
@@ -445,7 +449,8 @@ void set_enabled(const call& c, const std::string& id, bool enabled) {
 
 // --- certificates -------------------------------------------------------------------------------
 
-void list_certificates(const call& c, std::string_view partner, std::optional<std::int64_t> within_days) {
+void list_certificates(const call& c, std::string_view partner,
+                       std::optional<std::int64_t> within_days) {
   const auto trust = c.state().trust();
   const auto now = c.now();
   std::vector<const identity::certificate_record*> records;
@@ -506,22 +511,22 @@ void store_records(call c, std::vector<identity::certificate_record> records,
   // Copied before the handler below takes the vectors over.
   const auto expected_version = expected[index];
   std::vector<audit::audit_record> this_audit{audit[index]};
-  state->change(std::move(item), expected_version, std::move(this_audit),
-                [c, records = std::move(records), expected = std::move(expected),
-                 audit = std::move(audit), index,
-                 finish = std::move(finish)](store::put_outcome outcome, std::int64_t) mutable {
-                  if (outcome == store::put_outcome::failed) {
-                    return c.done(store_failed());
-                  }
-                  if (outcome == store::put_outcome::conflict) {
-                    return c.done(problem(409, "conflict", "Changed concurrently",
-                                          "The certificate record changed meanwhile; read it "
-                                          "again."));
-                  }
-                  c.log_change(audit[index].event, records[index].partner_id, 200);
-                  store_records(c, std::move(records), std::move(expected), std::move(audit),
-                                index + 1, std::move(finish));
-                });
+  state->change(
+      std::move(item), expected_version, std::move(this_audit),
+      [c, records = std::move(records), expected = std::move(expected), audit = std::move(audit),
+       index, finish = std::move(finish)](store::put_outcome outcome, std::int64_t) mutable {
+        if (outcome == store::put_outcome::failed) {
+          return c.done(store_failed());
+        }
+        if (outcome == store::put_outcome::conflict) {
+          return c.done(problem(409, "conflict", "Changed concurrently",
+                                "The certificate record changed meanwhile; read it "
+                                "again."));
+        }
+        c.log_change(audit[index].event, records[index].partner_id, 200);
+        store_records(c, std::move(records), std::move(expected), std::move(audit), index + 1,
+                      std::move(finish));
+      });
 }
 
 struct new_certificate {
@@ -558,8 +563,8 @@ std::optional<new_certificate> certificate_from_body(const call& c, const rapidj
                        "This gateway has no admin.signing_dir; register a certificate instead."));
         return std::nullopt;
       }
-      const auto issued = identity::certs_sign_partner_csr(
-          c.ctx.options.signing_dir, partner_id, string_member(doc, "csr"), validity);
+      const auto issued = identity::certs_sign_partner_csr(c.ctx.options.signing_dir, partner_id,
+                                                           string_member(doc, "csr"), validity);
       out.cert_pem = issued.cert_pem;
       r.source = "enrolled";
     } else if (doc.HasMember("certificate")) {
@@ -674,7 +679,8 @@ void add_certificate(const call& c, const std::string& partner_id, bool rotate) 
   std::vector<identity::certificate_record> retiring;
   if (rotate) {
     // Every certificate of the partner still active keeps working until the overlap ends.
-    const std::string until = format_rfc3339_ms(std::chrono::floor<std::chrono::seconds>(now + overlap));
+    const std::string until =
+        format_rfc3339_ms(std::chrono::floor<std::chrono::seconds>(now + overlap));
     for (const auto& [fp, r] : c.state().trust()->certificates) {
       if (r.partner_id != partner_id || r.state != identity::certificate_state::active) {
         continue;
@@ -695,10 +701,9 @@ void add_certificate(const call& c, const std::string& partner_id, bool rotate) 
                                 {"replacedBy", added->record.fingerprint}}));
     }
   }
-  store_records(c, std::move(records), std::move(expected), std::move(audit), 0,
-                [added = std::move(*added), now, retiring] {
-                  return issued_response(added, now, retiring);
-                });
+  store_records(
+      c, std::move(records), std::move(expected), std::move(audit), 0,
+      [added = std::move(*added), now, retiring] { return issued_response(added, now, retiring); });
 }
 
 void revoke_certificate(const call& c, const std::string& fingerprint_text) {
@@ -722,8 +727,8 @@ void revoke_certificate(const call& c, const std::string& fingerprint_text) {
     return c.done(not_found("There is no recorded or pinned certificate with this fingerprint."));
   }
   if (record.state == identity::certificate_state::revoked) {
-    return c.done(problem(409, "already-revoked", "Already revoked",
-                          "This certificate was revoked before."));
+    return c.done(
+        problem(409, "already-revoked", "Already revoked", "This certificate was revoked before."));
   }
   rapidjson::Document doc;
   if (auto refusal = read_body(c.req, doc, c.ctx.options.max_json_depth)) {
@@ -733,9 +738,10 @@ void revoke_certificate(const call& c, const std::string& fingerprint_text) {
   if (std::find(revocation_reasons.begin(), revocation_reasons.end(), reason) ==
       revocation_reasons.end()) {
     return c.done(invalid("Give an RFC 5280 revocation reason.",
-                          {{"/reason", "must be one of unspecified, keyCompromise, cACompromise, "
-                                       "affiliationChanged, superseded, cessationOfOperation, "
-                                       "certificateHold, privilegeWithdrawn"}}));
+                          {{"/reason",
+                            "must be one of unspecified, keyCompromise, cACompromise, "
+                            "affiliationChanged, superseded, cessationOfOperation, "
+                            "certificateHold, privilegeWithdrawn"}}));
   }
   const std::string before(identity::to_string(record.state));
   record.state = identity::certificate_state::revoked;
@@ -749,8 +755,8 @@ void revoke_certificate(const call& c, const std::string& fingerprint_text) {
         identity::certs_revoke(dir, record.serial_hex);
       }
     } catch (const identity::cert_error& e) {
-      log::warn({.event = "admin.crl_not_updated", .partner = record.partner_id,
-                 .detail = e.what()});
+      log::warn(
+          {.event = "admin.crl_not_updated", .partner = record.partner_id, .detail = e.what()});
     }
   }
   auto audit = c.record("cert.revoked", record.partner_id,
@@ -760,8 +766,8 @@ void revoke_certificate(const call& c, const std::string& fingerprint_text) {
                          {"before.state", before},
                          {"after.state", "revoked"}});
   const auto now = c.now();
-  store_records(c, {record}, {c.state().version_of(kind_certificate, record.fingerprint)},
-                {audit}, 0, [record, now] {
+  store_records(c, {record}, {c.state().version_of(kind_certificate, record.fingerprint)}, {audit},
+                0, [record, now] {
                   return json_response(200, [&](writer& w) { write_record(w, record, now); });
                 });
 }
@@ -796,11 +802,11 @@ void replace_routing(const call& c) {
   }
   std::vector<identity::config_problem> problems;
   const auto trust = c.state().trust();
-  auto rules = pipeline::routing_rules::parse(doc, "body", problems, trust->partners,
-                                              c.state().tables());
+  auto rules =
+      pipeline::routing_rules::parse(doc, "body", problems, trust->partners, c.state().tables());
   if (!problems.empty()) {
-    return c.done(invalid("The routing rules have problems; nothing changed.",
-                          field_errors(problems)));
+    return c.done(
+        invalid("The routing rules have problems; nothing changed.", field_errors(problems)));
   }
   const auto before = c.state().routing();
   store::state_item item{.kind = std::string(kind_routing),
@@ -809,10 +815,10 @@ void replace_routing(const call& c) {
                          .version = 0,
                          .changed_at = {},
                          .changed_by = c.actor};
-  auto audit = std::vector<audit::audit_record>{c.record(
-      "routing.replaced", {},
-      {{"before.rules", std::to_string(before.rules ? before.rules->size() : 0)},
-       {"after.rules", std::to_string(rules.size())}})};
+  auto audit = std::vector<audit::audit_record>{
+      c.record("routing.replaced", {},
+               {{"before.rules", std::to_string(before.rules ? before.rules->size() : 0)},
+                {"after.rules", std::to_string(rules.size())}})};
   c.state().change(std::move(item), current, std::move(audit),
                    [c](store::put_outcome outcome, std::int64_t version) {
                      if (outcome == store::put_outcome::failed) {
@@ -965,8 +971,14 @@ void audit_query(const call& c, const query_map& query) {
     std::vector<audit::audit_row> found;
     std::int64_t next = 0;
   };
-  auto s = std::make_shared<scan>(scan{want("event"), want("partner"), want("message"), since,
-                                       until, static_cast<std::size_t>(*limit), {}, *after});
+  auto s = std::make_shared<scan>(scan{want("event"),
+                                       want("partner"),
+                                       want("message"),
+                                       since,
+                                       until,
+                                       static_cast<std::size_t>(*limit),
+                                       {},
+                                       *after});
   auto step = std::make_shared<std::function<void()>>();
   *step = [c, s, step, store = c.ctx.store]() {
     store->read_audit(s->next, 500, [c, s, step](std::vector<audit::audit_row> rows, bool ok) {
@@ -1019,14 +1031,16 @@ void audit_query(const call& c, const query_map& query) {
   first();
 }
 
-// --- metrics and export ---------------------------------------------------------------------------
+// --- metrics and export
+// ---------------------------------------------------------------------------
 
 void metrics_text(const call& c) {
   const auto trust = c.state().trust();
   const auto now = c.now();
-  std::string certs = "# HELP mxgw_certificate_expiry_days Days until a recorded partner "
-                      "certificate's notAfter (negative: expired).\n"
-                      "# TYPE mxgw_certificate_expiry_days gauge\n";
+  std::string certs =
+      "# HELP mxgw_certificate_expiry_days Days until a recorded partner "
+      "certificate's notAfter (negative: expired).\n"
+      "# TYPE mxgw_certificate_expiry_days gauge\n";
   for (const auto& [fp, r] : trust->certificates) {
     const auto not_after = parse_rfc3339(r.not_after);
     if (!not_after || r.state == identity::certificate_state::revoked) {
@@ -1044,12 +1058,13 @@ void metrics_text(const call& c) {
   c.ctx.store->queue_stats([c, text](std::vector<store::queue_stat> stats, bool ok) {
     std::string out = text;
     if (ok) {
-      out += "# HELP mxgw_queue_depth Deliveries waiting per recipient and state.\n"
-             "# TYPE mxgw_queue_depth gauge\n";
+      out +=
+          "# HELP mxgw_queue_depth Deliveries waiting per recipient and state.\n"
+          "# TYPE mxgw_queue_depth gauge\n";
       for (const auto& s : stats) {
-        for (auto [state, value] : {std::pair{"pending", s.pending},
-                                    std::pair{"delivering", s.delivering},
-                                    std::pair{"retrying", s.retrying}, std::pair{"dead", s.dead}}) {
+        for (auto [state, value] :
+             {std::pair{"pending", s.pending}, std::pair{"delivering", s.delivering},
+              std::pair{"retrying", s.retrying}, std::pair{"dead", s.dead}}) {
           out += "mxgw_queue_depth{partner=\"" + prometheus_label_value(s.recipient) +
                  "\",state=\"" + state + "\"} " + std::to_string(value) + "\n";
         }
@@ -1094,9 +1109,8 @@ void export_state(const call& c) {
 admin_api::admin_api(std::shared_ptr<state_manager> state,
                      std::shared_ptr<store::message_store> store, admin_api_options options,
                      std::shared_ptr<metrics> counters, std::function<std::string()> extra_metrics)
-    : ctx_(std::make_shared<context>(context{std::move(state), std::move(store),
-                                             std::move(options), std::move(counters),
-                                             std::move(extra_metrics)})) {}
+    : ctx_(std::make_shared<context>(context{std::move(state), std::move(store), std::move(options),
+                                             std::move(counters), std::move(extra_metrics)})) {}
 
 void admin_api::handle(const http::request& req, done_fn done) const {
   auto url = boost::urls::parse_origin_form(req.target);

@@ -20,8 +20,8 @@ std::string_view to_string(certificate_state state) {
 }
 
 std::optional<certificate_state> certificate_state_from(std::string_view text) {
-  for (auto s : {certificate_state::active, certificate_state::retiring,
-                 certificate_state::revoked}) {
+  for (auto s :
+       {certificate_state::active, certificate_state::retiring, certificate_state::revoked}) {
     if (to_string(s) == text) {
       return s;
     }

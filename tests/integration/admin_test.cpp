@@ -172,8 +172,7 @@ TEST_F(Admin, AdminCaCertificateWithoutAdminNameGetsNoService) {
   EXPECT_EQ(admin(make_client("noname", req, admin_ca_.get()), "GET", "/admin/v1/partners").status,
             0);
   req.san_uris = {"urn:mxgw:admin:a", "urn:mxgw:admin:b"};
-  EXPECT_EQ(admin(make_client("two", req, admin_ca_.get()), "GET", "/admin/v1/partners").status,
-            0);
+  EXPECT_EQ(admin(make_client("two", req, admin_ca_.get()), "GET", "/admin/v1/partners").status, 0);
 }
 
 TEST_F(Admin, EveryAdminRouteRefusesANonAdmin) {
@@ -227,7 +226,7 @@ TEST_F(Admin, RevokingClosesTheOpenConnectionAndRefusesTheNextHandshake) {
 
   auto after = connection->request("GET", "/healthz");
   EXPECT_EQ(after.status, 0) << "the open connection still answered";
-  EXPECT_EQ(get(tls, "/healthz").status, 0);                           // next handshake fails
+  EXPECT_EQ(get(tls, "/healthz").status, 0);                            // next handshake fails
   EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 200);  // others unaffected
   // A second revocation is refused; the audit names the revocation with metadata only.
   EXPECT_EQ(admin(admin_client(), "POST", "/admin/v1/certificates/" + fingerprint + "/revoke",
@@ -269,8 +268,8 @@ TEST_F(Admin, DisablingAPartnerClosesItsConnections) {
 TEST_F(Admin, RotationKeepsBothCertificatesInsideTheOverlapAndTheOldOneFailsAfter) {
   const auto old_tls = enrol("kh-ratanakiri", "rata-old");
   const auto old_fp = last_fingerprint_;
-  const auto new_tls = enrol("kh-ratanakiri", "rata-new", "certificates/rotate",
-                             R"(,"overlapDays":2)");
+  const auto new_tls =
+      enrol("kh-ratanakiri", "rata-new", "certificates/rotate", R"(,"overlapDays":2)");
   EXPECT_EQ(get(old_tls, "/healthz").status, 200);
   EXPECT_EQ(get(new_tls, "/healthz").status, 200);
   auto old_record = admin(admin_client(), "GET", "/admin/v1/certificates/" + old_fp);
@@ -330,9 +329,9 @@ TEST_F(Admin, ExpiringListsCertificatesEndingWithinTheDays) {
   ASSERT_EQ(doc["certificates"].Size(), 2u);
   EXPECT_EQ(std::string(doc["certificates"][0]["fingerprint"].GetString()), sooner);
   EXPECT_EQ(std::string(doc["certificates"][1]["fingerprint"].GetString()), soon);
-  EXPECT_EQ(parse(admin(admin_client(), "GET", "/admin/v1/certificates/expiring?days=365").body)
-                ["certificates"]
-                    .Size(),
+  EXPECT_EQ(parse(admin(admin_client(), "GET", "/admin/v1/certificates/expiring?days=365")
+                      .body)["certificates"]
+                .Size(),
             3u);
   EXPECT_EQ(admin(admin_client(), "GET", "/admin/v1/certificates/expiring?days=-1").status, 422);
   (void)later;
@@ -365,8 +364,9 @@ TEST_F(Admin, PinnedFingerprintIdentifiesACertificateWithoutPartnerName) {
 
 TEST_F(Admin, PartnersAreCreatedUpdatedAndCheckedLikeTheFile) {
   const auto client = admin_client();
-  auto created = admin(client, "POST", "/admin/v1/partners",
-                       R"({"id":"kh-stungtreng","name":"Stung Treng commissariat","country":"KH"})");
+  auto created =
+      admin(client, "POST", "/admin/v1/partners",
+            R"({"id":"kh-stungtreng","name":"Stung Treng commissariat","country":"KH"})");
   ASSERT_EQ(created.status, 201) << created.body;
   EXPECT_EQ(get(partner_client("kh-stungtreng"), "/healthz").status, 200);  // live at once
   EXPECT_EQ(admin(client, "POST", "/admin/v1/partners",
@@ -383,11 +383,11 @@ TEST_F(Admin, PartnersAreCreatedUpdatedAndCheckedLikeTheFile) {
   ASSERT_FALSE(etag.empty());
   const std::string update =
       R"({"id":"kh-stungtreng","name":"Stung Treng Provincial Police","country":"KH"})";
-  auto updated = admin(client, "PUT", "/admin/v1/partners/kh-stungtreng", update,
-                       {{"If-Match", etag}});
+  auto updated =
+      admin(client, "PUT", "/admin/v1/partners/kh-stungtreng", update, {{"If-Match", etag}});
   ASSERT_EQ(updated.status, 200) << updated.body;
-  auto stale = admin(client, "PUT", "/admin/v1/partners/kh-stungtreng", update,
-                     {{"If-Match", etag}});
+  auto stale =
+      admin(client, "PUT", "/admin/v1/partners/kh-stungtreng", update, {{"If-Match", etag}});
   EXPECT_EQ(stale.status, 412);
 }
 
@@ -434,11 +434,13 @@ TEST_F(Admin, ChangesByAnotherInstanceSharingTheStoreArePickedUp) {
 
 TEST_F(Admin, RoutingIsReplacedWithValidationAndExportRoundTrips) {
   const auto client = admin_client();
-  auto bad = admin(client, "PUT", "/admin/v1/routing",
-                   R"({"rules":[{"id":"r1","match":{"types":["no.such.type"]},"add":["nobody"]}]})");
+  auto bad =
+      admin(client, "PUT", "/admin/v1/routing",
+            R"({"rules":[{"id":"r1","match":{"types":["no.such.type"]},"add":["nobody"]}]})");
   EXPECT_EQ(bad.status, 422) << bad.body;
-  auto good = admin(client, "PUT", "/admin/v1/routing",
-                    R"({"rules":[{"id":"tips","match":{"types":["hotline.tip"]},"add":["kh-ratanakiri"]}]})");
+  auto good = admin(
+      client, "PUT", "/admin/v1/routing",
+      R"({"rules":[{"id":"tips","match":{"types":["hotline.tip"]},"add":["kh-ratanakiri"]}]})");
   ASSERT_EQ(good.status, 200) << good.body;
   EXPECT_EQ(parse(good.body)["rules"].GetUint(), 1u);
   ASSERT_EQ(admin(client, "POST", "/admin/v1/partners",
@@ -456,8 +458,8 @@ TEST_F(Admin, RoutingIsReplacedWithValidationAndExportRoundTrips) {
   EXPECT_TRUE(problems.empty());
   EXPECT_EQ(partners.size(), 4u);
   ASSERT_NE(partners.find("kh-stungtreng"), nullptr);
-  auto checker = pipeline::canonical_checker::load(config_.schema_dir, config_.mappings_dir,
-                                                   problems);
+  auto checker =
+      pipeline::canonical_checker::load(config_.schema_dir, config_.mappings_dir, problems);
   auto rules = pipeline::routing_rules::load(dir_ / "export-routing.json", problems, partners,
                                              checker.tables());
   EXPECT_TRUE(problems.empty());
@@ -466,18 +468,20 @@ TEST_F(Admin, RoutingIsReplacedWithValidationAndExportRoundTrips) {
 
 TEST_F(Admin, MetricsAreServedAsPrometheusText) {
   get(partner_client("vn-gialai"), "/healthz");
-  get(make_client("stranger", [] {
-        identity::certificate_request req;
-        req.common_name = "x";
-        req.san_uris = {"urn:mxgw:partner:th-nobody"};
-        return req;
-      }()),
+  get(make_client("stranger",
+                  [] {
+                    identity::certificate_request req;
+                    req.common_name = "x";
+                    req.san_uris = {"urn:mxgw:partner:th-nobody"};
+                    return req;
+                  }()),
       "/healthz");
   auto r = admin(admin_client(), "GET", "/metrics");
   ASSERT_EQ(r.status, 200);
-  EXPECT_NE(r.body.find(
-                "mxgw_tls_handshakes_refused_total{listener=\"partner\",reason=\"unknown-partner\"}"),
-            std::string::npos)
+  EXPECT_NE(
+      r.body.find(
+          "mxgw_tls_handshakes_refused_total{listener=\"partner\",reason=\"unknown-partner\"}"),
+      std::string::npos)
       << r.body;
   EXPECT_NE(r.body.find("mxgw_partner_requests_total"), std::string::npos);
 }

@@ -13,7 +13,9 @@ partners=(vn-gialai vn-thanhhoa kh-ratanakiri kh-stungtreng la-houaphanh)
 
 # Development certificates: generated here, never committed (certs/dev is git-ignored).
 if [ ! -f "$certs/ca.key" ]; then
-  "$mxgw" certs init --dir "$certs"
+  "$mxgw" certs init --dir "$certs"   # also the admin CA and certs/dev/admin.pem
+elif [ ! -f "$certs/admin-ca.key" ]; then
+  "$mxgw" certs admin --dir "$certs" --name dev   # a certs/dev made before the admin listener
 fi
 for partner in "${partners[@]}"; do
   if [ ! -f "$certs/$partner.pem" ]; then

@@ -10,6 +10,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include <algorithm>
+#include <optional>
 
 namespace mxgw::cli {
 
@@ -19,7 +20,8 @@ namespace bhttp = boost::beast::http;
 
 client_result https_request(const std::string& host, std::uint16_t port, const client_tls& tls,
                             std::string_view method, std::string_view target, std::string_view body,
-                            std::string_view content_type, std::chrono::milliseconds timeout) {
+                            std::string_view content_type, std::chrono::milliseconds timeout,
+                            const std::map<std::string, std::string>& headers) {
   client_result result;
   try {
     asio::io_context ioc;
@@ -64,7 +66,10 @@ client_result https_request(const std::string& host, std::uint16_t port, const c
     bhttp::request<bhttp::string_body> req(bhttp::string_to_verb(method), std::string(target), 11);
     req.set(bhttp::field::host, host);
     req.set(bhttp::field::user_agent, "mxgw-client");
-    if (!body.empty() || method == "POST") {
+    for (const auto& [name, value] : headers) {
+      req.set(name, value);
+    }
+    if (!body.empty() || method == "POST" || method == "PUT") {
       req.set(bhttp::field::content_type, content_type);
       req.body() = std::string(body);
     }
@@ -101,6 +106,104 @@ client_result https_request(const std::string& host, std::uint16_t port, const c
   } catch (const std::exception& e) {
     result.error = e.what();
   }
+  return result;
+}
+
+struct https_connection::impl {
+  asio::io_context ioc;
+  asio::ssl::context ctx{asio::ssl::context::tls_client};
+  std::optional<beast::ssl_stream<beast::tcp_stream>> stream;
+  beast::flat_buffer buffer;
+  std::string host;
+  std::chrono::milliseconds timeout{15000};
+
+  // Runs the queued asynchronous operation to completion.
+  void run() {
+    ioc.run();
+    ioc.restart();
+  }
+};
+
+https_connection::https_connection(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+https_connection::~https_connection() = default;
+
+std::unique_ptr<https_connection> https_connection::open(const std::string& host,
+                                                         std::uint16_t port, const client_tls& tls,
+                                                         std::string& error,
+                                                         std::chrono::milliseconds timeout) {
+  auto p = std::make_unique<impl>();
+  try {
+    p->host = host;
+    p->timeout = timeout;
+    SSL_CTX_set_min_proto_version(p->ctx.native_handle(), TLS1_2_VERSION);
+    p->ctx.load_verify_file(tls.ca.string());
+    p->ctx.set_verify_mode(asio::ssl::verify_peer);
+    if (!tls.cert.empty()) {
+      p->ctx.use_certificate_chain_file(tls.cert.string());
+      p->ctx.use_private_key_file(tls.key.string(), asio::ssl::context::pem);
+    }
+    p->stream.emplace(p->ioc, p->ctx);
+    SSL_ctrl(p->stream->native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(p->host.c_str()));
+    p->stream->set_verify_callback(asio::ssl::host_name_verification(host));
+    asio::ip::tcp::resolver resolver(p->ioc);
+    beast::error_code ec;
+    auto endpoints = resolver.resolve(host, std::to_string(port), ec);
+    if (ec) {
+      error = "resolve: " + ec.message();
+      return nullptr;
+    }
+    auto& lowest = beast::get_lowest_layer(*p->stream);
+    lowest.expires_after(timeout);
+    lowest.async_connect(endpoints, [&](beast::error_code e, auto) { ec = e; });
+    p->run();
+    if (!ec) {
+      p->stream->async_handshake(asio::ssl::stream_base::client,
+                                 [&](beast::error_code e) { ec = e; });
+      p->run();
+    }
+    if (ec) {
+      error = "handshake: " + ec.message();
+      return nullptr;
+    }
+  } catch (const std::exception& e) {
+    error = e.what();
+    return nullptr;
+  }
+  return std::unique_ptr<https_connection>(new https_connection(std::move(p)));
+}
+
+client_result https_connection::request(std::string_view method, std::string_view target,
+                                        std::string_view body, std::string_view content_type) {
+  client_result result;
+  auto& s = *impl_->stream;
+  beast::get_lowest_layer(s).expires_after(impl_->timeout);
+  bhttp::request<bhttp::string_body> req(bhttp::string_to_verb(method), std::string(target), 11);
+  req.set(bhttp::field::host, impl_->host);
+  req.set(bhttp::field::user_agent, "mxgw-client");
+  if (!body.empty() || method == "POST") {
+    req.set(bhttp::field::content_type, content_type);
+    req.body() = std::string(body);
+  }
+  req.keep_alive(true);
+  req.prepare_payload();
+  beast::error_code ec;
+  bhttp::async_write(s, req, [&](beast::error_code e, std::size_t) { ec = e; });
+  impl_->run();
+  if (ec) {
+    result.error = "write: " + ec.message();
+    return result;
+  }
+  bhttp::response_parser<bhttp::string_body> parser;
+  parser.body_limit(64 * 1024 * 1024);
+  bhttp::async_read(s, impl_->buffer, parser, [&](beast::error_code e, std::size_t) { ec = e; });
+  impl_->run();
+  if (ec) {
+    result.error = "read: " + ec.message();
+    return result;
+  }
+  result.status = static_cast<int>(parser.get().result_int());
+  result.body = parser.get().body();
   return result;
 }
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,30 @@ client_result https_request(const std::string& host, std::uint16_t port, const c
                             std::string_view method, std::string_view target,
                             std::string_view body = {},
                             std::string_view content_type = "application/json",
-                            std::chrono::milliseconds timeout = std::chrono::seconds(15));
+                            std::chrono::milliseconds timeout = std::chrono::seconds(15),
+                            const std::map<std::string, std::string>& headers = {});
+
+/// One kept-alive connection for several requests (tests of connections closed by the server).
+class https_connection {
+ public:
+  /// Connects and completes the handshake; nullptr with `error` set when that fails.
+  static std::unique_ptr<https_connection> open(const std::string& host, std::uint16_t port,
+                                                const client_tls& tls, std::string& error,
+                                                std::chrono::milliseconds timeout =
+                                                    std::chrono::seconds(15));
+  ~https_connection();
+
+  /// One request with keep-alive; status 0 and `error` set when the connection failed or was
+  /// closed by the server.
+  client_result request(std::string_view method, std::string_view target,
+                        std::string_view body = {},
+                        std::string_view content_type = "application/json");
+
+  struct impl;
+
+ private:
+  explicit https_connection(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> impl_;
+};
 
 }  // namespace mxgw::cli

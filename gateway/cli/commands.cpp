@@ -4,6 +4,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <CLI/CLI.hpp>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/url/parse.hpp>
@@ -71,10 +73,18 @@ std::vector<config::config_problem> check_config(const std::filesystem::path& fi
         identity::partner_registry::load(out.partners_file, problems, &formats));
     if (!out.listener.tls.certificate.empty() && !out.listener.tls.private_key.empty() &&
         problems.empty()) {
+      auto accept_all = [](X509*) { return std::string(); };
       try {
-        net::make_server_context(out.listener.tls, partners);
+        net::make_server_context(out.listener.tls, accept_all);
       } catch (const std::exception& e) {
         problems.push_back({file.string(), "/listener/tls", e.what()});
+      }
+      if (out.admin.enabled) {
+        try {
+          net::make_server_context(out.admin.listener.tls, accept_all, {}, "mxgw-admin");
+        } catch (const std::exception& e) {
+          problems.push_back({file.string(), "/admin", e.what()});
+        }
       }
     }
   }
@@ -476,6 +486,80 @@ int run_translate(const std::filesystem::path& config_file, const std::string& f
   return 0;
 }
 
+
+// --admin-url and the administrator's certificate, shared by the commands that talk to the admin
+// API of a running gateway.
+struct admin_target {
+  std::string url;  // https://host:port
+  client_tls tls;
+};
+
+void add_admin_options(CLI::App* cmd, admin_target& target, bool required) {
+  auto* url = cmd->add_option("--admin-url", target.url,
+                              "admin listener of a running gateway, e.g. https://localhost:9443");
+  if (required) {
+    url->required();
+  }
+  cmd->add_option("--cert", target.tls.cert, "administrator certificate")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--key", target.tls.key, "its key")->check(CLI::ExistingFile);
+  cmd->add_option("--ca", target.tls.ca, "CA of the gateway's server certificate")
+      ->check(CLI::ExistingFile);
+}
+
+// One admin API request; prints problems to stderr. Returns the result (status 0 on failure).
+client_result admin_request(const admin_target& target, std::string_view method,
+                            const std::string& path, const std::string& body = {}) {
+  auto parsed = boost::urls::parse_absolute_uri(target.url);
+  if (!parsed || parsed->scheme() != "https" || !parsed->has_authority()) {
+    client_result r;
+    r.error = "--admin-url must be an https:// URL";
+    return r;
+  }
+  if (target.tls.cert.empty() || target.tls.key.empty() || target.tls.ca.empty()) {
+    client_result r;
+    r.error = "--cert, --key and --ca are needed with --admin-url";
+    return r;
+  }
+  const std::string host(parsed->encoded_host());
+  const std::uint16_t port = parsed->has_port() ? parsed->port_number() : 443;
+  return https_request(host, port, target.tls, method, path, body);
+}
+
+// Exit status of an admin call: 0 for 2xx; the problem document or the error on stderr.
+int report_failure(std::string_view what, const client_result& r) {
+  if (r.status == 0) {
+    std::cerr << what << ": " << r.error << "\n";
+    return 1;
+  }
+  if (r.status >= 300) {
+    std::cerr << what << ": " << r.status << " " << r.body << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+rapidjson::Document parse_answer(const std::string& body) {
+  rapidjson::Document doc;
+  doc.Parse(body.c_str(), body.size());
+  return doc;
+}
+
+std::string json_quoted(const std::string& text) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.String(text.c_str(), static_cast<rapidjson::SizeType>(text.size()));
+  return buffer.GetString();
+}
+
+void print_certificates(const rapidjson::Value& list) {
+  for (const auto& c : list.GetArray()) {
+    std::cout << json::get_string(c, "serial") << "  " << json::get_string(c, "state") << "  "
+              << json::get_string(c, "notAfter") << "  " << json::get_string(c, "partner")
+              << "  " << json::get_string(c, "fingerprint") << "\n";
+  }
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -494,6 +578,11 @@ int run(int argc, char** argv) {
   auto* check_cmd =
       config_cmd->add_subcommand("check", "Load and check a configuration; list every problem");
   check_cmd->add_option("--config", config_file, "gateway.json")->required();
+  std::filesystem::path export_dir;
+  auto* export_cmd = config_cmd->add_subcommand(
+      "export", "Write a running gateway's current partners and routing rules as files");
+  export_cmd->add_option("--out", export_dir, "directory for partners.json and routing.json")
+      ->required();
 
   // certs
   auto* certs_cmd = app.add_subcommand("certs", "Development CA and partner certificates");
@@ -501,7 +590,7 @@ int run(int argc, char** argv) {
   std::filesystem::path certs_dir;
   bool force = false;
   auto* init_cmd = certs_cmd->add_subcommand(
-      "init", "Create a development CA and a localhost server certificate");
+      "init", "Create a development CA, a localhost server certificate and an admin CA + certificate");
   init_cmd->add_option("--dir", certs_dir, "certificate directory")->required();
   init_cmd->add_flag("--force", force, "replace an existing CA");
   std::string partner_id;
@@ -520,6 +609,60 @@ int run(int argc, char** argv) {
   revoke_cmd->add_option("--cert", cert_file, "certificate file")->excludes(serial_opt);
   auto* list_cmd = certs_cmd->add_subcommand("list", "List issued certificates");
   list_cmd->add_option("--dir", certs_dir, "certificate directory")->required();
+  std::string admin_name = "dev";
+  auto* admin_cert_cmd = certs_cmd->add_subcommand(
+      "admin", "Create the admin CA in DIR if missing and issue an admin certificate");
+  admin_cert_cmd->add_option("--dir", certs_dir, "certificate directory")->required();
+  admin_cert_cmd->add_option("--name", admin_name, "administrator name (urn:mxgw:admin:NAME)");
+
+  // certs sign-csr / rotate / expiring: against a running gateway's admin API (sign-csr and
+  // expiring also work on a local --dir)
+  admin_target admin_api_target;
+  std::filesystem::path csr_file, cert_out;
+  int overlap_days = -1;
+  auto* sign_cmd = certs_cmd->add_subcommand(
+      "sign-csr", "Sign a partner's certificate request (weak keys and foreign names refused)");
+  sign_cmd->add_option("--partner", partner_id, "partner id")->required();
+  sign_cmd->add_option("--csr", csr_file, "PEM certificate request")
+      ->required()
+      ->check(CLI::ExistingFile);
+  sign_cmd->add_option("--out", cert_out, "where to write the certificate (PEM)")->required();
+  sign_cmd->add_option("--days", days, "validity in days")->check(CLI::Range(1, 825));
+  sign_cmd->add_option("--dir", certs_dir, "local certificate directory (instead of --admin-url)");
+  add_admin_options(sign_cmd, admin_api_target, false);
+  auto* rotate_cmd = certs_cmd->add_subcommand(
+      "rotate", "Sign a replacement; the partner's current certificates keep working until the "
+                "overlap ends");
+  rotate_cmd->add_option("--partner", partner_id, "partner id")->required();
+  rotate_cmd->add_option("--csr", csr_file, "PEM certificate request")
+      ->required()
+      ->check(CLI::ExistingFile);
+  rotate_cmd->add_option("--out", cert_out, "where to write the certificate (PEM)")->required();
+  rotate_cmd->add_option("--overlap-days", overlap_days, "overlap window (default: the gateway's)")
+      ->check(CLI::Range(0, 365));
+  add_admin_options(rotate_cmd, admin_api_target, true);
+  int within_days = 30;
+  auto* expiring_cmd =
+      certs_cmd->add_subcommand("expiring", "Certificates whose notAfter is within N days");
+  expiring_cmd->add_option("--days", within_days, "days from now")->check(CLI::Range(0, 3650));
+  expiring_cmd->add_option("--dir", certs_dir, "local certificate directory (instead of --admin-url)");
+  add_admin_options(expiring_cmd, admin_api_target, false);
+
+  // partners: against a running gateway's admin API
+  auto* partners_cmd = app.add_subcommand("partners", "Partners of a running gateway (admin API)");
+  partners_cmd->require_subcommand(1);
+  auto* partners_list_cmd = partners_cmd->add_subcommand("list", "List partners");
+  add_admin_options(partners_list_cmd, admin_api_target, true);
+  auto* partners_show_cmd = partners_cmd->add_subcommand("show", "Show one partner");
+  partners_show_cmd->add_option("id", partner_id, "partner id")->required();
+  add_admin_options(partners_show_cmd, admin_api_target, true);
+  std::string disable_reason = "unspecified";
+  auto* partners_disable_cmd = partners_cmd->add_subcommand(
+      "disable", "Disable a partner: its handshakes fail and its open connections close");
+  partners_disable_cmd->add_option("id", partner_id, "partner id")->required();
+  partners_disable_cmd->add_option("--reason", disable_reason, "short reason code");
+  add_admin_options(partners_disable_cmd, admin_api_target, true);
+  add_admin_options(export_cmd, admin_api_target, true);
 
   // keys: data keys for encryption at rest
   auto* keys_cmd = app.add_subcommand("keys", "Data keys for encryption of the store at rest");
@@ -656,8 +799,9 @@ int run(int argc, char** argv) {
     }
     if (*init_cmd) {
       identity::certs_init({.dir = certs_dir, .force = force});
-      std::cout << "development CA and server certificate written to " << certs_dir.string()
-                << "\n";
+      std::cout << "development CA, server certificate, admin CA and admin certificate (admin.pem) "
+                   "written to "
+                << certs_dir.string() << "\n";
       return 0;
     }
     if (*issue_cmd) {
@@ -675,7 +819,8 @@ int run(int argc, char** argv) {
       }
       identity::certs_revoke(certs_dir, serial.empty() ? cert_file : serial);
       std::cout << "revoked; " << (certs_dir / "crl.pem").string()
-                << " rewritten (restart the gateway to load it)\n";
+                << " rewritten (a running gateway loads it at its next start; revoke through its "
+                   "admin API to refuse the certificate at once)\n";
       return 0;
     }
     if (*list_cmd) {
@@ -689,6 +834,121 @@ int run(int argc, char** argv) {
       store::generate_key_file(key_out);
       std::cout << "store key written to " << key_out.string()
                 << " (add it to store.encryption.keys in gateway.json)\n";
+      return 0;
+    }
+    if (*admin_cert_cmd) {
+      identity::certs_init_admin(certs_dir, admin_name);
+      std::cout << "admin certificate for " << admin_name << " written to " << certs_dir.string()
+                << "\n";
+      return 0;
+    }
+    if (*sign_cmd || *rotate_cmd) {
+      const std::string csr = read_input(csr_file.string());
+      std::string cert_pem;
+      if (*sign_cmd && admin_api_target.url.empty()) {
+        if (certs_dir.empty()) {
+          std::cerr << "certs sign-csr: give --admin-url (a running gateway) or --dir\n";
+          return 2;
+        }
+        cert_pem = identity::certs_sign_partner_csr(certs_dir, partner_id, csr,
+                                                    std::chrono::hours(24 * days))
+                       .cert_pem;
+      } else {
+        std::string body = "{\"csr\":" + json_quoted(csr) +
+                           ",\"validityDays\":" + std::to_string(days);
+        if (*rotate_cmd && overlap_days >= 0) {
+          body += ",\"overlapDays\":" + std::to_string(overlap_days);
+        }
+        body += "}";
+        const auto r = admin_request(admin_api_target, "POST",
+                                     "/admin/v1/partners/" + partner_id + "/certificates" +
+                                         (*rotate_cmd ? "/rotate" : ""),
+                                     body);
+        if (int status = report_failure(*rotate_cmd ? "certs rotate" : "certs sign-csr", r)) {
+          return status;
+        }
+        auto doc = parse_answer(r.body);
+        cert_pem = std::string(json::get_string(doc, "certificate"));
+        if (doc.HasMember("retiring")) {
+          for (const auto& old : doc["retiring"].GetArray()) {
+            std::cout << "retiring " << json::get_string(old, "serial") << " until "
+                      << json::get_string(old, "retiringUntil") << "\n";
+          }
+        }
+      }
+      identity::write_file_with_mode(cert_out, cert_pem, 0644);
+      const auto d = identity::describe_certificate(cert_pem);
+      std::cout << "signed " << cert_out.string() << " for partner " << partner_id << " (serial "
+                << d.serial_hex << ", not after " << d.not_after << ")\n";
+      return 0;
+    }
+    if (*expiring_cmd) {
+      if (admin_api_target.url.empty()) {
+        if (certs_dir.empty()) {
+          std::cerr << "certs expiring: give --admin-url (a running gateway) or --dir\n";
+          return 2;
+        }
+        const auto limit = std::chrono::system_clock::now() + std::chrono::hours(24 * within_days);
+        for (const auto& r : identity::certs_list(certs_dir)) {
+          const auto not_after = parse_rfc3339(r.not_after);
+          if (!r.revoked && not_after && *not_after <= limit) {
+            std::cout << r.serial_hex << "  " << r.not_after << "  " << r.subject << "  "
+                      << r.san_uri << "\n";
+          }
+        }
+        return 0;
+      }
+      const auto r = admin_request(admin_api_target, "GET",
+                                   "/admin/v1/certificates/expiring?days=" +
+                                       std::to_string(within_days));
+      if (int status = report_failure("certs expiring", r)) {
+        return status;
+      }
+      print_certificates(parse_answer(r.body)["certificates"]);
+      return 0;
+    }
+    if (*partners_list_cmd) {
+      const auto r = admin_request(admin_api_target, "GET", "/admin/v1/partners");
+      if (int status = report_failure("partners list", r)) {
+        return status;
+      }
+      const auto answer = parse_answer(r.body);
+      for (const auto& p : answer["partners"].GetArray()) {
+        const auto& d = p["definition"];
+        std::cout << json::get_string(d, "id") << "  "
+                  << (d["enabled"].GetBool() ? "enabled " : "disabled") << "  "
+                  << json::get_string(d, "country") << "  " << json::get_string(d, "adapter")
+                  << "  " << json::get_string(d, "name") << "\n";
+      }
+      return 0;
+    }
+    if (*partners_show_cmd || *partners_disable_cmd) {
+      const auto r =
+          *partners_show_cmd
+              ? admin_request(admin_api_target, "GET", "/admin/v1/partners/" + partner_id)
+              : admin_request(admin_api_target, "POST",
+                              "/admin/v1/partners/" + partner_id + "/disable",
+                              "{\"reason\":" + json_quoted(disable_reason) + "}");
+      if (int status = report_failure(*partners_show_cmd ? "partners show" : "partners disable",
+                                      r)) {
+        return status;
+      }
+      std::cout << json::to_string(parse_answer(r.body)["definition"]) << "\n";
+      return 0;
+    }
+    if (*export_cmd) {
+      const auto r = admin_request(admin_api_target, "GET", "/admin/v1/export");
+      if (int status = report_failure("config export", r)) {
+        return status;
+      }
+      auto doc = parse_answer(r.body);
+      std::filesystem::create_directories(export_dir);
+      identity::write_file_with_mode(export_dir / "partners.json",
+                                     json::to_string(doc["partners"]) + "\n", 0644);
+      identity::write_file_with_mode(export_dir / "routing.json",
+                                     json::to_string(doc["routing"]) + "\n", 0644);
+      std::cout << "wrote " << (export_dir / "partners.json").string() << " and "
+                << (export_dir / "routing.json").string() << "\n";
       return 0;
     }
     if (*sim_cmd) {

@@ -2,17 +2,26 @@
 #include "gateway/cli/gateway_instance.hpp"
 
 #include <chrono>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "adapters/adapter.hpp"
 #include "adapters/mapped/mapped.hpp"
+#include "gateway/admin/admin_api.hpp"
+#include "gateway/admin/admin_state.hpp"
 #include "gateway/audit/checkpointer.hpp"
 #include "gateway/cli/translation_set.hpp"
+#include "gateway/common/live.hpp"
 #include "gateway/common/log.hpp"
+#include "gateway/common/metrics.hpp"
 #include "gateway/delivery/delivery_service.hpp"
 #include "gateway/http/handlers.hpp"
 #include "gateway/identity/partner_registry.hpp"
+#include "gateway/identity/peer_identity.hpp"
+#include "gateway/identity/trust_state.hpp"
 #include "gateway/net/server.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/routing.hpp"
@@ -31,9 +40,51 @@ struct gateway_instance::parts {
   std::shared_ptr<store::message_store> store;
   std::unique_ptr<delivery::delivery_service> delivery;
   std::unique_ptr<audit::checkpointer> checkpoints;  // signs the audit chain head (docs/audit.md)
-  std::unique_ptr<net::server> server;
   std::unique_ptr<store::retention_sweeper> retention;
+  std::shared_ptr<metrics> counters = std::make_shared<metrics>();
+  std::shared_ptr<identity::trust_store> trust;
+  std::shared_ptr<admin::state_manager> state;
+  std::unique_ptr<net::server> server;
+  std::unique_ptr<net::server> admin_server;
+  std::thread admin_thread;
 };
+
+namespace {
+
+std::string read_text(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The partner listener's rule: the live trust state decides (chain and CRL were checked before).
+net::authentication authenticate_partner(const identity::trust_store& trust, X509* cert) {
+  const auto facts = identity::facts_of(cert);
+  const auto decision = trust.identify(facts);
+  net::authentication out{{}, {}, facts.sha256_fingerprint, facts.serial_hex};
+  if (decision.refusal != identity::identity_refusal::none) {
+    out.refusal = std::string(identity::to_string(decision.refusal));
+  } else {
+    out.principal = decision.partner_id;
+  }
+  return out;
+}
+
+// The admin listener's rule: exactly one urn:mxgw:admin:<name> and no partner identity.
+net::authentication authenticate_admin(X509* cert) {
+  const auto facts = identity::facts_of(cert);
+  net::authentication out{{}, {}, facts.sha256_fingerprint, facts.serial_hex};
+  std::string name;
+  if (auto refusal = identity::admin_refusal(facts, name); !refusal.empty()) {
+    out.refusal = std::string(refusal);
+  } else {
+    out.principal = std::move(name);
+  }
+  return out;
+}
+
+}  // namespace
 
 std::string format_problems(const std::vector<config::config_problem>& problems) {
   std::string out;
@@ -71,7 +122,8 @@ std::shared_ptr<const store::key_ring> load_store_keys(const config::store_setti
 
 }  // namespace
 
-gateway_instance::gateway_instance(const config::gateway_config& config)
+gateway_instance::gateway_instance(const config::gateway_config& config,
+                                   instance_options options)
     : parts_(std::make_unique<parts>()) {
   std::vector<config::config_problem> problems;
   for (const auto& clash : adapters::registry_problems()) {
@@ -90,9 +142,11 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
       identity::partner_registry::load(config.partners_file, problems, &formats));
   parts_->partners = partners;
   auto rules = std::make_shared<pipeline::routing_rules>();
+  std::string routing_document;
   if (!config.routing_file.empty()) {
     *rules =
         pipeline::routing_rules::load(config.routing_file, problems, *partners, checker->tables());
+    routing_document = read_text(config.routing_file);
   }
   if (!problems.empty()) {
     throw std::runtime_error("configuration problems:\n" + format_problems(problems));
@@ -122,6 +176,20 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(std::string("audit checkpoints: ") + e.what());
   }
+  // The files are the seed; the store holds every administrative change made since.
+  auto seed = std::make_shared<identity::trust_state>();
+  seed->partners = *partners;
+  parts_->trust = std::make_shared<identity::trust_store>(seed, options.clock);
+  auto live_rules = std::make_shared<live<pipeline::routing_rules>>(rules);
+  parts_->state = std::make_shared<admin::state_manager>(
+      parts_->trust, live_rules, std::move(routing_document), parts_->store,
+      std::shared_ptr<const pipeline::code_tables>(checker, &checker->tables()), formats);
+  try {
+    parts_->state->load_persisted();
+  } catch (const std::exception& e) {
+    parts_->store->stop();
+    throw std::runtime_error(std::string("store: ") + e.what());
+  }
   if (config.delivery.enabled) {
     const auto& d = config.delivery;
     // Unset: the gateway is the same party in both directions (its listener identity).
@@ -129,7 +197,7 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
         d.client_certificate.empty() ? config.listener.tls.certificate : d.client_certificate,
         d.client_key.empty() ? config.listener.tls.private_key : d.client_key,
         d.partner_server_ca.empty() ? config.listener.tls.partner_cas : d.partner_server_ca};
-    delivery::delivery_options options{
+    delivery::delivery_options delivery_options{
         .identity = identity,
         .owner = d.instance,
         .lease = std::chrono::milliseconds(d.lease_ms),
@@ -137,14 +205,16 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
         .max_in_flight = d.max_in_flight,
         .breaker_failures = static_cast<int>(d.breaker_failures),
         .breaker_open = std::chrono::milliseconds(d.breaker_open_ms)};
-    for (const auto* p : partners->all()) {
+    for (const auto* p : parts_->trust->current()->partners.all()) {
       if (!p->endpoint.empty()) {
-        options.recipients.push_back(p->id);
+        delivery_options.recipients.push_back(p->id);
       }
     }
-    // The registry is immutable while the gateway runs, so the workers may read it freely.
-    auto lookup = [partners](std::string_view id) -> std::optional<delivery::recipient_info> {
-      const auto* p = partners->find(id);
+    // Each look-up reads the trust snapshot in force (partners change while the gateway runs).
+    auto lookup = [trust = parts_->trust](
+                      std::string_view id) -> std::optional<delivery::recipient_info> {
+      const auto state = trust->current();
+      const auto* p = state->partners.find(id);
       if (p == nullptr || !p->enabled) {
         return std::nullopt;
       }
@@ -159,16 +229,92 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
           .concurrency = static_cast<std::size_t>(std::max(1, p->delivery.concurrency))};
     };
     parts_->delivery =
-        std::make_unique<delivery::delivery_service>(options, parts_->store, std::move(lookup));
+        std::make_unique<delivery::delivery_service>(delivery_options, parts_->store,
+                                                     std::move(lookup));
     parts_->store->on_deliveries_due([service = parts_->delivery.get()] { service->wake(); });
   }
   auto api = std::make_shared<http::partner_api>(
-      checker, partners, rules, parts_->store,
+      checker, parts_->trust, live_rules, parts_->store,
       http::api_limits{.max_json_depth = config.listener.limits.max_json_depth,
                        .audit_refusals_per_minute = config.audit.refusals_per_minute},
-      translation.transliterators);
+      translation.transliterators, parts_->counters);
   parts_->api = api;
-  parts_->server = std::make_unique<net::server>(config.listener, config.threads, partners, api);
+  auto counters = parts_->counters;
+  auto refusal_counter = [counters](std::string listener) {
+    return [counters, listener](std::string_view reason) {
+      counters->add("mxgw_tls_handshakes_refused_total",
+                    "listener=\"" + listener + "\",reason=\"" + prometheus_label_value(reason) +
+                        "\"");
+    };
+  };
+  net::listener_role partner_role{
+      .name = "partner",
+      .authenticate = [trust = parts_->trust](X509* cert) {
+        return authenticate_partner(*trust, cert);
+      },
+      .handle = [api](const http::request& req, std::function<void(http::response)> done) {
+        api->handle(req, std::move(done));
+      },
+      .on_handshake_refused = refusal_counter("partner")};
+  parts_->server = std::make_unique<net::server>(config.listener, config.threads, partner_role);
+  // A change of trust closes the open connections it no longer allows (revoked or retired
+  // certificate, disabled partner); the poller's ticks close those whose overlap ran out.
+  parts_->state->on_trust_change([server = parts_->server.get(), trust = parts_->trust](
+                                     const identity::trust_state&,
+                                     const identity::trust_state& after) {
+    const auto now = trust->now();
+    const auto closed = server->close_connections([&](const net::connected_peer& peer) {
+      return !after.still_trusted(peer.principal, peer.fingerprint, now);
+    });
+    if (closed > 0) {
+      log::info({.event = "tls.connections_closed",
+                 .reason = "trust-changed",
+                 .detail = std::to_string(closed) + " connections"});
+    }
+  });
+  if (config.admin.enabled) {
+    admin::admin_api_options admin_options{
+        .signing_dir = config.admin.signing_dir,
+        .default_overlap = std::chrono::hours(24 * config.admin.default_overlap_days),
+        .default_validity = std::chrono::hours(24 * config.admin.default_validity_days),
+        .max_json_depth = 32};
+    auto* delivery_ptr = parts_->delivery.get();
+    auto* partner_server = parts_->server.get();
+    auto extra = [delivery_ptr, partner_server] {
+      std::string out;
+      if (delivery_ptr != nullptr) {
+        const auto d = delivery_ptr->counters();
+        out += "# TYPE mxgw_delivery_attempts_total counter\nmxgw_delivery_attempts_total " +
+               std::to_string(d.attempts) + "\n";
+        out += "# TYPE mxgw_delivered_total counter\nmxgw_delivered_total " +
+               std::to_string(d.delivered) + "\n";
+        out += "# TYPE mxgw_delivery_retries_total counter\nmxgw_delivery_retries_total " +
+               std::to_string(d.retries) + "\n";
+        out += "# TYPE mxgw_delivery_dead_total counter\nmxgw_delivery_dead_total " +
+               std::to_string(d.dead) + "\n";
+      }
+      const auto l = partner_server->counters();
+      out += "# TYPE mxgw_partner_requests_total counter\nmxgw_partner_requests_total " +
+             std::to_string(l.requests) + "\n";
+      out += "# TYPE mxgw_partner_timeouts_total counter\nmxgw_partner_timeouts_total " +
+             std::to_string(l.timeouts) + "\n";
+      out += "# TYPE mxgw_partner_connections_refused_total counter\n"
+             "mxgw_partner_connections_refused_total " +
+             std::to_string(l.connections_refused) + "\n";
+      return out;
+    };
+    auto admin = std::make_shared<admin::admin_api>(parts_->state, parts_->store, admin_options,
+                                                    parts_->counters, extra);
+    net::listener_role admin_role{
+        .name = "admin",
+        .authenticate = [](X509* cert) { return authenticate_admin(cert); },
+        .handle = [admin](const http::request& req, std::function<void(http::response)> done) {
+          admin->handle(req, std::move(done));
+        },
+        .on_handshake_refused = refusal_counter("admin")};
+    parts_->admin_server = std::make_unique<net::server>(config.admin.listener, 1, admin_role);
+  }
+  parts_->state->start_polling(std::chrono::milliseconds(config.admin.state_poll_ms));
   if (parts_->delivery) {
     parts_->delivery->start();
   }
@@ -176,13 +322,22 @@ gateway_instance::gateway_instance(const config::gateway_config& config)
   log::info({.event = "gateway.started",
              .detail = "listening on " + config.listener.address + ":" +
                        std::to_string(parts_->server->port()) + " with " +
-                       std::to_string(partners->size()) + " partners and " +
-                       std::to_string(rules->size()) + " routing rules"});
+                       std::to_string(parts_->trust->current()->partners.size()) +
+                       " partners" +
+                       (parts_->admin_server
+                            ? ", admin on " + config.admin.listener.address + ":" +
+                                  std::to_string(parts_->admin_server->port())
+                            : std::string())});
 }
 
 gateway_instance::~gateway_instance() {
   stop();
   parts_->retention.reset();
+  if (parts_->admin_thread.joinable()) {
+    parts_->admin_thread.join();
+  }
+  parts_->state->stop();
+  parts_->admin_server.reset();
   parts_->server.reset();
   if (parts_->delivery) {
     parts_->delivery->stop();
@@ -195,8 +350,20 @@ std::uint16_t gateway_instance::port() const {
   return parts_->server->port();
 }
 
+std::uint16_t gateway_instance::admin_port() const {
+  return parts_->admin_server ? parts_->admin_server->port() : 0;
+}
+
 void gateway_instance::run() {
+  if (parts_->admin_server) {
+    parts_->admin_thread = std::thread([server = parts_->admin_server.get()] { server->run(); });
+  }
   parts_->server->run();
+  if (parts_->admin_server) {
+    parts_->admin_server->stop();
+    parts_->admin_thread.join();
+  }
+  parts_->state->stop();
   // Every in-flight request has been answered; let deliveries in flight finish (bounded by their
   // timeouts), then flush what the store still holds.
   if (parts_->delivery) {
@@ -210,6 +377,9 @@ void gateway_instance::run() {
 
 void gateway_instance::stop() {
   parts_->server->stop();
+  if (parts_->admin_server) {
+    parts_->admin_server->stop();
+  }
 }
 
 delivery::delivery_service* gateway_instance::delivery() const {

@@ -2,7 +2,9 @@
 // `mxgw serve` and the integration tests both use it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -14,14 +16,25 @@ class delivery_service;
 
 namespace mxgw::cli {
 
+/// What tests may change about a gateway beyond its configuration.
+struct instance_options {
+  /// The time that decides when a retiring certificate stops working and what the admin API
+  /// calls "now" (rotation windows, expiry lists); empty: the system clock.
+  std::function<std::chrono::system_clock::time_point()> clock;
+};
+
 class gateway_instance {
  public:
-  /// Loads partners, schemas and tables, opens the store and binds the listener. Throws
+  /// Loads partners, schemas and tables, opens the store, applies the administrative changes
+  /// persisted in it and binds the listeners (partner; admin when configured). Throws
   /// std::runtime_error listing every configuration problem (file, field, reason).
-  explicit gateway_instance(const config::gateway_config& config);
+  explicit gateway_instance(const config::gateway_config& config, instance_options options = {});
   ~gateway_instance();
 
   std::uint16_t port() const;
+
+  /// The admin listener's bound port; 0 when there is no admin listener.
+  std::uint16_t admin_port() const;
 
   /// Serves until stop(); then the store is flushed and closed.
   void run();

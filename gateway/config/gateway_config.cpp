@@ -7,9 +7,11 @@
 #include <fstream>
 #include <iterator>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 
 #include "gateway/common/json.hpp"
+#include "gateway/identity/cert_authority.hpp"
 #include "gateway/store/pg_store.hpp"
 
 namespace mxgw::config {
@@ -146,8 +148,8 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   const auto base = std::filesystem::absolute(file).parent_path();
   reader r(file.string(), problems, base);
   r.only(doc, "",
-         {"threads", "listener", "store", "delivery", "audit", "partners", "routing", "schema_dir",
-          "mappings_dir", "translit_dir", "adapters_dir", "log", "description"});
+         {"threads", "listener", "store", "delivery", "audit", "admin", "partners", "routing",
+          "schema_dir", "mappings_dir", "translit_dir", "adapters_dir", "log", "description"});
   r.number(doc, "threads", "", config.threads, 0, 256);
 
   if (const auto* l = r.object(doc, "listener", "")) {
@@ -351,6 +353,62 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
              100'000'000);
     r.number(*a, "checkpoint_interval_s", "/audit", config.audit.checkpoint_interval_s, 1, 86'400);
     r.number(*a, "refusals_per_minute", "/audit", config.audit.refusals_per_minute, 1, 100'000);
+  }
+  if (const auto* a = r.object(doc, "admin", "")) {
+    const std::string at = "/admin";
+    auto& admin = config.admin;
+    admin.enabled = true;
+    admin.listener.port = 9443;
+    admin.listener.tls.certificate = config.listener.tls.certificate;
+    admin.listener.tls.private_key = config.listener.tls.private_key;
+    admin.listener.limits = listener_limits{};
+    r.only(*a, at,
+           {"address", "port", "certificate", "private_key", "admin_cas", "crl", "signing_dir",
+            "state_poll_ms", "default_overlap_days", "default_validity_days", "description"});
+    r.string(*a, "address", at, admin.listener.address);
+    r.number(*a, "port", at, admin.listener.port, 0, 65535);
+    r.path(*a, "certificate", at, admin.listener.tls.certificate, true);
+    r.path(*a, "private_key", at, admin.listener.tls.private_key, true);
+    r.paths(*a, "admin_cas", at, admin.listener.tls.partner_cas);
+    r.paths(*a, "crl", at, admin.listener.tls.crls);
+    r.path(*a, "signing_dir", at, admin.signing_dir, true);
+    r.number(*a, "state_poll_ms", at, admin.state_poll_ms, 100, 600'000);
+    r.number(*a, "default_overlap_days", at, admin.default_overlap_days, 0, 365);
+    r.number(*a, "default_validity_days", at, admin.default_validity_days, 1, 825);
+    if (admin.listener.tls.partner_cas.empty()) {
+      r.problem(at + "/admin_cas", "needs at least one administrators' trust anchor");
+    }
+    if (config.listener.port != 0 && admin.listener.port == config.listener.port &&
+        admin.listener.address == config.listener.address) {
+      r.problem(at + "/port", "must differ from the partner listener's port");
+    }
+    // The admin anchors must not also be partner anchors: a partner's certificate would then
+    // chain on the admin port, and an admin's on the partner port.
+    auto fingerprint = [](const std::filesystem::path& pem_file) -> std::string {
+      try {
+        std::ifstream in(pem_file, std::ios::binary);
+        std::ostringstream text;
+        text << in.rdbuf();
+        return identity::sha256_fingerprint_of_pem(text.str());
+      } catch (const std::exception&) {
+        return {};
+      }
+    };
+    const auto& admin_cas = admin.listener.tls.partner_cas;
+    for (std::size_t i = 0; i < admin_cas.size(); ++i) {
+      const auto admin_fp = fingerprint(admin_cas[i]);
+      if (std::filesystem::exists(admin_cas[i]) && admin_fp.empty()) {
+        r.problem(at + "/admin_cas/" + std::to_string(i), "holds no PEM certificate");
+      }
+      for (const auto& partner_ca : config.listener.tls.partner_cas) {
+        if (admin_cas[i].lexically_normal() == partner_ca.lexically_normal() ||
+            (!admin_fp.empty() && admin_fp == fingerprint(partner_ca))) {
+          r.problem(at + "/admin_cas/" + std::to_string(i),
+                    "is also a partner trust anchor (" + partner_ca.string() +
+                        "); administrators need their own CA");
+        }
+      }
+    }
   }
   r.path(doc, "routing", "", config.routing_file, true);
   r.path(doc, "partners", "", config.partners_file, true);

@@ -98,6 +98,17 @@ struct audit_settings {
   std::uint32_t refusals_per_minute = 60;         ///< refusal entries per partner a minute
 };
 
+/// The admin listener (`admin` in gateway.json): present = on. Its own port and its own trust
+/// anchors, which must not be partner anchors; certificate and key default to the listener's.
+struct admin_settings {
+  bool enabled = false;                          ///< true when gateway.json has `admin`
+  listener_settings listener;                    ///< tls.partner_cas holds the admin anchors
+  std::filesystem::path signing_dir;             ///< `mxgw certs` directory whose CA signs CSRs
+  std::uint32_t state_poll_ms = 1'500;           ///< other instances' changes are read this often
+  std::uint32_t default_overlap_days = 14;       ///< rotation overlap when a request names none
+  std::uint32_t default_validity_days = 365;     ///< certificates signed from a CSR
+};
+
 struct log_settings {
   std::string level = "info";
   std::filesystem::path file;  ///< empty: standard error
@@ -110,6 +121,7 @@ struct gateway_config {
   store_settings store;
   delivery_settings delivery;
   audit_settings audit;
+  admin_settings admin;
   std::filesystem::path partners_file;
   std::filesystem::path routing_file;  ///< routing rules; empty: explicit recipients only
   std::filesystem::path schema_dir;

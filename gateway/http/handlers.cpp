@@ -12,7 +12,10 @@
 #include "gateway/audit/refusal_limiter.hpp"
 #include "gateway/common/digest.hpp"
 #include "gateway/common/json.hpp"
+#include "gateway/common/live.hpp"
 #include "gateway/common/log.hpp"
+#include "gateway/common/metrics.hpp"
+#include "gateway/identity/trust_state.hpp"
 #include "gateway/common/time.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/domain_checks.hpp"
@@ -152,14 +155,16 @@ response method_not_allowed(std::string_view allow) {
 }  // namespace
 
 partner_api::partner_api(std::shared_ptr<const pipeline::canonical_checker> checker,
-                         std::shared_ptr<const identity::partner_registry> partners,
-                         std::shared_ptr<const pipeline::routing_rules> rules,
+                         std::shared_ptr<const identity::trust_store> trust,
+                         std::shared_ptr<const live<pipeline::routing_rules>> rules,
                          std::shared_ptr<store::message_store> store, api_limits limits,
-                         std::shared_ptr<const pipeline::transliterators> transliterators)
+                         std::shared_ptr<const pipeline::transliterators> transliterators,
+                         std::shared_ptr<metrics> counters)
     : translation_(std::make_shared<const translation>(
           translation{std::move(checker), std::move(transliterators)})),
-      partners_(std::move(partners)),
+      trust_(std::move(trust)),
       rules_(std::move(rules)),
+      metrics_(std::move(counters)),
       store_(std::move(store)),
       limits_(limits),
       refusal_audit_(std::make_shared<audit::refusal_limiter>(
@@ -364,7 +369,8 @@ void partner_api::inbound(const request& req, std::string_view format_id,
                  "There is no such inbound format; canonical messages go to /v1/messages."));
     return;
   }
-  const identity::partner* sender = partners_->find(req.partner);
+  const auto trust = trust_->current();
+  const identity::partner* sender = trust->partners.find(req.partner);
   if (sender == nullptr || sender->adapter != format->id()) {
     refuse(req, start, done,
            problem(403, "wrong-format", "Wrong format for this partner",
@@ -412,6 +418,10 @@ void partner_api::inbound(const request& req, std::string_view format_id,
 void partner_api::refuse(const request& req, std::chrono::steady_clock::time_point start,
                          const std::function<void(response)>& done, response r,
                          std::string_view reason, std::string_view message_id) const {
+  if (metrics_) {
+    metrics_->add("mxgw_messages_refused_total",
+                  "reason=\"" + prometheus_label_value(reason) + "\"");
+  }
   log::info({.event = "message.refused",
              .message_id = message_id,
              .partner = req.partner,
@@ -431,8 +441,10 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
                          std::string_view reference) const {
   // Decide who receives it (routing rules, then policy per recipient) before storing, so the
   // message and its delivery rows are committed together.
+  const auto trust = trust_->current();
+  const auto rules = rules_->get();
   const auto decision =
-      pipeline::route(*doc, req.partner, *partners_, *rules_, t->checker->tables());
+      pipeline::route(*doc, req.partner, trust->partners, *rules, t->checker->tables());
   if (!decision.error.empty()) {
     refuse(req, start, done,
            refusal(format, 403, "not-permitted", "Not permitted",
@@ -447,7 +459,7 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
                                sha256_hex(req.body), std::move(canonical)};
   for (const auto& plan : decision.recipients) {
     // Each recipient gets its own copy (withheld fields removed), in its own format.
-    auto payload = encode_for(*doc, plan, *t);
+    auto payload = encode_for(*doc, plan, *t, trust->partners);
     if (!payload) {
       record.exclusions.push_back({plan.partner_id, plan.decided_by, "format-cannot-express"});
       continue;
@@ -464,7 +476,8 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
   store_->accept(
       std::move(record),
       [done = std::move(done), id = verdict.id, type = verdict.type, partner, peer, start, format,
-       receipt, t, store = store_, refusals = refusal_audit_](store::accept_result result) mutable {
+       receipt, t, store = store_, refusals = refusal_audit_,
+       counters = metrics_](store::accept_result result) mutable {
         log::fields f{.event = "message.accepted",
                       .message_id = id,
                       .partner = partner,
@@ -512,6 +525,14 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
         }
         f.status = r.status;
         f.latency_ms = ms_since(start);
+        if (counters) {
+          if (result.outcome == store::accept_outcome::stored) {
+            counters->add("mxgw_messages_accepted_total");
+          } else if (result.outcome != store::accept_outcome::duplicate) {
+            counters->add("mxgw_messages_refused_total",
+                          "reason=\"" + std::string(f.reason) + "\"");
+          }
+        }
         log::write(r.status >= 500 ? log::level::error : log::level::info, f);
         done(std::move(r));
       });
@@ -519,9 +540,10 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
 
 std::optional<std::string> partner_api::encode_for(const rapidjson::Value& message,
                                                    const pipeline::recipient_plan& plan,
-                                                   const translation& t) const {
+                                                   const translation& t,
+                                                   const identity::partner_registry& partners) const {
   std::string canonical = pipeline::render_for(message, plan);
-  const identity::partner* recipient = partners_->find(plan.partner_id);
+  const identity::partner* recipient = partners.find(plan.partner_id);
   const adapters::adapter* format =
       recipient == nullptr ? nullptr : adapters::find_adapter(recipient->adapter);
   if (format == nullptr || format->id() == "mx") {

@@ -26,8 +26,14 @@ namespace mxgw::adapters {
 class adapter;
 }
 namespace mxgw::identity {
+class trust_store;
 class partner_registry;
-}
+}  // namespace mxgw::identity
+namespace mxgw {
+class metrics;
+template <typename T>
+class live;
+}  // namespace mxgw
 namespace mxgw::store {
 class message_store;
 }
@@ -44,8 +50,9 @@ struct request {
   std::string_view target;
   std::string_view content_type;
   std::string_view body;
-  std::string_view partner;
+  std::string_view partner;  ///< the principal: partner id (partner listener) or admin name
   std::string_view peer;
+  std::string_view if_match;  ///< the If-Match header, when sent (admin API)
 };
 
 struct api_limits {
@@ -55,11 +62,14 @@ struct api_limits {
 
 class partner_api {
  public:
+  /// `trust` and `rules` are live: every request reads the snapshot in force when it arrives.
+  /// `counters` may be null.
   partner_api(std::shared_ptr<const pipeline::canonical_checker> checker,
-              std::shared_ptr<const identity::partner_registry> partners,
-              std::shared_ptr<const pipeline::routing_rules> rules,
+              std::shared_ptr<const identity::trust_store> trust,
+              std::shared_ptr<const live<pipeline::routing_rules>> rules,
               std::shared_ptr<store::message_store> store, api_limits limits = {},
-              std::shared_ptr<const pipeline::transliterators> transliterators = nullptr);
+              std::shared_ptr<const pipeline::transliterators> transliterators = nullptr,
+              std::shared_ptr<metrics> counters = nullptr);
 
   /// Replaces the checker (schemas, code tables) and the transliteration rules for requests that
   /// start from now on; requests in flight finish with the ones they started with. Thread-safe.
@@ -94,13 +104,15 @@ class partner_api {
               std::string_view message_id) const;
   std::optional<std::string> encode_for(const rapidjson::Value& message,
                                         const pipeline::recipient_plan& plan,
-                                        const translation& t) const;
+                                        const translation& t,
+                                        const identity::partner_registry& partners) const;
   void status(const request& req, std::string_view id, std::function<void(response)> done) const;
 
   mutable std::mutex translation_mutex_;
   std::shared_ptr<const translation> translation_;  // guarded by translation_mutex_
-  std::shared_ptr<const identity::partner_registry> partners_;
-  std::shared_ptr<const pipeline::routing_rules> rules_;
+  std::shared_ptr<const identity::trust_store> trust_;
+  std::shared_ptr<const live<pipeline::routing_rules>> rules_;
+  std::shared_ptr<metrics> metrics_;
   std::shared_ptr<store::message_store> store_;
   api_limits limits_;
   std::shared_ptr<audit::refusal_limiter> refusal_audit_;  // caps refusal entries (docs/audit.md)

@@ -23,6 +23,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -640,16 +641,18 @@ cert_authority cert_authority::load(const std::filesystem::path& cert_pem,
   return cert_authority(std::move(p));
 }
 
-issued_certificate cert_authority::issue(const certificate_request& request) const {
-  ERR_clear_error();
+namespace {
+
+/// Builds and signs a leaf certificate for `subject_key` (see cert_authority::issue).
+x509_ptr sign_leaf(X509* ca_cert, EVP_PKEY* ca_key, const certificate_request& request,
+                   EVP_PKEY* subject_key) {
   if (!request.omit_extended_key_usage && !request.client_auth && !request.server_auth) {
     throw cert_error(
         "the request names no extended key usage; set client_auth, server_auth or "
         "omit_extended_key_usage");
   }
-  auto key = generate_p256_key();
-  auto cert = new_certificate(request.common_name, X509_get_subject_name(impl_->cert_.get()),
-                              key.get(), request.not_before, request.not_after);
+  auto cert = new_certificate(request.common_name, X509_get_subject_name(ca_cert), subject_key,
+                              request.not_before, request.not_after);
   add_conf_extension(cert.get(), NID_basic_constraints, "critical,CA:FALSE");
   add_conf_extension(cert.get(), NID_key_usage, "critical,digitalSignature");
   if (!request.omit_extended_key_usage) {
@@ -663,16 +666,129 @@ issued_certificate cert_authority::issue(const certificate_request& request) con
     add_conf_extension(cert.get(), NID_ext_key_usage, eku.c_str());
   }
   add_subject_key_id(cert.get(), computed_key_id(cert.get()));
-  auto akid = authority_key_id(key_id_of(impl_->cert_.get()));
+  auto akid = authority_key_id(key_id_of(ca_cert));
   check(X509_add1_ext_i2d(cert.get(), NID_authority_key_identifier, akid.get(), 0,
                           X509V3_ADD_DEFAULT),
         "adding authorityKeyIdentifier");
   add_subject_alt_names(cert.get(), request);
-  check(X509_sign(cert.get(), impl_->key_.get(), EVP_sha256()), "X509_sign");
+  check(X509_sign(cert.get(), ca_key, EVP_sha256()), "X509_sign");
+  return cert;
+}
 
+using req_ptr = std::unique_ptr<X509_REQ, openssl_deleter<&X509_REQ_free>>;
+
+void free_extensions(STACK_OF(X509_EXTENSION) * exts) noexcept {
+  sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+}
+
+/// Why `key` is too weak for a partner certificate, or empty: RSA of 2048 bits or more, EC on
+/// P-256 or P-384, Ed25519.
+std::string key_weakness(EVP_PKEY* key) {
+  const int type = EVP_PKEY_get_base_id(key);
+  if (type == EVP_PKEY_RSA) {
+    const int bits = EVP_PKEY_get_bits(key);
+    return bits >= 2048 ? std::string()
+                        : "RSA key of " + std::to_string(bits) + " bits (at least 2048 needed)";
+  }
+  if (type == EVP_PKEY_EC) {
+    std::array<char, 64> curve{};
+    std::size_t length = 0;
+    if (EVP_PKEY_get_utf8_string_param(key, "group", curve.data(), curve.size(), &length) != 1) {
+      ERR_clear_error();
+      return "EC key on an unnamed curve";
+    }
+    const std::string name(curve.data(), length);
+    return name == "prime256v1" || name == "P-256" || name == "secp384r1" || name == "P-384"
+               ? std::string()
+               : "EC key on curve " + name + " (P-256 or P-384 needed)";
+  }
+  if (type == EVP_PKEY_ED25519) {
+    return {};
+  }
+  return "key type not approved (RSA >= 2048, EC P-256/P-384 or Ed25519)";
+}
+
+}  // namespace
+
+issued_certificate cert_authority::issue(const certificate_request& request) const {
+  ERR_clear_error();
+  if (!request.omit_extended_key_usage && !request.client_auth && !request.server_auth) {
+    throw cert_error(
+        "the request names no extended key usage; set client_auth, server_auth or "
+        "omit_extended_key_usage");
+  }
+  auto key = generate_p256_key();
+  auto cert = sign_leaf(impl_->cert_.get(), impl_->key_.get(), request, key.get());
   issued_certificate out;
   out.cert_pem = to_pem(cert.get());
   out.key_pem = to_pem(key.get());
+  out.serial_hex = serial_hex_of(cert.get());
+  out.sha256_fingerprint = fingerprint_of(cert.get());
+  return out;
+}
+
+issued_certificate cert_authority::sign_csr(const std::string& csr_pem,
+                                            const certificate_request& request,
+                                            const std::vector<std::string>& allowed_uris) const {
+  ERR_clear_error();
+  auto bio = memory_bio_of(csr_pem);
+  req_ptr csr(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+  if (!csr) {
+    ERR_clear_error();
+    throw csr_refused("not a PEM certificate signing request");
+  }
+  EVP_PKEY* key = X509_REQ_get0_pubkey(csr.get());
+  if (key == nullptr) {
+    ERR_clear_error();
+    throw csr_refused("the request carries no readable public key");
+  }
+  // Proof of possession: the request is signed with the key it asks a certificate for.
+  if (X509_REQ_verify(csr.get(), key) != 1) {
+    ERR_clear_error();
+    throw csr_refused("the request's signature does not verify with its own key");
+  }
+  if (auto weak = key_weakness(key); !weak.empty()) {
+    throw csr_refused("weak key: " + weak);
+  }
+  // Names the request asks for: a partner or admin URI other than the allowed ones is refused
+  // outright (the certificate carries only the names we put in, never the request's).
+  std::unique_ptr<STACK_OF(X509_EXTENSION), openssl_deleter<&free_extensions>> exts(
+      X509_REQ_get_extensions(csr.get()));
+  ERR_clear_error();
+  if (exts) {
+    for (int i = 0; i < sk_X509_EXTENSION_num(exts.get()); ++i) {
+      X509_EXTENSION* ext = sk_X509_EXTENSION_value(exts.get(), i);
+      if (OBJ_obj2nid(X509_EXTENSION_get_object(ext)) != NID_subject_alt_name) {
+        continue;
+      }
+      general_names_ptr names(static_cast<GENERAL_NAMES*>(X509V3_EXT_d2i(ext)));
+      if (!names) {
+        ERR_clear_error();
+        throw csr_refused("the request's subjectAltName cannot be read");
+      }
+      for (int k = 0; k < sk_GENERAL_NAME_num(names.get()); ++k) {
+        const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), k);
+        if (name->type != GEN_URI) {
+          continue;
+        }
+        const ASN1_IA5STRING* uri = name->d.uniformResourceIdentifier;
+        const std::string text(reinterpret_cast<const char*>(ASN1_STRING_get0_data(uri)),
+                               static_cast<std::size_t>(ASN1_STRING_length(uri)));
+        if (std::find(allowed_uris.begin(), allowed_uris.end(), text) != allowed_uris.end()) {
+          continue;
+        }
+        if (text.starts_with(admin_uri_prefix)) {
+          throw csr_refused("the request names an administrator (" + text + ")");
+        }
+        if (text.starts_with(partner_uri_prefix)) {
+          throw csr_refused("the request names another partner (" + text + ")");
+        }
+      }
+    }
+  }
+  auto cert = sign_leaf(impl_->cert_.get(), impl_->key_.get(), request, key);
+  issued_certificate out;
+  out.cert_pem = to_pem(cert.get());
   out.serial_hex = serial_hex_of(cert.get());
   out.sha256_fingerprint = fingerprint_of(cert.get());
   return out;
@@ -837,6 +953,11 @@ void certs_init(const certs_dir_options& options) {
   write_file_with_mode(dir / server_cert_file, issued.cert_pem, 0644);
   write_file_with_mode(dir / crl_file, ca.make_crl({}), 0644);
   write_issued(dir, {record_of(issued, server)});
+  // The administrators' own CA and a development admin certificate (admin.pem/admin.key).
+  if (options.force) {
+    std::filesystem::remove(dir / "admin-ca.key", ec);
+  }
+  certs_init_admin(dir, "dev");
 }
 
 issued_certificate certs_issue_partner(const std::filesystem::path& dir,
@@ -932,6 +1053,106 @@ std::vector<issued_record> certs_list(const std::filesystem::path& dir) {
     out.push_back(std::move(rec));
   }
   return out;
+}
+
+certificate_description describe_certificate(const std::string& cert_pem) {
+  ERR_clear_error();
+  auto cert = cert_from_pem(cert_pem, "the given PEM text");
+  certificate_description d;
+  d.serial_hex = serial_hex_of(cert.get());
+  d.sha256_fingerprint = fingerprint_of(cert.get());
+  d.subject = subject_of(cert.get());
+  auto when = [](const ASN1_TIME* t) {
+    std::tm tm{};
+    if (ASN1_TIME_to_tm(t, &tm) != 1) {
+      ERR_clear_error();
+      return std::string();
+    }
+    return format_rfc3339_ms(
+        std::chrono::floor<std::chrono::seconds>(clock::from_time_t(::timegm(&tm))));
+  };
+  d.not_before = when(X509_get0_notBefore(cert.get()));
+  d.not_after = when(X509_get0_notAfter(cert.get()));
+  d.is_ca = X509_check_ca(cert.get()) != 0;
+  d.client_auth = (X509_get_extension_flags(cert.get()) & EXFLAG_XKUSAGE) != 0 &&
+                  (X509_get_extended_key_usage(cert.get()) & XKU_SSL_CLIENT) != 0;
+  const auto facts = facts_of(cert.get());
+  d.partner_uris = facts.partner_uris;
+  d.admin_uris = facts.admin_uris;
+  ERR_clear_error();
+  return d;
+}
+
+issued_certificate certs_sign_partner_csr(const std::filesystem::path& dir,
+                                          const std::string& partner_id,
+                                          const std::string& csr_pem, std::chrono::hours validity) {
+  ERR_clear_error();
+  if (!is_valid_partner_id(partner_id)) {
+    throw cert_error("invalid partner id \"" + partner_id + "\"");
+  }
+  if (validity <= std::chrono::hours(0)) {
+    throw cert_error("certificate validity must be positive");
+  }
+  const auto ca = load_dir_ca(dir);
+  read_issued(dir);  // fail before signing when the record file is missing or broken
+  certificate_request request;
+  request.common_name = partner_id;
+  request.san_uris = {std::string(partner_uri_prefix) + partner_id};
+  request.client_auth = true;
+  const auto now = clock::now();
+  request.not_before = now - std::chrono::minutes(5);
+  request.not_after = now + validity;
+  auto issued = ca.sign_csr(csr_pem, request, request.san_uris);
+  append_issued(dir, record_of(issued, request));
+  return issued;
+}
+
+void certs_init_admin(const std::filesystem::path& dir, const std::string& admin_name) {
+  ERR_clear_error();
+  if (!is_valid_admin_name(admin_name)) {
+    throw cert_error("invalid admin name \"" + admin_name + "\" (expected ^[a-z0-9][a-z0-9._-]{0,62}$)");
+  }
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    throw cert_error(dir.string() + " is not a certificate directory (run certs init first)");
+  }
+  const auto now = clock::now();
+  const auto ca_key = dir / "admin-ca.key";
+  const auto ca_cert = dir / "admin-ca.pem";
+  std::optional<cert_authority> ca;
+  if (std::filesystem::exists(ca_key, ec)) {
+    ca.emplace(cert_authority::load(ca_cert, ca_key));
+  } else {
+    ca.emplace(cert_authority::create("mxgw development admin CA", now - std::chrono::minutes(5),
+                                      now + std::chrono::hours(24 * 365 * 10)));
+    write_file_with_mode(ca_key, ca->key_pem(), 0600);
+    write_file_with_mode(ca_cert, ca->cert_pem(), 0644);
+    write_file_with_mode(dir / "admin-crl.pem", ca->make_crl({}), 0644);
+  }
+  certificate_request request;
+  request.common_name = "admin " + admin_name;
+  request.san_uris = {std::string(admin_uri_prefix) + admin_name};
+  request.client_auth = true;
+  request.not_before = now - std::chrono::minutes(5);
+  request.not_after = now + std::chrono::hours(24 * 365);
+  const auto issued = ca->issue(request);
+  const std::string prefix = admin_name == "dev" ? "admin" : "admin-" + admin_name;
+  write_file_with_mode(dir / (prefix + ".key"), issued.key_pem, 0600);
+  write_file_with_mode(dir / (prefix + ".pem"), issued.cert_pem, 0644);
+}
+
+bool certs_dir_knows_serial(const std::filesystem::path& dir, const std::string& serial_hex) {
+  std::error_code ec;
+  if (!std::filesystem::exists(dir / issued_file, ec)) {
+    return false;
+  }
+  const auto wanted = normalize_serial(serial_hex);
+  for (const auto& r : read_issued(dir)) {
+    if (normalize_serial(r.serial_hex) == wanted) {
+      return true;
+    }
+  }
+  return false;
 }
 
 }  // namespace mxgw::identity

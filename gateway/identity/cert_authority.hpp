@@ -15,6 +15,12 @@ struct cert_error : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// A certificate signing request that the gateway will not sign (weak key, a name it may not
+/// ask for, a bad signature, not a CSR). The message says which and is safe to show.
+struct csr_refused : cert_error {
+  using cert_error::cert_error;
+};
+
 /// What to put into a certificate. Defaults give a one-year client certificate.
 struct certificate_request {
   std::string common_name;
@@ -57,6 +63,14 @@ class cert_authority {
   /// Issues a leaf certificate (CA:FALSE, keyUsage digitalSignature) with a fresh key and a random
   /// 128-bit serial. Throws cert_error.
   issued_certificate issue(const certificate_request& request) const;
+
+  /// Signs the public key of a PEM CSR into a leaf certificate shaped like issue()'s (names,
+  /// usage and validity from `request`, never from the CSR). Throws csr_refused when the CSR is
+  /// unreadable, its signature does not verify with its own key, its key is weak (RSA < 2048
+  /// bits; EC on a curve other than P-256/P-384; anything but RSA, EC, Ed25519), or it asks for a
+  /// SAN URI urn:mxgw:partner:* or urn:mxgw:admin:* not in `allowed_uris`. key_pem stays empty.
+  issued_certificate sign_csr(const std::string& csr_pem, const certificate_request& request,
+                              const std::vector<std::string>& allowed_uris) const;
 
   /// A CRL (PEM, version 2, SHA-256) listing the given serials, valid from now for `validity`.
   std::string make_crl(const std::vector<revoked_entry>& revoked,
@@ -108,6 +122,31 @@ issued_certificate certs_issue_partner(const std::filesystem::path& dir,
 /// Marks the certificate with this serial (or the certificate in this PEM file) revoked in
 /// issued.json and rewrites DIR/crl.pem. Throws cert_error when the serial is unknown.
 void certs_revoke(const std::filesystem::path& dir, const std::string& serial_or_cert_file);
+
+/// Signs a partner's CSR with the CA in DIR (SAN URI urn:mxgw:partner:<id>, clientAuth, `validity`
+/// from now) and records it in issued.json. Throws csr_refused (see sign_csr) or cert_error.
+issued_certificate certs_sign_partner_csr(const std::filesystem::path& dir,
+                                          const std::string& partner_id,
+                                          const std::string& csr_pem, std::chrono::hours validity);
+
+/// The administrators' trust anchor in DIR (admin-ca.pem, admin-ca.key 0600, admin-crl.pem; made
+/// when missing, kept otherwise) and one admin client certificate for `admin_name` (SAN URI
+/// urn:mxgw:admin:<name>, clientAuth, one year): admin.pem/admin.key for "dev",
+/// admin-<name>.pem/.key otherwise. The admin CA is separate from the partner CA on purpose.
+void certs_init_admin(const std::filesystem::path& dir, const std::string& admin_name);
+
+/// True when issued.json in DIR records a certificate with this serial.
+bool certs_dir_knows_serial(const std::filesystem::path& dir, const std::string& serial_hex);
+
+/// What the gateway reads from a certificate someone hands in.
+struct certificate_description {
+  std::string serial_hex, sha256_fingerprint, subject, not_before, not_after;  // RFC 3339 times
+  std::vector<std::string> partner_uris, admin_uris;
+  bool is_ca = false;
+  bool client_auth = false;
+};
+/// Throws cert_error when the PEM holds no certificate.
+certificate_description describe_certificate(const std::string& cert_pem);
 
 /// One line per issued certificate, for `mxgw certs list`.
 struct issued_record {

@@ -10,6 +10,9 @@
 #include <stdexcept>
 
 #include <boost/url/parse.hpp>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include "gateway/common/json.hpp"
 
@@ -169,7 +172,94 @@ void read_delivery(const rapidjson::Value& value, const std::string& at, const p
   }
 }
 
+// Writes one partner in the partners-file form (members in the order a person would write them).
+template <typename Writer>
+void write_partner(Writer& w, const partner& p) {
+  auto str = [&](const char* key, std::string_view value) {
+    w.Key(key);
+    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  };
+  auto list = [&](const char* key, const std::vector<std::string>& values) {
+    w.Key(key);
+    w.StartArray();
+    for (const auto& v : values) {
+      w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+    }
+    w.EndArray();
+  };
+  w.StartObject();
+  str("id", p.id);
+  str("name", p.name);
+  str("country", p.country);
+  str("adapter", p.adapter);
+  w.Key("enabled");
+  w.Bool(p.enabled);
+  if (!p.endpoint.empty()) {
+    str("endpoint", p.endpoint);
+  }
+  if (!p.pinned_sha256.empty()) {
+    list("pinnedSha256", p.pinned_sha256);
+  }
+  if (p.sends) {
+    list("sends", *p.sends);
+  }
+  if (p.receives) {
+    list("receives", *p.receives);
+  }
+  if (!p.agreements.empty()) {
+    list("agreements", p.agreements);
+  }
+  if (!p.purposes.empty()) {
+    list("purposes", p.purposes);
+  }
+  w.Key("delivery");
+  w.StartObject();
+  w.Key("timeout_ms");
+  w.Int64(p.delivery.timeout.count());
+  w.Key("max_attempts");
+  w.Int(p.delivery.max_attempts);
+  w.Key("max_age_s");
+  w.Int64(p.delivery.max_age.count());
+  w.Key("backoff_base_ms");
+  w.Int64(p.delivery.backoff_base.count());
+  w.Key("backoff_cap_ms");
+  w.Int64(p.delivery.backoff_cap.count());
+  w.Key("concurrency");
+  w.Int(p.delivery.concurrency);
+  w.EndObject();
+  if (p.carry_unmapped) {
+    w.Key("carryUnmapped");
+    w.Bool(true);
+  }
+  if (!p.description.empty()) {
+    str("description", p.description);
+  }
+  w.EndObject();
+}
+
 }  // namespace
+
+std::string to_json(const partner& p) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  write_partner(w, p);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string to_json(const partner_registry& registry) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> w(buffer);
+  w.SetIndent(' ', 2);
+  w.StartObject();
+  w.Key("partners");
+  w.StartArray();
+  for (const auto* p : registry.all()) {
+    write_partner(w, *p);
+  }
+  w.EndArray();
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize()) + "\n";
+}
 
 std::span<const std::string_view> canonical_message_types() {
   return message_types;
@@ -202,6 +292,9 @@ std::string_view to_string(identity_refusal refusal) {
     case identity_refusal::ambiguous: return "ambiguous-identity";
     case identity_refusal::unknown_partner: return "unknown-partner";
     case identity_refusal::disabled_partner: return "disabled-partner";
+    case identity_refusal::revoked_certificate: return "revoked-certificate";
+    case identity_refusal::retired_certificate: return "retired-certificate";
+    case identity_refusal::admin_certificate: return "admin-certificate";
   }
   return "unknown";
 }
@@ -212,6 +305,122 @@ bool is_valid_partner_id(std::string_view id) {
   }
   auto ok = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; };
   return id.front() != '-' && std::all_of(id.begin(), id.end(), ok);
+}
+
+std::optional<partner> partner_registry::parse_partner(
+    const rapidjson::Value& entry, const std::string& at, std::vector<config_problem>& problems,
+    const std::string& file, const std::vector<std::string>* known_adapters) {
+  if (!entry.IsObject()) {
+    problems.push_back({file, at, "must be an object"});
+    return std::nullopt;
+  }
+  static const std::set<std::string, std::less<>> known = {
+      "id",    "name",     "country",  "adapter",  "enabled",  "pinnedSha256", "description",
+      "sends", "receives", "endpoint", "purposes", "delivery", "agreements",   "carryUnmapped"};
+  bool valid = true;
+  auto problem = [&](const std::string& field, const std::string& reason) {
+    problems.push_back({file, at + field, reason});
+    valid = false;
+  };
+  for (const auto& member : entry.GetObject()) {
+    if (!known.contains(std::string_view(member.name.GetString()))) {
+      problem("/" + json::escape_pointer_token(member.name.GetString()), "is not a known setting");
+    }
+  }
+  partner p;
+  p.id = std::string(json::get_string(entry, "id"));
+  if (!is_valid_partner_id(p.id)) {
+    problem("/id", "must match ^[a-z0-9][a-z0-9-]{1,62}$");
+  }
+  p.name = std::string(json::get_string(entry, "name"));
+  if (p.name.empty()) {
+    problem("/name", "is required");
+  }
+  p.description = std::string(json::get_string(entry, "description"));
+  p.country = std::string(json::get_string(entry, "country"));
+  if (p.country.size() != 2 || !std::isupper(static_cast<unsigned char>(p.country[0])) ||
+      !std::isupper(static_cast<unsigned char>(p.country[1]))) {
+    problem("/country", "must be an ISO 3166-1 alpha-2 code");
+  }
+  if (entry.HasMember("adapter")) {
+    p.adapter = std::string(json::get_string(entry, "adapter"));
+    if (known_adapters != nullptr && std::find(known_adapters->begin(), known_adapters->end(),
+                                               p.adapter) == known_adapters->end()) {
+      std::string listed;
+      for (const auto& a : *known_adapters) {
+        listed += (listed.empty() ? "" : ", ") + a;
+      }
+      problem("/adapter", "names an unknown adapter (known: " + listed + ")");
+    } else if (!is_valid_partner_id(p.adapter)) {
+      problem("/adapter", "is not a valid adapter id");
+    }
+  }
+  if (entry.HasMember("carryUnmapped")) {
+    if (!entry["carryUnmapped"].IsBool()) {
+      problem("/carryUnmapped", "must be true or false");
+    } else {
+      p.carry_unmapped = entry["carryUnmapped"].GetBool();
+    }
+  }
+  if (entry.HasMember("enabled")) {
+    if (!entry["enabled"].IsBool()) {
+      problem("/enabled", "must be true or false");
+    } else {
+      p.enabled = entry["enabled"].GetBool();
+    }
+  }
+  if (entry.HasMember("pinnedSha256")) {
+    const auto& pins = entry["pinnedSha256"];
+    if (!pins.IsArray()) {
+      problem("/pinnedSha256", "must be an array of SHA-256 fingerprints");
+    } else {
+      for (rapidjson::SizeType k = 0; k < pins.Size(); ++k) {
+        const std::string field = "/pinnedSha256/" + std::to_string(k);
+        std::string fp = pins[k].IsString() ? normalise_fingerprint(pins[k].GetString()) : "";
+        if (!is_hex_sha256(fp)) {
+          problem(field, "must be 64 hex digits (colons allowed)");
+        } else if (std::find(p.pinned_sha256.begin(), p.pinned_sha256.end(), fp) !=
+                   p.pinned_sha256.end()) {
+          problem(field, "repeats a fingerprint listed before");
+        } else {
+          p.pinned_sha256.push_back(fp);
+        }
+      }
+    }
+  }
+  if (entry.HasMember("endpoint")) {
+    const auto& endpoint = entry["endpoint"];
+    std::string why = endpoint.IsString()
+                          ? endpoint_problem({endpoint.GetString(), endpoint.GetStringLength()})
+                          : "must be an https URL string";
+    if (!why.empty()) {
+      problem("/endpoint", why);
+    } else {
+      p.endpoint.assign(endpoint.GetString(), endpoint.GetStringLength());
+    }
+  }
+  for (const char* direction : {"sends", "receives"}) {
+    if (entry.HasMember(direction)) {
+      std::vector<std::string> types;
+      if (read_codes(entry[direction], std::string("/") + direction, message_types,
+                     "message type", problem, types)) {
+        (std::string_view(direction) == "sends" ? p.sends : p.receives) = std::move(types);
+      }
+    }
+  }
+  if (entry.HasMember("agreements")) {
+    read_codes(entry["agreements"], "/agreements", agreements, "agreement", problem, p.agreements);
+  }
+  if (entry.HasMember("purposes")) {
+    read_codes(entry["purposes"], "/purposes", purposes, "purpose", problem, p.purposes);
+  }
+  if (entry.HasMember("delivery")) {
+    read_delivery(entry["delivery"], "/delivery", problem, p.delivery);
+  }
+  if (!valid) {
+    return std::nullopt;
+  }
+  return p;
 }
 
 partner_registry partner_registry::load(const std::filesystem::path& file,
@@ -230,122 +439,23 @@ partner_registry partner_registry::load(const std::filesystem::path& file,
     problems.push_back({name, "/partners", "must be an array of partner definitions"});
     return registry;
   }
-  static const std::set<std::string, std::less<>> known = {
-      "id",    "name",     "country",  "adapter",  "enabled",  "pinnedSha256", "description",
-      "sends", "receives", "endpoint", "purposes", "delivery", "agreements",   "carryUnmapped"};
   const auto& list = doc["partners"];
   for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
     const std::string at = "/partners/" + std::to_string(i);
-    const auto& entry = list[i];
-    if (!entry.IsObject()) {
-      problems.push_back({name, at, "must be an object"});
+    auto p = parse_partner(list[i], at, problems, name, known_adapters);
+    if (!p) {
       continue;
     }
-    bool valid = true;
-    auto problem = [&](const std::string& field, const std::string& reason) {
-      problems.push_back({name, at + field, reason});
-      valid = false;
-    };
-    for (const auto& member : entry.GetObject()) {
-      if (!known.contains(std::string_view(member.name.GetString()))) {
-        problem("/" + json::escape_pointer_token(member.name.GetString()),
-                "is not a known setting");
+    bool pins_free = true;
+    for (std::size_t k = 0; k < p->pinned_sha256.size(); ++k) {
+      if (registry.pins_.contains(p->pinned_sha256[k])) {
+        problems.push_back({name, at + "/pinnedSha256/" + std::to_string(k),
+                            "is pinned for another partner already"});
+        pins_free = false;
       }
     }
-    partner p;
-    p.id = std::string(json::get_string(entry, "id"));
-    if (!is_valid_partner_id(p.id)) {
-      problem("/id", "must match ^[a-z0-9][a-z0-9-]{1,62}$");
-    }
-    p.name = std::string(json::get_string(entry, "name"));
-    if (p.name.empty()) {
-      problem("/name", "is required");
-    }
-    p.country = std::string(json::get_string(entry, "country"));
-    if (p.country.size() != 2 || !std::isupper(static_cast<unsigned char>(p.country[0])) ||
-        !std::isupper(static_cast<unsigned char>(p.country[1]))) {
-      problem("/country", "must be an ISO 3166-1 alpha-2 code");
-    }
-    if (entry.HasMember("adapter")) {
-      p.adapter = std::string(json::get_string(entry, "adapter"));
-      if (known_adapters != nullptr && std::find(known_adapters->begin(), known_adapters->end(),
-                                                 p.adapter) == known_adapters->end()) {
-        std::string listed;
-        for (const auto& a : *known_adapters) {
-          listed += (listed.empty() ? "" : ", ") + a;
-        }
-        problem("/adapter", "names an unknown adapter (known: " + listed + ")");
-      } else if (!is_valid_partner_id(p.adapter)) {
-        problem("/adapter", "is not a valid adapter id");
-      }
-    }
-    if (entry.HasMember("carryUnmapped")) {
-      if (!entry["carryUnmapped"].IsBool()) {
-        problem("/carryUnmapped", "must be true or false");
-      } else {
-        p.carry_unmapped = entry["carryUnmapped"].GetBool();
-      }
-    }
-    if (entry.HasMember("enabled")) {
-      if (!entry["enabled"].IsBool()) {
-        problem("/enabled", "must be true or false");
-      } else {
-        p.enabled = entry["enabled"].GetBool();
-      }
-    }
-    if (entry.HasMember("pinnedSha256")) {
-      const auto& pins = entry["pinnedSha256"];
-      if (!pins.IsArray()) {
-        problem("/pinnedSha256", "must be an array of SHA-256 fingerprints");
-      } else {
-        for (rapidjson::SizeType k = 0; k < pins.Size(); ++k) {
-          const std::string field = "/pinnedSha256/" + std::to_string(k);
-          std::string fp = pins[k].IsString() ? normalise_fingerprint(pins[k].GetString()) : "";
-          if (!is_hex_sha256(fp)) {
-            problem(field, "must be 64 hex digits (colons allowed)");
-          } else if (registry.pins_.contains(fp)) {
-            problem(field, "is pinned for another partner already");
-          } else if (std::find(p.pinned_sha256.begin(), p.pinned_sha256.end(), fp) !=
-                     p.pinned_sha256.end()) {
-            problem(field, "repeats a fingerprint listed before");
-          } else {
-            p.pinned_sha256.push_back(fp);
-          }
-        }
-      }
-    }
-    if (entry.HasMember("endpoint")) {
-      const auto& endpoint = entry["endpoint"];
-      std::string why = endpoint.IsString()
-                            ? endpoint_problem({endpoint.GetString(), endpoint.GetStringLength()})
-                            : "must be an https URL string";
-      if (!why.empty()) {
-        problem("/endpoint", why);
-      } else {
-        p.endpoint.assign(endpoint.GetString(), endpoint.GetStringLength());
-      }
-    }
-    for (const char* direction : {"sends", "receives"}) {
-      if (entry.HasMember(direction)) {
-        std::vector<std::string> types;
-        if (read_codes(entry[direction], std::string("/") + direction, message_types,
-                       "message type", problem, types)) {
-          (std::string_view(direction) == "sends" ? p.sends : p.receives) = std::move(types);
-        }
-      }
-    }
-    if (entry.HasMember("agreements")) {
-      read_codes(entry["agreements"], "/agreements", agreements, "agreement", problem,
-                 p.agreements);
-    }
-    if (entry.HasMember("purposes")) {
-      read_codes(entry["purposes"], "/purposes", purposes, "purpose", problem, p.purposes);
-    }
-    if (entry.HasMember("delivery")) {
-      read_delivery(entry["delivery"], "/delivery", problem, p.delivery);
-    }
-    if (valid && !registry.add(p)) {
-      problem("/id", "duplicates an earlier partner");
+    if (pins_free && !registry.add(std::move(*p))) {
+      problems.push_back({name, at + "/id", "duplicates an earlier partner"});
     }
   }
   return registry;
@@ -368,6 +478,26 @@ bool partner_registry::add(partner p) {
   return true;
 }
 
+std::string partner_registry::put(partner p) {
+  for (const auto& fp : p.pinned_sha256) {
+    if (auto it = pins_.find(fp); it != pins_.end() && it->second != p.id) {
+      return fp;
+    }
+  }
+  if (auto old = partners_.find(p.id); old != partners_.end()) {
+    for (const auto& fp : old->second.pinned_sha256) {
+      pins_.erase(fp);
+    }
+    partners_.erase(old);
+  }
+  for (const auto& fp : p.pinned_sha256) {
+    pins_.emplace(fp, p.id);
+  }
+  std::string id = p.id;
+  partners_.emplace(std::move(id), std::move(p));
+  return {};
+}
+
 const partner* partner_registry::find(std::string_view id) const {
   auto it = partners_.find(id);
   return it == partners_.end() ? nullptr : &it->second;
@@ -383,6 +513,9 @@ std::vector<const partner*> partner_registry::all() const {
 }
 
 identity_decision partner_registry::identify(const certificate_facts& facts) const {
+  if (!facts.admin_uris.empty()) {
+    return {identity_refusal::admin_certificate, {}};  // an admin certificate is never a partner
+  }
   std::set<std::string, std::less<>> ids(facts.partner_uris.begin(), facts.partner_uris.end());
   if (auto pin = pins_.find(facts.sha256_fingerprint); pin != pins_.end()) {
     ids.insert(pin->second);

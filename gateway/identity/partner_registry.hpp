@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include <rapidjson/fwd.h>
+
 namespace mxgw::identity {
 
 /// The canonical message types (envelope `type`), in the order of the model.
@@ -36,6 +38,7 @@ struct delivery_settings {
 struct partner {
   std::string id;              ///< e.g. "kh-ratanakiri"; pattern ^[a-z0-9][a-z0-9-]{1,62}$
   std::string name;            ///< display name of the agency (not personal data)
+  std::string description;     ///< free text of the administrator (kept for export)
   std::string country;         ///< ISO 3166-1 alpha-2
   std::string adapter = "mx";  ///< wire format of this partner
   bool enabled = true;
@@ -67,6 +70,8 @@ struct config_problem {
 struct certificate_facts {
   std::vector<std::string> partner_uris;  ///< ids from SAN URIs urn:mxgw:partner:<id>
   std::string sha256_fingerprint;         ///< lower-case hex over the DER certificate
+  std::vector<std::string> admin_uris;    ///< names from SAN URIs urn:mxgw:admin:<name>
+  std::string serial_hex;                 ///< upper-case hex, no separators
 };
 
 enum class identity_refusal {
@@ -75,6 +80,9 @@ enum class identity_refusal {
   ambiguous,            ///< several partner ids (SAN URIs, or SAN and pin disagree)
   unknown_partner,      ///< the id names no configured partner
   disabled_partner,     ///< the partner exists but is disabled
+  revoked_certificate,  ///< the certificate was revoked by an administrator
+  retired_certificate,  ///< the certificate was replaced and its overlap window has ended
+  admin_certificate,    ///< an administrator's certificate (SAN urn:mxgw:admin:...) is no partner
 };
 
 /// Short stable code for logs and metrics ("unknown-partner", ...).
@@ -98,8 +106,20 @@ class partner_registry {
                                std::vector<config_problem>& problems,
                                const std::vector<std::string>* known_adapters = nullptr);
 
+  /// Reads one partner definition (an element of the file's `partners` array) with the same
+  /// checks as load(); problems are appended with `file` and `at` + the member's pointer.
+  /// Fingerprints pinned by other partners are not checked here (put() and load() do that).
+  static std::optional<partner> parse_partner(const rapidjson::Value& entry, const std::string& at,
+                                              std::vector<config_problem>& problems,
+                                              const std::string& file,
+                                              const std::vector<std::string>* known_adapters);
+
   /// Adds one partner (tests and programmatic set-up). Returns false on a duplicate id.
   bool add(partner p);
+
+  /// Adds or replaces the partner with p.id. Returns the first fingerprint pinned by another
+  /// partner (and changes nothing), or an empty string when it was stored.
+  std::string put(partner p);
 
   /// The partner with `id`, or nullptr.
   const partner* find(std::string_view id) const;
@@ -116,6 +136,12 @@ class partner_registry {
   std::map<std::string, partner, std::less<>> partners_;
   std::map<std::string, std::string, std::less<>> pins_;  // fingerprint -> partner id
 };
+
+/// One partner as a partners-file entry (compact JSON); parse_partner() reads it back.
+std::string to_json(const partner& p);
+
+/// The whole registry as a partners file ({"partners": [...]}, indented), ordered by id.
+std::string to_json(const partner_registry& registry);
 
 /// True when `id` is a syntactically valid partner id.
 bool is_valid_partner_id(std::string_view id);

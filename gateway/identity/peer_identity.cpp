@@ -1,10 +1,14 @@
 // Certificate facts for identity decisions.
 #include "gateway/identity/peer_identity.hpp"
 
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
+#include <cctype>
 #include <memory>
 
 #include "gateway/common/digest.hpp"
@@ -17,6 +21,13 @@ certificate_facts facts_of(X509* cert) {
   unsigned int length = 0;
   if (X509_digest(cert, EVP_sha256(), digest, &length) == 1) {
     facts.sha256_fingerprint = lower_hex(digest, length);
+  }
+  if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr)) {
+    if (char* hex = BN_bn2hex(bn)) {
+      facts.serial_hex = hex;
+      OPENSSL_free(hex);
+    }
+    BN_free(bn);
   }
   using names_ptr = std::unique_ptr<GENERAL_NAMES, decltype(&GENERAL_NAMES_free)>;
   names_ptr names(
@@ -35,9 +46,39 @@ certificate_facts facts_of(X509* cert) {
                           static_cast<std::size_t>(ASN1_STRING_length(uri)));
     if (text.starts_with(partner_uri_prefix)) {
       facts.partner_uris.emplace_back(text.substr(partner_uri_prefix.size()));
+    } else if (text.starts_with(admin_uri_prefix)) {
+      facts.admin_uris.emplace_back(text.substr(admin_uri_prefix.size()));
     }
   }
   return facts;
+}
+
+bool is_valid_admin_name(std::string_view name) {
+  if (name.empty() || name.size() > 63) {
+    return false;
+  }
+  auto ok = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
+  };
+  return std::isalnum(static_cast<unsigned char>(name.front())) != 0 &&
+         std::all_of(name.begin(), name.end(), ok);
+}
+
+std::string_view admin_refusal(const certificate_facts& facts, std::string& name) {
+  if (!facts.partner_uris.empty()) {
+    return "partner-certificate";
+  }
+  if (facts.admin_uris.empty()) {
+    return "no-admin-identity";
+  }
+  if (facts.admin_uris.size() > 1) {
+    return "ambiguous-identity";
+  }
+  if (!is_valid_admin_name(facts.admin_uris.front())) {
+    return "invalid-admin-name";
+  }
+  name = facts.admin_uris.front();
+  return {};
 }
 
 }  // namespace mxgw::identity

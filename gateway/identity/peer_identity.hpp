@@ -8,10 +8,19 @@
 namespace mxgw::identity {
 
 inline constexpr std::string_view partner_uri_prefix = "urn:mxgw:partner:";
+inline constexpr std::string_view admin_uri_prefix = "urn:mxgw:admin:";
 
-/// Partner ids from SAN URIs with the prefix above, and the SHA-256 fingerprint of the DER
-/// certificate. A SAN URI with the prefix but an invalid id is returned as-is (and then matches no
-/// partner). `cert` must not be null.
+/// Partner ids and admin names from SAN URIs with the prefixes above, the serial and the SHA-256
+/// fingerprint of the DER certificate. A SAN URI with a prefix but an invalid id is returned as-is
+/// (and then matches no one). `cert` must not be null.
 certificate_facts facts_of(X509* cert);
+
+/// True when `name` is a valid administrator name: ^[a-z0-9][a-z0-9._-]{0,62}$.
+bool is_valid_admin_name(std::string_view name);
+
+/// Why a verified certificate is not an administrator's ("no-admin-identity",
+/// "ambiguous-identity", "partner-certificate", "invalid-admin-name"), or empty when it names
+/// exactly one valid administrator (then `name` is set).
+std::string_view admin_refusal(const certificate_facts& facts, std::string& name);
 
 }  // namespace mxgw::identity

@@ -24,7 +24,6 @@
 
 #include "gateway/common/log.hpp"
 #include "gateway/http/handlers.hpp"
-#include "gateway/identity/peer_identity.hpp"
 #include "gateway/net/tls_context.hpp"
 
 namespace mxgw::net {
@@ -39,8 +38,7 @@ class session;
 struct server::impl : std::enable_shared_from_this<server::impl> {
   config::listener_settings settings;
   std::size_t threads;
-  std::shared_ptr<const identity::partner_registry> partners;
-  std::shared_ptr<const http::partner_api> api;
+  listener_role role;
   asio::io_context ioc;
   std::shared_ptr<asio::ssl::context> tls;
   tcp::acceptor acceptor;
@@ -50,15 +48,16 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::mutex sessions_mutex;
   std::list<std::weak_ptr<session>> sessions;  // for stop(): close idle connections
 
-  impl(const config::listener_settings& s, std::size_t n,
-       std::shared_ptr<const identity::partner_registry> p,
-       std::shared_ptr<const http::partner_api> a)
+  impl(const config::listener_settings& s, std::size_t n, listener_role r)
       : settings(s),
         threads(n == 0 ? std::max(1u, std::thread::hardware_concurrency()) : n),
-        partners(std::move(p)),
-        api(std::move(a)),
+        role(std::move(r)),
         ioc(static_cast<int>(threads)),
-        tls(make_server_context(s.tls, partners)),
+        tls(make_server_context(
+            s.tls, [authenticate = role.authenticate](X509* cert) {
+              return authenticate(cert).refusal;
+            },
+            role.on_handshake_refused, "mxgw-" + role.name)),
         acceptor(asio::make_strand(ioc)) {}
 
   void do_accept();
@@ -116,6 +115,21 @@ class session : public std::enable_shared_from_this<session> {
     });
   }
 
+  // The peer established in the handshake; the caller holds the server's sessions mutex.
+  const connected_peer& peer_locked() const { return peer_info_; }
+
+  // Called after a revocation or a partner was disabled: the connection is closed now, whatever
+  // it is doing (an answer being computed is dropped with it).
+  void close_now() {
+    closed_ = true;  // at once: a request that arrives from now on is not answered
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      beast::error_code ignored;
+      beast::get_lowest_layer(self->stream_).socket().shutdown(tcp::socket::shutdown_both,
+                                                               ignored);
+      beast::get_lowest_layer(self->stream_).close();
+    });
+  }
+
  private:
   void on_start() {
     // The whole TLS handshake, including the client certificate check, within one deadline.
@@ -136,19 +150,31 @@ class session : public std::enable_shared_from_this<session> {
                  .detail = ec.message()});
       return;
     }
-    // The verify callback already required exactly one enabled partner; read it back here.
+    // The verify callback already accepted the certificate; decide again on the trust state in
+    // force now (it may have changed during the handshake) and remember who this is.
+    // Deciding and recording under the sessions mutex means a close_connections() that runs
+    // after a trust change either sees this peer or this decision already sees the change.
     X509* cert = SSL_get0_peer_certificate(stream_.native_handle());
-    const auto decision =
-        cert != nullptr
-            ? server_->partners->identify(identity::facts_of(cert))
-            : identity::identity_decision{identity::identity_refusal::no_partner_identity, {}};
-    if (decision.refusal != identity::identity_refusal::none) {
-      log::warn({.event = "tls.client_refused",
-                 .reason = identity::to_string(decision.refusal),
-                 .peer = peer_});
+    authentication who;
+    {
+      std::lock_guard lock(server_->sessions_mutex);
+      who = cert != nullptr ? server_->role.authenticate(cert)
+                            : authentication{{}, "no-certificate", {}, {}};
+      if (who.refusal.empty() && !who.principal.empty()) {
+        peer_info_ = {who.principal, who.fingerprint, who.serial_hex};
+      }
+    }
+    if (!who.refusal.empty() || who.principal.empty()) {
+      log::warn({.event = "tls.client_refused", .reason = who.refusal, .peer = peer_});
+      if (server_->role.on_handshake_refused) {
+        server_->role.on_handshake_refused(who.refusal);
+      }
       return;
     }
-    partner_ = decision.partner_id;
+    partner_ = who.principal;
+    if (closed_) {
+      return;
+    }
     read_header();
   }
 
@@ -172,7 +198,7 @@ class session : public std::enable_shared_from_this<session> {
 
   void on_idle_read(beast::error_code ec, std::size_t bytes) {
     idle_ = false;
-    if (ec) {
+    if (ec || closed_) {
       if (ec == beast::error::timeout || ec == asio::error::operation_aborted) {
         do_shutdown();
       }
@@ -203,6 +229,9 @@ class session : public std::enable_shared_from_this<session> {
   void on_body(beast::error_code ec, std::size_t) {
     if (ec) {
       return on_read_error(ec, "body");
+    }
+    if (closed_) {
+      return;  // trust was withdrawn while the request arrived
     }
     ++server_->requests;
     handle();
@@ -254,13 +283,14 @@ class session : public std::enable_shared_from_this<session> {
         .body = req.body(),
         .partner = partner_,
         .peer = peer_,
+        .if_match = {req[bhttp::field::if_match].data(), req[bhttp::field::if_match].size()},
     };
     const unsigned version = req.version();
     const bool keep_alive = req.keep_alive();
     // The answer may come from a store thread: hop back onto this connection's strand, and keep
     // the event loop alive while we wait for it.
     auto guard = asio::make_work_guard(stream_.get_executor());
-    server_->api->handle(view, [self = shared_from_this(), guard = std::move(guard), version,
+    server_->role.handle(view, [self = shared_from_this(), guard = std::move(guard), version,
                                 keep_alive](http::response r) mutable {
       asio::post(self->stream_.get_executor(),
                  [self, r = std::move(r), version, keep_alive, guard = std::move(guard)]() mutable {
@@ -270,6 +300,9 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void write(http::response r, unsigned version, bool keep_alive) {
+    if (closed_) {
+      return;  // closed after a revocation while the answer was being made
+    }
     response_.emplace(static_cast<bhttp::status>(r.status), version);
     response_->set(bhttp::field::server, "mxgw");
     response_->set(bhttp::field::content_type, r.content_type);
@@ -348,7 +381,9 @@ class session : public std::enable_shared_from_this<session> {
   static constexpr std::size_t max_linger_bytes = 8 * 1024 * 1024;
   static constexpr std::chrono::seconds linger_time{2};
 
+  connected_peer peer_info_;
   bool idle_ = false;
+  std::atomic<bool> closed_{false};
   bool registered_ = false;
   bool linger_after_write_ = false;
   bool lingering_ = false;
@@ -396,9 +431,8 @@ void server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
 }
 
 server::server(const config::listener_settings& settings, std::size_t threads,
-               std::shared_ptr<const identity::partner_registry> partners,
-               std::shared_ptr<const http::partner_api> api)
-    : impl_(std::make_shared<impl>(settings, threads, std::move(partners), std::move(api))) {
+               listener_role role)
+    : impl_(std::make_shared<impl>(settings, threads, std::move(role))) {
   beast::error_code ec;
   const auto address = asio::ip::make_address(settings.address, ec);
   if (ec) {
@@ -463,6 +497,30 @@ void server::stop() {
   for (auto& s : live) {
     s->stop();
   }
+}
+
+std::size_t server::close_connections(const std::function<bool(const connected_peer&)>& which) {
+  // Every session is held until the mutex is released: the last reference must not be dropped
+  // under it (the destructor takes it too).
+  std::vector<std::shared_ptr<session>> live;
+  std::vector<bool> matches;
+  {
+    std::lock_guard lock(impl_->sessions_mutex);
+    for (auto& weak : impl_->sessions) {
+      if (auto s = weak.lock()) {
+        matches.push_back(!s->peer_locked().principal.empty() && which(s->peer_locked()));
+        live.push_back(std::move(s));
+      }
+    }
+  }
+  std::size_t closed = 0;
+  for (std::size_t i = 0; i < live.size(); ++i) {
+    if (matches[i]) {
+      live[i]->close_now();
+      ++closed;
+    }
+  }
+  return closed;
 }
 
 listener_counters server::counters() const {

@@ -1,19 +1,51 @@
-// The partner listener: an asynchronous mutual-TLS HTTP/1.1 server (Boost.Beast).
+// A listener: an asynchronous mutual-TLS HTTP/1.1 server (Boost.Beast). The partner and the admin
+// listeners are two instances with different roles (who may connect, which routes answer).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <string>
+
+#include <openssl/types.h>
 
 #include "gateway/config/gateway_config.hpp"
+#include "gateway/http/problem.hpp"
 
 namespace mxgw::http {
-class partner_api;
-}
-namespace mxgw::identity {
-class partner_registry;
+struct request;
 }
 
 namespace mxgw::net {
+
+/// Who a verified client certificate belongs to, or why it gets no service.
+struct authentication {
+  std::string principal;    ///< partner id or admin name; empty when refused
+  std::string refusal;      ///< stable reason code when refused ("unknown-partner", ...)
+  std::string fingerprint;  ///< lower-case hex SHA-256 of the certificate
+  std::string serial_hex;
+};
+
+/// The peer of one open connection, for closing connections after a revocation.
+struct connected_peer {
+  std::string principal;
+  std::string fingerprint;
+  std::string serial_hex;
+};
+
+/// What makes a listener the partner or the admin listener.
+struct listener_role {
+  std::string name = "partner";  ///< for logs and metrics; also the TLS session id context
+  /// Decides on a client certificate that passed chain, validity, CRL and clientAuth checks.
+  /// Called in the handshake (refusal = handshake failure) and again once it completes. Must be
+  /// thread-safe and quick.
+  std::function<authentication(X509*)> authenticate;
+  /// Answers one request; `done` exactly once, from any thread. The request's `partner` member
+  /// carries the principal.
+  std::function<void(const http::request&, std::function<void(http::response)>)> handle;
+  /// Called once per refused handshake with a reason code (metrics); may be empty.
+  std::function<void(std::string_view reason)> on_handshake_refused;
+};
 
 /// Counters of what the listener cut off or refused (for tests now, metrics later).
 struct listener_counters {
@@ -27,9 +59,7 @@ class server {
  public:
   /// Binds the listener (address and port from `settings`; port 0 picks a free one) and builds
   /// the TLS context. Throws std::runtime_error on a bind or TLS set-up failure.
-  server(const config::listener_settings& settings, std::size_t threads,
-         std::shared_ptr<const identity::partner_registry> partners,
-         std::shared_ptr<const http::partner_api> api);
+  server(const config::listener_settings& settings, std::size_t threads, listener_role role);
   ~server();
   server(const server&) = delete;
   server& operator=(const server&) = delete;
@@ -46,6 +76,10 @@ class server {
   void stop();
 
   listener_counters counters() const;
+
+  /// Closes at once every open connection whose peer matches `which` (a request in progress is
+  /// cut off). Returns how many were closed. Thread-safe.
+  std::size_t close_connections(const std::function<bool(const connected_peer&)>& which);
 
   struct impl;
 

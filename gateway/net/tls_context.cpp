@@ -11,7 +11,6 @@
 #include <stdexcept>
 
 #include "gateway/common/log.hpp"
-#include "gateway/identity/peer_identity.hpp"
 
 namespace mxgw::net {
 namespace {
@@ -53,8 +52,25 @@ void load_crls(X509_STORE* store, const std::filesystem::path& file) {
 
 }  // namespace
 
-std::shared_ptr<ssl::context> make_server_context(
-    const config::tls_settings& tls, std::shared_ptr<const identity::partner_registry> partners) {
+std::string_view verify_error_code(int x509_error) {
+  switch (x509_error) {
+    case X509_V_ERR_CERT_HAS_EXPIRED: return "certificate-expired";
+    case X509_V_ERR_CERT_NOT_YET_VALID: return "certificate-not-yet-valid";
+    case X509_V_ERR_CERT_REVOKED: return "certificate-revoked-crl";
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_CERT_UNTRUSTED: return "untrusted-issuer";
+    case X509_V_ERR_INVALID_PURPOSE: return "no-client-auth-usage";
+    default: return "certificate-invalid";
+  }
+}
+
+std::shared_ptr<ssl::context> make_server_context(const config::tls_settings& tls,
+                                                  certificate_judge judge,
+                                                  refusal_sink on_refusal,
+                                                  std::string session_context) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* native = ctx->native_handle();
 
@@ -69,8 +85,12 @@ std::shared_ptr<ssl::context> make_server_context(
       SSL_CTX_set1_groups_list(native, "X25519:P-256:P-384") != 1) {
     throw std::runtime_error("cannot set the TLS cipher profile: " + openssl_error());
   }
-  static const unsigned char session_context[] = "mxgw-partner";
-  SSL_CTX_set_session_id_context(native, session_context, sizeof session_context - 1);
+  if (session_context.size() > SSL_MAX_SID_CTX_LENGTH) {
+    session_context.resize(SSL_MAX_SID_CTX_LENGTH);
+  }
+  SSL_CTX_set_session_id_context(native,
+                                 reinterpret_cast<const unsigned char*>(session_context.data()),
+                                 static_cast<unsigned int>(session_context.size()));
 
   if (SSL_CTX_use_certificate_chain_file(native, tls.certificate.c_str()) != 1) {
     throw std::runtime_error(tls.certificate.string() +
@@ -100,14 +120,21 @@ std::shared_ptr<ssl::context> make_server_context(
   SSL_CTX_set_verify_depth(native, 4);
 
   ctx->set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert);
-  ctx->set_verify_callback([partners](bool preverified, ssl::verify_context& vctx) {
+  auto refused = [on_refusal](std::string_view reason) {
+    if (on_refusal) {
+      on_refusal(reason);
+    }
+  };
+  ctx->set_verify_callback([judge = std::move(judge), refused](bool preverified,
+                                                               ssl::verify_context& vctx) {
     X509_STORE_CTX* store_ctx = vctx.native_handle();
     const int depth = X509_STORE_CTX_get_error_depth(store_ctx);
     if (!preverified) {
       const int error = X509_STORE_CTX_get_error(store_ctx);
       log::warn({.event = "tls.client_refused",
-                 .reason = "certificate-invalid",
+                 .reason = verify_error_code(error),
                  .detail = X509_verify_cert_error_string(error)});
+      refused(verify_error_code(error));
       return false;
     }
     if (depth != 0) {
@@ -118,12 +145,13 @@ std::shared_ptr<ssl::context> make_server_context(
     if ((X509_get_extension_flags(cert) & EXFLAG_XKUSAGE) == 0 ||
         (X509_get_extended_key_usage(cert) & XKU_SSL_CLIENT) == 0) {
       log::warn({.event = "tls.client_refused", .reason = "no-client-auth-usage"});
+      refused("no-client-auth-usage");
       X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_INVALID_PURPOSE);
       return false;
     }
-    const auto decision = partners->identify(identity::facts_of(cert));
-    if (decision.refusal != identity::identity_refusal::none) {
-      log::warn({.event = "tls.client_refused", .reason = identity::to_string(decision.refusal)});
+    if (const std::string refusal = judge(cert); !refusal.empty()) {
+      log::warn({.event = "tls.client_refused", .reason = refusal});
+      refused(refusal);
       X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_APPLICATION_VERIFICATION);
       return false;
     }

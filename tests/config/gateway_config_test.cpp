@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "gateway/common/json.hpp"
+#include "gateway/identity/cert_authority.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace mxgw::config {
@@ -508,6 +509,53 @@ TEST_F(GatewayConfig, StoreEncryptionKeysAreChecked) {
       << describe(problems_);
 }
 
+// A real CA certificate in PEM at `file` (the admin anchor check compares certificates).
+std::string write_ca(const std::filesystem::path& file, const std::string& name) {
+  const auto now = std::chrono::system_clock::now();
+  auto ca = identity::cert_authority::create(name, now - std::chrono::hours(1),
+                                             now + std::chrono::hours(24));
+  write_file(file, ca.cert_pem());
+  return ca.cert_pem();
+}
+
+TEST_F(GatewayConfig, AdminListenerDefaultsToLoopback9443AndTheListenersCertificate) {
+  write_ca(dir_ / "certs" / "admin-ca.pem", "admin CA");
+  set("/admin", R"({"admin_cas": ["../certs/admin-ca.pem"]})");
+  const auto config = load();
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_TRUE(config.admin.enabled);
+  EXPECT_EQ(config.admin.listener.address, "127.0.0.1");
+  EXPECT_EQ(config.admin.listener.port, 9443);
+  EXPECT_EQ(config.admin.listener.tls.certificate, config.listener.tls.certificate);
+  EXPECT_EQ(config.admin.listener.tls.partner_cas,
+            std::vector<std::filesystem::path>{(dir_ / "certs" / "admin-ca.pem").lexically_normal()});
+}
+
+TEST_F(GatewayConfig, NoAdminSectionMeansNoAdminListener) {
+  EXPECT_FALSE(load().admin.enabled);
+}
+
+TEST_F(GatewayConfig, AdminAnchorThatIsAlsoAPartnerAnchorIsAStartUpError) {
+  const auto pem = write_ca(dir_ / "certs" / "ca.pem", "partner CA");
+  set("/admin", R"({"admin_cas": ["../certs/ca.pem"]})");
+  load();
+  EXPECT_NE(only_problem_at("/admin/admin_cas/0").find("also a partner trust anchor"),
+            std::string::npos);
+  // The same certificate under another name is the same anchor.
+  reset();
+  write_file(dir_ / "certs" / "copy.pem", pem);
+  set("/admin", R"({"admin_cas": ["../certs/copy.pem"]})");
+  load();
+  only_problem_at("/admin/admin_cas/0");
+}
+
+TEST_F(GatewayConfig, AdminSectionNeedsAnAnchorAndItsOwnPort) {
+  set("/admin", R"({"port": 8443})");
+  load();
+  EXPECT_EQ(problem_fields(), (std::multiset<std::string>{"/admin/admin_cas", "/admin/port"}))
+      << describe(problems_);
+}
+
 TEST(RepositoryGatewayConfig, ShippedConfigHasNoProblemsBeyondUncreatedDevCertificates) {
   // config/gateway.json names certificates and a store key that scripts/run.sh creates (for the
   // listener, for delivery, for encryption at rest); apart from those being
@@ -517,7 +565,7 @@ TEST(RepositoryGatewayConfig, ShippedConfigHasNoProblemsBeyondUncreatedDevCertif
   for (const auto& p : problems) {
     EXPECT_NE(p.reason.find("does not exist"), std::string::npos) << p.field << ": " << p.reason;
     EXPECT_TRUE(p.field.rfind("/listener/tls/", 0) == 0 || p.field.rfind("/delivery/", 0) == 0 ||
-                p.field == "/store/encryption/keys/0/file")
+                p.field == "/store/encryption/keys/0/file" || p.field.rfind("/admin/", 0) == 0)
         << p.field << ": " << p.reason;
   }
   // The shipped configuration encrypts the store at rest.

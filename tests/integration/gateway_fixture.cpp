@@ -59,7 +59,7 @@ void gateway_fixture::TearDown() {
 
 void gateway_fixture::start() {
   log::init({log::level::info, config_.log.file});
-  gateway_ = std::make_unique<cli::gateway_instance>(config_);
+  gateway_ = std::make_unique<cli::gateway_instance>(config_, options_);
   port_ = gateway_->port();
   gateway_thread_ = std::thread([this] { gateway_->run(); });
 }

@@ -60,6 +60,7 @@ class gateway_fixture : public ::testing::Test {
   temp_dir dir_;
   std::unique_ptr<identity::cert_authority> ca_;
   config::gateway_config config_;
+  cli::instance_options options_;  ///< e.g. an injected clock
   std::unique_ptr<cli::gateway_instance> gateway_;
   std::thread gateway_thread_;
   std::uint16_t port_ = 0;

@@ -16,7 +16,9 @@
 #include <rapidjson/document.h>
 
 #include "adapters/adapter.hpp"
+#include "gateway/common/live.hpp"
 #include "gateway/http/handlers.hpp"
+#include "gateway/identity/trust_state.hpp"
 #include "gateway/identity/partner_registry.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/routing.hpp"
@@ -46,7 +48,11 @@ struct gateway_parts {
     std::erase_if(problems, [](const auto& p) { return p.reason.find("adapter") != std::string::npos; });
     mxgw::fuzz::require_no_problems(problems, "gateway parts");
     store = mxgw::store::open_sqlite_store({.path = dir.path() / "store.db"});
-    api = std::make_unique<mxgw::http::partner_api>(checker, partners, rules, store);
+    auto seed = std::make_shared<mxgw::identity::trust_state>();
+    seed->partners = *partners;
+    api = std::make_unique<mxgw::http::partner_api>(
+        checker, std::make_shared<mxgw::identity::trust_store>(seed),
+        std::make_shared<mxgw::live<mxgw::pipeline::routing_rules>>(rules), store);
   }
 };
 

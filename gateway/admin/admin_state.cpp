@@ -1,0 +1,211 @@
+// Administrative state: persist, apply, poll (see admin_state.hpp).
+#include "gateway/admin/admin_state.hpp"
+
+#include <future>
+#include <stdexcept>
+
+#include "gateway/common/json.hpp"
+#include "gateway/common/log.hpp"
+#include "gateway/pipeline/routing.hpp"
+
+namespace mxgw::admin {
+
+state_manager::state_manager(std::shared_ptr<identity::trust_store> trust,
+                             std::shared_ptr<live<pipeline::routing_rules>> rules,
+                             std::string routing_document,
+                             std::shared_ptr<store::message_store> store,
+                             std::shared_ptr<const pipeline::code_tables> tables,
+                             std::vector<std::string> adapters)
+    : trust_(std::move(trust)),
+      rules_(std::move(rules)),
+      store_(std::move(store)),
+      tables_(std::move(tables)),
+      adapters_(std::move(adapters)),
+      routing_document_(std::move(routing_document)) {}
+
+state_manager::~state_manager() {
+  stop();
+}
+
+void state_manager::on_trust_change(trust_listener listener) {
+  std::lock_guard lock(mutex_);
+  listener_ = std::move(listener);
+}
+
+void state_manager::load_persisted() {
+  std::promise<std::pair<std::vector<store::state_item>, bool>> result;
+  store_->list_state({}, 0, [&](std::vector<store::state_item> items, bool ok) {
+    result.set_value({std::move(items), ok});
+  });
+  auto [items, ok] = result.get_future().get();
+  if (!ok) {
+    throw std::runtime_error("the store's administrative state cannot be read");
+  }
+  apply(items);
+  log::info({.event = "admin.state_loaded",
+             .detail = std::to_string(items.size()) + " persisted changes applied"});
+}
+
+void state_manager::apply(const std::vector<store::state_item>& items) {
+  std::unique_lock lock(mutex_);
+  const auto before = trust_->current();
+  auto next = std::make_shared<identity::trust_state>(*before);
+  std::shared_ptr<const pipeline::routing_rules> next_rules;
+  std::string next_document;
+  bool trust_changed = false;
+  for (const auto& item : items) {
+    newest_version_ = std::max(newest_version_, item.version);
+    auto& known = versions_[{item.kind, item.key}];
+    if (item.version != 0 && item.version <= known) {
+      continue;  // already applied (our own change, or an older read racing a newer write)
+    }
+    const std::string source = "state:" + item.kind + "/" + item.key;
+    if (item.kind == kind_partner) {
+      if (item.value.empty()) {
+        continue;  // partners are disabled, never deleted
+      }
+      rapidjson::Document doc;
+      std::vector<identity::config_problem> problems;
+      std::optional<identity::partner> p;
+      if (!json::parse_untrusted(item.value, doc)) {
+        p = identity::partner_registry::parse_partner(doc, "", problems, source, &adapters_);
+      }
+      if (!p || p->id != item.key) {
+        log::warn({.event = "admin.state_skipped", .reason = "invalid-partner", .detail = source});
+        continue;
+      }
+      if (auto clash = next->partners.put(std::move(*p)); !clash.empty()) {
+        log::warn({.event = "admin.state_skipped", .reason = "pin-conflict", .detail = source});
+        continue;
+      }
+      trust_changed = true;
+    } else if (item.kind == kind_certificate) {
+      if (item.value.empty()) {
+        next->certificates.erase(item.key);
+        trust_changed = true;
+      } else {
+        std::string error;
+        auto record = identity::certificate_from_json(item.value, error);
+        if (!record || record->fingerprint != item.key) {
+          log::warn({.event = "admin.state_skipped",
+                     .reason = "invalid-certificate-record",
+                     .detail = source});
+          continue;
+        }
+        next->certificates[record->fingerprint] = std::move(*record);
+        trust_changed = true;
+      }
+    } else if (item.kind == kind_routing && item.key == routing_key) {
+      rapidjson::Document doc;
+      std::vector<identity::config_problem> problems;
+      if (json::parse_untrusted(item.value, doc) || !doc.IsObject()) {
+        log::warn({.event = "admin.state_skipped", .reason = "invalid-routing", .detail = source});
+        continue;
+      }
+      auto rules = std::make_shared<pipeline::routing_rules>(
+          pipeline::routing_rules::parse(doc, source, problems, next->partners, *tables_));
+      if (!problems.empty()) {
+        log::warn({.event = "admin.state_skipped", .reason = "invalid-routing", .detail = source});
+        continue;
+      }
+      next_rules = std::move(rules);
+      next_document = item.value;
+    } else {
+      continue;  // kinds other parts own ("feed", ...)
+    }
+    known = item.version;
+  }
+  if (trust_changed) {
+    trust_->replace(next);
+  }
+  if (next_rules) {
+    rules_->set(next_rules);
+    routing_document_ = std::move(next_document);
+  }
+  auto listener = listener_;
+  lock.unlock();
+  // Connections of what is no longer trusted are closed outside the lock.
+  if (trust_changed && listener) {
+    listener(*before, *next);
+  }
+}
+
+void state_manager::change(store::state_item item, std::optional<std::int64_t> expected_version,
+                           std::vector<audit::audit_record> audit,
+                           std::function<void(store::put_outcome, std::int64_t)> done) {
+  auto copy = item;
+  store_->put_state(std::move(item), expected_version, std::move(audit),
+                    [this, copy = std::move(copy), done = std::move(done)](
+                        store::put_outcome outcome, std::int64_t version) mutable {
+                      if (outcome == store::put_outcome::applied) {
+                        copy.version = version;
+                        apply({copy});
+                      }
+                      done(outcome, version);
+                    });
+}
+
+std::int64_t state_manager::version_of(std::string_view kind, std::string_view key) const {
+  std::lock_guard lock(mutex_);
+  auto it = versions_.find(std::pair<std::string, std::string>(kind, key));
+  return it == versions_.end() ? 0 : it->second;
+}
+
+routing_state state_manager::routing() const {
+  std::lock_guard lock(mutex_);
+  return {rules_->get(), routing_document_};
+}
+
+void state_manager::start_polling(std::chrono::milliseconds interval) {
+  poller_ = std::thread([this, interval] { poll_loop(interval); });
+}
+
+void state_manager::stop() {
+  {
+    std::lock_guard lock(poll_mutex_);
+    stopping_ = true;
+  }
+  poll_wake_.notify_all();
+  if (poller_.joinable()) {
+    poller_.join();
+  }
+}
+
+void state_manager::poll_loop(std::chrono::milliseconds interval) {
+  for (;;) {
+    {
+      std::unique_lock lock(poll_mutex_);
+      if (poll_wake_.wait_for(lock, interval, [this] { return stopping_; })) {
+        return;
+      }
+    }
+    std::int64_t after = 0;
+    {
+      std::lock_guard lock(mutex_);
+      after = newest_version_;
+    }
+    std::promise<std::pair<std::vector<store::state_item>, bool>> result;
+    store_->list_state({}, after, [&](std::vector<store::state_item> items, bool ok) {
+      result.set_value({std::move(items), ok});
+    });
+    auto [items, ok] = result.get_future().get();
+    if (!ok) {
+      continue;  // a failed store is reported by /healthz; the next tick tries again
+    }
+    if (!items.empty()) {
+      apply(items);
+    }
+    // Overlap windows end with time, not with a change: let the listener close what expired.
+    trust_listener listener;
+    {
+      std::lock_guard lock(mutex_);
+      listener = listener_;
+    }
+    if (listener) {
+      const auto state = trust_->current();
+      listener(*state, *state);
+    }
+  }
+}
+
+}  // namespace mxgw::admin

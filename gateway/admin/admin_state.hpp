@@ -1,0 +1,111 @@
+// Administrative state while the gateway runs: the configuration files are the seed, the store
+// holds every change since (kinds "partner", "certificate", "routing"). Changes are persisted with
+// their audit records, then applied live by publishing new immutable snapshots; a poller applies
+// the changes other instances sharing the store made.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "gateway/audit/audit.hpp"
+#include "gateway/common/live.hpp"
+#include "gateway/identity/trust_state.hpp"
+#include "gateway/store/message_store.hpp"
+
+namespace mxgw::pipeline {
+class routing_rules;
+class code_tables;
+}  // namespace mxgw::pipeline
+
+namespace mxgw::admin {
+
+inline constexpr std::string_view kind_partner = "partner";
+inline constexpr std::string_view kind_certificate = "certificate";
+inline constexpr std::string_view kind_routing = "routing";
+inline constexpr std::string_view routing_key = "rules";
+
+/// The routing rules in force and the document they were read from (for GET and export).
+struct routing_state {
+  std::shared_ptr<const pipeline::routing_rules> rules;
+  std::string document;  ///< the routing file's JSON text ("" when there is none)
+};
+
+class state_manager {
+ public:
+  /// Told after each applied change, with the snapshot before and after.
+  using trust_listener =
+      std::function<void(const identity::trust_state& before, const identity::trust_state& after)>;
+
+  state_manager(std::shared_ptr<identity::trust_store> trust,
+                std::shared_ptr<live<pipeline::routing_rules>> rules, std::string routing_document,
+                std::shared_ptr<store::message_store> store,
+                std::shared_ptr<const pipeline::code_tables> tables,
+                std::vector<std::string> adapters);
+  ~state_manager();
+  state_manager(const state_manager&) = delete;
+  state_manager& operator=(const state_manager&) = delete;
+
+  /// Reads every persisted change and applies it over the seed (blocking; at start). Throws
+  /// std::runtime_error when the store cannot be read.
+  void load_persisted();
+
+  /// Polls list_state(after the newest version seen) every `interval` on a thread of its own and
+  /// applies what other instances changed; also calls the listener at each tick so connections
+  /// of certificates whose overlap ended are closed.
+  void start_polling(std::chrono::milliseconds interval);
+  void stop();
+
+  /// Set before start_polling and before the first change.
+  void on_trust_change(trust_listener listener);
+
+  /// Persists `item` (optimistic concurrency with `expected_version`), with `audit` in the same
+  /// transaction, then applies it. `done(outcome, version)` runs on a store thread.
+  void change(store::state_item item, std::optional<std::int64_t> expected_version,
+              std::vector<audit::audit_record> audit,
+              std::function<void(store::put_outcome, std::int64_t)> done);
+
+  /// The version of item (kind, key) as last applied; 0 when it is only in the seed files.
+  std::int64_t version_of(std::string_view kind, std::string_view key) const;
+
+  std::shared_ptr<const identity::trust_state> trust() const { return trust_->current(); }
+  const identity::trust_store& trust_store() const { return *trust_; }
+  routing_state routing() const;
+  const pipeline::code_tables& tables() const { return *tables_; }
+  const std::vector<std::string>& adapters() const { return adapters_; }
+
+  /// Applies items as if read from the store (in version order; older versions than the one
+  /// already applied for the same item are skipped). Problems in an item are logged and skip it.
+  void apply(const std::vector<store::state_item>& items);
+
+ private:
+  void poll_loop(std::chrono::milliseconds interval);
+
+  std::shared_ptr<identity::trust_store> trust_;
+  std::shared_ptr<live<pipeline::routing_rules>> rules_;
+  std::shared_ptr<store::message_store> store_;
+  std::shared_ptr<const pipeline::code_tables> tables_;
+  std::vector<std::string> adapters_;
+
+  mutable std::mutex mutex_;  // guards the members below; apply() holds it while it builds
+  std::string routing_document_;
+  std::map<std::pair<std::string, std::string>, std::int64_t, std::less<>> versions_;
+  std::int64_t newest_version_ = 0;
+  trust_listener listener_;
+
+  std::mutex poll_mutex_;
+  std::condition_variable poll_wake_;
+  bool stopping_ = false;
+  std::thread poller_;
+};
+
+}  // namespace mxgw::admin

@@ -1,0 +1,490 @@
+// The admin listener and API over real mutual TLS: who gets service on which port, live
+// revocation and rotation, CSR enrolment checks, expiring lists, persistence and export.
+#include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+
+#include "gateway/common/json.hpp"
+#include "gateway/identity/cert_authority.hpp"
+#include "gateway/identity/partner_registry.hpp"
+#include "gateway/pipeline/canonical_check.hpp"
+#include "gateway/pipeline/routing.hpp"
+#include "tests/integration/gateway_fixture.hpp"
+
+namespace mxgw::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// The private key of the last CSR make_csr() made (the test keeps it to connect with).
+std::string& last_csr_key() {
+  static std::string key;
+  return key;
+}
+
+// A PEM CSR for a fresh key of `key_type` ("EC" with `curve`, or "RSA" with `bits`), asking for
+// the SAN URIs given.
+std::string make_csr(const std::string& key_type, const std::string& curve_or_bits,
+                     const std::vector<std::string>& uris = {}) {
+  EVP_PKEY* key = key_type == "RSA"
+                      ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA",
+                                          static_cast<size_t>(std::stoul(curve_or_bits)))
+                      : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", curve_or_bits.c_str());
+  EXPECT_NE(key, nullptr);
+  X509_REQ* req = X509_REQ_new();
+  X509_NAME* name = X509_REQ_get_subject_name(req);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8,
+                             reinterpret_cast<const unsigned char*>("partner"), -1, -1, 0);
+  if (!uris.empty()) {
+    std::string value;
+    for (const auto& uri : uris) {
+      value += (value.empty() ? "URI:" : ",URI:") + uri;
+    }
+    STACK_OF(X509_EXTENSION)* exts = sk_X509_EXTENSION_new_null();
+    X509_EXTENSION* ext =
+        X509V3_EXT_conf_nid(nullptr, nullptr, NID_subject_alt_name, value.c_str());
+    sk_X509_EXTENSION_push(exts, ext);
+    X509_REQ_add_extensions(req, exts);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+  }
+  X509_REQ_set_pubkey(req, key);
+  X509_REQ_sign(req, key, EVP_sha256());
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_X509_REQ(bio, req);
+  char* data = nullptr;
+  const long size = BIO_get_mem_data(bio, &data);
+  std::string pem(data, static_cast<std::size_t>(size));
+  BIO* key_bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PrivateKey(key_bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+  const long key_size = BIO_get_mem_data(key_bio, &data);
+  last_csr_key() = std::string(data, static_cast<std::size_t>(key_size));
+  BIO_free(key_bio);
+  BIO_free(bio);
+  X509_REQ_free(req);
+  EVP_PKEY_free(key);
+  return pem;
+}
+
+std::string json_string(const std::string& text) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.String(text.c_str(), static_cast<rapidjson::SizeType>(text.size()));
+  return buffer.GetString();
+}
+
+rapidjson::Document parse(const std::string& text) {
+  rapidjson::Document doc;
+  doc.Parse(text.c_str(), text.size());
+  return doc;
+}
+
+class Admin : public gateway_fixture {
+ protected:
+  void configure(config::gateway_config& config) override {
+    const auto now = std::chrono::system_clock::now();
+    admin_ca_ = std::make_unique<identity::cert_authority>(
+        identity::cert_authority::create("mxgw test admin CA", now - 1h, now + 24h * 30));
+    write_file(dir_ / "admin-ca.pem", admin_ca_->cert_pem());
+    // The signing directory: the partner CA of this test, as `mxgw certs init` lays it out.
+    std::filesystem::create_directories(dir_ / "signing");
+    write_file(dir_ / "signing" / "ca.pem", ca_->cert_pem());
+    identity::write_file_with_mode(dir_ / "signing" / "ca.key", ca_->key_pem(), 0600);
+    write_file(dir_ / "signing" / "issued.json", R"({"certificates":[]})");
+    config.admin.enabled = true;
+    config.admin.listener.address = "127.0.0.1";
+    config.admin.listener.port = 0;
+    config.admin.listener.tls.certificate = config.listener.tls.certificate;
+    config.admin.listener.tls.private_key = config.listener.tls.private_key;
+    config.admin.listener.tls.partner_cas = {dir_ / "admin-ca.pem"};
+    config.admin.signing_dir = dir_ / "signing";
+    config.admin.state_poll_ms = 100;
+    options_.clock = [this] { return std::chrono::system_clock::now() + clock_offset_.load(); };
+  }
+
+  cli::client_tls admin_client(const std::string& name = "alice") {
+    identity::certificate_request req;
+    req.common_name = "admin " + name;
+    req.san_uris = {"urn:mxgw:admin:" + name};
+    return make_client("admin-" + name, req, admin_ca_.get());
+  }
+
+  cli::client_result admin(const cli::client_tls& tls, const std::string& method,
+                           const std::string& target, const std::string& body = {},
+                           const std::map<std::string, std::string>& headers = {}) {
+    return cli::https_request("localhost", gateway_->admin_port(), tls, method, target, body,
+                              "application/json", 15s, headers);
+  }
+
+  // Enrols a CSR for `partner` and writes the certificate and key as NAME.pem/NAME.key.
+  cli::client_tls enrol(const std::string& partner, const std::string& name,
+                        const std::string& route = "certificates", const std::string& extra = {}) {
+    const auto csr = make_csr("EC", "P-256");
+    const auto key = last_csr_key();
+    auto r = admin(admin_client(), "POST", "/admin/v1/partners/" + partner + "/" + route,
+                   R"({"csr":)" + json_string(csr) + extra + "}");
+    EXPECT_EQ(r.status, 201) << r.body << r.error;
+    auto doc = parse(r.body);
+    write_file(dir_ / (name + ".pem"), doc["certificate"].GetString());
+    identity::write_file_with_mode(dir_ / (name + ".key"), key, 0600);
+    last_fingerprint_ = doc["record"]["fingerprint"].GetString();
+    return {dir_ / "ca.pem", dir_ / (name + ".pem"), dir_ / (name + ".key")};
+  }
+
+  std::unique_ptr<identity::cert_authority> admin_ca_;
+  std::atomic<std::chrono::system_clock::duration> clock_offset_{};
+  std::string last_fingerprint_;
+};
+
+TEST_F(Admin, AdminCertificateIsServedOnTheAdminPort) {
+  auto r = admin(admin_client(), "GET", "/admin/v1/partners");
+  ASSERT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_EQ(parse(r.body)["partners"].Size(), 3u);
+}
+
+TEST_F(Admin, PartnerCertificateGetsNoServiceOnTheAdminPort) {
+  auto r = admin(partner_client("vn-gialai"), "GET", "/admin/v1/partners");
+  EXPECT_EQ(r.status, 0) << r.body;
+  EXPECT_FALSE(r.error.empty());
+}
+
+TEST_F(Admin, AdminCertificateGetsNoServiceOnThePartnerPort) {
+  auto r = get(admin_client(), "/healthz");
+  EXPECT_EQ(r.status, 0) << r.body;
+  // Even an admin identity issued by the partner CA is no partner.
+  identity::certificate_request req;
+  req.common_name = "sneaky";
+  req.san_uris = {"urn:mxgw:admin:sneaky"};
+  EXPECT_EQ(get(make_client("sneaky", req), "/healthz").status, 0);
+}
+
+TEST_F(Admin, AdminCaCertificateWithoutAdminNameGetsNoService) {
+  identity::certificate_request req;
+  req.common_name = "no name";
+  EXPECT_EQ(admin(make_client("noname", req, admin_ca_.get()), "GET", "/admin/v1/partners").status,
+            0);
+  req.san_uris = {"urn:mxgw:admin:a", "urn:mxgw:admin:b"};
+  EXPECT_EQ(admin(make_client("two", req, admin_ca_.get()), "GET", "/admin/v1/partners").status, 0);
+}
+
+TEST_F(Admin, EveryAdminRouteRefusesANonAdmin) {
+  const auto partner = partner_client("vn-gialai");
+  const std::vector<std::pair<std::string, std::string>> routes = {
+      {"GET", "/admin/v1/partners"},
+      {"POST", "/admin/v1/partners"},
+      {"GET", "/admin/v1/partners/vn-gialai"},
+      {"PUT", "/admin/v1/partners/vn-gialai"},
+      {"POST", "/admin/v1/partners/vn-gialai/disable"},
+      {"GET", "/admin/v1/partners/vn-gialai/certificates"},
+      {"POST", "/admin/v1/partners/vn-gialai/certificates"},
+      {"POST", "/admin/v1/partners/vn-gialai/certificates/rotate"},
+      {"GET", "/admin/v1/certificates"},
+      {"GET", "/admin/v1/certificates/expiring?days=30"},
+      {"POST", "/admin/v1/certificates/" + std::string(64, 'a') + "/revoke"},
+      {"GET", "/admin/v1/routing"},
+      {"PUT", "/admin/v1/routing"},
+      {"GET", "/admin/v1/queues"},
+      {"GET", "/admin/v1/dead-letters"},
+      {"POST", "/admin/v1/dead-letters/11111111-2222-4333-8444-555555555555/vn-gialai/replay"},
+      {"GET", "/admin/v1/audit"},
+      {"GET", "/admin/v1/export"},
+      {"GET", "/admin/v1/metrics"},
+      {"GET", "/metrics"}};
+  for (const auto& [method, target] : routes) {
+    auto r = admin(partner, method, target, "{}");
+    EXPECT_EQ(r.status, 0) << method << " " << target << " answered " << r.body;
+    // And on the partner port the admin routes do not exist.
+    auto on_partner_port = cli::https_request("localhost", port_, partner, method, target, "{}");
+    EXPECT_EQ(on_partner_port.status, 404) << target;
+  }
+  auto audit = admin(admin_client(), "GET", "/admin/v1/audit?event=partner.*");
+  ASSERT_EQ(audit.status, 200);
+  EXPECT_EQ(parse(audit.body)["entries"].Size(), 0u);  // nothing changed
+}
+
+TEST_F(Admin, RevokingClosesTheOpenConnectionAndRefusesTheNextHandshake) {
+  const auto tls = enrol("vn-gialai", "gialai-enrolled");
+  const auto fingerprint = last_fingerprint_;
+  std::string error;
+  auto connection = cli::https_connection::open("localhost", port_, tls, error);
+  ASSERT_NE(connection, nullptr) << error;
+  ASSERT_EQ(connection->request("GET", "/healthz").status, 200);
+  ASSERT_EQ(connection->request("GET", "/healthz").status, 200);  // kept alive
+
+  auto r = admin(admin_client(), "POST", "/admin/v1/certificates/" + fingerprint + "/revoke",
+                 R"({"reason":"keyCompromise"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(std::string(parse(r.body)["state"].GetString()), "revoked");
+
+  auto after = connection->request("GET", "/healthz");
+  EXPECT_EQ(after.status, 0) << "the open connection still answered";
+  EXPECT_EQ(get(tls, "/healthz").status, 0);                            // next handshake fails
+  EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 200);  // others unaffected
+  // A second revocation is refused; the audit names the revocation with metadata only.
+  EXPECT_EQ(admin(admin_client(), "POST", "/admin/v1/certificates/" + fingerprint + "/revoke",
+                  R"({"reason":"keyCompromise"})")
+                .status,
+            409);
+  auto audit = admin(admin_client(), "GET", "/admin/v1/audit?event=cert.revoked");
+  ASSERT_EQ(audit.status, 200);
+  auto entries = parse(audit.body);
+  ASSERT_EQ(entries["entries"].Size(), 1u);
+  EXPECT_EQ(std::string(entries["entries"][0]["entry"]["actor"].GetString()), "admin:alice");
+  // The signing directory's CRL lists it too (for restarts and other tools).
+  EXPECT_TRUE(identity::certs_list(dir_ / "signing").back().revoked);
+}
+
+TEST_F(Admin, RevocationNeedsAKnownReason) {
+  enrol("vn-gialai", "gialai-enrolled");
+  auto r = admin(admin_client(), "POST", "/admin/v1/certificates/" + last_fingerprint_ + "/revoke",
+                 R"({"reason":"because"})");
+  EXPECT_EQ(r.status, 422);
+  auto list = admin(admin_client(), "GET", "/admin/v1/certificates");
+  EXPECT_EQ(std::string(parse(list.body)["certificates"][0]["state"].GetString()), "active");
+}
+
+TEST_F(Admin, DisablingAPartnerClosesItsConnections) {
+  const auto tls = partner_client("kh-ratanakiri");
+  std::string error;
+  auto connection = cli::https_connection::open("localhost", port_, tls, error);
+  ASSERT_NE(connection, nullptr) << error;
+  ASSERT_EQ(connection->request("GET", "/healthz").status, 200);
+  auto r = admin(admin_client(), "POST", "/admin/v1/partners/kh-ratanakiri/disable",
+                 R"({"reason":"laptop-stolen"})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(connection->request("GET", "/healthz").status, 0);
+  EXPECT_EQ(get(tls, "/healthz").status, 0);
+  EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 200);
+}
+
+TEST_F(Admin, RotationKeepsBothCertificatesInsideTheOverlapAndTheOldOneFailsAfter) {
+  const auto old_tls = enrol("kh-ratanakiri", "rata-old");
+  const auto old_fp = last_fingerprint_;
+  const auto new_tls =
+      enrol("kh-ratanakiri", "rata-new", "certificates/rotate", R"(,"overlapDays":2)");
+  EXPECT_EQ(get(old_tls, "/healthz").status, 200);
+  EXPECT_EQ(get(new_tls, "/healthz").status, 200);
+  auto old_record = admin(admin_client(), "GET", "/admin/v1/certificates/" + old_fp);
+  EXPECT_EQ(std::string(parse(old_record.body)["state"].GetString()), "retiring");
+
+  clock_offset_ = std::chrono::hours(24 * 2 + 1);  // past the overlap, without sleeping
+  EXPECT_EQ(get(old_tls, "/healthz").status, 0);
+  EXPECT_EQ(get(new_tls, "/healthz").status, 200);
+  old_record = admin(admin_client(), "GET", "/admin/v1/certificates/" + old_fp);
+  EXPECT_EQ(std::string(parse(old_record.body)["state"].GetString()), "retired");
+}
+
+TEST_F(Admin, CsrWithAWeakKeyOrAnotherPartnersNameIsRefused) {
+  const auto client = admin_client();
+  auto post_csr = [&](const std::string& csr) {
+    return admin(client, "POST", "/admin/v1/partners/vn-gialai/certificates",
+                 R"({"csr":)" + json_string(csr) + "}");
+  };
+  auto weak_rsa = post_csr(make_csr("RSA", "1024"));
+  EXPECT_EQ(weak_rsa.status, 422) << weak_rsa.body;
+  EXPECT_NE(weak_rsa.body.find("weak key"), std::string::npos);
+  auto odd_curve = post_csr(make_csr("EC", "secp256k1"));
+  EXPECT_EQ(odd_curve.status, 422) << odd_curve.body;
+  auto other = post_csr(make_csr("EC", "P-256", {"urn:mxgw:partner:kh-ratanakiri"}));
+  EXPECT_EQ(other.status, 422);
+  EXPECT_NE(other.body.find("another partner"), std::string::npos);
+  auto admin_name = post_csr(make_csr("EC", "P-256", {"urn:mxgw:admin:root"}));
+  EXPECT_EQ(admin_name.status, 422);
+  EXPECT_EQ(post_csr("-----BEGIN CERTIFICATE REQUEST-----\nxx\n").status, 422);
+  // Nothing was recorded or issued.
+  auto list = admin(client, "GET", "/admin/v1/certificates");
+  EXPECT_EQ(parse(list.body)["certificates"].Size(), 0u);
+  EXPECT_TRUE(identity::certs_list(dir_ / "signing").empty());
+  // The right request is signed: RSA 2048 and P-384 are fine, naming the partner itself too.
+  EXPECT_EQ(post_csr(make_csr("RSA", "2048")).status, 201);
+  EXPECT_EQ(post_csr(make_csr("EC", "P-384", {"urn:mxgw:partner:vn-gialai"})).status, 201);
+}
+
+TEST_F(Admin, ExpiringListsCertificatesEndingWithinTheDays) {
+  auto register_cert = [&](const std::string& name, std::chrono::hours validity) {
+    identity::certificate_request req;
+    req.common_name = name;
+    req.san_uris = {"urn:mxgw:partner:vn-gialai"};
+    req.not_after = std::chrono::system_clock::now() + validity;
+    const auto issued = ca_->issue(req);
+    auto r = admin(admin_client(), "POST", "/admin/v1/partners/vn-gialai/certificates",
+                   R"({"certificate":)" + json_string(issued.cert_pem) + "}");
+    EXPECT_EQ(r.status, 201) << r.body;
+    return issued.sha256_fingerprint;
+  };
+  const auto soon = register_cert("soon", 24h * 10);
+  const auto later = register_cert("later", 24h * 100);
+  const auto sooner = register_cert("sooner", 24h * 3);
+  auto r = admin(admin_client(), "GET", "/admin/v1/certificates/expiring?days=30");
+  ASSERT_EQ(r.status, 200);
+  auto doc = parse(r.body);
+  ASSERT_EQ(doc["certificates"].Size(), 2u);
+  EXPECT_EQ(std::string(doc["certificates"][0]["fingerprint"].GetString()), sooner);
+  EXPECT_EQ(std::string(doc["certificates"][1]["fingerprint"].GetString()), soon);
+  EXPECT_EQ(parse(admin(admin_client(), "GET", "/admin/v1/certificates/expiring?days=365")
+                      .body)["certificates"]
+                .Size(),
+            3u);
+  EXPECT_EQ(admin(admin_client(), "GET", "/admin/v1/certificates/expiring?days=-1").status, 422);
+  (void)later;
+}
+
+TEST_F(Admin, RegisteredCertificateOfAnotherPartnerOrCaIsRefused) {
+  identity::certificate_request req;
+  req.common_name = "x";
+  req.san_uris = {"urn:mxgw:partner:kh-ratanakiri"};
+  const auto other = ca_->issue(req);
+  auto r = admin(admin_client(), "POST", "/admin/v1/partners/vn-gialai/certificates",
+                 R"({"certificate":)" + json_string(other.cert_pem) + "}");
+  EXPECT_EQ(r.status, 422);
+  r = admin(admin_client(), "POST", "/admin/v1/partners/vn-gialai/certificates",
+            R"({"certificate":)" + json_string(ca_->cert_pem()) + "}");
+  EXPECT_EQ(r.status, 422);
+}
+
+TEST_F(Admin, PinnedFingerprintIdentifiesACertificateWithoutPartnerName) {
+  identity::certificate_request req;
+  req.common_name = "external";
+  auto tls = make_client("external", req);
+  EXPECT_EQ(get(tls, "/healthz").status, 0);  // no identity yet
+  const auto fp = identity::sha256_fingerprint_of_pem(read_file(tls.cert));
+  auto r = admin(admin_client(), "POST", "/admin/v1/partners/kh-ratanakiri/certificates",
+                 R"({"pinnedSha256":")" + fp + R"("})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(get(tls, "/healthz").status, 200);
+}
+
+TEST_F(Admin, PartnersAreCreatedUpdatedAndCheckedLikeTheFile) {
+  const auto client = admin_client();
+  auto created =
+      admin(client, "POST", "/admin/v1/partners",
+            R"({"id":"kh-stungtreng","name":"Stung Treng commissariat","country":"KH"})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(get(partner_client("kh-stungtreng"), "/healthz").status, 200);  // live at once
+  EXPECT_EQ(admin(client, "POST", "/admin/v1/partners",
+                  R"({"id":"kh-stungtreng","name":"again","country":"KH"})")
+                .status,
+            409);
+  auto bad = admin(client, "POST", "/admin/v1/partners",
+                   R"({"id":"Bad Id","name":"","country":"Cambodia","colour":1})");
+  EXPECT_EQ(bad.status, 422);
+  EXPECT_EQ(parse(bad.body)["errors"].Size(), 4u) << bad.body;
+
+  auto current = admin(client, "GET", "/admin/v1/partners/kh-stungtreng");
+  const std::string etag = current.headers["etag"];
+  ASSERT_FALSE(etag.empty());
+  const std::string update =
+      R"({"id":"kh-stungtreng","name":"Stung Treng Provincial Police","country":"KH"})";
+  auto updated =
+      admin(client, "PUT", "/admin/v1/partners/kh-stungtreng", update, {{"If-Match", etag}});
+  ASSERT_EQ(updated.status, 200) << updated.body;
+  auto stale =
+      admin(client, "PUT", "/admin/v1/partners/kh-stungtreng", update, {{"If-Match", etag}});
+  EXPECT_EQ(stale.status, 412);
+}
+
+TEST_F(Admin, ChangesSurviveARestart) {
+  const auto client = admin_client();
+  ASSERT_EQ(admin(client, "POST", "/admin/v1/partners",
+                  R"({"id":"kh-stungtreng","name":"Stung Treng","country":"KH"})")
+                .status,
+            201);
+  ASSERT_EQ(admin(client, "POST", "/admin/v1/partners/kh-ratanakiri/disable").status, 200);
+  const auto tls = enrol("vn-gialai", "gialai-enrolled");
+  ASSERT_EQ(admin(client, "POST", "/admin/v1/certificates/" + last_fingerprint_ + "/revoke",
+                  R"({"reason":"superseded"})")
+                .status,
+            200);
+  restart();
+  EXPECT_EQ(get(partner_client("kh-stungtreng"), "/healthz").status, 200);
+  EXPECT_EQ(get(partner_client("kh-ratanakiri"), "/healthz").status, 0);
+  EXPECT_EQ(get(tls, "/healthz").status, 0);
+  auto r = admin(admin_client(), "GET", "/admin/v1/partners/kh-ratanakiri");
+  EXPECT_FALSE(parse(r.body)["definition"]["enabled"].GetBool());
+}
+
+TEST_F(Admin, ChangesByAnotherInstanceSharingTheStoreArePickedUp) {
+  // A second gateway on the same SQLite file stands for another instance.
+  auto other_config = config_;
+  other_config.listener.port = 0;
+  other_config.admin.listener.port = 0;
+  cli::gateway_instance other(other_config);
+  std::thread other_thread([&] { other.run(); });
+  auto r = cli::https_request("localhost", other.admin_port(), admin_client(), "POST",
+                              "/admin/v1/partners/vn-gialai/disable", "");
+  ASSERT_EQ(r.status, 200) << r.body;
+  // This instance learns it from its poller; wait for the event, not for a time.
+  int status = 200;
+  for (int i = 0; i < 200 && status == 200; ++i) {
+    std::this_thread::sleep_for(50ms);
+    status = get(partner_client("vn-gialai"), "/healthz").status;
+  }
+  EXPECT_EQ(status, 0);
+  other.stop();
+  other_thread.join();
+}
+
+TEST_F(Admin, RoutingIsReplacedWithValidationAndExportRoundTrips) {
+  const auto client = admin_client();
+  auto bad =
+      admin(client, "PUT", "/admin/v1/routing",
+            R"({"rules":[{"id":"r1","match":{"types":["no.such.type"]},"add":["nobody"]}]})");
+  EXPECT_EQ(bad.status, 422) << bad.body;
+  auto good = admin(
+      client, "PUT", "/admin/v1/routing",
+      R"({"rules":[{"id":"tips","match":{"types":["hotline.tip"]},"add":["kh-ratanakiri"]}]})");
+  ASSERT_EQ(good.status, 200) << good.body;
+  EXPECT_EQ(parse(good.body)["rules"].GetUint(), 1u);
+  ASSERT_EQ(admin(client, "POST", "/admin/v1/partners",
+                  R"({"id":"kh-stungtreng","name":"Stung Treng","country":"KH"})")
+                .status,
+            201);
+
+  auto exported = admin(client, "GET", "/admin/v1/export");
+  ASSERT_EQ(exported.status, 200);
+  auto doc = parse(exported.body);
+  write_file(dir_ / "export-partners.json", json::to_string(doc["partners"]));
+  write_file(dir_ / "export-routing.json", json::to_string(doc["routing"]));
+  std::vector<identity::config_problem> problems;
+  auto partners = identity::partner_registry::load(dir_ / "export-partners.json", problems);
+  EXPECT_TRUE(problems.empty());
+  EXPECT_EQ(partners.size(), 4u);
+  ASSERT_NE(partners.find("kh-stungtreng"), nullptr);
+  auto checker =
+      pipeline::canonical_checker::load(config_.schema_dir, config_.mappings_dir, problems);
+  auto rules = pipeline::routing_rules::load(dir_ / "export-routing.json", problems, partners,
+                                             checker.tables());
+  EXPECT_TRUE(problems.empty());
+  EXPECT_EQ(rules.size(), 1u);
+}
+
+TEST_F(Admin, MetricsAreServedAsPrometheusText) {
+  get(partner_client("vn-gialai"), "/healthz");
+  get(make_client("stranger",
+                  [] {
+                    identity::certificate_request req;
+                    req.common_name = "x";
+                    req.san_uris = {"urn:mxgw:partner:th-nobody"};
+                    return req;
+                  }()),
+      "/healthz");
+  auto r = admin(admin_client(), "GET", "/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(
+      r.body.find(
+          "mxgw_tls_handshakes_refused_total{listener=\"partner\",reason=\"unknown-partner\"}"),
+      std::string::npos)
+      << r.body;
+  EXPECT_NE(r.body.find("mxgw_partner_requests_total"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace mxgw::test

@@ -10,6 +10,9 @@
 namespace mxgw::delivery {
 class delivery_service;
 }
+namespace mxgw::feed {
+class feed_poller;
+}
 
 namespace mxgw::cli {
 
@@ -30,6 +33,9 @@ class gateway_instance {
 
   /// The delivery workers (nullptr when delivery is disabled), for counters and circuit states.
   delivery::delivery_service* delivery() const;
+
+  /// The notice feed poller (nullptr when no enabled partner has a feed), for its counters.
+  feed::feed_poller* feeds() const;
 
  private:
   struct parts;

@@ -153,7 +153,10 @@ class exchange : public std::enable_shared_from_this<exchange> {
     request_.method(method_);
     request_.target(target_);
     request_.version(11);
-    request_.set(bhttp::field::host, host_);
+    // RFC 9110: the port belongs in Host unless it is the scheme's default.
+    const bool v6 = host_.find(':') != std::string::npos;
+    const std::string host = v6 ? "[" + host_ + "]" : host_;
+    request_.set(bhttp::field::host, port_ == "443" ? host : host + ":" + port_);
     request_.set(bhttp::field::user_agent, "mxgw");
     if (method_ == bhttp::verb::post) {
       request_.set(bhttp::field::content_type, content_type_);

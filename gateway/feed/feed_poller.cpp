@@ -60,7 +60,8 @@ struct cursor_state {
   std::string type;
   std::string page_url;  ///< the page to read next; empty: the type's first page
   int pages_done = 0;
-  std::set<std::string> seen;  ///< entity ids listed so far in this sweep for this type
+  std::set<std::string> seen;              ///< entity ids listed so far in this sweep for this type
+  std::int64_t last_sweep_started_ms = 0;  ///< wall clock (ms since 1970) of the last sweep's start
 };
 
 std::string text_of(const rapidjson::Value& v, const char* name) {
@@ -138,6 +139,8 @@ std::string to_json(const cursor_state& c) {
     w.String(id.c_str());
   }
   w.EndArray();
+  w.Key("lastSweepStartedMs");
+  w.Int64(c.last_sweep_started_ms);
   w.EndObject();
   return {buffer.GetString(), buffer.GetSize()};
 }
@@ -248,6 +251,7 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
   std::optional<std::string> next_page_;
   int failures_ = 0;
   std::chrono::steady_clock::time_point sweep_started_ = std::chrono::steady_clock::now();
+  std::chrono::system_clock::time_point sweep_started_wall_ = std::chrono::system_clock::now();
 
   const std::string& partner() const { return source_.partner_id; }
   std::string key(std::string_view suffix) const { return partner() + "/" + std::string(suffix); }
@@ -281,6 +285,10 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
         cursor_.page_url = text_of(doc, "page");
         cursor_.pages_done =
             doc.HasMember("pagesDone") && doc["pagesDone"].IsInt() ? doc["pagesDone"].GetInt() : 0;
+        cursor_.last_sweep_started_ms =
+            doc.HasMember("lastSweepStartedMs") && doc["lastSweepStartedMs"].IsInt64()
+                ? doc["lastSweepStartedMs"].GetInt64()
+                : 0;
         if (auto seen = doc.FindMember("seen"); seen != doc.MemberEnd() && seen->value.IsArray()) {
           for (const auto& id : seen->value.GetArray()) {
             if (id.IsString()) {
@@ -295,13 +303,29 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     // A position saved under another list of types (the definition changed) starts over.
     if (cursor_.type_index >= types().size() || cursor_.type != types()[cursor_.type_index] ||
         (!cursor_.page_url.empty() && !same_feed(cursor_.page_url))) {
-      cursor_ = cursor_state{.sweep = cursor_.sweep};
+      cursor_ = cursor_state{.sweep = cursor_.sweep,
+                             .last_sweep_started_ms = cursor_.last_sweep_started_ms};
       cursor_.type = types().front();
     }
     log::info({.event = "feed.started",
                .partner = partner(),
                .detail = "resuming sweep " + std::to_string(cursor_.sweep) + " at " + cursor_.type +
                          " page " + std::to_string(cursor_.pages_done + 1)});
+    // Between sweeps: the next one starts one interval after the last one started, restart or not.
+    if (cursor_.type_index == 0 && cursor_.page_url.empty() && cursor_.last_sweep_started_ms > 0) {
+      const auto last = std::chrono::system_clock::time_point(
+          std::chrono::milliseconds(cursor_.last_sweep_started_ms));
+      const auto wait = last + source_.settings.interval - std::chrono::system_clock::now();
+      if (wait > std::chrono::system_clock::duration::zero()) {
+        timer_.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(wait));
+        timer_.async_wait([self = shared_from_this()](auto ec) {
+          if (!ec && !self->stopping()) {
+            self->start_page();
+          }
+        });
+        return;
+      }
+    }
     start_page();
   }
 
@@ -377,6 +401,7 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     if (cursor_.page_url.empty()) {
       if (cursor_.type_index == 0 && cursor_.pages_done == 0) {
         sweep_started_ = std::chrono::steady_clock::now();
+        sweep_started_wall_ = std::chrono::system_clock::now();
       }
       cursor_.page_url = first_page(cursor_.type);
     }
@@ -610,8 +635,10 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
         });
   }
 
-  static std::string withdrawal_id(const notice_state& n) {
-    return adapters::message_uuid("feed-withdrawal", n.message_id);
+  /// The withdrawal of the copy `n.message_id`: the same id every time it is sent (a restart
+  /// between the accept and the saved state sends nothing new).
+  std::string withdrawal_id(const notice_state& n) const {
+    return adapters::message_uuid(partner(), "withdrawn:" + n.message_id);
   }
 
   /// Withdraws the notice `entity` of the current type if it was sent: a case.status
@@ -764,7 +791,12 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     }
     // The sweep is complete: the next starts one interval after this one started.
     const auto sweep = cursor_.sweep;
-    cursor_ = cursor_state{.sweep = sweep + 1, .type = types().front()};
+    cursor_ =
+        cursor_state{.sweep = sweep + 1,
+                     .type = types().front(),
+                     .last_sweep_started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  sweep_started_wall_.time_since_epoch())
+                                                  .count()};
     save_cursor([self = shared_from_this(), sweep] {
       self->poller_->count([](feed_counters& c) { ++c.sweeps; });
       log::info({.event = "feed.sweep_completed",

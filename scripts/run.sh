@@ -44,6 +44,11 @@ sim kh-ratanakiri 9101 --fail-first 2
 sim kh-stungtreng 9102
 sim vn-thanhhoa 9103 --always-status 400
 thanhhoa_pid=${pids[2]}
+# The INTERPOL-style notice feed the gateway polls (fixtures in config/examples/interpol).
+"$mxgw" partner-sim --listen 127.0.0.1:9201 --format interpol --fixtures config/examples/interpol \
+  --cert "$certs/server.pem" --key "$certs/server.key" --ca "$certs/ca.pem" --verbose \
+  > /dev/null 2> var/sim-interpol-notices.log &
+pids+=($!)
 
 log=var/gateway.log
 "$mxgw" serve --config "$config" 2> "$log" &
@@ -114,6 +119,9 @@ sleep 2
 status
 step "Ratanakiri, a recipient, sees its own delivery only (expect 200)"
 send kh-ratanakiri --method GET --url "https://localhost:8443/v1/messages/$id"
+
+step "The notice feed was polled: each red and yellow notice accepted once and routed to Stung Treng (a restart sends nothing again)"
+grep '"event":"feed\.' "$log" || true
 
 step "Houaphanh's certificate is valid but its partner is disabled (expect no service)"
 send la-houaphanh --method GET --url https://localhost:8443/healthz

@@ -722,6 +722,13 @@ int run(int argc, char** argv) {
   sim_cmd->add_option("--down-for-ms", sim_options.faults.down_for_ms,
                       "refuse connections for this long after start");
   sim_cmd->add_option("--seed", sim_options.faults.seed, "seed of the --fail-rate generator");
+  sim_cmd->add_option("--fixtures", sim_options.fixtures_dir,
+                      "with --format interpol: notice fixtures DIR/red/*.json, DIR/yellow/*.json")
+      ->check(CLI::ExistingDirectory);
+  sim_cmd->add_option("--fail-page", sim_options.feed_fail_page,
+                      "with --format interpol: TYPE:PAGE answers 503 once (e.g. red:2)");
+  sim_cmd->add_option("--fail-detail", sim_options.feed_fail_detail,
+                      "with --format interpol: ENTITY_ID's detail answers 502 (e.g. 2026/10001)");
   sim_cmd->add_flag("--verbose", sim_options.verbose,
                     "one line per request (id and outcome, never content) on stderr");
 

@@ -18,6 +18,7 @@
 #include "gateway/common/log.hpp"
 #include "gateway/common/metrics.hpp"
 #include "gateway/delivery/delivery_service.hpp"
+#include "gateway/feed/feed_poller.hpp"
 #include "gateway/http/handlers.hpp"
 #include "gateway/identity/partner_registry.hpp"
 #include "gateway/identity/peer_identity.hpp"
@@ -47,6 +48,7 @@ struct gateway_instance::parts {
   std::unique_ptr<net::server> server;
   std::unique_ptr<net::server> admin_server;
   std::thread admin_thread;
+  std::unique_ptr<feed::feed_poller> feeds;  ///< notice feeds (nullptr: no partner has one)
 };
 
 namespace {
@@ -319,6 +321,32 @@ gateway_instance::gateway_instance(const config::gateway_config& config,
     parts_->delivery->start();
   }
   parts_->checkpoints->start();
+  // Notice feeds are polled with the gateway's client identity; what they bring is accepted
+  // through the partner API's own path, as the feed partner.
+  std::vector<feed::feed_source> feeds;
+  for (const auto* p : partners->all()) {
+    if (p->feed && p->enabled) {
+      feeds.push_back({p->id, *p->feed, p->carry_unmapped});
+    }
+  }
+  if (!feeds.empty()) {
+    const auto& d = config.delivery;
+    feed::poller_options feed_options{
+        .identity = {
+            d.client_certificate.empty() ? config.listener.tls.certificate : d.client_certificate,
+            d.client_key.empty() ? config.listener.tls.private_key : d.client_key,
+            d.partner_server_ca.empty() ? config.listener.tls.partner_cas : d.partner_server_ca}};
+    auto accept = [api](std::string sender, std::string canonical,
+                                 std::optional<std::vector<std::string>> only_to,
+                                 feed::accept_done done) {
+      api->accept_canonical(std::move(sender), std::move(canonical), std::move(only_to),
+                            [done = std::move(done)](http::response r) { done(r.status); });
+    };
+    parts_->feeds = std::make_unique<feed::feed_poller>(
+        std::move(feed_options), std::move(feeds), parts_->store, &checker->tables(),
+        std::move(accept));
+    parts_->feeds->start();
+  }
   log::info({.event = "gateway.started",
              .detail = "listening on " + config.listener.address + ":" +
                        std::to_string(parts_->server->port()) + " with " +
@@ -338,6 +366,9 @@ gateway_instance::~gateway_instance() {
   }
   parts_->state->stop();
   parts_->admin_server.reset();
+  if (parts_->feeds) {
+    parts_->feeds->stop();
+  }
   parts_->server.reset();
   if (parts_->delivery) {
     parts_->delivery->stop();
@@ -359,6 +390,9 @@ void gateway_instance::run() {
     parts_->admin_thread = std::thread([server = parts_->admin_server.get()] { server->run(); });
   }
   parts_->server->run();
+  if (parts_->feeds) {
+    parts_->feeds->stop();  // nothing new is accepted from the feeds after this
+  }
   if (parts_->admin_server) {
     parts_->admin_server->stop();
     parts_->admin_thread.join();
@@ -384,6 +418,10 @@ void gateway_instance::stop() {
 
 delivery::delivery_service* gateway_instance::delivery() const {
   return parts_->delivery.get();
+}
+
+feed::feed_poller* gateway_instance::feeds() const {
+  return parts_->feeds.get();
 }
 
 std::vector<config::config_problem> gateway_instance::reload() {

@@ -13,6 +13,9 @@
 namespace mxgw::delivery {
 class delivery_service;
 }
+namespace mxgw::feed {
+class feed_poller;
+}
 
 namespace mxgw::cli {
 
@@ -51,6 +54,9 @@ class gateway_instance {
   /// problems (file and entry, no content) are logged and returned. Adding or removing a mapping
   /// file needs a restart (partners name adapters). Thread-safe; reloads run one at a time.
   std::vector<config::config_problem> reload();
+
+  /// The notice feed poller (nullptr when no enabled partner has a feed), for its counters.
+  feed::feed_poller* feeds() const;
 
  private:
   struct parts;

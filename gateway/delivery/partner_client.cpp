@@ -86,7 +86,8 @@ class exchange : public std::enable_shared_from_this<exchange> {
  public:
   exchange(std::shared_ptr<partner_client::impl> client, std::string partner, std::string host,
            std::string port, std::string target, std::string body, std::string content_type,
-           std::chrono::milliseconds timeout, std::function<void(post_result)> done)
+           std::chrono::milliseconds timeout, std::function<void(post_result)> done,
+           bhttp::verb method = bhttp::verb::post, partner_client::get_options extra = {})
       : client_(std::move(client)),
         partner_(std::move(partner)),
         host_(std::move(host)),
@@ -96,7 +97,9 @@ class exchange : public std::enable_shared_from_this<exchange> {
         content_type_(std::move(content_type)),
         deadline_(std::chrono::steady_clock::now() + timeout),
         done_(std::move(done)),
-        resolver_(client_->ioc) {}
+        resolver_(client_->ioc),
+        method_(method),
+        extra_(std::move(extra)) {}
 
   void start(bool allow_reuse) {
     if (allow_reuse) {
@@ -147,13 +150,23 @@ class exchange : public std::enable_shared_from_this<exchange> {
   }
 
   void send() {
-    request_.method(bhttp::verb::post);
+    request_.method(method_);
     request_.target(target_);
     request_.version(11);
-    request_.set(bhttp::field::host, host_);
+    // RFC 9110: the port belongs in Host unless it is the scheme's default.
+    const bool v6 = host_.find(':') != std::string::npos;
+    const std::string host = v6 ? "[" + host_ + "]" : host_;
+    request_.set(bhttp::field::host, port_ == "443" ? host : host + ":" + port_);
     request_.set(bhttp::field::user_agent, "mxgw");
-    request_.set(bhttp::field::content_type, content_type_);
-    request_.body() = body_;
+    if (method_ == bhttp::verb::post) {
+      request_.set(bhttp::field::content_type, content_type_);
+      request_.body() = body_;
+    } else {
+      request_.set(bhttp::field::accept, "application/json");
+    }
+    for (const auto& [name, value] : extra_.headers) {
+      request_.set(name, value);
+    }
     request_.keep_alive(true);
     request_.prepare_payload();
     lowest().expires_at(deadline_);
@@ -166,13 +179,16 @@ class exchange : public std::enable_shared_from_this<exchange> {
       return stale_or_fail(ec, "write");
     }
     parser_.emplace();
-    parser_->body_limit(64 * 1024);
+    parser_->body_limit(method_ == bhttp::verb::post ? 64 * 1024 : extra_.max_body_bytes);
     lowest().expires_at(deadline_);
     bhttp::async_read(conn_->stream, conn_->buffer, *parser_,
                       beast::bind_front_handler(&exchange::on_read, shared_from_this()));
   }
 
   void on_read(beast::error_code ec, std::size_t) {
+    if (ec == bhttp::error::body_limit) {
+      return finish_error("too-large");  // the connection is not reused
+    }
     if (ec) {
       return stale_or_fail(ec, "read");
     }
@@ -197,7 +213,7 @@ class exchange : public std::enable_shared_from_this<exchange> {
                                               std::move(body_), std::move(content_type_),
                                               std::chrono::duration_cast<std::chrono::milliseconds>(
                                                   deadline_ - std::chrono::steady_clock::now()),
-                                              std::move(done_));
+                                              std::move(done_), method_, std::move(extra_));
       fresh->start(false);
       return;
     }
@@ -222,6 +238,8 @@ class exchange : public std::enable_shared_from_this<exchange> {
   bool reused_ = false;
   bhttp::request<bhttp::string_body> request_;
   std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
+  bhttp::verb method_;
+  partner_client::get_options extra_;
 };
 
 }  // namespace
@@ -236,6 +254,20 @@ partner_client::~partner_client() {
 
 void partner_client::post(const std::string& partner, const std::string& endpoint, std::string body,
                           std::string content_type, std::chrono::milliseconds timeout,
+                          std::function<void(post_result)> done) {
+  send(partner, endpoint, static_cast<int>(bhttp::verb::post), std::move(body), std::move(content_type), timeout, {},
+       std::move(done));
+}
+
+void partner_client::get(const std::string& partner, const std::string& url,
+                         std::chrono::milliseconds timeout, get_options options,
+                         std::function<void(post_result)> done) {
+  send(partner, url, static_cast<int>(bhttp::verb::get), {}, {}, timeout, std::move(options), std::move(done));
+}
+
+void partner_client::send(const std::string& partner, const std::string& endpoint, int method,
+                          std::string body, std::string content_type,
+                          std::chrono::milliseconds timeout, get_options options,
                           std::function<void(post_result)> done) {
   auto url = boost::urls::parse_absolute_uri(endpoint);
   if (!url || url->scheme() != "https" || !url->has_authority()) {
@@ -257,7 +289,8 @@ void partner_client::post(const std::string& partner, const std::string& endpoin
     target += "?" + std::string(url->encoded_query());
   }
   std::make_shared<exchange>(impl_, partner, std::move(host), port, std::move(target),
-                             std::move(body), std::move(content_type), timeout, std::move(done))
+                             std::move(body), std::move(content_type), timeout, std::move(done),
+                             static_cast<bhttp::verb>(method), std::move(options))
       ->start(true);
 }
 

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace boost::asio {
@@ -46,12 +47,27 @@ class partner_client {
             std::string content_type, std::chrono::milliseconds timeout,
             std::function<void(post_result)> done);
 
+  /// What a GET may add and take (the notice feed).
+  struct get_options {
+    std::vector<std::pair<std::string, std::string>> headers;  ///< e.g. Authorization
+    std::size_t max_body_bytes = 64 * 1024;  ///< a longer answer fails with error "too-large"
+  };
+
+  /// GETs `url` (an https URL) within `timeout`; otherwise as post(). The response body is kept
+  /// up to `options.max_body_bytes`.
+  void get(const std::string& partner, const std::string& url, std::chrono::milliseconds timeout,
+           get_options options, std::function<void(post_result)> done);
+
   /// Closes every idle connection (on shutdown).
   void close_idle();
 
   struct impl;
 
  private:
+  void send(const std::string& partner, const std::string& endpoint, int method, std::string body,
+            std::string content_type, std::chrono::milliseconds timeout, get_options options,
+            std::function<void(post_result)> done);
+
   std::shared_ptr<impl> impl_;
 };
 

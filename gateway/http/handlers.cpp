@@ -415,6 +415,31 @@ void partner_api::inbound(const request& req, std::string_view format_id,
          std::move(canonical), json::get_string(decoded.message, "ref"));
 }
 
+void partner_api::accept_canonical(std::string sender, std::string canonical,
+                                   std::optional<std::vector<std::string>> only_to,
+                                   std::function<void(response)> done) const {
+  // The strings outlive every synchronous use of the request; accept() copies what it keeps.
+  const request req{.method = "POST",
+                    .target = "/v1/messages",
+                    .content_type = "application/json",
+                    .body = canonical,
+                    .partner = sender,
+                    .peer = "feed"};
+  const auto start = std::chrono::steady_clock::now();
+  auto doc = std::make_shared<rapidjson::Document>();
+  const auto t = current_translation();
+  auto verdict = t->checker->check(canonical, sender, *doc, {limits_.max_json_depth});
+  if (verdict.status != 0) {
+    refuse(req, start, done,
+           problem(verdict.status, verdict.problem, title_of(verdict.status), verdict.detail,
+                   verdict.errors),
+           verdict.problem, {});
+    return;
+  }
+  accept(req, start, std::move(done), t, std::move(doc), std::move(verdict), nullptr, canonical,
+         {}, only_to ? &*only_to : nullptr);
+}
+
 void partner_api::refuse(const request& req, std::chrono::steady_clock::time_point start,
                          const std::function<void(response)>& done, response r,
                          std::string_view reason, std::string_view message_id) const {
@@ -438,7 +463,8 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
                          std::function<void(response)> done, std::shared_ptr<const translation> t,
                          std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
                          const adapters::adapter* format, std::string canonical,
-                         std::string_view reference) const {
+                         std::string_view reference,
+                         const std::vector<std::string>* only_to) const {
   // Decide who receives it (routing rules, then policy per recipient) before storing, so the
   // message and its delivery rows are committed together.
   const auto trust = trust_->current();
@@ -458,6 +484,11 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
                                verdict.type,         verdict.created,
                                sha256_hex(req.body), std::move(canonical)};
   for (const auto& plan : decision.recipients) {
+    if (only_to != nullptr &&
+        std::find(only_to->begin(), only_to->end(), plan.partner_id) == only_to->end()) {
+      record.exclusions.push_back({plan.partner_id, plan.decided_by, "not-an-earlier-recipient"});
+      continue;
+    }
     // Each recipient gets its own copy (withheld fields removed), in its own format.
     auto payload = encode_for(*doc, plan, *t, trust->partners);
     if (!payload) {

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <rapidjson/document.h>
 
@@ -81,6 +82,15 @@ class partner_api {
   /// The request's string views must stay valid until `done` is called.
   void handle(const request& req, std::function<void(response)> done) const;
 
+  /// Accepts a canonical message made inside the gateway on `sender`'s behalf (the notice feed)
+  /// exactly as if that partner had POSTed it to /v1/messages: the same checks, routing, policy
+  /// and durable store, and the same answer (202, 409, 4xx, 503) to `done`. When `only_to` is
+  /// given, recipients outside it are excluded (reason "not-an-earlier-recipient"): a withdrawal
+  /// goes to those who received the original and no one else.
+  void accept_canonical(std::string sender, std::string canonical,
+                        std::optional<std::vector<std::string>> only_to,
+                        std::function<void(response)> done) const;
+
  private:
   /// What one request translates and checks with: taken once when it starts (see reload).
   struct translation {
@@ -98,7 +108,8 @@ class partner_api {
               std::function<void(response)> done, std::shared_ptr<const translation> t,
               std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
               const adapters::adapter* format, std::string canonical,
-              std::string_view reference) const;
+              std::string_view reference,
+              const std::vector<std::string>* only_to = nullptr) const;
   void refuse(const request& req, std::chrono::steady_clock::time_point start,
               const std::function<void(response)>& done, response r, std::string_view reason,
               std::string_view message_id) const;

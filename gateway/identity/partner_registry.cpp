@@ -231,10 +231,95 @@ void write_partner(Writer& w, const partner& p) {
     w.Key("carryUnmapped");
     w.Bool(true);
   }
+  if (p.feed) {
+    w.Key("feed");
+    w.StartObject();
+    str("url", p.feed->url);
+    w.Key("interval_s");
+    w.Int64(p.feed->interval.count());
+    list("notice_types", p.feed->notice_types);
+    w.Key("page_size");
+    w.Int(p.feed->page_size);
+    if (!p.feed->token_file.empty()) {
+      str("auth", "token");
+      str("token_file", p.feed->token_file.string());
+    }
+    w.EndObject();
+  }
   if (!p.description.empty()) {
     str("description", p.description);
   }
   w.EndObject();
+}
+
+// Reads a partner's `feed` (see feed_settings); paths are relative to the partners file.
+void read_feed(const rapidjson::Value& value, const std::string& at,
+               const std::filesystem::path& base_dir, const partner& p, const problem_fn& problem,
+               feed_settings& out) {
+  if (!value.IsObject()) {
+    problem(at, "must be an object (url, interval_s, notice_types, page_size, auth)");
+    return;
+  }
+  if (p.adapter != "interpol") {
+    problem(at, "only a partner with \"adapter\": \"interpol\" has a notice feed");
+  }
+  static const std::set<std::string, std::less<>> known = {
+      "url", "interval_s", "notice_types", "page_size", "auth", "token_file", "description"};
+  for (const auto& member : value.GetObject()) {
+    if (!known.contains(std::string_view(member.name.GetString()))) {
+      problem(at + "/" + json::escape_pointer_token(member.name.GetString()),
+              "is not a known feed setting");
+    }
+  }
+  const std::string_view url = json::get_string(value, "url");
+  if (!value.HasMember("url")) {
+    problem(at + "/url", "is required: the https base URL of the notice service");
+  } else if (const auto why = url.empty() ? "must be an https URL string" : endpoint_problem(url);
+             !why.empty()) {
+    problem(at + "/url", why);
+  } else {
+    out.url = std::string(url);
+  }
+  read_setting(value, "interval_s", 1, 7 * 86400, at, problem,
+               [&](std::int64_t v) { out.interval = std::chrono::seconds(v); });
+  read_setting(value, "page_size", 1, 160, at, problem,
+               [&](std::int64_t v) { out.page_size = static_cast<int>(v); });
+  static constexpr std::array<std::string_view, 2> polled = {"red", "yellow"};
+  if (!value.HasMember("notice_types")) {
+    problem(at + "/notice_types", "is required: red, yellow or both");
+  } else if (value["notice_types"].IsArray() && value["notice_types"].Empty()) {
+    problem(at + "/notice_types", "needs at least one notice type (red, yellow)");
+  } else {
+    read_codes(value["notice_types"], at + "/notice_types", polled,
+               "polled notice type (UN notices are not routed)", problem, out.notice_types);
+  }
+  const std::string_view auth = value.HasMember("auth") ? json::get_string(value, "auth") : "mtls";
+  if (auth == "token") {
+    const std::string_view file = json::get_string(value, "token_file");
+    if (file.empty()) {
+      problem(at + "/token_file", "is required with \"auth\": \"token\"");
+    } else {
+      out.token_file = base_dir / std::filesystem::path(std::string(file));
+      std::error_code ec;
+      if (!std::filesystem::is_regular_file(out.token_file, ec)) {
+        problem(at + "/token_file", "is not a readable file: " + out.token_file.string());
+      }
+    }
+  } else if (auth != "mtls") {
+    problem(at + "/auth", "must be \"mtls\" (the gateway's client certificate) or \"token\"");
+  } else if (value.HasMember("token_file")) {
+    problem(at + "/token_file", "is used only with \"auth\": \"token\"");
+  }
+  // The feed sends the notices' messages and the withdrawals as this partner.
+  std::vector<std::string_view> needed = {"case.status"};
+  for (const auto& type : out.notice_types) {
+    needed.push_back(type == "red" ? "person.wanted" : "victim.identification");
+  }
+  for (auto type : needed) {
+    if (!p.may_send(type)) {
+      problem(at, "needs the partner to send " + std::string(type) + " (add it to sends)");
+    }
+  }
 }
 
 }  // namespace
@@ -316,7 +401,8 @@ std::optional<partner> partner_registry::parse_partner(
   }
   static const std::set<std::string, std::less<>> known = {
       "id",    "name",     "country",  "adapter",  "enabled",  "pinnedSha256", "description",
-      "sends", "receives", "endpoint", "purposes", "delivery", "agreements",   "carryUnmapped"};
+      "sends", "receives", "endpoint", "purposes", "delivery", "agreements",   "carryUnmapped",
+      "feed"};
   bool valid = true;
   auto problem = [&](const std::string& field, const std::string& reason) {
     problems.push_back({file, at + field, reason});
@@ -416,6 +502,10 @@ std::optional<partner> partner_registry::parse_partner(
   }
   if (entry.HasMember("delivery")) {
     read_delivery(entry["delivery"], "/delivery", problem, p.delivery);
+  }
+  if (entry.HasMember("feed")) {
+    read_feed(entry["feed"], "/feed", std::filesystem::path(file).parent_path(), p, problem,
+              p.feed.emplace());
   }
   if (!valid) {
     return std::nullopt;

@@ -34,6 +34,16 @@ struct delivery_settings {
   int concurrency = 4;                            ///< deliveries in flight at once
 };
 
+/// A notice feed the gateway polls on the partner's behalf (the partner's `feed` object; only for
+/// partners with the `interpol` adapter). See docs/configuration.md.
+struct feed_settings {
+  std::string url;                        ///< base https URL of the notice service
+  std::chrono::seconds interval{3600};    ///< sweeps start at least this far apart (`interval_s`)
+  std::vector<std::string> notice_types;  ///< "red", "yellow", polled in this order
+  int page_size = 160;                    ///< `resultPerPage`, 1..160
+  std::filesystem::path token_file;  ///< `auth: "token"`: a bearer token file; empty: mutual TLS
+};
+
 /// One partner agency, as defined in the partners file.
 struct partner {
   std::string id;              ///< e.g. "kh-ratanakiri"; pattern ^[a-z0-9][a-z0-9-]{1,62}$
@@ -50,6 +60,7 @@ struct partner {
   std::vector<std::string> purposes;                 ///< purposes the partner processes data for
   delivery_settings delivery;
   bool carry_unmapped = false;  ///< keep partner values without a mapping in `unmapped`
+  std::optional<feed_settings> feed;  ///< a notice feed polled for this partner
 
   /// True when the partner may send messages of `type` (`sends` absent = every type).
   bool may_send(std::string_view type) const;

@@ -42,6 +42,7 @@
 #include "gateway/common/time.hpp"
 #include "gateway/common/uuid.hpp"
 #include "gateway/pipeline/code_tables.hpp"
+#include "gateway/sim/notice_feed.hpp"
 
 namespace mxgw::sim {
 
@@ -170,7 +171,27 @@ struct partner_sim::impl : std::enable_shared_from_this<partner_sim::impl> {
         current(o.faults),
         fail_first_left(o.faults.fail_first),
         rng(o.faults.seed) {
-    if (o.format != "mx") {
+    if (o.format == "interpol") {
+      // A notice feed: served from fixtures; nothing is posted to it.
+      if (o.fixtures_dir.empty()) {
+        throw std::invalid_argument("partner-sim: --format interpol needs --fixtures DIR");
+      }
+      feed = std::make_unique<notice_feed>(o.fixtures_dir);
+      if (!o.feed_fail_page.empty()) {
+        const auto colon = o.feed_fail_page.find(':');
+        const std::string type = o.feed_fail_page.substr(0, colon);
+        const std::string page =
+            colon == std::string::npos ? std::string() : o.feed_fail_page.substr(colon + 1);
+        if ((type != "red" && type != "yellow") || page.empty() || page.size() > 4 ||
+            page.find_first_not_of("0123456789") != std::string::npos) {
+          throw std::invalid_argument("partner-sim: --fail-page takes TYPE:PAGE, e.g. red:2");
+        }
+        feed->fail_page_once(type, std::stoi(page));
+      }
+      if (!o.feed_fail_detail.empty()) {
+        feed->fail_detail(o.feed_fail_detail, 502);
+      }
+    } else if (o.format != "mx") {
       // A partner format: decode with the gateway's own adapter to find the message id.
       format = adapters::find_adapter(o.format);
       if (format == nullptr) {
@@ -191,6 +212,7 @@ struct partner_sim::impl : std::enable_shared_from_this<partner_sim::impl> {
     }
   }
 
+  std::unique_ptr<notice_feed> feed;              // the stand-in notice feed, or null
   const adapters::adapter* format = nullptr;      // null: canonical mx
   std::unique_ptr<pipeline::code_tables> tables;  // for partner formats
 
@@ -380,7 +402,16 @@ class sim_session : public std::enable_shared_from_this<sim_session> {
     std::string_view target = req.target();
     target = target.substr(0, target.find('?'));
     sim_reply reply;
-    if (target == "/v1/messages") {
+    if (sim_->feed && target.starts_with("/notices/")) {
+      if (req.method() == bhttp::verb::get) {
+        auto answer = sim_->feed->answer(req.target(), req[bhttp::field::host]);
+        reply = {.status = answer ? answer->status : 404,
+                 .body = answer ? std::move(answer->body) : error_body("not found")};
+        sim_->say("GET " + std::string(target) + " -> " + std::to_string(reply.status));
+      } else {
+        reply = {.status = 405, .body = error_body("GET only")};
+      }
+    } else if (target == "/v1/messages") {
       if (req.method() == bhttp::verb::post) {
         reply = sim_->receive_message(req.body());
         sim_->changed.notify_all();
@@ -855,6 +886,10 @@ bool partner_sim::has(const std::string& id) const {
 std::vector<std::string> partner_sim::ids() const {
   std::lock_guard lock(impl_->state_mutex);
   return impl_->order;
+}
+
+notice_feed* partner_sim::feed() const {
+  return impl_->feed.get();
 }
 
 std::optional<listen_endpoint> parse_listen(std::string_view text) {

@@ -14,6 +14,8 @@
 
 namespace mxgw::sim {
 
+class notice_feed;
+
 /// Fault switches. Checked in this order for every `POST /v1/messages`, before the body is looked
 /// at: down, fail_first, fail_rate, always_status; then the message is processed.
 struct faults {
@@ -34,6 +36,11 @@ struct partner_sim_options {
   std::string format = "mx";   ///< wire format of received messages: mx or a registered adapter id
   std::filesystem::path mappings_dir;  ///< code tables (config/mappings), for partner formats
   sim::faults faults;                  ///< initial fault switches
+  /// With format "interpol": a stand-in notice feed from DIR/red/*.json and DIR/yellow/*.json
+  /// (see notice_feed.hpp), served on GET /notices/v1/...; the code tables are not needed.
+  std::filesystem::path fixtures_dir;
+  std::string feed_fail_page;    ///< "TYPE:PAGE": that list page answers 503 once (e.g. "red:2")
+  std::string feed_fail_detail;  ///< an entity id whose detail answers 502 (e.g. "2026/10001")
   bool verbose = false;     ///< one line per request (id and outcome, never content) to stderr
   std::size_t threads = 1;  ///< io_context threads
 };
@@ -97,6 +104,9 @@ class partner_sim {
 
   /// Recorded ids in order of first receipt.
   std::vector<std::string> ids() const;
+
+  /// The stand-in notice feed and its fault switches (nullptr without fixtures_dir).
+  notice_feed* feed() const;
 
   struct impl;
 

@@ -644,3 +644,84 @@ TEST_F(PeerIdentity, FactsOfARealCertificateIdentifyItsPartner) {
 
 }  // namespace
 }  // namespace mxgw::identity
+
+namespace mxgw::identity {
+namespace {
+
+class FeedDefinition : public ::testing::Test {
+ protected:
+  /// Loads one interpol partner whose members after "adapter" are `rest`.
+  partner_registry load(const std::string& rest, const std::string& adapter = "interpol") {
+    write_file(dir_ / "partners.json", R"({"partners": [{"id": "interpol-feed", "name": "Notices",
+      "country": "FR", "adapter": ")" + adapter +
+                                           "\", " + rest + "}]}");
+    return partner_registry::load(dir_ / "partners.json", problems_);
+  }
+
+  bool has_problem(const std::string& field, const std::string& words = "") const {
+    return std::any_of(problems_.begin(), problems_.end(), [&](const config_problem& p) {
+      return p.field == field && p.reason.find(words) != std::string::npos;
+    });
+  }
+
+  temp_dir dir_;
+  std::vector<config_problem> problems_;
+};
+
+TEST_F(FeedDefinition, AValidFeedLoadsWithDefaults) {
+  const auto registry =
+      load(R"("feed": {"url": "https://127.0.0.1:9201", "notice_types": ["red"]})");
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  const auto* p = registry.find("interpol-feed");
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(p->feed);
+  EXPECT_EQ(p->feed->url, "https://127.0.0.1:9201");
+  EXPECT_EQ(p->feed->interval, std::chrono::seconds(3600));
+  EXPECT_EQ(p->feed->page_size, 160);
+  EXPECT_EQ(p->feed->notice_types, std::vector<std::string>{"red"});
+  EXPECT_TRUE(p->feed->token_file.empty());  // mutual TLS
+}
+
+TEST_F(FeedDefinition, ATokenFileIsResolvedNextToThePartnersFile) {
+  write_file(dir_ / "feed.token", "secret\n");
+  const auto registry = load(R"("feed": {"url": "https://feed.example", "notice_types":
+    ["red", "yellow"], "interval_s": 900, "page_size": 100, "auth": "token",
+    "token_file": "feed.token"})");
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_EQ(registry.find("interpol-feed")->feed->token_file, dir_ / "feed.token");
+  EXPECT_EQ(registry.find("interpol-feed")->feed->interval, std::chrono::seconds(900));
+}
+
+TEST_F(FeedDefinition, EveryProblemIsNamedAndThePartnerIsLeftOut) {
+  const auto registry = load(R"("sends": ["person.wanted"], "feed": {"url": "http://feed.example",
+    "interval_s": 0, "page_size": 161, "notice_types": ["red", "un", "red"], "auth": "basic",
+    "colour": "red"})");
+  EXPECT_EQ(registry.find("interpol-feed"), nullptr);
+  EXPECT_TRUE(has_problem("/partners/0/feed/url", "https")) << describe(problems_);
+  EXPECT_TRUE(has_problem("/partners/0/feed/interval_s", "from 1"));
+  EXPECT_TRUE(has_problem("/partners/0/feed/page_size", "to 160"));
+  EXPECT_TRUE(has_problem("/partners/0/feed/notice_types/1", "UN notices are not routed"));
+  EXPECT_TRUE(has_problem("/partners/0/feed/notice_types/2", "repeats"));
+  EXPECT_TRUE(has_problem("/partners/0/feed/auth", "mtls"));
+  EXPECT_TRUE(has_problem("/partners/0/feed/colour", "not a known feed setting"));
+  EXPECT_TRUE(has_problem("/partners/0/feed", "case.status"));
+}
+
+TEST_F(FeedDefinition, MissingPartsAndTheWrongAdapterAreProblems) {
+  load(R"("feed": {"auth": "token"})", "mx");
+  EXPECT_TRUE(has_problem("/partners/0/feed", "adapter")) << describe(problems_);
+  EXPECT_TRUE(has_problem("/partners/0/feed/url", "is required"));
+  EXPECT_TRUE(has_problem("/partners/0/feed/notice_types", "is required"));
+  EXPECT_TRUE(has_problem("/partners/0/feed/token_file", "is required"));
+  problems_.clear();
+  load(R"("feed": {"url": "https://feed.example", "notice_types": [], "auth": "token",
+    "token_file": "missing.token"})");
+  EXPECT_TRUE(has_problem("/partners/0/feed/notice_types", "at least one"));
+  EXPECT_TRUE(has_problem("/partners/0/feed/token_file", "not a readable file"));
+  problems_.clear();
+  load(R"("feed": "https://feed.example")");
+  EXPECT_TRUE(has_problem("/partners/0/feed", "must be an object"));
+}
+
+}  // namespace
+}  // namespace mxgw::identity

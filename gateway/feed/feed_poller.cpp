@@ -1,0 +1,920 @@
+// The notice feed poller (see feed_poller.hpp). Each feed is one sequential loop on the poller's
+// own io_context thread: list page -> each listed notice's detail -> the next page; the end of a
+// notice type's list withdraws what is gone; a failed request is retried after a backoff at the
+// page it failed on. Store and accept answers arrive on other threads and are posted back.
+#include "gateway/feed/feed_poller.hpp"
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/url/parse.hpp>
+
+#include <algorithm>
+#include <condition_variable>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#include "adapters/adapter.hpp"
+#include "adapters/common/dates.hpp"
+#include "adapters/interpol/interpol.hpp"
+#include "gateway/common/json.hpp"
+#include "gateway/common/log.hpp"
+#include "gateway/common/time.hpp"
+#include "gateway/delivery/retry_policy.hpp"
+#include "gateway/store/message_store.hpp"
+
+namespace mxgw::feed {
+
+namespace asio = boost::asio;
+using json_writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+namespace {
+
+constexpr std::string_view state_kind = "feed";
+constexpr std::size_t max_ids_per_notice = 20;  // message ids remembered per notice
+
+/// What the gateway remembers of one notice (administrative state "<partner>/notice/<type>/<id>").
+struct notice_state {
+  std::string entity;
+  std::string type;                   ///< "red", "yellow"
+  std::string content_id;             ///< the adapter's id for the content last sent
+  std::string message_id;             ///< the id it was sent under (the content id, or a reissue's)
+  std::vector<std::string> messages;  ///< every id sent for this notice, oldest first
+  bool active = false;                ///< sent and not withdrawn since
+  int withdrawals = 0;
+};
+
+/// Where a feed's sweep stands (administrative state "<partner>/cursor").
+struct cursor_state {
+  std::int64_t sweep = 1;
+  std::size_t type_index = 0;
+  std::string type;
+  std::string page_url;  ///< the page to read next; empty: the type's first page
+  int pages_done = 0;
+  std::set<std::string> seen;              ///< entity ids listed so far in this sweep for this type
+  std::int64_t last_sweep_started_ms = 0;  ///< wall clock (ms since 1970) of the last sweep's start
+};
+
+std::string text_of(const rapidjson::Value& v, const char* name) {
+  return std::string(json::get_string(v, name));
+}
+
+std::string to_json(const notice_state& n) {
+  rapidjson::StringBuffer buffer;
+  json_writer w(buffer);
+  w.StartObject();
+  w.Key("entity");
+  w.String(n.entity.c_str());
+  w.Key("type");
+  w.String(n.type.c_str());
+  w.Key("contentId");
+  w.String(n.content_id.c_str());
+  w.Key("messageId");
+  w.String(n.message_id.c_str());
+  w.Key("messages");
+  w.StartArray();
+  for (const auto& id : n.messages) {
+    w.String(id.c_str());
+  }
+  w.EndArray();
+  w.Key("active");
+  w.Bool(n.active);
+  w.Key("withdrawals");
+  w.Int(n.withdrawals);
+  w.EndObject();
+  return {buffer.GetString(), buffer.GetSize()};
+}
+
+std::optional<notice_state> notice_of(const rapidjson::Value& v) {
+  if (!v.IsObject()) {
+    return std::nullopt;
+  }
+  notice_state n;
+  n.entity = text_of(v, "entity");
+  n.type = text_of(v, "type");
+  n.content_id = text_of(v, "contentId");
+  n.message_id = text_of(v, "messageId");
+  if (auto m = v.FindMember("messages"); m != v.MemberEnd() && m->value.IsArray()) {
+    for (const auto& id : m->value.GetArray()) {
+      if (id.IsString()) {
+        n.messages.emplace_back(id.GetString());
+      }
+    }
+  }
+  n.active = v.HasMember("active") && v["active"].IsTrue();
+  n.withdrawals =
+      v.HasMember("withdrawals") && v["withdrawals"].IsInt() ? v["withdrawals"].GetInt() : 0;
+  if (n.entity.empty() || n.type.empty()) {
+    return std::nullopt;
+  }
+  return n;
+}
+
+std::string to_json(const cursor_state& c) {
+  rapidjson::StringBuffer buffer;
+  json_writer w(buffer);
+  w.StartObject();
+  w.Key("sweep");
+  w.Int64(c.sweep);
+  w.Key("typeIndex");
+  w.Uint64(c.type_index);
+  w.Key("type");
+  w.String(c.type.c_str());
+  w.Key("page");
+  w.String(c.page_url.c_str());
+  w.Key("pagesDone");
+  w.Int(c.pages_done);
+  w.Key("seen");
+  w.StartArray();
+  for (const auto& id : c.seen) {
+    w.String(id.c_str());
+  }
+  w.EndArray();
+  w.Key("lastSweepStartedMs");
+  w.Int64(c.last_sweep_started_ms);
+  w.EndObject();
+  return {buffer.GetString(), buffer.GetSize()};
+}
+
+/// Scheme, host and port of an https URL, and its path without a trailing slash.
+struct origin {
+  std::string host_port;
+  std::string path;
+};
+
+std::optional<origin> origin_of(std::string_view url) {
+  auto u = boost::urls::parse_absolute_uri(url);
+  if (!u || u->scheme_id() != boost::urls::scheme::https || !u->has_authority()) {
+    return std::nullopt;
+  }
+  origin o{std::string(u->encoded_host()) + ":" + (u->has_port() ? std::string(u->port()) : "443"),
+           std::string(u->encoded_path())};
+  while (!o.path.empty() && o.path.back() == '/') {
+    o.path.pop_back();
+  }
+  return o;
+}
+
+bool transient_status(int status) {
+  // No answer, or the feed asks us to come back later: not a statement about the notice.
+  return status == 0 || status == 408 || status == 429 || status == 503 || status == 504;
+}
+
+}  // namespace
+
+class feed_run;
+
+struct feed_poller::impl : std::enable_shared_from_this<feed_poller::impl> {
+  impl(poller_options o, std::shared_ptr<store::message_store> s, const pipeline::code_tables* t,
+       accept_function a)
+      : options(std::move(o)),
+        store(std::move(s)),
+        tables(t),
+        accept(std::move(a)),
+        client(ioc, options.identity),
+        rng(options.seed != 0 ? options.seed : std::random_device{}()) {}
+
+  poller_options options;
+  std::shared_ptr<store::message_store> store;
+  const pipeline::code_tables* tables;
+  accept_function accept;
+  asio::io_context ioc;
+  delivery::partner_client client;
+  std::mt19937_64 rng;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::thread thread;
+  bool stopping = false;                        // io thread only (and before start)
+  std::vector<std::shared_ptr<feed_run>> runs;  // cleared by stop(): they hold this impl
+
+  mutable std::mutex counters_mutex;
+  mutable std::condition_variable changed;
+  feed_counters totals;
+
+  template <typename Change>
+  void count(Change change) {
+    {
+      std::lock_guard lock(counters_mutex);
+      change(totals);
+    }
+    changed.notify_all();
+  }
+};
+
+/// One feed's loop. Everything here runs on the poller's io thread.
+class feed_run : public std::enable_shared_from_this<feed_run> {
+ public:
+  feed_run(std::shared_ptr<feed_poller::impl> poller, feed_source source, std::string token)
+      : poller_(std::move(poller)),
+        source_(std::move(source)),
+        token_(std::move(token)),
+        timer_(poller_->ioc) {
+    std::string base = source_.settings.url;
+    while (!base.empty() && base.back() == '/') {
+      base.pop_back();
+    }
+    base_ = base;
+    base_origin_ = origin_of(base_).value_or(origin{});
+  }
+
+  /// Reads the saved position and notices, then sweeps.
+  void start() {
+    poller_->store->list_state(
+        std::string(state_kind), 0,
+        [self = shared_from_this()](std::vector<store::state_item> items, bool ok) {
+          asio::post(self->poller_->ioc,
+                     [self, items = std::move(items), ok] { self->on_state(items, ok); });
+        });
+  }
+
+  void stop() { timer_.cancel(); }
+
+ private:
+  std::shared_ptr<feed_poller::impl> poller_;
+  feed_source source_;
+  std::string token_;
+  asio::steady_timer timer_;
+  std::string base_;
+  origin base_origin_;
+  cursor_state cursor_;
+  std::map<std::string, notice_state> notices_;  // "<type>/<entity>"
+  std::vector<std::string> page_ids_;
+  std::size_t next_item_ = 0;
+  std::optional<std::string> next_page_;
+  int failures_ = 0;
+  std::chrono::steady_clock::time_point sweep_started_ = std::chrono::steady_clock::now();
+  std::chrono::system_clock::time_point sweep_started_wall_ = std::chrono::system_clock::now();
+
+  const std::string& partner() const { return source_.partner_id; }
+  std::string key(std::string_view suffix) const { return partner() + "/" + std::string(suffix); }
+  const std::vector<std::string>& types() const { return source_.settings.notice_types; }
+
+  bool stopping() const { return poller_->stopping; }
+
+  void on_state(const std::vector<store::state_item>& items, bool ok) {
+    if (stopping()) {
+      return;
+    }
+    if (!ok) {
+      return fail("state-unreadable", 0, [self = shared_from_this()] { self->start(); });
+    }
+    const std::string prefix = partner() + "/";
+    for (const auto& item : items) {
+      if (!item.key.starts_with(prefix) || item.value.empty()) {
+        continue;
+      }
+      rapidjson::Document doc;
+      if (json::parse_untrusted(item.value, doc) || !doc.IsObject()) {
+        continue;
+      }
+      if (item.key == prefix + "cursor") {
+        cursor_.sweep =
+            doc.HasMember("sweep") && doc["sweep"].IsInt64() ? doc["sweep"].GetInt64() : 1;
+        cursor_.type_index = doc.HasMember("typeIndex") && doc["typeIndex"].IsUint64()
+                                 ? doc["typeIndex"].GetUint64()
+                                 : 0;
+        cursor_.type = text_of(doc, "type");
+        cursor_.page_url = text_of(doc, "page");
+        cursor_.pages_done =
+            doc.HasMember("pagesDone") && doc["pagesDone"].IsInt() ? doc["pagesDone"].GetInt() : 0;
+        cursor_.last_sweep_started_ms =
+            doc.HasMember("lastSweepStartedMs") && doc["lastSweepStartedMs"].IsInt64()
+                ? doc["lastSweepStartedMs"].GetInt64()
+                : 0;
+        if (auto seen = doc.FindMember("seen"); seen != doc.MemberEnd() && seen->value.IsArray()) {
+          for (const auto& id : seen->value.GetArray()) {
+            if (id.IsString()) {
+              cursor_.seen.insert(id.GetString());
+            }
+          }
+        }
+      } else if (auto n = notice_of(doc)) {
+        notices_[n->type + "/" + n->entity] = std::move(*n);
+      }
+    }
+    // A position saved under another list of types (the definition changed) starts over.
+    if (cursor_.type_index >= types().size() || cursor_.type != types()[cursor_.type_index] ||
+        (!cursor_.page_url.empty() && !same_feed(cursor_.page_url))) {
+      cursor_ = cursor_state{.sweep = cursor_.sweep,
+                             .last_sweep_started_ms = cursor_.last_sweep_started_ms};
+      cursor_.type = types().front();
+    }
+    log::info({.event = "feed.started",
+               .partner = partner(),
+               .detail = "resuming sweep " + std::to_string(cursor_.sweep) + " at " + cursor_.type +
+                         " page " + std::to_string(cursor_.pages_done + 1)});
+    // Between sweeps: the next one starts one interval after the last one started, restart or not.
+    if (cursor_.type_index == 0 && cursor_.page_url.empty() && cursor_.last_sweep_started_ms > 0) {
+      const auto last = std::chrono::system_clock::time_point(
+          std::chrono::milliseconds(cursor_.last_sweep_started_ms));
+      const auto wait = last + source_.settings.interval - std::chrono::system_clock::now();
+      if (wait > std::chrono::system_clock::duration::zero()) {
+        timer_.expires_after(std::chrono::duration_cast<std::chrono::milliseconds>(wait));
+        timer_.async_wait([self = shared_from_this()](auto ec) {
+          if (!ec && !self->stopping()) {
+            self->start_page();
+          }
+        });
+        return;
+      }
+    }
+    start_page();
+  }
+
+  // --- requests -------------------------------------------------------------------------------
+
+  std::string first_page(std::string_view type) const {
+    return base_ + "/notices/v1/" + std::string(type) +
+           "?page=1&resultPerPage=" + std::to_string(source_.settings.page_size);
+  }
+
+  std::string detail_url(std::string_view type, std::string entity) const {
+    std::replace(entity.begin(), entity.end(), '/', '-');
+    return base_ + "/notices/v1/" + std::string(type) + "/" + entity;
+  }
+
+  /// True when `url` is on the feed's own origin and under its notice list for this type: a
+  /// feed cannot send the gateway elsewhere with a `next` link.
+  bool same_feed(std::string_view url) const {
+    auto o = origin_of(url);
+    return o && o->host_port == base_origin_.host_port &&
+           o->path.starts_with(base_origin_.path + "/notices/v1/");
+  }
+
+  void get(const std::string& url, std::size_t max_bytes,
+           std::function<void(delivery::post_result)> then) {
+    delivery::partner_client::get_options o;
+    o.max_body_bytes = max_bytes;
+    if (!token_.empty()) {
+      o.headers.emplace_back("Authorization", "Bearer " + token_);
+    }
+    poller_->client.get(
+        partner(), url, poller_->options.request_timeout, std::move(o),
+        [self = shared_from_this(), then = std::move(then)](delivery::post_result r) mutable {
+          // Already on the io thread (the client runs on it).
+          if (!self->stopping()) {
+            then(std::move(r));
+          }
+        });
+  }
+
+  /// A failed step: back off (full jitter, doubling from backoff_base, at most the cap and the
+  /// feed's interval), then `retry` (by default: the page the sweep stands at, from its start).
+  void fail(std::string_view reason, int status, std::function<void()> retry = {}) {
+    ++failures_;
+    poller_->count([](feed_counters& c) { ++c.errors; });
+    const auto cap = std::min<std::chrono::milliseconds>(
+        poller_->options.backoff_cap,
+        std::chrono::duration_cast<std::chrono::milliseconds>(source_.settings.interval));
+    const delivery::retry_limits limits{
+        .backoff_base = std::min(poller_->options.backoff_base, cap), .backoff_cap = cap};
+    const auto delay = delivery::backoff_delay(limits, std::min(failures_, 30), poller_->rng);
+    log::warn({.event = "feed.request_failed",
+               .partner = partner(),
+               .outcome = "retry",
+               .reason = reason,
+               .detail = "retrying in " + std::to_string(delay.count()) + " ms",
+               .status = status});
+    if (!retry) {
+      retry = [self = shared_from_this()] { self->start_page(); };
+    }
+    timer_.expires_after(delay);
+    timer_.async_wait([self = shared_from_this(), retry = std::move(retry)](auto ec) {
+      if (!ec && !self->stopping()) {
+        retry();
+      }
+    });
+  }
+
+  // --- the sweep ------------------------------------------------------------------------------
+
+  /// Reads the page the cursor stands at (the type's first page when it stands at none).
+  void start_page() {
+    if (cursor_.page_url.empty()) {
+      if (cursor_.type_index == 0 && cursor_.pages_done == 0) {
+        sweep_started_ = std::chrono::steady_clock::now();
+        sweep_started_wall_ = std::chrono::system_clock::now();
+      }
+      cursor_.page_url = first_page(cursor_.type);
+    }
+    get(cursor_.page_url, poller_->options.max_list_bytes,
+        [self = shared_from_this()](delivery::post_result r) { self->on_page(std::move(r)); });
+  }
+
+  void on_page(delivery::post_result r) {
+    if (r.status != 200) {
+      return fail(r.status == 0 ? r.error : "list-status", r.status);
+    }
+    rapidjson::Document doc;
+    if (json::parse_untrusted(r.body, doc) || !doc.IsObject()) {
+      return fail("list-not-json", r.status);
+    }
+    std::vector<std::string> ids;
+    auto embedded = doc.FindMember("_embedded");
+    if (embedded != doc.MemberEnd() && embedded->value.IsObject()) {
+      auto list = embedded->value.FindMember("notices");
+      if (list != embedded->value.MemberEnd() && list->value.IsArray()) {
+        for (const auto& item : list->value.GetArray()) {
+          const auto id = item.IsObject() ? json::get_string(item, "entity_id") : "";
+          if (!adapters::interpol::is_entity_id(id)) {
+            return fail("list-bad-entity-id", r.status);
+          }
+          ids.emplace_back(id);
+        }
+      } else if (list != embedded->value.MemberEnd()) {
+        return fail("list-not-a-list", r.status);
+      }
+    }
+    next_page_.reset();
+    if (auto links = doc.FindMember("_links");
+        links != doc.MemberEnd() && links->value.IsObject() && links->value.HasMember("next")) {
+      const auto& next = links->value["next"];
+      std::string href(next.IsObject() ? json::get_string(next, "href") : "");
+      if (href.starts_with("/")) {
+        href = "https://" + base_origin_.host_port + href;
+      }
+      if (!same_feed(href)) {
+        return fail("list-foreign-next-link", r.status);
+      }
+      next_page_ = href;
+    }
+    failures_ = 0;
+    poller_->count([](feed_counters& c) { ++c.pages; });
+    page_ids_ = std::move(ids);
+    next_item_ = 0;
+    next_item();
+  }
+
+  void next_item() {
+    if (stopping()) {
+      return;
+    }
+    if (next_item_ >= page_ids_.size()) {
+      return page_done();
+    }
+    const std::string entity = page_ids_[next_item_];
+    get(detail_url(cursor_.type, entity), poller_->options.max_detail_bytes,
+        [self = shared_from_this(), entity](delivery::post_result r) {
+          self->on_detail(entity, std::move(r));
+        });
+  }
+
+  void advance() {
+    ++next_item_;
+    next_item();
+  }
+
+  void on_detail(const std::string& entity, delivery::post_result r) {
+    if (transient_status(r.status)) {
+      return fail(r.status == 0 ? r.error : "detail-status", r.status);
+    }
+    if (r.status != 200) {
+      // The service answers an error for a notice that is gone: withdrawn, not fatal.
+      return withdraw(entity, [self = shared_from_this()] { self->advance(); });
+    }
+    failures_ = 0;
+    poller_->count([](feed_counters& c) { ++c.details; });
+    const adapters::adapter* format = adapters::find_adapter("interpol");
+    if (format == nullptr) {
+      return refuse("no-interpol-adapter", 500);
+    }
+    auto decoded = format->decode(
+        r.body,
+        {.tables = poller_->tables, .sender = partner(), .carry_unmapped = source_.carry_unmapped});
+    const std::string_view expected =
+        cursor_.type == "red" ? "person.wanted" : "victim.identification";
+    if (decoded.status != 0) {
+      return refuse("untranslatable", decoded.status);
+    }
+    if (json::get_string(decoded.message, "type") != expected ||
+        json::get_string(decoded.message, "ref") != entity) {
+      return refuse("not-the-listed-notice", 422);
+    }
+    notice_state& state = notices_[cursor_.type + "/" + entity];
+    const std::string content_id(json::get_string(decoded.message, "id"));
+    if (state.active && state.content_id == content_id) {
+      poller_->count([](feed_counters& c) { ++c.unchanged; });
+      return advance();
+    }
+    // A notice back after a withdrawal is sent again under a new id: the recipients were told
+    // it was withdrawn, so the same id would be taken for the message they already have.
+    std::string message_id = content_id;
+    if (!state.active && state.withdrawals > 0) {
+      message_id = adapters::message_uuid(
+          partner(), content_id + "/reissue/" + std::to_string(state.withdrawals));
+      decoded.message["id"].SetString(message_id.c_str(),
+                                      static_cast<rapidjson::SizeType>(message_id.size()),
+                                      decoded.message.GetAllocator());
+    }
+    notice_state next = state;
+    next.entity = entity;
+    next.type = cursor_.type;
+    next.content_id = content_id;
+    next.message_id = message_id;
+    next.active = true;
+    if (std::find(next.messages.begin(), next.messages.end(), message_id) == next.messages.end()) {
+      next.messages.push_back(message_id);
+      if (next.messages.size() > max_ids_per_notice) {
+        next.messages.erase(next.messages.begin());
+      }
+    }
+    submit(std::move(next), json::to_string(decoded.message), std::string(expected), {});
+  }
+
+  void refuse(std::string_view reason, int status) {
+    poller_->count([](feed_counters& c) { ++c.refused; });
+    log::warn({.event = "feed.notice_refused",
+               .partner = partner(),
+               .outcome = "refused",
+               .reason = reason,
+               .status = status});
+    advance();
+  }
+
+  /// Accepts `canonical` (unless the store has its id already: a restart after the accept and
+  /// before the notice's state was saved), then saves `next` and goes on with the page.
+  void submit(notice_state next, std::string canonical, std::string type,
+              std::optional<std::vector<std::string>> only_to, std::function<void()> then = {}) {
+    const std::string id = next.active ? next.message_id : withdrawal_id(next);
+    if (!then) {
+      then = [self = shared_from_this()] { self->advance(); };
+    }
+    auto self = shared_from_this();
+    poller_->store->find(id, [self, next = std::move(next), canonical = std::move(canonical),
+                              type = std::move(type), only_to = std::move(only_to), id,
+                              then = std::move(then)](std::optional<store::message_status> found,
+                                                      bool ok) mutable {
+      asio::post(self->poller_->ioc, [self, found = std::move(found), ok, next = std::move(next),
+                                      canonical = std::move(canonical), type = std::move(type),
+                                      only_to = std::move(only_to), id,
+                                      then = std::move(then)]() mutable {
+        if (self->stopping()) {
+          return;
+        }
+        if (!ok) {
+          return self->fail("store-unavailable", 503);
+        }
+        if (found) {
+          return self->accepted(std::move(next), id, type, std::move(then));
+        }
+        self->poller_->accept(
+            self->partner(), std::move(canonical), std::move(only_to),
+            [self, next = std::move(next), id, type, then = std::move(then)](int status) mutable {
+              asio::post(self->poller_->ioc, [self, status, next = std::move(next), id, type,
+                                              then = std::move(then)]() mutable {
+                if (self->stopping()) {
+                  return;
+                }
+                if (status == 202 || status == 409) {
+                  // 409: this id was taken before (with another `created`): it is this message.
+                  return self->accepted(std::move(next), id, type, std::move(then));
+                }
+                if (status >= 500) {
+                  return self->fail("store-unavailable", status);
+                }
+                self->poller_->count([](feed_counters& c) { ++c.refused; });
+                log::error({.event = "feed.notice_refused",
+                            .message_id = id,
+                            .partner = self->partner(),
+                            .message_type = type,
+                            .outcome = "refused",
+                            .reason = "accept-refused",
+                            .status = status});
+                if (!next.active) {
+                  // A withdrawal the gateway refuses would be refused again: do not loop on it.
+                  return self->save_notice(std::move(next), std::move(then));
+                }
+                then();
+              });
+            });
+      });
+    });
+  }
+
+  void accepted(notice_state next, const std::string& id, const std::string& type,
+                std::function<void()> then) {
+    const bool withdrawal = !next.active;
+    poller_->count([&](feed_counters& c) { ++(withdrawal ? c.withdrawn : c.sent); });
+    log::info({.event = withdrawal ? "feed.notice_withdrawn" : "feed.notice_sent",
+               .message_id = id,
+               .partner = partner(),
+               .message_type = type,
+               .outcome = "accepted"});
+    save_notice(std::move(next), std::move(then));
+  }
+
+  void save_notice(notice_state next, std::function<void()> then) {
+    const std::string k = next.type + "/" + next.entity;
+    store::state_item item{.kind = std::string(state_kind),
+                           .key = key("notice/" + k),
+                           .value = to_json(next),
+                           .changed_by = "feed:" + partner()};
+    poller_->store->put_state(
+        std::move(item), std::nullopt, {},
+        [self = shared_from_this(), k, next = std::move(next), then = std::move(then)](
+            store::put_outcome outcome, std::int64_t) mutable {
+          asio::post(self->poller_->ioc,
+                     [self, outcome, k, next = std::move(next), then = std::move(then)]() mutable {
+                       if (self->stopping()) {
+                         return;
+                       }
+                       if (outcome != store::put_outcome::applied) {
+                         return self->fail("state-unwritable", 503);
+                       }
+                       self->notices_[k] = std::move(next);
+                       then();
+                     });
+        });
+  }
+
+  /// The withdrawal of the copy `n.message_id`: the same id every time it is sent (a restart
+  /// between the accept and the saved state sends nothing new).
+  std::string withdrawal_id(const notice_state& n) const {
+    return adapters::message_uuid(partner(), "withdrawn:" + n.message_id);
+  }
+
+  /// Withdraws the notice `entity` of the current type if it was sent: a case.status
+  /// `withdrawn` to every recipient of any earlier copy (none: only the state changes).
+  void withdraw(const std::string& entity, std::function<void()> then) {
+    auto it = notices_.find(cursor_.type + "/" + entity);
+    if (it == notices_.end() || !it->second.active) {
+      return then();
+    }
+    collect_recipients(it->second, 0, {}, std::move(then));
+  }
+
+  void collect_recipients(notice_state n, std::size_t index, std::set<std::string> recipients,
+                          std::function<void()> then) {
+    if (index < n.messages.size()) {
+      const std::string id = n.messages[index];
+      poller_->store->find(id, [self = shared_from_this(), n = std::move(n), index,
+                                recipients = std::move(recipients), then = std::move(then)](
+                                   std::optional<store::message_status> found, bool ok) mutable {
+        asio::post(self->poller_->ioc, [self, n = std::move(n), index, ok, found = std::move(found),
+                                        recipients = std::move(recipients),
+                                        then = std::move(then)]() mutable {
+          if (self->stopping()) {
+            return;
+          }
+          if (!ok) {
+            return self->fail("store-unavailable", 503);
+          }
+          if (found) {
+            for (const auto& r : found->recipients) {
+              recipients.insert(r.recipient);
+            }
+          }
+          self->collect_recipients(std::move(n), index + 1, std::move(recipients), std::move(then));
+        });
+      });
+      return;
+    }
+    notice_state next = n;
+    next.active = false;
+    ++next.withdrawals;
+    const std::string type = "case.status";
+    if (recipients.empty()) {
+      // Nobody received it: nobody needs telling.
+      return accepted(std::move(next), n.message_id, type, std::move(then));
+    }
+    std::vector<std::string> only_to(recipients.begin(), recipients.end());
+    std::string canonical = withdrawal_message(n, only_to);
+    next.message_id = n.message_id;  // the withdrawal's id is derived from the copy withdrawn
+    submit(std::move(next), std::move(canonical), type, std::move(only_to), std::move(then));
+  }
+
+  /// case.status `withdrawn` about the last copy sent of notice `n`, for `recipients`.
+  std::string withdrawal_message(const notice_state& n,
+                                 const std::vector<std::string>& recipients) {
+    const std::string now = format_rfc3339_ms(std::chrono::system_clock::now());
+    rapidjson::StringBuffer buffer;
+    json_writer w(buffer);
+    const auto put = [&](const char* k, std::string_view v) {
+      w.Key(k);
+      w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+    };
+    w.StartObject();
+    put("mx", "1");
+    put("id", withdrawal_id(n));
+    put("type", "case.status");
+    put("created", now);
+    put("sender", partner());
+    w.Key("recipients");
+    w.StartArray();
+    for (const auto& r : recipients) {
+      w.String(r.c_str());
+    }
+    w.EndArray();
+    put("ref", n.entity);
+    put("legalBasis", n.type == "red" ? "crime-prevention" : "vital-interest");
+    w.Key("handling");
+    w.StartObject();
+    put("confidentiality", "restricted");
+    w.Key("codes");
+    w.StartArray();
+    w.String("H0");
+    w.EndArray();
+    w.EndObject();
+    w.Key("source");
+    w.StartObject();
+    put("agency", adapters::interpol::source_agency);
+    put("recordId", n.entity);
+    w.EndObject();
+    w.Key("body");
+    w.StartObject();
+    w.Key("about");
+    w.StartObject();
+    put("messageId", n.message_id);
+    w.Key("externalRefs");
+    w.StartArray();
+    w.StartObject();
+    put("system", adapters::interpol::external_system);
+    put("noticeType", n.type);
+    put("id", n.entity);
+    w.EndObject();
+    w.EndArray();
+    w.EndObject();
+    put("status", "withdrawn");
+    put("effective", now.substr(0, 10));
+    w.EndObject();
+    w.EndObject();
+    return {buffer.GetString(), buffer.GetSize()};
+  }
+
+  void page_done() {
+    cursor_.seen.insert(page_ids_.begin(), page_ids_.end());
+    ++cursor_.pages_done;
+    if (next_page_ && cursor_.pages_done < poller_->options.max_pages) {
+      cursor_.page_url = *next_page_;
+      return save_cursor([self = shared_from_this()] { self->start_page(); });
+    }
+    if (next_page_) {
+      // Endless `next` links: the list is not complete, so nothing is taken as gone.
+      log::error({.event = "feed.too_many_pages", .partner = partner(), .reason = "max-pages"});
+      return next_type();
+    }
+    // The whole list of this type was read: what was sent before and is no longer listed is gone.
+    std::vector<std::string> gone;
+    for (const auto& [k, n] : notices_) {
+      if (n.type == cursor_.type && n.active && !cursor_.seen.contains(n.entity)) {
+        gone.push_back(n.entity);
+      }
+    }
+    withdraw_all(std::move(gone), 0);
+  }
+
+  void withdraw_all(std::vector<std::string> gone, std::size_t index) {
+    if (index >= gone.size()) {
+      return next_type();
+    }
+    const std::string entity = gone[index];
+    withdraw(entity, [self = shared_from_this(), gone = std::move(gone), index]() mutable {
+      self->withdraw_all(std::move(gone), index + 1);
+    });
+  }
+
+  void next_type() {
+    cursor_.seen.clear();
+    cursor_.page_url.clear();
+    cursor_.pages_done = 0;
+    if (++cursor_.type_index < types().size()) {
+      cursor_.type = types()[cursor_.type_index];
+      return save_cursor([self = shared_from_this()] { self->start_page(); });
+    }
+    // The sweep is complete: the next starts one interval after this one started.
+    const auto sweep = cursor_.sweep;
+    cursor_ =
+        cursor_state{.sweep = sweep + 1,
+                     .type = types().front(),
+                     .last_sweep_started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                  sweep_started_wall_.time_since_epoch())
+                                                  .count()};
+    save_cursor([self = shared_from_this(), sweep] {
+      self->poller_->count([](feed_counters& c) { ++c.sweeps; });
+      log::info({.event = "feed.sweep_completed",
+                 .partner = self->partner(),
+                 .outcome = "completed",
+                 .detail = "sweep " + std::to_string(sweep)});
+      const auto due = self->sweep_started_ + self->source_.settings.interval;
+      self->timer_.expires_at(due);
+      self->timer_.async_wait([self](auto ec) {
+        if (!ec && !self->stopping()) {
+          self->start_page();
+        }
+      });
+    });
+  }
+
+  void save_cursor(std::function<void()> then) {
+    store::state_item item{.kind = std::string(state_kind),
+                           .key = key("cursor"),
+                           .value = to_json(cursor_),
+                           .changed_by = "feed:" + partner()};
+    poller_->store->put_state(std::move(item), std::nullopt, {},
+                              [self = shared_from_this(), then = std::move(then)](
+                                  store::put_outcome outcome, std::int64_t) mutable {
+                                asio::post(self->poller_->ioc,
+                                           [self, outcome, then = std::move(then)] {
+                                             if (self->stopping()) {
+                                               return;
+                                             }
+                                             if (outcome != store::put_outcome::applied) {
+                                               return self->fail("state-unwritable", 503);
+                                             }
+                                             then();
+                                           });
+                              });
+  }
+};
+
+namespace {
+
+std::string read_token(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string token = text.str();
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ')) {
+    token.pop_back();
+  }
+  const bool printable =
+      std::all_of(token.begin(), token.end(), [](char c) { return c > ' ' && c < 0x7F; });
+  if (!in.good() && !in.eof()) {
+    throw std::runtime_error("feed token file " + file.string() + " cannot be read");
+  }
+  if (token.empty() || !printable) {
+    throw std::runtime_error("feed token file " + file.string() +
+                             " must hold one token of printable ASCII");
+  }
+  return token;
+}
+
+}  // namespace
+
+feed_poller::feed_poller(poller_options options, std::vector<feed_source> feeds,
+                         std::shared_ptr<store::message_store> store,
+                         const pipeline::code_tables* tables, accept_function accept)
+    : impl_(
+          std::make_shared<impl>(std::move(options), std::move(store), tables, std::move(accept))) {
+  for (auto& source : feeds) {
+    std::string token;
+    if (!source.settings.token_file.empty()) {
+      token = read_token(source.settings.token_file);
+    }
+    impl_->runs.push_back(std::make_shared<feed_run>(impl_, std::move(source), std::move(token)));
+  }
+}
+
+feed_poller::~feed_poller() {
+  stop();
+}
+
+void feed_poller::start() {
+  if (impl_->thread.joinable() || impl_->stopping) {
+    return;
+  }
+  impl_->work.emplace(impl_->ioc.get_executor());
+  for (auto& run : impl_->runs) {
+    asio::post(impl_->ioc, [run] { run->start(); });
+  }
+  impl_->thread = std::thread([impl = impl_] { impl->ioc.run(); });
+}
+
+void feed_poller::stop() {
+  if (!impl_->thread.joinable()) {
+    impl_->stopping = true;
+    impl_->runs.clear();
+    return;
+  }
+  asio::post(impl_->ioc, [impl = impl_, runs = impl_->runs] {
+    impl->stopping = true;
+    for (const auto& run : runs) {
+      run->stop();
+    }
+    impl->client.close_idle();
+  });
+  impl_->work.reset();
+  impl_->thread.join();
+  impl_->runs.clear();
+}
+
+feed_counters feed_poller::counters() const {
+  std::lock_guard lock(impl_->counters_mutex);
+  return impl_->totals;
+}
+
+bool feed_poller::wait_until(const std::function<bool(const feed_counters&)>& predicate,
+                             std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(impl_->counters_mutex);
+  return impl_->changed.wait_for(lock, timeout, [&] { return predicate(impl_->totals); });
+}
+
+}  // namespace mxgw::feed

@@ -1,0 +1,95 @@
+// The notice feed poller: sweeps each feed partner's INTERPOL-style notice list page by page,
+// fetches every listed notice's detail, and hands new or changed notices, and withdrawals of
+// notices that are gone, to the same accept path partners use. Positions and the notices already
+// sent are kept in the store (administrative state, kind "feed"), so a restart resumes at the
+// right page and sends nothing twice.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gateway/delivery/partner_client.hpp"
+#include "gateway/identity/partner_registry.hpp"
+
+namespace mxgw::pipeline {
+class code_tables;
+}
+namespace mxgw::store {
+class message_store;
+}
+
+namespace mxgw::feed {
+
+/// One feed to poll: the partner on whose behalf its notices are sent, and its definition.
+struct feed_source {
+  std::string partner_id;
+  identity::feed_settings settings;
+  bool carry_unmapped = false;  ///< the partner's carryUnmapped (unknown codes kept, not refused)
+};
+
+struct poller_options {
+  delivery::client_identity identity;  ///< the gateway's client certificate and the feed's CA
+  std::chrono::milliseconds request_timeout{30000};  ///< one list page or detail request
+  std::chrono::milliseconds backoff_base{1000};      ///< first retry delay after an error
+  std::chrono::milliseconds backoff_cap{300000};     ///< largest (also at most the interval)
+  std::size_t max_list_bytes = 4 * 1024 * 1024;      ///< largest list page accepted
+  std::size_t max_detail_bytes = 1024 * 1024;        ///< largest notice detail accepted
+  int max_pages = 200;     ///< pages of one notice type in one sweep; more is an error
+  std::uint64_t seed = 0;  ///< jitter seed (0: random)
+};
+
+/// What the accept path answered: an HTTP status (202 accepted, 409 the id was used before, 4xx
+/// refused, 503 store unavailable).
+using accept_done = std::function<void(int status)>;
+/// Accepts a canonical message as `sender` (see http::partner_api::accept_canonical).
+using accept_function =
+    std::function<void(std::string sender, std::string canonical,
+                       std::optional<std::vector<std::string>> only_to, accept_done done)>;
+
+/// Counters over every feed, for tests and operators.
+struct feed_counters {
+  std::uint64_t sweeps = 0;     ///< complete sweeps (every type, every page)
+  std::uint64_t pages = 0;      ///< list pages read
+  std::uint64_t details = 0;    ///< notice details read
+  std::uint64_t sent = 0;       ///< messages accepted for new or changed notices
+  std::uint64_t unchanged = 0;  ///< details whose content had been sent already
+  std::uint64_t withdrawn = 0;  ///< notices withdrawn (a case.status sent when anyone had them)
+  std::uint64_t refused = 0;    ///< details that could not be translated or were refused
+  std::uint64_t errors = 0;     ///< failed requests or store writes (each followed by a backoff)
+};
+
+class feed_poller {
+ public:
+  /// `tables` and the adapter registry must outlive the poller. Throws std::runtime_error when
+  /// the client identity or a token file cannot be loaded.
+  feed_poller(poller_options options, std::vector<feed_source> feeds,
+              std::shared_ptr<store::message_store> store, const pipeline::code_tables* tables,
+              accept_function accept);
+  ~feed_poller();
+  feed_poller(const feed_poller&) = delete;
+  feed_poller& operator=(const feed_poller&) = delete;
+
+  /// Loads each feed's saved position and notices, then polls on a thread of its own.
+  void start();
+
+  /// Stops polling; a request in flight finishes (bounded by request_timeout). Idempotent.
+  void stop();
+
+  feed_counters counters() const;
+
+  /// Waits until `predicate(counters())` holds (checked after every change) or `timeout` passes.
+  bool wait_until(const std::function<bool(const feed_counters&)>& predicate,
+                  std::chrono::milliseconds timeout) const;
+
+  struct impl;
+
+ private:
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace mxgw::feed

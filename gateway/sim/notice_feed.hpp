@@ -1,0 +1,78 @@
+// The stand-in INTERPOL-style notice feed that partner-sim serves with `--format interpol
+// --fixtures DIR`: list pages and details built from fixture files, with fault switches.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mxgw::sim {
+
+/// One answer of the feed.
+struct feed_reply {
+  int status = 200;
+  std::string body;
+};
+
+/// Notices from fixture files: DIR/red/*.json and DIR/yellow/*.json, one notice DETAIL document
+/// each (its `entity_id` is the key; the file name does not matter). Thread-safe.
+class notice_feed {
+ public:
+  /// Reads the fixtures. Throws std::invalid_argument naming the file when one is not a notice.
+  explicit notice_feed(const std::filesystem::path& dir);
+
+  /// Answers GET `target` (path and query) for a client that reached the sim as `host`
+  /// (the Host header, used in the HAL links):
+  ///   /notices/v1/<type>?page=N&resultPerPage=M  a list page (M at most 160; `next` when more)
+  ///   /notices/v1/<type>/<id>                    a detail (`/` of the entity id as `-`), or 502
+  ///                                              {"error"} for an unknown id, as the real service
+  /// nullopt when `target` is not a feed path.
+  std::optional<feed_reply> answer(std::string_view target, std::string_view host);
+
+  // ---- fault switches ----
+  /// The next request for list page `page` of `type` answers `status` (once).
+  void fail_page_once(const std::string& type, int page, int status = 503);
+  /// Every request for that page answers `status` until cleared with status 0.
+  void fail_page(const std::string& type, int page, int status);
+  /// The detail of `entity_id` answers `status` (0 clears).
+  void fail_detail(const std::string& entity_id, int status);
+  /// Changes the notice's content (its `distinguishing_marks` gets a new revision text).
+  void change(const std::string& entity_id);
+  /// Takes the notice off the list (its detail then answers 502); `restore` puts it back.
+  void remove(const std::string& entity_id);
+  void restore(const std::string& entity_id);
+
+  /// Requests so far for list page `page` of `type`, and for `entity_id`'s detail.
+  std::uint64_t page_requests(const std::string& type, int page) const;
+  std::uint64_t detail_requests(const std::string& entity_id) const;
+  /// Entity ids of `type` currently listed, in list order.
+  std::vector<std::string> listed(const std::string& type) const;
+
+ private:
+  struct notice {
+    std::string type;
+    std::string entity_id;
+    std::string detail;  ///< the fixture's JSON text (with a changed revision, when changed)
+    int revision = 0;
+    bool removed = false;
+  };
+
+  feed_reply list_page(const std::string& type, std::string_view query, std::string_view host);
+  feed_reply detail(const std::string& type, const std::string& id, std::string_view host);
+
+  mutable std::mutex mutex_;
+  std::map<std::string, notice> notices_;  ///< entity id -> notice
+  std::map<std::pair<std::string, int>, int> page_once_, page_always_;
+  std::map<std::string, int> detail_faults_;
+  std::map<std::pair<std::string, int>, std::uint64_t> page_counts_;
+  std::map<std::string, std::uint64_t> detail_counts_;
+};
+
+}  // namespace mxgw::sim

@@ -395,8 +395,8 @@ echo "== (f) adapter conversion (Google Benchmark, core $server_cpu)"
 taskset -c "$server_cpu" build/mxgw-adapters-bench --benchmark_filter='kh_cnp_decode/' \
   --benchmark_repetitions=$((reps < 3 ? 3 : reps)) --benchmark_report_aggregates_only=true \
   --benchmark_format=json > "$results/adapters.json" 2> /dev/null
-kh_decode=$(grep -A 12 '"name": "kh_cnp_decode/victim_referral_median"' "$results/adapters.json" |
-  grep -o '"items_per_second": [0-9.e+]*' | head -n 1 | awk '{printf "%.0f", $2}')
+kh_decode=$(awk '/"name": "kh_cnp_decode\/victim_referral_median"/ {found = 1}
+  found && /"items_per_second"/ {gsub(/,/, "", $2); printf "%.0f", $2; exit}' "$results/adapters.json")
 echo "  kh_cnp_decode/victim_referral median: $kh_decode messages/s"
 
 # --- The table --------------------------------------------------------------------------------

@@ -601,7 +601,7 @@ int run(const options& opts) {
 
 int main(int argc, char** argv) {
   options opts;
-  CLI::App app{"mxgw-loadgen: mutual-TLS HTTP/1.1 load generator (see bench/README.md)"};
+  CLI::App app{"mxgw-loadgen: mutual-TLS HTTP/1.1 load generator (see docs/performance.md)"};
   app.add_option("--url", opts.url, "https://HOST:PORT/PATH (HOST is resolved to IPv4)")
       ->required();
   app.add_option("--cert", opts.cert, "client certificate (PEM)")->required();

@@ -14,6 +14,7 @@ packages=(
   libcli11-dev                                         # command line
   libxml2-dev                                          # LA-MPS XML adapter
   libgtest-dev libgmock-dev                            # tests
+  libbenchmark-dev                                     # adapter benchmark (bench/, docs/performance.md)
   sslscan                                              # TLS profile check (tests/tls)
 )
 

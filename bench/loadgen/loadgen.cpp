@@ -180,7 +180,7 @@ struct run_state {
 /// One client connection: connect, handshake, then requests according to the mode.
 class connection : public std::enable_shared_from_this<connection> {
  public:
-  explicit connection(run_state& state) : state_(state) {}
+  explicit connection(run_state& state) : state_(state), retry_(state.ioc) {}
 
   void start() { connect(); }
 
@@ -342,7 +342,11 @@ class connection : public std::enable_shared_from_this<connection> {
       close();
       return finish();
     }
-    reconnect();
+    // Retry after a short pause, so a server that refuses connections is not hammered in a
+    // tight loop (and the error counts stay meaningful).
+    close();
+    retry_.expires_after(std::chrono::milliseconds(10));
+    retry_.async_wait([self = shared_from_this()](beast::error_code) { self->connect(); });
   }
 
   void finish() {
@@ -361,6 +365,7 @@ class connection : public std::enable_shared_from_this<connection> {
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(*stream_); }
 
   run_state& state_;
+  asio::steady_timer retry_;  // the pause before reconnecting after an error
   std::optional<beast::ssl_stream<beast::tcp_stream>> stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request<bhttp::string_body>> request_;

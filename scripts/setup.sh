@@ -17,6 +17,7 @@ packages=(
   libxml2-dev                                          # LA-MPS XML adapter
   libicu-dev                                           # names: NFC, ICAO Latin, Khmer/Lao rules
   libgtest-dev libgmock-dev                            # tests
+  libbenchmark-dev                                     # adapter benchmark (bench/, docs/performance.md)
   sslscan                                              # TLS profile check (tests/tls)
 )
 

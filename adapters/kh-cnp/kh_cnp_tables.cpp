@@ -52,12 +52,11 @@ const rapidjson::Value* entry_by(const pipeline::code_tables* tables, std::strin
   if (t == nullptr) {
     return nullptr;
   }
-  for (const rapidjson::Value* entry : t->entries()) {
-    if (json::get_string(*entry, column) == value && !value.empty()) {
-      return entry;
-    }
+  if (value.empty()) {
+    return nullptr;
   }
-  return nullptr;
+  const auto& found = t->entries_where(column, value);  // an index, not a scan
+  return found.empty() ? nullptr : found.front();
 }
 
 /// Reads one code point from valid UTF-8 at `i` and advances; U+FFFD on a broken sequence.
@@ -117,18 +116,12 @@ std::optional<std::string> table_view::from_kh(std::string_view table,
   if (t == nullptr) {
     return std::nullopt;
   }
-  for (const rapidjson::Value* entry : t->entries()) {
-    const rapidjson::Value* codes = kh_codes(*entry);
-    if (codes == nullptr) {
-      continue;
-    }
-    for (const auto& c : codes->GetArray()) {
-      if (c.IsString() && view_of(c) == kh_value) {
-        return std::string(json::get_string(*entry, "code"));
-      }
-    }
+  // The first entry (file order) whose partnerCodes["kh-cnp"] lists the value (an index).
+  const auto& found = t->entries_by_partner_code(partner_key, kh_value);
+  if (found.empty()) {
+    return std::nullopt;
   }
-  return std::nullopt;
+  return std::string(json::get_string(*found.front(), "code"));
 }
 
 std::optional<std::string> table_view::to_kh(std::string_view table, std::string_view code) const {
@@ -180,10 +173,8 @@ std::optional<std::string> table_view::region_of_province(std::int64_t province)
   if (t == nullptr) {
     return std::nullopt;
   }
-  for (const rapidjson::Value* entry : t->entries()) {
-    auto number = entry->FindMember("partnerCode");
-    if (json::get_string(*entry, "country") == "KH" && number != entry->MemberEnd() &&
-        number->value.IsInt64() && number->value.GetInt64() == province) {
+  for (const rapidjson::Value* entry : t->entries_where("partnerCode", province)) {
+    if (json::get_string(*entry, "country") == "KH") {
       return std::string(json::get_string(*entry, "code"));
     }
   }

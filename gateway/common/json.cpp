@@ -9,9 +9,12 @@
 #include <rapidjson/writer.h>
 
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <unordered_set>
 #include <vector>
 
@@ -46,21 +49,27 @@ class guarded_handler {
     if (!enter()) {
       return false;
     }
-    keys_.emplace_back();
+    objects_.push_back({spans_.size(), nullptr});
     return doc_.StartObject();
   }
   bool Key(const char* s, rapidjson::SizeType n, bool copy) {
     if (!no_surrogate(s, n)) {
       return false;
     }
-    if (!keys_.back().emplace(s, n).second) {
+    if (!first_of_its_object(std::string_view(s, n))) {
       failure_ = "duplicate member name";
       return false;
     }
     return doc_.Key(s, n, copy);
   }
   bool EndObject(rapidjson::SizeType members) {
-    keys_.pop_back();
+    // Forget this object's names (they are the last ones recorded).
+    const std::size_t first = objects_.back().first_name;
+    if (first < spans_.size()) {
+      names_.resize(spans_[first].first);
+      spans_.resize(first);
+    }
+    objects_.pop_back();
     --depth_;
     return doc_.EndObject(members);
   }
@@ -86,6 +95,40 @@ class guarded_handler {
     return true;
   }
 
+  // Duplicate member names: the names of the objects being built are kept in one buffer, and a
+  // new name is compared with its object's earlier names, which is quick for the small objects
+  // messages are made of. An object with more than `linear_names` members switches to a hash set,
+  // so a hostile object with very many members costs linear time, not quadratic.
+  static constexpr std::size_t linear_names = 16;
+
+  struct open_object {
+    std::size_t first_name;  // index of its first name in spans_
+    std::unique_ptr<std::unordered_set<std::string>> many;  // past linear_names members
+  };
+
+  bool first_of_its_object(std::string_view name) {
+    open_object& object = objects_.back();
+    if (object.many) {
+      return object.many->emplace(name).second;
+    }
+    for (std::size_t i = object.first_name; i < spans_.size(); ++i) {
+      if (std::string_view(names_).substr(spans_[i].first, spans_[i].second) == name) {
+        return false;
+      }
+    }
+    if (spans_.size() - object.first_name >= linear_names) {
+      object.many = std::make_unique<std::unordered_set<std::string>>();
+      for (std::size_t i = object.first_name; i < spans_.size(); ++i) {
+        object.many->emplace(names_, spans_[i].first, spans_[i].second);
+      }
+      object.many->emplace(name);
+      return true;
+    }
+    spans_.emplace_back(names_.size(), name.size());
+    names_.append(name);
+    return true;
+  }
+
   bool enter() {
     if (++depth_ > max_depth_) {
       failure_ = "nesting deeper than the limit";
@@ -97,7 +140,9 @@ class guarded_handler {
   rapidjson::Document& doc_;
   std::size_t max_depth_;
   std::size_t depth_ = 0;
-  std::vector<std::unordered_set<std::string>> keys_;
+  std::vector<open_object> objects_;
+  std::string names_;                                        // names of the open objects
+  std::vector<std::pair<std::size_t, std::size_t>> spans_;  // (offset, length) in names_
   const char* failure_ = nullptr;
 };
 

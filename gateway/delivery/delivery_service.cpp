@@ -8,6 +8,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <random>
@@ -40,7 +41,10 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
         recipients(std::move(l)),
         strand(asio::make_strand(ioc)),
         timer(strand),
-        client(ioc, options.identity),
+        // Keep as many connections per partner as may be in flight at once, so a partner whose
+        // concurrency is above the default pool size is not reconnected (a full handshake)
+        // for every delivery beyond it.
+        client(ioc, options.identity, std::max<std::size_t>(8, options.max_in_flight)),
         breakers(options.breaker_failures, options.breaker_open),
         rng(options.seed != 0 ? options.seed : std::random_device{}()) {}
 

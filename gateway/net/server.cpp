@@ -17,6 +17,7 @@
 #include <array>
 #include <atomic>
 #include <list>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -191,8 +192,11 @@ class session : public std::enable_shared_from_this<session> {
       do_shutdown();
       return;
     }
+    // An idle connection holds as little memory as we can give back: the request buffer is
+    // released and the wait for the next request reads into a small one (it grows as needed).
+    buffer_.shrink_to_fit();
     beast::get_lowest_layer(stream_).expires_after(ms(limits().idle_timeout_ms));
-    stream_.async_read_some(buffer_.prepare(4096),
+    stream_.async_read_some(buffer_.prepare(idle_read_bytes),
                             beast::bind_front_handler(&session::on_idle_read, shared_from_this()));
   }
 
@@ -331,6 +335,7 @@ class session : public std::enable_shared_from_this<session> {
     }
     const bool keep_alive = response_->keep_alive();
     response_.reset();
+    parser_.reset();  // the request (and its body) is done with once its answer is written
     if (linger_after_write_) {
       return linger();
     }
@@ -351,7 +356,10 @@ class session : public std::enable_shared_from_this<session> {
       lingering_ = true;
       beast::get_lowest_layer(stream_).expires_after(linger_time);
     }
-    stream_.async_read_some(asio::buffer(discard_),
+    if (!discard_) {
+      discard_ = std::make_unique<std::array<char, 16 * 1024>>();
+    }
+    stream_.async_read_some(asio::buffer(*discard_),
                             [self = shared_from_this()](beast::error_code ec, std::size_t bytes) {
                               if (ec) {
                                 return self->do_shutdown();
@@ -380,6 +388,7 @@ class session : public std::enable_shared_from_this<session> {
   std::string peer_;
   static constexpr std::size_t max_linger_bytes = 8 * 1024 * 1024;
   static constexpr std::chrono::seconds linger_time{2};
+  static constexpr std::size_t idle_read_bytes = 512;
 
   connected_peer peer_info_;
   bool idle_ = false;
@@ -388,7 +397,7 @@ class session : public std::enable_shared_from_this<session> {
   bool linger_after_write_ = false;
   bool lingering_ = false;
   std::size_t lingered_bytes_ = 0;
-  std::array<char, 16 * 1024> discard_{};
+  std::unique_ptr<std::array<char, 16 * 1024>> discard_;  // only while lingering
   std::list<std::weak_ptr<session>>::iterator registration_;
 };
 

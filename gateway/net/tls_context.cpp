@@ -81,6 +81,8 @@ std::shared_ptr<ssl::context> make_server_context(const config::tls_settings& tl
                                   SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_num_tickets(native, 0);
   SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
+  // An idle connection gives its TLS record buffers (about 34 KiB) back to the allocator.
+  SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
   if (SSL_CTX_set_cipher_list(native, tls12_ciphers) != 1 ||
       SSL_CTX_set1_groups_list(native, "X25519:P-256:P-384") != 1) {
     throw std::runtime_error("cannot set the TLS cipher profile: " + openssl_error());

@@ -113,10 +113,57 @@ std::vector<std::string> code_table::current_units(std::string_view code) const 
   return {current.begin(), current.end()};
 }
 
+namespace {
+
+std::string reverse_key(char kind, std::string_view column, std::string_view value) {
+  std::string key;
+  key.reserve(column.size() + value.size() + 3);
+  key += kind;
+  key += '\0';
+  key += column;
+  key += '\0';
+  key += value;
+  return key;
+}
+
+/// Adds one entry to the reverse index: its top-level strings and integers, and its partner codes.
+void index_entry(const rapidjson::Value& item,
+                 std::unordered_map<std::string, std::vector<const rapidjson::Value*>>& index) {
+  const auto add = [&](std::string key) {
+    auto& list = index[std::move(key)];
+    if (list.empty() || list.back() != &item) {
+      list.push_back(&item);
+    }
+  };
+  for (const auto& member : item.GetObject()) {
+    const std::string_view column(member.name.GetString(), member.name.GetStringLength());
+    if (member.value.IsString()) {
+      add(reverse_key('s', column, {member.value.GetString(), member.value.GetStringLength()}));
+    } else if (member.value.IsInt64()) {
+      add(reverse_key('i', column, std::to_string(member.value.GetInt64())));
+    } else if (column == "partnerCodes" && member.value.IsObject()) {
+      for (const auto& partner : member.value.GetObject()) {
+        if (!partner.value.IsArray()) {
+          continue;
+        }
+        const std::string_view name(partner.name.GetString(), partner.name.GetStringLength());
+        for (const auto& code : partner.value.GetArray()) {
+          if (code.IsString()) {
+            add(reverse_key('p', name, {code.GetString(), code.GetStringLength()}));
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
 void code_table::attach(std::shared_ptr<const rapidjson::Document> document) {
   document_ = std::move(document);
   entries_.clear();
   by_code_.clear();
+  reverse_.clear();
   if (!document_ || !document_->IsObject() || !document_->HasMember("entries") ||
       !(*document_)["entries"].IsArray()) {
     return;
@@ -128,7 +175,29 @@ void code_table::attach(std::shared_ptr<const rapidjson::Document> document) {
     }
     entries_.push_back(&item);
     by_code_.emplace(std::string(code), &item);  // the first of duplicates (load reports them)
+    index_entry(item, reverse_);
   }
+}
+
+const std::vector<const rapidjson::Value*>& code_table::indexed(const std::string& key) const {
+  static const std::vector<const rapidjson::Value*> none;
+  auto it = reverse_.find(key);
+  return it == reverse_.end() ? none : it->second;
+}
+
+const std::vector<const rapidjson::Value*>& code_table::entries_where(
+    std::string_view column, std::string_view value) const {
+  return indexed(reverse_key('s', column, value));
+}
+
+const std::vector<const rapidjson::Value*>& code_table::entries_where(std::string_view column,
+                                                                      std::int64_t value) const {
+  return indexed(reverse_key('i', column, std::to_string(value)));
+}
+
+const std::vector<const rapidjson::Value*>& code_table::entries_by_partner_code(
+    std::string_view partner, std::string_view value) const {
+  return indexed(reverse_key('p', partner, value));
 }
 
 const rapidjson::Value* code_table::entry(std::string_view code) const {

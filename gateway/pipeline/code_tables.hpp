@@ -1,12 +1,14 @@
 // Code tables loaded from config/mappings/: which canonical codes exist (country, region, ...).
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <rapidjson/document.h>
@@ -38,13 +40,27 @@ struct code_table {
   /// table was not loaded from a file.
   const std::vector<const rapidjson::Value*>& entries() const { return entries_; }
 
+  /// Reverse lookups without scanning the table (adapters do several per message): the entries,
+  /// in file order, whose top-level member `column` is the string `value`, whose `column` is the
+  /// integer `value`, or whose `partnerCodes[partner]` array lists `value`. Empty when none.
+  const std::vector<const rapidjson::Value*>& entries_where(std::string_view column,
+                                                            std::string_view value) const;
+  const std::vector<const rapidjson::Value*>& entries_where(std::string_view column,
+                                                            std::int64_t value) const;
+  const std::vector<const rapidjson::Value*>& entries_by_partner_code(
+      std::string_view partner, std::string_view value) const;
+
   /// Keeps `document` (the parsed file) alive and indexes its valid entries; used by load().
   void attach(std::shared_ptr<const rapidjson::Document> document);
 
  private:
+  const std::vector<const rapidjson::Value*>& indexed(const std::string& key) const;
+
   std::shared_ptr<const rapidjson::Document> document_;  // shared: copies stay cheap and valid
   std::vector<const rapidjson::Value*> entries_;         // into *document_
   std::map<std::string, const rapidjson::Value*, std::less<>> by_code_;
+  // "s\0column\0value", "i\0column\0number", "p\0partner\0value" -> entries in file order.
+  std::unordered_map<std::string, std::vector<const rapidjson::Value*>> reverse_;
 };
 
 class code_tables {

@@ -29,6 +29,35 @@ TEST(JsonParse, SameNameInDifferentObjectsIsFine) {
   EXPECT_FALSE(parse(R"({"k":{"k":1},"j":{"k":2}})"));
 }
 
+TEST(JsonParse, DuplicatesAreFoundAfterANestedObjectAndInLargeObjects) {
+  // The parent's names are still known after a child object closed.
+  EXPECT_TRUE(parse(R"({"a":1,"b":{"a":1,"c":[{"a":1}]},"a":2})"));
+  // Names of a closed sibling do not count.
+  EXPECT_FALSE(parse(R"([{"a":1,"b":2},{"b":1,"a":2}])"));
+  // An object with many members (past the linear comparison), duplicate first, middle and last;
+  // and its nested objects still checked on their own.
+  const auto members = [](int count, const std::string& extra) {
+    std::string text = "{";
+    for (int i = 0; i < count; ++i) {
+      text += "\"m" + std::to_string(i) + "\":{\"x\":1,\"y\":" + std::to_string(i) + "},";
+    }
+    return text + extra + "}";
+  };
+  EXPECT_FALSE(parse(members(100, R"("last":true)")));
+  for (const char* dup : {R"("m0":1)", R"("m50":1)", R"("m99":1)"}) {
+    auto error = parse(members(100, dup));
+    ASSERT_TRUE(error) << dup;
+    EXPECT_EQ(error->reason, "duplicate member name");
+  }
+  auto nested = parse(members(40, R"("z":{"q":1,"q":2})"));
+  ASSERT_TRUE(nested);
+  EXPECT_EQ(nested->reason, "duplicate member name");
+  // Exactly at the switch-over (16 and 17 members).
+  EXPECT_TRUE(parse(members(16, R"("m15":0)")));
+  EXPECT_TRUE(parse(members(17, R"("m16":0)")));
+  EXPECT_FALSE(parse(members(17, R"("m17":0)")));
+}
+
 TEST(JsonParse, RefusesNestingBeyondTheLimit) {
   std::string deep(65, '[');
   deep += std::string(65, ']');

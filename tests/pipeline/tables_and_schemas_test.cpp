@@ -84,6 +84,39 @@ TEST_F(CodeTablesLoad, GoodTableLoads) {
   EXPECT_EQ(tables.find("shape"), nullptr);
 }
 
+TEST_F(CodeTablesLoad, ReverseLookupsFindEveryMatchInFileOrder) {
+  write_file(dir_ / "region.json", R"({"table": "region", "version": "1", "entries": [
+      {"code": "KH-16", "country": "KH", "partnerCode": 16, "alpha": "RTK",
+       "partnerCodes": {"kh-cnp": ["16", "RTK"], "la-mps": ["X"]}},
+      {"code": "LA-16", "country": "LA", "partnerCode": 16, "alpha": "RTK"},
+      {"code": "KH-19", "country": "KH", "partnerCode": 19, "partnerCodes": {"kh-cnp": ["19"]}},
+      {"country": "KH", "partnerCode": 20, "alpha": "NOCODE"}]})");
+  const auto tables = load();
+  const code_table* t = tables.find("region");
+  ASSERT_NE(t, nullptr);
+  const auto codes = [](const std::vector<const rapidjson::Value*>& entries) {
+    std::vector<std::string> out;
+    for (const auto* e : entries) {
+      out.emplace_back(json::get_string(*e, "code"));
+    }
+    return out;
+  };
+  EXPECT_EQ(codes(t->entries_where("alpha", "RTK")), (std::vector<std::string>{"KH-16", "LA-16"}));
+  EXPECT_EQ(codes(t->entries_where("partnerCode", std::int64_t{16})),
+            (std::vector<std::string>{"KH-16", "LA-16"}));
+  EXPECT_EQ(codes(t->entries_where("partnerCode", std::int64_t{19})),
+            std::vector<std::string>{"KH-19"});
+  EXPECT_EQ(codes(t->entries_by_partner_code("kh-cnp", "RTK")), std::vector<std::string>{"KH-16"});
+  EXPECT_EQ(codes(t->entries_by_partner_code("la-mps", "X")), std::vector<std::string>{"KH-16"});
+  // No match: wrong case, a string where the column is a number, another partner's column, and
+  // an entry without a code (not a valid entry, so not indexed).
+  EXPECT_TRUE(t->entries_where("alpha", "rtk").empty());
+  EXPECT_TRUE(t->entries_where("partnerCode", "16").empty());
+  EXPECT_TRUE(t->entries_by_partner_code("la-mps", "16").empty());
+  EXPECT_TRUE(t->entries_where("alpha", "NOCODE").empty());
+  EXPECT_TRUE(t->entries_where("partnerCode", std::int64_t{20}).empty());
+}
+
 TEST_F(CodeTablesLoad, DuplicateCodeNamesTheFileAndTheEntry) {
   write_file(dir_ / "colour.json", R"({"table": "colour", "entries": [
       {"code": "red"}, {"code": "blue"}, {"code": "red"}]})");

@@ -223,9 +223,10 @@ namespace {
 
 struct call {
   const admin_api::context& ctx;
-  const http::request& req;
+  const http::request& req;  ///< valid only until the handler returns: not in store callbacks
   done_fn done;
   std::string actor;
+  std::string peer;  ///< a copy, for logs written from store callbacks
 
   state_manager& state() const { return *ctx.state; }
   clock::time_point now() const { return ctx.state->trust_store().now(); }
@@ -243,7 +244,7 @@ struct call {
     log::info({.event = event,
                .partner = partner,
                .outcome = "admin",
-               .peer = req.peer,
+               .peer = peer,
                .detail = actor,
                .status = status});
   }
@@ -1136,7 +1137,7 @@ void admin_api::handle(const http::request& req, done_fn done) const {
            }
            done(std::move(r));
          },
-         "admin:" + std::string(req.partner)};
+         "admin:" + std::string(req.partner), std::string(req.peer)};
   const std::string_view m = req.method;
   auto only = [&](std::string_view method, const char* allow) {
     if (m != method) {

@@ -105,9 +105,18 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
   }
   const long long secs = days_from_civil(year, month, day) * 86400LL + hour * 3600LL +
                          minute * 60LL + (second == 60 ? 59 : second) - offset_minutes * 60LL;
-  return std::chrono::system_clock::time_point(
-      std::chrono::duration_cast<std::chrono::system_clock::duration>(
-          std::chrono::seconds(secs) + std::chrono::nanoseconds(nanos)));
+  // The clock counts nanoseconds in 64 bits (1677 to 2262): a time outside it is not a time this
+  // gateway can hold, and converting it would overflow (undefined behaviour), so it is refused.
+  using clock_duration = std::chrono::system_clock::duration;
+  constexpr long long max_secs =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_duration::max()).count() - 1;
+  constexpr long long min_secs =
+      std::chrono::duration_cast<std::chrono::seconds>(clock_duration::min()).count() + 1;
+  if (secs > max_secs || secs < min_secs) {
+    return std::nullopt;
+  }
+  return std::chrono::system_clock::time_point(std::chrono::duration_cast<clock_duration>(
+      std::chrono::seconds(secs) + std::chrono::nanoseconds(nanos)));
 }
 
 bool is_valid_partial_date(std::string_view text) {

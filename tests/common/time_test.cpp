@@ -40,3 +40,11 @@ TEST(PartialDate, AcceptsRealDatesOnly) {
 }
 
 }  // namespace
+
+TEST(Rfc3339, TimesOutsideTheClocksRangeAreRefusedNotWrapped) {
+  EXPECT_FALSE(mxgw::parse_rfc3339("2999-01-01T00:00:00Z").has_value());
+  EXPECT_FALSE(mxgw::parse_rfc3339("9999-12-31T23:59:59Z").has_value());
+  EXPECT_FALSE(mxgw::parse_rfc3339("1000-01-01T00:00:00Z").has_value());
+  EXPECT_TRUE(mxgw::parse_rfc3339("2261-12-31T23:59:59Z").has_value());
+  EXPECT_TRUE(mxgw::parse_rfc3339("1970-01-01T00:00:00Z").has_value());
+}

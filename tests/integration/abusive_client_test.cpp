@@ -1,0 +1,107 @@
+// Abusive clients, each cut off by its own limit while a well-behaved partner is served: a TCP
+// connection that never starts its TLS handshake, and a body that trickles in.
+#include <gtest/gtest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include <functional>
+#include <future>
+
+#include "tests/integration/gateway_fixture.hpp"
+
+namespace mxgw::test {
+namespace {
+
+namespace asio = boost::asio;
+
+class AbusiveClient : public gateway_fixture {
+ protected:
+  void configure(config::gateway_config& c) override {
+    c.listener.limits.handshake_timeout_ms = 1500;
+    c.listener.limits.body_timeout_ms = 1500;
+  }
+};
+
+TEST_F(AbusiveClient, AStalledHandshakeIsClosedWhileOthersAreServed) {
+  const auto tls = partner_client("vn-gialai");
+  asio::io_context ioc;
+  asio::ip::tcp::socket idle(ioc);
+  idle.connect({asio::ip::make_address("127.0.0.1"), port_});
+  // Never a ClientHello: the read ends when the server gives up on the handshake.
+  bool closed_by_server = false;
+  char byte = 0;
+  idle.async_read_some(asio::buffer(&byte, 1), [&](boost::system::error_code ec, std::size_t) {
+    closed_by_server = static_cast<bool>(ec);
+  });
+  auto normal = std::async(std::launch::async, [&] {
+    return post(tls, example("hotline.tip", "c0000000-0000-4000-8000-000000000001"));
+  });
+  // Bounded: a server that never closes would leave the test waiting at most 60 s here.
+  ioc.run_for(std::chrono::seconds(60));
+  EXPECT_TRUE(closed_by_server) << "the stalled handshake was never closed";
+  EXPECT_EQ(normal.get().status, 202);
+}
+
+TEST_F(AbusiveClient, ATricklingBodyIsCutOffAtTheBodyDeadline) {
+  const auto tls = partner_client("vn-gialai");
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.load_verify_file(tls.ca.string());
+  ctx.use_certificate_chain_file(tls.cert.string());
+  ctx.use_private_key_file(tls.key.string(), asio::ssl::context::pem);
+  ctx.set_verify_mode(asio::ssl::verify_peer);
+  asio::ssl::stream<asio::ip::tcp::socket> stream(ioc, ctx);
+  stream.next_layer().connect({asio::ip::make_address("127.0.0.1"), port_});
+  stream.handshake(asio::ssl::stream_base::client);
+
+  const std::string body = example("hotline.tip", "c0000000-0000-4000-8000-000000000002");
+  const std::string head = "POST /v1/messages HTTP/1.1\r\nHost: localhost\r\n"
+                           "Content-Type: application/json\r\nContent-Length: " +
+                           std::to_string(body.size()) + "\r\n\r\n";
+  asio::write(stream, asio::buffer(head));
+  std::size_t sent = 0;
+  bool closed_by_server = false;
+  asio::steady_timer timer(ioc);
+  char byte = 0;
+  stream.async_read_some(asio::buffer(&byte, 1), [&](boost::system::error_code ec, std::size_t) {
+    closed_by_server = static_cast<bool>(ec);
+    timer.cancel();
+  });
+  std::function<void()> send_next = [&] {
+    if (closed_by_server || sent == body.size()) {
+      return;
+    }
+    asio::async_write(stream, asio::buffer(body.data() + sent, 1),
+                      [&](boost::system::error_code ec, std::size_t) {
+                        if (ec) {
+                          closed_by_server = true;
+                          return;
+                        }
+                        ++sent;
+                        timer.expires_after(std::chrono::milliseconds(500));
+                        timer.async_wait([&](boost::system::error_code wait_ec) {
+                          if (!wait_ec) {
+                            send_next();
+                          }
+                        });
+                      });
+  };
+  send_next();
+  auto normal = std::async(std::launch::async, [&] {
+    return post(tls, example("hotline.tip", "c0000000-0000-4000-8000-000000000003"));
+  });
+  ioc.run_for(std::chrono::seconds(60));
+  EXPECT_TRUE(closed_by_server);
+  EXPECT_LT(sent, body.size()) << "the server waited for the whole trickled body";
+  EXPECT_EQ(normal.get().status, 202);
+  EXPECT_EQ(stored_messages(), 1U);  // the trickled message was not stored
+}
+
+}  // namespace
+}  // namespace mxgw::test

@@ -501,7 +501,21 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
   for (const auto& e : decision.excluded) {
     record.exclusions.push_back({e.partner_id, e.considered, e.reason});
   }
+  // A withdrawal or cancellation takes back the queued copies of the message it is about (the
+  // store does it in the same transaction, and only for the same sender's message).
+  if (record.type == "case.status" && doc->HasMember("body") && (*doc)["body"].IsObject()) {
+    const auto& body = (*doc)["body"];
+    const std::string_view status = json::get_string(body, "status");
+    const auto about = body.FindMember("about");
+    if ((status == "withdrawn" || status == "cancelled") && about != body.MemberEnd() &&
+        about->value.IsObject()) {
+      record.withdraws = lower(json::get_string(about->value, "messageId"));
+    }
+  }
   record.audit.push_back(accepted_audit(record, format, decision.matched_rules));
+  if (!record.withdraws.empty()) {
+    record.audit.back().details.emplace_back("withdraws", record.withdraws);
+  }
   std::string peer(req.peer);
   adapters::receipt_info receipt{verdict.id, std::string(reference), {}, partner};
   store_->accept(

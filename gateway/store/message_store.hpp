@@ -44,6 +44,10 @@ struct message_record {
   std::vector<route_exclusion> exclusions;  ///< kept for the status endpoint and the audit
   /// Appended to the audit chain in the same transaction, only when the outcome is `stored`.
   std::vector<audit::audit_record> audit;
+  /// A `case.status` withdrawn/cancelled names the message it takes back: when that message has
+  /// the same sender, its copies not yet delivered (pending, retrying) become "withdrawn" and
+  /// their payloads are emptied, in the same transaction. Empty: nothing is taken back.
+  std::string withdraws;
 };
 
 enum class accept_outcome {

@@ -204,6 +204,10 @@ constexpr const char* report_dead_sql =
 constexpr const char* replay_sql =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $3, "
     "dead_since = NULL WHERE message_id = $1 AND recipient = $2 AND state = 'dead'";
+constexpr const char* withdraw_sql =
+    "UPDATE deliveries SET state = 'withdrawn', payload = ''::bytea "
+    "WHERE message_id = $1 AND state IN ('pending', 'retrying') "
+    "AND EXISTS (SELECT 1 FROM messages WHERE id = $1 AND sender = $2)";
 constexpr const char* discard_sql =
     "UPDATE deliveries SET state = 'discarded', last_error = $3 "
     "WHERE message_id = $1 AND recipient = $2 AND state = 'dead'";
@@ -1446,6 +1450,9 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
       for (const auto& e : record.exclusions) {
         run(insert_exclusion_sql,
             {text(record.id), text(e.partner), text(e.considered), text(e.reason)});
+      }
+      if (!record.withdraws.empty()) {
+        run(withdraw_sql, {text(record.withdraws), text(record.sender)});
       }
       w.result = accept_result{accept_outcome::stored, at, {}};
       write.audit = &record.audit;

@@ -170,6 +170,10 @@ constexpr const char* report_dead_sql =
 constexpr const char* replay_sql =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?3, "
     "dead_since = NULL WHERE message_id = ?1 AND recipient = ?2 AND state = 'dead'";
+constexpr const char* withdraw_sql =
+    "UPDATE deliveries SET state = 'withdrawn', payload = x'' "
+    "WHERE message_id = ?1 AND state IN ('pending', 'retrying') "
+    "AND EXISTS (SELECT 1 FROM messages WHERE id = ?1 AND sender = ?2)";
 constexpr const char* discard_sql =
     "UPDATE deliveries SET state = 'discarded', last_error = ?3 "
     "WHERE message_id = ?1 AND recipient = ?2 AND state = 'dead'";
@@ -877,6 +881,7 @@ struct sqlite_store::impl {
     statement report_dead;
     statement replay;
     statement discard;
+    statement withdraw;
     statement purge_payloads;
     statement purge_bodies;
     statement select_audit_head;
@@ -986,6 +991,7 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->report_dead = prepare(db, report_dead_sql, path_);
   writer_sql_->replay = prepare(db, replay_sql, path_);
   writer_sql_->discard = prepare(db, discard_sql, path_);
+  writer_sql_->withdraw = prepare(db, withdraw_sql, path_);
   writer_sql_->purge_payloads = prepare(db, purge_payloads_sql, path_);
   writer_sql_->purge_bodies = prepare(db, purge_bodies_sql, path_);
   writer_sql_->select_audit_head = prepare(db, select_audit_head_sql, path_);
@@ -1357,6 +1363,16 @@ int sqlite_store::impl::write_record(accept_write& write, const std::string& acc
     statement_use use(writer_sql_->insert_exclusion.get());
     rc = use.bind(std::string_view(record.id), std::string_view(exclusion.partner),
                   std::string_view(exclusion.considered), std::string_view(exclusion.reason));
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
+  }
+  if (!record.withdraws.empty()) {
+    statement_use use(writer_sql_->withdraw.get());
+    rc = use.bind(std::string_view(record.withdraws), std::string_view(record.sender));
     if (rc == SQLITE_OK) {
       rc = use.step();
     }

@@ -752,6 +752,57 @@ TEST_P(StoreContract, TransferRegisterCountsByPartnerMonthAndType) {
   EXPECT_TRUE(wait_for(nonef, "transfer_register").empty());
 }
 
+TEST_P(StoreContract, AWithdrawalTakesBackTheQueuedCopiesOfTheSendersOwnMessage) {
+  message_record original = record_with_audit(make_id(40), "{\"o\":1}");
+  original.deliveries.push_back({"kh-stungtreng", "rule-1", "{\"to\":\"st\"}", "[]"});
+  ASSERT_EQ(accept(std::move(original)).outcome, accept_outcome::stored);
+  // One copy is in flight (claimed), the other still queued.
+  std::promise<std::vector<delivery_job>> claimed;
+  auto cf = claimed.get_future();
+  store_->claim_due("w", 1, std::chrono::minutes(1), {{"kh-stungtreng", 0}},
+                    [&claimed](std::vector<delivery_job> jobs, bool) {
+                      claimed.set_value(std::move(jobs));
+                    });
+  ASSERT_EQ(wait_for(cf, "claim").size(), 1U);
+
+  // Another partner cannot take the message back.
+  message_record foreign = record_with_audit(make_id(41), "{\"w\":0}");
+  foreign.sender = "vn-gialai";
+  foreign.withdraws = make_id(40);
+  ASSERT_EQ(accept(std::move(foreign)).outcome, accept_outcome::stored);
+  const auto states = [&] {
+    std::map<std::string, std::string> out;
+    const auto [status, ok] = find(make_id(40));
+    EXPECT_TRUE(ok && status.has_value());
+    if (status) {
+      for (const auto& r : status->recipients) {
+        out[r.recipient] = r.state;
+      }
+    }
+    return out;
+  };
+  EXPECT_EQ(states()["kh-stungtreng"], "pending");
+
+  message_record withdrawal = record_with_audit(make_id(42), "{\"w\":1}");
+  withdrawal.type = "case.status";
+  withdrawal.withdraws = make_id(40);
+  ASSERT_EQ(accept(std::move(withdrawal)).outcome, accept_outcome::stored);
+  auto after = states();
+  EXPECT_EQ(after["kh-stungtreng"], "withdrawn");  // the queued copy will not go out
+  EXPECT_EQ(after["vn-thanhhoa"], "delivering");   // the one in flight finishes as it may
+
+  // Nothing withdrawn is ever claimed again.
+  std::promise<std::vector<delivery_job>> again;
+  auto af = again.get_future();
+  store_->claim_due("w2", 10, std::chrono::minutes(1), {},
+                    [&again](std::vector<delivery_job> jobs, bool) {
+                      again.set_value(std::move(jobs));
+                    });
+  for (const auto& job : wait_for(af, "claim")) {
+    EXPECT_FALSE(job.message_id == make_id(40) && job.recipient == "kh-stungtreng");
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::ValuesIn(contract_backends()),
                          [](const auto& param_info) { return param_info.param.name; });
 

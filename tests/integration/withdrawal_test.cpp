@@ -1,0 +1,76 @@
+// A case.status "withdrawn" from the sender takes back the copies of the original that have not
+// gone out yet; the same from another partner takes back nothing.
+#include <gtest/gtest.h>
+
+#include <rapidjson/document.h>
+
+#include <regex>
+#include <string>
+
+#include "tests/integration/gateway_fixture.hpp"
+
+namespace mxgw::test {
+namespace {
+
+class Withdrawal : public gateway_fixture {
+ protected:
+  void configure(config::gateway_config& config) override {
+    config.delivery.enabled = false;  // copies stay queued: what a withdrawal finds
+    const std::string agreed =
+        R"("agreements":["victim-data"],"purposes":["investigation","victim-protection"],)"
+        R"("endpoint":"https://127.0.0.1:9/v1/messages")";
+    write_file(dir_ / "partners.json", R"({"partners":[
+      {"id":"vn-gialai","name":"Gia Lai liaison desk","country":"VN",)" + agreed + R"(},
+      {"id":"vn-thanhhoa","name":"Thanh Hoa liaison desk","country":"VN",)" + agreed + R"(},
+      {"id":"kh-ratanakiri","name":"Ratanakiri commissariat","country":"KH",)" + agreed + R"(}]})");
+  }
+
+  std::string state_of(const cli::client_tls& tls, const std::string& id,
+                       const std::string& recipient) {
+    const auto r = get(tls, "/v1/messages/" + id);
+    rapidjson::Document doc;
+    doc.Parse(r.body.c_str());
+    if (!doc.IsObject() || !doc.HasMember("recipients")) {
+      return "(no status: " + std::to_string(r.status) + ")";
+    }
+    for (const auto& row : doc["recipients"].GetArray()) {
+      if (recipient == row["partner"].GetString()) {
+        return row["state"].GetString();
+      }
+    }
+    return "(not a recipient)";
+  }
+
+  std::string status_message(const std::string& id, const std::string& sender,
+                             const std::string& about) {
+    std::string m = example("case.status", id);
+    m = std::regex_replace(m, std::regex(R"("sender": "[a-z-]+")"), "\"sender\": \"" + sender + "\"");
+    m = std::regex_replace(m, std::regex(R"("recipients": \[[^\]]*\])"),
+                           R"("recipients": ["kh-ratanakiri"])");
+    m = std::regex_replace(m, std::regex(R"("messageId": "[0-9a-f-]+")"),
+                           "\"messageId\": \"" + about + "\"");
+    return std::regex_replace(m, std::regex(R"("status": "repatriated")"), R"("status": "withdrawn")");
+  }
+};
+
+TEST_F(Withdrawal, TheSendersWithdrawalTakesBackQueuedCopiesAndNobodyElsesDoes) {
+  const auto gialai = partner_client("vn-gialai");
+  const auto thanhhoa = partner_client("vn-thanhhoa");
+  const std::string original = "d0000000-0000-4000-8000-000000000001";
+  ASSERT_EQ(post(gialai, example("hotline.tip", original)).status, 202);
+  ASSERT_EQ(state_of(gialai, original, "kh-ratanakiri"), "pending");
+
+  // Thanh Hoa cannot take back Gia Lai's message (its case.status is accepted as news, no more).
+  const auto foreign = post(thanhhoa, status_message("d0000000-0000-4000-8000-000000000002",
+                                                     "vn-thanhhoa", original));
+  ASSERT_EQ(foreign.status, 202) << foreign.body;
+  EXPECT_EQ(state_of(gialai, original, "kh-ratanakiri"), "pending");
+
+  const auto own = post(gialai, status_message("d0000000-0000-4000-8000-000000000003", "vn-gialai",
+                                               original));
+  ASSERT_EQ(own.status, 202) << own.body;
+  EXPECT_EQ(state_of(gialai, original, "kh-ratanakiri"), "withdrawn");
+}
+
+}  // namespace
+}  // namespace mxgw::test

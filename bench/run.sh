@@ -329,7 +329,8 @@ EOF
     "port": $port_mxgw,
     "tls": {"certificate": "$certs/server.pem", "private_key": "$certs/server.key",
             "partner_ca": ["$certs/ca.pem"], "crl": ["$certs/crl.pem"], "min_version": "1.3"},
-    "limits": {"max_connections": $max_connections}
+    "limits": {"max_connections": $max_connections,
+               "max_connections_per_address": $max_connections}
   },
   "store": {"kind": "sqlite", "path": "$dir/var/mxgw.db",
             "encryption": {"active": "bench", "keys": [{"id": "bench", "file": "$certs/store-key.hex"}]}},

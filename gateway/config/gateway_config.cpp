@@ -186,12 +186,15 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
       const std::string mat = at + "/limits";
       auto& lim = config.listener.limits;
       r.only(*m, mat,
-             {"max_body_bytes", "max_header_bytes", "max_connections", "handshake_timeout_ms",
+             {"max_body_bytes", "max_header_bytes", "max_connections",
+              "max_connections_per_address", "handshake_timeout_ms",
               "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms", "write_timeout_ms",
               "max_json_depth"});
       r.number(*m, "max_body_bytes", mat, lim.max_body_bytes, 1024, 64ULL * 1024 * 1024);
       r.number(*m, "max_header_bytes", mat, lim.max_header_bytes, 1024, 1024 * 1024);
       r.number(*m, "max_connections", mat, lim.max_connections, 1, 1'000'000);
+      r.number(*m, "max_connections_per_address", mat, lim.max_connections_per_address, 1,
+               1'000'000);
       r.number(*m, "handshake_timeout_ms", mat, lim.handshake_timeout_ms, 100, 600'000);
       r.number(*m, "header_timeout_ms", mat, lim.header_timeout_ms, 100, 600'000);
       r.number(*m, "body_timeout_ms", mat, lim.body_timeout_ms, 100, 3'600'000);

@@ -19,6 +19,7 @@ struct listener_limits {
   std::size_t max_body_bytes = 1024 * 1024;     ///< larger bodies: 413
   std::size_t max_header_bytes = 16 * 1024;     ///< larger request heads: 431
   std::size_t max_connections = 1024;           ///< more concurrent connections are closed at once
+  std::size_t max_connections_per_address = 256;  ///< the same, per client IP address
   std::uint32_t handshake_timeout_ms = 10'000;  ///< TLS handshake must finish within this
   std::uint32_t header_timeout_ms = 10'000;     ///< the whole request head must arrive within this
   std::uint32_t body_timeout_ms = 30'000;       ///< the whole body must arrive within this

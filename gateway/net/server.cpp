@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "gateway/common/log.hpp"
@@ -48,6 +49,29 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::atomic<std::uint64_t> handshakes_failed{0}, connections_refused{0}, timeouts{0}, requests{0};
   std::mutex sessions_mutex;
   std::list<std::weak_ptr<session>> sessions;  // for stop(): close idle connections
+  std::mutex addresses_mutex;
+  std::unordered_map<std::string, std::size_t> per_address;  // open connections per client IP
+
+  /// Counts a new connection from `address`; false (and nothing counted) when it has too many.
+  bool admit_address(const std::string& address) {
+    std::lock_guard lock(addresses_mutex);
+    auto& open = per_address[address];
+    if (open >= settings.limits.max_connections_per_address) {
+      if (open == 0) {
+        per_address.erase(address);
+      }
+      return false;
+    }
+    ++open;
+    return true;
+  }
+  void release_address(const std::string& address) {
+    std::lock_guard lock(addresses_mutex);
+    auto it = per_address.find(address);
+    if (it != per_address.end() && --it->second == 0) {
+      per_address.erase(it);
+    }
+  }
 
   impl(const config::listener_settings& s, std::size_t n, listener_role r)
       : settings(s),
@@ -96,8 +120,12 @@ class session : public std::enable_shared_from_this<session> {
     if (registered_) {
       server_->forget(registration_);
     }
+    server_->release_address(address_);
     server_->connections.fetch_sub(1);
   }
+
+  /// The client address this connection is counted under (set once, before start()).
+  void counted_as(std::string address) { address_ = std::move(address); }
 
   void start() {
     registration_ = server_->enrol(shared_from_this());
@@ -386,6 +414,7 @@ class session : public std::enable_shared_from_this<session> {
   std::optional<bhttp::response<bhttp::string_body>> response_;
   std::string partner_;
   std::string peer_;
+  std::string address_;  // the client IP this connection is counted under
   static constexpr std::size_t max_linger_bytes = 8 * 1024 * 1024;
   static constexpr std::chrono::seconds linger_time{2};
   static constexpr std::size_t idle_read_bytes = 512;
@@ -430,9 +459,22 @@ void server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
     socket.close(ignored);
   } else {
     beast::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);  // answers must not wait for delayed ACKs
-    connections.fetch_add(1);
-    std::make_shared<session>(std::move(socket), shared_from_this())->start();
+    const auto remote = socket.remote_endpoint(ignored);
+    std::string address = ignored ? std::string("?") : remote.address().to_string();
+    if (!admit_address(address)) {
+      // One address may not take every slot: the others keep being served.
+      ++connections_refused;
+      log::warn({.event = "net.connection_refused",
+                 .reason = "max-connections-per-address",
+                 .peer = address});
+      socket.close(ignored);
+    } else {
+      socket.set_option(tcp::no_delay(true), ignored);  // answers must not wait for delayed ACKs
+      connections.fetch_add(1);
+      auto s = std::make_shared<session>(std::move(socket), shared_from_this());
+      s->counted_as(std::move(address));
+      s->start();
+    }
   }
   if (!stopping) {
     do_accept();

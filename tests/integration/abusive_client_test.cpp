@@ -11,6 +11,8 @@
 #include <boost/asio/write.hpp>
 
 #include <functional>
+#include <memory>
+#include <vector>
 #include <future>
 
 #include "tests/integration/gateway_fixture.hpp"
@@ -101,6 +103,57 @@ TEST_F(AbusiveClient, ATricklingBodyIsCutOffAtTheBodyDeadline) {
   EXPECT_LT(sent, body.size()) << "the server waited for the whole trickled body";
   EXPECT_EQ(normal.get().status, 202);
   EXPECT_EQ(stored_messages(), 1U);  // the trickled message was not stored
+}
+
+class ManyConnectionsFromOneAddress : public gateway_fixture {
+ protected:
+  void configure(config::gateway_config& c) override {
+    c.listener.limits.max_connections_per_address = 3;
+  }
+};
+
+TEST_F(ManyConnectionsFromOneAddress, OneAddressCannotTakeEverySlot) {
+  asio::io_context ioc;
+  // The abuser comes from 127.0.0.2 (the whole 127/8 is loopback on Linux).
+  std::vector<std::unique_ptr<asio::ip::tcp::socket>> held;
+  const auto connect_from = [&](const char* address) {
+    auto s = std::make_unique<asio::ip::tcp::socket>(ioc);
+    s->open(asio::ip::tcp::v4());
+    s->bind({asio::ip::make_address(address), 0});
+    s->connect({asio::ip::make_address("127.0.0.1"), port_});
+    return s;
+  };
+  const auto closed_at_once = [&](asio::ip::tcp::socket& s) {
+    // The gateway closes a refused connection before any TLS: a read ends at once with EOF.
+    // An admitted one waits for our ClientHello, so the bounded wait below expires instead.
+    bool closed = false;
+    char byte = 0;
+    s.async_read_some(asio::buffer(&byte, 1),
+                      [&](boost::system::error_code ec, std::size_t) { closed = static_cast<bool>(ec); });
+    ioc.restart();
+    ioc.run_for(std::chrono::milliseconds(500));
+    return closed;
+  };
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(connect_from("127.0.0.2"));
+  }
+  for (auto& s : held) {
+    EXPECT_FALSE(closed_at_once(*s));
+  }
+  auto fourth = connect_from("127.0.0.2");
+  EXPECT_TRUE(closed_at_once(*fourth)) << "a fourth connection from one address was admitted";
+  // Another address is served as usual.
+  const auto tls = partner_client("vn-gialai");
+  EXPECT_EQ(post(tls, example("hotline.tip", "c0000000-0000-4000-8000-000000000004")).status, 202);
+  // When one of the three goes, the address may connect again.
+  held.front()->close();
+  held.erase(held.begin());
+  bool admitted = false;
+  for (int attempt = 0; attempt < 40 && !admitted; ++attempt) {
+    auto again = connect_from("127.0.0.2");
+    admitted = !closed_at_once(*again);
+  }
+  EXPECT_TRUE(admitted);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Submitting canonical messages: 202 and durable, idempotent, and every refusal precise and
 // harmless (nothing stored).
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <rapidjson/document.h>
 
 #include <regex>
@@ -212,7 +213,7 @@ class SubmitFullStore : public Submit {
   void configure(config::gateway_config& c) override { c.store.max_size_bytes = 256 * 1024; }
 };
 
-TEST_F(SubmitFullStore, FullStoreAnswers503AndKeepsWhatItHad) {
+TEST_F(SubmitFullStore, FullStoreAnswers503WritesNothingAndResumesWhenSpaceReturns) {
   ASSERT_EQ(post(gialai_, example("victim.identification", id_a)).status, 202);
   const std::string padding(15 * 1024, 'p');  // within the narrative's maxLength
   cli::client_result r;
@@ -227,6 +228,27 @@ TEST_F(SubmitFullStore, FullStoreAnswers503AndKeepsWhatItHad) {
   expect_problem(r, 503, "store-unavailable");
   EXPECT_EQ(r.headers["retry-after"], "5");
   EXPECT_EQ(get(gialai_, std::string("/v1/messages/") + id_a).status, 200);
+  // Nothing of the refused message was written: its id is unknown.
+  const std::string refused = "0b7f6a52-3c1d-4e8f-9a2b-999999999999";
+  auto big = std::regex_replace(example("victim.identification", refused),
+                                std::regex(R"("text": ")"), "\"text\": \"" + padding);
+  ASSERT_EQ(post(gialai_, big).status, 503);
+  EXPECT_EQ(get(gialai_, "/v1/messages/" + refused).status, 404);
+  // Space comes back (an operator archives old messages): the next submission is accepted
+  // without a restart.
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(config_.store.path.c_str(), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 60000);
+    const char* sql =
+        "DELETE FROM exclusions WHERE message_id LIKE '0b7f6a52-%';"
+        "DELETE FROM deliveries WHERE message_id LIKE '0b7f6a52-%';"
+        "DELETE FROM messages WHERE id LIKE '0b7f6a52-%';";
+    EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+  EXPECT_EQ(post(gialai_, big).status, 202);
+  EXPECT_EQ(get(gialai_, "/v1/messages/" + refused).status, 200);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include "gateway/cli/client.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/identity/cert_authority.hpp"
+#include "tests/integration/child_process.hpp"
 #include "tests/integration/gateway_fixture.hpp"
 
 namespace mxgw::test {
@@ -147,61 +148,6 @@ TEST_F(Reload, ABrokenRuleFileIsRefusedNamingFileAndLine) {
 }
 
 // --- the real process, SIGHUP ------------------------------------------------------------------
-
-// A child process whose standard error we read line by line.
-class child_process {
- public:
-  explicit child_process(const std::vector<std::string>& args) {
-    int fds[2];
-    if (pipe(fds) != 0) {
-      throw std::runtime_error("pipe failed");
-    }
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(fds[1], STDERR_FILENO);
-      close(fds[0]);
-      close(fds[1]);
-      std::vector<char*> argv;
-      for (const auto& a : args) {
-        argv.push_back(const_cast<char*>(a.c_str()));
-      }
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    stderr_ = fdopen(fds[0], "r");
-  }
-  ~child_process() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (stderr_ != nullptr) {
-      fclose(stderr_);
-    }
-  }
-  std::string wait_for_line(const std::string& needle) {
-    char line[4096];
-    while (fgets(line, sizeof line, stderr_) != nullptr) {
-      if (std::string(line).find(needle) != std::string::npos) {
-        return line;
-      }
-    }
-    return {};
-  }
-  void signal(int sig) { kill(pid_, sig); }
-  int wait() {
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-
- private:
-  pid_t pid_ = -1;
-  FILE* stderr_ = nullptr;
-};
 
 TEST(ReloadProcess, SighupReloadsTablesAndRefusesABrokenOne) {
   temp_dir dir;

@@ -804,8 +804,13 @@ std::string cert_authority::make_crl(const std::vector<revoked_entry>& revoked,
   check(X509_CRL_set_version(crl.get(), X509_CRL_VERSION_2), "X509_CRL_set_version");
   check(X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(impl_->cert_.get())),
         "X509_CRL_set_issuer_name");
+  // lastUpdate is backdated like a certificate's notBefore: a verifier whose clock is behind
+  // ours (another machine, or OpenSSL's own time(), which reads the coarse clock and can lag
+  // system_clock by a tick) would otherwise find a CRL made this second "not yet valid" and
+  // refuse every certificate it covers.
   const auto now = clock::now();
-  check(X509_CRL_set1_lastUpdate(crl.get(), asn1_time_at(now).get()), "setting lastUpdate");
+  check(X509_CRL_set1_lastUpdate(crl.get(), asn1_time_at(now - crl_backdating).get()),
+        "setting lastUpdate");
   check(X509_CRL_set1_nextUpdate(crl.get(), asn1_time_at(now + validity).get()),
         "setting nextUpdate");
 
@@ -1084,8 +1089,8 @@ certificate_description describe_certificate(const std::string& cert_pem) {
 }
 
 issued_certificate certs_sign_partner_csr(const std::filesystem::path& dir,
-                                          const std::string& partner_id,
-                                          const std::string& csr_pem, std::chrono::hours validity) {
+                                          const std::string& partner_id, const std::string& csr_pem,
+                                          std::chrono::hours validity) {
   ERR_clear_error();
   if (!is_valid_partner_id(partner_id)) {
     throw cert_error("invalid partner id \"" + partner_id + "\"");
@@ -1110,7 +1115,8 @@ issued_certificate certs_sign_partner_csr(const std::filesystem::path& dir,
 void certs_init_admin(const std::filesystem::path& dir, const std::string& admin_name) {
   ERR_clear_error();
   if (!is_valid_admin_name(admin_name)) {
-    throw cert_error("invalid admin name \"" + admin_name + "\" (expected ^[a-z0-9][a-z0-9._-]{0,62}$)");
+    throw cert_error("invalid admin name \"" + admin_name +
+                     "\" (expected ^[a-z0-9][a-z0-9._-]{0,62}$)");
   }
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec)) {

@@ -22,6 +22,9 @@ struct csr_refused : cert_error {
 };
 
 /// What to put into a certificate. Defaults give a one-year client certificate.
+/// How far a CRL's lastUpdate lies before the moment it is made (as certificates' notBefore).
+inline constexpr std::chrono::minutes crl_backdating{5};
+
 struct certificate_request {
   std::string common_name;
   std::vector<std::string> san_uris;     ///< e.g. "urn:mxgw:partner:kh-ratanakiri"
@@ -72,7 +75,9 @@ class cert_authority {
   issued_certificate sign_csr(const std::string& csr_pem, const certificate_request& request,
                               const std::vector<std::string>& allowed_uris) const;
 
-  /// A CRL (PEM, version 2, SHA-256) listing the given serials, valid from now for `validity`.
+  /// A CRL (PEM, version 2, SHA-256) listing the given serials, valid until now + `validity`;
+  /// its lastUpdate is backdated by `crl_backdating` so that verifiers whose clocks are a little
+  /// behind accept it at once. Throws cert_error for a non-positive validity or a bad serial.
   std::string make_crl(const std::vector<revoked_entry>& revoked,
                        std::chrono::hours validity = std::chrono::hours(24 * 30)) const;
 
@@ -126,8 +131,8 @@ void certs_revoke(const std::filesystem::path& dir, const std::string& serial_or
 /// Signs a partner's CSR with the CA in DIR (SAN URI urn:mxgw:partner:<id>, clientAuth, `validity`
 /// from now) and records it in issued.json. Throws csr_refused (see sign_csr) or cert_error.
 issued_certificate certs_sign_partner_csr(const std::filesystem::path& dir,
-                                          const std::string& partner_id,
-                                          const std::string& csr_pem, std::chrono::hours validity);
+                                          const std::string& partner_id, const std::string& csr_pem,
+                                          std::chrono::hours validity);
 
 /// The administrators' trust anchor in DIR (admin-ca.pem, admin-ca.key 0600, admin-crl.pem; made
 /// when missing, kept otherwise) and one admin client certificate for `admin_name` (SAN URI

@@ -15,6 +15,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,7 @@ struct verify_options {
   std::string crl_pem;  // non-empty: add it and check revocation of the leaf
   std::string host;
   std::string ip;
+  std::optional<system_clock::time_point> at;  // verification time; the current time if unset
 };
 
 /// Runs X509_verify_cert of `leaf_pem` against the CA alone; returns the X509_V_* result.
@@ -98,6 +100,9 @@ int verify(const std::string& ca_pem, const std::string& leaf_pem,
   }
   if (!opts.ip.empty()) {
     X509_VERIFY_PARAM_set1_ip_asc(param, opts.ip.c_str());
+  }
+  if (opts.at) {
+    X509_VERIFY_PARAM_set_time(param, system_clock::to_time_t(*opts.at));
   }
   const int ok = X509_verify_cert(ctx.get());
   const int error = X509_STORE_CTX_get_error(ctx.get());
@@ -357,15 +362,31 @@ TEST(CertAuthority, CrlHasExpectedStructure) {
   ASSERT_NE(akid->keyid, nullptr);
   EXPECT_EQ(ASN1_OCTET_STRING_cmp(akid->keyid, X509_get0_subject_key_id(ca_cert.get())), 0);
 
-  // nextUpdate is 48 hours after lastUpdate.
+  // lastUpdate is backdated by five minutes; nextUpdate is 48 hours after the CRL was made.
   int days = 0;
   int seconds = 0;
   ASSERT_EQ(ASN1_TIME_diff(&days, &seconds, X509_CRL_get0_lastUpdate(crl.get()),
                            X509_CRL_get0_nextUpdate(crl.get())),
             1);
   EXPECT_EQ(days, 2);
-  EXPECT_EQ(seconds, 0);
+  EXPECT_EQ(seconds, 300);
+  auto four_minutes_before = system_clock::to_time_t(before - std::chrono::minutes(4));
+  EXPECT_EQ(X509_cmp_time(X509_CRL_get0_lastUpdate(crl.get()), &four_minutes_before), -1);
   EXPECT_TRUE(is_revoked_in(pem, issued.serial_hex));
+}
+
+// A verifier whose clock is a little behind ours (another machine, or OpenSSL's own time(), which
+// reads the coarse clock) must accept a CRL made this instant, not call it "not yet valid".
+TEST(CertAuthority, FreshCrlIsValidForAVerifierWhoseClockIsBehind) {
+  const auto ca = make_ca();
+  const auto kept = ca.issue(partner_request("la-bokeo"));
+  const auto revoked = ca.issue(partner_request("la-luangnamtha"));
+  const std::string pem =
+      ca.make_crl({revoked_entry{revoked.serial_hex, system_clock::now()}}, hours(48));
+  const auto behind = system_clock::now() - std::chrono::minutes(2);
+  EXPECT_EQ(verify(ca.cert_pem(), kept.cert_pem, {.crl_pem = pem, .at = behind}), X509_V_OK);
+  EXPECT_EQ(verify(ca.cert_pem(), revoked.cert_pem, {.crl_pem = pem, .at = behind}),
+            X509_V_ERR_CERT_REVOKED);
 }
 
 TEST(CertAuthority, FingerprintIsSha256OfDer) {

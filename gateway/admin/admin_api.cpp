@@ -996,7 +996,7 @@ void audit_query(const call& c, const query_map& query) {
                            (s->partner.empty() || row.partner == s->partner) &&
                            (s->message.empty() || row.message_id == s->message) &&
                            (!s->since || (at && *at >= *s->since)) &&
-                           (!s->until || (at && *at < *s->until));
+                           (!s->until || (at && *at <= *s->until));
         if (match) {
           s->found.push_back(row);
           if (s->found.size() >= s->limit) {

@@ -24,6 +24,7 @@
 #include "adapters/adapter.hpp"
 #include "adapters/mapped/mapped.hpp"
 #include "gateway/audit/verify.hpp"
+#include "gateway/cli/admin_commands.hpp"
 #include "gateway/cli/client.hpp"
 #include "gateway/cli/gateway_instance.hpp"
 #include "gateway/cli/translation_set.hpp"
@@ -213,10 +214,7 @@ int run_queue_command(const std::filesystem::path& config_file, bool replay,
 }
 
 // `mxgw audit verify|query`: opens the configured store directly, like `mxgw queue`; only reads.
-struct audit_query {
-  std::string since, until, partner, message_id, event;
-  std::size_t limit = 1000;  // 0: no limit
-};
+using audit_query = audit_filter;
 
 std::unique_ptr<store::message_store> open_existing_store(const std::filesystem::path& file,
                                                           config::gateway_config& config,
@@ -302,38 +300,6 @@ std::optional<std::string> query_time(const std::string& text, const char* optio
   return format_rfc3339_ms(*t);  // the entries' own form, so strings compare as times
 }
 
-// One entry as a JSON line: the hashed members (details as an object) plus the hash.
-void print_entry(const audit::audit_row& row) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-  auto put = [&w](const char* key, const std::string& value) {
-    w.Key(key);
-    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
-  };
-  const auto entry = audit::parse_entry(row.entry);
-  w.StartObject();
-  w.Key("seq");
-  w.Int64(row.seq);
-  put("at", row.at);
-  put("event", row.event);
-  put("actor", row.actor);
-  put("partner", row.partner);
-  put("message", row.message_id);
-  w.Key("details");
-  if (entry) {
-    w.StartObject();
-    for (const auto& [key, value] : entry->record.details) {
-      put(key.c_str(), value);
-    }
-    w.EndObject();
-  } else {
-    w.Null();  // not a well-formed entry: `mxgw audit verify` says more
-  }
-  put("hash", row.hash);
-  w.EndObject();
-  std::cout << std::string_view(buffer.GetString(), buffer.GetSize()) << "\n";
-}
-
 int run_audit_query(const std::filesystem::path& config_file, audit_query query) {
   const auto since = query_time(query.since, "--since");
   const auto until = query_time(query.until, "--until");
@@ -372,7 +338,7 @@ int run_audit_query(const std::filesystem::path& config_file, audit_query query)
           (!query.event.empty() && row.event != query.event)) {
         continue;
       }
-      print_entry(row);
+      print_audit_entry(row);
       if (query.limit != 0 && ++printed >= query.limit) {
         more = false;
         break;
@@ -487,58 +453,6 @@ int run_translate(const std::filesystem::path& config_file, const std::string& f
 }
 
 
-// --admin-url and the administrator's certificate, shared by the commands that talk to the admin
-// API of a running gateway.
-struct admin_target {
-  std::string url;  // https://host:port
-  client_tls tls;
-};
-
-void add_admin_options(CLI::App* cmd, admin_target& target, bool required) {
-  auto* url = cmd->add_option("--admin-url", target.url,
-                              "admin listener of a running gateway, e.g. https://localhost:9443");
-  if (required) {
-    url->required();
-  }
-  cmd->add_option("--cert", target.tls.cert, "administrator certificate")
-      ->check(CLI::ExistingFile);
-  cmd->add_option("--key", target.tls.key, "its key")->check(CLI::ExistingFile);
-  cmd->add_option("--ca", target.tls.ca, "CA of the gateway's server certificate")
-      ->check(CLI::ExistingFile);
-}
-
-// One admin API request; prints problems to stderr. Returns the result (status 0 on failure).
-client_result admin_request(const admin_target& target, std::string_view method,
-                            const std::string& path, const std::string& body = {}) {
-  auto parsed = boost::urls::parse_absolute_uri(target.url);
-  if (!parsed || parsed->scheme() != "https" || !parsed->has_authority()) {
-    client_result r;
-    r.error = "--admin-url must be an https:// URL";
-    return r;
-  }
-  if (target.tls.cert.empty() || target.tls.key.empty() || target.tls.ca.empty()) {
-    client_result r;
-    r.error = "--cert, --key and --ca are needed with --admin-url";
-    return r;
-  }
-  const std::string host(parsed->encoded_host());
-  const std::uint16_t port = parsed->has_port() ? parsed->port_number() : 443;
-  return https_request(host, port, target.tls, method, path, body);
-}
-
-// Exit status of an admin call: 0 for 2xx; the problem document or the error on stderr.
-int report_failure(std::string_view what, const client_result& r) {
-  if (r.status == 0) {
-    std::cerr << what << ": " << r.error << "\n";
-    return 1;
-  }
-  if (r.status >= 300) {
-    std::cerr << what << ": " << r.status << " " << r.body << "\n";
-    return 1;
-  }
-  return 0;
-}
-
 rapidjson::Document parse_answer(const std::string& body) {
   rapidjson::Document doc;
   doc.Parse(body.c_str(), body.size());
@@ -601,14 +515,26 @@ int run(int argc, char** argv) {
   issue_cmd->add_option("--partner", partner_id, "partner id")->required();
   issue_cmd->add_option("--out", out_prefix, "writes PREFIX.pem and PREFIX.key")->required();
   issue_cmd->add_option("--days", days, "validity in days")->check(CLI::Range(1, 825));
-  std::string serial, cert_file;
-  auto* revoke_cmd =
-      certs_cmd->add_subcommand("revoke", "Revoke a certificate and rewrite crl.pem");
-  revoke_cmd->add_option("--dir", certs_dir, "certificate directory")->required();
+  admin_target admin_api_target;
+  std::string serial, cert_file, fingerprint, revoke_reason = "unspecified";
+  auto* revoke_cmd = certs_cmd->add_subcommand(
+      "revoke", "Revoke a certificate: in a running gateway at once (--admin-url), or in a local "
+                "directory's crl.pem (--dir)");
+  revoke_cmd->add_option("--dir", certs_dir, "local certificate directory (instead of --admin-url)");
   auto* serial_opt = revoke_cmd->add_option("--serial", serial, "serial number (hex)");
-  revoke_cmd->add_option("--cert", cert_file, "certificate file")->excludes(serial_opt);
-  auto* list_cmd = certs_cmd->add_subcommand("list", "List issued certificates");
-  list_cmd->add_option("--dir", certs_dir, "certificate directory")->required();
+  auto* cert_opt =
+      revoke_cmd->add_option("--certificate", cert_file, "the certificate (PEM file) to revoke")
+          ->excludes(serial_opt);
+  revoke_cmd
+      ->add_option("--fingerprint", fingerprint, "SHA-256 fingerprint (with --admin-url)")
+      ->excludes(serial_opt)
+      ->excludes(cert_opt);
+  revoke_cmd->add_option("--reason", revoke_reason,
+                         "RFC 5280 reason, e.g. keyCompromise (with --admin-url)");
+  add_admin_options(revoke_cmd, admin_api_target, false);
+  auto* list_cmd = certs_cmd->add_subcommand("list", "List issued or recorded certificates");
+  list_cmd->add_option("--dir", certs_dir, "local certificate directory (instead of --admin-url)");
+  add_admin_options(list_cmd, admin_api_target, false);
   std::string admin_name = "dev";
   auto* admin_cert_cmd = certs_cmd->add_subcommand(
       "admin", "Create the admin CA in DIR if missing and issue an admin certificate");
@@ -617,7 +543,6 @@ int run(int argc, char** argv) {
 
   // certs sign-csr / rotate / expiring: against a running gateway's admin API (sign-csr and
   // expiring also work on a local --dir)
-  admin_target admin_api_target;
   std::filesystem::path csr_file, cert_out;
   int overlap_days = -1;
   auto* sign_cmd = certs_cmd->add_subcommand(
@@ -753,16 +678,32 @@ int run(int argc, char** argv) {
   register_cmd->add_option("--from", register_from, "first month, YYYY-MM");
   register_cmd->add_option("--to", register_to, "last month, YYYY-MM");
 
-  // queue: dead letters on the local store (the running gateway picks replays up at its next poll)
+  // queue: dead letters on the local store (the running gateway picks replays up at its next
+  // poll), or through a running gateway's admin API
+  bool config_given = false;
   auto* queue_cmd = app.add_subcommand("queue", "Delivery queue and dead letters");
   queue_cmd->require_subcommand(1);
   auto* dead_cmd = queue_cmd->add_subcommand("dead", "List dead letters (metadata only)");
-  dead_cmd->add_option("--config", config_file, "gateway.json")->required();
-  std::string replay_id, replay_recipient;
+  dead_cmd->add_option("--config", config_file, "gateway.json (instead of --admin-url)")
+      ->each([&](const std::string&) { config_given = true; });
+  add_admin_options(dead_cmd, admin_api_target, false);
+  std::string replay_id, replay_recipient, discard_reason;
   auto* replay_cmd = queue_cmd->add_subcommand("replay", "Deliver a dead letter again");
-  replay_cmd->add_option("--config", config_file, "gateway.json")->required();
+  replay_cmd->add_option("--config", config_file, "gateway.json (instead of --admin-url)")
+      ->each([&](const std::string&) { config_given = true; });
   replay_cmd->add_option("--message", replay_id, "message id")->required();
   replay_cmd->add_option("--recipient", replay_recipient, "recipient partner id")->required();
+  add_admin_options(replay_cmd, admin_api_target, false);
+  auto* discard_cmd = queue_cmd->add_subcommand(
+      "discard", "Give a dead letter up for good, with a reason (admin API)");
+  discard_cmd->add_option("--message", replay_id, "message id")->required();
+  discard_cmd->add_option("--recipient", replay_recipient, "recipient partner id")->required();
+  discard_cmd->add_option("--reason", discard_reason, "short reason code, e.g. partner-retired")
+      ->required();
+  add_admin_options(discard_cmd, admin_api_target, true);
+  auto* depth_cmd = queue_cmd->add_subcommand(
+      "depth", "Deliveries per recipient and state, and the oldest waiting (admin API)");
+  add_admin_options(depth_cmd, admin_api_target, true);
 
   // audit: verify the chain and its signed checkpoints; query entries (JSON lines)
   auto* audit_cmd = app.add_subcommand("audit", "The tamper-evident audit log");
@@ -776,7 +717,9 @@ int run(int argc, char** argv) {
       "certificate (PEM) that signed checkpoints; repeat for renewals (default: the listener's)");
   audit_query query;
   auto* audit_query_cmd = audit_cmd->add_subcommand("query", "Print audit entries as JSON lines");
-  audit_query_cmd->add_option("--config", config_file, "gateway.json")->required();
+  audit_query_cmd->add_option("--config", config_file, "gateway.json (instead of --admin-url)")
+      ->each([&](const std::string&) { config_given = true; });
+  add_admin_options(audit_query_cmd, admin_api_target, false);
   audit_query_cmd->add_option("--since", query.since, "entries at or after (RFC 3339)");
   audit_query_cmd->add_option("--until", query.until, "entries at or before (RFC 3339)");
   audit_query_cmd->add_option("--partner", query.partner, "partner id");
@@ -819,9 +762,24 @@ int run(int argc, char** argv) {
                 << ")\n";
       return 0;
     }
+    if (*revoke_cmd && !admin_api_target.url.empty()) {
+      if (!certs_dir.empty()) {
+        std::cerr << "certs revoke: give --admin-url or --dir, not both\n";
+        return 2;
+      }
+      return admin_revoke(admin_api_target, fingerprint, cert_file, serial, revoke_reason);
+    }
     if (*revoke_cmd) {
+      if (certs_dir.empty()) {
+        std::cerr << "certs revoke: give --admin-url (a running gateway) or --dir\n";
+        return 2;
+      }
+      if (!fingerprint.empty()) {
+        std::cerr << "certs revoke: --fingerprint goes with --admin-url; give --serial or --certificate\n";
+        return 2;
+      }
       if (serial.empty() && cert_file.empty()) {
-        std::cerr << "certs revoke: give --serial or --cert\n";
+        std::cerr << "certs revoke: give --serial or --certificate\n";
         return 2;
       }
       identity::certs_revoke(certs_dir, serial.empty() ? cert_file : serial);
@@ -830,7 +788,14 @@ int run(int argc, char** argv) {
                    "admin API to refuse the certificate at once)\n";
       return 0;
     }
+    if (*list_cmd && !admin_api_target.url.empty()) {
+      return admin_list_certificates(admin_api_target);
+    }
     if (*list_cmd) {
+      if (certs_dir.empty()) {
+        std::cerr << "certs list: give --admin-url (a running gateway) or --dir\n";
+        return 2;
+      }
       for (const auto& r : identity::certs_list(certs_dir)) {
         std::cout << r.serial_hex << "  " << (r.revoked ? "revoked" : "valid  ") << "  "
                   << r.not_after << "  " << r.subject << "  " << r.san_uri << "\n";
@@ -974,8 +939,25 @@ int run(int argc, char** argv) {
     if (*audit_verify_cmd) {
       return run_audit_verify(config_file, audit_certificates);
     }
+    const bool through_admin_api = !admin_api_target.url.empty();
+    if ((*audit_query_cmd || *dead_cmd || *replay_cmd) && through_admin_api == config_given) {
+      std::cerr << (*audit_query_cmd ? "audit query" : *dead_cmd ? "queue dead" : "queue replay")
+                << ": give --admin-url (a running gateway) or --config (its store), one of them\n";
+      return 2;
+    }
     if (*audit_query_cmd) {
-      return run_audit_query(config_file, query);
+      return through_admin_api ? admin_audit_query(admin_api_target, query)
+                               : run_audit_query(config_file, query);
+    }
+    if (*dead_cmd && through_admin_api) {
+      return admin_dead_letters(admin_api_target);
+    }
+    if ((*replay_cmd && through_admin_api) || *discard_cmd) {
+      return admin_dead_letter_action(admin_api_target, replay_id, replay_recipient, replay_cmd->parsed(),
+                                      discard_reason);
+    }
+    if (*depth_cmd) {
+      return admin_queue_depth(admin_api_target);
     }
     if (*dead_cmd || *replay_cmd) {
       return run_queue_command(config_file, replay_cmd->parsed(), replay_id, replay_recipient);

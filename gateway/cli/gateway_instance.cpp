@@ -206,7 +206,8 @@ gateway_instance::gateway_instance(const config::gateway_config& config,
         .poll_interval = std::chrono::milliseconds(d.poll_interval_ms),
         .max_in_flight = d.max_in_flight,
         .breaker_failures = static_cast<int>(d.breaker_failures),
-        .breaker_open = std::chrono::milliseconds(d.breaker_open_ms)};
+        .breaker_open = std::chrono::milliseconds(d.breaker_open_ms),
+        .durations = parts_->counters};
     for (const auto* p : parts_->trust->current()->partners.all()) {
       if (!p->endpoint.empty()) {
         delivery_options.recipients.push_back(p->id);

@@ -3,6 +3,8 @@
 // counts, claiming) needs no locks.
 #include "gateway/delivery/delivery_service.hpp"
 
+#include "gateway/common/metrics.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -167,6 +169,15 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
             .count();
     const std::string error =
         result.status == 0 ? result.error : "http-" + std::to_string(result.status);
+    // One duration per attempt, by recipient (a configured partner id) and outcome.
+    const auto observe = [&](std::string_view outcome) {
+      if (options.durations) {
+        options.durations->observe("mxgw_delivery_duration_seconds",
+                                   "partner=\"" + prometheus_label_value(job.recipient) +
+                                       "\",outcome=\"" + std::string(outcome) + "\"",
+                                   latency / 1000.0);
+      }
+    };
     log::fields f{.event = "delivery.attempt",
                   .message_id = job.message_id,
                   .partner = job.recipient,
@@ -176,6 +187,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     if (kind == failure_kind::none) {
       f.outcome = "delivered";
       log::info(f);
+      observe("delivered");
       finish(std::move(job), store::attempt_result::delivered, {}, {}, std::move(result.body), true,
              {{}, result.status});
       return;
@@ -185,6 +197,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
       f.outcome = "dead";
       f.reason = "refused-by-recipient";
       log::warn(f);
+      observe("dead");
       std::string reason = error;
       if (!result.body.empty()) {
         reason += ": " + result.body.substr(0, 400);
@@ -199,12 +212,14 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     if (!next) {
       f.outcome = "dead";
       log::warn(f);
+      observe("dead");
       finish(std::move(job), store::attempt_result::dead, {}, error + " (retry limits reached)", {},
              true, {error, result.status, "retry-limits-reached"});
       return;
     }
     f.outcome = "retrying";
     log::info(f);
+    observe("retrying");
     finish(std::move(job), store::attempt_result::retry, *next, error, {}, true,
            {error, result.status});
   }

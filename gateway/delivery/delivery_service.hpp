@@ -14,6 +14,10 @@
 #include "gateway/delivery/partner_client.hpp"
 #include "gateway/delivery/retry_policy.hpp"
 
+namespace mxgw {
+class metrics;
+}
+
 namespace mxgw::store {
 class message_store;
 }
@@ -39,6 +43,8 @@ struct delivery_options {
   std::chrono::milliseconds breaker_open{30000};  ///< how long it stays open
   std::uint64_t seed = 0;                         ///< jitter seed (0: random)
   std::vector<std::string> recipients;  ///< every partner id that can receive (for their caps)
+  /// Where each attempt's duration goes (mxgw_delivery_duration_seconds); none when null.
+  std::shared_ptr<metrics> durations;
 };
 
 struct delivery_counters {

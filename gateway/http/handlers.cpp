@@ -446,6 +446,8 @@ void partner_api::refuse(const request& req, std::chrono::steady_clock::time_poi
   if (metrics_) {
     metrics_->add("mxgw_messages_refused_total",
                   "reason=\"" + prometheus_label_value(reason) + "\"");
+    metrics_->observe("mxgw_submit_duration_seconds", "outcome=\"refused\"",
+                      ms_since(start) / 1000.0);
   }
   log::info({.event = "message.refused",
              .message_id = message_id,
@@ -577,6 +579,22 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
             counters->add("mxgw_messages_refused_total",
                           "reason=\"" + std::string(f.reason) + "\"");
           }
+          const char* outcome = "refused";  // id-conflict
+          switch (result.outcome) {
+            case store::accept_outcome::stored:
+              outcome = "accepted";
+              break;
+            case store::accept_outcome::duplicate:
+              outcome = "duplicate";
+              break;
+            case store::accept_outcome::unavailable:
+              outcome = "unavailable";
+              break;
+            case store::accept_outcome::conflict:
+              break;
+          }
+          counters->observe("mxgw_submit_duration_seconds",
+                            std::string("outcome=\"") + outcome + "\"", f.latency_ms / 1000.0);
         }
         log::write(r.status >= 500 ? log::level::error : log::level::info, f);
         done(std::move(r));

@@ -93,38 +93,8 @@ rapidjson::Document parse(const std::string& text) {
 class Admin : public gateway_fixture {
  protected:
   void configure(config::gateway_config& config) override {
-    const auto now = std::chrono::system_clock::now();
-    admin_ca_ = std::make_unique<identity::cert_authority>(
-        identity::cert_authority::create("mxgw test admin CA", now - 1h, now + 24h * 30));
-    write_file(dir_ / "admin-ca.pem", admin_ca_->cert_pem());
-    // The signing directory: the partner CA of this test, as `mxgw certs init` lays it out.
-    std::filesystem::create_directories(dir_ / "signing");
-    write_file(dir_ / "signing" / "ca.pem", ca_->cert_pem());
-    identity::write_file_with_mode(dir_ / "signing" / "ca.key", ca_->key_pem(), 0600);
-    write_file(dir_ / "signing" / "issued.json", R"({"certificates":[]})");
-    config.admin.enabled = true;
-    config.admin.listener.address = "127.0.0.1";
-    config.admin.listener.port = 0;
-    config.admin.listener.tls.certificate = config.listener.tls.certificate;
-    config.admin.listener.tls.private_key = config.listener.tls.private_key;
-    config.admin.listener.tls.partner_cas = {dir_ / "admin-ca.pem"};
-    config.admin.signing_dir = dir_ / "signing";
-    config.admin.state_poll_ms = 100;
+    enable_admin(config);
     options_.clock = [this] { return std::chrono::system_clock::now() + clock_offset_.load(); };
-  }
-
-  cli::client_tls admin_client(const std::string& name = "alice") {
-    identity::certificate_request req;
-    req.common_name = "admin " + name;
-    req.san_uris = {"urn:mxgw:admin:" + name};
-    return make_client("admin-" + name, req, admin_ca_.get());
-  }
-
-  cli::client_result admin(const cli::client_tls& tls, const std::string& method,
-                           const std::string& target, const std::string& body = {},
-                           const std::map<std::string, std::string>& headers = {}) {
-    return cli::https_request("localhost", gateway_->admin_port(), tls, method, target, body,
-                              "application/json", 15s, headers);
   }
 
   // Enrols a CSR for `partner` and writes the certificate and key as NAME.pem/NAME.key.
@@ -142,7 +112,6 @@ class Admin : public gateway_fixture {
     return {dir_ / "ca.pem", dir_ / (name + ".pem"), dir_ / (name + ".key")};
   }
 
-  std::unique_ptr<identity::cert_authority> admin_ca_;
   std::atomic<std::chrono::system_clock::duration> clock_offset_{};
   std::string last_fingerprint_;
 };
@@ -564,6 +533,29 @@ TEST_F(Admin, MetricsAreServedAsPrometheusText) {
       std::string::npos)
       << r.body;
   EXPECT_NE(r.body.find("mxgw_partner_requests_total"), std::string::npos);
+  EXPECT_EQ(r.body.find("mxgw_submit_duration_seconds"), std::string::npos)
+      << "a latency before any submission";
+
+  // Submissions land in the latency histogram by outcome: accepted, duplicate, refused.
+  const auto gialai = partner_client("vn-gialai");
+  const auto tip = example("hotline.tip", "0c4e4b58-86f4-4bb8-b1c0-8f7e3b7a2d11");
+  ASSERT_EQ(post(gialai, tip).status, 202);
+  ASSERT_EQ(post(gialai, tip).status, 202);
+  ASSERT_EQ(post(gialai, "{not json").status, 400);
+  r = admin(admin_client(), "GET", "/metrics");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("# TYPE mxgw_submit_duration_seconds histogram\n"), std::string::npos);
+  for (const char* outcome : {"accepted", "duplicate", "refused"}) {
+    const std::string series = "{outcome=\"" + std::string(outcome) + "\"}";
+    EXPECT_NE(r.body.find("mxgw_submit_duration_seconds_count" + series + " 1\n"),
+              std::string::npos)
+        << outcome << "\n"
+        << r.body;
+    EXPECT_NE(r.body.find("mxgw_submit_duration_seconds_bucket{outcome=\"" + std::string(outcome) +
+                          "\",le=\"+Inf\"} 1\n"),
+              std::string::npos)
+        << outcome;
+  }
 }
 
 }  // namespace

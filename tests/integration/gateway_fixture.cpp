@@ -93,6 +93,39 @@ cli::client_tls gateway_fixture::partner_client(const std::string& id) {
   return make_client(id, req);
 }
 
+void gateway_fixture::enable_admin(config::gateway_config& config) {
+  const auto now = std::chrono::system_clock::now();
+  admin_ca_ = std::make_unique<identity::cert_authority>(identity::cert_authority::create(
+      "mxgw test admin CA", now - std::chrono::hours(1), now + std::chrono::hours(24 * 30)));
+  write_file(dir_ / "admin-ca.pem", admin_ca_->cert_pem());
+  std::filesystem::create_directories(dir_ / "signing");
+  write_file(dir_ / "signing" / "ca.pem", ca_->cert_pem());
+  identity::write_file_with_mode(dir_ / "signing" / "ca.key", ca_->key_pem(), 0600);
+  write_file(dir_ / "signing" / "issued.json", R"({"certificates":[]})");
+  config.admin.enabled = true;
+  config.admin.listener.address = "127.0.0.1";
+  config.admin.listener.port = 0;
+  config.admin.listener.tls.certificate = config.listener.tls.certificate;
+  config.admin.listener.tls.private_key = config.listener.tls.private_key;
+  config.admin.listener.tls.partner_cas = {dir_ / "admin-ca.pem"};
+  config.admin.signing_dir = dir_ / "signing";
+  config.admin.state_poll_ms = 100;
+}
+
+cli::client_tls gateway_fixture::admin_client(const std::string& name) {
+  identity::certificate_request req;
+  req.common_name = "admin " + name;
+  req.san_uris = {"urn:mxgw:admin:" + name};
+  return make_client("admin-" + name, req, admin_ca_.get());
+}
+
+cli::client_result gateway_fixture::admin(const cli::client_tls& tls, const std::string& method,
+                                          const std::string& target, const std::string& body,
+                                          const std::map<std::string, std::string>& headers) {
+  return cli::https_request("localhost", gateway_->admin_port(), tls, method, target, body,
+                            "application/json", std::chrono::seconds(15), headers);
+}
+
 cli::client_result gateway_fixture::post(const cli::client_tls& tls, const std::string& body,
                                          const std::string& target,
                                          const std::string& content_type) {

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -33,6 +34,17 @@ class gateway_fixture : public ::testing::Test {
   /// A valid client certificate for partner `id`.
   cli::client_tls partner_client(const std::string& id);
 
+  /// Call from configure(): turns on the admin listener (port 0) with its own test CA
+  /// (`admin_ca_`) and a signing directory laid out as `mxgw certs init` does, holding the
+  /// partner CA (`dir_/signing`).
+  void enable_admin(config::gateway_config& config);
+  /// An administrator's certificate (SAN urn:mxgw:admin:<name>) from `admin_ca_`.
+  cli::client_tls admin_client(const std::string& name = "alice");
+  /// One request to the admin listener.
+  cli::client_result admin(const cli::client_tls& tls, const std::string& method,
+                           const std::string& target, const std::string& body = {},
+                           const std::map<std::string, std::string>& headers = {});
+
   cli::client_result post(const cli::client_tls& tls, const std::string& body,
                           const std::string& target = "/v1/messages",
                           const std::string& content_type = "application/json");
@@ -59,6 +71,7 @@ class gateway_fixture : public ::testing::Test {
 
   temp_dir dir_;
   std::unique_ptr<identity::cert_authority> ca_;
+  std::unique_ptr<identity::cert_authority> admin_ca_;  ///< set by enable_admin()
   config::gateway_config config_;
   cli::instance_options options_;  ///< e.g. an injected clock
   std::unique_ptr<cli::gateway_instance> gateway_;

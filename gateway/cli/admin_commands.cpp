@@ -1,0 +1,377 @@
+// `mxgw` subcommands against a running gateway's admin API (see admin_commands.hpp).
+#include "gateway/cli/admin_commands.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <boost/url/encode.hpp>
+#include <boost/url/parse.hpp>
+#include <boost/url/rfc/unreserved_chars.hpp>
+#include <cctype>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <optional>
+#include <vector>
+
+#include "gateway/audit/audit.hpp"
+#include "gateway/audit/verify.hpp"
+#include "gateway/common/json.hpp"
+#include "gateway/common/time.hpp"
+#include "gateway/identity/cert_authority.hpp"
+
+namespace mxgw::cli {
+namespace {
+
+rapidjson::Document parse_answer(const std::string& body) {
+  rapidjson::Document doc;
+  doc.Parse(body.c_str(), body.size());
+  return doc;
+}
+
+std::string json_quoted(const std::string& text) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.String(text.c_str(), static_cast<rapidjson::SizeType>(text.size()));
+  return buffer.GetString();
+}
+
+std::string query_escaped(const std::string& value) {
+  return boost::urls::encode(value, boost::urls::unreserved_chars);
+}
+
+// A serial as the gateway records it: upper-case hex without separators or leading zeros.
+std::string normalised_serial(std::string text) {
+  if (text.size() >= 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
+    text.erase(0, 2);
+  }
+  std::string out;
+  for (const char c : text) {
+    if (c != ':') {
+      out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+  }
+  const auto first = out.find_first_not_of('0');
+  return first == std::string::npos ? std::string(out.empty() ? "" : "0") : out.substr(first);
+}
+
+bool is_hex(const std::string& text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(),
+                                      [](unsigned char c) { return std::isxdigit(c) != 0; });
+}
+
+// The partner id in a certificate's SAN URI urn:mxgw:partner:<id>, or "".
+std::string partner_of(const identity::certificate_description& d) {
+  return d.partner_uris.size() == 1 ? d.partner_uris.front() : std::string();
+}
+
+void print_certificate_line(const rapidjson::Value& c) {
+  std::cout << json::get_string(c, "serial") << "  " << json::get_string(c, "state") << "  "
+            << json::get_string(c, "notAfter") << "  " << json::get_string(c, "partner") << "  "
+            << json::get_string(c, "fingerprint") << "\n";
+}
+
+// GET a JSON answer whose member `list` is an array; nullopt (after printing why) on failure.
+std::optional<rapidjson::Document> get_list(const admin_target& target, std::string_view what,
+                                            const std::string& path, const char* list) {
+  const auto r = admin_request(target, "GET", path);
+  if (report_failure(what, r) != 0) {
+    return std::nullopt;
+  }
+  auto doc = parse_answer(r.body);
+  if (!doc.IsObject() || !doc.HasMember(list) || !doc[list].IsArray()) {
+    std::cerr << what << ": the gateway's answer has no \"" << list << "\" list\n";
+    return std::nullopt;
+  }
+  return doc;
+}
+
+}  // namespace
+
+void add_admin_options(CLI::App* cmd, admin_target& target, bool required) {
+  auto* url = cmd->add_option("--admin-url", target.url,
+                              "admin listener of a running gateway, e.g. https://localhost:9443");
+  if (required) {
+    url->required();
+  }
+  cmd->add_option("--cert", target.tls.cert, "administrator certificate")->check(CLI::ExistingFile);
+  cmd->add_option("--key", target.tls.key, "its key")->check(CLI::ExistingFile);
+  cmd->add_option("--ca", target.tls.ca, "CA of the gateway's server certificate")
+      ->check(CLI::ExistingFile);
+}
+
+client_result admin_request(const admin_target& target, std::string_view method,
+                            const std::string& path, const std::string& body) {
+  auto parsed = boost::urls::parse_absolute_uri(target.url);
+  if (!parsed || parsed->scheme() != "https" || !parsed->has_authority()) {
+    client_result r;
+    r.error = "--admin-url must be an https:// URL";
+    return r;
+  }
+  if (target.tls.cert.empty() || target.tls.key.empty() || target.tls.ca.empty()) {
+    client_result r;
+    r.error = "--cert, --key and --ca are needed with --admin-url";
+    return r;
+  }
+  const std::string host(parsed->encoded_host());
+  const std::uint16_t port = parsed->has_port() ? parsed->port_number() : 443;
+  return https_request(host, port, target.tls, method, path, body);
+}
+
+int report_failure(std::string_view what, const client_result& r) {
+  if (r.status == 0) {
+    std::cerr << what << ": " << r.error << "\n";
+    return 1;
+  }
+  if (r.status >= 300) {
+    std::cerr << what << ": " << r.status << " " << r.body << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+void print_audit_entry(const audit::audit_row& row) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  auto put = [&w](const char* key, const std::string& value) {
+    w.Key(key);
+    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  };
+  const auto entry = audit::parse_entry(row.entry);
+  w.StartObject();
+  w.Key("seq");
+  w.Int64(row.seq);
+  put("at", row.at);
+  put("event", row.event);
+  put("actor", row.actor);
+  put("partner", row.partner);
+  put("message", row.message_id);
+  w.Key("details");
+  if (entry) {
+    w.StartObject();
+    for (const auto& [key, value] : entry->record.details) {
+      put(key.c_str(), value);
+    }
+    w.EndObject();
+  } else {
+    w.Null();  // not a well-formed entry: `mxgw audit verify` says more
+  }
+  put("hash", row.hash);
+  w.EndObject();
+  std::cout << std::string_view(buffer.GetString(), buffer.GetSize()) << "\n";
+}
+
+int admin_revoke(const admin_target& target, const std::string& fingerprint,
+                 const std::string& cert_file, const std::string& serial,
+                 const std::string& reason) {
+  constexpr std::string_view what = "certs revoke";
+  if (static_cast<int>(!fingerprint.empty()) + static_cast<int>(!cert_file.empty()) +
+          static_cast<int>(!serial.empty()) !=
+      1) {
+    std::cerr << what << ": give exactly one of --fingerprint, --certificate and --serial\n";
+    return 2;
+  }
+  std::string fp = fingerprint;
+  std::string certificate_pem;
+  std::string partner;
+  if (!cert_file.empty()) {
+    std::ifstream in(cert_file, std::ios::binary);
+    certificate_pem.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    const auto d = identity::describe_certificate(certificate_pem);  // throws on a non-PEM file
+    fp = d.sha256_fingerprint;
+    partner = partner_of(d);
+  } else if (!serial.empty()) {
+    const auto wanted = normalised_serial(serial);
+    if (!is_hex(wanted)) {
+      std::cerr << what << ": \"" << serial << "\" is not a hexadecimal serial\n";
+      return 2;
+    }
+    auto doc = get_list(target, what, "/admin/v1/certificates", "certificates");
+    if (!doc) {
+      return 1;
+    }
+    std::vector<std::string> matches;
+    for (const auto& c : (*doc)["certificates"].GetArray()) {
+      if (normalised_serial(std::string(json::get_string(c, "serial"))) == wanted) {
+        matches.emplace_back(json::get_string(c, "fingerprint"));
+      }
+    }
+    if (matches.empty()) {
+      std::cerr << what << ": the gateway records no certificate with serial " << wanted
+                << " (give --certificate FILE to revoke one it has not recorded)\n";
+      return 1;
+    }
+    if (matches.size() > 1) {
+      std::cerr << what << ": serial " << wanted
+                << " names several certificates (from different CAs); give --fingerprint:\n";
+      for (const auto& m : matches) {
+        std::cerr << "  " << m << "\n";
+      }
+      return 1;
+    }
+    fp = matches.front();
+  }
+  std::transform(fp.begin(), fp.end(), fp.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  fp.erase(std::remove(fp.begin(), fp.end(), ':'), fp.end());
+  if (fp.size() != 64 || !is_hex(fp)) {
+    std::cerr << what << ": a fingerprint is 64 hexadecimal digits (SHA-256 of the DER)\n";
+    return 2;
+  }
+  const std::string path = "/admin/v1/certificates/" + fp + "/revoke";
+  const std::string body = "{\"reason\":" + json_quoted(reason) + "}";
+  auto r = admin_request(target, "POST", path, body);
+  if (r.status == 404 && !certificate_pem.empty() && !partner.empty()) {
+    // A certificate the gateway has not recorded (issued offline, known by its SAN): record it
+    // first, then revoke it, so the revocation has a record to hold it.
+    const auto registered =
+        admin_request(target, "POST", "/admin/v1/partners/" + partner + "/certificates",
+                      "{\"certificate\":" + json_quoted(certificate_pem) + "}");
+    if (report_failure("certs revoke (recording the certificate first)", registered) != 0) {
+      return 1;
+    }
+    r = admin_request(target, "POST", path, body);
+  }
+  if (report_failure(what, r) != 0) {
+    return 1;
+  }
+  const auto doc = parse_answer(r.body);
+  std::cout << "revoked " << fp;
+  if (doc.IsObject()) {
+    std::cout << " (serial " << json::get_string(doc, "serial") << ", partner "
+              << json::get_string(doc, "partner") << ")";
+  }
+  std::cout << ": its next handshake fails and its open connections are closed\n";
+  return 0;
+}
+
+int admin_list_certificates(const admin_target& target) {
+  auto doc = get_list(target, "certs list", "/admin/v1/certificates", "certificates");
+  if (!doc) {
+    return 1;
+  }
+  for (const auto& c : (*doc)["certificates"].GetArray()) {
+    print_certificate_line(c);
+  }
+  return 0;
+}
+
+int admin_queue_depth(const admin_target& target) {
+  auto doc = get_list(target, "queue depth", "/admin/v1/queues", "queues");
+  if (!doc) {
+    return 1;
+  }
+  for (const auto& q : (*doc)["queues"].GetArray()) {
+    std::cout << json::get_string(q, "partner");
+    for (const char* state : {"pending", "delivering", "retrying", "dead", "delivered"}) {
+      std::cout << "  " << state << " "
+                << (q.HasMember(state) && q[state].IsUint64() ? q[state].GetUint64() : 0);
+    }
+    const auto oldest = json::get_string(q, "oldestWaiting");
+    std::cout << "  oldest " << (oldest.empty() ? std::string_view("-") : oldest) << "\n";
+  }
+  return 0;
+}
+
+int admin_dead_letters(const admin_target& target) {
+  auto doc = get_list(target, "queue dead", "/admin/v1/dead-letters?limit=1000", "deadLetters");
+  if (!doc) {
+    return 1;
+  }
+  for (const auto& d : (*doc)["deadLetters"].GetArray()) {
+    std::cout << json::get_string(d, "message") << "  " << json::get_string(d, "recipient") << "  "
+              << json::get_string(d, "type") << "  from " << json::get_string(d, "sender")
+              << "  attempts "
+              << (d.HasMember("attempts") && d["attempts"].IsInt() ? d["attempts"].GetInt() : 0)
+              << "  since " << json::get_string(d, "deadSince") << "  "
+              << json::get_string(d, "lastError") << "\n";
+  }
+  return 0;
+}
+
+int admin_dead_letter_action(const admin_target& target, const std::string& message_id,
+                             const std::string& recipient, bool replay, const std::string& reason) {
+  const std::string what = replay ? "queue replay" : "queue discard";
+  const auto r = admin_request(target, "POST",
+                               "/admin/v1/dead-letters/" + query_escaped(message_id) + "/" +
+                                   query_escaped(recipient) + (replay ? "/replay" : "/discard"),
+                               replay ? std::string() : "{\"reason\":" + json_quoted(reason) + "}");
+  if (report_failure(what, r) != 0) {
+    return 1;
+  }
+  std::cout << (replay ? "replaying " : "discarded ") << message_id << " to " << recipient << "\n";
+  return 0;
+}
+
+int admin_audit_query(const admin_target& target, const audit_filter& filter) {
+  for (const auto& [option, value] :
+       {std::pair{"--since", &filter.since}, std::pair{"--until", &filter.until}}) {
+    if (!value->empty() && !parse_rfc3339(*value)) {
+      std::cerr << "audit query: " << option
+                << " must be an RFC 3339 date-time, e.g. 2026-11-22T00:00:00Z\n";
+      return 2;
+    }
+  }
+  std::string base = "/admin/v1/audit?";
+  for (const auto& [name, value] :
+       {std::pair{"since", &filter.since}, std::pair{"until", &filter.until},
+        std::pair{"partner", &filter.partner}, std::pair{"message", &filter.message_id},
+        std::pair{"event", &filter.event}}) {
+    if (!value->empty()) {
+      base += std::string(name) + "=" + query_escaped(*value) + "&";
+    }
+  }
+  std::int64_t after = 0;
+  std::size_t printed = 0;
+  for (;;) {
+    std::size_t page = 1000;
+    if (filter.limit != 0) {
+      page = std::min(page, filter.limit - printed);
+    }
+    const auto r = admin_request(
+        target, "GET", base + "after=" + std::to_string(after) + "&limit=" + std::to_string(page));
+    if (report_failure("audit query", r) != 0) {
+      return 1;
+    }
+    const auto doc = parse_answer(r.body);
+    if (!doc.IsObject() || !doc.HasMember("entries") || !doc["entries"].IsArray() ||
+        !doc.HasMember("next") || !doc["next"].IsInt64()) {
+      std::cerr << "audit query: the gateway's answer is not an audit page\n";
+      return 1;
+    }
+    const auto& entries = doc["entries"];
+    for (const auto& e : entries.GetArray()) {
+      if (!e.IsObject() || !e.HasMember("entry") || !e["entry"].IsObject()) {
+        std::cerr << "audit query: the gateway's answer holds an entry without its bytes\n";
+        return 1;
+      }
+      // The entry is the chain's canonical JSON; written again by the same writer it gives the
+      // bytes that were hashed, so the line is the same as the local query prints.
+      audit::audit_row row;
+      row.entry = json::to_string(e["entry"]);
+      row.hash = std::string(json::get_string(e, "hash"));
+      if (const auto parsed = audit::parse_entry(row.entry)) {
+        row.seq = parsed->seq;
+        row.at = parsed->at;
+        row.event = parsed->record.event;
+        row.actor = parsed->record.actor;
+        row.partner = parsed->record.partner;
+        row.message_id = parsed->record.message_id;
+      } else if (e.HasMember("seq") && e["seq"].IsInt64()) {
+        row.seq = e["seq"].GetInt64();
+      }
+      print_audit_entry(row);
+      ++printed;
+    }
+    // The gateway reads until `page` entries match or the chain ends.
+    if (entries.Size() < page || (filter.limit != 0 && printed >= filter.limit)) {
+      return 0;
+    }
+    after = doc["next"].GetInt64();
+  }
+}
+
+}  // namespace mxgw::cli

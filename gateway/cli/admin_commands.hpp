@@ -1,0 +1,73 @@
+// `mxgw` subcommands that work against a running gateway's admin API (`--admin-url` with an
+// administrator's certificate) instead of a local certificate directory or store.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "gateway/cli/client.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace mxgw::audit {
+struct audit_row;
+}
+
+namespace mxgw::cli {
+
+/// Where the admin API is and how to prove who we are.
+struct admin_target {
+  std::string url;  ///< https://host:port
+  client_tls tls;   ///< administrator certificate and key; CA of the gateway's certificate
+};
+
+/// Adds --admin-url (required or not), --cert, --key and --ca to `cmd`.
+void add_admin_options(CLI::App* cmd, admin_target& target, bool required);
+
+/// One admin API request. Status 0 with `error` set when the URL or the certificate options are
+/// missing or wrong, or no answer was read.
+client_result admin_request(const admin_target& target, std::string_view method,
+                            const std::string& path, const std::string& body = {});
+
+/// Exit status of an admin call: 0 for 2xx; otherwise 1 with the error or the problem document
+/// on stderr, prefixed with `what`.
+int report_failure(std::string_view what, const client_result& r);
+
+/// Prints one audit entry as a JSON line: the hashed members (details as an object) and the
+/// hash. Shared by the local and the admin-API `audit query`.
+void print_audit_entry(const audit::audit_row& row);
+
+/// The filters of `mxgw audit query` (times as given on the command line).
+struct audit_filter {
+  std::string since, until, partner, message_id, event;
+  std::size_t limit = 1000;  ///< 0: no limit
+};
+
+/// `mxgw certs revoke --admin-url`: revokes the certificate named by exactly one of
+/// `fingerprint` (SHA-256 hex), `cert_file` (PEM; recorded first when the gateway has no
+/// record of it) or `serial` (hex, any case; must name exactly
+/// one recorded certificate). Returns 0, 1 (refused or failed) or 2 (bad usage).
+int admin_revoke(const admin_target& target, const std::string& fingerprint,
+                 const std::string& cert_file, const std::string& serial,
+                 const std::string& reason);
+
+/// `mxgw certs list --admin-url`: every certificate record, one line each.
+int admin_list_certificates(const admin_target& target);
+
+/// `mxgw queue depth --admin-url`: per recipient, the deliveries in each state.
+int admin_queue_depth(const admin_target& target);
+
+/// `mxgw queue dead --admin-url`: dead letters, oldest first (metadata only).
+int admin_dead_letters(const admin_target& target);
+
+/// `mxgw queue replay|discard --admin-url`: acts on one dead letter (`reason` for discard).
+int admin_dead_letter_action(const admin_target& target, const std::string& message_id,
+                             const std::string& recipient, bool replay, const std::string& reason);
+
+/// `mxgw audit query --admin-url`: entries matching `filter`, read page by page.
+int admin_audit_query(const admin_target& target, const audit_filter& filter);
+
+}  // namespace mxgw::cli

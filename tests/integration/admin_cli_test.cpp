@@ -1,0 +1,323 @@
+// The `mxgw` command against a running gateway's admin API (--admin-url): certificates revoked at
+// once by serial, fingerprint or file; dead letters listed, replayed and discarded; queue depth;
+// audit entries queried page by page. The real binary, over real mutual TLS.
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cctype>
+#include <cstdio>
+#include <sstream>
+#include <vector>
+
+#include "gateway/common/json.hpp"
+#include "gateway/sim/partner_sim.hpp"
+#include "tests/integration/gateway_fixture.hpp"
+
+namespace mxgw::test {
+namespace {
+
+using namespace std::chrono_literals;
+constexpr auto patience = 20s;
+
+struct run_result {
+  int status = -1;
+  std::string out;  // standard output
+  std::string err;  // standard error
+};
+
+// Runs the real `mxgw` with `arguments`; standard error goes to a file read afterwards.
+run_result run_mxgw(const std::filesystem::path& dir, const std::string& arguments) {
+  const auto err_file = dir / "cli-stderr.txt";
+  const std::string command = mxgw_binary().string() + " " + arguments + " 2> " + err_file.string();
+  run_result result;
+  FILE* pipe = popen(command.c_str(), "r");
+  std::array<char, 4096> buffer{};
+  while (std::fgets(buffer.data(), buffer.size(), pipe) != nullptr) {
+    result.out += buffer.data();
+  }
+  result.status = WEXITSTATUS(pclose(pipe));
+  result.err = read_file(err_file);
+  return result;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    out.push_back(line);
+  }
+  return out;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) {
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return s;
+}
+
+class AdminCli : public gateway_fixture {
+ protected:
+  void configure(config::gateway_config& c) override {
+    enable_admin(c);
+    sim::partner_sim_options options;
+    options.cert = dir_ / "server.pem";
+    options.key = dir_ / "server.key";
+    options.ca = dir_ / "ca.pem";
+    sim_ = std::make_unique<sim::partner_sim>(options);
+    sim_->set_faults({.always_status = 400});  // every delivery is refused for good: dead letters
+    sim_->start();
+    const std::string endpoint =
+        R"("endpoint":"https://127.0.0.1:)" + std::to_string(sim_->port()) + R"(/v1/messages",
+        "delivery": {"timeout_ms": 2000, "max_attempts": 3, "backoff_base_ms": 20,
+                     "backoff_cap_ms": 50})";
+    write_file(dir_ / "partners.json", R"({"partners":[
+      {"id":"vn-gialai","name":"Gia Lai liaison desk","country":"VN"},
+      {"id":"kh-ratanakiri","name":"Ratanakiri commissariat","country":"KH",
+       "agreements":["victim-data"],)" + endpoint +
+                                           R"(},
+      {"id":"kh-stungtreng","name":"Stung Treng commissariat","country":"KH",)" +
+                                           endpoint + R"(}]})");
+    c.delivery.poll_interval_ms = 20;
+  }
+
+  void SetUp() override {
+    gateway_fixture::SetUp();
+    const auto tls = admin_client();
+    admin_args_ = "--admin-url https://localhost:" + std::to_string(gateway_->admin_port()) +
+                  " --cert " + tls.cert.string() + " --key " + tls.key.string() + " --ca " +
+                  tls.ca.string();
+  }
+
+  void TearDown() override {
+    gateway_fixture::TearDown();
+    sim_.reset();
+  }
+
+  run_result mxgw(const std::string& arguments) {
+    return run_mxgw(dir_.path(), arguments + " " + admin_args_);
+  }
+
+  // The recorded certificates as the admin API lists them.
+  rapidjson::Document certificates() {
+    rapidjson::Document doc;
+    const auto r = admin(admin_client(), "GET", "/admin/v1/certificates");
+    doc.Parse(r.body.c_str());
+    return doc;
+  }
+
+  // Registers `tls`'s certificate for `partner` through the API; returns the record.
+  rapidjson::Document record(const std::string& partner, const cli::client_tls& tls) {
+    rapidjson::Document body;
+    body.SetObject();
+    const std::string pem = read_file(tls.cert);
+    body.AddMember("certificate", rapidjson::Value(pem.c_str(), body.GetAllocator()),
+                   body.GetAllocator());
+    const auto r = admin(admin_client(), "POST", "/admin/v1/partners/" + partner + "/certificates",
+                         json::to_string(body));
+    EXPECT_EQ(r.status, 201) << r.body;
+    rapidjson::Document doc;
+    doc.Parse(r.body.c_str());
+    return doc;
+  }
+
+  // Waits until the admin API lists `count` dead letters (real requests, bounded).
+  bool dead_letters_reach(std::size_t count) {
+    const auto deadline = std::chrono::steady_clock::now() + patience;
+    while (std::chrono::steady_clock::now() < deadline) {
+      const auto r = admin(admin_client(), "GET", "/admin/v1/dead-letters");
+      rapidjson::Document doc;
+      doc.Parse(r.body.c_str());
+      if (doc.IsObject() && doc.HasMember("deadLetters") && doc["deadLetters"].Size() == count) {
+        return true;
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+
+  std::unique_ptr<sim::partner_sim> sim_;
+  std::string admin_args_;
+};
+
+TEST_F(AdminCli, RevokeBySerialRefusesTheNextHandshakeAtOnce) {
+  const auto tls = partner_client("kh-ratanakiri");
+  const auto rec = record("kh-ratanakiri", tls);
+  const std::string serial = rec["record"]["serial"].GetString();
+  ASSERT_EQ(get(tls, "/healthz").status, 200);
+
+  // Lower case, as an operator may type it from another tool.
+  auto r = mxgw("certs revoke --serial " + lower(serial) + " --reason keyCompromise");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find(serial), std::string::npos) << r.out;
+  EXPECT_EQ(get(tls, "/healthz").status, 0) << "the revoked certificate still gets service";
+  EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 200);
+
+  // certs list shows it revoked; a second revocation is refused (409) with exit status 1.
+  r = mxgw("certs list");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find(serial + "  revoked"), std::string::npos) << r.out;
+  r = mxgw("certs revoke --serial " + serial + " --reason keyCompromise");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("409"), std::string::npos) << r.err;
+}
+
+TEST_F(AdminCli, RevokeByFileRecordsAnUnrecordedCertificateFirst) {
+  // Issued offline by the partner CA and known only by its SAN: the gateway has no record.
+  const auto tls = partner_client("kh-stungtreng");
+  ASSERT_EQ(get(tls, "/healthz").status, 200);
+  ASSERT_EQ(certificates()["certificates"].Size(), 0u);
+
+  const auto r =
+      mxgw("certs revoke --certificate " + tls.cert.string() + " --reason affiliationChanged");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(get(tls, "/healthz").status, 0);
+  const auto list = certificates();
+  ASSERT_EQ(list["certificates"].Size(), 1u);
+  EXPECT_EQ(std::string(list["certificates"][0]["state"].GetString()), "revoked");
+  EXPECT_EQ(std::string(list["certificates"][0]["partner"].GetString()), "kh-stungtreng");
+}
+
+TEST_F(AdminCli, RevokeByFingerprint) {
+  const auto tls = partner_client("vn-gialai");
+  const std::string fingerprint = record("vn-gialai", tls)["record"]["fingerprint"].GetString();
+  const auto r = mxgw("certs revoke --fingerprint " + fingerprint + " --reason superseded");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(get(tls, "/healthz").status, 0);
+}
+
+TEST_F(AdminCli, BadRevocationsAreRefusedAndChangeNothing) {
+  const auto tls = partner_client("kh-ratanakiri");
+  const std::string serial = record("kh-ratanakiri", tls)["record"]["serial"].GetString();
+  const auto unchanged = [&] {
+    const auto list = certificates();
+    return list["certificates"].Size() == 1u &&
+           std::string(list["certificates"][0]["state"].GetString()) == "active" &&
+           get(tls, "/healthz").status == 200;
+  };
+
+  struct bad_call {
+    std::string arguments;
+    int status;
+    std::string says;
+  };
+  const std::vector<bad_call> calls = {
+      {"certs revoke --serial 0123456789ABCDEF --reason keyCompromise", 1, "no certificate"},
+      {"certs revoke --serial not-hex --reason keyCompromise", 2, "not a hexadecimal serial"},
+      {"certs revoke --fingerprint abc --reason keyCompromise", 2, "64 hexadecimal digits"},
+      {"certs revoke --reason keyCompromise", 2, "exactly one of"},
+      {"certs revoke --serial " + serial + " --reason because", 1, "422"},
+      {"certs revoke --dir " + (dir_ / "signing").string() + " --serial " + serial, 2, "not both"},
+  };
+  for (const auto& call : calls) {
+    const auto r = mxgw(call.arguments);
+    EXPECT_EQ(r.status, call.status) << call.arguments << "\n" << r.err;
+    EXPECT_NE(r.err.find(call.says), std::string::npos) << call.arguments << "\n" << r.err;
+    EXPECT_TRUE(unchanged()) << call.arguments;
+  }
+
+  // A partner's certificate in place of an administrator's gets no service on the admin port.
+  const auto partner = partner_client("vn-gialai");
+  const auto r = run_mxgw(
+      dir_.path(), "certs revoke --serial " + serial +
+                       " --reason keyCompromise --admin-url https://localhost:" +
+                       std::to_string(gateway_->admin_port()) + " --cert " + partner.cert.string() +
+                       " --key " + partner.key.string() + " --ca " + partner.ca.string());
+  EXPECT_EQ(r.status, 1) << r.err;
+  EXPECT_TRUE(unchanged());
+}
+
+TEST_F(AdminCli, DeadLettersAreListedReplayedAndDiscarded) {
+  const std::string id = "5b2d8e1f-4c3a-4b6d-9e8f-7a1b2c3d4e5f";
+  ASSERT_EQ(post(partner_client("vn-gialai"), example("victim.identification", id)).status, 202);
+  ASSERT_TRUE(dead_letters_reach(2));
+  // Each attempt's duration is in the metrics, by recipient and outcome; so is the accept's.
+  const auto metrics_text = admin(admin_client(), "GET", "/metrics").body;
+  for (const char* partner : {"kh-ratanakiri", "kh-stungtreng"}) {
+    EXPECT_NE(metrics_text.find("mxgw_delivery_duration_seconds_count{partner=\"" +
+                                std::string(partner) + "\",outcome=\"dead\"} 1\n"),
+              std::string::npos)
+        << metrics_text;
+  }
+  EXPECT_NE(metrics_text.find("mxgw_submit_duration_seconds_count{outcome=\"accepted\"} 1\n"),
+            std::string::npos)
+      << metrics_text;
+
+  auto r = mxgw("queue dead");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto dead = lines_of(r.out);
+  ASSERT_EQ(dead.size(), 2u) << r.out;
+  EXPECT_EQ(dead[0].rfind(id + "  kh-", 0), 0u) << dead[0];
+  EXPECT_NE(r.out.find("http-400"), std::string::npos) << r.out;
+
+  r = mxgw("queue depth");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("kh-ratanakiri  pending 0  delivering 0  retrying 0  dead 1"),
+            std::string::npos)
+      << r.out;
+
+  // Ratanakiri fixes its side: its dead letter is replayed and delivered; Stung Treng's is given
+  // up with a reason.
+  sim_->set_faults({});
+  r = mxgw("queue replay --message " + id + " --recipient kh-ratanakiri");
+  ASSERT_EQ(r.status, 0) << r.err;
+  ASSERT_TRUE(sim_->wait_until([](const auto& s) { return s.unique_ids == 1; }, patience));
+  r = mxgw("queue discard --message " + id + " --recipient kh-stungtreng --reason partner-retired");
+  ASSERT_EQ(r.status, 0) << r.err;
+  ASSERT_TRUE(dead_letters_reach(0));
+
+  // What is no longer dead cannot be replayed or discarded; a bad reason is refused.
+  r = mxgw("queue replay --message " + id + " --recipient kh-stungtreng");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("404"), std::string::npos) << r.err;
+  r = mxgw("queue discard --message " + id + " --recipient kh-ratanakiri --reason 'No Reason!'");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("422"), std::string::npos) << r.err;
+
+  // The audit names both actions with the administrator; the query pages through the chain.
+  r = mxgw("audit query --event delivery.replayed");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto replayed = lines_of(r.out);
+  ASSERT_EQ(replayed.size(), 1u) << r.out;
+  rapidjson::Document entry;
+  entry.Parse(replayed[0].c_str());
+  ASSERT_TRUE(entry.IsObject()) << replayed[0];
+  EXPECT_EQ(std::string(entry["actor"].GetString()), "admin:alice");
+  EXPECT_EQ(std::string(entry["message"].GetString()), id);
+  EXPECT_EQ(std::string(entry["hash"].GetString()).size(), 64u);
+  r = mxgw("audit query --event delivery.discarded --partner kh-stungtreng");
+  ASSERT_EQ(r.status, 0) << r.err;
+  ASSERT_EQ(lines_of(r.out).size(), 1u) << r.out;
+  EXPECT_NE(r.out.find("\"reason\":\"partner-retired\""), std::string::npos) << r.out;
+}
+
+TEST_F(AdminCli, AuditQueryFiltersAndLimits) {
+  const auto gialai = partner_client("vn-gialai");
+  for (int i = 0; i < 3; ++i) {
+    char id[37];
+    std::snprintf(id, sizeof id, "7c9e6679-7425-40de-944b-%012d", i);
+    ASSERT_EQ(post(gialai, example("hotline.tip", id)).status, 202);
+  }
+  auto r = mxgw("audit query --event message.accepted --limit 0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto all = lines_of(r.out);
+  ASSERT_EQ(all.size(), 3u) << r.out;
+  r = mxgw("audit query --event message.accepted --limit 2");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto two = lines_of(r.out);
+  ASSERT_EQ(two.size(), 2u);
+  EXPECT_EQ(two[0], all[0]);
+  EXPECT_EQ(two[1], all[1]);
+  // Times are checked before anything is asked; both sources at once are bad usage.
+  r = mxgw("audit query --since yesterday");
+  EXPECT_EQ(r.status, 2) << r.err;
+  EXPECT_NE(r.err.find("RFC 3339"), std::string::npos) << r.err;
+  r = mxgw("audit query --config " + (dir_ / "nothing.json").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("one of them"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace mxgw::test

@@ -13,6 +13,7 @@
 #include "gateway/admin/admin_api.hpp"
 #include "gateway/admin/admin_state.hpp"
 #include "gateway/audit/checkpointer.hpp"
+#include "gateway/cli/open_store.hpp"
 #include "gateway/cli/translation_set.hpp"
 #include "gateway/common/live.hpp"
 #include "gateway/common/log.hpp"
@@ -26,7 +27,6 @@
 #include "gateway/net/server.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/routing.hpp"
-#include "gateway/cli/open_store.hpp"
 #include "gateway/store/message_store.hpp"
 #include "gateway/store/retention.hpp"
 #include "gateway/store/sealed.hpp"
@@ -124,8 +124,7 @@ std::shared_ptr<const store::key_ring> load_store_keys(const config::store_setti
 
 }  // namespace
 
-gateway_instance::gateway_instance(const config::gateway_config& config,
-                                   instance_options options)
+gateway_instance::gateway_instance(const config::gateway_config& config, instance_options options)
     : parts_(std::make_unique<parts>()) {
   std::vector<config::config_problem> problems;
   for (const auto& clash : adapters::registry_problems()) {
@@ -208,14 +207,25 @@ gateway_instance::gateway_instance(const config::gateway_config& config,
         .breaker_failures = static_cast<int>(d.breaker_failures),
         .breaker_open = std::chrono::milliseconds(d.breaker_open_ms),
         .durations = parts_->counters};
+    // The partners that can receive, as the live trust state has them now (admin changes).
+    delivery_options.current_recipients = [trust = parts_->trust] {
+      const auto state = trust->current();  // held while its partners are read
+      std::vector<std::string> ids;
+      for (const auto* p : state->partners.all()) {
+        if (!p->endpoint.empty()) {
+          ids.push_back(p->id);
+        }
+      }
+      return ids;
+    };
     for (const auto* p : parts_->trust->current()->partners.all()) {
       if (!p->endpoint.empty()) {
         delivery_options.recipients.push_back(p->id);
       }
     }
     // Each look-up reads the trust snapshot in force (partners change while the gateway runs).
-    auto lookup = [trust = parts_->trust](
-                      std::string_view id) -> std::optional<delivery::recipient_info> {
+    auto lookup =
+        [trust = parts_->trust](std::string_view id) -> std::optional<delivery::recipient_info> {
       const auto state = trust->current();
       const auto* p = state->partners.find(id);
       if (p == nullptr || !p->enabled) {
@@ -231,9 +241,8 @@ gateway_instance::gateway_instance(const config::gateway_config& config,
                      p->delivery.backoff_cap},
           .concurrency = static_cast<std::size_t>(std::max(1, p->delivery.concurrency))};
     };
-    parts_->delivery =
-        std::make_unique<delivery::delivery_service>(delivery_options, parts_->store,
-                                                     std::move(lookup));
+    parts_->delivery = std::make_unique<delivery::delivery_service>(delivery_options, parts_->store,
+                                                                    std::move(lookup));
     parts_->store->on_deliveries_due([service = parts_->delivery.get()] { service->wake(); });
   }
   auto api = std::make_shared<http::partner_api>(
@@ -245,36 +254,35 @@ gateway_instance::gateway_instance(const config::gateway_config& config,
   auto counters = parts_->counters;
   auto refusal_counter = [counters](std::string listener) {
     return [counters, listener](std::string_view reason) {
-      counters->add("mxgw_tls_handshakes_refused_total",
-                    "listener=\"" + listener + "\",reason=\"" + prometheus_label_value(reason) +
-                        "\"");
+      counters->add("mxgw_tls_handshakes_refused_total", "listener=\"" + listener + "\",reason=\"" +
+                                                             prometheus_label_value(reason) + "\"");
     };
   };
   net::listener_role partner_role{
       .name = "partner",
-      .authenticate = [trust = parts_->trust](X509* cert) {
-        return authenticate_partner(*trust, cert);
-      },
-      .handle = [api](const http::request& req, std::function<void(http::response)> done) {
-        api->handle(req, std::move(done));
-      },
+      .authenticate =
+          [trust = parts_->trust](X509* cert) { return authenticate_partner(*trust, cert); },
+      .handle =
+          [api](const http::request& req, std::function<void(http::response)> done) {
+            api->handle(req, std::move(done));
+          },
       .on_handshake_refused = refusal_counter("partner")};
   parts_->server = std::make_unique<net::server>(config.listener, config.threads, partner_role);
   // A change of trust closes the open connections it no longer allows (revoked or retired
   // certificate, disabled partner); the poller's ticks close those whose overlap ran out.
-  parts_->state->on_trust_change([server = parts_->server.get(), trust = parts_->trust](
-                                     const identity::trust_state&,
-                                     const identity::trust_state& after) {
-    const auto now = trust->now();
-    const auto closed = server->close_connections([&](const net::connected_peer& peer) {
-      return !after.still_trusted(peer.principal, peer.fingerprint, now);
-    });
-    if (closed > 0) {
-      log::info({.event = "tls.connections_closed",
-                 .reason = "trust-changed",
-                 .detail = std::to_string(closed) + " connections"});
-    }
-  });
+  parts_->state->on_trust_change(
+      [server = parts_->server.get(), trust = parts_->trust](const identity::trust_state&,
+                                                             const identity::trust_state& after) {
+        const auto now = trust->now();
+        const auto closed = server->close_connections([&](const net::connected_peer& peer) {
+          return !after.still_trusted(peer.principal, peer.fingerprint, now);
+        });
+        if (closed > 0) {
+          log::info({.event = "tls.connections_closed",
+                     .reason = "trust-changed",
+                     .detail = std::to_string(closed) + " connections"});
+        }
+      });
   if (config.admin.enabled) {
     admin::admin_api_options admin_options{
         .signing_dir = config.admin.signing_dir,
@@ -301,9 +309,10 @@ gateway_instance::gateway_instance(const config::gateway_config& config,
              std::to_string(l.requests) + "\n";
       out += "# TYPE mxgw_partner_timeouts_total counter\nmxgw_partner_timeouts_total " +
              std::to_string(l.timeouts) + "\n";
-      out += "# TYPE mxgw_partner_connections_refused_total counter\n"
-             "mxgw_partner_connections_refused_total " +
-             std::to_string(l.connections_refused) + "\n";
+      out +=
+          "# TYPE mxgw_partner_connections_refused_total counter\n"
+          "mxgw_partner_connections_refused_total " +
+          std::to_string(l.connections_refused) + "\n";
       return out;
     };
     auto admin = std::make_shared<admin::admin_api>(parts_->state, parts_->store, admin_options,
@@ -311,9 +320,10 @@ gateway_instance::gateway_instance(const config::gateway_config& config,
     net::listener_role admin_role{
         .name = "admin",
         .authenticate = [](X509* cert) { return authenticate_admin(cert); },
-        .handle = [admin](const http::request& req, std::function<void(http::response)> done) {
-          admin->handle(req, std::move(done));
-        },
+        .handle =
+            [admin](const http::request& req, std::function<void(http::response)> done) {
+              admin->handle(req, std::move(done));
+            },
         .on_handshake_refused = refusal_counter("admin")};
     parts_->admin_server = std::make_unique<net::server>(config.admin.listener, 1, admin_role);
   }
@@ -338,25 +348,22 @@ gateway_instance::gateway_instance(const config::gateway_config& config,
             d.client_key.empty() ? config.listener.tls.private_key : d.client_key,
             d.partner_server_ca.empty() ? config.listener.tls.partner_cas : d.partner_server_ca}};
     auto accept = [api](std::string sender, std::string canonical,
-                                 std::optional<std::vector<std::string>> only_to,
-                                 feed::accept_done done) {
+                        std::optional<std::vector<std::string>> only_to, feed::accept_done done) {
       api->accept_canonical(std::move(sender), std::move(canonical), std::move(only_to),
                             [done = std::move(done)](http::response r) { done(r.status); });
     };
-    parts_->feeds = std::make_unique<feed::feed_poller>(
-        std::move(feed_options), std::move(feeds), parts_->store, &checker->tables(),
-        std::move(accept));
+    parts_->feeds =
+        std::make_unique<feed::feed_poller>(std::move(feed_options), std::move(feeds),
+                                            parts_->store, &checker->tables(), std::move(accept));
     parts_->feeds->start();
   }
   log::info({.event = "gateway.started",
              .detail = "listening on " + config.listener.address + ":" +
                        std::to_string(parts_->server->port()) + " with " +
-                       std::to_string(parts_->trust->current()->partners.size()) +
-                       " partners" +
-                       (parts_->admin_server
-                            ? ", admin on " + config.admin.listener.address + ":" +
-                                  std::to_string(parts_->admin_server->port())
-                            : std::string())});
+                       std::to_string(parts_->trust->current()->partners.size()) + " partners" +
+                       (parts_->admin_server ? ", admin on " + config.admin.listener.address + ":" +
+                                                   std::to_string(parts_->admin_server->port())
+                                             : std::string())});
 }
 
 gateway_instance::~gateway_instance() {

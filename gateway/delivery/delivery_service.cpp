@@ -87,7 +87,9 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     // What each partner may take now: its concurrency less what it has in flight, nothing while
     // its circuit is open. Partners the workers were not told about are bounded by free_slots.
     std::vector<store::recipient_cap> caps;
-    for (const auto& partner : options.recipients) {
+    const auto partners =
+        options.current_recipients ? options.current_recipients() : options.recipients;
+    for (const auto& partner : partners) {
       std::size_t cap = 0;
       if (!breakers.blocked(partner)) {
         auto info = recipients(partner);

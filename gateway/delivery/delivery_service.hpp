@@ -43,6 +43,9 @@ struct delivery_options {
   std::chrono::milliseconds breaker_open{30000};  ///< how long it stays open
   std::uint64_t seed = 0;                         ///< jitter seed (0: random)
   std::vector<std::string> recipients;  ///< every partner id that can receive (for their caps)
+  /// When set, asked before every claim instead of `recipients`, so that a partner created or
+  /// given an endpoint while the gateway runs is held to its concurrency at once.
+  std::function<std::vector<std::string>()> current_recipients;
   /// Where each attempt's duration goes (mxgw_delivery_duration_seconds); none when null.
   std::shared_ptr<metrics> durations;
 };

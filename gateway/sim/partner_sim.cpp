@@ -230,6 +230,8 @@ struct partner_sim::impl : std::enable_shared_from_this<partner_sim::impl> {
 
   // Requests (any session thread).
   sim_reply receive_message(const std::string& body);
+  /// Counts a POST held for latency_ms (+1 when its wait starts, -1 when it ends).
+  void hold(int change);
   sim_reply stats_reply() const;
   void say(const std::string& line);
 
@@ -432,9 +434,11 @@ class sim_session : public std::enable_shared_from_this<sim_session> {
     }
     if (reply.delay.count() > 0) {
       // The timer is this step's deadline; stop() and going down cancel it.
+      sim_->hold(+1);
       delay_timer_.expires_after(reply.delay);
       delay_timer_.async_wait([self = shared_from_this(), reply = std::move(reply), version,
                                keep_alive](beast::error_code ec) mutable {
+        self->sim_->hold(-1);
         if (ec || self->closed_) {
           return;
         }
@@ -751,6 +755,15 @@ sim_reply partner_sim::impl::receive_message(const std::string& body) {
   return reply;
 }
 
+void partner_sim::impl::hold(int change) {
+  {
+    std::lock_guard lock(state_mutex);
+    counters.held = change > 0 ? counters.held + 1 : counters.held - 1;
+    counters.most_held = std::max(counters.most_held, counters.held);
+  }
+  changed.notify_all();
+}
+
 sim_reply partner_sim::impl::stats_reply() const {
   sim_stats s;
   {
@@ -762,6 +775,8 @@ sim_reply partner_sim::impl::stats_reply() const {
                            put(w, "uniqueIds", s.unique_ids);
                            put(w, "duplicates", s.duplicates);
                            put(w, "failuresSent", s.failures_sent);
+                           put(w, "held", s.held);
+                           put(w, "mostHeld", s.most_held);
                          })};
 }
 

@@ -41,8 +41,8 @@ struct partner_sim_options {
   std::filesystem::path fixtures_dir;
   std::string feed_fail_page;    ///< "TYPE:PAGE": that list page answers 503 once (e.g. "red:2")
   std::string feed_fail_detail;  ///< an entity id whose detail answers 502 (e.g. "2026/10001")
-  bool verbose = false;     ///< one line per request (id and outcome, never content) to stderr
-  std::size_t threads = 1;  ///< io_context threads
+  bool verbose = false;          ///< one line per request (id and outcome, never content) to stderr
+  std::size_t threads = 1;       ///< io_context threads
 };
 
 /// What the sim has seen so far.
@@ -51,6 +51,8 @@ struct sim_stats {
   std::uint64_t unique_ids = 0;     ///< distinct message ids recorded
   std::uint64_t duplicates = 0;     ///< POSTs of an id already recorded (answered the same receipt)
   std::uint64_t failures_sent = 0;  ///< simulated failures answered (503s and always_status)
+  std::uint64_t held = 0;           ///< POSTs waiting out latency_ms right now
+  std::uint64_t most_held = 0;      ///< the most ever held at once (a sender's concurrency)
 };
 
 /// A mutual-TLS HTTPS server (TLS 1.2+, client certificate required and verified against `ca`)
@@ -58,7 +60,7 @@ struct sim_stats {
 ///   POST /v1/messages  202 {"id","status":"accepted","acceptedAt"} the first time an id is seen,
 ///                      the same body again for a repeat; 400 {"error"} without a valid id;
 ///                      413 over 16 MiB; 503/always_status per the fault switches.
-///   GET  /sim/stats    200 {"requests","uniqueIds","duplicates","failuresSent"}
+///   GET  /sim/stats    200 {"requests","uniqueIds","duplicates","failuresSent","held","mostHeld"}
 /// Message contents are never logged or kept; only ids and receipts are.
 class partner_sim {
  public:

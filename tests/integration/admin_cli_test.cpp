@@ -319,5 +319,32 @@ TEST_F(AdminCli, AuditQueryFiltersAndLimits) {
   EXPECT_NE(r.err.find("one of them"), std::string::npos) << r.err;
 }
 
+// A partner created through the admin API while the gateway runs is held to its delivery
+// concurrency at once, not only after the next start.
+TEST_F(AdminCli, PartnerCreatedAtRunTimeIsHeldToItsConcurrency) {
+  sim_->set_faults({.latency_ms = 150});  // each delivery is held long enough to overlap
+  const auto created = admin(admin_client(), "POST", "/admin/v1/partners",
+                             R"({"id":"kh-kampot","name":"Kampot commissariat","country":"KH",
+      "endpoint":"https://127.0.0.1:)" +
+                                 std::to_string(sim_->port()) +
+                                 R"(/v1/messages",
+      "delivery": {"timeout_ms": 5000, "concurrency": 1}})");
+  ASSERT_EQ(created.status, 201) << created.body;
+
+  const auto gialai = partner_client("vn-gialai");
+  for (int i = 0; i < 4; ++i) {
+    char id[37];
+    std::snprintf(id, sizeof id, "3f1c2b4a-5d6e-4f70-8a9b-%012d", i);
+    auto tip = example("hotline.tip", id);
+    const std::string from = R"(["kh-ratanakiri"])";  // the example's recipients
+    const auto at = tip.find(from);
+    ASSERT_NE(at, std::string::npos) << tip;
+    tip.replace(at, from.size(), R"(["kh-kampot"])");
+    ASSERT_EQ(post(gialai, tip).status, 202);
+  }
+  ASSERT_TRUE(sim_->wait_until([](const auto& s) { return s.unique_ids == 4; }, patience));
+  EXPECT_EQ(sim_->stats().most_held, 1u) << "more deliveries at once than the partner allows";
+}
+
 }  // namespace
 }  // namespace mxgw::test

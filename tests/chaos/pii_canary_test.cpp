@@ -24,7 +24,6 @@
 #include <regex>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "gateway/cli/client.hpp"
@@ -469,6 +468,7 @@ TEST_F(PiiCanary, NoMarkerSurvivesAnywhereButSealed) {
   const std::string dead = run_mxgw({"queue", "dead", "--config", (dir_ / "gateway.json").string()},
                                     dir_ / "queue-dead.txt");
   std::size_t replayed = 0;
+  const auto refused_before = bad_sim_->stats().failures_sent;
   for (const auto& id : accepted_) {
     if (dead.find(id) != std::string::npos) {
       run_mxgw({"queue", "replay", "--config", (dir_ / "gateway.json").string(), "--message", id,
@@ -478,7 +478,11 @@ TEST_F(PiiCanary, NoMarkerSurvivesAnywhereButSealed) {
     }
   }
   EXPECT_GT(replayed, 0U) << dead;
-  std::this_thread::sleep_for(300ms);  // replays are picked up at the next poll (50 ms)
+  // A replayed row is pending again: wait until the partner refused each one once more, so the
+  // settled check below sees the replays' outcomes, not the rows before the workers took them.
+  EXPECT_TRUE(bad_sim_->wait_until(
+      [&](const sim::sim_stats& st) { return st.failures_sent >= refused_before + replayed; },
+      30s));
   wait_settled();
 
   // Metrics and the audit log, as an operator sees them.

@@ -319,8 +319,13 @@ TEST(RekeySqliteFile, HoldsNoClearTextAfterwards) {
   {
     auto plain = open_sqlite_store(options);  // the gateway's own setting: no secure_delete
     for (int n = 1; n <= 3; ++n) {
+      // Large enough for overflow pages (a photo, a long narrative): their old content would stay
+      // on the freelist.
+      message_record record = canary_record(n);
+      record.body = "CANARY-START" + std::string(20'000, 'x') + "CANARY-END";
+      record.deliveries[0].payload = record.body;
       std::promise<accept_result> p;
-      plain->accept(canary_record(n), [&p](accept_result r) { p.set_value(r); });
+      plain->accept(std::move(record), [&p](accept_result r) { p.set_value(r); });
       ASSERT_EQ(p.get_future().get().outcome, accept_outcome::stored);
     }
   }

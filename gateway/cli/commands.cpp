@@ -234,6 +234,117 @@ std::unique_ptr<store::message_store> open_existing_store(const std::filesystem:
   return open_configured_store(config.store);
 }
 
+// `mxgw keys rekey`: re-seals every body and payload under the active key, batch by batch, on the
+// configured store (the running gateway may keep working meanwhile).
+volatile std::sig_atomic_t rekey_stop_signal = 0;
+
+extern "C" void stop_rekey(int signal) {
+  rekey_stop_signal = signal;
+}
+
+void print_rekey_counts(std::ostream& out, const store::rekey_counts& c) {
+  out << "re-sealed " << c.resealed << ", sealed from clear text " << c.sealed_from_clear
+      << ", already current " << c.already_current << ", unreadable (key missing) " << c.key_missing
+      << ", unreadable (do not open) " << c.corrupt << "; " << c.messages << " messages in "
+      << c.batches << " batches\n";
+}
+
+int run_rekey(const std::filesystem::path& config_file, std::size_t batch) {
+  // Everything is checked before the store is opened: a refusal changes nothing.
+  std::vector<config::config_problem> problems;
+  auto config = config::load_gateway_config(config_file, problems);
+  if (!problems.empty()) {
+    std::cerr << "keys rekey: the configuration has problems; nothing was changed\n"
+              << format_problems(problems);
+    return 2;
+  }
+  if (config.store.keys.empty()) {
+    std::cerr << "keys rekey: " << config_file.string()
+              << " names no store.encryption keys: there is no key to re-seal under; nothing was "
+                 "changed\n";
+    return 2;
+  }
+  std::vector<store::key_source> sources;
+  for (const auto& k : config.store.keys) {
+    sources.push_back({k.id, k.file, k.env});
+  }
+  store::key_ring ring;
+  try {
+    ring = store::key_ring::load(sources, config.store.active_key);
+  } catch (const store::key_error& e) {
+    std::cerr << "keys rekey: " << e.what() << "; nothing was changed\n";
+    return 2;
+  }
+  if (config.store.kind == "sqlite" && !std::filesystem::is_regular_file(config.store.path)) {
+    std::cerr << "keys rekey: there is no store at " << config.store.path.string()
+              << "; nothing was changed\n";
+    return 2;
+  }
+  std::unique_ptr<store::message_store> store;
+  try {
+    // secure_delete: the bytes a value is re-sealed over are zeroed, not left in free pages.
+    store = open_configured_store(config.store, true);
+  } catch (const std::runtime_error& e) {
+    std::cerr << "keys rekey: " << e.what() << "\n";
+    return 2;
+  }
+  // SIGINT/SIGTERM stop after the batch in progress (each batch is one transaction, so even a
+  // SIGKILL loses nothing: the batch it cut short is rolled back and a second run redoes it).
+  rekey_stop_signal = 0;
+  auto* previous_int = std::signal(SIGINT, stop_rekey);
+  auto* previous_term = std::signal(SIGTERM, stop_rekey);
+  store::rekey_options options;
+  options.batch_messages = batch;
+  options.interrupted = [] { return rekey_stop_signal != 0; };
+  const auto counts = store::rekey_store(*store, ring, options);
+  std::signal(SIGINT, previous_int);
+  std::signal(SIGTERM, previous_term);
+
+  // One audit entry with the counts (never an id or content), whatever the outcome.
+  const char* user = std::getenv("USER");
+  const auto number = [](std::size_t n) { return std::to_string(n); };
+  std::vector<audit::audit_record> audit{
+      {.event = "store.rekeyed",
+       .actor = std::string("cli:") + (user != nullptr && *user != '\0' ? user : "unknown"),
+       .partner = {},
+       .message_id = {},
+       .details = {{"activeKey", ring.active().id},
+                   {"resealed", number(counts.resealed)},
+                   {"sealedFromClear", number(counts.sealed_from_clear)},
+                   {"alreadyCurrent", number(counts.already_current)},
+                   {"keyMissing", number(counts.key_missing)},
+                   {"corrupt", number(counts.corrupt)},
+                   {"complete", counts.complete ? "true" : "false"}}}};
+  std::promise<bool> audited;
+  store->append_audit(std::move(audit), [&audited](bool ok) { audited.set_value(ok); });
+  const bool audit_ok = audited.get_future().get();
+  store->stop();
+
+  print_rekey_counts(std::cout, counts);
+  if (!audit_ok) {
+    std::cerr << "keys rekey: the audit entry could not be written\n";
+  }
+  if (counts.failed) {
+    std::cerr << "keys rekey: the store failed during a batch; that batch was rolled back and "
+                 "the earlier ones are kept. Run the command again.\n";
+    return 1;
+  }
+  if (!counts.complete) {
+    std::cerr << "keys rekey: stopped by a signal after " << counts.batches
+              << " batches; run the command again to finish.\n";
+    return 1;
+  }
+  if (counts.key_missing > 0 || counts.corrupt > 0) {
+    std::cerr << "keys rekey: " << counts.key_missing + counts.corrupt
+              << " values are not under key '" << ring.active().id
+              << "' and were left as they are; do not remove the keys they name yet.\n";
+    return 1;
+  }
+  std::cout << "every body and payload is sealed under key '" << ring.active().id
+            << "'; older keys may now be removed from store.encryption\n";
+  return audit_ok ? 0 : 1;
+}
+
 int run_audit_verify(const std::filesystem::path& config_file,
                      const std::vector<std::string>& certificates) {
   config::gateway_config config;
@@ -596,6 +707,12 @@ int run(int argc, char** argv) {
   auto* keygen_cmd = keys_cmd->add_subcommand(
       "generate", "Write a new random AES-256 key (64 hex digits, mode 0600); never overwrites");
   keygen_cmd->add_option("--out", key_out, "key file")->required();
+  std::size_t rekey_batch = 100;
+  auto* rekey_cmd = keys_cmd->add_subcommand(
+      "rekey", "Re-seal every body and payload not sealed under the active key, in batches");
+  rekey_cmd->add_option("--config", config_file, "gateway.json")->required();
+  rekey_cmd->add_option("--batch", rekey_batch, "messages (with their payloads) per transaction")
+      ->check(CLI::Range(1, 100000));
 
   // send
   std::string url, method = "POST", input;
@@ -807,6 +924,9 @@ int run(int argc, char** argv) {
       std::cout << "store key written to " << key_out.string()
                 << " (add it to store.encryption.keys in gateway.json)\n";
       return 0;
+    }
+    if (*rekey_cmd) {
+      return run_rekey(config_file, rekey_batch);
     }
     if (*admin_cert_cmd) {
       identity::certs_init_admin(certs_dir, admin_name);

@@ -8,8 +8,8 @@
 
 namespace mxgw::cli {
 
-std::unique_ptr<store::message_store> open_configured_store(
-    const config::store_settings& settings) {
+std::unique_ptr<store::message_store> open_configured_store(const config::store_settings& settings,
+                                                            bool secure_delete) {
   try {
     if (settings.kind == "postgres") {
       store::postgres_options options;
@@ -25,7 +25,8 @@ std::unique_ptr<store::message_store> open_configured_store(
     }
     return store::open_sqlite_store({.path = settings.path,
                                      .max_batch = settings.max_batch,
-                                     .max_size_bytes = settings.max_size_bytes});
+                                     .max_size_bytes = settings.max_size_bytes,
+                                     .secure_delete = secure_delete});
   } catch (const store::store_error& e) {
     throw std::runtime_error(std::string("store: ") + e.what());
   }

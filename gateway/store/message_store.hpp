@@ -152,6 +152,26 @@ struct purge_result {
   std::size_t bodies = 0;    ///< message bodies emptied (the message's `purged_at` set)
 };
 
+/// One stored body or payload as the store holds it (sealed bytes when encryption is on), shown
+/// to a value_rewriter. Used by re-encryption under a new key (`mxgw keys rekey`).
+struct stored_value {
+  std::string message_id;
+  std::string recipient;  ///< empty: the message's body; otherwise this recipient's payload
+  std::string bytes;      ///< never empty (purged and withdrawn values are not shown)
+};
+
+/// Decides a value's new bytes: nullopt leaves it as it is. Runs on a store thread inside the
+/// batch's transaction, so it must be quick and must not call the store. Throwing rolls the whole
+/// batch back (nothing of it is written; the handler gets ok=false).
+using value_rewriter = std::function<std::optional<std::string>(const stored_value&)>;
+
+struct rewrite_result {
+  std::size_t messages = 0;   ///< messages looked at; 0: there are none after `after_id`
+  std::size_t values = 0;     ///< bodies and payloads shown to the rewriter
+  std::size_t rewritten = 0;  ///< values replaced
+  std::string last_id;        ///< the last message looked at: `after_id` of the next batch
+};
+
 /// One line of the transfer register: how many messages of a type crossed to or from a partner
 /// in a month. No ids, no content.
 struct transfer_count {
@@ -262,6 +282,18 @@ class message_store {
   virtual void transfer_register(std::string from_month, std::string to_month,
                                  register_handler handler) = 0;
 
+  using rewrite_handler = std::function<void(rewrite_result, bool ok)>;
+
+  /// Shows the non-empty bodies and payloads of the next `max_messages` messages after
+  /// `after_id` (in id order; "" starts at the first) to `rewriter` and stores the bytes it
+  /// returns, all in one transaction (group-committed with this store's other writes). A
+  /// failed batch, or a rewriter that throws, changes none of these values: handler({}, false)
+  /// (a throwing rewriter fails only its own part of the transaction). Only
+  /// the bytes change: states, leases, times and every other column stay, so this is safe while
+  /// the gateway runs. The handler runs after the commit is durable.
+  virtual void rewrite_values(std::string after_id, std::size_t max_messages,
+                              value_rewriter rewriter, rewrite_handler handler) = 0;
+
   using queue_handler = std::function<void(std::vector<queue_stat>, bool ok)>;
 
   /// Per-recipient delivery counts by state, ordered by recipient.
@@ -326,6 +358,10 @@ struct sqlite_options {
   std::size_t max_batch = 512;       ///< most records in one group commit
   std::uint64_t max_size_bytes = 0;  ///< cap on the database size (0: no cap); past it: disk-full
   int busy_timeout_ms = 5000;
+  /// PRAGMA secure_delete on the writer: bytes freed by an update or delete are overwritten with
+  /// zeros instead of staying in free space. `mxgw keys rekey` sets it, so neither clear text nor
+  /// values under a retired key survive in the file once re-sealed.
+  bool secure_delete = false;
   /// The time source for accepted_at, due times, leases and delivered_at/dead_since; empty: the
   /// system clock. Tests inject one to expire leases and make retries due without sleeping.
   std::function<std::chrono::system_clock::time_point()> clock;

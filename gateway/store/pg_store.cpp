@@ -212,6 +212,18 @@ constexpr const char* discard_sql =
     "UPDATE deliveries SET state = 'discarded', last_error = $3 "
     "WHERE message_id = $1 AND recipient = $2 AND state = 'dead'";
 
+// Re-encryption: the bodies and payloads of the next messages in id order, locked until COMMIT so
+// another instance's withdrawal or purge waits for the new bytes instead of racing them.
+constexpr const char* select_rewrite_messages_sql =
+    "SELECT id, body FROM messages WHERE id > $1 ORDER BY id LIMIT $2 FOR UPDATE";
+constexpr const char* select_rewrite_payloads_sql =
+    "SELECT message_id, recipient, payload FROM deliveries "
+    "WHERE message_id > $1 AND message_id <= $2 AND length(payload) > 0 "
+    "ORDER BY message_id, recipient FOR UPDATE";
+constexpr const char* update_body_sql = "UPDATE messages SET body = $2 WHERE id = $1";
+constexpr const char* update_payload_sql =
+    "UPDATE deliveries SET payload = $3 WHERE message_id = $1 AND recipient = $2";
+
 // Retention: payloads past their time, then bodies none of whose copies still needs them. Rows
 // another instance holds are skipped (the next sweep takes them).
 constexpr const char* purge_payloads_sql = R"sql(
@@ -684,9 +696,18 @@ struct purge_write {
   std::vector<audit::audit_record> audit;  // built once the counts are known
 };
 
+struct rewrite_write {
+  std::string after_id;
+  std::size_t max_messages = 0;
+  value_rewriter rewriter;
+  message_store::rewrite_handler handler;
+  rewrite_result result;
+  bool failed = false;  ///< the rewriter threw: its part was rolled back to its savepoint
+};
+
 struct pending_write {
   std::variant<accept_write, claim_write, report_write, replay_write, audit_write, checkpoint_write,
-               state_write, purge_write>
+               state_write, purge_write, rewrite_write>
       work;
   bool committed = false;
   /// The audit records this write appends in the chain phase (set by the first phase).
@@ -788,6 +809,9 @@ void answer(pending_write& write, const char* failure) noexcept {
                        committed ? w.item.version : std::int64_t{0});
         } else if constexpr (std::is_same_v<kind, purge_write>) {
           call_quietly(w.handler, committed ? w.result : purge_result{}, committed);
+        } else if constexpr (std::is_same_v<kind, rewrite_write>) {
+          const bool ok = committed && !w.failed;
+          call_quietly(w.handler, ok ? std::move(w.result) : rewrite_result{}, ok);
         } else {
           call_quietly(w.handler, committed && w.found, committed);
         }
@@ -887,6 +911,11 @@ class postgres_store final : public message_store {
   void purge(retention_cut cut, purge_handler handler) override {
     submit(pending_write{purge_write{std::move(cut), std::move(handler), {}, {}}});
   }
+  void rewrite_values(std::string after_id, std::size_t max_messages, value_rewriter rewriter,
+                      rewrite_handler handler) override {
+    submit(pending_write{rewrite_write{
+        std::move(after_id), max_messages, std::move(rewriter), std::move(handler), {}, false}});
+  }
   void transfer_register(std::string from_month, std::string to_month,
                          register_handler handler) override {
     submit_read(register_read{std::move(from_month), std::move(to_month), std::move(handler)});
@@ -952,6 +981,7 @@ class postgres_store final : public message_store {
   void write_report(pending_write& write, report_write& w, std::int64_t now_ms);
   void write_replay(pending_write& write, replay_write& w, std::int64_t now_ms);
   void write_purge(pending_write& write, purge_write& w, std::int64_t now_ms);
+  void write_rewrite(rewrite_write& w);
   void write_chain_phase(std::vector<pending_write>& batch, const std::string& at);
   void append_rows(const std::vector<audit::audit_record>& records, const std::string& at,
                    std::pair<std::int64_t, std::string>& head);
@@ -1399,6 +1429,8 @@ void postgres_store::write_batch(std::vector<pending_write>& batch) {
             write.audit = &w.records;
           } else if constexpr (std::is_same_v<kind, purge_write>) {
             write_purge(write, w, now_ms);
+          } else if constexpr (std::is_same_v<kind, rewrite_write>) {
+            write_rewrite(w);
           }
         },
         write.work);
@@ -1586,6 +1618,61 @@ void postgres_store::write_purge(pending_write& write, purge_write& w, std::int6
                                  {"deliveredBefore", delivered_before},
                                  {"deadBefore", format_rfc3339_ms(w.cut.dead_before)}}});
   write.audit = &w.audit;
+}
+
+void postgres_store::write_rewrite(rewrite_write& w) {
+  w.result = {};  // a batch may run again (deadlock retry)
+  w.failed = false;
+  // A savepoint of its own: a rewriter that throws undoes its own changes, not the accepts and
+  // reports it shares the transaction with.
+  run("SAVEPOINT rewrite_values", {});
+  const std::int64_t most = clamp_to_int64(std::max<std::size_t>(w.max_messages, 1));
+  std::vector<stored_value> values;
+  {
+    const result_ptr r = run(select_rewrite_messages_sql, {text(w.after_id), number(most)});
+    const int rows = PQntuples(r.get());
+    for (int i = 0; i < rows; ++i) {
+      w.result.last_id = get_text(r.get(), i, 0);
+      std::string body = get_bytes(r.get(), i, 1);
+      if (!body.empty()) {
+        values.push_back({w.result.last_id, {}, std::move(body)});
+      }
+    }
+    w.result.messages = static_cast<std::size_t>(rows);
+  }
+  if (w.result.messages > 0) {
+    const result_ptr r =
+        run(select_rewrite_payloads_sql, {text(w.after_id), text(w.result.last_id)});
+    const int rows = PQntuples(r.get());
+    for (int i = 0; i < rows; ++i) {
+      values.push_back(
+          {get_text(r.get(), i, 0), get_text(r.get(), i, 1), get_bytes(r.get(), i, 2)});
+    }
+  }
+  w.result.values = values.size();
+  for (const auto& value : values) {
+    std::optional<std::string> replacement;
+    try {
+      replacement = w.rewriter(value);
+    } catch (...) {
+      w.failed = true;  // the caller's failure, not the store's: only this part is undone
+      break;
+    }
+    if (!replacement || *replacement == value.bytes) {
+      continue;
+    }
+    if (value.recipient.empty()) {
+      run(update_body_sql, {text(value.message_id), bytes(*replacement)});
+    } else {
+      run(update_payload_sql, {text(value.message_id), text(value.recipient), bytes(*replacement)});
+    }
+    ++w.result.rewritten;
+  }
+  if (w.failed) {
+    w.result = {};
+    run("ROLLBACK TO SAVEPOINT rewrite_values", {});
+  }
+  run("RELEASE SAVEPOINT rewrite_values", {});
 }
 
 void postgres_store::write_chain_phase(std::vector<pending_write>& batch, const std::string& at) {

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <future>
+#include <map>
 #include <sstream>
 #include <utility>
 
@@ -359,6 +361,13 @@ class encrypting_store final : public message_store {
   void purge(retention_cut cut, purge_handler handler) override {
     inner_->purge(std::move(cut), std::move(handler));
   }
+  // Raw stored bytes in both directions (the rewriter sees and writes sealed values): rekey uses
+  // the store underneath, and so may anyone holding this decorator.
+  void rewrite_values(std::string after_id, std::size_t max_messages, value_rewriter rewriter,
+                      rewrite_handler handler) override {
+    inner_->rewrite_values(std::move(after_id), max_messages, std::move(rewriter),
+                           std::move(handler));
+  }
   void transfer_register(std::string from_month, std::string to_month,
                          register_handler handler) override {
     inner_->transfer_register(std::move(from_month), std::move(to_month), std::move(handler));
@@ -398,6 +407,96 @@ class encrypting_store final : public message_store {
 };
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Re-encryption under the active key
+
+namespace {
+
+/// What became of one value in a batch. Kept per value (not counted as the rewriter runs): a
+/// store may run a batch more than once (PostgreSQL after a deadlock), and only the last run
+/// committed.
+enum class rekey_fate { resealed, sealed_from_clear, current, key_missing, corrupt };
+
+/// The key id a sealed value names ("" when its header is cut short).
+std::string_view sealed_key_id(std::string_view sealed) {
+  if (sealed.size() < magic.size() + 1) {
+    return {};
+  }
+  const std::size_t id_size = static_cast<unsigned char>(sealed[magic.size()]);
+  if (sealed.size() < magic.size() + 1 + id_size + nonce_size + tag_size) {
+    return {};
+  }
+  return sealed.substr(magic.size() + 1, id_size);
+}
+
+}  // namespace
+
+rekey_counts rekey_store(message_store& store, const key_ring& ring, const rekey_options& options) {
+  rekey_counts counts;
+  const data_key& active = ring.active();  // throws on a ring without an active key
+  std::string cursor;
+  for (;;) {
+    if (options.interrupted && options.interrupted()) {
+      return counts;  // between batches: everything counted so far is committed
+    }
+    std::map<std::pair<std::string, std::string>, rekey_fate> fates;
+    value_rewriter rewriter = [&ring, &active,
+                               &fates](const stored_value& value) -> std::optional<std::string> {
+      const std::string context =
+          seal_context(value.message_id,
+                       value.recipient.empty() ? std::string("body") : "to:" + value.recipient);
+      rekey_fate& fate = fates[{value.message_id, value.recipient}];
+      if (!is_sealed(value.bytes)) {
+        fate = rekey_fate::sealed_from_clear;  // stored before encryption was turned on
+        return seal(ring, value.bytes, context);
+      }
+      if (sealed_key_id(value.bytes) == active.id) {
+        fate = rekey_fate::current;  // not opened: a current record is left exactly as it is
+        return std::nullopt;
+      }
+      std::string why;
+      auto plain = open_sealed(ring, value.bytes, context, &why);
+      if (!plain) {
+        fate = why == "key-unavailable" ? rekey_fate::key_missing : rekey_fate::corrupt;
+        return std::nullopt;  // left intact: it opens again once its key is configured
+      }
+      fate = rekey_fate::resealed;
+      // The same context: the new record is bound to the same message and recipient.
+      return seal(ring, *plain, context);
+    };
+    std::promise<std::pair<rewrite_result, bool>> done;
+    auto answer = done.get_future();
+    store.rewrite_values(cursor, std::max<std::size_t>(options.batch_messages, 1),
+                         std::move(rewriter), [&done](rewrite_result result, bool ok) {
+                           done.set_value({std::move(result), ok});
+                         });
+    auto [result, ok] = answer.get();
+    if (!ok) {
+      counts.failed = true;
+      return counts;
+    }
+    if (result.messages == 0) {
+      counts.complete = true;
+      return counts;
+    }
+    ++counts.batches;
+    counts.messages += result.messages;
+    for (const auto& [place, fate] : fates) {
+      switch (fate) {
+        case rekey_fate::resealed: ++counts.resealed; break;
+        case rekey_fate::sealed_from_clear: ++counts.sealed_from_clear; break;
+        case rekey_fate::current: ++counts.already_current; break;
+        case rekey_fate::key_missing: ++counts.key_missing; break;
+        case rekey_fate::corrupt: ++counts.corrupt; break;
+      }
+    }
+    if (options.progress) {
+      options.progress(counts);
+    }
+    cursor = std::move(result.last_id);
+  }
+}
 
 std::shared_ptr<message_store> encrypt_at_rest(std::shared_ptr<message_store> inner,
                                                std::shared_ptr<const key_ring> ring) {

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -74,6 +75,39 @@ std::optional<std::string> open_sealed(const key_ring& ring, std::string_view se
 
 /// Writes a new random key as 64 hex digits to `file` with mode 0600 (refuses to overwrite).
 void generate_key_file(const std::filesystem::path& file);
+
+/// What `rekey_store` did, counted per value (a message body or one recipient's payload). Counts
+/// only: a value that could not be re-sealed is never named by its content.
+struct rekey_counts {
+  std::size_t resealed = 0;           ///< opened with an older key, sealed under the active one
+  std::size_t sealed_from_clear = 0;  ///< stored before encryption was on; sealed now
+  std::size_t already_current = 0;    ///< sealed under the active key already: left untouched
+  std::size_t key_missing = 0;        ///< sealed under a key the ring lacks: left as it is
+  std::size_t corrupt = 0;   ///< does not open with its key (altered, moved): left as it is
+  std::size_t messages = 0;  ///< messages looked at
+  std::size_t batches = 0;   ///< batches committed
+  bool complete = false;     ///< every message was looked at
+  bool failed = false;       ///< a batch failed (rolled back); the earlier ones stay committed
+};
+
+struct rekey_options {
+  std::size_t batch_messages = 100;  ///< messages (with their payloads) per transaction
+  /// Asked before each batch; true stops (complete stays false). E.g. SIGINT/SIGTERM seen.
+  std::function<bool()> interrupted;
+  /// Called after each committed batch with the counts so far.
+  std::function<void(const rekey_counts&)> progress;
+};
+
+/// Re-seals under the ring's active key every body and payload of `store` (the store underneath
+/// the encrypt_at_rest decorator, or the decorator itself) that is not sealed under it: sealed
+/// under an older key, or stored in clear before encryption was turned on. Batch after batch of
+/// `batch_messages` messages in id order, each in one transaction, so it can be interrupted at
+/// any point and run again: what is current is skipped (not even opened). The associated data
+/// stays the same (message id, "body" or "to:<recipient>"). Values whose key is missing, or that
+/// do not open, are left exactly as they are and counted. Safe while gateways use the store: only
+/// the bytes of those columns change. Synchronous; must not run on a store thread.
+rekey_counts rekey_store(message_store& store, const key_ring& ring,
+                         const rekey_options& options = {});
 
 /// Wraps a store so bodies and payloads are sealed on the way in and payloads opened on the way
 /// out (claim_due). A claimed payload that does not open (missing key, altered row) is not handed

@@ -255,6 +255,18 @@ constexpr const char* purge_bodies_sql =
     "(NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id) AND "
     "m.accepted_at < ?1)) LIMIT ?2)";
 
+// Re-encryption: the bodies and payloads of the next messages in id order, and their new bytes.
+// Purged and withdrawn values (empty) are left out: there is nothing in them to seal.
+constexpr const char* select_rewrite_messages_sql =
+    "SELECT id, body FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2";
+constexpr const char* select_rewrite_payloads_sql =
+    "SELECT message_id, recipient, payload FROM deliveries "
+    "WHERE message_id > ?1 AND message_id <= ?2 AND length(payload) > 0 "
+    "ORDER BY message_id, recipient";
+constexpr const char* update_body_sql = "UPDATE messages SET body = ?2 WHERE id = ?1";
+constexpr const char* update_payload_sql =
+    "UPDATE deliveries SET payload = ?3 WHERE message_id = ?1 AND recipient = ?2";
+
 // Reader statements.
 constexpr const char* select_register_sql =
     "SELECT partner, direction, month, type, count(*) FROM ("
@@ -662,12 +674,21 @@ struct state_write {
   put_outcome outcome = put_outcome::failed;
 };
 
+struct rewrite_write {
+  std::string after_id;
+  std::size_t max_messages = 0;
+  value_rewriter rewriter;
+  message_store::rewrite_handler handler;
+  rewrite_result result;
+  bool failed = false;  ///< the rewriter threw: its part was rolled back to its savepoint
+};
+
 /// One piece of work for the writer thread. Accepts, the delivery bookkeeping (claims, reports,
 /// replays), audit entries and state changes share the queue and the group commit: one
 /// transaction, one fsync.
 struct pending_write {
-  std::variant<accept_write, claim_write, report_write, replay_write, audit_write,
-               checkpoint_write, state_write, purge_write>
+  std::variant<accept_write, claim_write, report_write, replay_write, audit_write, checkpoint_write,
+               state_write, purge_write, rewrite_write>
       work;
   bool committed = false;  ///< the transaction that carried it committed
 };
@@ -780,6 +801,9 @@ void answer(pending_write& write, const char* failure) noexcept {
                        committed ? w.item.version : std::int64_t{0});
         } else if constexpr (std::is_same_v<kind, purge_write>) {
           call_quietly(w.handler, committed ? w.result : purge_result{}, committed);
+        } else if constexpr (std::is_same_v<kind, rewrite_write>) {
+          const bool ok = committed && !w.failed;
+          call_quietly(w.handler, ok ? std::move(w.result) : rewrite_result{}, ok);
         } else {
           call_quietly(w.handler, committed && w.found, committed);
         }
@@ -796,7 +820,8 @@ bool is_accept(const pending_write& write) {
 bool adds_rows(const pending_write& write) {
   return is_accept(write) || std::holds_alternative<audit_write>(write.work) ||
          std::holds_alternative<checkpoint_write>(write.work) ||
-         std::holds_alternative<state_write>(write.work);
+         std::holds_alternative<state_write>(write.work) ||
+         std::holds_alternative<rewrite_write>(write.work);
 }
 
 /// Why a new record cannot be stored as given (a bug upstream, not the partner's doing), or null.
@@ -844,6 +869,8 @@ struct sqlite_store::impl {
   int write_checkpoint(checkpoint_write& write);
   int write_state(state_write& write, const std::string& at);
   int write_purge(purge_write& write, std::int64_t now_ms, const std::string& at);
+  int write_rewrite(rewrite_write& write);
+  int rewrite_values_of(rewrite_write& write);
   int claim_statement(std::size_t cap_count, sqlite3_stmt*& out);
   const char* failure_reason(int rc);
   void notify_deliveries_due();
@@ -890,6 +917,10 @@ struct sqlite_store::impl {
     statement select_state_version;
     statement select_max_state_version;
     statement upsert_state;
+    statement select_rewrite_messages;
+    statement select_rewrite_payloads;
+    statement update_body;
+    statement update_payload;
     std::map<std::size_t, statement> claims;  // by the number of skipped recipients
   };
 
@@ -975,6 +1006,9 @@ sqlite_store::impl::impl(const sqlite_options& options)
   // every `stored` answer) survives power loss, not only a crash of this process.
   exec_or_throw(db, "PRAGMA synchronous = FULL", path_);
   exec_or_throw(db, "PRAGMA foreign_keys = ON", path_);
+  if (options.secure_delete) {
+    exec_or_throw(db, "PRAGMA secure_delete = ON", path_);
+  }
   migrate(db, path_);
   sync_directory(parent);  // the database file's own entry (and its -wal's) in the directory
   if (options.max_size_bytes > 0) {
@@ -1000,6 +1034,10 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->select_state_version = prepare(db, select_state_version_sql, path_);
   writer_sql_->select_max_state_version = prepare(db, select_max_state_version_sql, path_);
   writer_sql_->upsert_state = prepare(db, upsert_state_sql, path_);
+  writer_sql_->select_rewrite_messages = prepare(db, select_rewrite_messages_sql, path_);
+  writer_sql_->select_rewrite_payloads = prepare(db, select_rewrite_payloads_sql, path_);
+  writer_sql_->update_body = prepare(db, update_body_sql, path_);
+  writer_sql_->update_payload = prepare(db, update_payload_sql, path_);
   writer_sql_->claims.emplace(0, prepare(db, claim_sql(0).c_str(), path_));
 
   reader_db_ =
@@ -1294,6 +1332,8 @@ int sqlite_store::impl::write_batch(std::vector<pending_write>& batch, bool book
             return write_checkpoint(w);
           } else if constexpr (std::is_same_v<kind, purge_write>) {
             return write_purge(w, now_ms, accepted_at);
+          } else if constexpr (std::is_same_v<kind, rewrite_write>) {
+            return write_rewrite(w);
           } else {
             return write_state(w, accepted_at);
           }
@@ -1675,6 +1715,94 @@ int sqlite_store::impl::write_purge(purge_write& write, std::int64_t now_ms,
                     {"deliveredBefore", format_rfc3339_ms(cut.delivered_before)},
                     {"deadBefore", format_rfc3339_ms(cut.dead_before)}}}},
       at);
+}
+
+int sqlite_store::impl::write_rewrite(rewrite_write& write) {
+  // A savepoint of its own: a rewriter that throws undoes its own changes, not the accepts and
+  // reports it shares the transaction with.
+  int rc = exec(writer_db_.get(), "SAVEPOINT rewrite_values");
+  if (rc != SQLITE_OK) {
+    return rc;
+  }
+  write.result = {};
+  write.failed = false;
+  rc = rewrite_values_of(write);
+  if (rc != SQLITE_OK) {
+    return rc;  // the whole batch fails and is rolled back
+  }
+  if (write.failed) {
+    write.result = {};
+    rc = exec(writer_db_.get(), "ROLLBACK TO rewrite_values");
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+  }
+  return exec(writer_db_.get(), "RELEASE rewrite_values");
+}
+
+int sqlite_store::impl::rewrite_values_of(rewrite_write& write) {
+  std::vector<stored_value> values;
+  {
+    statement_use use(writer_sql_->select_rewrite_messages.get());
+    int rc = use.bind(std::string_view(write.after_id),
+                      clamp_to_int64(std::max<std::size_t>(write.max_messages, 1)));
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+    while ((rc = use.step()) == SQLITE_ROW) {
+      write.result.last_id = use.column_text(0);
+      ++write.result.messages;
+      std::string body = use.column_blob(1);
+      if (!body.empty()) {
+        values.push_back({write.result.last_id, {}, std::move(body)});
+      }
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
+  }
+  if (write.result.messages == 0) {
+    return SQLITE_OK;
+  }
+  {
+    statement_use use(writer_sql_->select_rewrite_payloads.get());
+    int rc = use.bind(std::string_view(write.after_id), std::string_view(write.result.last_id));
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+    while ((rc = use.step()) == SQLITE_ROW) {
+      values.push_back({use.column_text(0), use.column_text(1), use.column_blob(2)});
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
+  }
+  write.result.values = values.size();
+  for (const auto& value : values) {
+    std::optional<std::string> replacement;
+    try {
+      replacement = write.rewriter(value);
+    } catch (...) {
+      write.failed = true;  // the caller's failure, not the store's: only this part is undone
+      return SQLITE_OK;
+    }
+    if (!replacement || *replacement == value.bytes) {
+      continue;
+    }
+    const bool body = value.recipient.empty();
+    statement_use use(body ? writer_sql_->update_body.get() : writer_sql_->update_payload.get());
+    int rc = body ? use.bind(std::string_view(value.message_id), blob_value{*replacement})
+                  : use.bind(std::string_view(value.message_id), std::string_view(value.recipient),
+                             blob_value{*replacement});
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
+    ++write.result.rewritten;
+  }
+  return SQLITE_OK;
 }
 
 // ---- reader thread ----
@@ -2104,6 +2232,12 @@ void sqlite_store::discard(std::string message_id, std::string recipient, std::s
 
 void sqlite_store::purge(retention_cut cut, purge_handler handler) {
   impl_->submit(pending_write{purge_write{std::move(cut), std::move(handler), {}}});
+}
+
+void sqlite_store::rewrite_values(std::string after_id, std::size_t max_messages,
+                                  value_rewriter rewriter, rewrite_handler handler) {
+  impl_->submit(pending_write{rewrite_write{
+      std::move(after_id), max_messages, std::move(rewriter), std::move(handler), {}, false}});
 }
 
 void sqlite_store::transfer_register(std::string from_month, std::string to_month,

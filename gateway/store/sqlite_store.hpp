@@ -75,6 +75,11 @@ class sqlite_store final : public message_store {
   /// Queues a retention sweep for the writer thread; see message_store::purge.
   void purge(retention_cut cut, purge_handler handler) override;
 
+  /// Queues a rewrite of bodies and payloads for the writer thread (in the group commit, under a
+  /// savepoint of its own); see message_store::rewrite_values.
+  void rewrite_values(std::string after_id, std::size_t max_messages, value_rewriter rewriter,
+                      rewrite_handler handler) override;
+
   /// Queues the counting for the reader thread; see message_store::transfer_register.
   void transfer_register(std::string from_month, std::string to_month,
                          register_handler handler) override;

@@ -13,6 +13,6 @@ namespace mxgw::cli {
 /// std::runtime_error prefixed "store: " when the store cannot be opened. `secure_delete`: SQLite
 /// overwrites freed bytes with zeros (sqlite_options::secure_delete); PostgreSQL ignores it.
 std::unique_ptr<store::message_store> open_configured_store(const config::store_settings& settings,
-                                                            bool secure_delete = false);
+                                                            bool secure_delete = true);
 
 }  // namespace mxgw::cli

@@ -359,9 +359,9 @@ struct sqlite_options {
   std::uint64_t max_size_bytes = 0;  ///< cap on the database size (0: no cap); past it: disk-full
   int busy_timeout_ms = 5000;
   /// PRAGMA secure_delete on the writer: bytes freed by an update or delete are overwritten with
-  /// zeros instead of staying in free space. `mxgw keys rekey` sets it, so neither clear text nor
-  /// values under a retired key survive in the file once re-sealed.
-  bool secure_delete = false;
+  /// zeros instead of staying in free space: purged bodies (retention, withdrawals) and values
+  /// re-sealed by `mxgw keys rekey` do not survive in the file, whatever SQLite's build default.
+  bool secure_delete = true;
   /// The time source for accepted_at, due times, leases and delivered_at/dead_since; empty: the
   /// system clock. Tests inject one to expire leases and make retries due without sleeping.
   std::function<std::chrono::system_clock::time_point()> clock;

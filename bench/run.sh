@@ -6,16 +6,25 @@
 #   mTLS upstream (mxgw partner-sim), handshakes/s and memory per idle connection;
 #   mxgw (a) canonical accept, durable, (b) KH-CNP inbound, (c) end to end delivered/s to the same
 #   partner-sim, (d) handshakes/s, (e) memory per idle TLS connection, (f) adapter conversion
-#   (Google Benchmark).
+#   (Google Benchmark); and (a) and (c) again on the PostgreSQL store (a throwaway cluster started
+#   by scripts/pg_test_cluster.sh, its server processes on the server core beside mxgw).
 # Servers are pinned to one core, the load (and the stand-in partner) to another; every figure is
 # the median of several repetitions. Everything binds 127.0.0.1 only and is stopped on exit.
 #
 # Settings (environment): BENCH_REPS (3), BENCH_SECONDS per repetition (6), BENCH_CONNECTIONS
 # (64), BENCH_HANDSHAKE_CONNECTIONS (16), BENCH_IDLE (10000), BENCH_SERVER_CPU (0),
-# BENCH_LOAD_CPU (1), BENCH_PORT_BASE (18400), BENCH_OUT (var/bench: results are kept there).
+# BENCH_LOAD_CPU (1), BENCH_PORT_BASE (18400), BENCH_OUT (var/bench: results are kept there),
+# BENCH_POSTGRES (1; 0 leaves out the PostgreSQL store's scenarios).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+
+# With the PostgreSQL scenarios, the whole run happens inside a throwaway cluster whose server
+# processes inherit the server core (everything else is pinned explicitly below).
+if [ "${BENCH_POSTGRES:-1}" != "0" ] && [ -z "${MXGW_TEST_PG_DSN:-}" ]; then
+  exec taskset -c "${BENCH_SERVER_CPU:-0}" scripts/pg_test_cluster.sh "$0" "$@"
+fi
+postgres=${BENCH_POSTGRES:-1}
 
 reps=${BENCH_REPS:-3}
 seconds=${BENCH_SECONDS:-6}
@@ -296,11 +305,21 @@ stop_pid "$nginx_pid"
 stop_pid "$sim_pid"
 
 # --- mxgw -------------------------------------------------------------------------------------
-# gateway_config DIR DELIVERY(true|false) MAX_CONNECTIONS: a configuration in DIR. Default store
-# settings (WAL, synchronous=FULL, group commit), encryption at rest as shipped; one event-loop
-# thread (the server has one core, as nginx has one worker).
+# gateway_config DIR DELIVERY(true|false) MAX_CONNECTIONS [STORE]: a configuration in DIR.
+# Default store settings (SQLite: WAL, synchronous=FULL, group commit; postgres:
+# synchronous_commit=on, group commit, a schema of its own per DIR), encryption at rest as
+# shipped; one event-loop thread (the server has one core, as nginx has one worker).
 gateway_config() {
-  local dir=$1 delivery=$2 max_connections=$3
+  local dir=$1 delivery=$2 max_connections=$3 store_kind=${4:-sqlite}
+  local store
+  if [ "$store_kind" = postgres ]; then
+    local schema="bench_$(basename "$dir" | tr -c 'a-z0-9\n' '_')_$$"
+    store="\"kind\": \"postgres\", \"dsn\": \"$MXGW_TEST_PG_DSN\", \"schema\": \"$schema\""
+    mkdir -p "$dir"
+    echo "$schema" > "$dir/pg-schema"
+  else
+    store="\"kind\": \"sqlite\", \"path\": \"$dir/var/mxgw.db\""
+  fi
   mkdir -p "$dir"
   cat > "$dir/partners.json" <<EOF
 {"partners": [
@@ -332,7 +351,7 @@ EOF
     "limits": {"max_connections": $max_connections,
                "max_connections_per_address": $max_connections}
   },
-  "store": {"kind": "sqlite", "path": "$dir/var/mxgw.db",
+  "store": {$store,
             "encryption": {"active": "bench", "keys": [{"id": "bench", "file": "$certs/store-key.hex"}]}},
   "delivery": {"enabled": $delivery, "client_certificate": "$certs/server.pem",
                "client_key": "$certs/server.key", "partner_server_ca": ["$certs/ca.pem"]},
@@ -366,42 +385,74 @@ stop_pid "$mxgw_pid"
 
 # (c) end to end: accepted and delivered to the partner-sim over mTLS; delivered/s is read from
 # the sim's own counters over the measured window.
-gateway_config "$tmp/e2e" true 1024
+gateway_config "$tmp/e2e-dir" true 1024
 sim_stats() {
   "$mxgw" send --method GET --url "https://localhost:$port_sim/sim/stats" $(client vn-gialai) \
     2> /dev/null | grep -o '"uniqueIds":[0-9]*' | cut -d: -f2
 }
-for rep in $(seq 1 "$reps"); do
-  rm -rf "$tmp/e2e/var"
-  start_sim
-  start_mxgw "$tmp/e2e"
-  before=$(cpu_ticks "$mxgw_pid")
-  on_load "$loadgen" --duration "$seconds" --warmup 1 --json \
-    --url "https://localhost:$port_mxgw/v1/messages" $(client vn-gialai) \
-    --connections "$conns" --body "$tmp/canonical.json" \
-    > "$results/mxgw-c-accepted.$rep.json" 2> "$results/mxgw-c-accepted.$rep.log" &
-  lg=$!
-  sleep 1
-  t0=$(date +%s.%N); d0=$(sim_stats)
-  sleep $((seconds - 2))
-  t1=$(date +%s.%N); d1=$(sim_stats)
-  wait "$lg" || true
-  after=$(cpu_ticks "$mxgw_pid")
-  delivered=$(awk -v a="$d0" -v b="$d1" -v s="$t0" -v e="$t1" 'BEGIN {printf "%.0f", (b - a) / (e - s)}')
-  cpu_pct=$(((after - before) * 100 / $(getconf CLK_TCK) * 100 / (seconds * 100)))
-  echo "{\"rps\":$delivered,\"server_cpu_pct\":$cpu_pct}" > "$results/mxgw-c-delivered.$rep.json"
-  printf '  %-22s run %d: %8.0f delivered/s (%.0f accepted/s)  server CPU %3d%%\n' \
-    mxgw-c-end-to-end "$rep" "$delivered" \
-    "$(json_num rps < "$results/mxgw-c-accepted.$rep.json")" "$cpu_pct"
-  stop_pid "$mxgw_pid"
-  stop_pid "$sim_pid"
-done
+# end_to_end NAME DIR: accept at full load and count what the partner-sim receives per second.
+end_to_end() {
+  local name=$1 dir=$2 rep before after lg t0 t1 d0 d1 delivered cpu_pct
+  for rep in $(seq 1 "$reps"); do
+    rm -rf "$dir/var"  # each repetition starts from an empty store
+    if [ -f "$dir/pg-schema" ]; then
+      psql -q "$MXGW_TEST_PG_DSN" -c "DROP SCHEMA IF EXISTS $(cat "$dir/pg-schema") CASCADE" \
+        > /dev/null 2>&1
+    fi
+    start_sim
+    start_mxgw "$dir"
+    before=$(cpu_ticks "$mxgw_pid" $(database_pids))
+    on_load "$loadgen" --duration "$seconds" --warmup 1 --json \
+      --url "https://localhost:$port_mxgw/v1/messages" $(client vn-gialai) \
+      --connections "$conns" --body "$tmp/canonical.json" \
+      > "$results/$name-accepted.$rep.json" 2> "$results/$name-accepted.$rep.log" &
+    lg=$!
+    sleep 1
+    t0=$(date +%s.%N); d0=$(sim_stats)
+    sleep $((seconds - 2))
+    t1=$(date +%s.%N); d1=$(sim_stats)
+    wait "$lg" || true
+    after=$(cpu_ticks "$mxgw_pid" $(database_pids))
+    delivered=$(awk -v a="$d0" -v b="$d1" -v s="$t0" -v e="$t1" 'BEGIN {printf "%.0f", (b - a) / (e - s)}')
+    cpu_pct=$(((after - before) * 100 / $(getconf CLK_TCK) * 100 / (seconds * 100)))
+    echo "{\"rps\":$delivered,\"server_cpu_pct\":$cpu_pct}" > "$results/$name-delivered.$rep.json"
+    printf '  %-22s run %d: %8.0f delivered/s (%.0f accepted/s)  server CPU %3d%%\n' \
+      "$name" "$rep" "$delivered" \
+      "$(json_num rps < "$results/$name-accepted.$rep.json")" "$cpu_pct"
+    stop_pid "$mxgw_pid"
+    stop_pid "$sim_pid"
+  done
+}
+# database_pids: the PostgreSQL server's processes while the PostgreSQL scenarios run (their CPU
+# is the server's too); none otherwise.
+database_pids() {
+  if [ "${store_under_test:-sqlite}" = postgres ]; then
+    pgrep -d ' ' -x postgres || true
+  fi
+}
+end_to_end mxgw-c "$tmp/e2e-dir"
 
 # (e) memory per idle TLS connection.
 gateway_config "$tmp/idle" false $((idle_conns + 1000))
 start_mxgw "$tmp/idle"
 idle_rss mxgw-e-idle "$mxgw_pid" "https://localhost:$port_mxgw/healthz"
 stop_pid "$mxgw_pid"
+
+# (a) and (c) on the PostgreSQL store: the same load; the server's CPU share counts the
+# database's processes too.
+if [ "$postgres" != "0" ]; then
+  echo "== mxgw on PostgreSQL ($MXGW_TEST_PG_DSN)"
+  store_under_test=postgres
+  gateway_config "$tmp/pg-accept" false 1024 postgres
+  start_mxgw "$tmp/pg-accept"
+  measure mxgw-a-accept-pg "$mxgw_pid $(database_pids)" -- \
+    --url "https://localhost:$port_mxgw/v1/messages" $(client vn-gialai) \
+    --connections "$conns" --body "$tmp/canonical.json"
+  stop_pid "$mxgw_pid"
+  gateway_config "$tmp/pg-e2e" true 1024 postgres
+  end_to_end mxgw-c-pg "$tmp/pg-e2e"
+  store_under_test=sqlite
+fi
 
 # (f) the KH-CNP adapter's conversion alone, on the server core.
 echo "== (f) adapter conversion (Google Benchmark, core $server_cpu)"
@@ -428,6 +479,11 @@ a=$(med mxgw-a-accept rps)
 a_p99=$(med_p99 mxgw-a-accept)
 b=$(med mxgw-b-kh-cnp rps)
 c=$(med mxgw-c-delivered rps)
+if [ "$postgres" != "0" ]; then
+  a_pg=$(med mxgw-a-accept-pg rps)
+  a_pg_p99=$(med_p99 mxgw-a-accept-pg)
+  c_pg=$(med mxgw-c-pg-delivered rps)
+fi
 d=$(med mxgw-d-handshake handshakes_per_s)
 e=$(per_conn mxgw-e-idle)
 e_nginx=$(per_conn nginx-idle)
@@ -448,6 +504,11 @@ table=$out/results-$stamp.md
   echo "| (d) full mTLS handshakes/s | $d | $nginx_hs | $(ratio "$d" "$nginx_hs") | >= 0.9 | $(verdict "$(ratio "$d" "$nginx_hs")" 0.9 '>=') |"
   echo "| (e) KiB per idle TLS connection ($idle_conns) | $e | $e_nginx | | <= 32 | $(verdict "$e" 32 '<=') |"
   echo "| (f) KH-CNP -> canonical, messages/s on one core | $kh_decode | | | >= 150000 | $(verdict "$kh_decode" 150000 '>=') |"
+  if [ "$postgres" != "0" ]; then
+    echo "| (a) on PostgreSQL, durable accept (req/s) | $a_pg | $nginx_fixed (fixed response) | $(ratio "$a_pg" "$nginx_fixed") | >= 0.25 | $(verdict "$(ratio "$a_pg" "$nginx_fixed")" 0.25 '>=') |"
+    echo "| (a) on PostgreSQL, p99 latency (ms) | $a_pg_p99 | | | <= 5 | $(verdict "$a_pg_p99" 5 '<=') |"
+    echo "| (c) on PostgreSQL, delivered/s | $c_pg | $nginx_proxy (mTLS proxy) | $(ratio "$c_pg" "$nginx_proxy") | >= 0.7 | $(verdict "$(ratio "$c_pg" "$nginx_proxy")" 0.7 '>=') |"
+  fi
   echo
   echo "The same per second of server CPU (the rate divided by the server's CPU share; the fairer"
   echo "comparison when the load generator, not the server, limits the rate):"
@@ -461,6 +522,11 @@ table=$out/results-$stamp.md
   echo "| (b) KH-CNP inbound | $eb | $enf | $(ratio "$eb" "$enf") | >= 0.2 |"
   echo "| (c) end to end (nginx: proxy) | $ec | $enp | $(ratio "$ec" "$enp") | >= 0.7 |"
   echo "| (d) handshakes | $ed | $enh | $(ratio "$ed" "$enh") | >= 0.9 |"
+  if [ "$postgres" != "0" ]; then
+    eapg=$(med_eff mxgw-a-accept-pg rps); ecpg=$(med_eff mxgw-c-pg-delivered rps)
+    echo "| (a) on PostgreSQL (mxgw + database CPU) | $eapg | $enf | $(ratio "$eapg" "$enf") | >= 0.25 |"
+    echo "| (c) on PostgreSQL (mxgw + database CPU) | $ecpg | $enp | $(ratio "$ecpg" "$enp") | >= 0.7 |"
+  fi
   echo
   echo "Server CPU use (median %): nginx fixed $(med nginx-fixed server_cpu_pct), proxy $(med nginx-proxy server_cpu_pct), handshakes $(med nginx-handshake server_cpu_pct); mxgw (a) $(med mxgw-a-accept server_cpu_pct), (b) $(med mxgw-b-kh-cnp server_cpu_pct), (c) $(med mxgw-c-delivered server_cpu_pct), (d) $(med mxgw-d-handshake server_cpu_pct)"
 } > "$table"

@@ -39,6 +39,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+# ccache: paths under the checkout are hashed relative to it, so another clone on this machine
+# (a CI run, a second work tree) reuses what this one compiled.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd)}"
+export CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-true}"
+
 build_type="${MXGW_BUILD_TYPE:-RelWithDebInfo}"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE="$build_type" -DMXGW_WERROR=ON > /dev/null
 cmake --build build -j "$(nproc)"

@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 export MXGW_JOBS="$(nproc)"
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$(pwd)}" CCACHE_NOHASHDIR="${CCACHE_NOHASHDIR:-true}"
 # shellcheck disable=SC2016 # expanded by the inner shell
 exec scripts/pg_test_cluster.sh bash -c '
   set -euo pipefail

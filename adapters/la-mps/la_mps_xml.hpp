@@ -8,6 +8,7 @@
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -43,6 +44,9 @@ struct xml_limits {
   std::size_t max_bytes = 1024 * 1024;
   int max_depth = 32;       ///< deepest element nesting (LA-MPS needs 3)
   int max_elements = 5000;  ///< elements in one document
+  /// Attributes on one element. libxml2 checks each new attribute against every earlier one of
+  /// its element, so a tag with 100,000 attributes (about 1 MiB) held a thread for minutes.
+  int max_attributes = 64;
 };
 
 /// A parsed document, or why it was refused. `error` is fixed text and never quotes the input.
@@ -120,6 +124,49 @@ inline bool is_xml_text(std::string_view text) {
 }
 
 namespace detail {
+
+/// The most attributes (counted as `=` outside quoted values) any start tag of `bytes` has, in
+/// one linear pass: comments, CDATA sections, processing instructions, declarations and end
+/// tags are skipped. Stops counting at `enough` + 1. Not a parser: well-formedness is libxml2's.
+inline int most_attributes_in_a_tag(std::string_view bytes, int enough) {
+  int most = 0;
+  std::size_t i = 0;
+  const auto skip_past = [&](std::string_view end) {
+    const auto at = bytes.find(end, i);
+    i = at == std::string_view::npos ? bytes.size() : at + end.size();
+  };
+  while ((i = bytes.find('<', i)) != std::string_view::npos) {
+    const std::string_view rest = bytes.substr(i);
+    if (rest.starts_with("<!--")) {
+      skip_past("-->");
+    } else if (rest.starts_with("<![CDATA[")) {
+      skip_past("]]>");
+    } else if (rest.starts_with("<?")) {
+      skip_past("?>");
+    } else if (rest.starts_with("<!") || rest.starts_with("</")) {
+      skip_past(">");
+    } else {
+      int count = 0;
+      char quote = 0;
+      for (++i; i < bytes.size(); ++i) {
+        const char c = bytes[i];
+        if (quote != 0) {
+          quote = c == quote ? 0 : quote;
+        } else if (c == '"' || c == '\'') {
+          quote = c;
+        } else if (c == '=') {
+          if (++count > enough) {
+            return count;
+          }
+        } else if (c == '>') {
+          break;
+        }
+      }
+      most = std::max(most, count);
+    }
+  }
+  return most;
+}
 
 /// What the SAX hooks observed during one parse; reached through the parser context's _private.
 struct parse_state {
@@ -298,7 +345,8 @@ inline bool equals_ignoring_case(const xmlChar* text, std::string_view expected)
 /// Parses untrusted bytes. Refused, with a fixed reason: more than `max_bytes`, invalid UTF-8, a
 /// declared encoding other than UTF-8, any DOCTYPE (so no entity can be declared: billion laughs
 /// and XXE are impossible), entity references, nesting deeper than `max_depth`, more than
-/// `max_elements` elements, and anything not well-formed. libxml2 runs without NOENT, DTDLOAD,
+/// `max_elements` elements, more than `max_attributes` attributes on one element, and anything
+/// not well-formed. libxml2 runs without NOENT, DTDLOAD,
 /// DTDATTR, DTDVALID, XINCLUDE or HUGE, with NONET, and with an external-entity loader that
 /// loads nothing. Thread-safe.
 inline xml_parse_result parse_xml(std::string_view bytes, const xml_limits& limits = {}) {
@@ -313,6 +361,11 @@ inline xml_parse_result parse_xml(std::string_view bytes, const xml_limits& limi
   }
   if (!is_valid_utf8(bytes)) {
     result.error = "the document is not valid UTF-8";
+    return result;
+  }
+  if (detail::most_attributes_in_a_tag(bytes, limits.max_attributes) > limits.max_attributes) {
+    result.error =
+        "an element has more than " + std::to_string(limits.max_attributes) + " attributes";
     return result;
   }
   // Belt and braces: a DTD or entity declaration never reaches the parser at all.

@@ -928,12 +928,37 @@ TEST_F(LaMps, RefusesTooManyElements) {
   expect_refused(wide, 400, "", "more than 5000 elements");
 }
 
-TEST_F(LaMps, ListsAtMostAHundredErrors) {
+TEST_F(LaMps, RefusesAnElementWithTooManyAttributes) {
+  // libxml2 compares each attribute with every earlier one of its element: 100,000 of them
+  // (1 MiB) held a thread for minutes. They are counted before the parser starts.
   std::string attributes;
-  for (int i = 0; i < 500; ++i) {
-    attributes += " x" + std::to_string(i) + "=\"1\"";
+  for (int i = 0; i < 100'000; ++i) {
+    attributes += " x" + std::to_string(i) + "=\"\"";
   }
-  const auto result = la().decode(victim_xml(plain_person, "", attributes), context());
+  expect_refused("<LaoPoliceMessage" + attributes.substr(0, 65 * 5 + 200) + "/>", 400, "",
+                 "more than 64 attributes");
+  expect_refused("<LaoPoliceMessage" + attributes + "/>", 400, "", "more than 64 attributes");
+  // Quoted '=' and '>', comments, CDATA and processing instructions are not attributes.
+  const std::string quoted = "<?pi a=1 b=2?><!-- c=3 --><LaoPoliceMessage note=\"" +
+                             std::string(100, '=') + ">\"><![CDATA[" + std::string(100, '=') +
+                             "]]></LaoPoliceMessage>";
+  const auto result = la().decode(quoted, context());
+  for (const auto& e : result.errors) {
+    EXPECT_EQ(e.reason.find("attributes"), std::string::npos) << e.reason;
+  }
+}
+
+TEST_F(LaMps, ListsAtMostAHundredErrors) {
+  // Unknown attributes, at most 64 on each element (the parser's limit), over many elements.
+  std::string needs;
+  for (int element = 0; element < 10; ++element) {
+    needs += "<Need";
+    for (int i = 0; i < 50; ++i) {
+      needs += " x" + std::to_string(i) + "=\"1\"";
+    }
+    needs += ">medical</Need>";
+  }
+  const auto result = la().decode(victim_xml(plain_person, needs), context());
   EXPECT_EQ(result.status, 422);
   EXPECT_EQ(result.errors.size(), 101u);
   EXPECT_EQ(result.errors.back().reason, "more errors were found and are not listed");

@@ -1,5 +1,6 @@
 // Abusive clients, each cut off by its own limit while a well-behaved partner is served: a TCP
-// connection that never starts its TLS handshake, and a body that trickles in.
+// connection that never starts its TLS handshake, a body that trickles in, and a client that sends
+// requests but never reads the answers.
 #include <gtest/gtest.h>
 
 #include <boost/asio/connect.hpp>
@@ -11,9 +12,10 @@
 #include <boost/asio/write.hpp>
 
 #include <functional>
-#include <memory>
-#include <vector>
 #include <future>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "tests/integration/gateway_fixture.hpp"
 
@@ -63,9 +65,10 @@ TEST_F(AbusiveClient, ATricklingBodyIsCutOffAtTheBodyDeadline) {
   stream.handshake(asio::ssl::stream_base::client);
 
   const std::string body = example("hotline.tip", "c0000000-0000-4000-8000-000000000002");
-  const std::string head = "POST /v1/messages HTTP/1.1\r\nHost: localhost\r\n"
-                           "Content-Type: application/json\r\nContent-Length: " +
-                           std::to_string(body.size()) + "\r\n\r\n";
+  const std::string head =
+      "POST /v1/messages HTTP/1.1\r\nHost: localhost\r\n"
+      "Content-Type: application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n";
   asio::write(stream, asio::buffer(head));
   std::size_t sent = 0;
   bool closed_by_server = false;
@@ -105,6 +108,74 @@ TEST_F(AbusiveClient, ATricklingBodyIsCutOffAtTheBodyDeadline) {
   EXPECT_EQ(stored_messages(), 1U);  // the trickled message was not stored
 }
 
+class SlowReader : public gateway_fixture {
+ protected:
+  void configure(config::gateway_config& c) override {
+    c.listener.limits.write_timeout_ms = 1000;
+    // Every other deadline is longer than the test waits (60 s): only the write deadline can
+    // close the connection in time (a write without its own deadline would inherit the body's).
+    c.listener.limits.header_timeout_ms = 600'000;
+    c.listener.limits.body_timeout_ms = 600'000;
+    c.listener.limits.idle_timeout_ms = 600'000;
+  }
+};
+
+TEST_F(SlowReader, AClientThatNeverReadsIsClosedAtTheWriteDeadline) {
+  const auto tls = partner_client("vn-gialai");
+  asio::io_context ioc;
+  asio::ssl::context ctx(asio::ssl::context::tls_client);
+  ctx.load_verify_file(tls.ca.string());
+  ctx.use_certificate_chain_file(tls.cert.string());
+  ctx.use_private_key_file(tls.key.string(), asio::ssl::context::pem);
+  ctx.set_verify_mode(asio::ssl::verify_peer);
+  asio::ssl::stream<asio::ip::tcp::socket> stream(ioc, ctx);
+  // A tiny receive window: the gateway's answers pile up in its own send buffer soon.
+  stream.next_layer().open(asio::ip::tcp::v4());
+  stream.next_layer().set_option(asio::socket_base::receive_buffer_size(4096));
+  stream.next_layer().connect({asio::ip::make_address("127.0.0.1"), port_});
+  stream.handshake(asio::ssl::stream_base::client);
+
+  // Pipelined status requests for an unknown id (each answered 404), written in batches for as
+  // long as the gateway takes them; nothing is ever read. Once the gateway's answers fill the
+  // socket buffers its write stalls, it stops reading, and so our writes stall too, until the
+  // gateway gives up on the write and closes: then our pending write fails.
+  std::string batch;
+  for (int i = 0; i < 256; ++i) {
+    batch +=
+        "GET /v1/messages/c0000000-0000-4000-8000-00000000dead HTTP/1.1\r\n"
+        "Host: localhost\r\n\r\n";
+  }
+  std::size_t batches_sent = 0;
+  bool closed_by_server = false;
+  std::future<cli::client_result> normal;
+  std::function<void()> send_batch = [&] {
+    asio::async_write(stream, asio::buffer(batch), [&](boost::system::error_code ec, std::size_t) {
+      if (ec) {
+        closed_by_server = true;
+        return;
+      }
+      if (++batches_sent == 1) {
+        // The abuser is connected and being answered: a good partner now.
+        normal = std::async(std::launch::async, [&] {
+          return post(tls, example("hotline.tip", "c0000000-0000-4000-8000-000000000005"));
+        });
+      }
+      send_batch();
+    });
+  };
+  send_batch();
+  // Bounded: a gateway that never gave up on the write would leave us waiting 60 s here.
+  ioc.run_for(std::chrono::seconds(60));
+  EXPECT_TRUE(closed_by_server) << "the connection that never reads was never closed";
+  boost::system::error_code ignored;
+  stream.next_layer().close(ignored);  // so a gateway still stuck writing can stop
+  ASSERT_TRUE(normal.valid());
+  EXPECT_EQ(normal.get().status, 202);
+  stop();  // every handler has run: the log is complete
+  EXPECT_NE(log_text().find("write-timeout"), std::string::npos)
+      << "the connection was closed, but not by the write deadline";
+}
+
 class ManyConnectionsFromOneAddress : public gateway_fixture {
  protected:
   void configure(config::gateway_config& c) override {
@@ -128,8 +199,9 @@ TEST_F(ManyConnectionsFromOneAddress, OneAddressCannotTakeEverySlot) {
     // An admitted one waits for our ClientHello, so the bounded wait below expires instead.
     bool closed = false;
     char byte = 0;
-    s.async_read_some(asio::buffer(&byte, 1),
-                      [&](boost::system::error_code ec, std::size_t) { closed = static_cast<bool>(ec); });
+    s.async_read_some(asio::buffer(&byte, 1), [&](boost::system::error_code ec, std::size_t) {
+      closed = static_cast<bool>(ec);
+    });
     ioc.restart();
     ioc.run_for(std::chrono::milliseconds(500));
     return closed;

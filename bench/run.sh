@@ -19,10 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-# With the PostgreSQL scenarios, the whole run happens inside a throwaway cluster whose server
-# processes inherit the server core (everything else is pinned explicitly below).
+# With the PostgreSQL scenarios, the whole run happens inside a throwaway cluster (its server
+# processes are moved to the server core before they are measured).
 if [ "${BENCH_POSTGRES:-1}" != "0" ] && [ -z "${MXGW_TEST_PG_DSN:-}" ]; then
-  exec taskset -c "${BENCH_SERVER_CPU:-0}" scripts/pg_test_cluster.sh "$0" "$@"
+  exec scripts/pg_test_cluster.sh "$0" "$@"
 fi
 postgres=${BENCH_POSTGRES:-1}
 
@@ -443,6 +443,11 @@ stop_pid "$mxgw_pid"
 if [ "$postgres" != "0" ]; then
   echo "== mxgw on PostgreSQL ($MXGW_TEST_PG_DSN)"
   store_under_test=postgres
+  # The database is part of the server: its processes (and the backends they fork later) go to
+  # the server core.
+  for pid in $(pgrep -x postgres); do
+    taskset -a -p -c "$server_cpu" "$pid" > /dev/null
+  done
   gateway_config "$tmp/pg-accept" false 1024 postgres
   start_mxgw "$tmp/pg-accept"
   measure mxgw-a-accept-pg "$mxgw_pid $(database_pids)" -- \

@@ -65,7 +65,7 @@ std::string json_escaped(const std::string& marker, bool upper) {
     for (int k = 1; k <= extra; ++k) {
       code = (code << 6) | (static_cast<unsigned char>(marker[i + k]) & 0x3fU);
     }
-    char buffer[8];
+    char buffer[16];
     std::snprintf(buffer, sizeof buffer, upper ? "\\u%04X" : "\\u%04x", code);
     out += buffer;
     i += static_cast<std::size_t>(extra) + 1;
@@ -217,7 +217,7 @@ class PiiCanary : public ::testing::Test {
   /// A new birth date, unique in the run (and its D/M/Y spelling, for the partner formats).
   std::string birth_date(int year_offset = 0) {
     const int n = ++counter_;
-    char text[16];
+    char text[48];  // room for any int the compiler can imagine (-Wformat-truncation)
     std::snprintf(text, sizeof text, "%04d-%02d-%02d", 1931 + n % 60 + year_offset, 1 + n % 12,
                   10 + n % 18);
     return remember(text);

@@ -21,6 +21,16 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr std::size_t max_body_bytes = 1 << 20;  // the shipped default
+
+// Under AddressSanitizer the gateway (built alike) keeps freed memory in quarantine (256 MiB by
+// default) and shadows all of it, so its resident size says nothing about the parsers; there the
+// documents are still sent (crashes, leaks and undefined behaviour are what that build checks)
+// but the bound is not asserted.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool resident_size_is_meaningful = false;
+#else
+constexpr bool resident_size_is_meaningful = true;
+#endif
 constexpr std::size_t document_bytes = max_body_bytes - 4096;
 
 // The peak resident size of process `pid` so far, in bytes (VmHWM).
@@ -67,8 +77,9 @@ std::vector<hostile_document> hostile_documents() {
       members += (i == 0 ? "\"m" : ",\"m") + std::to_string(i) + "\":0";
     }
     docs.push_back({"many members", target, json, members + "}"});
-    docs.push_back({"one long string", target, json,
-                    "{\"mx\":\"1\",\"narrative\":\"" + std::string(document_bytes - 64, 'x') + "\"}"});
+    docs.push_back(
+        {"one long string", target, json,
+         "{\"mx\":\"1\",\"narrative\":\"" + std::string(document_bytes - 64, 'x') + "\"}"});
   }
   const std::string xml_head = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
   docs.push_back({"nested elements", "/v1/inbound/la-mps", xml,
@@ -76,8 +87,7 @@ std::vector<hostile_document> hostile_documents() {
                       repeated("", "</a>", "", document_bytes / 2 - 64)});
   docs.push_back({"tiny elements", "/v1/inbound/la-mps", xml,
                   repeated(xml_head + "<Message>", "<a/>", "</Message>", document_bytes)});
-  docs.push_back({"many attributes", "/v1/inbound/la-mps", xml,
-                  [&] {
+  docs.push_back({"many attributes", "/v1/inbound/la-mps", xml, [&] {
                     std::string out = xml_head + "<Message";
                     for (int i = 0; out.size() < document_bytes - 32; ++i) {
                       out += " a" + std::to_string(i) + "=\"\"";
@@ -159,8 +169,10 @@ TEST_F(HostileMemory, PeakMemoryGrowsByLessThanAHundredTimesTheLargestDocument) 
   }
   const std::size_t after = peak_resident_bytes(gateway.pid());
   const std::size_t growth = after > before ? after - before : 0;
-  EXPECT_LT(growth, 100 * largest) << "peak resident size grew from " << before << " to " << after
-                                   << " bytes for documents of at most " << largest << " bytes";
+  if (resident_size_is_meaningful) {
+    EXPECT_LT(growth, 100 * largest) << "peak resident size grew from " << before << " to " << after
+                                     << " bytes for documents of at most " << largest << " bytes";
+  }
   // Still serving.
   EXPECT_EQ(cli::https_request("localhost", port, gialai, "GET", "/healthz").status, 200);
   RecordProperty("peak_growth_bytes", std::to_string(growth));

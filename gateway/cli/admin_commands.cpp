@@ -26,36 +26,8 @@
 namespace mxgw::cli {
 namespace {
 
-rapidjson::Document parse_answer(const std::string& body) {
-  rapidjson::Document doc;
-  doc.Parse(body.c_str(), body.size());
-  return doc;
-}
-
-std::string json_quoted(const std::string& text) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-  w.String(text.c_str(), static_cast<rapidjson::SizeType>(text.size()));
-  return buffer.GetString();
-}
-
 std::string query_escaped(const std::string& value) {
   return boost::urls::encode(value, boost::urls::unreserved_chars);
-}
-
-// A serial as the gateway records it: upper-case hex without separators or leading zeros.
-std::string normalised_serial(std::string text) {
-  if (text.size() >= 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
-    text.erase(0, 2);
-  }
-  std::string out;
-  for (const char c : text) {
-    if (c != ':') {
-      out += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-    }
-  }
-  const auto first = out.find_first_not_of('0');
-  return first == std::string::npos ? std::string(out.empty() ? "" : "0") : out.substr(first);
 }
 
 bool is_hex(const std::string& text) {
@@ -66,12 +38,6 @@ bool is_hex(const std::string& text) {
 // The partner id in a certificate's SAN URI urn:mxgw:partner:<id>, or "".
 std::string partner_of(const identity::certificate_description& d) {
   return d.partner_uris.size() == 1 ? d.partner_uris.front() : std::string();
-}
-
-void print_certificate_line(const rapidjson::Value& c) {
-  std::cout << json::get_string(c, "serial") << "  " << json::get_string(c, "state") << "  "
-            << json::get_string(c, "notAfter") << "  " << json::get_string(c, "partner") << "  "
-            << json::get_string(c, "fingerprint") << "\n";
 }
 
 // GET a JSON answer whose member `list` is an array; nullopt (after printing why) on failure.
@@ -90,6 +56,25 @@ std::optional<rapidjson::Document> get_list(const admin_target& target, std::str
 }
 
 }  // namespace
+
+rapidjson::Document parse_answer(const std::string& body) {
+  rapidjson::Document doc;
+  doc.Parse(body.c_str(), body.size());
+  return doc;
+}
+
+std::string json_quoted(const std::string& text) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.String(text.c_str(), static_cast<rapidjson::SizeType>(text.size()));
+  return buffer.GetString();
+}
+
+void print_certificate_line(const rapidjson::Value& c) {
+  std::cout << json::get_string(c, "serial") << "  " << json::get_string(c, "state") << "  "
+            << json::get_string(c, "notAfter") << "  " << json::get_string(c, "partner") << "  "
+            << json::get_string(c, "fingerprint") << "\n";
+}
 
 void add_admin_options(CLI::App* cmd, admin_target& target, bool required) {
   auto* url = cmd->add_option("--admin-url", target.url,
@@ -184,18 +169,19 @@ int admin_revoke(const admin_target& target, const std::string& fingerprint,
     fp = d.sha256_fingerprint;
     partner = partner_of(d);
   } else if (!serial.empty()) {
-    const auto wanted = normalised_serial(serial);
-    if (!is_hex(wanted)) {
+    const auto normalised = identity::normalize_serial(serial);
+    if (!normalised) {
       std::cerr << what << ": \"" << serial << "\" is not a hexadecimal serial\n";
       return 2;
     }
+    const std::string& wanted = *normalised;
     auto doc = get_list(target, what, "/admin/v1/certificates", "certificates");
     if (!doc) {
       return 1;
     }
     std::vector<std::string> matches;
     for (const auto& c : (*doc)["certificates"].GetArray()) {
-      if (normalised_serial(std::string(json::get_string(c, "serial"))) == wanted) {
+      if (identity::normalize_serial(json::get_string(c, "serial")) == wanted) {
         matches.emplace_back(json::get_string(c, "fingerprint"));
       }
     }

@@ -2,6 +2,8 @@
 // administrator's certificate) instead of a local certificate directory or store.
 #pragma once
 
+#include <rapidjson/document.h>
+
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -35,6 +37,16 @@ client_result admin_request(const admin_target& target, std::string_view method,
 /// Exit status of an admin call: 0 for 2xx; otherwise 1 with the error or the problem document
 /// on stderr, prefixed with `what`.
 int report_failure(std::string_view what, const client_result& r);
+
+/// The JSON of an admin API answer (a parse error leaves it not an object).
+rapidjson::Document parse_answer(const std::string& body);
+
+/// `text` as a JSON string literal, quotes and escapes included.
+std::string json_quoted(const std::string& text);
+
+/// One certificate record of the admin API as a line: serial, state, notAfter, partner,
+/// fingerprint.
+void print_certificate_line(const rapidjson::Value& record);
 
 /// Prints one audit entry as a JSON line: the hashed members (details as an object) and the
 /// hash. Shared by the local and the admin-API `audit query`.

@@ -4,8 +4,6 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 #include <CLI/CLI.hpp>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/url/parse.hpp>
@@ -27,6 +25,7 @@
 #include "gateway/cli/admin_commands.hpp"
 #include "gateway/cli/client.hpp"
 #include "gateway/cli/gateway_instance.hpp"
+#include "gateway/cli/open_store.hpp"
 #include "gateway/cli/translation_set.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/common/log.hpp"
@@ -38,7 +37,6 @@
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/routing.hpp"
 #include "gateway/sim/partner_sim.hpp"
-#include "gateway/cli/open_store.hpp"
 #include "gateway/store/message_store.hpp"
 #include "gateway/store/sealed.hpp"
 
@@ -563,28 +561,6 @@ int run_translate(const std::filesystem::path& config_file, const std::string& f
   return 0;
 }
 
-
-rapidjson::Document parse_answer(const std::string& body) {
-  rapidjson::Document doc;
-  doc.Parse(body.c_str(), body.size());
-  return doc;
-}
-
-std::string json_quoted(const std::string& text) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
-  w.String(text.c_str(), static_cast<rapidjson::SizeType>(text.size()));
-  return buffer.GetString();
-}
-
-void print_certificates(const rapidjson::Value& list) {
-  for (const auto& c : list.GetArray()) {
-    std::cout << json::get_string(c, "serial") << "  " << json::get_string(c, "state") << "  "
-              << json::get_string(c, "notAfter") << "  " << json::get_string(c, "partner")
-              << "  " << json::get_string(c, "fingerprint") << "\n";
-  }
-}
-
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -615,7 +591,8 @@ int run(int argc, char** argv) {
   std::filesystem::path certs_dir;
   bool force = false;
   auto* init_cmd = certs_cmd->add_subcommand(
-      "init", "Create a development CA, a localhost server certificate and an admin CA + certificate");
+      "init",
+      "Create a development CA, a localhost server certificate and an admin CA + certificate");
   init_cmd->add_option("--dir", certs_dir, "certificate directory")->required();
   init_cmd->add_flag("--force", force, "replace an existing CA");
   std::string partner_id;
@@ -629,15 +606,16 @@ int run(int argc, char** argv) {
   admin_target admin_api_target;
   std::string serial, cert_file, fingerprint, revoke_reason = "unspecified";
   auto* revoke_cmd = certs_cmd->add_subcommand(
-      "revoke", "Revoke a certificate: in a running gateway at once (--admin-url), or in a local "
-                "directory's crl.pem (--dir)");
-  revoke_cmd->add_option("--dir", certs_dir, "local certificate directory (instead of --admin-url)");
+      "revoke",
+      "Revoke a certificate: in a running gateway at once (--admin-url), or in a local "
+      "directory's crl.pem (--dir)");
+  revoke_cmd->add_option("--dir", certs_dir,
+                         "local certificate directory (instead of --admin-url)");
   auto* serial_opt = revoke_cmd->add_option("--serial", serial, "serial number (hex)");
   auto* cert_opt =
       revoke_cmd->add_option("--certificate", cert_file, "the certificate (PEM file) to revoke")
           ->excludes(serial_opt);
-  revoke_cmd
-      ->add_option("--fingerprint", fingerprint, "SHA-256 fingerprint (with --admin-url)")
+  revoke_cmd->add_option("--fingerprint", fingerprint, "SHA-256 fingerprint (with --admin-url)")
       ->excludes(serial_opt)
       ->excludes(cert_opt);
   revoke_cmd->add_option("--reason", revoke_reason,
@@ -667,8 +645,9 @@ int run(int argc, char** argv) {
   sign_cmd->add_option("--dir", certs_dir, "local certificate directory (instead of --admin-url)");
   add_admin_options(sign_cmd, admin_api_target, false);
   auto* rotate_cmd = certs_cmd->add_subcommand(
-      "rotate", "Sign a replacement; the partner's current certificates keep working until the "
-                "overlap ends");
+      "rotate",
+      "Sign a replacement; the partner's current certificates keep working until the "
+      "overlap ends");
   rotate_cmd->add_option("--partner", partner_id, "partner id")->required();
   rotate_cmd->add_option("--csr", csr_file, "PEM certificate request")
       ->required()
@@ -681,7 +660,8 @@ int run(int argc, char** argv) {
   auto* expiring_cmd =
       certs_cmd->add_subcommand("expiring", "Certificates whose notAfter is within N days");
   expiring_cmd->add_option("--days", within_days, "days from now")->check(CLI::Range(0, 3650));
-  expiring_cmd->add_option("--dir", certs_dir, "local certificate directory (instead of --admin-url)");
+  expiring_cmd->add_option("--dir", certs_dir,
+                           "local certificate directory (instead of --admin-url)");
   add_admin_options(expiring_cmd, admin_api_target, false);
 
   // partners: against a running gateway's admin API
@@ -764,8 +744,9 @@ int run(int argc, char** argv) {
   sim_cmd->add_option("--down-for-ms", sim_options.faults.down_for_ms,
                       "refuse connections for this long after start");
   sim_cmd->add_option("--seed", sim_options.faults.seed, "seed of the --fail-rate generator");
-  sim_cmd->add_option("--fixtures", sim_options.fixtures_dir,
-                      "with --format interpol: notice fixtures DIR/red/*.json, DIR/yellow/*.json")
+  sim_cmd
+      ->add_option("--fixtures", sim_options.fixtures_dir,
+                   "with --format interpol: notice fixtures DIR/red/*.json, DIR/yellow/*.json")
       ->check(CLI::ExistingDirectory);
   sim_cmd->add_option("--fail-page", sim_options.feed_fail_page,
                       "with --format interpol: TYPE:PAGE answers 503 once (e.g. red:2)");
@@ -892,7 +873,8 @@ int run(int argc, char** argv) {
         return 2;
       }
       if (!fingerprint.empty()) {
-        std::cerr << "certs revoke: --fingerprint goes with --admin-url; give --serial or --certificate\n";
+        std::cerr << "certs revoke: --fingerprint goes with --admin-url; give --serial or "
+                     "--certificate\n";
         return 2;
       }
       if (serial.empty() && cert_file.empty()) {
@@ -946,16 +928,16 @@ int run(int argc, char** argv) {
                                                     std::chrono::hours(24 * days))
                        .cert_pem;
       } else {
-        std::string body = "{\"csr\":" + json_quoted(csr) +
-                           ",\"validityDays\":" + std::to_string(days);
+        std::string body =
+            "{\"csr\":" + json_quoted(csr) + ",\"validityDays\":" + std::to_string(days);
         if (*rotate_cmd && overlap_days >= 0) {
           body += ",\"overlapDays\":" + std::to_string(overlap_days);
         }
         body += "}";
-        const auto r = admin_request(admin_api_target, "POST",
-                                     "/admin/v1/partners/" + partner_id + "/certificates" +
-                                         (*rotate_cmd ? "/rotate" : ""),
-                                     body);
+        const auto r = admin_request(
+            admin_api_target, "POST",
+            "/admin/v1/partners/" + partner_id + "/certificates" + (*rotate_cmd ? "/rotate" : ""),
+            body);
         if (int status = report_failure(*rotate_cmd ? "certs rotate" : "certs sign-csr", r)) {
           return status;
         }
@@ -990,13 +972,15 @@ int run(int argc, char** argv) {
         }
         return 0;
       }
-      const auto r = admin_request(admin_api_target, "GET",
-                                   "/admin/v1/certificates/expiring?days=" +
-                                       std::to_string(within_days));
+      const auto r =
+          admin_request(admin_api_target, "GET",
+                        "/admin/v1/certificates/expiring?days=" + std::to_string(within_days));
       if (int status = report_failure("certs expiring", r)) {
         return status;
       }
-      print_certificates(parse_answer(r.body)["certificates"]);
+      for (const auto& c : parse_answer(r.body)["certificates"].GetArray()) {
+        print_certificate_line(c);
+      }
       return 0;
     }
     if (*partners_list_cmd) {
@@ -1021,8 +1005,8 @@ int run(int argc, char** argv) {
               : admin_request(admin_api_target, "POST",
                               "/admin/v1/partners/" + partner_id + "/disable",
                               "{\"reason\":" + json_quoted(disable_reason) + "}");
-      if (int status = report_failure(*partners_show_cmd ? "partners show" : "partners disable",
-                                      r)) {
+      if (int status =
+              report_failure(*partners_show_cmd ? "partners show" : "partners disable", r)) {
         return status;
       }
       std::cout << json::to_string(parse_answer(r.body)["definition"]) << "\n";
@@ -1061,7 +1045,9 @@ int run(int argc, char** argv) {
     }
     const bool through_admin_api = !admin_api_target.url.empty();
     if ((*audit_query_cmd || *dead_cmd || *replay_cmd) && through_admin_api == config_given) {
-      std::cerr << (*audit_query_cmd ? "audit query" : *dead_cmd ? "queue dead" : "queue replay")
+      std::cerr << (*audit_query_cmd ? "audit query"
+                    : *dead_cmd      ? "queue dead"
+                                     : "queue replay")
                 << ": give --admin-url (a running gateway) or --config (its store), one of them\n";
       return 2;
     }
@@ -1073,8 +1059,8 @@ int run(int argc, char** argv) {
       return admin_dead_letters(admin_api_target);
     }
     if ((*replay_cmd && through_admin_api) || *discard_cmd) {
-      return admin_dead_letter_action(admin_api_target, replay_id, replay_recipient, replay_cmd->parsed(),
-                                      discard_reason);
+      return admin_dead_letter_action(admin_api_target, replay_id, replay_recipient,
+                                      replay_cmd->parsed(), discard_reason);
     }
     if (*depth_cmd) {
       return admin_queue_depth(admin_api_target);

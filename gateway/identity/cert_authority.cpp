@@ -198,8 +198,8 @@ std::string subject_of(const X509* cert) {
   return bio_contents(bio.get());
 }
 
-/// Normalises a serial given as hex ("0x" prefix and ':' separators allowed, any case) to the
-/// upper-case form without leading zeros used in issued.json. nullopt when it is not hex.
+}  // namespace
+
 std::optional<std::string> normalize_serial(std::string_view text) {
   if (text.size() >= 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
     text.remove_prefix(2);
@@ -225,6 +225,8 @@ std::optional<std::string> normalize_serial(std::string_view text) {
   bignum_ptr bn(raw);
   return bignum_hex(bn.get());
 }
+
+namespace {
 
 asn1_time_ptr asn1_time_at(clock::time_point t) {
   return asn1_time_ptr(check(ASN1_TIME_set(nullptr, clock::to_time_t(t)), "ASN1_TIME_set"));

@@ -5,8 +5,10 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mxgw::identity {
@@ -22,6 +24,11 @@ struct csr_refused : cert_error {
 };
 
 /// What to put into a certificate. Defaults give a one-year client certificate.
+/// Normalises a serial given as hex ("0x" prefix and ':' separators allowed, any case) to the
+/// upper-case form without leading zeros used in issued.json and the admin API. nullopt when it
+/// is not hex (or longer than 64 digits).
+std::optional<std::string> normalize_serial(std::string_view text);
+
 /// How far a CRL's lastUpdate lies before the moment it is made (as certificates' notBefore).
 inline constexpr std::chrono::minutes crl_backdating{5};
 

@@ -161,20 +161,21 @@ class decoder {
   /// A string member; an empty string counts as absent.
   std::optional<std::string> text(const value& object, const char* name, const std::string& parent,
                                   std::size_t max_chars, bool required = false) {
-    const std::string at = parent + "/" + name;
+    // The pointer is built only for an error: most values are fine.
+    const auto at = [&] { return parent + "/" + name; };
     const value* v = get(object, name);
     if (v == nullptr || (v->IsString() && v->GetStringLength() == 0)) {
       if (required) {
-        fail(at, "is required");
+        fail(at(), "is required");
       }
       return std::nullopt;
     }
     if (!v->IsString()) {
-      fail(at, "must be a string");
+      fail(at(), "must be a string");
       return std::nullopt;
     }
     if (code_points(view_of(*v)) > max_chars) {
-      fail(at, "is longer than " + std::to_string(max_chars) + " characters");
+      fail(at(), "is longer than " + std::to_string(max_chars) + " characters");
       return std::nullopt;
     }
     return std::string(view_of(*v));
@@ -199,23 +200,23 @@ class decoder {
   const value* array(const value& parent_object, const char* name, const std::string& parent,
                      std::size_t max_items, bool required = false) {
     const value* v = get(parent_object, name);
-    const std::string at = parent + "/" + name;
+    const auto at = [&] { return parent + "/" + name; };
     if (v == nullptr) {
       if (required) {
-        fail(at, "is required");
+        fail(at(), "is required");
       }
       return nullptr;
     }
     if (!v->IsArray()) {
-      fail(at, "must be an array");
+      fail(at(), "must be an array");
       return nullptr;
     }
     if (v->Size() > max_items) {
-      fail(at, "has more than " + std::to_string(max_items) + " items");
+      fail(at(), "has more than " + std::to_string(max_items) + " items");
       return nullptr;
     }
     if (required && v->Empty()) {
-      fail(at, "needs at least one item");
+      fail(at(), "needs at least one item");
       return nullptr;
     }
     return v;

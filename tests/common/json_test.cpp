@@ -79,6 +79,56 @@ TEST(JsonParse, RefusesInvalidUtf8) {
   EXPECT_TRUE(parse("{\"a\":\"\xED\xA0\x80\"}"));  // an encoded lone surrogate
 }
 
+// The encoding is checked in one pass before the parse; each malformed form is refused at the
+// offset of its first byte, wherever it is (in a string, a name, or between values).
+TEST(JsonParse, RefusesEveryMalformedUtf8FormAtItsOffset) {
+  for (const char* const bad_bytes :
+       {"\x80", "\xBF", "\xC0\xAF", "\xC1\xBF", "\xE0\x80\xAF", "\xE0\x9F\xBF",
+        "\xED\xA0\x80", "\xED\xBF\xBF", "\xF0\x80\x80\xAF", "\xF0\x8F\xBF\xBF",
+        "\xF4\x90\x80\x80", "\xF5\x80\x80\x80", "\xFF", "\xE2\x82", "\xE2\x28\xA1",
+        "\xF0\x9F\x98"}) {
+    const std::string bad = bad_bytes;
+    // Long enough that the malformed bytes come after an eight-byte ASCII run, and at the end.
+    for (const std::string& text : {"{\"abcdefghijkl\":\"" + bad + "\"}", "{\"" + bad + "\":1}",
+                                    "[1,2,3,4,5,6,7,8] " + bad, "\"0123456789" + bad}) {
+      const auto error = parse(text);
+      ASSERT_TRUE(error.has_value()) << text;
+      EXPECT_EQ(error->reason, "invalid UTF-8") << text;
+      EXPECT_EQ(error->offset, text.find(bad)) << text;
+    }
+  }
+}
+
+TEST(JsonParse, AcceptsEveryWellFormedUtf8LengthAndItsBoundaries) {
+  rapidjson::Document doc;
+  // U+0080, U+07FF, U+0800, U+D7FF, U+E000, U+FFFF, U+10000, U+10FFFF, Khmer, Lao.
+  const std::string text =
+      "{\"a\":\"\xC2\x80\xDF\xBF\xE0\xA0\x80\xED\x9F\xBF\xEE\x80\x80\xEF\xBF\xBF"
+      "\xF0\x90\x80\x80\xF4\x8F\xBF\xBF \xE1\x9E\x80 \xE0\xBA\x81\"}";
+  const auto error = mxgw::json::parse_untrusted(text, doc);
+  ASSERT_FALSE(error.has_value()) << error->reason << " at " << error->offset;
+  EXPECT_EQ(doc["a"].GetString(), text.substr(6, text.size() - 8));
+}
+
+TEST(JsonParse, RefusesANulByteAnywhere) {
+  for (const std::string& text : {std::string("{\"a\":\"x\0y\"}", 11), std::string("{}\0", 3),
+                                 std::string("{\"a\":1,\"abcdefgh\":\"\0\"}", 21)}) {
+    const auto error = parse(text);
+    ASSERT_TRUE(error.has_value());
+    EXPECT_EQ(error->reason, "a NUL byte");
+    EXPECT_EQ(error->offset, text.find('\0'));
+  }
+}
+
+TEST(JsonParse, SkipsAByteOrderMarkAndCountsItInOffsets) {
+  rapidjson::Document doc;
+  EXPECT_FALSE(mxgw::json::parse_untrusted("\xEF\xBB\xBF{\"a\":1}", doc));
+  EXPECT_EQ(doc["a"].GetInt(), 1);
+  const auto error = parse("\xEF\xBB\xBF{\"a\":}");
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->offset, 8U);  // the '}' where a value was expected
+}
+
 TEST(JsonParse, RefusesLoneSurrogateEscapesButKeepsPairs) {
   rapidjson::Document doc;
   for (const char* text : {R"({"a":"\udc00"})", R"({"a":"x\udfffy"})", R"({"\udc00":1})",

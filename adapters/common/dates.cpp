@@ -3,6 +3,7 @@
 
 #include <openssl/evp.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -15,17 +16,25 @@ namespace {
 
 constexpr int be_offset = 543;
 
-std::string two(int v) {
+// v with leading zeros to `width` digits, as "%0*d" writes it (without snprintf's cost: a date
+// is formatted for every partner date a message carries).
+std::string padded(int v, std::size_t width) {
+  if (v < 0) {
+    char b[16];
+    std::snprintf(b, sizeof b, "%0*d", static_cast<int>(width), v);
+    return b;
+  }
   char b[16];
-  std::snprintf(b, sizeof b, "%02d", v);
-  return b;
+  const auto end = std::to_chars(b, b + sizeof b, v).ptr;
+  const auto digits = static_cast<std::size_t>(end - b);
+  std::string out(digits < width ? width - digits : 0, '0');
+  out.append(b, digits);
+  return out;
 }
 
-std::string four(int v) {
-  char b[16];
-  std::snprintf(b, sizeof b, "%04d", v);
-  return b;
-}
+std::string two(int v) { return padded(v, 2); }
+
+std::string four(int v) { return padded(v, 4); }
 
 }  // namespace
 

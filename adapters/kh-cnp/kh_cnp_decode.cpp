@@ -158,8 +158,9 @@ class decoder {
     return it == object.MemberEnd() || it->value.IsNull() ? nullptr : &it->value;
   }
 
-  /// A string member; an empty string counts as absent.
-  std::optional<std::string> text(const value& object, const char* name, const std::string& parent,
+  /// A string member; an empty string counts as absent. The view is into the partner's document,
+  /// which outlives the decoder.
+  std::optional<std::string_view> text(const value& object, const char* name, const std::string& parent,
                                   std::size_t max_chars, bool required = false) {
     // The pointer is built only for an error: most values are fine.
     const auto at = [&] { return parent + "/" + name; };
@@ -174,11 +175,12 @@ class decoder {
       fail(at(), "must be a string");
       return std::nullopt;
     }
-    if (code_points(view_of(*v)) > max_chars) {
+    // No more bytes than the limit: no more characters either, without counting them.
+    if (v->GetStringLength() > max_chars && code_points(view_of(*v)) > max_chars) {
       fail(at(), "is longer than " + std::to_string(max_chars) + " characters");
       return std::nullopt;
     }
-    return std::string(view_of(*v));
+    return view_of(*v);
   }
 
   const value* object(const value& parent_object, const char* name, const std::string& parent,
@@ -316,7 +318,7 @@ class decoder {
   /// {text, lang} from a Khmer and an English text (the Khmer one is what the source wrote; the
   /// English one its translation); `translation_member` is "translations" (text) or
   /// "translation" (a charge).
-  value text_value(const std::optional<std::string>& kh, const std::optional<std::string>& en,
+  value text_value(const std::optional<std::string_view>& kh, const std::optional<std::string_view>& en,
                    const char* translation_member) {
     value t(rapidjson::kObjectType);
     put_str(t, "text", kh ? *kh : *en);

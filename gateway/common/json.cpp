@@ -7,6 +7,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -24,9 +25,10 @@ namespace {
 
 // The encoding is checked before the parse, in one pass over the whole input (first_invalid_utf8),
 // so RapidJSON's own check (kParseValidateEncodingFlag), which goes a byte at a time through a
-// generic stream, is not needed, and the reader can use its SSE2 scans of a string stream.
-constexpr unsigned untrusted_flags = rapidjson::kParseIterativeFlag |
-                                     rapidjson::kParseFullPrecisionFlag;
+// generic stream, is not needed. The reader is the recursive one, which is quicker than its
+// iterative state machine: its recursion is bounded by the handler, which stops the parse at the
+// first object or array deeper than the limit, so the stack it uses is bounded too.
+constexpr unsigned untrusted_flags = rapidjson::kParseFullPrecisionFlag;
 
 // The offset of the first byte of `text` that is not well-formed UTF-8 (RFC 3629, Unicode table
 // 3-7: no overlong forms, no surrogates, nothing above U+10FFFF), or of its first NUL byte (never
@@ -271,7 +273,10 @@ std::optional<parse_error> parse_untrusted(std::string_view text, rapidjson::Doc
   if (text.empty()) {
     return parse_error{0, "The document is empty."};
   }
-  return parse_with<untrusted_flags>(text, out, limits.max_depth);
+  // The reader recurses once per level: a limit beyond this one is not honoured, whatever a caller
+  // asks (the configuration allows at most 256).
+  constexpr std::size_t deepest_supported = 1024;
+  return parse_with<untrusted_flags>(text, out, std::min(limits.max_depth, deepest_supported));
 }
 
 rapidjson::Document parse_file(const std::string& path) {

@@ -17,7 +17,7 @@ inline const char* non_null(std::string_view s) {
 }
 
 struct parse_limits {
-  std::size_t max_depth = 64;  ///< deepest allowed nesting of objects and arrays
+  std::size_t max_depth = 64;  ///< deepest allowed nesting of objects and arrays (at most 1,024)
 };
 
 /// Why a document was refused, with the byte offset into the input.
@@ -26,7 +26,7 @@ struct parse_error {
   std::string reason;  ///< fixed text, never a copy of input bytes
 };
 
-/// Parses untrusted JSON: UTF-8 validated, iterative (constant stack), full-precision numbers,
+/// Parses untrusted JSON: UTF-8 validated, stack bounded by the nesting limit, full-precision numbers,
 /// nesting limited to `limits.max_depth`, duplicate member names refused, NaN/Infinity refused,
 /// nothing but whitespace after the value. On error `out` is left empty (null).
 std::optional<parse_error> parse_untrusted(std::string_view text, rapidjson::Document& out,

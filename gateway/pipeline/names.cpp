@@ -125,8 +125,11 @@ bool is_nfc(std::string_view text) {
   if (std::all_of(text.begin(), text.end(), [](char c) { return (c & 0x80) == 0; })) {
     return true;
   }
+  // Checked on the UTF-8 itself, with no conversion to UTF-16 (which cost an allocation and a
+  // copy for every non-ASCII string of every message).
   UErrorCode status = U_ZERO_ERROR;
-  const bool normal = nfc().isNormalized(from_utf8(text), status);
+  const bool normal = nfc().isNormalizedUTF8(
+      icu::StringPiece(text.data(), static_cast<std::int32_t>(text.size())), status);
   return U_SUCCESS(status) && normal;
 }
 

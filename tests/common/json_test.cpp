@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 
 namespace {
@@ -72,6 +73,13 @@ TEST(JsonParse, RefusesNestingBeyondTheLimit) {
 TEST(JsonParse, SurvivesHundredThousandDeepWithoutStackGrowth) {
   std::string deep(100000, '[');
   EXPECT_TRUE(parse(deep));
+  // Even when a caller asks for no limit at all: the recursive reader stops at 1,024 levels.
+  rapidjson::Document doc;
+  const auto error = mxgw::json::parse_untrusted(deep, doc, {.max_depth = SIZE_MAX});
+  ASSERT_TRUE(error.has_value());
+  EXPECT_EQ(error->reason, "nesting deeper than the limit");
+  EXPECT_FALSE(mxgw::json::parse_untrusted(std::string(1024, '[') + std::string(1024, ']'), doc,
+                                           {.max_depth = SIZE_MAX}));
 }
 
 TEST(JsonParse, RefusesInvalidUtf8) {

@@ -176,8 +176,7 @@ std::string message_uuid(std::string_view sender, std::string_view reference) {
   name += '\n';
   name += reference;
   unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(name.data(), name.size(), digest, &length, EVP_sha1(), nullptr);
+  mxgw::digest(hash_algorithm::sha1, name, digest);
   digest[6] = static_cast<unsigned char>((digest[6] & 0x0F) | 0x50);  // version 5
   digest[8] = static_cast<unsigned char>((digest[8] & 0x3F) | 0x80);  // RFC 4122 variant
   const std::string hex = lower_hex(digest, 16);

@@ -57,6 +57,9 @@ TEST(MessageUuid, IsStablePerSenderAndReference) {
   EXPECT_NE(a, message_uuid("kh-ratanakiri", "RTK-2026-000124"));
   ASSERT_EQ(a.size(), 36u);
   EXPECT_EQ(a[14], '5');  // version 5
+  // The same as any RFC 4122 version-5 implementation gives (Python's uuid.uuid5 with mxgw's
+  // namespace and "kh-ratanakiri\nRTK-2026-000123"): ids stored before stay the ids.
+  EXPECT_EQ(a, "f40ec925-ef3a-59db-9e2f-d67d0cc8236f");
 }
 
 }  // namespace

@@ -117,9 +117,8 @@ std::optional<std::string> local_to_utc(std::string_view text, era calendar, std
   const std::time_t t = std::chrono::system_clock::to_time_t(seconds);
   std::tm utc{};
   gmtime_r(&t, &utc);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &utc);
-  return std::string(buffer);
+  return four(utc.tm_year + 1900) + "-" + two(utc.tm_mon + 1) + "-" + two(utc.tm_mday) + "T" +
+         two(utc.tm_hour) + ":" + two(utc.tm_min) + ":" + two(utc.tm_sec) + "Z";
 }
 
 namespace {
@@ -179,9 +178,18 @@ std::string message_uuid(std::string_view sender, std::string_view reference) {
   mxgw::digest(hash_algorithm::sha1, name, digest);
   digest[6] = static_cast<unsigned char>((digest[6] & 0x0F) | 0x50);  // version 5
   digest[8] = static_cast<unsigned char>((digest[8] & 0x3F) | 0x80);  // RFC 4122 variant
-  const std::string hex = lower_hex(digest, 16);
-  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
-         hex.substr(16, 4) + "-" + hex.substr(20, 12);
+  // 8-4-4-4-12 hex digits, written in place.
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string uuid;
+  uuid.reserve(36);
+  for (std::size_t i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) {
+      uuid += '-';
+    }
+    uuid += digits[digest[i] >> 4];
+    uuid += digits[digest[i] & 0x0F];
+  }
+  return uuid;
 }
 
 }  // namespace mxgw::adapters

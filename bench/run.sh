@@ -14,7 +14,9 @@
 # Settings (environment): BENCH_REPS (3), BENCH_SECONDS per repetition (6), BENCH_CONNECTIONS
 # (64), BENCH_HANDSHAKE_CONNECTIONS (16), BENCH_IDLE (10000), BENCH_SERVER_CPU (0),
 # BENCH_LOAD_CPU (1), BENCH_PORT_BASE (18400), BENCH_OUT (var/bench: results are kept there),
-# BENCH_POSTGRES (1; 0 leaves out the PostgreSQL store's scenarios).
+# BENCH_POSTGRES (1; 0 leaves out the PostgreSQL store's scenarios), BENCH_PROFILE (0; 1 samples
+# the servers with `perf record` during the first repetition of each figure, and keeps the data
+# and a flat report beside the raw results).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -35,6 +37,11 @@ server_cpu=${BENCH_SERVER_CPU:-0}
 load_cpu=${BENCH_LOAD_CPU:-1}
 base=${BENCH_PORT_BASE:-18400}
 out=${BENCH_OUT:-var/bench}
+profile=${BENCH_PROFILE:-0}
+if [ "$profile" != "0" ] && ! command -v perf > /dev/null; then
+  echo "bench: BENCH_PROFILE needs perf (Debian linux-perf)" >&2
+  exit 1
+fi
 
 port_fixed=$((base + 1))  # nginx: fixed response
 port_proxy=$((base + 2))  # nginx: reverse proxy to the partner-sim
@@ -144,6 +151,28 @@ wait_https() {  # wait_https URL PARTNER: until the URL answers 200 (or 10 s)
 
 results=$tmp/results
 mkdir -p "$results"
+# profile_start NAME REP PIDS...: with BENCH_PROFILE, records those processes (all their threads)
+# for the measured seconds of the first repetition; profile_end writes the flat report.
+profile_pid=
+profile_start() {
+  local name=$1 rep=$2
+  shift 2
+  profile_pid=
+  if [ "$profile" = "0" ] || [ "$rep" != 1 ]; then
+    return 0
+  fi
+  (sleep 1; exec perf record -q -F 499 -p "$(echo "$@" | tr ' ' ',')"     -o "$results/$name.perf.data" -- sleep $((seconds - 1))) > /dev/null 2>&1 &
+  profile_pid=$!
+}
+profile_end() {  # profile_end NAME
+  if [ -z "$profile_pid" ]; then
+    return 0
+  fi
+  wait "$profile_pid" 2> /dev/null || true
+  perf report -q -i "$results/$1.perf.data" --stdio --percent-limit 0.5 \
+    --sort dso,symbol > "$results/$1.perf.txt" 2> /dev/null || true
+  profile_pid=
+}
 # measure NAME SERVER_PIDS -- LOADGEN_ARGS...: BENCH_REPS runs; keeps each run's JSON (with the
 # servers' CPU use added) in $results/NAME.N.json.
 measure() {
@@ -152,7 +181,9 @@ measure() {
   for rep in $(seq 1 "$reps"); do
     local before after json
     before=$(cpu_ticks $server_pids)
+    profile_start "$name" "$rep" $server_pids
     json=$(on_load "$loadgen" --duration "$seconds" --warmup 1 --json "$@" 2> "$results/$name.$rep.log")
+    profile_end "$name"
     after=$(cpu_ticks $server_pids)
     local cpu_pct=$(((after - before) * 100 / $(getconf CLK_TCK) * 100 / (seconds * 100)))
     echo "${json%\}},\"server_cpu_pct\":$cpu_pct}" > "$results/$name.$rep.json"
@@ -407,11 +438,13 @@ end_to_end() {
       --connections "$conns" --body "$tmp/canonical.json" \
       > "$results/$name-accepted.$rep.json" 2> "$results/$name-accepted.$rep.log" &
     lg=$!
+    profile_start "$name" "$rep" "$mxgw_pid" $(database_pids)
     sleep 1
     t0=$(date +%s.%N); d0=$(sim_stats)
     sleep $((seconds - 2))
     t1=$(date +%s.%N); d1=$(sim_stats)
     wait "$lg" || true
+    profile_end "$name"
     after=$(cpu_ticks "$mxgw_pid" $(database_pids))
     delivered=$(awk -v a="$d0" -v b="$d1" -v s="$t0" -v e="$t1" 'BEGIN {printf "%.0f", (b - a) / (e - s)}')
     cpu_pct=$(((after - before) * 100 / $(getconf CLK_TCK) * 100 / (seconds * 100)))

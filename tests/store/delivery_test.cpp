@@ -953,8 +953,13 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
         old.body_sha256 + "', '" + old.body + "')");
   }
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "4");
-  EXPECT_EQ(std::to_string(sqlite_schema_version), "4");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "5");
+  EXPECT_EQ(std::to_string(sqlite_schema_version), "5");
+  // Version 5: claims read the covering index, which replaced deliveries_due.
+  EXPECT_EQ(raw_db(path).text("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
+                              "WHERE type = 'index' AND tbl_name = 'deliveries' AND sql IS NOT NULL "
+                              "ORDER BY name)"),
+            "deliveries_claim");
 
   const message_status status = find_now(store, old.id);
   EXPECT_EQ(status.accepted_at, "2026-01-02T03:04:05.678Z");

@@ -215,6 +215,12 @@ class guarded_handler {
   const char* failure_ = nullptr;
 };
 
+// A thread keeps one copy buffer and one reader for documents up to this size (the reader's stack,
+// where each string is assembled, keeps its capacity between parses), instead of allocating both
+// anew for each. A larger document gets its own, freed with it, so no thread holds on to a large
+// body's memory.
+constexpr std::size_t small_document = 64 * 1024;
+
 // Runs the reader for Document::Populate and remembers the outcome.
 template <unsigned Flags>
 struct guarded_generator {
@@ -226,10 +232,6 @@ struct guarded_generator {
   bool operator()(rapidjson::Document& doc) {
     rapidjson::StringStream input(text.data());
     guarded_handler handler(doc, max_depth);
-    // The reader's stack (where each string is assembled) keeps its capacity between parses, so
-    // a thread reuses one reader for the usual small documents instead of allocating the stack
-    // anew for each. A large document gets a reader of its own, freed with it.
-    constexpr std::size_t small_document = 64 * 1024;
     if (text.size() <= small_document) {
       thread_local rapidjson::Reader reader;
       result = reader.Parse<Flags>(input, handler);
@@ -256,13 +258,12 @@ std::optional<parse_error> parse_with(std::string_view text, rapidjson::Document
     text.remove_prefix(3);
   }
   // The string stream needs the terminating NUL that a string_view does not promise.
-  thread_local std::string terminated;
+  thread_local std::string small_copy;
+  std::string large_copy;
+  std::string& terminated = text.size() <= small_document ? small_copy : large_copy;
   terminated.assign(text);
   guarded_generator<Flags> generator{terminated, max_depth};
   out.Populate(generator);
-  if (terminated.capacity() > 1 << 20) {
-    std::string().swap(terminated);  // do not keep a large body's copy for the thread's life
-  }
   if (!generator.result.IsError()) {
     return std::nullopt;
   }

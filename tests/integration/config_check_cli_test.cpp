@@ -60,15 +60,6 @@ run_result run_mxgw(const std::vector<std::string>& args, const std::filesystem:
   return result;
 }
 
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    out.push_back(line);
-  }
-  return out;
-}
-
 class ConfigCheckCli : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace mxgw::test {
 
@@ -22,6 +23,9 @@ class temp_dir {
 
 std::string read_file(const std::filesystem::path& path);
 void write_file(const std::filesystem::path& path, const std::string& contents);
+
+/// The lines of `text`, without their newlines (a command's output, a log).
+std::vector<std::string> lines_of(const std::string& text);
 
 /// The repository root (for config/schema, config/mappings and the example messages).
 std::filesystem::path source_dir();

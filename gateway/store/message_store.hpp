@@ -358,6 +358,15 @@ struct sqlite_options {
   std::size_t max_batch = 512;       ///< most records in one group commit
   std::uint64_t max_size_bytes = 0;  ///< cap on the database size (0: no cap); past it: disk-full
   int busy_timeout_ms = 5000;
+  /// Pages in the write-ahead log after which a background thread copies it back into the
+  /// database file (a passive checkpoint, off the commit path; SQLite's own automatic checkpoint,
+  /// which the committing thread runs, is off). At least 1.
+  std::uint32_t checkpoint_pages = 4096;
+  /// The bound on the write-ahead log, in pages: past it the writer takes no new batch until a
+  /// checkpoint has copied the whole log back (so the log starts over from its beginning). Under
+  /// sustained load a passive checkpoint never reaches the log's moving end, and without this
+  /// bound the log would grow as long as the load lasts. At least checkpoint_pages.
+  std::uint32_t wal_limit_pages = 32768;
   /// PRAGMA secure_delete on the writer: bytes freed by an update or delete are overwritten with
   /// zeros instead of staying in free space: purged bodies (retention, withdrawals) and values
   /// re-sealed by `mxgw keys rekey` do not survive in the file, whatever SQLite's build default.

@@ -884,6 +884,15 @@ struct sqlite_store::impl {
   void notify_deliveries_due();
   time_point now() const;
 
+  // The write-ahead log: the commit hook (writer thread), the wait at the bound (writer thread)
+  // and the checkpointer thread.
+  static int on_wal_commit(void* self, sqlite3* db, const char* schema, int pages);
+  void request_checkpoint();
+  void wait_for_checkpoint();
+  void checkpointer_loop();
+  void run_checkpoint();
+  void close_checkpointer();
+
   // Reader thread.
   void reader_loop();
   void answer_find(const find_read& job);
@@ -902,6 +911,8 @@ struct sqlite_store::impl {
 
   const std::filesystem::path path_;
   const std::size_t max_batch_;
+  const std::uint64_t checkpoint_pages_;
+  const std::uint64_t wal_limit_pages_;
   const std::function<time_point()> clock_;  // empty: the system clock
 
   /// The writer connection's prepared statements (only the writer thread uses them).
@@ -955,6 +966,7 @@ struct sqlite_store::impl {
   std::optional<writer_statements> writer_sql_;
   connection reader_db_;  // used only by the constructor, then only by the reader thread
   std::optional<reader_statements> reader_sql_;
+  connection checkpoint_db_;  // used only by the constructor, then only by the checkpointer
 
   // Cleared on the first I/O error or corruption seen by either thread; never set again.
   std::atomic<bool> healthy_{true};
@@ -969,6 +981,15 @@ struct sqlite_store::impl {
   std::deque<pending_read> reads_;
   bool reads_closed_ = false;
 
+  // Guards checkpoint_wanted_, checkpoint_closed_, checkpoint_started_, checkpoint_finished_.
+  std::mutex checkpoint_mutex_;
+  std::condition_variable checkpoint_cv_;       // wakes the checkpointer
+  std::condition_variable checkpoint_done_cv_;  // wakes a writer waiting at the bound
+  bool checkpoint_wanted_ = false;
+  bool checkpoint_closed_ = false;
+  std::uint64_t checkpoint_started_ = 0;   // runs begun, numbered from 1
+  std::uint64_t checkpoint_finished_ = 0;  // the number of the last run that ended
+
   std::mutex due_mutex_;  // guards deliveries_due_
   std::function<void()> deliveries_due_;
 
@@ -976,6 +997,7 @@ struct sqlite_store::impl {
   bool stopped_ = false;
   std::thread writer_;
   std::thread reader_;
+  std::thread checkpointer_;
   std::thread::id writer_id_;
   std::thread::id reader_id_;
 
@@ -983,11 +1005,17 @@ struct sqlite_store::impl {
   std::atomic<std::uint64_t> records_committed_{0};
   std::atomic<std::uint64_t> failed_batches_{0};
   std::atomic<std::size_t> largest_batch_{0};
+  std::atomic<std::uint64_t> checkpoints_{0};
+  std::atomic<std::uint64_t> checkpoint_waits_{0};
+  std::atomic<std::uint64_t> wal_pages_{0};
+  std::atomic<std::uint64_t> largest_wal_pages_{0};
 };
 
 sqlite_store::impl::impl(const sqlite_options& options)
     : path_(options.path),
       max_batch_(std::max<std::size_t>(options.max_batch, 1)),
+      checkpoint_pages_(std::max<std::uint64_t>(options.checkpoint_pages, 1)),
+      wal_limit_pages_(std::max<std::uint64_t>(options.wal_limit_pages, checkpoint_pages_)),
       clock_(options.clock) {
   if (path_.empty()) {
     throw store_error("the store path is empty");
@@ -1047,6 +1075,18 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->update_body = prepare(db, update_body_sql, path_);
   writer_sql_->update_payload = prepare(db, update_payload_sql, path_);
   writer_sql_->claims.emplace(0, prepare(db, claim_sql(0).c_str(), path_));
+  // No checkpoint on the commit path: SQLite's automatic one would run inside the COMMIT of
+  // whichever batch crosses its threshold, copying pages and fsyncing the database file while
+  // that batch's accepts wait. The hook (it replaces the automatic checkpoint) only counts the
+  // log's pages and wakes the checkpointer thread. journal_size_limit gives the disk back after
+  // a burst: when the log starts over, a file grown past twice the checkpoint interval is cut.
+  sqlite3_wal_autocheckpoint(db, 0);
+  sqlite3_wal_hook(db, &impl::on_wal_commit, this);
+  const std::int64_t page_size = query_int(db, "PRAGMA page_size", path_);
+  query_int(db,
+            "PRAGMA journal_size_limit = " +
+                std::to_string(static_cast<std::int64_t>(2 * checkpoint_pages_) * page_size),
+            path_);
 
   reader_db_ =
       open_connection(path_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, options.busy_timeout_ms);
@@ -1062,17 +1102,33 @@ sqlite_store::impl::impl(const sqlite_options& options)
   reader_sql_->select_audit_last = prepare(rdb, select_audit_last_sql, path_);
   reader_sql_->select_checkpoints = prepare(rdb, select_checkpoints_sql, path_);
   reader_sql_->select_state = prepare(rdb, select_state_sql, path_);
+
+  // The checkpointer writes the database file, so it needs a read-write connection; the query
+  // opens the log on it (a checkpoint on a connection that never read the file would do nothing).
+  checkpoint_db_ =
+      open_connection(path_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, options.busy_timeout_ms);
+  exec_or_throw(checkpoint_db_.get(), "PRAGMA synchronous = FULL", path_);
+  query_int(checkpoint_db_.get(), "SELECT count(*) FROM sqlite_master", path_);
 }
 
 void sqlite_store::impl::start() {
-  writer_ = std::thread([this] { writer_loop(); });
-  writer_id_ = writer_.get_id();
+  checkpointer_ = std::thread([this] { checkpointer_loop(); });
+  try {
+    writer_ = std::thread([this] { writer_loop(); });
+    writer_id_ = writer_.get_id();
+  } catch (const std::system_error& e) {
+    close_checkpointer();
+    checkpointer_.join();
+    throw store_error(path_.string() + ": cannot start the writer thread: " + e.what());
+  }
   try {
     reader_ = std::thread([this] { reader_loop(); });
     reader_id_ = reader_.get_id();
   } catch (const std::system_error& e) {
     close_queues();
     writer_.join();
+    close_checkpointer();
+    checkpointer_.join();
     throw store_error(path_.string() + ": cannot start the reader thread: " + e.what());
   }
 }
@@ -1159,10 +1215,17 @@ void sqlite_store::impl::stop() {
   if (reader_.joinable()) {
     reader_.join();
   }
+  // After the writer: it may be waiting for a checkpoint at the bound until its queue is empty.
+  // A checkpoint in flight finishes first; one only requested is dropped (the close does it).
+  close_checkpointer();
+  if (checkpointer_.joinable()) {
+    checkpointer_.join();
+  }
   // The threads are gone, so the connections are ours again. The writer closes last: the last
   // connection to close checkpoints the WAL into the database file and removes it.
   reader_sql_.reset();
   reader_db_.reset();
+  checkpoint_db_.reset();
   writer_sql_.reset();
   writer_db_.reset();
 }
@@ -1173,6 +1236,10 @@ sqlite_store_stats sqlite_store::impl::stats() const {
   s.records_committed = records_committed_.load();
   s.failed_batches = failed_batches_.load();
   s.largest_batch = largest_batch_.load();
+  s.checkpoints = checkpoints_.load();
+  s.checkpoint_waits = checkpoint_waits_.load();
+  s.wal_pages = wal_pages_.load();
+  s.largest_wal_pages = largest_wal_pages_.load();
   const std::lock_guard lock(write_mutex_);
   s.queued = writes_.size();
   return s;
@@ -1204,7 +1271,112 @@ void sqlite_store::impl::writer_loop() {
     // The lock is released here, so submitters never wait for SQLite, only for a queue push.
     commit_batch(batch);
     batch.clear();
+    if (wal_pages_.load() >= wal_limit_pages_) {
+      wait_for_checkpoint();
+    }
   }
+}
+
+// ---- the write-ahead log ----
+
+int sqlite_store::impl::on_wal_commit(void* self, sqlite3*, const char*, int pages) {
+  // Runs on the writer thread inside each COMMIT, after the log is synced: count, and wake.
+  auto* store = static_cast<impl*>(self);
+  const auto now_pages = static_cast<std::uint64_t>(std::max(pages, 0));
+  store->wal_pages_.store(now_pages);
+  std::uint64_t largest = store->largest_wal_pages_.load();
+  while (now_pages > largest &&
+         !store->largest_wal_pages_.compare_exchange_weak(largest, now_pages)) {
+  }
+  if (now_pages >= store->checkpoint_pages_) {
+    store->request_checkpoint();
+  }
+  return SQLITE_OK;
+}
+
+void sqlite_store::impl::request_checkpoint() {
+  {
+    const std::lock_guard lock(checkpoint_mutex_);
+    checkpoint_wanted_ = true;
+  }
+  checkpoint_cv_.notify_one();
+}
+
+void sqlite_store::impl::wait_for_checkpoint() {
+  // The log is past its bound: a passive checkpoint that runs while nothing is committed reaches
+  // the log's end, and the next transaction then writes the log from its beginning again. So the
+  // writer takes no new batch until a checkpoint that began after this point has ended. (Queued
+  // writes wait meanwhile; that is the back-pressure a disk slower than the load must give.)
+  checkpoint_waits_.fetch_add(1);
+  std::unique_lock lock(checkpoint_mutex_);
+  const std::uint64_t needed = checkpoint_started_ + 1;
+  checkpoint_wanted_ = true;
+  checkpoint_cv_.notify_one();
+  checkpoint_done_cv_.wait(lock,
+                           [&] { return checkpoint_finished_ >= needed || checkpoint_closed_; });
+}
+
+void sqlite_store::impl::close_checkpointer() {
+  {
+    const std::lock_guard lock(checkpoint_mutex_);
+    checkpoint_closed_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  checkpoint_done_cv_.notify_all();
+}
+
+void sqlite_store::impl::checkpointer_loop() {
+  for (;;) {
+    std::uint64_t run = 0;
+    {
+      std::unique_lock lock(checkpoint_mutex_);
+      checkpoint_cv_.wait(lock, [this] { return checkpoint_wanted_ || checkpoint_closed_; });
+      if (checkpoint_closed_) {
+        return;  // the writer's connection checkpoints the rest when it closes
+      }
+      checkpoint_wanted_ = false;
+      run = ++checkpoint_started_;
+    }
+    if (healthy_) {
+      run_checkpoint();
+    }
+    {
+      const std::lock_guard lock(checkpoint_mutex_);
+      checkpoint_finished_ = run;
+    }
+    checkpoint_done_cv_.notify_all();
+  }
+}
+
+void sqlite_store::impl::run_checkpoint() {
+  // PASSIVE: copies what no reader still needs, without taking the writer's lock, so commits go
+  // on meanwhile. It syncs the log, copies its pages into the database file and syncs that.
+  sqlite3* db = checkpoint_db_.get();
+  int log_pages = 0;
+  int copied_pages = 0;
+  const int rc =
+      sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &log_pages, &copied_pages);
+  if (rc == SQLITE_OK) {
+    checkpoints_.fetch_add(1);
+    return;
+  }
+  if ((rc & 0xff) == SQLITE_BUSY) {
+    return;  // another process is checkpointing the same file; the next request tries again
+  }
+  const std::string detail = describe_failure(db, rc, path_);
+  if (is_fatal(rc)) {
+    // A failed write or fsync of the database file: as on the commit path, fail-stop.
+    healthy_ = false;
+    log_quietly(log::level::critical, {.event = "store.fail_stop",
+                                       .outcome = "unavailable",
+                                       .reason = "io-error",
+                                       .detail = detail});
+    return;
+  }
+  log_quietly(log::level::error, {.event = "store.checkpoint_failed",
+                                  .outcome = "failed",
+                                  .reason = (rc & 0xff) == SQLITE_FULL ? "disk-full" : "store-error",
+                                  .detail = detail});
 }
 
 void sqlite_store::impl::commit_batch(std::vector<pending_write>& batch) {

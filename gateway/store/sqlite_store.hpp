@@ -26,11 +26,17 @@ struct sqlite_store_stats {
   std::uint64_t failed_batches = 0;     ///< batches rolled back (their accepts: `unavailable`)
   std::size_t largest_batch = 0;        ///< most writes one transaction carried so far
   std::size_t queued = 0;               ///< writes waiting for the writer right now
+  std::uint64_t checkpoints = 0;        ///< background checkpoints that completed
+  std::uint64_t checkpoint_waits = 0;   ///< times the writer waited at wal_limit_pages
+  std::uint64_t wal_pages = 0;          ///< pages in the write-ahead log after the last commit
+  std::uint64_t largest_wal_pages = 0;  ///< the most pages the log held after any commit
 };
 
-/// The SQLite implementation of message_store. Each of its two connections is used by exactly one
-/// thread: the writer thread (group commit of accepts, claims, reports and replays) and the reader
-/// thread (find, list_dead), so a status look-up never waits behind a commit's fsync.
+/// The SQLite implementation of message_store. Each of its three connections is used by exactly
+/// one thread: the writer thread (group commit of accepts, claims, reports and replays), the reader
+/// thread (find, list_dead), so a status look-up never waits behind a commit's fsync, and the
+/// checkpointer thread, which copies the write-ahead log back into the database file so that no
+/// commit waits for that copy and its fsync.
 class sqlite_store final : public message_store {
  public:
   /// Opens (creating or migrating) the database; see open_sqlite_store. Throws store_error.
@@ -109,8 +115,8 @@ class sqlite_store final : public message_store {
                  std::vector<audit::audit_record> audit, put_handler handler) override;
   void list_state(std::string kind, std::int64_t after_version, state_handler handler) override;
 
-  /// Commits everything already queued, answers queued look-ups, joins both threads and closes
-  /// both connections. Idempotent and safe to call from several threads. Called from inside a
+  /// Commits everything already queued, answers queued look-ups, joins the threads and closes the
+  /// connections (the writer's last, which checkpoints the log and removes it). Idempotent and safe to call from several threads. Called from inside a
   /// handler it only refuses new work (it cannot wait for its own thread); the owner's stop() or
   /// the destructor then drains and joins.
   void stop() override;

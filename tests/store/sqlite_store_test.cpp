@@ -12,7 +12,10 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <future>
 #include <map>
@@ -379,9 +382,48 @@ TEST(SqliteStore, DiskFullRollsBackTheWholeBatch) {
 std::atomic<bool> fail_syncs{false};
 sqlite3_vfs* real_vfs = nullptr;
 
+/// While held, an fsync of a main database file (not of a log) waits until the hold is released:
+/// only a checkpoint syncs the database file in WAL mode, so this stops checkpoints half-way.
+class database_sync_hold {
+ public:
+  void hold() {
+    const std::lock_guard lock(mutex_);
+    held_ = true;
+  }
+  void release() {
+    {
+      const std::lock_guard lock(mutex_);
+      held_ = false;
+    }
+    cv_.notify_all();
+  }
+  /// Called by the VFS: counts the sync and waits while held.
+  void pass() {
+    std::unique_lock lock(mutex_);
+    if (held_) {
+      ++waiting_;
+      cv_.wait(lock, [this] { return !held_; });
+      --waiting_;
+    }
+  }
+  /// How many syncs wait at the hold right now.
+  int waiting() {
+    const std::lock_guard lock(mutex_);
+    return waiting_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool held_ = false;
+  int waiting_ = 0;
+};
+database_sync_hold database_syncs;
+
 struct fault_file {
   sqlite3_file base;
   sqlite3_file* real;  // the real VFS's file, stored right after this struct
+  bool main_db;        // opened as a main database file (not a log or a journal)
 };
 
 sqlite3_file* real_of(sqlite3_file* file) {
@@ -403,6 +445,9 @@ int fault_truncate(sqlite3_file* f, sqlite3_int64 size) {
 int fault_sync(sqlite3_file* f, int flags) {
   if (fail_syncs) {
     return SQLITE_IOERR_FSYNC;
+  }
+  if (reinterpret_cast<fault_file*>(f)->main_db) {
+    database_syncs.pass();
   }
   return real_of(f)->pMethods->xSync(real_of(f), flags);
 }
@@ -466,6 +511,7 @@ const sqlite3_io_methods fault_methods = make_fault_methods();
 int fault_open(sqlite3_vfs*, const char* name, sqlite3_file* file, int flags, int* out_flags) {
   auto* wrapper = reinterpret_cast<fault_file*>(file);
   wrapper->real = reinterpret_cast<sqlite3_file*>(wrapper + 1);
+  wrapper->main_db = (flags & SQLITE_OPEN_MAIN_DB) != 0;
   const int rc = real_vfs->xOpen(real_vfs, name, wrapper->real, flags, out_flags);
   wrapper->base.pMethods = rc == SQLITE_OK ? &fault_methods : nullptr;
   return rc;
@@ -518,6 +564,7 @@ class fault_vfs_scope {
   }
   ~fault_vfs_scope() {
     fail_syncs = false;
+    database_syncs.release();
     sqlite3_vfs_unregister(&vfs_);
   }
   fault_vfs_scope(const fault_vfs_scope&) = delete;
@@ -561,6 +608,149 @@ TEST(SqliteStore, FailedFsyncStopsTheStoreForGood) {
   EXPECT_TRUE(retry.outcome == accept_outcome::stored ||
               retry.outcome == accept_outcome::duplicate);
   EXPECT_EQ(accept_now(store, make_record(make_id(3))).outcome, accept_outcome::stored);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The write-ahead log: checkpoints off the commit path, and a bound on the log
+
+/// Pages one batch of `max_batch` big records can add to the log: the slack past a bound that is
+/// checked between batches (an 8 KiB body is two overflow pages, plus leaf and index pages).
+constexpr std::uint64_t batch_pages(std::size_t max_batch) {
+  return 8 * max_batch + 32;
+}
+
+std::filesystem::path wal_of(const std::filesystem::path& db) {
+  return db.string() + "-wal";
+}
+
+/// Waits (bounded) until `done` is true; false when the wait limit passed first.
+bool eventually(const std::function<bool()>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + wait_limit;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+TEST(SqliteStore, TheLogStaysUnderItsBoundThroughALongBurst) {
+  test::temp_dir dir;
+  const auto path = dir / "store.db";
+  sqlite_options options = options_for(path);
+  options.checkpoint_pages = 32;
+  options.wal_limit_pages = 256;
+  options.max_batch = 16;
+  sqlite_store store(options);
+  constexpr int total = 2000;  // some 6,000 pages: far past the bound, so the log must start over
+  answers got(total);
+  std::vector<std::thread> threads;
+  std::atomic<int> next{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int n = next++; n < total; n = next++) {
+        store.accept(big_record(n), got.handler(make_id(n)));
+      }
+    });
+  }
+  for (auto& thread : threads) {
+    thread.join();
+  }
+  for (const auto& [id, result] : got.wait()) {
+    ASSERT_EQ(result.outcome, accept_outcome::stored) << id;
+  }
+  const sqlite_store_stats stats = store.stats();
+  EXPECT_GT(stats.checkpoints, 0U);
+  EXPECT_GT(stats.largest_wal_pages, 0U);
+  // SQLite's own automatic checkpoint (1,000 pages) would let the log grow far past this.
+  EXPECT_LE(stats.largest_wal_pages, options.wal_limit_pages + batch_pages(options.max_batch));
+  const std::uint64_t page = 4096;
+  EXPECT_LE(std::filesystem::file_size(wal_of(path)),
+            32 + (options.wal_limit_pages + batch_pages(options.max_batch)) * (page + 24));
+  EXPECT_EQ(count_messages(path), static_cast<std::size_t>(total));
+}
+
+TEST(SqliteStore, CommitsDoNotWaitForACheckpointAndStopWaitsForOneInFlight) {
+  test::temp_dir dir;
+  const auto path = dir / "store.db";
+  fault_vfs_scope fault;
+  sqlite_options options = options_for(path);
+  options.checkpoint_pages = 16;
+  options.wal_limit_pages = 1U << 20;  // no bound in reach: only the checkpoint is under test
+  auto store = std::make_unique<sqlite_store>(options);
+  ASSERT_EQ(accept_now(*store, big_record(0)).outcome, accept_outcome::stored);
+
+  // A checkpoint starts once the log has 16 pages, and stops at its fsync of the database file.
+  database_syncs.hold();
+  int n = 1;
+  for (; n < 200 && database_syncs.waiting() == 0; ++n) {
+    ASSERT_EQ(accept_now(*store, big_record(n)).outcome, accept_outcome::stored);
+  }
+  ASSERT_TRUE(eventually([] { return database_syncs.waiting() == 1; }))
+      << "no checkpoint reached the database file's fsync";
+  // With the checkpoint stuck half-way, commits go on: the writer never runs one itself. (With
+  // SQLite's automatic checkpoint, the commit crossing 1,000 pages would hang here.)
+  const int stuck_at = n;
+  for (; n < stuck_at + 400; ++n) {
+    ASSERT_EQ(accept_now(*store, big_record(n)).outcome, accept_outcome::stored) << n;
+  }
+  EXPECT_EQ(database_syncs.waiting(), 1);
+  EXPECT_EQ(store->stats().checkpoint_waits, 0U);
+  EXPECT_GT(store->stats().largest_wal_pages, 1000U);
+
+  // stop() waits for the checkpoint in flight before it closes the connections under it.
+  auto stopped = std::async(std::launch::async, [&store] { store->stop(); });
+  EXPECT_EQ(stopped.wait_for(200ms), std::future_status::timeout);
+  database_syncs.release();
+  ASSERT_EQ(stopped.wait_for(wait_limit), std::future_status::ready);
+  stopped.get();
+  store.reset();
+  // The writer closed last: it checkpointed the whole log and removed it.
+  EXPECT_FALSE(std::filesystem::exists(wal_of(path)));
+  EXPECT_EQ(count_messages(path), static_cast<std::size_t>(n));
+}
+
+TEST(SqliteStore, TheWriterWaitsAtTheLogBoundUntilACheckpointCatchesUp) {
+  test::temp_dir dir;
+  const auto path = dir / "store.db";
+  fault_vfs_scope fault;
+  sqlite_options options = options_for(path);
+  options.checkpoint_pages = 16;
+  options.wal_limit_pages = 128;
+  options.max_batch = 8;
+  sqlite_store store(options);
+  ASSERT_EQ(accept_now(store, big_record(0)).outcome, accept_outcome::stored);
+
+  database_syncs.hold();
+  constexpr int total = 300;
+  answers got(total);
+  std::atomic<int> answered{0};
+  for (int n = 1; n <= total; ++n) {
+    store.accept(big_record(n), [&answered, h = got.handler(make_id(n))](accept_result r) {
+      ++answered;
+      h(std::move(r));
+    });
+  }
+  // The checkpoint is stuck, the log reaches its bound, and the writer stops taking batches.
+  ASSERT_TRUE(eventually([&store] {
+    return store.stats().checkpoint_waits > 0 && database_syncs.waiting() == 1;
+  })) << "the writer never waited at the bound";
+  const int before = answered.load();
+  EXPECT_LT(before, total);
+  EXPECT_GT(store.stats().queued, 0U);
+  EXPECT_LE(store.stats().largest_wal_pages,
+            options.wal_limit_pages + batch_pages(options.max_batch));
+
+  database_syncs.release();
+  for (const auto& [id, result] : got.wait()) {
+    EXPECT_EQ(result.outcome, accept_outcome::stored) << id;
+  }
+  EXPECT_GT(answered.load(), before);
+  EXPECT_LE(store.stats().largest_wal_pages,
+            options.wal_limit_pages + batch_pages(options.max_batch));
+  EXPECT_GE(store.stats().checkpoints, 2U);
+  EXPECT_EQ(count_messages(path), static_cast<std::size_t>(total + 1));
 }
 
 // ---------------------------------------------------------------------------------------------

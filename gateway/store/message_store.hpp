@@ -362,11 +362,13 @@ struct sqlite_options {
   /// database file (a passive checkpoint, off the commit path; SQLite's own automatic checkpoint,
   /// which the committing thread runs, is off). At least 1.
   std::uint32_t checkpoint_pages = 4096;
-  /// The bound on the write-ahead log, in pages: past it the writer takes no new batch until a
-  /// checkpoint has copied the whole log back (so the log starts over from its beginning). Under
-  /// sustained load a passive checkpoint never reaches the log's moving end, and without this
-  /// bound the log would grow as long as the load lasts. At least checkpoint_pages.
-  std::uint32_t wal_limit_pages = 32768;
+  /// The bound on the write-ahead log, in pages. Under sustained load a passive checkpoint never
+  /// reaches the log's moving end, and the log starts over only once it has been copied whole, so
+  /// without a bound it would grow as long as the load lasts. Past this bound, as soon as no
+  /// checkpoint is running (and at twice the bound in any case), the writer takes no new batch
+  /// until a checkpoint has copied the whole log back; the next commit then writes the log from
+  /// its beginning. At least checkpoint_pages.
+  std::uint32_t wal_limit_pages = 65536;
   /// PRAGMA secure_delete on the writer: bytes freed by an update or delete are overwritten with
   /// zeros instead of staying in free space: purged bodies (retention, withdrawals) and values
   /// re-sealed by `mxgw keys rekey` do not survive in the file, whatever SQLite's build default.

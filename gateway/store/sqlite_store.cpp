@@ -888,6 +888,7 @@ struct sqlite_store::impl {
   // and the checkpointer thread.
   static int on_wal_commit(void* self, sqlite3* db, const char* schema, int pages);
   void request_checkpoint();
+  bool checkpoint_running();
   void wait_for_checkpoint();
   void checkpointer_loop();
   void run_checkpoint();
@@ -1009,6 +1010,7 @@ struct sqlite_store::impl {
   std::atomic<std::uint64_t> checkpoint_waits_{0};
   std::atomic<std::uint64_t> wal_pages_{0};
   std::atomic<std::uint64_t> largest_wal_pages_{0};
+  std::atomic<std::uint64_t> checkpointed_pages_{0};  // log pages the last checkpoint had copied
 };
 
 sqlite_store::impl::impl(const sqlite_options& options)
@@ -1271,7 +1273,11 @@ void sqlite_store::impl::writer_loop() {
     // The lock is released here, so submitters never wait for SQLite, only for a queue push.
     commit_batch(batch);
     batch.clear();
-    if (wal_pages_.load() >= wal_limit_pages_) {
+    // At the bound, the writer waits for one checkpoint run, started while it writes nothing, to
+    // copy the log's tail; a run already in flight would make it wait for two, so it goes on
+    // writing while one is, up to twice the bound.
+    const std::uint64_t pages = wal_pages_.load();
+    if (pages >= wal_limit_pages_ && (pages >= 2 * wal_limit_pages_ || !checkpoint_running())) {
       wait_for_checkpoint();
     }
   }
@@ -1288,7 +1294,12 @@ int sqlite_store::impl::on_wal_commit(void* self, sqlite3*, const char*, int pag
   while (now_pages > largest &&
          !store->largest_wal_pages_.compare_exchange_weak(largest, now_pages)) {
   }
-  if (now_pages >= store->checkpoint_pages_) {
+  // Pages no checkpoint has copied yet: past the last run's end, or all of them when the log has
+  // started over since. A run for every checkpoint_pages of them, not one after every commit:
+  // back-to-back checkpoints would take a core from the event loop, each with two fsyncs.
+  const std::uint64_t copied = store->checkpointed_pages_.load();
+  const std::uint64_t pending = now_pages >= copied ? now_pages - copied : now_pages;
+  if (pending >= store->checkpoint_pages_) {
     store->request_checkpoint();
   }
   return SQLITE_OK;
@@ -1300,6 +1311,11 @@ void sqlite_store::impl::request_checkpoint() {
     checkpoint_wanted_ = true;
   }
   checkpoint_cv_.notify_one();
+}
+
+bool sqlite_store::impl::checkpoint_running() {
+  const std::lock_guard lock(checkpoint_mutex_);
+  return checkpoint_started_ != checkpoint_finished_;
 }
 
 void sqlite_store::impl::wait_for_checkpoint() {
@@ -1357,6 +1373,7 @@ void sqlite_store::impl::run_checkpoint() {
   const int rc =
       sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_PASSIVE, &log_pages, &copied_pages);
   if (rc == SQLITE_OK) {
+    checkpointed_pages_.store(static_cast<std::uint64_t>(std::max(copied_pages, 0)));
     checkpoints_.fetch_add(1);
     return;
   }

@@ -663,11 +663,12 @@ TEST(SqliteStore, TheLogStaysUnderItsBoundThroughALongBurst) {
   const sqlite_store_stats stats = store.stats();
   EXPECT_GT(stats.checkpoints, 0U);
   EXPECT_GT(stats.largest_wal_pages, 0U);
-  // SQLite's own automatic checkpoint (1,000 pages) would let the log grow far past this.
-  EXPECT_LE(stats.largest_wal_pages, options.wal_limit_pages + batch_pages(options.max_batch));
+  // Background checkpoints alone let the log grow past 5,000 pages here; SQLite's automatic
+  // one (1,000 pages) would too. The bound: twice the limit when a run is always in flight.
+  const std::uint64_t bound = 2 * options.wal_limit_pages + batch_pages(options.max_batch);
+  EXPECT_LE(stats.largest_wal_pages, bound);
   const std::uint64_t page = 4096;
-  EXPECT_LE(std::filesystem::file_size(wal_of(path)),
-            32 + (options.wal_limit_pages + batch_pages(options.max_batch)) * (page + 24));
+  EXPECT_LE(std::filesystem::file_size(wal_of(path)), 32 + bound * (page + 24));
   EXPECT_EQ(count_messages(path), static_cast<std::size_t>(total));
 }
 
@@ -739,16 +740,17 @@ TEST(SqliteStore, TheWriterWaitsAtTheLogBoundUntilACheckpointCatchesUp) {
   const int before = answered.load();
   EXPECT_LT(before, total);
   EXPECT_GT(store.stats().queued, 0U);
-  EXPECT_LE(store.stats().largest_wal_pages,
-            options.wal_limit_pages + batch_pages(options.max_batch));
+  // With a run in flight the writer went on to twice the bound, and not further.
+  const std::uint64_t bound = 2 * options.wal_limit_pages + batch_pages(options.max_batch);
+  EXPECT_GE(store.stats().largest_wal_pages, 2 * options.wal_limit_pages);
+  EXPECT_LE(store.stats().largest_wal_pages, bound);
 
   database_syncs.release();
   for (const auto& [id, result] : got.wait()) {
     EXPECT_EQ(result.outcome, accept_outcome::stored) << id;
   }
   EXPECT_GT(answered.load(), before);
-  EXPECT_LE(store.stats().largest_wal_pages,
-            options.wal_limit_pages + batch_pages(options.max_batch));
+  EXPECT_LE(store.stats().largest_wal_pages, bound);
   EXPECT_GE(store.stats().checkpoints, 2U);
   EXPECT_EQ(count_messages(path), static_cast<std::size_t>(total + 1));
 }

@@ -1390,9 +1390,10 @@ void sqlite_store::impl::run_checkpoint() {
                                        .detail = detail});
     return;
   }
+  const char* reason = (rc & 0xff) == SQLITE_FULL ? "disk-full" : "store-error";
   log_quietly(log::level::error, {.event = "store.checkpoint_failed",
                                   .outcome = "failed",
-                                  .reason = (rc & 0xff) == SQLITE_FULL ? "disk-full" : "store-error",
+                                  .reason = reason,
                                   .detail = detail});
 }
 

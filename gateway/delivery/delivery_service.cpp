@@ -5,6 +5,7 @@
 
 #include "gateway/common/metrics.hpp"
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -101,9 +102,14 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
       caps.push_back({partner, cap});
     }
     claiming = true;
+    // The claim is not work of the io_context: without the guard, a stop() while it waits in
+    // the store's queue lets run() return, the answer is posted to a loop that no longer runs,
+    // and the claimed deliveries stay leased to this instance until their lease runs out (two
+    // minutes by default, also for the instance that starts next).
     store->claim_due(
         options.owner, free_slots, options.lease, std::move(caps),
-        [self = shared_from_this(), free_slots](std::vector<store::delivery_job> jobs, bool ok) {
+        [self = shared_from_this(), free_slots, guard = asio::make_work_guard(ioc)](
+            std::vector<store::delivery_job> jobs, bool ok) {
           asio::post(self->strand, [self, jobs = std::move(jobs), ok, free_slots]() mutable {
             self->on_claimed(std::move(jobs), ok, free_slots);
           });
@@ -114,6 +120,15 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     claiming = false;
     if (!ok) {
       log::error({.event = "delivery.claim_failed", .reason = "store"});
+    }
+    if (stopping) {
+      // Claimed while stopping: give them back, due at once, uncounted (no attempt was made),
+      // so the next instance delivers them without waiting for the lease.
+      for (auto& job : jobs) {
+        finish(std::move(job), store::attempt_result::retry,
+               store::time_point(std::chrono::system_clock::now()), "gateway-stopping", {}, false);
+      }
+      return;
     }
     const bool full_batch = ok && jobs.size() == asked;
     for (auto& job : jobs) {

@@ -4,12 +4,15 @@
 #include <rapidjson/document.h>
 #include <sys/wait.h>
 
+#include <future>
 #include <regex>
 #include <thread>
 
 #include "gateway/delivery/delivery_service.hpp"
+#include "gateway/store/sqlite_store.hpp"
 #include "gateway/sim/partner_sim.hpp"
 #include "tests/integration/gateway_fixture.hpp"
+#include "tests/store/store_test_helpers.hpp"
 
 namespace mxgw::test {
 namespace {
@@ -143,6 +146,71 @@ TEST_F(Delivery, EachRecipientGetsItOnceWithVictimFieldsWithheldWhereThereIsNoAg
   ASSERT_EQ(own["recipients"].Size(), 1u);
   EXPECT_EQ(std::string(own["recipients"][0]["partner"].GetString()), "kh-stungtreng");
   EXPECT_FALSE(own.HasMember("excluded"));
+}
+
+// A stop() while a claim waits in the store's queue: the claim commits after the workers were told
+// to stop. Its deliveries must not be stranded under this instance's lease (two minutes, so the
+// next instance would not deliver them either): they are delivered or given back at once.
+TEST_F(Delivery, AStopWhileAClaimWaitsInTheStoreStrandsNothing) {
+  namespace th = store::test_helpers;
+  // A store and workers of the test's own, beside the fixture's gateway, with the real partner.
+  const auto path = dir_ / "own" / "store.db";
+  store::sqlite_options so;
+  so.path = path;
+  so.busy_timeout_ms = 60000;  // the gate holds the write lock while the claim waits
+  auto store = std::make_shared<store::sqlite_store>(so);
+  const std::string body = R"({"case":"stop"})";
+  store::message_record record{th::make_id(7), "vn-gialai", "victim.identification",
+                               "2026-11-22T04:38:47Z", th::fingerprint(body), body};
+  record.deliveries.push_back({"kh-stungtreng", "explicit", body, "[]"});
+  std::promise<store::accept_result> accepted;
+  store->accept(std::move(record), [&](store::accept_result r) { accepted.set_value(r); });
+  ASSERT_EQ(accepted.get_future().get().outcome, store::accept_outcome::stored);
+
+  // Hold the write lock; a first write takes the writer into the wait, so the next (the claim)
+  // stays in the queue where stats() sees it.
+  th::writer_gate gate(path);
+  std::promise<bool> first;
+  store->append_audit({}, [&](bool ok) { first.set_value(ok); });
+  th::wait_until_writer_took_all(*store);
+
+  delivery::delivery_options options;
+  options.identity = {dir_ / "server.pem", dir_ / "server.key", {dir_ / "ca.pem"}};
+  options.owner = "first";
+  options.recipients = {"kh-stungtreng"};
+  const std::string endpoint =
+      "https://127.0.0.1:" + std::to_string(stungtreng_->port()) + "/v1/messages";
+  auto workers = std::make_unique<delivery::delivery_service>(
+      options, store, [&](std::string_view) -> std::optional<delivery::recipient_info> {
+        delivery::recipient_info info;
+        info.endpoint = endpoint;
+        return info;
+      });
+  workers->start();
+  const auto deadline = std::chrono::steady_clock::now() + th::wait_limit;
+  while (store->stats().queued == 0) {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the workers never claimed";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  auto stopped = std::async(std::launch::async, [&workers] { workers->stop(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // stop() is under way
+  gate.release();
+  ASSERT_EQ(stopped.wait_for(th::wait_limit), std::future_status::ready);
+  stopped.get();
+  EXPECT_TRUE(first.get_future().get());
+
+  // Either delivered before the stop took hold, or free for the next instance now.
+  std::promise<std::vector<store::delivery_job>> claimed;
+  store->claim_due("next", 10, std::chrono::minutes(1), {{"kh-stungtreng", 4}},
+                   [&](std::vector<store::delivery_job> jobs, bool) {
+                     claimed.set_value(std::move(jobs));
+                   });
+  const auto jobs = claimed.get_future().get();
+  const bool delivered = stungtreng_->has(th::make_id(7));
+  EXPECT_TRUE(delivered || jobs.size() == 1)
+      << "the delivery is stranded under the stopped instance's lease";
+  EXPECT_FALSE(delivered && !jobs.empty());
+  store->stop();
 }
 
 TEST_F(Delivery, TransientFailuresAreRetriedWithBackoffUntilDelivered) {

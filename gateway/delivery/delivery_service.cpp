@@ -258,7 +258,11 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     store::attempt_report report{job.message_id, job.recipient,    options.owner,     result,
                                  next,           std::move(error), std::move(receipt)};
     report.audit.push_back(outcome_audit(job, result, next, outcome));
-    store->report(std::move(report), [self = shared_from_this()](bool ok) {
+    // Work of the io_context like the claim: a report still waiting in the store when stop()
+    // ran would otherwise post its answer to a loop that no longer runs, and that handler would
+    // keep this impl (and the loop that holds it) alive forever.
+    store->report(std::move(report), [self = shared_from_this(),
+                                      guard = asio::make_work_guard(ioc)](bool ok) {
       if (!ok) {
         log::error({.event = "delivery.report_failed", .reason = "store"});
       }

@@ -8,11 +8,11 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 
 #include <array>
 #include <atomic>
@@ -27,6 +27,7 @@
 #include "gateway/common/log.hpp"
 #include "gateway/http/handlers.hpp"
 #include "gateway/net/tls_context.hpp"
+#include "gateway/net/tls_stream.hpp"
 
 namespace mxgw::net {
 
@@ -108,9 +109,9 @@ bool is_quiet_close(const beast::error_code& ec) {
 class session : public std::enable_shared_from_this<session> {
  public:
   session(tcp::socket&& socket, std::shared_ptr<server::impl> server)
-      : stream_(std::move(socket), *server->tls), server_(std::move(server)) {
+      : stream_(std::move(socket), server->tls->native_handle()), server_(std::move(server)) {
     beast::error_code ec;
-    auto endpoint = beast::get_lowest_layer(stream_).socket().remote_endpoint(ec);
+    auto endpoint = stream_.socket().remote_endpoint(ec);
     if (!ec) {
       peer_ = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     }
@@ -139,7 +140,7 @@ class session : public std::enable_shared_from_this<session> {
   void stop() {
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
       if (self->idle_) {
-        beast::get_lowest_layer(self->stream_).cancel();
+        self->stream_.cancel();
       }
     });
   }
@@ -153,21 +154,20 @@ class session : public std::enable_shared_from_this<session> {
     closed_ = true;  // at once: a request that arrives from now on is not answered
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
       beast::error_code ignored;
-      beast::get_lowest_layer(self->stream_).socket().shutdown(tcp::socket::shutdown_both,
+      self->stream_.socket().shutdown(tcp::socket::shutdown_both,
                                                                ignored);
-      beast::get_lowest_layer(self->stream_).close();
+      self->stream_.close();
     });
   }
 
  private:
   void on_start() {
     // The whole TLS handshake, including the client certificate check, within one deadline.
-    beast::get_lowest_layer(stream_).expires_after(ms(limits().handshake_timeout_ms));
-    stream_.async_handshake(asio::ssl::stream_base::server,
-                            beast::bind_front_handler(&session::on_handshake, shared_from_this()));
+    stream_.expires_after(ms(limits().handshake_timeout_ms));
+    stream_.async_handshake(beast::bind_front_handler(&session::on_handshake, shared_from_this()));
   }
 
-  void on_handshake(beast::error_code ec) {
+  void on_handshake(beast::error_code ec, std::size_t) {
     if (ec) {
       ++server_->handshakes_failed;
       if (ec == beast::error::timeout) {
@@ -223,7 +223,7 @@ class session : public std::enable_shared_from_this<session> {
     // An idle connection holds as little memory as we can give back: the request buffer is
     // released and the wait for the next request reads into a small one (it grows as needed).
     buffer_.shrink_to_fit();
-    beast::get_lowest_layer(stream_).expires_after(ms(limits().idle_timeout_ms));
+    stream_.expires_after(ms(limits().idle_timeout_ms));
     stream_.async_read_some(buffer_.prepare(idle_read_bytes),
                             beast::bind_front_handler(&session::on_idle_read, shared_from_this()));
   }
@@ -244,7 +244,7 @@ class session : public std::enable_shared_from_this<session> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(limits().max_header_bytes));
     parser_->body_limit(limits().max_body_bytes);
-    beast::get_lowest_layer(stream_).expires_after(ms(limits().header_timeout_ms));
+    stream_.expires_after(ms(limits().header_timeout_ms));
     bhttp::async_read_header(stream_, buffer_, *parser_,
                              beast::bind_front_handler(&session::on_header, shared_from_this()));
   }
@@ -253,7 +253,7 @@ class session : public std::enable_shared_from_this<session> {
     if (ec) {
       return on_read_error(ec, "header");
     }
-    beast::get_lowest_layer(stream_).expires_after(ms(limits().body_timeout_ms));
+    stream_.expires_after(ms(limits().body_timeout_ms));
     bhttp::async_read(stream_, buffer_, *parser_,
                       beast::bind_front_handler(&session::on_body, shared_from_this()));
   }
@@ -345,7 +345,7 @@ class session : public std::enable_shared_from_this<session> {
     response_->body() = std::move(r.body);
     response_->keep_alive(keep_alive && !r.close && !server_->stopping);
     response_->prepare_payload();
-    beast::get_lowest_layer(stream_).expires_after(ms(limits().write_timeout_ms));
+    stream_.expires_after(ms(limits().write_timeout_ms));
     bhttp::async_write(stream_, *response_,
                        beast::bind_front_handler(&session::on_write, shared_from_this()));
   }
@@ -382,7 +382,7 @@ class session : public std::enable_shared_from_this<session> {
     }
     if (!lingering_) {
       lingering_ = true;
-      beast::get_lowest_layer(stream_).expires_after(linger_time);
+      stream_.expires_after(linger_time);
     }
     if (!discard_) {
       discard_ = std::make_unique<std::array<char, 16 * 1024>>();
@@ -398,16 +398,16 @@ class session : public std::enable_shared_from_this<session> {
   }
 
   void do_shutdown() {
-    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(2));
-    stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
+    stream_.expires_after(std::chrono::seconds(2));
+    stream_.async_shutdown([self = shared_from_this()](beast::error_code, std::size_t) {
       beast::error_code ignored;
-      beast::get_lowest_layer(self->stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+      self->stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     });
   }
 
   const config::listener_limits& limits() const { return server_->settings.limits; }
 
-  beast::ssl_stream<beast::tcp_stream> stream_;
+  tls_stream stream_;
   std::shared_ptr<server::impl> server_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
@@ -471,9 +471,20 @@ void server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
     } else {
       socket.set_option(tcp::no_delay(true), ignored);  // answers must not wait for delayed ACKs
       connections.fetch_add(1);
-      auto s = std::make_shared<session>(std::move(socket), shared_from_this());
-      s->counted_as(std::move(address));
-      s->start();
+      std::shared_ptr<session> s;
+      try {
+        s = std::make_shared<session>(std::move(socket), shared_from_this());
+      } catch (const std::exception& e) {
+        // Out of memory in OpenSSL, or no descriptor flags: this connection only. The session's
+        // destructor did not run, so undo its counts here.
+        connections.fetch_sub(1);
+        release_address(address);
+        log::error({.event = "net.session_failed", .peer = address, .detail = e.what()});
+      }
+      if (s) {
+        s->counted_as(std::move(address));
+        s->start();
+      }
     }
   }
   if (!stopping) {

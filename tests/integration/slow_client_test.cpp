@@ -12,6 +12,7 @@
 #include <future>
 
 #include "tests/integration/gateway_fixture.hpp"
+#include "tests/integration/raw_tls_client.hpp"
 
 namespace mxgw::test {
 namespace {
@@ -26,14 +27,8 @@ class SlowClient : public gateway_fixture {
 TEST_F(SlowClient, OneBytePerSecondHeaderIsCutOffWhileOthersAreServed) {
   const auto tls = partner_client("vn-gialai");
   asio::io_context ioc;
-  asio::ssl::context ctx(asio::ssl::context::tls_client);
-  ctx.load_verify_file(tls.ca.string());
-  ctx.use_certificate_chain_file(tls.cert.string());
-  ctx.use_private_key_file(tls.key.string(), asio::ssl::context::pem);
-  ctx.set_verify_mode(asio::ssl::verify_peer);
-  asio::ssl::stream<asio::ip::tcp::socket> stream(ioc, ctx);
-  stream.next_layer().connect({asio::ip::make_address("127.0.0.1"), port_});
-  stream.handshake(asio::ssl::stream_base::client);
+  raw_tls_client client(ioc, tls, port_);
+  auto& stream = client.stream;
 
   // The request head we dribble; sent whole it would take over a minute.
   const std::string head =

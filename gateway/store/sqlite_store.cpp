@@ -2,6 +2,7 @@
 // delivery bookkeeping on one writer thread, and look-ups on a reader thread with its own
 // read-only connection.
 #include "gateway/store/sqlite_store.hpp"
+#include "gateway/store/wal_buffer.hpp"
 
 #include "gateway/common/log.hpp"
 #include "gateway/common/time.hpp"
@@ -420,9 +421,17 @@ std::string error_text(sqlite3* db, int rc) {
   throw store_error(path.string() + ": " + std::string(what) + ": " + error_text(db, rc));
 }
 
+/// Every connection goes through the WAL buffer (wal_buffer.hpp): one write per commit instead
+/// of two per page.
 connection open_connection(const std::filesystem::path& path, int flags, int busy_timeout_ms) {
+  const char* vfs = nullptr;
+  try {
+    vfs = register_wal_buffer_vfs();
+  } catch (const std::runtime_error& e) {
+    throw store_error(path.string() + ": " + e.what());
+  }
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(path.string().c_str(), &raw, flags, nullptr);
+  const int rc = sqlite3_open_v2(path.string().c_str(), &raw, flags, vfs);
   connection db(raw);  // closed on every path, also when the open itself failed
   if (rc != SQLITE_OK) {
     fail_open(path, "cannot open the database", raw, rc);

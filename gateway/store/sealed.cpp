@@ -3,10 +3,14 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cctype>
 #include <chrono>
+#include <cstring>
+#include <mutex>
 #include <cstdlib>
 #include <fstream>
 #include <future>
@@ -23,6 +27,47 @@ namespace {
 constexpr std::string_view magic = "MXE1";
 constexpr std::size_t nonce_size = 12;
 constexpr std::size_t tag_size = 16;
+
+/// Nonces come from OpenSSL's DRBG in blocks: a RAND_bytes call costs as much as sealing a
+/// 2 KB body (OpenSSL 3.0 looks up the DRBG, locks it and checks for a fork each time), and a
+/// message is sealed twice. Each thread draws from its own block. A child process must never
+/// reuse its parent's remaining bytes (the same nonce under the same key would expose both
+/// plain texts), so a fork discards every block.
+constexpr std::size_t nonce_block_bytes = 32 * 12 * 16;  // 512 nonces
+
+std::atomic<unsigned> fork_generation{0};
+
+struct nonce_block {
+  unsigned char bytes[nonce_block_bytes];
+  std::size_t used = nonce_block_bytes;  // empty until the first draw
+  unsigned generation = 0;
+};
+
+void next_nonce(unsigned char* out, std::size_t size) {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    pthread_atfork(nullptr, nullptr, [] { fork_generation.fetch_add(1); });
+  });
+  thread_local nonce_block block;
+  const unsigned generation = fork_generation.load();
+  if (block.generation != generation || nonce_block_bytes - block.used < size) {
+    if (RAND_bytes(block.bytes, sizeof block.bytes) != 1) {
+      block.used = nonce_block_bytes;
+      throw std::runtime_error("no random bytes for a nonce");
+    }
+    block.used = 0;
+    block.generation = generation;
+  }
+  std::memcpy(out, block.bytes + block.used, size);
+  OPENSSL_cleanse(block.bytes + block.used, size);
+  block.used += size;
+}
+
+/// AES-256-GCM fetched once (EVP_aes_256_gcm() makes every EVP_EncryptInit_ex look it up).
+const EVP_CIPHER* aes_256_gcm() {
+  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  return cipher;
+}
 
 struct cipher_ctx {
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
@@ -180,9 +225,7 @@ std::string seal(const key_ring& ring, std::string_view plain, std::string_view 
   out += static_cast<char>(key.id.size());
   out += key.id;
   unsigned char nonce[nonce_size];
-  if (RAND_bytes(nonce, sizeof nonce) != 1) {
-    throw std::runtime_error("no random bytes for a nonce");
-  }
+  next_nonce(nonce, sizeof nonce);
   out.append(reinterpret_cast<const char*>(nonce), sizeof nonce);
   const std::size_t body_at = out.size();
   out.resize(body_at + plain.size() + tag_size);
@@ -192,8 +235,8 @@ std::string seal(const key_ring& ring, std::string_view plain, std::string_view 
   int len = 0;
   int total = 0;
   const bool ok =
-      c.ctx != nullptr &&
-      EVP_EncryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+      c.ctx != nullptr && aes_256_gcm() != nullptr &&
+      EVP_EncryptInit_ex(c.ctx, aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
       EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, nonce_size, nullptr) == 1 &&
       EVP_EncryptInit_ex(c.ctx, nullptr, nullptr, key.bytes.data(), nonce) == 1 &&
       EVP_EncryptUpdate(c.ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(context.data()),
@@ -239,7 +282,8 @@ std::optional<std::string> open_sealed(const key_ring& ring, std::string_view se
   int total = 0;
   const bool ok =
       c.ctx != nullptr &&
-      EVP_DecryptInit_ex(c.ctx, EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+      aes_256_gcm() != nullptr &&
+      EVP_DecryptInit_ex(c.ctx, aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
       EVP_CIPHER_CTX_ctrl(c.ctx, EVP_CTRL_GCM_SET_IVLEN, nonce_size, nullptr) == 1 &&
       EVP_DecryptInit_ex(c.ctx, nullptr, nullptr, key->bytes.data(), nonce) == 1 &&
       EVP_DecryptUpdate(c.ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(context.data()),

@@ -4,9 +4,12 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <future>
+#include <set>
 #include <string>
 
 #include "gateway/store/sqlite_store.hpp"
@@ -47,6 +50,46 @@ TEST(Sealing, RoundTripsAndHidesThePlainText) {
   EXPECT_EQ(open_sealed(ring, seal(ring, "", seal_context("id-1", "body")),
                         seal_context("id-1", "body")),
             "");
+}
+
+/// The 12 nonce bytes of a record sealed under key id "k1" (magic, id length, id, nonce).
+std::string nonce_of(const std::string& sealed) {
+  return sealed.substr(4 + 1 + 2, 12);
+}
+
+TEST(Sealing, NoncesNeverRepeatAcrossBlocksThreadsOrAFork) {
+  const key_ring ring = ring_with({{"k1", 1}}, "k1");
+  std::set<std::string> seen;
+  for (int i = 0; i < 2000; ++i) {  // several of the blocks nonces are drawn in
+    EXPECT_TRUE(seen.insert(nonce_of(seal(ring, "x", "c"))).second) << "nonce " << i;
+  }
+  std::string other_thread = std::async(std::launch::async, [&] {
+                               return nonce_of(seal(ring, "x", "c"));
+                             }).get();
+  EXPECT_TRUE(seen.insert(other_thread).second);
+
+  // The parent has most of a block left; a child must not seal with the same bytes.
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    const std::string nonce = nonce_of(seal(ring, "x", "c"));
+    const bool written = write(pipe_fds[1], nonce.data(), nonce.size()) ==
+                         static_cast<ssize_t>(nonce.size());
+    _exit(written ? 0 : 1);
+  }
+  close(pipe_fds[1]);
+  std::string from_child(12, '\0');
+  const ssize_t got = read(pipe_fds[0], from_child.data(), from_child.size());
+  close(pipe_fds[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_EQ(got, 12);
+  const std::string parent_next = nonce_of(seal(ring, "x", "c"));
+  EXPECT_NE(from_child, parent_next) << "the child reused the parent's next nonce";
+  EXPECT_TRUE(seen.insert(from_child).second);
+  EXPECT_TRUE(seen.insert(parent_next).second);
 }
 
 TEST(Sealing, AnotherPlaceOrAnyAlteredByteDoesNotOpen) {

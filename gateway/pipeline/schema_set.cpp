@@ -18,6 +18,7 @@
 #include <cctype>
 #include <regex>
 #include <stdexcept>
+#include <vector>
 
 #include "gateway/common/json.hpp"
 
@@ -182,9 +183,22 @@ bool member_declared(const rapidjson::Value& schema, const std::string& name) {
   return false;
 }
 
+/// The validator keeps its state (a context per value, a sub-validator per branch of every
+/// allOf/anyOf/oneOf it enters, stacks of paths) in a pool: a bump allocator over a block each
+/// thread keeps, instead of a malloc and a free for each of those (about a fifth of a check's
+/// time went to the C allocator). The pool is released when the validation ends.
+using pooled_validator =
+    rapidjson::GenericSchemaValidator<rapidjson::SchemaDocument,
+                                      rapidjson::BaseReaderHandler<rapidjson::UTF8<>, void>,
+                                      rapidjson::MemoryPoolAllocator<>>;
+
+constexpr std::size_t validator_block_bytes = std::size_t{64} << 10;
+
 bool validate(const schema_set::compiled& c, const rapidjson::Value& instance,
               const std::string& prefix, std::vector<field_error>& errors) {
-  rapidjson::SchemaValidator validator(*c.schema);
+  thread_local std::vector<char> block(validator_block_bytes);
+  rapidjson::MemoryPoolAllocator<> pool(block.data(), block.size());
+  pooled_validator validator(*c.schema, &pool);
   if (instance.Accept(validator)) {
     return true;
   }

@@ -8,6 +8,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <fstream>
@@ -312,9 +313,12 @@ std::string to_string(const rapidjson::Value& value) {
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
-std::string escape_pointer_token(std::string_view token) {
-  std::string out;
-  out.reserve(token.size());
+namespace {
+void append_escaped(std::string& out, std::string_view token) {
+  if (token.find_first_of("~/") == std::string_view::npos) {
+    out += token;
+    return;
+  }
   for (char c : token) {
     if (c == '~') {
       out += "~0";
@@ -324,7 +328,26 @@ std::string escape_pointer_token(std::string_view token) {
       out += c;
     }
   }
+}
+}  // namespace
+
+std::string escape_pointer_token(std::string_view token) {
+  std::string out;
+  out.reserve(token.size());
+  append_escaped(out, token);
   return out;
+}
+
+void append_pointer_token(std::string& out, std::string_view token) {
+  out += '/';
+  append_escaped(out, token);
+}
+
+void append_pointer_index(std::string& out, std::size_t index) {
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof digits, index).ptr;
+  out += '/';
+  out.append(digits, end);
 }
 
 std::string_view get_string(const rapidjson::Value& object, const char* name) {

@@ -41,6 +41,11 @@ std::string to_string(const rapidjson::Value& value);
 
 /// RFC 6901 escaping of one reference token ("~" -> "~0", "/" -> "~1").
 std::string escape_pointer_token(std::string_view token);
+/// Appends "/" and the escaped token to a JSON Pointer being built (no allocation when `out` has
+/// room: the walks over a message keep one path and cut it back after each member).
+void append_pointer_token(std::string& out, std::string_view token);
+/// Appends "/" and an array index.
+void append_pointer_index(std::string& out, std::size_t index);
 
 /// The string member `name` of `object`, or an empty view when absent or not a string.
 std::string_view get_string(const rapidjson::Value& object, const char* name);

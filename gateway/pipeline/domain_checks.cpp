@@ -32,30 +32,48 @@ bool among(const std::string_view (&list)[N], std::string_view name) {
 struct walker {
   const code_tables& tables;
   std::vector<field_error>& errors;
+  /// The pointer of the value being looked at: one buffer for the whole walk, each level appends
+  /// its token and cuts it back (a string per member cost more than the rules themselves).
+  std::string at;
 
-  void code(const rapidjson::Value& v, const std::string& at, std::string_view table,
+  bool unknown_code(const rapidjson::Value& v, std::string_view table) const {
+    return v.IsString() && tables.find(table) != nullptr &&
+           !tables.has(table, std::string_view(v.GetString(), v.GetStringLength()));
+  }
+
+  // The pointer of a bad code is built only when there is one to report.
+  void code(const rapidjson::Value& v, std::string_view suffix, std::string_view table,
             std::string_view what) {
-    if (!v.IsString() || tables.find(table) == nullptr) {
-      return;
-    }
-    if (!tables.has(table, std::string_view(v.GetString(), v.GetStringLength()))) {
-      errors.push_back({at, "is not a known " + std::string(what) + " code (table '" +
-                                std::string(table) + "')"});
+    if (unknown_code(v, table)) {
+      report(at + std::string(suffix), table, what);
     }
   }
 
-  void codes(const rapidjson::Value& v, const std::string& at, std::string_view table,
-             std::string_view what) {
+  void code_at(const rapidjson::Value& v, std::size_t index, std::string_view table,
+               std::string_view what) {
+    if (unknown_code(v, table)) {
+      std::string where = at;
+      json::append_pointer_index(where, index);
+      report(where, table, what);
+    }
+  }
+
+  void report(const std::string& where, std::string_view table, std::string_view what) {
+    errors.push_back({where, "is not a known " + std::string(what) + " code (table '" +
+                                 std::string(table) + "')"});
+  }
+
+  void codes(const rapidjson::Value& v, std::string_view table, std::string_view what) {
     if (v.IsArray()) {
       for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
-        code(v[i], at + "/" + std::to_string(i), table, what);
+        code_at(v[i], i, table, what);
       }
     } else {
-      code(v, at, table, what);
+      code(v, "", table, what);
     }
   }
 
-  void member(std::string_view name, const rapidjson::Value& v, const std::string& at) {
+  void member(std::string_view name, const rapidjson::Value& v) {
     if (v.IsString() && among(partial_date_members, name) &&
         !is_valid_partial_date({v.GetString(), v.GetStringLength()})) {
       errors.push_back({at, "is not a real date (YYYY, YYYY-MM or YYYY-MM-DD)"});
@@ -69,41 +87,46 @@ struct walker {
       }
     }
     if (among(country_members, name)) {
-      codes(v, at, "country", "country");
+      codes(v, "country", "country");
     }
     if (among(language_members, name)) {
-      codes(v, at, "language", "language");
+      codes(v, "language", "language");
     }
     if (name == "script") {
-      code(v, at, "script", "script");
+      code(v, "", "script", "script");
     }
     if (among(region_members, name) && v.IsObject() && v.HasMember("code")) {
-      code(v["code"], at + "/code", "region", "region");
+      code(v["code"], "/code", "region", "region");
     }
     if (name == "releasableTo" && v.IsArray()) {
       // Either a partner id (lower case) or a country (two upper-case letters).
       for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
         if (v[i].IsString() && v[i].GetStringLength() == 2 &&
             std::isupper(static_cast<unsigned char>(v[i].GetString()[0]))) {
-          code(v[i], at + "/" + std::to_string(i), "country", "country");
+          code_at(v[i], i, "country", "country");
         }
       }
     }
-    walk(v, at);
+    walk(v);
   }
 
-  void walk(const rapidjson::Value& v, const std::string& at) {
+  void walk(const rapidjson::Value& v) {
+    const std::size_t length = at.size();
     if (v.IsObject()) {
       for (const auto& m : v.GetObject()) {
         std::string_view name(m.name.GetString(), m.name.GetStringLength());
         if (name == "unmapped") {
           continue;  // verbatim partner values, deliberately not canonical
         }
-        member(name, m.value, at + "/" + json::escape_pointer_token(name));
+        json::append_pointer_token(at, name);
+        member(name, m.value);
+        at.resize(length);
       }
     } else if (v.IsArray()) {
       for (rapidjson::SizeType i = 0; i < v.Size(); ++i) {
-        walk(v[i], at + "/" + std::to_string(i));
+        json::append_pointer_index(at, i);
+        walk(v[i]);
+        at.resize(length);
       }
     }
   }
@@ -122,7 +145,9 @@ void check_domain_rules(const rapidjson::Value& message, const code_tables& tabl
                       "is required on hotline.tip (source reliability and "
                       "information accuracy)"});
   }
-  walker{tables, errors}.walk(message, "");
+  walker w{tables, errors, {}};
+  w.at.reserve(256);
+  w.walk(message);
 }
 
 }  // namespace mxgw::pipeline

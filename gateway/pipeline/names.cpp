@@ -167,26 +167,40 @@ std::size_t normalise_strings(rapidjson::Value& value, rapidjson::Document::Allo
   return changed;
 }
 
-std::optional<std::string> first_non_nfc(const rapidjson::Value& value, const std::string& at) {
+namespace {
+/// True when a string (or a member name) below `value` is not NFC; `at` is then its pointer.
+/// `at` is one buffer for the whole walk: each level appends its token and cuts it back.
+bool find_non_nfc(const rapidjson::Value& value, std::string& at) {
   if (value.IsString()) {
-    return is_nfc(view_of(value)) ? std::nullopt : std::optional<std::string>(at);
+    return !is_nfc(view_of(value));
   }
+  const std::size_t length = at.size();
   if (value.IsArray()) {
     for (rapidjson::SizeType i = 0; i < value.Size(); ++i) {
-      if (auto found = first_non_nfc(value[i], at + "/" + std::to_string(i))) {
-        return found;
+      json::append_pointer_index(at, i);
+      if (find_non_nfc(value[i], at)) {
+        return true;
       }
+      at.resize(length);
     }
   } else if (value.IsObject()) {
     for (const auto& member : value.GetObject()) {
-      const std::string name = json::escape_pointer_token(view_of(member.name));
-      if (!is_nfc(view_of(member.name))) {
-        return at + "/" + name;
+      json::append_pointer_token(at, view_of(member.name));
+      if (!is_nfc(view_of(member.name)) || find_non_nfc(member.value, at)) {
+        return true;
       }
-      if (auto found = first_non_nfc(member.value, at + "/" + name)) {
-        return found;
-      }
+      at.resize(length);
     }
+  }
+  return false;
+}
+}  // namespace
+
+std::optional<std::string> first_non_nfc(const rapidjson::Value& value, const std::string& at) {
+  std::string path = at;
+  path.reserve(256);
+  if (find_non_nfc(value, path)) {
+    return path;
   }
   return std::nullopt;
 }

@@ -39,6 +39,17 @@ TEST(Names, NormaliseStringsRewritesEveryStringAndPointsAtTheFirstBadOne) {
   EXPECT_EQ(json::to_string(doc), "{\"a\":[\"ok\",\"Hà\"],\"é\":{\"x\":\"fine\"}}");
 }
 
+TEST(Names, TheFirstBadStringsPointerEscapesNamesAndNamesAMemberItself) {
+  rapidjson::Document doc;
+  doc.Parse(R"({"fine": [1, {"x": "ok"}], "x/y~z": {"ok": ["a", "Ha\u0300"]}})");
+  ASSERT_FALSE(doc.HasParseError());
+  EXPECT_EQ(first_non_nfc(doc), std::optional<std::string>("/x~1y~0z/ok/1"));
+  EXPECT_EQ(first_non_nfc(doc, "/body"), std::optional<std::string>("/body/x~1y~0z/ok/1"));
+  doc.Parse(R"({"k": [{"fine": 1}, {"e\u0301": 1}]})");
+  ASSERT_FALSE(doc.HasParseError());
+  EXPECT_EQ(first_non_nfc(doc), std::optional<std::string>("/k/1/e\xCC\x81"));
+}
+
 TEST(Names, VietnameseToIcaoLatin) {
   EXPECT_EQ(icao_latin("Đặng Thị Ngọc Hân"), "DANG THI NGOC HAN");
   EXPECT_EQ(icao_latin("đoàn  Văn   Đức"), "DOAN VAN DUC");

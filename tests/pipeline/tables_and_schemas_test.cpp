@@ -339,6 +339,34 @@ TEST_F(SchemaSetLoad, ReferencesAcrossFilesAreResolved) {
   EXPECT_EQ(errors[0].pointer, "/body/p/1");
 }
 
+// The envelope check skips the body's contents only while the envelope schema says no more of
+// the body than that it is an object; anything more it says is still enforced.
+TEST_F(SchemaSetLoad, TheEnvelopeSchemaStillAppliesWhateverItSaysOfTheBody) {
+  rapidjson::Document message;
+  message.Parse(R"({"type": "t", "body": {"a": 1, "b": 2}})");
+  rapidjson::Document not_object;
+  not_object.Parse(R"({"type": "t", "body": [1]})");
+  const auto check = [&](const std::string& envelope, const rapidjson::Value& doc) {
+    write_file(schema_ / "envelope.json", envelope);
+    problems_.clear();
+    const auto set = load();
+    EXPECT_TRUE(problems_.empty()) << describe(problems_);
+    std::vector<field_error> errors;
+    set.validate_envelope(doc, errors);
+    return errors.empty() ? std::string("valid") : errors[0].pointer;
+  };
+  const std::string plain = R"({"type": "object", "required": ["body"], "properties": {
+      "type": {"type": "string"}, "body": {"type": "object", "description": "typed"}}})";
+  EXPECT_EQ(check(plain, message), "valid");
+  EXPECT_EQ(check(plain, not_object), "/body");
+  EXPECT_EQ(check(R"({"type": "object", "properties": {
+      "body": {"type": "object", "maxProperties": 1}}})", message), "/body");
+  EXPECT_EQ(check(R"({"type": "object", "properties": {
+      "body": {"type": "object", "properties": {"a": {"type": "string"}}}}})", message), "/body/a");
+  EXPECT_EQ(check(R"({"type": "object", "properties": {"body": {"type": "object"}},
+      "patternProperties": {"^bo": {"required": ["c"]}}})", message), "/body");
+}
+
 TEST_F(SchemaSetLoad, RefToAMissingFileNamesTheFileAndTheRef) {
   write_file(schema_ / "body" / "t.json",
              R"({"type": "object", "properties": {"p": {"$ref": "nope.json#/definitions/x"}}})");

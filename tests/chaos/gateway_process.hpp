@@ -44,8 +44,10 @@ class gateway_process {
     if (pipe2(fds, O_CLOEXEC) != 0) {
       throw std::runtime_error("pipe2 failed");
     }
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ == 0) {
+      die_with_parent(parent);
       dup2(fds[1], STDERR_FILENO);  // the duplicate does not inherit O_CLOEXEC
       execv(argv[0], argv.data());
       _exit(127);

@@ -11,26 +11,31 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/test_support.hpp"
+
 namespace mxgw::test {
 
 // A child process whose standard error we read line by line.
 class child_process {
  public:
   explicit child_process(const std::vector<std::string>& args) {
+    // Everything the child needs is prepared before fork(): only async-signal-safe calls after.
+    std::vector<char*> argv;
+    for (const auto& a : args) {
+      argv.push_back(const_cast<char*>(a.c_str()));
+    }
+    argv.push_back(nullptr);
     int fds[2];
     if (pipe(fds) != 0) {
       throw std::runtime_error("pipe failed");
     }
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ == 0) {
+      die_with_parent(parent);
       dup2(fds[1], STDERR_FILENO);
       close(fds[0]);
       close(fds[1]);
-      std::vector<char*> argv;
-      for (const auto& a : args) {
-        argv.push_back(const_cast<char*>(a.c_str()));
-      }
-      argv.push_back(nullptr);
       execv(argv[0], argv.data());
       _exit(127);
     }
@@ -59,6 +64,7 @@ class child_process {
   }
 
   void signal(int sig) { kill(pid_, sig); }
+  pid_t pid() const { return pid_; }
 
   /// Waits for exit; returns the exit status (or 128 + signal).
   int wait() {

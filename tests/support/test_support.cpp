@@ -1,6 +1,10 @@
 // Shared test helpers (see test_support.hpp).
 #include "tests/support/test_support.hpp"
 
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <csignal>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -59,6 +63,12 @@ std::filesystem::path source_dir() {
 
 std::filesystem::path mxgw_binary() {
   return MXGW_BINARY;
+}
+
+void die_with_parent(int parent) {
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) {
+    _exit(126);
+  }
 }
 
 }  // namespace mxgw::test

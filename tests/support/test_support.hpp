@@ -33,4 +33,10 @@ std::filesystem::path source_dir();
 /// The built mxgw executable.
 std::filesystem::path mxgw_binary();
 
+/// Called in a forked child before exec: the child is killed when the test process dies, also
+/// when the test aborts or ctest kills it at its timeout (no destructor runs then, and a gateway
+/// left running would hold its port and its files). `parent` is getpid() taken before the fork.
+/// Only async-signal-safe calls; a child whose parent is already gone exits at once.
+void die_with_parent(int parent);
+
 }  // namespace mxgw::test

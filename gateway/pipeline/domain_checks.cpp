@@ -2,7 +2,6 @@
 // same way everywhere in the model (a `birthDate` is a partial date wherever it appears).
 #include "gateway/pipeline/domain_checks.hpp"
 
-#include <algorithm>
 #include <cctype>
 #include <unordered_map>
 

@@ -29,8 +29,8 @@ namespace mxgw::pipeline {
 struct schema_set::compiled {
   rapidjson::Document source;  // the self-contained schema; SchemaDocument points into it
   std::unique_ptr<rapidjson::SchemaDocument> schema;
-  /// The envelope schema says no more of the body than that it is an object (its own schema
-  /// checks the rest), so the envelope check may skip the body's contents.
+  /// Set on the envelope only: it says no more of the body than that it is an object (the body's
+  /// own schema checks the rest), so the envelope check may skip the body's contents.
   bool body_is_any_object = false;
 };
 
@@ -254,16 +254,13 @@ bool says_only_object(const rapidjson::Value& schema, const char* name) {
   });
 }
 
-enum class part { envelope, body };
-
 bool validate(const schema_set::compiled& c, const rapidjson::Value& instance,
-              const std::string& prefix, std::vector<field_error>& errors, part what) {
+              const std::string& prefix, std::vector<field_error>& errors) {
   thread_local std::vector<char> block(validator_block_bytes);
   rapidjson::MemoryPoolAllocator<> pool(block.data(), block.size());
   pooled_validator validator(*c.schema, &pool);
-  const bool accepted = what == part::envelope && c.body_is_any_object
-                            ? accept_envelope(instance, validator)
-                            : instance.Accept(validator);
+  const bool accepted =
+      c.body_is_any_object ? accept_envelope(instance, validator) : instance.Accept(validator);
   if (accepted) {
     return true;
   }
@@ -371,7 +368,7 @@ bool schema_set::validate_envelope(const rapidjson::Value& message,
     errors.push_back({"", "no envelope schema is loaded"});
     return false;
   }
-  return validate(*envelope_, message, "", errors, part::envelope);
+  return validate(*envelope_, message, "", errors);
 }
 
 bool schema_set::validate_body(std::string_view type, const rapidjson::Value& body,
@@ -381,7 +378,7 @@ bool schema_set::validate_body(std::string_view type, const rapidjson::Value& bo
     errors.push_back({"/type", "has no body schema"});
     return false;
   }
-  return validate(*it->second, body, "/body", errors, part::body);
+  return validate(*it->second, body, "/body", errors);
 }
 
 namespace {

@@ -2,10 +2,10 @@
 // delivery bookkeeping on one writer thread, and look-ups on a reader thread with its own
 // read-only connection.
 #include "gateway/store/sqlite_store.hpp"
-#include "gateway/store/wal_buffer.hpp"
 
 #include "gateway/common/log.hpp"
 #include "gateway/common/time.hpp"
+#include "gateway/store/wal_buffer.hpp"
 
 #include <fcntl.h>
 #include <sqlite3.h>

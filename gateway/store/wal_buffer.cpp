@@ -198,53 +198,9 @@ int wal_device_characteristics(sqlite3_file* file) {
   return self(file)->real->pMethods->xDeviceCharacteristics(self(file)->real);
 }
 
-// The shared-memory and memory-map methods belong to database files; a WAL file never gets
-// them called, but the method table has to be complete for its version.
-int wal_shm_map(sqlite3_file* file, int page, int size, int extend, void volatile** out) {
-  sqlite3_file* real = self(file)->real;
-  return real->pMethods->iVersion >= 2 && real->pMethods->xShmMap != nullptr
-             ? real->pMethods->xShmMap(real, page, size, extend, out)
-             : SQLITE_IOERR_SHMMAP;
-}
-
-int wal_shm_lock(sqlite3_file* file, int offset, int n, int flags) {
-  sqlite3_file* real = self(file)->real;
-  return real->pMethods->iVersion >= 2 && real->pMethods->xShmLock != nullptr
-             ? real->pMethods->xShmLock(real, offset, n, flags)
-             : SQLITE_IOERR_SHMLOCK;
-}
-
-void wal_shm_barrier(sqlite3_file* file) {
-  sqlite3_file* real = self(file)->real;
-  if (real->pMethods->iVersion >= 2 && real->pMethods->xShmBarrier != nullptr) {
-    real->pMethods->xShmBarrier(real);
-  }
-}
-
-int wal_shm_unmap(sqlite3_file* file, int delete_flag) {
-  sqlite3_file* real = self(file)->real;
-  return real->pMethods->iVersion >= 2 && real->pMethods->xShmUnmap != nullptr
-             ? real->pMethods->xShmUnmap(real, delete_flag)
-             : SQLITE_OK;
-}
-
-int wal_fetch(sqlite3_file* file, sqlite3_int64 offset, int amount, void** out) {
-  *out = nullptr;  // no memory map: SQLite reads with xRead instead
-  (void)file;
-  (void)offset;
-  (void)amount;
-  return SQLITE_OK;
-}
-
-int wal_unfetch(sqlite3_file* file, sqlite3_int64 offset, void* page) {
-  (void)file;
-  (void)offset;
-  (void)page;
-  return SQLITE_OK;
-}
-
+// Version 1: the shared-memory and memory-map methods are the database file's, never a log's.
 const sqlite3_io_methods wal_methods = {
-    3,
+    1,
     wal_close,
     wal_read,
     wal_write,
@@ -257,12 +213,6 @@ const sqlite3_io_methods wal_methods = {
     wal_file_control,
     wal_sector_size,
     wal_device_characteristics,
-    wal_shm_map,
-    wal_shm_lock,
-    wal_shm_barrier,
-    wal_shm_unmap,
-    wal_fetch,
-    wal_unfetch,
 };
 
 int shim_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* file, int flags,

@@ -31,11 +31,13 @@ inline std::string fingerprint(const std::string& body) {
   return "sha-" + std::to_string(std::hash<std::string>{}(body));
 }
 
-/// A plain SQLite connection of the test's own, to look at or tamper with the file.
+/// A plain SQLite connection of the test's own, to look at or tamper with the file (through
+/// the default VFS unless `vfs` names another).
 class raw_db {
  public:
-  explicit raw_db(const std::filesystem::path& path) {
-    if (sqlite3_open(path.string().c_str(), &db_) != SQLITE_OK) {
+  explicit raw_db(const std::filesystem::path& path, const char* vfs = nullptr) {
+    if (sqlite3_open_v2(path.string().c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                        vfs) != SQLITE_OK) {
       ADD_FAILURE() << "cannot open " << path << ": " << sqlite3_errmsg(db_);
     }
     sqlite3_busy_timeout(db_, 60000);
@@ -43,6 +45,11 @@ class raw_db {
   ~raw_db() { sqlite3_close(db_); }
   raw_db(const raw_db&) = delete;
   raw_db& operator=(const raw_db&) = delete;
+
+  /// Runs `sql` and gives SQLite's result code (for statements that are expected to fail).
+  int run(const std::string& sql) {
+    return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
+  }
 
   void exec(const std::string& sql) {
     char* error = nullptr;

@@ -5,6 +5,7 @@
 // committed data as it was.
 #include "gateway/store/wal_buffer.hpp"
 
+#include "tests/store/store_test_helpers.hpp"
 #include "tests/support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -21,42 +22,7 @@
 namespace mxgw::store {
 namespace {
 
-/// A connection (through the shim, or the default VFS with vfs = nullptr), closed at the end.
-class db_handle {
- public:
-  db_handle(const std::filesystem::path& path, const char* vfs) {
-    const int rc = sqlite3_open_v2(path.string().c_str(), &db_,
-                                   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, vfs);
-    if (rc != SQLITE_OK) {
-      ADD_FAILURE() << "cannot open " << path << ": " << sqlite3_errstr(rc);
-    }
-    sqlite3_extended_result_codes(db_, 1);
-    sqlite3_busy_timeout(db_, 10000);
-  }
-  ~db_handle() { sqlite3_close(db_); }
-  db_handle(const db_handle&) = delete;
-  db_handle& operator=(const db_handle&) = delete;
-
-  int run(const std::string& sql) { return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr); }
-  void exec(const std::string& sql) {
-    const int rc = run(sql);
-    ASSERT_EQ(rc, SQLITE_OK) << sql << ": " << sqlite3_errmsg(db_);
-  }
-  std::string text(const std::string& sql) {
-    sqlite3_stmt* stmt = nullptr;
-    std::string out = "<error>";
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK) {
-      out = sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr
-                ? reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0))
-                : "";
-    }
-    sqlite3_finalize(stmt);
-    return out;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-};
+using test_helpers::raw_db;
 
 /// rows rows of a 3,000-byte payload each (about one page per row), in one transaction.
 std::string insert_rows(int first, int rows) {
@@ -65,7 +31,7 @@ std::string insert_rows(int first, int rows) {
          ") INSERT INTO t (id, payload) SELECT i, randomblob(3000) FROM n";
 }
 
-void open_log(db_handle& db, const std::string& synchronous) {
+void open_log(raw_db& db, const std::string& synchronous) {
   EXPECT_EQ(db.text("PRAGMA journal_mode = WAL"), "wal");
   db.exec("PRAGMA synchronous = " + synchronous);
   db.exec("PRAGMA wal_autocheckpoint = 0");  // the frames stay in the log, where the test looks
@@ -74,7 +40,7 @@ void open_log(db_handle& db, const std::string& synchronous) {
 
 TEST(WalBuffer, ATransactionsFramesReachTheFileInAFewWrites) {
   test::temp_dir dir;
-  db_handle db(dir / "t.db", register_wal_buffer_vfs());
+  raw_db db(dir / "t.db", register_wal_buffer_vfs());
   open_log(db, "FULL");
   const wal_buffer_stats before = wal_buffer_counters();
   db.exec("BEGIN");
@@ -97,9 +63,9 @@ class WalBufferVisibility : public testing::TestWithParam<const char*> {};
 
 TEST_P(WalBufferVisibility, EveryCommitIsInTheFileWhenItReturns) {
   test::temp_dir dir;
-  db_handle writer(dir / "t.db", register_wal_buffer_vfs());
+  raw_db writer(dir / "t.db", register_wal_buffer_vfs());
   open_log(writer, GetParam());
-  db_handle other(dir / "t.db", nullptr);  // the default VFS: it reads only what is in the file
+  raw_db other(dir / "t.db", nullptr);  // the default VFS: it reads only what is in the file
   int rows = 0;
   for (int commit = 0; commit < 5; ++commit) {
     writer.exec(insert_rows(rows + 1, 7 + commit));
@@ -112,7 +78,7 @@ TEST_P(WalBufferVisibility, EveryCommitIsInTheFileWhenItReturns) {
     std::filesystem::create_directory(copy);
     std::filesystem::copy_file(dir / "t.db", copy / "t.db");
     std::filesystem::copy_file(dir / "t.db-wal", copy / "t.db-wal");
-    db_handle copied(copy / "t.db", nullptr);
+    raw_db copied(copy / "t.db", nullptr);
     EXPECT_EQ(copied.text("SELECT count(*) FROM t"), std::to_string(rows)) << "commit " << commit;
     EXPECT_EQ(copied.text("PRAGMA integrity_check"), "ok");
   }
@@ -122,7 +88,7 @@ INSTANTIATE_TEST_SUITE_P(Synchronous, WalBufferVisibility, testing::Values("OFF"
 
 TEST(WalBuffer, PagesWrittenAgainWithinATransactionKeepTheirLastContent) {
   test::temp_dir dir;
-  db_handle writer(dir / "t.db", register_wal_buffer_vfs());
+  raw_db writer(dir / "t.db", register_wal_buffer_vfs());
   open_log(writer, "FULL");
   writer.exec("PRAGMA cache_size = 8");  // a small cache: the transaction spills pages early
   writer.exec(insert_rows(1, 50));
@@ -132,7 +98,7 @@ TEST(WalBuffer, PagesWrittenAgainWithinATransactionKeepTheirLastContent) {
     writer.exec(insert_rows(1000 * round, 10));
   }
   writer.exec("COMMIT");
-  db_handle other(dir / "t.db", nullptr);
+  raw_db other(dir / "t.db", nullptr);
   EXPECT_EQ(other.text("SELECT count(*) FROM t"), "250");
   // Every row updated in the last round has the last round's size; later inserts kept theirs.
   EXPECT_EQ(other.text("SELECT count(*) FROM t WHERE length(payload) = 2020"), "240");
@@ -185,7 +151,7 @@ TEST(WalBuffer, WritesOverBufferedBytesAndElsewhereLeaveTheFileAsWritten) {
 TEST(WalBuffer, AFailedWriteFailsTheCommitAndKeepsWhatWasCommitted) {
   test::temp_dir dir;
   {
-    db_handle db(dir / "t.db", register_wal_buffer_vfs());
+    raw_db db(dir / "t.db", register_wal_buffer_vfs());
     open_log(db, "FULL");
     db.exec(insert_rows(1, 20));
   }
@@ -197,7 +163,7 @@ TEST(WalBuffer, AFailedWriteFailsTheCommitAndKeepsWhatWasCommitted) {
     std::signal(SIGXFSZ, SIG_IGN);  // a write past the limit fails with EFBIG instead
     int code = 0;
     {
-      db_handle db(dir / "t.db", register_wal_buffer_vfs());
+      raw_db db(dir / "t.db", register_wal_buffer_vfs());
       open_log(db, "FULL");
       const rlimit limit{.rlim_cur = 1 << 20, .rlim_max = RLIM_INFINITY};
       setrlimit(RLIMIT_FSIZE, &limit);
@@ -220,7 +186,7 @@ TEST(WalBuffer, AFailedWriteFailsTheCommitAndKeepsWhatWasCommitted) {
   ASSERT_EQ(waitpid(child, &status, 0), child);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "10: not an I/O error, 11: not from the shim, 12: rows";
-  db_handle db(dir / "t.db", nullptr);
+  raw_db db(dir / "t.db", nullptr);
   EXPECT_EQ(db.text("SELECT count(*) FROM t"), "20");
   EXPECT_EQ(db.text("PRAGMA integrity_check"), "ok");
 }

@@ -119,6 +119,15 @@ void write_recipient(rapidjson::Writer<rapidjson::StringBuffer>& w,
   w.EndObject();
 }
 
+/// Whether the recipient reads the canonical model itself (its adapter is mx/1, or it has none
+/// the gateway knows: then it gets canonical messages too).
+bool takes_canonical(std::string_view partner_id, const identity::partner_registry& partners) {
+  const identity::partner* recipient = partners.find(partner_id);
+  const adapters::adapter* format =
+      recipient == nullptr ? nullptr : adapters::find_adapter(recipient->adapter);
+  return format == nullptr || format->id() == "mx";
+}
+
 std::string withheld_json(const pipeline::recipient_plan& plan) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
@@ -489,6 +498,13 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
     if (only_to != nullptr &&
         std::find(only_to->begin(), only_to->end(), plan.partner_id) == only_to->end()) {
       record.exclusions.push_back({plan.partner_id, plan.decided_by, "not-an-earlier-recipient"});
+      continue;
+    }
+    // A canonical recipient from whom nothing is withheld gets the message as it was accepted:
+    // the store keeps no second copy of it.
+    if (plan.withheld.empty() && takes_canonical(plan.partner_id, trust->partners)) {
+      record.deliveries.push_back(
+          {.recipient = plan.partner_id, .decided_by = plan.decided_by, .payload_is_body = true});
       continue;
     }
     // Each recipient gets its own copy (withheld fields removed), in its own format.

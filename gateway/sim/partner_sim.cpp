@@ -259,6 +259,7 @@ struct partner_sim::impl : std::enable_shared_from_this<partner_sim::impl> {
   std::uint32_t fail_first_left = 0;
   std::mt19937_64 rng;
   std::unordered_map<std::string, std::string> receipts;  // id -> first receipt body
+  std::unordered_map<std::string, std::string> bodies;    // id -> first body (keep_bodies)
   std::vector<std::string> order;
   sim_stats counters;
 
@@ -690,7 +691,8 @@ sim_reply partner_sim::impl::receive_message(const std::string& body) {
       return reply;
     }
   }
-  // Only the id is read; the rest of the message is neither kept nor logged.
+  // Only the id is read; the rest of the message is neither logged nor kept (but for tests, with
+  // keep_bodies).
   rapidjson::Document doc;
   std::string_view id;
   std::string reference;
@@ -750,6 +752,9 @@ sim_reply partner_sim::impl::receive_message(const std::string& body) {
   }
   receipts.emplace(key, reply.body);
   order.push_back(key);
+  if (options.keep_bodies) {
+    bodies.emplace(key, std::string(body));
+  }
   ++counters.unique_ids;
   say("POST /v1/messages id=" + key + " -> 202 accepted");
   return reply;
@@ -896,6 +901,12 @@ bool partner_sim::wait_until(const std::function<bool(const sim_stats&)>& predic
 bool partner_sim::has(const std::string& id) const {
   std::lock_guard lock(impl_->state_mutex);
   return impl_->receipts.count(id) != 0;
+}
+
+std::optional<std::string> partner_sim::received(const std::string& id) const {
+  std::lock_guard lock(impl_->state_mutex);
+  const auto it = impl_->bodies.find(id);
+  return it == impl_->bodies.end() ? std::nullopt : std::optional<std::string>(it->second);
 }
 
 std::vector<std::string> partner_sim::ids() const {

@@ -42,6 +42,8 @@ struct partner_sim_options {
   std::string feed_fail_page;    ///< "TYPE:PAGE": that list page answers 503 once (e.g. "red:2")
   std::string feed_fail_detail;  ///< an entity id whose detail answers 502 (e.g. "2026/10001")
   bool verbose = false;          ///< one line per request (id and outcome, never content) to stderr
+  /// Keeps the bytes of each id's first POST in memory for received() (tests; never written).
+  bool keep_bodies = false;
   std::size_t threads = 1;       ///< io_context threads
 };
 
@@ -103,6 +105,9 @@ class partner_sim {
   /// returns whether it holds. For tests that must wait for deliveries without sleeping.
   bool wait_until(const std::function<bool(const sim_stats&)>& predicate,
                   std::chrono::milliseconds timeout) const;
+
+  /// The bytes of the first POST of `id`, with keep_bodies; nullopt otherwise.
+  std::optional<std::string> received(const std::string& id) const;
 
   /// Recorded ids in order of first receipt.
   std::vector<std::string> ids() const;

@@ -23,6 +23,10 @@ struct delivery_plan {
   std::string decided_by;  ///< "explicit" (named in `recipients`) or the routing rule's id
   std::string payload;     ///< the bytes to deliver to this recipient (withheld fields removed)
   std::string withheld;    ///< JSON array of {"pointer","reason"} withheld from this recipient
+  /// The recipient gets the message's body as stored (a canonical recipient from whom nothing is
+  /// withheld): no second copy is stored, and claims hand out the body. `payload` is then empty
+  /// or a token that binds the row to the body (the encryption at rest's; stored, never sent).
+  bool payload_is_body = false;
 };
 
 /// Why a partner considered by routing does not receive the message (explainability).
@@ -98,6 +102,10 @@ struct delivery_job {
   std::string type;
   std::string payload;  ///< the bytes to POST
   int attempt = 1;      ///< the number of this attempt (1 for the first)
+  /// `payload` is the message's stored body (sealed as the body, not as a recipient's copy), and
+  /// `body_grant` what the row itself holds (delivery_plan::payload of a body's recipient).
+  bool payload_is_body = false;
+  std::string body_grant;
   time_point accepted_at;
 };
 

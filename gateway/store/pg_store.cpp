@@ -121,6 +121,11 @@ constexpr std::array<const char*, postgres_schema_version> migrations = {
       ALTER TABLE messages ADD COLUMN purged_at bigint;
       CREATE INDEX messages_unpurged ON messages (accepted_at) WHERE purged_at IS NULL;
     )sql",
+    // 3: a recipient that gets the body as stored (canonical, nothing withheld) has no payload
+    // of its own: the body is not stored twice. Rows stored before keep their payloads.
+    R"sql(
+      ALTER TABLE deliveries ADD COLUMN payload_is_body boolean NOT NULL DEFAULT false;
+    )sql",
 };
 
 static_assert(std::none_of(migrations.begin(), migrations.end(),
@@ -146,7 +151,7 @@ constexpr const char* select_existing_sql =
     "SELECT sender, body_sha256, accepted_at FROM messages WHERE id = $1";
 constexpr const char* insert_delivery_sql =
     "INSERT INTO deliveries (message_id, recipient, decided_by, payload, withheld, state, "
-    "next_attempt_at) VALUES ($1, $2, $3, $4, $5, 'pending', $6)";
+    "next_attempt_at, payload_is_body) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)";
 constexpr const char* insert_exclusion_sql =
     "INSERT INTO exclusions (message_id, partner, considered, reason) VALUES ($1, $2, $3, $4)";
 
@@ -185,8 +190,10 @@ constexpr const char* claim_lease_sql = R"sql(
        SET state = 'delivering', attempts = d.attempts + 1, lease_owner = $3, lease_expires = $4
       FROM locked, messages AS m
      WHERE d.rid = locked.rid AND m.id = d.message_id
-    RETURNING d.rid, d.message_id, d.recipient, d.payload, d.attempts, m.sender, m.type,
-              m.accepted_at
+    RETURNING d.rid, d.message_id, d.recipient,
+              CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, d.attempts, m.sender,
+              m.type, m.accepted_at, d.payload_is_body,
+              CASE WHEN d.payload_is_body THEN d.payload ELSE ''::bytea END
   )sql";
 
 constexpr const char* report_delivered_sql =
@@ -205,7 +212,7 @@ constexpr const char* replay_sql =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $3, "
     "dead_since = NULL WHERE message_id = $1 AND recipient = $2 AND state = 'dead'";
 constexpr const char* withdraw_sql =
-    "UPDATE deliveries SET state = 'withdrawn', payload = ''::bytea "
+    "UPDATE deliveries SET state = 'withdrawn', payload = ''::bytea, payload_is_body = false "
     "WHERE message_id = $1 AND state IN ('pending', 'retrying') "
     "AND EXISTS (SELECT 1 FROM messages WHERE id = $1 AND sender = $2)";
 constexpr const char* discard_sql =
@@ -218,7 +225,7 @@ constexpr const char* select_rewrite_messages_sql =
     "SELECT id, body FROM messages WHERE id > $1 ORDER BY id LIMIT $2 FOR UPDATE";
 constexpr const char* select_rewrite_payloads_sql =
     "SELECT message_id, recipient, payload FROM deliveries "
-    "WHERE message_id > $1 AND message_id <= $2 AND length(payload) > 0 "
+    "WHERE message_id > $1 AND message_id <= $2 AND (length(payload) > 0 OR payload_is_body) "
     "ORDER BY message_id, recipient FOR UPDATE";
 constexpr const char* update_body_sql = "UPDATE messages SET body = $2 WHERE id = $1";
 constexpr const char* update_payload_sql =
@@ -227,10 +234,10 @@ constexpr const char* update_payload_sql =
 // Retention: payloads past their time, then bodies none of whose copies still needs them. Rows
 // another instance holds are skipped (the next sweep takes them).
 constexpr const char* purge_payloads_sql = R"sql(
-    UPDATE deliveries SET payload = ''::bytea,
+    UPDATE deliveries SET payload = ''::bytea, payload_is_body = false,
            state = CASE WHEN state = 'dead' THEN 'expired' ELSE state END
      WHERE rid IN (SELECT rid FROM deliveries
-                    WHERE length(payload) > 0
+                    WHERE (length(payload) > 0 OR payload_is_body)
                       AND ((state = 'delivered' AND delivered_at < $1)
                            OR (state IN ('dead', 'discarded') AND dead_since < $2))
                     LIMIT $3 FOR UPDATE SKIP LOCKED)
@@ -243,6 +250,7 @@ constexpr const char* purge_bodies_sql = R"sql(
                            AND NOT EXISTS (SELECT 1 FROM deliveries AS d
                                             WHERE d.message_id = m.id
                                               AND (length(d.payload) > 0
+                                                   OR d.payload_is_body
                                                    OR d.state IN ('pending', 'retrying',
                                                                   'delivering'))))
                           OR (NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id)
@@ -1477,7 +1485,8 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
       for (const auto& plan : record.deliveries) {
         run(insert_delivery_sql,
             {text(record.id), text(plan.recipient), text(plan.decided_by), bytes(plan.payload),
-             text(plan.withheld.empty() ? std::string_view("[]") : plan.withheld), number(now_ms)});
+             text(plan.withheld.empty() ? std::string_view("[]") : plan.withheld), number(now_ms),
+             text(plan.payload_is_body ? "true" : "false")});
       }
       for (const auto& e : record.exclusions) {
         run(insert_exclusion_sql,
@@ -1547,6 +1556,8 @@ void postgres_store::write_claim(claim_write& w, std::int64_t now_ms) {
     job.sender = get_text(r, i, 5);
     job.type = get_text(r, i, 6);
     job.accepted_at = parse_rfc3339(get_text(r, i, 7)).value_or(time_point{});
+    job.payload_is_body = get_bool(r, i, 8);
+    job.body_grant = get_bytes(r, i, 9);
     jobs.emplace_back(order[get_int(r, i, 0)], std::move(job));
   }
   std::sort(jobs.begin(), jobs.end(),

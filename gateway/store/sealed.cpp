@@ -337,7 +337,11 @@ class encrypting_store final : public message_store {
     try {
       record.body = seal(*ring_, record.body, seal_context(record.id, "body"));
       for (auto& plan : record.deliveries) {
-        plan.payload = seal(*ring_, plan.payload, seal_context(record.id, "to:" + plan.recipient));
+        // A recipient of the body gets a sealed empty value in place of a copy: the grant that
+        // binds the row to the body, so that whoever can write the file cannot hand the whole
+        // body to a recipient from whom fields are withheld by marking its row.
+        plan.payload = seal(*ring_, plan.payload_is_body ? std::string_view("") : plan.payload,
+                            seal_context(record.id, "to:" + plan.recipient));
       }
     } catch (const std::exception&) {
       handler(accept_result{accept_outcome::unavailable, {}, "encryption-failed"});
@@ -358,17 +362,22 @@ class encrypting_store final : public message_store {
           std::vector<delivery_job> usable;
           usable.reserve(jobs.size());
           for (auto& job : jobs) {
-            if (!is_sealed(job.payload)) {
+            std::string why;
+            const bool granted = !job.payload_is_body || grant_holds(job, why);
+            if (granted && !is_sealed(job.payload)) {
               usable.push_back(std::move(job));  // stored before encryption was turned on
               continue;
             }
-            std::string why;
-            auto plain = open_sealed(*ring_, job.payload,
-                                     seal_context(job.message_id, "to:" + job.recipient), &why);
-            if (plain) {
-              job.payload = std::move(*plain);
-              usable.push_back(std::move(job));
-              continue;
+            if (granted) {
+              const std::string place =
+                  job.payload_is_body ? std::string("body") : "to:" + job.recipient;
+              if (auto plain =
+                      open_sealed(*ring_, job.payload, seal_context(job.message_id, place), &why)) {
+                job.payload = std::move(*plain);
+                job.body_grant.clear();
+                usable.push_back(std::move(job));
+                continue;
+              }
             }
             log::write(log::level::critical, {.event = "store.unseal_failed",
                                               .message_id = job.message_id,
@@ -445,6 +454,23 @@ class encrypting_store final : public message_store {
   void stop() override { inner_->stop(); }
 
  private:
+  /// Whether a row marked as a recipient of the body may be handed it: its grant opens (sealed
+  /// for this message and recipient, empty), or it has none and the body is in clear as well
+  /// (both stored before encryption was turned on; nothing is then hidden from the file's reader).
+  bool grant_holds(const delivery_job& job, std::string& why) const {
+    if (!is_sealed(job.body_grant)) {
+      why = "payload-corrupt";
+      return job.body_grant.empty() && !is_sealed(job.payload);
+    }
+    auto grant = open_sealed(*ring_, job.body_grant,
+                             seal_context(job.message_id, "to:" + job.recipient), &why);
+    if (grant && !grant->empty()) {
+      why = "payload-corrupt";
+      return false;
+    }
+    return grant.has_value();
+  }
+
   std::shared_ptr<message_store> inner_;
   std::shared_ptr<const key_ring> ring_;
 };

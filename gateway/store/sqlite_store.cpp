@@ -137,6 +137,11 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
       CREATE INDEX deliveries_claim ON deliveries (state, next_attempt_at, recipient, lease_expires);
       DROP INDEX deliveries_due;
     )sql",
+    // 6: a recipient that gets the body as stored (canonical, nothing withheld) has no payload
+    // of its own: the body is not stored twice. Rows stored before keep their payloads.
+    R"sql(
+      ALTER TABLE deliveries ADD COLUMN payload_is_body INTEGER NOT NULL DEFAULT 0;
+    )sql",
 };
 
 // Raising sqlite_schema_version without writing its migration must not compile.
@@ -163,7 +168,7 @@ constexpr const char* insert_message_sql =
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 constexpr const char* insert_delivery_sql =
     "INSERT INTO deliveries (message_id, recipient, decided_by, payload, withheld, state, "
-    "next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6)";
+    "next_attempt_at, payload_is_body) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)";
 constexpr const char* insert_exclusion_sql =
     "INSERT INTO exclusions (message_id, partner, considered, reason) VALUES (?1, ?2, ?3, ?4)";
 constexpr const char* lease_sql =
@@ -187,7 +192,7 @@ constexpr const char* replay_sql =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?3, "
     "dead_since = NULL WHERE message_id = ?1 AND recipient = ?2 AND state = 'dead'";
 constexpr const char* withdraw_sql =
-    "UPDATE deliveries SET state = 'withdrawn', payload = x'' "
+    "UPDATE deliveries SET state = 'withdrawn', payload = x'', payload_is_body = 0 "
     "WHERE message_id = ?1 AND state IN ('pending', 'retrying') "
     "AND EXISTS (SELECT 1 FROM messages WHERE id = ?1 AND sender = ?2)";
 constexpr const char* discard_sql =
@@ -230,8 +235,10 @@ std::string claim_sql(std::size_t cap_count) {
     picked AS (
       SELECT rid, turn, next_attempt_at FROM capped ORDER BY turn, next_attempt_at, rid LIMIT ?2
     )
-    SELECT d.rowid, d.message_id, d.recipient, d.payload, d.attempts,
-           m.sender, m.type, m.accepted_at
+    SELECT d.rowid, d.message_id, d.recipient,
+           CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, d.attempts,
+           m.sender, m.type, m.accepted_at, d.payload_is_body,
+           CASE WHEN d.payload_is_body THEN d.payload ELSE x'' END
       FROM picked
       JOIN deliveries AS d ON d.rowid = picked.rid
       JOIN messages AS m ON m.id = d.message_id
@@ -257,9 +264,10 @@ constexpr const char* upsert_state_sql =
 
 // Retention: payloads past their time, then bodies none of whose copies still needs them.
 constexpr const char* purge_payloads_sql =
-    "UPDATE deliveries SET payload = x'', "
+    "UPDATE deliveries SET payload = x'', payload_is_body = 0, "
     "state = CASE WHEN state = 'dead' THEN 'expired' ELSE state END "
-    "WHERE rowid IN (SELECT rowid FROM deliveries WHERE length(payload) > 0 AND "
+    "WHERE rowid IN (SELECT rowid FROM deliveries WHERE (length(payload) > 0 OR payload_is_body) "
+    "AND "
     "((state = 'delivered' AND delivered_at < ?1) OR "
     "(state IN ('dead', 'discarded') AND dead_since < ?2)) LIMIT ?3)";
 constexpr const char* purge_bodies_sql =
@@ -267,7 +275,8 @@ constexpr const char* purge_bodies_sql =
     "SELECT m.rowid FROM messages AS m WHERE m.purged_at IS NULL AND ("
     "(EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id) AND "
     "NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id AND "
-    "(length(d.payload) > 0 OR d.state IN ('pending', 'retrying', 'delivering')))) OR "
+    "(length(d.payload) > 0 OR d.payload_is_body OR "
+    "d.state IN ('pending', 'retrying', 'delivering')))) OR "
     "(NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id) AND "
     "m.accepted_at < ?1)) LIMIT ?2)";
 
@@ -277,7 +286,7 @@ constexpr const char* select_rewrite_messages_sql =
     "SELECT id, body FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2";
 constexpr const char* select_rewrite_payloads_sql =
     "SELECT message_id, recipient, payload FROM deliveries "
-    "WHERE message_id > ?1 AND message_id <= ?2 AND length(payload) > 0 "
+    "WHERE message_id > ?1 AND message_id <= ?2 AND (length(payload) > 0 OR payload_is_body) "
     "ORDER BY message_id, recipient";
 constexpr const char* update_body_sql = "UPDATE messages SET body = ?2 WHERE id = ?1";
 constexpr const char* update_payload_sql =
@@ -1609,7 +1618,7 @@ int sqlite_store::impl::write_record(accept_write& write, const std::string& acc
     rc = use.bind(std::string_view(record.id), std::string_view(plan.recipient),
                   std::string_view(plan.decided_by), blob_value{plan.payload},
                   plan.withheld.empty() ? std::string_view("[]") : std::string_view(plan.withheld),
-                  now_ms);
+                  now_ms, std::int64_t{plan.payload_is_body ? 1 : 0});
     if (rc == SQLITE_OK) {
       rc = use.step();
     }
@@ -1708,6 +1717,8 @@ int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
       job.sender = use.column_text(5);
       job.type = use.column_text(6);
       job.accepted_at = parse_rfc3339(use.column_text(7)).value_or(time_point{});
+      job.payload_is_body = use.column_int64(8) != 0;
+      job.body_grant = use.column_blob(9);
       write.jobs.push_back(std::move(job));
     }
     if (rc != SQLITE_DONE) {

@@ -33,6 +33,7 @@ class Delivery : public gateway_fixture {
       options.cert = dir_ / "server.pem";
       options.key = dir_ / "server.key";
       options.ca = dir_ / "ca.pem";
+      options.keep_bodies = true;
       *sim = std::make_unique<sim::partner_sim>(options);
       (*sim)->start();
     }
@@ -146,6 +147,25 @@ TEST_F(Delivery, EachRecipientGetsItOnceWithVictimFieldsWithheldWhereThereIsNoAg
   ASSERT_EQ(own["recipients"].Size(), 1u);
   EXPECT_EQ(std::string(own["recipients"][0]["partner"].GetString()), "kh-stungtreng");
   EXPECT_FALSE(own.HasMember("excluded"));
+}
+
+TEST_F(Delivery, ARecipientOfEverythingGetsTheSubmittedBytesAndOneWithFieldsWithheldItsCopy) {
+  const std::string id = "7b2e1d3f-0c9a-4b8e-9f6d-2e3d4c5b6a71";
+  const std::string submitted = example("victim.identification", id);
+  ASSERT_EQ(post(gialai_, submitted).status, 202);
+  ASSERT_TRUE(ratanakiri_->wait_until([](const auto& s) { return s.unique_ids == 1; }, patience));
+  ASSERT_TRUE(stungtreng_->wait_until([](const auto& s) { return s.unique_ids == 1; }, patience));
+  // Ratanakiri reads mx/1 and nothing is withheld from it: the message exactly as accepted (the
+  // store kept no second copy of it), not a re-serialisation.
+  EXPECT_EQ(ratanakiri_->received(id), submitted);
+  // Stung Treng has no victim-data agreement: a copy of its own, the narrative taken out.
+  const auto copy = stungtreng_->received(id);
+  ASSERT_TRUE(copy.has_value());
+  EXPECT_NE(*copy, submitted);
+  const auto doc = parse(*copy);
+  ASSERT_TRUE(doc.IsObject() && doc.HasMember("withheld") && doc.HasMember("body"));
+  EXPECT_FALSE(doc["body"].HasMember("narrative"));
+  EXPECT_NE(submitted.find("\"narrative\""), std::string::npos);
 }
 
 // A stop() while a claim waits in the store's queue: the claim commits after the workers were told

@@ -292,6 +292,97 @@ TEST_P(StoreDelivery, EmptyWithheldIsStoredAsAnEmptyArray) {
   EXPECT_EQ(find_now(store, record.id).recipients.at(0).withheld, "[]");
 }
 
+/// A record whose recipient `recipient` gets the body as stored (beside `la-mps`, which gets a
+/// copy of its own).
+message_record with_body_recipient(int n, const std::string& recipient) {
+  message_record record = record_for(n, {"la-mps"});
+  record.deliveries.push_back(
+      {.recipient = recipient, .decided_by = "rule-1", .payload_is_body = true});
+  return record;
+}
+
+purge_result purge_now(message_store& store, retention_cut cut) {
+  std::promise<std::pair<purge_result, bool>> promise;
+  auto future = promise.get_future();
+  store.purge(std::move(cut), [&promise](purge_result r, bool ok) { promise.set_value({r, ok}); });
+  auto [result, ok] = wait_for(future, "purge");
+  EXPECT_TRUE(ok);
+  return result;
+}
+
+TEST_P(StoreDelivery, ARecipientOfTheBodyIsHandedTheStoredBodyAndNoCopyIsKept) {
+  test::temp_dir dir;
+  manual_clock clock;
+  auto store = open(dir, clock);
+  const message_record record = with_body_recipient(1, "interpol");
+  ASSERT_EQ(accept_now(*store, record).outcome, accept_outcome::stored);
+  EXPECT_EQ(query(dir, "SELECT length(payload) FROM deliveries WHERE recipient = 'interpol'"), "0");
+  EXPECT_EQ(query(dir, "SELECT length(payload) FROM deliveries WHERE recipient = 'la-mps'"),
+            std::to_string(record.deliveries[0].payload.size()));
+
+  claimed got = claim_now(*store, "w", 10);
+  ASSERT_EQ(got.jobs.size(), 2U);
+  std::map<std::string, delivery_job> by_recipient;
+  for (const auto& job : got.jobs) {
+    by_recipient[job.recipient] = job;
+  }
+  EXPECT_EQ(by_recipient["interpol"].payload, record.body);
+  EXPECT_TRUE(by_recipient["interpol"].payload_is_body);
+  EXPECT_EQ(by_recipient["interpol"].body_grant, "");
+  EXPECT_EQ(by_recipient["la-mps"].body_grant, "");
+  EXPECT_EQ(by_recipient["la-mps"].payload, record.deliveries[0].payload);
+  EXPECT_FALSE(by_recipient["la-mps"].payload_is_body);
+
+  // A dead letter replayed is handed the body again.
+  ASSERT_TRUE(report_now(*store, dead(by_recipient["interpol"], "w")));
+  EXPECT_EQ(replay_now(*store, record.id, "interpol"), std::make_pair(true, true));
+  got = claim_now(*store, "w2", 10);
+  ASSERT_EQ(got.jobs.size(), 1U);
+  EXPECT_EQ(got.jobs[0].payload, record.body);
+  EXPECT_TRUE(got.jobs[0].payload_is_body);
+}
+
+TEST_P(StoreDelivery, RetentionKeepsABodyWhileItsRecipientMayStillBeHandedIt) {
+  test::temp_dir dir;
+  manual_clock clock;
+  auto store = open(dir, clock);
+  message_record record = with_body_recipient(1, "interpol");
+  record.deliveries.erase(record.deliveries.begin());  // the body's recipient alone
+  ASSERT_EQ(accept_now(*store, record).outcome, accept_outcome::stored);
+  const claimed got = claim_now(*store, "w", 10);
+  ASSERT_EQ(got.jobs.size(), 1U);
+  ASSERT_TRUE(report_now(*store, dead(got.jobs[0], "w")));
+
+  const auto now = clock.now();
+  const auto day = std::chrono::hours(24);
+  // Delivered copies past their time, dead ones not: the dead letter may still be replayed, so
+  // the body it would be handed stays.
+  purge_result first = purge_now(*store, {now + day, now - day, 1000, "gateway:test"});
+  EXPECT_EQ(first.payloads, 0U);
+  EXPECT_EQ(first.bodies, 0U);
+  EXPECT_NE(query(dir, "SELECT length(body) FROM messages"), "0");
+  // Once the dead letter is past its time it expires (counted as its payload), and the body goes.
+  purge_result second = purge_now(*store, {now + day, now + day, 1000, "gateway:test"});
+  EXPECT_EQ(second.payloads, 1U);
+  EXPECT_EQ(second.bodies, 1U);
+  EXPECT_EQ(query(dir, "SELECT length(body) FROM messages"), "0");
+  EXPECT_EQ(recipient_of(find_now(*store, record.id), "interpol")->state, "expired");
+  EXPECT_EQ(replay_now(*store, record.id, "interpol"), std::make_pair(false, true));
+}
+
+TEST_P(StoreDelivery, WhatTheRowOfABodysRecipientHoldsIsHandedOutBesideTheBody) {
+  test::temp_dir dir;
+  manual_clock clock;
+  auto store = open(dir, clock);
+  message_record record = with_body_recipient(1, "interpol");
+  record.deliveries.back().payload = "a token of the layer above";
+  ASSERT_EQ(accept_now(*store, record).outcome, accept_outcome::stored);
+  const claimed got = claim_now(*store, "w", 10, 30s, {"la-mps"});
+  ASSERT_EQ(got.jobs.size(), 1U);
+  EXPECT_EQ(got.jobs[0].payload, record.body);
+  EXPECT_EQ(got.jobs[0].body_grant, "a token of the layer above");
+}
+
 TEST_P(StoreDelivery, NoDeliveriesMeansUndeliverable) {
   test::temp_dir dir;
   manual_clock clock;
@@ -953,13 +1044,17 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
         old.body_sha256 + "', '" + old.body + "')");
   }
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "5");
-  EXPECT_EQ(std::to_string(sqlite_schema_version), "5");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "6");
+  EXPECT_EQ(std::to_string(sqlite_schema_version), "6");
   // Version 5: claims read the covering index, which replaced deliveries_due.
   EXPECT_EQ(raw_db(path).text("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                               "WHERE type = 'index' AND tbl_name = 'deliveries' AND sql IS NOT NULL "
                               "ORDER BY name)"),
             "deliveries_claim");
+  // Version 6: rows that predate it hand out their own payload.
+  EXPECT_EQ(raw_db(path).text("SELECT count(*) FROM pragma_table_info('deliveries') "
+                              "WHERE name = 'payload_is_body' AND dflt_value = '0'"),
+            "1");
 
   const message_status status = find_now(store, old.id);
   EXPECT_EQ(status.accepted_at, "2026-01-02T03:04:05.678Z");

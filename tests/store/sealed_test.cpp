@@ -181,6 +181,18 @@ class SealedStore : public ::testing::Test {
     store_->accept(std::move(record), [&p](accept_result r) { p.set_value(std::move(r)); });
     return f.get();
   }
+  /// Stops the sealed store and stores `record` through a store without encryption (as before
+  /// encryption was turned on); returns that store.
+  std::shared_ptr<message_store> accept_in_clear(message_record record) {
+    store_->stop();
+    sqlite_options options;
+    options.path = dir_ / "store.db";
+    std::shared_ptr<message_store> plain = open_sqlite_store(options);
+    std::promise<accept_result> p;
+    plain->accept(std::move(record), [&p](accept_result r) { p.set_value(r); });
+    EXPECT_EQ(p.get_future().get().outcome, accept_outcome::stored);
+    return plain;
+  }
   std::vector<delivery_job> claim() {
     std::promise<std::vector<delivery_job>> p;
     auto f = p.get_future();
@@ -200,6 +212,13 @@ message_record canary_record(const std::string& id) {
                    fingerprint(body), body};
   r.deliveries.push_back({"vn-thanhhoa", "explicit", R"({"to":"CANARY-PAYLOAD-TH"})", "[]"});
   r.deliveries.push_back({"la-houaphanh", "rule-1", "<m>CANARY-PAYLOAD-LA</m>", "[]"});
+  return r;
+}
+
+/// `r` with one more recipient, interpol, that gets the body as stored.
+message_record with_body_recipient(message_record r) {
+  r.deliveries.push_back(
+      {.recipient = "interpol", .decided_by = "rule-2", .payload_is_body = true});
   return r;
 }
 
@@ -249,17 +268,84 @@ TEST_F(SealedStore, APayloadMovedToAnotherRowIsNotDelivered) {
 }
 
 TEST_F(SealedStore, RecordsFromBeforeEncryptionStillDeliver) {
+  accept_in_clear(with_body_recipient(canary_record(make_id(4))));
+  open();
+  const auto jobs = claim();
+  ASSERT_EQ(jobs.size(), 3U);
+  for (const auto& job : jobs) {
+    if (job.recipient == "interpol") {
+      EXPECT_EQ(job.payload, canary_record(make_id(4)).body);  // in clear, and no grant: as stored
+    }
+  }
+}
+
+TEST_F(SealedStore, TheBodysRecipientIsHandedTheBodyAndItsRowHoldsOnlyASealedGrant) {
+  const message_record record = with_body_recipient(canary_record(make_id(5)));
+  ASSERT_EQ(accept(record).outcome, accept_outcome::stored);
+  const auto jobs = claim();
+  ASSERT_EQ(jobs.size(), 3U);
+  std::map<std::string, delivery_job> by_recipient;
+  for (const auto& job : jobs) {
+    by_recipient[job.recipient] = job;
+  }
+  EXPECT_EQ(by_recipient["interpol"].payload, record.body);
+  EXPECT_EQ(by_recipient["vn-thanhhoa"].payload, R"({"to":"CANARY-PAYLOAD-TH"})");
   store_->stop();
+  raw_db db(dir_ / "store.db");
+  // A sealed empty value: header, nonce and tag, no copy of the body.
+  EXPECT_EQ(db.text("SELECT substr(payload, 1, 4) || ' ' || (length(payload) < 64) FROM "
+                    "deliveries WHERE recipient = 'interpol'"),
+            "MXE1 1");
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    EXPECT_EQ(test::read_file(entry.path()).find("CANARY"), std::string::npos) << entry.path();
+  }
+}
+
+TEST_F(SealedStore, MarkingARowAsTheBodysRecipientDoesNotHandItTheBody) {
+  // Whoever can write the file marks the rows of recipients that get a copy of their own (with
+  // fields withheld, say) as recipients of the whole body: keeping the row's sealed copy as its
+  // "grant", emptying it, or moving the real grant of another recipient there.
+  ASSERT_EQ(accept(canary_record(make_id(6))).outcome, accept_outcome::stored);
+  ASSERT_EQ(accept(canary_record(make_id(7))).outcome, accept_outcome::stored);
+  ASSERT_EQ(accept(with_body_recipient(canary_record(make_id(8)))).outcome, accept_outcome::stored);
   {
-    sqlite_options options;
-    options.path = dir_ / "store.db";
-    auto plain = open_sqlite_store(options);
-    std::promise<accept_result> p;
-    plain->accept(canary_record(make_id(4)), [&p](accept_result r) { p.set_value(r); });
-    ASSERT_EQ(p.get_future().get().outcome, accept_outcome::stored);
+    raw_db db(dir_ / "store.db");
+    db.exec("UPDATE deliveries SET payload_is_body = 1 WHERE message_id = '" + make_id(6) +
+            "' AND recipient = 'vn-thanhhoa'");
+    db.exec("UPDATE deliveries SET payload_is_body = 1, payload = x'' WHERE message_id = '" +
+            make_id(7) + "' AND recipient = 'vn-thanhhoa'");
+    db.exec(
+        "UPDATE deliveries SET payload_is_body = 1, payload = (SELECT payload FROM deliveries "
+        "WHERE recipient = 'interpol') WHERE message_id = '" +
+        make_id(8) + "' AND recipient = 'vn-thanhhoa'");
+  }
+  const auto jobs = claim();
+  for (const auto& job : jobs) {
+    EXPECT_NE(job.recipient, "vn-thanhhoa") << job.message_id;
+  }
+  EXPECT_EQ(jobs.size(), 4U);  // la-houaphanh three times, interpol once
+  store_->stop();
+  raw_db db(dir_ / "store.db");
+  EXPECT_EQ(db.text("SELECT group_concat(state || ' ' || last_error, ', ') FROM deliveries "
+                    "WHERE recipient = 'vn-thanhhoa'"),
+            "retrying payload-corrupt, retrying payload-corrupt, retrying payload-corrupt");
+}
+
+TEST_F(SealedStore, RekeyGivesTheBodysRecipientsOfClearRecordsTheirGrants) {
+  {
+    auto plain = accept_in_clear(with_body_recipient(canary_record(make_id(9))));
+    const rekey_counts counts = rekey_store(*plain, *ring_);
+    EXPECT_TRUE(counts.complete);
+    EXPECT_EQ(counts.sealed_from_clear, 4U);  // the body, two copies and the grant
   }
   open();
-  EXPECT_EQ(claim().size(), 2U);
+  const auto jobs = claim();
+  ASSERT_EQ(jobs.size(), 3U);
+  for (const auto& job : jobs) {
+    if (job.recipient == "interpol") {
+      EXPECT_EQ(job.payload, canary_record(make_id(9)).body);
+    }
+  }
 }
 
 }  // namespace

@@ -1044,8 +1044,8 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
         old.body_sha256 + "', '" + old.body + "')");
   }
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "6");
-  EXPECT_EQ(std::to_string(sqlite_schema_version), "6");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "7");
+  EXPECT_EQ(std::to_string(sqlite_schema_version), "7");
   // Version 5: claims read the covering index, which replaced deliveries_due.
   EXPECT_EQ(raw_db(path).text("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                               "WHERE type = 'index' AND tbl_name = 'deliveries' AND sql IS NOT NULL "
@@ -1055,6 +1055,10 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
   EXPECT_EQ(raw_db(path).text("SELECT count(*) FROM pragma_table_info('deliveries') "
                               "WHERE name = 'payload_is_body' AND dflt_value = '0'"),
             "1");
+  // Version 7: the audit log has no index by message id any more (no query used it).
+  EXPECT_EQ(raw_db(path).text("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
+                              "WHERE type = 'index' AND tbl_name = 'audit' ORDER BY name)"),
+            "audit_by_partner");
 
   const message_status status = find_now(store, old.id);
   EXPECT_EQ(status.accepted_at, "2026-01-02T03:04:05.678Z");

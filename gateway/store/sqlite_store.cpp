@@ -148,6 +148,46 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
     R"sql(
       DROP INDEX audit_by_message;
     )sql",
+    // 8: delivery rows are found by the message's position (messages.seq: 1, 2, 3, ... in the
+    // order of acceptance) instead of its id, so their unique index grows at its end instead of
+    // taking an insert at a random place per message (message ids are random). The position is a
+    // column of its own, not the rowid, which VACUUM may renumber in a table without an INTEGER
+    // PRIMARY KEY. The table is rebuilt with its rowids (a claim's leases name them).
+    R"sql(
+      ALTER TABLE messages ADD COLUMN seq INTEGER;
+      UPDATE messages SET seq = rowid;
+      CREATE UNIQUE INDEX messages_by_seq ON messages (seq);
+      CREATE TABLE deliveries_v8 (
+        message_id      TEXT NOT NULL REFERENCES messages (id),
+        recipient       TEXT NOT NULL,
+        decided_by      TEXT NOT NULL,
+        payload         BLOB NOT NULL,
+        withheld        TEXT NOT NULL DEFAULT '[]',
+        state           TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        lease_owner     TEXT,
+        lease_expires   INTEGER,
+        last_error      TEXT NOT NULL DEFAULT '',
+        receipt         TEXT NOT NULL DEFAULT '',
+        delivered_at    INTEGER,
+        dead_since      INTEGER,
+        payload_is_body INTEGER NOT NULL DEFAULT 0,
+        message_seq     INTEGER NOT NULL
+      );
+      INSERT INTO deliveries_v8 (rowid, message_id, recipient, decided_by, payload, withheld,
+                                 state, attempts, next_attempt_at, lease_owner, lease_expires,
+                                 last_error, receipt, delivered_at, dead_since, payload_is_body,
+                                 message_seq)
+        SELECT d.rowid, d.message_id, d.recipient, d.decided_by, d.payload, d.withheld, d.state,
+               d.attempts, d.next_attempt_at, d.lease_owner, d.lease_expires, d.last_error,
+               d.receipt, d.delivered_at, d.dead_since, d.payload_is_body, m.seq
+          FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id;
+      DROP TABLE deliveries;
+      ALTER TABLE deliveries_v8 RENAME TO deliveries;
+      CREATE UNIQUE INDEX deliveries_by_message ON deliveries (message_seq, recipient);
+      CREATE INDEX deliveries_claim ON deliveries (state, next_attempt_at, recipient, lease_expires);
+    )sql",
 };
 
 // Raising sqlite_schema_version without writing its migration must not compile.
@@ -170,11 +210,12 @@ constexpr std::size_t max_error_bytes = 512;
 constexpr const char* select_existing_sql =
     "SELECT sender, body_sha256, accepted_at FROM messages WHERE id = ?1";
 constexpr const char* insert_message_sql =
-    "INSERT INTO messages (id, sender, type, created, accepted_at, body_sha256, body, state) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    "INSERT INTO messages (id, sender, type, created, accepted_at, body_sha256, body, state, seq) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT coalesce(max(seq), 0) + 1 FROM messages))";
 constexpr const char* insert_delivery_sql =
     "INSERT INTO deliveries (message_id, recipient, decided_by, payload, withheld, state, "
-    "next_attempt_at, payload_is_body) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)";
+    "next_attempt_at, payload_is_body, message_seq) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, (SELECT seq FROM messages WHERE id = ?1))";
 constexpr const char* insert_exclusion_sql =
     "INSERT INTO exclusions (message_id, partner, considered, reason) VALUES (?1, ?2, ?3, ?4)";
 constexpr const char* lease_sql =
@@ -185,25 +226,27 @@ constexpr const char* lease_sql =
 constexpr const char* report_delivered_sql =
     "UPDATE deliveries SET state = 'delivered', delivered_at = ?4, receipt = ?5, "
     "lease_owner = NULL, lease_expires = NULL "
-    "WHERE message_id = ?1 AND recipient = ?2 AND state = 'delivering' AND lease_owner = ?3";
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 AND state = 'delivering' AND lease_owner = ?3";
 constexpr const char* report_retry_sql =
     "UPDATE deliveries SET state = 'retrying', next_attempt_at = ?4, last_error = ?5, "
     "lease_owner = NULL, lease_expires = NULL "
-    "WHERE message_id = ?1 AND recipient = ?2 AND state = 'delivering' AND lease_owner = ?3";
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 AND state = 'delivering' AND lease_owner = ?3";
 constexpr const char* report_dead_sql =
     "UPDATE deliveries SET state = 'dead', dead_since = ?4, last_error = ?5, "
     "lease_owner = NULL, lease_expires = NULL "
-    "WHERE message_id = ?1 AND recipient = ?2 AND state = 'delivering' AND lease_owner = ?3";
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 AND state = 'delivering' AND lease_owner = ?3";
 constexpr const char* replay_sql =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?3, "
-    "dead_since = NULL WHERE message_id = ?1 AND recipient = ?2 AND state = 'dead'";
+    "dead_since = NULL "
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
+    "AND state = 'dead'";
 constexpr const char* withdraw_sql =
     "UPDATE deliveries SET state = 'withdrawn', payload = x'', payload_is_body = 0 "
-    "WHERE message_id = ?1 AND state IN ('pending', 'retrying') "
-    "AND EXISTS (SELECT 1 FROM messages WHERE id = ?1 AND sender = ?2)";
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1 AND sender = ?2) "
+    "AND state IN ('pending', 'retrying')";
 constexpr const char* discard_sql =
     "UPDATE deliveries SET state = 'discarded', last_error = ?3 "
-    "WHERE message_id = ?1 AND recipient = ?2 AND state = 'dead'";
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 AND state = 'dead'";
 
 /// The claim query for `cap_count` capped recipients (?1 now, ?2 the most rows, then a
 /// (recipient, cap) pair per capped recipient from ?3 on). Due rows are numbered per recipient,
@@ -247,7 +290,7 @@ std::string claim_sql(std::size_t cap_count) {
            CASE WHEN d.payload_is_body THEN d.payload ELSE x'' END
       FROM picked
       JOIN deliveries AS d ON d.rowid = picked.rid
-      JOIN messages AS m ON m.id = d.message_id
+      JOIN messages AS m ON m.seq = d.message_seq
      ORDER BY picked.turn, picked.next_attempt_at, picked.rid
   )sql";
 }
@@ -279,11 +322,11 @@ constexpr const char* purge_payloads_sql =
 constexpr const char* purge_bodies_sql =
     "UPDATE messages SET body = x'', purged_at = ?3 WHERE rowid IN ("
     "SELECT m.rowid FROM messages AS m WHERE m.purged_at IS NULL AND ("
-    "(EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id) AND "
-    "NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id AND "
+    "(EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_seq = m.seq) AND "
+    "NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_seq = m.seq AND "
     "(length(d.payload) > 0 OR d.payload_is_body OR "
     "d.state IN ('pending', 'retrying', 'delivering')))) OR "
-    "(NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id) AND "
+    "(NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_seq = m.seq) AND "
     "m.accepted_at < ?1)) LIMIT ?2)";
 
 // Re-encryption: the bodies and payloads of the next messages in id order, and their new bytes.
@@ -291,12 +334,14 @@ constexpr const char* purge_bodies_sql =
 constexpr const char* select_rewrite_messages_sql =
     "SELECT id, body FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2";
 constexpr const char* select_rewrite_payloads_sql =
-    "SELECT message_id, recipient, payload FROM deliveries "
-    "WHERE message_id > ?1 AND message_id <= ?2 AND (length(payload) > 0 OR payload_is_body) "
-    "ORDER BY message_id, recipient";
+    "SELECT d.message_id, d.recipient, d.payload "
+    "FROM messages AS m JOIN deliveries AS d ON d.message_seq = m.seq "
+    "WHERE m.id > ?1 AND m.id <= ?2 AND (length(d.payload) > 0 OR d.payload_is_body) "
+    "ORDER BY m.id, d.recipient";
 constexpr const char* update_body_sql = "UPDATE messages SET body = ?2 WHERE id = ?1";
 constexpr const char* update_payload_sql =
-    "UPDATE deliveries SET payload = ?3 WHERE message_id = ?1 AND recipient = ?2";
+    "UPDATE deliveries SET payload = ?3 "
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2";
 
 // Reader statements.
 constexpr const char* select_register_sql =
@@ -305,7 +350,7 @@ constexpr const char* select_register_sql =
     "type FROM messages WHERE substr(accepted_at, 1, 7) BETWEEN ?1 AND ?2 "
     "UNION ALL "
     "SELECT d.recipient, 'sent-to', strftime('%Y-%m', d.delivered_at / 1000, 'unixepoch'), m.type "
-    "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id WHERE d.state = 'delivered' "
+    "FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq WHERE d.state = 'delivered' "
     "AND strftime('%Y-%m', d.delivered_at / 1000, 'unixepoch') BETWEEN ?1 AND ?2) "
     "GROUP BY partner, direction, month, type ORDER BY partner, direction, month, type";
 constexpr const char* select_queue_stats_sql =
@@ -313,7 +358,7 @@ constexpr const char* select_queue_stats_sql =
     "sum(d.state = 'retrying'), sum(d.state = 'dead'), sum(d.state = 'delivered'), "
     "sum(d.state = 'discarded'), "
     "min(CASE WHEN d.state IN ('pending', 'delivering', 'retrying') THEN m.accepted_at END) "
-    "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id "
+    "FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq "
     "GROUP BY d.recipient ORDER BY d.recipient";
 constexpr const char* select_audit_sql =
     "SELECT seq, at, event, actor, partner, message_id, entry, hash FROM audit "
@@ -330,12 +375,13 @@ constexpr const char* select_status_sql =
     "SELECT id, sender, type, created, accepted_at, state FROM messages WHERE id = ?1";
 constexpr const char* select_recipients_sql =
     "SELECT recipient, decided_by, state, attempts, next_attempt_at, last_error, delivered_at, "
-    "receipt, withheld FROM deliveries WHERE message_id = ?1 ORDER BY recipient";
+    "receipt, withheld FROM deliveries "
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) ORDER BY recipient";
 constexpr const char* select_exclusions_sql =
     "SELECT partner, considered, reason FROM exclusions WHERE message_id = ?1 ORDER BY rowid";
 constexpr const char* select_dead_sql =
     "SELECT d.message_id, d.recipient, m.sender, m.type, d.attempts, d.last_error, d.dead_since "
-    "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id "
+    "FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq "
     "WHERE d.state = 'dead' ORDER BY d.dead_since, d.message_id, d.recipient LIMIT ?1";
 
 // ---------------------------------------------------------------------------------------------

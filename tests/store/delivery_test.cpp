@@ -1044,13 +1044,14 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
         old.body_sha256 + "', '" + old.body + "')");
   }
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "7");
-  EXPECT_EQ(std::to_string(sqlite_schema_version), "7");
-  // Version 5: claims read the covering index, which replaced deliveries_due.
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "8");
+  EXPECT_EQ(std::to_string(sqlite_schema_version), "8");
+  // Version 5: claims read the covering index, which replaced deliveries_due; version 8: rows are
+  // found by the message's position (no index by message id left).
   EXPECT_EQ(raw_db(path).text("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
-                              "WHERE type = 'index' AND tbl_name = 'deliveries' AND sql IS NOT NULL "
-                              "ORDER BY name)"),
-            "deliveries_claim");
+                              "WHERE type = 'index' AND tbl_name = 'deliveries' ORDER BY name)"),
+            "deliveries_by_message,deliveries_claim");
+  EXPECT_EQ(raw_db(path).text("SELECT seq FROM messages"), "1");
   // Version 6: rows that predate it hand out their own payload.
   EXPECT_EQ(raw_db(path).text("SELECT count(*) FROM pragma_table_info('deliveries') "
                               "WHERE name = 'payload_is_body' AND dflt_value = '0'"),
@@ -1071,6 +1072,95 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
   ASSERT_EQ(accept_now(store, record_for(2, {"la-mps"})).outcome, accept_outcome::stored);
   EXPECT_EQ(claim_now(store, "w", 10).jobs.size(), 1U);
   EXPECT_EQ(count_messages(path), 2U);
+  EXPECT_EQ(raw_db(path).text("SELECT group_concat(seq) FROM (SELECT seq FROM messages "
+                              "ORDER BY rowid)"),
+            "1,2");
+}
+
+/// Turns a version-8 file back into the layout of version 7 (deliveries keyed by message id,
+/// no message positions), keeping every row and rowid: what a file written by the build before
+/// looks like.
+void downgrade_to_version_7(const std::filesystem::path& path) {
+  raw_db db(path);
+  db.exec(R"sql(
+    BEGIN;
+    CREATE TABLE deliveries_v7 (
+      message_id TEXT NOT NULL REFERENCES messages (id), recipient TEXT NOT NULL,
+      decided_by TEXT NOT NULL, payload BLOB NOT NULL, withheld TEXT NOT NULL DEFAULT '[]',
+      state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
+      lease_owner TEXT, lease_expires INTEGER, last_error TEXT NOT NULL DEFAULT '',
+      receipt TEXT NOT NULL DEFAULT '', delivered_at INTEGER, dead_since INTEGER,
+      payload_is_body INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (message_id, recipient));
+    INSERT INTO deliveries_v7 (rowid, message_id, recipient, decided_by, payload, withheld, state,
+                               attempts, next_attempt_at, lease_owner, lease_expires, last_error,
+                               receipt, delivered_at, dead_since, payload_is_body)
+      SELECT rowid, message_id, recipient, decided_by, payload, withheld, state, attempts,
+             next_attempt_at, lease_owner, lease_expires, last_error, receipt, delivered_at,
+             dead_since, payload_is_body FROM deliveries;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_v7 RENAME TO deliveries;
+    CREATE INDEX deliveries_claim ON deliveries (state, next_attempt_at, recipient, lease_expires);
+    DROP INDEX messages_by_seq;
+    ALTER TABLE messages DROP COLUMN seq;
+    PRAGMA user_version = 7;
+    COMMIT;
+  )sql");
+}
+
+TEST(SqliteDelivery, AVersion7FileKeepsEveryDeliveryRowAndItsStateThroughTheMigration) {
+  test::temp_dir dir;
+  manual_clock clock;
+  const auto path = dir / "store.db";
+  std::string rows_before;
+  constexpr const char* rows_sql =
+      "SELECT group_concat(r, ';') FROM (SELECT rowid || ' ' || message_id || ' ' || recipient || "
+      "' ' || state || ' ' || attempts || ' ' || hex(payload) || ' ' || coalesce(lease_owner, '-') "
+      "AS r FROM deliveries ORDER BY rowid)";
+  {
+    sqlite_store store(options_for(path, clock));
+    // Message 1: delivered to la-mps, dead for interpol; 2: leased to w; 3: pending.
+    ASSERT_EQ(accept_now(store, record_for(1, {"la-mps", "interpol"})).outcome,
+              accept_outcome::stored);
+    claimed got = claim_now(store, "w", 10);
+    ASSERT_EQ(got.jobs.size(), 2U);
+    for (const auto& job : got.jobs) {
+      ASSERT_TRUE(report_now(store, job.recipient == "la-mps" ? delivered(job, "w")
+                                                              : dead(job, "w")));
+    }
+    ASSERT_EQ(accept_now(store, record_for(2, {"la-mps"})).outcome, accept_outcome::stored);
+    ASSERT_EQ(claim_now(store, "w", 10).jobs.size(), 1U);
+    ASSERT_EQ(accept_now(store, with_body_recipient(3, "interpol")).outcome,
+              accept_outcome::stored);
+  }
+  downgrade_to_version_7(path);
+  rows_before = raw_db(path).text(rows_sql);
+  ASSERT_EQ(raw_db(path).text("SELECT count(*) FROM deliveries"), "5");
+
+  sqlite_store store(options_for(path, clock));
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw_db(path).text(rows_sql), rows_before);  // the same rows, rowids and bytes
+  EXPECT_EQ(raw_db(path).text("SELECT count(*) FROM deliveries AS d JOIN messages AS m "
+                              "ON m.seq = d.message_seq AND m.id = d.message_id"),
+            "5");
+  // Every way of finding a row by its message still finds it.
+  EXPECT_EQ(recipient_of(find_now(store, make_id(1)), "la-mps")->state, "delivered");
+  EXPECT_EQ(recipient_of(find_now(store, make_id(1)), "interpol")->state, "dead");
+  EXPECT_EQ(replay_now(store, make_id(1), "interpol"), std::make_pair(true, true));
+  delivery_job leased;
+  leased.message_id = make_id(2);
+  leased.recipient = "la-mps";
+  EXPECT_TRUE(report_now(store, delivered(leased, "w")));
+  EXPECT_EQ(recipient_of(find_now(store, make_id(2)), "la-mps")->state, "delivered");
+  const claimed due = claim_now(store, "w2", 10);
+  ASSERT_EQ(due.jobs.size(), 3U);  // the replayed dead letter and message 3's two rows
+  for (const auto& job : due.jobs) {
+    if (job.message_id == make_id(3) && job.recipient == "interpol") {
+      EXPECT_EQ(job.payload, record_for(3, {}).body);
+    }
+  }
+  // New messages continue the positions.
+  ASSERT_EQ(accept_now(store, record_for(4, {"la-mps"})).outcome, accept_outcome::stored);
+  EXPECT_EQ(raw_db(path).text("SELECT seq FROM messages WHERE id = '" + make_id(4) + "'"), "4");
 }
 
 TEST_P(StoreDelivery, EverythingSurvivesReopen) {

@@ -119,13 +119,14 @@ void write_recipient(rapidjson::Writer<rapidjson::StringBuffer>& w,
   w.EndObject();
 }
 
-/// Whether the recipient reads the canonical model itself (its adapter is mx/1, or it has none
-/// the gateway knows: then it gets canonical messages too).
-bool takes_canonical(std::string_view partner_id, const identity::partner_registry& partners) {
+/// The wire format a recipient reads: its adapter, or null for the canonical model itself (its
+/// adapter is mx/1, or one the gateway does not know: it then gets canonical messages too).
+const adapters::adapter* wire_format(std::string_view partner_id,
+                                     const identity::partner_registry& partners) {
   const identity::partner* recipient = partners.find(partner_id);
   const adapters::adapter* format =
       recipient == nullptr ? nullptr : adapters::find_adapter(recipient->adapter);
-  return format == nullptr || format->id() == "mx";
+  return format != nullptr && format->id() == "mx" ? nullptr : format;
 }
 
 std::string withheld_json(const pipeline::recipient_plan& plan) {
@@ -502,13 +503,14 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
     }
     // A canonical recipient from whom nothing is withheld gets the message as it was accepted:
     // the store keeps no second copy of it.
-    if (plan.withheld.empty() && takes_canonical(plan.partner_id, trust->partners)) {
+    const adapters::adapter* wire = wire_format(plan.partner_id, trust->partners);
+    if (wire == nullptr && plan.withheld.empty()) {
       record.deliveries.push_back(
           {.recipient = plan.partner_id, .decided_by = plan.decided_by, .payload_is_body = true});
       continue;
     }
     // Each recipient gets its own copy (withheld fields removed), in its own format.
-    auto payload = encode_for(*doc, plan, *t, trust->partners);
+    auto payload = encode_for(*doc, plan, *t, wire);
     if (!payload) {
       record.exclusions.push_back({plan.partner_id, plan.decided_by, "format-cannot-express"});
       continue;
@@ -620,12 +622,9 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
 std::optional<std::string> partner_api::encode_for(const rapidjson::Value& message,
                                                    const pipeline::recipient_plan& plan,
                                                    const translation& t,
-                                                   const identity::partner_registry& partners) const {
+                                                   const adapters::adapter* format) const {
   std::string canonical = pipeline::render_for(message, plan);
-  const identity::partner* recipient = partners.find(plan.partner_id);
-  const adapters::adapter* format =
-      recipient == nullptr ? nullptr : adapters::find_adapter(recipient->adapter);
-  if (format == nullptr || format->id() == "mx") {
+  if (format == nullptr) {
     return canonical;
   }
   rapidjson::Document copy;

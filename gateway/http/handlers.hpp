@@ -113,10 +113,12 @@ class partner_api {
   void refuse(const request& req, std::chrono::steady_clock::time_point start,
               const std::function<void(response)>& done, response r, std::string_view reason,
               std::string_view message_id) const;
+  /// The recipient's copy in its wire format (`format` null: the canonical model); nullopt when
+  /// that format cannot express the message.
   std::optional<std::string> encode_for(const rapidjson::Value& message,
                                         const pipeline::recipient_plan& plan,
                                         const translation& t,
-                                        const identity::partner_registry& partners) const;
+                                        const adapters::adapter* format) const;
   void status(const request& req, std::string_view id, std::function<void(response)> done) const;
 
   mutable std::mutex translation_mutex_;

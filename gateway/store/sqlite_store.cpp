@@ -226,15 +226,18 @@ constexpr const char* lease_sql =
 constexpr const char* report_delivered_sql =
     "UPDATE deliveries SET state = 'delivered', delivered_at = ?4, receipt = ?5, "
     "lease_owner = NULL, lease_expires = NULL "
-    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 AND state = 'delivering' AND lease_owner = ?3";
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
+    "AND state = 'delivering' AND lease_owner = ?3";
 constexpr const char* report_retry_sql =
     "UPDATE deliveries SET state = 'retrying', next_attempt_at = ?4, last_error = ?5, "
     "lease_owner = NULL, lease_expires = NULL "
-    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 AND state = 'delivering' AND lease_owner = ?3";
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
+    "AND state = 'delivering' AND lease_owner = ?3";
 constexpr const char* report_dead_sql =
     "UPDATE deliveries SET state = 'dead', dead_since = ?4, last_error = ?5, "
     "lease_owner = NULL, lease_expires = NULL "
-    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 AND state = 'delivering' AND lease_owner = ?3";
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
+    "AND state = 'delivering' AND lease_owner = ?3";
 constexpr const char* replay_sql =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?3, "
     "dead_since = NULL "
@@ -246,7 +249,8 @@ constexpr const char* withdraw_sql =
     "AND state IN ('pending', 'retrying')";
 constexpr const char* discard_sql =
     "UPDATE deliveries SET state = 'discarded', last_error = ?3 "
-    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 AND state = 'dead'";
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
+    "AND state = 'dead'";
 
 /// The claim query for `cap_count` capped recipients (?1 now, ?2 the most rows, then a
 /// (recipient, cap) pair per capped recipient from ?3 on). Due rows are numbered per recipient,
@@ -1121,9 +1125,7 @@ sqlite_store::impl::impl(const sqlite_options& options)
   // every `stored` answer) survives power loss, not only a crash of this process.
   exec_or_throw(db, "PRAGMA synchronous = FULL", path_);
   exec_or_throw(db, "PRAGMA foreign_keys = ON", path_);
-  // The writer's page cache holds the indexes with random keys (message ids), whose leaf pages
-  // every batch touches all over; with SQLite's default 2 MB a store of some 20,000 messages
-  // already read a page back from the file for most inserts.
+  // The writer's page cache (see writer_cache_kib for why it is not larger).
   exec_or_throw(db, ("PRAGMA cache_size = -" + std::to_string(writer_cache_kib)).c_str(), path_);
   if (options.secure_delete) {
     exec_or_throw(db, "PRAGMA secure_delete = ON", path_);

@@ -131,6 +131,11 @@ constexpr std::array<const char*, postgres_schema_version> migrations = {
     R"sql(
       DROP INDEX audit_by_message;
     )sql",
+    // 5: two more indexes no query reads: messages by sender and the audit log by partner.
+    R"sql(
+      DROP INDEX messages_by_sender;
+      DROP INDEX audit_by_partner;
+    )sql",
 };
 
 static_assert(std::none_of(migrations.begin(), migrations.end(),

@@ -635,6 +635,39 @@ TEST_P(StoreDelivery, ADeepQueueDoesNotStarveOtherRecipients) {
             2);
 }
 
+TEST_P(StoreDelivery, ARecipientsDueRowsAreTakenOldestFirstWhateverTheirState) {
+  test::temp_dir dir;
+  manual_clock clock;
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
+  // la-mps: message 1 leased at 0 s (the lease runs out at 30 s), message 2 retrying from 5 s,
+  // message 3 pending since 2 s; interpol: message 4 pending since 3 s.
+  ASSERT_EQ(accept_now(store, record_for(1, {"la-mps"})).outcome, accept_outcome::stored);
+  ASSERT_EQ(claim_now(store, "w", 1, 30s).jobs.size(), 1U);
+  clock.advance(1s);
+  ASSERT_EQ(accept_now(store, record_for(2, {"la-mps"})).outcome, accept_outcome::stored);
+  const claimed second = claim_now(store, "w", 10, 30s);
+  ASSERT_EQ(second.jobs.size(), 1U);
+  ASSERT_EQ(second.jobs[0].message_id, make_id(2));
+  ASSERT_TRUE(report_now(store, retry(second.jobs[0], "w", clock.now() + 4s)));
+  clock.advance(1s);
+  ASSERT_EQ(accept_now(store, record_for(3, {"la-mps"})).outcome, accept_outcome::stored);
+  clock.advance(1s);
+  ASSERT_EQ(accept_now(store, record_for(4, {"interpol"})).outcome, accept_outcome::stored);
+  clock.advance(28s);  // 31 s: everything is due
+
+  // Round robin over the recipients, each one's rows by due time whatever their state.
+  const claimed two = claim_now(store, "w2", 2, 30s);
+  ASSERT_EQ(two.jobs.size(), 2U);
+  EXPECT_EQ(two.jobs[0].message_id, make_id(1));  // the expired lease, due since 0 s
+  EXPECT_EQ(two.jobs[1].message_id, make_id(4));  // interpol's first turn
+  const claimed rest = claim_now(store, "w2", 10, 30s);
+  ASSERT_EQ(rest.jobs.size(), 2U);
+  EXPECT_EQ(rest.jobs[0].message_id, make_id(3));  // pending since 2 s
+  EXPECT_EQ(rest.jobs[1].message_id, make_id(2));  // retrying from 5 s
+  EXPECT_EQ(rest.jobs[1].attempt, 2);
+}
+
 TEST_P(StoreDelivery, ClaimOfNothingIsEmptyAndOk) {
   test::temp_dir dir;
   manual_clock clock;
@@ -1044,22 +1077,29 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
         old.body_sha256 + "', '" + old.body + "')");
   }
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "8");
-  EXPECT_EQ(std::to_string(sqlite_schema_version), "8");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "10");
+  EXPECT_EQ(std::to_string(sqlite_schema_version), "10");
   // Version 5: claims read the covering index, which replaced deliveries_due; version 8: rows are
   // found by the message's position (no index by message id left).
   EXPECT_EQ(raw_db(path).text("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                               "WHERE type = 'index' AND tbl_name = 'deliveries' ORDER BY name)"),
             "deliveries_by_message,deliveries_claim");
+  // Version 10: a claim reads each recipient's oldest due rows.
+  EXPECT_EQ(raw_db(path).text("SELECT sql FROM sqlite_master WHERE name = 'deliveries_claim'"),
+            "CREATE INDEX deliveries_claim ON deliveries (state, recipient, next_attempt_at)");
   EXPECT_EQ(raw_db(path).text("SELECT seq FROM messages"), "1");
   // Version 6: rows that predate it hand out their own payload.
   EXPECT_EQ(raw_db(path).text("SELECT count(*) FROM pragma_table_info('deliveries') "
                               "WHERE name = 'payload_is_body' AND dflt_value = '0'"),
             "1");
-  // Version 7: the audit log has no index by message id any more (no query used it).
+  // Versions 7 and 9: the audit log has no index by message id nor by partner, and messages none
+  // by sender (no query used them).
+  EXPECT_EQ(raw_db(path).text("SELECT count(*) FROM sqlite_master "
+                              "WHERE type = 'index' AND tbl_name = 'audit'"),
+            "0");
   EXPECT_EQ(raw_db(path).text("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
-                              "WHERE type = 'index' AND tbl_name = 'audit' ORDER BY name)"),
-            "audit_by_partner");
+                              "WHERE type = 'index' AND tbl_name = 'messages' ORDER BY name)"),
+            "messages_by_seq,messages_unpurged,sqlite_autoindex_messages_1");
 
   const message_status status = find_now(store, old.id);
   EXPECT_EQ(status.accepted_at, "2026-01-02T03:04:05.678Z");
@@ -1077,9 +1117,9 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
             "1,2");
 }
 
-/// Turns a version-8 file back into the layout of version 7 (deliveries keyed by message id,
-/// no message positions), keeping every row and rowid: what a file written by the build before
-/// looks like.
+/// Turns a file of the current version back into the layout of version 7 (deliveries keyed by
+/// message id, no message positions, messages indexed by sender, the audit log by partner),
+/// keeping every row and rowid: what a file written by that build looks like.
 void downgrade_to_version_7(const std::filesystem::path& path) {
   raw_db db(path);
   db.exec(R"sql(
@@ -1102,6 +1142,8 @@ void downgrade_to_version_7(const std::filesystem::path& path) {
     CREATE INDEX deliveries_claim ON deliveries (state, next_attempt_at, recipient, lease_expires);
     DROP INDEX messages_by_seq;
     ALTER TABLE messages DROP COLUMN seq;
+    CREATE INDEX messages_by_sender ON messages (sender);
+    CREATE INDEX audit_by_partner ON audit (partner, seq) WHERE partner <> '';
     PRAGMA user_version = 7;
     COMMIT;
   )sql");
@@ -1137,8 +1179,11 @@ TEST(SqliteDelivery, AVersion7FileKeepsEveryDeliveryRowAndItsStateThroughTheMigr
   ASSERT_EQ(raw_db(path).text("SELECT count(*) FROM deliveries"), "5");
 
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "8");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "10");
   EXPECT_EQ(raw_db(path).text(rows_sql), rows_before);  // the same rows, rowids and bytes
+  EXPECT_EQ(raw_db(path).text("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
+                              "name IN ('messages_by_sender', 'audit_by_partner')"),
+            "0");  // version 9
   EXPECT_EQ(raw_db(path).text("SELECT count(*) FROM deliveries AS d JOIN messages AS m "
                               "ON m.seq = d.message_seq AND m.id = d.message_id"),
             "5");

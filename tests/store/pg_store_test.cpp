@@ -275,6 +275,29 @@ TEST_F(PgStore, ANewerSchemaIsRefused) {
   EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "99");  // left as it was
 }
 
+TEST_F(PgStore, AVersion4SchemaLosesTheTwoUnreadIndexesAndKeepsItsRows) {
+  constexpr const char* unread_indexes =
+      "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() "
+      "AND indexname IN ('messages_by_sender', 'audit_by_partner')";
+  {
+    auto a = instance();
+    ASSERT_EQ(accept_now(*a, record_for(1, {"la-mps"})).outcome, accept_outcome::stored);
+    a->stop();
+  }
+  EXPECT_EQ(query(unread_indexes), "0");
+  // Back to what version 4 left: both indexes there.
+  query(
+      "CREATE INDEX messages_by_sender ON messages (sender); "
+      "CREATE INDEX audit_by_partner ON audit (partner, seq) WHERE partner <> ''; "
+      "UPDATE mxgw_schema SET version = 4");
+  ASSERT_EQ(query(unread_indexes), "2");
+  auto b = instance();
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "5");
+  EXPECT_EQ(query(unread_indexes), "0");
+  EXPECT_EQ(accept_now(*b, record_for(1, {"la-mps"})).outcome, accept_outcome::duplicate);
+  EXPECT_EQ(read_all_audit(*b).size(), 1U);
+}
+
 TEST_F(PgStore, APasswordInTheDsnIsRefusedWithoutRepeatingIt) {
   EXPECT_TRUE(dsn_has_password("host=127.0.0.1 password=Hunter2-secret"));
   EXPECT_TRUE(dsn_has_password("postgresql://mxgw:Hunter2-secret@127.0.0.1/db"));

@@ -136,6 +136,12 @@ constexpr std::array<const char*, postgres_schema_version> migrations = {
       DROP INDEX messages_by_sender;
       DROP INDEX audit_by_partner;
     )sql",
+    // 6: the claim index leads with the recipient after the state, so a claim reads each
+    // recipient's oldest due rows and stops at as many as it can take (see claim_candidates_sql).
+    R"sql(
+      DROP INDEX deliveries_due;
+      CREATE INDEX deliveries_claim ON deliveries (state, recipient, next_attempt_at, rid);
+    )sql",
 };
 
 static_assert(std::none_of(migrations.begin(), migrations.end(),
@@ -167,17 +173,42 @@ constexpr const char* insert_exclusion_sql =
 
 /// Due rows, numbered per recipient oldest first and taken by that number (round robin), capped
 /// recipients bounded by their caps; read without locks. $1 now, $2 the most rows, $3/$4 the
-/// capped recipients and their caps as arrays.
+/// capped recipients and their caps as arrays. Only rows that can be handed out are read: the
+/// recipients with rows in each claimable state (one index seek each, `queued`), then each one's
+/// oldest due rows in that state, at most as many as it may take (`due`), from deliveries_claim
+/// (state, recipient, next_attempt_at, rid) in due order. Numbering every due row instead made a
+/// claim cost as much as the backlog was long.
 constexpr const char* claim_candidates_sql = R"sql(
-    WITH caps AS (
+    WITH RECURSIVE queued (state, recipient) AS (
+        SELECT s.state, (SELECT d.recipient FROM deliveries AS d WHERE d.state = s.state
+                          ORDER BY d.recipient LIMIT 1)
+          FROM (VALUES ('pending'), ('retrying'), ('delivering')) AS s (state)
+      UNION ALL
+        SELECT q.state, (SELECT d.recipient FROM deliveries AS d
+                          WHERE d.state = q.state AND d.recipient > q.recipient
+                          ORDER BY d.recipient LIMIT 1)
+          FROM queued AS q WHERE q.recipient IS NOT NULL
+    ),
+    caps AS (
       SELECT * FROM unnest($3::text[], $4::bigint[]) AS c (recipient, cap)
+    ),
+    due AS (
+      SELECT x.rid, x.recipient, x.next_attempt_at
+        FROM queued AS q LEFT JOIN caps ON caps.recipient = q.recipient
+       CROSS JOIN LATERAL (
+             SELECT d.rid, d.recipient, d.next_attempt_at FROM deliveries AS d
+              WHERE d.state = q.state AND d.recipient = q.recipient
+                AND d.next_attempt_at <= CASE WHEN q.state = 'delivering'
+                                              THEN 9223372036854775807 ELSE $1::bigint END
+                AND (q.state <> 'delivering' OR d.lease_expires <= $1::bigint)
+              ORDER BY d.next_attempt_at, d.rid
+              LIMIT LEAST($2::bigint, coalesce(caps.cap, $2::bigint))) AS x
+       WHERE q.recipient IS NOT NULL
     ),
     ranked AS (
       SELECT rid, recipient, next_attempt_at,
              row_number() OVER (PARTITION BY recipient ORDER BY next_attempt_at, rid) AS turn
-        FROM deliveries
-       WHERE (state IN ('pending', 'retrying') AND next_attempt_at <= $1)
-          OR (state = 'delivering' AND lease_expires <= $1)
+        FROM due
     )
     SELECT ranked.rid FROM ranked LEFT JOIN caps ON caps.recipient = ranked.recipient
      WHERE caps.cap IS NULL OR ranked.turn <= caps.cap

@@ -275,7 +275,7 @@ TEST_F(PgStore, ANewerSchemaIsRefused) {
   EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "99");  // left as it was
 }
 
-TEST_F(PgStore, AVersion4SchemaLosesTheTwoUnreadIndexesAndKeepsItsRows) {
+TEST_F(PgStore, AVersion4SchemaIsMigratedToTheCurrentIndexesAndKeepsItsRows) {
   constexpr const char* unread_indexes =
       "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() "
       "AND indexname IN ('messages_by_sender', 'audit_by_partner')";
@@ -285,15 +285,26 @@ TEST_F(PgStore, AVersion4SchemaLosesTheTwoUnreadIndexesAndKeepsItsRows) {
     a->stop();
   }
   EXPECT_EQ(query(unread_indexes), "0");
-  // Back to what version 4 left: both indexes there.
+  // Back to what version 4 left: both indexes there, claims indexed by (state, next_attempt_at).
   query(
       "CREATE INDEX messages_by_sender ON messages (sender); "
       "CREATE INDEX audit_by_partner ON audit (partner, seq) WHERE partner <> ''; "
+      "DROP INDEX deliveries_claim; "
+      "CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at); "
       "UPDATE mxgw_schema SET version = 4");
   ASSERT_EQ(query(unread_indexes), "2");
   auto b = instance();
-  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "5");
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "6");
   EXPECT_EQ(query(unread_indexes), "0");
+  // Version 6: a claim reads each recipient's oldest due rows.
+  EXPECT_EQ(query("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                  "AND indexname = 'deliveries_claim'"),
+            "CREATE INDEX deliveries_claim ON " + pg_schema_for(dir_.path()) +
+                ".deliveries USING btree (state, recipient, next_attempt_at, rid)");
+  EXPECT_EQ(query("SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() "
+                  "AND indexname = 'deliveries_due'"),
+            "0");
+  EXPECT_EQ(claim_now(*b, "w", 10).size(), 1U);
   EXPECT_EQ(accept_now(*b, record_for(1, {"la-mps"})).outcome, accept_outcome::duplicate);
   EXPECT_EQ(read_all_audit(*b).size(), 1U);
 }

@@ -16,6 +16,7 @@ packages=(
   libcli11-dev                                         # command line
   libxml2-dev                                          # LA-MPS XML adapter
   libicu-dev                                           # names: NFC, ICAO Latin, Khmer/Lao rules
+  libpcre2-dev                                         # schema patterns (JIT-compiled)
   libgtest-dev libgmock-dev                            # tests
   libbenchmark-dev                                     # adapter benchmark (bench/, docs/performance.md)
   sslscan                                              # TLS profile check (tests/tls)

@@ -4,12 +4,14 @@
 #include <rapidjson/pointer.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <ostream>
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gateway/common/json.hpp"
@@ -365,6 +367,83 @@ TEST_F(SchemaSetLoad, TheEnvelopeSchemaStillAppliesWhateverItSaysOfTheBody) {
       "body": {"type": "object", "properties": {"a": {"type": "string"}}}}})", message), "/body/a");
   EXPECT_EQ(check(R"({"type": "object", "properties": {"body": {"type": "object"}},
       "patternProperties": {"^bo": {"required": ["c"]}}})", message), "/body");
+}
+
+// Patterns are matched by PCRE2 with std::regex's meaning: bytes, `$` only at the very end
+// (PCRE2's own `$` also matches before a final newline), the whole value including any NUL.
+TEST_F(SchemaSetLoad, PatternsMatchAsECMAScriptOnBytesDoes) {
+  write_file(schema_ / "body" / "t.json", R"({"type": "object", "properties": {
+      "code": {"type": "string", "pattern": "^[A-Z]{2}$"},
+      "ref": {"type": "string", "pattern": "^/[^/]*$"},
+      "word": {"type": "string", "pattern": "a.c"},
+      "name": {"type": "string", "pattern": "^(?:[A-Z][a-z]+)( [A-Z][a-z]+)*$"}},
+      "patternProperties": {"^x-[0-9]+$": {"type": "integer"}}})");
+  const auto set = load();
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  const auto valid = [&](const std::string& json, std::size_t length = std::string::npos) {
+    rapidjson::Document doc;
+    doc.Parse(json.c_str(), length == std::string::npos ? json.size() : length);
+    EXPECT_FALSE(doc.HasParseError()) << json;
+    std::vector<field_error> errors;
+    return set.validate_body("t", doc, errors);
+  };
+  EXPECT_TRUE(valid(R"({"code": "VN"})"));
+  EXPECT_FALSE(valid(R"({"code": "VN\n"})"));  // PCRE2's default `$` would pass this
+  EXPECT_FALSE(valid(R"({"code": "VNM"})"));
+  EXPECT_FALSE(valid(R"({"code": "vn"})"));
+  EXPECT_FALSE(valid(R"({"code": "V\u0000"})"));
+  EXPECT_FALSE(valid(R"({"code": "VN\u0000"})"));  // the NUL and what follows count
+  EXPECT_TRUE(valid(R"({"ref": "/body"})"));
+  EXPECT_FALSE(valid(R"({"ref": "/body/x"})"));
+  EXPECT_TRUE(valid(R"({"ref": "/Trần"})"));     // bytes of any value but '/'
+  EXPECT_TRUE(valid(R"({"word": "xxabcxx"})"));  // unanchored: found anywhere
+  EXPECT_FALSE(valid(R"({"word": "a\nc"})"));    // '.' is not a line break
+  EXPECT_TRUE(valid(R"({"name": "Nguyen Van An"})"));
+  EXPECT_FALSE(valid(R"({"name": "Nguyen  Van"})"));
+  EXPECT_TRUE(valid(R"({"x-12": 1})"));
+  EXPECT_FALSE(valid(R"({"x-12": "1"})"));
+  EXPECT_TRUE(valid(R"({"x-12a": "1"})"));  // not a pattern property: anything goes
+}
+
+TEST_F(SchemaSetLoad, APatternThatDoesNotCompileIsAProblemNotAMissingCheck) {
+  write_file(schema_ / "body" / "t.json", R"({"type": "object", "properties": {
+      "code": {"type": "string", "pattern": "^[A-Z{2}$"}}})");
+  const auto set = load();
+  EXPECT_TRUE(reported(schema_ / "body" / "t.json", {"pattern '^[A-Z{2}$'", "does not compile"}))
+      << describe(problems_);
+  EXPECT_FALSE(set.has_type("t"));
+}
+
+// Schemas are validated from every event-loop thread at once, while a reload compiles others.
+TEST_F(SchemaSetLoad, PatternsMatchFromManyThreadsWhileOtherSchemasComeAndGo) {
+  write_file(schema_ / "body" / "t.json", R"({"type": "object", "properties": {
+      "id": {"type": "string", "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}$"}}})");
+  const auto set = load();
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  rapidjson::Document good, bad;
+  good.Parse(R"({"id": "0a1b2c3d-4e5f-6a7b"})");
+  bad.Parse(R"({"id": "0a1b2c3d-4e5f-6a7G"})");
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 2000; ++i) {
+        std::vector<field_error> errors;
+        if (!set.validate_body("t", good, errors) || set.validate_body("t", bad, errors)) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (int i = 0; i < 20; ++i) {  // schemas with patterns of their own, built and dropped
+    std::vector<config_problem> more;
+    const auto other = schema_set::load(schema_, more);
+    EXPECT_TRUE(other.has_type("t"));
+  }
+  for (auto& thread : threads) {
+    thread.join();
+  }
+  EXPECT_EQ(wrong.load(), 0);
 }
 
 TEST_F(SchemaSetLoad, RefToAMissingFileNamesTheFileAndTheRef) {

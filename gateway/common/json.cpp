@@ -111,8 +111,11 @@ class guarded_handler {
   bool RawNumber(const char* s, rapidjson::SizeType n, bool copy) {
     return doc_.RawNumber(s, n, copy);
   }
-  bool String(const char* s, rapidjson::SizeType n, bool copy) {
-    return no_surrogate(s, n) && doc_.String(s, n, copy);
+  // Strings are parsed in place (in a buffer that does not outlive the parse) and always copied
+  // into the document, as a parse from a stream would: a document owns its strings (short ones
+  // inside the value), so a value copied or moved elsewhere never points into a parse buffer.
+  bool String(const char* s, rapidjson::SizeType n, bool) {
+    return no_surrogate(s, n) && doc_.String(s, n, true);
   }
 
   bool StartObject() {
@@ -122,7 +125,7 @@ class guarded_handler {
     objects_.push_back({spans_.size(), nullptr});
     return doc_.StartObject();
   }
-  bool Key(const char* s, rapidjson::SizeType n, bool copy) {
+  bool Key(const char* s, rapidjson::SizeType n, bool) {
     if (!no_surrogate(s, n)) {
       return false;
     }
@@ -130,7 +133,7 @@ class guarded_handler {
       failure_ = "duplicate member name";
       return false;
     }
-    return doc_.Key(s, n, copy);
+    return doc_.Key(s, n, true);
   }
   bool EndObject(rapidjson::SizeType members) {
     // Forget this object's names (they are the last ones recorded).
@@ -225,15 +228,19 @@ constexpr std::size_t small_document = 64 * 1024;
 // Runs the reader for Document::Populate and remembers the outcome.
 template <unsigned Flags>
 struct guarded_generator {
-  std::string_view text;  // NUL-terminated (text[text.size()] is readable), no other NUL
+  char* buffer;  // a NUL-terminated copy of the text, no other NUL; parsed (and changed) in place
+  std::size_t size;  // of the text, without the NUL
   std::size_t max_depth;
   rapidjson::ParseResult result{};
   const char* failure = nullptr;
 
   bool operator()(rapidjson::Document& doc) {
-    rapidjson::StringStream input(text.data());
+    // In place: the reader unescapes each string where it lies in a copy of the text, instead of
+    // assembling it a character at a time on its own stack; the handler copies it into the
+    // document.
+    rapidjson::InsituStringStream input(buffer);
     guarded_handler handler(doc, max_depth);
-    if (text.size() <= small_document) {
+    if (size <= small_document) {
       thread_local rapidjson::Reader reader;
       result = reader.Parse<Flags>(input, handler);
     } else {
@@ -258,12 +265,14 @@ std::optional<parse_error> parse_with(std::string_view text, rapidjson::Document
     skipped = 3;
     text.remove_prefix(3);
   }
-  // The string stream needs the terminating NUL that a string_view does not promise.
+  // The copy the reader parses in place (it needs the terminating NUL a string_view does not
+  // promise); a thread keeps one for documents up to small_document.
   thread_local std::string small_copy;
   std::string large_copy;
-  std::string& terminated = text.size() <= small_document ? small_copy : large_copy;
-  terminated.assign(text);
-  guarded_generator<Flags> generator{terminated, max_depth};
+  std::string& copy = text.size() <= small_document ? small_copy : large_copy;
+  copy.assign(text);
+  guarded_generator<Flags | rapidjson::kParseInsituFlag> generator{copy.data(), text.size(),
+                                                                   max_depth};
   out.Populate(generator);
   if (!generator.result.IsError()) {
     return std::nullopt;

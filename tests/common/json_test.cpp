@@ -20,6 +20,38 @@ TEST(JsonParse, AcceptsAWellFormedObject) {
   EXPECT_EQ(doc["a"][2]["b"].GetString(), std::string("c"));
 }
 
+// The reader parses a copy of the text in place, and a thread reuses that copy for the next
+// parse: a document's names and strings (escaped ones too) are its own, and so are values copied
+// out of it into another document, whatever is parsed afterwards.
+TEST(JsonParse, ADocumentOwnsItsStringsWhateverIsParsedNext) {
+  rapidjson::Document first;
+  ASSERT_FALSE(mxgw::json::parse_untrusted(
+      R"({"name":"Tr\u1ea7n Th\u1ecb Hoa","n\"ame2":"a long string of more than sixteen bytes"})",
+      first));
+  rapidjson::Document copied;
+  copied.CopyFrom(first, copied.GetAllocator());
+  rapidjson::Document moved_into;
+  moved_into.SetObject();
+  {
+    rapidjson::Document source;
+    ASSERT_FALSE(
+        mxgw::json::parse_untrusted(R"({"k":"short","l":"another long string value"})", source));
+    moved_into.AddMember("k", source["k"], moved_into.GetAllocator());
+    moved_into.AddMember("l", rapidjson::Value(source["l"], moved_into.GetAllocator()),
+                         moved_into.GetAllocator());
+  }
+  rapidjson::Document second;
+  ASSERT_FALSE(mxgw::json::parse_untrusted(
+      R"({"xxxxxxxxxxxxxxx":"yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy"})",
+      second));
+  EXPECT_EQ(std::string(first["name"].GetString()), "Tr\xE1\xBA\xA7n Th\xE1\xBB\x8B Hoa");
+  EXPECT_EQ(std::string(first["n\"ame2"].GetString()), "a long string of more than sixteen bytes");
+  EXPECT_EQ(std::string(copied["name"].GetString()), "Tr\xE1\xBA\xA7n Th\xE1\xBB\x8B Hoa");
+  EXPECT_EQ(std::string(copied.MemberBegin()->name.GetString()), "name");
+  EXPECT_EQ(std::string(moved_into["l"].GetString()), "another long string value");
+  EXPECT_EQ(std::string(moved_into["k"].GetString()), "short");
+}
+
 TEST(JsonParse, RefusesDuplicateMemberNames) {
   auto error = parse(R"({"id":"a","x":{"k":1,"k":2}})");
   ASSERT_TRUE(error);

@@ -185,19 +185,36 @@ const std::vector<const rapidjson::Value*>& code_table::indexed(const std::strin
   return it == reverse_.end() ? none : it->second;
 }
 
+namespace {
+
+/// reverse_key for a look-up, built in a buffer the thread keeps (a look-up per code of every
+/// message; most keys are longer than a std::string holds without allocating).
+const std::string& lookup_key(char kind, std::string_view column, std::string_view value) {
+  thread_local std::string key;
+  key.clear();
+  key += kind;
+  key += '\0';
+  key += column;
+  key += '\0';
+  key += value;
+  return key;
+}
+
+}  // namespace
+
 const std::vector<const rapidjson::Value*>& code_table::entries_where(
     std::string_view column, std::string_view value) const {
-  return indexed(reverse_key('s', column, value));
+  return indexed(lookup_key('s', column, value));
 }
 
 const std::vector<const rapidjson::Value*>& code_table::entries_where(std::string_view column,
                                                                       std::int64_t value) const {
-  return indexed(reverse_key('i', column, std::to_string(value)));
+  return indexed(lookup_key('i', column, std::to_string(value)));
 }
 
 const std::vector<const rapidjson::Value*>& code_table::entries_by_partner_code(
     std::string_view partner, std::string_view value) const {
-  return indexed(reverse_key('p', partner, value));
+  return indexed(lookup_key('p', partner, value));
 }
 
 const rapidjson::Value* code_table::entry(std::string_view code) const {

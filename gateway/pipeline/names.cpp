@@ -10,6 +10,8 @@
 #include <unicode/utf16.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <fstream>
 #include <mutex>
 #include <set>
@@ -121,8 +123,19 @@ std::string_view view_of(const rapidjson::Value& v) {
 }  // namespace
 
 bool is_nfc(std::string_view text) {
-  // Fast path: ASCII is always NFC.
-  if (std::all_of(text.begin(), text.end(), [](char c) { return (c & 0x80) == 0; })) {
+  // Fast path: ASCII is always NFC. Eight bytes at a time: most strings of a message are ASCII
+  // (codes, dates, ids), and every one of them is checked.
+  std::size_t i = 0;
+  std::uint64_t high = 0;
+  for (; i + 8 <= text.size(); i += 8) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, text.data() + i, 8);
+    high |= word;
+  }
+  for (; i < text.size(); ++i) {
+    high |= static_cast<unsigned char>(text[i]);
+  }
+  if ((high & 0x8080808080808080ULL) == 0) {
     return true;
   }
   // Checked on the UTF-8 itself, with no conversion to UTF-16 (which cost an allocation and a

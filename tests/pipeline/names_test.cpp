@@ -29,6 +29,20 @@ TEST(Names, DecomposedInputBecomesComposed) {
   EXPECT_EQ(to_nfc("Hà Nội"), "Hà Nội");
 }
 
+// The ASCII fast path reads eight bytes at a time and then the rest one by one: a decomposed
+// letter is found wherever it falls, in a whole word or in the tail.
+TEST(Names, ADecomposedLetterIsFoundAtAnyPlaceInALongString) {
+  const std::string mark = "e\xCC\x81";  // e + U+0301
+  for (std::size_t before = 0; before <= 17; ++before) {
+    for (std::size_t after : {0U, 1U, 7U, 8U, 9U}) {
+      const std::string text = std::string(before, 'a') + mark + std::string(after, 'b');
+      EXPECT_FALSE(is_nfc(text)) << before << " " << after;
+      EXPECT_TRUE(is_nfc(to_nfc(text))) << before << " " << after;
+      EXPECT_TRUE(is_nfc(std::string(before + after + 1, 'c'))) << before << " " << after;
+    }
+  }
+}
+
 TEST(Names, NormaliseStringsRewritesEveryStringAndPointsAtTheFirstBadOne) {
   rapidjson::Document doc;
   doc.Parse(R"({"a": ["ok", "Ha\u0300"], "e\u0301": {"x": "fine"}})");

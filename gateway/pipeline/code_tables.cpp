@@ -115,14 +115,22 @@ std::vector<std::string> code_table::current_units(std::string_view code) const 
 
 namespace {
 
-std::string reverse_key(char kind, std::string_view column, std::string_view value) {
-  std::string key;
+/// The reverse index's key of a value: its kind ('s' string, 'i' integer, 'p' partner code), its
+/// column or partner, and the value, NUL-separated, written into `key`.
+void write_reverse_key(std::string& key, char kind, std::string_view column,
+                       std::string_view value) {
+  key.clear();
   key.reserve(column.size() + value.size() + 3);
   key += kind;
   key += '\0';
   key += column;
   key += '\0';
   key += value;
+}
+
+std::string reverse_key(char kind, std::string_view column, std::string_view value) {
+  std::string key;
+  write_reverse_key(key, kind, column, value);
   return key;
 }
 
@@ -191,12 +199,7 @@ namespace {
 /// message; most keys are longer than a std::string holds without allocating).
 const std::string& lookup_key(char kind, std::string_view column, std::string_view value) {
   thread_local std::string key;
-  key.clear();
-  key += kind;
-  key += '\0';
-  key += column;
-  key += '\0';
-  key += value;
+  write_reverse_key(key, kind, column, value);
   return key;
 }
 

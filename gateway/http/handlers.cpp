@@ -538,10 +538,14 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
   }
   std::string peer(req.peer);
   adapters::receipt_info receipt{verdict.id, std::string(reference), {}, partner};
+  // The handler runs on the store's own thread while the store is alive, so it holds the store
+  // by pointer: were it to hold the last reference, the store would be destroyed on its writer
+  // thread, which cannot join itself (std::terminate at exit, seen in fuzz.http_request).
+  store::message_store* const store = store_.get();
   store_->accept(
       std::move(record),
       [done = std::move(done), id = verdict.id, type = verdict.type, partner, peer, start, format,
-       receipt, t, store = store_, refusals = refusal_audit_,
+       receipt, t, store, refusals = refusal_audit_,
        counters = metrics_](store::accept_result result) mutable {
         log::fields f{.event = "message.accepted",
                       .message_id = id,

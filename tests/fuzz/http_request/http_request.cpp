@@ -55,6 +55,14 @@ struct gateway_parts {
         checker, std::make_shared<mxgw::identity::trust_store>(seed),
         std::make_shared<mxgw::live<mxgw::pipeline::routing_rules>>(rules), store);
   }
+  // At exit: the store's threads are joined here, on this thread, before anything else goes.
+  ~gateway_parts() {
+    if (store) {
+      store->stop();
+    }
+  }
+  gateway_parts(const gateway_parts&) = delete;
+  gateway_parts& operator=(const gateway_parts&) = delete;
 };
 
 gateway_parts& parts() {

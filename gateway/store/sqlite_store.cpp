@@ -1742,13 +1742,15 @@ int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
     return SQLITE_OK;
   }
   const std::int64_t max_jobs = clamp_to_int64(write.max_jobs);
-  // The recipients with rows that may be due: pending, retrying, or leased (an expired lease).
-  std::vector<std::string> recipients;
-  for (const char* state : {"pending", "retrying", "delivering"}) {
+  // The recipients with rows that may be due, and in which of the states: pending, retrying, or
+  // leased (an expired lease). Only those states are read for each.
+  constexpr std::array<const char*, 3> states = {"pending", "retrying", "delivering"};
+  std::vector<std::pair<std::string, unsigned>> found;  // (recipient, 1 << state index)
+  for (std::size_t s = 0; s < states.size(); ++s) {
     std::string after;
     for (;;) {
       statement_use use(writer_sql_->claim_next_recipient.get());
-      int rc = use.bind(std::string_view(state), std::string_view(after));
+      int rc = use.bind(std::string_view(states[s]), std::string_view(after));
       if (rc != SQLITE_OK) {
         return rc;
       }
@@ -1760,17 +1762,24 @@ int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
         return rc;
       }
       after = use.column_text(0);
-      recipients.push_back(after);
+      found.emplace_back(after, 1U << s);
     }
   }
-  std::sort(recipients.begin(), recipients.end());
-  recipients.erase(std::unique(recipients.begin(), recipients.end()), recipients.end());
+  std::sort(found.begin(), found.end());
+  std::vector<std::pair<std::string, unsigned>> recipients;  // one entry each, states or-ed
+  for (auto& [recipient, bit] : found) {
+    if (!recipients.empty() && recipients.back().first == recipient) {
+      recipients.back().second |= bit;
+    } else {
+      recipients.emplace_back(std::move(recipient), bit);
+    }
+  }
 
   // Each recipient's oldest due rows, at most as many as it may take, numbered by age: its turns.
   // Only these can be picked, so no other due row is read.
   std::vector<due_row> picked;
   std::vector<due_row> rows;
-  for (const std::string& recipient : recipients) {
+  for (const auto& [recipient, in_states] : recipients) {
     std::int64_t limit = max_jobs;
     const auto cap = std::lower_bound(
         write.caps.begin(), write.caps.end(), recipient,
@@ -1782,9 +1791,12 @@ int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
       continue;
     }
     rows.clear();
-    for (const char* state : {"pending", "retrying"}) {
+    for (std::size_t s = 0; s < 2; ++s) {  // pending, retrying: due by next_attempt_at
+      if ((in_states & (1U << s)) == 0) {
+        continue;
+      }
       statement_use use(writer_sql_->claim_due.get());
-      int rc = use.bind(std::string_view(state), std::string_view(recipient), now_ms, limit);
+      int rc = use.bind(std::string_view(states[s]), std::string_view(recipient), now_ms, limit);
       if (rc == SQLITE_OK) {
         rc = read_due_rows(use, rows);
       }
@@ -1792,7 +1804,7 @@ int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
         return rc;
       }
     }
-    {
+    if ((in_states & (1U << 2)) != 0) {  // delivering: due when its lease has run out
       statement_use use(writer_sql_->claim_expired.get());
       int rc = use.bind(std::string_view(recipient), now_ms, limit);
       if (rc == SQLITE_OK) {

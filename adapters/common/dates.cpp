@@ -16,19 +16,26 @@ namespace {
 
 constexpr int be_offset = 543;
 
-// v with leading zeros to `width` digits, as "%0*d" writes it (without snprintf's cost: a date
-// is formatted for every partner date a message carries).
-std::string padded(int v, std::size_t width) {
-  if (v < 0) {
-    char b[16];
-    std::snprintf(b, sizeof b, "%0*d", static_cast<int>(width), v);
-    return b;
-  }
+// Appends v with leading zeros to `width` digits, as "%0*d" writes it (without snprintf's cost,
+// and into the caller's string: a date is formatted for every partner date a message carries).
+void append_padded(std::string& out, int v, std::size_t width) {
   char b[16];
+  if (v < 0) {
+    const int n = std::snprintf(b, sizeof b, "%0*d", static_cast<int>(width), v);
+    out.append(b, static_cast<std::size_t>(n));
+    return;
+  }
   const auto end = std::to_chars(b, b + sizeof b, v).ptr;
   const auto digits = static_cast<std::size_t>(end - b);
-  std::string out(digits < width ? width - digits : 0, '0');
+  if (digits < width) {
+    out.append(width - digits, '0');
+  }
   out.append(b, digits);
+}
+
+std::string padded(int v, std::size_t width) {
+  std::string out;
+  append_padded(out, v, width);
   return out;
 }
 
@@ -49,16 +56,20 @@ std::optional<std::string> dmy_to_partial(std::string_view text, era calendar, s
   if (calendar == era::buddhist) {
     year -= be_offset;
   }
-  std::string partial = four(year);
+  std::string partial;
+  partial.reserve(10);  // YYYY-MM-DD: within a short string's own space
+  append_padded(partial, year, 4);
   if (month == 0) {
     if (day != 0) {
       error = "has a day but no month";
       return std::nullopt;
     }
   } else {
-    partial += "-" + two(month);
+    partial += '-';
+    append_padded(partial, month, 2);
     if (day != 0) {
-      partial += "-" + two(day);
+      partial += '-';
+      append_padded(partial, day, 2);
     }
   }
   if (!is_valid_partial_date(partial)) {
@@ -103,11 +114,17 @@ std::optional<std::string> local_to_utc(std::string_view text, era calendar, std
     error = "needs a UTC offset (+HH:MM)";
     return std::nullopt;
   }
-  std::string time(rest.substr(0, offset_at));
+  const std::string_view time = rest.substr(0, offset_at);
+  const std::string_view offset = rest.substr(offset_at + 1);
+  std::string candidate;
+  candidate.reserve(date->size() + 1 + time.size() + 3 + offset.size());
+  candidate += *date;
+  candidate += 'T';
+  candidate += time;
   if (time.size() == 5) {
-    time += ":00";
+    candidate += ":00";
   }
-  const std::string candidate = *date + "T" + time + std::string(rest.substr(offset_at + 1));
+  candidate += offset;
   const auto parsed = parse_rfc3339(candidate);
   if (!parsed) {
     error = "is not a real time with a +HH:MM offset";
@@ -117,8 +134,21 @@ std::optional<std::string> local_to_utc(std::string_view text, era calendar, std
   const std::time_t t = std::chrono::system_clock::to_time_t(seconds);
   std::tm utc{};
   gmtime_r(&t, &utc);
-  return four(utc.tm_year + 1900) + "-" + two(utc.tm_mon + 1) + "-" + two(utc.tm_mday) + "T" +
-         two(utc.tm_hour) + ":" + two(utc.tm_min) + ":" + two(utc.tm_sec) + "Z";
+  std::string out;
+  out.reserve(20);  // YYYY-MM-DDTHH:MM:SSZ
+  append_padded(out, utc.tm_year + 1900, 4);
+  out += '-';
+  append_padded(out, utc.tm_mon + 1, 2);
+  out += '-';
+  append_padded(out, utc.tm_mday, 2);
+  out += 'T';
+  append_padded(out, utc.tm_hour, 2);
+  out += ':';
+  append_padded(out, utc.tm_min, 2);
+  out += ':';
+  append_padded(out, utc.tm_sec, 2);
+  out += 'Z';
+  return out;
 }
 
 namespace {
@@ -170,7 +200,9 @@ std::string message_uuid(std::string_view sender, std::string_view reference) {
   // RFC 4122 version 5: SHA-1 over namespace + name. Namespace: mxgw's own, fixed forever.
   static constexpr unsigned char ns[16] = {0x6d, 0x78, 0x67, 0x77, 0x2d, 0x72, 0x65, 0x66,
                                            0x8a, 0x1c, 0x4e, 0x5b, 0x9d, 0x2f, 0x30, 0x41};
-  std::string name(reinterpret_cast<const char*>(ns), sizeof ns);
+  std::string name;
+  name.reserve(sizeof ns + sender.size() + 1 + reference.size());
+  name.append(reinterpret_cast<const char*>(ns), sizeof ns);
   name += sender;
   name += '\n';
   name += reference;

@@ -118,8 +118,8 @@ bool written_in(std::string_view text, std::string_view script);
 std::size_t code_points(std::string_view text);
 
 /// Name parts: `text` split at spaces and tabs, empty parts dropped; at most 10 parts (the
-/// canonical limit), the tenth holding the rest of the text.
-std::vector<std::string> split_name(std::string_view text);
+/// canonical limit), the tenth holding the rest of the text. The parts are views into `text`.
+std::vector<std::string_view> split_name(std::string_view text);
 
 /// True for a textual UUID (8-4-4-4-12 hex digits, either case).
 bool looks_like_uuid(std::string_view text);

@@ -338,21 +338,23 @@ class decoder {
     return t;
   }
 
-  /// A list of KH codes translated through `table`; unknown codes refused or carried. Duplicates
-  /// are dropped (the canonical lists are sets).
-  value code_list(const value& list, const std::string& at, std::string_view table,
-                  bool languages = false) {
+  /// The list `parent`/`member`'s KH codes translated through `table`; unknown codes refused or
+  /// carried. Duplicates are dropped (the canonical lists are sets).
+  value code_list(const value& list, const std::string& parent, const char* member,
+                  std::string_view table, bool languages = false) {
     value out(rapidjson::kArrayType);
     for (rapidjson::SizeType i = 0; i < list.Size(); ++i) {
-      const std::string item_at = at + "/" + std::to_string(i);
+      const auto item_at = [&] {  // for an error only
+        return parent + "/" + member + "/" + std::to_string(i);
+      };
       if (!list[i].IsString()) {
-        fail(item_at, "must be a string");
+        fail(item_at(), "must be a string");
         continue;
       }
       const auto code = languages ? tables_.language_from_639_1(view_of(list[i]))
                                   : tables_.from_kh(table, view_of(list[i]));
       if (!code) {
-        unknown_code(item_at, list[i], table);
+        unknown_code(item_at(), list[i], table);
         continue;
       }
       const bool seen =
@@ -367,17 +369,17 @@ class decoder {
   /// {code KH-N, asRecorded "N"} for a province number, or nullopt (refused or carried).
   std::optional<value> province(const value& object, const char* name, const std::string& parent) {
     const value* v = get(object, name);
-    const std::string at = parent + "/" + name;
+    const auto at = [&] { return parent + "/" + name; };  // for an error only
     if (v == nullptr) {
       return std::nullopt;
     }
     if (!v->IsInt64()) {
-      fail(at, "must be a province number (1-25)");
+      fail(at(), "must be a province number (1-25)");
       return std::nullopt;
     }
     const auto code = tables_.region_of_province(v->GetInt64());
     if (!code) {
-      unknown_code(at, *v, "region");
+      unknown_code(at(), *v, "region");
       return std::nullopt;
     }
     value region(rapidjson::kObjectType);
@@ -426,20 +428,20 @@ class decoder {
     value name(rapidjson::kObjectType);
     bool any = false;
     for (const char* member : {family_name, given_name}) {
-      const std::string at = std::string("/subject/") + member;
+      const auto at = [&] { return std::string("/subject/") + member; };  // for an error only
       auto raw = text(subject, member, "/subject", max_name_chars * 10);
       if (!raw) {
         continue;
       }
       if (!written_in(*raw, script)) {
-        fail(at, script == "Khmr" ? "is not in Khmer script (Latin names go in *_lat)"
-                                  : "is not in Latin script (Khmer names go in *_kh)");
+        fail(at(), script == "Khmr" ? "is not in Khmer script (Latin names go in *_lat)"
+                                    : "is not in Latin script (Khmer names go in *_kh)");
         continue;
       }
       value parts(rapidjson::kArrayType);
-      for (const auto& part : split_name(*raw)) {
+      for (const std::string_view part : split_name(*raw)) {
         if (code_points(part) > max_name_chars) {
-          fail(at, "has a name part longer than 256 characters");
+          fail(at(), "has a name part longer than 256 characters");
         }
         parts.PushBack(str(part), a_);
       }
@@ -464,17 +466,17 @@ class decoder {
     name_pair(subject, "family_name_lat", "given_name_lat", "Latn", names);
     if (const value* aliases = array(subject, "aliases", at, 50)) {
       for (rapidjson::SizeType i = 0; i < aliases->Size(); ++i) {
-        const std::string item_at = at + "/aliases/" + std::to_string(i);
+        const auto item_at = [&] { return at + "/aliases/" + std::to_string(i); };  // on error
         const value& alias = (*aliases)[i];
         if (!alias.IsString()) {
-          fail(item_at, "must be a string");
+          fail(item_at(), "must be a string");
           continue;
         }
         if (alias.GetStringLength() == 0) {
           continue;
         }
         if (code_points(view_of(alias)) > max_name_chars) {
-          fail(item_at, "is longer than 256 characters");
+          fail(item_at(), "is longer than 256 characters");
           continue;
         }
         value name(rapidjson::kObjectType);
@@ -535,7 +537,7 @@ class decoder {
       put(p, "homeRegion", std::move(*region));
     }
     if (const value* languages = array(subject, "languages", at, 20)) {
-      value list = code_list(*languages, at + "/languages", "language", true);
+      value list = code_list(*languages, at, "languages", "language", true);
       if (!list.Empty()) {
         put(p, "languages", std::move(list));
       }
@@ -675,7 +677,7 @@ class decoder {
       }
     }
     if (const value* list = array(*c, "exploitation", at, 20)) {
-      value codes = code_list(*list, at + "/exploitation", "exploitation");
+      value codes = code_list(*list, at, "exploitation", "exploitation");
       if (!codes.Empty()) {
         put(body, "exploitation", std::move(codes));
       }
@@ -686,10 +688,11 @@ class decoder {
       put_str(event, "date", *found);
     }
     if (const value* found_place = object(*c, "found_place", at)) {
-      if (auto p = place(*found_place, at + "/found_place", true)) {
+      const std::string place_at = at + "/found_place";
+      if (auto p = place(*found_place, place_at, true)) {
         put(event, "place", std::move(*p));
       }
-      check_members(*found_place, at + "/found_place", {"province", "district", "detail"});
+      check_members(*found_place, place_at, {"province", "district", "detail"});
     }
     if (event.MemberCount() > 1) {
       value events(rapidjson::kArrayType);
@@ -700,7 +703,7 @@ class decoder {
       put(body, "accompanyingMinors", value(*minors));
     }
     if (const value* list = array(*c, "needs", at, 20)) {
-      value codes = code_list(*list, at + "/needs", "needs");
+      value codes = code_list(*list, at, "needs", "needs");
       if (!codes.Empty()) {
         put(body, "needs", std::move(codes));
       }

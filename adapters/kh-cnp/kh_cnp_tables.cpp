@@ -235,9 +235,9 @@ std::size_t code_points(std::string_view text) {
   }));
 }
 
-std::vector<std::string> split_name(std::string_view text) {
+std::vector<std::string_view> split_name(std::string_view text) {
   constexpr std::size_t max_parts = 10;
-  std::vector<std::string> parts;
+  std::vector<std::string_view> parts;
   std::size_t i = 0;
   while (i < text.size()) {
     while (i < text.size() && (text[i] == ' ' || text[i] == '\t')) {

@@ -98,8 +98,11 @@ std::size_t first_invalid_utf8(std::string_view text) {
 // Forwards SAX events to the document's own handler, refusing what RapidJSON would let through.
 class guarded_handler {
  public:
-  guarded_handler(rapidjson::Document& doc, std::size_t max_depth)
-      : doc_(doc), max_depth_(max_depth) {}
+  /// The names of open objects are kept in `scratch`, which a thread may reuse from one parse to
+  /// the next (it is emptied here), so that a parse of a small document allocates nothing for them.
+  struct scratch_space;
+
+  guarded_handler(rapidjson::Document& doc, std::size_t max_depth, scratch_space& scratch);
 
   bool Null() { return doc_.Null(); }
   bool Bool(bool b) { return doc_.Bool(b); }
@@ -158,9 +161,15 @@ class guarded_handler {
   // RapidJSON validates the input's UTF-8 and pairs \uD8xx\uDCxx escapes, but turns a lone low
   // surrogate escape (\uDC00) into the bytes ED B0 80, which are not UTF-8: refuse it here. (A
   // surrogate's UTF-8-like form is the only way ED A0..ED BF can appear in a decoded string.)
+  // ED is rare in text (it leads U+D000..U+D7FF, Hangul), so it is looked for with memchr.
   bool no_surrogate(const char* s, rapidjson::SizeType n) {
-    for (rapidjson::SizeType i = 0; i + 1 < n; ++i) {
-      if (static_cast<unsigned char>(s[i]) == 0xED && static_cast<unsigned char>(s[i + 1]) >= 0xA0) {
+    const char* const end = s + n;
+    for (const char* p = s; p < end; ++p) {
+      p = static_cast<const char*>(std::memchr(p, 0xED, static_cast<std::size_t>(end - p)));
+      if (p == nullptr) {
+        return true;
+      }
+      if (p + 1 < end && static_cast<unsigned char>(p[1]) >= 0xA0) {
         failure_ = "a lone UTF-16 surrogate escape";
         return false;
       }
@@ -178,6 +187,15 @@ class guarded_handler {
     std::size_t first_name;  // index of its first name in spans_
     std::unique_ptr<std::unordered_set<std::string>> many;  // past linear_names members
   };
+
+ public:
+  struct scratch_space {
+    std::vector<open_object> objects;
+    std::string names;                                       // names of the open objects
+    std::vector<std::pair<std::size_t, std::size_t>> spans;  // (offset, length) in names
+  };
+
+ private:
 
   bool first_of_its_object(std::string_view name) {
     open_object& object = objects_.back();
@@ -213,11 +231,23 @@ class guarded_handler {
   rapidjson::Document& doc_;
   std::size_t max_depth_;
   std::size_t depth_ = 0;
-  std::vector<open_object> objects_;
-  std::string names_;                                        // names of the open objects
-  std::vector<std::pair<std::size_t, std::size_t>> spans_;  // (offset, length) in names_
+  std::vector<open_object>& objects_;
+  std::string& names_;                                        // names of the open objects
+  std::vector<std::pair<std::size_t, std::size_t>>& spans_;  // (offset, length) in names_
   const char* failure_ = nullptr;
 };
+
+guarded_handler::guarded_handler(rapidjson::Document& doc, std::size_t max_depth,
+                                 scratch_space& scratch)
+    : doc_(doc),
+      max_depth_(max_depth),
+      objects_(scratch.objects),
+      names_(scratch.names),
+      spans_(scratch.spans) {
+  objects_.clear();  // what a refused parse left
+  names_.clear();
+  spans_.clear();
+}
 
 // A thread keeps one copy buffer and one reader for documents up to this size (the reader's stack,
 // where each string is assembled, keeps its capacity between parses), instead of allocating both
@@ -239,15 +269,19 @@ struct guarded_generator {
     // assembling it a character at a time on its own stack; the handler copies it into the
     // document.
     rapidjson::InsituStringStream input(buffer);
-    guarded_handler handler(doc, max_depth);
     if (size <= small_document) {
       thread_local rapidjson::Reader reader;
+      thread_local guarded_handler::scratch_space scratch;
+      guarded_handler handler(doc, max_depth, scratch);
       result = reader.Parse<Flags>(input, handler);
+      failure = handler.failure();
     } else {
       rapidjson::Reader reader;
+      guarded_handler::scratch_space scratch;
+      guarded_handler handler(doc, max_depth, scratch);
       result = reader.Parse<Flags>(input, handler);
+      failure = handler.failure();
     }
-    failure = handler.failure();
     return !result.IsError();
   }
 };

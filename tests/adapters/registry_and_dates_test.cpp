@@ -26,6 +26,11 @@ TEST(PartnerDates, DayMonthYearWithUnknownParts) {
   EXPECT_FALSE(dmy_to_partial("12/00/2007", era::common, error));
   EXPECT_FALSE(dmy_to_partial("31/02/2026", era::common, error));
   EXPECT_FALSE(dmy_to_partial("1/2/2026", era::common, error));
+  // Month and day keep their leading zeros; a year before 1000 is not a date a message carries.
+  EXPECT_EQ(dmy_to_partial("05/06/1001", era::common, error), "1001-06-05");
+  EXPECT_EQ(dmy_to_partial("00/01/1544", era::buddhist, error), "1001-01");
+  EXPECT_FALSE(dmy_to_partial("05/06/0987", era::common, error));
+  EXPECT_FALSE(dmy_to_partial("00/01/0544", era::buddhist, error));  // year 1
   EXPECT_EQ(partial_to_dmy("2007-05", era::common), "00/05/2007");
   EXPECT_EQ(partial_to_dmy("1988-02-14", era::common), "14/02/1988");
 }
@@ -43,6 +48,9 @@ TEST(PartnerDates, LocalTimesWithOffsetsAndBack) {
   std::string error;
   EXPECT_EQ(local_to_utc("21/11/2026 09:42:10 +07:00", era::common, error), "2026-11-21T02:42:10Z");
   EXPECT_EQ(local_to_utc("01/01/2027 05:00 +07:00", era::common, error), "2026-12-31T22:00:00Z");
+  EXPECT_EQ(local_to_utc("02/03/2027 01:02:03 -05:30", era::common, error), "2027-03-02T06:32:03Z");
+  EXPECT_EQ(local_to_utc("09/09/2570 23:59:59 +00:00", era::buddhist, error),
+            "2027-09-09T23:59:59Z");
   EXPECT_FALSE(local_to_utc("21/11/2026 09:42:10", era::common, error));  // no offset
   EXPECT_FALSE(local_to_utc("00/11/2026 09:42:10 +07:00", era::common, error));
   EXPECT_EQ(utc_to_local("2026-12-31T22:00:00Z", 420, era::common), "01/01/2027 05:00:00 +07:00");

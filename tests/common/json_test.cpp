@@ -181,6 +181,45 @@ TEST(JsonParse, RefusesLoneSurrogateEscapesButKeepsPairs) {
   EXPECT_STREQ(doc["a"].GetString(), "\xF0\x9F\x98\x80");
 }
 
+// The byte ED also leads U+D000..U+D7FF (Hangul), which is fine: the check goes on past it to a
+// surrogate later in the same string, and finds one at either end of a long string.
+TEST(JsonParse, FindsASurrogateEscapeAfterLegitimateEdBytesAnywhereInAString) {
+  rapidjson::Document doc;
+  const std::string hangul = "\xED\x9F\xBF";  // U+D7FF, the last code point before the surrogates
+  const std::string filler(40, 'x');
+  for (const std::string& value :
+       {hangul + R"(\udc00)", R"(\uD7FF)" + filler + R"(\udfff)", R"(\udc01)" + filler + hangul,
+        filler + hangul + filler + R"(\udc02)"}) {
+    const std::string text = R"({"a":")" + value + R"("})";
+    const auto error = mxgw::json::parse_untrusted(text, doc);
+    ASSERT_TRUE(error.has_value()) << text;
+    EXPECT_EQ(error->reason, "a lone UTF-16 surrogate escape") << text;
+  }
+  for (const std::string& value : {hangul, R"(\uD7FF)" + filler + hangul, filler + hangul + filler}) {
+    const std::string text = R"({")" + value + R"(":")" + value + R"("})";
+    const auto error = mxgw::json::parse_untrusted(text, doc);
+    EXPECT_FALSE(error.has_value()) << text << ": " << error->reason;
+  }
+}
+
+// A thread reuses the duplicate check's buffers: a parse refused deep inside objects (with one
+// object past the linear comparison) leaves nothing that changes what the next parse decides.
+TEST(JsonParse, ARefusedParseLeavesNothingForTheNext) {
+  std::string big = "{";
+  for (int i = 0; i < 30; ++i) {
+    big += "\"m" + std::to_string(i) + "\":" + std::to_string(i) + ",";
+  }
+  for (const std::string& refused :
+       {big + R"("deep":{"k":1,"k":2}})", big + R"("deep":{"k":[1,}})", big + R"("m3":0})"}) {
+    ASSERT_TRUE(parse(refused)) << refused;
+    EXPECT_FALSE(parse(R"({"k":1,"m3":{"k":2},"deep":0})"));
+    EXPECT_FALSE(parse(big + R"("last":0})"));
+    auto duplicate = parse(R"({"m3":1,"m3":2})");
+    ASSERT_TRUE(duplicate);
+    EXPECT_EQ(duplicate->reason, "duplicate member name");
+  }
+}
+
 TEST(JsonParse, RefusesNumbersBeyondDoubleRangeAndNaN) {
   EXPECT_TRUE(parse(R"({"a":1e400})"));
   EXPECT_TRUE(parse(R"({"a":NaN})"));

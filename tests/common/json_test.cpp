@@ -195,7 +195,8 @@ TEST(JsonParse, FindsASurrogateEscapeAfterLegitimateEdBytesAnywhereInAString) {
     ASSERT_TRUE(error.has_value()) << text;
     EXPECT_EQ(error->reason, "a lone UTF-16 surrogate escape") << text;
   }
-  for (const std::string& value : {hangul, R"(\uD7FF)" + filler + hangul, filler + hangul + filler}) {
+  for (const std::string& value :
+       {hangul, R"(\uD7FF)" + filler + hangul, filler + hangul + filler}) {
     const std::string text = R"({")" + value + R"(":")" + value + R"("})";
     const auto error = mxgw::json::parse_untrusted(text, doc);
     EXPECT_FALSE(error.has_value()) << text << ": " << error->reason;

@@ -73,15 +73,11 @@ echo "ab: building $1 and $2"
 tree_a=$(tree_of "$1")
 tree_b=$(tree_of "$2")
 
+# Certificates, the data key and the request bodies, as bench/run.sh makes them.
+# shellcheck source=bench/inputs.sh
+. bench/inputs.sh
+bench_inputs "$root/build/mxgw" "$tmp"
 certs=$tmp/certs
-"$root/build/mxgw" certs init --dir "$certs" > /dev/null
-for partner in vn-gialai kh-stungtreng; do
-  "$root/build/mxgw" certs issue --dir "$certs" --partner "$partner" --out "$certs/$partner" > /dev/null
-done
-"$root/build/mxgw" keys generate --out "$certs/store-key.hex" > /dev/null
-sed 's/"id": "[0-9a-f-]*"/"id": "{{uuid}}"/' config/examples/hotline.tip.json > "$tmp/canonical.json"
-sed 's/"msg_no": "[^"]*"/"msg_no": "RTK-{{uuid}}"/' \
-  tests/adapters/golden/kh-cnp/victim-referral.kh.json > "$tmp/kh-cnp.json"
 if [ "$scenario" = b ]; then
   path=/v1/inbound/kh-cnp partner=kh-stungtreng body=$tmp/kh-cnp.json
 else

@@ -100,19 +100,11 @@ if [ "$(ulimit -n)" -lt $((idle_conns + 1000)) ]; then
   exit 1
 fi
 
+# Certificates, the data key and the request bodies ($tmp/canonical.json, $tmp/kh-cnp.json).
+# shellcheck source=bench/inputs.sh
+. bench/inputs.sh
+bench_inputs "$mxgw" "$tmp"
 certs=$tmp/certs
-"$mxgw" certs init --dir "$certs" > /dev/null
-for partner in vn-gialai kh-stungtreng; do
-  "$mxgw" certs issue --dir "$certs" --partner "$partner" --out "$certs/$partner" > /dev/null
-done
-"$mxgw" keys generate --out "$certs/store-key.hex" > /dev/null
-
-# Request bodies: the shipped examples with a {{uuid}} placeholder that mxgw-loadgen replaces by
-# a fresh UUID per request (the gateway deduplicates by id; KH-CNP ids derive from msg_no).
-sed 's/"id": "[0-9a-f-]*"/"id": "{{uuid}}"/' config/examples/hotline.tip.json > "$tmp/canonical.json"
-sed 's/"msg_no": "[^"]*"/"msg_no": "RTK-{{uuid}}"/' \
-  tests/adapters/golden/kh-cnp/victim-referral.kh.json > "$tmp/kh-cnp.json"
-grep -q '{{uuid}}' "$tmp/canonical.json" && grep -q '{{uuid}}' "$tmp/kh-cnp.json"
 
 fixed_body='{"id":"c41e6f0b-52a9-4d7e-b3c8-2f9a7e1d5c60","status":"accepted","acceptedAt":"2026-11-23T13:05:42.123Z"}'
 

@@ -27,7 +27,8 @@ seconds=${AB_SECONDS:-8}
 conns=${BENCH_CONNECTIONS:-64}
 server_cpu=${BENCH_SERVER_CPU:-0}
 load_cpu=${BENCH_LOAD_CPU:-1}
-port=$((${BENCH_PORT_BASE:-18400} + 3))
+port_mxgw=$((${BENCH_PORT_BASE:-18400} + 3))
+port_sim=$((port_mxgw + 1))  # named in the configuration; no partner-sim runs (delivery is off)
 case "$scenario" in
   a | b) ;;
   *) echo "ab: AB_SCENARIO is a or b" >&2; exit 2 ;;
@@ -84,44 +85,6 @@ else
   path=/v1/messages partner=vn-gialai body=$tmp/canonical.json
 fi
 
-# The configuration of bench/run.sh's (a) and (b): one event-loop thread, delivery off, the
-# default store with encryption at rest, one recipient routed per message; the revision's own
-# schemas and code tables.
-write_config() {  # write_config DIR TREE
-  local dir=$1 tree=$2
-  mkdir -p "$dir"
-  cat > "$dir/partners.json" <<EOF
-{"partners": [
-  {"id": "vn-gialai", "name": "Gia Lai", "country": "VN", "adapter": "mx",
-   "agreements": ["victim-data"],
-   "purposes": ["investigation", "victim-protection", "repatriation", "identity-verification"]},
-  {"id": "kh-stungtreng", "name": "Stung Treng", "country": "KH", "adapter": "kh-cnp",
-   "agreements": ["victim-data"],
-   "purposes": ["investigation", "victim-protection", "repatriation", "identity-verification"]},
-  {"id": "kh-ratanakiri", "name": "Ratanakiri", "country": "KH", "adapter": "mx",
-   "endpoint": "https://localhost:$((port + 1))/v1/messages", "agreements": ["victim-data"],
-   "purposes": ["investigation", "victim-protection", "repatriation", "identity-verification"]}
-]}
-EOF
-  cat > "$dir/routing.json" <<EOF
-{"rules": [{"id": "bench", "match": {"types": ["victim.identification", "hotline.tip"]},
-            "add": ["kh-ratanakiri"]}]}
-EOF
-  cat > "$dir/gateway.json" <<EOF
-{"threads": 1,
- "listener": {"address": "127.0.0.1", "port": $port,
-   "tls": {"certificate": "$certs/server.pem", "private_key": "$certs/server.key",
-           "partner_ca": ["$certs/ca.pem"], "crl": ["$certs/crl.pem"], "min_version": "1.3"}},
- "store": {"kind": "sqlite", "path": "$dir/var/mxgw.db",
-           "encryption": {"active": "bench", "keys": [{"id": "bench", "file": "$certs/store-key.hex"}]}},
- "delivery": {"enabled": false, "client_certificate": "$certs/server.pem",
-              "client_key": "$certs/server.key", "partner_server_ca": ["$certs/ca.pem"]},
- "partners": "partners.json", "routing": "routing.json",
- "schema_dir": "$tree/config/schema", "mappings_dir": "$tree/config/mappings",
- "log": {"level": "info", "file": ""}}
-EOF
-}
-
 # thread_ticks PID: "tid ticks" per thread of the process.
 thread_ticks() {
   local t
@@ -136,7 +99,8 @@ hz=$(getconf CLK_TCK)
 # one_run LABEL TREE N: one measured run; appends "rps p99 cpu_us" to $tmp/LABEL.
 one_run() {
   local label=$1 tree=$2 n=$3 dir=$tmp/run-$1-$3 attempt
-  write_config "$dir" "$tree"
+  # bench/run.sh's (a) and (b): delivery off, with the revision's own schemas and code tables.
+  mxgw=$tree/build/mxgw gateway_config "$dir" false 1024 sqlite "$tree"
   taskset -c "$server_cpu" "$tree/build/mxgw" serve --config "$dir/gateway.json" \
     2> "$dir/gateway.log" &
   server_pid=$!
@@ -146,7 +110,7 @@ one_run() {
       tail -n 5 "$dir/gateway.log" >&2
       exit 1
     fi
-    if "$root/build/mxgw" send --method GET --url "https://localhost:$port/healthz" \
+    if "$root/build/mxgw" send --method GET --url "https://localhost:$port_mxgw/healthz" \
       --cert "$certs/vn-gialai.pem" --key "$certs/vn-gialai.key" --ca "$certs/ca.pem" \
       > /dev/null 2>&1; then
       break
@@ -157,7 +121,7 @@ one_run() {
   (sleep 1; thread_ticks "$server_pid" > "$dir/before") &
   local reader=$!
   local json
-  json=$(taskset -c "$load_cpu" "$loadgen" --url "https://localhost:$port$path" \
+  json=$(taskset -c "$load_cpu" "$loadgen" --url "https://localhost:$port_mxgw$path" \
     --cert "$certs/$partner.pem" --key "$certs/$partner.key" --ca "$certs/ca.pem" \
     --connections "$conns" --duration "$seconds" --warmup 1 --json --body "$body" 2> /dev/null)
   wait "$reader"

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154 # mxgw, certs, port_mxgw, port_sim, root: set by the caller
 # Shared by bench/run.sh and bench/ab.sh (sourced, not run): what every benchmark run needs.
 # bench_inputs MXGW DIR: in DIR, a development CA with a server certificate and the partner
 # certificates of vn-gialai and kh-stungtreng (DIR/certs), a data key for encryption at rest
@@ -17,4 +18,68 @@ bench_inputs() {
   sed 's/"msg_no": "[^"]*"/"msg_no": "RTK-{{uuid}}"/' \
     tests/adapters/golden/kh-cnp/victim-referral.kh.json > "$dir/kh-cnp.json"
   grep -q '{{uuid}}' "$dir/canonical.json" && grep -q '{{uuid}}' "$dir/kh-cnp.json"
+}
+
+# gateway_config DIR DELIVERY(true|false) MAX_CONNECTIONS [STORE [CONFIG_ROOT]]: a configuration
+# in DIR, checked with $mxgw; the listener on $port_mxgw, the recipient (a partner-sim) on
+# $port_sim, certificates from $certs, schemas and code tables from CONFIG_ROOT/config (default:
+# $root, this checkout).
+# Default store settings (SQLite: WAL, synchronous=FULL, group commit; postgres:
+# synchronous_commit=on, group commit, a schema of its own per DIR), encryption at rest as
+# shipped; one event-loop thread (the server has one core, as nginx has one worker).
+gateway_config() {
+  local dir=$1 delivery=$2 max_connections=$3 store_kind=${4:-sqlite} config_root=${5:-$root}
+  local store
+  if [ "$store_kind" = postgres ]; then
+    local schema
+    schema="bench_$(basename "$dir" | tr -c 'a-z0-9\n' '_')_$$"
+    store="\"kind\": \"postgres\", \"dsn\": \"$MXGW_TEST_PG_DSN\", \"schema\": \"$schema\""
+    mkdir -p "$dir"
+    echo "$schema" > "$dir/pg-schema"
+  else
+    store="\"kind\": \"sqlite\", \"path\": \"$dir/var/mxgw.db\""
+  fi
+  mkdir -p "$dir"
+  cat > "$dir/partners.json" <<EOF
+{"partners": [
+  {"id": "vn-gialai", "name": "Gia Lai (sender of canonical messages)", "country": "VN",
+   "adapter": "mx", "agreements": ["victim-data"],
+   "purposes": ["investigation", "victim-protection", "repatriation", "identity-verification"]},
+  {"id": "kh-stungtreng", "name": "Stung Treng (sender of KH-CNP messages)", "country": "KH",
+   "adapter": "kh-cnp", "agreements": ["victim-data"],
+   "purposes": ["investigation", "victim-protection", "repatriation", "identity-verification"]},
+  {"id": "kh-ratanakiri", "name": "Ratanakiri (recipient: the partner-sim)", "country": "KH",
+   "adapter": "mx", "endpoint": "https://localhost:$port_sim/v1/messages",
+   "agreements": ["victim-data"],
+   "purposes": ["investigation", "victim-protection", "repatriation", "identity-verification"],
+   "delivery": {"concurrency": 64}}
+]}
+EOF
+  cat > "$dir/routing.json" <<EOF
+{"rules": [{"id": "bench", "match": {"types": ["victim.identification", "hotline.tip"]},
+            "add": ["kh-ratanakiri"]}]}
+EOF
+  cat > "$dir/gateway.json" <<EOF
+{
+  "threads": 1,
+  "listener": {
+    "address": "127.0.0.1",
+    "port": $port_mxgw,
+    "tls": {"certificate": "$certs/server.pem", "private_key": "$certs/server.key",
+            "partner_ca": ["$certs/ca.pem"], "crl": ["$certs/crl.pem"], "min_version": "1.3"},
+    "limits": {"max_connections": $max_connections,
+               "max_connections_per_address": $max_connections}
+  },
+  "store": {$store,
+            "encryption": {"active": "bench", "keys": [{"id": "bench", "file": "$certs/store-key.hex"}]}},
+  "delivery": {"enabled": $delivery, "client_certificate": "$certs/server.pem",
+               "client_key": "$certs/server.key", "partner_server_ca": ["$certs/ca.pem"]},
+  "partners": "partners.json",
+  "routing": "routing.json",
+  "schema_dir": "$config_root/config/schema",
+  "mappings_dir": "$config_root/config/mappings",
+  "log": {"level": "info", "file": ""}
+}
+EOF
+  "$mxgw" config check --config "$dir/gateway.json" > /dev/null
 }

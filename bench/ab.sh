@@ -92,31 +92,21 @@ thread_ticks() {
     echo "${t##*/} $(awk '{print $14 + $15}' "$t/stat" 2>/dev/null || echo 0)"
   done | sort
 }
-json_num() { grep -o "\"$1\":[0-9.]*" | head -n 1 | cut -d: -f2; }
-median() { sort -g | awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 hz=$(getconf CLK_TCK)
 
 # one_run LABEL TREE N: one measured run; appends "rps p99 cpu_us" to $tmp/LABEL.
 one_run() {
-  local label=$1 tree=$2 n=$3 dir=$tmp/run-$1-$3 attempt
+  local label=$1 tree=$2 n=$3 dir=$tmp/run-$1-$3
   # bench/run.sh's (a) and (b): delivery off, with the revision's own schemas and code tables.
   mxgw=$tree/build/mxgw gateway_config "$dir" false 1024 sqlite "$tree"
   taskset -c "$server_cpu" "$tree/build/mxgw" serve --config "$dir/gateway.json" \
     2> "$dir/gateway.log" &
   server_pid=$!
-  for attempt in $(seq 1 101); do
-    if [ "$attempt" = 101 ]; then
-      echo "ab: the gateway of $label did not come up; the end of its log:" >&2
-      tail -n 5 "$dir/gateway.log" >&2
-      exit 1
-    fi
-    if "$root/build/mxgw" send --method GET --url "https://localhost:$port_mxgw/healthz" \
-      --cert "$certs/vn-gialai.pem" --key "$certs/vn-gialai.key" --ca "$certs/ca.pem" \
-      > /dev/null 2>&1; then
-      break
-    fi
-    sleep 0.1
-  done
+  if ! mxgw=$root/build/mxgw wait_https "https://localhost:$port_mxgw/healthz" vn-gialai; then
+    echo "ab: the end of $label's log:" >&2
+    tail -n 5 "$dir/gateway.log" >&2
+    exit 1
+  fi
   # CPU is read over the measured seconds only: from the end of the warm-up second to the end.
   (sleep 1; thread_ticks "$server_pid" > "$dir/before") &
   local reader=$!

@@ -1,6 +1,26 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2154 # mxgw, certs, port_mxgw, port_sim, root: set by the caller
 # Shared by bench/run.sh and bench/ab.sh (sourced, not run): what every benchmark run needs.
+json_num() { grep -o "\"$1\":[0-9.]*" | head -n 1 | cut -d: -f2; }  # json_num FIELD < JSON
+median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+
+client() {  # client PARTNER: the mTLS options of that partner's certificate (in $certs)
+  echo "--cert $certs/$1.pem --key $certs/$1.key --ca $certs/ca.pem"
+}
+
+wait_https() {  # wait_https URL PARTNER: until the URL answers 200 (or 10 s), asked with $mxgw
+  local _
+  for _ in $(seq 1 100); do
+    # shellcheck disable=SC2046 # client's options are separate words
+    if "$mxgw" send --method GET --url "$1" $(client "$2") > /dev/null 2>&1; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "bench: $1 did not come up" >&2
+  return 1
+}
+
 # bench_inputs MXGW DIR: in DIR, a development CA with a server certificate and the partner
 # certificates of vn-gialai and kh-stungtreng (DIR/certs), a data key for encryption at rest
 # (DIR/certs/store-key.hex), and the request bodies: the shipped examples with a {{uuid}}

@@ -122,24 +122,7 @@ cpu_ticks() {
   echo "$total"
 }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
-json_num() { grep -o "\"$1\":[0-9.]*" | head -n 1 | cut -d: -f2; }
-median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-
-client() {  # client PARTNER: the mTLS options of that partner's certificate
-  echo "--cert $certs/$1.pem --key $certs/$1.key --ca $certs/ca.pem"
-}
-
-wait_https() {  # wait_https URL PARTNER: until the URL answers 200 (or 10 s)
-  local i
-  for i in $(seq 1 100); do
-    if "$mxgw" send --method GET --url "$1" $(client "$2") > /dev/null 2>&1; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "bench: $1 did not come up" >&2
-  return 1
-}
+# json_num, median, client and wait_https: bench/inputs.sh.
 
 results=$tmp/results
 mkdir -p "$results"

@@ -157,9 +157,10 @@ int run_queue_command(const std::filesystem::path& config_file, bool replay,
     std::cerr << format_problems(problems);
     return 2;
   }
-  std::unique_ptr<store::message_store> store;
+  std::shared_ptr<store::message_store> store;
   try {
-    store = open_configured_store(config.store);
+    // With its keys: a dead letter's error text is sealed at rest like the message.
+    store = open_configured_store_with_keys(config.store);
   } catch (const std::runtime_error& e) {
     std::cerr << "queue: " << e.what() << "\n";
     return 1;
@@ -232,8 +233,9 @@ std::unique_ptr<store::message_store> open_existing_store(const std::filesystem:
   return open_configured_store(config.store);
 }
 
-// `mxgw keys rekey`: re-seals every body and payload under the active key, batch by batch, on the
-// configured store (the running gateway may keep working meanwhile).
+// `mxgw keys rekey`: re-seals every stored value (bodies, payloads, receipts, error texts) under
+// the active key, batch by batch, on the configured store (the running gateway may keep working
+// meanwhile).
 volatile std::sig_atomic_t rekey_stop_signal = 0;
 
 extern "C" void stop_rekey(int signal) {
@@ -338,7 +340,7 @@ int run_rekey(const std::filesystem::path& config_file, std::size_t batch) {
               << "' and were left as they are; do not remove the keys they name yet.\n";
     return 1;
   }
-  std::cout << "every body and payload is sealed under key '" << ring.active().id
+  std::cout << "every stored value is sealed under key '" << ring.active().id
             << "'; older keys may now be removed from store.encryption\n";
   return audit_ok ? 0 : 1;
 }
@@ -689,7 +691,7 @@ int run(int argc, char** argv) {
   keygen_cmd->add_option("--out", key_out, "key file")->required();
   std::size_t rekey_batch = 100;
   auto* rekey_cmd = keys_cmd->add_subcommand(
-      "rekey", "Re-seal every body and payload not sealed under the active key, in batches");
+      "rekey", "Re-seal every stored value not sealed under the active key, in batches");
   rekey_cmd->add_option("--config", config_file, "gateway.json")->required();
   rekey_cmd->add_option("--batch", rekey_batch, "messages (with their payloads) per transaction")
       ->check(CLI::Range(1, 100000));

@@ -100,30 +100,6 @@ std::string format_problems(const std::vector<config::config_problem>& problems)
   return out;
 }
 
-namespace {
-
-/// The key ring for encryption at rest, or nullptr (with a warning) when no keys are configured.
-/// Loaded before the store is opened, so a bad key stops the start-up before anything is touched.
-std::shared_ptr<const store::key_ring> load_store_keys(const config::store_settings& settings) {
-  if (settings.keys.empty()) {
-    log::warn({.event = "store.encryption_off",
-               .detail = "no store.encryption keys: bodies are stored in clear text"});
-    return nullptr;
-  }
-  std::vector<store::key_source> sources;
-  for (const auto& k : settings.keys) {
-    sources.push_back({k.id, k.file, k.env});
-  }
-  try {
-    return std::make_shared<const store::key_ring>(
-        store::key_ring::load(sources, settings.active_key));
-  } catch (const store::key_error& e) {
-    throw std::runtime_error(std::string("store: ") + e.what());
-  }
-}
-
-}  // namespace
-
 gateway_instance::gateway_instance(const config::gateway_config& config, instance_options options)
     : parts_(std::make_unique<parts>()) {
   std::vector<config::config_problem> problems;
@@ -153,6 +129,10 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
     throw std::runtime_error("configuration problems:\n" + format_problems(problems));
   }
   const auto keys = load_store_keys(config.store);
+  if (!keys) {
+    log::warn({.event = "store.encryption_off",
+               .detail = "no store.encryption keys: bodies are stored in clear text"});
+  }
   parts_->store = open_configured_store(config.store);  // store.kind: sqlite or postgres
   if (keys) {
     parts_->store = store::encrypt_at_rest(std::move(parts_->store), keys);

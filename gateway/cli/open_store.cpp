@@ -5,6 +5,8 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace mxgw::cli {
 
@@ -30,6 +32,29 @@ std::unique_ptr<store::message_store> open_configured_store(const config::store_
   } catch (const store::store_error& e) {
     throw std::runtime_error(std::string("store: ") + e.what());
   }
+}
+
+std::shared_ptr<const store::key_ring> load_store_keys(const config::store_settings& settings) {
+  if (settings.keys.empty()) {
+    return nullptr;
+  }
+  std::vector<store::key_source> sources;
+  for (const auto& k : settings.keys) {
+    sources.push_back({k.id, k.file, k.env});
+  }
+  try {
+    return std::make_shared<const store::key_ring>(
+        store::key_ring::load(sources, settings.active_key));
+  } catch (const store::key_error& e) {
+    throw std::runtime_error(std::string("store: ") + e.what());
+  }
+}
+
+std::shared_ptr<store::message_store> open_configured_store_with_keys(
+    const config::store_settings& settings) {
+  const auto keys = load_store_keys(settings);
+  std::shared_ptr<store::message_store> opened = open_configured_store(settings);
+  return keys ? store::encrypt_at_rest(std::move(opened), keys) : opened;
 }
 
 }  // namespace mxgw::cli

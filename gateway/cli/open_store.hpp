@@ -3,6 +3,7 @@
 
 #include "gateway/config/gateway_config.hpp"
 #include "gateway/store/message_store.hpp"
+#include "gateway/store/sealed.hpp"
 
 #include <memory>
 
@@ -14,5 +15,16 @@ namespace mxgw::cli {
 /// overwrites freed bytes with zeros (sqlite_options::secure_delete); PostgreSQL ignores it.
 std::unique_ptr<store::message_store> open_configured_store(const config::store_settings& settings,
                                                             bool secure_delete = true);
+
+/// The key ring store.encryption names, or nullptr when it names no keys. Load it before the
+/// store is opened, so a bad key stops a command before anything is touched. Throws
+/// std::runtime_error prefixed "store: " naming the key id and what is wrong (never the key).
+std::shared_ptr<const store::key_ring> load_store_keys(const config::store_settings& settings);
+
+/// The configured store with its keys: wrapped in store::encrypt_at_rest when store.encryption
+/// names keys (so what a command reads is opened and what it writes is sealed), as it is for
+/// the gateway. Throws as load_store_keys and open_configured_store do.
+std::shared_ptr<store::message_store> open_configured_store_with_keys(
+    const config::store_settings& settings);
 
 }  // namespace mxgw::cli

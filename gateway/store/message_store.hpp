@@ -115,14 +115,21 @@ enum class attempt_result {
   dead,       ///< permanent failure or limits reached: a dead letter until replayed
 };
 
+/// The most bytes of a receipt and of an error text a delivery row keeps: a store cuts longer ones
+/// (before a UTF-8 character, see cut_utf8 in sealed.hpp). With encryption at rest the decorator
+/// cuts them to these limits and seals them; a store keeps a sealed value whole.
+inline constexpr std::size_t max_receipt_bytes = 4096;
+inline constexpr std::size_t max_error_bytes = 512;
+
 struct attempt_report {
   std::string message_id;
   std::string recipient;
   std::string owner;  ///< the claimer; a report from a worker whose lease was taken over is ignored
   attempt_result result = attempt_result::retry;
   time_point next_attempt_at;  ///< for retry
-  std::string error;           ///< short reason for retry/dead (status code, "timeout", ...)
-  std::string receipt;         ///< for delivered (at most 4 KiB kept)
+  std::string error;    ///< short reason for retry/dead (status code, "timeout", ...; at most
+                        ///< max_error_bytes kept); may carry the partner's answer
+  std::string receipt;  ///< for delivered (at most max_receipt_bytes kept)
   /// Appended to the audit chain in the same transaction, only when the report took effect.
   std::vector<audit::audit_record> audit;
 };
@@ -160,12 +167,21 @@ struct purge_result {
   std::size_t bodies = 0;    ///< message bodies emptied (the message's `purged_at` set)
 };
 
-/// One stored body or payload as the store holds it (sealed bytes when encryption is on), shown
-/// to a value_rewriter. Used by re-encryption under a new key (`mxgw keys rekey`).
+/// Which of a message's stored values a stored_value is.
+enum class value_field {
+  body,     ///< the message's body (recipient empty)
+  payload,  ///< a recipient's payload, or the grant of a recipient of the body
+  receipt,  ///< the receipt a recipient answered with
+  error,    ///< a delivery's last error text (a partner's refusal, a discard reason)
+};
+
+/// One stored value as the store holds it (sealed bytes when encryption is on), shown to a
+/// value_rewriter. Used by re-encryption under a new key (`mxgw keys rekey`).
 struct stored_value {
   std::string message_id;
-  std::string recipient;  ///< empty: the message's body; otherwise this recipient's payload
-  std::string bytes;      ///< never empty (purged and withdrawn values are not shown)
+  std::string recipient;  ///< empty for the body; otherwise the delivery row's recipient
+  std::string bytes;      ///< never empty (purged, withdrawn and absent values are not shown)
+  value_field field = value_field::body;
 };
 
 /// Decides a value's new bytes: nullopt leaves it as it is. Runs on a store thread inside the
@@ -175,7 +191,7 @@ using value_rewriter = std::function<std::optional<std::string>(const stored_val
 
 struct rewrite_result {
   std::size_t messages = 0;   ///< messages looked at; 0: there are none after `after_id`
-  std::size_t values = 0;     ///< bodies and payloads shown to the rewriter
+  std::size_t values = 0;     ///< values shown to the rewriter
   std::size_t rewritten = 0;  ///< values replaced
   std::string last_id;        ///< the last message looked at: `after_id` of the next batch
 };
@@ -292,8 +308,9 @@ class message_store {
 
   using rewrite_handler = std::function<void(rewrite_result, bool ok)>;
 
-  /// Shows the non-empty bodies and payloads of the next `max_messages` messages after
-  /// `after_id` (in id order; "" starts at the first) to `rewriter` and stores the bytes it
+  /// Shows the non-empty bodies, payloads, receipts and error texts of the next `max_messages`
+  /// messages after `after_id` (in id order; "" starts at the first; per message the body first,
+  /// then each delivery row's values) to `rewriter` and stores the bytes it
   /// returns, all in one transaction (group-committed with this store's other writes). A
   /// failed batch, or a rewriter that throws, changes none of these values: handler({}, false)
   /// (a throwing rewriter fails only its own part of the transaction). Only

@@ -6,6 +6,7 @@
 
 #include "gateway/common/log.hpp"
 #include "gateway/common/time.hpp"
+#include "gateway/store/sealed.hpp"
 
 #include <libpq-fe.h>
 
@@ -148,9 +149,6 @@ static_assert(std::none_of(migrations.begin(), migrations.end(),
                            [](const char* sql) { return sql == nullptr; }),
               "every schema version needs its migration");
 
-constexpr std::size_t max_receipt_bytes = 4096;
-constexpr std::size_t max_error_bytes = 512;
-
 // Advisory lock purposes; the key also depends on the schema, so two mxgw schemas in one database
 // (the tests) do not serialise each other.
 constexpr std::string_view lock_migrate = "migrate";
@@ -260,17 +258,23 @@ constexpr const char* discard_sql =
     "UPDATE deliveries SET state = 'discarded', last_error = $3 "
     "WHERE message_id = $1 AND recipient = $2 AND state = 'dead'";
 
-// Re-encryption: the bodies and payloads of the next messages in id order, locked until COMMIT so
-// another instance's withdrawal or purge waits for the new bytes instead of racing them.
+// Re-encryption: the bodies, payloads, receipts and error texts of the next messages in id order,
+// locked until COMMIT so another instance's withdrawal, purge or report waits for the new bytes
+// instead of racing them. Empty values are left out (a body's recipient's payload is shown even
+// when empty: its grant is due).
 constexpr const char* select_rewrite_messages_sql =
     "SELECT id, body FROM messages WHERE id > $1 ORDER BY id LIMIT $2 FOR UPDATE";
 constexpr const char* select_rewrite_payloads_sql =
-    "SELECT message_id, recipient, payload FROM deliveries "
-    "WHERE message_id > $1 AND message_id <= $2 AND (length(payload) > 0 OR payload_is_body) "
+    "SELECT message_id, recipient, payload, length(payload) > 0 OR payload_is_body, receipt, "
+    "last_error FROM deliveries WHERE message_id > $1 AND message_id <= $2 "
     "ORDER BY message_id, recipient FOR UPDATE";
 constexpr const char* update_body_sql = "UPDATE messages SET body = $2 WHERE id = $1";
 constexpr const char* update_payload_sql =
     "UPDATE deliveries SET payload = $3 WHERE message_id = $1 AND recipient = $2";
+constexpr const char* update_receipt_sql =
+    "UPDATE deliveries SET receipt = $3 WHERE message_id = $1 AND recipient = $2";
+constexpr const char* update_error_sql =
+    "UPDATE deliveries SET last_error = $3 WHERE message_id = $1 AND recipient = $2";
 
 // Retention: payloads past their time, then bodies none of whose copies still needs them. Rows
 // another instance holds are skipped (the next sweep takes them).
@@ -618,20 +622,6 @@ time_point from_ms(std::int64_t ms) {
 std::int64_t clamp_to_int64(std::size_t n) {
   constexpr auto most = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
   return static_cast<std::int64_t>(std::min(n, most));
-}
-
-std::string_view cut_utf8(std::string_view text, std::size_t max_bytes) {
-  if (text.size() <= max_bytes) {
-    return text;
-  }
-  std::size_t end = max_bytes;
-  for (int step = 0; step < 3 && end > 0; ++step) {
-    if ((static_cast<unsigned char>(text[end]) & 0xc0U) != 0x80U) {
-      break;
-    }
-    --end;
-  }
-  return text.substr(0, end);
 }
 
 void log_quietly(log::level lvl, const log::fields& fields) noexcept {
@@ -1612,11 +1602,11 @@ void postgres_store::write_report(pending_write& write, report_write& w, std::in
   const attempt_report& report = w.report;
   const char* sql = nullptr;
   std::int64_t when = now_ms;
-  std::string_view detail = cut_utf8(report.error, max_error_bytes);
+  std::string_view detail = bounded_text(report.error, max_error_bytes);
   switch (report.result) {
     case attempt_result::delivered:
       sql = report_delivered_sql;
-      detail = cut_utf8(report.receipt, max_receipt_bytes);
+      detail = bounded_text(report.receipt, max_receipt_bytes);
       break;
     case attempt_result::retry:
       sql = report_retry_sql;
@@ -1638,7 +1628,7 @@ void postgres_store::write_replay(pending_write& write, replay_write& w, std::in
   w.found = false;
   const result_ptr r =
       w.discard_reason ? run(discard_sql, {text(w.message_id), text(w.recipient),
-                                           bytes(cut_utf8(*w.discard_reason, max_error_bytes))})
+                                           bytes(bounded_text(*w.discard_reason, max_error_bytes))})
                        : run(replay_sql, {text(w.message_id), text(w.recipient), number(now_ms)});
   w.found = affected(r) > 0;
   if (w.found) {
@@ -1687,7 +1677,7 @@ void postgres_store::write_rewrite(rewrite_write& w) {
       w.result.last_id = get_text(r.get(), i, 0);
       std::string body = get_bytes(r.get(), i, 1);
       if (!body.empty()) {
-        values.push_back({w.result.last_id, {}, std::move(body)});
+        values.push_back({w.result.last_id, {}, std::move(body), value_field::body});
       }
     }
     w.result.messages = static_cast<std::size_t>(rows);
@@ -1697,8 +1687,17 @@ void postgres_store::write_rewrite(rewrite_write& w) {
         run(select_rewrite_payloads_sql, {text(w.after_id), text(w.result.last_id)});
     const int rows = PQntuples(r.get());
     for (int i = 0; i < rows; ++i) {
-      values.push_back(
-          {get_text(r.get(), i, 0), get_text(r.get(), i, 1), get_bytes(r.get(), i, 2)});
+      const std::string id = get_text(r.get(), i, 0);
+      const std::string recipient = get_text(r.get(), i, 1);
+      if (get_bool(r.get(), i, 3)) {
+        values.push_back({id, recipient, get_bytes(r.get(), i, 2), value_field::payload});
+      }
+      if (std::string receipt = get_bytes(r.get(), i, 4); !receipt.empty()) {
+        values.push_back({id, recipient, std::move(receipt), value_field::receipt});
+      }
+      if (std::string error = get_bytes(r.get(), i, 5); !error.empty()) {
+        values.push_back({id, recipient, std::move(error), value_field::error});
+      }
     }
   }
   w.result.values = values.size();
@@ -1713,10 +1712,18 @@ void postgres_store::write_rewrite(rewrite_write& w) {
     if (!replacement || *replacement == value.bytes) {
       continue;
     }
-    if (value.recipient.empty()) {
-      run(update_body_sql, {text(value.message_id), bytes(*replacement)});
-    } else {
-      run(update_payload_sql, {text(value.message_id), text(value.recipient), bytes(*replacement)});
+    const char* update = update_payload_sql;
+    switch (value.field) {
+      case value_field::body:
+        run(update_body_sql, {text(value.message_id), bytes(*replacement)});
+        update = nullptr;
+        break;
+      case value_field::payload: break;
+      case value_field::receipt: update = update_receipt_sql; break;
+      case value_field::error: update = update_error_sql; break;
+    }
+    if (update != nullptr) {
+      run(update, {text(value.message_id), text(value.recipient), bytes(*replacement)});
     }
     ++w.result.rewritten;
   }

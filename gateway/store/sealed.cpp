@@ -16,6 +16,7 @@
 #include <map>
 #include <mutex>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 #include "gateway/common/digest.hpp"
@@ -212,8 +213,45 @@ std::string seal_context(std::string_view message_id, std::string_view purpose) 
   return out;
 }
 
+std::string seal_purpose(value_field field, std::string_view recipient) {
+  switch (field) {
+    case value_field::body: return "body";
+    case value_field::payload: return "to:" + std::string(recipient);
+    case value_field::receipt: return "receipt:" + std::string(recipient);
+    case value_field::error: return "error:" + std::string(recipient);
+  }
+  throw std::logic_error("not a value_field this build knows");
+}
+
 bool is_sealed(std::string_view bytes) {
   return bytes.substr(0, magic.size()) == magic;
+}
+
+std::string_view cut_utf8(std::string_view text, std::size_t max_bytes) {
+  if (text.size() <= max_bytes) {
+    return text;
+  }
+  std::size_t end = max_bytes;
+  // text[end] is the first byte left out: while it continues a character, leave that whole
+  // character out (at most 3 steps back; invalid UTF-8 is cut where the limit falls).
+  for (int step = 0; step < 3 && end > 0; ++step) {
+    if ((static_cast<unsigned char>(text[end]) & 0xc0U) != 0x80U) {
+      break;
+    }
+    --end;
+  }
+  return text.substr(0, end);
+}
+
+std::string_view bounded_text(std::string_view text, std::size_t max_bytes) {
+  if (is_sealed(text) && text.size() <= max_sealed_size(max_bytes)) {
+    return text;
+  }
+  return cut_utf8(text, max_bytes);
+}
+
+std::string unreadable_text(std::string_view why) {
+  return "[sealed; does not open: " + std::string(why) + "]";
 }
 
 std::string seal(const key_ring& ring, std::string_view plain, std::string_view context) {
@@ -351,7 +389,16 @@ class encrypting_store final : public message_store {
   }
 
   void find(std::string id, find_handler handler) override {
-    inner_->find(std::move(id), std::move(handler));
+    inner_->find(std::move(id), [this, handler = std::move(handler)](
+                                    std::optional<message_status> status, bool ok) {
+      if (status) {
+        for (auto& r : status->recipients) {
+          open_text(r.receipt, status->id, value_field::receipt, r.recipient);
+          open_text(r.last_error, status->id, value_field::error, r.recipient);
+        }
+      }
+      handler(std::move(status), ok);
+    });
   }
 
   void claim_due(std::string owner, std::size_t max_jobs, std::chrono::milliseconds lease,
@@ -397,6 +444,10 @@ class encrypting_store final : public message_store {
   }
 
   void report(attempt_report report, report_handler handler) override {
+    seal_text(report.receipt, max_receipt_bytes, report.message_id, value_field::receipt,
+              report.recipient);
+    seal_text(report.error, max_error_bytes, report.message_id, value_field::error,
+              report.recipient);
     inner_->report(std::move(report), std::move(handler));
   }
   void replay(std::string message_id, std::string recipient,
@@ -406,6 +457,7 @@ class encrypting_store final : public message_store {
   }
   void discard(std::string message_id, std::string recipient, std::string reason,
                std::vector<audit::audit_record> audit, replay_handler handler) override {
+    seal_text(reason, max_error_bytes, message_id, value_field::error, recipient);
     inner_->discard(std::move(message_id), std::move(recipient), std::move(reason),
                     std::move(audit), std::move(handler));
   }
@@ -425,7 +477,13 @@ class encrypting_store final : public message_store {
     inner_->transfer_register(std::move(from_month), std::move(to_month), std::move(handler));
   }
   void list_dead(std::size_t limit, dead_handler handler) override {
-    inner_->list_dead(limit, std::move(handler));
+    inner_->list_dead(
+        limit, [this, handler = std::move(handler)](std::vector<dead_letter> dead, bool ok) {
+          for (auto& letter : dead) {
+            open_text(letter.last_error, letter.message_id, value_field::error, letter.recipient);
+          }
+          handler(std::move(dead), ok);
+        });
   }
   void append_audit(std::vector<audit::audit_record> records, report_handler handler) override {
     inner_->append_audit(std::move(records), std::move(handler));
@@ -471,6 +529,35 @@ class encrypting_store final : public message_store {
     return grant.has_value();
   }
 
+  /// Cuts a receipt or error text to what a store keeps, then seals it for its row. Empty stays
+  /// empty (nothing to hide; "no receipt" must still read as such). Should sealing fail, the
+  /// text is given up rather than the report: the delivery's state matters more than its words.
+  void seal_text(std::string& text, std::size_t max_bytes, std::string_view message_id,
+                 value_field field, std::string_view recipient) const {
+    if (text.empty()) {
+      return;
+    }
+    try {
+      text = seal(*ring_, cut_utf8(text, max_bytes),
+                  seal_context(message_id, seal_purpose(field, recipient)));
+    } catch (const std::exception&) {
+      text = field == value_field::error ? "encryption-failed" : "";
+    }
+  }
+
+  /// Opens a sealed receipt or error text read back from a row; one stored in clear (before
+  /// encryption was turned on, or a code of the gateway's own) is shown as it is.
+  void open_text(std::string& text, std::string_view message_id, value_field field,
+                 std::string_view recipient) const {
+    if (!is_sealed(text)) {
+      return;
+    }
+    std::string why;
+    auto plain =
+        open_sealed(*ring_, text, seal_context(message_id, seal_purpose(field, recipient)), &why);
+    text = plain ? std::move(*plain) : unreadable_text(why);
+  }
+
   std::shared_ptr<message_store> inner_;
   std::shared_ptr<const key_ring> ring_;
 };
@@ -509,13 +596,12 @@ rekey_counts rekey_store(message_store& store, const key_ring& ring, const rekey
     if (options.interrupted && options.interrupted()) {
       return counts;  // between batches: everything counted so far is committed
     }
-    std::map<std::pair<std::string, std::string>, rekey_fate> fates;
+    std::map<std::tuple<std::string, std::string, value_field>, rekey_fate> fates;
     value_rewriter rewriter = [&ring, &active,
                                &fates](const stored_value& value) -> std::optional<std::string> {
       const std::string context =
-          seal_context(value.message_id,
-                       value.recipient.empty() ? std::string("body") : "to:" + value.recipient);
-      rekey_fate& fate = fates[{value.message_id, value.recipient}];
+          seal_context(value.message_id, seal_purpose(value.field, value.recipient));
+      rekey_fate& fate = fates[{value.message_id, value.recipient, value.field}];
       if (!is_sealed(value.bytes)) {
         fate = rekey_fate::sealed_from_clear;  // stored before encryption was turned on
         return seal(ring, value.bytes, context);

@@ -60,6 +60,10 @@ class key_ring {
 /// does not open.
 std::string seal_context(std::string_view message_id, std::string_view purpose);
 
+/// The purpose a stored value is sealed for (the second half of its seal_context): "body",
+/// "to:<recipient>" (a payload or grant), "receipt:<recipient>", "error:<recipient>".
+std::string seal_purpose(value_field field, std::string_view recipient);
+
 /// Seals `plain` under the ring's active key with a fresh random 96-bit nonce:
 /// "MXE1" | id length (1 byte) | id | nonce (12) | ciphertext | tag (16).
 std::string seal(const key_ring& ring, std::string_view plain, std::string_view context);
@@ -73,11 +77,25 @@ bool is_sealed(std::string_view bytes);
 std::optional<std::string> open_sealed(const key_ring& ring, std::string_view sealed,
                                        std::string_view context, std::string* why = nullptr);
 
+/// The most bytes the sealed form of `plain_size` bytes takes (with the longest key id).
+constexpr std::size_t max_sealed_size(std::size_t plain_size) {
+  return 4 + 1 + 64 + 12 + plain_size + 16;
+}
+
+/// At most max_bytes of `text`, cut before a UTF-8 character rather than through it (invalid
+/// UTF-8 is cut where the limit falls).
+std::string_view cut_utf8(std::string_view text, std::size_t max_bytes);
+
+/// What a store keeps of a receipt or error text limited to max_bytes: a sealed value whole when
+/// the sealed form of max_bytes could be that long (the decorator cut it before sealing; cutting
+/// the sealed bytes would only break them), anything else cut as cut_utf8 does.
+std::string_view bounded_text(std::string_view text, std::size_t max_bytes);
+
 /// Writes a new random key as 64 hex digits to `file` with mode 0600 (refuses to overwrite).
 void generate_key_file(const std::filesystem::path& file);
 
-/// What `rekey_store` did, counted per value (a message body or one recipient's payload). Counts
-/// only: a value that could not be re-sealed is never named by its content.
+/// What `rekey_store` did, counted per value (a message body, or one recipient's payload, receipt
+/// or error text). Counts only: a value that could not be re-sealed is never named by its content.
 struct rekey_counts {
   std::size_t resealed = 0;           ///< opened with an older key, sealed under the active one
   std::size_t sealed_from_clear = 0;  ///< stored before encryption was on; sealed now
@@ -98,12 +116,12 @@ struct rekey_options {
   std::function<void(const rekey_counts&)> progress;
 };
 
-/// Re-seals under the ring's active key every body and payload of `store` (the store underneath
+/// Re-seals under the ring's active key every stored value of `store` (the store underneath
 /// the encrypt_at_rest decorator, or the decorator itself) that is not sealed under it: sealed
 /// under an older key, or stored in clear before encryption was turned on. Batch after batch of
 /// `batch_messages` messages in id order, each in one transaction, so it can be interrupted at
 /// any point and run again: what is current is skipped (not even opened). The associated data
-/// stays the same (message id, "body" or "to:<recipient>"). Values whose key is missing, or that
+/// stays the same (message id and seal_purpose). Values whose key is missing, or that
 /// do not open, are left exactly as they are and counted. Safe while gateways use the store: only
 /// the bytes of those columns change. Synchronous; must not run on a store thread.
 rekey_counts rekey_store(message_store& store, const key_ring& ring,
@@ -112,8 +130,16 @@ rekey_counts rekey_store(message_store& store, const key_ring& ring,
 /// Wraps a store so bodies and payloads are sealed on the way in and payloads opened on the way
 /// out (claim_due). A claimed payload that does not open (missing key, altered row) is not handed
 /// to the worker: it is reported back as a retry in five minutes with error "key-unavailable" or
-/// "payload-corrupt", and logged (metadata only).
+/// "payload-corrupt" (kept in clear: a code of the gateway's own), and logged (metadata only).
+/// Receipts and error texts (a partner's answer, which may quote the message) are cut to
+/// max_receipt_bytes / max_error_bytes and sealed on the way in (report; and discard, whose
+/// reason code shares the error's column), and opened on the way out (find, list_dead); one that
+/// does not open reads as unreadable_text(reason).
 std::shared_ptr<message_store> encrypt_at_rest(std::shared_ptr<message_store> inner,
                                                std::shared_ptr<const key_ring> ring);
+
+/// What the decorator shows in place of a receipt or error text that does not open, e.g.
+/// "[sealed; does not open: key-unavailable]".
+std::string unreadable_text(std::string_view why);
 
 }  // namespace mxgw::store

@@ -5,6 +5,7 @@
 
 #include "gateway/common/log.hpp"
 #include "gateway/common/time.hpp"
+#include "gateway/store/sealed.hpp"
 #include "gateway/store/wal_buffer.hpp"
 
 #include <fcntl.h>
@@ -218,10 +219,6 @@ static_assert(std::none_of(migrations.begin(), migrations.end(),
 /// 64 MiB that walk took 8 % of the gateway's CPU in benchmark (a), more than the reads it saved.
 constexpr int writer_cache_kib = 8 * 1024;
 
-/// The most bytes of a receipt and of an error text kept with a delivery row.
-constexpr std::size_t max_receipt_bytes = 4096;
-constexpr std::size_t max_error_bytes = 512;
-
 // Writer statements.
 constexpr const char* select_existing_sql =
     "SELECT sender, body_sha256, accepted_at FROM messages WHERE id = ?1";
@@ -322,18 +319,25 @@ constexpr const char* purge_bodies_sql =
     "(NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_seq = m.seq) AND "
     "m.accepted_at < ?1)) LIMIT ?2)";
 
-// Re-encryption: the bodies and payloads of the next messages in id order, and their new bytes.
-// Purged and withdrawn values (empty) are left out: there is nothing in them to seal.
+// Re-encryption: the bodies, payloads, receipts and error texts of the next messages in id order,
+// and their new bytes. Purged and withdrawn values (empty) are left out: there is nothing in them
+// to seal (a body's recipient's payload is shown even when empty: its grant is due).
 constexpr const char* select_rewrite_messages_sql =
     "SELECT id, body FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2";
 constexpr const char* select_rewrite_payloads_sql =
-    "SELECT d.message_id, d.recipient, d.payload "
+    "SELECT d.message_id, d.recipient, d.payload, "
+    "length(d.payload) > 0 OR d.payload_is_body, d.receipt, d.last_error "
     "FROM messages AS m JOIN deliveries AS d ON d.message_seq = m.seq "
-    "WHERE m.id > ?1 AND m.id <= ?2 AND (length(d.payload) > 0 OR d.payload_is_body) "
-    "ORDER BY m.id, d.recipient";
+    "WHERE m.id > ?1 AND m.id <= ?2 ORDER BY m.id, d.recipient";
 constexpr const char* update_body_sql = "UPDATE messages SET body = ?2 WHERE id = ?1";
 constexpr const char* update_payload_sql =
     "UPDATE deliveries SET payload = ?3 "
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2";
+constexpr const char* update_receipt_sql =
+    "UPDATE deliveries SET receipt = ?3 "
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2";
+constexpr const char* update_error_sql =
+    "UPDATE deliveries SET last_error = ?3 "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2";
 
 // Reader statements.
@@ -670,23 +674,6 @@ std::int64_t clamp_to_int64(std::size_t n) {
   return static_cast<std::int64_t>(std::min(n, most));
 }
 
-/// At most max_bytes of text, cut before a UTF-8 character rather than through it.
-std::string_view cut_utf8(std::string_view text, std::size_t max_bytes) {
-  if (text.size() <= max_bytes) {
-    return text;
-  }
-  std::size_t end = max_bytes;
-  // text[end] is the first byte left out: while it continues a character, leave that whole
-  // character out (at most 3 steps back; invalid UTF-8 is cut where the limit falls).
-  for (int step = 0; step < 3 && end > 0; ++step) {
-    if ((static_cast<unsigned char>(text[end]) & 0xc0U) != 0x80U) {
-      break;
-    }
-    --end;
-  }
-  return text.substr(0, end);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Queued work and handler calls
 
@@ -1002,6 +989,8 @@ struct sqlite_store::impl {
     statement select_rewrite_payloads;
     statement update_body;
     statement update_payload;
+    statement update_receipt;
+    statement update_error;
     statement claim_next_recipient;
     statement claim_due;
     statement claim_expired;
@@ -1142,6 +1131,8 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->select_rewrite_payloads = prepare(db, select_rewrite_payloads_sql, path_);
   writer_sql_->update_body = prepare(db, update_body_sql, path_);
   writer_sql_->update_payload = prepare(db, update_payload_sql, path_);
+  writer_sql_->update_receipt = prepare(db, update_receipt_sql, path_);
+  writer_sql_->update_error = prepare(db, update_error_sql, path_);
   writer_sql_->claim_next_recipient = prepare(db, claim_next_recipient_sql, path_);
   writer_sql_->claim_due = prepare(db, claim_due_sql, path_);
   writer_sql_->claim_expired = prepare(db, claim_expired_sql, path_);
@@ -1880,11 +1871,11 @@ int sqlite_store::impl::write_report(const report_write& write, std::int64_t now
   const attempt_report& report = write.report;
   sqlite3_stmt* stmt = nullptr;
   std::int64_t when = now_ms;
-  std::string_view text = cut_utf8(report.error, max_error_bytes);
+  std::string_view text = bounded_text(report.error, max_error_bytes);
   switch (report.result) {
     case attempt_result::delivered:
       stmt = writer_sql_->report_delivered.get();
-      text = cut_utf8(report.receipt, max_receipt_bytes);
+      text = bounded_text(report.receipt, max_receipt_bytes);
       break;
     case attempt_result::retry:
       stmt = writer_sql_->report_retry.get();
@@ -1897,8 +1888,9 @@ int sqlite_store::impl::write_report(const report_write& write, std::int64_t now
   }
   statement_use use(stmt);
   // No row changes when the lease moved on: the report is ignored, and that is not an error.
+  // The text is bound as bytes: a partner's answer (invalid UTF-8, NUL) or a sealed value.
   int rc = use.bind(std::string_view(report.message_id), std::string_view(report.recipient),
-                    std::string_view(report.owner), when, text);
+                    std::string_view(report.owner), when, blob_value{text});
   if (rc == SQLITE_OK) {
     rc = use.step();
   }
@@ -1919,7 +1911,7 @@ int sqlite_store::impl::write_replay(replay_write& write, std::int64_t now_ms,
   if (write.discard_reason) {
     statement_use use(writer_sql_->discard.get());
     rc = use.bind(std::string_view(write.message_id), std::string_view(write.recipient),
-                  cut_utf8(*write.discard_reason, max_error_bytes));
+                  blob_value{bounded_text(*write.discard_reason, max_error_bytes)});
     if (rc == SQLITE_OK) {
       rc = use.step();
     }
@@ -2115,7 +2107,7 @@ int sqlite_store::impl::rewrite_values_of(rewrite_write& write) {
       ++write.result.messages;
       std::string body = use.column_blob(1);
       if (!body.empty()) {
-        values.push_back({write.result.last_id, {}, std::move(body)});
+        values.push_back({write.result.last_id, {}, std::move(body), value_field::body});
       }
     }
     if (rc != SQLITE_DONE) {
@@ -2132,7 +2124,17 @@ int sqlite_store::impl::rewrite_values_of(rewrite_write& write) {
       return rc;
     }
     while ((rc = use.step()) == SQLITE_ROW) {
-      values.push_back({use.column_text(0), use.column_text(1), use.column_blob(2)});
+      const std::string id = use.column_text(0);
+      const std::string recipient = use.column_text(1);
+      if (use.column_int64(3) != 0) {
+        values.push_back({id, recipient, use.column_blob(2), value_field::payload});
+      }
+      if (std::string receipt = use.column_blob(4); !receipt.empty()) {
+        values.push_back({id, recipient, std::move(receipt), value_field::receipt});
+      }
+      if (std::string error = use.column_blob(5); !error.empty()) {
+        values.push_back({id, recipient, std::move(error), value_field::error});
+      }
     }
     if (rc != SQLITE_DONE) {
       return rc;
@@ -2150,8 +2152,15 @@ int sqlite_store::impl::rewrite_values_of(rewrite_write& write) {
     if (!replacement || *replacement == value.bytes) {
       continue;
     }
-    const bool body = value.recipient.empty();
-    statement_use use(body ? writer_sql_->update_body.get() : writer_sql_->update_payload.get());
+    const bool body = value.field == value_field::body;
+    sqlite3_stmt* update = writer_sql_->update_body.get();
+    switch (value.field) {
+      case value_field::body: break;
+      case value_field::payload: update = writer_sql_->update_payload.get(); break;
+      case value_field::receipt: update = writer_sql_->update_receipt.get(); break;
+      case value_field::error: update = writer_sql_->update_error.get(); break;
+    }
+    statement_use use(update);
     int rc = body ? use.bind(std::string_view(value.message_id), blob_value{*replacement})
                   : use.bind(std::string_view(value.message_id), std::string_view(value.recipient),
                              blob_value{*replacement});
@@ -2279,11 +2288,11 @@ int sqlite_store::impl::read_status(const std::string& id, std::optional<message
       if (r.state == "pending" || r.state == "retrying") {
         r.next_attempt_at = from_ms(use.column_int64(4));
       }
-      r.last_error = use.column_text(5);
+      r.last_error = use.column_blob(5);
       if (!use.column_is_null(6)) {
         r.delivered_at = from_ms(use.column_int64(6));
       }
-      r.receipt = use.column_text(7);
+      r.receipt = use.column_blob(7);
       r.withheld = use.column_text(8);
       status->recipients.push_back(std::move(r));
     }
@@ -2333,7 +2342,7 @@ void sqlite_store::impl::answer_dead(const dead_read& job) {
       letter.sender = use.column_text(2);
       letter.type = use.column_text(3);
       letter.attempts = static_cast<int>(use.column_int64(4));
-      letter.last_error = use.column_text(5);
+      letter.last_error = use.column_blob(5);
       letter.dead_since = from_ms(use.column_int64(6));
       dead.push_back(std::move(letter));
     }

@@ -471,6 +471,8 @@ TEST_F(PiiCanary, NoMarkerSurvivesAnywhereButSealed) {
   EXPECT_GT(bad_sim_->stats().failures_sent, 0U);
   const std::string dead = run_mxgw({"queue", "dead", "--config", (dir_ / "gateway.json").string()},
                                     dir_ / "queue-dead.txt");
+  // The refusal is sealed at rest with the message; the command opens it with the configured keys.
+  EXPECT_NE(dead.find("  http-400"), std::string::npos) << dead;
   std::size_t replayed = 0;
   const auto refused_before = bad_sim_->stats().failures_sent;
   for (const auto& id : accepted_) {

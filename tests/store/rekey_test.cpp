@@ -52,8 +52,18 @@ message_record canary_record(int n) {
   return r;
 }
 
-/// (message id, recipient or "" for the body) -> stored bytes.
+/// (message id, seal_purpose: "body", "to:<recipient>", "receipt:<recipient>" or
+/// "error:<recipient>") -> stored bytes.
 using value_map = std::map<std::pair<std::string, std::string>, std::string>;
+
+/// What the recipients of message n answered: vn-thanhhoa a receipt, la-houaphanh a refusal that
+/// quotes the message (as a partner's may).
+std::string receipt_of(int n) {
+  return R"({"receipt":"CANARY-RECEIPT-)" + std::to_string(n) + R"("})";
+}
+std::string refusal_of(int n) {
+  return "http-422: family name CANARY-REFUSAL-" + std::to_string(n) + " is not on file";
+}
 
 class Rekey : public ::testing::TestWithParam<backend> {
  protected:
@@ -102,7 +112,7 @@ class Rekey : public ::testing::TestWithParam<backend> {
       raw_->rewrite_values(
           cursor, 7,
           [&out](const stored_value& v) -> std::optional<std::string> {
-            out[{v.message_id, v.recipient}] = v.bytes;
+            out[{v.message_id, seal_purpose(v.field, v.recipient)}] = v.bytes;
             return std::nullopt;
           },
           [&p](rewrite_result r, bool ok) {
@@ -122,8 +132,7 @@ class Rekey : public ::testing::TestWithParam<backend> {
   value_map open_all(const key_ring& ring) {
     value_map plain;
     for (const auto& [place, bytes] : snapshot()) {
-      const std::string context =
-          seal_context(place.first, place.second.empty() ? "body" : "to:" + place.second);
+      const std::string context = seal_context(place.first, place.second);
       std::string why;
       const auto opened = open_sealed(ring, bytes, context, &why);
       EXPECT_TRUE(opened) << place.first << " " << place.second << ": " << why;
@@ -132,6 +141,66 @@ class Rekey : public ::testing::TestWithParam<backend> {
       }
     }
     return plain;
+  }
+
+  /// Claims every due delivery through `store` and answers them as message n's recipients do:
+  /// a receipt from vn-thanhhoa, a refusal (dead letter) from la-houaphanh.
+  static void answer_all(message_store& store, int n) {
+    std::promise<std::vector<delivery_job>> claimed;
+    store.claim_due(
+        "w", 10, std::chrono::minutes(1), {},
+        [&claimed](std::vector<delivery_job> jobs, bool) { claimed.set_value(std::move(jobs)); });
+    const auto jobs = claimed.get_future().get();
+    ASSERT_EQ(jobs.size(), 2U);
+    for (const auto& job : jobs) {
+      attempt_report report{job.message_id, job.recipient, "w"};
+      if (job.recipient == "vn-thanhhoa") {
+        report.result = attempt_result::delivered;
+        report.receipt = receipt_of(n);
+      } else {
+        report.result = attempt_result::dead;
+        report.error = refusal_of(n);
+      }
+      std::promise<bool> done;
+      store.report(std::move(report), [&done](bool ok) { done.set_value(ok); });
+      ASSERT_TRUE(done.get_future().get());
+    }
+  }
+  static std::optional<message_status> find(message_store& store, const std::string& id) {
+    std::promise<std::optional<message_status>> p;
+    store.find(id, [&p](std::optional<message_status> s, bool ok) {
+      EXPECT_TRUE(ok);
+      p.set_value(std::move(s));
+    });
+    return p.get_future().get();
+  }
+  static std::vector<dead_letter> list_dead(message_store& store) {
+    std::promise<std::vector<dead_letter>> p;
+    store.list_dead(10, [&p](std::vector<dead_letter> dead, bool ok) {
+      EXPECT_TRUE(ok);
+      p.set_value(std::move(dead));
+    });
+    return p.get_future().get();
+  }
+  /// Message n's receipt and refusal as `store` shows them (status and dead letters).
+  static void expect_texts_read(message_store& store, int n) {
+    const auto status = find(store, make_id(n));
+    ASSERT_TRUE(status);
+    for (const auto& r : status->recipients) {
+      if (r.recipient == "vn-thanhhoa") {
+        EXPECT_EQ(r.receipt, receipt_of(n));
+      } else {
+        EXPECT_EQ(r.last_error, refusal_of(n));
+      }
+    }
+    bool listed = false;
+    for (const auto& letter : list_dead(store)) {
+      if (letter.message_id == make_id(n)) {
+        EXPECT_EQ(letter.last_error, refusal_of(n));
+        listed = true;
+      }
+    }
+    EXPECT_TRUE(listed) << n;
   }
 
   test::temp_dir dir_;
@@ -165,7 +234,7 @@ TEST_P(Rekey, OldRecordsOpenWithOnlyTheNewKeyAfterwards) {
   const auto jobs = f.get();
   ASSERT_EQ(jobs.size(), 10U);
   for (const auto& job : jobs) {
-    EXPECT_EQ(job.payload, plain_before.at({job.message_id, job.recipient}));
+    EXPECT_EQ(job.payload, plain_before.at({job.message_id, "to:" + job.recipient}));
   }
 
   // A second run finds everything current and changes no byte.
@@ -229,9 +298,9 @@ TEST_P(Rekey, ARecordWhoseKeyIsMissingIsCountedAndLeftIntact) {
   EXPECT_EQ(counts.resealed, 6U);
   EXPECT_EQ(counts.corrupt, 0U);
   const value_map after = snapshot();
-  for (const char* recipient : {"", "vn-thanhhoa", "la-houaphanh"}) {
-    EXPECT_EQ(after.at({make_id(1), recipient}), before.at({make_id(1), recipient}))
-        << "left exactly as it was: " << recipient;
+  for (const char* place : {"body", "to:vn-thanhhoa", "to:la-houaphanh"}) {
+    EXPECT_EQ(after.at({make_id(1), place}), before.at({make_id(1), place}))
+        << "left exactly as it was: " << place;
   }
   // Once the key is configured again the record opens, and a later run re-seals it.
   const auto found = ring_of({{"lost", 9}, {"2026a", 1}, {"2026b", 2}}, "2026b");
@@ -244,12 +313,12 @@ TEST_P(Rekey, AMovedPayloadIsCountedAsUnreadableNotResealedInItsNewPlace) {
   accept_sealed(old_ring, 1, 2);
   // Message 2's body carries message 1's: re-sealing it in its new place would launder it.
   value_map values = snapshot();
-  const std::string moved = values.at({make_id(1), ""});
+  const std::string moved = values.at({make_id(1), "body"});
   std::promise<bool> done;
   raw_->rewrite_values(
       make_id(1), 1,
       [&moved](const stored_value& v) -> std::optional<std::string> {
-        return v.recipient.empty() ? std::optional<std::string>(moved) : std::nullopt;
+        return v.field == value_field::body ? std::optional<std::string>(moved) : std::nullopt;
       },
       [&done](rewrite_result, bool ok) { done.set_value(ok); });
   ASSERT_TRUE(done.get_future().get());
@@ -257,7 +326,7 @@ TEST_P(Rekey, AMovedPayloadIsCountedAsUnreadableNotResealedInItsNewPlace) {
   const auto counts = rekey_store(*raw_, *ring_of({{"2026a", 1}, {"2026b", 2}}, "2026b"));
   EXPECT_EQ(counts.corrupt, 1U);
   EXPECT_EQ(counts.resealed, 5U);
-  EXPECT_EQ(snapshot().at({make_id(2), ""}), moved);
+  EXPECT_EQ(snapshot().at({make_id(2), "body"}), moved);
 }
 
 TEST_P(Rekey, RecordsFromBeforeEncryptionAreSealedToo) {
@@ -268,7 +337,7 @@ TEST_P(Rekey, RecordsFromBeforeEncryptionAreSealedToo) {
   const auto counts = rekey_store(*raw_, *ring);
   EXPECT_EQ(counts.sealed_from_clear, 6U);
   const value_map plain = open_all(*ring);
-  EXPECT_EQ(plain.at({make_id(1), "la-houaphanh"}), "<m>CANARY-LA-1</m>");
+  EXPECT_EQ(plain.at({make_id(1), "to:la-houaphanh"}), "<m>CANARY-LA-1</m>");
   for (const auto& [place, bytes] : snapshot()) {
     EXPECT_TRUE(is_sealed(bytes)) << place.first << " " << place.second;
   }
@@ -304,7 +373,74 @@ TEST_P(Rekey, IsSafeWhileAGatewayKeepsAcceptingAndDelivering) {
   EXPECT_EQ(counts.resealed, 60U);  // every old value, whatever the gateway did meanwhile
   const auto plain = open_all(*ring_of({{"2026b", 2}}, "2026b"));
   EXPECT_EQ(plain.size(), 120U);
-  EXPECT_EQ(plain.at({make_id(40), "vn-thanhhoa"}), R"({"to":"CANARY-TH-40"})");
+  EXPECT_EQ(plain.at({make_id(40), "to:vn-thanhhoa"}), R"({"to":"CANARY-TH-40"})");
+}
+
+TEST_P(Rekey, ReceiptsAndErrorTextsAreSealedReadInClearAndResealed) {
+  // Message 1 delivered and refused before encryption was turned on; message 2 after, under 2026a.
+  ASSERT_EQ(accept(*raw_, canary_record(1)).outcome, accept_outcome::stored);
+  answer_all(*raw_, 1);
+  const auto old_ring = ring_of({{"2026a", 1}}, "2026a");
+  auto sealed_old = encrypt_at_rest(raw_, old_ring);
+  ASSERT_EQ(accept(*sealed_old, canary_record(2)).outcome, accept_outcome::stored);
+  answer_all(*sealed_old, 2);
+
+  const value_map stored = snapshot();
+  EXPECT_EQ(stored.at({make_id(1), "receipt:vn-thanhhoa"}), receipt_of(1));  // from before
+  EXPECT_EQ(stored.at({make_id(1), "error:la-houaphanh"}), refusal_of(1));
+  for (const char* place : {"receipt:vn-thanhhoa", "error:la-houaphanh"}) {
+    EXPECT_TRUE(is_sealed(stored.at({make_id(2), place}))) << place;
+  }
+  EXPECT_EQ(stored.count({make_id(2), "receipt:la-houaphanh"}), 0U);  // no receipt: nothing
+  // The decorator shows both in clear, the old ones as they were stored.
+  expect_texts_read(*sealed_old, 1);
+  expect_texts_read(*sealed_old, 2);
+
+  const auto both = ring_of({{"2026a", 1}, {"2026b", 2}}, "2026b");
+  const auto counts = rekey_store(*raw_, *both);
+  EXPECT_TRUE(counts.complete);
+  EXPECT_EQ(counts.sealed_from_clear, 5U);  // message 1: body, two payloads, receipt, refusal
+  EXPECT_EQ(counts.resealed, 5U);           // message 2: the same five
+  const auto new_only = ring_of({{"2026b", 2}}, "2026b");
+  const value_map plain = open_all(*new_only);
+  EXPECT_EQ(plain.size(), 10U);
+  EXPECT_EQ(plain.at({make_id(1), "receipt:vn-thanhhoa"}), receipt_of(1));
+  EXPECT_EQ(plain.at({make_id(2), "error:la-houaphanh"}), refusal_of(2));
+  auto sealed_new = encrypt_at_rest(raw_, new_only);
+  expect_texts_read(*sealed_new, 1);
+  expect_texts_read(*sealed_new, 2);
+}
+
+TEST_P(Rekey, AReceiptThatDoesNotOpenReadsAsUnreadableNotAsItsBytes) {
+  auto sealed = encrypt_at_rest(raw_, ring_of({{"2026a", 1}}, "2026a"));
+  for (int n = 1; n <= 2; ++n) {
+    ASSERT_EQ(accept(*sealed, canary_record(n)).outcome, accept_outcome::stored);
+    answer_all(*sealed, n);
+  }
+  // Message 2's row carries message 1's receipt (moved by whoever can write the store).
+  const std::string moved = snapshot().at({make_id(1), "receipt:vn-thanhhoa"});
+  std::promise<bool> done;
+  raw_->rewrite_values(
+      make_id(1), 1,
+      [&moved](const stored_value& v) -> std::optional<std::string> {
+        return v.field == value_field::receipt ? std::optional<std::string>(moved) : std::nullopt;
+      },
+      [&done](rewrite_result, bool ok) { done.set_value(ok); });
+  ASSERT_TRUE(done.get_future().get());
+  const auto status = find(*sealed, make_id(2));
+  ASSERT_TRUE(status);
+  for (const auto& r : status->recipients) {
+    if (r.recipient == "vn-thanhhoa") {
+      EXPECT_EQ(r.receipt, unreadable_text("payload-corrupt"));
+    }
+  }
+  // Without the key the texts are unreadable, and say why.
+  auto keyless = encrypt_at_rest(raw_, ring_of({{"other", 3}}, "other"));
+  const auto dead = list_dead(*keyless);
+  ASSERT_EQ(dead.size(), 2U);
+  for (const auto& letter : dead) {
+    EXPECT_EQ(letter.last_error, unreadable_text("key-unavailable"));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, Rekey, ::testing::ValuesIn(contract_backends()),

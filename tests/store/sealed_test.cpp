@@ -331,6 +331,56 @@ TEST_F(SealedStore, MarkingARowAsTheBodysRecipientDoesNotHandItTheBody) {
             "retrying payload-corrupt, retrying payload-corrupt, retrying payload-corrupt");
 }
 
+TEST_F(SealedStore, ReceiptsAndRefusalsNeverReachTheFileInClear) {
+  ASSERT_EQ(accept(canary_record(make_id(10))).outcome, accept_outcome::stored);
+  const auto jobs = claim();
+  ASSERT_EQ(jobs.size(), 2U);
+  // A receipt longer than a row keeps (cut before sealing, so what is kept still opens), and a
+  // refusal quoting the message.
+  const std::string receipt = R"({"receipt":"CANARY-RECEIPT")" + std::string(6000, ' ') + "}";
+  const std::string refusal = "http-422: CANARY-REFUSAL is not a known family name";
+  for (const auto& job : jobs) {
+    attempt_report report{job.message_id, job.recipient, "w"};
+    if (job.recipient == "vn-thanhhoa") {
+      report.result = attempt_result::delivered;
+      report.receipt = receipt;
+    } else {
+      report.result = attempt_result::dead;
+      report.error = refusal;
+    }
+    std::promise<bool> done;
+    store_->report(std::move(report), [&done](bool ok) { done.set_value(ok); });
+    ASSERT_TRUE(done.get_future().get());
+  }
+  std::promise<std::optional<message_status>> found;
+  store_->find(make_id(10),
+               [&found](std::optional<message_status> s, bool) { found.set_value(std::move(s)); });
+  const auto status = found.get_future().get();
+  ASSERT_TRUE(status);
+  ASSERT_EQ(status->recipients.size(), 2U);
+  for (const auto& r : status->recipients) {
+    if (r.recipient == "vn-thanhhoa") {
+      EXPECT_EQ(r.receipt, receipt.substr(0, max_receipt_bytes));
+    } else {
+      EXPECT_EQ(r.last_error, refusal);
+    }
+  }
+  std::promise<bool> discarded;
+  store_->discard(make_id(10), "la-houaphanh", "wrong-recipient", {},
+                  [&discarded](bool found_it, bool ok) { discarded.set_value(found_it && ok); });
+  ASSERT_TRUE(discarded.get_future().get());
+  store_->stop();
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    const std::string bytes = test::read_file(entry.path());
+    EXPECT_EQ(bytes.find("CANARY"), std::string::npos) << entry.path();
+    EXPECT_EQ(bytes.find("wrong-recipient"), std::string::npos) << entry.path();
+  }
+  raw_db db(dir_ / "store.db");
+  EXPECT_EQ(db.text("SELECT group_concat(substr(receipt, 1, 4) || substr(last_error, 1, 4), ' ') "
+                    "FROM (SELECT * FROM deliveries ORDER BY recipient)"),
+            "MXE1 MXE1");
+}
+
 TEST_F(SealedStore, RekeyGivesTheBodysRecipientsOfClearRecordsTheirGrants) {
   {
     auto plain = accept_in_clear(with_body_recipient(canary_record(make_id(9))));

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "gateway/common/log.hpp"
+#include "gateway/common/text.hpp"
 #include "gateway/common/time.hpp"
 #include "gateway/store/message_store.hpp"
 
@@ -179,8 +180,6 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     }
     const auto kind = classify_status(result.status);
     breakers.record(job.recipient, kind);
-    if (kind == failure_kind::transient) {
-    }
     const double latency =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
             .count();
@@ -215,9 +214,11 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
       f.reason = "refused-by-recipient";
       log::warn(f);
       observe("dead");
+      // Shown to operators and the sender (dead letters, status): readable UTF-8 whatever the
+      // partner sent, cut before a character (Khmer and Lao letters take three bytes each).
       std::string reason = error;
       if (!result.body.empty()) {
-        reason += ": " + result.body.substr(0, 400);
+        reason += ": " + readable_excerpt(result.body, 400);
       }
       finish(std::move(job), store::attempt_result::dead, {}, reason, {}, true,
              {error, result.status});

@@ -683,7 +683,8 @@ sim_reply partner_sim::impl::receive_message(const std::string& body) {
       fault = "always_status";
       ++counters.failures_sent;
       reply.status = current.always_status;
-      reply.body = error_body("simulated permanent failure");
+      reply.body = current.always_body.empty() ? error_body("simulated permanent failure")
+                                               : current.always_body;
     }
     if (!fault.empty()) {
       say("POST /v1/messages -> " + std::to_string(reply.status) + " simulated (" +

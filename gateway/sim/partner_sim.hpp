@@ -25,6 +25,9 @@ struct faults {
   std::uint32_t latency_ms = 0;   ///< delay every answer to a POST by this much
   int always_status = 0;          ///< 0: off; else answer this status (200..599) to every POST
   std::uint32_t down_for_ms = 0;  ///< refuse connections for this long (from start / set_faults)
+  /// The body answered with always_status, as given (any bytes: a partner's refusal may be in
+  /// Khmer, cut short or hostile); empty: {"error":"simulated permanent failure"}.
+  std::string always_body;
 };
 
 struct partner_sim_options {

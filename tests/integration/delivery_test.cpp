@@ -19,9 +19,10 @@ namespace {
 
 constexpr auto patience = std::chrono::seconds(20);
 
+// Strict about the encoding: an answer that is not UTF-8 is not JSON (RFC 8259) and fails here.
 rapidjson::Document parse(const std::string& body) {
   rapidjson::Document doc;
-  doc.Parse(body.c_str());
+  doc.Parse<rapidjson::kParseValidateEncodingFlag>(body.c_str());
   return doc;
 }
 
@@ -309,6 +310,31 @@ TEST_F(Delivery, PermanentRefusalIsADeadLetterUntilReplayed) {
   EXPECT_EQ(state_of(s, "kh-stungtreng"), "delivered");
   // Replaying what is not dead is refused.
   ASSERT_NE(WEXITSTATUS(std::system(command.c_str())), 0);
+}
+
+TEST_F(Delivery, ARefusalsTextIsShownAsReadableTextWhateverThePartnerSent) {
+  // A refusal in Khmer, longer than what is kept, with a terminal escape and bytes that are not
+  // UTF-8: cut at 400 bytes it would end inside a letter.
+  std::string answer = "\x1b[2J\xff ";
+  for (int i = 0; i < 200; ++i) {
+    answer += "ក";
+  }
+  stungtreng_->set_faults({.always_status = 422, .always_body = answer});
+  const auto id = submit_victim("9d4a3f5b-2c1e-4f0d-9b8a-4a5f6e7d8c94");
+  const auto s =
+      status_when(id, [](const auto& d) { return state_of(d, "kh-stungtreng") == "dead"; });
+  ASSERT_EQ(state_of(s, "kh-stungtreng"), "dead");
+  bool seen = false;
+  for (const auto& r : s["recipients"].GetArray()) {
+    if (std::string(r["partner"].GetString()) == "kh-stungtreng") {
+      const std::string error = r["lastError"].GetString();
+      EXPECT_EQ(error.rfind("http-422: \xEF\xBF\xBD[2J\xEF\xBF\xBD \xE1\x9E\x80", 0), 0U) << error;
+      // The 400 bytes of the excerpt: the 10 above and 130 whole letters.
+      EXPECT_EQ(error.size(), std::string("http-422: ").size() + 10 + 130 * 3);
+      seen = true;
+    }
+  }
+  EXPECT_TRUE(seen);
 }
 
 class DeliveryLongBreaker : public Delivery {

@@ -15,6 +15,7 @@
 #include "gateway/common/json.hpp"
 #include "gateway/common/log.hpp"
 #include "gateway/common/metrics.hpp"
+#include "gateway/common/text.hpp"
 #include "gateway/common/time.hpp"
 #include "gateway/identity/cert_authority.hpp"
 #include "gateway/identity/peer_identity.hpp"
@@ -885,7 +886,8 @@ void dead_letters(const call& c, const query_map& query) {
                                put(w, "type", d.type);
                                w.Key("attempts");
                                w.Int(d.attempts);
-                               put(w, "lastError", d.last_error);
+                               put(w, "lastError",
+                                   readable_excerpt(d.last_error, store::max_error_bytes));
                                put(w, "deadSince", format_rfc3339_ms(d.dead_since));
                                w.EndObject();
                              }

@@ -29,6 +29,7 @@
 #include "gateway/cli/translation_set.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/common/log.hpp"
+#include "gateway/common/text.hpp"
 #include "gateway/common/time.hpp"
 #include "gateway/config/gateway_config.hpp"
 #include "gateway/identity/cert_authority.hpp"
@@ -202,7 +203,7 @@ int run_queue_command(const std::filesystem::path& config_file, bool replay,
       for (const auto& d : dead) {
         std::cout << d.message_id << "  " << d.recipient << "  " << d.type << "  from " << d.sender
                   << "  attempts " << d.attempts << "  since " << format_rfc3339_ms(d.dead_since)
-                  << "  " << d.last_error << "\n";
+                  << "  " << readable_excerpt(d.last_error, store::max_error_bytes) << "\n";
       }
       result.set_value(0);
     });

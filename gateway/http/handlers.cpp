@@ -15,8 +15,9 @@
 #include "gateway/common/live.hpp"
 #include "gateway/common/log.hpp"
 #include "gateway/common/metrics.hpp"
-#include "gateway/identity/trust_state.hpp"
+#include "gateway/common/text.hpp"
 #include "gateway/common/time.hpp"
+#include "gateway/identity/trust_state.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/domain_checks.hpp"
 #include "gateway/pipeline/names.hpp"
@@ -103,7 +104,8 @@ void write_recipient(rapidjson::Writer<rapidjson::StringBuffer>& w,
     put(w, "nextAttemptAt", rfc3339(*r.next_attempt_at));
   }
   if (!r.last_error.empty() && r.state != "delivered") {
-    put(w, "lastError", r.last_error);
+    // Readable text even for a row written before refusals were cleaned on their way in.
+    put(w, "lastError", readable_excerpt(r.last_error, store::max_error_bytes));
   }
   if (r.delivered_at) {
     put(w, "deliveredAt", rfc3339(*r.delivered_at));

@@ -335,6 +335,21 @@ TEST_F(Delivery, ARefusalsTextIsShownAsReadableTextWhateverThePartnerSent) {
     }
   }
   EXPECT_TRUE(seen);
+
+  // A row written before refusals were cleaned on their way in is cleaned on its way out.
+  {
+    store::test_helpers::raw_db db(config_.store.path);
+    db.exec("UPDATE deliveries SET last_error = X'687474702d3432323a20e19e1b5b324aff' "
+            "WHERE recipient = 'kh-stungtreng'");  // "http-422: ", half a letter, ESC [2J, 0xFF
+  }
+  const auto again = status(id);
+  ASSERT_EQ(state_of(again, "kh-stungtreng"), "dead");
+  for (const auto& r : again["recipients"].GetArray()) {
+    if (std::string(r["partner"].GetString()) == "kh-stungtreng") {
+      EXPECT_EQ(std::string(r["lastError"].GetString()),
+                "http-422: \xEF\xBF\xBD\xEF\xBF\xBD[2J\xEF\xBF\xBD");
+    }
+  }
 }
 
 class DeliveryLongBreaker : public Delivery {

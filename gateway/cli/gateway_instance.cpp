@@ -436,6 +436,15 @@ std::vector<config::config_problem> gateway_instance::reload() {
     pipeline::routing_rules::load(config.routing_file, problems, *parts_->partners,
                                   next.checker->tables());
   }
+  // The CRL files read anew for each listener; put in force only when nothing else is refused.
+  std::vector<std::string> stale;
+  const auto partner_crls =
+      parts_->server ? parts_->server->read_crls(config.listener.tls.crls, problems, stale)
+                     : net::verify_store_update{};
+  const auto admin_crls =
+      parts_->admin_server
+          ? parts_->admin_server->read_crls(config.admin.listener.tls.crls, problems, stale)
+          : net::verify_store_update{};
   if (problems.empty()) {
     adapters::mapped::install(*next.mappings, problems);
   }
@@ -450,9 +459,18 @@ std::vector<config::config_problem> gateway_instance::reload() {
     return problems;
   }
   parts_->api->replace_translation(next.checker, next.transliterators);
+  std::size_t closed = 0;
+  if (parts_->server) {
+    closed += parts_->server->put_in_force(partner_crls);
+  }
+  if (parts_->admin_server) {
+    closed += parts_->admin_server->put_in_force(admin_crls);
+  }
   log::info({.event = "config.reloaded",
              .detail = std::to_string(next.checker->tables().names().size()) + " code tables, " +
-                       std::to_string(next.mappings->size()) + " mapping files"});
+                       std::to_string(next.mappings->size()) + " mapping files, " +
+                       std::to_string(partner_crls.crls + admin_crls.crls) + " CRLs; " +
+                       std::to_string(closed) + " connections of revoked certificates closed"});
   return problems;
 }
 

@@ -48,9 +48,11 @@ class gateway_instance {
   /// The delivery workers (nullptr when delivery is disabled), for counters and circuit states.
   delivery::delivery_service* delivery() const;
 
-  /// Reloads code tables, schemas, transliteration rules and mapping files without a restart
-  /// (SIGHUP, and later the admin API): everything is loaded and checked first, then swapped in;
-  /// requests in flight keep the set they started with. On any problem nothing changes and the
+  /// Reloads code tables, schemas, transliteration rules, mapping files and both listeners' CRL
+  /// files without a restart (SIGHUP, and later the admin API): everything is loaded and checked
+  /// first, then swapped in; requests in flight keep the set they started with, handshakes from
+  /// then on check the new CRLs, and open connections of certificates they list are closed. On
+  /// any problem nothing changes and the
   /// problems (file and entry, no content) are logged and returned. Adding or removing a mapping
   /// file needs a restart (partners name adapters). Thread-safe; reloads run one at a time.
   std::vector<config::config_problem> reload();

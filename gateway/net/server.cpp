@@ -3,6 +3,7 @@
 // request, one response in flight at a time.
 #include "gateway/net/server.hpp"
 
+#include <openssl/ssl.h>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -52,6 +53,15 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::list<std::weak_ptr<session>> sessions;  // for stop(): close idle connections
   std::mutex addresses_mutex;
   std::unordered_map<std::string, std::size_t> per_address;  // open connections per client IP
+  /// The client-certificate checks put in force by a CRL reload (null: the context's own store,
+  /// as built at start). Each new connection takes a reference.
+  std::mutex verify_mutex;
+  std::shared_ptr<X509_STORE> verify_store;
+
+  std::shared_ptr<X509_STORE> current_verify_store() {
+    std::lock_guard lock(verify_mutex);
+    return verify_store;
+  }
 
   /// Counts a new connection from `address`; false (and nothing counted) when it has too many.
   bool admit_address(const std::string& address) {
@@ -110,6 +120,10 @@ class session : public std::enable_shared_from_this<session> {
  public:
   session(tcp::socket&& socket, std::shared_ptr<server::impl> server)
       : stream_(std::move(socket), server->tls->native_handle()), server_(std::move(server)) {
+    if (const auto store = server_->current_verify_store()) {
+      // The connection holds its own reference: a reload meanwhile does not pull it away.
+      SSL_set1_verify_cert_store(stream_.native_handle(), store.get());
+    }
     beast::error_code ec;
     auto endpoint = stream_.socket().remote_endpoint(ec);
     if (!ec) {
@@ -583,6 +597,30 @@ std::size_t server::close_connections(const std::function<bool(const connected_p
     }
   }
   return closed;
+}
+
+verify_store_update server::read_crls(const std::vector<std::filesystem::path>& files,
+                                      std::vector<config::config_problem>& problems,
+                                      std::vector<std::string>& stale) const {
+  return prepare_verify_store(*impl_->tls, files, problems, stale);
+}
+
+std::size_t server::put_in_force(const verify_store_update& update) {
+  if (!update.store) {
+    return 0;
+  }
+  {
+    std::lock_guard lock(impl_->verify_mutex);
+    impl_->verify_store = update.store;
+  }
+  if (update.revoked_serials.empty()) {
+    return 0;
+  }
+  // By serial alone: another issuer's certificate with the same serial is closed too, and its
+  // client's next handshake passes (the CRL check matches issuers).
+  return close_connections([&update](const connected_peer& peer) {
+    return update.revoked_serials.contains(peer.serial_hex);
+  });
 }
 
 listener_counters server::counters() const {

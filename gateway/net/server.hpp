@@ -11,6 +11,7 @@
 
 #include "gateway/config/gateway_config.hpp"
 #include "gateway/http/problem.hpp"
+#include "gateway/net/tls_context.hpp"
 
 namespace mxgw::http {
 struct request;
@@ -80,6 +81,17 @@ class server {
   /// Closes at once every open connection whose peer matches `which` (a request in progress is
   /// cut off). Returns how many were closed. Thread-safe.
   std::size_t close_connections(const std::function<bool(const connected_peer&)>& which);
+
+  /// Reads the CRL files anew for this listener (see net::prepare_verify_store); changes nothing.
+  verify_store_update read_crls(const std::vector<std::filesystem::path>& files,
+                                std::vector<config::config_problem>& problems,
+                                std::vector<std::string>& stale) const;
+
+  /// Puts renewed checks in force: every handshake from now on verifies against `update`'s store
+  /// (one already under way finishes with the store it started with), and the open connections
+  /// whose certificate serial the CRLs list are closed. Returns how many were closed.
+  /// Thread-safe.
+  std::size_t put_in_force(const verify_store_update& update);
 
   struct impl;
 

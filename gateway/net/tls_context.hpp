@@ -3,10 +3,13 @@
 // handshake.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <openssl/types.h>
 
@@ -29,12 +32,32 @@ using refusal_sink = std::function<void(std::string_view reason)>;
 /// period, is not on a configured CRL, carries the clientAuth extended key usage, and `judge`
 /// accepts it (the partner listener: exactly one enabled partner in the live trust state).
 /// `session_context` names the listener. Throws std::runtime_error naming the file when a
-/// certificate, key or CRL cannot be loaded.
+/// certificate, key or CRL cannot be loaded, or a CRL is not signed by one of the anchors; a
+/// CRL past its nextUpdate is loaded and logged (`tls.crl_stale`).
 std::shared_ptr<boost::asio::ssl::context> make_server_context(const config::tls_settings& tls,
                                                                certificate_judge judge,
                                                                refusal_sink on_refusal = {},
                                                                std::string session_context =
                                                                    "mxgw-partner");
+
+/// The client-certificate checks of a listener renewed with its CRL files read anew, ready to be
+/// put in force (net::server::put_in_force): the trust anchors loaded at start, the new CRLs.
+struct verify_store_update {
+  std::shared_ptr<X509_STORE> store;
+  std::set<std::string> revoked_serials;  ///< every serial the CRLs list (upper-case hex)
+  std::size_t crls = 0;
+};
+
+/// Reads every CRL in `files` (PEM, one or more a file) for the listener of `ctx` and builds its
+/// new verification store. Each CRL must be signed by one of the trust anchors loaded at start: a
+/// CRL none of them vouches for is a problem (in force, it would refuse every certificate of its
+/// issuer). On any problem (file, reason) the result is empty. A CRL past its nextUpdate is no
+/// problem (its issuer's certificates are refused until a newer one comes; it is what the
+/// operator gave) but its file is named in `stale`. Safe while the listener serves.
+verify_store_update prepare_verify_store(boost::asio::ssl::context& ctx,
+                                         const std::vector<std::filesystem::path>& files,
+                                         std::vector<config::config_problem>& problems,
+                                         std::vector<std::string>& stale);
 
 /// A short reason code for an X.509 verification error ("certificate-expired", ...).
 std::string_view verify_error_code(int x509_error);

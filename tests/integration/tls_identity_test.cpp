@@ -1,13 +1,56 @@
 // Who gets service: only a valid, unrevoked, clientAuth certificate from the partner CA that maps
 // to exactly one enabled partner. Everything else is refused in the TLS handshake.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <sys/socket.h>
 
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
 #include <chrono>
 
+#include "gateway/net/tls_context.hpp"
 #include "tests/integration/gateway_fixture.hpp"
+#include "tests/integration/raw_tls_client.hpp"
 
 namespace mxgw::test {
 namespace {
+
+// A CRL of `ca` past its nextUpdate, listing nothing (made with OpenSSL itself: cert_authority
+// makes only current ones).
+std::string stale_crl(const identity::cert_authority& ca) {
+  const std::string cert_pem = ca.cert_pem();
+  const std::string key_pem = ca.key_pem();
+  BIO* cert_bio = BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size()));
+  BIO* key_bio = BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size()));
+  X509* cert = PEM_read_bio_X509(cert_bio, nullptr, nullptr, nullptr);
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(key_bio, nullptr, nullptr, nullptr);
+  X509_CRL* crl = X509_CRL_new();
+  ASN1_TIME* last = X509_time_adj_ex(nullptr, -2, 0, nullptr);
+  ASN1_TIME* next = X509_time_adj_ex(nullptr, -1, 0, nullptr);
+  std::string out;
+  if (cert != nullptr && key != nullptr && crl != nullptr && X509_CRL_set_version(crl, 1) == 1 &&
+      X509_CRL_set_issuer_name(crl, X509_get_subject_name(cert)) == 1 &&
+      X509_CRL_set1_lastUpdate(crl, last) == 1 && X509_CRL_set1_nextUpdate(crl, next) == 1 &&
+      X509_CRL_sign(crl, key, EVP_sha256()) > 0) {
+    BIO* mem = BIO_new(BIO_s_mem());
+    PEM_write_bio_X509_CRL(mem, crl);
+    char* data = nullptr;
+    const long size = BIO_get_mem_data(mem, &data);
+    out.assign(data, static_cast<std::size_t>(size));
+    BIO_free(mem);
+  }
+  ASN1_TIME_free(last);
+  ASN1_TIME_free(next);
+  X509_CRL_free(crl);
+  EVP_PKEY_free(key);
+  X509_free(cert);
+  BIO_free(key_bio);
+  BIO_free(cert_bio);
+  EXPECT_FALSE(out.empty()) << "could not make a stale CRL";
+  return out;
+}
 
 class TlsIdentity : public gateway_fixture {
  protected:
@@ -83,6 +126,107 @@ TEST_F(TlsIdentity, RevokedCertificateGetsNoService) {
   restart();
   expect_no_service(tls);
   EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 200);  // others unaffected
+}
+
+// An open connection, through the handshake and one request, kept alive. Reads give up after
+// ten seconds (a test of a connection that should have been closed fails instead of hanging).
+struct kept_connection {
+  kept_connection(const cli::client_tls& tls, std::uint16_t port) : client(ioc, tls, port) {
+    const timeval limit{10, 0};
+    setsockopt(client.stream.next_layer().native_handle(), SOL_SOCKET, SO_RCVTIMEO, &limit,
+               sizeof limit);
+  }
+  /// One GET /healthz; the answer's first line ("" when the connection is gone).
+  std::string healthz() {
+    const std::string request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    boost::system::error_code ec;
+    boost::asio::write(client.stream, boost::asio::buffer(request), ec);
+    if (ec) {
+      return {};
+    }
+    std::string answer(512, '\0');
+    const std::size_t n = client.stream.read_some(boost::asio::buffer(answer), ec);
+    return ec ? std::string()
+              : answer.substr(
+                    0, answer.find("\r\n", 0) == std::string::npos ? n : answer.find("\r\n"));
+  }
+  /// True when the gateway closed the connection (end of stream or reset).
+  bool closed_by_gateway() {
+    char byte = 0;
+    boost::system::error_code ec;
+    client.stream.read_some(boost::asio::buffer(&byte, 1), ec);
+    return ec && ec != boost::asio::error::would_block && ec != boost::asio::error::try_again;
+  }
+  boost::asio::io_context ioc;
+  raw_tls_client client;
+};
+
+TEST_F(TlsIdentity, ACrlReloadRefusesARevokedCertificateAndClosesItsOpenConnection) {
+  const auto issued = ca_->issue(partner_request("vn-gialai"));
+  write_file(dir_ / "revoked.pem", issued.cert_pem);
+  identity::write_file_with_mode(dir_ / "revoked.key", issued.key_pem, 0600);
+  const cli::client_tls tls{dir_ / "ca.pem", dir_ / "revoked.pem", dir_ / "revoked.key"};
+  kept_connection open(tls, port_);
+  ASSERT_EQ(open.healthz(), "HTTP/1.1 200 OK");
+  kept_connection other(partner_client("vn-gialai"), port_);
+  ASSERT_EQ(other.healthz(), "HTTP/1.1 200 OK");
+
+  // The CA revokes the certificate; the operator puts the new CRL in place and reloads.
+  write_file(dir_ / "crl.pem", ca_->make_crl({{issued.serial_hex}}));
+  EXPECT_TRUE(gateway_->reload().empty());
+  EXPECT_TRUE(open.closed_by_gateway());
+  expect_no_service(tls);
+  EXPECT_EQ(other.healthz(), "HTTP/1.1 200 OK");  // others are not disturbed
+  EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 200);
+
+  // The next CRL no longer lists it (a hold released): served again after the next reload.
+  write_file(dir_ / "crl.pem", ca_->make_crl({}));
+  EXPECT_TRUE(gateway_->reload().empty());
+  EXPECT_EQ(get(tls, "/healthz").status, 200);
+  stop();
+  EXPECT_NE(log_text().find("\"reason\":\"certificate-revoked-crl\""), std::string::npos);
+  EXPECT_NE(log_text().find("1 connections of revoked certificates closed"), std::string::npos);
+}
+
+TEST_F(TlsIdentity, ACrlReloadThatCannotBeTrustedChangesNothing) {
+  const auto issued = ca_->issue(partner_request("vn-gialai"));
+  write_file(dir_ / "listed.pem", issued.cert_pem);
+  identity::write_file_with_mode(dir_ / "listed.key", issued.key_pem, 0600);
+  const cli::client_tls tls{dir_ / "ca.pem", dir_ / "listed.pem", dir_ / "listed.key"};
+  kept_connection open(tls, port_);
+  ASSERT_EQ(open.healthz(), "HTTP/1.1 200 OK");
+  const auto now = std::chrono::system_clock::now();
+  const auto rogue = identity::cert_authority::create("mxgw test CA", now - std::chrono::hours(1),
+                                                      now + std::chrono::hours(24));
+  const std::vector<std::string> refused = {
+      rogue.make_crl({{issued.serial_hex}}),  // same issuer name, another key: a forgery
+      "not a CRL\n", ca_->make_crl({{issued.serial_hex}}).substr(0, 200),  // cut short
+  };
+  for (const auto& text : refused) {
+    write_file(dir_ / "crl.pem", text);
+    const auto problems = gateway_->reload();
+    ASSERT_EQ(problems.size(), 1U) << text;
+    EXPECT_EQ(problems[0].file, (dir_ / "crl.pem").string());
+    EXPECT_EQ(open.healthz(), "HTTP/1.1 200 OK") << problems[0].reason;  // still open
+    EXPECT_EQ(get(tls, "/healthz").status, 200) << problems[0].reason;   // the old CRL stands
+  }
+  EXPECT_NE(gateway_->reload()[0].reason.find("holds no CRL"), std::string::npos);
+  write_file(dir_ / "crl.pem", refused[0]);
+  EXPECT_NE(gateway_->reload()[0].reason.find("not signed by any of the listener's trust anchors"),
+            std::string::npos);
+  // The same forgery at start stops the listener from starting.
+  EXPECT_THROW(net::make_server_context(config_.listener.tls, [](X509*) { return std::string(); }),
+               std::runtime_error);
+}
+
+TEST_F(TlsIdentity, AStaleCrlIsLoggedAndItsIssuersCertificatesAreRefused) {
+  write_file(dir_ / "crl.pem", stale_crl(*ca_));
+  EXPECT_TRUE(gateway_->reload().empty());  // what the operator gave is in force
+  expect_no_service(partner_client("vn-gialai"));
+  stop();
+  const std::string log = log_text();
+  EXPECT_NE(log.find("\"event\":\"tls.crl_stale\""), std::string::npos) << log;
+  EXPECT_NE(log.find("\"reason\":\"crl-expired\""), std::string::npos) << log;
 }
 
 TEST_F(TlsIdentity, ValidCertificateOfUnknownPartnerGetsNoService) {

@@ -28,6 +28,8 @@ std::unique_ptr<store::message_store> open_configured_store(const config::store_
     return store::open_sqlite_store({.path = settings.path,
                                      .max_batch = settings.max_batch,
                                      .max_size_bytes = settings.max_size_bytes,
+                                     .checkpoint_pages = settings.checkpoint_pages,
+                                     .wal_limit_pages = settings.wal_limit_pages,
                                      .secure_delete = secure_delete});
   } catch (const store::store_error& e) {
     throw std::runtime_error(std::string("store: ") + e.what());

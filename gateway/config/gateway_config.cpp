@@ -208,8 +208,9 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
 
   if (const auto* s = r.object(doc, "store", "")) {
     auto& st = config.store;
-    r.only(*s, "/store", {"kind", "path", "max_batch", "max_size_bytes", "dsn", "password_file",
-                          "password_env", "schema", "encryption", "retention"});
+    r.only(*s, "/store",
+           {"kind", "path", "max_batch", "max_size_bytes", "checkpoint_pages", "wal_limit_pages",
+            "dsn", "password_file", "password_env", "schema", "encryption", "retention"});
     if (const auto* t = r.object(*s, "retention", "/store")) {
       r.only(*t, "/store/retention", {"delivered_days", "dead_days", "sweep_interval_s"});
       r.number(*t, "delivered_days", "/store/retention", config.store.retention_delivered_days, 1,
@@ -222,6 +223,12 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
     r.path(*s, "path", "/store", st.path, false);
     r.number(*s, "max_batch", "/store", st.max_batch, 1, 100'000);
     r.number(*s, "max_size_bytes", "/store", st.max_size_bytes, 0, UINT64_MAX);
+    r.number(*s, "checkpoint_pages", "/store", st.checkpoint_pages, 1, 1U << 24);
+    r.number(*s, "wal_limit_pages", "/store", st.wal_limit_pages, 1, 1U << 24);
+    if (st.wal_limit_pages < st.checkpoint_pages) {
+      r.problem("/store/wal_limit_pages",
+                "must be at least checkpoint_pages (" + std::to_string(st.checkpoint_pages) + ")");
+    }
     r.string(*s, "dsn", "/store", st.dsn);
     r.path(*s, "password_file", "/store", st.password_file, false);
     r.string(*s, "password_env", "/store", st.password_env);
@@ -237,7 +244,7 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
         only_for(member, "postgres");
       }
     } else if (st.kind == "postgres") {
-      for (const char* member : {"path", "max_size_bytes"}) {
+      for (const char* member : {"path", "max_size_bytes", "checkpoint_pages", "wal_limit_pages"}) {
         only_for(member, "sqlite");
       }
     } else {

@@ -64,6 +64,10 @@ struct store_settings {
   std::filesystem::path path;   ///< SQLite file
   std::size_t max_batch = 512;
   std::uint64_t max_size_bytes = 0;  ///< SQLite only; 0: no cap
+  /// SQLite only: the background checkpoint's trigger and the write-ahead log's bound, in pages
+  /// (store::sqlite_options::checkpoint_pages / wal_limit_pages).
+  std::uint32_t checkpoint_pages = 4096;
+  std::uint32_t wal_limit_pages = 65536;
   // PostgreSQL only.
   std::string dsn;                      ///< libpq connection string or URI, without a password
   std::filesystem::path password_file;  ///< the password, in a file of mode 0600 (or stricter)

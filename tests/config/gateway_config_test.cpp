@@ -164,6 +164,8 @@ TEST_F(GatewayConfig, DefaultsWhenLimitsAndOptionsAreAbsent) {
   EXPECT_EQ(config.store.kind, "sqlite");
   EXPECT_EQ(config.store.max_batch, 512u);
   EXPECT_EQ(config.store.max_size_bytes, 0u);
+  EXPECT_EQ(config.store.checkpoint_pages, 4096u);
+  EXPECT_EQ(config.store.wal_limit_pages, 65536u);
   EXPECT_EQ(config.log.level, "info");
 }
 
@@ -344,6 +346,31 @@ TEST_F(GatewayConfig, StoreFileAndLogFileNeedNotExistYet) {
   set("/log", R"({"file": "../var/new/mxgw.log"})");
   load();
   EXPECT_TRUE(problems_.empty()) << describe(problems_);
+}
+
+TEST_F(GatewayConfig, TheWriteAheadLogsCheckpointAndBoundAreSettings) {
+  set("/store/checkpoint_pages", "1000");
+  set("/store/wal_limit_pages", "20000");
+  auto config = load();
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_EQ(config.store.checkpoint_pages, 1000u);
+  EXPECT_EQ(config.store.wal_limit_pages, 20000u);
+
+  reset();
+  set("/store/checkpoint_pages", "8192");
+  set("/store/wal_limit_pages", "4096");  // a bound under the checkpoint's trigger
+  load();
+  only_problem_at("/store/wal_limit_pages");
+
+  reset();
+  set("/store/checkpoint_pages", "0");
+  load();
+  only_problem_at("/store/checkpoint_pages");
+
+  reset();
+  set("/store", R"({"kind": "postgres", "dsn": "host=db1", "wal_limit_pages": 100000})");
+  load();
+  only_problem_at("/store/wal_limit_pages");  // a setting of the SQLite store only
 }
 
 TEST_F(GatewayConfig, StoreKindIsSqliteOrPostgres) {

@@ -60,6 +60,14 @@ std::string read_text(const std::filesystem::path& file) {
   return text.str();
 }
 
+/// The CRLs of partner endpoints' certificates: the listener's when the anchors are the
+/// listener's too (neither set in code, or both defaulted by the configuration's parser).
+const std::vector<std::filesystem::path>& partner_server_crls(const config::gateway_config& c) {
+  return c.delivery.partner_server_ca.empty() && c.delivery.partner_server_crl.empty()
+             ? c.listener.tls.crls
+             : c.delivery.partner_server_crl;
+}
+
 // The partner listener's rule: the live trust state decides (chain and CRL were checked before).
 net::authentication authenticate_partner(const identity::trust_store& trust, X509* cert) {
   const auto facts = identity::facts_of(cert);
@@ -177,7 +185,8 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
     delivery::client_identity identity{
         d.client_certificate.empty() ? config.listener.tls.certificate : d.client_certificate,
         d.client_key.empty() ? config.listener.tls.private_key : d.client_key,
-        d.partner_server_ca.empty() ? config.listener.tls.partner_cas : d.partner_server_ca};
+        d.partner_server_ca.empty() ? config.listener.tls.partner_cas : d.partner_server_ca,
+        partner_server_crls(config)};
     delivery::delivery_options delivery_options{
         .identity = identity,
         .owner = d.instance,
@@ -326,7 +335,8 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
         .identity = {
             d.client_certificate.empty() ? config.listener.tls.certificate : d.client_certificate,
             d.client_key.empty() ? config.listener.tls.private_key : d.client_key,
-            d.partner_server_ca.empty() ? config.listener.tls.partner_cas : d.partner_server_ca}};
+            d.partner_server_ca.empty() ? config.listener.tls.partner_cas : d.partner_server_ca,
+            partner_server_crls(config)}};
     auto accept = [api](std::string sender, std::string canonical,
                         std::optional<std::vector<std::string>> only_to, feed::accept_done done) {
       api->accept_canonical(std::move(sender), std::move(canonical), std::move(only_to),
@@ -441,6 +451,12 @@ std::vector<config::config_problem> gateway_instance::reload() {
   const auto partner_crls =
       parts_->server ? parts_->server->read_crls(config.listener.tls.crls, problems, stale)
                      : net::verify_store_update{};
+  const auto delivery_crls =
+      parts_->delivery ? parts_->delivery->read_crls(partner_server_crls(config), problems, stale)
+                       : delivery::client_crls{};
+  const auto feed_crls =
+      parts_->feeds ? parts_->feeds->read_crls(partner_server_crls(config), problems, stale)
+                    : delivery::client_crls{};
   const auto admin_crls =
       parts_->admin_server
           ? parts_->admin_server->read_crls(config.admin.listener.tls.crls, problems, stale)
@@ -466,11 +482,18 @@ std::vector<config::config_problem> gateway_instance::reload() {
   if (parts_->admin_server) {
     closed += parts_->admin_server->put_in_force(admin_crls);
   }
+  if (parts_->delivery) {
+    parts_->delivery->put_in_force(delivery_crls);
+  }
+  if (parts_->feeds) {
+    parts_->feeds->put_in_force(feed_crls);
+  }
   log::info({.event = "config.reloaded",
              .detail = std::to_string(next.checker->tables().names().size()) + " code tables, " +
                        std::to_string(next.mappings->size()) + " mapping files, " +
-                       std::to_string(partner_crls.crls + admin_crls.crls) + " CRLs; " +
-                       std::to_string(closed) + " connections of revoked certificates closed"});
+                       std::to_string(partner_crls.crls + admin_crls.crls + delivery_crls.crls) +
+                       " CRLs; " + std::to_string(closed) +
+                       " connections of revoked certificates closed"});
   return problems;
 }
 

@@ -329,12 +329,13 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
     d.client_certificate = config.listener.tls.certificate;
     d.client_key = config.listener.tls.private_key;
     d.partner_server_ca = config.listener.tls.partner_cas;
+    d.partner_server_crl = config.listener.tls.crls;
     if (const auto* o = r.object(doc, "delivery", "")) {
       const std::string at = "/delivery";
-      r.only(
-          *o, at,
-          {"enabled", "client_certificate", "client_key", "partner_server_ca", "instance",
-           "lease_ms", "poll_interval_ms", "max_in_flight", "breaker_failures", "breaker_open_ms"});
+      r.only(*o, at,
+             {"enabled", "client_certificate", "client_key", "partner_server_ca",
+              "partner_server_crl", "instance", "lease_ms", "poll_interval_ms", "max_in_flight",
+              "breaker_failures", "breaker_open_ms"});
       if (auto it = o->FindMember("enabled"); it != o->MemberEnd()) {
         if (it->value.IsBool()) {
           d.enabled = it->value.GetBool();
@@ -345,6 +346,10 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
       r.path(*o, "client_certificate", at, d.client_certificate, true);
       r.path(*o, "client_key", at, d.client_key, true);
       r.paths(*o, "partner_server_ca", at, d.partner_server_ca);
+      if (o->HasMember("partner_server_ca")) {
+        d.partner_server_crl.clear();  // the listener's CRLs belong to the listener's anchors
+      }
+      r.paths(*o, "partner_server_crl", at, d.partner_server_crl);
       r.string(*o, "instance", at, d.instance);
       if (d.instance.empty()) {
         r.problem(at + "/instance", "must not be empty");

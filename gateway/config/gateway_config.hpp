@@ -87,6 +87,9 @@ struct delivery_settings {
   std::filesystem::path client_certificate;              ///< the gateway's client certificate
   std::filesystem::path client_key;                      ///< its key
   std::vector<std::filesystem::path> partner_server_ca;  ///< trust anchors for partner endpoints
+  /// CRLs for partner endpoints' certificates; default: the listener's CRLs when
+  /// partner_server_ca is the listener's too, else none (no CRL check).
+  std::vector<std::filesystem::path> partner_server_crl;
   std::string instance = "mxgw";                         ///< lease owner name of this instance
   std::uint32_t lease_ms = 120'000;        ///< a claimed delivery is retaken after this
   std::uint32_t poll_interval_ms = 1'000;  ///< due retries are looked for at least this often

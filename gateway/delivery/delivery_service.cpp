@@ -352,4 +352,14 @@ std::string delivery_service::circuit_state(std::string_view partner) const {
   return impl_->breakers.state_of(partner);
 }
 
+client_crls delivery_service::read_crls(const std::vector<std::filesystem::path>& files,
+                                        std::vector<identity::config_problem>& problems,
+                                        std::vector<std::string>& stale) const {
+  return impl_->client.read_crls(files, problems, stale);
+}
+
+void delivery_service::put_in_force(const client_crls& crls) {
+  impl_->client.put_in_force(crls);
+}
+
 }  // namespace mxgw::delivery

@@ -82,6 +82,13 @@ class delivery_service {
   /// "closed", "open" or "half-open".
   std::string circuit_state(std::string_view partner) const;
 
+  /// The partner endpoints' CRLs read anew; nothing changes (partner_client::read_crls).
+  client_crls read_crls(const std::vector<std::filesystem::path>& files,
+                        std::vector<identity::config_problem>& problems,
+                        std::vector<std::string>& stale) const;
+  /// Puts them in force for the connections made from now on (partner_client::put_in_force).
+  void put_in_force(const client_crls& crls);
+
   struct impl;
 
  private:

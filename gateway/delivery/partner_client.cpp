@@ -16,6 +16,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "gateway/identity/crl.hpp"
+
 namespace mxgw::delivery {
 
 namespace asio = boost::asio;
@@ -29,7 +31,8 @@ struct connection {
   connection(asio::io_context& ioc, asio::ssl::context& ctx) : stream(ioc, ctx) {}
   beast::ssl_stream<beast::tcp_stream> stream;
   beast::flat_buffer buffer;
-  std::string host_port;  // the pool key part that must match
+  std::string host_port;         // the pool key part that must match
+  std::uint64_t generation = 0;  // the CRLs it was checked against (partner_client::impl)
 };
 
 }  // namespace
@@ -48,6 +51,17 @@ struct partner_client::impl : std::enable_shared_from_this<partner_client::impl>
     } catch (const std::exception& e) {
       throw std::runtime_error(std::string("delivery client identity: ") + e.what());
     }
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx.native_handle());
+    std::vector<identity::config_problem> problems;
+    std::vector<std::string> stale;
+    const auto crls =
+        identity::read_crls(identity::anchors_of(store), identity.server_crls, problems, stale);
+    if (!problems.empty()) {
+      throw std::runtime_error("delivery client identity: " + problems.front().file + ": " +
+                               problems.front().reason);
+    }
+    identity::log_stale_crls(stale);
+    identity::add_crls(store, crls);
     ctx.set_verify_mode(asio::ssl::verify_peer);
   }
 
@@ -56,6 +70,21 @@ struct partner_client::impl : std::enable_shared_from_this<partner_client::impl>
   std::size_t max_idle_per_partner;
   std::mutex pool_mutex;
   std::map<std::string, std::deque<std::shared_ptr<connection>>> idle;  // partner -> connections
+  /// The CRLs put in force since construction (null: the context's own store) and how many times
+  /// that happened; under pool_mutex. A connection of an older generation is not kept.
+  std::shared_ptr<X509_STORE> verify_store;
+  std::uint64_t generation = 0;
+
+  /// A new connection, checking the CRLs in force now.
+  std::shared_ptr<connection> make_connection() {
+    auto c = std::make_shared<connection>(ioc, ctx);
+    std::lock_guard lock(pool_mutex);
+    c->generation = generation;
+    if (verify_store) {
+      SSL_set1_verify_cert_store(c->stream.native_handle(), verify_store.get());
+    }
+    return c;
+  }
 
   std::shared_ptr<connection> take_idle(const std::string& partner, const std::string& host_port) {
     std::lock_guard lock(pool_mutex);
@@ -73,7 +102,7 @@ struct partner_client::impl : std::enable_shared_from_this<partner_client::impl>
   void give_back(const std::string& partner, std::shared_ptr<connection> c) {
     std::lock_guard lock(pool_mutex);
     auto& list = idle[partner];
-    if (list.size() < max_idle_per_partner) {
+    if (list.size() < max_idle_per_partner && c->generation == generation) {
       list.push_back(std::move(c));
     }
   }
@@ -109,7 +138,7 @@ class exchange : public std::enable_shared_from_this<exchange> {
       reused_ = true;
       return send();
     }
-    conn_ = std::make_shared<connection>(client_->ioc, client_->ctx);
+    conn_ = client_->make_connection();
     conn_->host_port = host_ + ":" + port_;
     // SNI and host name verification against the endpoint's host.
     SSL_ctrl(conn_->stream.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
@@ -296,6 +325,34 @@ void partner_client::send(const std::string& partner, const std::string& endpoin
 
 void partner_client::close_idle() {
   std::lock_guard lock(impl_->pool_mutex);
+  impl_->idle.clear();
+}
+
+client_crls partner_client::read_crls(const std::vector<std::filesystem::path>& files,
+                                      std::vector<identity::config_problem>& problems,
+                                      std::vector<std::string>& stale) const {
+  // The context's own store holds the CAs of construction; it never changes afterwards.
+  const auto anchors = identity::anchors_of(SSL_CTX_get_cert_store(impl_->ctx.native_handle()));
+  const std::size_t before = problems.size();
+  const auto batch = identity::read_crls(anchors, files, problems, stale);
+  if (problems.size() != before) {
+    return {};
+  }
+  client_crls out{identity::make_verify_store(anchors, batch, 0), batch.crls.size()};
+  if (!out.store) {
+    problems.push_back({"(openssl)", "", "cannot make a certificate store"});
+  }
+  identity::log_stale_crls(stale);
+  return out;
+}
+
+void partner_client::put_in_force(const client_crls& crls) {
+  if (!crls.store) {
+    return;
+  }
+  std::lock_guard lock(impl_->pool_mutex);
+  impl_->verify_store = crls.store;
+  ++impl_->generation;
   impl_->idle.clear();
 }
 

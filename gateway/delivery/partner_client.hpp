@@ -11,6 +11,10 @@
 #include <utility>
 #include <vector>
 
+#include <openssl/types.h>
+
+#include "gateway/identity/partner_registry.hpp"
+
 namespace boost::asio {
 class io_context;
 }
@@ -22,6 +26,15 @@ struct client_identity {
   std::filesystem::path certificate;              ///< the gateway's client certificate (PEM chain)
   std::filesystem::path private_key;              ///< its key
   std::vector<std::filesystem::path> server_cas;  ///< trust anchors for partner endpoints
+  /// CRLs the endpoints' certificates are checked against (each signed by one of server_cas; a
+  /// CA without one then fails the check); none: no CRL check.
+  std::vector<std::filesystem::path> server_crls;
+};
+
+/// CRLs read anew for a partner_client, not yet in force (see partner_client::read_crls).
+struct client_crls {
+  std::shared_ptr<X509_STORE> store;  ///< null: nothing to put in force
+  std::size_t crls = 0;
 };
 
 struct post_result {
@@ -33,7 +46,8 @@ struct post_result {
 
 class partner_client {
  public:
-  /// Throws std::runtime_error when the certificate, key or CAs cannot be loaded.
+  /// Throws std::runtime_error when the certificate, key, CAs or CRLs cannot be loaded, or a CRL
+  /// is not signed by one of the CAs.
   partner_client(boost::asio::io_context& ioc, const client_identity& identity,
                  std::size_t max_idle_per_partner = 8);
   ~partner_client();
@@ -60,6 +74,17 @@ class partner_client {
 
   /// Closes every idle connection (on shutdown).
   void close_idle();
+
+  /// Reads `files` anew as the endpoints' CRLs, checked against the CAs loaded at construction
+  /// (identity::read_crls); changes nothing. On a problem the result's store is null.
+  client_crls read_crls(const std::vector<std::filesystem::path>& files,
+                        std::vector<identity::config_problem>& problems,
+                        std::vector<std::string>& stale) const;
+
+  /// Connections made from now on check `crls`; kept-alive ones are closed (and one in use is
+  /// not kept once its exchange ends), as their endpoint's certificate may be on the new CRLs.
+  /// Thread-safe.
+  void put_in_force(const client_crls& crls);
 
   struct impl;
 

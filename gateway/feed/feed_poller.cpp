@@ -917,4 +917,14 @@ bool feed_poller::wait_until(const std::function<bool(const feed_counters&)>& pr
   return impl_->changed.wait_for(lock, timeout, [&] { return predicate(impl_->totals); });
 }
 
+delivery::client_crls feed_poller::read_crls(const std::vector<std::filesystem::path>& files,
+                                             std::vector<identity::config_problem>& problems,
+                                             std::vector<std::string>& stale) const {
+  return impl_->client.read_crls(files, problems, stale);
+}
+
+void feed_poller::put_in_force(const delivery::client_crls& crls) {
+  impl_->client.put_in_force(crls);
+}
+
 }  // namespace mxgw::feed

@@ -82,6 +82,13 @@ class feed_poller {
 
   feed_counters counters() const;
 
+  /// The feed servers' CRLs read anew, then put in force (delivery::partner_client::read_crls and
+  /// put_in_force: the same checks as for deliveries).
+  delivery::client_crls read_crls(const std::vector<std::filesystem::path>& files,
+                                  std::vector<identity::config_problem>& problems,
+                                  std::vector<std::string>& stale) const;
+  void put_in_force(const delivery::client_crls& crls);
+
   /// Waits until `predicate(counters())` holds (checked after every change) or `timeout` passes.
   bool wait_until(const std::function<bool(const feed_counters&)>& predicate,
                   std::chrono::milliseconds timeout) const;

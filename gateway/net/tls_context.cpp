@@ -8,10 +8,10 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/verify_context.hpp>
 
-#include <algorithm>
 #include <stdexcept>
 
 #include "gateway/common/log.hpp"
+#include "gateway/identity/crl.hpp"
 
 namespace mxgw::net {
 namespace {
@@ -33,87 +33,6 @@ std::string openssl_error() {
   return buffer;
 }
 
-using crl_ptr = std::shared_ptr<X509_CRL>;
-using cert_ptr = std::shared_ptr<X509>;
-
-/// The trust anchors (certificates) in `store`, taken under its lock: handshakes in progress may
-/// sort its objects meanwhile.
-std::vector<cert_ptr> anchors_of(X509_STORE* store) {
-  std::vector<cert_ptr> out;
-  X509_STORE_lock(store);
-  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
-  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
-    if (X509* cert = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objects, i))) {
-      X509_up_ref(cert);
-      out.emplace_back(cert, &X509_free);
-    }
-  }
-  X509_STORE_unlock(store);
-  return out;
-}
-
-/// The CRLs of `files`, each checked against `anchors` (see prepare_verify_store).
-std::vector<crl_ptr> read_crls(const std::vector<cert_ptr>& anchors,
-                               const std::vector<std::filesystem::path>& files,
-                               std::vector<config::config_problem>& problems,
-                               std::vector<std::string>& stale) {
-  std::vector<crl_ptr> out;
-  for (const auto& file : files) {
-    using bio_ptr = std::unique_ptr<BIO, decltype(&BIO_free)>;
-    bio_ptr bio(BIO_new_file(file.c_str(), "r"), &BIO_free);
-    if (!bio) {
-      ERR_clear_error();
-      problems.push_back({file.string(), "", "cannot open CRL file"});
-      continue;
-    }
-    int count = 0;
-    bool is_stale = false;
-    while (X509_CRL* raw = PEM_read_bio_X509_CRL(bio.get(), nullptr, nullptr, nullptr)) {
-      crl_ptr crl(raw, &X509_CRL_free);
-      ++count;
-      const bool vouched = std::any_of(anchors.begin(), anchors.end(), [&](const cert_ptr& ca) {
-        return X509_NAME_cmp(X509_get_subject_name(ca.get()), X509_CRL_get_issuer(raw)) == 0 &&
-               X509_CRL_verify(raw, X509_get0_pubkey(ca.get())) == 1;
-      });
-      if (!vouched) {
-        problems.push_back({file.string(), "",
-                            "CRL " + std::to_string(count) +
-                                " is not signed by any of the listener's trust anchors"});
-        continue;
-      }
-      const ASN1_TIME* next_update = X509_CRL_get0_nextUpdate(raw);
-      is_stale = is_stale || (next_update != nullptr && X509_cmp_current_time(next_update) <= 0);
-      out.push_back(std::move(crl));
-    }
-    ERR_clear_error();  // the loop ends on "no start line" (or a CRL that does not parse)
-    if (count == 0) {
-      problems.push_back({file.string(), "", "holds no CRL"});
-    }
-    if (is_stale) {
-      stale.push_back(file.string());
-    }
-  }
-  return out;
-}
-
-/// Puts `crls` in `store` and turns CRL checking on when there are any.
-void add_crls(X509_STORE* store, const std::vector<crl_ptr>& crls) {
-  for (const auto& crl : crls) {
-    X509_STORE_add_crl(store, crl.get());
-  }
-  if (!crls.empty()) {
-    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
-  }
-}
-
-void log_stale(const std::vector<std::string>& stale) {
-  for (const auto& file : stale) {
-    log::warn({.event = "tls.crl_stale",
-               .detail = file + ": past its nextUpdate; its issuer's certificates are refused "
-                                "until a newer CRL is loaded"});
-  }
-}
-
 }  // namespace
 
 verify_store_update prepare_verify_store(ssl::context& ctx,
@@ -122,39 +41,21 @@ verify_store_update prepare_verify_store(ssl::context& ctx,
                                          std::vector<std::string>& stale) {
   // The context's own store holds the anchors loaded at start (and the CRLs of then); it is never
   // changed after start, so each update starts from the same anchors.
-  const auto anchors = anchors_of(SSL_CTX_get_cert_store(ctx.native_handle()));
+  const auto anchors = identity::anchors_of(SSL_CTX_get_cert_store(ctx.native_handle()));
   const std::size_t problems_before = problems.size();
-  const auto crls = read_crls(anchors, files, problems, stale);
+  auto batch = identity::read_crls(anchors, files, problems, stale);
   if (problems.size() != problems_before) {
     return {};
   }
   verify_store_update update;
-  update.store = std::shared_ptr<X509_STORE>(X509_STORE_new(), &X509_STORE_free);
+  update.store = identity::make_verify_store(anchors, batch, X509_PURPOSE_SSL_CLIENT);
   if (!update.store) {
     problems.push_back({"(openssl)", "", "cannot make a certificate store"});
     return {};
   }
-  for (const auto& ca : anchors) {
-    X509_STORE_add_cert(update.store.get(), ca.get());
-  }
-  add_crls(update.store.get(), crls);
-  X509_STORE_set_purpose(update.store.get(), X509_PURPOSE_SSL_CLIENT);
-  for (const auto& crl : crls) {
-    STACK_OF(X509_REVOKED)* revoked = X509_CRL_get_REVOKED(crl.get());
-    for (int i = 0; i < sk_X509_REVOKED_num(revoked); ++i) {
-      const ASN1_INTEGER* serial =
-          X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(revoked, i));
-      if (BIGNUM* bn = ASN1_INTEGER_to_BN(serial, nullptr)) {
-        if (char* hex = BN_bn2hex(bn)) {
-          update.revoked_serials.insert(hex);
-          OPENSSL_free(hex);
-        }
-        BN_free(bn);
-      }
-    }
-  }
-  update.crls = crls.size();
-  log_stale(stale);
+  update.revoked_serials = std::move(batch.revoked_serials);
+  update.crls = batch.crls.size();
+  identity::log_stale_crls(stale);
   return update;
 }
 
@@ -223,12 +124,12 @@ std::shared_ptr<ssl::context> make_server_context(const config::tls_settings& tl
   {
     std::vector<config::config_problem> problems;
     std::vector<std::string> stale;
-    const auto crls = read_crls(anchors_of(store), tls.crls, problems, stale);
+    const auto crls = identity::read_crls(identity::anchors_of(store), tls.crls, problems, stale);
     if (!problems.empty()) {
       throw std::runtime_error(problems.front().file + ": " + problems.front().reason);
     }
-    log_stale(stale);
-    add_crls(store, crls);
+    identity::log_stale_crls(stale);
+    identity::add_crls(store, crls);
   }
   // Client certificates are verified for the TLS client purpose.
   X509_STORE_set_purpose(store, X509_PURPOSE_SSL_CLIENT);

@@ -373,6 +373,27 @@ TEST_F(GatewayConfig, TheWriteAheadLogsCheckpointAndBoundAreSettings) {
   only_problem_at("/store/wal_limit_pages");  // a setting of the SQLite store only
 }
 
+TEST_F(GatewayConfig, PartnerEndpointsAreCheckedAgainstTheListenersCrlsWithItsAnchors) {
+  set("/listener/tls/crl", R"(["../certs/crl.pem"])");
+  auto config = load();
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_EQ(config.delivery.partner_server_crl, config.listener.tls.crls);
+  EXPECT_FALSE(config.delivery.partner_server_crl.empty());
+
+  // Other anchors: the listener's CRLs are not theirs, so none unless named.
+  set("/delivery", R"({"partner_server_ca": ["../certs/ca.pem"]})");
+  config = load();
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_TRUE(config.delivery.partner_server_crl.empty());
+
+  set("/delivery",
+      R"({"partner_server_ca": ["../certs/ca.pem"], "partner_server_crl": ["../certs/crl.pem"]})");
+  config = load();
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  ASSERT_EQ(config.delivery.partner_server_crl.size(), 1U);
+  EXPECT_EQ(config.delivery.partner_server_crl[0].filename(), "crl.pem");
+}
+
 TEST_F(GatewayConfig, StoreKindIsSqliteOrPostgres) {
   set("/store/kind", R"("mysql")");
   load();

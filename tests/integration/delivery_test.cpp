@@ -1,6 +1,8 @@
 // Store-and-forward end to end: a real gateway delivers over mutual TLS to stand-in partners
 // (partner-sim) that answer receipts, fail, go down and come back.
 #include <gtest/gtest.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <rapidjson/document.h>
 #include <sys/wait.h>
 
@@ -9,8 +11,9 @@
 #include <thread>
 
 #include "gateway/delivery/delivery_service.hpp"
-#include "gateway/store/sqlite_store.hpp"
+#include "gateway/identity/peer_identity.hpp"
 #include "gateway/sim/partner_sim.hpp"
+#include "gateway/store/sqlite_store.hpp"
 #include "tests/integration/gateway_fixture.hpp"
 #include "tests/store/store_test_helpers.hpp"
 
@@ -350,6 +353,44 @@ TEST_F(Delivery, ARefusalsTextIsShownAsReadableTextWhateverThePartnerSent) {
                 "http-422: \xEF\xBF\xBD\xEF\xBF\xBD[2J\xEF\xBF\xBD");
     }
   }
+}
+
+// The serial (upper-case hex) of the certificate in `pem_file`.
+std::string serial_of(const std::filesystem::path& pem_file) {
+  const std::string pem = read_file(pem_file);
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  X509* cert = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr);
+  std::string serial = cert != nullptr ? identity::facts_of(cert).serial_hex : "";
+  X509_free(cert);
+  BIO_free(bio);
+  return serial;
+}
+
+TEST_F(Delivery, AnEndpointWhoseCertificateIsOnANewCrlGetsNothingMore) {
+  const auto first = submit_victim("0b7e3c1d-5a4f-4e2d-8c1b-9a8f7e6d5c01");
+  ASSERT_TRUE(ratanakiri_->wait_until([](const auto& st) { return st.unique_ids == 1; }, patience));
+  // Its server key is stolen: the CA revokes the certificate both stand-ins present, and the
+  // operator reloads. The kept-alive connections to them must not carry the next message.
+  write_file(dir_ / "crl.pem", ca_->make_crl({{serial_of(dir_ / "server.pem")}}));
+  ASSERT_TRUE(gateway_->reload().empty());
+  const auto second = submit_victim("0b7e3c1d-5a4f-4e2d-8c1b-9a8f7e6d5c02");
+  auto s = status_when(second, [](const auto& d) {
+    return state_of(d, "kh-ratanakiri") == "retrying" && state_of(d, "kh-stungtreng") == "retrying";
+  });
+  for (const auto& r : s["recipients"].GetArray()) {
+    EXPECT_EQ(std::string(r["state"].GetString()), "retrying");
+    EXPECT_EQ(std::string(r["lastError"].GetString()), "tls");
+  }
+  EXPECT_EQ(ratanakiri_->stats().unique_ids, 1U);
+  EXPECT_FALSE(ratanakiri_->has(second));
+  EXPECT_FALSE(stungtreng_->has(second));
+
+  // A new certificate would be issued; here the CA lifts the revocation and it goes out.
+  write_file(dir_ / "crl.pem", ca_->make_crl({}));
+  ASSERT_TRUE(gateway_->reload().empty());
+  ASSERT_TRUE(ratanakiri_->wait_until([](const auto& st) { return st.unique_ids == 2; }, patience));
+  EXPECT_TRUE(ratanakiri_->has(first));
+  EXPECT_TRUE(ratanakiri_->has(second));
 }
 
 class DeliveryLongBreaker : public Delivery {

@@ -1,0 +1,49 @@
+// Certificate revocation lists for a TLS peer check (the listeners' client certificates, the
+// delivery client's partner endpoints): read from files, trusted only when one of the check's own
+// anchors signed them, and put in force in a new verification store that connections take one by
+// one, so CRLs can be renewed while connections are open.
+#pragma once
+
+#include <openssl/types.h>
+
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "gateway/identity/partner_registry.hpp"
+
+namespace mxgw::identity {
+
+/// The trust anchors (certificates) in `store`, taken under its lock (handshakes in progress may
+/// sort its objects meanwhile).
+std::vector<std::shared_ptr<X509>> anchors_of(X509_STORE* store);
+
+/// CRLs read from files and checked.
+struct crl_batch {
+  std::vector<std::shared_ptr<X509_CRL>> crls;
+  std::set<std::string> revoked_serials;  ///< every serial they list (upper-case hex)
+};
+
+/// Reads every CRL in `files` (PEM, one or more a file). Each must be signed by one of `anchors`:
+/// a CRL none of them vouches for is a problem (in force, it would refuse every certificate of
+/// its issuer). Problems are (file, "", reason); a file with a problem contributes nothing. A CRL
+/// past its nextUpdate is no problem (OpenSSL refuses its issuer's certificates until a newer one
+/// comes; it is what the operator gave) but its file is named in `stale`.
+crl_batch read_crls(const std::vector<std::shared_ptr<X509>>& anchors,
+                    const std::vector<std::filesystem::path>& files,
+                    std::vector<config_problem>& problems, std::vector<std::string>& stale);
+
+/// Puts the CRLs in `store` and turns CRL checking on when there are any.
+void add_crls(X509_STORE* store, const crl_batch& batch);
+
+/// A new verification store: `anchors` and `batch`'s CRLs; `purpose` (X509_PURPOSE_*) when not 0.
+/// Null when OpenSSL cannot make one.
+std::shared_ptr<X509_STORE> make_verify_store(const std::vector<std::shared_ptr<X509>>& anchors,
+                                              const crl_batch& batch, int purpose);
+
+/// Logs each stale file (`tls.crl_stale`, the file name only).
+void log_stale_crls(const std::vector<std::string>& stale);
+
+}  // namespace mxgw::identity

@@ -32,6 +32,7 @@
 #include "gateway/common/text.hpp"
 #include "gateway/common/time.hpp"
 #include "gateway/config/gateway_config.hpp"
+#include "gateway/delivery/partner_client.hpp"
 #include "gateway/identity/cert_authority.hpp"
 #include "gateway/identity/partner_registry.hpp"
 #include "gateway/net/tls_context.hpp"
@@ -84,6 +85,15 @@ std::vector<config::config_problem> check_config(const std::filesystem::path& fi
           net::make_server_context(out.admin.listener.tls, accept_all, {}, "mxgw-admin");
         } catch (const std::exception& e) {
           problems.push_back({file.string(), "/admin", e.what()});
+        }
+      }
+      // The client certificate, key, anchors and CRLs deliveries and feeds go out with.
+      if (out.delivery.enabled) {
+        try {
+          boost::asio::io_context unused;
+          delivery::partner_client probe(unused, partner_client_identity(out));
+        } catch (const std::exception& e) {
+          problems.push_back({file.string(), "/delivery", e.what()});
         }
       }
     }

@@ -60,14 +60,6 @@ std::string read_text(const std::filesystem::path& file) {
   return text.str();
 }
 
-/// The CRLs of partner endpoints' certificates: the listener's when the anchors are the
-/// listener's too (neither set in code, or both defaulted by the configuration's parser).
-const std::vector<std::filesystem::path>& partner_server_crls(const config::gateway_config& c) {
-  return c.delivery.partner_server_ca.empty() && c.delivery.partner_server_crl.empty()
-             ? c.listener.tls.crls
-             : c.delivery.partner_server_crl;
-}
-
 // The partner listener's rule: the live trust state decides (chain and CRL were checked before).
 net::authentication authenticate_partner(const identity::trust_store& trust, X509* cert) {
   const auto facts = identity::facts_of(cert);
@@ -95,6 +87,16 @@ net::authentication authenticate_admin(X509* cert) {
 }
 
 }  // namespace
+
+delivery::client_identity partner_client_identity(const config::gateway_config& config) {
+  const auto& d = config.delivery;
+  // Anchors and CRLs both unset (in code) or both defaulted by the parser: the listener's.
+  const bool listener_anchors = d.partner_server_ca.empty() && d.partner_server_crl.empty();
+  return {d.client_certificate.empty() ? config.listener.tls.certificate : d.client_certificate,
+          d.client_key.empty() ? config.listener.tls.private_key : d.client_key,
+          d.partner_server_ca.empty() ? config.listener.tls.partner_cas : d.partner_server_ca,
+          listener_anchors ? config.listener.tls.crls : d.partner_server_crl};
+}
 
 std::string format_problems(const std::vector<config::config_problem>& problems) {
   std::string out;
@@ -181,14 +183,8 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
   }
   if (config.delivery.enabled) {
     const auto& d = config.delivery;
-    // Unset: the gateway is the same party in both directions (its listener identity).
-    delivery::client_identity identity{
-        d.client_certificate.empty() ? config.listener.tls.certificate : d.client_certificate,
-        d.client_key.empty() ? config.listener.tls.private_key : d.client_key,
-        d.partner_server_ca.empty() ? config.listener.tls.partner_cas : d.partner_server_ca,
-        partner_server_crls(config)};
     delivery::delivery_options delivery_options{
-        .identity = identity,
+        .identity = partner_client_identity(config),
         .owner = d.instance,
         .lease = std::chrono::milliseconds(d.lease_ms),
         .poll_interval = std::chrono::milliseconds(d.poll_interval_ms),
@@ -330,13 +326,7 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
     }
   }
   if (!feeds.empty()) {
-    const auto& d = config.delivery;
-    feed::poller_options feed_options{
-        .identity = {
-            d.client_certificate.empty() ? config.listener.tls.certificate : d.client_certificate,
-            d.client_key.empty() ? config.listener.tls.private_key : d.client_key,
-            d.partner_server_ca.empty() ? config.listener.tls.partner_cas : d.partner_server_ca,
-            partner_server_crls(config)}};
+    feed::poller_options feed_options{.identity = partner_client_identity(config)};
     auto accept = [api](std::string sender, std::string canonical,
                         std::optional<std::vector<std::string>> only_to, feed::accept_done done) {
       api->accept_canonical(std::move(sender), std::move(canonical), std::move(only_to),
@@ -451,12 +441,14 @@ std::vector<config::config_problem> gateway_instance::reload() {
   const auto partner_crls =
       parts_->server ? parts_->server->read_crls(config.listener.tls.crls, problems, stale)
                      : net::verify_store_update{};
-  const auto delivery_crls =
-      parts_->delivery ? parts_->delivery->read_crls(partner_server_crls(config), problems, stale)
-                       : delivery::client_crls{};
+  const auto delivery_crls = parts_->delivery
+                                 ? parts_->delivery->read_crls(
+                                       partner_client_identity(config).server_crls, problems, stale)
+                                 : delivery::client_crls{};
   const auto feed_crls =
-      parts_->feeds ? parts_->feeds->read_crls(partner_server_crls(config), problems, stale)
-                    : delivery::client_crls{};
+      parts_->feeds
+          ? parts_->feeds->read_crls(partner_client_identity(config).server_crls, problems, stale)
+          : delivery::client_crls{};
   const auto admin_crls =
       parts_->admin_server
           ? parts_->admin_server->read_crls(config.admin.listener.tls.crls, problems, stale)

@@ -12,6 +12,7 @@
 
 namespace mxgw::delivery {
 class delivery_service;
+struct client_identity;
 }
 namespace mxgw::feed {
 class feed_poller;
@@ -64,6 +65,11 @@ class gateway_instance {
   struct parts;
   std::unique_ptr<parts> parts_;
 };
+
+/// The gateway's identity towards partner endpoints and feeds, and what it checks of theirs: the
+/// `delivery` settings, each unset one defaulting to the listener's (the gateway is the same
+/// party in both directions; the listener's CRLs only with the listener's anchors).
+delivery::client_identity partner_client_identity(const config::gateway_config& config);
 
 /// Formats configuration problems one per line: "FILE: FIELD: REASON".
 std::string format_problems(const std::vector<config::config_problem>& problems);

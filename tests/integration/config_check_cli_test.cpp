@@ -5,6 +5,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <chrono>
 #include <filesystem>
 #include <set>
 #include <sstream>
@@ -134,6 +135,41 @@ TEST_F(ConfigCheckCli, EveryProblemIsListedAsFilePointerReason) {
   EXPECT_EQ(pointers, (std::set<std::string>{"/listener/port", "/listener/limits/max_body_byte",
                                              "/store/kind"}))
       << r.err;
+}
+
+TEST_F(ConfigCheckCli, TheDeliveryClientsCertificatesAndCrlsAreChecked) {
+  // A CRL with the right issuer name from another key, and a key that is not the certificate's.
+  const auto now = std::chrono::system_clock::now();
+  const auto rogue = identity::cert_authority::create(
+      "mxgw development CA", now - std::chrono::hours(1), now + std::chrono::hours(24));
+  write_file(dir_ / "certs" / "rogue-crl.pem", rogue.make_crl({}));
+  write_file(dir_ / "certs" / "other.key", rogue.key_pem());
+  const auto with_delivery = [this](const std::string& delivery) {
+    std::string text = config_text();
+    text.replace(text.find(R"("partners":)"), 0, R"("delivery": )" + delivery + ",\n      ");
+    return text;
+  };
+  for (
+      const auto& [delivery, says] : std::vector<std::pair<std::string, std::string>>{
+          {R"({"partner_server_ca": ["certs/ca.pem"], "partner_server_crl": ["certs/rogue-crl.pem"]})",
+           "not signed by any of the trust anchors"},
+          {R"({"client_certificate": "certs/server.pem", "client_key": "certs/other.key"})",
+           "delivery client identity"}}) {
+    write_file(config_file(), with_delivery(delivery));
+    const auto r = run_mxgw({"config", "check", "--config", config_file().string()}, dir_.path());
+    EXPECT_EQ(r.exit_status, 2) << delivery;
+    const auto lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_EQ(lines[0].rfind(config_file().string() + ": /delivery: ", 0), 0u) << lines[0];
+    EXPECT_NE(lines[0].find(says), std::string::npos) << lines[0];
+  }
+  // With deliveries off nothing of theirs is looked at.
+  write_file(config_file(),
+             with_delivery(R"({"enabled": false, "partner_server_ca": ["certs/ca.pem"],
+                               "partner_server_crl": ["certs/rogue-crl.pem"]})"));
+  EXPECT_EQ(
+      run_mxgw({"config", "check", "--config", config_file().string()}, dir_.path()).exit_status,
+      0);
 }
 
 TEST_F(ConfigCheckCli, APostgresDsnWithAPasswordIsNamedButNeverPrinted) {

@@ -412,6 +412,18 @@ feed::feed_poller* gateway_instance::feeds() const {
   return parts_->feeds.get();
 }
 
+void gateway_instance::audit_reload(std::string event,
+                                    std::vector<std::pair<std::string, std::string>> details) {
+  parts_->store->append_audit({{.event = std::move(event),
+                                .actor = "gateway:" + parts_->config.delivery.instance,
+                                .details = std::move(details)}},
+                              [](bool ok) {
+                                if (!ok) {
+                                  log::error({.event = "audit.append_failed", .reason = "store"});
+                                }
+                              });
+}
+
 std::vector<config::config_problem> gateway_instance::reload() {
   std::lock_guard lock(parts_->reload_mutex);
   const auto& config = parts_->config;
@@ -464,6 +476,7 @@ std::vector<config::config_problem> gateway_instance::reload() {
                  .reason = "config-problem",
                  .detail = p.file + (p.field.empty() ? "" : ": " + p.field)});
     }
+    audit_reload("config.reload_refused", {{"problems", std::to_string(problems.size())}});
     return problems;
   }
   parts_->api->replace_translation(next.checker, next.transliterators);
@@ -480,6 +493,12 @@ std::vector<config::config_problem> gateway_instance::reload() {
   if (parts_->feeds) {
     parts_->feeds->put_in_force(feed_crls);
   }
+  // An operator's act that changes what is accepted and who is served: on the record.
+  audit_reload("config.reloaded",
+               {{"codeTables", std::to_string(next.checker->tables().names().size())},
+                {"mappingFiles", std::to_string(next.mappings->size())},
+                {"crls", std::to_string(partner_crls.crls + admin_crls.crls + delivery_crls.crls)},
+                {"connectionsClosed", std::to_string(closed)}});
   log::info({.event = "config.reloaded",
              .detail = std::to_string(next.checker->tables().names().size()) + " code tables, " +
                        std::to_string(next.mappings->size()) + " mapping files, " +

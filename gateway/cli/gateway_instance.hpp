@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "gateway/config/gateway_config.hpp"
@@ -62,6 +64,9 @@ class gateway_instance {
   feed::feed_poller* feeds() const;
 
  private:
+  /// Appends one audit entry about a reload (not waited for; a failure is logged).
+  void audit_reload(std::string event, std::vector<std::pair<std::string, std::string>> details);
+
   struct parts;
   std::unique_ptr<parts> parts_;
 };

@@ -17,6 +17,7 @@
 #include "gateway/identity/cert_authority.hpp"
 #include "tests/integration/child_process.hpp"
 #include "tests/integration/gateway_fixture.hpp"
+#include "tests/store/store_test_helpers.hpp"
 
 namespace mxgw::test {
 namespace {
@@ -88,6 +89,13 @@ TEST_F(Reload, AChangedTableServesItsNewCodeAfterReload) {
   ASSERT_TRUE(problems.empty()) << problems.front().file << ": " << problems.front().reason;
   EXPECT_EQ(post_stt(example_with_exploitation("DEBT_BONDAGE")), 200);
   EXPECT_NE(log_text().find("config.reloaded"), std::string::npos);
+  // On the record, with what was loaded (the listener's one CRL file; deliveries are off here).
+  stop();
+  store::test_helpers::raw_db db(config_.store.path);
+  const std::string entry =
+      db.text("SELECT entry FROM audit WHERE event = 'config.reloaded' AND actor = 'gateway:mxgw'");
+  EXPECT_NE(entry.find(R"("crls":"1","connectionsClosed":"0")"), std::string::npos) << entry;
+  EXPECT_NE(entry.find(R"("mappingFiles":")"), std::string::npos) << entry;
 }
 
 TEST_F(Reload, ABrokenTableIsRefusedAndTheOldTablesStillServe) {
@@ -103,6 +111,13 @@ TEST_F(Reload, ABrokenTableIsRefusedAndTheOldTablesStillServe) {
   EXPECT_NE(log.find("config.reload_refused"), std::string::npos);
   EXPECT_NE(log.find("sex.json"), std::string::npos);
   EXPECT_EQ(log.find("config.reloaded"), std::string::npos);
+  stop();
+  store::test_helpers::raw_db db(config_.store.path);
+  EXPECT_EQ(db.text("SELECT group_concat(event, ' ') FROM audit WHERE event LIKE 'config.%'"),
+            "config.reload_refused");
+  EXPECT_NE(db.text("SELECT entry FROM audit WHERE event = 'config.reload_refused'")
+                .find(R"("details":{"problems":")"),
+            std::string::npos);
 }
 
 TEST_F(Reload, AMappingFileChangeTakesEffectAndABrokenOneIsRefusedByEntry) {

@@ -293,6 +293,22 @@ void audit_refusal(store::message_store& store, audit::refusal_limiter& limiter,
   });
 }
 
+// The message a `case.status` withdrawn or cancelled takes back (its about.messageId, lower
+// case), or "" for any other message.
+std::string withdrawn_message(const rapidjson::Document& doc, std::string_view type) {
+  if (type != "case.status" || !doc.HasMember("body") || !doc["body"].IsObject()) {
+    return {};
+  }
+  const auto& body = doc["body"];
+  const std::string_view status = json::get_string(body, "status");
+  const auto about = body.FindMember("about");
+  if ((status == "withdrawn" || status == "cancelled") && about != body.MemberEnd() &&
+      about->value.IsObject()) {
+    return lower(json::get_string(about->value, "messageId"));
+  }
+  return {};
+}
+
 // The accept's entry: enough to explain the routing decision (rules matched, each recipient and
 // what decided it and what was withheld, each exclusion and why), committed with the message.
 audit::audit_record accepted_audit(const store::message_record& record,
@@ -479,12 +495,78 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
                          const adapters::adapter* format, std::string canonical,
                          std::string_view reference,
                          const std::vector<std::string>* only_to) const {
+  std::string taken_back = withdrawn_message(*doc, verdict.type);
+  if (taken_back.empty()) {
+    accept_routed(req, start, std::move(done), std::move(t), std::move(doc), std::move(verdict),
+                  format, std::move(canonical), reference, only_to, {});
+    return;
+  }
+  // A withdrawal or cancellation must reach everyone who may have had the message it takes back,
+  // not only those its sender remembers to name: the recipients of that message (when it is the
+  // same sender's) are looked up first. The request's views end with this call: owned copies.
+  struct owned {
+    std::string method, target, content_type, body, partner, peer, reference;
+    std::optional<std::vector<std::string>> only_to;
+  };
+  auto kept = std::make_shared<owned>(
+      owned{std::string(req.method), std::string(req.target), std::string(req.content_type),
+            std::string(req.body), std::string(req.partner), std::string(req.peer),
+            std::string(reference), only_to != nullptr ? std::optional(*only_to) : std::nullopt});
+  store_->find(
+      std::move(taken_back), [weak = weak_from_this(), kept, start, done = std::move(done),
+                              t = std::move(t), doc = std::move(doc), verdict = std::move(verdict),
+                              format, canonical = std::move(canonical)](
+                                 std::optional<store::message_status> original, bool ok) mutable {
+        const auto self = weak.lock();
+        if (!ok || !self) {
+          // Without the earlier recipients the withdrawal would reach too few: not accepted.
+          auto r = refusal(format, 503, "store-unavailable", "Store unavailable",
+                           "The message could not be stored durably and was not accepted; try "
+                           "again later.");
+          r.headers.emplace_back("Retry-After", "5");
+          log::error({.event = "message.refused",
+                      .message_id = verdict.id,
+                      .partner = kept->partner,
+                      .outcome = "unavailable",
+                      .reason = "store-unavailable",
+                      .peer = kept->peer,
+                      .status = 503,
+                      .latency_ms = ms_since(start)});
+          done(std::move(r));
+          return;
+        }
+        std::vector<std::string> earlier;
+        if (original && original->sender == kept->partner) {
+          for (const auto& r : original->recipients) {
+            earlier.push_back(r.recipient);
+          }
+        }
+        const request again{.method = kept->method,
+                            .target = kept->target,
+                            .content_type = kept->content_type,
+                            .body = kept->body,
+                            .partner = kept->partner,
+                            .peer = kept->peer};
+        self->accept_routed(again, start, std::move(done), std::move(t), std::move(doc),
+                            std::move(verdict), format, std::move(canonical), kept->reference,
+                            kept->only_to ? &*kept->only_to : nullptr, earlier);
+      });
+}
+
+void partner_api::accept_routed(const request& req, std::chrono::steady_clock::time_point start,
+                                std::function<void(response)> done,
+                                std::shared_ptr<const translation> t,
+                                std::shared_ptr<rapidjson::Document> doc,
+                                pipeline::check_result verdict, const adapters::adapter* format,
+                                std::string canonical, std::string_view reference,
+                                const std::vector<std::string>* only_to,
+                                const std::vector<std::string>& earlier_recipients) const {
   // Decide who receives it (routing rules, then policy per recipient) before storing, so the
   // message and its delivery rows are committed together.
   const auto trust = trust_->current();
   const auto rules = rules_->get();
-  const auto decision =
-      pipeline::route(*doc, req.partner, trust->partners, *rules, t->checker->tables());
+  const auto decision = pipeline::route(*doc, req.partner, trust->partners, *rules,
+                                        t->checker->tables(), earlier_recipients);
   if (!decision.error.empty()) {
     refuse(req, start, done,
            refusal(format, 403, "not-permitted", "Not permitted",
@@ -525,15 +607,7 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
   }
   // A withdrawal or cancellation takes back the queued copies of the message it is about (the
   // store does it in the same transaction, and only for the same sender's message).
-  if (record.type == "case.status" && doc->HasMember("body") && (*doc)["body"].IsObject()) {
-    const auto& body = (*doc)["body"];
-    const std::string_view status = json::get_string(body, "status");
-    const auto about = body.FindMember("about");
-    if ((status == "withdrawn" || status == "cancelled") && about != body.MemberEnd() &&
-        about->value.IsObject()) {
-      record.withdraws = lower(json::get_string(about->value, "messageId"));
-    }
-  }
+  record.withdraws = withdrawn_message(*doc, record.type);
   record.audit.push_back(accepted_audit(record, format, decision.matched_rules));
   if (!record.withdraws.empty()) {
     record.audit.back().details.emplace_back("withdraws", record.withdraws);

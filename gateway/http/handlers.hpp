@@ -61,7 +61,7 @@ struct api_limits {
   std::uint32_t audit_refusals_per_minute = 60;  ///< refusal audit entries per partner a minute
 };
 
-class partner_api {
+class partner_api : public std::enable_shared_from_this<partner_api> {
  public:
   /// `trust` and `rules` are live: every request reads the snapshot in force when it arrives.
   /// `counters` may be null.
@@ -104,12 +104,20 @@ class partner_api {
   void inbound(const request& req, std::string_view format_id,
                std::chrono::steady_clock::time_point start,
                std::function<void(response)> done) const;
+  /// Routes and stores a checked message. A withdrawal or cancellation looks up the message it
+  /// takes back first (a store read), so that its recipients are candidates too.
   void accept(const request& req, std::chrono::steady_clock::time_point start,
               std::function<void(response)> done, std::shared_ptr<const translation> t,
               std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
               const adapters::adapter* format, std::string canonical,
               std::string_view reference,
               const std::vector<std::string>* only_to = nullptr) const;
+  void accept_routed(const request& req, std::chrono::steady_clock::time_point start,
+                     std::function<void(response)> done, std::shared_ptr<const translation> t,
+                     std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
+                     const adapters::adapter* format, std::string canonical,
+                     std::string_view reference, const std::vector<std::string>* only_to,
+                     const std::vector<std::string>& earlier_recipients) const;
   void refuse(const request& req, std::chrono::steady_clock::time_point start,
               const std::function<void(response)>& done, response r, std::string_view reason,
               std::string_view message_id) const;

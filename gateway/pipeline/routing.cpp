@@ -56,11 +56,13 @@ bool is_country_wildcard(std::string_view region) {
   return region.size() == 4 && region.substr(2) == "-*" && upper(region[0]) && upper(region[1]);
 }
 
-// Rule ids appear in decisions beside "explicit", so they must not be that word.
+// Rule ids appear in decisions beside "explicit" and "earlier-recipient", so they must not be
+// those words.
 bool is_valid_rule_id(std::string_view id) {
   auto ok = [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; };
   return !id.empty() && id.size() <= 63 && id.front() != '-' &&
-         std::all_of(id.begin(), id.end(), ok) && id != decided_explicitly;
+         std::all_of(id.begin(), id.end(), ok) && id != decided_explicitly &&
+         id != decided_as_earlier_recipient;
 }
 
 // --- rules file ----------------------------------------------------------------------------------
@@ -473,7 +475,8 @@ bool is_possibly_minor(const rapidjson::Value& person, std::string_view created)
 
 routing_decision route(const rapidjson::Value& message, std::string_view sender,
                        const identity::partner_registry& partners, const routing_rules& rules,
-                       const code_tables& tables) {
+                       const code_tables& tables,
+                       const std::vector<std::string>& earlier_recipients) {
   routing_decision decision;
   const std::string_view type = json::get_string(message, "type");
   const identity::partner* from = partners.find(sender);
@@ -501,6 +504,9 @@ routing_decision route(const rapidjson::Value& message, std::string_view sender,
   };
   for (const auto& id : strings_of(member(message, "recipients"))) {
     propose(id, decided_explicitly);
+  }
+  for (const auto& id : earlier_recipients) {
+    propose(id, decided_as_earlier_recipient);
   }
   const rapidjson::Value* handling = member(message, "handling");
   static const rapidjson::Value no_object(rapidjson::kObjectType);
@@ -531,7 +537,9 @@ routing_decision route(const rapidjson::Value& message, std::string_view sender,
   const auto consent_scope = strings_of(consent != nullptr ? member(*consent, "scope") : nullptr);
 
   auto exclusion_reason = [&](const candidate& c) -> std::string_view {
-    const bool explicit_recipient = c.reason == decided_explicitly;
+    // The sender named it, or it had the message a withdrawal takes back: not a third party.
+    const bool explicit_recipient =
+        c.reason == decided_explicitly || c.reason == decided_as_earlier_recipient;
     if (c.partner_id == sender) {
       return routing_reason::is_sender;
     }

@@ -38,6 +38,9 @@ inline constexpr std::string_view unknown_sender = "unknown-sender";
 
 /// What a candidate came from: the message's own `recipients`, or a routing rule.
 inline constexpr std::string_view decided_explicitly = "explicit";
+/// The reason a partner is a candidate for a withdrawal or cancellation (`case.status`): it was a
+/// recipient of the message taken back.
+inline constexpr std::string_view decided_as_earlier_recipient = "earlier-recipient";
 
 /// One rule of config/routing.json. A message matches when every non-empty list matches; an
 /// empty list matches anything.
@@ -124,12 +127,15 @@ std::vector<std::string> message_regions(const rapidjson::Value& message,
 bool is_possibly_minor(const rapidjson::Value& person, std::string_view created);
 
 /// Decides who receives `message` (schema- and domain-valid) sent by the authenticated `sender`:
-/// candidates are the explicit `recipients` and every matching rule's `add`; policy then excludes
+/// candidates are the explicit `recipients`, then `earlier_recipients` (for a withdrawal or
+/// cancellation: the recipients of the message it takes back; spared, like explicit ones, by the
+/// checks that only limit what rules add), then every matching rule's `add`; policy then excludes
 /// candidates (see routing_reason) and marks the victim fields each remaining recipient may not
 /// get. Pure: reads only its arguments.
 routing_decision route(const rapidjson::Value& message, std::string_view sender,
                        const identity::partner_registry& partners, const routing_rules& rules,
-                       const code_tables& tables);
+                       const code_tables& tables,
+                       const std::vector<std::string>& earlier_recipients = {});
 
 /// The canonical JSON that `plan`'s recipient gets: the withheld fields removed (a required one,
 /// hotline.tip's `summary`, is replaced by {"text": "[withheld]"}) and the envelope member

@@ -4,6 +4,7 @@
 
 #include <rapidjson/document.h>
 
+#include <map>
 #include <regex>
 #include <string>
 
@@ -70,6 +71,41 @@ TEST_F(Withdrawal, TheSendersWithdrawalTakesBackQueuedCopiesAndNobodyElsesDoes) 
                                                original));
   ASSERT_EQ(own.status, 202) << own.body;
   EXPECT_EQ(state_of(gialai, original, "kh-ratanakiri"), "withdrawn");
+}
+
+TEST_F(Withdrawal, ReachesEveryRecipientOfTheOriginalNotOnlyThoseItNames) {
+  const auto gialai = partner_client("vn-gialai");
+  const std::string original = "d0000000-0000-4000-8000-000000000011";
+  std::string tip = example("hotline.tip", original);
+  tip = std::regex_replace(tip, std::regex(R"("recipients": \[[^\]]*\])"),
+                           R"("recipients": ["kh-ratanakiri", "vn-thanhhoa"])");
+  ASSERT_EQ(post(gialai, tip).status, 202);
+
+  // The withdrawal names Ratanakiri only; Thanh Hoa had the tip too and must hear of it.
+  const std::string withdrawal = "d0000000-0000-4000-8000-000000000012";
+  ASSERT_EQ(post(gialai, status_message(withdrawal, "vn-gialai", original)).status, 202);
+  const auto r = get(gialai, "/v1/messages/" + withdrawal);
+  rapidjson::Document doc;
+  doc.Parse(r.body.c_str());
+  ASSERT_TRUE(doc.IsObject() && doc.HasMember("recipients")) << r.body;
+  std::map<std::string, std::string> decided_by;
+  for (const auto& row : doc["recipients"].GetArray()) {
+    decided_by[row["partner"].GetString()] = row["decidedBy"].GetString();
+  }
+  EXPECT_EQ(decided_by, (std::map<std::string, std::string>{{"kh-ratanakiri", "explicit"},
+                                                            {"vn-thanhhoa", "earlier-recipient"}}))
+      << r.body;
+  EXPECT_EQ(state_of(gialai, original, "vn-thanhhoa"), "withdrawn");
+
+  // Another partner's status about the same message learns nothing of its recipients.
+  const auto thanhhoa = partner_client("vn-thanhhoa");
+  const std::string foreign = "d0000000-0000-4000-8000-000000000013";
+  ASSERT_EQ(post(thanhhoa, status_message(foreign, "vn-thanhhoa", original)).status, 202);
+  const auto f = get(thanhhoa, "/v1/messages/" + foreign);
+  doc.Parse(f.body.c_str());
+  ASSERT_TRUE(doc.IsObject() && doc.HasMember("recipients")) << f.body;
+  ASSERT_EQ(doc["recipients"].Size(), 1U) << f.body;
+  EXPECT_EQ(std::string(doc["recipients"][0]["partner"].GetString()), "kh-ratanakiri");
 }
 
 }  // namespace

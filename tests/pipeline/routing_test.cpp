@@ -182,8 +182,10 @@ class Routing : public ::testing::Test {
 
   static routing_decision route_as(const rapidjson::Value& message,
                                    std::string_view sender = "vn-gialai",
-                                   const routing_rules* rules = nullptr) {
-    return route(message, sender, *partners_, rules != nullptr ? *rules : *rules_, tables());
+                                   const routing_rules* rules = nullptr,
+                                   const std::vector<std::string>& earlier = {}) {
+    return route(message, sender, *partners_, rules != nullptr ? *rules : *rules_, tables(),
+                 earlier);
   }
 
   /// The rendered copy for `plan` checked against the schemas and domain rules; returns it parsed.
@@ -479,6 +481,31 @@ TEST_F(Routing, FirstReasonIsKeptAndExplicitWins) {
       (pairs{{"kh-stungtreng", "explicit"}, {"kh-ratanakiri", "first"}, {"vn-thanhhoa", "first"}}))
       << describe(decision);
   EXPECT_EQ(decision.matched_rules, (std::vector<std::string>{"first", "second"}));
+}
+
+TEST_F(Routing, EarlierRecipientsOfAWithdrawnMessageComeAfterTheNamedOnesBeforeRules) {
+  std::vector<config_problem> problems;
+  const auto rules = parse_rules(
+      R"({"rules": [{"id": "status-to-thanhhoa", "match": {"types": ["case.status"]},
+                     "add": ["vn-thanhhoa", "kh-ratanakiri"]}]})",
+      problems);
+  ASSERT_TRUE(problems.empty()) << describe(problems);
+  auto doc = example("case.status");
+  set_json(doc, "/recipients", R"(["kh-stungtreng"])");
+  // Routing may add no third party; those who had the original are not third parties.
+  set_json(doc, "/handling/onwardTransfer", R"("prohibited")");
+  const auto decision = route_as(doc, "vn-gialai", &rules,
+                                 {"kh-stungtreng", "kh-ratanakiri", "vn-gialai", "la-houaphanh"});
+  EXPECT_EQ(recipients_of(decision),
+            (pairs{{"kh-stungtreng", "explicit"}, {"kh-ratanakiri", "earlier-recipient"}}))
+      << describe(decision);
+  // The sender itself and a disabled partner are excluded as ever; the rule adds no one.
+  EXPECT_EQ(excluded_of(decision),
+            (std::vector<excluded_entry>{
+                {"vn-gialai", "earlier-recipient", "is-sender"},
+                {"la-houaphanh", "earlier-recipient", "disabled"},
+                {"vn-thanhhoa", "status-to-thanhhoa", "onward-transfer-prohibited"}}))
+      << describe(decision);
 }
 
 TEST_F(Routing, SenderNotEntitledToTheTypeIsAnError) {
@@ -934,13 +961,15 @@ TEST_F(RoutingRulesLoad, RetiredRegionCodeNamesTheCurrentUnit) {
 }
 
 TEST_F(RoutingRulesLoad, IdsMustBeValidAndUnique) {
-  const auto rules = expect_problems(R"({"rules": [
+  const auto rules =
+      expect_problems(R"({"rules": [
     {"id": "same", "add": ["kh-ratanakiri"]},
     {"id": "same", "add": ["kh-stungtreng"]},
     {"add": ["kh-stungtreng"]},
     {"id": "explicit", "add": ["kh-stungtreng"]},
-    {"id": "Upper Case", "add": ["kh-stungtreng"]}]})",
-                                     {"/rules/1/id", "/rules/2/id", "/rules/3/id", "/rules/4/id"});
+    {"id": "Upper Case", "add": ["kh-stungtreng"]},
+    {"id": "earlier-recipient", "add": ["kh-stungtreng"]}]})",
+                      {"/rules/1/id", "/rules/2/id", "/rules/3/id", "/rules/4/id", "/rules/5/id"});
   ASSERT_EQ(rules.size(), 1u) << "rules with problems are left out";
   EXPECT_EQ(rules.rules()[0].add, std::vector<std::string>{"kh-ratanakiri"});
 }

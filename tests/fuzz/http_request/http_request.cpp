@@ -33,7 +33,7 @@ namespace bhttp = boost::beast::http;
 struct gateway_parts {
   mxgw::fuzz::scratch_dir dir;
   std::shared_ptr<mxgw::store::message_store> store;
-  std::unique_ptr<mxgw::http::partner_api> api;
+  std::shared_ptr<mxgw::http::partner_api> api;  // shared: withdrawals look their original up
 
   gateway_parts() {
     std::vector<mxgw::identity::config_problem> problems;
@@ -51,7 +51,7 @@ struct gateway_parts {
     store = mxgw::store::open_sqlite_store({.path = dir.path() / "store.db"});
     auto seed = std::make_shared<mxgw::identity::trust_state>();
     seed->partners = *partners;
-    api = std::make_unique<mxgw::http::partner_api>(
+    api = std::make_shared<mxgw::http::partner_api>(
         checker, std::make_shared<mxgw::identity::trust_store>(seed),
         std::make_shared<mxgw::live<mxgw::pipeline::routing_rules>>(rules), store);
   }

@@ -163,7 +163,7 @@ struct retention_cut {
 };
 
 struct purge_result {
-  std::size_t payloads = 0;  ///< delivery payloads emptied (a dead one becomes "expired")
+  std::size_t payloads = 0;  ///< delivery rows emptied (a dead one becomes "expired")
   std::size_t bodies = 0;    ///< message bodies emptied (the message's `purged_at` set)
 };
 
@@ -294,8 +294,9 @@ class message_store {
   using purge_handler = std::function<void(purge_result, bool ok)>;
   using register_handler = std::function<void(std::vector<transfer_count>, bool ok)>;
 
-  /// Retention: empties payloads and bodies that are past their time (metadata, status and audit
-  /// stay). A dead row whose payload is purged becomes "expired" and can no longer be replayed.
+  /// Retention: empties payloads and bodies that are past their time, and with a row's payload its
+  /// receipt and last error text (the partner's words; metadata, states and audit stay). A dead
+  /// row whose payload is purged becomes "expired" and can no longer be replayed.
   /// Pending, retrying and delivering rows are never touched. When anything was purged, one audit
   /// entry "retention.purged" (with the counts) is appended in the same transaction. Call again
   /// while a kind reached max_rows.

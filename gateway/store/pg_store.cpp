@@ -279,10 +279,12 @@ constexpr const char* update_error_sql =
 // Retention: payloads past their time, then bodies none of whose copies still needs them. Rows
 // another instance holds are skipped (the next sweep takes them).
 constexpr const char* purge_payloads_sql = R"sql(
-    UPDATE deliveries SET payload = ''::bytea, payload_is_body = false,
+    UPDATE deliveries SET payload = ''::bytea, payload_is_body = false, receipt = ''::bytea,
+           last_error = ''::bytea,
            state = CASE WHEN state = 'dead' THEN 'expired' ELSE state END
      WHERE rid IN (SELECT rid FROM deliveries
-                    WHERE (length(payload) > 0 OR payload_is_body)
+                    WHERE (length(payload) > 0 OR payload_is_body OR length(receipt) > 0
+                           OR length(last_error) > 0)
                       AND ((state = 'delivered' AND delivered_at < $1)
                            OR (state IN ('dead', 'discarded') AND dead_since < $2))
                     LIMIT $3 FOR UPDATE SKIP LOCKED)

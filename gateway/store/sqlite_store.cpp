@@ -303,10 +303,10 @@ constexpr const char* upsert_state_sql =
 
 // Retention: payloads past their time, then bodies none of whose copies still needs them.
 constexpr const char* purge_payloads_sql =
-    "UPDATE deliveries SET payload = x'', payload_is_body = 0, "
+    "UPDATE deliveries SET payload = x'', payload_is_body = 0, receipt = x'', last_error = x'', "
     "state = CASE WHEN state = 'dead' THEN 'expired' ELSE state END "
-    "WHERE rowid IN (SELECT rowid FROM deliveries WHERE (length(payload) > 0 OR payload_is_body) "
-    "AND "
+    "WHERE rowid IN (SELECT rowid FROM deliveries WHERE (length(payload) > 0 OR payload_is_body "
+    "OR length(CAST(receipt AS BLOB)) > 0 OR length(CAST(last_error AS BLOB)) > 0) AND "
     "((state = 'delivered' AND delivered_at < ?1) OR "
     "(state IN ('dead', 'discarded') AND dead_since < ?2)) LIMIT ?3)";
 constexpr const char* purge_bodies_sql =

@@ -635,6 +635,7 @@ TEST_P(StoreContract, RetentionPurgesWhatIsPastItsTimeAndKeepsTheRest) {
     r.result = result;
     r.next_attempt_at = now + day;
     r.error = "x";
+    r.receipt = "receipt-x";
     std::promise<bool> p;
     auto f = p.get_future();
     store_->report(std::move(r), [&p](bool ok) { p.set_value(ok); });
@@ -685,6 +686,20 @@ TEST_P(StoreContract, RetentionPurgesWhatIsPastItsTimeAndKeepsTheRest) {
   }
   EXPECT_EQ(states["vn-thanhhoa"], "delivered");
   EXPECT_EQ(states["kh-stungtreng"], "expired");
+  // The partners' words go with the payload: the receipt and the refusal's text.
+  for (const auto& r : status->recipients) {
+    EXPECT_EQ(r.receipt, "") << r.recipient;
+    EXPECT_EQ(r.last_error, "") << r.recipient;
+  }
+  std::promise<std::optional<message_status>> untouched;
+  auto uf = untouched.get_future();
+  store_->find(make_id(21), [&untouched](std::optional<message_status> s, bool) {
+    untouched.set_value(std::move(s));
+  });
+  const auto b = wait_for(uf, "find");
+  ASSERT_TRUE(b.has_value());
+  ASSERT_EQ(b->recipients.size(), 1U);
+  EXPECT_EQ(b->recipients[0].last_error, "x");  // retrying: nothing of it is purged
 
   std::vector<audit::audit_row> purges;
   for (auto& row : read()) {

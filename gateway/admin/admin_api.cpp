@@ -1037,6 +1037,29 @@ void audit_query(const call& c, const query_map& query) {
 // --- metrics and export
 // ---------------------------------------------------------------------------
 
+// POST /admin/v1/reload: what SIGHUP does, as this administrator (on the audit record).
+void reload_config(const call& c) {
+  if (!c.ctx.options.reload) {
+    return c.done(not_found("There is no such resource."));
+  }
+  const auto problems = c.ctx.options.reload(c.actor);
+  if (!problems.empty()) {
+    std::vector<pipeline::field_error> errors;
+    for (const auto& p : problems) {
+      errors.push_back({p.field, p.file + ": " + p.reason});
+    }
+    return c.done(problem(422, "reload-refused", "Reload refused",
+                          "The configuration has problems; nothing was changed.", errors));
+  }
+  c.log_change("admin.reload", "", 200);
+  c.done(json_response(200, [](writer& w) {
+    w.StartObject();
+    w.Key("reloaded");
+    w.Bool(true);
+    w.EndObject();
+  }));
+}
+
 void metrics_text(const call& c) {
   const auto trust = c.state().trust();
   const auto now = c.now();
@@ -1157,6 +1180,9 @@ void admin_api::handle(const http::request& req, done_fn done) const {
   }
   const std::string& area = seg[2];
   const std::size_t n = seg.size();
+  if (area == "reload" && n == 3) {
+    return only("POST", "POST") ? reload_config(c) : void();
+  }
   if (area == "partners") {
     if (n == 3) {
       if (m == "GET") {

@@ -8,8 +8,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gateway/http/handlers.hpp"
+#include "gateway/identity/partner_registry.hpp"
 
 namespace mxgw {
 class metrics;
@@ -24,6 +26,9 @@ struct admin_api_options {
   std::chrono::hours default_overlap{24 * 14};
   std::chrono::hours default_validity{24 * 365};
   std::size_t max_json_depth = 32;
+  /// Reloads the gateway's reloadable configuration as `actor` (gateway_instance::reload); empty:
+  /// POST /admin/v1/reload answers 404.
+  std::function<std::vector<identity::config_problem>(const std::string& actor)> reload;
 };
 
 class admin_api {

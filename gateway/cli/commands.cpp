@@ -597,6 +597,9 @@ int run(int argc, char** argv) {
       "export", "Write a running gateway's current partners and routing rules as files");
   export_cmd->add_option("--out", export_dir, "directory for partners.json and routing.json")
       ->required();
+  auto* reload_cmd = config_cmd->add_subcommand(
+      "reload",
+      "Make a running gateway reload its tables, mapping files and CRLs (as SIGHUP does)");
 
   // certs
   auto* certs_cmd = app.add_subcommand("certs", "Development CA and partner certificates");
@@ -692,6 +695,7 @@ int run(int argc, char** argv) {
   partners_disable_cmd->add_option("--reason", disable_reason, "short reason code");
   add_admin_options(partners_disable_cmd, admin_api_target, true);
   add_admin_options(export_cmd, admin_api_target, true);
+  add_admin_options(reload_cmd, admin_api_target, true);
 
   // keys: data keys for encryption at rest
   auto* keys_cmd = app.add_subcommand("keys", "Data keys for encryption of the store at rest");
@@ -1038,6 +1042,15 @@ int run(int argc, char** argv) {
                                      json::to_string(doc["routing"]) + "\n", 0644);
       std::cout << "wrote " << (export_dir / "partners.json").string() << " and "
                 << (export_dir / "routing.json").string() << "\n";
+      return 0;
+    }
+    if (*reload_cmd) {
+      // The problems (file, entry, reason) come back in the problem document's errors.
+      const auto r = admin_request(admin_api_target, "POST", "/admin/v1/reload", "");
+      if (int status = report_failure("config reload", r)) {
+        return status;
+      }
+      std::cout << "reloaded\n";
       return 0;
     }
     if (*sim_cmd) {

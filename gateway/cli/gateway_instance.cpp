@@ -273,7 +273,9 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
         .signing_dir = config.admin.signing_dir,
         .default_overlap = std::chrono::hours(24 * config.admin.default_overlap_days),
         .default_validity = std::chrono::hours(24 * config.admin.default_validity_days),
-        .max_json_depth = 32};
+        .max_json_depth = 32,
+        // The admin listener lives inside this instance: `this` outlives its requests.
+        .reload = [this](const std::string& actor) { return reload(actor); }};
     auto* delivery_ptr = parts_->delivery.get();
     auto* partner_server = parts_->server.get();
     auto extra = [delivery_ptr, partner_server] {
@@ -412,19 +414,20 @@ feed::feed_poller* gateway_instance::feeds() const {
   return parts_->feeds.get();
 }
 
-void gateway_instance::audit_reload(std::string event,
+void gateway_instance::audit_reload(std::string event, const std::string& actor,
                                     std::vector<std::pair<std::string, std::string>> details) {
-  parts_->store->append_audit({{.event = std::move(event),
-                                .actor = "gateway:" + parts_->config.delivery.instance,
-                                .details = std::move(details)}},
-                              [](bool ok) {
-                                if (!ok) {
-                                  log::error({.event = "audit.append_failed", .reason = "store"});
-                                }
-                              });
+  parts_->store->append_audit(
+      {{.event = std::move(event),
+        .actor = actor.empty() ? "gateway:" + parts_->config.delivery.instance : actor,
+        .details = std::move(details)}},
+      [](bool ok) {
+        if (!ok) {
+          log::error({.event = "audit.append_failed", .reason = "store"});
+        }
+      });
 }
 
-std::vector<config::config_problem> gateway_instance::reload() {
+std::vector<config::config_problem> gateway_instance::reload(const std::string& actor) {
   std::lock_guard lock(parts_->reload_mutex);
   const auto& config = parts_->config;
   std::vector<config::config_problem> problems;
@@ -476,7 +479,7 @@ std::vector<config::config_problem> gateway_instance::reload() {
                  .reason = "config-problem",
                  .detail = p.file + (p.field.empty() ? "" : ": " + p.field)});
     }
-    audit_reload("config.reload_refused", {{"problems", std::to_string(problems.size())}});
+    audit_reload("config.reload_refused", actor, {{"problems", std::to_string(problems.size())}});
     return problems;
   }
   parts_->api->replace_translation(next.checker, next.transliterators);
@@ -494,7 +497,7 @@ std::vector<config::config_problem> gateway_instance::reload() {
     parts_->feeds->put_in_force(feed_crls);
   }
   // An operator's act that changes what is accepted and who is served: on the record.
-  audit_reload("config.reloaded",
+  audit_reload("config.reloaded", actor,
                {{"codeTables", std::to_string(next.checker->tables().names().size())},
                 {"mappingFiles", std::to_string(next.mappings->size())},
                 {"crls", std::to_string(partner_crls.crls + admin_crls.crls + delivery_crls.crls)},

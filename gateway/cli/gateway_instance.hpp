@@ -58,14 +58,17 @@ class gateway_instance {
   /// any problem nothing changes and the
   /// problems (file and entry, no content) are logged and returned. Adding or removing a mapping
   /// file needs a restart (partners name adapters). Thread-safe; reloads run one at a time.
-  std::vector<config::config_problem> reload();
+  /// `actor`: who asked, for the audit entry ("admin:<name>"); empty: "gateway:<instance>" (a
+  /// signal).
+  std::vector<config::config_problem> reload(const std::string& actor = {});
 
   /// The notice feed poller (nullptr when no enabled partner has a feed), for its counters.
   feed::feed_poller* feeds() const;
 
  private:
   /// Appends one audit entry about a reload (not waited for; a failure is logged).
-  void audit_reload(std::string event, std::vector<std::pair<std::string, std::string>> details);
+  void audit_reload(std::string event, const std::string& actor,
+                    std::vector<std::pair<std::string, std::string>> details);
 
   struct parts;
   std::unique_ptr<parts> parts_;

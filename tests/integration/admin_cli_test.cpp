@@ -220,6 +220,32 @@ TEST_F(AdminCli, BadRevocationsAreRefusedAndChangeNothing) {
   EXPECT_TRUE(unchanged());
 }
 
+TEST_F(AdminCli, AReloadAskedThroughTheAdminApiIsDoneAndAuditedWithTheAdministrator) {
+  auto r = mxgw("config reload");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "reloaded\n");
+
+  // A broken CRL refuses the reload: the problem comes back, nothing changes, service goes on.
+  write_file(dir_ / "crl.pem", "not a CRL\n");
+  r = mxgw("config reload");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("422"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("crl.pem: holds no CRL"), std::string::npos) << r.err;
+  EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 200);
+
+  // Both on the record, by the administrator who asked.
+  for (const char* event : {"config.reloaded", "config.reload_refused"}) {
+    r = mxgw(std::string("audit query --event ") + event);
+    ASSERT_EQ(r.status, 0) << r.err;
+    const auto entries = lines_of(r.out);
+    ASSERT_EQ(entries.size(), 1u) << event << "\n" << r.out;
+    EXPECT_NE(entries[0].find(R"("actor":"admin:alice")"), std::string::npos) << entries[0];
+  }
+  // Only POST, and only for administrators (the partner listener has no such route).
+  EXPECT_EQ(admin(admin_client(), "GET", "/admin/v1/reload").status, 405);
+  EXPECT_EQ(post(partner_client("vn-gialai"), "{}", "/admin/v1/reload").status, 404);
+}
+
 TEST_F(AdminCli, DeadLettersAreListedReplayedAndDiscarded) {
   const std::string id = "5b2d8e1f-4c3a-4b6d-9e8f-7a1b2c3d4e5f";
   ASSERT_EQ(post(partner_client("vn-gialai"), example("victim.identification", id)).status, 202);

@@ -1,11 +1,13 @@
 // Fuzz target: the admin API handler in-process. The bytes are up to eight requests, separated by
 // a line "%%"; each is a line "METHOD TARGET [IF-MATCH]" and the JSON body after it. They go to
-// admin_api::handle as administrator "fuzz", in order, over a fresh SQLite store and fresh state
-// (shipped partners, routing and code tables, a signing CA for CSR enrolment), so every input
-// replays alike. Each answer must come exactly once with a known status, no CR or LF in a header,
-// and a JSON body that parses.
+// admin_api::handle as administrator "fuzz", in order, over a fresh copy of a seeded SQLite store
+// (two dead letters of message c0000000-0000-4000-8000-000000000001, to kh-stungtreng and
+// kh-ratanakiri, so replay and discard find something) and fresh state (shipped partners, routing
+// and code tables, a signing CA for CSR enrolment), so every input replays alike. Each answer must
+// come exactly once with a known status, no CR or LF in a header, and a JSON body that parses.
 #include <openssl/crypto.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -62,9 +64,49 @@ struct seed_state {
     std::ifstream in(config / "routing.json", std::ios::binary);
     routing_document.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     mxgw::identity::certs_init({.dir = signing_dir()});
+    seed_store();
   }
 
   std::filesystem::path signing_dir() const { return dir.path() / "signing"; }
+  std::filesystem::path seeded_store() const { return dir.path() / "seeded" / "store.db"; }
+
+  // The store every input starts from: one message, both of its copies dead (the first refused
+  // with a text that is not UTF-8). Closed, so the file alone holds everything.
+  void seed_store() {
+    auto store = mxgw::store::open_sqlite_store({.path = seeded_store()});
+    const std::string body = R"({"seed":true})";
+    mxgw::store::message_record record{"c0000000-0000-4000-8000-000000000001",
+                                       "vn-gialai",
+                                       "hotline.tip",
+                                       "2026-12-07T00:00:00Z",
+                                       std::string(64, '0'),
+                                       body};
+    record.deliveries.push_back({"kh-stungtreng", "explicit", body, "[]"});
+    record.deliveries.push_back({"kh-ratanakiri", "explicit", body, "[]"});
+    std::promise<mxgw::store::accept_outcome> accepted;
+    store->accept(record, [&](mxgw::store::accept_result r) { accepted.set_value(r.outcome); });
+    std::promise<std::vector<mxgw::store::delivery_job>> claimed;
+    const bool stored = accepted.get_future().get() == mxgw::store::accept_outcome::stored;
+    store->claim_due("seed", 10, std::chrono::minutes(1), {},
+                     [&](std::vector<mxgw::store::delivery_job> jobs, bool) {
+                       claimed.set_value(std::move(jobs));
+                     });
+    const auto jobs = claimed.get_future().get();
+    bool reported = stored && jobs.size() == 2;
+    for (const auto& job : jobs) {
+      mxgw::store::attempt_report report{job.message_id, job.recipient, "seed"};
+      report.result = mxgw::store::attempt_result::dead;
+      report.error = "http-400: \xff\x1b[2J refused";
+      std::promise<bool> done;
+      store->report(std::move(report), [&](bool ok) { done.set_value(ok); });
+      reported = done.get_future().get() && reported;
+    }
+    store->stop();
+    if (!reported) {
+      mxgw::fuzz::require_no_problems({{"seeded store", "", "could not be seeded"}},
+                                      "admin_api seed");
+    }
+  }
 };
 
 seed_state& seed() {
@@ -141,6 +183,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   // A fresh store and state per input, so no input depends on the ones before it.
   const auto store_dir = s.dir.path() / ("input-" + std::to_string(s.inputs++));
+  std::filesystem::create_directories(store_dir);
+  std::filesystem::copy_file(s.seeded_store(), store_dir / "store.db");
   std::shared_ptr<mxgw::store::message_store> store =
       mxgw::store::open_sqlite_store({.path = store_dir / "store.db"});
   auto initial = std::make_shared<mxgw::identity::trust_state>();
@@ -151,7 +195,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       store, std::shared_ptr<const mxgw::pipeline::code_tables>(s.checker, &s.checker->tables()),
       s.formats);
   auto api = std::make_unique<mxgw::admin::admin_api>(
-      state, store, mxgw::admin::admin_api_options{.signing_dir = s.signing_dir()},
+      state, store,
+      mxgw::admin::admin_api_options{
+          .signing_dir = s.signing_dir(),
+          .reload =
+              [](const std::string&) { return std::vector<mxgw::identity::config_problem>{}; }},
       std::make_shared<mxgw::metrics>(), [] { return std::string(); });
   for (const auto& fr : requests) {
     const std::string body(fr.body);  // the handler may read the body after returning

@@ -61,6 +61,14 @@ class TlsIdentity : public gateway_fixture {
     return req;
   }
 
+  /// A valid certificate of vn-gialai written to NAME.pem/.key, with its serial (for a CRL).
+  std::pair<cli::client_tls, std::string> gialai_with_serial(const std::string& name) {
+    const auto issued = ca_->issue(partner_request("vn-gialai"));
+    write_file(dir_ / (name + ".pem"), issued.cert_pem);
+    identity::write_file_with_mode(dir_ / (name + ".key"), issued.key_pem, 0600);
+    return {{dir_ / "ca.pem", dir_ / (name + ".pem"), dir_ / (name + ".key")}, issued.serial_hex};
+  }
+
   // A refused client: no HTTP answer at all, and nothing reached the store.
   void expect_no_service(const cli::client_tls& tls) {
     const auto before = stored_messages();
@@ -116,13 +124,9 @@ TEST_F(TlsIdentity, CertificateWithoutAnyExtendedKeyUsageGetsNoService) {
 }
 
 TEST_F(TlsIdentity, RevokedCertificateGetsNoService) {
-  auto req = partner_request("vn-gialai");
-  const auto issued = ca_->issue(req);
-  write_file(dir_ / "revoked.pem", issued.cert_pem);
-  identity::write_file_with_mode(dir_ / "revoked.key", issued.key_pem, 0600);
-  const cli::client_tls tls{dir_ / "ca.pem", dir_ / "revoked.pem", dir_ / "revoked.key"};
+  const auto [tls, serial] = gialai_with_serial("revoked");
   ASSERT_EQ(get(tls, "/healthz").status, 200);  // served before it is revoked
-  write_file(dir_ / "crl.pem", ca_->make_crl({{issued.serial_hex}}));
+  write_file(dir_ / "crl.pem", ca_->make_crl({{serial}}));
   restart();
   expect_no_service(tls);
   EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 200);  // others unaffected
@@ -162,17 +166,14 @@ struct kept_connection {
 };
 
 TEST_F(TlsIdentity, ACrlReloadRefusesARevokedCertificateAndClosesItsOpenConnection) {
-  const auto issued = ca_->issue(partner_request("vn-gialai"));
-  write_file(dir_ / "revoked.pem", issued.cert_pem);
-  identity::write_file_with_mode(dir_ / "revoked.key", issued.key_pem, 0600);
-  const cli::client_tls tls{dir_ / "ca.pem", dir_ / "revoked.pem", dir_ / "revoked.key"};
+  const auto [tls, serial] = gialai_with_serial("revoked");
   kept_connection open(tls, port_);
   ASSERT_EQ(open.healthz(), "HTTP/1.1 200 OK");
   kept_connection other(partner_client("vn-gialai"), port_);
   ASSERT_EQ(other.healthz(), "HTTP/1.1 200 OK");
 
   // The CA revokes the certificate; the operator puts the new CRL in place and reloads.
-  write_file(dir_ / "crl.pem", ca_->make_crl({{issued.serial_hex}}));
+  write_file(dir_ / "crl.pem", ca_->make_crl({{serial}}));
   EXPECT_TRUE(gateway_->reload().empty());
   EXPECT_TRUE(open.closed_by_gateway());
   expect_no_service(tls);
@@ -189,18 +190,15 @@ TEST_F(TlsIdentity, ACrlReloadRefusesARevokedCertificateAndClosesItsOpenConnecti
 }
 
 TEST_F(TlsIdentity, ACrlReloadThatCannotBeTrustedChangesNothing) {
-  const auto issued = ca_->issue(partner_request("vn-gialai"));
-  write_file(dir_ / "listed.pem", issued.cert_pem);
-  identity::write_file_with_mode(dir_ / "listed.key", issued.key_pem, 0600);
-  const cli::client_tls tls{dir_ / "ca.pem", dir_ / "listed.pem", dir_ / "listed.key"};
+  const auto [tls, serial] = gialai_with_serial("listed");
   kept_connection open(tls, port_);
   ASSERT_EQ(open.healthz(), "HTTP/1.1 200 OK");
   const auto now = std::chrono::system_clock::now();
   const auto rogue = identity::cert_authority::create("mxgw test CA", now - std::chrono::hours(1),
                                                       now + std::chrono::hours(24));
   const std::vector<std::string> refused = {
-      rogue.make_crl({{issued.serial_hex}}),  // same issuer name, another key: a forgery
-      "not a CRL\n", ca_->make_crl({{issued.serial_hex}}).substr(0, 200),  // cut short
+      rogue.make_crl({{serial}}),  // same issuer name, another key: a forgery
+      "not a CRL\n", ca_->make_crl({{serial}}).substr(0, 200),  // cut short
   };
   for (const auto& text : refused) {
     write_file(dir_ / "crl.pem", text);

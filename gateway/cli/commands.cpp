@@ -798,7 +798,7 @@ int run(int argc, char** argv) {
   bool config_given = false;
   auto* queue_cmd = app.add_subcommand("queue", "Delivery queue and dead letters");
   queue_cmd->require_subcommand(1);
-  auto* dead_cmd = queue_cmd->add_subcommand("dead", "List dead letters (metadata only)");
+  auto* dead_cmd = queue_cmd->add_subcommand("dead", "List dead letters: ids, recipient, sender, attempts, last error");
   dead_cmd->add_option("--config", config_file, "gateway.json (instead of --admin-url)")
       ->each([&](const std::string&) { config_given = true; });
   add_admin_options(dead_cmd, admin_api_target, false);

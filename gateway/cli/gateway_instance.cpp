@@ -453,17 +453,15 @@ std::vector<config::config_problem> gateway_instance::reload(const std::string& 
   }
   // The CRL files read anew for each listener; put in force only when nothing else is refused.
   std::vector<std::string> stale;
+  const auto outbound_crls = partner_client_identity(config).server_crls;
   const auto partner_crls =
       parts_->server ? parts_->server->read_crls(config.listener.tls.crls, problems, stale)
                      : net::verify_store_update{};
   const auto delivery_crls = parts_->delivery
-                                 ? parts_->delivery->read_crls(
-                                       partner_client_identity(config).server_crls, problems, stale)
+                                 ? parts_->delivery->read_crls(outbound_crls, problems, stale)
                                  : delivery::client_crls{};
-  const auto feed_crls =
-      parts_->feeds
-          ? parts_->feeds->read_crls(partner_client_identity(config).server_crls, problems, stale)
-          : delivery::client_crls{};
+  const auto feed_crls = parts_->feeds ? parts_->feeds->read_crls(outbound_crls, problems, stale)
+                                       : delivery::client_crls{};
   const auto admin_crls =
       parts_->admin_server
           ? parts_->admin_server->read_crls(config.admin.listener.tls.crls, problems, stale)

@@ -51,17 +51,11 @@ struct partner_client::impl : std::enable_shared_from_this<partner_client::impl>
     } catch (const std::exception& e) {
       throw std::runtime_error(std::string("delivery client identity: ") + e.what());
     }
-    X509_STORE* store = SSL_CTX_get_cert_store(ctx.native_handle());
-    std::vector<identity::config_problem> problems;
-    std::vector<std::string> stale;
-    const auto crls =
-        identity::read_crls(identity::anchors_of(store), identity.server_crls, problems, stale);
-    if (!problems.empty()) {
-      throw std::runtime_error("delivery client identity: " + problems.front().file + ": " +
-                               problems.front().reason);
+    try {
+      identity::load_crls_into(SSL_CTX_get_cert_store(ctx.native_handle()), identity.server_crls);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(std::string("delivery client identity: ") + e.what());
     }
-    identity::log_stale_crls(stale);
-    identity::add_crls(store, crls);
     ctx.set_verify_mode(asio::ssl::verify_peer);
   }
 
@@ -332,18 +326,9 @@ client_crls partner_client::read_crls(const std::vector<std::filesystem::path>& 
                                       std::vector<identity::config_problem>& problems,
                                       std::vector<std::string>& stale) const {
   // The context's own store holds the CAs of construction; it never changes afterwards.
-  const auto anchors = identity::anchors_of(SSL_CTX_get_cert_store(impl_->ctx.native_handle()));
-  const std::size_t before = problems.size();
-  const auto batch = identity::read_crls(anchors, files, problems, stale);
-  if (problems.size() != before) {
-    return {};
-  }
-  client_crls out{identity::make_verify_store(anchors, batch, 0), batch.crls.size()};
-  if (!out.store) {
-    problems.push_back({"(openssl)", "", "cannot make a certificate store"});
-  }
-  identity::log_stale_crls(stale);
-  return out;
+  auto renewed = identity::renew_store(SSL_CTX_get_cert_store(impl_->ctx.native_handle()), files, 0,
+                                       problems, stale);
+  return {renewed.store, renewed.batch.crls.size()};
 }
 
 void partner_client::put_in_force(const client_crls& crls) {

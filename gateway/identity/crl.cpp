@@ -9,6 +9,7 @@
 #include <openssl/x509_vfy.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "gateway/common/log.hpp"
 
@@ -123,6 +124,35 @@ void log_stale_crls(const std::vector<std::string>& stale) {
                .detail = file + ": past its nextUpdate; its issuer's certificates are refused "
                                 "until a newer CRL is loaded"});
   }
+}
+
+void load_crls_into(X509_STORE* store, const std::vector<std::filesystem::path>& files) {
+  std::vector<config_problem> problems;
+  std::vector<std::string> stale;
+  const auto batch = read_crls(anchors_of(store), files, problems, stale);
+  if (!problems.empty()) {
+    throw std::runtime_error(problems.front().file + ": " + problems.front().reason);
+  }
+  log_stale_crls(stale);
+  add_crls(store, batch);
+}
+
+renewed_store renew_store(X509_STORE* current, const std::vector<std::filesystem::path>& files,
+                          int purpose, std::vector<config_problem>& problems,
+                          std::vector<std::string>& stale) {
+  const auto anchors = anchors_of(current);
+  const std::size_t before = problems.size();
+  renewed_store out{nullptr, read_crls(anchors, files, problems, stale)};
+  if (problems.size() != before) {
+    return {};
+  }
+  out.store = make_verify_store(anchors, out.batch, purpose);
+  if (!out.store) {
+    problems.push_back({"(openssl)", "", "cannot make a certificate store"});
+    return {};
+  }
+  log_stale_crls(stale);
+  return out;
 }
 
 }  // namespace mxgw::identity

@@ -46,4 +46,19 @@ std::shared_ptr<X509_STORE> make_verify_store(const std::vector<std::shared_ptr<
 /// Logs each stale file (`tls.crl_stale`, the file name only).
 void log_stale_crls(const std::vector<std::string>& stale);
 
+/// At start: reads `files` against the anchors already in `store` and adds their CRLs to it.
+/// Throws std::runtime_error "FILE: REASON" on the first problem; stale files are logged.
+void load_crls_into(X509_STORE* store, const std::vector<std::filesystem::path>& files);
+
+/// For a reload: a new verification store with the anchors of `current` (a store that is not
+/// changed after start) and the CRLs of `files`, `purpose` as for make_verify_store. On a problem
+/// (appended to `problems`) the store is null; stale files are logged and named in `stale`.
+struct renewed_store {
+  std::shared_ptr<X509_STORE> store;
+  crl_batch batch;
+};
+renewed_store renew_store(X509_STORE* current, const std::vector<std::filesystem::path>& files,
+                          int purpose, std::vector<config_problem>& problems,
+                          std::vector<std::string>& stale);
+
 }  // namespace mxgw::identity

@@ -41,22 +41,12 @@ verify_store_update prepare_verify_store(ssl::context& ctx,
                                          std::vector<std::string>& stale) {
   // The context's own store holds the anchors loaded at start (and the CRLs of then); it is never
   // changed after start, so each update starts from the same anchors.
-  const auto anchors = identity::anchors_of(SSL_CTX_get_cert_store(ctx.native_handle()));
-  const std::size_t problems_before = problems.size();
-  auto batch = identity::read_crls(anchors, files, problems, stale);
-  if (problems.size() != problems_before) {
+  auto renewed = identity::renew_store(SSL_CTX_get_cert_store(ctx.native_handle()), files,
+                                       X509_PURPOSE_SSL_CLIENT, problems, stale);
+  if (!renewed.store) {
     return {};
   }
-  verify_store_update update;
-  update.store = identity::make_verify_store(anchors, batch, X509_PURPOSE_SSL_CLIENT);
-  if (!update.store) {
-    problems.push_back({"(openssl)", "", "cannot make a certificate store"});
-    return {};
-  }
-  update.revoked_serials = std::move(batch.revoked_serials);
-  update.crls = batch.crls.size();
-  identity::log_stale_crls(stale);
-  return update;
+  return {renewed.store, std::move(renewed.batch.revoked_serials), renewed.batch.crls.size()};
 }
 
 std::string_view verify_error_code(int x509_error) {
@@ -121,16 +111,7 @@ std::shared_ptr<ssl::context> make_server_context(const config::tls_settings& tl
     }
   }
   X509_STORE* store = SSL_CTX_get_cert_store(native);
-  {
-    std::vector<config::config_problem> problems;
-    std::vector<std::string> stale;
-    const auto crls = identity::read_crls(identity::anchors_of(store), tls.crls, problems, stale);
-    if (!problems.empty()) {
-      throw std::runtime_error(problems.front().file + ": " + problems.front().reason);
-    }
-    identity::log_stale_crls(stale);
-    identity::add_crls(store, crls);
-  }
+  identity::load_crls_into(store, tls.crls);
   // Client certificates are verified for the TLS client purpose.
   X509_STORE_set_purpose(store, X509_PURPOSE_SSL_CLIENT);
   SSL_CTX_set_verify_depth(native, 4);

@@ -143,6 +143,19 @@ class Rekey : public ::testing::TestWithParam<backend> {
     return plain;
   }
 
+  /// Overwrites every `field` value of message 2 (the message after make_id(1)) with `bytes`, as
+  /// whoever can write the store could; true when the store took it.
+  bool overwrite_in_second_message(value_field field, const std::string& bytes) {
+    std::promise<bool> done;
+    raw_->rewrite_values(
+        make_id(1), 1,
+        [field, &bytes](const stored_value& v) -> std::optional<std::string> {
+          return v.field == field ? std::optional<std::string>(bytes) : std::nullopt;
+        },
+        [&done](rewrite_result, bool ok) { done.set_value(ok); });
+    return done.get_future().get();
+  }
+
   /// Claims every due delivery through `store` and answers them as message n's recipients do:
   /// a receipt from vn-thanhhoa, a refusal (dead letter) from la-houaphanh.
   static void answer_all(message_store& store, int n) {
@@ -314,14 +327,7 @@ TEST_P(Rekey, AMovedPayloadIsCountedAsUnreadableNotResealedInItsNewPlace) {
   // Message 2's body carries message 1's: re-sealing it in its new place would launder it.
   value_map values = snapshot();
   const std::string moved = values.at({make_id(1), "body"});
-  std::promise<bool> done;
-  raw_->rewrite_values(
-      make_id(1), 1,
-      [&moved](const stored_value& v) -> std::optional<std::string> {
-        return v.field == value_field::body ? std::optional<std::string>(moved) : std::nullopt;
-      },
-      [&done](rewrite_result, bool ok) { done.set_value(ok); });
-  ASSERT_TRUE(done.get_future().get());
+  ASSERT_TRUE(overwrite_in_second_message(value_field::body, moved));
 
   const auto counts = rekey_store(*raw_, *ring_of({{"2026a", 1}, {"2026b", 2}}, "2026b"));
   EXPECT_EQ(counts.corrupt, 1U);
@@ -419,14 +425,7 @@ TEST_P(Rekey, AReceiptThatDoesNotOpenReadsAsUnreadableNotAsItsBytes) {
   }
   // Message 2's row carries message 1's receipt (moved by whoever can write the store).
   const std::string moved = snapshot().at({make_id(1), "receipt:vn-thanhhoa"});
-  std::promise<bool> done;
-  raw_->rewrite_values(
-      make_id(1), 1,
-      [&moved](const stored_value& v) -> std::optional<std::string> {
-        return v.field == value_field::receipt ? std::optional<std::string>(moved) : std::nullopt;
-      },
-      [&done](rewrite_result, bool ok) { done.set_value(ok); });
-  ASSERT_TRUE(done.get_future().get());
+  ASSERT_TRUE(overwrite_in_second_message(value_field::receipt, moved));
   const auto status = find(*sealed, make_id(2));
   ASSERT_TRUE(status);
   for (const auto& r : status->recipients) {

@@ -52,6 +52,10 @@ struct message_record {
   /// the same sender, its copies not yet delivered (pending, retrying) become "withdrawn" and
   /// their payloads are emptied, in the same transaction. Empty: nothing is taken back.
   std::string withdraws;
+  /// The message's statistical facts for `mxgw report`: a compact JSON object of coarse,
+  /// non-identifying categories (report::facts_of). Stored with the message and kept when
+  /// retention purges its body. Empty: none (e.g. a record built by a test).
+  std::string facts;
 };
 
 enum class accept_outcome {
@@ -173,6 +177,7 @@ enum class value_field {
   payload,  ///< a recipient's payload, or the grant of a recipient of the body
   receipt,  ///< the receipt a recipient answered with
   error,    ///< a delivery's last error text (a partner's refusal, a discard reason)
+  facts,    ///< the message's statistical facts (recipient empty)
 };
 
 /// One stored value as the store holds it (sealed bytes when encryption is on), shown to a
@@ -204,6 +209,21 @@ struct transfer_count {
   std::string month;      ///< "YYYY-MM" (UTC; accepted_at for received, delivered_at for sent)
   std::string type;
   std::size_t count = 0;
+};
+
+/// One accepted message's statistical facts, for `mxgw report`.
+struct message_facts {
+  std::string id;
+  std::string sender;
+  std::string type;
+  std::string accepted_at;  ///< RFC 3339 UTC with milliseconds, as the store wrote it
+  std::string facts;        ///< message_record::facts; empty for a message stored without them
+};
+
+/// One page of read_facts.
+struct facts_page {
+  std::vector<message_facts> rows;
+  std::string next;  ///< the cursor of the next page; empty: there are no more rows
 };
 
 /// One dead letter, for operators (metadata only).
@@ -307,11 +327,21 @@ class message_store {
   virtual void transfer_register(std::string from_month, std::string to_month,
                                  register_handler handler) = 0;
 
+  using facts_handler = std::function<void(facts_page, bool ok)>;
+
+  /// The statistical facts of the messages accepted at or after `since` (RFC 3339 UTC, compared
+  /// with accepted_at as text), oldest first, at most `limit` rows after the cursor `after` (""
+  /// for the first page, then the previous page's `next`). Messages stored before facts were
+  /// kept come with empty facts. Runs as a read: it never delays the group commit.
+  virtual void read_facts(std::string since, std::string after, std::size_t limit,
+                          facts_handler handler) = 0;
+
   using rewrite_handler = std::function<void(rewrite_result, bool ok)>;
 
-  /// Shows the non-empty bodies, payloads, receipts and error texts of the next `max_messages`
-  /// messages after `after_id` (in id order; "" starts at the first; per message the body first,
-  /// then each delivery row's values) to `rewriter` and stores the bytes it
+  /// Shows the non-empty bodies, facts, payloads, receipts and error texts of the next
+  /// `max_messages` messages after `after_id` (in id order; "" starts at the first; per message
+  /// the body first, then its facts, then each delivery row's values) to `rewriter` and stores
+  /// the bytes it
   /// returns, all in one transaction (group-committed with this store's other writes). A
   /// failed batch, or a rewriter that throws, changes none of these values: handler({}, false)
   /// (a throwing rewriter fails only its own part of the transaction). Only

@@ -143,6 +143,12 @@ constexpr std::array<const char*, postgres_schema_version> migrations = {
       DROP INDEX deliveries_due;
       CREATE INDEX deliveries_claim ON deliveries (state, recipient, next_attempt_at, rid);
     )sql",
+    // 7: each message's statistical facts (coarse categories for `mxgw report`, sealed like the
+    // body when encryption at rest is on), kept when retention purges the body. Messages stored
+    // before have none (empty). A constant default: no rewrite of the table.
+    R"sql(
+      ALTER TABLE messages ADD COLUMN facts bytea NOT NULL DEFAULT ''::bytea;
+    )sql",
 };
 
 static_assert(std::none_of(migrations.begin(), migrations.end(),
@@ -159,8 +165,8 @@ constexpr std::string_view lock_chain = "chain";
 // this waits for it and then does nothing, so a race between instances ends in duplicate or
 // conflict, never in a unique-violation error that would abort the whole batch.
 constexpr const char* insert_message_sql =
-    "INSERT INTO messages (id, sender, type, created, accepted_at, body_sha256, body, state) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING RETURNING 1";
+    "INSERT INTO messages (id, sender, type, created, accepted_at, body_sha256, body, state, "
+    "facts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING RETURNING 1";
 constexpr const char* select_existing_sql =
     "SELECT sender, body_sha256, accepted_at FROM messages WHERE id = $1";
 constexpr const char* insert_delivery_sql =
@@ -263,12 +269,13 @@ constexpr const char* discard_sql =
 // instead of racing them. Empty values are left out (a body's recipient's payload is shown even
 // when empty: its grant is due).
 constexpr const char* select_rewrite_messages_sql =
-    "SELECT id, body FROM messages WHERE id > $1 ORDER BY id LIMIT $2 FOR UPDATE";
+    "SELECT id, body, facts FROM messages WHERE id > $1 ORDER BY id LIMIT $2 FOR UPDATE";
 constexpr const char* select_rewrite_payloads_sql =
     "SELECT message_id, recipient, payload, length(payload) > 0 OR payload_is_body, receipt, "
     "last_error FROM deliveries WHERE message_id > $1 AND message_id <= $2 "
     "ORDER BY message_id, recipient FOR UPDATE";
 constexpr const char* update_body_sql = "UPDATE messages SET body = $2 WHERE id = $1";
+constexpr const char* update_facts_sql = "UPDATE messages SET facts = $2 WHERE id = $1";
 constexpr const char* update_payload_sql =
     "UPDATE deliveries SET payload = $3 WHERE message_id = $1 AND recipient = $2";
 constexpr const char* update_receipt_sql =
@@ -345,6 +352,14 @@ constexpr const char* select_queue_stats_sql =
     "'retrying')), '') "
     "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id "
     "GROUP BY d.recipient ORDER BY d.recipient";
+// Statistical facts in the order of acceptance: by accepted_at, then id (a batch shares its
+// time), compared byte-wise so that the cursor ($2, $3) and the order agree whatever the
+// database's collation. No index: a report is rare and reads most of the table anyway.
+constexpr const char* select_facts_sql =
+    "SELECT id, sender, type, accepted_at, facts FROM messages "
+    "WHERE accepted_at COLLATE \"C\" >= $1 "
+    "AND (accepted_at COLLATE \"C\", id COLLATE \"C\") > ($2, $3) "
+    "ORDER BY accepted_at COLLATE \"C\", id COLLATE \"C\" LIMIT $4";
 constexpr const char* select_register_sql = R"sql(
     SELECT partner, direction, month, type, count(*) FROM (
       SELECT sender AS partner, 'received-from' AS direction, substr(accepted_at, 1, 7) AS month,
@@ -788,8 +803,16 @@ struct register_read {
   message_store::register_handler handler;
 };
 
+struct facts_read {
+  std::string since;
+  std::string after_time;  ///< the cursor: the previous page's last accepted_at and id
+  std::string after_id;
+  std::size_t limit = 0;
+  message_store::facts_handler handler;
+};
+
 using pending_read = std::variant<find_read, dead_read, audit_read, head_read, checkpoints_read,
-                                  state_read, queue_read, register_read>;
+                                  state_read, queue_read, register_read, facts_read>;
 
 accept_result unavailable(const char* reason) {
   return accept_result{accept_outcome::unavailable, {}, reason};
@@ -822,6 +845,8 @@ void fail_read(pending_read& read) noexcept {
           call_quietly(r.handler, std::vector<queue_stat>{}, false);
         } else if constexpr (std::is_same_v<kind, register_read>) {
           call_quietly(r.handler, std::vector<transfer_count>{}, false);
+        } else if constexpr (std::is_same_v<kind, facts_read>) {
+          call_quietly(r.handler, facts_page{}, false);
         } else {
           call_quietly(r.handler, std::vector<state_item>{}, false);
         }
@@ -960,6 +985,23 @@ class postgres_store final : public message_store {
   void transfer_register(std::string from_month, std::string to_month,
                          register_handler handler) override {
     submit_read(register_read{std::move(from_month), std::move(to_month), std::move(handler)});
+  }
+  /// The cursor is the last row's accepted_at and id, joined by a newline.
+  void read_facts(std::string since, std::string after, std::size_t limit,
+                  facts_handler handler) override {
+    std::string after_time;
+    std::string after_id;
+    if (!after.empty()) {
+      const auto cut = after.find('\n');
+      if (cut == std::string::npos) {
+        call_quietly(handler, facts_page{}, false);  // not a cursor of this store's
+        return;
+      }
+      after_time = after.substr(0, cut);
+      after_id = after.substr(cut + 1);
+    }
+    submit_read(facts_read{std::move(since), std::move(after_time), std::move(after_id), limit,
+                           std::move(handler)});
   }
   void list_dead(std::size_t limit, dead_handler handler) override {
     submit_read(dead_read{limit, std::move(handler)});
@@ -1511,9 +1553,9 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
   } else {
     const std::string_view state = record.deliveries.empty() ? "undeliverable" : "accepted";
     const result_ptr inserted =
-        run(insert_message_sql,
-            {text(record.id), text(record.sender), text(record.type), text(record.created),
-             text(at), text(record.body_sha256), bytes(record.body), text(state)});
+        run(insert_message_sql, {text(record.id), text(record.sender), text(record.type),
+                                 text(record.created), text(at), text(record.body_sha256),
+                                 bytes(record.body), text(state), bytes(record.facts)});
     if (PQntuples(inserted.get()) == 1) {
       for (const auto& plan : record.deliveries) {
         run(insert_delivery_sql,
@@ -1681,6 +1723,9 @@ void postgres_store::write_rewrite(rewrite_write& w) {
       if (!body.empty()) {
         values.push_back({w.result.last_id, {}, std::move(body), value_field::body});
       }
+      if (std::string facts = get_bytes(r.get(), i, 2); !facts.empty()) {
+        values.push_back({w.result.last_id, {}, std::move(facts), value_field::facts});
+      }
     }
     w.result.messages = static_cast<std::size_t>(rows);
   }
@@ -1718,6 +1763,10 @@ void postgres_store::write_rewrite(rewrite_write& w) {
     switch (value.field) {
       case value_field::body:
         run(update_body_sql, {text(value.message_id), bytes(*replacement)});
+        update = nullptr;
+        break;
+      case value_field::facts:
+        run(update_facts_sql, {text(value.message_id), bytes(*replacement)});
         update = nullptr;
         break;
       case value_field::payload: break;
@@ -1955,6 +2004,20 @@ void postgres_store::serve(pending_read& read) {
                               get_text(p, i, 3), static_cast<std::size_t>(get_int(p, i, 4))});
             }
             call_quietly(r.handler, std::move(rows), true);
+          } else if constexpr (std::is_same_v<kind, facts_read>) {
+            const std::int64_t most = clamp_to_int64(std::max<std::size_t>(r.limit, 1));
+            const result_ptr res = read_query(select_facts_sql, {text(r.since), text(r.after_time),
+                                                                 text(r.after_id), number(most)});
+            facts_page page;
+            for (int i = 0; i < PQntuples(res.get()); ++i) {
+              const PGresult* p = res.get();
+              page.rows.push_back({get_text(p, i, 0), get_text(p, i, 1), get_text(p, i, 2),
+                                   get_text(p, i, 3), get_bytes(p, i, 4)});
+            }
+            if (static_cast<std::int64_t>(page.rows.size()) >= most) {
+              page.next = page.rows.back().accepted_at + "\n" + page.rows.back().id;
+            }
+            call_quietly(r.handler, std::move(page), true);
           } else if constexpr (std::is_same_v<kind, queue_read>) {
             const result_ptr res = read_query(select_queue_stats_sql, {});
             std::vector<queue_stat> stats;

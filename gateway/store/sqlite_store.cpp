@@ -16,6 +16,7 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -205,6 +206,12 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
       DROP INDEX deliveries_claim;
       CREATE INDEX deliveries_claim ON deliveries (state, recipient, next_attempt_at);
     )sql",
+    // 11: each message's statistical facts (coarse categories for `mxgw report`, sealed like the
+    // body when encryption at rest is on), kept when retention purges the body. Messages stored
+    // before have none (empty): the report counts them as without facts.
+    R"sql(
+      ALTER TABLE messages ADD COLUMN facts BLOB NOT NULL DEFAULT x'';
+    )sql",
 };
 
 // Raising sqlite_schema_version without writing its migration must not compile.
@@ -223,8 +230,9 @@ constexpr int writer_cache_kib = 8 * 1024;
 constexpr const char* select_existing_sql =
     "SELECT sender, body_sha256, accepted_at FROM messages WHERE id = ?1";
 constexpr const char* insert_message_sql =
-    "INSERT INTO messages (id, sender, type, created, accepted_at, body_sha256, body, state, seq) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, (SELECT coalesce(max(seq), 0) + 1 FROM messages))";
+    "INSERT INTO messages (id, sender, type, created, accepted_at, body_sha256, body, state, "
+    "facts, seq) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT coalesce(max(seq), 0) + 1 FROM messages))";
 constexpr const char* insert_delivery_sql =
     "INSERT INTO deliveries (message_id, recipient, decided_by, payload, withheld, state, "
     "next_attempt_at, payload_is_body, message_seq) "
@@ -323,13 +331,14 @@ constexpr const char* purge_bodies_sql =
 // and their new bytes. Purged and withdrawn values (empty) are left out: there is nothing in them
 // to seal (a body's recipient's payload is shown even when empty: its grant is due).
 constexpr const char* select_rewrite_messages_sql =
-    "SELECT id, body FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2";
+    "SELECT id, body, facts FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2";
 constexpr const char* select_rewrite_payloads_sql =
     "SELECT d.message_id, d.recipient, d.payload, "
     "length(d.payload) > 0 OR d.payload_is_body, d.receipt, d.last_error "
     "FROM messages AS m JOIN deliveries AS d ON d.message_seq = m.seq "
     "WHERE m.id > ?1 AND m.id <= ?2 ORDER BY m.id, d.recipient";
 constexpr const char* update_body_sql = "UPDATE messages SET body = ?2 WHERE id = ?1";
+constexpr const char* update_facts_sql = "UPDATE messages SET facts = ?2 WHERE id = ?1";
 constexpr const char* update_payload_sql =
     "UPDATE deliveries SET payload = ?3 "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2";
@@ -341,6 +350,11 @@ constexpr const char* update_error_sql =
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2";
 
 // Reader statements.
+// Statistical facts in the order of acceptance (the position), from the first message accepted at
+// or after ?1; ?2 is the position the previous page ended at.
+constexpr const char* select_facts_sql =
+    "SELECT seq, id, sender, type, accepted_at, facts FROM messages "
+    "WHERE seq > ?2 AND accepted_at >= ?1 ORDER BY seq LIMIT ?3";
 constexpr const char* select_register_sql =
     "SELECT partner, direction, month, type, count(*) FROM ("
     "SELECT sender AS partner, 'received-from' AS direction, substr(accepted_at, 1, 7) AS month, "
@@ -772,6 +786,13 @@ struct register_read {
   message_store::register_handler handler;
 };
 
+struct facts_read {
+  std::string since;
+  std::int64_t after_seq = 0;
+  std::size_t limit = 0;
+  message_store::facts_handler handler;
+};
+
 struct queue_read {
   message_store::queue_handler handler;
 };
@@ -790,9 +811,8 @@ struct state_read {
   message_store::state_handler handler;
 };
 
-using pending_read =
-    std::variant<find_read, dead_read, audit_read, head_read, checkpoints_read, state_read,
-                 queue_read, register_read>;
+using pending_read = std::variant<find_read, dead_read, audit_read, head_read, checkpoints_read,
+                                  state_read, queue_read, register_read, facts_read>;
 
 accept_result unavailable(const char* reason) {
   return accept_result{accept_outcome::unavailable, {}, reason};
@@ -828,6 +848,8 @@ void fail_read(pending_read& read) noexcept {
           call_quietly(r.handler, std::vector<queue_stat>{}, false);
         } else if constexpr (std::is_same_v<kind, register_read>) {
           call_quietly(r.handler, std::vector<transfer_count>{}, false);
+        } else if constexpr (std::is_same_v<kind, facts_read>) {
+          call_quietly(r.handler, facts_page{}, false);
         } else {
           call_quietly(r.handler, std::vector<state_item>{}, false);
         }
@@ -953,6 +975,7 @@ struct sqlite_store::impl {
   void answer_state(const state_read& job);
   void answer_queue(const queue_read& job);
   void answer_register(const register_read& job);
+  void answer_facts(const facts_read& job);
   int read_audit_rows(sqlite3_stmt* stmt, std::vector<audit::audit_row>& rows);
   void reader_failed(int rc);
 
@@ -988,6 +1011,7 @@ struct sqlite_store::impl {
     statement select_rewrite_messages;
     statement select_rewrite_payloads;
     statement update_body;
+    statement update_facts;
     statement update_payload;
     statement update_receipt;
     statement update_error;
@@ -1005,6 +1029,7 @@ struct sqlite_store::impl {
     statement select_dead;
     statement select_queue_stats;
     statement select_register;
+    statement select_facts;
     statement select_audit;
     statement select_audit_last;
     statement select_checkpoints;
@@ -1130,6 +1155,7 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->select_rewrite_messages = prepare(db, select_rewrite_messages_sql, path_);
   writer_sql_->select_rewrite_payloads = prepare(db, select_rewrite_payloads_sql, path_);
   writer_sql_->update_body = prepare(db, update_body_sql, path_);
+  writer_sql_->update_facts = prepare(db, update_facts_sql, path_);
   writer_sql_->update_payload = prepare(db, update_payload_sql, path_);
   writer_sql_->update_receipt = prepare(db, update_receipt_sql, path_);
   writer_sql_->update_error = prepare(db, update_error_sql, path_);
@@ -1161,6 +1187,7 @@ sqlite_store::impl::impl(const sqlite_options& options)
   reader_sql_->select_audit = prepare(rdb, select_audit_sql, path_);
   reader_sql_->select_queue_stats = prepare(rdb, select_queue_stats_sql, path_);
   reader_sql_->select_register = prepare(rdb, select_register_sql, path_);
+  reader_sql_->select_facts = prepare(rdb, select_facts_sql, path_);
   reader_sql_->select_audit_last = prepare(rdb, select_audit_last_sql, path_);
   reader_sql_->select_checkpoints = prepare(rdb, select_checkpoints_sql, path_);
   reader_sql_->select_state = prepare(rdb, select_state_sql, path_);
@@ -1690,7 +1717,7 @@ int sqlite_store::impl::insert_message(const message_record& record,
   int rc = use.bind(std::string_view(record.id), std::string_view(record.sender),
                     std::string_view(record.type), std::string_view(record.created),
                     std::string_view(accepted_at), std::string_view(record.body_sha256),
-                    blob_value{record.body}, state);
+                    blob_value{record.body}, state, blob_value{record.facts});
   if (rc != SQLITE_OK) {
     return rc;
   }
@@ -2109,6 +2136,9 @@ int sqlite_store::impl::rewrite_values_of(rewrite_write& write) {
       if (!body.empty()) {
         values.push_back({write.result.last_id, {}, std::move(body), value_field::body});
       }
+      if (std::string facts = use.column_blob(2); !facts.empty()) {
+        values.push_back({write.result.last_id, {}, std::move(facts), value_field::facts});
+      }
     }
     if (rc != SQLITE_DONE) {
       return rc;
@@ -2152,18 +2182,20 @@ int sqlite_store::impl::rewrite_values_of(rewrite_write& write) {
     if (!replacement || *replacement == value.bytes) {
       continue;
     }
-    const bool body = value.field == value_field::body;
+    // The body and the facts are the message's own; the others are a delivery row's.
+    const bool of_message = value.field == value_field::body || value.field == value_field::facts;
     sqlite3_stmt* update = writer_sql_->update_body.get();
     switch (value.field) {
       case value_field::body: break;
+      case value_field::facts: update = writer_sql_->update_facts.get(); break;
       case value_field::payload: update = writer_sql_->update_payload.get(); break;
       case value_field::receipt: update = writer_sql_->update_receipt.get(); break;
       case value_field::error: update = writer_sql_->update_error.get(); break;
     }
     statement_use use(update);
-    int rc = body ? use.bind(std::string_view(value.message_id), blob_value{*replacement})
-                  : use.bind(std::string_view(value.message_id), std::string_view(value.recipient),
-                             blob_value{*replacement});
+    int rc = of_message ? use.bind(std::string_view(value.message_id), blob_value{*replacement})
+                        : use.bind(std::string_view(value.message_id),
+                                   std::string_view(value.recipient), blob_value{*replacement});
     if (rc == SQLITE_OK) {
       rc = use.step();
     }
@@ -2206,6 +2238,8 @@ void sqlite_store::impl::reader_loop() {
             answer_queue(r);
           } else if constexpr (std::is_same_v<kind, register_read>) {
             answer_register(r);
+          } else if constexpr (std::is_same_v<kind, facts_read>) {
+            answer_facts(r);
           } else {
             answer_state(r);
           }
@@ -2538,6 +2572,40 @@ void sqlite_store::impl::answer_register(const register_read& job) {
   call_quietly(job.handler, std::vector<transfer_count>{}, false);
 }
 
+void sqlite_store::impl::answer_facts(const facts_read& job) {
+  facts_page page;
+  std::int64_t last_seq = job.after_seq;
+  int rc = SQLITE_ERROR;
+  try {
+    statement_use use(reader_sql_->select_facts.get());
+    rc = use.bind(std::string_view(job.since), job.after_seq,
+                  clamp_to_int64(std::max<std::size_t>(job.limit, 1)));
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+      rc = use.step();
+      if (rc != SQLITE_ROW) {
+        break;
+      }
+      last_seq = use.column_int64(0);
+      page.rows.push_back({.id = use.column_text(1),
+                           .sender = use.column_text(2),
+                           .type = use.column_text(3),
+                           .accepted_at = use.column_text(4),
+                           .facts = use.column_blob(5)});
+    }
+  } catch (...) {
+    rc = SQLITE_NOMEM;
+  }
+  if (rc == SQLITE_DONE && healthy_) {
+    if (page.rows.size() >= std::max<std::size_t>(job.limit, 1)) {
+      page.next = std::to_string(last_seq);
+    }
+    call_quietly(job.handler, std::move(page), true);
+    return;
+  }
+  reader_failed(rc);
+  call_quietly(job.handler, facts_page{}, false);
+}
+
 void sqlite_store::impl::reader_failed(int rc) {
   if (is_fatal(rc)) {
     // The same disk as the writer's: an I/O error or corruption here stops the whole store.
@@ -2614,6 +2682,22 @@ void sqlite_store::transfer_register(std::string from_month, std::string to_mont
                                      register_handler handler) {
   impl_->submit_read(
       register_read{std::move(from_month), std::move(to_month), std::move(handler)});
+}
+
+void sqlite_store::read_facts(std::string since, std::string after, std::size_t limit,
+                              facts_handler handler) {
+  // The cursor is the position of the previous page's last message. Anything else is refused:
+  // reading from the start again would count rows twice.
+  std::int64_t after_seq = 0;
+  if (!after.empty()) {
+    const auto* end = after.data() + after.size();
+    const auto [ptr, ec] = std::from_chars(after.data(), end, after_seq);
+    if (ec != std::errc{} || ptr != end || after_seq < 0) {
+      call_quietly(handler, facts_page{}, false);
+      return;
+    }
+  }
+  impl_->submit_read(facts_read{std::move(since), after_seq, limit, std::move(handler)});
 }
 
 void sqlite_store::queue_stats(queue_handler handler) {

@@ -16,7 +16,7 @@ namespace mxgw::store {
 
 /// The schema version this build creates and understands (kept in `PRAGMA user_version`).
 /// A database carrying a higher number was written by a newer mxgw and is refused at open.
-inline constexpr int sqlite_schema_version = 10;
+inline constexpr int sqlite_schema_version = 11;
 
 /// Counters of the writer thread, for tests and operators (queue depth, group-commit sizes).
 /// A "write" is one queued accept, claim, report or replay; they share the group commit.
@@ -86,6 +86,10 @@ class sqlite_store final : public message_store {
   void rewrite_values(std::string after_id, std::size_t max_messages, value_rewriter rewriter,
                       rewrite_handler handler) override;
 
+  /// Queues the read for the reader thread; see message_store::read_facts. The cursor is a
+  /// position (messages.seq).
+  void read_facts(std::string since, std::string after, std::size_t limit,
+                  facts_handler handler) override;
   /// Queues the counting for the reader thread; see message_store::transfer_register.
   void transfer_register(std::string from_month, std::string to_month,
                          register_handler handler) override;

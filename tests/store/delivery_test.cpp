@@ -1077,8 +1077,10 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
         old.body_sha256 + "', '" + old.body + "')");
   }
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "10");
-  EXPECT_EQ(std::to_string(sqlite_schema_version), "10");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "11");
+  EXPECT_EQ(std::to_string(sqlite_schema_version), "11");
+  // Version 11: statistical facts; a message from before has none.
+  EXPECT_EQ(raw_db(path).text("SELECT length(facts) FROM messages"), "0");
   // Version 5: claims read the covering index, which replaced deliveries_due; version 8: rows are
   // found by the message's position (no index by message id left).
   EXPECT_EQ(raw_db(path).text("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
@@ -1142,6 +1144,7 @@ void downgrade_to_version_7(const std::filesystem::path& path) {
     CREATE INDEX deliveries_claim ON deliveries (state, next_attempt_at, recipient, lease_expires);
     DROP INDEX messages_by_seq;
     ALTER TABLE messages DROP COLUMN seq;
+    ALTER TABLE messages DROP COLUMN facts;
     CREATE INDEX messages_by_sender ON messages (sender);
     CREATE INDEX audit_by_partner ON audit (partner, seq) WHERE partner <> '';
     PRAGMA user_version = 7;
@@ -1179,7 +1182,7 @@ TEST(SqliteDelivery, AVersion7FileKeepsEveryDeliveryRowAndItsStateThroughTheMigr
   ASSERT_EQ(raw_db(path).text("SELECT count(*) FROM deliveries"), "5");
 
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "10");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "11");
   EXPECT_EQ(raw_db(path).text(rows_sql), rows_before);  // the same rows, rowids and bytes
   EXPECT_EQ(raw_db(path).text("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
                               "name IN ('messages_by_sender', 'audit_by_partner')"),

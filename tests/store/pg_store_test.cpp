@@ -291,11 +291,14 @@ TEST_F(PgStore, AVersion4SchemaIsMigratedToTheCurrentIndexesAndKeepsItsRows) {
       "CREATE INDEX audit_by_partner ON audit (partner, seq) WHERE partner <> ''; "
       "DROP INDEX deliveries_claim; "
       "CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at); "
+      "ALTER TABLE messages DROP COLUMN facts; "
       "UPDATE mxgw_schema SET version = 4");
   ASSERT_EQ(query(unread_indexes), "2");
   auto b = instance();
-  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "6");
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "7");
   EXPECT_EQ(query(unread_indexes), "0");
+  // Version 7: statistical facts; the message from before has none.
+  EXPECT_EQ(query("SELECT length(facts) FROM messages"), "0");
   // Version 6: a claim reads each recipient's oldest due rows.
   EXPECT_EQ(query("SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() "
                   "AND indexname = 'deliveries_claim'"),

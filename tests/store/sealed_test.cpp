@@ -381,6 +381,47 @@ TEST_F(SealedStore, ReceiptsAndRefusalsNeverReachTheFileInClear) {
             "MXE1 MXE1");
 }
 
+// The statistics' facts are sealed for their message like the body: the file never holds them
+// in clear, the report reads them opened, and facts moved to another message do not open.
+TEST_F(SealedStore, FactsAreSealedForTheirMessageAndReadOpened) {
+  const std::string facts = R"({"sex":"F","region":"CANARY-REGION"})";
+  for (int n : {20, 21}) {
+    message_record r = canary_record(make_id(n));
+    r.facts = facts;
+    ASSERT_EQ(accept(std::move(r)).outcome, accept_outcome::stored);
+  }
+  const auto read_all = [this] {
+    std::promise<facts_page> p;
+    store_->read_facts("2000-01-01", "", 10, [&p](facts_page page, bool ok) {
+      EXPECT_TRUE(ok);
+      p.set_value(std::move(page));
+    });
+    return p.get_future().get();
+  };
+  const auto page = read_all();
+  ASSERT_EQ(page.rows.size(), 2U);
+  EXPECT_EQ(page.rows[0].facts, facts);
+  store_->stop();
+  for (const auto& entry : std::filesystem::directory_iterator(dir_.path())) {
+    const std::string bytes = test::read_file(entry.path());
+    EXPECT_EQ(bytes.find("CANARY"), std::string::npos) << entry.path();
+  }
+  {
+    raw_db db(dir_ / "store.db");
+    EXPECT_EQ(db.text("SELECT group_concat(substr(facts, 1, 4), ' ') FROM messages"), "MXE1 MXE1");
+    // Someone with the file copies the first message's facts onto the second.
+    db.exec("UPDATE messages SET facts = (SELECT facts FROM messages WHERE id = '" + make_id(20) +
+            "') WHERE id = '" + make_id(21) + "'");
+  }
+  open();
+  const auto moved = read_all();
+  ASSERT_EQ(moved.rows.size(), 2U);
+  EXPECT_EQ(moved.rows[0].facts, facts);
+  EXPECT_NE(moved.rows[1].facts, facts);
+  EXPECT_NE(moved.rows[1].facts.substr(0, 1),
+            "{");  // not JSON: the report counts it as without facts
+}
+
 TEST_F(SealedStore, RekeyGivesTheBodysRecipientsOfClearRecordsTheirGrants) {
   {
     auto plain = accept_in_clear(with_body_recipient(canary_record(make_id(9))));

@@ -767,6 +767,100 @@ TEST_P(StoreContract, TransferRegisterCountsByPartnerMonthAndType) {
   EXPECT_TRUE(wait_for(nonef, "transfer_register").empty());
 }
 
+// The statistics' facts: stored with the message, read back page by page in the order of
+// acceptance from a given time on, and kept when retention purges the body.
+TEST_P(StoreContract, FactsAreReadInOrderPageByPageAndOutliveTheBody) {
+  const auto facts_of = [](int n) { return "{\"sex\":\"F\",\"n\":" + std::to_string(n) + "}"; };
+  for (int n = 0; n < 5; ++n) {
+    message_record r = record_with_audit(make_id(40 + n), "{\"m\":" + std::to_string(n) + "}");
+    r.facts = facts_of(n);
+    if (n == 0) {
+      r.deliveries.clear();  // no recipient: retention may take its body at once
+    }
+    if (n == 4) {
+      r.facts.clear();  // as a message stored before facts were kept
+    }
+    ASSERT_EQ(accept(std::move(r)).outcome, accept_outcome::stored);
+  }
+  const auto page = [&](const std::string& since, const std::string& after, std::size_t limit) {
+    std::promise<std::pair<facts_page, bool>> p;
+    auto f = p.get_future();
+    store_->read_facts(since, after, limit, [&p](facts_page got, bool ok) {
+      p.set_value({std::move(got), ok});
+    });
+    return wait_for(f, "read_facts");
+  };
+  std::vector<message_facts> all;
+  std::string cursor;
+  int pages = 0;
+  do {
+    auto [got, ok] = page("2000-01-01", cursor, 2);
+    ASSERT_TRUE(ok);
+    ASSERT_LE(got.rows.size(), 2U);
+    all.insert(all.end(), got.rows.begin(), got.rows.end());
+    cursor = got.next;
+    ASSERT_LT(++pages, 10) << "the cursor does not advance";
+  } while (!cursor.empty());
+  ASSERT_EQ(all.size(), 5U);
+  for (int n = 0; n < 5; ++n) {
+    EXPECT_EQ(all[n].id, make_id(40 + n));
+    EXPECT_EQ(all[n].sender, "kh-ratanakiri");
+    EXPECT_EQ(all[n].type, "victim.identification");
+    EXPECT_EQ(all[n].facts, n == 4 ? std::string() : facts_of(n));
+    EXPECT_EQ(all[n].accepted_at.size(), 24U) << all[n].accepted_at;  // RFC 3339 with ms
+  }
+  // Nothing accepted in the future; a cursor that is not one is refused.
+  auto [later, later_ok] = page("2999-01-01", "", 10);
+  EXPECT_TRUE(later_ok);
+  EXPECT_TRUE(later.rows.empty());
+  EXPECT_TRUE(later.next.empty());
+  EXPECT_FALSE(page("2000-01-01", "not-a-cursor", 10).second);
+
+  // Retention takes the bodies; the facts stay.
+  std::promise<std::pair<purge_result, bool>> purged;
+  auto pf = purged.get_future();
+  const auto future = std::chrono::system_clock::now() + std::chrono::hours(24);
+  store_->purge({future, future, 1000, "gateway:test"}, [&purged](purge_result r, bool ok) {
+    purged.set_value({r, ok});
+  });
+  const auto [purge_counts, purge_ok] = wait_for(pf, "purge");
+  ASSERT_TRUE(purge_ok);
+  ASSERT_EQ(purge_counts.bodies, 1U);  // the first message's
+  auto [after_purge, ok] = page("2000-01-01", "", 10);
+  ASSERT_TRUE(ok);
+  ASSERT_EQ(after_purge.rows.size(), 5U);
+  EXPECT_EQ(after_purge.rows[0].facts, facts_of(0));
+
+  // Re-encryption is shown the facts as the message's own value, and what it writes is kept.
+  std::vector<stored_value> seen;
+  std::promise<bool> rewritten;
+  auto rf = rewritten.get_future();
+  store_->rewrite_values(
+      "", 100,
+      [&seen](const stored_value& v) -> std::optional<std::string> {
+        seen.push_back(v);
+        if (v.field == value_field::facts) {
+          return "{\"rewritten\":true}";
+        }
+        return std::nullopt;
+      },
+      [&rewritten](rewrite_result, bool done) { rewritten.set_value(done); });
+  ASSERT_TRUE(wait_for(rf, "rewrite_values"));
+  std::size_t facts_seen = 0;
+  for (const auto& v : seen) {
+    if (v.field == value_field::facts) {
+      ++facts_seen;
+      EXPECT_TRUE(v.recipient.empty());
+    }
+  }
+  EXPECT_EQ(facts_seen, 4U);  // the empty one is not shown
+  auto [rewritten_page, rewritten_ok] = page("2000-01-01", "", 10);
+  ASSERT_TRUE(rewritten_ok);
+  ASSERT_EQ(rewritten_page.rows.size(), 5U);
+  EXPECT_EQ(rewritten_page.rows[2].facts, "{\"rewritten\":true}");
+  EXPECT_EQ(rewritten_page.rows[4].facts, "");
+}
+
 TEST_P(StoreContract, AWithdrawalTakesBackTheQueuedCopiesOfTheSendersOwnMessage) {
   message_record original = record_with_audit(make_id(40), "{\"o\":1}");
   original.deliveries.push_back({"kh-stungtreng", "rule-1", "{\"to\":\"st\"}", "[]"});

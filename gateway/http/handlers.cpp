@@ -20,6 +20,7 @@
 #include "gateway/identity/trust_state.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/domain_checks.hpp"
+#include "gateway/pipeline/facts.hpp"
 #include "gateway/pipeline/names.hpp"
 #include "gateway/pipeline/routing.hpp"
 #include "gateway/store/message_store.hpp"
@@ -608,6 +609,8 @@ void partner_api::accept_routed(const request& req, std::chrono::steady_clock::t
   // A withdrawal or cancellation takes back the queued copies of the message it is about (the
   // store does it in the same transaction, and only for the same sender's message).
   record.withdraws = withdrawn_message(*doc, record.type);
+  // Coarse categories for the statistics (`mxgw report`), kept after retention purges the body.
+  record.facts = pipeline::facts_of(*doc, partner, t->checker->tables());
   record.audit.push_back(accepted_audit(record, format, decision.matched_rules));
   if (!record.withdraws.empty()) {
     record.audit.back().details.emplace_back("withdraws", record.withdraws);

@@ -13,6 +13,7 @@
 
 #include "gateway/common/json.hpp"
 #include "gateway/common/time.hpp"
+#include "gateway/pipeline/partial_date.hpp"
 
 namespace mxgw::pipeline {
 namespace {
@@ -223,42 +224,6 @@ bool rule_matches(const routing_rule& rule, std::string_view type, std::string_v
     return false;
   }
   return true;
-}
-
-// "YYYY", "YYYY-MM" or "YYYY-MM-DD" as its latest possible day; nullopt when unreadable.
-std::optional<std::chrono::year_month_day> latest_day_of(std::string_view text) {
-  auto number = [&](std::size_t pos, std::size_t len) -> std::optional<int> {
-    int value = 0;
-    for (std::size_t i = pos; i < pos + len; ++i) {
-      if (i >= text.size() || text[i] < '0' || text[i] > '9') {
-        return std::nullopt;
-      }
-      value = value * 10 + (text[i] - '0');
-    }
-    return value;
-  };
-  auto year = number(0, 4);
-  if (!year) {
-    return std::nullopt;
-  }
-  std::chrono::year y{*year};
-  if (text.size() == 4) {
-    return std::chrono::year_month_day{y / std::chrono::December / 31};
-  }
-  auto month = text.size() >= 7 ? number(5, 2) : std::nullopt;
-  if (!month || *month < 1 || *month > 12) {
-    return std::nullopt;
-  }
-  std::chrono::month m{static_cast<unsigned>(*month)};
-  if (text.size() == 7) {
-    return std::chrono::year_month_day{std::chrono::year_month_day_last{y / m / std::chrono::last}};
-  }
-  auto day = text.size() == 10 ? number(8, 2) : std::nullopt;
-  if (!day) {
-    return std::nullopt;
-  }
-  std::chrono::year_month_day ymd{y / m / std::chrono::day{static_cast<unsigned>(*day)}};
-  return ymd.ok() ? std::optional(ymd) : std::nullopt;
 }
 
 // A field that only recipients with a victim-data agreement get (and, for a minor, only when the

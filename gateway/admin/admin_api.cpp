@@ -20,6 +20,7 @@
 #include "gateway/identity/cert_authority.hpp"
 #include "gateway/identity/peer_identity.hpp"
 #include "gateway/pipeline/routing.hpp"
+#include "gateway/report/collect.hpp"
 #include "gateway/store/message_store.hpp"
 
 namespace mxgw::admin {
@@ -1034,6 +1035,55 @@ void audit_query(const call& c, const query_map& query) {
   first();
 }
 
+// --- statistics ----------------------------------------------------------------------------------
+
+// GET /admin/v1/report?from=YYYY-MM-DD&to=YYYY-MM-DD[&format=json|csv]: the period's statistics
+// (counts only). Who asked for which period is on the audit chain before anything is read.
+void statistics_report(const call& c, const query_map& query) {
+  auto want = [&query](const char* name, const char* fallback) {
+    auto it = query.find(name);
+    return it == query.end() ? std::string(fallback) : it->second;
+  };
+  const report::period p{want("from", ""), want("to", "")};
+  const std::string format = want("format", "json");
+  if (format != "json" && format != "csv") {
+    return c.done(invalid("format must be json or csv.", {{"/format", "must be json or csv"}}));
+  }
+  if (auto error = report::check_period(p)) {
+    return c.done(invalid(*error));
+  }
+  const auto now = c.now();
+  auto store = c.ctx.store;
+  store->append_audit(
+      {report::report_audit(c.actor, p, format)}, [c, p, format, now, store](bool ok) {
+        if (!ok) {
+          return c.done(store_failed());
+        }
+        c.log_change("report.generated", "", 200);
+        report::collect(store, p,
+                        [c, format, now](std::shared_ptr<report::statistics_builder> built,
+                                         report::collect_summary summary, bool read) {
+                          if (!read) {
+                            return c.done(store_failed());
+                          }
+                          if (summary.unreadable != 0) {
+                            log::warn({.event = "report.facts_unreadable",
+                                       .reason = "does-not-open",
+                                       .detail = std::to_string(summary.unreadable)});
+                          }
+                          response r;
+                          r.status = 200;
+                          if (format == "csv") {
+                            r.content_type = "text/csv; charset=utf-8";
+                            r.body = built->csv(now);
+                          } else {
+                            r.body = built->json(now);
+                          }
+                          c.done(std::move(r));
+                        });
+      });
+}
+
 // --- metrics and export
 // ---------------------------------------------------------------------------
 
@@ -1243,6 +1293,8 @@ void admin_api::handle(const http::request& req, done_fn done) const {
     }
   } else if (area == "audit" && n == 3) {
     return only("GET", "GET") ? audit_query(c, query) : void();
+  } else if (area == "report" && n == 3) {
+    return only("GET", "GET") ? statistics_report(c, query) : void();
   } else if (area == "export" && n == 3) {
     return only("GET", "GET") ? export_state(c) : void();
   }

@@ -26,6 +26,7 @@
 #include "gateway/cli/client.hpp"
 #include "gateway/cli/gateway_instance.hpp"
 #include "gateway/cli/open_store.hpp"
+#include "gateway/cli/report_command.hpp"
 #include "gateway/cli/translation_set.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/common/log.hpp"
@@ -244,9 +245,9 @@ std::unique_ptr<store::message_store> open_existing_store(const std::filesystem:
   return open_configured_store(config.store);
 }
 
-// `mxgw keys rekey`: re-seals every stored value (bodies, payloads, receipts, error texts) under
-// the active key, batch by batch, on the configured store (the running gateway may keep working
-// meanwhile).
+// `mxgw keys rekey`: re-seals every stored value (bodies, facts, payloads, receipts, error texts)
+// under the active key, batch by batch, on the configured store (the running gateway may keep
+// working meanwhile).
 volatile std::sig_atomic_t rekey_stop_signal = 0;
 
 extern "C" void stop_rekey(int signal) {
@@ -785,6 +786,7 @@ int run(int argc, char** argv) {
   translate_cmd->add_option("--recipient", translate_recipient, "partner id the output is for");
   translate_cmd->add_option("file", translate_input, "input file, or - for standard input");
 
+  bool config_given = false;
   // register: the transfer register
   std::string register_from = "2000-01", register_to = "9999-12";
   auto* register_cmd = app.add_subcommand(
@@ -793,9 +795,21 @@ int run(int argc, char** argv) {
   register_cmd->add_option("--from", register_from, "first month, YYYY-MM");
   register_cmd->add_option("--to", register_to, "last month, YYYY-MM");
 
+  // report: the statistics of a period (counts without identities), local or admin API
+  report_request report_req;
+  auto* report_cmd = app.add_subcommand(
+      "report",
+      "Statistics of a period without identities: victims, wanted persons, tips, verifications");
+  report_cmd->add_option("--config", config_file, "gateway.json (instead of --admin-url)")
+      ->each([&](const std::string&) { config_given = true; });
+  add_admin_options(report_cmd, admin_api_target, false);
+  report_cmd->add_option("--from", report_req.from, "first day, YYYY-MM-DD (UTC)")->required();
+  report_cmd->add_option("--to", report_req.to, "last day, YYYY-MM-DD (UTC), inclusive")
+      ->required();
+  report_cmd->add_option("--format", report_req.format, "json (default) or csv");
+
   // queue: dead letters on the local store (the running gateway picks replays up at its next
   // poll), or through a running gateway's admin API
-  bool config_given = false;
   auto* queue_cmd = app.add_subcommand("queue", "Delivery queue and dead letters");
   queue_cmd->require_subcommand(1);
   auto* dead_cmd = queue_cmd->add_subcommand("dead", "List dead letters: ids, recipient, sender, attempts, last error");
@@ -1070,12 +1084,18 @@ int run(int argc, char** argv) {
       return run_audit_verify(config_file, audit_certificates);
     }
     const bool through_admin_api = !admin_api_target.url.empty();
-    if ((*audit_query_cmd || *dead_cmd || *replay_cmd) && through_admin_api == config_given) {
+    if ((*audit_query_cmd || *dead_cmd || *replay_cmd || *report_cmd) &&
+        through_admin_api == config_given) {
       std::cerr << (*audit_query_cmd ? "audit query"
                     : *dead_cmd      ? "queue dead"
+                    : *report_cmd    ? "report"
                                      : "queue replay")
                 << ": give --admin-url (a running gateway) or --config (its store), one of them\n";
       return 2;
+    }
+    if (*report_cmd) {
+      return through_admin_api ? admin_report(admin_api_target, report_req)
+                               : run_report_command(config_file, report_req);
     }
     if (*audit_query_cmd) {
       return through_admin_api ? admin_audit_query(admin_api_target, query)

@@ -53,7 +53,7 @@ struct message_record {
   /// their payloads are emptied, in the same transaction. Empty: nothing is taken back.
   std::string withdraws;
   /// The message's statistical facts for `mxgw report`: a compact JSON object of coarse,
-  /// non-identifying categories (report::facts_of). Stored with the message and kept when
+  /// non-identifying categories (pipeline::facts_of). Stored with the message and kept when
   /// retention purges its body. Empty: none (e.g. a record built by a test).
   std::string facts;
 };

@@ -3,8 +3,8 @@
 // every way the gateway knows: accepted, duplicated, refused (schema, sender, size, JSON, route,
 // format), delivered, dead-lettered, replayed, in KH-CNP and LA-MPS too, with a SIGKILL half-way.
 // Afterwards no marker (as-is, JSON-escaped or base64) is in the log, the metrics, the audit
-// query output, or any file under the gateway's data and temp directories (the SQLite file and
-// its -wal and -shm included).
+// query output, the statistics report, or any file under the gateway's data and temp directories
+// (the SQLite file and its -wal and -shm included).
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <rapidjson/document.h>
@@ -502,6 +502,14 @@ TEST_F(PiiCanary, NoMarkerSurvivesAnywhereButSealed) {
       run_mxgw({"audit", "query", "--config", (dir_ / "gateway.json").string(), "--limit", "0"},
                dir_ / "audit-query.txt");
   EXPECT_NE(audit.find("message.accepted"), std::string::npos) << audit;
+  // The statistics of everything sent (counts only), kept beside the other outputs to be searched.
+  const auto report = cli::https_request(
+      "localhost", admin_port_,
+      {dir_ / "certs" / "ca.pem", dir_ / "certs" / "admin.pem", dir_ / "certs" / "admin.key"},
+      "GET", "/admin/v1/report?from=2000-01-01&to=2099-12-31");
+  EXPECT_EQ(report.status, 200) << report.error << report.body;
+  EXPECT_NE(report.body.find("\"victims\""), std::string::npos) << report.body;
+  write_file(dir_ / "report.json", report.body);
 
   // While it runs (the -wal and -shm files are there), then after a clean stop.
   for (const auto& [where, bytes] : places()) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gateway/common/json.hpp"
+#include "gateway/common/time.hpp"
 #include "gateway/sim/partner_sim.hpp"
 #include "tests/integration/gateway_fixture.hpp"
 
@@ -334,6 +335,106 @@ TEST_F(AdminCli, AuditQueryFiltersAndLimits) {
   r = mxgw("audit query --config " + (dir_ / "nothing.json").string());
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("one of them"), std::string::npos) << r.err;
+}
+
+// `mxgw report` through the admin API: the period's counts of what partners sent (one victim
+// reported twice counts once, a withdrawn tip not at all, an answered request with its
+// turnaround), as JSON and CSV, each asked for on the audit chain as the administrator; no id,
+// reference or name in the answer; a bad period is refused before anything is asked.
+TEST_F(AdminCli, ReportCountsThePeriodWithoutIdentitiesAndIsAudited) {
+  const auto gialai = partner_client("vn-gialai");
+  const auto id = [](int i) {
+    char text[37];
+    std::snprintf(text, sizeof text, "5a1e0000-0000-4000-8000-%012d", i);
+    return std::string(text);
+  };
+  const auto replaced = [](std::string text, const std::string& from, const std::string& to) {
+    const auto at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return at == std::string::npos ? text : text.replace(at, from.size(), to);
+  };
+  ASSERT_EQ(post(gialai, example("victim.identification", id(1))).status, 202);
+  ASSERT_EQ(post(gialai, example("victim.identification", id(2))).status, 202);  // same ref
+  ASSERT_EQ(post(gialai, example("hotline.tip", id(3))).status, 202);
+  ASSERT_EQ(post(gialai, example("hotline.tip", id(4))).status, 202);
+  std::string withdrawal = example("case.status", id(5));
+  withdrawal = replaced(withdrawal, "\"repatriated\"", "\"withdrawn\"");
+  withdrawal = replaced(withdrawal, "3f2b8c1e-7d4a-4e2b-9c61-0a5d2e8f4b17", id(4));
+  ASSERT_EQ(post(gialai, withdrawal).status, 202);
+  ASSERT_EQ(post(gialai, example("verification.request", id(6))).status, 202);
+  ASSERT_EQ(post(gialai, replaced(example("verification.result", id(7)),
+                                  "1b6d4e8a-3f27-4c90-8e15-a9c2d7f0b364", id(6)))
+                .status,
+            202);
+
+  const std::string today = format_rfc3339_ms(std::chrono::system_clock::now()).substr(0, 10);
+  auto r = mxgw("report --from " + today + " --to " + today);
+  ASSERT_EQ(r.status, 0) << r.err;
+  rapidjson::Document doc;
+  doc.Parse(r.out.c_str());
+  ASSERT_TRUE(doc.IsObject()) << r.out;
+  EXPECT_EQ(doc["messages"]["total"].GetInt(), 6) << r.out;
+  EXPECT_EQ(doc["messages"]["withdrawn"].GetInt(), 1);
+  EXPECT_EQ(doc["messages"]["withoutFacts"].GetInt(), 0);
+  const auto& victims = doc["victims"];
+  EXPECT_EQ(victims["total"].GetInt(), 1);
+  EXPECT_EQ(victims["messages"].GetInt(), 2);
+  EXPECT_EQ(victims["bySex"]["F"].GetInt(), 1);
+  EXPECT_EQ(victims["byAgeBand"]["24--26"].GetInt(), 1);  // born 2001-03, reported 2026-11-21
+  EXPECT_EQ(victims["byMinor"]["no"].GetInt(), 1);
+  EXPECT_EQ(victims["byNationality"]["KH"].GetInt(), 1);
+  EXPECT_EQ(victims["byRegion"]["KH-16"].GetInt(), 1);
+  EXPECT_EQ(victims["byExploitation"]["forced-labour"].GetInt(), 1);
+  EXPECT_EQ(doc["tips"]["total"].GetInt(), 1);
+  EXPECT_EQ(doc["tips"]["byChannel"]["hotline-111"].GetInt(), 1);
+  EXPECT_EQ(doc["verifications"]["requests"].GetInt(), 1);
+  EXPECT_EQ(doc["verifications"]["answered"].GetInt(), 1);
+  EXPECT_EQ(doc["verifications"]["byResult"]["confirmed"].GetInt(), 1);
+  for (const auto* identity : {"5a1e0000", "VN30-2026-000457", "VN30-HL-2026-001203"}) {
+    EXPECT_EQ(r.out.find(identity), std::string::npos) << identity;
+  }
+  const std::string victim = example("victim.identification");
+  rapidjson::Document example_doc;
+  example_doc.Parse(victim.c_str());
+  const std::string family = example_doc["body"]["person"]["names"][0]["family"][0].GetString();
+  EXPECT_EQ(r.out.find(family), std::string::npos) << family;
+
+  r = mxgw("report --from " + today + " --to " + today + " --format csv");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("section,dimension,value,count\r\n", 0), 0U) << r.out;
+  EXPECT_NE(r.out.find("victims,total,,1\r\n"), std::string::npos) << r.out;
+
+  // An earlier period holds nothing of today's.
+  r = mxgw("report --from 2000-01-01 --to 2000-12-31");
+  ASSERT_EQ(r.status, 0) << r.err;
+  doc.Parse(r.out.c_str());
+  ASSERT_TRUE(doc.IsObject()) << r.out;
+  EXPECT_EQ(doc["messages"]["total"].GetInt(), 0);
+
+  // Refused before the gateway is asked: nothing more on the audit chain.
+  for (const auto* bad : {"--from 2026-02-30 --to 2026-03-01", "--from 2026-03-02 --to 2026-03-01",
+                          "--from 2026-03-01 --to 2026-03-31 --format xml"}) {
+    r = mxgw(std::string("report ") + bad);
+    EXPECT_EQ(r.status, 2) << bad;
+    EXPECT_NE(r.err.find("report: "), std::string::npos) << r.err;
+  }
+  // Asked of the API directly, the same checks answer 422.
+  EXPECT_EQ(admin(admin_client(), "GET", "/admin/v1/report?from=2026-13-01&to=2026-12-31").status,
+            422);
+  EXPECT_EQ(
+      admin(admin_client(), "GET", "/admin/v1/report?from=2026-01-01&to=2026-12-31&format=pdf")
+          .status,
+      422);
+  EXPECT_EQ(admin(admin_client(), "POST", "/admin/v1/report?from=2026-01-01&to=2026-12-31").status,
+            405);
+
+  r = mxgw("audit query --event report.generated --limit 0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto entries = lines_of(r.out);
+  ASSERT_EQ(entries.size(), 3U) << r.out;
+  EXPECT_NE(entries[0].find("\"actor\":\"admin:"), std::string::npos) << entries[0];
+  EXPECT_NE(entries[0].find("\"from\":\"" + today + "\""), std::string::npos) << entries[0];
+  EXPECT_NE(entries[1].find("\"format\":\"csv\""), std::string::npos) << entries[1];
 }
 
 // A partner created through the admin API while the gateway runs is held to its delivery

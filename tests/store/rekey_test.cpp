@@ -38,7 +38,8 @@ std::shared_ptr<const key_ring> ring_of(std::initializer_list<std::pair<const ch
   return ring;
 }
 
-/// A message with a body and two payloads, each carrying a canary naming its place.
+/// A message with a body, its statistical facts and two payloads, each carrying a canary naming
+/// its place.
 message_record canary_record(int n) {
   const std::string id = make_id(n);
   const std::string body = R"({"names":[{"family":["CANARY-BODY-)" + std::to_string(n) + R"("]}]})";
@@ -49,10 +50,11 @@ message_record canary_record(int n) {
       {"vn-thanhhoa", "explicit", R"({"to":"CANARY-TH-)" + std::to_string(n) + R"("})", "[]"});
   r.deliveries.push_back(
       {"la-houaphanh", "rule-1", "<m>CANARY-LA-" + std::to_string(n) + "</m>", "[]"});
+  r.facts = R"({"region":"CANARY-FACTS-)" + std::to_string(n) + R"("})";
   return r;
 }
 
-/// (message id, seal_purpose: "body", "to:<recipient>", "receipt:<recipient>" or
+/// (message id, seal_purpose: "body", "facts", "to:<recipient>", "receipt:<recipient>" or
 /// "error:<recipient>") -> stored bytes.
 using value_map = std::map<std::pair<std::string, std::string>, std::string>;
 
@@ -224,13 +226,13 @@ TEST_P(Rekey, OldRecordsOpenWithOnlyTheNewKeyAfterwards) {
   const auto old_ring = ring_of({{"2026a", 1}}, "2026a");
   accept_sealed(old_ring, 1, 5);
   const value_map plain_before = open_all(*old_ring);
-  ASSERT_EQ(plain_before.size(), 15U);
+  ASSERT_EQ(plain_before.size(), 20U);
 
   const auto both = ring_of({{"2026a", 1}, {"2026b", 2}}, "2026b");
   const auto counts = rekey_store(*raw_, *both, {.batch_messages = 2});
   EXPECT_TRUE(counts.complete);
   EXPECT_FALSE(counts.failed);
-  EXPECT_EQ(counts.resealed, 15U);
+  EXPECT_EQ(counts.resealed, 20U);
   EXPECT_EQ(counts.already_current + counts.key_missing + counts.corrupt, 0U);
   EXPECT_EQ(counts.messages, 5U);
   EXPECT_EQ(counts.batches, 3U);  // 2 + 2 + 1: bounded batches
@@ -255,7 +257,7 @@ TEST_P(Rekey, OldRecordsOpenWithOnlyTheNewKeyAfterwards) {
   const auto again = rekey_store(*raw_, *both);
   EXPECT_TRUE(again.complete);
   EXPECT_EQ(again.resealed, 0U);
-  EXPECT_EQ(again.already_current, 15U);
+  EXPECT_EQ(again.already_current, 20U);
   EXPECT_EQ(snapshot(), after_first);
 }
 
@@ -272,7 +274,7 @@ TEST_P(Rekey, AnInterruptedRunIsFinishedByTheNext) {
   EXPECT_FALSE(first.complete);
   EXPECT_FALSE(first.failed);
   EXPECT_EQ(first.batches, 2U);
-  EXPECT_EQ(first.resealed, 12U);
+  EXPECT_EQ(first.resealed, 16U);
   EXPECT_EQ(open_all(*both), plain_before);  // half old, half new: all readable meanwhile
 
   // A batch cut short in the middle (the rewriter fails after changing a value) leaves nothing of
@@ -294,8 +296,8 @@ TEST_P(Rekey, AnInterruptedRunIsFinishedByTheNext) {
 
   const auto second = rekey_store(*raw_, *both, {.batch_messages = 2});
   EXPECT_TRUE(second.complete);
-  EXPECT_EQ(second.resealed, 3U);
-  EXPECT_EQ(second.already_current, 12U);
+  EXPECT_EQ(second.resealed, 4U);
+  EXPECT_EQ(second.already_current, 16U);
   EXPECT_EQ(open_all(*ring_of({{"2026b", 2}}, "2026b")), plain_before);
 }
 
@@ -307,8 +309,8 @@ TEST_P(Rekey, ARecordWhoseKeyIsMissingIsCountedAndLeftIntact) {
   const auto ring = ring_of({{"2026a", 1}, {"2026b", 2}}, "2026b");  // "lost" is not configured
   const auto counts = rekey_store(*raw_, *ring);
   EXPECT_TRUE(counts.complete);
-  EXPECT_EQ(counts.key_missing, 3U);  // message 1's body and two payloads
-  EXPECT_EQ(counts.resealed, 6U);
+  EXPECT_EQ(counts.key_missing, 4U);  // message 1's body, facts and two payloads
+  EXPECT_EQ(counts.resealed, 8U);
   EXPECT_EQ(counts.corrupt, 0U);
   const value_map after = snapshot();
   for (const char* place : {"body", "to:vn-thanhhoa", "to:la-houaphanh"}) {
@@ -317,8 +319,8 @@ TEST_P(Rekey, ARecordWhoseKeyIsMissingIsCountedAndLeftIntact) {
   }
   // Once the key is configured again the record opens, and a later run re-seals it.
   const auto found = ring_of({{"lost", 9}, {"2026a", 1}, {"2026b", 2}}, "2026b");
-  EXPECT_EQ(rekey_store(*raw_, *found).resealed, 3U);
-  EXPECT_EQ(open_all(*ring_of({{"2026b", 2}}, "2026b")).size(), 9U);
+  EXPECT_EQ(rekey_store(*raw_, *found).resealed, 4U);
+  EXPECT_EQ(open_all(*ring_of({{"2026b", 2}}, "2026b")).size(), 12U);
 }
 
 TEST_P(Rekey, AMovedPayloadIsCountedAsUnreadableNotResealedInItsNewPlace) {
@@ -331,7 +333,7 @@ TEST_P(Rekey, AMovedPayloadIsCountedAsUnreadableNotResealedInItsNewPlace) {
 
   const auto counts = rekey_store(*raw_, *ring_of({{"2026a", 1}, {"2026b", 2}}, "2026b"));
   EXPECT_EQ(counts.corrupt, 1U);
-  EXPECT_EQ(counts.resealed, 5U);
+  EXPECT_EQ(counts.resealed, 7U);
   EXPECT_EQ(snapshot().at({make_id(2), "body"}), moved);
 }
 
@@ -341,7 +343,7 @@ TEST_P(Rekey, RecordsFromBeforeEncryptionAreSealedToo) {
   }
   const auto ring = ring_of({{"2026b", 2}}, "2026b");
   const auto counts = rekey_store(*raw_, *ring);
-  EXPECT_EQ(counts.sealed_from_clear, 6U);
+  EXPECT_EQ(counts.sealed_from_clear, 8U);
   const value_map plain = open_all(*ring);
   EXPECT_EQ(plain.at({make_id(1), "to:la-houaphanh"}), "<m>CANARY-LA-1</m>");
   for (const auto& [place, bytes] : snapshot()) {
@@ -376,9 +378,9 @@ TEST_P(Rekey, IsSafeWhileAGatewayKeepsAcceptingAndDelivering) {
   gateway->stop();
   EXPECT_TRUE(counts.complete);
   EXPECT_FALSE(counts.failed);
-  EXPECT_EQ(counts.resealed, 60U);  // every old value, whatever the gateway did meanwhile
+  EXPECT_EQ(counts.resealed, 80U);  // every old value, whatever the gateway did meanwhile
   const auto plain = open_all(*ring_of({{"2026b", 2}}, "2026b"));
-  EXPECT_EQ(plain.size(), 120U);
+  EXPECT_EQ(plain.size(), 160U);
   EXPECT_EQ(plain.at({make_id(40), "to:vn-thanhhoa"}), R"({"to":"CANARY-TH-40"})");
 }
 
@@ -405,11 +407,12 @@ TEST_P(Rekey, ReceiptsAndErrorTextsAreSealedReadInClearAndResealed) {
   const auto both = ring_of({{"2026a", 1}, {"2026b", 2}}, "2026b");
   const auto counts = rekey_store(*raw_, *both);
   EXPECT_TRUE(counts.complete);
-  EXPECT_EQ(counts.sealed_from_clear, 5U);  // message 1: body, two payloads, receipt, refusal
-  EXPECT_EQ(counts.resealed, 5U);           // message 2: the same five
+  EXPECT_EQ(counts.sealed_from_clear,
+            6U);                   // message 1: body, facts, two payloads, receipt, refusal
+  EXPECT_EQ(counts.resealed, 6U);  // message 2: the same six
   const auto new_only = ring_of({{"2026b", 2}}, "2026b");
   const value_map plain = open_all(*new_only);
-  EXPECT_EQ(plain.size(), 10U);
+  EXPECT_EQ(plain.size(), 12U);
   EXPECT_EQ(plain.at({make_id(1), "receipt:vn-thanhhoa"}), receipt_of(1));
   EXPECT_EQ(plain.at({make_id(2), "error:la-houaphanh"}), refusal_of(2));
   auto sealed_new = encrypt_at_rest(raw_, new_only);
@@ -471,7 +474,7 @@ TEST(RekeySqliteFile, HoldsNoClearTextAfterwards) {
     // pages' free space (and the freelist), readable by anyone with the file.
     options.secure_delete = true;
     auto store = open_sqlite_store(options);
-    EXPECT_EQ(rekey_store(*store, *ring_of({{"k", 3}}, "k")).sealed_from_clear, 9U);
+    EXPECT_EQ(rekey_store(*store, *ring_of({{"k", 3}}, "k")).sealed_from_clear, 12U);
     store->stop();
   }
   for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {

@@ -1,0 +1,112 @@
+// `mxgw report` on a local store or through the admin API; the figures come from
+// report::statistics_builder either way, so both print the same bytes for the same store.
+#include "gateway/cli/report_command.hpp"
+
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <iostream>
+#include <memory>
+#include <utility>
+
+#include "gateway/cli/gateway_instance.hpp"
+#include "gateway/cli/open_store.hpp"
+#include "gateway/config/gateway_config.hpp"
+#include "gateway/report/collect.hpp"
+#include "gateway/report/statistics.hpp"
+
+namespace mxgw::cli {
+
+namespace {
+
+/// 2 with the reason on stderr when the request cannot be answered.
+int check_request(const report_request& request) {
+  if (request.format != "json" && request.format != "csv") {
+    std::cerr << "report: --format is json or csv\n";
+    return 2;
+  }
+  if (auto error = report::check_period({request.from, request.to})) {
+    std::cerr << "report: " << *error << "\n";
+    return 2;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int run_report_command(const std::filesystem::path& config_file, const report_request& request) {
+  if (const int bad = check_request(request); bad != 0) {
+    return bad;
+  }
+  std::vector<config::config_problem> problems;
+  auto config = config::load_gateway_config(config_file, problems);
+  const bool sqlite = config.store.kind == "sqlite";
+  if (sqlite ? config.store.path.empty() : config.store.dsn.empty()) {
+    std::cerr << format_problems(problems);
+    return 2;
+  }
+  // Opening a missing file would create an empty store with empty statistics: refuse instead.
+  if (sqlite && !std::filesystem::is_regular_file(config.store.path)) {
+    std::cerr << "report: there is no store at " << config.store.path.string() << "\n";
+    return 2;
+  }
+  std::shared_ptr<store::message_store> store;
+  try {
+    // With its keys: the facts are sealed at rest like the message.
+    store = open_configured_store_with_keys(config.store);
+  } catch (const std::runtime_error& e) {
+    std::cerr << "report: " << e.what() << "\n";
+    return 1;
+  }
+  const report::period period{request.from, request.to};
+  // The operator as the system knows them (whoever can open the store and its keys is trusted;
+  // the admin API is the authenticated path).
+  const char* user = std::getenv("USER");
+  const std::string actor =
+      std::string("cli:") + (user != nullptr && *user != '\0' ? user : "unknown");
+  std::promise<bool> audited;
+  store->append_audit({report::report_audit(actor, period, request.format)},
+                      [&audited](bool ok) { audited.set_value(ok); });
+  if (!audited.get_future().get()) {
+    std::cerr << "report: the store failed (the request could not be audited; nothing read)\n";
+    store->stop();
+    return 1;
+  }
+  std::promise<std::pair<std::shared_ptr<report::statistics_builder>, report::collect_summary>>
+      built;
+  report::collect(store, period,
+                  [&built](std::shared_ptr<report::statistics_builder> b,
+                           report::collect_summary summary,
+                           bool ok) { built.set_value({ok ? std::move(b) : nullptr, summary}); });
+  const auto [builder, summary] = built.get_future().get();
+  store->stop();
+  if (!builder) {
+    std::cerr << "report: the store failed\n";
+    return 1;
+  }
+  if (summary.unreadable != 0) {
+    std::cerr << "report: warning: the facts of " << summary.unreadable
+              << " message(s) do not open with the keys in store.encryption (a key missing, or "
+                 "altered bytes); they count as messages without facts\n";
+  }
+  const auto now = std::chrono::system_clock::now();
+  std::cout << (request.format == "csv" ? builder->csv(now) : builder->json(now));
+  return 0;
+}
+
+int admin_report(const admin_target& target, const report_request& request) {
+  if (const int bad = check_request(request); bad != 0) {
+    return bad;
+  }
+  // The period was checked above: dates and a format need no escaping.
+  const auto r = admin_request(target, "GET",
+                               "/admin/v1/report?from=" + request.from + "&to=" + request.to +
+                                   "&format=" + request.format);
+  if (report_failure("report", r) != 0) {
+    return 1;
+  }
+  std::cout << r.body;
+  return 0;
+}
+
+}  // namespace mxgw::cli

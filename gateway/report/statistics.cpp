@@ -1,0 +1,512 @@
+// The statistics report: counts over the facts rows of a period, as JSON and CSV.
+#include "gateway/report/statistics.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/prettywriter.h>
+#include <rapidjson/stringbuffer.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <variant>
+
+#include "gateway/common/json.hpp"
+#include "gateway/common/time.hpp"
+#include "gateway/store/message_store.hpp"
+
+namespace mxgw::report {
+namespace {
+
+using breakdown = std::map<std::string, std::uint64_t, std::less<>>;
+
+constexpr std::string_view unknown = "unknown";
+constexpr std::string_view not_a_victim = "not-a-victim";
+constexpr std::size_t day_chars = 10;  // "YYYY-MM-DD"
+
+std::string lower_ascii(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(), [](char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+  });
+  return out;
+}
+
+// The UTC day of a store timestamp, or "" when it does not start with a real date.
+std::string_view day_of(std::string_view accepted_at) {
+  if (accepted_at.size() < day_chars || !is_valid_full_date(accepted_at.substr(0, day_chars))) {
+    return {};
+  }
+  return accepted_at.substr(0, day_chars);
+}
+
+void count(breakdown& counts, std::string_view value) {
+  const std::string_view key = value.empty() ? unknown : value;
+  auto it = counts.find(key);
+  if (it == counts.end()) {
+    counts.emplace(std::string(key), 1);
+  } else {
+    ++it->second;
+  }
+}
+
+// Each value of a list counts once; "unknown" when the list is missing or empty.
+void count_each(breakdown& counts, const std::vector<std::string>* values) {
+  if (values == nullptr || values->empty()) {
+    count(counts, unknown);
+    return;
+  }
+  for (const auto& value : *values) {
+    count(counts, value);
+  }
+}
+
+// The nearest-rank `percent` percentile of ascending `sorted` (not empty).
+std::int64_t nearest_rank(const std::vector<std::int64_t>& sorted, std::size_t percent) {
+  const std::size_t rank = std::max<std::size_t>(1, (percent * sorted.size() + 99) / 100);
+  return sorted[rank - 1];
+}
+
+// Hours with one decimal, from milliseconds.
+std::string hours_text(std::int64_t ms) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.1f", static_cast<double>(ms) / 3'600'000.0);
+  return buffer;
+}
+
+// A CSV field: quoted (with doubled quotes) only when it holds a comma, a quote, CR or LF.
+std::string csv_field(std::string_view value) {
+  if (value.find_first_of(",\"\r\n") == std::string_view::npos) {
+    return std::string(value);
+  }
+  std::string out = "\"";
+  for (char c : value) {
+    out += c;
+    if (c == '"') {
+      out += '"';
+    }
+  }
+  out += '"';
+  return out;
+}
+
+// --- the report's layout, shared by JSON and CSV -------------------------------------------------
+
+// Median, p90 and max turnaround, as text with one decimal; empty when nothing was answered.
+using turnaround = std::vector<std::pair<std::string_view, std::string>>;
+
+// One figure: a count, a breakdown or the turnaround, with its JSON member and CSV dimension.
+struct figure {
+  std::string_view json_name;
+  std::string_view csv_name;
+  std::variant<std::uint64_t, const breakdown*, const turnaround*> value;
+};
+
+struct section {
+  std::string_view name;  // the JSON member and the CSV section
+  std::vector<figure> figures;
+};
+
+}  // namespace
+
+// --- the counts ----------------------------------------------------------------------------------
+
+struct statistics_builder::figures {
+  struct {
+    std::uint64_t total = 0;
+    breakdown by_type;
+    std::uint64_t without_facts = 0;
+    std::uint64_t withdrawn = 0;
+  } messages;
+  struct {
+    std::uint64_t total = 0;
+    std::uint64_t messages = 0;
+    breakdown by_status, by_sex, by_age_band, by_minor, by_nationality, by_exploitation, by_region,
+        by_sender;
+  } victims;
+  struct {
+    std::uint64_t total = 0;
+    std::uint64_t messages = 0;
+    breakdown by_sex, by_nationality, by_requested_action, by_sender;
+  } wanted;
+  struct {
+    std::uint64_t total = 0;
+    breakdown by_channel, by_urgency, by_reporter_type, by_exploitation;
+    std::uint64_t possible_victims = 0;
+  } tips;
+  struct {
+    std::uint64_t requests = 0;
+    breakdown by_purpose, by_urgency;
+    std::uint64_t answered = 0;
+    std::uint64_t unanswered = 0;
+    breakdown by_result;
+    std::uint64_t overdue = 0;
+    turnaround turnaround_hours;  // {median, p90, max}; empty values when none answered
+  } verifications;
+
+  std::vector<section> layout() const {
+    const auto& m = messages;
+    const auto& v = victims;
+    const auto& w = wanted;
+    const auto& t = tips;
+    const auto& r = verifications;
+    return {
+        {"messages",
+         {{"total", "total", m.total},
+          {"byType", "type", &m.by_type},
+          {"withoutFacts", "without_facts", m.without_facts},
+          {"withdrawn", "withdrawn", m.withdrawn}}},
+        {"victims",
+         {{"total", "total", v.total},
+          {"messages", "messages", v.messages},
+          {"byStatus", "status", &v.by_status},
+          {"bySex", "sex", &v.by_sex},
+          {"byAgeBand", "age_band", &v.by_age_band},
+          {"byMinor", "minor", &v.by_minor},
+          {"byNationality", "nationality", &v.by_nationality},
+          {"byExploitation", "exploitation", &v.by_exploitation},
+          {"byRegion", "region", &v.by_region},
+          {"bySender", "sender", &v.by_sender}}},
+        {"wanted",
+         {{"total", "total", w.total},
+          {"messages", "messages", w.messages},
+          {"bySex", "sex", &w.by_sex},
+          {"byNationality", "nationality", &w.by_nationality},
+          {"byRequestedAction", "requested_action", &w.by_requested_action},
+          {"bySender", "sender", &w.by_sender}}},
+        {"tips",
+         {{"total", "total", t.total},
+          {"byChannel", "channel", &t.by_channel},
+          {"byUrgency", "urgency", &t.by_urgency},
+          {"byReporterType", "reporter_type", &t.by_reporter_type},
+          {"byExploitation", "exploitation", &t.by_exploitation},
+          {"possibleVictims", "possible_victims", t.possible_victims}}},
+        {"verifications",
+         {{"requests", "requests", r.requests},
+          {"byPurpose", "purpose", &r.by_purpose},
+          {"byUrgency", "urgency", &r.by_urgency},
+          {"answered", "answered", r.answered},
+          {"unanswered", "unanswered", r.unanswered},
+          {"byResult", "result", &r.by_result},
+          {"overdue", "overdue", r.overdue},
+          {"turnaroundHours", "turnaround_hours", &r.turnaround_hours}}},
+    };
+  }
+};
+
+std::string_view statistics_builder::counted_row::value(std::string_view name) const {
+  for (const auto& [key, text] : values) {
+    if (key == name) {
+      return text;
+    }
+  }
+  return {};
+}
+
+const std::vector<std::string>* statistics_builder::counted_row::list(std::string_view name) const {
+  for (const auto& [key, items] : lists) {
+    if (key == name) {
+      return &items;
+    }
+  }
+  return nullptr;
+}
+
+std::optional<std::string> check_period(const period& p) {
+  if (!is_valid_full_date(p.from)) {
+    return "the period's first day must be a real date YYYY-MM-DD";
+  }
+  if (!is_valid_full_date(p.to)) {
+    return "the period's last day must be a real date YYYY-MM-DD";
+  }
+  if (p.to < p.from) {
+    return "the period's first day must not come after its last day";
+  }
+  return std::nullopt;
+}
+
+statistics_builder::statistics_builder(period p) : period_(std::move(p)) {}
+
+void statistics_builder::add(const store::message_facts& row) {
+  counted_row r;
+  r.order = next_order_++;
+  r.id = lower_ascii(row.id);
+  r.sender = row.sender;
+  r.type = row.type;
+  r.accepted_at = row.accepted_at;
+
+  // Facts are the gateway's own output, still parsed as untrusted: a damaged value must not
+  // take the report down.
+  rapidjson::Document facts;
+  r.has_facts = !row.facts.empty() && !json::parse_untrusted(row.facts, facts) && facts.IsObject();
+  if (r.has_facts) {
+    for (const auto& m : facts.GetObject()) {
+      std::string name(m.name.GetString(), m.name.GetStringLength());
+      if (m.value.IsString()) {
+        r.values.emplace_back(std::move(name),
+                              std::string(m.value.GetString(), m.value.GetStringLength()));
+      } else if (m.value.IsArray()) {
+        std::vector<std::string> items;
+        for (const auto& item : m.value.GetArray()) {
+          if (item.IsString()) {
+            items.emplace_back(item.GetString(), item.GetStringLength());
+          }
+        }
+        r.lists.emplace_back(std::move(name), std::move(items));
+      } else if (name == "minor" && m.value.IsBool()) {
+        r.minor = m.value.GetBool();
+      } else if (name == "possibleVictims" && m.value.IsUint64()) {
+        r.possible_victims = m.value.GetUint64();
+      }
+    }
+  }
+
+  // Withdrawals and answers count whenever they were accepted.
+  if (r.has_facts && r.type == "case.status") {
+    const std::string_view status = r.value("status");
+    const std::string_view about = r.value("about");
+    if ((status == "withdrawn" || status == "cancelled") && !about.empty()) {
+      withdrawals_.emplace(r.sender, lower_ascii(about));
+    }
+  }
+  if (r.has_facts && r.type == "verification.result") {
+    const std::string_view in_reply_to = r.value("inReplyTo");
+    if (!in_reply_to.empty()) {
+      answers_[lower_ascii(in_reply_to)].push_back(
+          {r.order, r.sender, r.id, r.accepted_at, std::string(r.value("result"))});
+    }
+  }
+
+  const std::string_view day = day_of(r.accepted_at);
+  if (!day.empty() && period_.from <= day && day <= period_.to) {
+    rows_.push_back(std::move(r));
+  }
+}
+
+bool statistics_builder::is_withdrawn(const std::string& sender, const std::string& id) const {
+  return withdrawals_.find(std::make_pair(sender, id)) != withdrawals_.end();
+}
+
+// The victims (or wanted persons) of the period: one group per sender and facts `ref`, a row
+// without ref a group of its own. The last row of a group, in acceptance order, gives its facts.
+class statistics_builder::person_groups {
+ public:
+  void add(const counted_row& r) {
+    const std::string_view ref = r.value("ref");
+    if (ref.empty()) {
+      alone_.push_back(&r);
+    } else {
+      by_ref_[{r.sender, std::string(ref)}] = &r;
+    }
+  }
+
+  /// The row that gives each group's facts.
+  std::vector<const counted_row*> lasts() const {
+    std::vector<const counted_row*> out(alone_);
+    for (const auto& [key, r] : by_ref_) {
+      out.push_back(r);
+    }
+    return out;
+  }
+
+ private:
+  std::map<std::pair<std::string, std::string>, const counted_row*> by_ref_;
+  std::vector<const counted_row*> alone_;
+};
+
+statistics_builder::figures statistics_builder::tally(
+    std::chrono::system_clock::time_point now) const {
+  figures f;
+  const std::string today = format_rfc3339_ms(now).substr(0, day_chars);
+  // Victims and wanted persons: one group per (sender, ref); a row without ref stands alone.
+  person_groups victim_groups;
+  person_groups wanted_groups;
+  std::vector<std::int64_t> turnaround_ms;
+
+  for (const auto& r : rows_) {
+    if (is_withdrawn(r.sender, r.id)) {
+      ++f.messages.withdrawn;
+      continue;
+    }
+    ++f.messages.total;
+    count(f.messages.by_type, r.type);
+    if (!r.has_facts) {
+      ++f.messages.without_facts;
+      continue;
+    }
+    if (r.type == "victim.identification") {
+      ++f.victims.messages;
+      victim_groups.add(r);
+    } else if (r.type == "person.wanted") {
+      ++f.wanted.messages;
+      wanted_groups.add(r);
+    } else if (r.type == "hotline.tip") {
+      ++f.tips.total;
+      count(f.tips.by_channel, r.value("channel"));
+      count(f.tips.by_urgency, r.value("urgency"));
+      count(f.tips.by_reporter_type, r.value("reporterType"));
+      count_each(f.tips.by_exploitation, r.list("exploitation"));
+      f.tips.possible_victims += r.possible_victims;
+    } else if (r.type == "verification.request") {
+      auto& v = f.verifications;
+      ++v.requests;
+      count(v.by_purpose, r.value("purpose"));
+      count(v.by_urgency, r.value("urgency"));
+      const std::string_view deadline = r.value("deadline");
+      const bool has_deadline = is_valid_full_date(deadline);
+      // The first answer accepted after the request that was not taken back.
+      const answer* first = nullptr;
+      if (auto it = answers_.find(r.id); it != answers_.end()) {
+        for (const auto& a : it->second) {
+          if (a.order > r.order && !is_withdrawn(a.sender, a.id)) {
+            first = &a;
+            break;
+          }
+        }
+      }
+      if (first == nullptr) {
+        ++v.unanswered;
+        if (has_deadline && today > deadline) {
+          ++v.overdue;
+        }
+        continue;
+      }
+      ++v.answered;
+      count(v.by_result, first->result);
+      const std::string_view answered_day = day_of(first->accepted_at);
+      if (has_deadline && !answered_day.empty() && answered_day > deadline) {
+        ++v.overdue;
+      }
+      const auto asked = parse_rfc3339(r.accepted_at);
+      const auto replied = parse_rfc3339(first->accepted_at);
+      if (asked && replied) {
+        const auto ms =
+            std::chrono::duration_cast<std::chrono::milliseconds>(*replied - *asked).count();
+        turnaround_ms.push_back(std::max<std::int64_t>(0, ms));
+      }
+    }
+  }
+
+  for (const counted_row* r : victim_groups.lasts()) {
+    auto& v = f.victims;
+    const std::string_view status = r->value("status");
+    count(v.by_status, status);
+    if (status == not_a_victim) {
+      continue;
+    }
+    ++v.total;
+    count(v.by_sex, r->value("sex"));
+    count(v.by_age_band, r->value("age"));
+    count(v.by_minor, !r->minor ? unknown : *r->minor ? "yes" : "no");
+    count_each(v.by_nationality, r->list("nationalities"));
+    count_each(v.by_exploitation, r->list("exploitation"));
+    count(v.by_region, r->value("region"));
+    count(v.by_sender, r->sender);
+  }
+  for (const counted_row* r : wanted_groups.lasts()) {
+    auto& w = f.wanted;
+    ++w.total;
+    count(w.by_sex, r->value("sex"));
+    count_each(w.by_nationality, r->list("nationalities"));
+    count(w.by_requested_action, r->value("requestedAction"));
+    count(w.by_sender, r->sender);
+  }
+
+  auto& hours = f.verifications.turnaround_hours;
+  std::sort(turnaround_ms.begin(), turnaround_ms.end());
+  const bool any = !turnaround_ms.empty();
+  hours.emplace_back("median", any ? hours_text(nearest_rank(turnaround_ms, 50)) : "");
+  hours.emplace_back("p90", any ? hours_text(nearest_rank(turnaround_ms, 90)) : "");
+  hours.emplace_back("max", any ? hours_text(turnaround_ms.back()) : "");
+  return f;
+}
+
+std::string statistics_builder::json(std::chrono::system_clock::time_point now) const {
+  const figures f = tally(now);
+  rapidjson::StringBuffer buffer;
+  rapidjson::PrettyWriter<rapidjson::StringBuffer> out(buffer);
+  out.SetIndent(' ', 2);
+  auto key = [&](std::string_view name) {
+    out.Key(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+  };
+  auto text = [&](std::string_view value) {
+    out.String(json::non_null(value), static_cast<rapidjson::SizeType>(value.size()));
+  };
+  out.StartObject();
+  key("report");
+  text("mxgw-statistics");
+  key("version");
+  out.Int(1);
+  key("period");
+  out.StartObject();
+  key("from");
+  text(period_.from);
+  key("to");
+  text(period_.to);
+  out.EndObject();
+  key("generatedAt");
+  text(format_rfc3339_ms(now));
+  for (const auto& s : f.layout()) {
+    key(s.name);
+    out.StartObject();
+    for (const auto& fig : s.figures) {
+      key(fig.json_name);
+      if (const auto* number = std::get_if<std::uint64_t>(&fig.value)) {
+        out.Uint64(*number);
+      } else if (const auto* counts = std::get_if<const breakdown*>(&fig.value)) {
+        out.StartObject();
+        for (const auto& [value, n] : **counts) {
+          key(value);
+          out.Uint64(n);
+        }
+        out.EndObject();
+      } else {
+        out.StartObject();
+        for (const auto& [name, hours] : *std::get<const turnaround*>(fig.value)) {
+          key(name);
+          if (hours.empty()) {
+            out.Null();
+          } else {
+            out.RawValue(hours.data(), hours.size(), rapidjson::kNumberType);
+          }
+        }
+        out.EndObject();
+      }
+    }
+    out.EndObject();
+  }
+  out.EndObject();
+  return {buffer.GetString(), buffer.GetSize()};
+}
+
+std::string statistics_builder::csv(std::chrono::system_clock::time_point now) const {
+  const figures f = tally(now);
+  std::string out = "section,dimension,value,count\r\n";
+  auto line = [&](std::string_view section, std::string_view dimension, std::string_view value,
+                  std::string_view number) {
+    out += csv_field(section);
+    out += ',';
+    out += csv_field(dimension);
+    out += ',';
+    out += csv_field(value);
+    out += ',';
+    out += number;
+    out += "\r\n";
+  };
+  for (const auto& s : f.layout()) {
+    for (const auto& fig : s.figures) {
+      if (const auto* number = std::get_if<std::uint64_t>(&fig.value)) {
+        line(s.name, fig.csv_name, "", std::to_string(*number));
+      } else if (const auto* counts = std::get_if<const breakdown*>(&fig.value)) {
+        for (const auto& [value, n] : **counts) {
+          line(s.name, fig.csv_name, value, std::to_string(n));
+        }
+      } else {
+        for (const auto& [name, hours] : *std::get<const turnaround*>(fig.value)) {
+          line(s.name, fig.csv_name, name, hours);
+        }
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace mxgw::report

@@ -1,0 +1,462 @@
+// The statistics report: the period check, grouping victims by reference, withdrawals, rows
+// outside the period, verification answers and turnaround, rows without facts, and the CSV form.
+#include "gateway/report/statistics.hpp"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+#include <rapidjson/pointer.h>
+
+#include <string>
+#include <vector>
+
+#include "gateway/common/json.hpp"
+#include "gateway/common/time.hpp"
+#include "gateway/store/message_store.hpp"
+
+namespace mxgw::report {
+namespace {
+
+const period first_half{"2026-01-01", "2026-06-30"};
+
+std::chrono::system_clock::time_point at(const std::string& rfc3339) {
+  auto t = parse_rfc3339(rfc3339);
+  EXPECT_TRUE(t.has_value()) << rfc3339;
+  return t.value_or(std::chrono::system_clock::time_point{});
+}
+
+const auto report_time = at("2026-07-01T08:00:00Z");
+
+store::message_facts row(std::string id, std::string sender, std::string type,
+                         std::string accepted_at, std::string facts) {
+  return {std::move(id), std::move(sender), std::move(type), std::move(accepted_at),
+          std::move(facts)};
+}
+
+store::message_facts victim(const std::string& id, const std::string& sender,
+                            const std::string& accepted_at, const std::string& facts) {
+  return row(id, sender, "victim.identification", accepted_at, facts);
+}
+
+store::message_facts withdrawal(const std::string& id, const std::string& sender,
+                                const std::string& accepted_at, const std::string& about,
+                                const std::string& status = "withdrawn") {
+  return row(id, sender, "case.status", accepted_at,
+             R"({"status":")" + status + R"(","about":")" + about + R"("})");
+}
+
+store::message_facts request(const std::string& id, const std::string& accepted_at,
+                             const std::string& deadline) {
+  std::string facts = R"({"purpose":"identity","urgency":"high")";
+  if (!deadline.empty()) {
+    facts += R"(,"deadline":")" + deadline + "\"";
+  }
+  return row(id, "vn-gialai", "verification.request", accepted_at, facts + "}");
+}
+
+store::message_facts answer(const std::string& id, const std::string& accepted_at,
+                            const std::string& in_reply_to, const std::string& result) {
+  return row(id, "kh-ratanakiri", "verification.result", accepted_at,
+             R"({"result":")" + result + R"(","inReplyTo":")" + in_reply_to + R"("})");
+}
+
+// The report of `rows` over `p`, parsed.
+rapidjson::Document report(const std::vector<store::message_facts>& rows,
+                           const period& p = first_half,
+                           std::chrono::system_clock::time_point now = report_time) {
+  statistics_builder builder(p);
+  for (const auto& r : rows) {
+    builder.add(r);
+  }
+  rapidjson::Document doc;
+  const std::string text = builder.json(now);
+  EXPECT_FALSE(doc.Parse(text.c_str()).HasParseError()) << text;
+  return doc;
+}
+
+// The value at JSON Pointer `pointer`, as compact JSON ("<absent>" when missing).
+std::string get(const rapidjson::Document& doc, const std::string& pointer) {
+  const rapidjson::Value* v = rapidjson::Pointer(pointer.c_str()).Get(doc);
+  return v == nullptr ? "<absent>" : json::to_string(*v);
+}
+
+TEST(StatisticsPeriod, AcceptsRealDatesInOrder) {
+  EXPECT_EQ(check_period(first_half), std::nullopt);
+  EXPECT_EQ(check_period({"2026-03-01", "2026-03-01"}), std::nullopt) << "one day";
+  EXPECT_EQ(check_period({"2028-02-29", "2028-12-31"}), std::nullopt) << "leap day";
+}
+
+TEST(StatisticsPeriod, RefusesImpossibleDatesAndReversedPeriods) {
+  for (const period& p : std::vector<period>{{"2026-02-30", "2026-03-31"},
+                                             {"2026-01-01", "2026-13-01"},
+                                             {"2026-02-29", "2026-03-01"},
+                                             {"2026-1-01", "2026-06-30"},
+                                             {"", "2026-06-30"},
+                                             {"2026-01-01", "2026-06-30T00:00:00Z"},
+                                             {"2026", "2026-06-30"},
+                                             {"2026-07-01", "2026-06-30"}}) {
+    SCOPED_TRACE(p.from + " .. " + p.to);
+    const auto error = check_period(p);
+    ASSERT_TRUE(error.has_value());
+    EXPECT_FALSE(error->empty());
+  }
+  EXPECT_NE(check_period({"2026-07-01", "2026-06-30"})->find("after"), std::string::npos);
+}
+
+TEST(Statistics, EmptyReportHasEveryFigureInAFixedOrder) {
+  const auto doc = report({});
+  std::vector<std::string> members;
+  for (const auto& m : doc.GetObject()) {
+    members.emplace_back(m.name.GetString());
+  }
+  EXPECT_EQ(members,
+            (std::vector<std::string>{"report", "version", "period", "generatedAt", "messages",
+                                      "victims", "wanted", "tips", "verifications"}));
+  EXPECT_EQ(get(doc, "/report"), R"("mxgw-statistics")");
+  EXPECT_EQ(get(doc, "/version"), "1");
+  EXPECT_EQ(get(doc, "/period"), R"({"from":"2026-01-01","to":"2026-06-30"})");
+  EXPECT_EQ(get(doc, "/generatedAt"), R"("2026-07-01T08:00:00.000Z")");
+  EXPECT_EQ(get(doc, "/messages"), R"({"total":0,"byType":{},"withoutFacts":0,"withdrawn":0})");
+  EXPECT_EQ(get(doc, "/victims"),
+            R"({"total":0,"messages":0,"byStatus":{},"bySex":{},"byAgeBand":{},"byMinor":{},)"
+            R"("byNationality":{},"byExploitation":{},"byRegion":{},"bySender":{}})");
+  EXPECT_EQ(get(doc, "/wanted"),
+            R"({"total":0,"messages":0,"bySex":{},"byNationality":{},"byRequestedAction":{},)"
+            R"("bySender":{}})");
+  EXPECT_EQ(get(doc, "/tips"), R"({"total":0,"byChannel":{},"byUrgency":{},"byReporterType":{},)"
+                               R"("byExploitation":{},"possibleVictims":0})");
+  EXPECT_EQ(
+      get(doc, "/verifications"),
+      R"({"requests":0,"byPurpose":{},"byUrgency":{},"answered":0,"unanswered":0,)"
+      R"("byResult":{},"overdue":0,"turnaroundHours":{"median":null,"p90":null,"max":null}})");
+}
+
+TEST(Statistics, VictimIsCountedOncePerSenderAndRefAndItsLastFactsWin) {
+  const auto doc = report({
+      victim("a1", "vn-gialai", "2026-02-01T10:00:00.000Z",
+             R"({"ref":"r1","sex":"U","status":"possible","minor":true})"),
+      victim("a2", "vn-gialai", "2026-03-01T10:00:00.000Z",
+             R"({"ref":"r1","sex":"F","age":"18--20","minor":false,"status":"identified"})"),
+      victim("a3", "kh-ratanakiri", "2026-03-02T10:00:00.000Z",
+             R"({"ref":"r1","sex":"M","status":"identified"})"),
+      victim("a4", "vn-gialai", "2026-03-03T10:00:00.000Z", R"({"sex":"M","status":"rescued"})"),
+      victim("a5", "vn-gialai", "2026-03-04T10:00:00.000Z", R"({"sex":"M","status":"rescued"})"),
+  });
+  EXPECT_EQ(get(doc, "/victims/messages"), "5");
+  EXPECT_EQ(get(doc, "/victims/total"), "4")
+      << "r1 of vn-gialai once, r1 of kh-ratanakiri, and two without ref";
+  EXPECT_EQ(get(doc, "/victims/byStatus"), R"({"identified":2,"rescued":2})");
+  EXPECT_EQ(get(doc, "/victims/bySex"), R"({"F":1,"M":3})");
+  EXPECT_EQ(get(doc, "/victims/byMinor"), R"({"no":1,"unknown":3})");
+  EXPECT_EQ(get(doc, "/victims/byAgeBand"), R"({"18--20":1,"unknown":3})");
+  EXPECT_EQ(get(doc, "/victims/bySender"), R"({"kh-ratanakiri":1,"vn-gialai":3})");
+  EXPECT_EQ(get(doc, "/messages/byType"), R"({"victim.identification":5})");
+}
+
+TEST(Statistics, NotAVictimCountsOnlyByStatus) {
+  const auto doc = report({
+      victim("a1", "vn-gialai", "2026-02-01T10:00:00.000Z",
+             R"({"ref":"r1","sex":"F","status":"possible"})"),
+      victim("a2", "vn-gialai", "2026-02-02T10:00:00.000Z",
+             R"({"ref":"r1","sex":"F","status":"not-a-victim"})"),
+      victim("a3", "vn-gialai", "2026-02-03T10:00:00.000Z",
+             R"({"ref":"r2","sex":"M","status":"not-a-victim"})"),
+      victim("a4", "vn-gialai", "2026-02-04T10:00:00.000Z",
+             R"({"ref":"r2","sex":"M","status":"identified"})"),
+  });
+  EXPECT_EQ(get(doc, "/victims/byStatus"), R"({"identified":1,"not-a-victim":1})");
+  EXPECT_EQ(get(doc, "/victims/total"), "1");
+  EXPECT_EQ(get(doc, "/victims/messages"), "4");
+  EXPECT_EQ(get(doc, "/victims/bySex"), R"({"M":1})");
+  EXPECT_EQ(get(doc, "/victims/bySender"), R"({"vn-gialai":1})");
+}
+
+TEST(Statistics, BreakdownsCountEachListedValueAndUnknowns) {
+  const auto doc = report({
+      victim("a1", "vn-gialai", "2026-02-01T10:00:00.000Z",
+             R"({"ref":"r1","sex":"F","age":"9--17","minor":true,"nationalities":["KH","VN"],)"
+             R"("exploitation":["sexual","forced-labour"],"region":"VN-30","status":"rescued"})"),
+      victim("a2", "vn-gialai", "2026-02-02T10:00:00.000Z",
+             R"({"ref":"r2","nationalities":[],"exploitation":[],"status":"identified"})"),
+      victim("a3", "vn-gialai", "2026-02-03T10:00:00.000Z",
+             R"({"ref":"r3","sex":7,"nationalities":"KH","minor":"no","region":["VN-30"]})"),
+  });
+  EXPECT_EQ(get(doc, "/victims/total"), "3");
+  EXPECT_EQ(get(doc, "/victims/byStatus"), R"({"identified":1,"rescued":1,"unknown":1})");
+  EXPECT_EQ(get(doc, "/victims/bySex"), R"({"F":1,"unknown":2})") << "mistyped counts unknown";
+  EXPECT_EQ(get(doc, "/victims/byMinor"), R"({"unknown":2,"yes":1})");
+  EXPECT_EQ(get(doc, "/victims/byNationality"), R"({"KH":1,"VN":1,"unknown":2})");
+  EXPECT_EQ(get(doc, "/victims/byExploitation"), R"({"forced-labour":1,"sexual":1,"unknown":2})");
+  EXPECT_EQ(get(doc, "/victims/byRegion"), R"({"VN-30":1,"unknown":2})");
+  EXPECT_EQ(get(doc, "/victims/byAgeBand"), R"({"9--17":1,"unknown":2})");
+}
+
+TEST(Statistics, WantedPersonsAreGroupedTheSameWay) {
+  const auto doc = report({
+      row("w1", "vn-gialai", "person.wanted", "2026-02-01T10:00:00.000Z",
+          R"({"ref":"r1","sex":"M","nationalities":["VN"],"requestedAction":"monitor"})"),
+      row("w2", "vn-gialai", "person.wanted", "2026-02-02T10:00:00.000Z",
+          R"({"ref":"r1","sex":"M","nationalities":["VN","KH"],)"
+          R"("requestedAction":"locate-and-arrest"})"),
+      row("w3", "la-houaphanh", "person.wanted", "2026-02-03T10:00:00.000Z", R"({"ref":"r1"})"),
+  });
+  EXPECT_EQ(get(doc, "/wanted"), R"({"total":2,"messages":3,"bySex":{"M":1,"unknown":1},)"
+                                 R"("byNationality":{"KH":1,"VN":1,"unknown":1},)"
+                                 R"("byRequestedAction":{"locate-and-arrest":1,"unknown":1},)"
+                                 R"("bySender":{"la-houaphanh":1,"vn-gialai":1}})");
+}
+
+TEST(Statistics, TipsAreCountedEachAndPossibleVictimsSummed) {
+  const auto doc = report({
+      row("t1", "vn-gialai", "hotline.tip", "2026-02-01T10:00:00.000Z",
+          R"({"channel":"hotline-111","urgency":"immediate","reporterType":"family",)"
+          R"("exploitation":["forced-criminality"],"possibleVictims":2})"),
+      row("t2", "vn-gialai", "hotline.tip", "2026-02-01T11:00:00.000Z",
+          R"({"channel":"zalo","urgency":"normal","possibleVictims":3})"),
+      row("t3", "kh-ratanakiri", "hotline.tip", "2026-02-01T12:00:00.000Z",
+          R"({"channel":"zalo","possibleVictims":-1})"),
+  });
+  EXPECT_EQ(get(doc, "/tips"),
+            R"({"total":3,"byChannel":{"hotline-111":1,"zalo":2},)"
+            R"("byUrgency":{"immediate":1,"normal":1,"unknown":1},)"
+            R"("byReporterType":{"family":1,"unknown":2},)"
+            R"("byExploitation":{"forced-criminality":1,"unknown":2},"possibleVictims":5})");
+}
+
+TEST(Statistics, WithdrawalBySameSenderExcludesTheMessage) {
+  const auto doc = report({
+      victim("a1", "vn-gialai", "2026-02-01T10:00:00.000Z", R"({"ref":"r1","status":"possible"})"),
+      victim("a2", "vn-gialai", "2026-02-02T10:00:00.000Z", R"({"ref":"r2","status":"possible"})"),
+      victim("a3", "vn-gialai", "2026-02-03T10:00:00.000Z", R"({"ref":"r3","status":"possible"})"),
+      victim("a4", "vn-gialai", "2026-02-04T10:00:00.000Z", R"({"ref":"r4","status":"possible"})"),
+      row("t1", "vn-gialai", "hotline.tip", "2026-02-05T10:00:00.000Z",
+          R"({"channel":"web","possibleVictims":1})"),
+      withdrawal("c1", "vn-gialai", "2026-03-01T10:00:00.000Z", "a1"),
+      withdrawal("c2", "kh-ratanakiri", "2026-03-01T11:00:00.000Z", "a2"),
+      withdrawal("c3", "vn-gialai", "2026-03-01T12:00:00.000Z", "a3", "cancelled"),
+      withdrawal("c4", "vn-gialai", "2026-03-01T13:00:00.000Z", "a4", "repatriated"),
+      withdrawal("c5", "vn-gialai", "2026-08-01T10:00:00.000Z", "t1"),  // after the period
+  });
+  EXPECT_EQ(get(doc, "/victims/total"), "2") << "a2 (withdrawn by another sender) and a4";
+  EXPECT_EQ(get(doc, "/victims/messages"), "2");
+  EXPECT_EQ(get(doc, "/tips/total"), "0") << "withdrawn after the period";
+  EXPECT_EQ(get(doc, "/tips/possibleVictims"), "0");
+  EXPECT_EQ(get(doc, "/messages/withdrawn"), "3");
+  EXPECT_EQ(get(doc, "/messages/total"), "6") << "a2, a4 and the four status messages";
+  EXPECT_EQ(get(doc, "/messages/byType"), R"({"case.status":4,"victim.identification":2})");
+}
+
+TEST(Statistics, RowsOutsideThePeriodOnlyWithdrawAndAnswer) {
+  const auto doc = report({
+      victim("a0", "vn-gialai", "2025-12-31T23:59:59.999Z", R"({"ref":"r0","status":"possible"})"),
+      victim("a1", "vn-gialai", "2026-01-01T00:00:00.000Z", R"({"ref":"r1","status":"possible"})"),
+      request("q1", "2026-06-30T23:00:00.000Z", "2026-07-10"),
+      victim("a2", "vn-gialai", "2026-06-30T23:59:59.999Z",
+             R"({"ref":"r1","status":"identified"})"),
+      victim("a3", "vn-gialai", "2026-07-01T00:00:00.000Z", R"({"ref":"r1","status":"returned"})"),
+      answer("v1", "2026-07-01T01:00:00.000Z", "q1", "no-record"),
+      row("t1", "vn-gialai", "hotline.tip", "2026-07-02T10:00:00.000Z", R"({"channel":"web"})"),
+      withdrawal("c1", "vn-gialai", "2026-07-03T10:00:00.000Z", "a2"),
+  });
+  EXPECT_EQ(get(doc, "/messages/total"), "2") << "a1 and q1; a2 is withdrawn";
+  EXPECT_EQ(get(doc, "/messages/withdrawn"), "1");
+  EXPECT_EQ(get(doc, "/victims/total"), "1");
+  EXPECT_EQ(get(doc, "/victims/byStatus"), R"({"possible":1})")
+      << "a3 after the period does not update the group; a2 is withdrawn";
+  EXPECT_EQ(get(doc, "/tips/total"), "0");
+  EXPECT_EQ(get(doc, "/verifications/answered"), "1");
+  EXPECT_EQ(get(doc, "/verifications/byResult"), R"({"no-record":1})");
+  EXPECT_EQ(get(doc, "/verifications/turnaroundHours"), R"({"median":2.0,"p90":2.0,"max":2.0})");
+}
+
+TEST(Statistics, VerificationsAnsweredUnansweredAndOverdue) {
+  const auto doc = report(
+      {
+          request("q2", "2026-03-01T00:00:00.000Z", "2026-03-02"),
+          request("q3", "2026-03-01T00:00:00.000Z", "2026-03-02"),
+          request("q4", "2026-03-01T00:00:00.000Z", "2026-06-30"),
+          request("q5", "2026-03-01T00:00:00.000Z", ""),
+          answer("v0", "2026-03-01T09:00:00.000Z", "q6", "confirmed"),  // before its request
+          request("q1", "2026-03-01T10:00:00.000Z", "2026-03-05"),
+          request("q6", "2026-03-01T10:00:00.000Z", "2026-07-01"),
+          request("q7", "2026-03-01T10:00:00.000Z", "2026-03-02"),
+          withdrawal("c7", "vn-gialai", "2026-03-01T11:00:00.000Z", "q7"),
+          answer("v1", "2026-03-02T22:00:00.000Z", "q1", "confirmed"),
+          answer("v1b", "2026-03-02T23:00:00.000Z", "q1", "refused"),   // not the first
+          answer("v7", "2026-03-02T23:00:00.000Z", "q7", "confirmed"),  // to a withdrawn one
+          answer("v3", "2026-03-02T23:59:59.999Z", "q3", "no-record"),  // on the deadline day
+          answer("v2", "2026-03-03T00:00:00.000Z", "q2", "partial"),    // the day after: overdue
+          row("v8", "kh-ratanakiri", "verification.result", "2026-03-03T00:00:00.000Z", ""),
+      },
+      first_half, at("2026-07-01T08:00:00Z"));
+  EXPECT_EQ(get(doc, "/verifications/requests"), "6") << "q7 is withdrawn";
+  EXPECT_EQ(get(doc, "/verifications/byPurpose"), R"({"identity":6})");
+  EXPECT_EQ(get(doc, "/verifications/byUrgency"), R"({"high":6})");
+  EXPECT_EQ(get(doc, "/verifications/answered"), "3");
+  EXPECT_EQ(get(doc, "/verifications/unanswered"), "3") << "q4, q5 and q6 (answered before)";
+  EXPECT_EQ(get(doc, "/verifications/byResult"), R"({"confirmed":1,"no-record":1,"partial":1})");
+  EXPECT_EQ(get(doc, "/verifications/overdue"), "2")
+      << "q2 answered late, q4's deadline day ended; q5 has none, q6's has not ended";
+  // 36 h, 48 h, 47.99999 h: nearest rank of three is the 2nd for the median, the 3rd for p90.
+  EXPECT_EQ(get(doc, "/verifications/turnaroundHours"), R"({"median":48.0,"p90":48.0,"max":48.0})");
+
+  // The same requests a day later: q6's deadline day has ended too.
+  const auto later = report({request("q6", "2026-03-01T10:00:00.000Z", "2026-07-01")}, first_half,
+                            at("2026-07-02T00:00:00Z"));
+  EXPECT_EQ(get(later, "/verifications/overdue"), "1");
+  const auto same_day = report({request("q6", "2026-03-01T10:00:00.000Z", "2026-07-01")},
+                               first_half, at("2026-07-01T23:59:59.999Z"));
+  EXPECT_EQ(get(same_day, "/verifications/overdue"), "0");
+}
+
+TEST(Statistics, TurnaroundPercentilesAreNearestRank) {
+  // Ten requests answered after 1.5, 3.0, ..., 15.0 hours, answers listed out of order.
+  std::vector<store::message_facts> rows;
+  for (int k = 1; k <= 10; ++k) {
+    rows.push_back(request("q" + std::to_string(k), "2026-04-01T00:00:00.000Z", "2026-05-01"));
+  }
+  for (int k : {7, 3, 10, 1, 5, 9, 2, 8, 4, 6}) {
+    const std::string accepted =
+        format_rfc3339_ms(at("2026-04-01T00:00:00Z") + std::chrono::minutes(90 * k));
+    rows.push_back(answer("v" + std::to_string(k), accepted, "q" + std::to_string(k), "confirmed"));
+  }
+  const auto doc = report(rows);
+  EXPECT_EQ(get(doc, "/verifications/answered"), "10");
+  EXPECT_EQ(get(doc, "/verifications/turnaroundHours"), R"({"median":7.5,"p90":13.5,"max":15.0})");
+}
+
+TEST(Statistics, RowsWithoutFactsCountOnlyAsMessages) {
+  const auto doc = report({
+      victim("a1", "vn-gialai", "2026-02-01T10:00:00.000Z", ""),
+      victim("a2", "vn-gialai", "2026-02-01T10:00:01.000Z", R"({"ref":"r1","status":)"),
+      victim("a3", "vn-gialai", "2026-02-01T10:00:02.000Z", "[]"),
+      victim("a4", "vn-gialai", "2026-02-01T10:00:03.000Z", "null"),
+      victim("a5", "vn-gialai", "2026-02-01T10:00:04.000Z", R"({"a":1,"a":2})"),
+      victim("a6", "vn-gialai", "2026-02-01T10:00:05.000Z", "{\"sex\":\"\xff\"}"),
+      row("c1", "vn-gialai", "case.status", "2026-02-01T10:00:06.000Z", "withdrawn a1"),
+      row("r1", "vn-gialai", "receipt", "2026-02-01T10:00:07.000Z", "{}"),
+  });
+  EXPECT_EQ(get(doc, "/messages/total"), "8");
+  EXPECT_EQ(get(doc, "/messages/withoutFacts"), "7") << "the receipt has (empty) facts";
+  EXPECT_EQ(get(doc, "/messages/byType"),
+            R"({"case.status":1,"receipt":1,"victim.identification":6})");
+  EXPECT_EQ(get(doc, "/messages/withdrawn"), "0");
+  EXPECT_EQ(get(doc, "/victims/total"), "0");
+  EXPECT_EQ(get(doc, "/victims/messages"), "0");
+}
+
+TEST(Statistics, OddTimestampsAreOutsideThePeriod) {
+  const auto doc = report({
+      victim("a1", "vn-gialai", "", R"({"status":"possible"})"),
+      victim("a2", "vn-gialai", "2026-02-30T10:00:00.000Z", R"({"status":"possible"})"),
+      victim("a3", "vn-gialai", "yesterday", R"({"status":"possible"})"),
+      victim("a4", "vn-gialai", "2026-02-28", R"({"status":"possible"})"),
+  });
+  EXPECT_EQ(get(doc, "/messages/total"), "1") << "only a date is needed";
+  EXPECT_EQ(get(doc, "/victims/total"), "1");
+}
+
+TEST(Statistics, OutputHoldsNoIdsOrReferences) {
+  statistics_builder builder(first_half);
+  builder.add(victim("3f2b8c1e-7d4a-4e2b-9c61-0a5d2e8f4b17", "vn-gialai",
+                     "2026-02-01T10:00:00.000Z",
+                     R"({"ref":"3ec15e3ef1378f35","sex":"F","status":"identified"})"));
+  builder.add(
+      request("5d0e9b27-8c6f-4a13-a2d4-7e3b1f6c9085", "2026-02-01T11:00:00.000Z", "2026-02-05"));
+  builder.add(answer("e8b3a6f1-0c2d-4e57-9b1a-3d6f8c2e7a49", "2026-02-02T11:00:00.000Z",
+                     "5d0e9b27-8c6f-4a13-a2d4-7e3b1f6c9085", "confirmed"));
+  for (const std::string& out : {builder.json(report_time), builder.csv(report_time)}) {
+    for (const char* secret : {"3f2b8c1e", "5d0e9b27", "e8b3a6f1", "3ec15e3ef1378f35"}) {
+      EXPECT_EQ(out.find(secret), std::string::npos) << secret << " in\n" << out;
+    }
+  }
+}
+
+TEST(StatisticsCsv, EveryFigureInAFixedOrder) {
+  statistics_builder builder(first_half);
+  builder.add(victim("a1", "vn-gialai", "2026-02-01T10:00:00.000Z",
+                     R"({"ref":"r1","sex":"F","age":"18--20","minor":false,)"
+                     R"("nationalities":["KH"],"exploitation":["forced-labour"],)"
+                     R"("region":"KH-16","status":"identified"})"));
+  builder.add(row("t1", "kh-ratanakiri", "hotline.tip", "2026-02-02T10:00:00.000Z",
+                  R"({"channel":"hotline-111","urgency":"high","reporterType":"ngo",)"
+                  R"("exploitation":["sexual","forced-labour"],"possibleVictims":2})"));
+  builder.add(request("q1", "2026-02-03T00:00:00.000Z", "2026-02-10"));
+  builder.add(answer("v1", "2026-02-04T12:00:00.000Z", "q1", "confirmed"));
+  builder.add(row("r1", "vn-gialai", "receipt", "2026-02-04T13:00:00.000Z", ""));
+  const std::string expected =
+      "section,dimension,value,count\r\n"
+      "messages,total,,5\r\n"
+      "messages,type,hotline.tip,1\r\n"
+      "messages,type,receipt,1\r\n"
+      "messages,type,verification.request,1\r\n"
+      "messages,type,verification.result,1\r\n"
+      "messages,type,victim.identification,1\r\n"
+      "messages,without_facts,,1\r\n"
+      "messages,withdrawn,,0\r\n"
+      "victims,total,,1\r\n"
+      "victims,messages,,1\r\n"
+      "victims,status,identified,1\r\n"
+      "victims,sex,F,1\r\n"
+      "victims,age_band,18--20,1\r\n"
+      "victims,minor,no,1\r\n"
+      "victims,nationality,KH,1\r\n"
+      "victims,exploitation,forced-labour,1\r\n"
+      "victims,region,KH-16,1\r\n"
+      "victims,sender,vn-gialai,1\r\n"
+      "wanted,total,,0\r\n"
+      "wanted,messages,,0\r\n"
+      "tips,total,,1\r\n"
+      "tips,channel,hotline-111,1\r\n"
+      "tips,urgency,high,1\r\n"
+      "tips,reporter_type,ngo,1\r\n"
+      "tips,exploitation,forced-labour,1\r\n"
+      "tips,exploitation,sexual,1\r\n"
+      "tips,possible_victims,,2\r\n"
+      "verifications,requests,,1\r\n"
+      "verifications,purpose,identity,1\r\n"
+      "verifications,urgency,high,1\r\n"
+      "verifications,answered,,1\r\n"
+      "verifications,unanswered,,0\r\n"
+      "verifications,result,confirmed,1\r\n"
+      "verifications,overdue,,0\r\n"
+      "verifications,turnaround_hours,median,36.0\r\n"
+      "verifications,turnaround_hours,p90,36.0\r\n"
+      "verifications,turnaround_hours,max,36.0\r\n";
+  EXPECT_EQ(builder.csv(report_time), expected);
+}
+
+TEST(StatisticsCsv, QuotesOnlyValuesThatNeedIt) {
+  statistics_builder builder(first_half);
+  builder.add(victim("a1", "odd,partner", "2026-02-01T10:00:00.000Z",
+                     R"({"sex":"say \"F\"","region":"line\nbreak","status":"a\rb",)"
+                     R"("nationalities":["KH"]})"));
+  const std::string csv = builder.csv(report_time);
+  EXPECT_NE(csv.find("\r\nvictims,sender,\"odd,partner\",1\r\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\r\nvictims,sex,\"say \"\"F\"\"\",1\r\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\r\nvictims,region,\"line\nbreak\",1\r\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\r\nvictims,status,\"a\rb\",1\r\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\r\nvictims,nationality,KH,1\r\n"), std::string::npos) << csv;
+  EXPECT_NE(csv.find("\r\nverifications,turnaround_hours,median,\r\n"), std::string::npos)
+      << "no value: an empty count";
+}
+
+TEST(StatisticsCsv, BreakdownValuesAreSorted) {
+  statistics_builder builder(first_half);
+  for (const char* sender : {"vn-gialai", "kh-ratanakiri", "la-houaphanh", "kh-stungtreng"}) {
+    builder.add(row(std::string("t-") + sender, sender, "hotline.tip", "2026-02-01T10:00:00.000Z",
+                    R"({"possibleVictims":0})"));
+    builder.add(victim(std::string("a-") + sender, sender, "2026-02-01T10:00:00.000Z", "{}"));
+  }
+  const std::string csv = builder.csv(report_time);
+  const auto kh_r = csv.find("victims,sender,kh-ratanakiri,1");
+  const auto kh_s = csv.find("victims,sender,kh-stungtreng,1");
+  const auto la = csv.find("victims,sender,la-houaphanh,1");
+  const auto vn = csv.find("victims,sender,vn-gialai,1");
+  ASSERT_NE(vn, std::string::npos) << csv;
+  EXPECT_LT(kh_r, kh_s);
+  EXPECT_LT(kh_s, la);
+  EXPECT_LT(la, vn);
+}
+
+}  // namespace
+}  // namespace mxgw::report

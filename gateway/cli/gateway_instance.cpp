@@ -37,6 +37,7 @@ struct gateway_instance::parts {
   config::gateway_config config;
   std::mutex reload_mutex;
   std::shared_ptr<http::partner_api> api;
+  std::string api_translation_id;  ///< the provenance id of the set the API translates with
   std::shared_ptr<identity::partner_registry> partners;
   std::shared_ptr<store::message_store> store;
   std::unique_ptr<delivery::delivery_service> delivery;
@@ -234,8 +235,12 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
       checker, parts_->trust, live_rules, parts_->store,
       http::api_limits{.max_json_depth = config.listener.limits.max_json_depth,
                        .audit_refusals_per_minute = config.audit.refusals_per_minute},
-      translation.transliterators, parts_->counters);
+      translation.transliterators, parts_->counters, translation.provenance_id);
   parts_->api = api;
+  parts_->api_translation_id = translation.provenance_id;
+  // What this instance translates with, on the record before any message names it.
+  audit_reload("translation.loaded", {},
+               {{"translation", translation.provenance_id}, {"set", translation.provenance}});
   auto counters = parts_->counters;
   auto refusal_counter = [counters](std::string listener) {
     return [counters, listener](std::string_view reason) {
@@ -480,7 +485,13 @@ std::vector<config::config_problem> gateway_instance::reload(const std::string& 
     audit_reload("config.reload_refused", actor, {{"problems", std::to_string(problems.size())}});
     return problems;
   }
-  parts_->api->replace_translation(next.checker, next.transliterators);
+  // Recorded before any message translated with the new set can name it (one writer queue).
+  if (next.provenance_id != parts_->api_translation_id) {
+    audit_reload("translation.loaded", actor,
+                 {{"translation", next.provenance_id}, {"set", next.provenance}});
+  }
+  parts_->api_translation_id = next.provenance_id;
+  parts_->api->replace_translation(next.checker, next.transliterators, next.provenance_id);
   std::size_t closed = 0;
   if (parts_->server) {
     closed += parts_->server->put_in_force(partner_crls);
@@ -496,7 +507,8 @@ std::vector<config::config_problem> gateway_instance::reload(const std::string& 
   }
   // An operator's act that changes what is accepted and who is served: on the record.
   audit_reload("config.reloaded", actor,
-               {{"codeTables", std::to_string(next.checker->tables().names().size())},
+               {{"translation", next.provenance_id},
+                {"codeTables", std::to_string(next.checker->tables().names().size())},
                 {"mappingFiles", std::to_string(next.mappings->size())},
                 {"crls", std::to_string(partner_crls.crls + admin_crls.crls + delivery_crls.crls)},
                 {"connectionsClosed", std::to_string(closed)}});

@@ -21,6 +21,13 @@ struct translation_set {
   std::shared_ptr<const pipeline::canonical_checker> checker;        ///< schemas + code tables
   std::shared_ptr<const pipeline::transliterators> transliterators;  ///< null: none configured
   std::shared_ptr<const adapters::mapped::mapping_set> mappings;     ///< empty set: none
+  /// What translations made with this set are traced to (translation provenance): a compact
+  /// JSON object {"tables": {name: version}, "files": {"mappings/x.json": digest, ...}} with the
+  /// first 16 hex digits of each file's SHA-256 (code tables, transliteration rules, mapping
+  /// files), and `provenance_id`, "tr-" and the first 16 hex digits of its SHA-256. Every
+  /// accepted message's audit entry names the id; `translation.loaded` records the whole.
+  std::string provenance;
+  std::string provenance_id;
 };
 
 /// Loads schema_dir, mappings_dir, translit_dir and adapters_dir of `config` (the last two are

@@ -172,9 +172,9 @@ partner_api::partner_api(std::shared_ptr<const pipeline::canonical_checker> chec
                          std::shared_ptr<const live<pipeline::routing_rules>> rules,
                          std::shared_ptr<store::message_store> store, api_limits limits,
                          std::shared_ptr<const pipeline::transliterators> transliterators,
-                         std::shared_ptr<metrics> counters)
+                         std::shared_ptr<metrics> counters, std::string provenance_id)
     : translation_(std::make_shared<const translation>(
-          translation{std::move(checker), std::move(transliterators)})),
+          translation{std::move(checker), std::move(transliterators), std::move(provenance_id)})),
       trust_(std::move(trust)),
       rules_(std::move(rules)),
       metrics_(std::move(counters)),
@@ -185,9 +185,9 @@ partner_api::partner_api(std::shared_ptr<const pipeline::canonical_checker> chec
 
 void partner_api::replace_translation(
     std::shared_ptr<const pipeline::canonical_checker> checker,
-    std::shared_ptr<const pipeline::transliterators> transliterators) {
+    std::shared_ptr<const pipeline::transliterators> transliterators, std::string provenance_id) {
   auto next = std::make_shared<const translation>(
-      translation{std::move(checker), std::move(transliterators)});
+      translation{std::move(checker), std::move(transliterators), std::move(provenance_id)});
   std::lock_guard lock(translation_mutex_);
   translation_.swap(next);
 }
@@ -314,7 +314,8 @@ std::string withdrawn_message(const rapidjson::Document& doc, std::string_view t
 // what decided it and what was withheld, each exclusion and why), committed with the message.
 audit::audit_record accepted_audit(const store::message_record& record,
                                    const adapters::adapter* format,
-                                   const std::vector<std::string>& matched_rules) {
+                                   const std::vector<std::string>& matched_rules,
+                                   const std::string& translation) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
   w.StartObject();
@@ -354,7 +355,10 @@ audit::audit_record accepted_audit(const store::message_record& record,
           .details = {{"type", record.type},
                       {"format", format == nullptr ? "mx" : std::string(format->id())},
                       {"sha256", record.body_sha256},
-                      {"routing", std::string(buffer.GetString(), buffer.GetSize())}}};
+                      {"routing", std::string(buffer.GetString(), buffer.GetSize())},
+                      // Which tables, rules and mapping files decoded it and made each
+                      // recipient's copy (translation.loaded has what the id stands for).
+                      {"translation", translation}}};
 }
 
 }  // namespace
@@ -611,7 +615,7 @@ void partner_api::accept_routed(const request& req, std::chrono::steady_clock::t
   record.withdraws = withdrawn_message(*doc, record.type);
   // Coarse categories for the statistics (`mxgw report`), kept after retention purges the body.
   record.facts = pipeline::facts_of(*doc, partner, t->checker->tables());
-  record.audit.push_back(accepted_audit(record, format, decision.matched_rules));
+  record.audit.push_back(accepted_audit(record, format, decision.matched_rules, t->provenance_id));
   if (!record.withdraws.empty()) {
     record.audit.back().details.emplace_back("withdraws", record.withdraws);
   }

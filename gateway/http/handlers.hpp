@@ -70,12 +70,15 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
               std::shared_ptr<const live<pipeline::routing_rules>> rules,
               std::shared_ptr<store::message_store> store, api_limits limits = {},
               std::shared_ptr<const pipeline::transliterators> transliterators = nullptr,
-              std::shared_ptr<metrics> counters = nullptr);
+              std::shared_ptr<metrics> counters = nullptr, std::string provenance_id = {});
 
   /// Replaces the checker (schemas, code tables) and the transliteration rules for requests that
   /// start from now on; requests in flight finish with the ones they started with. Thread-safe.
+  /// `provenance_id` names the set in each accepted message's audit entry
+  /// (cli::translation_set::provenance_id).
   void replace_translation(std::shared_ptr<const pipeline::canonical_checker> checker,
-                           std::shared_ptr<const pipeline::transliterators> transliterators);
+                           std::shared_ptr<const pipeline::transliterators> transliterators,
+                           std::string provenance_id = {});
 
   /// Routes and answers one request. `done` is called exactly once, possibly on a store thread,
   /// after the request has been fully handled (for an accepted message: after the durable commit).
@@ -96,6 +99,7 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
   struct translation {
     std::shared_ptr<const pipeline::canonical_checker> checker;
     std::shared_ptr<const pipeline::transliterators> transliterators;
+    std::string provenance_id;  ///< the translation set's id, for the accept's audit entry
   };
   std::shared_ptr<const translation> current_translation() const;
 

@@ -98,6 +98,69 @@ TEST_F(Reload, AChangedTableServesItsNewCodeAfterReload) {
   EXPECT_NE(entry.find(R"("mappingFiles":")"), std::string::npos) << entry;
 }
 
+// Translation provenance: every accepted message's audit entry names the set of code tables,
+// transliteration rules and mapping files that translated it, and `translation.loaded` records
+// what the name stands for (each table's version, each file's digest) at start and whenever a
+// reload changes it; a reload that changes nothing records no new set.
+TEST_F(Reload, EachMessageNamesTheTablesAndFilesThatTranslatedIt) {
+  ASSERT_EQ(post_stt(example_with_exploitation("SCAM_COMPOUND")), 200);
+  // A new edition of the exploitation table: one more partner code, a new version.
+  add_exploitation_code(dir_ / "mappings", "forced-labour", "DEBT_BONDAGE");
+  {
+    const auto file = dir_ / "mappings" / "exploitation.json";
+    auto doc = json::parse_file(file.string());
+    doc["version"].SetString("2027-01-01", doc.GetAllocator());
+    write_file(file, json::to_string(doc));
+  }
+  ASSERT_TRUE(gateway_->reload().empty());
+  ASSERT_TRUE(gateway_->reload().empty());  // nothing changed since: no new set on the record
+  std::string second = example_with_exploitation("DEBT_BONDAGE");
+  second.replace(second.find("STT-2569-000045"), 15, "STT-2569-000046");  // another message
+  ASSERT_EQ(post_stt(second), 200);
+  stop();
+
+  store::test_helpers::raw_db db(config_.store.path);
+  const auto lines = [&db](const std::string& sql) {
+    std::vector<std::string> out;
+    for (const auto& line : lines_of(db.text("SELECT group_concat(v, char(10)) FROM (" + sql + ")"))) {
+      out.push_back(line);
+    }
+    return out;
+  };
+  const auto loaded = lines(
+      "SELECT json_extract(entry, '$.details.translation') AS v FROM audit "
+      "WHERE event = 'translation.loaded' ORDER BY seq");
+  ASSERT_EQ(loaded.size(), 2U);
+  EXPECT_NE(loaded[0], loaded[1]);
+  EXPECT_EQ(loaded[0].rfind("tr-", 0), 0U) << loaded[0];
+  const auto used = lines(
+      "SELECT json_extract(entry, '$.details.translation') AS v FROM audit "
+      "WHERE event = 'message.accepted' ORDER BY seq");
+  ASSERT_EQ(used.size(), 2U);
+  EXPECT_EQ(used[0], loaded[0]);  // before the reload
+  EXPECT_EQ(used[1], loaded[1]);  // after it
+  const auto sets = lines(
+      "SELECT json_extract(entry, '$.details.set') AS v FROM audit "
+      "WHERE event = 'translation.loaded' ORDER BY seq");
+  ASSERT_EQ(sets.size(), 2U);
+  rapidjson::Document before, after;
+  before.Parse(sets[0].c_str());
+  after.Parse(sets[1].c_str());
+  ASSERT_TRUE(before.IsObject() && after.IsObject()) << sets[0];
+  EXPECT_STREQ(before["tables"]["exploitation"].GetString(), "2026-11-01");
+  EXPECT_STREQ(after["tables"]["exploitation"].GetString(), "2027-01-01");
+  EXPECT_STREQ(before["tables"]["region"].GetString(), after["tables"]["region"].GetString());
+  EXPECT_STRNE(before["files"]["mappings/exploitation.json"].GetString(),
+               after["files"]["mappings/exploitation.json"].GetString());
+  EXPECT_STREQ(before["files"]["adapters/kh-stt.json"].GetString(),
+               after["files"]["adapters/kh-stt.json"].GetString());
+  EXPECT_TRUE(before["files"].HasMember("translit/Khmr-Latn.txt"));
+  // The reload's own entry names the set it put in force.
+  EXPECT_EQ(lines("SELECT json_extract(entry, '$.details.translation') AS v FROM audit "
+                  "WHERE event = 'config.reloaded' ORDER BY seq"),
+            (std::vector<std::string>{loaded[1], loaded[1]}));
+}
+
 TEST_F(Reload, ABrokenTableIsRefusedAndTheOldTablesStillServe) {
   add_exploitation_code(dir_ / "mappings", "forced-labour", "DEBT_BONDAGE");
   write_file(dir_ / "mappings" / "sex.json", "{\"table\": \"sex\", ");

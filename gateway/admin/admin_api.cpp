@@ -21,6 +21,7 @@
 #include "gateway/identity/peer_identity.hpp"
 #include "gateway/pipeline/routing.hpp"
 #include "gateway/report/collect.hpp"
+#include "gateway/report/deadlines.hpp"
 #include "gateway/store/message_store.hpp"
 
 namespace mxgw::admin {
@@ -1084,6 +1085,43 @@ void statistics_report(const call& c, const query_map& query) {
       });
 }
 
+// GET /admin/v1/escalations: the open escalations of verification requests past their deadline
+// without an answer (report::deadline_watch), oldest deadline first.
+void escalations(const call& c) {
+  c.ctx.store->list_state(
+      report::escalation_kind, 0, [c](std::vector<store::state_item> items, bool ok) {
+        if (!ok) {
+          return c.done(store_failed());
+        }
+        std::erase_if(items, [](const store::state_item& i) { return i.value.empty(); });
+        std::vector<std::pair<std::string, rapidjson::Document>> open;
+        for (const auto& item : items) {
+          rapidjson::Document doc;
+          doc.Parse(item.value.c_str(), item.value.size());
+          if (!doc.HasParseError() && doc.IsObject()) {
+            open.emplace_back(std::string(json::get_string(doc, "deadline")) + item.key,
+                              std::move(doc));
+          }
+        }
+        std::sort(open.begin(), open.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+        c.done(json_response(200, [&](writer& w) {
+          w.StartObject();
+          w.Key("escalations");
+          w.StartArray();
+          for (const auto& [order, doc] : open) {
+            w.StartObject();
+            for (const char* name : {"messageId", "sender", "deadline", "escalatedAt"}) {
+              put(w, name, json::get_string(doc, name));
+            }
+            w.EndObject();
+          }
+          w.EndArray();
+          w.EndObject();
+        }));
+      });
+}
+
 // --- metrics and export
 // ---------------------------------------------------------------------------
 
@@ -1293,6 +1331,8 @@ void admin_api::handle(const http::request& req, done_fn done) const {
     }
   } else if (area == "audit" && n == 3) {
     return only("GET", "GET") ? audit_query(c, query) : void();
+  } else if (area == "escalations" && n == 3) {
+    return only("GET", "GET") ? escalations(c) : void();
   } else if (area == "report" && n == 3) {
     return only("GET", "GET") ? statistics_report(c, query) : void();
   } else if (area == "export" && n == 3) {

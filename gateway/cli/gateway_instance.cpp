@@ -27,6 +27,7 @@
 #include "gateway/net/server.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/routing.hpp"
+#include "gateway/report/deadlines.hpp"
 #include "gateway/store/message_store.hpp"
 #include "gateway/store/retention.hpp"
 #include "gateway/store/sealed.hpp"
@@ -43,6 +44,7 @@ struct gateway_instance::parts {
   std::unique_ptr<delivery::delivery_service> delivery;
   std::unique_ptr<audit::checkpointer> checkpoints;  // signs the audit chain head (docs/audit.md)
   std::unique_ptr<store::retention_sweeper> retention;
+  std::unique_ptr<report::deadline_watch> deadlines;
   std::shared_ptr<metrics> counters = std::make_shared<metrics>();
   std::shared_ptr<identity::trust_store> trust;
   std::shared_ptr<admin::state_manager> state;
@@ -156,6 +158,13 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
           .interval = std::chrono::seconds(config.store.retention_sweep_interval_s),
           .actor = "gateway:" + config.delivery.instance,
           .clock = {}});
+  // Started with the listeners (run()); a sweep on demand works from here on.
+  parts_->deadlines = std::make_unique<report::deadline_watch>(
+      parts_->store,
+      report::deadline_settings{.interval = std::chrono::seconds(config.deadlines.sweep_interval_s),
+                                .lookback = std::chrono::hours(24) * config.deadlines.lookback_days,
+                                .actor = "gateway:" + config.delivery.instance,
+                                .clock = options.clock});
   // Audit checkpoints are signed with the listener's key; its certificate identifies the signer.
   try {
     parts_->checkpoints = std::make_unique<audit::checkpointer>(
@@ -283,8 +292,14 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
         .reload = [this](const std::string& actor) { return reload(actor); }};
     auto* delivery_ptr = parts_->delivery.get();
     auto* partner_server = parts_->server.get();
-    auto extra = [delivery_ptr, partner_server] {
+    auto* deadlines = parts_->deadlines.get();
+    auto extra = [delivery_ptr, partner_server, deadlines] {
       std::string out;
+      out +=
+          "# HELP mxgw_verifications_overdue Verification requests past their deadline without "
+          "an answer, at the last look.\n# TYPE mxgw_verifications_overdue gauge\n"
+          "mxgw_verifications_overdue " +
+          std::to_string(deadlines->overdue()) + "\n";
       if (delivery_ptr != nullptr) {
         const auto d = delivery_ptr->counters();
         out += "# TYPE mxgw_delivery_attempts_total counter\nmxgw_delivery_attempts_total " +
@@ -356,6 +371,7 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
 gateway_instance::~gateway_instance() {
   stop();
   parts_->retention.reset();
+  parts_->deadlines.reset();
   if (parts_->admin_thread.joinable()) {
     parts_->admin_thread.join();
   }
@@ -381,6 +397,7 @@ std::uint16_t gateway_instance::admin_port() const {
 }
 
 void gateway_instance::run() {
+  parts_->deadlines->start();
   if (parts_->admin_server) {
     parts_->admin_thread = std::thread([server = parts_->admin_server.get()] { server->run(); });
   }
@@ -399,6 +416,7 @@ void gateway_instance::run() {
     parts_->delivery->stop();
   }
   parts_->retention->stop();
+  parts_->deadlines->stop();
   parts_->checkpoints->stop();  // the last checkpoint vouches for everything written
   parts_->store->stop();
   log::info({.event = "gateway.stopped"});
@@ -417,6 +435,10 @@ delivery::delivery_service* gateway_instance::delivery() const {
 
 feed::feed_poller* gateway_instance::feeds() const {
   return parts_->feeds.get();
+}
+
+report::deadline_watch& gateway_instance::deadlines() const {
+  return *parts_->deadlines;
 }
 
 void gateway_instance::audit_reload(std::string event, const std::string& actor,

@@ -20,6 +20,10 @@ namespace mxgw::feed {
 class feed_poller;
 }
 
+namespace mxgw::report {
+class deadline_watch;
+}
+
 namespace mxgw::cli {
 
 /// What tests may change about a gateway beyond its configuration.
@@ -64,6 +68,10 @@ class gateway_instance {
 
   /// The notice feed poller (nullptr when no enabled partner has a feed), for its counters.
   feed::feed_poller* feeds() const;
+
+  /// The verification deadline watch (report::deadline_watch), for a sweep on demand (tests,
+  /// operators' tools) besides the periodic ones.
+  report::deadline_watch& deadlines() const;
 
  private:
   /// Appends one audit entry about a reload (not waited for; a failure is logged).

@@ -148,8 +148,9 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   const auto base = std::filesystem::absolute(file).parent_path();
   reader r(file.string(), problems, base);
   r.only(doc, "",
-         {"threads", "listener", "store", "delivery", "audit", "admin", "partners", "routing",
-          "schema_dir", "mappings_dir", "translit_dir", "adapters_dir", "log", "description"});
+         {"threads", "listener", "store", "delivery", "audit", "deadlines", "admin", "partners",
+          "routing", "schema_dir", "mappings_dir", "translit_dir", "adapters_dir", "log",
+          "description"});
   r.number(doc, "threads", "", config.threads, 0, 256);
 
   if (const auto* l = r.object(doc, "listener", "")) {
@@ -368,6 +369,11 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
              100'000'000);
     r.number(*a, "checkpoint_interval_s", "/audit", config.audit.checkpoint_interval_s, 1, 86'400);
     r.number(*a, "refusals_per_minute", "/audit", config.audit.refusals_per_minute, 1, 100'000);
+  }
+  if (const auto* d = r.object(doc, "deadlines", "")) {
+    r.only(*d, "/deadlines", {"sweep_interval_s", "lookback_days"});
+    r.number(*d, "sweep_interval_s", "/deadlines", config.deadlines.sweep_interval_s, 1, 86'400);
+    r.number(*d, "lookback_days", "/deadlines", config.deadlines.lookback_days, 1, 3'650);
   }
   if (const auto* a = r.object(doc, "admin", "")) {
     const std::string at = "/admin";

@@ -106,6 +106,13 @@ struct audit_settings {
   std::uint32_t refusals_per_minute = 60;         ///< refusal entries per partner a minute
 };
 
+/// Verification deadlines (`deadlines` in gateway.json): how often the gateway looks for
+/// verification requests past their deadline without an answer, and how far back.
+struct deadline_settings {
+  std::uint32_t sweep_interval_s = 300;  ///< look this often (and once at start)
+  std::uint32_t lookback_days = 180;     ///< requests accepted up to this long ago are watched
+};
+
 /// The admin listener (`admin` in gateway.json): present = on. Its own port and its own trust
 /// anchors, which must not be partner anchors; certificate and key default to the listener's.
 struct admin_settings {
@@ -129,6 +136,7 @@ struct gateway_config {
   store_settings store;
   delivery_settings delivery;
   audit_settings audit;
+  deadline_settings deadlines;
   admin_settings admin;
   std::filesystem::path partners_file;
   std::filesystem::path routing_file;  ///< routing rules; empty: explicit recipients only

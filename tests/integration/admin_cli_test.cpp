@@ -13,6 +13,7 @@
 
 #include "gateway/common/json.hpp"
 #include "gateway/common/time.hpp"
+#include "gateway/report/deadlines.hpp"
 #include "gateway/sim/partner_sim.hpp"
 #include "tests/integration/gateway_fixture.hpp"
 
@@ -435,6 +436,52 @@ TEST_F(AdminCli, ReportCountsThePeriodWithoutIdentitiesAndIsAudited) {
   EXPECT_NE(entries[0].find("\"actor\":\"admin:"), std::string::npos) << entries[0];
   EXPECT_NE(entries[0].find("\"from\":\"" + today + "\""), std::string::npos) << entries[0];
   EXPECT_NE(entries[1].find("\"format\":\"csv\""), std::string::npos) << entries[1];
+}
+
+// A verification request whose deadline day has passed without an answer is escalated: listed by
+// the admin API, counted in the metrics, on the audit chain once however often the gateway looks;
+// the answer, late, closes it.
+TEST_F(AdminCli, AnUnansweredRequestPastItsDeadlineIsEscalatedUntilAnswered) {
+  const auto gialai = partner_client("vn-gialai");
+  const std::string request_id = "de4d0000-0000-4000-8000-000000000001";
+  // The example's deadline, 2026-12-05, has passed.
+  ASSERT_EQ(post(gialai, example("verification.request", request_id)).status, 202);
+  const auto [first, ok] = gateway_->deadlines().sweep_now();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(first.escalated, 1U);
+  EXPECT_EQ(gateway_->deadlines().sweep_now().first.escalated, 0U);
+
+  auto r = admin(admin_client(), "GET", "/admin/v1/escalations");
+  ASSERT_EQ(r.status, 200) << r.body;
+  rapidjson::Document doc;
+  doc.Parse(r.body.c_str());
+  ASSERT_TRUE(doc.IsObject() && doc["escalations"].IsArray()) << r.body;
+  ASSERT_EQ(doc["escalations"].Size(), 1U) << r.body;
+  EXPECT_STREQ(doc["escalations"][0]["messageId"].GetString(), request_id.c_str());
+  EXPECT_STREQ(doc["escalations"][0]["sender"].GetString(), "vn-gialai");
+  EXPECT_STREQ(doc["escalations"][0]["deadline"].GetString(), "2026-12-05");
+  EXPECT_NE(admin(admin_client(), "GET", "/metrics").body.find("mxgw_verifications_overdue 1\n"),
+            std::string::npos);
+  EXPECT_EQ(admin(admin_client(), "POST", "/admin/v1/escalations").status, 405);
+
+  std::string answer = example("verification.result", "de4d0000-0000-4000-8000-000000000002");
+  answer.replace(answer.find("1b6d4e8a-3f27-4c90-8e15-a9c2d7f0b364"), 36, request_id);
+  ASSERT_EQ(post(gialai, answer).status, 202);
+  const auto [after, after_ok] = gateway_->deadlines().sweep_now();
+  ASSERT_TRUE(after_ok);
+  EXPECT_EQ(after.closed, 1U);
+  EXPECT_EQ(after.overdue, 0U);
+  r = admin(admin_client(), "GET", "/admin/v1/escalations");
+  doc.Parse(r.body.c_str());
+  ASSERT_TRUE(doc.IsObject()) << r.body;
+  EXPECT_EQ(doc["escalations"].Size(), 0U) << r.body;
+
+  const auto entries = lines_of(mxgw("audit query --event verification.* --limit 0").out);
+  ASSERT_EQ(entries.size(), 2U);
+  EXPECT_NE(entries[0].find("\"event\":\"verification.overdue\""), std::string::npos) << entries[0];
+  EXPECT_NE(entries[0].find(request_id), std::string::npos) << entries[0];
+  EXPECT_NE(entries[1].find("\"reason\":\"answered\""), std::string::npos) << entries[1];
+  EXPECT_NE(log_text().find("verification.overdue"), std::string::npos);
 }
 
 // A partner created through the admin API while the gateway runs is held to its delivery

@@ -1,0 +1,251 @@
+// Deadline watch (see deadlines.hpp): one sweep reads the facts of the lookback window, finds the
+// overdue requests, and puts or deletes escalation items against what the store already holds.
+#include "gateway/report/deadlines.hpp"
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <future>
+#include <map>
+#include <optional>
+#include <set>
+#include <string_view>
+
+#include "gateway/common/json.hpp"
+#include "gateway/common/log.hpp"
+#include "gateway/common/time.hpp"
+
+namespace mxgw::report {
+
+namespace {
+
+constexpr std::size_t page_rows = 2000;
+
+struct request {
+  std::string sender;
+  std::string deadline;  ///< "YYYY-MM-DD"
+};
+
+/// What the window's facts say about verification requests.
+struct watched {
+  std::map<std::string, request> requests;                 ///< by message id
+  std::set<std::string> answered;                          ///< ids named by an answer
+  std::set<std::pair<std::string, std::string>> withdrawn; ///< (sender, id)
+};
+
+std::string text_member(const rapidjson::Value& facts, const char* name) {
+  return std::string(json::get_string(facts, name));
+}
+
+/// Reads every facts row accepted since `since`; nullopt when the store failed.
+std::optional<watched> read_window(store::message_store& store, const std::string& since) {
+  watched out;
+  std::string cursor;
+  do {
+    std::promise<std::pair<store::facts_page, bool>> p;
+    auto f = p.get_future();
+    store.read_facts(since, cursor, page_rows, [&p](store::facts_page page, bool ok) {
+      p.set_value({std::move(page), ok});
+    });
+    auto [page, ok] = f.get();
+    if (!ok) {
+      return std::nullopt;
+    }
+    for (const auto& row : page.rows) {
+      rapidjson::Document facts;
+      facts.Parse(row.facts.c_str(), row.facts.size());
+      if (facts.HasParseError() || !facts.IsObject()) {
+        continue;  // stored before facts were kept, or sealed under a key not given
+      }
+      if (row.type == "verification.request") {
+        const std::string deadline = text_member(facts, "deadline");
+        if (is_valid_full_date(deadline)) {
+          out.requests[row.id] = {row.sender, deadline};
+        }
+      } else if (row.type == "verification.result") {
+        if (auto about = text_member(facts, "inReplyTo"); !about.empty()) {
+          out.answered.insert(std::move(about));
+        }
+      } else if (row.type == "case.status") {
+        const std::string status = text_member(facts, "status");
+        if (status == "withdrawn" || status == "cancelled") {
+          out.withdrawn.insert({row.sender, text_member(facts, "about")});
+        }
+      }
+    }
+    cursor = std::move(page.next);
+  } while (!cursor.empty());
+  return out;
+}
+
+std::optional<std::vector<store::state_item>> open_escalations(store::message_store& store) {
+  std::promise<std::pair<std::vector<store::state_item>, bool>> p;
+  auto f = p.get_future();
+  store.list_state(escalation_kind, 0, [&p](std::vector<store::state_item> items, bool ok) {
+    p.set_value({std::move(items), ok});
+  });
+  auto [items, ok] = f.get();
+  if (!ok) {
+    return std::nullopt;
+  }
+  std::erase_if(items, [](const store::state_item& item) { return item.value.empty(); });
+  return items;
+}
+
+/// True when the put applied; nullopt when the store failed.
+std::optional<bool> put(store::message_store& store, store::state_item item,
+                        std::int64_t expected, audit::audit_record record) {
+  std::promise<store::put_outcome> p;
+  auto f = p.get_future();
+  store.put_state(std::move(item), expected, {std::move(record)},
+                  [&p](store::put_outcome outcome, std::int64_t) { p.set_value(outcome); });
+  const auto outcome = f.get();
+  if (outcome == store::put_outcome::failed) {
+    return std::nullopt;
+  }
+  return outcome == store::put_outcome::applied;
+}
+
+std::string escalation_value(const std::string& id, const request& r, const std::string& at) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  w.StartObject();
+  for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"messageId", &id},
+                                   {"sender", &r.sender},
+                                   {"deadline", &r.deadline},
+                                   {"escalatedAt", &at}}) {
+    w.Key(key);
+    w.String(value->c_str(), static_cast<rapidjson::SizeType>(value->size()));
+  }
+  w.EndObject();
+  return {buffer.GetString(), buffer.GetSize()};
+}
+
+}  // namespace
+
+deadline_watch::deadline_watch(std::shared_ptr<store::message_store> store,
+                               deadline_settings settings)
+    : store_(std::move(store)), settings_(std::move(settings)) {}
+
+deadline_watch::~deadline_watch() {
+  stop();
+}
+
+void deadline_watch::start() {
+  const std::lock_guard lock(mutex_);
+  if (!thread_.joinable() && !stopping_) {
+    thread_ = std::thread([this] { run(); });
+  }
+}
+
+void deadline_watch::stop() {
+  {
+    const std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) {
+    thread_.join();
+  }
+}
+
+std::size_t deadline_watch::overdue() const {
+  const std::lock_guard lock(mutex_);
+  return overdue_;
+}
+
+std::pair<deadline_sweep_result, bool> deadline_watch::sweep_now() {
+  const auto now = settings_.clock ? settings_.clock() : std::chrono::system_clock::now();
+  const std::string now_text = format_rfc3339_ms(now);
+  const std::string today = now_text.substr(0, 10);
+  deadline_sweep_result result;
+  const auto window = read_window(*store_, format_rfc3339_ms(now - settings_.lookback));
+  auto open = window ? open_escalations(*store_) : std::nullopt;
+  if (!window || !open) {
+    return {result, false};
+  }
+  std::map<std::string, store::state_item> by_id;
+  for (auto& item : *open) {
+    by_id.emplace(item.key, std::move(item));
+  }
+  // Close what a late answer or a withdrawal settled (requests outside the window stay open: an
+  // operator closes those, or they were answered before the window and never escalated).
+  for (const auto& [id, item] : by_id) {
+    const auto r = window->requests.find(id);
+    if (r == window->requests.end()) {
+      continue;
+    }
+    const bool answered = window->answered.count(id) != 0;
+    const bool withdrawn = window->withdrawn.count({r->second.sender, id}) != 0;
+    if (!answered && !withdrawn) {
+      continue;
+    }
+    const auto closed = put(*store_, {.kind = escalation_kind, .key = id, .value = {}},
+                            item.version,
+                            {.event = "verification.escalation_closed",
+                             .actor = settings_.actor,
+                             .partner = r->second.sender,
+                             .message_id = id,
+                             .details = {{"reason", answered ? "answered" : "withdrawn"}}});
+    if (!closed) {
+      return {result, false};
+    }
+    if (*closed) {
+      ++result.closed;
+      log::info({.event = "verification.escalation_closed",
+                 .message_id = id,
+                 .partner = r->second.sender,
+                 .reason = answered ? "answered" : "withdrawn"});
+    }
+  }
+  for (const auto& [id, r] : window->requests) {
+    // Overdue once the deadline's whole day (UTC) has passed.
+    if (r.deadline >= today || window->answered.count(id) != 0 ||
+        window->withdrawn.count({r.sender, id}) != 0) {
+      continue;
+    }
+    ++result.overdue;
+    if (by_id.count(id) != 0) {
+      continue;  // escalated before
+    }
+    const auto escalated =
+        put(*store_,
+            {.kind = escalation_kind, .key = id, .value = escalation_value(id, r, now_text)}, 0,
+            {.event = "verification.overdue",
+             .actor = settings_.actor,
+             .partner = r.sender,
+             .message_id = id,
+             .details = {{"deadline", r.deadline}}});
+    if (!escalated) {
+      return {result, false};
+    }
+    if (*escalated) {  // else another instance was first
+      ++result.escalated;
+      log::warn({.event = "verification.overdue",
+                 .message_id = id,
+                 .partner = r.sender,
+                 .reason = "deadline-passed",
+                 .detail = r.deadline});
+    }
+  }
+  {
+    const std::lock_guard lock(mutex_);
+    overdue_ = result.overdue;
+  }
+  return {result, true};
+}
+
+void deadline_watch::run() {
+  std::unique_lock lock(mutex_);
+  while (!stopping_) {
+    lock.unlock();
+    if (const auto [result, ok] = sweep_now(); !ok) {
+      log::warn({.event = "deadlines.sweep_failed", .reason = "store-unavailable"});
+    }
+    lock.lock();
+    wake_.wait_for(lock, settings_.interval, [this] { return stopping_; });
+  }
+}
+
+}  // namespace mxgw::report

@@ -1,0 +1,150 @@
+// The verification deadline watch on a real SQLite store: a request past its deadline day without
+// an answer is escalated once (an escalation item and `verification.overdue` on the audit chain),
+// however often and by however many watchers it is looked at; a request still within its deadline
+// day, answered or withdrawn by its own sender is not; a late answer closes the escalation.
+#include "gateway/report/deadlines.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <future>
+#include <string>
+#include <vector>
+
+#include "gateway/common/time.hpp"
+#include "gateway/store/sqlite_store.hpp"
+#include "tests/store/store_test_helpers.hpp"
+#include "tests/support/test_support.hpp"
+
+namespace mxgw::report {
+namespace {
+
+using store::test_helpers::make_id;
+
+class DeadlineWatch : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    store::sqlite_options options;
+    options.path = dir_ / "store.db";
+    store_ = store::open_sqlite_store(options);
+  }
+  void TearDown() override { store_->stop(); }
+
+  /// A watcher whose day is `today` (noon UTC).
+  std::unique_ptr<deadline_watch> watcher(const std::string& today) {
+    const auto at = *parse_rfc3339(today + "T12:00:00Z");
+    return std::make_unique<deadline_watch>(
+        store_, deadline_settings{.interval = std::chrono::seconds(3600),
+                                  .lookback = std::chrono::hours(24 * 3650),
+                                  .actor = "gateway:test",
+                                  .clock = [at] { return at; }});
+  }
+
+  void accept(int n, const std::string& sender, const std::string& type,
+              const std::string& facts) {
+    store::message_record r{make_id(n), sender, type, "2026-02-01T00:00:00Z", "sha", "{}"};
+    r.facts = facts;
+    std::promise<store::accept_outcome> p;
+    store_->accept(std::move(r), [&p](store::accept_result a) { p.set_value(a.outcome); });
+    ASSERT_EQ(p.get_future().get(), store::accept_outcome::stored);
+  }
+  void request(int n, const std::string& deadline, const std::string& sender = "vn-gialai") {
+    accept(n, sender, "verification.request",
+           R"({"purpose":"nationality","urgency":"high","deadline":")" + deadline + R"("})");
+  }
+  void answer(int n, int request_n) {
+    accept(n, "kh-ratanakiri", "verification.result",
+           R"({"result":"confirmed","inReplyTo":")" + make_id(request_n) + R"("})");
+  }
+  void withdraw(int n, int message_n, const std::string& sender) {
+    accept(n, sender, "case.status",
+           R"({"status":"withdrawn","about":")" + make_id(message_n) + R"("})");
+  }
+
+  /// The audit entries of `event`: their message ids.
+  std::vector<std::string> audited(const std::string& event) {
+    std::promise<std::vector<audit::audit_row>> p;
+    store_->read_audit(0, 1000,
+                       [&p](std::vector<audit::audit_row> rows, bool) { p.set_value(rows); });
+    std::vector<std::string> ids;
+    for (const auto& row : p.get_future().get()) {
+      if (row.event == event) {
+        ids.push_back(row.message_id);
+      }
+    }
+    return ids;
+  }
+  std::vector<std::string> open_escalations() {
+    std::promise<std::vector<store::state_item>> p;
+    store_->list_state(escalation_kind, 0,
+                       [&p](std::vector<store::state_item> items, bool) { p.set_value(items); });
+    std::vector<std::string> keys;
+    for (const auto& item : p.get_future().get()) {
+      if (!item.value.empty()) {
+        keys.push_back(item.key);
+      }
+    }
+    std::sort(keys.begin(), keys.end());  // the store lists them in the order they were put
+    return keys;
+  }
+
+  test::temp_dir dir_;
+  std::shared_ptr<store::message_store> store_;
+};
+
+TEST_F(DeadlineWatch, AnOverdueRequestIsEscalatedOnceAndClosedByALateAnswer) {
+  request(1, "2026-03-01");               // overdue on 2026-03-02
+  request(2, "2026-03-01");               // answered in time
+  answer(3, 2);
+  request(4, "2026-03-02");               // its deadline day has not ended
+  request(5, "2026-03-01");               // withdrawn by its sender
+  withdraw(6, 5, "vn-gialai");
+  request(7, "2026-03-01");               // "withdrawn" by someone else: still due
+  withdraw(8, 7, "kh-ratanakiri");
+  accept(9, "vn-gialai", "verification.request", "");  // no facts: cannot be watched
+
+  auto watch = watcher("2026-03-02");
+  auto [first, ok] = watch->sweep_now();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(first.overdue, 2U);
+  EXPECT_EQ(first.escalated, 2U);
+  EXPECT_EQ(watch->overdue(), 2U);
+  EXPECT_EQ(audited("verification.overdue"), (std::vector<std::string>{make_id(1), make_id(7)}));
+  EXPECT_EQ(open_escalations(), (std::vector<std::string>{make_id(1), make_id(7)}));
+
+  // Looked at again, and by a second instance's watcher: nothing new on the record.
+  auto [again, again_ok] = watch->sweep_now();
+  ASSERT_TRUE(again_ok);
+  EXPECT_EQ(again.overdue, 2U);
+  EXPECT_EQ(again.escalated, 0U);
+  EXPECT_EQ(watcher("2026-03-02")->sweep_now().first.escalated, 0U);
+  EXPECT_EQ(audited("verification.overdue").size(), 2U);
+
+  // The next day request 4 is overdue too; request 1 gets its answer late.
+  answer(10, 1);
+  auto [later, later_ok] = watcher("2026-03-03")->sweep_now();
+  ASSERT_TRUE(later_ok);
+  EXPECT_EQ(later.closed, 1U);
+  EXPECT_EQ(later.escalated, 1U);
+  EXPECT_EQ(later.overdue, 2U);  // 4 and 7
+  EXPECT_EQ(audited("verification.escalation_closed"), (std::vector<std::string>{make_id(1)}));
+  EXPECT_EQ(open_escalations(), (std::vector<std::string>{make_id(4), make_id(7)}));
+}
+
+TEST_F(DeadlineWatch, RequestsBeforeTheLookbackAreNotWatchedAndAFailedStoreIsReported) {
+  request(1, "2026-03-01");
+  // Ten days of lookback from 2036: the request was accepted long before.
+  const auto at = *parse_rfc3339("2036-03-02T12:00:00Z");
+  deadline_watch short_sight(store_, {.interval = std::chrono::seconds(3600),
+                                      .lookback = std::chrono::hours(24 * 10),
+                                      .actor = "gateway:test",
+                                      .clock = [at] { return at; }});
+  auto [result, ok] = short_sight.sweep_now();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(result.overdue, 0U);
+  store_->stop();
+  EXPECT_FALSE(watcher("2026-03-02")->sweep_now().second);
+}
+
+}  // namespace
+}  // namespace mxgw::report

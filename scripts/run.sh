@@ -123,6 +123,10 @@ send kh-ratanakiri --method GET --url "https://localhost:8443/v1/messages/$id"
 step "The notice feed was polled: each red and yellow notice accepted once and routed to Stung Treng (a restart sends nothing again)"
 grep '"event":"feed\.' "$log" || true
 
+step "Today's statistics for the six-monthly report: counts only, no identities (docs/report.md)"
+today=$(date -u +%F)
+"$mxgw" report --config "$config" --from "$today" --to "$today" --format csv
+
 step "Houaphanh's certificate is valid but its partner is disabled (expect no service)"
 send la-houaphanh --method GET --url https://localhost:8443/healthz
 rm -f "$message" "$message.bad"

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_support.hpp"
 #include "gateway/common/time.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/facts.hpp"
@@ -30,36 +31,9 @@
 namespace {
 
 using namespace mxgw;
-
-std::filesystem::path source_dir() {
-  if (const char* dir = std::getenv("MXGW_SOURCE_DIR"); dir != nullptr && *dir != '\0') {
-    return dir;
-  }
-  return MXGW_SOURCE_DIR;
-}
-
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw std::runtime_error(path.string() + ": cannot read");
-  }
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
-
-const pipeline::canonical_checker& checker() {
-  static const auto instance = [] {
-    std::vector<pipeline::config_problem> problems;
-    auto c = std::make_unique<pipeline::canonical_checker>(pipeline::canonical_checker::load(
-        source_dir() / "config" / "schema", source_dir() / "config" / "mappings", problems));
-    if (!problems.empty()) {
-      throw std::runtime_error("config/schema or config/mappings has problems");
-    }
-    return c;
-  }();
-  return *instance;
-}
+using bench::checker;
+using bench::read_file;
+using bench::source_dir;
 
 /// A mix like a liaison office's: victims (some reported twice), tips, requests and answers.
 std::vector<store::message_facts> synthetic_rows(std::size_t n) {

@@ -17,6 +17,7 @@
 
 #include "gateway/common/json.hpp"
 #include "gateway/pipeline/domain_checks.hpp"
+#include "tests/pipeline/document_edit.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace mxgw::pipeline {
@@ -58,14 +59,7 @@ void set(rapidjson::Document& doc, const std::string& pointer, const std::string
         doc.GetAllocator());
 }
 
-/// Sets the value at `pointer` to the parsed JSON `value_json`.
-void set_json(rapidjson::Document& doc, const std::string& pointer, const std::string& value_json) {
-  rapidjson::Document value(&doc.GetAllocator());
-  ASSERT_FALSE(value.Parse(value_json.c_str()).HasParseError()) << value_json;
-  rapidjson::Pointer p(pointer.c_str());
-  ASSERT_TRUE(p.IsValid()) << pointer;
-  p.Set(doc, value.Move(), doc.GetAllocator());
-}
+using test::set_json;
 
 /// Removes the member at `pointer`; the test fails when there was none to remove.
 void erase(rapidjson::Document& doc, const std::string& pointer) {

@@ -15,6 +15,7 @@
 
 #include "gateway/common/json.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
+#include "tests/pipeline/document_edit.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace mxgw::pipeline {
@@ -30,13 +31,7 @@ rapidjson::Document example(const std::string& type) {
   return json::parse_file((source_dir() / "config" / "examples" / (type + ".json")).string());
 }
 
-void set_json(rapidjson::Document& doc, const std::string& pointer, const std::string& value_json) {
-  rapidjson::Document value(&doc.GetAllocator());
-  ASSERT_FALSE(value.Parse(value_json.c_str()).HasParseError()) << value_json;
-  rapidjson::Pointer p(pointer.c_str());
-  ASSERT_TRUE(p.IsValid()) << pointer;
-  p.Set(doc, value.Move(), doc.GetAllocator());
-}
+using test::set_json;
 
 void erase(rapidjson::Document& doc, const std::string& pointer) {
   ASSERT_TRUE(rapidjson::Pointer(pointer.c_str()).Erase(doc)) << pointer << " is not there";

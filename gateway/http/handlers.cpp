@@ -494,6 +494,19 @@ void partner_api::refuse(const request& req, std::chrono::steady_clock::time_poi
   done(std::move(r));
 }
 
+struct partner_api::withdrawal {
+  std::string method, target, content_type, body, partner, peer, reference;
+  std::optional<std::vector<std::string>> only_to;
+  std::chrono::steady_clock::time_point start;
+  std::shared_ptr<const translation> t;
+  std::shared_ptr<rapidjson::Document> doc;
+  pipeline::check_result verdict;
+  const adapters::adapter* format = nullptr;
+  std::string canonical;
+  std::string original;  ///< the id of the message taken back
+  int routings = 0;      ///< how often it was routed so far
+};
+
 void partner_api::accept(const request& req, std::chrono::steady_clock::time_point start,
                          std::function<void(response)> done, std::shared_ptr<const translation> t,
                          std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
@@ -508,64 +521,81 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
   }
   // A withdrawal or cancellation must reach everyone who may have had the message it takes back,
   // not only those its sender remembers to name: the recipients of that message (when it is the
-  // same sender's) are looked up first. The request's views end with this call: owned copies.
-  struct owned {
-    std::string method, target, content_type, body, partner, peer, reference;
-    std::optional<std::vector<std::string>> only_to;
-  };
-  auto kept = std::make_shared<owned>(
-      owned{std::string(req.method), std::string(req.target), std::string(req.content_type),
-            std::string(req.body), std::string(req.partner), std::string(req.peer),
-            std::string(reference), only_to != nullptr ? std::optional(*only_to) : std::nullopt});
-  store_->find(
-      std::move(taken_back), [weak = weak_from_this(), kept, start, done = std::move(done),
-                              t = std::move(t), doc = std::move(doc), verdict = std::move(verdict),
-                              format, canonical = std::move(canonical)](
-                                 std::optional<store::message_status> original, bool ok) mutable {
-        const auto self = weak.lock();
-        if (!ok || !self) {
-          // Without the earlier recipients the withdrawal would reach too few: not accepted.
-          auto r = refusal(format, 503, "store-unavailable", "Store unavailable",
-                           "The message could not be stored durably and was not accepted; try "
-                           "again later.");
-          r.headers.emplace_back("Retry-After", "5");
-          log::error({.event = "message.refused",
-                      .message_id = verdict.id,
-                      .partner = kept->partner,
-                      .outcome = "unavailable",
-                      .reason = "store-unavailable",
-                      .peer = kept->peer,
-                      .status = 503,
-                      .latency_ms = ms_since(start)});
-          done(std::move(r));
-          return;
-        }
-        std::vector<std::string> earlier;
-        if (original && original->sender == kept->partner) {
-          for (const auto& r : original->recipients) {
-            earlier.push_back(r.recipient);
-          }
-        }
-        const request again{.method = kept->method,
-                            .target = kept->target,
-                            .content_type = kept->content_type,
-                            .body = kept->body,
-                            .partner = kept->partner,
-                            .peer = kept->peer};
-        self->accept_routed(again, start, std::move(done), std::move(t), std::move(doc),
-                            std::move(verdict), format, std::move(canonical), kept->reference,
-                            kept->only_to ? &*kept->only_to : nullptr, earlier);
-      });
+  // same sender's) are looked up first.
+  accept_withdrawal(
+      std::make_shared<withdrawal>(withdrawal{
+          std::string(req.method), std::string(req.target), std::string(req.content_type),
+          std::string(req.body), std::string(req.partner), std::string(req.peer),
+          std::string(reference), only_to != nullptr ? std::optional(*only_to) : std::nullopt,
+          start, std::move(t), std::move(doc), std::move(verdict), format, std::move(canonical),
+          std::move(taken_back), 0}),
+      std::move(done));
 }
 
-void partner_api::accept_routed(const request& req, std::chrono::steady_clock::time_point start,
-                                std::function<void(response)> done,
-                                std::shared_ptr<const translation> t,
-                                std::shared_ptr<rapidjson::Document> doc,
-                                pipeline::check_result verdict, const adapters::adapter* format,
-                                std::string canonical, std::string_view reference,
-                                const std::vector<std::string>* only_to,
-                                const std::vector<std::string>& earlier_recipients) const {
+void partner_api::accept_withdrawal(std::shared_ptr<withdrawal> w,
+                                    std::function<void(response)> done) const {
+  ++w->routings;
+  const std::string original = w->original;
+  store_->find(original, [weak = weak_from_this(), w, done = std::move(done)](
+                             std::optional<store::message_status> found, bool ok) mutable {
+    const auto self = weak.lock();
+    if (!ok || !self) {
+      // Without the earlier recipients the withdrawal would reach too few: not accepted.
+      auto r = refusal(w->format, 503, "store-unavailable", "Store unavailable",
+                       "The message could not be stored durably and was not accepted; try "
+                       "again later.");
+      r.headers.emplace_back("Retry-After", "5");
+      log::error({.event = "message.refused",
+                  .message_id = w->verdict.id,
+                  .partner = w->partner,
+                  .outcome = "unavailable",
+                  .reason = "store-unavailable",
+                  .peer = w->peer,
+                  .status = 503,
+                  .latency_ms = ms_since(w->start)});
+      done(std::move(r));
+      return;
+    }
+    std::vector<std::string> earlier;
+    const bool seen = found && found->sender == w->partner;
+    if (seen) {
+      for (const auto& r : found->recipients) {
+        earlier.push_back(r.recipient);
+      }
+    }
+    // The original committed between the look-up and the withdrawal's own commit: look again
+    // (once; a second time is a store that does not agree with itself: 503).
+    auto reroute = [weak, w](std::function<void(response)> answer) {
+      const auto api = weak.lock();
+      if (api && w->routings < 2) {
+        api->accept_withdrawal(w, std::move(answer));
+        return;
+      }
+      auto r = refusal(w->format, 503, "store-unavailable", "Store unavailable",
+                       "The message could not be stored durably and was not accepted; try "
+                       "again later.");
+      r.headers.emplace_back("Retry-After", "5");
+      answer(std::move(r));
+    };
+    const request again{.method = w->method,
+                        .target = w->target,
+                        .content_type = w->content_type,
+                        .body = w->body,
+                        .partner = w->partner,
+                        .peer = w->peer};
+    self->accept_routed(again, w->start, std::move(done), w->t, w->doc, w->verdict, w->format,
+                        w->canonical, w->reference, w->only_to ? &*w->only_to : nullptr, earlier,
+                        seen, std::move(reroute));
+  });
+}
+
+void partner_api::accept_routed(
+    const request& req, std::chrono::steady_clock::time_point start,
+    std::function<void(response)> done, std::shared_ptr<const translation> t,
+    std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
+    const adapters::adapter* format, std::string canonical, std::string_view reference,
+    const std::vector<std::string>* only_to, const std::vector<std::string>& earlier_recipients,
+    bool original_seen, std::function<void(std::function<void(response)>)> reroute) const {
   // Decide who receives it (routing rules, then policy per recipient) before storing, so the
   // message and its delivery rows are committed together.
   const auto trust = trust_->current();
@@ -613,6 +643,7 @@ void partner_api::accept_routed(const request& req, std::chrono::steady_clock::t
   // A withdrawal or cancellation takes back the queued copies of the message it is about (the
   // store does it in the same transaction, and only for the same sender's message).
   record.withdraws = withdrawn_message(*doc, record.type);
+  record.original_seen = original_seen;
   // Coarse categories for the statistics (`mxgw report`), kept after retention purges the body.
   record.facts = pipeline::facts_of(*doc, partner, t->checker->tables());
   record.audit.push_back(accepted_audit(record, format, decision.matched_rules, t->provenance_id));
@@ -628,8 +659,12 @@ void partner_api::accept_routed(const request& req, std::chrono::steady_clock::t
   store_->accept(
       std::move(record),
       [done = std::move(done), id = verdict.id, type = verdict.type, partner, peer, start, format,
-       receipt, t, store, refusals = refusal_audit_,
-       counters = metrics_](store::accept_result result) mutable {
+       receipt, t, store, refusals = refusal_audit_, counters = metrics_,
+       reroute = std::move(reroute)](store::accept_result result) mutable {
+        if (result.outcome == store::accept_outcome::reroute && reroute) {
+          reroute(std::move(done));  // answered by the second routing
+          return;
+        }
         log::fields f{.event = "message.accepted",
                       .message_id = id,
                       .partner = partner,
@@ -665,10 +700,11 @@ void partner_api::accept_routed(const request& req, std::chrono::steady_clock::t
                         "a new id.");
             audit_refusal(*store, *refusals, partner, id, 409, "id-conflict");
             break;
+          case store::accept_outcome::reroute:  // (only a withdrawal asks for it: see above)
           case store::accept_outcome::unavailable:
             f.event = "message.refused";
             f.outcome = "unavailable";
-            f.reason = result.reason;
+            f.reason = result.reason.empty() ? std::string("reroute") : result.reason;
             r = refusal(
                 format, 503, "store-unavailable", "Store unavailable",
                 "The message could not be stored durably and was not accepted; try again later.");
@@ -693,8 +729,7 @@ void partner_api::accept_routed(const request& req, std::chrono::steady_clock::t
               outcome = "duplicate";
               break;
             case store::accept_outcome::unavailable:
-              outcome = "unavailable";
-              break;
+            case store::accept_outcome::reroute: outcome = "unavailable"; break;
             case store::accept_outcome::conflict:
               break;
           }

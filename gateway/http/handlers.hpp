@@ -116,12 +116,22 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
               const adapters::adapter* format, std::string canonical,
               std::string_view reference,
               const std::vector<std::string>* only_to = nullptr) const;
+  /// `original_seen`: a withdrawal's original was found and its recipients are among
+  /// `earlier_recipients` (message_record::original_seen). `reroute` is called, instead of
+  /// answering, when the store says the original committed after the look-up.
   void accept_routed(const request& req, std::chrono::steady_clock::time_point start,
                      std::function<void(response)> done, std::shared_ptr<const translation> t,
                      std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
                      const adapters::adapter* format, std::string canonical,
                      std::string_view reference, const std::vector<std::string>* only_to,
-                     const std::vector<std::string>& earlier_recipients) const;
+                     const std::vector<std::string>& earlier_recipients, bool original_seen = false,
+                     std::function<void(std::function<void(response)>)> reroute = {}) const;
+  /// A withdrawal or cancellation being accepted: owned copies of what its request carried (the
+  /// request's views end with the call that started it), kept for a second routing.
+  struct withdrawal;
+  /// Looks the original up, then routes and stores the withdrawal with the original's recipients
+  /// as candidates; routes once more when the original committed after the look-up.
+  void accept_withdrawal(std::shared_ptr<withdrawal> w, std::function<void(response)> done) const;
   void refuse(const request& req, std::chrono::steady_clock::time_point start,
               const std::function<void(response)>& done, response r, std::string_view reason,
               std::string_view message_id) const;

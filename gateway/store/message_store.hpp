@@ -52,6 +52,11 @@ struct message_record {
   /// the same sender, its copies not yet delivered (pending, retrying) become "withdrawn" and
   /// their payloads are emptied, in the same transaction. Empty: nothing is taken back.
   std::string withdraws;
+  /// Routing saw the message `withdraws` names (the same sender's) and made its recipients
+  /// candidates. When it did not, but that message is stored by the time this record would be,
+  /// the accept is `reroute`: the original committed after the look-up, some of its copies may be
+  /// out already, and the withdrawal must be routed again to reach them.
+  bool original_seen = false;
   /// The message's statistical facts for `mxgw report`: a compact JSON object of coarse,
   /// non-identifying categories (pipeline::facts_of). Stored with the message and kept when
   /// retention purges its body. Empty: none (e.g. a record built by a test).
@@ -62,6 +67,8 @@ enum class accept_outcome {
   stored,       ///< committed now; durable when the handler runs
   duplicate,    ///< the same id with the same sender and body_sha256 was stored before; nothing new
   conflict,     ///< the same id is stored with another sender or another body; nothing new
+  reroute,      ///< a withdrawal whose original is stored but was not seen by routing
+                ///< (message_record::original_seen); nothing written: route again
   unavailable,  ///< the store could not commit (disk full, I/O error, stopped); nothing stored
 };
 

@@ -256,6 +256,7 @@ constexpr const char* report_dead_sql =
 constexpr const char* replay_sql =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $3, "
     "dead_since = NULL WHERE message_id = $1 AND recipient = $2 AND state = 'dead'";
+constexpr const char* original_exists_sql = "SELECT 1 FROM messages WHERE id = $1 AND sender = $2";
 constexpr const char* withdraw_sql =
     "UPDATE deliveries SET state = 'withdrawn', payload = ''::bytea, payload_is_body = false "
     "WHERE message_id = $1 AND state IN ('pending', 'retrying') "
@@ -1550,6 +1551,15 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
       w.result = unavailable("invalid-record");
       return;
     }
+  } else if (!record.withdraws.empty() && !record.original_seen &&
+             PQntuples(
+                 run(original_exists_sql, {text(record.withdraws), text(record.sender)}).get()) ==
+                 1 &&
+             PQntuples(run(select_existing_sql, {text(record.id)}).get()) == 0) {
+    // A withdrawal routed without its original, which is stored now (committed after the
+    // look-up, by any instance): its copies may be out, so routing must see it. Nothing written.
+    w.result = accept_result{accept_outcome::reroute, {}, {}};
+    return;
   } else {
     const std::string_view state = record.deliveries.empty() ? "undeliverable" : "accepted";
     const result_ptr inserted =

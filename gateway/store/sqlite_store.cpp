@@ -264,6 +264,7 @@ constexpr const char* replay_sql =
     "dead_since = NULL "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
     "AND state = 'dead'";
+constexpr const char* original_exists_sql = "SELECT 1 FROM messages WHERE id = ?1 AND sender = ?2";
 constexpr const char* withdraw_sql =
     "UPDATE deliveries SET state = 'withdrawn', payload = x'', payload_is_body = 0 "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1 AND sender = ?2) "
@@ -1000,6 +1001,7 @@ struct sqlite_store::impl {
     statement replay;
     statement discard;
     statement withdraw;
+    statement original_exists;
     statement purge_payloads;
     statement purge_bodies;
     statement select_audit_head;
@@ -1144,6 +1146,7 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->replay = prepare(db, replay_sql, path_);
   writer_sql_->discard = prepare(db, discard_sql, path_);
   writer_sql_->withdraw = prepare(db, withdraw_sql, path_);
+  writer_sql_->original_exists = prepare(db, original_exists_sql, path_);
   writer_sql_->purge_payloads = prepare(db, purge_payloads_sql, path_);
   writer_sql_->purge_bodies = prepare(db, purge_bodies_sql, path_);
   writer_sql_->select_audit_head = prepare(db, select_audit_head_sql, path_);
@@ -1664,6 +1667,22 @@ int sqlite_store::impl::write_record(accept_write& write, const std::string& acc
                 {.event = "store.invalid_record", .outcome = "unavailable", .reason = invalid});
     write.result = unavailable("invalid-record");
     return SQLITE_OK;
+  }
+  // A withdrawal routed without its original, which is stored now (committed after the look-up,
+  // or earlier in this batch): its copies may be out, so routing must see it. Nothing is written.
+  if (!record.withdraws.empty() && !record.original_seen) {
+    statement_use use(writer_sql_->original_exists.get());
+    int rc = use.bind(std::string_view(record.withdraws), std::string_view(record.sender));
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc == SQLITE_ROW) {
+      write.result = accept_result{accept_outcome::reroute, {}, {}};
+      return SQLITE_OK;
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
   }
   // Every row of a new record is written here, inside the batch's transaction: the message, one
   // delivery row per recipient (due at once) and the exclusions. All of them commit or none does.

@@ -861,6 +861,45 @@ TEST_P(StoreContract, FactsAreReadInOrderPageByPageAndOutliveTheBody) {
   EXPECT_EQ(rewritten_page.rows[4].facts, "");
 }
 
+// A withdrawal routed before its original committed (the look-up found nothing) must not be
+// stored once the original is there: some of the original's copies may be out, and routing has
+// to see the original to reach their recipients. Nothing of it is written; routed again (the
+// original seen), it is stored and takes the queued copies back.
+TEST_P(StoreContract, AWithdrawalRoutedWithoutItsStoredOriginalIsToldToRouteAgain) {
+  ASSERT_EQ(accept(record_with_audit(make_id(50), "{\"x\":1}")).outcome, accept_outcome::stored);
+  message_record w = record_with_audit(make_id(51), "{\"w\":1}");
+  w.type = "case.status";
+  w.withdraws = make_id(50);
+  EXPECT_EQ(accept(w).outcome, accept_outcome::reroute);
+  auto [unknown, unknown_ok] = find(make_id(51));
+  EXPECT_TRUE(unknown_ok);
+  EXPECT_FALSE(unknown.has_value());
+  for (const auto& row : read()) {
+    EXPECT_NE(row.message_id, make_id(51)) << row.event;  // its audit entry did not go in either
+  }
+  auto [original, original_ok] = find(make_id(50));
+  ASSERT_TRUE(original.has_value());
+  EXPECT_EQ(original->recipients.at(0).state, "pending");
+
+  w.original_seen = true;
+  EXPECT_EQ(accept(w).outcome, accept_outcome::stored);
+  auto [after, after_ok] = find(make_id(50));
+  ASSERT_TRUE(after.has_value());
+  EXPECT_EQ(after->recipients.at(0).state, "withdrawn");
+
+  // Another sender's message of that id, or none at all: nothing to see again, stored at once.
+  message_record other = record_with_audit(make_id(52), "{\"o\":1}");
+  other.sender = "kh-stungtreng";
+  other.withdraws = make_id(50);
+  EXPECT_EQ(accept(other).outcome, accept_outcome::stored);
+  message_record none = record_with_audit(make_id(53), "{\"n\":1}");
+  none.withdraws = make_id(99);
+  EXPECT_EQ(accept(none).outcome, accept_outcome::stored);
+  // A resend of the stored withdrawal is its duplicate, as for any message.
+  w.original_seen = false;
+  EXPECT_EQ(accept(w).outcome, accept_outcome::duplicate);
+}
+
 TEST_P(StoreContract, AWithdrawalTakesBackTheQueuedCopiesOfTheSendersOwnMessage) {
   message_record original = record_with_audit(make_id(40), "{\"o\":1}");
   original.deliveries.push_back({"kh-stungtreng", "rule-1", "{\"to\":\"st\"}", "[]"});
@@ -895,6 +934,7 @@ TEST_P(StoreContract, AWithdrawalTakesBackTheQueuedCopiesOfTheSendersOwnMessage)
   message_record withdrawal = record_with_audit(make_id(42), "{\"w\":1}");
   withdrawal.type = "case.status";
   withdrawal.withdraws = make_id(40);
+  withdrawal.original_seen = true;  // as routing found it
   ASSERT_EQ(accept(std::move(withdrawal)).outcome, accept_outcome::stored);
   auto after = states();
   EXPECT_EQ(after["kh-stungtreng"], "withdrawn");  // the queued copy will not go out

@@ -704,7 +704,9 @@ void partner_api::accept_routed(
           case store::accept_outcome::unavailable:
             f.event = "message.refused";
             f.outcome = "unavailable";
-            f.reason = result.reason.empty() ? std::string("reroute") : result.reason;
+            // (a view: of the result, which outlives `f`, or of a literal)
+            f.reason = result.reason.empty() ? std::string_view("reroute")
+                                             : std::string_view(result.reason);
             r = refusal(
                 format, 503, "store-unavailable", "Store unavailable",
                 "The message could not be stored durably and was not accepted; try again later.");

@@ -227,24 +227,6 @@ int run_queue_command(const std::filesystem::path& config_file, bool replay,
 // `mxgw audit verify|query`: opens the configured store directly, like `mxgw queue`; only reads.
 using audit_query = audit_filter;
 
-std::unique_ptr<store::message_store> open_existing_store(const std::filesystem::path& file,
-                                                          config::gateway_config& config,
-                                                          const char* command) {
-  std::vector<config::config_problem> problems;
-  config = config::load_gateway_config(file, problems);
-  const bool sqlite = config.store.kind == "sqlite";
-  if ((sqlite && config.store.path.empty()) || (!sqlite && config.store.dsn.empty())) {
-    std::cerr << format_problems(problems);
-    return nullptr;
-  }
-  // Opening a missing file would create an empty store that "verifies": refuse instead.
-  if (sqlite && !std::filesystem::is_regular_file(config.store.path)) {
-    std::cerr << command << ": there is no store at " << config.store.path.string() << "\n";
-    return nullptr;
-  }
-  return open_configured_store(config.store);
-}
-
 // `mxgw keys rekey`: re-seals every stored value (bodies, facts, payloads, receipts, error texts)
 // under the active key, batch by batch, on the configured store (the running gateway may keep
 // working meanwhile).

@@ -1,7 +1,11 @@
 // Opens the store gateway.json chooses: SQLite (the default) or PostgreSQL.
 #include "gateway/cli/open_store.hpp"
 
+#include "gateway/cli/gateway_instance.hpp"
 #include "gateway/store/pg_store.hpp"
+
+#include <filesystem>
+#include <iostream>
 
 #include <stdexcept>
 #include <string>
@@ -57,6 +61,26 @@ std::shared_ptr<store::message_store> open_configured_store_with_keys(
   const auto keys = load_store_keys(settings);
   std::shared_ptr<store::message_store> opened = open_configured_store(settings);
   return keys ? store::encrypt_at_rest(std::move(opened), keys) : opened;
+}
+
+std::shared_ptr<store::message_store> open_existing_store(const std::filesystem::path& file,
+                                                          config::gateway_config& config,
+                                                          const char* command, bool with_keys) {
+  std::vector<config::config_problem> problems;
+  config = config::load_gateway_config(file, problems);
+  const bool sqlite = config.store.kind == "sqlite";
+  if ((sqlite && config.store.path.empty()) || (!sqlite && config.store.dsn.empty())) {
+    std::cerr << format_problems(problems);
+    return nullptr;
+  }
+  if (sqlite && !std::filesystem::is_regular_file(config.store.path)) {
+    std::cerr << command << ": there is no store at " << config.store.path.string() << "\n";
+    return nullptr;
+  }
+  if (with_keys) {
+    return open_configured_store_with_keys(config.store);
+  }
+  return open_configured_store(config.store);
 }
 
 }  // namespace mxgw::cli

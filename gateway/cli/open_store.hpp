@@ -5,6 +5,7 @@
 #include "gateway/store/message_store.hpp"
 #include "gateway/store/sealed.hpp"
 
+#include <filesystem>
 #include <memory>
 
 namespace mxgw::cli {
@@ -26,5 +27,15 @@ std::shared_ptr<const store::key_ring> load_store_keys(const config::store_setti
 /// the gateway. Throws as load_store_keys and open_configured_store do.
 std::shared_ptr<store::message_store> open_configured_store_with_keys(
     const config::store_settings& settings);
+
+/// For a command on an existing gateway's store (`mxgw audit`, `register`, `report`): loads
+/// `file` into `config` and opens the store it names, with its keys when `with_keys`. nullptr,
+/// with the reason on standard error prefixed by `command`, when the configuration names no
+/// store or the SQLite file is missing (opening it would create an empty store that "verifies"
+/// or counts nothing). Throws as open_configured_store(_with_keys) does.
+std::shared_ptr<store::message_store> open_existing_store(const std::filesystem::path& file,
+                                                          config::gateway_config& config,
+                                                          const char* command,
+                                                          bool with_keys = false);
 
 }  // namespace mxgw::cli

@@ -9,9 +9,7 @@
 #include <memory>
 #include <utility>
 
-#include "gateway/cli/gateway_instance.hpp"
 #include "gateway/cli/open_store.hpp"
-#include "gateway/config/gateway_config.hpp"
 #include "gateway/report/collect.hpp"
 #include "gateway/report/statistics.hpp"
 
@@ -38,25 +36,17 @@ int run_report_command(const std::filesystem::path& config_file, const report_re
   if (const int bad = check_request(request); bad != 0) {
     return bad;
   }
-  std::vector<config::config_problem> problems;
-  auto config = config::load_gateway_config(config_file, problems);
-  const bool sqlite = config.store.kind == "sqlite";
-  if (sqlite ? config.store.path.empty() : config.store.dsn.empty()) {
-    std::cerr << format_problems(problems);
-    return 2;
-  }
-  // Opening a missing file would create an empty store with empty statistics: refuse instead.
-  if (sqlite && !std::filesystem::is_regular_file(config.store.path)) {
-    std::cerr << "report: there is no store at " << config.store.path.string() << "\n";
-    return 2;
-  }
+  config::gateway_config config;
   std::shared_ptr<store::message_store> store;
   try {
     // With its keys: the facts are sealed at rest like the message.
-    store = open_configured_store_with_keys(config.store);
+    store = open_existing_store(config_file, config, "report", true);
   } catch (const std::runtime_error& e) {
     std::cerr << "report: " << e.what() << "\n";
     return 1;
+  }
+  if (!store) {
+    return 2;
   }
   const report::period period{request.from, request.to};
   // The operator as the system knows them (whoever can open the store and its keys is trusted;

@@ -14,4 +14,7 @@ namespace mxgw {
 /// valid UTF-8 (a JSON string, a terminal line) whatever the input.
 std::string readable_excerpt(std::string_view bytes, std::size_t max_bytes);
 
+/// `text` with A-Z made a-z and every other byte kept (ids, codes, header names).
+std::string ascii_lower(std::string_view text);
+
 }  // namespace mxgw

@@ -28,13 +28,6 @@
 namespace mxgw::http {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
-
 std::string trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
     s.remove_prefix(1);
@@ -51,7 +44,7 @@ const char* title_of(int status) {
 
 // `expected`, optionally with charset=utf-8 and nothing else.
 bool is_media_type(std::string_view value, std::string_view expected) {
-  const std::string v = lower(value);
+  const std::string v = ascii_lower(value);
   const auto semicolon = v.find(';');
   if (trim(std::string_view(v).substr(0, semicolon)) != expected) {
     return false;
@@ -305,7 +298,7 @@ std::string withdrawn_message(const rapidjson::Document& doc, std::string_view t
   const auto about = body.FindMember("about");
   if ((status == "withdrawn" || status == "cancelled") && about != body.MemberEnd() &&
       about->value.IsObject()) {
-    return lower(json::get_string(about->value, "messageId"));
+    return ascii_lower(json::get_string(about->value, "messageId"));
   }
   return {};
 }
@@ -764,7 +757,7 @@ std::optional<std::string> partner_api::encode_for(const rapidjson::Value& messa
 
 void partner_api::status(const request& req, std::string_view id,
                          std::function<void(response)> done) const {
-  const std::string wanted = lower(id);
+  const std::string wanted = ascii_lower(id);
   std::string partner(req.partner);
   if (!pipeline::is_uuid(wanted)) {
     done(problem(404, "not-found", "Not found", "There is no such message for this partner."));

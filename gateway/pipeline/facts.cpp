@@ -14,6 +14,7 @@
 
 #include "gateway/common/digest.hpp"
 #include "gateway/common/json.hpp"
+#include "gateway/common/text.hpp"
 #include "gateway/common/time.hpp"
 #include "gateway/pipeline/code_tables.hpp"
 #include "gateway/pipeline/partial_date.hpp"
@@ -50,14 +51,6 @@ const rapidjson::Value* member(const rapidjson::Value& object, const char* name)
   }
   auto it = object.FindMember(name);
   return it == object.MemberEnd() ? nullptr : &it->value;
-}
-
-std::string lower_ascii(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](char c) {
-    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-  });
-  return out;
 }
 
 void write_key(facts_writer& out, std::string_view name) {
@@ -265,11 +258,11 @@ std::string facts_of(const rapidjson::Value& message, std::string_view sender,
     write_string(out, "deadline", json::get_string(body, "deadline"));
   } else if (type == "verification.result") {
     write_string(out, "result", json::get_string(body, "result"));
-    write_string(out, "inReplyTo", lower_ascii(json::get_string(message, "inReplyTo")));
+    write_string(out, "inReplyTo", ascii_lower(json::get_string(message, "inReplyTo")));
   } else if (type == "case.status") {
     write_string(out, "status", json::get_string(body, "status"));
     write_string(out, "about",
-                 lower_ascii(json::get_string(object_member(body, "about"), "messageId")));
+                 ascii_lower(json::get_string(object_member(body, "about"), "messageId")));
   }
   out.EndObject();
   return {buffer.GetString(), buffer.GetSize()};

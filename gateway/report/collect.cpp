@@ -7,33 +7,26 @@ namespace mxgw::report {
 
 namespace {
 
-struct collection {
+struct reading {
   std::shared_ptr<store::message_store> store;
   std::string since;
-  std::shared_ptr<statistics_builder> builder;
-  collect_handler done;
-  collect_summary summary;
+  row_handler on_row;
+  std::function<void(bool)> done;
 
-  static void next(const std::shared_ptr<collection>& self, std::string after) {
-    // The handler holds the collection, not the store's own pointer to it: no cycle outlives
-    // the last page.
+  static void next(const std::shared_ptr<reading>& self, std::string after) {
+    // The handler holds the reading, not the store's own pointer to it: no cycle outlives the
+    // last page.
     self->store->read_facts(self->since, std::move(after), facts_page_rows,
                             [self](store::facts_page page, bool ok) {
                               if (!ok) {
-                                self->done(nullptr, self->summary, false);
+                                self->done(false);
                                 return;
                               }
                               for (const auto& row : page.rows) {
-                                self->builder->add(row);
-                                ++self->summary.rows;
-                                // The sealing decorator hands back facts that do not open as a
-                                // bracketed note; facts are always a JSON object.
-                                if (!row.facts.empty() && row.facts.front() != '{') {
-                                  ++self->summary.unreadable;
-                                }
+                                self->on_row(row);
                               }
                               if (page.next.empty()) {
-                                self->done(self->builder, self->summary, true);
+                                self->done(true);
                                 return;
                               }
                               next(self, std::move(page.next));
@@ -43,12 +36,32 @@ struct collection {
 
 }  // namespace
 
+void read_all_facts(std::shared_ptr<store::message_store> store, std::string since,
+                    row_handler on_row, std::function<void(bool ok)> done) {
+  reading::next(std::make_shared<reading>(reading{std::move(store), std::move(since),
+                                                  std::move(on_row), std::move(done)}),
+                {});
+}
+
 void collect(std::shared_ptr<store::message_store> store, const period& p, collect_handler done) {
+  auto builder = std::make_shared<statistics_builder>(p);
+  auto summary = std::make_shared<collect_summary>();
   // accepted_at is RFC 3339 UTC text: every time on or after the first day sorts at or after
   // the bare date.
-  auto c = std::make_shared<collection>(collection{
-      std::move(store), p.from, std::make_shared<statistics_builder>(p), std::move(done), {}});
-  collection::next(c, {});
+  read_all_facts(
+      std::move(store), p.from,
+      [builder, summary](const store::message_facts& row) {
+        builder->add(row);
+        ++summary->rows;
+        // The sealing decorator hands back facts that do not open as a bracketed note; facts
+        // are always a JSON object.
+        if (!row.facts.empty() && row.facts.front() != '{') {
+          ++summary->unreadable;
+        }
+      },
+      [builder, summary, done = std::move(done)](bool ok) {
+        done(ok ? builder : nullptr, *summary, ok);
+      });
 }
 
 audit::audit_record report_audit(std::string actor, const period& p, std::string format) {

@@ -26,6 +26,14 @@ struct collect_summary {
 using collect_handler =
     std::function<void(std::shared_ptr<statistics_builder>, collect_summary, bool ok)>;
 
+using row_handler = std::function<void(const store::message_facts&)>;
+
+/// Shows `on_row` the facts of every message accepted at or after `since` (a day or an RFC 3339
+/// time), page by page in the order of acceptance; then `done(ok)` runs once, on a store thread
+/// (or at once when the store is stopped), ok=false when a page could not be read.
+void read_all_facts(std::shared_ptr<store::message_store> store, std::string since,
+                    row_handler on_row, std::function<void(bool ok)> done);
+
 /// Feeds a builder for `p` with the facts of every message accepted from the period's first day
 /// until now (later ones tell withdrawals and answers), page by page. `done` runs once, on a store
 /// thread (or at once when the store is stopped), with ok=false when a page could not be read.

@@ -15,12 +15,11 @@
 #include "gateway/common/json.hpp"
 #include "gateway/common/log.hpp"
 #include "gateway/common/time.hpp"
+#include "gateway/report/collect.hpp"
 
 namespace mxgw::report {
 
 namespace {
-
-constexpr std::size_t page_rows = 2000;
 
 struct request {
   std::string sender;
@@ -39,43 +38,39 @@ std::string text_member(const rapidjson::Value& facts, const char* name) {
 }
 
 /// Reads every facts row accepted since `since`; nullopt when the store failed.
-std::optional<watched> read_window(store::message_store& store, const std::string& since) {
+std::optional<watched> read_window(std::shared_ptr<store::message_store> store,
+                                   const std::string& since) {
   watched out;
-  std::string cursor;
-  do {
-    std::promise<std::pair<store::facts_page, bool>> p;
-    auto f = p.get_future();
-    store.read_facts(since, cursor, page_rows, [&p](store::facts_page page, bool ok) {
-      p.set_value({std::move(page), ok});
-    });
-    auto [page, ok] = f.get();
-    if (!ok) {
-      return std::nullopt;
-    }
-    for (const auto& row : page.rows) {
-      rapidjson::Document facts;
-      facts.Parse(row.facts.c_str(), row.facts.size());
-      if (facts.HasParseError() || !facts.IsObject()) {
-        continue;  // stored before facts were kept, or sealed under a key not given
-      }
-      if (row.type == "verification.request") {
-        const std::string deadline = text_member(facts, "deadline");
-        if (is_valid_full_date(deadline)) {
-          out.requests[row.id] = {row.sender, deadline};
+  std::promise<bool> read;
+  // The rows are handled on the store's thread while this one waits for `done`.
+  read_all_facts(
+      std::move(store), since,
+      [&out](const store::message_facts& row) {
+        rapidjson::Document facts;
+        facts.Parse(row.facts.c_str(), row.facts.size());
+        if (facts.HasParseError() || !facts.IsObject()) {
+          return;  // stored before facts were kept, or sealed under a key not given
         }
-      } else if (row.type == "verification.result") {
-        if (auto about = text_member(facts, "inReplyTo"); !about.empty()) {
-          out.answered.insert(std::move(about));
+        if (row.type == "verification.request") {
+          const std::string deadline = text_member(facts, "deadline");
+          if (is_valid_full_date(deadline)) {
+            out.requests[row.id] = {row.sender, deadline};
+          }
+        } else if (row.type == "verification.result") {
+          if (auto about = text_member(facts, "inReplyTo"); !about.empty()) {
+            out.answered.insert(std::move(about));
+          }
+        } else if (row.type == "case.status") {
+          const std::string status = text_member(facts, "status");
+          if (status == "withdrawn" || status == "cancelled") {
+            out.withdrawn.insert({row.sender, text_member(facts, "about")});
+          }
         }
-      } else if (row.type == "case.status") {
-        const std::string status = text_member(facts, "status");
-        if (status == "withdrawn" || status == "cancelled") {
-          out.withdrawn.insert({row.sender, text_member(facts, "about")});
-        }
-      }
-    }
-    cursor = std::move(page.next);
-  } while (!cursor.empty());
+      },
+      [&read](bool ok) { read.set_value(ok); });
+  if (!read.get_future().get()) {
+    return std::nullopt;
+  }
   return out;
 }
 
@@ -160,7 +155,7 @@ std::pair<deadline_sweep_result, bool> deadline_watch::sweep_now() {
   const std::string now_text = format_rfc3339_ms(now);
   const std::string today = now_text.substr(0, 10);
   deadline_sweep_result result;
-  const auto window = read_window(*store_, format_rfc3339_ms(now - settings_.lookback));
+  const auto window = read_window(store_, format_rfc3339_ms(now - settings_.lookback));
   auto open = window ? open_escalations(*store_) : std::nullopt;
   if (!window || !open) {
     return {result, false};

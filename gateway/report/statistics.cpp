@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "gateway/common/json.hpp"
+#include "gateway/common/text.hpp"
 #include "gateway/common/time.hpp"
 #include "gateway/store/message_store.hpp"
 
@@ -21,14 +22,6 @@ using breakdown = std::map<std::string, std::uint64_t, std::less<>>;
 constexpr std::string_view unknown = "unknown";
 constexpr std::string_view not_a_victim = "not-a-victim";
 constexpr std::size_t day_chars = 10;  // "YYYY-MM-DD"
-
-std::string lower_ascii(std::string_view text) {
-  std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(), [](char c) {
-    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
-  });
-  return out;
-}
 
 // The UTC day of a store timestamp, or "" when it does not start with a real date.
 std::string_view day_of(std::string_view accepted_at) {
@@ -228,7 +221,7 @@ statistics_builder::statistics_builder(period p) : period_(std::move(p)) {}
 void statistics_builder::add(const store::message_facts& row) {
   counted_row r;
   r.order = next_order_++;
-  r.id = lower_ascii(row.id);
+  r.id = ascii_lower(row.id);
   r.sender = row.sender;
   r.type = row.type;
   r.accepted_at = row.accepted_at;
@@ -264,13 +257,13 @@ void statistics_builder::add(const store::message_facts& row) {
     const std::string_view status = r.value("status");
     const std::string_view about = r.value("about");
     if ((status == "withdrawn" || status == "cancelled") && !about.empty()) {
-      withdrawals_.emplace(r.sender, lower_ascii(about));
+      withdrawals_.emplace(r.sender, ascii_lower(about));
     }
   }
   if (r.has_facts && r.type == "verification.result") {
     const std::string_view in_reply_to = r.value("inReplyTo");
     if (!in_reply_to.empty()) {
-      answers_[lower_ascii(in_reply_to)].push_back(
+      answers_[ascii_lower(in_reply_to)].push_back(
           {r.order, r.sender, r.id, r.accepted_at, std::string(r.value("result"))});
     }
   }

@@ -224,8 +224,12 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
              {error, result.status});
       return;
     }
-    auto next = next_attempt(info.limits, job.attempt, job.accepted_at,
-                             std::chrono::system_clock::now(), rng);
+    // max_age counts from when the copy could first be delivered: a copy held for release
+    // (four-eyes) starts its time when administrators released it, not when it was accepted.
+    const auto age_base =
+        job.released_at ? std::max(job.accepted_at, *job.released_at) : job.accepted_at;
+    auto next =
+        next_attempt(info.limits, job.attempt, age_base, std::chrono::system_clock::now(), rng);
     f.reason = error;
     if (!next) {
       f.outcome = "dead";

@@ -27,6 +27,10 @@ struct delivery_plan {
   /// withheld): no second copy is stored, and claims hand out the body. `payload` is then empty
   /// or a token that binds the row to the body (the encryption at rest's; stored, never sent).
   bool payload_is_body = false;
+  /// The id of the release rule that holds this copy back until administrators release it
+  /// (four-eyes release, docs/release.md); empty: none. A held copy is stored in the state
+  /// "held", which claims never take; decide_release() makes it "pending" or "rejected".
+  std::string hold;
 };
 
 /// Why a partner considered by routing does not receive the message (explainability).
@@ -49,7 +53,7 @@ struct message_record {
   /// Appended to the audit chain in the same transaction, only when the outcome is `stored`.
   std::vector<audit::audit_record> audit;
   /// A `case.status` withdrawn/cancelled names the message it takes back: when that message has
-  /// the same sender, its copies not yet delivered (pending, retrying) become "withdrawn" and
+  /// the same sender, its copies not yet delivered (held, pending, retrying) become "withdrawn" and
   /// their payloads are emptied, in the same transaction. Empty: nothing is taken back.
   std::string withdraws;
   /// Routing saw the message `withdraws` names (the same sender's) and made its recipients
@@ -84,13 +88,16 @@ using time_point = std::chrono::system_clock::time_point;
 struct recipient_status {
   std::string recipient;
   std::string decided_by;
-  std::string state;  ///< "pending", "delivering", "delivered", "retrying", "dead"
+  /// "held" (waiting for administrators' release), "pending", "delivering", "delivered",
+  /// "retrying", "dead", "discarded", "expired", "withdrawn", "rejected" (release refused)
+  std::string state;
   int attempts = 0;
   std::optional<time_point> next_attempt_at;  ///< for pending and retrying
-  std::string last_error;                     ///< short, for retrying and dead
+  std::string last_error;  ///< short, for retrying and dead; the reason of a rejected copy
   std::optional<time_point> delivered_at;     ///< when the receipt came
   std::string receipt;                        ///< the recipient's receipt body (bounded)
   std::string withheld;                       ///< JSON array withheld from this recipient
+  std::string hold;  ///< the release rule that held (or holds) this copy; empty: never held
 };
 
 /// What the status endpoint shows. Never holds the body.
@@ -118,6 +125,9 @@ struct delivery_job {
   bool payload_is_body = false;
   std::string body_grant;
   time_point accepted_at;
+  /// For a copy that was held for release: when administrators released it (the delivery's
+  /// max_age counts from the later of accepted_at and this). Unset for a copy never held.
+  std::optional<time_point> released_at;
 };
 
 enum class attempt_result {
@@ -154,13 +164,16 @@ struct recipient_cap {
 /// The delivery queue of one recipient, for operators.
 struct queue_stat {
   std::string recipient;
+  std::size_t held = 0;  ///< waiting for release by administrators
   std::size_t pending = 0;
   std::size_t delivering = 0;
   std::size_t retrying = 0;
   std::size_t dead = 0;
   std::size_t delivered = 0;
   std::size_t discarded = 0;
-  std::string oldest_waiting;  ///< accepted_at of the oldest pending/delivering/retrying row, or ""
+  std::size_t rejected = 0;  ///< held copies whose release was refused
+  /// accepted_at of the oldest held/pending/delivering/retrying row, or ""
+  std::string oldest_waiting;
 };
 
 /// What the retention sweep may purge now.
@@ -244,6 +257,51 @@ struct dead_letter {
   time_point dead_since;
 };
 
+/// One administrator's approval of a held copy.
+struct release_approval {
+  std::string by;  ///< the actor ("admin:<name>")
+  std::string at;  ///< RFC 3339 UTC with milliseconds, the store's commit time
+};
+
+/// One copy held for release (four-eyes release), for administrators. Metadata only.
+struct held_copy {
+  std::string message_id;
+  std::string recipient;
+  std::string sender;
+  std::string type;
+  std::string accepted_at;                  ///< RFC 3339 UTC with milliseconds
+  std::string hold;                         ///< the release rule that holds it
+  std::vector<release_approval> approvals;  ///< in the order given; fewer than required
+};
+
+enum class release_outcome {
+  approved,          ///< the approval is recorded; more are needed, the copy stays held
+  released,          ///< this approval was the last one needed: the copy is pending, due now
+  rejected,          ///< the copy is "rejected": never delivered, its payload emptied
+  already_approved,  ///< this actor approved the copy before; nothing changed
+  not_held,          ///< there is no held copy for that message and recipient; nothing changed
+};
+
+/// An administrator's decision on one held copy.
+struct release_request {
+  std::string message_id;
+  std::string recipient;
+  std::string actor;    ///< who decides ("admin:<name>"); approvals must come from different actors
+  bool approve = true;  ///< false: reject
+  std::string reason;   ///< for a rejection: kept as the row's last error (max_error_bytes)
+  /// Approvals by different actors that release the copy (0 counts as 1).
+  std::size_t required = 2;
+  /// The audit entry, appended in the same transaction when the outcome is approved, released or
+  /// rejected. The store sets its `event` ("release.approved", "release.released" or
+  /// "release.rejected") and appends the detail `approvals` ("<given>/<required>").
+  audit::audit_record audit;
+};
+
+struct release_result {
+  release_outcome outcome = release_outcome::not_held;
+  std::vector<release_approval> approvals;  ///< the copy's approvals after the decision
+};
+
 /// One piece of administrative state (a partner definition, a certificate record, the routing
 /// rules, a feed's position): the configuration files are the seed, these rows the changes made
 /// since. Every put gets the next value of one store-wide version sequence, so instances find
@@ -324,9 +382,9 @@ class message_store {
   /// Retention: empties payloads and bodies that are past their time, and with a row's payload its
   /// receipt and last error text (the partner's words; metadata, states and audit stay). A dead
   /// row whose payload is purged becomes "expired" and can no longer be replayed.
-  /// Pending, retrying and delivering rows are never touched. When anything was purged, one audit
-  /// entry "retention.purged" (with the counts) is appended in the same transaction. Call again
-  /// while a kind reached max_rows.
+  /// Held, pending, retrying and delivering rows are never touched (nor the bodies they need). When
+  /// anything was purged, one audit entry "retention.purged" (with the counts) is appended in the
+  /// same transaction. Call again while a kind reached max_rows.
   virtual void purge(retention_cut cut, purge_handler handler) = 0;
 
   /// The transfer register for months [from_month, to_month] ("YYYY-MM", inclusive), ordered by
@@ -356,6 +414,34 @@ class message_store {
   /// the gateway runs. The handler runs after the commit is durable.
   virtual void rewrite_values(std::string after_id, std::size_t max_messages,
                               value_rewriter rewriter, rewrite_handler handler) = 0;
+
+  // ---- four-eyes release (docs/release.md) ----
+
+  using held_handler = std::function<void(std::vector<held_copy>, bool ok)>;
+  using release_handler = std::function<void(release_result, bool ok)>;
+  using held_copy_handler = std::function<void(std::optional<delivery_job>, bool ok)>;
+
+  /// Copies in the state "held", oldest message first (a message's copies in the order of its
+  /// plans), at most `limit`. Runs as a read.
+  virtual void list_held(std::size_t limit, held_handler handler) = 0;
+
+  /// What a held copy would deliver, for the administrators who decide on it: a job as a claim
+  /// would hand it out (payload opened when encryption at rest is on; attempt 0), without
+  /// claiming anything. nullopt: no held copy for that message and recipient. With encryption at
+  /// rest, a payload that does not open is not shown: handler(nullopt, false), logged as for a
+  /// claim.
+  virtual void read_held(std::string message_id, std::string recipient,
+                         held_copy_handler handler) = 0;
+
+  /// Records an approval or a rejection of a held copy, in one transaction: an approval by an
+  /// actor not yet among its approvals is added, and when they reach `required` the copy becomes
+  /// "pending", due now, with released_at set; a rejection makes it "rejected" with its payload
+  /// emptied and `reason` as its last error (cut to max_error_bytes; sealed with encryption at
+  /// rest). A rejection keeps the approvals given before. Safe across instances sharing the
+  /// store: two approvals at once are both counted, and a copy is released once (the later
+  /// decision then finds it not held). After a release, on_deliveries_due's callback runs.
+  /// handler({}, false) when the store could not commit; nothing changed.
+  virtual void decide_release(release_request request, release_handler handler) = 0;
 
   using queue_handler = std::function<void(std::vector<queue_stat>, bool ok)>;
 

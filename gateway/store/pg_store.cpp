@@ -6,6 +6,7 @@
 
 #include "gateway/common/log.hpp"
 #include "gateway/common/time.hpp"
+#include "gateway/store/release_step.hpp"
 #include "gateway/store/sealed.hpp"
 
 #include <libpq-fe.h>
@@ -149,6 +150,17 @@ constexpr std::array<const char*, postgres_schema_version> migrations = {
     R"sql(
       ALTER TABLE messages ADD COLUMN facts bytea NOT NULL DEFAULT ''::bytea;
     )sql",
+    // 8: four-eyes release (SQLite version 12). A copy held back by a release rule (`hold`, its
+    // id) waits in the state 'held', which no claim reads, until administrators release it
+    // (`approvals`: a JSON array of {"by","at"}; `released_at`: ms since the epoch, when it became
+    // pending) or reject it. The partial index finds the held copies without reading any other
+    // row. Constant defaults: no rewrite of the table.
+    R"sql(
+      ALTER TABLE deliveries ADD COLUMN hold text NOT NULL DEFAULT '';
+      ALTER TABLE deliveries ADD COLUMN approvals text NOT NULL DEFAULT '[]';
+      ALTER TABLE deliveries ADD COLUMN released_at bigint;
+      CREATE INDEX deliveries_held ON deliveries (rid) WHERE state = 'held';
+    )sql",
 };
 
 static_assert(std::none_of(migrations.begin(), migrations.end(),
@@ -169,9 +181,10 @@ constexpr const char* insert_message_sql =
     "facts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING RETURNING 1";
 constexpr const char* select_existing_sql =
     "SELECT sender, body_sha256, accepted_at FROM messages WHERE id = $1";
+// A copy held for release ($9 names the rule) is stored 'held' ($8), otherwise 'pending'.
 constexpr const char* insert_delivery_sql =
     "INSERT INTO deliveries (message_id, recipient, decided_by, payload, withheld, state, "
-    "next_attempt_at, payload_is_body) VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)";
+    "next_attempt_at, payload_is_body, hold) VALUES ($1, $2, $3, $4, $5, $8, $6, $7, $9)";
 constexpr const char* insert_exclusion_sql =
     "INSERT INTO exclusions (message_id, partner, considered, reason) VALUES ($1, $2, $3, $4)";
 
@@ -238,7 +251,7 @@ constexpr const char* claim_lease_sql = R"sql(
     RETURNING d.rid, d.message_id, d.recipient,
               CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, d.attempts, m.sender,
               m.type, m.accepted_at, d.payload_is_body,
-              CASE WHEN d.payload_is_body THEN d.payload ELSE ''::bytea END
+              CASE WHEN d.payload_is_body THEN d.payload ELSE ''::bytea END, d.released_at
   )sql";
 
 constexpr const char* report_delivered_sql =
@@ -259,11 +272,27 @@ constexpr const char* replay_sql =
 constexpr const char* original_exists_sql = "SELECT 1 FROM messages WHERE id = $1 AND sender = $2";
 constexpr const char* withdraw_sql =
     "UPDATE deliveries SET state = 'withdrawn', payload = ''::bytea, payload_is_body = false "
-    "WHERE message_id = $1 AND state IN ('pending', 'retrying') "
+    "WHERE message_id = $1 AND state IN ('held', 'pending', 'retrying') "
     "AND EXISTS (SELECT 1 FROM messages WHERE id = $1 AND sender = $2)";
 constexpr const char* discard_sql =
     "UPDATE deliveries SET state = 'discarded', last_error = $3 "
     "WHERE message_id = $1 AND recipient = $2 AND state = 'dead'";
+
+// Four-eyes release (write_release): the held row, locked until COMMIT, so an instance deciding
+// on the same copy at the same time waits and then reads the approvals this one committed (or
+// finds the copy no longer held). Then one of three changes to it. A released copy is due now
+// and keeps attempts 0; a rejected one loses its payload (as a withdrawn one does) and keeps the
+// reason as its error.
+constexpr const char* select_held_for_release_sql =
+    "SELECT rid, approvals FROM deliveries "
+    "WHERE message_id = $1 AND recipient = $2 AND state = 'held' FOR UPDATE";
+constexpr const char* approve_held_sql = "UPDATE deliveries SET approvals = $2 WHERE rid = $1";
+constexpr const char* release_held_sql =
+    "UPDATE deliveries SET state = 'pending', approvals = $2, next_attempt_at = $3, "
+    "released_at = $3 WHERE rid = $1";
+constexpr const char* reject_held_sql =
+    "UPDATE deliveries SET state = 'rejected', payload = ''::bytea, payload_is_body = false, "
+    "last_error = $2 WHERE rid = $1";
 
 // Re-encryption: the bodies, payloads, receipts and error texts of the next messages in id order,
 // locked until COMMIT so another instance's withdrawal, purge or report waits for the new bytes
@@ -306,7 +335,7 @@ constexpr const char* purge_bodies_sql = R"sql(
                                             WHERE d.message_id = m.id
                                               AND (length(d.payload) > 0
                                                    OR d.payload_is_body
-                                                   OR d.state IN ('pending', 'retrying',
+                                                   OR d.state IN ('held', 'pending', 'retrying',
                                                                   'delivering'))))
                           OR (NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id)
                               AND m.accepted_at < $1))
@@ -336,20 +365,35 @@ constexpr const char* select_status_sql =
     "SELECT id, sender, type, created, accepted_at, state FROM messages WHERE id = $1";
 constexpr const char* select_recipients_sql =
     "SELECT recipient, decided_by, state, attempts, next_attempt_at, last_error, delivered_at, "
-    "receipt, withheld FROM deliveries WHERE message_id = $1 ORDER BY recipient";
+    "receipt, withheld, hold FROM deliveries WHERE message_id = $1 ORDER BY recipient";
 constexpr const char* select_exclusions_sql =
     "SELECT partner, considered, reason FROM exclusions WHERE message_id = $1 ORDER BY pos";
 constexpr const char* select_dead_sql =
     "SELECT d.message_id, d.recipient, m.sender, m.type, d.attempts, d.last_error, d.dead_since "
     "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id "
     "WHERE d.state = 'dead' ORDER BY d.dead_since, d.message_id, d.recipient LIMIT $1";
+// Held copies, oldest message first (accepted_at; then rid, the order of the inserts: of the
+// messages of one batch and of one message's plans), read through deliveries_held.
+constexpr const char* select_held_sql =
+    "SELECT d.message_id, d.recipient, m.sender, m.type, m.accepted_at, d.hold, d.approvals "
+    "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id WHERE d.state = 'held' "
+    "ORDER BY m.accepted_at COLLATE \"C\", d.rid LIMIT $1";
+// One held copy as a claim would hand it out (the columns of claim_lease_sql after the rid).
+constexpr const char* select_held_job_sql =
+    "SELECT d.message_id, d.recipient, "
+    "CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, d.attempts, m.sender, m.type, "
+    "m.accepted_at, d.payload_is_body, "
+    "CASE WHEN d.payload_is_body THEN d.payload ELSE ''::bytea END, d.released_at "
+    "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id "
+    "WHERE d.message_id = $1 AND d.recipient = $2 AND d.state = 'held'";
 constexpr const char* select_queue_stats_sql =
     "SELECT d.recipient, count(*) FILTER (WHERE d.state = 'pending'), "
     "count(*) FILTER (WHERE d.state = 'delivering'), "
     "count(*) FILTER (WHERE d.state = 'retrying'), count(*) FILTER (WHERE d.state = 'dead'), "
     "count(*) FILTER (WHERE d.state = 'delivered'), "
     "count(*) FILTER (WHERE d.state = 'discarded'), "
-    "coalesce(min(m.accepted_at) FILTER (WHERE d.state IN ('pending', 'delivering', "
+    "count(*) FILTER (WHERE d.state = 'held'), count(*) FILTER (WHERE d.state = 'rejected'), "
+    "coalesce(min(m.accepted_at) FILTER (WHERE d.state IN ('held', 'pending', 'delivering', "
     "'retrying')), '') "
     "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id "
     "GROUP BY d.recipient ORDER BY d.recipient";
@@ -762,9 +806,16 @@ struct rewrite_write {
   bool failed = false;  ///< the rewriter threw: its part was rolled back to its savepoint
 };
 
+struct release_write {
+  release_request request;
+  message_store::release_handler handler;
+  release_result result;
+  std::vector<audit::audit_record> audit;  ///< the request's entry, completed by the store
+};
+
 struct pending_write {
   std::variant<accept_write, claim_write, report_write, replay_write, audit_write, checkpoint_write,
-               state_write, purge_write, rewrite_write>
+               state_write, purge_write, rewrite_write, release_write>
       work;
   bool committed = false;
   /// The audit records this write appends in the chain phase (set by the first phase).
@@ -812,8 +863,20 @@ struct facts_read {
   message_store::facts_handler handler;
 };
 
-using pending_read = std::variant<find_read, dead_read, audit_read, head_read, checkpoints_read,
-                                  state_read, queue_read, register_read, facts_read>;
+struct held_read {
+  std::size_t limit = 0;
+  message_store::held_handler handler;
+};
+
+struct held_job_read {
+  std::string message_id;
+  std::string recipient;
+  message_store::held_copy_handler handler;
+};
+
+using pending_read =
+    std::variant<find_read, dead_read, audit_read, head_read, checkpoints_read, state_read,
+                 queue_read, register_read, facts_read, held_read, held_job_read>;
 
 accept_result unavailable(const char* reason) {
   return accept_result{accept_outcome::unavailable, {}, reason};
@@ -834,8 +897,11 @@ void fail_read(pending_read& read) noexcept {
   std::visit(
       [](auto& r) {
         using kind = std::decay_t<decltype(r)>;
-        if constexpr (std::is_same_v<kind, find_read> || std::is_same_v<kind, head_read>) {
+        if constexpr (std::is_same_v<kind, find_read> || std::is_same_v<kind, head_read> ||
+                      std::is_same_v<kind, held_job_read>) {
           call_quietly(r.handler, std::nullopt, false);
+        } else if constexpr (std::is_same_v<kind, held_read>) {
+          call_quietly(r.handler, std::vector<held_copy>{}, false);
         } else if constexpr (std::is_same_v<kind, dead_read>) {
           call_quietly(r.handler, std::vector<dead_letter>{}, false);
         } else if constexpr (std::is_same_v<kind, audit_read>) {
@@ -879,6 +945,8 @@ void answer(pending_write& write, const char* failure) noexcept {
         } else if constexpr (std::is_same_v<kind, rewrite_write>) {
           const bool ok = committed && !w.failed;
           call_quietly(w.handler, ok ? std::move(w.result) : rewrite_result{}, ok);
+        } else if constexpr (std::is_same_v<kind, release_write>) {
+          call_quietly(w.handler, committed ? std::move(w.result) : release_result{}, committed);
         } else {
           call_quietly(w.handler, committed && w.found, committed);
         }
@@ -1007,6 +1075,16 @@ class postgres_store final : public message_store {
   void list_dead(std::size_t limit, dead_handler handler) override {
     submit_read(dead_read{limit, std::move(handler)});
   }
+  void list_held(std::size_t limit, held_handler handler) override {
+    submit_read(held_read{limit, std::move(handler)});
+  }
+  void read_held(std::string message_id, std::string recipient,
+                 held_copy_handler handler) override {
+    submit_read(held_job_read{std::move(message_id), std::move(recipient), std::move(handler)});
+  }
+  void decide_release(release_request request, release_handler handler) override {
+    submit(pending_write{release_write{std::move(request), std::move(handler), {}, {}}});
+  }
   void append_audit(std::vector<audit::audit_record> records, report_handler handler) override {
     submit(pending_write{audit_write{std::move(records), std::move(handler)}});
   }
@@ -1064,6 +1142,8 @@ class postgres_store final : public message_store {
   void write_claim(claim_write& w, std::int64_t now_ms);
   void write_report(pending_write& write, report_write& w, std::int64_t now_ms);
   void write_replay(pending_write& write, replay_write& w, std::int64_t now_ms);
+  void write_release(pending_write& write, release_write& w, std::int64_t now_ms,
+                     const std::string& at);
   void write_purge(pending_write& write, purge_write& w, std::int64_t now_ms);
   void write_rewrite(rewrite_write& w);
   void write_chain_phase(std::vector<pending_write>& batch, const std::string& at);
@@ -1468,9 +1548,13 @@ void postgres_store::commit_batch(std::vector<pending_write>& batch) {
   for (auto& write : batch) {
     if (write.committed) {
       if (const auto* a = std::get_if<accept_write>(&write.work)) {
-        due = due || (a->result.outcome == accept_outcome::stored && !a->record.deliveries.empty());
+        due = due || (a->result.outcome == accept_outcome::stored &&
+                      std::any_of(a->record.deliveries.begin(), a->record.deliveries.end(),
+                                  [](const delivery_plan& plan) { return plan.hold.empty(); }));
       } else if (const auto* r = std::get_if<replay_write>(&write.work)) {
         due = due || (r->found && !r->discard_reason);
+      } else if (const auto* d = std::get_if<release_write>(&write.work)) {
+        due = due || d->result.outcome == release_outcome::released;  // a copy became due
       }
     }
     answer(write, failure);
@@ -1509,6 +1593,8 @@ void postgres_store::write_batch(std::vector<pending_write>& batch) {
             write_report(write, w, now_ms);
           } else if constexpr (std::is_same_v<kind, replay_write>) {
             write_replay(write, w, now_ms);
+          } else if constexpr (std::is_same_v<kind, release_write>) {
+            write_release(write, w, now_ms, at);
           } else if constexpr (std::is_same_v<kind, audit_write>) {
             write.audit = &w.records;
           } else if constexpr (std::is_same_v<kind, purge_write>) {
@@ -1571,7 +1657,8 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
         run(insert_delivery_sql,
             {text(record.id), text(plan.recipient), text(plan.decided_by), bytes(plan.payload),
              text(plan.withheld.empty() ? std::string_view("[]") : plan.withheld), number(now_ms),
-             text(plan.payload_is_body ? "true" : "false")});
+             text(plan.payload_is_body ? "true" : "false"),
+             text(plan.hold.empty() ? "pending" : "held"), text(plan.hold)});
       }
       for (const auto& e : record.exclusions) {
         run(insert_exclusion_sql,
@@ -1643,6 +1730,9 @@ void postgres_store::write_claim(claim_write& w, std::int64_t now_ms) {
     job.accepted_at = parse_rfc3339(get_text(r, i, 7)).value_or(time_point{});
     job.payload_is_body = get_bool(r, i, 8);
     job.body_grant = get_bytes(r, i, 9);
+    if (PQgetisnull(r, i, 10) == 0) {
+      job.released_at = from_ms(get_int(r, i, 10));
+    }
     jobs.emplace_back(order[get_int(r, i, 0)], std::move(job));
   }
   std::sort(jobs.begin(), jobs.end(),
@@ -1688,6 +1778,36 @@ void postgres_store::write_replay(pending_write& write, replay_write& w, std::in
   if (w.found) {
     write.audit = &w.audit;
   }
+}
+
+void postgres_store::write_release(pending_write& write, release_write& w, std::int64_t now_ms,
+                                   const std::string& at) {
+  w.result = {};  // a batch may run again (deadlock retry)
+  w.audit.clear();
+  const release_request& request = w.request;
+  const result_ptr held =
+      run(select_held_for_release_sql, {text(request.message_id), text(request.recipient)});
+  if (PQntuples(held.get()) == 0) {
+    return;  // not_held: nothing written, nothing audited
+  }
+  const std::int64_t rid = get_int(held.get(), 0, 0);
+  release_step step = decide_held(request, get_text(held.get(), 0, 1), at);
+  w.result = std::move(step.result);
+  switch (w.result.outcome) {
+    case release_outcome::already_approved:
+    case release_outcome::not_held: return;
+    case release_outcome::rejected:
+      run(reject_held_sql, {number(rid), bytes(bounded_text(request.reason, max_error_bytes))});
+      break;
+    case release_outcome::approved:
+      run(approve_held_sql, {number(rid), text(step.approvals_column)});
+      break;
+    case release_outcome::released:
+      run(release_held_sql, {number(rid), text(step.approvals_column), number(now_ms)});
+      break;
+  }
+  w.audit = std::move(step.audit);
+  write.audit = &w.audit;
 }
 
 void postgres_store::write_purge(pending_write& write, purge_write& w, std::int64_t now_ms) {
@@ -1949,6 +2069,7 @@ std::optional<message_status> postgres_store::read_status(const std::string& id)
       }
       s.receipt = get_bytes(r, i, 7);
       s.withheld = get_text(r, i, 8);
+      s.hold = get_text(r, i, 9);
       status->recipients.push_back(std::move(s));
     }
     const result_ptr x = read_query(select_exclusions_sql, {text(id)});
@@ -2036,10 +2157,54 @@ void postgres_store::serve(pending_read& read) {
               const auto count = [p, i](int c) {
                 return static_cast<std::size_t>(get_int(p, i, c));
               };
-              stats.push_back({get_text(p, i, 0), count(1), count(2), count(3), count(4), count(5),
-                               count(6), get_text(p, i, 7)});
+              stats.push_back({.recipient = get_text(p, i, 0),
+                               .held = count(7),
+                               .pending = count(1),
+                               .delivering = count(2),
+                               .retrying = count(3),
+                               .dead = count(4),
+                               .delivered = count(5),
+                               .discarded = count(6),
+                               .rejected = count(8),
+                               .oldest_waiting = get_text(p, i, 9)});
             }
             call_quietly(r.handler, std::move(stats), true);
+          } else if constexpr (std::is_same_v<kind, held_read>) {
+            const result_ptr res = read_query(select_held_sql, {number(clamp_to_int64(r.limit))});
+            std::vector<held_copy> held;
+            for (int i = 0; i < PQntuples(res.get()); ++i) {
+              const PGresult* p = res.get();
+              held.push_back({.message_id = get_text(p, i, 0),
+                              .recipient = get_text(p, i, 1),
+                              .sender = get_text(p, i, 2),
+                              .type = get_text(p, i, 3),
+                              .accepted_at = get_text(p, i, 4),
+                              .hold = get_text(p, i, 5),
+                              .approvals = parse_approvals(get_text(p, i, 6))});
+            }
+            call_quietly(r.handler, std::move(held), true);
+          } else if constexpr (std::is_same_v<kind, held_job_read>) {
+            const result_ptr res =
+                read_query(select_held_job_sql, {text(r.message_id), text(r.recipient)});
+            std::optional<delivery_job> job;
+            if (PQntuples(res.get()) == 1) {
+              // The columns of a claim (write_claim), but nothing is leased: attempt 0.
+              const PGresult* p = res.get();
+              job.emplace();
+              job->message_id = get_text(p, 0, 0);
+              job->recipient = get_text(p, 0, 1);
+              job->payload = get_bytes(p, 0, 2);
+              job->attempt = 0;
+              job->sender = get_text(p, 0, 4);
+              job->type = get_text(p, 0, 5);
+              job->accepted_at = parse_rfc3339(get_text(p, 0, 6)).value_or(time_point{});
+              job->payload_is_body = get_bool(p, 0, 7);
+              job->body_grant = get_bytes(p, 0, 8);
+              if (PQgetisnull(p, 0, 9) == 0) {
+                job->released_at = from_ms(get_int(p, 0, 9));
+              }
+            }
+            call_quietly(r.handler, std::move(job), true);
           } else {
             const result_ptr res =
                 read_query(select_state_sql, {number(r.after_version), text(r.kind)});

@@ -415,21 +415,9 @@ class encrypting_store final : public message_store {
           usable.reserve(jobs.size());
           for (auto& job : jobs) {
             std::string why;
-            const bool granted = !job.payload_is_body || grant_holds(job, why);
-            if (granted && !is_sealed(job.payload)) {
-              usable.push_back(std::move(job));  // stored before encryption was turned on
+            if (open_job(job, why)) {
+              usable.push_back(std::move(job));
               continue;
-            }
-            if (granted) {
-              const std::string place =
-                  job.payload_is_body ? std::string("body") : "to:" + job.recipient;
-              if (auto plain =
-                      open_sealed(*ring_, job.payload, seal_context(job.message_id, place), &why)) {
-                job.payload = std::move(*plain);
-                job.body_grant.clear();
-                usable.push_back(std::move(job));
-                continue;
-              }
             }
             log::write(log::level::critical, {.event = "store.unseal_failed",
                                               .message_id = job.message_id,
@@ -467,6 +455,37 @@ class encrypting_store final : public message_store {
                     std::move(audit), std::move(handler));
   }
   void queue_stats(queue_handler handler) override { inner_->queue_stats(std::move(handler)); }
+  // Four-eyes release. The list is metadata only. A held copy is opened as a claim opens it; one
+  // that does not open is not shown (the look-up fails, ok=false, and is logged as a claim's
+  // would be): administrators must not approve what they cannot read. A rejection's reason
+  // shares the error's column, so it is sealed as a discard reason is.
+  void list_held(std::size_t limit, held_handler handler) override {
+    inner_->list_held(limit, std::move(handler));
+  }
+  void read_held(std::string message_id, std::string recipient,
+                 held_copy_handler handler) override {
+    inner_->read_held(
+        std::move(message_id), std::move(recipient),
+        [this, handler = std::move(handler)](std::optional<delivery_job> job, bool ok) {
+          std::string why;
+          if (!job || open_job(*job, why)) {
+            handler(std::move(job), ok);
+            return;
+          }
+          log::write(log::level::critical, {.event = "store.unseal_failed",
+                                            .message_id = job->message_id,
+                                            .partner = job->recipient,
+                                            .reason = why});
+          handler(std::nullopt, false);
+        });
+  }
+  void decide_release(release_request request, release_handler handler) override {
+    if (!request.approve) {
+      seal_text(request.reason, max_error_bytes, request.message_id, value_field::error,
+                request.recipient);
+    }
+    inner_->decide_release(std::move(request), std::move(handler));
+  }
   void purge(retention_cut cut, purge_handler handler) override {
     inner_->purge(std::move(cut), std::move(handler));
   }
@@ -529,6 +548,26 @@ class encrypting_store final : public message_store {
   void stop() override { inner_->stop(); }
 
  private:
+  /// Opens a job's payload as a worker must be handed it: the body for a recipient of the body
+  /// whose grant holds, otherwise its own payload; a value stored before encryption was turned on
+  /// is handed out as it is. False (and `why`) when it may not be handed out.
+  bool open_job(delivery_job& job, std::string& why) const {
+    if (job.payload_is_body && !grant_holds(job, why)) {
+      return false;
+    }
+    if (!is_sealed(job.payload)) {
+      return true;  // stored before encryption was turned on
+    }
+    const std::string place = job.payload_is_body ? std::string("body") : "to:" + job.recipient;
+    auto plain = open_sealed(*ring_, job.payload, seal_context(job.message_id, place), &why);
+    if (!plain) {
+      return false;
+    }
+    job.payload = std::move(*plain);
+    job.body_grant.clear();
+    return true;
+  }
+
   /// Whether a row marked as a recipient of the body may be handed it: its grant opens (sealed
   /// for this message and recipient, empty), or it has none and the body is in clear as well
   /// (both stored before encryption was turned on; nothing is then hidden from the file's reader).

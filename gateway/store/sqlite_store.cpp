@@ -5,6 +5,7 @@
 
 #include "gateway/common/log.hpp"
 #include "gateway/common/time.hpp"
+#include "gateway/store/release_step.hpp"
 #include "gateway/store/sealed.hpp"
 #include "gateway/store/wal_buffer.hpp"
 
@@ -212,6 +213,17 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
     R"sql(
       ALTER TABLE messages ADD COLUMN facts BLOB NOT NULL DEFAULT x'';
     )sql",
+    // 12: four-eyes release. A copy held back by a release rule (`hold`, its id) waits in the
+    // state 'held', which no claim reads, until administrators release it (`approvals`: a JSON
+    // array of {"by","at"}; `released_at`: ms since the epoch, when it became pending) or reject
+    // it. The partial index lists the held copies in the order of their messages without reading
+    // any other row. Rows stored before were never held.
+    R"sql(
+      ALTER TABLE deliveries ADD COLUMN hold TEXT NOT NULL DEFAULT '';
+      ALTER TABLE deliveries ADD COLUMN approvals TEXT NOT NULL DEFAULT '[]';
+      ALTER TABLE deliveries ADD COLUMN released_at INTEGER;
+      CREATE INDEX deliveries_held ON deliveries (message_seq) WHERE state = 'held';
+    )sql",
 };
 
 // Raising sqlite_schema_version without writing its migration must not compile.
@@ -233,10 +245,11 @@ constexpr const char* insert_message_sql =
     "INSERT INTO messages (id, sender, type, created, accepted_at, body_sha256, body, state, "
     "facts, seq) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT coalesce(max(seq), 0) + 1 FROM messages))";
+// A copy held for release (?9 names the rule) is stored 'held' (?8), otherwise 'pending'.
 constexpr const char* insert_delivery_sql =
     "INSERT INTO deliveries (message_id, recipient, decided_by, payload, withheld, state, "
-    "next_attempt_at, payload_is_body, message_seq) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, (SELECT seq FROM messages WHERE id = ?1))";
+    "next_attempt_at, payload_is_body, hold, message_seq) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?7, ?9, (SELECT seq FROM messages WHERE id = ?1))";
 constexpr const char* insert_exclusion_sql =
     "INSERT INTO exclusions (message_id, partner, considered, reason) VALUES (?1, ?2, ?3, ?4)";
 constexpr const char* lease_sql =
@@ -268,11 +281,26 @@ constexpr const char* original_exists_sql = "SELECT 1 FROM messages WHERE id = ?
 constexpr const char* withdraw_sql =
     "UPDATE deliveries SET state = 'withdrawn', payload = x'', payload_is_body = 0 "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1 AND sender = ?2) "
-    "AND state IN ('pending', 'retrying')";
+    "AND state IN ('held', 'pending', 'retrying')";
 constexpr const char* discard_sql =
     "UPDATE deliveries SET state = 'discarded', last_error = ?3 "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
     "AND state = 'dead'";
+
+// Four-eyes release (write_release): the held row and its approvals, then one of three changes
+// to it by rowid, in the same transaction. A released copy is due now and keeps attempts 0; a
+// rejected one loses its payload (as a withdrawn one does) and keeps the reason as its error.
+constexpr const char* select_held_for_release_sql =
+    "SELECT rowid, approvals FROM deliveries "
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
+    "AND state = 'held'";
+constexpr const char* approve_held_sql = "UPDATE deliveries SET approvals = ?2 WHERE rowid = ?1";
+constexpr const char* release_held_sql =
+    "UPDATE deliveries SET state = 'pending', approvals = ?2, next_attempt_at = ?3, "
+    "released_at = ?3 WHERE rowid = ?1";
+constexpr const char* reject_held_sql =
+    "UPDATE deliveries SET state = 'rejected', payload = x'', payload_is_body = 0, "
+    "last_error = ?2 WHERE rowid = ?1";
 
 // Claims (write_claim). Each reads a short range of the index deliveries_claim (state,
 // recipient, next_attempt_at): the recipients that have rows in a state (one seek per recipient),
@@ -292,7 +320,7 @@ constexpr const char* claim_expired_sql =
 constexpr const char* claim_job_sql =
     "SELECT d.message_id, d.recipient, CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, "
     "d.attempts, m.sender, m.type, m.accepted_at, d.payload_is_body, "
-    "CASE WHEN d.payload_is_body THEN d.payload ELSE x'' END "
+    "CASE WHEN d.payload_is_body THEN d.payload ELSE x'' END, d.released_at "
     "FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq WHERE d.rowid = ?1";
 constexpr const char* select_audit_head_sql =
     "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
@@ -324,7 +352,7 @@ constexpr const char* purge_bodies_sql =
     "(EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_seq = m.seq) AND "
     "NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_seq = m.seq AND "
     "(length(d.payload) > 0 OR d.payload_is_body OR "
-    "d.state IN ('pending', 'retrying', 'delivering')))) OR "
+    "d.state IN ('held', 'pending', 'retrying', 'delivering')))) OR "
     "(NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_seq = m.seq) AND "
     "m.accepted_at < ?1)) LIMIT ?2)";
 
@@ -368,8 +396,9 @@ constexpr const char* select_register_sql =
 constexpr const char* select_queue_stats_sql =
     "SELECT d.recipient, sum(d.state = 'pending'), sum(d.state = 'delivering'), "
     "sum(d.state = 'retrying'), sum(d.state = 'dead'), sum(d.state = 'delivered'), "
-    "sum(d.state = 'discarded'), "
-    "min(CASE WHEN d.state IN ('pending', 'delivering', 'retrying') THEN m.accepted_at END) "
+    "sum(d.state = 'discarded'), sum(d.state = 'held'), sum(d.state = 'rejected'), "
+    "min(CASE WHEN d.state IN ('held', 'pending', 'delivering', 'retrying') "
+    "THEN m.accepted_at END) "
     "FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq "
     "GROUP BY d.recipient ORDER BY d.recipient";
 constexpr const char* select_audit_sql =
@@ -387,7 +416,7 @@ constexpr const char* select_status_sql =
     "SELECT id, sender, type, created, accepted_at, state FROM messages WHERE id = ?1";
 constexpr const char* select_recipients_sql =
     "SELECT recipient, decided_by, state, attempts, next_attempt_at, last_error, delivered_at, "
-    "receipt, withheld FROM deliveries "
+    "receipt, withheld, hold FROM deliveries "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) ORDER BY recipient";
 constexpr const char* select_exclusions_sql =
     "SELECT partner, considered, reason FROM exclusions WHERE message_id = ?1 ORDER BY rowid";
@@ -395,6 +424,20 @@ constexpr const char* select_dead_sql =
     "SELECT d.message_id, d.recipient, m.sender, m.type, d.attempts, d.last_error, d.dead_since "
     "FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq "
     "WHERE d.state = 'dead' ORDER BY d.dead_since, d.message_id, d.recipient LIMIT ?1";
+// Held copies in the order of their messages (deliveries_held: its entries are ordered by
+// message_seq, then rowid, the order of the accept's plans).
+constexpr const char* select_held_sql =
+    "SELECT d.message_id, d.recipient, m.sender, m.type, m.accepted_at, d.hold, d.approvals "
+    "FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq "
+    "WHERE d.state = 'held' ORDER BY d.message_seq, d.rowid LIMIT ?1";
+// One held copy as a claim would hand it out (the columns of claim_job_sql).
+constexpr const char* select_held_job_sql =
+    "SELECT d.message_id, d.recipient, CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, "
+    "d.attempts, m.sender, m.type, m.accepted_at, d.payload_is_body, "
+    "CASE WHEN d.payload_is_body THEN d.payload ELSE x'' END, d.released_at "
+    "FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq "
+    "WHERE d.message_seq = (SELECT seq FROM messages WHERE id = ?1) AND d.recipient = ?2 "
+    "AND d.state = 'held'";
 
 // ---------------------------------------------------------------------------------------------
 // RAII over the C API
@@ -755,12 +798,19 @@ struct rewrite_write {
   bool failed = false;  ///< the rewriter threw: its part was rolled back to its savepoint
 };
 
+struct release_write {
+  release_request request;
+  message_store::release_handler handler;
+  release_result result;
+  std::vector<audit::audit_record> audit;  ///< the request's entry, completed by the store
+};
+
 /// One piece of work for the writer thread. Accepts, the delivery bookkeeping (claims, reports,
-/// replays), audit entries and state changes share the queue and the group commit: one
-/// transaction, one fsync.
+/// replays, release decisions), audit entries and state changes share the queue and the group
+/// commit: one transaction, one fsync.
 struct pending_write {
   std::variant<accept_write, claim_write, report_write, replay_write, audit_write, checkpoint_write,
-               state_write, purge_write, rewrite_write>
+               state_write, purge_write, rewrite_write, release_write>
       work;
   bool committed = false;  ///< the transaction that carried it committed
 };
@@ -812,8 +862,20 @@ struct state_read {
   message_store::state_handler handler;
 };
 
-using pending_read = std::variant<find_read, dead_read, audit_read, head_read, checkpoints_read,
-                                  state_read, queue_read, register_read, facts_read>;
+struct held_read {
+  std::size_t limit = 0;
+  message_store::held_handler handler;
+};
+
+struct held_job_read {
+  std::string message_id;
+  std::string recipient;
+  message_store::held_copy_handler handler;
+};
+
+using pending_read =
+    std::variant<find_read, dead_read, audit_read, head_read, checkpoints_read, state_read,
+                 queue_read, register_read, facts_read, held_read, held_job_read>;
 
 accept_result unavailable(const char* reason) {
   return accept_result{accept_outcome::unavailable, {}, reason};
@@ -837,8 +899,11 @@ void fail_read(pending_read& read) noexcept {
   std::visit(
       [](auto& r) {
         using kind = std::decay_t<decltype(r)>;
-        if constexpr (std::is_same_v<kind, find_read> || std::is_same_v<kind, head_read>) {
+        if constexpr (std::is_same_v<kind, find_read> || std::is_same_v<kind, head_read> ||
+                      std::is_same_v<kind, held_job_read>) {
           call_quietly(r.handler, std::nullopt, false);
+        } else if constexpr (std::is_same_v<kind, held_read>) {
+          call_quietly(r.handler, std::vector<held_copy>{}, false);
         } else if constexpr (std::is_same_v<kind, dead_read>) {
           call_quietly(r.handler, std::vector<dead_letter>{}, false);
         } else if constexpr (std::is_same_v<kind, audit_read>) {
@@ -884,6 +949,8 @@ void answer(pending_write& write, const char* failure) noexcept {
         } else if constexpr (std::is_same_v<kind, rewrite_write>) {
           const bool ok = committed && !w.failed;
           call_quietly(w.handler, ok ? std::move(w.result) : rewrite_result{}, ok);
+        } else if constexpr (std::is_same_v<kind, release_write>) {
+          call_quietly(w.handler, committed ? std::move(w.result) : release_result{}, committed);
         } else {
           call_quietly(w.handler, committed && w.found, committed);
         }
@@ -945,6 +1012,7 @@ struct sqlite_store::impl {
   int write_claim(claim_write& write, std::int64_t now_ms);
   int write_report(const report_write& write, std::int64_t now_ms, const std::string& at);
   int write_replay(replay_write& write, std::int64_t now_ms, const std::string& at);
+  int write_release(release_write& write, std::int64_t now_ms, const std::string& at);
   int append_audit_rows(const std::vector<audit::audit_record>& records, const std::string& at);
   int write_checkpoint(checkpoint_write& write);
   int write_state(state_write& write, const std::string& at);
@@ -977,6 +1045,8 @@ struct sqlite_store::impl {
   void answer_queue(const queue_read& job);
   void answer_register(const register_read& job);
   void answer_facts(const facts_read& job);
+  void answer_held(const held_read& job);
+  void answer_held_job(const held_job_read& job);
   int read_audit_rows(sqlite3_stmt* stmt, std::vector<audit::audit_row>& rows);
   void reader_failed(int rc);
 
@@ -1021,6 +1091,10 @@ struct sqlite_store::impl {
     statement claim_due;
     statement claim_expired;
     statement claim_job;
+    statement select_held_for_release;
+    statement approve_held;
+    statement release_held;
+    statement reject_held;
   };
 
   /// The reader connection's prepared statements (only the reader thread uses them).
@@ -1036,6 +1110,8 @@ struct sqlite_store::impl {
     statement select_audit_last;
     statement select_checkpoints;
     statement select_state;
+    statement select_held;
+    statement select_held_job;
   };
 
   /// The chain's last (seq, hash) as seen inside the open transaction; read at the first append
@@ -1166,6 +1242,10 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->claim_due = prepare(db, claim_due_sql, path_);
   writer_sql_->claim_expired = prepare(db, claim_expired_sql, path_);
   writer_sql_->claim_job = prepare(db, claim_job_sql, path_);
+  writer_sql_->select_held_for_release = prepare(db, select_held_for_release_sql, path_);
+  writer_sql_->approve_held = prepare(db, approve_held_sql, path_);
+  writer_sql_->release_held = prepare(db, release_held_sql, path_);
+  writer_sql_->reject_held = prepare(db, reject_held_sql, path_);
   // No checkpoint on the commit path: SQLite's automatic one would run inside the COMMIT of
   // whichever batch crosses its threshold, copying pages and fsyncing the database file while
   // that batch's accepts wait. The hook (it replaces the automatic checkpoint) only counts the
@@ -1194,6 +1274,8 @@ sqlite_store::impl::impl(const sqlite_options& options)
   reader_sql_->select_audit_last = prepare(rdb, select_audit_last_sql, path_);
   reader_sql_->select_checkpoints = prepare(rdb, select_checkpoints_sql, path_);
   reader_sql_->select_state = prepare(rdb, select_state_sql, path_);
+  reader_sql_->select_held = prepare(rdb, select_held_sql, path_);
+  reader_sql_->select_held_job = prepare(rdb, select_held_job_sql, path_);
 
   // The checkpointer writes the database file, so it needs a read-write connection; the query
   // opens the log on it (a checkpoint on a connection that never read the file would do nothing).
@@ -1508,9 +1590,13 @@ void sqlite_store::impl::commit_batch(std::vector<pending_write>& batch) {
   for (auto& write : batch) {
     if (write.committed) {
       if (const auto* a = std::get_if<accept_write>(&write.work)) {
-        due = due || (a->result.outcome == accept_outcome::stored && !a->record.deliveries.empty());
+        due = due || (a->result.outcome == accept_outcome::stored &&
+                      std::any_of(a->record.deliveries.begin(), a->record.deliveries.end(),
+                                  [](const delivery_plan& plan) { return plan.hold.empty(); }));
       } else if (const auto* r = std::get_if<replay_write>(&write.work)) {
         due = due || r->found;
+      } else if (const auto* d = std::get_if<release_write>(&write.work)) {
+        due = due || d->result.outcome == release_outcome::released;  // a copy became due
       }
     }
     answer(write, failure);
@@ -1614,6 +1700,8 @@ int sqlite_store::impl::write_batch(std::vector<pending_write>& batch, bool book
             return write_report(w, now_ms, accepted_at);
           } else if constexpr (std::is_same_v<kind, replay_write>) {
             return write_replay(w, now_ms, accepted_at);
+          } else if constexpr (std::is_same_v<kind, release_write>) {
+            return write_release(w, now_ms, accepted_at);
           } else if constexpr (std::is_same_v<kind, audit_write>) {
             return append_audit_rows(w.records, accepted_at);
           } else if constexpr (std::is_same_v<kind, checkpoint_write>) {
@@ -1695,7 +1783,9 @@ int sqlite_store::impl::write_record(accept_write& write, const std::string& acc
     rc = use.bind(std::string_view(record.id), std::string_view(plan.recipient),
                   std::string_view(plan.decided_by), blob_value{plan.payload},
                   plan.withheld.empty() ? std::string_view("[]") : std::string_view(plan.withheld),
-                  now_ms, std::int64_t{plan.payload_is_body ? 1 : 0});
+                  now_ms, std::int64_t{plan.payload_is_body ? 1 : 0},
+                  std::string_view(plan.hold.empty() ? "pending" : "held"),
+                  std::string_view(plan.hold));
     if (rc == SQLITE_OK) {
       rc = use.step();
     }
@@ -1892,6 +1982,9 @@ int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
     job.accepted_at = parse_rfc3339(use.column_text(6)).value_or(time_point{});
     job.payload_is_body = use.column_int64(7) != 0;
     job.body_grant = use.column_blob(8);
+    if (!use.column_is_null(9)) {
+      job.released_at = from_ms(use.column_int64(9));
+    }
     write.jobs.push_back(std::move(job));
   }
   // Saturating: an absurdly long lease must not overflow into the past.
@@ -1973,6 +2066,61 @@ int sqlite_store::impl::write_replay(replay_write& write, std::int64_t now_ms,
   }
   write.found = sqlite3_changes(writer_db_.get()) > 0;
   return write.found ? append_audit_rows(write.audit, at) : SQLITE_OK;
+}
+
+int sqlite_store::impl::write_release(release_write& write, std::int64_t now_ms,
+                                      const std::string& at) {
+  // A batch may run twice (the disk-full retry): start from nothing each time.
+  write.result = {};
+  write.audit.clear();
+  const release_request& request = write.request;
+  std::int64_t rowid = 0;
+  std::string stored;
+  {
+    statement_use use(writer_sql_->select_held_for_release.get());
+    int rc = use.bind(std::string_view(request.message_id), std::string_view(request.recipient));
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc == SQLITE_DONE) {
+      return SQLITE_OK;  // not_held: nothing written, nothing audited
+    }
+    if (rc != SQLITE_ROW) {
+      return rc;
+    }
+    rowid = use.column_int64(0);
+    stored = use.column_text(1);
+  }
+  release_step step = decide_held(request, stored, at);
+  write.result = std::move(step.result);
+  int rc = SQLITE_DONE;
+  switch (write.result.outcome) {
+    case release_outcome::already_approved:
+    case release_outcome::not_held: return SQLITE_OK;
+    case release_outcome::rejected: {
+      statement_use use(writer_sql_->reject_held.get());
+      rc = use.bind(rowid, blob_value{bounded_text(request.reason, max_error_bytes)});
+      rc = rc == SQLITE_OK ? use.step() : rc;
+      break;
+    }
+    case release_outcome::approved: {
+      statement_use use(writer_sql_->approve_held.get());
+      rc = use.bind(rowid, std::string_view(step.approvals_column));
+      rc = rc == SQLITE_OK ? use.step() : rc;
+      break;
+    }
+    case release_outcome::released: {
+      statement_use use(writer_sql_->release_held.get());
+      rc = use.bind(rowid, std::string_view(step.approvals_column), now_ms);
+      rc = rc == SQLITE_OK ? use.step() : rc;
+      break;
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    return rc;
+  }
+  write.audit = std::move(step.audit);
+  return append_audit_rows(write.audit, at);
 }
 
 int sqlite_store::impl::append_audit_rows(const std::vector<audit::audit_record>& records,
@@ -2259,6 +2407,10 @@ void sqlite_store::impl::reader_loop() {
             answer_register(r);
           } else if constexpr (std::is_same_v<kind, facts_read>) {
             answer_facts(r);
+          } else if constexpr (std::is_same_v<kind, held_read>) {
+            answer_held(r);
+          } else if constexpr (std::is_same_v<kind, held_job_read>) {
+            answer_held_job(r);
           } else {
             answer_state(r);
           }
@@ -2347,6 +2499,7 @@ int sqlite_store::impl::read_status(const std::string& id, std::optional<message
       }
       r.receipt = use.column_blob(7);
       r.withheld = use.column_text(8);
+      r.hold = use.column_text(9);
       status->recipients.push_back(std::move(r));
     }
     if (rc != SQLITE_DONE) {
@@ -2544,13 +2697,15 @@ void sqlite_store::impl::answer_queue(const queue_read& job) {
       }
       const auto count = [&use](int i) { return static_cast<std::size_t>(use.column_int64(i)); };
       stats.push_back({.recipient = use.column_text(0),
+                       .held = count(7),
                        .pending = count(1),
                        .delivering = count(2),
                        .retrying = count(3),
                        .dead = count(4),
                        .delivered = count(5),
                        .discarded = count(6),
-                       .oldest_waiting = use.column_text(7)});
+                       .rejected = count(8),
+                       .oldest_waiting = use.column_text(9)});
     }
   } catch (...) {
     rc = SQLITE_NOMEM;
@@ -2623,6 +2778,73 @@ void sqlite_store::impl::answer_facts(const facts_read& job) {
   }
   reader_failed(rc);
   call_quietly(job.handler, facts_page{}, false);
+}
+
+void sqlite_store::impl::answer_held(const held_read& job) {
+  std::vector<held_copy> held;
+  int rc = SQLITE_ERROR;
+  try {
+    statement_use use(reader_sql_->select_held.get());
+    rc = use.bind_int64(1, clamp_to_int64(job.limit));
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+      rc = use.step();
+      if (rc != SQLITE_ROW) {
+        break;
+      }
+      held.push_back({.message_id = use.column_text(0),
+                      .recipient = use.column_text(1),
+                      .sender = use.column_text(2),
+                      .type = use.column_text(3),
+                      .accepted_at = use.column_text(4),
+                      .hold = use.column_text(5),
+                      .approvals = parse_approvals(use.column_text(6))});
+    }
+  } catch (...) {
+    rc = SQLITE_NOMEM;
+  }
+  if (rc == SQLITE_DONE && healthy_) {
+    call_quietly(job.handler, std::move(held), true);
+    return;
+  }
+  reader_failed(rc);
+  call_quietly(job.handler, std::vector<held_copy>{}, false);
+}
+
+void sqlite_store::impl::answer_held_job(const held_job_read& job) {
+  std::optional<delivery_job> held;
+  int rc = SQLITE_ERROR;
+  try {
+    statement_use use(reader_sql_->select_held_job.get());
+    rc = use.bind(std::string_view(job.message_id), std::string_view(job.recipient));
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc == SQLITE_ROW) {
+      // The columns of a claim (write_claim), but nothing is leased: attempt 0.
+      held.emplace();
+      held->message_id = use.column_text(0);
+      held->recipient = use.column_text(1);
+      held->payload = use.column_blob(2);
+      held->attempt = 0;
+      held->sender = use.column_text(4);
+      held->type = use.column_text(5);
+      held->accepted_at = parse_rfc3339(use.column_text(6)).value_or(time_point{});
+      held->payload_is_body = use.column_int64(7) != 0;
+      held->body_grant = use.column_blob(8);
+      if (!use.column_is_null(9)) {
+        held->released_at = from_ms(use.column_int64(9));
+      }
+      rc = SQLITE_DONE;
+    }
+  } catch (...) {
+    rc = SQLITE_NOMEM;
+  }
+  if (rc == SQLITE_DONE && healthy_) {
+    call_quietly(job.handler, std::move(held), true);
+    return;
+  }
+  reader_failed(rc);
+  call_quietly(job.handler, std::nullopt, false);
 }
 
 void sqlite_store::impl::reader_failed(int rc) {
@@ -2725,6 +2947,20 @@ void sqlite_store::queue_stats(queue_handler handler) {
 
 void sqlite_store::list_dead(std::size_t limit, dead_handler handler) {
   impl_->submit_read(dead_read{limit, std::move(handler)});
+}
+
+void sqlite_store::list_held(std::size_t limit, held_handler handler) {
+  impl_->submit_read(held_read{limit, std::move(handler)});
+}
+
+void sqlite_store::read_held(std::string message_id, std::string recipient,
+                             held_copy_handler handler) {
+  impl_->submit_read(
+      held_job_read{std::move(message_id), std::move(recipient), std::move(handler)});
+}
+
+void sqlite_store::decide_release(release_request request, release_handler handler) {
+  impl_->submit(pending_write{release_write{std::move(request), std::move(handler), {}, {}}});
 }
 
 void sqlite_store::on_deliveries_due(std::function<void()> callback) {

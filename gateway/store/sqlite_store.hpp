@@ -16,7 +16,7 @@ namespace mxgw::store {
 
 /// The schema version this build creates and understands (kept in `PRAGMA user_version`).
 /// A database carrying a higher number was written by a newer mxgw and is refused at open.
-inline constexpr int sqlite_schema_version = 11;
+inline constexpr int sqlite_schema_version = 12;
 
 /// Counters of the writer thread, for tests and operators (queue depth, group-commit sizes).
 /// A "write" is one queued accept, claim, report or replay; they share the group commit.
@@ -97,12 +97,25 @@ class sqlite_store final : public message_store {
   /// Queues the counting for the reader thread; see message_store::queue_stats.
   void queue_stats(queue_handler handler) override;
 
+  /// Queues the listing for the reader thread; see message_store::list_held. Oldest message
+  /// first (its position), then the order of its recipients in the accept.
+  void list_held(std::size_t limit, held_handler handler) override;
+
+  /// Queues the look-up for the reader thread; see message_store::read_held.
+  void read_held(std::string message_id, std::string recipient, held_copy_handler handler) override;
+
+  /// Queues the decision for the writer thread, in the group commit like a replay; see
+  /// message_store::decide_release. The reason is cut to max_error_bytes. handler({}, false) when
+  /// the batch failed, at once after stop() or a fatal error.
+  void decide_release(release_request request, release_handler handler) override;
+
   /// Queues the listing for the reader thread; see message_store::list_dead. Oldest dead_since
   /// first. handler({}, false) on failure, at once after stop() or a fatal error.
   void list_dead(std::size_t limit, dead_handler handler) override;
 
   /// Sets the callback the writer thread calls, after the handlers of a commit that created due
-  /// deliveries (an accept stored with deliveries, a replay). Set it before use; it must not block.
+  /// deliveries (an accept stored with deliveries not held, a replay, a release). Set it before
+  /// use; it must not block.
   void on_deliveries_due(std::function<void()> callback) override;
 
   /// False once an I/O error or corruption was seen on either connection (fail-stop).

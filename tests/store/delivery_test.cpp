@@ -1077,15 +1077,16 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
         old.body_sha256 + "', '" + old.body + "')");
   }
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "11");
-  EXPECT_EQ(std::to_string(sqlite_schema_version), "11");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "12");
+  EXPECT_EQ(std::to_string(sqlite_schema_version), "12");
   // Version 11: statistical facts; a message from before has none.
   EXPECT_EQ(raw_db(path).text("SELECT length(facts) FROM messages"), "0");
   // Version 5: claims read the covering index, which replaced deliveries_due; version 8: rows are
-  // found by the message's position (no index by message id left).
+  // found by the message's position (no index by message id left); version 12: held copies are
+  // listed from an index of their own (tests/store/release_test.cpp).
   EXPECT_EQ(raw_db(path).text("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                               "WHERE type = 'index' AND tbl_name = 'deliveries' ORDER BY name)"),
-            "deliveries_by_message,deliveries_claim");
+            "deliveries_by_message,deliveries_claim,deliveries_held");
   // Version 10: a claim reads each recipient's oldest due rows.
   EXPECT_EQ(raw_db(path).text("SELECT sql FROM sqlite_master WHERE name = 'deliveries_claim'"),
             "CREATE INDEX deliveries_claim ON deliveries (state, recipient, next_attempt_at)");
@@ -1182,7 +1183,7 @@ TEST(SqliteDelivery, AVersion7FileKeepsEveryDeliveryRowAndItsStateThroughTheMigr
   ASSERT_EQ(raw_db(path).text("SELECT count(*) FROM deliveries"), "5");
 
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "11");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "12");
   EXPECT_EQ(raw_db(path).text(rows_sql), rows_before);  // the same rows, rowids and bytes
   EXPECT_EQ(raw_db(path).text("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
                               "name IN ('messages_by_sender', 'audit_by_partner')"),

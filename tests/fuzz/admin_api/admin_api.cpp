@@ -71,7 +71,8 @@ struct seed_state {
   std::filesystem::path seeded_store() const { return dir.path() / "seeded" / "store.db"; }
 
   // The store every input starts from: one message, both of its copies dead (the first refused
-  // with a text that is not UTF-8). Closed, so the file alone holds everything.
+  // with a text that is not UTF-8), and one with a copy held for release. Closed, so the file
+  // alone holds everything.
   void seed_store() {
     auto store = mxgw::store::open_sqlite_store({.path = seeded_store()});
     const std::string body = R"({"seed":true})";
@@ -101,6 +102,21 @@ struct seed_state {
       store->report(std::move(report), [&](bool ok) { done.set_value(ok); });
       reported = done.get_future().get() && reported;
     }
+    // A second message, whose copy for Ratanakiri is held for four-eyes release.
+    mxgw::store::message_record held{"c0000000-0000-4000-8000-000000000002",
+                                     "vn-gialai",
+                                     "victim.identification",
+                                     "2026-12-07T00:00:00Z",
+                                     std::string(64, '1'),
+                                     body};
+    held.deliveries.push_back({.recipient = "kh-ratanakiri",
+                               .decided_by = "explicit",
+                               .payload = body,
+                               .withheld = "[]",
+                               .hold = "secret-across-border"});
+    std::promise<mxgw::store::accept_outcome> held_accepted;
+    store->accept(held, [&](mxgw::store::accept_result r) { held_accepted.set_value(r.outcome); });
+    reported = held_accepted.get_future().get() == mxgw::store::accept_outcome::stored && reported;
     store->stop();
     if (!reported) {
       mxgw::fuzz::require_no_problems({{"seeded store", "", "could not be seeded"}},

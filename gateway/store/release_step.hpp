@@ -1,0 +1,35 @@
+// Four-eyes release, the part both stores share: a held copy's approvals as its column keeps them,
+// and what one administrator's decision does to them. The stores only read the held row and write
+// what this decides, in the transaction of the decision.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gateway/store/message_store.hpp"
+
+namespace mxgw::store {
+
+/// A held copy's approvals as the column keeps them: [{"by":"admin:a","at":"..."}, ...].
+std::string approvals_json(const std::vector<release_approval>& approvals);
+
+/// The approvals column read back. A value that does not parse, and entries without an actor,
+/// count as no approval: a damaged column can only ask for more approvals, never for fewer.
+std::vector<release_approval> parse_approvals(std::string_view text);
+
+/// What a decision does to a held copy.
+struct release_step {
+  release_result result;                   ///< the outcome and the copy's approvals after it
+  std::string approvals_column;            ///< for approved and released: the column's new value
+  std::vector<audit::audit_record> audit;  ///< the request's entry, completed; empty: none
+};
+
+/// Applies `request` to a held copy whose approvals column is `stored`, at `at` (the commit's
+/// time): a rejection, a repeated approval (already_approved: nothing to write), an approval that
+/// leaves the copy held, or the one that reaches `required` (at least 1) and releases it. The
+/// audit entry gets its event and the detail `approvals` ("<given>/<required>").
+release_step decide_held(const release_request& request, std::string_view stored,
+                         const std::string& at);
+
+}  // namespace mxgw::store

@@ -104,6 +104,9 @@ void write_recipient(rapidjson::Writer<rapidjson::StringBuffer>& w,
   if (r.delivered_at) {
     put(w, "deliveredAt", rfc3339(*r.delivered_at));
   }
+  if (!r.hold.empty()) {
+    put(w, "heldBy", r.hold);
+  }
   if (!r.withheld.empty() && r.withheld != "[]") {
     rapidjson::Document withheld;
     withheld.Parse(r.withheld.c_str());
@@ -327,6 +330,9 @@ audit::audit_record accepted_audit(const store::message_record& record,
     w.Key("withheld");
     const std::string withheld = d.withheld.empty() ? "[]" : d.withheld;  // our own JSON
     w.RawValue(withheld.data(), withheld.size(), rapidjson::kArrayType);
+    if (!d.hold.empty()) {
+      put(w, "heldBy", d.hold);
+    }
     w.EndObject();
   }
   w.EndArray();
@@ -617,8 +623,10 @@ void partner_api::accept_routed(
     // the store keeps no second copy of it.
     const adapters::adapter* wire = wire_format(plan.partner_id, trust->partners);
     if (wire == nullptr && plan.withheld.empty()) {
-      record.deliveries.push_back(
-          {.recipient = plan.partner_id, .decided_by = plan.decided_by, .payload_is_body = true});
+      record.deliveries.push_back({.recipient = plan.partner_id,
+                                   .decided_by = plan.decided_by,
+                                   .payload_is_body = true,
+                                   .hold = plan.held_by});
       continue;
     }
     // Each recipient gets its own copy (withheld fields removed), in its own format.
@@ -627,8 +635,11 @@ void partner_api::accept_routed(
       record.exclusions.push_back({plan.partner_id, plan.decided_by, "format-cannot-express"});
       continue;
     }
-    record.deliveries.push_back(
-        {plan.partner_id, plan.decided_by, std::move(*payload), withheld_json(plan)});
+    record.deliveries.push_back({.recipient = plan.partner_id,
+                                 .decided_by = plan.decided_by,
+                                 .payload = std::move(*payload),
+                                 .withheld = withheld_json(plan),
+                                 .hold = plan.held_by});
   }
   for (const auto& e : decision.excluded) {
     record.exclusions.push_back({e.partner_id, e.considered, e.reason});
@@ -773,12 +784,14 @@ void partner_api::status(const request& req, std::string_view id,
     }
     // Visible to its sender (every recipient, and why others were left out) and to each
     // recipient (its own row only). Anyone else gets exactly the answer of an unknown id, so the
-    // endpoint does not reveal that the message exists.
+    // endpoint does not reveal that the message exists. So does a recipient whose copy was held
+    // for release and never handed to it (held, refused, withdrawn while held): nothing of the
+    // message has left the country, not even that it exists.
     const bool is_sender = s && s->sender == partner;
     const store::recipient_status* own_row = nullptr;
     if (s && !is_sender) {
       for (const auto& r : s->recipients) {
-        if (r.recipient == partner) {
+        if (r.recipient == partner && (r.hold.empty() || r.attempts > 0)) {
           own_row = &r;
         }
       }

@@ -10,6 +10,7 @@
 #include <set>
 #include <stdexcept>
 #include <tuple>
+#include <type_traits>
 
 #include "gateway/common/json.hpp"
 #include "gateway/common/time.hpp"
@@ -146,7 +147,45 @@ struct rule_reader {
                : "is not a confidentiality level (restricted, confidential, secret)";
   }
 
-  void read_match(const rapidjson::Value& match, routing_rule& rule) {
+  // False (a problem) when `entry` is not an object; a problem for each member not in `known`.
+  bool known_members(const rapidjson::Value& entry, const std::set<std::string, std::less<>>& known,
+                     const char* names) {
+    if (!entry.IsObject()) {
+      problem("", "must be an object");
+      return false;
+    }
+    for (const auto& m : entry.GetObject()) {
+      if (!known.contains(view_of(m.name))) {
+        problem("/" + json::escape_pointer_token(view_of(m.name)),
+                std::string("is not a known member (") + names + ")");
+      }
+    }
+    return true;
+  }
+
+  // A rule's `id` (valid, and not among `ids` yet: it is added) and `description`.
+  template <typename Rule>
+  void read_id_and_description(const rapidjson::Value& entry, Rule& rule,
+                               std::set<std::string, std::less<>>& ids, const char* duplicate) {
+    rule.id = std::string(json::get_string(entry, "id"));
+    if (!is_valid_rule_id(rule.id)) {
+      problem("/id", "must match ^[a-z0-9][a-z0-9-]{0,62}$ and not be 'explicit'");
+    } else if (!ids.insert(rule.id).second) {
+      problem("/id", duplicate);
+    }
+    if (const auto* description = member(entry, "description")) {
+      if (!description->IsString()) {
+        problem("/description", "must be a string");
+      } else {
+        rule.description = std::string(view_of(*description));
+      }
+    }
+  }
+
+  // The keys a routing rule and a release rule share; `minors` only for a release rule.
+  template <typename Rule>
+  void read_match(const rapidjson::Value& match, Rule& rule) {
+    constexpr bool release = std::is_same_v<Rule, release_rule>;
     if (!match.IsObject()) {
       problem("/match", "must be an object");
       return;
@@ -154,9 +193,12 @@ struct rule_reader {
     static const std::set<std::string, std::less<>> known = {"types", "senders", "regions",
                                                              "confidentiality"};
     for (const auto& m : match.GetObject()) {
-      if (!known.contains(view_of(m.name))) {
-        problem("/match/" + json::escape_pointer_token(view_of(m.name)),
-                "is not a known match key (types, senders, regions, confidentiality)");
+      const std::string_view name = view_of(m.name);
+      if (!known.contains(name) && !(release && name == "minors")) {
+        problem("/match/" + json::escape_pointer_token(name),
+                release ? "is not a known match key (types, senders, regions, confidentiality, "
+                          "minors)"
+                        : "is not a known match key (types, senders, regions, confidentiality)");
       }
     }
     if (const auto* v = member(match, "types")) {
@@ -171,6 +213,52 @@ struct rule_reader {
     if (const auto* v = member(match, "confidentiality")) {
       rule.confidentiality =
           list(*v, "/match/confidentiality", [this](auto s) { return confidentiality_problem(s); });
+    }
+    if constexpr (release) {
+      if (const auto* v = member(match, "minors")) {
+        rule.minors = flag(*v, "/match/minors", "any message");
+      }
+    }
+  }
+
+  // `true`; false or anything else is a problem (leaving the key out is how to say "any").
+  bool flag(const rapidjson::Value& value, const std::string& field, const char* any) {
+    if (!value.IsTrue()) {
+      problem(field, std::string("must be true (leave it out to match ") + any + ")");
+      return false;
+    }
+    return true;
+  }
+
+  std::string country_problem(std::string_view country) const {
+    const code_table* table = tables.find("country");
+    if (table != nullptr ? !table->contains(country) : country.size() != 2) {
+      return "is not a known country code (table 'country')";
+    }
+    return "";
+  }
+
+  void read_to(const rapidjson::Value& to, release_rule& rule) {
+    if (!to.IsObject()) {
+      problem("/to", "must be an object");
+      return;
+    }
+    static const std::set<std::string, std::less<>> known = {"crossBorder", "countries",
+                                                             "partners"};
+    for (const auto& m : to.GetObject()) {
+      if (!known.contains(view_of(m.name))) {
+        problem("/to/" + json::escape_pointer_token(view_of(m.name)),
+                "is not a known key (crossBorder, countries, partners)");
+      }
+    }
+    if (const auto* v = member(to, "crossBorder")) {
+      rule.cross_border = flag(*v, "/to/crossBorder", "any recipient");
+    }
+    if (const auto* v = member(to, "countries")) {
+      rule.countries = list(*v, "/to/countries", [this](auto s) { return country_problem(s); });
+    }
+    if (const auto* v = member(to, "partners")) {
+      rule.partners = list(*v, "/to/partners", [this](auto s) { return partner_problem(s); });
     }
   }
 };
@@ -207,7 +295,8 @@ bool region_matches(std::string_view wanted, const std::vector<std::string>& reg
   return std::binary_search(regions.begin(), regions.end(), wanted, std::less<>());
 }
 
-bool rule_matches(const routing_rule& rule, std::string_view type, std::string_view sender,
+template <typename Rule>
+bool rule_matches(const Rule& rule, std::string_view type, std::string_view sender,
                   std::string_view confidentiality, const std::vector<std::string>& regions) {
   if (!rule.types.empty() && !holds(rule.types, type)) {
     return false;
@@ -290,6 +379,58 @@ std::vector<sensitive_field> sensitive_fields(const rapidjson::Value& message) {
   return out;
 }
 
+// True when the message is about a victim who may be a minor: a victim identification's person, or
+// a tip's subject in the role possible-victim (the same persons whose data withholding protects).
+bool about_possible_minor(const rapidjson::Value& message) {
+  const std::string_view type = json::get_string(message, "type");
+  const std::string_view created = json::get_string(message, "created");
+  const rapidjson::Value* body = member(message, "body");
+  if (body == nullptr) {
+    return false;
+  }
+  if (type == "victim.identification") {
+    const rapidjson::Value* person = member(*body, "person");
+    return person != nullptr && is_possibly_minor(*person, created);
+  }
+  if (type == "hotline.tip") {
+    if (const auto* subjects = member(*body, "subjects");
+        subjects != nullptr && subjects->IsArray()) {
+      for (const auto& subject : subjects->GetArray()) {
+        if (json::get_string(subject, "role") != "possible-victim") {
+          continue;
+        }
+        if (const auto* person = member(subject, "person");
+            person != nullptr && is_possibly_minor(*person, created)) {
+          return true;
+        }
+      }
+    }
+  }
+  return false;
+}
+
+// A withdrawal or cancellation takes data back; holding it would leave the recipients acting on
+// what is no longer so.
+bool takes_back(const rapidjson::Value& message) {
+  if (json::get_string(message, "type") != "case.status") {
+    return false;
+  }
+  const rapidjson::Value* body = member(message, "body");
+  const std::string_view status = body != nullptr ? json::get_string(*body, "status") : "";
+  return status == "withdrawn" || status == "cancelled";
+}
+
+bool release_to_matches(const release_rule& rule, const identity::partner& sender,
+                        const identity::partner& recipient) {
+  if (rule.cross_border && recipient.country == sender.country) {
+    return false;
+  }
+  if (!rule.countries.empty() && !holds(rule.countries, recipient.country)) {
+    return false;
+  }
+  return rule.partners.empty() || holds(rule.partners, recipient.id);
+}
+
 rapidjson::Value string_value(std::string_view text, rapidjson::Document::AllocatorType& alloc) {
   return rapidjson::Value(json::non_null(text), static_cast<rapidjson::SizeType>(text.size()), alloc);
 }
@@ -325,7 +466,7 @@ routing_rules routing_rules::parse(const rapidjson::Value& doc, const std::strin
   }
   for (const auto& m : doc.GetObject()) {
     std::string_view name = view_of(m.name);
-    if (name != "rules" && name != "description") {
+    if (name != "rules" && name != "description" && name != "release") {
       problems.push_back({file, "/" + json::escape_pointer_token(name), "is not a known member"});
     }
   }
@@ -334,30 +475,11 @@ routing_rules routing_rules::parse(const rapidjson::Value& doc, const std::strin
   for (rapidjson::SizeType i = 0; i < list->Size(); ++i) {
     rule_reader reader{file, problems, partners, tables, "/rules/" + std::to_string(i)};
     const auto& entry = (*list)[i];
-    if (!entry.IsObject()) {
-      reader.problem("", "must be an object");
+    if (!reader.known_members(entry, known, "id, description, match, add")) {
       continue;
     }
-    for (const auto& m : entry.GetObject()) {
-      if (!known.contains(view_of(m.name))) {
-        reader.problem("/" + json::escape_pointer_token(view_of(m.name)),
-                       "is not a known member (id, description, match, add)");
-      }
-    }
     routing_rule rule;
-    rule.id = std::string(json::get_string(entry, "id"));
-    if (!is_valid_rule_id(rule.id)) {
-      reader.problem("/id", "must match ^[a-z0-9][a-z0-9-]{0,62}$ and not be 'explicit'");
-    } else if (!ids.insert(rule.id).second) {
-      reader.problem("/id", "duplicates an earlier rule's id");
-    }
-    if (const auto* description = member(entry, "description")) {
-      if (!description->IsString()) {
-        reader.problem("/description", "must be a string");
-      } else {
-        rule.description = std::string(view_of(*description));
-      }
-    }
+    reader.read_id_and_description(entry, rule, ids, "duplicates an earlier rule's id");
     if (const auto* match = member(entry, "match")) {
       reader.read_match(*match, rule);
     }
@@ -370,7 +492,62 @@ routing_rules routing_rules::parse(const rapidjson::Value& doc, const std::strin
       result.rules_.push_back(std::move(rule));
     }
   }
+  if (const auto* release = member(doc, "release")) {
+    result.parse_release(*release, file, problems, partners, tables, ids);
+  }
   return result;
+}
+
+void routing_rules::parse_release(const rapidjson::Value& release, const std::string& file,
+                                  std::vector<config_problem>& problems,
+                                  const identity::partner_registry& partners,
+                                  const code_tables& tables,
+                                  std::set<std::string, std::less<>>& ids) {
+  if (!release.IsObject()) {
+    problems.push_back({file, "/release", "must be an object (approvals, rules)"});
+    return;
+  }
+  for (const auto& m : release.GetObject()) {
+    std::string_view name = view_of(m.name);
+    if (name != "rules" && name != "approvals" && name != "description") {
+      problems.push_back({file, "/release/" + json::escape_pointer_token(name),
+                          "is not a known member (description, approvals, rules)"});
+    }
+  }
+  if (const auto* approvals = member(release, "approvals")) {
+    if (!approvals->IsUint() || approvals->GetUint() < 1 || approvals->GetUint() > 5) {
+      problems.push_back({file, "/release/approvals",
+                          "must be an integer from 1 to 5 (different administrators who must "
+                          "approve a held copy)"});
+    } else {
+      approvals_ = approvals->GetUint();
+    }
+  }
+  const rapidjson::Value* list = member(release, "rules");
+  if (list == nullptr || !list->IsArray()) {
+    problems.push_back({file, "/release/rules", "must be an array of release rules"});
+    return;
+  }
+  static const std::set<std::string, std::less<>> known = {"id", "description", "match", "to"};
+  for (rapidjson::SizeType i = 0; i < list->Size(); ++i) {
+    rule_reader reader{file, problems, partners, tables, "/release/rules/" + std::to_string(i)};
+    const auto& entry = (*list)[i];
+    if (!reader.known_members(entry, known, "id, description, match, to")) {
+      continue;
+    }
+    release_rule rule;
+    reader.read_id_and_description(entry, rule, ids,
+                                   "duplicates an earlier routing or release rule's id");
+    if (const auto* match = member(entry, "match")) {
+      reader.read_match(*match, rule);
+    }
+    if (const auto* to = member(entry, "to")) {
+      reader.read_to(*to, rule);
+    }
+    if (reader.valid) {
+      release_.push_back(std::move(rule));
+    }
+  }
 }
 
 bool routing_rules::add(routing_rule rule) {
@@ -379,6 +556,15 @@ bool routing_rules::add(routing_rule rule) {
     return false;
   }
   rules_.push_back(std::move(rule));
+  return true;
+}
+
+bool routing_rules::add_release(release_rule rule) {
+  if (std::any_of(release_.begin(), release_.end(),
+                  [&](const release_rule& r) { return r.id == rule.id; })) {
+    return false;
+  }
+  release_.push_back(std::move(rule));
   return true;
 }
 
@@ -543,6 +729,27 @@ routing_decision route(const rapidjson::Value& message, std::string_view sender,
     return {};
   };
 
+  // Release rules the message matches; each recipient is then held by the first whose `to` holds.
+  std::vector<const release_rule*> holding;
+  if (!rules.release_rules().empty() && !takes_back(message)) {
+    const std::string_view confidentiality = json::get_string(h, "confidentiality");
+    std::optional<bool> minor;
+    for (const auto& rule : rules.release_rules()) {
+      if (!rule_matches(rule, type, sender, confidentiality, regions)) {
+        continue;
+      }
+      if (rule.minors) {
+        if (!minor) {
+          minor = about_possible_minor(message);
+        }
+        if (!*minor) {
+          continue;
+        }
+      }
+      holding.push_back(&rule);
+    }
+  }
+
   const auto fields = sensitive_fields(message);
   const rapidjson::Value* necessary = member(h, "minorDataNecessary");
   const bool minor_data_necessary = necessary != nullptr && necessary->IsTrue();
@@ -552,7 +759,14 @@ routing_decision route(const rapidjson::Value& message, std::string_view sender,
       continue;
     }
     recipient_plan plan{c.partner_id, c.reason, {}};
-    const bool agreement = partners.find(c.partner_id)->has_agreement(victim_data);
+    const identity::partner& recipient = *partners.find(c.partner_id);
+    const bool agreement = recipient.has_agreement(victim_data);
+    for (const auto* rule : holding) {
+      if (release_to_matches(*rule, *from, recipient)) {
+        plan.held_by = rule->id;
+        break;
+      }
+    }
     for (const auto& field : fields) {
       if (!agreement) {
         plan.withheld.push_back(
@@ -642,6 +856,9 @@ std::string to_json(const routing_decision& decision) {
       withheld.PushBack(field, alloc);
     }
     entry.AddMember("withheld", withheld, alloc);
+    if (!r.held_by.empty()) {
+      entry.AddMember("heldBy", str(r.held_by), alloc);
+    }
     recipients.PushBack(entry, alloc);
   }
   doc.AddMember("recipients", recipients, alloc);

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,6 +56,25 @@ struct routing_rule {
   std::vector<std::string> add;              ///< partner ids that become candidates
 };
 
+/// One rule of four-eyes release (`release.rules` in config/routing.json): a copy for a recipient
+/// is held until administrators release it when the message matches `match` (the routing rules'
+/// keys, plus `minors`) and the recipient matches `to`. Empty lists and false flags match anything.
+struct release_rule {
+  std::string id;  ///< unique among release and routing rules; appears as the copy's `hold`
+  std::string description;
+  std::vector<std::string> types;
+  std::vector<std::string> senders;
+  std::vector<std::string> regions;
+  std::vector<std::string> confidentiality;
+  bool minors = false;        ///< only messages about a possible minor victim (as for withholding)
+  bool cross_border = false;  ///< only recipients of another country than the sender's
+  std::vector<std::string> countries;  ///< only recipients of these countries (ISO 3166-1)
+  std::vector<std::string> partners;   ///< only these recipients
+};
+
+/// Approvals by different administrators that release a held copy when routing.json says nothing.
+inline constexpr std::size_t default_release_approvals = 2;
+
 /// The routing rules, in file order.
 class routing_rules {
  public:
@@ -72,12 +93,26 @@ class routing_rules {
 
   /// Appends a rule without checking it (tests, programmatic set-up). False on a duplicate id.
   bool add(routing_rule rule);
+  /// Appends a release rule without checking it. False on a duplicate id.
+  bool add_release(release_rule rule);
+  void set_release_approvals(std::size_t approvals) { approvals_ = approvals; }
 
   const std::vector<routing_rule>& rules() const { return rules_; }
   std::size_t size() const { return rules_.size(); }
+  /// The release rules (`release.rules`), in file order.
+  const std::vector<release_rule>& release_rules() const { return release_; }
+  /// How many different administrators must approve a held copy (`release.approvals`, 1-5).
+  std::size_t release_approvals() const { return approvals_; }
 
  private:
+  void parse_release(const rapidjson::Value& release, const std::string& file,
+                     std::vector<config_problem>& problems,
+                     const identity::partner_registry& partners, const code_tables& tables,
+                     std::set<std::string, std::less<>>& ids);
+
   std::vector<routing_rule> rules_;
+  std::vector<release_rule> release_;
+  std::size_t approvals_ = default_release_approvals;
 };
 
 /// A field of the message that one recipient does not get.
@@ -91,6 +126,9 @@ struct recipient_plan {
   std::string partner_id;
   std::string decided_by;  ///< "explicit" or the id of the rule that added it first
   std::vector<withheld_field> withheld;
+  /// The first release rule that holds this recipient's copy until administrators release it;
+  /// empty: it goes at once. A withdrawal or cancellation is never held.
+  std::string held_by = {};
 };
 
 /// One candidate that does not receive the message.
@@ -131,7 +169,7 @@ bool is_possibly_minor(const rapidjson::Value& person, std::string_view created)
 /// cancellation: the recipients of the message it takes back; spared, like explicit ones, by the
 /// checks that only limit what rules add), then every matching rule's `add`; policy then excludes
 /// candidates (see routing_reason) and marks the victim fields each remaining recipient may not
-/// get. Pure: reads only its arguments.
+/// get, and which copies release rules hold. Pure: reads only its arguments.
 routing_decision route(const rapidjson::Value& message, std::string_view sender,
                        const identity::partner_registry& partners, const routing_rules& rules,
                        const code_tables& tables,
@@ -145,7 +183,7 @@ std::string render_for(const rapidjson::Value& message, const recipient_plan& pl
 
 /// The decision as JSON for the status endpoint and the audit (metadata only, no message content):
 /// {"error"?, "matchedRules": [...], "recipients": [{"partner", "decidedBy", "withheld":
-/// [{"pointer", "reason"}]}], "excluded": [{"partner", "considered", "reason"}]}.
+/// [{"pointer", "reason"}], "heldBy"?}], "excluded": [{"partner", "considered", "reason"}]}.
 std::string to_json(const routing_decision& decision);
 
 }  // namespace mxgw::pipeline

@@ -882,6 +882,12 @@ TEST_F(RoutingRulesLoad, RepositoryRulesLoadWithRepositoryPartners) {
     ids.insert(rule.id);
   }
   EXPECT_EQ(ids.size(), rules.size());
+  // The shipped four-eyes release: secret copies leaving the sender's country.
+  ASSERT_FALSE(rules.release_rules().empty());
+  EXPECT_EQ(rules.release_approvals(), 2u);
+  for (const auto& rule : rules.release_rules()) {
+    EXPECT_FALSE(rule.description.empty()) << rule.id;
+  }
 }
 
 TEST_F(RoutingRulesLoad, RepositoryConfigurationRoutesTheIssueDemo) {
@@ -1014,6 +1020,180 @@ TEST_F(RoutingRulesLoad, AddRefusesADuplicateId) {
   EXPECT_TRUE(rules.add({.id = "a", .add = {"kh-ratanakiri"}}));
   EXPECT_FALSE(rules.add({.id = "a", .add = {"kh-stungtreng"}}));
   EXPECT_EQ(rules.size(), 1u);
+}
+
+// --- four-eyes release ------------------------------------------------------------------------
+
+class Release : public Routing {
+ protected:
+  static routing_rules with_release(const std::string& release) {
+    std::vector<config_problem> problems;
+    auto rules = parse_rules(R"({"rules": [], "release": )" + release + "}", problems);
+    EXPECT_TRUE(problems.empty()) << describe(problems);
+    return rules;
+  }
+
+  /// Each recipient and the rule holding its copy ("" when it goes at once).
+  static pairs holds_of(const routing_decision& d) {
+    pairs out;
+    for (const auto& r : d.recipients) {
+      out.emplace_back(r.partner_id, r.held_by);
+    }
+    return out;
+  }
+
+  /// The example victim identification sent to both Cambodian commissariats and to Thanh Hoa,
+  /// in Vietnam like the sender.
+  static rapidjson::Document victim_to_three(const std::string& confidentiality) {
+    auto doc = example("victim.identification");
+    erase(doc, "/handling/releasableTo");
+    set_json(doc, "/recipients", R"(["kh-ratanakiri", "kh-stungtreng", "vn-thanhhoa"])");
+    set_json(doc, "/handling/confidentiality", "\"" + confidentiality + "\"");
+    return doc;
+  }
+};
+
+TEST_F(Release, SecretCopiesLeavingTheSendersCountryAreHeld) {
+  const auto rules = with_release(R"({"rules": [{"id": "secret-abroad",
+      "match": {"confidentiality": ["secret"]}, "to": {"crossBorder": true}}]})");
+  EXPECT_EQ(rules.release_approvals(), 2u) << "four eyes by default";
+  auto decision = route_as(victim_to_three("secret"), "vn-gialai", &rules);
+  EXPECT_EQ(holds_of(decision), (pairs{{"kh-ratanakiri", "secret-abroad"},
+                                       {"kh-stungtreng", "secret-abroad"},
+                                       {"vn-thanhhoa", ""}}))
+      << describe(decision);
+  decision = route_as(victim_to_three("confidential"), "vn-gialai", &rules);
+  EXPECT_EQ(holds_of(decision),
+            (pairs{{"kh-ratanakiri", ""}, {"kh-stungtreng", ""}, {"vn-thanhhoa", ""}}));
+  // Without release rules nothing is held, whatever the message.
+  decision = route_as(victim_to_three("secret"));
+  EXPECT_EQ(holds_of(decision),
+            (pairs{{"kh-ratanakiri", ""}, {"kh-stungtreng", ""}, {"vn-thanhhoa", ""}}));
+}
+
+TEST_F(Release, TheFirstRuleWhoseRecipientsMatchNamesTheHold) {
+  const auto rules = with_release(R"({"approvals": 3, "rules": [
+      {"id": "to-stungtreng", "to": {"partners": ["kh-stungtreng"]}},
+      {"id": "to-cambodia", "match": {"types": ["victim.identification"]},
+       "to": {"countries": ["KH"]}},
+      {"id": "tips-only", "match": {"types": ["hotline.tip"]}}]})");
+  EXPECT_EQ(rules.release_approvals(), 3u);
+  const auto decision = route_as(victim_to_three("restricted"), "vn-gialai", &rules);
+  EXPECT_EQ(holds_of(decision), (pairs{{"kh-ratanakiri", "to-cambodia"},
+                                       {"kh-stungtreng", "to-stungtreng"},
+                                       {"vn-thanhhoa", ""}}))
+      << describe(decision);
+}
+
+TEST_F(Release, AMinorsRuleHoldsOnlyMessagesAboutAPossibleMinorVictim) {
+  const auto rules = with_release(R"({"rules": [{"id": "minors", "match": {"minors": true}}]})");
+  auto adult = victim_to_three("restricted");
+  set_json(adult, "/body/person/minor", "false");
+  erase(adult, "/body/person/birthDate");
+  EXPECT_EQ(holds_of(route_as(adult, "vn-gialai", &rules)),
+            (pairs{{"kh-ratanakiri", ""}, {"kh-stungtreng", ""}, {"vn-thanhhoa", ""}}));
+  auto child = victim_to_three("restricted");
+  set_json(child, "/body/person/minor", "true");
+  EXPECT_EQ(
+      holds_of(route_as(child, "vn-gialai", &rules)),
+      (pairs{{"kh-ratanakiri", "minors"}, {"kh-stungtreng", "minors"}, {"vn-thanhhoa", "minors"}}));
+
+  auto tip = example("hotline.tip");  // its possible victim is 15-16
+  EXPECT_EQ(holds_of(route_as(tip, "vn-gialai", &rules)), (pairs{{"kh-ratanakiri", "minors"}}));
+  // A minor who is only a suspect is not a victim whose data the rule protects.
+  set_json(tip, "/body/subjects/0/role", R"("witness")");
+  EXPECT_EQ(holds_of(route_as(tip, "vn-gialai", &rules)), (pairs{{"kh-ratanakiri", ""}}));
+}
+
+TEST_F(Release, AWithdrawalIsNeverHeld) {
+  const auto rules = with_release(R"({"rules": [{"id": "everything"}]})");
+  auto status = example("case.status");
+  EXPECT_EQ(holds_of(route_as(status, "vn-gialai", &rules)),
+            (pairs{{"kh-ratanakiri", "everything"}, {"kh-stungtreng", "everything"}}))
+      << "a status update is held like any message";
+  set_json(status, "/body/status", R"("withdrawn")");
+  EXPECT_EQ(holds_of(route_as(status, "vn-gialai", &rules, {"vn-thanhhoa"})),
+            (pairs{{"kh-ratanakiri", ""}, {"kh-stungtreng", ""}, {"vn-thanhhoa", ""}}));
+  set_json(status, "/body/status", R"("cancelled")");
+  EXPECT_EQ(holds_of(route_as(status, "vn-gialai", &rules)),
+            (pairs{{"kh-ratanakiri", ""}, {"kh-stungtreng", ""}}));
+}
+
+TEST_F(Release, TheDecisionAsJsonNamesTheHold) {
+  const auto rules = with_release(R"({"rules": [{"id": "hold-kh", "to": {"countries": ["KH"]}}]})");
+  const auto decision = route_as(victim_to_three("restricted"), "vn-gialai", &rules);
+  rapidjson::Document doc;
+  doc.Parse(to_json(decision).c_str());
+  const auto& recipients = doc["recipients"];
+  ASSERT_EQ(recipients.Size(), 3u) << describe(decision);
+  EXPECT_EQ(json::get_string(recipients[0], "heldBy"), "hold-kh");
+  EXPECT_EQ(json::get_string(recipients[1], "heldBy"), "hold-kh");
+  EXPECT_FALSE(recipients[2].HasMember("heldBy")) << "only held copies carry the member";
+}
+
+TEST_F(RoutingRulesLoad, ReleaseRulesKeepEverything) {
+  const auto rules = expect_problems(R"({"rules": [], "release": {"description": "d",
+      "approvals": 1, "rules": [
+        {"id": "r-1", "description": "x", "match": {"types": ["hotline.tip"],
+         "senders": ["vn-gialai"], "regions": ["KH-16"], "confidentiality": ["secret"],
+         "minors": true}, "to": {"crossBorder": true, "countries": ["KH", "LA"],
+         "partners": ["kh-ratanakiri"]}},
+        {"id": "r-2"}]}})",
+                                     {});
+  EXPECT_EQ(rules.release_approvals(), 1u);
+  ASSERT_EQ(rules.release_rules().size(), 2u);
+  const auto& r = rules.release_rules()[0];
+  EXPECT_EQ(r.id, "r-1");
+  EXPECT_EQ(r.description, "x");
+  EXPECT_EQ(r.types, std::vector<std::string>{"hotline.tip"});
+  EXPECT_EQ(r.senders, std::vector<std::string>{"vn-gialai"});
+  EXPECT_EQ(r.regions, std::vector<std::string>{"KH-16"});
+  EXPECT_EQ(r.confidentiality, std::vector<std::string>{"secret"});
+  EXPECT_TRUE(r.minors);
+  EXPECT_TRUE(r.cross_border);
+  EXPECT_EQ(r.countries, (std::vector<std::string>{"KH", "LA"}));
+  EXPECT_EQ(r.partners, std::vector<std::string>{"kh-ratanakiri"});
+  EXPECT_FALSE(rules.release_rules()[1].minors);
+  EXPECT_FALSE(rules.release_rules()[1].cross_border);
+}
+
+TEST_F(RoutingRulesLoad, ReleaseProblemsNameTheirPlace) {
+  auto one = [](const std::string& rule) {
+    return R"({"rules": [], "release": {"rules": [)" + rule + "]}}";
+  };
+  for (const char* approvals : {"0", "6", "\"2\"", "1.5", "-1"}) {
+    SCOPED_TRACE(approvals);
+    const auto rules = expect_problems(std::string(R"({"rules": [], "release": {"approvals": )") +
+                                           approvals + R"(, "rules": []}})",
+                                       {"/release/approvals"});
+    EXPECT_EQ(rules.release_approvals(), 2u) << "a bad count leaves the default";
+  }
+  expect_problems(R"({"rules": [], "release": []})", {"/release"});
+  expect_problems(R"({"rules": [], "release": {}})", {"/release/rules"});
+  expect_problems(R"({"rules": [], "release": {"rules": [], "quorum": 2}})", {"/release/quorum"});
+  expect_problems(one(R"({"id": "r", "match": {"minors": false}})"),
+                  {"/release/rules/0/match/minors"});
+  expect_problems(one(R"({"id": "r", "match": {"minor": true}})"),
+                  {"/release/rules/0/match/minor"});
+  expect_problems(one(R"({"id": "r", "to": {"crossBorder": "yes"}})"),
+                  {"/release/rules/0/to/crossBorder"});
+  expect_problems(one(R"({"id": "r", "to": {"countries": ["KH", "XX", "kh"]}})"),
+                  {"/release/rules/0/to/countries/1", "/release/rules/0/to/countries/2"});
+  expect_problems(one(R"({"id": "r", "to": {"partners": ["kh-kandal"]}})"),
+                  {"/release/rules/0/to/partners/0"});
+  expect_problems(one(R"({"id": "r", "to": {"regions": ["KH-16"]}})"),
+                  {"/release/rules/0/to/regions"});
+  expect_problems(one(R"({"id": "r", "to": ["KH"]})"), {"/release/rules/0/to"});
+  expect_problems(one(R"({"id": "r", "add": ["kh-ratanakiri"]})"), {"/release/rules/0/add"});
+  expect_problems(one(R"({"id": "explicit"})"), {"/release/rules/0/id"});
+  expect_problems(one(R"("r")"), {"/release/rules/0"});
+  // Ids are unique across routing and release rules: a hold names one rule.
+  const auto rules = expect_problems(
+      R"({"rules": [{"id": "same", "add": ["kh-ratanakiri"]}], "release": {"rules": [
+          {"id": "same"}, {"id": "other"}, {"id": "other"}]}})",
+      {"/release/rules/0/id", "/release/rules/2/id"});
+  ASSERT_EQ(rules.release_rules().size(), 1u) << "rules with problems are left out";
+  EXPECT_EQ(rules.release_rules()[0].id, "other");
 }
 
 TEST(CodeTable, CurrentUnitsFollowSuccessorsTransitively) {

@@ -17,6 +17,10 @@ if [ ! -f "$certs/ca.key" ]; then
 elif [ ! -f "$certs/admin-ca.key" ]; then
   "$mxgw" certs admin --dir "$certs" --name dev   # a certs/dev made before the admin listener
 fi
+# A second administrator, for the four-eyes release in the demo.
+if [ ! -f "$certs/admin-duty-officer.pem" ]; then
+  "$mxgw" certs admin --dir "$certs" --name duty-officer > /dev/null
+fi
 for partner in "${partners[@]}"; do
   if [ ! -f "$certs/$partner.pem" ]; then
     "$mxgw" certs issue --dir "$certs" --partner "$partner" --out "$certs/$partner" > /dev/null
@@ -120,6 +124,28 @@ status
 step "Ratanakiri, a recipient, sees its own delivery only (expect 200)"
 send kh-ratanakiri --method GET --url "https://localhost:8443/v1/messages/$id"
 
+step "A secret identification for Ratanakiri is held until two administrators release it (four-eyes release, docs/release.md)"
+secret_id=$(cat /proc/sys/kernel/random/uuid)
+sed "s/$id/$secret_id/; s/\"confidentiality\": \"confidential\"/\"confidentiality\": \"secret\"/" "$message" > "$message.secret"
+send vn-gialai --url https://localhost:8443/v1/messages "$message.secret"
+admin_as() {  # admin_as NAME mxgw-arguments...: an admin API command as that administrator
+  local cert=$certs/admin
+  [ "$1" = dev ] || cert=$certs/admin-$1
+  shift
+  "$mxgw" "$@" --admin-url https://localhost:9443 --cert "$cert.pem" --key "$cert.key" \
+    --ca "$certs/ca.pem" || true
+}
+admin_as dev release list
+admin_as dev release approve --message "$secret_id" --recipient kh-ratanakiri
+echo "(the same administrator again: refused)"
+admin_as dev release approve --message "$secret_id" --recipient kh-ratanakiri
+admin_as duty-officer release approve --message "$secret_id" --recipient kh-ratanakiri
+echo "(Stung Treng has no victim-data agreement: the duty officer refuses its copy)"
+admin_as duty-officer release reject --message "$secret_id" --recipient kh-stungtreng \
+  --reason not-necessary
+sleep 2
+send vn-gialai --method GET --url "https://localhost:8443/v1/messages/$secret_id"
+
 step "The notice feed was polled: each red and yellow notice accepted once and routed to Stung Treng (a restart sends nothing again)"
 grep '"event":"feed\.' "$log" || true
 
@@ -129,7 +155,7 @@ today=$(date -u +%F)
 
 step "Houaphanh's certificate is valid but its partner is disabled (expect no service)"
 send la-houaphanh --method GET --url https://localhost:8443/healthz
-rm -f "$message" "$message.bad"
+rm -f "$message" "$message.bad" "$message.secret"
 
 step "What the gateway logged (metadata only: ids, partners, outcomes; never content)"
 cat "$log"

@@ -10,6 +10,7 @@
 #include <cctype>
 #include <charconv>
 #include <map>
+#include <memory>
 
 #include "gateway/admin/admin_state.hpp"
 #include "gateway/common/json.hpp"
@@ -851,9 +852,10 @@ void queues(const call& c) {
         w.StartObject();
         put(w, "partner", s.recipient);
         for (auto [name, value] :
-             {std::pair{"pending", s.pending}, std::pair{"delivering", s.delivering},
-              std::pair{"retrying", s.retrying}, std::pair{"dead", s.dead},
-              std::pair{"delivered", s.delivered}, std::pair{"discarded", s.discarded}}) {
+             {std::pair{"held", s.held}, std::pair{"pending", s.pending},
+              std::pair{"delivering", s.delivering}, std::pair{"retrying", s.retrying},
+              std::pair{"dead", s.dead}, std::pair{"delivered", s.delivered},
+              std::pair{"discarded", s.discarded}, std::pair{"rejected", s.rejected}}) {
           w.Key(name);
           w.Uint64(value);
         }
@@ -899,6 +901,22 @@ void dead_letters(const call& c, const query_map& query) {
                          });
 }
 
+// The body's `reason`, a short code; false when the request was refused (answered already).
+bool read_reason_code(const call& c, std::string& reason) {
+  rapidjson::Document doc;
+  if (auto refusal = read_body(c.req, doc, c.ctx.options.max_json_depth)) {
+    c.done(std::move(*refusal));
+    return false;
+  }
+  reason = string_member(doc, "reason");
+  if (!is_reason_code(reason)) {
+    c.done(
+        invalid("Give the reason as a short code.", {{"/reason", "must match ^[a-z0-9-]{1,64}$"}}));
+    return false;
+  }
+  return true;
+}
+
 void dead_letter_action(const call& c, const std::string& message, const std::string& recipient,
                         bool replay) {
   std::string id = message;
@@ -908,16 +926,8 @@ void dead_letter_action(const call& c, const std::string& message, const std::st
     return c.done(not_found("There is no such dead letter."));
   }
   std::string reason;
-  if (!replay) {
-    rapidjson::Document doc;
-    if (auto refusal = read_body(c.req, doc, c.ctx.options.max_json_depth)) {
-      return c.done(std::move(*refusal));
-    }
-    reason = string_member(doc, "reason");
-    if (!is_reason_code(reason)) {
-      return c.done(invalid("Give the reason as a short code.",
-                            {{"/reason", "must match ^[a-z0-9-]{1,64}$"}}));
-    }
+  if (!replay && !read_reason_code(c, reason)) {
+    return;
   }
   audit::audit_record record{.event = replay ? "delivery.replayed" : "delivery.discarded",
                              .actor = c.actor,
@@ -948,6 +958,165 @@ void dead_letter_action(const call& c, const std::string& message, const std::st
   } else {
     c.ctx.store->discard(id, recipient, reason, {record}, answer);
   }
+}
+
+// --- four-eyes release ---------------------------------------------------------------------------
+
+std::size_t release_approvals(const call& c) {
+  const auto routing = c.state().routing();
+  return routing.rules ? routing.rules->release_approvals() : pipeline::default_release_approvals;
+}
+
+void write_approvals(writer& w, const std::vector<store::release_approval>& approvals) {
+  w.Key("approvals");
+  w.StartArray();
+  for (const auto& a : approvals) {
+    w.StartObject();
+    put(w, "by", a.by);
+    put(w, "at", a.at);
+    w.EndObject();
+  }
+  w.EndArray();
+}
+
+// GET /admin/v1/held: the copies waiting for release, oldest message first (metadata only).
+void held_copies(const call& c, const query_map& query) {
+  const auto limit = int_param(query, "limit", 100, 1, 1000);
+  if (!limit) {
+    return c.done(invalid("limit must be a whole number from 1 to 1000."));
+  }
+  const std::size_t required = release_approvals(c);
+  c.ctx.store->list_held(static_cast<std::size_t>(*limit),
+                         [c, required](std::vector<store::held_copy> held, bool ok) {
+                           if (!ok) {
+                             return c.done(store_failed());
+                           }
+                           c.done(json_response(200, [&](writer& w) {
+                             w.StartObject();
+                             w.Key("required");
+                             w.Uint64(required);
+                             w.Key("held");
+                             w.StartArray();
+                             for (const auto& h : held) {
+                               w.StartObject();
+                               put(w, "message", h.message_id);
+                               put(w, "recipient", h.recipient);
+                               put(w, "sender", h.sender);
+                               put(w, "type", h.type);
+                               put(w, "acceptedAt", h.accepted_at);
+                               put(w, "heldBy", h.hold);
+                               write_approvals(w, h.approvals);
+                               w.EndObject();
+                             }
+                             w.EndArray();
+                             w.EndObject();
+                           }));
+                         });
+}
+
+// A message id from a path: lower case; empty when it cannot be one.
+std::string path_message_id(const std::string& segment) {
+  std::string id = ascii_lower(segment);
+  return id.size() == 36 ? id : std::string();
+}
+
+// GET /admin/v1/held/{message}/{recipient}: the copy as it would leave, for the administrators who
+// decide on it. It carries personal data: who read which copy is on the audit chain (durably)
+// before the copy is answered, and the copy never reaches a log.
+void held_copy_view(const call& c, const std::string& message, const std::string& recipient) {
+  const std::string id = path_message_id(message);
+  if (id.empty() || !identity::is_valid_partner_id(recipient)) {
+    return c.done(not_found("There is no such held copy."));
+  }
+  auto store = c.ctx.store;
+  store->read_held(
+      id, recipient, [c, id, recipient, store](std::optional<store::delivery_job> job, bool read) {
+        if (!read) {
+          return c.done(store_failed());
+        }
+        if (!job) {
+          return c.done(not_found("There is no held copy of this message for this recipient."));
+        }
+        auto audit = c.record("release.viewed", recipient);
+        audit.message_id = id;
+        auto shown = std::make_shared<store::delivery_job>(std::move(*job));
+        store->append_audit({audit}, [c, id, recipient, shown](bool ok) {
+          if (!ok) {
+            return c.done(store_failed());
+          }
+          c.log_change("release.viewed", recipient, 200);
+          const auto trust = c.state().trust();
+          const identity::partner* p = trust->partners.find(recipient);
+          c.done(json_response(200, [&](writer& w) {
+            w.StartObject();
+            put(w, "message", id);
+            put(w, "recipient", recipient);
+            put(w, "sender", shown->sender);
+            put(w, "type", shown->type);
+            put(w, "format", p != nullptr ? p->adapter : std::string("mx"));
+            put(w, "copy", shown->payload);
+            w.EndObject();
+          }));
+        });
+      });
+}
+
+// POST /admin/v1/held/{message}/{recipient}/approve | reject: one administrator's decision.
+void release_decision(const call& c, const std::string& message, const std::string& recipient,
+                      bool approve) {
+  const std::string id = path_message_id(message);
+  if (id.empty() || !identity::is_valid_partner_id(recipient)) {
+    return c.done(not_found("There is no such held copy."));
+  }
+  std::string reason;
+  if (!approve && !read_reason_code(c, reason)) {
+    return;
+  }
+  store::release_request request{.message_id = id,
+                                 .recipient = recipient,
+                                 .actor = c.actor,
+                                 .approve = approve,
+                                 .reason = reason,
+                                 .required = release_approvals(c),
+                                 .audit = c.record({}, recipient)};
+  request.audit.message_id = id;
+  if (!approve) {
+    request.audit.details.emplace_back("reason", reason);
+  }
+  const std::size_t required = request.required;
+  c.ctx.store->decide_release(
+      std::move(request), [c, id, recipient, required](store::release_result result, bool ok) {
+        if (!ok) {
+          return c.done(store_failed());
+        }
+        using store::release_outcome;
+        if (result.outcome == release_outcome::not_held) {
+          return c.done(not_found("There is no held copy of this message for this recipient."));
+        }
+        if (result.outcome == release_outcome::already_approved) {
+          return c.done(problem(409, "already-approved", "Already approved",
+                                "You approved this copy before; its release needs the approval of "
+                                "another administrator."));
+        }
+        const char* outcome = result.outcome == release_outcome::released   ? "released"
+                              : result.outcome == release_outcome::rejected ? "rejected"
+                                                                            : "approved";
+        c.log_change(std::string("release.") + outcome, recipient, 200);
+        c.done(json_response(200, [&](writer& w) {
+          w.StartObject();
+          put(w, "message", id);
+          put(w, "recipient", recipient);
+          put(w, "outcome", outcome);
+          put(w, "state",
+              result.outcome == release_outcome::released   ? "pending"
+              : result.outcome == release_outcome::rejected ? "rejected"
+                                                            : "held");
+          w.Key("required");
+          w.Uint64(required);
+          write_approvals(w, result.approvals);
+          w.EndObject();
+        }));
+      });
 }
 
 void audit_query(const call& c, const query_map& query) {
@@ -1176,9 +1345,9 @@ void metrics_text(const call& c) {
           "# HELP mxgw_queue_depth Deliveries waiting per recipient and state.\n"
           "# TYPE mxgw_queue_depth gauge\n";
       for (const auto& s : stats) {
-        for (auto [state, value] :
-             {std::pair{"pending", s.pending}, std::pair{"delivering", s.delivering},
-              std::pair{"retrying", s.retrying}, std::pair{"dead", s.dead}}) {
+        for (auto [state, value] : {std::pair{"held", s.held}, std::pair{"pending", s.pending},
+                                    std::pair{"delivering", s.delivering},
+                                    std::pair{"retrying", s.retrying}, std::pair{"dead", s.dead}}) {
           out += "mxgw_queue_depth{partner=\"" + prometheus_label_value(s.recipient) +
                  "\",state=\"" + state + "\"} " + std::to_string(value) + "\n";
         }
@@ -1327,6 +1496,17 @@ void admin_api::handle(const http::request& req, done_fn done) const {
     }
     if (n == 6 && (seg[5] == "replay" || seg[5] == "discard")) {
       return only("POST", "POST") ? dead_letter_action(c, seg[3], seg[4], seg[5] == "replay")
+                                  : void();
+    }
+  } else if (area == "held") {
+    if (n == 3) {
+      return only("GET", "GET") ? held_copies(c, query) : void();
+    }
+    if (n == 5) {
+      return only("GET", "GET") ? held_copy_view(c, seg[3], seg[4]) : void();
+    }
+    if (n == 6 && (seg[5] == "approve" || seg[5] == "reject")) {
+      return only("POST", "POST") ? release_decision(c, seg[3], seg[4], seg[5] == "approve")
                                   : void();
     }
   } else if (area == "audit" && n == 3) {

@@ -252,7 +252,8 @@ int admin_queue_depth(const admin_target& target) {
   }
   for (const auto& q : (*doc)["queues"].GetArray()) {
     std::cout << json::get_string(q, "partner");
-    for (const char* state : {"pending", "delivering", "retrying", "dead", "delivered"}) {
+    for (const char* state :
+         {"held", "pending", "delivering", "retrying", "dead", "delivered", "rejected"}) {
       std::cout << "  " << state << " "
                 << (q.HasMember(state) && q[state].IsUint64() ? q[state].GetUint64() : 0);
     }
@@ -289,6 +290,88 @@ int admin_dead_letter_action(const admin_target& target, const std::string& mess
     return 1;
   }
   std::cout << (replay ? "replaying " : "discarded ") << message_id << " to " << recipient << "\n";
+  return 0;
+}
+
+namespace {
+
+std::string held_path(const std::string& message_id, const std::string& recipient) {
+  return "/admin/v1/held/" + query_escaped(message_id) + "/" + query_escaped(recipient);
+}
+
+std::string approvals_text(const rapidjson::Value& entry) {
+  std::string out;
+  if (entry.HasMember("approvals") && entry["approvals"].IsArray()) {
+    for (const auto& a : entry["approvals"].GetArray()) {
+      out += (out.empty() ? "" : ",") + std::string(json::get_string(a, "by"));
+    }
+  }
+  return out.empty() ? "-" : out;
+}
+
+}  // namespace
+
+int admin_release_list(const admin_target& target) {
+  auto doc = get_list(target, "release list", "/admin/v1/held?limit=1000", "held");
+  if (!doc) {
+    return 1;
+  }
+  const auto required = doc->HasMember("required") && (*doc)["required"].IsUint64()
+                            ? (*doc)["required"].GetUint64()
+                            : 0;
+  for (const auto& h : (*doc)["held"].GetArray()) {
+    const auto given = h.HasMember("approvals") && h["approvals"].IsArray()
+                           ? h["approvals"].Size()
+                           : rapidjson::SizeType{0};
+    std::cout << json::get_string(h, "message") << "  " << json::get_string(h, "recipient") << "  "
+              << json::get_string(h, "type") << "  from " << json::get_string(h, "sender")
+              << "  held by " << json::get_string(h, "heldBy") << "  since "
+              << json::get_string(h, "acceptedAt") << "  approvals " << given << "/" << required
+              << " " << approvals_text(h) << "\n";
+  }
+  return 0;
+}
+
+int admin_release_show(const admin_target& target, const std::string& message_id,
+                       const std::string& recipient) {
+  const auto r = admin_request(target, "GET", held_path(message_id, recipient));
+  if (report_failure("release show", r) != 0) {
+    return 1;
+  }
+  auto doc = parse_answer(r.body);
+  if (!doc.IsObject() || !doc.HasMember("copy") || !doc["copy"].IsString()) {
+    std::cerr << "release show: the gateway's answer has no copy\n";
+    return 1;
+  }
+  std::cerr << "copy of " << message_id << " for " << recipient << " ("
+            << json::get_string(doc, "type") << " from " << json::get_string(doc, "sender")
+            << ", format " << json::get_string(doc, "format") << ")\n";
+  std::cout << json::get_string(doc, "copy") << "\n";
+  return 0;
+}
+
+int admin_release_decide(const admin_target& target, const std::string& message_id,
+                         const std::string& recipient, bool approve, const std::string& reason) {
+  const std::string what = approve ? "release approve" : "release reject";
+  const auto r = admin_request(
+      target, "POST", held_path(message_id, recipient) + (approve ? "/approve" : "/reject"),
+      approve ? std::string() : "{\"reason\":" + json_quoted(reason) + "}");
+  if (report_failure(what, r) != 0) {
+    return 1;
+  }
+  auto doc = parse_answer(r.body);
+  const auto required = doc.IsObject() && doc.HasMember("required") && doc["required"].IsUint64()
+                            ? doc["required"].GetUint64()
+                            : 0;
+  const auto given = doc.IsObject() && doc.HasMember("approvals") && doc["approvals"].IsArray()
+                         ? doc["approvals"].Size()
+                         : rapidjson::SizeType{0};
+  std::cout << json::get_string(doc, "outcome") << " " << message_id << " to " << recipient
+            << "  state " << json::get_string(doc, "state");
+  if (approve) {
+    std::cout << "  approvals " << given << "/" << required << " " << approvals_text(doc);
+  }
+  std::cout << "\n";
   return 0;
 }
 

@@ -75,6 +75,20 @@ int admin_queue_depth(const admin_target& target);
 /// `mxgw queue dead --admin-url`: dead letters, oldest first (metadata only).
 int admin_dead_letters(const admin_target& target);
 
+/// `mxgw release list --admin-url`: copies held for four-eyes release, oldest first (metadata).
+int admin_release_list(const admin_target& target);
+
+/// `mxgw release show --admin-url`: the held copy as it would leave, on stdout (the gateway
+/// records the reading on its audit chain).
+int admin_release_show(const admin_target& target, const std::string& message_id,
+                       const std::string& recipient);
+
+/// `mxgw release approve|reject --admin-url`: this administrator's decision on one held copy
+/// (`reason` for reject). Returns 0, or 1 when refused (already approved by this administrator,
+/// no such held copy) or failed.
+int admin_release_decide(const admin_target& target, const std::string& message_id,
+                         const std::string& recipient, bool approve, const std::string& reason);
+
 /// `mxgw queue replay|discard --admin-url`: acts on one dead letter (`reason` for discard).
 int admin_dead_letter_action(const admin_target& target, const std::string& message_id,
                              const std::string& recipient, bool replay, const std::string& reason);

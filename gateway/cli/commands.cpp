@@ -816,6 +816,30 @@ int run(int argc, char** argv) {
       "depth", "Deliveries per recipient and state, and the oldest waiting (admin API)");
   add_admin_options(depth_cmd, admin_api_target, true);
 
+  // release: four-eyes release of held copies, through a running gateway's admin API only (each
+  // decision is an administrator's, known by its certificate)
+  auto* release_cmd = app.add_subcommand(
+      "release", "Copies held until two administrators release them (admin API)");
+  release_cmd->require_subcommand(1);
+  std::string release_id, release_recipient, release_reason;
+  auto* release_list_cmd =
+      release_cmd->add_subcommand("list", "Held copies: message, recipient, rule, approvals");
+  add_admin_options(release_list_cmd, admin_api_target, true);
+  auto* release_show_cmd = release_cmd->add_subcommand(
+      "show", "Print a held copy as it would leave (the reading is audited)");
+  auto* release_approve_cmd = release_cmd->add_subcommand(
+      "approve", "Approve a held copy's release, as this administrator");
+  auto* release_reject_cmd =
+      release_cmd->add_subcommand("reject", "Refuse a held copy's release: it is never delivered");
+  for (auto* cmd : {release_show_cmd, release_approve_cmd, release_reject_cmd}) {
+    cmd->add_option("--message", release_id, "message id")->required();
+    cmd->add_option("--recipient", release_recipient, "recipient partner id")->required();
+    add_admin_options(cmd, admin_api_target, true);
+  }
+  release_reject_cmd
+      ->add_option("--reason", release_reason, "short reason code, e.g. not-necessary")
+      ->required();
+
   // audit: verify the chain and its signed checkpoints; query entries (JSON lines)
   auto* audit_cmd = app.add_subcommand("audit", "The tamper-evident audit log");
   audit_cmd->require_subcommand(1);
@@ -1092,6 +1116,16 @@ int run(int argc, char** argv) {
     }
     if (*depth_cmd) {
       return admin_queue_depth(admin_api_target);
+    }
+    if (*release_list_cmd) {
+      return admin_release_list(admin_api_target);
+    }
+    if (*release_show_cmd) {
+      return admin_release_show(admin_api_target, release_id, release_recipient);
+    }
+    if (*release_approve_cmd || *release_reject_cmd) {
+      return admin_release_decide(admin_api_target, release_id, release_recipient,
+                                  release_approve_cmd->parsed(), release_reason);
     }
     if (*dead_cmd || *replay_cmd) {
       return run_queue_command(config_file, replay_cmd->parsed(), replay_id, replay_recipient);

@@ -273,7 +273,7 @@ TEST_F(AdminCli, DeadLettersAreListedReplayedAndDiscarded) {
 
   r = mxgw("queue depth");
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.out.find("kh-ratanakiri  pending 0  delivering 0  retrying 0  dead 1"),
+  EXPECT_NE(r.out.find("kh-ratanakiri  held 0  pending 0  delivering 0  retrying 0  dead 1"),
             std::string::npos)
       << r.out;
 

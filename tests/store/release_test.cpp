@@ -149,6 +149,8 @@ T wait_for(std::future<T>& future, const char* what) {
   return future.get();
 }
 
+const recipient_status* recipient_of(std::optional<message_status>&& status,
+                                     const std::string& who) = delete;
 const recipient_status* recipient_of(const std::optional<message_status>& status,
                                      const std::string& who) {
   if (status) {
@@ -162,6 +164,8 @@ const recipient_status* recipient_of(const std::optional<message_status>& status
   return nullptr;
 }
 
+// Not on a temporary: the pointer would outlive the list.
+const queue_stat* stat_of(std::vector<queue_stat>&& stats, const std::string& who) = delete;
 const queue_stat* stat_of(const std::vector<queue_stat>& stats, const std::string& who) {
   for (const auto& s : stats) {
     if (s.recipient == who) {
@@ -568,7 +572,8 @@ TEST_P(StoreRelease, ASecondActorReleasesTheCopyWhichIsThenClaimedWithItsRelease
   const auto [unheld, unheld_ok] = read(1, "la-mps");
   EXPECT_TRUE(unheld_ok);
   EXPECT_FALSE(unheld.has_value());
-  const queue_stat* queue = stat_of(stats(), "la-mps");
+  const auto queues = stats();
+  const queue_stat* queue = stat_of(queues, "la-mps");
   ASSERT_NE(queue, nullptr);
   EXPECT_EQ(queue->held, 0U);
   EXPECT_EQ(queue->pending, 1U);

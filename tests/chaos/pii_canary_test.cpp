@@ -1,7 +1,8 @@
 // The PII canary (issue #8): every personal field of every test message carries a unique marker;
 // the messages go through `mxgw serve` (a real process, encryption at rest on, log at debug) in
 // every way the gateway knows: accepted, duplicated, refused (schema, sender, size, JSON, route,
-// format), delivered, dead-lettered, replayed, in KH-CNP and LA-MPS too, with a SIGKILL half-way.
+// format), held for release, read, released and refused by administrators, delivered,
+// dead-lettered, replayed, in KH-CNP and LA-MPS too, with a SIGKILL half-way.
 // Afterwards no marker (as-is, JSON-escaped or base64) is in the log, the metrics, the audit
 // query output, the statistics report, or any file under the gateway's data and temp directories
 // (the SQLite file and its -wal and -shm included).
@@ -133,6 +134,10 @@ class PiiCanary : public ::testing::Test {
                                            R"(/v1/messages",
        "delivery":{"timeout_ms":2000,"max_attempts":2,"backoff_base_ms":20,"backoff_cap_ms":200}},
       {"id":"la-houaphanh","name":"Houaphanh police","country":"LA","adapter":"la-mps"}]})");
+    // Wanted notices and tips for Cambodia wait for four-eyes release (docs/release.md).
+    write_file(dir_ / "routing.json", R"({"rules": [], "release": {"rules": [
+      {"id": "hold-for-review", "match": {"types": ["person.wanted", "hotline.tip"]},
+       "to": {"crossBorder": true}}]}})");
     store::generate_key_file(dir_ / "store.hex");
     write_file(dir_ / "gateway.json", R"({
       "threads": 2,
@@ -147,6 +152,7 @@ class PiiCanary : public ::testing::Test {
                 "signing_dir": "certs"},
       "log": {"level": "debug"},
       "partners": "partners.json",
+      "routing": "routing.json",
       "schema_dir": ")" + (source_dir() / "config" / "schema").string() +
                                           R"(",
       "mappings_dir": ")" + (source_dir() / "config" / "mappings").string() +
@@ -463,6 +469,40 @@ TEST_F(PiiCanary, NoMarkerSurvivesAnywhereButSealed) {
   std::string bad_xml = la_mps();
   bad_xml.replace(bad_xml.find("</LaoPoliceMessage>"), 19, "");  // cut short
   EXPECT_NE(post(tls_of("la-houaphanh"), bad_xml, "/v1/inbound/la-mps", "application/xml").status,
+            200);
+
+  // Four-eyes release: the held copies are listed, read, released by two administrators (the
+  // wanted notice) or refused (the tip).
+  const cli::client_tls admin_tls{dir_ / "certs" / "ca.pem", dir_ / "certs" / "admin.pem",
+                                  dir_ / "certs" / "admin.key"};
+  run_mxgw({"certs", "admin", "--dir", (dir_ / "certs").string(), "--name", "second"},
+           dir_ / "certs-admin.txt");
+  const cli::client_tls second_tls{dir_ / "certs" / "ca.pem", dir_ / "certs" / "admin-second.pem",
+                                   dir_ / "certs" / "admin-second.key"};
+  const auto held =
+      cli::https_request("localhost", admin_port_, admin_tls, "GET", "/admin/v1/held");
+  EXPECT_EQ(held.status, 200) << held.error << held.body;
+  write_file(dir_ / "held.json", held.body);
+  for (const std::size_t i : {std::size_t{1}, std::size_t{2}}) {
+    EXPECT_NE(held.body.find(ids_[i]), std::string::npos) << types[i] << " is not held";
+    const std::string copy_path = "/admin/v1/held/" + ids_[i] + "/kh-ratanakiri";
+    const auto copy = cli::https_request("localhost", admin_port_, admin_tls, "GET", copy_path);
+    EXPECT_EQ(copy.status, 200) << copy.error << copy.body;
+    EXPECT_NE(copy.body.find("QXPII"), std::string::npos) << "the reviewer sees the markers";
+  }
+  const std::string wanted_path = "/admin/v1/held/" + ids_[2] + "/kh-ratanakiri";
+  EXPECT_EQ(
+      cli::https_request("localhost", admin_port_, admin_tls, "POST", wanted_path + "/approve")
+          .status,
+      200);
+  EXPECT_EQ(
+      cli::https_request("localhost", admin_port_, second_tls, "POST", wanted_path + "/approve")
+          .status,
+      200);
+  EXPECT_EQ(cli::https_request("localhost", admin_port_, admin_tls, "POST",
+                               "/admin/v1/held/" + ids_[1] + "/kh-ratanakiri/reject",
+                               R"({"reason":"not-necessary"})")
+                .status,
             200);
 
   // Delivered to Ratanakiri, dead at Thanh Hoa; every dead letter replayed (and dead again).

@@ -649,7 +649,12 @@ void partner_api::accept_routed(
   record.withdraws = withdrawn_message(*doc, record.type);
   record.original_seen = original_seen;
   // Coarse categories for the statistics (`mxgw report`), kept after retention purges the body.
-  record.facts = pipeline::facts_of(*doc, partner, t->checker->tables());
+  // A verification request's facts name its recipients: only their answers settle it.
+  std::vector<std::string> recipients;
+  for (const auto& d : record.deliveries) {
+    recipients.push_back(d.recipient);
+  }
+  record.facts = pipeline::facts_of(*doc, partner, t->checker->tables(), &recipients);
   record.audit.push_back(accepted_audit(record, format, decision.matched_rules, t->provenance_id));
   if (!record.withdraws.empty()) {
     record.audit.back().details.emplace_back("withdraws", record.withdraws);

@@ -224,7 +224,7 @@ std::string_view age_band(int years) {
 }
 
 std::string facts_of(const rapidjson::Value& message, std::string_view sender,
-                     const code_tables& tables) {
+                     const code_tables& tables, const std::vector<std::string>* recipients) {
   rapidjson::StringBuffer buffer;
   facts_writer out(buffer);
   const std::string_view type = json::get_string(message, "type");
@@ -256,6 +256,17 @@ std::string facts_of(const rapidjson::Value& message, std::string_view sender,
     write_string(out, "purpose", json::get_string(body, "purpose"));
     write_string(out, "urgency", json::get_string(body, "urgency"));
     write_string(out, "deadline", json::get_string(body, "deadline"));
+    if (recipients != nullptr) {
+      std::vector<std::string> to(*recipients);
+      std::sort(to.begin(), to.end());
+      to.erase(std::unique(to.begin(), to.end()), to.end());
+      write_key(out, "to");
+      out.StartArray();
+      for (const auto& id : to) {
+        out.String(id.data(), static_cast<rapidjson::SizeType>(id.size()));
+      }
+      out.EndArray();
+    }
   } else if (type == "verification.result") {
     write_string(out, "result", json::get_string(body, "result"));
     write_string(out, "inReplyTo", ascii_lower(json::get_string(message, "inReplyTo")));

@@ -5,6 +5,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <rapidjson/fwd.h>
 
@@ -19,7 +20,8 @@ class code_tables;
 /// - person.wanted: "ref", "sex", "nationalities", "requestedAction";
 /// - hotline.tip: "channel", "urgency", "reporterType", "exploitation", "possibleVictims"
 ///   (always written);
-/// - verification.request: "purpose", "urgency", "deadline";
+/// - verification.request: "purpose", "urgency", "deadline", and, when `recipients` is given,
+///   "to": the partners routing made its recipients (sorted): only their answers count;
 /// - verification.result: "result", "inReplyTo" (lower-cased);
 /// - case.status: "status", "about" (the message id taken back or updated, lower-cased);
 /// - receipt and any other type: {}.
@@ -30,7 +32,8 @@ class code_tables;
 /// (`tables`' region table; the code itself when the table does not know it).
 /// Never throws on odd input: a member of the wrong type is left out, as if absent.
 std::string facts_of(const rapidjson::Value& message, std::string_view sender,
-                     const code_tables& tables);
+                     const code_tables& tables,
+                     const std::vector<std::string>* recipients = nullptr);
 
 /// The CTDC `ageBroad` band of an age in completed years: "0--8", "9--17", "18--20", "21--23",
 /// "24--26", "27--29", "30--38", "39--47" or "48+". Empty for a negative age.

@@ -6,6 +6,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
 #include <future>
 #include <map>
 #include <optional>
@@ -24,14 +25,31 @@ namespace {
 struct request {
   std::string sender;
   std::string deadline;  ///< "YYYY-MM-DD"
+  /// The recipients whose answer settles it; nullopt for a request stored before its facts
+  /// named them (any answer does).
+  std::optional<std::set<std::string>> to;
 };
 
 /// What the window's facts say about verification requests.
 struct watched {
   std::map<std::string, request> requests;                 ///< by message id
-  std::set<std::string> answered;                          ///< ids named by an answer
+  std::map<std::string, std::set<std::string>> answers;    ///< request id -> who answered it
   std::set<std::pair<std::string, std::string>> withdrawn; ///< (sender, id)
 };
+
+/// True when one of the request's recipients (anyone, for a request whose facts do not name
+/// them) answered it.
+bool is_answered(const watched& w, const std::string& id, const request& r) {
+  const auto it = w.answers.find(id);
+  if (it == w.answers.end()) {
+    return false;
+  }
+  if (!r.to) {
+    return true;
+  }
+  return std::any_of(it->second.begin(), it->second.end(),
+                     [&r](const std::string& sender) { return r.to->count(sender) != 0; });
+}
 
 std::string text_member(const rapidjson::Value& facts, const char* name) {
   return std::string(json::get_string(facts, name));
@@ -54,11 +72,20 @@ std::optional<watched> read_window(std::shared_ptr<store::message_store> store,
         if (row.type == "verification.request") {
           const std::string deadline = text_member(facts, "deadline");
           if (is_valid_full_date(deadline)) {
-            out.requests[row.id] = {row.sender, deadline};
+            request r{row.sender, deadline, std::nullopt};
+            if (auto it = facts.FindMember("to"); it != facts.MemberEnd() && it->value.IsArray()) {
+              r.to.emplace();
+              for (const auto& id : it->value.GetArray()) {
+                if (id.IsString()) {
+                  r.to->emplace(id.GetString(), id.GetStringLength());
+                }
+              }
+            }
+            out.requests[row.id] = std::move(r);
           }
         } else if (row.type == "verification.result") {
           if (auto about = text_member(facts, "inReplyTo"); !about.empty()) {
-            out.answered.insert(std::move(about));
+            out.answers[std::move(about)].insert(row.sender);
           }
         } else if (row.type == "case.status") {
           const std::string status = text_member(facts, "status");
@@ -171,7 +198,7 @@ std::pair<deadline_sweep_result, bool> deadline_watch::sweep_now() {
     if (r == window->requests.end()) {
       continue;
     }
-    const bool answered = window->answered.count(id) != 0;
+    const bool answered = is_answered(*window, id, r->second);
     const bool withdrawn = window->withdrawn.count({r->second.sender, id}) != 0;
     if (!answered && !withdrawn) {
       continue;
@@ -196,7 +223,7 @@ std::pair<deadline_sweep_result, bool> deadline_watch::sweep_now() {
   }
   for (const auto& [id, r] : window->requests) {
     // Overdue once the deadline's whole day (UTC) has passed.
-    if (r.deadline >= today || window->answered.count(id) != 0 ||
+    if (r.deadline >= today || is_answered(*window, id, r) ||
         window->withdrawn.count({r.sender, id}) != 0) {
       continue;
     }

@@ -345,11 +345,15 @@ statistics_builder::figures statistics_builder::tally(
       count(v.by_urgency, r.value("urgency"));
       const std::string_view deadline = r.value("deadline");
       const bool has_deadline = is_valid_full_date(deadline);
-      // The first answer accepted after the request that was not taken back.
+      // The first answer accepted after the request, from one of its recipients (any sender for
+      // a request stored before its facts named them), that was not taken back.
+      const std::vector<std::string>* to = r.list("to");
       const answer* first = nullptr;
       if (auto it = answers_.find(r.id); it != answers_.end()) {
         for (const auto& a : it->second) {
-          if (a.order > r.order && !is_withdrawn(a.sender, a.id)) {
+          const bool from_recipient =
+              to == nullptr || std::find(to->begin(), to->end(), a.sender) != to->end();
+          if (a.order > r.order && from_recipient && !is_withdrawn(a.sender, a.id)) {
             first = &a;
             break;
           }

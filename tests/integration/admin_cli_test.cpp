@@ -8,6 +8,7 @@
 #include <array>
 #include <cctype>
 #include <cstdio>
+#include <regex>
 #include <sstream>
 #include <vector>
 
@@ -49,6 +50,17 @@ std::string lower(std::string s) {
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   }
   return s;
+}
+
+// The example verification result as Ratanakiri's answer to request `request_id` (the example is
+// Gia Lai's answer to a request of Ratanakiri's).
+std::string ratanakiri_answer(const std::string& text, const std::string& request_id) {
+  std::string out =
+      std::regex_replace(text, std::regex("1b6d4e8a-3f27-4c90-8e15-a9c2d7f0b364"), request_id);
+  out = std::regex_replace(out, std::regex(R"re("sender": "vn-gialai")re"),
+                           R"("sender": "kh-ratanakiri")");
+  return std::regex_replace(out, std::regex(R"re("recipients": \["kh-ratanakiri"\])re"),
+                            R"("recipients": ["vn-gialai"])");
 }
 
 class AdminCli : public gateway_fixture {
@@ -363,10 +375,9 @@ TEST_F(AdminCli, ReportCountsThePeriodWithoutIdentitiesAndIsAudited) {
   withdrawal = replaced(withdrawal, "3f2b8c1e-7d4a-4e2b-9c61-0a5d2e8f4b17", id(4));
   ASSERT_EQ(post(gialai, withdrawal).status, 202);
   ASSERT_EQ(post(gialai, example("verification.request", id(6))).status, 202);
-  ASSERT_EQ(post(gialai, replaced(example("verification.result", id(7)),
-                                  "1b6d4e8a-3f27-4c90-8e15-a9c2d7f0b364", id(6)))
-                .status,
-            202);
+  const auto answered = post(partner_client("kh-ratanakiri"),
+                             ratanakiri_answer(example("verification.result", id(7)), id(6)));
+  ASSERT_EQ(answered.status, 202) << answered.body;
 
   const std::string today = format_rfc3339_ms(std::chrono::system_clock::now()).substr(0, 10);
   auto r = mxgw("report --from " + today + " --to " + today);
@@ -464,9 +475,17 @@ TEST_F(AdminCli, AnUnansweredRequestPastItsDeadlineIsEscalatedUntilAnswered) {
             std::string::npos);
   EXPECT_EQ(admin(admin_client(), "POST", "/admin/v1/escalations").status, 405);
 
-  std::string answer = example("verification.result", "de4d0000-0000-4000-8000-000000000002");
-  answer.replace(answer.find("1b6d4e8a-3f27-4c90-8e15-a9c2d7f0b364"), 36, request_id);
-  ASSERT_EQ(post(gialai, answer).status, 202);
+  // An "answer" from a partner that was not asked (here the requester itself) settles nothing.
+  std::string stray = example("verification.result", "de4d0000-0000-4000-8000-000000000003");
+  stray.replace(stray.find("1b6d4e8a-3f27-4c90-8e15-a9c2d7f0b364"), 36, request_id);
+  ASSERT_EQ(post(gialai, stray).status, 202);
+  EXPECT_EQ(gateway_->deadlines().sweep_now().first.closed, 0U);
+
+  const auto answer =
+      post(partner_client("kh-ratanakiri"),
+           ratanakiri_answer(example("verification.result", "de4d0000-0000-4000-8000-000000000002"),
+                             request_id));
+  ASSERT_EQ(answer.status, 202) << answer.body;
   const auto [after, after_ok] = gateway_->deadlines().sweep_now();
   ASSERT_TRUE(after_ok);
   EXPECT_EQ(after.closed, 1U);

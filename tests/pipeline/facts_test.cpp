@@ -116,6 +116,21 @@ TEST_F(Facts, EachExampleMessage) {
   EXPECT_EQ(seen, expected.size());
 }
 
+TEST_F(Facts, AVerificationRequestNamesItsRecipientsWhenGiven) {
+  const auto request = example("verification.request");
+  const std::vector<std::string> recipients = {"kh-stungtreng", "kh-ratanakiri", "kh-stungtreng"};
+  EXPECT_EQ(facts_of(request, "vn-gialai", tables_, &recipients),
+            R"({"purpose":"nationality","urgency":"high","deadline":"2026-12-05",)"
+            R"("to":["kh-ratanakiri","kh-stungtreng"]})");
+  const std::vector<std::string> none;
+  EXPECT_EQ(facts_of(request, "vn-gialai", tables_, &none),
+            R"({"purpose":"nationality","urgency":"high","deadline":"2026-12-05","to":[]})")
+      << "routed nowhere: nobody's answer counts";
+  // Only a request's facts name recipients.
+  EXPECT_EQ(facts_of(example("hotline.tip"), "vn-gialai", tables_, &recipients),
+            facts(example("hotline.tip")));
+}
+
 TEST_F(Facts, FactsNeverHoldTheReferenceOrIdentifyingValues) {
   for (const std::string type : {"victim.identification", "person.wanted", "hotline.tip"}) {
     SCOPED_TRACE(type);

@@ -131,6 +131,29 @@ TEST_F(DeadlineWatch, AnOverdueRequestIsEscalatedOnceAndClosedByALateAnswer) {
   EXPECT_EQ(open_escalations(), (std::vector<std::string>{make_id(4), make_id(7)}));
 }
 
+TEST_F(DeadlineWatch, OnlyAnAnswerFromARecipientSettlesARequestThatNamesThem) {
+  accept(1, "vn-gialai", "verification.request",
+         R"({"purpose":"nationality","urgency":"high","deadline":"2026-03-01",)"
+         R"("to":["kh-stungtreng"]})");
+  answer(2, 1);  // from kh-ratanakiri, which was not asked
+  accept(3, "vn-gialai", "verification.request",
+         R"({"purpose":"nationality","urgency":"high","deadline":"2026-03-01",)"
+         R"("to":["kh-ratanakiri","kh-stungtreng"]})");
+  answer(4, 3);
+  auto [first, ok] = watcher("2026-03-02")->sweep_now();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(first.escalated, 1U);
+  EXPECT_EQ(open_escalations(), (std::vector<std::string>{make_id(1)}));
+
+  // Another answer from the wrong partner closes nothing; Stung Treng's does.
+  answer(5, 1);
+  EXPECT_EQ(watcher("2026-03-03")->sweep_now().first.closed, 0U);
+  accept(6, "kh-stungtreng", "verification.result",
+         R"({"result":"confirmed","inReplyTo":")" + make_id(1) + R"("})");
+  EXPECT_EQ(watcher("2026-03-03")->sweep_now().first.closed, 1U);
+  EXPECT_TRUE(open_escalations().empty());
+}
+
 TEST_F(DeadlineWatch, RequestsBeforeTheLookbackAreNotWatchedAndAFailedStoreIsReported) {
   request(1, "2026-03-01");
   // Ten days of lookback from 2036: the request was accepted long before.

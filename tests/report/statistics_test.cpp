@@ -308,6 +308,24 @@ TEST(Statistics, VerificationsAnsweredUnansweredAndOverdue) {
   EXPECT_EQ(get(same_day, "/verifications/overdue"), "0");
 }
 
+TEST(Statistics, OnlyARecipientsAnswerSettlesARequestThatNamesThem) {
+  auto to_ratanakiri = request("q1", "2026-03-01T00:00:00.000Z", "2026-03-05");
+  to_ratanakiri.facts.insert(to_ratanakiri.facts.size() - 1, R"(,"to":["kh-ratanakiri"])");
+  auto to_stungtreng = request("q2", "2026-03-01T00:00:00.000Z", "2026-03-05");
+  to_stungtreng.facts.insert(to_stungtreng.facts.size() - 1, R"(,"to":["kh-stungtreng"])");
+  // Kept before facts named recipients: any answer counts, as before.
+  const auto unnamed = request("q3", "2026-03-01T00:00:00.000Z", "2026-03-05");
+  const auto doc = report({to_ratanakiri, to_stungtreng, unnamed,
+                           // answer() comes from kh-ratanakiri
+                           answer("v1", "2026-03-02T00:00:00.000Z", "q1", "confirmed"),
+                           answer("v2", "2026-03-02T00:00:00.000Z", "q2", "confirmed"),
+                           answer("v3", "2026-03-02T00:00:00.000Z", "q3", "partial")});
+  EXPECT_EQ(get(doc, "/verifications/answered"), "2") << "q1 and q3";
+  EXPECT_EQ(get(doc, "/verifications/unanswered"), "1") << "q2: Ratanakiri was not asked";
+  EXPECT_EQ(get(doc, "/verifications/overdue"), "1");
+  EXPECT_EQ(get(doc, "/verifications/byResult"), R"({"confirmed":1,"partial":1})");
+}
+
 TEST(Statistics, TurnaroundPercentilesAreNearestRank) {
   // Ten requests answered after 1.5, 3.0, ..., 15.0 hours, answers listed out of order.
   std::vector<store::message_facts> rows;

@@ -17,6 +17,8 @@
 
 namespace mxgw::store {
 
+using time_point = std::chrono::system_clock::time_point;
+
 /// One recipient the message must be delivered to, decided by routing and policy at accept time.
 struct delivery_plan {
   std::string recipient;   ///< partner id
@@ -65,6 +67,10 @@ struct message_record {
   /// non-identifying categories (pipeline::facts_of). Stored with the message and kept when
   /// retention purges its body. Empty: none (e.g. a record built by a test).
   std::string facts;
+  /// The end of the message's `handling.expires` day (UTC): the source allows no processing
+  /// after it, so no copy is handed to a recipient from then on (delivery_job::expires_at).
+  /// Unset: the message does not expire. Stored to the millisecond, rounded down (never later).
+  std::optional<time_point> expires_at;
 };
 
 enum class accept_outcome {
@@ -81,8 +87,6 @@ struct accept_result {
   std::string accepted_at;  ///< RFC 3339 UTC of the first accept, for stored and duplicate
   std::string reason;       ///< for unavailable: a short code ("disk-full", "io-error", "stopped")
 };
-
-using time_point = std::chrono::system_clock::time_point;
 
 /// The delivery state of one recipient of a message.
 struct recipient_status {
@@ -128,6 +132,10 @@ struct delivery_job {
   /// For a copy that was held for release: when administrators released it (the delivery's
   /// max_age counts from the later of accepted_at and this). Unset for a copy never held.
   std::optional<time_point> released_at;
+  /// message_record::expires_at of its message (as stored: to the millisecond): from then on
+  /// the copy must not be sent. The store hands out expired copies all the same (claims and
+  /// read_held); the delivery service decides what becomes of them. Unset: it never expires.
+  std::optional<time_point> expires_at;
 };
 
 enum class attempt_result {

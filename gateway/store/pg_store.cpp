@@ -161,6 +161,13 @@ constexpr std::array<const char*, postgres_schema_version> migrations = {
       ALTER TABLE deliveries ADD COLUMN released_at bigint;
       CREATE INDEX deliveries_held ON deliveries (rid) WHERE state = 'held';
     )sql",
+    // 9: the end of the message's `handling.expires` day (ms since the epoch, UTC; SQLite
+    // version 13), after which its source allows no processing: claims hand it out with each
+    // copy. NULL: the message does not expire (every one stored before). No default: no rewrite
+    // of the table.
+    R"sql(
+      ALTER TABLE messages ADD COLUMN expires_at bigint;
+    )sql",
 };
 
 static_assert(std::none_of(migrations.begin(), migrations.end(),
@@ -178,7 +185,8 @@ constexpr std::string_view lock_chain = "chain";
 // conflict, never in a unique-violation error that would abort the whole batch.
 constexpr const char* insert_message_sql =
     "INSERT INTO messages (id, sender, type, created, accepted_at, body_sha256, body, state, "
-    "facts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING RETURNING 1";
+    "facts, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
+    "ON CONFLICT (id) DO NOTHING RETURNING 1";
 constexpr const char* select_existing_sql =
     "SELECT sender, body_sha256, accepted_at FROM messages WHERE id = $1";
 // A copy held for release ($9 names the rule) is stored 'held' ($8), otherwise 'pending'.
@@ -251,7 +259,8 @@ constexpr const char* claim_lease_sql = R"sql(
     RETURNING d.rid, d.message_id, d.recipient,
               CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, d.attempts, m.sender,
               m.type, m.accepted_at, d.payload_is_body,
-              CASE WHEN d.payload_is_body THEN d.payload ELSE ''::bytea END, d.released_at
+              CASE WHEN d.payload_is_body THEN d.payload ELSE ''::bytea END, d.released_at,
+              m.expires_at
   )sql";
 
 constexpr const char* report_delivered_sql =
@@ -383,7 +392,7 @@ constexpr const char* select_held_job_sql =
     "SELECT d.message_id, d.recipient, "
     "CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, d.attempts, m.sender, m.type, "
     "m.accepted_at, d.payload_is_body, "
-    "CASE WHEN d.payload_is_body THEN d.payload ELSE ''::bytea END, d.released_at "
+    "CASE WHEN d.payload_is_body THEN d.payload ELSE ''::bytea END, d.released_at, m.expires_at "
     "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id "
     "WHERE d.message_id = $1 AND d.recipient = $2 AND d.state = 'held'";
 constexpr const char* select_queue_stats_sql =
@@ -460,6 +469,10 @@ param bytes(std::string_view v) {
 }
 param number(std::int64_t v) {
   return {std::to_string(v), false, false};
+}
+/// A nullable bigint: SQL NULL when unset.
+param number_or_null(const std::optional<std::int64_t>& v) {
+  return v ? number(*v) : param{{}, false, true};
 }
 
 /// How a failed statement is to be treated. Only SQLSTATE and PostgreSQL's primary message are
@@ -679,6 +692,11 @@ std::int64_t to_ms(time_point t) {
 
 time_point from_ms(std::int64_t ms) {
   return time_point(std::chrono::milliseconds(ms));
+}
+
+/// messages.expires_at of a record: NULL when the message does not expire.
+std::optional<std::int64_t> expires_ms(const std::optional<time_point>& expires_at) {
+  return expires_at ? std::optional<std::int64_t>(to_ms(*expires_at)) : std::nullopt;
 }
 
 std::int64_t clamp_to_int64(std::size_t n) {
@@ -1649,9 +1667,10 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
   } else {
     const std::string_view state = record.deliveries.empty() ? "undeliverable" : "accepted";
     const result_ptr inserted =
-        run(insert_message_sql, {text(record.id), text(record.sender), text(record.type),
-                                 text(record.created), text(at), text(record.body_sha256),
-                                 bytes(record.body), text(state), bytes(record.facts)});
+        run(insert_message_sql,
+            {text(record.id), text(record.sender), text(record.type), text(record.created),
+             text(at), text(record.body_sha256), bytes(record.body), text(state),
+             bytes(record.facts), number_or_null(expires_ms(record.expires_at))});
     if (PQntuples(inserted.get()) == 1) {
       for (const auto& plan : record.deliveries) {
         run(insert_delivery_sql,
@@ -1732,6 +1751,9 @@ void postgres_store::write_claim(claim_write& w, std::int64_t now_ms) {
     job.body_grant = get_bytes(r, i, 9);
     if (PQgetisnull(r, i, 10) == 0) {
       job.released_at = from_ms(get_int(r, i, 10));
+    }
+    if (PQgetisnull(r, i, 11) == 0) {
+      job.expires_at = from_ms(get_int(r, i, 11));
     }
     jobs.emplace_back(order[get_int(r, i, 0)], std::move(job));
   }
@@ -2202,6 +2224,9 @@ void postgres_store::serve(pending_read& read) {
               job->body_grant = get_bytes(p, 0, 8);
               if (PQgetisnull(p, 0, 9) == 0) {
                 job->released_at = from_ms(get_int(p, 0, 9));
+              }
+              if (PQgetisnull(p, 0, 10) == 0) {
+                job->expires_at = from_ms(get_int(p, 0, 10));
               }
             }
             call_quietly(r.handler, std::move(job), true);

@@ -224,6 +224,12 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
       ALTER TABLE deliveries ADD COLUMN released_at INTEGER;
       CREATE INDEX deliveries_held ON deliveries (message_seq) WHERE state = 'held';
     )sql",
+    // 13: the end of the message's `handling.expires` day (ms since the epoch, UTC), after which
+    // its source allows no processing: claims hand it out with each copy, and the delivery
+    // service sends none after it. NULL: the message does not expire (every one stored before).
+    R"sql(
+      ALTER TABLE messages ADD COLUMN expires_at INTEGER;
+    )sql",
 };
 
 // Raising sqlite_schema_version without writing its migration must not compile.
@@ -243,8 +249,9 @@ constexpr const char* select_existing_sql =
     "SELECT sender, body_sha256, accepted_at FROM messages WHERE id = ?1";
 constexpr const char* insert_message_sql =
     "INSERT INTO messages (id, sender, type, created, accepted_at, body_sha256, body, state, "
-    "facts, seq) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, (SELECT coalesce(max(seq), 0) + 1 FROM messages))";
+    "facts, expires_at, seq) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+    "(SELECT coalesce(max(seq), 0) + 1 FROM messages))";
 // A copy held for release (?9 names the rule) is stored 'held' (?8), otherwise 'pending'.
 constexpr const char* insert_delivery_sql =
     "INSERT INTO deliveries (message_id, recipient, decided_by, payload, withheld, state, "
@@ -320,7 +327,7 @@ constexpr const char* claim_expired_sql =
 constexpr const char* claim_job_sql =
     "SELECT d.message_id, d.recipient, CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, "
     "d.attempts, m.sender, m.type, m.accepted_at, d.payload_is_body, "
-    "CASE WHEN d.payload_is_body THEN d.payload ELSE x'' END, d.released_at "
+    "CASE WHEN d.payload_is_body THEN d.payload ELSE x'' END, d.released_at, m.expires_at "
     "FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq WHERE d.rowid = ?1";
 constexpr const char* select_audit_head_sql =
     "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
@@ -434,7 +441,7 @@ constexpr const char* select_held_sql =
 constexpr const char* select_held_job_sql =
     "SELECT d.message_id, d.recipient, CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, "
     "d.attempts, m.sender, m.type, m.accepted_at, d.payload_is_body, "
-    "CASE WHEN d.payload_is_body THEN d.payload ELSE x'' END, d.released_at "
+    "CASE WHEN d.payload_is_body THEN d.payload ELSE x'' END, d.released_at, m.expires_at "
     "FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq "
     "WHERE d.message_seq = (SELECT seq FROM messages WHERE id = ?1) AND d.recipient = ?2 "
     "AND d.state = 'held'";
@@ -484,16 +491,17 @@ class statement_use {
 
   int bind_int64(int index, std::int64_t value) { return sqlite3_bind_int64(stmt_, index, value); }
 
-  /// Binds the values to ?1, ?2, ... in order (std::int64_t, text, blob_value); stops at the
-  /// first error and returns it.
+  /// Binds the values to ?1, ?2, ... in order (std::int64_t, text, blob_value, and
+  /// std::optional<std::int64_t>, unset as NULL); stops at the first error and returns it.
   template <typename... Values>
   int bind(const Values&... values) {
     // Views only, made by the caller from strings that outlive the step: the bytes are bound
     // without copying, so a view of a temporary std::string would dangle.
     static_assert(
         ((std::is_same_v<Values, std::int64_t> || std::is_same_v<Values, std::string_view> ||
-          std::is_same_v<Values, blob_value>)&&...),
-        "bind takes std::int64_t, std::string_view or blob_value");
+          std::is_same_v<Values, blob_value> ||
+          std::is_same_v<Values, std::optional<std::int64_t>>)&&...),
+        "bind takes std::int64_t, std::string_view, blob_value or std::optional<std::int64_t>");
     int index = 0;
     int rc = SQLITE_OK;
     ((rc = rc == SQLITE_OK ? bind_one(++index, values) : rc), ...);
@@ -528,6 +536,9 @@ class statement_use {
   int bind_one(int index, std::int64_t value) { return bind_int64(index, value); }
   int bind_one(int index, std::string_view text) { return bind_text(index, text); }
   int bind_one(int index, const blob_value& blob) { return bind_blob(index, blob.bytes); }
+  int bind_one(int index, const std::optional<std::int64_t>& value) {
+    return value ? bind_int64(index, *value) : sqlite3_bind_null(stmt_, index);
+  }
 
   sqlite3_stmt* stmt_;
 };
@@ -725,6 +736,11 @@ std::int64_t to_ms(time_point t) {
 
 time_point from_ms(std::int64_t ms) {
   return time_point(std::chrono::milliseconds(ms));
+}
+
+/// messages.expires_at of a record: NULL when the message does not expire.
+std::optional<std::int64_t> expires_ms(const std::optional<time_point>& expires_at) {
+  return expires_at ? std::optional<std::int64_t>(to_ms(*expires_at)) : std::nullopt;
 }
 
 std::int64_t clamp_to_int64(std::size_t n) {
@@ -1826,7 +1842,8 @@ int sqlite_store::impl::insert_message(const message_record& record,
   int rc = use.bind(std::string_view(record.id), std::string_view(record.sender),
                     std::string_view(record.type), std::string_view(record.created),
                     std::string_view(accepted_at), std::string_view(record.body_sha256),
-                    blob_value{record.body}, state, blob_value{record.facts});
+                    blob_value{record.body}, state, blob_value{record.facts},
+                    expires_ms(record.expires_at));
   if (rc != SQLITE_OK) {
     return rc;
   }
@@ -1984,6 +2001,9 @@ int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
     job.body_grant = use.column_blob(8);
     if (!use.column_is_null(9)) {
       job.released_at = from_ms(use.column_int64(9));
+    }
+    if (!use.column_is_null(10)) {
+      job.expires_at = from_ms(use.column_int64(10));
     }
     write.jobs.push_back(std::move(job));
   }
@@ -2833,6 +2853,9 @@ void sqlite_store::impl::answer_held_job(const held_job_read& job) {
       held->body_grant = use.column_blob(8);
       if (!use.column_is_null(9)) {
         held->released_at = from_ms(use.column_int64(9));
+      }
+      if (!use.column_is_null(10)) {
+        held->expires_at = from_ms(use.column_int64(10));
       }
       rc = SQLITE_DONE;
     }

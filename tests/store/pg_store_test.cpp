@@ -291,13 +291,13 @@ TEST_F(PgStore, AVersion4SchemaIsMigratedToTheCurrentIndexesAndKeepsItsRows) {
       "CREATE INDEX audit_by_partner ON audit (partner, seq) WHERE partner <> ''; "
       "DROP INDEX deliveries_claim; "
       "CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at); "
-      "ALTER TABLE messages DROP COLUMN facts; "
+      "ALTER TABLE messages DROP COLUMN facts, DROP COLUMN expires_at; "
       "DROP INDEX deliveries_held; "
       "ALTER TABLE deliveries DROP COLUMN hold, DROP COLUMN approvals, DROP COLUMN released_at; "
       "UPDATE mxgw_schema SET version = 4");
   ASSERT_EQ(query(unread_indexes), "2");
   auto b = instance();
-  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "8");
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "9");
   EXPECT_EQ(query(unread_indexes), "0");
   // Version 7: statistical facts; the message from before has none.
   EXPECT_EQ(query("SELECT length(facts) FROM messages"), "0");

@@ -968,6 +968,7 @@ TEST(SqliteRelease, AVersion11FileIsMigratedAndItsRowsWereNeverHeld) {
     ALTER TABLE deliveries DROP COLUMN released_at;
     ALTER TABLE deliveries DROP COLUMN approvals;
     ALTER TABLE deliveries DROP COLUMN hold;
+    ALTER TABLE messages DROP COLUMN expires_at;
     PRAGMA user_version = 11;
   )sql");
   constexpr const char* new_columns =
@@ -976,7 +977,7 @@ TEST(SqliteRelease, AVersion11FileIsMigratedAndItsRowsWereNeverHeld) {
   ASSERT_EQ(raw_db(path).text(new_columns), "0");
 
   sqlite_store store(options);
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "12");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "13");
   EXPECT_EQ(raw_db(path).text(new_columns), "3");
   EXPECT_EQ(raw_db(path).text("SELECT hold || '|' || approvals || '|' || "
                               "coalesce(released_at, 'null') FROM deliveries"),
@@ -1033,6 +1034,7 @@ TEST(PgRelease, AVersion7SchemaIsMigratedAndItsRowsWereNeverHeld) {
   query(
       "DROP INDEX deliveries_held; "
       "ALTER TABLE deliveries DROP COLUMN hold, DROP COLUMN approvals, DROP COLUMN released_at; "
+      "ALTER TABLE messages DROP COLUMN expires_at; "
       "UPDATE mxgw_schema SET version = 7");
   constexpr const char* new_columns =
       "SELECT count(*) FROM information_schema.columns WHERE table_schema = current_schema() "
@@ -1041,7 +1043,7 @@ TEST(PgRelease, AVersion7SchemaIsMigratedAndItsRowsWereNeverHeld) {
 
   {
     auto store = open_postgres_store(pg_options_for(dir.path(), {}));
-    EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "8");
+    EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "9");
     EXPECT_EQ(query(new_columns), "3");
     EXPECT_EQ(query("SELECT hold || '|' || approvals || '|' || coalesce(released_at::text, 'null') "
                     "FROM deliveries"),

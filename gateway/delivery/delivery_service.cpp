@@ -142,6 +142,19 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
   }
 
   void attempt(store::delivery_job job) {
+    if (job.expires_at && std::chrono::system_clock::now() >= *job.expires_at) {
+      // The source allows no processing after handling.expires: the copy is not sent, and a
+      // replay cannot send it either.
+      log::warn({.event = "delivery.attempt",
+                 .message_id = job.message_id,
+                 .partner = job.recipient,
+                 .message_type = job.type,
+                 .outcome = "dead",
+                 .reason = "handling-expired"});
+      finish(std::move(job), store::attempt_result::dead, {}, "handling-expired", {}, true,
+             {"handling-expired", 0, "handling-expired"});
+      return;
+    }
     auto info = recipients(job.recipient);
     if (!info || info->endpoint.empty()) {
       // The recipient was removed or lost its endpoint after routing: an operator must act.

@@ -22,6 +22,7 @@
 #include "gateway/pipeline/domain_checks.hpp"
 #include "gateway/pipeline/facts.hpp"
 #include "gateway/pipeline/names.hpp"
+#include "gateway/pipeline/partial_date.hpp"
 #include "gateway/pipeline/routing.hpp"
 #include "gateway/store/message_store.hpp"
 
@@ -306,6 +307,20 @@ std::string withdrawn_message(const rapidjson::Document& doc, std::string_view t
   return {};
 }
 
+// The end (UTC) of the day `handling.expires` names: the source allows no processing from then on.
+// nullopt when the message does not expire.
+std::optional<store::time_point> expiry_of(const rapidjson::Value& message) {
+  const auto handling = message.FindMember("handling");
+  if (handling == message.MemberEnd() || !handling->value.IsObject()) {
+    return std::nullopt;
+  }
+  const auto day = pipeline::latest_day_of(json::get_string(handling->value, "expires"));
+  if (!day) {
+    return std::nullopt;
+  }
+  return store::time_point(std::chrono::sys_days(*day) + std::chrono::days(1));
+}
+
 // The accept's entry: enough to explain the routing decision (rules matched, each recipient and
 // what decided it and what was withheld, each exclusion and why), committed with the message.
 audit::audit_record accepted_audit(const store::message_record& record,
@@ -512,6 +527,75 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
                          const adapters::adapter* format, std::string canonical,
                          std::string_view reference,
                          const std::vector<std::string>* only_to) const {
+  // The source allows no processing after handling.expires. A message past it is refused, unless
+  // it was stored before (a resend gets the first answer again) or it takes data back.
+  const auto expires_at = expiry_of(*doc);
+  if (!expires_at || std::chrono::system_clock::now() < *expires_at ||
+      !withdrawn_message(*doc, verdict.type).empty()) {
+    accept_current(req, start, std::move(done), std::move(t), std::move(doc), std::move(verdict),
+                   format, std::move(canonical), reference, only_to);
+    return;
+  }
+  auto parked = std::make_shared<withdrawal>(
+      withdrawal{std::string(req.method),
+                 std::string(req.target),
+                 std::string(req.content_type),
+                 std::string(req.body),
+                 std::string(req.partner),
+                 std::string(req.peer),
+                 std::string(reference),
+                 only_to != nullptr ? std::optional(*only_to) : std::nullopt,
+                 start,
+                 std::move(t),
+                 std::move(doc),
+                 std::move(verdict),
+                 format,
+                 std::move(canonical),
+                 {},
+                 0});
+  const std::string id = parked->verdict.id;
+  store_->find(id, [weak = weak_from_this(), parked, done = std::move(done)](
+                       std::optional<store::message_status> found, bool ok) mutable {
+    const auto self = weak.lock();
+    if (!self) {
+      return;
+    }
+    const request again{.method = parked->method,
+                        .target = parked->target,
+                        .content_type = parked->content_type,
+                        .body = parked->body,
+                        .partner = parked->partner,
+                        .peer = parked->peer};
+    if (!ok) {
+      auto r = refusal(parked->format, 503, "store-unavailable", "Store unavailable",
+                       "The message could not be checked against the store and was not "
+                       "accepted; try again later.");
+      r.headers.emplace_back("Retry-After", "5");
+      done(std::move(r));
+      return;
+    }
+    if (found && found->sender == parked->partner) {
+      self->accept_current(again, parked->start, std::move(done), parked->t, parked->doc,
+                           parked->verdict, parked->format, parked->canonical, parked->reference,
+                           parked->only_to ? &*parked->only_to : nullptr);
+      return;
+    }
+    self->refuse(again, parked->start, done,
+                 refusal(parked->format, 422, "handling-expired", "Expired",
+                         "handling.expires has passed: its source allows no processing of this "
+                         "message after that day, so it was not accepted.",
+                         {{"/handling/expires", "has passed"}}),
+                 "handling-expired", parked->verdict.id);
+  });
+}
+
+void partner_api::accept_current(const request& req, std::chrono::steady_clock::time_point start,
+                                 std::function<void(response)> done,
+                                 std::shared_ptr<const translation> t,
+                                 std::shared_ptr<rapidjson::Document> doc,
+                                 pipeline::check_result verdict, const adapters::adapter* format,
+                                 std::string canonical, std::string_view reference,
+                                 const std::vector<std::string>* only_to) const {
   std::string taken_back = withdrawn_message(*doc, verdict.type);
   if (taken_back.empty()) {
     accept_routed(req, start, std::move(done), std::move(t), std::move(doc), std::move(verdict),
@@ -648,6 +732,7 @@ void partner_api::accept_routed(
   // store does it in the same transaction, and only for the same sender's message).
   record.withdraws = withdrawn_message(*doc, record.type);
   record.original_seen = original_seen;
+  record.expires_at = expiry_of(*doc);
   // Coarse categories for the statistics (`mxgw report`), kept after retention purges the body.
   // A verification request's facts name its recipients: only their answers settle it.
   std::vector<std::string> recipients;

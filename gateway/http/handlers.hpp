@@ -108,14 +108,21 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
   void inbound(const request& req, std::string_view format_id,
                std::chrono::steady_clock::time_point start,
                std::function<void(response)> done) const;
-  /// Routes and stores a checked message. A withdrawal or cancellation looks up the message it
-  /// takes back first (a store read), so that its recipients are candidates too.
+  /// Routes and stores a checked message. One whose handling.expires has passed is refused
+  /// (422 handling-expired) unless the store has it already (a store read first).
   void accept(const request& req, std::chrono::steady_clock::time_point start,
               std::function<void(response)> done, std::shared_ptr<const translation> t,
               std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
               const adapters::adapter* format, std::string canonical,
               std::string_view reference,
               const std::vector<std::string>* only_to = nullptr) const;
+  /// accept() once expiry is settled. A withdrawal or cancellation looks up the message it takes
+  /// back first (a store read), so that its recipients are candidates too.
+  void accept_current(const request& req, std::chrono::steady_clock::time_point start,
+                      std::function<void(response)> done, std::shared_ptr<const translation> t,
+                      std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
+                      const adapters::adapter* format, std::string canonical,
+                      std::string_view reference, const std::vector<std::string>* only_to) const;
   /// `original_seen`: a withdrawal's original was found and its recipients are among
   /// `earlier_recipients` (message_record::original_seen). `reroute` is called, instead of
   /// answering, when the store says the original committed after the look-up.
@@ -126,8 +133,9 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
                      std::string_view reference, const std::vector<std::string>* only_to,
                      const std::vector<std::string>& earlier_recipients, bool original_seen = false,
                      std::function<void(std::function<void(response)>)> reroute = {}) const;
-  /// A withdrawal or cancellation being accepted: owned copies of what its request carried (the
-  /// request's views end with the call that started it), kept for a second routing.
+  /// Owned copies of what a request carried (the request's views end with the call that started
+  /// it), for the store read that comes first: a withdrawal or cancellation being accepted (kept
+  /// for a second routing), or a message past its expiry (was it stored before?).
   struct withdrawal;
   /// Looks the original up, then routes and stores the withdrawal with the original's recipients
   /// as candidates; routes once more when the original committed after the look-up.

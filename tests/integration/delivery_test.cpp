@@ -237,6 +237,61 @@ TEST_F(Delivery, AStopWhileAClaimWaitsInTheStoreStrandsNothing) {
   store->stop();
 }
 
+// handling.expires: a copy still queued when its message's expiry day has ended is not sent; it
+// is a dead letter ("handling-expired"), and the copy of a message not yet expired goes as usual.
+TEST_F(Delivery, ACopyPastItsMessagesExpiryIsNeverSent) {
+  namespace th = store::test_helpers;
+  auto store = std::shared_ptr<store::message_store>(
+      store::open_sqlite_store({.path = dir_ / "own" / "store.db"}));
+  const auto now = std::chrono::system_clock::now();
+  for (const auto& [n, expires_at] :
+       {std::pair{1, now - std::chrono::hours(1)}, std::pair{2, now + std::chrono::hours(24)}}) {
+    const std::string body = R"({"id":")" + th::make_id(n) + R"("})";  // the sim keeps ids
+    store::message_record record{th::make_id(n),          "vn-gialai",
+                                 "victim.identification", "2026-11-22T04:38:47Z",
+                                 th::fingerprint(body),   body};
+    record.deliveries.push_back({"kh-stungtreng", "explicit", body, "[]"});
+    record.expires_at = expires_at;
+    std::promise<store::accept_outcome> accepted;
+    store->accept(std::move(record),
+                  [&](store::accept_result r) { accepted.set_value(r.outcome); });
+    ASSERT_EQ(accepted.get_future().get(), store::accept_outcome::stored);
+  }
+  delivery::delivery_options options;
+  options.identity = {dir_ / "server.pem", dir_ / "server.key", {dir_ / "ca.pem"}};
+  options.owner = "expiry";
+  options.recipients = {"kh-stungtreng"};
+  options.poll_interval = std::chrono::milliseconds(20);
+  const std::string endpoint =
+      "https://127.0.0.1:" + std::to_string(stungtreng_->port()) + "/v1/messages";
+  auto workers = std::make_unique<delivery::delivery_service>(
+      options, store, [&](std::string_view) -> std::optional<delivery::recipient_info> {
+        delivery::recipient_info info;
+        info.endpoint = endpoint;
+        return info;
+      });
+  workers->start();
+  ASSERT_TRUE(stungtreng_->wait_until([](const auto& s) { return s.unique_ids == 1; }, patience));
+  EXPECT_TRUE(stungtreng_->has(th::make_id(2)));
+  // The expired copy is a dead letter, never sent.
+  std::vector<store::dead_letter> dead;
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  while (dead.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::promise<std::vector<store::dead_letter>> listed;
+    store->list_dead(10, [&](std::vector<store::dead_letter> d, bool) { listed.set_value(d); });
+    dead = listed.get_future().get();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  workers->stop();
+  ASSERT_EQ(dead.size(), 1U);
+  EXPECT_EQ(dead[0].message_id, th::make_id(1));
+  EXPECT_EQ(dead[0].last_error, "handling-expired");
+  EXPECT_EQ(dead[0].attempts, 1);
+  EXPECT_FALSE(stungtreng_->has(th::make_id(1)));
+  EXPECT_EQ(stungtreng_->stats().requests, 1U);
+  store->stop();
+}
+
 TEST_F(Delivery, TransientFailuresAreRetriedWithBackoffUntilDelivered) {
   // Two failures: below the circuit breaker's threshold (3), so this is plain retrying.
   ratanakiri_->set_faults({.fail_first = 2});

@@ -149,26 +149,6 @@ std::string expiry_of(const std::map<std::string, delivery_job>& jobs, int n,
 // ---------------------------------------------------------------------------------------------
 // Every backend, plain and sealed
 
-struct expiry_backend {
-  backend base;
-  bool sealed = false;
-  std::string name;
-};
-
-/// What gtest prints for a parameter (its name, not its bytes).
-void PrintTo(const expiry_backend& b, std::ostream* os) {
-  *os << b.name;
-}
-
-std::vector<expiry_backend> expiry_backends() {
-  std::vector<expiry_backend> all;
-  for (const auto& b : contract_backends()) {
-    all.push_back({b, false, b.name});
-    all.push_back({b, true, b.name + "_sealed"});
-  }
-  return all;
-}
-
 std::shared_ptr<const key_ring> one_key_ring() {
   auto ring = std::make_shared<key_ring>();
   data_key key;
@@ -179,7 +159,7 @@ std::shared_ptr<const key_ring> one_key_ring() {
   return ring;
 }
 
-class StoreExpiry : public ::testing::TestWithParam<expiry_backend> {
+class StoreExpiry : public ::testing::TestWithParam<sealable_backend> {
  protected:
   void SetUp() override {
     if (const auto reason = unavailable_reason(GetParam().base); !reason.empty()) {
@@ -269,7 +249,7 @@ class StoreExpiry : public ::testing::TestWithParam<expiry_backend> {
   std::shared_ptr<message_store> store_;  ///< what the test uses (raw_ or its decorator)
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, StoreExpiry, ::testing::ValuesIn(expiry_backends()),
+INSTANTIATE_TEST_SUITE_P(Backends, StoreExpiry, ::testing::ValuesIn(sealable_backends()),
                          [](const auto& param_info) { return param_info.param.name; });
 
 // ---------------------------------------------------------------------------------------------

@@ -179,26 +179,6 @@ const queue_stat* stat_of(const std::vector<queue_stat>& stats, const std::strin
 // ---------------------------------------------------------------------------------------------
 // Every backend, plain and sealed
 
-struct release_backend {
-  backend base;
-  bool sealed = false;
-  std::string name;
-};
-
-/// What gtest prints for a parameter (its name, not its bytes).
-void PrintTo(const release_backend& b, std::ostream* os) {
-  *os << b.name;
-}
-
-std::vector<release_backend> release_backends() {
-  std::vector<release_backend> all;
-  for (const auto& b : contract_backends()) {
-    all.push_back({b, false, b.name});
-    all.push_back({b, true, b.name + "_sealed"});
-  }
-  return all;
-}
-
 std::shared_ptr<const key_ring> ring_of(std::initializer_list<std::pair<const char*, int>> keys,
                                         const std::string& active) {
   auto ring = std::make_shared<key_ring>();
@@ -212,7 +192,7 @@ std::shared_ptr<const key_ring> ring_of(std::initializer_list<std::pair<const ch
   return ring;
 }
 
-class StoreRelease : public ::testing::TestWithParam<release_backend> {
+class StoreRelease : public ::testing::TestWithParam<sealable_backend> {
  protected:
   void SetUp() override {
     if (const auto reason = unavailable_reason(GetParam().base); !reason.empty()) {
@@ -400,7 +380,7 @@ class StoreRelease : public ::testing::TestWithParam<release_backend> {
   std::shared_ptr<message_store> second_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, StoreRelease, ::testing::ValuesIn(release_backends()),
+INSTANTIATE_TEST_SUITE_P(Backends, StoreRelease, ::testing::ValuesIn(sealable_backends()),
                          [](const auto& param_info) { return param_info.param.name; });
 
 // ---------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,28 @@ inline std::vector<backend> contract_backends() {
                    [](const std::filesystem::path& dir) {
                      pg_exec("DROP SCHEMA IF EXISTS " + pg_schema_for(dir) + " CASCADE");
                    }});
+  }
+  return all;
+}
+
+/// A backend, plain or behind the encryption-at-rest decorator (name "<backend>_sealed").
+struct sealable_backend {
+  backend base;
+  bool sealed = false;
+  std::string name;
+};
+
+/// What gtest prints for a parameter (its name, not its bytes).
+inline void PrintTo(const sealable_backend& b, std::ostream* os) {
+  *os << b.name;
+}
+
+/// Every contract backend twice: plain, and behind the encryption-at-rest decorator.
+inline std::vector<sealable_backend> sealable_backends() {
+  std::vector<sealable_backend> all;
+  for (const auto& b : contract_backends()) {
+    all.push_back({b, false, b.name});
+    all.push_back({b, true, b.name + "_sealed"});
   }
   return all;
 }

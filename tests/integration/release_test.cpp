@@ -15,6 +15,7 @@
 #include "gateway/sim/partner_sim.hpp"
 #include "tests/integration/gateway_fixture.hpp"
 #include "tests/pipeline/document_edit.hpp"
+#include "tests/support/mxgw_process.hpp"
 
 namespace mxgw::test {
 namespace {
@@ -280,6 +281,68 @@ TEST_F(Release, TheReleaseRoutesAreForAdministratorsOnly) {
   EXPECT_EQ(admin(alice_, "GET", "/admin/v1/held?limit=0").status, 422);
   EXPECT_EQ(admin(alice_, "DELETE", "/admin/v1/held").status, 405);
   EXPECT_EQ(json::get_string(recipient_status(id, "kh-ratanakiri"), "state"), "held");
+}
+
+// `mxgw release` as an administrator runs it: each subcommand against the real gateway's admin
+// API, its output, and its exit status when the gateway refuses.
+TEST_F(Release, TheCommandListsShowsApprovesAndSaysWhatWasRefused) {
+  const auto id = submit_victim("4c9f1d3b-8e0a-4b2c-9d34-6f708192a3b4", "secret");
+  ASSERT_EQ(state_when(id, "kh-ratanakiri", "held"), "held");
+  const auto as = [this](const cli::client_tls& who, std::vector<std::string> args) {
+    for (const std::string& option :
+         {std::string("--admin-url"), "https://localhost:" + std::to_string(gateway_->admin_port()),
+          std::string("--cert"), who.cert.string(), std::string("--key"), who.key.string(),
+          std::string("--ca"), who.ca.string()}) {
+      args.push_back(option);
+    }
+    return run_mxgw(args, dir_.path());
+  };
+  const std::vector<std::string> copy = {"--message", id, "--recipient", "kh-ratanakiri"};
+  const auto with = [&copy](std::vector<std::string> head) {
+    head.insert(head.end(), copy.begin(), copy.end());
+    return head;
+  };
+
+  auto r = as(alice_, {"release", "list"});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_NE(r.out.find(id + "  kh-ratanakiri  victim.identification  from vn-gialai  held by "
+                            "secret-across-border"),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("approvals 0/2 -"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("SOPHEA"), std::string::npos) << "the list is metadata only";
+
+  r = as(alice_, with({"release", "show"}));
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_NE(r.out.find("SOPHEA"), std::string::npos) << "the copy, for the reviewer";
+  EXPECT_NE(r.err.find("copy of " + id + " for kh-ratanakiri"), std::string::npos) << r.err;
+
+  r = as(alice_, with({"release", "approve"}));
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_NE(r.out.find("approved " + id +
+                       " to kh-ratanakiri  state held  approvals 1/2 "
+                       "admin:alice"),
+            std::string::npos)
+      << r.out;
+  r = as(alice_, with({"release", "approve"}));
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_NE(r.err.find("409"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("already-approved"), std::string::npos) << r.err;
+
+  r = as(bob_, with({"release", "reject", "--reason", "Not a code"}));
+  EXPECT_EQ(r.exit_status, 1);
+  EXPECT_NE(r.err.find("422"), std::string::npos) << r.err;
+
+  r = as(bob_, with({"release", "approve"}));
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_NE(r.out.find("released " + id +
+                       " to kh-ratanakiri  state pending  approvals 2/2 "
+                       "admin:alice,admin:bob"),
+            std::string::npos)
+      << r.out;
+  r = as(bob_, with({"release", "reject", "--reason", "too-late"}));
+  EXPECT_EQ(r.exit_status, 1) << "nothing is held any more";
+  EXPECT_NE(r.err.find("404"), std::string::npos) << r.err;
 }
 
 // Ratanakiri refuses everything for now (503), and a copy may be tried for at most a second.

@@ -373,8 +373,15 @@ TEST_F(ReleaseAndMaxAge, ACopyHeldLongerThanItsMaxAgeIsStillTriedOnceReleased) {
   ASSERT_TRUE(
       ratanakiri_->wait_until([](const auto& s) { return s.failures_sent >= 1; }, patience));
   // Its age counts from the release: the first refusal is a retry, not a copy already too old.
-  auto r =
-      admin(alice_, "GET", "/admin/v1/audit?event=delivery.*&partner=kh-ratanakiri&message=" + id);
+  // (The sim counts the refusal before the gateway has recorded it: wait for the record.)
+  const std::string query = "/admin/v1/audit?event=delivery.*&partner=kh-ratanakiri&message=" + id;
+  auto r = admin(alice_, "GET", query);
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  while (r.status == 200 && parse(r.body)["entries"].Empty() &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    r = admin(alice_, "GET", query);
+  }
   ASSERT_EQ(r.status, 200) << r.body;
   const auto entries = parse(r.body);
   ASSERT_GE(entries["entries"].Size(), 1u) << r.body;

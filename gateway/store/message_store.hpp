@@ -192,11 +192,20 @@ struct retention_cut {
   time_point dead_before;       ///< payloads of rows dead (or discarded) since before this
   std::size_t max_rows = 1000;  ///< at most this many rows of each kind in one transaction
   std::string actor;            ///< who runs the sweep, for the audit entry
+  /// Messages whose handling.expires ended at or before this (message_record::expires_at): the
+  /// source allows no processing of them any more. Their copies that are not in delivery
+  /// (every state but pending, retrying and delivering) are emptied whatever their age, a held
+  /// copy too (it becomes "expired": it can no longer be released), and their bodies once no
+  /// copy is in delivery. Copies still in delivery are left to the delivery, which never sends
+  /// them (a dead letter "handling-expired", emptied by the next sweep). Unset: none.
+  std::optional<time_point> expired_before;
 };
 
 struct purge_result {
   std::size_t payloads = 0;  ///< delivery rows emptied (a dead one becomes "expired")
   std::size_t bodies = 0;    ///< message bodies emptied (the message's `purged_at` set)
+  /// Of those, the rows and bodies emptied because their message expired (expired_before).
+  std::size_t expired = 0;
 };
 
 /// Which of a message's stored values a stored_value is.

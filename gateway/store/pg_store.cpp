@@ -168,6 +168,13 @@ constexpr std::array<const char*, postgres_schema_version> migrations = {
     R"sql(
       ALTER TABLE messages ADD COLUMN expires_at bigint;
     )sql",
+    // 10: retention finds the expired messages whose data it has not purged yet from this index
+    // alone (SQLite version 14): only messages that expire and still have a body, so a sweep
+    // never reads every message.
+    R"sql(
+      CREATE INDEX messages_expiring ON messages (expires_at)
+        WHERE expires_at IS NOT NULL AND purged_at IS NULL;
+    )sql",
 };
 
 static_assert(std::none_of(migrations.begin(), migrations.end(),
@@ -348,6 +355,37 @@ constexpr const char* purge_bodies_sql = R"sql(
                                                                   'delivering'))))
                           OR (NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id)
                               AND m.accepted_at < $1))
+                   LIMIT $2 FOR UPDATE OF m SKIP LOCKED)
+  )sql";
+
+// Retention of expired messages (messages_expiring): first every copy not in delivery, whatever
+// its age (a dead or held one becomes "expired"), then the bodies none of whose copies is in
+// delivery or still holds anything. A message keeps its place in the index until its body goes,
+// so its copies are found until they are all emptied.
+constexpr const char* purge_expired_payloads_sql = R"sql(
+    UPDATE deliveries SET payload = ''::bytea, payload_is_body = false, receipt = ''::bytea,
+           last_error = ''::bytea,
+           state = CASE WHEN state IN ('dead', 'held') THEN 'expired' ELSE state END
+     WHERE rid IN (SELECT d.rid FROM messages AS m JOIN deliveries AS d ON d.message_id = m.id
+                    WHERE m.expires_at IS NOT NULL AND m.expires_at <= $1
+                      AND m.purged_at IS NULL
+                      AND d.state NOT IN ('pending', 'retrying', 'delivering')
+                      AND (d.state = 'held' OR length(d.payload) > 0 OR d.payload_is_body
+                           OR length(d.receipt) > 0 OR length(d.last_error) > 0)
+                    LIMIT $2 FOR UPDATE OF d SKIP LOCKED)
+  )sql";
+constexpr const char* purge_expired_bodies_sql = R"sql(
+    UPDATE messages SET body = ''::bytea, purged_at = $3
+     WHERE id IN (SELECT m.id FROM messages AS m
+                   WHERE m.expires_at IS NOT NULL AND m.expires_at <= $1
+                     AND m.purged_at IS NULL
+                     AND NOT EXISTS (SELECT 1 FROM deliveries AS d
+                                      WHERE d.message_id = m.id
+                                        AND (d.state IN ('held', 'pending', 'retrying',
+                                                         'delivering')
+                                             OR length(d.payload) > 0 OR d.payload_is_body
+                                             OR length(d.receipt) > 0
+                                             OR length(d.last_error) > 0))
                    LIMIT $2 FOR UPDATE OF m SKIP LOCKED)
   )sql";
 
@@ -1836,25 +1874,48 @@ void postgres_store::write_purge(pending_write& write, purge_write& w, std::int6
   w.result = {};  // a batch may run again (deadlock retry)
   w.audit.clear();
   const std::int64_t max_rows = clamp_to_int64(std::max<std::size_t>(w.cut.max_rows, 1));
-  const result_ptr payloads = run(purge_payloads_sql, {number(to_ms(w.cut.delivered_before)),
-                                                       number(to_ms(w.cut.dead_before)),
-                                                       number(max_rows)});
-  w.result.payloads = static_cast<std::size_t>(affected(payloads));
+  // Expired messages first, whatever their age; then what is past its time. Both count against
+  // the same max_rows of each kind.
+  std::size_t expired_payloads = 0;
+  std::size_t expired_bodies = 0;
+  if (w.cut.expired_before) {
+    const std::int64_t expired_ms = to_ms(*w.cut.expired_before);
+    expired_payloads = static_cast<std::size_t>(
+        affected(run(purge_expired_payloads_sql, {number(expired_ms), number(max_rows)})));
+    expired_bodies = static_cast<std::size_t>(affected(
+        run(purge_expired_bodies_sql, {number(expired_ms), number(max_rows), number(now_ms)})));
+  }
+  std::size_t payloads = 0;
+  if (const std::int64_t left = max_rows - clamp_to_int64(expired_payloads); left > 0) {
+    payloads = static_cast<std::size_t>(
+        affected(run(purge_payloads_sql, {number(to_ms(w.cut.delivered_before)),
+                                          number(to_ms(w.cut.dead_before)), number(left)})));
+  }
   const std::string delivered_before = format_rfc3339_ms(w.cut.delivered_before);
-  const result_ptr bodies =
-      run(purge_bodies_sql, {text(delivered_before), number(max_rows), number(now_ms)});
-  w.result.bodies = static_cast<std::size_t>(affected(bodies));
+  std::size_t bodies = 0;
+  if (const std::int64_t left = max_rows - clamp_to_int64(expired_bodies); left > 0) {
+    bodies = static_cast<std::size_t>(
+        affected(run(purge_bodies_sql, {text(delivered_before), number(left), number(now_ms)})));
+  }
+  w.result.payloads = expired_payloads + payloads;
+  w.result.bodies = expired_bodies + bodies;
+  w.result.expired = expired_payloads + expired_bodies;
   if (w.result.payloads == 0 && w.result.bodies == 0) {
     return;
+  }
+  std::vector<std::pair<std::string, std::string>> details = {
+      {"payloads", std::to_string(w.result.payloads)},
+      {"bodies", std::to_string(w.result.bodies)},
+      {"deliveredBefore", delivered_before},
+      {"deadBefore", format_rfc3339_ms(w.cut.dead_before)}};
+  if (w.cut.expired_before) {
+    details.emplace_back("expired", std::to_string(w.result.expired));
   }
   w.audit.push_back({.event = "retention.purged",
                      .actor = w.cut.actor,
                      .partner = {},
                      .message_id = {},
-                     .details = {{"payloads", std::to_string(w.result.payloads)},
-                                 {"bodies", std::to_string(w.result.bodies)},
-                                 {"deliveredBefore", delivered_before},
-                                 {"deadBefore", format_rfc3339_ms(w.cut.dead_before)}}});
+                     .details = std::move(details)});
   write.audit = &w.audit;
 }
 

@@ -2,6 +2,7 @@
 #include "gateway/store/retention.hpp"
 
 #include <future>
+#include <string>
 #include <utility>
 
 #include "gateway/common/log.hpp"
@@ -41,14 +42,18 @@ std::pair<purge_result, bool> retention_sweeper::sweep_now() {
     store_->purge({.delivered_before = now - settings_.delivered_after,
                    .dead_before = now - settings_.dead_after,
                    .max_rows = batch_rows,
-                   .actor = settings_.actor},
-                  [&done](purge_result r, bool ok) { done.set_value({r, ok}); });
+                   .actor = settings_.actor,
+                   .expired_before = now},
+                  [&done](purge_result r, bool ok) {
+                    done.set_value({r, ok});
+                  });
     const auto [result, ok] = answer.get();
     if (!ok) {
       return {total, false};
     }
     total.payloads += result.payloads;
     total.bodies += result.bodies;
+    total.expired += result.expired;
     if (result.payloads < batch_rows && result.bodies < batch_rows) {
       return {total, true};
     }
@@ -63,9 +68,12 @@ void retention_sweeper::run() {
     if (!ok) {
       log::warn({.event = "retention.sweep_failed", .reason = "store-unavailable"});
     } else if (result.payloads > 0 || result.bodies > 0) {
-      log::info({.event = "retention.purged",
-                 .detail = std::to_string(result.payloads) + " payloads, " +
-                           std::to_string(result.bodies) + " bodies"});
+      std::string detail = std::to_string(result.payloads) + " payloads, " +
+                           std::to_string(result.bodies) + " bodies";
+      if (result.expired > 0) {
+        detail += " (" + std::to_string(result.expired) + " of them expired)";
+      }
+      log::info({.event = "retention.purged", .detail = std::move(detail)});
     }
     lock.lock();
     wake_.wait_for(lock, settings_.interval, [this] { return stopping_; });

@@ -22,7 +22,8 @@ struct retention_settings {
 };
 
 /// Runs purge() on its own thread every `interval` until stop(). One sweep purges in batches of
-/// 1000 rows until nothing more is due.
+/// 1000 rows until nothing more is due, and takes the data of messages whose `handling.expires`
+/// has ended (retention_cut::expired_before = now) whatever its age.
 class retention_sweeper {
  public:
   retention_sweeper(std::shared_ptr<message_store> store, retention_settings settings);

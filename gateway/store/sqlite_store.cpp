@@ -230,6 +230,13 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
     R"sql(
       ALTER TABLE messages ADD COLUMN expires_at INTEGER;
     )sql",
+    // 14: retention finds the expired messages whose data it has not purged yet from this index
+    // alone: it lists only messages that expire and still have a body (a few, since retention
+    // takes them), so a sweep never reads every message.
+    R"sql(
+      CREATE INDEX messages_expiring ON messages (expires_at)
+        WHERE expires_at IS NOT NULL AND purged_at IS NULL;
+    )sql",
 };
 
 // Raising sqlite_schema_version without writing its migration must not compile.
@@ -362,6 +369,28 @@ constexpr const char* purge_bodies_sql =
     "d.state IN ('held', 'pending', 'retrying', 'delivering')))) OR "
     "(NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_seq = m.seq) AND "
     "m.accepted_at < ?1)) LIMIT ?2)";
+
+// Retention of expired messages (messages_expiring): first every copy not in delivery, whatever
+// its age (a dead or held one becomes "expired"), then the bodies none of whose copies is in
+// delivery or still holds anything. A message keeps its place in the index until its body goes,
+// so its copies are found until they are all emptied.
+constexpr const char* purge_expired_payloads_sql =
+    "UPDATE deliveries SET payload = x'', payload_is_body = 0, receipt = x'', last_error = x'', "
+    "state = CASE WHEN state IN ('dead', 'held') THEN 'expired' ELSE state END "
+    "WHERE rowid IN (SELECT d.rowid FROM messages AS m "
+    "JOIN deliveries AS d ON d.message_seq = m.seq "
+    "WHERE m.expires_at IS NOT NULL AND m.expires_at <= ?1 AND m.purged_at IS NULL "
+    "AND d.state NOT IN ('pending', 'retrying', 'delivering') "
+    "AND (d.state = 'held' OR length(d.payload) > 0 OR d.payload_is_body "
+    "OR length(CAST(d.receipt AS BLOB)) > 0 OR length(CAST(d.last_error AS BLOB)) > 0) LIMIT ?2)";
+constexpr const char* purge_expired_bodies_sql =
+    "UPDATE messages SET body = x'', purged_at = ?3 WHERE rowid IN ("
+    "SELECT m.rowid FROM messages AS m "
+    "WHERE m.expires_at IS NOT NULL AND m.expires_at <= ?1 AND m.purged_at IS NULL "
+    "AND NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_seq = m.seq AND "
+    "(d.state IN ('held', 'pending', 'retrying', 'delivering') OR length(d.payload) > 0 "
+    "OR d.payload_is_body OR length(CAST(d.receipt AS BLOB)) > 0 "
+    "OR length(CAST(d.last_error AS BLOB)) > 0)) LIMIT ?2)";
 
 // Re-encryption: the bodies, payloads, receipts and error texts of the next messages in id order,
 // and their new bytes. Purged and withdrawn values (empty) are left out: there is nothing in them
@@ -1090,6 +1119,8 @@ struct sqlite_store::impl {
     statement original_exists;
     statement purge_payloads;
     statement purge_bodies;
+    statement purge_expired_payloads;
+    statement purge_expired_bodies;
     statement select_audit_head;
     statement insert_audit;
     statement insert_checkpoint;
@@ -1241,6 +1272,8 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->original_exists = prepare(db, original_exists_sql, path_);
   writer_sql_->purge_payloads = prepare(db, purge_payloads_sql, path_);
   writer_sql_->purge_bodies = prepare(db, purge_bodies_sql, path_);
+  writer_sql_->purge_expired_payloads = prepare(db, purge_expired_payloads_sql, path_);
+  writer_sql_->purge_expired_bodies = prepare(db, purge_expired_bodies_sql, path_);
   writer_sql_->select_audit_head = prepare(db, select_audit_head_sql, path_);
   writer_sql_->insert_audit = prepare(db, insert_audit_sql, path_);
   writer_sql_->insert_checkpoint = prepare(db, insert_checkpoint_sql, path_);
@@ -2246,42 +2279,73 @@ int sqlite_store::impl::write_purge(purge_write& write, std::int64_t now_ms,
                                     const std::string& at) {
   const retention_cut& cut = write.cut;
   const std::int64_t max_rows = clamp_to_int64(std::max<std::size_t>(cut.max_rows, 1));
-  {
-    statement_use use(writer_sql_->purge_payloads.get());
-    int rc = use.bind(to_ms(cut.delivered_before), to_ms(cut.dead_before), max_rows);
+  write.result = {};
+  // Runs one purge statement with its parameters; `changed` gets the rows it emptied.
+  const auto purge_with = [this](statement& sql, std::size_t& changed, const auto&... values) {
+    statement_use use(sql.get());
+    int rc = use.bind(values...);
     if (rc == SQLITE_OK) {
       rc = use.step();
     }
-    if (rc != SQLITE_DONE) {
+    if (rc == SQLITE_DONE) {
+      changed = static_cast<std::size_t>(sqlite3_changes(writer_db_.get()));
+      return SQLITE_OK;
+    }
+    return rc;
+  };
+  // Expired messages first, whatever their age; then what is past its time. Both count against
+  // the same max_rows of each kind.
+  std::size_t expired_payloads = 0;
+  std::size_t expired_bodies = 0;
+  if (cut.expired_before) {
+    const std::int64_t expired_ms = to_ms(*cut.expired_before);
+    int rc =
+        purge_with(writer_sql_->purge_expired_payloads, expired_payloads, expired_ms, max_rows);
+    if (rc == SQLITE_OK) {
+      rc = purge_with(writer_sql_->purge_expired_bodies, expired_bodies, expired_ms, max_rows,
+                      now_ms);
+    }
+    if (rc != SQLITE_OK) {
       return rc;
     }
-    write.result.payloads = static_cast<std::size_t>(sqlite3_changes(writer_db_.get()));
   }
-  {
+  std::size_t payloads = 0;
+  if (const std::int64_t left = max_rows - clamp_to_int64(expired_payloads); left > 0) {
+    const int rc = purge_with(writer_sql_->purge_payloads, payloads, to_ms(cut.delivered_before),
+                              to_ms(cut.dead_before), left);
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+  }
+  std::size_t bodies = 0;
+  if (const std::int64_t left = max_rows - clamp_to_int64(expired_bodies); left > 0) {
     const std::string delivered_before = format_rfc3339_ms(cut.delivered_before);
-    statement_use use(writer_sql_->purge_bodies.get());
-    int rc = use.bind(std::string_view(delivered_before), max_rows, now_ms);
-    if (rc == SQLITE_OK) {
-      rc = use.step();
-    }
-    if (rc != SQLITE_DONE) {
+    const int rc = purge_with(writer_sql_->purge_bodies, bodies, std::string_view(delivered_before),
+                              left, now_ms);
+    if (rc != SQLITE_OK) {
       return rc;
     }
-    write.result.bodies = static_cast<std::size_t>(sqlite3_changes(writer_db_.get()));
   }
+  write.result.payloads = expired_payloads + payloads;
+  write.result.bodies = expired_bodies + bodies;
+  write.result.expired = expired_payloads + expired_bodies;
   if (write.result.payloads == 0 && write.result.bodies == 0) {
     return SQLITE_OK;
   }
-  return append_audit_rows(
-      {{.event = "retention.purged",
-        .actor = cut.actor,
-        .partner = {},
-        .message_id = {},
-        .details = {{"payloads", std::to_string(write.result.payloads)},
-                    {"bodies", std::to_string(write.result.bodies)},
-                    {"deliveredBefore", format_rfc3339_ms(cut.delivered_before)},
-                    {"deadBefore", format_rfc3339_ms(cut.dead_before)}}}},
-      at);
+  std::vector<std::pair<std::string, std::string>> details = {
+      {"payloads", std::to_string(write.result.payloads)},
+      {"bodies", std::to_string(write.result.bodies)},
+      {"deliveredBefore", format_rfc3339_ms(cut.delivered_before)},
+      {"deadBefore", format_rfc3339_ms(cut.dead_before)}};
+  if (cut.expired_before) {
+    details.emplace_back("expired", std::to_string(write.result.expired));
+  }
+  return append_audit_rows({{.event = "retention.purged",
+                             .actor = cut.actor,
+                             .partner = {},
+                             .message_id = {},
+                             .details = std::move(details)}},
+                           at);
 }
 
 int sqlite_store::impl::write_rewrite(rewrite_write& write) {

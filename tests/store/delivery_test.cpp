@@ -1077,8 +1077,8 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
         old.body_sha256 + "', '" + old.body + "')");
   }
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "13");
-  EXPECT_EQ(std::to_string(sqlite_schema_version), "13");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "14");
+  EXPECT_EQ(std::to_string(sqlite_schema_version), "14");
   // Version 11: statistical facts; a message from before has none.
   EXPECT_EQ(raw_db(path).text("SELECT length(facts) FROM messages"), "0");
   // Version 5: claims read the covering index, which replaced deliveries_due; version 8: rows are
@@ -1102,7 +1102,7 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
             "0");
   EXPECT_EQ(raw_db(path).text("SELECT group_concat(name) FROM (SELECT name FROM sqlite_master "
                               "WHERE type = 'index' AND tbl_name = 'messages' ORDER BY name)"),
-            "messages_by_seq,messages_unpurged,sqlite_autoindex_messages_1");
+            "messages_by_seq,messages_expiring,messages_unpurged,sqlite_autoindex_messages_1");
 
   const message_status status = find_now(store, old.id);
   EXPECT_EQ(status.accepted_at, "2026-01-02T03:04:05.678Z");
@@ -1146,6 +1146,7 @@ void downgrade_to_version_7(const std::filesystem::path& path) {
     DROP INDEX messages_by_seq;
     ALTER TABLE messages DROP COLUMN seq;
     ALTER TABLE messages DROP COLUMN facts;
+    DROP INDEX messages_expiring;
     ALTER TABLE messages DROP COLUMN expires_at;
     CREATE INDEX messages_by_sender ON messages (sender);
     CREATE INDEX audit_by_partner ON audit (partner, seq) WHERE partner <> '';
@@ -1184,7 +1185,7 @@ TEST(SqliteDelivery, AVersion7FileKeepsEveryDeliveryRowAndItsStateThroughTheMigr
   ASSERT_EQ(raw_db(path).text("SELECT count(*) FROM deliveries"), "5");
 
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "13");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "14");
   EXPECT_EQ(raw_db(path).text(rows_sql), rows_before);  // the same rows, rowids and bytes
   EXPECT_EQ(raw_db(path).text("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
                               "name IN ('messages_by_sender', 'audit_by_partner')"),

@@ -389,6 +389,7 @@ TEST(SqliteExpiry, AVersion12FileIsMigratedAndItsMessagesDoNotExpire) {
   }
   // Back to what version 12 left.
   raw_db(path).exec(R"sql(
+    DROP INDEX messages_expiring;
     ALTER TABLE messages DROP COLUMN expires_at;
     PRAGMA user_version = 12;
   )sql");
@@ -398,7 +399,7 @@ TEST(SqliteExpiry, AVersion12FileIsMigratedAndItsMessagesDoNotExpire) {
   ASSERT_EQ(raw_db(path).text(new_column), "");
 
   sqlite_store store(options);
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "13");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "14");
   EXPECT_EQ(raw_db(path).text(new_column), "INTEGER 0 null");
   EXPECT_EQ(raw_db(path).text("SELECT coalesce(expires_at, 'null') FROM messages"), "null");
 
@@ -440,7 +441,7 @@ TEST(PgExpiry, AVersion8SchemaIsMigratedAndItsMessagesDoNotExpire) {
   ASSERT_EQ(query(new_column), "");
 
   auto store = open_postgres_store(pg_options_for(dir.path(), {}));
-  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "9");
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "10");
   EXPECT_EQ(query(new_column), "bigint YES null");
   EXPECT_EQ(query("SELECT coalesce(expires_at::text, 'null') FROM messages"), "null");
 

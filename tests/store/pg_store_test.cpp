@@ -297,7 +297,7 @@ TEST_F(PgStore, AVersion4SchemaIsMigratedToTheCurrentIndexesAndKeepsItsRows) {
       "UPDATE mxgw_schema SET version = 4");
   ASSERT_EQ(query(unread_indexes), "2");
   auto b = instance();
-  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "9");
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "10");
   EXPECT_EQ(query(unread_indexes), "0");
   // Version 7: statistical facts; the message from before has none.
   EXPECT_EQ(query("SELECT length(facts) FROM messages"), "0");

@@ -948,6 +948,7 @@ TEST(SqliteRelease, AVersion11FileIsMigratedAndItsRowsWereNeverHeld) {
     ALTER TABLE deliveries DROP COLUMN released_at;
     ALTER TABLE deliveries DROP COLUMN approvals;
     ALTER TABLE deliveries DROP COLUMN hold;
+    DROP INDEX messages_expiring;
     ALTER TABLE messages DROP COLUMN expires_at;
     PRAGMA user_version = 11;
   )sql");
@@ -957,7 +958,7 @@ TEST(SqliteRelease, AVersion11FileIsMigratedAndItsRowsWereNeverHeld) {
   ASSERT_EQ(raw_db(path).text(new_columns), "0");
 
   sqlite_store store(options);
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "13");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "14");
   EXPECT_EQ(raw_db(path).text(new_columns), "3");
   EXPECT_EQ(raw_db(path).text("SELECT hold || '|' || approvals || '|' || "
                               "coalesce(released_at, 'null') FROM deliveries"),
@@ -1023,7 +1024,7 @@ TEST(PgRelease, AVersion7SchemaIsMigratedAndItsRowsWereNeverHeld) {
 
   {
     auto store = open_postgres_store(pg_options_for(dir.path(), {}));
-    EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "9");
+    EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "10");
     EXPECT_EQ(query(new_columns), "3");
     EXPECT_EQ(query("SELECT hold || '|' || approvals || '|' || coalesce(released_at::text, 'null') "
                     "FROM deliveries"),

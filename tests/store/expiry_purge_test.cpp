@@ -42,23 +42,6 @@ time_point at(const char* rfc3339) {
 const time_point end_of_november = at("2026-11-30T23:59:59.999Z");
 const time_point end_of_year = at("2026-12-31T23:59:59.999Z");
 
-/// A clock the test moves by hand; it starts on 2026-11-22.
-class manual_clock {
- public:
-  manual_clock() : now_(at("2026-11-22T04:38:47.123Z").time_since_epoch()) {}
-
-  time_point now() const { return time_point(now_.load()); }
-  void set(time_point t) { now_ = t.time_since_epoch(); }
-
-  /// The function for the store's options; the clock must outlive the store.
-  std::function<time_point()> function() {
-    return [this] { return now(); };
-  }
-
- private:
-  std::atomic<time_point::duration> now_;
-};
-
 const std::string release_rule = "rule-four-eyes";
 
 std::string body_of(int n) {
@@ -97,15 +80,6 @@ message_record record_of(int n, std::vector<delivery_plan> copies,
 std::vector<delivery_plan> every_kind_of_copy(int n) {
   return {copy_for(n, "la-mps"), copy_for(n, "th-dsi"), copy_for(n, "vn-bca", release_rule),
           body_copy_for("interpol")};
-}
-
-template <typename T>
-T wait_for(std::future<T>& future, const char* what) {
-  if (future.wait_for(wait_limit) != std::future_status::ready) {
-    ADD_FAILURE() << what << " handler not called";
-    return T{};
-  }
-  return future.get();
 }
 
 /// What a purge gave, to compare in one expectation.

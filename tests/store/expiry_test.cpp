@@ -64,23 +64,6 @@ const time_point end_of_november = at("2026-11-30T23:59:59.999Z");
 const time_point end_of_year = at("2026-12-31T23:59:59.999Z");
 const time_point end_of_yesterday = at("2026-11-21T23:59:59.999Z");
 
-/// A clock the test moves by hand; it starts on 2026-11-22.
-class manual_clock {
- public:
-  manual_clock() : ms_(ms_of(at("2026-11-22T04:38:47.123Z"))) {}
-
-  time_point now() const { return time_point(std::chrono::milliseconds(ms_.load())); }
-  void advance(std::chrono::milliseconds by) { ms_ += by.count(); }
-
-  /// The function for the store's options; the clock must outlive the store.
-  std::function<time_point()> function() {
-    return [this] { return now(); };
-  }
-
- private:
-  std::atomic<std::int64_t> ms_;
-};
-
 // ---------------------------------------------------------------------------------------------
 // Records
 
@@ -118,15 +101,6 @@ message_record record_of(int n, std::vector<delivery_plan> copies,
   record.deliveries = std::move(copies);
   record.expires_at = expires_at;
   return record;
-}
-
-template <typename T>
-T wait_for(std::future<T>& future, const char* what) {
-  if (future.wait_for(wait_limit) != std::future_status::ready) {
-    ADD_FAILURE() << what << " handler not called";
-    return T{};
-  }
-  return future.get();
 }
 
 /// The jobs by "message id/recipient".

@@ -40,26 +40,6 @@ using namespace mxgw::store::test_helpers;
 // ---------------------------------------------------------------------------------------------
 // A clock the test moves by hand, and a count of the store's "deliveries due" calls
 
-class manual_clock {
- public:
-  manual_clock() : ms_(to_ms(*parse_rfc3339("2026-11-22T04:38:47.123Z"))) {}
-
-  time_point now() const { return time_point(std::chrono::milliseconds(ms_.load())); }
-  void advance(std::chrono::milliseconds by) { ms_ += by.count(); }
-
-  /// The function for the store's options; the clock must outlive the store.
-  std::function<time_point()> function() {
-    return [this] { return now(); };
-  }
-
- private:
-  static std::int64_t to_ms(time_point t) {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  }
-
-  std::atomic<std::int64_t> ms_;
-};
-
 class due_counter {
  public:
   void bump() {
@@ -138,15 +118,6 @@ release_request decision(int n, const std::string& recipient, const std::string&
                    .message_id = make_id(n),
                    .details = {{"rule", release_rule}}};
   return request;
-}
-
-template <typename T>
-T wait_for(std::future<T>& future, const char* what) {
-  if (future.wait_for(wait_limit) != std::future_status::ready) {
-    ADD_FAILURE() << what << " handler not called";
-    return T{};
-  }
-  return future.get();
 }
 
 const recipient_status* recipient_of(std::optional<message_status>&& status,

@@ -1,5 +1,5 @@
 // Helpers shared by the store tests: ids, a raw SQLite connection of the test's own, a gate that
-// holds the write lock so queued writes form one batch, and bounded waits.
+// holds the write lock so queued writes form one batch, bounded waits and a clock moved by hand.
 #pragma once
 
 #include "gateway/store/sqlite_store.hpp"
@@ -8,10 +8,12 @@
 #include <sqlite3.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <future>
 #include <string>
 #include <thread>
 
@@ -109,5 +111,37 @@ inline void wait_until_writer_took_all(const sqlite_store& store) {
     std::this_thread::yield();
   }
 }
+
+/// The value of `future`, waited for at most wait_limit (a default value and a failure when the
+/// handler was never called).
+template <typename T>
+T wait_for(std::future<T>& future, const char* what) {
+  if (future.wait_for(wait_limit) != std::future_status::ready) {
+    ADD_FAILURE() << what << " handler not called";
+    return T{};
+  }
+  return future.get();
+}
+
+/// A clock the test moves by hand; it starts on 2026-11-22T04:38:47.123Z.
+class manual_clock {
+ public:
+  manual_clock()
+      : now_(std::chrono::sys_days(std::chrono::year{2026} / 11 / 22).time_since_epoch() +
+             std::chrono::hours(4) + std::chrono::minutes(38) + std::chrono::milliseconds(47'123)) {
+  }
+
+  time_point now() const { return time_point(now_.load()); }
+  void advance(std::chrono::milliseconds by) { now_ = now_.load() + by; }
+  void set(time_point t) { now_ = t.time_since_epoch(); }
+
+  /// The function for the store's options; the clock must outlive the store.
+  std::function<time_point()> function() {
+    return [this] { return now(); };
+  }
+
+ private:
+  std::atomic<time_point::duration> now_;
+};
 
 }  // namespace mxgw::store::test_helpers

@@ -8,6 +8,7 @@
 #include "gateway/store/pg_store.hpp"
 #include "gateway/store/sealed.hpp"
 #include "gateway/store/sqlite_store.hpp"
+#include "tests/store/sealable_store_test.hpp"
 #include "tests/store/store_backends.hpp"
 #include "tests/store/store_test_helpers.hpp"
 #include "tests/support/test_support.hpp"
@@ -123,39 +124,8 @@ std::string expiry_of(const std::map<std::string, delivery_job>& jobs, int n,
 // ---------------------------------------------------------------------------------------------
 // Every backend, plain and sealed
 
-std::shared_ptr<const key_ring> one_key_ring() {
-  auto ring = std::make_shared<key_ring>();
-  data_key key;
-  key.id = "k1";
-  key.bytes.fill(1);
-  ring->add(std::move(key));
-  ring->set_active("k1");
-  return ring;
-}
-
-class StoreExpiry : public ::testing::TestWithParam<sealable_backend> {
+class StoreExpiry : public sealable_store_test {
  protected:
-  void SetUp() override {
-    if (const auto reason = unavailable_reason(GetParam().base); !reason.empty()) {
-      GTEST_SKIP() << reason;
-    }
-    raw_ = std::shared_ptr<message_store>(GetParam().base.open(dir_.path(), clock_.function()));
-    store_ = GetParam().sealed ? encrypt_at_rest(raw_, one_key_ring()) : raw_;
-  }
-
-  void TearDown() override {
-    for (const auto& s : {store_, raw_}) {
-      if (s) {
-        s->stop();
-      }
-    }
-    store_.reset();
-    raw_.reset();
-    if (GetParam().base.cleanup && unavailable_reason(GetParam().base).empty()) {
-      GetParam().base.cleanup(dir_.path());
-    }
-  }
-
   accept_outcome accept(message_record record) {
     std::promise<accept_result> p;
     auto f = p.get_future();
@@ -216,11 +186,6 @@ class StoreExpiry : public ::testing::TestWithParam<sealable_backend> {
     });
     return wait_for(f, "decide_release").outcome;
   }
-
-  test::temp_dir dir_;
-  manual_clock clock_;
-  std::shared_ptr<message_store> raw_;    ///< the store underneath
-  std::shared_ptr<message_store> store_;  ///< what the test uses (raw_ or its decorator)
 };
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreExpiry, ::testing::ValuesIn(sealable_backends()),

@@ -42,6 +42,26 @@ struct route_exclusion {
   std::string reason;      ///< stable code, e.g. "not-releasable", "does-not-receive-type"
 };
 
+/// A keyed digest of what may identify a person in a message (docs/persons.md): two messages whose
+/// persons share a digest of the same kind are candidates for the same person, for a human to
+/// judge. The store keeps digests, never the names or numbers they were made from.
+struct person_key {
+  std::string pointer;  ///< JSON Pointer of the person object in the message, e.g. "/body/person"
+  std::string kind;     ///< "document", "name-birth-year" or "name"
+  std::string digest;   ///< 32 bytes: HMAC-SHA-256 under the match key (pipeline::person_keys_of)
+};
+
+/// A person of another message sharing a key with a person of the message asked about.
+struct person_match {
+  std::string pointer;        ///< the person in the message asked about
+  std::string kind;           ///< the kind of the key both share
+  std::string message_id;     ///< the other message
+  std::string other_pointer;  ///< the person in the other message
+  std::string sender;         ///< the other message's sender
+  std::string type;           ///< the other message's type
+  std::string accepted_at;    ///< the other message's accepted_at (RFC 3339 UTC, milliseconds)
+};
+
 /// One accepted canonical message, as the pipeline hands it to the store.
 struct message_record {
   std::string id;           ///< the envelope id, a lower-case UUID (the idempotency key)
@@ -71,6 +91,10 @@ struct message_record {
   /// after it, so no copy is handed to a recipient from then on (delivery_job::expires_at).
   /// Unset: the message does not expire. Stored to the millisecond, rounded down (never later).
   std::optional<time_point> expires_at;
+  /// The keyed digests of the message's persons (docs/persons.md), stored with it in the same
+  /// transaction; deleted with its body (retention, expiry) and when its sender withdraws it.
+  /// Empty: none (person matching is off, or the message names nobody).
+  std::vector<person_key> person_keys;
 };
 
 enum class accept_outcome {
@@ -431,6 +455,20 @@ class message_store {
   /// the gateway runs. The handler runs after the commit is durable.
   virtual void rewrite_values(std::string after_id, std::size_t max_messages,
                               value_rewriter rewriter, rewrite_handler handler) = 0;
+
+  // ---- persons across messages (docs/persons.md) ----
+
+  using matches_handler = std::function<void(std::optional<std::vector<person_match>>, bool ok)>;
+
+  /// The persons of other messages that share a key (same kind, same digest) with a person of
+  /// `message_id`: one row per (pointer, kind, other message, other pointer), ordered by pointer,
+  /// then the other message's acceptance (oldest first: its accepted_at, then its id, since the
+  /// messages of one group commit share their time), then other pointer, then kind, texts
+  /// compared byte-wise; at most `limit`. Keys deleted (withdrawn or purged messages) match
+  /// nothing. nullopt: no message with that id is stored; a stored message without keys (or whose
+  /// keys were deleted) gives an empty list. Runs as a read: it never delays the group commit.
+  virtual void find_person_matches(std::string message_id, std::size_t limit,
+                                   matches_handler handler) = 0;
 
   // ---- four-eyes release (docs/release.md) ----
 

@@ -4,6 +4,7 @@
 // lock, and reconnection with backoff when the server goes away.
 #include "gateway/store/pg_store.hpp"
 
+#include "gateway/common/digest.hpp"
 #include "gateway/common/log.hpp"
 #include "gateway/common/time.hpp"
 #include "gateway/store/release_step.hpp"
@@ -175,6 +176,21 @@ constexpr std::array<const char*, postgres_schema_version> migrations = {
       CREATE INDEX messages_expiring ON messages (expires_at)
         WHERE expires_at IS NOT NULL AND purged_at IS NULL;
     )sql",
+    // 11: the keyed digests of each message's persons (docs/persons.md; SQLite version 15): the
+    // persons of other messages sharing a digest of the same kind are found through the primary
+    // key, which leads with the digest and the kind; a message's keys are deleted (its
+    // withdrawal, retention) through person_keys_by_message. There are no positions here (see
+    // deliveries), so that index is by message id. Messages stored before have no keys.
+    R"sql(
+      CREATE TABLE person_keys (
+        digest     bytea NOT NULL,
+        kind       text NOT NULL,
+        message_id text NOT NULL REFERENCES messages (id),
+        pointer    text NOT NULL,
+        PRIMARY KEY (digest, kind, message_id, pointer)
+      );
+      CREATE INDEX person_keys_by_message ON person_keys (message_id);
+    )sql",
 };
 
 static_assert(std::none_of(migrations.begin(), migrations.end(),
@@ -294,6 +310,20 @@ constexpr const char* discard_sql =
     "UPDATE deliveries SET state = 'discarded', last_error = $3 "
     "WHERE message_id = $1 AND recipient = $2 AND state = 'dead'";
 
+// Person keys (person_keys): a message's keys in one statement ($2..$4 arrays of the digests in
+// hex, the kinds and the pointers; a key named twice is kept once), and the original's keys when
+// its sender withdraws it, whatever the state of its copies. Retention deletes the keys of the
+// messages whose bodies it empties in the same statement (purge_bodies_sql).
+constexpr const char* insert_person_keys_sql = R"sql(
+    INSERT INTO person_keys (digest, kind, message_id, pointer)
+    SELECT decode(k.digest, 'hex'), k.kind, $1, k.pointer
+      FROM unnest($2::text[], $3::text[], $4::text[]) AS k (digest, kind, pointer)
+    ON CONFLICT DO NOTHING
+  )sql";
+constexpr const char* withdraw_person_keys_sql =
+    "DELETE FROM person_keys WHERE message_id = $1 "
+    "AND EXISTS (SELECT 1 FROM messages WHERE id = $1 AND sender = $2)";
+
 // Four-eyes release (write_release): the held row, locked until COMMIT, so an instance deciding
 // on the same copy at the same time waits and then reads the approvals this one committed (or
 // finds the copy no longer held). Then one of three changes to it. A released copy is due now
@@ -330,7 +360,8 @@ constexpr const char* update_error_sql =
     "UPDATE deliveries SET last_error = $3 WHERE message_id = $1 AND recipient = $2";
 
 // Retention: payloads past their time, then bodies none of whose copies still needs them. Rows
-// another instance holds are skipped (the next sweep takes them).
+// another instance holds are skipped (the next sweep takes them). The body statements delete the
+// person keys of the messages they empty and give the count of bodies emptied.
 constexpr const char* purge_payloads_sql = R"sql(
     UPDATE deliveries SET payload = ''::bytea, payload_is_body = false, receipt = ''::bytea,
            last_error = ''::bytea,
@@ -343,25 +374,32 @@ constexpr const char* purge_payloads_sql = R"sql(
                     LIMIT $3 FOR UPDATE SKIP LOCKED)
   )sql";
 constexpr const char* purge_bodies_sql = R"sql(
-    UPDATE messages SET body = ''::bytea, purged_at = $3
-     WHERE id IN (SELECT m.id FROM messages AS m
-                   WHERE m.purged_at IS NULL
-                     AND ((EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id)
-                           AND NOT EXISTS (SELECT 1 FROM deliveries AS d
-                                            WHERE d.message_id = m.id
-                                              AND (length(d.payload) > 0
-                                                   OR d.payload_is_body
-                                                   OR d.state IN ('held', 'pending', 'retrying',
-                                                                  'delivering'))))
-                          OR (NOT EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id)
-                              AND m.accepted_at < $1))
-                   LIMIT $2 FOR UPDATE OF m SKIP LOCKED)
+    WITH emptied AS (
+      UPDATE messages SET body = ''::bytea, purged_at = $3
+       WHERE id IN (SELECT m.id FROM messages AS m
+                     WHERE m.purged_at IS NULL
+                       AND ((EXISTS (SELECT 1 FROM deliveries AS d WHERE d.message_id = m.id)
+                             AND NOT EXISTS (SELECT 1 FROM deliveries AS d
+                                              WHERE d.message_id = m.id
+                                                AND (length(d.payload) > 0
+                                                     OR d.payload_is_body
+                                                     OR d.state IN ('held', 'pending', 'retrying',
+                                                                    'delivering'))))
+                            OR (NOT EXISTS (SELECT 1 FROM deliveries AS d
+                                             WHERE d.message_id = m.id)
+                                AND m.accepted_at < $1))
+                     LIMIT $2 FOR UPDATE OF m SKIP LOCKED)
+      RETURNING id
+    ), unkeyed AS (
+      DELETE FROM person_keys WHERE message_id IN (SELECT id FROM emptied)
+    )
+    SELECT count(*) FROM emptied
   )sql";
 
 // Retention of expired messages (messages_expiring): first every copy not in delivery, whatever
 // its age (a dead or held one becomes "expired"), then the bodies none of whose copies is in
-// delivery or still holds anything. A message keeps its place in the index until its body goes,
-// so its copies are found until they are all emptied.
+// delivery or still holds anything (their person keys with them, as above). A message keeps its
+// place in the index until its body goes, so its copies are found until they are all emptied.
 constexpr const char* purge_expired_payloads_sql = R"sql(
     UPDATE deliveries SET payload = ''::bytea, payload_is_body = false, receipt = ''::bytea,
            last_error = ''::bytea,
@@ -375,18 +413,24 @@ constexpr const char* purge_expired_payloads_sql = R"sql(
                     LIMIT $2 FOR UPDATE OF d SKIP LOCKED)
   )sql";
 constexpr const char* purge_expired_bodies_sql = R"sql(
-    UPDATE messages SET body = ''::bytea, purged_at = $3
-     WHERE id IN (SELECT m.id FROM messages AS m
-                   WHERE m.expires_at IS NOT NULL AND m.expires_at <= $1
-                     AND m.purged_at IS NULL
-                     AND NOT EXISTS (SELECT 1 FROM deliveries AS d
-                                      WHERE d.message_id = m.id
-                                        AND (d.state IN ('held', 'pending', 'retrying',
-                                                         'delivering')
-                                             OR length(d.payload) > 0 OR d.payload_is_body
-                                             OR length(d.receipt) > 0
-                                             OR length(d.last_error) > 0))
-                   LIMIT $2 FOR UPDATE OF m SKIP LOCKED)
+    WITH emptied AS (
+      UPDATE messages SET body = ''::bytea, purged_at = $3
+       WHERE id IN (SELECT m.id FROM messages AS m
+                     WHERE m.expires_at IS NOT NULL AND m.expires_at <= $1
+                       AND m.purged_at IS NULL
+                       AND NOT EXISTS (SELECT 1 FROM deliveries AS d
+                                        WHERE d.message_id = m.id
+                                          AND (d.state IN ('held', 'pending', 'retrying',
+                                                           'delivering')
+                                               OR length(d.payload) > 0 OR d.payload_is_body
+                                               OR length(d.receipt) > 0
+                                               OR length(d.last_error) > 0))
+                     LIMIT $2 FOR UPDATE OF m SKIP LOCKED)
+      RETURNING id
+    ), unkeyed AS (
+      DELETE FROM person_keys WHERE message_id IN (SELECT id FROM emptied)
+    )
+    SELECT count(*) FROM emptied
   )sql";
 
 constexpr const char* lock_sql = "SELECT pg_advisory_xact_lock($1)";
@@ -444,6 +488,24 @@ constexpr const char* select_queue_stats_sql =
     "'retrying')), '') "
     "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id "
     "GROUP BY d.recipient ORDER BY d.recipient";
+// Person matches (find_person_matches; SQLite's select_person_matches_sql): whether the message
+// is stored, then the keys of other messages that share a digest and kind with one of its keys,
+// once per (pointer, kind, other message, other pointer), in the header's order: acceptance is
+// accepted_at and then the id (a batch shares its time), every text compared byte-wise.
+constexpr const char* select_message_exists_sql = "SELECT 1 FROM messages WHERE id = $1";
+constexpr const char* select_person_matches_sql = R"sql(
+    SELECT pointer, kind, id, other_pointer, sender, type, accepted_at FROM (
+      SELECT DISTINCT mine.pointer, mine.kind, m.id, other.pointer AS other_pointer, m.sender,
+             m.type, m.accepted_at
+        FROM person_keys AS mine
+        JOIN person_keys AS other ON other.digest = mine.digest AND other.kind = mine.kind
+                                 AND other.message_id <> mine.message_id
+        JOIN messages AS m ON m.id = other.message_id
+       WHERE mine.message_id = $1) AS t
+     ORDER BY pointer COLLATE "C", accepted_at COLLATE "C", id COLLATE "C",
+              other_pointer COLLATE "C", kind COLLATE "C"
+     LIMIT $2
+  )sql";
 // Statistical facts in the order of acceptance: by accepted_at, then id (a batch shares its
 // time), compared byte-wise so that the cursor ($2, $3) and the order agree whatever the
 // database's collation. No index: a report is rare and reads most of the table anyway.
@@ -930,9 +992,15 @@ struct held_job_read {
   message_store::held_copy_handler handler;
 };
 
+struct matches_read {
+  std::string message_id;
+  std::size_t limit = 0;
+  message_store::matches_handler handler;
+};
+
 using pending_read =
     std::variant<find_read, dead_read, audit_read, head_read, checkpoints_read, state_read,
-                 queue_read, register_read, facts_read, held_read, held_job_read>;
+                 queue_read, register_read, facts_read, held_read, held_job_read, matches_read>;
 
 accept_result unavailable(const char* reason) {
   return accept_result{accept_outcome::unavailable, {}, reason};
@@ -954,7 +1022,7 @@ void fail_read(pending_read& read) noexcept {
       [](auto& r) {
         using kind = std::decay_t<decltype(r)>;
         if constexpr (std::is_same_v<kind, find_read> || std::is_same_v<kind, head_read> ||
-                      std::is_same_v<kind, held_job_read>) {
+                      std::is_same_v<kind, held_job_read> || std::is_same_v<kind, matches_read>) {
           call_quietly(r.handler, std::nullopt, false);
         } else if constexpr (std::is_same_v<kind, held_read>) {
           call_quietly(r.handler, std::vector<held_copy>{}, false);
@@ -1138,6 +1206,10 @@ class postgres_store final : public message_store {
                  held_copy_handler handler) override {
     submit_read(held_job_read{std::move(message_id), std::move(recipient), std::move(handler)});
   }
+  void find_person_matches(std::string message_id, std::size_t limit,
+                           matches_handler handler) override {
+    submit_read(matches_read{std::move(message_id), limit, std::move(handler)});
+  }
   void decide_release(release_request request, release_handler handler) override {
     submit(pending_write{release_write{std::move(request), std::move(handler), {}, {}}});
   }
@@ -1212,6 +1284,7 @@ class postgres_store final : public message_store {
   void serve(pending_read& read);
   result_ptr read_query(const char* sql, const std::vector<param>& params);
   std::optional<message_status> read_status(const std::string& id);
+  std::optional<std::vector<person_match>> read_person_matches(const matches_read& job);
   static std::vector<audit::audit_row> audit_rows(const PGresult* r);
 
   const std::string schema_;
@@ -1721,8 +1794,24 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
         run(insert_exclusion_sql,
             {text(record.id), text(e.partner), text(e.considered), text(e.reason)});
       }
+      if (!record.person_keys.empty()) {
+        std::vector<std::string> digests;
+        std::vector<std::string> kinds;
+        std::vector<std::string> pointers;
+        for (const auto& key : record.person_keys) {
+          digests.push_back(lower_hex(reinterpret_cast<const unsigned char*>(key.digest.data()),
+                                      key.digest.size()));
+          kinds.push_back(key.kind);
+          pointers.push_back(key.pointer);
+        }
+        run(insert_person_keys_sql, {text(record.id), text(text_array(digests)),
+                                     text(text_array(kinds)), text(text_array(pointers))});
+      }
       if (!record.withdraws.empty()) {
+        // The original's copies not yet out are taken back, and its persons are matched no more
+        // (all of its keys, whatever the state of its copies).
         run(withdraw_sql, {text(record.withdraws), text(record.sender)});
+        run(withdraw_person_keys_sql, {text(record.withdraws), text(record.sender)});
       }
       w.result = accept_result{accept_outcome::stored, at, {}};
       write.audit = &record.audit;
@@ -1882,8 +1971,9 @@ void postgres_store::write_purge(pending_write& write, purge_write& w, std::int6
     const std::int64_t expired_ms = to_ms(*w.cut.expired_before);
     expired_payloads = static_cast<std::size_t>(
         affected(run(purge_expired_payloads_sql, {number(expired_ms), number(max_rows)})));
-    expired_bodies = static_cast<std::size_t>(affected(
-        run(purge_expired_bodies_sql, {number(expired_ms), number(max_rows), number(now_ms)})));
+    expired_bodies = static_cast<std::size_t>(get_int(
+        run(purge_expired_bodies_sql, {number(expired_ms), number(max_rows), number(now_ms)}).get(),
+        0, 0));
   }
   std::size_t payloads = 0;
   if (const std::int64_t left = max_rows - clamp_to_int64(expired_payloads); left > 0) {
@@ -1894,8 +1984,8 @@ void postgres_store::write_purge(pending_write& write, purge_write& w, std::int6
   const std::string delivered_before = format_rfc3339_ms(w.cut.delivered_before);
   std::size_t bodies = 0;
   if (const std::int64_t left = max_rows - clamp_to_int64(expired_bodies); left > 0) {
-    bodies = static_cast<std::size_t>(
-        affected(run(purge_bodies_sql, {text(delivered_before), number(left), number(now_ms)})));
+    bodies = static_cast<std::size_t>(get_int(
+        run(purge_bodies_sql, {text(delivered_before), number(left), number(now_ms)}).get(), 0, 0));
   }
   w.result.payloads = expired_payloads + payloads;
   w.result.bodies = expired_bodies + bodies;
@@ -2165,6 +2255,30 @@ std::optional<message_status> postgres_store::read_status(const std::string& id)
   return status;
 }
 
+std::optional<std::vector<person_match>> postgres_store::read_person_matches(
+    const matches_read& job) {
+  // One snapshot for "not stored" and the matches.
+  read_query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", {});
+  std::optional<std::vector<person_match>> matches;
+  if (PQntuples(read_query(select_message_exists_sql, {text(job.message_id)}).get()) == 1) {
+    const result_ptr res = read_query(select_person_matches_sql,
+                                      {text(job.message_id), number(clamp_to_int64(job.limit))});
+    matches.emplace();
+    for (int i = 0; i < PQntuples(res.get()); ++i) {
+      const PGresult* p = res.get();
+      matches->push_back({.pointer = get_text(p, i, 0),
+                          .kind = get_text(p, i, 1),
+                          .message_id = get_text(p, i, 2),
+                          .other_pointer = get_text(p, i, 3),
+                          .sender = get_text(p, i, 4),
+                          .type = get_text(p, i, 5),
+                          .accepted_at = get_text(p, i, 6)});
+    }
+  }
+  read_query("COMMIT", {});
+  return matches;
+}
+
 void postgres_store::serve(pending_read& read) {
   if (!healthy_ || !ensure_connected(reader_link_, "reader")) {
     fail_read(read);
@@ -2266,6 +2380,9 @@ void postgres_store::serve(pending_read& read) {
                               .approvals = parse_approvals(get_text(p, i, 6))});
             }
             call_quietly(r.handler, std::move(held), true);
+          } else if constexpr (std::is_same_v<kind, matches_read>) {
+            auto matches = read_person_matches(r);
+            call_quietly(r.handler, std::move(matches), true);
           } else if constexpr (std::is_same_v<kind, held_job_read>) {
             const result_ptr res =
                 read_query(select_held_job_sql, {text(r.message_id), text(r.recipient)});

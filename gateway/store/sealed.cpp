@@ -386,6 +386,9 @@ class encrypting_store final : public message_store {
         plan.payload = seal(*ring_, plan.payload_is_body ? std::string_view("") : plan.payload,
                             seal_context(record.id, "to:" + plan.recipient));
       }
+      // The person keys go in as they are: their digests are keyed hashes already (HMAC under
+      // the match key), and pointers and kinds say nothing about anyone. Sealing them would
+      // also make equal digests unequal, and matching compares them in the store.
     } catch (const std::exception&) {
       handler(accept_result{accept_outcome::unavailable, {}, "encryption-failed"});
       return;
@@ -478,6 +481,12 @@ class encrypting_store final : public message_store {
                                             .reason = why});
           handler(std::nullopt, false);
         });
+  }
+  // Persons across messages: the keys were stored as given (see accept), and a match carries
+  // only metadata of the other message, none of it sealed.
+  void find_person_matches(std::string message_id, std::size_t limit,
+                           matches_handler handler) override {
+    inner_->find_person_matches(std::move(message_id), limit, std::move(handler));
   }
   void decide_release(release_request request, release_handler handler) override {
     if (!request.approve) {

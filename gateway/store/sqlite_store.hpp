@@ -16,7 +16,7 @@ namespace mxgw::store {
 
 /// The schema version this build creates and understands (kept in `PRAGMA user_version`).
 /// A database carrying a higher number was written by a newer mxgw and is refused at open.
-inline constexpr int sqlite_schema_version = 14;
+inline constexpr int sqlite_schema_version = 15;
 
 /// Counters of the writer thread, for tests and operators (queue depth, group-commit sizes).
 /// A "write" is one queued accept, claim, report or replay; they share the group commit.
@@ -103,6 +103,12 @@ class sqlite_store final : public message_store {
 
   /// Queues the look-up for the reader thread; see message_store::read_held.
   void read_held(std::string message_id, std::string recipient, held_copy_handler handler) override;
+
+  /// Queues the look-up for the reader thread (one read transaction); see
+  /// message_store::find_person_matches. handler(nullopt, false) on failure, at once after stop()
+  /// or a fatal error.
+  void find_person_matches(std::string message_id, std::size_t limit,
+                           matches_handler handler) override;
 
   /// Queues the decision for the writer thread, in the group commit like a replay; see
   /// message_store::decide_release. The reason is cut to max_error_bytes. handler({}, false) when

@@ -78,6 +78,9 @@ class late_original_store final : public message_store {
   }
   void queue_stats(queue_handler h) override { inner_->queue_stats(std::move(h)); }
   void list_dead(std::size_t l, dead_handler h) override { inner_->list_dead(l, std::move(h)); }
+  void find_person_matches(std::string m, std::size_t l, matches_handler h) override {
+    inner_->find_person_matches(std::move(m), l, std::move(h));
+  }
   void list_held(std::size_t l, held_handler h) override { inner_->list_held(l, std::move(h)); }
   void read_held(std::string m, std::string r, held_copy_handler h) override {
     inner_->read_held(std::move(m), std::move(r), std::move(h));

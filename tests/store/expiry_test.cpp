@@ -328,6 +328,7 @@ TEST(SqliteExpiry, AVersion12FileIsMigratedAndItsMessagesDoNotExpire) {
   }
   // Back to what version 12 left.
   raw_db(path).exec(R"sql(
+    DROP TABLE person_keys;
     DROP INDEX messages_expiring;
     ALTER TABLE messages DROP COLUMN expires_at;
     PRAGMA user_version = 12;
@@ -338,7 +339,7 @@ TEST(SqliteExpiry, AVersion12FileIsMigratedAndItsMessagesDoNotExpire) {
   ASSERT_EQ(raw_db(path).text(new_column), "");
 
   sqlite_store store(options);
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "14");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "15");
   EXPECT_EQ(raw_db(path).text(new_column), "INTEGER 0 null");
   EXPECT_EQ(raw_db(path).text("SELECT coalesce(expires_at, 'null') FROM messages"), "null");
 
@@ -358,21 +359,17 @@ TEST(PgExpiry, AVersion8SchemaIsMigratedAndItsMessagesDoNotExpire) {
     GTEST_SKIP() << "MXGW_TEST_PG_DSN is not set (scripts/test.sh starts a PostgreSQL cluster)";
   }
   test::temp_dir dir;
-  const std::string schema = pg_schema_for(dir.path());
-  const auto query = [&schema](const std::string& sql) {
-    return pg_exec("SET search_path TO " + schema + "; " + sql);
-  };
-  struct drop_schema {
-    std::string name;
-    ~drop_schema() { pg_exec("DROP SCHEMA IF EXISTS " + name + " CASCADE"); }
-  } const cleanup{schema};
+  const pg_scratch_schema scratch(dir.path());
+  const auto query = [&scratch](const std::string& sql) { return scratch.query(sql); };
   {
     auto store = open_postgres_store(pg_options_for(dir.path(), {}));
     ASSERT_EQ(accept_on(*store, record_of(1, {copy_for(1, "la-mps")}, std::nullopt)),
               accept_outcome::stored);
   }
   // Back to what version 8 left.
-  query("ALTER TABLE messages DROP COLUMN expires_at; UPDATE mxgw_schema SET version = 8");
+  query(
+      "DROP TABLE person_keys; ALTER TABLE messages DROP COLUMN expires_at; "
+      "UPDATE mxgw_schema SET version = 8");
   constexpr const char* new_column =
       "SELECT data_type || ' ' || is_nullable || ' ' || coalesce(column_default, 'null') "
       "FROM information_schema.columns WHERE table_schema = current_schema() "
@@ -380,7 +377,7 @@ TEST(PgExpiry, AVersion8SchemaIsMigratedAndItsMessagesDoNotExpire) {
   ASSERT_EQ(query(new_column), "");
 
   auto store = open_postgres_store(pg_options_for(dir.path(), {}));
-  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "10");
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "11");
   EXPECT_EQ(query(new_column), "bigint YES null");
   EXPECT_EQ(query("SELECT coalesce(expires_at::text, 'null') FROM messages"), "null");
 

@@ -915,6 +915,7 @@ TEST(SqliteRelease, AVersion11FileIsMigratedAndItsRowsWereNeverHeld) {
   }
   // Back to what version 11 left.
   raw_db(path).exec(R"sql(
+    DROP TABLE person_keys;
     DROP INDEX deliveries_held;
     ALTER TABLE deliveries DROP COLUMN released_at;
     ALTER TABLE deliveries DROP COLUMN approvals;
@@ -929,7 +930,7 @@ TEST(SqliteRelease, AVersion11FileIsMigratedAndItsRowsWereNeverHeld) {
   ASSERT_EQ(raw_db(path).text(new_columns), "0");
 
   sqlite_store store(options);
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "14");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "15");
   EXPECT_EQ(raw_db(path).text(new_columns), "3");
   EXPECT_EQ(raw_db(path).text("SELECT hold || '|' || approvals || '|' || "
                               "coalesce(released_at, 'null') FROM deliveries"),
@@ -966,14 +967,9 @@ TEST(PgRelease, AVersion7SchemaIsMigratedAndItsRowsWereNeverHeld) {
     GTEST_SKIP() << "MXGW_TEST_PG_DSN is not set (scripts/test.sh starts a PostgreSQL cluster)";
   }
   test::temp_dir dir;
-  const std::string schema = pg_schema_for(dir.path());
-  const auto query = [&schema](const std::string& sql) {
-    return pg_exec("SET search_path TO " + schema + "; " + sql);
-  };
-  struct drop_schema {
-    std::string name;
-    ~drop_schema() { pg_exec("DROP SCHEMA IF EXISTS " + name + " CASCADE"); }
-  } const cleanup{schema};
+  const pg_scratch_schema scratch(dir.path());
+  const std::string& schema = scratch.name;
+  const auto query = [&scratch](const std::string& sql) { return scratch.query(sql); };
   {
     auto store = open_postgres_store(pg_options_for(dir.path(), {}));
     std::promise<accept_result> p;
@@ -984,6 +980,7 @@ TEST(PgRelease, AVersion7SchemaIsMigratedAndItsRowsWereNeverHeld) {
   }
   // Back to what version 7 left.
   query(
+      "DROP TABLE person_keys; "
       "DROP INDEX deliveries_held; "
       "ALTER TABLE deliveries DROP COLUMN hold, DROP COLUMN approvals, DROP COLUMN released_at; "
       "ALTER TABLE messages DROP COLUMN expires_at; "
@@ -995,7 +992,7 @@ TEST(PgRelease, AVersion7SchemaIsMigratedAndItsRowsWereNeverHeld) {
 
   {
     auto store = open_postgres_store(pg_options_for(dir.path(), {}));
-    EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "10");
+    EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "11");
     EXPECT_EQ(query(new_columns), "3");
     EXPECT_EQ(query("SELECT hold || '|' || approvals || '|' || coalesce(released_at::text, 'null') "
                     "FROM deliveries"),

@@ -67,6 +67,22 @@ inline std::string pg_exec(const std::string& sql, const std::string& dsn = pg_t
   return out;
 }
 
+/// The schema of the test directory `dir`, dropped (with everything in it) when this goes: for
+/// tests that read or change the schema itself, such as migrations.
+struct pg_scratch_schema {
+  explicit pg_scratch_schema(const std::filesystem::path& dir) : name(pg_schema_for(dir)) {}
+  ~pg_scratch_schema() { pg_exec("DROP SCHEMA IF EXISTS " + name + " CASCADE"); }
+  pg_scratch_schema(const pg_scratch_schema&) = delete;
+  pg_scratch_schema& operator=(const pg_scratch_schema&) = delete;
+
+  /// pg_exec with this schema first on the search path.
+  std::string query(const std::string& sql) const {
+    return pg_exec("SET search_path TO " + name + "; " + sql);
+  }
+
+  std::string name;
+};
+
 inline postgres_options pg_options_for(const std::filesystem::path& dir, clock_function clock) {
   postgres_options options;
   options.dsn = pg_test_dsn();

@@ -1,0 +1,563 @@
+// The keyed digests of persons in the store, on every backend, plain and with encryption at rest
+// (StorePersonKeys): the keys stored with a message are found from another message sharing a
+// digest of the same kind, in the header's order and up to the limit; an unknown message gives
+// nullopt, a message without keys an empty list; a duplicate accept writes no keys; the keys of a
+// message go when its sender withdraws it and when retention empties its body (its period or its
+// expiry), and nobody else's; they survive a reopen. Migration of files and schemas from before
+// (SqlitePersonKeys, PgPersonKeys).
+#include "gateway/common/time.hpp"
+#include "gateway/store/message_store.hpp"
+#include "gateway/store/pg_store.hpp"
+#include "gateway/store/sealed.hpp"
+#include "gateway/store/sqlite_store.hpp"
+#include "tests/store/sealable_store_test.hpp"
+#include "tests/store/store_backends.hpp"
+#include "tests/store/store_test_helpers.hpp"
+#include "tests/support/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstddef>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace mxgw::store {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace mxgw::store::test_helpers;
+
+// ---------------------------------------------------------------------------------------------
+// Records
+
+/// A 32-byte digest of its own for each n: raw bytes, with a NUL and bytes above 0x7f in it, as
+/// an HMAC gives them (so no backend can get away with keeping them as text).
+std::string digest(int n) {
+  std::string bytes(32, '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    bytes[i] = static_cast<char>((n * 37 + static_cast<int>(i) * 11) & 0xff);
+  }
+  bytes[7] = '\0';
+  bytes[8] = '\xff';
+  return bytes;
+}
+
+/// Lower-case hex of a digest, as the tests read it back from the database underneath.
+std::string hex_of(const std::string& bytes) {
+  constexpr const char* digits = "0123456789abcdef";
+  std::string out;
+  for (const char c : bytes) {
+    const auto b = static_cast<unsigned char>(c);
+    out += digits[b >> 4];
+    out += digits[b & 0x0f];
+  }
+  return out;
+}
+
+person_key key(std::string pointer, std::string kind, int digest_n) {
+  return {std::move(pointer), std::move(kind), digest(digest_n)};
+}
+
+/// Message n of `sender` with its person keys and copies.
+message_record record_of(int n, std::vector<person_key> keys, std::string sender = "kh-cnp",
+                         std::vector<delivery_plan> copies = {}) {
+  const std::string body = R"({"case":)" + std::to_string(n) + "}";
+  message_record record{make_id(n),
+                        std::move(sender),
+                        "victim.identification",
+                        "2026-11-22T04:38:47Z",
+                        fingerprint(body),
+                        body};
+  record.person_keys = std::move(keys);
+  record.deliveries = std::move(copies);
+  return record;
+}
+
+delivery_plan copy_for(const std::string& recipient) {
+  return {recipient, "explicit", R"({"to":")" + recipient + R"("})", "[]"};
+}
+
+/// A match as one line: "<pointer> <kind> -> <id> <other pointer> (<sender>, <type>, <time>)".
+std::string row(const std::string& pointer, const std::string& kind, const std::string& id,
+                const std::string& other_pointer, const std::string& sender,
+                const std::string& type, const std::string& accepted_at) {
+  return pointer + " " + kind + " -> " + id + " " + other_pointer + " (" + sender + ", " + type +
+         ", " + accepted_at + ")";
+}
+
+/// The tests' own constants, always valid RFC 3339.
+time_point at(const char* rfc3339) {
+  return parse_rfc3339(rfc3339).value();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Every backend, plain and sealed
+
+class StorePersonKeys : public sealable_store_test {
+ protected:
+  accept_result accept(message_record record) {
+    std::promise<accept_result> p;
+    auto f = p.get_future();
+    store_->accept(std::move(record), [&p](accept_result r) { p.set_value(std::move(r)); });
+    return wait_for(f, "accept");
+  }
+
+  /// How many matches message n has (0 as well when it is unknown).
+  std::size_t match_count(int n) {
+    return matches_of(n).value_or(std::vector<std::string>{}).size();
+  }
+
+  /// Accepts the record, which must be stored, and gives its accepted_at.
+  std::string stored(message_record record) {
+    const accept_result result = accept(std::move(record));
+    EXPECT_EQ(result.outcome, accept_outcome::stored);
+    return result.accepted_at;
+  }
+
+  /// The matches of message n, one line each (row()); nullopt when the store says it is unknown.
+  std::optional<std::vector<std::string>> matches_of(int n, std::size_t limit = 100) {
+    using answer = std::pair<std::optional<std::vector<person_match>>, bool>;
+    std::promise<answer> p;
+    auto f = p.get_future();
+    store_->find_person_matches(make_id(n), limit,
+                                [&p](std::optional<std::vector<person_match>> m, bool ok) {
+                                  p.set_value({std::move(m), ok});
+                                });
+    const auto [matches, ok] = wait_for(f, "find_person_matches");
+    EXPECT_TRUE(ok);
+    if (!matches) {
+      return std::nullopt;
+    }
+    std::vector<std::string> rows;
+    for (const auto& m : *matches) {
+      rows.push_back(
+          row(m.pointer, m.kind, m.message_id, m.other_pointer, m.sender, m.type, m.accepted_at));
+    }
+    return rows;
+  }
+
+  std::vector<delivery_job> claim() {
+    std::promise<std::vector<delivery_job>> p;
+    auto f = p.get_future();
+    store_->claim_due("worker", 100, 1min, {}, [&p](std::vector<delivery_job> jobs, bool ok) {
+      EXPECT_TRUE(ok);
+      p.set_value(std::move(jobs));
+    });
+    return wait_for(f, "claim");
+  }
+
+  void report_delivered(const delivery_job& job) {
+    attempt_report r{job.message_id, job.recipient, "worker", attempt_result::delivered};
+    r.receipt = R"({"ref":"R-1"})";
+    std::promise<bool> p;
+    auto f = p.get_future();
+    store_->report(std::move(r), [&p](bool ok) { p.set_value(ok); });
+    EXPECT_TRUE(wait_for(f, "report"));
+  }
+
+  purge_result purge(retention_cut cut) {
+    std::promise<std::pair<purge_result, bool>> p;
+    auto f = p.get_future();
+    store_->purge(std::move(cut), [&p](purge_result r, bool ok) { p.set_value({r, ok}); });
+    const auto [result, ok] = wait_for(f, "purge");
+    EXPECT_TRUE(ok);
+    return result;
+  }
+
+  /// The first column of the first row of `sql` on the database underneath.
+  std::string query(const std::string& sql) {
+    if (GetParam().base.name == "postgres") {
+      return pg_exec("SET search_path TO " + pg_schema_for(dir_.path()) + "; " + sql);
+    }
+    return raw_db(dir_ / "store.db").text(sql);
+  }
+
+  /// How many keys message n has in the database underneath.
+  std::string keys_stored_for(int n) {
+    if (GetParam().base.name == "postgres") {
+      return query("SELECT count(*) FROM person_keys WHERE message_id = '" + make_id(n) + "'");
+    }
+    return query(
+        "SELECT count(*) FROM person_keys WHERE message_seq = "
+        "(SELECT seq FROM messages WHERE id = '" +
+        make_id(n) + "')");
+  }
+
+  /// Stops the store and opens it again on the same database (and decorator).
+  void reopen() {
+    store_->stop();
+    raw_->stop();
+    store_.reset();
+    raw_.reset();
+    raw_ = std::shared_ptr<message_store>(GetParam().base.open(dir_.path(), clock_.function()));
+    store_ = GetParam().sealed ? encrypt_at_rest(raw_, one_key_ring()) : raw_;
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, StorePersonKeys, ::testing::ValuesIn(sealable_backends()),
+                         [](const auto& param_info) { return param_info.param.name; });
+
+// ---------------------------------------------------------------------------------------------
+// Matching
+
+TEST_P(StorePersonKeys, AKeyIsFoundFromAnotherMessageWithTheSameDigestOfTheSameKind) {
+  const std::string first = stored(record_of(
+      1, {key("/body/person", "document", 10), key("/body/person", "name", 11)}, "kh-cnp"));
+  clock_.advance(1s);
+  message_record second = record_of(2, {key("/body/victim", "document", 10)}, "vn-gialai");
+  second.type = "missing.person";
+  const std::string second_at = stored(std::move(second));
+  clock_.advance(1s);
+  stored(record_of(3, {key("/body/person", "document", 12)}, "la-mps"));  // shares nothing
+
+  EXPECT_EQ(matches_of(2),
+            (std::vector<std::string>{row("/body/victim", "document", make_id(1), "/body/person",
+                                          "kh-cnp", "victim.identification", first)}));
+  EXPECT_EQ(matches_of(1),
+            (std::vector<std::string>{row("/body/person", "document", make_id(2), "/body/victim",
+                                          "vn-gialai", "missing.person", second_at)}));
+  EXPECT_EQ(matches_of(3), std::vector<std::string>{});
+  // accepted_at as the store writes it everywhere: RFC 3339 UTC with milliseconds.
+  EXPECT_EQ(first, "2026-11-22T04:38:47.123Z");
+}
+
+TEST_P(StorePersonKeys, TheSameDigestOfAnotherKindIsNoMatch) {
+  stored(record_of(1, {key("/body/person", "name", 10)}));
+  stored(record_of(2, {key("/body/person", "name-birth-year", 10)}));
+  stored(record_of(3, {key("/body/person", "document", 10)}));
+
+  EXPECT_EQ(matches_of(1), std::vector<std::string>{});
+  EXPECT_EQ(matches_of(2), std::vector<std::string>{});
+  EXPECT_EQ(matches_of(3), std::vector<std::string>{});
+}
+
+TEST_P(StorePersonKeys, MatchesComeByPointerThenAcceptanceThenOtherPointerThenKindUpToTheLimit) {
+  // The message asked about is accepted first: its own time orders nothing. Its keys are given
+  // out of order, and /body/a has two documents that both match the same person of message 9
+  // (one row for them, not two).
+  stored(record_of(5, {key("/body/b", "name", 3), key("/body/a", "name", 2),
+                       key("/body/a", "document", 1), key("/body/a", "document", 4)}));
+  clock_.advance(1s);
+  // Message 9 is accepted before message 2: acceptance, not the id, orders the other messages.
+  const std::string early =
+      stored(record_of(9,
+                       {key("/body/x", "name", 2), key("/body/x", "document", 1),
+                        key("/body/x", "document", 4), key("/body/w", "name", 2)},
+                       "vn-gialai"));
+  clock_.advance(1s);
+  const std::string late =
+      stored(record_of(2, {key("/body/d", "name", 3), key("/body/c", "document", 1)}, "la-mps"));
+
+  const std::string type = "victim.identification";
+  const std::vector<std::string> all = {
+      row("/body/a", "name", make_id(9), "/body/w", "vn-gialai", type, early),
+      row("/body/a", "document", make_id(9), "/body/x", "vn-gialai", type, early),
+      row("/body/a", "name", make_id(9), "/body/x", "vn-gialai", type, early),
+      row("/body/a", "document", make_id(2), "/body/c", "la-mps", type, late),
+      row("/body/b", "name", make_id(2), "/body/d", "la-mps", type, late),
+  };
+  EXPECT_EQ(matches_of(5), all);
+  EXPECT_EQ(matches_of(5, 3), std::vector<std::string>(all.begin(), all.begin() + 3));
+  EXPECT_EQ(matches_of(5, 1), std::vector<std::string>(all.begin(), all.begin() + 1));
+  EXPECT_EQ(matches_of(5, 0), std::vector<std::string>{});  // known, but nothing asked for
+}
+
+TEST_P(StorePersonKeys, AnUnknownMessageGivesNulloptAndOneWithoutKeysAnEmptyList) {
+  stored(record_of(1, {}));
+  stored(record_of(2, {key("/body/person", "document", 10)}));
+
+  EXPECT_EQ(matches_of(7), std::nullopt);
+  EXPECT_EQ(matches_of(1), std::vector<std::string>{});
+  EXPECT_EQ(keys_stored_for(1), "0");
+}
+
+TEST_P(StorePersonKeys, TheDigestsAreStoredAsGivenAndAKeyNamedTwiceOnce) {
+  // The same key twice in one record (a bug upstream) is kept once and fails nothing.
+  stored(record_of(1, {key("/body/person", "document", 10), key("/body/person", "document", 10),
+                       key("/body/person", "name", 11)}));
+  EXPECT_EQ(keys_stored_for(1), "2");
+  // With encryption at rest too: the digests are keyed hashes already, kept as they came.
+  const std::string hex =
+      GetParam().base.name == "postgres" ? "encode(digest, 'hex')" : "lower(hex(digest))";
+  EXPECT_EQ(query("SELECT " + hex + " FROM person_keys WHERE kind = 'document'"),
+            hex_of(digest(10)));
+  EXPECT_EQ(query("SELECT " + hex + " || ' ' || pointer FROM person_keys WHERE kind = 'name'"),
+            hex_of(digest(11)) + " /body/person");
+}
+
+TEST_P(StorePersonKeys, ADuplicateOrAConflictingAcceptWritesNoKeys) {
+  message_record original = record_of(1, {key("/body/person", "document", 10)});
+  stored(original);
+
+  // The same id and bytes again, now with more keys: a duplicate, nothing written.
+  message_record again = original;
+  again.person_keys.push_back(key("/body/other", "document", 20));
+  EXPECT_EQ(accept(again).outcome, accept_outcome::duplicate);
+  // The same id with other bytes: a conflict, nothing written either.
+  message_record other_bytes = again;
+  other_bytes.body = R"({"case":"other"})";
+  other_bytes.body_sha256 = fingerprint(other_bytes.body);
+  EXPECT_EQ(accept(other_bytes).outcome, accept_outcome::conflict);
+
+  EXPECT_EQ(keys_stored_for(1), "1");
+  stored(record_of(2, {key("/body/person", "document", 20)}));
+  EXPECT_EQ(matches_of(2), std::vector<std::string>{});
+  EXPECT_EQ(matches_of(1), std::vector<std::string>{});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Withdrawals
+
+TEST_P(StorePersonKeys, AWithdrawalByTheSenderRemovesTheOriginalsKeysWhateverItsCopies) {
+  // The original's copies are out of reach of the withdrawal: one delivered, one in flight.
+  stored(record_of(1, {key("/body/person", "document", 10)}, "kh-cnp",
+                   {copy_for("la-mps"), copy_for("interpol")}));
+  for (const auto& job : claim()) {
+    if (job.recipient == "la-mps") {
+      report_delivered(job);
+    }
+  }
+  const std::string other_at =
+      stored(record_of(2, {key("/body/suspect", "document", 10)}, "vn-gialai"));
+  ASSERT_EQ(match_count(1), 1U);
+
+  message_record withdrawal = record_of(3, {}, "kh-cnp");
+  withdrawal.type = "case.status";
+  withdrawal.withdraws = make_id(1);
+  withdrawal.original_seen = true;
+  stored(std::move(withdrawal));
+
+  // Matched no more, from either side; the original is still stored (an empty list, not nullopt).
+  EXPECT_EQ(matches_of(2), std::vector<std::string>{});
+  EXPECT_EQ(matches_of(1), std::vector<std::string>{});
+  EXPECT_EQ(keys_stored_for(1), "0");
+  // The other message keeps its keys: a new message with the same digest finds it.
+  clock_.advance(1s);
+  stored(record_of(4, {key("/body/person", "document", 10)}, "la-mps"));
+  EXPECT_EQ(matches_of(4),
+            (std::vector<std::string>{row("/body/person", "document", make_id(2), "/body/suspect",
+                                          "vn-gialai", "victim.identification", other_at)}));
+}
+
+TEST_P(StorePersonKeys, AWithdrawalNamingAnotherSendersMessageLeavesItsKeys) {
+  const std::string original_at =
+      stored(record_of(1, {key("/body/person", "document", 10)}, "kh-cnp", {copy_for("la-mps")}));
+  stored(record_of(2, {key("/body/suspect", "document", 10)}, "vn-gialai"));
+
+  message_record foreign = record_of(3, {}, "th-dsi");
+  foreign.type = "case.status";
+  foreign.withdraws = make_id(1);
+  foreign.original_seen = true;
+  stored(std::move(foreign));
+
+  EXPECT_EQ(keys_stored_for(1), "1");
+  EXPECT_EQ(matches_of(2),
+            (std::vector<std::string>{row("/body/suspect", "document", make_id(1), "/body/person",
+                                          "kh-cnp", "victim.identification", original_at)}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Retention
+
+TEST_P(StorePersonKeys, APurgeThatEmptiesABodyAfterItsPeriodRemovesItsKeys) {
+  // Message 1 found no recipient; message 2's one copy is delivered. Both are past the period at
+  // the sweep; message 3 is not.
+  stored(record_of(1, {key("/body/person", "document", 10)}));
+  stored(record_of(2, {key("/body/person", "name", 11)}, "kh-cnp", {copy_for("la-mps")}));
+  const auto jobs = claim();
+  ASSERT_EQ(jobs.size(), 1U);
+  report_delivered(jobs.front());
+  clock_.advance(24h * 31);
+  const std::string kept_at = stored(record_of(
+      3, {key("/body/victim", "document", 10), key("/body/victim", "name", 11)}, "vn-gialai"));
+  ASSERT_EQ(match_count(3), 2U);
+
+  const time_point now = clock_.now();
+  const purge_result result = purge({.delivered_before = now - 24h * 30,
+                                     .dead_before = now - 24h * 90,
+                                     .max_rows = 1000,
+                                     .actor = "gateway:test"});
+  EXPECT_EQ(result.bodies, 2U);
+
+  EXPECT_EQ(matches_of(3), std::vector<std::string>{});
+  EXPECT_EQ(matches_of(1), std::vector<std::string>{});  // still known: its metadata stays
+  EXPECT_EQ(matches_of(2), std::vector<std::string>{});
+  EXPECT_EQ(keys_stored_for(1), "0");
+  EXPECT_EQ(keys_stored_for(2), "0");
+  // Only the emptied messages lost their keys: message 3 is still found.
+  clock_.advance(1s);
+  stored(record_of(4, {key("/body/person", "name", 11)}, "la-mps"));
+  EXPECT_EQ(matches_of(4),
+            (std::vector<std::string>{row("/body/person", "name", make_id(3), "/body/victim",
+                                          "vn-gialai", "victim.identification", kept_at)}));
+}
+
+TEST_P(StorePersonKeys, APurgeOfAnExpiredMessageRemovesItsKeys) {
+  // Message 1 expires at the end of November (its held copy goes with it); message 2 at the end
+  // of the year; message 3 never. The sweep runs on 1 December, long before any period.
+  message_record expiring =
+      record_of(1, {key("/body/person", "document", 10)}, "kh-cnp", {copy_for("la-mps")});
+  expiring.deliveries.front().hold = "rule-four-eyes";
+  expiring.expires_at = at("2026-11-30T23:59:59.999Z");
+  stored(std::move(expiring));
+  message_record later = record_of(2, {key("/body/person", "document", 10)}, "vn-gialai");
+  later.expires_at = at("2026-12-31T23:59:59.999Z");
+  const std::string later_at = stored(std::move(later));
+  stored(record_of(3, {key("/body/victim", "document", 10)}, "la-mps", {copy_for("th-dsi")}));
+  ASSERT_EQ(match_count(3), 2U);
+
+  clock_.set(at("2026-12-01T00:00:00.000Z"));
+  const time_point now = clock_.now();
+  const purge_result result = purge({.delivered_before = now - 24h * 30,
+                                     .dead_before = now - 24h * 90,
+                                     .max_rows = 1000,
+                                     .actor = "gateway:test",
+                                     .expired_before = now});
+  EXPECT_EQ(result.bodies, 1U);
+  EXPECT_EQ(result.expired, 2U);  // the held copy and the body
+
+  EXPECT_EQ(keys_stored_for(1), "0");
+  EXPECT_EQ(matches_of(1), std::vector<std::string>{});
+  EXPECT_EQ(matches_of(3),
+            (std::vector<std::string>{row("/body/victim", "document", make_id(2), "/body/person",
+                                          "vn-gialai", "victim.identification", later_at)}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reopen
+
+TEST_P(StorePersonKeys, KeysSurviveAReopen) {
+  const std::string first_at = stored(record_of(1, {key("/body/person", "document", 10)}));
+  reopen();
+
+  clock_.advance(1s);
+  const std::string second_at =
+      stored(record_of(2, {key("/body/victim", "document", 10)}, "vn-gialai"));
+  EXPECT_EQ(matches_of(2),
+            (std::vector<std::string>{row("/body/victim", "document", make_id(1), "/body/person",
+                                          "kh-cnp", "victim.identification", first_at)}));
+  reopen();
+  EXPECT_EQ(matches_of(1),
+            (std::vector<std::string>{row("/body/person", "document", make_id(2), "/body/victim",
+                                          "vn-gialai", "victim.identification", second_at)}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Migration
+
+accept_outcome accept_on(message_store& store, message_record record) {
+  std::promise<accept_result> p;
+  auto f = p.get_future();
+  store.accept(std::move(record), [&p](accept_result r) { p.set_value(std::move(r)); });
+  return wait_for(f, "accept").outcome;
+}
+
+/// The ids of message n's matches on `store` ("unknown" when it gives nullopt).
+std::string matched_ids_on(message_store& store, int n) {
+  std::promise<std::optional<std::vector<person_match>>> p;
+  auto f = p.get_future();
+  store.find_person_matches(make_id(n), 10,
+                            [&p](std::optional<std::vector<person_match>> m, bool ok) {
+                              EXPECT_TRUE(ok);
+                              p.set_value(std::move(m));
+                            });
+  const auto matches = wait_for(f, "find_person_matches");
+  if (!matches) {
+    return "unknown";
+  }
+  std::string ids;
+  for (const auto& m : *matches) {
+    ids += (ids.empty() ? "" : ",") + m.message_id;
+  }
+  return ids;
+}
+
+TEST(SqlitePersonKeys, AVersion14FileIsMigratedAndGetsTheTable) {
+  test::temp_dir dir;
+  const auto path = dir / "store.db";
+  sqlite_options options;
+  options.path = path;
+  options.busy_timeout_ms = 60000;
+  {
+    sqlite_store store(options);
+    ASSERT_EQ(accept_on(store, record_of(1, {})), accept_outcome::stored);
+  }
+  // Back to what version 14 left.
+  raw_db(path).exec(R"sql(
+    DROP TABLE person_keys;
+    PRAGMA user_version = 14;
+  )sql");
+  constexpr const char* schema =
+      "SELECT group_concat(sql, '; ') FROM (SELECT sql FROM sqlite_master "
+      "WHERE tbl_name = 'person_keys' ORDER BY type DESC)";
+  ASSERT_EQ(raw_db(path).text(schema), "");
+
+  sqlite_store store(options);
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "15");
+  EXPECT_EQ(raw_db(path).text(schema),
+            "CREATE TABLE person_keys (\n"
+            "        digest      BLOB NOT NULL,\n"
+            "        kind        TEXT NOT NULL,\n"
+            "        message_seq INTEGER NOT NULL,\n"
+            "        pointer     TEXT NOT NULL,\n"
+            "        PRIMARY KEY (digest, kind, message_seq, pointer)\n"
+            "      ) WITHOUT ROWID; "
+            "CREATE INDEX person_keys_by_message ON person_keys (message_seq)");
+
+  // The old message has no keys; new ones are stored and matched.
+  EXPECT_EQ(matched_ids_on(store, 1), "");
+  ASSERT_EQ(accept_on(store, record_of(2, {key("/body/person", "document", 10)})),
+            accept_outcome::stored);
+  ASSERT_EQ(accept_on(store, record_of(3, {key("/body/victim", "document", 10)})),
+            accept_outcome::stored);
+  EXPECT_EQ(matched_ids_on(store, 3), make_id(2));
+  EXPECT_EQ(raw_db(path).text("SELECT group_concat(message_seq) FROM person_keys"), "2,3");
+}
+
+TEST(PgPersonKeys, AVersion10SchemaIsMigratedAndGetsTheTable) {
+  if (pg_test_dsn().empty()) {
+    GTEST_SKIP() << "MXGW_TEST_PG_DSN is not set (scripts/test.sh starts a PostgreSQL cluster)";
+  }
+  test::temp_dir dir;
+  const pg_scratch_schema scratch(dir.path());
+  const std::string& schema = scratch.name;
+  const auto query = [&scratch](const std::string& sql) { return scratch.query(sql); };
+  {
+    auto store = open_postgres_store(pg_options_for(dir.path(), {}));
+    ASSERT_EQ(accept_on(*store, record_of(1, {})), accept_outcome::stored);
+  }
+  // Back to what version 10 left.
+  query("DROP TABLE person_keys; UPDATE mxgw_schema SET version = 10");
+  constexpr const char* columns =
+      "SELECT string_agg(column_name || ' ' || data_type || ' ' || is_nullable, ', ' "
+      "ORDER BY ordinal_position) FROM information_schema.columns "
+      "WHERE table_schema = current_schema() AND table_name = 'person_keys'";
+  ASSERT_EQ(query(columns), "");
+
+  auto store = open_postgres_store(pg_options_for(dir.path(), {}));
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "11");
+  EXPECT_EQ(query(columns), "digest bytea NO, kind text NO, message_id text NO, pointer text NO");
+  EXPECT_EQ(query("SELECT string_agg(indexdef, '; ' ORDER BY indexname) FROM pg_indexes "
+                  "WHERE schemaname = current_schema() AND tablename = 'person_keys'"),
+            "CREATE INDEX person_keys_by_message ON " + schema +
+                ".person_keys USING btree (message_id); "
+                "CREATE UNIQUE INDEX person_keys_pkey ON " +
+                schema + ".person_keys USING btree (digest, kind, message_id, pointer)");
+
+  // The old message has no keys; new ones are stored and matched.
+  EXPECT_EQ(matched_ids_on(*store, 1), "");
+  ASSERT_EQ(accept_on(*store, record_of(2, {key("/body/person", "document", 10)})),
+            accept_outcome::stored);
+  ASSERT_EQ(accept_on(*store, record_of(3, {key("/body/victim", "document", 10)})),
+            accept_outcome::stored);
+  EXPECT_EQ(matched_ids_on(*store, 3), make_id(2));
+  EXPECT_EQ(query("SELECT count(*) FROM person_keys"), "2");
+}
+
+}  // namespace
+}  // namespace mxgw::store

@@ -5,20 +5,11 @@
 #include <gtest/gtest.h>
 
 #include "gateway/common/json.hpp"
+#include "tests/pipeline/shipped_translit.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace mxgw::pipeline {
 namespace {
-
-const transliterators& shipped() {
-  static const transliterators t = [] {
-    std::vector<config_problem> problems;
-    auto loaded = transliterators::load(test::source_dir() / "config" / "translit", problems);
-    EXPECT_TRUE(problems.empty()) << problems.front().file << ": " << problems.front().reason;
-    return loaded;
-  }();
-  return t;
-}
 
 TEST(Names, DecomposedInputBecomesComposed) {
   const std::string decomposed = "Ha\xCC\x80 No\xCC\xA3i";  // a + U+0300, o + U+0323

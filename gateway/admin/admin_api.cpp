@@ -1119,6 +1119,110 @@ void release_decision(const call& c, const std::string& message, const std::stri
       });
 }
 
+// GET /admin/v1/messages/{id}/candidates: the persons of other messages who may be the same person
+// as one of this message's (docs/persons.md). Metadata only (message ids, pointers, senders, types,
+// times, the kinds of key shared), never a name; but it links persons across messages, so who
+// asked about which message is on the audit chain (durably) before the answer.
+void person_candidates(const call& c, const std::string& message, const query_map& query) {
+  if (!c.ctx.options.persons_matching) {
+    return c.done(problem(409, "persons-matching-off", "Persons are not matched",
+                          "This gateway keeps no persons' digests: persons.match_key is not set "
+                          "(docs/persons.md)."));
+  }
+  const auto limit = int_param(query, "limit", 100, 1, 1000);
+  if (!limit) {
+    return c.done(invalid("limit must be a whole number from 1 to 1000."));
+  }
+  const std::string id = path_message_id(message);
+  if (id.empty()) {
+    return c.done(not_found("There is no such message."));
+  }
+  // At most three kinds of key per pair of persons: one row more than that many pairs tells
+  // that the list was cut.
+  const std::size_t pairs = static_cast<std::size_t>(*limit);
+  const std::size_t rows = 3 * pairs + 1;
+  auto store = c.ctx.store;
+  store->find_person_matches(
+      id, rows,
+      [c, id, pairs, rows, store](std::optional<std::vector<store::person_match>> found, bool ok) {
+        if (!ok) {
+          return c.done(store_failed());
+        }
+        if (!found) {
+          return c.done(not_found("There is no such message."));
+        }
+        struct candidate {
+          std::size_t first;  // its first row in *found
+          std::vector<std::string> basis;
+        };
+        std::vector<candidate> list;
+        for (std::size_t i = 0; i < found->size(); ++i) {
+          const auto& m = (*found)[i];
+          if (list.empty() || (*found)[list.back().first].pointer != m.pointer ||
+              (*found)[list.back().first].message_id != m.message_id ||
+              (*found)[list.back().first].other_pointer != m.other_pointer) {
+            list.push_back({i, {}});
+          }
+          list.back().basis.push_back(m.kind);
+        }
+        bool truncated = false;
+        if (found->size() == rows) {
+          list.pop_back();  // its kinds may go on past the rows read
+          truncated = true;
+        }
+        if (list.size() > pairs) {
+          list.resize(pairs);
+          truncated = true;
+        }
+        constexpr std::array<std::string_view, 3> strength = {"document", "name-birth-year",
+                                                              "name"};
+        for (auto& cand : list) {
+          std::sort(cand.basis.begin(), cand.basis.end(), [&](const auto& a, const auto& b) {
+            return std::find(strength.begin(), strength.end(), a) <
+                   std::find(strength.begin(), strength.end(), b);
+          });
+        }
+        auto audit = c.record("persons.candidates_viewed", {},
+                              {{"candidates", std::to_string(list.size())}});
+        audit.message_id = id;
+        auto shown = std::make_shared<std::vector<store::person_match>>(std::move(*found));
+        auto answer = std::make_shared<std::vector<candidate>>(std::move(list));
+        store->append_audit({audit}, [c, id, shown, answer, truncated](bool appended) {
+          if (!appended) {
+            return c.done(store_failed());
+          }
+          c.log_change("persons.candidates_viewed", {}, 200);
+          c.done(json_response(200, [&](writer& w) {
+            w.StartObject();
+            put(w, "message", id);
+            w.Key("candidates");
+            w.StartArray();
+            for (const auto& cand : *answer) {
+              const auto& m = (*shown)[cand.first];
+              w.StartObject();
+              put(w, "pointer", m.pointer);
+              put(w, "message", m.message_id);
+              put(w, "otherPointer", m.other_pointer);
+              put(w, "sender", m.sender);
+              put(w, "type", m.type);
+              put(w, "acceptedAt", m.accepted_at);
+              w.Key("basis");
+              w.StartArray();
+              for (const auto& kind : cand.basis) {
+                w.String(kind.data(), static_cast<rapidjson::SizeType>(kind.size()));
+              }
+              w.EndArray();
+              w.EndObject();
+            }
+            w.EndArray();
+            w.Key("truncated");
+            w.Bool(truncated);
+            w.EndObject();
+          }));
+        });
+      });
+}
+
 void audit_query(const call& c, const query_map& query) {
   const auto after = int_param(query, "after", 0, 0, INT64_MAX);
   const auto limit = int_param(query, "limit", 100, 1, 1000);
@@ -1509,6 +1613,8 @@ void admin_api::handle(const http::request& req, done_fn done) const {
       return only("POST", "POST") ? release_decision(c, seg[3], seg[4], seg[5] == "approve")
                                   : void();
     }
+  } else if (area == "messages" && n == 5 && seg[4] == "candidates") {
+    return only("GET", "GET") ? person_candidates(c, seg[3], query) : void();
   } else if (area == "audit" && n == 3) {
     return only("GET", "GET") ? audit_query(c, query) : void();
   } else if (area == "escalations" && n == 3) {

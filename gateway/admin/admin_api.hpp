@@ -26,6 +26,8 @@ struct admin_api_options {
   std::chrono::hours default_overlap{24 * 14};
   std::chrono::hours default_validity{24 * 365};
   std::size_t max_json_depth = 32;
+  /// persons.match_key is set: GET /admin/v1/messages/{id}/candidates answers (else 409).
+  bool persons_matching = false;
   /// Reloads the gateway's reloadable configuration as `actor` (gateway_instance::reload); empty:
   /// POST /admin/v1/reload answers 404.
   std::function<std::vector<identity::config_problem>(const std::string& actor)> reload;

@@ -375,6 +375,38 @@ int admin_release_decide(const admin_target& target, const std::string& message_
   return 0;
 }
 
+int admin_person_candidates(const admin_target& target, const std::string& message_id) {
+  const auto r = admin_request(
+      target, "GET", "/admin/v1/messages/" + query_escaped(message_id) + "/candidates?limit=1000");
+  if (report_failure("persons candidates", r) != 0) {
+    return 1;
+  }
+  auto doc = parse_answer(r.body);
+  if (!doc.IsObject() || !doc.HasMember("candidates") || !doc["candidates"].IsArray()) {
+    std::cerr << "persons candidates: the gateway's answer has no candidates\n";
+    return 1;
+  }
+  for (const auto& c : doc["candidates"].GetArray()) {
+    std::string basis;
+    if (c.HasMember("basis") && c["basis"].IsArray()) {
+      for (const auto& b : c["basis"].GetArray()) {
+        if (b.IsString()) {
+          basis += (basis.empty() ? "" : ",") + std::string(b.GetString());
+        }
+      }
+    }
+    // message#pointer names a person in a message, as a URI fragment would.
+    std::cout << message_id << "#" << json::get_string(c, "pointer") << "  "
+              << json::get_string(c, "message") << "#" << json::get_string(c, "otherPointer")
+              << "  " << json::get_string(c, "type") << "  from " << json::get_string(c, "sender")
+              << "  accepted " << json::get_string(c, "acceptedAt") << "  shares " << basis << "\n";
+  }
+  if (doc.HasMember("truncated") && doc["truncated"].IsBool() && doc["truncated"].GetBool()) {
+    std::cerr << "persons candidates: more candidates than shown (the first 1000)\n";
+  }
+  return 0;
+}
+
 int admin_audit_query(const admin_target& target, const audit_filter& filter) {
   for (const auto& [option, value] :
        {std::pair{"--since", &filter.since}, std::pair{"--until", &filter.until}}) {

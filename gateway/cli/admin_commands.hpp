@@ -89,6 +89,11 @@ int admin_release_show(const admin_target& target, const std::string& message_id
 int admin_release_decide(const admin_target& target, const std::string& message_id,
                          const std::string& recipient, bool approve, const std::string& reason);
 
+/// `mxgw persons candidates --admin-url`: the persons of other messages who may be the same
+/// person as one of this message's, one line each (the gateway records the question on its audit
+/// chain). Returns 0; 1 when refused (no such message, matching off) or failed.
+int admin_person_candidates(const admin_target& target, const std::string& message_id);
+
 /// `mxgw queue replay|discard --admin-url`: acts on one dead letter (`reason` for discard).
 int admin_dead_letter_action(const admin_target& target, const std::string& message_id,
                              const std::string& recipient, bool replay, const std::string& reason);

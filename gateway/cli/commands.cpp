@@ -99,6 +99,26 @@ std::vector<config::config_problem> check_config(const std::filesystem::path& fi
       }
     }
   }
+  // The keys themselves (format, file mode), as the start would read them; a key file already
+  // reported (missing) is not read again.
+  const auto reported = [&problems](std::string_view prefix) {
+    return std::any_of(problems.begin(), problems.end(),
+                       [prefix](const auto& p) { return p.field.starts_with(prefix); });
+  };
+  if (!reported("/store/encryption")) {
+    try {
+      load_store_keys(out.store);
+    } catch (const std::exception& e) {
+      problems.push_back({file.string(), "/store/encryption", e.what()});
+    }
+  }
+  if (!reported("/persons")) {
+    try {
+      load_match_key(out.persons);
+    } catch (const std::exception& e) {
+      problems.push_back({file.string(), "/persons/match_key", e.what()});
+    }
+  }
   if (translation.checker && !out.routing_file.empty() && !out.partners_file.empty()) {
     std::vector<config::config_problem> ignored;  // partner problems are reported above
     auto partners = identity::partner_registry::load(out.partners_file, ignored);
@@ -840,6 +860,18 @@ int run(int argc, char** argv) {
       ->add_option("--reason", release_reason, "short reason code, e.g. not-necessary")
       ->required();
 
+  // persons: candidates of the same person in other messages, through a running gateway's admin
+  // API only (each question is an administrator's, audited)
+  auto* persons_cmd =
+      app.add_subcommand("persons", "The same person across messages: candidates (admin API)");
+  persons_cmd->require_subcommand(1);
+  std::string persons_message;
+  auto* candidates_cmd = persons_cmd->add_subcommand(
+      "candidates",
+      "Persons of other messages who may be the same as one of this message's (audited)");
+  candidates_cmd->add_option("--message", persons_message, "message id")->required();
+  add_admin_options(candidates_cmd, admin_api_target, true);
+
   // audit: verify the chain and its signed checkpoints; query entries (JSON lines)
   auto* audit_cmd = app.add_subcommand("audit", "The tamper-evident audit log");
   audit_cmd->require_subcommand(1);
@@ -1116,6 +1148,9 @@ int run(int argc, char** argv) {
     }
     if (*depth_cmd) {
       return admin_queue_depth(admin_api_target);
+    }
+    if (*candidates_cmd) {
+      return admin_person_candidates(admin_api_target, persons_message);
     }
     if (*release_list_cmd) {
       return admin_release_list(admin_api_target);

@@ -142,6 +142,11 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
     throw std::runtime_error("configuration problems:\n" + format_problems(problems));
   }
   const auto keys = load_store_keys(config.store);
+  const auto match_key = load_match_key(config.persons);
+  if (!match_key) {
+    log::info({.event = "persons.matching_off",
+               .detail = "no persons.match_key: no candidates of the same person are kept"});
+  }
   if (!keys) {
     log::warn({.event = "store.encryption_off",
                .detail = "no store.encryption keys: bodies are stored in clear text"});
@@ -245,6 +250,7 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
       http::api_limits{.max_json_depth = config.listener.limits.max_json_depth,
                        .audit_refusals_per_minute = config.audit.refusals_per_minute},
       translation.transliterators, parts_->counters, translation.provenance_id);
+  api->match_persons(match_key);
   parts_->api = api;
   parts_->api_translation_id = translation.provenance_id;
   // What this instance translates with, on the record before any message names it.
@@ -288,6 +294,7 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
         .default_overlap = std::chrono::hours(24 * config.admin.default_overlap_days),
         .default_validity = std::chrono::hours(24 * config.admin.default_validity_days),
         .max_json_depth = 32,
+        .persons_matching = match_key != nullptr,
         // The admin listener lives inside this instance: `this` outlives its requests.
         .reload = [this](const std::string& actor) { return reload(actor); }};
     auto* delivery_ptr = parts_->delivery.get();

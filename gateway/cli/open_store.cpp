@@ -56,6 +56,23 @@ std::shared_ptr<const store::key_ring> load_store_keys(const config::store_setti
   }
 }
 
+std::shared_ptr<const pipeline::match_key> load_match_key(const config::person_settings& settings) {
+  if (!settings.enabled()) {
+    return nullptr;
+  }
+  try {
+    // The same format and checks as a data key (64 hex digits; a file of mode 0600 or stricter).
+    const auto ring = store::key_ring::load(
+        {{settings.match_key.id, settings.match_key.file, settings.match_key.env}},
+        settings.match_key.id);
+    auto key = std::make_shared<pipeline::match_key>();
+    key->bytes = ring.active().bytes;
+    return key;
+  } catch (const store::key_error& e) {
+    throw std::runtime_error(std::string("persons: ") + e.what());
+  }
+}
+
 std::shared_ptr<store::message_store> open_configured_store_with_keys(
     const config::store_settings& settings) {
   const auto keys = load_store_keys(settings);

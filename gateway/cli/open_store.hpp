@@ -2,6 +2,7 @@
 #pragma once
 
 #include "gateway/config/gateway_config.hpp"
+#include "gateway/pipeline/persons.hpp"
 #include "gateway/store/message_store.hpp"
 #include "gateway/store/sealed.hpp"
 
@@ -21,6 +22,11 @@ std::unique_ptr<store::message_store> open_configured_store(const config::store_
 /// store is opened, so a bad key stops a command before anything is touched. Throws
 /// std::runtime_error prefixed "store: " naming the key id and what is wrong (never the key).
 std::shared_ptr<const store::key_ring> load_store_keys(const config::store_settings& settings);
+
+/// The key persons' digests are made under (persons.match_key; docs/persons.md), or nullptr when
+/// none is set (matching off). Throws std::runtime_error prefixed "persons: " naming what is wrong
+/// with the file or variable (never the key).
+std::shared_ptr<const pipeline::match_key> load_match_key(const config::person_settings& settings);
 
 /// The configured store with its keys: wrapped in store::encrypt_at_rest when store.encryption
 /// names keys (so what a command reads is opened and what it writes is sealed), as it is for

@@ -149,7 +149,7 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   reader r(file.string(), problems, base);
   r.only(doc, "",
          {"threads", "listener", "store", "delivery", "audit", "deadlines", "admin", "partners",
-          "routing", "schema_dir", "mappings_dir", "translit_dir", "adapters_dir", "log",
+          "routing", "schema_dir", "mappings_dir", "translit_dir", "adapters_dir", "log", "persons",
           "description"});
   r.number(doc, "threads", "", config.threads, 0, 256);
 
@@ -293,6 +293,19 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
           r.problem("/store/encryption/active", "must name one of the keys");
         }
       }
+    }
+  }
+  if (const auto* p = r.object(doc, "persons", "")) {
+    r.only(*p, "/persons", {"match_key"});
+    if (const auto* k = r.object(*p, "match_key", "/persons")) {
+      auto& key = config.persons.match_key;
+      r.only(*k, "/persons/match_key", {"file", "env"});
+      r.path(*k, "file", "/persons/match_key", key.file, true);
+      r.string(*k, "env", "/persons/match_key", key.env);
+      if (key.file.empty() == key.env.empty()) {
+        r.problem("/persons/match_key", "needs exactly one of \"file\" and \"env\"");
+      }
+      key.id = "match";
     }
   }
   if (config.store.kind == "sqlite" && config.store.path.empty()) {

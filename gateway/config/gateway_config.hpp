@@ -124,6 +124,13 @@ struct admin_settings {
   std::uint32_t default_validity_days = 365;     ///< certificates signed from a CSR
 };
 
+/// Persons across messages (docs/persons.md): the key the persons' digests are made under. No key:
+/// no digests are kept and the candidates endpoint says matching is off.
+struct person_settings {
+  store_key match_key;  ///< id unused ("match"); file or env as for a data key
+  bool enabled() const { return !match_key.file.empty() || !match_key.env.empty(); }
+};
+
 struct log_settings {
   std::string level = "info";
   std::filesystem::path file;  ///< empty: standard error
@@ -138,6 +145,7 @@ struct gateway_config {
   audit_settings audit;
   deadline_settings deadlines;
   admin_settings admin;
+  person_settings persons;
   std::filesystem::path partners_file;
   std::filesystem::path routing_file;  ///< routing rules; empty: explicit recipients only
   std::filesystem::path schema_dir;

@@ -23,6 +23,7 @@
 #include "gateway/pipeline/facts.hpp"
 #include "gateway/pipeline/names.hpp"
 #include "gateway/pipeline/partial_date.hpp"
+#include "gateway/pipeline/persons.hpp"
 #include "gateway/pipeline/routing.hpp"
 #include "gateway/store/message_store.hpp"
 
@@ -740,6 +741,12 @@ void partner_api::accept_routed(
     recipients.push_back(d.recipient);
   }
   record.facts = pipeline::facts_of(*doc, partner, t->checker->tables(), &recipients);
+  // Keyed digests of the persons it names, for candidates of the same person in other messages.
+  if (match_key_) {
+    for (auto& d : pipeline::person_digests_of(*doc, *match_key_, t->transliterators.get())) {
+      record.person_keys.push_back({std::move(d.pointer), std::move(d.kind), std::move(d.digest)});
+    }
+  }
   record.audit.push_back(accepted_audit(record, format, decision.matched_rules, t->provenance_id));
   if (!record.withdraws.empty()) {
     record.audit.back().details.emplace_back("withdraws", record.withdraws);

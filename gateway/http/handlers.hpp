@@ -21,6 +21,7 @@ namespace mxgw::pipeline {
 class canonical_checker;
 class routing_rules;
 class transliterators;
+struct match_key;
 struct recipient_plan;
 }  // namespace mxgw::pipeline
 namespace mxgw::adapters {
@@ -79,6 +80,13 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
   void replace_translation(std::shared_ptr<const pipeline::canonical_checker> checker,
                            std::shared_ptr<const pipeline::transliterators> transliterators,
                            std::string provenance_id = {});
+
+  /// Turns on persons across messages (docs/persons.md): each accepted message is stored with
+  /// its persons' digests under `key`. Call once, before the first request; null: off (as it
+  /// starts).
+  void match_persons(std::shared_ptr<const pipeline::match_key> key) {
+    match_key_ = std::move(key);
+  }
 
   /// Routes and answers one request. `done` is called exactly once, possibly on a store thread,
   /// after the request has been fully handled (for an accepted message: after the durable commit).
@@ -158,7 +166,9 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
   std::shared_ptr<metrics> metrics_;
   std::shared_ptr<store::message_store> store_;
   api_limits limits_;
-  std::shared_ptr<audit::refusal_limiter> refusal_audit_;  // caps refusal entries (docs/audit.md)
+  std::shared_ptr<audit::refusal_limiter> refusal_audit_;
+  std::shared_ptr<const pipeline::match_key>
+      match_key_;  // null: persons are not matched  // caps refusal entries (docs/audit.md)
 };
 
 }  // namespace mxgw::http

@@ -139,6 +139,7 @@ class PiiCanary : public ::testing::Test {
       {"id": "hold-for-review", "match": {"types": ["person.wanted", "hotline.tip"]},
        "to": {"crossBorder": true}}]}})");
     store::generate_key_file(dir_ / "store.hex");
+    store::generate_key_file(dir_ / "match.hex");  // persons' digests (docs/persons.md)
     write_file(dir_ / "gateway.json", R"({
       "threads": 2,
       "listener": {"address": "127.0.0.1", "port": 0,
@@ -150,6 +151,7 @@ class PiiCanary : public ::testing::Test {
       "delivery": {"lease_ms": 2000, "poll_interval_ms": 50, "breaker_open_ms": 200},
       "admin": {"address": "127.0.0.1", "port": 0, "admin_cas": ["certs/admin-ca.pem"],
                 "signing_dir": "certs"},
+      "persons": {"match_key": {"file": "match.hex"}},
       "log": {"level": "debug"},
       "partners": "partners.json",
       "routing": "routing.json",
@@ -550,6 +552,18 @@ TEST_F(PiiCanary, NoMarkerSurvivesAnywhereButSealed) {
   EXPECT_EQ(report.status, 200) << report.error << report.body;
   EXPECT_NE(report.body.find("\"victims\""), std::string::npos) << report.body;
   write_file(dir_ / "report.json", report.body);
+  // The candidates of the same person for each accepted message (the store keeps the persons'
+  // digests; the answer, like the file, must name no one).
+  std::string candidates;
+  for (const auto& id : accepted_) {
+    const auto r = cli::https_request(
+        "localhost", admin_port_,
+        {dir_ / "certs" / "ca.pem", dir_ / "certs" / "admin.pem", dir_ / "certs" / "admin.key"},
+        "GET", "/admin/v1/messages/" + id + "/candidates");
+    EXPECT_EQ(r.status, 200) << r.error << r.body;
+    candidates += r.body + "\n";
+  }
+  write_file(dir_ / "candidates.json", candidates);
 
   // While it runs (the -wal and -shm files are there), then after a clean stop.
   for (const auto& [where, bytes] : places()) {

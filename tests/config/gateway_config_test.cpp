@@ -557,6 +557,36 @@ TEST_F(GatewayConfig, StoreEncryptionKeysAreChecked) {
       << describe(problems_);
 }
 
+TEST_F(GatewayConfig, PersonsMatchKeyIsOptionalAndChecked) {
+  EXPECT_FALSE(load().persons.enabled());  // no persons section: matching is off
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+
+  write_file(dir_ / "etc" / "match.hex", std::string(64, 'b'));
+  set("/persons", R"({"match_key": {"file": "match.hex"}})");
+  const gateway_config good = load();
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_TRUE(good.persons.enabled());
+  EXPECT_EQ(good.persons.match_key.file, dir_ / "etc" / "match.hex");
+
+  set("/persons", R"({"match_key": {"env": "MXGW_MATCH_KEY"}})");
+  EXPECT_EQ(load().persons.match_key.env, "MXGW_MATCH_KEY");
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+
+  for (const auto& [value, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"match_key": {"file": "match.hex", "env": "X"}})", "/persons/match_key"},
+           {R"({"match_key": {}})", "/persons/match_key"},
+           {R"({"match_key": {"file": "absent.hex"}})", "/persons/match_key/file"},
+           {R"({"match_key": {"id": "m", "file": "match.hex"}})", "/persons/match_key/id"},
+           {R"({"match_key": "match.hex"})", "/persons/match_key"},
+           {R"({"matchKey": {"file": "match.hex"}})", "/persons/matchKey"}}) {
+    set("/persons", value);
+    problems_.clear();
+    load();
+    EXPECT_EQ(problem_fields(), (std::multiset<std::string>{field}))
+        << value << describe(problems_);
+  }
+}
+
 // A real CA certificate in PEM at `file` (the admin anchor check compares certificates).
 std::string write_ca(const std::filesystem::path& file, const std::string& name) {
   const auto now = std::chrono::system_clock::now();
@@ -613,10 +643,12 @@ TEST(RepositoryGatewayConfig, ShippedConfigHasNoProblemsBeyondUncreatedDevCertif
   for (const auto& p : problems) {
     EXPECT_NE(p.reason.find("does not exist"), std::string::npos) << p.field << ": " << p.reason;
     EXPECT_TRUE(p.field.rfind("/listener/tls/", 0) == 0 || p.field.rfind("/delivery/", 0) == 0 ||
-                p.field == "/store/encryption/keys/0/file" || p.field.rfind("/admin/", 0) == 0)
+                p.field == "/store/encryption/keys/0/file" ||
+                p.field == "/persons/match_key/file" || p.field.rfind("/admin/", 0) == 0)
         << p.field << ": " << p.reason;
   }
-  // The shipped configuration encrypts the store at rest.
+  // The shipped configuration encrypts the store at rest and matches persons across messages.
+  EXPECT_TRUE(config.persons.enabled());
   ASSERT_EQ(config.store.keys.size(), 1U);
   EXPECT_EQ(config.store.active_key, config.store.keys[0].id);
   EXPECT_EQ(config.listener.address, "127.0.0.1");

@@ -7,6 +7,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gateway/identity/cert_authority.hpp"
@@ -139,6 +140,50 @@ TEST_F(ConfigCheckCli, APostgresDsnWithAPasswordIsNamedButNeverPrinted) {
   EXPECT_NE(r.err.find(": /store/dsn: must not carry a password"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("Hunter2"), std::string::npos) << r.err;
   EXPECT_EQ(r.out.find("Hunter2"), std::string::npos) << r.out;
+}
+
+// The keys are read as the start reads them: a key in the wrong format or a file others can read
+// is a problem (named, the key never printed); good keys are ok.
+TEST_F(ConfigCheckCli, TheStoreKeysAndTheMatchKeyAreRead) {
+  const auto with_keys = [this](const std::string& store_key, const std::string& match_key) {
+    std::string text = config_text();
+    const std::string store = R"("path": "var/mxgw.db")";
+    text.replace(text.find(store), store.size(),
+                 store + R"(, "encryption": {"active": "k1", "keys": [{"id": "k1", "file": ")" +
+                     store_key + R"("}]})");
+    text.replace(text.find(R"("partners":)"), 0,
+                 R"("persons": {"match_key": {"file": ")" + match_key + R"("}},
+      )");
+    return text;
+  };
+  const std::string good(64, 'c');
+  const std::string secret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdeX";
+  for (const char* name : {"store.hex", "match.hex", "short.hex", "open.hex", "bad.hex"}) {
+    write_file(dir_ / name, std::string(name) == "short.hex" ? "abcd"
+                            : std::string(name) == "bad.hex" ? secret
+                                                             : good);
+    std::filesystem::permissions(dir_ / name, std::string(name) == "open.hex"
+                                                  ? std::filesystem::perms(0644)
+                                                  : std::filesystem::perms(0600));
+  }
+  write_file(config_file(), with_keys("store.hex", "match.hex"));
+  auto r = run_mxgw({"config", "check", "--config", config_file().string()}, dir_.path());
+  EXPECT_EQ(r.exit_status, 0) << r.err;
+
+  for (const auto& [store_key, match_key, pointer] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"store.hex", "short.hex", "/persons/match_key"},
+           {"store.hex", "open.hex", "/persons/match_key"},
+           {"store.hex", "bad.hex", "/persons/match_key"},
+           {"open.hex", "match.hex", "/store/encryption"}}) {
+    write_file(config_file(), with_keys(store_key, match_key));
+    r = run_mxgw({"config", "check", "--config", config_file().string()}, dir_.path());
+    EXPECT_EQ(r.exit_status, 2) << store_key << " " << match_key;
+    const auto lines = lines_of(r.err);
+    ASSERT_EQ(lines.size(), 1u) << r.err;
+    EXPECT_EQ(lines[0].rfind(config_file().string() + ": " + pointer + ": ", 0), 0u) << lines[0];
+    EXPECT_EQ(r.err.find("0123456789abcdef"), std::string::npos) << r.err;
+  }
 }
 
 TEST_F(ConfigCheckCli, ProblemsInThePartnersFileNameThatFile) {

@@ -44,6 +44,9 @@ void gateway_fixture::SetUp() {
   store::generate_key_file(dir_ / "store-key.hex");
   config_.store.keys = {{"test-1", dir_ / "store-key.hex", ""}};
   config_.store.active_key = "test-1";
+  // As shipped: persons are matched across messages (docs/persons.md).
+  store::generate_key_file(dir_ / "match-key.hex");
+  config_.persons.match_key = {"match", dir_ / "match-key.hex", ""};
   config_.partners_file = dir_ / "partners.json";
   config_.schema_dir = source_dir() / "config" / "schema";
   config_.mappings_dir = source_dir() / "config" / "mappings";

@@ -176,20 +176,19 @@ constexpr std::array<const char*, postgres_schema_version> migrations = {
       CREATE INDEX messages_expiring ON messages (expires_at)
         WHERE expires_at IS NOT NULL AND purged_at IS NULL;
     )sql",
-    // 11: the keyed digests of each message's persons (docs/persons.md; SQLite version 15): the
-    // persons of other messages sharing a digest of the same kind are found through the primary
-    // key, which leads with the digest and the kind; a message's keys are deleted (its
-    // withdrawal, retention) through person_keys_by_message. There are no positions here (see
-    // deliveries), so that index is by message id. Messages stored before have no keys.
+    // 11: the keyed digests of each message's persons (docs/persons.md; SQLite version 15),
+    // found by the message's id (its withdrawal, retention, the keys of the message asked
+    // about). There is no index by digest: digests are random, so one would take a page anywhere
+    // in it for every key of every accepted message, while a question about candidates, an
+    // administrator's and rare, reads the table once. Messages stored before have no keys.
     R"sql(
       CREATE TABLE person_keys (
-        digest     bytea NOT NULL,
-        kind       text NOT NULL,
         message_id text NOT NULL REFERENCES messages (id),
         pointer    text NOT NULL,
-        PRIMARY KEY (digest, kind, message_id, pointer)
+        kind       text NOT NULL,
+        digest     bytea NOT NULL,
+        PRIMARY KEY (message_id, pointer, kind, digest)
       );
-      CREATE INDEX person_keys_by_message ON person_keys (message_id);
     )sql",
 };
 
@@ -497,11 +496,12 @@ constexpr const char* select_person_matches_sql = R"sql(
     SELECT pointer, kind, id, other_pointer, sender, type, accepted_at FROM (
       SELECT DISTINCT mine.pointer, mine.kind, m.id, other.pointer AS other_pointer, m.sender,
              m.type, m.accepted_at
-        FROM person_keys AS mine
-        JOIN person_keys AS other ON other.digest = mine.digest AND other.kind = mine.kind
-                                 AND other.message_id <> mine.message_id
+        FROM person_keys AS other
+        JOIN person_keys AS mine ON mine.message_id = $1 AND mine.digest = other.digest
+                                AND mine.kind = other.kind
         JOIN messages AS m ON m.id = other.message_id
-       WHERE mine.message_id = $1) AS t
+       WHERE other.message_id <> $1
+         AND other.digest IN (SELECT digest FROM person_keys WHERE message_id = $1)) AS t
      ORDER BY pointer COLLATE "C", accepted_at COLLATE "C", id COLLATE "C",
               other_pointer COLLATE "C", kind COLLATE "C"
      LIMIT $2

@@ -238,23 +238,22 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
         WHERE expires_at IS NOT NULL AND purged_at IS NULL;
     )sql",
     // 15: the keyed digests of each message's persons (docs/persons.md): the persons of other
-    // messages sharing a digest of the same kind are found from them. A table WITHOUT ROWID
-    // whose primary key leads with the digest and the kind is its own look-up index: a key is
-    // written once, at a random place (digests are random), with no table row beside it. A
-    // message's keys are deleted (its withdrawal, retention) through its position, as its
-    // delivery rows are found: person_keys_by_message grows at its end, so the keys of a whole
-    // batch share its last pages, where an index by message id would take a leaf page anywhere
-    // in it for every message (measured: some 285 pages per batch of 64 messages with three keys
-    // each, against 460 keyed by message id). Messages stored before have no keys.
+    // messages sharing a digest of the same kind are found from them. Kept in the order of the
+    // messages' positions (a table WITHOUT ROWID whose key leads with the position): a batch's
+    // keys are appended to its last pages, and a message's keys are deleted (its withdrawal,
+    // retention) as one range. There is no index by digest: digests are random, so one would
+    // take a page anywhere in it for every key of every accepted message (measured: 8 µs more
+    // of the writer's CPU per message, some 15 % of an accept), while a question about
+    // candidates, an administrator's and rare, reads the table once. Messages stored before
+    // have no keys.
     R"sql(
       CREATE TABLE person_keys (
-        digest      BLOB NOT NULL,
-        kind        TEXT NOT NULL,
         message_seq INTEGER NOT NULL,
         pointer     TEXT NOT NULL,
-        PRIMARY KEY (digest, kind, message_seq, pointer)
+        kind        TEXT NOT NULL,
+        digest      BLOB NOT NULL,
+        PRIMARY KEY (message_seq, pointer, kind, digest)
       ) WITHOUT ROWID;
-      CREATE INDEX person_keys_by_message ON person_keys (message_seq);
     )sql",
 };
 
@@ -503,15 +502,17 @@ constexpr const char* select_held_sql =
 // that share a digest and kind with one of its keys, once per (pointer, kind, other message,
 // other pointer) (two digests of one kind may both match), in the header's order. Acceptance is
 // accepted_at and then the id, as on PostgreSQL (a batch shares its time), compared byte-wise.
-// The message's keys come from person_keys_by_message, the others' from the primary key.
+// The table is read once: each key of another message whose digest is among the message's own
+// (a set built first from its range of the key) is joined back to the message's keys.
 constexpr const char* select_message_seq_sql = "SELECT seq FROM messages WHERE id = ?1";
 constexpr const char* select_person_matches_sql =
     "SELECT DISTINCT mine.pointer, mine.kind, m.id, other.pointer, m.sender, m.type, "
-    "m.accepted_at FROM person_keys AS mine "
-    "JOIN person_keys AS other ON other.digest = mine.digest AND other.kind = mine.kind "
-    "AND other.message_seq <> mine.message_seq "
+    "m.accepted_at FROM person_keys AS other "
+    "JOIN person_keys AS mine ON mine.message_seq = ?1 AND mine.digest = other.digest "
+    "AND mine.kind = other.kind "
     "JOIN messages AS m ON m.seq = other.message_seq "
-    "WHERE mine.message_seq = ?1 "
+    "WHERE other.message_seq <> ?1 "
+    "AND other.digest IN (SELECT digest FROM person_keys WHERE message_seq = ?1) "
     "ORDER BY mine.pointer, m.accepted_at, m.id, other.pointer, mine.kind LIMIT ?2";
 // One held copy as a claim would hand it out (the columns of claim_job_sql).
 constexpr const char* select_held_job_sql =

@@ -501,13 +501,12 @@ TEST(SqlitePersonKeys, AVersion14FileIsMigratedAndGetsTheTable) {
   EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "15");
   EXPECT_EQ(raw_db(path).text(schema),
             "CREATE TABLE person_keys (\n"
-            "        digest      BLOB NOT NULL,\n"
-            "        kind        TEXT NOT NULL,\n"
             "        message_seq INTEGER NOT NULL,\n"
             "        pointer     TEXT NOT NULL,\n"
-            "        PRIMARY KEY (digest, kind, message_seq, pointer)\n"
-            "      ) WITHOUT ROWID; "
-            "CREATE INDEX person_keys_by_message ON person_keys (message_seq)");
+            "        kind        TEXT NOT NULL,\n"
+            "        digest      BLOB NOT NULL,\n"
+            "        PRIMARY KEY (message_seq, pointer, kind, digest)\n"
+            "      ) WITHOUT ROWID");
 
   // The old message has no keys; new ones are stored and matched.
   EXPECT_EQ(matched_ids_on(store, 1), "");
@@ -541,13 +540,11 @@ TEST(PgPersonKeys, AVersion10SchemaIsMigratedAndGetsTheTable) {
 
   auto store = open_postgres_store(pg_options_for(dir.path(), {}));
   EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "11");
-  EXPECT_EQ(query(columns), "digest bytea NO, kind text NO, message_id text NO, pointer text NO");
+  EXPECT_EQ(query(columns), "message_id text NO, pointer text NO, kind text NO, digest bytea NO");
   EXPECT_EQ(query("SELECT string_agg(indexdef, '; ' ORDER BY indexname) FROM pg_indexes "
                   "WHERE schemaname = current_schema() AND tablename = 'person_keys'"),
-            "CREATE INDEX person_keys_by_message ON " + schema +
-                ".person_keys USING btree (message_id); "
-                "CREATE UNIQUE INDEX person_keys_pkey ON " +
-                schema + ".person_keys USING btree (digest, kind, message_id, pointer)");
+            "CREATE UNIQUE INDEX person_keys_pkey ON " + schema +
+                ".person_keys USING btree (message_id, pointer, kind, digest)");
 
   // The old message has no keys; new ones are stored and matched.
   EXPECT_EQ(matched_ids_on(*store, 1), "");

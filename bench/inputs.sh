@@ -23,10 +23,13 @@ wait_https() {  # wait_https URL PARTNER: until the URL answers 200 (or 10 s), a
 
 # bench_inputs MXGW DIR: in DIR, a development CA with a server certificate and the partner
 # certificates of vn-gialai and kh-stungtreng (DIR/certs), a data key for encryption at rest
-# (DIR/certs/store-key.hex), and the request bodies: the shipped examples with a {{uuid}}
-# placeholder that mxgw-loadgen replaces by a fresh UUID per request (the gateway deduplicates by
-# id; KH-CNP ids derive from msg_no): DIR/canonical.json (a hotline tip) and DIR/kh-cnp.json (the
-# KH-CNP victim referral). Run from the checkout's top folder.
+# (DIR/certs/store-key.hex), the key of the persons' digests (DIR/certs/match-key.hex), and the
+# request bodies: the shipped examples with a {{uuid}} placeholder that mxgw-loadgen replaces by a
+# fresh UUID per request (the gateway deduplicates by id; KH-CNP ids derive from msg_no):
+# DIR/canonical.json (a hotline tip) and DIR/kh-cnp.json (the KH-CNP victim referral). The UUID
+# stands in for one of the person's given names too, so each message names another person, as
+# real traffic mostly does (the persons' digests are then spread over their index, not appended
+# to one place of it). Run from the checkout's top folder.
 bench_inputs() {
   local mxgw=$1 dir=$2 partner
   "$mxgw" certs init --dir "$dir/certs" > /dev/null
@@ -34,10 +37,13 @@ bench_inputs() {
     "$mxgw" certs issue --dir "$dir/certs" --partner "$partner" --out "$dir/certs/$partner" > /dev/null
   done
   "$mxgw" keys generate --out "$dir/certs/store-key.hex" > /dev/null
-  sed 's/"id": "[0-9a-f-]*"/"id": "{{uuid}}"/' config/examples/hotline.tip.json > "$dir/canonical.json"
-  sed 's/"msg_no": "[^"]*"/"msg_no": "RTK-{{uuid}}"/' \
+  "$mxgw" keys generate --out "$dir/certs/match-key.hex" > /dev/null
+  sed 's/"id": "[0-9a-f-]*"/"id": "{{uuid}}"/; s/"Dụ"/"{{uuid}}"/' config/examples/hotline.tip.json \
+    > "$dir/canonical.json"
+  sed 's/"msg_no": "[^"]*"/"msg_no": "RTK-{{uuid}}"/; s/"given_name_lat": "THI HOA"/"given_name_lat": "THI {{uuid}}"/' \
     tests/adapters/golden/kh-cnp/victim-referral.kh.json > "$dir/kh-cnp.json"
-  grep -q '{{uuid}}' "$dir/canonical.json" && grep -q '{{uuid}}' "$dir/kh-cnp.json"
+  [ "$(grep -o '{{uuid}}' "$dir/canonical.json" | wc -l)" = 2 ] &&
+    [ "$(grep -o '{{uuid}}' "$dir/kh-cnp.json" | wc -l)" = 2 ]
 }
 
 # gateway_config DIR DELIVERY(true|false) MAX_CONNECTIONS [STORE [CONFIG_ROOT]]: a configuration
@@ -45,8 +51,9 @@ bench_inputs() {
 # $port_sim, certificates from $certs, schemas and code tables from CONFIG_ROOT/config (default:
 # $root, this checkout).
 # Default store settings (SQLite: WAL, synchronous=FULL, group commit; postgres:
-# synchronous_commit=on, group commit, a schema of its own per DIR), encryption at rest as
-# shipped; one event-loop thread (the server has one core, as nginx has one worker).
+# synchronous_commit=on, group commit, a schema of its own per DIR), encryption at rest and the
+# persons' digests as shipped; one event-loop thread (the server has one core, as nginx has one
+# worker).
 gateway_config() {
   local dir=$1 delivery=$2 max_connections=$3 store_kind=${4:-sqlite} config_root=${5:-$root}
   local store
@@ -60,6 +67,13 @@ gateway_config() {
     store="\"kind\": \"sqlite\", \"path\": \"$dir/var/mxgw.db\""
   fi
   mkdir -p "$dir"
+  # Persons matched across messages, as shipped, by a build that knows them (bench/ab.sh may run
+  # an older one).
+  local persons=
+  if "$mxgw" --help | grep -q "^  persons "; then
+    persons='
+  "persons": {"match_key": {"file": "'"$certs/match-key.hex"'"}},'
+  fi
   cat > "$dir/partners.json" <<EOF
 {"partners": [
   {"id": "vn-gialai", "name": "Gia Lai (sender of canonical messages)", "country": "VN",
@@ -91,7 +105,7 @@ EOF
                "max_connections_per_address": $max_connections}
   },
   "store": {$store,
-            "encryption": {"active": "bench", "keys": [{"id": "bench", "file": "$certs/store-key.hex"}]}},
+            "encryption": {"active": "bench", "keys": [{"id": "bench", "file": "$certs/store-key.hex"}]}},$persons
   "delivery": {"enabled": $delivery, "client_certificate": "$certs/server.pem",
                "client_key": "$certs/server.key", "partner_server_ca": ["$certs/ca.pem"]},
   "partners": "partners.json",

@@ -219,6 +219,17 @@ std::optional<std::string> first_non_nfc(const rapidjson::Value& value, const st
 }
 
 std::string icao_latin(std::string_view text) {
+  // ASCII has nothing to decompose or drop: upper case is all (and ICU's round trip through
+  // UTF-16 costs more than the rest of a name's comparison form).
+  if (std::all_of(text.begin(), text.end(), [](char c) { return (c & 0x80) == 0; })) {
+    std::string upper(text);
+    for (char& c : upper) {
+      if (c >= 'a' && c <= 'z') {
+        c = static_cast<char>(c - 'a' + 'A');
+      }
+    }
+    return collapse_spaces(upper);
+  }
   UErrorCode status = U_ZERO_ERROR;
   const icu::UnicodeString decomposed = nfd().normalize(from_utf8(text), status);
   if (U_FAILURE(status)) {

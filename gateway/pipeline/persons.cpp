@@ -1,11 +1,13 @@
 // Keyed digests of a message's persons, for candidates of the same person across messages.
 #include "gateway/pipeline/persons.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 #include <rapidjson/document.h>
 
 #include <algorithm>
+#include <memory>
 #include <set>
 #include <stdexcept>
 #include <utility>
@@ -33,19 +35,56 @@ const rapidjson::Value* member(const rapidjson::Value& object, std::string_view 
   return it == object.MemberEnd() ? nullptr : &it->value;
 }
 
-std::string hmac(const match_key& key, std::string_view kind, std::string_view form) {
-  std::string input;
-  input.reserve(kind.size() + 1 + form.size());
-  input.append(kind).push_back('\0');
-  input.append(form);
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int size = 0;
-  if (HMAC(EVP_sha256(), key.bytes.data(), static_cast<int>(key.bytes.size()),
-           reinterpret_cast<const unsigned char*>(input.data()), input.size(), out,
-           &size) == nullptr) {
-    throw std::runtime_error("HMAC-SHA-256 failed");
+// HMAC-SHA-256 under one key, with OpenSSL's MAC fetched once and one context per thread set to
+// the key once (a one-shot HMAC() fetches the algorithms and allocates on every call, which costs
+// more than the hash of a short name).
+class keyed_mac {
+ public:
+  explicit keyed_mac(const match_key& key) : key_(key.bytes) {
+    static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+    ctx_ = mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr;
+    char digest[] = "SHA256";
+    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+                                 OSSL_PARAM_END};
+    if (ctx_ == nullptr || EVP_MAC_init(ctx_, key_.data(), key_.size(), params) != 1) {
+      EVP_MAC_CTX_free(ctx_);
+      throw std::runtime_error("HMAC-SHA-256 cannot be set up");
+    }
   }
-  return {reinterpret_cast<const char*>(out), size};
+  ~keyed_mac() { EVP_MAC_CTX_free(ctx_); }
+  keyed_mac(const keyed_mac&) = delete;
+  keyed_mac& operator=(const keyed_mac&) = delete;
+
+  bool has_key(const match_key& key) const { return key_ == key.bytes; }
+
+  std::string of(std::string_view kind, std::string_view form) {
+    const unsigned char zero = 0;
+    unsigned char out[EVP_MAX_MD_SIZE];
+    std::size_t size = 0;
+    // A null key restarts the MAC with the key set at construction.
+    if (EVP_MAC_init(ctx_, nullptr, 0, nullptr) != 1 ||
+        EVP_MAC_update(ctx_, reinterpret_cast<const unsigned char*>(kind.data()), kind.size()) !=
+            1 ||
+        EVP_MAC_update(ctx_, &zero, 1) != 1 ||
+        EVP_MAC_update(ctx_, reinterpret_cast<const unsigned char*>(form.data()), form.size()) !=
+            1 ||
+        EVP_MAC_final(ctx_, out, &size, sizeof out) != 1) {
+      throw std::runtime_error("HMAC-SHA-256 failed");
+    }
+    return {reinterpret_cast<const char*>(out), size};
+  }
+
+ private:
+  std::array<unsigned char, 32> key_;
+  EVP_MAC_CTX* ctx_ = nullptr;
+};
+
+std::string hmac(const match_key& key, std::string_view kind, std::string_view form) {
+  thread_local std::unique_ptr<keyed_mac> mac;
+  if (!mac || !mac->has_key(key)) {
+    mac = std::make_unique<keyed_mac>(key);
+  }
+  return mac->of(kind, form);
 }
 
 // The year of a partial date ("1998", "1998-05", "1998-05-17"), or empty.
@@ -143,6 +182,7 @@ std::optional<std::string> name_form(const rapidjson::Value& name,
     return std::nullopt;
   }
   const std::string_view code = text_of(*script);
+  // Latin parts as they are (comparison_key puts them into ICAO form), others transliterated.
   std::string latin;
   for (const char* field : {"family", "given"}) {
     const auto* parts = member(name, field);
@@ -156,20 +196,24 @@ std::optional<std::string> name_form(const rapidjson::Value& name,
       if (!part.IsString()) {
         return std::nullopt;
       }
-      std::optional<std::string> one;
       if (code == "Latn") {
-        one = icao_latin(text_of(part));
-      } else if (translit != nullptr) {
-        one = translit->to_latin(code, text_of(part));
+        latin += text_of(part);
+      } else {
+        auto one = translit != nullptr ? translit->to_latin(code, text_of(part)) : std::nullopt;
+        if (!one) {
+          return std::nullopt;
+        }
+        latin += *one;
       }
-      if (!one || !is_plain_latin(*one)) {
-        return std::nullopt;
-      }
-      latin += *one;
       latin += ' ';
     }
   }
   const std::string key = comparison_key(latin);
+  // comparison_key keeps letters it cannot put into Latin (another script, mislabelled): such a
+  // name has no plain-Latin form.
+  if (std::any_of(key.begin(), key.end(), [](char c) { return (c & 0x80) != 0; })) {
+    return std::nullopt;
+  }
   std::vector<std::string_view> words;
   for (std::size_t start = 0; start < key.size();) {
     std::size_t end = key.find(' ', start);

@@ -3,6 +3,8 @@
 #include "gateway/pipeline/persons.hpp"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <rapidjson/document.h>
 
 #include <set>
@@ -93,6 +95,8 @@ TEST(PersonForms, ANameThatCannotBePutIntoLatinHasNoForm) {
   EXPECT_FALSE(form(R"({"given": ["--"], "script": "Latn", "kind": "primary"})"));
   EXPECT_FALSE(form(R"({"given": [7], "script": "Latn", "kind": "primary"})"));
   EXPECT_FALSE(form(R"({"given": ["Sok"]})"));  // no script
+  // Letters of another script marked as Latin are not put into Latin.
+  EXPECT_FALSE(form(R"({"given": ["Сок", "Chantha"], "script": "Latn", "kind": "primary"})"));
 }
 
 TEST(PersonForms, DocumentNumbersKeepLettersAndDigitsOnly) {
@@ -157,6 +161,33 @@ TEST(PersonDigests, DigestsDependOnTheKeyAndNeverCarryTheName) {
   const auto name = digests(R"({"person": {"names": [{"given": ["CHANTHA", "SOK"],
       "script": "Latn", "kind": "primary"}]}})");
   EXPECT_EQ(shared(doc, name), 0U);
+}
+
+// The documented construction, checked against OpenSSL's one-shot HMAC: each digest stands alone
+// (the MAC restarts for every value and after a change of key).
+TEST(PersonDigests, EachDigestIsHmacSha256OfKindNulForm) {
+  const auto reference = [](const match_key& key, const std::string& input) {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    HMAC(EVP_sha256(), key.bytes.data(), static_cast<int>(key.bytes.size()),
+         reinterpret_cast<const unsigned char*>(input.data()), input.size(), out, &size);
+    return std::string(reinterpret_cast<const char*>(out), size);
+  };
+  const std::string body = R"({"person": {"names": [
+      {"family": ["Sok"], "given": ["Chantha"], "script": "Latn", "kind": "primary"}],
+      "birthDate": "2009-03", "documents": [{"type": "passport", "number": "N0012345"}]}})";
+  for (const unsigned char fill : {7, 8, 7}) {
+    const auto ds = digests(body, key_of(fill));
+    ASSERT_EQ(ds.size(), 3U);
+    EXPECT_EQ(ds[0].kind, "document");
+    EXPECT_EQ(ds[0].digest, reference(key_of(fill), std::string("document\0N0012345", 17)));
+    EXPECT_EQ(ds[1].kind, "name-birth-year");
+    EXPECT_EQ(ds[1].digest, reference(key_of(fill), std::string("name-birth-year\0CHANTHA SOK\0"
+                                                                "2009",
+                                                                32)));
+    EXPECT_EQ(ds[2].kind, "name");
+    EXPECT_EQ(ds[2].digest, reference(key_of(fill), std::string("name\0CHANTHA SOK", 16)));
+  }
 }
 
 TEST(PersonDigests, OddInputGivesNoDigestsRatherThanAnError) {

@@ -214,6 +214,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       state, store,
       mxgw::admin::admin_api_options{
           .signing_dir = s.signing_dir(),
+          .persons_matching = true,
           .reload =
               [](const std::string&) { return std::vector<mxgw::identity::config_problem>{}; }},
       std::make_shared<mxgw::metrics>(), [] { return std::string(); });

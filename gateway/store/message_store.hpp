@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gateway/audit/audit.hpp"
@@ -469,6 +470,32 @@ class message_store {
   /// keys were deleted) gives an empty list. Runs as a read: it never delays the group commit.
   virtual void find_person_matches(std::string message_id, std::size_t limit,
                                    matches_handler handler) = 0;
+
+  /// Makes the keys of one message anew (`mxgw persons rekey`): from its id and its body as the
+  /// store gives it (opened when encryption at rest is on), the keys it should have; nullopt
+  /// leaves that message's keys as they are (e.g. a body that does not parse). Runs inside the
+  /// store's transaction: keep it quick and free of store calls.
+  using person_keyer = std::function<std::optional<std::vector<person_key>>(
+      std::string_view message_id, std::string_view body)>;
+
+  struct person_rekey_result {
+    std::size_t messages = 0;  ///< messages looked at (in id order, whatever their state)
+    std::size_t rekeyed = 0;   ///< of those, whose keys were replaced
+    std::size_t keys = 0;      ///< keys written for them
+    std::string last_id;       ///< the last message looked at: `after_id` of the next batch
+  };
+  using person_rekey_handler = std::function<void(person_rekey_result, bool ok)>;
+
+  /// Replaces the person keys of the next `max_messages` messages after `after_id` (in id order;
+  /// "" starts at the first) with what `keyer` returns for each, all in one transaction
+  /// (group-committed with this store's other writes). Messages whose body is gone (purged,
+  /// expired) or that their sender withdrew are looked at but never shown to the keyer and keep
+  /// no keys. A failed batch, or a keyer that throws, changes nothing: handler({}, false). Safe
+  /// while gateways use the store: a withdrawal committed at the same time, on this instance or
+  /// another, leaves the message without keys. Used to key messages stored before keys were kept
+  /// and to key every message anew under a new match key.
+  virtual void rekey_persons(std::string after_id, std::size_t max_messages, person_keyer keyer,
+                             person_rekey_handler handler) = 0;
 
   // ---- four-eyes release (docs/release.md) ----
 

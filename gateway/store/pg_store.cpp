@@ -181,6 +181,11 @@ constexpr std::array<const char*, postgres_schema_version> migrations = {
     // about). There is no index by digest: digests are random, so one would take a page anywhere
     // in it for every key of every accepted message, while a question about candidates, an
     // administrator's and rare, reads the table once. Messages stored before have no keys.
+    // `withdrawn_at` (ms since the epoch) marks a message its sender withdrew (the first
+    // withdrawal's time), so that making keys anew (rekey_persons) gives it none. NULL: not
+    // withdrawn. No default: no rewrite of the table. Messages withdrawn before are marked from
+    // the audit chain, as in SQLite's version 15 (an entry is read as json, which keeps any
+    // escape jsonb would refuse).
     R"sql(
       CREATE TABLE person_keys (
         message_id text NOT NULL REFERENCES messages (id),
@@ -189,6 +194,16 @@ constexpr std::array<const char*, postgres_schema_version> migrations = {
         digest     bytea NOT NULL,
         PRIMARY KEY (message_id, pointer, kind, digest)
       );
+      ALTER TABLE messages ADD COLUMN withdrawn_at bigint;
+      UPDATE messages AS m SET withdrawn_at = w.at_ms
+        FROM (SELECT original, partner,
+                     (extract(epoch FROM min(at::timestamptz)) * 1000)::bigint AS at_ms
+                FROM (SELECT convert_from(entry, 'UTF8')::json #>> '{details,withdraws}'
+                               AS original, partner, at
+                        FROM audit WHERE event = 'message.accepted') AS a
+               WHERE original IS NOT NULL
+               GROUP BY original, partner) AS w
+       WHERE m.id = w.original AND m.sender = w.partner;
     )sql",
 };
 
@@ -301,6 +316,11 @@ constexpr const char* replay_sql =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $3, "
     "dead_since = NULL WHERE message_id = $1 AND recipient = $2 AND state = 'dead'";
 constexpr const char* original_exists_sql = "SELECT 1 FROM messages WHERE id = $1 AND sender = $2";
+// The original's mark of withdrawal ($3 the accept's time in ms; the first withdrawal's stays).
+// It runs before the withdrawal's other statements: it locks the message's row, which a batch of
+// rekey_persons locks too, so the two take turns (see select_rekey_messages_sql).
+constexpr const char* mark_withdrawn_sql =
+    "UPDATE messages SET withdrawn_at = coalesce(withdrawn_at, $3) WHERE id = $1 AND sender = $2";
 constexpr const char* withdraw_sql =
     "UPDATE deliveries SET state = 'withdrawn', payload = ''::bytea, payload_is_body = false "
     "WHERE message_id = $1 AND state IN ('held', 'pending', 'retrying') "
@@ -322,6 +342,30 @@ constexpr const char* insert_person_keys_sql = R"sql(
 constexpr const char* withdraw_person_keys_sql =
     "DELETE FROM person_keys WHERE message_id = $1 "
     "AND EXISTS (SELECT 1 FROM messages WHERE id = $1 AND sender = $2)";
+
+// Keys made anew (rekey_persons): the next messages in id order (byte-wise, as on SQLite), each
+// with its body when the keyer may see it (a body left, not purged, not withdrawn), otherwise an
+// empty one and false. Their rows are locked until COMMIT: a withdrawal on another instance
+// marks the row first (mark_withdrawn_sql), so either it waits and then deletes the keys written
+// here, or this waits and then reads withdrawn_at. A purge skips rows locked here. Then the keys
+// of the batch's messages are deleted ($1 their ids) and the new ones inserted (arrays of the
+// message ids, digests in hex, kinds and pointers; a key named twice is kept once).
+constexpr const char* select_rekey_messages_sql = R"sql(
+    SELECT id,
+           CASE WHEN length(body) > 0 AND purged_at IS NULL AND withdrawn_at IS NULL
+                THEN body ELSE ''::bytea END,
+           length(body) > 0 AND purged_at IS NULL AND withdrawn_at IS NULL
+      FROM messages WHERE id COLLATE "C" > $1 ORDER BY id COLLATE "C" LIMIT $2 FOR UPDATE
+  )sql";
+constexpr const char* delete_rekeyed_keys_sql =
+    "DELETE FROM person_keys WHERE message_id = ANY ($1::text[])";
+constexpr const char* insert_rekeyed_keys_sql = R"sql(
+    INSERT INTO person_keys (digest, kind, message_id, pointer)
+    SELECT decode(k.digest, 'hex'), k.kind, k.message_id, k.pointer
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+           AS k (message_id, digest, kind, pointer)
+    ON CONFLICT DO NOTHING
+  )sql";
 
 // Four-eyes release (write_release): the held row, locked until COMMIT, so an instance deciding
 // on the same copy at the same time waits and then reads the approvals this one committed (or
@@ -931,9 +975,18 @@ struct release_write {
   std::vector<audit::audit_record> audit;  ///< the request's entry, completed by the store
 };
 
+struct rekey_write {
+  std::string after_id;
+  std::size_t max_messages = 0;
+  message_store::person_keyer keyer;
+  message_store::person_rekey_handler handler;
+  message_store::person_rekey_result result;
+  bool failed = false;  ///< the keyer threw: its part was rolled back to its savepoint
+};
+
 struct pending_write {
   std::variant<accept_write, claim_write, report_write, replay_write, audit_write, checkpoint_write,
-               state_write, purge_write, rewrite_write, release_write>
+               state_write, purge_write, rewrite_write, release_write, rekey_write>
       work;
   bool committed = false;
   /// The audit records this write appends in the chain phase (set by the first phase).
@@ -1069,6 +1122,10 @@ void answer(pending_write& write, const char* failure) noexcept {
         } else if constexpr (std::is_same_v<kind, rewrite_write>) {
           const bool ok = committed && !w.failed;
           call_quietly(w.handler, ok ? std::move(w.result) : rewrite_result{}, ok);
+        } else if constexpr (std::is_same_v<kind, rekey_write>) {
+          const bool ok = committed && !w.failed;
+          call_quietly(w.handler, ok ? std::move(w.result) : message_store::person_rekey_result{},
+                       ok);
         } else if constexpr (std::is_same_v<kind, release_write>) {
           call_quietly(w.handler, committed ? std::move(w.result) : release_result{}, committed);
         } else {
@@ -1175,6 +1232,11 @@ class postgres_store final : public message_store {
     submit(pending_write{rewrite_write{
         std::move(after_id), max_messages, std::move(rewriter), std::move(handler), {}, false}});
   }
+  void rekey_persons(std::string after_id, std::size_t max_messages, person_keyer keyer,
+                     person_rekey_handler handler) override {
+    submit(pending_write{rekey_write{
+        std::move(after_id), max_messages, std::move(keyer), std::move(handler), {}, false}});
+  }
   void transfer_register(std::string from_month, std::string to_month,
                          register_handler handler) override {
     submit_read(register_read{std::move(from_month), std::move(to_month), std::move(handler)});
@@ -1274,6 +1336,7 @@ class postgres_store final : public message_store {
                      const std::string& at);
   void write_purge(pending_write& write, purge_write& w, std::int64_t now_ms);
   void write_rewrite(rewrite_write& w);
+  void write_rekey(rekey_write& w);
   void write_chain_phase(std::vector<pending_write>& batch, const std::string& at);
   void append_rows(const std::vector<audit::audit_record>& records, const std::string& at,
                    std::pair<std::int64_t, std::string>& head);
@@ -1730,6 +1793,8 @@ void postgres_store::write_batch(std::vector<pending_write>& batch) {
             write_purge(write, w, now_ms);
           } else if constexpr (std::is_same_v<kind, rewrite_write>) {
             write_rewrite(w);
+          } else if constexpr (std::is_same_v<kind, rekey_write>) {
+            write_rekey(w);
           }
         },
         write.work);
@@ -1808,8 +1873,10 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
                                      text(text_array(kinds)), text(text_array(pointers))});
       }
       if (!record.withdraws.empty()) {
-        // The original's copies not yet out are taken back, and its persons are matched no more
-        // (all of its keys, whatever the state of its copies).
+        // The original is marked withdrawn first (its row lock orders this against a batch of
+        // rekey_persons), its copies not yet out are taken back, and its persons are matched no
+        // more (all of its keys, whatever the state of its copies).
+        run(mark_withdrawn_sql, {text(record.withdraws), text(record.sender), number(now_ms)});
         run(withdraw_sql, {text(record.withdraws), text(record.sender)});
         run(withdraw_person_keys_sql, {text(record.withdraws), text(record.sender)});
       }
@@ -2086,6 +2153,64 @@ void postgres_store::write_rewrite(rewrite_write& w) {
     run("ROLLBACK TO SAVEPOINT rewrite_values", {});
   }
   run("RELEASE SAVEPOINT rewrite_values", {});
+}
+
+void postgres_store::write_rekey(rekey_write& w) {
+  w.result = {};  // a batch may run again (deadlock retry)
+  w.failed = false;
+  // A savepoint of its own, as for rewrite_values: a keyer that throws undoes its own changes,
+  // not the accepts and reports it shares the transaction with.
+  run("SAVEPOINT rekey_persons", {});
+  const std::int64_t most = clamp_to_int64(std::max<std::size_t>(w.max_messages, 1));
+  const result_ptr r = run(select_rekey_messages_sql, {text(w.after_id), number(most)});
+  const int rows = PQntuples(r.get());
+  std::vector<std::string> replaced;  // messages whose keys go: not shown, or newly keyed
+  std::vector<std::string> key_ids;
+  std::vector<std::string> digests;
+  std::vector<std::string> kinds;
+  std::vector<std::string> pointers;
+  for (int i = 0; i < rows && !w.failed; ++i) {
+    std::string id = get_text(r.get(), i, 0);
+    w.result.last_id = id;
+    ++w.result.messages;
+    if (!get_bool(r.get(), i, 2)) {
+      replaced.push_back(std::move(id));  // its body is gone or it was withdrawn: no keys
+      continue;
+    }
+    std::optional<std::vector<person_key>> keys;
+    try {
+      keys = w.keyer(id, get_bytes(r.get(), i, 1));
+    } catch (...) {
+      w.failed = true;  // the caller's failure, not the store's: only this part is undone
+      break;
+    }
+    if (!keys) {
+      continue;  // its keys are left as they are
+    }
+    for (const auto& key : *keys) {
+      key_ids.push_back(id);
+      digests.push_back(
+          lower_hex(reinterpret_cast<const unsigned char*>(key.digest.data()), key.digest.size()));
+      kinds.push_back(key.kind);
+      pointers.push_back(key.pointer);
+    }
+    replaced.push_back(std::move(id));
+    ++w.result.rekeyed;
+  }
+  if (!w.failed && !replaced.empty()) {
+    run(delete_rekeyed_keys_sql, {text(text_array(replaced))});
+    if (!key_ids.empty()) {
+      const result_ptr inserted =
+          run(insert_rekeyed_keys_sql, {text(text_array(key_ids)), text(text_array(digests)),
+                                        text(text_array(kinds)), text(text_array(pointers))});
+      w.result.keys = static_cast<std::size_t>(affected(inserted));
+    }
+  }
+  if (w.failed) {
+    w.result = {};
+    run("ROLLBACK TO SAVEPOINT rekey_persons", {});
+  }
+  run("RELEASE SAVEPOINT rekey_persons", {});
 }
 
 void postgres_store::write_chain_phase(std::vector<pending_write>& batch, const std::string& at) {

@@ -488,6 +488,39 @@ class encrypting_store final : public message_store {
                            matches_handler handler) override {
     inner_->find_person_matches(std::move(message_id), limit, std::move(handler));
   }
+  // The keyer is shown the body opened (one stored in clear, before encryption was turned on,
+  // as it is). A body that does not open (its key missing from the ring, altered bytes) is not
+  // shown: that message keeps the keys it has, and the batch goes on.
+  void rekey_persons(std::string after_id, std::size_t max_messages, person_keyer keyer,
+                     person_rekey_handler handler) override {
+    person_keyer opening = [ring = ring_, keyer = std::move(keyer)](
+                               std::string_view message_id,
+                               std::string_view body) -> std::optional<std::vector<person_key>> {
+      if (!is_sealed(body)) {
+        return keyer(message_id, body);
+      }
+      std::string why;
+      std::optional<std::string> plain;
+      try {
+        plain = open_sealed(*ring, body, seal_context(message_id, "body"), &why);
+      } catch (const std::exception&) {
+        why = "unseal-failed";
+      }
+      if (!plain) {
+        try {
+          log::write(log::level::error, {.event = "store.unseal_failed",
+                                         .message_id = message_id,
+                                         .outcome = "keys-kept",
+                                         .reason = why});
+        } catch (const std::exception&) {
+        }
+        return std::nullopt;
+      }
+      return keyer(message_id, *plain);
+    };
+    inner_->rekey_persons(std::move(after_id), max_messages, std::move(opening),
+                          std::move(handler));
+  }
   void decide_release(release_request request, release_handler handler) override {
     if (!request.approve) {
       seal_text(request.reason, max_error_bytes, request.message_id, value_field::error,

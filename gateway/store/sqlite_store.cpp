@@ -245,7 +245,11 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
     // take a page anywhere in it for every key of every accepted message (measured: 8 µs more
     // of the writer's CPU per message, some 15 % of an accept), while a question about
     // candidates, an administrator's and rare, reads the table once. Messages stored before
-    // have no keys.
+    // have no keys. `withdrawn_at` (ms since the epoch) marks a message its sender withdrew
+    // (the first withdrawal's time), so that making keys anew (rekey_persons) gives it none.
+    // NULL: not withdrawn. Messages withdrawn before are marked from the audit chain: the
+    // `message.accepted` entry of each withdrawal names what it took back (`withdraws`), and a
+    // withdrawal took back only a message of its own sender (the entry's partner).
     R"sql(
       CREATE TABLE person_keys (
         message_seq INTEGER NOT NULL,
@@ -254,6 +258,15 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
         digest      BLOB NOT NULL,
         PRIMARY KEY (message_seq, pointer, kind, digest)
       ) WITHOUT ROWID;
+      ALTER TABLE messages ADD COLUMN withdrawn_at INTEGER;
+      UPDATE messages SET withdrawn_at = w.at_ms
+        FROM (SELECT json_extract(entry, '$.details.withdraws') AS original, partner,
+                     CAST((julianday(min(at)) - 2440587.5) * 86400000 AS INTEGER) AS at_ms
+                FROM audit
+               WHERE event = 'message.accepted'
+                 AND json_extract(entry, '$.details.withdraws') IS NOT NULL
+               GROUP BY 1, 2) AS w
+       WHERE messages.id = w.original AND messages.sender = w.partner;
     )sql",
 };
 
@@ -310,6 +323,9 @@ constexpr const char* replay_sql =
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
     "AND state = 'dead'";
 constexpr const char* original_exists_sql = "SELECT 1 FROM messages WHERE id = ?1 AND sender = ?2";
+// The original's mark of withdrawal (?3 the accept's time in ms); the first withdrawal's stays.
+constexpr const char* mark_withdrawn_sql =
+    "UPDATE messages SET withdrawn_at = coalesce(withdrawn_at, ?3) WHERE id = ?1 AND sender = ?2";
 constexpr const char* withdraw_sql =
     "UPDATE deliveries SET state = 'withdrawn', payload = x'', payload_is_body = 0 "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1 AND sender = ?2) "
@@ -330,6 +346,17 @@ constexpr const char* withdraw_person_keys_sql =
     "DELETE FROM person_keys "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1 AND sender = ?2)";
 constexpr const char* delete_person_keys_sql = "DELETE FROM person_keys WHERE message_seq = ?1";
+
+// Keys made anew (rekey_persons): the next messages in id order (byte-wise: TEXT compares with
+// BINARY), each with its body when the keyer may see it (a body left, not purged, not withdrawn),
+// otherwise an empty one and 0. Their keys are replaced by position.
+constexpr const char* select_rekey_messages_sql =
+    "SELECT seq, id, CASE WHEN length(body) > 0 AND purged_at IS NULL AND withdrawn_at IS NULL "
+    "THEN body ELSE x'' END, length(body) > 0 AND purged_at IS NULL AND withdrawn_at IS NULL "
+    "FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2";
+constexpr const char* insert_person_key_at_sql =
+    "INSERT INTO person_keys (message_seq, pointer, kind, digest) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT DO NOTHING";
 
 // Four-eyes release (write_release): the held row and its approvals, then one of three changes
 // to it by rowid, in the same transaction. A released copy is due now and keeps attempts 0; a
@@ -898,12 +925,21 @@ struct release_write {
   std::vector<audit::audit_record> audit;  ///< the request's entry, completed by the store
 };
 
+struct rekey_write {
+  std::string after_id;
+  std::size_t max_messages = 0;
+  message_store::person_keyer keyer;
+  message_store::person_rekey_handler handler;
+  message_store::person_rekey_result result;
+  bool failed = false;  ///< the keyer threw: its part was rolled back to its savepoint
+};
+
 /// One piece of work for the writer thread. Accepts, the delivery bookkeeping (claims, reports,
 /// replays, release decisions), audit entries and state changes share the queue and the group
 /// commit: one transaction, one fsync.
 struct pending_write {
   std::variant<accept_write, claim_write, report_write, replay_write, audit_write, checkpoint_write,
-               state_write, purge_write, rewrite_write, release_write>
+               state_write, purge_write, rewrite_write, release_write, rekey_write>
       work;
   bool committed = false;  ///< the transaction that carried it committed
 };
@@ -1048,6 +1084,10 @@ void answer(pending_write& write, const char* failure) noexcept {
         } else if constexpr (std::is_same_v<kind, rewrite_write>) {
           const bool ok = committed && !w.failed;
           call_quietly(w.handler, ok ? std::move(w.result) : rewrite_result{}, ok);
+        } else if constexpr (std::is_same_v<kind, rekey_write>) {
+          const bool ok = committed && !w.failed;
+          call_quietly(w.handler, ok ? std::move(w.result) : message_store::person_rekey_result{},
+                       ok);
         } else if constexpr (std::is_same_v<kind, release_write>) {
           call_quietly(w.handler, committed ? std::move(w.result) : release_result{}, committed);
         } else {
@@ -1067,7 +1107,8 @@ bool adds_rows(const pending_write& write) {
   return is_accept(write) || std::holds_alternative<audit_write>(write.work) ||
          std::holds_alternative<checkpoint_write>(write.work) ||
          std::holds_alternative<state_write>(write.work) ||
-         std::holds_alternative<rewrite_write>(write.work);
+         std::holds_alternative<rewrite_write>(write.work) ||
+         std::holds_alternative<rekey_write>(write.work);
 }
 
 /// Why a new record cannot be stored as given (a bug upstream, not the partner's doing), or null.
@@ -1119,6 +1160,8 @@ struct sqlite_store::impl {
   int write_purge(purge_write& write, std::int64_t now_ms, const std::string& at);
   int write_rewrite(rewrite_write& write);
   int rewrite_values_of(rewrite_write& write);
+  int write_rekey(rekey_write& write);
+  int rekey_persons_of(rekey_write& write);
   const char* failure_reason(int rc);
   void notify_deliveries_due();
   time_point now() const;
@@ -1174,10 +1217,13 @@ struct sqlite_store::impl {
     statement replay;
     statement discard;
     statement withdraw;
+    statement mark_withdrawn;
     statement original_exists;
     statement insert_person_key;
     statement withdraw_person_keys;
     statement delete_person_keys;
+    statement select_rekey_messages;
+    statement insert_person_key_at;
     statement purge_payloads;
     statement purge_bodies;
     statement purge_expired_payloads;
@@ -1332,10 +1378,13 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->replay = prepare(db, replay_sql, path_);
   writer_sql_->discard = prepare(db, discard_sql, path_);
   writer_sql_->withdraw = prepare(db, withdraw_sql, path_);
+  writer_sql_->mark_withdrawn = prepare(db, mark_withdrawn_sql, path_);
   writer_sql_->original_exists = prepare(db, original_exists_sql, path_);
   writer_sql_->insert_person_key = prepare(db, insert_person_key_sql, path_);
   writer_sql_->withdraw_person_keys = prepare(db, withdraw_person_keys_sql, path_);
   writer_sql_->delete_person_keys = prepare(db, delete_person_keys_sql, path_);
+  writer_sql_->select_rekey_messages = prepare(db, select_rekey_messages_sql, path_);
+  writer_sql_->insert_person_key_at = prepare(db, insert_person_key_at_sql, path_);
   writer_sql_->purge_payloads = prepare(db, purge_payloads_sql, path_);
   writer_sql_->purge_bodies = prepare(db, purge_bodies_sql, path_);
   writer_sql_->purge_expired_payloads = prepare(db, purge_expired_payloads_sql, path_);
@@ -1827,6 +1876,8 @@ int sqlite_store::impl::write_batch(std::vector<pending_write>& batch, bool book
             return write_purge(w, now_ms, accepted_at);
           } else if constexpr (std::is_same_v<kind, rewrite_write>) {
             return write_rewrite(w);
+          } else if constexpr (std::is_same_v<kind, rekey_write>) {
+            return write_rekey(w);
           } else {
             return write_state(w, accepted_at);
           }
@@ -1933,8 +1984,19 @@ int sqlite_store::impl::write_record(accept_write& write, const std::string& acc
     }
   }
   if (!record.withdraws.empty()) {
-    // The original's copies not yet out are taken back, and its persons are matched no more
-    // (all of its keys, whatever the state of its copies).
+    // The original is marked withdrawn (rekey_persons gives it no keys again), its copies not yet
+    // out are taken back, and its persons are matched no more (all of its keys, whatever the
+    // state of its copies).
+    {
+      statement_use use(writer_sql_->mark_withdrawn.get());
+      rc = use.bind(std::string_view(record.withdraws), std::string_view(record.sender), now_ms);
+      if (rc == SQLITE_OK) {
+        rc = use.step();
+      }
+      if (rc != SQLITE_DONE) {
+        return rc;
+      }
+    }
     for (statement* sql : {&writer_sql_->withdraw, &writer_sql_->withdraw_person_keys}) {
       statement_use use(sql->get());
       rc = use.bind(std::string_view(record.withdraws), std::string_view(record.sender));
@@ -2576,6 +2638,93 @@ int sqlite_store::impl::rewrite_values_of(rewrite_write& write) {
   return SQLITE_OK;
 }
 
+int sqlite_store::impl::write_rekey(rekey_write& write) {
+  // A savepoint of its own, as for rewrite_values: a keyer that throws undoes its own changes,
+  // not the accepts and reports it shares the transaction with.
+  int rc = exec(writer_db_.get(), "SAVEPOINT rekey_persons");
+  if (rc != SQLITE_OK) {
+    return rc;
+  }
+  write.result = {};
+  write.failed = false;
+  rc = rekey_persons_of(write);
+  if (rc != SQLITE_OK) {
+    return rc;  // the whole batch fails and is rolled back
+  }
+  if (write.failed) {
+    write.result = {};
+    rc = exec(writer_db_.get(), "ROLLBACK TO rekey_persons");
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+  }
+  return exec(writer_db_.get(), "RELEASE rekey_persons");
+}
+
+int sqlite_store::impl::rekey_persons_of(rekey_write& write) {
+  struct rekey_message {
+    std::int64_t seq = 0;
+    std::string id;
+    std::string body;
+    bool shown = false;
+  };
+  std::vector<rekey_message> messages;
+  {
+    statement_use use(writer_sql_->select_rekey_messages.get());
+    int rc = use.bind(std::string_view(write.after_id),
+                      clamp_to_int64(std::max<std::size_t>(write.max_messages, 1)));
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+    while ((rc = use.step()) == SQLITE_ROW) {
+      messages.push_back(
+          {use.column_int64(0), use.column_text(1), use.column_blob(2), use.column_int64(3) != 0});
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
+  }
+  for (const auto& message : messages) {
+    write.result.last_id = message.id;
+    ++write.result.messages;
+    std::optional<std::vector<person_key>> keys;
+    if (message.shown) {
+      try {
+        keys = write.keyer(message.id, message.body);
+      } catch (...) {
+        write.failed = true;  // the caller's failure, not the store's: only this part is undone
+        return SQLITE_OK;
+      }
+      if (!keys) {
+        continue;  // its keys are left as they are
+      }
+    }
+    // A message not shown (its body gone, or withdrawn) keeps no keys; a shown one gets the
+    // keyer's in place of its own.
+    int rc = delete_person_keys({message.seq});
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+    if (!keys) {
+      continue;
+    }
+    for (const auto& key : *keys) {
+      statement_use use(writer_sql_->insert_person_key_at.get());
+      rc = use.bind(message.seq, std::string_view(key.pointer), std::string_view(key.kind),
+                    blob_value{key.digest});
+      if (rc == SQLITE_OK) {
+        rc = use.step();
+      }
+      if (rc != SQLITE_DONE) {
+        return rc;
+      }
+      write.result.keys += static_cast<std::size_t>(sqlite3_changes(writer_db_.get()));
+    }
+    ++write.result.rekeyed;
+  }
+  return SQLITE_OK;
+}
+
 // ---- reader thread ----
 
 void sqlite_store::impl::reader_loop() {
@@ -3195,6 +3344,12 @@ void sqlite_store::rewrite_values(std::string after_id, std::size_t max_messages
                                   value_rewriter rewriter, rewrite_handler handler) {
   impl_->submit(pending_write{rewrite_write{
       std::move(after_id), max_messages, std::move(rewriter), std::move(handler), {}, false}});
+}
+
+void sqlite_store::rekey_persons(std::string after_id, std::size_t max_messages, person_keyer keyer,
+                                 person_rekey_handler handler) {
+  impl_->submit(pending_write{rekey_write{
+      std::move(after_id), max_messages, std::move(keyer), std::move(handler), {}, false}});
 }
 
 void sqlite_store::transfer_register(std::string from_month, std::string to_month,

@@ -86,6 +86,11 @@ class sqlite_store final : public message_store {
   void rewrite_values(std::string after_id, std::size_t max_messages, value_rewriter rewriter,
                       rewrite_handler handler) override;
 
+  /// Queues the making of person keys anew for the writer thread (in the group commit, under a
+  /// savepoint of its own, as rewrite_values); see message_store::rekey_persons.
+  void rekey_persons(std::string after_id, std::size_t max_messages, person_keyer keyer,
+                     person_rekey_handler handler) override;
+
   /// Queues the read for the reader thread; see message_store::read_facts. The cursor is a
   /// position (messages.seq).
   void read_facts(std::string since, std::string after, std::size_t limit,

@@ -81,6 +81,10 @@ class late_original_store final : public message_store {
   void find_person_matches(std::string m, std::size_t l, matches_handler h) override {
     inner_->find_person_matches(std::move(m), l, std::move(h));
   }
+  void rekey_persons(std::string a, std::size_t n, person_keyer k,
+                     person_rekey_handler h) override {
+    inner_->rekey_persons(std::move(a), n, std::move(k), std::move(h));
+  }
   void list_held(std::size_t l, held_handler h) override { inner_->list_held(l, std::move(h)); }
   void read_held(std::string m, std::string r, held_copy_handler h) override {
     inner_->read_held(std::move(m), std::move(r), std::move(h));

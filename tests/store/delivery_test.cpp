@@ -1128,6 +1128,7 @@ void downgrade_to_version_7(const std::filesystem::path& path) {
   db.exec(R"sql(
     BEGIN;
     DROP TABLE person_keys;
+    ALTER TABLE messages DROP COLUMN withdrawn_at;
     CREATE TABLE deliveries_v7 (
       message_id TEXT NOT NULL REFERENCES messages (id), recipient TEXT NOT NULL,
       decided_by TEXT NOT NULL, payload BLOB NOT NULL, withheld TEXT NOT NULL DEFAULT '[]',

@@ -329,6 +329,7 @@ TEST(SqliteExpiry, AVersion12FileIsMigratedAndItsMessagesDoNotExpire) {
   // Back to what version 12 left.
   raw_db(path).exec(R"sql(
     DROP TABLE person_keys;
+    ALTER TABLE messages DROP COLUMN withdrawn_at;
     DROP INDEX messages_expiring;
     ALTER TABLE messages DROP COLUMN expires_at;
     PRAGMA user_version = 12;
@@ -368,8 +369,8 @@ TEST(PgExpiry, AVersion8SchemaIsMigratedAndItsMessagesDoNotExpire) {
   }
   // Back to what version 8 left.
   query(
-      "DROP TABLE person_keys; ALTER TABLE messages DROP COLUMN expires_at; "
-      "UPDATE mxgw_schema SET version = 8");
+      "DROP TABLE person_keys; ALTER TABLE messages DROP COLUMN withdrawn_at, "
+      "DROP COLUMN expires_at; UPDATE mxgw_schema SET version = 8");
   constexpr const char* new_column =
       "SELECT data_type || ' ' || is_nullable || ' ' || coalesce(column_default, 'null') "
       "FROM information_schema.columns WHERE table_schema = current_schema() "

@@ -3,8 +3,11 @@
 // digest of the same kind, in the header's order and up to the limit; an unknown message gives
 // nullopt, a message without keys an empty list; a duplicate accept writes no keys; the keys of a
 // message go when its sender withdraws it and when retention empties its body (its period or its
-// expiry), and nobody else's; they survive a reopen. Migration of files and schemas from before
-// (SqlitePersonKeys, PgPersonKeys).
+// expiry), and nobody else's; they survive a reopen. A withdrawal by the sender marks the
+// original (withdrawn_at). Keys made anew (rekey_persons): in id order and in batches, replacing a
+// message's keys or leaving them (nullopt), never for a purged or withdrawn message (which ends
+// with none), the body shown opened, and a keyer that throws changing nothing. Migration of files
+// and schemas from before (SqlitePersonKeys, PgPersonKeys).
 #include "gateway/common/time.hpp"
 #include "gateway/store/message_store.hpp"
 #include "gateway/store/pg_store.hpp"
@@ -22,7 +25,9 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -76,6 +81,20 @@ message_record record_of(int n, std::vector<person_key> keys, std::string sender
   record.person_keys = std::move(keys);
   record.deliveries = std::move(copies);
   return record;
+}
+
+/// A withdrawal by `sender` of message `original`, stored with its audit entry as the gateway
+/// writes it (message.accepted, the sender as partner, `withdraws` among the details).
+message_record withdrawal_of(int n, int original, const std::string& sender) {
+  message_record withdrawal = record_of(n, {}, sender);
+  withdrawal.withdraws = make_id(original);
+  withdrawal.original_seen = true;
+  withdrawal.audit = {{.event = "message.accepted",
+                       .actor = "partner:" + sender,
+                       .partner = sender,
+                       .message_id = make_id(n),
+                       .details = {{"type", "case.status"}, {"withdraws", make_id(original)}}}};
+  return withdrawal;
 }
 
 delivery_plan copy_for(const std::string& recipient) {
@@ -186,6 +205,48 @@ class StorePersonKeys : public sealable_store_test {
         "SELECT count(*) FROM person_keys WHERE message_seq = "
         "(SELECT seq FROM messages WHERE id = '" +
         make_id(n) + "')");
+  }
+
+  /// Adds a key (document, digest `digest_n`) to message n behind the store's back.
+  void plant_key(int n, int digest_n) {
+    if (GetParam().base.name == "postgres") {
+      query("INSERT INTO person_keys (message_id, pointer, kind, digest) VALUES ('" + make_id(n) +
+            "', '/body/planted', 'document', decode('" + hex_of(digest(digest_n)) + "', 'hex'))");
+      return;
+    }
+    raw_db(dir_ / "store.db")
+        .exec(
+            "INSERT INTO person_keys (message_seq, pointer, kind, digest) VALUES ("
+            "(SELECT seq FROM messages WHERE id = '" +
+            make_id(n) + "'), '/body/planted', 'document', x'" + hex_of(digest(digest_n)) + "')");
+  }
+
+  /// Message n's withdrawn_at in the database underneath ("null" when it is not set).
+  std::string withdrawn_at_of(int n) {
+    return query("SELECT coalesce(CAST(withdrawn_at AS TEXT), 'null') FROM messages WHERE id = '" +
+                 make_id(n) + "'");
+  }
+
+  /// `sender`'s withdrawal (message n) of message `original`.
+  static message_record withdrawal_of(int n, int original, std::string sender) {
+    message_record withdrawal = record_of(n, {}, std::move(sender));
+    withdrawal.type = "case.status";
+    withdrawal.withdraws = make_id(original);
+    withdrawal.original_seen = true;
+    return withdrawal;
+  }
+
+  using rekey_answer = std::pair<message_store::person_rekey_result, bool>;
+
+  rekey_answer rekey(std::string after_id, std::size_t max_messages,
+                     message_store::person_keyer keyer) {
+    std::promise<rekey_answer> p;
+    auto f = p.get_future();
+    store_->rekey_persons(std::move(after_id), max_messages, std::move(keyer),
+                          [&p](message_store::person_rekey_result r, bool ok) {
+                            p.set_value({std::move(r), ok});
+                          });
+    return wait_for(f, "rekey_persons");
   }
 
   /// Stops the store and opens it again on the same database (and decorator).
@@ -429,6 +490,279 @@ TEST_P(StorePersonKeys, APurgeOfAnExpiredMessageRemovesItsKeys) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The mark of withdrawal
+
+TEST_P(StorePersonKeys, AWithdrawalBySenderMarksTheOriginalOnceAndAnotherSendersDoesNot) {
+  stored(record_of(1, {key("/body/person", "document", 10)}, "kh-cnp", {copy_for("la-mps")}));
+  stored(record_of(2, {}, "kh-cnp"));
+  ASSERT_EQ(withdrawn_at_of(1), "null");
+
+  // Another sender's withdrawal of it marks nothing.
+  clock_.advance(1s);
+  stored(withdrawal_of(3, 1, "th-dsi"));
+  EXPECT_EQ(withdrawn_at_of(1), "null");
+
+  // The sender's does, with its accept's time; a second one keeps the first time.
+  clock_.advance(1s);
+  const std::string withdrawn_ms = std::to_string(
+      std::chrono::floor<std::chrono::milliseconds>(clock_.now().time_since_epoch()).count());
+  stored(withdrawal_of(4, 1, "kh-cnp"));
+  EXPECT_EQ(withdrawn_at_of(1), withdrawn_ms);
+  clock_.advance(1s);
+  stored(withdrawal_of(5, 1, "kh-cnp"));
+  EXPECT_EQ(withdrawn_at_of(1), withdrawn_ms);
+
+  // No other message is marked.
+  for (const int n : {2, 3, 4, 5}) {
+    EXPECT_EQ(withdrawn_at_of(n), "null") << n;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys made anew
+
+TEST_P(StorePersonKeys, RekeyMakesTheKeysOfMessagesStoredWithoutThemFromTheirPlainBodies) {
+  const std::string first_at = stored(record_of(1, {}, "kh-cnp"));
+  clock_.advance(1s);
+  stored(record_of(2, {}, "vn-gialai"));
+  ASSERT_EQ(matches_of(2), std::vector<std::string>{});
+
+  std::vector<std::string> seen;
+  const auto [result, ok] = rekey("", 10, [&seen](std::string_view id, std::string_view body) {
+    seen.push_back(std::string(id) + " " + std::string(body));
+    return std::vector<person_key>{
+        key(id == make_id(1) ? "/body/person" : "/body/victim", "document", 10)};
+  });
+  ASSERT_TRUE(ok);
+  // The keyer sees each body as it was accepted (opened, with encryption at rest).
+  EXPECT_EQ(seen, (std::vector<std::string>{make_id(1) + R"( {"case":1})",
+                                            make_id(2) + R"( {"case":2})"}));
+  EXPECT_EQ(result.messages, 2U);
+  EXPECT_EQ(result.rekeyed, 2U);
+  EXPECT_EQ(result.keys, 2U);
+  EXPECT_EQ(result.last_id, make_id(2));
+
+  EXPECT_EQ(keys_stored_for(1), "1");
+  EXPECT_EQ(matches_of(2),
+            (std::vector<std::string>{row("/body/victim", "document", make_id(1), "/body/person",
+                                          "kh-cnp", "victim.identification", first_at)}));
+}
+
+TEST_P(StorePersonKeys, RekeyReplacesAMessagesKeysAndANulloptLeavesThem) {
+  stored(record_of(1, {key("/body/person", "document", 10), key("/body/person", "name", 11)}));
+  clock_.advance(1s);
+  const std::string second_at = stored(record_of(2, {key("/body/person", "name", 11)}, "la-mps"));
+  clock_.advance(1s);
+  const std::string third_at =
+      stored(record_of(3, {key("/body/victim", "document", 20)}, "vn-gialai"));
+
+  // Message 1 gets one new key (named twice), message 2 is left as it is, message 3 gets none.
+  const auto [result, ok] = rekey(
+      "", 10, [](std::string_view id, std::string_view) -> std::optional<std::vector<person_key>> {
+        if (id == make_id(1)) {
+          return std::vector<person_key>{key("/body/subject", "document", 20),
+                                         key("/body/subject", "document", 20)};
+        }
+        if (id == make_id(3)) {
+          return std::vector<person_key>{};
+        }
+        return std::nullopt;
+      });
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(result.messages, 3U);
+  EXPECT_EQ(result.rekeyed, 2U);
+  EXPECT_EQ(result.keys, 1U);
+
+  // Replaced, not added to: digests 10 and 11 are gone from message 1.
+  EXPECT_EQ(keys_stored_for(1), "1");
+  EXPECT_EQ(keys_stored_for(2), "1");
+  EXPECT_EQ(keys_stored_for(3), "0");
+  EXPECT_EQ(matches_of(2), std::vector<std::string>{});
+  // Message 2 kept its key: a new message with its digest finds it (and message 1 its new one).
+  clock_.advance(1s);
+  stored(record_of(4, {key("/body/person", "name", 11), key("/body/person", "document", 20)},
+                   "th-dsi"));
+  EXPECT_EQ(matches_of(4), (std::vector<std::string>{
+                               row("/body/person", "document", make_id(1), "/body/subject",
+                                   "kh-cnp", "victim.identification", "2026-11-22T04:38:47.123Z"),
+                               row("/body/person", "name", make_id(2), "/body/person", "la-mps",
+                                   "victim.identification", second_at)}));
+  EXPECT_NE(third_at, "");
+}
+
+TEST_P(StorePersonKeys, RekeyVisitsMessagesInIdOrderByteWiseInBatches) {
+  // Accepted out of id order; ids that differ in punctuation and case, which only byte-wise
+  // order puts as "-" < "1" < "9" < "B" < "a".
+  const std::string prefix = "00000000-0000-4000-8000-00000000000";
+  const std::vector<std::string> accepted = {"a", "B", "1", "-", "9"};
+  for (std::size_t i = 0; i < accepted.size(); ++i) {
+    message_record record = record_of(static_cast<int>(i) + 1, {});
+    record.id = prefix + accepted[i];
+    stored(std::move(record));
+    clock_.advance(1s);
+  }
+
+  std::vector<std::string> seen;
+  const auto keyer = [&seen](std::string_view id, std::string_view) {
+    seen.emplace_back(id.substr(id.size() - 1));
+    return std::vector<person_key>{key("/body/person", "document", 10)};
+  };
+  std::vector<std::string> batches;
+  std::string cursor;
+  for (int i = 0; i < 10; ++i) {
+    seen.clear();
+    const auto [result, ok] = rekey(cursor, 2, keyer);
+    ASSERT_TRUE(ok);
+    std::string batch = std::to_string(result.messages) + ":";
+    for (const auto& s : seen) {
+      batch += s;
+    }
+    batches.push_back(batch + " " + (result.last_id.empty() ? "" : result.last_id.substr(35)));
+    if (result.messages == 0) {
+      EXPECT_EQ(result.last_id, "");
+      break;
+    }
+    EXPECT_EQ(result.rekeyed, result.messages);
+    EXPECT_EQ(result.keys, result.messages);
+    cursor = result.last_id;
+  }
+  EXPECT_EQ(batches, (std::vector<std::string>{"2:-1 1", "2:9B B", "1:a a", "0: "}));
+
+  // From the middle, and more than are left.
+  seen.clear();
+  const auto [rest, ok] = rekey(prefix + "9", 100, keyer);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(rest.messages, 2U);
+  EXPECT_EQ(rest.last_id, prefix + "a");
+  EXPECT_EQ(seen, (std::vector<std::string>{"B", "a"}));
+}
+
+TEST_P(StorePersonKeys, RekeyNeverShowsAPurgedOrWithdrawnMessageAndLeavesThemNoKeys) {
+  // Message 1's body is purged; message 3 is withdrawn by its sender (message 4), message 5 by
+  // another sender's message 6 (which withdraws nothing). Messages 2 and 5 are as accepted.
+  stored(record_of(1, {key("/body/person", "document", 10)}));
+  clock_.advance(24h * 31);
+  const time_point now = clock_.now();
+  ASSERT_EQ(purge({.delivered_before = now - 24h * 30,
+                   .dead_before = now - 24h * 90,
+                   .max_rows = 1000,
+                   .actor = "gateway:test"})
+                .bodies,
+            1U);
+  stored(record_of(2, {key("/body/person", "document", 10)}, "la-mps"));
+  stored(record_of(3, {key("/body/person", "document", 10)}, "kh-cnp", {copy_for("la-mps")}));
+  stored(withdrawal_of(4, 3, "kh-cnp"));
+  stored(record_of(5, {}, "vn-gialai"));
+  stored(withdrawal_of(6, 5, "th-dsi"));
+  // Keys they should not have (a bug, or keys written before the purge or withdrawal).
+  plant_key(1, 10);
+  plant_key(3, 10);
+  ASSERT_EQ(keys_stored_for(1), "1");
+  ASSERT_EQ(keys_stored_for(3), "1");
+
+  std::vector<std::string> seen;
+  const auto [result, ok] = rekey("", 10, [&seen](std::string_view id, std::string_view) {
+    seen.emplace_back(id);
+    return std::vector<person_key>{key("/body/person", "document", 10)};
+  });
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(seen, (std::vector<std::string>{make_id(2), make_id(4), make_id(5), make_id(6)}));
+  EXPECT_EQ(result.messages, 6U);  // counted all the same
+  EXPECT_EQ(result.rekeyed, 4U);
+  EXPECT_EQ(result.last_id, make_id(6));
+  EXPECT_EQ(keys_stored_for(1), "0");
+  EXPECT_EQ(keys_stored_for(3), "0");
+  EXPECT_EQ(keys_stored_for(5), "1");
+  EXPECT_EQ(match_count(2), 3U);  // messages 4, 5 and 6; not 1 or 3
+}
+
+TEST_P(StorePersonKeys, AKeyerThatThrowsChangesNothing) {
+  stored(record_of(1, {key("/body/person", "document", 10)}, "kh-cnp", {copy_for("la-mps")}));
+  stored(withdrawal_of(2, 1, "kh-cnp"));
+  plant_key(1, 10);  // a withdrawn message's key, which a batch that commits would delete
+  stored(record_of(3, {key("/body/person", "document", 10)}, "la-mps"));
+  stored(record_of(4, {key("/body/person", "name", 11)}, "vn-gialai"));
+
+  const auto keyer = [](std::string_view id,
+                        std::string_view) -> std::optional<std::vector<person_key>> {
+    if (id == make_id(4)) {
+      throw std::runtime_error("the keyer failed");
+    }
+    return std::vector<person_key>{key("/body/other", "name", 30)};
+  };
+  const auto [result, ok] = rekey("", 10, keyer);
+  EXPECT_FALSE(ok);
+  EXPECT_EQ(result.messages, 0U);
+  EXPECT_EQ(result.last_id, "");
+
+  // Every message of the batch keeps what it had, before and after the one that threw.
+  EXPECT_EQ(keys_stored_for(1), "1");
+  EXPECT_EQ(keys_stored_for(2), "0");
+  EXPECT_EQ(keys_stored_for(3), "1");
+  EXPECT_EQ(keys_stored_for(4), "1");
+  EXPECT_EQ(match_count(3), 1U);  // message 1's planted key, still there
+  EXPECT_EQ(match_count(4), 0U);
+
+  // The store goes on: the same batch without the failing message commits.
+  const auto [after, after_ok] = rekey("", 3, keyer);
+  EXPECT_TRUE(after_ok);
+  EXPECT_EQ(after.rekeyed, 2U);
+  EXPECT_EQ(keys_stored_for(1), "0");
+  EXPECT_EQ(match_count(3), 1U);  // message 2's new key
+}
+
+TEST_P(StorePersonKeys, RekeyShowsABodyStoredInClearAsItIs) {
+  // Accepted on the store underneath: with encryption at rest, as before it was turned on.
+  message_record clear = record_of(1, {});
+  std::promise<accept_result> p;
+  auto f = p.get_future();
+  raw_->accept(std::move(clear), [&p](accept_result r) { p.set_value(std::move(r)); });
+  ASSERT_EQ(wait_for(f, "accept").outcome, accept_outcome::stored);
+
+  std::vector<std::string> seen;
+  const auto [result, ok] = rekey("", 10, [&seen](std::string_view, std::string_view body) {
+    seen.emplace_back(body);
+    return std::vector<person_key>{key("/body/person", "document", 10)};
+  });
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(seen, std::vector<std::string>{R"({"case":1})"});
+  EXPECT_EQ(result.rekeyed, 1U);
+  EXPECT_EQ(keys_stored_for(1), "1");
+}
+
+TEST_P(StorePersonKeys, WithEncryptionABodyThatDoesNotOpenIsNotShownAndKeepsItsKeys) {
+  if (!GetParam().sealed) {
+    GTEST_SKIP() << "a plain store shows every body as stored";
+  }
+  // Message 1 sealed under a key the store's ring does not have; message 2 under its own.
+  auto other_ring = std::make_shared<key_ring>();
+  data_key other;
+  other.id = "k2";
+  other.bytes.fill(2);
+  other_ring->add(std::move(other));
+  other_ring->set_active("k2");
+  auto foreign = encrypt_at_rest(raw_, other_ring);
+  std::promise<accept_result> p;
+  auto f = p.get_future();
+  foreign->accept(record_of(1, {key("/body/person", "document", 10)}),
+                  [&p](accept_result r) { p.set_value(std::move(r)); });
+  ASSERT_EQ(wait_for(f, "accept").outcome, accept_outcome::stored);
+  stored(record_of(2, {}, "la-mps"));
+
+  std::vector<std::string> seen;
+  const auto [result, ok] = rekey("", 10, [&seen](std::string_view id, std::string_view body) {
+    seen.push_back(std::string(id) + " " + std::string(body));
+    return std::vector<person_key>{key("/body/victim", "name", 11)};
+  });
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(seen, std::vector<std::string>{make_id(2) + R"( {"case":2})"});
+  EXPECT_EQ(result.messages, 2U);
+  EXPECT_EQ(result.rekeyed, 1U);
+  EXPECT_EQ(keys_stored_for(1), "1");
+  EXPECT_EQ(keys_stored_for(2), "1");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Reopen
 
 TEST_P(StorePersonKeys, KeysSurviveAReopen) {
@@ -486,16 +820,25 @@ TEST(SqlitePersonKeys, AVersion14FileIsMigratedAndGetsTheTable) {
   {
     sqlite_store store(options);
     ASSERT_EQ(accept_on(store, record_of(1, {})), accept_outcome::stored);
+    ASSERT_EQ(accept_on(store, record_of(7, {})), accept_outcome::stored);
+    // Withdrawn before version 15: the first by its sender, the other by someone else.
+    ASSERT_EQ(accept_on(store, withdrawal_of(5, 1, "kh-cnp")), accept_outcome::stored);
+    ASSERT_EQ(accept_on(store, withdrawal_of(6, 7, "la-mps")), accept_outcome::stored);
   }
   // Back to what version 14 left.
   raw_db(path).exec(R"sql(
     DROP TABLE person_keys;
+    ALTER TABLE messages DROP COLUMN withdrawn_at;
     PRAGMA user_version = 14;
   )sql");
   constexpr const char* schema =
       "SELECT group_concat(sql, '; ') FROM (SELECT sql FROM sqlite_master "
       "WHERE tbl_name = 'person_keys' ORDER BY type DESC)";
+  constexpr const char* withdrawn_column =
+      "SELECT type || ' ' || \"notnull\" || ' ' || coalesce(dflt_value, 'null') "
+      "FROM pragma_table_info('messages') WHERE name = 'withdrawn_at'";
   ASSERT_EQ(raw_db(path).text(schema), "");
+  ASSERT_EQ(raw_db(path).text(withdrawn_column), "");
 
   sqlite_store store(options);
   EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "15");
@@ -507,7 +850,8 @@ TEST(SqlitePersonKeys, AVersion14FileIsMigratedAndGetsTheTable) {
             "        digest      BLOB NOT NULL,\n"
             "        PRIMARY KEY (message_seq, pointer, kind, digest)\n"
             "      ) WITHOUT ROWID");
-
+  // The mark of withdrawal: NULL for the message stored before, set by a withdrawal (below).
+  EXPECT_EQ(raw_db(path).text(withdrawn_column), "INTEGER 0 null");
   // The old message has no keys; new ones are stored and matched.
   EXPECT_EQ(matched_ids_on(store, 1), "");
   ASSERT_EQ(accept_on(store, record_of(2, {key("/body/person", "document", 10)})),
@@ -515,7 +859,23 @@ TEST(SqlitePersonKeys, AVersion14FileIsMigratedAndGetsTheTable) {
   ASSERT_EQ(accept_on(store, record_of(3, {key("/body/victim", "document", 10)})),
             accept_outcome::stored);
   EXPECT_EQ(matched_ids_on(store, 3), make_id(2));
-  EXPECT_EQ(raw_db(path).text("SELECT group_concat(message_seq) FROM person_keys"), "2,3");
+  EXPECT_EQ(raw_db(path).text("SELECT group_concat(message_seq) FROM person_keys"), "5,6");
+  // The message its sender withdrew before is marked from the audit chain, at that time.
+  EXPECT_EQ(raw_db(path).text("SELECT group_concat(id) FROM messages WHERE withdrawn_at BETWEEN "
+                              "1700000000000 AND 4102444800000"),
+            make_id(1));
+  EXPECT_EQ(raw_db(path).text("SELECT count(*) FROM messages WHERE withdrawn_at IS NOT NULL"), "1");
+  ASSERT_EQ(accept_on(store,
+                      [] {
+                        message_record withdrawal = record_of(4, {});
+                        withdrawal.withdraws = make_id(1);
+                        withdrawal.original_seen = true;
+                        return withdrawal;
+                      }()),
+            accept_outcome::stored);
+  EXPECT_EQ(
+      raw_db(path).text("SELECT group_concat(id) FROM messages WHERE withdrawn_at IS NOT NULL"),
+      make_id(1));
 }
 
 TEST(PgPersonKeys, AVersion10SchemaIsMigratedAndGetsTheTable) {
@@ -529,14 +889,25 @@ TEST(PgPersonKeys, AVersion10SchemaIsMigratedAndGetsTheTable) {
   {
     auto store = open_postgres_store(pg_options_for(dir.path(), {}));
     ASSERT_EQ(accept_on(*store, record_of(1, {})), accept_outcome::stored);
+    ASSERT_EQ(accept_on(*store, record_of(7, {})), accept_outcome::stored);
+    // Withdrawn before version 11: the first by its sender, the other by someone else.
+    ASSERT_EQ(accept_on(*store, withdrawal_of(5, 1, "kh-cnp")), accept_outcome::stored);
+    ASSERT_EQ(accept_on(*store, withdrawal_of(6, 7, "la-mps")), accept_outcome::stored);
   }
   // Back to what version 10 left.
-  query("DROP TABLE person_keys; UPDATE mxgw_schema SET version = 10");
+  query(
+      "DROP TABLE person_keys; ALTER TABLE messages DROP COLUMN withdrawn_at; "
+      "UPDATE mxgw_schema SET version = 10");
   constexpr const char* columns =
       "SELECT string_agg(column_name || ' ' || data_type || ' ' || is_nullable, ', ' "
       "ORDER BY ordinal_position) FROM information_schema.columns "
       "WHERE table_schema = current_schema() AND table_name = 'person_keys'";
+  constexpr const char* withdrawn_column =
+      "SELECT data_type || ' ' || is_nullable || ' ' || coalesce(column_default, 'null') "
+      "FROM information_schema.columns WHERE table_schema = current_schema() "
+      "AND table_name = 'messages' AND column_name = 'withdrawn_at'";
   ASSERT_EQ(query(columns), "");
+  ASSERT_EQ(query(withdrawn_column), "");
 
   auto store = open_postgres_store(pg_options_for(dir.path(), {}));
   EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "11");
@@ -545,7 +916,8 @@ TEST(PgPersonKeys, AVersion10SchemaIsMigratedAndGetsTheTable) {
                   "WHERE schemaname = current_schema() AND tablename = 'person_keys'"),
             "CREATE UNIQUE INDEX person_keys_pkey ON " + schema +
                 ".person_keys USING btree (message_id, pointer, kind, digest)");
-
+  // The mark of withdrawal: NULL for the message stored before, set by a withdrawal (below).
+  EXPECT_EQ(query(withdrawn_column), "bigint YES null");
   // The old message has no keys; new ones are stored and matched.
   EXPECT_EQ(matched_ids_on(*store, 1), "");
   ASSERT_EQ(accept_on(*store, record_of(2, {key("/body/person", "document", 10)})),
@@ -554,6 +926,21 @@ TEST(PgPersonKeys, AVersion10SchemaIsMigratedAndGetsTheTable) {
             accept_outcome::stored);
   EXPECT_EQ(matched_ids_on(*store, 3), make_id(2));
   EXPECT_EQ(query("SELECT count(*) FROM person_keys"), "2");
+  // The message its sender withdrew before is marked from the audit chain, at that time.
+  EXPECT_EQ(query("SELECT string_agg(id, ',') FROM messages WHERE withdrawn_at BETWEEN "
+                  "1700000000000 AND 4102444800000"),
+            make_id(1));
+  EXPECT_EQ(query("SELECT count(*) FROM messages WHERE withdrawn_at IS NOT NULL"), "1");
+  ASSERT_EQ(accept_on(*store,
+                      [] {
+                        message_record withdrawal = record_of(4, {});
+                        withdrawal.withdraws = make_id(1);
+                        withdrawal.original_seen = true;
+                        return withdrawal;
+                      }()),
+            accept_outcome::stored);
+  EXPECT_EQ(query("SELECT string_agg(id, ',') FROM messages WHERE withdrawn_at IS NOT NULL"),
+            make_id(1));
 }
 
 }  // namespace

@@ -288,6 +288,7 @@ TEST_F(PgStore, AVersion4SchemaIsMigratedToTheCurrentIndexesAndKeepsItsRows) {
   // Back to what version 4 left: both indexes there, claims indexed by (state, next_attempt_at).
   query(
       "DROP TABLE person_keys; "
+      "ALTER TABLE messages DROP COLUMN withdrawn_at; "
       "CREATE INDEX messages_by_sender ON messages (sender); "
       "CREATE INDEX audit_by_partner ON audit (partner, seq) WHERE partner <> ''; "
       "DROP INDEX deliveries_claim; "

@@ -916,6 +916,7 @@ TEST(SqliteRelease, AVersion11FileIsMigratedAndItsRowsWereNeverHeld) {
   // Back to what version 11 left.
   raw_db(path).exec(R"sql(
     DROP TABLE person_keys;
+    ALTER TABLE messages DROP COLUMN withdrawn_at;
     DROP INDEX deliveries_held;
     ALTER TABLE deliveries DROP COLUMN released_at;
     ALTER TABLE deliveries DROP COLUMN approvals;
@@ -981,6 +982,7 @@ TEST(PgRelease, AVersion7SchemaIsMigratedAndItsRowsWereNeverHeld) {
   // Back to what version 7 left.
   query(
       "DROP TABLE person_keys; "
+      "ALTER TABLE messages DROP COLUMN withdrawn_at; "
       "DROP INDEX deliveries_held; "
       "ALTER TABLE deliveries DROP COLUMN hold, DROP COLUMN approvals, DROP COLUMN released_at; "
       "ALTER TABLE messages DROP COLUMN expires_at; "

@@ -26,6 +26,7 @@
 #include "gateway/cli/client.hpp"
 #include "gateway/cli/gateway_instance.hpp"
 #include "gateway/cli/open_store.hpp"
+#include "gateway/cli/persons_command.hpp"
 #include "gateway/cli/report_command.hpp"
 #include "gateway/cli/translation_set.hpp"
 #include "gateway/common/json.hpp"
@@ -871,6 +872,14 @@ int run(int argc, char** argv) {
       "Persons of other messages who may be the same as one of this message's (audited)");
   candidates_cmd->add_option("--message", persons_message, "message id")->required();
   add_admin_options(candidates_cmd, admin_api_target, true);
+  std::size_t persons_batch = 200;
+  auto* persons_rekey_cmd = persons_cmd->add_subcommand(
+      "rekey",
+      "Make every stored message's persons' digests anew under persons.match_key (the store "
+      "itself; gateways may run)");
+  persons_rekey_cmd->add_option("--config", config_file, "gateway.json")->required();
+  persons_rekey_cmd->add_option("--batch", persons_batch, "messages per transaction")
+      ->check(CLI::Range(1, 100000));
 
   // audit: verify the chain and its signed checkpoints; query entries (JSON lines)
   auto* audit_cmd = app.add_subcommand("audit", "The tamper-evident audit log");
@@ -1148,6 +1157,9 @@ int run(int argc, char** argv) {
     }
     if (*depth_cmd) {
       return admin_queue_depth(admin_api_target);
+    }
+    if (*persons_rekey_cmd) {
+      return run_persons_rekey(config_file, persons_batch);
     }
     if (*candidates_cmd) {
       return admin_person_candidates(admin_api_target, persons_message);

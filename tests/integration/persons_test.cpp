@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gateway/common/json.hpp"
+#include "gateway/store/sealed.hpp"
 #include "tests/integration/gateway_fixture.hpp"
 #include "tests/pipeline/document_edit.hpp"
 #include "tests/support/mxgw_process.hpp"
@@ -80,6 +81,18 @@ class Persons : public gateway_fixture {
            R"([{"type": "citizen-id", "number": "079301000123"}])");
   }
 
+  // Thanh Hoa withdraws message `id` (a case.status sent to no one).
+  void withdraw_as_thanhhoa(const std::string& id) {
+    rapidjson::Document withdrawal;
+    withdrawal.Parse(example("case.status", "8d4e5f6a-7b8c-4d9e-9fa0-2b3c4d5e6f70").c_str());
+    set_json(withdrawal, "/sender", R"("vn-thanhhoa")");
+    set_json(withdrawal, "/recipients", "[]");
+    set_json(withdrawal, "/body/status", R"("withdrawn")");
+    set_json(withdrawal, "/body/about/messageId", "\"" + id + "\"");
+    auto r = post(thanhhoa_, json::to_string(withdrawal));
+    ASSERT_EQ(r.status, 202) << r.body;
+  }
+
   cli::client_result candidates(const std::string& id, const std::string& query = {}) {
     return admin(alice_, "GET", "/admin/v1/messages/" + id + "/candidates" + query);
   }
@@ -116,6 +129,39 @@ class Persons : public gateway_fixture {
     }
     sqlite3_close(db);
     return n;
+  }
+
+  // A gateway.json for `mxgw persons rekey` on this gateway's store, with `match_key` (none:
+  // no persons section).
+  std::filesystem::path rekey_config(const std::filesystem::path& match_key) const {
+    const auto q = [](const std::filesystem::path& p) { return "\"" + p.string() + "\""; };
+    std::string text =
+        R"({"listener": {"tls": {"certificate": )" + q(config_.listener.tls.certificate) +
+        R"(, "private_key": )" + q(config_.listener.tls.private_key) + R"(, "partner_ca": [)" +
+        q(config_.listener.tls.partner_cas[0]) + R"(]}}, "store": {"path": )" +
+        q(config_.store.path) +
+        R"(, "encryption": {"active": "test-1", "keys": [{"id": "test-1", "file": )" +
+        q(config_.store.keys[0].file) + R"(}]}}, "partners": )" + q(config_.partners_file) +
+        R"(, "schema_dir": )" + q(config_.schema_dir) + R"(, "mappings_dir": )" +
+        q(config_.mappings_dir);
+    if (!match_key.empty()) {
+      text += R"(, "persons": {"match_key": {"file": )" + q(match_key) + "}}";
+    }
+    text += "}";
+    write_file(dir_ / "rekey.json", text);
+    return dir_ / "rekey.json";
+  }
+
+  // The candidates' message ids of `id`, in order, space-separated.
+  std::string candidate_ids(const std::string& id) {
+    auto r = candidates(id);
+    EXPECT_EQ(r.status, 200) << r.body;
+    std::string out;
+    auto doc = parse(r.body);
+    for (const auto& c : doc["candidates"].GetArray()) {
+      out += (out.empty() ? "" : " ") + std::string(json::get_string(c, "message"));
+    }
+    return out;
   }
 
   bool matching_ = true;
@@ -165,14 +211,7 @@ TEST_F(Persons, TheSamePersonInAnotherMessageAndScriptIsACandidate) {
 
 TEST_F(Persons, AWithdrawnMessageIsNoLongerACandidate) {
   submit_three();
-  rapidjson::Document withdrawal;
-  withdrawal.Parse(example("case.status", "8d4e5f6a-7b8c-4d9e-9fa0-2b3c4d5e6f70").c_str());
-  set_json(withdrawal, "/sender", R"("vn-thanhhoa")");
-  set_json(withdrawal, "/recipients", "[]");
-  set_json(withdrawal, "/body/status", R"("withdrawn")");
-  set_json(withdrawal, "/body/about/messageId", std::string("\"") + second_id + "\"");
-  auto r = post(thanhhoa_, json::to_string(withdrawal));
-  ASSERT_EQ(r.status, 202) << r.body;
+  withdraw_as_thanhhoa(second_id);
   EXPECT_EQ(parse(candidates(first_id).body)["candidates"].Size(), 0u);
   // The withdrawn message is still known (its metadata and audit stay); it matches no one.
   auto own = candidates(second_id);
@@ -237,10 +276,76 @@ TEST_F(Persons, TheCommandPrintsOneLinePerCandidate) {
   EXPECT_NE(r.err.find("404"), std::string::npos) << r.err;
 }
 
+// A new match key: every stored message keyed anew under it, while the gateway runs; a withdrawn
+// message stays without keys; the run is on the audit chain with its counts.
+TEST_F(Persons, RekeyMakesEveryMessagesDigestsUnderANewKey) {
+  submit_three();
+  withdraw_as_thanhhoa(third_id);
+  EXPECT_EQ(stored_keys(), 4);  // the third's two are gone with its withdrawal
+
+  store::generate_key_file(dir_ / "new-match.hex");
+  auto r = run_mxgw({"persons", "rekey", "--config", rekey_config(dir_ / "new-match.hex").string(),
+                     "--batch", "2"},
+                    dir_.path());
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  // Four messages (the withdrawal too, which names no one); the withdrawn one is not keyed.
+  EXPECT_EQ(r.out, "keyed 3 of 4 messages (4 keys) in 3 batches\n");
+  EXPECT_EQ(stored_keys(), 4);
+
+  // Under the old key the digests no longer meet a new message's; under the new one they do.
+  const std::string fourth = "9e5f6a7b-8c9d-4eaf-8b01-3c4d5e6f7081";
+  const std::string sophea =
+      R"([{"family": ["KUMRU"], "given": ["SOPHEA"], "script": "Latn", "kind": "alias"}])";
+  submit(gialai_, "vn-gialai", fourth, sophea, "[]");
+  EXPECT_EQ(candidate_ids(fourth), "");
+  config_.persons.match_key.file = dir_ / "new-match.hex";
+  restart();
+  const std::string fifth = "af6a7b8c-9d0e-4fb1-9c12-4d5e6f708192";
+  submit(gialai_, "vn-gialai", fifth, sophea, "[]");
+  EXPECT_EQ(candidate_ids(fifth), std::string(first_id) + " " + second_id);
+  const auto audit = parse(admin(alice_, "GET", "/admin/v1/audit?event=persons.rekeyed").body);
+  ASSERT_EQ(audit["entries"].Size(), 1u);
+  const auto& details = audit["entries"][0]["entry"]["details"];
+  EXPECT_EQ(json::get_string(details, "messages"), "4");
+  EXPECT_EQ(json::get_string(details, "rekeyed"), "3");
+  EXPECT_EQ(json::get_string(details, "keys"), "4");
+  EXPECT_EQ(json::get_string(details, "complete"), "true");
+}
+
+TEST_F(Persons, RekeyWithoutAMatchKeyChangesNothing) {
+  submit_three();
+  auto r = run_mxgw({"persons", "rekey", "--config", rekey_config({}).string()}, dir_.path());
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_NE(r.err.find("names no persons.match_key"), std::string::npos) << r.err;
+  write_file(dir_ / "short.hex", "abcd");
+  std::filesystem::permissions(dir_ / "short.hex", std::filesystem::perms(0600));
+  r = run_mxgw({"persons", "rekey", "--config", rekey_config(dir_ / "short.hex").string()},
+               dir_.path());
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_NE(r.err.find("persons: "), std::string::npos) << r.err;
+  EXPECT_EQ(stored_keys(), 6);
+  EXPECT_EQ(candidate_ids(first_id), second_id);
+}
+
 class PersonsOff : public Persons {
  protected:
   PersonsOff() { matching_ = false; }
 };
+
+// Messages stored while matching was off get their keys from `mxgw persons rekey`, and are
+// candidates once matching is on.
+TEST_F(PersonsOff, MessagesStoredWithoutKeysAreKeyedByRekey) {
+  submit_three();
+  ASSERT_EQ(stored_keys(), 0);
+  auto r = run_mxgw({"persons", "rekey", "--config", rekey_config(dir_ / "match-key.hex").string()},
+                    dir_.path());
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_EQ(r.out, "keyed 3 of 3 messages (6 keys) in 1 batches\n");
+  EXPECT_EQ(stored_keys(), 6);
+  config_.persons.match_key = {"match", dir_ / "match-key.hex", ""};
+  restart();
+  EXPECT_EQ(candidate_ids(first_id), second_id);
+}
 
 TEST_F(PersonsOff, WithoutAMatchKeyNothingIsKeptAndTheRouteSaysSo) {
   submit_three();

@@ -564,6 +564,11 @@ TEST_F(PiiCanary, NoMarkerSurvivesAnywhereButSealed) {
     candidates += r.body + "\n";
   }
   write_file(dir_ / "candidates.json", candidates);
+  // The digests made anew from the opened bodies, while the gateway runs (counts only).
+  const std::string rekeyed =
+      run_mxgw({"persons", "rekey", "--config", (dir_ / "gateway.json").string()},
+               dir_ / "persons-rekey.txt");
+  EXPECT_NE(rekeyed.find("keyed "), std::string::npos) << rekeyed;
 
   // While it runs (the -wal and -shm files are there), then after a clean stop.
   for (const auto& [where, bytes] : places()) {

@@ -11,6 +11,7 @@
 #include <charconv>
 #include <map>
 #include <memory>
+#include <tuple>
 
 #include "gateway/admin/admin_state.hpp"
 #include "gateway/common/json.hpp"
@@ -1360,38 +1361,65 @@ void statistics_report(const call& c, const query_map& query) {
 
 // GET /admin/v1/escalations: the open escalations of verification requests past their deadline
 // without an answer (report::deadline_watch), oldest deadline first.
+// The open escalation items of `kind`, parsed, ordered by `order_member` then key.
+std::vector<std::pair<std::string, rapidjson::Document>> open_items(
+    std::vector<store::state_item> items, const char* order_member) {
+  std::vector<std::pair<std::string, rapidjson::Document>> open;
+  for (const auto& item : items) {
+    rapidjson::Document doc;
+    doc.Parse(item.value.c_str(), item.value.size());
+    if (!item.value.empty() && !doc.HasParseError() && doc.IsObject()) {
+      open.emplace_back(std::string(json::get_string(doc, order_member)) + item.key,
+                        std::move(doc));
+    }
+  }
+  std::sort(open.begin(), open.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  return open;
+}
+
+// GET /admin/v1/escalations: verification requests past their deadline without an answer, and
+// copies held for four-eyes release too long (docs/report.md, docs/release.md).
 void escalations(const call& c) {
-  c.ctx.store->list_state(
-      report::escalation_kind, 0, [c](std::vector<store::state_item> items, bool ok) {
+  auto store = c.ctx.store;
+  store->list_state(
+      report::escalation_kind, 0, [c, store](std::vector<store::state_item> items, bool ok) {
         if (!ok) {
           return c.done(store_failed());
         }
-        std::erase_if(items, [](const store::state_item& i) { return i.value.empty(); });
-        std::vector<std::pair<std::string, rapidjson::Document>> open;
-        for (const auto& item : items) {
-          rapidjson::Document doc;
-          doc.Parse(item.value.c_str(), item.value.size());
-          if (!doc.HasParseError() && doc.IsObject()) {
-            open.emplace_back(std::string(json::get_string(doc, "deadline")) + item.key,
-                              std::move(doc));
-          }
-        }
-        std::sort(open.begin(), open.end(),
-                  [](const auto& a, const auto& b) { return a.first < b.first; });
-        c.done(json_response(200, [&](writer& w) {
-          w.StartObject();
-          w.Key("escalations");
-          w.StartArray();
-          for (const auto& [order, doc] : open) {
-            w.StartObject();
-            for (const char* name : {"messageId", "sender", "deadline", "escalatedAt"}) {
-              put(w, name, json::get_string(doc, name));
-            }
-            w.EndObject();
-          }
-          w.EndArray();
-          w.EndObject();
-        }));
+        auto requests = std::make_shared<std::vector<std::pair<std::string, rapidjson::Document>>>(
+            open_items(std::move(items), "deadline"));
+        store->list_state(
+            report::held_escalation_kind, 0,
+            [c, requests](std::vector<store::state_item> held_items, bool held_ok) {
+              if (!held_ok) {
+                return c.done(store_failed());
+              }
+              const auto held = open_items(std::move(held_items), "heldSince");
+              using entries = std::vector<std::pair<std::string, rapidjson::Document>>;
+              const auto write_list = [](writer& w, const char* list, const entries& open,
+                                         std::initializer_list<const char*> names) {
+                w.Key(list);
+                w.StartArray();
+                for (const auto& [order, doc] : open) {
+                  w.StartObject();
+                  for (const char* name : names) {
+                    put(w, name, json::get_string(doc, name));
+                  }
+                  w.EndObject();
+                }
+                w.EndArray();
+              };
+              c.done(json_response(200, [&](writer& w) {
+                w.StartObject();
+                write_list(w, "escalations", *requests,
+                           {"messageId", "sender", "deadline", "escalatedAt"});
+                write_list(
+                    w, "heldCopies", held,
+                    {"messageId", "recipient", "sender", "heldBy", "heldSince", "escalatedAt"});
+                w.EndObject();
+              }));
+            });
       });
 }
 

@@ -168,6 +168,7 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
       parts_->store,
       report::deadline_settings{.interval = std::chrono::seconds(config.deadlines.sweep_interval_s),
                                 .lookback = std::chrono::hours(24) * config.deadlines.lookback_days,
+                                .held_after = std::chrono::hours(config.deadlines.held_after_hours),
                                 .actor = "gateway:" + config.delivery.instance,
                                 .clock = options.clock});
   // Audit checkpoints are signed with the listener's key; its certificate identifies the signer.
@@ -307,6 +308,11 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
           "an answer, at the last look.\n# TYPE mxgw_verifications_overdue gauge\n"
           "mxgw_verifications_overdue " +
           std::to_string(deadlines->overdue()) + "\n";
+      out +=
+          "# HELP mxgw_release_overdue Copies held for four-eyes release longer than "
+          "deadlines.held_after_hours, at the last look.\n# TYPE mxgw_release_overdue gauge\n"
+          "mxgw_release_overdue " +
+          std::to_string(deadlines->held_overdue()) + "\n";
       if (delivery_ptr != nullptr) {
         const auto d = delivery_ptr->counters();
         out += "# TYPE mxgw_delivery_attempts_total counter\nmxgw_delivery_attempts_total " +

@@ -384,9 +384,10 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
     r.number(*a, "refusals_per_minute", "/audit", config.audit.refusals_per_minute, 1, 100'000);
   }
   if (const auto* d = r.object(doc, "deadlines", "")) {
-    r.only(*d, "/deadlines", {"sweep_interval_s", "lookback_days"});
+    r.only(*d, "/deadlines", {"sweep_interval_s", "lookback_days", "held_after_hours"});
     r.number(*d, "sweep_interval_s", "/deadlines", config.deadlines.sweep_interval_s, 1, 86'400);
     r.number(*d, "lookback_days", "/deadlines", config.deadlines.lookback_days, 1, 3'650);
+    r.number(*d, "held_after_hours", "/deadlines", config.deadlines.held_after_hours, 1, 8'760);
   }
   if (const auto* a = r.object(doc, "admin", "")) {
     const std::string at = "/admin";

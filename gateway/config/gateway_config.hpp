@@ -111,6 +111,8 @@ struct audit_settings {
 struct deadline_settings {
   std::uint32_t sweep_interval_s = 300;  ///< look this often (and once at start)
   std::uint32_t lookback_days = 180;     ///< requests accepted up to this long ago are watched
+  /// A copy held for four-eyes release this long after its message was accepted is escalated.
+  std::uint32_t held_after_hours = 24;
 };
 
 /// The admin listener (`admin` in gateway.json): present = on. Its own port and its own trust

@@ -101,10 +101,11 @@ std::optional<watched> read_window(std::shared_ptr<store::message_store> store,
   return out;
 }
 
-std::optional<std::vector<store::state_item>> open_escalations(store::message_store& store) {
+std::optional<std::vector<store::state_item>> open_escalations(store::message_store& store,
+                                                               const char* kind = escalation_kind) {
   std::promise<std::pair<std::vector<store::state_item>, bool>> p;
   auto f = p.get_future();
-  store.list_state(escalation_kind, 0, [&p](std::vector<store::state_item> items, bool ok) {
+  store.list_state(kind, 0, [&p](std::vector<store::state_item> items, bool ok) {
     p.set_value({std::move(items), ok});
   });
   auto [items, ok] = f.get();
@@ -129,19 +130,35 @@ std::optional<bool> put(store::message_store& store, store::state_item item,
   return outcome == store::put_outcome::applied;
 }
 
-std::string escalation_value(const std::string& id, const request& r, const std::string& at) {
+// A JSON object of string members, in the order given.
+std::string object_of(std::initializer_list<std::pair<const char*, const std::string*>> members) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
   w.StartObject();
-  for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"messageId", &id},
-                                   {"sender", &r.sender},
-                                   {"deadline", &r.deadline},
-                                   {"escalatedAt", &at}}) {
+  for (const auto& [key, value] : members) {
     w.Key(key);
     w.String(value->c_str(), static_cast<rapidjson::SizeType>(value->size()));
   }
   w.EndObject();
   return {buffer.GetString(), buffer.GetSize()};
+}
+
+std::string escalation_value(const std::string& id, const request& r, const std::string& at) {
+  return object_of(
+      {{"messageId", &id}, {"sender", &r.sender}, {"deadline", &r.deadline}, {"escalatedAt", &at}});
+}
+
+std::optional<std::vector<store::held_copy>> held_copies(store::message_store& store) {
+  std::promise<std::pair<std::vector<store::held_copy>, bool>> p;
+  auto f = p.get_future();
+  store.list_held(max_held_watched, [&p](std::vector<store::held_copy> held, bool ok) {
+    p.set_value({std::move(held), ok});
+  });
+  auto [held, ok] = f.get();
+  if (!ok) {
+    return std::nullopt;
+  }
+  return held;
 }
 
 }  // namespace
@@ -175,6 +192,92 @@ void deadline_watch::stop() {
 std::size_t deadline_watch::overdue() const {
   const std::lock_guard lock(mutex_);
   return overdue_;
+}
+
+std::size_t deadline_watch::held_overdue() const {
+  const std::lock_guard lock(mutex_);
+  return held_overdue_;
+}
+
+bool deadline_watch::sweep_held(std::chrono::system_clock::time_point now,
+                                const std::string& now_text, deadline_sweep_result& result) {
+  const auto held = held_copies(*store_);
+  auto open = held ? open_escalations(*store_, held_escalation_kind) : std::nullopt;
+  if (!held || !open) {
+    return false;
+  }
+  std::map<std::string, const store::held_copy*> held_by_key;
+  for (const auto& h : *held) {
+    held_by_key.emplace(h.message_id + "/" + h.recipient, &h);
+  }
+  std::set<std::string> escalated_keys;
+  // Close what was decided (or withdrawn, or expired): only when the list is whole, so that a copy
+  // past the list's end is not taken for decided.
+  for (const auto& item : *open) {
+    escalated_keys.insert(item.key);
+    if (held->size() >= max_held_watched || held_by_key.count(item.key) != 0) {
+      continue;
+    }
+    const std::string message = item.key.substr(0, item.key.find('/'));
+    const std::string recipient = item.key.find('/') == std::string::npos
+                                      ? std::string()
+                                      : item.key.substr(item.key.find('/') + 1);
+    const auto closed =
+        put(*store_, {.kind = held_escalation_kind, .key = item.key, .value = {}}, item.version,
+            {.event = "release.escalation_closed",
+             .actor = settings_.actor,
+             .partner = recipient,
+             .message_id = message,
+             .details = {{"reason", "decided"}}});
+    if (!closed) {
+      return false;
+    }
+    if (*closed) {
+      ++result.held_closed;
+      log::info({.event = "release.escalation_closed",
+                 .message_id = message,
+                 .partner = recipient,
+                 .reason = "decided"});
+    }
+  }
+  for (const auto& h : *held) {
+    const auto since = parse_rfc3339(h.accepted_at);
+    if (!since || now - *since < settings_.held_after) {
+      continue;
+    }
+    ++result.held_overdue;
+    const std::string key = h.message_id + "/" + h.recipient;
+    if (escalated_keys.count(key) != 0) {
+      continue;  // escalated before
+    }
+    const auto escalated = put(*store_,
+                               {.kind = held_escalation_kind,
+                                .key = key,
+                                .value = object_of({{"messageId", &h.message_id},
+                                                    {"recipient", &h.recipient},
+                                                    {"sender", &h.sender},
+                                                    {"heldBy", &h.hold},
+                                                    {"heldSince", &h.accepted_at},
+                                                    {"escalatedAt", &now_text}})},
+                               0,
+                               {.event = "release.overdue",
+                                .actor = settings_.actor,
+                                .partner = h.recipient,
+                                .message_id = h.message_id,
+                                .details = {{"heldBy", h.hold}, {"heldSince", h.accepted_at}}});
+    if (!escalated) {
+      return false;
+    }
+    if (*escalated) {  // else another instance was first
+      ++result.held_escalated;
+      log::warn({.event = "release.overdue",
+                 .message_id = h.message_id,
+                 .partner = h.recipient,
+                 .reason = "held-too-long",
+                 .detail = h.hold});
+    }
+  }
+  return true;
 }
 
 std::pair<deadline_sweep_result, bool> deadline_watch::sweep_now() {
@@ -251,9 +354,13 @@ std::pair<deadline_sweep_result, bool> deadline_watch::sweep_now() {
                  .detail = r.deadline});
     }
   }
+  if (!sweep_held(now, now_text, result)) {
+    return {result, false};
+  }
   {
     const std::lock_guard lock(mutex_);
     overdue_ = result.overdue;
+    held_overdue_ = result.held_overdue;
   }
   return {result, true};
 }

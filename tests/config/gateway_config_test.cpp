@@ -557,6 +557,32 @@ TEST_F(GatewayConfig, StoreEncryptionKeysAreChecked) {
       << describe(problems_);
 }
 
+TEST_F(GatewayConfig, DeadlineKnobsHaveDefaultsAndAreChecked) {
+  auto config = load();
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_EQ(config.deadlines.sweep_interval_s, 300u);
+  EXPECT_EQ(config.deadlines.lookback_days, 180u);
+  EXPECT_EQ(config.deadlines.held_after_hours, 24u);
+  set("/deadlines", R"({"sweep_interval_s": 60, "lookback_days": 30, "held_after_hours": 4})");
+  config = load();
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_EQ(config.deadlines.sweep_interval_s, 60u);
+  EXPECT_EQ(config.deadlines.lookback_days, 30u);
+  EXPECT_EQ(config.deadlines.held_after_hours, 4u);
+  for (const auto& [value, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"held_after_hours": 0})", "/deadlines/held_after_hours"},
+           {R"({"held_after_hours": 8761})", "/deadlines/held_after_hours"},
+           {R"({"held_after_hours": "24"})", "/deadlines/held_after_hours"},
+           {R"({"lookback_days": 0})", "/deadlines/lookback_days"},
+           {R"({"held_after": 24})", "/deadlines/held_after"}}) {
+    set("/deadlines", value);
+    problems_.clear();
+    load();
+    EXPECT_EQ(problem_fields(), (std::multiset<std::string>{field}))
+        << value << describe(problems_);
+  }
+}
+
 TEST_F(GatewayConfig, PersonsMatchKeyIsOptionalAndChecked) {
   EXPECT_FALSE(load().persons.enabled());  // no persons section: matching is off
   EXPECT_TRUE(problems_.empty()) << describe(problems_);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gateway/common/json.hpp"
+#include "gateway/report/deadlines.hpp"
 #include "gateway/sim/partner_sim.hpp"
 #include "tests/integration/gateway_fixture.hpp"
 #include "tests/pipeline/document_edit.hpp"
@@ -388,6 +389,57 @@ TEST_F(ReleaseAndMaxAge, ACopyHeldLongerThanItsMaxAgeIsStillTriedOnceReleased) {
   EXPECT_EQ(json::get_string(entries["entries"][0]["entry"], "event"), "delivery.retry") << r.body;
   // And a second later it is dead of its age, as any copy would be.
   EXPECT_EQ(state_when(id, "kh-ratanakiri", "dead"), "dead");
+}
+
+}  // namespace
+}  // namespace mxgw::test
+
+namespace mxgw::test {
+namespace {
+
+// Held longer than deadlines.held_after_hours (one hour; the gateway's clock runs two hours
+// ahead): the copy is escalated once, listed with the open escalations and counted in the
+// metrics, until an administrator decides on it.
+class ReleaseOverdue : public Release {
+ protected:
+  void configure(config::gateway_config& c) override {
+    Release::configure(c);
+    c.deadlines.held_after_hours = 1;
+    options_.clock = [] { return std::chrono::system_clock::now() + std::chrono::hours(2); };
+  }
+};
+
+TEST_F(ReleaseOverdue, ACopyHeldTooLongIsEscalatedUntilDecided) {
+  const auto id = submit_victim("5d0a2e4c-9f1b-4c3d-8e45-708192a3b4c5", "secret");
+  ASSERT_EQ(state_when(id, "kh-ratanakiri", "held"), "held");
+  const auto [first, ok] = gateway_->deadlines().sweep_now();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(first.held_escalated, 1U);
+  EXPECT_EQ(gateway_->deadlines().sweep_now().first.held_escalated, 0U);
+
+  auto doc = parse(admin(alice_, "GET", "/admin/v1/escalations").body);
+  ASSERT_TRUE(doc.IsObject() && doc["heldCopies"].IsArray());
+  ASSERT_EQ(doc["heldCopies"].Size(), 1U);
+  const auto& held = doc["heldCopies"][0];
+  EXPECT_EQ(json::get_string(held, "messageId"), id);
+  EXPECT_EQ(json::get_string(held, "recipient"), "kh-ratanakiri");
+  EXPECT_EQ(json::get_string(held, "sender"), "vn-gialai");
+  EXPECT_EQ(json::get_string(held, "heldBy"), "secret-across-border");
+  EXPECT_FALSE(json::get_string(held, "heldSince").empty());
+  EXPECT_EQ(doc["escalations"].Size(), 0U);
+  EXPECT_NE(admin(alice_, "GET", "/metrics").body.find("mxgw_release_overdue 1\n"),
+            std::string::npos);
+  EXPECT_NE(log_text().find("release.overdue"), std::string::npos);
+
+  ASSERT_EQ(decide(alice_, id, "reject", R"({"reason": "not-necessary"})").status, 200);
+  const auto [after, after_ok] = gateway_->deadlines().sweep_now();
+  ASSERT_TRUE(after_ok);
+  EXPECT_EQ(after.held_closed, 1U);
+  EXPECT_EQ(parse(admin(alice_, "GET", "/admin/v1/escalations").body)["heldCopies"].Size(), 0U);
+  EXPECT_EQ(release_audit(),
+            (std::vector<std::string>{"release.overdue gateway:mxgw",
+                                      "release.rejected admin:alice 0/2 not-necessary",
+                                      "release.escalation_closed gateway:mxgw decided"}));
 }
 
 }  // namespace

@@ -74,9 +74,9 @@ class DeadlineWatch : public ::testing::Test {
     }
     return ids;
   }
-  std::vector<std::string> open_escalations() {
+  std::vector<std::string> open_escalations(const char* kind = escalation_kind) {
     std::promise<std::vector<store::state_item>> p;
-    store_->list_state(escalation_kind, 0,
+    store_->list_state(kind, 0,
                        [&p](std::vector<store::state_item> items, bool) { p.set_value(items); });
     std::vector<std::string> keys;
     for (const auto& item : p.get_future().get()) {
@@ -152,6 +152,70 @@ TEST_F(DeadlineWatch, OnlyAnAnswerFromARecipientSettlesARequestThatNamesThem) {
          R"({"result":"confirmed","inReplyTo":")" + make_id(1) + R"("})");
   EXPECT_EQ(watcher("2026-03-03")->sweep_now().first.closed, 1U);
   EXPECT_TRUE(open_escalations().empty());
+}
+
+// Copies held for four-eyes release: one held longer than held_after is escalated once (however
+// many watchers look), one held a shorter time is not, and the escalation closes once the copy is
+// no longer held.
+TEST_F(DeadlineWatch, ACopyHeldTooLongIsEscalatedOnceAndClosedWhenDecided) {
+  const auto accepted = std::chrono::system_clock::now();
+  const auto hold = [this](int n, const std::string& recipient) {
+    store::message_record r{
+        make_id(n), "vn-gialai", "victim.identification", "2026-02-01T00:00:00Z", "sha", "{}"};
+    r.deliveries.push_back({.recipient = recipient,
+                            .decided_by = "explicit",
+                            .payload = "{}",
+                            .hold = "secret-across-border"});
+    std::promise<store::accept_outcome> p;
+    store_->accept(std::move(r), [&p](store::accept_result a) { p.set_value(a.outcome); });
+    ASSERT_EQ(p.get_future().get(), store::accept_outcome::stored);
+  };
+  hold(1, "kh-ratanakiri");
+  hold(2, "kh-stungtreng");
+  const auto watcher_at = [this](std::chrono::system_clock::time_point at) {
+    return std::make_unique<deadline_watch>(
+        store_, deadline_settings{.interval = std::chrono::seconds(3600),
+                                  .lookback = std::chrono::hours(24 * 3650),
+                                  .held_after = std::chrono::hours(24),
+                                  .actor = "gateway:test",
+                                  .clock = [at] { return at; }});
+  };
+  const auto open_held = [this] { return open_escalations(held_escalation_kind); };
+
+  // Within the day: nothing.
+  auto early = watcher_at(accepted + std::chrono::hours(23));
+  EXPECT_EQ(early->sweep_now().first.held_overdue, 0U);
+  EXPECT_TRUE(audited("release.overdue").empty());
+
+  // A day and more: both escalated once, by the first of two watchers.
+  auto late = watcher_at(accepted + std::chrono::hours(25));
+  auto [first, ok] = late->sweep_now();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(first.held_overdue, 2U);
+  EXPECT_EQ(first.held_escalated, 2U);
+  EXPECT_EQ(late->held_overdue(), 2U);
+  EXPECT_EQ(watcher_at(accepted + std::chrono::hours(26))->sweep_now().first.held_escalated, 0U);
+  EXPECT_EQ(audited("release.overdue"), (std::vector<std::string>{make_id(1), make_id(2)}));
+  EXPECT_EQ(open_held(), (std::vector<std::string>{make_id(1) + "/kh-ratanakiri",
+                                                   make_id(2) + "/kh-stungtreng"}));
+
+  // Refused: no longer held, so the next look closes its escalation; the other stays.
+  std::promise<store::release_result> decided;
+  store_->decide_release({.message_id = make_id(1),
+                          .recipient = "kh-ratanakiri",
+                          .actor = "admin:alice",
+                          .approve = false,
+                          .reason = "not-necessary",
+                          .required = 2,
+                          .audit = {.actor = "admin:alice", .partner = "kh-ratanakiri"}},
+                         [&decided](store::release_result r, bool) { decided.set_value(r); });
+  ASSERT_EQ(decided.get_future().get().outcome, store::release_outcome::rejected);
+  auto [after, after_ok] = late->sweep_now();
+  ASSERT_TRUE(after_ok);
+  EXPECT_EQ(after.held_closed, 1U);
+  EXPECT_EQ(after.held_overdue, 1U);
+  EXPECT_EQ(audited("release.escalation_closed"), (std::vector<std::string>{make_id(1)}));
+  EXPECT_EQ(open_held(), (std::vector<std::string>{make_id(2) + "/kh-stungtreng"}));
 }
 
 TEST_F(DeadlineWatch, RequestsBeforeTheLookbackAreNotWatchedAndAFailedStoreIsReported) {

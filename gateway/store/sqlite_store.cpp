@@ -683,6 +683,31 @@ int exec(sqlite3* db, const char* sql) {
   return sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
 }
 
+// Runs `part` (rewrite_values_of, rekey_persons_of) in a savepoint of its own: a caller's function
+// that throws (write.failed) undoes that part only, not the accepts and reports it shares the
+// transaction with; a store error fails the whole batch, which is rolled back.
+template <typename Write>
+int in_own_savepoint(sqlite3* db, Write& write, const std::function<int(Write&)>& part) {
+  int rc = exec(db, "SAVEPOINT own_part");
+  if (rc != SQLITE_OK) {
+    return rc;
+  }
+  write.result = {};
+  write.failed = false;
+  rc = part(write);
+  if (rc != SQLITE_OK) {
+    return rc;
+  }
+  if (write.failed) {
+    write.result = {};
+    rc = exec(db, "ROLLBACK TO own_part");
+    if (rc != SQLITE_OK) {
+      return rc;
+    }
+  }
+  return exec(db, "RELEASE own_part");
+}
+
 void exec_or_throw(sqlite3* db, const char* sql, const std::filesystem::path& path) {
   const int rc = exec(db, sql);
   if (rc != SQLITE_OK) {
@@ -1158,9 +1183,7 @@ struct sqlite_store::impl {
   int write_checkpoint(checkpoint_write& write);
   int write_state(state_write& write, const std::string& at);
   int write_purge(purge_write& write, std::int64_t now_ms, const std::string& at);
-  int write_rewrite(rewrite_write& write);
   int rewrite_values_of(rewrite_write& write);
-  int write_rekey(rekey_write& write);
   int rekey_persons_of(rekey_write& write);
   const char* failure_reason(int rc);
   void notify_deliveries_due();
@@ -1875,9 +1898,11 @@ int sqlite_store::impl::write_batch(std::vector<pending_write>& batch, bool book
           } else if constexpr (std::is_same_v<kind, purge_write>) {
             return write_purge(w, now_ms, accepted_at);
           } else if constexpr (std::is_same_v<kind, rewrite_write>) {
-            return write_rewrite(w);
+            return in_own_savepoint<rewrite_write>(
+                writer_db_.get(), w, [this](rewrite_write& x) { return rewrite_values_of(x); });
           } else if constexpr (std::is_same_v<kind, rekey_write>) {
-            return write_rekey(w);
+            return in_own_savepoint<rekey_write>(
+                writer_db_.get(), w, [this](rekey_write& x) { return rekey_persons_of(x); });
           } else {
             return write_state(w, accepted_at);
           }
@@ -2528,29 +2553,6 @@ int sqlite_store::impl::write_purge(purge_write& write, std::int64_t now_ms,
                            at);
 }
 
-int sqlite_store::impl::write_rewrite(rewrite_write& write) {
-  // A savepoint of its own: a rewriter that throws undoes its own changes, not the accepts and
-  // reports it shares the transaction with.
-  int rc = exec(writer_db_.get(), "SAVEPOINT rewrite_values");
-  if (rc != SQLITE_OK) {
-    return rc;
-  }
-  write.result = {};
-  write.failed = false;
-  rc = rewrite_values_of(write);
-  if (rc != SQLITE_OK) {
-    return rc;  // the whole batch fails and is rolled back
-  }
-  if (write.failed) {
-    write.result = {};
-    rc = exec(writer_db_.get(), "ROLLBACK TO rewrite_values");
-    if (rc != SQLITE_OK) {
-      return rc;
-    }
-  }
-  return exec(writer_db_.get(), "RELEASE rewrite_values");
-}
-
 int sqlite_store::impl::rewrite_values_of(rewrite_write& write) {
   std::vector<stored_value> values;
   {
@@ -2636,29 +2638,6 @@ int sqlite_store::impl::rewrite_values_of(rewrite_write& write) {
     ++write.result.rewritten;
   }
   return SQLITE_OK;
-}
-
-int sqlite_store::impl::write_rekey(rekey_write& write) {
-  // A savepoint of its own, as for rewrite_values: a keyer that throws undoes its own changes,
-  // not the accepts and reports it shares the transaction with.
-  int rc = exec(writer_db_.get(), "SAVEPOINT rekey_persons");
-  if (rc != SQLITE_OK) {
-    return rc;
-  }
-  write.result = {};
-  write.failed = false;
-  rc = rekey_persons_of(write);
-  if (rc != SQLITE_OK) {
-    return rc;  // the whole batch fails and is rolled back
-  }
-  if (write.failed) {
-    write.result = {};
-    rc = exec(writer_db_.get(), "ROLLBACK TO rekey_persons");
-    if (rc != SQLITE_OK) {
-      return rc;
-    }
-  }
-  return exec(writer_db_.get(), "RELEASE rekey_persons");
 }
 
 int sqlite_store::impl::rekey_persons_of(rekey_write& write) {

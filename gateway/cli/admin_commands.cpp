@@ -375,6 +375,28 @@ int admin_release_decide(const admin_target& target, const std::string& message_
   return 0;
 }
 
+int admin_escalations(const admin_target& target) {
+  auto doc = get_list(target, "escalations", "/admin/v1/escalations", "escalations");
+  if (!doc) {
+    return 1;
+  }
+  for (const auto& e : (*doc)["escalations"].GetArray()) {
+    std::cout << "verification " << json::get_string(e, "messageId") << "  from "
+              << json::get_string(e, "sender") << "  deadline " << json::get_string(e, "deadline")
+              << "  escalated " << json::get_string(e, "escalatedAt") << "\n";
+  }
+  if (doc->HasMember("heldCopies") && (*doc)["heldCopies"].IsArray()) {
+    for (const auto& h : (*doc)["heldCopies"].GetArray()) {
+      std::cout << "held " << json::get_string(h, "messageId") << "  to "
+                << json::get_string(h, "recipient") << "  from " << json::get_string(h, "sender")
+                << "  held by " << json::get_string(h, "heldBy") << "  since "
+                << json::get_string(h, "heldSince") << "  escalated "
+                << json::get_string(h, "escalatedAt") << "\n";
+    }
+  }
+  return 0;
+}
+
 int admin_person_candidates(const admin_target& target, const std::string& message_id) {
   const auto r = admin_request(
       target, "GET", "/admin/v1/messages/" + query_escaped(message_id) + "/candidates?limit=1000");

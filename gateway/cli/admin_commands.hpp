@@ -89,6 +89,10 @@ int admin_release_show(const admin_target& target, const std::string& message_id
 int admin_release_decide(const admin_target& target, const std::string& message_id,
                          const std::string& recipient, bool approve, const std::string& reason);
 
+/// `mxgw escalations --admin-url`: what waits too long, one line each: verification requests past
+/// their deadline without an answer, then copies held for four-eyes release too long.
+int admin_escalations(const admin_target& target);
+
 /// `mxgw persons candidates --admin-url`: the persons of other messages who may be the same
 /// person as one of this message's, one line each (the gateway records the question on its audit
 /// chain). Returns 0; 1 when refused (no such message, matching off) or failed.

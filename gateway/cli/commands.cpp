@@ -861,6 +861,12 @@ int run(int argc, char** argv) {
       ->add_option("--reason", release_reason, "short reason code, e.g. not-necessary")
       ->required();
 
+  // escalations: what waits too long (admin API)
+  auto* escalations_cmd = app.add_subcommand(
+      "escalations",
+      "Verification requests past their deadline and copies held too long (admin API)");
+  add_admin_options(escalations_cmd, admin_api_target, true);
+
   // persons: candidates of the same person in other messages, through a running gateway's admin
   // API only (each question is an administrator's, audited)
   auto* persons_cmd =
@@ -1157,6 +1163,9 @@ int run(int argc, char** argv) {
     }
     if (*depth_cmd) {
       return admin_queue_depth(admin_api_target);
+    }
+    if (*escalations_cmd) {
+      return admin_escalations(admin_api_target);
     }
     if (*persons_rekey_cmd) {
       return run_persons_rekey(config_file, persons_batch);

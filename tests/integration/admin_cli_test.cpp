@@ -474,6 +474,14 @@ TEST_F(AdminCli, AnUnansweredRequestPastItsDeadlineIsEscalatedUntilAnswered) {
   EXPECT_NE(admin(admin_client(), "GET", "/metrics").body.find("mxgw_verifications_overdue 1\n"),
             std::string::npos);
   EXPECT_EQ(admin(admin_client(), "POST", "/admin/v1/escalations").status, 405);
+  const auto listed = mxgw("escalations");
+  ASSERT_EQ(listed.status, 0) << listed.err;
+  EXPECT_EQ(
+      listed.out.rfind(
+          "verification " + request_id + "  from vn-gialai  deadline 2026-12-05  escalated ", 0),
+      0U)
+      << listed.out;
+  EXPECT_EQ(lines_of(listed.out).size(), 1U) << listed.out;
 
   // An "answer" from a partner that was not asked (here the requester itself) settles nothing.
   std::string stray = example("verification.result", "de4d0000-0000-4000-8000-000000000003");

@@ -430,6 +430,21 @@ TEST_F(ReleaseOverdue, ACopyHeldTooLongIsEscalatedUntilDecided) {
   EXPECT_NE(admin(alice_, "GET", "/metrics").body.find("mxgw_release_overdue 1\n"),
             std::string::npos);
   EXPECT_NE(log_text().find("release.overdue"), std::string::npos);
+  std::vector<std::string> args = {"escalations"};
+  for (const std::string& option :
+       {std::string("--admin-url"), "https://localhost:" + std::to_string(gateway_->admin_port()),
+        std::string("--cert"), alice_.cert.string(), std::string("--key"), alice_.key.string(),
+        std::string("--ca"), alice_.ca.string()}) {
+    args.push_back(option);
+  }
+  const auto listed = run_mxgw(args, dir_.path());
+  ASSERT_EQ(listed.exit_status, 0) << listed.err;
+  EXPECT_EQ(listed.out.rfind("held " + id +
+                                 "  to kh-ratanakiri  from vn-gialai  held by "
+                                 "secret-across-border  since ",
+                             0),
+            0U)
+      << listed.out;
 
   ASSERT_EQ(decide(alice_, id, "reject", R"({"reason": "not-necessary"})").status, 200);
   const auto [after, after_ok] = gateway_->deadlines().sweep_now();

@@ -204,15 +204,11 @@ int run_queue_command(const std::filesystem::path& config_file, bool replay,
   std::transform(id.begin(), id.end(), id.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (replay) {
-    // The operator as the system knows them (no authentication here: whoever can open the store
-    // file is trusted; the admin API is the authenticated path).
-    const char* user = std::getenv("USER");
-    std::vector<audit::audit_record> audit{
-        {.event = "delivery.replayed",
-         .actor = std::string("cli:") + (user != nullptr && *user != '\0' ? user : "unknown"),
-         .partner = recipient,
-         .message_id = id,
-         .details = {}}};
+    std::vector<audit::audit_record> audit{{.event = "delivery.replayed",
+                                            .actor = cli_actor(),
+                                            .partner = recipient,
+                                            .message_id = id,
+                                            .details = {}}};
     store->replay(id, recipient, std::move(audit), [&](bool found, bool ok) {
       if (!ok) {
         std::cerr << "queue replay: the store failed\n";
@@ -316,11 +312,10 @@ int run_rekey(const std::filesystem::path& config_file, std::size_t batch) {
   std::signal(SIGTERM, previous_term);
 
   // One audit entry with the counts (never an id or content), whatever the outcome.
-  const char* user = std::getenv("USER");
   const auto number = [](std::size_t n) { return std::to_string(n); };
   std::vector<audit::audit_record> audit{
       {.event = "store.rekeyed",
-       .actor = std::string("cli:") + (user != nullptr && *user != '\0' ? user : "unknown"),
+       .actor = cli_actor(),
        .partner = {},
        .message_id = {},
        .details = {{"activeKey", ring.active().id},

@@ -4,6 +4,7 @@
 #include "gateway/cli/gateway_instance.hpp"
 #include "gateway/store/pg_store.hpp"
 
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 
@@ -54,6 +55,11 @@ std::shared_ptr<const store::key_ring> load_store_keys(const config::store_setti
   } catch (const store::key_error& e) {
     throw std::runtime_error(std::string("store: ") + e.what());
   }
+}
+
+std::string cli_actor() {
+  const char* user = std::getenv("USER");
+  return std::string("cli:") + (user != nullptr && *user != '\0' ? user : "unknown");
 }
 
 std::shared_ptr<const pipeline::match_key> load_match_key(const config::person_settings& settings) {

@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <string>
 
 namespace mxgw::cli {
 
@@ -22,6 +23,11 @@ std::unique_ptr<store::message_store> open_configured_store(const config::store_
 /// store is opened, so a bad key stops a command before anything is touched. Throws
 /// std::runtime_error prefixed "store: " naming the key id and what is wrong (never the key).
 std::shared_ptr<const store::key_ring> load_store_keys(const config::store_settings& settings);
+
+/// The actor of an operator's command on the store itself: "cli:<$USER>" ("cli:unknown" without
+/// one). No authentication here: whoever can open the store (and its keys) is trusted; the admin
+/// API is the authenticated path.
+std::string cli_actor();
 
 /// The key persons' digests are made under (persons.match_key; docs/persons.md), or nullptr when
 /// none is set (matching off). Throws std::runtime_error prefixed "persons: " naming what is wrong

@@ -4,7 +4,6 @@
 #include <rapidjson/document.h>
 
 #include <csignal>
-#include <cstdlib>
 #include <future>
 #include <iostream>
 #include <memory>
@@ -118,17 +117,15 @@ int run_persons_rekey(const std::filesystem::path& config_file, std::size_t batc
   std::signal(SIGTERM, previous_term);
 
   // One audit entry with the counts (never an id or content), whatever the outcome.
-  const char* user = std::getenv("USER");
   const auto number = [](std::size_t n) { return std::to_string(n); };
-  std::vector<audit::audit_record> audit{
-      {.event = "persons.rekeyed",
-       .actor = std::string("cli:") + (user != nullptr && *user != '\0' ? user : "unknown"),
-       .partner = {},
-       .message_id = {},
-       .details = {{"messages", number(total.messages)},
-                   {"rekeyed", number(total.rekeyed)},
-                   {"keys", number(total.keys)},
-                   {"complete", complete ? "true" : "false"}}}};
+  std::vector<audit::audit_record> audit{{.event = "persons.rekeyed",
+                                          .actor = cli_actor(),
+                                          .partner = {},
+                                          .message_id = {},
+                                          .details = {{"messages", number(total.messages)},
+                                                      {"rekeyed", number(total.rekeyed)},
+                                                      {"keys", number(total.keys)},
+                                                      {"complete", complete ? "true" : "false"}}}};
   std::promise<bool> audited;
   store->append_audit(std::move(audit), [&audited](bool ok) { audited.set_value(ok); });
   const bool audit_ok = audited.get_future().get();

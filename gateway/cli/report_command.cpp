@@ -49,11 +49,7 @@ int run_report_command(const std::filesystem::path& config_file, const report_re
     return 2;
   }
   const report::period period{request.from, request.to};
-  // The operator as the system knows them (whoever can open the store and its keys is trusted;
-  // the admin API is the authenticated path).
-  const char* user = std::getenv("USER");
-  const std::string actor =
-      std::string("cli:") + (user != nullptr && *user != '\0' ? user : "unknown");
+  const std::string actor = cli_actor();
   std::promise<bool> audited;
   store->append_audit({report::report_audit(actor, period, request.format)},
                       [&audited](bool ok) { audited.set_value(ok); });

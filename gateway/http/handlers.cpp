@@ -87,9 +87,18 @@ std::string rfc3339(const store::time_point& t) {
   return format_rfc3339_ms(t);
 }
 
-// One recipient's delivery state in a status answer.
+// The code of a delivery error: a permanent refusal is kept as "http-<status>: <the partner's
+// answer>", every other error is a code alone ("http-503", "tls", an administrator's reason).
+std::string_view error_code(std::string_view last_error) {
+  return last_error.substr(0, last_error.find(": "));
+}
+
+// One recipient's delivery state in a status answer. `own_row`: the caller is that recipient. A
+// refusal's text is the recipient's own words to the gateway: the recipient sees them, the sender
+// sees only the code (operators read the text in the dead letters), so no free text passes from
+// one agency to another outside the exchange's routing.
 void write_recipient(rapidjson::Writer<rapidjson::StringBuffer>& w,
-                     const store::recipient_status& r) {
+                     const store::recipient_status& r, bool own_row) {
   w.StartObject();
   put(w, "partner", r.recipient);
   put(w, "decidedBy", r.decided_by);
@@ -101,7 +110,9 @@ void write_recipient(rapidjson::Writer<rapidjson::StringBuffer>& w,
   }
   if (!r.last_error.empty() && r.state != "delivered") {
     // Readable text even for a row written before refusals were cleaned on their way in.
-    put(w, "lastError", readable_excerpt(r.last_error, store::max_error_bytes));
+    put(w, "lastError",
+        readable_excerpt(own_row ? std::string_view(r.last_error) : error_code(r.last_error),
+                         store::max_error_bytes));
   }
   if (r.delivered_at) {
     put(w, "deliveredAt", rfc3339(*r.delivered_at));
@@ -909,7 +920,7 @@ void partner_api::status(const request& req, std::string_view id,
       w.StartArray();
       for (const auto& r : s->recipients) {
         if (is_sender || &r == own_row) {
-          write_recipient(w, r);
+          write_recipient(w, r, &r == own_row);
         }
       }
       w.EndArray();

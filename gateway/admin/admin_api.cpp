@@ -1312,8 +1312,9 @@ void audit_query(const call& c, const query_map& query) {
 
 // --- statistics ----------------------------------------------------------------------------------
 
-// GET /admin/v1/report?from=YYYY-MM-DD&to=YYYY-MM-DD[&format=json|csv]: the period's statistics
-// (counts only). Who asked for which period is on the audit chain before anything is read.
+// GET /admin/v1/report?from=YYYY-MM-DD&to=YYYY-MM-DD[&format=json|csv][&suppressBelow=N]: the
+// period's statistics (counts only; below N withheld). Who asked for which period is on the audit
+// chain before anything is read.
 void statistics_report(const call& c, const query_map& query) {
   auto want = [&query](const char* name, const char* fallback) {
     auto it = query.find(name);
@@ -1327,17 +1328,27 @@ void statistics_report(const call& c, const query_map& query) {
   if (auto error = report::check_period(p)) {
     return c.done(invalid(*error));
   }
+  report::output_options options;
+  if (auto it = query.find("suppressBelow"); it != query.end()) {
+    options.suppress_below = report::parse_suppress_below(it->second);
+    if (!options.suppress_below) {
+      return c.done(invalid("suppressBelow must be a whole number from " +
+                            std::to_string(report::min_suppress_below) + " to " +
+                            std::to_string(report::max_suppress_below) + "."));
+    }
+  }
   const auto now = c.now();
   auto store = c.ctx.store;
   store->append_audit(
-      {report::report_audit(c.actor, p, format)}, [c, p, format, now, store](bool ok) {
+      {report::report_audit(c.actor, p, format, options)},
+      [c, p, format, options, now, store](bool ok) {
         if (!ok) {
           return c.done(store_failed());
         }
         c.log_change("report.generated", "", 200);
         report::collect(store, p,
-                        [c, format, now](std::shared_ptr<report::statistics_builder> built,
-                                         report::collect_summary summary, bool read) {
+                        [c, format, options, now](std::shared_ptr<report::statistics_builder> built,
+                                                  report::collect_summary summary, bool read) {
                           if (!read) {
                             return c.done(store_failed());
                           }
@@ -1350,9 +1361,9 @@ void statistics_report(const call& c, const query_map& query) {
                           r.status = 200;
                           if (format == "csv") {
                             r.content_type = "text/csv; charset=utf-8";
-                            r.body = built->csv(now);
+                            r.body = built->csv(now, options);
                           } else {
-                            r.body = built->json(now);
+                            r.body = built->json(now, options);
                           }
                           c.done(std::move(r));
                         });

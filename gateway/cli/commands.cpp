@@ -805,6 +805,10 @@ int run(int argc, char** argv) {
   report_cmd->add_option("--to", report_req.to, "last day, YYYY-MM-DD (UTC), inclusive")
       ->required();
   report_cmd->add_option("--format", report_req.format, "json (default) or csv");
+  // Taken as text and checked by the command, so a bad value is refused like a bad day.
+  report_cmd->add_option_function<std::string>(
+      "--suppress-below", [&](const std::string& k) { report_req.suppress_below = k; },
+      "withhold counts below this threshold, 2 to 1000 (small-cell suppression)");
 
   // queue: dead letters on the local store (the running gateway picks replays up at its next
   // poll), or through a running gateway's admin API

@@ -7,6 +7,8 @@
 #include <future>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <string>
 #include <utility>
 
 #include "gateway/cli/open_store.hpp"
@@ -17,24 +19,35 @@ namespace mxgw::cli {
 
 namespace {
 
-/// 2 with the reason on stderr when the request cannot be answered.
-int check_request(const report_request& request) {
+/// How to print the report asked for; nullopt, with the reason on stderr, when the request
+/// cannot be answered (exit status 2).
+std::optional<report::output_options> check_request(const report_request& request) {
   if (request.format != "json" && request.format != "csv") {
     std::cerr << "report: --format is json or csv\n";
-    return 2;
+    return std::nullopt;
   }
   if (auto error = report::check_period({request.from, request.to})) {
     std::cerr << "report: " << *error << "\n";
-    return 2;
+    return std::nullopt;
   }
-  return 0;
+  report::output_options options;
+  if (request.suppress_below) {
+    options.suppress_below = report::parse_suppress_below(*request.suppress_below);
+    if (!options.suppress_below) {
+      std::cerr << "report: --suppress-below is a whole number from " << report::min_suppress_below
+                << " to " << report::max_suppress_below << "\n";
+      return std::nullopt;
+    }
+  }
+  return options;
 }
 
 }  // namespace
 
 int run_report_command(const std::filesystem::path& config_file, const report_request& request) {
-  if (const int bad = check_request(request); bad != 0) {
-    return bad;
+  const auto options = check_request(request);
+  if (!options) {
+    return 2;
   }
   config::gateway_config config;
   std::shared_ptr<store::message_store> store;
@@ -51,7 +64,7 @@ int run_report_command(const std::filesystem::path& config_file, const report_re
   const report::period period{request.from, request.to};
   const std::string actor = cli_actor();
   std::promise<bool> audited;
-  store->append_audit({report::report_audit(actor, period, request.format)},
+  store->append_audit({report::report_audit(actor, period, request.format, *options)},
                       [&audited](bool ok) { audited.set_value(ok); });
   if (!audited.get_future().get()) {
     std::cerr << "report: the store failed (the request could not be audited; nothing read)\n";
@@ -76,18 +89,23 @@ int run_report_command(const std::filesystem::path& config_file, const report_re
                  "altered bytes); they count as messages without facts\n";
   }
   const auto now = std::chrono::system_clock::now();
-  std::cout << (request.format == "csv" ? builder->csv(now) : builder->json(now));
+  std::cout << (request.format == "csv" ? builder->csv(now, *options)
+                                        : builder->json(now, *options));
   return 0;
 }
 
 int admin_report(const admin_target& target, const report_request& request) {
-  if (const int bad = check_request(request); bad != 0) {
-    return bad;
+  const auto options = check_request(request);
+  if (!options) {
+    return 2;
   }
-  // The period was checked above: dates and a format need no escaping.
-  const auto r = admin_request(target, "GET",
-                               "/admin/v1/report?from=" + request.from + "&to=" + request.to +
-                                   "&format=" + request.format);
+  // The request was checked above: dates, a format and a number need no escaping.
+  std::string path =
+      "/admin/v1/report?from=" + request.from + "&to=" + request.to + "&format=" + request.format;
+  if (options->suppress_below) {
+    path += "&suppressBelow=" + std::to_string(*options->suppress_below);
+  }
+  const auto r = admin_request(target, "GET", path);
   if (report_failure("report", r) != 0) {
     return 1;
   }

@@ -1,6 +1,7 @@
 // Page by page through read_facts; each page's handler asks for the next one.
 #include "gateway/report/collect.hpp"
 
+#include <string>
 #include <utility>
 
 namespace mxgw::report {
@@ -64,12 +65,18 @@ void collect(std::shared_ptr<store::message_store> store, const period& p, colle
       });
 }
 
-audit::audit_record report_audit(std::string actor, const period& p, std::string format) {
-  return {.event = "report.generated",
-          .actor = std::move(actor),
-          .partner = {},
-          .message_id = {},
-          .details = {{"from", p.from}, {"to", p.to}, {"format", std::move(format)}}};
+audit::audit_record report_audit(std::string actor, const period& p, std::string format,
+                                 const output_options& options) {
+  audit::audit_record record{
+      .event = "report.generated",
+      .actor = std::move(actor),
+      .partner = {},
+      .message_id = {},
+      .details = {{"from", p.from}, {"to", p.to}, {"format", std::move(format)}}};
+  if (options.suppress_below) {
+    record.details.emplace_back("suppressBelow", std::to_string(*options.suppress_below));
+  }
+  return record;
 }
 
 }  // namespace mxgw::report

@@ -39,7 +39,9 @@ void read_all_facts(std::shared_ptr<store::message_store> store, std::string sin
 /// thread (or at once when the store is stopped), with ok=false when a page could not be read.
 void collect(std::shared_ptr<store::message_store> store, const period& p, collect_handler done);
 
-/// The audit record of a report: who asked for which period and format (no figures).
-audit::audit_record report_audit(std::string actor, const period& p, std::string format);
+/// The audit record of a report: who asked for which period and format, and the small-cell
+/// suppression threshold when one was asked (`suppressBelow`); no figures.
+audit::audit_record report_audit(std::string actor, const period& p, std::string format,
+                                 const output_options& options = {});
 
 }  // namespace mxgw::report

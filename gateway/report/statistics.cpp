@@ -6,6 +6,7 @@
 #include <rapidjson/stringbuffer.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <variant>
 
@@ -81,22 +82,107 @@ std::string csv_field(std::string_view value) {
   return out;
 }
 
-// --- the report's layout, shared by JSON and CSV -------------------------------------------------
+// --- the report as printed, shared by JSON and CSV ----------------------------------------------
 
 // Median, p90 and max turnaround, as text with one decimal; empty when nothing was answered.
 using turnaround = std::vector<std::pair<std::string_view, std::string>>;
 
-// One figure: a count, a breakdown or the turnaround, with its JSON member and CSV dimension.
+// One number as printed: a count, or hours with one decimal ("" when there is none).
+struct cell {
+  std::string key;  // the breakdown's value or the turnaround figure; "" for a total
+  std::variant<std::uint64_t, std::string> number;
+  bool suppressed = false;  // withheld by small-cell suppression
+};
+
+// One figure with its JSON member and CSV dimension: a total (one cell), a breakdown (a cell per
+// value, sorted) or the turnaround hours (median, p90, max).
 struct figure {
+  enum class shape { total, by_value, hours };
   std::string_view json_name;
   std::string_view csv_name;
-  std::variant<std::uint64_t, const breakdown*, const turnaround*> value;
+  shape kind = shape::total;
+  std::vector<cell> cells;
 };
 
 struct section {
   std::string_view name;  // the JSON member and the CSV section
   std::vector<figure> figures;
 };
+
+figure total_figure(std::string_view json_name, std::string_view csv_name, std::uint64_t count) {
+  return {json_name, csv_name, figure::shape::total, {{{}, count}}};
+}
+
+figure breakdown_figure(std::string_view json_name, std::string_view csv_name,
+                        const breakdown& counts) {
+  figure out{json_name, csv_name, figure::shape::by_value, {}};
+  for (const auto& [value, n] : counts) {
+    out.cells.push_back({value, n});
+  }
+  return out;
+}
+
+figure hours_figure(std::string_view json_name, std::string_view csv_name,
+                    const turnaround& hours) {
+  figure out{json_name, csv_name, figure::shape::hours, {}};
+  for (const auto& [name, text] : hours) {
+    out.cells.push_back({std::string(name), text});
+  }
+  return out;
+}
+
+std::uint64_t count_of(const cell& c) {
+  const auto* n = std::get_if<std::uint64_t>(&c.number);
+  return n == nullptr ? 0 : *n;
+}
+
+// Withholds the small cells of `report` below `k` (the rule in statistics.hpp); the turnaround
+// hours are over `answered` requests. Returns how many numbers it withheld.
+std::size_t suppress_small_cells(std::vector<section>& report, std::uint64_t k,
+                                 std::uint64_t answered) {
+  std::size_t withheld = 0;
+  const auto withhold = [&withheld](cell& c) {
+    c.suppressed = true;
+    ++withheld;
+  };
+  const auto small = [k](const cell& c) {
+    const std::uint64_t n = count_of(c);
+    return n > 0 && n < k;
+  };
+  for (auto& s : report) {
+    for (auto& fig : s.figures) {
+      if (fig.kind == figure::shape::hours) {
+        if (answered > 0 && answered < k) {
+          std::for_each(fig.cells.begin(), fig.cells.end(), withhold);
+        }
+        continue;
+      }
+      std::size_t primary = 0;
+      for (auto& c : fig.cells) {
+        if (small(c)) {
+          withhold(c);
+          ++primary;
+        }
+      }
+      if (fig.kind != figure::shape::by_value || primary != 1) {
+        continue;
+      }
+      // One withheld cell alone could be recomputed from the total: withhold the smallest other
+      // one too (the first in key order among equals).
+      cell* smallest = nullptr;
+      for (auto& c : fig.cells) {
+        if (!c.suppressed && count_of(c) > 0 &&
+            (smallest == nullptr || count_of(c) < count_of(*smallest))) {
+          smallest = &c;
+        }
+      }
+      if (smallest != nullptr) {
+        withhold(*smallest);
+      }
+    }
+  }
+  return withheld;
+}
 
 }  // namespace
 
@@ -143,46 +229,63 @@ struct statistics_builder::figures {
     const auto& r = verifications;
     return {
         {"messages",
-         {{"total", "total", m.total},
-          {"byType", "type", &m.by_type},
-          {"withoutFacts", "without_facts", m.without_facts},
-          {"withdrawn", "withdrawn", m.withdrawn}}},
+         {
+             total_figure("total", "total", m.total),
+             breakdown_figure("byType", "type", m.by_type),
+             total_figure("withoutFacts", "without_facts", m.without_facts),
+             total_figure("withdrawn", "withdrawn", m.withdrawn),
+         }},
         {"victims",
-         {{"total", "total", v.total},
-          {"messages", "messages", v.messages},
-          {"byStatus", "status", &v.by_status},
-          {"bySex", "sex", &v.by_sex},
-          {"byAgeBand", "age_band", &v.by_age_band},
-          {"byMinor", "minor", &v.by_minor},
-          {"byNationality", "nationality", &v.by_nationality},
-          {"byExploitation", "exploitation", &v.by_exploitation},
-          {"byRegion", "region", &v.by_region},
-          {"bySender", "sender", &v.by_sender}}},
+         {
+             total_figure("total", "total", v.total),
+             total_figure("messages", "messages", v.messages),
+             breakdown_figure("byStatus", "status", v.by_status),
+             breakdown_figure("bySex", "sex", v.by_sex),
+             breakdown_figure("byAgeBand", "age_band", v.by_age_band),
+             breakdown_figure("byMinor", "minor", v.by_minor),
+             breakdown_figure("byNationality", "nationality", v.by_nationality),
+             breakdown_figure("byExploitation", "exploitation", v.by_exploitation),
+             breakdown_figure("byRegion", "region", v.by_region),
+             breakdown_figure("bySender", "sender", v.by_sender),
+         }},
         {"wanted",
-         {{"total", "total", w.total},
-          {"messages", "messages", w.messages},
-          {"bySex", "sex", &w.by_sex},
-          {"byNationality", "nationality", &w.by_nationality},
-          {"byRequestedAction", "requested_action", &w.by_requested_action},
-          {"bySender", "sender", &w.by_sender}}},
+         {
+             total_figure("total", "total", w.total),
+             total_figure("messages", "messages", w.messages),
+             breakdown_figure("bySex", "sex", w.by_sex),
+             breakdown_figure("byNationality", "nationality", w.by_nationality),
+             breakdown_figure("byRequestedAction", "requested_action", w.by_requested_action),
+             breakdown_figure("bySender", "sender", w.by_sender),
+         }},
         {"tips",
-         {{"total", "total", t.total},
-          {"byChannel", "channel", &t.by_channel},
-          {"byUrgency", "urgency", &t.by_urgency},
-          {"byReporterType", "reporter_type", &t.by_reporter_type},
-          {"byExploitation", "exploitation", &t.by_exploitation},
-          {"possibleVictims", "possible_victims", t.possible_victims}}},
+         {
+             total_figure("total", "total", t.total),
+             breakdown_figure("byChannel", "channel", t.by_channel),
+             breakdown_figure("byUrgency", "urgency", t.by_urgency),
+             breakdown_figure("byReporterType", "reporter_type", t.by_reporter_type),
+             breakdown_figure("byExploitation", "exploitation", t.by_exploitation),
+             total_figure("possibleVictims", "possible_victims", t.possible_victims),
+         }},
         {"verifications",
-         {{"requests", "requests", r.requests},
-          {"byPurpose", "purpose", &r.by_purpose},
-          {"byUrgency", "urgency", &r.by_urgency},
-          {"answered", "answered", r.answered},
-          {"unanswered", "unanswered", r.unanswered},
-          {"byResult", "result", &r.by_result},
-          {"overdue", "overdue", r.overdue},
-          {"turnaroundHours", "turnaround_hours", &r.turnaround_hours}}},
+         {
+             total_figure("requests", "requests", r.requests),
+             breakdown_figure("byPurpose", "purpose", r.by_purpose),
+             breakdown_figure("byUrgency", "urgency", r.by_urgency),
+             total_figure("answered", "answered", r.answered),
+             total_figure("unanswered", "unanswered", r.unanswered),
+             breakdown_figure("byResult", "result", r.by_result),
+             total_figure("overdue", "overdue", r.overdue),
+             hours_figure("turnaroundHours", "turnaround_hours", r.turnaround_hours),
+         }},
     };
   }
+};
+
+// The figures in print: what both forms write, cell by cell.
+struct statistics_builder::printed {
+  std::vector<section> sections;
+  std::optional<std::uint32_t> suppress_below;  // as asked
+  std::size_t suppressed = 0;                   // numbers withheld
 };
 
 std::string_view statistics_builder::counted_row::value(std::string_view name) const {
@@ -201,6 +304,18 @@ const std::vector<std::string>* statistics_builder::counted_row::list(std::strin
     }
   }
   return nullptr;
+}
+
+std::optional<std::uint32_t> parse_suppress_below(std::string_view text) {
+  std::uint32_t k = 0;
+  const char* end = text.data() + text.size();
+  // from_chars takes no '+' and no space; a '-' is refused for an unsigned type.
+  const auto [stop, ec] = std::from_chars(text.data(), end, k);
+  if (text.empty() || ec != std::errc() || stop != end || k < min_suppress_below ||
+      k > max_suppress_below) {
+    return std::nullopt;
+  }
+  return k;
 }
 
 std::optional<std::string> check_period(const period& p) {
@@ -416,16 +531,39 @@ statistics_builder::figures statistics_builder::tally(
   return f;
 }
 
-std::string statistics_builder::json(std::chrono::system_clock::time_point now) const {
+statistics_builder::printed statistics_builder::print(std::chrono::system_clock::time_point now,
+                                                      const output_options& options) const {
   const figures f = tally(now);
+  printed out{f.layout(), options.suppress_below, 0};
+  if (options.suppress_below) {
+    out.suppressed =
+        suppress_small_cells(out.sections, *options.suppress_below, f.verifications.answered);
+  }
+  return out;
+}
+
+std::string statistics_builder::json(std::chrono::system_clock::time_point now,
+                                     const output_options& options) const {
+  const printed report = print(now, options);
   rapidjson::StringBuffer buffer;
   rapidjson::PrettyWriter<rapidjson::StringBuffer> out(buffer);
   out.SetIndent(' ', 2);
   auto key = [&](std::string_view name) {
-    out.Key(name.data(), static_cast<rapidjson::SizeType>(name.size()));
+    out.Key(json::non_null(name), static_cast<rapidjson::SizeType>(name.size()));
   };
   auto text = [&](std::string_view value) {
     out.String(json::non_null(value), static_cast<rapidjson::SizeType>(value.size()));
+  };
+  // A withheld number and hours that have no value are null.
+  auto number = [&](const cell& c) {
+    const auto* hours = std::get_if<std::string>(&c.number);
+    if (c.suppressed || (hours != nullptr && hours->empty())) {
+      out.Null();
+    } else if (hours != nullptr) {
+      out.RawValue(hours->data(), hours->size(), rapidjson::kNumberType);
+    } else {
+      out.Uint64(std::get<std::uint64_t>(c.number));
+    }
   };
   out.StartObject();
   key("report");
@@ -441,32 +579,30 @@ std::string statistics_builder::json(std::chrono::system_clock::time_point now) 
   out.EndObject();
   key("generatedAt");
   text(format_rfc3339_ms(now));
-  for (const auto& s : f.layout()) {
+  if (report.suppress_below) {
+    key("suppression");
+    out.StartObject();
+    key("below");
+    out.Uint(*report.suppress_below);
+    key("cells");
+    out.Uint64(report.suppressed);
+    out.EndObject();
+  }
+  for (const auto& s : report.sections) {
     key(s.name);
     out.StartObject();
     for (const auto& fig : s.figures) {
       key(fig.json_name);
-      if (const auto* number = std::get_if<std::uint64_t>(&fig.value)) {
-        out.Uint64(*number);
-      } else if (const auto* counts = std::get_if<const breakdown*>(&fig.value)) {
-        out.StartObject();
-        for (const auto& [value, n] : **counts) {
-          key(value);
-          out.Uint64(n);
-        }
-        out.EndObject();
-      } else {
-        out.StartObject();
-        for (const auto& [name, hours] : *std::get<const turnaround*>(fig.value)) {
-          key(name);
-          if (hours.empty()) {
-            out.Null();
-          } else {
-            out.RawValue(hours.data(), hours.size(), rapidjson::kNumberType);
-          }
-        }
-        out.EndObject();
+      if (fig.kind == figure::shape::total) {
+        number(fig.cells.front());
+        continue;
       }
+      out.StartObject();
+      for (const auto& c : fig.cells) {
+        key(c.key);
+        number(c);
+      }
+      out.EndObject();
     }
     out.EndObject();
   }
@@ -474,8 +610,9 @@ std::string statistics_builder::json(std::chrono::system_clock::time_point now) 
   return {buffer.GetString(), buffer.GetSize()};
 }
 
-std::string statistics_builder::csv(std::chrono::system_clock::time_point now) const {
-  const figures f = tally(now);
+std::string statistics_builder::csv(std::chrono::system_clock::time_point now,
+                                    const output_options& options) const {
+  const printed report = print(now, options);
   std::string out = "section,dimension,value,count\r\n";
   auto line = [&](std::string_view section, std::string_view dimension, std::string_view value,
                   std::string_view number) {
@@ -488,20 +625,28 @@ std::string statistics_builder::csv(std::chrono::system_clock::time_point now) c
     out += number;
     out += "\r\n";
   };
-  for (const auto& s : f.layout()) {
+  const std::string below =
+      report.suppress_below ? std::to_string(*report.suppress_below) : std::string();
+  // A withheld number is "<k"; hours that have no value are empty.
+  auto number = [&](const cell& c) {
+    if (c.suppressed) {
+      return "<" + below;
+    }
+    if (const auto* count = std::get_if<std::uint64_t>(&c.number)) {
+      return std::to_string(*count);
+    }
+    return std::get<std::string>(c.number);
+  };
+  for (const auto& s : report.sections) {
     for (const auto& fig : s.figures) {
-      if (const auto* number = std::get_if<std::uint64_t>(&fig.value)) {
-        line(s.name, fig.csv_name, "", std::to_string(*number));
-      } else if (const auto* counts = std::get_if<const breakdown*>(&fig.value)) {
-        for (const auto& [value, n] : **counts) {
-          line(s.name, fig.csv_name, value, std::to_string(n));
-        }
-      } else {
-        for (const auto& [name, hours] : *std::get<const turnaround*>(fig.value)) {
-          line(s.name, fig.csv_name, name, hours);
-        }
+      for (const auto& c : fig.cells) {
+        line(s.name, fig.csv_name, c.key, number(c));
       }
     }
+  }
+  if (report.suppress_below) {
+    line("suppression", "below", "", below);
+    line("suppression", "cells", "", std::to_string(report.suppressed));
   }
   return out;
 }

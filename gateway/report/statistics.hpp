@@ -30,6 +30,21 @@ struct period {
 /// `from` after `to`), as a sentence for the operator.
 std::optional<std::string> check_period(const period& p);
 
+/// The smallest and the largest threshold of small-cell suppression.
+inline constexpr std::uint32_t min_suppress_below = 2;
+inline constexpr std::uint32_t max_suppress_below = 1000;
+
+/// The threshold in `text` when it is a whole number in decimal digits only (no sign, no space)
+/// from min_suppress_below to max_suppress_below; else nullopt.
+std::optional<std::uint32_t> parse_suppress_below(std::string_view text);
+
+/// How a report is printed.
+struct output_options {
+  /// Small-cell suppression below this threshold k (min_suppress_below to max_suppress_below);
+  /// nullopt prints every figure as counted.
+  std::optional<std::uint32_t> suppress_below;
+};
+
 /// Aggregates the facts rows of the messages accepted from the period's first day until now into
 /// the report. The rules:
 /// - In the period: a row whose accepted_at date (UTC) lies within [from, to]. Rows after the
@@ -64,6 +79,27 @@ std::optional<std::string> check_period(const period& p);
 /// - A missing or mistyped single value counts as "unknown". A breakdown maps each value to its
 ///   count, keys sorted by byte value. The output holds counts and category values (codes and
 ///   partner ids) only: never a message id, a reference or its digest.
+///
+/// Small-cell suppression (only when output_options::suppress_below gives a threshold k), applied
+/// to the figures once, before either form prints them:
+/// - Primary: every count (each total: `messages.total`, `withoutFacts`, `withdrawn`,
+///   `victims.total`, `victims.messages`, `wanted.total`, `wanted.messages`, `tips.total`,
+///   `tips.possibleVictims`, `verifications.requests`, `answered`, `unanswered`, `overdue`; and
+///   each cell of every breakdown, `bySender` and `byStatus` included) whose value c satisfies
+///   0 < c < k is suppressed. Zeros are shown.
+/// - Secondary: in a breakdown where exactly one cell is suppressed after the primary rule, the
+///   smallest other non-zero shown cell is suppressed too (ties: the first in key order), so the
+///   first cannot be recomputed from the total by subtraction. It applies to every breakdown;
+///   the multi-valued ones (`byNationality`, `byExploitation`) do not add up to their total and
+///   would not strictly need it.
+/// - `turnaroundHours` `median`, `p90` and `max` are suppressed when 0 < `answered` < k (a
+///   maximum over two answers says too much); with none answered they are null as without
+///   suppression.
+/// - JSON: a suppressed figure is null, and `"suppression": {"below": k, "cells": n}` follows
+///   `generatedAt` (n: how many figures were suppressed, turnaround figures included). CSV: a
+///   suppressed figure's count is `<k`, and two last lines `suppression,below,,k` and
+///   `suppression,cells,,n` follow the figures. Without a threshold neither member nor lines
+///   are written.
 class statistics_builder {
  public:
   /// Precondition: check_period(p) is nullopt.
@@ -74,15 +110,20 @@ class statistics_builder {
 
   /// The report as of `now` (for overdue deadlines and `generatedAt`), as pretty-printed JSON:
   /// {"report": "mxgw-statistics", "version": 1, "period": {"from", "to"}, "generatedAt",
-  /// "messages", "victims", "wanted", "tips", "verifications"}, members in that fixed order.
-  std::string json(std::chrono::system_clock::time_point now) const;
+  /// ["suppression",] "messages", "victims", "wanted", "tips", "verifications"}, members in that
+  /// fixed order. Precondition: options.suppress_below, when given, is within
+  /// [min_suppress_below, max_suppress_below].
+  std::string json(std::chrono::system_clock::time_point now,
+                   const output_options& options = {}) const;
 
   /// The same figures as RFC 4180 CSV (CRLF line ends): the header
   /// `section,dimension,value,count`, then one line per figure in the JSON's order
   /// (`messages,total,,120`, `victims,sex,F,12`, `verifications,turnaround_hours,median,36.5`;
-  /// an empty count for a turnaround figure that has no value). A value is quoted only when it
-  /// holds a comma, a double quote, CR or LF.
-  std::string csv(std::chrono::system_clock::time_point now) const;
+  /// an empty count for a turnaround figure that has no value), then the suppression lines when
+  /// asked. A value is quoted only when it holds a comma, a double quote, CR or LF. Same
+  /// precondition as json().
+  std::string csv(std::chrono::system_clock::time_point now,
+                  const output_options& options = {}) const;
 
  private:
   /// A row in the period, with the facts members the report counts.
@@ -114,8 +155,11 @@ class statistics_builder {
   };
 
   struct figures;
+  struct printed;
   class person_groups;
   figures tally(std::chrono::system_clock::time_point now) const;
+  /// The figures as both forms print them, small cells withheld when `options` asks.
+  printed print(std::chrono::system_clock::time_point now, const output_options& options) const;
   bool is_withdrawn(const std::string& sender, const std::string& id) const;
 
   period period_;

@@ -1,8 +1,9 @@
 // `mxgw report --config FILE` run as a real process on a store sealed at rest: the period's
 // figures from the facts kept with each message (opened with the configured keys), each report on
-// the audit chain as cli:<user> before anything is read; bad requests refused with exit 2 and
-// nothing recorded; facts sealed under a key the configuration lacks counted as without facts,
-// with a warning.
+// the audit chain as cli:<user> before anything is read; small counts withheld when
+// --suppress-below asks, with the threshold audited; bad requests refused with exit 2 and nothing
+// recorded; facts sealed under a key the configuration lacks counted as without facts, with a
+// warning.
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
@@ -157,6 +158,45 @@ TEST_F(ReportCli, BadRequestsAreRefusedAndRecordNothing) {
   EXPECT_NE(r.err.find("there is no store"), std::string::npos) << r.err;
   EXPECT_FALSE(std::filesystem::exists(dir_ / "var" / "mxgw.db"));
   std::filesystem::rename(dir_ / "elsewhere", dir_ / "var");
+  EXPECT_EQ(audited_reports(), 0U);
+}
+
+TEST_F(ReportCli, WithholdsCountsBelowTheThresholdAndAuditsIt) {
+  auto r = report({"--from", today_, "--to", today_, "--suppress-below", "2"});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  rapidjson::Document doc;
+  doc.Parse(r.out.c_str());
+  ASSERT_TRUE(doc.IsObject()) << r.out;
+  EXPECT_EQ(doc["messages"]["total"].GetInt(), 4);
+  EXPECT_TRUE(doc["messages"]["withoutFacts"].IsNull()) << r.out;
+  EXPECT_TRUE(doc["victims"]["total"].IsNull()) << r.out;
+  EXPECT_EQ(doc["victims"]["messages"].GetInt(), 2);
+  EXPECT_TRUE(doc["tips"]["total"].IsNull()) << r.out;
+  EXPECT_EQ(doc["tips"]["possibleVictims"].GetInt(), 2);
+  EXPECT_EQ(doc["suppression"]["below"].GetInt(), 2);
+
+  r = report({"--from", today_, "--to", today_, "--format", "csv", "--suppress-below", "3"});
+  ASSERT_EQ(r.exit_status, 0) << r.err;
+  EXPECT_NE(r.out.find("\r\nvictims,region,VN-30,<3\r\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\r\nsuppression,below,,3\r\n"), std::string::npos) << r.out;
+
+  const auto entries = run_mxgw({"audit", "query", "--config", config_file().string(), "--event",
+                                 "report.generated", "--limit", "0"},
+                                dir_.path());
+  const auto lines = lines_of(entries.out);
+  ASSERT_EQ(lines.size(), 2U) << entries.out;
+  EXPECT_NE(lines[0].find("\"format\":\"json\",\"suppressBelow\":\"2\""), std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[1].find("\"suppressBelow\":\"3\""), std::string::npos) << lines[1];
+}
+
+TEST_F(ReportCli, ABadSuppressionThresholdIsRefusedAndRecordsNothing) {
+  for (const std::string bad : {"0", "1", "1001", "-3", "abc", "5x", "", " 5", "2.5"}) {
+    const auto r = report({"--from", today_, "--to", today_, "--suppress-below", bad});
+    EXPECT_EQ(r.exit_status, 2) << bad;
+    EXPECT_EQ(r.err, "report: --suppress-below is a whole number from 2 to 1000\n") << bad;
+    EXPECT_EQ(r.out, "") << bad;
+  }
   EXPECT_EQ(audited_reports(), 0U);
 }
 

@@ -447,6 +447,79 @@ TEST_F(AdminCli, ReportCountsThePeriodWithoutIdentitiesAndIsAudited) {
   EXPECT_NE(entries[0].find("\"actor\":\"admin:"), std::string::npos) << entries[0];
   EXPECT_NE(entries[0].find("\"from\":\"" + today + "\""), std::string::npos) << entries[0];
   EXPECT_NE(entries[1].find("\"format\":\"csv\""), std::string::npos) << entries[1];
+  for (const auto& entry : entries) {
+    EXPECT_EQ(entry.find("suppressBelow"), std::string::npos) << "none asked: " << entry;
+  }
+}
+
+// `mxgw report --suppress-below N` through the admin API: counts below N withheld (null in JSON,
+// `<N` in CSV) with how many were, and N on the audit chain; a bad N refused by the command (exit
+// 2) and by the API (422) with nothing recorded.
+TEST_F(AdminCli, ReportWithholdsSmallCountsWhenAskedAndAuditsTheThreshold) {
+  const auto gialai = partner_client("vn-gialai");
+  ASSERT_EQ(
+      post(gialai, example("victim.identification", "5a1f0000-0000-4000-8000-000000000001")).status,
+      202);
+  ASSERT_EQ(post(gialai, example("hotline.tip", "5a1f0000-0000-4000-8000-000000000002")).status,
+            202);
+  ASSERT_EQ(post(gialai, example("hotline.tip", "5a1f0000-0000-4000-8000-000000000003")).status,
+            202);
+  const std::string today = format_rfc3339_ms(std::chrono::system_clock::now()).substr(0, 10);
+  const std::string period = "report --from " + today + " --to " + today;
+
+  auto r = mxgw(period + " --suppress-below 2");
+  ASSERT_EQ(r.status, 0) << r.err;
+  rapidjson::Document doc;
+  doc.Parse(r.out.c_str());
+  ASSERT_TRUE(doc.IsObject()) << r.out;
+  ASSERT_TRUE(doc.HasMember("suppression")) << r.out;
+  EXPECT_EQ(doc["suppression"]["below"].GetInt(), 2);
+  EXPECT_GE(doc["suppression"]["cells"].GetInt(), 12) << "the victim's ten figures, both types";
+  EXPECT_EQ(doc["messages"]["total"].GetInt(), 3);
+  EXPECT_TRUE(doc["messages"]["byType"]["victim.identification"].IsNull()) << r.out;
+  EXPECT_TRUE(doc["messages"]["byType"]["hotline.tip"].IsNull()) << "the only other type";
+  EXPECT_TRUE(doc["victims"]["total"].IsNull()) << r.out;
+  EXPECT_TRUE(doc["victims"]["bySex"]["F"].IsNull()) << r.out;
+  EXPECT_TRUE(doc["victims"]["bySender"]["vn-gialai"].IsNull()) << r.out;
+  EXPECT_EQ(doc["tips"]["total"].GetInt(), 2);
+  EXPECT_EQ(doc["tips"]["byChannel"]["hotline-111"].GetInt(), 2);
+  EXPECT_EQ(doc["wanted"]["total"].GetInt(), 0);
+
+  r = mxgw(period + " --format csv --suppress-below 3");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("\r\ntips,total,,<3\r\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\r\nmessages,total,,3\r\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\r\nsuppression,below,,3\r\nsuppression,cells,,"), std::string::npos)
+      << r.out;
+
+  // Refused before the gateway is asked, with the flag and its range named.
+  for (const std::string bad : {"0", "1", "1001", "-3", "abc", "5x", "''"}) {
+    r = mxgw(period + " --suppress-below " + bad);
+    EXPECT_EQ(r.status, 2) << bad;
+    EXPECT_EQ(r.err, "report: --suppress-below is a whole number from 2 to 1000\n") << bad;
+    EXPECT_EQ(r.out, "") << bad;
+  }
+  // Asked of the API directly: 422, as for a bad day.
+  const std::string path = "/admin/v1/report?from=" + today + "&to=" + today;
+  for (const std::string bad : {"0", "1", "1001", "-3", "abc", "5x", "", "%205"}) {
+    const auto refused = admin(admin_client(), "GET", path + "&suppressBelow=" + bad);
+    EXPECT_EQ(refused.status, 422) << bad;
+    EXPECT_NE(refused.body.find("suppressBelow must be a whole number from 2 to 1000"),
+              std::string::npos)
+        << refused.body;
+  }
+  const auto csv = admin(admin_client(), "GET", path + "&format=csv&suppressBelow=1000");
+  ASSERT_EQ(csv.status, 200) << csv.body;
+  EXPECT_NE(csv.body.find("\r\nsuppression,below,,1000\r\n"), std::string::npos) << csv.body;
+
+  r = mxgw("audit query --event report.generated --limit 0");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto entries = lines_of(r.out);
+  ASSERT_EQ(entries.size(), 3U) << r.out;
+  EXPECT_NE(entries[0].find("\"suppressBelow\":\"2\""), std::string::npos) << entries[0];
+  EXPECT_NE(entries[1].find("\"format\":\"csv\",\"suppressBelow\":\"3\""), std::string::npos)
+      << entries[1];
+  EXPECT_NE(entries[2].find("\"suppressBelow\":\"1000\""), std::string::npos) << entries[2];
 }
 
 // A verification request whose deadline day has passed without an answer is escalated: listed by

@@ -1,5 +1,6 @@
 // The statistics report: the period check, grouping victims by reference, withdrawals, rows
-// outside the period, verification answers and turnaround, rows without facts, and the CSV form.
+// outside the period, verification answers and turnaround, rows without facts, the CSV form, and
+// small-cell suppression when asked.
 #include "gateway/report/statistics.hpp"
 
 #include <gtest/gtest.h>
@@ -71,6 +72,22 @@ rapidjson::Document report(const std::vector<store::message_facts>& rows,
   const std::string text = builder.json(now);
   EXPECT_FALSE(doc.Parse(text.c_str()).HasParseError()) << text;
   return doc;
+}
+
+// The report of `rows` over the first half with the figures below `k` withheld, parsed.
+rapidjson::Document suppressed(const std::vector<store::message_facts>& rows, std::uint32_t k) {
+  statistics_builder builder(first_half);
+  for (const auto& r : rows) {
+    builder.add(r);
+  }
+  rapidjson::Document doc;
+  const std::string text = builder.json(report_time, {.suppress_below = k});
+  EXPECT_FALSE(doc.Parse(text.c_str()).HasParseError()) << text;
+  return doc;
+}
+
+store::message_facts tip(const std::string& id, const std::string& facts) {
+  return row(id, "vn-gialai", "hotline.tip", "2026-02-01T10:00:00.000Z", facts);
 }
 
 // The value at JSON Pointer `pointer`, as compact JSON ("<absent>" when missing).
@@ -474,6 +491,301 @@ TEST(StatisticsCsv, BreakdownValuesAreSorted) {
   EXPECT_LT(kh_r, kh_s);
   EXPECT_LT(kh_s, la);
   EXPECT_LT(la, vn);
+}
+
+// Without a threshold the report is printed exactly as before suppression existed.
+TEST(Statistics, JsonWithoutSuppressionIsPrintedByteForByte) {
+  statistics_builder builder(first_half);
+  builder.add(victim("a1", "vn-gialai", "2026-02-01T10:00:00.000Z",
+                     R"({"ref":"r1","sex":"F","status":"identified"})"));
+  builder.add(request("q1", "2026-02-03T00:00:00.000Z", "2026-02-10"));
+  builder.add(answer("v1", "2026-02-04T12:00:00.000Z", "q1", "confirmed"));
+  const std::string expected =
+      "{\n"
+      "  \"report\": \"mxgw-statistics\",\n"
+      "  \"version\": 1,\n"
+      "  \"period\": {\n"
+      "    \"from\": \"2026-01-01\",\n"
+      "    \"to\": \"2026-06-30\"\n"
+      "  },\n"
+      "  \"generatedAt\": \"2026-07-01T08:00:00.000Z\",\n"
+      "  \"messages\": {\n"
+      "    \"total\": 3,\n"
+      "    \"byType\": {\n"
+      "      \"verification.request\": 1,\n"
+      "      \"verification.result\": 1,\n"
+      "      \"victim.identification\": 1\n"
+      "    },\n"
+      "    \"withoutFacts\": 0,\n"
+      "    \"withdrawn\": 0\n"
+      "  },\n"
+      "  \"victims\": {\n"
+      "    \"total\": 1,\n"
+      "    \"messages\": 1,\n"
+      "    \"byStatus\": {\n"
+      "      \"identified\": 1\n"
+      "    },\n"
+      "    \"bySex\": {\n"
+      "      \"F\": 1\n"
+      "    },\n"
+      "    \"byAgeBand\": {\n"
+      "      \"unknown\": 1\n"
+      "    },\n"
+      "    \"byMinor\": {\n"
+      "      \"unknown\": 1\n"
+      "    },\n"
+      "    \"byNationality\": {\n"
+      "      \"unknown\": 1\n"
+      "    },\n"
+      "    \"byExploitation\": {\n"
+      "      \"unknown\": 1\n"
+      "    },\n"
+      "    \"byRegion\": {\n"
+      "      \"unknown\": 1\n"
+      "    },\n"
+      "    \"bySender\": {\n"
+      "      \"vn-gialai\": 1\n"
+      "    }\n"
+      "  },\n"
+      "  \"wanted\": {\n"
+      "    \"total\": 0,\n"
+      "    \"messages\": 0,\n"
+      "    \"bySex\": {},\n"
+      "    \"byNationality\": {},\n"
+      "    \"byRequestedAction\": {},\n"
+      "    \"bySender\": {}\n"
+      "  },\n"
+      "  \"tips\": {\n"
+      "    \"total\": 0,\n"
+      "    \"byChannel\": {},\n"
+      "    \"byUrgency\": {},\n"
+      "    \"byReporterType\": {},\n"
+      "    \"byExploitation\": {},\n"
+      "    \"possibleVictims\": 0\n"
+      "  },\n"
+      "  \"verifications\": {\n"
+      "    \"requests\": 1,\n"
+      "    \"byPurpose\": {\n"
+      "      \"identity\": 1\n"
+      "    },\n"
+      "    \"byUrgency\": {\n"
+      "      \"high\": 1\n"
+      "    },\n"
+      "    \"answered\": 1,\n"
+      "    \"unanswered\": 0,\n"
+      "    \"byResult\": {\n"
+      "      \"confirmed\": 1\n"
+      "    },\n"
+      "    \"overdue\": 0,\n"
+      "    \"turnaroundHours\": {\n"
+      "      \"median\": 36.0,\n"
+      "      \"p90\": 36.0,\n"
+      "      \"max\": 36.0\n"
+      "    }\n"
+      "  }\n"
+      "}";
+  EXPECT_EQ(builder.json(report_time), expected);
+  EXPECT_EQ(builder.json(report_time, {}), expected);
+}
+
+TEST(StatisticsSuppression, ThresholdIsAWholeNumberFromTwoToAThousand) {
+  EXPECT_EQ(parse_suppress_below("2"), 2U);
+  EXPECT_EQ(parse_suppress_below("5"), 5U);
+  EXPECT_EQ(parse_suppress_below("1000"), 1000U);
+  for (const char* bad :
+       {"0", "1", "1001", "-3", "abc", "5x", "", " 5", "5 ", "+5", "5.0", "0x10", "4294967301"}) {
+    EXPECT_EQ(parse_suppress_below(bad), std::nullopt) << bad;
+  }
+}
+
+TEST(StatisticsSuppression, CountsBelowTheThresholdAreWithheldAndZerosShown) {
+  const auto doc = suppressed(
+      {
+          tip("t1", R"({"channel":"hotline-111","urgency":"high","possibleVictims":2})"),
+          tip("t2", R"({"channel":"hotline-111","urgency":"high"})"),
+          tip("t3", R"({"channel":"hotline-111","urgency":"high"})"),
+          tip("t4", R"({"channel":"zalo","urgency":"high"})"),
+          tip("t5", R"({"channel":"web","urgency":"high"})"),
+          tip("t6", R"({"channel":"web","urgency":"high"})"),
+          withdrawal("c1", "vn-gialai", "2026-02-02T10:00:00.000Z", "t6"),
+          victim("a1", "vn-gialai", "2026-02-01T10:00:00.000Z",
+                 R"({"ref":"r1","sex":"F","status":"identified"})"),
+          row("w1", "kh-ratanakiri", "person.wanted", "2026-02-01T10:00:00.000Z",
+              R"({"ref":"r9","sex":"M"})"),
+          request("q1", "2026-02-01T10:00:00.000Z", "2026-02-05"),  // unanswered, overdue
+      },
+      3);
+  std::vector<std::string> members;
+  for (const auto& m : doc.GetObject()) {
+    members.emplace_back(m.name.GetString());
+  }
+  EXPECT_EQ(members,
+            (std::vector<std::string>{"report", "version", "period", "generatedAt", "suppression",
+                                      "messages", "victims", "wanted", "tips", "verifications"}));
+  EXPECT_EQ(get(doc, "/version"), "1");
+  // 3 (hotline-111, hotline.tip) is not below 3; 6 types of which 4 are withheld.
+  EXPECT_EQ(get(doc, "/messages"),
+            R"({"total":9,"byType":{"case.status":null,"hotline.tip":5,"person.wanted":null,)"
+            R"("verification.request":null,"victim.identification":null},"withoutFacts":0,)"
+            R"("withdrawn":null})");
+  EXPECT_EQ(get(doc, "/victims"),
+            R"({"total":null,"messages":null,"byStatus":{"identified":null},"bySex":{"F":null},)"
+            R"("byAgeBand":{"unknown":null},"byMinor":{"unknown":null},)"
+            R"("byNationality":{"unknown":null},"byExploitation":{"unknown":null},)"
+            R"("byRegion":{"unknown":null},"bySender":{"vn-gialai":null}})");
+  EXPECT_EQ(get(doc, "/wanted"),
+            R"({"total":null,"messages":null,"bySex":{"M":null},)"
+            R"("byNationality":{"unknown":null},"byRequestedAction":{"unknown":null},)"
+            R"("bySender":{"kh-ratanakiri":null}})");
+  EXPECT_EQ(get(doc, "/tips"), R"({"total":5,"byChannel":{"hotline-111":3,"web":null,"zalo":null},)"
+                               R"("byUrgency":{"high":5},"byReporterType":{"unknown":5},)"
+                               R"("byExploitation":{"unknown":5},"possibleVictims":null})");
+  EXPECT_EQ(
+      get(doc, "/verifications"),
+      R"({"requests":null,"byPurpose":{"identity":null},"byUrgency":{"high":null},"answered":0,)"
+      R"("unanswered":null,"byResult":{},"overdue":null,)"
+      R"("turnaroundHours":{"median":null,"p90":null,"max":null}})")
+      << "nothing answered: no turnaround to withhold";
+  // messages 5, victims 10, wanted 6, tips 3, verifications 5.
+  EXPECT_EQ(get(doc, "/suppression"), R"({"below":3,"cells":29})");
+}
+
+TEST(StatisticsSuppression, ALoneWithheldCellTakesTheSmallestOtherWithIt) {
+  std::vector<store::message_facts> rows;
+  // Channels a 7, b 2, c 6, d 6, e 9; urgencies high 2, low 3, normal 25; reporters family 1,
+  // unknown 29.
+  const std::vector<std::pair<std::string, int>> channels = {
+      {"a", 7}, {"b", 2}, {"c", 6}, {"d", 6}, {"e", 9}};
+  int n = 0;
+  for (const auto& [channel, times] : channels) {
+    for (int i = 0; i < times; ++i, ++n) {
+      const std::string urgency = n < 2 ? "high" : n < 5 ? "low" : "normal";
+      const std::string reporter = n == 0 ? R"(,"reporterType":"family")" : "";
+      rows.push_back(tip("t" + std::to_string(n), R"({"channel":")" + channel + R"(","urgency":")" +
+                                                      urgency + R"(")" + reporter + "}"));
+    }
+  }
+  const auto doc = suppressed(rows, 5);
+  EXPECT_EQ(get(doc, "/tips/total"), "30");
+  EXPECT_EQ(get(doc, "/tips/byChannel"), R"({"a":7,"b":null,"c":null,"d":6,"e":9})")
+      << "b withheld, then c: the smallest other, the first of two equal ones";
+  EXPECT_EQ(get(doc, "/tips/byUrgency"), R"({"high":null,"low":null,"normal":25})")
+      << "two withheld already: neither can be recomputed";
+  EXPECT_EQ(get(doc, "/tips/byReporterType"), R"({"family":null,"unknown":null})")
+      << "the only other cell goes too, however large";
+  EXPECT_EQ(get(doc, "/tips/byExploitation"), R"({"unknown":30})");
+  EXPECT_EQ(get(doc, "/messages/byType"), R"({"hotline.tip":30})");
+  EXPECT_EQ(get(doc, "/suppression"), R"({"below":5,"cells":6})");
+
+  // A breakdown whose only cell is withheld has no other to take.
+  const auto alone = suppressed({tip("t1", R"({"channel":"a"})")}, 2);
+  EXPECT_EQ(get(alone, "/tips/byChannel"), R"({"a":null})");
+  EXPECT_EQ(get(alone, "/tips/total"), "null");
+}
+
+TEST(StatisticsSuppression, TurnaroundIsWithheldUnlessKRequestsWereAnswered) {
+  std::vector<store::message_facts> rows;
+  for (int k = 1; k <= 3; ++k) {
+    rows.push_back(request("q" + std::to_string(k), "2026-04-01T00:00:00.000Z", "2026-05-01"));
+    rows.push_back(answer("v" + std::to_string(k), "2026-04-01T0" + std::to_string(k) + ":00:00Z",
+                          "q" + std::to_string(k), "confirmed"));
+  }
+  // answered == k - 1: withheld.
+  auto doc = suppressed(rows, 4);
+  EXPECT_EQ(get(doc, "/verifications/answered"), "null");
+  EXPECT_EQ(get(doc, "/verifications/turnaroundHours"), R"({"median":null,"p90":null,"max":null})");
+  // requests, byPurpose, byUrgency, answered, byResult, 3 turnaround, 2 byType
+  EXPECT_EQ(get(doc, "/suppression"), R"({"below":4,"cells":10})");
+  // answered == k: shown, like every other figure.
+  doc = suppressed(rows, 3);
+  EXPECT_EQ(get(doc, "/verifications/answered"), "3");
+  EXPECT_EQ(get(doc, "/verifications/turnaroundHours"), R"({"median":2.0,"p90":3.0,"max":3.0})");
+  EXPECT_EQ(get(doc, "/verifications/byResult"), R"({"confirmed":3})");
+  EXPECT_EQ(get(doc, "/suppression"), R"({"below":3,"cells":0})");
+}
+
+TEST(StatisticsSuppression, EmptyReportWithholdsNothingButSaysSo) {
+  const auto doc = suppressed({}, 1000);
+  EXPECT_EQ(get(doc, "/suppression"), R"({"below":1000,"cells":0})");
+  EXPECT_EQ(get(doc, "/messages"), R"({"total":0,"byType":{},"withoutFacts":0,"withdrawn":0})");
+  EXPECT_EQ(get(doc, "/verifications/turnaroundHours"), R"({"median":null,"p90":null,"max":null})");
+}
+
+TEST(StatisticsSuppression, JsonSaysHowManyRightAfterGeneratedAt) {
+  statistics_builder builder(first_half);
+  builder.add(tip("t1", R"({"channel":"web"})"));
+  const std::string json = builder.json(report_time, {.suppress_below = 2});
+  EXPECT_NE(json.find("  \"generatedAt\": \"2026-07-01T08:00:00.000Z\",\n"
+                      "  \"suppression\": {\n"
+                      "    \"below\": 2,\n"
+                      "    \"cells\": 7\n"
+                      "  },\n"
+                      "  \"messages\": {\n"
+                      "    \"total\": null,\n"),
+            std::string::npos)
+      << json;
+}
+
+TEST(StatisticsSuppression, CsvWritesLessThanKAndTwoLastLines) {
+  statistics_builder builder(first_half);
+  builder.add(victim("a1", "vn-gialai", "2026-02-01T10:00:00.000Z",
+                     R"({"ref":"r1","sex":"F","age":"18--20","minor":false,)"
+                     R"("nationalities":["KH"],"exploitation":["forced-labour"],)"
+                     R"("region":"KH-16","status":"identified"})"));
+  builder.add(row("t1", "kh-ratanakiri", "hotline.tip", "2026-02-02T10:00:00.000Z",
+                  R"({"channel":"hotline-111","urgency":"high","reporterType":"ngo",)"
+                  R"("exploitation":["sexual","forced-labour"],"possibleVictims":2})"));
+  builder.add(request("q1", "2026-02-03T00:00:00.000Z", "2026-02-10"));
+  builder.add(answer("v1", "2026-02-04T12:00:00.000Z", "q1", "confirmed"));
+  builder.add(row("r1", "vn-gialai", "receipt", "2026-02-04T13:00:00.000Z", ""));
+  const std::string expected =
+      "section,dimension,value,count\r\n"
+      "messages,total,,5\r\n"
+      "messages,type,hotline.tip,<2\r\n"
+      "messages,type,receipt,<2\r\n"
+      "messages,type,verification.request,<2\r\n"
+      "messages,type,verification.result,<2\r\n"
+      "messages,type,victim.identification,<2\r\n"
+      "messages,without_facts,,<2\r\n"
+      "messages,withdrawn,,0\r\n"
+      "victims,total,,<2\r\n"
+      "victims,messages,,<2\r\n"
+      "victims,status,identified,<2\r\n"
+      "victims,sex,F,<2\r\n"
+      "victims,age_band,18--20,<2\r\n"
+      "victims,minor,no,<2\r\n"
+      "victims,nationality,KH,<2\r\n"
+      "victims,exploitation,forced-labour,<2\r\n"
+      "victims,region,KH-16,<2\r\n"
+      "victims,sender,vn-gialai,<2\r\n"
+      "wanted,total,,0\r\n"
+      "wanted,messages,,0\r\n"
+      "tips,total,,<2\r\n"
+      "tips,channel,hotline-111,<2\r\n"
+      "tips,urgency,high,<2\r\n"
+      "tips,reporter_type,ngo,<2\r\n"
+      "tips,exploitation,forced-labour,<2\r\n"
+      "tips,exploitation,sexual,<2\r\n"
+      "tips,possible_victims,,2\r\n"
+      "verifications,requests,,<2\r\n"
+      "verifications,purpose,identity,<2\r\n"
+      "verifications,urgency,high,<2\r\n"
+      "verifications,answered,,<2\r\n"
+      "verifications,unanswered,,0\r\n"
+      "verifications,result,confirmed,<2\r\n"
+      "verifications,overdue,,0\r\n"
+      "verifications,turnaround_hours,median,<2\r\n"
+      "verifications,turnaround_hours,p90,<2\r\n"
+      "verifications,turnaround_hours,max,<2\r\n"
+      "suppression,below,,2\r\n"
+      "suppression,cells,,30\r\n";
+  EXPECT_EQ(builder.csv(report_time, {.suppress_below = 2}), expected);
+  // JSON and CSV withhold the same figures.
+  rapidjson::Document doc;
+  doc.Parse(builder.json(report_time, {.suppress_below = 2}).c_str());
+  EXPECT_EQ(get(doc, "/suppression"), R"({"below":2,"cells":30})");
+  EXPECT_EQ(get(doc, "/tips/possibleVictims"), "2");
+  EXPECT_EQ(get(doc, "/messages/withoutFacts"), "null");
 }
 
 }  // namespace

@@ -466,8 +466,10 @@ class message_store {
   /// then the other message's acceptance (oldest first: its accepted_at, then its id, since the
   /// messages of one group commit share their time), then other pointer, then kind, texts
   /// compared byte-wise; at most `limit`. Keys deleted (withdrawn or purged messages) match
-  /// nothing. nullopt: no message with that id is stored; a stored message without keys (or whose
-  /// keys were deleted) gives an empty list. Runs as a read: it never delays the group commit.
+  /// nothing, and neither do the keys of a message whose handling expired (expires_at at or
+  /// before now), before the next sweep deletes them; such a message itself gets an empty list.
+  /// nullopt: no message with that id is stored; a stored message without keys (or whose keys
+  /// were deleted) gives an empty list. Runs as a read: it never delays the group commit.
   virtual void find_person_matches(std::string message_id, std::size_t limit,
                                    matches_handler handler) = 0;
 
@@ -488,12 +490,13 @@ class message_store {
 
   /// Replaces the person keys of the next `max_messages` messages after `after_id` (in id order;
   /// "" starts at the first) with what `keyer` returns for each, all in one transaction
-  /// (group-committed with this store's other writes). Messages whose body is gone (purged,
-  /// expired) or that their sender withdrew are looked at but never shown to the keyer and keep
-  /// no keys. A failed batch, or a keyer that throws, changes nothing: handler({}, false). Safe
-  /// while gateways use the store: a withdrawal committed at the same time, on this instance or
-  /// another, leaves the message without keys. Used to key messages stored before keys were kept
-  /// and to key every message anew under a new match key.
+  /// (group-committed with this store's other writes). Messages whose body is gone (purged),
+  /// whose handling expired (even before a sweep emptied them) or that their sender withdrew are
+  /// looked at but never shown to the keyer and keep no keys. A failed batch, or a keyer that
+  /// throws, changes nothing: handler({}, false). Safe while gateways use the store: a withdrawal
+  /// committed at the same time, on this instance or another, leaves the message without keys. Used
+  /// to key messages stored before keys were kept and to key every message anew under a new match
+  /// key.
   virtual void rekey_persons(std::string after_id, std::size_t max_messages, person_keyer keyer,
                              person_rekey_handler handler) = 0;
 

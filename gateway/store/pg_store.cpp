@@ -344,17 +344,20 @@ constexpr const char* withdraw_person_keys_sql =
     "AND EXISTS (SELECT 1 FROM messages WHERE id = $1 AND sender = $2)";
 
 // Keys made anew (rekey_persons): the next messages in id order (byte-wise, as on SQLite), each
-// with its body when the keyer may see it (a body left, not purged, not withdrawn), otherwise an
-// empty one and false. Their rows are locked until COMMIT: a withdrawal on another instance
-// marks the row first (mark_withdrawn_sql), so either it waits and then deletes the keys written
-// here, or this waits and then reads withdrawn_at. A purge skips rows locked here. Then the keys
-// of the batch's messages are deleted ($1 their ids) and the new ones inserted (arrays of the
-// message ids, digests in hex, kinds and pointers; a key named twice is kept once).
+// with its body when the keyer may see it (a body left, not purged, not withdrawn, its handling
+// not expired at $3, now in ms), otherwise an empty one and false. Their rows are locked until
+// COMMIT: a withdrawal on another instance marks the row first (mark_withdrawn_sql), so either it
+// waits and then deletes the keys written here, or this waits and then reads withdrawn_at. A purge
+// skips rows locked here. Then the keys of the batch's messages are deleted ($1 their ids) and the
+// new ones inserted (arrays of the message ids, digests in hex, kinds and pointers; a key named
+// twice is kept once).
 constexpr const char* select_rekey_messages_sql = R"sql(
     SELECT id,
            CASE WHEN length(body) > 0 AND purged_at IS NULL AND withdrawn_at IS NULL
+                     AND (expires_at IS NULL OR expires_at > $3)
                 THEN body ELSE ''::bytea END,
            length(body) > 0 AND purged_at IS NULL AND withdrawn_at IS NULL
+             AND (expires_at IS NULL OR expires_at > $3)
       FROM messages WHERE id COLLATE "C" > $1 ORDER BY id COLLATE "C" LIMIT $2 FOR UPDATE
   )sql";
 constexpr const char* delete_rekeyed_keys_sql =
@@ -534,7 +537,8 @@ constexpr const char* select_queue_stats_sql =
 // Person matches (find_person_matches; SQLite's select_person_matches_sql): whether the message
 // is stored, then the keys of other messages that share a digest and kind with one of its keys,
 // once per (pointer, kind, other message, other pointer), in the header's order: acceptance is
-// accepted_at and then the id (a batch shares its time), every text compared byte-wise.
+// accepted_at and then the id (a batch shares its time), every text compared byte-wise. A message
+// whose handling expired ($3: now in ms) is no candidate and has none, as on SQLite.
 constexpr const char* select_message_exists_sql = "SELECT 1 FROM messages WHERE id = $1";
 constexpr const char* select_person_matches_sql = R"sql(
     SELECT pointer, kind, id, other_pointer, sender, type, accepted_at FROM (
@@ -545,7 +549,10 @@ constexpr const char* select_person_matches_sql = R"sql(
                                 AND mine.kind = other.kind
         JOIN messages AS m ON m.id = other.message_id
        WHERE other.message_id <> $1
-         AND other.digest IN (SELECT digest FROM person_keys WHERE message_id = $1)) AS t
+         AND other.digest IN (SELECT digest FROM person_keys WHERE message_id = $1)
+         AND (m.expires_at IS NULL OR m.expires_at > $3) AND m.purged_at IS NULL
+         AND m.withdrawn_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM messages WHERE id = $1 AND expires_at <= $3)) AS t
      ORDER BY pointer COLLATE "C", accepted_at COLLATE "C", id COLLATE "C",
               other_pointer COLLATE "C", kind COLLATE "C"
      LIMIT $2
@@ -2162,7 +2169,8 @@ void postgres_store::write_rekey(rekey_write& w) {
   // not the accepts and reports it shares the transaction with.
   run("SAVEPOINT rekey_persons", {});
   const std::int64_t most = clamp_to_int64(std::max<std::size_t>(w.max_messages, 1));
-  const result_ptr r = run(select_rekey_messages_sql, {text(w.after_id), number(most)});
+  const result_ptr r =
+      run(select_rekey_messages_sql, {text(w.after_id), number(most), number(to_ms(now()))});
   const int rows = PQntuples(r.get());
   std::vector<std::string> replaced;  // messages whose keys go: not shown, or newly keyed
   std::vector<std::string> key_ids;
@@ -2386,8 +2394,9 @@ std::optional<std::vector<person_match>> postgres_store::read_person_matches(
   read_query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", {});
   std::optional<std::vector<person_match>> matches;
   if (PQntuples(read_query(select_message_exists_sql, {text(job.message_id)}).get()) == 1) {
-    const result_ptr res = read_query(select_person_matches_sql,
-                                      {text(job.message_id), number(clamp_to_int64(job.limit))});
+    const result_ptr res =
+        read_query(select_person_matches_sql,
+                   {text(job.message_id), number(clamp_to_int64(job.limit)), number(to_ms(now()))});
     matches.emplace();
     for (int i = 0; i < PQntuples(res.get()); ++i) {
       const PGresult* p = res.get();

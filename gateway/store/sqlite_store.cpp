@@ -348,11 +348,14 @@ constexpr const char* withdraw_person_keys_sql =
 constexpr const char* delete_person_keys_sql = "DELETE FROM person_keys WHERE message_seq = ?1";
 
 // Keys made anew (rekey_persons): the next messages in id order (byte-wise: TEXT compares with
-// BINARY), each with its body when the keyer may see it (a body left, not purged, not withdrawn),
-// otherwise an empty one and 0. Their keys are replaced by position.
+// BINARY), each with its body when the keyer may see it (a body left, not purged, not withdrawn,
+// its handling not expired at ?3, now in ms), otherwise an empty one and 0. Their keys are
+// replaced by position.
 constexpr const char* select_rekey_messages_sql =
     "SELECT seq, id, CASE WHEN length(body) > 0 AND purged_at IS NULL AND withdrawn_at IS NULL "
-    "THEN body ELSE x'' END, length(body) > 0 AND purged_at IS NULL AND withdrawn_at IS NULL "
+    "AND (expires_at IS NULL OR expires_at > ?3) THEN body ELSE x'' END, "
+    "length(body) > 0 AND purged_at IS NULL AND withdrawn_at IS NULL "
+    "AND (expires_at IS NULL OR expires_at > ?3) "
     "FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2";
 constexpr const char* insert_person_key_at_sql =
     "INSERT INTO person_keys (message_seq, pointer, kind, digest) VALUES (?1, ?2, ?3, ?4) "
@@ -530,7 +533,10 @@ constexpr const char* select_held_sql =
 // other pointer) (two digests of one kind may both match), in the header's order. Acceptance is
 // accepted_at and then the id, as on PostgreSQL (a batch shares its time), compared byte-wise.
 // The table is read once: each key of another message whose digest is among the message's own
-// (a set built first from its range of the key) is joined back to the message's keys.
+// (a set built first from its range of the key) is joined back to the message's keys. A message
+// whose handling expired (?3: now in ms) is no candidate and has none, even before the next
+// retention sweep empties it and deletes its keys; withdrawn and purged messages have no keys
+// left, and are excluded here as well.
 constexpr const char* select_message_seq_sql = "SELECT seq FROM messages WHERE id = ?1";
 constexpr const char* select_person_matches_sql =
     "SELECT DISTINCT mine.pointer, mine.kind, m.id, other.pointer, m.sender, m.type, "
@@ -540,6 +546,9 @@ constexpr const char* select_person_matches_sql =
     "JOIN messages AS m ON m.seq = other.message_seq "
     "WHERE other.message_seq <> ?1 "
     "AND other.digest IN (SELECT digest FROM person_keys WHERE message_seq = ?1) "
+    "AND (m.expires_at IS NULL OR m.expires_at > ?3) AND m.purged_at IS NULL "
+    "AND m.withdrawn_at IS NULL "
+    "AND NOT EXISTS (SELECT 1 FROM messages WHERE seq = ?1 AND expires_at <= ?3) "
     "ORDER BY mine.pointer, m.accepted_at, m.id, other.pointer, mine.kind LIMIT ?2";
 // One held copy as a claim would hand it out (the columns of claim_job_sql).
 constexpr const char* select_held_job_sql =
@@ -2651,7 +2660,7 @@ int sqlite_store::impl::rekey_persons_of(rekey_write& write) {
   {
     statement_use use(writer_sql_->select_rekey_messages.get());
     int rc = use.bind(std::string_view(write.after_id),
-                      clamp_to_int64(std::max<std::size_t>(write.max_messages, 1)));
+                      clamp_to_int64(std::max<std::size_t>(write.max_messages, 1)), to_ms(now()));
     if (rc != SQLITE_OK) {
       return rc;
     }
@@ -3235,7 +3244,7 @@ int sqlite_store::impl::read_person_matches(const matches_read& job,
   matches.emplace();
   {
     statement_use use(reader_sql_->select_person_matches.get());
-    rc = use.bind(seq, clamp_to_int64(job.limit));
+    rc = use.bind(seq, clamp_to_int64(job.limit), to_ms(now()));
     while (rc == SQLITE_OK || rc == SQLITE_ROW) {
       rc = use.step();
       if (rc != SQLITE_ROW) {

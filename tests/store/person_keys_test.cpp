@@ -489,6 +489,34 @@ TEST_P(StorePersonKeys, APurgeOfAnExpiredMessageRemovesItsKeys) {
                                           "vn-gialai", "victim.identification", later_at)}));
 }
 
+TEST_P(StorePersonKeys, AMessageWhoseHandlingExpiredIsNoCandidateAndHasNoneBeforeTheSweep) {
+  // Message 1 expires at the end of November with a copy still queued, so no sweep would empty
+  // it yet; its keys are still stored on 1 December. Messages 2 and 3 do not expire.
+  message_record expiring =
+      record_of(1, {key("/body/person", "document", 10)}, "kh-cnp", {copy_for("la-mps")});
+  expiring.expires_at = at("2026-11-30T23:59:59.999Z");
+  const std::string expiring_at = stored(std::move(expiring));
+  clock_.advance(1s);
+  stored(record_of(2, {key("/body/person", "document", 10)}, "vn-gialai"));
+  clock_.advance(1s);
+  const std::string third_at =
+      stored(record_of(3, {key("/body/victim", "document", 10)}, "la-mps"));
+  ASSERT_EQ(matches_of(2),
+            (std::vector<std::string>{row("/body/person", "document", make_id(1), "/body/person",
+                                          "kh-cnp", "victim.identification", expiring_at),
+                                      row("/body/person", "document", make_id(3), "/body/victim",
+                                          "la-mps", "victim.identification", third_at)}));
+  ASSERT_EQ(match_count(1), 2U);
+
+  clock_.set(at("2026-12-01T00:00:00.000Z"));
+  EXPECT_EQ(keys_stored_for(1), "1");
+  EXPECT_EQ(matches_of(2),
+            (std::vector<std::string>{row("/body/person", "document", make_id(3), "/body/victim",
+                                          "la-mps", "victim.identification", third_at)}));
+  EXPECT_EQ(matches_of(1), std::vector<std::string>{});  // stored: an empty list, not unknown
+  EXPECT_EQ(match_count(3), 1U);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The mark of withdrawal
 
@@ -676,6 +704,27 @@ TEST_P(StorePersonKeys, RekeyNeverShowsAPurgedOrWithdrawnMessageAndLeavesThemNoK
   EXPECT_EQ(match_count(2), 3U);  // messages 4, 5 and 6; not 1 or 3
 }
 
+TEST_P(StorePersonKeys, RekeyNeverShowsAMessageWhoseHandlingExpiredAndDeletesItsKeys) {
+  message_record expiring =
+      record_of(1, {key("/body/person", "document", 10)}, "kh-cnp", {copy_for("la-mps")});
+  expiring.expires_at = at("2026-11-30T23:59:59.999Z");
+  stored(std::move(expiring));
+  stored(record_of(2, {key("/body/person", "document", 10)}, "la-mps"));
+  clock_.set(at("2026-12-01T00:00:00.000Z"));
+  ASSERT_EQ(keys_stored_for(1), "1");
+
+  std::vector<std::string> seen;
+  const auto [result, ok] = rekey("", 10, [&seen](std::string_view id, std::string_view) {
+    seen.emplace_back(id);
+    return std::vector<person_key>{key("/body/person", "document", 10)};
+  });
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(seen, std::vector<std::string>{make_id(2)});
+  EXPECT_EQ(result.messages, 2U);
+  EXPECT_EQ(keys_stored_for(1), "0");
+  EXPECT_EQ(keys_stored_for(2), "1");
+}
+
 TEST_P(StorePersonKeys, AKeyerThatThrowsChangesNothing) {
   stored(record_of(1, {key("/body/person", "document", 10)}, "kh-cnp", {copy_for("la-mps")}));
   stored(withdrawal_of(2, 1, "kh-cnp"));
@@ -700,7 +749,8 @@ TEST_P(StorePersonKeys, AKeyerThatThrowsChangesNothing) {
   EXPECT_EQ(keys_stored_for(2), "0");
   EXPECT_EQ(keys_stored_for(3), "1");
   EXPECT_EQ(keys_stored_for(4), "1");
-  EXPECT_EQ(match_count(3), 1U);  // message 1's planted key, still there
+  // Message 1's planted key is still there, but a withdrawn message is no candidate.
+  EXPECT_EQ(match_count(3), 0U);
   EXPECT_EQ(match_count(4), 0U);
 
   // The store goes on: the same batch without the failing message commits.

@@ -8,6 +8,7 @@
 #include <unicode/uchar.h>
 #include <unicode/unistr.h>
 #include <unicode/utf16.h>
+#include <unicode/utf8.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -245,6 +246,8 @@ std::string icao_latin(std::string_view text) {
     switch (c) {
       case 0x0110:  // Đ
       case 0x0111:  // đ (does not decompose under NFD, so it is mapped by name)
+      case 0x00D0:  // Ð (eth, often typed for Đ)
+      case 0x00F0:  // ð
         out.append(static_cast<UChar>('D'));
         break;
       case 0x00DF:  // ß
@@ -296,13 +299,17 @@ std::string comparison_key(std::string_view latin) {
       word.clear();
     }
   };
-  for (char c : upper) {
+  for (std::int32_t i = 0, n = static_cast<std::int32_t>(upper.size()); i < n;) {
+    const std::int32_t start = i;
+    UChar32 c = 0;
+    U8_NEXT(upper.data(), i, n, c);
     if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-      word += c;
-    } else if ((c & 0x80) != 0) {
-      word += c;  // a letter of another script: kept, so different names stay different
+      word += static_cast<char>(c);
+    } else if (c >= 0x80 && (U_GET_GC_MASK(c) & (U_GC_L_MASK | U_GC_M_MASK | U_GC_N_MASK)) != 0) {
+      // A letter of another script: kept, so different names stay different.
+      word.append(upper, static_cast<std::size_t>(start), static_cast<std::size_t>(i - start));
     } else {
-      flush();
+      flush();  // ASCII or Unicode spaces and punctuation (a no-break space, N’Guyen, an en dash)
     }
   }
   flush();

@@ -33,7 +33,8 @@ std::size_t normalise_strings(rapidjson::Value& value, rapidjson::Document::Allo
 /// nullopt when all are. `at` is the pointer of `value` itself.
 std::optional<std::string> first_non_nfc(const rapidjson::Value& value, const std::string& at = "");
 
-/// ICAO Doc 9303 Latin: marks removed (tones and vowel marks of Vietnamese), Đ/đ -> D, ß -> SS,
+/// ICAO Doc 9303 Latin: marks removed (tones and vowel marks of Vietnamese), Đ/đ and Ð/ð -> D,
+/// ß -> SS,
 /// Æ -> AE, Ø and Œ -> OE, Þ -> TH, upper case; runs of spaces collapsed, ends trimmed. Letters
 /// of other scripts are kept as they are (transliterate them first).
 /// Example: "Đặng Thị Ngọc Hân" -> "DANG THI NGOC HAN".
@@ -43,7 +44,8 @@ std::string icao_latin(std::string_view text);
 bool is_plain_latin(std::string_view text);
 
 /// A key under which spellings of the same name compare equal (see docs/canonical.md, "Names"):
-/// icao_latin, then every run of characters other than A-Z and 0-9 becomes one space, then in
+/// icao_latin, then every run of spaces, punctuation and symbols (ASCII or not: a no-break space,
+/// a curly apostrophe, an en dash) becomes one space, letters of other scripts are kept, then in
 /// each word: OU -> U, a final NH -> N, a final KH -> K, a final Y -> I, a final E after a
 /// consonant is dropped (words longer than three letters), and doubled consonants are single.
 /// "Houaphanh" and "Houaphan" -> "HUAPHAN"; "Somphone" and "Sômphon" -> "SOMPHON".

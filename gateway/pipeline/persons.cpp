@@ -5,6 +5,8 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <rapidjson/document.h>
+#include <unicode/uchar.h>
+#include <unicode/utf8.h>
 
 #include <algorithm>
 #include <memory>
@@ -240,15 +242,36 @@ std::optional<std::string> name_form(const rapidjson::Value& name,
 }
 
 std::string document_form(std::string_view number) {
+  // ICAO Latin first (marks gone, upper case); then, character by character, ASCII letters and
+  // digits are kept, a decimal digit of another script (Khmer ១, Lao ໑, Thai ๑) becomes its ASCII
+  // digit, a letter of another script is kept as it is (numbers written in it stay apart), and
+  // everything else (spaces, dashes, dots) goes.
+  const std::string latin = icao_latin(number);
   std::string form;
-  for (const char c : icao_latin(number)) {
-    if ((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
-      form += c;
-    } else if (c >= 'a' && c <= 'z') {
-      form += static_cast<char>(c - 'a' + 'A');
+  std::size_t characters = 0;
+  bool has_digit = false;
+  for (std::int32_t i = 0, n = static_cast<std::int32_t>(latin.size()); i < n;) {
+    const std::int32_t start = i;
+    UChar32 c = 0;
+    U8_NEXT(latin.data(), i, n, c);
+    if (c < 0) {
+      continue;  // not UTF-8: the schema check refuses it before this
     }
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')) {
+      form += static_cast<char>(c >= 'a' ? c - 'a' + 'A' : c);
+    } else if (const std::int32_t digit = u_charDigitValue(c); digit >= 0) {
+      form += static_cast<char>('0' + digit);
+      has_digit = true;
+    } else if (u_isalpha(c)) {
+      form.append(latin, static_cast<std::size_t>(start), static_cast<std::size_t>(i - start));
+    } else {
+      continue;
+    }
+    ++characters;
   }
-  return form.size() >= min_document_chars ? form : std::string();
+  // A number without a digit ("unknown", "none", "KHM-ID") names no document: it would make
+  // every person who has it the same person.
+  return characters >= min_document_chars && has_digit ? form : std::string();
 }
 
 std::vector<person_digest> person_digests_of(const rapidjson::Value& message, const match_key& key,

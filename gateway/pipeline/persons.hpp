@@ -42,7 +42,9 @@ inline constexpr std::size_t max_person_digests = 256;
 std::optional<std::string> name_form(const rapidjson::Value& name, const transliterators* translit);
 
 /// A document number as compared: ICAO Latin, letters and digits only, upper case
-/// ("b 123-456" -> "B123456"). Empty when fewer than 5 remain (too short to tell persons apart).
+/// ("b 123-456" -> "B123456"); decimal digits of other scripts as ASCII digits (Khmer "១២៣៤៥" ->
+/// "12345"), letters of other scripts as they are. Empty when fewer than 5 characters remain (too
+/// short to tell persons apart) or none of them is a digit ("unknown", "KHM-ID": no number).
 std::string document_form(std::string_view number);
 
 /// The digests of every person of a checked canonical `message` (each object of its body, at any

@@ -39,6 +39,8 @@ class Persons : public gateway_fixture {
       {"id":"vn-gialai","name":"Gia Lai liaison desk","country":"VN"},
       {"id":"vn-thanhhoa","name":"Thanh Hoa liaison office","country":"VN"}]})");
     enable_admin(c);
+    // As shipped: Khmer and Lao names are put into Latin, so they meet their Latin spellings.
+    c.translit_dir = source_dir() / "config" / "translit";
     if (!matching_) {
       c.persons = {};
     }
@@ -68,8 +70,7 @@ class Persons : public gateway_fixture {
 
   void submit_three() {
     submit(gialai_, "vn-gialai", first_id,
-           R"([{"family": ["គំរូ"], "given": ["សុភា"], "script": "Khmr", "kind": "primary"},
-               {"family": ["KUMRU"], "given": ["SOPHEA"], "script": "Latn", "kind": "primary"}])",
+           R"([{"family": ["គំរូ"], "given": ["សុភា"], "script": "Khmr", "kind": "primary"}])",
            R"([{"type": "border-pass", "number": "EXAMPLE-0001", "issuingCountry": "KH"}])");
     submit(thanhhoa_, "vn-thanhhoa", second_id,
            R"([{"given": ["Sophea", "Kumru"], "script": "Latn", "kind": "primary",
@@ -236,8 +237,11 @@ TEST_F(Persons, TheLimitCutsTheListAndSaysSo) {
 
 TEST_F(Persons, BadQuestionsAreRefusedAndUnaudited) {
   submit_three();
-  EXPECT_EQ(candidates("00000000-0000-4000-8000-000000000000").status, 404);
-  EXPECT_EQ(candidates("not-a-message").status, 404);
+  const auto unknown = candidates("00000000-0000-4000-8000-000000000000");
+  EXPECT_EQ(unknown.status, 404);
+  const auto malformed = candidates("not-a-message");
+  EXPECT_EQ(malformed.status, 404);
+  EXPECT_EQ(malformed.body, unknown.body);
   EXPECT_EQ(candidates(first_id, "?limit=0").status, 422);
   EXPECT_EQ(candidates(first_id, "?limit=1001").status, 422);
   EXPECT_EQ(
@@ -323,6 +327,13 @@ TEST_F(Persons, RekeyWithoutAMatchKeyChangesNothing) {
                dir_.path());
   EXPECT_EQ(r.exit_status, 2);
   EXPECT_NE(r.err.find("persons: "), std::string::npos) << r.err;
+  // A batch that would hold the store's write lock too long, with a good key.
+  store::generate_key_file(dir_ / "good.hex");
+  r = run_mxgw({"persons", "rekey", "--config", rekey_config(dir_ / "good.hex").string(),
+                "--batch", "1001"},
+               dir_.path());
+  EXPECT_EQ(r.exit_status, 2);
+  EXPECT_NE(r.err.find("--batch"), std::string::npos) << r.err;
   EXPECT_EQ(stored_keys(), 6);
   EXPECT_EQ(candidate_ids(first_id), second_id);
 }

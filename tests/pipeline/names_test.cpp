@@ -156,6 +156,17 @@ TEST(Names, ComparisonKeyEquatesTheRegionsSpellings) {
   EXPECT_EQ(comparison_key("  "), "");
 }
 
+TEST(Names, ComparisonKeySeparatesWordsAtUnicodeSpacesAndPunctuation) {
+  EXPECT_EQ(comparison_key("Thị\u00A0Hoa"), "THI HOA");                  // a no-break space
+  EXPECT_EQ(comparison_key("N\u2019Guyen"), comparison_key("N'Guyen"));  // a curly apostrophe
+  EXPECT_EQ(comparison_key("Louang\u2013Phabang"), comparison_key("Louang Phabang"));  // en dash
+  EXPECT_EQ(comparison_key("\u00D0\u1EB7ng"), comparison_key("Đặng"));  // eth typed for Đ
+  EXPECT_EQ(icao_latin("\u00F0o\u00E0n"), "DOAN");
+  // Letters of other scripts are kept.
+  EXPECT_EQ(comparison_key("ស\u00A0ខ"), "ស ខ");
+  EXPECT_NE(comparison_key("Сок"), comparison_key("Сак"));
+}
+
 TEST(Names, BadRuleFileIsAStartUpErrorNamingFileAndPosition) {
   test::temp_dir dir;
   test::write_file(dir.path() / "Khmr-Latn.txt", "# fine\nក > k ;\n");

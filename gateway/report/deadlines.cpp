@@ -101,8 +101,10 @@ std::optional<watched> read_window(std::shared_ptr<store::message_store> store,
   return out;
 }
 
+/// The escalations of `kind`; with `closed_too`, the closed ones as well (their empty tombstones).
 std::optional<std::vector<store::state_item>> open_escalations(store::message_store& store,
-                                                               const char* kind = escalation_kind) {
+                                                               const char* kind = escalation_kind,
+                                                               bool closed_too = false) {
   std::promise<std::pair<std::vector<store::state_item>, bool>> p;
   auto f = p.get_future();
   store.list_state(kind, 0, [&p](std::vector<store::state_item> items, bool ok) {
@@ -112,7 +114,9 @@ std::optional<std::vector<store::state_item>> open_escalations(store::message_st
   if (!ok) {
     return std::nullopt;
   }
-  std::erase_if(items, [](const store::state_item& item) { return item.value.empty(); });
+  if (!closed_too) {
+    std::erase_if(items, [](const store::state_item& item) { return item.value.empty(); });
+  }
   return items;
 }
 
@@ -201,21 +205,29 @@ std::size_t deadline_watch::held_overdue() const {
 
 bool deadline_watch::sweep_held(std::chrono::system_clock::time_point now,
                                 const std::string& now_text, deadline_sweep_result& result) {
+  // The held copies first, then the escalations, closed ones too: a copy is never held again
+  // once decided, so an escalation closed since the list was read (by another instance) is seen
+  // here and the copy is not escalated a second time.
   const auto held = held_copies(*store_);
-  auto open = held ? open_escalations(*store_, held_escalation_kind) : std::nullopt;
-  if (!held || !open) {
+  auto all = held ? open_escalations(*store_, held_escalation_kind, true) : std::nullopt;
+  if (!held || !all) {
     return false;
   }
   std::map<std::string, const store::held_copy*> held_by_key;
   for (const auto& h : *held) {
     held_by_key.emplace(h.message_id + "/" + h.recipient, &h);
   }
-  std::set<std::string> escalated_keys;
+  std::set<std::string> escalated_keys;  // open or closed
+  std::set<std::string> open_keys;
   // Close what was decided (or withdrawn, or expired): only when the list is whole, so that a copy
   // past the list's end is not taken for decided.
-  for (const auto& item : *open) {
+  for (const auto& item : *all) {
     escalated_keys.insert(item.key);
+    if (item.value.empty()) {
+      continue;  // closed before
+    }
     if (held->size() >= max_held_watched || held_by_key.count(item.key) != 0) {
+      open_keys.insert(item.key);
       continue;
     }
     const std::string message = item.key.substr(0, item.key.find('/'));
@@ -241,12 +253,15 @@ bool deadline_watch::sweep_held(std::chrono::system_clock::time_point now,
     }
   }
   for (const auto& h : *held) {
+    const std::string key = h.message_id + "/" + h.recipient;
     const auto since = parse_rfc3339(h.accepted_at);
-    if (!since || now - *since < settings_.held_after) {
+    const bool past = since && now - *since >= settings_.held_after;
+    // An escalation stays open until the copy is decided, even when held_after_hours was raised
+    // since: the count is what the admin list shows.
+    if (!past && open_keys.count(key) == 0) {
       continue;
     }
     ++result.held_overdue;
-    const std::string key = h.message_id + "/" + h.recipient;
     if (escalated_keys.count(key) != 0) {
       continue;  // escalated before
     }

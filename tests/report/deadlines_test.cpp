@@ -88,6 +88,44 @@ class DeadlineWatch : public ::testing::Test {
     return keys;
   }
 
+  /// Message n from vn-gialai, with one copy for `recipient` held for four-eyes release.
+  void hold(int n, const std::string& recipient) {
+    store::message_record r{
+        make_id(n), "vn-gialai", "victim.identification", "2026-02-01T00:00:00Z", "sha", "{}"};
+    r.deliveries.push_back({.recipient = recipient,
+                            .decided_by = "explicit",
+                            .payload = "{}",
+                            .hold = "secret-across-border"});
+    std::promise<store::accept_outcome> p;
+    store_->accept(std::move(r), [&p](store::accept_result a) { p.set_value(a.outcome); });
+    ASSERT_EQ(p.get_future().get(), store::accept_outcome::stored);
+  }
+  /// A watcher whose clock says `at`, escalating copies held longer than `held_after`.
+  std::unique_ptr<deadline_watch> held_watcher(
+      std::chrono::system_clock::time_point at,
+      std::chrono::hours held_after = std::chrono::hours(24)) {
+    return std::make_unique<deadline_watch>(
+        store_, deadline_settings{.interval = std::chrono::seconds(3600),
+                                  .lookback = std::chrono::hours(24 * 3650),
+                                  .held_after = held_after,
+                                  .actor = "gateway:test",
+                                  .clock = [at] { return at; }});
+  }
+  /// An administrator's decision on message n's copy for `recipient`.
+  store::release_outcome decide(int n, const std::string& recipient, const std::string& admin,
+                                bool approve) {
+    std::promise<store::release_result> decided;
+    store_->decide_release({.message_id = make_id(n),
+                            .recipient = recipient,
+                            .actor = admin,
+                            .approve = approve,
+                            .reason = approve ? "" : "not-necessary",
+                            .required = 2,
+                            .audit = {.actor = admin, .partner = recipient}},
+                           [&decided](store::release_result r, bool) { decided.set_value(r); });
+    return decided.get_future().get().outcome;
+  }
+
   test::temp_dir dir_;
   std::shared_ptr<store::message_store> store_;
 };
@@ -159,63 +197,108 @@ TEST_F(DeadlineWatch, OnlyAnAnswerFromARecipientSettlesARequestThatNamesThem) {
 // no longer held.
 TEST_F(DeadlineWatch, ACopyHeldTooLongIsEscalatedOnceAndClosedWhenDecided) {
   const auto accepted = std::chrono::system_clock::now();
-  const auto hold = [this](int n, const std::string& recipient) {
-    store::message_record r{
-        make_id(n), "vn-gialai", "victim.identification", "2026-02-01T00:00:00Z", "sha", "{}"};
-    r.deliveries.push_back({.recipient = recipient,
-                            .decided_by = "explicit",
-                            .payload = "{}",
-                            .hold = "secret-across-border"});
-    std::promise<store::accept_outcome> p;
-    store_->accept(std::move(r), [&p](store::accept_result a) { p.set_value(a.outcome); });
-    ASSERT_EQ(p.get_future().get(), store::accept_outcome::stored);
-  };
   hold(1, "kh-ratanakiri");
   hold(2, "kh-stungtreng");
-  const auto watcher_at = [this](std::chrono::system_clock::time_point at) {
-    return std::make_unique<deadline_watch>(
-        store_, deadline_settings{.interval = std::chrono::seconds(3600),
-                                  .lookback = std::chrono::hours(24 * 3650),
-                                  .held_after = std::chrono::hours(24),
-                                  .actor = "gateway:test",
-                                  .clock = [at] { return at; }});
-  };
   const auto open_held = [this] { return open_escalations(held_escalation_kind); };
 
   // Within the day: nothing.
-  auto early = watcher_at(accepted + std::chrono::hours(23));
+  auto early = held_watcher(accepted + std::chrono::hours(23));
   EXPECT_EQ(early->sweep_now().first.held_overdue, 0U);
   EXPECT_TRUE(audited("release.overdue").empty());
 
   // A day and more: both escalated once, by the first of two watchers.
-  auto late = watcher_at(accepted + std::chrono::hours(25));
+  auto late = held_watcher(accepted + std::chrono::hours(25));
   auto [first, ok] = late->sweep_now();
   ASSERT_TRUE(ok);
   EXPECT_EQ(first.held_overdue, 2U);
   EXPECT_EQ(first.held_escalated, 2U);
   EXPECT_EQ(late->held_overdue(), 2U);
-  EXPECT_EQ(watcher_at(accepted + std::chrono::hours(26))->sweep_now().first.held_escalated, 0U);
+  EXPECT_EQ(held_watcher(accepted + std::chrono::hours(26))->sweep_now().first.held_escalated, 0U);
   EXPECT_EQ(audited("release.overdue"), (std::vector<std::string>{make_id(1), make_id(2)}));
   EXPECT_EQ(open_held(), (std::vector<std::string>{make_id(1) + "/kh-ratanakiri",
                                                    make_id(2) + "/kh-stungtreng"}));
 
   // Refused: no longer held, so the next look closes its escalation; the other stays.
-  std::promise<store::release_result> decided;
-  store_->decide_release({.message_id = make_id(1),
-                          .recipient = "kh-ratanakiri",
-                          .actor = "admin:alice",
-                          .approve = false,
-                          .reason = "not-necessary",
-                          .required = 2,
-                          .audit = {.actor = "admin:alice", .partner = "kh-ratanakiri"}},
-                         [&decided](store::release_result r, bool) { decided.set_value(r); });
-  ASSERT_EQ(decided.get_future().get().outcome, store::release_outcome::rejected);
+  ASSERT_EQ(decide(1, "kh-ratanakiri", "admin:alice", false), store::release_outcome::rejected);
   auto [after, after_ok] = late->sweep_now();
   ASSERT_TRUE(after_ok);
   EXPECT_EQ(after.held_closed, 1U);
   EXPECT_EQ(after.held_overdue, 1U);
   EXPECT_EQ(audited("release.escalation_closed"), (std::vector<std::string>{make_id(1)}));
   EXPECT_EQ(open_held(), (std::vector<std::string>{make_id(2) + "/kh-stungtreng"}));
+}
+
+TEST_F(DeadlineWatch, AHeldCopysEscalationClosesWhenItIsReleasedOrWithdrawn) {
+  const auto accepted = std::chrono::system_clock::now();
+  hold(1, "kh-ratanakiri");
+  hold(2, "kh-stungtreng");
+  auto watch = held_watcher(accepted + std::chrono::hours(25));
+  ASSERT_EQ(watch->sweep_now().first.held_escalated, 2U);
+
+  // Message 1's copy released by two administrators; message 2 withdrawn by its sender.
+  ASSERT_EQ(decide(1, "kh-ratanakiri", "admin:alice", true), store::release_outcome::approved);
+  ASSERT_EQ(decide(1, "kh-ratanakiri", "admin:bob", true), store::release_outcome::released);
+  store::message_record withdrawal{make_id(3), "vn-gialai", "case.status", "2026-02-02T00:00:00Z",
+                                   "sha",      "{}"};
+  withdrawal.withdraws = make_id(2);
+  withdrawal.original_seen = true;
+  std::promise<store::accept_outcome> p;
+  store_->accept(std::move(withdrawal), [&p](store::accept_result a) { p.set_value(a.outcome); });
+  ASSERT_EQ(p.get_future().get(), store::accept_outcome::stored);
+
+  auto [after, ok] = watch->sweep_now();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(after.held_closed, 2U);
+  EXPECT_EQ(after.held_overdue, 0U);
+  EXPECT_EQ(audited("release.escalation_closed"),
+            (std::vector<std::string>{make_id(1), make_id(2)}));
+  EXPECT_TRUE(open_escalations(held_escalation_kind).empty());
+}
+
+// Another instance closed the escalation while this one's list still showed the copy held (its
+// release came in between): the copy is not escalated a second time.
+TEST_F(DeadlineWatch, AClosedEscalationIsNeverOpenedAgainForTheSameCopy) {
+  const auto accepted = std::chrono::system_clock::now();
+  hold(1, "kh-ratanakiri");
+  auto watch = held_watcher(accepted + std::chrono::hours(25));
+  ASSERT_EQ(watch->sweep_now().first.held_escalated, 1U);
+  std::promise<std::vector<store::state_item>> listed;
+  store_->list_state(
+      held_escalation_kind, 0,
+      [&listed](std::vector<store::state_item> items, bool) { listed.set_value(items); });
+  const auto items = listed.get_future().get();
+  ASSERT_EQ(items.size(), 1U);
+  std::promise<store::put_outcome> closed;
+  store_->put_state({.kind = held_escalation_kind, .key = items[0].key, .value = {}},
+                    items[0].version, {},
+                    [&closed](store::put_outcome o, std::int64_t) { closed.set_value(o); });
+  ASSERT_EQ(closed.get_future().get(), store::put_outcome::applied);
+
+  auto [again, ok] = watch->sweep_now();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(again.held_escalated, 0U);
+  EXPECT_EQ(audited("release.overdue").size(), 1U);
+  EXPECT_TRUE(open_escalations(held_escalation_kind).empty());
+}
+
+// held_after_hours raised after a copy was escalated: its escalation stays open until the copy is
+// decided, and the count (the metric) still includes it, as the admin list does.
+TEST_F(DeadlineWatch, AnOpenEscalationIsStillCountedWhenTheThresholdIsRaised) {
+  const auto accepted = std::chrono::system_clock::now();
+  hold(1, "kh-ratanakiri");
+  hold(2, "kh-stungtreng");
+  ASSERT_EQ(held_watcher(accepted + std::chrono::hours(25))->sweep_now().first.held_escalated, 2U);
+  ASSERT_EQ(decide(2, "kh-stungtreng", "admin:alice", false), store::release_outcome::rejected);
+
+  auto raised = held_watcher(accepted + std::chrono::hours(26), std::chrono::hours(48));
+  auto [result, ok] = raised->sweep_now();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(result.held_overdue, 1U);  // message 1's, still open; message 2's was closed
+  EXPECT_EQ(result.held_closed, 1U);
+  EXPECT_EQ(result.held_escalated, 0U);
+  EXPECT_EQ(raised->held_overdue(), 1U);
+  EXPECT_EQ(open_escalations(held_escalation_kind),
+            (std::vector<std::string>{make_id(1) + "/kh-ratanakiri"}));
 }
 
 TEST_F(DeadlineWatch, RequestsBeforeTheLookbackAreNotWatchedAndAFailedStoreIsReported) {

@@ -280,7 +280,10 @@ constexpr const char* claim_candidates_sql = R"sql(
 
 /// Leases the candidates that are still claimable and not locked by another instance's claim in
 /// flight (SKIP LOCKED: two instances never lease the same row; a skipped row is simply left for
-/// the next claim). $1 the candidate rids, $2 now, $3 owner, $4 lease expiry.
+/// the next claim). $1 the candidate rids, $2 now, $3 owner, $4 lease expiry. A candidate whose
+/// message its sender withdrew (it was in flight when the withdrawal took back the queued copies,
+/// and its lease ran out) is taken back instead: 'withdrawn', payload emptied, and the last
+/// column true so that it is not handed out.
 constexpr const char* claim_lease_sql = R"sql(
     WITH locked AS (
       SELECT rid FROM deliveries
@@ -290,31 +293,53 @@ constexpr const char* claim_lease_sql = R"sql(
          FOR UPDATE SKIP LOCKED
     )
     UPDATE deliveries AS d
-       SET state = 'delivering', attempts = d.attempts + 1, lease_owner = $3, lease_expires = $4
+       SET state = CASE WHEN m.withdrawn_at IS NULL THEN 'delivering' ELSE 'withdrawn' END,
+           attempts = CASE WHEN m.withdrawn_at IS NULL THEN d.attempts + 1 ELSE d.attempts END,
+           lease_owner = CASE WHEN m.withdrawn_at IS NULL THEN $3::text END,
+           lease_expires = CASE WHEN m.withdrawn_at IS NULL THEN $4::bigint END,
+           payload = CASE WHEN m.withdrawn_at IS NULL THEN d.payload ELSE ''::bytea END,
+           payload_is_body = d.payload_is_body AND m.withdrawn_at IS NULL
       FROM locked, messages AS m
      WHERE d.rid = locked.rid AND m.id = d.message_id
     RETURNING d.rid, d.message_id, d.recipient,
               CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, d.attempts, m.sender,
               m.type, m.accepted_at, d.payload_is_body,
               CASE WHEN d.payload_is_body THEN d.payload ELSE ''::bytea END, d.released_at,
-              m.expires_at
+              m.expires_at, m.withdrawn_at IS NOT NULL
   )sql";
 
 constexpr const char* report_delivered_sql =
     "UPDATE deliveries SET state = 'delivered', delivered_at = $4, receipt = $5, "
     "lease_owner = NULL, lease_expires = NULL "
     "WHERE message_id = $1 AND recipient = $2 AND state = 'delivering' AND lease_owner = $3";
-constexpr const char* report_retry_sql =
-    "UPDATE deliveries SET state = 'retrying', next_attempt_at = $4, last_error = $5, "
-    "lease_owner = NULL, lease_expires = NULL "
-    "WHERE message_id = $1 AND recipient = $2 AND state = 'delivering' AND lease_owner = $3";
-constexpr const char* report_dead_sql =
-    "UPDATE deliveries SET state = 'dead', dead_since = $4, last_error = $5, "
-    "lease_owner = NULL, lease_expires = NULL "
-    "WHERE message_id = $1 AND recipient = $2 AND state = 'delivering' AND lease_owner = $3";
+// A failed attempt at a copy whose message was withdrawn while it was in flight takes the copy
+// back ('withdrawn', payload emptied) instead of queueing it again or making it a dead letter.
+constexpr const char* report_retry_sql = R"sql(
+    UPDATE deliveries AS d
+       SET state = CASE WHEN m.withdrawn_at IS NULL THEN 'retrying' ELSE 'withdrawn' END,
+           payload = CASE WHEN m.withdrawn_at IS NULL THEN d.payload ELSE ''::bytea END,
+           payload_is_body = d.payload_is_body AND m.withdrawn_at IS NULL,
+           next_attempt_at = $4, last_error = $5, lease_owner = NULL, lease_expires = NULL
+      FROM messages AS m
+     WHERE d.message_id = $1 AND d.recipient = $2 AND d.state = 'delivering'
+       AND d.lease_owner = $3 AND m.id = d.message_id
+  )sql";
+constexpr const char* report_dead_sql = R"sql(
+    UPDATE deliveries AS d
+       SET state = CASE WHEN m.withdrawn_at IS NULL THEN 'dead' ELSE 'withdrawn' END,
+           payload = CASE WHEN m.withdrawn_at IS NULL THEN d.payload ELSE ''::bytea END,
+           payload_is_body = d.payload_is_body AND m.withdrawn_at IS NULL,
+           dead_since = CASE WHEN m.withdrawn_at IS NULL THEN $4::bigint END,
+           last_error = $5, lease_owner = NULL, lease_expires = NULL
+      FROM messages AS m
+     WHERE d.message_id = $1 AND d.recipient = $2 AND d.state = 'delivering'
+       AND d.lease_owner = $3 AND m.id = d.message_id
+  )sql";
+// A dead letter of a withdrawn message is never replayed (see SQLite's replay_sql).
 constexpr const char* replay_sql =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $3, "
-    "dead_since = NULL WHERE message_id = $1 AND recipient = $2 AND state = 'dead'";
+    "dead_since = NULL WHERE message_id = $1 AND recipient = $2 AND state = 'dead' "
+    "AND NOT EXISTS (SELECT 1 FROM messages WHERE id = $1 AND withdrawn_at IS NOT NULL)";
 constexpr const char* original_exists_sql = "SELECT 1 FROM messages WHERE id = $1 AND sender = $2";
 // The original's mark of withdrawal ($3 the accept's time in ms; the first withdrawal's stays).
 // It runs before the withdrawal's other statements: it locks the message's row, which a batch of
@@ -323,7 +348,7 @@ constexpr const char* mark_withdrawn_sql =
     "UPDATE messages SET withdrawn_at = coalesce(withdrawn_at, $3) WHERE id = $1 AND sender = $2";
 constexpr const char* withdraw_sql =
     "UPDATE deliveries SET state = 'withdrawn', payload = ''::bytea, payload_is_body = false "
-    "WHERE message_id = $1 AND state IN ('held', 'pending', 'retrying') "
+    "WHERE message_id = $1 AND state IN ('held', 'pending', 'retrying', 'dead') "
     "AND EXISTS (SELECT 1 FROM messages WHERE id = $1 AND sender = $2)";
 constexpr const char* discard_sql =
     "UPDATE deliveries SET state = 'discarded', last_error = $3 "
@@ -1955,6 +1980,9 @@ void postgres_store::write_claim(claim_write& w, std::int64_t now_ms) {
     }
     if (PQgetisnull(r, i, 11) == 0) {
       job.expires_at = from_ms(get_int(r, i, 11));
+    }
+    if (get_bool(r, i, 12)) {
+      continue;  // taken back: its message was withdrawn while it was in flight
     }
     jobs.emplace_back(order[get_int(r, i, 0)], std::move(job));
   }

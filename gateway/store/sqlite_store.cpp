@@ -300,28 +300,53 @@ constexpr const char* insert_exclusion_sql =
 constexpr const char* lease_sql =
     "UPDATE deliveries SET state = 'delivering', attempts = attempts + 1, lease_owner = ?2, "
     "lease_expires = ?3 WHERE rowid = ?1";
+// A copy whose message its sender withdrew after the withdrawal took back the queued copies (it
+// was in flight then: its lease ran out, or its attempt failed) is taken back when next claimed.
+constexpr const char* take_back_sql =
+    "UPDATE deliveries SET state = 'withdrawn', payload = x'', payload_is_body = 0, "
+    "lease_owner = NULL, lease_expires = NULL WHERE rowid = ?1";
 // A report counts only while the row is still leased to its sender: once another worker took an
-// expired lease over, the late report of the first one is ignored (the row changes nothing).
+// expired lease over, the late report of the first one is ignored (the row changes nothing). A
+// failed attempt at a copy whose message was withdrawn while it was in flight takes the copy back
+// ('withdrawn', payload emptied) instead of queueing it again or making it a dead letter.
 constexpr const char* report_delivered_sql =
     "UPDATE deliveries SET state = 'delivered', delivered_at = ?4, receipt = ?5, "
     "lease_owner = NULL, lease_expires = NULL "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
     "AND state = 'delivering' AND lease_owner = ?3";
+#define MXGW_WITHDRAWN "(SELECT withdrawn_at IS NOT NULL FROM messages WHERE id = ?1)"
 constexpr const char* report_retry_sql =
-    "UPDATE deliveries SET state = 'retrying', next_attempt_at = ?4, last_error = ?5, "
-    "lease_owner = NULL, lease_expires = NULL "
+    "UPDATE deliveries SET "
+    "state = CASE WHEN " MXGW_WITHDRAWN
+    " THEN 'withdrawn' ELSE 'retrying' END, "
+    "payload = CASE WHEN " MXGW_WITHDRAWN
+    " THEN x'' ELSE payload END, "
+    "payload_is_body = CASE WHEN " MXGW_WITHDRAWN
+    " THEN 0 ELSE payload_is_body END, "
+    "next_attempt_at = ?4, last_error = ?5, lease_owner = NULL, lease_expires = NULL "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
     "AND state = 'delivering' AND lease_owner = ?3";
 constexpr const char* report_dead_sql =
-    "UPDATE deliveries SET state = 'dead', dead_since = ?4, last_error = ?5, "
-    "lease_owner = NULL, lease_expires = NULL "
+    "UPDATE deliveries SET "
+    "state = CASE WHEN " MXGW_WITHDRAWN
+    " THEN 'withdrawn' ELSE 'dead' END, "
+    "payload = CASE WHEN " MXGW_WITHDRAWN
+    " THEN x'' ELSE payload END, "
+    "payload_is_body = CASE WHEN " MXGW_WITHDRAWN
+    " THEN 0 ELSE payload_is_body END, "
+    "dead_since = CASE WHEN " MXGW_WITHDRAWN
+    " THEN NULL ELSE ?4 END, "
+    "last_error = ?5, lease_owner = NULL, lease_expires = NULL "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
     "AND state = 'delivering' AND lease_owner = ?3";
+// A dead letter of a withdrawn message is never replayed (the withdrawal took dead letters back
+// since 2026-12-07; one left by an earlier version stays dead).
 constexpr const char* replay_sql =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?3, "
     "dead_since = NULL "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
-    "AND state = 'dead'";
+    "AND state = 'dead' AND NOT " MXGW_WITHDRAWN;
+#undef MXGW_WITHDRAWN
 constexpr const char* original_exists_sql = "SELECT 1 FROM messages WHERE id = ?1 AND sender = ?2";
 // The original's mark of withdrawal (?3 the accept's time in ms); the first withdrawal's stays.
 constexpr const char* mark_withdrawn_sql =
@@ -329,7 +354,7 @@ constexpr const char* mark_withdrawn_sql =
 constexpr const char* withdraw_sql =
     "UPDATE deliveries SET state = 'withdrawn', payload = x'', payload_is_body = 0 "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1 AND sender = ?2) "
-    "AND state IN ('held', 'pending', 'retrying')";
+    "AND state IN ('held', 'pending', 'retrying', 'dead')";
 constexpr const char* discard_sql =
     "UPDATE deliveries SET state = 'discarded', last_error = ?3 "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
@@ -394,7 +419,8 @@ constexpr const char* claim_expired_sql =
 constexpr const char* claim_job_sql =
     "SELECT d.message_id, d.recipient, CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, "
     "d.attempts, m.sender, m.type, m.accepted_at, d.payload_is_body, "
-    "CASE WHEN d.payload_is_body THEN d.payload ELSE x'' END, d.released_at, m.expires_at "
+    "CASE WHEN d.payload_is_body THEN d.payload ELSE x'' END, d.released_at, m.expires_at, "
+    "m.withdrawn_at IS NOT NULL "
     "FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq WHERE d.rowid = ?1";
 constexpr const char* select_audit_head_sql =
     "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
@@ -1243,6 +1269,7 @@ struct sqlite_store::impl {
     statement insert_delivery;
     statement insert_exclusion;
     statement lease;
+    statement take_back;
     statement report_delivered;
     statement report_retry;
     statement report_dead;
@@ -1404,6 +1431,7 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->insert_delivery = prepare(db, insert_delivery_sql, path_);
   writer_sql_->insert_exclusion = prepare(db, insert_exclusion_sql, path_);
   writer_sql_->lease = prepare(db, lease_sql, path_);
+  writer_sql_->take_back = prepare(db, take_back_sql, path_);
   writer_sql_->report_delivered = prepare(db, report_delivered_sql, path_);
   writer_sql_->report_retry = prepare(db, report_retry_sql, path_);
   writer_sql_->report_dead = prepare(db, report_dead_sql, path_);
@@ -2200,6 +2228,7 @@ int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
 
   // Read the jobs first, then lease them: no row is updated under a running SELECT.
   std::vector<std::int64_t> rowids;
+  std::vector<std::int64_t> taken_back;
   rowids.reserve(picked.size());
   for (const due_row& row : picked) {
     statement_use use(writer_sql_->claim_job.get());
@@ -2213,6 +2242,10 @@ int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
     }
     if (rc != SQLITE_ROW) {
       return rc;
+    }
+    if (use.column_int64(11) != 0) {
+      taken_back.push_back(row.rowid);  // its message was withdrawn while it was in flight
+      continue;
     }
     rowids.push_back(row.rowid);
     delivery_job job;
@@ -2241,6 +2274,16 @@ int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
   for (const std::int64_t rowid : rowids) {
     statement_use use(writer_sql_->lease.get());
     int rc = use.bind(rowid, std::string_view(write.owner), lease_expires);
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
+  }
+  for (const std::int64_t rowid : taken_back) {
+    statement_use use(writer_sql_->take_back.get());
+    int rc = use.bind(rowid);
     if (rc == SQLITE_OK) {
       rc = use.step();
     }

@@ -952,6 +952,76 @@ TEST_P(StoreContract, AWithdrawalTakesBackTheQueuedCopiesOfTheSendersOwnMessage)
   }
 }
 
+// A withdrawal that comes while copies are in flight or dead: none of them is ever sent again. A
+// dead letter is taken back with the queued copies; a copy in flight is taken back by its failed
+// attempt (retry or dead) or, when its worker never reports (a crash), by the claim after its
+// lease ran out; a dead letter cannot be replayed.
+TEST_P(StoreContract, AWithdrawnMessagesCopiesInFlightOrDeadAreNeverSentAgain) {
+  message_record original = record_with_audit(make_id(50), "{\"o\":1}");
+  for (const char* to : {"kh-stungtreng", "la-mps", "th-dsi"}) {
+    original.deliveries.push_back({to, "rule-1", "{\"to\":1}", "[]"});
+  }
+  ASSERT_EQ(accept(std::move(original)).outcome, accept_outcome::stored);
+  const auto claim = [&](const std::string& owner, std::chrono::milliseconds lease) {
+    std::promise<std::vector<delivery_job>> p;
+    auto f = p.get_future();
+    store_->claim_due(owner, 10, lease, {},
+                      [&p](std::vector<delivery_job> jobs, bool) { p.set_value(std::move(jobs)); });
+    return wait_for(f, "claim");
+  };
+  const auto report = [&](const std::string& to, const std::string& owner, attempt_result result) {
+    attempt_report r{.message_id = make_id(50),
+                     .recipient = to,
+                     .owner = owner,
+                     .result = result,
+                     .next_attempt_at = std::chrono::system_clock::now(),
+                     .error = "http-503"};
+    std::promise<bool> p;
+    auto f = p.get_future();
+    store_->report(std::move(r), [&p](bool ok) { p.set_value(ok); });
+    ASSERT_TRUE(wait_for(f, "report"));
+  };
+  const auto states = [&] {
+    std::map<std::string, std::string> out;
+    const auto [status, ok] = find(make_id(50));
+    EXPECT_TRUE(ok && status.has_value());
+    if (status) {
+      for (const auto& r : status->recipients) {
+        out[r.recipient] = r.state;
+      }
+    }
+    return out;
+  };
+  // All four in flight; la-mps refused it for good before the withdrawal came.
+  ASSERT_EQ(claim("w", std::chrono::milliseconds(1)).size(), 4U);
+  report("la-mps", "w", attempt_result::dead);
+
+  message_record withdrawal = record_with_audit(make_id(51), "{\"w\":1}");
+  withdrawal.type = "case.status";
+  withdrawal.withdraws = make_id(50);
+  withdrawal.original_seen = true;
+  withdrawal.deliveries.clear();
+  ASSERT_EQ(accept(std::move(withdrawal)).outcome, accept_outcome::stored);
+  EXPECT_EQ(states()["la-mps"], "withdrawn");  // the dead letter, taken back
+
+  report("kh-stungtreng", "w", attempt_result::retry);  // its attempt failed: not queued again
+  report("vn-thanhhoa", "w", attempt_result::dead);     // refused: no dead letter either
+  // th-dsi's worker never reports; its lease has run out, and the next claim takes it back.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(claim("w2", std::chrono::minutes(1)).empty());
+  const auto after = states();
+  for (const char* to : {"kh-stungtreng", "la-mps", "th-dsi", "vn-thanhhoa"}) {
+    EXPECT_EQ(after.at(to), "withdrawn") << to;
+  }
+  std::promise<std::pair<bool, bool>> replayed;
+  auto rf = replayed.get_future();
+  store_->replay(make_id(50), "la-mps", {}, [&replayed](bool found, bool ok) {
+    replayed.set_value({found, ok});
+  });
+  EXPECT_EQ(wait_for(rf, "replay"), std::make_pair(false, true));
+  EXPECT_TRUE(claim("w3", std::chrono::minutes(1)).empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContract, ::testing::ValuesIn(contract_backends()),
                          [](const auto& param_info) { return param_info.param.name; });
 

@@ -315,6 +315,8 @@ bool rule_matches(const Rule& rule, std::string_view type, std::string_view send
   return true;
 }
 
+using time_point = std::chrono::system_clock::time_point;
+
 // A field that only recipients with a victim-data agreement get (and, for a minor, only when the
 // sender marked it necessary).
 struct sensitive_field {
@@ -337,7 +339,10 @@ void person_fields(const rapidjson::Value& person, const std::string& at, bool m
   }
 }
 
-std::vector<sensitive_field> sensitive_fields(const rapidjson::Value& message) {
+// The victim fields of `message`, a victim's minority judged at the earlier of `created` and `now`.
+// With them goes the whole `unmapped` member: what a partner adapter could not map (a document
+// scan, an unknown identity document with its number) is carried there verbatim, unchecked.
+std::vector<sensitive_field> sensitive_fields(const rapidjson::Value& message, time_point now) {
   std::vector<sensitive_field> out;
   const std::string_view type = json::get_string(message, "type");
   const std::string_view created = json::get_string(message, "created");
@@ -347,12 +352,15 @@ std::vector<sensitive_field> sensitive_fields(const rapidjson::Value& message) {
   }
   if (type == "victim.identification") {
     const rapidjson::Value* person = member(*body, "person");
-    const bool minor = person != nullptr && is_possibly_minor(*person, created);
+    const bool minor = person != nullptr && is_possibly_minor(*person, created, now);
     if (person != nullptr) {
       person_fields(*person, "/body/person", minor, out);
     }
     if (member(*body, "narrative") != nullptr) {
       out.push_back({"/body/narrative", minor});
+    }
+    if (member(message, "unmapped") != nullptr) {
+      out.push_back({"/unmapped", minor});
     }
   } else if (type == "hotline.tip") {
     bool any_victim = false;
@@ -366,7 +374,7 @@ std::vector<sensitive_field> sensitive_fields(const rapidjson::Value& message) {
         }
         any_victim = true;
         if (const auto* person = member(subject, "person")) {
-          const bool minor = is_possibly_minor(*person, created);
+          const bool minor = is_possibly_minor(*person, created, now);
           any_minor = any_minor || minor;
           person_fields(*person, "/body/subjects/" + std::to_string(i) + "/person", minor, out);
         }
@@ -375,13 +383,16 @@ std::vector<sensitive_field> sensitive_fields(const rapidjson::Value& message) {
     if (any_victim && member(*body, "summary") != nullptr) {
       out.push_back({"/body/summary", any_minor});
     }
+    if (any_victim && member(message, "unmapped") != nullptr) {
+      out.push_back({"/unmapped", any_minor});
+    }
   }
   return out;
 }
 
 // True when the message is about a victim who may be a minor: a victim identification's person, or
 // a tip's subject in the role possible-victim (the same persons whose data withholding protects).
-bool about_possible_minor(const rapidjson::Value& message) {
+bool about_possible_minor(const rapidjson::Value& message, time_point now) {
   const std::string_view type = json::get_string(message, "type");
   const std::string_view created = json::get_string(message, "created");
   const rapidjson::Value* body = member(message, "body");
@@ -390,7 +401,7 @@ bool about_possible_minor(const rapidjson::Value& message) {
   }
   if (type == "victim.identification") {
     const rapidjson::Value* person = member(*body, "person");
-    return person != nullptr && is_possibly_minor(*person, created);
+    return person != nullptr && is_possibly_minor(*person, created, now);
   }
   if (type == "hotline.tip") {
     if (const auto* subjects = member(*body, "subjects");
@@ -400,7 +411,7 @@ bool about_possible_minor(const rapidjson::Value& message) {
           continue;
         }
         if (const auto* person = member(subject, "person");
-            person != nullptr && is_possibly_minor(*person, created)) {
+            person != nullptr && is_possibly_minor(*person, created, now)) {
           return true;
         }
       }
@@ -591,7 +602,8 @@ std::vector<std::string> message_regions(const rapidjson::Value& message,
   return {all.begin(), all.end()};
 }
 
-bool is_possibly_minor(const rapidjson::Value& person, std::string_view created) {
+bool is_possibly_minor(const rapidjson::Value& person, std::string_view created,
+                       std::optional<std::chrono::system_clock::time_point> now) {
   if (!person.IsObject()) {
     return false;
   }
@@ -613,21 +625,25 @@ bool is_possibly_minor(const rapidjson::Value& person, std::string_view created)
   if (!born || !at) {
     return true;  // cannot tell: the stricter default
   }
+  // A `created` in the future (only its format is checked) must not make a child an adult.
+  if (now && *now < *at) {
+    at = now;
+  }
   const std::chrono::year_month_day today{std::chrono::floor<std::chrono::days>(*at)};
   // Under 18 until the 18th birthday (a 29 February birthday falls on 1 March in other years).
   const auto adult =
       std::make_tuple(static_cast<int>(born->year()) + 18, static_cast<unsigned>(born->month()),
                       static_cast<unsigned>(born->day()));
-  const auto now =
+  const auto judged =
       std::make_tuple(static_cast<int>(today.year()), static_cast<unsigned>(today.month()),
                       static_cast<unsigned>(today.day()));
-  return now < adult;
+  return judged < adult;
 }
 
 routing_decision route(const rapidjson::Value& message, std::string_view sender,
                        const identity::partner_registry& partners, const routing_rules& rules,
                        const code_tables& tables,
-                       const std::vector<std::string>& earlier_recipients) {
+                       const std::vector<std::string>& earlier_recipients, time_point now) {
   routing_decision decision;
   const std::string_view type = json::get_string(message, "type");
   const identity::partner* from = partners.find(sender);
@@ -740,7 +756,7 @@ routing_decision route(const rapidjson::Value& message, std::string_view sender,
       }
       if (rule.minors) {
         if (!minor) {
-          minor = about_possible_minor(message);
+          minor = about_possible_minor(message, now);
         }
         if (!*minor) {
           continue;
@@ -750,7 +766,7 @@ routing_decision route(const rapidjson::Value& message, std::string_view sender,
     }
   }
 
-  const auto fields = sensitive_fields(message);
+  const auto fields = sensitive_fields(message, now);
   const rapidjson::Value* necessary = member(h, "minorDataNecessary");
   const bool minor_data_necessary = necessary != nullptr && necessary->IsTrue();
   for (const auto& c : candidates) {

@@ -2,8 +2,10 @@
 // which victim fields each recipient does not get. Pure functions; no I/O at decision time.
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -158,22 +160,29 @@ struct routing_decision {
 std::vector<std::string> message_regions(const rapidjson::Value& message,
                                          const code_tables& tables);
 
-/// True when the canonical `person` is (possibly) under 18 at `created` (RFC 3339): `minor` is
-/// true, `ageEstimate.max` is below 18, or `birthDate` (its latest possible day, for a partial
-/// date) is less than 18 years before `created`. An unreadable `created` with a birth date
-/// counts as a minor (the stricter default).
-bool is_possibly_minor(const rapidjson::Value& person, std::string_view created);
+/// True when the canonical `person` is (possibly) under 18 when judged: `minor` is true,
+/// `ageEstimate.max` is below 18, or `birthDate` (its latest possible day, for a partial date) is
+/// less than 18 years before the day judged. That day is `created`'s (RFC 3339), or `now`'s when
+/// `now` is given and earlier: a `created` in the future (only its format is checked) does not
+/// make a child an adult. An unreadable `created` with a birth date counts as a minor (the
+/// stricter default).
+bool is_possibly_minor(const rapidjson::Value& person, std::string_view created,
+                       std::optional<std::chrono::system_clock::time_point> now = std::nullopt);
 
 /// Decides who receives `message` (schema- and domain-valid) sent by the authenticated `sender`:
 /// candidates are the explicit `recipients`, then `earlier_recipients` (for a withdrawal or
 /// cancellation: the recipients of the message it takes back; spared, like explicit ones, by the
 /// checks that only limit what rules add), then every matching rule's `add`; policy then excludes
 /// candidates (see routing_reason) and marks the victim fields each remaining recipient may not
-/// get, and which copies release rules hold. Pure: reads only its arguments.
-routing_decision route(const rapidjson::Value& message, std::string_view sender,
-                       const identity::partner_registry& partners, const routing_rules& rules,
-                       const code_tables& tables,
-                       const std::vector<std::string>& earlier_recipients = {});
+/// get (with a victim's fields, the whole `unmapped` member), and which copies release rules
+/// hold. `now` is the time of routing: a victim is judged a minor at the earlier of `created`
+/// and `now` (the default reads the clock at the call; tests pass a fixed time). Pure otherwise:
+/// reads only its arguments.
+routing_decision route(
+    const rapidjson::Value& message, std::string_view sender,
+    const identity::partner_registry& partners, const routing_rules& rules,
+    const code_tables& tables, const std::vector<std::string>& earlier_recipients = {},
+    std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
 /// The canonical JSON that `plan`'s recipient gets: the withheld fields removed (a required one,
 /// hotline.tip's `summary`, is replaced by {"text": "[withheld]"}) and the envelope member

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <regex>
 #include <thread>
 
 #include "adapters/common/dates.hpp"
@@ -89,6 +90,71 @@ TEST_F(CrossFormat, KhInLaAndCanonicalOutEachWithItsReceipt) {
     EXPECT_EQ(std::string(rec["state"].GetString()), "delivered") << rec["partner"].GetString();
     EXPECT_EQ(std::string(rec["decidedBy"].GetString()), "kh-victims-onward");
   }
+}
+
+// Ratanakiri's adapter carries what it cannot map (carryUnmapped): a document scan travels in
+// `unmapped` and must reach only the onward recipient with the victim-data agreement.
+class CarriedDocumentScan : public gateway_fixture {
+ protected:
+  void configure(config::gateway_config& c) override {
+    for (auto* s : {&kratie_, &stungtreng_}) {
+      sim::partner_sim_options options;
+      options.cert = dir_ / "server.pem";
+      options.key = dir_ / "server.key";
+      options.ca = dir_ / "ca.pem";
+      options.keep_bodies = true;
+      *s = std::make_unique<sim::partner_sim>(options);
+      (*s)->start();
+    }
+    auto partner = [](const std::string& id, const sim::partner_sim& s, const std::string& more) {
+      const std::string endpoint = "https://127.0.0.1:" + std::to_string(s.port()) + "/v1/messages";
+      return R"({"id":")" + id + R"(","name":")" + id + R"(","country":"KH","endpoint":")" +
+             endpoint + R"(",)" + more +
+             R"("purposes":["victim-protection"],"delivery":{"backoff_base_ms":20}})";
+    };
+    write_file(dir_ / "partners.json",
+               R"({"partners":[{"id":"kh-ratanakiri","name":"Ratanakiri","country":"KH",
+      "adapter":"kh-cnp","carryUnmapped":true},)" +
+                   partner("kh-kratie", *kratie_, R"("agreements":["victim-data"],)") + "," +
+                   partner("kh-stungtreng", *stungtreng_, "") + "]}");
+    write_file(dir_ / "routing.json", R"({"rules":[{"id":"onward","match":{"senders":
+      ["kh-ratanakiri"]},"add":["kh-kratie","kh-stungtreng"]}]})");
+    c.routing_file = dir_ / "routing.json";
+    c.delivery.poll_interval_ms = 20;
+  }
+
+  void TearDown() override {
+    gateway_fixture::TearDown();
+    kratie_.reset();
+    stungtreng_.reset();
+  }
+
+  std::unique_ptr<sim::partner_sim> kratie_, stungtreng_;
+};
+
+TEST_F(CarriedDocumentScan, ReachesOnlyTheRecipientWithTheVictimDataAgreement) {
+  const std::string scan = "RE9DVU1FTlQtU0NBTi1PRi1BLVZJQ1RJTQ==";
+  const auto body = std::regex_replace(
+      read_file(source_dir() / "tests" / "adapters" / "golden" / "kh-cnp" /
+                "victim-referral.kh.json"),
+      std::regex("\"narrative_en\":"),
+      R"("attachments": [{"kind": "DOCUMENT_SCAN", "mime": "image/jpeg", "b64": ")" + scan +
+          R"("}], "narrative_en":)");
+  auto r = post(partner_client("kh-ratanakiri"), body, "/v1/inbound/kh-cnp");
+  ASSERT_EQ(r.status, 200) << r.body << r.error;
+  const auto id = adapters::message_uuid("kh-ratanakiri", "RTK-2026-000123");
+  for (auto* s : {&kratie_, &stungtreng_}) {
+    ASSERT_TRUE((*s)->wait_until([](const auto& st) { return st.unique_ids == 1; },
+                                 std::chrono::seconds(20)));
+  }
+  const auto kept = kratie_->received(id);
+  const auto withheld = stungtreng_->received(id);
+  ASSERT_TRUE(kept && withheld);
+  EXPECT_NE(kept->find(scan), std::string::npos) << "carried to the agreement's recipient";
+  EXPECT_EQ(withheld->find(scan), std::string::npos) << *withheld;
+  EXPECT_NE(withheld->find(R"({"pointer":"/unmapped","reason":"no-victim-data-agreement"})"),
+            std::string::npos)
+      << *withheld;
 }
 
 }  // namespace

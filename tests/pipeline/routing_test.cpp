@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gateway/common/json.hpp"
+#include "gateway/common/time.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "tests/pipeline/document_edit.hpp"
 #include "tests/support/test_support.hpp"
@@ -26,6 +27,10 @@ using identity::partner_registry;
 using test::source_dir;
 
 const std::string photo_sha256(64, 'a');
+
+// The time the tests route at (injected: route() would read the clock), after every example's
+// `created`.
+const auto routed_at = *parse_rfc3339("2027-01-15T00:00:00Z");
 
 rapidjson::Document example(const std::string& type) {
   return json::parse_file((source_dir() / "config" / "examples" / (type + ".json")).string());
@@ -180,7 +185,7 @@ class Routing : public ::testing::Test {
                                    const routing_rules* rules = nullptr,
                                    const std::vector<std::string>& earlier = {}) {
     return route(message, sender, *partners_, rules != nullptr ? *rules : *rules_, tables(),
-                 earlier);
+                 earlier, routed_at);
   }
 
   /// The rendered copy for `plan` checked against the schemas and domain rules; returns it parsed.
@@ -686,6 +691,52 @@ TEST_F(Routing, LeapDayBirthdayTurns18OnTheFirstOfMarch) {
   EXPECT_FALSE(is_possibly_minor(adult, "2026-03-01T00:00:00Z"));
 }
 
+TEST_F(Routing, AFutureCreatedDoesNotMakeAChildAnAdult) {
+  // Born 2015: a child when routed (2027), an adult at a mistyped created of 2062 (for 2026).
+  auto doc = victim_with_photo();
+  erase(doc, "/body/person/minor");
+  set_json(doc, "/body/person/birthDate", R"("2015-04-10")");
+  set_json(doc, "/created", R"("2062-11-21T02:42:10Z")");
+  const auto& person = doc["body"]["person"];
+  EXPECT_FALSE(is_possibly_minor(person, "2062-11-21T02:42:10Z")) << "judged at created alone";
+  EXPECT_TRUE(is_possibly_minor(person, "2062-11-21T02:42:10Z", routed_at));
+  EXPECT_EQ(withheld_of(route_as(doc), "kh-ratanakiri"),
+            (pairs{{"/body/person/photos", "minor-data-not-marked-necessary"},
+                   {"/body/person/documents/0/number", "minor-data-not-marked-necessary"},
+                   {"/body/narrative", "minor-data-not-marked-necessary"}}));
+
+  // The same for a tip's possible victim (its summary) and for a release rule about minors.
+  auto tip = example("hotline.tip");
+  erase(tip, "/body/subjects/0/person/minor");
+  erase(tip, "/body/subjects/0/person/ageEstimate");
+  set_json(tip, "/body/subjects/0/person/birthDate", R"("2015-04-10")");
+  set_json(tip, "/created", R"("2062-11-23T13:05:42Z")");
+  EXPECT_EQ(withheld_of(route_as(tip), "kh-ratanakiri"),
+            (pairs{{"/body/summary", "minor-data-not-marked-necessary"}}));
+  std::vector<config_problem> problems;
+  const auto rules = parse_rules(
+      R"({"rules": [], "release": {"rules": [{"id": "minors", "match": {"minors": true}}]}})",
+      problems);
+  ASSERT_TRUE(problems.empty()) << describe(problems);
+  const auto decision = route_as(doc, "vn-gialai", &rules);
+  ASSERT_NE(decision.find("kh-ratanakiri"), nullptr) << describe(decision);
+  EXPECT_EQ(decision.find("kh-ratanakiri")->held_by, "minors");
+}
+
+TEST_F(Routing, ACreatedInThePastIsTheDayJudged) {
+  // 18 the day after created (2026-11-21), an adult long before the time of routing.
+  auto doc = victim_with_photo();
+  erase(doc, "/body/person/minor");
+  set_json(doc, "/body/person/birthDate", R"("2008-11-22")");
+  const auto later = *parse_rfc3339("2030-06-01T00:00:00Z");
+  EXPECT_TRUE(is_possibly_minor(doc["body"]["person"], "2026-11-21T02:42:10Z", later));
+  EXPECT_EQ(withheld_of(route_as(doc), "kh-ratanakiri").size(), 3u);
+  // 18 on created: an adult, judged on that day.
+  set_json(doc, "/body/person/birthDate", R"("2008-11-21")");
+  EXPECT_FALSE(is_possibly_minor(doc["body"]["person"], "2026-11-21T02:42:10Z", later));
+  EXPECT_TRUE(withheld_of(route_as(doc), "kh-ratanakiri").empty());
+}
+
 TEST_F(Routing, TipAboutAMinorWithholdsTheSummary) {
   auto doc = example("hotline.tip");  // possible victim aged 15-16, minor: true
   auto decision = route_as(doc);
@@ -727,6 +778,80 @@ TEST_F(Routing, WantedPersonIsNotWithheld) {
   const auto decision = route_as(example("person.wanted"));
   EXPECT_TRUE(withheld_of(decision, "kh-stungtreng").empty())
       << "a suspect's document number is not victim data";
+}
+
+// What a KH-CNP adapter with carryUnmapped keeps when it cannot map a value: a document scan
+// (the image) and an identity document of an unknown kind, number included.
+const std::string doc_scan_base64 = "RE9DVU1FTlQtU0NBTi1GSUNUSU9OQUw=";
+const std::string unmapped_json =
+    R"({"/attachments/0": {"kind": "DOCUMENT_SCAN", "mime": "image/jpeg", "b64": ")" +
+    doc_scan_base64 + R"("}, "/subject/id_docs/1": {"type": "WORK_PERMIT", "no": "WP-0042"}})";
+
+TEST_F(Routing, UnmappedGoesOnlyWhereTheVictimFieldsGo) {
+  auto doc = example("victim.identification");
+  set_json(doc, "/unmapped", unmapped_json);
+  auto decision = route_as(doc);
+  EXPECT_TRUE(withheld_of(decision, "kh-ratanakiri").empty()) << "victim-data agreement";
+  EXPECT_EQ(withheld_of(decision, "kh-stungtreng"),
+            (pairs{{"/body/person/documents/0/number", "no-victim-data-agreement"},
+                   {"/body/narrative", "no-victim-data-agreement"},
+                   {"/unmapped", "no-victim-data-agreement"}}));
+  const auto kept = rendered_and_valid(doc, *decision.find("kh-ratanakiri"));
+  EXPECT_TRUE(kept == doc) << "the agreement's recipient gets it as sent";
+  const std::string copy = render_for(doc, *decision.find("kh-stungtreng"));
+  EXPECT_EQ(copy.find(doc_scan_base64), std::string::npos) << copy;
+  EXPECT_EQ(copy.find("WP-0042"), std::string::npos) << copy;
+  const auto rendered = rendered_and_valid(doc, *decision.find("kh-stungtreng"));
+  EXPECT_FALSE(rendered.HasMember("unmapped"));
+  ASSERT_EQ(rendered["withheld"].Size(), 3u);
+  EXPECT_EQ(json::get_string(rendered["withheld"][2], "pointer"), "/unmapped");
+
+  // Withheld even when the victim has no other field to withhold (a KH-CNP referral whose only
+  // document is the scan).
+  erase(doc, "/body/narrative");
+  erase(doc, "/body/person/documents");
+  EXPECT_EQ(withheld_of(route_as(doc), "kh-stungtreng"),
+            (pairs{{"/unmapped", "no-victim-data-agreement"}}));
+}
+
+TEST_F(Routing, UnmappedAboutAMinorNeedsTheSendersMark) {
+  auto doc = example("victim.identification");
+  set_json(doc, "/body/person/minor", "true");
+  set_json(doc, "/unmapped", unmapped_json);
+  auto decision = route_as(doc);
+  EXPECT_EQ(withheld_of(decision, "kh-ratanakiri"),
+            (pairs{{"/body/person/documents/0/number", "minor-data-not-marked-necessary"},
+                   {"/body/narrative", "minor-data-not-marked-necessary"},
+                   {"/unmapped", "minor-data-not-marked-necessary"}}));
+  EXPECT_FALSE(rendered_and_valid(doc, *decision.find("kh-ratanakiri")).HasMember("unmapped"));
+  set_json(doc, "/handling/minorDataNecessary", "true");
+  decision = route_as(doc);
+  EXPECT_TRUE(withheld_of(decision, "kh-ratanakiri").empty());
+  EXPECT_EQ(withheld_of(decision, "kh-stungtreng").back(),
+            (std::pair<std::string, std::string>{"/unmapped", "no-victim-data-agreement"}));
+}
+
+TEST_F(Routing, UnmappedOfATipGoesWithItsPossibleVictimsFields) {
+  auto doc = example("hotline.tip");  // possible victim aged 15-16
+  open_handling(doc);
+  set_json(doc, "/unmapped", unmapped_json);
+  auto decision = route_as(doc);
+  EXPECT_EQ(withheld_of(decision, "kh-ratanakiri"),
+            (pairs{{"/body/summary", "minor-data-not-marked-necessary"},
+                   {"/unmapped", "minor-data-not-marked-necessary"}}));
+  EXPECT_EQ(withheld_of(decision, "kh-stungtreng"),
+            (pairs{{"/body/summary", "no-victim-data-agreement"},
+                   {"/unmapped", "no-victim-data-agreement"}}));
+  EXPECT_FALSE(rendered_and_valid(doc, *decision.find("kh-stungtreng")).HasMember("unmapped"));
+
+  // No possible victim, nothing withheld; nor from a wanted notice (no victim data).
+  set_json(
+      doc, "/body/subjects",
+      R"([{"role": "suspected-trafficker", "description": "A man of about 30 (fictional)."}])");
+  EXPECT_TRUE(withheld_of(route_as(doc), "kh-stungtreng").empty());
+  auto wanted = example("person.wanted");
+  set_json(wanted, "/unmapped", unmapped_json);
+  EXPECT_TRUE(withheld_of(route_as(wanted), "kh-stungtreng").empty());
 }
 
 // --- Rendering ------------------------------------------------------------------------------
@@ -899,7 +1024,7 @@ TEST_F(RoutingRulesLoad, RepositoryConfigurationRoutesTheIssueDemo) {
       routing_rules::load(source_dir() / "config" / "routing.json", problems, partners, tables());
   ASSERT_TRUE(problems.empty()) << describe(problems);
   const auto victim = example("victim.identification");
-  auto decision = route(victim, "vn-gialai", partners, rules, tables());
+  auto decision = route(victim, "vn-gialai", partners, rules, tables(), {}, routed_at);
   EXPECT_EQ(recipients_of(decision),
             (pairs{{"kh-ratanakiri", "explicit"}, {"kh-stungtreng", "explicit"}}))
       << describe(decision);
@@ -912,7 +1037,7 @@ TEST_F(RoutingRulesLoad, RepositoryConfigurationRoutesTheIssueDemo) {
   auto wanted = example("person.wanted");
   erase(wanted, "/recipients");
   set_json(wanted, "/handling/onwardTransfer", R"("allowed")");
-  decision = route(wanted, "vn-gialai", partners, rules, tables());
+  decision = route(wanted, "vn-gialai", partners, rules, tables(), {}, routed_at);
   std::set<std::string> to;
   for (const auto& r : decision.recipients) {
     to.insert(r.partner_id);

@@ -1,7 +1,8 @@
 // The notice feed poller (see feed_poller.hpp). Each feed is one sequential loop on the poller's
-// own io_context thread: list page -> each listed notice's detail -> the next page; the end of a
-// notice type's list withdraws what is gone; a failed request is retried after a backoff at the
-// page it failed on. Store and accept answers arrive on other threads and are posted back.
+// own io_context thread: list page -> each listed notice's detail -> the next page; at the end of
+// a complete list of a notice type, each notice sent before and no longer listed has its detail
+// asked again, and only an answer that says it is gone withdraws it. A failed request is retried
+// after a backoff. Store and accept answers arrive on other threads and are posted back.
 #include "gateway/feed/feed_poller.hpp"
 
 #include <rapidjson/stringbuffer.h>
@@ -51,6 +52,9 @@ struct notice_state {
   std::vector<std::string> messages;  ///< every id sent for this notice, oldest first
   bool active = false;                ///< sent and not withdrawn since
   int withdrawals = 0;
+  /// The last sweep in which the notice was missing from a complete list and its detail answered
+  /// the service's unknown-id status (0: never). The same in the next sweep withdraws it.
+  std::int64_t absent_sweep = 0;
 };
 
 /// Where a feed's sweep stands (administrative state "<partner>/cursor").
@@ -62,6 +66,9 @@ struct cursor_state {
   int pages_done = 0;
   std::set<std::string> seen;              ///< entity ids listed so far in this sweep for this type
   std::int64_t last_sweep_started_ms = 0;  ///< wall clock (ms since 1970) of the last sweep's start
+  std::int64_t listed_total = 0;  ///< the largest `total` a page of this type's list reported
+  bool total_missing = false;     ///< a page of this type's list had no valid `total`
+  int skipped = 0;  ///< items of this type's list passed over so far (malformed id, failed detail)
 };
 
 std::string text_of(const rapidjson::Value& v, const char* name) {
@@ -90,6 +97,8 @@ std::string to_json(const notice_state& n) {
   w.Bool(n.active);
   w.Key("withdrawals");
   w.Int(n.withdrawals);
+  w.Key("absentSweep");
+  w.Int64(n.absent_sweep);
   w.EndObject();
   return {buffer.GetString(), buffer.GetSize()};
 }
@@ -113,6 +122,8 @@ std::optional<notice_state> notice_of(const rapidjson::Value& v) {
   n.active = v.HasMember("active") && v["active"].IsTrue();
   n.withdrawals =
       v.HasMember("withdrawals") && v["withdrawals"].IsInt() ? v["withdrawals"].GetInt() : 0;
+  n.absent_sweep =
+      v.HasMember("absentSweep") && v["absentSweep"].IsInt64() ? v["absentSweep"].GetInt64() : 0;
   if (n.entity.empty() || n.type.empty()) {
     return std::nullopt;
   }
@@ -141,6 +152,12 @@ std::string to_json(const cursor_state& c) {
   w.EndArray();
   w.Key("lastSweepStartedMs");
   w.Int64(c.last_sweep_started_ms);
+  w.Key("listedTotal");
+  w.Int64(c.listed_total);
+  w.Key("totalMissing");
+  w.Bool(c.total_missing);
+  w.Key("skipped");
+  w.Int(c.skipped);
   w.EndObject();
   return {buffer.GetString(), buffer.GetSize()};
 }
@@ -164,10 +181,17 @@ std::optional<origin> origin_of(std::string_view url) {
   return o;
 }
 
-bool transient_status(int status) {
-  // No answer, or the feed asks us to come back later: not a statement about the notice.
-  return status == 0 || status == 408 || status == 429 || status == 503 || status == 504;
+/// A detail answer that says the notice is gone. Every other status that is not 200 says nothing
+/// about the notice (an expired credential: 401, 403; a relay whose upstream is down: 500, 502;
+/// come back later: 408, 429, 503, 504; no answer: 0) and is retried, never taken as a withdrawal.
+bool gone_status(int status) {
+  return status == 404 || status == 410;
 }
+
+/// What the real service answers for an id it does not have (the feed's spec). A relay whose
+/// upstream is down answers the same, so it counts as "gone" only for a notice that is also
+/// missing from a complete list, and only when the next sweep finds the same.
+constexpr int unknown_id_status = 502;
 
 }  // namespace
 
@@ -249,6 +273,8 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
   std::vector<std::string> page_ids_;
   std::size_t next_item_ = 0;
   std::optional<std::string> next_page_;
+  int page_skipped_ = 0;     // items of the current page passed over
+  int detail_attempts_ = 0;  // failed tries of the current item's (or absent notice's) detail
   int failures_ = 0;
   std::chrono::steady_clock::time_point sweep_started_ = std::chrono::steady_clock::now();
   std::chrono::system_clock::time_point sweep_started_wall_ = std::chrono::system_clock::now();
@@ -289,6 +315,15 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
             doc.HasMember("lastSweepStartedMs") && doc["lastSweepStartedMs"].IsInt64()
                 ? doc["lastSweepStartedMs"].GetInt64()
                 : 0;
+        cursor_.listed_total = doc.HasMember("listedTotal") && doc["listedTotal"].IsInt64()
+                                   ? doc["listedTotal"].GetInt64()
+                                   : 0;
+        // A position saved mid-list before `total` was kept cannot show the pass complete.
+        cursor_.total_missing = doc.HasMember("totalMissing") && doc["totalMissing"].IsBool()
+                                    ? doc["totalMissing"].GetBool()
+                                    : cursor_.pages_done > 0;
+        cursor_.skipped =
+            doc.HasMember("skipped") && doc["skipped"].IsInt() ? doc["skipped"].GetInt() : 0;
         if (auto seen = doc.FindMember("seen"); seen != doc.MemberEnd() && seen->value.IsArray()) {
           for (const auto& id : seen->value.GetArray()) {
             if (id.IsString()) {
@@ -418,6 +453,7 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
       return fail("list-not-json", r.status);
     }
     std::vector<std::string> ids;
+    int malformed = 0;
     auto embedded = doc.FindMember("_embedded");
     if (embedded != doc.MemberEnd() && embedded->value.IsObject()) {
       auto list = embedded->value.FindMember("notices");
@@ -425,7 +461,10 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
         for (const auto& item : list->value.GetArray()) {
           const auto id = item.IsObject() ? json::get_string(item, "entity_id") : "";
           if (!adapters::interpol::is_entity_id(id)) {
-            return fail("list-bad-entity-id", r.status);
+            // One bad item must not hold up the others: it is passed over (and the pass
+            // cannot show what is gone). Its content is not logged.
+            ++malformed;
+            continue;
           }
           ids.emplace_back(id);
         }
@@ -446,10 +485,30 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
       }
       next_page_ = href;
     }
+    // `total` counts every notice the query matches, also those past the 160th result that no
+    // page reaches; the pass is complete only when it saw that many.
+    if (auto total = doc.FindMember("total");
+        total != doc.MemberEnd() && total->value.IsInt64() && total->value.GetInt64() >= 0) {
+      cursor_.listed_total = std::max(cursor_.listed_total, total->value.GetInt64());
+    } else {
+      cursor_.total_missing = true;
+    }
     failures_ = 0;
     poller_->count([](feed_counters& c) { ++c.pages; });
+    page_skipped_ = malformed;
+    if (malformed > 0) {
+      poller_->count([malformed](feed_counters& c) { c.skipped += malformed; });
+      log::warn({.event = "feed.list_item_skipped",
+                 .partner = partner(),
+                 .outcome = "skipped",
+                 .reason = "list-bad-entity-id",
+                 .detail = std::to_string(malformed) + " " + cursor_.type +
+                           " list item(s) on page " + std::to_string(cursor_.pages_done + 1) +
+                           " without a valid entity_id passed over"});
+    }
     page_ids_ = std::move(ids);
     next_item_ = 0;
+    detail_attempts_ = 0;
     next_item();
   }
 
@@ -468,41 +527,69 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
   }
 
   void advance() {
+    detail_attempts_ = 0;
     ++next_item_;
     next_item();
   }
 
+  /// The detail of a listed notice: 200 is sent when new or changed; 404/410 (gone since the
+  /// list was read) withdraws it; anything else is retried after a backoff, and after
+  /// max_detail_attempts the notice is passed over for this sweep (kept as it is).
   void on_detail(const std::string& entity, delivery::post_result r) {
-    if (transient_status(r.status)) {
-      return fail(r.status == 0 ? r.error : "detail-status", r.status);
+    if (r.status == 200) {
+      failures_ = 0;
+      return take_detail(entity, r.body, [self = shared_from_this()] { self->advance(); });
     }
-    if (r.status != 200) {
-      // The service answers an error for a notice that is gone: withdrawn, not fatal.
+    if (gone_status(r.status)) {
+      failures_ = 0;
       return withdraw(entity, [self = shared_from_this()] { self->advance(); });
     }
-    failures_ = 0;
+    const std::string_view reason = r.status == 0 ? std::string_view(r.error) : "detail-status";
+    if (++detail_attempts_ < std::max(1, poller_->options.max_detail_attempts)) {
+      return fail(reason, r.status, [self = shared_from_this()] { self->next_item(); });
+    }
+    // Given up for this sweep: no withdrawal, no new version; the next sweep asks again.
+    ++failures_;
+    ++page_skipped_;
+    poller_->count([](feed_counters& c) {
+      ++c.errors;
+      ++c.skipped;
+    });
+    log::warn({.event = "feed.notice_skipped",
+               .partner = partner(),
+               .outcome = "skipped",
+               .reason = reason,
+               .detail = "a " + cursor_.type + " notice's detail failed " +
+                         std::to_string(detail_attempts_) +
+                         " times; kept as it is until next sweep",
+               .status = r.status});
+    advance();
+  }
+
+  /// Decodes a notice detail (answered 200) and sends it when it is new or changed, then `then`.
+  void take_detail(const std::string& entity, const std::string& body, std::function<void()> then) {
     poller_->count([](feed_counters& c) { ++c.details; });
     const adapters::adapter* format = adapters::find_adapter("interpol");
     if (format == nullptr) {
-      return refuse("no-interpol-adapter", 500);
+      return refuse("no-interpol-adapter", 500, std::move(then));
     }
     auto decoded = format->decode(
-        r.body,
+        body,
         {.tables = poller_->tables, .sender = partner(), .carry_unmapped = source_.carry_unmapped});
     const std::string_view expected =
         cursor_.type == "red" ? "person.wanted" : "victim.identification";
     if (decoded.status != 0) {
-      return refuse("untranslatable", decoded.status);
+      return refuse("untranslatable", decoded.status, std::move(then));
     }
     if (json::get_string(decoded.message, "type") != expected ||
         json::get_string(decoded.message, "ref") != entity) {
-      return refuse("not-the-listed-notice", 422);
+      return refuse("not-the-listed-notice", 422, std::move(then));
     }
     notice_state& state = notices_[cursor_.type + "/" + entity];
     const std::string content_id(json::get_string(decoded.message, "id"));
     if (state.active && state.content_id == content_id) {
       poller_->count([](feed_counters& c) { ++c.unchanged; });
-      return advance();
+      return then();
     }
     // A notice back after a withdrawal is sent again under a new id: the recipients were told
     // it was withdrawn, so the same id would be taken for the message they already have.
@@ -526,17 +613,18 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
         next.messages.erase(next.messages.begin());
       }
     }
-    submit(std::move(next), json::to_string(decoded.message), std::string(expected), {});
+    submit(std::move(next), json::to_string(decoded.message), std::string(expected), {},
+           std::move(then));
   }
 
-  void refuse(std::string_view reason, int status) {
+  void refuse(std::string_view reason, int status, std::function<void()> then) {
     poller_->count([](feed_counters& c) { ++c.refused; });
     log::warn({.event = "feed.notice_refused",
                .partner = partner(),
                .outcome = "refused",
                .reason = reason,
                .status = status});
-    advance();
+    then();
   }
 
   /// Accepts `canonical` (unless the store has its id already: a restart after the accept and
@@ -751,6 +839,8 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
 
   void page_done() {
     cursor_.seen.insert(page_ids_.begin(), page_ids_.end());
+    cursor_.skipped += page_skipped_;
+    page_skipped_ = 0;
     ++cursor_.pages_done;
     if (next_page_ && cursor_.pages_done < poller_->options.max_pages) {
       cursor_.page_url = *next_page_;
@@ -759,32 +849,139 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     if (next_page_) {
       // Endless `next` links: the list is not complete, so nothing is taken as gone.
       log::error({.event = "feed.too_many_pages", .partner = partner(), .reason = "max-pages"});
+      poller_->count([](feed_counters& c) { ++c.incomplete; });
       return next_type();
     }
-    // The whole list of this type was read: what was sent before and is no longer listed is gone.
-    std::vector<std::string> gone;
+    // A notice missing from a list that is not known to be whole says nothing: the list may have
+    // passed it over (an item skipped, results past the 160th that no query reaches, an earlier
+    // notice removed mid-sweep shifting the following ones up a page).
+    const auto seen = static_cast<std::int64_t>(cursor_.seen.size());
+    std::string_view incomplete;
+    if (cursor_.skipped > 0) {
+      incomplete = "list-items-skipped";
+    } else if (cursor_.total_missing) {
+      incomplete = "list-without-total";
+    } else if (cursor_.listed_total > seen) {
+      incomplete = "list-total-exceeds-seen";
+    }
+    if (!incomplete.empty()) {
+      poller_->count([](feed_counters& c) { ++c.incomplete; });
+      log::warn({.event = "feed.list_incomplete",
+                 .partner = partner(),
+                 .outcome = "no-withdrawals",
+                 .reason = incomplete,
+                 .detail = cursor_.type + " list: total " +
+                           (cursor_.total_missing ? std::string("not given")
+                                                  : std::to_string(cursor_.listed_total)) +
+                           ", " + std::to_string(seen) + " seen, " +
+                           std::to_string(cursor_.skipped) +
+                           " skipped; notices missing from it are not withdrawn this sweep"});
+      return next_type();
+    }
+    // The whole list was read: a notice sent before and no longer listed may be gone. Its own
+    // detail decides.
+    std::vector<std::string> missing;
     for (const auto& [k, n] : notices_) {
       if (n.type == cursor_.type && n.active && !cursor_.seen.contains(n.entity)) {
-        gone.push_back(n.entity);
+        missing.push_back(n.entity);
       }
     }
-    withdraw_all(std::move(gone), 0);
+    detail_attempts_ = 0;
+    check_missing(std::move(missing), 0);
   }
 
-  void withdraw_all(std::vector<std::string> gone, std::size_t index) {
-    if (index >= gone.size()) {
+  /// Asks the detail of `missing[index]`, a notice sent before and missing from a complete list,
+  /// then goes on with the next one, and at the end with the next type.
+  void check_missing(std::vector<std::string> missing, std::size_t index) {
+    if (stopping()) {
+      return;
+    }
+    if (index >= missing.size()) {
       return next_type();
     }
-    const std::string entity = gone[index];
-    withdraw(entity, [self = shared_from_this(), gone = std::move(gone), index]() mutable {
-      self->withdraw_all(std::move(gone), index + 1);
-    });
+    const std::string entity = missing[index];
+    get(detail_url(cursor_.type, entity), poller_->options.max_detail_bytes,
+        [self = shared_from_this(), missing = std::move(missing),
+         index](delivery::post_result r) mutable {
+          self->on_missing_detail(std::move(missing), index, std::move(r));
+        });
+  }
+
+  /// 200: still published, kept (and sent when changed). 404/410: gone, withdrawn. The
+  /// service's unknown-id status (502): withdrawn when the previous sweep found the same,
+  /// otherwise remembered. Anything else: retried, then kept until the next sweep.
+  void on_missing_detail(std::vector<std::string> missing, std::size_t index,
+                         delivery::post_result r) {
+    const std::string entity = missing[index];
+    auto next = [self = shared_from_this(), missing, index]() mutable {
+      self->detail_attempts_ = 0;
+      self->check_missing(std::move(missing), index + 1);
+    };
+    if (r.status == 200) {
+      failures_ = 0;
+      poller_->count([](feed_counters& c) { ++c.absent_kept; });
+      log::info({.event = "feed.notice_kept",
+                 .partner = partner(),
+                 .outcome = "kept",
+                 .reason = "missing-from-list-but-published",
+                 .detail = "a " + cursor_.type + " notice missing from the list answered 200"});
+      return take_detail(entity, r.body, std::move(next));
+    }
+    if (gone_status(r.status)) {
+      failures_ = 0;
+      return withdraw(entity, std::move(next));
+    }
+    if (r.status == unknown_id_status) {
+      auto it = notices_.find(cursor_.type + "/" + entity);
+      if (it == notices_.end()) {
+        return next();
+      }
+      if (it->second.absent_sweep > 0 && it->second.absent_sweep == cursor_.sweep - 1) {
+        // Missing and unknown in two sweeps in a row: gone.
+        return withdraw(entity, std::move(next));
+      }
+      if (it->second.absent_sweep == cursor_.sweep) {
+        return next();  // already remembered in this sweep (a restart read the list again)
+      }
+      poller_->count([](feed_counters& c) { ++c.absent_unconfirmed; });
+      log::info({.event = "feed.notice_unconfirmed",
+                 .partner = partner(),
+                 .outcome = "kept",
+                 .reason = "missing-and-unknown-once",
+                 .detail = "a " + cursor_.type +
+                           " notice missing from the list answered 502; withdrawn if the next "
+                           "sweep finds the same",
+                 .status = r.status});
+      notice_state marked = it->second;
+      marked.absent_sweep = cursor_.sweep;
+      return save_notice(std::move(marked), std::move(next));
+    }
+    const std::string_view reason = r.status == 0 ? std::string_view(r.error) : "detail-status";
+    if (++detail_attempts_ < std::max(1, poller_->options.max_detail_attempts)) {
+      return fail(reason, r.status, [self = shared_from_this(), missing, index]() mutable {
+        self->check_missing(std::move(missing), index);
+      });
+    }
+    ++failures_;
+    poller_->count([](feed_counters& c) { ++c.errors; });
+    log::warn({.event = "feed.notice_unchecked",
+               .partner = partner(),
+               .outcome = "kept",
+               .reason = reason,
+               .detail = "a " + cursor_.type +
+                         " notice missing from the list could not be checked; kept until next "
+                         "sweep",
+               .status = r.status});
+    next();
   }
 
   void next_type() {
     cursor_.seen.clear();
     cursor_.page_url.clear();
     cursor_.pages_done = 0;
+    cursor_.listed_total = 0;
+    cursor_.total_missing = false;
+    cursor_.skipped = 0;
     if (++cursor_.type_index < types().size()) {
       cursor_.type = types()[cursor_.type_index];
       return save_cursor([self = shared_from_this()] { self->start_page(); });

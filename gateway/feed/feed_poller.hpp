@@ -1,8 +1,8 @@
 // The notice feed poller: sweeps each feed partner's INTERPOL-style notice list page by page,
 // fetches every listed notice's detail, and hands new or changed notices, and withdrawals of
-// notices that are gone, to the same accept path partners use. Positions and the notices already
-// sent are kept in the store (administrative state, kind "feed"), so a restart resumes at the
-// right page and sends nothing twice.
+// notices the feed says are gone, to the same accept path partners use. Positions and the notices
+// already sent are kept in the store (administrative state, kind "feed"), so a restart resumes at
+// the right page and sends nothing twice.
 #pragma once
 
 #include <chrono>
@@ -40,6 +40,7 @@ struct poller_options {
   std::size_t max_list_bytes = 4 * 1024 * 1024;      ///< largest list page accepted
   std::size_t max_detail_bytes = 1024 * 1024;        ///< largest notice detail accepted
   int max_pages = 200;     ///< pages of one notice type in one sweep; more is an error
+  int max_detail_attempts = 3;  ///< tries of one notice's detail in a sweep before it is skipped
   std::uint64_t seed = 0;  ///< jitter seed (0: random)
 };
 
@@ -53,7 +54,7 @@ using accept_function =
 
 /// Counters over every feed, for tests and operators.
 struct feed_counters {
-  std::uint64_t sweeps = 0;     ///< complete sweeps (every type, every page)
+  std::uint64_t sweeps = 0;     ///< finished sweeps (every type read to its end; see incomplete)
   std::uint64_t pages = 0;      ///< list pages read
   std::uint64_t details = 0;    ///< notice details read
   std::uint64_t sent = 0;       ///< messages accepted for new or changed notices
@@ -61,6 +62,17 @@ struct feed_counters {
   std::uint64_t withdrawn = 0;  ///< notices withdrawn (a case.status sent when anyone had them)
   std::uint64_t refused = 0;    ///< details that could not be translated or were refused
   std::uint64_t errors = 0;     ///< failed requests or store writes (each followed by a backoff)
+  std::uint64_t skipped = 0;    ///< listed items passed over: a malformed entity_id, or a detail
+                                ///< that failed max_detail_attempts times (retried next sweep)
+  std::uint64_t incomplete = 0;   ///< list passes that could not show a notice is gone (an item
+                                  ///< skipped, no `total` or one above what was seen, too many
+                                  ///< pages): nothing was withdrawn for being missing from them
+  std::uint64_t absent_kept = 0;  ///< notices missing from a complete list whose detail still
+                                  ///< answered 200: kept (and updated when changed)
+  std::uint64_t absent_unconfirmed = 0;  ///< notices missing from a complete list whose detail
+                                         ///< answered 502 (the service's unknown-id answer) for
+                                         ///< the first time: withdrawn only if the next sweep
+                                         ///< finds the same
 };
 
 class feed_poller {

@@ -116,6 +116,13 @@ feed_reply notice_feed::list_page(const std::string& type, std::string_view quer
   const int size = std::clamp(number_or(query_value(query, "resultPerPage"), 20), 1, max_page_size);
   std::lock_guard lock(mutex_);
   ++page_counts_[{type, page}];
+  if (auto removal = removals_before_page_.find({type, page});
+      removal != removals_before_page_.end()) {
+    if (auto it = notices_.find(removal->second); it != notices_.end()) {
+      it->second.removed = true;
+    }
+    removals_before_page_.erase(removal);
+  }
   if (auto once = page_once_.find({type, page}); once != page_once_.end()) {
     const int status = once->second;
     page_once_.erase(once);
@@ -126,15 +133,18 @@ feed_reply notice_feed::list_page(const std::string& type, std::string_view quer
   }
   std::vector<const notice*> all;
   for (const auto& [id, n] : notices_) {
-    if (n.type == type && !n.removed) {
+    if (n.type == type && !n.removed && !n.unlisted) {
       all.push_back(&n);
     }
   }
+  // `total` counts every match; the pages reach no further than the reach limit.
+  const std::size_t reachable =
+      reach_ > 0 ? std::min(all.size(), static_cast<std::size_t>(reach_)) : all.size();
   const std::string base = "https://" + std::string(host) + "/notices/v1/" + type;
   const auto page_link = [&](int p) {
     return base + "?page=" + std::to_string(p) + "&resultPerPage=" + std::to_string(size);
   };
-  const int last = std::max(1, static_cast<int>((all.size() + size - 1) / size));
+  const int last = std::max(1, static_cast<int>((reachable + size - 1) / size));
   rapidjson::Document doc(rapidjson::kObjectType);
   auto& a = doc.GetAllocator();
   const auto text = [&](std::string_view s) {
@@ -152,7 +162,7 @@ feed_reply notice_feed::list_page(const std::string& type, std::string_view quer
   doc.AddMember("query", q, a);
   rapidjson::Value list(rapidjson::kArrayType);
   for (std::size_t i = static_cast<std::size_t>((page - 1) * size);
-       i < all.size() && i < static_cast<std::size_t>(page * size); ++i) {
+       i < reachable && i < static_cast<std::size_t>(page * size); ++i) {
     rapidjson::Document detail;
     detail.Parse(all[i]->detail.c_str());
     rapidjson::Value item(rapidjson::kObjectType);
@@ -160,6 +170,9 @@ feed_reply notice_feed::list_page(const std::string& type, std::string_view quer
       if (detail.HasMember(member)) {
         item.AddMember(rapidjson::StringRef(member), rapidjson::Value(detail[member], a), a);
       }
+    }
+    if (all[i]->malformed) {
+      item["entity_id"].SetString("2026/1O0O3 <b>", a);  // a letter O, and markup
     }
     rapidjson::Value links(rapidjson::kObjectType);
     links.AddMember("self", link(base + "/" + slug(all[i]->entity_id)), a);
@@ -263,7 +276,34 @@ void notice_feed::restore(const std::string& entity_id) {
   std::lock_guard lock(mutex_);
   if (auto it = notices_.find(entity_id); it != notices_.end()) {
     it->second.removed = false;
+    it->second.unlisted = false;
+    it->second.malformed = false;
   }
+}
+
+void notice_feed::unlist(const std::string& entity_id) {
+  std::lock_guard lock(mutex_);
+  if (auto it = notices_.find(entity_id); it != notices_.end()) {
+    it->second.unlisted = true;
+  }
+}
+
+void notice_feed::remove_before_page(const std::string& type, int page,
+                                     const std::string& entity_id) {
+  std::lock_guard lock(mutex_);
+  removals_before_page_[{type, page}] = entity_id;
+}
+
+void notice_feed::malform_listed_id(const std::string& entity_id) {
+  std::lock_guard lock(mutex_);
+  if (auto it = notices_.find(entity_id); it != notices_.end()) {
+    it->second.malformed = true;
+  }
+}
+
+void notice_feed::limit_reach(int results) {
+  std::lock_guard lock(mutex_);
+  reach_ = std::max(0, results);
 }
 
 std::uint64_t notice_feed::page_requests(const std::string& type, int page) const {
@@ -282,7 +322,7 @@ std::vector<std::string> notice_feed::listed(const std::string& type) const {
   std::lock_guard lock(mutex_);
   std::vector<std::string> out;
   for (const auto& [id, n] : notices_) {
-    if (n.type == type && !n.removed) {
+    if (n.type == type && !n.removed && !n.unlisted) {
       out.push_back(id);
     }
   }

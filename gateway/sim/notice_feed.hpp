@@ -45,9 +45,20 @@ class notice_feed {
   void fail_detail(const std::string& entity_id, int status);
   /// Changes the notice's content (its `distinguishing_marks` gets a new revision text).
   void change(const std::string& entity_id);
-  /// Takes the notice off the list (its detail then answers 502); `restore` puts it back.
+  /// Takes the notice off the list (its detail then answers 502); `restore` puts it back and
+  /// clears `unlist` and `malform_listed_id`.
   void remove(const std::string& entity_id);
   void restore(const std::string& entity_id);
+  /// Leaves the notice out of the list (and its `total`) while its detail still answers 200: a
+  /// list that passed it over, as when an earlier notice leaves mid-sweep.
+  void unlist(const std::string& entity_id);
+  /// Removes the notice (as `remove`) just before list page `page` of `type` is next answered.
+  void remove_before_page(const std::string& type, int page, const std::string& entity_id);
+  /// The notice's list item carries a malformed `entity_id` (its detail is unchanged).
+  void malform_listed_id(const std::string& entity_id);
+  /// No list query reaches past the `results`th notice (the real service: 160); `total` still
+  /// counts every listed notice. 0: no limit (the default).
+  void limit_reach(int results);
 
   /// Requests so far for list page `page` of `type`, and for `entity_id`'s detail.
   std::uint64_t page_requests(const std::string& type, int page) const;
@@ -62,6 +73,8 @@ class notice_feed {
     std::string detail;  ///< the fixture's JSON text (with a changed revision, when changed)
     int revision = 0;
     bool removed = false;
+    bool unlisted = false;   ///< left out of the list, detail still answered
+    bool malformed = false;  ///< listed with a malformed entity_id
   };
 
   feed_reply list_page(const std::string& type, std::string_view query, std::string_view host);
@@ -71,6 +84,8 @@ class notice_feed {
   std::map<std::string, notice> notices_;  ///< entity id -> notice
   std::map<std::pair<std::string, int>, int> page_once_, page_always_;
   std::map<std::string, int> detail_faults_;
+  std::map<std::pair<std::string, int>, std::string> removals_before_page_;
+  int reach_ = 0;
   std::map<std::pair<std::string, int>, std::uint64_t> page_counts_;
   std::map<std::string, std::uint64_t> detail_counts_;
 };

@@ -1,6 +1,8 @@
 // The INTERPOL-style feed end to end: a real gateway polls the stand-in feed (partner-sim with
 // notice fixtures) over mutual TLS and delivers to a stand-in recipient: paging, change detection,
-// a failing page retried and resumed, withdrawals, and no duplicates across a restart.
+// a failing page retried and resumed, withdrawals only on evidence that a notice is gone (never on
+// a failing detail, nor on a list that may have passed the notice over), and no duplicates across
+// a restart.
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
@@ -22,6 +24,9 @@ constexpr std::size_t all_notices = red_notices + yellow_notices;
 std::filesystem::path fixtures() {
   return source_dir() / "config" / "examples" / "interpol";
 }
+
+// The red fixture notices in list order, three pages of two:
+//   page 1: 2025/77021, 2026/10001; page 2: 2026/10002, 2026/10003; page 3: 2026/10004.
 
 /// The id the gateway gives the fixture notice `entity` (content as in the fixture file).
 std::string content_id(const std::string& type, const std::string& entity) {
@@ -97,6 +102,24 @@ class Feed : public gateway_fixture {
                                   patience);
   }
 
+  /// Waits for `more` sweeps after those completed so far.
+  bool more_sweeps(std::uint64_t more) {
+    const auto sweeps = poller().counters().sweeps;
+    return wait([&](const auto& c) { return c.sweeps >= sweeps + more; });
+  }
+
+  /// The id of the withdrawal of the fixture notice `entity` as first sent.
+  static std::string withdrawal_of(const std::string& type, const std::string& entity) {
+    return adapters::message_uuid("interpol-feed", "withdrawn:" + content_id(type, entity));
+  }
+
+  /// Everything is sent and delivered once.
+  void first_sweep_delivered() {
+    ASSERT_TRUE(wait([](const auto& c) { return c.sweeps >= 1; })) << log_text();
+    ASSERT_TRUE(recipient_has(all_notices));
+    ASSERT_EQ(poller().counters().sent, all_notices);
+  }
+
   std::unique_ptr<sim::partner_sim> recipient_, feed_sim_;
 };
 
@@ -108,6 +131,8 @@ TEST_F(Feed, PagesThroughEveryListAndSendsUnchangedNoticesOnce) {
   EXPECT_GE(c.unchanged, all_notices);  // the second sweep found nothing new
   EXPECT_EQ(c.refused, 0u);
   EXPECT_EQ(c.withdrawn, 0u);
+  EXPECT_EQ(c.skipped, 0u);
+  EXPECT_EQ(c.incomplete, 0u);  // every list complete: total = what was seen
   for (int page = 1; page <= 3; ++page) {
     EXPECT_GE(notices().page_requests("red", page), 2u) << page;
   }
@@ -149,13 +174,15 @@ TEST_F(FeedWithFailingPage, RetriesTheFailedPageAndResumesThere) {
   ASSERT_TRUE(recipient_has(all_notices));
 }
 
-TEST_F(Feed, ANoticeWhoseDetailFailsIsWithdrawnFromItsRecipientsOnly) {
-  ASSERT_TRUE(wait([](const auto& c) { return c.sweeps >= 1; }));
-  ASSERT_TRUE(recipient_has(all_notices));
-  const std::string original = content_id("red", "2026/10003");
-  notices().fail_detail("2026/10003", 502);
+// ---- a detail that says the notice is gone withdraws it ----------------------------------------
+
+class FeedDetailGone : public Feed, public ::testing::WithParamInterface<int> {};
+
+TEST_P(FeedDetailGone, AListedNoticeWhoseDetailIsGoneIsWithdrawnFromItsRecipientsOnly) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  notices().fail_detail("2026/10003", GetParam());
   ASSERT_TRUE(wait([](const auto& c) { return c.withdrawn >= 1; }));
-  const std::string withdrawal = adapters::message_uuid("interpol-feed", "withdrawn:" + original);
+  const std::string withdrawal = withdrawal_of("red", "2026/10003");
   ASSERT_TRUE(recipient_has(all_notices + 1));
   EXPECT_TRUE(recipient_->has(withdrawal));
   // The sender's view: Thanh Hoa (who had the notice) got it; Ratanakiri, proposed by a rule,
@@ -176,8 +203,7 @@ TEST_F(Feed, ANoticeWhoseDetailFailsIsWithdrawnFromItsRecipientsOnly) {
   }
   EXPECT_TRUE(ratanakiri_excluded) << r.body;
   // Later sweeps do not withdraw it again.
-  const auto sweeps = poller().counters().sweeps;
-  ASSERT_TRUE(wait([&](const auto& c) { return c.sweeps >= sweeps + 2; }));
+  ASSERT_TRUE(more_sweeps(2));
   EXPECT_EQ(poller().counters().withdrawn, 1u);
   // Back in the feed, it is sent again under a new id (its recipients were told it was gone).
   notices().fail_detail("2026/10003", 0);
@@ -186,15 +212,185 @@ TEST_F(Feed, ANoticeWhoseDetailFailsIsWithdrawnFromItsRecipientsOnly) {
   EXPECT_EQ(recipient_->stats().duplicates, 0u);
 }
 
-TEST_F(Feed, ANoticeThatLeavesTheListIsWithdrawn) {
-  ASSERT_TRUE(wait([](const auto& c) { return c.sweeps >= 1; }));
-  ASSERT_TRUE(recipient_has(all_notices));
+INSTANTIATE_TEST_SUITE_P(NotFoundOrGone, FeedDetailGone, ::testing::Values(404, 410),
+                         [](const auto& status) {
+                           return "status" + std::to_string(status.param);
+                         });
+
+// ---- any other failing detail is retried and withdraws nothing --------------------------------
+
+class FeedDetailError : public Feed, public ::testing::WithParamInterface<int> {};
+
+TEST_P(FeedDetailError, AListedNoticeWhoseDetailFailsIsKeptAndAskedAgain) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  // 401/403: an expired credential; 500/502: a relay whose upstream is down; 503: come back later.
+  notices().fail_detail("2026/10003", GetParam());
+  const auto asked = notices().detail_requests("2026/10003");
+  ASSERT_TRUE(wait([](const auto& c) { return c.skipped >= 2; })) << log_text();  // two sweeps
+  ASSERT_TRUE(more_sweeps(1));
+  auto c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 0u);
+  EXPECT_GE(c.incomplete, 2u);  // the red list passes that met it show nothing gone
+  EXPECT_GE(c.errors, 2u);
+  // Tried again (after a backoff) before it was passed over, and again in the next sweep.
+  EXPECT_GE(notices().detail_requests("2026/10003"), asked + 6);
+  EXPECT_FALSE(recipient_->has(withdrawal_of("red", "2026/10003")));
+  EXPECT_EQ(stored_messages(), all_notices);
+  // The other notices go on being read: the sweeps complete.
+  EXPECT_GE(c.unchanged, 2 * (all_notices - 1));
+  // When the detail answers again, nothing new is sent: it is the same notice.
+  notices().fail_detail("2026/10003", 0);
+  ASSERT_TRUE(more_sweeps(2));
+  c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 0u);
+  EXPECT_EQ(c.sent, all_notices);
+  EXPECT_EQ(stored_messages(), all_notices);
+  EXPECT_EQ(recipient_->stats().duplicates, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(NotAboutTheNotice, FeedDetailError,
+                         ::testing::Values(401, 403, 500, 502, 503), [](const auto& status) {
+                           return "status" + std::to_string(status.param);
+                         });
+
+// ---- a notice missing from the list: its detail decides ----------------------------------------
+
+TEST_F(Feed, ANoticeMissingFromTheListButStillPublishedIsKeptAndUpdated) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  // The list passes it over (as when an earlier notice leaves mid-sweep), its detail answers 200,
+  // with a change.
+  notices().unlist("2026/10003");
+  notices().change("2026/10003");
+  ASSERT_TRUE(wait([](const auto& c) { return c.absent_kept >= 1; }));
+  ASSERT_TRUE(wait([](const auto& c) { return c.sent == all_notices + 1; }));
+  ASSERT_TRUE(more_sweeps(2));
+  const auto c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 0u);
+  EXPECT_EQ(c.sent, all_notices + 1);  // the change, once
+  ASSERT_TRUE(recipient_has(all_notices + 1));
+  EXPECT_FALSE(recipient_->has(withdrawal_of("red", "2026/10003")));
+}
+
+TEST_F(Feed, ANoticeMissingFromTheListWhoseDetailAnswers404IsWithdrawn) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  notices().unlist("2026/20418");
+  notices().fail_detail("2026/20418", 404);
+  ASSERT_TRUE(wait([](const auto& c) { return c.withdrawn >= 1; }));
+  ASSERT_TRUE(recipient_has(all_notices + 1));
+  EXPECT_TRUE(recipient_->has(withdrawal_of("yellow", "2026/20418")));
+  ASSERT_TRUE(more_sweeps(1));
+  const auto c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 1u);
+  EXPECT_EQ(c.absent_unconfirmed, 0u);  // 404 says gone at once
+}
+
+TEST_F(Feed, ANoticeThatLeavesTheListIsWithdrawnWhenTwoSweepsFindItUnknown) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  // Off the list; its detail answers 502 like the real service's unknown id (which a relay
+  // whose upstream is down answers, too).
+  const auto asked = notices().detail_requests("2026/20418");
   notices().remove("2026/20418");
   ASSERT_TRUE(wait([](const auto& c) { return c.withdrawn >= 1; }));
-  EXPECT_TRUE(recipient_has(all_notices + 1));
-  EXPECT_TRUE(recipient_->has(
-      adapters::message_uuid("interpol-feed", "withdrawn:" + content_id("yellow", "2026/20418"))));
+  auto c = poller().counters();
+  EXPECT_EQ(c.absent_unconfirmed, 1u);
+  EXPECT_GE(notices().detail_requests("2026/20418"), asked + 2);  // asked in two sweeps
+  ASSERT_TRUE(recipient_has(all_notices + 1));
+  EXPECT_TRUE(recipient_->has(withdrawal_of("yellow", "2026/20418")));
+  ASSERT_TRUE(more_sweeps(1));
   EXPECT_EQ(poller().counters().withdrawn, 1u);
+}
+
+TEST_F(Feed, ANoticeBackOnTheListBetweenTwoUnknownAnswersIsNotWithdrawn) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  notices().remove("2026/20418");
+  ASSERT_TRUE(wait([](const auto& c) { return c.absent_unconfirmed >= 1; }));
+  notices().restore("2026/20418");
+  ASSERT_TRUE(more_sweeps(2));  // listed again: the earlier answer is forgotten
+  notices().remove("2026/20418");
+  ASSERT_TRUE(wait([](const auto& c) { return c.absent_unconfirmed >= 2 || c.withdrawn >= 1; }));
+  EXPECT_EQ(poller().counters().withdrawn, 0u);
+  ASSERT_TRUE(wait([](const auto& c) { return c.withdrawn >= 1; }));  // the next sweep agrees
+  EXPECT_TRUE(recipient_has(all_notices + 1));
+}
+
+TEST_F(Feed, ANoticeRemovedMidSweepDoesNotWithdrawTheOneThatShiftedOffItsPage) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  // 2026/10001 (page 1) leaves the list just before page 2 is read: 2026/10002 moves up to page
+  // 1, which was read already, so this sweep's list never shows it.
+  notices().remove_before_page("red", 2, "2026/10001");
+  ASSERT_TRUE(wait([](const auto& c) { return c.withdrawn >= 1; })) << log_text();
+  ASSERT_TRUE(more_sweeps(1));
+  const auto c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 1u);
+  EXPECT_GE(c.incomplete, 1u);  // the pass that lost 2026/10002: total 5, 4 seen
+  ASSERT_TRUE(recipient_has(all_notices + 1));
+  EXPECT_TRUE(recipient_->has(withdrawal_of("red", "2026/10001")));
+  EXPECT_FALSE(recipient_->has(withdrawal_of("red", "2026/10002")));
+}
+
+// ---- `total` above what the list reaches -------------------------------------------------------
+
+TEST_F(Feed, AListWhoseTotalExceedsWhatWasSeenWithdrawsNothingByAbsence) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  // Like the real service past the 160th result: the red pages stop after 4 notices, `total`
+  // still says 5.
+  notices().limit_reach(4);
+  ASSERT_TRUE(more_sweeps(2));
+  // Now the notice no page reaches is even gone; the list cannot show it, so it is not asked.
+  notices().fail_detail("2026/10004", 404);
+  const auto asked = notices().detail_requests("2026/10004");
+  const auto before = poller().counters();
+  ASSERT_TRUE(more_sweeps(2));
+  const auto c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 0u);
+  EXPECT_GE(c.incomplete, before.incomplete + 2);  // every red pass
+  EXPECT_EQ(notices().detail_requests("2026/10004"), asked);
+  EXPECT_FALSE(recipient_->has(withdrawal_of("red", "2026/10004")));
+  // One warning per red pass, with counts only.
+  const auto logs = log_text();
+  EXPECT_NE(logs.find("list-total-exceeds-seen"), std::string::npos);
+  EXPECT_NE(logs.find("red list: total 5, 4 seen"), std::string::npos) << logs;
+  EXPECT_EQ(logs.find("2026/1000"), std::string::npos);  // no entity id
+  EXPECT_EQ(logs.find("2026-1000"), std::string::npos);
+}
+
+// ---- a malformed list item
+// -----------------------------------------------------------------------
+
+class FeedWithMalformedEntityId : public Feed {
+ protected:
+  void before_start(sim::notice_feed& feed) override { feed.malform_listed_id("2026/10003"); }
+  int interval_s() const override { return 600; }
+};
+
+TEST_F(FeedWithMalformedEntityId, IsPassedOverAndTheOtherNoticesAreSent) {
+  ASSERT_TRUE(wait([](const auto& c) { return c.sweeps >= 1; })) << log_text();
+  const auto c = poller().counters();
+  EXPECT_EQ(c.sent, all_notices - 1);
+  EXPECT_EQ(c.skipped, 1u);
+  EXPECT_EQ(c.incomplete, 1u);  // the red list
+  EXPECT_EQ(c.withdrawn, 0u);
+  EXPECT_EQ(notices().page_requests("red", 2), 1u);  // not retried
+  ASSERT_TRUE(recipient_has(all_notices - 1));
+  EXPECT_TRUE(recipient_->has(content_id("red", "2026/10002")));  // its neighbour on the page
+  EXPECT_TRUE(recipient_->has(content_id("red", "2026/10004")));  // the page after
+  const auto logs = log_text();
+  EXPECT_NE(logs.find("list-bad-entity-id"), std::string::npos);
+  EXPECT_EQ(logs.find("1O0O3"), std::string::npos);  // the item's content is not logged
+}
+
+TEST_F(Feed, AMalformedEntityIdOfASentNoticeDoesNotWithdrawIt) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  notices().malform_listed_id("2026/10003");
+  ASSERT_TRUE(wait([](const auto& c) { return c.skipped >= 1; }));
+  // What an absence check would find (set once no list shows the notice's id any more).
+  notices().fail_detail("2026/10003", 404);
+  ASSERT_TRUE(wait([](const auto& c) { return c.skipped >= 3; }));
+  ASSERT_TRUE(more_sweeps(1));
+  const auto c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 0u);
+  EXPECT_GE(c.incomplete, 3u);
+  EXPECT_FALSE(recipient_->has(withdrawal_of("red", "2026/10003")));
 }
 
 class FeedRestart : public Feed {

@@ -655,7 +655,13 @@ void partner_api::accept_withdrawal(std::shared_ptr<withdrawal> w,
     const bool seen = found && found->sender == w->partner;
     if (seen) {
       for (const auto& r : found->recipients) {
-        earlier.push_back(r.recipient);
+        // Only those the copy may have reached. A copy held for four-eyes release and never
+        // handed out (still held, refused, withdrawn while held) reached no one: the withdrawal
+        // takes a held copy back, and telling its recipient would tell it that the message
+        // exists, as the status endpoint never does.
+        if (r.hold.empty() || r.attempts > 0) {
+          earlier.push_back(r.recipient);
+        }
       }
     }
     // The original committed between the look-up and the withdrawal's own commit: look again

@@ -259,11 +259,19 @@ TEST_F(Release, AWithdrawalTakesAHeldCopyBack) {
   set_json(withdrawal, "/body/status", R"("withdrawn")");
   set_json(withdrawal, "/body/about/messageId", "\"" + id + "\"");
   set_json(withdrawal, "/recipients", R"(["vn-thanhhoa"])");
+  const auto thanhhoa_before = thanhhoa_->stats().unique_ids;
   auto r = post(gialai_, json::to_string(withdrawal));
   ASSERT_EQ(r.status, 202) << r.body;
   EXPECT_EQ(json::get_string(recipient_status(id, "kh-ratanakiri"), "state"), "withdrawn");
   EXPECT_EQ(parse(admin(alice_, "GET", "/admin/v1/held").body)["held"].Size(), 0u);
   EXPECT_EQ(decide(alice_, id, "approve").status, 404);
+  // Its recipient never had it, so it is not told of the withdrawal either: the notice would say
+  // that the message exists. The notice goes to the partner it was addressed to.
+  EXPECT_FALSE(recipient_status("1f6c8a0e-5b7d-4e9f-8a01-3c4d5e6f7081", "kh-ratanakiri")
+                   .IsObject());
+  ASSERT_TRUE(thanhhoa_->wait_until(
+      [thanhhoa_before](const auto& s) { return s.unique_ids > thanhhoa_before; }, patience));
+  EXPECT_EQ(ratanakiri_->stats().requests, 0U);
 }
 
 TEST_F(Release, TheReleaseRoutesAreForAdministratorsOnly) {

@@ -869,37 +869,48 @@ void queues(const call& c) {
   });
 }
 
+// GET /admin/v1/dead-letters: the dead letters, oldest first. A dead letter's last error may
+// quote the message back (a name in the partner's answer), so who read how many is on the audit
+// chain (durably) before the list is answered; when that append fails nothing is answered.
 void dead_letters(const call& c, const query_map& query) {
   const auto limit = int_param(query, "limit", 100, 1, 1000);
   if (!limit) {
     return c.done(invalid("limit must be a whole number from 1 to 1000."));
   }
-  c.ctx.store->list_dead(static_cast<std::size_t>(*limit),
-                         [c](std::vector<store::dead_letter> dead, bool ok) {
-                           if (!ok) {
-                             return c.done(store_failed());
-                           }
-                           c.done(json_response(200, [&](writer& w) {
-                             w.StartObject();
-                             w.Key("deadLetters");
-                             w.StartArray();
-                             for (const auto& d : dead) {
-                               w.StartObject();
-                               put(w, "message", d.message_id);
-                               put(w, "recipient", d.recipient);
-                               put(w, "sender", d.sender);
-                               put(w, "type", d.type);
-                               w.Key("attempts");
-                               w.Int(d.attempts);
-                               put(w, "lastError",
-                                   readable_excerpt(d.last_error, store::max_error_bytes));
-                               put(w, "deadSince", format_rfc3339_ms(d.dead_since));
-                               w.EndObject();
-                             }
-                             w.EndArray();
-                             w.EndObject();
-                           }));
-                         });
+  auto store = c.ctx.store;
+  store->list_dead(
+      static_cast<std::size_t>(*limit), [c, store](std::vector<store::dead_letter> dead, bool ok) {
+        if (!ok) {
+          return c.done(store_failed());
+        }
+        auto audit = c.record("deadletters.viewed", {}, {{"count", std::to_string(dead.size())}});
+        auto shown = std::make_shared<std::vector<store::dead_letter>>(std::move(dead));
+        store->append_audit({audit}, [c, shown](bool appended) {
+          if (!appended) {
+            return c.done(store_failed());
+          }
+          c.log_change("deadletters.viewed", {}, 200);
+          c.done(json_response(200, [&](writer& w) {
+            w.StartObject();
+            w.Key("deadLetters");
+            w.StartArray();
+            for (const auto& d : *shown) {
+              w.StartObject();
+              put(w, "message", d.message_id);
+              put(w, "recipient", d.recipient);
+              put(w, "sender", d.sender);
+              put(w, "type", d.type);
+              w.Key("attempts");
+              w.Int(d.attempts);
+              put(w, "lastError", readable_excerpt(d.last_error, store::max_error_bytes));
+              put(w, "deadSince", format_rfc3339_ms(d.dead_since));
+              w.EndObject();
+            }
+            w.EndArray();
+            w.EndObject();
+          }));
+        });
+      });
 }
 
 // The body's `reason`, a short code; false when the request was refused (answered already).

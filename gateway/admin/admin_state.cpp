@@ -42,6 +42,7 @@ void state_manager::load_persisted() {
     throw std::runtime_error("the store's administrative state cannot be read");
   }
   apply(items);
+  advance_polled_version(items);
   log::info({.event = "admin.state_loaded",
              .detail = std::to_string(items.size()) + " persisted changes applied"});
 }
@@ -54,10 +55,10 @@ void state_manager::apply(const std::vector<store::state_item>& items) {
   std::string next_document;
   bool trust_changed = false;
   for (const auto& item : items) {
-    newest_version_ = std::max(newest_version_, item.version);
     auto& known = versions_[{item.kind, item.key}];
     if (item.version != 0 && item.version <= known) {
-      continue;  // already applied (our own change, or an older read racing a newer write)
+      continue;  // already applied (our own change read back by the poller, or an older read
+                 // racing a newer write): applying it again would change nothing
     }
     const std::string source = "state:" + item.kind + "/" + item.key;
     if (item.kind == kind_partner) {
@@ -138,11 +139,20 @@ void state_manager::change(store::state_item item, std::optional<std::int64_t> e
                     [this, copy = std::move(copy), done = std::move(done)](
                         store::put_outcome outcome, std::int64_t version) mutable {
                       if (outcome == store::put_outcome::applied) {
+                        // Applied here at once; the poller's position is not moved, so another
+                        // instance's change with a lower version is still read at its next tick.
                         copy.version = version;
                         apply({copy});
                       }
                       done(outcome, version);
                     });
+}
+
+void state_manager::advance_polled_version(const std::vector<store::state_item>& items) {
+  std::lock_guard lock(mutex_);
+  for (const auto& item : items) {
+    polled_version_ = std::max(polled_version_, item.version);
+  }
 }
 
 std::int64_t state_manager::version_of(std::string_view kind, std::string_view key) const {
@@ -182,7 +192,7 @@ void state_manager::poll_loop(std::chrono::milliseconds interval) {
     std::int64_t after = 0;
     {
       std::lock_guard lock(mutex_);
-      after = newest_version_;
+      after = polled_version_;
     }
     std::promise<std::pair<std::vector<store::state_item>, bool>> result;
     store_->list_state({}, after, [&](std::vector<store::state_item> items, bool ok) {
@@ -193,7 +203,11 @@ void state_manager::poll_loop(std::chrono::milliseconds interval) {
       continue;  // a failed store is reported by /healthz; the next tick tries again
     }
     if (!items.empty()) {
+      // Everything up to the newest version read is applied now (this instance's own changes
+      // among them are skipped as already applied); the store commits versions in order, so no
+      // lower version can appear later.
       apply(items);
+      advance_polled_version(items);
     }
     // Overlap windows end with time, not with a change: let the listener close what expired.
     trust_listener listener;

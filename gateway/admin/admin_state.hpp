@@ -59,9 +59,11 @@ class state_manager {
   /// std::runtime_error when the store cannot be read.
   void load_persisted();
 
-  /// Polls list_state(after the newest version seen) every `interval` on a thread of its own and
-  /// applies what other instances changed; also calls the listener at each tick so connections
-  /// of certificates whose overlap ended are closed.
+  /// Polls list_state(after the newest version the poller has read) every `interval` on a thread
+  /// of its own and applies what other instances changed; also calls the listener at each tick so
+  /// connections of certificates whose overlap ended are closed. Only reads of the store (this
+  /// poller and load_persisted) move that position: a change made through this instance does
+  /// not, so another instance's change committed before it is never skipped.
   void start_polling(std::chrono::milliseconds interval);
   void stop();
 
@@ -83,12 +85,15 @@ class state_manager {
   const pipeline::code_tables& tables() const { return *tables_; }
   const std::vector<std::string>& adapters() const { return adapters_; }
 
-  /// Applies items as if read from the store (in version order; older versions than the one
-  /// already applied for the same item are skipped). Problems in an item are logged and skip it.
+  /// Applies items as if read from the store (in version order; versions no newer than the one
+  /// already applied for the same item are skipped, so applying an item twice is a no-op).
+  /// Problems in an item are logged and skip it. Does not move the poller's position.
   void apply(const std::vector<store::state_item>& items);
 
  private:
   void poll_loop(std::chrono::milliseconds interval);
+  /// Moves the poller's position to the newest version among `items` (read from the store).
+  void advance_polled_version(const std::vector<store::state_item>& items);
 
   std::shared_ptr<identity::trust_store> trust_;
   std::shared_ptr<live<pipeline::routing_rules>> rules_;
@@ -99,7 +104,7 @@ class state_manager {
   mutable std::mutex mutex_;  // guards the members below; apply() holds it while it builds
   std::string routing_document_;
   std::map<std::pair<std::string, std::string>, std::int64_t, std::less<>> versions_;
-  std::int64_t newest_version_ = 0;
+  std::int64_t polled_version_ = 0;  ///< every version up to this one was read from the store
   trust_listener listener_;
 
   std::mutex poll_mutex_;

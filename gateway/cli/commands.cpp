@@ -76,7 +76,7 @@ std::vector<config::config_problem> check_config(const std::filesystem::path& fi
         identity::partner_registry::load(out.partners_file, problems, &formats));
     if (!out.listener.tls.certificate.empty() && !out.listener.tls.private_key.empty() &&
         problems.empty()) {
-      auto accept_all = [](X509*) { return std::string(); };
+      auto accept_all = [](X509*, X509*) { return std::string(); };
       try {
         net::make_server_context(out.listener.tls, accept_all);
       } catch (const std::exception& e) {

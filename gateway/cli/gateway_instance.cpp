@@ -4,6 +4,7 @@
 #include <chrono>
 #include <fstream>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -21,6 +22,7 @@
 #include "gateway/delivery/delivery_service.hpp"
 #include "gateway/feed/feed_poller.hpp"
 #include "gateway/http/handlers.hpp"
+#include "gateway/identity/cert_authority.hpp"
 #include "gateway/identity/partner_registry.hpp"
 #include "gateway/identity/peer_identity.hpp"
 #include "gateway/identity/trust_state.hpp"
@@ -63,9 +65,28 @@ std::string read_text(const std::filesystem::path& file) {
   return text.str();
 }
 
+// The fingerprints of the anchors of partners known by pin only (listener.tls.pinned_partner_ca).
+std::set<std::string> pinned_only_anchors(const config::tls_settings& tls) {
+  std::set<std::string> out;
+  for (const auto& file : tls.pinned_partner_cas) {
+    for (auto& fingerprint : identity::sha256_fingerprints_of_pem_bundle(read_text(file))) {
+      out.insert(std::move(fingerprint));
+    }
+  }
+  return out;
+}
+
 // The partner listener's rule: the live trust state decides (chain and CRL were checked before).
-net::authentication authenticate_partner(const identity::trust_store& trust, X509* cert) {
-  const auto facts = identity::facts_of(cert);
+// A certificate whose chain ends at an anchor of partners known by pin only names a partner by
+// its pinned fingerprint alone.
+net::authentication authenticate_partner(const identity::trust_store& trust,
+                                         const std::set<std::string>& pinned_only, X509* cert,
+                                         X509* anchor) {
+  auto facts = identity::facts_of(cert);
+  if (!pinned_only.empty()) {
+    facts.names_by_san =
+        anchor != nullptr && !pinned_only.contains(identity::facts_of(anchor).sha256_fingerprint);
+  }
   const auto decision = trust.identify(facts);
   net::authentication out{{}, {}, facts.sha256_fingerprint, facts.serial_hex};
   if (decision.refusal != identity::identity_refusal::none) {
@@ -95,9 +116,12 @@ delivery::client_identity partner_client_identity(const config::gateway_config& 
   const auto& d = config.delivery;
   // Anchors and CRLs both unset (in code) or both defaulted by the parser: the listener's.
   const bool listener_anchors = d.partner_server_ca.empty() && d.partner_server_crl.empty();
+  std::vector<std::filesystem::path> listener_cas = config.listener.tls.partner_cas;
+  listener_cas.insert(listener_cas.end(), config.listener.tls.pinned_partner_cas.begin(),
+                      config.listener.tls.pinned_partner_cas.end());
   return {d.client_certificate.empty() ? config.listener.tls.certificate : d.client_certificate,
           d.client_key.empty() ? config.listener.tls.private_key : d.client_key,
-          d.partner_server_ca.empty() ? config.listener.tls.partner_cas : d.partner_server_ca,
+          d.partner_server_ca.empty() ? listener_cas : d.partner_server_ca,
           listener_anchors ? config.listener.tls.crls : d.partner_server_crl};
 }
 
@@ -267,7 +291,10 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
   net::listener_role partner_role{
       .name = "partner",
       .authenticate =
-          [trust = parts_->trust](X509* cert) { return authenticate_partner(*trust, cert); },
+          [trust = parts_->trust, pinned_only = pinned_only_anchors(config.listener.tls)](
+              X509* cert, X509* anchor) {
+            return authenticate_partner(*trust, pinned_only, cert, anchor);
+          },
       .handle =
           [api](const http::request& req, std::function<void(http::response)> done) {
             api->handle(req, std::move(done));
@@ -339,7 +366,7 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
                                                     parts_->counters, extra);
     net::listener_role admin_role{
         .name = "admin",
-        .authenticate = [](X509* cert) { return authenticate_admin(cert); },
+        .authenticate = [](X509* cert, X509*) { return authenticate_admin(cert); },
         .handle =
             [admin](const http::request& req, std::function<void(http::response)> done) {
               admin->handle(req, std::move(done));

@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -161,10 +162,13 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
     if (const auto* t = r.object(*l, "tls", at)) {
       const std::string tat = at + "/tls";
       auto& tls = config.listener.tls;
-      r.only(*t, tat, {"certificate", "private_key", "partner_ca", "crl", "min_version"});
+      r.only(
+          *t, tat,
+          {"certificate", "private_key", "partner_ca", "pinned_partner_ca", "crl", "min_version"});
       r.path(*t, "certificate", tat, tls.certificate, true);
       r.path(*t, "private_key", tat, tls.private_key, true);
       r.paths(*t, "partner_ca", tat, tls.partner_cas);
+      r.paths(*t, "pinned_partner_ca", tat, tls.pinned_partner_cas);
       r.paths(*t, "crl", tat, tls.crls);
       r.string(*t, "min_version", tat, tls.min_version);
       if (tls.min_version != "1.3" && tls.min_version != "1.2") {
@@ -342,7 +346,11 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
     auto& d = config.delivery;
     d.client_certificate = config.listener.tls.certificate;
     d.client_key = config.listener.tls.private_key;
+    // A partner's server may chain to its own agency's CA: every listener anchor.
     d.partner_server_ca = config.listener.tls.partner_cas;
+    d.partner_server_ca.insert(d.partner_server_ca.end(),
+                               config.listener.tls.pinned_partner_cas.begin(),
+                               config.listener.tls.pinned_partner_cas.end());
     d.partner_server_crl = config.listener.tls.crls;
     if (const auto* o = r.object(doc, "delivery", "")) {
       const std::string at = "/delivery";
@@ -418,26 +426,36 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
       r.problem(at + "/port", "must differ from the partner listener's port");
     }
     // The admin anchors must not also be partner anchors: a partner's certificate would then
-    // chain on the admin port, and an admin's on the partner port.
-    auto fingerprint = [](const std::filesystem::path& pem_file) -> std::string {
-      try {
-        std::ifstream in(pem_file, std::ios::binary);
-        std::ostringstream text;
-        text << in.rdbuf();
-        return identity::sha256_fingerprint_of_pem(text.str());
-      } catch (const std::exception&) {
-        return {};
-      }
+    // chain on the admin port, and an admin's on the partner port. A file is a bundle and every
+    // certificate in it is an anchor, so every one on each side is compared with every one on
+    // the other.
+    auto fingerprints = [](const std::filesystem::path& pem_file) -> std::set<std::string> {
+      std::ifstream in(pem_file, std::ios::binary);
+      std::ostringstream text;
+      text << in.rdbuf();
+      const auto all = identity::sha256_fingerprints_of_pem_bundle(text.str());
+      return {all.begin(), all.end()};
     };
+    // Other agencies' anchors (pinned_partner_ca) count too: their CA must not issue admins.
+    std::vector<std::filesystem::path> partner_files = config.listener.tls.partner_cas;
+    partner_files.insert(partner_files.end(), config.listener.tls.pinned_partner_cas.begin(),
+                         config.listener.tls.pinned_partner_cas.end());
+    std::vector<std::set<std::string>> partner_anchors;
+    for (const auto& partner_ca : partner_files) {
+      partner_anchors.push_back(fingerprints(partner_ca));
+    }
     const auto& admin_cas = admin.listener.tls.partner_cas;
     for (std::size_t i = 0; i < admin_cas.size(); ++i) {
-      const auto admin_fp = fingerprint(admin_cas[i]);
-      if (std::filesystem::exists(admin_cas[i]) && admin_fp.empty()) {
+      const auto admin_anchors = fingerprints(admin_cas[i]);
+      if (std::filesystem::exists(admin_cas[i]) && admin_anchors.empty()) {
         r.problem(at + "/admin_cas/" + std::to_string(i), "holds no PEM certificate");
       }
-      for (const auto& partner_ca : config.listener.tls.partner_cas) {
-        if (admin_cas[i].lexically_normal() == partner_ca.lexically_normal() ||
-            (!admin_fp.empty() && admin_fp == fingerprint(partner_ca))) {
+      for (std::size_t j = 0; j < partner_anchors.size(); ++j) {
+        const auto& partner_ca = partner_files[j];
+        const bool shared =
+            std::any_of(admin_anchors.begin(), admin_anchors.end(),
+                        [&](const std::string& fp) { return partner_anchors[j].count(fp) != 0; });
+        if (admin_cas[i].lexically_normal() == partner_ca.lexically_normal() || shared) {
           r.problem(at + "/admin_cas/" + std::to_string(i),
                     "is also a partner trust anchor (" + partner_ca.string() +
                         "); administrators need their own CA");

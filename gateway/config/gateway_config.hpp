@@ -32,6 +32,9 @@ struct tls_settings {
   std::filesystem::path certificate;               ///< the gateway's server certificate (PEM chain)
   std::filesystem::path private_key;               ///< its key (PEM), readable by the gateway only
   std::vector<std::filesystem::path> partner_cas;  ///< trust anchors for partner certificates
+  /// Trust anchors of other agencies, whose certificates name partners by pinned fingerprint
+  /// only: a partner SAN URI in a certificate that chains to one of these names no one.
+  std::vector<std::filesystem::path> pinned_partner_cas;
   std::vector<std::filesystem::path> crls;         ///< CRLs checked for every client certificate
   std::string min_version = "1.3";                 ///< "1.3" (default) or "1.2"
 };

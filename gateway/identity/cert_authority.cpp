@@ -866,6 +866,29 @@ std::string sha256_fingerprint_of_pem(const std::string& cert_pem) {
   return fingerprint_of(cert.get());
 }
 
+std::vector<std::string> sha256_fingerprints_of_pem_bundle(const std::string& pem) {
+  ERR_clear_error();
+  auto bio = memory_bio_of(pem);
+  // What SSL_CTX_load_verify_locations() reads from a file: every certificate block, trusted
+  // ("BEGIN TRUSTED CERTIFICATE") ones included, in order.
+  using info_stack = STACK_OF(X509_INFO);
+  std::unique_ptr<info_stack, void (*)(info_stack*)> infos(
+      PEM_X509_INFO_read_bio(bio.get(), nullptr, nullptr, nullptr),
+      [](info_stack* s) { sk_X509_INFO_pop_free(s, X509_INFO_free); });
+  ERR_clear_error();
+  std::vector<std::string> out;
+  if (!infos) {
+    return out;
+  }
+  for (int i = 0; i < sk_X509_INFO_num(infos.get()); ++i) {
+    const X509_INFO* info = sk_X509_INFO_value(infos.get(), i);
+    if (info->x509 != nullptr) {
+      out.push_back(fingerprint_of(info->x509));
+    }
+  }
+  return out;
+}
+
 void write_file_with_mode(const std::filesystem::path& path, const std::string& contents,
                           unsigned mode) {
   const auto parent = path.parent_path();

@@ -105,6 +105,12 @@ class cert_authority {
 /// Throws cert_error when the PEM holds no certificate.
 std::string sha256_fingerprint_of_pem(const std::string& cert_pem);
 
+/// Lower-case hex SHA-256 of the DER encoding of every certificate in the PEM bundle `pem`, in
+/// file order: what a TLS context loads from such a file as trust anchors ("CERTIFICATE" and
+/// "TRUSTED CERTIFICATE" blocks). Empty when it holds none or a block is malformed (a TLS context
+/// refuses such a file). Never throws for bad input.
+std::vector<std::string> sha256_fingerprints_of_pem_bundle(const std::string& pem);
+
 /// Writes `contents` to `path` atomically (temp file + rename) with the given mode (0600 for keys,
 /// 0644 for certificates). The file never exists with wider permissions. Throws cert_error.
 void write_file_with_mode(const std::filesystem::path& path, const std::string& contents,

@@ -606,7 +606,12 @@ identity_decision partner_registry::identify(const certificate_facts& facts) con
   if (!facts.admin_uris.empty()) {
     return {identity_refusal::admin_certificate, {}};  // an admin certificate is never a partner
   }
-  std::set<std::string, std::less<>> ids(facts.partner_uris.begin(), facts.partner_uris.end());
+  // Another agency's CA may put any partner's URI into a certificate it issues: from such an
+  // anchor only the pinned fingerprint counts.
+  std::set<std::string, std::less<>> ids;
+  if (facts.names_by_san) {
+    ids.insert(facts.partner_uris.begin(), facts.partner_uris.end());
+  }
   if (auto pin = pins_.find(facts.sha256_fingerprint); pin != pins_.end()) {
     ids.insert(pin->second);
   }

@@ -83,6 +83,9 @@ struct certificate_facts {
   std::string sha256_fingerprint;         ///< lower-case hex over the DER certificate
   std::vector<std::string> admin_uris;    ///< names from SAN URIs urn:mxgw:admin:<name>
   std::string serial_hex;                 ///< upper-case hex, no separators
+  /// False when the certificate chains to an anchor of partners known by pin only
+  /// (listener.tls.pinned_partner_ca): its partner SAN URIs then name no one.
+  bool names_by_san = true;
 };
 
 enum class identity_refusal {

@@ -90,8 +90,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
         role(std::move(r)),
         ioc(static_cast<int>(threads)),
         tls(make_server_context(
-            s.tls, [authenticate = role.authenticate](X509* cert) {
-              return authenticate(cert).refusal;
+            s.tls,
+            [authenticate = role.authenticate](X509* cert, X509* anchor) {
+              return authenticate(cert, anchor).refusal;
             },
             role.on_handshake_refused, "mxgw-" + role.name)),
         acceptor(asio::make_strand(ioc)) {}
@@ -198,10 +199,13 @@ class session : public std::enable_shared_from_this<session> {
     // Deciding and recording under the sessions mutex means a close_connections() that runs
     // after a trust change either sees this peer or this decision already sees the change.
     X509* cert = SSL_get0_peer_certificate(stream_.native_handle());
+    STACK_OF(X509)* chain = SSL_get0_verified_chain(stream_.native_handle());
+    const int length = chain == nullptr ? 0 : sk_X509_num(chain);
+    X509* anchor = length > 0 ? sk_X509_value(chain, length - 1) : nullptr;
     authentication who;
     {
       std::lock_guard lock(server_->sessions_mutex);
-      who = cert != nullptr ? server_->role.authenticate(cert)
+      who = cert != nullptr ? server_->role.authenticate(cert, anchor)
                             : authentication{{}, "no-certificate", {}, {}};
       if (who.refusal.empty() && !who.principal.empty()) {
         peer_info_ = {who.principal, who.fingerprint, who.serial_hex};

@@ -37,10 +37,10 @@ struct connected_peer {
 /// What makes a listener the partner or the admin listener.
 struct listener_role {
   std::string name = "partner";  ///< for logs and metrics; also the TLS session id context
-  /// Decides on a client certificate that passed chain, validity, CRL and clientAuth checks.
-  /// Called in the handshake (refusal = handshake failure) and again once it completes. Must be
-  /// thread-safe and quick.
-  std::function<authentication(X509*)> authenticate;
+  /// Decides on a client certificate that passed chain, validity, CRL and clientAuth checks,
+  /// with the trust anchor its chain ended at (null when unknown). Called in the handshake
+  /// (refusal = handshake failure) and again once it completes. Must be thread-safe and quick.
+  std::function<authentication(X509* leaf, X509* anchor)> authenticate;
   /// Answers one request; `done` exactly once, from any thread. The request's `partner` member
   /// carries the principal.
   std::function<void(const http::request&, std::function<void(http::response)>)> handle;

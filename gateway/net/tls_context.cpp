@@ -104,7 +104,9 @@ std::shared_ptr<ssl::context> make_server_context(const config::tls_settings& tl
         tls.private_key.string() +
         ": cannot load the server key or it does not match the certificate: " + openssl_error());
   }
-  for (const auto& ca : tls.partner_cas) {
+  std::vector<std::filesystem::path> anchors = tls.partner_cas;
+  anchors.insert(anchors.end(), tls.pinned_partner_cas.begin(), tls.pinned_partner_cas.end());
+  for (const auto& ca : anchors) {
     if (SSL_CTX_load_verify_locations(native, ca.c_str(), nullptr) != 1) {
       throw std::runtime_error(ca.string() +
                                ": cannot load the partner trust anchor: " + openssl_error());
@@ -146,7 +148,10 @@ std::shared_ptr<ssl::context> make_server_context(const config::tls_settings& tl
       X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_INVALID_PURPOSE);
       return false;
     }
-    if (const std::string refusal = judge(cert); !refusal.empty()) {
+    STACK_OF(X509)* chain = X509_STORE_CTX_get0_chain(store_ctx);
+    const int length = chain == nullptr ? 0 : sk_X509_num(chain);
+    X509* anchor = length > 0 ? sk_X509_value(chain, length - 1) : nullptr;
+    if (const std::string refusal = judge(cert, anchor); !refusal.empty()) {
       log::warn({.event = "tls.client_refused", .reason = refusal});
       refused(refusal);
       X509_STORE_CTX_set_error(store_ctx, X509_V_ERR_APPLICATION_VERIFICATION);

@@ -23,7 +23,9 @@ namespace mxgw::net {
 
 /// Decides on a client certificate that passed every X.509 check: an empty string accepts it,
 /// anything else is the refusal reason code.
-using certificate_judge = std::function<std::string(X509*)>;
+/// Decides on a client certificate (`leaf`) whose chain ended at the trust anchor `anchor`
+/// (null when OpenSSL gave no chain): "" accepts, otherwise the refusal's reason code.
+using certificate_judge = std::function<std::string(X509* leaf, X509* anchor)>;
 /// Told the reason code of every certificate refused in the handshake (may be empty).
 using refusal_sink = std::function<void(std::string_view reason)>;
 

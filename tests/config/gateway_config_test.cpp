@@ -653,6 +653,70 @@ TEST_F(GatewayConfig, AdminAnchorThatIsAlsoAPartnerAnchorIsAStartUpError) {
   only_problem_at("/admin/admin_cas/0");
 }
 
+TEST_F(GatewayConfig, AnAnchorSharedAnywhereInTheBundlesIsAStartUpError) {
+  // Every certificate in an anchor file is an anchor: the admin CA second in the partners'
+  // bundle, or a partner CA second in the administrators', chains on both ports.
+  const auto admin_pem = write_ca(dir_ / "certs" / "admin-ca.pem", "admin CA");
+  const auto partner_pem = write_ca(dir_ / "certs" / "ca.pem", "partner CA");
+  const auto other_pem = write_ca(dir_ / "certs" / "other.pem", "another partner CA");
+  write_file(dir_ / "certs" / "partners-bundle.pem", other_pem + admin_pem);
+  write_file(dir_ / "certs" / "admins-bundle.pem", admin_pem + partner_pem);
+  write_file(dir_ / "certs" / "annotated.pem", "another partner CA:\n" + other_pem);
+
+  // Distinct bundles are fine: the check looks at certificates, not at file names.
+  set("/admin", R"({"admin_cas": ["../certs/admin-ca.pem"]})");
+  set("/listener/tls/partner_ca", R"(["../certs/ca.pem", "../certs/annotated.pem"])");
+  load();
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+
+  // The admin CA second in a partner bundle.
+  reset();
+  set("/admin", R"({"admin_cas": ["../certs/admin-ca.pem"]})");
+  set("/listener/tls/partner_ca", R"(["../certs/ca.pem", "../certs/partners-bundle.pem"])");
+  load();
+  EXPECT_NE(only_problem_at("/admin/admin_cas/0").find("partners-bundle.pem"), std::string::npos);
+
+  // A partner CA second in the administrators' bundle, which is the second admin anchor file.
+  reset();
+  write_ca(dir_ / "certs" / "admin2.pem", "second admin CA");
+  set("/admin", R"({"admin_cas": ["../certs/admin2.pem", "../certs/admins-bundle.pem"]})");
+  load();
+  EXPECT_NE(only_problem_at("/admin/admin_cas/1").find("also a partner trust anchor"),
+            std::string::npos);
+
+  // Second on both sides.
+  reset();
+  write_file(dir_ / "certs" / "admins-bundle.pem", admin_pem + other_pem);
+  write_file(dir_ / "certs" / "partners-bundle.pem", partner_pem + other_pem);
+  set("/admin", R"({"admin_cas": ["../certs/admins-bundle.pem"]})");
+  set("/listener/tls/partner_ca", R"(["../certs/partners-bundle.pem"])");
+  load();
+  EXPECT_NE(only_problem_at("/admin/admin_cas/0").find("partners-bundle.pem"), std::string::npos);
+}
+
+TEST_F(GatewayConfig, PinnedPartnerAnchorsAreReadAndAnchorDeliveryButNeverAdmins) {
+  const auto admin_pem = write_ca(dir_ / "certs" / "admin-ca.pem", "admin CA");
+  write_ca(dir_ / "certs" / "lao-ministry.pem", "Lao ministry CA");
+  set("/admin", R"({"admin_cas": ["../certs/admin-ca.pem"]})");
+  set("/listener/tls/pinned_partner_ca", R"(["../certs/lao-ministry.pem"])");
+  auto config = load();
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  ASSERT_EQ(config.listener.tls.pinned_partner_cas.size(), 1U);
+  EXPECT_EQ(config.listener.tls.pinned_partner_cas[0].filename(), "lao-ministry.pem");
+  // A partner's server may chain to its own agency's CA.
+  const auto& servers = config.delivery.partner_server_ca;
+  EXPECT_NE(std::find(servers.begin(), servers.end(), config.listener.tls.pinned_partner_cas[0]),
+            servers.end());
+
+  // Another agency's CA must not be an administrators' anchor either.
+  reset();
+  write_file(dir_ / "certs" / "lao-ministry.pem", admin_pem);
+  set("/admin", R"({"admin_cas": ["../certs/admin-ca.pem"]})");
+  set("/listener/tls/pinned_partner_ca", R"(["../certs/lao-ministry.pem"])");
+  load();
+  EXPECT_NE(only_problem_at("/admin/admin_cas/0").find("lao-ministry.pem"), std::string::npos);
+}
+
 TEST_F(GatewayConfig, AdminSectionNeedsAnAnchorAndItsOwnPort) {
   set("/admin", R"({"port": 8443})");
   load();

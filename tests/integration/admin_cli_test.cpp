@@ -324,6 +324,55 @@ TEST_F(AdminCli, DeadLettersAreListedReplayedAndDiscarded) {
   EXPECT_NE(r.out.find("\"reason\":\"partner-retired\""), std::string::npos) << r.out;
 }
 
+// A dead letter's last error may quote the message back (here a name in the partner's refusal):
+// who read the dead letters, and how many, is on the audit chain before the list is answered,
+// with the administrator's name and no text of the errors. A refused read records nothing.
+TEST_F(AdminCli, ReadingDeadLettersIsAuditedBeforeTheAnswer) {
+  const std::string quoted = "no such person: KUMRU SOPHEA";
+  sim_->set_faults({.always_status = 400, .always_body = R"({"error":")" + quoted + R"("})"});
+  ASSERT_EQ(post(partner_client("vn-gialai"),
+                 example("victim.identification", "6c3e9f20-5d4b-4c7e-8f90-8b2c3d4e5f60"))
+                .status,
+            202);
+  ASSERT_TRUE(dead_letters_reach(2));
+  const auto viewed = [&] {
+    const auto r =
+        admin(admin_client(), "GET", "/admin/v1/audit?event=deadletters.viewed&limit=1000");
+    EXPECT_EQ(r.status, 200) << r.body;
+    rapidjson::Document doc;
+    doc.Parse(r.body.c_str());
+    std::vector<std::string> out;
+    if (doc.IsObject() && doc.HasMember("entries")) {
+      for (const auto& e : doc["entries"].GetArray()) {
+        out.push_back(json::to_string(e["entry"]));
+      }
+    }
+    return out;
+  };
+  const auto before = viewed();
+  ASSERT_FALSE(before.empty()) << "the reads while waiting were not recorded";
+
+  const auto r = admin(admin_client("bob"), "GET", "/admin/v1/dead-letters?limit=5");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(quoted), std::string::npos) << "the administrator sees the answer";
+  // Asked as soon as the answer arrived: the entry is already on the chain.
+  const auto after = viewed();
+  ASSERT_EQ(after.size(), before.size() + 1);
+  rapidjson::Document entry;
+  entry.Parse(after.back().c_str());
+  ASSERT_TRUE(entry.IsObject()) << after.back();
+  EXPECT_EQ(json::get_string(entry, "event"), "deadletters.viewed");
+  EXPECT_EQ(json::get_string(entry, "actor"), "admin:bob");
+  ASSERT_TRUE(entry.HasMember("details")) << after.back();
+  EXPECT_EQ(json::get_string(entry["details"], "count"), "2") << after.back();
+  for (const auto& text : after) {
+    EXPECT_EQ(text.find("SOPHEA"), std::string::npos) << "error text on the audit chain: " << text;
+  }
+  // A refused read records nothing.
+  EXPECT_EQ(admin(admin_client("bob"), "GET", "/admin/v1/dead-letters?limit=0").status, 422);
+  EXPECT_EQ(viewed().size(), before.size() + 1);
+}
+
 TEST_F(AdminCli, AuditQueryFiltersAndLimits) {
   const auto gialai = partner_client("vn-gialai");
   for (int i = 0; i < 3; ++i) {

@@ -216,7 +216,7 @@ TEST_F(TlsIdentity, ACrlReloadThatCannotBeTrustedChangesNothing) {
   EXPECT_NE(gateway_->reload()[0].reason.find("not signed by any of the trust anchors"),
             std::string::npos);
   // The same forgery at start stops the listener from starting.
-  EXPECT_THROW(net::make_server_context(config_.listener.tls, [](X509*) { return std::string(); }),
+  EXPECT_THROW(net::make_server_context(config_.listener.tls, [](X509*, X509*) { return std::string(); }),
                std::runtime_error);
 }
 

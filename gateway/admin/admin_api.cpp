@@ -753,18 +753,6 @@ void revoke_certificate(const call& c, const std::string& fingerprint_text) {
   record.state = identity::certificate_state::revoked;
   record.revoked_at = format_rfc3339_ms(c.now());
   record.reason = reason;
-  // The signing directory's CRL too, when it issued the certificate (for restarts and peers).
-  const auto& dir = c.ctx.options.signing_dir;
-  if (!dir.empty() && !record.serial_hex.empty()) {
-    try {
-      if (identity::certs_dir_knows_serial(dir, record.serial_hex)) {
-        identity::certs_revoke(dir, record.serial_hex);
-      }
-    } catch (const identity::cert_error& e) {
-      log::warn(
-          {.event = "admin.crl_not_updated", .partner = record.partner_id, .detail = e.what()});
-    }
-  }
   auto audit = c.record("cert.revoked", record.partner_id,
                         {{"fingerprint", record.fingerprint},
                          {"serial", record.serial_hex},
@@ -772,8 +760,21 @@ void revoke_certificate(const call& c, const std::string& fingerprint_text) {
                          {"before.state", before},
                          {"after.state", "revoked"}});
   const auto now = c.now();
+  // The signing directory's CRL too, when it issued the certificate (for restarts and peers):
+  // once the revocation is on the record, so that a store that fails changes nothing.
   store_records(c, {record}, {c.state().version_of(kind_certificate, record.fingerprint)}, {audit},
-                0, [record, now] {
+                0, [record, now, dir = c.ctx.options.signing_dir] {
+                  if (!dir.empty() && !record.serial_hex.empty()) {
+                    try {
+                      if (identity::certs_dir_knows_serial(dir, record.serial_hex)) {
+                        identity::certs_revoke(dir, record.serial_hex);
+                      }
+                    } catch (const identity::cert_error& e) {
+                      log::warn({.event = "admin.crl_not_updated",
+                                 .partner = record.partner_id,
+                                 .detail = e.what()});
+                    }
+                  }
                   return json_response(200, [&](writer& w) { write_record(w, record, now); });
                 });
 }

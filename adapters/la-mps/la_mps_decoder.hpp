@@ -327,25 +327,30 @@ class decoder {
     return std::nullopt;
   }
 
+  /// A whole number in [min, max]. The error names the place, not the value (an <Age> is
+  /// personal data).
   std::optional<int> integer(std::string_view text, int min, int max, const std::string& where) {
     if (text.empty() || text.size() > 4 ||
         !std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-      fail(where, quote(text) + " is not a whole number");
+      fail(where, "is not a whole number");
       return std::nullopt;
     }
     const int value = std::stoi(std::string(text));
     if (value < min || value > max) {
-      fail(where,
-           quote(text) + " is not between " + std::to_string(min) + " and " + std::to_string(max));
+      fail(where, "is not between " + std::to_string(min) + " and " + std::to_string(max));
       return std::nullopt;
     }
     return value;
   }
 
-  /// The calendar of the dates on `e`: BE unless calendar="CE".
+  /// The calendar of the dates on `e`: its own `calendar` attribute, else the root's (which is
+  /// BE unless the root says calendar="CE"). nullopt (and an error) when the value is neither.
   std::optional<era> calendar(const xml_element& e, const std::string& path) {
     const auto value = optional_attr(e, "calendar");
-    if (!value || *value == "BE") {
+    if (!value) {
+      return root_calendar_;
+    }
+    if (*value == "BE") {
       return era::buddhist;
     }
     if (*value == "CE") {
@@ -355,6 +360,8 @@ class decoder {
     return std::nullopt;
   }
 
+  /// A DD/MM/YYYY date as a canonical partial date. The error names the place and the reason,
+  /// never the date (a date of birth is personal data).
   std::optional<std::string> partial_date(std::string_view text, std::optional<era> cal,
                                           const std::string& where) {
     if (!cal) {
@@ -363,16 +370,19 @@ class decoder {
     std::string error;
     auto value = dmy_to_partial(text, *cal, error);
     if (!value) {
-      fail(where, quote(text) + " " + error);
+      fail(where, error);
     }
     return value;
   }
 
-  /// `created` from the root's date and time (local UTC+07:00) as RFC 3339 UTC.
+  /// `created` from the root's date and time (local UTC+07:00) as RFC 3339 UTC; the root's
+  /// calendar becomes the default of every date in the document, and its day (in Laos) is kept
+  /// to judge dates of birth.
   std::optional<std::string> sent_at(const xml_element& root, const std::string& path) {
+    root_calendar_ = calendar(root, path);
     const auto date = required_attr(root, path, "date");
     const auto time = required_attr(root, path, "time");
-    const auto cal = calendar(root, path);
+    const auto cal = root_calendar_;
     if (!date || !time || !cal) {
       return std::nullopt;
     }
@@ -381,19 +391,38 @@ class decoder {
       return std::nullopt;
     }
     if (day->size() != 10) {
-      fail(path + "/@date", quote(*date) + " needs a day and a month");
+      fail(path + "/@date", "needs a day and a month");
       return std::nullopt;
     }
     if (time->size() != 5 || (*time)[2] != ':') {
-      fail(path + "/@time", quote(*time) + " is not HH:MM");
+      fail(path + "/@time", "is not HH:MM");
       return std::nullopt;
     }
     std::string error;
     auto utc = local_to_utc(*date + " " + *time + " +07:00", *cal, error);
     if (!utc) {
-      fail(path + "/@time", quote(*time) + " is not a real time of day");
+      fail(path + "/@time", "is not a real time of day");
+      return utc;
     }
+    message_day_ = *day;
     return utc;
+  }
+
+  /// Refuses a decoded date of birth no one alive can have: before 1900 (most likely a
+  /// Common-Era year read as Buddhist Era, 543 years early), or after the day the message was
+  /// sent (most likely a Buddhist-Era year marked calendar="CE"). The error never holds the date.
+  void plausible_birth_date(const std::string& birth, era cal, const std::string& where) {
+    if (birth.compare(0, 4, "1900") < 0) {
+      fail(where, cal == era::buddhist
+                      ? "is before 1900 once read as a Buddhist-Era year: it looks like a "
+                        "Common-Era year written without calendar=\"CE\""
+                      : "is before 1900, not a plausible date of birth");
+    } else if (!message_day_.empty() && birth > message_day_.substr(0, birth.size())) {
+      fail(where, cal == era::common
+                      ? "is after the message's date: it looks like a Buddhist-Era year marked "
+                        "calendar=\"CE\""
+                      : "is after the message's date, not a plausible date of birth");
+    }
   }
 
   /// A province attribute: the canonical region {code}; unknown codes follow the unmapped rule.
@@ -564,6 +593,9 @@ class decoder {
           fail(where, "is empty");
         } else {
           birth_date = partial_date(text, cal, where);
+          if (birth_date) {
+            plausible_birth_date(*birth_date, *cal, where);
+          }
         }
       } else if (c.name == "Age") {
         boolean(c, where, "estimated");
@@ -738,7 +770,12 @@ class decoder {
   // ---- bodies ----
 
   void victim_body(const std::vector<located>& kids, json_value& body, std::string& legal_basis) {
-    person_member(kids, body, "person", true, "victim");
+    const auto role = person_member(kids, body, "person", true, "victim");
+    if (role && *role == "suspected-trafficker") {
+      fail(find_child(kids, "Person")->path + "/@role",
+           "is 'suspect': the person of a victim message is the victim (role 'victim' or "
+           "'subject')");
+    }
     const located* k = find_child(kids, "Victim");
     if (k == nullptr) {
       fail(std::string(root_path) + "/Victim", "is required in a victim message");
@@ -846,7 +883,11 @@ class decoder {
   }
 
   void wanted_body(const std::vector<located>& kids, json_value& body) {
-    person_member(kids, body, "person", true, "wanted");
+    const auto role = person_member(kids, body, "person", true, "wanted");
+    if (role && *role != "suspected-trafficker") {
+      fail(find_child(kids, "Person")->path + "/@role",
+           "must be 'suspect': the person of a wanted message is the one the warrant is for");
+    }
     narrative_unmapped(kids);
     const located* k = find_child(kids, "Warrant");
     if (k == nullptr) {
@@ -965,7 +1006,7 @@ class decoder {
       if (utc) {
         body.AddMember("receivedAt", str(*utc), a_);
       } else {
-        fail(path + "/@received", quote(*received) + " is not a real DD/MM/YYYY HH:MM time");
+        fail(path + "/@received", "is not a real DD/MM/YYYY HH:MM time");
       }
     }
     if (const auto line = required_attr(h, path, "line")) {
@@ -1054,7 +1095,7 @@ class decoder {
         if (d->size() == 10) {
           body.AddMember("deadline", str(*d), a_);
         } else {
-          fail(k->path + "/@deadline", quote(*deadline) + " needs a day and a month");
+          fail(k->path + "/@deadline", "needs a day and a month");
         }
       }
     }
@@ -1139,6 +1180,11 @@ class decoder {
   rapidjson::Document& out_;
   json_allocator& a_;
   json_value unmapped_;
+  // The root's calendar, the default of every date element without its own (BE unless the
+  // root says otherwise; nullopt when the root's value is neither BE nor CE).
+  std::optional<era> root_calendar_ = era::buddhist;
+  // The day the message was sent, in Laos, as YYYY-MM-DD; empty until known.
+  std::string message_day_;
 };
 
 }  // namespace mxgw::adapters::la_mps

@@ -206,13 +206,16 @@ class encoder {
     std::optional<rapidjson::SizeType> latin;
     std::vector<rapidjson::SizeType> aliases;
     if (names != nullptr && names->IsArray()) {
+      // Only a name the source gave as the person's primary name is an official <Name>: the
+      // Latin one is authoritative for the recipient, so a transliteration the gateway made
+      // (kind "transliteration") must never become it. Every other name is an <Alias>.
       for (rapidjson::SizeType i = 0; i < names->Size(); ++i) {
         const json_value& n = (*names)[i];
         const auto script = string_member(n, "script").value_or("");
-        const bool alias = string_member(n, "kind").value_or("") == "alias";
-        if (!alias && script == "Laoo" && !lao) {
+        const bool primary = string_member(n, "kind").value_or("") == "primary";
+        if (primary && script == "Laoo" && !lao) {
           lao = i;
-        } else if (!alias && script == "Latn" && !latin) {
+        } else if (primary && script == "Latn" && !latin) {
           latin = i;
         } else {
           aliases.push_back(i);
@@ -573,7 +576,11 @@ class encoder {
       for (rapidjson::SizeType i = 0; i < subjects->Size(); ++i) {
         const json_value& s = (*subjects)[i];
         const json_value* p = member(s, "person");
-        const auto role = to_partner(subject_roles, string_member(s, "role").value_or(""));
+        const auto canonical_role = string_member(s, "role").value_or("");
+        auto role = to_partner(subject_roles, canonical_role);
+        if (!role) {
+          role = to_partner(role_fallbacks, canonical_role);
+        }
         if (p != nullptr && role) {
           person(root, *p, "/body/subjects/" + std::to_string(i) + "/person",
                  std::string(*role).c_str());

@@ -57,11 +57,13 @@ inline constexpr std::array<code_pair, 6> message_types{{
 
 inline constexpr std::array<code_pair, 2> name_scripts{{{"lao", "Laoo"}, {"latin", "Latn"}}};
 
-// Person roles; in a hotline message they become the subject roles of hotline.tip.
+// Person roles; in a hotline message they become the subject roles of hotline.tip. A hotline's
+// `subject` is the person the tip is about (a missing girl, say): a possible victim, so that
+// routing withholds what it withholds for victims. On the way out `possible-victim` is `victim`.
 inline constexpr std::array<code_pair, 3> subject_roles{{
     {"victim", "possible-victim"},
     {"suspect", "suspected-trafficker"},
-    {"subject", "witness"},
+    {"subject", "possible-victim"},
 }};
 
 inline constexpr std::array<code_pair, 3> narrative_languages{
@@ -86,6 +88,9 @@ inline constexpr std::array<code_pair, 4> document_fallbacks{{
     {"other", "residence-permit"},
     {"other", "work-permit"},
 }};
+// A witness has no LA-MPS role: it is written as the neutral `subject` (and so comes back as a
+// possible victim, the more protected reading).
+inline constexpr std::array<code_pair, 1> role_fallbacks{{{"subject", "witness"}}};
 inline constexpr std::array<code_pair, 4> channel_fallbacks{{
     {"province", "hotline-111"},
     {"province", "hotline-1288"},

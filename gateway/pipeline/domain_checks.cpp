@@ -3,6 +3,9 @@
 #include "gateway/pipeline/domain_checks.hpp"
 
 #include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <string>
 #include <unordered_map>
 
 #include "gateway/common/json.hpp"
@@ -33,7 +36,30 @@ enum member_kind : unsigned {
   region = 1U << 4,
   script = 1U << 5,
   releasable_to = 1U << 6,
+  birth_date = 1U << 7,
 };
+
+// The earliest year a date of birth may have: anything earlier is most likely a Common-Era
+// year read as a Buddhist-Era one (543 years early), and would make a child an adult.
+constexpr std::string_view earliest_birth_year = "1900";
+// The time zone furthest ahead (UTC+14:00): a date of birth up to the calendar day it is there
+// at `created` may be the day of birth of a baby somewhere on Earth.
+constexpr std::chrono::hours latest_zone_offset{14};
+
+/// The calendar day "YYYY-MM-DD" it is in the time zone furthest ahead at the RFC 3339 instant
+/// `created`; empty when `created` is not a real timestamp.
+std::string latest_day_at(std::string_view created) {
+  const auto at = parse_rfc3339(created);
+  if (!at) {
+    return {};
+  }
+  const std::chrono::year_month_day day{
+      std::chrono::floor<std::chrono::days>(*at + latest_zone_offset)};
+  char text[16];
+  std::snprintf(text, sizeof text, "%04d-%02u-%02u", static_cast<int>(day.year()),
+                static_cast<unsigned>(day.month()), static_cast<unsigned>(day.day()));
+  return text;
+}
 
 /// One hash look-up per member of the message, in place of a scan of every list (which was
 /// most of the domain rules' time).
@@ -52,6 +78,7 @@ unsigned kind_of(std::string_view name) {
     add(region_members, region);
     out["script"] |= script;
     out["releasableTo"] |= releasable_to;
+    out["birthDate"] |= birth_date;
     return out;
   }();
   const auto it = kinds.find(name);
@@ -61,6 +88,9 @@ unsigned kind_of(std::string_view name) {
 struct walker {
   const code_tables& tables;
   std::vector<field_error>& errors;
+  /// The latest calendar day anywhere on Earth at the message's `created` (latest_day_at);
+  /// empty when `created` cannot be read (then only the 1900 bound is checked).
+  std::string created_day;
   /// The pointer of the value being looked at: one buffer for the whole walk, each level appends
   /// its token and cuts it back (a string per member cost more than the rules themselves).
   std::string at;
@@ -108,9 +138,13 @@ struct walker {
       walk(v);
       return;
     }
-    if (v.IsString() && (kind & partial_date) != 0 &&
-        !is_valid_partial_date({v.GetString(), v.GetStringLength()})) {
-      errors.push_back({at, "is not a real date (YYYY, YYYY-MM or YYYY-MM-DD)"});
+    if (v.IsString() && (kind & partial_date) != 0) {
+      const std::string_view text(v.GetString(), v.GetStringLength());
+      if (!is_valid_partial_date(text)) {
+        errors.push_back({at, "is not a real date (YYYY, YYYY-MM or YYYY-MM-DD)"});
+      } else if ((kind & birth_date) != 0) {
+        plausible_birth_date(text);
+      }
     }
     if (v.IsString() && (kind & timestamp) != 0) {
       std::string_view text(v.GetString(), v.GetStringLength());
@@ -142,6 +176,17 @@ struct walker {
       }
     }
     walk(v);
+  }
+
+  /// A person's date of birth (a real partial date) lies between 1900 and the day the message
+  /// was created; the reason names the bound, never the date.
+  void plausible_birth_date(std::string_view text) {
+    if (text.substr(0, 4) < earliest_birth_year) {
+      errors.push_back({at, "is not a plausible date of birth (before 1900)"});
+    } else if (!created_day.empty() &&
+               text > std::string_view(created_day).substr(0, text.size())) {
+      errors.push_back({at, "is not a plausible date of birth (after the message was created)"});
+    }
   }
 
   void walk(const rapidjson::Value& v) {
@@ -179,7 +224,7 @@ void check_domain_rules(const rapidjson::Value& message, const code_tables& tabl
                       "is required on hotline.tip (source reliability and "
                       "information accuracy)"});
   }
-  walker w{tables, errors, {}};
+  walker w{tables, errors, latest_day_at(json::get_string(message, "created")), {}};
   w.at.reserve(256);
   w.walk(message);
 }

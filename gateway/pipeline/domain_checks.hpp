@@ -1,5 +1,5 @@
 // Rules of the canonical model that JSON Schema cannot express: real dates, UTC timestamps, codes
-// that exist in the code tables, evaluation on tips.
+// that exist in the code tables, plausible dates of birth, evaluation on tips.
 #pragma once
 
 #include <string_view>

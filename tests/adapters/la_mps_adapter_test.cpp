@@ -472,21 +472,30 @@ class message_generator {
     return b;
   }
 
-  /// A partial date: year only, year-month, a full date, or a leap day (BE 29/02/25xx).
+  /// A partial date in the years [from, from + span): year only, year-month, a full date, or a
+  /// leap day (BE 29/02/25xx) of a leap year in that range (a date of birth stays before
+  /// `created`, which the canonical check requires).
   std::string partial(int from, int span) {
-    static const int leap_years[] = {1996, 2000, 2004, 2008, 2012, 2016, 2020, 2024};
+    static const int leap_years[] = {1952, 1956, 1960, 1964, 1968, 1972, 1976, 1980, 1984, 1988,
+                                     1992, 1996, 2000, 2004, 2008, 2012, 2016, 2020, 2024, 2028};
+    std::vector<int> leap_in_range;
+    for (const int leap : leap_years) {
+      if (leap >= from && leap < from + span) {
+        leap_in_range.push_back(leap);
+      }
+    }
     char b[16];
     const int form = static_cast<int>(rng_() % 4);
     const int y = from + static_cast<int>(rng_() % span);
-    if (form == 0) {
+    if (form == 3 && !leap_in_range.empty()) {
+      std::snprintf(b, sizeof b, "%04d-02-29", leap_in_range[rng_() % leap_in_range.size()]);
+    } else if (form == 0 || form == 3) {
       std::snprintf(b, sizeof b, "%04d", y);
     } else if (form == 1) {
       std::snprintf(b, sizeof b, "%04d-%02d", y, 1 + static_cast<int>(rng_() % 12));
-    } else if (form == 2) {
+    } else {
       std::snprintf(b, sizeof b, "%04d-%02d-%02d", y, 1 + static_cast<int>(rng_() % 12),
                     1 + static_cast<int>(rng_() % 28));
-    } else {
-      std::snprintf(b, sizeof b, "%04d-02-29", leap_years[rng_() % 8]);
     }
     return b;
   }
@@ -728,7 +737,8 @@ class message_generator {
   void hotline(json_value& body, int i) {
     static const strings channels = {"hotline-1300", "phone", "web", "walk-in"};
     static const strings urgency = {"immediate", "high", "normal"};
-    static const strings roles = {"possible-victim", "suspected-trafficker", "witness"};
+    // A witness comes back as a possible victim (LA-MPS has no witness), tested on its own.
+    static const strings roles = {"possible-victim", "suspected-trafficker"};
     body.AddMember("receivedAt", s(instant()), *a_);
     body.AddMember("channel", s(channels[(i / 6) % 4]), *a_);
     if (chance(40)) {
@@ -737,7 +747,7 @@ class message_generator {
     body.AddMember("urgency", s(urgency[(i / 6) % 3]), *a_);
     if (chance(60)) {
       json_value subject(rapidjson::kObjectType);
-      subject.AddMember("role", s(roles[(i / 6) % 3]), *a_);
+      subject.AddMember("role", s(roles[(i / 6) % 2]), *a_);
       subject.AddMember("person", person(), *a_);
       json_value subjects(rapidjson::kArrayType);
       subjects.PushBack(subject, *a_);
@@ -1011,19 +1021,205 @@ TEST_F(LaMps, CarriesUnknownCodesInUnmappedWhenThePartnerAllowsIt) {
   expect_refused(status, 422, "/LaoPoliceMessage/Victim/@status", "'trafficked'", true);
 }
 
+/// Every error reason of decoding `xml`, one per line, for checking what they must not hold.
+std::string all_reasons(const decode_result& result) {
+  std::string out;
+  for (const auto& e : result.errors) {
+    out += e.reason + "\n";
+  }
+  return out;
+}
+
 TEST_F(LaMps, RefusesDatesThatDoNotExist) {
   expect_refused(victim_xml(plain_person + "<BirthDate>31/02/2569</BirthDate>", ""), 422,
-                 "/LaoPoliceMessage/Person/BirthDate", "'31/02/2569' is not a real date");
+                 "/LaoPoliceMessage/Person/BirthDate", "is not a real date");
   expect_refused(victim_xml(plain_person + "<BirthDate>29/02/2569</BirthDate>", ""), 422,
                  "/LaoPoliceMessage/Person/BirthDate", "is not a real date");  // 2026: no leap
   expect_refused(victim_xml(plain_person, R"(<Found date="31/02/2569"/>)"), 422,
-                 "/LaoPoliceMessage/Victim/Found/@date", "'31/02/2569'");
+                 "/LaoPoliceMessage/Victim/Found/@date", "is not a real date");
   std::string bad_time = test::read_file(golden_dir() / "receipt.xml");
   bad_time.replace(bad_time.find("14:06"), 5, "24:30");
-  expect_refused(bad_time, 422, "/LaoPoliceMessage/@time", "'24:30'");
+  expect_refused(bad_time, 422, "/LaoPoliceMessage/@time", "is not a real time of day");
   // the BE leap day is fine
   auto d = decode_ok(victim_xml(plain_person + "<BirthDate>29/02/2567</BirthDate>", ""));
   EXPECT_STREQ(d.message["body"]["person"]["birthDate"].GetString(), "2024-02-29");
+}
+
+// A date of birth is personal data, and a time can be: the reason names the place and what is
+// wrong, never the value.
+TEST_F(LaMps, DateAndTimeErrorsDoNotQuoteTheValue) {
+  const std::string receipt = test::read_file(golden_dir() / "receipt.xml");
+  // `xml` with the first `from` replaced by `to`.
+  const auto with = [](std::string xml, const std::string& from, const std::string& to) {
+    xml.replace(xml.find(from), from.size(), to);
+    return xml;
+  };
+  const std::string tip = hotline_head + "text" + hotline_tail;
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {victim_xml(plain_person + "<BirthDate>31/02/2569</BirthDate>", ""), "31/02/2569"},
+      {victim_xml(plain_person + "<BirthDate>15-08-2551</BirthDate>", ""), "15-08-2551"},
+      {victim_xml(plain_person + "<BirthDate>15/08/2008</BirthDate>", ""), "2008"},
+      {victim_xml(plain_person + R"(<BirthDate calendar="CE">15/08/2551</BirthDate>)", ""), "2551"},
+      {victim_xml(plain_person + "<Age>1x7</Age>", ""), "1x7"},
+      {victim_xml(plain_person + "<Age>131</Age>", ""), "131"},
+      {with(receipt, "14:06", "24:30"), "24:30"},
+      {with(receipt, "14:06", "14:6"), "14:6"},
+      {with(receipt, "20/11/2569", "00/11/2569"), "00/11/2569"},
+      {with(tip, "20/11/2569 14:00", "20/11/2569 25:61"), "25:61"},
+  };
+  for (const auto& [xml, value] : cases) {
+    SCOPED_TRACE(value);
+    const auto result = la().decode(xml, context());
+    ASSERT_EQ(result.status, 422) << xml;
+    EXPECT_EQ(all_reasons(result).find(value), std::string::npos) << all_reasons(result);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calendars: Buddhist Era is the format's default; calendar="CE" on the root makes Common Era the
+// default of every date in the document. A year read in the wrong era is 543 years off.
+
+TEST_F(LaMps, DateElementsWithoutACalendarTakeTheRootCalendar) {
+  std::string xml = victim_xml(plain_person + "<BirthDate>15/08/2008</BirthDate>",
+                               R"(<Found date="18/11/2026"/>)", R"( calendar="CE")");
+  xml.replace(xml.find(R"(date="20/11/2569")"), 17, R"(date="20/11/2026")");
+  auto d = decode_ok(xml);
+  ASSERT_TRUE(d.message.IsObject());
+  EXPECT_STREQ(d.message["created"].GetString(), "2026-11-20T07:05:00Z");
+  EXPECT_STREQ(d.message["body"]["person"]["birthDate"].GetString(), "2008-08-15");
+  EXPECT_STREQ(d.message["body"]["events"][0]["date"].GetString(), "2026-11-18");
+  expect_canonical(d.message, la_sender);
+
+  // An element's own calendar wins over the root's.
+  std::string own = xml;
+  own.replace(own.find("<BirthDate>15/08/2008"), 21, R"(<BirthDate calendar="BE">15/08/2551)");
+  auto o = decode_ok(own);
+  ASSERT_TRUE(o.message.IsObject());
+  EXPECT_STREQ(o.message["body"]["person"]["birthDate"].GetString(), "2008-08-15");
+
+  // Without any calendar, Buddhist Era.
+  auto be = decode_ok(victim_xml(plain_person + "<BirthDate>15/08/2551</BirthDate>",
+                                 R"(<Found date="18/11/2569"/>)"));
+  ASSERT_TRUE(be.message.IsObject());
+  EXPECT_STREQ(be.message["body"]["person"]["birthDate"].GetString(), "2008-08-15");
+  EXPECT_STREQ(be.message["body"]["events"][0]["date"].GetString(), "2026-11-18");
+
+  // The hotline's received time and a warrant's dates follow the root too.
+  auto tip = decode_ok(
+      R"(<LaoPoliceMessage version="1.3" type="hotline" ref="X" date="20/11/2026" time="14:05" )"
+      R"(calendar="CE" classification="general"><Hotline line="1300" )"
+      R"(received="20/11/2026 14:00" urgency="high">text</Hotline></LaoPoliceMessage>)");
+  ASSERT_TRUE(tip.message.IsObject());
+  EXPECT_STREQ(tip.message["body"]["receivedAt"].GetString(), "2026-11-20T07:00:00Z");
+  std::string wanted = test::read_file(golden_dir() / "wanted.xml");
+  wanted.replace(wanted.find(R"(date="02/12/2569")"), 17, R"(date="02/12/2026" calendar="CE")");
+  wanted.replace(wanted.find(R"(issued="25/11/2569")"), 19, R"(issued="25/11/2026")");
+  wanted.replace(wanted.find(R"(date="28/11/2569")"), 17, R"(date="28/11/2026")");
+  auto w = decode_ok(wanted);
+  ASSERT_TRUE(w.message.IsObject());
+  EXPECT_STREQ(w.message["body"]["warrants"][0]["issued"].GetString(), "2026-11-25");
+  EXPECT_STREQ(w.message["body"]["lastSeen"]["date"].GetString(), "2026-11-28");
+  EXPECT_STREQ(w.message["body"]["person"]["birthDate"].GetString(), "1985");  // own BE
+}
+
+TEST_F(LaMps, ACommonEraBirthYearReadAsBuddhistEraIsRefusedWithAHint) {
+  // 2008 read as BE is 1465: a child would become an adult. Refused, with a hint, not the date.
+  for (const std::string birth :
+       {"15/08/2008", "00/08/2008", "00/00/1990", R"(<BirthDate calendar="BE">15/08/2008)"}) {
+    SCOPED_TRACE(birth);
+    const std::string element =
+        birth[0] == '<' ? birth + "</BirthDate>" : "<BirthDate>" + birth + "</BirthDate>";
+    const auto result = la().decode(victim_xml(plain_person + element, ""), context());
+    EXPECT_EQ(result.status, 422);
+    ASSERT_EQ(result.errors.size(), 1u) << errors_text(result.errors);
+    EXPECT_EQ(result.errors[0].pointer, "/LaoPoliceMessage/Person/BirthDate");
+    EXPECT_NE(result.errors[0].reason.find("Common-Era year written without calendar=\"CE\""),
+              std::string::npos)
+        << result.errors[0].reason;
+    EXPECT_EQ(result.errors[0].reason.find("2008"), std::string::npos);
+    EXPECT_EQ(result.errors[0].reason.find("1990"), std::string::npos);
+    EXPECT_EQ(result.errors[0].reason.find("1465"), std::string::npos);
+  }
+  // 1899 in CE is refused too, without the hint.
+  expect_refused(
+      victim_xml(plain_person + R"(<BirthDate calendar="CE">31/12/1899</BirthDate>)", ""), 422,
+      "/LaoPoliceMessage/Person/BirthDate", "is before 1900");
+  // 1900 is the first plausible year: BE 2443.
+  auto first = decode_ok(victim_xml(plain_person + "<BirthDate>01/01/2443</BirthDate>", ""));
+  ASSERT_TRUE(first.message.IsObject());
+  EXPECT_STREQ(first.message["body"]["person"]["birthDate"].GetString(), "1900-01-01");
+}
+
+TEST_F(LaMps, ABuddhistEraBirthYearMarkedCommonEraIsRefusedWithAHint) {
+  // The message is of 20/11/2569 BE (2026-11-20); 2551 read as CE is in the future.
+  const auto result = la().decode(
+      victim_xml(plain_person + R"(<BirthDate calendar="CE">15/08/2551</BirthDate>)", ""),
+      context());
+  EXPECT_EQ(result.status, 422);
+  ASSERT_EQ(result.errors.size(), 1u) << errors_text(result.errors);
+  EXPECT_EQ(result.errors[0].pointer, "/LaoPoliceMessage/Person/BirthDate");
+  EXPECT_NE(result.errors[0].reason.find("Buddhist-Era year marked calendar=\"CE\""),
+            std::string::npos)
+      << result.errors[0].reason;
+  EXPECT_EQ(result.errors[0].reason.find("2551"), std::string::npos);
+  // A birth date after the message's day, in BE, is refused too; the day itself is fine.
+  expect_refused(victim_xml(plain_person + "<BirthDate>21/11/2569</BirthDate>", ""), 422,
+                 "/LaoPoliceMessage/Person/BirthDate", "is after the message's date");
+  auto today = decode_ok(victim_xml(plain_person + "<BirthDate>20/11/2569</BirthDate>", ""));
+  ASSERT_TRUE(today.message.IsObject());
+  EXPECT_STREQ(today.message["body"]["person"]["birthDate"].GetString(), "2026-11-20");
+  auto this_year = decode_ok(victim_xml(plain_person + "<BirthDate>00/00/2569</BirthDate>", ""));
+  ASSERT_TRUE(this_year.message.IsObject());
+  EXPECT_STREQ(this_year.message["body"]["person"]["birthDate"].GetString(), "2026");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Person roles
+
+TEST_F(LaMps, AHotlineSubjectIsAPossibleVictim) {
+  // The person a tip is about (a missing girl) must get a victim's protection in routing, which
+  // withholds for possible-victim subjects.
+  std::string xml = test::read_file(golden_dir() / "hotline.xml");
+  xml.replace(xml.find(R"(role="victim")"), 13, R"(role="subject")");
+  xml.insert(xml.find("<Nationality>"), R"(<Document type="id-card" issuer="LAO">0812</Document>)");
+  auto d = decode_ok(xml);
+  ASSERT_TRUE(d.message.IsObject());
+  EXPECT_STREQ(d.message["body"]["subjects"][0]["role"].GetString(), "possible-victim");
+  expect_canonical(d.message, la_sender);
+  // A suspect stays a suspected trafficker.
+  std::string suspect = test::read_file(golden_dir() / "hotline.xml");
+  suspect.replace(suspect.find(R"(role="victim")"), 13, R"(role="suspect")");
+  auto s = decode_ok(suspect);
+  ASSERT_TRUE(s.message.IsObject());
+  EXPECT_STREQ(s.message["body"]["subjects"][0]["role"].GetString(), "suspected-trafficker");
+}
+
+TEST_F(LaMps, AWitnessIsWrittenAsASubjectAndComesBackAsAPossibleVictim) {
+  auto tip = parse_json(test::read_file(golden_dir() / "hotline.json"));
+  tip["body"]["subjects"][0]["role"].SetString("witness");
+  const std::string xml = encode_ok(tip);
+  EXPECT_NE(xml.find(R"(<Person role="subject">)"), std::string::npos) << xml;
+  auto back = decode_ok(xml);
+  ASSERT_TRUE(back.message.IsObject());
+  EXPECT_STREQ(back.message["body"]["subjects"][0]["role"].GetString(), "possible-victim");
+  // A possible victim is written as a victim.
+  tip["body"]["subjects"][0]["role"].SetString("possible-victim");
+  EXPECT_NE(encode_ok(tip).find(R"(<Person role="victim">)"), std::string::npos);
+}
+
+TEST_F(LaMps, RefusesASuspectAsTheVictimAndAnyoneButASuspectAsTheWanted) {
+  std::string suspect = victim_xml(plain_person, "");
+  suspect.replace(suspect.find(R"(role="victim")"), 13, R"(role="suspect")");
+  expect_refused(suspect, 422, "/LaoPoliceMessage/Person/@role", "the victim");
+  std::string subject = victim_xml(plain_person, "");
+  subject.replace(subject.find(R"(role="victim")"), 13, R"(role="subject")");
+  decode_ok(subject);
+  for (const std::string role : {"victim", "subject"}) {
+    SCOPED_TRACE(role);
+    std::string wanted = test::read_file(golden_dir() / "wanted.xml");
+    wanted.replace(wanted.find(R"(role="suspect")"), 14, "role=\"" + role + "\"");
+    expect_refused(wanted, 422, "/LaoPoliceMessage/Person/@role", "must be 'suspect'");
+  }
 }
 
 TEST_F(LaMps, RefusesMissingRequiredAttributesAndElements) {
@@ -1109,6 +1305,38 @@ TEST_F(LaMps, EncodingEscapesMarkupQuotesAndLineBreaks) {
                "A<B&C\"D\r\nE'F");
   EXPECT_STREQ(back.message["body"]["narrative"]["text"].GetString(),
                "</Narrative><Injected/> & ]]> <!-- -->");
+}
+
+TEST_F(LaMps, EncodingNeverSendsATransliterationAsTheOfficialLatinName) {
+  // The official <Name script="latin"> is authoritative for Laos: only the source's primary
+  // Latin name may be it. A transliteration the gateway made goes as an <Alias>.
+  auto m = parse_json(test::read_file(golden_dir() / "victim.json"));
+  m["body"]["person"]["names"][1]["kind"].SetString("transliteration");
+  std::string xml = encode_ok(m);
+  EXPECT_EQ(xml.find(R"(<Name script="latin")"), std::string::npos) << xml;
+  EXPECT_NE(xml.find(R"(<Name script="lao")"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<Alias>PHOMMAVONG KHAMLA</Alias>"), std::string::npos) << xml;
+
+  // Listed before the partner's own Latin name, it still does not take its place.
+  auto both = parse_json(test::read_file(golden_dir() / "victim.json"));
+  auto& names = both["body"]["person"]["names"];
+  json_value made(names[1], both.GetAllocator());
+  made["kind"].SetString("transliteration");
+  made["family"][0].SetString("PHOMMAWONG");
+  names.PushBack(made, both.GetAllocator());
+  names[1].Swap(names[2]);  // Laoo primary, Latn transliteration, Latn primary
+  xml = encode_ok(both);
+  EXPECT_NE(xml.find(R"(<Name script="latin" family="PHOMMAVONG" given="KHAMLA"/>)"),
+            std::string::npos)
+      << xml;
+  EXPECT_NE(xml.find("<Alias>PHOMMAWONG KHAMLA</Alias>"), std::string::npos) << xml;
+
+  // Nor does a Lao name that is not primary become the official Lao <Name>.
+  auto birth = parse_json(test::read_file(golden_dir() / "victim.json"));
+  birth["body"]["person"]["names"][0]["kind"].SetString("birth");
+  xml = encode_ok(birth);
+  EXPECT_EQ(xml.find(R"(<Name script="lao")"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<Alias>ພົມມະວົງ ຄຳລາ</Alias>"), std::string::npos) << xml;
 }
 
 TEST_F(LaMps, EncodingWritesBuddhistEraDatesAndLaoTime) {

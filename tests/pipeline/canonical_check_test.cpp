@@ -562,6 +562,55 @@ TEST_F(CanonicalCheck, ImpossiblePartialDatesAreReportedAtTheirPointers) {
   }
 }
 
+// A Buddhist-Era date read the wrong way is 543 years off and still a real date: 2008 becomes
+// 1465 (a child treated as an adult) or 2551. Wherever a person can be, such a date of birth is
+// refused, and the reason names the bound, never the date.
+TEST_F(CanonicalCheck, ImplausibleDatesOfBirthAreRefusedWhereverAPersonIs) {
+  const std::vector<std::pair<std::string, std::string>> persons = {
+      {"victim.identification", "/body/person"},  {"person.wanted", "/body/person"},
+      {"hotline.tip", "/body/subjects/0/person"}, {"verification.request", "/body/subject"},
+      {"verification.result", "/body/matched"},
+  };
+  const std::vector<std::pair<std::string, std::string>> dates = {
+      {"1465-08-15", "is not a plausible date of birth (before 1900)"},
+      {"1899-12", "is not a plausible date of birth (before 1900)"},
+      {"1899", "is not a plausible date of birth (before 1900)"},
+      {"1000", "is not a plausible date of birth (before 1900)"},
+      {"2551-08-15", "is not a plausible date of birth (after the message was created)"},
+      {"2027", "is not a plausible date of birth (after the message was created)"},
+  };
+  for (const auto& [type, person] : persons) {
+    for (const auto& [date, reason] : dates) {
+      SCOPED_TRACE(type + " " + person + " = " + date);
+      auto doc = example(type);
+      set(doc, person + "/birthDate", date);
+      const auto result = check(doc);
+      EXPECT_EQ(expect_only_error_at(result, person + "/birthDate"), reason);
+      EXPECT_EQ(result.detail.find(date), std::string::npos) << result.detail;
+    }
+  }
+}
+
+TEST_F(CanonicalCheck, DatesOfBirthFrom1900ToTheDayOfCreatedAnywhereAreFine) {
+  // 12:00 UTC is already the next day east of UTC+12:00: a baby born then is not refused.
+  for (const std::string date :
+       {"1900", "1900-01", "1900-01-01", "2026", "2026-11", "2026-11-21", "2026-11-22"}) {
+    SCOPED_TRACE(date);
+    auto doc = example("victim.identification");
+    set(doc, "/created", "2026-11-21T12:00:00Z");
+    set(doc, "/body/person/birthDate", date);
+    const auto result = check(doc);
+    EXPECT_EQ(result.status, 0) << describe(result);
+  }
+  for (const std::string date : {"2026-11-23", "2026-12", "2027"}) {
+    SCOPED_TRACE(date);
+    auto doc = example("victim.identification");
+    set(doc, "/created", "2026-11-21T12:00:00Z");
+    set(doc, "/body/person/birthDate", date);
+    expect_only_error_at(check(doc), "/body/person/birthDate");
+  }
+}
+
 TEST_F(CanonicalCheck, CreatedMustBeUtc) {
   auto doc = example("victim.identification");
   set(doc, "/created", "2026-11-21T09:42:10+07:00");
@@ -743,6 +792,23 @@ TEST(DomainRules, TablesThatAreNotLoadedAreNotCheckedButDatesAre) {
   check_domain_rules(doc, none, errors);
   ASSERT_EQ(errors.size(), 1u);
   EXPECT_EQ(errors[0].pointer, "/body/person/birthDate");
+}
+
+TEST(DomainRules, WithoutAReadableCreatedOnlyThe1900BoundIsChecked) {
+  code_tables none;
+  rapidjson::Document doc;
+  doc.Parse(R"({"id": "3f2b8c1e-7d4a-4e2b-9c61-0a5d2e8f4b17", "created": "not a time",
+               "body": {"person": {"birthDate": "2551"}}})");
+  std::vector<field_error> errors;
+  check_domain_rules(doc, none, errors);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_EQ(errors[0].pointer, "/created");
+  errors.clear();
+  rapidjson::Pointer("/body/person/birthDate").Set(doc, "1465-08-15");
+  check_domain_rules(doc, none, errors);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[1].pointer, "/body/person/birthDate");
+  EXPECT_EQ(errors[1].reason, "is not a plausible date of birth (before 1900)");
 }
 
 TEST(DomainRules, NonUuidIdAndMissingEvaluationAreReported) {

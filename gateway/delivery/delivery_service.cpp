@@ -215,6 +215,9 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
                   .latency_ms = latency};
     if (kind == failure_kind::none) {
       f.outcome = "delivered";
+      if (result.body_cut) {
+        f.reason = "receipt-cut";  // over max_post_answer_bytes: delivered all the same
+      }
       log::info(f);
       observe("delivered");
       finish(std::move(job), store::attempt_result::delivered, {}, {}, std::move(result.body), true,
@@ -237,8 +240,9 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
              {error, result.status});
       return;
     }
-    // max_age counts from when the copy could first be delivered: a copy held for release
-    // (four-eyes) starts its time when administrators released it, not when it was accepted.
+    // max_age counts from when the copy was last put in the queue: a copy held for release
+    // (four-eyes) starts its time when administrators released it, and a replayed dead letter
+    // when it was replayed (the store keeps both as released_at), not when it was accepted.
     const auto age_base =
         job.released_at ? std::max(job.accepted_at, *job.released_at) : job.accepted_at;
     auto next =
@@ -275,6 +279,10 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     }
     store::attempt_report report{job.message_id, job.recipient,    options.owner,     result,
                                  next,           std::move(error), std::move(receipt)};
+    // The attempt it reports on: every worker of this instance claims as options.owner, so the
+    // owner alone does not tell this attempt from a later claim of the same row (its lease ran
+    // out while this attempt hung); the store ignores the report once the row moved on.
+    report.attempt = job.attempt;
     report.audit.push_back(outcome_audit(job, result, next, outcome));
     // Work of the io_context like the claim: a report still waiting in the store when stop()
     // ran would otherwise post its answer to a loop that no longer runs, and that handler would

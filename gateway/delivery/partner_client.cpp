@@ -11,6 +11,7 @@
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <mutex>
@@ -26,6 +27,49 @@ namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
 
 namespace {
+
+// A response body kept up to a limit. Unlike string_body with the parser's body_limit, a body
+// over the limit is read up to it (and no further) before the read fails with body_limit, so the
+// status, the headers and the first `limit` bytes are known: a partner that accepted a message
+// with an overlong receipt has still accepted it.
+struct bounded_body {
+  struct value_type {
+    std::string text;                           // what was read, at most `limit` bytes
+    std::size_t limit = max_post_answer_bytes;  // set before each read
+  };
+
+  class reader {
+   public:
+    template <bool IsRequest, class Fields>
+    reader(bhttp::header<IsRequest, Fields>& /*header*/, value_type& body) : body_(body) {}
+
+    void init(const boost::optional<std::uint64_t>& length, beast::error_code& ec) {
+      // A declared length says nothing about what arrives: reserve no more than the limit.
+      if (length) {
+        body_.text.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*length, body_.limit)));
+      }
+      ec = {};
+    }
+
+    template <class ConstBufferSequence>
+    std::size_t put(const ConstBufferSequence& buffers, beast::error_code& ec) {
+      const std::size_t room = body_.limit - body_.text.size();
+      const std::size_t size = asio::buffer_size(buffers);
+      const std::size_t take = std::min(room, size);
+      const std::size_t old = body_.text.size();
+      body_.text.resize(old + take);
+      asio::buffer_copy(asio::buffer(body_.text.data() + old, take), buffers, take);
+      // One byte beyond the limit is enough to know the body is longer.
+      ec = take < size ? beast::error_code(bhttp::error::body_limit) : beast::error_code();
+      return take;
+    }
+
+    void finish(beast::error_code& ec) { ec = {}; }
+
+   private:
+    value_type& body_;
+  };
+};
 
 struct connection {
   connection(asio::io_context& ioc, asio::ssl::context& ctx) : stream(ioc, ctx) {}
@@ -202,7 +246,11 @@ class exchange : public std::enable_shared_from_this<exchange> {
       return stale_or_fail(ec, "write");
     }
     parser_.emplace();
-    parser_->body_limit(method_ == bhttp::verb::post ? 64 * 1024 : extra_.max_body_bytes);
+    // The body's own limit applies (bounded_body); the parser's would refuse a long declared
+    // length before reading anything of the body.
+    parser_->body_limit(boost::none);
+    parser_->get().body().limit =
+        method_ == bhttp::verb::post ? max_post_answer_bytes : extra_.max_body_bytes;
     lowest().expires_at(deadline_);
     bhttp::async_read(conn_->stream, conn_->buffer, *parser_,
                       beast::bind_front_handler(&exchange::on_read, shared_from_this()));
@@ -210,15 +258,28 @@ class exchange : public std::enable_shared_from_this<exchange> {
 
   void on_read(beast::error_code ec, std::size_t) {
     if (ec == bhttp::error::body_limit) {
-      return finish_error("too-large");  // the connection is not reused
+      // The connection is not reused (the rest of the body is still on it). A GET's caller needs
+      // the whole answer: it fails. A POST's answer is its status: the partner took the message
+      // (2xx) or refused it whatever the length of what it says; the body is cut to what was
+      // read (for a receipt, the store keeps at most max_receipt_bytes of it anyway).
+      if (method_ != bhttp::verb::post || !parser_->is_header_done()) {
+        return finish_error("too-large");
+      }
+      auto& res = parser_->get();
+      post_result result;
+      result.status = static_cast<int>(res.result_int());
+      result.body = std::move(res.body().text);
+      result.body_cut = true;
+      result.reused = reused_;
+      return done_(std::move(result));
     }
     if (ec) {
       return stale_or_fail(ec, "read");
     }
-    const auto& res = parser_->get();
+    auto& res = parser_->get();
     post_result result;
     result.status = static_cast<int>(res.result_int());
-    result.body = res.body();
+    result.body = std::move(res.body().text);
     result.reused = reused_;
     if (res.keep_alive()) {
       lowest().expires_never();
@@ -260,7 +321,7 @@ class exchange : public std::enable_shared_from_this<exchange> {
   std::shared_ptr<connection> conn_;
   bool reused_ = false;
   bhttp::request<bhttp::string_body> request_;
-  std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::response_parser<bounded_body>> parser_;
   bhttp::verb method_;
   partner_client::get_options extra_;
 };

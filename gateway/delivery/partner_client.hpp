@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -37,11 +38,17 @@ struct client_crls {
   std::size_t crls = 0;
 };
 
+/// The most bytes of a partner's answer to a POST that are read. A longer answer still counts by
+/// its status (a 2xx is a delivery), with its body cut to this (post_result::body_cut).
+inline constexpr std::size_t max_post_answer_bytes = 64 * 1024;
+
 struct post_result {
-  int status = 0;       ///< 0: no HTTP response (see error)
-  std::string body;     ///< response body, at most 64 KiB
-  std::string error;    ///< transport failure: "timeout", "connect", "tls", ...
-  bool reused = false;  ///< went over a kept-alive connection
+  int status = 0;         ///< 0: no HTTP response (see error)
+  std::string body;       ///< response body, at most max_post_answer_bytes (a GET's: its limit)
+  std::string error;      ///< transport failure: "timeout", "connect", "tls", ...
+  bool reused = false;    ///< went over a kept-alive connection
+  bool body_cut = false;  ///< a POST's answer was longer than max_post_answer_bytes: body is its
+                          ///< beginning (the connection was closed, not kept)
 };
 
 class partner_client {
@@ -56,7 +63,8 @@ class partner_client {
 
   /// POSTs `body` (of `content_type`) to `endpoint` (an https URL) within `timeout` for the whole
   /// exchange. `done` runs on the io_context. Idle connections to the same partner are reused; a
-  /// reused connection found closed by the peer is replaced once, transparently.
+  /// reused connection found closed by the peer is replaced once, transparently. An answer whose
+  /// body is longer than max_post_answer_bytes comes with its status and the body's beginning.
   void post(const std::string& partner, const std::string& endpoint, std::string body,
             std::string content_type, std::chrono::milliseconds timeout,
             std::function<void(post_result)> done);

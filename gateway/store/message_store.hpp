@@ -154,8 +154,9 @@ struct delivery_job {
   bool payload_is_body = false;
   std::string body_grant;
   time_point accepted_at;
-  /// For a copy that was held for release: when administrators released it (the delivery's
-  /// max_age counts from the later of accepted_at and this). Unset for a copy never held.
+  /// When the copy was last put (back) in the queue by people: administrators released it (a copy
+  /// held for release) or replayed it (a dead letter). The delivery's max_age counts from the
+  /// later of accepted_at and this. Unset for a copy never held nor replayed.
   std::optional<time_point> released_at;
   /// message_record::expires_at of its message (as stored: to the millisecond): from then on
   /// the copy must not be sent. The store hands out expired copies all the same (claims and
@@ -186,6 +187,11 @@ struct attempt_report {
   std::string receipt;  ///< for delivered (at most max_receipt_bytes kept)
   /// Appended to the audit chain in the same transaction, only when the report took effect.
   std::vector<audit::audit_record> audit;
+  /// The attempt reported on: delivery_job::attempt of the claim that handed it out. The report
+  /// applies only while the row is still at that attempt, so a late report of an earlier attempt
+  /// is ignored even when the same owner has claimed the row again since (all workers of one
+  /// instance share its owner name). 0 (unset) matches no claimed row: such a report is ignored.
+  int attempt = 0;
 };
 
 /// How many deliveries one recipient may be given in a claim.
@@ -403,12 +409,13 @@ class message_store {
                          std::vector<recipient_cap> caps, claim_handler handler) = 0;
 
   /// Records the outcome of an attempt (durably, before the handler runs). Ignored (handler
-  /// called with ok=true) when the row is no longer leased to report.owner.
+  /// called with ok=true) when the row is no longer leased to report.owner, or no longer at
+  /// report.attempt (the lease ran out and the row was claimed again, by any owner).
   virtual void report(attempt_report report, report_handler handler) = 0;
 
-  /// Moves a dead letter back to pending (attempts reset to 0, due now). found=false when there
-  /// is no dead delivery for that message and recipient. The audit records are appended in the
-  /// same transaction when it was found.
+  /// Moves a dead letter back to pending (attempts reset to 0, due now, released_at now: its
+  /// max_age counts from the replay). found=false when there is no dead delivery for that message
+  /// and recipient. The audit records are appended in the same transaction when it was found.
   virtual void replay(std::string message_id, std::string recipient,
                       std::vector<audit::audit_record> audit, replay_handler handler) = 0;
 

@@ -308,10 +308,14 @@ constexpr const char* claim_lease_sql = R"sql(
               m.expires_at, m.withdrawn_at IS NOT NULL
   )sql";
 
+// A report counts only while the row is still leased to its sender at the attempt it reports on
+// ($6), as in SQLite's report statements: a late report of an earlier attempt changes nothing,
+// also when the same owner (every worker of an instance shares it) claimed the row again.
 constexpr const char* report_delivered_sql =
     "UPDATE deliveries SET state = 'delivered', delivered_at = $4, receipt = $5, "
     "lease_owner = NULL, lease_expires = NULL "
-    "WHERE message_id = $1 AND recipient = $2 AND state = 'delivering' AND lease_owner = $3";
+    "WHERE message_id = $1 AND recipient = $2 AND state = 'delivering' AND lease_owner = $3 "
+    "AND attempts = $6";
 // A failed attempt at a copy whose message was withdrawn while it was in flight takes the copy
 // back ('withdrawn', payload emptied) instead of queueing it again or making it a dead letter.
 constexpr const char* report_retry_sql = R"sql(
@@ -322,7 +326,7 @@ constexpr const char* report_retry_sql = R"sql(
            next_attempt_at = $4, last_error = $5, lease_owner = NULL, lease_expires = NULL
       FROM messages AS m
      WHERE d.message_id = $1 AND d.recipient = $2 AND d.state = 'delivering'
-       AND d.lease_owner = $3 AND m.id = d.message_id
+       AND d.lease_owner = $3 AND d.attempts = $6 AND m.id = d.message_id
   )sql";
 constexpr const char* report_dead_sql = R"sql(
     UPDATE deliveries AS d
@@ -333,12 +337,14 @@ constexpr const char* report_dead_sql = R"sql(
            last_error = $5, lease_owner = NULL, lease_expires = NULL
       FROM messages AS m
      WHERE d.message_id = $1 AND d.recipient = $2 AND d.state = 'delivering'
-       AND d.lease_owner = $3 AND m.id = d.message_id
+       AND d.lease_owner = $3 AND d.attempts = $6 AND m.id = d.message_id
   )sql";
-// A dead letter of a withdrawn message is never replayed (see SQLite's replay_sql).
+// A dead letter of a withdrawn message is never replayed; its max_age counts from the replay
+// (released_at; see SQLite's replay_sql).
 constexpr const char* replay_sql =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = $3, "
-    "dead_since = NULL WHERE message_id = $1 AND recipient = $2 AND state = 'dead' "
+    "released_at = $3, dead_since = NULL "
+    "WHERE message_id = $1 AND recipient = $2 AND state = 'dead' "
     "AND NOT EXISTS (SELECT 1 FROM messages WHERE id = $1 AND withdrawn_at IS NOT NULL)";
 constexpr const char* original_exists_sql = "SELECT 1 FROM messages WHERE id = $1 AND sender = $2";
 // The original's mark of withdrawal ($3 the accept's time in ms; the first withdrawal's stays).
@@ -2012,8 +2018,9 @@ void postgres_store::write_report(pending_write& write, report_write& w, std::in
   if (sql == nullptr) {
     throw batch_failure{{"", "unknown attempt result", false}};
   }
-  const result_ptr r = run(sql, {text(report.message_id), text(report.recipient),
-                                 text(report.owner), number(when), bytes(detail)});
+  const result_ptr r =
+      run(sql, {text(report.message_id), text(report.recipient), text(report.owner), number(when),
+                bytes(detail), number(report.attempt)});
   if (affected(r) > 0) {
     write.audit = &report.audit;  // only a report that took effect is audited
   }

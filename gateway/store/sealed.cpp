@@ -430,6 +430,7 @@ class encrypting_store final : public message_store {
             back.message_id = job.message_id;
             back.recipient = job.recipient;
             back.owner = owner;
+            back.attempt = job.attempt;
             back.result = attempt_result::retry;
             back.next_attempt_at = std::chrono::system_clock::now() + std::chrono::minutes(5);
             back.error = why;

@@ -305,15 +305,17 @@ constexpr const char* lease_sql =
 constexpr const char* take_back_sql =
     "UPDATE deliveries SET state = 'withdrawn', payload = x'', payload_is_body = 0, "
     "lease_owner = NULL, lease_expires = NULL WHERE rowid = ?1";
-// A report counts only while the row is still leased to its sender: once another worker took an
-// expired lease over, the late report of the first one is ignored (the row changes nothing). A
-// failed attempt at a copy whose message was withdrawn while it was in flight takes the copy back
-// ('withdrawn', payload emptied) instead of queueing it again or making it a dead letter.
+// A report counts only while the row is still leased to its sender at the attempt it reports on
+// (?6): once the lease ran out and the row was claimed again, the late report of the earlier
+// attempt is ignored (the row changes nothing), also when the same owner claimed it again (every
+// worker of an instance shares its owner name). A failed attempt at a copy whose message was
+// withdrawn while it was in flight takes the copy back ('withdrawn', payload emptied) instead of
+// queueing it again or making it a dead letter.
 constexpr const char* report_delivered_sql =
     "UPDATE deliveries SET state = 'delivered', delivered_at = ?4, receipt = ?5, "
     "lease_owner = NULL, lease_expires = NULL "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
-    "AND state = 'delivering' AND lease_owner = ?3";
+    "AND state = 'delivering' AND lease_owner = ?3 AND attempts = ?6";
 #define MXGW_WITHDRAWN "(SELECT withdrawn_at IS NOT NULL FROM messages WHERE id = ?1)"
 constexpr const char* report_retry_sql =
     "UPDATE deliveries SET "
@@ -325,7 +327,7 @@ constexpr const char* report_retry_sql =
     " THEN 0 ELSE payload_is_body END, "
     "next_attempt_at = ?4, last_error = ?5, lease_owner = NULL, lease_expires = NULL "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
-    "AND state = 'delivering' AND lease_owner = ?3";
+    "AND state = 'delivering' AND lease_owner = ?3 AND attempts = ?6";
 constexpr const char* report_dead_sql =
     "UPDATE deliveries SET "
     "state = CASE WHEN " MXGW_WITHDRAWN
@@ -338,12 +340,13 @@ constexpr const char* report_dead_sql =
     " THEN NULL ELSE ?4 END, "
     "last_error = ?5, lease_owner = NULL, lease_expires = NULL "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
-    "AND state = 'delivering' AND lease_owner = ?3";
+    "AND state = 'delivering' AND lease_owner = ?3 AND attempts = ?6";
 // A dead letter of a withdrawn message is never replayed (the withdrawal took dead letters back
-// since 2026-12-07; one left by an earlier version stays dead).
+// since 2026-12-07; one left by an earlier version stays dead). A replayed copy's max_age counts
+// from the replay, as a released copy's from its release: released_at is the replay time.
 constexpr const char* replay_sql =
     "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = ?3, "
-    "dead_since = NULL "
+    "released_at = ?3, dead_since = NULL "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
     "AND state = 'dead' AND NOT " MXGW_WITHDRAWN;
 #undef MXGW_WITHDRAWN
@@ -2315,10 +2318,12 @@ int sqlite_store::impl::write_report(const report_write& write, std::int64_t now
     return SQLITE_MISUSE;  // not an attempt_result this build knows
   }
   statement_use use(stmt);
-  // No row changes when the lease moved on: the report is ignored, and that is not an error.
+  // No row changes when the lease or the attempt moved on: the report is ignored, and that is
+  // not an error.
   // The text is bound as bytes: a partner's answer (invalid UTF-8, NUL) or a sealed value.
   int rc = use.bind(std::string_view(report.message_id), std::string_view(report.recipient),
-                    std::string_view(report.owner), when, blob_value{text});
+                    std::string_view(report.owner), when, blob_value{text},
+                    static_cast<std::int64_t>(report.attempt));
   if (rc == SQLITE_OK) {
     rc = use.step();
   }

@@ -6,6 +6,7 @@
 #include <rapidjson/document.h>
 #include <sys/wait.h>
 
+#include <atomic>
 #include <future>
 #include <regex>
 #include <thread>
@@ -101,6 +102,86 @@ class Delivery : public gateway_fixture {
     auto r = post(gialai_, example("victim.identification", id));
     EXPECT_EQ(r.status, 202) << r.body << r.error;
     return id;
+  }
+
+  // A store of the test's own (beside the fixture's gateway), its clock `shift` away from now.
+  std::shared_ptr<store::message_store> own_store(
+      const std::atomic<std::int64_t>* shift_ms = nullptr) {
+    store::sqlite_options so;
+    so.path = dir_ / "own" / "store.db";
+    if (shift_ms != nullptr) {
+      so.clock = [shift_ms] {
+        return std::chrono::system_clock::now() + std::chrono::milliseconds(shift_ms->load());
+      };
+    }
+    return store::open_sqlite_store(so);
+  }
+
+  // Stores message `n` (a body whose id the stand-in records) with one copy for Stung Treng.
+  static void accept_for_stungtreng(store::message_store& store, int n) {
+    namespace th = store::test_helpers;
+    const std::string body = R"({"id":")" + th::make_id(n) + R"("})";
+    store::message_record record{th::make_id(n),          "vn-gialai",
+                                 "victim.identification", "2026-11-22T04:38:47Z",
+                                 th::fingerprint(body),   body};
+    record.deliveries.push_back({"kh-stungtreng", "explicit", body, "[]"});
+    std::promise<store::accept_outcome> accepted;
+    store.accept(std::move(record), [&](store::accept_result r) { accepted.set_value(r.outcome); });
+    ASSERT_EQ(accepted.get_future().get(), store::accept_outcome::stored);
+  }
+
+  // Workers of the test's own over `store`, delivering to Stung Treng's stand-in with `limits`.
+  std::unique_ptr<delivery::delivery_service> own_workers(
+      std::shared_ptr<store::message_store> store, const delivery::retry_limits& limits) {
+    delivery::delivery_options options;
+    options.identity = {dir_ / "server.pem", dir_ / "server.key", {dir_ / "ca.pem"}};
+    options.owner = "own";
+    options.recipients = {"kh-stungtreng"};
+    options.poll_interval = std::chrono::milliseconds(20);
+    const std::string endpoint =
+        "https://127.0.0.1:" + std::to_string(stungtreng_->port()) + "/v1/messages";
+    auto workers = std::make_unique<delivery::delivery_service>(
+        options, std::move(store),
+        [endpoint, limits](std::string_view) -> std::optional<delivery::recipient_info> {
+          delivery::recipient_info info;
+          info.endpoint = endpoint;
+          info.limits = limits;
+          return info;
+        });
+    workers->start();
+    return workers;
+  }
+
+  // The copy of message `id` once it is delivered or dead (its last state after `patience`).
+  static store::recipient_status settled(store::message_store& store, const std::string& id) {
+    const auto deadline = std::chrono::steady_clock::now() + patience;
+    for (;;) {
+      std::promise<std::optional<store::message_status>> found;
+      store.find(
+          id, [&](std::optional<store::message_status> s, bool) { found.set_value(std::move(s)); });
+      const auto status = found.get_future().get();
+      const bool late = std::chrono::steady_clock::now() > deadline;
+      if (status && status->recipients.size() == 1) {
+        const auto& row = status->recipients[0];
+        if (row.state == "delivered" || row.state == "dead" || late) {
+          return row;
+        }
+      } else if (late) {
+        ADD_FAILURE() << "no copy of " << id;
+        return {};
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+
+  // Quick retries, so a test sees every attempt at once.
+  static delivery::retry_limits quick_retries(int max_attempts) {
+    delivery::retry_limits limits;
+    limits.max_attempts = max_attempts;
+    limits.max_age = std::chrono::hours(1);
+    limits.backoff_base = std::chrono::milliseconds(1);
+    limits.backoff_cap = std::chrono::milliseconds(5);
+    return limits;
   }
 
   std::unique_ptr<sim::partner_sim> ratanakiri_, stungtreng_;
@@ -416,6 +497,93 @@ TEST_F(Delivery, ARefusalsTextIsShownAsReadableTextWhateverThePartnerSent) {
       EXPECT_EQ(std::string(r["lastError"].GetString()), "http-422");
     }
   }
+}
+
+// A partner that takes the message but answers with more than the client reads (64 KiB) has
+// taken it: the copy is delivered at the first attempt, not resent until it is a dead letter, and
+// the receipt kept is the beginning of the answer (max_receipt_bytes of it).
+TEST_F(Delivery, AReceiptOverTheReadLimitIsADeliveryWithTheReceiptCut) {
+  namespace th = store::test_helpers;
+  const std::string receipt = R"({"id":")" + th::make_id(1) + R"(","status":"accepted","trace":")" +
+                              std::string(100 * 1024, 't') + R"("})";
+  stungtreng_->set_faults({.always_status = 202, .always_body = receipt});
+  auto store = own_store();
+  accept_for_stungtreng(*store, 1);
+  auto workers = own_workers(store, quick_retries(5));
+  const store::recipient_status row = settled(*store, th::make_id(1));
+  EXPECT_EQ(row.state, "delivered");
+  EXPECT_EQ(row.attempts, 1);
+  EXPECT_TRUE(row.receipt == receipt.substr(0, store::max_receipt_bytes))
+      << "a receipt of " << row.receipt.size() << " bytes";
+  EXPECT_EQ(stungtreng_->stats().requests, 1U);
+  EXPECT_EQ(workers->counters().retries, 0U);
+  EXPECT_EQ(workers->circuit_state("kh-stungtreng"), "closed");
+
+  // The cut answer's connection is not used again; the next delivery goes as usual.
+  stungtreng_->set_faults({});
+  accept_for_stungtreng(*store, 2);
+  workers->wake();
+  EXPECT_EQ(settled(*store, th::make_id(2)).state, "delivered");
+  EXPECT_TRUE(stungtreng_->has(th::make_id(2)));
+  workers->stop();
+  store->stop();
+}
+
+// A refusal over the read limit is a refusal: a dead letter at once with the partner's status,
+// not a transient failure tried max_attempts times.
+TEST_F(Delivery, ARefusalOverTheReadLimitIsStillARefusal) {
+  namespace th = store::test_helpers;
+  stungtreng_->set_faults(
+      {.always_status = 422, .always_body = "unknown type " + std::string(100 * 1024, 'x')});
+  auto store = own_store();
+  accept_for_stungtreng(*store, 1);
+  auto workers = own_workers(store, quick_retries(5));
+  const store::recipient_status row = settled(*store, th::make_id(1));
+  workers->stop();
+  EXPECT_EQ(row.state, "dead");
+  EXPECT_EQ(row.attempts, 1);
+  EXPECT_EQ(row.last_error.rfind("http-422: unknown type xxx", 0), 0U) << row.last_error;
+  EXPECT_EQ(stungtreng_->stats().requests, 1U);
+  store->stop();
+}
+
+// A dead letter replayed long after its message was accepted gets its full retries: max_age
+// counts from the replay, not from the acceptance.
+TEST_F(Delivery, AReplayedDeadLetterOlderThanMaxAgeGetsItsFullRetries) {
+  namespace th = store::test_helpers;
+  // Accepted two hours ago (max_age is one hour), refused then and left dead.
+  std::atomic<std::int64_t> shift_ms{-2 * 3600 * 1000};
+  auto store = own_store(&shift_ms);
+  accept_for_stungtreng(*store, 1);
+  std::promise<std::vector<store::delivery_job>> claimed;
+  store->claim_due(
+      "earlier", 10, std::chrono::minutes(1), {},
+      [&](std::vector<store::delivery_job> jobs, bool) { claimed.set_value(std::move(jobs)); });
+  const auto jobs = claimed.get_future().get();
+  ASSERT_EQ(jobs.size(), 1U);
+  store::attempt_report refused{jobs[0].message_id, jobs[0].recipient, "earlier",
+                                store::attempt_result::dead};
+  refused.attempt = jobs[0].attempt;
+  refused.error = "http-400";
+  std::promise<bool> reported;
+  store->report(std::move(refused), [&](bool ok) { reported.set_value(ok); });
+  ASSERT_TRUE(reported.get_future().get());
+
+  // Now the partner has fixed its side but is overloaded: two 503s before it takes it.
+  shift_ms = 0;
+  std::promise<bool> replayed;
+  store->replay(th::make_id(1), "kh-stungtreng", {},
+                [&](bool found, bool ok) { replayed.set_value(found && ok); });
+  ASSERT_TRUE(replayed.get_future().get());
+  stungtreng_->set_faults({.fail_first = 2});
+  auto workers = own_workers(store, quick_retries(3));
+  const store::recipient_status row = settled(*store, th::make_id(1));
+  workers->stop();
+  EXPECT_EQ(row.state, "delivered") << row.last_error;
+  EXPECT_EQ(row.attempts, 3);
+  EXPECT_EQ(stungtreng_->stats().requests, 3U);
+  EXPECT_TRUE(stungtreng_->has(th::make_id(1)));
+  store->stop();
 }
 
 // The serial (upper-case hex) of the certificate in `pem_file`.

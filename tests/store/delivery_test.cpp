@@ -4,6 +4,7 @@
 #include "gateway/store/sqlite_store.hpp"
 
 #include "gateway/common/time.hpp"
+#include "tests/store/sealable_store_test.hpp"
 #include "tests/store/store_backends.hpp"
 #include "tests/store/store_test_helpers.hpp"
 #include "tests/support/test_support.hpp"
@@ -144,6 +145,7 @@ bool report_now(message_store& store, attempt_report report) {
 attempt_report delivered(const delivery_job& job, const std::string& owner,
                          std::string receipt = R"({"receipt":"ok"})") {
   attempt_report report{job.message_id, job.recipient, owner, attempt_result::delivered};
+  report.attempt = job.attempt;
   report.receipt = std::move(receipt);
   return report;
 }
@@ -151,6 +153,7 @@ attempt_report delivered(const delivery_job& job, const std::string& owner,
 attempt_report retry(const delivery_job& job, const std::string& owner, time_point next,
                      std::string error = "http-503") {
   attempt_report report{job.message_id, job.recipient, owner, attempt_result::retry, next};
+  report.attempt = job.attempt;
   report.error = std::move(error);
   return report;
 }
@@ -158,6 +161,7 @@ attempt_report retry(const delivery_job& job, const std::string& owner, time_poi
 attempt_report dead(const delivery_job& job, const std::string& owner,
                     std::string error = "http-422: refused") {
   attempt_report report{job.message_id, job.recipient, owner, attempt_result::dead};
+  report.attempt = job.attempt;
   report.error = std::move(error);
   return report;
 }
@@ -794,6 +798,75 @@ TEST_P(StoreDelivery, ReportsFromAStaleOwnerAreIgnored) {
   EXPECT_TRUE(report_now(store, delivered(unknown, "worker-b")));
 }
 
+// The same tests on every backend, plain and behind encryption at rest (which passes reports
+// and replays through to the store underneath).
+class StoreDeliveryReports : public sealable_store_test {
+ protected:
+  /// The entries of the audit chain so far.
+  std::size_t audit_entries() {
+    std::promise<std::size_t> promise;
+    auto future = promise.get_future();
+    store_->read_audit(0, 100000, [&promise](std::vector<audit::audit_row> rows, bool ok) {
+      EXPECT_TRUE(ok);
+      promise.set_value(rows.size());
+    });
+    return wait_for(future, "read_audit");
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreDeliveryReports, ::testing::ValuesIn(sealable_backends()),
+                         [](const auto& param_info) { return param_info.param.name; });
+
+// Every worker of one instance claims under the instance's owner name. Attempt 1 hangs past its
+// lease, the same instance claims the row again (attempt 2), and only then does attempt 1 time out
+// or answer: its report must not settle attempt 2's lease, whatever it says.
+TEST_P(StoreDeliveryReports, ReportsOfAnEarlierAttemptOfTheSameOwnerAreIgnored) {
+  message_store& store = *store_;
+  auto& clock = clock_;
+  ASSERT_EQ(accept_now(store, record_for(1, {"la-mps"})).outcome, accept_outcome::stored);
+  const claimed first = claim_now(store, "mxgw", 10, 30s);
+  ASSERT_EQ(first.jobs.size(), 1U);
+  ASSERT_EQ(first.jobs[0].attempt, 1);
+
+  clock.advance(30s);
+  const claimed second = claim_now(store, "mxgw", 10, 30s);
+  ASSERT_EQ(second.jobs.size(), 1U);
+  ASSERT_EQ(second.jobs[0].attempt, 2);
+  const std::size_t audit_before = audit_entries();
+
+  // Within attempt 2's lease, attempt 1 times out (retry), or is refused (dead), or answers late
+  // (delivered): each report changes nothing, and nothing is audited for it.
+  clock.advance(20s);
+  attempt_report late_retry = retry(first.jobs[0], "mxgw", clock.now() + 1min, "timeout");
+  late_retry.audit.push_back({.event = "delivery.retry", .actor = "gateway:mxgw"});
+  EXPECT_TRUE(report_now(store, std::move(late_retry)));
+  EXPECT_TRUE(report_now(store, dead(first.jobs[0], "mxgw", "http-422: refused")));
+  EXPECT_TRUE(report_now(store, delivered(first.jobs[0], "mxgw", "receipt-1")));
+  recipient_status row = find_now(store, make_id(1)).recipients.at(0);
+  EXPECT_EQ(row.state, "delivering");
+  EXPECT_EQ(row.attempts, 2);
+  EXPECT_TRUE(row.last_error.empty());
+  EXPECT_TRUE(row.receipt.empty());
+  EXPECT_EQ(audit_entries(), audit_before);
+  // Still leased to attempt 2: nobody else may claim it before its lease runs out.
+  EXPECT_TRUE(claim_now(store, "mxgw", 10, 30s).jobs.empty());
+
+  // Attempt 2's own report settles the row.
+  EXPECT_TRUE(report_now(store, delivered(second.jobs[0], "mxgw", "receipt-2")));
+  row = find_now(store, make_id(1)).recipients.at(0);
+  EXPECT_EQ(row.state, "delivered");
+  EXPECT_EQ(row.receipt, "receipt-2");
+  EXPECT_EQ(row.attempts, 2);
+  // A report that names no attempt (0) matches no claimed row.
+  ASSERT_EQ(accept_now(store, record_for(2, {"la-mps"})).outcome, accept_outcome::stored);
+  const claimed third = claim_now(store, "mxgw", 10, 30s);
+  ASSERT_EQ(third.jobs.size(), 1U);
+  attempt_report unnumbered = dead(third.jobs[0], "mxgw");
+  unnumbered.attempt = 0;
+  EXPECT_TRUE(report_now(store, std::move(unnumbered)));
+  EXPECT_EQ(find_now(store, make_id(2)).recipients.at(0).state, "delivering");
+}
+
 TEST(SqliteDelivery, ReportsAndClaimsShareTheGroupCommitWithAccepts) {
   test::temp_dir dir;
   manual_clock clock;
@@ -859,6 +932,41 @@ TEST_P(StoreDelivery, ReplayMakesADeadLetterPendingAgain) {
   const claimed again = claim_now(store, "w", 10);
   ASSERT_EQ(again.jobs.size(), 1U);
   EXPECT_EQ(again.jobs[0].attempt, 1);
+}
+
+// A replay puts the dead letter back in the queue as a release does: its max_age counts from the
+// replay (released_at), not from its message's acceptance, however long ago that was.
+TEST_P(StoreDeliveryReports, AReplayedDeadLetterIsHandedOutWithTheReplayAsItsAgeBase) {
+  message_store& store = *store_;
+  auto& clock = clock_;
+  const time_point accepted_at = clock.now();
+  make_dead(store, 1, "la-mps");
+  const claimed before = claim_now(store, "w", 10);
+  EXPECT_TRUE(before.jobs.empty());
+
+  clock.advance(72h);
+  const time_point replayed_at = clock.now();
+  ASSERT_EQ(replay_now(store, make_id(1), "la-mps"), std::make_pair(true, true));
+  clock.advance(1s);
+  claimed again = claim_now(store, "w", 10);
+  ASSERT_EQ(again.jobs.size(), 1U);
+  EXPECT_EQ(again.jobs[0].attempt, 1);
+  EXPECT_EQ(again.jobs[0].accepted_at, accepted_at);
+  ASSERT_TRUE(again.jobs[0].released_at.has_value());
+  EXPECT_EQ(*again.jobs[0].released_at, replayed_at);
+
+  // Dead again and replayed once more: the age base is the latest replay.
+  ASSERT_TRUE(report_now(store, dead(again.jobs[0], "w")));
+  clock.advance(24h);
+  ASSERT_EQ(replay_now(store, make_id(1), "la-mps"), std::make_pair(true, true));
+  again = claim_now(store, "w", 10);
+  ASSERT_EQ(again.jobs.size(), 1U);
+  EXPECT_EQ(again.jobs[0].released_at, clock.now());
+  // A copy never replayed nor held has none.
+  ASSERT_EQ(accept_now(store, record_for(2, {"la-mps"})).outcome, accept_outcome::stored);
+  const claimed fresh = claim_now(store, "w", 10);
+  ASSERT_EQ(fresh.jobs.size(), 1U);
+  EXPECT_FALSE(fresh.jobs[0].released_at.has_value());
 }
 
 TEST_P(StoreDelivery, ReplayOfAnythingButADeadLetterIsNotFound) {

@@ -116,6 +116,7 @@ class StoreExpiryPurge : public sealable_store_test {
 
   void report(const delivery_job& job, attempt_result result, std::string error = {}) {
     attempt_report r{job.message_id, job.recipient, "worker", result};
+    r.attempt = job.attempt;
     r.error = std::move(error);
     r.receipt = result == attempt_result::delivered ? R"({"ref":"R-1"})" : "";
     std::promise<bool> p;

@@ -147,6 +147,7 @@ class StoreExpiry : public sealable_store_test {
   /// Reports a failed attempt of the job, due again in a minute.
   bool report_retry(const delivery_job& job) {
     attempt_report report{job.message_id, job.recipient, "worker", attempt_result::retry};
+    report.attempt = job.attempt;
     report.next_attempt_at = clock_.now() + 1min;
     report.error = "503";
     std::promise<bool> p;

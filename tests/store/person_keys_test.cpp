@@ -172,6 +172,7 @@ class StorePersonKeys : public sealable_store_test {
 
   void report_delivered(const delivery_job& job) {
     attempt_report r{job.message_id, job.recipient, "worker", attempt_result::delivered};
+    r.attempt = job.attempt;
     r.receipt = R"({"ref":"R-1"})";
     std::promise<bool> p;
     auto f = p.get_future();

@@ -169,6 +169,7 @@ class Rekey : public ::testing::TestWithParam<backend> {
     ASSERT_EQ(jobs.size(), 2U);
     for (const auto& job : jobs) {
       attempt_report report{job.message_id, job.recipient, "w"};
+      report.attempt = job.attempt;
       if (job.recipient == "vn-thanhhoa") {
         report.result = attempt_result::delivered;
         report.receipt = receipt_of(n);

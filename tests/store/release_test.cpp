@@ -231,6 +231,7 @@ class StoreRelease : public ::testing::TestWithParam<sealable_backend> {
 
   bool report_delivered(const delivery_job& job) {
     attempt_report report{job.message_id, job.recipient, "worker", attempt_result::delivered};
+    report.attempt = job.attempt;
     report.receipt = "{}";
     std::promise<bool> p;
     auto f = p.get_future();

@@ -37,7 +37,8 @@ TEST(Retention, DeliveredBytesGoAfterTheirPeriodAndNotBefore) {
   store->claim_due("w", 1, 1min, {}, [&claimed](std::vector<delivery_job> jobs, bool) {
     claimed.set_value(std::move(jobs));
   });
-  ASSERT_EQ(claimed.get_future().get().size(), 1U);
+  const std::vector<delivery_job> jobs = claimed.get_future().get();
+  ASSERT_EQ(jobs.size(), 1U);
   std::promise<bool> reported;
   store->report({.message_id = record.id,
                  .recipient = "vn-gialai",
@@ -46,7 +47,8 @@ TEST(Retention, DeliveredBytesGoAfterTheirPeriodAndNotBefore) {
                  .next_attempt_at = {},
                  .error = {},
                  .receipt = "{}",
-                 .audit = {}},
+                 .audit = {},
+                 .attempt = jobs[0].attempt},
                 [&reported](bool ok) { reported.set_value(ok); });
   ASSERT_TRUE(reported.get_future().get());
 

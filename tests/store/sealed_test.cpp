@@ -341,6 +341,7 @@ TEST_F(SealedStore, ReceiptsAndRefusalsNeverReachTheFileInClear) {
   const std::string refusal = "http-422: CANARY-REFUSAL is not a known family name";
   for (const auto& job : jobs) {
     attempt_report report{job.message_id, job.recipient, "w"};
+    report.attempt = job.attempt;
     if (job.recipient == "vn-thanhhoa") {
       report.result = attempt_result::delivered;
       report.receipt = receipt;

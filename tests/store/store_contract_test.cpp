@@ -187,6 +187,7 @@ TEST_P(StoreContract, ReportCarriesItsAuditOnlyWhenItTookEffect) {
     r.message_id = id;
     r.recipient = "vn-thanhhoa";
     r.owner = owner;
+    r.attempt = 1;
     r.result = attempt_result::delivered;
     r.receipt = "{}";
     r.audit.push_back(event("delivery.delivered", id));
@@ -353,6 +354,7 @@ TEST_P(StoreContract, DeadLettersReplayDiscardAndQueueStats) {
     r.message_id = job.message_id;
     r.recipient = job.recipient;
     r.owner = "w";
+    r.attempt = job.attempt;
     r.result = attempt_result::dead;
     r.error = "http-400";
     std::promise<bool> p;
@@ -594,6 +596,7 @@ TEST_P(StoreContract, ReceiptsAndErrorsKeepTheirBytes) {
   ASSERT_EQ(wait_for(cf, "claim").size(), 1U);
   const std::string receipt("ok\xff\xfe\0end", 9);
   attempt_report r{id, "vn-thanhhoa", "w", attempt_result::delivered};
+  r.attempt = 1;
   r.receipt = receipt;
   std::promise<bool> p;
   auto f = p.get_future();
@@ -632,6 +635,7 @@ TEST_P(StoreContract, RetentionPurgesWhatIsPastItsTimeAndKeepsTheRest) {
     r.message_id = id;
     r.recipient = recipient;
     r.owner = "w";
+    r.attempt = 1;
     r.result = result;
     r.next_attempt_at = now + day;
     r.error = "x";
@@ -727,6 +731,7 @@ TEST_P(StoreContract, TransferRegisterCountsByPartnerMonthAndType) {
   r.message_id = jobs[0].message_id;
   r.recipient = jobs[0].recipient;
   r.owner = "w";
+  r.attempt = jobs[0].attempt;
   r.result = attempt_result::delivered;
   std::promise<bool> p;
   auto f = p.get_future();
@@ -975,7 +980,8 @@ TEST_P(StoreContract, AWithdrawnMessagesCopiesInFlightOrDeadAreNeverSentAgain) {
                      .owner = owner,
                      .result = result,
                      .next_attempt_at = std::chrono::system_clock::now(),
-                     .error = "http-503"};
+                     .error = "http-503",
+                     .attempt = 1};
     std::promise<bool> p;
     auto f = p.get_future();
     store_->report(std::move(r), [&p](bool ok) { p.set_value(ok); });

@@ -96,6 +96,7 @@ struct seed_state {
     bool reported = stored && jobs.size() == 2;
     for (const auto& job : jobs) {
       mxgw::store::attempt_report report{job.message_id, job.recipient, "seed"};
+      report.attempt = job.attempt;
       report.result = mxgw::store::attempt_result::dead;
       report.error = "http-400: \xff\x1b[2J refused";
       std::promise<bool> done;

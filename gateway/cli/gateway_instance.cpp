@@ -69,7 +69,7 @@ std::string read_text(const std::filesystem::path& file) {
 std::set<std::string> pinned_only_anchors(const config::tls_settings& tls) {
   std::set<std::string> out;
   for (const auto& file : tls.pinned_partner_cas) {
-    for (auto& fingerprint : identity::sha256_fingerprints_of_pem_bundle(read_text(file))) {
+    for (auto& fingerprint : identity::sha256_fingerprints_of_pem_file(file)) {
       out.insert(std::move(fingerprint));
     }
   }

@@ -430,10 +430,7 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
     // certificate in it is an anchor, so every one on each side is compared with every one on
     // the other.
     auto fingerprints = [](const std::filesystem::path& pem_file) -> std::set<std::string> {
-      std::ifstream in(pem_file, std::ios::binary);
-      std::ostringstream text;
-      text << in.rdbuf();
-      const auto all = identity::sha256_fingerprints_of_pem_bundle(text.str());
+      const auto all = identity::sha256_fingerprints_of_pem_file(pem_file);
       return {all.begin(), all.end()};
     };
     // Other agencies' anchors (pinned_partner_ca) count too: their CA must not issue admins.

@@ -889,6 +889,13 @@ std::vector<std::string> sha256_fingerprints_of_pem_bundle(const std::string& pe
   return out;
 }
 
+std::vector<std::string> sha256_fingerprints_of_pem_file(const std::filesystem::path& pem_file) {
+  std::ifstream in(pem_file, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return sha256_fingerprints_of_pem_bundle(text.str());
+}
+
 void write_file_with_mode(const std::filesystem::path& path, const std::string& contents,
                           unsigned mode) {
   const auto parent = path.parent_path();

@@ -111,6 +111,9 @@ std::string sha256_fingerprint_of_pem(const std::string& cert_pem);
 /// refuses such a file). Never throws for bad input.
 std::vector<std::string> sha256_fingerprints_of_pem_bundle(const std::string& pem);
 
+/// The same for the anchor file `pem_file`; empty when it cannot be read.
+std::vector<std::string> sha256_fingerprints_of_pem_file(const std::filesystem::path& pem_file);
+
 /// Writes `contents` to `path` atomically (temp file + rename) with the given mode (0600 for keys,
 /// 0644 for certificates). The file never exists with wider permissions. Throws cert_error.
 void write_file_with_mode(const std::filesystem::path& path, const std::string& contents,

@@ -153,6 +153,7 @@ std::shared_ptr<const trust_state> trust_store::current() const {
 void trust_store::replace(std::shared_ptr<const trust_state> next) {
   std::lock_guard lock(mutex_);
   state_ = std::move(next);
+  version_.fetch_add(1, std::memory_order_release);
 }
 
 std::chrono::system_clock::time_point trust_store::now() const {

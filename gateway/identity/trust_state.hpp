@@ -3,7 +3,9 @@
 // atomically. Handshakes read the current snapshot; a change builds a new one.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -74,7 +76,11 @@ class trust_store {
   explicit trust_store(std::shared_ptr<const trust_state> initial, clock_fn clock = {});
 
   std::shared_ptr<const trust_state> current() const;
+  /// Puts `next` in force and counts a new version().
   void replace(std::shared_ptr<const trust_state> next);
+  /// How many times the snapshot was replaced: a decision taken on an earlier version may be out
+  /// of date. Read it before current() to check a decision against the state it was made on.
+  std::uint64_t version() const { return version_.load(std::memory_order_acquire); }
   std::chrono::system_clock::time_point now() const;
 
   /// identify() on the current snapshot at now().
@@ -83,6 +89,7 @@ class trust_store {
  private:
   mutable std::mutex mutex_;
   std::shared_ptr<const trust_state> state_;
+  std::atomic<std::uint64_t> version_{0};
   clock_fn clock_;
 };
 

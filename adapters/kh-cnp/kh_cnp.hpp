@@ -25,6 +25,10 @@ inline constexpr std::string_view partner_key = "kh-cnp";
 /// Offset of the local times the adapter writes (Indochina Time, +07:00), in minutes.
 inline constexpr int local_offset_minutes = 420;
 
+/// Namespace of the placeholder id a RECEIPT names when its reply_to is not a reference the
+/// gateway wrote (see adapters/common/references.hpp).
+inline constexpr std::string_view reply_to_namespace = "kh-cnp:reply-to";
+
 /// A KH-CNP code and the canonical code it stands for, for the lists the format defines itself
 /// (no table in config/mappings holds them).
 struct code_pair {

@@ -4,6 +4,7 @@
 #include <initializer_list>
 
 #include "adapters/common/dates.hpp"
+#include "adapters/common/references.hpp"
 #include "adapters/kh-cnp/kh_cnp.hpp"
 #include "gateway/common/digest.hpp"
 #include "gateway/common/json.hpp"
@@ -1018,18 +1019,27 @@ void decoder::run(const value& root) {
       unknown_code("/classification", *get(root, "classification"), "classification", true);
     }
   }
-  // reply_to: a gateway message id is the canonical inReplyTo; anything else is the answered
-  // message's own reference, which only the store could resolve: it is kept as the thread.
+  // reply_to: the message answered. The gateway's id, or the msg_no the gateway wrote for it
+  // ("<ref>/<id>"), is the canonical inReplyTo. Any other reference names no message the gateway
+  // can tie it to: the link is left out and the reference kept as the thread (caseRef); a receipt,
+  // whose body must name a UUID, names a placeholder for it. A damaged gateway reference is
+  // refused: accepting it would lose the link without a word.
   std::optional<std::string> in_reply_to;
+  std::optional<std::string> receipt_about;
   std::optional<std::string> case_ref;
   const bool needs_reply_to = kind_ == "VERIFY_REPLY" || kind_ == "RECEIPT";
   if (auto reply_to = text(root, "reply_to", "", max_reference_chars, needs_reply_to)) {
-    if (looks_like_uuid(*reply_to)) {
-      in_reply_to = lower(*reply_to);
-    } else if (kind_ == "RECEIPT") {
-      fail("/reply_to", "must be the id the gateway gave the message received (a UUID)");
+    const auto answered = read_answered_reference(*reply_to);
+    if (answered.kind == reference_kind::gateway_message) {
+      in_reply_to = answered.id;
+      receipt_about = answered.id;
+    } else if (answered.kind == reference_kind::malformed) {
+      fail("/reply_to",
+           "is not a reference the gateway wrote: its id part is not a UUID or it holds control "
+           "characters (send the msg_no of the message answered as received)");
     } else {
       case_ref = *reply_to;
+      receipt_about = placeholder_id(reply_to_namespace, *reply_to);
     }
   }
 
@@ -1054,7 +1064,7 @@ void decoder::run(const value& root) {
   } else if (kind_ == "VERIFY_REPLY") {
     body = result_body(root, std::move(person_value));
   } else if (kind_ == "RECEIPT") {
-    body = receipt_body(root, in_reply_to, created);
+    body = receipt_body(root, receipt_about, created);
   }
 
   // Members that belong to other kinds, and narratives where the type has no narrative.

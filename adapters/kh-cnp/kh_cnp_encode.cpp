@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "adapters/common/dates.hpp"
+#include "adapters/common/references.hpp"
 #include "adapters/kh-cnp/kh_cnp.hpp"
 #include "gateway/common/json.hpp"
 
@@ -689,14 +690,20 @@ void encoder::run(const value& m) {
     fail("/handling/confidentiality", "has no KH-CNP classification");
   }
   // reply_to: the message answered, by its gateway id; a VERIFY_REPLY without one names the
-  // thread (caseRef), which is where a reply_to that was not an id came from.
+  // thread (caseRef), which is where a reply_to that was not an id came from, and so does a
+  // receipt whose inReplyTo is the placeholder the decoder made for that reference.
   static const value no_body(rapidjson::kObjectType);
   const value* body_ptr = object_at(m, "body");
   const value& body = body_ptr != nullptr ? *body_ptr : no_body;
   std::string_view reply_to =
       type == "receipt" ? string_at(body, "inReplyTo") : string_at(m, "inReplyTo");
+  const auto case_ref = string_at(m, "caseRef");
   if (reply_to.empty() && type == "verification.result") {
-    reply_to = string_at(m, "caseRef");
+    reply_to = case_ref;
+  }
+  if (type == "receipt" && !case_ref.empty() && string_at(m, "inReplyTo").empty() &&
+      reply_to == placeholder_id(reply_to_namespace, case_ref)) {
+    reply_to = case_ref;
   }
   if (reply_to.empty() && (type == "verification.result" || type == "receipt")) {
     fail(type == "receipt" ? "/body/inReplyTo" : "/inReplyTo",
@@ -705,7 +712,8 @@ void encoder::run(const value& m) {
 
   out_.SetObject();
   put_str(out_, "format", format_name);
-  put_str(out_, "msg_no", ref.empty() ? string_at(m, "id") : ref);
+  // The sender's reference with the canonical id, so that a reply naming it is linked exactly.
+  put_str(out_, "msg_no", outbound_reference(ref, string_at(m, "id")));
   put_str(out_, "msg_kind", *kind);
   put_str(out_, "sent_at", sent_at);
   value from(rapidjson::kObjectType);

@@ -12,6 +12,7 @@
 
 #include "adapters/adapter.hpp"
 #include "adapters/common/dates.hpp"
+#include "adapters/common/references.hpp"
 #include "adapters/la-mps/la_mps_codes.hpp"
 #include "adapters/la-mps/la_mps_format.hpp"
 #include "adapters/la-mps/la_mps_xml.hpp"
@@ -105,12 +106,27 @@ class decoder {
     if (type && !reply_to && (*type == "verification.result" || *type == "receipt")) {
       fail(path + "/@replyTo", "is required on a " + std::string(*type_text) + " message");
     }
+    // replyTo: the gateway's id, or the ref the gateway wrote for it ("<ref>/<id>"), is the
+    // canonical inReplyTo. Any other reference names no message the gateway can tie it to: the
+    // link is left out, the reference kept as the thread (caseRef) and verbatim for an LA-MPS
+    // recipient; a receipt, whose body must name a UUID, names a placeholder for it. A damaged
+    // gateway reference is refused: accepting it would lose the link without a word.
     std::optional<std::string> in_reply_to;
+    std::optional<std::string> receipt_about;
+    std::optional<std::string> case_ref;
     if (reply_to) {
-      if (is_uuid(*reply_to)) {
-        in_reply_to = lower_ascii(*reply_to);
+      const auto answered = read_answered_reference(*reply_to);
+      if (answered.kind == reference_kind::gateway_message) {
+        in_reply_to = answered.id;
+        receipt_about = answered.id;
+      } else if (answered.kind == reference_kind::malformed) {
+        fail(path + "/@replyTo",
+             "is not a reference the gateway wrote: its id part is not a UUID or it holds control "
+             "characters (send the ref of the message answered as received)");
       } else {
-        in_reply_to = message_uuid(reply_to_namespace, *reply_to);
+        within(*reply_to, 128, path + "/@replyTo");
+        case_ref = std::string(*reply_to);
+        receipt_about = placeholder_id(reply_to_namespace, *reply_to);
         keep(reply_to_key, *reply_to);
       }
     }
@@ -144,7 +160,7 @@ class decoder {
     } else if (*type == "verification.result") {
       result_body(kids, body);
     } else {
-      receipt_body(kids, body, created, in_reply_to);
+      receipt_body(kids, body, created, receipt_about);
     }
     if (!errors.empty()) {
       return;
@@ -159,6 +175,9 @@ class decoder {
     out_.AddMember("ref", str(*ref), a_);
     if (in_reply_to) {
       out_.AddMember("inReplyTo", str(*in_reply_to), a_);
+    }
+    if (case_ref) {
+      out_.AddMember("caseRef", str(*case_ref), a_);
     }
     out_.AddMember("legalBasis", str(legal_basis), a_);
     json_value handling(rapidjson::kObjectType);

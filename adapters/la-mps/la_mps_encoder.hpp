@@ -10,6 +10,7 @@
 
 #include "adapters/adapter.hpp"
 #include "adapters/common/dates.hpp"
+#include "adapters/common/references.hpp"
 #include "adapters/la-mps/la_mps_codes.hpp"
 #include "adapters/la-mps/la_mps_format.hpp"
 #include "adapters/la-mps/la_mps_xml.hpp"
@@ -92,11 +93,14 @@ class encoder {
     xmlNodePtr root = w_.root("LaoPoliceMessage");
     w_.attribute(root, "version", format_version);
     w_.attribute(root, "type", std::string(*partner_type));
-    const auto ref = string_member(m, "ref") ? string_member(m, "ref") : string_member(m, "id");
-    if (!ref) {
+    // The sender's reference with the canonical id, so that a reply naming it is linked exactly.
+    const auto own_ref = string_member(m, "ref");
+    const auto id = string_member(m, "id");
+    if (!id) {
       fail("/id", "is required");
     } else {
-      attribute(root, "ref", *ref, string_member(m, "ref") ? "/ref" : "/id");
+      attribute(root, "ref", outbound_reference(own_ref.value_or(""), *id),
+                own_ref ? "/ref" : "/id");
     }
     const auto created = string_member(m, "created").value_or("");
     const std::string date = utc_to_local_date(created, lao_offset_minutes, era::buddhist);

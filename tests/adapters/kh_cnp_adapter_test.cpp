@@ -153,7 +153,18 @@ TEST_F(KhCnp, ExamplesSurviveDecodeEncodeDecode) {
     ASSERT_EQ(bytes.status, 0) << describe(bytes.errors);
     const auto second = kh()->decode(bytes.bytes, ctx(sender));
     ASSERT_EQ(second.status, 0) << describe(second.errors) << bytes.bytes;
-    EXPECT_EQ(second.message, first.message) << json::to_string(second.message);
+    // The msg_no sent names the message (<ref>/<id>): that is the one change, and only once.
+    rapidjson::Document renamed;
+    renamed.CopyFrom(first.message, renamed.GetAllocator());
+    const std::string msg_no = std::string(json::get_string(first.message, "ref")) + "/" +
+                               std::string(json::get_string(first.message, "id"));
+    EXPECT_EQ(json::get_string(parse(bytes.bytes), "msg_no"), msg_no);
+    renamed["ref"].SetString(msg_no.c_str(), renamed.GetAllocator());
+    renamed["id"].SetString(message_uuid(sender, msg_no).c_str(), renamed.GetAllocator());
+    EXPECT_EQ(second.message, renamed) << json::to_string(second.message);
+    const auto again = kh()->encode(second.message, out);
+    ASSERT_EQ(again.status, 0) << describe(again.errors);
+    EXPECT_EQ(again.bytes, bytes.bytes) << "a fixpoint after one round";
   }
 }
 
@@ -400,6 +411,10 @@ TEST_F(KhCnp, FieldsOfAnotherKindAreNotSilentlyDropped) {
 
 // --- the other message kinds ---------------------------------------------------------------------
 
+rapidjson::Document example(const std::string& type) {
+  return parse(test::read_file(source_dir() / "config" / "examples" / (type + ".json")));
+}
+
 rapidjson::Document kh_message(const std::string& kind, const std::string& extra) {
   return parse(R"({"format": "KH-CNP-XCHG/2", "msg_no": "KEP-2026-000009", "msg_kind": ")" + kind +
                R"(", "sent_at": "01/12/2026 07:00:00 +07:00", "from_unit": {"code": "KH-23-PC"},
@@ -473,15 +488,92 @@ TEST_F(KhCnp, ReplyToIsTheAnsweredIdOrElseTheThread) {
   EXPECT_TRUE(result.message["body"].HasMember("matched"));
   EXPECT_EQ(check(result.message, "kh-kep").status, 0);
 
+  // A reference the gateway did not write (a request the commissariat got another way): no
+  // link is made up; the reference stays as the thread.
   auto by_reference = parse(json::to_string(by_id));
-  rapidjson::Pointer("/reply_to").Set(by_reference, "VN30-VR-2026-000088");
+  rapidjson::Pointer("/reply_to").Set(by_reference, "KEP-VR-2026-000004");
   const auto thread = decode(by_reference, ctx("kh-kep"));
   ASSERT_EQ(thread.status, 0);
   EXPECT_FALSE(thread.message.HasMember("inReplyTo"));
-  EXPECT_EQ(json::get_string(thread.message, "caseRef"), "VN30-VR-2026-000088");
+  EXPECT_EQ(json::get_string(thread.message, "caseRef"), "KEP-VR-2026-000004");
 
   rapidjson::Pointer("/reply_to").Erase(by_reference);
   EXPECT_TRUE(has_error(decode(by_reference).errors, "/reply_to", "is required"));
+}
+
+TEST_F(KhCnp, AReplyNamingTheMsgNoTheGatewaySentIsLinkedToThatMessage) {
+  // The request Gia Lai sent Ratanakiri, as Ratanakiri received it.
+  const auto request = example("verification.request");
+  adapter_context out = ctx("vn-gialai");
+  out.recipient = "kh-ratanakiri";
+  const auto sent = kh()->encode(request, out);
+  ASSERT_EQ(sent.status, 0) << describe(sent.errors);
+  const std::string msg_no(json::get_string(parse(sent.bytes), "msg_no"));
+  EXPECT_EQ(msg_no, "VN30-VR-2026-000088/5d0e9b27-8c6f-4a13-a2d4-7e3b1f6c9085")
+      << "the officer sees Gia Lai's reference; the reply can name the message exactly";
+
+  // Ratanakiri answers it by that msg_no: the result answers the request (the deadline watch
+  // reads inReplyTo), not merely a thread.
+  auto reply = kh_message("VERIFY_REPLY",
+                          std::string(subject_json) + R"(, "answer": {"result": "CONFIRMED"})");
+  rapidjson::Pointer("/reply_to").Set(reply, msg_no.c_str());
+  const auto result = decode(reply, ctx("kh-ratanakiri"));
+  ASSERT_EQ(result.status, 0) << describe(result.errors);
+  EXPECT_EQ(json::get_string(result.message, "inReplyTo"), json::get_string(request, "id"));
+  EXPECT_FALSE(result.message.HasMember("caseRef"));
+  EXPECT_EQ(check(result.message, "kh-ratanakiri").status, 0);
+
+  // A receipt for it the same way.
+  auto receipt = kh_message("RECEIPT", R"("status": "RECEIVED")");
+  rapidjson::Pointer("/reply_to").Set(receipt, msg_no.c_str());
+  const auto acknowledged = decode(receipt, ctx("kh-ratanakiri"));
+  ASSERT_EQ(acknowledged.status, 0) << describe(acknowledged.errors);
+  EXPECT_EQ(json::get_string(acknowledged.message, "inReplyTo"), json::get_string(request, "id"));
+  EXPECT_EQ(json::get_string(acknowledged.message["body"], "inReplyTo"),
+            json::get_string(request, "id"));
+
+  // A message without ref is named by its id alone; a ref too long to share the 128 characters
+  // with the id gives way to the id.
+  auto without_ref = example("verification.request");
+  without_ref.RemoveMember("ref");
+  EXPECT_EQ(json::get_string(parse(kh()->encode(without_ref, out).bytes), "msg_no"),
+            "5d0e9b27-8c6f-4a13-a2d4-7e3b1f6c9085");
+  auto long_ref = example("verification.request");
+  long_ref["ref"].SetString(std::string(92, 'R').c_str(), long_ref.GetAllocator());
+  EXPECT_EQ(json::get_string(parse(kh()->encode(long_ref, out).bytes), "msg_no"),
+            "5d0e9b27-8c6f-4a13-a2d4-7e3b1f6c9085");
+  long_ref["ref"].SetString(std::string(91, 'R').c_str(), long_ref.GetAllocator());
+  EXPECT_EQ(json::get_string(parse(kh()->encode(long_ref, out).bytes), "msg_no").size(), 128u);
+}
+
+TEST_F(KhCnp, ADamagedGatewayReferenceIsRefusedWithoutEchoingIt) {
+  const std::string damaged[] = {
+      "VN30-VR-2026-000088/5d0e9b27-8c6f-4a13-a2d4-7e3b1f6cZZZZ",     // id part not hex
+      "5d0e9b27-8c6f-4a13-a2d4-7e3b1f6c908g",                         // a UUID with a typo
+      "VN30-VR-2026-000088/5d0e9b27-8c6f\\n-4a13-a2d4-7e3b1f6c9085",  // a line break inside
+  };
+  for (const auto& reference : damaged) {
+    SCOPED_TRACE(reference);
+    for (const char* kind : {"VERIFY_REPLY", "RECEIPT"}) {
+      const std::string extra = std::string(kind) == "RECEIPT"
+                                    ? R"("status": "RECEIVED", "reply_to": ")" + reference + "\""
+                                    : std::string(subject_json) +
+                                          R"(, "answer": {"result": "CONFIRMED"}, "reply_to": ")" +
+                                          reference + "\"";
+      const auto result = decode(kh_message(kind, extra), ctx("kh-ratanakiri"));
+      EXPECT_EQ(result.status, 422) << kind;
+      EXPECT_TRUE(has_error(result.errors, "/reply_to", "is not a reference the gateway wrote"))
+          << kind << describe(result.errors);
+      EXPECT_TRUE(result.message.IsNull());
+      for (const auto& e : result.errors) {
+        EXPECT_EQ(e.reason.find("5d0e9b27"), std::string::npos) << e.reason;
+        EXPECT_EQ(e.reason.find("VN30"), std::string::npos) << e.reason;
+      }
+    }
+  }
+  // Not a string at all: refused as before.
+  const auto number = kh_message("RECEIPT", R"("status": "RECEIVED", "reply_to": 88)");
+  EXPECT_TRUE(has_error(decode(number).errors, "/reply_to", "must be a string"));
 }
 
 TEST_F(KhCnp, AReferenceOnAnotherKindIsKeptAsTheThreadButNotSentBack) {
@@ -497,7 +589,7 @@ TEST_F(KhCnp, AReferenceOnAnotherKindIsKeptAsTheThreadButNotSentBack) {
   EXPECT_FALSE(parse(encoded.bytes).HasMember("reply_to"));
 }
 
-TEST_F(KhCnp, ReceiptsAnswerAGatewayId) {
+TEST_F(KhCnp, ReceiptsAnswerAGatewayIdOrAnyReference) {
   const auto rejected = kh_message("RECEIPT", R"("reply_to": "3f2b8c1e-7d4a-4e2b-9c61-0a5d2e8f4b17",
       "status": "REJECTED", "reason": "subject unknown to this commissariat")");
   const auto result = decode(rejected, ctx("kh-kep"));
@@ -509,9 +601,26 @@ TEST_F(KhCnp, ReceiptsAnswerAGatewayId) {
   EXPECT_EQ(json::get_string(result.message, "inReplyTo"), "3f2b8c1e-7d4a-4e2b-9c61-0a5d2e8f4b17");
   EXPECT_EQ(check(result.message, "kh-kep").status, 0);
 
+  // The spec's RECEIPT names "the msg_no or id received": a msg_no the gateway cannot tie to a
+  // message (one written before it named messages "<ref>/<id>") is still an acknowledgement,
+  // accepted. The canonical body must name a UUID: a placeholder that names no message; the
+  // envelope makes no link; the reference is kept as the thread and goes out again as written.
   const auto by_msg_no =
       kh_message("RECEIPT", R"("reply_to": "VN30-2026-000457", "status": "RECEIVED")");
-  EXPECT_TRUE(has_error(decode(by_msg_no).errors, "/reply_to", "UUID"));
+  const auto receipt = decode(by_msg_no, ctx("kh-kep"));
+  ASSERT_EQ(receipt.status, 0) << describe(receipt.errors);
+  EXPECT_FALSE(receipt.message.HasMember("inReplyTo"));
+  EXPECT_EQ(json::get_string(receipt.message, "caseRef"), "VN30-2026-000457");
+  EXPECT_EQ(json::get_string(receipt.message["body"], "inReplyTo"),
+            message_uuid("kh-cnp:reply-to", "VN30-2026-000457"));
+  EXPECT_EQ(json::get_string(receipt.message["body"], "status"), "received");
+  EXPECT_EQ(check(receipt.message, "kh-kep").status, 0);
+  adapter_context back = ctx("kh-kep");
+  back.recipient = "kh-ratanakiri";
+  const auto encoded = kh()->encode(receipt.message, back);
+  ASSERT_EQ(encoded.status, 0) << describe(encoded.errors);
+  EXPECT_EQ(json::get_string(parse(encoded.bytes), "reply_to"), "VN30-2026-000457");
+
   const auto with_subject = kh_message(
       "RECEIPT",
       std::string(subject_json) +
@@ -550,10 +659,6 @@ TEST_F(KhCnp, PhotosAreCheckedAgainstTheirDigest) {
 }
 
 // --- encode refusals -----------------------------------------------------------------------------
-
-rapidjson::Document example(const std::string& type) {
-  return parse(test::read_file(source_dir() / "config" / "examples" / (type + ".json")));
-}
 
 TEST_F(KhCnp, WhatKhRequiresButCannotBeProducedIsA422NamingTheCanonicalField) {
   adapter_context c = ctx("vn-gialai");

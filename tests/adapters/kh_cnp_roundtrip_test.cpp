@@ -10,6 +10,7 @@
 
 #include "adapters/adapter.hpp"
 #include "adapters/common/dates.hpp"
+#include "adapters/common/references.hpp"
 #include "adapters/kh-cnp/kh_cnp.hpp"
 #include "gateway/common/digest.hpp"
 #include "gateway/common/json.hpp"
@@ -63,10 +64,9 @@ class kh_projection {
   value message(const value& m) {
     const std::string type(json::get_string(m, "type"));
     const std::string sender(json::get_string(m, "sender"));
-    std::string ref(json::get_string(m, "ref"));
-    if (ref.empty()) {
-      ref = json::get_string(m, "id");
-    }
+    // The msg_no the gateway writes: the sender's reference with the id (or the id alone).
+    const std::string ref =
+        outbound_reference(json::get_string(m, "ref"), json::get_string(m, "id"));
     value out(rapidjson::kObjectType);
     put(out, "mx", "1");
     put(out, "id", message_uuid(sender, ref));

@@ -17,6 +17,7 @@
 
 #include "adapters/adapter.hpp"
 #include "adapters/common/dates.hpp"
+#include "adapters/common/references.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "tests/support/test_support.hpp"
@@ -53,6 +54,23 @@ std::string errors_text(const std::vector<field_error>& errors) {
   for (const auto& e : errors) {
     out += "[" + e.pointer + "] " + e.reason + "\n";
   }
+  return out;
+}
+
+/// `m` as it comes back from an LA-MPS partner that echoes what the gateway sent it as sent by
+/// `sender`: `ref` is the gateway's name for the message (<ref>/<id>), `id` derived from it.
+rapidjson::Document renamed_by_gateway(const json_value& m, const std::string& sender) {
+  rapidjson::Document out;
+  out.CopyFrom(m, out.GetAllocator());
+  const auto ref_member = m.FindMember("ref");
+  const std::string ref = outbound_reference(
+      ref_member != m.MemberEnd() ? ref_member->value.GetString() : "", m["id"].GetString());
+  if (out.HasMember("ref")) {
+    out["ref"].SetString(ref.c_str(), out.GetAllocator());
+  } else {
+    out.AddMember("ref", json_value(ref.c_str(), out.GetAllocator()), out.GetAllocator());
+  }
+  out["id"].SetString(message_uuid(sender, ref).c_str(), out.GetAllocator());
   return out;
 }
 
@@ -176,7 +194,9 @@ TEST_P(LaMpsGolden, DecodesToTheExpectedCanonicalMessage) {
 
   const std::string again = encode_ok(decoded.message);
   auto redecoded = decode_ok(again);
-  EXPECT_TRUE(redecoded.message == decoded.message) << again << pretty(redecoded.message);
+  // The ref sent names the message (<ref>/<id>): that is the one change, and only once.
+  EXPECT_TRUE(redecoded.message == renamed_by_gateway(decoded.message, la_sender))
+      << again << pretty(redecoded.message);
   EXPECT_EQ(encode_ok(redecoded.message), again);  // a fixpoint after one round
 }
 
@@ -249,9 +269,10 @@ class LaMpsExamples : public LaMps {
     EXPECT_NE(ref, decoded.message.MemberEnd()) << pretty(decoded.message);
     if (ref != decoded.message.MemberEnd()) {
       const auto original_ref = original.FindMember("ref");
-      EXPECT_STREQ(ref->value.GetString(), original_ref != original.MemberEnd()
-                                               ? original_ref->value.GetString()
-                                               : original["id"].GetString());
+      EXPECT_EQ(std::string(ref->value.GetString()),
+                outbound_reference(
+                    original_ref != original.MemberEnd() ? original_ref->value.GetString() : "",
+                    original["id"].GetString()));
     }
     EXPECT_STREQ(decoded.message["handling"]["confidentiality"].GetString(),
                  original["handling"]["confidentiality"].GetString());
@@ -827,10 +848,11 @@ TEST_F(LaMps, TwoHundredFortyGeneratedMessagesSurviveCanonicalToLaMpsToCanonical
     ASSERT_EQ(encoded.status, 0) << errors_text(encoded.errors) << pretty(original);
     const auto decoded = la().decode(encoded.bytes, context(sender));
     ASSERT_EQ(decoded.status, 0) << errors_text(decoded.errors) << encoded.bytes;
-    EXPECT_TRUE(decoded.message == original) << "original:\n"
-                                             << pretty(original) << "xml:\n"
-                                             << encoded.bytes << "decoded:\n"
-                                             << pretty(decoded.message);
+    EXPECT_TRUE(decoded.message == renamed_by_gateway(original, sender))
+        << "original:\n"
+        << pretty(original) << "xml:\n"
+        << encoded.bytes << "decoded:\n"
+        << pretty(decoded.message);
     expect_canonical(decoded.message, sender);
     ++checked;
   }
@@ -1271,12 +1293,87 @@ TEST_F(LaMps, LongPartnerValuesAreQuotedShortInErrors) {
   EXPECT_LT(result.errors[0].reason.size(), 200u);
 }
 
-TEST_F(LaMps, ReplyToThatIsNotAUuidGetsAPlaceholderAndIsKept) {
+TEST_F(LaMps, AReceiptNamingAReferenceTheGatewayDidNotWriteIsKeptWithAPlaceholder) {
+  // The description's own receipt names "VN21-2026-000031", a reference the gateway cannot tie to
+  // a message: the acknowledgement is accepted, the envelope makes no link, the body names a
+  // placeholder (a receipt must name a UUID), the reference is the thread and goes out as written.
   auto d = decode_ok(test::read_file(golden_dir() / "receipt.xml"));
-  EXPECT_EQ(std::string(d.message["inReplyTo"].GetString()),
+  EXPECT_FALSE(d.message.HasMember("inReplyTo"));
+  EXPECT_STREQ(d.message["caseRef"].GetString(), "VN21-2026-000031");
+  EXPECT_EQ(std::string(d.message["body"]["inReplyTo"].GetString()),
             message_uuid("la-mps:reply-to", "VN21-2026-000031"));
   EXPECT_STREQ(d.message["unmapped"]["/LaoPoliceMessage/@replyTo"].GetString(), "VN21-2026-000031");
   EXPECT_NE(encode_ok(d.message).find(R"(replyTo="VN21-2026-000031")"), std::string::npos);
+}
+
+// The LA-MPS document of `type` with replyTo `reference`, for the reply kinds.
+std::string reply_xml(const std::string& type, const std::string& reference) {
+  const std::string head = R"(<?xml version="1.0" encoding="UTF-8"?>
+<LaoPoliceMessage version="1.3" type=")" +
+                           type +
+                           R"(" ref="HP-2569-VA-0011" date="25/11/2569" time="09:00" )"
+                           R"(classification="general" replyTo=")" +
+                           reference + "\">\n";
+  if (type == "receipt") {
+    return head + "<Receipt status=\"received\"/>\n</LaoPoliceMessage>\n";
+  }
+  return head + "<Person role=\"subject\">" + plain_person +
+         "</Person>\n<Answer result=\"confirmed\"/>\n</LaoPoliceMessage>\n";
+}
+
+TEST_F(LaMps, AReplyNamingTheRefTheGatewaySentIsLinkedToThatMessage) {
+  // The request Gia Lai sent Houaphanh, as Houaphanh received it.
+  const auto request =
+      parse_json(test::read_file(test::source_dir() / "config/examples/verification.request.json"));
+  adapter_context out = context("vn-gialai");
+  out.recipient = la_sender;
+  const auto sent = la().encode(request, out);
+  ASSERT_EQ(sent.status, 0) << errors_text(sent.errors);
+  const std::string ref = "VN30-VR-2026-000088/5d0e9b27-8c6f-4a13-a2d4-7e3b1f6c9085";
+  EXPECT_NE(sent.bytes.find("ref=\"" + ref + "\""), std::string::npos) << sent.bytes;
+
+  for (const std::string type : {"verify-reply", "receipt"}) {
+    SCOPED_TRACE(type);
+    const auto d = decode_ok(reply_xml(type, ref));
+    EXPECT_STREQ(d.message["inReplyTo"].GetString(), "5d0e9b27-8c6f-4a13-a2d4-7e3b1f6c9085");
+    EXPECT_FALSE(d.message.HasMember("caseRef"));
+    EXPECT_FALSE(d.message.HasMember("unmapped"));
+    if (type == "receipt") {
+      EXPECT_STREQ(d.message["body"]["inReplyTo"].GetString(),
+                   "5d0e9b27-8c6f-4a13-a2d4-7e3b1f6c9085");
+    }
+    expect_canonical(d.message, la_sender);
+  }
+
+  // A verification reply naming a reference the gateway did not write: no link is made up (a
+  // placeholder would look like an answer to a request that does not exist); the thread is kept.
+  const auto foreign = decode_ok(reply_xml("verify-reply", "HP-VR-2569-0003"));
+  EXPECT_FALSE(foreign.message.HasMember("inReplyTo"));
+  EXPECT_STREQ(foreign.message["caseRef"].GetString(), "HP-VR-2569-0003");
+  expect_canonical(foreign.message, la_sender);
+}
+
+TEST_F(LaMps, ADamagedGatewayReferenceIsRefusedWithoutEchoingIt) {
+  for (const std::string reference : {"VN30-VR-2026-000088/5d0e9b27-8c6f-4a13-a2d4-7e3b1f6cZZZZ",
+                                      "5d0e9b27-8c6f-4a13-a2d4-7e3b1f6c908g",
+                                      "VN30-VR-2026-000088/5d0e9b27-8c6f&#9;-4a13-a2d4"}) {
+    for (const std::string type : {"verify-reply", "receipt"}) {
+      SCOPED_TRACE(type + " " + reference);
+      const auto result = la().decode(reply_xml(type, reference), context());
+      EXPECT_EQ(result.status, 422);
+      EXPECT_TRUE(result.message.IsNull());
+      ASSERT_FALSE(result.errors.empty());
+      bool named = false;
+      for (const auto& e : result.errors) {
+        named =
+            named || (e.pointer == "/LaoPoliceMessage/@replyTo" &&
+                      e.reason.find("is not a reference the gateway wrote") != std::string::npos);
+        EXPECT_EQ(e.reason.find("5d0e9b27"), std::string::npos) << e.reason;
+        EXPECT_EQ(e.reason.find("VN30"), std::string::npos) << e.reason;
+      }
+      EXPECT_TRUE(named) << errors_text(result.errors);
+    }
+  }
 }
 
 TEST_F(LaMps, TheSenderComesFromTheContextNeverFromTheBytes) {

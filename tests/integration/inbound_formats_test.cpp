@@ -6,6 +6,8 @@
 #include <regex>
 
 #include "adapters/common/dates.hpp"
+#include "gateway/report/deadlines.hpp"
+#include "gateway/sim/partner_sim.hpp"
 #include "tests/integration/gateway_fixture.hpp"
 
 namespace mxgw::test {
@@ -99,6 +101,98 @@ TEST_F(InboundFormats, APartnerMaySendOnlyItsOwnFormat) {
            "/v1/inbound/kh-cnp", "application/xml");
   EXPECT_EQ(r.status, 415);
   EXPECT_EQ(stored_messages(), 0u);
+}
+
+// Gia Lai's verification request reaches Ratanakiri in KH-CNP; Ratanakiri answers it by the
+// msg_no it received. The answer is linked to the request, so the deadline watch does not list it.
+class KhReplies : public gateway_fixture {
+ protected:
+  void configure(config::gateway_config& c) override {
+    sim::partner_sim_options options;
+    options.cert = dir_ / "server.pem";
+    options.key = dir_ / "server.key";
+    options.ca = dir_ / "ca.pem";
+    options.format = "kh-cnp";
+    options.mappings_dir = source_dir() / "config" / "mappings";
+    options.keep_bodies = true;
+    ratanakiri_ = std::make_unique<sim::partner_sim>(options);
+    ratanakiri_->start();
+    write_file(dir_ / "partners.json", R"({"partners":[
+      {"id":"vn-gialai","name":"Gia Lai liaison desk","country":"VN"},
+      {"id":"kh-ratanakiri","name":"Ratanakiri commissariat","country":"KH","adapter":"kh-cnp",
+       "endpoint":"https://127.0.0.1:)" + std::to_string(ratanakiri_->port()) +
+                                           R"(/v1/messages","delivery":{"backoff_base_ms":20}}]})");
+    c.delivery.poll_interval_ms = 20;
+  }
+
+  void TearDown() override {
+    gateway_fixture::TearDown();
+    ratanakiri_.reset();
+  }
+
+  /// A KH-CNP verification reply from Ratanakiri naming `reply_to`.
+  static std::string kh_reply(const std::string& msg_no, const std::string& reply_to) {
+    return R"({"format": "KH-CNP-XCHG/2", "msg_no": ")" + msg_no +
+           R"(", "msg_kind": "VERIFY_REPLY",
+        "sent_at": "24/11/2026 14:30:00 +07:00", "from_unit": {"code": "KH-16-PC"},
+        "to_unit": {"code": "VN-30-CA"}, "reply_to": ")" +
+           reply_to + R"(", "classification": "CONFIDENTIAL",
+        "subject": {"family_name_lat": "KUMRU", "given_name_lat": "SOPHEA", "sex": "F"},
+        "answer": {"result": "CONFIRMED", "note_en": "Registered in Bar Kaev (fictional)."}})";
+  }
+
+  std::unique_ptr<sim::partner_sim> ratanakiri_;
+};
+
+TEST_F(KhReplies, AnAnswerNamingTheMsgNoReceivedSettlesTheRequest) {
+  const std::string request_id = "5d0e9b27-8c6f-4a13-a2d4-7e3b1f6c9085";
+  // The example request (recipient kh-ratanakiri, deadline 2026-12-05, which has passed).
+  auto r = post(partner_client("vn-gialai"), example("verification.request"));
+  ASSERT_EQ(r.status, 202) << r.body;
+  ASSERT_TRUE(ratanakiri_->wait_until([](const auto& s) { return s.unique_ids == 1; },
+                                      std::chrono::seconds(20)));
+  const auto ids = ratanakiri_->ids();
+  ASSERT_EQ(ids.size(), 1u);
+  const auto bytes = ratanakiri_->received(ids[0]);
+  ASSERT_TRUE(bytes.has_value());
+  rapidjson::Document sent;
+  sent.Parse(bytes->c_str());
+  ASSERT_TRUE(sent.IsObject() && sent.HasMember("msg_no"));
+  const std::string msg_no = sent["msg_no"].GetString();
+
+  // Unanswered: escalated.
+  const auto [before, before_ok] = gateway_->deadlines().sweep_now();
+  ASSERT_TRUE(before_ok);
+  EXPECT_EQ(before.escalated, 1u);
+
+  // A reference the gateway did not write is kept as the thread and settles nothing; a damaged
+  // copy of the one it wrote is refused, in KH-CNP, and stores nothing.
+  const auto ratanakiri = partner_client("kh-ratanakiri");
+  r = post(ratanakiri, kh_reply("RTK-VA-2026-000001", "VN30-VR-2026-000088"), "/v1/inbound/kh-cnp");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(gateway_->deadlines().sweep_now().first.overdue, 1u);
+  const auto stored = stored_messages();
+  std::string damaged = msg_no;
+  damaged.back() = 'Z';
+  r = post(ratanakiri, kh_reply("RTK-VA-2026-000002", damaged), "/v1/inbound/kh-cnp");
+  EXPECT_EQ(r.status, 422) << r.body;
+  EXPECT_NE(r.body.find("/reply_to"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find(damaged), std::string::npos) << "the reference is not echoed";
+  EXPECT_EQ(stored_messages(), stored);
+
+  // Ratanakiri's answer names the msg_no it received: the request is answered.
+  r = post(ratanakiri, kh_reply("RTK-VA-2026-000003", msg_no), "/v1/inbound/kh-cnp");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto answer_id = adapters::message_uuid("kh-ratanakiri", "RTK-VA-2026-000003");
+  rapidjson::Document answer;
+  answer.Parse(stored_body(answer_id).c_str());
+  ASSERT_TRUE(answer.IsObject()) << "the answer is stored";
+  ASSERT_TRUE(answer.HasMember("inReplyTo")) << "the answer names the request it answers";
+  EXPECT_EQ(std::string(answer["inReplyTo"].GetString()), request_id);
+  const auto [after, after_ok] = gateway_->deadlines().sweep_now();
+  ASSERT_TRUE(after_ok);
+  EXPECT_EQ(after.closed, 1u);
+  EXPECT_EQ(after.overdue, 0u);
 }
 
 }  // namespace

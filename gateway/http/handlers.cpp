@@ -797,6 +797,10 @@ void partner_api::accept_routed(
               f.outcome = "duplicate";
             } else {
               f.outcome = "accepted";
+              if (!result.withdrawn_by.empty()) {
+                // Its sender withdrew it before it arrived: stored withdrawn, sent to no one.
+                f.reason = "withdrawn-before-arrival";
+              }
             }
             if (format == nullptr) {
               r = accepted_response(id, result.accepted_at);

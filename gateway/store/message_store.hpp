@@ -111,6 +111,9 @@ struct accept_result {
   accept_outcome outcome = accept_outcome::unavailable;
   std::string accepted_at;  ///< RFC 3339 UTC of the first accept, for stored and duplicate
   std::string reason;       ///< for unavailable: a short code ("disk-full", "io-error", "stopped")
+  /// For stored: its sender had withdrawn it before it arrived (that withdrawal's id). It is
+  /// stored withdrawn: none of its copies is handed out and it has no person keys. Empty: not.
+  std::string withdrawn_by;
 };
 
 /// The delivery state of one recipient of a message.

@@ -205,6 +205,29 @@ constexpr std::array<const char*, postgres_schema_version> migrations = {
                GROUP BY original, partner) AS w
        WHERE m.id = w.original AND m.sender = w.partner;
     )sql",
+    // 12: withdrawals that arrived before the message they take back (SQLite version 16): one
+    // row per original and sender, the first withdrawal's id and time (ms since the epoch). When
+    // that original is stored, it is stored withdrawn and its row deleted. Withdrawals stored
+    // before whose original is still not stored are found in the audit chain.
+    R"sql(
+      CREATE TABLE early_withdrawals (
+        original   text NOT NULL,
+        sender     text NOT NULL,
+        withdrawal text NOT NULL,
+        at_ms      bigint NOT NULL,
+        PRIMARY KEY (original, sender)
+      );
+      INSERT INTO early_withdrawals (original, sender, withdrawal, at_ms)
+        SELECT DISTINCT ON (original, partner) original, partner, message_id,
+               (extract(epoch FROM at::timestamptz) * 1000)::bigint
+          FROM (SELECT convert_from(entry, 'UTF8')::json #>> '{details,withdraws}' AS original,
+                       partner, message_id, at
+                  FROM audit WHERE event = 'message.accepted') AS a
+         WHERE original IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM messages m
+                            WHERE m.id = a.original AND m.sender = a.partner)
+         ORDER BY original, partner, at;
+    )sql",
 };
 
 static_assert(std::none_of(migrations.begin(), migrations.end(),
@@ -220,10 +243,30 @@ constexpr std::string_view lock_chain = "chain";
 // ON CONFLICT DO NOTHING: when another instance inserted the same id and has not committed yet,
 // this waits for it and then does nothing, so a race between instances ends in duplicate or
 // conflict, never in a unique-violation error that would abort the whole batch.
+// A message id's lock orders a message against a withdrawal of it on another instance (both
+// hold it until COMMIT; each looks for the other only after taking it): either the withdrawal
+// waits and then finds the message stored, or the message waits and then finds the withdrawal
+// kept for it (early_withdrawals). Two keys (the schema's, the id's): a space apart from the
+// single-key locks of the chain and the migrations. The insert takes it as it returns its row
+// (a volatile CTE is run once, when first read); a row not inserted needs no look.
+#define MXGW_ID_LOCK(param) \
+  "pg_advisory_xact_lock(hashtext(current_schema() || ' message-id'), hashtext(" param "))"
 constexpr const char* insert_message_sql =
+    "WITH id_lock AS (SELECT " MXGW_ID_LOCK("$1") ") "
     "INSERT INTO messages (id, sender, type, created, accepted_at, body_sha256, body, state, "
     "facts, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
-    "ON CONFLICT (id) DO NOTHING RETURNING 1";
+    "ON CONFLICT (id) DO NOTHING RETURNING (SELECT 1 FROM id_lock)";
+constexpr const char* lock_message_id_sql = "SELECT " MXGW_ID_LOCK("$1");
+#undef MXGW_ID_LOCK
+// A withdrawal whose original is not stored yet is kept for it (the first one's id and time).
+constexpr const char* insert_early_withdrawal_sql =
+    "INSERT INTO early_withdrawals (original, sender, withdrawal, at_ms) VALUES ($1, $2, $3, $4) "
+    "ON CONFLICT DO NOTHING";
+// A message arriving after its sender's withdrawal of it: the withdrawal's id and time; the row
+// is used up (deleted) as the message is stored withdrawn.
+constexpr const char* take_early_withdrawal_sql =
+    "DELETE FROM early_withdrawals WHERE original = $1 AND sender = $2 "
+    "RETURNING withdrawal, at_ms";
 constexpr const char* select_existing_sql =
     "SELECT sender, body_sha256, accepted_at FROM messages WHERE id = $1";
 // A copy held for release ($9 names the rule) is stored 'held' ($8), otherwise 'pending'.
@@ -946,6 +989,7 @@ struct accept_write {
   message_record record;
   message_store::accept_handler handler;
   accept_result result;
+  std::vector<audit::audit_record> audit_copy;  ///< the audit as stored, when it differs
 };
 
 struct claim_write {
@@ -1365,6 +1409,11 @@ class postgres_store final : public message_store {
   void commit_batch(std::vector<pending_write>& batch);
   void write_batch(std::vector<pending_write>& batch);
   result_ptr run(const char* sql, const std::vector<param>& params);
+  /// Takes the lock of message id `id` until COMMIT (see insert_message_sql). Returns true.
+  bool lock_message_id(std::string_view id) {
+    run(lock_message_id_sql, {text(id)});
+    return true;
+  }
   void write_record(pending_write& write, accept_write& w, const std::string& at,
                     std::int64_t now_ms);
   void write_claim(claim_write& w, std::int64_t now_ms);
@@ -1869,7 +1918,8 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
       w.result = unavailable("invalid-record");
       return;
     }
-  } else if (!record.withdraws.empty() && !record.original_seen &&
+  } else if (!record.withdraws.empty() && lock_message_id(record.withdraws) &&
+             !record.original_seen &&
              PQntuples(
                  run(original_exists_sql, {text(record.withdraws), text(record.sender)}).get()) ==
                  1 &&
@@ -1886,18 +1936,35 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
              text(at), text(record.body_sha256), bytes(record.body), text(state),
              bytes(record.facts), number_or_null(expires_ms(record.expires_at))});
     if (PQntuples(inserted.get()) == 1) {
+      // Its sender withdrew it before it arrived: stored withdrawn, as if the withdrawal had come
+      // after it (marked with the withdrawal's time, every copy 'withdrawn' without its payload,
+      // no person keys); the withdrawal kept for it is used up.
+      const result_ptr early =
+          run(take_early_withdrawal_sql, {text(record.id), text(record.sender)});
+      const bool withdrawn = PQntuples(early.get()) == 1;
+      std::string withdrawn_by;
+      if (withdrawn) {
+        run(mark_withdrawn_sql, {text(record.id), text(record.sender),
+                                 number(std::stoll(get_text(early.get(), 0, 1)))});
+        withdrawn_by = get_text(early.get(), 0, 0);
+      }
       for (const auto& plan : record.deliveries) {
+        std::string_view copy_state = plan.hold.empty() ? "pending" : "held";
+        if (withdrawn) {
+          copy_state = "withdrawn";
+        }
         run(insert_delivery_sql,
-            {text(record.id), text(plan.recipient), text(plan.decided_by), bytes(plan.payload),
+            {text(record.id), text(plan.recipient), text(plan.decided_by),
+             bytes(withdrawn ? std::string_view() : std::string_view(plan.payload)),
              text(plan.withheld.empty() ? std::string_view("[]") : plan.withheld), number(now_ms),
-             text(plan.payload_is_body ? "true" : "false"),
-             text(plan.hold.empty() ? "pending" : "held"), text(plan.hold)});
+             text(plan.payload_is_body && !withdrawn ? "true" : "false"), text(copy_state),
+             text(plan.hold)});
       }
       for (const auto& e : record.exclusions) {
         run(insert_exclusion_sql,
             {text(record.id), text(e.partner), text(e.considered), text(e.reason)});
       }
-      if (!record.person_keys.empty()) {
+      if (!record.person_keys.empty() && !withdrawn) {
         std::vector<std::string> digests;
         std::vector<std::string> kinds;
         std::vector<std::string> pointers;
@@ -1914,12 +1981,28 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
         // The original is marked withdrawn first (its row lock orders this against a batch of
         // rekey_persons), its copies not yet out are taken back, and its persons are matched no
         // more (all of its keys, whatever the state of its copies).
-        run(mark_withdrawn_sql, {text(record.withdraws), text(record.sender), number(now_ms)});
+        if (affected(run(mark_withdrawn_sql,
+                         {text(record.withdraws), text(record.sender), number(now_ms)})) == 0) {
+          // The original is not stored (yet): it will be stored withdrawn when it comes.
+          run(insert_early_withdrawal_sql,
+              {text(record.withdraws), text(record.sender), text(record.id), number(now_ms)});
+        }
         run(withdraw_sql, {text(record.withdraws), text(record.sender)});
         run(withdraw_person_keys_sql, {text(record.withdraws), text(record.sender)});
       }
       w.result = accept_result{accept_outcome::stored, at, {}};
       write.audit = &record.audit;
+      if (withdrawn) {
+        // The accept's entry says which withdrawal took it back (a copy: a batch may run again).
+        w.audit_copy = record.audit;
+        for (auto& entry : w.audit_copy) {
+          if (entry.event == "message.accepted") {
+            entry.details.emplace_back("withdrawnBy", withdrawn_by);
+          }
+        }
+        write.audit = &w.audit_copy;
+        w.result.withdrawn_by = std::move(withdrawn_by);
+      }
       return;
     }
   }

@@ -28,6 +28,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <span>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -268,6 +269,31 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
                GROUP BY 1, 2) AS w
        WHERE messages.id = w.original AND messages.sender = w.partner;
     )sql",
+    // 16: withdrawals that arrived before the message they take back (the original got a 503
+    // and its sender sent it again after the withdrawal, or it was sent later by another path):
+    // one row per original and sender, the first withdrawal's id and time (ms since the epoch).
+    // When that original is stored, it is stored withdrawn (its copies never handed out) and
+    // its row is deleted. Withdrawals stored before whose original is still not stored are
+    // found in the audit chain, as in version 15.
+    R"sql(
+      CREATE TABLE early_withdrawals (
+        original   TEXT NOT NULL,
+        sender     TEXT NOT NULL,
+        withdrawal TEXT NOT NULL,
+        at_ms      INTEGER NOT NULL,
+        PRIMARY KEY (original, sender)
+      ) WITHOUT ROWID;
+      INSERT INTO early_withdrawals (original, sender, withdrawal, at_ms)
+        SELECT json_extract(entry, '$.details.withdraws'), partner, message_id,
+               CAST((julianday(min(at)) - 2440587.5) * 86400000 AS INTEGER)
+          FROM audit
+         WHERE event = 'message.accepted'
+           AND json_extract(entry, '$.details.withdraws') IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM messages
+                            WHERE id = json_extract(entry, '$.details.withdraws')
+                              AND sender = audit.partner)
+         GROUP BY 1, 2;
+    )sql",
 };
 
 // Raising sqlite_schema_version without writing its migration must not compile.
@@ -354,6 +380,16 @@ constexpr const char* original_exists_sql = "SELECT 1 FROM messages WHERE id = ?
 // The original's mark of withdrawal (?3 the accept's time in ms); the first withdrawal's stays.
 constexpr const char* mark_withdrawn_sql =
     "UPDATE messages SET withdrawn_at = coalesce(withdrawn_at, ?3) WHERE id = ?1 AND sender = ?2";
+// A withdrawal whose original is not stored yet is kept for it (the first one's id and time).
+constexpr const char* insert_early_withdrawal_sql =
+    "INSERT INTO early_withdrawals (original, sender, withdrawal, at_ms) VALUES (?1, ?2, ?3, ?4) "
+    "ON CONFLICT DO NOTHING";
+// A message arriving after its sender's withdrawal of it: the withdrawal's id and time. The row
+// is deleted when the message is stored (withdrawn).
+constexpr const char* select_early_withdrawal_sql =
+    "SELECT withdrawal, at_ms FROM early_withdrawals WHERE original = ?1 AND sender = ?2";
+constexpr const char* delete_early_withdrawal_sql =
+    "DELETE FROM early_withdrawals WHERE original = ?1 AND sender = ?2";
 constexpr const char* withdraw_sql =
     "UPDATE deliveries SET state = 'withdrawn', payload = x'', payload_is_body = 0 "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1 AND sender = ?2) "
@@ -1281,6 +1317,9 @@ struct sqlite_store::impl {
     statement withdraw;
     statement mark_withdrawn;
     statement original_exists;
+    statement insert_early_withdrawal;
+    statement select_early_withdrawal;
+    statement delete_early_withdrawal;
     statement insert_person_key;
     statement withdraw_person_keys;
     statement delete_person_keys;
@@ -1443,6 +1482,9 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->withdraw = prepare(db, withdraw_sql, path_);
   writer_sql_->mark_withdrawn = prepare(db, mark_withdrawn_sql, path_);
   writer_sql_->original_exists = prepare(db, original_exists_sql, path_);
+  writer_sql_->insert_early_withdrawal = prepare(db, insert_early_withdrawal_sql, path_);
+  writer_sql_->select_early_withdrawal = prepare(db, select_early_withdrawal_sql, path_);
+  writer_sql_->delete_early_withdrawal = prepare(db, delete_early_withdrawal_sql, path_);
   writer_sql_->insert_person_key = prepare(db, insert_person_key_sql, path_);
   writer_sql_->withdraw_person_keys = prepare(db, withdraw_person_keys_sql, path_);
   writer_sql_->delete_person_keys = prepare(db, delete_person_keys_sql, path_);
@@ -2005,19 +2047,54 @@ int sqlite_store::impl::write_record(accept_write& write, const std::string& acc
       return rc;
     }
   }
+  // Its sender withdrew it before it arrived (the withdrawal's id and time), or not.
+  std::optional<std::pair<std::string, std::int64_t>> early;
+  {
+    statement_use use(writer_sql_->select_early_withdrawal.get());
+    int rc = use.bind(std::string_view(record.id), std::string_view(record.sender));
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc == SQLITE_ROW) {
+      early.emplace(use.column_text(0), use.column_int64(1));
+    } else if (rc != SQLITE_DONE) {
+      return rc;
+    }
+  }
   // Every row of a new record is written here, inside the batch's transaction: the message, one
   // delivery row per recipient (due at once) and the exclusions. All of them commit or none does.
   int rc = insert_message(record, accepted_at);
   if (rc != SQLITE_OK) {
     return rc;
   }
+  if (early) {
+    // Stored withdrawn, as if the withdrawal had come after it: marked with the withdrawal's
+    // time, every copy 'withdrawn' without its payload, no person keys; the withdrawal is used.
+    for (statement* sql : {&writer_sql_->mark_withdrawn, &writer_sql_->delete_early_withdrawal}) {
+      statement_use use(sql->get());
+      rc = sql == &writer_sql_->mark_withdrawn
+               ? use.bind(std::string_view(record.id), std::string_view(record.sender),
+                          early->second)
+               : use.bind(std::string_view(record.id), std::string_view(record.sender));
+      if (rc == SQLITE_OK) {
+        rc = use.step();
+      }
+      if (rc != SQLITE_DONE) {
+        return rc;
+      }
+    }
+  }
   for (const auto& plan : record.deliveries) {
     statement_use use(writer_sql_->insert_delivery.get());
+    std::string_view copy_state = plan.hold.empty() ? "pending" : "held";
+    if (early) {
+      copy_state = "withdrawn";
+    }
     rc = use.bind(std::string_view(record.id), std::string_view(plan.recipient),
-                  std::string_view(plan.decided_by), blob_value{plan.payload},
+                  std::string_view(plan.decided_by),
+                  blob_value{early ? std::string_view() : std::string_view(plan.payload)},
                   plan.withheld.empty() ? std::string_view("[]") : std::string_view(plan.withheld),
-                  now_ms, std::int64_t{plan.payload_is_body ? 1 : 0},
-                  std::string_view(plan.hold.empty() ? "pending" : "held"),
+                  now_ms, std::int64_t{plan.payload_is_body && !early ? 1 : 0}, copy_state,
                   std::string_view(plan.hold));
     if (rc == SQLITE_OK) {
       rc = use.step();
@@ -2037,7 +2114,7 @@ int sqlite_store::impl::write_record(accept_write& write, const std::string& acc
       return rc;
     }
   }
-  for (const auto& key : record.person_keys) {
+  for (const auto& key : early ? std::span<const person_key>() : std::span(record.person_keys)) {
     statement_use use(writer_sql_->insert_person_key.get());
     rc = use.bind(blob_value{key.digest}, std::string_view(key.kind), std::string_view(record.id),
                   std::string_view(key.pointer));
@@ -2062,6 +2139,18 @@ int sqlite_store::impl::write_record(accept_write& write, const std::string& acc
         return rc;
       }
     }
+    if (sqlite3_changes(writer_db_.get()) == 0) {
+      // The original is not stored (yet): it will be stored withdrawn when it comes.
+      statement_use use(writer_sql_->insert_early_withdrawal.get());
+      rc = use.bind(std::string_view(record.withdraws), std::string_view(record.sender),
+                    std::string_view(record.id), now_ms);
+      if (rc == SQLITE_OK) {
+        rc = use.step();
+      }
+      if (rc != SQLITE_DONE) {
+        return rc;
+      }
+    }
     for (statement* sql : {&writer_sql_->withdraw, &writer_sql_->withdraw_person_keys}) {
       statement_use use(sql->get());
       rc = use.bind(std::string_view(record.withdraws), std::string_view(record.sender));
@@ -2074,6 +2163,17 @@ int sqlite_store::impl::write_record(accept_write& write, const std::string& acc
     }
   }
   write.result = accept_result{accept_outcome::stored, accepted_at, {}};
+  if (early) {
+    write.result.withdrawn_by = early->first;
+    // The accept's entry says which withdrawal took it back (a copy: a batch may run again).
+    std::vector<audit::audit_record> audit = record.audit;
+    for (auto& entry : audit) {
+      if (entry.event == "message.accepted") {
+        entry.details.emplace_back("withdrawnBy", early->first);
+      }
+    }
+    return append_audit_rows(audit, accepted_at);
+  }
   return append_audit_rows(record.audit, accepted_at);
 }
 

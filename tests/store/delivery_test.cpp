@@ -1185,8 +1185,8 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
         old.body_sha256 + "', '" + old.body + "')");
   }
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "15");
-  EXPECT_EQ(std::to_string(sqlite_schema_version), "15");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "16");
+  EXPECT_EQ(std::to_string(sqlite_schema_version), "16");
   // Version 11: statistical facts; a message from before has none.
   EXPECT_EQ(raw_db(path).text("SELECT length(facts) FROM messages"), "0");
   // Version 5: claims read the covering index, which replaced deliveries_due; version 8: rows are
@@ -1235,7 +1235,7 @@ void downgrade_to_version_7(const std::filesystem::path& path) {
   raw_db db(path);
   db.exec(R"sql(
     BEGIN;
-    DROP TABLE person_keys;
+    DROP TABLE early_withdrawals; DROP TABLE person_keys;
     ALTER TABLE messages DROP COLUMN withdrawn_at;
     CREATE TABLE deliveries_v7 (
       message_id TEXT NOT NULL REFERENCES messages (id), recipient TEXT NOT NULL,
@@ -1295,7 +1295,7 @@ TEST(SqliteDelivery, AVersion7FileKeepsEveryDeliveryRowAndItsStateThroughTheMigr
   ASSERT_EQ(raw_db(path).text("SELECT count(*) FROM deliveries"), "5");
 
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "15");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "16");
   EXPECT_EQ(raw_db(path).text(rows_sql), rows_before);  // the same rows, rowids and bytes
   EXPECT_EQ(raw_db(path).text("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
                               "name IN ('messages_by_sender', 'audit_by_partner')"),

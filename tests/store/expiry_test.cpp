@@ -329,7 +329,7 @@ TEST(SqliteExpiry, AVersion12FileIsMigratedAndItsMessagesDoNotExpire) {
   }
   // Back to what version 12 left.
   raw_db(path).exec(R"sql(
-    DROP TABLE person_keys;
+    DROP TABLE early_withdrawals; DROP TABLE person_keys;
     ALTER TABLE messages DROP COLUMN withdrawn_at;
     DROP INDEX messages_expiring;
     ALTER TABLE messages DROP COLUMN expires_at;
@@ -341,7 +341,7 @@ TEST(SqliteExpiry, AVersion12FileIsMigratedAndItsMessagesDoNotExpire) {
   ASSERT_EQ(raw_db(path).text(new_column), "");
 
   sqlite_store store(options);
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "15");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "16");
   EXPECT_EQ(raw_db(path).text(new_column), "INTEGER 0 null");
   EXPECT_EQ(raw_db(path).text("SELECT coalesce(expires_at, 'null') FROM messages"), "null");
 
@@ -370,7 +370,8 @@ TEST(PgExpiry, AVersion8SchemaIsMigratedAndItsMessagesDoNotExpire) {
   }
   // Back to what version 8 left.
   query(
-      "DROP TABLE person_keys; ALTER TABLE messages DROP COLUMN withdrawn_at, "
+      "DROP TABLE early_withdrawals; DROP TABLE person_keys; ALTER TABLE messages DROP COLUMN "
+      "withdrawn_at, "
       "DROP COLUMN expires_at; UPDATE mxgw_schema SET version = 8");
   constexpr const char* new_column =
       "SELECT data_type || ' ' || is_nullable || ' ' || coalesce(column_default, 'null') "
@@ -379,7 +380,7 @@ TEST(PgExpiry, AVersion8SchemaIsMigratedAndItsMessagesDoNotExpire) {
   ASSERT_EQ(query(new_column), "");
 
   auto store = open_postgres_store(pg_options_for(dir.path(), {}));
-  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "11");
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "12");
   EXPECT_EQ(query(new_column), "bigint YES null");
   EXPECT_EQ(query("SELECT coalesce(expires_at::text, 'null') FROM messages"), "null");
 

@@ -242,6 +242,116 @@ TEST_F(PgStore, AuditAppendedFromTwoInstancesIsOneLinkedChain) {
   }
 }
 
+/// A connection of the test's own on the test's schema, holding a transaction open: another
+/// instance in the middle of its batch.
+class pg_open_transaction {
+ public:
+  explicit pg_open_transaction(const std::string& schema)
+      : conn_(PQconnectdb(pg_test_dsn().c_str())) {
+    EXPECT_EQ(PQstatus(conn_), CONNECTION_OK);
+    exec("SET search_path TO " + schema);
+    exec("BEGIN");
+  }
+  ~pg_open_transaction() { PQfinish(conn_); }
+  pg_open_transaction(const pg_open_transaction&) = delete;
+  pg_open_transaction& operator=(const pg_open_transaction&) = delete;
+
+  void exec(const std::string& sql) {
+    PGresult* r = PQexec(conn_, sql.c_str());
+    const auto status = PQresultStatus(r);
+    EXPECT_TRUE(status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK)
+        << sql << ": " << PQerrorMessage(conn_);
+    PQclear(r);
+  }
+
+  /// The lock of a message id, as every instance takes it before it looks for the message or
+  /// for a withdrawal of it (the same keys as the store's).
+  void lock_message_id(const std::string& id) {
+    exec("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ' message-id'), hashtext('" +
+         id + "'))");
+  }
+
+ private:
+  PGconn* conn_;
+};
+
+/// A withdrawal of message `original` by kh-cnp, routed before the original was stored.
+message_record early_withdrawal_for(int n, int original) {
+  message_record w = record_for(n, {"la-mps"});
+  w.type = "case.status";
+  w.withdraws = make_id(original);
+  w.original_seen = false;
+  return w;
+}
+
+TEST_F(PgStore, AWithdrawalWaitsForItsOriginalCommittingOnAnotherInstance) {
+  auto a = instance();
+  // Another instance is storing the original (kh-cnp's message 1, a copy due for la-mps) and has
+  // not committed yet.
+  pg_open_transaction other(pg_schema_for(dir_.path()));
+  other.lock_message_id(make_id(1));
+  other.exec(
+      "INSERT INTO messages (id, sender, type, created, accepted_at, body_sha256, body) VALUES ('" +
+      make_id(1) + "', 'kh-cnp', 'victim.identification', '2026-11-22T04:38:47Z', " +
+      "'2026-11-22T04:38:47.123Z', 'sha', 'body'::bytea)");
+  other.exec(
+      "INSERT INTO deliveries (message_id, recipient, decided_by, payload, state, "
+      "next_attempt_at) VALUES ('" +
+      make_id(1) + "', 'la-mps', 'explicit', 'payload'::bytea, 'pending', 0)");
+  // The withdrawal, routed when the original was not to be seen, is stored on this instance.
+  std::promise<accept_result> p;
+  auto f = p.get_future();
+  a->accept(early_withdrawal_for(2, 1), [&p](accept_result r) { p.set_value(std::move(r)); });
+  // It waits for the original's instance (its outcome depends on that commit) ...
+  EXPECT_EQ(f.wait_for(500ms), std::future_status::timeout);
+  other.exec("COMMIT");
+  // ... and then finds the original stored: it must be routed again to reach its recipients.
+  EXPECT_EQ(wait_for(f, "accept").outcome, accept_outcome::reroute);
+  EXPECT_EQ(query("SELECT count(*) FROM early_withdrawals"), "0");
+  message_record again = early_withdrawal_for(2, 1);
+  again.original_seen = true;
+  ASSERT_EQ(accept_now(*a, std::move(again)).outcome, accept_outcome::stored);
+  EXPECT_EQ(query("SELECT state FROM deliveries WHERE message_id = '" + make_id(1) + "'"),
+            "withdrawn");
+}
+
+TEST_F(PgStore, AnOriginalWaitsForItsWithdrawalCommittingOnAnotherInstance) {
+  auto a = instance();
+  // Another instance is storing a withdrawal of message 1 whose original it did not find, and has
+  // not committed yet.
+  pg_open_transaction other(pg_schema_for(dir_.path()));
+  other.lock_message_id(make_id(1));
+  other.exec("INSERT INTO early_withdrawals (original, sender, withdrawal, at_ms) VALUES ('" +
+             make_id(1) + "', 'kh-cnp', '" + make_id(2) + "', 1764000000000)");
+  std::promise<accept_result> p;
+  auto f = p.get_future();
+  a->accept(record_for(1, {"la-mps"}), [&p](accept_result r) { p.set_value(std::move(r)); });
+  EXPECT_EQ(f.wait_for(500ms), std::future_status::timeout);
+  other.exec("COMMIT");
+  // The original is stored withdrawn: no copy of it is ever handed out.
+  const accept_result o = wait_for(f, "accept");
+  EXPECT_EQ(o.outcome, accept_outcome::stored);
+  EXPECT_EQ(o.withdrawn_by, make_id(2));
+  EXPECT_TRUE(claim_now(*a, "worker", 10).empty());
+  EXPECT_EQ(query("SELECT state FROM deliveries WHERE message_id = '" + make_id(1) + "'"),
+            "withdrawn");
+}
+
+TEST_F(PgStore, AWithdrawalStoredBeforeTheTableIsFoundInTheAuditChain) {
+  {
+    auto a = instance();
+    message_record w = early_withdrawal_for(2, 1);
+    w.audit.back().details = {{"type", "case.status"}, {"withdraws", make_id(1)}};
+    ASSERT_EQ(accept_now(*a, std::move(w)).outcome, accept_outcome::stored);
+    a->stop();
+  }
+  query("DROP TABLE early_withdrawals; UPDATE mxgw_schema SET version = 11");
+  auto a = instance();
+  const accept_result o = accept_now(*a, record_for(1, {"la-mps"}));
+  EXPECT_EQ(o.outcome, accept_outcome::stored);
+  EXPECT_EQ(o.withdrawn_by, make_id(2));
+}
+
 TEST_F(PgStore, TheAuditTableRefusesUpdatesAndDeletes) {
   auto a = instance();
   std::promise<bool> p;
@@ -287,7 +397,7 @@ TEST_F(PgStore, AVersion4SchemaIsMigratedToTheCurrentIndexesAndKeepsItsRows) {
   EXPECT_EQ(query(unread_indexes), "0");
   // Back to what version 4 left: both indexes there, claims indexed by (state, next_attempt_at).
   query(
-      "DROP TABLE person_keys; "
+      "DROP TABLE early_withdrawals; DROP TABLE person_keys; "
       "ALTER TABLE messages DROP COLUMN withdrawn_at; "
       "CREATE INDEX messages_by_sender ON messages (sender); "
       "CREATE INDEX audit_by_partner ON audit (partner, seq) WHERE partner <> ''; "
@@ -299,7 +409,7 @@ TEST_F(PgStore, AVersion4SchemaIsMigratedToTheCurrentIndexesAndKeepsItsRows) {
       "UPDATE mxgw_schema SET version = 4");
   ASSERT_EQ(query(unread_indexes), "2");
   auto b = instance();
-  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "11");
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "12");
   EXPECT_EQ(query(unread_indexes), "0");
   // Version 7: statistical facts; the message from before has none.
   EXPECT_EQ(query("SELECT length(facts) FROM messages"), "0");

@@ -295,6 +295,7 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
               X509* cert, X509* anchor) {
             return authenticate_partner(*trust, pinned_only, cert, anchor);
           },
+      .trust_version = [trust = parts_->trust] { return trust->version(); },
       .handle =
           [api](const http::request& req, std::function<void(http::response)> done) {
             api->handle(req, std::move(done));

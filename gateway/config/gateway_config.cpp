@@ -190,11 +190,11 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
     if (const auto* m = r.object(*l, "limits", at)) {
       const std::string mat = at + "/limits";
       auto& lim = config.listener.limits;
-      r.only(*m, mat,
-             {"max_body_bytes", "max_header_bytes", "max_connections",
-              "max_connections_per_address", "handshake_timeout_ms",
-              "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms", "write_timeout_ms",
-              "max_json_depth"});
+      r.only(
+          *m, mat,
+          {"max_body_bytes", "max_header_bytes", "max_connections", "max_connections_per_address",
+           "handshake_timeout_ms", "header_timeout_ms", "body_timeout_ms", "idle_timeout_ms",
+           "write_timeout_ms", "max_connection_lifetime_seconds", "max_json_depth"});
       r.number(*m, "max_body_bytes", mat, lim.max_body_bytes, 1024, 64ULL * 1024 * 1024);
       r.number(*m, "max_header_bytes", mat, lim.max_header_bytes, 1024, 1024 * 1024);
       r.number(*m, "max_connections", mat, lim.max_connections, 1, 1'000'000);
@@ -205,6 +205,9 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
       r.number(*m, "body_timeout_ms", mat, lim.body_timeout_ms, 100, 3'600'000);
       r.number(*m, "idle_timeout_ms", mat, lim.idle_timeout_ms, 100, 3'600'000);
       r.number(*m, "write_timeout_ms", mat, lim.write_timeout_ms, 100, 3'600'000);
+      // Bounded so that no connection outlives a day on the identity of its handshake alone.
+      r.number(*m, "max_connection_lifetime_seconds", mat, lim.max_connection_lifetime_seconds, 1,
+               86'400);
       r.number(*m, "max_json_depth", mat, lim.max_json_depth, 8, 256);
     }
   } else {

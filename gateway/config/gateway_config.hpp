@@ -25,6 +25,9 @@ struct listener_limits {
   std::uint32_t body_timeout_ms = 30'000;       ///< the whole body must arrive within this
   std::uint32_t idle_timeout_ms = 60'000;       ///< keep-alive wait for the next request
   std::uint32_t write_timeout_ms = 30'000;      ///< the response must be taken within this
+  /// A connection is closed once this long has passed since it was accepted: after the answer in
+  /// progress (sent with `Connection: close`), or at once when it is idle. 1..86400.
+  std::uint32_t max_connection_lifetime_seconds = 3'600;
   std::size_t max_json_depth = 64;              ///< deepest nesting accepted in a message
 };
 

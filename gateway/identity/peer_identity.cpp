@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <ctime>
 #include <memory>
 
 #include "gateway/common/digest.hpp"
@@ -51,6 +52,27 @@ certificate_facts facts_of(X509* cert) {
     }
   }
   return facts;
+}
+
+namespace {
+
+std::optional<std::chrono::system_clock::time_point> time_of(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
+    return std::nullopt;
+  }
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+}  // namespace
+
+std::optional<validity_period> validity_of(X509* cert) {
+  const auto from = time_of(X509_get0_notBefore(cert));
+  const auto until = time_of(X509_get0_notAfter(cert));
+  if (!from || !until) {
+    return std::nullopt;
+  }
+  return validity_period{*from, *until};
 }
 
 bool is_valid_admin_name(std::string_view name) {

@@ -3,6 +3,9 @@
 
 #include <openssl/types.h>
 
+#include <chrono>
+#include <optional>
+
 #include "gateway/identity/partner_registry.hpp"
 
 namespace mxgw::identity {
@@ -14,6 +17,16 @@ inline constexpr std::string_view admin_uri_prefix = "urn:mxgw:admin:";
 /// fingerprint of the DER certificate. A SAN URI with a prefix but an invalid id is returned as-is
 /// (and then matches no one). `cert` must not be null.
 certificate_facts facts_of(X509* cert);
+
+/// When a certificate may be used: from `not_before` to `not_after`, both included (RFC 5280).
+struct validity_period {
+  std::chrono::system_clock::time_point not_before;
+  std::chrono::system_clock::time_point not_after;
+};
+
+/// The validity period of `cert` (its notBefore and notAfter), or nullopt when either time cannot
+/// be read. `cert` must not be null.
+std::optional<validity_period> validity_of(X509* cert);
 
 /// True when `name` is a valid administrator name: ^[a-z0-9][a-z0-9._-]{0,62}$.
 bool is_valid_admin_name(std::string_view name);

@@ -15,8 +15,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -27,6 +29,7 @@
 
 #include "gateway/common/log.hpp"
 #include "gateway/http/handlers.hpp"
+#include "gateway/identity/peer_identity.hpp"
 #include "gateway/net/tls_context.hpp"
 #include "gateway/net/tls_stream.hpp"
 
@@ -49,6 +52,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::atomic<bool> stopping{false};
   std::atomic<std::size_t> connections{0};
   std::atomic<std::uint64_t> handshakes_failed{0}, connections_refused{0}, timeouts{0}, requests{0};
+  std::atomic<std::uint64_t> peers_no_longer_accepted{0}, lifetimes_ended{0};
   std::mutex sessions_mutex;
   std::list<std::weak_ptr<session>> sessions;  // for stop(): close idle connections
   std::mutex addresses_mutex;
@@ -130,6 +134,9 @@ class session : public std::enable_shared_from_this<session> {
     if (!ec) {
       peer_ = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
     }
+    // The lifetime counts from the accept: a handshake or a slow first request is part of it.
+    lifetime_end_ = std::chrono::steady_clock::now() +
+                    std::chrono::seconds(limits().max_connection_lifetime_seconds);
   }
 
   ~session() {
@@ -202,11 +209,19 @@ class session : public std::enable_shared_from_this<session> {
     STACK_OF(X509)* chain = SSL_get0_verified_chain(stream_.native_handle());
     const int length = chain == nullptr ? 0 : sk_X509_num(chain);
     X509* anchor = length > 0 ? sk_X509_value(chain, length - 1) : nullptr;
+    // Kept for the check before each request: the span in which every certificate of the
+    // verified chain is valid (the leaf's, shortened by an issuer that expires first).
+    const bool validity_known = chain_validity(cert, chain);
     authentication who;
     {
       std::lock_guard lock(server_->sessions_mutex);
+      // The version first: a change after this read makes the next request decide again.
+      checked_version_ = server_->role.trust_version ? server_->role.trust_version() : 0;
       who = cert != nullptr ? server_->role.authenticate(cert, anchor)
                             : authentication{{}, "no-certificate", {}, {}};
+      if (who.refusal.empty() && !validity_known) {
+        who.refusal = "certificate-invalid";
+      }
       if (who.refusal.empty() && !who.principal.empty()) {
         peer_info_ = {who.principal, who.fingerprint, who.serial_hex};
       }
@@ -241,7 +256,16 @@ class session : public std::enable_shared_from_this<session> {
     // An idle connection holds as little memory as we can give back: the request buffer is
     // released and the wait for the next request reads into a small one (it grows as needed).
     buffer_.shrink_to_fit();
-    stream_.expires_after(ms(limits().idle_timeout_ms));
+    // The wait ends at the idle deadline or at the end of the connection's lifetime.
+    const auto left = lifetime_end_ - std::chrono::steady_clock::now();
+    if (left <= std::chrono::steady_clock::duration::zero()) {
+      idle_ = false;
+      ++server_->lifetimes_ended;
+      do_shutdown();
+      return;
+    }
+    stream_.expires_after(
+        std::min<std::chrono::steady_clock::duration>(ms(limits().idle_timeout_ms), left));
     stream_.async_read_some(buffer_.prepare(idle_read_bytes),
                             beast::bind_front_handler(&session::on_idle_read, shared_from_this()));
   }
@@ -249,6 +273,9 @@ class session : public std::enable_shared_from_this<session> {
   void on_idle_read(beast::error_code ec, std::size_t bytes) {
     idle_ = false;
     if (ec || closed_) {
+      if (ec == beast::error::timeout && lifetime_passed()) {
+        ++server_->lifetimes_ended;
+      }
       if (ec == beast::error::timeout || ec == asio::error::operation_aborted) {
         do_shutdown();
       }
@@ -270,6 +297,12 @@ class session : public std::enable_shared_from_this<session> {
   void on_header(beast::error_code ec, std::size_t) {
     if (ec) {
       return on_read_error(ec, "header");
+    }
+    // Before each request, and before its body is read: a kept-alive connection keeps the
+    // identity of its handshake only while the certificate is valid and still names the same
+    // principal in the trust state in force.
+    if (const std::string refusal = recheck_peer(); !refusal.empty()) {
+      return refuse_peer(refusal);
     }
     stream_.expires_after(ms(limits().body_timeout_ms));
     bhttp::async_read(stream_, buffer_, *parser_,
@@ -317,6 +350,82 @@ class session : public std::enable_shared_from_this<session> {
         {.event = "http.read_failed", .partner = partner_, .peer = peer_, .detail = ec.message()});
   }
 
+  // The chain's validity is known from the handshake; the principal is decided again only
+  // when the trust state's version is no longer the one the last decision was made on.
+  // Returns the refusal's reason code, or "" when the peer is still who it was.
+  std::string recheck_peer() {
+    const auto now = std::chrono::system_clock::now();
+    if (now > valid_until_) {
+      return "certificate-expired";
+    }
+    if (now < valid_from_) {
+      return "certificate-not-yet-valid";
+    }
+    if (!server_->role.trust_version || server_->role.trust_version() == checked_version_) {
+      return {};
+    }
+    X509* cert = SSL_get0_peer_certificate(stream_.native_handle());
+    STACK_OF(X509)* chain = SSL_get0_verified_chain(stream_.native_handle());
+    const int length = chain == nullptr ? 0 : sk_X509_num(chain);
+    X509* anchor = length > 0 ? sk_X509_value(chain, length - 1) : nullptr;
+    if (cert == nullptr) {
+      return "no-certificate";
+    }
+    // Under the sessions mutex as in the handshake, so that a close_connections() after a
+    // trust change sees either the old peer or a decision that already saw the change.
+    std::lock_guard lock(server_->sessions_mutex);
+    const auto version = server_->role.trust_version();
+    const authentication who = server_->role.authenticate(cert, anchor);
+    if (!who.refusal.empty()) {
+      return who.refusal;
+    }
+    if (who.principal != partner_) {
+      return "principal-changed";  // e.g. a pin moved to another partner: a new handshake decides
+    }
+    checked_version_ = version;
+    return {};
+  }
+
+  // The certificate no longer stands for the principal of this connection: the request gets a
+  // problem document and the connection is closed.
+  void refuse_peer(const std::string& reason) {
+    ++server_->peers_no_longer_accepted;
+    log::warn({.event = "tls.client_refused",
+               .partner = partner_,
+               .reason = reason,
+               .peer = peer_,
+               .detail = "kept-alive connection; certificate " + peer_info_.fingerprint});
+    send_error(http::problem(403, "certificate-not-accepted", "Client certificate not accepted",
+                             "The client certificate of this connection is no longer accepted (" +
+                                 reason + "); the connection is closed."));
+  }
+
+  // Sets valid_from_ and valid_until_ to the span in which the leaf and every certificate of its
+  // verified chain are valid; false when a time cannot be read.
+  bool chain_validity(X509* cert, STACK_OF(X509) * chain) {
+    if (cert == nullptr) {
+      return false;
+    }
+    const auto leaf = identity::validity_of(cert);
+    if (!leaf) {
+      return false;
+    }
+    valid_from_ = leaf->not_before;
+    valid_until_ = leaf->not_after;
+    const int length = chain == nullptr ? 0 : sk_X509_num(chain);
+    for (int i = 0; i < length; ++i) {
+      const auto period = identity::validity_of(sk_X509_value(chain, i));
+      if (!period) {
+        return false;
+      }
+      valid_from_ = std::max(valid_from_, period->not_before);
+      valid_until_ = std::min(valid_until_, period->not_after);
+    }
+    return true;
+  }
+
+  bool lifetime_passed() const { return std::chrono::steady_clock::now() >= lifetime_end_; }
+
   void send_error(http::response r) {
     r.close = true;
     linger_after_write_ = true;
@@ -361,7 +470,14 @@ class session : public std::enable_shared_from_this<session> {
       response_->set(name, value);
     }
     response_->body() = std::move(r.body);
-    response_->keep_alive(keep_alive && !r.close && !server_->stopping);
+    // Past its lifetime a connection carries this answer, with `Connection: close`, and no more.
+    const bool keep = keep_alive && !r.close && !server_->stopping;
+    if (keep && lifetime_passed()) {
+      ++server_->lifetimes_ended;
+      response_->keep_alive(false);
+    } else {
+      response_->keep_alive(keep);
+    }
     response_->prepare_payload();
     stream_.expires_after(ms(limits().write_timeout_ms));
     bhttp::async_write(stream_, *response_,
@@ -438,6 +554,9 @@ class session : public std::enable_shared_from_this<session> {
   static constexpr std::size_t idle_read_bytes = 512;
 
   connected_peer peer_info_;
+  std::uint64_t checked_version_ = 0;  // the trust version the principal was last decided on
+  std::chrono::system_clock::time_point valid_from_, valid_until_;  // the chain's validity
+  std::chrono::steady_clock::time_point lifetime_end_;  // max_connection_lifetime_seconds
   bool idle_ = false;
   std::atomic<bool> closed_{false};
   bool registered_ = false;
@@ -628,8 +747,12 @@ std::size_t server::put_in_force(const verify_store_update& update) {
 }
 
 listener_counters server::counters() const {
-  return {impl_->handshakes_failed.load(), impl_->connections_refused.load(),
-          impl_->timeouts.load(), impl_->requests.load()};
+  return {impl_->handshakes_failed.load(),
+          impl_->connections_refused.load(),
+          impl_->timeouts.load(),
+          impl_->requests.load(),
+          impl_->peers_no_longer_accepted.load(),
+          impl_->lifetimes_ended.load()};
 }
 
 }  // namespace mxgw::net

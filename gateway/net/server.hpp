@@ -39,8 +39,14 @@ struct listener_role {
   std::string name = "partner";  ///< for logs and metrics; also the TLS session id context
   /// Decides on a client certificate that passed chain, validity, CRL and clientAuth checks,
   /// with the trust anchor its chain ended at (null when unknown). Called in the handshake
-  /// (refusal = handshake failure) and again once it completes. Must be thread-safe and quick.
+  /// (refusal = handshake failure), again once it completes, and on a kept-alive connection
+  /// before a request once `trust_version` has changed. Must be thread-safe and quick.
   std::function<authentication(X509* leaf, X509* anchor)> authenticate;
+  /// The version of the state `authenticate` decides on (the partner listener: the trust
+  /// store's). A connection remembers the version its decision was made on and decides again
+  /// before its next request once the version is another. Empty: the decision depends on the
+  /// certificate alone (the admin listener), so only the certificate's validity is re-checked.
+  std::function<std::uint64_t()> trust_version;
   /// Answers one request; `done` exactly once, from any thread. The request's `partner` member
   /// carries the principal.
   std::function<void(const http::request&, std::function<void(http::response)>)> handle;
@@ -54,6 +60,11 @@ struct listener_counters {
   std::uint64_t connections_refused = 0;  ///< over max_connections
   std::uint64_t timeouts = 0;             ///< handshake, header, body or write deadline passed
   std::uint64_t requests = 0;
+  /// Requests refused on a kept-alive connection whose certificate expired or no longer names its
+  /// principal (answered 403 certificate-not-accepted, then closed).
+  std::uint64_t peers_no_longer_accepted = 0;
+  /// Connections closed because max_connection_lifetime_seconds had passed.
+  std::uint64_t lifetimes_ended = 0;
 };
 
 class server {

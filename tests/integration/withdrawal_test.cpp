@@ -1,5 +1,6 @@
 // A case.status "withdrawn" from the sender takes back the copies of the original that have not
-// gone out yet; the same from another partner takes back nothing.
+// gone out yet, also when it came before the original; the same from another partner takes back
+// nothing.
 #include <gtest/gtest.h>
 
 #include <rapidjson/document.h>
@@ -106,6 +107,22 @@ TEST_F(Withdrawal, ReachesEveryRecipientOfTheOriginalNotOnlyThoseItNames) {
   ASSERT_TRUE(doc.IsObject() && doc.HasMember("recipients")) << f.body;
   ASSERT_EQ(doc["recipients"].Size(), 1U) << f.body;
   EXPECT_EQ(std::string(doc["recipients"][0]["partner"].GetString()), "kh-ratanakiri");
+}
+
+TEST_F(Withdrawal, AMessageArrivingAfterItsWithdrawalIsStoredWithdrawn) {
+  // The original got a 503 and was sent again after its sender had withdrawn it.
+  const auto gialai = partner_client("vn-gialai");
+  const std::string original = "d0000000-0000-4000-8000-000000000021";
+  const auto w =
+      post(gialai, status_message("d0000000-0000-4000-8000-000000000022", "vn-gialai", original));
+  ASSERT_EQ(w.status, 202) << w.body;
+  const auto late = post(gialai, example("hotline.tip", original));
+  ASSERT_EQ(late.status, 202) << late.body;
+  // Stored, so that a resend is answered as before, but none of its copies will go out.
+  EXPECT_EQ(state_of(gialai, original, "kh-ratanakiri"), "withdrawn");
+  EXPECT_EQ(post(gialai, example("hotline.tip", original)).status, 202);
+  EXPECT_EQ(state_of(gialai, original, "kh-ratanakiri"), "withdrawn");
+  EXPECT_NE(log_text().find("withdrawn-before-arrival"), std::string::npos);
 }
 
 }  // namespace

@@ -283,6 +283,9 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     // owner alone does not tell this attempt from a later claim of the same row (its lease ran
     // out while this attempt hung); the store ignores the report once the row moved on.
     report.attempt = job.attempt;
+    // Only a copy given back untried (stopping, open circuit) is not counted: it was no attempt,
+    // and it keeps every one of its tries.
+    report.attempted = count;
     report.audit.push_back(outcome_audit(job, result, next, outcome));
     // Work of the io_context like the claim: a report still waiting in the store when stop()
     // ran would otherwise post its answer to a loop that no longer runs, and that handler would

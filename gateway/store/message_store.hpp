@@ -195,6 +195,10 @@ struct attempt_report {
   /// is ignored even when the same owner has claimed the row again since (all workers of one
   /// instance share its owner name). 0 (unset) matches no claimed row: such a report is ignored.
   int attempt = 0;
+  /// false: the copy is given back untried (the gateway is stopping, or its recipient's circuit
+  /// is open), a retry that was no attempt. The row's attempts go back by one, so the claim did
+  /// not use up one of its tries and the next claim hands it out with the same attempt number.
+  bool attempted = true;
 };
 
 /// How many deliveries one recipient may be given in a claim.

@@ -371,6 +371,19 @@ constexpr const char* report_retry_sql = R"sql(
      WHERE d.message_id = $1 AND d.recipient = $2 AND d.state = 'delivering'
        AND d.lease_owner = $3 AND d.attempts = $6 AND m.id = d.message_id
   )sql";
+// A copy given back untried (attempt_report::attempted false): a retry whose claim counted no
+// attempt, so its attempts go back to what they were before that claim.
+constexpr const char* report_give_back_sql = R"sql(
+    UPDATE deliveries AS d
+       SET state = CASE WHEN m.withdrawn_at IS NULL THEN 'retrying' ELSE 'withdrawn' END,
+           payload = CASE WHEN m.withdrawn_at IS NULL THEN d.payload ELSE ''::bytea END,
+           payload_is_body = d.payload_is_body AND m.withdrawn_at IS NULL,
+           attempts = d.attempts - 1,
+           next_attempt_at = $4, last_error = $5, lease_owner = NULL, lease_expires = NULL
+      FROM messages AS m
+     WHERE d.message_id = $1 AND d.recipient = $2 AND d.state = 'delivering'
+       AND d.lease_owner = $3 AND d.attempts = $6 AND m.id = d.message_id
+  )sql";
 constexpr const char* report_dead_sql = R"sql(
     UPDATE deliveries AS d
        SET state = CASE WHEN m.withdrawn_at IS NULL THEN 'dead' ELSE 'withdrawn' END,
@@ -2093,7 +2106,7 @@ void postgres_store::write_report(pending_write& write, report_write& w, std::in
       detail = bounded_text(report.receipt, max_receipt_bytes);
       break;
     case attempt_result::retry:
-      sql = report_retry_sql;
+      sql = report.attempted ? report_retry_sql : report_give_back_sql;
       when = to_ms(report.next_attempt_at);
       break;
     case attempt_result::dead: sql = report_dead_sql; break;

@@ -354,6 +354,20 @@ constexpr const char* report_retry_sql =
     "next_attempt_at = ?4, last_error = ?5, lease_owner = NULL, lease_expires = NULL "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
     "AND state = 'delivering' AND lease_owner = ?3 AND attempts = ?6";
+// A copy given back untried (attempt_report::attempted false): a retry whose claim counted no
+// attempt, so its attempts go back to what they were before that claim.
+constexpr const char* report_give_back_sql =
+    "UPDATE deliveries SET "
+    "state = CASE WHEN " MXGW_WITHDRAWN
+    " THEN 'withdrawn' ELSE 'retrying' END, "
+    "payload = CASE WHEN " MXGW_WITHDRAWN
+    " THEN x'' ELSE payload END, "
+    "payload_is_body = CASE WHEN " MXGW_WITHDRAWN
+    " THEN 0 ELSE payload_is_body END, "
+    "attempts = attempts - 1, "
+    "next_attempt_at = ?4, last_error = ?5, lease_owner = NULL, lease_expires = NULL "
+    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
+    "AND state = 'delivering' AND lease_owner = ?3 AND attempts = ?6";
 constexpr const char* report_dead_sql =
     "UPDATE deliveries SET "
     "state = CASE WHEN " MXGW_WITHDRAWN
@@ -1311,6 +1325,7 @@ struct sqlite_store::impl {
     statement take_back;
     statement report_delivered;
     statement report_retry;
+    statement report_give_back;
     statement report_dead;
     statement replay;
     statement discard;
@@ -1476,6 +1491,7 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->take_back = prepare(db, take_back_sql, path_);
   writer_sql_->report_delivered = prepare(db, report_delivered_sql, path_);
   writer_sql_->report_retry = prepare(db, report_retry_sql, path_);
+  writer_sql_->report_give_back = prepare(db, report_give_back_sql, path_);
   writer_sql_->report_dead = prepare(db, report_dead_sql, path_);
   writer_sql_->replay = prepare(db, replay_sql, path_);
   writer_sql_->discard = prepare(db, discard_sql, path_);
@@ -2409,7 +2425,8 @@ int sqlite_store::impl::write_report(const report_write& write, std::int64_t now
       text = bounded_text(report.receipt, max_receipt_bytes);
       break;
     case attempt_result::retry:
-      stmt = writer_sql_->report_retry.get();
+      stmt =
+          report.attempted ? writer_sql_->report_retry.get() : writer_sql_->report_give_back.get();
       when = to_ms(report.next_attempt_at);
       break;
     case attempt_result::dead: stmt = writer_sql_->report_dead.get(); break;

@@ -315,6 +315,10 @@ TEST_F(Delivery, AStopWhileAClaimWaitsInTheStoreStrandsNothing) {
   EXPECT_TRUE(delivered || jobs.size() == 1)
       << "the delivery is stranded under the stopped instance's lease";
   EXPECT_FALSE(delivered && !jobs.empty());
+  if (!jobs.empty()) {
+    // Given back untried: the next instance's claim is its first attempt, not its second.
+    EXPECT_EQ(jobs[0].attempt, 1);
+  }
   store->stop();
 }
 

@@ -517,6 +517,41 @@ TEST_P(StoreDelivery, RetryIsClaimedAgainOnlyWhenDue) {
   EXPECT_EQ(second.jobs[0].attempt, 2);
 }
 
+TEST_P(StoreDelivery, ACopyGivenBackUntriedKeepsItsAttempt) {
+  test::temp_dir dir;
+  manual_clock clock;
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
+  ASSERT_EQ(accept_now(store, record_for(1, {"la-mps"})).outcome, accept_outcome::stored);
+  // A real attempt failed: attempt 1 is used up.
+  const claimed first = claim_now(store, "w", 10);
+  ASSERT_EQ(first.jobs.size(), 1U);
+  ASSERT_TRUE(report_now(store, retry(first.jobs[0], "w", clock.now())));
+  // Claimed again (attempt 2), then given back untried twice: the circuit was open, then the
+  // gateway was stopping.
+  for (const char* why : {"circuit-open", "gateway-stopping"}) {
+    const claimed again = claim_now(store, "w", 10);
+    ASSERT_EQ(again.jobs.size(), 1U) << why;
+    ASSERT_EQ(again.jobs[0].attempt, 2) << why;
+    attempt_report back = retry(again.jobs[0], "w", clock.now(), why);
+    back.attempted = false;
+    ASSERT_TRUE(report_now(store, std::move(back)));
+    const recipient_status row = find_now(store, make_id(1)).recipients.at(0);
+    EXPECT_EQ(row.state, "retrying") << why;
+    EXPECT_EQ(row.attempts, 1) << why;
+    EXPECT_EQ(row.last_error, why);
+  }
+  const claimed third = claim_now(store, "w", 10);
+  ASSERT_EQ(third.jobs.size(), 1U);
+  EXPECT_EQ(third.jobs[0].attempt, 2);
+  // A late report of the untried claim changes nothing now (the row is at a new lease).
+  attempt_report late = retry(third.jobs[0], "w", clock.now(), "circuit-open");
+  late.attempted = false;
+  late.attempt = 3;
+  ASSERT_TRUE(report_now(store, std::move(late)));
+  EXPECT_EQ(find_now(store, make_id(1)).recipients.at(0).state, "delivering");
+}
+
 TEST_P(StoreDelivery, LeasedRowsAreNotClaimedTwiceUntilTheLeaseExpires) {
   test::temp_dir dir;
   manual_clock clock;

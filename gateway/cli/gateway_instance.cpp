@@ -361,6 +361,16 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
           "# TYPE mxgw_partner_connections_refused_total counter\n"
           "mxgw_partner_connections_refused_total " +
           std::to_string(l.connections_refused) + "\n";
+      out +=
+          "# HELP mxgw_partner_peers_no_longer_accepted_total Requests refused on a kept-alive "
+          "connection whose certificate expired or no longer identifies its partner.\n"
+          "# TYPE mxgw_partner_peers_no_longer_accepted_total counter\n"
+          "mxgw_partner_peers_no_longer_accepted_total " +
+          std::to_string(l.peers_no_longer_accepted) + "\n";
+      out +=
+          "# TYPE mxgw_partner_connection_lifetimes_ended_total counter\n"
+          "mxgw_partner_connection_lifetimes_ended_total " +
+          std::to_string(l.lifetimes_ended) + "\n";
       return out;
     };
     auto admin = std::make_shared<admin::admin_api>(parts_->state, parts_->store, admin_options,

@@ -156,6 +156,10 @@ TEST_F(KeptAlive, APinRemovedBetweenTwoRequestsRefusesTheSecondAndClosesTheConne
   const auto log = log_text();
   EXPECT_NE(log.find("\"reason\":\"no-partner-identity\""), std::string::npos) << log;
   EXPECT_NE(log.find("kept-alive connection; certificate " + fingerprint), std::string::npos);
+  const auto metrics = admin(admin_client(), "GET", "/metrics");
+  EXPECT_NE(metrics.body.find("\nmxgw_partner_peers_no_longer_accepted_total 1\n"),
+            std::string::npos)
+      << metrics.body;
 }
 
 // Revocation and disabling already closed the connections of what they refuse at the moment of

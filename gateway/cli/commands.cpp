@@ -222,18 +222,35 @@ int run_queue_command(const std::filesystem::path& config_file, bool replay,
       }
     });
   } else {
-    store->list_dead(1000, [&](std::vector<store::dead_letter> dead, bool ok) {
+    // Dead letters name messages, senders and recipients, and hold partners' refusal texts: like
+    // the admin API's list, a look at them is in the audit chain (durably) before it is shown.
+    store::message_store* const s = store.get();
+    store->list_dead(1000, [&result, s](std::vector<store::dead_letter> dead, bool ok) {
       if (!ok) {
         std::cerr << "queue dead: the store failed\n";
         result.set_value(1);
         return;
       }
-      for (const auto& d : dead) {
-        std::cout << d.message_id << "  " << d.recipient << "  " << d.type << "  from " << d.sender
-                  << "  attempts " << d.attempts << "  since " << format_rfc3339_ms(d.dead_since)
-                  << "  " << readable_excerpt(d.last_error, store::max_error_bytes) << "\n";
-      }
-      result.set_value(0);
+      std::vector<audit::audit_record> audit{{.event = "deadletters.viewed",
+                                              .actor = cli_actor(),
+                                              .partner = {},
+                                              .message_id = {},
+                                              .details = {{"count", std::to_string(dead.size())}}}};
+      auto shown = std::make_shared<std::vector<store::dead_letter>>(std::move(dead));
+      s->append_audit(std::move(audit), [&result, shown](bool appended) {
+        if (!appended) {
+          std::cerr << "queue dead: the audit entry could not be written; nothing is shown\n";
+          result.set_value(1);
+          return;
+        }
+        for (const auto& d : *shown) {
+          std::cout << d.message_id << "  " << d.recipient << "  " << d.type << "  from "
+                    << d.sender << "  attempts " << d.attempts << "  since "
+                    << format_rfc3339_ms(d.dead_since) << "  "
+                    << readable_excerpt(d.last_error, store::max_error_bytes) << "\n";
+        }
+        result.set_value(0);
+      });
     });
   }
   const int status = result.get_future().get();

@@ -447,10 +447,23 @@ TEST_F(Delivery, PermanentRefusalIsADeadLetterUntilReplayed) {
                 .find("simulated permanent failure"),
             std::string::npos);
 
-  // The partner fixes its side; an operator replays the dead letter with the CLI.
-  stungtreng_->set_faults({});
+  // An operator lists the dead letters with the CLI on the store itself: the look is audited.
   write_file(dir_ / "replay.json",
              R"({"store": {"path": ")" + config_.store.path.string() + R"("}})");
+  const std::string list = mxgw_binary().string() + " queue dead --config " +
+                           (dir_ / "replay.json").string() + " > " + (dir_ / "dead.txt").string();
+  ASSERT_EQ(WEXITSTATUS(std::system(list.c_str())), 0);
+  EXPECT_NE(read_file(dir_ / "dead.txt").find(id + "  kh-stungtreng"), std::string::npos);
+  const std::string viewed = mxgw_binary().string() + " audit query --config " +
+                             (dir_ / "replay.json").string() + " --event deadletters.viewed > " +
+                             (dir_ / "viewed.txt").string();
+  ASSERT_EQ(WEXITSTATUS(std::system(viewed.c_str())), 0);
+  const std::string entries = read_file(dir_ / "viewed.txt");
+  EXPECT_NE(entries.find(R"("actor":"cli:)"), std::string::npos) << entries;
+  EXPECT_NE(entries.find(R"("count":"1")"), std::string::npos) << entries;
+
+  // The partner fixes its side; an operator replays the dead letter with the CLI.
+  stungtreng_->set_faults({});
   const std::string command = mxgw_binary().string() + " queue replay --config " +
                               (dir_ / "replay.json").string() + " --message " + id +
                               " --recipient kh-stungtreng > /dev/null";

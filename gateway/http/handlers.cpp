@@ -757,7 +757,9 @@ void partner_api::accept_routed(
   for (const auto& d : record.deliveries) {
     recipients.push_back(d.recipient);
   }
-  record.facts = pipeline::facts_of(*doc, partner, t->checker->tables(), &recipients);
+  // Ages at the earlier of `created` and now, as routing judges minority.
+  record.facts = pipeline::facts_of(*doc, partner, t->checker->tables(), &recipients,
+                                    std::chrono::system_clock::now());
   // Keyed digests of the persons it names, for candidates of the same person in other messages.
   if (match_key_) {
     for (auto& d : pipeline::person_digests_of(*doc, *match_key_, t->transliterators.get())) {

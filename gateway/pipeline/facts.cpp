@@ -112,18 +112,23 @@ struct age_range {
   std::optional<int> oldest;
 };
 
-// From birthDate at the UTC day of `created` (the youngest age from the latest possible birth
-// day, the oldest from the earliest; a birth date that may fall after `created` gives 0 as the
-// youngest), else from ageEstimate {min, max}. nullopt when unknown: no usable birth date and no
-// estimate, a birth date that is unreadable or wholly after `created`, or min above max.
-std::optional<age_range> age_of(const rapidjson::Value& person, std::string_view created) {
+// From birthDate at the UTC day of `created`, or of `judged_at` when that is earlier (the youngest
+// age from the latest possible birth day, the oldest from the earliest; a birth date that may fall
+// after `created` gives 0 as the youngest), else from ageEstimate {min, max}. nullopt when unknown:
+// no usable birth date and no estimate, a birth date that is unreadable or wholly after `created`,
+// or min above max.
+std::optional<age_range> age_of(const rapidjson::Value& person, std::string_view created,
+                                std::optional<std::chrono::system_clock::time_point> judged_at) {
   if (const auto* birth = member(person, "birthDate"); birth != nullptr && birth->IsString()) {
     const std::string_view text(birth->GetString(), birth->GetStringLength());
     const auto first = earliest_day_of(text);
     const auto last = latest_day_of(text);
-    const auto at = parse_rfc3339(created);
+    auto at = parse_rfc3339(created);
     if (!first || !last || !at) {
       return std::nullopt;
+    }
+    if (judged_at && *judged_at < *at) {
+      at = judged_at;  // a `created` in the future does not age the person
     }
     const std::chrono::year_month_day today{std::chrono::floor<std::chrono::days>(*at)};
     if (*first > today) {
@@ -150,8 +155,9 @@ std::optional<age_range> age_of(const rapidjson::Value& person, std::string_view
 }
 
 // "age" (when the whole range lies in one band) and "minor" (from the range, else person.minor).
-void write_age(facts_writer& out, const rapidjson::Value& person, std::string_view created) {
-  const auto range = age_of(person, created);
+void write_age(facts_writer& out, const rapidjson::Value& person, std::string_view created,
+               std::optional<std::chrono::system_clock::time_point> judged_at) {
+  const auto range = age_of(person, created, judged_at);
   if (range) {
     const std::string_view youngest = age_band(range->youngest);
     // No upper bound: the oldest possible age lies in the open band.
@@ -224,7 +230,8 @@ std::string_view age_band(int years) {
 }
 
 std::string facts_of(const rapidjson::Value& message, std::string_view sender,
-                     const code_tables& tables, const std::vector<std::string>* recipients) {
+                     const code_tables& tables, const std::vector<std::string>* recipients,
+                     std::optional<std::chrono::system_clock::time_point> judged_at) {
   rapidjson::StringBuffer buffer;
   facts_writer out(buffer);
   const std::string_view type = json::get_string(message, "type");
@@ -234,7 +241,7 @@ std::string facts_of(const rapidjson::Value& message, std::string_view sender,
     const rapidjson::Value& person = object_member(body, "person");
     write_ref(out, message, sender);
     write_string(out, "sex", json::get_string(person, "sex"));
-    write_age(out, person, json::get_string(message, "created"));
+    write_age(out, person, json::get_string(message, "created"), judged_at);
     write_strings(out, "nationalities", person, "nationalities");
     write_strings(out, "exploitation", body, "exploitation");
     write_region(out, person, tables);

@@ -3,6 +3,8 @@
 // retention purges the body, so that `mxgw report` can count without identities.
 #pragma once
 
+#include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,13 +29,15 @@ class code_tables;
 /// - receipt and any other type: {}.
 /// "ref" is the first 16 lower-case hex digits of SHA-256(sender "\n" envelope ref): it tells
 /// one victim's messages apart without naming the reference. "age" is an age_band(), written
-/// only when the whole possible age range at `created` lies in one band; "minor" follows from
+/// only when the whole possible age range at `created` (at `judged_at` when that is earlier: a
+/// `created` in the future does not age a child) lies in one band; "minor" follows from
 /// the age range, else from person.minor. "region" is the current unit of the home region
 /// (`tables`' region table; the code itself when the table does not know it).
 /// Never throws on odd input: a member of the wrong type is left out, as if absent.
 std::string facts_of(const rapidjson::Value& message, std::string_view sender,
                      const code_tables& tables,
-                     const std::vector<std::string>* recipients = nullptr);
+                     const std::vector<std::string>* recipients = nullptr,
+                     std::optional<std::chrono::system_clock::time_point> judged_at = std::nullopt);
 
 /// The CTDC `ageBroad` band of an age in completed years: "0--8", "9--17", "18--20", "21--23",
 /// "24--26", "27--29", "30--38", "39--47" or "48+". Empty for a negative age.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gateway/common/json.hpp"
+#include "gateway/common/time.hpp"
 #include "gateway/pipeline/code_tables.hpp"
 #include "tests/pipeline/document_edit.hpp"
 #include "tests/support/test_support.hpp"
@@ -191,6 +192,29 @@ TEST_F(Facts, AgeFromAFullBirthDateAtTheDayCreated) {
   EXPECT_EQ(age_and_minor(R"({"birthDate": "2008-11-21"})", "2026-11-20T23:59:59Z").first,
             R"("9--17")")
       << "the UTC day of created counts";
+}
+
+TEST_F(Facts, AFutureCreatedDoesNotAgeAChild) {
+  // A victim who turns 18 on 2030-01-01, in a message that claims to be created in 2031 and is
+  // accepted on 2026-11-21: counted as the child she is when it is accepted.
+  auto doc = example("victim.identification");
+  erase(doc, "/body/person/minor");
+  set_json(doc, "/body/person/birthDate", R"("2012-01-01")");
+  set_json(doc, "/created", R"("2031-06-01T00:00:00Z")");
+  const auto accepted = parse_rfc3339("2026-11-21T02:42:10Z");
+  rapidjson::Document facts_doc;
+  facts_doc.Parse(facts_of(doc, "vn-gialai", tables_, nullptr, accepted).c_str());
+  ASSERT_TRUE(facts_doc.IsObject());
+  EXPECT_EQ(json::to_string(facts_doc["age"]), R"("9--17")");
+  EXPECT_TRUE(facts_doc["minor"].GetBool());
+  // Without the time of judgement (a caller that has none) the age stays at `created`.
+  facts_doc.Parse(facts_of(doc, "vn-gialai", tables_).c_str());
+  EXPECT_FALSE(facts_doc["minor"].GetBool());
+  // An earlier `created` is kept: judged at the earlier of the two.
+  set_json(doc, "/created", R"("2026-11-20T00:00:00Z")");
+  facts_doc.Parse(
+      facts_of(doc, "vn-gialai", tables_, nullptr, parse_rfc3339("2040-01-01T00:00:00Z")).c_str());
+  EXPECT_TRUE(facts_doc["minor"].GetBool());
 }
 
 TEST_F(Facts, PartialBirthDateStraddlingABandHasNoAge) {

@@ -499,7 +499,7 @@ class decoder {
 
   json_value name_object(const std::vector<std::string>& family,
                          const std::vector<std::string>& given, std::string_view script,
-                         std::string_view kind, bool with_order) {
+                         std::string_view kind) {
     json_value n(rapidjson::kObjectType);
     if (!family.empty()) {
       json_value parts(rapidjson::kArrayType);
@@ -517,9 +517,6 @@ class decoder {
     }
     n.AddMember("script", str(script), a_);
     n.AddMember("kind", str(kind), a_);
-    if (with_order) {
-      n.AddMember("order", "family-first", a_);
-    }
     return n;
   }
 
@@ -554,7 +551,7 @@ class decoder {
       }
     }
     if (ok && script) {
-      names.PushBack(name_object(family, given, *script, "primary", true), a_);
+      names.PushBack(name_object(family, given, *script, "primary"), a_);
     }
   }
 
@@ -594,7 +591,7 @@ class decoder {
         if (alias.empty()) {
           fail(where, "is empty");
         } else if (within(alias, 256, where)) {
-          names.PushBack(name_object({}, {alias}, alias_script(alias), "alias", false), a_);
+          names.PushBack(name_object({}, {alias}, alias_script(alias), "alias"), a_);
         }
       } else if (c.name == "Gender") {
         if (const auto v = code_text(c, where)) {
@@ -659,6 +656,24 @@ class decoder {
       if (array->Size() > limit.second) {
         fail(path,
              "has more than " + std::to_string(limit.second) + " " + limit.first + " elements");
+      }
+    }
+    // The order of the <Name>s is the person's naming custom (la_mps_format.hpp, name_order);
+    // aliases are one whole part and have none.
+    std::vector<std::string> countries;
+    for (const auto& c : nationalities.GetArray()) {
+      countries.emplace_back(c.GetString(), c.GetStringLength());
+    }
+    bool lao_script_name = false;
+    for (const auto& n : names.GetArray()) {
+      lao_script_name = lao_script_name || (std::string_view(n["kind"].GetString()) == "primary" &&
+                                            std::string_view(n["script"].GetString()) == "Laoo");
+    }
+    if (const auto order = name_order(countries, lao_script_name)) {
+      for (auto& n : names.GetArray()) {
+        if (std::string_view(n["kind"].GetString()) == "primary") {
+          n.AddMember("order", str(*order), a_);
+        }
       }
     }
     p.AddMember("names", names, a_);

@@ -244,6 +244,82 @@ TEST_F(LaMps, VictimExampleMapsTheDocumentedFields) {
   EXPECT_STREQ(m["unmapped"]["/LaoPoliceMessage/Person/Home/@village"].GetString(), "Ban Na Meo");
 }
 
+// Lao names are given-first (KHAMLA PHOMMAVONG): family and given parts come from their
+// attributes and the order from the person's nationality; a Vietnamese person's name keeps
+// its family-first order both ways.
+TEST_F(LaMps, ALaoNameIsGivenFirstWithItsFamilyAndGivenParts) {
+  auto d = decode_ok(test::read_file(golden_dir() / "victim.xml"));
+  const auto& names = d.message["body"]["person"]["names"];
+  for (rapidjson::SizeType i = 0; i < 2; ++i) {
+    SCOPED_TRACE(i);
+    EXPECT_STREQ(names[i]["order"].GetString(), "given-first");
+    EXPECT_STREQ(names[i]["kind"].GetString(), "primary");
+  }
+  EXPECT_STREQ(names[0]["family"][0].GetString(), "ພົມມະວົງ");
+  EXPECT_STREQ(names[0]["given"][0].GetString(), "ຄຳລາ");
+  EXPECT_STREQ(names[1]["family"][0].GetString(), "PHOMMAVONG");
+  EXPECT_STREQ(names[1]["given"][0].GetString(), "KHAMLA");
+
+  // Encoded back: the same attributes, and as an alias the full name in Lao order.
+  auto m = parse_json(test::read_file(golden_dir() / "victim.json"));
+  m["body"]["person"]["names"][1]["kind"].SetString("birth");
+  const std::string xml = encode_ok(m);
+  EXPECT_NE(xml.find("<Name script=\"lao\" family=\"ພົມມະວົງ\" given=\"ຄຳລາ\"/>"), std::string::npos)
+      << xml;
+  EXPECT_NE(xml.find("<Alias>KHAMLA PHOMMAVONG</Alias>"), std::string::npos) << xml;
+  auto back = decode_ok(xml);
+  EXPECT_STREQ(back.message["body"]["person"]["names"][0]["order"].GetString(), "given-first");
+}
+
+TEST_F(LaMps, AVietnameseNameKeepsItsFamilyFirstOrderBothWays) {
+  auto d = decode_ok(test::read_file(golden_dir() / "verify-request.xml"));
+  const auto& name = d.message["body"]["subject"]["names"][0];
+  EXPECT_STREQ(name["family"][0].GetString(), "NGUYEN");
+  EXPECT_STREQ(name["given"][0].GetString(), "VAN");
+  EXPECT_STREQ(name["given"][1].GetString(), "AN");
+  EXPECT_STREQ(name["order"].GetString(), "family-first");
+
+  // A Vietnamese victim sent to Laos: the attributes as given, an alias in Vietnamese order,
+  // and family-first again when Laos sends the person back.
+  auto m = parse_json(test::read_file(golden_dir() / "victim.json"));
+  auto& a = m.GetAllocator();
+  auto& p = m["body"]["person"];
+  p["nationalities"][0].SetString("VN", a);
+  auto& names = p["names"];
+  names.Erase(names.Begin());  // the Lao-script name
+  json_value family(rapidjson::kArrayType);
+  family.PushBack("NGUYEN", a);
+  json_value given(rapidjson::kArrayType);
+  given.PushBack("THI", a).PushBack("HOA", a);
+  names[0]["family"] = family;
+  names[0]["given"] = given;
+  names[0]["order"].SetString("family-first");
+  json_value birth(names[0], a);
+  birth["kind"].SetString("birth");
+  birth["given"][1].SetString("HONG");
+  names.PushBack(birth, a);
+  const std::string xml = encode_ok(m);
+  EXPECT_NE(xml.find("<Name script=\"latin\" family=\"NGUYEN\" given=\"THI HOA\"/>"),
+            std::string::npos)
+      << xml;
+  EXPECT_NE(xml.find("<Alias>NGUYEN THI HONG</Alias>"), std::string::npos) << xml;
+  auto back = decode_ok(xml);
+  const auto& again = back.message["body"]["person"]["names"][0];
+  EXPECT_STREQ(again["order"].GetString(), "family-first");
+  EXPECT_STREQ(again["family"][0].GetString(), "NGUYEN");
+}
+
+TEST_F(LaMps, WithoutANationalityOnlyALaoScriptNameTellsTheOrder) {
+  std::string xml = test::read_file(golden_dir() / "victim.xml");
+  xml = std::regex_replace(xml, std::regex("    <Nationality>LAO</Nationality>\n"), "");
+  auto lao = decode_ok(xml);
+  EXPECT_STREQ(lao.message["body"]["person"]["names"][1]["order"].GetString(), "given-first");
+  xml = std::regex_replace(xml, std::regex("    <Name script=\"lao\"[^\n]*\n"), "");
+  auto latin = decode_ok(xml);
+  EXPECT_FALSE(latin.message["body"]["person"]["names"][0].HasMember("order"))
+      << pretty(latin.message);
+}
+
 // ---------------------------------------------------------------------------------------------
 // canonical -> LA-MPS -> canonical for config/examples
 
@@ -543,8 +619,47 @@ class message_generator {
     }
     n.AddMember("script", json_value(script, *a_), *a_);
     n.AddMember("kind", "primary", *a_);
-    n.AddMember("order", "family-first", *a_);
     return n;
+  }
+
+  /// The order LA-MPS names come back with: a Lao national's names are given-first; a
+  /// Vietnamese, Khmer, Chinese, Korean or Japanese national's family-first; with no
+  /// nationality, given-first when there is a Lao-script name; else no order.
+  void set_name_order(json_value& p) {
+    const auto holds = [&](const char* code) {
+      const auto list = p.FindMember("nationalities");
+      if (list == p.MemberEnd()) {
+        return false;
+      }
+      for (const auto& c : list->value.GetArray()) {
+        if (std::string(c.GetString()) == code) {
+          return true;
+        }
+      }
+      return false;
+    };
+    bool lao_script = false;
+    for (const auto& n : p["names"].GetArray()) {
+      lao_script = lao_script || (std::string(n["kind"].GetString()) == "primary" &&
+                                  std::string(n["script"].GetString()) == "Laoo");
+    }
+    const char* order = nullptr;
+    if (holds("LA")) {
+      order = "given-first";
+    } else if (holds("VN") || holds("KH") || holds("CN") || holds("TW") || holds("HK") ||
+               holds("MO") || holds("KR") || holds("JP")) {
+      order = "family-first";
+    } else if (!p.HasMember("nationalities") && lao_script) {
+      order = "given-first";
+    }
+    if (order == nullptr) {
+      return;
+    }
+    for (auto& n : p["names"].GetArray()) {
+      if (std::string(n["kind"].GetString()) == "primary") {
+        n.AddMember("order", json_value(order, *a_), *a_);
+      }
+    }
   }
 
   void unique_codes(json_value& target, const char* member, const strings& from, int max) {
@@ -610,7 +725,14 @@ class message_generator {
       age.AddMember("max", n, *a_);
       p.AddMember("ageEstimate", age, *a_);
     }
-    unique_codes(p, "nationalities", countries_, 2);
+    // Mostly Lao and Vietnamese persons, so that both name orders occur often.
+    static const strings neighbours = {"LA", "LA", "VN", "KH", "TH"};
+    if (chance(50)) {
+      unique_codes(p, "nationalities", neighbours, 2);
+    } else {
+      unique_codes(p, "nationalities", countries_, 2);
+    }
+    set_name_order(p);
     if (chance(60)) {
       json_value documents(rapidjson::kArrayType);
       for (int k = 1 + static_cast<int>(rng_() % 2); k > 0; --k) {
@@ -1412,7 +1534,7 @@ TEST_F(LaMps, EncodingNeverSendsATransliterationAsTheOfficialLatinName) {
   std::string xml = encode_ok(m);
   EXPECT_EQ(xml.find(R"(<Name script="latin")"), std::string::npos) << xml;
   EXPECT_NE(xml.find(R"(<Name script="lao")"), std::string::npos) << xml;
-  EXPECT_NE(xml.find("<Alias>PHOMMAVONG KHAMLA</Alias>"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<Alias>KHAMLA PHOMMAVONG</Alias>"), std::string::npos) << xml;
 
   // Listed before the partner's own Latin name, it still does not take its place.
   auto both = parse_json(test::read_file(golden_dir() / "victim.json"));
@@ -1426,14 +1548,14 @@ TEST_F(LaMps, EncodingNeverSendsATransliterationAsTheOfficialLatinName) {
   EXPECT_NE(xml.find(R"(<Name script="latin" family="PHOMMAVONG" given="KHAMLA"/>)"),
             std::string::npos)
       << xml;
-  EXPECT_NE(xml.find("<Alias>PHOMMAWONG KHAMLA</Alias>"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<Alias>KHAMLA PHOMMAWONG</Alias>"), std::string::npos) << xml;
 
   // Nor does a Lao name that is not primary become the official Lao <Name>.
   auto birth = parse_json(test::read_file(golden_dir() / "victim.json"));
   birth["body"]["person"]["names"][0]["kind"].SetString("birth");
   xml = encode_ok(birth);
   EXPECT_EQ(xml.find(R"(<Name script="lao")"), std::string::npos) << xml;
-  EXPECT_NE(xml.find("<Alias>ພົມມະວົງ ຄຳລາ</Alias>"), std::string::npos) << xml;
+  EXPECT_NE(xml.find("<Alias>ຄຳລາ ພົມມະວົງ</Alias>"), std::string::npos) << xml;
 }
 
 TEST_F(LaMps, EncodingWritesBuddhistEraDatesAndLaoTime) {

@@ -193,6 +193,9 @@ void write_record(writer& w, const identity::certificate_record& r, clock::time_
   if (!r.replaced_by.empty()) {
     put(w, "replacedBy", r.replaced_by);
   }
+  if (!r.recorded_at.empty()) {
+    put(w, "recordedAt", r.recorded_at);
+  }
   put(w, "source", r.source);
   w.EndObject();
 }
@@ -257,6 +260,14 @@ struct call {
 
 // --- partners -----------------------------------------------------------------------------------
 
+// Why partner `id` is refused although its definition may say enabled: a change of it stored by
+// another instance (or found at start) that this instance could not apply. Nothing otherwise.
+void write_held(writer& w, const identity::trust_state& trust, const std::string& id) {
+  if (trust.held_for_unapplied_change(id)) {
+    put(w, "refused", "unapplied-change");
+  }
+}
+
 void list_partners(const call& c) {
   const auto trust = c.state().trust();
   c.done(json_response(200, [&](writer& w) {
@@ -268,6 +279,7 @@ void list_partners(const call& c) {
       raw(w, "definition", identity::to_json(*p));
       w.Key("version");
       w.Int64(c.state().version_of(kind_partner, p->id));
+      write_held(w, *trust, p->id);
       w.EndObject();
     }
     w.EndArray();
@@ -287,6 +299,7 @@ void get_partner(const call& c, const std::string& id) {
     raw(w, "definition", identity::to_json(*p));
     w.Key("version");
     w.Int64(version);
+    write_held(w, *trust, id);
     w.EndObject();
   });
   r.headers.emplace_back("ETag", etag(version));
@@ -369,6 +382,7 @@ std::string changed_fields(const identity::partner& before, const identity::part
   mark(before.enabled != after.enabled, "enabled");
   mark(before.endpoint != after.endpoint, "endpoint");
   mark(before.pinned_sha256 != after.pinned_sha256, "pinnedSha256");
+  mark(before.revoked_sha256 != after.revoked_sha256, "revokedSha256");
   mark(before.sends != after.sends, "sends");
   mark(before.receives != after.receives, "receives");
   mark(before.agreements != after.agreements, "agreements");
@@ -410,6 +424,15 @@ void update_partner(const call& c, const std::string& id) {
   if (p->id != id) {
     return c.done(invalid("The id in the body differs from the one in the path.",
                           {{"/id", "must equal the partner id in the path"}}));
+  }
+  // A revocation carried by the files is never withdrawn by an edit (as a recorded one is not).
+  for (const auto& fp : before->revoked_sha256) {
+    if (std::find(p->revoked_sha256.begin(), p->revoked_sha256.end(), fp) ==
+        p->revoked_sha256.end()) {
+      return c.done(
+          invalid("A revoked fingerprint cannot be withdrawn.",
+                  {{"/revokedSha256", "must keep every fingerprint revoked before: " + fp}}));
+    }
   }
   std::vector<std::pair<std::string, std::string>> details{
       {"changed", changed_fields(*before, *p)},
@@ -497,42 +520,50 @@ void get_certificate(const call& c, const std::string& fingerprint) {
   c.done(json_response(200, [&](writer& w) { write_record(w, it->second, c.now()); }));
 }
 
-// Persists records one after another (each with its audit record); answers with `finish` after
+// One state change of a multi-item action, with its audit record.
+struct pending_change {
+  store::state_item item;
+  std::optional<std::int64_t> expected;
+  audit::audit_record audit;
+};
+
+pending_change record_change(const call& c, const identity::certificate_record& r,
+                             std::optional<std::int64_t> expected, audit::audit_record audit) {
+  return {store::state_item{.kind = std::string(kind_certificate),
+                            .key = r.fingerprint,
+                            .value = identity::to_json(r),
+                            .version = 0,
+                            .changed_at = {},
+                            .changed_by = c.actor},
+          expected, std::move(audit)};
+}
+
+// Persists changes one after another (each with its audit record); answers with `finish` after
 // the last, or with the first failure.
-void store_records(call c, std::vector<identity::certificate_record> records,
-                   std::vector<std::optional<std::int64_t>> expected,
-                   std::vector<audit::audit_record> audit, std::size_t index,
+void store_changes(call c, std::vector<pending_change> changes, std::size_t index,
                    std::function<response()> finish) {
-  if (index == records.size()) {
+  if (index == changes.size()) {
     return c.done(finish());
   }
-  const auto& r = records[index];
-  store::state_item item{.kind = std::string(kind_certificate),
-                         .key = r.fingerprint,
-                         .value = identity::to_json(r),
-                         .version = 0,
-                         .changed_at = {},
-                         .changed_by = c.actor};
   auto state = c.ctx.state;
-  // Copied before the handler below takes the vectors over.
-  const auto expected_version = expected[index];
-  std::vector<audit::audit_record> this_audit{audit[index]};
-  state->change(
-      std::move(item), expected_version, std::move(this_audit),
-      [c, records = std::move(records), expected = std::move(expected), audit = std::move(audit),
-       index, finish = std::move(finish)](store::put_outcome outcome, std::int64_t) mutable {
-        if (outcome == store::put_outcome::failed) {
-          return c.done(store_failed());
-        }
-        if (outcome == store::put_outcome::conflict) {
-          return c.done(problem(409, "conflict", "Changed concurrently",
-                                "The certificate record changed meanwhile; read it "
-                                "again."));
-        }
-        c.log_change(audit[index].event, records[index].partner_id, 200);
-        store_records(c, std::move(records), std::move(expected), std::move(audit), index + 1,
-                      std::move(finish));
-      });
+  // Copied before the handler below takes the vector over.
+  auto item = changes[index].item;
+  const auto expected = changes[index].expected;
+  std::vector<audit::audit_record> this_audit{changes[index].audit};
+  state->change(std::move(item), expected, std::move(this_audit),
+                [c, changes = std::move(changes), index, finish = std::move(finish)](
+                    store::put_outcome outcome, std::int64_t) mutable {
+                  if (outcome == store::put_outcome::failed) {
+                    return c.done(store_failed());
+                  }
+                  if (outcome == store::put_outcome::conflict) {
+                    return c.done(problem(409, "conflict", "Changed concurrently",
+                                          "The certificate record changed meanwhile; read it "
+                                          "again."));
+                  }
+                  c.log_change(changes[index].audit.event, changes[index].audit.partner, 200);
+                  store_changes(c, std::move(changes), index + 1, std::move(finish));
+                });
 }
 
 struct new_certificate {
@@ -623,17 +654,22 @@ std::optional<new_certificate> certificate_from_body(const call& c, const rapidj
                    "This certificate is recorded already."));
     return std::nullopt;
   }
+  r.recorded_at = format_rfc3339_ms(c.now());
   return out;
 }
 
 response issued_response(const new_certificate& n, clock::time_point now,
-                         const std::vector<identity::certificate_record>& retiring = {}) {
+                         const std::vector<identity::certificate_record>& retiring,
+                         const std::string& cut_off) {
   auto r = json_response(201, [&](writer& w) {
     w.StartObject();
     w.Key("record");
     write_record(w, n.record, now);
     if (!n.cert_pem.empty()) {
       put(w, "certificate", n.cert_pem);
+    }
+    if (!cut_off.empty()) {
+      put(w, "cutOff", cut_off);
     }
     if (!retiring.empty()) {
       w.Key("retiring");
@@ -670,10 +706,10 @@ void add_certificate(const call& c, const std::string& partner_id, bool rotate) 
   if (!added) {
     return;
   }
-  const auto now = c.now();
-  std::vector<identity::certificate_record> records{added->record};
-  std::vector<std::optional<std::int64_t>> expected{0};
-  std::vector<audit::audit_record> audit{
+  const auto now = parse_rfc3339(added->record.recorded_at).value_or(c.now());
+  std::vector<pending_change> changes;
+  changes.push_back(record_change(
+      c, added->record, 0,
       c.record(added->record.source == "enrolled"
                    ? "cert.enrolled"
                    : (added->record.source == "pinned" ? "cert.pinned" : "cert.registered"),
@@ -681,13 +717,45 @@ void add_certificate(const call& c, const std::string& partner_id, bool rotate) 
                {{"fingerprint", added->record.fingerprint},
                 {"serial", added->record.serial_hex},
                 {"notAfter", added->record.not_after},
-                {"after.state", "active"}})};
+                {"after.state", "active"}})));
   std::vector<identity::certificate_record> retiring;
+  std::string cut_off;
   if (rotate) {
-    // Every certificate of the partner still active keeps working until the overlap ends.
-    const std::string until =
-        format_rfc3339_ms(std::chrono::floor<std::chrono::seconds>(now + overlap));
-    for (const auto& [fp, r] : c.state().trust()->certificates) {
+    const auto trust = c.state().trust();
+    const auto until_at = std::chrono::floor<std::chrono::seconds>(now + overlap);
+    const std::string until = format_rfc3339_ms(until_at);
+    // Every certificate of the partner from before this moment ends with the overlap, recorded
+    // or not (issued offline, pinned in the definition): the cut-off, persisted first. The new
+    // certificate, and certificates recorded, pinned or issued from now on, stay.
+    identity::rotation_cutoff next{.cut_off = added->record.recorded_at,
+                                   .retiring_until = until,
+                                   .replaced_by = added->record.fingerprint,
+                                   .pinned_before = trust->partners.find(partner_id)->pinned_sha256,
+                                   .cut_off_at = now,
+                                   .until_at = until_at};
+    identity::partner_cutoffs earlier{.partner_id = partner_id, .cutoffs = {}};
+    if (auto it = trust->cutoffs.find(partner_id); it != trust->cutoffs.end()) {
+      earlier = it->second;
+    }
+    const auto cutoffs = identity::with_rotation(earlier, std::move(next), now);
+    cut_off = added->record.recorded_at;
+    changes.push_back(
+        {store::state_item{.kind = std::string(kind_cutoff),
+                           .key = partner_id,
+                           .value = identity::to_json(cutoffs),
+                           .version = 0,
+                           .changed_at = {},
+                           .changed_by = c.actor},
+         c.state().version_of(kind_cutoff, partner_id),
+         c.record("cert.cutoff", partner_id,
+                  {{"cutOff", cut_off},
+                   {"retiringUntil", until},
+                   {"replacedBy", added->record.fingerprint},
+                   {"pinnedBefore", std::to_string(cutoffs.cutoffs.back().pinned_before.size())},
+                   {"cutoffs", std::to_string(cutoffs.cutoffs.size())}})});
+    // Every recorded certificate of the partner still active keeps working until the overlap
+    // ends, and is listed as retiring.
+    for (const auto& [fp, r] : trust->certificates) {
       if (r.partner_id != partner_id || r.state != identity::certificate_state::active) {
         continue;
       }
@@ -695,21 +763,20 @@ void add_certificate(const call& c, const std::string& partner_id, bool rotate) 
       old.state = identity::certificate_state::retiring;
       old.retiring_until = until;
       old.replaced_by = added->record.fingerprint;
-      records.push_back(old);
       retiring.push_back(old);
-      expected.push_back(c.state().version_of(kind_certificate, fp));
-      audit.push_back(c.record("cert.rotated", partner_id,
-                               {{"fingerprint", old.fingerprint},
-                                {"serial", old.serial_hex},
-                                {"before.state", "active"},
-                                {"after.state", "retiring"},
-                                {"retiringUntil", until},
-                                {"replacedBy", added->record.fingerprint}}));
+      changes.push_back(record_change(c, old, c.state().version_of(kind_certificate, fp),
+                                      c.record("cert.rotated", partner_id,
+                                               {{"fingerprint", old.fingerprint},
+                                                {"serial", old.serial_hex},
+                                                {"before.state", "active"},
+                                                {"after.state", "retiring"},
+                                                {"retiringUntil", until},
+                                                {"replacedBy", added->record.fingerprint}})));
     }
   }
-  store_records(
-      c, std::move(records), std::move(expected), std::move(audit), 0,
-      [added = std::move(*added), now, retiring] { return issued_response(added, now, retiring); });
+  store_changes(c, std::move(changes), 0, [added = std::move(*added), now, retiring, cut_off] {
+    return issued_response(added, now, retiring, cut_off);
+  });
 }
 
 void revoke_certificate(const call& c, const std::string& fingerprint_text) {
@@ -762,8 +829,11 @@ void revoke_certificate(const call& c, const std::string& fingerprint_text) {
   const auto now = c.now();
   // The signing directory's CRL too, when it issued the certificate (for restarts and peers):
   // once the revocation is on the record, so that a store that fails changes nothing.
-  store_records(c, {record}, {c.state().version_of(kind_certificate, record.fingerprint)}, {audit},
-                0, [record, now, dir = c.ctx.options.signing_dir] {
+  std::vector<pending_change> changes;
+  changes.push_back(record_change(
+      c, record, c.state().version_of(kind_certificate, record.fingerprint), std::move(audit)));
+  store_changes(c, std::move(changes), 0,
+                [record, now, dir = c.ctx.options.signing_dir] {
                   if (!dir.empty() && !record.serial_hex.empty()) {
                     try {
                       if (identity::certs_dir_knows_serial(dir, record.serial_hex)) {
@@ -1488,6 +1558,17 @@ void metrics_text(const call& c) {
     certs += "mxgw_certificate_expiry_days{partner=\"" + prometheus_label_value(r.partner_id) +
              "\",serial=\"" + r.serial_hex + "\"} " + std::to_string(days) + "\n";
   }
+  // Persisted changes this instance could not apply (their partner or certificate is refused
+  // until a change that applies arrives): one series each while it lasts.
+  certs +=
+      "# HELP mxgw_admin_state_unapplied A stored administrative change this instance could not "
+      "apply (1 while it is in force; its partner or certificate is refused).\n"
+      "# TYPE mxgw_admin_state_unapplied gauge\n";
+  for (const auto& [item, reason] : trust->unapplied_changes) {
+    certs += "mxgw_admin_state_unapplied{kind=\"" + prometheus_label_value(item.first) +
+             "\",key=\"" + prometheus_label_value(item.second) + "\",reason=\"" +
+             prometheus_label_value(reason) + "\"} 1\n";
+  }
   std::string text = c.ctx.counters ? c.ctx.counters->render() : std::string();
   if (c.ctx.extra_metrics) {
     text += c.ctx.extra_metrics();
@@ -1517,17 +1598,36 @@ void metrics_text(const call& c) {
 }
 
 // The current partners and routing as files: certificates registered without a partner SAN are
-// written as pinnedSha256 so the files alone identify the same peers.
+// written as pinnedSha256 so the files alone identify the same peers, and certificates revoked
+// (or retired: their overlap has ended) as revokedSha256 of their partner, so that files rebuilt
+// from the export keep refusing them; a revoked fingerprint is no longer pinned.
 void export_state(const call& c) {
   const auto trust = c.state().trust();
+  const auto now = c.now();
+  auto refused = [&](const identity::certificate_record& r) {
+    if (r.state == identity::certificate_state::revoked) {
+      return true;
+    }
+    const auto until = parse_rfc3339(r.retiring_until);
+    return r.state == identity::certificate_state::retiring && (!until || now >= *until);
+  };
+  auto listed = [](const std::vector<std::string>& list, const std::string& fp) {
+    return std::find(list.begin(), list.end(), fp) != list.end();
+  };
   identity::partner_registry registry;
   for (const auto* p : trust->partners.all()) {
     identity::partner copy = *p;
     for (const auto& [fp, r] : trust->certificates) {
-      if (r.partner_id == p->id && r.state != identity::certificate_state::revoked &&
-          (r.source == "pinned" || r.source == "registered") &&
-          std::find(copy.pinned_sha256.begin(), copy.pinned_sha256.end(), fp) ==
-              copy.pinned_sha256.end()) {
+      if (r.partner_id != p->id && !listed(p->pinned_sha256, fp)) {
+        continue;
+      }
+      if (refused(r)) {
+        if (!listed(copy.revoked_sha256, fp)) {
+          copy.revoked_sha256.push_back(fp);
+        }
+        std::erase(copy.pinned_sha256, fp);
+      } else if (r.partner_id == p->id && (r.source == "pinned" || r.source == "registered") &&
+                 !listed(copy.pinned_sha256, fp)) {
         copy.pinned_sha256.push_back(fp);
       }
     }

@@ -47,6 +47,15 @@ void state_manager::load_persisted() {
              .detail = std::to_string(items.size()) + " persisted changes applied"});
 }
 
+namespace {
+
+// A partner's rotation cut-offs are of kind "cutoff", keyed by the partner id.
+bool refuses_partner(std::string_view kind) {
+  return kind == kind_partner || kind == kind_cutoff;
+}
+
+}  // namespace
+
 void state_manager::apply(const std::vector<store::state_item>& items) {
   std::unique_lock lock(mutex_);
   const auto before = trust_->current();
@@ -61,9 +70,43 @@ void state_manager::apply(const std::vector<store::state_item>& items) {
                  // racing a newer write): applying it again would change nothing
     }
     const std::string source = "state:" + item.kind + "/" + item.key;
+    // A change of a partner or of its certificates that this instance cannot apply must not
+    // leave what it changed as it was (that fails open: a partner disabled or a certificate
+    // revoked elsewhere would still be served here). What it names is refused instead until a
+    // change of the same item that can be applied arrives; its version counts as applied, so
+    // that an administrator can replace it from this instance (If-Match).
+    auto hold = [&](std::string_view reason) {
+      const bool partner_id = identity::is_valid_partner_id(item.key);
+      log::error({.event = "admin.state_unapplied",
+                  .partner = refuses_partner(item.kind) && partner_id ? item.key : "",
+                  .reason = reason,
+                  .detail = source + ": refused until a change that can be applied"});
+      next->unapplied_changes[{item.kind, item.key}] = std::string(reason);
+      if (item.kind == kind_partner) {
+        // Disabled for every part of the gateway (identity, routing, delivery).
+        if (const auto* old = next->partners.find(item.key); old != nullptr && old->enabled) {
+          identity::partner disabled = *old;
+          disabled.enabled = false;
+          next->partners.put(std::move(disabled));
+        }
+      } else if (item.kind == kind_certificate) {
+        // The fingerprint is refused as if revoked (a record this instance cannot read may be
+        // a revocation).
+        auto& record = next->certificates[item.key];
+        record.fingerprint = item.key;
+        record.state = identity::certificate_state::revoked;
+        record.reason = "unapplied-change";
+        if (record.source.empty()) {
+          record.source = "unapplied";
+        }
+      }
+      trust_changed = true;
+      known = item.version;
+    };
     if (item.kind == kind_partner) {
       if (item.value.empty()) {
-        continue;  // partners are disabled, never deleted
+        hold("partner-deleted");  // partners are disabled, never deleted
+        continue;
       }
       rapidjson::Document doc;
       std::vector<identity::config_problem> problems;
@@ -72,30 +115,42 @@ void state_manager::apply(const std::vector<store::state_item>& items) {
         p = identity::partner_registry::parse_partner(doc, "", problems, source, &adapters_);
       }
       if (!p || p->id != item.key) {
-        log::warn({.event = "admin.state_skipped", .reason = "invalid-partner", .detail = source});
+        hold("invalid-partner");
         continue;
       }
       if (auto clash = next->partners.put(std::move(*p)); !clash.empty()) {
-        log::warn({.event = "admin.state_skipped", .reason = "pin-conflict", .detail = source});
+        hold("pin-conflict");
         continue;
       }
+      next->unapplied_changes.erase({item.kind, item.key});
       trust_changed = true;
     } else if (item.kind == kind_certificate) {
       if (item.value.empty()) {
         next->certificates.erase(item.key);
+        next->unapplied_changes.erase({item.kind, item.key});
         trust_changed = true;
       } else {
         std::string error;
         auto record = identity::certificate_from_json(item.value, error);
         if (!record || record->fingerprint != item.key) {
-          log::warn({.event = "admin.state_skipped",
-                     .reason = "invalid-certificate-record",
-                     .detail = source});
+          hold("invalid-certificate-record");
           continue;
         }
         next->certificates[record->fingerprint] = std::move(*record);
+        next->unapplied_changes.erase({item.kind, item.key});
         trust_changed = true;
       }
+    } else if (item.kind == kind_cutoff) {
+      std::string error;
+      auto cutoffs =
+          item.value.empty() ? std::nullopt : identity::cutoffs_from_json(item.value, error);
+      if (!cutoffs || cutoffs->partner_id != item.key) {
+        hold(item.value.empty() ? "cutoff-deleted" : "invalid-cutoff");
+        continue;
+      }
+      next->cutoffs[item.key] = std::move(*cutoffs);
+      next->unapplied_changes.erase({item.kind, item.key});
+      trust_changed = true;
     } else if (item.kind == kind_routing && item.key == routing_key) {
       rapidjson::Document doc;
       std::vector<identity::config_problem> problems;

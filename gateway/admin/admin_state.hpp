@@ -1,7 +1,7 @@
 // Administrative state while the gateway runs: the configuration files are the seed, the store
-// holds every change since (kinds "partner", "certificate", "routing"). Changes are persisted with
-// their audit records, then applied live by publishing new immutable snapshots; a poller applies
-// the changes other instances sharing the store made.
+// holds every change since (kinds "partner", "certificate", "cutoff", "routing"). Changes are
+// persisted with their audit records, then applied live by publishing new immutable snapshots; a
+// poller applies the changes other instances sharing the store made.
 #pragma once
 
 #include <chrono>
@@ -32,6 +32,8 @@ namespace mxgw::admin {
 inline constexpr std::string_view kind_partner = "partner";
 inline constexpr std::string_view kind_certificate = "certificate";
 inline constexpr std::string_view kind_routing = "routing";
+/// A partner's rotation cut-offs (identity::partner_cutoffs), keyed by the partner id.
+inline constexpr std::string_view kind_cutoff = "cutoff";
 inline constexpr std::string_view routing_key = "rules";
 
 /// The routing rules in force and the document they were read from (for GET and export).
@@ -87,7 +89,12 @@ class state_manager {
 
   /// Applies items as if read from the store (in version order; versions no newer than the one
   /// already applied for the same item are skipped, so applying an item twice is a no-op).
-  /// Problems in an item are logged and skip it. Does not move the poller's position.
+  /// Does not move the poller's position. A partner, certificate or cut-off item that cannot be
+  /// applied fails closed: logged as an error (`admin.state_unapplied`), listed in the
+  /// snapshot's unapplied_changes, its partner refused and disabled (partner), its partner refused
+  /// (cut-off) or its fingerprint refused as revoked (certificate), until a change of the same
+  /// item that can be applied arrives. A routing item that cannot be applied is logged and
+  /// skipped (the rules in force stay).
   void apply(const std::vector<store::state_item>& items);
 
  private:

@@ -200,6 +200,9 @@ void write_partner(Writer& w, const partner& p) {
   if (!p.pinned_sha256.empty()) {
     list("pinnedSha256", p.pinned_sha256);
   }
+  if (!p.revoked_sha256.empty()) {
+    list("revokedSha256", p.revoked_sha256);
+  }
   if (p.sends) {
     list("sends", *p.sends);
   }
@@ -400,9 +403,10 @@ std::optional<partner> partner_registry::parse_partner(
     return std::nullopt;
   }
   static const std::set<std::string, std::less<>> known = {
-      "id",    "name",     "country",  "adapter",  "enabled",  "pinnedSha256", "description",
-      "sends", "receives", "endpoint", "purposes", "delivery", "agreements",   "carryUnmapped",
-      "feed"};
+      "id",       "name",         "country",       "adapter",
+      "enabled",  "pinnedSha256", "revokedSha256", "description",
+      "sends",    "receives",     "endpoint",      "purposes",
+      "delivery", "agreements",   "carryUnmapped", "feed"};
   bool valid = true;
   auto problem = [&](const std::string& field, const std::string& reason) {
     problems.push_back({file, at + field, reason});
@@ -455,23 +459,35 @@ std::optional<partner> partner_registry::parse_partner(
       p.enabled = entry["enabled"].GetBool();
     }
   }
-  if (entry.HasMember("pinnedSha256")) {
-    const auto& pins = entry["pinnedSha256"];
-    if (!pins.IsArray()) {
-      problem("/pinnedSha256", "must be an array of SHA-256 fingerprints");
-    } else {
-      for (rapidjson::SizeType k = 0; k < pins.Size(); ++k) {
-        const std::string field = "/pinnedSha256/" + std::to_string(k);
-        std::string fp = pins[k].IsString() ? normalise_fingerprint(pins[k].GetString()) : "";
-        if (!is_hex_sha256(fp)) {
-          problem(field, "must be 64 hex digits (colons allowed)");
-        } else if (std::find(p.pinned_sha256.begin(), p.pinned_sha256.end(), fp) !=
-                   p.pinned_sha256.end()) {
-          problem(field, "repeats a fingerprint listed before");
-        } else {
-          p.pinned_sha256.push_back(fp);
-        }
+  // pinnedSha256 and revokedSha256: lists of distinct fingerprints.
+  auto read_fingerprints = [&](const char* name, std::vector<std::string>& out) {
+    if (!entry.HasMember(name)) {
+      return;
+    }
+    const auto& list = entry[name];
+    const std::string at_list = std::string("/") + name;
+    if (!list.IsArray()) {
+      problem(at_list, "must be an array of SHA-256 fingerprints");
+      return;
+    }
+    for (rapidjson::SizeType k = 0; k < list.Size(); ++k) {
+      const std::string field = at_list + "/" + std::to_string(k);
+      std::string fp = list[k].IsString() ? normalise_fingerprint(list[k].GetString()) : "";
+      if (!is_hex_sha256(fp)) {
+        problem(field, "must be 64 hex digits (colons allowed)");
+      } else if (std::find(out.begin(), out.end(), fp) != out.end()) {
+        problem(field, "repeats a fingerprint listed before");
+      } else {
+        out.push_back(fp);
       }
+    }
+  };
+  read_fingerprints("pinnedSha256", p.pinned_sha256);
+  read_fingerprints("revokedSha256", p.revoked_sha256);
+  for (std::size_t k = 0; k < p.pinned_sha256.size(); ++k) {
+    if (std::find(p.revoked_sha256.begin(), p.revoked_sha256.end(), p.pinned_sha256[k]) !=
+        p.revoked_sha256.end()) {
+      problem("/pinnedSha256/" + std::to_string(k), "is revoked (listed in revokedSha256)");
     }
   }
   if (entry.HasMember("endpoint")) {
@@ -560,12 +576,39 @@ bool partner_registry::add(partner p) {
       return false;
     }
   }
-  for (const auto& fp : p.pinned_sha256) {
-    pins_.emplace(fp, p.id);
-  }
+  index(p);
   std::string id = p.id;
   partners_.emplace(std::move(id), std::move(p));
   return true;
+}
+
+void partner_registry::index(const partner& p) {
+  for (const auto& fp : p.pinned_sha256) {
+    pins_.emplace(fp, p.id);
+  }
+  for (const auto& fp : p.revoked_sha256) {
+    ++revoked_[fp];
+  }
+}
+
+void partner_registry::unindex(const partner& p) {
+  for (const auto& fp : p.pinned_sha256) {
+    pins_.erase(fp);
+  }
+  for (const auto& fp : p.revoked_sha256) {
+    if (auto it = revoked_.find(fp); it != revoked_.end() && --it->second <= 0) {
+      revoked_.erase(it);
+    }
+  }
+}
+
+bool partner_registry::is_revoked(std::string_view fingerprint) const {
+  return revoked_.contains(fingerprint);
+}
+
+std::string_view partner_registry::pinned_by(std::string_view fingerprint) const {
+  auto it = pins_.find(fingerprint);
+  return it == pins_.end() ? std::string_view() : std::string_view(it->second);
 }
 
 std::string partner_registry::put(partner p) {
@@ -575,14 +618,10 @@ std::string partner_registry::put(partner p) {
     }
   }
   if (auto old = partners_.find(p.id); old != partners_.end()) {
-    for (const auto& fp : old->second.pinned_sha256) {
-      pins_.erase(fp);
-    }
+    unindex(old->second);
     partners_.erase(old);
   }
-  for (const auto& fp : p.pinned_sha256) {
-    pins_.emplace(fp, p.id);
-  }
+  index(p);
   std::string id = p.id;
   partners_.emplace(std::move(id), std::move(p));
   return {};
@@ -605,6 +644,9 @@ std::vector<const partner*> partner_registry::all() const {
 identity_decision partner_registry::identify(const certificate_facts& facts) const {
   if (!facts.admin_uris.empty()) {
     return {identity_refusal::admin_certificate, {}};  // an admin certificate is never a partner
+  }
+  if (is_revoked(facts.sha256_fingerprint)) {
+    return {identity_refusal::revoked_certificate, {}};
   }
   // Another agency's CA may put any partner's URI into a certificate it issues: from such an
   // anchor only the pinned fingerprint counts.

@@ -53,6 +53,10 @@ struct partner {
   std::string adapter = "mx";  ///< wire format of this partner
   bool enabled = true;
   std::vector<std::string> pinned_sha256;  ///< lower-case hex certificate fingerprints
+  /// Fingerprints of certificates revoked (or retired) for good, written by the admin API's
+  /// export so that files rebuilt from it keep refusing them: a certificate listed here is refused
+  /// whatever partner it names. Never shortened by an administrator's change.
+  std::vector<std::string> revoked_sha256;
   std::string endpoint;  ///< https URL deliveries are POSTed to; empty = cannot be a recipient
   std::optional<std::vector<std::string>> sends;     ///< message types; nullopt = every type
   std::optional<std::vector<std::string>> receives;  ///< message types; nullopt = every type
@@ -83,6 +87,9 @@ struct certificate_facts {
   std::string sha256_fingerprint;         ///< lower-case hex over the DER certificate
   std::vector<std::string> admin_uris;    ///< names from SAN URIs urn:mxgw:admin:<name>
   std::string serial_hex;                 ///< upper-case hex, no separators
+  /// The certificate's notBefore (nullopt when unknown): a partner's rotation cut-off refuses,
+  /// after the overlap, certificates issued before it.
+  std::optional<std::chrono::system_clock::time_point> not_before;
   /// False when the certificate chains to an anchor of partners known by pin only
   /// (listener.tls.pinned_partner_ca): its partner SAN URIs then name no one.
   bool names_by_san = true;
@@ -143,12 +150,23 @@ class partner_registry {
   std::vector<const partner*> all() const;
 
   /// Decides which partner a verified certificate belongs to: exactly one id, from the SAN URI or
-  /// from a pinned fingerprint (when both are present they must agree), enabled.
+  /// from a pinned fingerprint (when both are present they must agree), enabled. A fingerprint
+  /// any partner lists in revokedSha256 is refused first (revoked_certificate).
   identity_decision identify(const certificate_facts& facts) const;
 
+  /// True when some partner lists `fingerprint` in its revokedSha256.
+  bool is_revoked(std::string_view fingerprint) const;
+
+  /// The partner that pins `fingerprint` in its definition (pinnedSha256), or empty.
+  std::string_view pinned_by(std::string_view fingerprint) const;
+
  private:
+  void index(const partner& p);
+  void unindex(const partner& p);
+
   std::map<std::string, partner, std::less<>> partners_;
   std::map<std::string, std::string, std::less<>> pins_;  // fingerprint -> partner id
+  std::map<std::string, int, std::less<>> revoked_;       // fingerprint -> partners listing it
 };
 
 /// One partner as a partners-file entry (compact JSON); parse_partner() reads it back.

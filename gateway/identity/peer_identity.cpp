@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <ctime>
 #include <memory>
 
@@ -22,6 +23,9 @@ certificate_facts facts_of(X509* cert) {
   unsigned int length = 0;
   if (X509_digest(cert, EVP_sha256(), digest, &length) == 1) {
     facts.sha256_fingerprint = lower_hex(digest, length);
+  }
+  if (std::tm tm{}; ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm) == 1) {
+    facts.not_before = std::chrono::system_clock::from_time_t(::timegm(&tm));
   }
   if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr)) {
     if (char* hex = BN_bn2hex(bn)) {

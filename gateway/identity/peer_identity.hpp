@@ -13,9 +13,9 @@ namespace mxgw::identity {
 inline constexpr std::string_view partner_uri_prefix = "urn:mxgw:partner:";
 inline constexpr std::string_view admin_uri_prefix = "urn:mxgw:admin:";
 
-/// Partner ids and admin names from SAN URIs with the prefixes above, the serial and the SHA-256
-/// fingerprint of the DER certificate. A SAN URI with a prefix but an invalid id is returned as-is
-/// (and then matches no one). `cert` must not be null.
+/// Partner ids and admin names from SAN URIs with the prefixes above, the serial, notBefore and
+/// the SHA-256 fingerprint of the DER certificate. A SAN URI with a prefix but an invalid id is
+/// returned as-is (and then matches no one). `cert` must not be null.
 certificate_facts facts_of(X509* cert);
 
 /// When a certificate may be used: from `not_before` to `not_after`, both included (RFC 5280).

@@ -5,6 +5,8 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+
 #include "gateway/common/json.hpp"
 #include "gateway/common/time.hpp"
 
@@ -49,6 +51,9 @@ std::string to_json(const certificate_record& r) {
   put("reason", r.reason);
   put("source", r.source);
   put("replacedBy", r.replaced_by);
+  if (!r.recorded_at.empty()) {
+    put("recordedAt", r.recorded_at);
+  }
   w.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }
@@ -75,6 +80,7 @@ std::optional<certificate_record> certificate_from_json(std::string_view text, s
   r.reason = json::get_string(doc, "reason");
   r.source = json::get_string(doc, "source");
   r.replaced_by = json::get_string(doc, "replacedBy");
+  r.recorded_at = json::get_string(doc, "recordedAt");
   const auto state = certificate_state_from(json::get_string(doc, "state"));
   if (!state || r.fingerprint.size() != 64 || !is_valid_partner_id(r.partner_id)) {
     error = "a certificate record needs a fingerprint, a partner and a known state";
@@ -82,6 +88,189 @@ std::optional<certificate_record> certificate_from_json(std::string_view text, s
   }
   r.state = *state;
   return r;
+}
+
+namespace {
+
+bool is_fingerprint(std::string_view s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+bool contains(const std::vector<std::string>& list, std::string_view value) {
+  return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+}  // namespace
+
+std::string to_json(const partner_cutoffs& cutoffs) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> w(buffer);
+  auto put = [&](const char* key, const std::string& value) {
+    w.Key(key);
+    w.String(value.data(), static_cast<rapidjson::SizeType>(value.size()));
+  };
+  w.StartObject();
+  put("partner", cutoffs.partner_id);
+  w.Key("cutoffs");
+  w.StartArray();
+  for (const auto& c : cutoffs.cutoffs) {
+    w.StartObject();
+    put("cutOff", c.cut_off);
+    put("retiringUntil", c.retiring_until);
+    put("replacedBy", c.replaced_by);
+    w.Key("pinnedBefore");
+    w.StartArray();
+    for (const auto& fp : c.pinned_before) {
+      w.String(fp.data(), static_cast<rapidjson::SizeType>(fp.size()));
+    }
+    w.EndArray();
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::optional<partner_cutoffs> cutoffs_from_json(std::string_view text, std::string& error) {
+  rapidjson::Document doc;
+  if (auto e = json::parse_untrusted(text, doc)) {
+    error = "not JSON: " + e->reason;
+    return std::nullopt;
+  }
+  if (!doc.IsObject() || !doc.HasMember("cutoffs") || !doc["cutoffs"].IsArray()) {
+    error = "not an object with a cutoffs array";
+    return std::nullopt;
+  }
+  partner_cutoffs out;
+  out.partner_id = json::get_string(doc, "partner");
+  if (!is_valid_partner_id(out.partner_id)) {
+    error = "no valid partner id";
+    return std::nullopt;
+  }
+  for (const auto& entry : doc["cutoffs"].GetArray()) {
+    rotation_cutoff c;
+    if (!entry.IsObject() || !entry.HasMember("pinnedBefore") || !entry["pinnedBefore"].IsArray()) {
+      error = "a cut-off needs cutOff, retiringUntil, replacedBy and pinnedBefore";
+      return std::nullopt;
+    }
+    const auto& pins = entry["pinnedBefore"];
+    c.cut_off = json::get_string(entry, "cutOff");
+    c.retiring_until = json::get_string(entry, "retiringUntil");
+    c.replaced_by = json::get_string(entry, "replacedBy");
+    const auto at = parse_rfc3339(c.cut_off);
+    const auto until = parse_rfc3339(c.retiring_until);
+    if (!at || !until) {
+      error = "a cut-off needs two RFC 3339 times (cutOff, retiringUntil)";
+      return std::nullopt;
+    }
+    c.cut_off_at = *at;
+    c.until_at = *until;
+    if (!is_fingerprint(c.replaced_by)) {
+      error = "a cut-off's replacedBy must be a SHA-256 fingerprint";
+      return std::nullopt;
+    }
+    for (const auto& pin : pins.GetArray()) {
+      if (!pin.IsString() || !is_fingerprint({pin.GetString(), pin.GetStringLength()})) {
+        error = "pinnedBefore must list SHA-256 fingerprints";
+        return std::nullopt;
+      }
+      c.pinned_before.emplace_back(pin.GetString(), pin.GetStringLength());
+    }
+    out.cutoffs.push_back(std::move(c));
+  }
+  return out;
+}
+
+partner_cutoffs with_rotation(const partner_cutoffs& earlier, rotation_cutoff next,
+                              std::chrono::system_clock::time_point now) {
+  partner_cutoffs out;
+  out.partner_id = earlier.partner_id;
+  const rotation_cutoff* latest_ended = nullptr;
+  for (const auto& c : earlier.cutoffs) {
+    for (const auto& pin : c.pinned_before) {
+      if (!contains(next.pinned_before, pin)) {
+        next.pinned_before.push_back(pin);
+      }
+    }
+    if (c.until_at >= next.until_at) {
+      continue;  // next refuses all it refuses, and no later
+    }
+    if (c.until_at <= now) {
+      if (latest_ended == nullptr || c.cut_off_at >= latest_ended->cut_off_at) {
+        latest_ended = &c;
+      }
+      continue;
+    }
+    out.cutoffs.push_back(c);
+  }
+  if (latest_ended != nullptr) {
+    out.cutoffs.insert(out.cutoffs.begin(), *latest_ended);
+  }
+  out.cutoffs.push_back(std::move(next));
+  return out;
+}
+
+void issue_times::remember(const std::string& fingerprint,
+                           std::chrono::system_clock::time_point not_before) {
+  std::lock_guard lock(mutex_);
+  if (times_.size() >= max_entries && !times_.contains(fingerprint)) {
+    times_.clear();
+  }
+  times_[fingerprint] = not_before;
+}
+
+std::optional<std::chrono::system_clock::time_point> issue_times::find(
+    std::string_view fingerprint) const {
+  std::lock_guard lock(mutex_);
+  auto it = times_.find(fingerprint);
+  if (it == times_.end()) {
+    return std::nullopt;
+  }
+  return it->second;
+}
+
+bool trust_state::held_for_unapplied_change(std::string_view partner_id) const {
+  if (unapplied_changes.empty()) {
+    return false;
+  }
+  const std::string id(partner_id);
+  return unapplied_changes.contains({"partner", id}) || unapplied_changes.contains({"cutoff", id});
+}
+
+bool trust_state::cut_off(std::string_view partner_id, std::string_view fingerprint,
+                          std::optional<std::chrono::system_clock::time_point> not_before,
+                          std::chrono::system_clock::time_point now) const {
+  const auto found = cutoffs.find(partner_id);
+  if (found == cutoffs.end()) {
+    return false;
+  }
+  const auto record = certificates.find(fingerprint);
+  const auto recorded_at =
+      record == certificates.end() ? std::nullopt : parse_rfc3339(record->second.recorded_at);
+  const bool pinned_here = partners.pinned_by(fingerprint) == partner_id;
+  for (const auto& c : found->second.cutoffs) {
+    if (now < c.until_at) {
+      continue;  // still inside this rotation's overlap
+    }
+    if (fingerprint == c.replaced_by || (recorded_at && *recorded_at >= c.cut_off_at)) {
+      continue;  // the rotation's new certificate, or one recorded since
+    }
+    if (contains(c.pinned_before, fingerprint)) {
+      return true;  // a pin from before the rotation ends with the overlap
+    }
+    if (pinned_here) {
+      continue;  // pinned since
+    }
+    // notBefore has whole seconds: one issued in the cut-off's second counts as after it.
+    const auto issued_from =
+        std::chrono::floor<std::chrono::seconds>(c.cut_off_at) - issue_backdating;
+    if (!not_before || *not_before < issued_from) {
+      return true;  // issued before the cut-off (or not known to be issued after it)
+    }
+  }
+  return false;
 }
 
 identity_decision trust_state::identify(const certificate_facts& facts,
@@ -101,23 +290,38 @@ identity_decision trust_state::identify(const certificate_facts& facts,
     }
   }
   auto decision = partners.identify(facts);
-  if (record == nullptr) {
+  if (record != nullptr) {
+    // A registered certificate pins its partner: it maps a certificate without a partner SAN,
+    // and one whose SAN names someone else is ambiguous.
+    if (decision.refusal == identity_refusal::no_partner_identity) {
+      const partner* p = partners.find(record->partner_id);
+      if (p == nullptr) {
+        return {identity_refusal::unknown_partner, {}};
+      }
+      if (!p->enabled) {
+        return {identity_refusal::disabled_partner, {}};
+      }
+      decision = {identity_refusal::none, p->id};
+    } else if (decision.refusal == identity_refusal::none &&
+               decision.partner_id != record->partner_id) {
+      return {identity_refusal::ambiguous, {}};
+    }
+  }
+  if (decision.refusal != identity_refusal::none) {
     return decision;
   }
-  // A registered certificate pins its partner: it maps a certificate without a partner SAN, and
-  // one whose SAN names someone else is ambiguous.
-  if (decision.refusal == identity_refusal::no_partner_identity) {
-    const partner* p = partners.find(record->partner_id);
-    if (p == nullptr) {
-      return {identity_refusal::unknown_partner, {}};
-    }
-    if (!p->enabled) {
-      return {identity_refusal::disabled_partner, {}};
-    }
-    return {identity_refusal::none, p->id};
+  // A change of this partner this instance could not apply: refused until one that applies.
+  if (held_for_unapplied_change(decision.partner_id)) {
+    return {identity_refusal::disabled_partner, {}};
   }
-  if (decision.refusal == identity_refusal::none && decision.partner_id != record->partner_id) {
-    return {identity_refusal::ambiguous, {}};
+  if (cutoffs.contains(decision.partner_id)) {
+    if (cut_off(decision.partner_id, facts.sha256_fingerprint, facts.not_before, now)) {
+      return {identity_refusal::retired_certificate, {}};
+    }
+    // Kept for still_trusted(): an open connection is judged by the fingerprint alone.
+    if (facts.not_before) {
+      seen_issue_times->remember(facts.sha256_fingerprint, *facts.not_before);
+    }
   }
   return decision;
 }
@@ -125,7 +329,12 @@ identity_decision trust_state::identify(const certificate_facts& facts,
 bool trust_state::still_trusted(std::string_view partner_id, std::string_view fingerprint,
                                 std::chrono::system_clock::time_point now) const {
   const partner* p = partners.find(partner_id);
-  if (p == nullptr || !p->enabled) {
+  if (p == nullptr || !p->enabled || held_for_unapplied_change(partner_id) ||
+      partners.is_revoked(fingerprint)) {
+    return false;
+  }
+  if (cutoffs.contains(partner_id) &&
+      cut_off(partner_id, fingerprint, seen_issue_times->find(fingerprint), now)) {
     return false;
   }
   const auto it = certificates.find(fingerprint);

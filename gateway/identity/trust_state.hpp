@@ -13,6 +13,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "gateway/identity/partner_registry.hpp"
 
@@ -41,6 +43,9 @@ struct certificate_record {
   std::string reason;          ///< revocation reason code (RFC 5280 names), for `revoked`
   std::string source;          ///< "enrolled" (signed from a CSR), "registered", "pinned"
   std::string replaced_by;     ///< fingerprint of the successor after a rotation
+  /// RFC 3339 UTC: when the record was made (empty in records older than this field): a record
+  /// made at or after a rotation's cut-off is not cut off by it.
+  std::string recorded_at;
 };
 
 /// Compact JSON of a record (the form persisted as state kind "certificate").
@@ -48,22 +53,98 @@ std::string to_json(const certificate_record& record);
 /// Reads to_json()'s form; nullopt (and `error` set) when it is not one.
 std::optional<certificate_record> certificate_from_json(std::string_view text, std::string& error);
 
+/// A certificate issued by mxgw's own tooling has a notBefore this far before the moment it was
+/// issued (cert_authority backdates for clocks running behind): a certificate counts as issued at
+/// or after a cut-off when its notBefore is no earlier than the cut-off (in whole seconds, as
+/// notBefore is) minus this.
+inline constexpr std::chrono::minutes issue_backdating{5};
+
+/// What one rotation of a partner's certificates decided: from `retiring_until` on, a
+/// certificate of the partner is refused unless it is the rotation's new certificate
+/// (`replaced_by`), was recorded at or after `cut_off`, is pinned in the partner definition but
+/// not among `pinned_before`, or (any other certificate, known by its partner SAN) was issued at
+/// or after `cut_off` (its notBefore, allowing issue_backdating).
+struct rotation_cutoff {
+  std::string cut_off;         ///< RFC 3339 UTC: when the rotation was made
+  std::string retiring_until;  ///< RFC 3339 UTC: the end of the overlap
+  std::string replaced_by;     ///< fingerprint of the rotation's new certificate
+  /// The partner definition's pins at this and every earlier cut-off: they end with the overlap.
+  std::vector<std::string> pinned_before;
+  std::chrono::system_clock::time_point cut_off_at, until_at;  ///< the two times, read
+};
+
+/// Every cut-off of one partner still needed (persisted as state kind "cutoff", key the partner
+/// id), oldest first.
+struct partner_cutoffs {
+  std::string partner_id;
+  std::vector<rotation_cutoff> cutoffs;
+};
+
+/// Compact JSON of a partner's cut-offs (the form persisted as state kind "cutoff").
+std::string to_json(const partner_cutoffs& cutoffs);
+/// Reads to_json()'s form; nullopt (and `error` set) when it is not one: a valid partner id,
+/// each cut-off with two RFC 3339 times, a fingerprint and a list of fingerprints.
+std::optional<partner_cutoffs> cutoffs_from_json(std::string_view text, std::string& error);
+
+/// `earlier` with a new rotation's cut-off `next` (cut_off_at/until_at set) added, keeping only
+/// the cut-offs that can still refuse something `next` does not: those whose overlap ends before
+/// next's, and of those already ended at `now`, the latest. next.pinned_before gets every
+/// earlier cut-off's pins too, so a pin once cut off stays cut off (record it again to trust it).
+partner_cutoffs with_rotation(const partner_cutoffs& earlier, rotation_cutoff next,
+                              std::chrono::system_clock::time_point now);
+
+/// The notBefore of certificates accepted by it, so that an open connection can be judged
+/// against a cut-off later (still_trusted only has the fingerprint). Shared by the snapshots
+/// copied from one another; thread-safe; bounded (emptied when full: a connection it forgot is
+/// closed and its client reconnects).
+class issue_times {
+ public:
+  void remember(const std::string& fingerprint, std::chrono::system_clock::time_point not_before);
+  std::optional<std::chrono::system_clock::time_point> find(std::string_view fingerprint) const;
+
+ private:
+  static constexpr std::size_t max_entries = 20000;
+  mutable std::mutex mutex_;
+  std::map<std::string, std::chrono::system_clock::time_point, std::less<>> times_;
+};
+
 /// One immutable snapshot. Build a copy, change it, then publish it with trust_store::replace.
 struct trust_state {
   partner_registry partners;
   std::map<std::string, certificate_record, std::less<>> certificates;  ///< by fingerprint
+  std::map<std::string, partner_cutoffs, std::less<>> cutoffs;          ///< by partner id
+  /// (kind, key) of persisted changes this instance could not apply, with the reason code. A
+  /// partner with such a change of kind "partner" or "cutoff" is refused (and, for "partner",
+  /// disabled) until a change of the same item that can be applied arrives: fail closed.
+  std::map<std::pair<std::string, std::string>, std::string> unapplied_changes;
+  std::shared_ptr<issue_times> seen_issue_times = std::make_shared<issue_times>();
 
   /// The certificate's own state first (a revoked certificate, or a retiring one once `now` has
   /// reached retiring_until, is refused), then the partner registry's rule. A recorded
   /// certificate also pins its partner: without a partner SAN it maps to the record's partner;
-  /// with a SAN naming another partner it is ambiguous. Admin certificates are refused.
+  /// with a SAN naming another partner it is ambiguous. Admin certificates are refused. Then the
+  /// partner's rotation cut-offs (retired_certificate after an overlap, see rotation_cutoff) and
+  /// changes of it that could not be applied (disabled_partner).
   identity_decision identify(const certificate_facts& facts,
                              std::chrono::system_clock::time_point now) const;
 
   /// For an open connection established earlier: is partner `partner_id` still enabled and the
-  /// certificate with `fingerprint` neither revoked nor past its retirement?
+  /// certificate with `fingerprint` neither revoked nor past its retirement (by its record or a
+  /// cut-off of the partner)?
   bool still_trusted(std::string_view partner_id, std::string_view fingerprint,
                      std::chrono::system_clock::time_point now) const;
+
+  /// True when a change of partner `partner_id` (kind "partner" or "cutoff") could not be
+  /// applied here, so the partner is refused.
+  bool held_for_unapplied_change(std::string_view partner_id) const;
+
+ private:
+  /// True when a cut-off of `partner_id` whose overlap has ended at `now` refuses the
+  /// certificate; `not_before` as known (nullopt: unknown, which refuses unless the fingerprint
+  /// alone exempts it).
+  bool cut_off(std::string_view partner_id, std::string_view fingerprint,
+               std::optional<std::chrono::system_clock::time_point> not_before,
+               std::chrono::system_clock::time_point now) const;
 };
 
 /// Holds the current snapshot; readers never wait for a writer longer than a pointer copy.

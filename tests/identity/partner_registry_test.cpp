@@ -205,6 +205,43 @@ TEST_F(PartnerRegistryLoad, SamePinForTwoPartners) {
   EXPECT_EQ(registry.identify({{}, pin_a}).partner_id, "kh-ratanakiri");
 }
 
+TEST_F(PartnerRegistryLoad, RevokedFingerprintsAreRefusedWhateverTheyName) {
+  // As GET /admin/v1/export writes them: a revoked certificate stays refused in files rebuilt
+  // from the export, by its SAN or by a pin of any partner.
+  const auto registry = load(R"({"partners": [
+    {"id": "kh-ratanakiri", "name": "A", "country": "KH", "revokedSha256": [")" +
+                             pin_a_colons + R"("]},
+    {"id": "kh-stungtreng", "name": "B", "country": "KH", "pinnedSha256": [")" +
+                             pin_a + R"("]}]})");
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_EQ(registry.find("kh-ratanakiri")->revoked_sha256, std::vector<std::string>{pin_a});
+  EXPECT_EQ(registry.identify({{"kh-ratanakiri"}, pin_a}).refusal,
+            identity_refusal::revoked_certificate);
+  EXPECT_EQ(registry.identify({{}, pin_a}).refusal, identity_refusal::revoked_certificate);
+  EXPECT_EQ(registry.identify({{"kh-ratanakiri"}, pin_b}).partner_id, "kh-ratanakiri");
+  // Written back as read.
+  EXPECT_NE(to_json(*registry.find("kh-ratanakiri")).find(R"("revokedSha256":[")" + pin_a),
+            std::string::npos);
+}
+
+TEST_F(PartnerRegistryLoad, BadRevokedFingerprints) {
+  for (const std::string& entry :
+       {R"("revokedSha256": ")" + pin_a + R"(")", std::string(R"("revokedSha256": [1])"),
+        R"("revokedSha256": [")" + pin_a.substr(1) + R"("])",
+        R"("revokedSha256": [")" + pin_a + R"(", ")" + pin_a_colons + R"("])"}) {
+    SCOPED_TRACE(entry);
+    problems_.clear();
+    load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH", )" + entry + "}");
+    ASSERT_EQ(problems_.size(), 1u) << describe(problems_);
+    EXPECT_EQ(problems_[0].field.rfind("/partners/1/revokedSha256", 0), 0u) << problems_[0].field;
+  }
+  // A fingerprint both pinned and revoked is a mistake.
+  problems_.clear();
+  load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH", "pinnedSha256": [")" +
+              pin_b + R"("], "revokedSha256": [")" + pin_b + R"("]})");
+  expect_only_problem_at("/partners/1/pinnedSha256/0");
+}
+
 TEST_F(PartnerRegistryLoad, ColonSeparatedUpperCaseFingerprintIsNormalised) {
   const auto registry = load(R"({"partners": [
     {"id": "kh-ratanakiri", "name": "A", "country": "KH", "pinnedSha256": [")" +

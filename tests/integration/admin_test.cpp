@@ -12,9 +12,11 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <thread>
 
+#include "gateway/cli/open_store.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/identity/cert_authority.hpp"
 #include "gateway/identity/partner_registry.hpp"
@@ -118,9 +120,103 @@ class Admin : public gateway_fixture {
   // apply B's revocation at its next poll.
   void another_instances_earlier_change_is_not_skipped();
 
+  // A certificate made offline by the partner CA (as `mxgw certs issue` does, notBefore five
+  // minutes back), `age` ago: named by its partner SAN when `partner` is given, else by nothing
+  // but a pin; the gateway has no record of it.
+  cli::client_tls offline(const std::string& name, const std::string& partner = {},
+                          std::chrono::system_clock::duration age = {}) {
+    identity::certificate_request req;
+    req.common_name = name;
+    req.not_before = std::chrono::system_clock::now() - std::chrono::minutes(5) - age;
+    if (!partner.empty()) {
+      req.san_uris = {"urn:mxgw:partner:" + partner};
+    }
+    return make_client(name, req);
+  }
+
+  static std::string fingerprint_of(const cli::client_tls& tls) {
+    return identity::sha256_fingerprint_of_pem(read_file(tls.cert));
+  }
+
+  // Writes a state item straight into this test's store, as another instance (say one with a
+  // mapping file this one lacks, or a newer version) would; returns its version.
+  std::int64_t put_stored_change(const std::string& kind, const std::string& key,
+                                 const std::string& value) {
+    auto store = cli::open_configured_store(config_.store);
+    std::promise<std::pair<store::put_outcome, std::int64_t>> done;
+    store->put_state({.kind = kind,
+                      .key = key,
+                      .value = value,
+                      .version = 0,
+                      .changed_at = {},
+                      .changed_by = "admin:elsewhere"},
+                     std::nullopt, {}, [&](store::put_outcome outcome, std::int64_t version) {
+                       done.set_value({outcome, version});
+                     });
+    const auto [outcome, version] = done.get_future().get();
+    store->stop();
+    EXPECT_EQ(outcome, store::put_outcome::applied);
+    return version;
+  }
+
+  // Waits (bounded) for `done`, checking every 50 ms; the state poller runs every 100 ms.
+  static bool eventually(const std::function<bool()>& done) {
+    for (int i = 0; i < 300; ++i) {
+      if (done()) {
+        return true;
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+    return done();
+  }
+
+  // A rotation with no overlap through this instance: the certificates of the partner from
+  // before it are refused at once here, by another instance sharing the store (its poller) and
+  // after a restart; the new one and one issued after it keep working.
+  void cut_off_reaches_other_instances_and_survives_restart();
+
   std::atomic<std::chrono::system_clock::duration> clock_offset_{};
   std::string last_fingerprint_;
 };
+
+void Admin::cut_off_reaches_other_instances_and_survives_restart() {
+  const auto before = offline("rata-offline", "kh-ratanakiri", 1h);
+  auto other_config = config_;
+  other_config.listener.port = 0;
+  other_config.admin.listener.port = 0;
+  other_config.delivery.instance = "mxgw-b";
+  cli::gateway_instance other(other_config);
+  std::thread other_thread([&] { other.run(); });
+  const auto on_other = [&](const cli::client_tls& tls) {
+    return cli::https_request("localhost", other.port(), tls, "GET", "/healthz").status;
+  };
+  ASSERT_EQ(on_other(before), 200);
+  std::string error;
+  auto connection = cli::https_connection::open("localhost", other.port(), before, error);
+  ASSERT_NE(connection, nullptr) << error;
+  ASSERT_EQ(connection->request("GET", "/healthz").status, 200);
+
+  const auto rotated =
+      enrol("kh-ratanakiri", "rata-new", "certificates/rotate", R"(,"overlapDays":0)");
+  const auto after = offline("rata-offline-after", "kh-ratanakiri");
+  EXPECT_EQ(get(before, "/healthz").status, 0) << "the overlap was 0 days";
+  EXPECT_EQ(get(rotated, "/healthz").status, 200);
+  EXPECT_EQ(get(after, "/healthz").status, 200);
+  EXPECT_TRUE(eventually([&] { return on_other(before) == 0; }))
+      << "the other instance still accepts a certificate from before the rotation";
+  EXPECT_TRUE(eventually([&] { return on_other(rotated) == 200; }));
+  EXPECT_EQ(on_other(after), 200);
+  EXPECT_TRUE(eventually([&] { return connection->request("GET", "/healthz").status == 0; }))
+      << "its open connection on the other instance still answers";
+  EXPECT_EQ(on_other(partner_client("vn-gialai")), 200);  // others unaffected
+  other.stop();
+  other_thread.join();
+
+  restart();
+  EXPECT_EQ(get(before, "/healthz").status, 0);
+  EXPECT_EQ(get(rotated, "/healthz").status, 200);
+  EXPECT_EQ(get(after, "/healthz").status, 200);
+}
 
 void Admin::another_instances_earlier_change_is_not_skipped() {
   // A certificate enrolled through B before A starts: A loads it with the persisted state.
@@ -623,6 +719,266 @@ TEST_F(Admin, MetricsAreServedAsPrometheusText) {
               std::string::npos)
         << outcome;
   }
+}
+
+// #1: a rotation ends every earlier certificate of the partner, not only the recorded ones.
+TEST_F(Admin, RotationRetiresEveryEarlierCertificateOfThePartnerRecordedOrNot) {
+  // Before: a certificate issued offline (known by its SAN, never recorded) and one known by a
+  // fingerprint pinned in the partner definition.
+  const auto issued_offline = offline("rata-offline", "kh-ratanakiri", 1h);
+  const auto pinned = offline("rata-pinned", {}, 1h);
+  auto r = admin(admin_client(), "PUT", "/admin/v1/partners/kh-ratanakiri",
+                 R"({"id":"kh-ratanakiri","name":"Ratanakiri commissariat","country":"KH",)"
+                 R"("pinnedSha256":[")" +
+                     fingerprint_of(pinned) + R"("]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(get(issued_offline, "/healthz").status, 200);
+  ASSERT_EQ(get(pinned, "/healthz").status, 200);
+  std::string error;
+  auto connection = cli::https_connection::open("localhost", port_, issued_offline, error);
+  ASSERT_NE(connection, nullptr) << error;
+  ASSERT_EQ(connection->request("GET", "/healthz").status, 200);
+
+  const auto rotated =
+      enrol("kh-ratanakiri", "rata-new", "certificates/rotate", R"(,"overlapDays":2)");
+  // Inside the overlap every certificate works.
+  EXPECT_EQ(get(issued_offline, "/healthz").status, 200);
+  EXPECT_EQ(get(pinned, "/healthz").status, 200);
+  EXPECT_EQ(get(rotated, "/healthz").status, 200);
+  // Certificates that come after the rotation: issued offline, enrolled, pinned.
+  const auto offline_after = offline("rata-offline-after", "kh-ratanakiri");
+  const auto enrolled_after = enrol("kh-ratanakiri", "rata-enrolled-after");
+  const auto pinned_after = offline("rata-pinned-after");
+  r = admin(admin_client(), "POST", "/admin/v1/partners/kh-ratanakiri/certificates",
+            R"({"pinnedSha256":")" + fingerprint_of(pinned_after) + R"("})");
+  ASSERT_EQ(r.status, 201) << r.body;
+
+  clock_offset_ = std::chrono::hours(24 * 2 + 1);  // past the overlap, without sleeping
+  EXPECT_EQ(get(issued_offline, "/healthz").status, 0)
+      << "a certificate issued before the rotation still identifies the partner";
+  EXPECT_EQ(get(pinned, "/healthz").status, 0)
+      << "a fingerprint pinned before the rotation still identifies the partner";
+  EXPECT_EQ(get(rotated, "/healthz").status, 200);
+  EXPECT_EQ(get(offline_after, "/healthz").status, 200);
+  EXPECT_EQ(get(enrolled_after, "/healthz").status, 200);
+  EXPECT_EQ(get(pinned_after, "/healthz").status, 200);
+  EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 200);  // others unaffected
+  // The connection opened in the overlap is closed by the state poller once it has ended; one
+  // opened by a certificate issued after the rotation stays open across its ticks.
+  EXPECT_TRUE(eventually([&] { return connection->request("GET", "/healthz").status == 0; }));
+  auto kept = cli::https_connection::open("localhost", port_, offline_after, error);
+  ASSERT_NE(kept, nullptr) << error;
+  for (int tick = 0; tick < 5; ++tick) {
+    std::this_thread::sleep_for(150ms);  // longer than a poll interval (100 ms)
+    ASSERT_EQ(kept->request("GET", "/healthz").status, 200) << "closed at tick " << tick;
+  }
+
+  // Refused in the handshake like a retired record, and counted so.
+  auto metrics = admin(admin_client(), "GET", "/metrics");
+  EXPECT_NE(metrics.body.find("mxgw_tls_handshakes_refused_total{listener=\"partner\",reason="
+                              "\"retired-certificate\"}"),
+            std::string::npos)
+      << metrics.body;
+  // On the audit chain with the administrator's name, metadata only.
+  auto audit = admin(admin_client(), "GET", "/admin/v1/audit?event=cert.cutoff");
+  ASSERT_EQ(audit.status, 200);
+  auto entries = parse(audit.body);
+  ASSERT_EQ(entries["entries"].Size(), 1u) << audit.body;
+  const auto& entry = entries["entries"][0]["entry"];
+  EXPECT_EQ(std::string(entry["actor"].GetString()), "admin:alice");
+  EXPECT_EQ(std::string(entry["partner"].GetString()), "kh-ratanakiri");
+}
+
+TEST_F(Admin, RotationCutOffReachesAnotherInstanceAndSurvivesARestart) {
+  cut_off_reaches_other_instances_and_survives_restart();
+}
+
+TEST_F(AdminOnPostgres, RotationCutOffReachesAnotherInstanceAndSurvivesARestart) {
+  cut_off_reaches_other_instances_and_survives_restart();
+}
+
+TEST_F(Admin, ARefusedRotationCutsNothingOff) {
+  const auto issued_offline = offline("rata-offline", "kh-ratanakiri");
+  const auto rotate = [&](const std::string& body) {
+    return admin(admin_client(), "POST", "/admin/v1/partners/kh-ratanakiri/certificates/rotate",
+                 body);
+  };
+  const auto csr = json_string(make_csr("EC", "P-256"));
+  // Each with no overlap: had it cut anything off, the certificate would fail at once.
+  EXPECT_EQ(rotate(R"({"csr":"not a request","overlapDays":0})").status, 422);
+  EXPECT_EQ(rotate(R"({"overlapDays":0})").status, 422);
+  EXPECT_EQ(rotate(R"({"csr":)" + csr + R"(,"overlapDays":-1})").status, 422);
+  EXPECT_EQ(rotate(R"({"csr":)" + csr + R"(,"overlapDays":"0"})").status, 422);
+  EXPECT_EQ(rotate(R"({"csr":)" + csr + R"(,"overlapDays":0)").status, 400);
+  EXPECT_EQ(admin(admin_client(), "POST", "/admin/v1/partners/kh-nowhere/certificates/rotate",
+                  R"({"csr":)" + csr + R"(,"overlapDays":0})")
+                .status,
+            404);
+  EXPECT_EQ(get(issued_offline, "/healthz").status, 200);
+  clock_offset_ = std::chrono::hours(24 * 30);
+  EXPECT_EQ(get(issued_offline, "/healthz").status, 200);
+  auto audit = admin(admin_client(), "GET", "/admin/v1/audit?event=cert.*");
+  EXPECT_EQ(parse(audit.body)["entries"].Size(), 0u) << audit.body;
+}
+
+// #2: the export carries revocations, so a deployment rebuilt from it keeps refusing them.
+TEST_F(Admin, ExportCarriesRevocationsSoARebuiltGatewayRefusesThem) {
+  // A certificate enrolled and revoked; a pinned fingerprint revoked; one retired by rotation.
+  const auto revoked = enrol("vn-gialai", "gialai-revoked");
+  const auto revoked_fp = last_fingerprint_;
+  ASSERT_EQ(admin(admin_client(), "POST", "/admin/v1/certificates/" + revoked_fp + "/revoke",
+                  R"({"reason":"keyCompromise"})")
+                .status,
+            200);
+  const auto pinned = offline("rata-pinned");
+  const auto pinned_fp = fingerprint_of(pinned);
+  ASSERT_EQ(admin(admin_client(), "PUT", "/admin/v1/partners/kh-ratanakiri",
+                  R"({"id":"kh-ratanakiri","name":"Ratanakiri commissariat","country":"KH",)"
+                  R"("pinnedSha256":[")" +
+                      pinned_fp + R"("]})")
+                .status,
+            200);
+  ASSERT_EQ(get(pinned, "/healthz").status, 200);
+  ASSERT_EQ(admin(admin_client(), "POST", "/admin/v1/certificates/" + pinned_fp + "/revoke",
+                  R"({"reason":"keyCompromise"})")
+                .status,
+            200);
+  const auto retired = enrol("la-houaphanh", "houaphanh-old");
+  const auto retired_fp = last_fingerprint_;
+  const auto current =
+      enrol("la-houaphanh", "houaphanh-new", "certificates/rotate", R"(,"overlapDays":0)");
+  ASSERT_EQ(admin(admin_client(), "POST", "/admin/v1/partners/la-houaphanh/enable").status, 200);
+  ASSERT_EQ(get(current, "/healthz").status, 200);
+  ASSERT_EQ(get(retired, "/healthz").status, 0);
+
+  auto exported = admin(admin_client(), "GET", "/admin/v1/export");
+  ASSERT_EQ(exported.status, 200);
+  auto doc = parse(exported.body);
+  const auto partners_text = json::to_string(doc["partners"]);
+  EXPECT_NE(partners_text.find(revoked_fp), std::string::npos) << partners_text;
+  EXPECT_NE(partners_text.find(pinned_fp), std::string::npos) << partners_text;
+  EXPECT_NE(partners_text.find(retired_fp), std::string::npos) << partners_text;
+  for (const auto& p : doc["partners"]["partners"].GetArray()) {
+    if (p.HasMember("pinnedSha256")) {
+      for (const auto& pin : p["pinnedSha256"].GetArray()) {
+        EXPECT_NE(std::string(pin.GetString()), pinned_fp) << "a revoked fingerprint is pinned";
+      }
+    }
+  }
+
+  // A new deployment from the exported files alone (a fresh store): still refused.
+  write_file(dir_ / "rebuilt-partners.json", partners_text);
+  std::vector<identity::config_problem> problems;
+  identity::partner_registry::load(dir_ / "rebuilt-partners.json", problems);
+  ASSERT_TRUE(problems.empty()) << problems.front().field << ": " << problems.front().reason;
+  config_.partners_file = dir_ / "rebuilt-partners.json";
+  config_.store.path = dir_ / "rebuilt" / "mxgw.db";
+  restart();
+  EXPECT_EQ(get(revoked, "/healthz").status, 0) << "a revoked certificate works again";
+  EXPECT_EQ(get(pinned, "/healthz").status, 0) << "a revoked pin works again";
+  EXPECT_EQ(get(retired, "/healthz").status, 0) << "a retired certificate works again";
+  EXPECT_EQ(get(current, "/healthz").status, 200);
+  EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 200);
+  auto metrics = admin(admin_client(), "GET", "/metrics");
+  EXPECT_NE(metrics.body.find("mxgw_tls_handshakes_refused_total{listener=\"partner\",reason="
+                              "\"revoked-certificate\"}"),
+            std::string::npos);
+
+  // The revocations stay in the next export, and an edit cannot withdraw one.
+  exported = admin(admin_client(), "GET", "/admin/v1/export");
+  EXPECT_NE(exported.body.find(revoked_fp), std::string::npos);
+  auto edit = admin(admin_client(), "PUT", "/admin/v1/partners/vn-gialai",
+                    R"({"id":"vn-gialai","name":"Gia Lai liaison desk","country":"VN"})");
+  EXPECT_EQ(edit.status, 422) << edit.body;
+  EXPECT_NE(edit.body.find("/revokedSha256"), std::string::npos) << edit.body;
+  EXPECT_EQ(get(revoked, "/healthz").status, 0);
+}
+
+// #3: a stored partner change this instance cannot apply fails closed.
+TEST_F(Admin, AStoredPartnerChangeThatCannotBeAppliedRefusesThePartnerUntilOneThatCan) {
+  const auto gialai = partner_client("vn-gialai");
+  ASSERT_EQ(get(gialai, "/healthz").status, 200);
+  // Another instance changed vn-gialai to a format this one has no adapter for.
+  const auto version = put_stored_change(
+      "partner", "vn-gialai",
+      R"({"id":"vn-gialai","name":"Gia Lai","country":"VN","adapter":"vn-new-format"})");
+  EXPECT_TRUE(eventually([&] { return get(gialai, "/healthz").status == 0; }))
+      << "the partner keeps its old, enabled definition";
+  EXPECT_EQ(get(partner_client("kh-ratanakiri"), "/healthz").status, 200);
+  auto shown = admin(admin_client(), "GET", "/admin/v1/partners/vn-gialai");
+  ASSERT_EQ(shown.status, 200);
+  auto doc = parse(shown.body);
+  EXPECT_FALSE(doc["definition"]["enabled"].GetBool());
+  EXPECT_EQ(std::string(doc["refused"].GetString()), "unapplied-change");
+  EXPECT_EQ(shown.headers["etag"], "\"" + std::to_string(version) + "\"");
+  const std::string series =
+      "mxgw_admin_state_unapplied{kind=\"partner\",key=\"vn-gialai\",reason=\"invalid-partner\"} 1";
+  EXPECT_NE(admin(admin_client(), "GET", "/metrics").body.find(series), std::string::npos);
+  const auto log = log_text();
+  const auto line = log.find("admin.state_unapplied");
+  ASSERT_NE(line, std::string::npos) << log;
+  const auto end = log.find('\n', line);
+  EXPECT_NE(log.substr(line, end - line).find("vn-gialai"), std::string::npos);
+
+  // Found at start: refused from the first handshake.
+  restart();
+  EXPECT_EQ(get(gialai, "/healthz").status, 0);
+  // A change that can be applied ends it.
+  auto enabled = admin(admin_client(), "POST", "/admin/v1/partners/vn-gialai/enable", "",
+                       {{"If-Match", shown.headers["etag"]}});
+  ASSERT_EQ(enabled.status, 200) << enabled.body;
+  EXPECT_EQ(get(gialai, "/healthz").status, 200);
+  EXPECT_EQ(admin(admin_client(), "GET", "/metrics").body.find("mxgw_admin_state_unapplied{"),
+            std::string::npos);
+  EXPECT_FALSE(parse(admin(admin_client(), "GET", "/admin/v1/partners/vn-gialai").body)
+                   .HasMember("refused"));
+}
+
+TEST_F(Admin, OtherStoredChangesThatCannotBeAppliedFailClosedToo) {
+  // A pin another partner holds (two instances pinning one fingerprint at the same moment).
+  const auto pinned = offline("gialai-pinned");
+  const auto fp = fingerprint_of(pinned);
+  ASSERT_EQ(admin(admin_client(), "PUT", "/admin/v1/partners/vn-gialai",
+                  R"({"id":"vn-gialai","name":"Gia Lai","country":"VN","pinnedSha256":[")" + fp +
+                      R"("]})")
+                .status,
+            200);
+  put_stored_change(
+      "partner", "kh-ratanakiri",
+      R"({"id":"kh-ratanakiri","name":"R","country":"KH","pinnedSha256":[")" + fp + R"("]})");
+  EXPECT_TRUE(
+      eventually([&] { return get(partner_client("kh-ratanakiri"), "/healthz").status == 0; }));
+  EXPECT_EQ(get(pinned, "/healthz").status, 200);  // still vn-gialai's
+  // A partner deleted (partners are disabled, never deleted).
+  put_stored_change("partner", "la-houaphanh", "");
+  // A cut-off this instance cannot read: vn-gialai is refused until a rotation here.
+  put_stored_change("cutoff", "vn-gialai", R"({"partner":"vn-gialai","cutoffs":[{"cutOff":1}]})");
+  EXPECT_TRUE(eventually([&] { return get(pinned, "/healthz").status == 0; }));
+  EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 0);
+  // A certificate record this instance cannot read (a state it does not know): refused.
+  put_stored_change("partner", "kh-ratanakiri",
+                    R"({"id":"kh-ratanakiri","name":"R","country":"KH"})");
+  const auto enrolled = enrol("kh-ratanakiri", "rata-enrolled");
+  const auto enrolled_fp = last_fingerprint_;
+  ASSERT_TRUE(eventually([&] { return get(enrolled, "/healthz").status == 200; }));
+  put_stored_change(
+      "certificate", enrolled_fp,
+      R"({"fingerprint":")" + enrolled_fp + R"(","partner":"kh-ratanakiri","state":"suspended"})");
+  EXPECT_TRUE(eventually([&] { return get(enrolled, "/healthz").status == 0; }));
+  EXPECT_EQ(get(partner_client("kh-ratanakiri"), "/healthz").status, 200);
+  auto metrics = admin(admin_client(), "GET", "/metrics").body;
+  for (
+      const char* series :
+      {R"(mxgw_admin_state_unapplied{kind="partner",key="la-houaphanh",reason="partner-deleted"} 1)",
+       R"(mxgw_admin_state_unapplied{kind="cutoff",key="vn-gialai",reason="invalid-cutoff"} 1)"}) {
+    EXPECT_NE(metrics.find(series), std::string::npos) << series << "\n" << metrics;
+  }
+  EXPECT_NE(metrics.find("kind=\"certificate\",key=\"" + enrolled_fp), std::string::npos);
+
+  // A rotation through this instance is a cut-off it can apply: vn-gialai is served again.
+  const auto rotated = enrol("vn-gialai", "gialai-new", "certificates/rotate");
+  EXPECT_EQ(get(rotated, "/healthz").status, 200);
+  EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 200);  // inside the overlap
 }
 
 }  // namespace

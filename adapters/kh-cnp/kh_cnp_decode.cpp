@@ -843,8 +843,10 @@ class decoder {
       }
     }
     put_str(body, "channel", channel);
-    if (auto anonymous = boolean(*t, "anonymous", at)) {
-      put_str(body, "reporterType", *anonymous ? "anonymous" : "public");
+    // `anonymous: false` says only that the caller gave a name, not who the caller is (a victim,
+    // family, an NGO, the public): the reporter type is then left out, not made "public".
+    if (auto anonymous = boolean(*t, "anonymous", at); anonymous && *anonymous) {
+      put_str(body, "reporterType", "anonymous");
     }
     if (auto urgency = text(*t, "urgency", at, 64, true)) {
       if (auto code = canonical_of(urgencies, *urgency)) {

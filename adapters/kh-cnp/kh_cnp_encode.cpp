@@ -625,12 +625,17 @@ class encoder {
     put_subject(out, body, "matched", "/body/matched");
     value answer(rapidjson::kObjectType);
     const auto result_code = string_at(body, "result");
-    // no-record and refused are, for KH-CNP, "not confirmed" (the notes can say why).
-    const auto code = result_code == "no-record" || result_code == "refused"
-                          ? std::optional<std::string_view>("NOT_CONFIRMED")
-                          : kh_of(answer_results, result_code);
+    // no-record is, for KH-CNP, "not confirmed" (no record was found, so nothing is confirmed;
+    // the notes can say more). A refusal to verify is not a verification that came out
+    // negative: KH-CNP has no word for it, so it is refused rather than sent as NOT_CONFIRMED.
+    const auto code = result_code == "no-record" ? std::optional<std::string_view>("NOT_CONFIRMED")
+                                                 : kh_of(answer_results, result_code);
     if (code) {
       put_str(answer, "result", *code);
+    } else if (result_code == "refused") {
+      fail("/body/result",
+           "'refused' (the verification was refused) has no KH-CNP answer result: CONFIRMED, "
+           "NOT_CONFIRMED and PARTIAL all report a verification that was done");
     } else {
       fail("/body/result", "is required");
     }

@@ -456,6 +456,83 @@ TEST_F(KhCnp, HotlineTipGetsAnEvaluationAndKeepsTheLocalReceivedTime) {
   EXPECT_TRUE(has_error(decode(without_summary).errors, "/tip/summary_en", "is required"));
 }
 
+// `anonymous: false` says the caller gave a name, not who the caller is: no reporter type is
+// made up ("public" would say a member of the public called, when it may be the victim).
+TEST_F(KhCnp, ANamedCallerIsNotMadeAMemberOfThePublic) {
+  const auto doc = kh_message("HOTLINE_TIP", std::string(subject_json) + R"(,
+      "tip": {"line": "1288", "received_at": "30/11/2026 22:15 +07:00", "anonymous": false,
+              "urgency": "HIGH", "summary_en": "A girl was taken to the border"})");
+  const auto result = decode(doc, ctx("kh-kep"));
+  ASSERT_EQ(result.status, 0) << describe(result.errors);
+  EXPECT_FALSE(result.message["body"].HasMember("reporterType"))
+      << json::to_string(result.message["body"]);
+  EXPECT_EQ(check(result.message, "kh-kep").status, 0);
+
+  // Going out, every reporter type but "anonymous" is a named caller.
+  auto tip = example("hotline.tip");
+  adapter_context c = ctx("vn-gialai");
+  c.recipient = "kh-stungtreng";
+  for (const char* reporter : {"victim", "family", "public", "ngo", "anonymous"}) {
+    SCOPED_TRACE(reporter);
+    rapidjson::Pointer("/body/reporterType").Set(tip, reporter);
+    const auto encoded = kh()->encode(tip, c);
+    ASSERT_EQ(encoded.status, 0) << describe(encoded.errors);
+    EXPECT_EQ(parse(encoded.bytes)["tip"]["anonymous"].GetBool(),
+              std::string_view(reporter) == "anonymous");
+  }
+}
+
+// A refusal to verify is not a negative verification: KH-CNP's NOT_CONFIRMED would tell the
+// commissariat the check was done and failed. It is refused, naming the field, quoting no
+// personal value; no-record (nothing found, so nothing confirmed) is NOT_CONFIRMED.
+TEST_F(KhCnp, ARefusedVerificationIsNotSentAsNotConfirmed) {
+  auto m = example("verification.result");
+  adapter_context c = ctx("vn-gialai");
+  c.recipient = "kh-stungtreng";
+  rapidjson::Pointer("/body/result").Set(m, "refused");
+  const auto refused = kh()->encode(m, c);
+  EXPECT_EQ(refused.status, 422);
+  EXPECT_TRUE(refused.bytes.empty());
+  ASSERT_TRUE(has_error(refused.errors, "/body/result", "'refused'")) << describe(refused.errors);
+  for (const auto& e : refused.errors) {
+    for (const auto& n : m["body"]["matched"]["names"].GetArray()) {
+      for (const char* part : {"family", "given"}) {
+        if (n.HasMember(part)) {
+          for (const auto& p : n[part].GetArray()) {
+            EXPECT_EQ(e.reason.find(p.GetString()), std::string::npos) << e.reason;
+          }
+        }
+      }
+    }
+  }
+
+  rapidjson::Pointer("/body/result").Set(m, "no-record");
+  const auto no_record = kh()->encode(m, c);
+  ASSERT_EQ(no_record.status, 0) << describe(no_record.errors);
+  EXPECT_EQ(json::get_string(parse(no_record.bytes)["answer"], "result"), "NOT_CONFIRMED");
+}
+
+// A KH wanted person asks for no arrest (locate-and-inform, choice 6); an LA-MPS wanted message
+// is an arrest request. Sent on to Laos it is refused at the requested action, not upgraded.
+TEST_F(KhCnp, AWantedPersonFromCambodiaIsNotTurnedIntoALaoArrestRequest) {
+  const auto decoded = decode(golden("wanted-person.kh.json"), ctx("kh-stungtreng"));
+  ASSERT_EQ(decoded.status, 0) << describe(decoded.errors);
+  EXPECT_EQ(json::get_string(decoded.message["body"], "requestedAction"), "locate-and-inform");
+  const adapter* la = find_adapter("la-mps");
+  ASSERT_NE(la, nullptr);
+  adapter_context c = ctx("kh-stungtreng");
+  c.recipient = "la-houaphanh";
+  const auto encoded = la->encode(decoded.message, c);
+  EXPECT_EQ(encoded.status, 422);
+  EXPECT_TRUE(encoded.bytes.empty());
+  EXPECT_TRUE(has_error(encoded.errors, "/body/requestedAction", "'locate-and-inform'"))
+      << describe(encoded.errors);
+  for (const auto& e : encoded.errors) {
+    EXPECT_EQ(e.reason.find("VICHET"), std::string::npos) << e.reason;
+    EXPECT_EQ(e.reason.find("SOK"), std::string::npos) << e.reason;
+  }
+}
+
 TEST_F(KhCnp, VerificationRequestTakesItsPurposeFromTheFirstQuestion) {
   const auto doc = kh_message("VERIFY_REQUEST", std::string(subject_json) + R"(,
       "questions": ["ADDRESS", "FAMILY_TRACING"],

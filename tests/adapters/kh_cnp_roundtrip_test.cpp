@@ -528,7 +528,10 @@ class kh_projection {
             local.substr(11, 8) + offset);
     put(out, "channel", back("hotline-channel", view_of(b["channel"])));
     if (b.HasMember("reporterType")) {
-      put(out, "reporterType", view_of(b["reporterType"]) == "anonymous" ? "anonymous" : "public");
+      // Only "anonymous" survives: anonymous false does not say who the caller is.
+      if (view_of(b["reporterType"]) == "anonymous") {
+        put(out, "reporterType", "anonymous");
+      }
     }
     out.AddMember("urgency", copy(b["urgency"]), a_);
     const value* chosen = nullptr;
@@ -602,7 +605,7 @@ class kh_projection {
   value result(const value& b) {
     value out(rapidjson::kObjectType);
     const auto r = view_of(b["result"]);
-    put(out, "result", r == "no-record" || r == "refused" ? "not-confirmed" : r);
+    put(out, "result", r == "no-record" ? "not-confirmed" : r);
     out.AddMember("matched", person(b["matched"]), a_);
     if (b.HasMember("notes")) {
       out.AddMember("notes", *text(b["notes"], "translations"), a_);
@@ -1205,8 +1208,7 @@ class message_generator {
 
   value result() {
     value b(rapidjson::kObjectType);
-    put(b, "result",
-        note("result", one({"confirmed", "not-confirmed", "partial", "no-record", "refused"})));
+    put(b, "result", note("result", one({"confirmed", "not-confirmed", "partial", "no-record"})));
     b.AddMember("matched", person(), *a_);
     if (coin(70)) {
       b.AddMember("notes", text(), *a_);
@@ -1333,7 +1335,7 @@ TEST_F(KhCnpRoundTrip, GeneratedMessagesKeepEveryFieldKhCanCarry) {
   // Every value KH-CNP supports was exercised.
   const std::map<std::string, std::size_t> expected_coverage = {
       {"exploitation", 11}, {"channel", 10},       {"document", 9},      {"victimStatus", 4},
-      {"result", 5},        {"purpose", 4},        {"urgency", 3},       {"reporterType", 5},
+      {"result", 4},        {"purpose", 4},        {"urgency", 3},       {"reporterType", 5},
       {"sex", 4},           {"needs", 6},          {"receiptStatus", 2}, {"confidentiality", 3},
       {"leap", 4},          {"offset", 4},         {"warnings", 3},      {"province", 25},
       {"alias", 7},         {"requestedAction", 4}};

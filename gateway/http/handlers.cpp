@@ -21,6 +21,7 @@
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/domain_checks.hpp"
 #include "gateway/pipeline/facts.hpp"
+#include "gateway/pipeline/local_days.hpp"
 #include "gateway/pipeline/names.hpp"
 #include "gateway/pipeline/partial_date.hpp"
 #include "gateway/pipeline/persons.hpp"
@@ -321,7 +322,8 @@ std::string withdrawn_message(const rapidjson::Document& doc, std::string_view t
 
 // The end (UTC) of the day `handling.expires` names: the source allows no processing from then on.
 // nullopt when the message does not expire.
-std::optional<store::time_point> expiry_of(const rapidjson::Value& message) {
+std::optional<store::time_point> expiry_of(const rapidjson::Value& message,
+                                           std::string_view source_country) {
   const auto handling = message.FindMember("handling");
   if (handling == message.MemberEnd() || !handling->value.IsObject()) {
     return std::nullopt;
@@ -330,7 +332,8 @@ std::optional<store::time_point> expiry_of(const rapidjson::Value& message) {
   if (!day) {
     return std::nullopt;
   }
-  return store::time_point(std::chrono::sys_days(*day) + std::chrono::days(1));
+  // The day is the source's: it ends at midnight in the sender's country, not in UTC.
+  return pipeline::end_of_day_in(*day, source_country);
 }
 
 // The accept's entry: enough to explain the routing decision (rules matched, each recipient and
@@ -533,6 +536,12 @@ struct partner_api::withdrawal {
   int routings = 0;      ///< how often it was routed so far
 };
 
+std::string partner_api::sender_country(std::string_view partner_id) const {
+  const auto trust = trust_->current();
+  const identity::partner* sender = trust->partners.find(partner_id);
+  return sender != nullptr ? sender->country : std::string();
+}
+
 void partner_api::accept(const request& req, std::chrono::steady_clock::time_point start,
                          std::function<void(response)> done, std::shared_ptr<const translation> t,
                          std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
@@ -541,7 +550,7 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
                          const std::vector<std::string>* only_to) const {
   // The source allows no processing after handling.expires. A message past it is refused, unless
   // it was stored before (a resend gets the first answer again) or it takes data back.
-  const auto expires_at = expiry_of(*doc);
+  const auto expires_at = expiry_of(*doc, sender_country(req.partner));
   if (!expires_at || std::chrono::system_clock::now() < *expires_at ||
       !withdrawn_message(*doc, verdict.type).empty()) {
     accept_current(req, start, std::move(done), std::move(t), std::move(doc), std::move(verdict),
@@ -750,7 +759,7 @@ void partner_api::accept_routed(
   // store does it in the same transaction, and only for the same sender's message).
   record.withdraws = withdrawn_message(*doc, record.type);
   record.original_seen = original_seen;
-  record.expires_at = expiry_of(*doc);
+  record.expires_at = expiry_of(*doc, sender_country(partner));
   // Coarse categories for the statistics (`mxgw report`), kept after retention purges the body.
   // A verification request's facts name its recipients: only their answers settle it.
   std::vector<std::string> recipients;

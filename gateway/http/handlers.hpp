@@ -118,6 +118,9 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
                std::function<void(response)> done) const;
   /// Routes and stores a checked message. One whose handling.expires has passed is refused
   /// (422 handling-expired) unless the store has it already (a store read first).
+  /// The sender's country (its partner definition's), for the days of its data-handling dates;
+  /// empty when the partner is not defined.
+  std::string sender_country(std::string_view partner_id) const;
   void accept(const request& req, std::chrono::steady_clock::time_point start,
               std::function<void(response)> done, std::shared_ptr<const translation> t,
               std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,

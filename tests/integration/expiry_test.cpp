@@ -3,6 +3,7 @@
 // first answer again) and a withdrawal (it takes data back).
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
+#include <sqlite3.h>
 
 #include <future>
 #include <string>
@@ -49,8 +50,8 @@ TEST_F(Expiry, AMessagePastItsExpiryIsRefusedAndNothingIsStored) {
   EXPECT_EQ(stored_messages(), 0U);
   EXPECT_NE(log_text().find("\"reason\":\"handling-expired\""), std::string::npos);
 
-  // Yesterday has ended too; today has not.
-  const auto now = std::chrono::system_clock::now();
+  // Yesterday has ended too; today has not. Days of Gia Lai, a source in Viet Nam (UTC+7).
+  const auto now = std::chrono::system_clock::now() + std::chrono::hours(7);
   const std::string yesterday = format_rfc3339_ms(now - std::chrono::hours(24)).substr(0, 10);
   const std::string today = format_rfc3339_ms(now).substr(0, 10);
   EXPECT_EQ(post(gialai_, expiring("hotline.tip", "e0000000-0000-4000-8000-000000000002",
@@ -61,6 +62,26 @@ TEST_F(Expiry, AMessagePastItsExpiryIsRefusedAndNothingIsStored) {
                 .status,
             202);
   EXPECT_EQ(stored_messages(), 1U);
+}
+
+TEST_F(Expiry, TheDayEndsAtMidnightInTheSendersCountry) {
+  // Gia Lai is in Viet Nam: its 2030-01-01 ends at 17:00 UTC, not at midnight UTC.
+  const std::string id = "e0000000-0000-4000-8000-000000000006";
+  ASSERT_EQ(post(gialai_, expiring("hotline.tip", id, "2030-01-01")).status, 202);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open_v2(config_.store.path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+            SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  ASSERT_EQ(
+      sqlite3_prepare_v2(db, ("SELECT expires_at FROM messages WHERE id = '" + id + "'").c_str(),
+                         -1, &stmt, nullptr),
+      SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+  EXPECT_EQ(format_rfc3339_ms(std::chrono::system_clock::time_point(
+                std::chrono::milliseconds(sqlite3_column_int64(stmt, 0)))),
+            "2030-01-01T17:00:00.000Z");
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
 }
 
 TEST_F(Expiry, AWithdrawalIsAcceptedWhateverItsExpirySays) {

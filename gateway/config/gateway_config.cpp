@@ -151,7 +151,7 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   r.only(doc, "",
          {"threads", "listener", "store", "delivery", "audit", "deadlines", "admin", "partners",
           "routing", "schema_dir", "mappings_dir", "translit_dir", "adapters_dir", "log", "persons",
-          "description"});
+          "feed", "description"});
   r.number(doc, "threads", "", config.threads, 0, 256);
 
   if (const auto* l = r.object(doc, "listener", "")) {
@@ -399,6 +399,11 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
     r.number(*d, "sweep_interval_s", "/deadlines", config.deadlines.sweep_interval_s, 1, 86'400);
     r.number(*d, "lookback_days", "/deadlines", config.deadlines.lookback_days, 1, 3'650);
     r.number(*d, "held_after_hours", "/deadlines", config.deadlines.held_after_hours, 1, 8'760);
+  }
+  if (const auto* f = r.object(doc, "feed", "")) {
+    r.only(*f, "/feed", {"max_withdrawals_per_sweep"});
+    r.number(*f, "max_withdrawals_per_sweep", "/feed", config.feed.max_withdrawals_per_sweep, 1,
+             100'000);
   }
   if (const auto* a = r.object(doc, "admin", "")) {
     const std::string at = "/admin";

@@ -139,6 +139,15 @@ struct person_settings {
   bool enabled() const { return !match_key.file.empty() || !match_key.env.empty(); }
 };
 
+/// Notice feeds polled by the gateway (`feed` in gateway.json; each feed itself is defined on its
+/// partner, docs/configuration.md "Notice feeds"). Applies to every feed, each on its own.
+struct feed_limits {
+  /// A sweep of one feed that would withdraw more notices than this withdraws none of them (a
+  /// mass disappearance is taken as a broken feed or relay, not as news): they are kept, the
+  /// hold is logged and counted, and the next sweep checks again. 1..100000.
+  std::uint32_t max_withdrawals_per_sweep = 10;
+};
+
 struct log_settings {
   std::string level = "info";
   std::filesystem::path file;  ///< empty: standard error
@@ -154,6 +163,7 @@ struct gateway_config {
   deadline_settings deadlines;
   admin_settings admin;
   person_settings persons;
+  feed_limits feed;
   std::filesystem::path partners_file;
   std::filesystem::path routing_file;  ///< routing rules; empty: explicit recipients only
   std::filesystem::path schema_dir;

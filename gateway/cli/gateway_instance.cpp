@@ -399,7 +399,10 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
     }
   }
   if (!feeds.empty()) {
-    feed::poller_options feed_options{.identity = partner_client_identity(config)};
+    feed::poller_options feed_options{
+        .identity = partner_client_identity(config),
+        .max_withdrawals_per_sweep = config.feed.max_withdrawals_per_sweep,
+        .metrics = parts_->counters};
     auto accept = [api](std::string sender, std::string canonical,
                         std::optional<std::vector<std::string>> only_to, feed::accept_done done) {
       api->accept_canonical(std::move(sender), std::move(canonical), std::move(only_to),

@@ -29,6 +29,7 @@
 #include "adapters/interpol/interpol.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/common/log.hpp"
+#include "gateway/common/metrics.hpp"
 #include "gateway/common/time.hpp"
 #include "gateway/delivery/retry_policy.hpp"
 #include "gateway/store/message_store.hpp"
@@ -69,6 +70,9 @@ struct cursor_state {
   std::int64_t listed_total = 0;  ///< the largest `total` a page of this type's list reported
   bool total_missing = false;     ///< a page of this type's list had no valid `total`
   int skipped = 0;  ///< items of this type's list passed over so far (malformed id, failed detail)
+  /// Notices ("<type>/<entity>") this sweep found gone so far, of every type: withdrawn together
+  /// at the sweep's end, or none of them when they are more than max_withdrawals_per_sweep.
+  std::set<std::string> pending;
 };
 
 std::string text_of(const rapidjson::Value& v, const char* name) {
@@ -158,6 +162,12 @@ std::string to_json(const cursor_state& c) {
   w.Bool(c.total_missing);
   w.Key("skipped");
   w.Int(c.skipped);
+  w.Key("pendingWithdrawals");
+  w.StartArray();
+  for (const auto& k : c.pending) {
+    w.String(k.c_str());
+  }
+  w.EndArray();
   w.EndObject();
   return {buffer.GetString(), buffer.GetSize()};
 }
@@ -331,6 +341,14 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
             }
           }
         }
+        if (auto pending = doc.FindMember("pendingWithdrawals");
+            pending != doc.MemberEnd() && pending->value.IsArray()) {
+          for (const auto& k : pending->value.GetArray()) {
+            if (k.IsString()) {
+              cursor_.pending.insert(k.GetString());
+            }
+          }
+        }
       } else if (auto n = notice_of(doc)) {
         notices_[n->type + "/" + n->entity] = std::move(*n);
       }
@@ -419,7 +437,7 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
                .detail = "retrying in " + std::to_string(delay.count()) + " ms",
                .status = status});
     if (!retry) {
-      retry = [self = shared_from_this()] { self->start_page(); };
+      retry = [self = shared_from_this()] { self->resume(); };
     }
     timer_.expires_after(delay);
     timer_.async_wait([self = shared_from_this(), retry = std::move(retry)](auto ec) {
@@ -430,6 +448,15 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
   }
 
   // --- the sweep ------------------------------------------------------------------------------
+
+  /// Goes on where the sweep stands: the withdrawals at its end once every type was read, else
+  /// the page the cursor stands at.
+  void resume() {
+    if (cursor_.type_index >= types().size()) {
+      return finish_sweep();
+    }
+    start_page();
+  }
 
   /// Reads the page the cursor stands at (the type's first page when it stands at none).
   void start_page() {
@@ -542,7 +569,7 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     }
     if (gone_status(r.status)) {
       failures_ = 0;
-      return withdraw(entity, [self = shared_from_this()] { self->advance(); });
+      return found_gone(entity, [self = shared_from_this()] { self->advance(); });
     }
     const std::string_view reason = r.status == 0 ? std::string_view(r.error) : "detail-status";
     if (++detail_attempts_ < std::max(1, poller_->options.max_detail_attempts)) {
@@ -569,6 +596,8 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
   /// Decodes a notice detail (answered 200) and sends it when it is new or changed, then `then`.
   void take_detail(const std::string& entity, const std::string& body, std::function<void()> then) {
     poller_->count([](feed_counters& c) { ++c.details; });
+    // Published after all (asked again later in the sweep): not gone.
+    cursor_.pending.erase(cursor_.type + "/" + entity);
     const adapters::adapter* format = adapters::find_adapter("interpol");
     if (format == nullptr) {
       return refuse("no-interpol-adapter", 500, std::move(then));
@@ -729,10 +758,20 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     return adapters::message_uuid(partner(), "withdrawn:" + n.message_id);
   }
 
-  /// Withdraws the notice `entity` of the current type if it was sent: a case.status
-  /// `withdrawn` to every recipient of any earlier copy (none: only the state changes).
-  void withdraw(const std::string& entity, std::function<void()> then) {
-    auto it = notices_.find(cursor_.type + "/" + entity);
+  /// The detail of the notice `entity` of the current type says it is gone: if it was sent, it
+  /// is withdrawn at the end of the sweep (finish_sweep), unless too many are.
+  void found_gone(const std::string& entity, std::function<void()> then) {
+    const std::string k = cursor_.type + "/" + entity;
+    if (auto it = notices_.find(k); it != notices_.end() && it->second.active) {
+      cursor_.pending.insert(k);
+    }
+    then();
+  }
+
+  /// Withdraws the notice `k` ("<type>/<entity>") if it is active: a case.status `withdrawn` to
+  /// every recipient of any earlier copy (none: only the state changes).
+  void withdraw(const std::string& k, std::function<void()> then) {
+    auto it = notices_.find(k);
     if (it == notices_.end() || !it->second.active) {
       return then();
     }
@@ -929,7 +968,7 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     }
     if (gone_status(r.status)) {
       failures_ = 0;
-      return withdraw(entity, std::move(next));
+      return found_gone(entity, std::move(next));
     }
     if (r.status == unknown_id_status) {
       auto it = notices_.find(cursor_.type + "/" + entity);
@@ -937,8 +976,14 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
         return next();
       }
       if (it->second.absent_sweep > 0 && it->second.absent_sweep == cursor_.sweep - 1) {
-        // Missing and unknown in two sweeps in a row: gone.
-        return withdraw(entity, std::move(next));
+        // Missing and unknown in two sweeps in a row: gone. This sweep's finding is kept too, so
+        // that a sweep whose withdrawals are held leaves the next one the same evidence.
+        notice_state marked = it->second;
+        marked.absent_sweep = cursor_.sweep;
+        return save_notice(std::move(marked),
+                           [self = shared_from_this(), entity, next = std::move(next)]() mutable {
+                             self->found_gone(entity, std::move(next));
+                           });
       }
       if (it->second.absent_sweep == cursor_.sweep) {
         return next();  // already remembered in this sweep (a restart read the list again)
@@ -986,7 +1031,66 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
       cursor_.type = types()[cursor_.type_index];
       return save_cursor([self = shared_from_this()] { self->start_page(); });
     }
-    // The sweep is complete: the next starts one interval after this one started.
+    finish_sweep();
+  }
+
+  /// Every type was read: the notices found gone are withdrawn, unless they are more than
+  /// max_withdrawals_per_sweep. Then none is: a relay or a feed that answers 404 for everything
+  /// would otherwise tell every partner to stop looking for every wanted person. They stay as
+  /// they are (active, sent again only when changed), and the next sweep asks again. Called again
+  /// after a failed withdrawal (those done are no longer active and are passed over).
+  void finish_sweep() {
+    std::vector<std::string> due;
+    std::map<std::string, std::size_t> per_type;
+    for (const auto& k : cursor_.pending) {
+      if (auto it = notices_.find(k); it != notices_.end() && it->second.active) {
+        due.push_back(k);
+        ++per_type[it->second.type];
+      }
+    }
+    const std::size_t cap = poller_->options.max_withdrawals_per_sweep;
+    if (due.size() <= cap) {
+      return withdraw_due(std::move(due), 0);
+    }
+    const auto held = due.size();
+    poller_->count([held](feed_counters& c) {
+      ++c.holds;
+      c.withdrawals_held += held;
+    });
+    if (poller_->options.metrics) {
+      poller_->options.metrics->add("mxgw_feed_withdrawal_holds_total",
+                                    "partner=\"" + prometheus_label_value(partner()) + "\"");
+    }
+    std::string counts;
+    for (const auto& [type, n] : per_type) {
+      counts += (counts.empty() ? "" : ", ") + type + " " + std::to_string(n);
+    }
+    log::error({.event = "feed.withdrawals_held",
+                .partner = partner(),
+                .outcome = "held",
+                .reason = "max-withdrawals-per-sweep",
+                .detail = "sweep " + std::to_string(cursor_.sweep) + " found " +
+                          std::to_string(held) + " notices gone (" + counts +
+                          "), more than feed.max_withdrawals_per_sweep " + std::to_string(cap) +
+                          ": none withdrawn, all kept and checked again next sweep"});
+    complete_sweep();
+  }
+
+  void withdraw_due(std::vector<std::string> due, std::size_t index) {
+    if (stopping()) {
+      return;
+    }
+    if (index >= due.size()) {
+      return complete_sweep();
+    }
+    const std::string k = due[index];
+    withdraw(k, [self = shared_from_this(), due = std::move(due), index]() mutable {
+      self->withdraw_due(std::move(due), index + 1);
+    });
+  }
+
+  /// The sweep is complete: the next starts one interval after this one started.
+  void complete_sweep() {
     const auto sweep = cursor_.sweep;
     cursor_ =
         cursor_state{.sweep = sweep + 1,

@@ -16,6 +16,9 @@
 #include "gateway/delivery/partner_client.hpp"
 #include "gateway/identity/partner_registry.hpp"
 
+namespace mxgw {
+class metrics;
+}
 namespace mxgw::pipeline {
 class code_tables;
 }
@@ -41,6 +44,12 @@ struct poller_options {
   std::size_t max_detail_bytes = 1024 * 1024;        ///< largest notice detail accepted
   int max_pages = 200;     ///< pages of one notice type in one sweep; more is an error
   int max_detail_attempts = 3;  ///< tries of one notice's detail in a sweep before it is skipped
+  /// A sweep of one feed that finds more notices gone than this withdraws none of them: a mass
+  /// disappearance is a broken feed or relay until an operator raises the limit (config
+  /// `feed.max_withdrawals_per_sweep`). The next sweep checks again.
+  std::size_t max_withdrawals_per_sweep = 10;
+  /// Process metrics (mxgw_feed_withdrawals_held_total); nullptr: none.
+  std::shared_ptr<mxgw::metrics> metrics;
   std::uint64_t seed = 0;  ///< jitter seed (0: random)
 };
 
@@ -73,6 +82,10 @@ struct feed_counters {
                                          ///< answered 502 (the service's unknown-id answer) for
                                          ///< the first time: withdrawn only if the next sweep
                                          ///< finds the same
+  std::uint64_t holds = 0;               ///< sweeps that found more notices gone than
+                                         ///< max_withdrawals_per_sweep and withdrew none of them
+  std::uint64_t withdrawals_held = 0;    ///< notices those sweeps did not withdraw (kept as they
+                                         ///< were, checked again in the next sweep)
 };
 
 class feed_poller {

@@ -393,6 +393,145 @@ TEST_F(Feed, AMalformedEntityIdOfASentNoticeDoesNotWithdrawIt) {
   EXPECT_FALSE(recipient_->has(withdrawal_of("red", "2026/10003")));
 }
 
+// ---- a mass disappearance is held, not withdrawn ------------------------------------------------
+
+class FeedWithWithdrawalCap : public Feed {
+ protected:
+  void configure(config::gateway_config& c) override {
+    Feed::configure(c);
+    c.feed.max_withdrawals_per_sweep = 2;
+    enable_admin(c);
+  }
+
+  std::string metrics_text() { return admin(admin_client(), "GET", "/metrics").body; }
+
+  /// Returns just after a sweep has completed, the next one about a second away: faults set now
+  /// are all met by the same sweep.
+  void between_sweeps() { ASSERT_TRUE(more_sweeps(1)); }
+
+  /// Every red and yellow notice's withdrawal, none of which the recipient may have.
+  bool recipient_has_any_withdrawal() {
+    for (const auto& [type, entity] :
+         std::vector<std::pair<std::string, std::string>>{{"red", "2025/77021"},
+                                                          {"red", "2026/10001"},
+                                                          {"red", "2026/10002"},
+                                                          {"red", "2026/10003"},
+                                                          {"red", "2026/10004"},
+                                                          {"yellow", "2026/20417"},
+                                                          {"yellow", "2026/20418"}}) {
+      if (recipient_->has(withdrawal_of(type, entity))) {
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+TEST_F(FeedWithWithdrawalCap, AMassDisappearanceWithdrawsNoneAndNothingOnceTheRelayIsHealthy) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  // A relay answering 404 for three details (two red, one yellow): more than the cap of 2.
+  const std::vector<std::string> gone{"2026/10001", "2026/10003", "2026/20418"};
+  ASSERT_NO_FATAL_FAILURE(between_sweeps());
+  for (const auto& entity : gone) {
+    notices().fail_detail(entity, 404);
+  }
+  // Held, and checked again (and held again) in the next sweep.
+  ASSERT_TRUE(wait([](const auto& c) { return c.holds >= 2; })) << log_text();
+  auto c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 0u);
+  EXPECT_EQ(c.withdrawals_held, 3 * c.holds);
+  EXPECT_FALSE(recipient_has_any_withdrawal());
+  EXPECT_EQ(stored_messages(), all_notices);
+  // An error event with the counts, no entity ids.
+  auto logs = log_text();
+  EXPECT_NE(logs.find("feed.withdrawals_held"), std::string::npos) << logs;
+  EXPECT_NE(logs.find("found 3 notices gone (red 2, yellow 1), more than "
+                      "feed.max_withdrawals_per_sweep 2"),
+            std::string::npos)
+      << logs;
+  for (const auto& id : {"2026/1000", "2026-1000", "2026/2041", "2026-2041"}) {
+    EXPECT_EQ(logs.find(id), std::string::npos) << id;
+  }
+  // The metric, per feed partner.
+  const auto text = metrics_text();
+  EXPECT_NE(text.find("mxgw_feed_withdrawal_holds_total{partner=\"interpol-feed\"} "),
+            std::string::npos)
+      << text;
+
+  // The relay is healthy again: the notices answer 200, unchanged. Nothing is withdrawn, nothing
+  // sent again, nothing held any more.
+  for (const auto& entity : gone) {
+    notices().fail_detail(entity, 0);
+  }
+  ASSERT_TRUE(more_sweeps(2));  // the sweep under way may still have met the 404s
+  const auto healed = poller().counters();
+  ASSERT_TRUE(more_sweeps(2));
+  c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 0u);
+  EXPECT_EQ(c.holds, healed.holds);
+  EXPECT_EQ(c.sent, all_notices);
+  EXPECT_FALSE(recipient_has_any_withdrawal());
+  EXPECT_EQ(stored_messages(), all_notices);
+  EXPECT_EQ(recipient_->stats().duplicates, 0u);
+}
+
+TEST_F(FeedWithWithdrawalCap, UpToTheCapNoticesAreWithdrawnAsBeforeAndMoreAreHeld) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  // Two gone in one sweep (one listed red whose detail answers 410, one yellow missing from the
+  // list whose detail answers 404): as many as the cap, both withdrawn.
+  ASSERT_NO_FATAL_FAILURE(between_sweeps());
+  notices().fail_detail("2026/10003", 410);
+  notices().unlist("2026/20418");
+  notices().fail_detail("2026/20418", 404);
+  ASSERT_TRUE(wait([](const auto& c) { return c.withdrawn >= 2; })) << log_text();
+  ASSERT_TRUE(recipient_has(all_notices + 2));
+  EXPECT_TRUE(recipient_->has(withdrawal_of("red", "2026/10003")));
+  EXPECT_TRUE(recipient_->has(withdrawal_of("yellow", "2026/20418")));
+  ASSERT_TRUE(more_sweeps(1));
+  auto c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 2u);
+  EXPECT_EQ(c.holds, 0u);
+  // Then three more at once: held.
+  ASSERT_NO_FATAL_FAILURE(between_sweeps());
+  for (const auto& entity : {"2025/77021", "2026/10001", "2026/10004"}) {
+    notices().fail_detail(entity, 404);
+  }
+  ASSERT_TRUE(wait([](const auto& now) { return now.holds >= 1; })) << log_text();
+  ASSERT_TRUE(more_sweeps(1));
+  c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 2u);
+  EXPECT_FALSE(recipient_->has(withdrawal_of("red", "2026/10001")));
+  EXPECT_NE(log_text().find("found 3 notices gone (red 3), more than"), std::string::npos);
+}
+
+TEST_F(FeedWithWithdrawalCap, NoticesLeavingTheListCountTooAndStayHeldUntilTheyAreBack) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  // Off the list, their details answering 502 (the service's unknown id, or a relay whose
+  // upstream is down): the second sweep would withdraw all three.
+  const std::vector<std::string> removed{"2026/10002", "2026/10004", "2026/20418"};
+  ASSERT_NO_FATAL_FAILURE(between_sweeps());
+  for (const auto& entity : removed) {
+    notices().remove(entity);
+  }
+  ASSERT_TRUE(wait([](const auto& c) { return c.holds >= 2; })) << log_text();
+  auto c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 0u);
+  EXPECT_EQ(c.absent_unconfirmed, 3u);  // once; each later sweep finds the same again
+  EXPECT_FALSE(recipient_has_any_withdrawal());
+  // Back on the list: kept, nothing withdrawn, nothing sent again.
+  for (const auto& entity : removed) {
+    notices().restore(entity);
+  }
+  ASSERT_TRUE(more_sweeps(2));
+  const auto back = poller().counters();
+  ASSERT_TRUE(more_sweeps(2));
+  c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 0u);
+  EXPECT_EQ(c.holds, back.holds);
+  EXPECT_EQ(c.sent, all_notices);
+  EXPECT_FALSE(recipient_has_any_withdrawal());
+}
+
 class FeedRestart : public Feed {
  protected:
   void before_start(sim::notice_feed& feed) override { feed.fail_page("red", 2, 503); }

@@ -4,6 +4,7 @@
 #include <initializer_list>
 
 #include "adapters/common/dates.hpp"
+#include "adapters/common/name_order.hpp"
 #include "adapters/common/references.hpp"
 #include "adapters/kh-cnp/kh_cnp.hpp"
 #include "gateway/common/digest.hpp"
@@ -514,13 +515,29 @@ class decoder {
       put(estimate, "max", value(*age));
       put(p, "ageEstimate", std::move(estimate));
     }
+    std::vector<std::string> nationalities;
     if (auto nationality = text(subject, "nationality", at, 16)) {
       if (auto code = tables_.country_from_alpha3(*nationality)) {
         value list(rapidjson::kArrayType);
         list.PushBack(str(*code), a_);
         put(p, "nationalities", std::move(list));
+        nationalities.emplace_back(*code);
       } else {
         unknown_code(at + "/nationality", *get(subject, "nationality"), "country");
+      }
+    }
+    // The order of the primary names is the person's naming custom (name_order.hpp): a Lao or
+    // Thai national's name is given-first; without a nationality, a Cambodian's (family-first).
+    const std::optional<std::string_view> order =
+        nationalities.empty() ? std::optional<std::string_view>("family-first")
+                              : name_order_of(nationalities);
+    for (auto& name : p["names"].GetArray()) {
+      if (name.HasMember("order")) {
+        if (order) {
+          name["order"] = str(*order);
+        } else {
+          name.RemoveMember("order");
+        }
       }
     }
     if (const value* docs = array(subject, "id_docs", at, 20)) {

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "adapters/common/name_order.hpp"
 #include "adapters/la-mps/la_mps_xml.hpp"
 
 namespace mxgw::adapters::la_mps {
@@ -99,27 +100,16 @@ inline constexpr std::array<code_pair, 4> channel_fallbacks{{
 }};
 
 // Name order. LA-MPS gives a name's family and given parts in their own attributes and says
-// nothing of the order the full name is written in, which is the naming custom of the person:
-// Lao names are given-first (ຄຳລາ ພົມມະວົງ, KHAMLA PHOMMAVONG), Vietnamese, Khmer, Chinese,
-// Korean and Japanese names family-first. The order is therefore read from the person's
-// nationalities (alpha-2): Lao -> given-first; else one of the family-first countries below ->
-// family-first; with no nationality at all, a name in Lao script -> given-first; otherwise the
-// order is left out rather than guessed.
-inline constexpr std::array<std::string_view, 8> family_first_countries{"VN", "KH", "CN", "TW",
-                                                                        "HK", "MO", "KR", "JP"};
+// nothing of the order the full name is written in, which is the naming custom of the person
+// (adapters/common/name_order.hpp): read from the person's nationalities; with no nationality at
+// all, a name in Lao script -> given-first; otherwise the order is left out rather than guessed.
 
 /// The canonical `order` of the <Name>s of a person with these nationalities (alpha-2), or
 /// nullopt when it cannot be told. `lao_script_name`: the person has a <Name script="lao">.
 inline std::optional<std::string_view> name_order(const std::vector<std::string>& nationalities,
                                                   bool lao_script_name) {
-  if (std::find(nationalities.begin(), nationalities.end(), "LA") != nationalities.end()) {
-    return "given-first";
-  }
-  for (const auto& n : nationalities) {
-    if (std::find(family_first_countries.begin(), family_first_countries.end(), n) !=
-        family_first_countries.end()) {
-      return "family-first";
-    }
+  if (const auto order = name_order_of(nationalities)) {
+    return order;
   }
   if (nationalities.empty() && lao_script_name) {
     return "given-first";

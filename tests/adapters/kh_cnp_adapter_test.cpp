@@ -345,6 +345,30 @@ TEST_F(KhCnp, AliasesGetTheScriptTheyAreWrittenIn) {
   EXPECT_EQ(check(result.message, "kh-ratanakiri").status, 0);
 }
 
+TEST_F(KhCnp, ANamesOrderIsThePersonsCustomNotTheFormats) {
+  // order of the primary names for each nationality (alpha-3 as KH-CNP writes it)
+  const std::vector<std::pair<const char*, const char*>> cases{{"KHM", "family-first"},
+                                                               {"VNM", "family-first"},
+                                                               {"LAO", "given-first"},
+                                                               {"THA", "given-first"},
+                                                               {"FRA", ""},
+                                                               {nullptr, "family-first"}};
+  for (const auto& [nationality, expected] : cases) {
+    const auto result =
+        decode(nationality != nullptr ? victim_with("/subject/nationality", nationality)
+                                      : victim_with("/subject/nationality", rapidjson::Value()));
+    ASSERT_EQ(result.status, 0) << describe(result.errors);
+    const auto& names = result.message["body"]["person"]["names"];
+    for (const auto& name : names.GetArray()) {
+      if (json::get_string(name, "kind") == "primary") {
+        EXPECT_EQ(json::get_string(name, "order"), expected)
+            << (nationality != nullptr ? nationality : "(none)");
+      }
+    }
+    EXPECT_EQ(check(result.message, "kh-ratanakiri").status, 0);
+  }
+}
+
 TEST_F(KhCnp, ASubjectWithoutAnyNameIsRefused) {
   auto doc = golden("victim-referral.kh.json");
   rapidjson::Pointer("/subject/family_name_lat").Erase(doc);

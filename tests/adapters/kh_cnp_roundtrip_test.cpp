@@ -196,7 +196,19 @@ class kh_projection {
         }
         put(name, "script", script);
         put(name, "kind", "primary");
-        put(name, "order", "family-first");
+        // KH-CNP carries the first nationality; the order is that person's custom: Lao and Thai
+        // names given-first, those of Cambodia, Viet Nam and East Asia family-first, others not
+        // told; without a nationality a Cambodian's, family-first.
+        const std::string first = p.HasMember("nationalities") && !p["nationalities"].Empty()
+                                      ? std::string(p["nationalities"][0].GetString())
+                                      : std::string();
+        if (first == "LA" || first == "TH") {
+          put(name, "order", "given-first");
+        } else if (first.empty() || first == "KH" || first == "VN" || first == "CN" ||
+                   first == "TW" || first == "HK" || first == "MO" || first == "KR" ||
+                   first == "JP") {
+          put(name, "order", "family-first");
+        }
         slot = std::move(name);
       } else {
         value name(rapidjson::kObjectType);

@@ -622,7 +622,7 @@ class message_generator {
     return n;
   }
 
-  /// The order LA-MPS names come back with: a Lao national's names are given-first; a
+  /// The order LA-MPS names come back with: a Lao or Thai national's names are given-first; a
   /// Vietnamese, Khmer, Chinese, Korean or Japanese national's family-first; with no
   /// nationality, given-first when there is a Lao-script name; else no order.
   void set_name_order(json_value& p) {
@@ -644,7 +644,7 @@ class message_generator {
                                   std::string(n["script"].GetString()) == "Laoo");
     }
     const char* order = nullptr;
-    if (holds("LA")) {
+    if (holds("LA") || holds("TH")) {
       order = "given-first";
     } else if (holds("VN") || holds("KH") || holds("CN") || holds("TW") || holds("HK") ||
                holds("MO") || holds("KR") || holds("JP")) {

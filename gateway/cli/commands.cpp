@@ -1051,6 +1051,11 @@ int run(int argc, char** argv) {
                       << json::get_string(old, "retiringUntil") << "\n";
           }
         }
+        if (const auto cut = json::get_string(doc, "cutOff"); !cut.empty()) {
+          // Every other certificate of the partner, recorded or not, ends with the overlap.
+          std::cout << "cut-off " << cut << ": every earlier certificate of " << partner_id
+                    << " is refused after the overlap\n";
+        }
       }
       identity::write_file_with_mode(cert_out, cert_pem, 0644);
       const auto d = identity::describe_certificate(cert_pem);

@@ -193,6 +193,26 @@ TEST_F(AdminCli, RevokeByFingerprint) {
   EXPECT_EQ(get(tls, "/healthz").status, 0);
 }
 
+TEST_F(AdminCli, RotateSaysEveryEarlierCertificateIsCutOff) {
+  // A CSR (public key only) from the admin API's fuzz corpus.
+  rapidjson::Document seed;
+  const std::string corpus =
+      read_file(source_dir() / "tests" / "fuzz" / "admin_api" / "corpus" / "cert-enrol-csr");
+  seed.Parse(corpus.substr(corpus.find('{')).c_str());
+  ASSERT_TRUE(seed.IsObject() && seed.HasMember("csr")) << corpus;
+  write_file(dir_ / "new.csr", seed["csr"].GetString());
+  const auto r = mxgw("certs rotate --partner kh-ratanakiri --csr " + (dir_ / "new.csr").string() +
+                      " --out " + (dir_ / "new.pem").string() + " --overlap-days 14");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("signed " + (dir_ / "new.pem").string() + " for partner kh-ratanakiri"),
+            std::string::npos)
+      << r.out;
+  EXPECT_TRUE(std::regex_search(
+      r.out, std::regex("cut-off 20[0-9-]+T[0-9:.]+Z: every earlier certificate of kh-ratanakiri "
+                        "is refused after the overlap")))
+      << r.out;
+}
+
 TEST_F(AdminCli, BadRevocationsAreRefusedAndChangeNothing) {
   const auto tls = partner_client("kh-ratanakiri");
   const std::string serial = record("kh-ratanakiri", tls)["record"]["serial"].GetString();

@@ -779,6 +779,18 @@ void partner_api::accept_routed(
   if (!record.withdraws.empty()) {
     record.audit.back().details.emplace_back("withdraws", record.withdraws);
   }
+  // Earlier recipients of the message a withdrawal takes back whose format has no way to say so
+  // (KH-CNP, LA-MPS): they hold data its source withdrew, and only people can tell them.
+  std::vector<std::string> unreachable;
+  if (!record.withdraws.empty()) {
+    for (const auto& e : record.exclusions) {
+      if (e.reason == "format-cannot-express" &&
+          std::find(earlier_recipients.begin(), earlier_recipients.end(), e.partner) !=
+              earlier_recipients.end()) {
+        unreachable.push_back(e.partner);
+      }
+    }
+  }
   std::string peer(req.peer);
   adapters::receipt_info receipt{verdict.id, std::string(reference), {}, partner};
   // The handler runs on the store's own thread while the store is alive, so it holds the store
@@ -789,7 +801,8 @@ void partner_api::accept_routed(
       std::move(record),
       [done = std::move(done), id = verdict.id, type = verdict.type, partner, peer, start, format,
        receipt, t, store, refusals = refusal_audit_, counters = metrics_,
-       reroute = std::move(reroute)](store::accept_result result) mutable {
+       reroute = std::move(reroute), unreachable = std::move(unreachable),
+       original = record.withdraws](store::accept_result result) mutable {
         if (result.outcome == store::accept_outcome::reroute && reroute) {
           reroute(std::move(done));  // answered by the second routing
           return;
@@ -872,6 +885,21 @@ void partner_api::accept_routed(
                             std::string("outcome=\"") + outcome + "\"", f.latency_ms / 1000.0);
         }
         log::write(r.status >= 500 ? log::level::error : log::level::info, f);
+        if (result.outcome == store::accept_outcome::stored) {
+          for (const auto& recipient : unreachable) {
+            const std::string detail = "the withdrawal of " + original +
+                                       " cannot be said in this recipient's format: tell it "
+                                       "another way that the message no longer stands";
+            log::error({.event = "withdrawal.unreachable",
+                        .message_id = id,
+                        .partner = recipient,
+                        .reason = "format-cannot-express",
+                        .detail = detail});
+            if (counters) {
+              counters->add("mxgw_withdrawals_unreachable_total", "partner=\"" + recipient + "\"");
+            }
+          }
+        }
         done(std::move(r));
       });
 }

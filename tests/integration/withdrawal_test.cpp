@@ -125,5 +125,50 @@ TEST_F(Withdrawal, AMessageArrivingAfterItsWithdrawalIsStoredWithdrawn) {
   EXPECT_NE(log_text().find("withdrawn-before-arrival"), std::string::npos);
 }
 
+// A recipient whose format cannot carry a withdrawal (KH-CNP has no cancellation message): the
+// operators are told, since only people can tell that partner the message no longer stands.
+class WithdrawalToAFormatWithoutOne : public Withdrawal {
+ protected:
+  void configure(config::gateway_config& config) override {
+    Withdrawal::configure(config);
+    enable_admin(config);
+    write_file(dir_ / "partners.json", R"({"partners":[
+      {"id":"vn-gialai","name":"Gia Lai liaison desk","country":"VN",
+       "agreements":["victim-data"],"purposes":["investigation","victim-protection"]},
+      {"id":"kh-ratanakiri","name":"Ratanakiri commissariat","country":"KH","adapter":"kh-cnp",
+       "agreements":["victim-data"],"purposes":["investigation","victim-protection"],
+       "endpoint":"https://127.0.0.1:9/v1/messages"}]})");
+  }
+};
+
+TEST_F(WithdrawalToAFormatWithoutOne, TheOperatorsAreToldTheRecipientMustBeToldAnotherWay) {
+  const auto gialai = partner_client("vn-gialai");
+  const std::string original = "d0000000-0000-4000-8000-000000000031";
+  ASSERT_EQ(post(gialai, example("hotline.tip", original)).status, 202);
+  ASSERT_EQ(state_of(gialai, original, "kh-ratanakiri"), "pending");
+  const std::string withdrawal = "d0000000-0000-4000-8000-000000000032";
+  const auto w = post(gialai, status_message(withdrawal, "vn-gialai", original));
+  ASSERT_EQ(w.status, 202) << w.body;
+  EXPECT_EQ(state_of(gialai, original, "kh-ratanakiri"), "withdrawn");  // the queued copy
+  const auto log = log_text();
+  const auto at = log.find("\"event\":\"withdrawal.unreachable\"");
+  ASSERT_NE(at, std::string::npos) << log;
+  const std::string line =
+      log.substr(log.rfind('\n', at) + 1, log.find('\n', at) - log.rfind('\n', at));
+  EXPECT_NE(line.find("\"level\":\"error\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"partner\":\"kh-ratanakiri\""), std::string::npos) << line;
+  EXPECT_NE(line.find(withdrawal), std::string::npos) << line;
+  EXPECT_NE(line.find(original), std::string::npos) << line;
+  const auto metrics = admin(admin_client(), "GET", "/metrics");
+  EXPECT_NE(metrics.body.find("mxgw_withdrawals_unreachable_total{partner=\"kh-ratanakiri\"} 1"),
+            std::string::npos)
+      << metrics.body;
+  // A resend of the withdrawal is a duplicate and tells no one twice.
+  ASSERT_EQ(post(gialai, status_message(withdrawal, "vn-gialai", original)).status, 202);
+  EXPECT_NE(admin(admin_client(), "GET", "/metrics")
+                .body.find("mxgw_withdrawals_unreachable_total{partner=\"kh-ratanakiri\"} 1"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace mxgw::test

@@ -29,6 +29,11 @@ inline constexpr int local_offset_minutes = 420;
 /// gateway wrote (see adapters/common/references.hpp).
 inline constexpr std::string_view reply_to_namespace = "kh-cnp:reply-to";
 
+/// Key in the canonical `unmapped` of the `reason` of a RECEIVED receipt: a note on an
+/// acknowledgement is not an error (canonical `errors` belong to a rejection), so it is kept
+/// under its KH pointer and written back as `reason` when the receipt goes out to KH-CNP.
+inline constexpr std::string_view receipt_reason_key = "/reason";
+
 /// A KH-CNP code and the canonical code it stands for, for the lists the format defines itself
 /// (no table in config/mappings holds them).
 struct code_pair {

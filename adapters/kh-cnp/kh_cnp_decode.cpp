@@ -1004,13 +1004,18 @@ class decoder {
     if (created) {
       put_str(body, "received", *created);
     }
+    // A rejection's reason is its error (the schema requires one). On an acknowledgement errors
+    // would say the message was refused: the note is kept in `unmapped` under its KH pointer,
+    // whatever carryUnmapped says (it is a KH field, not an unknown value), and goes back out.
     auto reason = text(root, "reason", "", 2000);
-    if (reason || status == "rejected") {
+    if (status == "rejected") {
       value error(rapidjson::kObjectType);
       put_str(error, "reason", reason ? *reason : "no reason given");
       value errors(rapidjson::kArrayType);
       errors.PushBack(error, a_);
       put(body, "errors", std::move(errors));
+    } else if (reason && status == "received") {
+      unmapped_.AddMember(str(receipt_reason_key), str(*reason), a_);
     }
     return body;
   }

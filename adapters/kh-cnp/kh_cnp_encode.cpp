@@ -643,14 +643,22 @@ class encoder {
     put(out, "answer", std::move(answer));
   }
 
-  void receipt(value& out, const value& body) {
-    if (auto status = kh_of(receipt_statuses, string_at(body, "status"))) {
-      put_str(out, "status", *status);
+  /// The receipt's status and reason. A rejection's reason is its errors; an acknowledgement's
+  /// is the note a KH RECEIVED receipt had (kept in `unmapped`, see receipt_reason_key), else
+  /// whatever errors a canonical sender listed on it.
+  void receipt(value& out, const value& message, const value& body) {
+    const auto status = string_at(body, "status");
+    if (auto kh_status = kh_of(receipt_statuses, status)) {
+      put_str(out, "status", *kh_status);
     } else {
       fail("/body/status", "is required");
     }
     std::string reason;
-    if (const value* errors = array_at(body, "errors")) {
+    if (const value* unmapped = object_at(message, "unmapped");
+        unmapped != nullptr && status == "received") {
+      reason = string_at(*unmapped, receipt_reason_key.data());
+    }
+    if (const value* errors = array_at(body, "errors"); errors != nullptr && reason.empty()) {
       for (const auto& e : errors->GetArray()) {
         const auto pointer = string_at(e, "pointer");
         std::string one = pointer.empty()
@@ -743,7 +751,7 @@ void encoder::run(const value& m) {
   } else if (type == "verification.result") {
     result(out_, body);
   } else {
-    receipt(out_, body);
+    receipt(out_, m, body);
   }
   if (!attachments_.Empty()) {
     put(out_, "attachments", std::move(attachments_));

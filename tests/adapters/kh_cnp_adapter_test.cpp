@@ -729,6 +729,87 @@ TEST_F(KhCnp, ReceiptsAnswerAGatewayIdOrAnyReference) {
   EXPECT_TRUE(has_error(decode(with_subject).errors, "/subject", "not used on a RECEIPT"));
 }
 
+TEST_F(KhCnp, AReceivedReceiptKeepsItsReasonAsANoteNotAsErrors) {
+  // Canonical errors belong to a rejection (config/schema/body/receipt.json): the reason of a
+  // RECEIVED receipt is a note on an acknowledgement, kept in `unmapped` under its KH pointer
+  // whether or not the partner carries unmapped values, and sent back as written.
+  const std::string note = "ទទួលបាន ប៉ុន្តែរូបថតមិនច្បាស់ / photo illegible, please resend";
+  const auto received = kh_message("RECEIPT", R"("reply_to": "3f2b8c1e-7d4a-4e2b-9c61-0a5d2e8f4b17",
+      "status": "RECEIVED", "reason": ")" + note + "\"");
+  for (const bool carry : {false, true}) {
+    SCOPED_TRACE(carry ? "carryUnmapped" : "no carryUnmapped");
+    const auto result = decode(received, ctx("kh-kep", carry));
+    ASSERT_EQ(result.status, 0) << describe(result.errors);
+    EXPECT_EQ(result.message["body"], parse(R"({"inReplyTo": "3f2b8c1e-7d4a-4e2b-9c61-0a5d2e8f4b17",
+        "status": "received", "received": "2026-12-01T00:00:00Z"})"))
+        << json::to_string(result.message["body"]);
+    ASSERT_TRUE(result.message.HasMember("unmapped")) << json::to_string(result.message);
+    EXPECT_EQ(result.message["unmapped"], parse(R"({"/reason": ")" + note + "\"}"));
+    EXPECT_EQ(check(result.message, "kh-kep").status, 0);
+
+    // Going out to a commissariat, the note is the reason again; back, it is the same message.
+    adapter_context out = ctx("kh-kep");
+    out.recipient = "kh-ratanakiri";
+    const auto encoded = kh()->encode(result.message, out);
+    ASSERT_EQ(encoded.status, 0) << describe(encoded.errors);
+    const auto kh_doc = parse(encoded.bytes);
+    EXPECT_EQ(json::get_string(kh_doc, "status"), "RECEIVED");
+    EXPECT_EQ(json::get_string(kh_doc, "reason"), note);
+    const auto again = kh()->decode(encoded.bytes, ctx("kh-kep"));
+    ASSERT_EQ(again.status, 0) << describe(again.errors);
+    EXPECT_EQ(again.message["unmapped"], result.message["unmapped"]);
+    EXPECT_EQ(again.message["body"], result.message["body"]);
+  }
+
+  // A REJECTED receipt's reason stays its error, and nothing is kept beside it.
+  const auto rejected = decode(kh_message("RECEIPT", R"("reply_to": "VN30-2026-000457",
+      "status": "REJECTED", "reason": ")" + note + "\""));
+  ASSERT_EQ(rejected.status, 0) << describe(rejected.errors);
+  EXPECT_FALSE(rejected.message.HasMember("unmapped"));
+  EXPECT_EQ(json::get_string(rejected.message["body"]["errors"][0], "reason"), note);
+
+  // A canonical rejection goes out with its errors, not with a note it may have kept; an
+  // acknowledgement a canonical sender listed errors on still says them.
+  auto canonical = example("receipt");
+  auto& a = canonical.GetAllocator();
+  rapidjson::Value unmapped(rapidjson::kObjectType);
+  unmapped.AddMember("/reason", "kept note", a);
+  canonical.AddMember("unmapped", unmapped, a);
+  canonical["body"]["status"] = "rejected";
+  rapidjson::Value errors(rapidjson::kArrayType);
+  rapidjson::Value error(rapidjson::kObjectType);
+  error.AddMember("pointer", "/body/person/sex", a);
+  error.AddMember("reason", "is not a known sex code", a);
+  errors.PushBack(error, a);
+  canonical["body"].AddMember("errors", errors, a);
+  adapter_context out = ctx("vn-gialai");
+  out.recipient = "kh-ratanakiri";
+  const auto refusal = kh()->encode(canonical, out);
+  ASSERT_EQ(refusal.status, 0) << describe(refusal.errors);
+  EXPECT_EQ(json::get_string(parse(refusal.bytes), "reason"),
+            "/body/person/sex is not a known sex code");
+  canonical["body"]["status"] = "received";
+  canonical.RemoveMember("unmapped");
+  const auto listed = kh()->encode(canonical, out);
+  ASSERT_EQ(listed.status, 0) << describe(listed.errors);
+  EXPECT_EQ(json::get_string(parse(listed.bytes), "status"), "RECEIVED");
+  EXPECT_EQ(json::get_string(parse(listed.bytes), "reason"),
+            "/body/person/sex is not a known sex code");
+
+  // A reason that is not text or too long is refused at its pointer, without echoing it.
+  const std::string long_note(2001, 'x');
+  for (const std::string& bad :
+       {std::string(R"("reason": 7)"), std::string(R"("reason": ")") + long_note + "\""}) {
+    const auto result = decode(kh_message("RECEIPT", R"("reply_to": "VN30-2026-000457",
+        "status": "RECEIVED", )" + bad));
+    EXPECT_EQ(result.status, 422);
+    EXPECT_TRUE(has_error(result.errors, "/reason")) << describe(result.errors);
+    for (const auto& e : result.errors) {
+      EXPECT_EQ(e.reason.find("xxx"), std::string::npos) << e.reason;
+    }
+  }
+}
+
 TEST_F(KhCnp, PhotosAreCheckedAgainstTheirDigest) {
   const std::string image = "\xFF\xD8\xFF\xE0 not really a jpeg";
   const std::string b64 = "/9j/4CBub3QgcmVhbGx5IGEganBlZw==";

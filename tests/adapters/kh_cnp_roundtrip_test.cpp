@@ -103,6 +103,15 @@ class kh_projection {
               : type == "verification.request" ? request(body)
               : type == "verification.result"  ? result(body)
                                                : receipt(body, json::get_string(m, "created"));
+    if (type == "receipt") {
+      // An acknowledgement's note travels as KH `reason` and comes back in `unmapped`, never as
+      // errors (those mean a rejection); every other unmapped value stays behind.
+      if (auto note = receipt_note(m); !note.empty()) {
+        value unmapped(rapidjson::kObjectType);
+        put(unmapped, "/reason", note);
+        out.AddMember("unmapped", unmapped, a_);
+      }
+    }
     out.AddMember("body", b, a_);
     return out;
   }
@@ -625,21 +634,42 @@ class kh_projection {
     return out;
   }
 
-  value receipt(const value& b, std::string_view created) {
-    value out(rapidjson::kObjectType);
-    out.AddMember("inReplyTo", copy(b["inReplyTo"]), a_);
-    out.AddMember("status", copy(b["status"]), a_);
-    put(out, "received", created);
+  /// A receipt's errors as KH-CNP's one `reason`: "<pointer> <reason>; ...".
+  static std::string joined_errors(const value& b) {
+    std::string reason;
     if (b.HasMember("errors")) {
-      std::string reason;
       for (const auto& e : b["errors"].GetArray()) {
         const auto pointer = json::get_string(e, "pointer");
         const std::string one =
             (pointer.empty() ? "" : std::string(pointer) + " ") + std::string(view_of(e["reason"]));
         reason += (reason.empty() ? "" : "; ") + one;
       }
+    }
+    return reason;
+  }
+
+  /// The `reason` a received receipt goes out with: the note a KH receipt had (`unmapped`
+  /// "/reason"), else the errors a canonical sender listed; empty for a rejection.
+  static std::string receipt_note(const value& m) {
+    if (json::get_string(m["body"], "status") != "received") {
+      return {};
+    }
+    if (m.HasMember("unmapped")) {
+      if (const auto kept = json::get_string(m["unmapped"], "/reason"); !kept.empty()) {
+        return std::string(kept);
+      }
+    }
+    return joined_errors(m["body"]);
+  }
+
+  value receipt(const value& b, std::string_view created) {
+    value out(rapidjson::kObjectType);
+    out.AddMember("inReplyTo", copy(b["inReplyTo"]), a_);
+    out.AddMember("status", copy(b["status"]), a_);
+    put(out, "received", created);
+    if (json::get_string(b, "status") == "rejected") {
       value error(rapidjson::kObjectType);
-      put(error, "reason", reason);
+      put(error, "reason", joined_errors(b));
       value errors(rapidjson::kArrayType);
       errors.PushBack(error, a_);
       out.AddMember("errors", errors, a_);
@@ -718,6 +748,17 @@ class message_generator {
                  : type == "verification.request" ? request()
                  : type == "verification.result"  ? result()
                                                   : receipt();
+    if (type == "receipt" && json::get_string(body, "status") == "received" && coin(50)) {
+      // A KH acknowledgement's note, as the KH decoder keeps it, and a value KH cannot carry.
+      value unmapped(rapidjson::kObjectType);
+      put(unmapped, "/reason",
+          note("receiptNote",
+               one({"ឯកសារបានទទួល ប៉ុន្តែរូបថតមិនច្បាស់", "received; photo illegible, please resend"})));
+      if (coin(50)) {
+        put(unmapped, "/LaoPoliceMessage/Home/@village", "Ban Nakham");
+      }
+      doc.AddMember("unmapped", unmapped, *a_);
+    }
     doc.AddMember("body", body, *a_);
     return doc;
   }
@@ -1241,7 +1282,7 @@ class message_generator {
     const std::string status = note("receiptStatus", one({"received", "rejected"}));
     put(b, "status", status);
     put(b, "received", "2026-11-21T02:50:01Z");
-    if (status == "rejected" || coin(20)) {
+    if (status == "rejected") {
       value errors(rapidjson::kArrayType);
       const int count = 1 + pick(2);
       for (int i = 0; i < count; ++i) {
@@ -1346,11 +1387,11 @@ TEST_F(KhCnpRoundTrip, GeneratedMessagesKeepEveryFieldKhCanCarry) {
   EXPECT_EQ(checked, count);
   // Every value KH-CNP supports was exercised.
   const std::map<std::string, std::size_t> expected_coverage = {
-      {"exploitation", 11}, {"channel", 10},       {"document", 9},      {"victimStatus", 4},
-      {"result", 4},        {"purpose", 4},        {"urgency", 3},       {"reporterType", 5},
-      {"sex", 4},           {"needs", 6},          {"receiptStatus", 2}, {"confidentiality", 3},
-      {"leap", 4},          {"offset", 4},         {"warnings", 3},      {"province", 25},
-      {"alias", 7},         {"requestedAction", 4}};
+      {"exploitation", 11}, {"channel", 10},        {"document", 9},      {"victimStatus", 4},
+      {"result", 4},        {"purpose", 4},         {"urgency", 3},       {"reporterType", 5},
+      {"sex", 4},           {"needs", 6},           {"receiptStatus", 2}, {"confidentiality", 3},
+      {"leap", 4},          {"offset", 4},          {"warnings", 3},      {"province", 25},
+      {"alias", 7},         {"requestedAction", 4}, {"receiptNote", 2}};
   for (const auto& [field, size] : expected_coverage) {
     EXPECT_EQ(generator.coverage[field].size(), size) << field;
   }

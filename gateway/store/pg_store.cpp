@@ -361,29 +361,20 @@ constexpr const char* report_delivered_sql =
     "AND attempts = $6";
 // A failed attempt at a copy whose message was withdrawn while it was in flight takes the copy
 // back ('withdrawn', payload emptied) instead of queueing it again or making it a dead letter.
-constexpr const char* report_retry_sql = R"sql(
-    UPDATE deliveries AS d
-       SET state = CASE WHEN m.withdrawn_at IS NULL THEN 'retrying' ELSE 'withdrawn' END,
-           payload = CASE WHEN m.withdrawn_at IS NULL THEN d.payload ELSE ''::bytea END,
-           payload_is_body = d.payload_is_body AND m.withdrawn_at IS NULL,
-           next_attempt_at = $4, last_error = $5, lease_owner = NULL, lease_expires = NULL
-      FROM messages AS m
-     WHERE d.message_id = $1 AND d.recipient = $2 AND d.state = 'delivering'
-       AND d.lease_owner = $3 AND d.attempts = $6 AND m.id = d.message_id
-  )sql";
-// A copy given back untried (attempt_report::attempted false): a retry whose claim counted no
-// attempt, so its attempts go back to what they were before that claim.
-constexpr const char* report_give_back_sql = R"sql(
-    UPDATE deliveries AS d
-       SET state = CASE WHEN m.withdrawn_at IS NULL THEN 'retrying' ELSE 'withdrawn' END,
-           payload = CASE WHEN m.withdrawn_at IS NULL THEN d.payload ELSE ''::bytea END,
-           payload_is_body = d.payload_is_body AND m.withdrawn_at IS NULL,
-           attempts = d.attempts - 1,
-           next_attempt_at = $4, last_error = $5, lease_owner = NULL, lease_expires = NULL
-      FROM messages AS m
-     WHERE d.message_id = $1 AND d.recipient = $2 AND d.state = 'delivering'
-       AND d.lease_owner = $3 AND d.attempts = $6 AND m.id = d.message_id
-  )sql";
+// A retry, and a copy given back untried (attempt_report::attempted false: a retry whose claim
+// counted no attempt, so its attempts go back to what they were before that claim).
+#define MXGW_REPORT_RETRY(attempts)                                                     \
+  "UPDATE deliveries AS d "                                                             \
+  "SET state = CASE WHEN m.withdrawn_at IS NULL THEN 'retrying' ELSE 'withdrawn' END, " \
+  "payload = CASE WHEN m.withdrawn_at IS NULL THEN d.payload ELSE ''::bytea END, "      \
+  "payload_is_body = d.payload_is_body AND m.withdrawn_at IS NULL, " attempts           \
+  "next_attempt_at = $4, last_error = $5, lease_owner = NULL, lease_expires = NULL "    \
+  "FROM messages AS m "                                                                 \
+  "WHERE d.message_id = $1 AND d.recipient = $2 AND d.state = 'delivering' "            \
+  "AND d.lease_owner = $3 AND d.attempts = $6 AND m.id = d.message_id"
+constexpr const char* report_retry_sql = MXGW_REPORT_RETRY("");
+constexpr const char* report_give_back_sql = MXGW_REPORT_RETRY("attempts = d.attempts - 1, ");
+#undef MXGW_REPORT_RETRY
 constexpr const char* report_dead_sql = R"sql(
     UPDATE deliveries AS d
        SET state = CASE WHEN m.withdrawn_at IS NULL THEN 'dead' ELSE 'withdrawn' END,

@@ -343,31 +343,21 @@ constexpr const char* report_delivered_sql =
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
     "AND state = 'delivering' AND lease_owner = ?3 AND attempts = ?6";
 #define MXGW_WITHDRAWN "(SELECT withdrawn_at IS NOT NULL FROM messages WHERE id = ?1)"
-constexpr const char* report_retry_sql =
-    "UPDATE deliveries SET "
-    "state = CASE WHEN " MXGW_WITHDRAWN
-    " THEN 'withdrawn' ELSE 'retrying' END, "
-    "payload = CASE WHEN " MXGW_WITHDRAWN
-    " THEN x'' ELSE payload END, "
-    "payload_is_body = CASE WHEN " MXGW_WITHDRAWN
-    " THEN 0 ELSE payload_is_body END, "
-    "next_attempt_at = ?4, last_error = ?5, lease_owner = NULL, lease_expires = NULL "
-    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
-    "AND state = 'delivering' AND lease_owner = ?3 AND attempts = ?6";
-// A copy given back untried (attempt_report::attempted false): a retry whose claim counted no
-// attempt, so its attempts go back to what they were before that claim.
-constexpr const char* report_give_back_sql =
-    "UPDATE deliveries SET "
-    "state = CASE WHEN " MXGW_WITHDRAWN
-    " THEN 'withdrawn' ELSE 'retrying' END, "
-    "payload = CASE WHEN " MXGW_WITHDRAWN
-    " THEN x'' ELSE payload END, "
-    "payload_is_body = CASE WHEN " MXGW_WITHDRAWN
-    " THEN 0 ELSE payload_is_body END, "
-    "attempts = attempts - 1, "
-    "next_attempt_at = ?4, last_error = ?5, lease_owner = NULL, lease_expires = NULL "
-    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
-    "AND state = 'delivering' AND lease_owner = ?3 AND attempts = ?6";
+// A retry, and a copy given back untried (attempt_report::attempted false: a retry whose claim
+// counted no attempt, so its attempts go back to what they were before that claim).
+#define MXGW_REPORT_RETRY(attempts)                                                           \
+  "UPDATE deliveries SET "                                                                    \
+  "state = CASE WHEN " MXGW_WITHDRAWN                                                         \
+  " THEN 'withdrawn' ELSE 'retrying' END, "                                                   \
+  "payload = CASE WHEN " MXGW_WITHDRAWN                                                       \
+  " THEN x'' ELSE payload END, "                                                              \
+  "payload_is_body = CASE WHEN " MXGW_WITHDRAWN " THEN 0 ELSE payload_is_body END, " attempts \
+  "next_attempt_at = ?4, last_error = ?5, lease_owner = NULL, lease_expires = NULL "          \
+  "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "          \
+  "AND state = 'delivering' AND lease_owner = ?3 AND attempts = ?6"
+constexpr const char* report_retry_sql = MXGW_REPORT_RETRY("");
+constexpr const char* report_give_back_sql = MXGW_REPORT_RETRY("attempts = attempts - 1, ");
+#undef MXGW_REPORT_RETRY
 constexpr const char* report_dead_sql =
     "UPDATE deliveries SET "
     "state = CASE WHEN " MXGW_WITHDRAWN

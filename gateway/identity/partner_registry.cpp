@@ -17,13 +17,14 @@
 #include "gateway/common/json.hpp"
 
 namespace mxgw::identity {
-namespace {
 
 bool is_hex_sha256(std::string_view s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
          });
 }
+
+namespace {
 
 // Accepts "AB:CD:..." or "abcd..." and returns lower-case hex without separators.
 std::string normalise_fingerprint(std::string_view s) {

@@ -44,6 +44,9 @@ struct feed_settings {
   std::filesystem::path token_file;  ///< `auth: "token"`: a bearer token file; empty: mutual TLS
 };
 
+/// True for a SHA-256 fingerprint as the gateway keeps them: 64 lower-case hex digits.
+bool is_hex_sha256(std::string_view s);
+
 /// One partner agency, as defined in the partners file.
 struct partner {
   std::string id;              ///< e.g. "kh-ratanakiri"; pattern ^[a-z0-9][a-z0-9-]{1,62}$

@@ -17,6 +17,18 @@
 
 namespace mxgw::identity {
 
+namespace {
+
+std::optional<std::chrono::system_clock::time_point> time_of(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
+    return std::nullopt;
+  }
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+}  // namespace
+
 certificate_facts facts_of(X509* cert) {
   certificate_facts facts;
   unsigned char digest[EVP_MAX_MD_SIZE];
@@ -24,9 +36,7 @@ certificate_facts facts_of(X509* cert) {
   if (X509_digest(cert, EVP_sha256(), digest, &length) == 1) {
     facts.sha256_fingerprint = lower_hex(digest, length);
   }
-  if (std::tm tm{}; ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm) == 1) {
-    facts.not_before = std::chrono::system_clock::from_time_t(::timegm(&tm));
-  }
+  facts.not_before = time_of(X509_get0_notBefore(cert));
   if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr)) {
     if (char* hex = BN_bn2hex(bn)) {
       facts.serial_hex = hex;
@@ -57,18 +67,6 @@ certificate_facts facts_of(X509* cert) {
   }
   return facts;
 }
-
-namespace {
-
-std::optional<std::chrono::system_clock::time_point> time_of(const ASN1_TIME* t) {
-  std::tm tm{};
-  if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
-    return std::nullopt;
-  }
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
-}
-
-}  // namespace
 
 std::optional<validity_period> validity_of(X509* cert) {
   const auto from = time_of(X509_get0_notBefore(cert));

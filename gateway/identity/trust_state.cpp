@@ -92,12 +92,6 @@ std::optional<certificate_record> certificate_from_json(std::string_view text, s
 
 namespace {
 
-bool is_fingerprint(std::string_view s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
 bool contains(const std::vector<std::string>& list, std::string_view value) {
   return std::find(list.begin(), list.end(), value) != list.end();
 }
@@ -167,12 +161,12 @@ std::optional<partner_cutoffs> cutoffs_from_json(std::string_view text, std::str
     }
     c.cut_off_at = *at;
     c.until_at = *until;
-    if (!is_fingerprint(c.replaced_by)) {
+    if (!is_hex_sha256(c.replaced_by)) {
       error = "a cut-off's replacedBy must be a SHA-256 fingerprint";
       return std::nullopt;
     }
     for (const auto& pin : pins.GetArray()) {
-      if (!pin.IsString() || !is_fingerprint({pin.GetString(), pin.GetStringLength()})) {
+      if (!pin.IsString() || !is_hex_sha256({pin.GetString(), pin.GetStringLength()})) {
         error = "pinnedBefore must list SHA-256 fingerprints";
         return std::nullopt;
       }

@@ -205,10 +205,7 @@ class session : public std::enable_shared_from_this<session> {
     // force now (it may have changed during the handshake) and remember who this is.
     // Deciding and recording under the sessions mutex means a close_connections() that runs
     // after a trust change either sees this peer or this decision already sees the change.
-    X509* cert = SSL_get0_peer_certificate(stream_.native_handle());
-    STACK_OF(X509)* chain = SSL_get0_verified_chain(stream_.native_handle());
-    const int length = chain == nullptr ? 0 : sk_X509_num(chain);
-    X509* anchor = length > 0 ? sk_X509_value(chain, length - 1) : nullptr;
+    const auto [cert, chain, anchor] = verified_peer();
     // Kept for the check before each request: the span in which every certificate of the
     // verified chain is valid (the leaf's, shortened by an issuer that expires first).
     const bool validity_known = chain_validity(cert, chain);
@@ -364,10 +361,7 @@ class session : public std::enable_shared_from_this<session> {
     if (!server_->role.trust_version || server_->role.trust_version() == checked_version_) {
       return {};
     }
-    X509* cert = SSL_get0_peer_certificate(stream_.native_handle());
-    STACK_OF(X509)* chain = SSL_get0_verified_chain(stream_.native_handle());
-    const int length = chain == nullptr ? 0 : sk_X509_num(chain);
-    X509* anchor = length > 0 ? sk_X509_value(chain, length - 1) : nullptr;
+    const auto [cert, chain, anchor] = verified_peer();
     if (cert == nullptr) {
       return "no-certificate";
     }
@@ -384,6 +378,21 @@ class session : public std::enable_shared_from_this<session> {
     }
     checked_version_ = version;
     return {};
+  }
+
+  // The peer's certificate, its verified chain and the chain's trust anchor (its last
+  // certificate); null where the handshake gave none.
+  struct verified {
+    X509* cert;
+    STACK_OF(X509) * chain;
+    X509* anchor;
+  };
+  verified verified_peer() const {
+    SSL* ssl = stream_.native_handle();
+    STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
+    const int length = chain == nullptr ? 0 : sk_X509_num(chain);
+    return {SSL_get0_peer_certificate(ssl), chain,
+            length > 0 ? sk_X509_value(chain, length - 1) : nullptr};
   }
 
   // The certificate no longer stands for the principal of this connection: the request gets a

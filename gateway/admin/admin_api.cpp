@@ -859,6 +859,11 @@ void get_routing(const call& c) {
     raw(w, "document", routing.document.empty() ? R"({"rules":[]})" : routing.document);
     w.Key("rules");
     w.Uint64(routing.rules ? routing.rules->size() : 0);
+    if (routing.rules && !routing.rules->held_reason().empty()) {
+      // A stored document this instance could not apply: messages are refused meanwhile, and
+      // `document` is the last one that applied. A PUT with this ETag replaces it.
+      put(w, "held", routing.rules->held_reason());
+    }
     w.Key("version");
     w.Int64(version);
     w.EndObject();
@@ -1602,6 +1607,16 @@ void metrics_text(const call& c) {
 // (or retired: their overlap has ended) as revokedSha256 of their partner, so that files rebuilt
 // from the export keep refusing them; a revoked fingerprint is no longer pinned.
 void export_state(const call& c) {
+  if (const auto routing = c.state().routing();
+      routing.rules && !routing.rules->held_reason().empty()) {
+    // The routing in force could not be read here: exporting the rules it replaced would
+    // rebuild a gateway with them.
+    return c.done(
+        problem(409, "routing-unapplied", "Routing not applied",
+                std::string("The stored routing rules could not be applied on this instance (") +
+                    routing.rules->held_reason() +
+                    "); export from an instance that applies them, or replace them."));
+  }
   const auto trust = c.state().trust();
   const auto now = c.now();
   auto refused = [&](const identity::certificate_record& r) {

@@ -152,17 +152,31 @@ void state_manager::apply(const std::vector<store::state_item>& items) {
       next->unapplied_changes.erase({item.kind, item.key});
       trust_changed = true;
     } else if (item.kind == kind_routing && item.key == routing_key) {
+      // Rules this instance cannot read are in force elsewhere: routing by the ones they
+      // replaced could send a message where they no longer allow, or without the release hold
+      // they add. Routing is held (messages are refused with 503) until rules that apply arrive.
       rapidjson::Document doc;
       std::vector<identity::config_problem> problems;
-      if (json::parse_untrusted(item.value, doc) || !doc.IsObject()) {
-        log::warn({.event = "admin.state_skipped", .reason = "invalid-routing", .detail = source});
+      std::shared_ptr<pipeline::routing_rules> rules;
+      if (!item.value.empty() && !json::parse_untrusted(item.value, doc) && doc.IsObject()) {
+        rules = std::make_shared<pipeline::routing_rules>(
+            pipeline::routing_rules::parse(doc, source, problems, next->partners, *tables_));
+      }
+      if (!rules || !problems.empty()) {
+        const std::string reason = item.value.empty() ? "routing-deleted" : "invalid-routing";
+        log::error({.event = "admin.state_unapplied",
+                    .reason = reason,
+                    .detail = source + ": messages are refused until routing that can be applied"});
+        next->unapplied_changes[{item.kind, item.key}] = reason;
+        trust_changed = true;
+        next_rules =
+            std::make_shared<pipeline::routing_rules>(pipeline::routing_rules::held(reason));
+        next_document = routing_document_;  // the last document that applied, for reading
+        known = item.version;
         continue;
       }
-      auto rules = std::make_shared<pipeline::routing_rules>(
-          pipeline::routing_rules::parse(doc, source, problems, next->partners, *tables_));
-      if (!problems.empty()) {
-        log::warn({.event = "admin.state_skipped", .reason = "invalid-routing", .detail = source});
-        continue;
+      if (next->unapplied_changes.erase({item.kind, item.key}) > 0) {
+        trust_changed = true;
       }
       next_rules = std::move(rules);
       next_document = item.value;

@@ -712,6 +712,16 @@ void partner_api::accept_routed(
   const auto rules = rules_->get();
   const auto decision = pipeline::route(*doc, req.partner, trust->partners, *rules,
                                         t->checker->tables(), earlier_recipients);
+  if (decision.error == pipeline::routing_reason::routing_held) {
+    // The routing rules in force elsewhere could not be applied here: routing by the rules
+    // they replaced could send the message where it may no longer go. Nothing is stored.
+    auto r = refusal(format, 503, "routing-unavailable", "Routing unavailable",
+                     "The routing rules could not be applied on this gateway; the message was "
+                     "not accepted. Try again later.");
+    r.headers.emplace_back("Retry-After", "30");
+    refuse(req, start, done, std::move(r), decision.error, verdict.id);
+    return;
+  }
   if (!decision.error.empty()) {
     refuse(req, start, done,
            refusal(format, 403, "not-permitted", "Not permitted",

@@ -465,6 +465,12 @@ routing_rules routing_rules::load(const std::filesystem::path& file,
   return parse(doc, name, problems, partners, tables);
 }
 
+routing_rules routing_rules::held(std::string reason) {
+  routing_rules rules;
+  rules.held_reason_ = std::move(reason);
+  return rules;
+}
+
 routing_rules routing_rules::parse(const rapidjson::Value& doc, const std::string& file,
                                    std::vector<config_problem>& problems,
                                    const identity::partner_registry& partners,
@@ -645,6 +651,10 @@ routing_decision route(const rapidjson::Value& message, std::string_view sender,
                        const code_tables& tables,
                        const std::vector<std::string>& earlier_recipients, time_point now) {
   routing_decision decision;
+  if (!rules.held_reason().empty()) {
+    decision.error = routing_reason::routing_held;
+    return decision;
+  }
   const std::string_view type = json::get_string(message, "type");
   const identity::partner* from = partners.find(sender);
   if (from == nullptr) {

@@ -38,6 +38,8 @@ inline constexpr std::string_view minor_data_not_marked_necessary =
 // Why a message cannot be routed at all (the gateway answers 403).
 inline constexpr std::string_view sender_may_not_send_type = "sender-may-not-send-type";
 inline constexpr std::string_view unknown_sender = "unknown-sender";
+// Why a message cannot be routed now (the gateway answers 503): routing_rules::held().
+inline constexpr std::string_view routing_held = "routing-held";
 }  // namespace routing_reason
 
 /// What a candidate came from: the message's own `recipients`, or a routing rule.
@@ -93,6 +95,14 @@ class routing_rules {
                              std::vector<config_problem>& problems,
                              const identity::partner_registry& partners, const code_tables& tables);
 
+  /// Rules that route nothing: a routing change this instance could not apply is in force
+  /// elsewhere, so routing by the rules it replaced could send a message where the change no
+  /// longer allows (or without the hold it adds). Messages are refused (503) while they last.
+  /// `reason` is a code (`invalid-routing`, ...).
+  static routing_rules held(std::string reason);
+  /// The reason of held(); empty for rules that route.
+  const std::string& held_reason() const { return held_reason_; }
+
   /// Appends a rule without checking it (tests, programmatic set-up). False on a duplicate id.
   bool add(routing_rule rule);
   /// Appends a release rule without checking it. False on a duplicate id.
@@ -115,6 +125,7 @@ class routing_rules {
   std::vector<routing_rule> rules_;
   std::vector<release_rule> release_;
   std::size_t approvals_ = default_release_approvals;
+  std::string held_reason_;
 };
 
 /// A field of the message that one recipient does not get.

@@ -6,8 +6,10 @@
 #include <sqlite3.h>
 
 #include <chrono>
+#include <future>
 #include <regex>
 
+#include "gateway/cli/open_store.hpp"
 #include "gateway/common/log.hpp"
 #include "gateway/store/sqlite_store.hpp"
 
@@ -169,6 +171,25 @@ std::string gateway_fixture::stored_body(const std::string& id) const {
   }
   const auto ring = store::key_ring::load(sources, config_.store.active_key);
   return store::open_sealed(ring, body, store::seal_context(id, "body")).value_or("");
+}
+
+std::int64_t gateway_fixture::put_stored_change(const std::string& kind, const std::string& key,
+                                                const std::string& value) const {
+  auto store = cli::open_configured_store(config_.store);
+  std::promise<std::pair<store::put_outcome, std::int64_t>> done;
+  store->put_state({.kind = kind,
+                    .key = key,
+                    .value = value,
+                    .version = 0,
+                    .changed_at = {},
+                    .changed_by = "admin:elsewhere"},
+                   std::nullopt, {}, [&](store::put_outcome outcome, std::int64_t version) {
+                     done.set_value({outcome, version});
+                   });
+  const auto [outcome, version] = done.get_future().get();
+  store->stop();
+  EXPECT_EQ(outcome, store::put_outcome::applied);
+  return version;
 }
 
 std::string gateway_fixture::log_text() const {

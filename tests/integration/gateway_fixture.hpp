@@ -66,6 +66,12 @@ class gateway_fixture : public ::testing::Test {
   /// The log written so far.
   std::string log_text() const;
 
+  /// Writes an administrative state item straight into this test's store, as another instance
+  /// sharing it would (say a newer version, or one with a mapping file this one lacks); returns
+  /// its version. The running gateway's poller reads it.
+  std::int64_t put_stored_change(const std::string& kind, const std::string& key,
+                                 const std::string& value) const;
+
   /// An example message from config/examples/, with `id` replaced when given.
   static std::string example(const std::string& type, const std::string& id = {});
 

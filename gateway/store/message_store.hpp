@@ -376,6 +376,25 @@ enum class put_outcome {
   failed,    ///< the store could not commit; nothing changed
 };
 
+/// One put of message_store::put_states: the item and, when set, the version it must have now
+/// (0: the item must not exist or be deleted).
+struct state_put {
+  state_item item;
+  std::optional<std::int64_t> expected_version;
+};
+
+/// True when two of the puts name the same item (kind, key): put_states stores none of them.
+inline bool repeats_an_item(const std::vector<state_put>& puts) {
+  for (std::size_t i = 0; i < puts.size(); ++i) {
+    for (std::size_t j = i + 1; j < puts.size(); ++j) {
+      if (puts[i].item.kind == puts[j].item.kind && puts[i].item.key == puts[j].item.key) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 /// Thrown at open time only (bad path, unreadable file, newer schema version).
 struct store_error : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -576,15 +595,35 @@ class message_store {
   // ---- administrative state ----
 
   using put_handler = std::function<void(put_outcome, std::int64_t version)>;
+  using puts_handler = std::function<void(put_outcome, std::vector<std::int64_t> versions)>;
   using state_handler = std::function<void(std::vector<state_item>, bool ok)>;
 
-  /// Creates, replaces or (empty value) deletes item (kind, key). When expected_version is set,
-  /// the put applies only if the item's current version equals it (0: the item must not exist or
-  /// be deleted); on conflict the handler gets the current version.
+  /// Creates, replaces or (empty value) deletes several items in one transaction, with all of
+  /// the audit records: all of them are stored or none is. Each put applies only if, when its
+  /// expected_version is set, the item's current version equals it (0: the item must not exist or
+  /// be deleted); one that does not match stores nothing at all (conflict). The (kind, key) pairs
+  /// must differ (a call naming one twice stores nothing: failed); no puts: failed.
+  /// item.version/changed_at are assigned by the store. The handler gets, one per put in order:
+  /// applied, the versions assigned (increasing); conflict, each item's current version (0 when
+  /// it does not exist); failed, nothing. Called exactly once, as accept()'s handler is.
+  virtual void put_states(std::vector<state_put> puts, std::vector<audit::audit_record> audit,
+                          puts_handler handler) = 0;
+
+  /// Creates, replaces or (empty value) deletes item (kind, key): put_states with one put. When
+  /// expected_version is set, the put applies only if the item's current version equals it (0: the
+  /// item must not exist or be deleted); on conflict the handler gets the current version.
   /// The audit records are appended in the same transaction. item.version/changed_at are
   /// assigned by the store.
-  virtual void put_state(state_item item, std::optional<std::int64_t> expected_version,
-                         std::vector<audit::audit_record> audit, put_handler handler) = 0;
+  void put_state(state_item item, std::optional<std::int64_t> expected_version,
+                 std::vector<audit::audit_record> audit, put_handler handler) {
+    std::vector<state_put> puts;
+    puts.push_back({std::move(item), expected_version});
+    put_states(
+        std::move(puts), std::move(audit),
+        [handler = std::move(handler)](put_outcome outcome, std::vector<std::int64_t> versions) {
+          handler(outcome, versions.empty() ? std::int64_t{0} : versions.front());
+        });
+  }
 
   /// Items (latest version of each, deleted ones included with empty value) with
   /// version > after_version, in version order; kind empty: every kind.

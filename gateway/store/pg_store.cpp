@@ -1031,11 +1031,11 @@ struct checkpoint_write {
 };
 
 struct state_write {
-  state_item item;
-  std::optional<std::int64_t> expected_version;
+  std::vector<state_put> puts;
   std::vector<audit::audit_record> audit;
-  message_store::put_handler handler;
+  message_store::puts_handler handler;
   put_outcome outcome = put_outcome::failed;
+  std::vector<std::int64_t> versions;  ///< one per put: assigned (applied) or current (conflict)
 };
 
 struct purge_write {
@@ -1201,8 +1201,10 @@ void answer(pending_write& write, const char* failure) noexcept {
         } else if constexpr (std::is_same_v<kind, checkpoint_write>) {
           call_quietly(w.handler, committed && w.added);
         } else if constexpr (std::is_same_v<kind, state_write>) {
-          call_quietly(w.handler, committed ? w.outcome : put_outcome::failed,
-                       committed ? w.item.version : std::int64_t{0});
+          const put_outcome outcome = committed ? w.outcome : put_outcome::failed;
+          call_quietly(
+              w.handler, outcome,
+              outcome == put_outcome::failed ? std::vector<std::int64_t>{} : std::move(w.versions));
         } else if constexpr (std::is_same_v<kind, purge_write>) {
           call_quietly(w.handler, committed ? w.result : purge_result{}, committed);
         } else if constexpr (std::is_same_v<kind, rewrite_write>) {
@@ -1374,10 +1376,10 @@ class postgres_store final : public message_store {
   void read_checkpoints(checkpoints_handler handler) override {
     submit_read(checkpoints_read{std::move(handler)});
   }
-  void put_state(state_item item, std::optional<std::int64_t> expected_version,
-                 std::vector<audit::audit_record> audit, put_handler handler) override {
-    submit(pending_write{state_write{std::move(item), expected_version, std::move(audit),
-                                     std::move(handler), put_outcome::failed}});
+  void put_states(std::vector<state_put> puts, std::vector<audit::audit_record> audit,
+                  puts_handler handler) override {
+    submit(pending_write{state_write{
+        std::move(puts), std::move(audit), std::move(handler), put_outcome::failed, {}}});
   }
   void list_state(std::string kind, std::int64_t after_version, state_handler handler) override {
     submit_read(state_read{std::move(kind), after_version, std::move(handler)});
@@ -1429,6 +1431,8 @@ class postgres_store final : public message_store {
   void write_rewrite(rewrite_write& w);
   void write_rekey(rekey_write& w);
   void write_chain_phase(std::vector<pending_write>& batch, const std::string& at);
+  void write_state(state_write& w, const std::string& at,
+                   const std::function<std::pair<std::int64_t, std::string>&()>& chain_head);
   void append_rows(const std::vector<audit::audit_record>& records, const std::string& at,
                    std::pair<std::int64_t, std::string>& head);
   void notify_deliveries_due();
@@ -2377,37 +2381,57 @@ void postgres_store::write_chain_phase(std::vector<pending_write>& batch, const 
       continue;
     }
     if (auto* s = std::get_if<state_write>(&write.work)) {
-      std::int64_t current = 0;
-      bool exists = false;
-      {
-        const result_ptr r = run(select_state_version_sql, {text(s->item.kind), text(s->item.key)});
-        if (PQntuples(r.get()) == 1) {
-          current = get_int(r.get(), 0, 0);
-          exists = !get_bool(r.get(), 0, 1);  // a deleted item keeps an empty tombstone
-        }
-      }
-      const bool matches = s->expected_version &&
-                           (*s->expected_version == 0 ? !exists : *s->expected_version == current);
-      if (s->expected_version && !matches) {
-        s->outcome = put_outcome::conflict;
-        s->item.version = current;
-        continue;
-      }
-      const result_ptr max = run(select_max_state_version_sql, {});
-      const std::int64_t next = get_int(max.get(), 0, 0) + 1;
-      run(upsert_state_sql, {text(s->item.kind), text(s->item.key), text(s->item.value),
-                             number(next), text(at), text(s->item.changed_by)});
-      s->item.version = next;
-      s->item.changed_at = at;
-      s->outcome = put_outcome::applied;
-      if (!s->audit.empty()) {
-        append_rows(s->audit, at, chain_head());
-      }
+      write_state(*s, at, chain_head);
       continue;
     }
     if (write.audit != nullptr && !write.audit->empty()) {
       append_rows(*write.audit, at, chain_head());
     }
+  }
+}
+
+// Under the chain lock: every expected version is checked before anything is written, so one that
+// does not match stores none of the puts (and none of the audit records); then one version each,
+// in the order given. A failed statement throws and the whole batch is rolled back.
+void postgres_store::write_state(
+    state_write& w, const std::string& at,
+    const std::function<std::pair<std::int64_t, std::string>&()>& chain_head) {
+  w.outcome = put_outcome::failed;
+  w.versions.clear();
+  if (w.puts.empty() || repeats_an_item(w.puts)) {
+    return;  // nothing written; the rest of the batch goes on
+  }
+  bool all_match = true;
+  for (const state_put& put : w.puts) {
+    std::int64_t current = 0;
+    bool exists = false;
+    const result_ptr r = run(select_state_version_sql, {text(put.item.kind), text(put.item.key)});
+    if (PQntuples(r.get()) == 1) {
+      current = get_int(r.get(), 0, 0);
+      exists = !get_bool(r.get(), 0, 1);  // a deleted item keeps an empty tombstone
+    }
+    const bool matches = !put.expected_version ||
+                         (*put.expected_version == 0 ? !exists : *put.expected_version == current);
+    all_match = all_match && matches;
+    w.versions.push_back(current);
+  }
+  if (!all_match) {
+    w.outcome = put_outcome::conflict;
+    return;
+  }
+  const result_ptr max = run(select_max_state_version_sql, {});
+  std::int64_t next = get_int(max.get(), 0, 0) + 1;
+  for (std::size_t i = 0; i < w.puts.size(); ++i, ++next) {
+    state_put& put = w.puts[i];
+    run(upsert_state_sql, {text(put.item.kind), text(put.item.key), text(put.item.value),
+                           number(next), text(at), text(put.item.changed_by)});
+    put.item.version = next;
+    put.item.changed_at = at;
+    w.versions[i] = next;
+  }
+  w.outcome = put_outcome::applied;
+  if (!w.audit.empty()) {
+    append_rows(w.audit, at, chain_head());
   }
 }
 

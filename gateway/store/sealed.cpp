@@ -577,9 +577,9 @@ class encrypting_store final : public message_store {
   void read_checkpoints(checkpoints_handler handler) override {
     inner_->read_checkpoints(std::move(handler));
   }
-  void put_state(state_item item, std::optional<std::int64_t> expected_version,
-                 std::vector<audit::audit_record> audit, put_handler handler) override {
-    inner_->put_state(std::move(item), expected_version, std::move(audit), std::move(handler));
+  void put_states(std::vector<state_put> puts, std::vector<audit::audit_record> audit,
+                  puts_handler handler) override {
+    inner_->put_states(std::move(puts), std::move(audit), std::move(handler));
   }
   void list_state(std::string kind, std::int64_t after_version, state_handler handler) override {
     inner_->list_state(std::move(kind), after_version, std::move(handler));

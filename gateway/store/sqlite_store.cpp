@@ -1005,11 +1005,11 @@ struct purge_write {
 };
 
 struct state_write {
-  state_item item;
-  std::optional<std::int64_t> expected_version;
+  std::vector<state_put> puts;
   std::vector<audit::audit_record> audit;
-  message_store::put_handler handler;
+  message_store::puts_handler handler;
   put_outcome outcome = put_outcome::failed;
+  std::vector<std::int64_t> versions;  ///< one per put: assigned (applied) or current (conflict)
 };
 
 struct rewrite_write {
@@ -1180,8 +1180,10 @@ void answer(pending_write& write, const char* failure) noexcept {
         } else if constexpr (std::is_same_v<kind, checkpoint_write>) {
           call_quietly(w.handler, committed && w.added);
         } else if constexpr (std::is_same_v<kind, state_write>) {
-          call_quietly(w.handler, committed ? w.outcome : put_outcome::failed,
-                       committed ? w.item.version : std::int64_t{0});
+          const put_outcome outcome = committed ? w.outcome : put_outcome::failed;
+          call_quietly(
+              w.handler, outcome,
+              outcome == put_outcome::failed ? std::vector<std::int64_t>{} : std::move(w.versions));
         } else if constexpr (std::is_same_v<kind, purge_write>) {
           call_quietly(w.handler, committed ? w.result : purge_result{}, committed);
         } else if constexpr (std::is_same_v<kind, rewrite_write>) {
@@ -2576,11 +2578,19 @@ int sqlite_store::impl::write_checkpoint(checkpoint_write& write) {
 }
 
 int sqlite_store::impl::write_state(state_write& write, const std::string& at) {
-  std::int64_t current = 0;
-  bool exists = false;
-  {
+  write.outcome = put_outcome::failed;
+  write.versions.clear();
+  if (write.puts.empty() || repeats_an_item(write.puts)) {
+    return SQLITE_OK;  // nothing written; the rest of the batch goes on
+  }
+  // Every expected version is checked before anything is written: one that does not match
+  // stores none of the puts (and none of the audit records).
+  bool all_match = true;
+  for (const state_put& put : write.puts) {
+    std::int64_t current = 0;
+    bool exists = false;
     statement_use use(writer_sql_->select_state_version.get());
-    int rc = use.bind(std::string_view(write.item.kind), std::string_view(write.item.key));
+    int rc = use.bind(std::string_view(put.item.kind), std::string_view(put.item.key));
     if (rc == SQLITE_OK) {
       rc = use.step();
     }
@@ -2590,12 +2600,13 @@ int sqlite_store::impl::write_state(state_write& write, const std::string& at) {
     } else if (rc != SQLITE_DONE) {
       return rc;
     }
+    const bool matches = !put.expected_version ||
+                         (*put.expected_version == 0 ? !exists : *put.expected_version == current);
+    all_match = all_match && matches;
+    write.versions.push_back(current);
   }
-  const bool matches = write.expected_version &&
-                       (*write.expected_version == 0 ? !exists : *write.expected_version == current);
-  if (write.expected_version && !matches) {
+  if (!all_match) {
     write.outcome = put_outcome::conflict;
-    write.item.version = current;
     return SQLITE_OK;
   }
   std::int64_t next = 0;
@@ -2607,18 +2618,23 @@ int sqlite_store::impl::write_state(state_write& write, const std::string& at) {
     }
     next = use.column_int64(0) + 1;
   }
-  statement_use use(writer_sql_->upsert_state.get());
-  int rc = use.bind(std::string_view(write.item.kind), std::string_view(write.item.key),
-                    std::string_view(write.item.value), next, std::string_view(at),
-                    std::string_view(write.item.changed_by));
-  if (rc == SQLITE_OK) {
-    rc = use.step();
+  // One version each, in the order given; a failed statement fails the batch (rolled back).
+  for (std::size_t i = 0; i < write.puts.size(); ++i, ++next) {
+    state_put& put = write.puts[i];
+    statement_use use(writer_sql_->upsert_state.get());
+    int rc = use.bind(std::string_view(put.item.kind), std::string_view(put.item.key),
+                      std::string_view(put.item.value), next, std::string_view(at),
+                      std::string_view(put.item.changed_by));
+    if (rc == SQLITE_OK) {
+      rc = use.step();
+    }
+    if (rc != SQLITE_DONE) {
+      return rc;
+    }
+    put.item.version = next;
+    put.item.changed_at = at;
+    write.versions[i] = next;
   }
-  if (rc != SQLITE_DONE) {
-    return rc;
-  }
-  write.item.version = next;
-  write.item.changed_at = at;
   write.outcome = put_outcome::applied;
   return append_audit_rows(write.audit, at);
 }
@@ -3581,10 +3597,10 @@ void sqlite_store::read_checkpoints(checkpoints_handler handler) {
   impl_->submit_read(checkpoints_read{std::move(handler)});
 }
 
-void sqlite_store::put_state(state_item item, std::optional<std::int64_t> expected_version,
-                             std::vector<audit::audit_record> audit, put_handler handler) {
-  impl_->submit(pending_write{state_write{std::move(item), expected_version, std::move(audit),
-                                          std::move(handler), put_outcome::failed}});
+void sqlite_store::put_states(std::vector<state_put> puts, std::vector<audit::audit_record> audit,
+                              puts_handler handler) {
+  impl_->submit(pending_write{
+      state_write{std::move(puts), std::move(audit), std::move(handler), put_outcome::failed, {}}});
 }
 
 void sqlite_store::list_state(std::string kind, std::int64_t after_version,

@@ -139,8 +139,8 @@ class sqlite_store final : public message_store {
   void audit_head(head_handler handler) override;
   void add_checkpoint(audit::checkpoint checkpoint, report_handler handler) override;
   void read_checkpoints(checkpoints_handler handler) override;
-  void put_state(state_item item, std::optional<std::int64_t> expected_version,
-                 std::vector<audit::audit_record> audit, put_handler handler) override;
+  void put_states(std::vector<state_put> puts, std::vector<audit::audit_record> audit,
+                  puts_handler handler) override;
   void list_state(std::string kind, std::int64_t after_version, state_handler handler) override;
 
   /// Commits everything already queued, answers queued look-ups, joins the threads and closes the

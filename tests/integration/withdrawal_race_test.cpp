@@ -103,9 +103,9 @@ class late_original_store final : public message_store {
     inner_->add_checkpoint(std::move(c), std::move(h));
   }
   void read_checkpoints(checkpoints_handler h) override { inner_->read_checkpoints(std::move(h)); }
-  void put_state(store::state_item i, std::optional<std::int64_t> v,
-                 std::vector<audit::audit_record> a, put_handler h) override {
-    inner_->put_state(std::move(i), v, std::move(a), std::move(h));
+  void put_states(std::vector<store::state_put> p, std::vector<audit::audit_record> a,
+                  puts_handler h) override {
+    inner_->put_states(std::move(p), std::move(a), std::move(h));
   }
   void list_state(std::string k, std::int64_t a, state_handler h) override {
     inner_->list_state(std::move(k), a, std::move(h));

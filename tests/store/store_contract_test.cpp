@@ -97,6 +97,32 @@ class StoreContract : public ::testing::TestWithParam<backend> {
                       [&p](put_outcome o, std::int64_t v) { p.set_value({o, v}); });
     return wait_for(f, "put_state");
   }
+  std::pair<put_outcome, std::vector<std::int64_t>> put_all(
+      std::vector<state_put> puts, std::vector<audit::audit_record> audit = {}) {
+    std::promise<std::pair<put_outcome, std::vector<std::int64_t>>> p;
+    auto f = p.get_future();
+    store_->put_states(std::move(puts), std::move(audit),
+                       [&p](put_outcome o, std::vector<std::int64_t> v) {
+                         p.set_value({o, std::move(v)});
+                       });
+    return wait_for(f, "put_states");
+  }
+  /// Makes every later write of a state item of `kind` fail in the database itself (a trigger),
+  /// as a store failure part-way through a transaction would.
+  void fail_state_writes_of(const std::string& kind) {
+    if (GetParam().name == "sqlite") {
+      raw_db(dir_.path() / "store.db")
+          .exec("CREATE TRIGGER refuse_" + kind + " BEFORE INSERT ON state WHEN NEW.kind = '" +
+                kind + "' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END");
+    } else {
+      pg_exec("SET search_path TO " + pg_schema_for(dir_.path()) +
+              "; CREATE FUNCTION refuse_state() RETURNS trigger LANGUAGE plpgsql AS "
+              "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$; "
+              "CREATE TRIGGER refuse_state BEFORE INSERT OR UPDATE ON state FOR EACH ROW "
+              "WHEN (NEW.kind = '" +
+              kind + "') EXECUTE FUNCTION refuse_state()");
+    }
+  }
   std::vector<state_item> list(const std::string& kind, std::int64_t after = 0) {
     std::promise<std::pair<std::vector<state_item>, bool>> p;
     auto f = p.get_future();
@@ -316,6 +342,88 @@ TEST_P(StoreContract, StateCompareAndSet) {
   EXPECT_EQ(rows[0].event, "partner.updated");
 }
 
+// A certificate rotation is three kinds of item (the new record, the partner's cut-off, each
+// earlier record made retiring): put together, all of them are stored or none is.
+TEST_P(StoreContract, SeveralStatePutsAreStoredTogetherOrNotAtAll) {
+  const auto [created, v_old] =
+      put({"certificate", "0a", R"({"state":"active"})", 0, "", "admin:an"}, std::int64_t{0});
+  ASSERT_EQ(created, put_outcome::applied);
+  const auto rotation = [&](std::int64_t old_version) {
+    return std::vector<state_put>{
+        {{"certificate", "0b", R"({"state":"active"})", 0, "", "admin:an"}, std::int64_t{0}},
+        {{"cutoff", "kh-stungtreng", R"({"cutoffs":[]})", 0, "", "admin:an"}, std::nullopt},
+        {{"certificate", "0a", R"({"state":"retiring"})", 0, "", "admin:an"}, old_version}};
+  };
+  const std::vector<audit::audit_record> audit{event("cert.enrolled"), event("cert.cutoff"),
+                                               event("cert.rotated")};
+
+  // The last put's expected version is stale: none of the items and none of the audit records
+  // is stored, and the handler gets each item's current version.
+  const auto [stale, current] = put_all(rotation(v_old + 100), audit);
+  EXPECT_EQ(stale, put_outcome::conflict);
+  EXPECT_EQ(current, (std::vector<std::int64_t>{0, 0, v_old}));
+  ASSERT_EQ(list("certificate").size(), 1U);
+  EXPECT_EQ(list("certificate")[0].value, R"({"state":"active"})");
+  EXPECT_EQ(list("certificate")[0].version, v_old);
+  EXPECT_TRUE(list("cutoff").empty());
+  EXPECT_TRUE(read().empty());
+
+  // With the right version all three are stored, with increasing versions, in the order given,
+  // and the three audit records with them.
+  const auto [applied, versions] = put_all(rotation(v_old), audit);
+  ASSERT_EQ(applied, put_outcome::applied);
+  ASSERT_EQ(versions.size(), 3U);
+  EXPECT_LT(v_old, versions[0]);
+  EXPECT_LT(versions[0], versions[1]);
+  EXPECT_LT(versions[1], versions[2]);
+  const auto items = list("", v_old);
+  ASSERT_EQ(items.size(), 3U);
+  EXPECT_EQ(items[0].key, "0b");
+  EXPECT_EQ(items[0].version, versions[0]);
+  EXPECT_EQ(items[1].kind, "cutoff");
+  EXPECT_EQ(items[1].version, versions[1]);
+  EXPECT_EQ(items[2].key, "0a");
+  EXPECT_EQ(items[2].value, R"({"state":"retiring"})");
+  EXPECT_EQ(items[2].version, versions[2]);
+  const auto rows = read();
+  ASSERT_EQ(rows.size(), 3U);
+  EXPECT_EQ(rows[0].event, "cert.enrolled");
+  EXPECT_EQ(rows[2].event, "cert.rotated");
+  expect_linked(rows);
+
+  // Replaying the same rotation now conflicts on its first put ("must not exist"): nothing more.
+  EXPECT_EQ(put_all(rotation(versions[2]), audit).first, put_outcome::conflict);
+  EXPECT_EQ(list("", versions[2]).size(), 0U);
+  EXPECT_EQ(read().size(), 3U);
+}
+
+TEST_P(StoreContract, SeveralStatePutsStoreNothingWhenTheStoreFailsPartWay) {
+  fail_state_writes_of("cutoff");
+  const auto [outcome, versions] =
+      put_all({{{"certificate", "0b", R"({"state":"active"})", 0, "", "admin:an"}, std::int64_t{0}},
+               {{"cutoff", "kh-stungtreng", R"({"cutoffs":[]})", 0, "", "admin:an"}, std::nullopt}},
+              {event("cert.enrolled"), event("cert.cutoff")});
+  EXPECT_EQ(outcome, put_outcome::failed);
+  EXPECT_TRUE(versions.empty());
+  EXPECT_TRUE(list("").empty());  // the certificate put before the failing one is gone too
+  EXPECT_TRUE(read().empty());
+  // The store goes on: a later put of another kind is stored.
+  EXPECT_EQ(put({"certificate", "0b", "{}", 0, "", "admin:an"}, std::int64_t{0}).first,
+            put_outcome::applied);
+}
+
+TEST_P(StoreContract, SeveralStatePutsNamingOneItemTwiceOrNoneStoreNothing) {
+  const auto [twice, versions] =
+      put_all({{{"partner", "la-mps", R"({"a":1})", 0, "", "admin:an"}, std::nullopt},
+               {{"partner", "la-mps", R"({"a":2})", 0, "", "admin:an"}, std::nullopt}},
+              {event("partner.updated")});
+  EXPECT_EQ(twice, put_outcome::failed);
+  EXPECT_TRUE(versions.empty());
+  EXPECT_EQ(put_all({}, {event("partner.updated")}).first, put_outcome::failed);
+  EXPECT_TRUE(list("").empty());
+  EXPECT_TRUE(read().empty());
+}
+
 TEST_P(StoreContract, StateSurvivesReopen) {
   ASSERT_EQ(put({"routing", "rules", R"({"rules":[]})", 0, "", "admin:an"}, std::nullopt).first,
             put_outcome::applied);
@@ -329,6 +437,8 @@ TEST_P(StoreContract, AfterStopAuditAndStateFail) {
   store_->stop();
   EXPECT_FALSE(append({event("late")}));
   EXPECT_EQ(put({"partner", "x", "{}", 0, "", "admin:an"}, std::nullopt).first,
+            put_outcome::failed);
+  EXPECT_EQ(put_all({{{"partner", "x", "{}", 0, "", "admin:an"}, std::nullopt}}).first,
             put_outcome::failed);
   std::promise<bool> p;
   auto f = p.get_future();

@@ -5,6 +5,8 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <algorithm>
+#include <charconv>
 #include <future>
 #include <stdexcept>
 
@@ -255,9 +257,40 @@ bool chain_verifier::check_row(const audit_row& row, const parsed_entry& entry) 
       return false;
     }
   }
+  if (!check_anchors(row)) {
+    return false;
+  }
   seq_ = entry.seq;
   hash_ = row.hash;
   report_.head_seq = seq_;
+  return true;
+}
+
+void chain_verifier::expect(std::vector<external_anchor> anchors) {
+  for (auto& a : anchors) {
+    const auto seq = a.seq;
+    anchors_.emplace(seq, std::move(a));
+  }
+}
+
+bool chain_verifier::check_anchors(const audit_row& row) {
+  const auto [first, last] = anchors_.equal_range(row.seq);
+  for (auto it = first; it != last; ++it) {
+    const auto& a = it->second;
+    const std::string at = std::to_string(row.seq);
+    if (a.hash != row.hash) {
+      return fail("anchor-mismatch", row.seq,
+                  "entry " + at + " does not match the anchor of " + a.source +
+                      ": the chain was changed and re-hashed at or before entry " + at);
+    }
+    if (a.checkpoint && !checkpoints_.contains(row.seq)) {
+      return fail("checkpoint-missing", row.seq,
+                  "the checkpoint at " + at + " logged in " + a.source +
+                      " is no longer in the store: checkpoints were removed");
+    }
+    ++report_.anchors;
+    report_.last_anchor = row.seq;
+  }
   return true;
 }
 
@@ -325,16 +358,128 @@ verify_report chain_verifier::finish() {
       break;
     }
   }
+  if (!failed_) {
+    // An anchor beyond the last entry: the tail was cut, and the checkpoints with it.
+    if (auto beyond = anchors_.upper_bound(seq_); beyond != anchors_.end()) {
+      fail("truncated", beyond->first,
+           "the chain ends at " + std::to_string(seq_) + " but the anchor of " +
+               beyond->second.source + " names entry " + std::to_string(beyond->first));
+    }
+  }
   report_.intact = !failed_;
   report_.head_seq = seq_;
   report_.head_hash = hash_;
   return report_;
 }
 
+// ---- external anchors ----
+
+namespace {
+
+bool is_hash(std::string_view h) {
+  return h.size() == 64 && std::all_of(h.begin(), h.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+std::optional<std::int64_t> positive(std::string_view text) {
+  std::int64_t n = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size() || n <= 0) {
+    return std::nullopt;
+  }
+  return n;
+}
+
+std::vector<std::string_view> words(std::string_view line) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t' || line[i] == '\r')) {
+      ++i;
+    }
+    const std::size_t start = i;
+    while (i < line.size() && line[i] != ' ' && line[i] != '\t' && line[i] != '\r') {
+      ++i;
+    }
+    if (i > start) {
+      out.push_back(line.substr(start, i - start));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<external_anchor> read_anchors(std::string_view text, const std::string& name,
+                                          std::string& error) {
+  std::vector<external_anchor> out;
+  std::size_t number = 0;
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    const std::string_view line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view() : text.substr(end + 1);
+    ++number;
+    const std::string source = name + ":" + std::to_string(number);
+    auto bad = [&](const std::string& what) {
+      error = source + ": " + what;
+      out.clear();
+      return out;
+    };
+    auto w = words(line);
+    if (w.empty()) {
+      continue;
+    }
+    std::string_view seq_text, hash;
+    bool checkpoint = false;
+    if (w.front().front() == '{') {
+      rapidjson::Document doc;
+      if (json::parse_untrusted(line, doc) || !doc.IsObject()) {
+        return bad("not a JSON log line");
+      }
+      if (json::get_string(doc, "event") != "audit.checkpoint") {
+        continue;  // the rest of a gateway's log
+      }
+      // "seq N hash H signer S", as the checkpointer logs it.
+      const auto d = words(json::get_string(doc, "detail"));
+      if (d.size() < 4 || d[0] != "seq" || d[2] != "hash") {
+        return bad("an audit.checkpoint line without \"seq N hash H\"");
+      }
+      seq_text = d[1];
+      hash = d[3];
+      checkpoint = true;
+    } else if (line.find("signed checkpoints verified") != std::string_view::npos ||
+               line.find("external anchors matched") != std::string_view::npos ||
+               line.find("not yet vouched for by a checkpoint") != std::string_view::npos) {
+      continue;  // the rest of a summary of mxgw audit verify
+    } else if (w.size() == 2) {
+      seq_text = w[0];
+      hash = w[1];
+    } else if (w.size() == 8 && line.starts_with("audit log intact:") && w[5] == "head") {
+      seq_text = w[6];
+      hash = w[7];
+    } else {
+      return bad(
+          "neither an audit.checkpoint log line, the summary of mxgw audit verify, nor \"SEQ "
+          "HASH\"");
+    }
+    const auto seq = positive(seq_text);
+    if (!seq) {
+      return bad("the entry number is not a positive whole number");
+    }
+    if (!is_hash(hash)) {
+      return bad("the hash is not 64 lower-case hex digits");
+    }
+    out.push_back(
+        {.seq = *seq, .hash = std::string(hash), .checkpoint = checkpoint, .source = source});
+  }
+  return out;
+}
+
 // ---- verify_store ----
 
 verify_report verify_store(store::message_store& store, const signer_keys& keys,
-                           std::size_t page_size) {
+                           std::size_t page_size, std::vector<external_anchor> anchors) {
   verify_report unreadable;
   unreadable.problem = "unreadable";
   unreadable.message = "the audit log could not be read from the store";
@@ -349,6 +494,7 @@ verify_report verify_store(store::message_store& store, const signer_keys& keys,
     return unreadable;
   }
   chain_verifier verifier(std::move(checkpoints), keys);
+  verifier.expect(std::move(anchors));
   std::int64_t after = 0;
   for (;;) {
     std::promise<std::pair<std::vector<audit_row>, bool>> p;

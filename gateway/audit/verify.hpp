@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gateway/audit/audit.hpp"
@@ -28,10 +29,12 @@ struct verify_report {
   std::string head_hash;             ///< its hash (genesis for an empty chain)
   std::int64_t checkpoints = 0;      ///< checkpoints whose signature and hash were verified
   std::int64_t last_checkpoint = 0;  ///< seq of the last verified checkpoint (0: none)
+  std::int64_t anchors = 0;          ///< external anchors that matched their entry
+  std::int64_t last_anchor = 0;      ///< seq of the last of them (0: none)
 
   /// "altered", "missing", "out-of-order", "checkpoint-mismatch", "checkpoint-signature",
-  /// "checkpoint-signer", "truncated" or "unreadable" (the store could not be read); empty when
-  /// intact.
+  /// "checkpoint-signer", "truncated", "anchor-mismatch", "checkpoint-missing" or "unreadable"
+  /// (the store could not be read); empty when intact.
   std::string problem;
   std::int64_t seq = 0;  ///< the entry (or checkpoint) concerned
   std::string message;   ///< the finding as a sentence
@@ -65,6 +68,29 @@ class signer_keys {
   std::unique_ptr<impl> impl_;
 };
 
+/// A point of the chain known from outside the store: entry `seq` had hash `hash`. Someone with
+/// write access to the store can delete its tail together with the checkpoints beyond it, or
+/// re-hash the chain after its last checkpoint and delete that checkpoint; the chain then
+/// verifies on its own. What was logged or printed elsewhere cannot be changed with it.
+struct external_anchor {
+  std::int64_t seq = 0;
+  std::string hash;         ///< lower-case hex SHA-256
+  bool checkpoint = false;  ///< logged as a checkpoint: the store must still hold one at `seq`
+  std::string source;       ///< where it was read ("FILE:LINE"), for the report
+};
+
+/// Reads anchors from `text` (named `name` in sources and errors), line by line:
+/// - a JSON log line of event `audit.checkpoint` (`"detail": "seq N hash H signer S"`): a
+///   checkpoint anchor; other JSON lines (the rest of a gateway's log) are skipped;
+/// - the summary `mxgw audit verify` printed (`audit log intact: E entries, head N H`; its other
+///   lines are skipped);
+/// - `N H` alone;
+/// blank lines are skipped. Any other line, or one of these forms with a seq that is not a
+/// positive number or a hash that is not 64 lower-case hex digits, is an error: `error` is set
+/// to "NAME:LINE: what is wrong" and the result is empty.
+std::vector<external_anchor> read_anchors(std::string_view text, const std::string& name,
+                                          std::string& error);
+
 /// Parses the canonical bytes of one entry back into its members (nullopt when `entry` is not a
 /// well-formed entry in canonical form: re-serialising the members must give the same bytes).
 struct parsed_entry {
@@ -88,6 +114,12 @@ class chain_verifier {
   /// before `seq` are then ignored.
   void resume_after(std::int64_t seq, std::string hash);
 
+  /// Entries the chain must have as they were known outside the store: each anchor's entry must
+  /// have its hash ("anchor-mismatch" otherwise), a checkpoint anchor's checkpoint must still be
+  /// in the store ("checkpoint-missing"), and an anchor beyond the last entry means the tail was
+  /// cut ("truncated").
+  void expect(std::vector<external_anchor> anchors);
+
   /// Checks one more row. Returns false once a problem is known (further rows are ignored).
   bool add(const audit_row& row);
 
@@ -101,7 +133,10 @@ class chain_verifier {
   bool check_checkpoint(const checkpoint& c, const audit_row* row);
   bool judge_gap(const parsed_entry* next);
 
+  bool check_anchors(const audit_row& row);
+
   std::map<std::int64_t, checkpoint> checkpoints_;
+  std::multimap<std::int64_t, external_anchor> anchors_;
   const signer_keys& keys_;
   verify_report report_;
   std::int64_t seq_ = 0;      // the last good entry
@@ -114,8 +149,9 @@ class chain_verifier {
 };
 
 /// Reads the whole chain and every checkpoint from `store` (pages of `page_size` rows) and
-/// verifies them. The store's handlers are waited for on the calling thread.
+/// verifies them, with `anchors` (chain_verifier::expect). The store's handlers are waited for on
+/// the calling thread.
 verify_report verify_store(store::message_store& store, const signer_keys& keys,
-                           std::size_t page_size = 1000);
+                           std::size_t page_size = 1000, std::vector<external_anchor> anchors = {});
 
 }  // namespace mxgw::audit

@@ -373,7 +373,32 @@ int run_rekey(const std::filesystem::path& config_file, std::size_t batch) {
 }
 
 int run_audit_verify(const std::filesystem::path& config_file,
-                     const std::vector<std::string>& certificates) {
+                     const std::vector<std::string>& certificates,
+                     const std::vector<std::string>& anchor_files) {
+  // The external anchors first: a file that cannot be used is an error before the store is read.
+  std::vector<audit::external_anchor> anchors;
+  for (const auto& file : anchor_files) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      std::cerr << "audit verify: " << file << ": cannot be read\n";
+      return 2;
+    }
+    const std::string text(std::istreambuf_iterator<char>(in), {});
+    std::string error;
+    auto read = audit::read_anchors(text, file, error);
+    if (!error.empty()) {
+      std::cerr << "audit verify: " << error << "\n";
+      return 2;
+    }
+    if (read.empty()) {
+      std::cerr << "audit verify: " << file
+                << ": holds no anchor (an audit.checkpoint log line, the summary of mxgw audit "
+                   "verify, or \"SEQ HASH\")\n";
+      return 2;
+    }
+    anchors.insert(anchors.end(), std::make_move_iterator(read.begin()),
+                   std::make_move_iterator(read.end()));
+  }
   config::gateway_config config;
   auto store = open_existing_store(config_file, config, "audit verify");
   if (!store) {
@@ -398,7 +423,7 @@ int run_audit_verify(const std::filesystem::path& config_file,
       return 2;
     }
   }
-  const auto report = audit::verify_store(*store, keys);
+  const auto report = audit::verify_store(*store, keys, 1000, std::move(anchors));
   store->stop();
   if (report.problem == "unreadable") {
     std::cerr << "audit verify: " << report.message << "\n";
@@ -417,6 +442,13 @@ int run_audit_verify(const std::filesystem::path& config_file,
     std::cout << ", the last at " << report.last_checkpoint;
   }
   std::cout << "\n";
+  if (!anchor_files.empty()) {
+    std::cout << report.anchors << " external anchors matched";
+    if (report.last_anchor > 0) {
+      std::cout << ", the last at " << report.last_anchor;
+    }
+    std::cout << "\n";
+  }
   if (report.last_checkpoint < report.head_seq) {
     std::cout << "entries " << report.last_checkpoint + 1 << " to " << report.head_seq
               << " are not yet vouched for by a checkpoint\n";
@@ -909,12 +941,17 @@ int run(int argc, char** argv) {
   auto* audit_cmd = app.add_subcommand("audit", "The tamper-evident audit log");
   audit_cmd->require_subcommand(1);
   std::vector<std::string> audit_certificates;
+  std::vector<std::string> audit_anchors;
   auto* audit_verify_cmd = audit_cmd->add_subcommand(
       "verify", "Check every entry and signed checkpoint; name the first bad entry");
   audit_verify_cmd->add_option("--config", config_file, "gateway.json")->required();
   audit_verify_cmd->add_option(
       "--certificate", audit_certificates,
       "certificate (PEM) that signed checkpoints; repeat for renewals (default: the listener's)");
+  audit_verify_cmd->add_option(
+      "--anchor", audit_anchors,
+      "the gateway's log (its audit.checkpoint lines), an earlier verify's summary, or SEQ HASH "
+      "lines, kept outside the store; repeat for several files");
   audit_query query;
   auto* audit_query_cmd = audit_cmd->add_subcommand("query", "Print audit entries as JSON lines");
   audit_query_cmd->add_option("--config", config_file, "gateway.json (instead of --admin-url)")
@@ -1157,7 +1194,7 @@ int run(int argc, char** argv) {
       return run_register_command(config_file, register_from, register_to);
     }
     if (*audit_verify_cmd) {
-      return run_audit_verify(config_file, audit_certificates);
+      return run_audit_verify(config_file, audit_certificates, audit_anchors);
     }
     const bool through_admin_api = !admin_api_target.url.empty();
     if ((*audit_query_cmd || *dead_cmd || *replay_cmd || *report_cmd) &&

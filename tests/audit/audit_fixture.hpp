@@ -129,9 +129,9 @@ class audit_fixture : public ::testing::Test {
   }
 
   verify_report verify(const std::vector<std::string>& names = {"gateway"},
-                       std::size_t page_size = 1000) {
+                       std::size_t page_size = 1000, std::vector<external_anchor> anchors = {}) {
     const auto k = keys(names);
-    return verify_store(*store_, k, page_size);
+    return verify_store(*store_, k, page_size, std::move(anchors));
   }
 
   /// Runs SQL on the closed store's file with the append-only triggers dropped first, as an

@@ -256,6 +256,123 @@ verify_report run(const std::vector<audit_row>& rows) {
   return v.finish();
 }
 
+// --- external anchors: what was logged or printed outside the store ---
+
+TEST_F(Verify, ATailCutWithItsCheckpointsIsCaughtByTheLoggedCheckpoint) {
+  const auto logged = rows()[49].hash;  // the checkpoint at 50, as the log line has it
+  tamper("DELETE FROM audit WHERE seq > 45; DELETE FROM audit_checkpoints WHERE seq > 45");
+  EXPECT_TRUE(verify().intact) << "the store alone cannot show it";
+  const auto r = verify({"gateway"}, 1000,
+                        {{.seq = 50, .hash = logged, .checkpoint = true, .source = "log:7"}});
+  EXPECT_FALSE(r.intact);
+  EXPECT_EQ(r.problem, "truncated");
+  EXPECT_EQ(r.seq, 50);
+  EXPECT_EQ(r.message, "the chain ends at 45 but the anchor of log:7 names entry 50");
+}
+
+TEST_F(Verify, AChainRehashedAfterItsLastCheckpointIsCaughtByAnAnchor) {
+  // Entries 45.. changed and re-chained, and the checkpoint at 50 removed: 40 still matches.
+  const auto printed = rows()[49].hash;  // the head an earlier verify printed
+  auto all = rows();
+  std::string prev = all[43].hash;
+  std::string sql = "DELETE FROM audit_checkpoints WHERE seq = 50;";
+  for (std::size_t i = 44; i < all.size(); ++i) {
+    auto entry = parse_entry(all[i].entry);
+    ASSERT_TRUE(entry);
+    if (i == 44) {
+      entry->record.details = {{"type", "hotline.tip"}};
+    }
+    const auto row = make_row(entry->seq, entry->at, entry->record, prev);
+    sql += "UPDATE audit SET entry = '" + row.entry + "', hash = '" + row.hash +
+           "' WHERE seq = " + std::to_string(row.seq) + ";";
+    prev = row.hash;
+  }
+  tamper(sql);
+  EXPECT_TRUE(verify().intact) << "the store alone cannot show it";
+  const auto r = verify({"gateway"}, 1000, {{.seq = 50, .hash = printed, .source = "head.txt:1"}});
+  EXPECT_EQ(r.problem, "anchor-mismatch");
+  EXPECT_EQ(r.seq, 50);
+  EXPECT_EQ(r.message,
+            "entry 50 does not match the anchor of head.txt:1: the chain was changed and re-hashed "
+            "at or before entry 50");
+}
+
+TEST_F(Verify, ALoggedCheckpointMissingFromTheStoreIsNamed) {
+  const auto logged = rows()[39].hash;
+  tamper("DELETE FROM audit_checkpoints WHERE seq = 40");
+  const auto r = verify({"gateway"}, 1000,
+                        {{.seq = 40, .hash = logged, .checkpoint = true, .source = "log:3"}});
+  EXPECT_EQ(r.problem, "checkpoint-missing");
+  EXPECT_EQ(r.seq, 40);
+  EXPECT_EQ(r.message,
+            "the checkpoint at 40 logged in log:3 is no longer in the store: checkpoints were "
+            "removed");
+  // Given as a printed head instead, the entry itself is what is checked: it holds.
+  EXPECT_TRUE(
+      verify({"gateway"}, 1000, {{.seq = 40, .hash = logged, .source = "head.txt:1"}}).intact);
+}
+
+TEST_F(Verify, AnchorsThatHoldAreCounted) {
+  const auto all = rows();
+  const auto r = verify({"gateway"}, 7,
+                        {{.seq = 20, .hash = all[19].hash, .checkpoint = true, .source = "log:1"},
+                         {.seq = 33, .hash = all[32].hash, .source = "head.txt:1"},
+                         {.seq = 50, .hash = all[49].hash, .checkpoint = true, .source = "log:2"}});
+  EXPECT_TRUE(r.intact) << r.message;
+  EXPECT_EQ(r.anchors, 3);
+  EXPECT_EQ(r.last_anchor, 50);
+}
+
+TEST(ReadAnchors, TakesCheckpointLinesFromALogAndSkipsTheRest) {
+  const std::string hash(64, 'a');
+  const std::string other(64, 'b');
+  const std::string log =
+      R"({"time":"2026-12-07T14:40:14.202Z","level":"info","event":"message.accepted"})"
+      "\n"
+      R"({"time":"2026-12-07T14:40:15.000Z","level":"info","event":"audit.checkpoint","detail":"seq 110 hash )" +
+      hash + R"( signer )" + other + R"("})" +
+      "\n\n"
+      "audit log intact: 120 entries, head 120 " +
+      other +
+      "\n2 signed checkpoints verified, the last at 110\nentries 111 to 120 are not yet vouched "
+      "for by a checkpoint\n  7 " +
+      hash + "\n";
+  std::string error;
+  const auto anchors = read_anchors(log, "gateway.log", error);
+  ASSERT_TRUE(error.empty()) << error;
+  ASSERT_EQ(anchors.size(), 3U);
+  EXPECT_EQ(anchors[0].seq, 110);
+  EXPECT_EQ(anchors[0].hash, hash);
+  EXPECT_TRUE(anchors[0].checkpoint);
+  EXPECT_EQ(anchors[0].source, "gateway.log:2");
+  EXPECT_EQ(anchors[1].seq, 120);
+  EXPECT_EQ(anchors[1].hash, other);
+  EXPECT_FALSE(anchors[1].checkpoint);
+  EXPECT_EQ(anchors[2].seq, 7);
+  EXPECT_EQ(anchors[2].source, "gateway.log:7");
+}
+
+TEST(ReadAnchors, NamesTheLineThatIsNotAnAnchor) {
+  const std::string hash(64, 'a');
+  const std::pair<std::string, std::string> cases[] = {
+      {"12 " + hash + "\nhello world again\n",
+       "f:2: neither an audit.checkpoint log line, the summary of mxgw audit verify, nor \"SEQ "
+       "HASH\""},
+      {"0 " + hash, "f:1: the entry number is not a positive whole number"},
+      {"12x " + hash, "f:1: the entry number is not a positive whole number"},
+      {"12 " + std::string(64, 'A'), "f:1: the hash is not 64 lower-case hex digits"},
+      {"12 abc", "f:1: the hash is not 64 lower-case hex digits"},
+      {"{\"event\":\"audit.checkpoint\"", "f:1: not a JSON log line"},
+      {R"({"event":"audit.checkpoint","detail":"seq 5"})",
+       "f:1: an audit.checkpoint line without \"seq N hash H\""},
+  };
+  for (const auto& [text, message] : cases) {
+    std::string error;
+    EXPECT_TRUE(read_anchors(text, "f", error).empty()) << text;
+    EXPECT_EQ(error, message) << text;
+  }
+}
+
 TEST(ChainVerifier, ADistantSwapNamesBothEntries) {
   auto rows = chain(30);
   std::swap(rows[16].entry, rows[19].entry);  // entries 17 and 20, seq columns unchanged

@@ -296,13 +296,55 @@ TEST_F(AuditEndToEnd, RecordsDecisionsAndOutcomesButNoPersonalData) {
   EXPECT_EQ(query.exit_status, 0);
   EXPECT_EQ(std::count(query.out.begin(), query.out.end(), '\n'), 1) << query.out;
 
+  // The gateway's own log (its audit.checkpoint lines) and the summary just printed, kept
+  // outside the store, are anchors: they hold. A file that is neither is refused.
+  write_file(dir_ / "head.txt", verify.out);
+  auto anchored =
+      run_mxgw("audit verify --config " + config.string() + " --anchor " +
+                   config_.log.file.string() + " --anchor " + (dir_ / "head.txt").string(),
+               dir_.path());
+  EXPECT_EQ(anchored.exit_status, 0) << anchored.out << anchored.err;
+  EXPECT_NE(
+      anchored.out.find("2 external anchors matched, the last at " + std::to_string(rows.size())),
+      std::string::npos)
+      << anchored.out;
+  write_file(dir_ / "not-anchors.txt", "hello\n");
+  anchored = run_mxgw("audit verify --config " + config.string() + " --anchor " +
+                          (dir_ / "not-anchors.txt").string(),
+                      dir_.path());
+  EXPECT_EQ(anchored.exit_status, 2);
+  EXPECT_NE(anchored.err.find("not-anchors.txt:1: neither an audit.checkpoint log line"),
+            std::string::npos)
+      << anchored.err;
+
+  // An attacker with file access deletes the last entry and the checkpoint that vouched for it:
+  // the store alone still verifies; the anchors do not.
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(config_.store.path.c_str(), &db), SQLITE_OK);
+    const std::string cut =
+        "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = " +
+        std::to_string(rows.size()) +
+        "; DELETE FROM audit_checkpoints WHERE seq = " + std::to_string(rows.size());
+    ASSERT_EQ(sqlite3_exec(db, cut.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  EXPECT_EQ(run_mxgw("audit verify --config " + config.string(), dir_.path()).exit_status, 0);
+  anchored = run_mxgw(
+      "audit verify --config " + config.string() + " --anchor " + (dir_ / "head.txt").string(),
+      dir_.path());
+  EXPECT_EQ(anchored.exit_status, 1) << anchored.out << anchored.err;
+  EXPECT_NE(anchored.out.find("names entry " + std::to_string(rows.size())), std::string::npos)
+      << anchored.out;
+
   // An attacker with file access deletes entry 2: verify names it and fails.
   {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(config_.store.path.c_str(), &db), SQLITE_OK);
-    ASSERT_EQ(sqlite3_exec(db, "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 2",
-                           nullptr, nullptr, nullptr),
-              SQLITE_OK);
+    ASSERT_EQ(
+        sqlite3_exec(db, "DROP TRIGGER IF EXISTS audit_no_delete; DELETE FROM audit WHERE seq = 2",
+                     nullptr, nullptr, nullptr),
+        SQLITE_OK);
     sqlite3_close(db);
   }
   verify = run_mxgw("audit verify --config " + config.string(), dir_.path());

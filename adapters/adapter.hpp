@@ -32,6 +32,12 @@ struct adapter_context {
   /// a plain-Latin name (pipeline::add_transliterations). Null: no transliteration.
   const pipeline::transliterators* transliterators = nullptr;
   std::chrono::system_clock::time_point now = std::chrono::system_clock::now();
+  /// Encode, for a message that answers another (`inReplyTo`; a receipt's `body.inReplyTo`): the
+  /// id of the message answered and, when the recipient itself sent that message, the reference
+  /// it gave it (its `ref`, e.g. a KH `msg_no`). A format that names the message answered writes
+  /// that reference in place of the gateway id, which the recipient never learned. Empty: none.
+  std::string answered_id;
+  std::string answered_reference;
 };
 
 struct decode_result {

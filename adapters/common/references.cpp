@@ -1,6 +1,8 @@
 // Partner references to canonical messages (see references.hpp).
 #include "adapters/common/references.hpp"
 
+#include <algorithm>
+
 #include "adapters/common/dates.hpp"
 
 namespace mxgw::adapters {
@@ -91,6 +93,13 @@ answered_reference read_answered_reference(std::string_view reference) {
 
 std::string placeholder_id(std::string_view placeholder_namespace, std::string_view reference) {
   return message_uuid(placeholder_namespace, reference);
+}
+
+bool same_message_id(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+           const auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? char(c - 'A' + 'a') : c; };
+           return lower(x) == lower(y);
+         });
 }
 
 }  // namespace mxgw::adapters

@@ -37,6 +37,10 @@ struct answered_reference {
 /// Reads `reference`, a partner's name for the message it answers.
 answered_reference read_answered_reference(std::string_view reference);
 
+/// True when `a` and `b` are the same text but for ASCII letter case (canonical ids may be
+/// written in either case).
+bool same_message_id(std::string_view a, std::string_view b);
+
 /// The id a receipt names when its reference is foreign: the canonical receipt must name a
 /// UUID, so it gets this name-based one (`message_uuid(placeholder_namespace, reference)`), which
 /// names no message; `placeholder_namespace` contains ':' so it never equals a partner's id.

@@ -722,6 +722,10 @@ void encoder::run(const value& m) {
     fail(type == "receipt" ? "/body/inReplyTo" : "/inReplyTo",
          "is required: KH-CNP-XCHG/2 names the message answered (reply_to)");
   }
+  // The commissariat's own msg_no for a message it sent us: the gateway id is not one it knows.
+  if (!ctx_.answered_reference.empty() && same_message_id(reply_to, ctx_.answered_id)) {
+    reply_to = ctx_.answered_reference;
+  }
 
   out_.SetObject();
   put_str(out_, "format", format_name);

@@ -68,7 +68,7 @@ class la_mps_adapter final : public adapter {
       return result;
     }
     const la_mps_codes codes(*ctx.tables);
-    encoder e(codes);
+    encoder e(codes, ctx.answered_id, ctx.answered_reference);
     result.bytes = e.run(message);
     if (!e.errors.empty()) {
       result.status = 422;

@@ -69,7 +69,12 @@ inline era calendar_for(std::initializer_list<const std::optional<std::string>*>
 /// Writes one canonical message as LA-MPS XML, collecting what cannot be expressed.
 class encoder {
  public:
-  explicit encoder(const la_mps_codes& codes) : codes_(codes) {}
+  /// `answered_id` / `answered_reference`: adapter_context's, for replyTo.
+  explicit encoder(const la_mps_codes& codes, std::string answered_id = {},
+                   std::string answered_reference = {})
+      : codes_(codes),
+        answered_id_(std::move(answered_id)),
+        answered_reference_(std::move(answered_reference)) {}
 
   std::vector<field_error> errors;
 
@@ -192,6 +197,10 @@ class encoder {
     if (!reference) {
       reference = string_member(m, "inReplyTo");
       pointer = "/inReplyTo";
+    }
+    // The office's own ref for a message it sent us: the gateway id is not one it knows.
+    if (reference && !answered_reference_.empty() && same_message_id(*reference, answered_id_)) {
+      reference = answered_reference_;
     }
     if (reference) {
       attribute(root, "replyTo", *reference, pointer);
@@ -719,6 +728,8 @@ class encoder {
   }
 
   const la_mps_codes& codes_;
+  std::string answered_id_;
+  std::string answered_reference_;
   la_mps::xml_writer w_;
   const json_value* unmapped_ = nullptr;
 };

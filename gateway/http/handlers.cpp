@@ -320,6 +320,19 @@ std::string withdrawn_message(const rapidjson::Document& doc, std::string_view t
   return {};
 }
 
+// The id of the message `doc` answers (`inReplyTo`; a receipt's `body.inReplyTo`), lower case;
+// empty when it answers none.
+std::string answered_id(const rapidjson::Document& doc, std::string_view type) {
+  std::string_view id = json::get_string(doc, "inReplyTo");
+  if (id.empty() && type == "receipt") {
+    if (const auto body = doc.FindMember("body");
+        body != doc.MemberEnd() && body->value.IsObject()) {
+      id = json::get_string(body->value, "inReplyTo");
+    }
+  }
+  return pipeline::is_uuid(ascii_lower(id)) ? ascii_lower(id) : std::string();
+}
+
 // The end (UTC) of the day `handling.expires` names: the source allows no processing from then on.
 // nullopt when the message does not expire.
 std::optional<store::time_point> expiry_of(const rapidjson::Value& message,
@@ -619,8 +632,46 @@ void partner_api::accept_current(const request& req, std::chrono::steady_clock::
                                  const std::vector<std::string>* only_to) const {
   std::string taken_back = withdrawn_message(*doc, verdict.type);
   if (taken_back.empty()) {
-    accept_routed(req, start, std::move(done), std::move(t), std::move(doc), std::move(verdict),
-                  format, std::move(canonical), reference, only_to, {});
+    std::string answers = answered_id(*doc, verdict.type);
+    if (answers.empty()) {
+      accept_routed(req, start, std::move(done), std::move(t), std::move(doc), std::move(verdict),
+                    format, std::move(canonical), reference, only_to, {});
+      return;
+    }
+    // A reply: the message it answers is read first, so that a recipient who sent that message
+    // is told which one by its own reference (a KH msg_no), not by the gateway id.
+    auto parked = std::make_shared<withdrawal>(withdrawal{
+        std::string(req.method), std::string(req.target), std::string(req.content_type),
+        std::string(req.body), std::string(req.partner), std::string(req.peer),
+        std::string(reference), only_to != nullptr ? std::optional(*only_to) : std::nullopt, start,
+        std::move(t), std::move(doc), std::move(verdict), format, std::move(canonical),
+        std::move(answers), 0});
+    const std::string id = parked->original;
+    store_->read_body(id, [weak = weak_from_this(), parked, done = std::move(done)](
+                              std::optional<store::stored_body> found, bool) mutable {
+      const auto self = weak.lock();
+      if (!self) {
+        return;
+      }
+      // Without it (unknown, purged, a store that failed) the reply names the gateway id.
+      answered_message answered{.id = parked->original, .sender = {}, .reference = {}};
+      if (found) {
+        rapidjson::Document original;
+        if (!json::parse_untrusted(found->body, original) && original.IsObject()) {
+          answered.sender = found->sender;
+          answered.reference = std::string(json::get_string(original, "ref"));
+        }
+      }
+      const request again{.method = parked->method,
+                          .target = parked->target,
+                          .content_type = parked->content_type,
+                          .body = parked->body,
+                          .partner = parked->partner,
+                          .peer = parked->peer};
+      self->accept_routed(again, parked->start, std::move(done), parked->t, parked->doc,
+                          parked->verdict, parked->format, parked->canonical, parked->reference,
+                          parked->only_to ? &*parked->only_to : nullptr, {}, false, {}, &answered);
+    });
     return;
   }
   // A withdrawal or cancellation must reach everyone who may have had the message it takes back,
@@ -705,7 +756,8 @@ void partner_api::accept_routed(
     std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
     const adapters::adapter* format, std::string canonical, std::string_view reference,
     const std::vector<std::string>* only_to, const std::vector<std::string>& earlier_recipients,
-    bool original_seen, std::function<void(std::function<void(response)>)> reroute) const {
+    bool original_seen, std::function<void(std::function<void(response)>)> reroute,
+    const answered_message* answered) const {
   // Decide who receives it (routing rules, then policy per recipient) before storing, so the
   // message and its delivery rows are committed together.
   const auto trust = trust_->current();
@@ -751,7 +803,7 @@ void partner_api::accept_routed(
       continue;
     }
     // Each recipient gets its own copy (withheld fields removed), in its own format.
-    auto payload = encode_for(*doc, plan, *t, wire);
+    auto payload = encode_for(*doc, plan, *t, wire, answered);
     if (!payload) {
       record.exclusions.push_back({plan.partner_id, plan.decided_by, "format-cannot-express"});
       continue;
@@ -917,16 +969,22 @@ void partner_api::accept_routed(
 std::optional<std::string> partner_api::encode_for(const rapidjson::Value& message,
                                                    const pipeline::recipient_plan& plan,
                                                    const translation& t,
-                                                   const adapters::adapter* format) const {
+                                                   const adapters::adapter* format,
+                                                   const answered_message* answered) const {
   std::string canonical = pipeline::render_for(message, plan);
   if (format == nullptr) {
     return canonical;
   }
   rapidjson::Document copy;
   copy.Parse(canonical.c_str(), canonical.size());
-  auto encoded = format->encode(copy, {.tables = &t.checker->tables(),
-                                       .sender = json::get_string(message, "sender").data(),
-                                       .recipient = plan.partner_id});
+  // The reference the recipient gave the message answered, when the recipient sent it.
+  const bool theirs = answered != nullptr && answered->sender == plan.partner_id;
+  auto encoded =
+      format->encode(copy, {.tables = &t.checker->tables(),
+                            .sender = json::get_string(message, "sender").data(),
+                            .recipient = plan.partner_id,
+                            .answered_id = theirs ? answered->id : std::string(),
+                            .answered_reference = theirs ? answered->reference : std::string()});
   if (encoded.status != 0) {
     return std::nullopt;
   }

@@ -134,6 +134,11 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
                       std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
                       const adapters::adapter* format, std::string canonical,
                       std::string_view reference, const std::vector<std::string>* only_to) const;
+  /// The message a reply answers, as stored: its id, its sender and the sender's own reference
+  /// for it (`ref`), so that the reply names it to that sender as the sender knows it.
+  struct answered_message {
+    std::string id, sender, reference;
+  };
   /// `original_seen`: a withdrawal's original was found and its recipients are among
   /// `earlier_recipients` (message_record::original_seen). `reroute` is called, instead of
   /// answering, when the store says the original committed after the look-up.
@@ -143,7 +148,8 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
                      const adapters::adapter* format, std::string canonical,
                      std::string_view reference, const std::vector<std::string>* only_to,
                      const std::vector<std::string>& earlier_recipients, bool original_seen = false,
-                     std::function<void(std::function<void(response)>)> reroute = {}) const;
+                     std::function<void(std::function<void(response)>)> reroute = {},
+                     const answered_message* answered = nullptr) const;
   /// Owned copies of what a request carried (the request's views end with the call that started
   /// it), for the store read that comes first: a withdrawal or cancellation being accepted (kept
   /// for a second routing), or a message past its expiry (was it stored before?).
@@ -157,9 +163,9 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
   /// The recipient's copy in its wire format (`format` null: the canonical model); nullopt when
   /// that format cannot express the message.
   std::optional<std::string> encode_for(const rapidjson::Value& message,
-                                        const pipeline::recipient_plan& plan,
-                                        const translation& t,
-                                        const adapters::adapter* format) const;
+                                        const pipeline::recipient_plan& plan, const translation& t,
+                                        const adapters::adapter* format,
+                                        const answered_message* answered) const;
   void status(const request& req, std::string_view id, std::function<void(response)> done) const;
 
   mutable std::mutex translation_mutex_;

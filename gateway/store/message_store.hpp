@@ -133,6 +133,12 @@ struct recipient_status {
 };
 
 /// What the status endpoint shows. Never holds the body.
+/// A stored message's sender and canonical body (message_store::read_body).
+struct stored_body {
+  std::string sender;
+  std::string body;
+};
+
 struct message_status {
   std::string id;
   std::string sender;
@@ -404,6 +410,7 @@ class message_store {
  public:
   using accept_handler = std::function<void(accept_result)>;
   using find_handler = std::function<void(std::optional<message_status>, bool ok)>;
+  using body_handler = std::function<void(std::optional<stored_body>, bool ok)>;
 
   virtual ~message_store() = default;
 
@@ -419,6 +426,12 @@ class message_store {
   /// the store failed. Called on a store thread (at once on the calling thread once the store is
   /// stopped or has failed). Never throws.
   virtual void find(std::string id, find_handler handler) = 0;
+
+  /// A stored message's sender and canonical body as accepted (opened, when the store seals
+  /// bodies), for the gateway's own use: never shown to a partner. handler(nullopt, true) when
+  /// the id is unknown or its body does not open; (nullopt, false) when the store failed. On a
+  /// store thread, like find. Never throws.
+  virtual void read_body(std::string id, body_handler handler) = 0;
 
   using claim_handler = std::function<void(std::vector<delivery_job>, bool ok)>;
   using report_handler = std::function<void(bool ok)>;

@@ -576,6 +576,7 @@ constexpr const char* upsert_state_sql =
     "changed_by = excluded.changed_by";
 
 // Reader statements.
+constexpr const char* select_body_sql = "SELECT sender, body FROM messages WHERE id = $1";
 constexpr const char* select_status_sql =
     "SELECT id, sender, type, created, accepted_at, state FROM messages WHERE id = $1";
 constexpr const char* select_recipients_sql =
@@ -1083,6 +1084,10 @@ struct find_read {
   std::string id;
   message_store::find_handler handler;
 };
+struct body_read {
+  std::string id;
+  message_store::body_handler handler;
+};
 struct dead_read {
   std::size_t limit = 0;
   message_store::dead_handler handler;
@@ -1137,9 +1142,9 @@ struct matches_read {
   message_store::matches_handler handler;
 };
 
-using pending_read =
-    std::variant<find_read, dead_read, audit_read, head_read, checkpoints_read, state_read,
-                 queue_read, register_read, facts_read, held_read, held_job_read, matches_read>;
+using pending_read = std::variant<find_read, body_read, dead_read, audit_read, head_read,
+                                  checkpoints_read, state_read, queue_read, register_read,
+                                  facts_read, held_read, held_job_read, matches_read>;
 
 accept_result unavailable(const char* reason) {
   return accept_result{accept_outcome::unavailable, {}, reason};
@@ -1160,8 +1165,9 @@ void fail_read(pending_read& read) noexcept {
   std::visit(
       [](auto& r) {
         using kind = std::decay_t<decltype(r)>;
-        if constexpr (std::is_same_v<kind, find_read> || std::is_same_v<kind, head_read> ||
-                      std::is_same_v<kind, held_job_read> || std::is_same_v<kind, matches_read>) {
+        if constexpr (std::is_same_v<kind, find_read> || std::is_same_v<kind, body_read> ||
+                      std::is_same_v<kind, head_read> || std::is_same_v<kind, held_job_read> ||
+                      std::is_same_v<kind, matches_read>) {
           call_quietly(r.handler, std::nullopt, false);
         } else if constexpr (std::is_same_v<kind, held_read>) {
           call_quietly(r.handler, std::vector<held_copy>{}, false);
@@ -1280,6 +1286,9 @@ class postgres_store final : public message_store {
   }
   void find(std::string id, find_handler handler) override {
     submit_read(find_read{std::move(id), std::move(handler)});
+  }
+  void read_body(std::string id, body_handler handler) override {
+    submit_read(body_read{std::move(id), std::move(handler)});
   }
   void claim_due(std::string owner, std::size_t max_jobs, std::chrono::milliseconds lease,
                  std::vector<recipient_cap> caps, claim_handler handler) override {
@@ -2571,6 +2580,14 @@ void postgres_store::serve(pending_read& read) {
           if constexpr (std::is_same_v<kind, find_read>) {
             auto status = read_status(r.id);
             call_quietly(r.handler, std::move(status), true);
+          } else if constexpr (std::is_same_v<kind, body_read>) {
+            const result_ptr res = read_query(select_body_sql, {text(r.id)});
+            std::optional<stored_body> found;
+            if (PQntuples(res.get()) == 1) {
+              found = stored_body{.sender = get_text(res.get(), 0, 0),
+                                  .body = get_bytes(res.get(), 0, 1)};
+            }
+            call_quietly(r.handler, std::move(found), true);
           } else if constexpr (std::is_same_v<kind, dead_read>) {
             const result_ptr res = read_query(select_dead_sql, {number(clamp_to_int64(r.limit))});
             std::vector<dead_letter> dead;

@@ -396,6 +396,34 @@ class encrypting_store final : public message_store {
     inner_->accept(std::move(record), std::move(handler));
   }
 
+  void read_body(std::string id, body_handler handler) override {
+    inner_->read_body(id, [ring = ring_, id, handler = std::move(handler)](
+                              std::optional<stored_body> found, bool ok) {
+      if (found && is_sealed(found->body)) {
+        std::string why;
+        std::optional<std::string> plain;
+        try {
+          plain = open_sealed(*ring, found->body, seal_context(id, "body"), &why);
+        } catch (const std::exception&) {
+          why = "unseal-failed";
+        }
+        if (plain) {
+          found->body = std::move(*plain);
+        } else {
+          try {
+            log::write(log::level::error, {.event = "store.unseal_failed",
+                                           .message_id = id,
+                                           .outcome = "not-read",
+                                           .reason = why});
+          } catch (const std::exception&) {
+          }
+          found.reset();
+        }
+      }
+      handler(std::move(found), ok);
+    });
+  }
+
   void find(std::string id, find_handler handler) override {
     inner_->find(std::move(id), [this, handler = std::move(handler)](
                                     std::optional<message_status> status, bool ok) {

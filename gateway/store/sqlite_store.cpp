@@ -1052,6 +1052,11 @@ struct find_read {
   message_store::find_handler handler;
 };
 
+struct body_read {
+  std::string id;
+  message_store::body_handler handler;
+};
+
 struct dead_read {
   std::size_t limit = 0;
   message_store::dead_handler handler;
@@ -1111,9 +1116,9 @@ struct matches_read {
   message_store::matches_handler handler;
 };
 
-using pending_read =
-    std::variant<find_read, dead_read, audit_read, head_read, checkpoints_read, state_read,
-                 queue_read, register_read, facts_read, held_read, held_job_read, matches_read>;
+using pending_read = std::variant<find_read, body_read, dead_read, audit_read, head_read,
+                                  checkpoints_read, state_read, queue_read, register_read,
+                                  facts_read, held_read, held_job_read, matches_read>;
 
 accept_result unavailable(const char* reason) {
   return accept_result{accept_outcome::unavailable, {}, reason};
@@ -1137,8 +1142,9 @@ void fail_read(pending_read& read) noexcept {
   std::visit(
       [](auto& r) {
         using kind = std::decay_t<decltype(r)>;
-        if constexpr (std::is_same_v<kind, find_read> || std::is_same_v<kind, head_read> ||
-                      std::is_same_v<kind, held_job_read> || std::is_same_v<kind, matches_read>) {
+        if constexpr (std::is_same_v<kind, find_read> || std::is_same_v<kind, body_read> ||
+                      std::is_same_v<kind, head_read> || std::is_same_v<kind, held_job_read> ||
+                      std::is_same_v<kind, matches_read>) {
           call_quietly(r.handler, std::nullopt, false);
         } else if constexpr (std::is_same_v<kind, held_read>) {
           call_quietly(r.handler, std::vector<held_copy>{}, false);
@@ -1282,6 +1288,7 @@ struct sqlite_store::impl {
   // Reader thread.
   void reader_loop();
   void answer_find(const find_read& job);
+  void answer_body(const body_read& job);
   int read_status(const std::string& id, std::optional<message_status>& status);
   void answer_dead(const dead_read& job);
   void answer_audit(const audit_read& job);
@@ -2903,6 +2910,8 @@ void sqlite_store::impl::reader_loop() {
           using kind = std::decay_t<decltype(r)>;
           if constexpr (std::is_same_v<kind, find_read>) {
             answer_find(r);
+          } else if constexpr (std::is_same_v<kind, body_read>) {
+            answer_body(r);
           } else if constexpr (std::is_same_v<kind, dead_read>) {
             answer_dead(r);
           } else if constexpr (std::is_same_v<kind, audit_read>) {
@@ -2946,6 +2955,44 @@ void sqlite_store::impl::answer_find(const find_read& job) {
   }
   if (rc == SQLITE_OK) {
     call_quietly(job.handler, std::move(status), true);
+    return;
+  }
+  reader_failed(rc);
+  call_quietly(job.handler, std::nullopt, false);
+}
+
+void sqlite_store::impl::answer_body(const body_read& job) {
+  if (!healthy_) {
+    call_quietly(job.handler, std::nullopt, false);
+    return;
+  }
+  // Rare (a reply's look-up of what it answers): prepared for the call.
+  sqlite3* db = reader_db_.get();
+  sqlite3_stmt* raw = nullptr;
+  int rc =
+      sqlite3_prepare_v2(db, "SELECT sender, body FROM messages WHERE id = ?1", -1, &raw, nullptr);
+  const std::unique_ptr<sqlite3_stmt, int (*)(sqlite3_stmt*)> stmt(raw, sqlite3_finalize);
+  std::optional<stored_body> found;
+  if (rc == SQLITE_OK) {
+    rc =
+        sqlite3_bind_text(raw, 1, job.id.data(), static_cast<int>(job.id.size()), SQLITE_TRANSIENT);
+  }
+  if (rc == SQLITE_OK) {
+    rc = sqlite3_step(raw);
+    if (rc == SQLITE_ROW) {
+      const auto* sender = reinterpret_cast<const char*>(sqlite3_column_text(raw, 0));
+      const auto* body = static_cast<const char*>(sqlite3_column_blob(raw, 1));
+      found =
+          stored_body{.sender = sender != nullptr ? sender : "",
+                      .body = std::string(body != nullptr ? body : "",
+                                          static_cast<std::size_t>(sqlite3_column_bytes(raw, 1)))};
+      rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+      rc = SQLITE_OK;
+    }
+  }
+  if (rc == SQLITE_OK) {
+    call_quietly(job.handler, std::move(found), true);
     return;
   }
   reader_failed(rc);
@@ -3460,6 +3507,10 @@ void sqlite_store::accept(message_record record, accept_handler handler) {
 
 void sqlite_store::find(std::string id, find_handler handler) {
   impl_->submit_read(find_read{std::move(id), std::move(handler)});
+}
+
+void sqlite_store::read_body(std::string id, body_handler handler) {
+  impl_->submit_read(body_read{std::move(id), std::move(handler)});
 }
 
 void sqlite_store::claim_due(std::string owner, std::size_t max_jobs,

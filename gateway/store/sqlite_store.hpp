@@ -55,6 +55,7 @@ class sqlite_store final : public message_store {
   /// Queues the look-up for the reader thread; see message_store::find. After stop() or a fatal
   /// error the handler runs at once, on the calling thread, with (nullopt, false).
   void find(std::string id, find_handler handler) override;
+  void read_body(std::string id, body_handler handler) override;
 
   /// Queues a claim for the writer thread (it writes the leases); see message_store::claim_due.
   /// Due recipients take turns (round robin, oldest due first within a turn), so one recipient

@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 #include <rapidjson/pointer.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "adapters/adapter.hpp"
 #include "adapters/common/dates.hpp"
 #include "gateway/common/digest.hpp"
@@ -600,6 +603,31 @@ TEST_F(KhCnp, ReplyToIsTheAnsweredIdOrElseTheThread) {
 
   rapidjson::Pointer("/reply_to").Erase(by_reference);
   EXPECT_TRUE(has_error(decode(by_reference).errors, "/reply_to", "is required"));
+}
+
+TEST_F(KhCnp, AnAnswerToTheCommissariatsOwnRequestNamesItsMsgNo) {
+  // Gia Lai's answer to a request Ratanakiri sent as RTK-VR-2026-000777 (the gateway gave it
+  // the id the answer names; Ratanakiri never learned that id).
+  const auto result = example("verification.result");
+  const std::string answered(json::get_string(result, "inReplyTo"));
+  adapter_context out = ctx("vn-gialai");
+  out.recipient = "kh-ratanakiri";
+  out.answered_id = answered;
+  out.answered_reference = "RTK-VR-2026-000777";
+  auto sent = kh()->encode(result, out);
+  ASSERT_EQ(sent.status, 0) << describe(sent.errors);
+  EXPECT_EQ(json::get_string(parse(sent.bytes), "reply_to"), "RTK-VR-2026-000777");
+  // Named in upper case, the same message.
+  std::string upper = answered;
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  out.answered_id = upper;
+  sent = kh()->encode(result, out);
+  EXPECT_EQ(json::get_string(parse(sent.bytes), "reply_to"), "RTK-VR-2026-000777");
+  // A reference for another message changes nothing: the gateway id.
+  out.answered_id = "00000000-0000-4000-8000-000000000000";
+  sent = kh()->encode(result, out);
+  EXPECT_EQ(json::get_string(parse(sent.bytes), "reply_to"), answered);
 }
 
 TEST_F(KhCnp, AReplyNamingTheMsgNoTheGatewaySentIsLinkedToThatMessage) {

@@ -1443,6 +1443,22 @@ std::string reply_xml(const std::string& type, const std::string& reference) {
          "</Person>\n<Answer result=\"confirmed\"/>\n</LaoPoliceMessage>\n";
 }
 
+TEST_F(LaMps, AnAnswerToTheOfficesOwnRequestNamesItsRef) {
+  const auto result =
+      parse_json(test::read_file(test::source_dir() / "config/examples/verification.result.json"));
+  const std::string answered = result["inReplyTo"].GetString();
+  adapter_context out = context("vn-gialai");
+  out.recipient = la_sender;
+  out.answered_id = answered;
+  out.answered_reference = "SV-2569-VR-0019";
+  auto sent = la().encode(result, out);
+  ASSERT_EQ(sent.status, 0) << errors_text(sent.errors);
+  EXPECT_NE(sent.bytes.find(R"(replyTo="SV-2569-VR-0019")"), std::string::npos) << sent.bytes;
+  out.answered_id = "00000000-0000-4000-8000-000000000000";
+  sent = la().encode(result, out);
+  EXPECT_NE(sent.bytes.find("replyTo=\"" + answered + "\""), std::string::npos) << sent.bytes;
+}
+
 TEST_F(LaMps, AReplyNamingTheRefTheGatewaySentIsLinkedToThatMessage) {
   // The request Gia Lai sent Houaphanh, as Houaphanh received it.
   const auto request =

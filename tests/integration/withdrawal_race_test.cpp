@@ -45,6 +45,9 @@ class late_original_store final : public message_store {
     }
     inner_->find(std::move(id), std::move(handler));
   }
+  void read_body(std::string id, body_handler handler) override {
+    inner_->read_body(std::move(id), std::move(handler));
+  }
   void accept(store::message_record r, accept_handler h) override {
     inner_->accept(std::move(r), std::move(h));
   }

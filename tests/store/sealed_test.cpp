@@ -11,6 +11,7 @@
 #include <future>
 #include <set>
 #include <string>
+#include <tuple>
 
 #include "gateway/store/sqlite_store.hpp"
 #include "tests/store/store_test_helpers.hpp"
@@ -421,6 +422,35 @@ TEST_F(SealedStore, FactsAreSealedForTheirMessageAndReadOpened) {
   EXPECT_NE(moved.rows[1].facts, facts);
   EXPECT_NE(moved.rows[1].facts.substr(0, 1),
             "{");  // not JSON: the report counts it as without facts
+}
+
+TEST_F(SealedStore, ABodyIsReadOpenedAndOneThatDoesNotOpenIsNotRead) {
+  const auto read = [this](const std::string& id) {
+    std::promise<std::pair<std::optional<stored_body>, bool>> p;
+    store_->read_body(id, [&p](std::optional<stored_body> body, bool ok) {
+      p.set_value({std::move(body), ok});
+    });
+    return p.get_future().get();
+  };
+  for (int n : {30, 31}) {
+    ASSERT_EQ(accept(canary_record(make_id(n))).outcome, accept_outcome::stored);
+  }
+  auto [body, ok] = read(make_id(30));
+  ASSERT_TRUE(ok);
+  ASSERT_TRUE(body.has_value());
+  EXPECT_EQ(body->sender, "kh-ratanakiri");
+  EXPECT_EQ(body->body, R"({"names":[{"family":["CANARY-FAMILY-1"]}]})");
+  store_->stop();
+  {
+    // Someone with the file copies one message's body onto another: it does not open there.
+    raw_db db(dir_ / "store.db");
+    db.exec("UPDATE messages SET body = (SELECT body FROM messages WHERE id = '" + make_id(30) +
+            "') WHERE id = '" + make_id(31) + "'");
+  }
+  open();
+  std::tie(body, ok) = read(make_id(31));
+  EXPECT_TRUE(ok);
+  EXPECT_FALSE(body.has_value());
 }
 
 TEST_F(SealedStore, RekeyGivesTheBodysRecipientsOfClearRecordsTheirGrants) {

@@ -16,12 +16,13 @@
 #include <ctime>
 #include <future>
 #include <map>
-#include <mutex>
-#include <stdexcept>
-#include <thread>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -548,6 +549,30 @@ TEST_P(StoreContract, StoredThenFindShowsIt) {
   EXPECT_EQ(status->state, "undeliverable");  // kept, but routing gave it no recipient
   EXPECT_TRUE(status->recipients.empty());
   EXPECT_TRUE(store_->healthy());
+}
+
+TEST_P(StoreContract, ReadBodyGivesTheSenderAndTheBodyAsStored) {
+  const message_record record = plain_record(make_id(7), "kh-ratanakiri", R"({"ref":"KH-16-42"})");
+  ASSERT_EQ(accept(record).outcome, accept_outcome::stored);
+  const auto read = [this](const std::string& id) {
+    std::promise<std::pair<std::optional<stored_body>, bool>> p;
+    store_->read_body(id, [&p](std::optional<stored_body> body, bool ok) {
+      p.set_value({std::move(body), ok});
+    });
+    return p.get_future().get();
+  };
+  auto [body, ok] = read(record.id);
+  ASSERT_TRUE(ok);
+  ASSERT_TRUE(body.has_value());
+  EXPECT_EQ(body->sender, "kh-ratanakiri");
+  EXPECT_EQ(body->body, R"({"ref":"KH-16-42"})");
+  std::tie(body, ok) = read(make_id(404));
+  EXPECT_TRUE(ok);
+  EXPECT_FALSE(body.has_value());
+  store_->stop();
+  std::tie(body, ok) = read(record.id);
+  EXPECT_FALSE(ok);
+  EXPECT_FALSE(body.has_value());
 }
 
 TEST_P(StoreContract, FindUnknownIsNotAnError) {

@@ -545,8 +545,32 @@ struct partner_api::withdrawal {
   pipeline::check_result verdict;
   const adapters::adapter* format = nullptr;
   std::string canonical;
-  std::string original;  ///< the id of the message taken back
+  std::string original;  ///< the id of the message taken back (or answered)
   int routings = 0;      ///< how often it was routed so far
+
+  /// Copies of what `req` and the checks gave, for a store read before the accept goes on.
+  static std::shared_ptr<withdrawal> park(
+      const request& req, std::string_view reference, const std::vector<std::string>* only_to,
+      std::chrono::steady_clock::time_point start, std::shared_ptr<const translation> t,
+      std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
+      const adapters::adapter* format, std::string canonical, std::string original) {
+    return std::make_shared<withdrawal>(withdrawal{
+        std::string(req.method), std::string(req.target), std::string(req.content_type),
+        std::string(req.body), std::string(req.partner), std::string(req.peer),
+        std::string(reference), only_to != nullptr ? std::optional(*only_to) : std::nullopt, start,
+        std::move(t), std::move(doc), std::move(verdict), format, std::move(canonical),
+        std::move(original), 0});
+  }
+
+  /// The request again, viewing these copies (valid while this lives).
+  request again() const {
+    return {.method = method,
+            .target = target,
+            .content_type = content_type,
+            .body = body,
+            .partner = partner,
+            .peer = peer};
+  }
 };
 
 std::string partner_api::sender_country(std::string_view partner_id) const {
@@ -570,23 +594,8 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
                    format, std::move(canonical), reference, only_to);
     return;
   }
-  auto parked = std::make_shared<withdrawal>(
-      withdrawal{std::string(req.method),
-                 std::string(req.target),
-                 std::string(req.content_type),
-                 std::string(req.body),
-                 std::string(req.partner),
-                 std::string(req.peer),
-                 std::string(reference),
-                 only_to != nullptr ? std::optional(*only_to) : std::nullopt,
-                 start,
-                 std::move(t),
-                 std::move(doc),
-                 std::move(verdict),
-                 format,
-                 std::move(canonical),
-                 {},
-                 0});
+  auto parked = withdrawal::park(req, reference, only_to, start, std::move(t), std::move(doc),
+                                 std::move(verdict), format, std::move(canonical), std::string());
   const std::string id = parked->verdict.id;
   store_->find(id, [weak = weak_from_this(), parked, done = std::move(done)](
                        std::optional<store::message_status> found, bool ok) mutable {
@@ -594,12 +603,7 @@ void partner_api::accept(const request& req, std::chrono::steady_clock::time_poi
     if (!self) {
       return;
     }
-    const request again{.method = parked->method,
-                        .target = parked->target,
-                        .content_type = parked->content_type,
-                        .body = parked->body,
-                        .partner = parked->partner,
-                        .peer = parked->peer};
+    const request again = parked->again();
     if (!ok) {
       auto r = refusal(parked->format, 503, "store-unavailable", "Store unavailable",
                        "The message could not be checked against the store and was not "
@@ -640,12 +644,9 @@ void partner_api::accept_current(const request& req, std::chrono::steady_clock::
     }
     // A reply: the message it answers is read first, so that a recipient who sent that message
     // is told which one by its own reference (a KH msg_no), not by the gateway id.
-    auto parked = std::make_shared<withdrawal>(withdrawal{
-        std::string(req.method), std::string(req.target), std::string(req.content_type),
-        std::string(req.body), std::string(req.partner), std::string(req.peer),
-        std::string(reference), only_to != nullptr ? std::optional(*only_to) : std::nullopt, start,
-        std::move(t), std::move(doc), std::move(verdict), format, std::move(canonical),
-        std::move(answers), 0});
+    auto parked =
+        withdrawal::park(req, reference, only_to, start, std::move(t), std::move(doc),
+                         std::move(verdict), format, std::move(canonical), std::move(answers));
     const std::string id = parked->original;
     store_->read_body(id, [weak = weak_from_this(), parked, done = std::move(done)](
                               std::optional<store::stored_body> found, bool) mutable {
@@ -662,12 +663,7 @@ void partner_api::accept_current(const request& req, std::chrono::steady_clock::
           answered.reference = std::string(json::get_string(original, "ref"));
         }
       }
-      const request again{.method = parked->method,
-                          .target = parked->target,
-                          .content_type = parked->content_type,
-                          .body = parked->body,
-                          .partner = parked->partner,
-                          .peer = parked->peer};
+      const request again = parked->again();
       self->accept_routed(again, parked->start, std::move(done), parked->t, parked->doc,
                           parked->verdict, parked->format, parked->canonical, parked->reference,
                           parked->only_to ? &*parked->only_to : nullptr, {}, false, {}, &answered);
@@ -678,12 +674,8 @@ void partner_api::accept_current(const request& req, std::chrono::steady_clock::
   // not only those its sender remembers to name: the recipients of that message (when it is the
   // same sender's) are looked up first.
   accept_withdrawal(
-      std::make_shared<withdrawal>(withdrawal{
-          std::string(req.method), std::string(req.target), std::string(req.content_type),
-          std::string(req.body), std::string(req.partner), std::string(req.peer),
-          std::string(reference), only_to != nullptr ? std::optional(*only_to) : std::nullopt,
-          start, std::move(t), std::move(doc), std::move(verdict), format, std::move(canonical),
-          std::move(taken_back), 0}),
+      withdrawal::park(req, reference, only_to, start, std::move(t), std::move(doc),
+                       std::move(verdict), format, std::move(canonical), std::move(taken_back)),
       std::move(done));
 }
 
@@ -738,12 +730,7 @@ void partner_api::accept_withdrawal(std::shared_ptr<withdrawal> w,
       r.headers.emplace_back("Retry-After", "5");
       answer(std::move(r));
     };
-    const request again{.method = w->method,
-                        .target = w->target,
-                        .content_type = w->content_type,
-                        .body = w->body,
-                        .partner = w->partner,
-                        .peer = w->peer};
+    const request again = w->again();
     self->accept_routed(again, w->start, std::move(done), w->t, w->doc, w->verdict, w->format,
                         w->canonical, w->reference, w->only_to ? &*w->only_to : nullptr, earlier,
                         seen, std::move(reroute));

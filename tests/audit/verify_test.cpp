@@ -11,6 +11,29 @@ namespace {
 
 class Verify : public audit_fixture {
  protected:
+  // SQL that changes entry `seq` and re-hashes and re-links it and every entry after it, as
+  // someone with write access and no signing key would: the chain is consistent again.
+  std::string rechained_from(std::int64_t seq) {
+    const auto all = rows();
+    std::string prev = all[static_cast<std::size_t>(seq - 2)].hash;
+    std::string sql;
+    for (auto i = static_cast<std::size_t>(seq - 1); i < all.size(); ++i) {
+      auto entry = parse_entry(all[i].entry);
+      EXPECT_TRUE(entry);
+      if (!entry) {
+        return {};
+      }
+      if (entry->seq == seq) {
+        entry->record.details = {{"type", "hotline.tip"}};
+      }
+      const auto row = make_row(entry->seq, entry->at, entry->record, prev);
+      sql += "UPDATE audit SET entry = '" + row.entry + "', hash = '" + row.hash +
+             "' WHERE seq = " + std::to_string(row.seq) + ";";
+      prev = row.hash;
+    }
+    return sql;
+  }
+
   // 50 entries, checkpoints at 20, 40 and 50.
   void SetUp() override {
     audit_fixture::SetUp();
@@ -189,21 +212,7 @@ TEST_F(Verify, ACheckpointByAnUnknownCertificateIsNamed) {
 
 TEST_F(Verify, ARehashedChainIsCaughtByTheNextCheckpoint) {
   // Re-chain entries 25.. with a changed entry 25: every hash and link is consistent again.
-  auto all = rows();
-  std::string prev = all[23].hash;
-  std::string sql;
-  for (std::size_t i = 24; i < all.size(); ++i) {
-    auto entry = parse_entry(all[i].entry);
-    ASSERT_TRUE(entry);
-    if (i == 24) {
-      entry->record.details = {{"type", "hotline.tip"}};
-    }
-    const auto row = make_row(entry->seq, entry->at, entry->record, prev);
-    sql += "UPDATE audit SET entry = '" + row.entry + "', hash = '" + row.hash +
-           "' WHERE seq = " + std::to_string(row.seq) + ";";
-    prev = row.hash;
-  }
-  tamper(sql);
+  tamper(rechained_from(25));
   const auto r = verify();
   EXPECT_EQ(r.problem, "checkpoint-mismatch");
   EXPECT_EQ(r.seq, 40);
@@ -273,21 +282,7 @@ TEST_F(Verify, ATailCutWithItsCheckpointsIsCaughtByTheLoggedCheckpoint) {
 TEST_F(Verify, AChainRehashedAfterItsLastCheckpointIsCaughtByAnAnchor) {
   // Entries 45.. changed and re-chained, and the checkpoint at 50 removed: 40 still matches.
   const auto printed = rows()[49].hash;  // the head an earlier verify printed
-  auto all = rows();
-  std::string prev = all[43].hash;
-  std::string sql = "DELETE FROM audit_checkpoints WHERE seq = 50;";
-  for (std::size_t i = 44; i < all.size(); ++i) {
-    auto entry = parse_entry(all[i].entry);
-    ASSERT_TRUE(entry);
-    if (i == 44) {
-      entry->record.details = {{"type", "hotline.tip"}};
-    }
-    const auto row = make_row(entry->seq, entry->at, entry->record, prev);
-    sql += "UPDATE audit SET entry = '" + row.entry + "', hash = '" + row.hash +
-           "' WHERE seq = " + std::to_string(row.seq) + ";";
-    prev = row.hash;
-  }
-  tamper(sql);
+  tamper("DELETE FROM audit_checkpoints WHERE seq = 50;" + rechained_from(45));
   EXPECT_TRUE(verify().intact) << "the store alone cannot show it";
   const auto r = verify({"gateway"}, 1000, {{.seq = 50, .hash = printed, .source = "head.txt:1"}});
   EXPECT_EQ(r.problem, "anchor-mismatch");

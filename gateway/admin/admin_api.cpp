@@ -538,32 +538,35 @@ pending_change record_change(const call& c, const identity::certificate_record& 
           expected, std::move(audit)};
 }
 
-// Persists changes one after another (each with its audit record); answers with `finish` after
-// the last, or with the first failure.
-void store_changes(call c, std::vector<pending_change> changes, std::size_t index,
-                   std::function<response()> finish) {
-  if (index == changes.size()) {
-    return c.done(finish());
+// Persists the changes of one action together, with their audit records, in one transaction
+// (a rotation: the new record, the cut-off, each earlier record made retiring). A version that
+// changed meanwhile or a store failure stores none of them, so an action is never half done;
+// answers with `finish` once all are stored, or with the failure.
+void store_changes(call c, std::vector<pending_change> changes, std::function<response()> finish) {
+  std::vector<store::state_put> puts;
+  std::vector<audit::audit_record> audit;
+  for (const auto& change : changes) {
+    puts.push_back({change.item, change.expected});
+    audit.push_back(change.audit);
   }
   auto state = c.ctx.state;
-  // Copied before the handler below takes the vector over.
-  auto item = changes[index].item;
-  const auto expected = changes[index].expected;
-  std::vector<audit::audit_record> this_audit{changes[index].audit};
-  state->change(std::move(item), expected, std::move(this_audit),
-                [c, changes = std::move(changes), index, finish = std::move(finish)](
-                    store::put_outcome outcome, std::int64_t) mutable {
-                  if (outcome == store::put_outcome::failed) {
-                    return c.done(store_failed());
-                  }
-                  if (outcome == store::put_outcome::conflict) {
-                    return c.done(problem(409, "conflict", "Changed concurrently",
-                                          "The certificate record changed meanwhile; read it "
-                                          "again."));
-                  }
-                  c.log_change(changes[index].audit.event, changes[index].audit.partner, 200);
-                  store_changes(c, std::move(changes), index + 1, std::move(finish));
-                });
+  state->change_all(
+      std::move(puts), std::move(audit),
+      [c, changes = std::move(changes), finish = std::move(finish)](
+          store::put_outcome outcome, const std::vector<std::int64_t>&) {
+        if (outcome == store::put_outcome::failed) {
+          return c.done(store_failed());
+        }
+        if (outcome == store::put_outcome::conflict) {
+          return c.done(problem(409, "conflict", "Changed concurrently",
+                                "A certificate record or the partner's cut-off changed "
+                                "meanwhile, and nothing was stored; read them again."));
+        }
+        for (const auto& change : changes) {
+          c.log_change(change.audit.event, change.audit.partner, 200);
+        }
+        c.done(finish());
+      });
 }
 
 struct new_certificate {
@@ -774,7 +777,7 @@ void add_certificate(const call& c, const std::string& partner_id, bool rotate) 
                                                 {"replacedBy", added->record.fingerprint}})));
     }
   }
-  store_changes(c, std::move(changes), 0, [added = std::move(*added), now, retiring, cut_off] {
+  store_changes(c, std::move(changes), [added = std::move(*added), now, retiring, cut_off] {
     return issued_response(added, now, retiring, cut_off);
   });
 }
@@ -832,7 +835,7 @@ void revoke_certificate(const call& c, const std::string& fingerprint_text) {
   std::vector<pending_change> changes;
   changes.push_back(record_change(
       c, record, c.state().version_of(kind_certificate, record.fingerprint), std::move(audit)));
-  store_changes(c, std::move(changes), 0,
+  store_changes(c, std::move(changes),
                 [record, now, dir = c.ctx.options.signing_dir] {
                   if (!dir.empty() && !record.serial_hex.empty()) {
                     try {

@@ -217,6 +217,30 @@ void state_manager::change(store::state_item item, std::optional<std::int64_t> e
                     });
 }
 
+void state_manager::change_all(
+    std::vector<store::state_put> puts, std::vector<audit::audit_record> audit,
+    std::function<void(store::put_outcome, std::vector<std::int64_t>)> done) {
+  std::vector<store::state_item> items;
+  items.reserve(puts.size());
+  for (const auto& put : puts) {
+    items.push_back(put.item);
+  }
+  store_->put_states(
+      std::move(puts), std::move(audit),
+      [this, items = std::move(items), done = std::move(done)](
+          store::put_outcome outcome, std::vector<std::int64_t> versions) mutable {
+        if (outcome == store::put_outcome::applied && versions.size() == items.size()) {
+          // All applied here at once, in one snapshot (their versions increase in the order
+          // given, as apply() wants them); as for change(), the poller's position is not moved.
+          for (std::size_t i = 0; i < items.size(); ++i) {
+            items[i].version = versions[i];
+          }
+          apply(items);
+        }
+        done(outcome, std::move(versions));
+      });
+}
+
 void state_manager::advance_polled_version(const std::vector<store::state_item>& items) {
   std::lock_guard lock(mutex_);
   for (const auto& item : items) {

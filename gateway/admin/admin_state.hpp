@@ -78,6 +78,14 @@ class state_manager {
               std::vector<audit::audit_record> audit,
               std::function<void(store::put_outcome, std::int64_t)> done);
 
+  /// Persists several items that belong together (a rotation's new record, cut-off and retiring
+  /// records) with all of `audit` in one transaction (store::message_store::put_states): a put
+  /// whose expected version no longer matches stores none of them (conflict), nor does a store
+  /// failure (failed). Once stored, applies them all at once (one new snapshot).
+  /// `done(outcome, versions)` runs on a store thread, with the versions put_states gave.
+  void change_all(std::vector<store::state_put> puts, std::vector<audit::audit_record> audit,
+                  std::function<void(store::put_outcome, std::vector<std::int64_t>)> done);
+
   /// The version of item (kind, key) as last applied; 0 when it is only in the seed files.
   std::int64_t version_of(std::string_view kind, std::string_view key) const;
 

@@ -14,12 +14,15 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "gateway/cli/open_store.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/identity/cert_authority.hpp"
 #include "gateway/identity/partner_registry.hpp"
+#include "gateway/identity/trust_state.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/routing.hpp"
 #include "tests/integration/gateway_fixture.hpp"
@@ -169,6 +172,23 @@ class Admin : public gateway_fixture {
     }
     return done();
   }
+
+  // The state items of `kind` in this test's store, read with a connection of the test's own.
+  std::vector<store::state_item> stored_items(const std::string& kind) {
+    auto store = cli::open_configured_store(config_.store);
+    std::promise<std::vector<store::state_item>> done;
+    store->list_state(kind, 0, [&](std::vector<store::state_item> items, bool ok) {
+      EXPECT_TRUE(ok);
+      done.set_value(std::move(items));
+    });
+    auto items = done.get_future().get();
+    store->stop();
+    return items;
+  }
+
+  // A rotation whose last item (an earlier certificate made retiring) conflicts with a change
+  // another instance stored meanwhile stores nothing: no new certificate, no cut-off.
+  void rotation_conflicting_part_way_stores_nothing();
 
   // A rotation with no overlap through this instance: the certificates of the partner from
   // before it are refused at once here, by another instance sharing the store (its poller) and
@@ -795,6 +815,67 @@ TEST_F(Admin, RotationCutOffReachesAnotherInstanceAndSurvivesARestart) {
 
 TEST_F(AdminOnPostgres, RotationCutOffReachesAnotherInstanceAndSurvivesARestart) {
   cut_off_reaches_other_instances_and_survives_restart();
+}
+
+void Admin::rotation_conflicting_part_way_stores_nothing() {
+  // This instance does not poll (an hour), so it does not see what another instance stores.
+  config_.admin.state_poll_ms = 3600 * 1000;
+  restart();
+  const auto issued_offline = offline("rata-offline", "kh-ratanakiri", 1h);
+  const auto old = enrol("kh-ratanakiri", "rata-old");
+  const auto old_fp = last_fingerprint_;
+  // Another instance revokes the recorded certificate; this one still has the version before.
+  identity::certificate_record revoked;
+  revoked.fingerprint = old_fp;
+  revoked.partner_id = "kh-ratanakiri";
+  revoked.state = identity::certificate_state::revoked;
+  revoked.revoked_at = "2026-12-01T10:00:00.000Z";
+  revoked.reason = "keyCompromise";
+  revoked.source = "enrolled";
+  put_stored_change("certificate", old_fp, identity::to_json(revoked));
+
+  // The rotation's first items (the new record, the cut-off) would apply; its last (the old
+  // certificate made retiring) conflicts: 409, and none of them is stored.
+  const auto csr = json_string(make_csr("EC", "P-256"));
+  auto r = admin(admin_client(), "POST", "/admin/v1/partners/kh-ratanakiri/certificates/rotate",
+                 R"({"csr":)" + csr + R"(,"overlapDays":0})");
+  ASSERT_EQ(r.status, 409) << r.body;
+  EXPECT_NE(r.body.find("urn:mxgw:problem:conflict"), std::string::npos) << r.body;
+  const auto certificates = stored_items("certificate");
+  ASSERT_EQ(certificates.size(), 1u) << "a new certificate was recorded";
+  EXPECT_EQ(certificates[0].key, old_fp);
+  EXPECT_NE(certificates[0].value.find("\"revoked\""), std::string::npos);
+  EXPECT_TRUE(stored_items("cutoff").empty()) << "a cut-off was stored";
+  // Nothing applied here either: no record, no cut-off (the certificate issued before still
+  // works long after), and no audit record but the enrolment's.
+  auto listed = admin(admin_client(), "GET", "/admin/v1/certificates");
+  ASSERT_EQ(listed.status, 200);
+  EXPECT_EQ(parse(listed.body)["certificates"].Size(), 1u) << listed.body;
+  clock_offset_ = std::chrono::hours(24 * 30);
+  EXPECT_EQ(get(issued_offline, "/healthz").status, 200);
+  clock_offset_ = std::chrono::system_clock::duration::zero();
+  auto audit = admin(admin_client(), "GET", "/admin/v1/audit?event=cert.*");
+  ASSERT_EQ(parse(audit.body)["entries"].Size(), 1u) << audit.body;
+  EXPECT_EQ(std::string(parse(audit.body)["entries"][0]["entry"]["event"].GetString()),
+            "cert.enrolled");
+
+  // Read again (a restart reads the store), the rotation applies in full.
+  restart();
+  EXPECT_EQ(get(old, "/healthz").status, 0);  // revoked by the other instance
+  const auto rotated =
+      enrol("kh-ratanakiri", "rata-new", "certificates/rotate", R"(,"overlapDays":0)");
+  EXPECT_EQ(get(rotated, "/healthz").status, 200);
+  EXPECT_EQ(get(issued_offline, "/healthz").status, 0);
+  EXPECT_EQ(stored_items("certificate").size(), 2u);
+  EXPECT_EQ(stored_items("cutoff").size(), 1u);
+}
+
+TEST_F(Admin, ARotationThatConflictsPartWayStoresNothing) {
+  rotation_conflicting_part_way_stores_nothing();
+}
+
+TEST_F(AdminOnPostgres, ARotationThatConflictsPartWayStoresNothing) {
+  rotation_conflicting_part_way_stores_nothing();
 }
 
 TEST_F(Admin, ARefusedRotationCutsNothingOff) {

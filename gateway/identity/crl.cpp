@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "gateway/common/log.hpp"
+#include "gateway/identity/peer_identity.hpp"
 
 namespace mxgw::identity {
 
@@ -153,6 +154,47 @@ renewed_store renew_store(X509_STORE* current, const std::vector<std::filesystem
   }
   log_stale_crls(stale);
   return out;
+}
+
+std::chrono::system_clock::time_point revocation_decision_until(X509_STORE* store, X509* leaf,
+                                                                STACK_OF(X509) * chain,
+                                                                std::time_t at) {
+  constexpr auto never = std::chrono::system_clock::time_point::max();
+  const unsigned long flags = X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(store));
+  if ((flags & X509_V_FLAG_CRL_CHECK) == 0 || leaf == nullptr) {
+    return never;
+  }
+  // The issuers whose CRLs the store consults: the leaf's, or every certificate's of the chain.
+  std::vector<const X509_NAME*> issuers{X509_get_issuer_name(leaf)};
+  if ((flags & X509_V_FLAG_CRL_CHECK_ALL) != 0) {
+    for (int i = 1; chain != nullptr && i < sk_X509_num(chain); ++i) {
+      issuers.push_back(X509_get_issuer_name(sk_X509_value(chain, i)));
+    }
+  }
+  const auto later = std::chrono::system_clock::from_time_t(at);
+  auto until = never;
+  auto consider = [&](const ASN1_TIME* time) {
+    if (const auto t = time_of(time); t && *t > later) {
+      until = std::min(until, *t);
+    }
+  };
+  X509_STORE_lock(store);
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+    const X509_CRL* crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objects, i));
+    if (crl == nullptr) {
+      continue;
+    }
+    const X509_NAME* issuer = X509_CRL_get_issuer(crl);
+    if (std::none_of(issuers.begin(), issuers.end(),
+                     [issuer](const X509_NAME* n) { return X509_NAME_cmp(n, issuer) == 0; })) {
+      continue;
+    }
+    consider(X509_CRL_get0_nextUpdate(crl));
+    consider(X509_CRL_get0_lastUpdate(crl));
+  }
+  X509_STORE_unlock(store);
+  return until;
 }
 
 }  // namespace mxgw::identity

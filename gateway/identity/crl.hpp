@@ -5,7 +5,10 @@
 #pragma once
 
 #include <openssl/types.h>
+#include <openssl/x509.h>
 
+#include <chrono>
+#include <ctime>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -60,5 +63,16 @@ struct renewed_store {
 renewed_store renew_store(X509_STORE* current, const std::vector<std::filesystem::path>& files,
                           int purpose, std::vector<config_problem>& problems,
                           std::vector<std::string>& stale);
+
+/// Until when a revocation decision on `leaf` and its verified `chain` (leaf first, may be null)
+/// against `store`, made at `at` (whole seconds, as OpenSSL compares), stands by the passing of
+/// time alone: the earliest nextUpdate or lastUpdate later than `at` of the store's CRLs that
+/// cover a certificate the store checks (the leaf's issuer; every issuer of the chain with
+/// X509_V_FLAG_CRL_CHECK_ALL). From then on a CRL it rested on may be past its nextUpdate, or one
+/// not yet in force may be, so the decision must be made again. time_point::max() when the store
+/// checks no CRL or none covers the chain. Thread-safe (reads the store under its lock).
+std::chrono::system_clock::time_point revocation_decision_until(X509_STORE* store, X509* leaf,
+                                                                STACK_OF(X509) * chain,
+                                                                std::time_t at);
 
 }  // namespace mxgw::identity

@@ -17,8 +17,6 @@
 
 namespace mxgw::identity {
 
-namespace {
-
 std::optional<std::chrono::system_clock::time_point> time_of(const ASN1_TIME* t) {
   std::tm tm{};
   if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
@@ -26,8 +24,6 @@ std::optional<std::chrono::system_clock::time_point> time_of(const ASN1_TIME* t)
   }
   return std::chrono::system_clock::from_time_t(timegm(&tm));
 }
-
-}  // namespace
 
 certificate_facts facts_of(X509* cert) {
   certificate_facts facts;

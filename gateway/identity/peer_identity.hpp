@@ -28,6 +28,10 @@ struct validity_period {
 /// be read. `cert` must not be null.
 std::optional<validity_period> validity_of(X509* cert);
 
+/// An X.509 time (a certificate's or a CRL's; whole seconds, UTC), or nullopt when `t` is null or
+/// cannot be read.
+std::optional<std::chrono::system_clock::time_point> time_of(const ASN1_TIME* t);
+
 /// True when `name` is a valid administrator name: ^[a-z0-9][a-z0-9._-]{0,62}$.
 bool is_valid_admin_name(std::string_view name);
 

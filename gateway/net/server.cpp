@@ -29,6 +29,7 @@
 
 #include "gateway/common/log.hpp"
 #include "gateway/http/handlers.hpp"
+#include "gateway/identity/crl.hpp"
 #include "gateway/identity/peer_identity.hpp"
 #include "gateway/net/tls_context.hpp"
 #include "gateway/net/tls_stream.hpp"
@@ -57,8 +58,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::list<std::weak_ptr<session>> sessions;  // for stop(): close idle connections
   std::mutex addresses_mutex;
   std::unordered_map<std::string, std::size_t> per_address;  // open connections per client IP
-  /// The client-certificate checks put in force by a CRL reload (null: the context's own store,
-  /// as built at start). Each new connection takes a reference.
+  /// The client-certificate checks in force: the context's own store as built at start, then
+  /// each one a CRL reload puts in force. Each new connection takes a reference for its
+  /// handshake; a kept-alive connection compares it with the one it last decided on.
   std::mutex verify_mutex;
   std::shared_ptr<X509_STORE> verify_store;
 
@@ -99,7 +101,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
               return authenticate(cert, anchor).refusal;
             },
             role.on_handshake_refused, "mxgw-" + role.name)),
-        acceptor(asio::make_strand(ioc)) {}
+        acceptor(asio::make_strand(ioc)),
+        // Shares the context's ownership: the store lives as long as the context.
+        verify_store(tls, SSL_CTX_get_cert_store(tls->native_handle())) {}
 
   void do_accept();
   void on_accept(beast::error_code ec, tcp::socket socket);
@@ -113,6 +117,22 @@ std::chrono::milliseconds ms(std::uint32_t value) {
   return std::chrono::milliseconds(value);
 }
 
+std::shared_ptr<X509> hold(X509* cert) {
+  X509_up_ref(cert);
+  return {cert, &X509_free};
+}
+
+std::shared_ptr<STACK_OF(X509)> hold(STACK_OF(X509) * chain) {
+  return {X509_chain_up_ref(chain),
+          [](STACK_OF(X509) * held) { sk_X509_pop_free(held, X509_free); }};
+}
+
+// The last certificate of a verified chain: its trust anchor (null when there is none).
+X509* anchor_of(STACK_OF(X509) * chain) {
+  const int length = chain == nullptr ? 0 : sk_X509_num(chain);
+  return length > 0 ? sk_X509_value(chain, length - 1) : nullptr;
+}
+
 bool is_quiet_close(const beast::error_code& ec) {
   return ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
          ec == asio::ssl::error::stream_truncated || ec == asio::error::connection_reset ||
@@ -124,11 +144,11 @@ bool is_quiet_close(const beast::error_code& ec) {
 class session : public std::enable_shared_from_this<session> {
  public:
   session(tcp::socket&& socket, std::shared_ptr<server::impl> server)
-      : stream_(std::move(socket), server->tls->native_handle()), server_(std::move(server)) {
-    if (const auto store = server_->current_verify_store()) {
-      // The connection holds its own reference: a reload meanwhile does not pull it away.
-      SSL_set1_verify_cert_store(stream_.native_handle(), store.get());
-    }
+      : stream_(std::move(socket), server->tls->native_handle()),
+        server_(std::move(server)),
+        handshake_store_(server_->current_verify_store()) {
+    // The connection holds its own reference: a reload meanwhile does not pull it away.
+    SSL_set1_verify_cert_store(stream_.native_handle(), handshake_store_.get());
     beast::error_code ec;
     auto endpoint = stream_.socket().remote_endpoint(ec);
     if (!ec) {
@@ -220,7 +240,10 @@ class session : public std::enable_shared_from_this<session> {
         who.refusal = "certificate-invalid";
       }
       if (who.refusal.empty() && !who.principal.empty()) {
+        note_handshake_crls(cert, chain);
         peer_info_ = {who.principal, who.fingerprint, who.serial_hex};
+        cert_ = hold(cert);
+        chain_ = hold(chain);
       }
     }
     if (!who.refusal.empty() || who.principal.empty()) {
@@ -347,8 +370,10 @@ class session : public std::enable_shared_from_this<session> {
         {.event = "http.read_failed", .partner = partner_, .peer = peer_, .detail = ec.message()});
   }
 
-  // The chain's validity is known from the handshake; the principal is decided again only
-  // when the trust state's version is no longer the one the last decision was made on.
+  // The chain's validity is known from the handshake; its revocation is decided again only when
+  // the CRLs in force are not those of the last decision (a reload) or one it rested on has
+  // passed its nextUpdate (or a newer one has come into force); the principal is decided again
+  // only when the trust state's version is no longer the one the last decision was made on.
   // Returns the refusal's reason code, or "" when the peer is still who it was.
   std::string recheck_peer() {
     const auto now = std::chrono::system_clock::now();
@@ -358,18 +383,23 @@ class session : public std::enable_shared_from_this<session> {
     if (now < valid_from_) {
       return "certificate-not-yet-valid";
     }
+    if (!cert_) {
+      return "no-certificate";
+    }
+    if (auto store = server_->current_verify_store(); store != crl_store_ || now >= crl_until_) {
+      if (auto refusal = check_revocation(std::move(store), cert_.get(), chain_.get(), now);
+          !refusal.empty()) {
+        return refusal;
+      }
+    }
     if (!server_->role.trust_version || server_->role.trust_version() == checked_version_) {
       return {};
-    }
-    const auto [cert, chain, anchor] = verified_peer();
-    if (cert == nullptr) {
-      return "no-certificate";
     }
     // Under the sessions mutex as in the handshake, so that a close_connections() after a
     // trust change sees either the old peer or a decision that already saw the change.
     std::lock_guard lock(server_->sessions_mutex);
     const auto version = server_->role.trust_version();
-    const authentication who = server_->role.authenticate(cert, anchor);
+    const authentication who = server_->role.authenticate(cert_.get(), anchor_of(chain_.get()));
     if (!who.refusal.empty()) {
       return who.refusal;
     }
@@ -390,9 +420,31 @@ class session : public std::enable_shared_from_this<session> {
   verified verified_peer() const {
     SSL* ssl = stream_.native_handle();
     STACK_OF(X509)* chain = SSL_get0_verified_chain(ssl);
-    const int length = chain == nullptr ? 0 : sk_X509_num(chain);
-    return {SSL_get0_peer_certificate(ssl), chain,
-            length > 0 ? sk_X509_value(chain, length - 1) : nullptr};
+    return {SSL_get0_peer_certificate(ssl), chain, anchor_of(chain)};
+  }
+
+  // Right after the handshake: the CRLs its verification rested on, and until when that
+  // decision stands by time alone.
+  void note_handshake_crls(X509* cert, STACK_OF(X509) * chain) {
+    crl_store_ = handshake_store_;
+    // OpenSSL decided on its own clock, which may lag this one by a tick: counted from a second
+    // earlier, a CRL that passed its nextUpdate just now is still one to look at again.
+    crl_until_ = identity::revocation_decision_until(
+        crl_store_.get(), cert, chain,
+        std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()) - 1);
+  }
+
+  // Verifies the chain again against `store` (the CRLs in force) at `now`; when it passes, the
+  // decision is remembered with the time until which it stands. Returns the reason code or "".
+  std::string check_revocation(std::shared_ptr<X509_STORE> store, X509* cert,
+                               STACK_OF(X509) * chain, std::chrono::system_clock::time_point now) {
+    const auto at = std::chrono::system_clock::to_time_t(now);
+    if (auto refusal = verify_again(store.get(), cert, chain, at); !refusal.empty()) {
+      return refusal;
+    }
+    crl_until_ = identity::revocation_decision_until(store.get(), cert, chain, at);
+    crl_store_ = std::move(store);
+    return {};
   }
 
   // The certificate no longer stands for the principal of this connection: the request gets a
@@ -563,6 +615,15 @@ class session : public std::enable_shared_from_this<session> {
   static constexpr std::size_t idle_read_bytes = 512;
 
   connected_peer peer_info_;
+  // The verified chain of the handshake, held for the checks of later requests (set once, with
+  // peer_info_).
+  std::shared_ptr<X509> cert_;
+  std::shared_ptr<STACK_OF(X509)> chain_;
+  std::shared_ptr<X509_STORE> handshake_store_;  // the checks the handshake verified against
+  std::shared_ptr<X509_STORE> crl_store_;        // the checks of the last revocation decision
+  // Until when that decision stands by time alone (a CRL's nextUpdate, or a newer CRL's
+  // lastUpdate); max(): no CRL covers the chain.
+  std::chrono::system_clock::time_point crl_until_ = std::chrono::system_clock::time_point::max();
   std::uint64_t checked_version_ = 0;  // the trust version the principal was last decided on
   std::chrono::system_clock::time_point valid_from_, valid_until_;  // the chain's validity
   std::chrono::steady_clock::time_point lifetime_end_;  // max_connection_lifetime_seconds

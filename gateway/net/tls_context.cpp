@@ -67,6 +67,25 @@ std::string_view verify_error_code(int x509_error) {
   }
 }
 
+std::string verify_again(X509_STORE* store, X509* leaf, STACK_OF(X509) * chain, std::time_t at) {
+  using store_ctx_ptr = std::unique_ptr<X509_STORE_CTX, decltype(&X509_STORE_CTX_free)>;
+  store_ctx_ptr ctx(X509_STORE_CTX_new(), &X509_STORE_CTX_free);
+  if (!ctx || X509_STORE_CTX_init(ctx.get(), store, leaf, chain) != 1 ||
+      X509_STORE_CTX_set_default(ctx.get(), "ssl_client") != 1) {
+    ERR_clear_error();
+    return "certificate-invalid";
+  }
+  // One time for every check, the one the caller's decision is made at.
+  X509_STORE_CTX_set_time(ctx.get(), 0, at);
+  const int verified = X509_verify_cert(ctx.get());
+  const int error = X509_STORE_CTX_get_error(ctx.get());
+  ERR_clear_error();
+  if (verified == 1) {
+    return {};
+  }
+  return std::string(verify_error_code(error == X509_V_OK ? X509_V_ERR_UNSPECIFIED : error));
+}
+
 std::shared_ptr<ssl::context> make_server_context(const config::tls_settings& tls,
                                                   certificate_judge judge,
                                                   refusal_sink on_refusal,

@@ -3,6 +3,7 @@
 // handshake.
 #pragma once
 
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include <openssl/types.h>
+#include <openssl/x509.h>
 
 #include "gateway/config/gateway_config.hpp"
 
@@ -63,5 +65,12 @@ verify_store_update prepare_verify_store(boost::asio::ssl::context& ctx,
 
 /// A short reason code for an X.509 verification error ("certificate-expired", ...).
 std::string_view verify_error_code(int x509_error);
+
+/// Verifies a client certificate `leaf` again, with the chain the handshake verified (`chain`,
+/// leaf first; may be null), against `store` (a listener's anchors and CRLs) at `at`: the chain,
+/// every certificate's validity, the CRLs and the client purpose, as in the handshake. Returns ""
+/// when it passes, otherwise verify_error_code's reason ("certificate-revoked-crl",
+/// "crl-expired", "no-crl", ...). The certificate-to-partner rule is not part of it. Thread-safe.
+std::string verify_again(X509_STORE* store, X509* leaf, STACK_OF(X509) * chain, std::time_t at);
 
 }  // namespace mxgw::net

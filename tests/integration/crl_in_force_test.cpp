@@ -1,0 +1,325 @@
+// The CRLs in force decide on every connection, not only those of its handshake: a kept-alive
+// connection is refused once the CRL its certificate was checked against has passed its
+// nextUpdate and no current one has replaced it, and a handshake under way when a reload puts
+// new CRLs in force is checked against them before its first request.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "gateway/identity/cert_authority.hpp"
+#include "tests/integration/gateway_fixture.hpp"
+
+namespace mxgw::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A CRL of `ca` listing `serials`, in force from a minute ago until `next_update` (made with
+// OpenSSL itself: cert_authority's CRLs last whole hours).
+std::string crl_until(const identity::cert_authority& ca,
+                      std::chrono::system_clock::time_point next_update,
+                      const std::vector<std::string>& serials = {}) {
+  const std::string cert_pem = ca.cert_pem();
+  const std::string key_pem = ca.key_pem();
+  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
+      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), &BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
+      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), &BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr), &X509_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+  std::unique_ptr<X509_CRL, decltype(&X509_CRL_free)> crl(X509_CRL_new(), &X509_CRL_free);
+  std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> last(
+      ASN1_TIME_set(nullptr,
+                    std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() - 1min)),
+      &ASN1_TIME_free);
+  std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> next(
+      ASN1_TIME_set(nullptr, std::chrono::system_clock::to_time_t(next_update)), &ASN1_TIME_free);
+  bool ok = cert && key && crl && last && next && X509_CRL_set_version(crl.get(), 1) == 1 &&
+            X509_CRL_set_issuer_name(crl.get(), X509_get_subject_name(cert.get())) == 1 &&
+            X509_CRL_set1_lastUpdate(crl.get(), last.get()) == 1 &&
+            X509_CRL_set1_nextUpdate(crl.get(), next.get()) == 1;
+  for (const auto& serial : serials) {
+    BIGNUM* bn = nullptr;
+    X509_REVOKED* entry = X509_REVOKED_new();
+    ASN1_INTEGER* number = nullptr;
+    ok = ok && entry != nullptr && BN_hex2bn(&bn, serial.c_str()) > 0 &&
+         (number = BN_to_ASN1_INTEGER(bn, nullptr)) != nullptr &&
+         X509_REVOKED_set_serialNumber(entry, number) == 1 &&
+         X509_REVOKED_set_revocationDate(entry, last.get()) == 1 &&
+         X509_CRL_add0_revoked(crl.get(), entry) == 1;
+    if (ok) {
+      entry = nullptr;  // the CRL's now
+    }
+    X509_REVOKED_free(entry);
+    ASN1_INTEGER_free(number);
+    BN_free(bn);
+  }
+  ok = ok && X509_CRL_sort(crl.get()) == 1 && X509_CRL_sign(crl.get(), key.get(), EVP_sha256()) > 0;
+  std::string out;
+  if (ok) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> mem(BIO_new(BIO_s_mem()), &BIO_free);
+    PEM_write_bio_X509_CRL(mem.get(), crl.get());
+    char* data = nullptr;
+    const long size = BIO_get_mem_data(mem.get(), &data);
+    out.assign(data, static_cast<std::size_t>(size));
+  }
+  EXPECT_FALSE(out.empty()) << "could not make the CRL";
+  return out;
+}
+
+// A partner's TLS client (OpenSSL on a plain socket) whose handshake is held before its last
+// flight: the gateway has accepted the connection and sent its own flight, and gets the client's
+// certificate only when finish() sends it. Every wait gives up after ten seconds.
+class held_handshake {
+ public:
+  held_handshake(const cli::client_tls& tls, std::uint16_t port)
+      : ctx_(SSL_CTX_new(TLS_client_method()), &SSL_CTX_free) {
+    SSL_CTX* ctx = ctx_.get();
+    if (SSL_CTX_load_verify_locations(ctx, tls.ca.c_str(), nullptr) != 1 ||
+        SSL_CTX_use_certificate_chain_file(ctx, tls.cert.c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, tls.key.c_str(), SSL_FILETYPE_PEM) != 1) {
+      ADD_FAILURE() << "cannot load the client's certificate";
+      return;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
+    socket_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(socket_, reinterpret_cast<const sockaddr*>(&address), sizeof address) != 0) {
+      ADD_FAILURE() << "cannot connect";
+      return;
+    }
+    ssl_ = SSL_new(ctx);
+    in_ = BIO_new(BIO_s_mem());
+    out_ = BIO_new(BIO_s_mem());
+    SSL_set_bio(ssl_, in_, out_);  // the SSL owns both now
+    SSL_set_connect_state(ssl_);
+    // ClientHello out, the gateway's flight in, until the client's own last flight is ready.
+    for (;;) {
+      const int r = SSL_do_handshake(ssl_);
+      if (r == 1) {
+        break;  // TLS 1.3: Certificate, CertificateVerify and Finished wait in out_
+      }
+      if (SSL_get_error(ssl_, r) != SSL_ERROR_WANT_READ) {
+        ADD_FAILURE() << "the handshake failed on the client's side";
+        return;
+      }
+      send_pending();
+      if (!receive()) {
+        ADD_FAILURE() << "the gateway closed the connection in the handshake";
+        return;
+      }
+    }
+  }
+  ~held_handshake() {
+    if (ssl_ != nullptr) {
+      SSL_free(ssl_);
+    }
+    if (socket_ >= 0) {
+      ::close(socket_);
+    }
+  }
+  held_handshake(const held_handshake&) = delete;
+  held_handshake& operator=(const held_handshake&) = delete;
+
+  /// Sends the client's last flight: the gateway verifies its certificate now.
+  void finish() { send_pending(); }
+
+  /// True when the gateway closes the connection within `limit`, with no request sent.
+  bool closed_within(std::chrono::milliseconds limit) {
+    const auto end = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          end - std::chrono::steady_clock::now());
+      pollfd readable{socket_, POLLIN, 0};
+      if (left.count() <= 0 || ::poll(&readable, 1, static_cast<int>(left.count())) <= 0) {
+        return false;
+      }
+      char buffer[4096];
+      if (::recv(socket_, buffer, sizeof buffer, 0) <= 0) {
+        return true;  // end of stream or reset
+      }
+    }
+  }
+
+  /// One GET /healthz; the answer's first line, "" when the connection was closed instead.
+  std::string healthz() {
+    const std::string request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    if (ssl_ == nullptr || SSL_write(ssl_, request.data(), static_cast<int>(request.size())) <= 0) {
+      return {};
+    }
+    send_pending();
+    // The whole answer is read (head and Content-Length bytes), so the next one starts clean.
+    std::string answer;
+    for (;;) {
+      if (const auto head = answer.find("\r\n\r\n"); head != std::string::npos) {
+        constexpr std::string_view field = "Content-Length: ";
+        const auto at = answer.find(field);
+        const std::size_t length =
+            at == std::string::npos || at > head ? 0 : std::stoul(answer.substr(at + field.size()));
+        if (answer.size() >= head + 4 + length) {
+          return answer.substr(0, answer.find("\r\n"));
+        }
+      }
+      char buffer[4096];
+      const int n = SSL_read(ssl_, buffer, sizeof buffer);
+      if (n > 0) {
+        answer.append(buffer, static_cast<std::size_t>(n));
+      } else if (SSL_get_error(ssl_, n) != SSL_ERROR_WANT_READ || !receive()) {
+        return {};
+      }
+    }
+  }
+
+ private:
+  void send_pending() {
+    char buffer[16384];
+    for (int n; (n = BIO_read(out_, buffer, sizeof buffer)) > 0;) {
+      for (int sent = 0; sent < n;) {
+        const auto r =
+            ::send(socket_, buffer + sent, static_cast<std::size_t>(n - sent), MSG_NOSIGNAL);
+        if (r <= 0) {
+          return;  // closed by the gateway: the next read says so
+        }
+        sent += static_cast<int>(r);
+      }
+    }
+  }
+
+  bool receive() {
+    pollfd readable{socket_, POLLIN, 0};
+    if (::poll(&readable, 1, 10'000) <= 0) {
+      return false;
+    }
+    char buffer[16384];
+    const auto n = ::recv(socket_, buffer, sizeof buffer, 0);
+    if (n <= 0) {
+      return false;
+    }
+    BIO_write(in_, buffer, static_cast<int>(n));
+    return true;
+  }
+
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx_;
+  int socket_ = -1;
+  SSL* ssl_ = nullptr;
+  BIO* in_ = nullptr;   // owned by ssl_
+  BIO* out_ = nullptr;  // owned by ssl_
+};
+
+// One mutual-TLS connection kept alive across requests, with a plain socket under it so that
+// every wait can be bounded.
+class kept_connection {
+ public:
+  kept_connection(const cli::client_tls& tls, std::uint16_t port) : held_(tls, port) {
+    held_.finish();
+  }
+  std::string healthz() { return held_.healthz(); }
+
+ private:
+  held_handshake held_;
+};
+
+class CrlInForce : public gateway_fixture {
+ protected:
+  void configure(config::gateway_config& config) override {
+    config.listener.limits.idle_timeout_ms = 60'000;  // longer than any wait below
+  }
+
+  /// A valid certificate of vn-gialai written to NAME.pem/.key, with its serial.
+  std::pair<cli::client_tls, std::string> gialai_with_serial(const std::string& name) {
+    identity::certificate_request req;
+    req.common_name = "vn-gialai";
+    req.san_uris = {"urn:mxgw:partner:vn-gialai"};
+    const auto issued = ca_->issue(req);
+    write_file(dir_ / (name + ".pem"), issued.cert_pem);
+    identity::write_file_with_mode(dir_ / (name + ".key"), issued.key_pem, 0600);
+    return {{dir_ / "ca.pem", dir_ / (name + ".pem"), dir_ / (name + ".key")}, issued.serial_hex};
+  }
+
+  /// Puts `crl` in force by a reload, as SIGHUP does.
+  void reload_with(const std::string& crl) {
+    write_file(dir_ / "crl.pem", crl);
+    const auto problems = gateway_->reload();
+    ASSERT_TRUE(problems.empty()) << problems.front().reason;
+  }
+};
+
+// The handshake was made while the CRL was current; a new handshake after its nextUpdate is
+// refused, and so is the kept-alive connection's next request.
+TEST_F(CrlInForce, AKeptAliveConnectionIsRefusedOnceItsCrlHasPassedItsNextUpdate) {
+  const auto next_update = std::chrono::system_clock::now() + 3s;
+  reload_with(crl_until(*ca_, next_update));
+  kept_connection connection(partner_client("vn-gialai"), port_);
+  ASSERT_EQ(connection.healthz(), "HTTP/1.1 200 OK");
+
+  // X.509 times are whole seconds: wait until the nextUpdate second is well over.
+  std::this_thread::sleep_until(next_update + 1500ms);
+  EXPECT_EQ(connection.healthz(), "HTTP/1.1 403 Forbidden");
+  EXPECT_EQ(connection.healthz(), "");  // and closed
+  const auto log = log_text();
+  EXPECT_NE(log.find("\"reason\":\"crl-expired\""), std::string::npos) << log;
+  EXPECT_NE(log.find("kept-alive connection; certificate"), std::string::npos) << log;
+  EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 0);  // as a new handshake
+}
+
+// What counts is the CRL in force at the request: one put in force before the old one passed
+// its nextUpdate, or after it, keeps the connection served.
+TEST_F(CrlInForce, ACurrentCrlPutInForceBeforeOrAfterTheOldOnePassedKeepsTheConnectionServed) {
+  const auto next_update = std::chrono::system_clock::now() + 3s;
+  reload_with(crl_until(*ca_, next_update));
+  kept_connection renewed_before(partner_client("vn-gialai"), port_);
+  ASSERT_EQ(renewed_before.healthz(), "HTTP/1.1 200 OK");
+  reload_with(ca_->make_crl({}));
+  std::this_thread::sleep_until(next_update + 1500ms);
+  EXPECT_EQ(renewed_before.healthz(), "HTTP/1.1 200 OK");
+
+  const auto second_update = std::chrono::system_clock::now() + 3s;
+  reload_with(crl_until(*ca_, second_update));
+  kept_connection renewed_after(partner_client("kh-ratanakiri"), port_);
+  ASSERT_EQ(renewed_after.healthz(), "HTTP/1.1 200 OK");
+  std::this_thread::sleep_until(second_update + 1500ms);
+  reload_with(ca_->make_crl({}));  // late, but before the connection's next request
+  EXPECT_EQ(renewed_after.healthz(), "HTTP/1.1 200 OK");
+  EXPECT_EQ(renewed_before.healthz(), "HTTP/1.1 200 OK");
+}
+
+// The gateway accepted the connection (and so took the CRLs then in force for its handshake)
+// before the reload; the client's certificate arrives after it. The handshake passes against the
+// old CRL, but no request is served on it: the new CRL lists the certificate.
+TEST_F(CrlInForce, AHandshakeUnderWayAtAReloadIsCheckedAgainstTheNewCrlBeforeItsFirstRequest) {
+  const auto [tls, serial] = gialai_with_serial("in-flight");
+  held_handshake connection(tls, port_);
+  held_handshake unlisted(partner_client("kh-ratanakiri"), port_);
+  reload_with(ca_->make_crl({{serial}}));
+  connection.finish();
+  unlisted.finish();
+  const auto first = connection.healthz();
+  EXPECT_TRUE(first.empty() || first == "HTTP/1.1 403 Forbidden") << first;
+  EXPECT_EQ(unlisted.healthz(), "HTTP/1.1 200 OK");  // the others' handshakes go through
+  const auto log = log_text();
+  EXPECT_NE(log.find("\"reason\":\"certificate-revoked-crl\""), std::string::npos) << log;
+  EXPECT_EQ(get(tls, "/healthz").status, 0);
+}
+
+}  // namespace
+}  // namespace mxgw::test

@@ -43,6 +43,17 @@ using tcp = asio::ip::tcp;
 
 class session;
 
+/// What a sweep over the open connections reads of one (under the sessions mutex): enough to
+/// decide on it again without touching its TLS state, which belongs to its strand.
+struct open_connection {
+  std::shared_ptr<session> owner;
+  connected_peer peer;
+  std::string address;
+  std::shared_ptr<X509> cert;
+  std::shared_ptr<STACK_OF(X509)> chain;  // the verified chain, leaf first, anchor last
+  std::uint64_t decided_version;          // the trust version its principal was decided on
+};
+
 struct server::impl : std::enable_shared_from_this<server::impl> {
   config::listener_settings settings;
   std::size_t threads;
@@ -109,6 +120,13 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   void on_accept(beast::error_code ec, tcp::socket socket);
   std::list<std::weak_ptr<session>>::iterator enrol(const std::shared_ptr<session>& s);
   void forget(std::list<std::weak_ptr<session>>::iterator it);
+  /// Calls `decide` on every open connection with a peer that `select` picks (under the sessions
+  /// mutex, from its peer and the trust version it was decided on; keep it cheap), outside the
+  /// mutex, and closes at once those it gives a reason for, logging each with `occasion`.
+  /// Returns how many were closed.
+  std::size_t close_where(
+      const std::function<bool(const connected_peer&, std::uint64_t decided_version)>& select,
+      const std::function<std::string(open_connection&)>& decide, std::string_view occasion);
 };
 
 namespace {
@@ -147,7 +165,8 @@ class session : public std::enable_shared_from_this<session> {
       : stream_(std::move(socket), server->tls->native_handle()),
         server_(std::move(server)),
         handshake_store_(server_->current_verify_store()) {
-    // The connection holds its own reference: a reload meanwhile does not pull it away.
+    // The connection holds its own reference: a reload meanwhile does not pull it away (and
+    // is decided on when the handshake completes).
     SSL_set1_verify_cert_store(stream_.native_handle(), handshake_store_.get());
     beast::error_code ec;
     auto endpoint = stream_.socket().remote_endpoint(ec);
@@ -189,6 +208,22 @@ class session : public std::enable_shared_from_this<session> {
 
   // The peer established in the handshake; the caller holds the server's sessions mutex.
   const connected_peer& peer_locked() const { return peer_info_; }
+
+  // What a sweep decides on; nullopt before the handshake has accepted a peer, or when `select`
+  // does not pick it. The caller holds the server's sessions mutex (the peer and its
+  // certificates are set under it, once).
+  template <typename Select>
+  std::optional<open_connection> open_locked(const Select& select) {
+    if (peer_info_.principal.empty() || !cert_ || !select(peer_info_, checked_version_)) {
+      return std::nullopt;
+    }
+    return open_connection{.owner = shared_from_this(),
+                           .peer = peer_info_,
+                           .address = peer_,
+                           .cert = cert_,
+                           .chain = chain_,
+                           .decided_version = checked_version_};
+  }
 
   // Called after a revocation or a partner was disabled: the connection is closed now, whatever
   // it is doing (an answer being computed is dropped with it).
@@ -239,8 +274,13 @@ class session : public std::enable_shared_from_this<session> {
       if (who.refusal.empty() && !validity_known) {
         who.refusal = "certificate-invalid";
       }
+      // The handshake verified against the CRLs in force at the accept. CRLs put in force since
+      // are decided on here, under the mutex: a reload's sweep of the open connections either
+      // runs after this and sees the peer, or before, and then this sees its CRLs.
+      if (who.refusal.empty() && cert != nullptr) {
+        who.refusal = revocation_after_handshake(cert, chain);
+      }
       if (who.refusal.empty() && !who.principal.empty()) {
-        note_handshake_crls(cert, chain);
         peer_info_ = {who.principal, who.fingerprint, who.serial_hex};
         cert_ = hold(cert);
         chain_ = hold(chain);
@@ -423,15 +463,20 @@ class session : public std::enable_shared_from_this<session> {
     return {SSL_get0_peer_certificate(ssl), chain, anchor_of(chain)};
   }
 
-  // Right after the handshake: the CRLs its verification rested on, and until when that
-  // decision stands by time alone.
-  void note_handshake_crls(X509* cert, STACK_OF(X509) * chain) {
+  // Right after the handshake (the caller holds the sessions mutex): notes the CRLs the
+  // handshake's verification rested on and, when a reload has put others in force since the
+  // accept, verifies the chain against those. Returns the refusal's reason code or "".
+  std::string revocation_after_handshake(X509* cert, STACK_OF(X509) * chain) {
+    const auto now = std::chrono::system_clock::now();
     crl_store_ = handshake_store_;
     // OpenSSL decided on its own clock, which may lag this one by a tick: counted from a second
     // earlier, a CRL that passed its nextUpdate just now is still one to look at again.
-    crl_until_ = identity::revocation_decision_until(
-        crl_store_.get(), cert, chain,
-        std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()) - 1);
+    crl_until_ = identity::revocation_decision_until(crl_store_.get(), cert, chain,
+                                                     std::chrono::system_clock::to_time_t(now) - 1);
+    if (auto current = server_->current_verify_store(); current != handshake_store_) {
+      return check_revocation(std::move(current), cert, chain, now);
+    }
+    return {};
   }
 
   // Verifies the chain again against `store` (the CRLs in force) at `now`; when it passes, the
@@ -615,8 +660,8 @@ class session : public std::enable_shared_from_this<session> {
   static constexpr std::size_t idle_read_bytes = 512;
 
   connected_peer peer_info_;
-  // The verified chain of the handshake, held for the checks of later requests (set once, with
-  // peer_info_).
+  // The verified chain of the handshake, held for the checks of later requests and for the
+  // listener's sweeps (set once, under the sessions mutex, with peer_info_).
   std::shared_ptr<X509> cert_;
   std::shared_ptr<STACK_OF(X509)> chain_;
   std::shared_ptr<X509_STORE> handshake_store_;  // the checks the handshake verified against
@@ -792,6 +837,42 @@ std::size_t server::close_connections(const std::function<bool(const connected_p
   return closed;
 }
 
+std::size_t server::impl::close_where(
+    const std::function<bool(const connected_peer&, std::uint64_t decided_version)>& select,
+    const std::function<std::string(open_connection&)>& decide, std::string_view occasion) {
+  // Every session is held until the mutex is released: the last reference must not be dropped
+  // under it (the destructor takes it too).
+  std::vector<std::shared_ptr<session>> live;
+  std::vector<open_connection> open;
+  {
+    std::lock_guard lock(sessions_mutex);
+    for (auto& weak : sessions) {
+      if (auto s = weak.lock()) {
+        if (auto connection = s->open_locked(select)) {
+          open.push_back(std::move(*connection));
+        }
+        live.push_back(std::move(s));
+      }
+    }
+  }
+  std::size_t closed = 0;
+  for (auto& connection : open) {
+    const std::string refusal = decide(connection);
+    if (refusal.empty()) {
+      continue;
+    }
+    log::warn({.event = "tls.client_refused",
+               .partner = connection.peer.principal,
+               .reason = refusal,
+               .peer = connection.address,
+               .detail = "open connection closed (" + std::string(occasion) + "); certificate " +
+                         connection.peer.fingerprint});
+    connection.owner->close_now();
+    ++closed;
+  }
+  return closed;
+}
+
 verify_store_update server::read_crls(const std::vector<std::filesystem::path>& files,
                                       std::vector<config::config_problem>& problems,
                                       std::vector<std::string>& stale) const {
@@ -809,11 +890,17 @@ std::size_t server::put_in_force(const verify_store_update& update) {
   if (update.revoked_serials.empty()) {
     return 0;
   }
-  // By serial alone: another issuer's certificate with the same serial is closed too, and its
-  // client's next handshake passes (the CRL check matches issuers).
-  return close_connections([&update](const connected_peer& peer) {
-    return update.revoked_serials.contains(peer.serial_hex);
-  });
+  // A listed serial picks the candidates; verifying the chain against the new store decides
+  // (another issuer's certificate with the same serial is not revoked by it).
+  const auto at = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  return impl_->close_where(
+      [&update](const connected_peer& peer, std::uint64_t) {
+        return update.revoked_serials.contains(peer.serial_hex);
+      },
+      [&update, at](open_connection& connection) {
+        return verify_again(update.store.get(), connection.cert.get(), connection.chain.get(), at);
+      },
+      "crl-reloaded");
 }
 
 listener_counters server::counters() const {

@@ -98,10 +98,13 @@ class server {
                                 std::vector<config::config_problem>& problems,
                                 std::vector<std::string>& stale) const;
 
-  /// Puts renewed checks in force: every handshake from now on verifies against `update`'s store
-  /// (one already under way finishes with the store it started with), and the open connections
-  /// whose certificate serial the CRLs list are closed. Returns how many were closed.
-  /// Thread-safe.
+  /// Puts renewed checks in force: every handshake from now on verifies against `update`'s store;
+  /// one already under way is verified against it again as it completes, before its first
+  /// request. The open connections whose certificate the new CRLs revoke (listed by serial, and
+  /// refused when their chain is verified again against the new store) are closed at once, each
+  /// logged as `tls.client_refused`; any other refusal by the new store (its CRL for the issuer
+  /// stale or missing) comes at the connection's next request, which verifies against the store
+  /// in force. Returns how many were closed. Thread-safe.
   std::size_t put_in_force(const verify_store_update& update);
 
   struct impl;

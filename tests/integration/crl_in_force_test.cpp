@@ -1,7 +1,8 @@
 // The CRLs in force decide on every connection, not only those of its handshake: a kept-alive
 // connection is refused once the CRL its certificate was checked against has passed its
-// nextUpdate and no current one has replaced it, and a handshake under way when a reload puts
-// new CRLs in force is checked against them before its first request.
+// nextUpdate and no current one has replaced it, a reload closes the open connections whose
+// certificate its CRLs list, and a handshake under way when a reload puts new CRLs in force is
+// checked against them as it completes.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <openssl/bio.h>
@@ -303,6 +304,22 @@ TEST_F(CrlInForce, ACurrentCrlPutInForceBeforeOrAfterTheOldOnePassedKeepsTheConn
   EXPECT_EQ(renewed_before.healthz(), "HTTP/1.1 200 OK");
 }
 
+// A newer CRL that lists the certificate, put in force after the first passed its nextUpdate,
+// closes the idle connection at the reload.
+TEST_F(CrlInForce, ANewerCrlListingTheCertificateClosesTheConnectionAtTheReload) {
+  const auto [tls, serial] = gialai_with_serial("listed");
+  const auto next_update = std::chrono::system_clock::now() + 3s;
+  reload_with(crl_until(*ca_, next_update));
+  kept_connection connection(tls, port_);
+  ASSERT_EQ(connection.healthz(), "HTTP/1.1 200 OK");
+  std::this_thread::sleep_until(next_update + 1500ms);
+  reload_with(ca_->make_crl({{serial}}));
+  const auto log = log_text();
+  EXPECT_NE(log.find("open connection closed (crl-reloaded)"), std::string::npos) << log;
+  EXPECT_NE(log.find("\"reason\":\"certificate-revoked-crl\""), std::string::npos) << log;
+  EXPECT_EQ(connection.healthz(), "");
+}
+
 // The gateway accepted the connection (and so took the CRLs then in force for its handshake)
 // before the reload; the client's certificate arrives after it. The handshake passes against the
 // old CRL, but no request is served on it: the new CRL lists the certificate.
@@ -319,6 +336,18 @@ TEST_F(CrlInForce, AHandshakeUnderWayAtAReloadIsCheckedAgainstTheNewCrlBeforeIts
   const auto log = log_text();
   EXPECT_NE(log.find("\"reason\":\"certificate-revoked-crl\""), std::string::npos) << log;
   EXPECT_EQ(get(tls, "/healthz").status, 0);
+}
+
+// The same, with no request sent: the connection is closed as its handshake completes, not left
+// open until a request comes.
+TEST_F(CrlInForce, AHandshakeUnderWayAtAReloadIsClosedAsItCompletesWhenTheNewCrlListsIt) {
+  const auto [tls, serial] = gialai_with_serial("in-flight");
+  held_handshake connection(tls, port_);
+  reload_with(ca_->make_crl({{serial}}));
+  connection.finish();
+  EXPECT_TRUE(connection.closed_within(5s)) << "left open after its handshake";
+  const auto log = log_text();
+  EXPECT_NE(log.find("\"reason\":\"certificate-revoked-crl\""), std::string::npos) << log;
 }
 
 }  // namespace

@@ -302,13 +302,17 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
           },
       .on_handshake_refused = refusal_counter("partner")};
   parts_->server = std::make_unique<net::server>(config.listener, config.threads, partner_role);
-  // A change of trust closes the open connections it no longer allows (revoked or retired
-  // certificate, disabled partner); the poller's ticks close those whose overlap ran out.
+  // A change of trust closes the open connections it no longer allows: each connection's own
+  // certificate is decided on again by the handshake's rule (revoked or retired certificate,
+  // disabled partner, a pin removed, a certificate now naming another partner). The poller's
+  // ticks change no version (that sweep then costs a comparison a connection) and close those
+  // whose overlap ran out.
   parts_->state->on_trust_change(
       [server = parts_->server.get(), trust = parts_->trust](const identity::trust_state&,
                                                              const identity::trust_state& after) {
+        auto closed = server->close_connections_no_longer_accepted();
         const auto now = trust->now();
-        const auto closed = server->close_connections([&](const net::connected_peer& peer) {
+        closed += server->close_connections([&](const net::connected_peer& peer) {
           return !after.still_trusted(peer.principal, peer.fingerprint, now);
         });
         if (closed > 0) {

@@ -214,7 +214,7 @@ class session : public std::enable_shared_from_this<session> {
   // certificates are set under it, once).
   template <typename Select>
   std::optional<open_connection> open_locked(const Select& select) {
-    if (peer_info_.principal.empty() || !cert_ || !select(peer_info_, checked_version_)) {
+    if (peer_info_.principal.empty() || !cert_ || !select(peer_info_, checked_version_.load())) {
       return std::nullopt;
     }
     return open_connection{.owner = shared_from_this(),
@@ -222,7 +222,13 @@ class session : public std::enable_shared_from_this<session> {
                            .address = peer_,
                            .cert = cert_,
                            .chain = chain_,
-                           .decided_version = checked_version_};
+                           .decided_version = checked_version_.load()};
+  }
+
+  // A sweep decided on trust version `version` that the peer is still who it was; `seen` is the
+  // version the sweep found (a newer decision made meanwhile is kept).
+  void decided_on(std::uint64_t seen, std::uint64_t version) {
+    checked_version_.compare_exchange_strong(seen, version);
   }
 
   // Called after a revocation or a partner was disabled: the connection is closed now, whatever
@@ -669,7 +675,8 @@ class session : public std::enable_shared_from_this<session> {
   // Until when that decision stands by time alone (a CRL's nextUpdate, or a newer CRL's
   // lastUpdate); max(): no CRL covers the chain.
   std::chrono::system_clock::time_point crl_until_ = std::chrono::system_clock::time_point::max();
-  std::uint64_t checked_version_ = 0;  // the trust version the principal was last decided on
+  // The trust version the principal was last decided on (also by a sweep, on another thread).
+  std::atomic<std::uint64_t> checked_version_{0};
   std::chrono::system_clock::time_point valid_from_, valid_until_;  // the chain's validity
   std::chrono::steady_clock::time_point lifetime_end_;  // max_connection_lifetime_seconds
   bool idle_ = false;
@@ -871,6 +878,33 @@ std::size_t server::impl::close_where(
     ++closed;
   }
   return closed;
+}
+
+std::size_t server::close_connections_no_longer_accepted() {
+  const auto& role = impl_->role;
+  if (!role.trust_version) {
+    return 0;
+  }
+  // Only the connections decided on another version than the current one are looked at: at the
+  // poller's ticks, which change nothing, that is none.
+  const auto current = role.trust_version();
+  return impl_->close_where(
+      [current](const connected_peer&, std::uint64_t decided) { return decided != current; },
+      [&role](open_connection& connection) -> std::string {
+        // The version first, as in the handshake: a change after this read is swept again.
+        const auto version = role.trust_version();
+        const authentication who =
+            role.authenticate(connection.cert.get(), anchor_of(connection.chain.get()));
+        if (!who.refusal.empty()) {
+          return who.refusal;
+        }
+        if (who.principal != connection.peer.principal) {
+          return "principal-changed";
+        }
+        connection.owner->decided_on(connection.decided_version, version);
+        return {};
+      },
+      "trust-changed");
 }
 
 verify_store_update server::read_crls(const std::vector<std::filesystem::path>& files,

@@ -93,6 +93,15 @@ class server {
   /// cut off). Returns how many were closed. Thread-safe.
   std::size_t close_connections(const std::function<bool(const connected_peer&)>& which);
 
+  /// After a change of the state `role.authenticate` decides on: decides again on every open
+  /// connection whose principal was last decided on another `role.trust_version` than the current
+  /// one, with its own certificate and anchor, exactly as the check before its next request would,
+  /// and closes at once those refused or now naming another principal ("principal-changed"),
+  /// each logged as `tls.client_refused`. A connection still accepted is marked as decided on the
+  /// current version. Returns how many were closed. Does nothing without `role.trust_version`.
+  /// Thread-safe; while the version is unchanged it costs a comparison per connection.
+  std::size_t close_connections_no_longer_accepted();
+
   /// Reads the CRL files anew for this listener (see net::prepare_verify_store); changes nothing.
   verify_store_update read_crls(const std::vector<std::filesystem::path>& files,
                                 std::vector<config::config_problem>& problems,

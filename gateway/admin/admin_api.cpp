@@ -353,6 +353,19 @@ std::optional<identity::partner> partner_from_body(const call& c) {
     c.done(std::move(*refusal));
     return std::nullopt;
   }
+  // A rotation's cut-offs and retiring certificates are the export's, read at start only: here a
+  // rotation records them, and a definition that carried its own would not change them.
+  std::vector<pipeline::field_error> export_only;
+  for (const char* member : {"rotationCutoffs", "retiringSha256"}) {
+    if (doc.IsObject() && doc.HasMember(member)) {
+      export_only.push_back({std::string("/") + member,
+                             "is written by the export and read at start only; rotate instead"});
+    }
+  }
+  if (!export_only.empty()) {
+    c.done(invalid("A partner definition through the API carries no rotation state.", export_only));
+    return std::nullopt;
+  }
   std::vector<identity::config_problem> problems;
   auto p =
       identity::partner_registry::parse_partner(doc, "", problems, "body", &c.state().adapters());
@@ -1608,7 +1621,9 @@ void metrics_text(const call& c) {
 // The current partners and routing as files: certificates registered without a partner SAN are
 // written as pinnedSha256 so the files alone identify the same peers, and certificates revoked
 // (or retired: their overlap has ended) as revokedSha256 of their partner, so that files rebuilt
-// from the export keep refusing them; a revoked fingerprint is no longer pinned.
+// from the export keep refusing them; a revoked fingerprint is no longer pinned. A partner's
+// rotation cut-offs (rotationCutoffs) and its certificates still in an overlap (retiringSha256)
+// are written too, so that a gateway rebuilt from the files ends the overlap as this one does.
 void export_state(const call& c) {
   if (const auto routing = c.state().routing();
       routing.rules && !routing.rules->held_reason().empty()) {
@@ -1635,6 +1650,17 @@ void export_state(const call& c) {
   identity::partner_registry registry;
   for (const auto* p : trust->partners.all()) {
     identity::partner copy = *p;
+    copy.rotation_cutoffs.clear();
+    copy.retiring_sha256.clear();
+    if (auto it = trust->cutoffs.find(p->id); it != trust->cutoffs.end()) {
+      copy.rotation_cutoffs = it->second.cutoffs;  // every one kept still refuses something
+    }
+    for (const auto& [fp, r] : trust->certificates) {
+      if (r.partner_id == p->id && r.state == identity::certificate_state::retiring &&
+          !refused(r)) {
+        copy.retiring_sha256.push_back({fp, r.retiring_until});
+      }
+    }
     for (const auto& [fp, r] : trust->certificates) {
       if (r.partner_id != p->id && !listed(p->pinned_sha256, fp)) {
         continue;

@@ -57,8 +57,10 @@ class state_manager {
   state_manager(const state_manager&) = delete;
   state_manager& operator=(const state_manager&) = delete;
 
-  /// Reads every persisted change and applies it over the seed (blocking; at start). Throws
-  /// std::runtime_error when the store cannot be read.
+  /// Reads every persisted change and applies it over the seed (blocking; at start). First the
+  /// seed's partner definitions give up their rotationCutoffs and retiringSha256 (an export's)
+  /// to the snapshot, as identity::seed_trust_state does. Throws std::runtime_error when the
+  /// store cannot be read.
   void load_persisted();
 
   /// Polls list_state(after the newest version the poller has read) every `interval` on a thread

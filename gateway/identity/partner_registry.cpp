@@ -15,6 +15,7 @@
 #include <rapidjson/writer.h>
 
 #include "gateway/common/json.hpp"
+#include "gateway/common/time.hpp"
 
 namespace mxgw::identity {
 
@@ -204,6 +205,30 @@ void write_partner(Writer& w, const partner& p) {
   if (!p.revoked_sha256.empty()) {
     list("revokedSha256", p.revoked_sha256);
   }
+  if (!p.rotation_cutoffs.empty()) {
+    w.Key("rotationCutoffs");
+    w.StartArray();
+    for (const auto& c : p.rotation_cutoffs) {
+      w.StartObject();
+      str("cutOff", c.cut_off);
+      str("retiringUntil", c.retiring_until);
+      str("replacedBy", c.replaced_by);
+      list("pinnedBefore", c.pinned_before);
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  if (!p.retiring_sha256.empty()) {
+    w.Key("retiringSha256");
+    w.StartArray();
+    for (const auto& r : p.retiring_sha256) {
+      w.StartObject();
+      str("sha256", r.sha256);
+      str("retiringUntil", r.retiring_until);
+      w.EndObject();
+    }
+    w.EndArray();
+  }
   if (p.sends) {
     list("sends", *p.sends);
   }
@@ -254,6 +279,156 @@ void write_partner(Writer& w, const partner& p) {
     str("description", p.description);
   }
   w.EndObject();
+}
+
+// Reads one fingerprint (64 hex digits, colons allowed) at `field`; empty after reporting.
+std::string read_fingerprint(const rapidjson::Value& value, const std::string& field,
+                             const problem_fn& problem) {
+  std::string fp = value.IsString() ? normalise_fingerprint(value.GetString()) : "";
+  if (!is_hex_sha256(fp)) {
+    problem(field, "must be 64 hex digits (colons allowed)");
+    return {};
+  }
+  return fp;
+}
+
+// Reads the RFC 3339 time `name` of `object` (at `at`); nullopt after reporting.
+std::optional<std::chrono::system_clock::time_point> read_time(const rapidjson::Value& object,
+                                                               const char* name,
+                                                               const std::string& at,
+                                                               const problem_fn& problem,
+                                                               std::string& text) {
+  const std::string field = at + "/" + name;
+  if (!object.HasMember(name) || !object[name].IsString()) {
+    problem(field, "is required: an RFC 3339 time");
+    return std::nullopt;
+  }
+  text.assign(object[name].GetString(), object[name].GetStringLength());
+  auto t = parse_rfc3339(text);
+  if (!t) {
+    problem(field, "must be an RFC 3339 time");
+  }
+  return t;
+}
+
+// Reads `rotationCutoffs` (rotation_cutoff, as the export writes them): each with its cut-off
+// and overlap end (not before the cut-off's second), the rotation's new certificate (one per
+// cut-off) and the pins it ends (distinct fingerprints).
+void read_rotation_cutoffs(const rapidjson::Value& value, const problem_fn& problem,
+                           std::vector<rotation_cutoff>& out) {
+  static const std::set<std::string, std::less<>> known = {"cutOff", "retiringUntil", "replacedBy",
+                                                           "pinnedBefore"};
+  if (!value.IsArray()) {
+    problem("/rotationCutoffs", "must be an array of rotation cut-offs");
+    return;
+  }
+  for (rapidjson::SizeType i = 0; i < value.Size(); ++i) {
+    const std::string at = "/rotationCutoffs/" + std::to_string(i);
+    const auto& entry = value[i];
+    if (!entry.IsObject()) {
+      problem(at, "must be an object with cutOff, retiringUntil, replacedBy and pinnedBefore");
+      continue;
+    }
+    bool valid = true;
+    const problem_fn flag = [&](const std::string& field, const std::string& reason) {
+      problem(field, reason);
+      valid = false;
+    };
+    for (const auto& member : entry.GetObject()) {
+      if (!known.contains(std::string_view(member.name.GetString()))) {
+        flag(at + "/" + json::escape_pointer_token(member.name.GetString()),
+             "is not a known member of a rotation cut-off");
+      }
+    }
+    rotation_cutoff c;
+    const auto cut_off_at = read_time(entry, "cutOff", at, flag, c.cut_off);
+    const auto until_at = read_time(entry, "retiringUntil", at, flag, c.retiring_until);
+    // A rotation ends its overlap on a whole second: with no overlap, up to a second before.
+    if (cut_off_at && until_at &&
+        *until_at < std::chrono::floor<std::chrono::seconds>(*cut_off_at)) {
+      flag(at + "/retiringUntil", "is before cutOff");
+    }
+    if (!entry.HasMember("replacedBy")) {
+      flag(at + "/replacedBy", "is required: the rotation's new certificate's fingerprint");
+    } else {
+      c.replaced_by = read_fingerprint(entry["replacedBy"], at + "/replacedBy", flag);
+      for (const auto& earlier : out) {
+        if (!c.replaced_by.empty() && earlier.replaced_by == c.replaced_by) {
+          flag(at + "/replacedBy", "repeats the new certificate of an earlier cut-off");
+        }
+      }
+    }
+    if (entry.HasMember("pinnedBefore")) {
+      const auto& pins = entry["pinnedBefore"];
+      if (!pins.IsArray()) {
+        flag(at + "/pinnedBefore", "must be an array of SHA-256 fingerprints");
+      } else {
+        for (rapidjson::SizeType k = 0; k < pins.Size(); ++k) {
+          const std::string field = at + "/pinnedBefore/" + std::to_string(k);
+          std::string fp = read_fingerprint(pins[k], field, flag);
+          if (fp.empty()) {
+            continue;
+          }
+          if (std::find(c.pinned_before.begin(), c.pinned_before.end(), fp) !=
+              c.pinned_before.end()) {
+            flag(field, "repeats a fingerprint listed before");
+          } else {
+            c.pinned_before.push_back(std::move(fp));
+          }
+        }
+      }
+    }
+    if (valid) {
+      c.cut_off_at = *cut_off_at;
+      c.until_at = *until_at;
+      out.push_back(std::move(c));
+    }
+  }
+}
+
+// Reads `retiringSha256` (retiring_certificate): distinct fingerprints, each with the end of
+// its overlap.
+void read_retiring(const rapidjson::Value& value, const problem_fn& problem,
+                   std::vector<retiring_certificate>& out) {
+  static const std::set<std::string, std::less<>> known = {"sha256", "retiringUntil"};
+  if (!value.IsArray()) {
+    problem("/retiringSha256", "must be an array of retiring certificates");
+    return;
+  }
+  for (rapidjson::SizeType i = 0; i < value.Size(); ++i) {
+    const std::string at = "/retiringSha256/" + std::to_string(i);
+    const auto& entry = value[i];
+    if (!entry.IsObject()) {
+      problem(at, "must be an object with sha256 and retiringUntil");
+      continue;
+    }
+    bool valid = true;
+    const problem_fn flag = [&](const std::string& field, const std::string& reason) {
+      problem(field, reason);
+      valid = false;
+    };
+    for (const auto& member : entry.GetObject()) {
+      if (!known.contains(std::string_view(member.name.GetString()))) {
+        flag(at + "/" + json::escape_pointer_token(member.name.GetString()),
+             "is not a known member of a retiring certificate");
+      }
+    }
+    retiring_certificate r;
+    if (!entry.HasMember("sha256")) {
+      flag(at + "/sha256", "is required: the certificate's fingerprint");
+    } else {
+      r.sha256 = read_fingerprint(entry["sha256"], at + "/sha256", flag);
+      for (const auto& earlier : out) {
+        if (!r.sha256.empty() && earlier.sha256 == r.sha256) {
+          flag(at + "/sha256", "repeats a fingerprint listed before");
+        }
+      }
+    }
+    read_time(entry, "retiringUntil", at, flag, r.retiring_until);
+    if (valid) {
+      out.push_back(std::move(r));
+    }
+  }
 }
 
 // Reads a partner's `feed` (see feed_settings); paths are relative to the partners file.
@@ -396,6 +571,34 @@ bool is_valid_partner_id(std::string_view id) {
   return id.front() != '-' && std::all_of(id.begin(), id.end(), ok);
 }
 
+namespace {
+
+// True when the partners-file entry `entry` pins `fingerprint` or lists it as retiring (read
+// leniently: the entry's own problems are reported where it is parsed).
+bool names_fingerprint(const rapidjson::Value& entry, const std::string& fingerprint) {
+  if (!entry.IsObject()) {
+    return false;
+  }
+  if (entry.HasMember("pinnedSha256") && entry["pinnedSha256"].IsArray()) {
+    for (const auto& pin : entry["pinnedSha256"].GetArray()) {
+      if (pin.IsString() && normalise_fingerprint(pin.GetString()) == fingerprint) {
+        return true;
+      }
+    }
+  }
+  if (entry.HasMember("retiringSha256") && entry["retiringSha256"].IsArray()) {
+    for (const auto& r : entry["retiringSha256"].GetArray()) {
+      if (r.IsObject() && r.HasMember("sha256") && r["sha256"].IsString() &&
+          normalise_fingerprint(r["sha256"].GetString()) == fingerprint) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
 std::optional<partner> partner_registry::parse_partner(
     const rapidjson::Value& entry, const std::string& at, std::vector<config_problem>& problems,
     const std::string& file, const std::vector<std::string>* known_adapters) {
@@ -403,11 +606,24 @@ std::optional<partner> partner_registry::parse_partner(
     problems.push_back({file, at, "must be an object"});
     return std::nullopt;
   }
-  static const std::set<std::string, std::less<>> known = {
-      "id",       "name",         "country",       "adapter",
-      "enabled",  "pinnedSha256", "revokedSha256", "description",
-      "sends",    "receives",     "endpoint",      "purposes",
-      "delivery", "agreements",   "carryUnmapped", "feed"};
+  static const std::set<std::string, std::less<>> known = {"id",
+                                                           "name",
+                                                           "country",
+                                                           "adapter",
+                                                           "enabled",
+                                                           "pinnedSha256",
+                                                           "revokedSha256",
+                                                           "rotationCutoffs",
+                                                           "retiringSha256",
+                                                           "description",
+                                                           "sends",
+                                                           "receives",
+                                                           "endpoint",
+                                                           "purposes",
+                                                           "delivery",
+                                                           "agreements",
+                                                           "carryUnmapped",
+                                                           "feed"};
   bool valid = true;
   auto problem = [&](const std::string& field, const std::string& reason) {
     problems.push_back({file, at + field, reason});
@@ -491,6 +707,19 @@ std::optional<partner> partner_registry::parse_partner(
       problem("/pinnedSha256/" + std::to_string(k), "is revoked (listed in revokedSha256)");
     }
   }
+  if (entry.HasMember("rotationCutoffs")) {
+    read_rotation_cutoffs(entry["rotationCutoffs"], problem, p.rotation_cutoffs);
+  }
+  if (entry.HasMember("retiringSha256")) {
+    read_retiring(entry["retiringSha256"], problem, p.retiring_sha256);
+  }
+  for (std::size_t k = 0; k < p.retiring_sha256.size(); ++k) {
+    if (std::find(p.revoked_sha256.begin(), p.revoked_sha256.end(), p.retiring_sha256[k].sha256) !=
+        p.revoked_sha256.end()) {
+      problem("/retiringSha256/" + std::to_string(k) + "/sha256",
+              "is revoked (listed in revokedSha256)");
+    }
+  }
   if (entry.HasMember("endpoint")) {
     const auto& endpoint = entry["endpoint"];
     std::string why = endpoint.IsString()
@@ -558,6 +787,20 @@ partner_registry partner_registry::load(const std::filesystem::path& file,
       if (registry.pins_.contains(p->pinned_sha256[k])) {
         problems.push_back({name, at + "/pinnedSha256/" + std::to_string(k),
                             "is pinned for another partner already"});
+        pins_free = false;
+      }
+    }
+    // A retiring certificate is recorded for its partner (it pins it): no other partner may
+    // pin it or list it as retiring, before or after this entry.
+    for (std::size_t k = 0; k < p->retiring_sha256.size(); ++k) {
+      const std::string& fp = p->retiring_sha256[k].sha256;
+      const bool pinned_elsewhere =
+          std::any_of(list.Begin(), list.End(), [&](const rapidjson::Value& other) {
+            return &other != &list[i] && names_fingerprint(other, fp);
+          });
+      if (pinned_elsewhere) {
+        problems.push_back({name, at + "/retiringSha256/" + std::to_string(k) + "/sha256",
+                            "is pinned or retiring for another partner"});
         pins_free = false;
       }
     }

@@ -47,6 +47,28 @@ struct feed_settings {
 /// True for a SHA-256 fingerprint as the gateway keeps them: 64 lower-case hex digits.
 bool is_hex_sha256(std::string_view s);
 
+/// What one rotation of a partner's certificates decided: from `retiring_until` on, a
+/// certificate of the partner is refused unless it is the rotation's new certificate
+/// (`replaced_by`), was recorded at or after `cut_off`, is pinned in the partner definition but
+/// not among `pinned_before`, or (any other certificate, known by its partner SAN) was issued at
+/// or after `cut_off` (its notBefore, allowing issue_backdating in trust_state.hpp). Kept in the
+/// trust state (trust_state::cutoffs); a partners file carries them as `rotationCutoffs`.
+struct rotation_cutoff {
+  std::string cut_off;         ///< RFC 3339 UTC: when the rotation was made
+  std::string retiring_until;  ///< RFC 3339 UTC: the end of the overlap
+  std::string replaced_by;     ///< fingerprint of the rotation's new certificate
+  /// The partner definition's pins at this and every earlier cut-off: they end with the overlap.
+  std::vector<std::string> pinned_before;
+  std::chrono::system_clock::time_point cut_off_at, until_at;  ///< the two times, read
+};
+
+/// A recorded certificate still in a rotation's overlap, as a partners file carries it
+/// (`retiringSha256`): accepted until `retiring_until`, refused from then on.
+struct retiring_certificate {
+  std::string sha256;          ///< lower-case hex fingerprint
+  std::string retiring_until;  ///< RFC 3339 UTC
+};
+
 /// One partner agency, as defined in the partners file.
 struct partner {
   std::string id;              ///< e.g. "kh-ratanakiri"; pattern ^[a-z0-9][a-z0-9-]{1,62}$
@@ -60,6 +82,13 @@ struct partner {
   /// export so that files rebuilt from it keep refusing them: a certificate listed here is refused
   /// whatever partner it names. Never shortened by an administrator's change.
   std::vector<std::string> revoked_sha256;
+  /// What the partner's certificate rotations still decide, written by the admin API's export so
+  /// that files rebuilt from it refuse the same certificates once an overlap ends: its rotation
+  /// cut-offs (`rotationCutoffs`, as trust_state::cutoffs holds them) and its recorded
+  /// certificates still in an overlap (`retiringSha256`). Read into the trust state a gateway
+  /// starts from (seed_trust_state), which keeps them from then on.
+  std::vector<rotation_cutoff> rotation_cutoffs;
+  std::vector<retiring_certificate> retiring_sha256;
   std::string endpoint;  ///< https URL deliveries are POSTed to; empty = cannot be a recipient
   std::optional<std::vector<std::string>> sends;     ///< message types; nullopt = every type
   std::optional<std::vector<std::string>> receives;  ///< message types; nullopt = every type
@@ -122,10 +151,11 @@ class partner_registry {
   partner_registry() = default;
 
   /// Loads {"partners":[...]} from `file`. Every problem (unknown member, bad id, duplicate id,
-  /// duplicate pin, bad fingerprint, endpoint that is not an https URL, unknown message type,
-  /// agreement or purpose, bad delivery setting) is appended to `problems` with the file and a
-  /// JSON Pointer; valid partners are kept. With `known_adapters`, an `adapter` not in the list is
-  /// a problem too (the gateway passes the adapter registry's ids).
+  /// duplicate pin, bad fingerprint, bad rotation cut-off or retiring certificate, a retiring
+  /// fingerprint another partner pins or lists as retiring, endpoint that is not an https URL,
+  /// unknown message type, agreement or purpose, bad delivery setting) is appended to `problems`
+  /// with the file and a JSON Pointer; valid partners are kept. With `known_adapters`, an `adapter`
+  /// not in the list is a problem too (the gateway passes the adapter registry's ids).
   static partner_registry load(const std::filesystem::path& file,
                                std::vector<config_problem>& problems,
                                const std::vector<std::string>* known_adapters = nullptr);

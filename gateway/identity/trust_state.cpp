@@ -345,6 +345,30 @@ bool trust_state::still_trusted(std::string_view partner_id, std::string_view fi
   return true;
 }
 
+trust_state seed_trust_state(const partner_registry& partners) {
+  trust_state seed;
+  for (const partner* p : partners.all()) {
+    partner definition = *p;
+    if (!definition.rotation_cutoffs.empty()) {
+      seed.cutoffs[definition.id] =
+          partner_cutoffs{.partner_id = definition.id, .cutoffs = definition.rotation_cutoffs};
+    }
+    for (const auto& retiring : definition.retiring_sha256) {
+      certificate_record record;
+      record.fingerprint = retiring.sha256;
+      record.partner_id = definition.id;
+      record.state = certificate_state::retiring;
+      record.retiring_until = retiring.retiring_until;
+      record.source = "file";
+      seed.certificates.emplace(record.fingerprint, std::move(record));
+    }
+    definition.rotation_cutoffs.clear();
+    definition.retiring_sha256.clear();
+    seed.partners.add(std::move(definition));
+  }
+  return seed;
+}
+
 trust_store::trust_store(std::shared_ptr<const trust_state> initial, clock_fn clock)
     : state_(std::move(initial)), clock_(std::move(clock)) {}
 

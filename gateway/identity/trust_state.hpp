@@ -59,20 +59,6 @@ std::optional<certificate_record> certificate_from_json(std::string_view text, s
 /// notBefore is) minus this.
 inline constexpr std::chrono::minutes issue_backdating{5};
 
-/// What one rotation of a partner's certificates decided: from `retiring_until` on, a
-/// certificate of the partner is refused unless it is the rotation's new certificate
-/// (`replaced_by`), was recorded at or after `cut_off`, is pinned in the partner definition but
-/// not among `pinned_before`, or (any other certificate, known by its partner SAN) was issued at
-/// or after `cut_off` (its notBefore, allowing issue_backdating).
-struct rotation_cutoff {
-  std::string cut_off;         ///< RFC 3339 UTC: when the rotation was made
-  std::string retiring_until;  ///< RFC 3339 UTC: the end of the overlap
-  std::string replaced_by;     ///< fingerprint of the rotation's new certificate
-  /// The partner definition's pins at this and every earlier cut-off: they end with the overlap.
-  std::vector<std::string> pinned_before;
-  std::chrono::system_clock::time_point cut_off_at, until_at;  ///< the two times, read
-};
-
 /// Every cut-off of one partner still needed (persisted as state kind "cutoff", key the partner
 /// id), oldest first.
 struct partner_cutoffs {
@@ -146,6 +132,15 @@ struct trust_state {
                std::optional<std::chrono::system_clock::time_point> not_before,
                std::chrono::system_clock::time_point now) const;
 };
+
+/// The snapshot a gateway starts from, built from the partners file: its partners, each one's
+/// `rotationCutoffs` as its cut-offs (cutoffs) and each `retiringSha256` entry as a retiring
+/// certificate record of the partner (source "file", no recordedAt), so that a gateway rebuilt
+/// from an export refuses what the exporting one refuses once an overlap ends. The definitions in
+/// the snapshot no longer carry those two members: the snapshot holds them, persisted changes
+/// apply over them as over any seed, and the export writes them anew from the live state.
+/// Precondition: `partners` passed partner_registry::load's checks (times readable).
+trust_state seed_trust_state(const partner_registry& partners);
 
 /// Holds the current snapshot; readers never wait for a writer longer than a pointer copy.
 class trust_store {

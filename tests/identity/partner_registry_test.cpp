@@ -6,6 +6,7 @@
 #include <openssl/bio.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <rapidjson/document.h>
 
 #include <chrono>
 #include <memory>
@@ -240,6 +241,136 @@ TEST_F(PartnerRegistryLoad, BadRevokedFingerprints) {
   load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH", "pinnedSha256": [")" +
               pin_b + R"("], "revokedSha256": [")" + pin_b + R"("]})");
   expect_only_problem_at("/partners/1/pinnedSha256/0");
+}
+
+// As GET /admin/v1/export writes a rotated partner: the rotation's cut-offs and the recorded
+// certificates still in its overlap.
+const std::string rotated_members = R"("rotationCutoffs": [
+      {"cutOff": "2026-12-01T10:00:00.000Z", "retiringUntil": "2026-12-15T10:00:00.000Z",
+       "replacedBy": ")" + pin_b + R"(", "pinnedBefore": [")" +
+                                    pin_a_colons + R"("]}],
+    "retiringSha256": [{"sha256": ")" +
+                                    pin_a + R"(", "retiringUntil": "2026-12-15T10:00:00.000Z"}])";
+
+TEST_F(PartnerRegistryLoad, RotationCutoffsAndRetiringCertificatesLoadAndWriteBack) {
+  const auto registry = load_second(R"({"id": "kh-stungtreng", "name": "B", "country": "KH", )" +
+                                    rotated_members + "}");
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  const partner* p = registry.find("kh-stungtreng");
+  ASSERT_NE(p, nullptr);
+  ASSERT_EQ(p->rotation_cutoffs.size(), 1u);
+  const auto& c = p->rotation_cutoffs[0];
+  EXPECT_EQ(c.cut_off, "2026-12-01T10:00:00.000Z");
+  EXPECT_EQ(c.retiring_until, "2026-12-15T10:00:00.000Z");
+  EXPECT_EQ(c.replaced_by, pin_b);
+  EXPECT_EQ(c.pinned_before, std::vector<std::string>{pin_a});  // normalised
+  EXPECT_EQ(c.until_at - c.cut_off_at, std::chrono::hours(24 * 14));
+  ASSERT_EQ(p->retiring_sha256.size(), 1u);
+  EXPECT_EQ(p->retiring_sha256[0].sha256, pin_a);
+  EXPECT_EQ(p->retiring_sha256[0].retiring_until, "2026-12-15T10:00:00.000Z");
+
+  // Written back as read, and read again the same.
+  rapidjson::Document doc;
+  doc.Parse(to_json(*p).c_str());
+  ASSERT_FALSE(doc.HasParseError());
+  std::vector<config_problem> again;
+  const auto back = partner_registry::parse_partner(doc, "", again, "export", nullptr);
+  ASSERT_TRUE(back) << describe(again);
+  EXPECT_EQ(to_json(*back), to_json(*p));
+  ASSERT_EQ(back->rotation_cutoffs.size(), 1u);
+  EXPECT_EQ(back->rotation_cutoffs[0].cut_off_at, c.cut_off_at);
+  EXPECT_EQ(back->retiring_sha256[0].sha256, pin_a);
+  // A partner without them writes neither member.
+  EXPECT_EQ(to_json(*registry.find("kh-ratanakiri")).find("rotationCutoffs"), std::string::npos);
+  EXPECT_EQ(to_json(*registry.find("kh-ratanakiri")).find("retiringSha256"), std::string::npos);
+}
+
+TEST_F(PartnerRegistryLoad, BadRotationCutoffsAreNamedAndThePartnerIsLeftOut) {
+  const std::string times =
+      R"("cutOff": "2026-12-01T10:00:00Z", "retiringUntil": "2026-12-15T10:00:00Z")";
+  const std::string good =
+      "{" + times + R"(, "replacedBy": ")" + pin_b + R"(", "pinnedBefore": []})";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"("rotationCutoffs": {})", "/rotationCutoffs"},
+      {R"("rotationCutoffs": [7])", "/rotationCutoffs/0"},
+      {R"("rotationCutoffs": [{"cutOff": "yesterday", "retiringUntil": "2026-12-15T10:00:00Z", "replacedBy": ")" +
+           pin_b + R"("}])",
+       "/rotationCutoffs/0/cutOff"},
+      {R"("rotationCutoffs": [{"cutOff": "2026-12-01T10:00:00Z", "replacedBy": ")" + pin_b +
+           R"("}])",
+       "/rotationCutoffs/0/retiringUntil"},
+      {R"("rotationCutoffs": [{"cutOff": "2026-12-15T10:00:00Z", "retiringUntil": "2026-12-01T10:00:00Z", "replacedBy": ")" +
+           pin_b + R"("}])",
+       "/rotationCutoffs/0/retiringUntil"},
+      {R"("rotationCutoffs": [{)" + times + R"(}])", "/rotationCutoffs/0/replacedBy"},
+      {R"("rotationCutoffs": [{)" + times + R"(, "replacedBy": "abc"}])",
+       "/rotationCutoffs/0/replacedBy"},
+      {R"("rotationCutoffs": [{)" + times + R"(, "replacedBy": ")" + pin_b +
+           R"(", "pinnedBefore": "x"}])",
+       "/rotationCutoffs/0/pinnedBefore"},
+      {R"("rotationCutoffs": [{)" + times + R"(, "replacedBy": ")" + pin_b +
+           R"(", "pinnedBefore": [")" + pin_a + R"(", ")" + pin_a_colons + R"("]}])",
+       "/rotationCutoffs/0/pinnedBefore/1"},
+      {R"("rotationCutoffs": [{)" + times + R"(, "replacedBy": ")" + pin_b + R"(", "extra": 1}])",
+       "/rotationCutoffs/0/extra"},
+      {R"("rotationCutoffs": [)" + good + "," + good + "]", "/rotationCutoffs/1/replacedBy"},
+  };
+  for (const auto& [members, field] : cases) {
+    SCOPED_TRACE(members);
+    problems_.clear();
+    const auto registry =
+        load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH", )" + members + "}");
+    expect_only_problem_at("/partners/1" + field);
+    EXPECT_EQ(registry.find("kh-stungtreng"), nullptr);
+    EXPECT_NE(registry.find("kh-ratanakiri"), nullptr);
+  }
+  // A rotation without overlap ends it on the cut-off's whole second, a moment before it.
+  problems_.clear();
+  const auto registry = load_second(
+      R"({"id": "kh-stungtreng", "name": "X", "country": "KH", "rotationCutoffs": [{"cutOff": "2026-12-01T10:00:00.750Z", "retiringUntil": "2026-12-01T10:00:00.000Z", "replacedBy": ")" +
+      pin_b + R"("}]})");
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  ASSERT_NE(registry.find("kh-stungtreng"), nullptr);
+}
+
+TEST_F(PartnerRegistryLoad, BadRetiringCertificatesAreNamedAndThePartnerIsLeftOut) {
+  const std::string until = R"("retiringUntil": "2026-12-15T10:00:00Z")";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"("retiringSha256": [")" + pin_a + R"("])", "/retiringSha256/0"},
+      {R"("retiringSha256": {})", "/retiringSha256"},
+      {R"("retiringSha256": [{)" + until + "}]", "/retiringSha256/0/sha256"},
+      {R"("retiringSha256": [{"sha256": "12", )" + until + "}]", "/retiringSha256/0/sha256"},
+      {R"("retiringSha256": [{"sha256": ")" + pin_a + R"("}])", "/retiringSha256/0/retiringUntil"},
+      {R"("retiringSha256": [{"sha256": ")" + pin_a +
+           R"(", "retiringUntil": "2026-13-01T00:00:00Z"}])",
+       "/retiringSha256/0/retiringUntil"},
+      {R"("retiringSha256": [{"sha256": ")" + pin_a + R"(", )" + until + R"(, "state": "x"}])",
+       "/retiringSha256/0/state"},
+      {R"("retiringSha256": [{"sha256": ")" + pin_a + R"(", )" + until + R"(}, {"sha256": ")" +
+           pin_a_colons + R"(", )" + until + "}]",
+       "/retiringSha256/1/sha256"},
+      // Retiring and revoked at once is a mistake.
+      {R"("revokedSha256": [")" + pin_a + R"("], "retiringSha256": [{"sha256": ")" + pin_a +
+           R"(", )" + until + "}]",
+       "/retiringSha256/0/sha256"},
+  };
+  for (const auto& [members, field] : cases) {
+    SCOPED_TRACE(members);
+    problems_.clear();
+    const auto registry =
+        load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH", )" + members + "}");
+    expect_only_problem_at("/partners/1" + field);
+    EXPECT_EQ(registry.find("kh-stungtreng"), nullptr);
+  }
+  // A retiring certificate names its partner: another partner may not pin it.
+  problems_.clear();
+  const auto registry = load(R"({"partners": [
+    {"id": "kh-ratanakiri", "name": "A", "country": "KH", "pinnedSha256": [")" +
+                             pin_a + R"("]},
+    {"id": "kh-stungtreng", "name": "B", "country": "KH", "retiringSha256": [{"sha256": ")" +
+                             pin_a + R"(", )" + until + "}]}]}");
+  expect_only_problem_at("/partners/1/retiringSha256/0/sha256");
+  EXPECT_EQ(registry.find("kh-stungtreng"), nullptr);
 }
 
 TEST_F(PartnerRegistryLoad, ColonSeparatedUpperCaseFingerprintIsNormalised) {

@@ -250,5 +250,61 @@ TEST(TrustStateRevokedByFile, ARevokedFingerprintIsRefusedWhateverItNames) {
             identity_refusal::revoked_certificate);
 }
 
+// A gateway rebuilt from an export starts with the rotation's cut-off and its retiring
+// certificates (the partners file's rotationCutoffs and retiringSha256), so that it refuses, once
+// the overlap ends, what the exporting gateway refuses.
+TEST(TrustStateSeed, TheFilesCutOffsAndRetiringCertificatesAreInTheSeed) {
+  const std::string fp_retiring = std::string(64, 'a');  // recorded, made retiring by the rotation
+  partner rata = make_partner("kh-ratanakiri");
+  rata.pinned_sha256 = {fp_pin_new};
+  rata.rotation_cutoffs = {cutoff_at(cut, overlap_end, fp_new, {fp_pin_old})};
+  rata.retiring_sha256 = {{fp_retiring, format_rfc3339_ms(overlap_end)}};
+  partner_registry files;
+  ASSERT_TRUE(files.add(rata));
+  ASSERT_TRUE(files.add(make_partner("vn-gialai")));
+
+  const trust_state seed = seed_trust_state(files);
+  ASSERT_EQ(seed.cutoffs.size(), 1u);
+  EXPECT_EQ(seed.cutoffs.at("kh-ratanakiri").partner_id, "kh-ratanakiri");
+  EXPECT_EQ(seed.cutoffs.at("kh-ratanakiri").cutoffs[0].replaced_by, fp_new);
+  ASSERT_EQ(seed.certificates.size(), 1u);
+  const auto& record = seed.certificates.at(fp_retiring);
+  EXPECT_EQ(record.partner_id, "kh-ratanakiri");
+  EXPECT_EQ(record.state, certificate_state::retiring);
+  EXPECT_EQ(record.retiring_until, format_rfc3339_ms(overlap_end));
+  EXPECT_TRUE(record.recorded_at.empty());
+  // The snapshot holds them now; the definitions no longer do (the export writes them anew).
+  EXPECT_TRUE(seed.partners.find("kh-ratanakiri")->rotation_cutoffs.empty());
+  EXPECT_TRUE(seed.partners.find("kh-ratanakiri")->retiring_sha256.empty());
+  EXPECT_EQ(seed.partners.find("kh-ratanakiri")->pinned_sha256,
+            std::vector<std::string>{fp_pin_new});
+  EXPECT_NE(seed.partners.find("vn-gialai"), nullptr);
+
+  // In the overlap everything works; after it, the old certificate known by its SAN, the
+  // retiring one (also without a SAN: its record names the partner) and the old pin are refused,
+  // and the new certificate and the later pin still work.
+  const auto old = facts(fp_old, {"kh-ratanakiri"}, cut - 30 * 24h);
+  const auto retiring = facts(fp_retiring, {}, cut - 30 * 24h);
+  EXPECT_EQ(seed.identify(old, cut + 1h).partner_id, "kh-ratanakiri");
+  EXPECT_EQ(seed.identify(retiring, cut + 1h).partner_id, "kh-ratanakiri");
+  EXPECT_EQ(seed.identify(old, overlap_end).refusal, identity_refusal::retired_certificate);
+  EXPECT_EQ(seed.identify(retiring, overlap_end).refusal, identity_refusal::retired_certificate);
+  EXPECT_EQ(seed.identify(facts(fp_pin_old, {"kh-ratanakiri"}, cut + 1h), overlap_end).refusal,
+            identity_refusal::retired_certificate);
+  EXPECT_EQ(seed.identify(facts(fp_new, {"kh-ratanakiri"}, cut - 1h), overlap_end).partner_id,
+            "kh-ratanakiri");
+  EXPECT_EQ(seed.identify(facts(fp_pin_new, {}, cut - 24h), overlap_end).partner_id,
+            "kh-ratanakiri");
+  EXPECT_FALSE(seed.still_trusted("kh-ratanakiri", fp_retiring, overlap_end));
+  EXPECT_TRUE(seed.still_trusted("kh-ratanakiri", fp_retiring, cut + 1h));
+
+  // Files without either member seed nothing of the kind.
+  partner_registry plain;
+  ASSERT_TRUE(plain.add(make_partner("kh-ratanakiri")));
+  const trust_state plain_seed = seed_trust_state(plain);
+  EXPECT_TRUE(plain_seed.cutoffs.empty());
+  EXPECT_TRUE(plain_seed.certificates.empty());
+}
+
 }  // namespace
 }  // namespace mxgw::identity

@@ -14,6 +14,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -973,6 +974,107 @@ TEST_F(Admin, ExportCarriesRevocationsSoARebuiltGatewayRefusesThem) {
   EXPECT_EQ(edit.status, 422) << edit.body;
   EXPECT_NE(edit.body.find("/revokedSha256"), std::string::npos) << edit.body;
   EXPECT_EQ(get(revoked, "/healthz").status, 0);
+}
+
+// The export carries a rotation still in its overlap (the partner's cut-off and its retiring
+// certificates), so a deployment rebuilt from it refuses, once the overlap ends, what this one
+// refuses: an earlier certificate known only by its SAN, and the retiring ones.
+TEST_F(Admin, ExportCarriesARotationInItsOverlapSoARebuiltGatewayEndsItToo) {
+  const auto issued_offline = offline("rata-offline", "kh-ratanakiri", 1h);
+  const auto enrolled = enrol("kh-ratanakiri", "rata-enrolled");
+  const auto enrolled_fp = last_fingerprint_;
+  const auto pinned = offline("rata-pinned", {}, 1h);  // no SAN: a recorded pin names it
+  const auto pinned_fp = fingerprint_of(pinned);
+  ASSERT_EQ(admin(admin_client(), "POST", "/admin/v1/partners/kh-ratanakiri/certificates",
+                  R"({"pinnedSha256":")" + pinned_fp + R"("})")
+                .status,
+            201);
+  const auto rotated =
+      enrol("kh-ratanakiri", "rata-new", "certificates/rotate", R"(,"overlapDays":2)");
+  const auto rotated_fp = last_fingerprint_;
+
+  auto exported = admin(admin_client(), "GET", "/admin/v1/export");
+  ASSERT_EQ(exported.status, 200);
+  auto doc = parse(exported.body);
+  const auto partners_text = json::to_string(doc["partners"]);
+  const rapidjson::Value* rata = nullptr;
+  for (const auto& p : doc["partners"]["partners"].GetArray()) {
+    if (std::string(p["id"].GetString()) == "kh-ratanakiri") {
+      rata = &p;
+    }
+  }
+  ASSERT_NE(rata, nullptr) << partners_text;
+  ASSERT_TRUE(rata->HasMember("rotationCutoffs")) << partners_text;
+  ASSERT_EQ((*rata)["rotationCutoffs"].Size(), 1u);
+  EXPECT_EQ(std::string((*rata)["rotationCutoffs"][0]["replacedBy"].GetString()), rotated_fp);
+  ASSERT_TRUE(rata->HasMember("retiringSha256")) << partners_text;
+  std::set<std::string> retiring;
+  for (const auto& r : (*rata)["retiringSha256"].GetArray()) {
+    retiring.insert(r["sha256"].GetString());
+  }
+  EXPECT_EQ(retiring, (std::set<std::string>{enrolled_fp, pinned_fp}));
+  EXPECT_EQ(partners_text.find("revokedSha256"), std::string::npos) << partners_text;
+
+  // A new deployment from the exported files alone (a fresh store).
+  write_file(dir_ / "rebuilt-partners.json", partners_text);
+  write_file(dir_ / "rebuilt-routing.json", json::to_string(doc["routing"]));
+  std::vector<identity::config_problem> problems;
+  identity::partner_registry::load(dir_ / "rebuilt-partners.json", problems);
+  ASSERT_TRUE(problems.empty()) << problems.front().field << ": " << problems.front().reason;
+  config_.partners_file = dir_ / "rebuilt-partners.json";
+  config_.routing_file = dir_ / "rebuilt-routing.json";
+  config_.store.path = dir_ / "rebuilt" / "mxgw.db";
+  restart();
+  // Inside the overlap everything that worked still works.
+  EXPECT_EQ(get(issued_offline, "/healthz").status, 200);
+  EXPECT_EQ(get(enrolled, "/healthz").status, 200);
+  EXPECT_EQ(get(pinned, "/healthz").status, 200);
+  EXPECT_EQ(get(rotated, "/healthz").status, 200);
+  std::string error;
+  auto connection = cli::https_connection::open("localhost", port_, enrolled, error);
+  ASSERT_NE(connection, nullptr) << error;
+  ASSERT_EQ(connection->request("GET", "/healthz").status, 200);
+
+  clock_offset_ = std::chrono::hours(24 * 2 + 1);  // past the overlap, without sleeping
+  EXPECT_EQ(get(issued_offline, "/healthz").status, 0)
+      << "a certificate from before the rotation, known by its SAN, works again";
+  EXPECT_EQ(get(enrolled, "/healthz").status, 0) << "a retiring certificate is never retired";
+  EXPECT_EQ(get(pinned, "/healthz").status, 0) << "a retiring pin is never retired";
+  EXPECT_EQ(get(rotated, "/healthz").status, 200);
+  EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 200);
+  // Its open connection is closed by the state poller, as on the gateway that exported.
+  EXPECT_TRUE(eventually([&] { return connection->request("GET", "/healthz").status == 0; }));
+
+  // Exported again after the overlap: the cut-off stays; the retiring ones are now revoked.
+  exported = admin(admin_client(), "GET", "/admin/v1/export");
+  ASSERT_EQ(exported.status, 200);
+  doc = parse(exported.body);
+  for (const auto& p : doc["partners"]["partners"].GetArray()) {
+    if (std::string(p["id"].GetString()) != "kh-ratanakiri") {
+      continue;
+    }
+    EXPECT_TRUE(p.HasMember("rotationCutoffs")) << exported.body;
+    EXPECT_FALSE(p.HasMember("retiringSha256")) << exported.body;
+    ASSERT_TRUE(p.HasMember("revokedSha256")) << exported.body;
+    std::set<std::string> revoked;
+    for (const auto& fp : p["revokedSha256"].GetArray()) {
+      revoked.insert(fp.GetString());
+    }
+    EXPECT_EQ(revoked, (std::set<std::string>{enrolled_fp, pinned_fp}));
+  }
+  // The two members are the export's: the partner routes refuse them, and nothing changes.
+  for (const std::string& member : {std::string(R"("rotationCutoffs":[])"),
+                                    R"("retiringSha256":[{"sha256":")" + enrolled_fp +
+                                        R"(","retiringUntil":"2099-01-01T00:00:00Z"}])"}) {
+    auto edit = admin(admin_client(), "PUT", "/admin/v1/partners/kh-ratanakiri",
+                      R"({"id":"kh-ratanakiri","name":"Ratanakiri commissariat","country":"KH",)"
+                      R"("revokedSha256":[")" +
+                          enrolled_fp + R"(",")" + pinned_fp + R"("],)" + member + "}");
+    EXPECT_EQ(edit.status, 422) << edit.body;
+    EXPECT_NE(edit.body.find(member.substr(1, member.find('"', 1) - 1)), std::string::npos)
+        << edit.body;
+  }
+  EXPECT_EQ(get(rotated, "/healthz").status, 200);
 }
 
 // #3: a stored partner change this instance cannot apply fails closed.

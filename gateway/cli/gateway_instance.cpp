@@ -367,7 +367,8 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
           std::to_string(l.connections_refused) + "\n";
       out +=
           "# HELP mxgw_partner_peers_no_longer_accepted_total Requests refused on a kept-alive "
-          "connection whose certificate expired or no longer identifies its partner.\n"
+          "connection whose certificate expired, was revoked by a CRL in force, or no longer "
+          "identifies its partner.\n"
           "# TYPE mxgw_partner_peers_no_longer_accepted_total counter\n"
           "mxgw_partner_peers_no_longer_accepted_total " +
           std::to_string(l.peers_no_longer_accepted) + "\n";

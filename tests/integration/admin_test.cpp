@@ -142,38 +142,6 @@ class Admin : public gateway_fixture {
     return identity::sha256_fingerprint_of_pem(read_file(tls.cert));
   }
 
-  // Writes a state item straight into this test's store, as another instance (say one with a
-  // mapping file this one lacks, or a newer version) would; returns its version.
-  std::int64_t put_stored_change(const std::string& kind, const std::string& key,
-                                 const std::string& value) {
-    auto store = cli::open_configured_store(config_.store);
-    std::promise<std::pair<store::put_outcome, std::int64_t>> done;
-    store->put_state({.kind = kind,
-                      .key = key,
-                      .value = value,
-                      .version = 0,
-                      .changed_at = {},
-                      .changed_by = "admin:elsewhere"},
-                     std::nullopt, {}, [&](store::put_outcome outcome, std::int64_t version) {
-                       done.set_value({outcome, version});
-                     });
-    const auto [outcome, version] = done.get_future().get();
-    store->stop();
-    EXPECT_EQ(outcome, store::put_outcome::applied);
-    return version;
-  }
-
-  // Waits (bounded) for `done`, checking every 50 ms; the state poller runs every 100 ms.
-  static bool eventually(const std::function<bool()>& done) {
-    for (int i = 0; i < 300; ++i) {
-      if (done()) {
-        return true;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    return done();
-  }
-
   // The state items of `kind` in this test's store, read with a connection of the test's own.
   std::vector<store::state_item> stored_items(const std::string& kind) {
     auto store = cli::open_configured_store(config_.store);

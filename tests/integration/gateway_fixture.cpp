@@ -8,6 +8,7 @@
 #include <chrono>
 #include <future>
 #include <regex>
+#include <thread>
 
 #include "gateway/cli/open_store.hpp"
 #include "gateway/common/log.hpp"
@@ -190,6 +191,16 @@ std::int64_t gateway_fixture::put_stored_change(const std::string& kind, const s
   store->stop();
   EXPECT_EQ(outcome, store::put_outcome::applied);
   return version;
+}
+
+bool gateway_fixture::eventually(const std::function<bool()>& done) {
+  for (int i = 0; i < 300; ++i) {
+    if (done()) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return done();
 }
 
 std::string gateway_fixture::log_text() const {

@@ -72,6 +72,10 @@ class gateway_fixture : public ::testing::Test {
   std::int64_t put_stored_change(const std::string& kind, const std::string& key,
                                  const std::string& value) const;
 
+  /// Waits (bounded, about 15 s) for `done`, checking every 50 ms; the state poller of the
+  /// fixture's gateway runs every 100 ms.
+  static bool eventually(const std::function<bool()>& done);
+
   /// An example message from config/examples/, with `id` replaced when given.
   static std::string example(const std::string& type, const std::string& id = {});
 

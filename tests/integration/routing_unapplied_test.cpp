@@ -18,17 +18,6 @@ class RoutingUnapplied : public gateway_fixture {
  protected:
   void configure(config::gateway_config& config) override { enable_admin(config); }
 
-  // Waits (bounded) for `done`; the state poller runs every 100 ms.
-  static bool eventually(const std::function<bool()>& done) {
-    for (int i = 0; i < 300; ++i) {
-      if (done()) {
-        return true;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    return done();
-  }
-
   static rapidjson::Document parse(const std::string& text) {
     rapidjson::Document doc;
     doc.Parse(text.c_str());

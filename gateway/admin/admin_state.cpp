@@ -1,7 +1,6 @@
 // Administrative state: persist, apply, poll (see admin_state.hpp).
 #include "gateway/admin/admin_state.hpp"
 
-#include <algorithm>
 #include <future>
 #include <stdexcept>
 
@@ -34,24 +33,6 @@ void state_manager::on_trust_change(trust_listener listener) {
 }
 
 void state_manager::load_persisted() {
-  // A rotation's cut-offs and retiring certificates in the partners file (an export's) are part
-  // of the seed: the snapshot holds them before any stored change applies over them.
-  const auto files = trust_->current();
-  const auto partners = files->partners.all();
-  if (std::any_of(partners.begin(), partners.end(), [](const identity::partner* p) {
-        return !p->rotation_cutoffs.empty() || !p->retiring_sha256.empty();
-      })) {
-    auto seeded =
-        std::make_shared<identity::trust_state>(identity::seed_trust_state(files->partners));
-    for (const auto& [fingerprint, record] : files->certificates) {
-      seeded->certificates[fingerprint] = record;  // set up before: kept as it was
-    }
-    for (const auto& [partner_id, cutoffs] : files->cutoffs) {
-      seeded->cutoffs[partner_id] = cutoffs;
-    }
-    seeded->unapplied_changes = files->unapplied_changes;
-    trust_->replace(std::move(seeded));
-  }
   std::promise<std::pair<std::vector<store::state_item>, bool>> result;
   store_->list_state({}, 0, [&](std::vector<store::state_item> items, bool ok) {
     result.set_value({std::move(items), ok});

@@ -207,9 +207,9 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(std::string("audit checkpoints: ") + e.what());
   }
-  // The files are the seed; the store holds every administrative change made since.
-  auto seed = std::make_shared<identity::trust_state>();
-  seed->partners = *partners;
+  // The files are the seed (with an export's rotation cut-offs and certificates in their
+  // overlap); the store holds every administrative change made since.
+  auto seed = std::make_shared<identity::trust_state>(identity::seed_trust_state(*partners));
   parts_->trust = std::make_shared<identity::trust_store>(seed, options.clock);
   auto live_rules = std::make_shared<live<pipeline::routing_rules>>(rules);
   parts_->state = std::make_shared<admin::state_manager>(

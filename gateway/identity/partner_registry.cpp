@@ -311,22 +311,25 @@ std::optional<std::chrono::system_clock::time_point> read_time(const rapidjson::
   return t;
 }
 
-// Reads `rotationCutoffs` (rotation_cutoff, as the export writes them): each with its cut-off
-// and overlap end (not before the cut-off's second), the rotation's new certificate (one per
-// cut-off) and the pins it ends (distinct fingerprints).
-void read_rotation_cutoffs(const rapidjson::Value& value, const problem_fn& problem,
-                           std::vector<rotation_cutoff>& out) {
-  static const std::set<std::string, std::less<>> known = {"cutOff", "retiringUntil", "replacedBy",
-                                                           "pinnedBefore"};
+// Walks the array `value` of member `name` of a partner (one object per entry, with only the
+// members `known`, listed as `members` in a problem): calls `read(entry, at, flag)` for each, where
+// `at` is the entry's JSON Pointer and `flag` reports a problem; the result is kept only when
+// nothing was flagged.
+template <typename T>
+void read_entries(
+    const rapidjson::Value& value, const std::string& name,
+    const std::set<std::string, std::less<>>& known, const std::string& what,
+    const std::string& members, const problem_fn& problem, std::vector<T>& out,
+    const std::function<T(const rapidjson::Value&, const std::string&, const problem_fn&)>& read) {
   if (!value.IsArray()) {
-    problem("/rotationCutoffs", "must be an array of rotation cut-offs");
+    problem("/" + name, "must be an array of " + what + "s");
     return;
   }
   for (rapidjson::SizeType i = 0; i < value.Size(); ++i) {
-    const std::string at = "/rotationCutoffs/" + std::to_string(i);
+    const std::string at = "/" + name + "/" + std::to_string(i);
     const auto& entry = value[i];
     if (!entry.IsObject()) {
-      problem(at, "must be an object with cutOff, retiringUntil, replacedBy and pinnedBefore");
+      problem(at, "must be an object with " + members);
       continue;
     }
     bool valid = true;
@@ -337,98 +340,93 @@ void read_rotation_cutoffs(const rapidjson::Value& value, const problem_fn& prob
     for (const auto& member : entry.GetObject()) {
       if (!known.contains(std::string_view(member.name.GetString()))) {
         flag(at + "/" + json::escape_pointer_token(member.name.GetString()),
-             "is not a known member of a rotation cut-off");
+             "is not a known member of a " + what);
       }
     }
-    rotation_cutoff c;
-    const auto cut_off_at = read_time(entry, "cutOff", at, flag, c.cut_off);
-    const auto until_at = read_time(entry, "retiringUntil", at, flag, c.retiring_until);
-    // A rotation ends its overlap on a whole second: with no overlap, up to a second before.
-    if (cut_off_at && until_at &&
-        *until_at < std::chrono::floor<std::chrono::seconds>(*cut_off_at)) {
-      flag(at + "/retiringUntil", "is before cutOff");
-    }
-    if (!entry.HasMember("replacedBy")) {
-      flag(at + "/replacedBy", "is required: the rotation's new certificate's fingerprint");
-    } else {
-      c.replaced_by = read_fingerprint(entry["replacedBy"], at + "/replacedBy", flag);
-      for (const auto& earlier : out) {
-        if (!c.replaced_by.empty() && earlier.replaced_by == c.replaced_by) {
-          flag(at + "/replacedBy", "repeats the new certificate of an earlier cut-off");
-        }
-      }
-    }
-    if (entry.HasMember("pinnedBefore")) {
-      const auto& pins = entry["pinnedBefore"];
-      if (!pins.IsArray()) {
-        flag(at + "/pinnedBefore", "must be an array of SHA-256 fingerprints");
-      } else {
-        for (rapidjson::SizeType k = 0; k < pins.Size(); ++k) {
-          const std::string field = at + "/pinnedBefore/" + std::to_string(k);
-          std::string fp = read_fingerprint(pins[k], field, flag);
-          if (fp.empty()) {
-            continue;
-          }
-          if (std::find(c.pinned_before.begin(), c.pinned_before.end(), fp) !=
-              c.pinned_before.end()) {
-            flag(field, "repeats a fingerprint listed before");
-          } else {
-            c.pinned_before.push_back(std::move(fp));
-          }
-        }
-      }
-    }
+    T item = read(entry, at, flag);
     if (valid) {
-      c.cut_off_at = *cut_off_at;
-      c.until_at = *until_at;
-      out.push_back(std::move(c));
+      out.push_back(std::move(item));
     }
   }
+}
+
+// Reads `rotationCutoffs` (rotation_cutoff, as the export writes them): each with its cut-off
+// and overlap end (not before the cut-off's second), the rotation's new certificate (one per
+// cut-off) and the pins it ends (distinct fingerprints).
+void read_rotation_cutoffs(const rapidjson::Value& value, const problem_fn& problem,
+                           std::vector<rotation_cutoff>& out) {
+  read_entries<rotation_cutoff>(
+      value, "rotationCutoffs", {"cutOff", "retiringUntil", "replacedBy", "pinnedBefore"},
+      "rotation cut-off", "cutOff, retiringUntil, replacedBy and pinnedBefore", problem, out,
+      [&out](const rapidjson::Value& entry, const std::string& at, const problem_fn& flag) {
+        rotation_cutoff c;
+        const auto cut_off_at = read_time(entry, "cutOff", at, flag, c.cut_off);
+        const auto until_at = read_time(entry, "retiringUntil", at, flag, c.retiring_until);
+        // A rotation ends its overlap on a whole second: with no overlap, up to a second before.
+        if (cut_off_at && until_at &&
+            *until_at < std::chrono::floor<std::chrono::seconds>(*cut_off_at)) {
+          flag(at + "/retiringUntil", "is before cutOff");
+        }
+        if (!entry.HasMember("replacedBy")) {
+          flag(at + "/replacedBy", "is required: the rotation's new certificate's fingerprint");
+        } else {
+          c.replaced_by = read_fingerprint(entry["replacedBy"], at + "/replacedBy", flag);
+          for (const auto& earlier : out) {
+            if (!c.replaced_by.empty() && earlier.replaced_by == c.replaced_by) {
+              flag(at + "/replacedBy", "repeats the new certificate of an earlier cut-off");
+            }
+          }
+        }
+        if (entry.HasMember("pinnedBefore")) {
+          const auto& pins = entry["pinnedBefore"];
+          if (!pins.IsArray()) {
+            flag(at + "/pinnedBefore", "must be an array of SHA-256 fingerprints");
+          } else {
+            for (rapidjson::SizeType k = 0; k < pins.Size(); ++k) {
+              const std::string field = at + "/pinnedBefore/" + std::to_string(k);
+              std::string fp = read_fingerprint(pins[k], field, flag);
+              if (fp.empty()) {
+                continue;
+              }
+              if (std::find(c.pinned_before.begin(), c.pinned_before.end(), fp) !=
+                  c.pinned_before.end()) {
+                flag(field, "repeats a fingerprint listed before");
+              } else {
+                c.pinned_before.push_back(std::move(fp));
+              }
+            }
+          }
+        }
+        if (cut_off_at && until_at) {
+          c.cut_off_at = *cut_off_at;
+          c.until_at = *until_at;
+        }
+        return c;
+      });
 }
 
 // Reads `retiringSha256` (retiring_certificate): distinct fingerprints, each with the end of
 // its overlap.
 void read_retiring(const rapidjson::Value& value, const problem_fn& problem,
                    std::vector<retiring_certificate>& out) {
-  static const std::set<std::string, std::less<>> known = {"sha256", "retiringUntil"};
-  if (!value.IsArray()) {
-    problem("/retiringSha256", "must be an array of retiring certificates");
-    return;
-  }
-  for (rapidjson::SizeType i = 0; i < value.Size(); ++i) {
-    const std::string at = "/retiringSha256/" + std::to_string(i);
-    const auto& entry = value[i];
-    if (!entry.IsObject()) {
-      problem(at, "must be an object with sha256 and retiringUntil");
-      continue;
-    }
-    bool valid = true;
-    const problem_fn flag = [&](const std::string& field, const std::string& reason) {
-      problem(field, reason);
-      valid = false;
-    };
-    for (const auto& member : entry.GetObject()) {
-      if (!known.contains(std::string_view(member.name.GetString()))) {
-        flag(at + "/" + json::escape_pointer_token(member.name.GetString()),
-             "is not a known member of a retiring certificate");
-      }
-    }
-    retiring_certificate r;
-    if (!entry.HasMember("sha256")) {
-      flag(at + "/sha256", "is required: the certificate's fingerprint");
-    } else {
-      r.sha256 = read_fingerprint(entry["sha256"], at + "/sha256", flag);
-      for (const auto& earlier : out) {
-        if (!r.sha256.empty() && earlier.sha256 == r.sha256) {
-          flag(at + "/sha256", "repeats a fingerprint listed before");
+  read_entries<retiring_certificate>(
+      value, "retiringSha256", {"sha256", "retiringUntil"}, "retiring certificate",
+      "sha256 and retiringUntil", problem, out,
+      [&out](const rapidjson::Value& entry, const std::string& at, const problem_fn& flag) {
+        retiring_certificate r;
+        if (!entry.HasMember("sha256")) {
+          flag(at + "/sha256", "is required: the certificate's fingerprint");
+        } else {
+          r.sha256 = read_fingerprint(entry["sha256"], at + "/sha256", flag);
+          for (const auto& earlier : out) {
+            if (!r.sha256.empty() && earlier.sha256 == r.sha256) {
+              flag(at + "/sha256", "repeats a fingerprint listed before");
+            }
+          }
         }
-      }
-    }
-    read_time(entry, "retiringUntil", at, flag, r.retiring_until);
-    if (valid) {
-      out.push_back(std::move(r));
-    }
-  }
+        read_time(entry, "retiringUntil", at, flag, r.retiring_until);
+        return r;
+      });
 }
 
 // Reads a partner's `feed` (see feed_settings); paths are relative to the partners file.

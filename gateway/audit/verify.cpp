@@ -430,10 +430,11 @@ std::vector<external_anchor> read_anchors(std::string_view text, const std::stri
     if (w.empty()) {
       continue;
     }
+    // seq_text and hash view into `line` or into `doc`, which lives until they are read.
+    rapidjson::Document doc;
     std::string_view seq_text, hash;
     bool checkpoint = false;
     if (w.front().front() == '{') {
-      rapidjson::Document doc;
       if (json::parse_untrusted(line, doc) || !doc.IsObject()) {
         return bad("not a JSON log line");
       }

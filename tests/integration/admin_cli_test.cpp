@@ -67,10 +67,7 @@ class AdminCli : public gateway_fixture {
  protected:
   void configure(config::gateway_config& c) override {
     enable_admin(c);
-    sim::partner_sim_options options;
-    options.cert = dir_ / "server.pem";
-    options.key = dir_ / "server.key";
-    options.ca = dir_ / "ca.pem";
+    sim::partner_sim_options options = sim_options();
     sim_ = std::make_unique<sim::partner_sim>(options);
     sim_->set_faults({.always_status = 400});  // every delivery is refused for good: dead letters
     sim_->start();

@@ -17,10 +17,7 @@ class CrossFormat : public gateway_fixture {
  protected:
   void configure(config::gateway_config& c) override {
     auto start_sim = [&](const std::string& format) {
-      sim::partner_sim_options options;
-      options.cert = dir_ / "server.pem";
-      options.key = dir_ / "server.key";
-      options.ca = dir_ / "ca.pem";
+      sim::partner_sim_options options = sim_options();
       options.format = format;
       options.mappings_dir = source_dir() / "config" / "mappings";
       auto s = std::make_unique<sim::partner_sim>(options);
@@ -98,10 +95,7 @@ class CarriedDocumentScan : public gateway_fixture {
  protected:
   void configure(config::gateway_config& c) override {
     for (auto* s : {&kratie_, &stungtreng_}) {
-      sim::partner_sim_options options;
-      options.cert = dir_ / "server.pem";
-      options.key = dir_ / "server.key";
-      options.ca = dir_ / "ca.pem";
+      sim::partner_sim_options options = sim_options();
       options.keep_bodies = true;
       *s = std::make_unique<sim::partner_sim>(options);
       (*s)->start();

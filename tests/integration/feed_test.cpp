@@ -47,10 +47,7 @@ class Feed : public gateway_fixture {
   virtual void before_start(sim::notice_feed&) {}
 
   void configure(config::gateway_config& c) override {
-    sim::partner_sim_options options;
-    options.cert = dir_ / "server.pem";
-    options.key = dir_ / "server.key";
-    options.ca = dir_ / "ca.pem";
+    sim::partner_sim_options options = sim_options();
     recipient_ = std::make_unique<sim::partner_sim>(options);
     recipient_->start();
     options.format = "interpol";

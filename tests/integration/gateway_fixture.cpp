@@ -193,6 +193,14 @@ std::int64_t gateway_fixture::put_stored_change(const std::string& kind, const s
   return version;
 }
 
+sim::partner_sim_options gateway_fixture::sim_options() const {
+  sim::partner_sim_options options;
+  options.cert = dir_ / "server.pem";
+  options.key = dir_ / "server.key";
+  options.ca = dir_ / "ca.pem";
+  return options;
+}
+
 bool gateway_fixture::eventually(const std::function<bool()>& done) {
   for (int i = 0; i < 300; ++i) {
     if (done()) {

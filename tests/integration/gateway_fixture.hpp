@@ -15,6 +15,7 @@
 #include "gateway/cli/gateway_instance.hpp"
 #include "gateway/config/gateway_config.hpp"
 #include "gateway/identity/cert_authority.hpp"
+#include "gateway/sim/partner_sim.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace mxgw::test {
@@ -33,6 +34,9 @@ class gateway_fixture : public ::testing::Test {
                               const identity::cert_authority* other_ca = nullptr);
   /// A valid client certificate for partner `id`.
   cli::client_tls partner_client(const std::string& id);
+  /// Settings for a stand-in partner (`partner-sim`) serving with the test's server certificate
+  /// and trusting the test CA; the caller sets the rest (format, keep_bodies, ...).
+  sim::partner_sim_options sim_options() const;
 
   /// Call from configure(): turns on the admin listener (port 0) with its own test CA
   /// (`admin_ca_`) and a signing directory laid out as `mxgw certs init` does, holding the

@@ -108,10 +108,7 @@ TEST_F(InboundFormats, APartnerMaySendOnlyItsOwnFormat) {
 class KhReplies : public gateway_fixture {
  protected:
   void configure(config::gateway_config& c) override {
-    sim::partner_sim_options options;
-    options.cert = dir_ / "server.pem";
-    options.key = dir_ / "server.key";
-    options.ca = dir_ / "ca.pem";
+    sim::partner_sim_options options = sim_options();
     options.format = "kh-cnp";
     options.mappings_dir = source_dir() / "config" / "mappings";
     options.keep_bodies = true;

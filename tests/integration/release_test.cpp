@@ -33,10 +33,7 @@ class Release : public gateway_fixture {
  protected:
   void configure(config::gateway_config& c) override {
     for (auto* sim : {&ratanakiri_, &thanhhoa_}) {
-      sim::partner_sim_options options;
-      options.cert = dir_ / "server.pem";
-      options.key = dir_ / "server.key";
-      options.ca = dir_ / "ca.pem";
+      sim::partner_sim_options options = sim_options();
       options.keep_bodies = true;
       *sim = std::make_unique<sim::partner_sim>(options);
       (*sim)->start();

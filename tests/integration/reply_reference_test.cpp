@@ -20,10 +20,7 @@ class ReplyReference : public gateway_fixture {
  protected:
   void configure(config::gateway_config& c) override {
     auto start_sim = [&](const std::string& format) {
-      sim::partner_sim_options options;
-      options.cert = dir_ / "server.pem";
-      options.key = dir_ / "server.key";
-      options.ca = dir_ / "ca.pem";
+      sim::partner_sim_options options = sim_options();
       options.format = format;
       options.mappings_dir = source_dir() / "config" / "mappings";
       options.keep_bodies = true;

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <set>
 
+#include "adapters/common/references.hpp"
 #include "adapters/mapped/mapped.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/common/time.hpp"
@@ -164,6 +165,19 @@ value* make_at(value& root, const pointer_path& p, const value* select,
   return at;
 }
 
+// True when `rule` carries the name of the message answered (`inReplyTo`; a receipt's
+// `body.inReplyTo`): the partner names it by a reference, which need not be a gateway id.
+bool names_answered(const field_rule& rule) {
+  return rule.kind == transform::text && !rule.list && !rule.wrap &&
+         (rule.canonical.text == "/inReplyTo" || rule.canonical.text == "/body/inReplyTo");
+}
+
+// Under which a partner's reference to a message the gateway cannot name becomes a receipt's
+// placeholder `body.inReplyTo`. A mapping id has no ':', so it never equals a partner's id.
+std::string reply_to_namespace(const mapping_spec& spec) {
+  return spec.id + ":reply-to";
+}
+
 std::string kind_of_type(const mapping_spec& spec, std::string_view type) {
   for (const auto& [kind, t] : spec.kinds) {
     if (t == type) {
@@ -207,6 +221,19 @@ class decoder {
     for (const auto& rule : spec_.fields) {
       if (rule.decode && applies(rule.types, type)) {
         field(in, rule);
+      }
+    }
+    // A reference to the message answered that names no gateway message is kept verbatim
+    // under its partner pointer and as the thread, unless the partner named one itself.
+    if (!foreign_reference_.empty()) {
+      const auto text = [&](std::string_view s) {
+        return value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a());
+      };
+      if (!unmapped_.HasMember(foreign_at_.c_str())) {
+        unmapped_.AddMember(text(foreign_at_), text(foreign_reference_), a());
+      }
+      if (!out_.HasMember("caseRef")) {
+        out_.AddMember("caseRef", text(foreign_reference_), a());
       }
     }
     for (const auto& rule : spec_.canonical_constants) {
@@ -456,6 +483,9 @@ class decoder {
       if (!item || (item->IsArray() && item->Empty())) {
         return;
       }
+      if (names_answered(rule) && !answered(rule, *item)) {
+        return;
+      }
       if (rule.wrap) {
         result.SetArray();
         result.PushBack(*item, a());
@@ -486,6 +516,41 @@ class decoder {
         }
       }
     }
+  }
+
+  // The partner's name for the message answered (`reply`, as text) -> the canonical id, as
+  // KH-CNP reads reply_to: a gateway id (or a reference ending in one) is the id, lower case. Any
+  // other reference (the partner's own number, which is what the gateway writes when it answers
+  // a message the partner sent) names no message the adapter can tell: no link is made up, the
+  // reference is kept in `unmapped` and as `caseRef` (see run), and a receipt's body (which must
+  // name a UUID) names a placeholder. A damaged gateway reference is refused. False: nothing to
+  // write.
+  bool answered(const field_rule& rule, value& reply) {
+    const std::string_view reference = view_of(reply);
+    if (reference.size() > max_reference_bytes) {
+      fail(rule.partner.text, "must be a string of at most 128 bytes");
+      return false;
+    }
+    const auto read = read_answered_reference(reference);
+    switch (read.kind) {
+      case reference_kind::gateway_message:
+        reply.SetString(read.id.c_str(), static_cast<rapidjson::SizeType>(read.id.size()), a());
+        return true;
+      case reference_kind::malformed:
+        fail(rule.partner.text,
+             "is not a reference the gateway wrote: its id part is not a UUID or it holds "
+             "control characters (send the reference of the message answered as received)");
+        return false;
+      case reference_kind::foreign: break;
+    }
+    foreign_reference_ = std::string(reference);
+    foreign_at_ = rule.partner.text;
+    if (rule.canonical.text != "/body/inReplyTo") {
+      return false;
+    }
+    const std::string placeholder = placeholder_id(reply_to_namespace(spec_), reference);
+    reply.SetString(placeholder.c_str(), static_cast<rapidjson::SizeType>(placeholder.size()), a());
+    return true;
   }
 
   // Every partner member must be mapped: an unknown one, or one another kind uses, is refused
@@ -542,6 +607,8 @@ class decoder {
   value unmapped_{rapidjson::kObjectType};
   std::vector<field_error> errors_;
   std::string kind_;
+  std::string foreign_reference_;  ///< a reference to the message answered that names none
+  std::string foreign_at_;         ///< where the partner wrote it
   int status_ = 0;
 };
 
@@ -717,9 +784,38 @@ class encoder {
       put(rule.partner, std::move(list));
       return;
     }
+    if (names_answered(rule) && v->IsString()) {
+      put(rule.partner, text(answered_name(message, rule, view_of(*v))));
+      return;
+    }
     if (auto item = one(rule, *v, rule.canonical.text)) {
       put(rule.partner, std::move(*item));
     }
+  }
+
+  // How the partner names the message answered, `id`: by its own reference when it sent that
+  // message (the gateway id is not one it knows; the accept path supplies it), by the reference
+  // a receipt's placeholder was made from (kept in `unmapped` or `caseRef`, see
+  // decoder::answered), else by the gateway id.
+  std::string_view answered_name(const value& message, const field_rule& rule,
+                                 std::string_view id) const {
+    if (!ctx_.answered_reference.empty() && same_message_id(id, ctx_.answered_id)) {
+      return ctx_.answered_reference;
+    }
+    if (rule.canonical.text == "/body/inReplyTo" &&
+        json::get_string(message, "inReplyTo").empty()) {
+      std::string_view kept;
+      if (const auto unmapped = message.FindMember("unmapped");
+          unmapped != message.MemberEnd() && unmapped->value.IsObject()) {
+        kept = json::get_string(unmapped->value, rule.partner.text.c_str());
+      }
+      for (const std::string_view reference : {kept, json::get_string(message, "caseRef")}) {
+        if (!reference.empty() && id == placeholder_id(reply_to_namespace(spec_), reference)) {
+          return reference;
+        }
+      }
+    }
+    return id;
   }
 
   const mapping_spec& spec_;

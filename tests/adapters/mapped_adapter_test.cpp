@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <rapidjson/pointer.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "adapters/adapter.hpp"
 #include "adapters/common/dates.hpp"
 #include "adapters/mapped/mapped.hpp"
@@ -316,6 +319,144 @@ TEST_F(MappedAdapter, ReceiptInThePartnersOwnStyle) {
                 message_uuid("mxgw-receipt", "88d03a7a-1d07-547c-bcb5-35f24a45e599") +
                 "\",\"reply_to\":\"STT-2569-000045\",\"sent\":\"21/11/2569 09:42:11 "
                 "+07:00\",\"to_unit\":\"kh-sesan\",\"from_unit\":\"kh-sesan\"}");
+}
+
+// --- replies: the message answered, by the partner's own reference ----------------------------
+
+// The shipped mapping (kh-stt names no message answered) with `reply_to` for the envelope's
+// `inReplyTo` and an ACK kind, the canonical receipt, whose `reply_to` is its `body.inReplyTo`.
+class MappedReplies : public MappedAdapter {
+ protected:
+  void SetUp() override {
+    MappedAdapter::SetUp();
+    auto doc = parse(test::read_file(source_dir() / "config" / "adapters" / "kh-stt.json"));
+    auto& a = doc.GetAllocator();
+    rapidjson::Pointer("/kind/values/ACK").Set(doc, "receipt");
+    rapidjson::Pointer("/fields/-")
+        .Set(doc, parse(R"({"partner": "/reply_to", "canonical": "/inReplyTo",
+                       "types": ["victim.identification", "case.status"]})"),
+             a);
+    rapidjson::Pointer("/fields/-")
+        .Set(doc, parse(R"({"partner": "/reply_to", "canonical": "/body/inReplyTo",
+                       "types": ["receipt"]})"),
+             a);
+    std::vector<pipeline::config_problem> problems;
+    ASSERT_TRUE(
+        set_.add(doc, "kh-stt-replies.json", checker_->tables(), checker_->schemas(), problems));
+    ASSERT_TRUE(problems.empty()) << problems.front().field << ": " << problems.front().reason;
+    spec_ = set_.find("kh-stt");
+  }
+
+  // Gia Lai's case update answering `answered`, for Se San.
+  static rapidjson::Document answer(const std::string& answered) {
+    auto m = parse(test::read_file(source_dir() / "config" / "examples" / "case.status.json"));
+    m.AddMember("inReplyTo", rapidjson::Value(answered.c_str(), m.GetAllocator()),
+                m.GetAllocator());
+    return m;
+  }
+
+  static adapter_context to_sesan(const std::string& answered_id,
+                                  const std::string& answered_reference) {
+    auto c = ctx();
+    c.sender = "vn-gialai";
+    c.recipient = "kh-sesan";
+    c.answered_id = answered_id;
+    c.answered_reference = answered_reference;
+    return c;
+  }
+
+  std::string reply_to(const encode_result& sent) const {
+    EXPECT_EQ(sent.status, 0) << describe(sent.errors);
+    const auto doc = parse(sent.bytes);
+    return std::string(json::get_string(doc, "reply_to"));
+  }
+
+  mapped::mapping_set set_;
+  std::shared_ptr<const mapped::mapping_spec> spec_;
+};
+
+// The gateway id of Se San's referral STT-2569-000045 (the shipped example).
+std::string sesan_request() {
+  return message_uuid("kh-sesan", "STT-2569-000045");
+}
+
+TEST_F(MappedReplies, AnAnswerToTheInspectoratesOwnMessageNamesItsNumber) {
+  const auto m = answer(sesan_request());
+  EXPECT_EQ(reply_to(mapped::encode_with(*spec_, m, to_sesan(sesan_request(), "STT-2569-000045"))),
+            "STT-2569-000045");
+  // Named in upper case, the same message.
+  std::string upper_id = sesan_request();
+  std::transform(upper_id.begin(), upper_id.end(), upper_id.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  EXPECT_EQ(reply_to(mapped::encode_with(*spec_, m, to_sesan(upper_id, "STT-2569-000045"))),
+            "STT-2569-000045");
+  // A canonical receipt: its body names the message answered.
+  auto receipt = parse(test::read_file(source_dir() / "config" / "examples" / "receipt.json"));
+  const std::string received(json::get_string(receipt["body"], "inReplyTo"));
+  EXPECT_EQ(reply_to(mapped::encode_with(*spec_, receipt, to_sesan(received, "STT-2569-000046"))),
+            "STT-2569-000046");
+}
+
+TEST_F(MappedReplies, AnotherAnsweredMessageOrNoReferenceKeepsTheGatewayId) {
+  const auto m = answer(sesan_request());
+  // The accept path read another message (it answers that one, not this).
+  EXPECT_EQ(reply_to(mapped::encode_with(
+                *spec_, m, to_sesan("00000000-0000-4000-8000-000000000000", "STT-2569-000045"))),
+            sesan_request());
+  // The recipient did not send it, or the store no longer has it: no reference of its own.
+  EXPECT_EQ(reply_to(mapped::encode_with(*spec_, m, to_sesan(sesan_request(), ""))),
+            sesan_request());
+  EXPECT_EQ(reply_to(mapped::encode_with(*spec_, m, to_sesan("", ""))), sesan_request());
+}
+
+TEST_F(MappedReplies, TheInspectoratesOwnNumberComingBackIsKeptAsTheThreadNotRefused) {
+  auto c = ctx();
+  // Its own number, as the gateway sent it in an answer: no gateway message to link, no link
+  // made up, the number kept verbatim (the referral names its own thread in case_ref), and the
+  // message is still good canonical.
+  auto decoded = mapped::decode_with(*spec_, example_with("/reply_to", "\"STT-2569-000045\""), c);
+  ASSERT_EQ(decoded.status, 0) << describe(decoded.errors);
+  EXPECT_FALSE(decoded.message.HasMember("inReplyTo"));
+  EXPECT_EQ(json::get_string(decoded.message, "caseRef"), "STT-SESAN-2569-0007");
+  EXPECT_EQ(json::to_string(decoded.message["unmapped"]), R"({"/reply_to":"STT-2569-000045"})");
+  EXPECT_EQ(check(decoded.message, "kh-sesan").status, 0);
+  // Without a thread of its own, the number is the thread.
+  auto doc = parse(example_with("/reply_to", "\"STT-2569-000045\""));
+  doc.RemoveMember("case_ref");
+  decoded = mapped::decode_with(*spec_, json::to_string(doc), c);
+  ASSERT_EQ(decoded.status, 0) << describe(decoded.errors);
+  EXPECT_EQ(json::get_string(decoded.message, "caseRef"), "STT-2569-000045");
+  // A gateway id, in any case, is the link.
+  std::string upper_id = sesan_request();
+  std::transform(upper_id.begin(), upper_id.end(), upper_id.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
+  decoded =
+      mapped::decode_with(*spec_, example_with("/reply_to", ("\"" + upper_id + "\"").c_str()), c);
+  ASSERT_EQ(decoded.status, 0) << describe(decoded.errors);
+  EXPECT_EQ(json::get_string(decoded.message, "inReplyTo"), sesan_request());
+  // A damaged gateway id is refused, at its place and without its value.
+  std::string damaged = sesan_request();
+  damaged[0] = 'x';
+  decoded =
+      mapped::decode_with(*spec_, example_with("/reply_to", ("\"" + damaged + "\"").c_str()), c);
+  EXPECT_EQ(decoded.status, 422);
+  EXPECT_TRUE(has_error(decoded.errors, "/reply_to", "is not a reference the gateway wrote"))
+      << describe(decoded.errors);
+}
+
+TEST_F(MappedReplies, AReceiptForAForeignNumberNamesAPlaceholderAndSendsTheNumberBack) {
+  const std::string ack =
+      R"({"format": "KH-CNP-XCHG/2-STT", "kind": "ACK", "number": "STT-2569-000050",
+          "sent": "21/11/2569 09:50:03 +07:00", "secrecy": "CONFIDENTIAL",
+          "reply_to": "STT-2569-000045"})";
+  auto decoded = mapped::decode_with(*spec_, ack, ctx());
+  ASSERT_EQ(decoded.status, 0) << describe(decoded.errors);
+  EXPECT_EQ(json::get_string(decoded.message["body"], "inReplyTo"),
+            message_uuid("kh-stt:reply-to", "STT-2569-000045"));
+  EXPECT_EQ(json::get_string(decoded.message, "caseRef"), "STT-2569-000045");
+  EXPECT_FALSE(decoded.message.HasMember("inReplyTo"));
+  const auto sent = mapped::encode_with(*spec_, decoded.message, to_sesan("", ""));
+  EXPECT_EQ(reply_to(sent), "STT-2569-000045");
 }
 
 // --- mapping files with mistakes ---------------------------------------------------------------

@@ -558,6 +558,10 @@ constexpr const char* purge_expired_bodies_sql = R"sql(
   )sql";
 
 constexpr const char* lock_sql = "SELECT pg_advisory_xact_lock($1)";
+// A write transaction begins, and reads the schema version in the same round trip (see
+// write_batch).
+constexpr const char* begin_reading_schema_version_sql =
+    "BEGIN; SELECT max(version) FROM mxgw_schema";
 constexpr const char* select_audit_head_sql =
     "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
 constexpr const char* insert_audit_sql =
@@ -711,6 +715,8 @@ struct db_error {
   std::string sqlstate;  ///< five characters, or empty when the connection failed
   std::string message;   ///< the primary message (never the DETAIL)
   bool connection_lost = false;
+  /// Not the server's error: a newer mxgw migrated the schema (postgres_store::write_batch).
+  bool schema_newer = false;
 };
 
 /// A text array literal for $n::text[] ("{"a","b"}"), every element quoted and escaped.
@@ -803,6 +809,17 @@ class pg_connection {
   bool exec_simple(const std::string& sql, db_error& error) {
     result_ptr r(PQexec(conn_.get(), sql.c_str()));
     return check(r, error);
+  }
+
+  /// Runs `sql` (one or more statements without parameters, in one round trip) and gives the
+  /// last statement's result; nullptr with `error` set when any of them fails.
+  result_ptr query_simple(const char* sql, db_error& error) {
+    if (!conn_) {
+      error = {"", "not connected", true};
+      return nullptr;
+    }
+    result_ptr r(PQexec(conn_.get(), sql));
+    return check(r, error) ? std::move(r) : nullptr;
   }
 
   /// Runs a prepared statement (prepared on this connection the first time it is used). Returns
@@ -1254,6 +1271,9 @@ bool is_retryable(const db_error& e) {
 
 /// The reason code a failed batch's accepts get (`unavailable`).
 const char* failure_reason(const db_error& e) {
+  if (e.schema_newer) {
+    return "schema-newer";
+  }
   if (e.connection_lost) {
     return "store-unreachable";
   }
@@ -1266,7 +1286,7 @@ const char* failure_reason(const db_error& e) {
 /// Data corruption reported by the server: the only error that stops this store for good (the
 /// server's own fsync failures make it PANIC and restart, which is a connection loss here).
 bool is_fatal(const db_error& e) {
-  return e.sqlstate == "XX001" || e.sqlstate == "XX002";
+  return e.schema_newer || e.sqlstate == "XX001" || e.sqlstate == "XX002";
 }
 
 }  // namespace
@@ -1465,6 +1485,13 @@ class postgres_store final : public message_store {
   link reader_link_;
 
   std::atomic<bool> healthy_{true};
+  // Why the store stopped when it was not corruption ("schema-newer"; set before healthy_ is
+  // cleared).
+  std::atomic<const char*> stopped_because_{nullptr};
+  const char* stop_reason() const {
+    const char* why = stopped_because_.load();
+    return why != nullptr ? why : "io-error";
+  }
 
   mutable std::mutex write_mutex_;
   std::condition_variable write_cv_;
@@ -1643,7 +1670,7 @@ void postgres_store::submit(pending_write write) {
     if (writes_closed_) {
       refusal = "stopped";
     } else if (!healthy_) {
-      refusal = "io-error";
+      refusal = stop_reason();
     } else {
       try {
         writes_.push_back(std::move(write));
@@ -1794,7 +1821,7 @@ result_ptr postgres_store::run(const char* sql, const std::vector<param>& params
 void postgres_store::commit_batch(std::vector<pending_write>& batch) {
   const char* failure = nullptr;
   if (!healthy_) {
-    failure = "io-error";
+    failure = stop_reason();
   } else if (!ensure_connected(writer_link_, "writer")) {
     failure = "store-unreachable";
   } else {
@@ -1823,6 +1850,9 @@ void postgres_store::commit_batch(std::vector<pending_write>& batch) {
       }
       failure = failure_reason(error);
       if (is_fatal(error)) {
+        if (error.schema_newer) {
+          stopped_because_ = failure;
+        }
         healthy_ = false;
       }
       failed_batches_.fetch_add(1);
@@ -1835,7 +1865,8 @@ void postgres_store::commit_batch(std::vector<pending_write>& batch) {
                     {.event = healthy_ ? "store.batch_failed" : "store.fail_stop",
                      .outcome = "unavailable",
                      .reason = failure,
-                     .detail = error.sqlstate + ": " + error.message});
+                     .detail = error.sqlstate.empty() ? error.message
+                                                      : error.sqlstate + ": " + error.message});
       }
       break;
     }
@@ -1870,7 +1901,29 @@ void postgres_store::notify_deliveries_due() {
 }
 
 void postgres_store::write_batch(std::vector<pending_write>& batch) {
-  run("BEGIN", {});
+  // A newer mxgw may have migrated the schema while this one runs (instances upgraded one by
+  // one). What it stores from then on may mean something this build would ignore or misread, so
+  // this build writes no more: it stops as after corruption, from the first batch that begins
+  // after the migration committed.
+  {
+    db_error error;
+    const result_ptr r = writer_link_.conn.query_simple(begin_reading_schema_version_sql, error);
+    if (!r) {
+      throw batch_failure{std::move(error)};
+    }
+    const std::int64_t found = PQgetisnull(r.get(), 0, 0) != 0 ? 0 : get_int(r.get(), 0, 0);
+    if (found > postgres_schema_version) {
+      throw batch_failure{db_error{
+          .sqlstate = {},
+          .message = "schema version " + std::to_string(found) +
+                     " is newer than this build of mxgw knows (" +
+                     std::to_string(postgres_schema_version) +
+                     "); a newer mxgw migrated the schema, so this one writes no more: restart "
+                     "this instance with the newer build",
+          .connection_lost = false,
+          .schema_newer = true}};
+    }
+  }
   const time_point batch_time = now();
   const std::string at = format_rfc3339_ms(batch_time);
   const std::int64_t now_ms = to_ms(batch_time);

@@ -309,6 +309,8 @@ static_assert(std::none_of(migrations.begin(), migrations.end(),
 constexpr int writer_cache_kib = 8 * 1024;
 
 // Writer statements.
+// The schema version, read at the start of every write transaction (see write_batch).
+constexpr const char* select_user_version_sql = "PRAGMA user_version";
 constexpr const char* select_existing_sql =
     "SELECT sender, body_sha256, accepted_at FROM messages WHERE id = ?1";
 constexpr const char* insert_message_sql =
@@ -1258,6 +1260,7 @@ struct sqlite_store::impl {
   void commit_batch(std::vector<pending_write>& batch);
   const char* try_transaction(std::vector<pending_write>& batch, bool bookkeeping_only);
   int write_batch(std::vector<pending_write>& batch, bool bookkeeping_only);
+  int check_schema_version();
   int write_record(accept_write& write, const std::string& accepted_at, std::int64_t now_ms);
   int insert_message(const message_record& record, const std::string& accepted_at);
   int delete_person_keys(const std::vector<std::int64_t>& message_seqs);
@@ -1316,6 +1319,7 @@ struct sqlite_store::impl {
 
   /// The writer connection's prepared statements (only the writer thread uses them).
   struct writer_statements {
+    statement select_user_version;
     statement select_existing;
     statement insert_message;
     statement insert_delivery;
@@ -1396,8 +1400,17 @@ struct sqlite_store::impl {
   std::optional<reader_statements> reader_sql_;
   connection checkpoint_db_;  // used only by the constructor, then only by the checkpointer
 
-  // Cleared on the first I/O error or corruption seen by either thread; never set again.
+  // Cleared on the first I/O error or corruption seen by either thread, or when a newer build
+  // has migrated the file; never set again.
   std::atomic<bool> healthy_{true};
+  // Why the store stopped when it was not an I/O error ("schema-newer"; set before healthy_ is
+  // cleared), and what the log says about it (stop_detail_: writer thread only).
+  std::atomic<const char*> stopped_because_{nullptr};
+  std::string stop_detail_;
+  const char* stop_reason() const {
+    const char* why = stopped_because_.load();
+    return why != nullptr ? why : "io-error";
+  }
 
   mutable std::mutex write_mutex_;  // guards writes_ and writes_closed_
   std::condition_variable write_cv_;
@@ -1482,6 +1495,7 @@ sqlite_store::impl::impl(const sqlite_options& options)
     apply_size_cap(db, options.max_size_bytes, path_);
   }
   writer_sql_.emplace();
+  writer_sql_->select_user_version = prepare(db, select_user_version_sql, path_);
   writer_sql_->select_existing = prepare(db, select_existing_sql, path_);
   writer_sql_->insert_message = prepare(db, insert_message_sql, path_);
   writer_sql_->insert_delivery = prepare(db, insert_delivery_sql, path_);
@@ -1600,7 +1614,7 @@ void sqlite_store::impl::submit(pending_write write) {
     if (writes_closed_) {
       refusal = "stopped";
     } else if (!healthy_) {
-      refusal = "io-error";
+      refusal = stop_reason();
     } else {
       try {
         writes_.push_back(std::move(write));  // strong guarantee: on failure, write is intact
@@ -1858,8 +1872,9 @@ void sqlite_store::impl::run_checkpoint() {
 void sqlite_store::impl::commit_batch(std::vector<pending_write>& batch) {
   const char* failure = nullptr;
   if (!healthy_) {
-    // Fail-stop: after an I/O error the writer connection is never used again.
-    failure = "io-error";
+    // Fail-stop: after an I/O error (or a newer build's migration) the writer connection is
+    // never used again.
+    failure = stop_reason();
   } else {
     failure = try_transaction(batch, false);
     const bool disk_full = failure != nullptr && std::strcmp(failure, "disk-full") == 0;
@@ -1901,7 +1916,9 @@ const char* sqlite_store::impl::try_transaction(std::vector<pending_write>& batc
     rc = SQLITE_NOMEM;  // only allocation (or an injected clock) can throw in there
   }
   if (rc != SQLITE_OK) {
-    const std::string detail = describe_failure(writer_db_.get(), rc, path_);
+    const std::string detail = stopped_because_.load() != nullptr
+                                   ? stop_detail_
+                                   : describe_failure(writer_db_.get(), rc, path_);
     // Nothing of a failed batch may stay behind, whichever statement failed (also COMMIT).
     rollback_if_open(writer_db_.get());
     const char* failure = failure_reason(rc);
@@ -1935,6 +1952,9 @@ const char* sqlite_store::impl::try_transaction(std::vector<pending_write>& batc
 }
 
 const char* sqlite_store::impl::failure_reason(int rc) {
+  if (const char* why = stopped_because_.load()) {
+    return why;
+  }
   if ((rc & 0xff) == SQLITE_FULL) {
     return "disk-full";
   }
@@ -1961,6 +1981,10 @@ int sqlite_store::impl::write_batch(std::vector<pending_write>& batch, bool book
   // IMMEDIATE takes the write lock up front, so no statement in the batch can hit SQLITE_BUSY
   // half-way (another process could hold the file; busy_timeout covers the wait here).
   int rc = exec(db, "BEGIN IMMEDIATE");
+  if (rc != SQLITE_OK) {
+    return rc;
+  }
+  rc = check_schema_version();
   if (rc != SQLITE_OK) {
     return rc;
   }
@@ -2010,6 +2034,31 @@ int sqlite_store::impl::write_batch(std::vector<pending_write>& batch, bool book
     }
   }
   return exec(db, "COMMIT");
+}
+
+// A newer mxgw may migrate the file while this one runs (another process on the same file, or a
+// command of the newer build run before this gateway was restarted). What it stores from then on
+// may mean something this build would ignore or misread, so this build must not write to the
+// file again: it stops as after an I/O error. Read under the write lock, so no batch of this build
+// commits after the migration did.
+int sqlite_store::impl::check_schema_version() {
+  statement_use use(writer_sql_->select_user_version.get());
+  const int rc = use.step();
+  if (rc != SQLITE_ROW) {
+    return rc;
+  }
+  const std::int64_t found = use.column_int64(0);
+  if (found <= sqlite_schema_version) {
+    return SQLITE_OK;
+  }
+  stopped_because_ = "schema-newer";
+  stop_detail_ = path_.string() + ": schema version " + std::to_string(found) +
+                 " is newer than this build of mxgw knows (" +
+                 std::to_string(sqlite_schema_version) +
+                 "); a newer mxgw migrated the file, so this one writes no more: restart the "
+                 "gateway with the newer build";
+  healthy_ = false;
+  return SQLITE_SCHEMA;
 }
 
 int sqlite_store::impl::write_record(accept_write& write, const std::string& accepted_at,

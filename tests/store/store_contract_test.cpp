@@ -5,6 +5,8 @@
 
 #include "gateway/audit/audit.hpp"
 #include "gateway/common/digest.hpp"
+#include "gateway/common/log.hpp"
+#include "gateway/store/pg_store.hpp"
 #include "gateway/store/sqlite_store.hpp"
 #include "tests/store/store_backends.hpp"
 #include "tests/store/store_test_helpers.hpp"
@@ -423,6 +425,44 @@ TEST_P(StoreContract, SeveralStatePutsNamingOneItemTwiceOrNoneStoreNothing) {
   EXPECT_EQ(put_all({}, {event("partner.updated")}).first, put_outcome::failed);
   EXPECT_TRUE(list("").empty());
   EXPECT_TRUE(read().empty());
+}
+
+// A newer mxgw migrated the store while this build runs (another instance upgraded first, or
+// a command of the newer build): this build writes nothing more, says why, and stops.
+TEST_P(StoreContract, AStoreMigratedByANewerBuildIsNeverWrittenAgain) {
+  const auto log_file = dir_.path() / "log.jsonl";
+  log::init({log::level::info, log_file});
+  ASSERT_EQ(accept(record_with_audit(make_id(1), "{\"a\":1}")).outcome, accept_outcome::stored);
+  const auto count_messages = [this] {
+    return GetParam().name == "sqlite"
+               ? raw_db(dir_.path() / "store.db").text("SELECT count(*) FROM messages")
+               : pg_exec("SET search_path TO " + pg_schema_for(dir_.path()) +
+                         "; SELECT count(*) FROM messages");
+  };
+  if (GetParam().name == "sqlite") {
+    raw_db(dir_.path() / "store.db")
+        .exec("PRAGMA user_version = " + std::to_string(sqlite_schema_version + 1));
+  } else {
+    pg_exec("SET search_path TO " + pg_schema_for(dir_.path()) +
+            "; DELETE FROM mxgw_schema; INSERT INTO mxgw_schema (version) VALUES (" +
+            std::to_string(postgres_schema_version + 1) + ")");
+  }
+  const accept_result refused = accept(record_with_audit(make_id(2), "{\"a\":2}"));
+  EXPECT_EQ(refused.outcome, accept_outcome::unavailable);
+  EXPECT_EQ(refused.reason, "schema-newer");
+  EXPECT_FALSE(store_->healthy());
+  // Every later write is refused the same way, without reaching the database.
+  const accept_result again = accept(record_with_audit(make_id(3), "{\"a\":3}"));
+  EXPECT_EQ(again.outcome, accept_outcome::unavailable);
+  EXPECT_EQ(again.reason, "schema-newer");
+  EXPECT_FALSE(append({event("admin.login")}));
+  EXPECT_EQ(count_messages(), "1");
+  store_->stop();
+  log::init({});
+  const std::string logged = test::read_file(log_file);
+  EXPECT_NE(logged.find("\"event\":\"store.fail_stop\""), std::string::npos) << logged;
+  EXPECT_NE(logged.find("\"reason\":\"schema-newer\""), std::string::npos) << logged;
+  EXPECT_NE(logged.find("is newer than this build of mxgw knows"), std::string::npos) << logged;
 }
 
 TEST_P(StoreContract, StateSurvivesReopen) {

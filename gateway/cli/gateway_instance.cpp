@@ -598,7 +598,7 @@ std::vector<config::config_problem> gateway_instance::reload(const std::string& 
                        std::to_string(next.mappings->size()) + " mapping files, " +
                        std::to_string(partner_crls.crls + admin_crls.crls + delivery_crls.crls) +
                        " CRLs; " + std::to_string(closed) +
-                       " connections of revoked certificates closed"});
+                       " open connections refused by the new CRLs closed"});
   return problems;
 }
 

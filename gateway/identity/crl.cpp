@@ -156,45 +156,90 @@ renewed_store renew_store(X509_STORE* current, const std::vector<std::filesystem
   return out;
 }
 
-std::chrono::system_clock::time_point revocation_decision_until(X509_STORE* store, X509* leaf,
-                                                                STACK_OF(X509) * chain,
-                                                                std::time_t at) {
-  constexpr auto never = std::chrono::system_clock::time_point::max();
+namespace {
+
+// The issuers whose CRLs `store` consults when it verifies `leaf` and its verified `chain`: the
+// leaf's, or every certificate's of the chain with X509_V_FLAG_CRL_CHECK_ALL; none when the store
+// checks no CRL.
+std::vector<const X509_NAME*> checked_issuers(X509_STORE* store, X509* leaf,
+                                              STACK_OF(X509) * chain) {
   const unsigned long flags = X509_VERIFY_PARAM_get_flags(X509_STORE_get0_param(store));
   if ((flags & X509_V_FLAG_CRL_CHECK) == 0 || leaf == nullptr) {
-    return never;
+    return {};
   }
-  // The issuers whose CRLs the store consults: the leaf's, or every certificate's of the chain.
   std::vector<const X509_NAME*> issuers{X509_get_issuer_name(leaf)};
   if ((flags & X509_V_FLAG_CRL_CHECK_ALL) != 0) {
     for (int i = 1; chain != nullptr && i < sk_X509_num(chain); ++i) {
       issuers.push_back(X509_get_issuer_name(sk_X509_value(chain, i)));
     }
   }
+  return issuers;
+}
+
+// Calls `visit` on each CRL of `store` (under the store's lock).
+template <typename Visit>
+void for_each_crl(X509_STORE* store, Visit visit) {
+  X509_STORE_lock(store);
+  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
+  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
+    if (const X509_CRL* crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objects, i))) {
+      visit(crl);
+    }
+  }
+  X509_STORE_unlock(store);
+}
+
+// Calls `visit` on each CRL of `store` whose issuer is one of `issuers`.
+template <typename Visit>
+void for_each_crl_of(X509_STORE* store, const std::vector<const X509_NAME*>& issuers, Visit visit) {
+  if (issuers.empty()) {
+    return;
+  }
+  for_each_crl(store, [&](const X509_CRL* crl) {
+    const X509_NAME* issuer = X509_CRL_get_issuer(crl);
+    if (std::any_of(issuers.begin(), issuers.end(),
+                    [issuer](const X509_NAME* n) { return X509_NAME_cmp(n, issuer) == 0; })) {
+      visit(crl);
+    }
+  });
+}
+
+// As OpenSSL decides: a CRL whose nextUpdate is not later than the time of the check has expired.
+bool is_past_next_update(const X509_CRL* crl, std::time_t at) {
+  const auto next_update = time_of(X509_CRL_get0_nextUpdate(crl));
+  return next_update && *next_update <= std::chrono::system_clock::from_time_t(at);
+}
+
+}  // namespace
+
+std::chrono::system_clock::time_point revocation_decision_until(X509_STORE* store, X509* leaf,
+                                                                STACK_OF(X509) * chain,
+                                                                std::time_t at) {
   const auto later = std::chrono::system_clock::from_time_t(at);
-  auto until = never;
+  auto until = std::chrono::system_clock::time_point::max();
   auto consider = [&](const ASN1_TIME* time) {
     if (const auto t = time_of(time); t && *t > later) {
       until = std::min(until, *t);
     }
   };
-  X509_STORE_lock(store);
-  STACK_OF(X509_OBJECT)* objects = X509_STORE_get0_objects(store);
-  for (int i = 0; i < sk_X509_OBJECT_num(objects); ++i) {
-    const X509_CRL* crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objects, i));
-    if (crl == nullptr) {
-      continue;
-    }
-    const X509_NAME* issuer = X509_CRL_get_issuer(crl);
-    if (std::none_of(issuers.begin(), issuers.end(),
-                     [issuer](const X509_NAME* n) { return X509_NAME_cmp(n, issuer) == 0; })) {
-      continue;
-    }
+  for_each_crl_of(store, checked_issuers(store, leaf, chain), [&](const X509_CRL* crl) {
     consider(X509_CRL_get0_nextUpdate(crl));
     consider(X509_CRL_get0_lastUpdate(crl));
-  }
-  X509_STORE_unlock(store);
+  });
   return until;
+}
+
+bool rests_on_stale_crl(X509_STORE* store, X509* leaf, STACK_OF(X509) * chain, std::time_t at) {
+  bool stale = false;
+  for_each_crl_of(store, checked_issuers(store, leaf, chain),
+                  [&](const X509_CRL* crl) { stale = stale || is_past_next_update(crl, at); });
+  return stale;
+}
+
+bool holds_stale_crl(X509_STORE* store, std::time_t at) {
+  bool stale = false;
+  for_each_crl(store, [&](const X509_CRL* crl) { stale = stale || is_past_next_update(crl, at); });
+  return stale;
 }
 
 }  // namespace mxgw::identity

@@ -75,4 +75,13 @@ std::chrono::system_clock::time_point revocation_decision_until(X509_STORE* stor
                                                                 STACK_OF(X509) * chain,
                                                                 std::time_t at);
 
+/// True when a CRL of `store` that covers `leaf` and its verified `chain` (the CRLs
+/// revocation_decision_until looks at) is past its nextUpdate at `at`: verifying the chain at `at`
+/// may then be refused `crl-expired` (it is, unless the store also holds a current CRL of that
+/// issuer; only verifying decides). False when the store checks no CRL. Thread-safe.
+bool rests_on_stale_crl(X509_STORE* store, X509* leaf, STACK_OF(X509) * chain, std::time_t at);
+
+/// True when any CRL of `store` is past its nextUpdate at `at`. Thread-safe.
+bool holds_stale_crl(X509_STORE* store, std::time_t at);
+
 }  // namespace mxgw::identity

@@ -921,18 +921,32 @@ std::size_t server::put_in_force(const verify_store_update& update) {
     std::lock_guard lock(impl_->verify_mutex);
     impl_->verify_store = update.store;
   }
-  if (update.revoked_serials.empty()) {
+  // Each connection the new CRLs may refuse is decided on as the check before its next request
+  // would decide (its chain verified again against the new store, at one time); the others are
+  // left to that check. They are those whose serial a new CRL lists (another issuer's
+  // certificate with the same serial is not revoked by it) and, when a new CRL is already past
+  // its nextUpdate, those such a CRL covers (crl-expired, unless a current one of the issuer
+  // came with it).
+  X509_STORE* store = update.store.get();
+  const auto at = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  const bool any_stale = identity::holds_stale_crl(store, at);
+  if (update.revoked_serials.empty() && !any_stale) {
     return 0;
   }
-  // A listed serial picks the candidates; verifying the chain against the new store decides
-  // (another issuer's certificate with the same serial is not revoked by it).
-  const auto at = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  auto listed = [&update](const connected_peer& peer) {
+    return update.revoked_serials.contains(peer.serial_hex);
+  };
   return impl_->close_where(
-      [&update](const connected_peer& peer, std::uint64_t) {
-        return update.revoked_serials.contains(peer.serial_hex);
+      [&listed, any_stale](const connected_peer& peer, std::uint64_t) {
+        return any_stale || listed(peer);
       },
-      [&update, at](open_connection& connection) {
-        return verify_again(update.store.get(), connection.cert.get(), connection.chain.get(), at);
+      [&listed, store, at](open_connection& connection) -> std::string {
+        X509* cert = connection.cert.get();
+        STACK_OF(X509)* chain = connection.chain.get();
+        if (!listed(connection.peer) && !identity::rests_on_stale_crl(store, cert, chain, at)) {
+          return {};
+        }
+        return verify_again(store, cert, chain, at);
       },
       "crl-reloaded");
 }

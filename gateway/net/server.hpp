@@ -109,11 +109,13 @@ class server {
 
   /// Puts renewed checks in force: every handshake from now on verifies against `update`'s store;
   /// one already under way is verified against it again as it completes, before its first
-  /// request. The open connections whose certificate the new CRLs revoke (listed by serial, and
-  /// refused when their chain is verified again against the new store) are closed at once, each
-  /// logged as `tls.client_refused`; any other refusal by the new store (its CRL for the issuer
-  /// stale or missing) comes at the connection's next request, which verifies against the store
-  /// in force. Returns how many were closed. Thread-safe.
+  /// request. An open connection whose certificate serial a new CRL lists, or whose chain a new
+  /// CRL already past its nextUpdate covers, has its chain verified again against the new store
+  /// now, as the check before its next request would, and is closed at once when refused
+  /// (`certificate-revoked-crl`, `crl-expired`, ...), logged as `tls.client_refused`. Any other
+  /// refusal by the new store (its issuer left without a CRL) comes at the connection's next
+  /// request, which verifies against the store in force. Returns how many were closed.
+  /// Thread-safe.
   std::size_t put_in_force(const verify_store_update& update);
 
   struct impl;

@@ -1,7 +1,8 @@
 // The CRLs in force decide on every connection, not only those of its handshake: a kept-alive
 // connection is refused once the CRL its certificate was checked against has passed its
 // nextUpdate and no current one has replaced it, a reload closes the open connections whose
-// certificate its CRLs list, and a handshake under way when a reload puts new CRLs in force is
+// certificate its CRLs list (not another issuer's with the same serial) or that a CRL already
+// past its nextUpdate covers, and a handshake under way when a reload puts new CRLs in force is
 // checked against them as it completes.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -15,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -24,6 +26,7 @@
 
 #include "gateway/identity/cert_authority.hpp"
 #include "tests/integration/gateway_fixture.hpp"
+#include "tests/store/store_test_helpers.hpp"
 
 namespace mxgw::test {
 namespace {
@@ -235,6 +238,8 @@ class kept_connection {
     held_.finish();
   }
   std::string healthz() { return held_.healthz(); }
+  /// True when the gateway closes the connection within `limit`, with no request sent.
+  bool closed_within(std::chrono::milliseconds limit) { return held_.closed_within(limit); }
 
  private:
   held_handshake held_;
@@ -263,6 +268,46 @@ class CrlInForce : public gateway_fixture {
     const auto problems = gateway_->reload();
     ASSERT_TRUE(problems.empty()) << problems.front().reason;
   }
+};
+
+// Two partner CAs, each with its own CRL file: ca_ (crl.pem) issues Gia Lai's certificates, the
+// second (second-crl.pem, current) Ratanakiri's.
+class CrlInForceTwoIssuers : public CrlInForce {
+ protected:
+  void configure(config::gateway_config& config) override {
+    CrlInForce::configure(config);
+    const auto now = std::chrono::system_clock::now();
+    second_ca_ = std::make_unique<identity::cert_authority>(identity::cert_authority::create(
+        "mxgw second test CA", now - std::chrono::hours(1), now + std::chrono::hours(24 * 30)));
+    write_file(dir_ / "second-ca.pem", second_ca_->cert_pem());
+    write_file(dir_ / "second-crl.pem", second_ca_->make_crl({}));
+    config.listener.tls.partner_cas.push_back(dir_ / "second-ca.pem");
+    config.listener.tls.crls.push_back(dir_ / "second-crl.pem");
+  }
+
+  /// A valid certificate of kh-ratanakiri from the second CA, written to NAME.pem/.key; with the
+  /// serial `serial_hex` when given.
+  cli::client_tls ratanakiri_from_second_ca(const std::string& name,
+                                            const std::string& serial_hex = {}) {
+    identity::certificate_request req;
+    req.common_name = "kh-ratanakiri";
+    req.san_uris = {"urn:mxgw:partner:kh-ratanakiri"};
+    return serial_hex.empty() ? make_client(name, req, second_ca_.get())
+                              : make_client_with_serial(name, req, serial_hex, second_ca_.get());
+  }
+
+  /// The first log line holding every one of `parts` ("" when none does).
+  std::string log_line_with(const std::vector<std::string>& parts) const {
+    for (const auto& line : lines_of(log_text())) {
+      if (std::all_of(parts.begin(), parts.end(),
+                      [&line](const auto& part) { return line.find(part) != std::string::npos; })) {
+        return line;
+      }
+    }
+    return {};
+  }
+
+  std::unique_ptr<identity::cert_authority> second_ca_;
 };
 
 // The handshake was made while the CRL was current; a new handshake after its nextUpdate is
@@ -348,6 +393,54 @@ TEST_F(CrlInForce, AHandshakeUnderWayAtAReloadIsClosedAsItCompletesWhenTheNewCrl
   EXPECT_TRUE(connection.closed_within(5s)) << "left open after its handshake";
   const auto log = log_text();
   EXPECT_NE(log.find("\"reason\":\"certificate-revoked-crl\""), std::string::npos) << log;
+}
+
+// A reload that puts in force a CRL already past its nextUpdate closes at once the idle
+// connections of its issuer's certificates (crl-expired), as their next request would be
+// refused; a connection of another issuer, whose CRL is current, stays open and served.
+TEST_F(CrlInForceTwoIssuers, AStaleCrlPutInForceByAReloadClosesItsIssuersIdleConnectionsAtOnce) {
+  kept_connection stale_issuer(partner_client("vn-gialai"), port_);
+  ASSERT_EQ(stale_issuer.healthz(), "HTTP/1.1 200 OK");
+  kept_connection current_issuer(ratanakiri_from_second_ca("ratanakiri"), port_);
+  ASSERT_EQ(current_issuer.healthz(), "HTTP/1.1 200 OK");
+
+  reload_with(crl_until(*ca_, std::chrono::system_clock::now() - 10s));
+  EXPECT_TRUE(stale_issuer.closed_within(5s)) << "left open until its next request";
+  const auto line = log_line_with({"\"event\":\"tls.client_refused\"", "\"reason\":\"crl-expired\"",
+                                   "open connection closed (crl-reloaded)"});
+  EXPECT_NE(line.find("\"partner\":\"vn-gialai\""), std::string::npos) << log_text();
+  EXPECT_EQ(current_issuer.healthz(), "HTTP/1.1 200 OK");
+  EXPECT_EQ(get(ratanakiri_from_second_ca("ratanakiri-new"), "/healthz").status, 200);
+  EXPECT_EQ(get(partner_client("vn-gialai"), "/healthz").status, 0);  // as a new handshake
+  EXPECT_NE(log_line_with({"config.reloaded", "1 open connections refused by the new CRLs"}), "")
+      << log_text();
+  stop();  // the audit record counts it too
+  store::test_helpers::raw_db db(config_.store.path);
+  const std::string entry = db.text("SELECT entry FROM audit WHERE event = 'config.reloaded'");
+  EXPECT_NE(entry.find(R"("connectionsClosed":"1")"), std::string::npos) << entry;
+}
+
+// A CRL lists serials of its own issuer only: at a reload, a certificate of another CA with the
+// same serial keeps its open connection and is served, while the listing CA's certificate with
+// that serial is closed.
+TEST_F(CrlInForceTwoIssuers, ACrlListingASerialLeavesAnotherIssuersCertificateWithItOpen) {
+  const auto [listed_tls, serial] = gialai_with_serial("listed");
+  const auto namesake_tls = ratanakiri_from_second_ca("namesake", serial);
+  kept_connection listed(listed_tls, port_);
+  ASSERT_EQ(listed.healthz(), "HTTP/1.1 200 OK");
+  kept_connection namesake(namesake_tls, port_);
+  ASSERT_EQ(namesake.healthz(), "HTTP/1.1 200 OK");
+
+  reload_with(ca_->make_crl({{serial}}));
+  EXPECT_TRUE(listed.closed_within(5s)) << "the listed certificate was left open";
+  EXPECT_EQ(namesake.healthz(), "HTTP/1.1 200 OK");
+  EXPECT_EQ(namesake.healthz(), "HTTP/1.1 200 OK");  // still kept alive
+  EXPECT_EQ(get(namesake_tls, "/healthz").status, 200);
+  EXPECT_EQ(get(listed_tls, "/healthz").status, 0);
+  EXPECT_EQ(
+      log_line_with({"\"reason\":\"certificate-revoked-crl\"", "\"partner\":\"kh-ratanakiri\""}),
+      "")
+      << log_text();
 }
 
 }  // namespace

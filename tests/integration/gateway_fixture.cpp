@@ -3,10 +3,16 @@
 
 #include "gateway/store/sealed.hpp"
 
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <sqlite3.h>
 
 #include <chrono>
 #include <future>
+#include <memory>
 #include <regex>
 #include <thread>
 
@@ -88,6 +94,44 @@ cli::client_tls gateway_fixture::make_client(const std::string& name,
                                              const identity::cert_authority* other_ca) {
   const auto issued = (other_ca != nullptr ? *other_ca : *ca_).issue(req);
   write_file(dir_ / (name + ".pem"), issued.cert_pem);
+  identity::write_file_with_mode(dir_ / (name + ".key"), issued.key_pem, 0600);
+  return {dir_ / "ca.pem", dir_ / (name + ".pem"), dir_ / (name + ".key")};
+}
+
+cli::client_tls gateway_fixture::make_client_with_serial(const std::string& name,
+                                                         const identity::certificate_request& req,
+                                                         const std::string& serial_hex,
+                                                         const identity::cert_authority* other_ca) {
+  const auto& ca = other_ca != nullptr ? *other_ca : *ca_;
+  const auto issued = ca.issue(req);
+  const std::string ca_key_pem = ca.key_pem();
+  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
+      BIO_new_mem_buf(issued.cert_pem.data(), static_cast<int>(issued.cert_pem.size())), &BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
+      BIO_new_mem_buf(ca_key_pem.data(), static_cast<int>(ca_key_pem.size())), &BIO_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr), &X509_free);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> ca_key(
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+  BIGNUM* bn = nullptr;
+  ASN1_INTEGER* serial = nullptr;
+  // The serial is part of what the CA signed: a new one needs a new signature.
+  const bool ok = cert && ca_key && BN_hex2bn(&bn, serial_hex.c_str()) > 0 &&
+                  (serial = BN_to_ASN1_INTEGER(bn, nullptr)) != nullptr &&
+                  X509_set_serialNumber(cert.get(), serial) == 1 &&
+                  X509_sign(cert.get(), ca_key.get(), EVP_sha256()) > 0;
+  ASN1_INTEGER_free(serial);
+  BN_free(bn);
+  std::string cert_pem;
+  if (ok) {
+    std::unique_ptr<BIO, decltype(&BIO_free)> mem(BIO_new(BIO_s_mem()), &BIO_free);
+    PEM_write_bio_X509(mem.get(), cert.get());
+    char* data = nullptr;
+    const long size = BIO_get_mem_data(mem.get(), &data);
+    cert_pem.assign(data, static_cast<std::size_t>(size));
+  }
+  EXPECT_FALSE(cert_pem.empty()) << "could not give the certificate serial " << serial_hex;
+  write_file(dir_ / (name + ".pem"), cert_pem);
   identity::write_file_with_mode(dir_ / (name + ".key"), issued.key_pem, 0600);
   return {dir_ / "ca.pem", dir_ / (name + ".pem"), dir_ / (name + ".key")};
 }

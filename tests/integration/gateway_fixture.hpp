@@ -32,6 +32,13 @@ class gateway_fixture : public ::testing::Test {
   /// settings a client uses with it.
   cli::client_tls make_client(const std::string& name, const identity::certificate_request& req,
                               const identity::cert_authority* other_ca = nullptr);
+  /// As make_client, with the certificate's serial set to `serial_hex` (hex) and the certificate
+  /// signed again by its CA: certificates of two CAs can so share a serial. Fails the test (and
+  /// returns the settings of an empty file) when OpenSSL cannot make it.
+  cli::client_tls make_client_with_serial(const std::string& name,
+                                          const identity::certificate_request& req,
+                                          const std::string& serial_hex,
+                                          const identity::cert_authority* other_ca = nullptr);
   /// A valid client certificate for partner `id`.
   cli::client_tls partner_client(const std::string& id);
   /// Settings for a stand-in partner (`partner-sim`) serving with the test's server certificate

@@ -186,7 +186,8 @@ TEST_F(TlsIdentity, ACrlReloadRefusesARevokedCertificateAndClosesItsOpenConnecti
   EXPECT_EQ(get(tls, "/healthz").status, 200);
   stop();
   EXPECT_NE(log_text().find("\"reason\":\"certificate-revoked-crl\""), std::string::npos);
-  EXPECT_NE(log_text().find("1 connections of revoked certificates closed"), std::string::npos);
+  EXPECT_NE(log_text().find("1 open connections refused by the new CRLs closed"),
+            std::string::npos);
 }
 
 TEST_F(TlsIdentity, ACrlReloadThatCannotBeTrustedChangesNothing) {

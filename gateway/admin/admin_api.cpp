@@ -1622,8 +1622,9 @@ void metrics_text(const call& c) {
 // written as pinnedSha256 so the files alone identify the same peers, and certificates revoked
 // (or retired: their overlap has ended) as revokedSha256 of their partner, so that files rebuilt
 // from the export keep refusing them; a revoked fingerprint is no longer pinned. A partner's
-// rotation cut-offs (rotationCutoffs) and its certificates still in an overlap (retiringSha256)
-// are written too, so that a gateway rebuilt from the files ends the overlap as this one does.
+// rotation cut-offs (rotationCutoffs, each with the certificates recorded since it) and its
+// certificates still in an overlap (retiringSha256) are written too, so that a gateway rebuilt
+// from the files ends the overlap as this one does.
 void export_state(const call& c) {
   if (const auto routing = c.state().routing();
       routing.rules && !routing.rules->held_reason().empty()) {
@@ -1674,6 +1675,21 @@ void export_state(const call& c) {
                  !listed(copy.pinned_sha256, fp)) {
         copy.pinned_sha256.push_back(fp);
       }
+    }
+    // A certificate recorded at or after a cut-off is not cut off by it, whatever else it is
+    // (say a pin from before the rotation registered again). The records do not travel with the
+    // files: each cut-off lists them (recordedSince), with those it listed already (the files
+    // this gateway was built from), but not once revoked or retired.
+    for (auto& cutoff : copy.rotation_cutoffs) {
+      for (const auto& [fp, r] : trust->certificates) {
+        const auto recorded_at = parse_rfc3339(r.recorded_at);
+        if (r.partner_id == p->id && recorded_at && *recorded_at >= cutoff.cut_off_at &&
+            fp != cutoff.replaced_by && !listed(cutoff.recorded_since, fp)) {
+          cutoff.recorded_since.push_back(fp);
+        }
+      }
+      std::erase_if(cutoff.recorded_since,
+                    [&](const std::string& fp) { return listed(copy.revoked_sha256, fp); });
     }
     registry.put(std::move(copy));
   }

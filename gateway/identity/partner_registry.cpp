@@ -214,6 +214,9 @@ void write_partner(Writer& w, const partner& p) {
       str("retiringUntil", c.retiring_until);
       str("replacedBy", c.replaced_by);
       list("pinnedBefore", c.pinned_before);
+      if (!c.recorded_since.empty()) {
+        list("recordedSince", c.recorded_since);
+      }
       w.EndObject();
     }
     w.EndArray();
@@ -350,13 +353,41 @@ void read_entries(
   }
 }
 
+// Reads the optional list of distinct fingerprints `name` of a cut-off `entry` (at `at`).
+void read_cutoff_fingerprints(const rapidjson::Value& entry, const char* name,
+                              const std::string& at, const problem_fn& flag,
+                              std::vector<std::string>& out) {
+  if (!entry.HasMember(name)) {
+    return;
+  }
+  const auto& list = entry[name];
+  if (!list.IsArray()) {
+    flag(at + "/" + name, "must be an array of SHA-256 fingerprints");
+    return;
+  }
+  for (rapidjson::SizeType k = 0; k < list.Size(); ++k) {
+    const std::string field = at + "/" + name + "/" + std::to_string(k);
+    std::string fp = read_fingerprint(list[k], field, flag);
+    if (fp.empty()) {
+      continue;
+    }
+    if (std::find(out.begin(), out.end(), fp) != out.end()) {
+      flag(field, "repeats a fingerprint listed before");
+    } else {
+      out.push_back(std::move(fp));
+    }
+  }
+}
+
 // Reads `rotationCutoffs` (rotation_cutoff, as the export writes them): each with its cut-off
 // and overlap end (not before the cut-off's second), the rotation's new certificate (one per
-// cut-off) and the pins it ends (distinct fingerprints).
+// cut-off), the pins it ends and the certificates recorded since it (each list distinct
+// fingerprints; recordedSince is absent from exports older than it).
 void read_rotation_cutoffs(const rapidjson::Value& value, const problem_fn& problem,
                            std::vector<rotation_cutoff>& out) {
   read_entries<rotation_cutoff>(
-      value, "rotationCutoffs", {"cutOff", "retiringUntil", "replacedBy", "pinnedBefore"},
+      value, "rotationCutoffs",
+      {"cutOff", "retiringUntil", "replacedBy", "pinnedBefore", "recordedSince"},
       "rotation cut-off", "cutOff, retiringUntil, replacedBy and pinnedBefore", problem, out,
       [&out](const rapidjson::Value& entry, const std::string& at, const problem_fn& flag) {
         rotation_cutoff c;
@@ -377,26 +408,8 @@ void read_rotation_cutoffs(const rapidjson::Value& value, const problem_fn& prob
             }
           }
         }
-        if (entry.HasMember("pinnedBefore")) {
-          const auto& pins = entry["pinnedBefore"];
-          if (!pins.IsArray()) {
-            flag(at + "/pinnedBefore", "must be an array of SHA-256 fingerprints");
-          } else {
-            for (rapidjson::SizeType k = 0; k < pins.Size(); ++k) {
-              const std::string field = at + "/pinnedBefore/" + std::to_string(k);
-              std::string fp = read_fingerprint(pins[k], field, flag);
-              if (fp.empty()) {
-                continue;
-              }
-              if (std::find(c.pinned_before.begin(), c.pinned_before.end(), fp) !=
-                  c.pinned_before.end()) {
-                flag(field, "repeats a fingerprint listed before");
-              } else {
-                c.pinned_before.push_back(std::move(fp));
-              }
-            }
-          }
-        }
+        read_cutoff_fingerprints(entry, "pinnedBefore", at, flag, c.pinned_before);
+        read_cutoff_fingerprints(entry, "recordedSince", at, flag, c.recorded_since);
         if (cut_off_at && until_at) {
           c.cut_off_at = *cut_off_at;
           c.until_at = *until_at;
@@ -716,6 +729,17 @@ std::optional<partner> partner_registry::parse_partner(
         p.revoked_sha256.end()) {
       problem("/retiringSha256/" + std::to_string(k) + "/sha256",
               "is revoked (listed in revokedSha256)");
+    }
+  }
+  // The export lists a certificate recorded since a cut-off only while its record is in force.
+  for (std::size_t i = 0; i < p.rotation_cutoffs.size(); ++i) {
+    const auto& recorded = p.rotation_cutoffs[i].recorded_since;
+    for (std::size_t k = 0; k < recorded.size(); ++k) {
+      if (std::find(p.revoked_sha256.begin(), p.revoked_sha256.end(), recorded[k]) !=
+          p.revoked_sha256.end()) {
+        problem("/rotationCutoffs/" + std::to_string(i) + "/recordedSince/" + std::to_string(k),
+                "is revoked (listed in revokedSha256)");
+      }
     }
   }
   if (entry.HasMember("endpoint")) {

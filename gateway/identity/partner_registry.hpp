@@ -49,16 +49,22 @@ bool is_hex_sha256(std::string_view s);
 
 /// What one rotation of a partner's certificates decided: from `retiring_until` on, a
 /// certificate of the partner is refused unless it is the rotation's new certificate
-/// (`replaced_by`), was recorded at or after `cut_off`, is pinned in the partner definition but
-/// not among `pinned_before`, or (any other certificate, known by its partner SAN) was issued at
-/// or after `cut_off` (its notBefore, allowing issue_backdating in trust_state.hpp). Kept in the
-/// trust state (trust_state::cutoffs); a partners file carries them as `rotationCutoffs`.
+/// (`replaced_by`), was recorded at or after `cut_off` (its record says so, or it is listed in
+/// `recorded_since`), is pinned in the partner definition but not among `pinned_before`, or (any
+/// other certificate, known by its partner SAN) was issued at or after `cut_off` (its notBefore,
+/// allowing issue_backdating in trust_state.hpp). Kept in the trust state
+/// (trust_state::cutoffs); a partners file carries them as `rotationCutoffs`.
 struct rotation_cutoff {
   std::string cut_off;         ///< RFC 3339 UTC: when the rotation was made
   std::string retiring_until;  ///< RFC 3339 UTC: the end of the overlap
   std::string replaced_by;     ///< fingerprint of the rotation's new certificate
   /// The partner definition's pins at this and every earlier cut-off: they end with the overlap.
   std::vector<std::string> pinned_before;
+  /// Certificates recorded at or after `cut_off` on the gateway that exported this cut-off
+  /// (`recordedSince`): the records themselves do not travel with the files, so a gateway rebuilt
+  /// from them knows by this list what the exporting one knew by each record's recordedAt (say a
+  /// pin from `pinned_before` registered again to trust it again). Empty for a rotation's own.
+  std::vector<std::string> recorded_since;
   std::chrono::system_clock::time_point cut_off_at, until_at;  ///< the two times, read
 };
 

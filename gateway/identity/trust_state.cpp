@@ -120,6 +120,14 @@ std::string to_json(const partner_cutoffs& cutoffs) {
       w.String(fp.data(), static_cast<rapidjson::SizeType>(fp.size()));
     }
     w.EndArray();
+    if (!c.recorded_since.empty()) {
+      w.Key("recordedSince");
+      w.StartArray();
+      for (const auto& fp : c.recorded_since) {
+        w.String(fp.data(), static_cast<rapidjson::SizeType>(fp.size()));
+      }
+      w.EndArray();
+    }
     w.EndObject();
   }
   w.EndArray();
@@ -171,6 +179,21 @@ std::optional<partner_cutoffs> cutoffs_from_json(std::string_view text, std::str
         return std::nullopt;
       }
       c.pinned_before.emplace_back(pin.GetString(), pin.GetStringLength());
+    }
+    // Absent from items stored before it, and from a rotation's own.
+    if (entry.HasMember("recordedSince")) {
+      const auto& recorded = entry["recordedSince"];
+      if (!recorded.IsArray()) {
+        error = "recordedSince must be an array of SHA-256 fingerprints";
+        return std::nullopt;
+      }
+      for (const auto& fp : recorded.GetArray()) {
+        if (!fp.IsString() || !is_hex_sha256({fp.GetString(), fp.GetStringLength()})) {
+          error = "recordedSince must list SHA-256 fingerprints";
+          return std::nullopt;
+        }
+        c.recorded_since.emplace_back(fp.GetString(), fp.GetStringLength());
+      }
     }
     out.cutoffs.push_back(std::move(c));
   }
@@ -248,8 +271,11 @@ bool trust_state::cut_off(std::string_view partner_id, std::string_view fingerpr
     if (now < c.until_at) {
       continue;  // still inside this rotation's overlap
     }
-    if (fingerprint == c.replaced_by || (recorded_at && *recorded_at >= c.cut_off_at)) {
-      continue;  // the rotation's new certificate, or one recorded since
+    // The rotation's new certificate, or one recorded since: by its record here, or by the
+    // cut-off's recorded_since (recorded on the gateway whose export this one was built from).
+    if (fingerprint == c.replaced_by || (recorded_at && *recorded_at >= c.cut_off_at) ||
+        contains(c.recorded_since, fingerprint)) {
+      continue;
     }
     if (contains(c.pinned_before, fingerprint)) {
       return true;  // a pin from before the rotation ends with the overlap

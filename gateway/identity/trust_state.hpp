@@ -69,13 +69,15 @@ struct partner_cutoffs {
 /// Compact JSON of a partner's cut-offs (the form persisted as state kind "cutoff").
 std::string to_json(const partner_cutoffs& cutoffs);
 /// Reads to_json()'s form; nullopt (and `error` set) when it is not one: a valid partner id,
-/// each cut-off with two RFC 3339 times, a fingerprint and a list of fingerprints.
+/// each cut-off with two RFC 3339 times, a fingerprint and a list of fingerprints, and optionally
+/// (`recordedSince`, absent from items stored before it) a second list of fingerprints.
 std::optional<partner_cutoffs> cutoffs_from_json(std::string_view text, std::string& error);
 
 /// `earlier` with a new rotation's cut-off `next` (cut_off_at/until_at set) added, keeping only
 /// the cut-offs that can still refuse something `next` does not: those whose overlap ends before
 /// next's, and of those already ended at `now`, the latest. next.pinned_before gets every
-/// earlier cut-off's pins too, so a pin once cut off stays cut off (record it again to trust it).
+/// earlier cut-off's pins too, so a pin once cut off stays cut off (record it again to trust it);
+/// the cut-offs kept keep their recorded_since, and next's stays as given.
 partner_cutoffs with_rotation(const partner_cutoffs& earlier, rotation_cutoff next,
                               std::chrono::system_clock::time_point now);
 
@@ -136,10 +138,11 @@ struct trust_state {
 /// The snapshot a gateway starts from, built from the partners file: its partners, each one's
 /// `rotationCutoffs` as its cut-offs (cutoffs) and each `retiringSha256` entry as a retiring
 /// certificate record of the partner (source "file", no recordedAt), so that a gateway rebuilt
-/// from an export refuses what the exporting one refuses once an overlap ends. The definitions in
-/// the snapshot no longer carry those two members: the snapshot holds them, persisted changes
-/// apply over them as over any seed, and the export writes them anew from the live state.
-/// Precondition: `partners` passed partner_registry::load's checks (times readable).
+/// from an export refuses what the exporting one refuses once an overlap ends (and, by each
+/// cut-off's recordedSince, accepts what a record made since the cut-off let it accept). The
+/// definitions in the snapshot no longer carry those two members: the snapshot holds them,
+/// persisted changes apply over them as over any seed, and the export writes them anew from the
+/// live state. Precondition: `partners` passed partner_registry::load's checks (times readable).
 trust_state seed_trust_state(const partner_registry& partners);
 
 /// Holds the current snapshot; readers never wait for a writer longer than a pointer copy.

@@ -333,6 +333,76 @@ TEST_F(PartnerRegistryLoad, BadRotationCutoffsAreNamedAndThePartnerIsLeftOut) {
   ASSERT_NE(registry.find("kh-stungtreng"), nullptr);
 }
 
+// A pin from before the rotation that the exporting gateway recorded again since (its
+// recordedSince): read, written back as read; an export without the member reads as before.
+TEST_F(PartnerRegistryLoad, CertificatesRecordedSinceACutOffLoadAndWriteBack) {
+  const std::string members = R"("pinnedSha256": [")" + pin_a + R"("], "rotationCutoffs": [
+      {"cutOff": "2026-12-01T10:00:00.000Z", "retiringUntil": "2026-12-15T10:00:00.000Z",
+       "replacedBy": ")" + pin_b +
+                              R"(", "pinnedBefore": [")" + pin_a + R"("], "recordedSince": [")" +
+                              pin_a_colons + R"("]}])";
+  const auto registry =
+      load_second(R"({"id": "kh-stungtreng", "name": "B", "country": "KH", )" + members + "}");
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  const partner* p = registry.find("kh-stungtreng");
+  ASSERT_NE(p, nullptr);
+  ASSERT_EQ(p->rotation_cutoffs.size(), 1u);
+  EXPECT_EQ(p->rotation_cutoffs[0].recorded_since, std::vector<std::string>{pin_a});  // normalised
+  EXPECT_NE(to_json(*p).find(R"("recordedSince":[")" + pin_a + R"("])"), std::string::npos)
+      << to_json(*p);
+  rapidjson::Document doc;
+  doc.Parse(to_json(*p).c_str());
+  ASSERT_FALSE(doc.HasParseError());
+  std::vector<config_problem> again;
+  const auto back = partner_registry::parse_partner(doc, "", again, "export", nullptr);
+  ASSERT_TRUE(back) << describe(again);
+  EXPECT_EQ(back->rotation_cutoffs[0].recorded_since, std::vector<std::string>{pin_a});
+
+  // Without it (an export older than the member, or nothing recorded since): an empty list, and
+  // nothing written.
+  problems_.clear();
+  const auto older = load_second(R"({"id": "kh-stungtreng", "name": "B", "country": "KH", )" +
+                                 rotated_members + "}");
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  ASSERT_NE(older.find("kh-stungtreng"), nullptr);
+  EXPECT_TRUE(older.find("kh-stungtreng")->rotation_cutoffs[0].recorded_since.empty());
+  EXPECT_EQ(to_json(*older.find("kh-stungtreng")).find("recordedSince"), std::string::npos);
+}
+
+TEST_F(PartnerRegistryLoad, BadCertificatesRecordedSinceACutOffAreNamedAndThePartnerIsLeftOut) {
+  const std::string cutoff =
+      R"("cutOff": "2026-12-01T10:00:00Z", "retiringUntil": "2026-12-15T10:00:00Z", "replacedBy": ")" +
+      pin_b + R"(", "pinnedBefore": [")" + pin_a + R"("])";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"("rotationCutoffs": [{)" + cutoff + R"(, "recordedSince": ")" + pin_a + R"("}])",
+       "/rotationCutoffs/0/recordedSince"},
+      {R"("rotationCutoffs": [{)" + cutoff + R"(, "recordedSince": [")" + pin_a.substr(2) +
+           R"("]}])",
+       "/rotationCutoffs/0/recordedSince/0"},
+      {R"("rotationCutoffs": [{)" + cutoff + R"(, "recordedSince": [")" + pin_a + R"(", 7]}])",
+       "/rotationCutoffs/0/recordedSince/1"},
+      {R"("rotationCutoffs": [{)" + cutoff + R"(, "recordedSince": [")" + pin_a + R"(", ")" +
+           pin_a_colons + R"("]}])",
+       "/rotationCutoffs/0/recordedSince/1"},
+      // Recorded since the cut-off and revoked at once is a mistake (the export lists neither
+      // a revoked nor a retired record there).
+      {R"("revokedSha256": [")" + std::string(64, 'c') + R"("], "rotationCutoffs": [{)" + cutoff +
+           R"(, "recordedSince": [")" + std::string(64, 'c') + R"("]}])",
+       "/rotationCutoffs/0/recordedSince/0"},
+      {R"("rotationCutoffs": [{)" + cutoff + R"(, "recordedSinceAt": "2026-12-02T10:00:00Z"}])",
+       "/rotationCutoffs/0/recordedSinceAt"},
+  };
+  for (const auto& [members, field] : cases) {
+    SCOPED_TRACE(members);
+    problems_.clear();
+    const auto registry =
+        load_second(R"({"id": "kh-stungtreng", "name": "X", "country": "KH", )" + members + "}");
+    expect_only_problem_at("/partners/1" + field);
+    EXPECT_EQ(registry.find("kh-stungtreng"), nullptr);
+    EXPECT_NE(registry.find("kh-ratanakiri"), nullptr);
+  }
+}
+
 TEST_F(PartnerRegistryLoad, BadRetiringCertificatesAreNamedAndThePartnerIsLeftOut) {
   const std::string until = R"("retiringUntil": "2026-12-15T10:00:00Z")";
   const std::vector<std::pair<std::string, std::string>> cases = {

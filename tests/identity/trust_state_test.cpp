@@ -178,6 +178,13 @@ TEST(TrustStateCutOffs, JsonRoundTripsAndBadFormsAreRefused) {
   EXPECT_EQ(back->cutoffs[0].cut_off_at, cut);
   EXPECT_EQ(back->cutoffs[0].until_at, overlap_end);
   EXPECT_EQ(back->cutoffs[0].pinned_before, std::vector<std::string>{fp_pin_old});
+  // recordedSince is written only when it lists something; items stored before it read without.
+  EXPECT_EQ(to_json(c).find("recordedSince"), std::string::npos);
+  EXPECT_TRUE(back->cutoffs[0].recorded_since.empty());
+  c.cutoffs[0].recorded_since = {fp_later, fp_pin_old};
+  const auto listed = cutoffs_from_json(to_json(c), error);
+  ASSERT_TRUE(listed) << error;
+  EXPECT_EQ(listed->cutoffs[0].recorded_since, (std::vector<std::string>{fp_later, fp_pin_old}));
   const std::string good =
       R"("cutOff":"2026-12-01T10:00:00Z","retiringUntil":"2026-12-02T10:00:00Z")";
   for (
@@ -192,6 +199,12 @@ TEST(TrustStateCutOffs, JsonRoundTripsAndBadFormsAreRefused) {
            R"(","pinnedBefore":[1]}]})",
        R"({"partner":"kh-ratanakiri","cutoffs":[{"cutOff":"yesterday","retiringUntil":"2026-12-01T10:00:00Z","replacedBy":")" +
            fp_new + R"(","pinnedBefore":[]}]})",
+       R"({"partner":"kh-ratanakiri","cutoffs":[{)" + good + R"(,"replacedBy":")" + fp_new +
+           R"(","pinnedBefore":[],"recordedSince":")" + fp_later + R"("}]})",
+       R"({"partner":"kh-ratanakiri","cutoffs":[{)" + good + R"(,"replacedBy":")" + fp_new +
+           R"(","pinnedBefore":[],"recordedSince":[")" + fp_later + R"(","xyz"]}]})",
+       R"({"partner":"kh-ratanakiri","cutoffs":[{)" + good + R"(,"replacedBy":")" + fp_new +
+           R"(","pinnedBefore":[],"recordedSince":[7]}]})",
        std::string(R"({"partner":"kh-ratanakiri","cutoffs":[7]})")}) {
     error.clear();
     EXPECT_FALSE(cutoffs_from_json(bad, error)) << bad;
@@ -304,6 +317,55 @@ TEST(TrustStateSeed, TheFilesCutOffsAndRetiringCertificatesAreInTheSeed) {
   const trust_state plain_seed = seed_trust_state(plain);
   EXPECT_TRUE(plain_seed.cutoffs.empty());
   EXPECT_TRUE(plain_seed.certificates.empty());
+}
+
+// A certificate the exporting gateway recorded at or after a cut-off (say a pin from before the
+// rotation registered again, to trust it again) is not cut off by it there: the files list it in
+// the cut-off's recordedSince, and the seed lets it through after the overlap as that record did.
+TEST(TrustStateSeed, ACertificateRecordedSinceTheCutOffIsNotCutOffByItOnTheRebuiltSide) {
+  partner rata = make_partner("kh-ratanakiri");
+  rata.pinned_sha256 = {fp_pin_old, fp_pin_new};
+  auto cutoff = cutoff_at(cut, overlap_end, fp_new, {fp_pin_old, fp_pin_new});
+  cutoff.recorded_since = {fp_pin_old, fp_later};
+  rata.rotation_cutoffs = {cutoff};
+  partner_registry files;
+  ASSERT_TRUE(files.add(rata));
+  const trust_state seed = seed_trust_state(files);
+  EXPECT_TRUE(seed.certificates.empty());  // no record: the list alone says it
+
+  const auto after = overlap_end + 1h;
+  // The pin recorded again, and one known by its SAN issued before the cut-off but recorded
+  // since, still work; the pin from before that was not recorded again, and an old certificate
+  // known by its SAN alone, are cut off.
+  EXPECT_EQ(seed.identify(facts(fp_pin_old, {}, cut - 24h), after).partner_id, "kh-ratanakiri");
+  EXPECT_EQ(seed.identify(facts(fp_later, {"kh-ratanakiri"}, cut - 24h), after).partner_id,
+            "kh-ratanakiri");
+  EXPECT_EQ(seed.identify(facts(fp_pin_new, {}, cut - 24h), after).refusal,
+            identity_refusal::retired_certificate);
+  EXPECT_EQ(seed.identify(facts(fp_old, {"kh-ratanakiri"}, cut - 24h), after).refusal,
+            identity_refusal::retired_certificate);
+  EXPECT_TRUE(seed.still_trusted("kh-ratanakiri", fp_pin_old, after));
+  EXPECT_FALSE(seed.still_trusted("kh-ratanakiri", fp_pin_new, after));
+
+  // A later rotation keeps the list with the earlier cut-off (also as the stored item reads it
+  // back), not with its own: the pin works in the later overlap and ends with it.
+  const auto second = overlap_end + 24h;
+  const auto both =
+      with_rotation(seed.cutoffs.at("kh-ratanakiri"),
+                    cutoff_at(second, second + 24h * 14, std::string(64, '7'), {}), second);
+  std::string error;
+  const auto stored = cutoffs_from_json(to_json(both), error);
+  ASSERT_TRUE(stored) << error;
+  ASSERT_EQ(stored->cutoffs.size(), 2u);
+  EXPECT_EQ(stored->cutoffs.front().recorded_since,
+            (std::vector<std::string>{fp_pin_old, fp_later}));
+  EXPECT_TRUE(stored->cutoffs.back().recorded_since.empty());
+  trust_state later = seed;
+  later.cutoffs["kh-ratanakiri"] = *stored;
+  EXPECT_EQ(later.identify(facts(fp_pin_old, {}, cut - 24h), second + 1h).partner_id,
+            "kh-ratanakiri");
+  EXPECT_EQ(later.identify(facts(fp_pin_old, {}, cut - 24h), second + 24h * 14).refusal,
+            identity_refusal::retired_certificate);
 }
 
 }  // namespace

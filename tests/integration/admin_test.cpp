@@ -164,6 +164,25 @@ class Admin : public gateway_fixture {
   // after a restart; the new one and one issued after it keep working.
   void cut_off_reaches_other_instances_and_survives_restart();
 
+  // A pin from before a rotation registered again after it: exempt from the cut-off here by its
+  // record's time, and on a gateway rebuilt from the export (a fresh store) by the cut-off's
+  // recordedSince, also across a later rotation there and a restart.
+  void a_pin_registered_again_after_a_rotation_is_exported_as_such();
+
+  // Points this test's store at a fresh one, for a gateway rebuilt from an export.
+  virtual void use_rebuilt_store() { config_.store.path = dir_ / "rebuilt" / "mxgw.db"; }
+
+  // The entry of partner `id` in an export's partners file (nullptr when there is none).
+  static const rapidjson::Value* exported_partner(const rapidjson::Document& exported,
+                                                  const std::string& id) {
+    for (const auto& p : exported["partners"]["partners"].GetArray()) {
+      if (std::string(p["id"].GetString()) == id) {
+        return &p;
+      }
+    }
+    return nullptr;
+  }
+
   std::atomic<std::chrono::system_clock::duration> clock_offset_{};
   std::string last_fingerprint_;
 };
@@ -577,6 +596,12 @@ class AdminOnPostgres : public Admin {
     config.store.dsn = store::test_helpers::pg_test_dsn();
     config.store.schema = store::test_helpers::pg_schema_for(dir_.path());
   }
+  void use_rebuilt_store() override {
+    rebuilt_schema_ = std::make_unique<store::test_helpers::pg_scratch_schema>(dir_ / "rebuilt");
+    config_.store.schema = rebuilt_schema_->name;
+  }
+
+  std::unique_ptr<store::test_helpers::pg_scratch_schema> rebuilt_schema_;  ///< dropped last
 };
 
 TEST_F(AdminOnPostgres, RevocationThroughOneInstanceIsEnforcedByTheOther) {
@@ -1043,6 +1068,101 @@ TEST_F(Admin, ExportCarriesARotationInItsOverlapSoARebuiltGatewayEndsItToo) {
         << edit.body;
   }
   EXPECT_EQ(get(rotated, "/healthz").status, 200);
+}
+
+void Admin::a_pin_registered_again_after_a_rotation_is_exported_as_such() {
+  // Pinned in the definition before the rotation (no partner SAN), and, for contrast, one
+  // issued offline before it and known by its SAN.
+  const auto pinned = offline("rata-pinned", {}, 1h);
+  const auto pinned_fp = fingerprint_of(pinned);
+  const auto issued_offline = offline("rata-offline", "kh-ratanakiri", 1h);
+  auto r = admin(admin_client(), "PUT", "/admin/v1/partners/kh-ratanakiri",
+                 R"({"id":"kh-ratanakiri","name":"Ratanakiri commissariat","country":"KH",)"
+                 R"("pinnedSha256":[")" +
+                     pinned_fp + R"("]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto rotated =
+      enrol("kh-ratanakiri", "rata-new", "certificates/rotate", R"(,"overlapDays":2)");
+  const auto rotated_fp = last_fingerprint_;
+  // Registered again after the rotation: the administrator trusts it again.
+  r = admin(admin_client(), "POST", "/admin/v1/partners/kh-ratanakiri/certificates",
+            R"({"pinnedSha256":")" + pinned_fp + R"("})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const auto past_overlap = std::chrono::hours(24 * 2 + 1);
+  clock_offset_ = past_overlap;
+  ASSERT_EQ(get(pinned, "/healthz").status, 200);
+  ASSERT_EQ(get(issued_offline, "/healthz").status, 0);
+  clock_offset_ = std::chrono::system_clock::duration::zero();
+
+  // The export names the pin as cut off (pinnedBefore) and as recorded since (recordedSince).
+  const auto recorded_since = [](const rapidjson::Value& cutoff) {
+    std::vector<std::string> out;
+    if (cutoff.HasMember("recordedSince")) {
+      for (const auto& fp : cutoff["recordedSince"].GetArray()) {
+        out.emplace_back(fp.GetString());
+      }
+    }
+    return out;
+  };
+  auto exported = admin(admin_client(), "GET", "/admin/v1/export");
+  ASSERT_EQ(exported.status, 200);
+  auto doc = parse(exported.body);
+  const auto partners_text = json::to_string(doc["partners"]);
+  const auto* rata = exported_partner(doc, "kh-ratanakiri");
+  ASSERT_NE(rata, nullptr) << partners_text;
+  ASSERT_TRUE(rata->HasMember("rotationCutoffs")) << partners_text;
+  ASSERT_EQ((*rata)["rotationCutoffs"].Size(), 1u);
+  const auto& cutoff = (*rata)["rotationCutoffs"][0];
+  EXPECT_EQ(std::string(cutoff["replacedBy"].GetString()), rotated_fp);
+  ASSERT_EQ(cutoff["pinnedBefore"].Size(), 1u) << partners_text;
+  EXPECT_EQ(std::string(cutoff["pinnedBefore"][0].GetString()), pinned_fp);
+  EXPECT_EQ(recorded_since(cutoff), std::vector<std::string>{pinned_fp})  // not the new one
+      << partners_text;
+
+  // A new deployment from the exported files alone (a fresh store).
+  write_file(dir_ / "rebuilt-partners.json", partners_text);
+  write_file(dir_ / "rebuilt-routing.json", json::to_string(doc["routing"]));
+  std::vector<identity::config_problem> problems;
+  identity::partner_registry::load(dir_ / "rebuilt-partners.json", problems);
+  ASSERT_TRUE(problems.empty()) << problems.front().field << ": " << problems.front().reason;
+  config_.partners_file = dir_ / "rebuilt-partners.json";
+  config_.routing_file = dir_ / "rebuilt-routing.json";
+  use_rebuilt_store();
+  restart();
+  clock_offset_ = past_overlap;
+  EXPECT_EQ(get(pinned, "/healthz").status, 200)
+      << "the pin registered again after the rotation is cut off on the rebuilt gateway";
+  EXPECT_EQ(get(issued_offline, "/healthz").status, 0);
+  EXPECT_EQ(get(rotated, "/healthz").status, 200);
+  // Exported again from there, the cut-off still lists it.
+  exported = admin(admin_client(), "GET", "/admin/v1/export");
+  ASSERT_EQ(exported.status, 200);
+  doc = parse(exported.body);
+  rata = exported_partner(doc, "kh-ratanakiri");
+  ASSERT_NE(rata, nullptr) << exported.body;
+  EXPECT_EQ(recorded_since((*rata)["rotationCutoffs"][0]), std::vector<std::string>{pinned_fp})
+      << exported.body;
+
+  // A later rotation there stores the earlier cut-off with its list: inside the later overlap
+  // the pin still works after a restart (the stored cut-offs replace the file's), as it does on
+  // the gateway that exported (its record retiring); after it, the pin ends like every other.
+  const auto second =
+      enrol("kh-ratanakiri", "rata-second", "certificates/rotate", R"(,"overlapDays":2)");
+  restart();
+  EXPECT_EQ(get(pinned, "/healthz").status, 200);
+  EXPECT_EQ(get(issued_offline, "/healthz").status, 0);
+  EXPECT_EQ(get(second, "/healthz").status, 200);
+  clock_offset_ = past_overlap * 2;
+  EXPECT_EQ(get(pinned, "/healthz").status, 0);
+  EXPECT_EQ(get(second, "/healthz").status, 200);
+}
+
+TEST_F(Admin, APinRegisteredAgainAfterARotationIsTrustedOnAGatewayRebuiltFromTheExport) {
+  a_pin_registered_again_after_a_rotation_is_exported_as_such();
+}
+
+TEST_F(AdminOnPostgres, APinRegisteredAgainAfterARotationIsTrustedOnAGatewayRebuiltFromTheExport) {
+  a_pin_registered_again_after_a_rotation_is_exported_as_such();
 }
 
 // #3: a stored partner change this instance cannot apply fails closed.

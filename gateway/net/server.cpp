@@ -31,6 +31,7 @@
 #include "gateway/http/handlers.hpp"
 #include "gateway/identity/crl.hpp"
 #include "gateway/identity/peer_identity.hpp"
+#include "gateway/net/address_key.hpp"
 #include "gateway/net/tls_context.hpp"
 #include "gateway/net/tls_stream.hpp"
 
@@ -68,7 +69,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::mutex sessions_mutex;
   std::list<std::weak_ptr<session>> sessions;  // for stop(): close idle connections
   std::mutex addresses_mutex;
-  std::unordered_map<std::string, std::size_t> per_address;  // open connections per client IP
+  // Open connections per client: per IPv4 address, per IPv6 /64 (connection_count_key).
+  std::unordered_map<std::string, std::size_t> per_address;
   /// The client-certificate checks in force: the context's own store as built at start, then
   /// each one a CRL reload puts in force. Each new connection takes a reference for its
   /// handshake; a kept-alive connection compares it with the one it last decided on.
@@ -719,13 +721,16 @@ void server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
   } else {
     beast::error_code ignored;
     const auto remote = socket.remote_endpoint(ignored);
-    std::string address = ignored ? std::string("?") : remote.address().to_string();
+    const std::string peer = ignored ? std::string("?") : remote.address().to_string();
+    std::string address = connection_count_key(peer);
     if (!admit_address(address)) {
-      // One address may not take every slot: the others keep being served.
+      // One address may not take every slot: the others keep being served. An IPv6 client is
+      // counted by its /64, from which it could take a new address for every connection.
       ++connections_refused;
       log::warn({.event = "net.connection_refused",
                  .reason = "max-connections-per-address",
-                 .peer = address});
+                 .peer = peer,
+                 .detail = address == peer ? std::string() : "counted as " + address});
       socket.close(ignored);
     } else {
       socket.set_option(tcp::no_delay(true), ignored);  // answers must not wait for delayed ACKs
@@ -738,7 +743,7 @@ void server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
         // destructor did not run, so undo its counts here.
         connections.fetch_sub(1);
         release_address(address);
-        log::error({.event = "net.session_failed", .peer = address, .detail = e.what()});
+        log::error({.event = "net.session_failed", .peer = peer, .detail = e.what()});
       }
       if (s) {
         s->counted_as(std::move(address));

@@ -1048,7 +1048,9 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
         ++per_type[it->second.type];
       }
     }
-    const std::size_t cap = poller_->options.max_withdrawals_per_sweep;
+    // The feed's own cap (its partner's feed/max_withdrawals_per_sweep), else the gateway's.
+    const auto& own_cap = source_.settings.max_withdrawals_per_sweep;
+    const std::size_t cap = own_cap ? *own_cap : poller_->options.max_withdrawals_per_sweep;
     if (due.size() <= cap) {
       return withdraw_due(std::move(due), 0);
     }
@@ -1065,14 +1067,17 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     for (const auto& [type, n] : per_type) {
       counts += (counts.empty() ? "" : ", ") + type + " " + std::to_string(n);
     }
+    // Which cap held them, so the operator knows which one to raise.
+    const std::string limit =
+        own_cap ? "max_withdrawals_per_sweep " + std::to_string(cap) + " set on this partner's feed"
+                : "feed.max_withdrawals_per_sweep " + std::to_string(cap) + " (gateway-wide)";
     log::error({.event = "feed.withdrawals_held",
                 .partner = partner(),
                 .outcome = "held",
                 .reason = "max-withdrawals-per-sweep",
                 .detail = "sweep " + std::to_string(cursor_.sweep) + " found " +
-                          std::to_string(held) + " notices gone (" + counts +
-                          "), more than feed.max_withdrawals_per_sweep " + std::to_string(cap) +
-                          ": none withdrawn, all kept and checked again next sweep"});
+                          std::to_string(held) + " notices gone (" + counts + "), more than " +
+                          limit + ": none withdrawn, all kept and checked again next sweep"});
     complete_sweep();
   }
 

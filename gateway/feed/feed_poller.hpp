@@ -46,7 +46,8 @@ struct poller_options {
   int max_detail_attempts = 3;  ///< tries of one notice's detail in a sweep before it is skipped
   /// A sweep of one feed that finds more notices gone than this withdraws none of them: a mass
   /// disappearance is a broken feed or relay until an operator raises the limit (config
-  /// `feed.max_withdrawals_per_sweep`). The next sweep checks again.
+  /// `feed.max_withdrawals_per_sweep`). The next sweep checks again. A feed whose settings carry
+  /// their own max_withdrawals_per_sweep uses that instead.
   std::size_t max_withdrawals_per_sweep = 10;
   /// Process metrics (mxgw_feed_withdrawals_held_total); nullptr: none.
   std::shared_ptr<mxgw::metrics> metrics;
@@ -82,8 +83,9 @@ struct feed_counters {
                                          ///< answered 502 (the service's unknown-id answer) for
                                          ///< the first time: withdrawn only if the next sweep
                                          ///< finds the same
-  std::uint64_t holds = 0;               ///< sweeps that found more notices gone than
-                                         ///< max_withdrawals_per_sweep and withdrew none of them
+  std::uint64_t holds = 0;               ///< sweeps that found more notices gone than their
+                                         ///< feed's cap (max_withdrawals_per_sweep, its own or
+                                         ///< the gateway's) and withdrew none of them
   std::uint64_t withdrawals_held = 0;    ///< notices those sweeps did not withdraw (kept as they
                                          ///< were, checked again in the next sweep)
 };

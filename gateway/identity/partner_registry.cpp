@@ -276,6 +276,10 @@ void write_partner(Writer& w, const partner& p) {
       str("auth", "token");
       str("token_file", p.feed->token_file.string());
     }
+    if (p.feed->max_withdrawals_per_sweep) {
+      w.Key("max_withdrawals_per_sweep");
+      w.Uint(*p.feed->max_withdrawals_per_sweep);
+    }
     w.EndObject();
   }
   if (!p.description.empty()) {
@@ -447,14 +451,22 @@ void read_feed(const rapidjson::Value& value, const std::string& at,
                const std::filesystem::path& base_dir, const partner& p, const problem_fn& problem,
                feed_settings& out) {
   if (!value.IsObject()) {
-    problem(at, "must be an object (url, interval_s, notice_types, page_size, auth)");
+    problem(at,
+            "must be an object (url, interval_s, notice_types, page_size, auth, "
+            "max_withdrawals_per_sweep)");
     return;
   }
   if (p.adapter != "interpol") {
     problem(at, "only a partner with \"adapter\": \"interpol\" has a notice feed");
   }
-  static const std::set<std::string, std::less<>> known = {
-      "url", "interval_s", "notice_types", "page_size", "auth", "token_file", "description"};
+  static const std::set<std::string, std::less<>> known = {"url",
+                                                           "interval_s",
+                                                           "notice_types",
+                                                           "page_size",
+                                                           "auth",
+                                                           "token_file",
+                                                           "max_withdrawals_per_sweep",
+                                                           "description"};
   for (const auto& member : value.GetObject()) {
     if (!known.contains(std::string_view(member.name.GetString()))) {
       problem(at + "/" + json::escape_pointer_token(member.name.GetString()),
@@ -474,6 +486,10 @@ void read_feed(const rapidjson::Value& value, const std::string& at,
                [&](std::int64_t v) { out.interval = std::chrono::seconds(v); });
   read_setting(value, "page_size", 1, 160, at, problem,
                [&](std::int64_t v) { out.page_size = static_cast<int>(v); });
+  // The same range as the gateway-wide feed.max_withdrawals_per_sweep it overrides.
+  read_setting(value, "max_withdrawals_per_sweep", 1, 100'000, at, problem, [&](std::int64_t v) {
+    out.max_withdrawals_per_sweep = static_cast<std::uint32_t>(v);
+  });
   static constexpr std::array<std::string_view, 2> polled = {"red", "yellow"};
   if (!value.HasMember("notice_types")) {
     problem(at + "/notice_types", "is required: red, yellow or both");

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -42,6 +43,10 @@ struct feed_settings {
   std::vector<std::string> notice_types;  ///< "red", "yellow", polled in this order
   int page_size = 160;                    ///< `resultPerPage`, 1..160
   std::filesystem::path token_file;  ///< `auth: "token"`: a bearer token file; empty: mutual TLS
+  /// This feed's own cap on the notices one sweep may withdraw (`max_withdrawals_per_sweep`,
+  /// 1..100000): a sweep finding more gone withdraws none. Absent: the gateway-wide
+  /// `feed.max_withdrawals_per_sweep` of gateway.json applies.
+  std::optional<std::uint32_t> max_withdrawals_per_sweep;
 };
 
 /// True for a SHA-256 fingerprint as the gateway keeps them: 64 lower-case hex digits.

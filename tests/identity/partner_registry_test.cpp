@@ -918,6 +918,59 @@ TEST_F(FeedDefinition, AValidFeedLoadsWithDefaults) {
   EXPECT_EQ(p->feed->page_size, 160);
   EXPECT_EQ(p->feed->notice_types, std::vector<std::string>{"red"});
   EXPECT_TRUE(p->feed->token_file.empty());  // mutual TLS
+  EXPECT_FALSE(p->feed->max_withdrawals_per_sweep);  // the gateway-wide cap applies
+  EXPECT_EQ(to_json(*p).find("max_withdrawals_per_sweep"), std::string::npos);
+}
+
+TEST_F(FeedDefinition, AFeedsOwnWithdrawalCapIsReadAndWrittenBack) {
+  const auto registry = load(R"("feed": {"url": "https://127.0.0.1:9201", "notice_types": ["red"],
+    "max_withdrawals_per_sweep": 2500})");
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+  const auto* p = registry.find("interpol-feed");
+  ASSERT_NE(p, nullptr);
+  ASSERT_TRUE(p->feed);
+  EXPECT_EQ(p->feed->max_withdrawals_per_sweep, 2500u);
+  // A stored partner item and an export (partners.json) carry it, and read it back the same.
+  EXPECT_NE(to_json(*p).find(R"("max_withdrawals_per_sweep":2500)"), std::string::npos)
+      << to_json(*p);
+  rapidjson::Document doc;
+  doc.Parse(to_json(*p).c_str());
+  ASSERT_FALSE(doc.HasParseError());
+  std::vector<config_problem> again;
+  const auto back = partner_registry::parse_partner(doc, "", again, "stored", nullptr);
+  ASSERT_TRUE(back) << describe(again);
+  ASSERT_TRUE(back->feed);
+  EXPECT_EQ(back->feed->max_withdrawals_per_sweep, 2500u);
+  EXPECT_EQ(to_json(*back), to_json(*p));
+  write_file(dir_ / "exported.json", to_json(registry));
+  const auto exported = partner_registry::load(dir_ / "exported.json", again);
+  ASSERT_TRUE(again.empty()) << describe(again);
+  ASSERT_NE(exported.find("interpol-feed"), nullptr);
+  EXPECT_EQ(exported.find("interpol-feed")->feed->max_withdrawals_per_sweep, 2500u);
+  // Both ends of the range.
+  for (const auto cap : {1u, 100000u}) {
+    problems_.clear();
+    const auto edge = load(R"("feed": {"url": "https://feed.example", "notice_types": ["red"],
+      "max_withdrawals_per_sweep": )" +
+                           std::to_string(cap) + "}");
+    ASSERT_TRUE(problems_.empty()) << cap << describe(problems_);
+    EXPECT_EQ(edge.find("interpol-feed")->feed->max_withdrawals_per_sweep, cap);
+  }
+}
+
+TEST_F(FeedDefinition, EachBadWithdrawalCapIsNamedAndThePartnerIsLeftOut) {
+  for (const std::string bad :
+       {"0", "-5", "2.5", "10.0", "100001", "4294967306", R"("10")", "null", "true", "[10]"}) {
+    problems_.clear();
+    const auto registry = load(R"("feed": {"url": "https://feed.example", "notice_types": ["red"],
+      "max_withdrawals_per_sweep": )" +
+                               bad + "}");
+    EXPECT_EQ(registry.find("interpol-feed"), nullptr) << bad;
+    EXPECT_TRUE(has_problem("/partners/0/feed/max_withdrawals_per_sweep",
+                            "must be an integer from 1 to 100000"))
+        << bad << ": " << describe(problems_);
+    EXPECT_EQ(problems_.size(), 1u) << bad << ": " << describe(problems_);
+  }
 }
 
 TEST_F(FeedDefinition, ATokenFileIsResolvedNextToThePartnersFile) {

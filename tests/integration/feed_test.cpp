@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <sstream>
+
 #include "adapters/common/dates.hpp"
 #include "adapters/interpol/interpol.hpp"
 #include "gateway/feed/feed_poller.hpp"
@@ -28,14 +30,16 @@ std::filesystem::path fixtures() {
 // The red fixture notices in list order, three pages of two:
 //   page 1: 2025/77021, 2026/10001; page 2: 2026/10002, 2026/10003; page 3: 2026/10004.
 
-/// The id the gateway gives the fixture notice `entity` (content as in the fixture file).
-std::string content_id(const std::string& type, const std::string& entity) {
+/// The id the gateway gives the fixture notice `entity` (content as in the fixture file) when
+/// the feed of `partner` sends it.
+std::string content_id(const std::string& type, const std::string& entity,
+                       const std::string& partner = "interpol-feed") {
   std::string file = entity;
   std::replace(file.begin(), file.end(), '/', '-');
   rapidjson::Document doc;
   const auto text = read_file(fixtures() / type / (file + ".json"));
   doc.Parse(text.c_str(), text.size());
-  return adapters::message_uuid("interpol-feed",
+  return adapters::message_uuid(partner,
                                 entity + "#" + adapters::interpol::content_fingerprint(doc));
 }
 
@@ -45,6 +49,11 @@ class Feed : public gateway_fixture {
   virtual int interval_s() const { return 1; }
   /// Fault switches set before the gateway polls for the first time.
   virtual void before_start(sim::notice_feed&) {}
+  /// The feed partners polling the stand-in service, each with the members added to its `feed`
+  /// object (after a comma); their notices are routed alike.
+  virtual std::vector<std::pair<std::string, std::string>> feed_partners() const {
+    return {{"interpol-feed", ""}};
+  }
 
   void configure(config::gateway_config& c) override {
     sim::partner_sim_options options = sim_options();
@@ -57,13 +66,17 @@ class Feed : public gateway_fixture {
     before_start(*feed_sim_->feed());
     const std::string recipient_url =
         "https://127.0.0.1:" + std::to_string(recipient_->port()) + "/v1/messages";
-    write_file(dir_ / "partners.json", R"({"partners":[
-      {"id":"interpol-feed","name":"INTERPOL public notices, stand-in","country":"FR",
+    std::string feeds, senders;
+    for (const auto& [id, members] : feed_partners()) {
+      feeds += R"({"id":")" + id + R"(","name":"INTERPOL public notices, stand-in","country":"FR",
        "adapter":"interpol",
        "feed":{"url":"https://127.0.0.1:)" +
-                                           std::to_string(feed_sim_->port()) +
-                                           R"(","interval_s":)" + std::to_string(interval_s()) +
-                                           R"(,"notice_types":["red","yellow"],"page_size":2}},
+               std::to_string(feed_sim_->port()) + R"(","interval_s":)" +
+               std::to_string(interval_s()) + R"(,"notice_types":["red","yellow"],"page_size":2)" +
+               members + "}},\n";
+      senders += (senders.empty() ? "\"" : ",\"") + id + "\"";
+    }
+    write_file(dir_ / "partners.json", R"({"partners":[)" + feeds + R"(
       {"id":"vn-thanhhoa","name":"Thanh Hoa liaison office","country":"VN",
        "endpoint":")" + recipient_url + R"(","agreements":["victim-data"],
        "purposes":["investigation","victim-protection","identity-verification"],
@@ -74,9 +87,9 @@ class Feed : public gateway_fixture {
     // which never had the notices: a withdrawal must still reach only Thanh Hoa.
     write_file(dir_ / "routing.json", R"({"rules":[
       {"id":"notices-to-thanhhoa","match":{"types":["person.wanted","victim.identification"],
-       "senders":["interpol-feed"]},"add":["vn-thanhhoa"]},
+       "senders":[)" + senders + R"(]},"add":["vn-thanhhoa"]},
       {"id":"feed-status-to-ratanakiri","match":{"types":["case.status"],
-       "senders":["interpol-feed"]},"add":["kh-ratanakiri"]}]})");
+       "senders":[)" + senders + R"(]},"add":["kh-ratanakiri"]}]})");
     c.routing_file = dir_ / "routing.json";
     c.delivery.poll_interval_ms = 20;
   }
@@ -105,9 +118,10 @@ class Feed : public gateway_fixture {
     return wait([&](const auto& c) { return c.sweeps >= sweeps + more; });
   }
 
-  /// The id of the withdrawal of the fixture notice `entity` as first sent.
-  static std::string withdrawal_of(const std::string& type, const std::string& entity) {
-    return adapters::message_uuid("interpol-feed", "withdrawn:" + content_id(type, entity));
+  /// The id of the withdrawal of the fixture notice `entity` as first sent by `partner`'s feed.
+  static std::string withdrawal_of(const std::string& type, const std::string& entity,
+                                   const std::string& partner = "interpol-feed") {
+    return adapters::message_uuid(partner, "withdrawn:" + content_id(type, entity, partner));
   }
 
   /// Everything is sent and delivered once.
@@ -527,6 +541,110 @@ TEST_F(FeedWithWithdrawalCap, NoticesLeavingTheListCountTooAndStayHeldUntilTheyA
   EXPECT_EQ(c.holds, back.holds);
   EXPECT_EQ(c.sent, all_notices);
   EXPECT_FALSE(recipient_has_any_withdrawal());
+}
+
+// ---- each feed its own cap ---------------------------------------------------------------------
+
+/// Two feeds on the same stand-in service, started together and sweeping every second:
+/// interpol-feed under the gateway-wide cap of 2, interpol-regional with its own cap of 3.
+class FeedsWithTheirOwnWithdrawalCaps : public FeedWithWithdrawalCap {
+ protected:
+  std::vector<std::pair<std::string, std::string>> feed_partners() const override {
+    return {{"interpol-feed", ""}, {"interpol-regional", R"(,"max_withdrawals_per_sweep":3)"}};
+  }
+
+  /// Returns just after both feeds have completed a sweep (the counters count both), the next
+  /// about a second away: faults set now are all met by the next sweep of each.
+  void between_rounds() {
+    const auto sweeps = poller().counters().sweeps;
+    ASSERT_TRUE(wait([&](const auto& c) { return c.sweeps >= sweeps + 2 && c.sweeps % 2 == 0; }))
+        << log_text();
+  }
+
+  /// True when a `feed.withdrawals_held` line of `partner`'s feed says `words`.
+  bool held_line(const std::string& partner, const std::string& words) {
+    std::istringstream lines(log_text());
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find(R"("event":"feed.withdrawals_held")") != std::string::npos &&
+          line.find(R"("partner":")" + partner + '"') != std::string::npos &&
+          line.find(words) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  std::size_t regional_withdrawals_delivered(const std::vector<std::string>& entities) {
+    std::size_t n = 0;
+    for (const auto& entity : entities) {
+      n += recipient_->has(withdrawal_of(entity.starts_with("2026/2") ? "yellow" : "red", entity,
+                                         "interpol-regional"))
+               ? 1
+               : 0;
+    }
+    return n;
+  }
+};
+
+TEST_F(FeedsWithTheirOwnWithdrawalCaps, OneSweepOfEachHoldsOrWithdrawsByItsOwnCap) {
+  ASSERT_TRUE(wait([](const auto& c) { return c.sweeps >= 2 && c.sent == 2 * all_notices; }))
+      << log_text();
+  ASSERT_TRUE(recipient_has(2 * all_notices));
+  // Three gone (two red, one yellow): more than the gateway-wide 2, not more than the regional 3.
+  const std::vector<std::string> gone{"2026/10001", "2026/10003", "2026/20418"};
+  ASSERT_NO_FATAL_FAILURE(between_rounds());
+  for (const auto& entity : gone) {
+    notices().fail_detail(entity, 404);
+  }
+  ASSERT_TRUE(wait([](const auto& c) { return c.holds >= 1 && c.withdrawn >= 3; })) << log_text();
+  ASSERT_NO_FATAL_FAILURE(between_rounds());
+  auto c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 3u);                  // the regional feed's three, in one sweep
+  EXPECT_EQ(c.withdrawals_held, 3 * c.holds);  // interpol-feed's three, every sweep
+  ASSERT_TRUE(recipient_has(2 * all_notices + 3));
+  EXPECT_EQ(regional_withdrawals_delivered(gone), 3u);
+  EXPECT_FALSE(recipient_has_any_withdrawal());  // none of interpol-feed's
+  EXPECT_TRUE(held_line("interpol-feed",
+                        "found 3 notices gone (red 2, yellow 1), more than "
+                        "feed.max_withdrawals_per_sweep 2 (gateway-wide)"))
+      << log_text();
+  EXPECT_FALSE(held_line("interpol-regional", ""));
+  auto text = metrics_text();
+  EXPECT_NE(text.find("mxgw_feed_withdrawal_holds_total{partner=\"interpol-feed\"} "),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("mxgw_feed_withdrawal_holds_total{partner=\"interpol-regional\"}"),
+            std::string::npos)
+      << text;
+
+  // Four more gone: more than the regional feed's own cap, which now holds them, and says so.
+  const std::vector<std::string> more{"2025/77021", "2026/10002", "2026/10004", "2026/20417"};
+  ASSERT_NO_FATAL_FAILURE(between_rounds());
+  for (const auto& entity : more) {
+    notices().fail_detail(entity, 404);
+  }
+  ASSERT_TRUE(wait([&](const auto&) {
+    return held_line("interpol-regional", "found 4 notices gone (red 3, yellow 1)");
+  })) << log_text();
+  ASSERT_NO_FATAL_FAILURE(between_rounds());
+  c = poller().counters();
+  EXPECT_EQ(c.withdrawn, 3u);
+  EXPECT_EQ(regional_withdrawals_delivered(more), 0u);
+  EXPECT_FALSE(recipient_has_any_withdrawal());
+  EXPECT_TRUE(held_line("interpol-regional",
+                        "found 4 notices gone (red 3, yellow 1), more than "
+                        "max_withdrawals_per_sweep 3 set on this partner's feed"))
+      << log_text();
+  EXPECT_TRUE(held_line("interpol-feed",
+                        "found 7 notices gone (red 5, yellow 2), more than "
+                        "feed.max_withdrawals_per_sweep 2 (gateway-wide)"));
+  text = metrics_text();
+  EXPECT_NE(text.find("mxgw_feed_withdrawal_holds_total{partner=\"interpol-regional\"} "),
+            std::string::npos)
+      << text;
+  for (const auto& id : {"2026/1000", "2026-1000", "2026/2041", "2026-2041", "2025/7702"}) {
+    EXPECT_EQ(log_text().find(id), std::string::npos) << id;
+  }
 }
 
 class FeedRestart : public Feed {

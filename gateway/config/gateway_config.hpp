@@ -140,7 +140,8 @@ struct person_settings {
 };
 
 /// Notice feeds polled by the gateway (`feed` in gateway.json; each feed itself is defined on its
-/// partner, docs/configuration.md "Notice feeds"). Applies to every feed, each on its own.
+/// partner, docs/configuration.md "Notice feeds"). Applies to every feed, each on its own,
+/// unless the feed sets its own cap (feed_settings::max_withdrawals_per_sweep).
 struct feed_limits {
   /// A sweep of one feed that would withdraw more notices than this withdraws none of them (a
   /// mass disappearance is taken as a broken feed or relay, not as news): they are kept, the

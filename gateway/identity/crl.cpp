@@ -204,6 +204,25 @@ void for_each_crl_of(X509_STORE* store, const std::vector<const X509_NAME*>& iss
   });
 }
 
+// The earliest nextUpdate or lastUpdate later than `at` of the CRLs `for_each` visits (it calls
+// its argument on each): the first time at which one of them passes its nextUpdate or comes into
+// force. time_point::max() when there is none.
+template <typename ForEach>
+std::chrono::system_clock::time_point earliest_change_after(std::time_t at, ForEach for_each) {
+  const auto later = std::chrono::system_clock::from_time_t(at);
+  auto until = std::chrono::system_clock::time_point::max();
+  auto consider = [&](const ASN1_TIME* time) {
+    if (const auto t = time_of(time); t && *t > later) {
+      until = std::min(until, *t);
+    }
+  };
+  for_each([&](const X509_CRL* crl) {
+    consider(X509_CRL_get0_nextUpdate(crl));
+    consider(X509_CRL_get0_lastUpdate(crl));
+  });
+  return until;
+}
+
 // As OpenSSL decides: a CRL whose nextUpdate is not later than the time of the check has expired.
 bool is_past_next_update(const X509_CRL* crl, std::time_t at) {
   const auto next_update = time_of(X509_CRL_get0_nextUpdate(crl));
@@ -215,18 +234,13 @@ bool is_past_next_update(const X509_CRL* crl, std::time_t at) {
 std::chrono::system_clock::time_point revocation_decision_until(X509_STORE* store, X509* leaf,
                                                                 STACK_OF(X509) * chain,
                                                                 std::time_t at) {
-  const auto later = std::chrono::system_clock::from_time_t(at);
-  auto until = std::chrono::system_clock::time_point::max();
-  auto consider = [&](const ASN1_TIME* time) {
-    if (const auto t = time_of(time); t && *t > later) {
-      until = std::min(until, *t);
-    }
-  };
-  for_each_crl_of(store, checked_issuers(store, leaf, chain), [&](const X509_CRL* crl) {
-    consider(X509_CRL_get0_nextUpdate(crl));
-    consider(X509_CRL_get0_lastUpdate(crl));
+  return earliest_change_after(at, [&](const auto& visit) {
+    for_each_crl_of(store, checked_issuers(store, leaf, chain), visit);
   });
-  return until;
+}
+
+std::chrono::system_clock::time_point next_crl_change(X509_STORE* store, std::time_t at) {
+  return earliest_change_after(at, [&](const auto& visit) { for_each_crl(store, visit); });
 }
 
 bool rests_on_stale_crl(X509_STORE* store, X509* leaf, STACK_OF(X509) * chain, std::time_t at) {

@@ -75,6 +75,12 @@ std::chrono::system_clock::time_point revocation_decision_until(X509_STORE* stor
                                                                 STACK_OF(X509) * chain,
                                                                 std::time_t at);
 
+/// When the passing of time alone next changes what the CRLs of `store` decide: the earliest
+/// nextUpdate or lastUpdate later than `at` of any of its CRLs (revocation_decision_until of every
+/// chain falls on one of these times). From then on a connection whose decision rested on that CRL
+/// must be decided on again. time_point::max() when the store holds no CRL. Thread-safe.
+std::chrono::system_clock::time_point next_crl_change(X509_STORE* store, std::time_t at);
+
 /// True when a CRL of `store` that covers `leaf` and its verified `chain` (the CRLs
 /// revocation_decision_until looks at) is past its nextUpdate at `at`: verifying the chain at `at`
 /// may then be refused `crl-expired` (it is, unless the store also holds a current CRL of that

@@ -12,6 +12,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/system_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -76,6 +77,12 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   /// handshake; a kept-alive connection compares it with the one it last decided on.
   std::mutex verify_mutex;
   std::shared_ptr<X509_STORE> verify_store;
+  /// Wakes when a CRL in force passes its nextUpdate, or a newer one reaches its lastUpdate
+  /// (identity::next_crl_change of the store in force): the idle connections are then decided on
+  /// as their next request would be, so one whose CRL went stale is closed at that time. One per
+  /// listener, on its own strand; armed at start, by each reload and after each wake.
+  asio::strand<asio::io_context::executor_type> crl_strand;
+  asio::system_timer crl_timer;
 
   std::shared_ptr<X509_STORE> current_verify_store() {
     std::lock_guard lock(verify_mutex);
@@ -116,7 +123,9 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
             role.on_handshake_refused, "mxgw-" + role.name)),
         acceptor(asio::make_strand(ioc)),
         // Shares the context's ownership: the store lives as long as the context.
-        verify_store(tls, SSL_CTX_get_cert_store(tls->native_handle())) {}
+        verify_store(tls, SSL_CTX_get_cert_store(tls->native_handle())),
+        crl_strand(asio::make_strand(ioc)),
+        crl_timer(crl_strand) {}
 
   void do_accept();
   void on_accept(beast::error_code ec, tcp::socket socket);
@@ -129,6 +138,12 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::size_t close_where(
       const std::function<bool(const connected_peer&, std::uint64_t decided_version)>& select,
       const std::function<std::string(open_connection&)>& decide, std::string_view occasion);
+  /// Sets crl_timer for the next time the CRLs in force change by time alone (none: no wait),
+  /// on its strand; once stopping, cancels it instead. Thread-safe.
+  void arm_crl_timer();
+  /// The CRL timer's wake: each open connection is decided on again, on its strand, if it is idle
+  /// (session::recheck_if_idle); then the timer is armed for the next time.
+  void on_crl_timer();
 };
 
 namespace {
@@ -227,6 +242,17 @@ class session : public std::enable_shared_from_this<session> {
                            .decided_version = checked_version_.load()};
   }
 
+  // After a CRL in force passed its nextUpdate (or a newer one came into force): a connection
+  // waiting for its next request is decided on now, on its strand, as that request would be, and
+  // closed when refused. One with a request under way is decided on as it goes idle again.
+  void recheck_if_idle() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->idle_ && !self->closed_) {
+        self->recheck_idle();
+      }
+    });
+  }
+
   // A sweep decided on trust version `version` that the peer is still who it was; `seen` is the
   // version the sweep found (a newer decision made meanwhile is kept).
   void decided_on(std::uint64_t seen, std::uint64_t version) {
@@ -319,6 +345,12 @@ class session : public std::enable_shared_from_this<session> {
     if (server_->stopping) {
       idle_ = false;
       do_shutdown();
+      return;
+    }
+    // A CRL the last revocation decision rested on may have passed its nextUpdate while the
+    // request was under way, after the listener's CRL timer had looked at this connection: it is
+    // decided on now rather than left open until its next request.
+    if (std::chrono::system_clock::now() >= crl_until_ && !recheck_idle()) {
       return;
     }
     // An idle connection holds as little memory as we can give back: the request buffer is
@@ -498,6 +530,25 @@ class session : public std::enable_shared_from_this<session> {
     crl_until_ = identity::revocation_decision_until(store.get(), cert, chain, at);
     crl_store_ = std::move(store);
     return {};
+  }
+
+  // An idle connection decided on as its next request would be (recheck_peer); closed when
+  // refused, logged and counted as that request's refusal would be. False when closed.
+  bool recheck_idle() {
+    const std::string refusal = recheck_peer();
+    if (refusal.empty()) {
+      return true;
+    }
+    ++server_->peers_no_longer_accepted;
+    log::warn(
+        {.event = "tls.client_refused",
+         .partner = partner_,
+         .reason = refusal,
+         .peer = peer_,
+         .detail = "idle kept-alive connection closed; certificate " + peer_info_.fingerprint});
+    idle_ = false;
+    close_now();
+    return false;
   }
 
   // The certificate no longer stands for the principal of this connection: the request gets a
@@ -781,6 +832,7 @@ server::server(const config::listener_settings& settings, std::size_t threads,
                              std::to_string(settings.port) + ": " + ec.message());
   }
   impl_->do_accept();
+  impl_->arm_crl_timer();
 }
 
 server::~server() {
@@ -811,6 +863,7 @@ void server::stop() {
     beast::error_code ignored;
     impl->acceptor.close(ignored);
   });
+  impl_->arm_crl_timer();  // cancels it, now that the listener is stopping
   std::vector<std::shared_ptr<session>> live;
   {
     std::lock_guard lock(impl_->sessions_mutex);
@@ -912,6 +965,44 @@ std::size_t server::close_connections_no_longer_accepted() {
       "trust-changed");
 }
 
+void server::impl::arm_crl_timer() {
+  asio::post(crl_strand, [self = shared_from_this()] {
+    const auto at = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    const auto next = identity::next_crl_change(self->current_verify_store().get(), at);
+    if (self->stopping || next == std::chrono::system_clock::time_point::max()) {
+      self->crl_timer.cancel();
+      return;
+    }
+    // A new expiry cancels the wait for the old one (its handler sees operation_aborted). The
+    // wait holds the listener weakly: it must not keep it alive past its owner.
+    self->crl_timer.expires_at(next);
+    self->crl_timer.async_wait([weak = self->weak_from_this()](beast::error_code ec) {
+      if (auto listener = weak.lock(); listener && !ec) {
+        listener->on_crl_timer();
+      }
+    });
+  });
+}
+
+void server::impl::on_crl_timer() {
+  // Every session is held until the mutex is released: the last reference must not be dropped
+  // under it (the destructor takes it too). Only idle ones decide here: one in its handshake or
+  // with a request under way is decided on by that request's own check, or as it goes idle.
+  std::vector<std::shared_ptr<session>> live;
+  {
+    std::lock_guard lock(sessions_mutex);
+    for (auto& weak : sessions) {
+      if (auto s = weak.lock()) {
+        live.push_back(std::move(s));
+      }
+    }
+  }
+  for (auto& s : live) {
+    s->recheck_if_idle();
+  }
+  arm_crl_timer();
+}
+
 verify_store_update server::read_crls(const std::vector<std::filesystem::path>& files,
                                       std::vector<config::config_problem>& problems,
                                       std::vector<std::string>& stale) const {
@@ -926,6 +1017,7 @@ std::size_t server::put_in_force(const verify_store_update& update) {
     std::lock_guard lock(impl_->verify_mutex);
     impl_->verify_store = update.store;
   }
+  impl_->arm_crl_timer();  // for the new CRLs' nextUpdate
   // Each connection the new CRLs may refuse is decided on as the check before its next request
   // would decide (its chain verified again against the new store, at one time); the others are
   // left to that check. They are those whose serial a new CRL lists (another issuer's

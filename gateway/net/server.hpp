@@ -61,7 +61,8 @@ struct listener_counters {
   std::uint64_t timeouts = 0;             ///< handshake, header, body or write deadline passed
   std::uint64_t requests = 0;
   /// Requests refused on a kept-alive connection whose certificate expired or no longer names its
-  /// principal (answered 403 certificate-not-accepted, then closed).
+  /// principal (answered 403 certificate-not-accepted, then closed), and idle kept-alive
+  /// connections closed for the same refusal when a CRL in force passed its nextUpdate.
   std::uint64_t peers_no_longer_accepted = 0;
   /// Connections closed because max_connection_lifetime_seconds had passed.
   std::uint64_t lifetimes_ended = 0;
@@ -80,7 +81,10 @@ class server {
   std::uint16_t port() const;
 
   /// Runs the event loop on the configured number of threads and returns after stop() once every
-  /// connection has finished its in-flight request.
+  /// connection has finished its in-flight request. While it runs, each time a CRL in force
+  /// passes its nextUpdate (or a newer one reaches its lastUpdate) the idle kept-alive connections
+  /// are decided on as their next request would be, and those refused (`crl-expired`, ...) closed
+  /// then, logged as `tls.client_refused`.
   void run();
 
   /// Stops accepting, closes idle connections, lets in-flight requests finish. Thread-safe and

@@ -22,7 +22,23 @@ std::optional<std::chrono::system_clock::time_point> time_of(const ASN1_TIME* t)
   if (t == nullptr || ASN1_TIME_to_tm(t, &tm) != 1) {
     return std::nullopt;
   }
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
+  // The clock's range ends in 2262 (nanoseconds in 64 bits); an ASN.1 time goes to 9999, and a
+  // CA may date a CRL's nextUpdate far ahead. Past the range is "never", not an overflow.
+  using std::chrono::system_clock;
+  const std::time_t seconds = timegm(&tm);
+  constexpr auto last = std::chrono::duration_cast<std::chrono::seconds>(
+                            system_clock::time_point::max().time_since_epoch())
+                            .count();
+  constexpr auto first = std::chrono::duration_cast<std::chrono::seconds>(
+                             system_clock::time_point::min().time_since_epoch())
+                             .count();
+  if (seconds >= last) {
+    return system_clock::time_point::max();
+  }
+  if (seconds <= first) {
+    return system_clock::time_point::min();
+  }
+  return system_clock::from_time_t(seconds);
 }
 
 certificate_facts facts_of(X509* cert) {

@@ -29,7 +29,8 @@ struct validity_period {
 std::optional<validity_period> validity_of(X509* cert);
 
 /// An X.509 time (a certificate's or a CRL's; whole seconds, UTC), or nullopt when `t` is null or
-/// cannot be read.
+/// cannot be read. A time past the clock's range (after 2262) is time_point::max(), one before it
+/// time_point::min().
 std::optional<std::chrono::system_clock::time_point> time_of(const ASN1_TIME* t);
 
 /// True when `name` is a valid administrator name: ^[a-z0-9][a-z0-9._-]{0,62}$.

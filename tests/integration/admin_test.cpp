@@ -172,6 +172,23 @@ class Admin : public gateway_fixture {
   // Points this test's store at a fresh one, for a gateway rebuilt from an export.
   virtual void use_rebuilt_store() { config_.store.path = dir_ / "rebuilt" / "mxgw.db"; }
 
+  // Restarts this test's gateway as a new deployment from an export's files alone, on a fresh
+  // store: the partners file (which must load without a problem) and, when given, the routing.
+  void rebuild_from_export(const std::string& partners_text,
+                           const rapidjson::Value* routing = nullptr) {
+    write_file(dir_ / "rebuilt-partners.json", partners_text);
+    std::vector<identity::config_problem> problems;
+    identity::partner_registry::load(dir_ / "rebuilt-partners.json", problems);
+    ASSERT_TRUE(problems.empty()) << problems.front().field << ": " << problems.front().reason;
+    config_.partners_file = dir_ / "rebuilt-partners.json";
+    if (routing != nullptr) {
+      write_file(dir_ / "rebuilt-routing.json", json::to_string(*routing));
+      config_.routing_file = dir_ / "rebuilt-routing.json";
+    }
+    use_rebuilt_store();
+    restart();
+  }
+
   // The entry of partner `id` in an export's partners file (nullptr when there is none).
   static const rapidjson::Value* exported_partner(const rapidjson::Document& exported,
                                                   const std::string& id) {
@@ -942,13 +959,7 @@ TEST_F(Admin, ExportCarriesRevocationsSoARebuiltGatewayRefusesThem) {
   }
 
   // A new deployment from the exported files alone (a fresh store): still refused.
-  write_file(dir_ / "rebuilt-partners.json", partners_text);
-  std::vector<identity::config_problem> problems;
-  identity::partner_registry::load(dir_ / "rebuilt-partners.json", problems);
-  ASSERT_TRUE(problems.empty()) << problems.front().field << ": " << problems.front().reason;
-  config_.partners_file = dir_ / "rebuilt-partners.json";
-  config_.store.path = dir_ / "rebuilt" / "mxgw.db";
-  restart();
+  ASSERT_NO_FATAL_FAILURE(rebuild_from_export(partners_text));
   EXPECT_EQ(get(revoked, "/healthz").status, 0) << "a revoked certificate works again";
   EXPECT_EQ(get(pinned, "/healthz").status, 0) << "a revoked pin works again";
   EXPECT_EQ(get(retired, "/healthz").status, 0) << "a retired certificate works again";
@@ -1009,15 +1020,7 @@ TEST_F(Admin, ExportCarriesARotationInItsOverlapSoARebuiltGatewayEndsItToo) {
   EXPECT_EQ(partners_text.find("revokedSha256"), std::string::npos) << partners_text;
 
   // A new deployment from the exported files alone (a fresh store).
-  write_file(dir_ / "rebuilt-partners.json", partners_text);
-  write_file(dir_ / "rebuilt-routing.json", json::to_string(doc["routing"]));
-  std::vector<identity::config_problem> problems;
-  identity::partner_registry::load(dir_ / "rebuilt-partners.json", problems);
-  ASSERT_TRUE(problems.empty()) << problems.front().field << ": " << problems.front().reason;
-  config_.partners_file = dir_ / "rebuilt-partners.json";
-  config_.routing_file = dir_ / "rebuilt-routing.json";
-  config_.store.path = dir_ / "rebuilt" / "mxgw.db";
-  restart();
+  ASSERT_NO_FATAL_FAILURE(rebuild_from_export(partners_text, &doc["routing"]));
   // Inside the overlap everything that worked still works.
   EXPECT_EQ(get(issued_offline, "/healthz").status, 200);
   EXPECT_EQ(get(enrolled, "/healthz").status, 200);
@@ -1120,15 +1123,7 @@ void Admin::a_pin_registered_again_after_a_rotation_is_exported_as_such() {
       << partners_text;
 
   // A new deployment from the exported files alone (a fresh store).
-  write_file(dir_ / "rebuilt-partners.json", partners_text);
-  write_file(dir_ / "rebuilt-routing.json", json::to_string(doc["routing"]));
-  std::vector<identity::config_problem> problems;
-  identity::partner_registry::load(dir_ / "rebuilt-partners.json", problems);
-  ASSERT_TRUE(problems.empty()) << problems.front().field << ": " << problems.front().reason;
-  config_.partners_file = dir_ / "rebuilt-partners.json";
-  config_.routing_file = dir_ / "rebuilt-routing.json";
-  use_rebuilt_store();
-  restart();
+  ASSERT_NO_FATAL_FAILURE(rebuild_from_export(partners_text, &doc["routing"]));
   clock_offset_ = past_overlap;
   EXPECT_EQ(get(pinned, "/healthz").status, 200)
       << "the pin registered again after the rotation is cut off on the rebuilt gateway";

@@ -246,8 +246,10 @@ class session : public std::enable_shared_from_this<session> {
   // waiting for its next request is decided on now, on its strand, as that request would be, and
   // closed when refused. One with a request under way is decided on as it goes idle again.
   void recheck_if_idle() {
-    asio::post(stream_.get_executor(), [self = shared_from_this()] {
-      if (self->idle_ && !self->closed_) {
+    // Held weakly: a check still queued when the listener stops must not keep the session (and
+    // through it the listener and its io_context, which holds the check) alive.
+    asio::post(stream_.get_executor(), [weak = weak_from_this()] {
+      if (const auto self = weak.lock(); self && self->idle_ && !self->closed_) {
         self->recheck_idle();
       }
     });
@@ -966,7 +968,14 @@ std::size_t server::close_connections_no_longer_accepted() {
 }
 
 void server::impl::arm_crl_timer() {
-  asio::post(crl_strand, [self = shared_from_this()] {
+  // Held weakly: stop() arms it once more (to cancel it), when the io_context may already have
+  // stopped running; a handler left in its queue holding the listener would keep the listener,
+  // and so the io_context that holds the handler, alive for ever.
+  asio::post(crl_strand, [weak = weak_from_this()] {
+    const auto self = weak.lock();
+    if (!self) {
+      return;
+    }
     const auto at = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
     const auto next = identity::next_crl_change(self->current_verify_store().get(), at);
     if (self->stopping || next == std::chrono::system_clock::time_point::max()) {

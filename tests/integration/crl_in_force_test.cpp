@@ -532,5 +532,27 @@ TEST_F(CrlInForceAdmin, AnAdminCrlPassingItsNextUpdateClosesTheIdleAdminConnecti
   EXPECT_EQ(partner.healthz(), "HTTP/1.1 200 OK");  // the partner listener's CRL is current
 }
 
+// The admin listener goes through the same reload: an admin CRL already past its nextUpdate
+// closes the idle admin connections it covers at the reload, while the partner listener, whose
+// CRL is current, keeps its own.
+TEST_F(CrlInForceAdmin, AStaleAdminCrlPutInForceByAReloadClosesTheIdleAdminConnectionAtOnce) {
+  held_handshake connection(admin_client(), gateway_->admin_port());
+  connection.finish();
+  ASSERT_EQ(connection.healthz("/metrics"), "HTTP/1.1 200 OK");
+  kept_connection partner(partner_client("vn-gialai"), port_);
+  ASSERT_EQ(partner.healthz(), "HTTP/1.1 200 OK");
+
+  write_file(dir_ / "admin-crl.pem", crl_until(*admin_ca_, std::chrono::system_clock::now() - 10s));
+  const auto problems = gateway_->reload();
+  ASSERT_TRUE(problems.empty()) << problems.front().reason;
+  EXPECT_TRUE(connection.closed_within(5s)) << "left open until its next request";
+  EXPECT_NE(log_line_with({"\"event\":\"tls.client_refused\"", "\"reason\":\"crl-expired\"",
+                           "open connection closed (crl-reloaded)"}),
+            "")
+      << log_text();
+  EXPECT_EQ(admin(admin_client("bob"), "GET", "/metrics").status, 0);  // as a new handshake
+  EXPECT_EQ(partner.healthz(), "HTTP/1.1 200 OK");
+}
+
 }  // namespace
 }  // namespace mxgw::test

@@ -96,6 +96,17 @@ bool contains(const std::vector<std::string>& list, std::string_view value) {
   return std::find(list.begin(), list.end(), value) != list.end();
 }
 
+// Appends the SHA-256 fingerprints listed in `array` (an array) to `out`; false when one is not.
+bool read_fingerprints(const rapidjson::Value& array, std::vector<std::string>& out) {
+  for (const auto& fp : array.GetArray()) {
+    if (!fp.IsString() || !is_hex_sha256({fp.GetString(), fp.GetStringLength()})) {
+      return false;
+    }
+    out.emplace_back(fp.GetString(), fp.GetStringLength());
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string to_json(const partner_cutoffs& cutoffs) {
@@ -173,12 +184,9 @@ std::optional<partner_cutoffs> cutoffs_from_json(std::string_view text, std::str
       error = "a cut-off's replacedBy must be a SHA-256 fingerprint";
       return std::nullopt;
     }
-    for (const auto& pin : pins.GetArray()) {
-      if (!pin.IsString() || !is_hex_sha256({pin.GetString(), pin.GetStringLength()})) {
-        error = "pinnedBefore must list SHA-256 fingerprints";
-        return std::nullopt;
-      }
-      c.pinned_before.emplace_back(pin.GetString(), pin.GetStringLength());
+    if (!read_fingerprints(pins, c.pinned_before)) {
+      error = "pinnedBefore must list SHA-256 fingerprints";
+      return std::nullopt;
     }
     // Absent from items stored before it, and from a rotation's own.
     if (entry.HasMember("recordedSince")) {
@@ -187,12 +195,9 @@ std::optional<partner_cutoffs> cutoffs_from_json(std::string_view text, std::str
         error = "recordedSince must be an array of SHA-256 fingerprints";
         return std::nullopt;
       }
-      for (const auto& fp : recorded.GetArray()) {
-        if (!fp.IsString() || !is_hex_sha256({fp.GetString(), fp.GetStringLength()})) {
-          error = "recordedSince must list SHA-256 fingerprints";
-          return std::nullopt;
-        }
-        c.recorded_since.emplace_back(fp.GetString(), fp.GetStringLength());
+      if (!read_fingerprints(recorded, c.recorded_since)) {
+        error = "recordedSince must list SHA-256 fingerprints";
+        return std::nullopt;
       }
     }
     out.cutoffs.push_back(std::move(c));

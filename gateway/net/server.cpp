@@ -541,27 +541,27 @@ class session : public std::enable_shared_from_this<session> {
     if (refusal.empty()) {
       return true;
     }
-    ++server_->peers_no_longer_accepted;
-    log::warn(
-        {.event = "tls.client_refused",
-         .partner = partner_,
-         .reason = refusal,
-         .peer = peer_,
-         .detail = "idle kept-alive connection closed; certificate " + peer_info_.fingerprint});
+    count_no_longer_accepted(refusal, "idle kept-alive connection closed");
     idle_ = false;
     close_now();
     return false;
   }
 
-  // The certificate no longer stands for the principal of this connection: the request gets a
-  // problem document and the connection is closed.
-  void refuse_peer(const std::string& reason) {
+  // Counts and logs that the certificate of this kept-alive connection (`what`) is no longer
+  // accepted, for `reason`.
+  void count_no_longer_accepted(const std::string& reason, std::string_view what) {
     ++server_->peers_no_longer_accepted;
     log::warn({.event = "tls.client_refused",
                .partner = partner_,
                .reason = reason,
                .peer = peer_,
-               .detail = "kept-alive connection; certificate " + peer_info_.fingerprint});
+               .detail = std::string(what) + "; certificate " + peer_info_.fingerprint});
+  }
+
+  // The certificate no longer stands for the principal of this connection: the request gets a
+  // problem document and the connection is closed.
+  void refuse_peer(const std::string& reason) {
+    count_no_longer_accepted(reason, "kept-alive connection");
     send_error(http::problem(403, "certificate-not-accepted", "Client certificate not accepted",
                              "The client certificate of this connection is no longer accepted (" +
                                  reason + "); the connection is closed."));

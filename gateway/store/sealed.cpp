@@ -367,6 +367,29 @@ void generate_key_file(const std::filesystem::path& file) {
 
 namespace {
 
+// A sealed message body opened for a reader, or nullopt when it does not open (its key missing
+// from the ring, its bytes altered), logged as `store.unseal_failed` with what became of it.
+std::optional<std::string> open_body_or_log(const key_ring& ring, std::string_view sealed,
+                                            std::string_view message_id, std::string_view outcome) {
+  std::string why;
+  std::optional<std::string> plain;
+  try {
+    plain = open_sealed(ring, sealed, seal_context(message_id, "body"), &why);
+  } catch (const std::exception&) {
+    why = "unseal-failed";
+  }
+  if (!plain) {
+    try {
+      log::write(log::level::error, {.event = "store.unseal_failed",
+                                     .message_id = message_id,
+                                     .outcome = outcome,
+                                     .reason = why});
+    } catch (const std::exception&) {
+    }
+  }
+  return plain;
+}
+
 class encrypting_store final : public message_store {
  public:
   encrypting_store(std::shared_ptr<message_store> inner, std::shared_ptr<const key_ring> ring)
@@ -400,23 +423,9 @@ class encrypting_store final : public message_store {
     inner_->read_body(id, [ring = ring_, id, handler = std::move(handler)](
                               std::optional<stored_body> found, bool ok) {
       if (found && is_sealed(found->body)) {
-        std::string why;
-        std::optional<std::string> plain;
-        try {
-          plain = open_sealed(*ring, found->body, seal_context(id, "body"), &why);
-        } catch (const std::exception&) {
-          why = "unseal-failed";
-        }
-        if (plain) {
+        if (auto plain = open_body_or_log(*ring, found->body, id, "not-read")) {
           found->body = std::move(*plain);
         } else {
-          try {
-            log::write(log::level::error, {.event = "store.unseal_failed",
-                                           .message_id = id,
-                                           .outcome = "not-read",
-                                           .reason = why});
-          } catch (const std::exception&) {
-          }
           found.reset();
         }
       }
@@ -528,21 +537,8 @@ class encrypting_store final : public message_store {
       if (!is_sealed(body)) {
         return keyer(message_id, body);
       }
-      std::string why;
-      std::optional<std::string> plain;
-      try {
-        plain = open_sealed(*ring, body, seal_context(message_id, "body"), &why);
-      } catch (const std::exception&) {
-        why = "unseal-failed";
-      }
+      const auto plain = open_body_or_log(*ring, body, message_id, "keys-kept");
       if (!plain) {
-        try {
-          log::write(log::level::error, {.event = "store.unseal_failed",
-                                         .message_id = message_id,
-                                         .outcome = "keys-kept",
-                                         .reason = why});
-        } catch (const std::exception&) {
-        }
         return std::nullopt;
       }
       return keyer(message_id, *plain);

@@ -165,11 +165,16 @@ value* make_at(value& root, const pointer_path& p, const value* select,
   return at;
 }
 
-// True when `rule` carries the name of the message answered (`inReplyTo`; a receipt's
-// `body.inReplyTo`): the partner names it by a reference, which need not be a gateway id.
+// The canonical place of the message a case update is about.
+constexpr std::string_view about_pointer = "/body/about/messageId";
+
+// True when `rule` carries the name of an earlier message: the one answered (`inReplyTo`; a
+// receipt's `body.inReplyTo`) or the one a case update is about (`body.about.messageId`). The
+// partner names it by a reference, which need not be a gateway id.
 bool names_answered(const field_rule& rule) {
   return rule.kind == transform::text && !rule.list && !rule.wrap &&
-         (rule.canonical.text == "/inReplyTo" || rule.canonical.text == "/body/inReplyTo");
+         (rule.canonical.text == "/inReplyTo" || rule.canonical.text == "/body/inReplyTo" ||
+          rule.canonical.text == about_pointer);
 }
 
 // Under which a partner's reference to a message the gateway cannot name becomes a receipt's
@@ -523,8 +528,11 @@ class decoder {
   // other reference (the partner's own number, which is what the gateway writes when it answers
   // a message the partner sent) names no message the adapter can tell: no link is made up, the
   // reference is kept in `unmapped` and as `caseRef` (see run), and a receipt's body (which must
-  // name a UUID) names a placeholder. A damaged gateway reference is refused. False: nothing to
-  // write.
+  // name a UUID) names a placeholder. A case update's `about` is read as a reply's, but for a
+  // reference with no gateway id in it: that is the number of a message of the partner's own
+  // (the only messages it names by its own numbers), and the gateway named that message
+  // message_uuid(sender, number) when it came in (envelope), so that is the id, exactly. A
+  // damaged gateway reference is refused. False: nothing to write.
   bool answered(const field_rule& rule, value& reply) {
     const std::string_view reference = view_of(reply);
     if (reference.size() > max_reference_bytes) {
@@ -542,6 +550,11 @@ class decoder {
              "control characters (send the reference of the message answered as received)");
         return false;
       case reference_kind::foreign: break;
+    }
+    if (rule.canonical.text == about_pointer) {
+      const std::string own = message_uuid(ctx_.sender, reference);
+      reply.SetString(own.c_str(), static_cast<rapidjson::SizeType>(own.size()), a());
+      return true;
     }
     foreign_reference_ = std::string(reference);
     foreign_at_ = rule.partner.text;
@@ -793,8 +806,9 @@ class encoder {
     }
   }
 
-  // How the partner names the message answered, `id`: by its own reference when it sent that
-  // message (the gateway id is not one it knows; the accept path supplies it), by the reference
+  // How the partner names the message answered or the one a case update is about, `id`: by its
+  // own reference when it sent that message (the gateway id is not one it knows; the accept path
+  // supplies it), by the reference
   // a receipt's placeholder was made from (kept in `unmapped` or `caseRef`, see
   // decoder::answered), else by the gateway id.
   std::string_view answered_name(const value& message, const field_rule& rule,

@@ -320,14 +320,20 @@ std::string withdrawn_message(const rapidjson::Document& doc, std::string_view t
   return {};
 }
 
-// The id of the message `doc` answers (`inReplyTo`; a receipt's `body.inReplyTo`), lower case;
-// empty when it answers none.
+// The id of the earlier message `doc` names for its recipients (`inReplyTo`; else a receipt's
+// `body.inReplyTo` or a case update's `body.about.messageId`), lower case; empty when it names
+// none. A recipient that sent that message is told which one by its own reference.
 std::string answered_id(const rapidjson::Document& doc, std::string_view type) {
   std::string_view id = json::get_string(doc, "inReplyTo");
-  if (id.empty() && type == "receipt") {
-    if (const auto body = doc.FindMember("body");
-        body != doc.MemberEnd() && body->value.IsObject()) {
+  const auto body = doc.FindMember("body");
+  if (id.empty() && body != doc.MemberEnd() && body->value.IsObject()) {
+    if (type == "receipt") {
       id = json::get_string(body->value, "inReplyTo");
+    } else if (type == "case.status") {
+      if (const auto about = body->value.FindMember("about");
+          about != body->value.MemberEnd() && about->value.IsObject()) {
+        id = json::get_string(about->value, "messageId");
+      }
     }
   }
   return pipeline::is_uuid(ascii_lower(id)) ? ascii_lower(id) : std::string();
@@ -642,8 +648,9 @@ void partner_api::accept_current(const request& req, std::chrono::steady_clock::
                     format, std::move(canonical), reference, only_to, {});
       return;
     }
-    // A reply: the message it answers is read first, so that a recipient who sent that message
-    // is told which one by its own reference (a KH msg_no), not by the gateway id.
+    // A reply or a case update: the message it answers or is about is read first, so that a
+    // recipient who sent that message is told which one by its own reference (a KH msg_no), not
+    // by the gateway id.
     auto parked =
         withdrawal::park(req, reference, only_to, start, std::move(t), std::move(doc),
                          std::move(verdict), format, std::move(canonical), std::move(answers));

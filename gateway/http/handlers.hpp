@@ -134,8 +134,9 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
                       std::shared_ptr<rapidjson::Document> doc, pipeline::check_result verdict,
                       const adapters::adapter* format, std::string canonical,
                       std::string_view reference, const std::vector<std::string>* only_to) const;
-  /// The message a reply answers, as stored: its id, its sender and the sender's own reference
-  /// for it (`ref`), so that the reply names it to that sender as the sender knows it.
+  /// The message a reply answers or a case update is about, as stored: its id, its sender and
+  /// the sender's own reference for it (`ref`), so that the reply names it to that sender as the
+  /// sender knows it.
   struct answered_message {
     std::string id, sender, reference;
   };

@@ -459,6 +459,87 @@ TEST_F(MappedReplies, AReceiptForAForeignNumberNamesAPlaceholderAndSendsTheNumbe
   EXPECT_EQ(reply_to(sent), "STT-2569-000045");
 }
 
+// --- case updates: the message they are about, by the partner's own number ---------------------
+
+// A Stung Treng case update (the shipped mapping) about `about`.
+std::string case_update(const std::string& about, const char* status = "WITHDRAWN") {
+  return R"({"format": "KH-CNP-XCHG/2-STT", "kind": "CASE_UPDATE", "number": "STT-2569-000052",
+             "sent": "23/11/2569 10:05:00 +07:00", "secrecy": "CONFIDENTIAL",
+             "about": ")" +
+         about + R"(", "case": {"status": ")" + status + R"(", "effective": "23/11/2569"}})";
+}
+
+std::string about_of(const rapidjson::Value& canonical) {
+  return std::string(json::get_string(canonical["body"]["about"], "messageId"));
+}
+
+TEST_F(MappedAdapter, ACaseUpdateNamingItsOwnReferralByNumberIsAboutThatReferral) {
+  // The inspectorate withdraws its referral STT-2569-000045 by the only name it knows: the
+  // number it gave it. The gateway named that referral message_uuid(sender, number).
+  auto decoded = stt()->decode(case_update("STT-2569-000045"), ctx());
+  ASSERT_EQ(decoded.status, 0) << describe(decoded.errors);
+  EXPECT_EQ(about_of(decoded.message), message_uuid("kh-sesan", "STT-2569-000045"));
+  EXPECT_EQ(json::get_string(decoded.message["body"], "status"), "withdrawn");
+  EXPECT_FALSE(decoded.message.HasMember("unmapped"));
+  EXPECT_EQ(check(decoded.message, "kh-sesan").status, 0);
+  // The same number from another partner is another message.
+  auto other = ctx();
+  other.sender = "kh-other";
+  decoded = stt()->decode(case_update("STT-2569-000045"), other);
+  ASSERT_EQ(decoded.status, 0) << describe(decoded.errors);
+  EXPECT_EQ(about_of(decoded.message), message_uuid("kh-other", "STT-2569-000045"));
+}
+
+TEST_F(MappedAdapter, ACaseUpdateNamingAGatewayMessageIsAboutThatMessage) {
+  const std::string id = "3f2b8c1e-7d4a-4e2b-9c61-0a5d2e8f4b17";
+  std::string upper = id;
+  std::transform(upper.begin(), upper.end(), upper.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  // As the gateway sent it (the sender's reference, then the id), bare, in either case.
+  for (const std::string& named : {"VN30-VI-2026-000118/" + id, id, upper}) {
+    const auto decoded = stt()->decode(case_update(named, "LOCATED"), ctx());
+    ASSERT_EQ(decoded.status, 0) << named << "\n" << describe(decoded.errors);
+    EXPECT_EQ(about_of(decoded.message), id) << named;
+    EXPECT_EQ(check(decoded.message, "kh-sesan").status, 0) << named;
+  }
+  // A damaged gateway id is refused at its place, without its value; nothing is made up.
+  std::string damaged = id;
+  damaged[3] = 'x';
+  const auto refused = stt()->decode(case_update(damaged), ctx());
+  EXPECT_EQ(refused.status, 422);
+  EXPECT_TRUE(has_error(refused.errors, "/about", "is not a reference the gateway wrote"))
+      << describe(refused.errors);
+  EXPECT_FALSE(refused.message.IsObject());
+  EXPECT_EQ(describe(refused.errors).find(damaged), std::string::npos);
+}
+
+TEST_F(MappedAdapter, ACaseUpdateAboutTheInspectoratesReferralNamesItsNumber) {
+  // Gia Lai's update about Se San's referral, as the accept path encodes it for Se San (which
+  // sent the referral: answered_reference is its number) and for anyone else.
+  auto update = parse(test::read_file(source_dir() / "config" / "examples" / "case.status.json"));
+  const std::string referral = message_uuid("kh-sesan", "STT-2569-000045");
+  rapidjson::Pointer("/body/about/messageId").Set(update, referral.c_str());
+  auto c = ctx();
+  c.sender = "vn-gialai";
+  c.recipient = "kh-sesan";
+  const auto about_sent = [&](const std::string& id, const std::string& reference) {
+    c.answered_id = id;
+    c.answered_reference = reference;
+    const auto sent = stt()->encode(update, c);
+    EXPECT_EQ(sent.status, 0) << describe(sent.errors);
+    return std::string(json::get_string(parse(sent.bytes), "about"));
+  };
+  EXPECT_EQ(about_sent(referral, "STT-2569-000045"), "STT-2569-000045");
+  // The store had another message, or none, or the recipient did not send it: the gateway id.
+  EXPECT_EQ(about_sent("00000000-0000-4000-8000-000000000000", "STT-2569-000045"), referral);
+  EXPECT_EQ(about_sent(referral, ""), referral);
+  EXPECT_EQ(about_sent("", ""), referral);
+  // The number it was sent comes back as the same referral.
+  const auto again = stt()->decode(case_update("STT-2569-000045", "REPATRIATED"), ctx());
+  ASSERT_EQ(again.status, 0) << describe(again.errors);
+  EXPECT_EQ(about_of(again.message), referral);
+}
+
 // --- mapping files with mistakes ---------------------------------------------------------------
 
 class MappingFiles : public MappedAdapter {

@@ -191,31 +191,47 @@ std::size_t gateway_fixture::stored_messages() const {
 }
 
 std::string gateway_fixture::stored_body(const std::string& id) const {
+  return stored_opened("SELECT body FROM messages WHERE id = ?1", id, {}, "body");
+}
+
+std::string gateway_fixture::stored_copy(const std::string& id,
+                                         const std::string& recipient) const {
+  return stored_opened(
+      "SELECT payload FROM deliveries WHERE message_id = ?1 AND recipient = ?2 AND "
+      "payload_is_body = 0",
+      id, recipient, "to:" + recipient);
+}
+
+std::string gateway_fixture::stored_opened(const char* sql, const std::string& id,
+                                           const std::string& recipient,
+                                           const std::string& purpose) const {
   sqlite3* handle = nullptr;
-  std::string body;
+  std::string bytes;
   if (sqlite3_open_v2(config_.store.path.c_str(), &handle, SQLITE_OPEN_READONLY, nullptr) ==
       SQLITE_OK) {
     sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(handle, "SELECT body FROM messages WHERE id = ?", -1, &stmt, nullptr) ==
-        SQLITE_OK) {
+    if (sqlite3_prepare_v2(handle, sql, -1, &stmt, nullptr) == SQLITE_OK) {
       sqlite3_bind_text(stmt, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+      if (sqlite3_bind_parameter_count(stmt) > 1) {
+        sqlite3_bind_text(stmt, 2, recipient.c_str(), -1, SQLITE_TRANSIENT);
+      }
       if (sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_bytes(stmt, 0) > 0) {
-        body.assign(static_cast<const char*>(sqlite3_column_blob(stmt, 0)),
-                    static_cast<std::size_t>(sqlite3_column_bytes(stmt, 0)));
+        bytes.assign(static_cast<const char*>(sqlite3_column_blob(stmt, 0)),
+                     static_cast<std::size_t>(sqlite3_column_bytes(stmt, 0)));
       }
     }
     sqlite3_finalize(stmt);
   }
   sqlite3_close(handle);
-  if (!store::is_sealed(body) || config_.store.keys.empty()) {
-    return body;
+  if (!store::is_sealed(bytes) || config_.store.keys.empty()) {
+    return bytes;
   }
   std::vector<store::key_source> sources;
   for (const auto& k : config_.store.keys) {
     sources.push_back({k.id, k.file, k.env});
   }
   const auto ring = store::key_ring::load(sources, config_.store.active_key);
-  return store::open_sealed(ring, body, store::seal_context(id, "body")).value_or("");
+  return store::open_sealed(ring, bytes, store::seal_context(id, purpose)).value_or("");
 }
 
 std::int64_t gateway_fixture::put_stored_change(const std::string& kind, const std::string& key,

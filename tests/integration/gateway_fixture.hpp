@@ -74,6 +74,10 @@ class gateway_fixture : public ::testing::Test {
   /// it is sealed ("" when there is no such message or it does not open).
   std::string stored_body(const std::string& id) const;
 
+  /// The copy of message `id` the store holds for `recipient`, opened like stored_body ("" when
+  /// there is none, or the recipient gets the stored body itself).
+  std::string stored_copy(const std::string& id, const std::string& recipient) const;
+
   /// The log written so far.
   std::string log_text() const;
 
@@ -101,6 +105,10 @@ class gateway_fixture : public ::testing::Test {
 
  private:
   void start();
+  /// The one column `sql` selects for `id` (?1) and `recipient` (?2, when it has one), opened
+  /// under `purpose` when sealed.
+  std::string stored_opened(const char* sql, const std::string& id, const std::string& recipient,
+                            const std::string& purpose) const;
 };
 
 }  // namespace mxgw::test

@@ -135,5 +135,93 @@ TEST_F(MappedPartner, CanonicalMessagesNamedOnlyInKhmerGetATransliterationToo) {
   EXPECT_EQ(stored_messages(), 1u);
 }
 
+// Case updates between a config-only partner and a canonical one: each names the message it is
+// about as the other side knows it. Delivery is off: a recipient's copy is read from the store,
+// as it would leave.
+class MappedCaseUpdates : public MappedPartner {
+ protected:
+  void configure(config::gateway_config& c) override {
+    MappedPartner::configure(c);
+    const std::string common = R"("endpoint":"https://127.0.0.1:9/v1/messages",
+        "agreements":["victim-data"],
+        "purposes":["identity-verification","victim-protection","repatriation"])";
+    write_file(dir_ / "partners.json", R"({"partners":[
+      {"id":"vn-gialai","name":"Gia Lai liaison desk","country":"VN",)" +
+                                           common + R"(},
+      {"id":"kh-sesan","name":"Sesan district, Stung Treng","country":"KH","adapter":"kh-stt",)" +
+                                           common + R"(}]})");
+    write_file(dir_ / "routing.json", R"({"rules":[{"id":"sesan-victims",
+        "match":{"types":["victim.identification"],"senders":["kh-sesan"]},
+        "add":["vn-gialai"]}]})");
+    c.routing_file = dir_ / "routing.json";
+  }
+
+  // The recipients' rows of message `id` in its sender's status view.
+  rapidjson::Document status_of(const cli::client_tls& sender, const std::string& id) {
+    const auto r = get(sender, "/v1/messages/" + id);
+    EXPECT_EQ(r.status, 200) << r.body;
+    rapidjson::Document doc;
+    doc.Parse(r.body.c_str());
+    EXPECT_TRUE(doc.IsObject()) << r.body;
+    return doc;
+  }
+};
+
+TEST_F(MappedCaseUpdates, AnUpdateAboutTheInspectoratesReferralNamesItsNumber) {
+  const auto sesan = partner_client("kh-sesan");
+  ASSERT_EQ(post(sesan, stt_example(), "/v1/inbound/kh-stt").status, 200);
+  const auto referral = adapters::message_uuid("kh-sesan", "STT-2569-000045");
+
+  // Gia Lai tells Se San the girl it referred is back home, naming the referral by the gateway
+  // id, the only name Gia Lai has for it.
+  rapidjson::Document update;
+  update.Parse(example("case.status", "7a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b").c_str());
+  ASSERT_TRUE(update.IsObject());
+  update["body"]["about"]["messageId"].SetString(referral.c_str(), update.GetAllocator());
+  update["recipients"].SetArray().PushBack("kh-sesan", update.GetAllocator());
+  const auto r = post(partner_client("vn-gialai"), json::to_string(update));
+  ASSERT_EQ(r.status, 202) << r.body;
+
+  rapidjson::Document copy;
+  const std::string bytes = stored_copy("7a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b", "kh-sesan");
+  copy.Parse(bytes.c_str());
+  ASSERT_TRUE(copy.IsObject()) << bytes;
+  EXPECT_STREQ(copy["kind"].GetString(), "CASE_UPDATE");
+  EXPECT_STREQ(copy["about"].GetString(), "STT-2569-000045")
+      << "the inspectorate was given an id it never learned";
+}
+
+TEST_F(MappedCaseUpdates, TheInspectorateWithdrawsItsReferralByItsOwnNumber) {
+  const auto sesan = partner_client("kh-sesan");
+  ASSERT_EQ(post(sesan, stt_example(), "/v1/inbound/kh-stt").status, 200);
+  const auto referral = adapters::message_uuid("kh-sesan", "STT-2569-000045");
+  const auto before = status_of(sesan, referral);
+  ASSERT_TRUE(before.HasMember("recipients") && before["recipients"].Size() == 1u);
+  ASSERT_STREQ(before["recipients"][0]["partner"].GetString(), "vn-gialai");
+  ASSERT_STREQ(before["recipients"][0]["state"].GetString(), "pending");
+
+  const std::string withdrawal =
+      R"({"format": "KH-CNP-XCHG/2-STT", "kind": "CASE_UPDATE", "number": "STT-2569-000052",
+          "sent": "23/11/2569 10:05:00 +07:00", "secrecy": "CONFIDENTIAL",
+          "about": "STT-2569-000045", "case": {"status": "WITHDRAWN"}})";
+  const auto r = post(sesan, withdrawal, "/v1/inbound/kh-stt");
+  ASSERT_EQ(r.status, 200) << r.body;
+
+  // Stored about the referral, and taken to the referral's recipient as an earlier recipient.
+  const auto id = adapters::message_uuid("kh-sesan", "STT-2569-000052");
+  rapidjson::Document stored;
+  stored.Parse(stored_body(id).c_str());
+  ASSERT_TRUE(stored.IsObject());
+  EXPECT_EQ(std::string(stored["body"]["about"]["messageId"].GetString()), referral);
+  const auto told = status_of(sesan, id);
+  ASSERT_TRUE(told.HasMember("recipients") && told["recipients"].Size() == 1u);
+  EXPECT_STREQ(told["recipients"][0]["partner"].GetString(), "vn-gialai");
+  EXPECT_STREQ(told["recipients"][0]["decidedBy"].GetString(), "earlier-recipient");
+  // The referral's queued copy is not sent any more.
+  const auto original = status_of(sesan, referral);
+  ASSERT_TRUE(original.HasMember("recipients") && original["recipients"].Size() == 1u);
+  EXPECT_STREQ(original["recipients"][0]["state"].GetString(), "withdrawn");
+}
+
 }  // namespace
 }  // namespace mxgw::test

@@ -718,6 +718,13 @@ std::optional<value> decoder::linked_notice(const value& item, const std::string
   if (auto n = name(family_text.primary, given_text.primary, "primary", at + "/name")) {
     put(person, "name", std::move(*n));
   }
+  // A linked person holds one name: one given with aliases ("LY (LI)") is kept as given too.
+  if (!family_text.aliases.empty()) {
+    keep(at + "/name", item["name"]);
+  }
+  if (!given_text.aliases.empty()) {
+    keep(at + "/forename", item["forename"]);
+  }
   for (const auto& m : item.GetObject()) {
     const std::string_view member = view_of(m.name);
     if (member != "entity_id" && member != "color" && member != "name" && member != "forename" &&

@@ -139,6 +139,26 @@ TEST_F(Interpol, AliasesPartialDatesUnitsLanguagesAndUnknownFields) {
                "Traite des personnes");
 }
 
+TEST_F(Interpol, ALinkedNoticesAliasIsKeptAsGiven) {
+  // A linked person holds one name: the alias cannot be a second one, so the name travels as
+  // the notice gave it, beside the primary name.
+  auto r = decode(with("yellow-notice.json", "/_embedded/links/0/name", R"j("LY (LI)")j"));
+  ASSERT_EQ(r.status, 0) << describe(r.errors);
+  const auto& linked = r.message["body"]["linkedPersons"][0];
+  EXPECT_EQ(json::to_string(linked["name"]["family"]), R"(["LY"])");
+  EXPECT_STREQ(r.message["unmapped"]["/_embedded/links/0/name"].GetString(), "LY (LI)");
+  EXPECT_FALSE(r.message["unmapped"].HasMember("/_embedded/links/0/forename"));
+  EXPECT_EQ(check(r.message).status, 0) << describe(check(r.message).errors);
+  r = decode(with("yellow-notice.json", "/_embedded/links/0/forename", R"j("VAN TAI (TAY)")j"));
+  ASSERT_EQ(r.status, 0) << describe(r.errors);
+  EXPECT_STREQ(r.message["unmapped"]["/_embedded/links/0/forename"].GetString(), "VAN TAI (TAY)");
+  // Without an alias nothing is kept twice.
+  r = decode_file("yellow-notice.json");
+  ASSERT_EQ(r.status, 0) << describe(r.errors);
+  EXPECT_FALSE(r.message.HasMember("unmapped") &&
+               r.message["unmapped"].HasMember("/_embedded/links/0/name"));
+}
+
 TEST_F(Interpol, ChargeTextIsKeptAsGivenWithLineBreaksAndNoLanguage) {
   auto r = decode_file("red-notice.json");
   ASSERT_EQ(r.status, 0) << describe(r.errors);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdio>
+#include <iterator>
 #include <variant>
 
 #include "gateway/common/json.hpp"
@@ -136,49 +137,226 @@ std::uint64_t count_of(const cell& c) {
   return n == nullptr ? 0 : *n;
 }
 
+// Counts that add up: the members of one relation sum to zero with signs (a total is a member like
+// its parts). Whoever sees all of them but one can work that one out, so after suppression no
+// relation may have exactly one member withheld.
+struct relation {
+  std::vector<cell*> members;
+};
+
+figure* find_figure(std::vector<section>& report, std::string_view section_name,
+                    std::string_view json_name) {
+  for (auto& s : report) {
+    if (s.name != section_name) {
+      continue;
+    }
+    for (auto& fig : s.figures) {
+      if (fig.json_name == json_name) {
+        return &fig;
+      }
+    }
+  }
+  return nullptr;
+}
+
+// The additive relations between the figures of `report` (the list in statistics.hpp). Those that
+// hold only for this report's data (every victim reported once, each victim one nationality, no
+// message without facts) are listed when they hold: a reader may assume them.
+std::vector<relation> relations_of(std::vector<section>& report) {
+  std::vector<relation> out;
+  const auto total = [&report](std::string_view s, std::string_view name) {
+    return &find_figure(report, s, name)->cells.front();
+  };
+  const auto cells = [&report](std::string_view s, std::string_view name) {
+    return &find_figure(report, s, name)->cells;
+  };
+  const auto sum_of = [](const std::vector<cell>& parts) {
+    std::uint64_t sum = 0;
+    for (const auto& c : parts) {
+      sum += count_of(c);
+    }
+    return sum;
+  };
+  // `whole` is the sum of `parts` (always, or only when `when_equal` and the counts say so).
+  const auto add = [&out, &sum_of](cell* whole, std::vector<cell>* parts, bool when_equal = false) {
+    if (parts->empty() || (when_equal && sum_of(*parts) != count_of(*whole))) {
+      return;
+    }
+    relation r;
+    for (auto& c : *parts) {
+      r.members.push_back(&c);
+    }
+    r.members.push_back(whole);
+    out.push_back(std::move(r));
+  };
+
+  // messages.total is the sum of byType; a section's messages are its type's byType cell when
+  // every message had facts, and with only the four counted types the sections and withoutFacts
+  // add up to messages.total.
+  cell* messages_total = total("messages", "total");
+  add(messages_total, cells("messages", "byType"));
+  cell* without_facts = total("messages", "withoutFacts");
+  const std::pair<std::string_view, cell*> section_of_type[] = {
+      {"hotline.tip", total("tips", "total")},
+      {"person.wanted", total("wanted", "messages")},
+      {"verification.request", total("verifications", "requests")},
+      {"victim.identification", total("victims", "messages")},
+  };
+  bool only_counted_types = true;
+  for (auto& c : *cells("messages", "byType")) {
+    const auto it = std::find_if(std::begin(section_of_type), std::end(section_of_type),
+                                 [&c](const auto& t) { return t.first == c.key; });
+    if (it == std::end(section_of_type)) {
+      only_counted_types = false;
+    } else if (count_of(*without_facts) == 0) {
+      out.push_back({{&c, it->second}});
+    }
+  }
+  if (only_counted_types) {
+    relation r{{messages_total, without_facts}};
+    for (const auto& [type, section_cell] : section_of_type) {
+      r.members.push_back(section_cell);
+    }
+    out.push_back(std::move(r));
+  }
+
+  // victims.total counts the groups whose status is not not-a-victim; every breakdown of a victim
+  // adds up to it (byNationality and byExploitation when each victim has one value);
+  // victims.messages is byStatus's sum when each victim was reported once.
+  cell* victims = total("victims", "total");
+  relation counted;
+  for (auto& c : *cells("victims", "byStatus")) {
+    if (c.key != not_a_victim) {
+      counted.members.push_back(&c);
+    }
+  }
+  if (!counted.members.empty()) {
+    counted.members.push_back(victims);
+    out.push_back(std::move(counted));
+  }
+  add(total("victims", "messages"), cells("victims", "byStatus"), true);
+  for (std::string_view name : {"bySex", "byAgeBand", "byMinor", "byRegion", "bySender"}) {
+    add(victims, cells("victims", name));
+  }
+  add(victims, cells("victims", "byNationality"), true);
+  add(victims, cells("victims", "byExploitation"), true);
+
+  // Wanted persons likewise; wanted.messages is wanted.total when each was reported once.
+  cell* wanted = total("wanted", "total");
+  for (std::string_view name : {"bySex", "byRequestedAction", "bySender"}) {
+    add(wanted, cells("wanted", name));
+  }
+  add(wanted, cells("wanted", "byNationality"), true);
+  if (count_of(*wanted) == count_of(*total("wanted", "messages"))) {
+    out.push_back({{wanted, total("wanted", "messages")}});
+  }
+
+  // Tips: each breakdown adds up to the total (byExploitation when each tip has one value).
+  cell* tips = total("tips", "total");
+  for (std::string_view name : {"byChannel", "byUrgency", "byReporterType"}) {
+    add(tips, cells("tips", name));
+  }
+  add(tips, cells("tips", "byExploitation"), true);
+
+  // Verifications: requests by purpose, by urgency, answered or not; answered by result.
+  cell* requests = total("verifications", "requests");
+  cell* answered = total("verifications", "answered");
+  add(requests, cells("verifications", "byPurpose"));
+  add(requests, cells("verifications", "byUrgency"));
+  out.push_back({{answered, total("verifications", "unanswered"), requests}});
+  add(answered, cells("verifications", "byResult"));
+
+  // Members in the report's order, so that among equal counts the first printed goes.
+  std::map<const cell*, std::size_t> printed_order;
+  for (auto& s : report) {
+    for (auto& fig : s.figures) {
+      for (auto& c : fig.cells) {
+        printed_order.emplace(&c, printed_order.size());
+      }
+    }
+  }
+  for (auto& r : out) {
+    std::sort(r.members.begin(), r.members.end(), [&printed_order](const cell* a, const cell* b) {
+      return printed_order.at(a) < printed_order.at(b);
+    });
+  }
+  return out;
+}
+
 // Withholds the small cells of `report` below `k` (the rule in statistics.hpp); the turnaround
 // hours are over `answered` requests. Returns how many numbers it withheld.
 std::size_t suppress_small_cells(std::vector<section>& report, std::uint64_t k,
                                  std::uint64_t answered) {
-  std::size_t withheld = 0;
-  const auto withhold = [&withheld](cell& c) {
-    c.suppressed = true;
-    ++withheld;
-  };
   const auto small = [k](const cell& c) {
     const std::uint64_t n = count_of(c);
     return n > 0 && n < k;
+  };
+  // The smallest non-zero shown cell among `candidates` (the first among equals), else the first
+  // shown one; nullptr when all are withheld.
+  const auto smallest_shown = [](const std::vector<cell*>& candidates) {
+    cell* smallest = nullptr;
+    for (cell* c : candidates) {
+      if (c->suppressed) {
+        continue;
+      }
+      if (smallest == nullptr ||
+          (count_of(*c) > 0 && (count_of(*smallest) == 0 || count_of(*c) < count_of(*smallest)))) {
+        smallest = c;
+      }
+    }
+    return smallest;
   };
   for (auto& s : report) {
     for (auto& fig : s.figures) {
       if (fig.kind == figure::shape::hours) {
         if (answered > 0 && answered < k) {
-          std::for_each(fig.cells.begin(), fig.cells.end(), withhold);
+          for (auto& c : fig.cells) {
+            c.suppressed = true;
+          }
         }
         continue;
       }
+      // Primary: every small count.
       std::size_t primary = 0;
+      std::vector<cell*> others;
       for (auto& c : fig.cells) {
         if (small(c)) {
-          withhold(c);
+          c.suppressed = true;
           ++primary;
+        } else if (count_of(c) > 0) {
+          others.push_back(&c);
         }
       }
-      if (fig.kind != figure::shape::by_value || primary != 1) {
+      // One withheld cell alone in a breakdown could be recomputed from the total: the smallest
+      // other one goes too (in every breakdown, even one that does not add up to its total).
+      if (fig.kind == figure::shape::by_value && primary == 1 && !others.empty()) {
+        smallest_shown(others)->suppressed = true;
+      }
+    }
+  }
+  // Across figures and sections: until no relation has exactly one member withheld, withhold the
+  // smallest shown member of the first that has.
+  const std::vector<relation> relations = relations_of(report);
+  for (bool again = true; again;) {
+    again = false;
+    for (const auto& r : relations) {
+      const auto withheld = std::count_if(r.members.begin(), r.members.end(),
+                                          [](const cell* c) { return c->suppressed; });
+      if (withheld != 1) {
         continue;
       }
-      // One withheld cell alone could be recomputed from the total: withhold the smallest other
-      // one too (the first in key order among equals).
-      cell* smallest = nullptr;
-      for (auto& c : fig.cells) {
-        if (!c.suppressed && count_of(c) > 0 &&
-            (smallest == nullptr || count_of(c) < count_of(*smallest))) {
-          smallest = &c;
-        }
+      if (cell* next = smallest_shown(r.members); next != nullptr) {
+        next->suppressed = true;
+        again = true;
+        break;
       }
-      if (smallest != nullptr) {
-        withhold(*smallest);
-      }
+    }
+  }
+  std::size_t withheld = 0;
+  for (const auto& s : report) {
+    for (const auto& fig : s.figures) {
+      withheld += static_cast<std::size_t>(std::count_if(
+          fig.cells.begin(), fig.cells.end(), [](const cell& c) { return c.suppressed; }));
     }
   }
   return withheld;

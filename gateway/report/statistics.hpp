@@ -87,11 +87,24 @@ struct output_options {
 ///   `tips.possibleVictims`, `verifications.requests`, `answered`, `unanswered`, `overdue`; and
 ///   each cell of every breakdown, `bySender` and `byStatus` included) whose value c satisfies
 ///   0 < c < k is suppressed. Zeros are shown.
-/// - Secondary: in a breakdown where exactly one cell is suppressed after the primary rule, the
+/// - Secondary, in a breakdown: where exactly one cell is suppressed after the primary rule, the
 ///   smallest other non-zero shown cell is suppressed too (ties: the first in key order), so the
-///   first cannot be recomputed from the total by subtraction. It applies to every breakdown;
-///   the multi-valued ones (`byNationality`, `byExploitation`) do not add up to their total and
-///   would not strictly need it.
+///   first cannot be recomputed from the total by subtraction. It applies to every breakdown.
+/// - Secondary, across figures: these relations are sums of printed figures:
+///   `messages.total` = sum of `byType`; when `withoutFacts` is 0, each of the `byType` cells
+///   victim.identification, person.wanted, hotline.tip, verification.request = `victims.messages`,
+///   `wanted.messages`, `tips.total`, `verifications.requests`; when `byType` has no other type,
+///   `messages.total` = `withoutFacts` + those four; `victims.total` = sum of `byStatus` but
+///   not-a-victim, of `bySex`, `byAgeBand`, `byMinor`, `byRegion`, `bySender`; `wanted.total` =
+///   sum of `bySex`, `byRequestedAction`, `bySender`; `tips.total` = sum of `byChannel`,
+///   `byUrgency`, `byReporterType`; `requests` = sum of `byPurpose`, of `byUrgency`, and
+///   `answered` + `unanswered`; `answered` = sum of `byResult`; and, when the counts make them
+///   true, `victims.messages` = sum of `byStatus`, `wanted.messages` = `wanted.total`, and the sums
+///   of `victims.byNationality`, `victims.byExploitation`, `wanted.byNationality`,
+///   `tips.byExploitation` = their section's total. While a relation has exactly one member
+///   suppressed, its smallest non-zero shown member (a total or a cell; ties: the first in the
+///   report's order; a zero only when no other is shown) is suppressed too, until none has: no
+///   suppressed figure can be recomputed from the shown ones through them.
 /// - `turnaroundHours` `median`, `p90` and `max` are suppressed when 0 < `answered` < k (a
 ///   maximum over two answers says too much); with none answered they are null as without
 ///   suppression.

@@ -7,6 +7,9 @@
 #include <rapidjson/document.h>
 #include <rapidjson/pointer.h>
 
+#include <algorithm>
+#include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -782,6 +785,354 @@ TEST(StatisticsSuppression, CsvWritesLessThanKAndTwoLastLines) {
   EXPECT_EQ(get(doc, "/suppression"), R"({"below":2,"cells":30})");
   EXPECT_EQ(get(doc, "/tips/possibleVictims"), "2");
   EXPECT_EQ(get(doc, "/messages/withoutFacts"), "null");
+}
+
+// --- small cells across figures: nothing withheld can be worked out from what is shown ---------
+
+// A JSON Pointer token for a breakdown's key.
+std::string pointer_token(const std::string& key) {
+  std::string out;
+  for (char c : key) {
+    out += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+  }
+  return out;
+}
+
+// The keys of the breakdown at `pointer` in `doc`.
+std::vector<std::string> keys_of(const rapidjson::Document& doc, const std::string& pointer) {
+  std::vector<std::string> keys;
+  const rapidjson::Value* v = rapidjson::Pointer(pointer.c_str()).Get(doc);
+  if (v != nullptr && v->IsObject()) {
+    for (const auto& m : v->GetObject()) {
+      keys.emplace_back(m.name.GetString(), m.name.GetStringLength());
+    }
+  }
+  return keys;
+}
+
+std::uint64_t count_at(const rapidjson::Document& doc, const std::string& pointer) {
+  const rapidjson::Value* v = rapidjson::Pointer(pointer.c_str()).Get(doc);
+  return v != nullptr && v->IsUint64() ? v->GetUint64() : 0;
+}
+
+// The additive relations docs/report.md "Small cells" lists, as JSON Pointers whose figures add
+// up (signs aside), read off the report `plain` printed without suppression: it says which keys
+// there are and which relations that hold only for some data hold for this one.
+std::vector<std::vector<std::string>> documented_relations(const rapidjson::Document& plain) {
+  std::vector<std::vector<std::string>> out;
+  const auto sum = [&](const std::string& breakdown) {
+    std::uint64_t n = 0;
+    for (const auto& key : keys_of(plain, breakdown)) {
+      n += count_at(plain, breakdown + "/" + pointer_token(key));
+    }
+    return n;
+  };
+  const auto add = [&](const std::string& whole, const std::string& breakdown,
+                       bool when_equal = false, const std::string& except = "") {
+    std::vector<std::string> members{whole};
+    for (const auto& key : keys_of(plain, breakdown)) {
+      if (key != except) {
+        members.push_back(breakdown + "/" + pointer_token(key));
+      }
+    }
+    if (members.size() > 1 && (!when_equal || sum(breakdown) == count_at(plain, whole))) {
+      out.push_back(members);
+    }
+  };
+  add("/messages/total", "/messages/byType");
+  const std::vector<std::pair<std::string, std::string>> sections = {
+      {"victim.identification", "/victims/messages"},
+      {"person.wanted", "/wanted/messages"},
+      {"hotline.tip", "/tips/total"},
+      {"verification.request", "/verifications/requests"}};
+  bool only_counted = true;
+  for (const auto& key : keys_of(plain, "/messages/byType")) {
+    const auto it = std::find_if(sections.begin(), sections.end(),
+                                 [&key](const auto& s) { return s.first == key; });
+    only_counted = only_counted && it != sections.end();
+    if (it != sections.end() && count_at(plain, "/messages/withoutFacts") == 0) {
+      out.push_back({"/messages/byType/" + key, it->second});
+    }
+  }
+  if (only_counted) {
+    std::vector<std::string> members{"/messages/total", "/messages/withoutFacts"};
+    for (const auto& s : sections) {
+      members.push_back(s.second);
+    }
+    out.push_back(members);
+  }
+  add("/victims/total", "/victims/byStatus", false, "not-a-victim");
+  add("/victims/messages", "/victims/byStatus", true);
+  for (const char* name : {"bySex", "byAgeBand", "byMinor", "byRegion", "bySender"}) {
+    add("/victims/total", std::string("/victims/") + name);
+  }
+  add("/victims/total", "/victims/byNationality", true);
+  add("/victims/total", "/victims/byExploitation", true);
+  for (const char* name : {"bySex", "byRequestedAction", "bySender"}) {
+    add("/wanted/total", std::string("/wanted/") + name);
+  }
+  add("/wanted/total", "/wanted/byNationality", true);
+  if (count_at(plain, "/wanted/total") == count_at(plain, "/wanted/messages")) {
+    out.push_back({"/wanted/total", "/wanted/messages"});
+  }
+  for (const char* name : {"byChannel", "byUrgency", "byReporterType"}) {
+    add("/tips/total", std::string("/tips/") + name);
+  }
+  add("/tips/total", "/tips/byExploitation", true);
+  add("/verifications/requests", "/verifications/byPurpose");
+  add("/verifications/requests", "/verifications/byUrgency");
+  out.push_back(
+      {"/verifications/requests", "/verifications/answered", "/verifications/unanswered"});
+  add("/verifications/answered", "/verifications/byResult");
+  return out;
+}
+
+// The withheld figures of `shown` that the shown ones give away through the relations of `plain`,
+// one relation at a time and again with what that gave.
+std::set<std::string> recomputable(const rapidjson::Document& plain,
+                                   const rapidjson::Document& shown) {
+  std::set<std::string> worked_out;
+  const auto known = [&](const std::string& pointer) {
+    const rapidjson::Value* v = rapidjson::Pointer(pointer.c_str()).Get(shown);
+    return (v != nullptr && !v->IsNull()) || worked_out.count(pointer) != 0;
+  };
+  const auto relations = documented_relations(plain);
+  for (bool again = true; again;) {
+    again = false;
+    for (const auto& members : relations) {
+      const auto unknown = std::count_if(members.begin(), members.end(),
+                                         [&](const std::string& m) { return !known(m); });
+      if (unknown == 1) {
+        worked_out.insert(*std::find_if(members.begin(), members.end(),
+                                        [&](const std::string& m) { return !known(m); }));
+        again = true;
+      }
+    }
+  }
+  return worked_out;
+}
+
+// The report of `rows` without and with suppression below `k`, parsed.
+std::pair<rapidjson::Document, rapidjson::Document> both(
+    const std::vector<store::message_facts>& rows, std::uint32_t k) {
+  return {report(rows), suppressed(rows, k)};
+}
+
+store::message_facts status(const std::string& id, const std::string& about,
+                            const std::string& value = "open") {
+  return row(id, "vn-gialai", "case.status", "2026-02-03T10:00:00.000Z",
+             R"({"status":")" + value + R"(","about":")" + about + R"("})");
+}
+
+TEST(StatisticsSuppression, AWithheldTypeIsNotGivenAwayByTheSectionsAndTheTotal) {
+  // 1 case.status, 2 requests, 2 results, 2 victims; k=2: case.status withheld with
+  // verification.request; requests (2) = byType's verification.request, so both must go.
+  const std::vector<store::message_facts> rows = {
+      status("c1", "a1"),
+      request("q1", "2026-02-01T10:00:00.000Z", "2026-05-01"),
+      request("q2", "2026-02-01T10:00:00.000Z", "2026-05-01"),
+      answer("v1", "2026-02-02T10:00:00.000Z", "q1", "confirmed"),
+      answer("v2", "2026-02-02T10:00:00.000Z", "q2", "confirmed"),
+      victim("a1", "vn-gialai", "2026-02-01T10:00:00.000Z", R"({"ref":"r1"})"),
+      victim("a2", "vn-gialai", "2026-02-01T10:00:00.000Z", R"({"ref":"r2"})"),
+  };
+  const auto [plain, shown] = both(rows, 2);
+  EXPECT_EQ(get(shown, "/messages/byType/case.status"), "null");
+  EXPECT_EQ(get(shown, "/verifications/requests"), "null")
+      << "7 - 2 - 2 - 2 would give the case.status away";
+  EXPECT_EQ(recomputable(plain, shown), std::set<std::string>{});
+
+  statistics_builder builder(first_half);
+  for (const auto& r : rows) {
+    builder.add(r);
+  }
+  const std::string csv = builder.csv(report_time, {.suppress_below = 2});
+  EXPECT_EQ(csv.find("verifications,requests,,2\r\n"), std::string::npos) << csv;
+}
+
+TEST(StatisticsSuppression, WithheldAnswersAreNotGivenAwayByUnansweredAndRequests) {
+  // 13 requests, 3 answered; k=5: answered = 13 - 10 unless one of them goes too.
+  std::vector<store::message_facts> rows;
+  for (int i = 0; i < 13; ++i) {
+    rows.push_back(request("q" + std::to_string(i), "2026-03-01T10:00:00.000Z", "2026-05-01"));
+  }
+  for (int i = 0; i < 3; ++i) {
+    rows.push_back(answer("v" + std::to_string(i), "2026-03-02T10:00:00.000Z",
+                          "q" + std::to_string(i), i == 0 ? "refuted" : "confirmed"));
+  }
+  const auto [plain, shown] = both(rows, 5);
+  EXPECT_EQ(get(plain, "/verifications/answered"), "3");
+  EXPECT_EQ(get(shown, "/verifications/answered"), "null");
+  EXPECT_EQ(get(shown, "/verifications/unanswered"), "10");
+  EXPECT_EQ(get(shown, "/verifications/requests"), "null")
+      << "withheld with byType's verification.request, itself withheld with verification.result";
+  EXPECT_EQ(recomputable(plain, shown), std::set<std::string>{});
+
+  // The answers after the period: byType holds the requests only, and the relation
+  // answered + unanswered = requests alone takes the smaller of the two shown.
+  for (int i = 13; i < 16; ++i) {
+    rows[i].accepted_at = "2026-07-01T01:00:00.000Z";
+  }
+  const auto [later_plain, later_shown] = both(rows, 5);
+  EXPECT_EQ(get(later_shown, "/messages/byType"), R"({"verification.request":13})");
+  EXPECT_EQ(get(later_shown, "/verifications/answered"), "null");
+  EXPECT_EQ(get(later_shown, "/verifications/unanswered"), "null") << "10, smaller than 13";
+  EXPECT_EQ(get(later_shown, "/verifications/requests"), "13");
+  EXPECT_EQ(recomputable(later_plain, later_shown), std::set<std::string>{});
+}
+
+TEST(StatisticsSuppression, WithheldStatusesAreNotGivenAwayByTheTotalAndTheMessages) {
+  // 10 identified and 2 not-a-victim, each reported once; k=5: both statuses withheld, but
+  // identified = victims.total, and not-a-victim = messages - identified.
+  std::vector<store::message_facts> rows;
+  for (int i = 0; i < 12; ++i) {
+    rows.push_back(victim("a" + std::to_string(i), "vn-gialai", "2026-02-01T10:00:00.000Z",
+                          R"({"ref":"r)" + std::to_string(i) + R"(","sex":"F","status":")" +
+                              (i < 10 ? "identified" : "not-a-victim") + R"("})"));
+  }
+  const auto [plain, shown] = both(rows, 5);
+  EXPECT_EQ(get(shown, "/victims/byStatus"), R"({"identified":null,"not-a-victim":null})");
+  EXPECT_EQ(get(shown, "/victims/total"), "null");
+  EXPECT_EQ(get(shown, "/victims/bySex/F"), "null") << "F alone would give the total";
+  EXPECT_EQ(recomputable(plain, shown), std::set<std::string>{});
+}
+
+// The figures the rule before relations withheld: the small counts, and in each breakdown with
+// one of them the smallest other cell.
+std::set<std::string> withheld_per_breakdown(const rapidjson::Document& plain, std::uint64_t k) {
+  std::set<std::string> out;
+  const auto small = [k](std::uint64_t n) { return n > 0 && n < k; };
+  for (const auto& s : plain.GetObject()) {
+    const std::string section = s.name.GetString();
+    if (!s.value.IsObject() || section == "period" || section == "suppression") {
+      continue;
+    }
+    for (const auto& f : s.value.GetObject()) {
+      const std::string figure = "/" + section + "/" + f.name.GetString();
+      if (f.value.IsUint64() && small(f.value.GetUint64())) {
+        out.insert(figure);
+      }
+      if (!f.value.IsObject() || figure == "/verifications/turnaroundHours") {
+        continue;
+      }
+      std::vector<std::string> primary;
+      std::string smallest;
+      std::uint64_t least = 0;
+      for (const auto& c : f.value.GetObject()) {
+        const std::string cell = figure + "/" + pointer_token(c.name.GetString());
+        const std::uint64_t n = c.value.GetUint64();
+        if (small(n)) {
+          primary.push_back(cell);
+        } else if (n > 0 && (smallest.empty() || n < least)) {
+          smallest = cell;
+          least = n;
+        }
+      }
+      out.insert(primary.begin(), primary.end());
+      if (primary.size() == 1 && !smallest.empty()) {
+        out.insert(smallest);
+      }
+    }
+  }
+  return out;
+}
+
+// Every count figure of `doc` as a JSON Pointer.
+std::vector<std::string> count_figures(const rapidjson::Document& doc) {
+  std::vector<std::string> out;
+  for (const auto& s : doc.GetObject()) {
+    const std::string section = s.name.GetString();
+    if (!s.value.IsObject() || section == "period" || section == "suppression") {
+      continue;
+    }
+    for (const auto& f : s.value.GetObject()) {
+      const std::string figure = "/" + section + "/" + f.name.GetString();
+      if (figure == "/verifications/turnaroundHours") {
+        continue;
+      }
+      if (!f.value.IsObject()) {
+        out.push_back(figure);
+        continue;
+      }
+      for (const auto& c : f.value.GetObject()) {
+        out.push_back(figure + "/" + pointer_token(c.name.GetString()));
+      }
+    }
+  }
+  return out;
+}
+
+TEST(StatisticsSuppression, NothingWithheldCanBeWorkedOutFromWhatIsShown) {
+  std::mt19937 random(20260701);  // fixed: the same reports every run
+  const auto pick = [&random](const std::vector<std::string>& from) {
+    return from[std::uniform_int_distribution<std::size_t>(0, from.size() - 1)(random)];
+  };
+  const auto one_in = [&random](int n) {
+    return std::uniform_int_distribution<int>(0, n - 1)(random) == 0;
+  };
+  const std::vector<std::string> senders = {"vn-gialai", "kh-ratanakiri", "la-attapeu"};
+  const std::vector<std::string> statuses = {"possible", "identified", "returned", "not-a-victim"};
+  const std::vector<std::string> sexes = {"F", "M", "X"};
+  const std::vector<std::string> nations = {"VN", "KH", "LA", "CN"};
+  const std::vector<std::string> channels = {"hotline-111", "zalo", "web"};
+  const std::vector<std::string> results = {"confirmed", "refuted", "partial"};
+  for (int round = 0; round < 40; ++round) {
+    std::vector<store::message_facts> rows;
+    const int messages = std::uniform_int_distribution<int>(1, 120)(random);
+    for (int i = 0; i < messages; ++i) {
+      const std::string id = "m" + std::to_string(i);
+      const std::string at = "2026-03-01T10:00:00.000Z";
+      const int kind = std::uniform_int_distribution<int>(0, 9)(random);
+      if (one_in(25)) {
+        rows.push_back(row(id, pick(senders), "victim.identification", at, ""));
+      } else if (kind < 4) {
+        std::string nationalities = "\"" + pick(nations) + "\"";
+        if (one_in(4)) {
+          nationalities += ",\"" + pick(nations) + "\"";
+        }
+        rows.push_back(victim(id, pick(senders), at,
+                              R"({"ref":"r)" + std::to_string(i % 17) + R"(","sex":")" +
+                                  pick(sexes) + R"(","status":")" + pick(statuses) +
+                                  R"(","nationalities":[)" + nationalities + "]}"));
+      } else if (kind < 5) {
+        rows.push_back(
+            row(id, pick(senders), "person.wanted", at,
+                R"({"ref":"w)" + std::to_string(i % 5) + R"(","sex":")" + pick(sexes) + R"("})"));
+      } else if (kind < 7) {
+        rows.push_back(tip(id, R"({"channel":")" + pick(channels) + R"(","urgency":")" +
+                                   (one_in(3) ? "high" : "normal") + R"("})"));
+      } else if (kind < 9) {
+        rows.push_back(request(id, at, one_in(2) ? "2026-03-05" : "2026-08-01"));
+        if (!one_in(3)) {
+          rows.push_back(answer(id + "a", "2026-03-03T10:00:00.000Z", id, pick(results)));
+        }
+      } else {
+        rows.push_back(status(id, "m" + std::to_string(i / 2), one_in(3) ? "withdrawn" : "open"));
+      }
+    }
+    for (const std::uint32_t k : {2U, 3U, 5U, 10U}) {
+      const auto [plain, shown] = both(rows, k);
+      SCOPED_TRACE("round " + std::to_string(round) + ", k " + std::to_string(k) + "\n" +
+                   json::to_string(shown));
+      EXPECT_EQ(recomputable(plain, shown), std::set<std::string>{});
+      for (const auto& figure : withheld_per_breakdown(plain, k)) {
+        EXPECT_EQ(get(shown, figure), "null") << figure << ": withheld before relations";
+      }
+      std::size_t withheld = 0;
+      for (const auto& figure : count_figures(plain)) {
+        if (get(shown, figure) == "null") {
+          ++withheld;
+        } else {
+          EXPECT_EQ(get(shown, figure), get(plain, figure)) << figure;
+        }
+      }
+      if (count_at(plain, "/verifications/answered") > 0 &&
+          count_at(plain, "/verifications/answered") < k) {
+        withheld += 3;
+      }
+      EXPECT_EQ(get(shown, "/suppression/cells"), std::to_string(withheld));
+    }
+  }
 }
 
 }  // namespace

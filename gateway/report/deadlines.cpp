@@ -16,6 +16,7 @@
 #include "gateway/common/json.hpp"
 #include "gateway/common/log.hpp"
 #include "gateway/common/time.hpp"
+#include "gateway/report/case_threads.hpp"
 #include "gateway/report/collect.hpp"
 
 namespace mxgw::report {
@@ -23,32 +24,29 @@ namespace mxgw::report {
 namespace {
 
 struct request {
+  std::size_t order = 0;  ///< position in the window, in the order of acceptance
   std::string sender;
   std::string deadline;  ///< "YYYY-MM-DD"
   /// The recipients whose answer settles it; nullopt for a request stored before its facts
   /// named them (any answer does).
-  std::optional<std::set<std::string>> to;
+  std::optional<std::vector<std::string>> to;
 };
 
 /// What the window's facts say about verification requests.
 struct watched {
-  std::map<std::string, request> requests;                 ///< by message id
-  std::map<std::string, std::set<std::string>> answers;    ///< request id -> who answered it
-  std::set<std::pair<std::string, std::string>> withdrawn; ///< (sender, id)
+  std::map<std::string, request> requests;  ///< by message id
+  case_threads threads;                     ///< answers and withdrawals
 };
 
-/// True when one of the request's recipients (anyone, for a request whose facts do not name
-/// them) answered it.
+/// True when the request is answered by the report's rule (case_threads::first_answer): a
+/// result from one of its recipients, accepted after it, that its sender has not withdrawn.
 bool is_answered(const watched& w, const std::string& id, const request& r) {
-  const auto it = w.answers.find(id);
-  if (it == w.answers.end()) {
-    return false;
-  }
-  if (!r.to) {
-    return true;
-  }
-  return std::any_of(it->second.begin(), it->second.end(),
-                     [&r](const std::string& sender) { return r.to->count(sender) != 0; });
+  return w.threads.first_answer(id, r.order, r.to ? &*r.to : nullptr) != nullptr;
+}
+
+/// True when the request's own sender withdrew or cancelled it.
+bool is_withdrawn(const watched& w, const std::string& id, const request& r) {
+  return w.threads.is_withdrawn(r.sender, id);
 }
 
 std::string text_member(const rapidjson::Value& facts, const char* name) {
@@ -61,37 +59,35 @@ std::optional<watched> read_window(std::shared_ptr<store::message_store> store,
   watched out;
   std::promise<bool> read;
   // The rows are handled on the store's thread while this one waits for `done`.
+  std::size_t order = 0;
   read_all_facts(
       std::move(store), since,
-      [&out](const store::message_facts& row) {
+      [&out, &order](const store::message_facts& row) {
+        const std::size_t position = order++;
         rapidjson::Document facts;
-        facts.Parse(row.facts.c_str(), row.facts.size());
-        if (facts.HasParseError() || !facts.IsObject()) {
+        if (row.facts.empty() || json::parse_untrusted(row.facts, facts) || !facts.IsObject()) {
           return;  // stored before facts were kept, or sealed under a key not given
         }
         if (row.type == "verification.request") {
           const std::string deadline = text_member(facts, "deadline");
           if (is_valid_full_date(deadline)) {
-            request r{row.sender, deadline, std::nullopt};
+            request r{position, row.sender, deadline, std::nullopt};
             if (auto it = facts.FindMember("to"); it != facts.MemberEnd() && it->value.IsArray()) {
               r.to.emplace();
               for (const auto& id : it->value.GetArray()) {
                 if (id.IsString()) {
-                  r.to->emplace(id.GetString(), id.GetStringLength());
+                  r.to->emplace_back(id.GetString(), id.GetStringLength());
                 }
               }
             }
             out.requests[row.id] = std::move(r);
           }
         } else if (row.type == "verification.result") {
-          if (auto about = text_member(facts, "inReplyTo"); !about.empty()) {
-            out.answers[std::move(about)].insert(row.sender);
-          }
+          out.threads.add_result(position, row.sender, row.id, text_member(facts, "inReplyTo"),
+                                 row.accepted_at, text_member(facts, "result"));
         } else if (row.type == "case.status") {
-          const std::string status = text_member(facts, "status");
-          if (status == "withdrawn" || status == "cancelled") {
-            out.withdrawn.insert({row.sender, text_member(facts, "about")});
-          }
+          out.threads.add_status(row.sender, text_member(facts, "status"),
+                                 text_member(facts, "about"));
         }
       },
       [&read](bool ok) { read.set_value(ok); });
@@ -317,7 +313,7 @@ std::pair<deadline_sweep_result, bool> deadline_watch::sweep_now() {
       continue;
     }
     const bool answered = is_answered(*window, id, r->second);
-    const bool withdrawn = window->withdrawn.count({r->second.sender, id}) != 0;
+    const bool withdrawn = is_withdrawn(*window, id, r->second);
     if (!answered && !withdrawn) {
       continue;
     }
@@ -341,8 +337,7 @@ std::pair<deadline_sweep_result, bool> deadline_watch::sweep_now() {
   }
   for (const auto& [id, r] : window->requests) {
     // Overdue once the deadline's whole day (UTC) has passed.
-    if (r.deadline >= today || is_answered(*window, id, r) ||
-        window->withdrawn.count({r.sender, id}) != 0) {
+    if (r.deadline >= today || is_answered(*window, id, r) || is_withdrawn(*window, id, r)) {
       continue;
     }
     ++result.overdue;

@@ -50,10 +50,12 @@ struct deadline_sweep_result {
 
 /// Watches the deadlines of verification requests, from the statistical facts the store keeps
 /// (their `deadline`; the answers' `inReplyTo`; withdrawals' `about`). A request is overdue when
-/// the UTC day of its deadline has ended at `now`, no verification.result names it and its sender
-/// has not withdrawn it. Escalating is a put of the escalation item that applies only when none
-/// exists, with `verification.overdue` on the audit chain in the same transaction, so several
-/// instances sharing a store escalate each request once. Closing deletes the item, with
+/// the UTC day of its deadline has ended at `now`, it is not answered by the report's rule
+/// (case_threads::first_answer: a verification.result that names it, accepted after it, from one
+/// of its recipients and not withdrawn by its own sender) and its sender has not withdrawn it.
+/// Escalating is a put of the escalation item that applies only when none exists, with
+/// `verification.overdue` on the audit chain in the same transaction, so several instances sharing
+/// a store escalate each request once. Closing deletes the item, with
 /// `verification.escalation_closed` (reason `answered` or `withdrawn`).
 /// The same sweep escalates each copy held for four-eyes release longer than `held_after` once
 /// (a held-escalation item with `release.overdue` on the audit chain, a warning in the log) and

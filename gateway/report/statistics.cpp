@@ -547,28 +547,17 @@ void statistics_builder::add(const store::message_facts& row) {
 
   // Withdrawals and answers count whenever they were accepted.
   if (r.has_facts && r.type == "case.status") {
-    const std::string_view status = r.value("status");
-    const std::string_view about = r.value("about");
-    if ((status == "withdrawn" || status == "cancelled") && !about.empty()) {
-      withdrawals_.emplace(r.sender, ascii_lower(about));
-    }
+    threads_.add_status(r.sender, r.value("status"), r.value("about"));
   }
   if (r.has_facts && r.type == "verification.result") {
-    const std::string_view in_reply_to = r.value("inReplyTo");
-    if (!in_reply_to.empty()) {
-      answers_[ascii_lower(in_reply_to)].push_back(
-          {r.order, r.sender, r.id, r.accepted_at, std::string(r.value("result"))});
-    }
+    threads_.add_result(r.order, r.sender, r.id, r.value("inReplyTo"), r.accepted_at,
+                        r.value("result"));
   }
 
   const std::string_view day = day_of(r.accepted_at);
   if (!day.empty() && period_.from <= day && day <= period_.to) {
     rows_.push_back(std::move(r));
   }
-}
-
-bool statistics_builder::is_withdrawn(const std::string& sender, const std::string& id) const {
-  return withdrawals_.find(std::make_pair(sender, id)) != withdrawals_.end();
 }
 
 // The victims (or wanted persons) of the period: one group per sender and facts `ref`, a row
@@ -608,7 +597,7 @@ statistics_builder::figures statistics_builder::tally(
   std::vector<std::int64_t> turnaround_ms;
 
   for (const auto& r : rows_) {
-    if (is_withdrawn(r.sender, r.id)) {
+    if (threads_.is_withdrawn(r.sender, r.id)) {
       ++f.messages.withdrawn;
       continue;
     }
@@ -640,18 +629,7 @@ statistics_builder::figures statistics_builder::tally(
       const bool has_deadline = is_valid_full_date(deadline);
       // The first answer accepted after the request, from one of its recipients (any sender for
       // a request stored before its facts named them), that was not taken back.
-      const std::vector<std::string>* to = r.list("to");
-      const answer* first = nullptr;
-      if (auto it = answers_.find(r.id); it != answers_.end()) {
-        for (const auto& a : it->second) {
-          const bool from_recipient =
-              to == nullptr || std::find(to->begin(), to->end(), a.sender) != to->end();
-          if (a.order > r.order && from_recipient && !is_withdrawn(a.sender, a.id)) {
-            first = &a;
-            break;
-          }
-        }
-      }
+      const case_threads::answer* first = threads_.first_answer(r.id, r.order, r.list("to"));
       if (first == nullptr) {
         ++v.unanswered;
         if (has_deadline && today > deadline) {

@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/report/case_threads.hpp"
+
 namespace mxgw::store {
 struct message_facts;
 }
@@ -158,28 +160,17 @@ class statistics_builder {
     const std::vector<std::string>* list(std::string_view name) const;
   };
 
-  /// A verification.result row: answers the request it replies to when accepted after it.
-  struct answer {
-    std::size_t order = 0;
-    std::string sender;
-    std::string id;  ///< lower-cased
-    std::string accepted_at;
-    std::string result;
-  };
-
   struct figures;
   struct printed;
   class person_groups;
   figures tally(std::chrono::system_clock::time_point now) const;
   /// The figures as both forms print them, small cells withheld when `options` asks.
   printed print(std::chrono::system_clock::time_point now, const output_options& options) const;
-  bool is_withdrawn(const std::string& sender, const std::string& id) const;
 
   period period_;
   std::size_t next_order_ = 0;
   std::vector<counted_row> rows_;  // the rows in the period
-  std::set<std::pair<std::string, std::string>, std::less<>> withdrawals_;  // (sender, id)
-  std::map<std::string, std::vector<answer>, std::less<>> answers_;         // by inReplyTo
+  case_threads threads_;           // withdrawals and answers, whenever accepted
 };
 
 }  // namespace mxgw::report

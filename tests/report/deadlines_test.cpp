@@ -5,6 +5,7 @@
 #include "gateway/report/deadlines.hpp"
 
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include <algorithm>
 #include <future>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "gateway/common/time.hpp"
+#include "gateway/report/collect.hpp"
 #include "gateway/store/sqlite_store.hpp"
 #include "tests/store/store_test_helpers.hpp"
 #include "tests/support/test_support.hpp"
@@ -190,6 +192,45 @@ TEST_F(DeadlineWatch, OnlyAnAnswerFromARecipientSettlesARequestThatNamesThem) {
          R"({"result":"confirmed","inReplyTo":")" + make_id(1) + R"("})");
   EXPECT_EQ(watcher("2026-03-03")->sweep_now().first.closed, 1U);
   EXPECT_TRUE(open_escalations().empty());
+}
+
+// An answer its own sender withdrew answers nothing, for the watch as in the report (one rule,
+// case_threads): the request is escalated, and a late answer withdrawn in turn closes nothing.
+TEST_F(DeadlineWatch, AnAnswerWithdrawnByItsSenderAnswersNothingAsInTheReport) {
+  request(1, "2026-03-01");
+  answer(2, 1);
+  withdraw(3, 2, "kh-ratanakiri");  // the answer's own sender takes it back
+  request(4, "2026-03-01");
+  answer(5, 4);
+  withdraw(6, 5, "vn-gialai");  // not the answer's sender: it stands
+  auto [first, ok] = watcher("2026-03-02")->sweep_now();
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(first.overdue, 1U);
+  EXPECT_EQ(first.escalated, 1U);
+  EXPECT_EQ(open_escalations(), (std::vector<std::string>{make_id(1)}));
+
+  // The report over the same store says the same: one answered, one unanswered.
+  std::promise<std::shared_ptr<statistics_builder>> collected;
+  collect(store_, {"2026-01-01", "2099-12-31"},  // the store accepts them at its clock's time
+          [&collected](std::shared_ptr<statistics_builder> b, collect_summary, bool done) {
+            collected.set_value(done ? std::move(b) : nullptr);
+          });
+  const auto builder = collected.get_future().get();
+  ASSERT_NE(builder, nullptr);
+  rapidjson::Document figures;
+  figures.Parse(builder->json(std::chrono::system_clock::now()).c_str());
+  const auto& v = figures["verifications"];
+  EXPECT_EQ(v["answered"].GetUint64(), 1U);
+  EXPECT_EQ(v["unanswered"].GetUint64(), 1U);
+
+  // A late answer withdrawn by its sender does not close the escalation.
+  answer(7, 1);
+  withdraw(8, 7, "kh-ratanakiri");
+  auto [later, later_ok] = watcher("2026-03-03")->sweep_now();
+  ASSERT_TRUE(later_ok);
+  EXPECT_EQ(later.closed, 0U);
+  EXPECT_EQ(later.overdue, 1U);
+  EXPECT_EQ(open_escalations(), (std::vector<std::string>{make_id(1)}));
 }
 
 // Copies held for four-eyes release: one held longer than held_after is escalated once (however

@@ -1,7 +1,7 @@
 // LA-MPS-XML/1.3 -> canonical mx/1: the decoder over a parsed document (docs/adapters/la-mps.md).
 #pragma once
 
-#include "gateway/common/json.hpp"
+#include <algorithm>
 #include <array>
 #include <initializer_list>
 #include <map>
@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 #include <vector>
+#include "gateway/common/json.hpp"
 
 #include "adapters/adapter.hpp"
 #include "adapters/common/dates.hpp"
@@ -16,8 +17,34 @@
 #include "adapters/la-mps/la_mps_codes.hpp"
 #include "adapters/la-mps/la_mps_format.hpp"
 #include "adapters/la-mps/la_mps_xml.hpp"
+#include "gateway/common/time.hpp"
 
 namespace mxgw::adapters::la_mps {
+
+/// How far from a reference day a decoded date may lie, in whole years either way
+/// (docs/adapters/la-mps.md, "Calendars"). Every window is wide enough for any real message and
+/// far narrower than the 543 years between the eras, so a year written in the wrong era (a
+/// Common-Era year read as Buddhist Era, or the reverse) always falls outside it.
+struct date_window {
+  int years_before;
+  int years_after;
+  std::string_view what;  ///< what the date is, for the reason ("date of a sighting")
+};
+
+/// The message's own `date`, against the gateway's clock: archived messages may be decades old.
+inline constexpr date_window message_date_window{100, 100, "date of sending"};
+/// `<Found date>`, `<LastSeen date>`, `<Hotline received>`: something that has happened, so not
+/// long after the message (a year of slack) and not centuries before it.
+inline constexpr date_window found_window{100, 1, "date of identification"};
+inline constexpr date_window last_seen_window{100, 1, "date of a sighting"};
+inline constexpr date_window received_window{100, 1, "time a report was received"};
+/// `<Warrant issued>`: a warrant decades old is still in force; one issued after the message that
+/// carries it is not possible (a year of slack).
+inline constexpr date_window issued_window{100, 1, "date of issue of a warrant"};
+/// `<Warrant expires>`: long past (the message still names it) or decades ahead.
+inline constexpr date_window expires_window{100, 100, "expiry date of a warrant"};
+/// `<Questions deadline>`: an answer is wanted soon; a deadline already past is possible.
+inline constexpr date_window deadline_window{10, 10, "deadline"};
 
 /// A child element with its XPath-like location.
 struct located {
@@ -413,6 +440,13 @@ class decoder {
       fail(path + "/@date", "needs a day and a month");
       return std::nullopt;
     }
+    // A year in the wrong era is 543 years off, past what the clock can hold (2262) or read as
+    // a time of day: named here at @date, with the calendar it was read in.
+    const std::string today = format_rfc3339_ms(ctx_.now).substr(0, 10);
+    if (!within_window(*day, today, *cal, path + "/@date", message_date_window,
+                       "the gateway's clock")) {
+      return std::nullopt;
+    }
     if (time->size() != 5 || (*time)[2] != ':') {
       fail(path + "/@time", "is not HH:MM");
       return std::nullopt;
@@ -441,6 +475,58 @@ class decoder {
                       ? "is after the message's date: it looks like a Buddhist-Era year marked "
                         "calendar=\"CE\""
                       : "is after the message's date, not a plausible date of birth");
+    }
+  }
+
+  /// `day` (YYYY-MM-DD) with its year moved by `years`, for comparing partial dates.
+  static std::string shifted_year(const std::string& day, int years) {
+    int year = 0;
+    for (std::size_t i = 0; i < 4; ++i) {
+      year = year * 10 + (day[i] - '0');
+    }
+    year = std::clamp(year + years, 0, 9999);
+    std::string out = std::to_string(year);
+    out.insert(0, 4 - out.size(), '0');
+    return out + day.substr(4);
+  }
+
+  /// Refuses `date` (a canonical partial date read in calendar `cal`) when it lies wholly more
+  /// than the window's years before or after `reference` (YYYY-MM-DD, a full date), naming
+  /// `reference_name` and, where the calendar explains it, the era mistake. The error never
+  /// holds the date. True when the date is within the window.
+  bool within_window(const std::string& date, const std::string& reference, era cal,
+                     const std::string& where, const date_window& window,
+                     std::string_view reference_name) {
+    const auto years = [](int n) { return std::to_string(n) + (n == 1 ? " year" : " years"); };
+    const std::string earliest = shifted_year(reference, -window.years_before);
+    const std::string latest = shifted_year(reference, window.years_after);
+    if (date < earliest.substr(0, date.size())) {
+      const std::string what =
+          "is more than " + years(window.years_before) + " before " + std::string(reference_name);
+      fail(where, cal == era::buddhist
+                      ? what +
+                            " once read as a Buddhist-Era year: it looks like a Common-Era "
+                            "year written without calendar=\"CE\""
+                      : what + ", not a plausible " + std::string(window.what));
+      return false;
+    }
+    if (date > latest.substr(0, date.size())) {
+      const std::string what =
+          "is more than " + years(window.years_after) + " after " + std::string(reference_name);
+      fail(where, cal == era::common
+                      ? what + ": it looks like a Buddhist-Era year marked calendar=\"CE\""
+                      : what + ", not a plausible " + std::string(window.what));
+      return false;
+    }
+    return true;
+  }
+
+  /// A date of the message's body against the message's own date (its day in Laos). Not
+  /// judged when that date could not be read (its own error is reported).
+  void plausible_date(const std::string& date, era cal, const std::string& where,
+                      const date_window& window) {
+    if (!message_day_.empty()) {
+      within_window(date, message_day_, cal, where, window, "the message's date");
     }
   }
 
@@ -853,6 +939,7 @@ class decoder {
         const auto cal = calendar(c, child.path);
         if (const auto date = optional_attr(c, "date")) {
           if (const auto d = partial_date(*date, cal, child.path + "/@date")) {
+            plausible_date(*d, *cal, child.path + "/@date", found_window);
             event.AddMember("date", str(*d), a_);
           }
         }
@@ -946,11 +1033,13 @@ class decoder {
     const auto cal = calendar(w, path);
     if (const auto issued = required_attr(w, path, "issued")) {
       if (const auto d = partial_date(*issued, cal, path + "/@issued")) {
+        plausible_date(*d, *cal, path + "/@issued", issued_window);
         warrant.AddMember("issued", str(*d), a_);
       }
     }
     if (const auto expires = optional_attr(w, "expires")) {
       if (const auto d = partial_date(*expires, cal, path + "/@expires")) {
+        plausible_date(*d, *cal, path + "/@expires", expires_window);
         warrant.AddMember("expires", str(*d), a_);
       }
     }
@@ -994,6 +1083,7 @@ class decoder {
         const auto seen_cal = calendar(c, child.path);
         if (const auto date = optional_attr(c, "date")) {
           if (const auto d = partial_date(*date, seen_cal, child.path + "/@date")) {
+            plausible_date(*d, *seen_cal, child.path + "/@date", last_seen_window);
             sighting.AddMember("date", str(*d), a_);
           }
         }
@@ -1034,13 +1124,25 @@ class decoder {
     if (const auto received = required_attr(h, path, "received"); received && cal) {
       std::string error;
       std::optional<std::string> utc;
+      std::optional<std::string> day;
       if (received->size() == 16 && (*received)[10] == ' ') {
-        utc = local_to_utc(*received + " +07:00", *cal, error);
+        day = dmy_to_partial(received->substr(0, 10), *cal, error);
+      }
+      // The day first: a year in the wrong era is refused with the calendar named, not as a
+      // time that cannot be read.
+      if (day && day->size() == 10) {
+        if (message_day_.empty() || within_window(*day, message_day_, *cal, path + "/@received",
+                                                  received_window, "the message's date")) {
+          utc = local_to_utc(*received + " +07:00", *cal, error);
+          if (!utc) {
+            fail(path + "/@received", "is not a real DD/MM/YYYY HH:MM time");
+          }
+        }
+      } else {
+        fail(path + "/@received", "is not a real DD/MM/YYYY HH:MM time");
       }
       if (utc) {
         body.AddMember("receivedAt", str(*utc), a_);
-      } else {
-        fail(path + "/@received", "is not a real DD/MM/YYYY HH:MM time");
       }
     }
     if (const auto line = required_attr(h, path, "line")) {
@@ -1127,6 +1229,7 @@ class decoder {
     if (const auto deadline = optional_attr(q, "deadline")) {
       if (const auto d = partial_date(*deadline, cal, k->path + "/@deadline")) {
         if (d->size() == 10) {
+          plausible_date(*d, *cal, k->path + "/@deadline", deadline_window);
           body.AddMember("deadline", str(*d), a_);
         } else {
           fail(k->path + "/@deadline", "needs a day and a month");

@@ -19,6 +19,7 @@
 #include "adapters/common/dates.hpp"
 #include "adapters/common/references.hpp"
 #include "gateway/common/json.hpp"
+#include "gateway/common/time.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 #include "tests/support/test_support.hpp"
 
@@ -55,6 +56,16 @@ std::string errors_text(const std::vector<field_error>& errors) {
     out += "[" + e.pointer + "] " + e.reason + "\n";
   }
   return out;
+}
+
+/// `xml` with the first `from` replaced by `to`.
+std::string replaced(std::string xml, const std::string& from, const std::string& to) {
+  const auto at = xml.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  if (at != std::string::npos) {
+    xml.replace(at, from.size(), to);
+  }
+  return xml;
 }
 
 /// `m` as it comes back from an LA-MPS partner that echoes what the gateway sent it as sent by
@@ -478,6 +489,10 @@ class message_generator {
     const std::string type = types[i % 6];
     const std::string ref = "GEN-" + std::to_string(i) + (i % 7 == 0 ? "/ລາວ" : "");
     const std::string created = i % 50 == 3 ? "2024-02-28T17:30:00Z" : instant();  // BE 29/02
+    // The message's dates lie around its own, as in real messages: the decoder refuses dates
+    // too far from the message's (a year written in the wrong era).
+    created_at_ = *parse_rfc3339(created);
+    created_year_ = std::stoi(created.substr(0, 4));
     m.AddMember("mx", "1", *a_);
     m.AddMember("id", s(message_uuid(sender, ref)), *a_);
     m.AddMember("type", s(type), *a_);
@@ -560,8 +575,18 @@ class message_generator {
 
   std::string instant() {
     using namespace std::chrono;
-    const auto t = sys_days{year{2024} / 1 / 1} + days(rng_() % 1500) + minutes(rng_() % 1440);
-    const std::time_t c = system_clock::to_time_t(t);
+    return rfc3339(sys_days{year{2024} / 1 / 1} + days(rng_() % 1500) + minutes(rng_() % 1440));
+  }
+
+  /// A minute in the month before the message was created.
+  std::string before_created() {
+    using namespace std::chrono;
+    const auto t = time_point_cast<minutes>(created_at_);
+    return rfc3339(t - days(rng_() % 30) - minutes(rng_() % 1440));
+  }
+
+  static std::string rfc3339(std::chrono::system_clock::time_point t) {
+    const std::time_t c = std::chrono::system_clock::to_time_t(t);
     std::tm tm{};
     gmtime_r(&c, &tm);
     char b[32];
@@ -784,7 +809,7 @@ class message_generator {
       json_value event(rapidjson::kObjectType);
       event.AddMember("type", "identification", *a_);
       if (chance(70)) {
-        event.AddMember("date", s(partial(2020, 8)), *a_);
+        event.AddMember("date", s(partial(created_year_ - 7, 8)), *a_);
       }
       json_value place(rapidjson::kObjectType);
       if (chance(70)) {
@@ -833,9 +858,9 @@ class message_generator {
     w.AddMember("number", s("W/" + std::to_string(rng_() % 10000)), *a_);
     w.AddMember("issuingCountry", "LA", *a_);
     w.AddMember("issuingAuthority", s(chance(50) ? "Houaphanh People's Court" : "ສານປະຊາຊົນ"), *a_);
-    w.AddMember("issued", s(partial(2015, 12)), *a_);
+    w.AddMember("issued", s(partial(created_year_ - 11, 12)), *a_);
     if (chance(40)) {
-      w.AddMember("expires", s(partial(2027, 5)), *a_);
+      w.AddMember("expires", s(partial(created_year_ + 1, 5)), *a_);
     }
     json_value charges(rapidjson::kArrayType);
     for (int k = 1 + static_cast<int>(rng_() % 3); k > 0; --k) {
@@ -871,7 +896,7 @@ class message_generator {
         seen.AddMember("detail", s(pick(texts())), *a_);
       }
       if (chance(60)) {
-        seen.AddMember("date", s(partial(2024, 3)), *a_);
+        seen.AddMember("date", s(partial(created_year_ - 2, 3)), *a_);
       }
       body.AddMember("lastSeen", seen, *a_);
     }
@@ -882,7 +907,7 @@ class message_generator {
     static const strings urgency = {"immediate", "high", "normal"};
     // A witness comes back as a possible victim (LA-MPS has no witness), tested on its own.
     static const strings roles = {"possible-victim", "suspected-trafficker"};
-    body.AddMember("receivedAt", s(instant()), *a_);
+    body.AddMember("receivedAt", s(before_created()), *a_);
     body.AddMember("channel", s(channels[(i / 6) % 4]), *a_);
     if (chance(40)) {
       body.AddMember("reporterType", "anonymous", *a_);
@@ -929,8 +954,8 @@ class message_generator {
     }
     if (chance(50)) {
       char b[16];
-      std::snprintf(b, sizeof b, "2026-%02d-%02d", 1 + static_cast<int>(rng_() % 12),
-                    1 + static_cast<int>(rng_() % 28));
+      std::snprintf(b, sizeof b, "%04d-%02d-%02d", created_year_ + static_cast<int>(rng_() % 2),
+                    1 + static_cast<int>(rng_() % 12), 1 + static_cast<int>(rng_() % 28));
       body.AddMember("deadline", s(b), *a_);
     }
     if (chance(50)) {
@@ -951,6 +976,8 @@ class message_generator {
   }
 
   std::mt19937 rng_;
+  std::chrono::system_clock::time_point created_at_;
+  int created_year_ = 2024;
   rapidjson::Document::AllocatorType* a_ = nullptr;
   strings regions_;
   strings countries_;
@@ -1315,6 +1342,184 @@ TEST_F(LaMps, ABuddhistEraBirthYearMarkedCommonEraIsRefusedWithAHint) {
   auto this_year = decode_ok(victim_xml(plain_person + "<BirthDate>00/00/2569</BirthDate>", ""));
   ASSERT_TRUE(this_year.message.IsObject());
   EXPECT_STREQ(this_year.message["body"]["person"]["birthDate"].GetString(), "2026");
+}
+
+/// Decodes `xml`, expects exactly one error, at `pointer`, whose reason holds `reason_part` and
+/// none of `not_quoted`.
+void expect_only_error(const decode_result& result, const std::string& pointer,
+                       const std::string& reason_part, const std::vector<std::string>& not_quoted) {
+  EXPECT_EQ(result.status, 422);
+  EXPECT_TRUE(result.message.IsNull());
+  ASSERT_EQ(result.errors.size(), 1u) << errors_text(result.errors);
+  EXPECT_EQ(result.errors[0].pointer, pointer);
+  EXPECT_NE(result.errors[0].reason.find(reason_part), std::string::npos)
+      << result.errors[0].reason;
+  for (const auto& value : not_quoted) {
+    EXPECT_EQ(result.errors[0].reason.find(value), std::string::npos) << result.errors[0].reason;
+  }
+}
+
+const std::string read_as_be_hint = "Common-Era year written without calendar=\"CE\"";
+const std::string marked_ce_hint = "Buddhist-Era year marked calendar=\"CE\"";
+
+// Not only dates of birth: every date of the message is judged against the message's own date,
+// each with bounds of its own (docs/adapters/la-mps.md, "Calendars"), so a year in the wrong era
+// (543 years off, still a real date) is refused at its place with the calendar named.
+TEST_F(LaMps, EveryDateInTheWrongEraIsRefusedAtItsPlaceWithAHint) {
+  const std::string victim = test::read_file(golden_dir() / "victim.xml");
+  const std::string wanted = test::read_file(golden_dir() / "wanted.xml");
+  const std::string request = test::read_file(golden_dir() / "verify-request.xml");
+  const std::string tip = test::read_file(golden_dir() / "hotline.xml");
+  struct wrong_era {
+    std::string xml;
+    std::string pointer;
+    std::string hint;
+    std::vector<std::string> not_quoted;
+  };
+  const std::vector<wrong_era> cases = {
+      // A Common-Era year in a Buddhist-Era message: 2026 read as BE is 1483.
+      {replaced(victim, R"(date="18/11/2569")", R"(date="18/11/2026")"),
+       "/LaoPoliceMessage/Victim/Found/@date",
+       read_as_be_hint,
+       {"2026", "1483", "18/11"}},
+      {replaced(wanted, R"(issued="25/11/2569")", R"(issued="01/03/2026")"),
+       "/LaoPoliceMessage/Warrant/@issued",
+       read_as_be_hint,
+       {"2026", "1483", "01/03"}},
+      {replaced(wanted, R"(issued="25/11/2569")", R"(issued="25/11/2569" expires="01/03/2028")"),
+       "/LaoPoliceMessage/Warrant/@expires",
+       read_as_be_hint,
+       {"2028", "1485", "01/03"}},
+      {replaced(wanted, R"(date="28/11/2569")", R"(date="10/11/2026")"),
+       "/LaoPoliceMessage/Warrant/LastSeen/@date",
+       read_as_be_hint,
+       {"2026", "1483", "10/11"}},
+      {replaced(request, R"(deadline="19/12/2569")", R"(deadline="30/11/2026")"),
+       "/LaoPoliceMessage/Questions/@deadline",
+       read_as_be_hint,
+       {"2026", "1483", "30/11"}},
+      {replaced(tip, R"(received="21/11/2569 22:15")", R"(received="21/11/2026 22:15")"),
+       "/LaoPoliceMessage/Hotline/@received",
+       read_as_be_hint,
+       {"2026", "1483", "22:15"}},
+      // A Buddhist-Era year marked CE, on the element or through the root: 2569 CE.
+      {replaced(victim, R"(date="20/11/2569")", R"(date="20/11/2026" calendar="CE")"),
+       "/LaoPoliceMessage/Victim/Found/@date",
+       marked_ce_hint,
+       {"2569", "18/11"}},
+      {replaced(request, R"(deadline="19/12/2569")", R"(deadline="19/12/2569" calendar="CE")"),
+       "/LaoPoliceMessage/Questions/@deadline",
+       marked_ce_hint,
+       {"2569", "19/12"}},
+      {replaced(wanted, R"(<LastSeen province="VN-30" date="28/11/2569")",
+                R"(<LastSeen province="VN-30" date="28/11/2569" calendar="CE")"),
+       "/LaoPoliceMessage/Warrant/LastSeen/@date",
+       marked_ce_hint,
+       {"2569", "28/11"}},
+      {replaced(tip, R"(received="21/11/2569 22:15")",
+                R"(received="21/11/2569 22:15" calendar="CE")"),
+       "/LaoPoliceMessage/Hotline/@received",
+       marked_ce_hint,
+       {"2569", "22:15"}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.pointer + " " + c.hint);
+    expect_only_error(la().decode(c.xml, context()), c.pointer, c.hint, c.not_quoted);
+  }
+  // A warrant with its own calendar="CE" and BE years: both dates are named.
+  const auto both =
+      la().decode(replaced(wanted, R"(issued="25/11/2569")",
+                           R"(issued="25/11/2569" expires="25/11/2574" calendar="CE")"),
+                  context());
+  EXPECT_EQ(both.status, 422);
+  EXPECT_EQ(both.errors.size(), 2u) << errors_text(both.errors);
+  for (const std::string pointer :
+       {"/LaoPoliceMessage/Warrant/@issued", "/LaoPoliceMessage/Warrant/@expires"}) {
+    bool named = false;
+    for (const auto& e : both.errors) {
+      named = named || (e.pointer == pointer && e.reason.find(marked_ce_hint) != std::string::npos);
+    }
+    EXPECT_TRUE(named) << pointer << "\n" << errors_text(both.errors);
+  }
+}
+
+// The reviewer's case: root calendar="CE" with a Common-Era message date, a BE year on <Found>.
+TEST_F(LaMps, AFoundDateInTheWrongEraUnderACommonEraRootIsRefused) {
+  std::string xml = test::read_file(golden_dir() / "victim.xml");
+  xml = replaced(xml, R"(date="20/11/2569" time="14:05")",
+                 R"(date="20/11/2026" time="14:05" calendar="CE")");
+  xml = replaced(xml, "<BirthDate calendar=\"BE\" approx=\"false\">15/08/2551",
+                 "<BirthDate approx=\"false\">15/08/2008");
+  auto fine = decode_ok(replaced(xml, R"(date="18/11/2569")", R"(date="18/11/2026")"));
+  ASSERT_TRUE(fine.message.IsObject());
+  EXPECT_STREQ(fine.message["body"]["events"][0]["date"].GetString(), "2026-11-18");
+  expect_only_error(la().decode(xml, context()), "/LaoPoliceMessage/Victim/Found/@date",
+                    marked_ce_hint, {"2569", "18/11"});
+}
+
+// The bounds never refuse a real message: old warrants, warrants that run for decades, a past
+// or a far deadline, a sighting years ago, and the little slack a mistyped day needs.
+TEST_F(LaMps, DatesWithinTheirBoundsAreAccepted) {
+  const std::string wanted = test::read_file(golden_dir() / "wanted.xml");  // of 02/12/2569
+  auto w = decode_ok(replaced(
+      replaced(wanted, R"(issued="25/11/2569")", R"(issued="03/12/2469" expires="00/00/2668")"),
+      R"(date="28/11/2569")", R"(date="00/00/2470")"));
+  ASSERT_TRUE(w.message.IsObject());
+  EXPECT_STREQ(w.message["body"]["warrants"][0]["issued"].GetString(), "1926-12-03");
+  EXPECT_STREQ(w.message["body"]["warrants"][0]["expires"].GetString(), "2125");
+  EXPECT_STREQ(w.message["body"]["lastSeen"]["date"].GetString(), "1927");
+  auto ahead = decode_ok(replaced(wanted, R"(issued="25/11/2569")", R"(issued="02/12/2570")"));
+  ASSERT_TRUE(ahead.message.IsObject());  // a year after the message: a typo, not an era
+  const std::string request = test::read_file(golden_dir() / "verify-request.xml");  // 05/12/2569
+  for (const std::string deadline : {"05/12/2559", "05/12/2579", "01/01/2560"}) {
+    SCOPED_TRACE(deadline);
+    auto r =
+        decode_ok(replaced(request, R"(deadline="19/12/2569")", "deadline=\"" + deadline + "\""));
+    EXPECT_TRUE(r.message.IsObject());
+  }
+  // Just outside: a deadline 10 years and a day before, a warrant issued a year and a day after.
+  expect_refused(replaced(request, R"(deadline="19/12/2569")", R"(deadline="04/12/2559")"), 422,
+                 "/LaoPoliceMessage/Questions/@deadline", "more than 10 years before");
+  expect_refused(replaced(wanted, R"(issued="25/11/2569")", R"(issued="03/12/2570")"), 422,
+                 "/LaoPoliceMessage/Warrant/@issued", "more than 1 year after");
+  expect_refused(replaced(wanted, R"(issued="25/11/2569")", R"(issued="01/12/2469")"), 422,
+                 "/LaoPoliceMessage/Warrant/@issued", "more than 100 years before");
+}
+
+// The message's own date is judged against the gateway's clock; a year in the wrong era there is
+// named at @date with its calendar, not as a time of day that cannot be read.
+TEST_F(LaMps, AMessageDateInTheWrongEraIsNamedAtTheDateWithTheCalendar) {
+  const std::string victim = test::read_file(golden_dir() / "victim.xml");
+  // calendar="CE" with a BE year: 2569 CE is past what the clock holds.
+  const std::string ce_root = replaced(victim, R"(date="20/11/2569" time="14:05")",
+                                       R"(date="20/11/2569" time="14:05" calendar="CE")");
+  auto ce = la().decode(ce_root, context());
+  EXPECT_EQ(ce.status, 422);
+  bool named = false;
+  for (const auto& e : ce.errors) {
+    EXPECT_NE(e.pointer, "/LaoPoliceMessage/@time") << e.reason;
+    EXPECT_EQ(e.reason.find("2569"), std::string::npos) << e.reason;
+    named = named || (e.pointer == "/LaoPoliceMessage/@date" &&
+                      e.reason.find(marked_ce_hint) != std::string::npos);
+  }
+  EXPECT_TRUE(named) << errors_text(ce.errors);
+  // BE by default with a CE year: 2026 read as BE is 1483.
+  expect_only_error(
+      la().decode(replaced(victim, R"(date="20/11/2569" time)", R"(date="20/11/2026" time)"),
+                  context()),
+      "/LaoPoliceMessage/@date", read_as_be_hint, {"2026", "1483", "20/11"});
+  // Judged against the clock given: the golden message read 90 years on is still fine.
+  auto later = context();
+  later.now = *parse_rfc3339("2116-01-01T00:00:00Z");
+  EXPECT_EQ(la().decode(victim, later).status, 0);
+  later.now = *parse_rfc3339("2130-01-01T00:00:00Z");
+  const auto old = la().decode(victim, later);
+  EXPECT_EQ(old.status, 422);
+  ASSERT_FALSE(old.errors.empty());
+  EXPECT_EQ(old.errors[0].pointer, "/LaoPoliceMessage/@date");
+  EXPECT_NE(old.errors[0].reason.find("more than 100 years before the gateway's clock"),
+            std::string::npos)
+      << old.errors[0].reason;
 }
 
 // ---------------------------------------------------------------------------------------------

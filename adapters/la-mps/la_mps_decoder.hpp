@@ -914,9 +914,11 @@ class decoder {
     json_value exploitation(rapidjson::kArrayType);
     json_value needs(rapidjson::kArrayType);
     json_value events(rapidjson::kArrayType);
+    bool exploitation_sent = false;
     for (const auto& child : children_of(v, k->path)) {
       const xml_element& c = *child.element;
       if (c.name == "Exploitation") {
+        exploitation_sent = true;
         if (const auto value = code_text(c, child.path)) {
           if (const auto code = codes_.from_partner("exploitation", *value)) {
             add_unique(exploitation, *code);
@@ -955,6 +957,11 @@ class decoder {
         }
         events.PushBack(event, a_);
       }
+    }
+    // LA-MPS requires one or more (an unknown one carried in `unmapped` still counts: it was
+    // sent); the format has no "unknown", so a victim without one is not LA-MPS.
+    if (!exploitation_sent) {
+      fail(k->path, "needs at least one <Exploitation> (LA-MPS-XML/1.3 requires one or more)");
     }
     if (!exploitation.Empty()) {
       body.AddMember("exploitation", exploitation, a_);

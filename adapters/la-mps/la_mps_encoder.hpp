@@ -429,8 +429,11 @@ class encoder {
     if (const json_value* n = member(body, "accompanyingMinors"); n && n->IsInt()) {
       w_.attribute(v, "minors", std::to_string(n->GetInt()));
     }
+    // LA-MPS requires one or more <Exploitation> and has no code for "not known": its `other`
+    // says a form of exploitation other than those listed, which the sender did not say. So a
+    // victim without one is refused rather than given a form it was not reported with.
+    std::vector<std::string> written;
     if (const json_value* list = member(body, "exploitation"); list && list->IsArray()) {
-      std::vector<std::string> written;
       for (const auto& c : list->GetArray()) {
         if (!c.IsString()) {
           continue;
@@ -446,6 +449,11 @@ class encoder {
           w_.text(w_.child(v, "Exploitation"), *code);
         }
       }
+    }
+    if (written.empty()) {
+      fail("/body/exploitation",
+           "is required by LA-MPS (one or more <Exploitation>), which has no code for an "
+           "exploitation not yet known; 'other' would say a form that was not reported");
     }
     if (const json_value* events = member(body, "events"); events && events->IsArray()) {
       for (rapidjson::SizeType i = 0; i < events->Size(); ++i) {

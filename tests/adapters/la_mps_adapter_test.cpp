@@ -154,14 +154,19 @@ class LaMps : public ::testing::Test {
 
 std::unique_ptr<pipeline::canonical_checker> LaMps::checker_;
 
-// A minimal valid victim message around `person` and `victim` fragments.
+// A minimal valid victim message around `person` and `victim` fragments; a `victim` fragment
+// without an <Exploitation> gets one (LA-MPS requires one or more).
 std::string victim_xml(const std::string& person, const std::string& victim,
                        const std::string& root_extra = "") {
+  const std::string exploitation = victim.find("<Exploitation") == std::string::npos
+                                       ? "<Exploitation>labour</Exploitation>"
+                                       : "";
   return R"(<?xml version="1.0" encoding="UTF-8"?>
 <LaoPoliceMessage version="1.3" type="victim" ref="HP-2569-0099" date="20/11/2569" )"
          R"(time="14:05" classification="ລັບ")" +
          root_extra + ">\n<Person role=\"victim\">" + person +
-         "</Person>\n<Victim status=\"identified\">" + victim + "</Victim>\n</LaoPoliceMessage>\n";
+         "</Person>\n<Victim status=\"identified\">" + exploitation + victim +
+         "</Victim>\n</LaoPoliceMessage>\n";
 }
 
 // The start and end of a hotline message, for documents that attack the parser through its text.
@@ -1590,6 +1595,26 @@ TEST_F(LaMps, RefusesMissingRequiredAttributesAndElements) {
   expect_refused(no_victim, 422, "/LaoPoliceMessage/Victim", "is required");
 }
 
+// LA-MPS requires one or more <Exploitation>: a <Victim> without one is not LA-MPS. The
+// refusal names the <Victim> and nothing of the person.
+TEST_F(LaMps, RefusesAVictimWithoutExploitation) {
+  std::string xml = test::read_file(golden_dir() / "victim.xml");
+  xml = replaced(xml, "    <Exploitation>marriage</Exploitation>\n", "");
+  expect_only_error(la().decode(xml, context()), "/LaoPoliceMessage/Victim",
+                    "needs at least one <Exploitation>",
+                    {"PHOMMAVONG", "KHAMLA", "0812-4477-19", "2551", "15/08"});
+  // Still refused when unknown codes may be carried: there is none to carry.
+  expect_refused(xml, 422, "/LaoPoliceMessage/Victim", "needs at least one <Exploitation>", true);
+  // One the gateway does not know, carried in `unmapped`, was sent: that is not this refusal.
+  auto carried = decode_ok(replaced(test::read_file(golden_dir() / "victim.xml"),
+                                    "<Exploitation>marriage<", "<Exploitation>trafficking<"),
+                           la_sender, true);
+  ASSERT_TRUE(carried.message.IsObject());
+  EXPECT_FALSE(carried.message["body"].HasMember("exploitation"));
+  EXPECT_STREQ(carried.message["unmapped"]["/LaoPoliceMessage/Victim/Exploitation[1]"].GetString(),
+               "trafficking");
+}
+
 TEST_F(LaMps, RefusesWhatLaMpsDoesNotDefine) {
   expect_refused(victim_xml(plain_person + "<Tattoo>dragon</Tattoo>", ""), 422,
                  "/LaoPoliceMessage/Person/Tattoo", "is not an element");
@@ -1819,6 +1844,27 @@ TEST_F(LaMps, EncodingRefusesWhatLaMpsCannotSay) {
   EXPECT_EQ(r.status, 422);
   EXPECT_EQ(r.errors.at(0).pointer, "/body/narrative/text");
   EXPECT_TRUE(r.bytes.empty());
+}
+
+// A victim whose exploitation is not known (yet) cannot be written: LA-MPS requires one and
+// has no "unknown"; its `other` would report a form the sender did not. Refused at the field.
+TEST_F(LaMps, EncodingRefusesAVictimWithoutExploitation) {
+  for (const bool empty_list : {false, true}) {
+    SCOPED_TRACE(empty_list ? "empty list" : "no member");
+    auto victim = parse_json(test::read_file(golden_dir() / "victim.json"));
+    if (empty_list) {
+      victim["body"]["exploitation"].SetArray();
+    } else {
+      victim["body"].RemoveMember("exploitation");
+    }
+    const auto r = la().encode(victim, context());
+    EXPECT_EQ(r.status, 422);
+    ASSERT_EQ(r.errors.size(), 1u) << errors_text(r.errors);
+    EXPECT_EQ(r.errors[0].pointer, "/body/exploitation");
+    EXPECT_NE(r.errors[0].reason.find("is required by LA-MPS"), std::string::npos);
+    EXPECT_EQ(r.errors[0].reason.find("PHOMMAVONG"), std::string::npos);
+    EXPECT_TRUE(r.bytes.empty());
+  }
 }
 
 TEST_F(LaMps, ReceiptIsTheDocumentedLaMpsReceipt) {

@@ -119,6 +119,9 @@ class decoder {
     const auto ref = required_attr(root, path, "ref");
     if (ref) {
       within(*ref, 128, path + "/@ref");
+      // A ref the gateway wrote ("<ref>/<id>"): the message came from another country through
+      // the gateway, so nothing in it may be assumed to be Lao (see wanted_body).
+      gateway_ref_ = read_answered_reference(*ref).kind == reference_kind::gateway_message;
     }
     const auto created = sent_at(root, path);
     const auto classification = required_attr(root, path, "classification");
@@ -997,8 +1000,13 @@ class decoder {
     }
   }
 
-  /// The issuing country of a warrant: the country of <Sender province>, else Laos.
-  std::string warrant_country(const std::vector<located>& kids) {
+  /// The issuing country of a warrant, which LA-MPS has no field for: the country of <Sender
+  /// province>; else Laos (a Lao police message carries Lao warrants), unless the message came
+  /// through the gateway (a ref the gateway wrote): then it was written for another country's
+  /// message, whose warrant's country the format dropped, and Laos would be made up. nullopt
+  /// then, with an error at the warrant (the canonical warrant needs its country).
+  std::optional<std::string> warrant_country(const std::vector<located>& kids,
+                                             const std::string& warrant_path) {
     if (const located* sender = find_child(kids, "Sender")) {
       if (const auto province = optional_attr(*sender->element, "province")) {
         const std::string country = upper_ascii(province->substr(0, 2));
@@ -1006,6 +1014,13 @@ class decoder {
           return country;
         }
       }
+    }
+    if (gateway_ref_) {
+      fail(warrant_path,
+           "has no issuing country: LA-MPS does not carry it, and this message's ref is one the "
+           "gateway wrote, so the warrant came from another country through the gateway and is "
+           "not taken to be Lao (send it under the office's own ref, or with <Sender province>)");
+      return std::nullopt;
     }
     return "LA";
   }
@@ -1026,13 +1041,15 @@ class decoder {
     const std::string& path = k->path;
     check_shape(w, path, {"number", "authority", "issued", "expires", "calendar", "dangerous"},
                 {"Offence", "LastSeen"}, false);
-    const std::string country = warrant_country(kids);
+    const auto country = warrant_country(kids, path);
     json_value warrant(rapidjson::kObjectType);
     if (const auto number = required_attr(w, path, "number");
         number && within(*number, 128, path + "/@number")) {
       warrant.AddMember("number", str(*number), a_);
     }
-    warrant.AddMember("issuingCountry", str(country), a_);
+    if (country) {
+      warrant.AddMember("issuingCountry", str(*country), a_);
+    }
     if (const auto authority = required_attr(w, path, "authority");
         authority && within(*authority, 256, path + "/@authority")) {
       warrant.AddMember("issuingAuthority", str(*authority), a_);
@@ -1067,9 +1084,11 @@ class decoder {
         if (const auto code = optional_attr(c, "code");
             code && within(*code, 128, child.path + "/@code")) {
           json_value statute(rapidjson::kObjectType);
-          statute.AddMember("jurisdiction", str(country), a_);
-          statute.AddMember("code", str(*code), a_);
-          charge.AddMember("statute", statute, a_);
+          if (country) {
+            statute.AddMember("jurisdiction", str(*country), a_);
+            statute.AddMember("code", str(*code), a_);
+            charge.AddMember("statute", statute, a_);
+          }
         }
         charges.PushBack(charge, a_);
       } else if (c.name == "LastSeen") {
@@ -1329,6 +1348,8 @@ class decoder {
   std::optional<era> root_calendar_ = era::buddhist;
   // The day the message was sent, in Laos, as YYYY-MM-DD; empty until known.
   std::string message_day_;
+  // The root's ref is one the gateway wrote (the message came through the gateway).
+  bool gateway_ref_ = false;
 };
 
 }  // namespace mxgw::adapters::la_mps

@@ -209,10 +209,24 @@ TEST_P(LaMpsGolden, DecodesToTheExpectedCanonicalMessage) {
   expect_canonical(decoded.message, la_sender);
 
   const std::string again = encode_ok(decoded.message);
+  const auto renamed = renamed_by_gateway(decoded.message, la_sender);
+  if (name == "wanted") {
+    // LA-MPS has no field for a warrant's issuing country: read back under the ref the gateway
+    // wrote, the warrant's country cannot be told and is refused, not made Lao. As the office
+    // sent it (its own ref) it comes back exactly.
+    const std::string gateway_ref = renamed["ref"].GetString();
+    const auto refused = la().decode(again, context());
+    EXPECT_EQ(refused.status, 422) << again;
+    const auto own =
+        decode_ok(replaced(again, "ref=\"" + gateway_ref + "\"",
+                           "ref=\"" + std::string(decoded.message["ref"].GetString()) + "\""));
+    EXPECT_TRUE(own.message == decoded.message) << again << pretty(own.message);
+    EXPECT_EQ(encode_ok(own.message), again);
+    return;
+  }
   auto redecoded = decode_ok(again);
   // The ref sent names the message (<ref>/<id>): that is the one change, and only once.
-  EXPECT_TRUE(redecoded.message == renamed_by_gateway(decoded.message, la_sender))
-      << again << pretty(redecoded.message);
+  EXPECT_TRUE(redecoded.message == renamed) << again << pretty(redecoded.message);
   EXPECT_EQ(encode_ok(redecoded.message), again);  // a fixpoint after one round
 }
 
@@ -405,15 +419,27 @@ TEST_F(LaMpsExamples, VictimIdentificationKeepsWhatLaMpsCarries) {
 }
 
 TEST_F(LaMpsExamples, PersonWantedKeepsTheWarrant) {
+  // Read back under the ref the gateway wrote, a foreign warrant is refused (its country is not
+  // carried; AForeignWarrantThatCameThroughTheGatewayIsNotMadeLao). Sent on by a Lao office
+  // under its own ref, with the Gia Lai province as <Sender>, the rest of the warrant is kept.
   const auto original = example("person.wanted");
-  const auto m = round_trip("person.wanted");
+  std::string xml = encode_ok(original);
+  const std::string gateway_ref =
+      outbound_reference(original["ref"].GetString(), original["id"].GetString());
+  xml = replaced(xml, "ref=\"" + gateway_ref + "\"", "ref=\"AT-2569-0200\"");
+  xml = replaced(xml, "<Person", "<Sender province=\"VN-30\"/><Person");
+  const auto d = decode_ok(xml, "la-attapeu");
+  ASSERT_TRUE(d.message.IsObject());
+  expect_canonical(d.message, "la-attapeu");
+  const auto& m = d.message;
   const auto& w = m["body"]["warrants"][0];
   const auto& ow = original["body"]["warrants"][0];
   EXPECT_TRUE(w["number"] == ow["number"]);
+  EXPECT_TRUE(w["issuingCountry"] == ow["issuingCountry"]);
   EXPECT_TRUE(w["issuingAuthority"] == ow["issuingAuthority"]);
   EXPECT_TRUE(w["issued"] == ow["issued"]);
   EXPECT_TRUE(w["charges"][0]["text"] == ow["charges"][0]["text"]);
-  EXPECT_TRUE(w["charges"][0]["statute"]["code"] == ow["charges"][0]["statute"]["code"]);
+  EXPECT_TRUE(w["charges"][0]["statute"] == ow["charges"][0]["statute"]);
   EXPECT_STREQ(m["body"]["requestedAction"].GetString(), "locate-and-arrest");
   EXPECT_STREQ(m["body"]["lastSeen"]["region"]["code"].GetString(), "KH-16");
   EXPECT_STREQ(m["body"]["lastSeen"]["date"].GetString(), "2026-11-10");
@@ -1000,13 +1026,23 @@ TEST_F(LaMps, TwoHundredFortyGeneratedMessagesSurviveCanonicalToLaMpsToCanonical
     expect_canonical(original, sender);
     const auto encoded = la().encode(original, context(sender));
     ASSERT_EQ(encoded.status, 0) << errors_text(encoded.errors) << pretty(original);
-    const auto decoded = la().decode(encoded.bytes, context(sender));
-    ASSERT_EQ(decoded.status, 0) << errors_text(decoded.errors) << encoded.bytes;
-    EXPECT_TRUE(decoded.message == renamed_by_gateway(original, sender))
-        << "original:\n"
-        << pretty(original) << "xml:\n"
-        << encoded.bytes << "decoded:\n"
-        << pretty(decoded.message);
+    auto expected = renamed_by_gateway(original, sender);
+    std::string bytes = encoded.bytes;
+    if (std::string(original["type"].GetString()) == "person.wanted") {
+      // A warrant's country is not carried: under the ref the gateway wrote it is refused
+      // (not made Lao); as a Lao office's own message (its own ref) it comes back exactly.
+      const auto refused = la().decode(bytes, context(sender));
+      EXPECT_EQ(refused.status, 422) << bytes;
+      bytes = replaced(bytes, "ref=\"" + std::string(expected["ref"].GetString()) + "\"",
+                       "ref=\"" + std::string(original["ref"].GetString()) + "\"");
+      expected.CopyFrom(original, expected.GetAllocator());
+    }
+    const auto decoded = la().decode(bytes, context(sender));
+    ASSERT_EQ(decoded.status, 0) << errors_text(decoded.errors) << bytes;
+    EXPECT_TRUE(decoded.message == expected) << "original:\n"
+                                             << pretty(original) << "xml:\n"
+                                             << bytes << "decoded:\n"
+                                             << pretty(decoded.message);
     expect_canonical(decoded.message, sender);
     ++checked;
   }
@@ -1865,6 +1901,40 @@ TEST_F(LaMps, EncodingRefusesAVictimWithoutExploitation) {
     EXPECT_EQ(r.errors[0].reason.find("PHOMMAVONG"), std::string::npos);
     EXPECT_TRUE(r.bytes.empty());
   }
+}
+
+// LA-MPS has no field for a warrant's issuing country. A Vietnamese warrant sent to Laos and
+// read back (a ref the gateway wrote) must not become a Lao one: it is refused at the warrant,
+// not given "LA".
+TEST_F(LaMps, AForeignWarrantThatCameThroughTheGatewayIsNotMadeLao) {
+  const auto original =
+      parse_json(test::read_file(test::source_dir() / "config/examples/person.wanted.json"));
+  ASSERT_STREQ(original["body"]["warrants"][0]["issuingCountry"].GetString(), "VN");
+  const std::string xml = encode_ok(original);
+  const auto back = la().decode(xml, context("vn-gialai"));
+  expect_only_error(back, "/LaoPoliceMessage/Warrant", "has no issuing country",
+                    {"EXAMPLE-LB-0001", "Gia Lai", "Trần", "1990", "VN30"});
+  for (const auto& e : back.errors) {
+    EXPECT_EQ(e.reason.find("'LA'"), std::string::npos) << e.reason;
+  }
+
+  // The same warrant under the office's own ref is the office's message, which LA-MPS takes to
+  // carry a warrant of the <Sender>'s country, else a Lao one (the documented assumption).
+  const std::string gateway_ref = "VN30-2026-000462/9a7c2d54-1e3f-4b8a-8f20-6c4d1b9e0a33";
+  const std::string own = replaced(xml, "ref=\"" + gateway_ref + "\"", "ref=\"AT-2569-0200\"");
+  auto lao = decode_ok(own);
+  ASSERT_TRUE(lao.message.IsObject());
+  EXPECT_STREQ(lao.message["body"]["warrants"][0]["issuingCountry"].GetString(), "LA");
+  auto from_sender = decode_ok(replaced(own, "<Person", "<Sender province=\"VN-30\"/><Person"));
+  ASSERT_TRUE(from_sender.message.IsObject());
+  const auto& w = from_sender.message["body"]["warrants"][0];
+  EXPECT_STREQ(w["issuingCountry"].GetString(), "VN");
+  EXPECT_STREQ(w["charges"][0]["statute"]["jurisdiction"].GetString(), "VN");
+  expect_canonical(from_sender.message, la_sender);
+  // A <Sender province> names the country even under a ref the gateway wrote.
+  auto sent_on = decode_ok(replaced(xml, "<Person", "<Sender province=\"VN-30\"/><Person"));
+  ASSERT_TRUE(sent_on.message.IsObject());
+  EXPECT_STREQ(sent_on.message["body"]["warrants"][0]["issuingCountry"].GetString(), "VN");
 }
 
 TEST_F(LaMps, ReceiptIsTheDocumentedLaMpsReceipt) {

@@ -420,8 +420,8 @@ bool about_possible_minor(const rapidjson::Value& message, time_point now) {
   return false;
 }
 
-// A withdrawal or cancellation takes data back; holding it would leave the recipients acting on
-// what is no longer so.
+// A withdrawal or cancellation takes data back; holding it from those who had that data would
+// leave them acting on what is no longer so.
 bool takes_back(const rapidjson::Value& message) {
   if (json::get_string(message, "type") != "case.status") {
     return false;
@@ -616,9 +616,11 @@ bool is_possibly_minor(const rapidjson::Value& person, std::string_view created,
   if (const auto* minor = member(person, "minor"); minor != nullptr && minor->IsTrue()) {
     return true;
   }
-  if (const auto* estimate = member(person, "ageEstimate")) {
-    if (const auto* max = member(*estimate, "max");
-        max != nullptr && max->IsInt() && max->GetInt() < 18) {
+  // An estimated range that reaches below 18 (a lower bound under 18, or none: `{"max": 40}`
+  // says nothing against 15) may be a minor's.
+  if (const auto* estimate = member(person, "ageEstimate"); estimate != nullptr) {
+    const auto* min = member(*estimate, "min");
+    if (min == nullptr || !min->IsInt() || min->GetInt() < 18) {
       return true;
     }
   }
@@ -709,9 +711,21 @@ routing_decision route(const rapidjson::Value& message, std::string_view sender,
   if (const auto* body = member(message, "body")) {
     consent = member(*body, "consent");
   }
-  const bool consent_given = consent != nullptr && member(*consent, "given") != nullptr &&
-                             member(*consent, "given")->IsTrue();
+  const auto is_true = [](const rapidjson::Value* v) { return v != nullptr && v->IsTrue(); };
+  const bool consent_given = consent != nullptr && is_true(member(*consent, "given"));
   const auto consent_scope = strings_of(consent != nullptr ? member(*consent, "scope") : nullptr);
+  // A child cannot consent alone: about a victim who may be a minor, consent counts only when a
+  // parent or guardian gave it.
+  const bool consent_valid =
+      consent_basis && consent_given &&
+      (is_true(member(*consent, "guardian")) || !about_possible_minor(message, now));
+  // A withdrawal or cancellation takes data back: those who had that data hear of it whatever the
+  // rest of the policy says of new data (it gives them none).
+  const bool withdrawal = takes_back(message);
+  const auto had_it = [&](std::string_view id) {
+    return withdrawal && std::find(earlier_recipients.begin(), earlier_recipients.end(), id) !=
+                             earlier_recipients.end();
+  };
 
   auto exclusion_reason = [&](const candidate& c) -> std::string_view {
     // The sender named it, or it had the message a withdrawal takes back: not a third party.
@@ -746,10 +760,10 @@ routing_decision route(const rapidjson::Value& message, std::string_view sender,
     if (!explicit_recipient && restricted_codes) {
       return routing_reason::handling_restricted;
     }
-    if (consent_basis && (!consent_given || std::none_of(p->purposes.begin(), p->purposes.end(),
-                                                         [&](const std::string& purpose) {
-                                                           return holds(consent_scope, purpose);
-                                                         }))) {
+    if (consent_basis && !had_it(c.partner_id) &&
+        (!consent_valid ||
+         std::none_of(p->purposes.begin(), p->purposes.end(),
+                      [&](const std::string& purpose) { return holds(consent_scope, purpose); }))) {
       return routing_reason::outside_consent;
     }
     return {};
@@ -757,7 +771,7 @@ routing_decision route(const rapidjson::Value& message, std::string_view sender,
 
   // Release rules the message matches; each recipient is then held by the first whose `to` holds.
   std::vector<const release_rule*> holding;
-  if (!rules.release_rules().empty() && !takes_back(message)) {
+  if (!rules.release_rules().empty()) {
     const std::string_view confidentiality = json::get_string(h, "confidentiality");
     std::optional<bool> minor;
     for (const auto& rule : rules.release_rules()) {
@@ -791,6 +805,17 @@ routing_decision route(const rapidjson::Value& message, std::string_view sender,
       if (release_to_matches(*rule, *from, recipient)) {
         plan.held_by = rule->id;
         break;
+      }
+    }
+    // A withdrawal is not held from those who had the message it takes back: they must stop
+    // acting on it now. What in it no one reviewed (its note; what a partner format could not map)
+    // is left out of their copy instead. To anyone else it is held like any message.
+    if (!plan.held_by.empty() && had_it(c.partner_id)) {
+      plan.held_by.clear();
+      for (const char* unreviewed : {"/body/note", "/unmapped"}) {
+        if (rapidjson::Pointer(unreviewed).Get(message) != nullptr) {
+          plan.withheld.push_back({unreviewed, std::string(routing_reason::not_released)});
+        }
       }
     }
     for (const auto& field : fields) {

@@ -35,6 +35,9 @@ inline constexpr std::string_view outside_consent = "outside-consent";
 inline constexpr std::string_view no_victim_data_agreement = "no-victim-data-agreement";
 inline constexpr std::string_view minor_data_not_marked_necessary =
     "minor-data-not-marked-necessary";
+/// A withdrawal's note (and `unmapped`) for an earlier recipient whose copy a release rule would
+/// have held: the withdrawal goes at once, without what no administrator reviewed.
+inline constexpr std::string_view not_released = "not-released";
 // Why a message cannot be routed at all (the gateway answers 403).
 inline constexpr std::string_view sender_may_not_send_type = "sender-may-not-send-type";
 inline constexpr std::string_view unknown_sender = "unknown-sender";

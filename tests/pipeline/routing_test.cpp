@@ -374,6 +374,43 @@ const std::vector<routing_case> routing_cases = {
       {"kh-stungtreng", "explicit", "outside-consent"},
       {"vn-thanhhoa", "gialai-units", "outside-consent"}},
      {"kh-northeast", "gialai-units"}},
+    {"AChildsOwnConsentIsNoConsent",
+     "victim.identification",
+     [](auto& doc) {
+       set_json(doc, "/legalBasis", R"("consent")");
+       set_json(doc, "/body/person/birthDate", R"("2012-04")");
+       set_json(doc, "/body/person/minor", "true");
+     },
+     {},
+     {{"kh-ratanakiri", "explicit", "outside-consent"},
+      {"kh-stungtreng", "explicit", "outside-consent"},
+      {"vn-thanhhoa", "gialai-units", "not-releasable"}},
+     {"kh-northeast", "gialai-units"}},
+    {"AGuardiansConsentForAChildCounts",
+     "victim.identification",
+     [](auto& doc) {
+       set_json(doc, "/legalBasis", R"("consent")");
+       set_json(doc, "/body/person/birthDate", R"("2012-04")");
+       set_json(doc, "/body/person/minor", "true");
+       set_json(doc, "/body/consent/guardian", "true");
+     },
+     {{"kh-ratanakiri", "explicit"}, {"kh-stungtreng", "explicit"}},
+     {{"vn-thanhhoa", "gialai-units", "not-releasable"}},
+     {"kh-northeast", "gialai-units"}},
+    {"AnAgeRangeReachingBelow18NeedsAGuardiansConsent",
+     "victim.identification",
+     [](auto& doc) {
+       set_json(doc, "/legalBasis", R"("consent")");
+       erase(doc, "/body/person/birthDate");
+       erase(doc, "/body/person/minor");
+       set_json(doc, "/body/person/ageEstimate", R"({"min": 14})");
+       set_json(doc, "/recipients", R"(["kh-ratanakiri"])");
+     },
+     {},
+     {{"kh-ratanakiri", "explicit", "outside-consent"},
+      {"kh-stungtreng", "kh-northeast", "awaiting-source-consent"},
+      {"vn-thanhhoa", "gialai-units", "not-releasable"}},
+     {"kh-northeast", "gialai-units"}},
     {"ConsentBasisOnAWantedNotice",
      "person.wanted",
      [](auto& doc) {
@@ -645,6 +682,29 @@ TEST_F(Routing, MinorVictimFieldsNeedTheSendersMark) {
   EXPECT_EQ(withheld_of(route_as(doc), "kh-ratanakiri").size(), 3u);
 }
 
+TEST_F(Routing, AWithdrawalOnAConsentBasisReachesThoseWhoHadTheMessage) {
+  // The sender copies the original's legal basis; a case update has no consent record of its
+  // own. Those who had the message must still hear that it is withdrawn; no one else is told.
+  auto status = example("case.status");
+  set_json(status, "/legalBasis", R"("consent")");
+  set_json(status, "/body/status", R"("withdrawn")");
+  erase(status, "/recipients");
+  auto decision = route_as(status, "vn-gialai", nullptr, {"kh-ratanakiri", "kh-stungtreng"});
+  EXPECT_EQ(recipients_of(decision),
+            (pairs{{"kh-ratanakiri", "earlier-recipient"}, {"kh-stungtreng", "earlier-recipient"}}))
+      << describe(decision);
+  set_json(status, "/recipients", R"(["vn-thanhhoa"])");
+  decision = route_as(status, "vn-gialai", nullptr, {"kh-ratanakiri"});
+  EXPECT_EQ(recipients_of(decision), (pairs{{"kh-ratanakiri", "earlier-recipient"}}))
+      << describe(decision);
+  EXPECT_EQ(excluded_of(decision),
+            (std::vector<excluded_entry>{{"vn-thanhhoa", "explicit", "outside-consent"}}));
+  // A status that takes nothing back is checked like any message.
+  set_json(status, "/body/status", R"("located")");
+  decision = route_as(status, "vn-gialai", nullptr, {"kh-ratanakiri"});
+  EXPECT_TRUE(recipients_of(decision).empty()) << describe(decision);
+}
+
 TEST_F(Routing, MinorFromBirthDateOrAgeEstimate) {
   // created is 2026-11-21T02:42:10Z in the example.
   struct age_case {
@@ -660,8 +720,12 @@ TEST_F(Routing, MinorFromBirthDateOrAgeEstimate) {
       {R"({"birthDate": "2008"})", true},         // could be born 2008-12-31
       {R"({"birthDate": "2007"})", false},
       {R"({"ageEstimate": {"min": 15, "max": 17}})", true},
-      {R"({"ageEstimate": {"min": 16, "max": 19}})", false},
-      {R"({"ageEstimate": {"min": 12}})", false},
+      // A range that reaches below 18 may be a minor's: treated as one.
+      {R"({"ageEstimate": {"min": 16, "max": 19}})", true},
+      {R"({"ageEstimate": {"min": 12}})", true},
+      {R"({"ageEstimate": {"max": 40}})", true},
+      {R"({"ageEstimate": {"min": 18, "max": 25}})", false},
+      {R"({"ageEstimate": {"min": 30}})", false},
       {R"({"minor": true})", true},
   };
   for (const auto& c : cases) {
@@ -1230,18 +1294,39 @@ TEST_F(Release, AMinorsRuleHoldsOnlyMessagesAboutAPossibleMinorVictim) {
   EXPECT_EQ(holds_of(route_as(tip, "vn-gialai", &rules)), (pairs{{"kh-ratanakiri", ""}}));
 }
 
-TEST_F(Release, AWithdrawalIsNeverHeld) {
+TEST_F(Release, AWithdrawalIsNotHeldFromThoseWhoHadTheMessageButGoesWithoutItsNote) {
   const auto rules = with_release(R"({"rules": [{"id": "everything"}]})");
-  auto status = example("case.status");
+  auto status = example("case.status");  // with a note
   EXPECT_EQ(holds_of(route_as(status, "vn-gialai", &rules)),
             (pairs{{"kh-ratanakiri", "everything"}, {"kh-stungtreng", "everything"}}))
       << "a status update is held like any message";
-  set_json(status, "/body/status", R"("withdrawn")");
-  EXPECT_EQ(holds_of(route_as(status, "vn-gialai", &rules, {"vn-thanhhoa"})),
-            (pairs{{"kh-ratanakiri", ""}, {"kh-stungtreng", ""}, {"vn-thanhhoa", ""}}));
-  set_json(status, "/body/status", R"("cancelled")");
-  EXPECT_EQ(holds_of(route_as(status, "vn-gialai", &rules)),
-            (pairs{{"kh-ratanakiri", ""}, {"kh-stungtreng", ""}}));
+  for (const char* taking_back : {R"("withdrawn")", R"("cancelled")"}) {
+    SCOPED_TRACE(taking_back);
+    set_json(status, "/body/status", taking_back);
+    // Those who had the message (the store's earlier recipients) hear of it at once, without
+    // the note no administrator reviewed; a partner the sender names that never had it gets the
+    // withdrawal as it gets anything: held, note and all.
+    const auto decision = route_as(status, "vn-gialai", &rules, {"kh-ratanakiri", "vn-thanhhoa"});
+    EXPECT_EQ(holds_of(decision),
+              (pairs{{"kh-ratanakiri", ""}, {"kh-stungtreng", "everything"}, {"vn-thanhhoa", ""}}))
+        << describe(decision);
+    EXPECT_EQ(withheld_of(decision, "kh-ratanakiri"), (pairs{{"/body/note", "not-released"}}));
+    EXPECT_EQ(withheld_of(decision, "vn-thanhhoa"), (pairs{{"/body/note", "not-released"}}));
+    EXPECT_TRUE(withheld_of(decision, "kh-stungtreng").empty());
+    const auto copy = rendered_and_valid(status, *decision.find("kh-ratanakiri"));
+    EXPECT_FALSE(copy["body"].HasMember("note"));
+    EXPECT_EQ(json::to_string(copy["body"]["about"]), json::to_string(status["body"]["about"]));
+    // An unknown message (nobody known to have had it): held for everyone.
+    EXPECT_EQ(holds_of(route_as(status, "vn-gialai", &rules)),
+              (pairs{{"kh-ratanakiri", "everything"}, {"kh-stungtreng", "everything"}}));
+  }
+  // Without a note, and where no rule would hold it, nothing is left out.
+  erase(status, "/body/note");
+  auto decision = route_as(status, "vn-gialai", &rules, {"kh-ratanakiri"});
+  EXPECT_TRUE(withheld_of(decision, "kh-ratanakiri").empty()) << describe(decision);
+  set_json(status, "/body/note", R"({"text": "Entered twice.", "lang": "eng"})");
+  decision = route_as(status, "vn-gialai", nullptr, {"kh-ratanakiri"});
+  EXPECT_TRUE(withheld_of(decision, "kh-ratanakiri").empty()) << describe(decision);
 }
 
 TEST_F(Release, TheDecisionAsJsonNamesTheHold) {

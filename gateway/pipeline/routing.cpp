@@ -214,6 +214,18 @@ struct rule_reader {
       rule.confidentiality =
           list(*v, "/match/confidentiality", [this](auto s) { return confidentiality_problem(s); });
     }
+    // A case update and a receipt name no place: with `regions`, the rule could never match one,
+    // while its file says it does.
+    if (!rule.regions.empty()) {
+      for (std::size_t i = 0; i < rule.types.size(); ++i) {
+        if (rule.types[i] == "case.status" || rule.types[i] == "receipt") {
+          problem("/match/types/" + std::to_string(i),
+                  "'" + rule.types[i] +
+                      "' names no region, so with `regions` this rule never matches one (give "
+                      "it a rule of its own without `regions`)");
+        }
+      }
+    }
     if constexpr (release) {
       if (const auto* v = member(match, "minors")) {
         rule.minors = flag(*v, "/match/minors", "any message");

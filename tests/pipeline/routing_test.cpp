@@ -1171,6 +1171,11 @@ TEST_F(RoutingRulesLoad, UnknownMembersAndShapes) {
   expect_problems(with_match(R"({"types": []})"), {"/rules/0/match/types"});
   expect_problems(with_match(R"({"types": "hotline.tip"})"), {"/rules/0/match/types"});
   expect_problems(with_match(R"({"types": ["receipt", "receipt"]})"), {"/rules/0/match/types/1"});
+  // A case update names no region: a rule matching it by region promises what never happens.
+  expect_problems(with_match(R"({"types": ["hotline.tip", "case.status"], "regions": ["VN-21"]})"),
+                  {"/rules/0/match/types/1"});
+  expect_problems(with_match(R"({"types": ["receipt"], "regions": ["KH-*"]})"),
+                  {"/rules/0/match/types/0"});
   expect_problems(with_match(R"(["types"])"), {"/rules/0/match"});
   expect_problems(R"({"rules": [{"id": "r"}]})", {"/rules/0/add"});
   expect_problems(R"({"rules": [{"id": "r", "add": []}]})", {"/rules/0/add"});

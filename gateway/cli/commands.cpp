@@ -184,19 +184,17 @@ std::string read_input(const std::string& file) {
 // the running gateway and this command at once).
 int run_queue_command(const std::filesystem::path& config_file, bool replay,
                       const std::string& message_id, const std::string& recipient) {
-  std::vector<config::config_problem> problems;
-  auto config = config::load_gateway_config(config_file, problems);
-  if (config.store.kind == "sqlite" ? config.store.path.empty() : config.store.dsn.empty()) {
-    std::cerr << format_problems(problems);
-    return 2;
-  }
+  config::gateway_config config;
   std::shared_ptr<store::message_store> store;
   try {
     // With its keys: a dead letter's error text is sealed at rest like the message.
-    store = open_configured_store_with_keys(config.store);
+    store = open_existing_store(config_file, config, replay ? "queue replay" : "queue dead", true);
   } catch (const std::runtime_error& e) {
     std::cerr << "queue: " << e.what() << "\n";
     return 1;
+  }
+  if (!store) {
+    return 2;
   }
   std::promise<int> result;
   // Outlives the store's handler, which runs on a store thread while we wait below.
@@ -400,7 +398,11 @@ int run_audit_verify(const std::filesystem::path& config_file,
                    std::make_move_iterator(read.end()));
   }
   config::gateway_config config;
-  auto store = open_existing_store(config_file, config, "audit verify");
+  // The listener's certificate is read when no --certificate is given: a problem with it stops.
+  auto store = open_existing_store(config_file, config, "audit verify", false,
+                                   certificates.empty()
+                                       ? std::vector<std::string_view>{"/listener/tls/certificate"}
+                                       : std::vector<std::string_view>{});
   if (!store) {
     return 2;
   }
@@ -562,11 +564,13 @@ int run_translate(const std::filesystem::path& config_file, const std::string& f
                   const std::string& input) {
   std::vector<config::config_problem> problems;
   auto config = config::load_gateway_config(config_file, problems);
-  if (config.schema_dir.empty() || config.mappings_dir.empty()) {
-    std::cerr << format_problems(problems);
+  // What a translation reads: a problem there, or a misspelled setting anywhere, stops it.
+  problems = problems_that_stop(problems,
+                                {"/schema_dir", "/mappings_dir", "/translit_dir", "/adapters_dir"});
+  if (!problems.empty()) {
+    std::cerr << "translate: the configuration has problems\n" << format_problems(problems);
     return 2;
   }
-  problems.clear();
   // Mapping files first: a config-only partner's format is an adapter like any other.
   auto translation = load_translation_set(config, problems);
   if (problems.empty()) {

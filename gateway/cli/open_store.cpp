@@ -4,6 +4,7 @@
 #include "gateway/cli/gateway_instance.hpp"
 #include "gateway/store/pg_store.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -86,24 +87,63 @@ std::shared_ptr<store::message_store> open_configured_store_with_keys(
   return keys ? store::encrypt_at_rest(std::move(opened), keys) : opened;
 }
 
-std::shared_ptr<store::message_store> open_existing_store(const std::filesystem::path& file,
-                                                          config::gateway_config& config,
-                                                          const char* command, bool with_keys) {
+std::vector<config::config_problem> problems_that_stop(
+    const std::vector<config::config_problem>& problems,
+    const std::vector<std::string_view>& used) {
+  const auto is_used = [&used](std::string_view field) {
+    return field.empty() || std::any_of(used.begin(), used.end(), [field](std::string_view part) {
+             return field == part || (field.starts_with(part) && field[part.size()] == '/');
+           });
+  };
+  // The reasons config::load_gateway_config gives for a part that is absent.
+  const auto is_absence = [](std::string_view reason) {
+    return reason == "is required" || reason.starts_with("needs at least one ") ||
+           reason.ends_with(", which does not exist");
+  };
+  std::vector<config::config_problem> stopping;
+  for (const auto& p : problems) {
+    if (is_used(p.field) || !is_absence(p.reason)) {
+      stopping.push_back(p);
+    }
+  }
+  return stopping;
+}
+
+std::shared_ptr<store::message_store> open_existing_store(
+    const std::filesystem::path& file, config::gateway_config& config, const char* command,
+    bool with_keys, const std::vector<std::string_view>& also_used) {
   std::vector<config::config_problem> problems;
   config = config::load_gateway_config(file, problems);
-  const bool sqlite = config.store.kind == "sqlite";
-  if ((sqlite && config.store.path.empty()) || (!sqlite && config.store.dsn.empty())) {
-    std::cerr << format_problems(problems);
+  std::vector<std::string_view> used{"/store"};
+  used.insert(used.end(), also_used.begin(), also_used.end());
+  const auto stopping = problems_that_stop(problems, used);
+  if (!stopping.empty()) {
+    std::cerr << command << ": the configuration has problems; nothing was read\n"
+              << format_problems(stopping);
     return nullptr;
   }
-  if (sqlite && !std::filesystem::is_regular_file(config.store.path)) {
+  std::shared_ptr<const store::key_ring> keys;
+  if (with_keys) {
+    try {
+      keys = load_store_keys(config.store);
+    } catch (const std::runtime_error& e) {
+      // The key's id and what is wrong with it, never the key: a configuration problem, as
+      // `mxgw config check` reports it.
+      std::string reason = e.what();
+      if (reason.starts_with("store: ")) {
+        reason.erase(0, 7);
+      }
+      std::cerr << command << ": the configuration has problems; nothing was read\n"
+                << format_problems({{file.string(), "/store/encryption", reason}});
+      return nullptr;
+    }
+  }
+  if (config.store.kind == "sqlite" && !std::filesystem::is_regular_file(config.store.path)) {
     std::cerr << command << ": there is no store at " << config.store.path.string() << "\n";
     return nullptr;
   }
-  if (with_keys) {
-    return open_configured_store_with_keys(config.store);
-  }
-  return open_configured_store(config.store);
+  std::shared_ptr<store::message_store> opened = open_configured_store(config.store);
+  return keys ? store::encrypt_at_rest(std::move(opened), keys) : opened;
 }
 
 }  // namespace mxgw::cli

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace mxgw::cli {
 
@@ -40,14 +42,23 @@ std::shared_ptr<const pipeline::match_key> load_match_key(const config::person_s
 std::shared_ptr<store::message_store> open_configured_store_with_keys(
     const config::store_settings& settings);
 
-/// For a command on an existing gateway's store (`mxgw audit`, `register`, `report`): loads
-/// `file` into `config` and opens the store it names, with its keys when `with_keys`. nullptr,
-/// with the reason on standard error prefixed by `command`, when the configuration names no
-/// store or the SQLite file is missing (opening it would create an empty store that "verifies"
-/// or counts nothing). Throws as open_configured_store(_with_keys) does.
-std::shared_ptr<store::message_store> open_existing_store(const std::filesystem::path& file,
-                                                          config::gateway_config& config,
-                                                          const char* command,
-                                                          bool with_keys = false);
+/// The problems of a configuration that stop a command which reads only some of it: every
+/// problem, except that a part the command does not read (a pointer outside `used`, e.g.
+/// "/store") is missing, is incomplete or names a file that does not exist. So a misspelled or
+/// wrong setting anywhere stops it, while a copy of the configuration that names only what the
+/// command needs (an inspector's, for `audit verify`) is enough.
+std::vector<config::config_problem> problems_that_stop(
+    const std::vector<config::config_problem>& problems, const std::vector<std::string_view>& used);
+
+/// For a command on an existing gateway's store (`mxgw audit`, `queue dead|replay`, `register`,
+/// `report`): loads `file` into `config` and opens the store it names, with its keys when
+/// `with_keys`. nullptr, with the reason on standard error prefixed by `command`, before anything
+/// is read: when the configuration has problems (problems_that_stop with "/store" and `also_used`;
+/// every one is listed), a key of store.encryption cannot be loaded (`with_keys`), or the SQLite
+/// file is missing (opening it would create an empty store that "verifies" or counts nothing).
+/// Throws std::runtime_error prefixed "store: " when the store itself cannot be opened.
+std::shared_ptr<store::message_store> open_existing_store(
+    const std::filesystem::path& file, config::gateway_config& config, const char* command,
+    bool with_keys = false, const std::vector<std::string_view>& also_used = {});
 
 }  // namespace mxgw::cli

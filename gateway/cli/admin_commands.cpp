@@ -8,9 +8,10 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <boost/url/encode.hpp>
-#include <boost/url/parse.hpp>
 #include <boost/url/rfc/unreserved_chars.hpp>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -88,22 +89,52 @@ void add_admin_options(CLI::App* cmd, admin_target& target, bool required) {
       ->check(CLI::ExistingFile);
 }
 
-client_result admin_request(const admin_target& target, std::string_view method,
-                            const std::string& path, const std::string& body) {
-  auto parsed = boost::urls::parse_absolute_uri(target.url);
-  if (!parsed || parsed->scheme() != "https" || !parsed->has_authority()) {
-    client_result r;
-    r.error = "--admin-url must be an https:// URL";
-    return r;
+std::optional<std::string> admin_target_problem(const admin_target& target) {
+  std::string error;
+  if (!parse_https_url(target.url, error)) {
+    return "--admin-url " + error;
   }
   if (target.tls.cert.empty() || target.tls.key.empty() || target.tls.ca.empty()) {
+    return "--cert, --key and --ca are needed with --admin-url";
+  }
+  return std::nullopt;
+}
+
+client_result admin_request(const admin_target& target, std::string_view method,
+                            const std::string& path, const std::string& body) {
+  if (auto problem = admin_target_problem(target)) {
     client_result r;
-    r.error = "--cert, --key and --ca are needed with --admin-url";
+    r.error = std::move(*problem);
     return r;
   }
-  const std::string host(parsed->encoded_host());
-  const std::uint16_t port = parsed->has_port() ? parsed->port_number() : 443;
-  return https_request(host, port, target.tls, method, path, body);
+  std::string error;
+  const auto url = parse_https_url(target.url, error);
+  return https_request(url->host, url->port, target.tls, method, path, body);
+}
+
+std::string read_given_file(const std::filesystem::path& file) {
+  const auto fail = [&file](const std::string& reason) {
+    return input_error(file.string() + ": cannot be read: " + reason);
+  };
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) {
+    throw fail("it is a directory");
+  }
+  errno = 0;
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    throw fail(errno != 0 ? std::strerror(errno) : "it cannot be opened");
+  }
+  try {
+    std::string text(std::istreambuf_iterator<char>(in), {});
+    if (in.bad()) {
+      throw fail("a read failed");
+    }
+    return text;
+  } catch (const std::ios_base::failure&) {
+    // libstdc++'s filebuf throws on a failed read(2) whatever the stream's exception mask.
+    throw fail(errno != 0 ? std::strerror(errno) : "a read failed");
+  }
 }
 
 int report_failure(std::string_view what, const client_result& r) {
@@ -163,8 +194,7 @@ int admin_revoke(const admin_target& target, const std::string& fingerprint,
   std::string certificate_pem;
   std::string partner;
   if (!cert_file.empty()) {
-    std::ifstream in(cert_file, std::ios::binary);
-    certificate_pem.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    certificate_pem = read_given_file(cert_file);
     const auto d = identity::describe_certificate(certificate_pem);  // throws on a non-PEM file
     fp = d.sha256_fingerprint;
     partner = partner_of(d);

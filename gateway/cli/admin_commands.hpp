@@ -5,6 +5,9 @@
 #include <rapidjson/document.h>
 
 #include <cstddef>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -29,14 +32,30 @@ struct admin_target {
 /// Adds --admin-url (required or not), --cert, --key and --ca to `cmd`.
 void add_admin_options(CLI::App* cmd, admin_target& target, bool required);
 
-/// One admin API request. Status 0 with `error` set when the URL or the certificate options are
-/// missing or wrong, or no answer was read.
+/// What makes `target` unusable (a URL that is not https:// with a host and a port from 1 to
+/// 65535; --cert, --key or --ca missing), as a sentence naming the option; nullopt when usable.
+/// The command line refuses such a target as bad usage (exit status 2) before asking anything.
+std::optional<std::string> admin_target_problem(const admin_target& target);
+
+/// One admin API request. Status 0 with `error` set when the target is unusable
+/// (admin_target_problem) or no answer was read.
 client_result admin_request(const admin_target& target, std::string_view method,
                             const std::string& path, const std::string& body = {});
 
 /// Exit status of an admin call: 0 for 2xx; otherwise 1 with the error or the problem document
 /// on stderr, prefixed with `what`.
 int report_failure(std::string_view what, const client_result& r);
+
+/// A file named on the command line could not be read (missing, a directory, not permitted, a
+/// read error): bad input, exit status 2 whatever the command.
+class input_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// The whole of `file`. Throws input_error "FILE: cannot be read: REASON" (never the library's
+/// own text), so a directory or an unreadable file is named as such.
+std::string read_given_file(const std::filesystem::path& file);
 
 /// The JSON of an admin API answer (a parse error leaves it not an object).
 rapidjson::Document parse_answer(const std::string& body);

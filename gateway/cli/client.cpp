@@ -8,8 +8,10 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <boost/url/parse.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <optional>
 
 namespace mxgw::cli {
@@ -17,6 +19,34 @@ namespace mxgw::cli {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
+
+std::optional<https_url> parse_https_url(const std::string& text, std::string& error) {
+  const auto parsed = boost::urls::parse_absolute_uri(text);
+  if (!parsed || parsed->scheme() != "https" || !parsed->has_authority() ||
+      parsed->encoded_host().empty()) {
+    error = "must be an https:// URL";
+    return std::nullopt;
+  }
+  https_url url{.host = std::string(parsed->encoded_host()),
+                .port = 443,
+                .target = std::string(parsed->encoded_path())};
+  if (parsed->has_port()) {
+    // Read here: port_number() keeps the low 16 bits of a larger number (99999 is not 34463).
+    const std::string_view digits = parsed->port();
+    unsigned long port = 0;
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || port == 0 ||
+        port > 65535) {
+      error = "its port must be a number from 1 to 65535";
+      return std::nullopt;
+    }
+    url.port = static_cast<std::uint16_t>(port);
+  }
+  if (url.target.empty()) {
+    url.target = "/";
+  }
+  return url;
+}
 
 client_result https_request(const std::string& host, std::uint16_t port, const client_tls& tls,
                             std::string_view method, std::string_view target, std::string_view body,

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -23,6 +24,18 @@ struct client_result {
   std::map<std::string, std::string> headers;  ///< lower-case names
   std::string error;  ///< why no response was read (connection, handshake, timeout)
 };
+
+/// An https:// URL taken apart for https_request.
+struct https_url {
+  std::string host;
+  std::uint16_t port = 443;  ///< 443 when the URL gives none
+  std::string target;        ///< the path ("/" when empty); a query or fragment is dropped
+};
+
+/// `text` taken apart; nullopt, with `error` saying what is wrong ("must be an https:// URL",
+/// "its port must be a number from 1 to 65535"), when it is not an https:// URL with a host and a
+/// usable port.
+std::optional<https_url> parse_https_url(const std::string& text, std::string& error);
 
 /// One request on a fresh connection (TLS 1.2 or 1.3, server certificate verified against `ca`
 /// and the host name). Never throws: failures are reported in `error`.

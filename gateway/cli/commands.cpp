@@ -6,11 +6,12 @@
 #include <CLI/CLI.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/url/parse.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <future>
@@ -169,15 +170,26 @@ int serve(const std::filesystem::path& config_file) {
   return 0;
 }
 
+// The input a command was given: FILE, or standard input for "-" (or none). Throws input_error.
 std::string read_input(const std::string& file) {
   if (file.empty() || file == "-") {
-    return std::string(std::istreambuf_iterator<char>(std::cin), {});
+    std::string text(std::istreambuf_iterator<char>(std::cin), {});
+    if (std::cin.bad()) {
+      throw input_error("standard input: cannot be read");
+    }
+    return text;
   }
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    throw std::runtime_error(file + ": cannot be read");
+  return read_given_file(file);
+}
+
+// The subcommand chosen, as typed: "audit verify", "certs issue".
+std::string command_name(const CLI::App& app) {
+  std::string name;
+  for (const CLI::App* cmd = &app; !cmd->get_subcommands().empty();) {
+    cmd = cmd->get_subcommands().front();
+    name += (name.empty() ? "" : " ") + cmd->get_name();
   }
-  return std::string(std::istreambuf_iterator<char>(in), {});
+  return name.empty() ? "mxgw" : name;
 }
 
 // `mxgw queue dead|replay`: opens the configured store directly (SQLite and PostgreSQL both allow
@@ -376,12 +388,13 @@ int run_audit_verify(const std::filesystem::path& config_file,
   // The external anchors first: a file that cannot be used is an error before the store is read.
   std::vector<audit::external_anchor> anchors;
   for (const auto& file : anchor_files) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-      std::cerr << "audit verify: " << file << ": cannot be read\n";
+    std::string text;
+    try {
+      text = read_given_file(file);
+    } catch (const input_error& e) {
+      std::cerr << "audit verify: " << e.what() << "\n";
       return 2;
     }
-    const std::string text(std::istreambuf_iterator<char>(in), {});
     std::string error;
     auto read = audit::read_anchors(text, file, error);
     if (!error.empty()) {
@@ -413,15 +426,15 @@ int run_audit_verify(const std::filesystem::path& config_file,
   }
   audit::signer_keys keys;
   for (const auto& file : files) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-      std::cerr << "audit verify: " << file.string() << ": cannot be read\n";
-      return 2;
-    }
     try {
-      keys.add_pem(std::string(std::istreambuf_iterator<char>(in), {}));
+      keys.add_pem(read_given_file(file));
+    } catch (const input_error& e) {
+      std::cerr << "audit verify: " << e.what() << "\n";
+      store->stop();
+      return 2;
     } catch (const std::exception& e) {
       std::cerr << "audit verify: " << file.string() << ": " << e.what() << "\n";
+      store->stop();
       return 2;
     }
   }
@@ -626,9 +639,9 @@ int run_translate(const std::filesystem::path& config_file, const std::string& f
   return 0;
 }
 
-}  // namespace
-
-int run(int argc, char** argv) {
+// Parses the command line and runs the command; sets `command` (its name, for messages) and
+// `failure_status` (what it exits with when it fails) once the command line is parsed.
+int run_command(int argc, char** argv, std::string& command, int& failure_status) {
   CLI::App app{"mxgw: the Mekong eXchange GateWay for cross-border trafficking-case messages"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "mxgw 0.1.0");
@@ -974,7 +987,19 @@ int run(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
 
+  command = command_name(app);
+  // What a failure nobody foresaw exits with: 1 ("failed") for most commands, 2 ("cannot check",
+  // "cannot translate") where 1 is a verdict: audit verify's "not intact", translate's "the
+  // message is refused". Never a verdict the command did not reach.
+  failure_status = *audit_verify_cmd || *translate_cmd ? 2 : 1;
   try {
+    if (!admin_api_target.url.empty()) {
+      // Before anything is asked: a URL or a missing certificate is bad usage, not a failure.
+      if (const auto problem = admin_target_problem(admin_api_target)) {
+        std::cerr << command << ": " << *problem << "\n";
+        return 2;
+      }
+    }
     if (*serve_cmd) {
       return serve(config_file);
     }
@@ -1251,19 +1276,14 @@ int run(int argc, char** argv) {
       return run_queue_command(config_file, replay_cmd->parsed(), replay_id, replay_recipient);
     }
     if (*send_cmd) {
-      auto parsed = boost::urls::parse_absolute_uri(url);
-      if (!parsed || parsed->scheme() != "https" || !parsed->has_authority()) {
-        std::cerr << "send: --url must be an https:// URL\n";
+      std::string error;
+      const auto target = parse_https_url(url, error);
+      if (!target) {
+        std::cerr << "send: --url " << error << "\n";
         return 2;
       }
-      const std::string host(parsed->encoded_host());
-      const std::uint16_t port = parsed->has_port() ? parsed->port_number() : 443;
-      std::string target(parsed->encoded_path());
-      if (target.empty()) {
-        target = "/";
-      }
       const std::string body = method == "POST" ? read_input(input) : std::string();
-      auto result = https_request(host, port, tls, method, target, body);
+      auto result = https_request(target->host, target->port, tls, method, target->target, body);
       if (result.status == 0) {
         std::cerr << "send: " << result.error << "\n";
         return 1;
@@ -1271,11 +1291,35 @@ int run(int argc, char** argv) {
       std::cout << result.status << " " << result.body << "\n";
       return result.status < 300 ? 0 : 1;
     }
+  } catch (const input_error& e) {
+    std::cerr << command << ": " << e.what() << "\n";
+    return 2;
   } catch (const std::exception& e) {
-    std::cerr << "mxgw: " << e.what() << "\n";
-    return 1;
+    std::cerr << command << ": " << e.what() << "\n";
+    return failure_status;
   }
   return 2;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+  std::string command = "mxgw";
+  int failure_status = 1;
+  int status = run_command(argc, argv, command, failure_status);
+  // The result goes to standard output: a write that failed there (a full disk, say)
+  // is a failure to report, never an exit status 0 with nothing written.
+  errno = 0;
+  std::cout.flush();
+  if (!std::cout) {
+    const int error = errno;
+    std::cerr << command << ": the result could not be written to standard output"
+              << (error != 0 ? std::string(": ") + std::strerror(error) : std::string()) << "\n";
+    if (status == 0) {
+      status = failure_status;
+    }
+  }
+  return status;
 }
 
 }  // namespace mxgw::cli

@@ -1,6 +1,13 @@
 // The exit statuses of `mxgw` run as a real process, which monitoring scripts rely on: a
-// configuration with problems is refused (2) before a store command reads or records anything.
+// configuration with problems is refused (2) before a store command reads or records anything; a
+// file that cannot be read is bad input (2), never a verdict (`audit verify`'s 1 is "not intact");
+// a result that cannot be written to standard output is a failure, not an exit status 0; bad
+// usage (a port out of range, a negative --limit, a reversed period, a bad partner id, an admin
+// URL without its certificates) is refused with 2.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <spawn.h>
+#include <sys/wait.h>
 
 #include <filesystem>
 #include <future>
@@ -15,6 +22,39 @@
 
 namespace mxgw::test {
 namespace {
+
+/// Runs mxgw with standard output on /dev/full (every write to it fails with ENOSPC); standard
+/// error captured in `scratch`.
+run_result run_mxgw_to_full_device(const std::vector<std::string>& args,
+                                   const std::filesystem::path& scratch) {
+  const auto err_file = scratch / "stderr.txt";
+  std::vector<std::string> words = {mxgw_binary().string()};
+  words.insert(words.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& w : words) {
+    argv.push_back(w.data());
+  }
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/full", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                   0600);
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  run_result result;
+  if (spawned != 0) {
+    ADD_FAILURE() << "cannot run " << argv[0];
+    return result;
+  }
+  int status = 0;
+  if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) {
+    result.exit_status = WEXITSTATUS(status);
+  }
+  result.err = read_file(err_file);
+  return result;
+}
 
 class ExitStatusCli : public ::testing::Test {
  protected:
@@ -132,6 +172,85 @@ TEST_F(ExitStatusCli, TranslateRefusesAConfigurationWithAMisspelledSetting) {
   EXPECT_EQ(r.exit_status, 2) << r.err;
   EXPECT_EQ(r.out, "");
   EXPECT_NE(r.err.find("/translit_dri: is not a known setting"), std::string::npos) << r.err;
+}
+
+TEST_F(ExitStatusCli, AFileThatCannotBeReadIsNamedAndIsBadInputNotAVerdict) {
+  std::filesystem::create_directories(dir_ / "a-directory");
+  const auto directory = (dir_ / "a-directory").string();
+  // 1 would mean "not intact": tampering. A directory given as an anchor cannot be checked.
+  auto r = mxgw({"audit", "verify", "--config", config(), "--anchor", directory});
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_EQ(r.err, "audit verify: " + directory + ": cannot be read: it is a directory\n");
+  EXPECT_EQ(r.out, "");
+
+  r = mxgw({"translate", "--from", "mx", "--to", "mx", "--config",
+            (source_dir() / "config" / "gateway.json").string(), directory});
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_EQ(r.err, "translate: " + directory + ": cannot be read: it is a directory\n");
+
+  // The message is read before anything is sent (nothing listens on port 1).
+  auto send = std::vector<std::string>{"send", "--url", "https://127.0.0.1:1/v1/messages"};
+  const auto files = admin_files();
+  send.insert(send.end(), files.begin(), files.end());
+  send.push_back(directory);
+  r = mxgw(send);
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_EQ(r.err, "send: " + directory + ": cannot be read: it is a directory\n");
+  EXPECT_EQ(r.err.find("basic_filebuf"), std::string::npos) << r.err;
+
+  send.back() = (dir_ / "absent.json").string();
+  r = mxgw(send);
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_NE(r.err.find("absent.json: cannot be read: No such file or directory"), std::string::npos)
+      << r.err;
+}
+
+TEST_F(ExitStatusCli, AResultThatCannotBeWrittenToStandardOutputIsAFailure) {
+  const auto report = run_mxgw_to_full_device(
+      {"report", "--config", config(), "--from", "2000-01-01", "--to", "2100-12-31"}, dir_.path());
+  EXPECT_EQ(report.exit_status, 1) << report.err;
+  EXPECT_NE(report.err.find("report: the result could not be written to standard output"),
+            std::string::npos)
+      << report.err;
+
+  const auto register_ = run_mxgw_to_full_device({"register", "--config", config()}, dir_.path());
+  EXPECT_EQ(register_.exit_status, 1) << register_.err;
+  EXPECT_NE(register_.err.find("register: the result could not be written"), std::string::npos)
+      << register_.err;
+
+  // audit verify: the chain is intact, but 1 would say it is not: "cannot check" (2).
+  ASSERT_EQ(mxgw({"audit", "verify", "--config", config()}).exit_status, 0);
+  const auto verify =
+      run_mxgw_to_full_device({"audit", "verify", "--config", config()}, dir_.path());
+  EXPECT_EQ(verify.exit_status, 2) << verify.err;
+  EXPECT_NE(verify.err.find("audit verify: the result could not be written"), std::string::npos)
+      << verify.err;
+}
+
+TEST_F(ExitStatusCli, AnAdminOrPartnerUrlThatCannotBeUsedIsBadUsage) {
+  const auto files = admin_files();
+  const auto with_files = [&files](std::vector<std::string> args) {
+    args.insert(args.end(), files.begin(), files.end());
+    return args;
+  };
+  // --admin-url without its certificates: bad usage, nothing is asked.
+  auto r = mxgw({"report", "--admin-url", "https://127.0.0.1:1", "--from", "2026-01-01", "--to",
+                 "2026-01-31"});
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_EQ(r.err, "report: --cert, --key and --ca are needed with --admin-url\n");
+  r = mxgw({"queue", "depth", "--admin-url", "https://127.0.0.1:1"});
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+
+  // A port past 65535 is not some other port.
+  r = mxgw(with_files({"report", "--admin-url", "https://127.0.0.1:99999", "--from", "2026-01-01",
+                       "--to", "2026-01-31"}));
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_EQ(r.err, "report: --admin-url its port must be a number from 1 to 65535\n");
+  r = mxgw(with_files({"send", "--url", "https://127.0.0.1:99999/v1/messages", "--method", "GET"}));
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_EQ(r.err, "send: --url its port must be a number from 1 to 65535\n");
+  r = mxgw(with_files({"send", "--url", "https://127.0.0.1:0/v1/messages", "--method", "GET"}));
+  EXPECT_EQ(r.exit_status, 2) << r.err;
 }
 
 }  // namespace

@@ -548,6 +548,10 @@ int run_register_command(const std::filesystem::path& config_file, const std::st
     std::cerr << "register: --from and --to are months, YYYY-MM\n";
     return 2;
   }
+  if (from > to) {  // YYYY-MM compare as text as they do as months
+    std::cerr << "register: --from " << from << " is after --to " << to << "\n";
+    return 2;
+  }
   config::gateway_config config;
   auto store = open_existing_store(config_file, config, "register");
   if (!store) {
@@ -979,7 +983,18 @@ int run_command(int argc, char** argv, std::string& command, int& failure_status
   audit_query_cmd->add_option("--partner", query.partner, "partner id");
   audit_query_cmd->add_option("--message", query.message_id, "message id");
   audit_query_cmd->add_option("--event", query.event, "event, e.g. message.accepted");
-  audit_query_cmd->add_option("--limit", query.limit, "at most this many entries (0: all)");
+  audit_query_cmd
+      ->add_option("--limit", query.limit, "at most this many entries (0: all)")
+      // Checked as text: a size_t would take -1 as "as many as there are".
+      ->check(
+          [](const std::string& value) {
+            return !value.empty() && value.size() <= 18 &&
+                           std::all_of(value.begin(), value.end(),
+                                       [](unsigned char c) { return std::isdigit(c) != 0; })
+                       ? std::string()
+                       : std::string("a whole number, 0 (all) or more");
+          },
+          "NUMBER");
 
   try {
     app.parse(argc, argv);
@@ -1019,6 +1034,12 @@ int run_command(int argc, char** argv, std::string& command, int& failure_status
                    "written to "
                 << certs_dir.string() << "\n";
       return 0;
+    }
+    if ((*issue_cmd || *sign_cmd || *rotate_cmd) && !identity::is_valid_partner_id(partner_id)) {
+      std::cerr << command
+                << ": --partner is a partner id: lower-case letters, digits and '-', 2 to 63 "
+                   "characters, starting with a letter or digit\n";
+      return 2;
     }
     if (*issue_cmd) {
       auto issued = identity::certs_issue_partner(certs_dir, partner_id, out_prefix,

@@ -253,5 +253,28 @@ TEST_F(ExitStatusCli, AnAdminOrPartnerUrlThatCannotBeUsedIsBadUsage) {
   EXPECT_EQ(r.exit_status, 2) << r.err;
 }
 
+TEST_F(ExitStatusCli, BadUsageIsRefusedWithTwo) {
+  // A negative --limit is not "everything".
+  auto r = mxgw({"audit", "query", "--config", config(), "--limit", "-1"});
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("--limit"), std::string::npos) << r.err;
+
+  // A reversed period is refused, as `report` refuses one.
+  r = mxgw({"register", "--config", config(), "--from", "2026-12", "--to", "2026-01"});
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "register: --from 2026-12 is after --to 2026-01\n");
+  r = mxgw({"register", "--config", config(), "--from", "2026-01", "--to", "2026-01"});
+  EXPECT_EQ(r.exit_status, 0) << r.err;
+
+  // A partner id that cannot be one; no certificate is written.
+  r = mxgw({"certs", "issue", "--dir", (dir_ / "certs").string(), "--partner", "bad id", "--out",
+            (dir_ / "bad").string()});
+  EXPECT_EQ(r.exit_status, 2) << r.err;
+  EXPECT_NE(r.err.find("certs issue: --partner is a partner id"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "bad.pem"));
+}
+
 }  // namespace
 }  // namespace mxgw::test

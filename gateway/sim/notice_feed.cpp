@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "gateway/common/json.hpp"
 
@@ -107,7 +108,22 @@ std::optional<feed_reply> notice_feed::answer(std::string_view target, std::stri
   if (slash == std::string_view::npos) {
     return list_page(type, query, host);
   }
-  return detail(type, std::string(rest.substr(slash + 1)), host);
+  std::string entity(rest.substr(slash + 1));
+  if (const auto dash = entity.find('-'); dash != std::string::npos) {
+    entity[dash] = '/';
+  }
+  int delay_ms = 0;
+  {
+    std::lock_guard lock(mutex_);
+    ++detail_counts_[entity];
+    if (auto delay = detail_delays_.find(entity); delay != detail_delays_.end()) {
+      delay_ms = delay->second;
+    }
+  }
+  if (delay_ms > 0) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+  }
+  return detail(type, entity, host);
 }
 
 feed_reply notice_feed::list_page(const std::string& type, std::string_view query,
@@ -129,7 +145,7 @@ feed_reply notice_feed::list_page(const std::string& type, std::string_view quer
     return {status, error_json("simulated page failure")};
   }
   if (auto always = page_always_.find({type, page}); always != page_always_.end()) {
-    return {always->second, error_json("simulated page failure")};
+    return always->second;
   }
   std::vector<const notice*> all;
   for (const auto& [id, n] : notices_) {
@@ -187,21 +203,27 @@ feed_reply notice_feed::list_page(const std::string& type, std::string_view quer
   links.AddMember("self", link(page_link(page)), a);
   links.AddMember("first", link(page_link(1)), a);
   links.AddMember("last", link(page_link(last)), a);
-  if (page < last) {
+  if (auto next = next_links_.find({type, page}); next != next_links_.end()) {
+    std::string json_text = next->second;
+    for (auto at = json_text.find("{host}"); at != std::string::npos;
+         at = json_text.find("{host}", at + host.size())) {
+      json_text.replace(at, 6, host);
+    }
+    rapidjson::Document value(&a);
+    value.Parse(json_text.c_str(), json_text.size());
+    links.AddMember("next", rapidjson::Value(value, a), a);
+  } else if (page < last) {
     links.AddMember("next", link(page_link(page + 1)), a);
   }
   doc.AddMember("_links", links, a);
   return {200, json::to_string(doc)};
 }
 
-feed_reply notice_feed::detail(const std::string& type, const std::string& id,
+feed_reply notice_feed::detail(const std::string& type, const std::string& entity,
                                std::string_view host) {
-  std::string entity = id;
-  if (const auto dash = entity.find('-'); dash != std::string::npos) {
-    entity[dash] = '/';
-  }
+  std::string id = entity;
+  std::replace(id.begin(), id.end(), '/', '-');
   std::lock_guard lock(mutex_);
-  ++detail_counts_[entity];
   if (auto fault = detail_faults_.find(entity); fault != detail_faults_.end()) {
     return {fault->second, error_json("simulated detail failure")};
   }
@@ -245,7 +267,25 @@ void notice_feed::fail_page(const std::string& type, int page, int status) {
   if (status == 0) {
     page_always_.erase({type, page});
   } else {
-    page_always_[{type, page}] = status;
+    page_always_[{type, page}] = {status, error_json("simulated page failure")};
+  }
+}
+
+void notice_feed::answer_page(const std::string& type, int page, int status, std::string body) {
+  std::lock_guard lock(mutex_);
+  if (status == 0) {
+    page_always_.erase({type, page});
+  } else {
+    page_always_[{type, page}] = {status, std::move(body)};
+  }
+}
+
+void notice_feed::next_link(const std::string& type, int page, std::string json) {
+  std::lock_guard lock(mutex_);
+  if (json.empty()) {
+    next_links_.erase({type, page});
+  } else {
+    next_links_[{type, page}] = std::move(json);
   }
 }
 
@@ -262,6 +302,13 @@ void notice_feed::change(const std::string& entity_id) {
   std::lock_guard lock(mutex_);
   if (auto it = notices_.find(entity_id); it != notices_.end()) {
     ++it->second.revision;
+  }
+}
+
+void notice_feed::set_revision(const std::string& entity_id, int revision) {
+  std::lock_guard lock(mutex_);
+  if (auto it = notices_.find(entity_id); it != notices_.end()) {
+    it->second.revision = std::max(0, revision);
   }
 }
 
@@ -304,6 +351,15 @@ void notice_feed::malform_listed_id(const std::string& entity_id) {
 void notice_feed::limit_reach(int results) {
   std::lock_guard lock(mutex_);
   reach_ = std::max(0, results);
+}
+
+void notice_feed::delay_detail(const std::string& entity_id, int ms) {
+  std::lock_guard lock(mutex_);
+  if (ms <= 0) {
+    detail_delays_.erase(entity_id);
+  } else {
+    detail_delays_[entity_id] = ms;
+  }
 }
 
 std::uint64_t notice_feed::page_requests(const std::string& type, int page) const {

@@ -41,10 +41,19 @@ class notice_feed {
   void fail_page_once(const std::string& type, int page, int status = 503);
   /// Every request for that page answers `status` until cleared with status 0.
   void fail_page(const std::string& type, int page, int status);
+  /// Every request for that page answers `status` with `body` as it is (a page that is not
+  /// JSON, not a list, too large, ...) until cleared with status 0.
+  void answer_page(const std::string& type, int page, int status, std::string body);
+  /// List page `page` of `type` carries `_links.next` = `json` (JSON text; `{host}` in it is
+  /// replaced by the host the client reached), also on the last page. "" clears.
+  void next_link(const std::string& type, int page, std::string json);
   /// The detail of `entity_id` answers `status` (0 clears).
   void fail_detail(const std::string& entity_id, int status);
   /// Changes the notice's content (its `distinguishing_marks` gets a new revision text).
   void change(const std::string& entity_id);
+  /// Sets the notice's content to that of revision `revision` (0: as in its fixture file), so
+  /// that a notice can change back to an earlier content.
+  void set_revision(const std::string& entity_id, int revision);
   /// Takes the notice off the list (its detail then answers 502); `restore` puts it back and
   /// clears `unlist` and `malform_listed_id`.
   void remove(const std::string& entity_id);
@@ -59,6 +68,9 @@ class notice_feed {
   /// No list query reaches past the `results`th notice (the real service: 160); `total` still
   /// counts every listed notice. 0: no limit (the default).
   void limit_reach(int results);
+  /// The answer to each request for the notice's detail is held back `ms` milliseconds (0
+  /// clears); the request is counted when it arrives. Blocks one of the sim's threads meanwhile.
+  void delay_detail(const std::string& entity_id, int ms);
 
   /// Requests so far for list page `page` of `type`, and for `entity_id`'s detail.
   std::uint64_t page_requests(const std::string& type, int page) const;
@@ -78,11 +90,15 @@ class notice_feed {
   };
 
   feed_reply list_page(const std::string& type, std::string_view query, std::string_view host);
-  feed_reply detail(const std::string& type, const std::string& id, std::string_view host);
+  /// The detail of `entity` (with `/`); the request was counted by answer().
+  feed_reply detail(const std::string& type, const std::string& entity, std::string_view host);
 
   mutable std::mutex mutex_;
   std::map<std::string, notice> notices_;  ///< entity id -> notice
-  std::map<std::pair<std::string, int>, int> page_once_, page_always_;
+  std::map<std::pair<std::string, int>, int> page_once_;
+  std::map<std::pair<std::string, int>, feed_reply> page_always_;
+  std::map<std::pair<std::string, int>, std::string> next_links_;
+  std::map<std::string, int> detail_delays_;
   std::map<std::string, int> detail_faults_;
   std::map<std::pair<std::string, int>, std::string> removals_before_page_;
   int reach_ = 0;

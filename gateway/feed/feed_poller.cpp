@@ -626,6 +626,18 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     if (!state.active && state.withdrawals > 0) {
       message_id = adapters::message_uuid(
           partner(), content_id + "/reissue/" + std::to_string(state.withdrawals));
+    }
+    // Content sent before for this notice (it changed back to an earlier version): that id is a
+    // message the recipients have already, so the store would take this as a resend and nobody
+    // would learn the notice changed again. A new id, derived from the copy it follows, makes it
+    // news (and is the same id again after a restart before the state was saved).
+    for (std::string previous = state.message_id;
+         std::find(state.messages.begin(), state.messages.end(), message_id) !=
+         state.messages.end();
+         previous = message_id) {
+      message_id = adapters::message_uuid(partner(), content_id + "/after/" + previous);
+    }
+    if (message_id != content_id) {
       decoded.message["id"].SetString(message_id.c_str(),
                                       static_cast<rapidjson::SizeType>(message_id.size()),
                                       decoded.message.GetAllocator());

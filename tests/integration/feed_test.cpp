@@ -168,6 +168,27 @@ TEST_F(Feed, AChangedNoticeIsSentAgainUnderANewId) {
   EXPECT_EQ(stored_messages(), all_notices + 1);
 }
 
+TEST_F(Feed, ANoticeThatChangesBackToAnEarlierContentReachesItsRecipientsAgain) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  notices().set_revision("2026/10002", 1);  // content B
+  ASSERT_TRUE(wait([](const auto& c) { return c.sent == all_notices + 1; }));
+  ASSERT_TRUE(recipient_has(all_notices + 1));
+  // Back to the content first sent (A): news again, but A's id is a message the recipient has.
+  notices().set_revision("2026/10002", 0);
+  ASSERT_TRUE(wait([](const auto& c) { return c.sent == all_notices + 2; })) << log_text();
+  ASSERT_TRUE(recipient_has(all_notices + 2)) << log_text();
+  const auto latest = recipient_->ids().back();
+  EXPECT_NE(latest, content_id("red", "2026/10002"));
+  const auto body = stored_body(latest);
+  EXPECT_NE(body.find("\"ref\":\"2026/10002\""), std::string::npos) << body;
+  EXPECT_EQ(body.find("revision 1"), std::string::npos) << body;  // A's content, not B's
+  // Unchanged from then on: sent once.
+  ASSERT_TRUE(more_sweeps(2));
+  EXPECT_EQ(poller().counters().sent, all_notices + 2);
+  EXPECT_EQ(stored_messages(), all_notices + 2);
+  EXPECT_EQ(recipient_->stats().duplicates, 0u);
+}
+
 class FeedWithFailingPage : public Feed {
  protected:
   void before_start(sim::notice_feed& feed) override { feed.fail_page_once("red", 2, 503); }

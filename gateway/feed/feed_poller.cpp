@@ -12,6 +12,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/url/parse.hpp>
+#include <boost/url/url.hpp>
 
 #include <algorithm>
 #include <condition_variable>
@@ -66,6 +67,7 @@ struct cursor_state {
   std::string page_url;  ///< the page to read next; empty: the type's first page
   int pages_done = 0;
   std::set<std::string> seen;              ///< entity ids listed so far in this sweep for this type
+  std::set<std::string> visited;  ///< this type's list pages read so far in this sweep (normalized)
   std::int64_t last_sweep_started_ms = 0;  ///< wall clock (ms since 1970) of the last sweep's start
   std::int64_t listed_total = 0;  ///< the largest `total` a page of this type's list reported
   bool total_missing = false;     ///< a page of this type's list had no valid `total`
@@ -154,6 +156,12 @@ std::string to_json(const cursor_state& c) {
     w.String(id.c_str());
   }
   w.EndArray();
+  w.Key("visited");
+  w.StartArray();
+  for (const auto& url : c.visited) {
+    w.String(url.c_str());
+  }
+  w.EndArray();
   w.Key("lastSweepStartedMs");
   w.Int64(c.last_sweep_started_ms);
   w.Key("listedTotal");
@@ -177,6 +185,18 @@ struct origin {
   std::string host_port;
   std::string path;
 };
+
+/// `url` normalized (RFC 3986: case of scheme and host, percent-encoding, dot segments), without
+/// a fragment; nullopt when it is not an absolute URI.
+std::optional<std::string> normalized(std::string_view url) {
+  auto u = boost::urls::parse_absolute_uri(url);
+  if (!u) {
+    return std::nullopt;
+  }
+  boost::urls::url n(*u);
+  n.normalize();
+  return std::string(n.buffer());
+}
 
 std::optional<origin> origin_of(std::string_view url) {
   auto u = boost::urls::parse_absolute_uri(url);
@@ -256,7 +276,7 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
       base.pop_back();
     }
     base_ = base;
-    base_origin_ = origin_of(base_).value_or(origin{});
+    base_origin_ = origin_of(normalized(base_).value_or(base_)).value_or(origin{});
   }
 
   /// Reads the saved position and notices, then sweeps.
@@ -285,6 +305,7 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
   std::optional<std::string> next_page_;
   int page_skipped_ = 0;     // items of the current page passed over
   int detail_attempts_ = 0;  // failed tries of the current item's (or absent notice's) detail
+  int page_attempts_ = 0;    // failed tries in a row of the page the cursor stands at
   int failures_ = 0;
   std::chrono::steady_clock::time_point sweep_started_ = std::chrono::steady_clock::now();
   std::chrono::system_clock::time_point sweep_started_wall_ = std::chrono::system_clock::now();
@@ -341,6 +362,14 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
             }
           }
         }
+        if (auto visited = doc.FindMember("visited");
+            visited != doc.MemberEnd() && visited->value.IsArray()) {
+          for (const auto& url : visited->value.GetArray()) {
+            if (url.IsString()) {
+              cursor_.visited.insert(url.GetString());
+            }
+          }
+        }
         if (auto pending = doc.FindMember("pendingWithdrawals");
             pending != doc.MemberEnd() && pending->value.IsArray()) {
           for (const auto& k : pending->value.GetArray()) {
@@ -355,7 +384,7 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     }
     // A position saved under another list of types (the definition changed) starts over.
     if (cursor_.type_index >= types().size() || cursor_.type != types()[cursor_.type_index] ||
-        (!cursor_.page_url.empty() && !same_feed(cursor_.page_url))) {
+        (!cursor_.page_url.empty() && !same_list(cursor_.page_url, cursor_.type))) {
       cursor_ = cursor_state{.sweep = cursor_.sweep,
                              .last_sweep_started_ms = cursor_.last_sweep_started_ms};
       cursor_.type = types().front();
@@ -394,12 +423,48 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     return base_ + "/notices/v1/" + std::string(type) + "/" + entity;
   }
 
-  /// True when `url` is on the feed's own origin and under its notice list for this type: a
-  /// feed cannot send the gateway elsewhere with a `next` link.
-  bool same_feed(std::string_view url) const {
-    auto o = origin_of(url);
+  /// True when `url` (normalized) is on the feed's own origin and is its notice list of `type`
+  /// (`<base path>/notices/v1/<type>`, any query): a feed cannot send the gateway elsewhere, nor
+  /// into another type's list, with a `next` link.
+  bool same_list(std::string_view url, std::string_view type) const {
+    const auto n = normalized(url);
+    auto o = n ? origin_of(*n) : std::nullopt;
     return o && o->host_port == base_origin_.host_port &&
-           o->path.starts_with(base_origin_.path + "/notices/v1/");
+           o->path == base_origin_.path + "/notices/v1/" + std::string(type);
+  }
+
+  /// What a list page's `_links.next` says.
+  enum class next_link { none, page, refused };
+
+  /// Reads `_links.next` of the page `page_url`: none when absent, null, not an object or
+  /// without a string `href` (HAL: no further page); else the href resolved against the page's
+  /// own URL (RFC 3986: absolute, `/path?query` or `?query` alike) and normalized into `url`,
+  /// refused when that is not this type's list on the feed's own origin.
+  next_link read_next(const rapidjson::Value& doc, const std::string& page_url,
+                      std::string& url) const {
+    auto links = doc.FindMember("_links");
+    if (links == doc.MemberEnd() || !links->value.IsObject()) {
+      return next_link::none;
+    }
+    auto next = links->value.FindMember("next");
+    if (next == links->value.MemberEnd() || !next->value.IsObject()) {
+      return next_link::none;
+    }
+    auto href = next->value.FindMember("href");
+    if (href == next->value.MemberEnd() || !href->value.IsString()) {
+      return next_link::none;
+    }
+    const std::string_view text(href->value.GetString(), href->value.GetStringLength());
+    auto base = boost::urls::parse_absolute_uri(page_url);
+    auto ref = boost::urls::parse_uri_reference(text);
+    boost::urls::url resolved;
+    if (!base || !ref || !boost::urls::resolve(*base, *ref, resolved)) {
+      return next_link::refused;
+    }
+    resolved.remove_fragment();
+    resolved.normalize();
+    url = std::string(resolved.buffer());
+    return same_list(url, cursor_.type) ? next_link::page : next_link::refused;
   }
 
   void get(const std::string& url, std::size_t max_bytes,
@@ -473,11 +538,11 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
 
   void on_page(delivery::post_result r) {
     if (r.status != 200) {
-      return fail(r.status == 0 ? r.error : "list-status", r.status);
+      return page_failed(r.status == 0 ? r.error : "list-status", r.status);
     }
     rapidjson::Document doc;
     if (json::parse_untrusted(r.body, doc) || !doc.IsObject()) {
-      return fail("list-not-json", r.status);
+      return page_failed("list-not-json", r.status);
     }
     std::vector<std::string> ids;
     int malformed = 0;
@@ -496,21 +561,15 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
           ids.emplace_back(id);
         }
       } else if (list != embedded->value.MemberEnd()) {
-        return fail("list-not-a-list", r.status);
+        return page_failed("list-not-a-list", r.status);
       }
     }
     next_page_.reset();
-    if (auto links = doc.FindMember("_links");
-        links != doc.MemberEnd() && links->value.IsObject() && links->value.HasMember("next")) {
-      const auto& next = links->value["next"];
-      std::string href(next.IsObject() ? json::get_string(next, "href") : "");
-      if (href.starts_with("/")) {
-        href = "https://" + base_origin_.host_port + href;
-      }
-      if (!same_feed(href)) {
-        return fail("list-foreign-next-link", r.status);
-      }
-      next_page_ = href;
+    std::string next_url;
+    switch (read_next(doc, cursor_.page_url, next_url)) {
+      case next_link::none: break;
+      case next_link::page: next_page_ = std::move(next_url); break;
+      case next_link::refused: return page_failed("list-foreign-next-link", r.status);
     }
     // `total` counts every notice the query matches, also those past the 160th result that no
     // page reaches; the pass is complete only when it saw that many.
@@ -521,6 +580,7 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
       cursor_.total_missing = true;
     }
     failures_ = 0;
+    page_attempts_ = 0;
     poller_->count([](feed_counters& c) { ++c.pages; });
     page_skipped_ = malformed;
     if (malformed > 0) {
@@ -537,6 +597,36 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     next_item_ = 0;
     detail_attempts_ = 0;
     next_item();
+  }
+
+  /// The page the cursor stands at could not be used (`reason`, a code). It is read again after a
+  /// backoff, up to max_list_attempts times in a row; then the rest of this type's list is given
+  /// up for this sweep (the pass is incomplete: nothing missing from it is withdrawn, and notices
+  /// found gone by their own detail stay found) and the next type is read. The next sweep starts
+  /// this type over, so one broken page cannot keep the feed from its other types.
+  void page_failed(std::string_view reason, int status) {
+    if (++page_attempts_ < std::max(1, poller_->options.max_list_attempts)) {
+      return fail(reason, status);
+    }
+    const int attempts = page_attempts_;
+    page_attempts_ = 0;
+    failures_ = 0;
+    poller_->count([](feed_counters& c) {
+      ++c.errors;
+      ++c.incomplete;
+      ++c.lists_given_up;
+    });
+    log::error({.event = "feed.list_given_up",
+                .partner = partner(),
+                .outcome = "no-withdrawals",
+                .reason = reason,
+                .detail = cursor_.type + " list page " + std::to_string(cursor_.pages_done + 1) +
+                          " failed " + std::to_string(attempts) + " times; the rest of the " +
+                          cursor_.type +
+                          " list is not read this sweep and notices missing from it are not "
+                          "withdrawn; going on with the next type",
+                .status = status});
+    next_type();
   }
 
   void next_item() {
@@ -893,6 +983,21 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     cursor_.skipped += page_skipped_;
     page_skipped_ = 0;
     ++cursor_.pages_done;
+    cursor_.visited.insert(normalized(cursor_.page_url).value_or(cursor_.page_url));
+    if (next_page_ && cursor_.visited.contains(*next_page_)) {
+      // A `next` link back to a page read in this pass: following it would read the same pages
+      // (and every detail on them) again until max_pages. The list is not known to be whole.
+      poller_->count([](feed_counters& c) { ++c.incomplete; });
+      log::warn({.event = "feed.list_incomplete",
+                 .partner = partner(),
+                 .outcome = "no-withdrawals",
+                 .reason = "list-next-link-repeats-page",
+                 .detail = cursor_.type + " list page " + std::to_string(cursor_.pages_done) +
+                           " links to a page already read in this sweep; the " + cursor_.type +
+                           " list ends there and notices missing from it are not withdrawn this "
+                           "sweep"});
+      return next_type();
+    }
     if (next_page_ && cursor_.pages_done < poller_->options.max_pages) {
       cursor_.page_url = *next_page_;
       return save_cursor([self = shared_from_this()] { self->start_page(); });
@@ -1034,6 +1139,8 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
 
   void next_type() {
     cursor_.seen.clear();
+    cursor_.visited.clear();
+    page_attempts_ = 0;
     cursor_.page_url.clear();
     cursor_.pages_done = 0;
     cursor_.listed_total = 0;

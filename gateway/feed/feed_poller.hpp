@@ -44,6 +44,10 @@ struct poller_options {
   std::size_t max_detail_bytes = 1024 * 1024;        ///< largest notice detail accepted
   int max_pages = 200;     ///< pages of one notice type in one sweep; more is an error
   int max_detail_attempts = 3;  ///< tries of one notice's detail in a sweep before it is skipped
+  /// Tries of one list page in a row (an error status, no answer, a page too large, not JSON, not
+  /// a list, a `next` link off the feed's list) before the rest of that type's list is given up
+  /// for the sweep: nothing missing from it is withdrawn, and the next type is read.
+  int max_list_attempts = 3;
   /// A sweep of one feed that finds more notices gone than this withdraws none of them: a mass
   /// disappearance is a broken feed or relay until an operator raises the limit (config
   /// `feed.max_withdrawals_per_sweep`). The next sweep checks again. A feed whose settings carry
@@ -74,9 +78,12 @@ struct feed_counters {
   std::uint64_t errors = 0;     ///< failed requests or store writes (each followed by a backoff)
   std::uint64_t skipped = 0;    ///< listed items passed over: a malformed entity_id, or a detail
                                 ///< that failed max_detail_attempts times (retried next sweep)
-  std::uint64_t incomplete = 0;   ///< list passes that could not show a notice is gone (an item
-                                  ///< skipped, no `total` or one above what was seen, too many
-                                  ///< pages): nothing was withdrawn for being missing from them
+  std::uint64_t incomplete = 0;      ///< list passes that could not show a notice is gone (an item
+                                     ///< skipped, no `total` or one above what was seen, too many
+                                     ///< pages, a page read twice, a page given up): nothing was
+                                     ///< withdrawn for being missing from them
+  std::uint64_t lists_given_up = 0;  ///< list passes ended early because one page failed
+                                     ///< max_list_attempts times (also counted in incomplete)
   std::uint64_t absent_kept = 0;  ///< notices missing from a complete list whose detail still
                                   ///< answered 200: kept (and updated when changed)
   std::uint64_t absent_unconfirmed = 0;  ///< notices missing from a complete list whose detail

@@ -206,6 +206,141 @@ TEST_F(FeedWithFailingPage, RetriesTheFailedPageAndResumesThere) {
   ASSERT_TRUE(recipient_has(all_notices));
 }
 
+// ---- a list page that keeps failing gives up its type for the sweep, not the feed ------------
+
+struct bad_page {
+  std::string name;
+  std::function<void(sim::notice_feed&)> set;  // makes red page 2 bad (every request)
+  std::string reason;                          // the reason code logged
+};
+
+void PrintTo(const bad_page& page, std::ostream* out) {
+  *out << page.name;
+}
+
+class FeedListPageKeepsFailing : public Feed, public ::testing::WithParamInterface<bad_page> {};
+
+TEST_P(FeedListPageKeepsFailing, TheTypeIsGivenUpForTheSweepAndTheOtherTypesAreRead) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  ASSERT_TRUE(more_sweeps(1));
+  // Red page 2 goes bad for good, and a notice on page 3 leaves the list: the red list that
+  // cannot be read past page 2 must not make it look gone.
+  GetParam().set(notices());
+  notices().remove("2026/10004");
+  const auto red2 = notices().page_requests("red", 2);
+  const auto yellow1 = notices().page_requests("yellow", 1);
+  ASSERT_TRUE(wait([](const auto& c) { return c.lists_given_up >= 2; })) << log_text();
+  ASSERT_TRUE(more_sweeps(1));
+  const auto c = poller().counters();
+  EXPECT_GE(c.incomplete, c.lists_given_up);
+  EXPECT_EQ(c.withdrawn, 0u);
+  EXPECT_EQ(c.absent_unconfirmed, 0u);  // 2026/10004's detail not even asked
+  EXPECT_EQ(c.sent, all_notices);
+  // Tried max_list_attempts (3) times a sweep, and the yellow list read in every sweep.
+  EXPECT_GE(notices().page_requests("red", 2), red2 + 6);
+  EXPECT_LE(notices().page_requests("red", 2), red2 + 3 * (c.lists_given_up + 1));
+  EXPECT_GE(notices().page_requests("yellow", 1), yellow1 + 2);
+  EXPECT_FALSE(recipient_->has(withdrawal_of("red", "2026/10004")));
+  EXPECT_EQ(stored_messages(), all_notices);
+  const auto logs = log_text();
+  EXPECT_NE(logs.find("feed.list_given_up"), std::string::npos) << logs;
+  EXPECT_NE(logs.find("\"reason\":\"" + GetParam().reason + "\""), std::string::npos) << logs;
+  EXPECT_NE(logs.find("red list page 2 failed 3 times"), std::string::npos) << logs;
+  EXPECT_EQ(logs.find("2026/1000"), std::string::npos);  // no entity id
+  EXPECT_EQ(logs.find("2026-1000"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    BadPages, FeedListPageKeepsFailing,
+    ::testing::Values(
+        bad_page{"status500", [](sim::notice_feed& f) { f.fail_page("red", 2, 500); },
+                 "list-status"},
+        bad_page{"redirect302", [](sim::notice_feed& f) { f.answer_page("red", 2, 302, ""); },
+                 "list-status"},
+        bad_page{"notJson",
+                 [](sim::notice_feed& f) {
+                   f.answer_page("red", 2, 200, R"({"total":5,"_embedded":{"notices":[)");
+                 },
+                 "list-not-json"},
+        bad_page{"noticesNotAList",
+                 [](sim::notice_feed& f) {
+                   f.answer_page("red", 2, 200,
+                                 R"({"total":5,"_embedded":{"notices":{"entity_id":"x"}}})");
+                 },
+                 "list-not-a-list"},
+        bad_page{"tooLarge",
+                 [](sim::notice_feed& f) {
+                   f.answer_page("red", 2, 200, std::string(4 * 1024 * 1024 + 1, ' '));
+                 },
+                 "too-large"},
+        bad_page{"nextToAnotherHost",
+                 [](sim::notice_feed& f) {
+                   f.next_link("red", 2,
+                               R"({"href":"https://elsewhere.example/notices/v1/red?page=3"})");
+                 },
+                 "list-foreign-next-link"},
+        bad_page{"nextToAnotherType",
+                 [](sim::notice_feed& f) {
+                   f.next_link(
+                       "red", 2,
+                       R"({"href":"https://{host}/notices/v1/yellow?page=1&resultPerPage=2"})");
+                 },
+                 "list-foreign-next-link"}),
+    [](const auto& bad) { return bad.param.name; });
+
+// ---- `next` links: none, relative, repeating ----------------------------------------------------
+
+class FeedWithHalNextLinks : public Feed {
+ protected:
+  void before_start(sim::notice_feed& feed) override {
+    // Relative links (query only, then a relative path), and no further page said three ways.
+    feed.next_link("red", 1, R"({"href":"?page=2&resultPerPage=2"})");
+    feed.next_link("red", 2, R"({"href":"red?page=3&resultPerPage=2"})");
+    feed.next_link("red", 3, "null");
+    feed.next_link("yellow", 1, R"({"title":"no href"})");
+  }
+  int interval_s() const override { return 600; }
+};
+
+TEST_F(FeedWithHalNextLinks, RelativeLinksAreFollowedAndANullNextEndsTheList) {
+  ASSERT_TRUE(wait([](const auto& c) { return c.sweeps >= 1; })) << log_text();
+  const auto c = poller().counters();
+  EXPECT_EQ(c.errors, 0u) << log_text();
+  EXPECT_EQ(c.incomplete, 0u);
+  EXPECT_EQ(c.sent, all_notices);
+  for (int page = 1; page <= 3; ++page) {
+    EXPECT_EQ(notices().page_requests("red", page), 1u) << page;
+  }
+  EXPECT_EQ(notices().page_requests("red", 4), 0u);
+  EXPECT_EQ(notices().page_requests("yellow", 1), 1u);
+  ASSERT_TRUE(recipient_has(all_notices));
+}
+
+class FeedWithRepeatingNextLinks : public Feed {
+ protected:
+  void before_start(sim::notice_feed& feed) override {
+    feed.next_link("red", 2, R"({"href":"https://{host}/notices/v1/red?page=1&resultPerPage=2"})");
+    feed.next_link("yellow", 1, R"({"href":"/notices/v1/yellow?page=1&resultPerPage=2"})");
+  }
+  int interval_s() const override { return 600; }
+};
+
+TEST_F(FeedWithRepeatingNextLinks, APageReadTwiceEndsTheTypesPassIncomplete) {
+  ASSERT_TRUE(wait([](const auto& c) { return c.sweeps >= 1; })) << log_text();
+  const auto c = poller().counters();
+  EXPECT_EQ(notices().page_requests("red", 1), 1u);
+  EXPECT_EQ(notices().page_requests("red", 2), 1u);
+  EXPECT_EQ(notices().page_requests("red", 3), 0u);  // never linked
+  EXPECT_EQ(notices().page_requests("yellow", 1), 1u);
+  EXPECT_EQ(notices().detail_requests("2026/10001"), 1u);
+  EXPECT_EQ(c.incomplete, 2u);         // red and yellow
+  EXPECT_EQ(c.sent, all_notices - 1);  // 2026/10004 (page 3) was not reached
+  EXPECT_EQ(c.withdrawn, 0u);
+  const auto logs = log_text();
+  EXPECT_NE(logs.find("list-next-link-repeats-page"), std::string::npos) << logs;
+  EXPECT_NE(logs.find("red list page 2 links to a page already read"), std::string::npos) << logs;
+}
+
 // ---- a detail that says the notice is gone withdraws it ----------------------------------------
 
 class FeedDetailGone : public Feed, public ::testing::WithParamInterface<int> {};

@@ -57,6 +57,9 @@ struct notice_state {
   /// The last sweep in which the notice was missing from a complete list and its detail answered
   /// the service's unknown-id status (0: never). The same in the next sweep withdraws it.
   std::int64_t absent_sweep = 0;
+  /// The answer in absent_sweep was the second in a row: the notice was found gone in that sweep
+  /// (a restart before the sweep's end finds it gone again instead of taking it for the first).
+  bool absent_confirmed = false;
 };
 
 /// Where a feed's sweep stands (administrative state "<partner>/cursor").
@@ -105,6 +108,8 @@ std::string to_json(const notice_state& n) {
   w.Int(n.withdrawals);
   w.Key("absentSweep");
   w.Int64(n.absent_sweep);
+  w.Key("absentConfirmed");
+  w.Bool(n.absent_confirmed);
   w.EndObject();
   return {buffer.GetString(), buffer.GetSize()};
 }
@@ -130,6 +135,7 @@ std::optional<notice_state> notice_of(const rapidjson::Value& v) {
       v.HasMember("withdrawals") && v["withdrawals"].IsInt() ? v["withdrawals"].GetInt() : 0;
   n.absent_sweep =
       v.HasMember("absentSweep") && v["absentSweep"].IsInt64() ? v["absentSweep"].GetInt64() : 0;
+  n.absent_confirmed = v.HasMember("absentConfirmed") && v["absentConfirmed"].IsTrue();
   if (n.entity.empty() || n.type.empty()) {
     return std::nullopt;
   }
@@ -1095,15 +1101,23 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
       if (it->second.absent_sweep > 0 && it->second.absent_sweep == cursor_.sweep - 1) {
         // Missing and unknown in two sweeps in a row: gone. This sweep's finding is kept too, so
         // that a sweep whose withdrawals are held leaves the next one the same evidence.
+        // The state says it was confirmed: a restart before the sweep's end (the list of those
+        // found gone is saved with the cursor only later) finds it gone again below.
         notice_state marked = it->second;
         marked.absent_sweep = cursor_.sweep;
+        marked.absent_confirmed = true;
         return save_notice(std::move(marked),
                            [self = shared_from_this(), entity, next = std::move(next)]() mutable {
                              self->found_gone(entity, std::move(next));
                            });
       }
       if (it->second.absent_sweep == cursor_.sweep) {
-        return next();  // already remembered in this sweep (a restart read the list again)
+        // Already answered in this sweep (a restart read the list again): found gone then, or
+        // remembered for the first time.
+        if (it->second.absent_confirmed) {
+          return found_gone(entity, std::move(next));
+        }
+        return next();
       }
       poller_->count([](feed_counters& c) { ++c.absent_unconfirmed; });
       log::info({.event = "feed.notice_unconfirmed",
@@ -1116,6 +1130,7 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
                  .status = r.status});
       notice_state marked = it->second;
       marked.absent_sweep = cursor_.sweep;
+      marked.absent_confirmed = false;
       return save_notice(std::move(marked), std::move(next));
     }
     const std::string_view reason = r.status == 0 ? std::string_view(r.error) : "detail-status";

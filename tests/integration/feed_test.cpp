@@ -7,6 +7,7 @@
 #include <rapidjson/document.h>
 
 #include <sstream>
+#include <thread>
 
 #include "adapters/common/dates.hpp"
 #include "adapters/interpol/interpol.hpp"
@@ -493,6 +494,34 @@ TEST_F(Feed, ANoticeRemovedMidSweepDoesNotWithdrawTheOneThatShiftedOffItsPage) {
   ASSERT_TRUE(recipient_has(all_notices + 1));
   EXPECT_TRUE(recipient_->has(withdrawal_of("red", "2026/10001")));
   EXPECT_FALSE(recipient_->has(withdrawal_of("red", "2026/10002")));
+}
+
+TEST_F(Feed, ANoticeFoundGoneJustBeforeARestartIsWithdrawnInTheSameSweep) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  ASSERT_TRUE(more_sweeps(1));
+  // 2026/10002 leaves (its detail answers 502); 2026/10004 is passed over by the list and its
+  // detail, asked after 2026/10002's, answers late: the window in which to restart.
+  const auto asked = notices().detail_requests("2026/10004");
+  notices().remove("2026/10002");
+  notices().unlist("2026/10004");
+  notices().delay_detail("2026/10004", 2000);
+  ASSERT_TRUE(wait([](const auto& c) { return c.absent_unconfirmed >= 1 && c.absent_kept >= 1; }));
+  // The next sweep's request for 2026/10004 comes after it confirmed 2026/10002 gone (a second
+  // 502) and saved that; the sweep's list of notices found gone is not saved yet.
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  while (notices().detail_requests("2026/10004") < asked + 2 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(notices().detail_requests("2026/10004"), asked + 2);
+  ASSERT_EQ(poller().counters().withdrawn, 0u);
+  restart();
+  // The restarted poller reads the last red page again and withdraws it in this same sweep.
+  ASSERT_TRUE(wait([](const auto& c) { return c.sweeps >= 1; })) << log_text();
+  EXPECT_EQ(poller().counters().withdrawn, 1u) << log_text();
+  notices().delay_detail("2026/10004", 0);
+  ASSERT_TRUE(recipient_has(all_notices + 1));
+  EXPECT_TRUE(recipient_->has(withdrawal_of("red", "2026/10002")));
 }
 
 // ---- `total` above what the list reaches -------------------------------------------------------

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <future>
 #include <string>
+#include <vector>
 
 #include "tests/store/store_test_helpers.hpp"
 #include "tests/support/test_support.hpp"
@@ -25,7 +26,7 @@ std::uintmax_t wal_bytes_after_accepts(config::store_settings settings) {
   for (int n = 0; n < 300; ++n) {
     std::string body(8 * 1024, 'x');
     body.replace(0, std::to_string(n).size(), std::to_string(n));
-    store::message_record record{make_id(n), "kh-cnp", "hotline.tip", "2026-12-07T00:00:00Z",
+    store::message_record record{make_id(n),        "kh-cnp", "hotline.tip", "2026-12-07T00:00:00Z",
                                  fingerprint(body), body};
     std::promise<store::accept_outcome> done;
     opened->accept(std::move(record),
@@ -47,6 +48,29 @@ TEST(OpenConfiguredStore, TheWriteAheadLogSettingsReachTheSqliteStore) {
   small.checkpoint_pages = 8;
   small.wal_limit_pages = 32;
   EXPECT_LT(wal_bytes_after_accepts(small), 100 * page);
+}
+
+TEST(ProblemsThatStop, OnlyTheAbsenceOfAPartNotReadIsLeftOut) {
+  const std::vector<config::config_problem> problems = {
+      {"g.json", "/listener", "is required"},
+      {"g.json", "/listener/tls/partner_ca", "needs at least one trust anchor"},
+      {"g.json", "/partners", "names /x/partners.json, which does not exist"},
+      {"g.json", "/log/level", "must be one of debug, info, warn, error"},
+      {"g.json", "/stroe", "is not a known setting"},
+      {"g.json", "/store/path", "is required"},
+      {"g.json", "/storage/path", "names /x/y, which does not exist"},
+      {"g.json", "", "invalid JSON at byte offset 0"},
+  };
+  const auto stopping = problems_that_stop(problems, {"/store"});
+  std::vector<std::string> fields;
+  for (const auto& p : stopping) {
+    fields.push_back(p.field);
+  }
+  // A wrong value or a misspelling anywhere, anything about the store (not "/storage": a
+  // pointer's tokens are whole), the file itself.
+  EXPECT_EQ(fields, (std::vector<std::string>{"/log/level", "/stroe", "/store/path", ""}));
+  EXPECT_TRUE(problems_that_stop({problems[0], problems[1], problems[2]}, {"/store"}).empty());
+  EXPECT_EQ(problems_that_stop({problems[0]}, {"/listener"}).size(), 1U);
 }
 
 }  // namespace

@@ -903,8 +903,12 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
             return self->fail("store-unavailable", 503);
           }
           if (found) {
+            // Only those a copy may have reached: one held for release and never handed out
+            // reached no one, and a withdrawal would tell its recipient that the notice exists.
             for (const auto& r : found->recipients) {
-              recipients.insert(r.recipient);
+              if (store::may_have_reached(r)) {
+                recipients.insert(r.recipient);
+              }
             }
           }
           self->collect_recipients(std::move(n), index + 1, std::move(recipients), std::move(then));

@@ -714,11 +714,10 @@ void partner_api::accept_withdrawal(std::shared_ptr<withdrawal> w,
     const bool seen = found && found->sender == w->partner;
     if (seen) {
       for (const auto& r : found->recipients) {
-        // Only those the copy may have reached. A copy held for four-eyes release and never
-        // handed out (still held, refused, withdrawn while held) reached no one: the withdrawal
-        // takes a held copy back, and telling its recipient would tell it that the message
-        // exists, as the status endpoint never does.
-        if (r.hold.empty() || r.attempts > 0) {
+        // Only those the copy may have reached: the withdrawal takes a held copy back, and
+        // telling its recipient would tell it that the message exists, as the status endpoint
+        // never does.
+        if (store::may_have_reached(r)) {
           earlier.push_back(r.recipient);
         }
       }
@@ -1010,7 +1009,7 @@ void partner_api::status(const request& req, std::string_view id,
     const store::recipient_status* own_row = nullptr;
     if (s && !is_sender) {
       for (const auto& r : s->recipients) {
-        if (r.recipient == partner && (r.hold.empty() || r.attempts > 0)) {
+        if (r.recipient == partner && store::may_have_reached(r)) {
           own_row = &r;
         }
       }

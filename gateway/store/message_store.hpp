@@ -132,6 +132,13 @@ struct recipient_status {
   std::string hold;  ///< the release rule that held (or holds) this copy; empty: never held
 };
 
+/// True when copy `r` may have reached its recipient. A copy held for four-eyes release and never
+/// handed out (still held, refused, withdrawn while held) reached no one: telling its recipient of
+/// a withdrawal would tell it that the message exists.
+inline bool may_have_reached(const recipient_status& r) {
+  return r.hold.empty() || r.attempts > 0;
+}
+
 /// What the status endpoint shows. Never holds the body.
 /// A stored message's sender and canonical body (message_store::read_body).
 struct stored_body {

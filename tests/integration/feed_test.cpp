@@ -452,6 +452,32 @@ TEST_F(Feed, ANoticeMissingFromTheListWhoseDetailAnswers404IsWithdrawn) {
   EXPECT_EQ(c.absent_unconfirmed, 0u);  // 404 says gone at once
 }
 
+// Yellow notices (possible victims) are held for four-eyes release; red ones go at once.
+class FeedWithHeldNotices : public Feed {
+ protected:
+  void configure(config::gateway_config& c) override {
+    Feed::configure(c);
+    auto routing = read_file(dir_ / "routing.json");
+    routing.insert(routing.rfind('}'), R"(, "release": {"rules": [{"id": "victims-held",
+        "match": {"types": ["victim.identification"]}}]})");
+    write_file(dir_ / "routing.json", routing);
+  }
+};
+
+TEST_F(FeedWithHeldNotices, ANoticeWhoseCopyWasNeverReleasedIsWithdrawnWithoutTellingAnyone) {
+  ASSERT_TRUE(wait([](const auto& c) { return c.sweeps >= 1; })) << log_text();
+  ASSERT_TRUE(recipient_has(red_notices));
+  notices().unlist("2026/20418");
+  notices().fail_detail("2026/20418", 404);
+  ASSERT_TRUE(wait([](const auto& c) { return c.withdrawn >= 1; }));
+  ASSERT_TRUE(more_sweeps(1));
+  // Thanh Hoa never got the notice (its copy is still held): a withdrawal would tell it that
+  // the notice exists.
+  EXPECT_FALSE(recipient_->has(withdrawal_of("yellow", "2026/20418")));
+  EXPECT_EQ(recipient_->stats().unique_ids, red_notices);
+  EXPECT_EQ(stored_messages(), all_notices) << "no withdrawal stored for no one";
+}
+
 TEST_F(Feed, ANoticeThatLeavesTheListIsWithdrawnWhenTwoSweepsFindItUnknown) {
   ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
   // Off the list; its detail answers 502 like the real service's unknown id (which a relay

@@ -4,10 +4,7 @@
 // a result that cannot be written to standard output is a failure, not an exit status 0; bad
 // usage (a port out of range, a negative --limit, a reversed period, a bad partner id, an admin
 // URL without its certificates) is refused with 2.
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <spawn.h>
-#include <sys/wait.h>
 
 #include <filesystem>
 #include <future>
@@ -22,39 +19,6 @@
 
 namespace mxgw::test {
 namespace {
-
-/// Runs mxgw with standard output on /dev/full (every write to it fails with ENOSPC); standard
-/// error captured in `scratch`.
-run_result run_mxgw_to_full_device(const std::vector<std::string>& args,
-                                   const std::filesystem::path& scratch) {
-  const auto err_file = scratch / "stderr.txt";
-  std::vector<std::string> words = {mxgw_binary().string()};
-  words.insert(words.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& w : words) {
-    argv.push_back(w.data());
-  }
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/full", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 2, err_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                   0600);
-  pid_t pid = 0;
-  const int spawned = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  run_result result;
-  if (spawned != 0) {
-    ADD_FAILURE() << "cannot run " << argv[0];
-    return result;
-  }
-  int status = 0;
-  if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) {
-    result.exit_status = WEXITSTATUS(status);
-  }
-  result.err = read_file(err_file);
-  return result;
-}
 
 class ExitStatusCli : public ::testing::Test {
  protected:
@@ -206,22 +170,22 @@ TEST_F(ExitStatusCli, AFileThatCannotBeReadIsNamedAndIsBadInputNotAVerdict) {
 }
 
 TEST_F(ExitStatusCli, AResultThatCannotBeWrittenToStandardOutputIsAFailure) {
-  const auto report = run_mxgw_to_full_device(
-      {"report", "--config", config(), "--from", "2000-01-01", "--to", "2100-12-31"}, dir_.path());
+  const auto report =
+      run_mxgw({"report", "--config", config(), "--from", "2000-01-01", "--to", "2100-12-31"},
+               dir_.path(), "/dev/full");
   EXPECT_EQ(report.exit_status, 1) << report.err;
   EXPECT_NE(report.err.find("report: the result could not be written to standard output"),
             std::string::npos)
       << report.err;
 
-  const auto register_ = run_mxgw_to_full_device({"register", "--config", config()}, dir_.path());
+  const auto register_ = run_mxgw({"register", "--config", config()}, dir_.path(), "/dev/full");
   EXPECT_EQ(register_.exit_status, 1) << register_.err;
   EXPECT_NE(register_.err.find("register: the result could not be written"), std::string::npos)
       << register_.err;
 
   // audit verify: the chain is intact, but 1 would say it is not: "cannot check" (2).
   ASSERT_EQ(mxgw({"audit", "verify", "--config", config()}).exit_status, 0);
-  const auto verify =
-      run_mxgw_to_full_device({"audit", "verify", "--config", config()}, dir_.path());
+  const auto verify = run_mxgw({"audit", "verify", "--config", config()}, dir_.path(), "/dev/full");
   EXPECT_EQ(verify.exit_status, 2) << verify.err;
   EXPECT_NE(verify.err.find("audit verify: the result could not be written"), std::string::npos)
       << verify.err;

@@ -23,9 +23,12 @@ struct run_result {
   std::string err;
 };
 
-/// Runs the mxgw binary with `args`, standard output and error captured through files in `scratch`.
-inline run_result run_mxgw(const std::vector<std::string>& args, const std::filesystem::path& scratch) {
-  const auto out_file = scratch / "stdout.txt";
+/// Runs the mxgw binary with `args`, standard output and error captured through files in `scratch`;
+/// standard output goes to `stdout_to` instead when given (say /dev/full, where every write fails).
+inline run_result run_mxgw(const std::vector<std::string>& args,
+                           const std::filesystem::path& scratch,
+                           const std::filesystem::path& stdout_to = {}) {
+  const auto out_file = stdout_to.empty() ? scratch / "stdout.txt" : stdout_to;
   const auto err_file = scratch / "stderr.txt";
   std::vector<std::string> words = {mxgw_binary().string()};
   words.insert(words.end(), args.begin(), args.end());
@@ -52,7 +55,9 @@ inline run_result run_mxgw(const std::vector<std::string>& args, const std::file
   if (waitpid(pid, &status, 0) == pid && WIFEXITED(status)) {
     result.exit_status = WEXITSTATUS(status);
   }
-  result.out = read_file(out_file);
+  if (stdout_to.empty()) {
+    result.out = read_file(out_file);
+  }
   result.err = read_file(err_file);
   return result;
 }

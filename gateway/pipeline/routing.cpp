@@ -839,6 +839,16 @@ routing_decision route(const rapidjson::Value& message, std::string_view sender,
             {field.pointer, std::string(routing_reason::minor_data_not_marked_necessary)});
       }
     }
+    // A victim field left in the copy (withheld for no reason at all) makes the copy one that
+    // only a holder of the agreement may receive: delivery checks it again before every attempt.
+    const bool victim_data_left =
+        std::any_of(fields.begin(), fields.end(), [&](const sensitive_field& field) {
+          return std::none_of(plan.withheld.begin(), plan.withheld.end(),
+                              [&](const withheld_field& w) { return w.pointer == field.pointer; });
+        });
+    if (victim_data_left) {
+      plan.relies_on.emplace_back(victim_data);
+    }
     decision.recipients.push_back(std::move(plan));
   }
   return decision;

@@ -145,6 +145,10 @@ struct recipient_plan {
   /// The first release rule that holds this recipient's copy until administrators release it;
   /// empty: it goes at once. A withdrawal or cancellation is never held.
   std::string held_by = {};
+  /// The agreements this recipient's copy relies on: data only their holders may receive is in
+  /// it ("victim-data" when a victim field is left in). Delivery sends the copy only while the
+  /// recipient still holds each of them. Empty: the copy carries nothing agreement-only.
+  std::vector<std::string> relies_on = {};
 };
 
 /// One candidate that does not receive the message.

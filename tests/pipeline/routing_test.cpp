@@ -682,6 +682,56 @@ TEST_F(Routing, MinorVictimFieldsNeedTheSendersMark) {
   EXPECT_EQ(withheld_of(route_as(doc), "kh-ratanakiri").size(), 3u);
 }
 
+// What each copy relies on: delivery sends a copy with a victim field left in only while its
+// recipient still holds the agreement it was rendered for.
+std::string relies_on_of(const routing_decision& decision, const std::string& partner) {
+  const auto* plan = decision.find(partner);
+  if (plan == nullptr) {
+    return "not a recipient";
+  }
+  std::string out;
+  for (const auto& agreement : plan->relies_on) {
+    out += (out.empty() ? "" : ",") + agreement;
+  }
+  return out;
+}
+
+TEST_F(Routing, ACopyWithVictimDataLeftInReliesOnTheAgreement) {
+  auto doc = victim_with_photo();
+  auto decision = route_as(doc);
+  EXPECT_EQ(relies_on_of(decision, "kh-ratanakiri"), "victim-data") << "the full copy";
+  EXPECT_EQ(relies_on_of(decision, "kh-stungtreng"), "") << "everything withheld";
+
+  // About a minor without the sender's mark, the holder's copy has no victim field either.
+  set_json(doc, "/body/person/minor", "true");
+  decision = route_as(doc);
+  EXPECT_EQ(relies_on_of(decision, "kh-ratanakiri"), "");
+  set_json(doc, "/handling/minorDataNecessary", "true");
+  EXPECT_EQ(relies_on_of(route_as(doc), "kh-ratanakiri"), "victim-data");
+
+  // A single field left in is enough; a message without any relies on nothing.
+  auto only_unmapped = example("victim.identification");
+  erase(only_unmapped, "/body/narrative");
+  set_json(only_unmapped, "/body/person/documents", R"([{"type": "passport"}])");
+  EXPECT_EQ(relies_on_of(route_as(only_unmapped), "kh-ratanakiri"), "");
+  set_json(only_unmapped, "/unmapped", R"({"/x": "y"})");
+  EXPECT_EQ(relies_on_of(route_as(only_unmapped), "kh-ratanakiri"), "victim-data");
+  EXPECT_EQ(relies_on_of(route_as(example("person.wanted")), "kh-ratanakiri"), "");
+}
+
+TEST_F(Routing, ATipReliesOnTheAgreementOnlyWithAPossibleVictim) {
+  auto doc = example("hotline.tip");  // possible victim aged 15-16, minor: true
+  open_handling(doc);
+  EXPECT_EQ(relies_on_of(route_as(doc), "kh-ratanakiri"), "") << "its summary withheld";
+  set_json(doc, "/handling/minorDataNecessary", "true");
+  EXPECT_EQ(relies_on_of(route_as(doc), "kh-ratanakiri"), "victim-data");
+  EXPECT_EQ(relies_on_of(route_as(doc), "kh-stungtreng"), "");
+  set_json(
+      doc, "/body/subjects",
+      R"([{"role": "suspected-trafficker", "description": "A man of about 30 (fictional)."}])");
+  EXPECT_EQ(relies_on_of(route_as(doc), "kh-ratanakiri"), "");
+}
+
 TEST_F(Routing, AWithdrawalOnAConsentBasisReachesThoseWhoHadTheMessage) {
   // The sender copies the original's legal basis; a case update has no consent record of its
   // own. Those who had the message must still hear that it is withdrawn; no one else is told.

@@ -792,7 +792,8 @@ void partner_api::accept_routed(
       record.deliveries.push_back({.recipient = plan.partner_id,
                                    .decided_by = plan.decided_by,
                                    .payload_is_body = true,
-                                   .hold = plan.held_by});
+                                   .hold = plan.held_by,
+                                   .relies_on = plan.relies_on});
       continue;
     }
     // Each recipient gets its own copy (withheld fields removed), in its own format.
@@ -805,7 +806,8 @@ void partner_api::accept_routed(
                                  .decided_by = plan.decided_by,
                                  .payload = std::move(*payload),
                                  .withheld = withheld_json(plan),
-                                 .hold = plan.held_by});
+                                 .hold = plan.held_by,
+                                 .relies_on = plan.relies_on});
   }
   for (const auto& e : decision.excluded) {
     record.exclusions.push_back({e.partner_id, e.considered, e.reason});

@@ -34,7 +34,38 @@ struct delivery_plan {
   /// (four-eyes release, docs/release.md); empty: none. A held copy is stored in the state
   /// "held", which claims never take; decide_release() makes it "pending" or "rejected".
   std::string hold;
+  /// The agreements the copy's content relies on (pipeline::recipient_plan::relies_on), e.g.
+  /// {"victim-data"}: it may be sent only while the recipient holds each of them (the delivery
+  /// service checks before every attempt). Stored with the row (`relies_on`), handed out with
+  /// each claim (delivery_job::relies_on). Empty: the copy carries nothing agreement-only.
+  std::vector<std::string> relies_on;
 };
+
+/// The `relies_on` column of a delivery row: the agreement names joined by ',' ("" for none).
+/// Agreement names are known codes (identity::known_agreements()), never holding a comma.
+inline std::string relies_on_column(const std::vector<std::string>& agreements) {
+  std::string joined;
+  for (const auto& a : agreements) {
+    joined += joined.empty() ? a : "," + a;
+  }
+  return joined;
+}
+
+/// The agreement names of a `relies_on` column (relies_on_column's inverse; "" gives none).
+inline std::vector<std::string> relies_on_of(std::string_view column) {
+  std::vector<std::string> agreements;
+  while (!column.empty()) {
+    const auto comma = column.find(',');
+    if (comma != 0) {
+      agreements.emplace_back(column.substr(0, comma));
+    }
+    if (comma == std::string_view::npos) {
+      break;
+    }
+    column.remove_prefix(comma + 1);
+  }
+  return agreements;
+}
 
 /// Why a partner considered by routing does not receive the message (explainability).
 struct route_exclusion {
@@ -178,6 +209,10 @@ struct delivery_job {
   /// the copy must not be sent. The store hands out expired copies all the same (claims and
   /// read_held); the delivery service decides what becomes of them. Unset: it never expires.
   std::optional<time_point> expires_at;
+  /// delivery_plan::relies_on of the row: the agreements the recipient must still hold for the
+  /// copy to be sent. The store hands such copies out whatever the recipient holds now; the
+  /// delivery service decides (a dead letter "agreement-withdrawn" when one is missing).
+  std::vector<std::string> relies_on;
 };
 
 enum class attempt_result {

@@ -228,6 +228,44 @@ constexpr std::array<const char*, postgres_schema_version> migrations = {
                             WHERE m.id = a.original AND m.sender = a.partner)
          ORDER BY original, partner, at;
     )sql",
+    // 13: the agreements each copy's content relies on (`relies_on`: names joined by ',', ''
+    // for none; SQLite version 17): a copy rendered with victim data for a holder of
+    // `victim-data` is sent only while its recipient still holds it. Copies stored before that
+    // can still go out are marked as in SQLite's version 17: a victim identification or a tip
+    // from which `no-victim-data-agreement` withheld nothing, unless its body, readable (not
+    // sealed, not purged), has no victim field. A constant default: no rewrite of the table
+    // before the update of those rows. The body is read as json (not jsonb, which refuses some
+    // escapes a canonical message may hold) only when it is not sealed (magic "MXE1").
+    R"sql(
+      ALTER TABLE deliveries ADD COLUMN relies_on text NOT NULL DEFAULT '';
+      UPDATE deliveries AS d SET relies_on = 'victim-data'
+        FROM (SELECT id, type,
+                     CASE WHEN length(body) > 0
+                               AND substring(body FROM 1 FOR 4) <> '\x4d584531'::bytea
+                          THEN convert_from(body, 'UTF8')::json END AS b
+                FROM messages WHERE type IN ('victim.identification', 'hotline.tip')) AS m
+       WHERE m.id = d.message_id
+         AND d.state IN ('held', 'pending', 'retrying', 'delivering', 'dead')
+         AND strpos(d.withheld, '"no-victim-data-agreement"') = 0
+         AND CASE
+               WHEN m.b IS NULL THEN true
+               WHEN m.type = 'victim.identification' THEN
+                 m.b #> '{body,person,photos}' IS NOT NULL
+                 OR m.b #> '{body,narrative}' IS NOT NULL
+                 OR m.b -> 'unmapped' IS NOT NULL
+                 OR CASE WHEN json_typeof(m.b #> '{body,person,documents}') = 'array'
+                         THEN EXISTS (SELECT 1 FROM json_array_elements(
+                                                  m.b #> '{body,person,documents}') AS e (doc)
+                                       WHERE doc -> 'number' IS NOT NULL)
+                         ELSE false END
+               ELSE
+                 CASE WHEN json_typeof(m.b #> '{body,subjects}') = 'array'
+                      THEN EXISTS (SELECT 1 FROM json_array_elements(m.b #> '{body,subjects}')
+                                                   AS e (subject)
+                                    WHERE subject ->> 'role' = 'possible-victim')
+                      ELSE false END
+             END;
+    )sql",
 };
 
 static_assert(std::none_of(migrations.begin(), migrations.end(),
@@ -272,7 +310,8 @@ constexpr const char* select_existing_sql =
 // A copy held for release ($9 names the rule) is stored 'held' ($8), otherwise 'pending'.
 constexpr const char* insert_delivery_sql =
     "INSERT INTO deliveries (message_id, recipient, decided_by, payload, withheld, state, "
-    "next_attempt_at, payload_is_body, hold) VALUES ($1, $2, $3, $4, $5, $8, $6, $7, $9)";
+    "next_attempt_at, payload_is_body, hold, relies_on) "
+    "VALUES ($1, $2, $3, $4, $5, $8, $6, $7, $9, $10)";
 constexpr const char* insert_exclusion_sql =
     "INSERT INTO exclusions (message_id, partner, considered, reason) VALUES ($1, $2, $3, $4)";
 
@@ -348,7 +387,7 @@ constexpr const char* claim_lease_sql = R"sql(
               CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, d.attempts, m.sender,
               m.type, m.accepted_at, d.payload_is_body,
               CASE WHEN d.payload_is_body THEN d.payload ELSE ''::bytea END, d.released_at,
-              m.expires_at, m.withdrawn_at IS NOT NULL
+              m.expires_at, m.withdrawn_at IS NOT NULL, d.relies_on
   )sql";
 
 // A report counts only while the row is still leased to its sender at the attempt it reports on
@@ -603,7 +642,8 @@ constexpr const char* select_held_job_sql =
     "SELECT d.message_id, d.recipient, "
     "CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, d.attempts, m.sender, m.type, "
     "m.accepted_at, d.payload_is_body, "
-    "CASE WHEN d.payload_is_body THEN d.payload ELSE ''::bytea END, d.released_at, m.expires_at "
+    "CASE WHEN d.payload_is_body THEN d.payload ELSE ''::bytea END, d.released_at, m.expires_at, "
+    "d.relies_on "
     "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id "
     "WHERE d.message_id = $1 AND d.recipient = $2 AND d.state = 'held'";
 constexpr const char* select_queue_stats_sql =
@@ -2028,7 +2068,7 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
              bytes(withdrawn ? std::string_view() : std::string_view(plan.payload)),
              text(plan.withheld.empty() ? std::string_view("[]") : plan.withheld), number(now_ms),
              text(plan.payload_is_body && !withdrawn ? "true" : "false"), text(copy_state),
-             text(plan.hold)});
+             text(plan.hold), text(relies_on_column(plan.relies_on))});
       }
       for (const auto& e : record.exclusions) {
         run(insert_exclusion_sql,
@@ -2143,6 +2183,7 @@ void postgres_store::write_claim(claim_write& w, std::int64_t now_ms) {
     if (get_bool(r, i, 12)) {
       continue;  // taken back: its message was withdrawn while it was in flight
     }
+    job.relies_on = relies_on_of(get_text(r, i, 13));
     jobs.emplace_back(order[get_int(r, i, 0)], std::move(job));
   }
   std::sort(jobs.begin(), jobs.end(),
@@ -2756,6 +2797,7 @@ void postgres_store::serve(pending_read& read) {
               if (PQgetisnull(p, 0, 10) == 0) {
                 job->expires_at = from_ms(get_int(p, 0, 10));
               }
+              job->relies_on = relies_on_of(get_text(p, 0, 11));
             }
             call_quietly(r.handler, std::move(job), true);
           } else {

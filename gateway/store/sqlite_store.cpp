@@ -294,6 +294,37 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
                               AND sender = audit.partner)
          GROUP BY 1, 2;
     )sql",
+    // 17: the agreements each copy's content relies on (`relies_on`: names joined by ',', ''
+    // for none): a copy rendered with victim data for a holder of `victim-data` is sent only
+    // while its recipient still holds it. Copies stored before did not record it; those that can
+    // still go out (held, pending, retrying, delivering, dead) are marked when they may carry
+    // victim data: a victim identification or a tip from which `no-victim-data-agreement`
+    // withheld nothing, unless its body, readable (not sealed, not purged), has no victim field
+    // (a victim identification without photos, document numbers, narrative and unmapped; a tip
+    // without a possible victim). Marking one too many only stops it going to a partner that
+    // does not hold the agreement now (a dead letter "agreement-withdrawn").
+    R"sql(
+      ALTER TABLE deliveries ADD COLUMN relies_on TEXT NOT NULL DEFAULT '';
+      UPDATE deliveries SET relies_on = 'victim-data'
+       WHERE state IN ('held', 'pending', 'retrying', 'delivering', 'dead')
+         AND instr(withheld, '"no-victim-data-agreement"') = 0
+         AND EXISTS (
+           SELECT 1 FROM (SELECT type, CAST(body AS TEXT) AS b FROM messages
+                           WHERE seq = deliveries.message_seq
+                             AND type IN ('victim.identification', 'hotline.tip')) AS m
+            WHERE CASE
+                    WHEN NOT json_valid(m.b) THEN 1
+                    WHEN m.type = 'victim.identification' THEN
+                      json_type(m.b, '$.body.person.photos') IS NOT NULL
+                      OR json_type(m.b, '$.body.narrative') IS NOT NULL
+                      OR json_type(m.b, '$.unmapped') IS NOT NULL
+                      OR EXISTS (SELECT 1 FROM json_each(m.b, '$.body.person.documents')
+                                  WHERE json_type(value, '$.number') IS NOT NULL)
+                    ELSE
+                      EXISTS (SELECT 1 FROM json_each(m.b, '$.body.subjects')
+                               WHERE json_extract(value, '$.role') = 'possible-victim')
+                  END);
+    )sql",
 };
 
 // Raising sqlite_schema_version without writing its migration must not compile.
@@ -321,8 +352,8 @@ constexpr const char* insert_message_sql =
 // A copy held for release (?9 names the rule) is stored 'held' (?8), otherwise 'pending'.
 constexpr const char* insert_delivery_sql =
     "INSERT INTO deliveries (message_id, recipient, decided_by, payload, withheld, state, "
-    "next_attempt_at, payload_is_body, hold, message_seq) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?7, ?9, (SELECT seq FROM messages WHERE id = ?1))";
+    "next_attempt_at, payload_is_body, hold, relies_on, message_seq) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?7, ?9, ?10, (SELECT seq FROM messages WHERE id = ?1))";
 constexpr const char* insert_exclusion_sql =
     "INSERT INTO exclusions (message_id, partner, considered, reason) VALUES (?1, ?2, ?3, ?4)";
 constexpr const char* lease_sql =
@@ -465,7 +496,7 @@ constexpr const char* claim_job_sql =
     "SELECT d.message_id, d.recipient, CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, "
     "d.attempts, m.sender, m.type, m.accepted_at, d.payload_is_body, "
     "CASE WHEN d.payload_is_body THEN d.payload ELSE x'' END, d.released_at, m.expires_at, "
-    "m.withdrawn_at IS NOT NULL "
+    "m.withdrawn_at IS NOT NULL, d.relies_on "
     "FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq WHERE d.rowid = ?1";
 constexpr const char* select_audit_head_sql =
     "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
@@ -625,7 +656,8 @@ constexpr const char* select_person_matches_sql =
 constexpr const char* select_held_job_sql =
     "SELECT d.message_id, d.recipient, CASE WHEN d.payload_is_body THEN m.body ELSE d.payload END, "
     "d.attempts, m.sender, m.type, m.accepted_at, d.payload_is_body, "
-    "CASE WHEN d.payload_is_body THEN d.payload ELSE x'' END, d.released_at, m.expires_at "
+    "CASE WHEN d.payload_is_body THEN d.payload ELSE x'' END, d.released_at, m.expires_at, "
+    "0, d.relies_on "
     "FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq "
     "WHERE d.message_seq = (SELECT seq FROM messages WHERE id = ?1) AND d.recipient = ?2 "
     "AND d.state = 'held'";
@@ -2149,6 +2181,7 @@ int sqlite_store::impl::write_record(accept_write& write, const std::string& acc
     }
   }
   for (const auto& plan : record.deliveries) {
+    const std::string relies_on = relies_on_column(plan.relies_on);
     statement_use use(writer_sql_->insert_delivery.get());
     std::string_view copy_state = plan.hold.empty() ? "pending" : "held";
     if (early) {
@@ -2159,7 +2192,7 @@ int sqlite_store::impl::write_record(accept_write& write, const std::string& acc
                   blob_value{early ? std::string_view() : std::string_view(plan.payload)},
                   plan.withheld.empty() ? std::string_view("[]") : std::string_view(plan.withheld),
                   now_ms, std::int64_t{plan.payload_is_body && !early ? 1 : 0}, copy_state,
-                  std::string_view(plan.hold));
+                  std::string_view(plan.hold), std::string_view(relies_on));
     if (rc == SQLITE_OK) {
       rc = use.step();
     }
@@ -2431,6 +2464,7 @@ int sqlite_store::impl::write_claim(claim_write& write, std::int64_t now_ms) {
     if (!use.column_is_null(10)) {
       job.expires_at = from_ms(use.column_int64(10));
     }
+    job.relies_on = relies_on_of(use.column_text(12));
     write.jobs.push_back(std::move(job));
   }
   // Saturating: an absurdly long lease must not overflow into the past.
@@ -3445,6 +3479,7 @@ void sqlite_store::impl::answer_held_job(const held_job_read& job) {
       if (!use.column_is_null(10)) {
         held->expires_at = from_ms(use.column_int64(10));
       }
+      held->relies_on = relies_on_of(use.column_text(12));
       rc = SQLITE_DONE;
     }
   } catch (...) {

@@ -16,7 +16,7 @@ namespace mxgw::store {
 
 /// The schema version this build creates and understands (kept in `PRAGMA user_version`).
 /// A database carrying a higher number was written by a newer mxgw and is refused at open.
-inline constexpr int sqlite_schema_version = 16;
+inline constexpr int sqlite_schema_version = 17;
 
 /// Counters of the writer thread, for tests and operators (queue depth, group-commit sizes).
 /// A "write" is one queued accept, claim, report or replay; they share the group commit.

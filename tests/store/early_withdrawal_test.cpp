@@ -269,7 +269,9 @@ TEST(SqliteEarlyWithdrawal, AWithdrawalStoredBeforeTheTableIsFoundInTheAuditChai
   }
   {
     raw_db db(dir / "store.db");
-    db.exec("DROP TABLE early_withdrawals; PRAGMA user_version = 15;");
+    db.exec(
+        "ALTER TABLE deliveries DROP COLUMN relies_on; DROP TABLE early_withdrawals; "
+        "PRAGMA user_version = 15;");
   }
   auto store = open();
   std::promise<accept_result> p;

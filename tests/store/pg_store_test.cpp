@@ -345,7 +345,9 @@ TEST_F(PgStore, AWithdrawalStoredBeforeTheTableIsFoundInTheAuditChain) {
     ASSERT_EQ(accept_now(*a, std::move(w)).outcome, accept_outcome::stored);
     a->stop();
   }
-  query("DROP TABLE early_withdrawals; UPDATE mxgw_schema SET version = 11");
+  query(
+      "ALTER TABLE deliveries DROP COLUMN relies_on; DROP TABLE early_withdrawals; "
+      "UPDATE mxgw_schema SET version = 11");
   auto a = instance();
   const accept_result o = accept_now(*a, record_for(1, {"la-mps"}));
   EXPECT_EQ(o.outcome, accept_outcome::stored);
@@ -397,6 +399,7 @@ TEST_F(PgStore, AVersion4SchemaIsMigratedToTheCurrentIndexesAndKeepsItsRows) {
   EXPECT_EQ(query(unread_indexes), "0");
   // Back to what version 4 left: both indexes there, claims indexed by (state, next_attempt_at).
   query(
+      "ALTER TABLE deliveries DROP COLUMN relies_on; "
       "DROP TABLE early_withdrawals; DROP TABLE person_keys; "
       "ALTER TABLE messages DROP COLUMN withdrawn_at; "
       "CREATE INDEX messages_by_sender ON messages (sender); "
@@ -409,7 +412,7 @@ TEST_F(PgStore, AVersion4SchemaIsMigratedToTheCurrentIndexesAndKeepsItsRows) {
       "UPDATE mxgw_schema SET version = 4");
   ASSERT_EQ(query(unread_indexes), "2");
   auto b = instance();
-  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "12");
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "13");
   EXPECT_EQ(query(unread_indexes), "0");
   // Version 7: statistical facts; the message from before has none.
   EXPECT_EQ(query("SELECT length(facts) FROM messages"), "0");

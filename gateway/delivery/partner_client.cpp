@@ -148,6 +148,9 @@ struct partner_client::impl : std::enable_shared_from_this<partner_client::impl>
 
 namespace {
 
+// The most 1xx interim responses read before an answer; more is a failure ("too-many-interim").
+constexpr int max_interim_answers = 16;
+
 // One exchange; keeps itself alive through its handlers.
 class exchange : public std::enable_shared_from_this<exchange> {
  public:
@@ -245,6 +248,11 @@ class exchange : public std::enable_shared_from_this<exchange> {
     if (ec) {
       return stale_or_fail(ec, "write");
     }
+    read_answer();
+  }
+
+  // Reads one response (interim or final) with a fresh parser, within the exchange's deadline.
+  void read_answer() {
     parser_.emplace();
     // The body's own limit applies (bounded_body); the parser's would refuse a long declared
     // length before reading anything of the body.
@@ -273,19 +281,45 @@ class exchange : public std::enable_shared_from_this<exchange> {
       result.reused = reused_;
       return done_(std::move(result));
     }
+    if (ec == asio::ssl::error::stream_truncated && parser_->is_header_done() &&
+        parser_->need_eof()) {
+      // An answer without a length ends where the connection does, and many servers close
+      // without a TLS close_notify. Only such an answer: a truncated one that declared its
+      // length (or chunks) stays a failure. The connection is not kept (keep_alive() is false).
+      parser_->put_eof(ec);
+    }
     if (ec) {
       return stale_or_fail(ec, "read");
     }
     auto& res = parser_->get();
+    const int status = static_cast<int>(res.result_int());
+    if (status / 100 == 1) {
+      // A 1xx is not the answer (RFC 9110 15.2): read on to the final one, or its bytes would
+      // answer the next request on this connection. 101 means the partner left HTTP, which we
+      // never asked for: a failure, and the connection is not kept.
+      if (status == 101) {
+        return finish_error("switching-protocols");
+      }
+      if (++interim_answers_ > max_interim_answers) {
+        return finish_error("too-many-interim");
+      }
+      return read_answer();
+    }
     post_result result;
-    result.status = static_cast<int>(res.result_int());
+    result.status = status;
     result.body = std::move(res.body().text);
     result.reused = reused_;
-    if (res.keep_alive()) {
+    if (parser_->keep_alive() && nothing_unread()) {
       lowest().expires_never();
       client_->give_back(partner_, std::move(conn_));
     }
     done_(std::move(result));
+  }
+
+  // True when no byte past the answer has arrived, neither in our buffer nor decrypted in the
+  // TLS layer: whatever is there would be read as the answer to the connection's next request.
+  bool nothing_unread() {
+    return conn_->buffer.size() == 0 && SSL_pending(conn_->stream.native_handle()) == 0;
   }
 
   // A kept-alive connection the peer had closed fails on first use: try once on a new one, as
@@ -320,6 +354,7 @@ class exchange : public std::enable_shared_from_this<exchange> {
   tcp::resolver resolver_;
   std::shared_ptr<connection> conn_;
   bool reused_ = false;
+  int interim_answers_ = 0;  // 1xx responses read so far
   bhttp::request<bhttp::string_body> request_;
   std::optional<bhttp::response_parser<bounded_body>> parser_;
   bhttp::verb method_;

@@ -65,6 +65,9 @@ class partner_client {
   /// exchange. `done` runs on the io_context. Idle connections to the same partner are reused; a
   /// reused connection found closed by the peer is replaced once, transparently. An answer whose
   /// body is longer than max_post_answer_bytes comes with its status and the body's beginning.
+  /// Interim (1xx) responses are read past to the final answer; a 101 fails with error
+  /// "switching-protocols". An answer without a length ends where the connection does, with or
+  /// without a TLS close_notify. A connection is kept only when nothing past the answer was read.
   void post(const std::string& partner, const std::string& endpoint, std::string body,
             std::string content_type, std::chrono::milliseconds timeout,
             std::function<void(post_result)> done);

@@ -178,6 +178,18 @@ std::optional<checkpoint> checkpointer::checkpoint_now() {
   return run_once(true);
 }
 
+// Raised once: later rounds return before looking (broken_), so the alarm is not repeated every
+// look_interval, and nothing is signed until the gateway is restarted.
+void checkpointer::report_broken(std::string_view reason, const std::string& finding) {
+  if (!broken_) {
+    log::write(log::level::critical,
+               {.event = "audit.chain_broken",
+                .reason = reason,
+                .detail = finding + "; no further checkpoints are signed (run mxgw audit verify)"});
+  }
+  broken_ = true;
+}
+
 // The last checkpoint in the store is where the next check of the links starts. One signed by
 // this key must verify; one by another certificate (before a renewal) is taken as it is.
 bool checkpointer::load_anchor() {
@@ -199,15 +211,8 @@ bool checkpointer::load_anchor() {
       own.add_pem(signer_.certificate_pem());
       if (!own.verify(last.signer, checkpoint_bytes(last.seq, last.hash, last.at),
                       last.signature)) {
-        if (!broken_) {
-          log::write(log::level::critical,
-                     {.event = "audit.chain_broken",
-                      .reason = "checkpoint-signature",
-                      .detail = "checkpoint at " + std::to_string(last.seq) +
-                                " does not verify with this gateway's key; no further "
-                                "checkpoints are signed (run mxgw audit verify)"});
-        }
-        broken_ = true;
+        report_broken("checkpoint-signature", "checkpoint at " + std::to_string(last.seq) +
+                                                  " does not verify with this gateway's key");
         return false;
       }
     }
@@ -230,8 +235,27 @@ std::optional<checkpoint> checkpointer::run_once(bool forced) {
     hp.set_value({std::move(head), ok});
   });
   auto [head, ok] = wait(hf);
-  if (!ok || !head || head->seq <= last_seq_) {
+  if (!ok) {
     return std::nullopt;
+  }
+  // A head behind the last checkpoint, or at it with another hash, contradicts what was signed:
+  // the tail was cut (and perhaps written again) behind the gateway's back. Signing that head
+  // would vouch for the cut, so it is the alarm instead.
+  const std::int64_t head_seq = head ? head->seq : 0;
+  if (head_seq < last_seq_) {
+    report_broken("truncated", "the chain ends at " + std::to_string(head_seq) +
+                                   " but a checkpoint vouches for " + std::to_string(last_seq_));
+    return std::nullopt;
+  }
+  if (head_seq == last_seq_ && head && head->hash != last_hash_) {
+    report_broken("checkpoint-mismatch", "checkpoint at " + std::to_string(last_seq_) +
+                                             " does not match entry " + std::to_string(last_seq_) +
+                                             ": the chain was cut and written again, or "
+                                             "the entry was changed");
+    return std::nullopt;
+  }
+  if (!head || head->seq == last_seq_) {
+    return std::nullopt;  // nothing new to vouch for
   }
   const bool due = forced ||
                    static_cast<std::uint64_t>(head->seq - last_seq_) >= options_.every_entries ||
@@ -272,13 +296,9 @@ std::optional<checkpoint> checkpointer::run_once(bool forced) {
   }
   const verify_report report = verifier.finish();
   if (!report.intact || report.head_seq != head->seq) {
-    log::write(log::level::critical,
-               {.event = "audit.chain_broken",
-                .reason = report.problem.empty() ? std::string_view("head-moved")
-                                                 : std::string_view(report.problem),
-                .detail = report.message + "; no further checkpoints are signed (run mxgw audit "
-                                           "verify)"});
-    broken_ = true;
+    report_broken(
+        report.problem.empty() ? std::string_view("head-moved") : std::string_view(report.problem),
+        report.message);
     return std::nullopt;
   }
   checkpoint c;

@@ -72,8 +72,10 @@ class checkpointer {
   void start();
 
   /// Signs the current head now unless it is already vouched for. Returns the checkpoint written,
-  /// or nullopt when there was nothing new, the entries since the last checkpoint do not link up
-  /// (logged as critical "audit.chain_broken"; nothing is signed), or the store failed.
+  /// or nullopt when there was nothing new, the store failed, or the chain contradicts the last
+  /// checkpoint: the entries since it do not link up, or the head is behind it (the tail was cut;
+  /// reason "truncated") or at it with another hash. A contradiction is logged once as critical
+  /// "audit.chain_broken", and from then on nothing is signed.
   /// Thread-safe (calls are serialised).
   std::optional<checkpoint> checkpoint_now();
 
@@ -84,6 +86,9 @@ class checkpointer {
  private:
   std::optional<checkpoint> run_once(bool forced);
   bool load_anchor();
+  /// Logs "audit.chain_broken" (critical) with `reason` (a verify_report problem code) and the
+  /// finding, the first time only, and stops all further signing.
+  void report_broken(std::string_view reason, const std::string& finding);
 
   std::shared_ptr<store::message_store> store_;
   checkpoint_signer signer_;

@@ -134,6 +134,67 @@ TEST_F(Checkpointer, NeverVouchesForEntriesAlteredSinceItsLastCheckpoint) {
   EXPECT_NE(text.find("entry 7 was altered"), std::string::npos) << text;
 }
 
+// The tail is cut behind the running gateway's back (the store stays open, as it would in a
+// running gateway): the chain now ends before its last checkpoint. That is the alarm, at once,
+// and no checkpoint is signed over the cut chain, not even once it has grown past the old end.
+TEST_F(Checkpointer, RaisesTheAlarmWhenTheTailIsCutWhileItRuns) {
+  const auto log_file = dir_ / "gateway.log";
+  log::init({log::level::info, log_file});
+  append(1, 8);
+  checkpointer cp(shared(), signer(), {});
+  ASSERT_TRUE(cp.checkpoint_now());
+  {
+    raw_db db(db_path());
+    db.exec("DROP TRIGGER IF EXISTS audit_no_delete; DELETE FROM audit WHERE seq > 5");
+  }
+  EXPECT_FALSE(cp.checkpoint_now());
+  append(6, 12);  // the gateway goes on writing from the cut end
+  EXPECT_FALSE(cp.checkpoint_now());
+  cp.stop();  // nor at shutdown
+  log::flush();
+  const auto text = mxgw::test::read_file(log_file);
+  log::init({});
+  ASSERT_EQ(checkpoints().size(), 1U);
+  EXPECT_EQ(checkpoints()[0].seq, 8);
+  const auto alarm = text.find("\"audit.chain_broken\"");
+  ASSERT_NE(alarm, std::string::npos) << text;
+  const auto line = text.substr(text.rfind('\n', alarm) + 1,
+                                text.find('\n', alarm) - text.rfind('\n', alarm) - 1);
+  EXPECT_NE(line.find("\"level\":\"critical\""), std::string::npos) << line;
+  EXPECT_NE(line.find("\"reason\":\"truncated\""), std::string::npos) << line;
+  EXPECT_NE(line.find("the chain ends at 5 but a checkpoint vouches for 8"), std::string::npos)
+      << line;
+  EXPECT_EQ(text.find("\"audit.chain_broken\"", alarm + 1), std::string::npos)
+      << "raised once: " << text;
+  // What the inspector's verify says about the same store.
+  const auto r = verify();
+  EXPECT_FALSE(r.intact);
+}
+
+// Cut and written again up to the very seq that was checkpointed, before the checkpointer
+// looked: the head has the checkpoint's seq but not its hash. Signing nothing new is not enough;
+// the contradiction is the alarm.
+TEST_F(Checkpointer, RaisesTheAlarmWhenTheCheckpointedEntryIsReplaced) {
+  const auto log_file = dir_ / "gateway.log";
+  log::init({log::level::info, log_file});
+  append(1, 8);
+  checkpointer cp(shared(), signer(), {});
+  ASSERT_TRUE(cp.checkpoint_now());
+  {
+    raw_db db(db_path());
+    db.exec("DROP TRIGGER IF EXISTS audit_no_delete; DELETE FROM audit WHERE seq > 5");
+  }
+  append(6, 8);
+  EXPECT_FALSE(cp.checkpoint_now());
+  cp.stop();
+  log::flush();
+  const auto text = mxgw::test::read_file(log_file);
+  log::init({});
+  ASSERT_EQ(checkpoints().size(), 1U);
+  EXPECT_NE(text.find("\"audit.chain_broken\""), std::string::npos) << text;
+  EXPECT_NE(text.find("\"reason\":\"checkpoint-mismatch\""), std::string::npos) << text;
+}
+
 TEST_F(Checkpointer, AKeyThatIsNotTheCertificatesIsRefused) {
   EXPECT_THROW(checkpoint_signer::load(dir_ / "gateway.pem", dir_ / "other.key"),
                std::runtime_error);

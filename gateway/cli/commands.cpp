@@ -313,9 +313,14 @@ int run_rekey(const std::filesystem::path& config_file, std::size_t batch) {
     std::cerr << "keys rekey: " << e.what() << "; nothing was changed\n";
     return 2;
   }
-  if (config.store.kind == "sqlite" && !std::filesystem::is_regular_file(config.store.path)) {
-    std::cerr << "keys rekey: there is no store at " << config.store.path.string()
-              << "; nothing was changed\n";
+  // No store, or (PostgreSQL) one newer than this build: opening would create or refuse it.
+  try {
+    if (const auto missing = missing_store_reason(config.store); !missing.empty()) {
+      std::cerr << "keys rekey: " << missing << "; nothing was changed\n";
+      return 2;
+    }
+  } catch (const std::runtime_error& e) {
+    std::cerr << "keys rekey: " << e.what() << "\n";
     return 2;
   }
   std::unique_ptr<store::message_store> store;

@@ -2,6 +2,7 @@
 #include "gateway/cli/open_store.hpp"
 
 #include "gateway/cli/gateway_instance.hpp"
+#include "gateway/store/pg_probe.hpp"
 #include "gateway/store/pg_store.hpp"
 
 #include <algorithm>
@@ -16,20 +17,29 @@
 
 namespace mxgw::cli {
 
+namespace {
+
+// The PostgreSQL options of `settings`, with the password read (never in an error text).
+store::postgres_options postgres_options_of(const config::store_settings& settings) {
+  store::postgres_options options;
+  options.dsn = settings.dsn;
+  options.schema = settings.schema;
+  options.max_batch = settings.max_batch;
+  try {
+    options.password = config::read_store_password(settings);
+  } catch (const std::runtime_error& e) {
+    throw store::store_error(std::string("the PostgreSQL password ") + e.what());
+  }
+  return options;
+}
+
+}  // namespace
+
 std::unique_ptr<store::message_store> open_configured_store(const config::store_settings& settings,
                                                             bool secure_delete) {
   try {
     if (settings.kind == "postgres") {
-      store::postgres_options options;
-      options.dsn = settings.dsn;
-      options.schema = settings.schema;
-      options.max_batch = settings.max_batch;
-      try {
-        options.password = config::read_store_password(settings);
-      } catch (const std::runtime_error& e) {
-        throw store::store_error(std::string("the PostgreSQL password ") + e.what());
-      }
-      return store::open_postgres_store(options);
+      return store::open_postgres_store(postgres_options_of(settings));
     }
     return store::open_sqlite_store({.path = settings.path,
                                      .max_batch = settings.max_batch,
@@ -109,6 +119,29 @@ std::vector<config::config_problem> problems_that_stop(
   return stopping;
 }
 
+std::string missing_store_reason(const config::store_settings& settings) {
+  if (settings.kind != "postgres") {
+    return std::filesystem::is_regular_file(settings.path)
+               ? std::string()
+               : "there is no store at " + settings.path.string();
+  }
+  store::pg_store_probe found;
+  try {
+    found = store::probe_postgres_store(postgres_options_of(settings));
+  } catch (const store::store_error& e) {
+    throw std::runtime_error(std::string("store: ") + e.what());
+  }
+  switch (found.state) {
+    case store::pg_store_state::present: return {};
+    case store::pg_store_state::unreachable:
+      // As opening the store would have failed: the store failed, not the request.
+      throw std::runtime_error("store: " + found.message);
+    case store::pg_store_state::absent:
+    case store::pg_store_state::newer: break;
+  }
+  return found.message;
+}
+
 std::shared_ptr<store::message_store> open_existing_store(
     const std::filesystem::path& file, config::gateway_config& config, const char* command,
     bool with_keys, const std::vector<std::string_view>& also_used) {
@@ -138,8 +171,10 @@ std::shared_ptr<store::message_store> open_existing_store(
       return nullptr;
     }
   }
-  if (config.store.kind == "sqlite" && !std::filesystem::is_regular_file(config.store.path)) {
-    std::cerr << command << ": there is no store at " << config.store.path.string() << "\n";
+  // Opening a store creates one when it is missing (and migrates it): a command on an existing
+  // store must not verify, count or record into a fresh empty one.
+  if (const auto missing = missing_store_reason(config.store); !missing.empty()) {
+    std::cerr << command << ": " << missing << "; nothing was read or created\n";
     return nullptr;
   }
   std::shared_ptr<store::message_store> opened = open_configured_store(config.store);

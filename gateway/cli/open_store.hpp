@@ -50,13 +50,23 @@ std::shared_ptr<store::message_store> open_configured_store_with_keys(
 std::vector<config::config_problem> problems_that_stop(
     const std::vector<config::config_problem>& problems, const std::vector<std::string_view>& used);
 
+/// Why a command on an existing store must not open the one `settings` name, or "" when it may:
+/// opening creates a missing store (and migrates an older one), so an empty store would
+/// "verify" or count nothing. SQLite: "there is no store at PATH". PostgreSQL, looked at read
+/// only first (store::probe_postgres_store): "there is no mxgw store in schema \"S\" of
+/// database \"D\" (...)", or the store's schema version is newer than this build. Creates
+/// nothing. Throws std::runtime_error prefixed "store: " when the PostgreSQL server cannot be
+/// reached or asked, the DSN is refused, or the password cannot be read (never quoting it).
+std::string missing_store_reason(const config::store_settings& settings);
+
 /// For a command on an existing gateway's store (`mxgw audit`, `queue dead|replay`, `register`,
 /// `report`): loads `file` into `config` and opens the store it names, with its keys when
 /// `with_keys`. nullptr, with the reason on standard error prefixed by `command`, before anything
-/// is read: when the configuration has problems (problems_that_stop with "/store" and `also_used`;
-/// every one is listed), a key of store.encryption cannot be loaded (`with_keys`), or the SQLite
-/// file is missing (opening it would create an empty store that "verifies" or counts nothing).
-/// Throws std::runtime_error prefixed "store: " when the store itself cannot be opened.
+/// is read or created: when the configuration has problems (problems_that_stop with "/store" and
+/// `also_used`; every one is listed), a key of store.encryption cannot be loaded (`with_keys`), or
+/// there is no such store (missing_store_reason: no SQLite file, no mxgw store in the PostgreSQL
+/// schema, or one newer than this build). Throws std::runtime_error prefixed "store: " when the
+/// store itself cannot be reached or opened.
 std::shared_ptr<store::message_store> open_existing_store(
     const std::filesystem::path& file, config::gateway_config& config, const char* command,
     bool with_keys = false, const std::vector<std::string_view>& also_used = {});

@@ -492,7 +492,9 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
 
   /// A failed step: back off (full jitter, doubling from backoff_base, at most the cap and the
   /// feed's interval), then `retry` (by default: the page the sweep stands at, from its start).
-  void fail(std::string_view reason, int status, std::function<void()> retry = {}) {
+  /// `what`, when given, says in the log line what failed and what the retry does (no content).
+  void fail(std::string_view reason, int status, std::function<void()> retry = {},
+            std::string_view what = {}) {
     ++failures_;
     poller_->count([](feed_counters& c) { ++c.errors; });
     const auto cap = std::min<std::chrono::milliseconds>(
@@ -505,7 +507,8 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
                .partner = partner(),
                .outcome = "retry",
                .reason = reason,
-               .detail = "retrying in " + std::to_string(delay.count()) + " ms",
+               .detail = (what.empty() ? std::string() : std::string(what) + "; ") +
+                         "retrying in " + std::to_string(delay.count()) + " ms",
                .status = status});
     if (!retry) {
       retry = [self = shared_from_this()] { self->resume(); };
@@ -1232,7 +1235,8 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     });
   }
 
-  /// The sweep is complete: the next starts one interval after this one started.
+  /// The sweep is complete: where the next one starts, and when this one started, are saved,
+  /// then the next starts one interval after this one started.
   void complete_sweep() {
     const auto sweep = cursor_.sweep;
     cursor_ =
@@ -1241,41 +1245,60 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
                      .last_sweep_started_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                                   sweep_started_wall_.time_since_epoch())
                                                   .count()};
-    save_cursor([self = shared_from_this(), sweep] {
-      self->poller_->count([](feed_counters& c) { ++c.sweeps; });
-      log::info({.event = "feed.sweep_completed",
-                 .partner = self->partner(),
-                 .outcome = "completed",
-                 .detail = "sweep " + std::to_string(sweep)});
-      const auto due = self->sweep_started_ + self->source_.settings.interval;
-      self->timer_.expires_at(due);
-      self->timer_.async_wait([self](auto ec) {
-        if (!ec && !self->stopping()) {
-          self->start_page();
-        }
-      });
-    });
+    save_completed(sweep);
   }
 
-  void save_cursor(std::function<void()> then) {
+  /// Saves the cursor of the completed sweep `sweep` (complete_sweep set it). A failed save is
+  /// retried after the backoff, and only the save: the next sweep waits for it and for the
+  /// interval, so a store that cannot write never makes the feed be polled early, and a restart
+  /// after the save neither reads the finished sweep again nor polls before the interval.
+  void save_completed(std::int64_t sweep) {
+    auto self = shared_from_this();
+    save_cursor(
+        [self, sweep] {
+          self->failures_ = 0;
+          self->poller_->count([](feed_counters& c) { ++c.sweeps; });
+          log::info({.event = "feed.sweep_completed",
+                     .partner = self->partner(),
+                     .outcome = "completed",
+                     .detail = "sweep " + std::to_string(sweep)});
+          const auto due = self->sweep_started_ + self->source_.settings.interval;
+          self->timer_.expires_at(due);
+          self->timer_.async_wait([self](auto ec) {
+            if (!ec && !self->stopping()) {
+              self->start_page();
+            }
+          });
+        },
+        [self, sweep] { self->save_completed(sweep); },
+        "sweep " + std::to_string(sweep) +
+            " is complete but its end could not be saved; saving it again, the next sweep "
+            "waits for the save and for interval_s");
+  }
+
+  /// Saves the cursor, then `then`. When the store cannot write: fail() with `retry` (by default
+  /// the page the sweep stands at) and `what` for its log line.
+  void save_cursor(std::function<void()> then, std::function<void()> retry = {},
+                   std::string what = {}) {
     store::state_item item{.kind = std::string(state_kind),
                            .key = key("cursor"),
                            .value = to_json(cursor_),
                            .changed_by = "feed:" + partner()};
-    poller_->store->put_state(std::move(item), std::nullopt, {},
-                              [self = shared_from_this(), then = std::move(then)](
-                                  store::put_outcome outcome, std::int64_t) mutable {
-                                asio::post(self->poller_->ioc,
-                                           [self, outcome, then = std::move(then)] {
-                                             if (self->stopping()) {
-                                               return;
-                                             }
-                                             if (outcome != store::put_outcome::applied) {
-                                               return self->fail("state-unwritable", 503);
-                                             }
-                                             then();
-                                           });
-                              });
+    poller_->store->put_state(
+        std::move(item), std::nullopt, {},
+        [self = shared_from_this(), then = std::move(then), retry = std::move(retry),
+         what = std::move(what)](store::put_outcome outcome, std::int64_t) mutable {
+          asio::post(self->poller_->ioc, [self, outcome, then = std::move(then),
+                                          retry = std::move(retry), what = std::move(what)] {
+            if (self->stopping()) {
+              return;
+            }
+            if (outcome != store::put_outcome::applied) {
+              return self->fail("state-unwritable", 503, retry, what);
+            }
+            then();
+          });
+        });
   }
 };
 

@@ -17,7 +17,7 @@ using value = rapidjson::Value;
 
 constexpr std::size_t max_errors = 100;  // a refusal lists at most this many problems
 constexpr std::size_t max_name_chars = 256;
-constexpr std::size_t max_short_chars = 256;  // locality, court, alias
+constexpr std::size_t max_short_chars = 256;  // locality, unit name, alias
 constexpr std::size_t max_detail_chars = 2000;
 constexpr std::size_t max_text_chars = 20000;
 constexpr std::size_t max_reference_chars = 128;
@@ -103,6 +103,13 @@ class decoder {
   std::vector<field_error>& errors_;
   value unmapped_{rapidjson::kObjectType};
   std::string kind_;  // the KH msg_kind, once known
+  // What says whether the message's warrant may be taken to be Cambodian (warrant_country):
+  // its msg_no is (or looks like) one the gateway wrote, so the message came through the gateway;
+  bool gateway_msg_no_ = false;
+  // it has a reply_to: it answers or updates another message, whose warrant it may carry;
+  bool answers_a_message_ = false;
+  // and the code of its from_unit, when given (a Cambodian unit's is "KH-<province>-PC").
+  std::optional<std::string_view> from_unit_code_;
 
   // --- problems -------------------------------------------------------------------------------
 
@@ -414,14 +421,17 @@ class decoder {
 
   // --- the parts of a message -----------------------------------------------------------------
 
-  void unit(const value& root, const char* name) {
+  /// Checks the unit `name` (from_unit, to_unit); its code, when there is one.
+  std::optional<std::string_view> unit(const value& root, const char* name) {
     const std::string at = std::string("/") + name;
+    std::optional<std::string_view> code;
     if (const value* u = object(root, name, "", true)) {
-      text(*u, "code", at, 64, true);
+      code = text(*u, "code", at, 64, true);
       text(*u, "name_kh", at, max_short_chars);
       text(*u, "name_en", at, max_short_chars);
       check_members(*u, at, {"code", "name_kh", "name_en"});
     }
+    return code;
   }
 
   /// One name from a `family_name_*` / `given_name_*` pair written in `script`.
@@ -764,9 +774,16 @@ class decoder {
       if (auto number = text(*w, "no", at, max_reference_chars)) {
         put_str(warrant, "number", *number);
       }
-      put_str(warrant, "issuingCountry", "KH");
-      if (auto court = text(*w, "court", at, max_short_chars)) {
-        put_str(warrant, "issuingAuthority", *court);
+      std::optional<court_reading> court;
+      if (auto raw = text(*w, "court", at, max_court_chars)) {
+        court = read_court(*raw);
+      }
+      const auto country = warrant_country(court, at);
+      if (country) {
+        put_str(warrant, "issuingCountry", *country);
+      }
+      if (court && !court->authority.empty()) {
+        put_str(warrant, "issuingAuthority", court->authority);
       }
       if (auto issued = date(*w, "issued", at)) {
         put_str(warrant, "issued", *issued);
@@ -777,7 +794,8 @@ class decoder {
       value charges(rapidjson::kArrayType);
       if (const value* offences = array(*w, "offences", at, 50, true)) {
         for (rapidjson::SizeType i = 0; i < offences->Size(); ++i) {
-          if (auto charge_value = charge((*offences)[i], at + "/offences/" + std::to_string(i))) {
+          if (auto charge_value =
+                  charge((*offences)[i], at + "/offences/" + std::to_string(i), country)) {
             charges.PushBack(*charge_value, a_);
           }
         }
@@ -814,7 +832,71 @@ class decoder {
     return body;
   }
 
-  std::optional<value> charge(const value& offence, const std::string& at) {
+  /// The warrant's issuing country, which KH-CNP has no field for (docs/adapters/kh-cnp.md,
+  /// choice 6). The country its `court` names ("... (issuing country: VNM)"), else Cambodia for a
+  /// commissariat's own message: a Cambodian unit's message under its own msg_no carries its
+  /// courts' warrants. Anything else would be a guess, so nullopt with an error at the warrant
+  /// when the message came through the gateway (a msg_no the gateway wrote), answers another
+  /// message (reply_to: the warrant may be that message's, e.g. a Vietnamese one the gateway
+  /// sent), or is not from a Cambodian unit; and at the court when it names an unknown country,
+  /// more than one, or not at its end.
+  std::optional<std::string> warrant_country(const std::optional<court_reading>& court,
+                                             const std::string& at) {
+    static constexpr const char* say_it =
+        "; the court names the issuing country at its end: '(issuing country: <alpha-3>)', "
+        "e.g. '(issuing country: KHM)' for a Cambodian court's warrant";
+    if (court && (court->misplaced || court->countries.size() > 1)) {
+      if (court->countries.size() > 1) {
+        std::string named;
+        for (const auto code : court->countries) {
+          named += (named.empty() ? "" : ", ") + quoted_value(code, 16);
+        }
+        fail(at + "/court", "names more than one issuing country (" + named +
+                                "): which country issued the warrant cannot be told");
+      } else {
+        fail(at + "/court",
+             "names its issuing country other than at its end as '(issuing country: "
+             "<alpha-3>)'");
+      }
+      return std::nullopt;
+    }
+    if (court && court->countries.size() == 1) {
+      const std::string_view code = court->countries.front();
+      auto country = tables_.country_from_alpha3(code);
+      if (!country) {
+        // Never carried in `unmapped`: the canonical warrant cannot be without its country.
+        fail(at + "/court", "unknown code " + quoted_value(code, 16) +
+                                " (table country): the issuing country is named by its ISO "
+                                "3166-1 alpha-3 code");
+      }
+      return country;
+    }
+    if (gateway_msg_no_) {
+      fail(at, std::string("has no issuing country: KH-CNP has no field for it, and this msg_no "
+                           "is one the gateway wrote, so the warrant came from another partner "
+                           "through the gateway and is not taken to be Cambodian") +
+                   say_it);
+      return std::nullopt;
+    }
+    if (answers_a_message_) {
+      fail(at, std::string("has no issuing country: this message answers another (reply_to), "
+                           "whose warrant may be another country's, so it is not taken to be "
+                           "Cambodian") +
+                   say_it);
+      return std::nullopt;
+    }
+    if (from_unit_code_ &&
+        !(from_unit_code_->size() > 3 && lower(from_unit_code_->substr(0, 3)) == "kh-")) {
+      fail(at, std::string("has no issuing country: from_unit is not a Cambodian unit "
+                           "(KH-<province>-PC), so the warrant is not taken to be Cambodian") +
+                   say_it);
+      return std::nullopt;
+    }
+    return "KH";
+  }
+
+  std::optional<value> charge(const value& offence, const std::string& at,
+                              const std::optional<std::string>& country) {
     if (!offence.IsObject()) {
       fail(at, "must be an object");
       return std::nullopt;
@@ -832,9 +914,9 @@ class decoder {
       fail(at, "needs text_kh, text_en or code");
       return std::nullopt;
     }
-    if (code) {
+    if (code && country) {  // the statute is the issuing country's law
       value statute(rapidjson::kObjectType);
-      put_str(statute, "jurisdiction", "KH");
+      put_str(statute, "jurisdiction", *country);
       put_str(statute, "code", *code);
       put(c, "statute", std::move(statute));
     }
@@ -1033,8 +1115,13 @@ void decoder::run(const value& root) {
       unknown_code("/msg_kind", *get(root, "msg_kind"), "KH-CNP msg_kind", true);
     }
   }
+  if (msg_no) {
+    // A msg_no the gateway wrote ("<ref>/<id>", or the id): the message came through the gateway
+    // from another partner, so its warrant is not taken to be Cambodian (warrant_country).
+    gateway_msg_no_ = read_answered_reference(*msg_no).kind != reference_kind::foreign;
+  }
   const auto created = utc_time(root, "sent_at", "");
-  unit(root, "from_unit");
+  from_unit_code_ = unit(root, "from_unit");
   unit(root, "to_unit");
   std::optional<std::string> confidentiality;
   if (auto marking = text(root, "classification", "", 64, true)) {
@@ -1053,6 +1140,7 @@ void decoder::run(const value& root) {
   std::optional<std::string> case_ref;
   const bool needs_reply_to = kind_ == "VERIFY_REPLY" || kind_ == "RECEIPT";
   if (auto reply_to = text(root, "reply_to", "", max_reference_chars, needs_reply_to)) {
+    answers_a_message_ = true;
     const auto answered = read_answered_reference(*reply_to);
     if (answered.kind == reference_kind::gateway_message) {
       in_reply_to = answered.id;

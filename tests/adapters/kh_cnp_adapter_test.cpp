@@ -560,6 +560,222 @@ TEST_F(KhCnp, AWantedPersonFromCambodiaIsNotTurnedIntoALaoArrestRequest) {
   }
 }
 
+// --- a warrant's issuing country -----------------------------------------------------------------
+// KH-CNP has no field for it (choice 6): the court names it, "... (issuing country: VNM)"; without
+// that only a Cambodian unit's own message is taken to carry a Cambodian warrant.
+
+/// Words a refusal about a warrant must not repeat: the person, the numbers, the court.
+constexpr std::string_view warrant_personal_data[] = {
+    "SOK", "VICHET",          "សុខ",      "190233871", "STG/W/2026/118", "Stung Treng", "Trần",
+    "Mẫu", "EXAMPLE-LB-0001", "Gia Lai", "1988",      "1990",           "STG-2026",    "VN30-2026"};
+
+/// `result` is a refusal with no message and exactly one error, at `pointer`, saying `words`,
+/// that repeats none of the personal data or free text of the message.
+void expect_only_refusal(const decode_result& result, std::string_view pointer,
+                         std::string_view words) {
+  EXPECT_EQ(result.status, 422);
+  EXPECT_TRUE(result.message.IsNull()) << "nothing half-translated";
+  ASSERT_EQ(result.errors.size(), 1u) << describe(result.errors);
+  EXPECT_EQ(result.errors[0].pointer, pointer) << describe(result.errors);
+  EXPECT_NE(result.errors[0].reason.find(words), std::string::npos) << result.errors[0].reason;
+  for (const auto personal : warrant_personal_data) {
+    EXPECT_EQ(result.errors[0].reason.find(personal), std::string::npos) << result.errors[0].reason;
+  }
+}
+
+TEST_F(KhCnp, AForeignWarrantThatCameThroughTheGatewayIsNotMadeCambodian) {
+  const auto original = example("person.wanted");
+  const auto& sent_warrant = original["body"]["warrants"][0];
+  ASSERT_EQ(json::get_string(sent_warrant, "issuingCountry"), "VN");
+  adapter_context out = ctx("vn-gialai");
+  out.recipient = "kh-stungtreng";
+  const auto sent = kh()->encode(original, out);
+  ASSERT_EQ(sent.status, 0) << describe(sent.errors);
+  auto kh_doc = parse(sent.bytes);
+  EXPECT_EQ(json::get_string(kh_doc["warrant"], "court"),
+            "Cơ quan Cảnh sát điều tra Công an tỉnh Gia Lai (issuing country: VNM)")
+      << "a Vietnamese warrant in a Cambodian format says it is Vietnamese";
+
+  // Returned by the commissariat under the msg_no it received: Vietnamese, as it was sent.
+  const auto back = decode(kh_doc, ctx("kh-stungtreng"));
+  ASSERT_EQ(back.status, 0) << describe(back.errors);
+  const auto& w = back.message["body"]["warrants"][0];
+  EXPECT_EQ(json::get_string(w, "issuingCountry"), "VN");
+  EXPECT_EQ(json::get_string(w, "issuingAuthority"),
+            json::get_string(sent_warrant, "issuingAuthority"));
+  EXPECT_EQ(json::get_string(w["charges"][0]["statute"], "jurisdiction"), "VN");
+  EXPECT_EQ(json::get_string(w["charges"][0]["statute"], "code"), "BLHS-2015 art. 150");
+  EXPECT_EQ(check(back.message, "kh-stungtreng").status, 0);
+
+  // As the gateway wrote it before it named the country (the court alone), under the msg_no the
+  // gateway wrote, or its id alone: refused at the warrant, never Cambodian, carried or not.
+  const std::string authority(json::get_string(sent_warrant, "issuingAuthority"));
+  rapidjson::Pointer("/warrant/court").Set(kh_doc, authority.c_str());
+  for (const char* msg_no : {"VN30-2026-000462/9a7c2d54-1e3f-4b8a-8f20-6c4d1b9e0a33",
+                             "9A7C2D54-1E3F-4B8A-8F20-6C4D1B9E0A33"}) {
+    rapidjson::Pointer("/msg_no").Set(kh_doc, msg_no);
+    for (const bool carry : {false, true}) {
+      SCOPED_TRACE(std::string(msg_no) + (carry ? " (carry)" : ""));
+      const auto refused = decode(kh_doc, ctx("kh-stungtreng", carry));
+      expect_only_refusal(refused, "/warrant", "has no issuing country");
+      EXPECT_TRUE(has_error(refused.errors, "/warrant", "msg_no is one the gateway wrote"));
+      EXPECT_TRUE(has_error(refused.errors, "/warrant", "'(issuing country: KHM)'"))
+          << "the error says how a warrant names its country";
+    }
+  }
+}
+
+TEST_F(KhCnp, AWarrantInAnAnswerIsNotTakenToBeCambodian) {
+  // Stung Treng's wanted message, sent as an update of the Vietnamese notice the gateway sent it
+  // (reply_to), or of one it knows by Gia Lai's own number: the warrant may be Vietnam's.
+  for (const char* reply_to :
+       {"VN30-2026-000462/9a7c2d54-1e3f-4b8a-8f20-6c4d1b9e0a33", "VN30-2026-000462"}) {
+    SCOPED_TRACE(reply_to);
+    auto doc = golden("wanted-person.kh.json");
+    rapidjson::Pointer("/reply_to").Set(doc, reply_to);
+    for (const bool carry : {false, true}) {
+      const auto refused = decode(doc, ctx("kh-stungtreng", carry));
+      expect_only_refusal(refused, "/warrant", "answers another (reply_to)");
+    }
+    // The court says whose warrant it is: the answer is taken, with that country.
+    rapidjson::Pointer("/warrant/court")
+        .Set(doc, "Gia Lai Provincial People's Court (issuing country: VNM)");
+    auto vietnamese = decode(doc, ctx("kh-stungtreng"));
+    ASSERT_EQ(vietnamese.status, 0) << describe(vietnamese.errors);
+    const auto& w = vietnamese.message["body"]["warrants"][0];
+    EXPECT_EQ(json::get_string(w, "issuingCountry"), "VN");
+    EXPECT_EQ(json::get_string(w, "issuingAuthority"), "Gia Lai Provincial People's Court");
+    EXPECT_EQ(json::get_string(w["charges"][0]["statute"], "jurisdiction"), "VN");
+    EXPECT_EQ(check(vietnamese.message, "kh-stungtreng").status, 0);
+    rapidjson::Pointer("/warrant/court")
+        .Set(doc, "Stung Treng Provincial Court (issuing country: KHM)");
+    auto cambodian = decode(doc, ctx("kh-stungtreng"));
+    ASSERT_EQ(cambodian.status, 0) << describe(cambodian.errors);
+    EXPECT_EQ(cambodian.message["body"]["warrants"],
+              golden("wanted-person.expected.json")["body"]["warrants"])
+        << json::to_string(cambodian.message["body"]["warrants"]);
+  }
+}
+
+TEST_F(KhCnp, TheCourtSaysWhichCountryIssuedTheWarrant) {
+  // Stung Treng passing on a Thai warrant under its own msg_no: the message says it is Thai.
+  auto doc = golden("wanted-person.kh.json");
+  rapidjson::Pointer("/warrant/court")
+      .Set(doc, "Ubon Ratchathani Provincial Court  (Issuing Country:  tha )");
+  auto thai = decode(doc, ctx("kh-stungtreng"));
+  ASSERT_EQ(thai.status, 0) << describe(thai.errors);
+  const auto& w = thai.message["body"]["warrants"][0];
+  EXPECT_EQ(json::get_string(w, "issuingCountry"), "TH");
+  EXPECT_EQ(json::get_string(w, "issuingAuthority"), "Ubon Ratchathani Provincial Court");
+  EXPECT_EQ(json::get_string(w["charges"][0]["statute"], "jurisdiction"), "TH");
+  EXPECT_EQ(check(thai.message, "kh-stungtreng").status, 0);
+
+  // The country alone, without a court.
+  rapidjson::Pointer("/warrant/court").Set(doc, "(issuing country: LAO)");
+  auto lao = decode(doc, ctx("kh-stungtreng"));
+  ASSERT_EQ(lao.status, 0) << describe(lao.errors);
+  EXPECT_EQ(json::get_string(lao.message["body"]["warrants"][0], "issuingCountry"), "LA");
+  EXPECT_FALSE(lao.message["body"]["warrants"][0].HasMember("issuingAuthority"));
+
+  // Sent by a unit that is not Cambodian, a warrant that does not say its country is refused.
+  auto from_vietnam = golden("wanted-person.kh.json");
+  rapidjson::Pointer("/from_unit/code").Set(from_vietnam, "VN-30-CA");
+  expect_only_refusal(decode(from_vietnam, ctx("kh-stungtreng")), "/warrant",
+                      "from_unit is not a Cambodian unit");
+  rapidjson::Pointer("/warrant/court").Set(from_vietnam, "(issuing country: VNM)");
+  auto said = decode(from_vietnam, ctx("kh-stungtreng"));
+  ASSERT_EQ(said.status, 0) << describe(said.errors);
+  EXPECT_EQ(json::get_string(said.message["body"]["warrants"][0], "issuingCountry"), "VN");
+
+  // A Cambodian unit's own warrant without a mark is Cambodian (the golden example), whatever
+  // the case of its unit code.
+  auto lower_case_unit = golden("wanted-person.kh.json");
+  rapidjson::Pointer("/from_unit/code").Set(lower_case_unit, "kh-19-pc");
+  auto own = decode(lower_case_unit, ctx("kh-stungtreng"));
+  ASSERT_EQ(own.status, 0) << describe(own.errors);
+  EXPECT_EQ(json::get_string(own.message["body"]["warrants"][0], "issuingCountry"), "KH");
+}
+
+TEST_F(KhCnp, AnUnknownOrContradictoryIssuingCountryIsRefused) {
+  struct bad_court {
+    const char* court;
+    const char* words;
+  };
+  const bad_court cases[] = {
+      {"Stung Treng Provincial Court (issuing country: XYZ)", "unknown code 'XYZ' (table country)"},
+      {"Stung Treng Provincial Court (issuing country: KH)", "unknown code 'KH' (table country)"},
+      {"Stung Treng Provincial Court (issuing country: )", "unknown code '' (table country)"},
+      {"Stung Treng Provincial Court (issuing country: KHM) (issuing country: VNM)",
+       "names more than one issuing country ('KHM', 'VNM')"},
+      {"(issuing country: VNM) Stung Treng Provincial Court", "other than at its end"},
+      {"Stung Treng Provincial Court (issuing country: VNM", "other than at its end"},
+  };
+  for (const auto& c : cases) {
+    for (const bool carry : {false, true}) {
+      SCOPED_TRACE(std::string(c.court) + (carry ? " (carry)" : ""));
+      auto doc = golden("wanted-person.kh.json");
+      rapidjson::Pointer("/warrant/court").Set(doc, c.court);
+      // The issuing country is never carried in `unmapped` with another one made up beside it.
+      expect_only_refusal(decode(doc, ctx("kh-stungtreng", carry)), "/warrant/court", c.words);
+    }
+  }
+}
+
+TEST_F(KhCnp, AWarrantGoesOutNamingTheCountryThatIssuedIt) {
+  adapter_context out = ctx("kh-stungtreng");
+  out.recipient = "kh-ratanakiri";
+  // A Cambodian warrant says so too: the court is the one place the format has for it.
+  const auto cambodian = decode(golden("wanted-person.kh.json"), ctx("kh-stungtreng"));
+  ASSERT_EQ(cambodian.status, 0) << describe(cambodian.errors);
+  const auto sent = kh()->encode(cambodian.message, out);
+  ASSERT_EQ(sent.status, 0) << describe(sent.errors);
+  EXPECT_EQ(json::get_string(parse(sent.bytes)["warrant"], "court"),
+            "Stung Treng Provincial Court (issuing country: KHM)");
+
+  // Without an authority, the country alone; it comes back without an authority.
+  auto m = example("person.wanted");
+  rapidjson::Pointer("/body/warrants/0/issuingAuthority").Erase(m);
+  const auto bare = kh()->encode(m, out);
+  ASSERT_EQ(bare.status, 0) << describe(bare.errors);
+  EXPECT_EQ(json::get_string(parse(bare.bytes)["warrant"], "court"), "(issuing country: VNM)");
+  const auto back = kh()->decode(bare.bytes, ctx("vn-gialai"));
+  ASSERT_EQ(back.status, 0) << describe(back.errors);
+  EXPECT_EQ(json::get_string(back.message["body"]["warrants"][0], "issuingCountry"), "VN");
+  EXPECT_FALSE(back.message["body"]["warrants"][0].HasMember("issuingAuthority"));
+
+  // What would make the country unsayable is refused, naming the canonical field.
+  struct refusal {
+    const char* pointer;
+    const char* value;
+    const char* at;
+  };
+  const std::string long_authority(240, 'A');
+  const refusal cases[] = {
+      {"/body/warrants/0/issuingCountry", "ZZ", "/body/warrants/0/issuingCountry"},
+      {"/body/warrants/0/issuingAuthority", "Tòa án tỉnh Gia Lai (issuing country: KHM)",
+       "/body/warrants/0/issuingAuthority"},
+      {"/body/warrants/0/issuingAuthority", long_authority.c_str(),
+       "/body/warrants/0/issuingAuthority"},
+  };
+  for (const auto& r : cases) {
+    SCOPED_TRACE(r.pointer + std::string(" = ") + r.value);
+    auto bad = example("person.wanted");
+    rapidjson::Pointer(r.pointer).Set(bad, r.value);
+    const auto refused = kh()->encode(bad, out);
+    EXPECT_EQ(refused.status, 422);
+    EXPECT_TRUE(refused.bytes.empty());
+    ASSERT_EQ(refused.errors.size(), 1u) << describe(refused.errors);
+    EXPECT_EQ(refused.errors[0].pointer, r.at);
+  }
+  // A further warrant is dropped as before; the first one's country is what is said.
+  auto two = example("person.wanted");
+  rapidjson::Value second(two["body"]["warrants"][0], two.GetAllocator());
+  second["issuingCountry"] = "KH";
+  two["body"]["warrants"].PushBack(second, two.GetAllocator());
+  EXPECT_EQ(json::get_string(parse(kh()->encode(two, out).bytes)["warrant"], "court"),
+            "Cơ quan Cảnh sát điều tra Công an tỉnh Gia Lai (issuing country: VNM)");
+}
+
 TEST_F(KhCnp, VerificationRequestTakesItsPurposeFromTheFirstQuestion) {
   const auto doc = kh_message("VERIFY_REQUEST", std::string(subject_json) + R"(,
       "questions": ["ADDRESS", "FAMILY_TRACING"],

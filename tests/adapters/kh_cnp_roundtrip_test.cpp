@@ -487,7 +487,10 @@ class kh_projection {
     if (w.HasMember("number")) {
       warrant.AddMember("number", copy(w["number"]), a_);
     }
-    put(warrant, "issuingCountry", "KH");
+    // KH-CNP has no field for the country: the court names it, "... (issuing country: VNM)",
+    // and it comes back as sent, never made Cambodian; the charges' statutes come back under it.
+    const auto country = json::get_string(w, "issuingCountry");
+    put(warrant, "issuingCountry", country);
     for (const char* member : {"issuingAuthority", "issued", "expires"}) {
       if (w.HasMember(member)) {
         warrant.AddMember(rapidjson::StringRef(member), copy(w[member]), a_);
@@ -504,7 +507,7 @@ class kh_projection {
       }
       if (!code.empty()) {
         value statute(rapidjson::kObjectType);
-        put(statute, "jurisdiction", "KH");
+        put(statute, "jurisdiction", country);
         put(statute, "code", code);
         charge.AddMember("statute", statute, a_);
       }
@@ -1141,7 +1144,7 @@ class message_generator {
       if (coin(80)) {
         put(w, "number", "W/" + std::to_string(pick(1000)));
       }
-      put(w, "issuingCountry", one({"VN", "KH"}));
+      put(w, "issuingCountry", note("issuingCountry", one({"VN", "KH", "LA", "TH"})));
       if (coin(70)) {
         put(w, "issuingAuthority", one({"Stung Treng Provincial Court", "Tòa án tỉnh Gia Lai"}));
       }
@@ -1391,7 +1394,7 @@ TEST_F(KhCnpRoundTrip, GeneratedMessagesKeepEveryFieldKhCanCarry) {
       {"result", 4},        {"purpose", 4},         {"urgency", 3},       {"reporterType", 5},
       {"sex", 4},           {"needs", 6},           {"receiptStatus", 2}, {"confidentiality", 3},
       {"leap", 4},          {"offset", 4},          {"warnings", 3},      {"province", 25},
-      {"alias", 7},         {"requestedAction", 4}, {"receiptNote", 2}};
+      {"alias", 7},         {"requestedAction", 4}, {"receiptNote", 2},   {"issuingCountry", 4}};
   for (const auto& [field, size] : expected_coverage) {
     EXPECT_EQ(generator.coverage[field].size(), size) << field;
   }

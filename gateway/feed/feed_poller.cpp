@@ -289,13 +289,23 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
   void start() {
     poller_->store->list_state(
         std::string(state_kind), 0,
-        [self = shared_from_this()](std::vector<store::state_item> items, bool ok) {
+        [self = shared_from_this(), loop = keep_loop()](std::vector<store::state_item> items,
+                                                        bool ok) {
           asio::post(self->poller_->ioc,
                      [self, items = std::move(items), ok] { self->on_state(items, ok); });
         });
   }
 
   void stop() { timer_.cancel(); }
+
+  /// Held by each callback that comes from another thread (the store's, the accept path's) until
+  /// it has posted its continuation back here: until then the io_context has work, so stop()
+  /// waits for the answer. Without it the loop could run out of work and end first, and the
+  /// continuation, posted into an io_context that no longer runs, would hold this run, and
+  /// through it the poller and that io_context, for ever.
+  asio::executor_work_guard<asio::io_context::executor_type> keep_loop() {
+    return asio::make_work_guard(poller_->ioc);
+  }
 
  private:
   std::shared_ptr<feed_poller::impl> poller_;
@@ -776,10 +786,10 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
       then = [self = shared_from_this()] { self->advance(); };
     }
     auto self = shared_from_this();
-    poller_->store->find(id, [self, next = std::move(next), canonical = std::move(canonical),
-                              type = std::move(type), only_to = std::move(only_to), id,
-                              then = std::move(then)](std::optional<store::message_status> found,
-                                                      bool ok) mutable {
+    poller_->store->find(id, [self, loop = keep_loop(), next = std::move(next),
+                              canonical = std::move(canonical), type = std::move(type),
+                              only_to = std::move(only_to), id, then = std::move(then)](
+                                 std::optional<store::message_status> found, bool ok) mutable {
       asio::post(self->poller_->ioc, [self, found = std::move(found), ok, next = std::move(next),
                                       canonical = std::move(canonical), type = std::move(type),
                                       only_to = std::move(only_to), id,
@@ -795,7 +805,8 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
         }
         self->poller_->accept(
             self->partner(), std::move(canonical), std::move(only_to),
-            [self, next = std::move(next), id, type, then = std::move(then)](int status) mutable {
+            [self, loop = self->keep_loop(), next = std::move(next), id, type,
+             then = std::move(then)](int status) mutable {
               asio::post(self->poller_->ioc, [self, status, next = std::move(next), id, type,
                                               then = std::move(then)]() mutable {
                 if (self->stopping()) {
@@ -847,8 +858,8 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
                            .changed_by = "feed:" + partner()};
     poller_->store->put_state(
         std::move(item), std::nullopt, {},
-        [self = shared_from_this(), k, next = std::move(next), then = std::move(then)](
-            store::put_outcome outcome, std::int64_t) mutable {
+        [self = shared_from_this(), loop = keep_loop(), k, next = std::move(next),
+         then = std::move(then)](store::put_outcome outcome, std::int64_t) mutable {
           asio::post(self->poller_->ioc,
                      [self, outcome, k, next = std::move(next), then = std::move(then)]() mutable {
                        if (self->stopping()) {
@@ -893,8 +904,8 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
                           std::function<void()> then) {
     if (index < n.messages.size()) {
       const std::string id = n.messages[index];
-      poller_->store->find(id, [self = shared_from_this(), n = std::move(n), index,
-                                recipients = std::move(recipients), then = std::move(then)](
+      poller_->store->find(id, [self = shared_from_this(), loop = keep_loop(), n = std::move(n),
+                                index, recipients = std::move(recipients), then = std::move(then)](
                                    std::optional<store::message_status> found, bool ok) mutable {
         asio::post(self->poller_->ioc, [self, n = std::move(n), index, ok, found = std::move(found),
                                         recipients = std::move(recipients),
@@ -1286,7 +1297,8 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
                            .changed_by = "feed:" + partner()};
     poller_->store->put_state(
         std::move(item), std::nullopt, {},
-        [self = shared_from_this(), then = std::move(then), retry = std::move(retry),
+        [self = shared_from_this(), loop = keep_loop(), then = std::move(then),
+         retry = std::move(retry),
          what = std::move(what)](store::put_outcome outcome, std::int64_t) mutable {
           asio::post(self->poller_->ioc, [self, outcome, then = std::move(then),
                                           retry = std::move(retry), what = std::move(what)] {

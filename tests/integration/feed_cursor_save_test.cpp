@@ -129,7 +129,36 @@ class failing_cursor_store final : public message_store {
   }
   void read_checkpoints(checkpoints_handler h) override { inner_->read_checkpoints(std::move(h)); }
   void list_state(std::string k, std::int64_t a, state_handler h) override {
+    {
+      std::lock_guard lock(held_mutex_);
+      if (hold_state_reads) {
+        held_.emplace_back([this, k = std::move(k), a, h = std::move(h)]() mutable {
+          inner_->list_state(std::move(k), a, [this, h = std::move(h)](auto items, bool ok) {
+            h(std::move(items), ok);
+            held_answered.fetch_add(1);
+          });
+        });
+        held_reads.fetch_add(1);
+        return;
+      }
+    }
     inner_->list_state(std::move(k), a, std::move(h));
+  }
+
+  /// While set, reads of the feed's state wait until release_held_reads(), as a busy store's do.
+  bool hold_state_reads = false;
+  std::atomic<int> held_reads{0};     ///< reads held back so far
+  std::atomic<int> held_answered{0};  ///< of those, answered after their release
+
+  void release_held_reads() {
+    std::vector<std::function<void()>> reads;
+    {
+      std::lock_guard lock(held_mutex_);
+      reads.swap(held_);
+    }
+    for (auto& read : reads) {
+      read();
+    }
   }
   void on_deliveries_due(std::function<void()> c) override {
     inner_->on_deliveries_due(std::move(c));
@@ -151,6 +180,8 @@ class failing_cursor_store final : public message_store {
   std::shared_ptr<message_store> inner_;
   std::int64_t sweep_;
   std::atomic<int> failures_left_;
+  std::mutex held_mutex_;
+  std::vector<std::function<void()>> held_;
 };
 
 class FeedCursorSave : public ::testing::Test {
@@ -237,8 +268,9 @@ class FeedCursorSave : public ::testing::Test {
     const auto* feed = partners_->find(feed_partner);
     ASSERT_NE(feed, nullptr);
     ASSERT_TRUE(feed->feed.has_value());
-    auto accept = [this](std::string sender, std::string canonical,
-                         std::optional<std::vector<std::string>> only_to, feed::accept_done done) {
+    auto accept = [this, held = poller_held_](std::string sender, std::string canonical,
+                                              std::optional<std::vector<std::string>> only_to,
+                                              feed::accept_done done) {
       rapidjson::Document doc;
       doc.Parse(canonical.c_str(), canonical.size());
       {
@@ -325,6 +357,9 @@ class FeedCursorSave : public ::testing::Test {
   std::unique_ptr<feed::feed_poller> poller_;
   std::mutex accepted_mutex_;
   std::map<std::string, int> accepted_;  ///< canonical id -> times handed to the accept path
+  /// Held by every poller's accept function: while another owner has it, something still holds
+  /// a poller's state.
+  std::shared_ptr<int> poller_held_ = std::make_shared<int>(0);
 };
 
 TEST_F(FeedCursorSave, AFailedSaveAtASweepsEndIsRetriedAndTheNextSweepWaitsForTheInterval) {
@@ -376,6 +411,31 @@ TEST_F(FeedCursorSave, AFailedSaveAtASweepsEndIsRetriedAndTheNextSweepWaitsForTh
   EXPECT_EQ(list_requests(), lists);
   EXPECT_EQ(poller_->counters().sent, 0u);
   EXPECT_EQ(accepted().size(), all_notices);
+}
+
+TEST_F(FeedCursorSave, APollerStoppedWhileTheStoreReadsItsStateLeavesNothingBehind) {
+  // The poller starts by reading its saved state; the store answers from its own thread, here
+  // only after the poller was told to stop. The stop waits for that answer; a poller whose loop
+  // had ended first would have the answer posted into an io_context that no longer runs, where
+  // it would hold the poller's state, and that io_context, for ever.
+  store_->hold_state_reads = true;
+  ASSERT_NO_FATAL_FAILURE(start_poller());
+  for (int i = 0; i < 300 && store_->held_reads.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(store_->held_reads.load(), 1);
+  std::thread store_thread([this] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    store_->release_held_reads();
+  });
+  poller_.reset();  // stops it
+  store_thread.join();
+  for (int i = 0; i < 300 && store_->held_answered.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(store_->held_answered.load(), 1);
+  EXPECT_EQ(poller_held_.use_count(), 1) << "the stopped poller's state outlived it";
+  EXPECT_EQ(list_requests(), 0u);  // stopped before it read its state: it asked the feed nothing
 }
 
 }  // namespace

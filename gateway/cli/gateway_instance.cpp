@@ -264,7 +264,8 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
           .timeout = p->delivery.timeout,
           .limits = {p->delivery.max_attempts, p->delivery.max_age, p->delivery.backoff_base,
                      p->delivery.backoff_cap},
-          .concurrency = static_cast<std::size_t>(std::max(1, p->delivery.concurrency))};
+          .concurrency = static_cast<std::size_t>(std::max(1, p->delivery.concurrency)),
+          .agreements = p->agreements};
     };
     parts_->delivery = std::make_unique<delivery::delivery_service>(delivery_options, parts_->store,
                                                                     std::move(lookup));

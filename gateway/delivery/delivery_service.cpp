@@ -34,7 +34,19 @@ struct audit_outcome {
   std::string error;  // empty, or a code: "http-503", "timeout", "circuit-open", ...
   int status = 0;     // the recipient's HTTP status, 0 when there was none
   std::string limit;  // "retry-limits-reached" when that made it dead
+  std::string agreement;  // the agreement the copy relies on and its recipient no longer holds
 };
+
+// The first agreement the copy relies on that the recipient does not hold now; empty: none.
+std::string missing_agreement(const store::delivery_job& job, const recipient_info& info) {
+  for (const auto& needed : job.relies_on) {
+    if (std::find(info.agreements.begin(), info.agreements.end(), needed) ==
+        info.agreements.end()) {
+      return needed;
+    }
+  }
+  return {};
+}
 
 }  // namespace
 
@@ -159,6 +171,22 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     if (!info || info->endpoint.empty()) {
       // The recipient was removed or lost its endpoint after routing: an operator must act.
       finish(std::move(job), store::attempt_result::dead, {}, "recipient-not-deliverable", {});
+      return;
+    }
+    if (const auto missing = missing_agreement(job, *info); !missing.empty()) {
+      // The copy was rendered for a holder of an agreement (victim data left in it) and the
+      // recipient no longer holds it: the copy is not sent, and a replay or a release meets the
+      // same check. The log and the audit name the agreement, never what the copy holds.
+      log::warn({.event = "delivery.attempt",
+                 .message_id = job.message_id,
+                 .partner = job.recipient,
+                 .message_type = job.type,
+                 .outcome = "dead",
+                 .reason = "agreement-withdrawn"});
+      audit_outcome outcome{"agreement-withdrawn", 0, "agreement-withdrawn"};
+      outcome.agreement = missing;
+      finish(std::move(job), store::attempt_result::dead, {}, "agreement-withdrawn", {}, true,
+             std::move(outcome));
       return;
     }
     if (!breakers.allow(job.recipient)) {
@@ -317,6 +345,9 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     }
     if (!outcome.limit.empty()) {
       record.details.emplace_back("limit", outcome.limit);
+    }
+    if (!outcome.agreement.empty()) {
+      record.details.emplace_back("agreement", outcome.agreement);
     }
     if (result == store::attempt_result::retry) {
       record.details.emplace_back("nextAttemptAt", format_rfc3339_ms(next));

@@ -31,6 +31,9 @@ struct recipient_info {
   std::chrono::milliseconds timeout{10000};
   retry_limits limits;
   std::size_t concurrency = 4;
+  /// The data-sharing agreements the recipient holds now (identity::partner::agreements). A copy
+  /// that relies on one it no longer holds (store::delivery_job::relies_on) is not sent.
+  std::vector<std::string> agreements;
 };
 
 struct delivery_options {

@@ -10,6 +10,7 @@
 #include <future>
 #include <regex>
 #include <thread>
+#include <tuple>
 
 #include "gateway/delivery/delivery_service.hpp"
 #include "gateway/identity/peer_identity.hpp"
@@ -369,6 +370,83 @@ TEST_F(Delivery, ACopyPastItsMessagesExpiryIsNeverSent) {
   EXPECT_EQ(dead[0].message_id, th::make_id(1));
   EXPECT_EQ(dead[0].last_error, "handling-expired");
   EXPECT_EQ(dead[0].attempts, 1);
+  EXPECT_FALSE(stungtreng_->has(th::make_id(1)));
+  EXPECT_EQ(stungtreng_->stats().requests, 1U);
+  store->stop();
+}
+
+// A copy that relies on an agreement (victim data left in it for a holder of `victim-data`) is
+// sent only while its recipient holds the agreement: otherwise it is a dead letter
+// ("agreement-withdrawn"), never sent. A copy that relies on nothing goes to the same recipient
+// as usual, and one relying on an agreement its recipient holds goes too.
+TEST_F(Delivery, ACopyRelyingOnAnAgreementItsRecipientNoLongerHoldsIsNeverSent) {
+  namespace th = store::test_helpers;
+  auto store = std::shared_ptr<store::message_store>(
+      store::open_sqlite_store({.path = dir_ / "own" / "store.db"}));
+  // 1: full copy for Stung Treng, which holds no agreement now; 2: a copy without victim data for
+  // it; 3: a full copy for Ratanakiri, which still holds the agreement.
+  for (const auto& [n, recipient, relies_on] :
+       {std::tuple{1, "kh-stungtreng", true}, std::tuple{2, "kh-stungtreng", false},
+        std::tuple{3, "kh-ratanakiri", true}}) {
+    const std::string body = R"({"id":")" + th::make_id(n) + R"("})";  // the sim keeps ids
+    store::message_record record{th::make_id(n),          "vn-gialai",
+                                 "victim.identification", "2026-11-22T04:38:47Z",
+                                 th::fingerprint(body),   body};
+    record.deliveries.push_back({recipient, "explicit", body, "[]"});
+    if (relies_on) {
+      record.deliveries.back().relies_on = {"victim-data"};
+    }
+    std::promise<store::accept_outcome> accepted;
+    store->accept(std::move(record),
+                  [&](store::accept_result r) { accepted.set_value(r.outcome); });
+    ASSERT_EQ(accepted.get_future().get(), store::accept_outcome::stored);
+  }
+  delivery::delivery_options options;
+  options.identity = {dir_ / "server.pem", dir_ / "server.key", {dir_ / "ca.pem"}};
+  options.owner = "agreements";
+  options.recipients = {"kh-stungtreng", "kh-ratanakiri"};
+  options.poll_interval = std::chrono::milliseconds(20);
+  auto workers = std::make_unique<delivery::delivery_service>(
+      options, store, [&](std::string_view partner) -> std::optional<delivery::recipient_info> {
+        const bool ratanakiri = partner == "kh-ratanakiri";
+        delivery::recipient_info info;
+        info.endpoint = "https://127.0.0.1:" +
+                        std::to_string((ratanakiri ? ratanakiri_ : stungtreng_)->port()) +
+                        "/v1/messages";
+        if (ratanakiri) {
+          info.agreements = {"victim-data"};
+        }
+        return info;
+      });
+  workers->start();
+  ASSERT_TRUE(stungtreng_->wait_until([](const auto& s) { return s.unique_ids == 1; }, patience));
+  ASSERT_TRUE(ratanakiri_->wait_until([](const auto& s) { return s.unique_ids == 1; }, patience));
+  EXPECT_TRUE(stungtreng_->has(th::make_id(2)));
+  EXPECT_TRUE(ratanakiri_->has(th::make_id(3)));
+  std::vector<store::dead_letter> dead;
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  while (dead.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::promise<std::vector<store::dead_letter>> listed;
+    store->list_dead(10, [&](std::vector<store::dead_letter> d, bool) { listed.set_value(d); });
+    dead = listed.get_future().get();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(dead.size(), 1U);
+  EXPECT_EQ(dead[0].message_id, th::make_id(1));
+  EXPECT_EQ(dead[0].recipient, "kh-stungtreng");
+  EXPECT_EQ(dead[0].last_error, "agreement-withdrawn");
+
+  // Replayed, it meets the same check.
+  std::promise<bool> replayed;
+  store->replay(th::make_id(1), "kh-stungtreng", {},
+                [&](bool found, bool) { replayed.set_value(found); });
+  ASSERT_TRUE(replayed.get_future().get());
+  const auto again = std::chrono::steady_clock::now() + patience;
+  while (workers->counters().dead < 2 && std::chrono::steady_clock::now() < again) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  workers->stop();
+  EXPECT_EQ(workers->counters().dead, 2U);
   EXPECT_FALSE(stungtreng_->has(th::make_id(1)));
   EXPECT_EQ(stungtreng_->stats().requests, 1U);
   store->stop();

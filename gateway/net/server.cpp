@@ -45,6 +45,15 @@ using tcp = asio::ip::tcp;
 
 class session;
 
+namespace {
+
+/// The event loop's threads: the configured number, or one per core for 0.
+std::size_t event_loop_threads(std::size_t configured) {
+  return configured == 0 ? std::max(1u, std::thread::hardware_concurrency()) : configured;
+}
+
+}  // namespace
+
 /// What a sweep over the open connections reads of one (under the sessions mutex): enough to
 /// decide on it again without touching its TLS state, which belongs to its strand.
 struct open_connection {
@@ -60,7 +69,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   config::listener_settings settings;
   std::size_t threads;
   listener_role role;
-  asio::io_context ioc;
+  asio::io_context& ioc;  // the server's (see server.hpp): it outlives every handler holding this
   std::shared_ptr<asio::ssl::context> tls;
   tcp::acceptor acceptor;
   std::atomic<bool> stopping{false};
@@ -110,11 +119,11 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     }
   }
 
-  impl(const config::listener_settings& s, std::size_t n, listener_role r)
+  impl(const config::listener_settings& s, std::size_t n, listener_role r, asio::io_context& io)
       : settings(s),
-        threads(n == 0 ? std::max(1u, std::thread::hardware_concurrency()) : n),
+        threads(n),
         role(std::move(r)),
-        ioc(static_cast<int>(threads)),
+        ioc(io),
         tls(make_server_context(
             s.tls,
             [authenticate = role.authenticate](X509* cert, X509* anchor) {
@@ -215,9 +224,11 @@ class session : public std::enable_shared_from_this<session> {
 
   // Called on stop(): a connection waiting for its next request is closed now; one in the middle
   // of a request finishes it and then closes.
+  // Called from another thread. The handler holds the connection weakly (as recheck_if_idle's):
+  // the connection may be finishing its last handler now, and the event loop stop with it.
   void stop() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
-      if (self->idle_) {
+    asio::dispatch(stream_.get_executor(), [weak = weak_from_this()] {
+      if (const auto self = weak.lock(); self && self->idle_) {
         self->stream_.cancel();
       }
     });
@@ -265,7 +276,11 @@ class session : public std::enable_shared_from_this<session> {
   // it is doing (an answer being computed is dropped with it).
   void close_now() {
     closed_ = true;  // at once: a request that arrives from now on is not answered
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+    asio::dispatch(stream_.get_executor(), [weak = weak_from_this()] {
+      const auto self = weak.lock();
+      if (!self) {
+        return;  // gone meanwhile, and its socket closed with it
+      }
       beast::error_code ignored;
       self->stream_.socket().shutdown(tcp::socket::shutdown_both,
                                                                ignored);
@@ -809,9 +824,9 @@ void server::impl::on_accept(beast::error_code ec, tcp::socket socket) {
   }
 }
 
-server::server(const config::listener_settings& settings, std::size_t threads,
-               listener_role role)
-    : impl_(std::make_shared<impl>(settings, threads, std::move(role))) {
+server::server(const config::listener_settings& settings, std::size_t threads, listener_role role)
+    : ioc_(std::make_unique<asio::io_context>(static_cast<int>(event_loop_threads(threads)))),
+      impl_(std::make_shared<impl>(settings, event_loop_threads(threads), std::move(role), *ioc_)) {
   beast::error_code ec;
   const auto address = asio::ip::make_address(settings.address, ec);
   if (ec) {
@@ -839,6 +854,11 @@ server::server(const config::listener_settings& settings, std::size_t threads,
 
 server::~server() {
   stop();
+  // What is left in the event loop (handlers posted after run() returned, or everything when it
+  // never ran) holds connections and the listener: destroying the io_context destroys those
+  // handlers, and with them the last references, while its services still exist.
+  impl_.reset();
+  ioc_.reset();
 }
 
 std::uint16_t server::port() const {
@@ -849,9 +869,9 @@ std::uint16_t server::port() const {
 void server::run() {
   std::vector<std::thread> extra;
   for (std::size_t i = 1; i < impl_->threads; ++i) {
-    extra.emplace_back([this] { impl_->ioc.run(); });
+    extra.emplace_back([this] { ioc_->run(); });
   }
-  impl_->ioc.run();
+  ioc_->run();
   for (auto& t : extra) {
     t.join();
   }
@@ -861,9 +881,11 @@ void server::stop() {
   if (impl_->stopping.exchange(true)) {
     return;
   }
-  asio::dispatch(impl_->acceptor.get_executor(), [impl = impl_] {
-    beast::error_code ignored;
-    impl->acceptor.close(ignored);
+  asio::dispatch(impl_->acceptor.get_executor(), [weak = std::weak_ptr<impl>(impl_)] {
+    if (const auto listener = weak.lock()) {
+      beast::error_code ignored;
+      listener->acceptor.close(ignored);
+    }
   });
   impl_->arm_crl_timer();  // cancels it, now that the listener is stopping
   std::vector<std::shared_ptr<session>> live;

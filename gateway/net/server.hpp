@@ -17,6 +17,10 @@ namespace mxgw::http {
 struct request;
 }
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace mxgw::net {
 
 /// Who a verified client certificate belongs to, or why it gets no service.
@@ -125,6 +129,12 @@ class server {
   struct impl;
 
  private:
+  // The event loop is the server's own, not the listener state's: the handlers queued in it hold
+  // the connections and the listener, so an io_context inside them would keep itself alive. The
+  // destructor drops the listener, then destroys the io_context, which destroys every handler
+  // still in it (one posted after run() returned, or left by a loop that never ran) and with
+  // them the last references to the connections and the listener.
+  std::unique_ptr<boost::asio::io_context> ioc_;
   std::shared_ptr<impl> impl_;
 };
 

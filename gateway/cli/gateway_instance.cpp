@@ -269,7 +269,9 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
     };
     parts_->delivery = std::make_unique<delivery::delivery_service>(delivery_options, parts_->store,
                                                                     std::move(lookup));
-    parts_->store->on_deliveries_due([service = parts_->delivery.get()] { service->wake(); });
+    // A waker, not the service: the store outlives the service (and calls it from its writer
+    // thread), and a waker does nothing once the service is stopped or gone.
+    parts_->store->on_deliveries_due(parts_->delivery->waker());
   }
   auto api = std::make_shared<http::partner_api>(
       checker, parts_->trust, live_rules, parts_->store,
@@ -442,6 +444,7 @@ gateway_instance::~gateway_instance() {
   }
   parts_->server.reset();
   if (parts_->delivery) {
+    parts_->store->on_deliveries_due({});  // the store may commit queued writes after this
     parts_->delivery->stop();
   }
   parts_->checkpoints->stop();
@@ -471,8 +474,10 @@ void gateway_instance::run() {
   }
   parts_->state->stop();
   // Every in-flight request has been answered; let deliveries in flight finish (bounded by their
-  // timeouts), then flush what the store still holds.
+  // timeouts), then flush what the store still holds. The store no longer wakes the workers: what
+  // it commits from now on is delivered by the next start.
   if (parts_->delivery) {
+    parts_->store->on_deliveries_due({});
     parts_->delivery->stop();
   }
   parts_->retention->stop();

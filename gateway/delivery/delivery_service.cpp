@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -51,10 +52,12 @@ std::string missing_agreement(const store::delivery_job& job, const recipient_in
 }  // namespace
 
 struct delivery_service::impl : std::enable_shared_from_this<delivery_service::impl> {
-  impl(delivery_options opts, std::shared_ptr<store::message_store> s, lookup l)
+  impl(delivery_options opts, std::shared_ptr<store::message_store> s, lookup l,
+       asio::io_context& io)
       : options(std::move(opts)),
         store(std::move(s)),
         recipients(std::move(l)),
+        ioc(io),
         strand(asio::make_strand(ioc)),
         timer(strand),
         // Keep as many connections per partner as may be in flight at once, so a partner whose
@@ -67,13 +70,35 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
   delivery_options options;
   std::shared_ptr<store::message_store> store;
   lookup recipients;
-  asio::io_context ioc;
+  asio::io_context& ioc;  // the service's (see delivery_service.hpp): it outlives this state
   asio::strand<asio::io_context::executor_type> strand;
   asio::steady_timer timer;
   partner_client client;
   circuit_breakers breakers;
   std::mt19937_64 rng;
   std::thread thread;
+
+  // Whether stop() has begun, shared with the store's wakers (delivery_service::waker()).
+  struct wake_gate {
+    std::mutex mutex;
+    bool stopped = false;  // under mutex
+  };
+  std::shared_ptr<wake_gate> gate = std::make_shared<wake_gate>();
+
+  // Posts a look for due work, unless stop() has begun (any thread). Nothing is posted once it
+  // has: the loop may no longer run, and a handler left in its queue would hold this state and
+  // its store for ever. The state is locked under the gate's mutex, while the service still holds
+  // it (stop() comes first in its destructor), so a waker never drops its last reference.
+  static void wake(const std::shared_ptr<wake_gate>& gate, const std::weak_ptr<impl>& weak) {
+    std::lock_guard lock(gate->mutex);
+    if (gate->stopped) {
+      return;
+    }
+    if (auto self = weak.lock()) {
+      auto& loop = self->strand;
+      asio::post(loop, [self = std::move(self)] { self->pump(); });
+    }
+  }
 
   // Strand-only state.
   bool stopping = false;
@@ -119,14 +144,18 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     // the store's queue lets run() return, the answer is posted to a loop that no longer runs,
     // and the claimed deliveries stay leased to this instance until their lease runs out (two
     // minutes by default, also for the instance that starts next).
-    store->claim_due(
-        options.owner, free_slots, options.lease, std::move(caps),
-        [self = shared_from_this(), free_slots, guard = asio::make_work_guard(ioc)](
-            std::vector<store::delivery_job> jobs, bool ok) {
-          asio::post(self->strand, [self, jobs = std::move(jobs), ok, free_slots]() mutable {
-            self->on_claimed(std::move(jobs), ok, free_slots);
-          });
-        });
+    store->claim_due(options.owner, free_slots, options.lease, std::move(caps),
+                     [self = shared_from_this(), free_slots, guard = asio::make_work_guard(ioc)](
+                         std::vector<store::delivery_job> jobs, bool ok) mutable {
+                       // The state goes with the posted handler: this one is destroyed on the
+                       // store's thread after the guard may have let the loop end, and must not
+                       // hold the last reference.
+                       auto& loop = self->strand;
+                       asio::post(loop, [self = std::move(self), jobs = std::move(jobs), ok,
+                                         free_slots]() mutable {
+                         self->on_claimed(std::move(jobs), ok, free_slots);
+                       });
+                     });
   }
 
   void on_claimed(std::vector<store::delivery_job> jobs, bool ok, std::size_t asked) {
@@ -319,11 +348,12 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     // ran would otherwise post its answer to a loop that no longer runs, and that handler would
     // keep this impl (and the loop that holds it) alive forever.
     store->report(std::move(report), [self = shared_from_this(),
-                                      guard = asio::make_work_guard(ioc)](bool ok) {
+                                      guard = asio::make_work_guard(ioc)](bool ok) mutable {
       if (!ok) {
         log::error({.event = "delivery.report_failed", .reason = "store"});
       }
-      asio::post(self->strand, [self] { self->pump(); });
+      auto& loop = self->strand;  // the state goes with the handler, as a claim's does
+      asio::post(loop, [self = std::move(self)] { self->pump(); });
     });
   }
 
@@ -371,10 +401,17 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
 
 delivery_service::delivery_service(delivery_options options,
                                    std::shared_ptr<store::message_store> store, lookup recipients)
-    : impl_(std::make_shared<impl>(std::move(options), std::move(store), std::move(recipients))) {}
+    : ioc_(std::make_unique<asio::io_context>()),
+      impl_(std::make_shared<impl>(std::move(options), std::move(store), std::move(recipients),
+                                   *ioc_)) {}
 
 delivery_service::~delivery_service() {
   stop();
+  // What is left in the loop (a handler posted as it ran out of work, or everything when it never
+  // ran) holds the state: destroying the io_context destroys those handlers, and with them the
+  // last references to the state and its store, while the loop's services still exist.
+  impl_.reset();
+  ioc_.reset();
 }
 
 void delivery_service::start() {
@@ -386,6 +423,10 @@ void delivery_service::start() {
 }
 
 void delivery_service::stop() {
+  {
+    std::lock_guard lock(impl_->gate->mutex);
+    impl_->gate->stopped = true;  // a wake from now on posts nothing
+  }
   if (!impl_->thread.joinable()) {
     return;
   }
@@ -399,7 +440,11 @@ void delivery_service::stop() {
 }
 
 void delivery_service::wake() {
-  asio::post(impl_->strand, [self = impl_] { self->pump(); });
+  impl::wake(impl_->gate, impl_);
+}
+
+std::function<void()> delivery_service::waker() const {
+  return [gate = impl_->gate, weak = std::weak_ptr<impl>(impl_)] { impl::wake(gate, weak); };
 }
 
 delivery_counters delivery_service::counters() const {

@@ -14,6 +14,10 @@
 #include "gateway/delivery/partner_client.hpp"
 #include "gateway/delivery/retry_policy.hpp"
 
+namespace boost::asio {
+class io_context;
+}
+
 namespace mxgw {
 class metrics;
 }
@@ -77,8 +81,14 @@ class delivery_service {
   /// Stops claiming, lets deliveries in flight finish (each bounded by its timeout) and joins.
   void stop();
 
-  /// Looks for due deliveries now (the store calls this after committing new ones).
+  /// Looks for due deliveries now (the store calls this after committing new ones). Does
+  /// nothing once stop() has begun.
   void wake();
+
+  /// A callable that wakes this service while it exists and does nothing after it is stopped or
+  /// destroyed: what the store's on_deliveries_due is given, since the store may outlive it and
+  /// may call it from its writer thread at any time.
+  std::function<void()> waker() const;
 
   delivery_counters counters() const;
 
@@ -95,6 +105,12 @@ class delivery_service {
   struct impl;
 
  private:
+  // The event loop is the service's own, not the state's: the handlers queued in it hold the
+  // state, so an io_context inside it would keep itself alive when a handler is left in its queue
+  // after the loop stopped. The destructor stops, drops the state, then destroys the io_context,
+  // which destroys every handler still in it and with them the last references to the state
+  // (and to the store it holds).
+  std::unique_ptr<boost::asio::io_context> ioc_;
   std::shared_ptr<impl> impl_;
 };
 

@@ -119,9 +119,10 @@ class decoder {
     const auto ref = required_attr(root, path, "ref");
     if (ref) {
       within(*ref, 128, path + "/@ref");
-      // A ref the gateway wrote ("<ref>/<id>"): the message came from another country through
-      // the gateway, so nothing in it may be assumed to be Lao (see wanted_body).
-      gateway_ref_ = read_answered_reference(*ref).kind == reference_kind::gateway_message;
+      // A ref the gateway wrote ("<ref>/<id>", the id alone, or a damaged copy of one): the
+      // message came from another partner through the gateway, so its warrant is not taken to
+      // be Lao (warrant_country).
+      gateway_ref_ = read_answered_reference(*ref).kind != reference_kind::foreign;
     }
     const auto created = sent_at(root, path);
     const auto classification = required_attr(root, path, "classification");
@@ -145,6 +146,8 @@ class decoder {
     std::optional<std::string> receipt_about;
     std::optional<std::string> case_ref;
     if (reply_to) {
+      // It answers or updates another message, whose warrant it may carry (warrant_country).
+      answers_a_message_ = true;
       const auto answered = read_answered_reference(*reply_to);
       if (answered.kind == reference_kind::gateway_message) {
         in_reply_to = answered.id;
@@ -1000,13 +1003,62 @@ class decoder {
     }
   }
 
-  /// The issuing country of a warrant, which LA-MPS has no field for: the country of <Sender
-  /// province>; else Laos (a Lao police message carries Lao warrants), unless the message came
-  /// through the gateway (a ref the gateway wrote): then it was written for another country's
-  /// message, whose warrant's country the format dropped, and Laos would be made up. nullopt
-  /// then, with an error at the warrant (the canonical warrant needs its country).
+  /// The issuing country of a warrant, which LA-MPS has no field for (docs/adapters/la-mps.md,
+  /// "A warrant's issuing country"). The country its `authority` names ("... (issuing country:
+  /// VNM)"); else, for an office's own message, the country of <Sender province>, else Laos (a
+  /// Lao police message carries Lao warrants). Anything else would be a guess, so nullopt with an
+  /// error at the warrant when the message came through the gateway (a ref the gateway wrote) or
+  /// answers or updates another message (replyTo: the warrant may be that message's, e.g. a
+  /// Vietnamese one the gateway sent), whatever its <Sender> (the sender, not the issuer); and at
+  /// the authority when it names an unknown country, more than one, or not at its end.
   std::optional<std::string> warrant_country(const std::vector<located>& kids,
-                                             const std::string& warrant_path) {
+                                             const std::string& warrant_path,
+                                             const std::optional<authority_reading>& authority) {
+    static constexpr const char* say_it =
+        "; <Warrant authority> names the issuing country at its end: '(issuing country: "
+        "<alpha-3>)', e.g. '(issuing country: LAO)' for a Lao court's warrant";
+    const std::string at_authority = warrant_path + "/@authority";
+    if (authority && authority->countries.size() > 1) {
+      std::string named;
+      for (const auto code : authority->countries) {
+        named += (named.empty() ? "" : ", ") + quoted_country_code(code);
+      }
+      fail(at_authority, "names more than one issuing country (" + named +
+                             "): which country issued the warrant cannot be told");
+      return std::nullopt;
+    }
+    if (authority && authority->misplaced) {
+      fail(at_authority,
+           "names its issuing country other than at its end as '(issuing country: <alpha-3>)'");
+      return std::nullopt;
+    }
+    if (authority && authority->countries.size() == 1) {
+      const std::string_view code = authority->countries.front();
+      auto country = codes_.from_column("country", "alpha3", code);
+      if (!country) {
+        // Never carried in `unmapped`: the canonical warrant cannot be without its country.
+        fail(at_authority, quoted_country_code(code) +
+                               " is not in table 'country': the issuing country is named by its "
+                               "ISO 3166-1 alpha-3 code");
+      }
+      return country;
+    }
+    if (gateway_ref_) {
+      fail(warrant_path,
+           std::string("has no issuing country: LA-MPS has no field for it, and this message's "
+                       "ref is one the gateway wrote, so the warrant came from another partner "
+                       "through the gateway and is not taken to be Lao, nor its <Sender>'s") +
+               say_it);
+      return std::nullopt;
+    }
+    if (answers_a_message_) {
+      fail(warrant_path,
+           std::string("has no issuing country: this message answers or updates another "
+                       "(replyTo), whose warrant may be another country's, so it is not taken to "
+                       "be Lao, nor its <Sender>'s") +
+               say_it);
+      return std::nullopt;
+    }
     if (const located* sender = find_child(kids, "Sender")) {
       if (const auto province = optional_attr(*sender->element, "province")) {
         const std::string country = upper_ascii(province->substr(0, 2));
@@ -1014,13 +1066,6 @@ class decoder {
           return country;
         }
       }
-    }
-    if (gateway_ref_) {
-      fail(warrant_path,
-           "has no issuing country: LA-MPS does not carry it, and this message's ref is one the "
-           "gateway wrote, so the warrant came from another country through the gateway and is "
-           "not taken to be Lao (send it under the office's own ref, or with <Sender province>)");
-      return std::nullopt;
     }
     return "LA";
   }
@@ -1041,7 +1086,17 @@ class decoder {
     const std::string& path = k->path;
     check_shape(w, path, {"number", "authority", "issued", "expires", "calendar", "dangerous"},
                 {"Offence", "LastSeen"}, false);
-    const auto country = warrant_country(kids, path);
+    // The authority, and the issuing country it may name at its end.
+    std::optional<std::string> authority_text;
+    if (auto authority = required_attr(w, path, "authority");
+        authority && within(*authority, max_authority_chars, path + "/@authority")) {
+      authority_text = std::move(authority);
+    }
+    std::optional<authority_reading> authority;
+    if (authority_text) {
+      authority = read_authority(*authority_text);
+    }
+    const auto country = warrant_country(kids, path, authority);
     json_value warrant(rapidjson::kObjectType);
     if (const auto number = required_attr(w, path, "number");
         number && within(*number, 128, path + "/@number")) {
@@ -1050,9 +1105,12 @@ class decoder {
     if (country) {
       warrant.AddMember("issuingCountry", str(*country), a_);
     }
-    if (const auto authority = required_attr(w, path, "authority");
-        authority && within(*authority, 256, path + "/@authority")) {
-      warrant.AddMember("issuingAuthority", str(*authority), a_);
+    if (authority && !authority->authority.empty()) {
+      warrant.AddMember("issuingAuthority", str(authority->authority), a_);
+    } else if (authority && country) {
+      fail(path + "/@authority",
+           "names the issuing country but not the issuing authority, which LA-MPS requires: "
+           "'<authority> (issuing country: <alpha-3>)'");
     }
     const auto cal = calendar(w, path);
     if (const auto issued = required_attr(w, path, "issued")) {
@@ -1348,8 +1406,11 @@ class decoder {
   std::optional<era> root_calendar_ = era::buddhist;
   // The day the message was sent, in Laos, as YYYY-MM-DD; empty until known.
   std::string message_day_;
-  // The root's ref is one the gateway wrote (the message came through the gateway).
+  // What says whether the message's warrant may be taken to be Lao (warrant_country): its ref
+  // is one the gateway wrote (the message came through the gateway);
   bool gateway_ref_ = false;
+  // it has a replyTo: it answers or updates another message, whose warrant it may carry.
+  bool answers_a_message_ = false;
 };
 
 }  // namespace mxgw::adapters::la_mps

@@ -192,14 +192,15 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
                  .message_type = job.type,
                  .outcome = "dead",
                  .reason = "handling-expired"});
-      finish(std::move(job), store::attempt_result::dead, {}, "handling-expired", {}, true,
+      finish(std::move(job), store::attempt_result::dead, {}, "handling-expired", {}, false,
              {"handling-expired", 0, "handling-expired"});
       return;
     }
     auto info = recipients(job.recipient);
     if (!info || info->endpoint.empty()) {
       // The recipient was removed or lost its endpoint after routing: an operator must act.
-      finish(std::move(job), store::attempt_result::dead, {}, "recipient-not-deliverable", {});
+      finish(std::move(job), store::attempt_result::dead, {}, "recipient-not-deliverable", {},
+             false);
       return;
     }
     if (const auto missing = missing_agreement(job, *info); !missing.empty()) {
@@ -214,7 +215,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
                  .reason = "agreement-withdrawn"});
       audit_outcome outcome{"agreement-withdrawn", 0, "agreement-withdrawn"};
       outcome.agreement = missing;
-      finish(std::move(job), store::attempt_result::dead, {}, "agreement-withdrawn", {}, true,
+      finish(std::move(job), store::attempt_result::dead, {}, "agreement-withdrawn", {}, false,
              std::move(outcome));
       return;
     }
@@ -320,10 +321,14 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
            {error, result.status});
   }
 
+  // `attempted` false: the copy was not sent on this claim (given back untried, or a dead letter
+  // decided before sending); the report says so, so that the claim uses up none of its tries and
+  // a copy never sent does not count as one that may have reached its recipient. A dead letter is
+  // counted as one either way.
   void finish(store::delivery_job job, store::attempt_result result, store::time_point next,
-              std::string error, std::string receipt, bool count = true,
+              std::string error, std::string receipt, bool attempted = true,
               audit_outcome outcome = audit_outcome()) {
-    if (count) {
+    if (attempted || result == store::attempt_result::dead) {
       switch (result) {
         case store::attempt_result::delivered: ++delivered; break;
         case store::attempt_result::retry: ++retries; break;
@@ -340,9 +345,10 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     // owner alone does not tell this attempt from a later claim of the same row (its lease ran
     // out while this attempt hung); the store ignores the report once the row moved on.
     report.attempt = job.attempt;
-    // Only a copy given back untried (stopping, open circuit) is not counted: it was no attempt,
-    // and it keeps every one of its tries.
-    report.attempted = count;
+    // A copy given back untried (stopping, open circuit) was no attempt, and keeps every one of
+    // its tries; nor was a dead letter decided before sending (expired, recipient gone, agreement
+    // withdrawn, attempts exhausted).
+    report.attempted = attempted;
     report.audit.push_back(outcome_audit(job, result, next, outcome));
     // Work of the io_context like the claim: a report still waiting in the store when stop()
     // ran would otherwise post its answer to a loop that no longer runs, and that handler would

@@ -471,6 +471,9 @@ class encrypting_store final : public message_store {
             back.result = attempt_result::retry;
             back.next_attempt_at = std::chrono::system_clock::now() + std::chrono::minutes(5);
             back.error = why;
+            // Not sent: the copy waits for its key without using up its tries (docs/security.md),
+            // and a copy held for release and never handed out still reached no one.
+            back.attempted = false;
             inner_->report(std::move(back), [](bool) {});
           }
           handler(std::move(usable), ok);

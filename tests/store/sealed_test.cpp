@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <future>
 #include <set>
@@ -468,6 +469,48 @@ TEST_F(SealedStore, RekeyGivesTheBodysRecipientsOfClearRecordsTheirGrants) {
       EXPECT_EQ(job.payload, canary_record(make_id(9)).body);
     }
   }
+}
+
+// A copy whose payload does not open (its key is missing from the ring) is given back to wait for
+// the key, untried: each wait leaves its attempts as they were, so the copy has every one of its
+// tries when the key is configured again, and a held copy that waits reached no one.
+TEST(SealedStoreKeyWait, ACopyWaitingForItsKeyKeepsItsTries) {
+  test::temp_dir dir;
+  std::atomic<std::int64_t> shift_ms{0};
+  sqlite_options options;
+  options.path = dir / "store.db";
+  options.clock = [&shift_ms] {
+    return std::chrono::system_clock::now() + std::chrono::milliseconds(shift_ms.load());
+  };
+  std::shared_ptr<message_store> inner = open_sqlite_store(options);
+  auto with_key = encrypt_at_rest(inner, std::make_shared<key_ring>(ring_with({{"k1", 1}}, "k1")));
+  auto without_key =
+      encrypt_at_rest(inner, std::make_shared<key_ring>(ring_with({{"k2", 2}}, "k2")));
+  std::promise<accept_result> accepted;
+  with_key->accept(canary_record(make_id(40)),
+                   [&](accept_result r) { accepted.set_value(std::move(r)); });
+  ASSERT_EQ(accepted.get_future().get().outcome, accept_outcome::stored);
+
+  const auto claim = [](message_store& store) {
+    std::promise<std::vector<delivery_job>> p;
+    store.claim_due("w", 10, std::chrono::minutes(1), {},
+                    [&p](std::vector<delivery_job> jobs, bool) { p.set_value(std::move(jobs)); });
+    return p.get_future().get();
+  };
+  for (int wait = 0; wait < 3; ++wait) {
+    EXPECT_TRUE(claim(*without_key).empty());
+    // The give-back is committed before a write queued after it answers.
+    std::promise<bool> flushed;
+    inner->append_audit({}, [&](bool ok) { flushed.set_value(ok); });
+    ASSERT_TRUE(flushed.get_future().get());
+    shift_ms += 6 * 60 * 1000;  // past the five minutes the copy waits
+  }
+  const auto jobs = claim(*with_key);  // the key is configured again
+  ASSERT_EQ(jobs.size(), 2U);
+  for (const auto& job : jobs) {
+    EXPECT_EQ(job.attempt, 1) << job.recipient << ": the waits used up tries never made";
+  }
+  inner->stop();
 }
 
 }  // namespace

@@ -315,9 +315,28 @@ constexpr const char* insert_delivery_sql =
 constexpr const char* insert_exclusion_sql =
     "INSERT INTO exclusions (message_id, partner, considered, reason) VALUES ($1, $2, $3, $4)";
 
+/// A recipient's claims are serialised across instances by the lock of its name (two keys, the
+/// schema's and the name's, held until COMMIT), so that the claim that counts the recipient's
+/// deliveries in flight (claim_candidates_sql, the next statement: READ COMMITTED reads what was
+/// committed before it began) sees every lease another instance's claim took for it. Without
+/// the lock, two instances whose claims overlap both count the other's uncommitted leases as
+/// none, and a partner with concurrency 1 gets two POSTs at once. The lock is only tried, never
+/// waited for: a recipient whose lock another instance holds (its claim is under way) is given
+/// nothing in this claim and is taken up at the next, so no batch waits for another instance's
+/// claim and the lock cannot be part of a deadlock. $1 the recipients this claim may give rows
+/// to; answers those whose lock another instance holds.
+constexpr const char* claim_lock_recipients_sql =
+    "SELECT c.recipient FROM unnest($1::text[]) AS c (recipient) "
+    "WHERE NOT pg_try_advisory_xact_lock(hashtext(current_schema() || ' recipient'), "
+    "hashtext(c.recipient))";
+
 /// Due rows, numbered per recipient oldest first and taken by that number (round robin), capped
 /// recipients bounded by their caps; read without locks. $1 now, $2 the most rows, $3/$4 the
-/// capped recipients and their caps as arrays. Only rows that can be handed out are read: the
+/// capped recipients and their caps as arrays, $5 the claiming owner. A cap is what the caller
+/// allows beside its own deliveries in flight, so each capped recipient's cap is lowered by its
+/// rows in flight for other owners (delivering, lease not run out): a partner's concurrency
+/// holds across all instances sharing the store. The claimer's own leases are not counted again
+/// (the caller has subtracted them). Only rows that can be handed out are read: the
 /// recipients with rows in each claimable state (one index seek each, `queued`), then each one's
 /// oldest due rows in that state, at most as many as it may take (`due`), from deliveries_claim
 /// (state, recipient, next_attempt_at, rid) in due order. Numbering every due row instead made a
@@ -334,7 +353,15 @@ constexpr const char* claim_candidates_sql = R"sql(
           FROM queued AS q WHERE q.recipient IS NOT NULL
     ),
     caps AS (
-      SELECT * FROM unnest($3::text[], $4::bigint[]) AS c (recipient, cap)
+      SELECT c.recipient,
+             CASE WHEN c.cap <= 0 THEN 0
+                  ELSE greatest(c.cap - (SELECT count(*) FROM deliveries AS d
+                                          WHERE d.state = 'delivering'
+                                            AND d.recipient = c.recipient
+                                            AND d.lease_expires > $1::bigint
+                                            AND d.lease_owner IS DISTINCT FROM $5::text), 0)
+             END AS cap
+        FROM unnest($3::text[], $4::bigint[]) AS c (recipient, cap)
     ),
     due AS (
       SELECT x.rid, x.recipient, x.next_attempt_at
@@ -2137,13 +2164,30 @@ void postgres_store::write_claim(claim_write& w, std::int64_t now_ms) {
   }
   std::vector<std::string> capped;
   std::vector<std::int64_t> caps;
+  std::vector<std::string> allowed;  // capped recipients that may be given rows
   for (const auto& c : w.caps) {
     capped.push_back(c.recipient);
     caps.push_back(clamp_to_int64(c.max_jobs));
+    if (c.max_jobs > 0) {
+      allowed.push_back(c.recipient);
+    }
+  }
+  if (!allowed.empty()) {
+    // Another instance claiming for a recipient right now: nothing for it in this claim (its
+    // leases may not be counted yet); the next claim takes it up. w.caps stays as given, for a
+    // batch run again after a deadlock. (w.caps is sorted by recipient: claim_due.)
+    const result_ptr busy = run(claim_lock_recipients_sql, {text(text_array(allowed))});
+    for (int i = 0; i < PQntuples(busy.get()); ++i) {
+      const std::string recipient = get_text(busy.get(), i, 0);
+      const auto at = std::lower_bound(capped.begin(), capped.end(), recipient);
+      if (at != capped.end() && *at == recipient) {
+        caps[static_cast<std::size_t>(at - capped.begin())] = 0;
+      }
+    }
   }
   const result_ptr candidates =
       run(claim_candidates_sql, {number(now_ms), number(clamp_to_int64(w.max_jobs)),
-                                 text(text_array(capped)), text(int_array(caps))});
+                                 text(text_array(capped)), text(int_array(caps)), text(w.owner)});
   const int n = PQntuples(candidates.get());
   if (n == 0) {
     return;

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <future>
@@ -55,6 +56,36 @@ std::vector<delivery_job> claim_now(message_store& store, const std::string& own
   return jobs;
 }
 
+/// A claim as the delivery service makes it: each partner's remaining allowance in `caps` (its
+/// concurrency less what this owner has in flight).
+std::vector<delivery_job> claim_capped(message_store& store, const std::string& owner,
+                                       std::vector<recipient_cap> caps,
+                                       std::chrono::milliseconds lease = 30s) {
+  std::promise<std::pair<std::vector<delivery_job>, bool>> p;
+  auto f = p.get_future();
+  store.claim_due(owner, 16, lease, std::move(caps), [&p](std::vector<delivery_job> jobs, bool ok) {
+    p.set_value({std::move(jobs), ok});
+  });
+  auto [jobs, ok] = wait_for(f, "claim");
+  EXPECT_TRUE(ok);
+  return jobs;
+}
+
+std::size_t count_for(const std::vector<delivery_job>& jobs, const std::string& recipient) {
+  return static_cast<std::size_t>(std::count_if(
+      jobs.begin(), jobs.end(), [&](const delivery_job& j) { return j.recipient == recipient; }));
+}
+
+void report_delivered(message_store& store, const delivery_job& job, const std::string& owner) {
+  attempt_report report{job.message_id, job.recipient, owner, attempt_result::delivered};
+  report.attempt = job.attempt;
+  report.receipt = R"({"receipt":"ok"})";
+  std::promise<bool> p;
+  auto f = p.get_future();
+  store.report(std::move(report), [&p](bool ok) { p.set_value(ok); });
+  EXPECT_TRUE(wait_for(f, "report"));
+}
+
 std::vector<audit::audit_row> read_all_audit(message_store& store) {
   std::promise<std::vector<audit::audit_row>> p;
   auto f = p.get_future();
@@ -90,8 +121,9 @@ class PgStore : public ::testing::Test {
     }
   }
   /// One more "instance" on the test's schema.
-  std::unique_ptr<message_store> instance(const std::string& application_name = "mxgw-test") {
-    postgres_options options = pg_options_for(dir_.path(), {});
+  std::unique_ptr<message_store> instance(const std::string& application_name = "mxgw-test",
+                                          clock_function clock = {}) {
+    postgres_options options = pg_options_for(dir_.path(), std::move(clock));
     options.dsn += " application_name=" + application_name;
     options.reconnect_min = 10ms;
     options.reconnect_max = 50ms;
@@ -271,6 +303,13 @@ class pg_open_transaction {
          id + "'))");
   }
 
+  /// The lock of a recipient's claims, as every instance takes it before it counts the
+  /// recipient's deliveries in flight (the same keys as the store's).
+  void lock_recipient(const std::string& recipient) {
+    exec("SELECT pg_advisory_xact_lock(hashtext(current_schema() || ' recipient'), hashtext('" +
+         recipient + "'))");
+  }
+
  private:
   PGconn* conn_;
 };
@@ -335,6 +374,129 @@ TEST_F(PgStore, AnOriginalWaitsForItsWithdrawalCommittingOnAnotherInstance) {
   EXPECT_TRUE(claim_now(*a, "worker", 10).empty());
   EXPECT_EQ(query("SELECT state FROM deliveries WHERE message_id = '" + make_id(1) + "'"),
             "withdrawn");
+}
+
+// docs/delivery.md: never more than a partner's delivery.concurrency in flight at once, across
+// every instance sharing the store. Each instance only knows its own deliveries in flight and
+// passes what is left of the concurrency as the partner's cap; the store subtracts the others'.
+TEST_F(PgStore, APartnersConcurrencyOfOneHoldsAcrossInstances) {
+  manual_clock clock;
+  auto a = instance("mxgw-a", clock.function());
+  auto b = instance("mxgw-b", clock.function());
+  for (int n = 0; n < 3; ++n) {
+    ASSERT_EQ(accept_now(*a, record_for(n, {"la-mps", "interpol"})).outcome,
+              accept_outcome::stored);
+  }
+  // la-mps takes one delivery at once; interpol is left out of these claims (cap 0).
+  const std::vector<recipient_cap> one_la_mps{{"la-mps", 1}, {"interpol", 0}};
+  // Nothing in flight anywhere: A may take one la-mps copy.
+  const auto first = claim_capped(*a, "a", one_la_mps);
+  ASSERT_EQ(first.size(), 1U);
+  // B has nothing in flight, so it asks for one la-mps copy too: A's live lease leaves none.
+  // Other partners are not held back by it.
+  const auto refused = claim_capped(*b, "b", {{"la-mps", 1}, {"interpol", 3}});
+  EXPECT_EQ(count_for(refused, "la-mps"), 0U);
+  EXPECT_EQ(count_for(refused, "interpol"), 3U);
+  // A's delivery ends: B may take one, and then A none.
+  report_delivered(*a, first[0], "a");
+  const auto second = claim_capped(*b, "b", one_la_mps);
+  ASSERT_EQ(second.size(), 1U);
+  EXPECT_TRUE(claim_capped(*a, "a", one_la_mps).empty());
+  // B dies with its delivery in flight: once its lease has run out, A may take one again (the
+  // lapsed copy itself, the oldest due), and then B none.
+  clock.advance(31s);
+  const auto third = claim_capped(*a, "a", one_la_mps);
+  ASSERT_EQ(third.size(), 1U);
+  EXPECT_EQ(third[0].message_id, second[0].message_id);
+  EXPECT_EQ(third[0].attempt, 2);
+  EXPECT_TRUE(claim_capped(*b, "b", one_la_mps).empty());
+}
+
+TEST_F(PgStore, ALargerConcurrencyIsSharedAndAClaimersOwnLeasesAreNotCountedTwice) {
+  auto a = instance("mxgw-a");
+  auto b = instance("mxgw-b");
+  for (int n = 0; n < 5; ++n) {
+    ASSERT_EQ(accept_now(*a, record_for(n, {"la-mps"})).outcome, accept_outcome::stored);
+  }
+  // la-mps takes two at once. A takes both; B, with none of its own, is left none.
+  const auto taken = claim_capped(*a, "a", {{"la-mps", 2}});
+  ASSERT_EQ(taken.size(), 2U);
+  EXPECT_TRUE(claim_capped(*b, "b", {{"la-mps", 2}}).empty());
+  // One of A's ends: A, one still in flight, asks for 2 - 1 and gets it (its own lease was
+  // already subtracted by A, not subtracted again by the store).
+  report_delivered(*a, taken[0], "a");
+  EXPECT_EQ(claim_capped(*a, "a", {{"la-mps", 1}}).size(), 1U);
+  EXPECT_TRUE(claim_capped(*b, "b", {{"la-mps", 2}}).empty());
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE state = 'delivering'"), "2");
+}
+
+TEST_F(PgStore, ManyOwnersClaimingAtOnceNeverExceedAPartnersConcurrency) {
+  std::vector<std::unique_ptr<message_store>> instances;
+  for (int i = 0; i < 3; ++i) {
+    instances.push_back(instance("mxgw-" + std::to_string(i)));
+  }
+  for (int n = 0; n < 30; ++n) {
+    ASSERT_EQ(accept_now(*instances[static_cast<std::size_t>(n % 3)],
+                         record_for(n, {"la-mps", "interpol"}))
+                  .outcome,
+              accept_outcome::stored);
+  }
+  // Nine owners (three per instance), all claiming at once and again and again with concurrency
+  // 1 for both partners, each passing what its own deliveries in flight leave of it (as the
+  // delivery service does). Nothing is reported.
+  std::atomic<int> la_mps{0};
+  std::atomic<int> interpol{0};
+  std::promise<void> go;
+  std::shared_future<void> start = go.get_future().share();
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 9; ++t) {
+    message_store& store = *instances[static_cast<std::size_t>(t % 3)];
+    threads.emplace_back([&, start, owner = "owner-" + std::to_string(t)] {
+      std::size_t own_la_mps = 0;
+      std::size_t own_interpol = 0;
+      start.wait();
+      for (int round = 0; round < 15; ++round) {
+        const auto jobs = claim_capped(
+            store, owner, {{"la-mps", 1 - own_la_mps}, {"interpol", 1 - own_interpol}}, 5min);
+        own_la_mps += count_for(jobs, "la-mps");
+        own_interpol += count_for(jobs, "interpol");
+        ASSERT_LE(own_la_mps, 1U);
+        ASSERT_LE(own_interpol, 1U);
+      }
+      la_mps += static_cast<int>(own_la_mps);
+      interpol += static_cast<int>(own_interpol);
+    });
+  }
+  go.set_value();
+  for (auto& thread : threads) {
+    thread.join();
+  }
+  EXPECT_EQ(la_mps.load(), 1);
+  EXPECT_EQ(interpol.load(), 1);
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE state = 'delivering'"), "2");
+}
+
+TEST_F(PgStore, AClaimUnderWayOnAnotherInstanceIsNotRacedForAPartnersLastSlot) {
+  auto b = instance("mxgw-b");
+  for (int n = 0; n < 3; ++n) {
+    ASSERT_EQ(accept_now(*b, record_for(n, {"la-mps"})).outcome, accept_outcome::stored);
+  }
+  // Another instance is in the middle of a claim for la-mps (concurrency 1) and has not
+  // committed: it holds the recipient's lock and has leased message 1's copy (message 0's was
+  // not due yet on its clock, a little behind). B cannot see that lease yet: it must not take
+  // message 0's copy beside it.
+  pg_open_transaction other(pg_schema_for(dir_.path()));
+  other.lock_recipient("la-mps");
+  other.exec(
+      "UPDATE deliveries SET state = 'delivering', attempts = 1, lease_owner = 'other', "
+      "lease_expires = 4102444800000 WHERE message_id = '" +
+      make_id(1) + "' AND recipient = 'la-mps'");
+  // B is answered at once (it does not wait for the other instance), with nothing for la-mps.
+  EXPECT_TRUE(claim_capped(*b, "b", {{"la-mps", 1}}).empty());
+  other.exec("COMMIT");
+  // Committed, the other instance's lease is counted.
+  EXPECT_TRUE(claim_capped(*b, "b", {{"la-mps", 1}}).empty());
+  EXPECT_EQ(query("SELECT count(*) FROM deliveries WHERE state = 'delivering'"), "1");
 }
 
 TEST_F(PgStore, AWithdrawalStoredBeforeTheTableIsFoundInTheAuditChain) {

@@ -136,6 +136,11 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
         auto flying = in_flight_by_partner.find(partner);
         const std::size_t busy = flying == in_flight_by_partner.end() ? 0 : flying->second;
         cap = limit > busy ? limit - busy : 0;
+        // Half-open: one copy, the probe. More would be given back untried at once, to wait
+        // for a circuit that may close as soon as the probe succeeds.
+        if (breakers.state_of(partner) == "half-open") {
+          cap = std::min<std::size_t>(cap, 1);
+        }
       }
       caps.push_back({partner, cap});
     }
@@ -220,10 +225,14 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
       return;
     }
     if (!breakers.allow(job.recipient)) {
-      // Circuit open: give the delivery back for later without counting it as a failure.
+      // Circuit open (it opened while the claim waited in the store's queue): give the delivery
+      // back untried, due when the circuit may close. A half-open circuit whose probe is out has
+      // its time behind it: due at once, and not claimed before the probe's outcome (its cap is
+      // 0 meanwhile).
+      const auto now = std::chrono::system_clock::now();
+      const auto until = breakers.open_until(job.recipient);
       finish(std::move(job), store::attempt_result::retry,
-             store::time_point(std::chrono::system_clock::now() + options.breaker_open),
-             "circuit-open", {}, false);
+             store::time_point(until && *until > now ? *until : now), "circuit-open", {}, false);
       return;
     }
     ++in_flight;

@@ -97,4 +97,13 @@ std::string circuit_breakers::state_of(std::string_view partner) {
   return clock_() < *it->second.open_until ? "open" : "half-open";
 }
 
+std::optional<clock_type::time_point> circuit_breakers::open_until(std::string_view partner) {
+  std::lock_guard lock(mutex_);
+  auto it = states_.find(partner);
+  if (it == states_.end()) {
+    return std::nullopt;
+  }
+  return it->second.open_until;
+}
+
 }  // namespace mxgw::delivery

@@ -66,6 +66,9 @@ class circuit_breakers {
 
   std::string state_of(std::string_view partner);  ///< "closed", "open", "half-open"
 
+  /// When the partner's circuit may close (its probe may go): nullopt while it is closed.
+  std::optional<clock_type::time_point> open_until(std::string_view partner);
+
  private:
   struct state {
     int consecutive_failures = 0;

@@ -716,6 +716,108 @@ TEST_F(Delivery, AnEndpointWhoseCertificateIsOnANewCrlGetsNothingMore) {
   EXPECT_TRUE(ratanakiri_->has(second));
 }
 
+// A circuit that opened while a claim waited in the store's queue: the copy claimed is given back
+// untried, due when the circuit may close (not a whole breaker_open_ms after the give-back). When
+// the circuit goes half-open, one copy is claimed (the probe), not a batch of which the others
+// would be given back to wait once more; so no copy but the first is ever given back.
+TEST_F(Delivery, ACircuitGivesBackOnlyWhatItMustAndUntilItMayClose) {
+  namespace th = store::test_helpers;
+  constexpr auto breaker_open = std::chrono::milliseconds(1000);
+  const auto path = dir_ / "own" / "store.db";
+  store::sqlite_options so;
+  so.path = path;
+  so.busy_timeout_ms = 60000;  // the gate holds the write lock while the claim waits
+  auto store = std::make_shared<store::sqlite_store>(so);
+  // Stung Treng answers every POST after 300 ms, the first with a 503.
+  stungtreng_->set_faults({.fail_first = 1, .latency_ms = 300});
+  accept_for_stungtreng(*store, 1);
+
+  delivery::delivery_options options;
+  options.identity = {dir_ / "server.pem", dir_ / "server.key", {dir_ / "ca.pem"}};
+  options.owner = "breaker";
+  options.recipients = {"kh-stungtreng"};
+  options.poll_interval = std::chrono::seconds(60);  // only the test's wakes claim
+  options.breaker_failures = 1;
+  options.breaker_open = breaker_open;
+  const std::string endpoint =
+      "https://127.0.0.1:" + std::to_string(stungtreng_->port()) + "/v1/messages";
+  auto workers = std::make_unique<delivery::delivery_service>(
+      options, store, [&](std::string_view) -> std::optional<delivery::recipient_info> {
+        delivery::recipient_info info;
+        info.endpoint = endpoint;
+        info.limits = quick_retries(5);
+        info.concurrency = 2;
+        return info;
+      });
+  workers->start();
+  ASSERT_TRUE(stungtreng_->wait_until([](const auto& s) { return s.held == 1; }, patience));
+  accept_for_stungtreng(*store, 2);
+
+  // Hold the writer, then claim: message 2 is claimed (the circuit is closed, one of two slots
+  // busy) but the claim waits in the store's queue while message 1's 503 opens the circuit.
+  th::writer_gate gate(path);
+  std::promise<bool> first;
+  store->append_audit({}, [&](bool ok) { first.set_value(ok); });
+  th::wait_until_writer_took_all(*store);
+  workers->wake();
+  const auto deadline = std::chrono::steady_clock::now() + patience;
+  while (store->stats().queued == 0 || workers->circuit_state("kh-stungtreng") != "open") {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline)
+        << "no claim, or the circuit never opened";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const auto opened_by = std::chrono::system_clock::now();     // the circuit opened before this
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the give-back comes later
+  gate.release();
+  EXPECT_TRUE(first.get_future().get());
+
+  // Message 2 is given back untried, due when the circuit may close.
+  const auto given_back = [&]() -> std::optional<store::recipient_status> {
+    const auto until = std::chrono::steady_clock::now() + patience;
+    while (std::chrono::steady_clock::now() < until) {
+      std::promise<std::optional<store::message_status>> found;
+      store->find(th::make_id(2), [&](std::optional<store::message_status> s, bool) {
+        found.set_value(std::move(s));
+      });
+      const auto status = found.get_future().get();
+      if (status && status->recipients.size() == 1 &&
+          status->recipients[0].last_error == "circuit-open") {
+        return status->recipients[0];
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return std::nullopt;
+  }();
+  ASSERT_TRUE(given_back.has_value()) << "message 2 was not given back";
+  EXPECT_EQ(given_back->state, "retrying");
+  EXPECT_EQ(given_back->attempts, 0);
+  ASSERT_TRUE(given_back->next_attempt_at.has_value());
+  EXPECT_LE(*given_back->next_attempt_at, opened_by + breaker_open)
+      << "due a whole breaker_open_ms after the give-back, not when the circuit may close";
+
+  // Half-open: both copies are due. One probe goes; its success closes the circuit, and then the
+  // other goes. Neither is given back again.
+  while (workers->circuit_state("kh-stungtreng") != "half-open") {
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << "the circuit never went half-open";
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  workers->wake();
+  EXPECT_EQ(settled(*store, th::make_id(1)).state, "delivered");
+  EXPECT_EQ(settled(*store, th::make_id(2)).state, "delivered");
+  workers->stop();
+  std::promise<std::vector<audit::audit_row>> audit;
+  store->read_audit(
+      0, 1000, [&](std::vector<audit::audit_row> rows, bool) { audit.set_value(std::move(rows)); });
+  int give_backs = 0;
+  for (const auto& row : audit.get_future().get()) {
+    if (row.event == "delivery.retry" && row.entry.find("circuit-open") != std::string::npos) {
+      ++give_backs;
+    }
+  }
+  EXPECT_EQ(give_backs, 1) << "copies claimed with the probe were given back to wait again";
+  store->stop();
+}
+
 class DeliveryLongBreaker : public Delivery {
  protected:
   std::uint32_t breaker_open_ms() const override { return 60'000; }

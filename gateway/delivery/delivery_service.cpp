@@ -145,25 +145,30 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
       caps.push_back({partner, cap});
     }
     claiming = true;
+    // The lease starts when the claim commits, after this: an attempt that ends by this time plus
+    // longest_attempt(lease) ends within its lease.
+    const auto claimed_from = std::chrono::steady_clock::now();
     // The claim is not work of the io_context: without the guard, a stop() while it waits in
     // the store's queue lets run() return, the answer is posted to a loop that no longer runs,
     // and the claimed deliveries stay leased to this instance until their lease runs out (two
     // minutes by default, also for the instance that starts next).
-    store->claim_due(options.owner, free_slots, options.lease, std::move(caps),
-                     [self = shared_from_this(), free_slots, guard = asio::make_work_guard(ioc)](
-                         std::vector<store::delivery_job> jobs, bool ok) mutable {
-                       // The state goes with the posted handler: this one is destroyed on the
-                       // store's thread after the guard may have let the loop end, and must not
-                       // hold the last reference.
-                       auto& loop = self->strand;
-                       asio::post(loop, [self = std::move(self), jobs = std::move(jobs), ok,
-                                         free_slots]() mutable {
-                         self->on_claimed(std::move(jobs), ok, free_slots);
-                       });
-                     });
+    store->claim_due(
+        options.owner, free_slots, options.lease, std::move(caps),
+        [self = shared_from_this(), free_slots, claimed_from, guard = asio::make_work_guard(ioc)](
+            std::vector<store::delivery_job> jobs, bool ok) mutable {
+          // The state goes with the posted handler: this one is destroyed on the
+          // store's thread after the guard may have let the loop end, and must not
+          // hold the last reference.
+          auto& loop = self->strand;
+          asio::post(loop, [self = std::move(self), jobs = std::move(jobs), ok, free_slots,
+                            claimed_from]() mutable {
+            self->on_claimed(std::move(jobs), ok, free_slots, claimed_from);
+          });
+        });
   }
 
-  void on_claimed(std::vector<store::delivery_job> jobs, bool ok, std::size_t asked) {
+  void on_claimed(std::vector<store::delivery_job> jobs, bool ok, std::size_t asked,
+                  std::chrono::steady_clock::time_point claimed_from) {
     claiming = false;
     if (!ok) {
       log::error({.event = "delivery.claim_failed", .reason = "store"});
@@ -179,7 +184,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     }
     const bool full_batch = ok && jobs.size() == asked;
     for (auto& job : jobs) {
-      attempt(std::move(job));
+      attempt(std::move(job), claimed_from);
     }
     if (claim_again || full_batch) {
       claim_again = false;
@@ -187,7 +192,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     }
   }
 
-  void attempt(store::delivery_job job) {
+  void attempt(store::delivery_job job, std::chrono::steady_clock::time_point claimed_from) {
     if (job.expires_at && std::chrono::system_clock::now() >= *job.expires_at) {
       // The source allows no processing after handling.expires: the copy is not sent, and a
       // replay cannot send it either.
@@ -224,6 +229,29 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
              std::move(outcome));
       return;
     }
+    if (job.attempt > info->limits.max_attempts) {
+      // The last allowed attempt outlived its lease (its worker died, or hung) and the copy was
+      // claimed again: the limits are reached all the same. Not sent.
+      log::warn({.event = "delivery.attempt",
+                 .message_id = job.message_id,
+                 .partner = job.recipient,
+                 .message_type = job.type,
+                 .outcome = "dead",
+                 .reason = "attempts-exhausted"});
+      finish(std::move(job), store::attempt_result::dead, {}, "attempts-exhausted", {}, false,
+             {"attempts-exhausted", 0, "retry-limits-reached"});
+      return;
+    }
+    // The attempt ends within its lease, whatever the partner's timeout: one that outlived it
+    // would be claimed and sent again while it still ran, and its late outcome ignored.
+    const auto lease_left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        claimed_from + longest_attempt(options.lease) - std::chrono::steady_clock::now());
+    if (lease_left <= std::chrono::milliseconds(0)) {
+      // The claim took the whole lease in the store's queue: give the copy back untried.
+      finish(std::move(job), store::attempt_result::retry,
+             store::time_point(std::chrono::system_clock::now()), "lease-too-short", {}, false);
+      return;
+    }
     if (!breakers.allow(job.recipient)) {
       // Circuit open (it opened while the claim waited in the store's queue): give the delivery
       // back untried, due when the circuit may close. A half-open circuit whose probe is out has
@@ -240,7 +268,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     ++attempts;
     const auto started = std::chrono::steady_clock::now();
     auto endpoint = info->endpoint;
-    auto timeout = info->timeout;
+    const auto timeout = std::min(info->timeout, lease_left);
     auto payload = job.payload;
     client.post(job.recipient, endpoint, std::move(payload), info->content_type, timeout,
                 [self = shared_from_this(), job = std::move(job), info = *info,

@@ -2,6 +2,7 @@
 // TLS, and record the outcome (delivered with its receipt, retry with backoff, or dead letter).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -39,6 +40,21 @@ struct recipient_info {
   /// that relies on one it no longer holds (store::delivery_job::relies_on) is not sent.
   std::vector<std::string> agreements;
 };
+
+/// The time kept free at the end of a lease: what it takes from the claim's commit to the
+/// attempt's start and from the attempt's end to its outcome's commit. A tenth of the lease, at
+/// least 500 ms.
+constexpr std::chrono::milliseconds lease_margin(std::chrono::milliseconds lease) {
+  return std::max(std::chrono::milliseconds(500), lease / 10);
+}
+
+/// The longest an attempt may take under `lease` (lease less its margin; may be zero or less
+/// for a lease under a second): an attempt that took longer would outlive its lease, the copy
+/// would be claimed and sent again, and the late outcome ignored. A partner's timeout_ms must be
+/// below it (checked at load and by the admin API); the workers bound every attempt by it too.
+constexpr std::chrono::milliseconds longest_attempt(std::chrono::milliseconds lease) {
+  return lease - lease_margin(lease);
+}
 
 struct delivery_options {
   client_identity identity;

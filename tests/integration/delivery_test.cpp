@@ -818,6 +818,71 @@ TEST_F(Delivery, ACircuitGivesBackOnlyWhatItMustAndUntilItMayClose) {
   store->stop();
 }
 
+// A partner slower than the lease, with a timeout longer than the lease (the configuration refuses
+// that now, but the admin API of another instance, or an older one, may still say so): each
+// attempt ends within its lease, as a timeout, and the copy is retried within its limits and
+// becomes a dead letter at the last, instead of being claimed and sent again every lease period
+// for ever while every late receipt is ignored.
+TEST_F(Delivery, APartnerSlowerThanTheLeaseIsNotSentTheCopyEveryLeasePeriod) {
+  namespace th = store::test_helpers;
+  stungtreng_->set_faults({.latency_ms = 1600});
+  auto store = own_store();
+  accept_for_stungtreng(*store, 1);
+  delivery::delivery_options options;
+  options.identity = {dir_ / "server.pem", dir_ / "server.key", {dir_ / "ca.pem"}};
+  options.owner = "lease";
+  options.recipients = {"kh-stungtreng"};
+  options.poll_interval = std::chrono::milliseconds(20);
+  options.lease = std::chrono::milliseconds(1000);  // the configuration's least
+  options.breaker_failures = 100;
+  const std::string endpoint =
+      "https://127.0.0.1:" + std::to_string(stungtreng_->port()) + "/v1/messages";
+  auto workers = std::make_unique<delivery::delivery_service>(
+      options, store, [&](std::string_view) -> std::optional<delivery::recipient_info> {
+        delivery::recipient_info info;
+        info.endpoint = endpoint;
+        info.timeout = std::chrono::milliseconds(5000);
+        info.limits = quick_retries(3);
+        return info;
+      });
+  workers->start();
+  const auto row = settled(*store, th::make_id(1));
+  workers->stop();
+  EXPECT_EQ(row.state, "dead") << "attempts " << row.attempts;
+  EXPECT_EQ(row.attempts, 3);
+  EXPECT_NE(row.last_error.find("timeout"), std::string::npos) << row.last_error;
+  // One POST per attempt: none was sent again by a claim of the same attempt's row.
+  EXPECT_EQ(stungtreng_->stats().requests, 3U);
+  store->stop();
+}
+
+// A copy whose last allowed attempt outlived its lease (a worker that died) is claimed once more:
+// the limits are reached, and it is a dead letter without being sent again.
+TEST_F(Delivery, ACopyClaimedPastItsLastAttemptIsADeadLetterNotSent) {
+  namespace th = store::test_helpers;
+  auto store = own_store();
+  accept_for_stungtreng(*store, 1);
+  // Two claims by an instance that dies each time: its leases run out.
+  for (int attempt = 1; attempt <= 2; ++attempt) {
+    std::promise<std::vector<store::delivery_job>> claimed;
+    store->claim_due(
+        "crashed", 10, std::chrono::milliseconds(1), {{"kh-stungtreng", 4}},
+        [&](std::vector<store::delivery_job> jobs, bool) { claimed.set_value(std::move(jobs)); });
+    const auto jobs = claimed.get_future().get();
+    ASSERT_EQ(jobs.size(), 1U);
+    ASSERT_EQ(jobs[0].attempt, attempt);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the lease runs out
+  }
+  auto workers = own_workers(store, quick_retries(2));
+  const auto row = settled(*store, th::make_id(1));
+  workers->stop();
+  EXPECT_EQ(row.state, "dead");
+  EXPECT_EQ(row.last_error, "attempts-exhausted");
+  EXPECT_FALSE(stungtreng_->has(th::make_id(1)));
+  EXPECT_EQ(stungtreng_->stats().requests, 0U);
+  store->stop();
+}
+
 class DeliveryLongBreaker : public Delivery {
  protected:
   std::uint32_t breaker_open_ms() const override { return 60'000; }

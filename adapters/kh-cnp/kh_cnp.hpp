@@ -11,6 +11,7 @@
 #include <rapidjson/document.h>
 
 #include "adapters/adapter.hpp"
+#include "adapters/common/issuing_country.hpp"
 
 namespace mxgw::pipeline {
 class code_tables;
@@ -40,24 +41,10 @@ inline constexpr std::size_t max_court_chars = 256;
 
 /// KH-CNP has no field for a warrant's issuing country; its `court` ("issuing court or
 /// authority") is where a warrant names it: "<court> (issuing country: <alpha-3>)", or the mark
-/// alone when no court is known. The gateway writes it on every warrant it sends, and reads it
-/// (ASCII case ignored) from every warrant it receives.
-inline constexpr std::string_view country_mark_opening = "(issuing country:";
-
-/// `court` followed by the mark naming `alpha3` ("Gia Lai Provincial Court (issuing country:
-/// VNM)"); the mark alone when `court` is empty.
-std::string court_with_country(std::string_view court, std::string_view alpha3);
-
-/// What a `warrant.court` says about the warrant's issuing country.
-struct court_reading {
-  std::string_view authority;               ///< the court without its last mark, right-trimmed
-  std::vector<std::string_view> countries;  ///< the code in each mark, in order, trimmed
-  bool misplaced = false;                   ///< a mark is not closed, or text follows the last mark
-};
-
-/// Reads the country marks (country_mark_opening ... ")") in `court`. No mark: `authority` is
-/// the whole court and `countries` is empty.
-court_reading read_court(std::string_view court);
+/// alone when no court is known (adapters/common/issuing_country.hpp). The gateway writes it on
+/// every warrant it sends, and reads it from every warrant it receives. Codes are quoted in errors
+/// as quoted_value(code, 16) quotes them; spaces and tabs around the mark and its code are trimmed.
+extern const issuer_field court_field;
 
 /// A KH-CNP code and the canonical code it stands for, for the lists the format defines itself
 /// (no table in config/mappings holds them).

@@ -774,9 +774,9 @@ class decoder {
       if (auto number = text(*w, "no", at, max_reference_chars)) {
         put_str(warrant, "number", *number);
       }
-      std::optional<court_reading> court;
+      std::optional<issuing_country_marks> court;
       if (auto raw = text(*w, "court", at, max_court_chars)) {
-        court = read_court(*raw);
+        court = read_issuing_country_marks(*raw, court_field);
       }
       const auto country = warrant_country(court, at);
       if (country) {
@@ -840,36 +840,22 @@ class decoder {
   /// message (reply_to: the warrant may be that message's, e.g. a Vietnamese one the gateway
   /// sent), or is not from a Cambodian unit; and at the court when it names an unknown country,
   /// more than one, or not at its end.
-  std::optional<std::string> warrant_country(const std::optional<court_reading>& court,
+  std::optional<std::string> warrant_country(const std::optional<issuing_country_marks>& court,
                                              const std::string& at) {
     static constexpr const char* say_it =
         "; the court names the issuing country at its end: '(issuing country: <alpha-3>)', "
         "e.g. '(issuing country: KHM)' for a Cambodian court's warrant";
-    if (court && (court->misplaced || court->countries.size() > 1)) {
-      if (court->countries.size() > 1) {
-        std::string named;
-        for (const auto code : court->countries) {
-          named += (named.empty() ? "" : ", ") + quoted_value(code, 16);
-        }
-        fail(at + "/court", "names more than one issuing country (" + named +
-                                "): which country issued the warrant cannot be told");
-      } else {
-        fail(at + "/court",
-             "names its issuing country other than at its end as '(issuing country: "
-             "<alpha-3>)'");
+    if (court) {
+      auto marked = country_of_marks(*court, court_field, [this](std::string_view alpha3) {
+        return tables_.country_from_alpha3(alpha3);
+      });
+      if (marked.refusal) {
+        fail(at + "/court", *marked.refusal);
+        return std::nullopt;
       }
-      return std::nullopt;
-    }
-    if (court && court->countries.size() == 1) {
-      const std::string_view code = court->countries.front();
-      auto country = tables_.country_from_alpha3(code);
-      if (!country) {
-        // Never carried in `unmapped`: the canonical warrant cannot be without its country.
-        fail(at + "/court", "unknown code " + quoted_value(code, 16) +
-                                " (table country): the issuing country is named by its ISO "
-                                "3166-1 alpha-3 code");
+      if (marked.country) {
+        return marked.country;
       }
-      return country;
     }
     if (gateway_msg_no_) {
       fail(at, std::string("has no issuing country: KH-CNP has no field for it, and this msg_no "

@@ -478,24 +478,15 @@ class encoder {
     // KH-CNP has no field for the issuing country, and a warrant in a Cambodian format reads as
     // Cambodian: the court says which country issued it, every time, in the form the decoder
     // reads back ("Tòa án tỉnh Gia Lai (issuing country: VNM)").
-    const auto authority = string_at(w, "issuingAuthority");
-    const auto alpha3 = tables_.alpha3_of_country(string_at(w, "issuingCountry"));
-    const court_reading marks = read_court(authority);
-    if (!alpha3) {
-      fail("/body/warrants/0/issuingCountry",
-           "has no ISO 3166-1 alpha-3 code: KH-CNP could not say which country issued the "
-           "warrant, and without it the warrant would read as Cambodian");
-    } else if (!marks.countries.empty() || marks.misplaced) {
-      fail("/body/warrants/0/issuingAuthority",
-           "already holds '(issuing country: ...)', the form in which KH-CNP's court names the "
-           "warrant's country: the country could not be told apart");
-    } else if (const std::string court = court_with_country(authority, *alpha3);
-               code_points(court) > max_court_chars) {
-      fail("/body/warrants/0/issuingAuthority",
-           "is too long for KH-CNP's court with the issuing country after it (" +
-               std::to_string(max_court_chars) + " characters)");
+    const auto marked =
+        mark_issuer(string_at(w, "issuingAuthority"),
+                    tables_.alpha3_of_country(string_at(w, "issuingCountry")), court_field);
+    if (marked.country_refusal) {
+      fail("/body/warrants/0/issuingCountry", *marked.country_refusal);
+    } else if (marked.authority_refusal) {
+      fail("/body/warrants/0/issuingAuthority", *marked.authority_refusal);
     } else {
-      put_str(warrant, "court", court);
+      put_str(warrant, "court", marked.text);
     }
     value offences(rapidjson::kArrayType);
     if (const value* charges = array_at(w, "charges")) {

@@ -285,52 +285,15 @@ std::string quoted_value(std::string_view text, std::size_t max_bytes) {
   return "'" + std::string(text.substr(0, cut)) + "...'";
 }
 
-std::string court_with_country(std::string_view court, std::string_view alpha3) {
-  std::string out(court);
-  out += out.empty() ? "" : " ";
-  out += country_mark_opening;
-  out += ' ';
-  out += alpha3;
-  out += ')';
-  return out;
-}
-
-court_reading read_court(std::string_view court) {
-  const auto is_space = [](char c) { return c == ' ' || c == '\t'; };
-  const auto trimmed = [&](std::string_view text) {
-    while (!text.empty() && is_space(text.front())) {
-      text.remove_prefix(1);
-    }
-    while (!text.empty() && is_space(text.back())) {
-      text.remove_suffix(1);
-    }
-    return text;
-  };
-  // The marks are found in an ASCII-lower-cased copy: the same byte offsets as `court`.
-  const std::string lower = lower_ascii(court);
-  court_reading reading;
-  reading.authority = court;
-  std::size_t last = std::string::npos;
-  for (std::size_t at = lower.find(country_mark_opening); at != std::string::npos;
-       at = lower.find(country_mark_opening, at + 1)) {
-    const std::size_t code_at = at + country_mark_opening.size();
-    const std::size_t close = court.find(')', code_at);
-    if (close == std::string_view::npos) {
-      reading.misplaced = true;
-      break;
-    }
-    reading.countries.push_back(trimmed(court.substr(code_at, close - code_at)));
-    last = at;
-    reading.misplaced = !trimmed(court.substr(close + 1)).empty();
-  }
-  if (last != std::string::npos) {
-    std::string_view before = court.substr(0, last);
-    while (!before.empty() && is_space(before.back())) {
-      before.remove_suffix(1);
-    }
-    reading.authority = before;
-  }
-  return reading;
-}
+const issuer_field court_field{
+    .format = "KH-CNP",
+    .name = "court",
+    .reads_as = "Cambodian",
+    .max_chars = max_court_chars,
+    .blanks = " \t",
+    .show_code = [](std::string_view code) { return quoted_value(code, 16); },
+    .unknown_code =
+        [](const std::string& shown) { return "unknown code " + shown + " (table country)"; },
+};
 
 }  // namespace mxgw::adapters::kh_cnp

@@ -1011,37 +1011,23 @@ class decoder {
   /// answers or updates another message (replyTo: the warrant may be that message's, e.g. a
   /// Vietnamese one the gateway sent), whatever its <Sender> (the sender, not the issuer); and at
   /// the authority when it names an unknown country, more than one, or not at its end.
-  std::optional<std::string> warrant_country(const std::vector<located>& kids,
-                                             const std::string& warrant_path,
-                                             const std::optional<authority_reading>& authority) {
+  std::optional<std::string> warrant_country(
+      const std::vector<located>& kids, const std::string& warrant_path,
+      const std::optional<issuing_country_marks>& authority) {
     static constexpr const char* say_it =
         "; <Warrant authority> names the issuing country at its end: '(issuing country: "
         "<alpha-3>)', e.g. '(issuing country: LAO)' for a Lao court's warrant";
-    const std::string at_authority = warrant_path + "/@authority";
-    if (authority && authority->countries.size() > 1) {
-      std::string named;
-      for (const auto code : authority->countries) {
-        named += (named.empty() ? "" : ", ") + quoted_country_code(code);
+    if (authority) {
+      auto marked = country_of_marks(*authority, authority_field, [this](std::string_view alpha3) {
+        return codes_.from_column("country", "alpha3", alpha3);
+      });
+      if (marked.refusal) {
+        fail(warrant_path + "/@authority", *marked.refusal);
+        return std::nullopt;
       }
-      fail(at_authority, "names more than one issuing country (" + named +
-                             "): which country issued the warrant cannot be told");
-      return std::nullopt;
-    }
-    if (authority && authority->misplaced) {
-      fail(at_authority,
-           "names its issuing country other than at its end as '(issuing country: <alpha-3>)'");
-      return std::nullopt;
-    }
-    if (authority && authority->countries.size() == 1) {
-      const std::string_view code = authority->countries.front();
-      auto country = codes_.from_column("country", "alpha3", code);
-      if (!country) {
-        // Never carried in `unmapped`: the canonical warrant cannot be without its country.
-        fail(at_authority, quoted_country_code(code) +
-                               " is not in table 'country': the issuing country is named by its "
-                               "ISO 3166-1 alpha-3 code");
+      if (marked.country) {
+        return marked.country;
       }
-      return country;
     }
     if (gateway_ref_) {
       fail(warrant_path,
@@ -1092,9 +1078,9 @@ class decoder {
         authority && within(*authority, max_authority_chars, path + "/@authority")) {
       authority_text = std::move(authority);
     }
-    std::optional<authority_reading> authority;
+    std::optional<issuing_country_marks> authority;
     if (authority_text) {
-      authority = read_authority(*authority_text);
+      authority = read_issuing_country_marks(*authority_text, authority_field);
     }
     const auto country = warrant_country(kids, path, authority);
     json_value warrant(rapidjson::kObjectType);

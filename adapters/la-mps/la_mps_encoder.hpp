@@ -531,28 +531,18 @@ class encoder {
     // the authority says which country issued it, every time, in the form the decoder reads back
     // ("Cơ quan Cảnh sát điều tra Công an tỉnh Gia Lai (issuing country: VNM)").
     const auto country = string_member(wt, "issuingCountry");
-    const auto alpha3 = country ? codes_.column_of("country", *country, "alpha3") : std::nullopt;
-    if (!alpha3) {
-      fail(ptr + "/issuingCountry",
-           "has no ISO 3166-1 alpha-3 code: LA-MPS could not say which country issued the "
-           "warrant, and without it the warrant would read as Lao");
+    const auto marked = mark_issuer(
+        authority.value_or(""),
+        country ? codes_.column_of("country", *country, "alpha3") : std::nullopt, authority_field);
+    if (marked.country_refusal) {
+      fail(ptr + "/issuingCountry", *marked.country_refusal);
     }
     if (!authority) {
       fail(ptr + "/issuingAuthority", "is required by LA-MPS");
-    } else if (const authority_reading marks = read_authority(*authority);
-               !marks.countries.empty() || marks.misplaced) {
-      fail(ptr + "/issuingAuthority",
-           "already holds '(issuing country: ...)', the form in which LA-MPS's authority names "
-           "the warrant's country: the country could not be told apart");
-    } else if (alpha3) {
-      const std::string marked = authority_with_country(*authority, *alpha3);
-      if (length_of(marked) > max_authority_chars) {
-        fail(ptr + "/issuingAuthority",
-             "is too long for LA-MPS's authority with the issuing country after it (" +
-                 std::to_string(max_authority_chars) + " characters)");
-      } else {
-        attribute(w, "authority", marked, ptr + "/issuingAuthority");
-      }
+    } else if (marked.authority_refusal) {
+      fail(ptr + "/issuingAuthority", *marked.authority_refusal);
+    } else if (!marked.country_refusal) {
+      attribute(w, "authority", marked.text, ptr + "/issuingAuthority");
     }
     const era cal = calendar_for({&issued, &expires});
     if (issued) {

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "adapters/common/issuing_country.hpp"
 #include "adapters/common/name_order.hpp"
 #include "adapters/la-mps/la_mps_xml.hpp"
 
@@ -307,12 +308,6 @@ inline std::string upper_ascii(std::string s) {
 
 // ---- a warrant's issuing country ----
 
-/// LA-MPS has no field for a warrant's issuing country; `<Warrant authority>` (the issuing
-/// authority) is where a warrant names it: "<authority> (issuing country: <alpha-3>)", the mark
-/// the kh-cnp adapter writes in its `court`. The gateway writes it on every warrant it sends, and
-/// reads it (ASCII case ignored) from every warrant it receives.
-inline constexpr std::string_view country_mark_opening = "(issuing country:";
-
 /// Longest `<Warrant authority>` either direction takes, mark included, in characters (the
 /// canonical issuingAuthority's limit).
 inline constexpr std::size_t max_authority_chars = 256;
@@ -330,64 +325,25 @@ inline std::string quoted_country_code(std::string_view code) {
   return "a code that is not three letters";
 }
 
-/// `authority` followed by the mark naming `alpha3` ("Attapeu Provincial People's Court (issuing
-/// country: LAO)"); the mark alone when `authority` is empty.
-inline std::string authority_with_country(std::string_view authority, std::string_view alpha3) {
-  std::string out(authority);
-  out += out.empty() ? "" : " ";
-  out += country_mark_opening;
-  out += ' ';
-  out += alpha3;
-  out += ')';
-  return out;
+/// Why a country code from a mark, shown as quoted_country_code shows it, is refused.
+inline std::string unknown_country_code(const std::string& shown) {
+  return shown + " is not in table 'country'";
 }
 
-/// What a `<Warrant authority>` says about the warrant's issuing country. The views point into
-/// the text read.
-struct authority_reading {
-  std::string_view authority;               ///< the text without its last mark, right-trimmed
-  std::vector<std::string_view> countries;  ///< the code in each mark, in order, trimmed
-  bool misplaced = false;                   ///< a mark is not closed, or text follows the last mark
+/// LA-MPS has no field for a warrant's issuing country; `<Warrant authority>` (the issuing
+/// authority) is where a warrant names it: "<authority> (issuing country: <alpha-3>)", the mark
+/// the kh-cnp adapter writes in its `court` (adapters/common/issuing_country.hpp). The gateway
+/// writes it on every warrant it sends, and reads it from every warrant it receives. Blanks
+/// around the mark and its code are those of is_space.
+inline constexpr issuer_field authority_field{
+    .format = "LA-MPS",
+    .name = "authority",
+    .reads_as = "Lao",
+    .max_chars = max_authority_chars,
+    .blanks = " \t\n\r",
+    .show_code = quoted_country_code,
+    .unknown_code = unknown_country_code,
 };
-
-/// Reads the country marks (country_mark_opening ... ")") in `authority`. No mark: `authority`
-/// is the whole text and `countries` is empty.
-inline authority_reading read_authority(std::string_view authority) {
-  const auto trim = [](std::string_view text) {
-    while (!text.empty() && is_space(text.front())) {
-      text.remove_prefix(1);
-    }
-    while (!text.empty() && is_space(text.back())) {
-      text.remove_suffix(1);
-    }
-    return text;
-  };
-  // The marks are found in an ASCII-lower-cased copy: the same byte offsets as `authority`.
-  const std::string lower = lower_ascii(std::string(authority));
-  authority_reading reading;
-  reading.authority = authority;
-  std::size_t last = std::string::npos;
-  for (std::size_t at = lower.find(country_mark_opening); at != std::string::npos;
-       at = lower.find(country_mark_opening, at + 1)) {
-    const std::size_t code_at = at + country_mark_opening.size();
-    const std::size_t close = authority.find(')', code_at);
-    if (close == std::string_view::npos) {
-      reading.misplaced = true;
-      break;
-    }
-    reading.countries.push_back(trim(authority.substr(code_at, close - code_at)));
-    last = at;
-    reading.misplaced = !trim(authority.substr(close + 1)).empty();
-  }
-  if (last != std::string::npos) {
-    std::string_view before = authority.substr(0, last);
-    while (!before.empty() && is_space(before.back())) {
-      before.remove_suffix(1);
-    }
-    reading.authority = before;
-  }
-  return reading;
-}
 
 /// `text` with every byte sequence XML 1.0 cannot carry replaced by '?' (for error bodies).
 inline std::string xml_safe_copy(std::string_view text) {

@@ -29,6 +29,7 @@
 #include "gateway/sim/notice_feed.hpp"
 #include "gateway/sim/partner_sim.hpp"
 #include "gateway/store/sqlite_store.hpp"
+#include "tests/support/forwarding_store.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace mxgw::test {
@@ -45,10 +46,10 @@ constexpr const char* feed_partner = "interpol-feed";
 /// Forwards everything to a real store, except that the first `failures` saves of the feed's
 /// cursor for sweep `sweep` (the save at the end of the sweep before it) answer `failed`, as a
 /// store that cannot write (disk full, a lost database connection) would.
-class failing_cursor_store final : public message_store {
+class failing_cursor_store final : public forwarding_store {
  public:
   failing_cursor_store(std::shared_ptr<message_store> inner, std::int64_t sweep, int failures)
-      : inner_(std::move(inner)), sweep_(sweep), failures_left_(failures) {}
+      : forwarding_store(std::move(inner)), sweep_(sweep), failures_left_(failures) {}
 
   std::atomic<int> saves_of_sweep{0};  ///< cursor saves for `sweep`, failed or not
   std::atomic<int> failed_saves{0};    ///< those answered `failed`
@@ -63,86 +64,25 @@ class failing_cursor_store final : public message_store {
         return;
       }
     }
-    inner_->put_states(std::move(p), std::move(a), std::move(h));
+    forwarding_store::put_states(std::move(p), std::move(a), std::move(h));
   }
 
-  void find(std::string id, find_handler h) override { inner_->find(std::move(id), std::move(h)); }
-  void read_body(std::string id, body_handler h) override {
-    inner_->read_body(std::move(id), std::move(h));
-  }
-  void accept(store::message_record r, accept_handler h) override {
-    inner_->accept(std::move(r), std::move(h));
-  }
-  void claim_due(std::string o, std::size_t n, std::chrono::milliseconds l,
-                 std::vector<store::recipient_cap> c, claim_handler h) override {
-    inner_->claim_due(std::move(o), n, l, std::move(c), std::move(h));
-  }
-  void report(store::attempt_report r, report_handler h) override {
-    inner_->report(std::move(r), std::move(h));
-  }
-  void replay(std::string m, std::string r, std::vector<audit::audit_record> a,
-              replay_handler h) override {
-    inner_->replay(std::move(m), std::move(r), std::move(a), std::move(h));
-  }
-  void discard(std::string m, std::string r, std::string why, std::vector<audit::audit_record> a,
-               replay_handler h) override {
-    inner_->discard(std::move(m), std::move(r), std::move(why), std::move(a), std::move(h));
-  }
-  void purge(store::retention_cut c, purge_handler h) override {
-    inner_->purge(std::move(c), std::move(h));
-  }
-  void transfer_register(std::string f, std::string t, register_handler h) override {
-    inner_->transfer_register(std::move(f), std::move(t), std::move(h));
-  }
-  void read_facts(std::string s, std::string a, std::size_t l, facts_handler h) override {
-    inner_->read_facts(std::move(s), std::move(a), l, std::move(h));
-  }
-  void rewrite_values(std::string a, std::size_t m, store::value_rewriter r,
-                      rewrite_handler h) override {
-    inner_->rewrite_values(std::move(a), m, std::move(r), std::move(h));
-  }
-  void queue_stats(queue_handler h) override { inner_->queue_stats(std::move(h)); }
-  void list_dead(std::size_t l, dead_handler h) override { inner_->list_dead(l, std::move(h)); }
-  void find_person_matches(std::string m, std::size_t l, matches_handler h) override {
-    inner_->find_person_matches(std::move(m), l, std::move(h));
-  }
-  void rekey_persons(std::string a, std::size_t n, person_keyer k,
-                     person_rekey_handler h) override {
-    inner_->rekey_persons(std::move(a), n, std::move(k), std::move(h));
-  }
-  void list_held(std::size_t l, held_handler h) override { inner_->list_held(l, std::move(h)); }
-  void read_held(std::string m, std::string r, held_copy_handler h) override {
-    inner_->read_held(std::move(m), std::move(r), std::move(h));
-  }
-  void decide_release(store::release_request r, release_handler h) override {
-    inner_->decide_release(std::move(r), std::move(h));
-  }
-  void append_audit(std::vector<audit::audit_record> r, report_handler h) override {
-    inner_->append_audit(std::move(r), std::move(h));
-  }
-  void read_audit(std::int64_t a, std::size_t l, audit_handler h) override {
-    inner_->read_audit(a, l, std::move(h));
-  }
-  void audit_head(head_handler h) override { inner_->audit_head(std::move(h)); }
-  void add_checkpoint(audit::checkpoint c, report_handler h) override {
-    inner_->add_checkpoint(std::move(c), std::move(h));
-  }
-  void read_checkpoints(checkpoints_handler h) override { inner_->read_checkpoints(std::move(h)); }
   void list_state(std::string k, std::int64_t a, state_handler h) override {
     {
       std::lock_guard lock(held_mutex_);
       if (hold_state_reads) {
         held_.emplace_back([this, k = std::move(k), a, h = std::move(h)]() mutable {
-          inner_->list_state(std::move(k), a, [this, h = std::move(h)](auto items, bool ok) {
-            h(std::move(items), ok);
-            held_answered.fetch_add(1);
-          });
+          forwarding_store::list_state(std::move(k), a,
+                                       [this, h = std::move(h)](auto items, bool ok) {
+                                         h(std::move(items), ok);
+                                         held_answered.fetch_add(1);
+                                       });
         });
         held_reads.fetch_add(1);
         return;
       }
     }
-    inner_->list_state(std::move(k), a, std::move(h));
+    forwarding_store::list_state(std::move(k), a, std::move(h));
   }
 
   /// While set, reads of the feed's state wait until release_held_reads(), as a busy store's do.
@@ -160,11 +100,6 @@ class failing_cursor_store final : public message_store {
       read();
     }
   }
-  void on_deliveries_due(std::function<void()> c) override {
-    inner_->on_deliveries_due(std::move(c));
-  }
-  bool healthy() const override { return inner_->healthy(); }
-  void stop() override { inner_->stop(); }
 
  private:
   bool cursor_of_sweep(const store::state_item& item) const {
@@ -177,7 +112,6 @@ class failing_cursor_store final : public message_store {
            doc["sweep"].IsInt64() && doc["sweep"].GetInt64() == sweep_;
   }
 
-  std::shared_ptr<message_store> inner_;
   std::int64_t sweep_;
   std::atomic<int> failures_left_;
   std::mutex held_mutex_;

@@ -22,6 +22,7 @@
 #include "gateway/pipeline/canonical_check.hpp"
 #include "gateway/pipeline/routing.hpp"
 #include "gateway/store/sqlite_store.hpp"
+#include "tests/support/forwarding_store.hpp"
 #include "tests/support/test_support.hpp"
 
 namespace mxgw::test {
@@ -31,10 +32,10 @@ using store::message_store;
 
 /// Forwards everything to a real store, except that the first find() of `hidden` answers "not
 /// found", as it would have a moment before that message committed.
-class late_original_store final : public message_store {
+class late_original_store final : public forwarding_store {
  public:
   late_original_store(std::shared_ptr<message_store> inner, std::string hidden)
-      : inner_(std::move(inner)), hidden_(std::move(hidden)) {}
+      : forwarding_store(std::move(inner)), hidden_(std::move(hidden)) {}
 
   std::atomic<int> finds_of_hidden{0};
 
@@ -43,84 +44,10 @@ class late_original_store final : public message_store {
       handler(std::nullopt, true);
       return;
     }
-    inner_->find(std::move(id), std::move(handler));
+    forwarding_store::find(std::move(id), std::move(handler));
   }
-  void read_body(std::string id, body_handler handler) override {
-    inner_->read_body(std::move(id), std::move(handler));
-  }
-  void accept(store::message_record r, accept_handler h) override {
-    inner_->accept(std::move(r), std::move(h));
-  }
-  void claim_due(std::string o, std::size_t n, std::chrono::milliseconds l,
-                 std::vector<store::recipient_cap> c, claim_handler h) override {
-    inner_->claim_due(std::move(o), n, l, std::move(c), std::move(h));
-  }
-  void report(store::attempt_report r, report_handler h) override {
-    inner_->report(std::move(r), std::move(h));
-  }
-  void replay(std::string m, std::string r, std::vector<audit::audit_record> a,
-              replay_handler h) override {
-    inner_->replay(std::move(m), std::move(r), std::move(a), std::move(h));
-  }
-  void discard(std::string m, std::string r, std::string why, std::vector<audit::audit_record> a,
-               replay_handler h) override {
-    inner_->discard(std::move(m), std::move(r), std::move(why), std::move(a), std::move(h));
-  }
-  void purge(store::retention_cut c, purge_handler h) override {
-    inner_->purge(std::move(c), std::move(h));
-  }
-  void transfer_register(std::string f, std::string t, register_handler h) override {
-    inner_->transfer_register(std::move(f), std::move(t), std::move(h));
-  }
-  void read_facts(std::string s, std::string a, std::size_t l, facts_handler h) override {
-    inner_->read_facts(std::move(s), std::move(a), l, std::move(h));
-  }
-  void rewrite_values(std::string a, std::size_t m, store::value_rewriter r,
-                      rewrite_handler h) override {
-    inner_->rewrite_values(std::move(a), m, std::move(r), std::move(h));
-  }
-  void queue_stats(queue_handler h) override { inner_->queue_stats(std::move(h)); }
-  void list_dead(std::size_t l, dead_handler h) override { inner_->list_dead(l, std::move(h)); }
-  void find_person_matches(std::string m, std::size_t l, matches_handler h) override {
-    inner_->find_person_matches(std::move(m), l, std::move(h));
-  }
-  void rekey_persons(std::string a, std::size_t n, person_keyer k,
-                     person_rekey_handler h) override {
-    inner_->rekey_persons(std::move(a), n, std::move(k), std::move(h));
-  }
-  void list_held(std::size_t l, held_handler h) override { inner_->list_held(l, std::move(h)); }
-  void read_held(std::string m, std::string r, held_copy_handler h) override {
-    inner_->read_held(std::move(m), std::move(r), std::move(h));
-  }
-  void decide_release(store::release_request r, release_handler h) override {
-    inner_->decide_release(std::move(r), std::move(h));
-  }
-  void append_audit(std::vector<audit::audit_record> r, report_handler h) override {
-    inner_->append_audit(std::move(r), std::move(h));
-  }
-  void read_audit(std::int64_t a, std::size_t l, audit_handler h) override {
-    inner_->read_audit(a, l, std::move(h));
-  }
-  void audit_head(head_handler h) override { inner_->audit_head(std::move(h)); }
-  void add_checkpoint(audit::checkpoint c, report_handler h) override {
-    inner_->add_checkpoint(std::move(c), std::move(h));
-  }
-  void read_checkpoints(checkpoints_handler h) override { inner_->read_checkpoints(std::move(h)); }
-  void put_states(std::vector<store::state_put> p, std::vector<audit::audit_record> a,
-                  puts_handler h) override {
-    inner_->put_states(std::move(p), std::move(a), std::move(h));
-  }
-  void list_state(std::string k, std::int64_t a, state_handler h) override {
-    inner_->list_state(std::move(k), a, std::move(h));
-  }
-  void on_deliveries_due(std::function<void()> c) override {
-    inner_->on_deliveries_due(std::move(c));
-  }
-  bool healthy() const override { return inner_->healthy(); }
-  void stop() override { inner_->stop(); }
 
  private:
-  std::shared_ptr<message_store> inner_;
   std::string hidden_;
 };
 

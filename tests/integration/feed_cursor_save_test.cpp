@@ -368,6 +368,11 @@ TEST_F(FeedCursorSave, APollerStoppedWhileTheStoreReadsItsStateLeavesNothingBehi
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ASSERT_EQ(store_->held_answered.load(), 1);
+  // The store's thread lets go of the answered callback (and what it holds) just after calling
+  // it; a poller whose state outlives it never lets go.
+  for (int i = 0; i < 500 && poller_held_.use_count() != 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_EQ(poller_held_.use_count(), 1) << "the stopped poller's state outlived it";
   EXPECT_EQ(list_requests(), 0u);  // stopped before it read its state: it asked the feed nothing
 }

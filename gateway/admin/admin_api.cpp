@@ -19,6 +19,7 @@
 #include "gateway/common/metrics.hpp"
 #include "gateway/common/text.hpp"
 #include "gateway/common/time.hpp"
+#include "gateway/delivery/delivery_service.hpp"
 #include "gateway/identity/cert_authority.hpp"
 #include "gateway/identity/peer_identity.hpp"
 #include "gateway/pipeline/routing.hpp"
@@ -372,6 +373,19 @@ std::optional<identity::partner> partner_from_body(const call& c) {
   if (!p) {
     c.done(invalid("The partner definition has problems; see errors.", field_errors(problems)));
     return std::nullopt;
+  }
+  // An attempt must end within its lease, or the copy is claimed and sent again while it runs.
+  if (const auto lease = c.ctx.options.delivery_lease; lease.count() > 0) {
+    const auto longest = delivery::longest_attempt(lease);
+    if (!p->endpoint.empty() && p->delivery.timeout >= longest) {
+      c.done(
+          invalid("The partner's delivery timeout is not below the delivery lease less its margin.",
+                  {{"/delivery/timeout_ms",
+                    "must be below " + std::to_string(longest.count()) + " (delivery lease_ms " +
+                        std::to_string(lease.count()) + " less its margin of " +
+                        std::to_string(delivery::lease_margin(lease).count()) + ")"}}));
+      return std::nullopt;
+    }
   }
   auto registry = c.state().trust()->partners;
   if (auto clash = registry.put(*p); !clash.empty()) {

@@ -31,6 +31,10 @@ struct admin_api_options {
   /// Reloads the gateway's reloadable configuration as `actor` (gateway_instance::reload); empty:
   /// POST /admin/v1/reload answers 404.
   std::function<std::vector<identity::config_problem>(const std::string& actor)> reload;
+  /// delivery.lease_ms of this instance: a partner definition with an endpoint whose delivery
+  /// timeout_ms is not below delivery::longest_attempt of it is refused (422). 0: deliveries are
+  /// off, no check.
+  std::chrono::milliseconds delivery_lease{0};
 };
 
 class admin_api {

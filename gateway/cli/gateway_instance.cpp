@@ -332,7 +332,10 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
         .max_json_depth = 32,
         .persons_matching = match_key != nullptr,
         // The admin listener lives inside this instance: `this` outlives its requests.
-        .reload = [this](const std::string& actor) { return reload(actor); }};
+        .reload = [this](const std::string& actor) { return reload(actor); },
+        .delivery_lease = config.delivery.enabled
+                              ? std::chrono::milliseconds(config.delivery.lease_ms)
+                              : std::chrono::milliseconds(0)};
     auto* delivery_ptr = parts_->delivery.get();
     auto* partner_server = parts_->server.get();
     auto* deadlines = parts_->deadlines.get();

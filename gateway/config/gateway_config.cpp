@@ -12,6 +12,7 @@
 #include <stdexcept>
 
 #include "gateway/common/json.hpp"
+#include "gateway/delivery/delivery_service.hpp"
 #include "gateway/identity/cert_authority.hpp"
 #include "gateway/store/pg_store.hpp"
 
@@ -479,6 +480,28 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
         std::pair{"/mappings_dir", &config.mappings_dir}}) {
     if (value->empty()) {
       r.problem(name, "is required");
+    }
+  }
+
+  // Every attempt must end within its lease, or the copy is claimed and sent again while the
+  // attempt still runs: each partner's delivery timeout_ms must be below the lease less its
+  // margin (partners with an endpoint; one given an endpoint later is checked by the admin API).
+  // The partners file's own problems are reported where it is loaded.
+  std::error_code absent;
+  if (config.delivery.enabled && !config.partners_file.empty() &&
+      std::filesystem::is_regular_file(config.partners_file, absent)) {
+    const std::chrono::milliseconds lease(config.delivery.lease_ms);
+    const auto longest = delivery::longest_attempt(lease);
+    std::vector<identity::config_problem> ignored;
+    const auto partners = identity::partner_registry::load(config.partners_file, ignored);
+    for (const auto* p : partners.all()) {
+      if (!p->endpoint.empty() && p->delivery.timeout >= longest) {  // those delivered to
+        r.problem("/delivery/lease_ms",
+                  "must exceed every partner's delivery timeout_ms by its margin (" +
+                      std::to_string(delivery::lease_margin(lease).count()) + " ms): partner '" +
+                      p->id + "' has timeout_ms " + std::to_string(p->delivery.timeout.count()) +
+                      "; lower it below " + std::to_string(longest.count()) + " or raise lease_ms");
+      }
     }
   }
 

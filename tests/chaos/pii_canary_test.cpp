@@ -127,12 +127,12 @@ class PiiCanary : public ::testing::Test {
        "agreements":["victim-data"],
        "endpoint":"https://127.0.0.1:)" + std::to_string(good_sim_->port()) +
                                            R"(/v1/messages",
-       "delivery":{"timeout_ms":2000,"max_attempts":20,"backoff_base_ms":20,"backoff_cap_ms":200}},
+       "delivery":{"timeout_ms":1000,"max_attempts":20,"backoff_base_ms":20,"backoff_cap_ms":200}},
       {"id":"vn-thanhhoa","name":"Thanh Hoa border office","country":"VN",
        "agreements":["victim-data"],
        "endpoint":"https://127.0.0.1:)" + std::to_string(bad_sim_->port()) +
                                            R"(/v1/messages",
-       "delivery":{"timeout_ms":2000,"max_attempts":2,"backoff_base_ms":20,"backoff_cap_ms":200}},
+       "delivery":{"timeout_ms":1000,"max_attempts":2,"backoff_base_ms":20,"backoff_cap_ms":200}},
       {"id":"la-houaphanh","name":"Houaphanh police","country":"LA","adapter":"la-mps"}]})");
     // Wanted notices and tips for Cambodia wait for four-eyes release (docs/release.md).
     write_file(dir_ / "routing.json", R"({"rules": [], "release": {"rules": [

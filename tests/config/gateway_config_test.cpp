@@ -394,6 +394,34 @@ TEST_F(GatewayConfig, PartnerEndpointsAreCheckedAgainstTheListenersCrlsWithItsAn
   EXPECT_EQ(config.delivery.partner_server_crl[0].filename(), "crl.pem");
 }
 
+// Every attempt must end within its lease: a partner's delivery timeout_ms at or above the lease
+// less its margin (a tenth, at least 500 ms) is a problem of the configuration, named at
+// /delivery/lease_ms with the partner; nothing is checked when deliveries are off.
+TEST_F(GatewayConfig, APartnerTimeoutMustBeBelowTheDeliveryLeaseLessItsMargin) {
+  write_file(dir_ / "etc" / "partners.json", R"({"partners":[
+    {"id":"kh-ratanakiri","name":"Ratanakiri","country":"KH",
+     "endpoint":"https://kh.example:9443/v1/messages","delivery":{"timeout_ms":5000}},
+    {"id":"la-houaphanh","name":"Houaphanh","country":"LA","delivery":{"timeout_ms":400}}]})");
+  auto config = load();  // the default lease, two minutes
+  ASSERT_TRUE(problems_.empty()) << describe(problems_);
+
+  set("/delivery", R"({"lease_ms": 5500})");  // 5500 - 550 = 4950: not above 5000
+  config = load();
+  const auto reason = only_problem_at("/delivery/lease_ms");
+  EXPECT_NE(reason.find("kh-ratanakiri"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("5000"), std::string::npos) << reason;
+
+  reset();
+  set("/delivery", R"({"lease_ms": 5600})");  // 5600 - 560 = 5040
+  config = load();
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+
+  reset();
+  set("/delivery", R"({"enabled": false, "lease_ms": 1000})");
+  config = load();
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+}
+
 TEST_F(GatewayConfig, StoreKindIsSqliteOrPostgres) {
   set("/store/kind", R"("mysql")");
   load();

@@ -543,6 +543,39 @@ TEST_F(Admin, PartnersAreCreatedUpdatedAndCheckedLikeTheFile) {
   EXPECT_EQ(stale.status, 412);
 }
 
+// A partner's delivery timeout must leave its attempts within the delivery lease (here the default,
+// two minutes, less its margin of twelve seconds): a definition through the API that does not is
+// refused, at creation and at a change, and nothing changes. (Only for a partner delivered to,
+// with an endpoint.)
+TEST_F(Admin, APartnerTimeoutNotBelowTheDeliveryLeaseIsRefused) {
+  const auto client = admin_client();
+  auto created = admin(client, "POST", "/admin/v1/partners",
+                       R"({"id":"kh-stungtreng","name":"Stung Treng","country":"KH",)"
+                       R"("endpoint":"https://kh.example:9443/v1/messages",)"
+                       R"("delivery":{"timeout_ms":108000}})");
+  EXPECT_EQ(created.status, 422) << created.body;
+  EXPECT_NE(created.body.find("/delivery/timeout_ms"), std::string::npos) << created.body;
+  EXPECT_EQ(admin(client, "GET", "/admin/v1/partners/kh-stungtreng").status, 404);
+
+  const auto before = admin(client, "GET", "/admin/v1/partners/kh-ratanakiri");
+  ASSERT_EQ(before.status, 200);
+  auto changed = admin(client, "PUT", "/admin/v1/partners/kh-ratanakiri",
+                       R"({"id":"kh-ratanakiri","name":"Ratanakiri commissariat","country":"KH",)"
+                       R"("endpoint":"https://kh.example:9443/v1/messages",)"
+                       R"("delivery":{"timeout_ms":600000}})");
+  EXPECT_EQ(changed.status, 422) << changed.body;
+  EXPECT_NE(changed.body.find("/delivery/timeout_ms"), std::string::npos) << changed.body;
+  const auto after = admin(client, "GET", "/admin/v1/partners/kh-ratanakiri");
+  EXPECT_EQ(after.body, before.body);
+  EXPECT_EQ(after.headers.at("etag"), before.headers.at("etag"));
+
+  auto fine = admin(client, "PUT", "/admin/v1/partners/kh-ratanakiri",
+                    R"({"id":"kh-ratanakiri","name":"Ratanakiri commissariat","country":"KH",)"
+                    R"("endpoint":"https://kh.example:9443/v1/messages",)"
+                    R"("delivery":{"timeout_ms":107999}})");
+  EXPECT_EQ(fine.status, 200) << fine.body;
+}
+
 TEST_F(Admin, ChangesSurviveARestart) {
   const auto client = admin_client();
   ASSERT_EQ(admin(client, "POST", "/admin/v1/partners",

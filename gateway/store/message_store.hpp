@@ -243,9 +243,12 @@ struct attempt_report {
   /// is ignored even when the same owner has claimed the row again since (all workers of one
   /// instance share its owner name). 0 (unset) matches no claimed row: such a report is ignored.
   int attempt = 0;
-  /// false: the copy is given back untried (the gateway is stopping, or its recipient's circuit
-  /// is open), a retry that was no attempt. The row's attempts go back by one, so the claim did
-  /// not use up one of its tries and the next claim hands it out with the same attempt number.
+  /// false: the copy was not sent. A retry: given back untried (the gateway is stopping, its
+  /// recipient's circuit is open, its key is missing), so the claim did not use up one of its
+  /// tries and the next claim hands it out with the same attempt number. A dead letter: decided
+  /// before sending (expired, recipient gone or without the agreement, tries used up), so it
+  /// never counts as having reached its recipient (may_have_reached). Either way the row's
+  /// attempts go back by one.
   bool attempted = true;
 };
 

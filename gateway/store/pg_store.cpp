@@ -441,17 +441,21 @@ constexpr const char* report_delivered_sql =
 constexpr const char* report_retry_sql = MXGW_REPORT_RETRY("");
 constexpr const char* report_give_back_sql = MXGW_REPORT_RETRY("attempts = d.attempts - 1, ");
 #undef MXGW_REPORT_RETRY
-constexpr const char* report_dead_sql = R"sql(
-    UPDATE deliveries AS d
-       SET state = CASE WHEN m.withdrawn_at IS NULL THEN 'dead' ELSE 'withdrawn' END,
-           payload = CASE WHEN m.withdrawn_at IS NULL THEN d.payload ELSE ''::bytea END,
-           payload_is_body = d.payload_is_body AND m.withdrawn_at IS NULL,
-           dead_since = CASE WHEN m.withdrawn_at IS NULL THEN $4::bigint END,
-           last_error = $5, lease_owner = NULL, lease_expires = NULL
-      FROM messages AS m
-     WHERE d.message_id = $1 AND d.recipient = $2 AND d.state = 'delivering'
-       AND d.lease_owner = $3 AND d.attempts = $6 AND m.id = d.message_id
-  )sql";
+// A dead letter, and one decided before any sending (attempt_report::attempted false): its
+// attempts go back to what they were before the claim (see SQLite's report_dead_sql).
+#define MXGW_REPORT_DEAD(attempts)                                                  \
+  "UPDATE deliveries AS d "                                                         \
+  "SET state = CASE WHEN m.withdrawn_at IS NULL THEN 'dead' ELSE 'withdrawn' END, " \
+  "payload = CASE WHEN m.withdrawn_at IS NULL THEN d.payload ELSE ''::bytea END, "  \
+  "payload_is_body = d.payload_is_body AND m.withdrawn_at IS NULL, "                \
+  "dead_since = CASE WHEN m.withdrawn_at IS NULL THEN $4::bigint END, " attempts    \
+  "last_error = $5, lease_owner = NULL, lease_expires = NULL "                      \
+  "FROM messages AS m "                                                             \
+  "WHERE d.message_id = $1 AND d.recipient = $2 AND d.state = 'delivering' "        \
+  "AND d.lease_owner = $3 AND d.attempts = $6 AND m.id = d.message_id"
+constexpr const char* report_dead_sql = MXGW_REPORT_DEAD("");
+constexpr const char* report_dead_untried_sql = MXGW_REPORT_DEAD("attempts = d.attempts - 1, ");
+#undef MXGW_REPORT_DEAD
 // A dead letter of a withdrawn message is never replayed; its max_age counts from the replay
 // (released_at; see SQLite's replay_sql).
 constexpr const char* replay_sql =
@@ -2251,7 +2255,9 @@ void postgres_store::write_report(pending_write& write, report_write& w, std::in
       sql = report.attempted ? report_retry_sql : report_give_back_sql;
       when = to_ms(report.next_attempt_at);
       break;
-    case attempt_result::dead: sql = report_dead_sql; break;
+    case attempt_result::dead:
+      sql = report.attempted ? report_dead_sql : report_dead_untried_sql;
+      break;
   }
   if (sql == nullptr) {
     throw batch_failure{{"", "unknown attempt result", false}};

@@ -391,19 +391,25 @@ constexpr const char* report_delivered_sql =
 constexpr const char* report_retry_sql = MXGW_REPORT_RETRY("");
 constexpr const char* report_give_back_sql = MXGW_REPORT_RETRY("attempts = attempts - 1, ");
 #undef MXGW_REPORT_RETRY
-constexpr const char* report_dead_sql =
-    "UPDATE deliveries SET "
-    "state = CASE WHEN " MXGW_WITHDRAWN
-    " THEN 'withdrawn' ELSE 'dead' END, "
-    "payload = CASE WHEN " MXGW_WITHDRAWN
-    " THEN x'' ELSE payload END, "
-    "payload_is_body = CASE WHEN " MXGW_WITHDRAWN
-    " THEN 0 ELSE payload_is_body END, "
-    "dead_since = CASE WHEN " MXGW_WITHDRAWN
-    " THEN NULL ELSE ?4 END, "
-    "last_error = ?5, lease_owner = NULL, lease_expires = NULL "
-    "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
-    "AND state = 'delivering' AND lease_owner = ?3 AND attempts = ?6";
+// A dead letter, and one decided before any sending (attempt_report::attempted false: its
+// message expired, its recipient is gone or lost the agreement, its tries were used up): its
+// attempts go back to what they were before the claim, so it never counts as having reached its
+// recipient (may_have_reached).
+#define MXGW_REPORT_DEAD(attempts)                                                   \
+  "UPDATE deliveries SET "                                                           \
+  "state = CASE WHEN " MXGW_WITHDRAWN                                                \
+  " THEN 'withdrawn' ELSE 'dead' END, "                                              \
+  "payload = CASE WHEN " MXGW_WITHDRAWN                                              \
+  " THEN x'' ELSE payload END, "                                                     \
+  "payload_is_body = CASE WHEN " MXGW_WITHDRAWN                                      \
+  " THEN 0 ELSE payload_is_body END, "                                               \
+  "dead_since = CASE WHEN " MXGW_WITHDRAWN " THEN NULL ELSE ?4 END, " attempts       \
+  "last_error = ?5, lease_owner = NULL, lease_expires = NULL "                       \
+  "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 " \
+  "AND state = 'delivering' AND lease_owner = ?3 AND attempts = ?6"
+constexpr const char* report_dead_sql = MXGW_REPORT_DEAD("");
+constexpr const char* report_dead_untried_sql = MXGW_REPORT_DEAD("attempts = attempts - 1, ");
+#undef MXGW_REPORT_DEAD
 // A dead letter of a withdrawn message is never replayed (the withdrawal took dead letters back
 // since 2026-12-07; one left by an earlier version stays dead). A replayed copy's max_age counts
 // from the replay, as a released copy's from its release: released_at is the replay time.
@@ -1362,6 +1368,7 @@ struct sqlite_store::impl {
     statement report_retry;
     statement report_give_back;
     statement report_dead;
+    statement report_dead_untried;
     statement replay;
     statement discard;
     statement withdraw;
@@ -1538,6 +1545,7 @@ sqlite_store::impl::impl(const sqlite_options& options)
   writer_sql_->report_retry = prepare(db, report_retry_sql, path_);
   writer_sql_->report_give_back = prepare(db, report_give_back_sql, path_);
   writer_sql_->report_dead = prepare(db, report_dead_sql, path_);
+  writer_sql_->report_dead_untried = prepare(db, report_dead_untried_sql, path_);
   writer_sql_->replay = prepare(db, replay_sql, path_);
   writer_sql_->discard = prepare(db, discard_sql, path_);
   writer_sql_->withdraw = prepare(db, withdraw_sql, path_);
@@ -2511,7 +2519,10 @@ int sqlite_store::impl::write_report(const report_write& write, std::int64_t now
           report.attempted ? writer_sql_->report_retry.get() : writer_sql_->report_give_back.get();
       when = to_ms(report.next_attempt_at);
       break;
-    case attempt_result::dead: stmt = writer_sql_->report_dead.get(); break;
+    case attempt_result::dead:
+      stmt = report.attempted ? writer_sql_->report_dead.get()
+                              : writer_sql_->report_dead_untried.get();
+      break;
   }
   if (stmt == nullptr) {
     return SQLITE_MISUSE;  // not an attempt_result this build knows

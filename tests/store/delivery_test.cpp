@@ -552,6 +552,31 @@ TEST_P(StoreDelivery, ACopyGivenBackUntriedKeepsItsAttempt) {
   EXPECT_EQ(find_now(store, make_id(1)).recipients.at(0).state, "delivering");
 }
 
+TEST_P(StoreDelivery, ADeadLetterDecidedBeforeSendingCountsNoAttempt) {
+  test::temp_dir dir;
+  manual_clock clock;
+  auto opened = open(dir, clock);
+  message_store& store = *opened;
+  ASSERT_EQ(accept_now(store, record_for(1, {"la-mps"})).outcome, accept_outcome::stored);
+  // Claimed, then found expired (or its recipient gone) before anything was sent: a dead letter
+  // that never reached anyone, so no withdrawal or status may treat it as having reached it.
+  const claimed first = claim_now(store, "w", 10);
+  ASSERT_EQ(first.jobs.size(), 1U);
+  attempt_report never = dead(first.jobs[0], "w", "handling-expired");
+  never.attempted = false;
+  ASSERT_TRUE(report_now(store, std::move(never)));
+  const recipient_status row = find_now(store, make_id(1)).recipients.at(0);
+  EXPECT_EQ(row.state, "dead");
+  EXPECT_EQ(row.attempts, 0);
+  EXPECT_EQ(row.last_error, "handling-expired");
+  // A dead letter after a real attempt keeps it.
+  ASSERT_EQ(accept_now(store, record_for(2, {"la-mps"})).outcome, accept_outcome::stored);
+  const claimed second = claim_now(store, "w", 10);
+  ASSERT_EQ(second.jobs.size(), 1U);
+  ASSERT_TRUE(report_now(store, dead(second.jobs[0], "w", "http-400")));
+  EXPECT_EQ(find_now(store, make_id(2)).recipients.at(0).attempts, 1);
+}
+
 TEST_P(StoreDelivery, LeasedRowsAreNotClaimedTwiceUntilTheLeaseExpires) {
   test::temp_dir dir;
   manual_clock clock;

@@ -801,6 +801,9 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
           return self->fail("store-unavailable", 503);
         }
         if (found) {
+          if (found->sender != self->partner()) {
+            return self->id_taken(id, type, std::move(then));
+          }
           return self->accepted(std::move(next), id, type, std::move(then));
         }
         self->poller_->accept(
@@ -812,9 +815,13 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
                 if (self->stopping()) {
                   return;
                 }
-                if (status == 202 || status == 409) {
-                  // 409: this id was taken before (with another `created`): it is this message.
+                if (status == 202) {
                   return self->accepted(std::move(next), id, type, std::move(then));
+                }
+                if (status == 409) {
+                  // The id was stored meanwhile: ours (another `created`, a restart between the
+                  // accept and saving the notice) only when the feed is its sender.
+                  return self->confirm_own(std::move(next), id, type, std::move(then));
                 }
                 if (status >= 500) {
                   return self->fail("store-unavailable", status);
@@ -836,6 +843,47 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
             });
       });
     });
+  }
+
+  /// After a 409: `id` is stored; it is this notice's message when the feed sent it.
+  void confirm_own(notice_state next, std::string id, std::string type,
+                   std::function<void()> then) {
+    poller_->store->find(id, [self = shared_from_this(), loop = keep_loop(), next = std::move(next),
+                              id, type = std::move(type), then = std::move(then)](
+                                 std::optional<store::message_status> found, bool ok) mutable {
+      asio::post(self->poller_->ioc,
+                 [self, found = std::move(found), ok, next = std::move(next), id,
+                  type = std::move(type), then = std::move(then)]() mutable {
+                   if (self->stopping()) {
+                     return;
+                   }
+                   if (!ok || !found) {
+                     return self->fail("store-unavailable", 503);
+                   }
+                   if (found->sender != self->partner()) {
+                     return self->id_taken(id, type, std::move(then));
+                   }
+                   self->accepted(std::move(next), id, type, std::move(then));
+                 });
+    });
+  }
+
+  /// The id this notice's message (or its withdrawal) derives is stored as ANOTHER sender's
+  /// message: a partner posted under it first, since the ids the gateway derives can be worked
+  /// out. Nothing was sent, so the notice is not marked as sent: an operator must act, and the
+  /// next sweep tries (and raises the alarm) again. Counting it as sent would tell nobody that
+  /// the recipients never got it (for a withdrawal: a cancelled notice left active).
+  void id_taken(const std::string& id, const std::string& type, std::function<void()> then) {
+    poller_->count([](feed_counters& c) { ++c.refused; });
+    log::error({.event = "feed.notice_id_taken",
+                .message_id = id,
+                .partner = partner(),
+                .message_type = type,
+                .outcome = "not-sent",
+                .reason = "id-taken-by-another-sender",
+                .detail = "the id this notice's message derives is another partner's message; "
+                          "nothing was sent, and the next sweep tries again"});
+    then();
   }
 
   void accepted(notice_state next, const std::string& id, const std::string& type,

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
+#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -882,6 +883,32 @@ TEST_F(FeedRestart, AGatewayRestartMidFeedResumesAtThePageAndSendsNothingTwice) 
   restart();
   ASSERT_EQ(gateway_->feeds()->counters().sent, 0u);
   EXPECT_EQ(stored_messages(), all_notices);
+}
+
+// The ids the gateway derives for a notice's messages can be worked out by anyone who knows the
+// notice, and the store keeps one id space for all senders. A partner that posts its own message
+// under the id of a notice's future withdrawal must not make the poller believe the withdrawal
+// was sent: it raises the alarm instead, at every sweep, and sends nothing under that id.
+TEST_F(Feed, AWithdrawalWhoseIdAnotherPartnerTookIsNotCountedAsSent) {
+  ASSERT_NO_FATAL_FAILURE(first_sweep_delivered());
+  const std::string taken = withdrawal_of("yellow", "2026/20418");
+  std::string body = example("hotline.tip", taken);
+  body =
+      std::regex_replace(body, std::regex(R"("sender": "[a-z-]+")"), "\"sender\": \"vn-thanhhoa\"");
+  body = std::regex_replace(body, std::regex(R"("recipients": \[[^\]]*\])"),
+                            "\"recipients\": [\"vn-thanhhoa\"]");
+  ASSERT_EQ(post(partner_client("vn-thanhhoa"), body).status, 202);
+
+  notices().unlist("2026/20418");
+  notices().fail_detail("2026/20418", 404);
+  ASSERT_TRUE(wait([](const auto& c) { return c.refused >= 1; })) << log_text();
+  ASSERT_TRUE(more_sweeps(1));
+  ASSERT_TRUE(wait([](const auto& c) { return c.refused >= 2; }))
+      << "the alarm was not raised again at the next sweep";
+  EXPECT_EQ(poller().counters().withdrawn, 0u) << "a withdrawal nobody received counted as sent";
+  const std::string log = log_text();
+  EXPECT_NE(log.find("feed.notice_id_taken"), std::string::npos) << log;
+  EXPECT_NE(log.find("id-taken-by-another-sender"), std::string::npos);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/system_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -24,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -421,6 +423,44 @@ class session : public std::enable_shared_from_this<session> {
     if (const std::string refusal = recheck_peer(); !refusal.empty()) {
       return refuse_peer(refusal);
     }
+    // A declared length over max_body_bytes was refused with the head (413). Past every early
+    // refusal, a client that waits for `100 Continue` before its body is told to send it now
+    // (RFC 9110 10.1.1); an expectation we cannot meet is refused before the body is read.
+    const auto& req = parser_->get();
+    if (const auto expect = req.find(bhttp::field::expect); expect != req.end()) {
+      if (!beast::iequals(expect->value(), "100-continue")) {
+        return send_error(http::problem(417, "expectation-failed", "Expectation failed",
+                                        "The only expectation understood is 100-continue."));
+      }
+      // An HTTP/1.0 client does not know 1xx answers: its expectation is ignored.
+      if (req.version() >= 11 && !parser_->is_done()) {
+        stream_.expires_after(ms(limits().write_timeout_ms));
+        return asio::async_write(
+            stream_, asio::buffer(continue_line),
+            beast::bind_front_handler(&session::on_continue, shared_from_this()));
+      }
+    }
+    read_body();
+  }
+
+  void on_continue(beast::error_code ec, std::size_t) {
+    if (ec) {
+      if (ec == beast::error::timeout) {
+        ++server_->timeouts;
+        log::warn({.event = "http.timeout",
+                   .partner = partner_,
+                   .reason = "write-timeout",
+                   .peer = peer_});
+      }
+      return;
+    }
+    if (closed_) {
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
     stream_.expires_after(ms(limits().body_timeout_ms));
     bhttp::async_read(stream_, buffer_, *parser_,
                       beast::bind_front_handler(&session::on_body, shared_from_this()));
@@ -611,7 +651,10 @@ class session : public std::enable_shared_from_this<session> {
   void send_error(http::response r) {
     r.close = true;
     linger_after_write_ = true;
-    write(std::move(r), 11, false);
+    // A refused HEAD request is answered without a body too (when its head was read).
+    const bool head =
+        parser_ && parser_->is_header_done() && parser_->get().method() == bhttp::verb::head;
+    write(std::move(r), 11, false, head);
   }
 
   void handle() {
@@ -628,19 +671,23 @@ class session : public std::enable_shared_from_this<session> {
     };
     const unsigned version = req.version();
     const bool keep_alive = req.keep_alive();
+    const bool head = req.method() == bhttp::verb::head;
     // The answer may come from a store thread: hop back onto this connection's strand, and keep
     // the event loop alive while we wait for it.
     auto guard = asio::make_work_guard(stream_.get_executor());
     server_->role.handle(view, [self = shared_from_this(), guard = std::move(guard), version,
-                                keep_alive](http::response r) mutable {
-      asio::post(self->stream_.get_executor(),
-                 [self, r = std::move(r), version, keep_alive, guard = std::move(guard)]() mutable {
-                   self->write(std::move(r), version, keep_alive);
-                 });
+                                keep_alive, head](http::response r) mutable {
+      asio::post(self->stream_.get_executor(), [self, r = std::move(r), version, keep_alive, head,
+                                                guard = std::move(guard)]() mutable {
+        self->write(std::move(r), version, keep_alive, head);
+      });
     });
   }
 
-  void write(http::response r, unsigned version, bool keep_alive) {
+  // Writes `r` as the answer to a request of HTTP `version`; `head`: the request was HEAD, so
+  // the answer has the status and headers a GET would have had (Content-Length included) and no
+  // body (RFC 9110 9.3.2: a client reads none, and would take it for the next answer).
+  void write(http::response r, unsigned version, bool keep_alive, bool head) {
     if (closed_) {
       return;  // closed after a revocation while the answer was being made
     }
@@ -661,6 +708,9 @@ class session : public std::enable_shared_from_this<session> {
       response_->keep_alive(keep);
     }
     response_->prepare_payload();
+    if (head) {
+      response_->body().clear();  // Content-Length stays the length of the body not sent
+    }
     stream_.expires_after(ms(limits().write_timeout_ms));
     bhttp::async_write(stream_, *response_,
                        beast::bind_front_handler(&session::on_write, shared_from_this()));
@@ -734,6 +784,7 @@ class session : public std::enable_shared_from_this<session> {
   static constexpr std::size_t max_linger_bytes = 8 * 1024 * 1024;
   static constexpr std::chrono::seconds linger_time{2};
   static constexpr std::size_t idle_read_bytes = 512;
+  static constexpr std::string_view continue_line = "HTTP/1.1 100 Continue\r\n\r\n";
 
   connected_peer peer_info_;
   // The verified chain of the handshake, held for the checks of later requests and for the

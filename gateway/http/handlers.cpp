@@ -276,6 +276,20 @@ response refusal(const adapters::adapter* format, int status, std::string_view c
   return r;
 }
 
+// The answer to an accepted message, and again to each resend of it: 202 naming the id for a
+// canonical sender, 200 with a receipt in its own format for a partner format's sender.
+response accepted_answer(const adapters::adapter* format, const adapters::receipt_info& receipt,
+                         const pipeline::code_tables& tables) {
+  if (format == nullptr) {
+    return accepted_response(receipt.message_id, receipt.accepted_at);
+  }
+  response r;
+  r.status = 200;
+  r.content_type = std::string(format->content_type());
+  r.body = format->encode_receipt(receipt, {.tables = &tables, .recipient = receipt.recipient});
+  return r;
+}
+
 // ---- audit entries: metadata only (ids, codes, partner ids, JSON Pointers), never content ----
 
 // Records a refusal unless the partner has used up its allowance this minute (then it is only
@@ -424,11 +438,14 @@ void partner_api::submit(const request& req, std::chrono::steady_clock::time_poi
   auto doc = std::make_shared<rapidjson::Document>();
   auto verdict = t->checker->check(req.body, req.partner, *doc, {limits_.max_json_depth});
   if (verdict.status != 0) {
+    // A resend of a stored message gets the first answer even if the code tables changed since.
     const auto claimed_id = json::get_string(*doc, "id");
-    refuse(req, start, done,
-           problem(verdict.status, verdict.problem, title_of(verdict.status), verdict.detail,
-                   verdict.errors),
-           verdict.problem, pipeline::is_uuid(claimed_id) ? claimed_id : std::string_view{});
+    refuse_unless_stored(req, start, std::move(done),
+                         problem(verdict.status, verdict.problem, title_of(verdict.status),
+                                 verdict.detail, verdict.errors),
+                         verdict.problem,
+                         pipeline::is_uuid(claimed_id) ? claimed_id : std::string_view{},
+                         verdict.status == 400 ? std::string_view{} : claimed_id, nullptr, t, {});
     return;
   }
   // A person named only in Khmer or Lao, or in Vietnamese with diacritics, gets a Latin
@@ -473,27 +490,34 @@ void partner_api::inbound(const request& req, std::string_view format_id,
                                       .carry_unmapped = sender->carry_unmapped,
                                       .transliterators = t->transliterators.get()};
   auto decoded = format->decode(req.body, ctx);
+  // The id and reference the decoder derived, when it got that far (a resend of a stored message
+  // gets the first answer even if the code tables changed since).
+  const bool has_id = decoded.message.IsObject();
+  const std::string_view decoded_id = has_id ? json::get_string(decoded.message, "id") : "";
+  const std::string_view reference = has_id ? json::get_string(decoded.message, "ref") : "";
   if (decoded.status != 0) {
-    refuse(req, start, done,
-           refusal(format, decoded.status,
-                   decoded.status == 400 ? "malformed-message" : "unmappable-message",
-                   decoded.status == 400 ? "Malformed message" : "Message cannot be translated",
-                   "See errors.", decoded.errors),
-           decoded.status == 400 ? "malformed-message" : "unmappable-message", {});
+    refuse_unless_stored(
+        req, start, std::move(done),
+        refusal(format, decoded.status,
+                decoded.status == 400 ? "malformed-message" : "unmappable-message",
+                decoded.status == 400 ? "Malformed message" : "Message cannot be translated",
+                "See errors.", decoded.errors),
+        decoded.status == 400 ? "malformed-message" : "unmappable-message", {}, decoded_id, format,
+        t, reference);
     return;
   }
   std::string canonical = json::to_string(decoded.message);
   auto doc = std::make_shared<rapidjson::Document>();
   auto verdict = t->checker->check(canonical, req.partner, *doc, {limits_.max_json_depth});
   if (verdict.status != 0) {
-    refuse(req, start, done,
-           refusal(format, verdict.status, verdict.problem, title_of(verdict.status),
-                   verdict.detail, verdict.errors),
-           verdict.problem, {});
+    refuse_unless_stored(req, start, std::move(done),
+                         refusal(format, verdict.status, verdict.problem, title_of(verdict.status),
+                                 verdict.detail, verdict.errors),
+                         verdict.problem, {}, decoded_id, format, t, reference);
     return;
   }
   accept(req, start, std::move(done), t, std::move(doc), std::move(verdict), format,
-         std::move(canonical), json::get_string(decoded.message, "ref"));
+         std::move(canonical), reference);
 }
 
 void partner_api::accept_canonical(std::string sender, std::string canonical,
@@ -540,6 +564,102 @@ void partner_api::refuse(const request& req, std::chrono::steady_clock::time_poi
              .latency_ms = ms_since(start)});
   audit_refusal(*store_, *refusal_audit_, req.partner, message_id, r.status, reason);
   done(std::move(r));
+}
+
+struct partner_api::refused_resend {
+  std::string partner, peer, reason, audit_id, id, body_sha256, reference;
+  std::chrono::steady_clock::time_point start;
+  response refused;
+  const adapters::adapter* format = nullptr;
+  std::shared_ptr<const translation> t;
+
+  /// A request naming these copies, for refuse() (valid while this lives).
+  request again() const { return {.partner = partner, .peer = peer}; }
+};
+
+void partner_api::refuse_unless_stored(const request& req,
+                                       std::chrono::steady_clock::time_point start,
+                                       std::function<void(response)> done, response refused,
+                                       std::string_view reason, std::string_view audit_id,
+                                       std::string_view id, const adapters::adapter* format,
+                                       std::shared_ptr<const translation> t,
+                                       std::string_view reference) const {
+  const std::string message_id = ascii_lower(id);
+  if (!pipeline::is_uuid(message_id)) {
+    refuse(req, start, done, std::move(refused), reason, audit_id);
+    return;
+  }
+  auto resend = std::make_shared<refused_resend>(
+      refused_resend{std::string(req.partner), std::string(req.peer), std::string(reason),
+                     std::string(audit_id), message_id, sha256_hex(req.body),
+                     std::string(reference), start, std::move(refused), format, std::move(t)});
+  // 503 rather than the refusal when the store cannot say: a sender told "refused" may issue the
+  // message again under a new id, and its recipients would get it twice.
+  auto unavailable = [](const refused_resend& r) {
+    auto answer = refusal(r.format, 503, "store-unavailable", "Store unavailable",
+                          "The message could not be checked against the store and was not "
+                          "accepted; try again later.");
+    answer.headers.emplace_back("Retry-After", "5");
+    return answer;
+  };
+  store_->find(message_id, [weak = weak_from_this(), resend, unavailable, done = std::move(done)](
+                               std::optional<store::message_status> found, bool ok) mutable {
+    const auto self = weak.lock();
+    if (!self) {
+      return;
+    }
+    if (!ok) {
+      done(unavailable(*resend));
+      return;
+    }
+    if (!found || found->sender != resend->partner) {
+      // Unknown, or another sender's: exactly the refusal, so nothing about it is revealed.
+      self->refuse(resend->again(), resend->start, done, std::move(resend->refused), resend->reason,
+                   resend->audit_id);
+      return;
+    }
+    // This sender stored a message under this id: the store judges whether it is this one, as
+    // it judges every resend (the same sender and SHA-256 of the submitted bytes). The record
+    // asks only that: its one delivery row names no recipient, so the store never writes it
+    // (message_store: an invalid record is refused, after a stored id is judged).
+    store::message_record probe{
+        .id = resend->id, .sender = resend->partner, .body_sha256 = resend->body_sha256};
+    probe.deliveries.push_back({});
+    self->store_->accept(std::move(probe), [weak, resend, unavailable, done = std::move(done)](
+                                               store::accept_result result) mutable {
+      const auto api = weak.lock();
+      if (!api) {
+        return;
+      }
+      if (result.outcome == store::accept_outcome::unavailable &&
+          result.reason != "invalid-record") {
+        done(unavailable(*resend));
+        return;
+      }
+      if (result.outcome != store::accept_outcome::duplicate) {
+        // The same id with other bytes: refused as it would be without the stored message.
+        api->refuse(resend->again(), resend->start, done, std::move(resend->refused),
+                    resend->reason, resend->audit_id);
+        return;
+      }
+      const double latency_ms = ms_since(resend->start);
+      if (api->metrics_) {
+        api->metrics_->observe("mxgw_submit_duration_seconds", "outcome=\"duplicate\"",
+                               latency_ms / 1000.0);
+      }
+      auto answer = accepted_answer(
+          resend->format, {resend->id, resend->reference, result.accepted_at, resend->partner},
+          resend->t->checker->tables());
+      log::info({.event = "message.duplicate",
+                 .message_id = resend->id,
+                 .partner = resend->partner,
+                 .outcome = "duplicate",
+                 .peer = resend->peer,
+                 .status = answer.status,
+                 .latency_ms = latency_ms});
+      done(std::move(answer));
+    });
+  });
 }
 
 struct partner_api::withdrawal {
@@ -764,15 +884,19 @@ void partner_api::accept_routed(
                      "The routing rules could not be applied on this gateway; the message was "
                      "not accepted. Try again later.");
     r.headers.emplace_back("Retry-After", "30");
-    refuse(req, start, done, std::move(r), decision.error, verdict.id);
+    refuse_unless_stored(req, start, std::move(done), std::move(r), decision.error, verdict.id,
+                         verdict.id, format, t, reference);
     return;
   }
   if (!decision.error.empty()) {
-    refuse(req, start, done,
-           refusal(format, 403, "not-permitted", "Not permitted",
-                   "This partner may not send messages of this type through the gateway.",
-                   {{"/type", "is not among the types this partner may send"}}),
-           decision.error, verdict.id);
+    // A resend of a stored message gets the first answer even if the sender may no longer send
+    // its type.
+    refuse_unless_stored(
+        req, start, std::move(done),
+        refusal(format, 403, "not-permitted", "Not permitted",
+                "This partner may not send messages of this type through the gateway.",
+                {{"/type", "is not among the types this partner may send"}}),
+        decision.error, verdict.id, verdict.id, format, t, reference);
     return;
   }
   const std::string partner(req.partner);
@@ -883,16 +1007,8 @@ void partner_api::accept_routed(
                 f.reason = "withdrawn-before-arrival";
               }
             }
-            if (format == nullptr) {
-              r = accepted_response(id, result.accepted_at);
-            } else {
-              // Partner formats answer 200 with a receipt in their own format.
-              receipt.accepted_at = result.accepted_at;
-              r.status = 200;
-              r.content_type = std::string(format->content_type());
-              r.body = format->encode_receipt(
-                  receipt, {.tables = &t->checker->tables(), .recipient = partner});
-            }
+            receipt.accepted_at = result.accepted_at;
+            r = accepted_answer(format, receipt, t->checker->tables());
             break;
           case store::accept_outcome::conflict:
             f.event = "message.refused";

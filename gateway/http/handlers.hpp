@@ -161,6 +161,20 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
   void refuse(const request& req, std::chrono::steady_clock::time_point start,
               const std::function<void(response)>& done, response r, std::string_view reason,
               std::string_view message_id) const;
+  /// What a resend being refused needs to be answered later: owned copies (see withdrawal).
+  struct refused_resend;
+  /// Refuses with `refused` (as refuse(); `audit_id` is the id the refusal is recorded under)
+  /// unless `req.partner` already stored a message under `id` with the same bytes (SHA-256 of
+  /// `req.body`, as the store's duplicate check): a resend of a stored message gets the first
+  /// answer again (`format` null: 202; else the format's receipt, naming `reference`) even when
+  /// permissions, code tables or routing changed since, and no refusal is recorded. An id stored
+  /// by another sender, or with other bytes, gets `refused`, so nothing about it is revealed. A
+  /// store read (only on this refusal path); 503 store-unavailable when the store cannot answer.
+  void refuse_unless_stored(const request& req, std::chrono::steady_clock::time_point start,
+                            std::function<void(response)> done, response refused,
+                            std::string_view reason, std::string_view audit_id, std::string_view id,
+                            const adapters::adapter* format, std::shared_ptr<const translation> t,
+                            std::string_view reference) const;
   /// The recipient's copy in its wire format (`format` null: the canonical model); nullopt when
   /// that format cannot express the message.
   std::optional<std::string> encode_for(const rapidjson::Value& message,

@@ -618,47 +618,30 @@ void partner_api::refuse_unless_stored(const request& req,
                    resend->audit_id);
       return;
     }
-    // This sender stored a message under this id: the store judges whether it is this one, as
-    // it judges every resend (the same sender and SHA-256 of the submitted bytes). The record
-    // asks only that: its one delivery row names no recipient, so the store never writes it
-    // (message_store: an invalid record is refused, after a stored id is judged).
-    store::message_record probe{
-        .id = resend->id, .sender = resend->partner, .body_sha256 = resend->body_sha256};
-    probe.deliveries.push_back({});
-    self->store_->accept(std::move(probe), [weak, resend, unavailable, done = std::move(done)](
-                                               store::accept_result result) mutable {
-      const auto api = weak.lock();
-      if (!api) {
-        return;
-      }
-      if (result.outcome == store::accept_outcome::unavailable &&
-          result.reason != "invalid-record") {
-        done(unavailable(*resend));
-        return;
-      }
-      if (result.outcome != store::accept_outcome::duplicate) {
-        // The same id with other bytes: refused as it would be without the stored message.
-        api->refuse(resend->again(), resend->start, done, std::move(resend->refused),
-                    resend->reason, resend->audit_id);
-        return;
-      }
-      const double latency_ms = ms_since(resend->start);
-      if (api->metrics_) {
-        api->metrics_->observe("mxgw_submit_duration_seconds", "outcome=\"duplicate\"",
-                               latency_ms / 1000.0);
-      }
-      auto answer = accepted_answer(
-          resend->format, {resend->id, resend->reference, result.accepted_at, resend->partner},
-          resend->t->checker->tables());
-      log::info({.event = "message.duplicate",
-                 .message_id = resend->id,
-                 .partner = resend->partner,
-                 .outcome = "duplicate",
-                 .peer = resend->peer,
-                 .status = answer.status,
-                 .latency_ms = latency_ms});
-      done(std::move(answer));
-    });
+    if (found->body_sha256 != resend->body_sha256) {
+      // The same id with other bytes: refused as it would be without the stored message.
+      self->refuse(resend->again(), resend->start, done, std::move(resend->refused), resend->reason,
+                   resend->audit_id);
+      return;
+    }
+    // These very bytes from this sender: the message stored (what accept() judges a duplicate),
+    // answered as its first accept was.
+    const double latency_ms = ms_since(resend->start);
+    if (self->metrics_) {
+      self->metrics_->observe("mxgw_submit_duration_seconds", "outcome=\"duplicate\"",
+                              latency_ms / 1000.0);
+    }
+    auto answer = accepted_answer(
+        resend->format, {resend->id, resend->reference, found->accepted_at, resend->partner},
+        resend->t->checker->tables());
+    log::info({.event = "message.duplicate",
+               .message_id = resend->id,
+               .partner = resend->partner,
+               .outcome = "duplicate",
+               .peer = resend->peer,
+               .status = answer.status,
+               .latency_ms = latency_ms});
+    done(std::move(answer));
   });
 }
 

@@ -186,6 +186,9 @@ struct message_status {
   std::string state;  ///< "accepted"; "undeliverable" when routing found no recipient
   std::vector<recipient_status> recipients;
   std::vector<route_exclusion> exclusions;
+  /// message_record::body_sha256 as stored: a resend of these very bytes by `sender` is this
+  /// message (what accept() judges a duplicate). For the gateway's own checks, never shown.
+  std::string body_sha256;
 };
 
 /// One delivery a worker must attempt now (claimed with a lease).

@@ -652,7 +652,7 @@ constexpr const char* upsert_state_sql =
 // Reader statements.
 constexpr const char* select_body_sql = "SELECT sender, body FROM messages WHERE id = $1";
 constexpr const char* select_status_sql =
-    "SELECT id, sender, type, created, accepted_at, state FROM messages WHERE id = $1";
+    "SELECT id, sender, type, created, accepted_at, state, body_sha256 FROM messages WHERE id = $1";
 constexpr const char* select_recipients_sql =
     "SELECT recipient, decided_by, state, attempts, next_attempt_at, last_error, delivered_at, "
     "receipt, withheld, hold FROM deliveries WHERE message_id = $1 ORDER BY recipient";
@@ -2657,6 +2657,7 @@ std::optional<message_status> postgres_store::read_status(const std::string& id)
     status->created = get_text(m.get(), 0, 3);
     status->accepted_at = get_text(m.get(), 0, 4);
     status->state = get_text(m.get(), 0, 5);
+    status->body_sha256 = get_text(m.get(), 0, 6);
     const result_ptr d = read_query(select_recipients_sql, {text(id)});
     for (int i = 0; i < PQntuples(d.get()); ++i) {
       const PGresult* r = d.get();

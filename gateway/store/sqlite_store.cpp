@@ -619,7 +619,7 @@ constexpr const char* select_state_sql =
     "SELECT kind, key, value, version, changed_at, changed_by FROM state "
     "WHERE version > ?1 AND (?2 = '' OR kind = ?2) ORDER BY version";
 constexpr const char* select_status_sql =
-    "SELECT id, sender, type, created, accepted_at, state FROM messages WHERE id = ?1";
+    "SELECT id, sender, type, created, accepted_at, state, body_sha256 FROM messages WHERE id = ?1";
 constexpr const char* select_recipients_sql =
     "SELECT recipient, decided_by, state, attempts, next_attempt_at, last_error, delivered_at, "
     "receipt, withheld, hold FROM deliveries "
@@ -3129,6 +3129,7 @@ int sqlite_store::impl::read_status(const std::string& id, std::optional<message
     status->created = use.column_text(3);
     status->accepted_at = use.column_text(4);
     status->state = use.column_text(5);
+    status->body_sha256 = use.column_text(6);
   }
   {
     statement_use use(reader_sql_->select_recipients.get());

@@ -424,6 +424,12 @@ TEST_P(StoreDelivery, DuplicateAcceptCreatesNothing) {
   other.body_sha256 = "other";
   EXPECT_EQ(accept_now(store, other).outcome, accept_outcome::conflict);
   EXPECT_EQ(query(dir, "SELECT count(*) FROM deliveries"), "2");
+  // What the duplicate check compares is what find() tells (the partner API answers a resend
+  // it would refuse now by it).
+  const auto found = find_now(store, record.id);
+  EXPECT_EQ(found.sender, record.sender);
+  EXPECT_EQ(found.body_sha256, record.body_sha256);
+  EXPECT_EQ(found.accepted_at, first.accepted_at);
 }
 
 TEST(SqliteDelivery, AnInvalidRecordFailsAloneNotItsBatch) {

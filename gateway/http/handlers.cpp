@@ -97,12 +97,16 @@ std::string_view error_code(std::string_view last_error) {
 // One recipient's delivery state in a status answer. `own_row`: the caller is that recipient. A
 // refusal's text is the recipient's own words to the gateway: the recipient sees them, the sender
 // sees only the code (operators read the text in the dead letters), so no free text passes from
-// one agency to another outside the exchange's routing.
+// one agency to another outside the exchange's routing. The gateway's own rule names (which
+// routing rule added the copy, which release rule held it) are for the sender only: a recipient
+// reads the state of its copy, not how the gateway routes.
 void write_recipient(rapidjson::Writer<rapidjson::StringBuffer>& w,
                      const store::recipient_status& r, bool own_row) {
   w.StartObject();
   put(w, "partner", r.recipient);
-  put(w, "decidedBy", r.decided_by);
+  if (!own_row) {
+    put(w, "decidedBy", r.decided_by);
+  }
   put(w, "state", r.state);
   w.Key("attempts");
   w.Int(r.attempts);
@@ -118,7 +122,7 @@ void write_recipient(rapidjson::Writer<rapidjson::StringBuffer>& w,
   if (r.delivered_at) {
     put(w, "deliveredAt", rfc3339(*r.delivered_at));
   }
-  if (!r.hold.empty()) {
+  if (!r.hold.empty() && !own_row) {
     put(w, "heldBy", r.hold);
   }
   if (!r.withheld.empty() && r.withheld != "[]") {

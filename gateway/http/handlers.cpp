@@ -136,6 +136,19 @@ void write_recipient(rapidjson::Writer<rapidjson::StringBuffer>& w,
   w.EndObject();
 }
 
+// Whether `sender` may read in its status answer that `excluded` was left out of its message,
+// and why. Only for a partner of the sender's own country: the gateway has no notion of its home
+// country, so a foreign partner would otherwise learn the state of partners of other countries
+// (a Lao province disabled, a Vietnamese office without an agreement). A partner no longer
+// defined, or never defined (an unknown id the sender named), has no country and is not shown.
+bool may_read_exclusion(const identity::partner_registry& partners, std::string_view sender,
+                        std::string_view excluded) {
+  const identity::partner* from = partners.find(sender);
+  const identity::partner* left_out = partners.find(excluded);
+  return from != nullptr && left_out != nullptr && !from->country.empty() &&
+         from->country == left_out->country;
+}
+
 /// The wire format a recipient reads: its adapter, or null for the canonical model itself (its
 /// adapter is mx/1, or one the gateway does not know: it then gets canonical messages too).
 const adapters::adapter* wire_format(std::string_view partner_id,
@@ -1097,19 +1110,21 @@ void partner_api::status(const request& req, std::string_view id,
     done(problem(404, "not-found", "Not found", "There is no such message for this partner."));
     return;
   }
-  store_->find(wanted, [done = std::move(done), partner](std::optional<store::message_status> s,
-                                                         bool ok) {
+  // The partners as they are now: which exclusions the sender may read depends on countries.
+  store_->find(wanted, [done = std::move(done), partner, trust = trust_->current()](
+                           std::optional<store::message_status> s, bool ok) {
     if (!ok) {
       auto r = problem(503, "store-unavailable", "Store unavailable", "Try again later.");
       r.headers.emplace_back("Retry-After", "5");
       done(std::move(r));
       return;
     }
-    // Visible to its sender (every recipient, and why others were left out) and to each
-    // recipient (its own row only). Anyone else gets exactly the answer of an unknown id, so the
-    // endpoint does not reveal that the message exists. So does a recipient whose copy was held
-    // for release and never handed to it (held, refused, withdrawn while held): nothing of the
-    // message has left the country, not even that it exists.
+    // Visible to its sender (every recipient, and why partners of its own country were left
+    // out) and to each recipient (its own row only, without the gateway's rule names). Anyone
+    // else gets exactly the answer of an unknown id, so the endpoint does not reveal that the
+    // message exists. So does a recipient whose copy was held for release and never handed to it
+    // (held, refused, withdrawn while held): nothing of the message has left the country, not
+    // even that it exists.
     const bool is_sender = s && s->sender == partner;
     const store::recipient_status* own_row = nullptr;
     if (s && !is_sender) {
@@ -1143,6 +1158,9 @@ void partner_api::status(const request& req, std::string_view id,
         w.Key("excluded");
         w.StartArray();
         for (const auto& e : s->exclusions) {
+          if (!may_read_exclusion(trust->partners, partner, e.partner)) {
+            continue;
+          }
           w.StartObject();
           put(w, "partner", e.partner);
           put(w, "considered", e.considered);

@@ -136,17 +136,25 @@ void write_recipient(rapidjson::Writer<rapidjson::StringBuffer>& w,
   w.EndObject();
 }
 
-// Whether `sender` may read in its status answer that `excluded` was left out of its message,
-// and why. Only for a partner of the sender's own country: the gateway has no notion of its home
-// country, so a foreign partner would otherwise learn the state of partners of other countries
-// (a Lao province disabled, a Vietnamese office without an agreement). A partner no longer
-// defined, or never defined (an unknown id the sender named), has no country and is not shown.
-bool may_read_exclusion(const identity::partner_registry& partners, std::string_view sender,
-                        std::string_view excluded) {
+// What `sender` may read in its status answer of the exclusion of `excluded` from its message.
+// A partner of the sender's own country: who, and why. Another partner the sender named itself:
+// that it was left out, not why (the sender must learn that its message did not go where it
+// asked, but a foreign partner must not learn the state of partners of other countries: a Lao
+// province disabled, a Vietnamese office without an agreement, an id no partner has). Anything
+// else (a candidate of a routing rule in another country): nothing. The gateway has no notion of
+// its home country, so a Vietnamese sender reads Lao and Cambodian exclusions as any sender does.
+enum class exclusion_view { hidden, without_reason, whole };
+
+exclusion_view exclusion_seen_by(const identity::partner_registry& partners,
+                                 std::string_view sender, const store::route_exclusion& excluded) {
   const identity::partner* from = partners.find(sender);
-  const identity::partner* left_out = partners.find(excluded);
-  return from != nullptr && left_out != nullptr && !from->country.empty() &&
-         from->country == left_out->country;
+  const identity::partner* left_out = partners.find(excluded.partner);
+  if (from != nullptr && left_out != nullptr && !from->country.empty() &&
+      from->country == left_out->country) {
+    return exclusion_view::whole;
+  }
+  return excluded.considered == "explicit" ? exclusion_view::without_reason
+                                           : exclusion_view::hidden;
 }
 
 /// The wire format a recipient reads: its adapter, or null for the canonical model itself (its
@@ -1158,13 +1166,14 @@ void partner_api::status(const request& req, std::string_view id,
         w.Key("excluded");
         w.StartArray();
         for (const auto& e : s->exclusions) {
-          if (!may_read_exclusion(trust->partners, partner, e.partner)) {
+          const auto view = exclusion_seen_by(trust->partners, partner, e);
+          if (view == exclusion_view::hidden) {
             continue;
           }
           w.StartObject();
           put(w, "partner", e.partner);
           put(w, "considered", e.considered);
-          put(w, "reason", e.reason);
+          put(w, "reason", view == exclusion_view::whole ? e.reason : "not-available");
           w.EndObject();
         }
         w.EndArray();

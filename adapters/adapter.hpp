@@ -11,6 +11,7 @@
 
 #include <rapidjson/document.h>
 
+#include "gateway/common/keyed_mac.hpp"
 #include "gateway/pipeline/schema_set.hpp"
 
 namespace mxgw::pipeline {
@@ -31,6 +32,9 @@ struct adapter_context {
   /// config/translit rules; when set, decoding adds a gateway transliteration to persons without
   /// a plain-Latin name (pipeline::add_transliterations). Null: no transliteration.
   const pipeline::transliterators* transliterators = nullptr;
+  /// Decode: the gateway secret the ids of messages are derived under (derived_message_id,
+  /// config `message_ids.key`). Null: the ids are derived without a key (predictable).
+  const mac_key* message_id_key = nullptr;
   std::chrono::system_clock::time_point now = std::chrono::system_clock::now();
   /// Encode, for a message that answers another (`inReplyTo`; a receipt's `body.inReplyTo`): the
   /// id of the message answered and, when the recipient itself sent that message, the reference

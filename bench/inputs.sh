@@ -23,7 +23,8 @@ wait_https() {  # wait_https URL PARTNER: until the URL answers 200 (or 10 s), a
 
 # bench_inputs MXGW DIR: in DIR, a development CA with a server certificate and the partner
 # certificates of vn-gialai and kh-stungtreng (DIR/certs), a data key for encryption at rest
-# (DIR/certs/store-key.hex), the key of the persons' digests (DIR/certs/match-key.hex), and the
+# (DIR/certs/store-key.hex), the key of the persons' digests (DIR/certs/match-key.hex), the key
+# message ids are derived under (DIR/certs/id-key.hex), and the
 # request bodies: the shipped examples with a {{uuid}} placeholder that mxgw-loadgen replaces by a
 # fresh UUID per request (the gateway deduplicates by id; KH-CNP ids derive from msg_no):
 # DIR/canonical.json (a hotline tip) and DIR/kh-cnp.json (the KH-CNP victim referral). The UUID
@@ -38,6 +39,7 @@ bench_inputs() {
   done
   "$mxgw" keys generate --out "$dir/certs/store-key.hex" > /dev/null
   "$mxgw" keys generate --out "$dir/certs/match-key.hex" > /dev/null
+  "$mxgw" keys generate --out "$dir/certs/id-key.hex" > /dev/null
   sed 's/"id": "[0-9a-f-]*"/"id": "{{uuid}}"/; s/"Dụ"/"{{uuid}}"/' config/examples/hotline.tip.json \
     > "$dir/canonical.json"
   sed 's/"msg_no": "[^"]*"/"msg_no": "RTK-{{uuid}}"/; s/"given_name_lat": "THI HOA"/"given_name_lat": "THI {{uuid}}"/' \
@@ -73,6 +75,11 @@ gateway_config() {
   if "$mxgw" --help | grep -q "^  persons "; then
     persons='
   "persons": {"match_key": {"file": "'"$certs/match-key.hex"'"}},'
+  fi
+  # Keyed message ids, as shipped, by a build that knows them.
+  if grep -q "message_ids.unkeyed" "$mxgw"; then
+    persons="$persons"'
+  "message_ids": {"key": {"file": "'"$certs/id-key.hex"'"}},'
   fi
   cat > "$dir/partners.json" <<EOF
 {"partners": [

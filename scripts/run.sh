@@ -34,6 +34,11 @@ fi
 if [ ! -f "$certs/match-key.hex" ]; then
   "$mxgw" keys generate --out "$certs/match-key.hex" > /dev/null
 fi
+# The key the ids of partners' messages are derived under, so no partner can compute another's
+# (docs/security.md, "Message ids").
+if [ ! -f "$certs/id-key.hex" ]; then
+  "$mxgw" keys generate --out "$certs/id-key.hex" > /dev/null
+fi
 "$mxgw" config check --config "$config"
 
 mkdir -p var

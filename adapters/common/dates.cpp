@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "adapters/common/message_ids.hpp"
 #include "gateway/common/digest.hpp"
 #include "gateway/common/time.hpp"
 
@@ -210,19 +211,7 @@ std::string message_uuid(std::string_view sender, std::string_view reference) {
   mxgw::digest(hash_algorithm::sha1, name, digest);
   digest[6] = static_cast<unsigned char>((digest[6] & 0x0F) | 0x50);  // version 5
   digest[8] = static_cast<unsigned char>((digest[8] & 0x3F) | 0x80);  // RFC 4122 variant
-  // 8-4-4-4-12 hex digits, written in place (lower_hex and four inserts measurably cost more: this
-  // runs for every partner message).
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string uuid;
-  uuid.reserve(36);
-  for (std::size_t i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) {
-      uuid += '-';
-    }
-    uuid += digits[digest[i] >> 4];
-    uuid += digits[digest[i] & 0x0F];
-  }
-  return uuid;
+  return uuid_text(digest);
 }
 
 }  // namespace mxgw::adapters

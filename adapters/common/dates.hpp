@@ -31,7 +31,10 @@ std::string utc_to_local_hm(std::string_view rfc3339, int offset_minutes);
 
 /// A canonical message id derived from the sender and the partner's own reference (a name-based
 /// UUID, version 5, in mxgw's namespace): the same reference from the same partner always gives
-/// the same id, so a partner's resend is recognised as the same message.
+/// the same id, so a partner's resend is recognised as the same message. Anyone can compute it:
+/// partners' messages are named with derived_message_id (message_ids.hpp), which is this only
+/// when the gateway has no `message_ids.key`; names that name no message (placeholders, receipts'
+/// own numbers) use it as they are.
 std::string message_uuid(std::string_view sender, std::string_view reference);
 
 }  // namespace mxgw::adapters

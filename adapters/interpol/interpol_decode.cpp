@@ -9,6 +9,7 @@
 #include <rapidjson/writer.h>
 
 #include "adapters/common/dates.hpp"
+#include "adapters/common/message_ids.hpp"
 #include "adapters/interpol/interpol.hpp"
 #include "gateway/common/digest.hpp"
 #include "gateway/common/json.hpp"
@@ -826,7 +827,8 @@ void decoder::run(const value& root, const std::string& entity_id, const std::st
   const bool red = type_ == notice_type::red;
   out_.SetObject();
   put_str(out_, "mx", "1");
-  put_str(out_, "id", message_uuid(ctx_.sender, entity_id + "#" + fingerprint));
+  put_str(out_, "id",
+          derived_message_id(ctx_.message_id_key, ctx_.sender, entity_id + "#" + fingerprint));
   put_str(out_, "type", red ? "person.wanted" : "victim.identification");
   put_str(out_, "created", format_rfc3339_ms(ctx_.now));
   put_str(out_, "sender", ctx_.sender);

@@ -4,6 +4,7 @@
 #include <initializer_list>
 
 #include "adapters/common/dates.hpp"
+#include "adapters/common/message_ids.hpp"
 #include "adapters/common/name_order.hpp"
 #include "adapters/common/references.hpp"
 #include "adapters/kh-cnp/kh_cnp.hpp"
@@ -1200,7 +1201,7 @@ void decoder::run(const value& root) {
 
   out_.SetObject();
   put_str(out_, "mx", "1");
-  put_str(out_, "id", message_uuid(ctx_.sender, *msg_no));
+  put_str(out_, "id", derived_message_id(ctx_.message_id_key, ctx_.sender, *msg_no));
   put_str(out_, "type", *type);
   put_str(out_, "created", *created);
   put_str(out_, "sender", ctx_.sender);

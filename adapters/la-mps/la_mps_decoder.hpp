@@ -13,6 +13,7 @@
 
 #include "adapters/adapter.hpp"
 #include "adapters/common/dates.hpp"
+#include "adapters/common/message_ids.hpp"
 #include "adapters/common/references.hpp"
 #include "adapters/la-mps/la_mps_codes.hpp"
 #include "adapters/la-mps/la_mps_format.hpp"
@@ -201,7 +202,7 @@ class decoder {
 
     out_.SetObject();
     out_.AddMember("mx", "1", a_);
-    out_.AddMember("id", str(message_uuid(ctx_.sender, *ref)), a_);
+    out_.AddMember("id", str(derived_message_id(ctx_.message_id_key, ctx_.sender, *ref)), a_);
     out_.AddMember("type", str(*type), a_);
     out_.AddMember("created", str(*created), a_);
     out_.AddMember("sender", str(ctx_.sender), a_);

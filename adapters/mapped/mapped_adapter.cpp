@@ -6,6 +6,7 @@
 #include <mutex>
 #include <set>
 
+#include "adapters/common/message_ids.hpp"
 #include "adapters/common/references.hpp"
 #include "adapters/mapped/mapped.hpp"
 #include "gateway/common/json.hpp"
@@ -341,7 +342,7 @@ class decoder {
       return value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a());
     };
     out_.AddMember("mx", "1", a());
-    out_.AddMember("id", text(message_uuid(ctx_.sender, ref)), a());
+    out_.AddMember("id", text(derived_message_id(ctx_.message_id_key, ctx_.sender, ref)), a());
     out_.AddMember("type", text(type), a());
     out_.AddMember("sender", text(ctx_.sender), a());
     out_.AddMember("ref", text(ref), a());
@@ -531,7 +532,7 @@ class decoder {
   // name a UUID) names a placeholder. A case update's `about` is read as a reply's, but for a
   // reference with no gateway id in it: that is the number of a message of the partner's own
   // (the only messages it names by its own numbers), and the gateway named that message
-  // message_uuid(sender, number) when it came in (envelope), so that is the id, exactly. A
+  // derived_message_id(key, sender, number) when it came in (envelope), so that is the id. A
   // damaged gateway reference is refused. False: nothing to write.
   bool answered(const field_rule& rule, value& reply) {
     const std::string_view reference = view_of(reply);
@@ -552,7 +553,7 @@ class decoder {
       case reference_kind::foreign: break;
     }
     if (rule.canonical.text == about_pointer) {
-      const std::string own = message_uuid(ctx_.sender, reference);
+      const std::string own = derived_message_id(ctx_.message_id_key, ctx_.sender, reference);
       reply.SetString(own.c_str(), static_cast<rapidjson::SizeType>(own.size()), a());
       return true;
     }

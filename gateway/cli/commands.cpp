@@ -121,6 +121,13 @@ std::vector<config::config_problem> check_config(const std::filesystem::path& fi
       problems.push_back({file.string(), "/persons/match_key", e.what()});
     }
   }
+  if (!reported("/message_ids")) {
+    try {
+      load_message_id_key(out.message_ids);
+    } catch (const std::exception& e) {
+      problems.push_back({file.string(), "/message_ids/key", e.what()});
+    }
+  }
   if (translation.checker && !out.routing_file.empty() && !out.partners_file.empty()) {
     std::vector<config::config_problem> ignored;  // partner problems are reported above
     auto partners = identity::partner_registry::load(out.partners_file, ignored);
@@ -621,9 +628,18 @@ int run_translate(const std::filesystem::path& config_file, const std::string& f
                 << "\n";
     }
   };
+  // The id the gateway would give the message needs the gateway's id key; an operator who may
+  // not read it still gets the translation, with an id that is not the gateway's.
+  std::shared_ptr<const mac_key> id_key;
+  try {
+    id_key = load_message_id_key(config.message_ids);
+  } catch (const std::exception& e) {
+    std::cerr << "translate: " << e.what() << "; the id below is not the one the gateway gives\n";
+  }
   const adapters::adapter_context in_ctx{.tables = &checker.tables(),
                                          .sender = sender,
-                                         .transliterators = translation.transliterators.get()};
+                                         .transliterators = translation.transliterators.get(),
+                                         .message_id_key = id_key.get()};
   auto decoded = decoder->decode(input, in_ctx);
   if (decoded.status != 0) {
     print_errors("the input cannot be read as " + from, decoded.errors);

@@ -171,6 +171,12 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
     log::info({.event = "persons.matching_off",
                .detail = "no persons.match_key: no candidates of the same person are kept"});
   }
+  const auto message_id_key = load_message_id_key(config.message_ids);
+  if (!message_id_key) {
+    log::warn({.event = "message_ids.unkeyed",
+               .detail = "no message_ids.key: the ids of partners' messages can be computed "
+                         "ahead by anyone (docs/security.md)"});
+  }
   if (!keys) {
     log::warn({.event = "store.encryption_off",
                .detail = "no store.encryption keys: bodies are stored in clear text"});
@@ -279,6 +285,7 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
                        .audit_refusals_per_minute = config.audit.refusals_per_minute},
       translation.transliterators, parts_->counters, translation.provenance_id);
   api->match_persons(match_key);
+  api->derive_ids_with(message_id_key);
   parts_->api = api;
   parts_->api_translation_id = translation.provenance_id;
   // What this instance translates with, on the record before any message names it.
@@ -413,7 +420,8 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
     feed::poller_options feed_options{
         .identity = partner_client_identity(config),
         .max_withdrawals_per_sweep = config.feed.max_withdrawals_per_sweep,
-        .metrics = parts_->counters};
+        .metrics = parts_->counters,
+        .message_id_key = message_id_key};
     auto accept = [api](std::string sender, std::string canonical,
                         std::optional<std::vector<std::string>> only_to, feed::accept_done done) {
       api->accept_canonical(std::move(sender), std::move(canonical), std::move(only_to),

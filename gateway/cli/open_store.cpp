@@ -73,21 +73,33 @@ std::string cli_actor() {
   return std::string("cli:") + (user != nullptr && *user != '\0' ? user : "unknown");
 }
 
+namespace {
+
+// One secret (64 hex digits; a file of mode 0600 or stricter), as a data key is read.
+mac_key load_secret(const config::store_key& key, const char* what) {
+  try {
+    return store::key_ring::load({{key.id, key.file, key.env}}, key.id).active().bytes;
+  } catch (const store::key_error& e) {
+    throw std::runtime_error(std::string(what) + ": " + e.what());
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<const pipeline::match_key> load_match_key(const config::person_settings& settings) {
   if (!settings.enabled()) {
     return nullptr;
   }
-  try {
-    // The same format and checks as a data key (64 hex digits; a file of mode 0600 or stricter).
-    const auto ring = store::key_ring::load(
-        {{settings.match_key.id, settings.match_key.file, settings.match_key.env}},
-        settings.match_key.id);
-    auto key = std::make_shared<pipeline::match_key>();
-    key->bytes = ring.active().bytes;
-    return key;
-  } catch (const store::key_error& e) {
-    throw std::runtime_error(std::string("persons: ") + e.what());
+  auto key = std::make_shared<pipeline::match_key>();
+  key->bytes = load_secret(settings.match_key, "persons");
+  return key;
+}
+
+std::shared_ptr<const mac_key> load_message_id_key(const config::message_id_settings& settings) {
+  if (!settings.enabled()) {
+    return nullptr;
   }
+  return std::make_shared<const mac_key>(load_secret(settings.key, "message_ids"));
 }
 
 std::shared_ptr<store::message_store> open_configured_store_with_keys(

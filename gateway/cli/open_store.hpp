@@ -1,6 +1,7 @@
 // Opens the store gateway.json chooses (store.kind): the embedded SQLite file or PostgreSQL.
 #pragma once
 
+#include "gateway/common/keyed_mac.hpp"
 #include "gateway/config/gateway_config.hpp"
 #include "gateway/pipeline/persons.hpp"
 #include "gateway/store/message_store.hpp"
@@ -35,6 +36,11 @@ std::string cli_actor();
 /// none is set (matching off). Throws std::runtime_error prefixed "persons: " naming what is wrong
 /// with the file or variable (never the key).
 std::shared_ptr<const pipeline::match_key> load_match_key(const config::person_settings& settings);
+
+/// The key the ids of messages that come in without one are derived under (message_ids.key;
+/// docs/security.md), or nullptr when none is set. Throws std::runtime_error prefixed
+/// "message_ids: " naming what is wrong with the file or variable (never the key).
+std::shared_ptr<const mac_key> load_message_id_key(const config::message_id_settings& settings);
 
 /// The configured store with its keys: wrapped in store::encrypt_at_rest when store.encryption
 /// names keys (so what a command reads is opened and what it writes is sealed), as it is for

@@ -104,6 +104,24 @@ class reader {
     }
   }
 
+  // A single secret `name` of `parent` ({"file": ...} or {"env": ...}, as a data key), given the
+  // id `id`.
+  void secret(const rapidjson::Value& parent, const char* name, const std::string& at,
+              std::string id, store_key& key) {
+    const auto* k = object(parent, name, at);
+    if (k == nullptr) {
+      return;
+    }
+    const std::string key_at = at + "/" + name;
+    only(*k, key_at, {"file", "env"});
+    path(*k, "file", key_at, key.file, true);
+    string(*k, "env", key_at, key.env);
+    if (key.file.empty() == key.env.empty()) {
+      problem(key_at, "needs exactly one of \"file\" and \"env\"");
+    }
+    key.id = std::move(id);
+  }
+
   template <typename Int>
   void number(const rapidjson::Value& parent, const char* name, const std::string& at, Int& out,
               std::uint64_t min, std::uint64_t max) {
@@ -152,7 +170,7 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   r.only(doc, "",
          {"threads", "listener", "store", "delivery", "audit", "deadlines", "admin", "partners",
           "routing", "schema_dir", "mappings_dir", "translit_dir", "adapters_dir", "log", "persons",
-          "feed", "description"});
+          "message_ids", "feed", "description"});
   r.number(doc, "threads", "", config.threads, 0, 256);
 
   if (const auto* l = r.object(doc, "listener", "")) {
@@ -305,16 +323,11 @@ gateway_config load_gateway_config(const std::filesystem::path& file,
   }
   if (const auto* p = r.object(doc, "persons", "")) {
     r.only(*p, "/persons", {"match_key"});
-    if (const auto* k = r.object(*p, "match_key", "/persons")) {
-      auto& key = config.persons.match_key;
-      r.only(*k, "/persons/match_key", {"file", "env"});
-      r.path(*k, "file", "/persons/match_key", key.file, true);
-      r.string(*k, "env", "/persons/match_key", key.env);
-      if (key.file.empty() == key.env.empty()) {
-        r.problem("/persons/match_key", "needs exactly one of \"file\" and \"env\"");
-      }
-      key.id = "match";
-    }
+    r.secret(*p, "match_key", "/persons", "match", config.persons.match_key);
+  }
+  if (const auto* m = r.object(doc, "message_ids", "")) {
+    r.only(*m, "/message_ids", {"key"});
+    r.secret(*m, "key", "/message_ids", "message-ids", config.message_ids.key);
   }
   if (config.store.kind == "sqlite" && config.store.path.empty()) {
     r.problem("/store/path", "is required");

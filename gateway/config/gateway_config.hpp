@@ -139,6 +139,14 @@ struct person_settings {
   bool enabled() const { return !match_key.file.empty() || !match_key.env.empty(); }
 };
 
+/// The secret the ids of messages that come in without one (partner formats, feeds) are derived
+/// under (docs/security.md, "Message ids"). No key: they are derived without one, and anyone can
+/// compute the id another partner's next message will get.
+struct message_id_settings {
+  store_key key;  ///< id unused ("message-ids"); file or env as for a data key
+  bool enabled() const { return !key.file.empty() || !key.env.empty(); }
+};
+
 /// Notice feeds polled by the gateway (`feed` in gateway.json; each feed itself is defined on its
 /// partner, docs/configuration.md "Notice feeds"). Applies to every feed, each on its own,
 /// unless the feed sets its own cap (feed_settings::max_withdrawals_per_sweep).
@@ -164,6 +172,7 @@ struct gateway_config {
   deadline_settings deadlines;
   admin_settings admin;
   person_settings persons;
+  message_id_settings message_ids;
   feed_limits feed;
   std::filesystem::path partners_file;
   std::filesystem::path routing_file;  ///< routing rules; empty: explicit recipients only

@@ -26,7 +26,7 @@
 #include <thread>
 
 #include "adapters/adapter.hpp"
-#include "adapters/common/dates.hpp"
+#include "adapters/common/message_ids.hpp"
 #include "adapters/interpol/interpol.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/common/log.hpp"
@@ -711,9 +711,10 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     if (format == nullptr) {
       return refuse("no-interpol-adapter", 500, std::move(then));
     }
-    auto decoded = format->decode(
-        body,
-        {.tables = poller_->tables, .sender = partner(), .carry_unmapped = source_.carry_unmapped});
+    auto decoded = format->decode(body, {.tables = poller_->tables,
+                                         .sender = partner(),
+                                         .carry_unmapped = source_.carry_unmapped,
+                                         .message_id_key = poller_->options.message_id_key.get()});
     const std::string_view expected =
         cursor_.type == "red" ? "person.wanted" : "victim.identification";
     if (decoded.status != 0) {
@@ -733,8 +734,9 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     // it was withdrawn, so the same id would be taken for the message they already have.
     std::string message_id = content_id;
     if (!state.active && state.withdrawals > 0) {
-      message_id = adapters::message_uuid(
-          partner(), content_id + "/reissue/" + std::to_string(state.withdrawals));
+      message_id = adapters::derived_message_id(
+          poller_->options.message_id_key.get(), partner(),
+          content_id + "/reissue/" + std::to_string(state.withdrawals));
     }
     // Content sent before for this notice (it changed back to an earlier version): that id is a
     // message the recipients have already, so the store would take this as a resend and nobody
@@ -744,7 +746,8 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
          std::find(state.messages.begin(), state.messages.end(), message_id) !=
          state.messages.end();
          previous = message_id) {
-      message_id = adapters::message_uuid(partner(), content_id + "/after/" + previous);
+      message_id = adapters::derived_message_id(poller_->options.message_id_key.get(), partner(),
+                                                content_id + "/after/" + previous);
     }
     if (message_id != content_id) {
       decoded.message["id"].SetString(message_id.c_str(),
@@ -925,7 +928,8 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
   /// The withdrawal of the copy `n.message_id`: the same id every time it is sent (a restart
   /// between the accept and the saved state sends nothing new).
   std::string withdrawal_id(const notice_state& n) const {
-    return adapters::message_uuid(partner(), "withdrawn:" + n.message_id);
+    return adapters::derived_message_id(poller_->options.message_id_key.get(), partner(),
+                                        "withdrawn:" + n.message_id);
   }
 
   /// The detail of the notice `entity` of the current type says it is gone: if it was sent, it

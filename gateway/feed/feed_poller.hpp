@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "gateway/common/keyed_mac.hpp"
 #include "gateway/delivery/partner_client.hpp"
 #include "gateway/identity/partner_registry.hpp"
 
@@ -56,6 +57,9 @@ struct poller_options {
   /// Process metrics (mxgw_feed_withdrawals_held_total); nullptr: none.
   std::shared_ptr<mxgw::metrics> metrics;
   std::uint64_t seed = 0;  ///< jitter seed (0: random)
+  /// The secret notices' message ids are derived under (config `message_ids.key`, as the partner
+  /// API's); null: derived without a key (predictable).
+  std::shared_ptr<const mac_key> message_id_key;
 };
 
 /// What the accept path answered: an HTTP status (202 accepted, 409 the id was used before, 4xx

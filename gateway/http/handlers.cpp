@@ -513,7 +513,8 @@ void partner_api::inbound(const request& req, std::string_view format_id,
   const adapters::adapter_context ctx{.tables = &t->checker->tables(),
                                       .sender = std::string(req.partner),
                                       .carry_unmapped = sender->carry_unmapped,
-                                      .transliterators = t->transliterators.get()};
+                                      .transliterators = t->transliterators.get(),
+                                      .message_id_key = message_id_key_.get()};
   auto decoded = format->decode(req.body, ctx);
   // The id and reference the decoder derived, when it got that far (a resend of a stored message
   // gets the first answer even if the code tables changed since).

@@ -14,6 +14,7 @@
 
 #include <optional>
 
+#include "gateway/common/keyed_mac.hpp"
 #include "gateway/http/problem.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
 
@@ -87,6 +88,10 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
   void match_persons(std::shared_ptr<const pipeline::match_key> key) {
     match_key_ = std::move(key);
   }
+
+  /// The secret the ids of partners' messages are derived under (adapters::derived_message_id;
+  /// config message_ids.key). Call once, before the first request; null: derived without a key.
+  void derive_ids_with(std::shared_ptr<const mac_key> key) { message_id_key_ = std::move(key); }
 
   /// Routes and answers one request. `done` is called exactly once, possibly on a store thread,
   /// after the request has been fully handled (for an accepted message: after the durable commit).
@@ -190,9 +195,9 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
   std::shared_ptr<metrics> metrics_;
   std::shared_ptr<store::message_store> store_;
   api_limits limits_;
-  std::shared_ptr<audit::refusal_limiter> refusal_audit_;
-  std::shared_ptr<const pipeline::match_key>
-      match_key_;  // null: persons are not matched  // caps refusal entries (docs/audit.md)
+  std::shared_ptr<audit::refusal_limiter> refusal_audit_;  // caps refusal entries (docs/audit.md)
+  std::shared_ptr<const pipeline::match_key> match_key_;   // null: persons are not matched
+  std::shared_ptr<const mac_key> message_id_key_;          // null: ids derived without a key
 };
 
 }  // namespace mxgw::http

@@ -1,20 +1,16 @@
 // Keyed digests of a message's persons, for candidates of the same person across messages.
 #include "gateway/pipeline/persons.hpp"
 
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 #include <rapidjson/document.h>
 #include <unicode/uchar.h>
 #include <unicode/utf8.h>
 
 #include <algorithm>
-#include <memory>
 #include <set>
-#include <stdexcept>
 #include <utility>
 
 #include "gateway/common/json.hpp"
+#include "gateway/common/keyed_mac.hpp"
 #include "gateway/pipeline/names.hpp"
 
 namespace mxgw::pipeline {
@@ -37,56 +33,10 @@ const rapidjson::Value* member(const rapidjson::Value& object, std::string_view 
   return it == object.MemberEnd() ? nullptr : &it->value;
 }
 
-// HMAC-SHA-256 under one key, with OpenSSL's MAC fetched once and one context per thread set to
-// the key once (a one-shot HMAC() fetches the algorithms and allocates on every call, which costs
-// more than the hash of a short name).
-class keyed_mac {
- public:
-  explicit keyed_mac(const match_key& key) : key_(key.bytes) {
-    static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
-    ctx_ = mac != nullptr ? EVP_MAC_CTX_new(mac) : nullptr;
-    char digest[] = "SHA256";
-    const OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                                 OSSL_PARAM_END};
-    if (ctx_ == nullptr || EVP_MAC_init(ctx_, key_.data(), key_.size(), params) != 1) {
-      EVP_MAC_CTX_free(ctx_);
-      throw std::runtime_error("HMAC-SHA-256 cannot be set up");
-    }
-  }
-  ~keyed_mac() { EVP_MAC_CTX_free(ctx_); }
-  keyed_mac(const keyed_mac&) = delete;
-  keyed_mac& operator=(const keyed_mac&) = delete;
-
-  bool has_key(const match_key& key) const { return key_ == key.bytes; }
-
-  std::string of(std::string_view kind, std::string_view form) {
-    const unsigned char zero = 0;
-    unsigned char out[EVP_MAX_MD_SIZE];
-    std::size_t size = 0;
-    // A null key restarts the MAC with the key set at construction.
-    if (EVP_MAC_init(ctx_, nullptr, 0, nullptr) != 1 ||
-        EVP_MAC_update(ctx_, reinterpret_cast<const unsigned char*>(kind.data()), kind.size()) !=
-            1 ||
-        EVP_MAC_update(ctx_, &zero, 1) != 1 ||
-        EVP_MAC_update(ctx_, reinterpret_cast<const unsigned char*>(form.data()), form.size()) !=
-            1 ||
-        EVP_MAC_final(ctx_, out, &size, sizeof out) != 1) {
-      throw std::runtime_error("HMAC-SHA-256 failed");
-    }
-    return {reinterpret_cast<const char*>(out), size};
-  }
-
- private:
-  std::array<unsigned char, 32> key_;
-  EVP_MAC_CTX* ctx_ = nullptr;
-};
-
 std::string hmac(const match_key& key, std::string_view kind, std::string_view form) {
-  thread_local std::unique_ptr<keyed_mac> mac;
-  if (!mac || !mac->has_key(key)) {
-    mac = std::make_unique<keyed_mac>(key);
-  }
-  return mac->of(kind, form);
+  unsigned char out[32];
+  hmac_sha256(key.bytes, {kind, form}, out);
+  return {reinterpret_cast<const char*>(out), sizeof out};
 }
 
 // The year of a partial date ("1998", "1998-05", "1998-05-17"), or empty.

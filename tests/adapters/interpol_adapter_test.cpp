@@ -5,6 +5,7 @@
 
 #include "adapters/adapter.hpp"
 #include "adapters/common/dates.hpp"
+#include "adapters/common/message_ids.hpp"
 #include "adapters/interpol/interpol.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
@@ -231,6 +232,22 @@ TEST_F(Interpol, TheSameContentIsTheSameMessageAndAChangeIsANewOne) {
   auto other = feed()->decode(test::read_file(golden_dir() / "red-notice.json"),
                               {.tables = &checker_->tables(), .sender = "other-feed"});
   EXPECT_NE(std::string(other.message["id"].GetString()), id);
+}
+
+TEST_F(Interpol, WithTheGatewaysIdKeyANoticesIdIsKeyed) {
+  // Recipients see a notice's content and so could compute its public id (and its withdrawal's):
+  // with the key they cannot.
+  mac_key key{};
+  key[0] = 0x5a;
+  auto keyed = ctx();
+  keyed.message_id_key = &key;
+  const auto text = test::read_file(golden_dir() / "red-notice.json");
+  const auto d = feed()->decode(text, keyed);
+  ASSERT_EQ(d.status, 0);
+  const std::string reference = "2026/10001#" + interpol::content_fingerprint(parse(text));
+  EXPECT_EQ(std::string(d.message["id"].GetString()),
+            derived_message_id(&key, "interpol-feed", reference));
+  EXPECT_NE(std::string(d.message["id"].GetString()), message_uuid("interpol-feed", reference));
 }
 
 TEST_F(Interpol, UnknownCodesAreRefusedUnlessThePartnerCarriesThem) {

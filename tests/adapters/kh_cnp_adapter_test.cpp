@@ -7,6 +7,7 @@
 
 #include "adapters/adapter.hpp"
 #include "adapters/common/dates.hpp"
+#include "adapters/common/message_ids.hpp"
 #include "gateway/common/digest.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
@@ -229,6 +230,26 @@ TEST_F(KhCnp, TheSameMsgNoFromTheSameSenderIsTheSameMessage) {
   EXPECT_EQ(id, message_uuid("kh-ratanakiri", "RTK-2026-000123"));
   EXPECT_EQ(json::get_string(other.message, "sender"), "kh-stungtreng")
       << "the sender is the authenticated partner, never from_unit";
+}
+
+TEST_F(KhCnp, WithTheGatewaysIdKeyTheIdCannotBeComputedFromTheMsgNoAlone) {
+  // Another partner knows Ratanakiri's msg_no pattern and the public derivation: with the key
+  // (config message_ids.key), the id is not the one it computes, and is the keyed one.
+  mac_key key{};
+  key[0] = 0x5a;
+  auto keyed = ctx("kh-ratanakiri");
+  keyed.message_id_key = &key;
+  const std::string bytes = test::read_file(golden_dir() / "victim-referral.kh.json");
+  const auto a = kh()->decode(bytes, keyed);
+  ASSERT_EQ(a.status, 0) << describe(a.errors);
+  const std::string id(json::get_string(a.message, "id"));
+  EXPECT_NE(id, message_uuid("kh-ratanakiri", "RTK-2026-000123"));
+  EXPECT_EQ(id, derived_message_id(&key, "kh-ratanakiri", "RTK-2026-000123"));
+  // Still the same message when sent again, and another partner's with the same msg_no is not.
+  EXPECT_EQ(json::get_string(kh()->decode(bytes, keyed).message, "id"), id);
+  auto other = keyed;
+  other.sender = "kh-stungtreng";
+  EXPECT_NE(json::get_string(kh()->decode(bytes, other).message, "id"), id);
 }
 
 // --- refusals ------------------------------------------------------------------------------------

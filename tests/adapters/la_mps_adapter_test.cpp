@@ -19,6 +19,7 @@
 
 #include "adapters/adapter.hpp"
 #include "adapters/common/dates.hpp"
+#include "adapters/common/message_ids.hpp"
 #include "adapters/common/references.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/common/time.hpp"
@@ -261,6 +262,18 @@ TEST_F(LaMps, VictimExampleMapsTheDocumentedFields) {
   EXPECT_STREQ(m["body"]["exploitation"][0].GetString(), "forced-marriage");
   EXPECT_STREQ(m["body"]["events"][0]["date"].GetString(), "2026-11-18");
   EXPECT_STREQ(m["unmapped"]["/LaoPoliceMessage/Person/Home/@village"].GetString(), "Ban Na Meo");
+}
+
+TEST_F(LaMps, WithTheGatewaysIdKeyTheIdIsKeyed) {
+  mac_key key{};
+  key[0] = 0x5a;
+  auto keyed = context();
+  keyed.message_id_key = &key;
+  const auto d = la().decode(test::read_file(golden_dir() / "victim.xml"), keyed);
+  ASSERT_EQ(d.status, 0) << errors_text(d.errors);
+  EXPECT_EQ(std::string(d.message["id"].GetString()),
+            derived_message_id(&key, la_sender, "HP-2569-0042"));
+  EXPECT_NE(std::string(d.message["id"].GetString()), message_uuid(la_sender, "HP-2569-0042"));
 }
 
 // Lao names are given-first (KHAMLA PHOMMAVONG): family and given parts come from their

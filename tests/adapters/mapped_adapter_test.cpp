@@ -9,6 +9,7 @@
 
 #include "adapters/adapter.hpp"
 #include "adapters/common/dates.hpp"
+#include "adapters/common/message_ids.hpp"
 #include "adapters/mapped/mapped.hpp"
 #include "gateway/common/json.hpp"
 #include "gateway/pipeline/canonical_check.hpp"
@@ -488,6 +489,22 @@ TEST_F(MappedAdapter, ACaseUpdateNamingItsOwnReferralByNumberIsAboutThatReferral
   decoded = stt()->decode(case_update("STT-2569-000045"), other);
   ASSERT_EQ(decoded.status, 0) << describe(decoded.errors);
   EXPECT_EQ(about_of(decoded.message), message_uuid("kh-other", "STT-2569-000045"));
+}
+
+TEST_F(MappedAdapter, WithTheGatewaysIdKeyACaseUpdateIsAboutTheKeyedIdOfItsReferral) {
+  // The referral came in under the keyed id; the update naming it by number must name that id.
+  mac_key key{};
+  key[0] = 0x5a;
+  auto keyed = ctx();
+  keyed.message_id_key = &key;
+  const auto referral = stt()->decode(example_text(), keyed);
+  ASSERT_EQ(referral.status, 0) << describe(referral.errors);
+  const std::string id(json::get_string(referral.message, "id"));
+  EXPECT_EQ(id, derived_message_id(&key, "kh-sesan", "STT-2569-000045"));
+  EXPECT_NE(id, message_uuid("kh-sesan", "STT-2569-000045"));
+  const auto update = stt()->decode(case_update("STT-2569-000045"), keyed);
+  ASSERT_EQ(update.status, 0) << describe(update.errors);
+  EXPECT_EQ(about_of(update.message), id);
 }
 
 TEST_F(MappedAdapter, ACaseUpdateNamingAGatewayMessageIsAboutThatMessage) {

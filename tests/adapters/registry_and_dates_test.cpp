@@ -3,6 +3,7 @@
 
 #include "adapters/adapter.hpp"
 #include "adapters/common/dates.hpp"
+#include "adapters/common/message_ids.hpp"
 
 namespace mxgw::adapters {
 namespace {
@@ -68,6 +69,31 @@ TEST(MessageUuid, IsStablePerSenderAndReference) {
   // The same as any RFC 4122 version-5 implementation gives (Python's uuid.uuid5 with mxgw's
   // namespace and "kh-ratanakiri\nRTK-2026-000123"): ids stored before stay the ids.
   EXPECT_EQ(a, "f40ec925-ef3a-59db-9e2f-d67d0cc8236f");
+}
+
+TEST(DerivedMessageId, WithAKeyIsAVersion8HmacThatOnlyTheKeyGives) {
+  mac_key key{};
+  for (std::size_t i = 0; i < key.size(); ++i) {
+    key[i] = static_cast<unsigned char>(i);
+  }
+  const auto a = derived_message_id(&key, "kh-ratanakiri", "RTK-2026-000123");
+  // The first 16 bytes of HMAC-SHA-256(00 01 .. 1f, "mxgw-message-id" 00 "kh-ratanakiri" 00
+  // "RTK-2026-000123") with version 8 and the RFC 9562 variant (Python's hmac module): instances
+  // of one exchange, and versions of the gateway, give the same id for the same message.
+  EXPECT_EQ(a, "c7a2217f-b5d2-8605-b066-1f58936d3167");
+  EXPECT_EQ(a[14], '8');
+  EXPECT_NE(std::string("89ab").find(a[19]), std::string::npos);
+  EXPECT_EQ(a, derived_message_id(&key, "kh-ratanakiri", "RTK-2026-000123"));
+  EXPECT_NE(a, derived_message_id(&key, "kh-stungtreng", "RTK-2026-000123"));
+  EXPECT_NE(a, derived_message_id(&key, "kh-ratanakiri", "RTK-2026-000124"));
+  // The sender and the reference cannot be traded for each other's text.
+  EXPECT_NE(derived_message_id(&key, "a", "b\nc"), derived_message_id(&key, "a\nb", "c"));
+  // Another key, another id; no key, the public (predictable) one.
+  mac_key other = key;
+  other[0] ^= 1;
+  EXPECT_NE(a, derived_message_id(&other, "kh-ratanakiri", "RTK-2026-000123"));
+  EXPECT_EQ(derived_message_id(nullptr, "kh-ratanakiri", "RTK-2026-000123"),
+            message_uuid("kh-ratanakiri", "RTK-2026-000123"));
 }
 
 }  // namespace

@@ -641,6 +641,40 @@ TEST_F(GatewayConfig, PersonsMatchKeyIsOptionalAndChecked) {
   }
 }
 
+TEST_F(GatewayConfig, MessageIdKeyIsOptionalAndChecked) {
+  EXPECT_FALSE(load().message_ids.enabled());  // no message_ids section: ids derived unkeyed
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+
+  write_file(dir_ / "etc" / "id.hex", std::string(64, 'c'));
+  set("/message_ids", R"({"key": {"file": "id.hex"}})");
+  const gateway_config good = load();
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+  EXPECT_TRUE(good.message_ids.enabled());
+  EXPECT_EQ(good.message_ids.key.file, dir_ / "etc" / "id.hex");
+
+  set("/message_ids", R"({"key": {"env": "MXGW_ID_KEY"}})");
+  EXPECT_EQ(load().message_ids.key.env, "MXGW_ID_KEY");
+  EXPECT_TRUE(problems_.empty()) << describe(problems_);
+
+  for (const auto& [value, field] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"key": {"file": "id.hex", "env": "X"}})", "/message_ids/key"},
+           {R"({"key": {}})", "/message_ids/key"},
+           {R"({"key": {"file": "absent.hex"}})", "/message_ids/key/file"},
+           {R"({"key": {"id": "m", "file": "id.hex"}})", "/message_ids/key/id"},
+           {R"({"key": "id.hex"})", "/message_ids/key"},
+           {R"({"secret": {"file": "id.hex"}})", "/message_ids/secret"}}) {
+    set("/message_ids", value);
+    problems_.clear();
+    load();
+    EXPECT_EQ(problem_fields(), (std::multiset<std::string>{field}))
+        << value << describe(problems_);
+  }
+  set("/message_ids", R"("id.hex")");
+  problems_.clear();
+  load();
+  EXPECT_EQ(problem_fields(), (std::multiset<std::string>{"/message_ids"})) << describe(problems_);
+}
+
 // A real CA certificate in PEM at `file` (the admin anchor check compares certificates).
 std::string write_ca(const std::filesystem::path& file, const std::string& name) {
   const auto now = std::chrono::system_clock::now();
@@ -762,11 +796,14 @@ TEST(RepositoryGatewayConfig, ShippedConfigHasNoProblemsBeyondUncreatedDevCertif
     EXPECT_NE(p.reason.find("does not exist"), std::string::npos) << p.field << ": " << p.reason;
     EXPECT_TRUE(p.field.rfind("/listener/tls/", 0) == 0 || p.field.rfind("/delivery/", 0) == 0 ||
                 p.field == "/store/encryption/keys/0/file" ||
-                p.field == "/persons/match_key/file" || p.field.rfind("/admin/", 0) == 0)
+                p.field == "/persons/match_key/file" || p.field == "/message_ids/key/file" ||
+                p.field.rfind("/admin/", 0) == 0)
         << p.field << ": " << p.reason;
   }
-  // The shipped configuration encrypts the store at rest and matches persons across messages.
+  // The shipped configuration encrypts the store at rest, matches persons across messages and
+  // derives message ids under a key.
   EXPECT_TRUE(config.persons.enabled());
+  EXPECT_TRUE(config.message_ids.enabled());
   ASSERT_EQ(config.store.keys.size(), 1U);
   EXPECT_EQ(config.store.active_key, config.store.keys[0].id);
   EXPECT_EQ(config.listener.address, "127.0.0.1");

@@ -59,7 +59,7 @@ TEST_F(CrossFormat, KhInLaAndCanonicalOutEachWithItsReceipt) {
                               "victim-referral.kh.json");
   auto r = post(ratanakiri, body, "/v1/inbound/kh-cnp");
   ASSERT_EQ(r.status, 200) << r.body << r.error;
-  const auto id = adapters::message_uuid("kh-ratanakiri", "RTK-2026-000123");
+  const auto id = derived_id("kh-ratanakiri", "RTK-2026-000123");
 
   // Houaphanh decoded LA-MPS XML and Thanh Hoa canonical JSON, and both recorded the message.
   const auto patience = std::chrono::seconds(20);
@@ -136,7 +136,7 @@ TEST_F(CarriedDocumentScan, ReachesOnlyTheRecipientWithTheVictimDataAgreement) {
           R"("}], "narrative_en":)");
   auto r = post(partner_client("kh-ratanakiri"), body, "/v1/inbound/kh-cnp");
   ASSERT_EQ(r.status, 200) << r.body << r.error;
-  const auto id = adapters::message_uuid("kh-ratanakiri", "RTK-2026-000123");
+  const auto id = derived_id("kh-ratanakiri", "RTK-2026-000123");
   for (auto* s : {&kratie_, &stungtreng_}) {
     ASSERT_TRUE((*s)->wait_until([](const auto& st) { return st.unique_ids == 1; },
                                  std::chrono::seconds(20)));

@@ -32,17 +32,15 @@ std::filesystem::path fixtures() {
 // The red fixture notices in list order, three pages of two:
 //   page 1: 2025/77021, 2026/10001; page 2: 2026/10002, 2026/10003; page 3: 2026/10004.
 
-/// The id the gateway gives the fixture notice `entity` (content as in the fixture file) when
-/// the feed of `partner` sends it.
-std::string content_id(const std::string& type, const std::string& entity,
-                       const std::string& partner = "interpol-feed") {
+/// The reference the feed of a notice's content is known by (what its id is derived from): the
+/// fixture notice `entity` of `type`, content as in the fixture file.
+std::string content_reference(const std::string& type, const std::string& entity) {
   std::string file = entity;
   std::replace(file.begin(), file.end(), '/', '-');
   rapidjson::Document doc;
   const auto text = read_file(fixtures() / type / (file + ".json"));
   doc.Parse(text.c_str(), text.size());
-  return adapters::message_uuid(partner,
-                                entity + "#" + adapters::interpol::content_fingerprint(doc));
+  return entity + "#" + adapters::interpol::content_fingerprint(doc);
 }
 
 class Feed : public gateway_fixture {
@@ -120,10 +118,17 @@ class Feed : public gateway_fixture {
     return wait([&](const auto& c) { return c.sweeps >= sweeps + more; });
   }
 
+  /// The id the gateway gives the fixture notice `entity` (content as in the fixture file) when
+  /// the feed of `partner` sends it.
+  std::string content_id(const std::string& type, const std::string& entity,
+                         const std::string& partner = "interpol-feed") const {
+    return derived_id(partner, content_reference(type, entity));
+  }
+
   /// The id of the withdrawal of the fixture notice `entity` as first sent by `partner`'s feed.
-  static std::string withdrawal_of(const std::string& type, const std::string& entity,
-                                   const std::string& partner = "interpol-feed") {
-    return adapters::message_uuid(partner, "withdrawn:" + content_id(type, entity, partner));
+  std::string withdrawal_of(const std::string& type, const std::string& entity,
+                            const std::string& partner = "interpol-feed") const {
+    return derived_id(partner, "withdrawn:" + content_id(type, entity, partner));
   }
 
   /// Everything is sent and delivered once.

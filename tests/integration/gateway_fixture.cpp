@@ -16,6 +16,7 @@
 #include <regex>
 #include <thread>
 
+#include "adapters/common/message_ids.hpp"
 #include "gateway/cli/open_store.hpp"
 #include "gateway/common/log.hpp"
 #include "gateway/store/sqlite_store.hpp"
@@ -56,6 +57,9 @@ void gateway_fixture::SetUp() {
   // As shipped: persons are matched across messages (docs/persons.md).
   store::generate_key_file(dir_ / "match-key.hex");
   config_.persons.match_key = {"match", dir_ / "match-key.hex", ""};
+  // As shipped: the ids of partners' messages are derived under a key (docs/security.md).
+  store::generate_key_file(dir_ / "id-key.hex");
+  config_.message_ids.key = {"message-ids", dir_ / "id-key.hex", ""};
   config_.partners_file = dir_ / "partners.json";
   config_.schema_dir = source_dir() / "config" / "schema";
   config_.mappings_dir = source_dir() / "config" / "mappings";
@@ -273,6 +277,12 @@ bool gateway_fixture::eventually(const std::function<bool()>& done) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   return done();
+}
+
+std::string gateway_fixture::derived_id(const std::string& sender,
+                                        const std::string& reference) const {
+  const auto key = cli::load_message_id_key(config_.message_ids);
+  return adapters::derived_message_id(key.get(), sender, reference);
 }
 
 std::string gateway_fixture::log_text() const {

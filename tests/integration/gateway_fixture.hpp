@@ -78,6 +78,11 @@ class gateway_fixture : public ::testing::Test {
   /// there is none, or the recipient gets the stored body itself).
   std::string stored_copy(const std::string& id, const std::string& recipient) const;
 
+  /// The id the gateway gives the message `sender` names `reference` (a KH-CNP msg_no, an LA-MPS
+  /// ref, a feed's notice): derived under the test's message id key (config_.message_ids, as
+  /// shipped), or without one when a test cleared it.
+  std::string derived_id(const std::string& sender, const std::string& reference) const;
+
   /// The log written so far.
   std::string log_text() const;
 

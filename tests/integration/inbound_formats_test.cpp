@@ -42,7 +42,7 @@ TEST_F(InboundFormats, KhCnpIsAcceptedAnsweredWithAKhReceiptAndIdempotent) {
   EXPECT_EQ(stored_messages(), 1u);
 
   // The canonical id is derived from the sender and msg_no: the sender can look it up.
-  const auto id = adapters::message_uuid("kh-ratanakiri", "RTK-2026-000123");
+  const auto id = derived_id("kh-ratanakiri", "RTK-2026-000123");
   auto status = get(ratanakiri, "/v1/messages/" + id);
   ASSERT_EQ(status.status, 200) << status.body;
   rapidjson::Document s;
@@ -180,7 +180,7 @@ TEST_F(KhReplies, AnAnswerNamingTheMsgNoReceivedSettlesTheRequest) {
   // Ratanakiri's answer names the msg_no it received: the request is answered.
   r = post(ratanakiri, kh_reply("RTK-VA-2026-000003", msg_no), "/v1/inbound/kh-cnp");
   ASSERT_EQ(r.status, 200) << r.body;
-  const auto answer_id = adapters::message_uuid("kh-ratanakiri", "RTK-VA-2026-000003");
+  const auto answer_id = derived_id("kh-ratanakiri", "RTK-VA-2026-000003");
   rapidjson::Document answer;
   answer.Parse(stored_body(answer_id).c_str());
   ASSERT_TRUE(answer.IsObject()) << "the answer is stored";

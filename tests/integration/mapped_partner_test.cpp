@@ -47,7 +47,7 @@ TEST_F(MappedPartner, PostsOverMutualTlsAndGetsItsOwnReceipt) {
   EXPECT_NE(std::string(receipt["sent"].GetString()).find("/25"), std::string::npos) << r.body;
 
   // Stored as canonical, with the gateway's transliteration beside the Khmer name.
-  const auto id = adapters::message_uuid("kh-sesan", "STT-2569-000045");
+  const auto id = derived_id("kh-sesan", "STT-2569-000045");
   rapidjson::Document stored;
   stored.Parse(stored_body(id).c_str());
   ASSERT_TRUE(stored.IsObject());
@@ -170,7 +170,7 @@ class MappedCaseUpdates : public MappedPartner {
 TEST_F(MappedCaseUpdates, AnUpdateAboutTheInspectoratesReferralNamesItsNumber) {
   const auto sesan = partner_client("kh-sesan");
   ASSERT_EQ(post(sesan, stt_example(), "/v1/inbound/kh-stt").status, 200);
-  const auto referral = adapters::message_uuid("kh-sesan", "STT-2569-000045");
+  const auto referral = derived_id("kh-sesan", "STT-2569-000045");
 
   // Gia Lai tells Se San the girl it referred is back home, naming the referral by the gateway
   // id, the only name Gia Lai has for it.
@@ -194,7 +194,7 @@ TEST_F(MappedCaseUpdates, AnUpdateAboutTheInspectoratesReferralNamesItsNumber) {
 TEST_F(MappedCaseUpdates, TheInspectorateWithdrawsItsReferralByItsOwnNumber) {
   const auto sesan = partner_client("kh-sesan");
   ASSERT_EQ(post(sesan, stt_example(), "/v1/inbound/kh-stt").status, 200);
-  const auto referral = adapters::message_uuid("kh-sesan", "STT-2569-000045");
+  const auto referral = derived_id("kh-sesan", "STT-2569-000045");
   const auto before = status_of(sesan, referral);
   ASSERT_TRUE(before.HasMember("recipients") && before["recipients"].Size() == 1u);
   ASSERT_STREQ(before["recipients"][0]["partner"].GetString(), "vn-gialai");
@@ -208,7 +208,7 @@ TEST_F(MappedCaseUpdates, TheInspectorateWithdrawsItsReferralByItsOwnNumber) {
   ASSERT_EQ(r.status, 200) << r.body;
 
   // Stored about the referral, and taken to the referral's recipient as an earlier recipient.
-  const auto id = adapters::message_uuid("kh-sesan", "STT-2569-000052");
+  const auto id = derived_id("kh-sesan", "STT-2569-000052");
   rapidjson::Document stored;
   stored.Parse(stored_body(id).c_str());
   ASSERT_TRUE(stored.IsObject());

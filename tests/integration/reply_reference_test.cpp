@@ -83,7 +83,7 @@ TEST_F(ReplyReference, AnAnswerNamesTheRequestByTheRequestersOwnMsgNo) {
                                R"("msg_no": "RTK-VR-2026-000777")");
   auto r = post(partner_client("kh-ratanakiri"), request, "/v1/inbound/kh-cnp");
   ASSERT_EQ(r.status, 200) << r.body << r.error;
-  const auto request_id = adapters::message_uuid("kh-ratanakiri", "RTK-VR-2026-000777");
+  const auto request_id = derived_id("kh-ratanakiri", "RTK-VR-2026-000777");
 
   // Gia Lai answers Ratanakiri and, in the same message, Houaphanh (which did not ask).
   r = post(partner_client("vn-gialai"), answer("3c1f6a0e-5b2d-4e8f-9a7c-1d2e3f4a5b6c", request_id,
@@ -106,7 +106,7 @@ TEST_F(ReplyReference, AnAnswerNamesTheRequestByTheRequestersOwnRef) {
       read_file(source_dir() / "tests" / "adapters" / "golden" / "la-mps" / "verify-request.xml");
   auto r = post(partner_client("la-houaphanh"), request, "/v1/inbound/la-mps", "application/xml");
   ASSERT_EQ(r.status, 200) << r.body << r.error;
-  const auto request_id = adapters::message_uuid("la-houaphanh", "SV-2569-VR-0019");
+  const auto request_id = derived_id("la-houaphanh", "SV-2569-VR-0019");
   r = post(partner_client("vn-gialai"),
            answer("4d2a7b1f-6c3e-4f90-8b8d-2e3f4a5b6c7d", request_id, R"("la-houaphanh")"));
   ASSERT_EQ(r.status, 202) << r.body;

@@ -557,6 +557,19 @@ void partner_api::accept_canonical(std::string sender, std::string canonical,
                     .partner = sender,
                     .peer = "feed"};
   const auto start = std::chrono::steady_clock::now();
+  // No handshake stands before this path: a partner the listener would refuse as disabled (an
+  // administrator disabled it, or a change of it this instance could not apply holds it) sends
+  // nothing through it either, with the handshake's refusal code.
+  const auto trust = trust_->current();
+  const identity::partner* from = trust->partners.find(sender);
+  if (from != nullptr && (!from->enabled || trust->held_for_unapplied_change(sender))) {
+    const std::string code(identity::to_string(identity::identity_refusal::disabled_partner));
+    refuse(req, start, done,
+           problem(403, code, "Partner disabled",
+                   "This partner is disabled; nothing it sends is accepted."),
+           code, {});
+    return;
+  }
   auto doc = std::make_shared<rapidjson::Document>();
   const auto t = current_translation();
   auto verdict = t->checker->check(canonical, sender, *doc, {limits_.max_json_depth});

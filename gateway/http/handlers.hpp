@@ -102,7 +102,9 @@ class partner_api : public std::enable_shared_from_this<partner_api> {
   /// exactly as if that partner had POSTed it to /v1/messages: the same checks, routing, policy
   /// and durable store, and the same answer (202, 409, 4xx, 503) to `done`. When `only_to` is
   /// given, recipients outside it are excluded (reason "not-an-earlier-recipient"): a withdrawal
-  /// goes to those who received the original and no one else.
+  /// goes to those who received the original and no one else. A `sender` that is disabled or
+  /// held for a change this instance could not apply (the live trust state) is refused 403
+  /// `disabled-partner`, as its handshake would be: nothing is stored.
   void accept_canonical(std::string sender, std::string canonical,
                         std::optional<std::vector<std::string>> only_to,
                         std::function<void(response)> done) const;

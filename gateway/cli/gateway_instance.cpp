@@ -1,6 +1,7 @@
 // Assembly of a gateway (see gateway_instance.hpp).
 #include "gateway/cli/gateway_instance.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <mutex>
@@ -53,6 +54,9 @@ struct gateway_instance::parts {
   std::unique_ptr<net::server> server;
   std::unique_ptr<net::server> admin_server;
   std::thread admin_thread;
+  /// The schemas and code tables in force (replaced by reload()), for decoding notices.
+  std::shared_ptr<live<pipeline::canonical_checker>> feed_checker;
+  std::mutex feed_update_mutex;  // one update of the feeds at a time, from the newest state
   std::unique_ptr<feed::feed_poller> feeds;  ///< notice feeds (nullptr: no partner has one)
 };
 
@@ -106,6 +110,18 @@ net::authentication authenticate_admin(X509* cert) {
     out.refusal = std::string(refusal);
   } else {
     out.principal = std::move(name);
+  }
+  return out;
+}
+
+// The feeds to poll in `state`: those of partners that are enabled and not held for a change
+// this instance could not apply (docs/admin.md, "State"): the trust state, not the files, says.
+std::vector<feed::feed_source> feed_sources(const identity::trust_state& state) {
+  std::vector<feed::feed_source> out;
+  for (const auto* p : state.partners.all()) {
+    if (p->feed && p->enabled && !state.held_for_unapplied_change(p->id)) {
+      out.push_back({p->id, *p->feed, p->carry_unmapped});
+    }
   }
   return out;
 }
@@ -312,14 +328,43 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
           },
       .on_handshake_refused = refusal_counter("partner")};
   parts_->server = std::make_unique<net::server>(config.listener, config.threads, partner_role);
+  // Notice feeds are polled with the gateway's client identity; what they bring is accepted
+  // through the partner API's own path, as the feed partner. Which feeds run follows the live
+  // trust state (administrative changes, at start and while running); a poller exists when a
+  // partner has a feed, enabled or not.
+  parts_->feed_checker = std::make_shared<live<pipeline::canonical_checker>>(checker);
+  {
+    const auto state = parts_->trust->current();
+    const auto all = state->partners.all();
+    if (std::any_of(all.begin(), all.end(), [](const auto* p) { return p->feed.has_value(); })) {
+      feed::poller_options feed_options{
+          .identity = partner_client_identity(config),
+          .max_withdrawals_per_sweep = config.feed.max_withdrawals_per_sweep,
+          .metrics = parts_->counters,
+          .message_id_key = message_id_key};
+      auto accept = [api](std::string sender, std::string canonical,
+                          std::optional<std::vector<std::string>> only_to, feed::accept_done done) {
+        api->accept_canonical(std::move(sender), std::move(canonical), std::move(only_to),
+                              [done = std::move(done)](http::response r) { done(r.status); });
+      };
+      // The tables in force when a notice is decoded: a reload's from then on.
+      auto tables = [checkers = parts_->feed_checker] {
+        auto in_force = checkers->get();
+        return std::shared_ptr<const pipeline::code_tables>(in_force, &in_force->tables());
+      };
+      parts_->feeds =
+          std::make_unique<feed::feed_poller>(std::move(feed_options), feed_sources(*state),
+                                              parts_->store, std::move(tables), std::move(accept));
+    }
+  }
   // A change of trust closes the open connections it no longer allows: each connection's own
   // certificate is decided on again by the handshake's rule (revoked or retired certificate,
   // disabled partner, a pin removed, a certificate now naming another partner). The poller's
   // ticks change no version (that sweep then costs a comparison a connection) and close those
   // whose overlap ran out.
   parts_->state->on_trust_change(
-      [server = parts_->server.get(), trust = parts_->trust](const identity::trust_state&,
-                                                             const identity::trust_state& after) {
+      [server = parts_->server.get(), trust = parts_->trust, parts = parts_.get()](
+          const identity::trust_state& before, const identity::trust_state& after) {
         auto closed = server->close_connections_no_longer_accepted();
         const auto now = trust->now();
         closed += server->close_connections([&](const net::connected_peer& peer) {
@@ -329,6 +374,21 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
           log::info({.event = "tls.connections_closed",
                      .reason = "trust-changed",
                      .detail = std::to_string(closed) + " connections"});
+        }
+        // A partner disabled, enabled, held or its feed changed: its feed stops, starts or
+        // restarts. The poller's ticks (the same snapshot twice) change nothing. Read under the
+        // lock, so that of two changes told at once the newer state is the one left in force.
+        if (&before != &after) {
+          std::lock_guard lock(parts->feed_update_mutex);
+          const auto state = trust->current();
+          if (parts->feeds) {
+            parts->feeds->update(feed_sources(*state));
+          } else if (!feed_sources(*state).empty()) {
+            log::warn({.event = "feed.not_started",
+                       .reason = "restart-needed",
+                       .detail = "a partner has a feed now, but none had when the gateway "
+                                 "started: the feed is polled after a restart"});
+          }
         }
       });
   if (config.admin.enabled) {
@@ -408,28 +468,7 @@ gateway_instance::gateway_instance(const config::gateway_config& config, instanc
     parts_->delivery->start();
   }
   parts_->checkpoints->start();
-  // Notice feeds are polled with the gateway's client identity; what they bring is accepted
-  // through the partner API's own path, as the feed partner.
-  std::vector<feed::feed_source> feeds;
-  for (const auto* p : partners->all()) {
-    if (p->feed && p->enabled) {
-      feeds.push_back({p->id, *p->feed, p->carry_unmapped});
-    }
-  }
-  if (!feeds.empty()) {
-    feed::poller_options feed_options{
-        .identity = partner_client_identity(config),
-        .max_withdrawals_per_sweep = config.feed.max_withdrawals_per_sweep,
-        .metrics = parts_->counters,
-        .message_id_key = message_id_key};
-    auto accept = [api](std::string sender, std::string canonical,
-                        std::optional<std::vector<std::string>> only_to, feed::accept_done done) {
-      api->accept_canonical(std::move(sender), std::move(canonical), std::move(only_to),
-                            [done = std::move(done)](http::response r) { done(r.status); });
-    };
-    parts_->feeds =
-        std::make_unique<feed::feed_poller>(std::move(feed_options), std::move(feeds),
-                                            parts_->store, &checker->tables(), std::move(accept));
+  if (parts_->feeds) {
     parts_->feeds->start();
   }
   log::info({.event = "gateway.started",
@@ -590,6 +629,7 @@ std::vector<config::config_problem> gateway_instance::reload(const std::string& 
   }
   parts_->api_translation_id = next.provenance_id;
   parts_->api->replace_translation(next.checker, next.transliterators, next.provenance_id);
+  parts_->feed_checker->set(next.checker);  // the feeds decode their next notice with these
   std::size_t closed = 0;
   if (parts_->server) {
     closed += parts_->server->put_in_force(partner_crls);

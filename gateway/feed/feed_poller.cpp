@@ -234,26 +234,38 @@ constexpr int unknown_id_status = 502;
 class feed_run;
 
 struct feed_poller::impl : std::enable_shared_from_this<feed_poller::impl> {
-  impl(poller_options o, std::shared_ptr<store::message_store> s, const pipeline::code_tables* t,
+  impl(poller_options o, std::shared_ptr<store::message_store> s, tables_function t,
        accept_function a)
       : options(std::move(o)),
         store(std::move(s)),
-        tables(t),
+        tables(std::move(t)),
         accept(std::move(a)),
         client(ioc, options.identity),
         rng(options.seed != 0 ? options.seed : std::random_device{}()) {}
 
   poller_options options;
   std::shared_ptr<store::message_store> store;
-  const pipeline::code_tables* tables;
+  tables_function tables;
   accept_function accept;
   asio::io_context ioc;
   delivery::partner_client client;
   std::mt19937_64 rng;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
-  bool stopping = false;                        // io thread only (and before start)
-  std::vector<std::shared_ptr<feed_run>> runs;  // cleared by stop(): they hold this impl
+  bool stopping = false;  // io thread only (and before start)
+  // Cleared by stop(): they hold this impl. Before start() changed under `control`; after it on
+  // the io thread only.
+  std::vector<std::shared_ptr<feed_run>> runs;
+
+  std::mutex control;  // guards the three below; held while an update is posted (keeps order)
+  bool started = false;
+  bool closed = false;                       // stop() was called: updates change nothing
+  std::map<std::string, feed_source> feeds;  // what the runs poll (or start() starts), by partner
+
+  /// On the io thread (or before start, under `control`): stops the run of `partner` if there is
+  /// one, then, given `source`, starts a new one with it once the stopped run is gone.
+  void replace_run(const std::string& partner, std::optional<feed_source> source, std::string token,
+                   bool start_now);
 
   mutable std::mutex counters_mutex;
   mutable std::condition_variable changed;
@@ -296,7 +308,35 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
         });
   }
 
-  void stop() { timer_.cancel(); }
+  /// Stops this feed alone (its partner was disabled, or its settings changed): whatever is in
+  /// flight finds it stopping and goes no further.
+  void stop() {
+    stopped_ = true;
+    timer_.cancel();
+  }
+
+  const std::string& partner_id() const { return source_.partner_id; }
+
+  /// The run this one replaces (stopped): start() waits until it is gone, so that the two never
+  /// write the feed's state at the same time.
+  void follow(const std::shared_ptr<feed_run>& predecessor) { predecessor_ = predecessor; }
+
+  /// start(), once the run this one replaces has let go (its last store answer or request in
+  /// flight came back; bounded by the request timeout).
+  void start_after_predecessor() {
+    if (stopping()) {
+      return;
+    }
+    if (predecessor_.expired()) {
+      return start();
+    }
+    timer_.expires_after(std::chrono::milliseconds(20));
+    timer_.async_wait([self = shared_from_this()](auto ec) {
+      if (!ec) {
+        self->start_after_predecessor();
+      }
+    });
+  }
 
   /// Held by each callback that comes from another thread (the store's, the accept path's) until
   /// it has posted its continuation back here: until then the io_context has work, so stop()
@@ -312,6 +352,8 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
   feed_source source_;
   std::string token_;
   asio::steady_timer timer_;
+  bool stopped_ = false;  // this feed alone was stopped (io thread)
+  std::weak_ptr<feed_run> predecessor_;
   std::string base_;
   origin base_origin_;
   cursor_state cursor_;
@@ -330,7 +372,7 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
   std::string key(std::string_view suffix) const { return partner() + "/" + std::string(suffix); }
   const std::vector<std::string>& types() const { return source_.settings.notice_types; }
 
-  bool stopping() const { return poller_->stopping; }
+  bool stopping() const { return poller_->stopping || stopped_; }
 
   void on_state(const std::vector<store::state_item>& items, bool ok) {
     if (stopping()) {
@@ -711,7 +753,9 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
     if (format == nullptr) {
       return refuse("no-interpol-adapter", 500, std::move(then));
     }
-    auto decoded = format->decode(body, {.tables = poller_->tables,
+    // The tables in force now (a reload replaces them), held while the notice is decoded.
+    const auto tables = poller_->tables();
+    auto decoded = format->decode(body, {.tables = tables.get(),
                                          .sender = partner(),
                                          .carry_unmapped = source_.carry_unmapped,
                                          .message_id_key = poller_->options.message_id_key.get()});
@@ -828,6 +872,20 @@ class feed_run : public std::enable_shared_from_this<feed_run> {
                 }
                 if (status >= 500) {
                   return self->fail("store-unavailable", status);
+                }
+                if (status == 403) {
+                  // The feed's partner may not send this now (disabled, held, or the type no
+                  // longer permitted): an administrator's state, not the notice's. Nothing is
+                  // marked as sent, a withdrawal included; the next sweep tries again.
+                  self->poller_->count([](feed_counters& c) { ++c.refused; });
+                  log::warn({.event = "feed.notice_refused",
+                             .message_id = id,
+                             .partner = self->partner(),
+                             .message_type = type,
+                             .outcome = "not-sent",
+                             .reason = "sender-refused",
+                             .status = status});
+                  return then();
                 }
                 self->poller_->count([](feed_counters& c) { ++c.refused; });
                 log::error({.event = "feed.notice_refused",
@@ -1388,30 +1446,78 @@ std::string read_token(const std::filesystem::path& file) {
   return token;
 }
 
+/// The same feed, polled the same way: nothing to restart.
+bool same_feed(const feed_source& a, const feed_source& b) {
+  const auto& x = a.settings;
+  const auto& y = b.settings;
+  return a.partner_id == b.partner_id && a.carry_unmapped == b.carry_unmapped && x.url == y.url &&
+         x.interval == y.interval && x.notice_types == y.notice_types &&
+         x.page_size == y.page_size && x.token_file == y.token_file &&
+         x.max_withdrawals_per_sweep == y.max_withdrawals_per_sweep;
+}
+
 }  // namespace
 
+void feed_poller::impl::replace_run(const std::string& partner, std::optional<feed_source> source,
+                                    std::string token, bool start_now) {
+  std::shared_ptr<feed_run> old;
+  if (auto it = std::find_if(runs.begin(), runs.end(),
+                             [&](const auto& run) { return run->partner_id() == partner; });
+      it != runs.end()) {
+    old = *it;
+    runs.erase(it);
+    old->stop();
+    log::info({.event = "feed.stopped",
+               .partner = partner,
+               .reason = source ? "settings-changed" : "partner-disabled-or-feed-removed"});
+  }
+  if (!source) {
+    return;
+  }
+  auto run = std::make_shared<feed_run>(shared_from_this(), std::move(*source), std::move(token));
+  run->follow(old);
+  runs.push_back(run);
+  if (start_now) {
+    run->start_after_predecessor();
+  }
+}
+
 feed_poller::feed_poller(poller_options options, std::vector<feed_source> feeds,
-                         std::shared_ptr<store::message_store> store,
-                         const pipeline::code_tables* tables, accept_function accept)
-    : impl_(
-          std::make_shared<impl>(std::move(options), std::move(store), tables, std::move(accept))) {
+                         std::shared_ptr<store::message_store> store, tables_function tables,
+                         accept_function accept)
+    : impl_(std::make_shared<impl>(std::move(options), std::move(store), std::move(tables),
+                                   std::move(accept))) {
   for (auto& source : feeds) {
     std::string token;
     if (!source.settings.token_file.empty()) {
       token = read_token(source.settings.token_file);
     }
+    impl_->feeds[source.partner_id] = source;
     impl_->runs.push_back(std::make_shared<feed_run>(impl_, std::move(source), std::move(token)));
   }
 }
+
+feed_poller::feed_poller(poller_options options, std::vector<feed_source> feeds,
+                         std::shared_ptr<store::message_store> store,
+                         const pipeline::code_tables* tables, accept_function accept)
+    : feed_poller(
+          std::move(options), std::move(feeds), std::move(store),
+          [tables] {
+            // Not owned: the caller keeps them alive longer than the poller.
+            return std::shared_ptr<const pipeline::code_tables>(std::shared_ptr<void>(), tables);
+          },
+          std::move(accept)) {}
 
 feed_poller::~feed_poller() {
   stop();
 }
 
 void feed_poller::start() {
-  if (impl_->thread.joinable() || impl_->stopping) {
+  std::lock_guard lock(impl_->control);
+  if (impl_->started || impl_->closed) {
     return;
   }
+  impl_->started = true;
   impl_->work.emplace(impl_->ioc.get_executor());
   for (auto& run : impl_->runs) {
     asio::post(impl_->ioc, [run] { run->start(); });
@@ -1420,14 +1526,18 @@ void feed_poller::start() {
 }
 
 void feed_poller::stop() {
+  {
+    std::lock_guard lock(impl_->control);
+    impl_->closed = true;  // no update is posted after the stop below
+  }
   if (!impl_->thread.joinable()) {
     impl_->stopping = true;
     impl_->runs.clear();
     return;
   }
-  asio::post(impl_->ioc, [impl = impl_, runs = impl_->runs] {
+  asio::post(impl_->ioc, [impl = impl_] {
     impl->stopping = true;
-    for (const auto& run : runs) {
+    for (const auto& run : impl->runs) {
       run->stop();
     }
     impl->client.close_idle();
@@ -1435,6 +1545,74 @@ void feed_poller::stop() {
   impl_->work.reset();
   impl_->thread.join();
   impl_->runs.clear();
+}
+
+void feed_poller::update(std::vector<feed_source> feeds) {
+  std::lock_guard lock(impl_->control);
+  if (impl_->closed) {
+    return;
+  }
+  // What changes, by partner: nullopt stops the feed; a source (re)starts it with its token.
+  struct change {
+    std::string partner;
+    std::optional<feed_source> source;
+    std::string token;
+  };
+  std::vector<change> changes;
+  std::set<std::string> listed;
+  for (auto& source : feeds) {
+    listed.insert(source.partner_id);
+    const auto now = impl_->feeds.find(source.partner_id);
+    if (now != impl_->feeds.end() && same_feed(now->second, source)) {
+      continue;
+    }
+    std::string token;
+    if (!source.settings.token_file.empty()) {
+      try {
+        token = read_token(source.settings.token_file);
+      } catch (const std::runtime_error&) {
+        // Fail closed: not polled with settings it cannot use (the file name is configuration,
+        // the token never appears).
+        log::error({.event = "feed.not_started",
+                    .partner = source.partner_id,
+                    .reason = "token-unreadable",
+                    .detail = "the feed's token file cannot be read; the feed is not polled"});
+        if (now != impl_->feeds.end()) {
+          impl_->feeds.erase(now);
+          changes.push_back({source.partner_id, std::nullopt, {}});
+        }
+        continue;
+      }
+    }
+    impl_->feeds[source.partner_id] = source;
+    changes.push_back({source.partner_id, std::move(source), std::move(token)});
+  }
+  for (auto it = impl_->feeds.begin(); it != impl_->feeds.end();) {
+    if (listed.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    changes.push_back({it->first, std::nullopt, {}});
+    it = impl_->feeds.erase(it);
+  }
+  if (changes.empty()) {
+    return;
+  }
+  if (!impl_->started) {
+    for (auto& c : changes) {
+      impl_->replace_run(c.partner, std::move(c.source), std::move(c.token), false);
+    }
+    return;
+  }
+  // Posted under the lock: updates reach the io thread in the order they were made.
+  asio::post(impl_->ioc, [impl = impl_, changes = std::move(changes)]() mutable {
+    if (impl->stopping) {
+      return;
+    }
+    for (auto& c : changes) {
+      impl->replace_run(c.partner, std::move(c.source), std::move(c.token), true);
+    }
+  });
 }
 
 feed_counters feed_poller::counters() const {

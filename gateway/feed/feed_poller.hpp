@@ -62,13 +62,19 @@ struct poller_options {
   std::shared_ptr<const mac_key> message_id_key;
 };
 
-/// What the accept path answered: an HTTP status (202 accepted, 409 the id was used before, 4xx
-/// refused, 503 store unavailable).
+/// What the accept path answered: an HTTP status (202 accepted, 409 the id was used before, 403
+/// the feed's partner may not send it now (disabled, held for a change this instance could not
+/// apply, or not permitted the type): nothing is marked as sent, withdrawals included, and the next
+/// sweep tries again; other 4xx refused for good, 503 store unavailable).
 using accept_done = std::function<void(int status)>;
 /// Accepts a canonical message as `sender` (see http::partner_api::accept_canonical).
 using accept_function =
     std::function<void(std::string sender, std::string canonical,
                        std::optional<std::vector<std::string>> only_to, accept_done done)>;
+
+/// The code tables notices are decoded with, asked for each notice detail (so a reload's new
+/// tables are used from the next notice on); never null.
+using tables_function = std::function<std::shared_ptr<const pipeline::code_tables>()>;
 
 /// Counters over every feed, for tests and operators.
 struct feed_counters {
@@ -103,8 +109,12 @@ struct feed_counters {
 
 class feed_poller {
  public:
-  /// `tables` and the adapter registry must outlive the poller. Throws std::runtime_error when
-  /// the client identity or a token file cannot be loaded.
+  /// `tables` gives the code tables in force; the adapter registry must outlive the poller.
+  /// Throws std::runtime_error when the client identity or a token file cannot be loaded.
+  feed_poller(poller_options options, std::vector<feed_source> feeds,
+              std::shared_ptr<store::message_store> store, tables_function tables,
+              accept_function accept);
+  /// As above with fixed tables, which must outlive the poller.
   feed_poller(poller_options options, std::vector<feed_source> feeds,
               std::shared_ptr<store::message_store> store, const pipeline::code_tables* tables,
               accept_function accept);
@@ -117,6 +127,16 @@ class feed_poller {
 
   /// Stops polling; a request in flight finishes (bounded by request_timeout). Idempotent.
   void stop();
+
+  /// The feeds to poll from now on (the live partner state's enabled, not held partners with a
+  /// feed), compared with those polled now by partner id: a feed no longer listed is stopped
+  /// (`feed.stopped`; a request in flight finishes and its answer is dropped), a new one
+  /// started, one whose settings or carryUnmapped changed stopped and started again with the new
+  /// ones (its saved position and notices are kept; it starts once the stopped run has let go of
+  /// the store). A feed whose token file cannot be read is not polled (`feed.not_started`,
+  /// error) until a later update lists it again. Thread-safe; calls are applied in the order
+  /// made; nothing after stop(). Before start() it only changes what start() starts.
+  void update(std::vector<feed_source> feeds);
 
   feed_counters counters() const;
 

@@ -881,6 +881,27 @@ void revoke_certificate(const call& c, const std::string& fingerprint_text) {
 
 // --- routing ------------------------------------------------------------------------------------
 
+// The release settings of `rules` as audit details under `prefix`: `approvals` and
+// `releaseRules` (the release rules' ids joined by ','; ids hold no comma). Rules held because a
+// stored routing could not be applied here have no settings this instance knows: `held` (the
+// reason) instead. Nothing for no rules.
+void release_details(std::vector<std::pair<std::string, std::string>>& details,
+                     const std::string& prefix, const pipeline::routing_rules* rules) {
+  if (rules == nullptr) {
+    return;
+  }
+  if (!rules->held_reason().empty()) {
+    details.emplace_back(prefix + "held", rules->held_reason());
+    return;
+  }
+  std::string ids;
+  for (const auto& rule : rules->release_rules()) {
+    ids += ids.empty() ? rule.id : "," + rule.id;
+  }
+  details.emplace_back(prefix + "approvals", std::to_string(rules->release_approvals()));
+  details.emplace_back(prefix + "releaseRules", ids);
+}
+
 void get_routing(const call& c) {
   const auto routing = c.state().routing();
   const auto version = c.state().version_of(kind_routing, routing_key);
@@ -921,16 +942,21 @@ void replace_routing(const call& c) {
         invalid("The routing rules have problems; nothing changed.", field_errors(problems)));
   }
   const auto before = c.state().routing();
+  // The release settings before and after are on the chain, so that a change of how many
+  // administrators release a held copy (or of which copies are held) is seen by whoever reads it.
+  std::vector<std::pair<std::string, std::string>> details{
+      {"before.rules", std::to_string(before.rules ? before.rules->size() : 0)},
+      {"after.rules", std::to_string(rules.size())}};
+  release_details(details, "before.", before.rules.get());
+  release_details(details, "after.", &rules);
   store::state_item item{.kind = std::string(kind_routing),
                          .key = std::string(routing_key),
                          .value = json::to_string(doc),
                          .version = 0,
                          .changed_at = {},
                          .changed_by = c.actor};
-  auto audit = std::vector<audit::audit_record>{
-      c.record("routing.replaced", {},
-               {{"before.rules", std::to_string(before.rules ? before.rules->size() : 0)},
-                {"after.rules", std::to_string(rules.size())}})};
+  auto audit =
+      std::vector<audit::audit_record>{c.record("routing.replaced", {}, std::move(details))};
   c.state().change(std::move(item), current, std::move(audit),
                    [c](store::put_outcome outcome, std::int64_t version) {
                      if (outcome == store::put_outcome::failed) {
@@ -1186,6 +1212,19 @@ void release_decision(const call& c, const std::string& message, const std::stri
   if (id.empty() || !identity::is_valid_partner_id(recipient)) {
     return c.done(not_found("There is no such held copy."));
   }
+  // Routing held here (a stored routing this instance could not apply is in force elsewhere):
+  // how many approvals it asks for is not known here, and a stand-in figure could release a
+  // copy with fewer than the routing in force wants. No decision until routing applies again.
+  const auto routing = c.state().routing();
+  if (routing.rules && !routing.rules->held_reason().empty()) {
+    auto r = problem(503, "routing-held", "Routing held",
+                     "The routing in force could not be applied on this gateway, so the number "
+                     "of approvals a release needs is not known here; nothing was decided. Try "
+                     "again once GET /admin/v1/routing no longer says held, or on another "
+                     "instance.");
+    r.headers.emplace_back("Retry-After", "30");
+    return c.done(std::move(r));
+  }
   std::string reason;
   if (!approve && !read_reason_code(c, reason)) {
     return;
@@ -1195,7 +1234,8 @@ void release_decision(const call& c, const std::string& message, const std::stri
                                  .actor = c.actor,
                                  .approve = approve,
                                  .reason = reason,
-                                 .required = release_approvals(c),
+                                 .required = routing.rules ? routing.rules->release_approvals()
+                                                           : pipeline::default_release_approvals,
                                  .audit = c.record({}, recipient)};
   request.audit.message_id = id;
   if (!approve) {

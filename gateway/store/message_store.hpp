@@ -34,6 +34,11 @@ struct delivery_plan {
   /// (four-eyes release, docs/release.md); empty: none. A held copy is stored in the state
   /// "held", which claims never take; decide_release() makes it "pending" or "rejected".
   std::string hold;
+  /// For a held copy: how many different administrators must approve its release under the
+  /// routing that held it (`release.approvals`, 1-5). Stored with the row (`approvals_required`):
+  /// its release needs at least that many, whatever the routing says when it is decided. 0: not
+  /// given; the store records what its approvals_when_held() source says (0 without one).
+  std::size_t approvals_required = 0;
   /// The agreements the copy's content relies on (pipeline::recipient_plan::relies_on), e.g.
   /// {"victim-data"}: it may be sent only while the recipient holds each of them (the delivery
   /// service checks before every attempt). Stored with the row (`relies_on`), handed out with
@@ -381,6 +386,10 @@ struct held_copy {
   std::string accepted_at;                  ///< RFC 3339 UTC with milliseconds
   std::string hold;                         ///< the release rule that holds it
   std::vector<release_approval> approvals;  ///< in the order given; fewer than required
+  /// The approvals recorded when it was held (delivery_plan::approvals_required; for a copy held
+  /// before they were recorded, what the migration set, docs/storage.md); 0: none recorded. Its
+  /// release needs the larger of this and the figure in force (release_request::required).
+  std::size_t approvals_required = 0;
 };
 
 enum class release_outcome {
@@ -398,7 +407,10 @@ struct release_request {
   std::string actor;    ///< who decides ("admin:<name>"); approvals must come from different actors
   bool approve = true;  ///< false: reject
   std::string reason;   ///< for a rejection: kept as the row's last error (max_error_bytes)
-  /// Approvals by different actors that release the copy (0 counts as 1).
+  /// Approvals by different actors that release the copy under the routing in force (0 counts as
+  /// 1). The store asks for the larger of this and the count recorded on the row when it was held
+  /// (held_copy::approvals_required): lowering `release.approvals` does not lower what a copy
+  /// held before needs.
   std::size_t required = 2;
   /// The audit entry, appended in the same transaction when the outcome is approved, released or
   /// rejected. The store sets its `event` ("release.approved", "release.released" or
@@ -409,6 +421,9 @@ struct release_request {
 struct release_result {
   release_outcome outcome = release_outcome::not_held;
   std::vector<release_approval> approvals;  ///< the copy's approvals after the decision
+  /// The approvals its release needed (the larger of release_request::required, at least 1, and
+  /// the count recorded when it was held); 0 when no held copy was found.
+  std::size_t required = 0;
 };
 
 /// One piece of administrative state (a partner definition, a certificate record, the routing
@@ -621,6 +636,14 @@ class message_store {
   /// decision then finds it not held). After a release, on_deliveries_due's callback runs.
   /// handler({}, false) when the store could not commit; nothing changed.
   virtual void decide_release(release_request request, release_handler handler) = 0;
+
+  /// Where the store reads how many approvals a copy held from now on needs (the routing in
+  /// force: pipeline::routing_rules::release_approvals), for each held copy an accept stores
+  /// without its own delivery_plan::approvals_required; recorded on the row in the accept's
+  /// transaction. Called on a store thread while the accept is written: it must not wait for the
+  /// store. Without a source (or when it answers 0) such a row records 0, and only the figure in
+  /// force at each decision counts. Set before the first accept; setting it again replaces it.
+  virtual void approvals_when_held(std::function<std::size_t()> source) = 0;
 
   using queue_handler = std::function<void(std::vector<queue_stat>, bool ok)>;
 

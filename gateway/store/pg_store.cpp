@@ -266,6 +266,39 @@ constexpr std::array<const char*, postgres_schema_version> migrations = {
                       ELSE false END
              END;
     )sql",
+    // 14: how many approvals a held copy's release needs under the routing that held it
+    // (`approvals_required`; 0: not recorded; SQLite version 18), so that lowering
+    // `release.approvals` afterwards does not lower it. Copies held before get the
+    // `release.approvals` of the routing stored here (2 when it sets none); without a stored
+    // routing, or with one that cannot be read, 5 (the most a routing can ask for: a copy must
+    // never need fewer approvals than when it was held). The stored document is read as json in
+    // a block of its own, so that one that does not parse gives 5 instead of failing the
+    // migration.
+    R"sql(
+      ALTER TABLE deliveries ADD COLUMN approvals_required integer NOT NULL DEFAULT 0;
+      DO $$
+      DECLARE
+        required integer := 5;
+        doc json;
+      BEGIN
+        BEGIN
+          SELECT value::json INTO doc FROM state
+           WHERE kind = 'routing' AND key = 'rules' AND value <> '';
+          IF doc IS NOT NULL AND json_typeof(doc) = 'object' THEN
+            IF doc #> '{release,approvals}' IS NULL THEN
+              required := 2;
+            ELSIF json_typeof(doc #> '{release,approvals}') = 'number'
+                  AND (doc #>> '{release,approvals}') IN ('1', '2', '3', '4', '5') THEN
+              required := (doc #>> '{release,approvals}')::integer;
+            END IF;
+          END IF;
+        EXCEPTION WHEN others THEN
+          required := 5;
+        END;
+        UPDATE deliveries SET approvals_required = required WHERE state = 'held';
+      END
+      $$;
+    )sql",
 };
 
 static_assert(std::none_of(migrations.begin(), migrations.end(),
@@ -310,8 +343,8 @@ constexpr const char* select_existing_sql =
 // A copy held for release ($9 names the rule) is stored 'held' ($8), otherwise 'pending'.
 constexpr const char* insert_delivery_sql =
     "INSERT INTO deliveries (message_id, recipient, decided_by, payload, withheld, state, "
-    "next_attempt_at, payload_is_body, hold, relies_on) "
-    "VALUES ($1, $2, $3, $4, $5, $8, $6, $7, $9, $10)";
+    "next_attempt_at, payload_is_body, hold, relies_on, approvals_required) "
+    "VALUES ($1, $2, $3, $4, $5, $8, $6, $7, $9, $10, $11)";
 constexpr const char* insert_exclusion_sql =
     "INSERT INTO exclusions (message_id, partner, considered, reason) VALUES ($1, $2, $3, $4)";
 
@@ -524,7 +557,7 @@ constexpr const char* insert_rekeyed_keys_sql = R"sql(
 // and keeps attempts 0; a rejected one loses its payload (as a withdrawn one does) and keeps the
 // reason as its error.
 constexpr const char* select_held_for_release_sql =
-    "SELECT rid, approvals FROM deliveries "
+    "SELECT rid, approvals, approvals_required FROM deliveries "
     "WHERE message_id = $1 AND recipient = $2 AND state = 'held' FOR UPDATE";
 constexpr const char* approve_held_sql = "UPDATE deliveries SET approvals = $2 WHERE rid = $1";
 constexpr const char* release_held_sql =
@@ -665,7 +698,8 @@ constexpr const char* select_dead_sql =
 // Held copies, oldest message first (accepted_at; then rid, the order of the inserts: of the
 // messages of one batch and of one message's plans), read through deliveries_held.
 constexpr const char* select_held_sql =
-    "SELECT d.message_id, d.recipient, m.sender, m.type, m.accepted_at, d.hold, d.approvals "
+    "SELECT d.message_id, d.recipient, m.sender, m.type, m.accepted_at, d.hold, d.approvals, "
+    "d.approvals_required "
     "FROM deliveries AS d JOIN messages AS m ON m.id = d.message_id WHERE d.state = 'held' "
     "ORDER BY m.accepted_at COLLATE \"C\", d.rid LIMIT $1";
 // One held copy as a claim would hand it out (the columns of claim_lease_sql after the rid).
@@ -1488,6 +1522,10 @@ class postgres_store final : public message_store {
     const std::lock_guard lock(due_mutex_);
     deliveries_due_ = std::move(callback);
   }
+  void approvals_when_held(std::function<std::size_t()> source) override {
+    const std::lock_guard lock(held_mutex_);
+    approvals_when_held_ = std::move(source);
+  }
   bool healthy() const override { return healthy_.load(); }
   void stop() override;
 
@@ -1576,6 +1614,18 @@ class postgres_store final : public message_store {
 
   std::mutex due_mutex_;
   std::function<void()> deliveries_due_;
+  std::mutex held_mutex_;  // guards approvals_when_held_
+  std::function<std::size_t()> approvals_when_held_;
+
+  /// What approvals_when_held_ says a copy held now needs (0 without a source); writer thread.
+  std::int64_t approvals_when_held_now() {
+    std::function<std::size_t()> source;
+    {
+      const std::lock_guard lock(held_mutex_);
+      source = approvals_when_held_;
+    }
+    return source ? clamp_to_int64(source()) : 0;
+  }
 
   std::mutex stop_mutex_;
   bool stopped_ = false;
@@ -2089,7 +2139,20 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
                                  number(std::stoll(get_text(early.get(), 0, 1)))});
         withdrawn_by = get_text(early.get(), 0, 0);
       }
+      // The approvals a held copy's release needs under the routing in force, asked once.
+      std::optional<std::int64_t> approvals_now;
       for (const auto& plan : record.deliveries) {
+        std::int64_t approvals_required = 0;
+        if (!plan.hold.empty()) {
+          if (plan.approvals_required != 0) {
+            approvals_required = clamp_to_int64(plan.approvals_required);
+          } else {
+            if (!approvals_now) {
+              approvals_now = approvals_when_held_now();
+            }
+            approvals_required = *approvals_now;
+          }
+        }
         std::string_view copy_state = plan.hold.empty() ? "pending" : "held";
         if (withdrawn) {
           copy_state = "withdrawn";
@@ -2099,7 +2162,7 @@ void postgres_store::write_record(pending_write& write, accept_write& w, const s
              bytes(withdrawn ? std::string_view() : std::string_view(plan.payload)),
              text(plan.withheld.empty() ? std::string_view("[]") : plan.withheld), number(now_ms),
              text(plan.payload_is_body && !withdrawn ? "true" : "false"), text(copy_state),
-             text(plan.hold), text(relies_on_column(plan.relies_on))});
+             text(plan.hold), text(relies_on_column(plan.relies_on)), number(approvals_required)});
       }
       for (const auto& e : record.exclusions) {
         run(insert_exclusion_sql,
@@ -2293,7 +2356,8 @@ void postgres_store::write_release(pending_write& write, release_write& w, std::
     return;  // not_held: nothing written, nothing audited
   }
   const std::int64_t rid = get_int(held.get(), 0, 0);
-  release_step step = decide_held(request, get_text(held.get(), 0, 1), at);
+  release_step step =
+      decide_held(request, get_text(held.get(), 0, 1), get_int(held.get(), 0, 2), at);
   w.result = std::move(step.result);
   switch (w.result.outcome) {
     case release_outcome::already_approved:
@@ -2819,7 +2883,9 @@ void postgres_store::serve(pending_read& read) {
                               .type = get_text(p, i, 3),
                               .accepted_at = get_text(p, i, 4),
                               .hold = get_text(p, i, 5),
-                              .approvals = parse_approvals(get_text(p, i, 6))});
+                              .approvals = parse_approvals(get_text(p, i, 6)),
+                              .approvals_required = static_cast<std::size_t>(
+                                  std::max<std::int64_t>(get_int(p, i, 7), 0))});
             }
             call_quietly(r.handler, std::move(held), true);
           } else if constexpr (std::is_same_v<kind, matches_read>) {

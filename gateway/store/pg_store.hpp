@@ -15,7 +15,7 @@ namespace mxgw::store {
 
 /// The schema version this build creates and understands (kept in the table `mxgw_schema`).
 /// A database carrying a higher number was written by a newer mxgw and is refused at open.
-inline constexpr int postgres_schema_version = 13;
+inline constexpr int postgres_schema_version = 14;
 
 struct postgres_options {
   /// libpq connection string ("host=... port=... dbname=... user=...") or URI. Must not carry a

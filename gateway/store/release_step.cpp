@@ -48,11 +48,14 @@ std::vector<release_approval> parse_approvals(std::string_view text) {
 }
 
 release_step decide_held(const release_request& request, std::string_view stored,
-                         const std::string& at) {
+                         std::int64_t recorded, const std::string& at) {
   release_step step;
   auto& approvals = step.result.approvals;
   approvals = parse_approvals(stored);
-  const std::size_t required = std::max<std::size_t>(request.required, 1);
+  // A damaged (negative) column asks for nothing more, and never for less than the figure in force.
+  const std::size_t at_hold = recorded > 0 ? static_cast<std::size_t>(recorded) : 0;
+  const std::size_t required = std::max({request.required, at_hold, std::size_t{1}});
+  step.result.required = required;
   const char* event = "release.rejected";
   if (!request.approve) {
     step.result.outcome = release_outcome::rejected;

@@ -3,6 +3,7 @@
 // what this decides, in the transaction of the decision.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,11 +26,14 @@ struct release_step {
   std::vector<audit::audit_record> audit;  ///< the request's entry, completed; empty: none
 };
 
-/// Applies `request` to a held copy whose approvals column is `stored`, at `at` (the commit's
-/// time): a rejection, a repeated approval (already_approved: nothing to write), an approval that
-/// leaves the copy held, or the one that reaches `required` (at least 1) and releases it. The
-/// audit entry gets its event and the detail `approvals` ("<given>/<required>").
+/// Applies `request` to a held copy whose approvals column is `stored` and whose release needed
+/// `recorded` approvals when it was held (its `approvals_required` column; 0: none recorded), at
+/// `at` (the commit's time): a rejection, a repeated approval (already_approved: nothing to
+/// write), an approval that leaves the copy held, or the one that reaches the approvals required
+/// and releases it. Those are the larger of request.required and `recorded`, at least 1: a figure
+/// lowered since the copy was held does not lower what it needs. The audit entry gets its event
+/// and the detail `approvals` ("<given>/<required>").
 release_step decide_held(const release_request& request, std::string_view stored,
-                         const std::string& at);
+                         std::int64_t recorded, const std::string& at);
 
 }  // namespace mxgw::store

@@ -325,6 +325,29 @@ constexpr std::array<const char*, sqlite_schema_version> migrations = {
                                WHERE json_extract(value, '$.role') = 'possible-victim')
                   END);
     )sql",
+    // 18: how many approvals a held copy's release needs under the routing that held it
+    // (`approvals_required`; 0: not recorded), so that lowering `release.approvals` afterwards
+    // does not lower it (a decision asks for the larger of this and the figure in force). Copies
+    // held before did not record it: they get the `release.approvals` of the routing stored
+    // here (the one every instance applies; 2 when it sets none), the figure in force when the
+    // store is migrated. Without a stored routing (files only), or one that cannot be read, the
+    // figure is not known here: they get 5, the most a routing can ask for, since a copy must
+    // never need fewer approvals than when it was held. Only held copies are marked.
+    R"sql(
+      ALTER TABLE deliveries ADD COLUMN approvals_required INTEGER NOT NULL DEFAULT 0;
+      UPDATE deliveries SET approvals_required = coalesce(
+          (SELECT CASE
+                    WHEN NOT json_valid(value) OR json_type(value) <> 'object' THEN 5
+                    WHEN json_type(value, '$.release.approvals') IS NULL THEN 2
+                    WHEN json_type(value, '$.release.approvals') = 'integer'
+                         AND json_extract(value, '$.release.approvals') BETWEEN 1 AND 5
+                      THEN json_extract(value, '$.release.approvals')
+                    ELSE 5
+                  END
+             FROM state WHERE kind = 'routing' AND key = 'rules' AND value <> ''),
+          5)
+       WHERE state = 'held';
+    )sql",
 };
 
 // Raising sqlite_schema_version without writing its migration must not compile.
@@ -352,8 +375,9 @@ constexpr const char* insert_message_sql =
 // A copy held for release (?9 names the rule) is stored 'held' (?8), otherwise 'pending'.
 constexpr const char* insert_delivery_sql =
     "INSERT INTO deliveries (message_id, recipient, decided_by, payload, withheld, state, "
-    "next_attempt_at, payload_is_body, hold, relies_on, message_seq) "
-    "VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?7, ?9, ?10, (SELECT seq FROM messages WHERE id = ?1))";
+    "next_attempt_at, payload_is_body, hold, relies_on, approvals_required, message_seq) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?8, ?6, ?7, ?9, ?10, ?11, "
+    "(SELECT seq FROM messages WHERE id = ?1))";
 constexpr const char* insert_exclusion_sql =
     "INSERT INTO exclusions (message_id, partner, considered, reason) VALUES (?1, ?2, ?3, ?4)";
 constexpr const char* lease_sql =
@@ -472,7 +496,7 @@ constexpr const char* insert_person_key_at_sql =
 // to it by rowid, in the same transaction. A released copy is due now and keeps attempts 0; a
 // rejected one loses its payload (as a withdrawn one does) and keeps the reason as its error.
 constexpr const char* select_held_for_release_sql =
-    "SELECT rowid, approvals FROM deliveries "
+    "SELECT rowid, approvals, approvals_required FROM deliveries "
     "WHERE message_seq = (SELECT seq FROM messages WHERE id = ?1) AND recipient = ?2 "
     "AND state = 'held'";
 constexpr const char* approve_held_sql = "UPDATE deliveries SET approvals = ?2 WHERE rowid = ?1";
@@ -633,7 +657,8 @@ constexpr const char* select_dead_sql =
 // Held copies in the order of their messages (deliveries_held: its entries are ordered by
 // message_seq, then rowid, the order of the accept's plans).
 constexpr const char* select_held_sql =
-    "SELECT d.message_id, d.recipient, m.sender, m.type, m.accepted_at, d.hold, d.approvals "
+    "SELECT d.message_id, d.recipient, m.sender, m.type, m.accepted_at, d.hold, d.approvals, "
+    "d.approvals_required "
     "FROM deliveries AS d JOIN messages AS m ON m.seq = d.message_seq "
     "WHERE d.state = 'held' ORDER BY d.message_seq, d.rowid LIMIT ?1";
 // Person matches (find_person_matches): the message's position, then the keys of other messages
@@ -1290,6 +1315,9 @@ struct sqlite_store::impl {
   void submit(pending_write write);
   void submit_read(pending_read read);
   void set_deliveries_due(std::function<void()> callback);
+  void set_approvals_when_held(std::function<std::size_t()> source);
+  /// The approvals a copy held now needs by the source (0 without one); writer thread.
+  std::int64_t approvals_when_held();
   void stop();
   sqlite_store_stats stats() const;
 
@@ -1472,6 +1500,9 @@ struct sqlite_store::impl {
 
   std::mutex due_mutex_;  // guards deliveries_due_
   std::function<void()> deliveries_due_;
+
+  std::mutex held_mutex_;  // guards approvals_when_held_
+  std::function<std::size_t()> approvals_when_held_;
 
   std::mutex stop_mutex_;  // serialises stop(); guards stopped_ and the joins
   bool stopped_ = false;
@@ -1692,6 +1723,20 @@ void sqlite_store::impl::submit_read(pending_read read) {
 void sqlite_store::impl::set_deliveries_due(std::function<void()> callback) {
   const std::lock_guard lock(due_mutex_);
   deliveries_due_ = std::move(callback);
+}
+
+void sqlite_store::impl::set_approvals_when_held(std::function<std::size_t()> source) {
+  const std::lock_guard lock(held_mutex_);
+  approvals_when_held_ = std::move(source);
+}
+
+std::int64_t sqlite_store::impl::approvals_when_held() {
+  std::function<std::size_t()> source;
+  {
+    const std::lock_guard lock(held_mutex_);
+    source = approvals_when_held_;
+  }
+  return source ? clamp_to_int64(source()) : 0;
 }
 
 void sqlite_store::impl::close_queues() {
@@ -2188,8 +2233,21 @@ int sqlite_store::impl::write_record(accept_write& write, const std::string& acc
       }
     }
   }
+  // The approvals a held copy's release needs under the routing in force, asked once per accept.
+  std::optional<std::int64_t> approvals_now;
   for (const auto& plan : record.deliveries) {
     const std::string relies_on = relies_on_column(plan.relies_on);
+    std::int64_t approvals_required = 0;
+    if (!plan.hold.empty()) {
+      if (plan.approvals_required != 0) {
+        approvals_required = clamp_to_int64(plan.approvals_required);
+      } else {
+        if (!approvals_now) {
+          approvals_now = approvals_when_held();
+        }
+        approvals_required = *approvals_now;
+      }
+    }
     statement_use use(writer_sql_->insert_delivery.get());
     std::string_view copy_state = plan.hold.empty() ? "pending" : "held";
     if (early) {
@@ -2200,7 +2258,7 @@ int sqlite_store::impl::write_record(accept_write& write, const std::string& acc
                   blob_value{early ? std::string_view() : std::string_view(plan.payload)},
                   plan.withheld.empty() ? std::string_view("[]") : std::string_view(plan.withheld),
                   now_ms, std::int64_t{plan.payload_is_body && !early ? 1 : 0}, copy_state,
-                  std::string_view(plan.hold), std::string_view(relies_on));
+                  std::string_view(plan.hold), std::string_view(relies_on), approvals_required);
     if (rc == SQLITE_OK) {
       rc = use.step();
     }
@@ -2580,6 +2638,7 @@ int sqlite_store::impl::write_release(release_write& write, std::int64_t now_ms,
   const release_request& request = write.request;
   std::int64_t rowid = 0;
   std::string stored;
+  std::int64_t recorded = 0;
   {
     statement_use use(writer_sql_->select_held_for_release.get());
     int rc = use.bind(std::string_view(request.message_id), std::string_view(request.recipient));
@@ -2594,8 +2653,9 @@ int sqlite_store::impl::write_release(release_write& write, std::int64_t now_ms,
     }
     rowid = use.column_int64(0);
     stored = use.column_text(1);
+    recorded = use.column_int64(2);
   }
-  release_step step = decide_held(request, stored, at);
+  release_step step = decide_held(request, stored, recorded, at);
   write.result = std::move(step.result);
   int rc = SQLITE_DONE;
   switch (write.result.outcome) {
@@ -3451,7 +3511,9 @@ void sqlite_store::impl::answer_held(const held_read& job) {
                       .type = use.column_text(3),
                       .accepted_at = use.column_text(4),
                       .hold = use.column_text(5),
-                      .approvals = parse_approvals(use.column_text(6))});
+                      .approvals = parse_approvals(use.column_text(6)),
+                      .approvals_required = static_cast<std::size_t>(
+                          std::max<std::int64_t>(use.column_int64(7), 0))});
     }
   } catch (...) {
     rc = SQLITE_NOMEM;
@@ -3709,6 +3771,10 @@ void sqlite_store::decide_release(release_request request, release_handler handl
 
 void sqlite_store::on_deliveries_due(std::function<void()> callback) {
   impl_->set_deliveries_due(std::move(callback));
+}
+
+void sqlite_store::approvals_when_held(std::function<std::size_t()> source) {
+  impl_->set_approvals_when_held(std::move(source));
 }
 
 bool sqlite_store::healthy() const {

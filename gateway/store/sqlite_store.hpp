@@ -16,7 +16,7 @@ namespace mxgw::store {
 
 /// The schema version this build creates and understands (kept in `PRAGMA user_version`).
 /// A database carrying a higher number was written by a newer mxgw and is refused at open.
-inline constexpr int sqlite_schema_version = 17;
+inline constexpr int sqlite_schema_version = 18;
 
 /// Counters of the writer thread, for tests and operators (queue depth, group-commit sizes).
 /// A "write" is one queued accept, claim, report or replay; they share the group commit.
@@ -129,6 +129,10 @@ class sqlite_store final : public message_store {
   /// deliveries (an accept stored with deliveries not held, a replay, a release). Set it before
   /// use; it must not block.
   void on_deliveries_due(std::function<void()> callback) override;
+
+  /// See message_store::approvals_when_held: asked on the writer thread, once per accept that
+  /// stores a held copy without its own count, inside the write transaction (it must not block).
+  void approvals_when_held(std::function<std::size_t()> source) override;
 
   /// False once an I/O error or corruption was seen on either connection (fail-stop).
   bool healthy() const override;

@@ -1251,8 +1251,8 @@ TEST(SqliteDelivery, AVersion1FileIsMigratedInPlace) {
         old.body_sha256 + "', '" + old.body + "')");
   }
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "17");
-  EXPECT_EQ(std::to_string(sqlite_schema_version), "17");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "18");
+  EXPECT_EQ(std::to_string(sqlite_schema_version), "18");
   // Version 11: statistical facts; a message from before has none.
   EXPECT_EQ(raw_db(path).text("SELECT length(facts) FROM messages"), "0");
   // Version 5: claims read the covering index, which replaced deliveries_due; version 8: rows are
@@ -1361,7 +1361,7 @@ TEST(SqliteDelivery, AVersion7FileKeepsEveryDeliveryRowAndItsStateThroughTheMigr
   ASSERT_EQ(raw_db(path).text("SELECT count(*) FROM deliveries"), "5");
 
   sqlite_store store(options_for(path, clock));
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "17");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "18");
   EXPECT_EQ(raw_db(path).text(rows_sql), rows_before);  // the same rows, rowids and bytes
   EXPECT_EQ(raw_db(path).text("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND "
                               "name IN ('messages_by_sender', 'audit_by_partner')"),

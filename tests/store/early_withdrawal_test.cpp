@@ -270,6 +270,7 @@ TEST(SqliteEarlyWithdrawal, AWithdrawalStoredBeforeTheTableIsFoundInTheAuditChai
   {
     raw_db db(dir / "store.db");
     db.exec(
+        "ALTER TABLE deliveries DROP COLUMN approvals_required; "
         "ALTER TABLE deliveries DROP COLUMN relies_on; DROP TABLE early_withdrawals; "
         "PRAGMA user_version = 15;");
   }

@@ -329,6 +329,7 @@ TEST(SqliteExpiry, AVersion12FileIsMigratedAndItsMessagesDoNotExpire) {
   }
   // Back to what version 12 left.
   raw_db(path).exec(R"sql(
+    ALTER TABLE deliveries DROP COLUMN approvals_required;
     ALTER TABLE deliveries DROP COLUMN relies_on;
     DROP TABLE early_withdrawals; DROP TABLE person_keys;
     ALTER TABLE messages DROP COLUMN withdrawn_at;
@@ -342,7 +343,7 @@ TEST(SqliteExpiry, AVersion12FileIsMigratedAndItsMessagesDoNotExpire) {
   ASSERT_EQ(raw_db(path).text(new_column), "");
 
   sqlite_store store(options);
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "17");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "18");
   EXPECT_EQ(raw_db(path).text(new_column), "INTEGER 0 null");
   EXPECT_EQ(raw_db(path).text("SELECT coalesce(expires_at, 'null') FROM messages"), "null");
 
@@ -371,6 +372,7 @@ TEST(PgExpiry, AVersion8SchemaIsMigratedAndItsMessagesDoNotExpire) {
   }
   // Back to what version 8 left.
   query(
+      "ALTER TABLE deliveries DROP COLUMN approvals_required; "
       "ALTER TABLE deliveries DROP COLUMN relies_on; "
       "DROP TABLE early_withdrawals; DROP TABLE person_keys; ALTER TABLE messages DROP COLUMN "
       "withdrawn_at, "
@@ -382,7 +384,7 @@ TEST(PgExpiry, AVersion8SchemaIsMigratedAndItsMessagesDoNotExpire) {
   ASSERT_EQ(query(new_column), "");
 
   auto store = open_postgres_store(pg_options_for(dir.path(), {}));
-  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "13");
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "14");
   EXPECT_EQ(query(new_column), "bigint YES null");
   EXPECT_EQ(query("SELECT coalesce(expires_at::text, 'null') FROM messages"), "null");
 

@@ -878,6 +878,7 @@ TEST(SqlitePersonKeys, AVersion14FileIsMigratedAndGetsTheTable) {
   }
   // Back to what version 14 left.
   raw_db(path).exec(R"sql(
+    ALTER TABLE deliveries DROP COLUMN approvals_required;
     ALTER TABLE deliveries DROP COLUMN relies_on;
     DROP TABLE early_withdrawals; DROP TABLE person_keys;
     ALTER TABLE messages DROP COLUMN withdrawn_at;
@@ -893,7 +894,7 @@ TEST(SqlitePersonKeys, AVersion14FileIsMigratedAndGetsTheTable) {
   ASSERT_EQ(raw_db(path).text(withdrawn_column), "");
 
   sqlite_store store(options);
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "17");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "18");
   EXPECT_EQ(raw_db(path).text(schema),
             "CREATE TABLE person_keys (\n"
             "        message_seq INTEGER NOT NULL,\n"
@@ -948,6 +949,7 @@ TEST(PgPersonKeys, AVersion10SchemaIsMigratedAndGetsTheTable) {
   }
   // Back to what version 10 left.
   query(
+      "ALTER TABLE deliveries DROP COLUMN approvals_required; "
       "ALTER TABLE deliveries DROP COLUMN relies_on; "
       "DROP TABLE early_withdrawals; DROP TABLE person_keys; ALTER TABLE messages DROP COLUMN "
       "withdrawn_at; "
@@ -964,7 +966,7 @@ TEST(PgPersonKeys, AVersion10SchemaIsMigratedAndGetsTheTable) {
   ASSERT_EQ(query(withdrawn_column), "");
 
   auto store = open_postgres_store(pg_options_for(dir.path(), {}));
-  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "13");
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "14");
   EXPECT_EQ(query(columns), "message_id text NO, pointer text NO, kind text NO, digest bytea NO");
   EXPECT_EQ(query("SELECT string_agg(indexdef, '; ' ORDER BY indexname) FROM pg_indexes "
                   "WHERE schemaname = current_schema() AND tablename = 'person_keys'"),

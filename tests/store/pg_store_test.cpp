@@ -508,6 +508,7 @@ TEST_F(PgStore, AWithdrawalStoredBeforeTheTableIsFoundInTheAuditChain) {
     a->stop();
   }
   query(
+      "ALTER TABLE deliveries DROP COLUMN approvals_required; "
       "ALTER TABLE deliveries DROP COLUMN relies_on; DROP TABLE early_withdrawals; "
       "UPDATE mxgw_schema SET version = 11");
   auto a = instance();
@@ -561,6 +562,7 @@ TEST_F(PgStore, AVersion4SchemaIsMigratedToTheCurrentIndexesAndKeepsItsRows) {
   EXPECT_EQ(query(unread_indexes), "0");
   // Back to what version 4 left: both indexes there, claims indexed by (state, next_attempt_at).
   query(
+      "ALTER TABLE deliveries DROP COLUMN approvals_required; "
       "ALTER TABLE deliveries DROP COLUMN relies_on; "
       "DROP TABLE early_withdrawals; DROP TABLE person_keys; "
       "ALTER TABLE messages DROP COLUMN withdrawn_at; "
@@ -574,7 +576,7 @@ TEST_F(PgStore, AVersion4SchemaIsMigratedToTheCurrentIndexesAndKeepsItsRows) {
       "UPDATE mxgw_schema SET version = 4");
   ASSERT_EQ(query(unread_indexes), "2");
   auto b = instance();
-  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "13");
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "14");
   EXPECT_EQ(query(unread_indexes), "0");
   // Version 7: statistical facts; the message from before has none.
   EXPECT_EQ(query("SELECT length(facts) FROM messages"), "0");

@@ -916,6 +916,7 @@ TEST(SqliteRelease, AVersion11FileIsMigratedAndItsRowsWereNeverHeld) {
   }
   // Back to what version 11 left.
   raw_db(path).exec(R"sql(
+    ALTER TABLE deliveries DROP COLUMN approvals_required;
     ALTER TABLE deliveries DROP COLUMN relies_on;
     DROP TABLE early_withdrawals; DROP TABLE person_keys;
     ALTER TABLE messages DROP COLUMN withdrawn_at;
@@ -933,7 +934,7 @@ TEST(SqliteRelease, AVersion11FileIsMigratedAndItsRowsWereNeverHeld) {
   ASSERT_EQ(raw_db(path).text(new_columns), "0");
 
   sqlite_store store(options);
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "17");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "18");
   EXPECT_EQ(raw_db(path).text(new_columns), "3");
   EXPECT_EQ(raw_db(path).text("SELECT hold || '|' || approvals || '|' || "
                               "coalesce(released_at, 'null') FROM deliveries"),
@@ -983,6 +984,7 @@ TEST(PgRelease, AVersion7SchemaIsMigratedAndItsRowsWereNeverHeld) {
   }
   // Back to what version 7 left.
   query(
+      "ALTER TABLE deliveries DROP COLUMN approvals_required; "
       "ALTER TABLE deliveries DROP COLUMN relies_on; "
       "DROP TABLE early_withdrawals; DROP TABLE person_keys; "
       "ALTER TABLE messages DROP COLUMN withdrawn_at; "
@@ -997,7 +999,7 @@ TEST(PgRelease, AVersion7SchemaIsMigratedAndItsRowsWereNeverHeld) {
 
   {
     auto store = open_postgres_store(pg_options_for(dir.path(), {}));
-    EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "13");
+    EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "14");
     EXPECT_EQ(query(new_columns), "3");
     EXPECT_EQ(query("SELECT hold || '|' || approvals || '|' || coalesce(released_at::text, 'null') "
                     "FROM deliveries"),

@@ -321,14 +321,16 @@ TEST(SqliteReliesOn, AVersion16FileIsMigratedAndItsCopiesThatMayCarryVictimDataA
     store->stop();
   }
   // Back to what version 16 left.
-  raw_db(path).exec("ALTER TABLE deliveries DROP COLUMN relies_on; PRAGMA user_version = 16;");
+  raw_db(path).exec(
+      "ALTER TABLE deliveries DROP COLUMN approvals_required; "
+      "ALTER TABLE deliveries DROP COLUMN relies_on; PRAGMA user_version = 16;");
   constexpr const char* new_column =
       "SELECT group_concat(type || ' ' || \"notnull\" || ' ' || coalesce(dflt_value, 'null')) "
       "FROM pragma_table_info('deliveries') WHERE name = 'relies_on'";
   ASSERT_EQ(raw_db(path).text(new_column), "");
 
   auto store = open_sqlite_store(options);
-  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "17");
+  EXPECT_EQ(raw_db(path).text("PRAGMA user_version"), "18");
   EXPECT_EQ(raw_db(path).text(new_column), "TEXT 1 ''");
   EXPECT_EQ(raw_db(path).text("SELECT group_concat(n || '=' || relies_on || ';', '') FROM "
                               "(SELECT CAST(substr(message_id, 25) AS INTEGER) AS n, relies_on "
@@ -357,7 +359,9 @@ TEST(PgReliesOn, AVersion12SchemaIsMigratedAndItsCopiesThatMayCarryVictimDataAre
     store->stop();
   }
   // Back to what version 12 left.
-  query("ALTER TABLE deliveries DROP COLUMN relies_on; UPDATE mxgw_schema SET version = 12");
+  query(
+      "ALTER TABLE deliveries DROP COLUMN approvals_required; "
+      "ALTER TABLE deliveries DROP COLUMN relies_on; UPDATE mxgw_schema SET version = 12");
   constexpr const char* new_column =
       "SELECT data_type || ' ' || is_nullable || ' ' || coalesce(column_default, 'null') "
       "FROM information_schema.columns WHERE table_schema = current_schema() "
@@ -365,7 +369,7 @@ TEST(PgReliesOn, AVersion12SchemaIsMigratedAndItsCopiesThatMayCarryVictimDataAre
   ASSERT_EQ(query(new_column), "");
 
   auto store = open_postgres_store(pg_options_for(dir.path(), {}));
-  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "13");
+  EXPECT_EQ(query("SELECT version FROM mxgw_schema"), "14");
   EXPECT_EQ(query(new_column), "text NO ''::text");
   EXPECT_EQ(query("SELECT string_agg(n || '=' || relies_on || ';', '' ORDER BY n) FROM "
                   "(SELECT substr(message_id, 25)::integer AS n, relies_on FROM deliveries) AS d"),

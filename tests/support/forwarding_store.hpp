@@ -111,6 +111,9 @@ class forwarding_store : public store::message_store {
   void on_deliveries_due(std::function<void()> callback) override {
     inner_->on_deliveries_due(std::move(callback));
   }
+  void approvals_when_held(std::function<std::size_t()> source) override {
+    inner_->approvals_when_held(std::move(source));
+  }
   bool healthy() const override { return inner_->healthy(); }
   void stop() override { inner_->stop(); }
 

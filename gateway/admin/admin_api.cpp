@@ -1149,6 +1149,10 @@ void held_copies(const call& c, const query_map& query) {
                                put(w, "type", h.type);
                                put(w, "acceptedAt", h.accepted_at);
                                put(w, "heldBy", h.hold);
+                               // The copy's own figure: more than `required` when it was
+                               // held under a routing that asked for more.
+                               w.Key("required");
+                               w.Uint64(std::max(required, h.approvals_required));
                                write_approvals(w, h.approvals);
                                w.EndObject();
                              }
@@ -1241,9 +1245,8 @@ void release_decision(const call& c, const std::string& message, const std::stri
   if (!approve) {
     request.audit.details.emplace_back("reason", reason);
   }
-  const std::size_t required = request.required;
   c.ctx.store->decide_release(
-      std::move(request), [c, id, recipient, required](store::release_result result, bool ok) {
+      std::move(request), [c, id, recipient](store::release_result result, bool ok) {
         if (!ok) {
           return c.done(store_failed());
         }
@@ -1269,8 +1272,9 @@ void release_decision(const call& c, const std::string& message, const std::stri
               result.outcome == release_outcome::released   ? "pending"
               : result.outcome == release_outcome::rejected ? "rejected"
                                                             : "held");
+          // What this copy needs: the figure in force, or more when it was held under more.
           w.Key("required");
-          w.Uint64(required);
+          w.Uint64(result.required);
           write_approvals(w, result.approvals);
           w.EndObject();
         }));
@@ -1762,7 +1766,26 @@ admin_api::admin_api(std::shared_ptr<state_manager> state,
                      std::shared_ptr<store::message_store> store, admin_api_options options,
                      std::shared_ptr<metrics> counters, std::function<std::string()> extra_metrics)
     : ctx_(std::make_shared<context>(context{std::move(state), std::move(store), std::move(options),
-                                             std::move(counters), std::move(extra_metrics)})) {}
+                                             std::move(counters), std::move(extra_metrics)})) {
+  // Each copy held from now on records the approvals the routing in force asks for, so that
+  // lowering `release.approvals` later does not lower what it needs (docs/release.md). Asked on
+  // the store's writer thread; the state is held weakly (it holds the store).
+  ctx_->store->approvals_when_held(
+      [weak = std::weak_ptr<state_manager>(ctx_->state)]() -> std::size_t {
+        const auto manager = weak.lock();
+        if (!manager) {
+          return 0;
+        }
+        const auto routing = manager->routing();
+        if (!routing.rules) {
+          return pipeline::default_release_approvals;
+        }
+        // Routing held since the message was routed: what the routing in force elsewhere asks
+        // for is not known here, so the copy asks for the most any routing can.
+        return routing.rules->held_reason().empty() ? routing.rules->release_approvals()
+                                                    : pipeline::max_release_approvals;
+      });
+}
 
 void admin_api::handle(const http::request& req, done_fn done) const {
   auto url = boost::urls::parse_origin_form(req.target);

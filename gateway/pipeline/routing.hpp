@@ -81,6 +81,8 @@ struct release_rule {
 
 /// Approvals by different administrators that release a held copy when routing.json says nothing.
 inline constexpr std::size_t default_release_approvals = 2;
+/// The most approvals `release.approvals` may ask for (it is 1 to this).
+inline constexpr std::size_t max_release_approvals = 5;
 
 /// The routing rules, in file order.
 class routing_rules {

@@ -155,7 +155,8 @@ TEST_F(ReleaseQuorum, TheRoutingReplacedRecordSaysTheReleaseSettingsBeforeAndAft
   auto audit = admin(bob_, "GET", "/admin/v1/audit?event=routing.replaced");
   ASSERT_EQ(audit.status, 200) << audit.body;
   std::vector<std::string> lines;
-  for (const auto& e : parse(audit.body)["entries"].GetArray()) {
+  const auto entries = parse(audit.body);  // alive for the loop (a temporary would not be)
+  for (const auto& e : entries["entries"].GetArray()) {
     const auto& entry = e["entry"];
     const auto& d = entry["details"];
     std::string line(json::get_string(entry, "actor"));
